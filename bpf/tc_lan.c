@@ -1,0 +1,299 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * tc_lan: the LAN side. Each packet's selectors are looked up in the
+ * compiled SPD (most specific destination, then source, then priority);
+ * the policy found protects it (tags it with the tunnel's XFRM if_id so one
+ * catch-all XFRM policy per if_id serves it, clamps TCP MSS, optionally
+ * redirects it), lets it bypass, or discards it.
+ */
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include "parse.h"
+#include "maps.h"
+
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
+
+#define TCP_OPT_EOL 0
+#define TCP_OPT_NOP 1
+#define TCP_OPT_MSS 2
+#define TCP_OPT_MSS_LEN 4
+#define TCP_OPTS_MAX 40
+
+/* Enough for Ethernet, VLAN, IPv6 with a few extension headers and TCP. */
+#define PULL_LEN 192
+
+/*
+ * bpf_skb_set_xfrm_info exists only on kernels with XFRM interfaces
+ * (xfrm_interface, 6.2+). Declared weak: where it is missing the loader
+ * resolves its address to zero and tc_lan tags packets with the mark.
+ */
+struct bpf_xfrm_info {
+	__u32 if_id;
+	int link;
+};
+extern int bpf_skb_set_xfrm_info(struct __sk_buff *skb_ctx,
+				 const struct bpf_xfrm_info *from) __ksym __weak;
+
+#ifndef bpf_ksym_exists
+/* A weak ksym the kernel lacks has address zero (libbpf >= 1.2 has this). */
+#define bpf_ksym_exists(sym) (!!(sym))
+#endif
+
+static __always_inline int has_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP ||
+	       proto == IPPROTO_UDPLITE;
+}
+
+static __always_inline int rule_matches(struct xs_spd_rule *r, __u8 proto, int have_port, __u16 dport)
+{
+	if (r->proto && r->proto != proto)
+		return 0;
+	if (r->dport_lo == 0 && r->dport_hi == 0xffff)
+		return 1;
+	return have_port && dport >= r->dport_lo && dport <= r->dport_hi;
+}
+
+/* What spd_lookup needs to know of a packet: scalars only (see below). */
+struct spd_query {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 gen;
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u8 have_port;
+	__u8 pad[3];
+};
+
+/*
+ * spd_lookup finds the policy for a packet and returns the index of its
+ * rule in spd_rule, or XS_NONE. The destination LPM gives the most specific
+ * destination node; for each node from there out to the root the source
+ * LPM gives a rule chain, walked until a rule's protocol and port match.
+ *
+ * It is one flat loop with a step budget (each source lookup, node hop or
+ * rule examined is a step); the Go compiler refuses policy sets whose worst
+ * path needs more. It is a global function so the verifier checks it once
+ * on its own, not once for every path that leads to it.
+ */
+__attribute__((noinline)) __u32 spd_lookup(const struct spd_query *q)
+{
+	struct xs_spd_dst_key dk = {};
+	struct xs_spd_src_key sk = {};
+	__u32 *nodep, *head, node, r = XS_NONE, alen;
+	struct xs_spd_rule *rule;
+	struct xs_spd_node *n;
+	int i, first = 1;
+
+	if (!q)
+		return XS_NONE;
+	alen = q->family == XS_FAMILY_IPV4 ? 32 : 128;
+	dk.prefixlen = 32 + alen;
+	dk.gen = q->gen;
+	dk.family = q->family;
+	__builtin_memcpy(dk.addr, q->daddr, 16);
+	nodep = bpf_map_lookup_elem(&spd_dst, &dk);
+	if (!nodep)
+		return XS_NONE;
+	node = *nodep;
+
+	sk.prefixlen = 32 + alen;
+	__builtin_memcpy(sk.addr, q->saddr, 16);
+
+#pragma clang loop unroll(disable)
+	for (i = 0; i < XS_SPD_MAX_STEPS; i++) {
+		if (r == XS_NONE) {
+			if (!first) {
+				n = bpf_map_lookup_elem(&spd_node, &node);
+				if (!n || n->parent == XS_NONE)
+					return XS_NONE;
+				node = n->parent;
+			}
+			first = 0;
+			sk.node = node;
+			head = bpf_map_lookup_elem(&spd_src, &sk);
+			r = head ? *head : XS_NONE;
+			continue;
+		}
+		rule = bpf_map_lookup_elem(&spd_rule, &r);
+		if (!rule)
+			return XS_NONE;
+		if (rule_matches(rule, q->proto, q->have_port, q->dport))
+			return r;
+		r = rule->next;
+	}
+	return XS_NONE;
+}
+
+struct mss_scan {
+	__u8 opts[64];		/* power of two: indexes are masked for the verifier */
+	__u32 optlen;
+	__u32 next;		/* offset of the next option to look at */
+	__u32 found;		/* offset of the MSS option + 1, 0: none */
+};
+
+/* mss_scan_step is a bpf_loop callback over option offsets 0..TCP_OPTS_MAX-1. */
+static long mss_scan_step(__u32 i, void *ctx)
+{
+	struct mss_scan *s = ctx;
+	__u8 kind, len;
+
+	if (i != s->next)
+		return 0;
+	if (i >= s->optlen)
+		return 1;
+	kind = s->opts[i & 63];
+	if (kind == TCP_OPT_EOL)
+		return 1;
+	if (kind == TCP_OPT_NOP) {
+		s->next = i + 1;
+		return 0;
+	}
+	len = s->opts[(i + 1) & 63];
+	if (len < 2 || i + len > s->optlen)
+		return 1;
+	if (kind == TCP_OPT_MSS && len == TCP_OPT_MSS_LEN) {
+		s->found = i + 1;
+		return 1;
+	}
+	s->next = i + len;
+	return 0;
+}
+
+/*
+ * clamp_mss lowers the MSS option of a TCP SYN to mss, fixing the checksum.
+ * tcp_off is the offset of the TCP header from the packet start. Returns 1
+ * if the option was rewritten. Packet pointers are invalid afterwards.
+ */
+static __always_inline int clamp_mss(struct __sk_buff *skb, __u32 tcp_off, __u16 mss)
+{
+	struct mss_scan s = {};
+	struct tcphdr tcp;
+	__be16 old, new;
+	__u32 at;
+
+	if (bpf_skb_load_bytes(skb, tcp_off, &tcp, sizeof(tcp)) < 0)
+		return 0;
+	if (!tcp.syn || tcp.doff <= 5)
+		return 0;
+	s.optlen = tcp.doff * 4 - sizeof(tcp);
+	if (s.optlen > TCP_OPTS_MAX)
+		return 0;
+	if (bpf_skb_load_bytes(skb, tcp_off + sizeof(tcp), s.opts, s.optlen) < 0)
+		return 0;
+	bpf_loop(TCP_OPTS_MAX, mss_scan_step, &s, 0);
+	if (!s.found)
+		return 0;
+
+	at = (s.found - 1) & 63;
+	old = (__be16)s.opts[(at + 2) & 63] | ((__be16)s.opts[(at + 3) & 63] << 8);
+	if (bpf_ntohs(old) <= mss)
+		return 0;
+	new = bpf_htons(mss);
+	if (bpf_skb_store_bytes(skb, tcp_off + sizeof(tcp) + at + 2, &new, sizeof(new), 0) < 0)
+		return 0;
+	bpf_l4_csum_replace(skb, tcp_off + __builtin_offsetof(struct tcphdr, check), old, new,
+			    sizeof(new));
+	return 1;
+}
+
+static __always_inline void tag_tunnel(struct __sk_buff *skb, __u32 if_id)
+{
+	if (bpf_ksym_exists(bpf_skb_set_xfrm_info)) {
+		struct bpf_xfrm_info info = { .if_id = if_id };
+
+		bpf_skb_set_xfrm_info(skb, &info);
+		return;
+	}
+	skb->mark = if_id;
+}
+
+SEC("tc")
+int tc_lan(struct __sk_buff *skb)
+{
+	void *data, *data_end;
+	struct xs_counter_value *pst;
+	struct xs_spd_rule *rule;
+	struct xs_config *cfg;
+	struct spd_query q = {};
+	struct l3 l3 = {};
+	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx;
+	__u16 dport = 0;
+	int have_port = 0, off;
+	__be16 proto;
+
+	skb->cb[XS_CB_POLICY_ID] = 0;
+	skb->cb[XS_CB_ACTION] = XS_ACTION_NONE;
+
+	want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
+	if (skb->data_end - skb->data < want)
+		bpf_skb_pull_data(skb, want);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+
+	off = parse_eth(data, data_end, &proto);
+	if (off < 0 || parse_l3(data, data_end, proto, off, &l3) < 0) {
+		count(XS_CNT_TC_OTHER, skb->len);
+		return TC_ACT_UNSPEC;
+	}
+
+	if (l3.frag == FRAG_LATER) {
+		count(XS_CNT_TC_FRAGMENT, skb->len);
+	} else if (has_ports(l3.proto) && l3.l4 + 4 <= data_end) {
+		dport = bpf_ntohs(*(__be16 *)(l3.l4 + 2));
+		have_port = 1;
+		if (l3.proto == IPPROTO_TCP)
+			tcp_off = l3.l4 - data;
+	}
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	q.gen = cfg ? cfg->spd_gen & 1 : 0;
+	q.family = l3.family;
+	q.proto = l3.proto;
+	q.have_port = have_port;
+	q.dport = dport;
+	copy_addr(q.saddr, l3.saddr, l3.family);
+	copy_addr(q.daddr, l3.daddr, l3.family);
+	rule_idx = spd_lookup(&q);
+	rule = rule_idx == XS_NONE ? NULL : bpf_map_lookup_elem(&spd_rule, &rule_idx);
+	if (!rule) {
+		count(XS_CNT_TC_NO_POLICY, skb->len);
+		return TC_ACT_UNSPEC;
+	}
+
+	policy_id = rule->policy_id;
+	skb->cb[XS_CB_POLICY_ID] = policy_id;
+	skb->cb[XS_CB_ACTION] = rule->action;
+	pst = bpf_map_lookup_elem(&spd_stats, &policy_id);
+	if (pst) {
+		pst->packets++;
+		pst->bytes += skb->len;
+	}
+
+	switch (rule->action) {
+	case XS_ACTION_PROTECT:
+		count(XS_CNT_TC_PROTECT, skb->len);
+		if (rule->mss && tcp_off && clamp_mss(skb, tcp_off, rule->mss))
+			count(XS_CNT_TC_MSS_CLAMP, skb->len);
+		tag_tunnel(skb, rule->if_id);
+		if (rule->redirect_ifindex)
+			return bpf_redirect(rule->redirect_ifindex, 0);
+		return TC_ACT_UNSPEC;
+	case XS_ACTION_DISCARD:
+		count(XS_CNT_DROP_DISCARD, skb->len);
+		return TC_ACT_SHOT;
+	default:
+		count(XS_CNT_TC_BYPASS, skb->len);
+		return TC_ACT_UNSPEC;
+	}
+}

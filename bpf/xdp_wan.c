@@ -1,0 +1,210 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xdp_wan: the WAN side. ESP and ESP-in-UDP are matched against the
+ * inbound SA table before the stack sees them: unknown SPIs are dropped,
+ * known ones counted (pre-authentication) and steered to their SA's CPU.
+ * IKE passes through a per-source policer for new-SA requests. Everything
+ * else passes untouched.
+ */
+#include <linux/udp.h>
+
+#include "parse.h"
+#include "maps.h"
+
+#define IKE_PORT 500
+#define NATT_PORT 4500
+#define IKE_HDR_LEN 28
+#define ESP_HDR_LEN 8		/* SPI + sequence number */
+#define NON_ESP_MARKER_LEN 4
+
+/* IKE header fields (RFC 7296 3.1, RFC 2408 3.1) */
+#define IKE_OFF_RSPI 8
+#define IKE_OFF_VERSION 17
+#define IKE_OFF_EXCHANGE 18
+#define IKE_OFF_FLAGS 19
+#define IKE_OFF_MSGID 20
+#define IKEV2_IKE_SA_INIT 34
+#define IKEV2_FLAG_INITIATOR 0x08
+#define IKEV2_FLAG_RESPONSE 0x20
+#define IKEV1_MAIN_MODE 2
+#define IKEV1_AGGRESSIVE 4
+
+#define NSEC_PER_SEC 1000000000ULL
+
+static __always_inline int verdict(int action, __u32 counter, __u64 bytes)
+{
+	count(counter, bytes);
+	return action;
+}
+
+static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
+{
+	struct xs_sa_key key = {};
+	struct xs_sa_entry *sa;
+	int ret;
+
+	key.spi = spi;
+	key.family = l3->family;
+	copy_addr(key.daddr, l3->daddr, l3->family);
+
+	sa = bpf_map_lookup_elem(&sa_in, &key);
+	if (!sa)
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+
+	sa->rx_seen_packets++;
+	sa->rx_seen_bytes += bytes;
+	count(XS_CNT_RX_SEEN, bytes);
+	if (sa->cpu == XS_NONE)
+		return XDP_PASS;
+	/* A CPU without a queue in cpu_map falls back to XDP_PASS. */
+	ret = bpf_redirect_map(&cpu_map, sa->cpu, XDP_PASS);
+	if (ret == XDP_REDIRECT)
+		count(XS_CNT_REDIRECT_CPU, bytes);
+	return ret;
+}
+
+/*
+ * is_new_sa_request: an IKEv2 IKE_SA_INIT request that opens a new SA
+ * (initiator, not a response, message ID 0, responder SPI 0), or the first
+ * message of IKEv1 Main or Aggressive Mode (responder cookie 0). These are
+ * what cost a responder a DH computation and state.
+ */
+static __always_inline int is_new_sa_request(__u8 *ike)
+{
+	__u8 version = ike[IKE_OFF_VERSION] >> 4;
+	__u8 exchange = ike[IKE_OFF_EXCHANGE];
+	__u8 flags = ike[IKE_OFF_FLAGS];
+
+	if (*(__u64 *)(ike + IKE_OFF_RSPI) != 0 || *(__u32 *)(ike + IKE_OFF_MSGID) != 0)
+		return 0;
+	if (version == 2)
+		return exchange == IKEV2_IKE_SA_INIT && (flags & IKEV2_FLAG_INITIATOR) &&
+		       !(flags & IKEV2_FLAG_RESPONSE);
+	if (version == 1)
+		return exchange == IKEV1_MAIN_MODE || exchange == IKEV1_AGGRESSIVE;
+	return 0;
+}
+
+/*
+ * ike_admit polices one new-SA request with a generic cell rate algorithm
+ * per source: one 64-bit "theoretical arrival time" per source, advanced by
+ * 1/rate for each admitted request, admitting while it runs at most
+ * (burst-1)/rate ahead of now. The update is a compare-and-swap so that
+ * concurrent CPUs cannot both spend the last token.
+ */
+static __always_inline int ike_admit(struct l3 *l3)
+{
+	__u32 zero = 0;
+	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct xs_ike_src key = {};
+	__u64 now, interval, tau, old, tat, *state;
+	__u32 burst;
+	int i;
+
+	if (!cfg || cfg->ike_rate == 0)
+		return 1;
+	interval = NSEC_PER_SEC / cfg->ike_rate;
+	burst = cfg->ike_burst ? cfg->ike_burst : 1;
+	tau = interval * (burst - 1);
+
+	key.family = l3->family;
+	copy_addr(key.saddr, l3->saddr, l3->family);
+	now = bpf_ktime_get_ns();
+
+	state = bpf_map_lookup_elem(&ike_bucket, &key);
+	if (!state) {
+		tat = now + interval;
+		bpf_map_update_elem(&ike_bucket, &key, &tat, BPF_ANY);
+		return 1;
+	}
+	for (i = 0; i < 2; i++) {
+		old = *state;
+		tat = old > now ? old : now;
+		if (tat - now > tau)
+			return 0;
+		if (__sync_val_compare_and_swap(state, old, tat + interval) == old)
+			return 1;
+	}
+	/* Lost the race twice: another CPU is admitting this source right now. */
+	return 0;
+}
+
+static __always_inline int handle_ike(struct l3 *l3, __u8 *ike, void *data_end, __u32 len,
+				      __u64 bytes)
+{
+	if (len < IKE_HDR_LEN || (void *)(ike + IKE_HDR_LEN) > data_end)
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	if (!is_new_sa_request(ike))
+		return verdict(XDP_PASS, XS_CNT_IKE, bytes);
+	if (!ike_admit(l3))
+		return verdict(XDP_DROP, XS_CNT_DROP_IKE_RATELIMIT, bytes);
+	count(XS_CNT_IKE_SA_INIT, bytes);
+	return verdict(XDP_PASS, XS_CNT_IKE, bytes);
+}
+
+static __always_inline int handle_udp(struct l3 *l3, void *data_end, __u64 bytes)
+{
+	struct udphdr *udp = l3->l4;
+	__u8 *payload;
+	__u32 len;
+
+	if ((void *)(udp + 1) > data_end)
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	if (udp->dest != bpf_htons(NATT_PORT) && udp->dest != bpf_htons(IKE_PORT))
+		return verdict(XDP_PASS, XS_CNT_XDP_PASS, bytes);
+
+	/* The UDP length, not the frame: short frames carry Ethernet padding. */
+	len = bpf_ntohs(udp->len);
+	if (len < sizeof(*udp))
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	len -= sizeof(*udp);
+	payload = (__u8 *)(udp + 1);
+
+	if (udp->dest == bpf_htons(IKE_PORT))
+		return handle_ike(l3, payload, data_end, len, bytes);
+
+	/* Port 4500: keepalive, non-ESP marker + IKE, or ESP (RFC 3948 2.2). */
+	if (len == 1) {
+		if ((void *)(payload + 1) <= data_end && payload[0] == 0xff)
+			return verdict(XDP_PASS, XS_CNT_NATT_KEEPALIVE, bytes);
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	}
+	if (len < NON_ESP_MARKER_LEN || (void *)(payload + NON_ESP_MARKER_LEN) > data_end)
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	if (*(__u32 *)payload == 0)
+		return handle_ike(l3, payload + NON_ESP_MARKER_LEN, data_end,
+				  len - NON_ESP_MARKER_LEN, bytes);
+	if (len < ESP_HDR_LEN || (void *)(payload + ESP_HDR_LEN) > data_end)
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	return handle_esp(l3, *(__be32 *)payload, bytes);
+}
+
+SEC("xdp")
+int xdp_wan(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct l3 l3 = {};
+	__be16 proto;
+	__u64 bytes;
+	int off;
+
+	off = parse_eth(data, data_end, &proto);
+	if (off < 0 || parse_l3(data, data_end, proto, off, &l3) < 0)
+		return verdict(XDP_PASS, XS_CNT_XDP_PASS, data_end - data);
+
+	bytes = data_end - data - off;
+	if (l3.frag == FRAG_LATER)
+		return verdict(XDP_PASS, XS_CNT_FRAGMENT, bytes);
+
+	if (l3.proto == IPPROTO_ESP) {
+		if (l3.l4 + ESP_HDR_LEN > data_end)
+			return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+		return handle_esp(&l3, *(__be32 *)l3.l4, bytes);
+	}
+	if (l3.proto == IPPROTO_UDP)
+		return handle_udp(&l3, data_end, bytes);
+	return verdict(XDP_PASS, XS_CNT_XDP_PASS, bytes);
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one header shared by every xdpsec BPF program and, through bpf2go's
+ * generated types, by the Go side: map layouts, actions, counters and drop
+ * reasons are defined here and nowhere else.
+ *
+ * Byte order: SPIs and addresses are kept as they are on the wire (network
+ * order); ports, MSS and everything else the Go side writes are host order.
+ */
+#ifndef XDPSEC_H
+#define XDPSEC_H
+
+#include <linux/types.h>
+
+/* Index value meaning "no entry" in node/rule chains and for SA CPUs. */
+#define XS_NONE 0xffffffffU
+
+/* Address family as used in keys: the IP version number. */
+enum xs_family : __u8 {
+	XS_FAMILY_IPV4 = 4,
+	XS_FAMILY_IPV6 = 6,
+};
+
+/* What tc_lan does with a packet that matches a policy. */
+enum xs_action : __u8 {
+	XS_ACTION_NONE = 0,	/* never stored; "no policy matched" */
+	XS_ACTION_PROTECT = 1,	/* send through the tunnel of if_id */
+	XS_ACTION_BYPASS = 2,	/* pass in clear */
+	XS_ACTION_DISCARD = 3,	/* drop, counted */
+};
+
+/*
+ * Every counter the programs keep, indexed into the per-CPU "stats" array.
+ * XDP counters see packets before authentication: rx_seen is not "received".
+ * Names for humans live in maps/counters.go; a test checks they cover all.
+ */
+enum xs_counter : __u32 {
+	/* xdp_wan verdicts */
+	XS_CNT_XDP_PASS = 0,		/* none of ours, passed untouched */
+	XS_CNT_RX_SEEN,			/* ESP for a known SA (pre-authentication) */
+	XS_CNT_REDIRECT_CPU,		/* of those, steered to the SA's CPU */
+	XS_CNT_IKE,			/* IKE passed to the daemon */
+	XS_CNT_IKE_SA_INIT,		/* of those, new-SA requests under the limit */
+	XS_CNT_NATT_KEEPALIVE,		/* NAT-T keepalives passed */
+	XS_CNT_FRAGMENT,		/* non-first IP fragments passed */
+	/* xdp_wan drop reasons */
+	XS_CNT_DROP_NO_SA,		/* ESP for an SPI we have no SA for */
+	XS_CNT_DROP_MALFORMED,		/* truncated ESP, UDP or IKE header */
+	XS_CNT_DROP_IKE_RATELIMIT,	/* new IKE SA request over the source's rate */
+	/* tc_lan verdicts */
+	XS_CNT_TC_PROTECT,		/* matched a PROTECT policy */
+	XS_CNT_TC_BYPASS,		/* matched a BYPASS policy */
+	XS_CNT_TC_NO_POLICY,		/* IP, but no policy matched: passed */
+	XS_CNT_TC_OTHER,		/* not IP, or a truncated IP header: passed */
+	XS_CNT_TC_FRAGMENT,		/* non-first fragment, matched without ports */
+	XS_CNT_TC_MSS_CLAMP,		/* SYNs whose MSS option was lowered */
+	/* tc_lan drop reasons */
+	XS_CNT_DROP_DISCARD,		/* matched a DISCARD policy */
+	XS_CNT_MAX,
+};
+
+struct xs_counter_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Key of sa_in: the triple RFC 4301 uses to find an inbound SA. */
+struct xs_sa_key {
+	__u32 spi;		/* network order */
+	enum xs_family family;
+	__u8 pad[3];
+	__u8 daddr[16];		/* IPv4 in the first 4 bytes, the rest zero */
+};
+
+/*
+ * Value of sa_in, one copy per CPU: the configuration fields are the same
+ * in every copy, the counters are that CPU's share.
+ */
+struct xs_sa_entry {
+	__u32 cpu;		/* CPU to steer to through cpu_map, XS_NONE: no steering */
+	__u32 flags;		/* reserved, zero */
+	__u64 rx_seen_packets;	/* pre-authentication */
+	__u64 rx_seen_bytes;	/* from the IP header on */
+};
+
+/* Key of ike_bucket: one policer per source address. */
+struct xs_ike_src {
+	enum xs_family family;
+	__u8 pad[3];
+	__u8 saddr[16];
+};
+
+/*
+ * Single entry of the "config" array; the Go side writes it at load time
+ * and whenever an operator changes a setting.
+ */
+struct xs_config {
+	__u32 ike_rate;		/* new IKE SA requests per second per source, 0: no limit */
+	__u32 ike_burst;	/* requests a source may send back to back */
+	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
+	__u32 flags;		/* reserved, zero */
+};
+
+/*
+ * An outbound policy as configured: the source of truth for the compiled
+ * lookup structures below, kept in the spd_out map by policy ID.
+ */
+struct xs_policy {
+	enum xs_family family;
+	__u8 src_len;		/* prefix lengths in bits */
+	__u8 dst_len;
+	__u8 proto;		/* IP protocol, 0: any */
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 dport_lo;		/* destination port range, host order; 0-65535: any */
+	__u16 dport_hi;
+	__u32 priority;		/* lower wins among equally specific selectors */
+	enum xs_action action;
+	__u8 pad;
+	__u16 mss;		/* clamp TCP MSS of SYNs to this, 0: no clamping */
+	__u32 if_id;		/* XFRM interface ID of the tunnel (PROTECT) */
+	__u32 redirect_ifindex;	/* redirect PROTECTed packets here, 0: no redirect */
+};
+
+/*
+ * Compiled SPD. Two generations live side by side; config.spd_gen says
+ * which one packets use, so a new policy set is written into the idle
+ * generation and switched to in one store.
+ *
+ * spd_dst: LPM over (gen, family, destination) -> node index.
+ * spd_node[node]: the next shorter destination prefix present in the set.
+ * spd_src: LPM over (node, source) -> first rule of the chain for that
+ *          destination node and source prefix.
+ * spd_rule[rule]: the policies with exactly that destination prefix whose
+ *          source prefix contains the looked-up one, longest source first,
+ *          then by priority; chains of longer sources continue into the
+ *          chains of their shorter containing prefixes.
+ */
+struct xs_spd_dst_key {
+	__u32 prefixlen;	/* 32 + prefix length in bits */
+	__u8 gen;
+	enum xs_family family;
+	__u8 pad[2];
+	__u8 addr[16];
+};
+
+struct xs_spd_src_key {
+	__u32 prefixlen;	/* 32 + prefix length in bits */
+	__u32 node;
+	__u8 addr[16];
+};
+
+struct xs_spd_node {
+	__u32 parent;		/* node index, XS_NONE at the root */
+	__u32 pad;
+};
+
+struct xs_spd_rule {
+	__u32 policy_id;
+	__u32 next;		/* rule index, XS_NONE ends the chain */
+	__u8 proto;
+	enum xs_action action;
+	__u16 mss;
+	__u16 dport_lo;
+	__u16 dport_hi;
+	__u32 if_id;
+	__u32 redirect_ifindex;
+};
+
+/*
+ * A lookup takes at most this many steps (source lookups, node hops and
+ * rules examined); the Go compiler refuses policy sets that could need more.
+ */
+#define XS_SPD_MAX_STEPS 64
+
+/*
+ * tc_lan leaves what it decided in the skb's control buffer, so that
+ * "xdpsec policy lookup" can read the answer of a test run.
+ */
+#define XS_CB_POLICY_ID 0
+#define XS_CB_ACTION 1
+
+#endif /* XDPSEC_H */

@@ -1,0 +1,79 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/maps"
+)
+
+// skbCtx is the leading part of struct __sk_buff (linux/bpf.h) up to and
+// including cb[], the fields a BPF_PROG_TEST_RUN of a tc program reads and
+// writes back. TestSkbCtxLayout checks the offsets against the object's BTF.
+type skbCtx struct {
+	Len            uint32
+	PktType        uint32
+	Mark           uint32
+	QueueMapping   uint32
+	Protocol       uint32
+	VlanPresent    uint32
+	VlanTCI        uint32
+	VlanProto      uint32
+	Priority       uint32
+	IngressIfindex uint32
+	Ifindex        uint32
+	TCIndex        uint32
+	CB             [5]uint32
+}
+
+// Index of the cb[] words tc_lan leaves its decision in (XS_CB_* in xdpsec.h).
+const (
+	cbPolicyID = 0
+	cbAction   = 1
+)
+
+// tc return codes (linux/pkt_cls.h).
+const (
+	TCActUnspec   = -1
+	TCActOK       = 0
+	TCActShot     = 2
+	TCActRedirect = 7
+)
+
+// TCVerdict is what tc_lan did with one packet in a test run.
+type TCVerdict struct {
+	Ret      int32       // tc action code
+	PolicyID uint32      // matched policy, 0: none
+	Action   maps.Action // its action, ActionNone if none matched
+	Mark     uint32      // skb mark afterwards
+	Packet   []byte      // the packet as the program left it
+}
+
+// RunTC runs a tc_lan program once on frame (starting at the Ethernet
+// header) through BPF_PROG_TEST_RUN and reports its decision. The program
+// is the real one, so the answer is what a packet on the wire would get.
+func RunTC(prog *ebpf.Program, frame []byte) (TCVerdict, error) {
+	if prog == nil {
+		return TCVerdict{}, errors.New("run tc_lan: no program")
+	}
+	var in, out skbCtx
+	dataOut := make([]byte, len(frame)+256)
+	ret, err := prog.Run(&ebpf.RunOptions{
+		Data:       frame,
+		DataOut:    dataOut,
+		Context:    in,
+		ContextOut: &out,
+	})
+	if err != nil {
+		return TCVerdict{}, fmt.Errorf("run tc_lan: %w", err)
+	}
+	return TCVerdict{
+		Ret:      int32(ret),
+		PolicyID: out.CB[cbPolicyID],
+		Action:   maps.Action(out.CB[cbAction]),
+		Mark:     out.Mark,
+		Packet:   dataOut[:out.Len],
+	}, nil
+}
