@@ -9,9 +9,9 @@ import (
 	"github.com/xdpsec/xdpsec/maps"
 )
 
-// skbCtx is the leading part of struct __sk_buff (linux/bpf.h) up to and
-// including cb[], the fields a BPF_PROG_TEST_RUN of a tc program reads and
-// writes back. TestSkbCtxLayout checks the offsets against the object's BTF.
+// skbCtx is struct __sk_buff (linux/bpf.h) with the fields after cb[] left
+// opaque: a BPF_PROG_TEST_RUN of a tc program reads and writes it back
+// whole. TestSkbCtxLayout checks size and offsets against the object's BTF.
 type skbCtx struct {
 	Len            uint32
 	PktType        uint32
@@ -26,7 +26,11 @@ type skbCtx struct {
 	Ifindex        uint32
 	TCIndex        uint32
 	CB             [5]uint32
+	_              [skbCtxSize - 68]byte
 }
+
+// skbCtxSize is sizeof(struct __sk_buff).
+const skbCtxSize = 192
 
 // Index of the cb[] words tc_lan leaves its decision in (XS_CB_* in xdpsec.h).
 const (
@@ -59,13 +63,13 @@ func RunTC(prog *ebpf.Program, frame []byte) (TCVerdict, error) {
 		return TCVerdict{}, errors.New("run tc_lan: no program")
 	}
 	var in, out skbCtx
-	dataOut := make([]byte, len(frame)+256)
-	ret, err := prog.Run(&ebpf.RunOptions{
+	opts := ebpf.RunOptions{
 		Data:       frame,
-		DataOut:    dataOut,
+		DataOut:    make([]byte, len(frame)+256),
 		Context:    in,
 		ContextOut: &out,
-	})
+	}
+	ret, err := prog.Run(&opts)
 	if err != nil {
 		return TCVerdict{}, fmt.Errorf("run tc_lan: %w", err)
 	}
@@ -74,6 +78,6 @@ func RunTC(prog *ebpf.Program, frame []byte) (TCVerdict, error) {
 		PolicyID: out.CB[cbPolicyID],
 		Action:   maps.Action(out.CB[cbAction]),
 		Mark:     out.Mark,
-		Packet:   dataOut[:out.Len],
+		Packet:   opts.DataOut,
 	}, nil
 }
