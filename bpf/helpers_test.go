@@ -30,9 +30,26 @@ var (
 // loadObjects loads the programs and fresh, unpinned maps for one test.
 func loadObjects(t testing.TB) (*bpf.XdpsecObjects, *maps.Set) {
 	t.Helper()
+	return loadObjectsSized(t, 1024)
+}
+
+// loadObjectsSized is loadObjects with room for that many policies.
+func loadObjectsSized(t testing.TB, policies uint32) (*bpf.XdpsecObjects, *maps.Set) {
+	t.Helper()
 	testenv.RequireBPF(t)
+	spec, err := bpf.LoadXdpsec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small tables: fixtures need few entries, and preallocating the
+	// default sizes for every fixture costs seconds.
+	p := policies
+	for name, n := range map[string]uint32{"sa_in": 256, "ike_bucket": 256, "spd_out": p,
+		"spd_stats": p + 1, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p} {
+		spec.Maps[name].MaxEntries = n
+	}
 	var objs bpf.XdpsecObjects
-	if err := bpf.LoadXdpsecObjects(&objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		t.Fatalf("load objects: %v", err)
 	}
 	t.Cleanup(func() { objs.Close() })

@@ -63,76 +63,90 @@ static __always_inline int rule_matches(struct xs_spd_rule *r, __u8 proto, int h
 	return have_port && dport >= r->dport_lo && dport <= r->dport_hi;
 }
 
-/* What spd_lookup needs to know of a packet: scalars only (see below). */
-struct spd_query {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u32 gen;
+/* The state of one spd_lookup walk, advanced one step per spd_step call. */
+struct spd_walk {
+	struct xs_spd_src_key sk;
+	__u32 node;
+	__u32 rule;		/* next rule to examine, XS_NONE: look up the next node */
+	__u32 found;		/* the matching rule, XS_NONE: none yet */
 	__u16 dport;
-	__u8 family;
 	__u8 proto;
 	__u8 have_port;
+	__u8 first;
 	__u8 pad[3];
 };
+
+/*
+ * spd_step is one step of the walk, as a bpf_loop callback: either the
+ * source lookup of a destination node (after hopping to the node's parent,
+ * except the first time) or one rule of the chain it gave.
+ */
+static long spd_step(__u32 i, void *ctx)
+{
+	struct spd_walk *w = ctx;
+	struct xs_spd_rule *rule;
+	struct xs_spd_node *n;
+	__u32 *head;
+
+	if (w->rule == XS_NONE) {
+		if (!w->first) {
+			n = bpf_map_lookup_elem(&spd_node, &w->node);
+			if (!n || n->parent == XS_NONE)
+				return 1;
+			w->node = n->parent;
+		}
+		w->first = 0;
+		w->sk.node = w->node;
+		head = bpf_map_lookup_elem(&spd_src, &w->sk);
+		w->rule = head ? *head : XS_NONE;
+		return 0;
+	}
+	rule = bpf_map_lookup_elem(&spd_rule, &w->rule);
+	if (!rule)
+		return 1;
+	if (rule_matches(rule, w->proto, w->have_port, w->dport)) {
+		w->found = w->rule;
+		return 1;
+	}
+	w->rule = rule->next;
+	return 0;
+}
 
 /*
  * spd_lookup finds the policy for a packet and returns the index of its
  * rule in spd_rule, or XS_NONE. The destination LPM gives the most specific
  * destination node; for each node from there out to the root the source
  * LPM gives a rule chain, walked until a rule's protocol and port match.
- *
- * It is one flat loop with a step budget (each source lookup, node hop or
- * rule examined is a step); the Go compiler refuses policy sets whose worst
- * path needs more. It is a global function so the verifier checks it once
- * on its own, not once for every path that leads to it.
+ * The walk is a bpf_loop (which the verifier checks once and inlines) with
+ * a step budget; the Go compiler refuses policy sets whose worst path needs
+ * more steps.
  */
-__attribute__((noinline)) __u32 spd_lookup(const struct spd_query *q)
+static __always_inline __u32 spd_lookup(__u32 gen, struct l3 *l3, int have_port, __u16 dport)
 {
+	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
 	struct xs_spd_dst_key dk = {};
-	struct xs_spd_src_key sk = {};
-	__u32 *nodep, *head, node, r = XS_NONE, alen;
-	struct xs_spd_rule *rule;
-	struct xs_spd_node *n;
-	int i, first = 1;
+	struct spd_walk w = {};
+	__u32 *node;
 
-	if (!q)
-		return XS_NONE;
-	alen = q->family == XS_FAMILY_IPV4 ? 32 : 128;
 	dk.prefixlen = 32 + alen;
-	dk.gen = q->gen;
-	dk.family = q->family;
-	__builtin_memcpy(dk.addr, q->daddr, 16);
-	nodep = bpf_map_lookup_elem(&spd_dst, &dk);
-	if (!nodep)
+	dk.gen = gen;
+	dk.family = l3->family;
+	copy_addr(dk.addr, l3->daddr, l3->family);
+	node = bpf_map_lookup_elem(&spd_dst, &dk);
+	if (!node)
 		return XS_NONE;
-	node = *nodep;
 
-	sk.prefixlen = 32 + alen;
-	__builtin_memcpy(sk.addr, q->saddr, 16);
-
-#pragma clang loop unroll(disable)
-	for (i = 0; i < XS_SPD_MAX_STEPS; i++) {
-		if (r == XS_NONE) {
-			if (!first) {
-				n = bpf_map_lookup_elem(&spd_node, &node);
-				if (!n || n->parent == XS_NONE)
-					return XS_NONE;
-				node = n->parent;
-			}
-			first = 0;
-			sk.node = node;
-			head = bpf_map_lookup_elem(&spd_src, &sk);
-			r = head ? *head : XS_NONE;
-			continue;
-		}
-		rule = bpf_map_lookup_elem(&spd_rule, &r);
-		if (!rule)
-			return XS_NONE;
-		if (rule_matches(rule, q->proto, q->have_port, q->dport))
-			return r;
-		r = rule->next;
-	}
-	return XS_NONE;
+	w.sk.prefixlen = 32 + alen;
+	copy_addr(w.sk.addr, l3->saddr, l3->family);
+	w.node = *node;
+	w.rule = XS_NONE;
+	w.found = XS_NONE;
+	w.first = 1;
+	w.proto = l3->proto;
+	w.have_port = have_port;
+	w.dport = dport;
+	bpf_loop(XS_SPD_MAX_STEPS, spd_step, &w, 0);
+	return w.found;
 }
 
 struct mss_scan {
@@ -225,7 +239,6 @@ int tc_lan(struct __sk_buff *skb)
 	struct xs_counter_value *pst;
 	struct xs_spd_rule *rule;
 	struct xs_config *cfg;
-	struct spd_query q = {};
 	struct l3 l3 = {};
 	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx;
 	__u16 dport = 0;
@@ -257,14 +270,7 @@ int tc_lan(struct __sk_buff *skb)
 	}
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	q.gen = cfg ? cfg->spd_gen & 1 : 0;
-	q.family = l3.family;
-	q.proto = l3.proto;
-	q.have_port = have_port;
-	q.dport = dport;
-	copy_addr(q.saddr, l3.saddr, l3.family);
-	copy_addr(q.daddr, l3.daddr, l3.family);
-	rule_idx = spd_lookup(&q);
+	rule_idx = spd_lookup(cfg ? cfg->spd_gen & 1 : 0, &l3, have_port, dport);
 	rule = rule_idx == XS_NONE ? NULL : bpf_map_lookup_elem(&spd_rule, &rule_idx);
 	if (!rule) {
 		count(XS_CNT_TC_NO_POLICY, skb->len);

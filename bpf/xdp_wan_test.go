@@ -220,7 +220,7 @@ func TestXDPWanFixtures(t *testing.T) {
 			counters: map[string]uint64{"malformed": 1},
 		},
 		{
-			name:    "IKE_SA_INIT on port 500 under the limit", setup: rateLimit(10, 5),
+			name: "IKE_SA_INIT on port 500 under the limit", setup: rateLimit(10, 5),
 			packets: [][]byte{ike4(peer4, ikeInit)}, verdicts: []uint32{xdpPass},
 			counters: map[string]uint64{"ike": 1, "ike_sa_init": 1},
 		},
@@ -288,14 +288,14 @@ func TestXDPWanFixtures(t *testing.T) {
 			counters: map[string]uint64{"fragment": 1},
 		},
 		{
-			name:    "TCP is none of ours",
-			packets: [][]byte{packet.Build(packet.Spec{Src: peer4, Dst: us4, Proto: packet.ProtoTCP, Payload: packet.TCP(peer4, us4, 1234, 443, packet.TCPAck, nil, nil)})},
+			name:     "TCP is none of ours",
+			packets:  [][]byte{packet.Build(packet.Spec{Src: peer4, Dst: us4, Proto: packet.ProtoTCP, Payload: packet.TCP(peer4, us4, 1234, 443, packet.TCPAck, nil, nil)})},
 			verdicts: []uint32{xdpPass},
 			counters: map[string]uint64{"pass": 1},
 		},
 		{
-			name:    "UDP to another port is none of ours",
-			packets: [][]byte{udp(peer4, us4, 53, 53, []byte("query"))},
+			name:     "UDP to another port is none of ours",
+			packets:  [][]byte{udp(peer4, us4, 53, 53, []byte("query"))},
 			verdicts: []uint32{xdpPass},
 			counters: map[string]uint64{"pass": 1},
 		},

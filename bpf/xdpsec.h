@@ -171,7 +171,7 @@ struct xs_spd_rule {
  * A lookup takes at most this many steps (source lookups, node hops and
  * rules examined); the Go compiler refuses policy sets that could need more.
  */
-#define XS_SPD_MAX_STEPS 64
+#define XS_SPD_MAX_STEPS 256
 
 /*
  * tc_lan leaves what it decided in the skb's control buffer, so that

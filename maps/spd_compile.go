@@ -10,7 +10,7 @@ import (
 )
 
 // MaxLookupSteps mirrors XS_SPD_MAX_STEPS: the most steps tc_lan takes.
-const MaxLookupSteps = 64
+const MaxLookupSteps = 256
 
 // compiledSPD is a policy set laid out as tc_lan walks it (see the comment
 // on the spd_* maps in bpf/xdpsec.h). Node and rule indices are relative to

@@ -1,0 +1,58 @@
+package maps
+
+// CompiledWalk compiles a policy set and returns a lookup that walks the
+// compiled layout in Go exactly as tc_lan walks it in BPF.
+func CompiledWalk(ps []Policy) (func(Packet) (uint32, bool), error) {
+	c, err := compileSPD(ps)
+	if err != nil {
+		return nil, err
+	}
+	return c.walk, nil
+}
+
+// walk does in Go what tc_lan's spd_lookup does in BPF, over the compiled
+// structures (relative indices), with the same step budget.
+func (c *compiledSPD) walk(pkt Packet) (uint32, bool) {
+	dst, src := unmap(pkt.Dst), unmap(pkt.Src)
+	node := -1
+	best := -1
+	for _, e := range c.dsts {
+		if e.prefix.Addr().Is4() == dst.Is4() && e.prefix.Contains(dst) && e.prefix.Bits() > best {
+			node, best = int(e.node), e.prefix.Bits()
+		}
+	}
+	if node < 0 {
+		return 0, false
+	}
+	srcHead := func(node int) uint32 {
+		head, best := uint32(bpfNone), -1
+		for _, e := range c.srcs {
+			if int(e.node) == node && e.prefix.Addr().Is4() == src.Is4() && e.prefix.Contains(src) && e.prefix.Bits() > best {
+				head, best = e.head, e.prefix.Bits()
+			}
+		}
+		return head
+	}
+	r, first := uint32(bpfNone), true
+	for i := 0; i < MaxLookupSteps; i++ {
+		if r == bpfNone {
+			if !first {
+				if c.parents[node] == bpfNone {
+					return 0, false
+				}
+				node = int(c.parents[node])
+			}
+			first = false
+			r = srcHead(node)
+			continue
+		}
+		rule := c.rules[r]
+		probe := Policy{Proto: rule.Proto, DportLo: rule.DportLo, DportHi: rule.DportHi}
+		if (probe.Proto == 0 || probe.Proto == pkt.Proto) &&
+			(probe.AnyPorts() || pkt.HasPort && pkt.Dport >= probe.DportLo && pkt.Dport <= probe.DportHi) {
+			return rule.PolicyId, true
+		}
+		r = rule.Next
+	}
+	return 0, false
+}
