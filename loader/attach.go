@@ -17,11 +17,16 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 )
 
-// Names under <pin dir>/links: "<program>@<interface>".
-func linkPinName(prog, ifname string) string { return prog + "@" + ifname }
+// Names under <pin dir>/links: "<program>@<interface>". bpffs refuses dots
+// in names and interface names cannot hold a colon, so dots (VLAN
+// interfaces like eth0.100) are written as colons.
+func linkPinName(prog, ifname string) string {
+	return prog + "@" + strings.ReplaceAll(ifname, ".", ":")
+}
 
 func parseLinkPinName(name string) (prog, ifname string, ok bool) {
-	return strings.Cut(name, "@")
+	prog, ifname, ok = strings.Cut(name, "@")
+	return prog, strings.ReplaceAll(ifname, ":", "."), ok
 }
 
 // clsactFilterName marks the cls_bpf filters xdpsec adds, so Unload finds them.
@@ -58,7 +63,7 @@ func (l *Loaded) attachAll(opts *Options, wan *net.Interface, lans []*net.Interf
 		return err
 	}
 	for _, e := range entries {
-		if want[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+		if want[e.Name()] || strings.HasPrefix(e.Name(), tmpPinPrefix) {
 			continue
 		}
 		if err := detachPinnedLink(filepath.Join(dir, e.Name())); err != nil {

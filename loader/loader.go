@@ -268,10 +268,14 @@ func loadCollection(opts *Options) (*Loaded, error) {
 	return l, nil
 }
 
+// tmpPinPrefix marks pins in the middle of pinReplace. bpffs refuses names
+// with a dot, so it cannot be a dot file.
+const tmpPinPrefix = "new-"
+
 // pinReplace pins an object under a temporary name and renames it over
 // path, so that path always names a complete object.
 func pinReplace(pin func(string) error, path string) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new")
+	tmp := filepath.Join(filepath.Dir(path), tmpPinPrefix+filepath.Base(path))
 	os.Remove(tmp)
 	if err := pin(tmp); err != nil {
 		return err
