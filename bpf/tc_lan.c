@@ -232,6 +232,13 @@ static __always_inline void tag_tunnel(struct __sk_buff *skb, __u32 if_id)
 	skb->mark = if_id;
 }
 
+/* tc_count counts a verdict unless the packet is a probe. */
+static __always_inline void tc_count(int probe, __u32 counter, __u64 bytes)
+{
+	if (!probe)
+		count(counter, bytes);
+}
+
 SEC("tc")
 int tc_lan(struct __sk_buff *skb)
 {
@@ -242,9 +249,10 @@ int tc_lan(struct __sk_buff *skb)
 	struct l3 l3 = {};
 	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx;
 	__u16 dport = 0;
-	int have_port = 0, off;
+	int have_port = 0, off, probe;
 	__be16 proto;
 
+	probe = skb->ingress_ifindex == 0 && skb->cb[XS_CB_PROBE] == XS_PROBE_MAGIC;
 	skb->cb[XS_CB_POLICY_ID] = 0;
 	skb->cb[XS_CB_ACTION] = XS_ACTION_NONE;
 
@@ -256,12 +264,12 @@ int tc_lan(struct __sk_buff *skb)
 
 	off = parse_eth(data, data_end, &proto);
 	if (off < 0 || parse_l3(data, data_end, proto, off, &l3) < 0) {
-		count(XS_CNT_TC_OTHER, skb->len);
+		tc_count(probe, XS_CNT_TC_OTHER, skb->len);
 		return TC_ACT_UNSPEC;
 	}
 
 	if (l3.frag == FRAG_LATER) {
-		count(XS_CNT_TC_FRAGMENT, skb->len);
+		tc_count(probe, XS_CNT_TC_FRAGMENT, skb->len);
 	} else if (has_ports(l3.proto) && l3.l4 + 4 <= data_end) {
 		dport = bpf_ntohs(*(__be16 *)(l3.l4 + 2));
 		have_port = 1;
@@ -273,14 +281,14 @@ int tc_lan(struct __sk_buff *skb)
 	rule_idx = spd_lookup(cfg ? cfg->spd_gen & 1 : 0, &l3, have_port, dport);
 	rule = rule_idx == XS_NONE ? NULL : bpf_map_lookup_elem(&spd_rule, &rule_idx);
 	if (!rule) {
-		count(XS_CNT_TC_NO_POLICY, skb->len);
+		tc_count(probe, XS_CNT_TC_NO_POLICY, skb->len);
 		return TC_ACT_UNSPEC;
 	}
 
 	policy_id = rule->policy_id;
 	skb->cb[XS_CB_POLICY_ID] = policy_id;
 	skb->cb[XS_CB_ACTION] = rule->action;
-	pst = bpf_map_lookup_elem(&spd_stats, &policy_id);
+	pst = probe ? NULL : bpf_map_lookup_elem(&spd_stats, &policy_id);
 	if (pst) {
 		pst->packets++;
 		pst->bytes += skb->len;
@@ -288,18 +296,18 @@ int tc_lan(struct __sk_buff *skb)
 
 	switch (rule->action) {
 	case XS_ACTION_PROTECT:
-		count(XS_CNT_TC_PROTECT, skb->len);
+		tc_count(probe, XS_CNT_TC_PROTECT, skb->len);
 		if (rule->mss && tcp_off && clamp_mss(skb, tcp_off, rule->mss))
-			count(XS_CNT_TC_MSS_CLAMP, skb->len);
+			tc_count(probe, XS_CNT_TC_MSS_CLAMP, skb->len);
 		tag_tunnel(skb, rule->if_id);
 		if (rule->redirect_ifindex)
 			return bpf_redirect(rule->redirect_ifindex, 0);
 		return TC_ACT_UNSPEC;
 	case XS_ACTION_DISCARD:
-		count(XS_CNT_DROP_DISCARD, skb->len);
+		tc_count(probe, XS_CNT_DROP_DISCARD, skb->len);
 		return TC_ACT_SHOT;
 	default:
-		count(XS_CNT_TC_BYPASS, skb->len);
+		tc_count(probe, XS_CNT_TC_BYPASS, skb->len);
 		return TC_ACT_UNSPEC;
 	}
 }

@@ -305,3 +305,28 @@ func TestTCLanFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestTCLanProbeNotCounted checks that a probe gets the same answer as a
+// packet and moves no counter.
+func TestTCLanProbeNotCounted(t *testing.T) {
+	objs, s := loadObjects(t)
+	if _, err := s.SPD.Replace([]maps.Policy{pol(3, "10.1.0.0/16", "10.2.0.0/16", maps.ActionDiscard)}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := loader.ProbeTC(objs.TcLan, udpPkt(lanHost, remote, 53))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.PolicyID != 3 || v.Action != maps.ActionDiscard || v.Ret != loader.TCActShot {
+		t.Errorf("probe answered policy %d action %s ret %d", v.PolicyID, maps.ActionName(v.Action), v.Ret)
+	}
+	checkCounters(t, s, nil)
+	list, _ := s.SPD.List()
+	if list[0].Packets != 0 {
+		t.Errorf("probe counted on the policy")
+	}
+	if _, err := loader.RunTC(objs.TcLan, udpPkt(lanHost, remote, 53)); err != nil {
+		t.Fatal(err)
+	}
+	checkCounters(t, s, map[string]uint64{"discard": 1})
+}

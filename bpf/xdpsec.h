@@ -175,9 +175,14 @@ struct xs_spd_rule {
 
 /*
  * tc_lan leaves what it decided in the skb's control buffer, so that
- * "xdpsec policy lookup" can read the answer of a test run.
+ * "xdpsec policy lookup" can read the answer of a test run. A test run
+ * that puts XS_PROBE_MAGIC in cb[XS_CB_PROBE] is a probe: it is answered
+ * but not counted. Only test runs can be probes: every packet a device
+ * receives has a non-zero ingress_ifindex.
  */
 #define XS_CB_POLICY_ID 0
 #define XS_CB_ACTION 1
+#define XS_CB_PROBE 2
+#define XS_PROBE_MAGIC 0x70726f62U	/* "prob" */
 
 #endif /* XDPSEC_H */

@@ -32,10 +32,13 @@ type skbCtx struct {
 // skbCtxSize is sizeof(struct __sk_buff).
 const skbCtxSize = 192
 
-// Index of the cb[] words tc_lan leaves its decision in (XS_CB_* in xdpsec.h).
+// Index of the cb[] words tc_lan leaves its decision in, and the probe
+// marker (XS_CB_*, XS_PROBE_MAGIC in xdpsec.h).
 const (
 	cbPolicyID = 0
 	cbAction   = 1
+	cbProbe    = 2
+	probeMagic = 0x70726f62
 )
 
 // tc return codes (linux/pkt_cls.h).
@@ -56,13 +59,27 @@ type TCVerdict struct {
 }
 
 // RunTC runs a tc_lan program once on frame (starting at the Ethernet
-// header) through BPF_PROG_TEST_RUN and reports its decision. The program
-// is the real one, so the answer is what a packet on the wire would get.
+// header) through BPF_PROG_TEST_RUN and reports its decision. The packet
+// is counted like one from the wire.
 func RunTC(prog *ebpf.Program, frame []byte) (TCVerdict, error) {
+	return runTC(prog, frame, false)
+}
+
+// ProbeTC is RunTC without counting: the program answers what it would do
+// with the packet and leaves every counter as it was. The program is the
+// attached one, so the answer is what a packet on the wire gets.
+func ProbeTC(prog *ebpf.Program, frame []byte) (TCVerdict, error) {
+	return runTC(prog, frame, true)
+}
+
+func runTC(prog *ebpf.Program, frame []byte, probe bool) (TCVerdict, error) {
 	if prog == nil {
 		return TCVerdict{}, errors.New("run tc_lan: no program")
 	}
 	var in, out skbCtx
+	if probe {
+		in.CB[cbProbe] = probeMagic
+	}
 	opts := ebpf.RunOptions{
 		Data:       frame,
 		DataOut:    make([]byte, len(frame)+256),
