@@ -1,0 +1,59 @@
+// Command xdpsec is the xdpsec gateway's one binary: it loads and unloads
+// the BPF dataplane and inspects and edits its maps.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xdpsec/xdpsec/loader"
+	"github.com/xdpsec/xdpsec/maps"
+)
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "xdpsec: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "xdpsec",
+		Usage: "IPsec gateway with an XDP/tc dataplane",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "pin-dir", Value: loader.DefaultPinDir, Usage: "bpffs directory of xdpsec's maps, programs and links", EnvVars: []string{"XDPSEC_PIN_DIR"}},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "listing format: table or json"},
+		},
+		Commands: []*cli.Command{
+			loadCommand(),
+			unloadCommand(),
+			statusCommand(),
+			saCommand(),
+			policyCommand(),
+			statsCommand(),
+			ratelimitCommand(),
+		},
+		HideHelpCommand: true,
+	}
+}
+
+func logger(c *cli.Context) *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// openMaps opens the pinned maps, with a hint when nothing is loaded.
+func openMaps(c *cli.Context) (*maps.Set, error) {
+	if os.Geteuid() != 0 {
+		return nil, loader.ErrNotRoot
+	}
+	s, err := maps.OpenPinned(c.String("pin-dir"))
+	if errors.Is(err, maps.ErrNotLoaded) {
+		return nil, fmt.Errorf("%w: run `xdpsec load --wan IF` first", err)
+	}
+	return s, err
+}
