@@ -46,10 +46,6 @@ func saKey(spi uint32, dst netip.Addr) bpf.XdpsecXsSaKey {
 	}
 }
 
-func (t *SATable) possibleCPUs() (int, error) {
-	return ebpf.PossibleCPU()
-}
-
 // Put adds an SA or changes its CPU, keeping its counters.
 func (t *SATable) Put(sa InboundSA) error {
 	if !sa.Dst.IsValid() {
@@ -58,16 +54,13 @@ func (t *SATable) Put(sa InboundSA) error {
 	if sa.SPI == 0 {
 		return fmt.Errorf("put SA: SPI 0 is reserved (RFC 4303 2.1)")
 	}
-	ncpu, err := t.possibleCPUs()
+	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return fmt.Errorf("put SA: %w", err)
 	}
-	cpu := uint32(bpfNone)
-	if sa.CPU != NoCPU {
-		if sa.CPU < 0 || sa.CPU >= ncpu {
-			return fmt.Errorf("put SA: CPU %d out of range (0-%d)", sa.CPU, ncpu-1)
-		}
-		cpu = uint32(sa.CPU)
+	cpu, err := cpuField(sa.CPU, ncpu)
+	if err != nil {
+		return fmt.Errorf("put SA: %w", err)
 	}
 	key := saKey(sa.SPI, sa.Dst)
 	vals := make([]bpf.XdpsecXsSaEntry, ncpu)
@@ -83,6 +76,17 @@ func (t *SATable) Put(sa InboundSA) error {
 		return fmt.Errorf("put SA %#08x %s: %w", sa.SPI, sa.Dst, err)
 	}
 	return nil
+}
+
+// cpuField is the cpu value of an entry: the CPU, or XS_NONE for NoCPU.
+func cpuField(cpu, ncpu int) (uint32, error) {
+	if cpu == NoCPU {
+		return bpfNone, nil
+	}
+	if cpu < 0 || cpu >= ncpu {
+		return 0, fmt.Errorf("CPU %d out of range (0-%d)", cpu, ncpu-1)
+	}
+	return uint32(cpu), nil
 }
 
 // Delete removes an SA.
@@ -161,3 +165,45 @@ func (t *SATable) Len() (int, error) {
 
 // Capacity is the most SAs the table holds.
 func (t *SATable) Capacity() int { return int(t.m.MaxEntries()) }
+
+// PutMany adds many SAs in batches, for bulk loads (a restarted daemon, a
+// benchmark). Unlike Put it does not keep counters: every entry starts at
+// zero.
+func (t *SATable) PutMany(sas []InboundSA) error {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	const batch = 4096
+	keys := make([]bpf.XdpsecXsSaKey, 0, batch)
+	vals := make([]bpf.XdpsecXsSaEntry, 0, batch*ncpu)
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		if _, err := t.m.BatchUpdate(keys, vals, nil); err != nil {
+			return fmt.Errorf("put SAs: %w", err)
+		}
+		keys, vals = keys[:0], vals[:0]
+		return nil
+	}
+	for _, sa := range sas {
+		if !sa.Dst.IsValid() || sa.SPI == 0 {
+			return fmt.Errorf("put SAs: SA %#08x %s: SPI and destination required", sa.SPI, sa.Dst)
+		}
+		cpu, err := cpuField(sa.CPU, ncpu)
+		if err != nil {
+			return fmt.Errorf("put SAs: %w", err)
+		}
+		keys = append(keys, saKey(sa.SPI, sa.Dst))
+		for range ncpu {
+			vals = append(vals, bpf.XdpsecXsSaEntry{Cpu: cpu})
+		}
+		if len(keys) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}

@@ -1,0 +1,195 @@
+// Package bench measures xdpsec against its references. Dataplane
+// benchmarks run each program through BPF_PROG_TEST_RUN with repeats (the
+// kernel times the loop) next to xdp_floor, a bare count-and-pass XDP
+// program, in the same run, and report ns/pkt for both and their ratio.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./bench/
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/internal/packet"
+	"github.com/xdpsec/xdpsec/internal/testenv"
+	"github.com/xdpsec/xdpsec/maps"
+)
+
+// repeats is how often the kernel runs a program per BPF_PROG_TEST_RUN;
+// rounds is how many such runs are taken, interleaved with the floor's,
+// keeping the median of each.
+const (
+	repeats = 1_000_000
+	rounds  = 7
+)
+
+var (
+	peer = netip.MustParseAddr("198.51.100.7")
+	us   = netip.MustParseAddr("192.0.2.1")
+)
+
+type dataplane struct {
+	objs  bpf.XdpsecObjects
+	floor bpf.FloorObjects
+	maps  *maps.Set
+}
+
+func loadDataplane(b *testing.B, maxSAs, maxPolicies uint32) *dataplane {
+	b.Helper()
+	testenv.RequireBPF(b)
+	spec, err := bpf.LoadXdpsec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, n := range map[string]uint32{"sa_in": maxSAs, "spd_out": maxPolicies, "spd_stats": maxPolicies + 1,
+		"spd_dst": 2 * maxPolicies, "spd_src": 2 * maxPolicies, "spd_node": 2 * maxPolicies, "spd_rule": 2 * maxPolicies} {
+		spec.Maps[name].MaxEntries = n
+	}
+	d := &dataplane{}
+	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.objs.Close() })
+	if err := bpf.LoadFloorObjects(&d.floor, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.floor.Close() })
+	d.maps = maps.New(&d.objs.XdpsecMaps)
+	return d
+}
+
+// perPacket is the cost in ns of one run of prog on pkt: the wall time of
+// a test run with many repeats, divided by them. (The kernel's own figure
+// is rounded to whole nanoseconds, too coarse next to the floor.)
+func perPacket(b *testing.B, prog *ebpf.Program, pkt []byte) float64 {
+	b.Helper()
+	start := time.Now()
+	if _, _, err := prog.Benchmark(pkt, repeats, nil); err != nil {
+		b.Fatal(err)
+	}
+	return float64(time.Since(start).Nanoseconds()) / repeats
+}
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// measure reports prog's ns/pkt on pkt against the floor's on the same
+// packet, interleaving the two so that both see the same machine state.
+func (d *dataplane) measure(b *testing.B, prog *ebpf.Program, pkt []byte, want uint32) {
+	b.Helper()
+	ret, err := prog.Run(&ebpf.RunOptions{Data: pkt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if ret != want {
+		b.Fatalf("program returned %d on the benchmark packet, want %d", ret, want)
+	}
+	var progNs, floorNs []float64
+	for i := 0; i < b.N; i++ {
+		for range rounds {
+			floorNs = append(floorNs, perPacket(b, d.floor.XdpFloor, pkt))
+			progNs = append(progNs, perPacket(b, prog, pkt))
+		}
+	}
+	p, f := median(progNs), median(floorNs)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(p, "ns/pkt")
+	b.ReportMetric(f, "floor-ns/pkt")
+	b.ReportMetric(p/f, "x-floor")
+}
+
+const (
+	xdpDrop     = 1
+	xdpPass     = 2
+	tcActUnspec = 0xffffffff
+)
+
+func espPacket(spi uint32) []byte {
+	return packet.Build(packet.Spec{Src: peer, Dst: us, Proto: packet.ProtoESP, Payload: packet.ESP(spi, 1, 1400)})
+}
+
+// fillSAs loads n SAs for us with SPIs 1..n.
+func fillSAs(b *testing.B, d *dataplane, n int) {
+	b.Helper()
+	sas := make([]maps.InboundSA, n)
+	for i := range sas {
+		sas[i] = maps.InboundSA{SPI: uint32(i + 1), Dst: us, CPU: maps.NoCPU}
+	}
+	if err := d.maps.SA.PutMany(sas); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkXDPWan(b *testing.B) {
+	for _, n := range []int{1, 10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("sa_hit/sas=%d", n), func(b *testing.B) {
+			d := loadDataplane(b, uint32(n), 64)
+			fillSAs(b, d, n)
+			d.measure(b, d.objs.XdpWan, espPacket(uint32(n)), xdpPass)
+		})
+	}
+	b.Run("sa_miss/sas=1000000", func(b *testing.B) {
+		d := loadDataplane(b, 1_000_000, 64)
+		fillSAs(b, d, 1_000_000)
+		d.measure(b, d.objs.XdpWan, espPacket(2_000_000), xdpDrop)
+	})
+	b.Run("ike_sa_init", func(b *testing.B) {
+		d := loadDataplane(b, 1024, 64)
+		if err := d.maps.Config.SetIKERateLimit(maps.IKERateLimit{Rate: 0}); err != nil {
+			b.Fatal(err)
+		}
+		pkt := packet.Build(packet.Spec{Src: peer, Dst: us, Proto: packet.ProtoUDP,
+			Payload: packet.UDP(peer, us, 500, 500, append(packet.IKESAInit(1), make([]byte, 300)...))})
+		d.measure(b, d.objs.XdpWan, pkt, xdpPass)
+	})
+	b.Run("ike_sa_init_policed", func(b *testing.B) {
+		// The policer's path: bucket lookup and compare-and-swap, admitting.
+		d := loadDataplane(b, 1024, 64)
+		if err := d.maps.Config.SetIKERateLimit(maps.IKERateLimit{Rate: 1_000_000_000, Burst: 1 << 30}); err != nil {
+			b.Fatal(err)
+		}
+		pkt := packet.Build(packet.Spec{Src: peer, Dst: us, Proto: packet.ProtoUDP,
+			Payload: packet.UDP(peer, us, 500, 500, append(packet.IKESAInit(1), make([]byte, 300)...))})
+		d.measure(b, d.objs.XdpWan, pkt, xdpPass)
+	})
+}
+
+// sitePolicies is a hub's policy set: its LAN to n remote sites, one /24
+// each, the shape route-based site-to-site and road-warrior pools give.
+func sitePolicies(n int) []maps.Policy {
+	ps := make([]maps.Policy, n)
+	for i := range ps {
+		dst := netip.AddrFrom4([4]byte{byte(10 + i>>16), byte(i >> 8), byte(i), 0})
+		ps[i] = maps.Policy{
+			Src: netip.MustParsePrefix("172.16.0.0/16"), Dst: netip.PrefixFrom(dst, 24),
+			DportHi: 0xffff, Action: maps.ActionProtect, IfID: uint32(i + 1),
+		}
+	}
+	return ps
+}
+
+func BenchmarkTCLan(b *testing.B) {
+	for _, n := range []int{10, 1_000, 100_000} {
+		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
+			d := loadDataplane(b, 1024, uint32(n))
+			ps := sitePolicies(n)
+			if _, err := d.maps.SPD.Replace(ps); err != nil {
+				b.Fatal(err)
+			}
+			// A packet for the last policy inserted.
+			last := ps[n-1].Dst.Addr().Next()
+			src := netip.MustParseAddr("172.16.1.1")
+			pkt := packet.Build(packet.Spec{Src: src, Dst: last, Proto: packet.ProtoUDP,
+				Payload: packet.UDP(src, last, 4000, 53, make([]byte, 1000))})
+			d.measure(b, d.objs.TcLan, pkt, tcActUnspec)
+		})
+	}
+}
