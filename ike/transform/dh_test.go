@@ -142,7 +142,7 @@ func TestMODPPrimes(t *testing.T) {
 		if testing.Short() {
 			continue
 		}
-		if !g.p.ProbablyPrime(4) || !q.ProbablyPrime(4) {
+		if !g.p.ProbablyPrime(0) || !q.ProbablyPrime(0) { // Baillie-PSW
 			t.Errorf("%v: not a safe prime", id)
 		}
 		if g.size*8 != int(f.n) {
