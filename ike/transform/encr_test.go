@@ -271,3 +271,24 @@ func TestProtectorRejectsBadKeys(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkProtector(b *testing.B) {
+	ad, pt := make([]byte, 32), make([]byte, 1200)
+	for _, c := range []protectorCase{
+		{ENCR_AES_CBC, 256, AUTH_HMAC_SHA2_256_128},
+		{ENCR_AES_GCM_16, 256, AUTH_NONE},
+		{ENCR_AES_GCM_8, 128, AUTH_NONE},
+		{ENCR_CHACHA20_POLY1305, 0, AUTH_NONE},
+	} {
+		p := newTestProtector(b, c)
+		b.Run(fmt.Sprintf("%v_%d/%v", c.encr, c.bits, c.integ), func(b *testing.B) {
+			b.SetBytes(int64(len(pt)))
+			for b.Loop() {
+				body, _ := p.Seal(ad, pt)
+				if _, err := p.Open(ad, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

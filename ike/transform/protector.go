@@ -33,7 +33,7 @@ var (
 	// ErrIVExhausted is returned by Seal when an AEAD key has sealed as
 	// many messages as its 64-bit explicit IV counter allows.
 	ErrIVExhausted = errors.New("transform: IV space exhausted, rekey")
-	// ErrClosed is returned after Close.
+	// ErrClosed is returned by Seal and Open after Close.
 	ErrClosed = errors.New("transform: protector closed")
 )
 
@@ -111,7 +111,7 @@ func (p *SKProtector) Seal(associatedData, plaintext []byte) ([]byte, error) {
 // Open implements Protector.
 func (p *SKProtector) Open(associatedData, body []byte) ([]byte, error) {
 	if p.closed {
-		return nil, ErrAuthentication
+		return nil, ErrClosed
 	}
 	pt, err := p.c.open(associatedData, body)
 	if err != nil {
