@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -44,5 +43,3 @@ func seq(from, to byte) []byte {
 	}
 	return b
 }
-
-var _ = bytes.Equal
