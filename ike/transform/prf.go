@@ -1,0 +1,117 @@
+package transform
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+)
+
+// Errors shared by the transforms. They never carry key material.
+var (
+	// ErrUnsupported is returned for an algorithm this package does not
+	// implement.
+	ErrUnsupported = errors.New("transform: unsupported algorithm")
+	errKeyLength   = errors.New("transform: wrong key length")
+)
+
+// Supported reports whether this package implements the PRF.
+func (id PRFID) Supported() bool { return id.Size() != 0 }
+
+// Size is the PRF's output length in bytes, 0 for an unsupported PRF.
+func (id PRFID) Size() int {
+	switch id {
+	case PRF_HMAC_SHA1:
+		return sha1.Size
+	case PRF_AES128_XCBC:
+		return xcbcBlock
+	case PRF_HMAC_SHA2_256:
+		return sha256.Size
+	case PRF_HMAC_SHA2_384:
+		return sha512.Size384
+	case PRF_HMAC_SHA2_512:
+		return sha512.Size
+	}
+	return 0
+}
+
+// KeySize is the PRF's preferred key length in bytes (RFC 7296 section 2.13):
+// the length of SK_d, SK_pi and SK_pr. For HMAC it is the hash output size,
+// for AES-XCBC-PRF-128 it is 16 (RFC 4434).
+func (id PRFID) KeySize() int { return id.Size() }
+
+// newHash returns the keyed PRF as a hash.Hash. HMAC accepts keys of any
+// length; AES-XCBC-PRF-128 pads or shortens the key as RFC 4434 says.
+func (id PRFID) newHash(key []byte) (hash.Hash, error) {
+	switch id {
+	case PRF_HMAC_SHA1:
+		return hmac.New(sha1.New, key), nil
+	case PRF_HMAC_SHA2_256:
+		return hmac.New(sha256.New, key), nil
+	case PRF_HMAC_SHA2_384:
+		return hmac.New(sha512.New384, key), nil
+	case PRF_HMAC_SHA2_512:
+		return hmac.New(sha512.New, key), nil
+	case PRF_AES128_XCBC:
+		return newXCBCPRF(key)
+	}
+	return nil, fmt.Errorf("prf %v: %w", id, ErrUnsupported)
+}
+
+// Compute returns prf(key, data[0] | data[1] | ...).
+func (id PRFID) Compute(key []byte, data ...[]byte) ([]byte, error) {
+	h, err := id.newHash(key)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range data {
+		h.Write(d)
+	}
+	out := h.Sum(nil)
+	wipeHash(h)
+	return out, nil
+}
+
+// Plus returns the first n bytes of prf+(key, seed) (RFC 7296 section 2.13):
+//
+//	prf+ (K,S) = T1 | T2 | T3 | T4 | ...
+//	T1 = prf (K, S | 0x01)
+//	T2 = prf (K, T1 | S | 0x02)
+//
+// prf+ is not defined beyond 255 blocks.
+func (id PRFID) Plus(key, seed []byte, n int) ([]byte, error) {
+	h, err := id.newHash(key)
+	if err != nil {
+		return nil, err
+	}
+	defer wipeHash(h)
+	size := h.Size()
+	if n < 0 || n > 255*size {
+		return nil, fmt.Errorf("prf+ %v: %d bytes requested, at most %d: %w",
+			id, n, 255*size, errKeyLength)
+	}
+	out := make([]byte, 0, (n+size-1)/size*size)
+	var prev []byte
+	for i := 1; len(out) < n; i++ {
+		h.Reset()
+		h.Write(prev)
+		h.Write(seed)
+		h.Write([]byte{byte(i)})
+		out = h.Sum(out)
+		prev = out[len(out)-size:]
+	}
+	clear(out[n:cap(out)])
+	return out[:n:n], nil
+}
+
+// wipeHash clears what can be cleared of a keyed PRF once it is done.
+func wipeHash(h hash.Hash) {
+	if x, ok := h.(*xcbc); ok {
+		x.zero()
+		return
+	}
+	h.Reset()
+}
