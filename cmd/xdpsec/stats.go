@@ -94,4 +94,3 @@ func ratelimitCommand() *cli.Command {
 		},
 	}
 }
-
