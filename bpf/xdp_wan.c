@@ -195,7 +195,10 @@ int xdp_wan(struct xdp_md *ctx)
 	if (off < 0 || parse_l3(data, data_end, proto, off, &l3) < 0)
 		return verdict(XDP_PASS, XS_CNT_XDP_PASS, data_end - data);
 
+	/* The IP datagram's length, not the frame's: short frames are padded. */
 	bytes = data_end - data - off;
+	if (l3.l3_len < bytes)
+		bytes = l3.l3_len;
 	if (l3.frag == FRAG_LATER)
 		return verdict(XDP_PASS, XS_CNT_FRAGMENT, bytes);
 

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 
@@ -332,5 +333,37 @@ func TestXDPWanFixtures(t *testing.T) {
 				f.check(t, s)
 			}
 		})
+	}
+}
+
+// TestSATableUpdateKeepsCounters checks that changing an SA's CPU keeps its
+// per-CPU rx_seen counters, and that counters count the IP datagram, not
+// the Ethernet padding of a short frame.
+func TestSATableUpdateKeepsCounters(t *testing.T) {
+	objs, s := loadObjects(t)
+	addSA(knownSPI, us4, maps.NoCPU)(t, s)
+	short := padTo(natt4(packet.ESP(knownSPI, 1, 0)), 60) // 20+8+8 bytes of IP in a 60-byte frame
+	for range 3 {
+		if got := run(t, objs.XdpWan, short); got != xdpPass {
+			t.Fatalf("verdict %d", got)
+		}
+	}
+	addSA(knownSPI, us4, 1)(t, s)
+	sa, err := s.SA.Get(knownSPI, us4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.CPU != 1 || sa.RxSeenPackets != 3 || sa.RxSeenBytes != 3*(20+8+8) {
+		t.Errorf("after update: cpu %d, %d packets, %d bytes; want cpu 1, 3 packets, %d bytes",
+			sa.CPU, sa.RxSeenPackets, sa.RxSeenBytes, 3*(20+8+8))
+	}
+	if err := s.SA.Delete(knownSPI, us4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SA.Delete(knownSPI, us4); !errors.Is(err, maps.ErrNoSA) {
+		t.Errorf("second delete: %v, want ErrNoSA", err)
+	}
+	if got := run(t, objs.XdpWan, short); got != xdpDrop {
+		t.Errorf("after delete: verdict %d, want drop", got)
 	}
 }
