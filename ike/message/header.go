@@ -93,11 +93,15 @@ func (h *Header) IsResponse() bool { return h.Flags&FlagResponse != 0 }
 // IsInitiator reports whether the I flag is set.
 func (h *Header) IsInitiator() bool { return h.Flags&FlagInitiator != 0 }
 
-// UnmarshalHeader decodes the IKE header at the start of b. It checks the
-// major version and that the Length field matches len(b), so that a caller
-// can take the header of a message whose payloads fail to decode (to answer
-// INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD with the right message ID).
-// Reserved flag bits are cleared.
+// UnmarshalHeader decodes the IKE header at the start of b, b being the
+// whole message: it checks the major version and that the Length field
+// matches len(b). Reserved flag bits are cleared.
+//
+// A caller takes the header this way when the payloads fail to decode, to
+// answer INVALID_SYNTAX or UNSUPPORTED_CRITICAL_PAYLOAD with the right SPIs
+// and message ID. When b holds at least HeaderLen octets the returned
+// Header is filled in even with an error (ErrInvalidMajorVersion: answer
+// INVALID_MAJOR_VERSION; RFC 7296 section 2.5).
 func UnmarshalHeader(b []byte) (Header, error) {
 	if len(b) < HeaderLen {
 		return Header{}, fmt.Errorf("decode IKE header: %d octets: %w", len(b), ErrTruncated)

@@ -111,21 +111,21 @@ func (t PayloadType) String() string { return name(t, payloadTypeNames, "Payload
 type ProtocolID uint8
 
 const (
-	ProtocolNone             ProtocolID = 0 // no SPI in a Notify
-	ProtocolIKE              ProtocolID = 1
-	ProtocolAH               ProtocolID = 2
-	ProtocolESP              ProtocolID = 3
-	ProtocolFCESPHeader      ProtocolID = 4 // RFC 4595
-	ProtocolFCCTAuthenticate ProtocolID = 5 // RFC 4595
+	ProtocolNone               ProtocolID = 0 // no SPI in a Notify
+	ProtocolIKE                ProtocolID = 1
+	ProtocolAH                 ProtocolID = 2
+	ProtocolESP                ProtocolID = 3
+	ProtocolFCESPHeader        ProtocolID = 4 // RFC 4595
+	ProtocolFCCTAuthentication ProtocolID = 5 // RFC 4595
 )
 
 var protocolIDNames = map[ProtocolID]string{
-	ProtocolNone:             "NONE",
-	ProtocolIKE:              "IKE",
-	ProtocolAH:               "AH",
-	ProtocolESP:              "ESP",
-	ProtocolFCESPHeader:      "FC_ESP_HEADER",
-	ProtocolFCCTAuthenticate: "FC_CT_AUTHENTICATION",
+	ProtocolNone:               "NONE",
+	ProtocolIKE:                "IKE",
+	ProtocolAH:                 "AH",
+	ProtocolESP:                "ESP",
+	ProtocolFCESPHeader:        "FC_ESP_HEADER",
+	ProtocolFCCTAuthentication: "FC_CT_AUTHENTICATION",
 }
 
 func (p ProtocolID) String() string { return name(p, protocolIDNames, "ProtocolID") }
@@ -176,27 +176,27 @@ func (t IDType) String() string { return name(t, idTypeNames, "IDType") }
 type AuthMethod uint8
 
 const (
-	AuthRSASignature       AuthMethod = 1
-	AuthSharedKeyMIC       AuthMethod = 2
-	AuthDSSSignature       AuthMethod = 3
-	AuthECDSASHA256P256    AuthMethod = 9  // RFC 4754
-	AuthECDSASHA384P384    AuthMethod = 10 // RFC 4754
-	AuthECDSASHA512P521    AuthMethod = 11 // RFC 4754
-	AuthGenericSecurePassw AuthMethod = 12 // RFC 6467
-	AuthNULL               AuthMethod = 13 // RFC 7619
-	AuthDigitalSignature   AuthMethod = 14 // RFC 7427
+	AuthRSASignature          AuthMethod = 1
+	AuthSharedKeyMIC          AuthMethod = 2
+	AuthDSSSignature          AuthMethod = 3
+	AuthECDSASHA256P256       AuthMethod = 9  // RFC 4754
+	AuthECDSASHA384P384       AuthMethod = 10 // RFC 4754
+	AuthECDSASHA512P521       AuthMethod = 11 // RFC 4754
+	AuthGenericSecurePassword AuthMethod = 12 // RFC 6467
+	AuthNULL                  AuthMethod = 13 // RFC 7619
+	AuthDigitalSignature      AuthMethod = 14 // RFC 7427
 )
 
 var authMethodNames = map[AuthMethod]string{
-	AuthRSASignature:       "RSA Digital Signature",
-	AuthSharedKeyMIC:       "Shared Key Message Integrity Code",
-	AuthDSSSignature:       "DSS Digital Signature",
-	AuthECDSASHA256P256:    "ECDSA with SHA-256 on the P-256 curve",
-	AuthECDSASHA384P384:    "ECDSA with SHA-384 on the P-384 curve",
-	AuthECDSASHA512P521:    "ECDSA with SHA-512 on the P-521 curve",
-	AuthGenericSecurePassw: "Generic Secure Password Authentication Method",
-	AuthNULL:               "NULL Authentication",
-	AuthDigitalSignature:   "Digital Signature",
+	AuthRSASignature:          "RSA Digital Signature",
+	AuthSharedKeyMIC:          "Shared Key Message Integrity Code",
+	AuthDSSSignature:          "DSS Digital Signature",
+	AuthECDSASHA256P256:       "ECDSA with SHA-256 on the P-256 curve",
+	AuthECDSASHA384P384:       "ECDSA with SHA-384 on the P-384 curve",
+	AuthECDSASHA512P521:       "ECDSA with SHA-512 on the P-521 curve",
+	AuthGenericSecurePassword: "Generic Secure Password Authentication Method",
+	AuthNULL:                  "NULL Authentication",
+	AuthDigitalSignature:      "Digital Signature",
 }
 
 func (m AuthMethod) String() string { return name(m, authMethodNames, "AuthMethod") }

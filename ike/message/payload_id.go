@@ -42,9 +42,10 @@ func (id *Identification) appendBody(b []byte) []byte {
 	return append(b, id.Data...)
 }
 
-// IDBytes is the payload body as sent, ID Type through Identification
-// Data: the RestOfInitIDPayload / RestOfRespIDPayload that the AUTH
-// computation hashes (RFC 7296 section 2.15).
+// IDBytes is the payload body, ID Type through Identification Data: the
+// RestOfInitIDPayload / RestOfRespIDPayload that the AUTH computation
+// hashes (RFC 7296 section 2.15). The RESERVED octets are zero, as RFC 7296
+// has senders write them; a peer that sent other values will fail AUTH.
 func (id *Identification) IDBytes() []byte {
 	return id.appendBody(make([]byte, 0, idFixedLen+len(id.Data)))
 }

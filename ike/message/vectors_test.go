@@ -245,3 +245,40 @@ func TestDecodeHeaderVector(t *testing.T) {
 		t.Errorf("version 1: %v", err)
 	}
 }
+
+// TestDecodeRFC7427Vector: the RFC 7427 payloads. SIGNATURE_HASH_ALGORITHMS
+// (section 4) lists two-octet hash algorithm numbers, here SHA2-256 (2),
+// SHA2-384 (3), SHA2-512 (4); an AUTH with method 14 (section 3) starts
+// with the length of an AlgorithmIdentifier, here sha256WithRSAEncryption
+// as RFC 7427 Appendix A.1 spells it, then the signature.
+func TestDecodeRFC7427Vector(t *testing.T) {
+	algID := []byte{
+		0x30, 0x0d, // SEQUENCE, 13 octets
+		0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, // OID 1.2.840.113549.1.1.11
+		0x05, 0x00, // NULL parameters
+	}
+	signature := seq(0x55, 256)
+	inner := cat(
+		// N: next AUTH, length 8+6, no protocol, no SPI, 16431
+		[]byte{39, 0, 0, 14, 0, 0, 0x40, 0x2f},
+		[]byte{0, 2, 0, 3, 0, 4},
+		// AUTH: last, length 4+4+1+15+256, method 14, reserved
+		[]byte{0, 0, 0x01, 0x18, 14, 0, 0, 0},
+		[]byte{byte(len(algID))}, algID, signature,
+	)
+	ps, err := decodeChain(inner, PayloadN, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Payload{
+		&Notify{NotifyType: SIGNATURE_HASH_ALGORITHMS, Data: []byte{0, 2, 0, 3, 0, 4}},
+		&Authentication{Method: AuthDigitalSignature, Data: cat([]byte{15}, algID, signature)},
+	}
+	if !reflect.DeepEqual(ps, want) {
+		t.Fatalf("got %#v", ps)
+	}
+	b, err := appendChain(nil, want, true)
+	if err != nil || !bytes.Equal(b, inner) {
+		t.Fatalf("encode differs (%v)", err)
+	}
+}
