@@ -24,6 +24,7 @@ func TestGeneratedTypeSizes(t *testing.T) {
 	types := map[string]any{
 		"xs_sa_key":        bpf.XdpsecXsSaKey{},
 		"xs_sa_entry":      bpf.XdpsecXsSaEntry{},
+		"xs_sa_slot":       bpf.XdpsecXsSaSlot{},
 		"xs_ike_src":       bpf.XdpsecXsIkeSrc{},
 		"xs_config":        bpf.XdpsecXsConfig{},
 		"xs_counter_value": bpf.XdpsecXsCounterValue{},
@@ -65,17 +66,19 @@ func TestGeneratedTypeSizes(t *testing.T) {
 	}
 
 	mapTypes := map[string][2]any{
-		"sa_in":      {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
-		"ike_bucket": {bpf.XdpsecXsIkeSrc{}, uint64(0)},
-		"config":     {uint32(0), bpf.XdpsecXsConfig{}},
-		"stats":      {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_out":    {uint32(0), bpf.XdpsecXsPolicy{}},
-		"spd_stats":  {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_dst":    {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
-		"spd_node":   {uint32(0), bpf.XdpsecXsSpdNode{}},
-		"spd_src":    {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
-		"spd_rule":   {uint32(0), bpf.XdpsecXsSpdRule{}},
-		"cpu_map":    {uint32(0), bpf.XdpsecBpfCpumapVal{}},
+		"sa_in":         {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
+		"sa_slot":       {uint32(0), bpf.XdpsecXsSaSlot{}},
+		"sa_slot_stats": {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"ike_bucket":    {bpf.XdpsecXsIkeSrc{}, uint64(0)},
+		"config":        {uint32(0), bpf.XdpsecXsConfig{}},
+		"stats":         {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_out":       {uint32(0), bpf.XdpsecXsPolicy{}},
+		"spd_stats":     {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_dst":       {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
+		"spd_node":      {uint32(0), bpf.XdpsecXsSpdNode{}},
+		"spd_src":       {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
+		"spd_rule":      {uint32(0), bpf.XdpsecXsSpdRule{}},
+		"cpu_map":       {uint32(0), bpf.XdpsecBpfCpumapVal{}},
 	}
 	if len(mapTypes) != len(spec.Maps) {
 		t.Errorf("object has %d maps, the test knows %d", len(spec.Maps), len(mapTypes))

@@ -83,6 +83,22 @@ struct xs_sa_entry {
 	__u64 rx_seen_bytes;	/* from the IP header on */
 };
 
+/*
+ * SAs whose SPI we allocated live in sa_slot, indexed by SPI - spi_base:
+ * the daemon asks the kernel for SPIs in [spi_base, spi_base + spi_count),
+ * so the lookup is an array index and a compare, whatever the number of
+ * SAs. Other SPIs (manual SAs, another daemon's) go through sa_in. A slot
+ * with SPI 0 is empty (RFC 4303 reserves SPI 0).
+ */
+struct xs_sa_slot {
+	__u32 spi;		/* network order; 0: empty */
+	enum xs_family family;
+	__u8 pad[3];
+	__u8 daddr[16];
+	__u32 cpu;		/* as in xs_sa_entry */
+	__u32 flags;		/* reserved, zero */
+};
+
 /* Key of ike_bucket: one policer per source address. */
 struct xs_ike_src {
 	enum xs_family family;
@@ -99,6 +115,8 @@ struct xs_config {
 	__u32 ike_burst;	/* requests a source may send back to back */
 	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
 	__u32 flags;		/* reserved, zero */
+	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
+	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
 };
 
 /*

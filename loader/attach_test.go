@@ -143,13 +143,21 @@ func TestAttachCountsRealESP(t *testing.T) {
 	}
 
 	s := g.maps(t)
-	const known, unknown = 0x1000a, 0x2000b
-	if err := s.SA.Put(maps.InboundSA{SPI: known, Dst: g.wanAddr, CPU: maps.NoCPU}); err != nil {
-		t.Fatal(err)
+	// One SPI from the allocated range (found by index), one from outside
+	// it (found by hash), one unknown.
+	const known, foreign, unknown = maps.DefaultSPIBase + 10, 0x1000a, 0x2000b
+	for _, spi := range []uint32{known, foreign} {
+		if err := s.SA.Put(maps.InboundSA{SPI: spi, Dst: g.wanAddr, CPU: maps.NoCPU}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	const nKnown, nUnknown = 37, 23
+	const nKnown, nForeign, nUnknown = 37, 11, 23
 	g.sendESP(t, known, nKnown)
+	g.sendESP(t, foreign, nForeign)
 	g.sendESP(t, unknown, nUnknown)
+	if sa, err := s.SA.Get(foreign, g.wanAddr); err != nil || sa.RxSeenPackets != nForeign {
+		t.Errorf("foreign SA: %+v, %v; want %d packets", sa, err, nForeign)
+	}
 
 	sa, err := s.SA.Get(known, g.wanAddr)
 	if err != nil {
@@ -161,8 +169,8 @@ func TestAttachCountsRealESP(t *testing.T) {
 	if sa.RxSeenBytes != nKnown*(20+8+48) {
 		t.Errorf("rx_seen bytes = %d, want %d", sa.RxSeenBytes, nKnown*(20+8+48))
 	}
-	if got := counter(t, s, "rx_seen"); got != nKnown {
-		t.Errorf("rx_seen counter = %d, want %d", got, nKnown)
+	if got := counter(t, s, "rx_seen"); got != nKnown+nForeign {
+		t.Errorf("rx_seen counter = %d, want %d", got, nKnown+nForeign)
 	}
 	if got := counter(t, s, "no_sa"); got != nUnknown {
 		t.Errorf("no_sa counter = %d, want %d", got, nUnknown)
