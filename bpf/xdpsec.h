@@ -168,9 +168,21 @@ struct xs_spd_src_key {
 	__u8 addr[16];
 };
 
+/*
+ * A destination node with few source prefixes keeps them inline, longest
+ * first, and needs no spd_src lookup; nsrc == XS_SPD_SRC_TRIE sends the
+ * lookup to spd_src.
+ */
+#define XS_SPD_INLINE_SRC 2
+#define XS_SPD_SRC_TRIE 0xff
+
 struct xs_spd_node {
 	__u32 parent;		/* node index, XS_NONE at the root */
-	__u32 pad;
+	__u8 nsrc;		/* inline sources in use, or XS_SPD_SRC_TRIE */
+	__u8 src_len[XS_SPD_INLINE_SRC];
+	__u8 pad;
+	__u32 src_head[XS_SPD_INLINE_SRC];	/* first rule of each source's chain */
+	__u8 src[XS_SPD_INLINE_SRC][16];
 };
 
 struct xs_spd_rule {
@@ -190,6 +202,9 @@ struct xs_spd_rule {
  * rules examined); the Go compiler refuses policy sets that could need more.
  */
 #define XS_SPD_MAX_STEPS 256
+
+/* Rules spd_lookup examines before it falls back to the bounded loop. */
+#define XS_SPD_INLINE_RULES 2
 
 /*
  * tc_lan leaves what it decided in the skb's control buffer, so that

@@ -138,9 +138,13 @@ type XdpsecXsSpdDstKey struct {
 }
 
 type XdpsecXsSpdNode struct {
-	_      structs.HostLayout
-	Parent uint32
-	Pad    uint32
+	_       structs.HostLayout
+	Parent  uint32
+	Nsrc    uint8
+	SrcLen  [2]uint8
+	Pad     uint8
+	SrcHead [2]uint32
+	Src     [2][16]uint8
 }
 
 type XdpsecXsSpdRule struct {
