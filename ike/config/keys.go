@@ -51,10 +51,14 @@ func applyKeys[T any](t *T, sec *section, table keyTable[T], path string, errs *
 			errs.add(st.pos, key, wrapf(ErrUnsupported, "%s", msg))
 			continue
 		}
-		if err := spec.set(t, st.value); err != nil {
+		// Set on a copy so that a bad value leaves the default in place
+		// and causes no follow-on errors.
+		cp := *t
+		if err := spec.set(&cp, st.value); err != nil {
 			errs.add(st.pos, key, err)
 			continue
 		}
+		*t = cp
 		set[k] = st.pos
 	}
 	return set

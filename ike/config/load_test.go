@@ -243,7 +243,7 @@ connections {
 
 func TestIKELifetimeDefaults(t *testing.T) {
 	tests := []struct {
-		set                          string
+		set                        string
 		rekey, reauth, over, rand_ time.Duration
 	}{
 		{"", 4 * time.Hour, 0, 24 * time.Minute, 24 * time.Minute},

@@ -25,7 +25,7 @@ func parseUintPrefix(s string, max uint64) (uint64, string, error) {
 		if !ok || d >= base {
 			break
 		}
-		if n > (max-d)/base {
+		if d > max || n > (max-d)/base {
 			return 0, "", wrapf(ErrValue, "%q is out of range (at most %d)", s, max)
 		}
 		n = n*base + d
