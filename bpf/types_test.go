@@ -135,14 +135,15 @@ func TestHeaderConstants(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		"XS_NONE":           0xffffffff,
-		"XS_SPD_MAX_STEPS":  maps.MaxLookupSteps,
-		"XS_CB_POLICY_ID":   0,
-		"XS_CB_ACTION":      1,
-		"XS_CB_PROBE":       2,
-		"XS_PROBE_MAGIC":    0x70726f62,
-		"XS_SPD_INLINE_SRC": 2,
-		"XS_SPD_SRC_TRIE":   0xff,
+		"XS_NONE":            0xffffffff,
+		"XS_SPD_MAX_STEPS":   maps.MaxLookupSteps,
+		"XS_CB_POLICY_ID":    0,
+		"XS_CB_ACTION":       1,
+		"XS_CB_PROBE":        2,
+		"XS_PROBE_MAGIC":     0x70726f62,
+		"XS_SPD_INLINE_SRC":  2,
+		"XS_CFG_FOREIGN_SAS": 1,
+		"XS_SPD_SRC_TRIE":    0xff,
 	}
 	for name, v := range want {
 		m := regexp.MustCompile(`#define ` + name + `\s+(0x[0-9a-fA-F]+|\d+)U?`).FindSubmatch(h)

@@ -85,6 +85,10 @@ static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
 		return steer(slot->cpu, bytes);
 	}
 
+	/* Most gateways have no SAs outside the range: a flood of made-up
+	 * SPIs is then dropped without a hash lookup. */
+	if (cfg && !(cfg->flags & XS_CFG_FOREIGN_SAS))
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 	key.spi = spi;
 	key.family = l3->family;
 	copy_addr(key.daddr, l3->daddr, l3->family);

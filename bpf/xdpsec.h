@@ -114,10 +114,13 @@ struct xs_config {
 	__u32 ike_rate;		/* new IKE SA requests per second per source, 0: no limit */
 	__u32 ike_burst;	/* requests a source may send back to back */
 	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
-	__u32 flags;		/* reserved, zero */
+	__u32 flags;		/* XS_CFG_* */
 	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
 	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
 };
+
+/* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
+#define XS_CFG_FOREIGN_SAS 0x1
 
 /*
  * An outbound policy as configured: the source of truth for the compiled

@@ -102,6 +102,20 @@ func (c *Config) SetSPIRange(r SPIRange, slots uint32) error {
 	return c.update(func(v *bpf.XdpsecXsConfig) { v.SpiBase, v.SpiCount = r.Base, r.Count })
 }
 
+// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS.
+const cfgForeignSAs = 0x1
+
+// setForeignSAs tells xdp_wan whether sa_in has entries worth a lookup.
+func (c *Config) setForeignSAs(on bool) error {
+	return c.update(func(v *bpf.XdpsecXsConfig) {
+		if on {
+			v.Flags |= cfgForeignSAs
+		} else {
+			v.Flags &^= cfgForeignSAs
+		}
+	})
+}
+
 func (c *Config) spdGen() (uint8, error) {
 	v, err := c.read()
 	return uint8(v.SpdGen & 1), err

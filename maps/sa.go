@@ -93,6 +93,10 @@ func (t *SATable) Put(sa InboundSA) error {
 	if r.Contains(sa.SPI) {
 		return t.putSlot(sa.SPI-r.Base, key, cpu, ncpu, true)
 	}
+	// Before the entry exists, so its first packet is looked up.
+	if err := t.config.setForeignSAs(true); err != nil {
+		return err
+	}
 	vals := make([]bpf.XdpsecXsSaEntry, ncpu)
 	// Keep the counters of an existing entry; per-CPU updates write all copies.
 	if err := t.m.Lookup(&key, vals); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -160,7 +164,17 @@ func (t *SATable) Delete(spi uint32, dst netip.Addr) error {
 		}
 		return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
 	}
-	return nil
+	return t.syncForeignFlag()
+}
+
+// syncForeignFlag clears XS_CFG_FOREIGN_SAS once sa_in is empty.
+func (t *SATable) syncForeignFlag() error {
+	var key bpf.XdpsecXsSaKey
+	err := t.m.NextKey(nil, &key)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return t.config.setForeignSAs(false)
+	}
+	return err
 }
 
 // Get returns one SA with its counters.
@@ -315,6 +329,9 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 	)
 	flush := func() error {
 		if len(hkeys) > 0 {
+			if err := t.config.setForeignSAs(true); err != nil {
+				return err
+			}
 			if _, err := t.m.BatchUpdate(hkeys, hvals, nil); err != nil {
 				return fmt.Errorf("put SAs: %w", err)
 			}
