@@ -1,12 +1,15 @@
 package loader_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -245,5 +248,43 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/bpf/xdpsec-test-err"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed load left a pin dir behind")
 		os.RemoveAll("/sys/fs/bpf/xdpsec-test-err")
+	}
+}
+
+// TestXDPFallsBackToGeneric attaches to loopback, which has no native XDP:
+// auto mode falls back to generic with a log line, native mode fails.
+func TestXDPFallsBackToGeneric(t *testing.T) {
+	testenv.RequireBPF(t)
+	ns := testenv.NewNetns(t, "xdpsec-lo")
+	dir := fmt.Sprintf("/sys/fs/bpf/xdpsec-test-%06x", rand.Uint32()&0xffffff)
+	t.Cleanup(func() {
+		ns.Do(func() error { return loader.Unload(dir) })
+		os.RemoveAll(dir)
+	})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err := ns.Do(func() error {
+		if _, err := loader.Load(loader.Options{WAN: "lo", XDPMode: loader.XDPNative, PinDir: dir, MaxSAs: 64, MaxPolicies: 16, Log: log}); err == nil {
+			return errors.New("native XDP on loopback succeeded")
+		}
+		l, err := loader.Load(loader.Options{WAN: "lo", PinDir: dir, MaxSAs: 64, MaxPolicies: 16, Log: log})
+		if err != nil {
+			return err
+		}
+		l.Close()
+		atts, err := loader.Attachments(dir)
+		if err != nil {
+			return err
+		}
+		if len(atts) != 1 || atts[0].Hook != "xdp generic" {
+			return fmt.Errorf("attachments %+v, want xdp generic on lo", atts)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "falling back to generic XDP") {
+		t.Errorf("no fallback log line:\n%s", logs.String())
 	}
 }
