@@ -318,7 +318,7 @@ func algoHeader(name string, keyLen int, extra ...uint32) []byte {
 func replayESN(window uint32) []byte {
 	words := (window + 31) / 32
 	b := make([]byte, 0, 24+4*words)
-	b = native.AppendUint32(b, words) // bmp_len
+	b = native.AppendUint32(b, words)  // bmp_len
 	b = append(b, make([]byte, 16)...) // oseq, seq, oseq_hi, seq_hi
 	b = native.AppendUint32(b, window)
 	return append(b, make([]byte, 4*words)...)
