@@ -51,6 +51,9 @@ func (c Crypto) String() string {
 	return a.String()
 }
 
+// GoString keeps %#v from printing the keys.
+func (c Crypto) GoString() string { return "xfrm.Crypto{" + c.String() + "}" }
+
 // Algorithms describes an SA's algorithms as the kernel holds them: names,
 // key lengths in bits (an AEAD key counting its salt), ICV or truncation
 // lengths in bits. It is what Get and List report.

@@ -123,7 +123,7 @@ type State struct {
 // ID names the SA for Get and Delete.
 func (s *State) ID() SAID { return SAID{Dst: s.Dst, SPI: s.SPI, Src: s.Src, Mark: s.Mark} }
 
-func (s *State) String() string {
+func (s State) String() string {
 	return fmt.Sprintf("SA %#08x %s → %s", s.SPI, s.Src, s.Dst)
 }
 
