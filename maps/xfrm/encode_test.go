@@ -379,7 +379,7 @@ func TestEncodePolicy(t *testing.T) {
 	}
 	a, _ := attrs(p[nl.SizeofXfrmUserpolicyInfo:])
 	tmpl := append([]byte{192, 0, 2, 1}, make([]byte, 12)...) // id.daddr: the peer sends to us
-	tmpl = append(tmpl, 0, 0, 0, 0, 50, 0, 0, 0)               // spi any, proto ESP
+	tmpl = append(tmpl, 0, 0, 0, 0, 50, 0, 0, 0)              // spi any, proto ESP
 	tmpl = append(tmpl, 2, 0, 0, 0)                           // outer family AF_INET, pad
 	tmpl = append(tmpl, 198, 51, 100, 2)                      // saddr: the peer
 	tmpl = append(tmpl, make([]byte, 12)...)
