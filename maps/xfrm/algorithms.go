@@ -67,6 +67,9 @@ type Algorithms struct {
 }
 
 func (a Algorithms) String() string {
+	if a.AEAD == "" && a.Encr == "" {
+		return "none"
+	}
 	if a.AEAD != "" {
 		return fmt.Sprintf("aead %s key %d icv %d", a.AEAD, a.EncrKeyBits, a.ICVBits)
 	}

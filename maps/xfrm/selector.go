@@ -41,6 +41,26 @@ func (s Selector) String() string {
 	return b.String()
 }
 
+// normalized spells an unset prefix out as the family's any prefix, as
+// the kernel reports it.
+func (s Selector) normalized() Selector {
+	fam, err := s.family()
+	if err != nil {
+		return s
+	}
+	anyP := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	if fam == unix.AF_INET6 {
+		anyP = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	if !s.Src.IsValid() {
+		s.Src = anyP
+	}
+	if !s.Dst.IsValid() {
+		s.Dst = anyP
+	}
+	return s
+}
+
 func prefixString(p, other netip.Prefix) string {
 	if p.IsValid() {
 		return p.String()

@@ -22,6 +22,10 @@ const minSPI = 256
 // A larval SA not completed within net.core.xfrm_acq_expires seconds (30 by
 // default) is removed and its SPI may be handed out again.
 //
+// A failed allocation (range exhausted) leaves a keyless acquire state
+// with SPI 0 behind until the same timeout; the kernel makes it before it
+// looks for a free SPI.
+//
 // r is the daemon's allocated range, so that xdp_wan finds the SA by index.
 func (c *Conn) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
 	req, err := encodeAllocSPI(src, dst, r)
