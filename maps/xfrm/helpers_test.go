@@ -3,6 +3,7 @@ package xfrm
 import (
 	"crypto/rand"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -33,7 +34,10 @@ func requireESP(t *testing.T) Capabilities {
 	t.Helper()
 	c := kernelCaps(t)
 	if !c.ESP.Available {
-		t.Skipf("skipped: kernel has no ESP transform (probe: %s)", c.ESP.Reason)
+		if strings.HasPrefix(c.ESP.Reason, ErrNoESP.Error()) {
+			t.Skipf("skipped: %s", c.ESP.Reason)
+		}
+		t.Skipf("skipped: kernel has no ESP transform (%s)", c.ESP.Reason)
 	}
 	return c
 }
