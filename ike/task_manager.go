@@ -223,6 +223,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			sa.authenticated(d)
 		}
 		sa.log.Info("parsed " + summarize(m, false))
+		if h.ExchangeType == message.IKE_SA_INIT {
+			sa.initRes = raw
+		}
 		t := tm.active
 		tm.stopTimers()
 		err := t.process(m)
@@ -263,6 +266,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		sa.authenticated(d)
 	}
 	sa.log.Info("parsed " + summarize(m, false))
+	if h.ExchangeType == message.IKE_SA_INIT {
+		sa.initReq = raw
+	}
 	perr := t.process(m)
 	resp := &message.Message{Header: message.Header{
 		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
