@@ -122,7 +122,7 @@ func (c *childSA) logEstablished() {
 
 func (c *childSA) scheduleRekey() {
 	rekey := c.cfg.rekeyTime
-	if r := c.cfg.cfg.RandTime; r > 0 {
+	if r := c.cfg.randTime; r > 0 {
 		rekey -= time.Duration(randUint32(c.ike.e)%uint32(r/time.Second+1)) * time.Second
 	}
 	c.rekeyTimer = c.ike.e.afterFunc(rekey, func() {

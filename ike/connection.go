@@ -21,6 +21,7 @@ type connection struct {
 	sendCertReq             bool
 	sendCert                string
 	rekeyTime, overTime     time.Duration
+	randTime                time.Duration
 }
 
 type authMethod uint8
@@ -45,6 +46,7 @@ type childConfig struct {
 	mode              Mode
 	rekeyTime         time.Duration
 	lifeTime          time.Duration
+	randTime          time.Duration
 	restart           bool // dpd_action = restart
 	replayWindow      uint32
 }
@@ -107,6 +109,10 @@ func resolveConnection(c *Connection) (*connection, error) {
 	rc.overTime = c.OverTime
 	if rc.overTime == 0 {
 		rc.overTime = rc.rekeyTime / 10
+	}
+	rc.randTime = c.RandTime
+	if rc.randTime == 0 {
+		rc.randTime = rc.overTime
 	}
 	if len(c.Local) != 1 || len(c.Remote) != 1 {
 		return nil, errf("local/remote", "exactly one local and one remote authentication round are supported")
@@ -222,6 +228,12 @@ func resolveChild(c *ChildConfig) (*childConfig, error) {
 	cc.lifeTime = c.LifeTime
 	if cc.lifeTime == 0 {
 		cc.lifeTime = cc.rekeyTime * 11 / 10
+	}
+	cc.randTime = c.RandTime
+	if cc.randTime == 0 && cc.lifeTime > cc.rekeyTime {
+		// charon's default: rand_time = life_time - rekey_time, so both
+		// ends do not rekey at the same moment.
+		cc.randTime = cc.lifeTime - cc.rekeyTime
 	}
 	if cc.replayWindow == 0 {
 		cc.replayWindow = 32

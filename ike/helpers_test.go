@@ -111,11 +111,11 @@ func baseConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet s
 }
 
 type bedOptions struct {
-	connA, connB   func(c *ike.Connection)
-	cfgA, cfgB     func(c *ike.Config)
-	pskA, pskB     string
-	bAddr          netip.Addr // default addrB
-	noAttach       bool
+	connA, connB func(c *ike.Connection)
+	cfgA, cfgB   func(c *ike.Config)
+	pskA, pskB   string
+	bAddr        netip.Addr // default addrB
+	noAttach     bool
 }
 
 func newTestbed(t *testing.T, o bedOptions) *testbed {
@@ -251,7 +251,17 @@ func (tb *testbed) children(p *peer) []ike.ChildSAInfo {
 	return tb.established(p).Children
 }
 
+// advance moves time forward timer by timer, delivering what each timer
+// sent before the next one fires.
 func (tb *testbed) advance(d time.Duration) {
-	tb.clock.Advance(d)
 	tb.net.Flush()
+	for d > 0 {
+		step, ok := tb.clock.Next()
+		if !ok || step > d {
+			step = d
+		}
+		tb.clock.Advance(step)
+		tb.net.Flush()
+		d -= step
+	}
 }

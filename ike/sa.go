@@ -268,8 +268,8 @@ func (sa *ikeSA) scheduleRekey() {
 		sa.rekeyTimer.Stop()
 	}
 	d := sa.conn.rekeyTime
-	if r := sa.conn.cfg.RandTime; r > 0 {
-		d -= time.Duration(randUint32(sa.e) % uint32(r/time.Second+1) * uint32(time.Second))
+	if r := sa.conn.randTime; r > 0 {
+		d -= time.Duration(randUint32(sa.e)%uint32(r/time.Second+1)) * time.Second
 	}
 	sa.rekeyTimer = sa.e.afterFunc(d, func() {
 		if sa.state == IKESAEstablished {

@@ -137,7 +137,9 @@ func (t *ikeRekey) process(m *message.Message) error {
 	n := t.newSA
 	n.spiR = binary.BigEndian.Uint64(sap.Proposals[0].SPI)
 	t.nr = slices.Clone(nr.Data)
-	if err := t.deriveNewSA(n, chosen, suite, kep.Data); err != nil {
+	err = t.deriveNewSA(n, chosen, suite, kep.Data)
+	t.ke.Close()
+	if err != nil {
 		sa.log.Info(fmt.Sprintf("IKE_SA rekey key derivation failed: %v", err))
 		t.abort()
 		return nil
@@ -162,7 +164,6 @@ func (t *ikeRekey) process(m *message.Message) error {
 func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.IKESuite, peerKE []byte) error {
 	sa := t.sa
 	gir, err := t.ke.SharedSecret(peerKE)
-	t.ke.Close()
 	if err != nil {
 		return err
 	}
@@ -256,6 +257,7 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	n.spiR = sa.e.newSPI()
 	t.selNum = sel.number
 	if err := t.deriveNewSA(n, sel.proposal, suite, kep.Data); err != nil {
+		t.ke.Close()
 		n.destroy()
 		t.errNotify = notify(message.INVALID_SYNTAX, nil)
 		return nil

@@ -92,3 +92,19 @@ func (c *Clock) Pending() int {
 	defer c.mu.Unlock()
 	return len(c.timers)
 }
+
+// Next returns how long until the next timer fires, if any.
+func (c *Clock) Next() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next *timer
+	for _, t := range c.timers {
+		if next == nil || t.when.Before(next.when) {
+			next = t
+		}
+	}
+	if next == nil {
+		return 0, false
+	}
+	return max(0, next.when.Sub(c.now)), true
+}
