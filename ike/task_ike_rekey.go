@@ -187,13 +187,32 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	return nil
 }
 
-// moveChildren hands the CHILD_SAs to the IKE SA that replaces this one.
+// moveChildren hands the CHILD_SAs to the IKE SA that replaces this one,
+// with the CHILD_SA exchanges still waiting in our queue.
 func (sa *ikeSA) moveChildren(n *ikeSA) {
 	for _, c := range sa.children {
 		c.ike = n
 		n.children = append(n.children, c)
 	}
 	sa.children = nil
+	var keep []task
+	for _, q := range sa.tm.queued {
+		switch q := q.(type) {
+		case *childRekey:
+			n.tm.queue(newChildRekey(n, true, q.old))
+		case *childCreate:
+			n.tm.queue(newChildCreate(n, true, q.cfg, nil))
+		case *childDelete:
+			if q.child != nil {
+				n.tm.queue(newChildDelete(n, true, q.child))
+			}
+		case *dpd:
+		default:
+			keep = append(keep, q)
+		}
+	}
+	sa.tm.queued = keep
+	n.tm.initiate()
 }
 
 func (sa *ikeSA) scheduleRekeyRetry() {

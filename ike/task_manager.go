@@ -340,6 +340,10 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 		if sa.state < IKESAEstablished || sa.state >= IKESADeleting {
 			return nil
 		}
+		if sa.state == IKESARekeyed {
+			// Replaced by a new IKE SA: nothing more is created here.
+			return &refuse{notify(message.TEMPORARY_FAILURE, nil)}
+		}
 		if findNotify(m, message.REKEY_SA) != nil {
 			return newChildRekey(sa, false, nil)
 		}
@@ -352,5 +356,16 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 			return newInformational(sa)
 		}
 	}
+	return nil
+}
+
+// refuse answers a request with an error notify.
+type refuse struct{ n *message.Notify }
+
+func (t *refuse) kind() taskKind                   { return taskInformational }
+func (t *refuse) exchange() message.ExchangeType   { return message.CREATE_CHILD_SA }
+func (t *refuse) process(m *message.Message) error { return nil }
+func (t *refuse) build(m *message.Message) error {
+	m.Payloads = append(m.Payloads, t.n)
 	return nil
 }
