@@ -82,6 +82,7 @@ type Engine struct {
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32
+	lastInvalidSPI         time.Time
 	closed                 bool
 }
 
@@ -355,6 +356,7 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	if sa == nil || !sa.matchesSPIs(h) {
 		e.stats.DroppedUnknownSA++
 		e.log.Debug(fmt.Sprintf("ignoring %v %s for unknown IKE_SA %016x_i %016x_r", h.ExchangeType, reqOrResp(&h), h.InitiatorSPI, h.ResponderSPI))
+		e.invalidSPI(h, d)
 		return
 	}
 	sa.receive(h, data, d)
@@ -442,4 +444,32 @@ func addrAllowed(list []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// invalidSPI answers an encrypted request for an IKE SA we do not have
+// with an unprotected INVALID_IKE_SPI notify (RFC 7296 section 2.21.4), at
+// most once a second so that we are no amplifier.
+func (e *Engine) invalidSPI(h message.Header, d Datagram) {
+	if h.IsResponse() || (h.NextPayload != message.PayloadSK && h.NextPayload != message.PayloadSKF) {
+		return
+	}
+	now := e.clock.Now()
+	if !e.lastInvalidSPI.IsZero() && now.Sub(e.lastInvalidSPI) < time.Second {
+		return
+	}
+	e.lastInvalidSPI = now
+	m := &message.Message{
+		Header: message.Header{InitiatorSPI: h.InitiatorSPI, ResponderSPI: h.ResponderSPI, ExchangeType: message.INFORMATIONAL,
+			Flags: message.FlagResponse, MessageID: h.MessageID},
+		Payloads: []message.Payload{&message.Notify{NotifyType: message.INVALID_IKE_SPI}},
+	}
+	if !h.IsInitiator() {
+		m.Header.Flags |= message.FlagInitiator
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return
+	}
+	e.log.Info("generating " + summarize(m, false))
+	e.send(d.Local, d.Remote, [][]byte{b})
 }

@@ -3,6 +3,7 @@ package ike_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -161,4 +162,24 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+func TestInvalidIKESPI(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.DPDDelay = 10 * time.Second }})
+	tb.establish()
+	// b loses its state (restart); a's next request is answered with an
+	// unprotected HDR, N(INVALID_IKE_SPI), which a cannot trust and ignores.
+	tb.b.e.Close()
+	b2 := tb.newPeer("b2", addrB, baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16"), "this is a shared secret", 0xc3000000, nil)
+	tb.advance(11 * time.Second)
+	if !b2.log.contains("generating INFORMATIONAL response 2 [ N(INVAL_IKE_SPI) ]") {
+		t.Fatal("no INVALID_IKE_SPI")
+	}
+	if tb.a.e.Stats().DroppedUnexpected == 0 {
+		t.Fatal("a did not drop the unprotected notify")
+	}
+	tb.advance(5 * time.Second)
+	if b2.log.count("INVAL_IKE_SPI") != 2 {
+		t.Fatalf("INVALID_IKE_SPI not rate limited or not repeated: %d", b2.log.count("INVAL_IKE_SPI"))
+	}
 }
