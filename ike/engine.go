@@ -25,6 +25,12 @@ type Config struct {
 
 	Credentials Credentials
 
+	// SourceAddress picks our address towards a peer when a connection
+	// has no local_addrs (a route lookup in the daemon). Without it, such
+	// connections send from an unspecified address and learn theirs from
+	// the first response.
+	SourceAddress func(remote netip.Addr) (netip.Addr, bool)
+
 	// Retransmission (RFC 7296 section 2.1), as charon's
 	// retransmit_timeout, retransmit_base and retransmit_tries: the n-th
 	// retransmit is sent Timeout*Base^n after the previous one, and the
@@ -198,6 +204,10 @@ func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error
 	var local netip.Addr
 	if len(c.localAddrs) > 0 {
 		local = c.localAddrs[0]
+	} else if e.cfg.SourceAddress != nil {
+		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
+			local = a
+		}
 	}
 	sa := e.newIKESA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
 	sa.spiI = e.newSPI()

@@ -350,3 +350,17 @@ func TestCreateChildSA(t *testing.T) {
 	}
 	tb.checkKeys()
 }
+
+func TestSourceAddressLookup(t *testing.T) {
+	tb := newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) { c.LocalAddrs = []string{"%any"} },
+		cfgA: func(c *ike.Config) {
+			c.SourceAddress = func(remote netip.Addr) (netip.Addr, bool) { return addrA, remote == addrB }
+		},
+	})
+	tb.establish()
+	if a := tb.established(tb.a); a.Local.Addr() != addrA || a.NATLocal {
+		t.Fatalf("local %v nat %v", a.Local, a.NATLocal)
+	}
+	tb.checkKeys()
+}

@@ -221,6 +221,8 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		}
 		if h.ExchangeType != message.IKE_SA_INIT {
 			sa.authenticated(d)
+		} else if !sa.local.Addr().IsValid() {
+			sa.local = d.Local
 		}
 		sa.log.Info("parsed " + summarize(m, false))
 		if h.ExchangeType == message.IKE_SA_INIT {
