@@ -364,3 +364,28 @@ func TestSourceAddressLookup(t *testing.T) {
 	}
 	tb.checkKeys()
 }
+
+func TestIPv6(t *testing.T) {
+	a6, b6 := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	tb := newTestbed(t, bedOptions{
+		aAddr: a6, bAddr: b6,
+		connA: func(c *ike.Connection) {
+			c.Local[0].ID = "2001:db8::1"
+			c.Remote[0].ID = "2001:db8::2"
+			c.Children[0].LocalTS = []string{"fd01::/64"}
+			c.Children[0].RemoteTS = []string{"fd02::/64"}
+		},
+		connB: func(c *ike.Connection) {
+			c.Local[0].ID = "2001:db8::2"
+			c.Remote[0].ID = "2001:db8::1"
+			c.Children[0].LocalTS = []string{"fd02::/64"}
+			c.Children[0].RemoteTS = []string{"fd01::/64"}
+		},
+	})
+	tb.establish()
+	if !tb.a.log.contains("IKE_SA gw[1] established between 2001:db8::1[2001:db8::1]...2001:db8::2[2001:db8::2]") ||
+		!tb.a.log.contains("TS fd01::/64 === fd02::/64") {
+		t.Fatal("not established over IPv6")
+	}
+	tb.checkKeys()
+}
