@@ -182,3 +182,45 @@ func TestRekeyTimers(t *testing.T) {
 	}
 	tb.checkKeys()
 }
+
+func TestChildRekeySimultaneousReordered(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	oa, ob := tb.children(tb.a)[0], tb.children(tb.b)[0]
+	tb.a.e.RekeyChildSA(oa.ID)
+	tb.b.e.RekeyChildSA(ob.ID)
+	// queue: [a's request, b's request]. b answers a's request (and sees
+	// the collision); then a's response overtakes b's request, so a
+	// finishes without knowing of b's rekey and deletes the old CHILD_SA.
+	// b's request then finds it gone: TEMPORARY_FAILURE, and b keeps the
+	// CHILD_SA of a's exchange.
+	tb.net.Deliver()
+	tb.net.Reverse()
+	tb.net.Flush()
+	ca, cb := tb.children(tb.a), tb.children(tb.b)
+	if len(ca) != 1 || len(cb) != 1 || ca[0].SPIIn != cb[0].SPIOut || ca[0].SPIIn == oa.SPIIn {
+		t.Fatalf("children: a %+v, b %+v", ca, cb)
+	}
+	if !tb.b.log.contains("received TEMPORARY_FAILURE notify") {
+		t.Error("no TEMPORARY_FAILURE")
+	}
+	tb.checkKeys()
+}
+
+func TestIKERekeySimultaneousReordered(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	tb.a.e.RekeyIKESA(tb.established(tb.a).ID)
+	tb.b.e.RekeyIKESA(tb.established(tb.b).ID)
+	tb.net.Deliver()
+	tb.net.Reverse()
+	tb.net.Flush()
+	na, nb := tb.established(tb.a), tb.established(tb.b)
+	if len(tb.a.sas()) != 1 || len(tb.b.sas()) != 1 || na.SPIi != nb.SPIi || na.SPIr != nb.SPIr {
+		t.Fatalf("IKE SAs: a %+v / b %+v", tb.a.sas(), tb.b.sas())
+	}
+	if len(na.Children) != 1 || len(nb.Children) != 1 {
+		t.Fatalf("children: %d %d", len(na.Children), len(nb.Children))
+	}
+	tb.checkKeys()
+}

@@ -43,6 +43,13 @@ func (t *informational) process(m *message.Message) error {
 		}
 	}
 	if t.deleteIKE {
+		// The peer won a rekey collision and deletes the old IKE SA
+		// before our rekey was answered: its new IKE SA takes the
+		// CHILD_SAs (RFC 7296 section 2.8.2).
+		if r, ok := sa.tm.active.(*ikeRekey); ok && r.initiator && r.collision != nil && r.collision.newSA != nil &&
+			r.collision.newSA.state == IKESAEstablished {
+			sa.moveChildren(r.collision.newSA)
+		}
 		sa.setState(IKESADeleting)
 	}
 	return nil

@@ -203,9 +203,13 @@ func (tm *taskManager) stopTimers() {
 	tm.timer, tm.giveUp = nil, nil
 }
 
+// stop abandons all exchanges; the active task releases what it holds.
 func (tm *taskManager) stop() {
 	tm.stopTimers()
 	tm.queued = nil
+	if f, ok := tm.active.(failer); ok {
+		f.failed()
+	}
 	tm.active = nil
 }
 
@@ -339,10 +343,10 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 			return newIKEAuth(sa, false, nil)
 		}
 	case message.CREATE_CHILD_SA:
-		if sa.state < IKESAEstablished || sa.state >= IKESADeleting {
+		if sa.state < IKESAEstablished {
 			return nil
 		}
-		if sa.state == IKESARekeyed {
+		if sa.state >= IKESARekeyed {
 			// Replaced by a new IKE SA: nothing more is created here.
 			return &refuse{notify(message.TEMPORARY_FAILURE, nil)}
 		}
