@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/message"
 )
 
 func pfs(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519"} }
@@ -223,4 +224,38 @@ func TestIKERekeySimultaneousReordered(t *testing.T) {
 		t.Fatalf("children: %d %d", len(na.Children), len(nb.Children))
 	}
 	tb.checkKeys()
+}
+
+func TestIKEHardLifetime(t *testing.T) {
+	// b's rekey is never answered (CREATE_CHILD_SA is lost, and b keeps
+	// retransmitting), so over_time ends its IKE SA.
+	tb := newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) {
+			c.RekeyTime = 10 * time.Hour
+			c.Children[0].RekeyTime = 10 * time.Hour
+		},
+		connB: func(c *ike.Connection) {
+			c.Children[0].RekeyTime = 10 * time.Hour
+			c.RekeyTime = time.Hour
+			c.OverTime = 10 * time.Minute
+			c.RandTime = time.Second
+		},
+		cfgB: func(c *ike.Config) { c.RetransmitTries = 100 },
+	})
+	tb.establish()
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		if h, err := message.UnmarshalHeader(d.Data); err == nil && h.ExchangeType == message.CREATE_CHILD_SA {
+			return nil
+		}
+		return []ike.Datagram{d}
+	}
+	tb.advance(69 * time.Minute)
+	if sas := tb.b.sas(); len(sas) == 0 || sas[0].State != ike.IKESARekeying {
+		t.Fatalf("want the IKE SA rekeying: %+v", sas)
+	}
+	tb.advance(2 * time.Minute)
+	if !tb.b.log.contains("IKE_SA gw[1] reached its hard lifetime, deleting") {
+		t.Fatal("IKE SA outlived its lifetime")
+	}
+	tb.wantNoSAs(tb.b)
 }

@@ -50,6 +50,7 @@ type ikeSA struct {
 	lastInbound   time.Time
 	halfOpenTimer Timer
 	rekeyTimer    Timer
+	expireTimer   Timer // rekey_time + over_time: hard lifetime
 	dpdTimer      Timer
 
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
@@ -261,6 +262,17 @@ func (sa *ikeSA) established() {
 	}
 	sa.scheduleRekey()
 	sa.scheduleDPD()
+	sa.expireTimer = sa.e.afterFunc(sa.conn.rekeyTime+sa.conn.overTime, func() {
+		if sa.state != IKESADestroying && sa.state != IKESADeleting {
+			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
+			if sa.tm.busy() {
+				sa.destroy() // an exchange is stuck: no time to wait for it
+				return
+			}
+			sa.tm.queued = append([]task{newIKEDelete(sa)}, sa.tm.queued...)
+			sa.tm.initiate()
+		}
+	})
 }
 
 func (sa *ikeSA) scheduleRekey() {
@@ -353,7 +365,7 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.children = nil
 	sa.tm.stop()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.dpdTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
 		if t != nil {
 			t.Stop()
 		}
