@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"crypto/x509"
 	"testing"
 	"time"
 
@@ -214,4 +215,30 @@ func TestESPProposalMismatch(t *testing.T) {
 	if !tb.a.log.contains("received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built") {
 		t.Error("a did not log NO_PROPOSAL_CHOSEN")
 	}
+}
+
+func TestInitiatorRejectsResponder(t *testing.T) {
+	trusted, untrusted := newCA(t, "Trusted CA", nil), newCA(t, "Untrusted CA", nil)
+	keyB := newKey(t, "ecdsa")
+	certB := untrusted.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+	tb := newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) { c.Remote[0].Auth = "pubkey" },
+		connB: func(c *ike.Connection) {
+			c.Local[0] = ike.AuthConfig{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}
+		},
+		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.cert} },
+	})
+	tb.establish()
+	// b accepts a's PSK and considers the IKE SA up; a finds no trusted
+	// path for b's certificate and says so:
+	// HDR, SK {N(AUTHENTICATION_FAILED)} --> <-- HDR, SK {}
+	if !tb.a.log.contains("no trusted certificate path for 'sun.example.org'") ||
+		!tb.a.log.contains("generating INFORMATIONAL request 2 [ N(AUTH_FAILED) ]") {
+		t.Fatal("a did not reject b")
+	}
+	if !tb.b.log.contains("received AUTHENTICATION_FAILED error notify") {
+		t.Fatal("b not told")
+	}
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
 }

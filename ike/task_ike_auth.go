@@ -99,13 +99,11 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	peer := Identity{Type: idr.IDType, Data: idr.Data}
 	if !sa.conn.remote.id.Matches(peer) {
 		sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.id))
-		t.abortChild()
-		return errDestroy
+		return t.rejectResponder()
 	}
 	if err := sa.verifyAuth(sa.conn.remote, peer, idr.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
 		sa.log.Info(err.Error())
-		t.abortChild()
-		return errDestroy
+		return t.rejectResponder()
 	}
 	sa.remoteID = peer
 	sa.established()
@@ -113,6 +111,15 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	if t.child != nil {
 		return t.child.processResponse(m)
 	}
+	return nil
+}
+
+// rejectResponder handles a responder we do not accept: it considers the
+// IKE SA established, so we tell it in an INFORMATIONAL exchange (RFC 7296
+// section 2.21.2) before the IKE SA goes.
+func (t *ikeAuth) rejectResponder() error {
+	t.abortChild()
+	t.sa.tm.queued = []task{&authFailed{sa: t.sa}}
 	return nil
 }
 
@@ -222,3 +229,15 @@ func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity) *connection {
 	}
 	return nil
 }
+
+// authFailed is HDR, SK {N(AUTHENTICATION_FAILED)} --> <-- HDR, SK {},
+// after which the IKE SA is destroyed.
+type authFailed struct{ sa *ikeSA }
+
+func (t *authFailed) kind() taskKind                 { return taskInformational }
+func (t *authFailed) exchange() message.ExchangeType { return message.INFORMATIONAL }
+func (t *authFailed) build(m *message.Message) error {
+	m.Payloads = append(m.Payloads, notify(message.AUTHENTICATION_FAILED, nil))
+	return nil
+}
+func (t *authFailed) process(m *message.Message) error { return errDestroy }

@@ -36,7 +36,8 @@ func (t *informational) process(m *message.Message) error {
 		case *message.Notify:
 			if p.NotifyType.IsError() {
 				sa.log.Info(fmt.Sprintf("received %v error notify", p.NotifyType))
-				if p.NotifyType == message.AUTHENTICATION_FAILED && sa.state < IKESAEstablished {
+				if p.NotifyType == message.AUTHENTICATION_FAILED {
+					// The initiator refused our authentication.
 					t.deleteIKE = true
 				}
 			}

@@ -56,7 +56,7 @@ func (tm *taskManager) initiate() {
 	sa := tm.sa
 	for tm.active == nil && len(tm.queued) > 0 && sa.state != IKESADestroying {
 		t := tm.queued[0]
-		if sa.state < IKESAEstablished && t.kind() != taskIKEInit && t.kind() != taskIKEAuth {
+		if _, ok := t.(*authFailed); !ok && sa.state < IKESAEstablished && t.kind() != taskIKEInit && t.kind() != taskIKEAuth {
 			return
 		}
 		if sa.state == IKESADeleting && t.kind() != taskIKEDelete {
