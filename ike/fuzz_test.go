@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,11 +55,15 @@ func FuzzEstablished(f *testing.F) {
 		tb.establish()
 		sa := tb.established(tb.b)
 		d := append([]byte(nil), data...)
-		if len(d) >= 16 {
+		if len(d) >= message.HeaderLen {
+			// Our SPIs, version 2 and a length that matches: past the
+			// header checks to the SA lookup, decryption and reassembly.
 			for i := range 8 {
 				d[i] = byte(sa.SPIi >> (56 - 8*i))
 				d[8+i] = byte(sa.SPIr >> (56 - 8*i))
 			}
+			d[17] = 0x20
+			binary.BigEndian.PutUint32(d[24:], uint32(len(d)))
 		}
 		tb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 500), Remote: netip.AddrPortFrom(addrA, 500), Data: d})
 		tb.a.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrA, 500), Remote: netip.AddrPortFrom(addrB, 500), Data: d})
