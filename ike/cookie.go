@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -88,7 +87,3 @@ func (e *Engine) checkCookie(m *message.Message, d Datagram) bool {
 	e.sendUnprotectedNotify(m.Header, d, message.COOKIE, c)
 	return false
 }
-
-// sameCookie is used by the initiator to notice a responder that keeps
-// asking for cookies.
-func sameCookie(a, b []byte) bool { return bytes.Equal(a, b) }

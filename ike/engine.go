@@ -430,7 +430,7 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m, true))
+	e.log.Info("generating " + summarize(m))
 	e.send(d.Local, d.Remote, [][]byte{b})
 }
 
@@ -480,6 +480,6 @@ func (e *Engine) invalidSPI(h message.Header, d Datagram) {
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m, false))
+	e.log.Info("generating " + summarize(m))
 	e.send(d.Local, d.Remote, [][]byte{b})
 }

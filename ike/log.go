@@ -46,7 +46,7 @@ var notifyShort = map[message.NotifyType]string{
 
 // summarize formats a message as charon's "parsed"/"generating" lines do:
 // "IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]".
-func summarize(m *message.Message, _ bool) string {
+func summarize(m *message.Message) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v %s %d [ ", m.Header.ExchangeType, reqOrResp(&m.Header), m.Header.MessageID)
 	for _, p := range m.Payloads {

@@ -117,7 +117,7 @@ func (tm *taskManager) sendRequest() {
 // and logs it as charon does.
 func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 	sa := tm.sa
-	sa.log.Info("generating " + summarize(m, true))
+	sa.log.Info("generating " + summarize(m))
 	if m.Header.ExchangeType == message.IKE_SA_INIT {
 		b, err := m.Marshal()
 		return [][]byte{b}, err
@@ -228,7 +228,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		} else if !sa.local.Addr().IsValid() {
 			sa.local = d.Local
 		}
-		sa.log.Info("parsed " + summarize(m, false))
+		sa.log.Info("parsed " + summarize(m))
 		if h.ExchangeType == message.IKE_SA_INIT {
 			sa.initRes = raw
 		}
@@ -271,7 +271,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	if h.ExchangeType != message.IKE_SA_INIT {
 		sa.authenticated(d)
 	}
-	sa.log.Info("parsed " + summarize(m, false))
+	sa.log.Info("parsed " + summarize(m))
 	if h.ExchangeType == message.IKE_SA_INIT {
 		sa.initReq = raw
 	}
