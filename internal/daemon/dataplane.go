@@ -1,0 +1,637 @@
+// Package daemon is xdpsec's IKE daemon: it runs the ike engine over the
+// IKE sockets, installs what it negotiates into the kernel's XFRM and the
+// pinned BPF maps, loads swanctl.conf, answers the control socket, saves
+// its IKE SAs across restarts and exports metrics.
+//
+// The engine (package ike) knows nothing of any of this; the daemon is
+// where its interfaces meet the machine.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/maps"
+	"github.com/xdpsec/xdpsec/maps/xfrm"
+)
+
+// Kernel is the part of maps/xfrm.Conn the dataplane uses; tests fake it.
+type Kernel interface {
+	AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error)
+	AddState(s xfrm.State) (xfrm.OffloadResult, error)
+	UpdateState(s xfrm.State) (xfrm.OffloadResult, error)
+	DeleteState(id xfrm.SAID) error
+	GetState(id xfrm.SAID) (xfrm.StateInfo, error)
+	AddPolicy(p xfrm.Policy) error
+	DeletePolicy(p xfrm.Policy) error
+}
+
+// BPF is the part of the pinned maps the dataplane uses; PinnedBPF is the
+// real one, tests fake it.
+type BPF interface {
+	SPIRange() (maps.SPIRange, error)
+	// CPUs lists the CPUs with a cpu_map queue, where SAs may be steered.
+	CPUs() ([]int, error)
+	PutSA(sa maps.InboundSA) error
+	DeleteSA(spi uint32, dst netip.Addr) error
+	GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
+	Policies() ([]maps.Policy, error)
+	AddPolicy(p maps.Policy) (maps.Policy, error)
+	DeletePolicy(id uint32) error
+}
+
+// PinnedBPF adapts a maps.Set to BPF.
+type PinnedBPF struct{ Set *maps.Set }
+
+func (b PinnedBPF) SPIRange() (maps.SPIRange, error) { return b.Set.Config.SPIRange() }
+func (b PinnedBPF) CPUs() ([]int, error) {
+	m, err := b.Set.CPUs.Enabled()
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for cpu := range m {
+		out = append(out, cpu)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+func (b PinnedBPF) PutSA(sa maps.InboundSA) error { return b.Set.SA.Put(sa) }
+func (b PinnedBPF) DeleteSA(spi uint32, dst netip.Addr) error {
+	return b.Set.SA.Delete(spi, dst)
+}
+func (b PinnedBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
+	return b.Set.SA.Get(spi, dst)
+}
+func (b PinnedBPF) Policies() ([]maps.Policy, error)               { return b.Set.SPD.Policies() }
+func (b PinnedBPF) AddPolicy(p maps.Policy) (maps.Policy, error) { return b.Set.SPD.Add(p) }
+func (b PinnedBPF) DeletePolicy(id uint32) error                 { return b.Set.SPD.Delete(id) }
+
+// CPUSpread says how inbound SAs are spread over the CPUs of cpu_map.
+type CPUSpread uint8
+
+const (
+	SpreadRoundRobin CPUSpread = iota // each new SA on the next CPU
+	SpreadSPI                         // the SPI modulo the number of CPUs
+	SpreadNone                        // no steering: the receiving CPU decrypts
+)
+
+// ParseCPUSpread reads --sa-cpu.
+func ParseCPUSpread(s string) (CPUSpread, error) {
+	switch s {
+	case "round-robin", "rr", "":
+		return SpreadRoundRobin, nil
+	case "spi":
+		return SpreadSPI, nil
+	case "none":
+		return SpreadNone, nil
+	}
+	return 0, fmt.Errorf("unknown SA CPU spreading %q (want round-robin, spi or none)", s)
+}
+
+// Offload is what a CHILD_SA asks of NIC offload (swanctl.conf
+// hw_offload).
+type Offload = xfrm.OffloadMode
+
+// KernelDataplane is ike.Dataplane over XFRM and the BPF maps.
+//
+// Order matters to the packets: an inbound SA's SPI goes into xdp_wan's SA
+// table before the kernel SA exists (so its first packet is not dropped
+// as unknown), and leaves it after the kernel SA is gone. An SA's
+// policies: in route-based mode (if_id set) one catch-all XFRM policy per
+// if_id and direction, shared by every CHILD_SA on that if_id, plus the
+// CHILD_SA's selectors as PROTECT policies in tc_lan's SPD so LAN traffic
+// is steered into the if_id; in classic policy-based mode (no if_id) one
+// XFRM policy per selector pair, with a BYPASS policy in the SPD that only
+// counts.
+type KernelDataplane struct {
+	kernel Kernel
+	bpf    BPF
+	log    *slog.Logger
+	spread CPUSpread
+	// OffloadFor says what hw_offload an SA's CHILD_SA asks for.
+	offloadFor func(sa *ike.SA) Offload
+	// device finds the interface that holds a local address (the device
+	// offload is asked of).
+	device func(local netip.Addr) (string, error)
+
+	mu       sync.Mutex // guards everything below
+	rr       int
+	sas      map[ike.SAID]*installed
+	catchAll map[catchAllKey]*catchAll
+	policies map[string]*policyState
+}
+
+type installed struct {
+	inbound bool
+	state   xfrm.State // without keys, for UpdateSA
+}
+
+type catchAllKey struct {
+	ifID  uint32
+	dir   ike.Direction
+	v6    bool
+	reqid uint32
+}
+
+type catchAll struct {
+	refs     int
+	policies []xfrm.Policy
+}
+
+// policyState is what one ike.Policy became.
+type policyState struct {
+	xfrm  []xfrm.Policy // classic mode
+	spd   []uint32      // SPD policy IDs
+	catch *catchAllKey  // route-based mode
+}
+
+// KernelConfig configures a KernelDataplane.
+type KernelConfig struct {
+	Kernel Kernel
+	BPF    BPF
+	Log    *slog.Logger
+	Spread CPUSpread
+	// OffloadFor returns the hw_offload of the SA's CHILD_SA; nil: no.
+	OffloadFor func(sa *ike.SA) Offload
+	// Device returns the interface holding a local address; nil looks it
+	// up with netlink.
+	Device func(local netip.Addr) (string, error)
+}
+
+// NewKernelDataplane returns a dataplane over a kernel and pinned maps.
+func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
+	d := &KernelDataplane{
+		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
+		offloadFor: cfg.OffloadFor, device: cfg.Device,
+		sas: map[ike.SAID]*installed{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.offloadFor == nil {
+		d.offloadFor = func(*ike.SA) Offload { return xfrm.OffloadNo }
+	}
+	if d.device == nil {
+		d.device = deviceOf
+	}
+	return d
+}
+
+// AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
+// kernel SA (XFRM_MSG_ALLOCSPI).
+func (d *KernelDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+	r, err := d.bpf.SPIRange()
+	if err != nil {
+		return 0, fmt.Errorf("read SPI range: %w", err)
+	}
+	if r.Count == 0 {
+		r = maps.SPIRange{Base: maps.DefaultSPIBase, Count: 1 << 20}
+	}
+	return d.kernel.AllocSPI(src, dst, r)
+}
+
+func modeOf(m ike.Mode) xfrm.Mode {
+	if m == ike.ModeTransport {
+		return xfrm.ModeTransport
+	}
+	return xfrm.ModeTunnel
+}
+
+// kernelState converts an SA; the keys are the engine's, which zeroes them.
+func kernelState(sa *ike.SA) xfrm.State {
+	s := xfrm.State{
+		Src: sa.Src, Dst: sa.Dst, SPI: sa.SPI, Mode: modeOf(sa.Mode), Reqid: sa.ReqID,
+		Inbound: sa.Inbound, ESN: sa.ESN, ReplayWindow: sa.Replay, IfID: sa.IfID,
+		Crypto: xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ, EncrKey: sa.EncrKey, IntegKey: sa.IntegKey},
+		Lifetime: xfrm.Lifetime{
+			SoftAdd: sa.Lifetime.SoftTime, HardAdd: sa.Lifetime.HardTime,
+			SoftBytes: sa.Lifetime.SoftBytes, HardBytes: sa.Lifetime.HardBytes,
+			SoftPackets: sa.Lifetime.SoftPackets, HardPackets: sa.Lifetime.HardPackets,
+		},
+	}
+	if sa.Encap != nil {
+		s.Encap = &xfrm.Encap{SrcPort: sa.Encap.SrcPort, DstPort: sa.Encap.DstPort}
+	}
+	if sa.Mode == ike.ModeTransport && len(sa.Selectors) > 0 {
+		// One selector can be expressed; the policies do the rest.
+		if p, ok := sa.Selectors[0].Prefix(); ok {
+			s.Selector.Src = p
+		}
+		if len(sa.Selectors) > 1 {
+			if p, ok := sa.Selectors[len(sa.Selectors)-1].Prefix(); ok {
+				s.Selector.Dst = p
+			}
+		}
+		if sa.Inbound {
+			s.Selector.Src, s.Selector.Dst = s.Selector.Dst, s.Selector.Src
+		}
+		if s.Selector.Src.IsValid() != s.Selector.Dst.IsValid() {
+			s.Selector = xfrm.Selector{}
+		}
+	}
+	return s
+}
+
+func (d *KernelDataplane) pickCPU(spi uint32) int {
+	if d.spread == SpreadNone {
+		return maps.NoCPU
+	}
+	cpus, err := d.bpf.CPUs()
+	if err != nil || len(cpus) == 0 {
+		return maps.NoCPU
+	}
+	if d.spread == SpreadSPI {
+		return cpus[int(spi%uint32(len(cpus)))]
+	}
+	cpu := cpus[d.rr%len(cpus)]
+	d.rr++
+	return cpu
+}
+
+// AddSA installs one direction of a CHILD_SA: for an inbound SA its SPI
+// goes into the BPF SA table first, then the kernel SA completes the
+// larval one AllocateSPI made.
+func (d *KernelDataplane) AddSA(sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := kernelState(sa)
+	if err := d.setOffload(sa, &st); err != nil {
+		return err
+	}
+	if sa.Inbound {
+		in := maps.InboundSA{SPI: sa.SPI, Dst: sa.Dst, CPU: d.pickCPU(sa.SPI)}
+		if err := d.bpf.PutSA(in); err != nil {
+			return fmt.Errorf("BPF SA table: %w", err)
+		}
+		res, err := d.kernel.UpdateState(st)
+		if err != nil {
+			if derr := d.bpf.DeleteSA(sa.SPI, sa.Dst); derr != nil {
+				d.log.Warn(fmt.Sprintf("removing SPI %.8x from the BPF SA table failed: %v", sa.SPI, derr))
+			}
+			return err
+		}
+		d.logOffload(sa, res)
+	} else {
+		res, err := d.kernel.AddState(st)
+		if err != nil {
+			return err
+		}
+		d.logOffload(sa, res)
+	}
+	st.Crypto = xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ}
+	d.sas[sa.SAID] = &installed{inbound: sa.Inbound, state: st}
+	return nil
+}
+
+// setOffload fills in the offload request; in auto mode a device that
+// cannot be found means software, with a log line.
+func (d *KernelDataplane) setOffload(sa *ike.SA, st *xfrm.State) error {
+	mode := d.offloadFor(sa)
+	if mode == xfrm.OffloadNo {
+		return nil
+	}
+	local := sa.Src
+	if sa.Inbound {
+		local = sa.Dst
+	}
+	dev, err := d.device(local)
+	if err != nil {
+		if mode == xfrm.OffloadAuto {
+			d.log.Info(fmt.Sprintf("hw offload of SA %.8x: no device for %s (%v), falling back to software", sa.SPI, local, err))
+			return nil
+		}
+		return fmt.Errorf("hw offload %v of SA %.8x: no device for %s: %w", mode, sa.SPI, local, err)
+	}
+	st.Offload = xfrm.Offload{Mode: mode, Device: dev}
+	return nil
+}
+
+func (d *KernelDataplane) logOffload(sa *ike.SA, res xfrm.OffloadResult) {
+	switch {
+	case res.Refused != nil:
+		d.log.Info(fmt.Sprintf("SA %.8x: %s", sa.SPI, res))
+	case res.Offloaded:
+		d.log.Info(fmt.Sprintf("SA %.8x offloaded to %s", sa.SPI, res.Device))
+	}
+}
+
+// UpdateSA follows a NAT mapping change. The kernel keeps the keys of a
+// complete SA on XFRM_MSG_UPDSA, so zero keys of the right length stand in.
+func (d *KernelDataplane) UpdateSA(sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := kernelState(sa)
+	ek, ik, err := xfrm.KeyLengths(sa.Encr, sa.EncrBits, sa.Integ)
+	if err != nil {
+		return err
+	}
+	st.Crypto.EncrKey, st.Crypto.IntegKey = make([]byte, ek), make([]byte, ik)
+	if ik == 0 {
+		st.Crypto.IntegKey = nil
+	}
+	if old := d.sas[sa.SAID]; old != nil {
+		st.Offload = old.state.Offload
+	}
+	if _, err := d.kernel.UpdateState(st); err != nil {
+		return err
+	}
+	return nil
+}
+
+// DeleteSA removes the kernel SA first, then the SPI from the BPF table:
+// until the kernel SA is gone its packets must still reach it. An SA this
+// process did not install (taken back after a restart) is handled the
+// same way; a missing BPF entry is no error.
+func (d *KernelDataplane) DeleteSA(id ike.SAID) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inst := d.sas[id]
+	kerr := d.kernel.DeleteState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI})
+	if errors.Is(kerr, xfrm.ErrNoSA) {
+		kerr = nil
+	}
+	if inst == nil || inst.inbound {
+		if err := d.bpf.DeleteSA(id.SPI, id.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
+			kerr = errors.Join(kerr, fmt.Errorf("BPF SA table: %w", err))
+		}
+	}
+	delete(d.sas, id)
+	return kerr
+}
+
+// QuerySA returns the kernel's counters of an SA.
+func (d *KernelDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
+	info, err := d.kernel.GetState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI})
+	if err != nil {
+		return ike.SAStats{}, err
+	}
+	return ike.SAStats{Bytes: info.Counters.Bytes, Packets: info.Counters.Packets, LastUsed: info.Counters.UseTime}, nil
+}
+
+// RxSeen returns xdp_wan's counters of an inbound SA: packets and bytes
+// seen before authentication.
+func (d *KernelDataplane) RxSeen(id ike.SAID) (packets, bytes uint64, err error) {
+	s, err := d.bpf.GetSA(id.SPI, id.Dst)
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.RxSeenPackets, s.RxSeenBytes, nil
+}
+
+func policyKey(p *ike.Policy) string {
+	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID)
+}
+
+// AddPolicy installs a policy. It is idempotent, so a restarted daemon
+// takes back the policies its predecessor left.
+func (d *KernelDataplane) AddPolicy(p *ike.Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := policyKey(p)
+	if d.policies[key] != nil {
+		return nil
+	}
+	ps := &policyState{}
+	var err error
+	if p.IfID != 0 {
+		err = d.addRouteBased(p, ps)
+	} else {
+		err = d.addClassic(p, ps)
+	}
+	if err != nil {
+		d.removePolicy(ps)
+		return err
+	}
+	d.policies[key] = ps
+	return nil
+}
+
+// addRouteBased takes a reference on the if_id's catch-all policies and,
+// for outbound policies, puts the selectors into the SPD as PROTECT.
+func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
+	ck := catchAllKey{ifID: p.IfID, dir: p.Dir, v6: p.TmplDst.Is6()}
+	if ca := d.catchAll[ck]; ca != nil {
+		ca.refs++
+	} else {
+		all, err := xfrm.RouteBasedPolicies(xfrm.Tunnel{Local: local(p), Remote: remote(p), Reqid: p.ReqID, IfID: p.IfID})
+		if err != nil {
+			return err
+		}
+		ca := &catchAll{refs: 1}
+		for _, xp := range all {
+			if xp.Dir != xfrmDir(p.Dir) || xp.Selector.Src.Addr().Is6() != p.Src.Start.Is6() {
+				continue
+			}
+			if err := d.kernel.AddPolicy(xp); err != nil && !errors.Is(err, xfrm.ErrExists) {
+				return fmt.Errorf("catch-all policy for if_id %#x: %w", p.IfID, err)
+			}
+			ca.policies = append(ca.policies, xp)
+		}
+		d.catchAll[ck] = ca
+	}
+	ps.catch = &ck
+	if p.Dir != ike.DirOut {
+		return nil
+	}
+	return d.addSPD(p, ps, maps.ActionProtect)
+}
+
+// local and remote are our and the peer's outer addresses in a policy.
+func local(p *ike.Policy) netip.Addr {
+	if p.Dir == ike.DirOut {
+		return p.TmplSrc
+	}
+	return p.TmplDst
+}
+
+func remote(p *ike.Policy) netip.Addr {
+	if p.Dir == ike.DirOut {
+		return p.TmplDst
+	}
+	return p.TmplSrc
+}
+
+func xfrmDir(d ike.Direction) xfrm.Dir {
+	switch d {
+	case ike.DirIn:
+		return xfrm.DirIn
+	case ike.DirFwd:
+		return xfrm.DirFwd
+	}
+	return xfrm.DirOut
+}
+
+// addSPD puts an outbound policy's selectors into tc_lan's SPD, adopting
+// an equal policy already there (left by a previous daemon).
+func (d *KernelDataplane) addSPD(p *ike.Policy, ps *policyState, action maps.Action) error {
+	existing, err := d.bpf.Policies()
+	if err != nil {
+		return fmt.Errorf("SPD: %w", err)
+	}
+	for _, mp := range spdPolicies(p, action) {
+		if i := slices.IndexFunc(existing, func(e maps.Policy) bool { e.ID = 0; return e == mp }); i >= 0 {
+			ps.spd = append(ps.spd, existing[i].ID)
+			continue
+		}
+		added, err := d.bpf.AddPolicy(mp)
+		if err != nil {
+			return fmt.Errorf("SPD policy %s === %s: %w", p.Src, p.Dst, err)
+		}
+		ps.spd = append(ps.spd, added.ID)
+	}
+	return nil
+}
+
+// spdPolicies expresses an outbound policy in the SPD: prefixes covering
+// the ranges, the destination port range. The SPD has no source ports: a
+// source port restriction is widened to any.
+func spdPolicies(p *ike.Policy, action maps.Action) []maps.Policy {
+	var out []maps.Policy
+	proto := p.Dst.Protocol
+	if proto == 0 {
+		proto = p.Src.Protocol
+	}
+	lo, hi := p.Dst.StartPort, p.Dst.EndPort
+	if !maps.PortProto(proto) {
+		lo, hi = 0, 0xffff
+	}
+	for _, src := range rangePrefixes(p.Src.Start, p.Src.End) {
+		for _, dst := range rangePrefixes(p.Dst.Start, p.Dst.End) {
+			mp := maps.Policy{Src: src, Dst: dst, Proto: proto, DportLo: lo, DportHi: hi, Action: action}
+			if action == maps.ActionProtect {
+				mp.IfID = p.IfID
+			}
+			mp.Normalize()
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// addClassic installs XFRM policies for a selector pair; the SPD gets a
+// BYPASS policy for outbound ones, which counts the traffic and leaves the
+// decision to the kernel.
+func (d *KernelDataplane) addClassic(p *ike.Policy, ps *policyState) error {
+	mode := modeOf(p.Mode)
+	for _, src := range rangePrefixes(p.Src.Start, p.Src.End) {
+		for _, dst := range rangePrefixes(p.Dst.Start, p.Dst.End) {
+			sel := xfrm.Selector{Src: src, Dst: dst, Proto: p.Src.Protocol}
+			if sel.Proto == 0 {
+				sel.Proto = p.Dst.Protocol
+			}
+			if p.Src.StartPort == p.Src.EndPort {
+				sel.SrcPort = p.Src.StartPort
+			}
+			if p.Dst.StartPort == p.Dst.EndPort {
+				sel.DstPort = p.Dst.StartPort
+			}
+			tmpl := xfrm.Template{Src: p.TmplSrc, Dst: p.TmplDst, Mode: mode, Reqid: p.ReqID}
+			if mode == xfrm.ModeTransport {
+				tmpl.Src, tmpl.Dst = netip.Addr{}, netip.Addr{}
+			}
+			xp := xfrm.Policy{
+				Selector: sel, Dir: xfrmDir(p.Dir), Action: xfrm.ActionAllow,
+				// More specific selectors first, as charon's priorities do.
+				Priority:  uint32(200000 - 100*(src.Bits()+dst.Bits())),
+				Templates: []xfrm.Template{tmpl},
+			}
+			if err := d.kernel.AddPolicy(xp); err != nil && !errors.Is(err, xfrm.ErrExists) {
+				return fmt.Errorf("policy %s === %s %v: %w", p.Src, p.Dst, p.Dir, err)
+			}
+			ps.xfrm = append(ps.xfrm, xp)
+		}
+	}
+	if p.Dir != ike.DirOut {
+		return nil
+	}
+	return d.addSPD(p, ps, maps.ActionBypass)
+}
+
+// DeletePolicy removes what AddPolicy made: the SPD entries first (LAN
+// traffic stops being steered), then the XFRM policies, the catch-all
+// ones with their last user.
+func (d *KernelDataplane) DeletePolicy(p *ike.Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := policyKey(p)
+	ps := d.policies[key]
+	if ps == nil {
+		return fmt.Errorf("policy %s === %s %v not installed", p.Src, p.Dst, p.Dir)
+	}
+	delete(d.policies, key)
+	return d.removePolicy(ps)
+}
+
+func (d *KernelDataplane) removePolicy(ps *policyState) error {
+	var errs []error
+	for _, id := range ps.spd {
+		if err := d.bpf.DeletePolicy(id); err != nil && !errors.Is(err, maps.ErrNoPolicy) {
+			errs = append(errs, err)
+		}
+	}
+	for _, xp := range ps.xfrm {
+		if err := d.kernel.DeletePolicy(xp); err != nil && !errors.Is(err, xfrm.ErrNoPolicy) {
+			errs = append(errs, err)
+		}
+	}
+	if ps.catch != nil {
+		if ca := d.catchAll[*ps.catch]; ca != nil {
+			ca.refs--
+			if ca.refs <= 0 {
+				for _, xp := range ca.policies {
+					if err := d.kernel.DeletePolicy(xp); err != nil && !errors.Is(err, xfrm.ErrNoPolicy) {
+						errs = append(errs, err)
+					}
+				}
+				delete(d.catchAll, *ps.catch)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rangePrefixes is the shortest list of prefixes covering [from, to].
+func rangePrefixes(from, to netip.Addr) []netip.Prefix {
+	from, to = from.Unmap(), to.Unmap()
+	if !from.IsValid() || !to.IsValid() || from.Is4() != to.Is4() || to.Less(from) {
+		return nil
+	}
+	var out []netip.Prefix
+	for {
+		bits := from.BitLen()
+		// Widen while the prefix starts at from and ends at or before to.
+		for bits > 0 {
+			p := netip.PrefixFrom(from, bits-1)
+			if p.Masked().Addr() != from {
+				break
+			}
+			if _, end := prefixBounds(p); to.Less(end) {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(from, bits)
+		out = append(out, p)
+		_, end := prefixBounds(p)
+		if end == to {
+			return out
+		}
+		from = end.Next()
+	}
+}
+
+func prefixBounds(p netip.Prefix) (netip.Addr, netip.Addr) {
+	start := p.Masked().Addr()
+	b := start.AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	end, _ := netip.AddrFromSlice(b)
+	return start, end
+}

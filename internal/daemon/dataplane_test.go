@@ -1,0 +1,408 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/transform"
+	"github.com/xdpsec/xdpsec/maps"
+	"github.com/xdpsec/xdpsec/maps/xfrm"
+)
+
+// events records the calls both fakes see, in order.
+type events struct{ list []string }
+
+func (e *events) add(f string, a ...any) { e.list = append(e.list, fmt.Sprintf(f, a...)) }
+
+type fakeKernel struct {
+	ev       *events
+	states   map[uint32]xfrm.State
+	policies []xfrm.Policy
+	failAdd  error
+	offload  func(s xfrm.State) (xfrm.OffloadResult, error)
+	nextSPI  uint32
+}
+
+func (k *fakeKernel) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
+	k.nextSPI++
+	spi := r.Base + k.nextSPI
+	k.ev.add("kernel allocspi %.8x", spi)
+	return spi, nil
+}
+
+func (k *fakeKernel) install(verb string, s xfrm.State) (xfrm.OffloadResult, error) {
+	if k.failAdd != nil {
+		return xfrm.OffloadResult{}, k.failAdd
+	}
+	var res xfrm.OffloadResult
+	if s.Offload.Mode != xfrm.OffloadNo && k.offload != nil {
+		var err error
+		if res, err = k.offload(s); err != nil {
+			return res, err
+		}
+	}
+	k.ev.add("kernel %s %.8x", verb, s.SPI)
+	s.Crypto.EncrKey = slices.Clone(s.Crypto.EncrKey)
+	k.states[s.SPI] = s
+	return res, nil
+}
+
+func (k *fakeKernel) AddState(s xfrm.State) (xfrm.OffloadResult, error) { return k.install("add", s) }
+func (k *fakeKernel) UpdateState(s xfrm.State) (xfrm.OffloadResult, error) {
+	return k.install("update", s)
+}
+func (k *fakeKernel) DeleteState(id xfrm.SAID) error {
+	k.ev.add("kernel delete %.8x", id.SPI)
+	if _, ok := k.states[id.SPI]; !ok {
+		return xfrm.ErrNoSA
+	}
+	delete(k.states, id.SPI)
+	return nil
+}
+func (k *fakeKernel) GetState(id xfrm.SAID) (xfrm.StateInfo, error) {
+	if _, ok := k.states[id.SPI]; !ok {
+		return xfrm.StateInfo{}, xfrm.ErrNoSA
+	}
+	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2}}, nil
+}
+func (k *fakeKernel) AddPolicy(p xfrm.Policy) error {
+	for _, q := range k.policies {
+		if q.Dir == p.Dir && q.Selector == p.Selector && q.IfID == p.IfID {
+			return xfrm.ErrExists
+		}
+	}
+	k.ev.add("kernel policy add %v %v if_id %d", p.Dir, p.Selector, p.IfID)
+	k.policies = append(k.policies, p)
+	return nil
+}
+func (k *fakeKernel) DeletePolicy(p xfrm.Policy) error {
+	k.ev.add("kernel policy del %v %v if_id %d", p.Dir, p.Selector, p.IfID)
+	i := slices.IndexFunc(k.policies, func(q xfrm.Policy) bool {
+		return q.Dir == p.Dir && q.Selector == p.Selector && q.IfID == p.IfID
+	})
+	if i < 0 {
+		return xfrm.ErrNoPolicy
+	}
+	k.policies = slices.Delete(k.policies, i, i+1)
+	return nil
+}
+
+type fakeBPF struct {
+	ev       *events
+	sas      map[uint32]maps.InboundSA
+	policies []maps.Policy
+	cpus     []int
+}
+
+func (b *fakeBPF) SPIRange() (maps.SPIRange, error) {
+	return maps.SPIRange{Base: 0xc0000000, Count: 4096}, nil
+}
+func (b *fakeBPF) CPUs() ([]int, error) { return b.cpus, nil }
+func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
+	b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
+	b.sas[sa.SPI] = sa
+	return nil
+}
+func (b *fakeBPF) DeleteSA(spi uint32, dst netip.Addr) error {
+	if _, ok := b.sas[spi]; !ok {
+		return maps.ErrNoSA
+	}
+	b.ev.add("bpf delete %.8x", spi)
+	delete(b.sas, spi)
+	return nil
+}
+func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
+	sa, ok := b.sas[spi]
+	if !ok {
+		return maps.InboundSAStats{}, maps.ErrNoSA
+	}
+	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
+}
+func (b *fakeBPF) Policies() ([]maps.Policy, error) { return slices.Clone(b.policies), nil }
+func (b *fakeBPF) AddPolicy(p maps.Policy) (maps.Policy, error) {
+	p.ID = uint32(len(b.policies) + 1)
+	for slices.ContainsFunc(b.policies, func(q maps.Policy) bool { return q.ID == p.ID }) {
+		p.ID++
+	}
+	b.ev.add("bpf policy add %d %s %s %s if_id %d", p.ID, maps.ActionName(p.Action), p.Src, p.Dst, p.IfID)
+	b.policies = append(b.policies, p)
+	return p, nil
+}
+func (b *fakeBPF) DeletePolicy(id uint32) error {
+	i := slices.IndexFunc(b.policies, func(q maps.Policy) bool { return q.ID == id })
+	if i < 0 {
+		return maps.ErrNoPolicy
+	}
+	b.ev.add("bpf policy del %d", id)
+	b.policies = slices.Delete(b.policies, i, i+1)
+	return nil
+}
+
+func newFakeDataplane(t *testing.T) (*KernelDataplane, *fakeKernel, *fakeBPF, *events) {
+	ev := &events{}
+	k := &fakeKernel{ev: ev, states: map[uint32]xfrm.State{}}
+	b := &fakeBPF{ev: ev, sas: map[uint32]maps.InboundSA{}, cpus: []int{0, 1}}
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t),
+		Device: func(netip.Addr) (string, error) { return "wan0", nil }})
+	return d, k, b, ev
+}
+
+var (
+	us   = netip.MustParseAddr("192.0.2.1")
+	them = netip.MustParseAddr("192.0.2.2")
+)
+
+func testSA(spi uint32, inbound bool) *ike.SA {
+	sa := &ike.SA{
+		Inbound: inbound, Encr: transform.ENCR_AES_GCM_16, EncrBits: 128,
+		EncrKey: make([]byte, 20), Integ: transform.AUTH_NONE, ReqID: 1, Replay: 32,
+	}
+	if inbound {
+		sa.SAID, sa.Src = ike.SAID{Dst: us, SPI: spi}, them
+	} else {
+		sa.SAID, sa.Src = ike.SAID{Dst: them, SPI: spi}, us
+	}
+	return sa
+}
+
+func TestDataplaneInboundOrder(t *testing.T) {
+	d, k, b, ev := newFakeDataplane(t)
+	spi, err := d.AllocateSPI(them, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spi < 0xc0000000 || spi >= 0xc0000000+4096 {
+		t.Errorf("SPI %.8x outside the pinned range", spi)
+	}
+	if err := d.AddSA(testSA(spi, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddSA(testSA(0x1234, false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.sas[0x1234]; ok {
+		t.Error("outbound SA went into the BPF SA table")
+	}
+	st, err := d.QuerySA(ike.SAID{Dst: us, SPI: spi})
+	if err != nil || st.Bytes != 100 || st.Packets != 2 {
+		t.Errorf("QuerySA = %+v, %v", st, err)
+	}
+	if p, by, err := d.RxSeen(ike.SAID{Dst: us, SPI: spi}); err != nil || p != 3 || by != 300 {
+		t.Errorf("RxSeen = %d %d %v", p, by, err)
+	}
+	if err := d.DeleteSA(ike.SAID{Dst: us, SPI: spi}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteSA(ike.SAID{Dst: them, SPI: 0x1234}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("kernel allocspi %.8x", spi),
+		fmt.Sprintf("bpf put %.8x cpu 0", spi), // BPF entry before the kernel SA
+		fmt.Sprintf("kernel update %.8x", spi),
+		"kernel add 00001234",
+		fmt.Sprintf("kernel delete %.8x", spi), // kernel SA removed before the BPF entry
+		fmt.Sprintf("bpf delete %.8x", spi),
+		"kernel delete 00001234",
+	}
+	if !slices.Equal(ev.list, want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(ev.list, "\n"), strings.Join(want, "\n"))
+	}
+	if len(k.states) != 0 || len(b.sas) != 0 {
+		t.Errorf("left behind: %v %v", k.states, b.sas)
+	}
+}
+
+func TestDataplaneKernelFailureRemovesBPFEntry(t *testing.T) {
+	d, k, b, _ := newFakeDataplane(t)
+	k.failAdd = xfrm.ErrNoESP
+	err := d.AddSA(testSA(0xc0000005, true))
+	if !errors.Is(err, xfrm.ErrNoESP) {
+		t.Fatalf("AddSA = %v, want ErrNoESP", err)
+	}
+	if len(b.sas) != 0 {
+		t.Errorf("BPF entry left after the kernel refused the SA: %v", b.sas)
+	}
+}
+
+func TestDataplaneCPUSpread(t *testing.T) {
+	d, _, b, _ := newFakeDataplane(t)
+	b.cpus = []int{2, 5, 7}
+	for i := range uint32(4) {
+		if err := d.AddSA(testSA(0xc0000010+i, true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int
+	for i := range uint32(4) {
+		got = append(got, b.sas[0xc0000010+i].CPU)
+	}
+	if !slices.Equal(got, []int{2, 5, 7, 2}) {
+		t.Errorf("round robin CPUs %v", got)
+	}
+	d.spread = SpreadSPI
+	d.AddSA(testSA(0xc0000021, true))
+	if c := b.sas[0xc0000021].CPU; c != b.cpus[0xc0000021%3] {
+		t.Errorf("by SPI: CPU %d", c)
+	}
+	d.spread = SpreadNone
+	d.AddSA(testSA(0xc0000022, true))
+	if c := b.sas[0xc0000022].CPU; c != maps.NoCPU {
+		t.Errorf("none: CPU %d", c)
+	}
+}
+
+func TestDataplaneOffload(t *testing.T) {
+	refuse := func(s xfrm.State) (xfrm.OffloadResult, error) {
+		oe := &xfrm.OffloadError{Device: s.Offload.Device, Err: xfrm.ErrNotOffloaded}
+		if s.Offload.Mode == xfrm.OffloadAuto {
+			return xfrm.OffloadResult{Device: s.Offload.Device, Refused: oe}, nil
+		}
+		return xfrm.OffloadResult{}, oe
+	}
+	for _, tc := range []struct {
+		mode    Offload
+		wantErr bool
+		wantLog string
+	}{
+		{xfrm.OffloadAuto, false, "hw offload on wan0 refused"},
+		{xfrm.OffloadYes, true, ""},
+		{xfrm.OffloadPacket, true, ""},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			d, k, b, _ := newFakeDataplane(t)
+			var logs strings.Builder
+			d.log = logTo(&logs)
+			k.offload = refuse
+			d.offloadFor = func(*ike.SA) Offload { return tc.mode }
+			err := d.AddSA(testSA(0xc0000001, true))
+			if tc.wantErr {
+				var oe *xfrm.OffloadError
+				if !errors.As(err, &oe) || !strings.Contains(err.Error(), "wan0") {
+					t.Errorf("AddSA = %v, want the device's refusal", err)
+				}
+				if len(b.sas) != 0 {
+					t.Error("BPF entry left behind")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) || !strings.Contains(logs.String(), "falling back to software") {
+				t.Errorf("log:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestDataplaneRouteBasedPolicies(t *testing.T) {
+	d, k, b, _ := newFakeDataplane(t)
+	local, _ := ike.ParseTS("10.1.0.0/16")
+	remote1, _ := ike.ParseTS("10.2.0.0/16")
+	remote2, _ := ike.ParseTS("10.3.0.0/24")
+	pols := func(remote ike.TrafficSelector) []*ike.Policy {
+		return []*ike.Policy{
+			{Dir: ike.DirOut, Src: local, Dst: remote, TmplSrc: us, TmplDst: them, ReqID: 1, IfID: 7},
+			{Dir: ike.DirIn, Src: remote, Dst: local, TmplSrc: them, TmplDst: us, ReqID: 1, IfID: 7},
+			{Dir: ike.DirFwd, Src: remote, Dst: local, TmplSrc: them, TmplDst: us, ReqID: 1, IfID: 7},
+		}
+	}
+	a, c := pols(remote1), pols(remote2)
+	for _, p := range append(a, c...) {
+		if err := d.AddPolicy(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One catch-all per direction and family in use (IPv4 here).
+	if len(k.policies) != 3 {
+		t.Errorf("kernel policies: %v", k.policies)
+	}
+	for _, p := range k.policies {
+		if p.IfID != 7 || p.Selector.Src.Bits() != 0 || p.Selector.Dst.Bits() != 0 {
+			t.Errorf("not a catch-all: %v", p)
+		}
+	}
+	if len(b.policies) != 2 {
+		t.Fatalf("SPD: %+v", b.policies)
+	}
+	for _, p := range b.policies {
+		if p.Action != maps.ActionProtect || p.IfID != 7 || p.Src != netip.MustParsePrefix("10.1.0.0/16") {
+			t.Errorf("SPD policy %+v", p)
+		}
+	}
+	// Idempotent: a restarted daemon adds them again.
+	d2 := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t)})
+	for _, p := range a {
+		if err := d2.AddPolicy(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(b.policies) != 2 || len(k.policies) != 3 {
+		t.Errorf("re-adding duplicated: %d %d", len(b.policies), len(k.policies))
+	}
+	for _, p := range a {
+		if err := d.DeletePolicy(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(k.policies) != 3 || len(b.policies) != 1 {
+		t.Errorf("after deleting the first child: kernel %d SPD %d", len(k.policies), len(b.policies))
+	}
+	for _, p := range c {
+		if err := d.DeletePolicy(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(k.policies) != 0 || len(b.policies) != 0 {
+		t.Errorf("left: %v %v", k.policies, b.policies)
+	}
+}
+
+func TestDataplaneClassicPolicies(t *testing.T) {
+	d, k, b, _ := newFakeDataplane(t)
+	local, _ := ike.ParseTS("10.1.0.0-10.1.0.2")
+	remote, _ := ike.ParseTS("10.2.0.0/16[tcp/443]")
+	p := &ike.Policy{Dir: ike.DirOut, Src: local, Dst: remote, TmplSrc: us, TmplDst: them, ReqID: 3}
+	if err := d.AddPolicy(p); err != nil {
+		t.Fatal(err)
+	}
+	// 10.1.0.0-10.1.0.2 is 10.1.0.0/31 and 10.1.0.2/32.
+	if len(k.policies) != 2 {
+		t.Fatalf("kernel policies: %v", k.policies)
+	}
+	if k.policies[0].Selector.DstPort != 443 || k.policies[0].Selector.Proto != 6 || k.policies[0].Templates[0].Reqid != 3 {
+		t.Errorf("policy %+v", k.policies[0])
+	}
+	if len(b.policies) != 2 || b.policies[0].Action != maps.ActionBypass || b.policies[0].DportLo != 443 {
+		t.Errorf("SPD %+v", b.policies)
+	}
+	if err := d.DeletePolicy(p); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.policies) != 0 || len(b.policies) != 0 {
+		t.Errorf("left: %v %v", k.policies, b.policies)
+	}
+}
+
+func TestRangePrefixes(t *testing.T) {
+	for _, tc := range []struct{ from, to, want string }{
+		{"10.0.0.0", "10.0.255.255", "10.0.0.0/16"},
+		{"10.0.0.1", "10.0.0.6", "10.0.0.1/32 10.0.0.2/31 10.0.0.4/31 10.0.0.6/32"},
+		{"0.0.0.0", "255.255.255.255", "0.0.0.0/0"},
+		{"2001:db8::", "2001:db8::ffff", "2001:db8::/112"},
+	} {
+		var got []string
+		for _, p := range rangePrefixes(netip.MustParseAddr(tc.from), netip.MustParseAddr(tc.to)) {
+			got = append(got, p.String())
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s-%s: %v, want %s", tc.from, tc.to, got, tc.want)
+		}
+	}
+}

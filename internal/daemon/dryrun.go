@@ -1,0 +1,140 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/maps"
+)
+
+// DryRunDataplane installs nothing: it hands out SPIs itself and logs what
+// it would install, never the keys. It serves tests, kernels without ESP
+// and checking what a configuration would do.
+type DryRunDataplane struct {
+	log   *slog.Logger
+	spis  maps.SPIRange
+	mu    sync.Mutex // guards below
+	inUse map[uint32]bool
+	sas   map[ike.SAID]bool
+}
+
+// NewDryRunDataplane returns a dry-run dataplane allocating SPIs in r.
+func NewDryRunDataplane(log *slog.Logger, r maps.SPIRange) *DryRunDataplane {
+	if r.Count == 0 {
+		r = maps.SPIRange{Base: maps.DefaultSPIBase, Count: 1 << 20}
+	}
+	return &DryRunDataplane{log: log, spis: r, inUse: map[uint32]bool{}, sas: map[ike.SAID]bool{}}
+}
+
+func (d *DryRunDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.inUse) >= int(d.spis.Count) {
+		return 0, fmt.Errorf("SPI range %#x+%d exhausted", d.spis.Base, d.spis.Count)
+	}
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		spi := d.spis.Base + binary.BigEndian.Uint32(b[:])%d.spis.Count
+		if !d.inUse[spi] {
+			d.inUse[spi] = true
+			d.log.Debug(fmt.Sprintf("dry-run: allocated SPI %.8x for %s -> %s", spi, src, dst))
+			return spi, nil
+		}
+	}
+}
+
+// Adopt marks SPIs of SAs taken back after a restart as in use.
+func (d *DryRunDataplane) Adopt(ids []ike.SAID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		d.inUse[id.SPI] = true
+		d.sas[id] = true
+	}
+}
+
+func describeSA(sa *ike.SA) string {
+	dir := "out"
+	if sa.Inbound {
+		dir = "in"
+	}
+	s := fmt.Sprintf("%s SA %.8x %s -> %s %v reqid %d %v", dir, sa.SPI, sa.Src, sa.Dst, sa.Mode, sa.ReqID, sa.Encr)
+	if sa.EncrBits != 0 {
+		s += fmt.Sprintf("_%d", sa.EncrBits)
+	}
+	if sa.Integ != 0 {
+		s += fmt.Sprintf("/%v", sa.Integ)
+	}
+	if sa.ESN {
+		s += " esn"
+	}
+	if sa.Encap != nil {
+		s += fmt.Sprintf(" encap udp %d->%d", sa.Encap.SrcPort, sa.Encap.DstPort)
+	}
+	if sa.IfID != 0 {
+		s += fmt.Sprintf(" if_id %#x", sa.IfID)
+	}
+	return s
+}
+
+func (d *DryRunDataplane) AddSA(sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sas[sa.SAID] = true
+	if sa.Inbound {
+		d.log.Info(fmt.Sprintf("dry-run: would put SPI %.8x dst %s into the BPF SA table", sa.SPI, sa.Dst))
+	}
+	d.log.Info("dry-run: would install " + describeSA(sa))
+	return nil
+}
+
+func (d *DryRunDataplane) UpdateSA(sa *ike.SA) error {
+	d.log.Info("dry-run: would update " + describeSA(sa))
+	return nil
+}
+
+func (d *DryRunDataplane) DeleteSA(id ike.SAID) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.inUse, id.SPI)
+	if d.sas[id] {
+		delete(d.sas, id)
+		d.log.Info(fmt.Sprintf("dry-run: would delete SA %.8x dst %s", id.SPI, id.Dst))
+	}
+	return nil
+}
+
+func describePolicy(p *ike.Policy) string {
+	s := fmt.Sprintf("policy %s === %s %v reqid %d", p.Src, p.Dst, p.Dir, p.ReqID)
+	if p.IfID != 0 {
+		s += fmt.Sprintf(" if_id %#x (route-based)", p.IfID)
+	}
+	return s
+}
+
+func (d *DryRunDataplane) AddPolicy(p *ike.Policy) error {
+	d.log.Info("dry-run: would install " + describePolicy(p))
+	return nil
+}
+
+func (d *DryRunDataplane) DeletePolicy(p *ike.Policy) error {
+	d.log.Info("dry-run: would delete " + describePolicy(p))
+	return nil
+}
+
+func (d *DryRunDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.sas[id] {
+		return ike.SAStats{}, fmt.Errorf("dry-run: no SA %.8x", id.SPI)
+	}
+	return ike.SAStats{}, nil
+}
+
+func (d *DryRunDataplane) RxSeen(ike.SAID) (uint64, uint64, error) { return 0, 0, nil }
