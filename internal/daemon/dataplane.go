@@ -68,7 +68,7 @@ func (b PinnedBPF) DeleteSA(spi uint32, dst netip.Addr) error {
 func (b PinnedBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
 	return b.Set.SA.Get(spi, dst)
 }
-func (b PinnedBPF) Policies() ([]maps.Policy, error)               { return b.Set.SPD.Policies() }
+func (b PinnedBPF) Policies() ([]maps.Policy, error)             { return b.Set.SPD.Policies() }
 func (b PinnedBPF) AddPolicy(p maps.Policy) (maps.Policy, error) { return b.Set.SPD.Add(p) }
 func (b PinnedBPF) DeletePolicy(id uint32) error                 { return b.Set.SPD.Delete(id) }
 
