@@ -1,0 +1,297 @@
+package ike
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// EngineState is what a restarted daemon needs to take its IKE SAs back:
+// the established IKE SAs with their keys and message IDs, and their
+// installed CHILD_SAs (whose keys stay in the kernel). It holds secrets:
+// whoever stores it keeps it from other users and calls Zero when done.
+type EngineState struct {
+	SAs         []ExportedIKESA
+	NextIKEID   uint32
+	NextChildID uint32
+	NextReqID   uint32
+}
+
+// ExportedIKESA is one exported IKE SA.
+type ExportedIKESA struct {
+	ID            uint32
+	Conn          string
+	Initiator     bool
+	SPIi, SPIr    uint64
+	Local, Remote netip.AddrPort
+	Proposal      transform.Proposal
+	Suite         transform.IKESuite
+	// Keys: SK_d, SK_ai, SK_ar, SK_ei, SK_er, SK_pi, SK_pr.
+	Keys                transform.IKEKeys
+	LocalID, RemoteID   Identity
+	NATLocal, NATRemote bool
+	PeerFragmentation   bool
+	// Message IDs: of our next request, and of the peer's next request,
+	// with our response to the peer's last one for its retransmits.
+	NextMessageID, ExpectMessageID uint32
+	LastResponse                   [][]byte
+	Children                       []ExportedChildSA
+}
+
+// ExportedChildSA is one exported CHILD_SA.
+type ExportedChildSA struct {
+	ID                uint32
+	Name              string
+	SPIIn, SPIOut     uint32
+	Proposal          transform.Proposal
+	Suite             transform.ChildSuite
+	Mode              Mode
+	LocalTS, RemoteTS []TrafficSelector
+	ReqID             uint32
+	InstalledAt       time.Time
+}
+
+// Zero overwrites the keys.
+func (s *EngineState) Zero() {
+	for i := range s.SAs {
+		s.SAs[i].Keys.Zero()
+		for _, r := range s.SAs[i].LastResponse {
+			clear(r)
+		}
+	}
+}
+
+// SAIDs lists the SAs the CHILD_SAs of the state have in the dataplane.
+func (s *ExportedIKESA) SAIDs() []SAID {
+	var out []SAID
+	for _, c := range s.Children {
+		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+	}
+	return out
+}
+
+func cloneBytes(b []byte) []byte { return slices.Clone(b) }
+
+func cloneKeys(k *transform.IKEKeys) transform.IKEKeys {
+	return transform.IKEKeys{D: cloneBytes(k.D), AI: cloneBytes(k.AI), AR: cloneBytes(k.AR),
+		EI: cloneBytes(k.EI), ER: cloneBytes(k.ER), PI: cloneBytes(k.PI), PR: cloneBytes(k.PR)}
+}
+
+// exportable are the IKE SAs worth taking over: established ones (and
+// those in the middle of a rekey, whose exchange is lost).
+func (sa *ikeSA) exportable() bool {
+	return sa.keys != nil && sa.state >= IKESAEstablished && sa.state <= IKESARekeying
+}
+
+func (e *Engine) export() EngineState {
+	st := EngineState{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
+	for _, sa := range e.allSAs() {
+		if !sa.exportable() {
+			continue
+		}
+		s := ExportedIKESA{
+			ID: sa.id, Conn: sa.conn.cfg.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
+			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
+			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+		}
+		for _, r := range sa.tm.response {
+			s.LastResponse = append(s.LastResponse, cloneBytes(r))
+		}
+		for _, c := range sa.children {
+			if !c.inInstalled || !c.outInstalled || c.state >= ChildSADeleting || c.reqid == nil {
+				continue
+			}
+			s.Children = append(s.Children, ExportedChildSA{
+				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
+				Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+				ReqID: c.reqid.reqid, InstalledAt: c.installedAt,
+			})
+		}
+		st.SAs = append(st.SAs, s)
+	}
+	return st
+}
+
+// Export returns the engine's established IKE SAs and their CHILD_SAs,
+// keys included.
+func (e *Engine) Export() EngineState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.export()
+}
+
+// Detach exports the engine's state and stops it without deleting
+// anything: no timer fires any more, nothing is sent, and the dataplane
+// keeps every SA and policy, so that another process can Import the state
+// and carry on (a daemon restart). Keys held by the engine are zeroed.
+func (e *Engine) Detach() EngineState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.export()
+	for _, sa := range e.allSAs() {
+		sa.tm.stopTimers()
+		for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+		for _, c := range sa.children {
+			for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
+				if t != nil {
+					t.Stop()
+				}
+			}
+		}
+		sa.zeroKeys()
+	}
+	e.closed = true
+	return st
+}
+
+// ImportError says why one exported IKE SA was not taken back.
+type ImportError struct {
+	SA  ExportedIKESA
+	Err error
+}
+
+func (e *ImportError) Error() string {
+	return fmt.Sprintf("IKE_SA %s[%d]: %v", e.SA.Conn, e.SA.ID, e.Err)
+}
+
+// Import takes back the IKE SAs of an exported state: they are
+// established again, with fresh rekey and liveness timers, and their
+// CHILD_SAs' policies are added to the dataplane again (which must accept
+// policies it already has). Connections must be added first; an IKE SA
+// whose connection is gone is not imported and reported, so that the
+// caller removes its SAs from the dataplane. The state's keys are copied.
+func (e *Engine) Import(st EngineState) []*ImportError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []*ImportError
+	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
+	e.nextChildID = max(e.nextChildID, st.NextChildID)
+	e.reqids.next = max(e.reqids.next, st.NextReqID)
+	for _, s := range st.SAs {
+		if err := e.importSA(s); err != nil {
+			errs = append(errs, &ImportError{SA: s, Err: err})
+		}
+	}
+	return errs
+}
+
+func (e *Engine) importSA(s ExportedIKESA) error {
+	if e.closed {
+		return ErrClosed
+	}
+	c := e.connection(s.Conn)
+	if c == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
+	}
+	ours := s.SPIi
+	if !s.Initiator {
+		ours = s.SPIr
+	}
+	if ours == 0 || e.sas[ours] != nil {
+		return fmt.Errorf("IKE SPI %016x in use", ours)
+	}
+	for _, cs := range s.Children {
+		if _, err := e.childSA(cs.ID); err == nil {
+			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
+		}
+	}
+	saved := e.nextIKEID
+	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
+	e.nextIKEID = saved
+	sa.id = s.ID
+	sa.log = e.log.With("ike_sa", sa.name())
+	sa.spiI, sa.spiR = s.SPIi, s.SPIr
+	sa.proposal, sa.suite = s.Proposal, s.Suite
+	keys := cloneKeys(&s.Keys)
+	if err := sa.installKeys(&keys); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
+	sa.natLocal, sa.natRemote, sa.peerFrag = s.NATLocal, s.NATRemote, s.PeerFragmentation
+	sa.tm.nextID, sa.tm.expectID = s.NextMessageID, s.ExpectMessageID
+	for _, r := range s.LastResponse {
+		sa.tm.response = append(sa.tm.response, cloneBytes(r))
+	}
+	e.sas[ours] = sa
+	sa.established()
+	for _, cs := range s.Children {
+		cfg := childConfigNamed(c, cs.Name)
+		ch := &childSA{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
+			proposal: cs.Proposal, suite: cs.Suite, mode: cs.Mode,
+			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
+			inInstalled: true, outInstalled: true, installedAt: cs.InstalledAt}
+		ch.reqid = e.reqids.adopt(ch, cs.ReqID)
+		sa.children = append(sa.children, ch)
+		if err := e.reqids.installPolicies(ch); err != nil {
+			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
+		}
+		ch.scheduleRekey()
+	}
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
+		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	return nil
+}
+
+// childConfigNamed finds a connection's child config; a child no longer
+// configured gets a bare one, so that its CHILD_SA can still be rekeyed or
+// deleted.
+func childConfigNamed(c *connection, name string) *childConfig {
+	for _, cc := range c.children {
+		if cc.cfg.Name == name {
+			return cc
+		}
+	}
+	cc, _ := resolveChild(&ChildConfig{Name: name})
+	cc.conn = c
+	return cc
+}
+
+// adopt registers a CHILD_SA under the reqid it was installed with.
+func (t *reqidTable) adopt(c *childSA, reqid uint32) *reqidEntry {
+	key := reqidKey(c)
+	r := t.byKey[key]
+	if r == nil {
+		r = &reqidEntry{key: key, reqid: reqid}
+		t.byKey[key] = r
+	}
+	r.refs++
+	t.next = max(t.next, reqid)
+	return r
+}
+
+// RemoveConnection unloads a connection (swanctl --unload-conn): no new
+// IKE SA uses it. Its established IKE SAs are left alone; delete them
+// first with DeleteIKESA if they must go.
+func (e *Engine) RemoveConnection(name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.IndexFunc(e.conns, func(c *connection) bool { return c.cfg.Name == name })
+	if i < 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownConnection, name)
+	}
+	e.conns = slices.Delete(e.conns, i, i+1)
+	return nil
+}
+
+// SetCredentials replaces the shared keys and trusted CAs (swanctl
+// --load-creds); IKE SAs authenticated before keep their state.
+func (e *Engine) SetCredentials(c Credentials) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.Credentials = c
+}
+
+// HalfOpen is the number of responder IKE SAs still negotiating.
+func (e *Engine) HalfOpen() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.halfOpen()
+}
