@@ -295,3 +295,18 @@ func (e *Engine) HalfOpen() int {
 	defer e.mu.Unlock()
 	return e.halfOpen()
 }
+
+// ChildSAInstallTimes says when each CHILD_SA was installed, by its ID.
+func (e *Engine) ChildSAInstallTimes() map[uint32]time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[uint32]time.Time{}
+	for _, sa := range e.allSAs() {
+		for _, c := range sa.children {
+			if !c.installedAt.IsZero() {
+				out[c.id] = c.installedAt
+			}
+		}
+	}
+	return out
+}

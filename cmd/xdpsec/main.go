@@ -1,5 +1,6 @@
 // Command xdpsec is the xdpsec gateway's one binary: it loads and unloads
-// the BPF dataplane and inspects and edits its maps.
+// the BPF dataplane, inspects and edits its maps, runs the IKE daemon and
+// talks to it through its control socket.
 package main
 
 import (
@@ -28,6 +29,7 @@ func newApp() *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pin-dir", Value: loader.DefaultPinDir, Usage: "bpffs directory of xdpsec's maps, programs and links", EnvVars: []string{"XDPSEC_PIN_DIR"}},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "listing format: table or json"},
+			socketFlag(),
 		},
 		Commands: []*cli.Command{
 			loadCommand(),
@@ -37,6 +39,12 @@ func newApp() *cli.App {
 			policyCommand(),
 			statsCommand(),
 			ratelimitCommand(),
+			daemonCommand(),
+			initiateCommand(),
+			terminateCommand(),
+			listSAsCommand(),
+			listConnsCommand(),
+			reloadCommand(),
 		},
 		HideHelpCommand: true,
 	}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/loader"
+)
+
+func socketFlag() cli.Flag {
+	return &cli.StringFlag{Name: "socket", Value: daemon.DefaultSocket, Usage: "the daemon's control socket", EnvVars: []string{"XDPSEC_SOCKET"}}
+}
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "run the IKE daemon: negotiate SAs from swanctl.conf and install them into XFRM and the BPF maps",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Value: config.DefaultPath, Usage: "swanctl.conf to load"},
+			socketFlag(),
+			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
+			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},
+			&cli.BoolFlag{Name: "check", Usage: "validate the configuration and exit"},
+			&cli.StringFlag{Name: "log", Usage: "log levels per subsystem (ike, knl, cfg, net, dmn, any), charon's -1..4: ike=2,knl=1"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9901)"},
+			&cli.StringFlag{Name: "sa-cpu", Value: "round-robin", Usage: "how inbound SAs are spread over cpu_map's CPUs: round-robin, spi or none"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "address to bind IKE sockets to (default: all)"},
+		},
+		Action: runDaemon,
+	}
+}
+
+func runDaemon(c *cli.Context) error {
+	levels, err := daemon.ParseLogLevels(c.String("log"))
+	if err != nil {
+		return err
+	}
+	logs := daemon.NewLogs(c.App.ErrWriter, levels)
+	if c.Bool("check") {
+		l, err := daemon.Check(c.String("config"), logs.Logger("cfg"))
+		if err != nil {
+			return err
+		}
+		for _, w := range l.File.Warnings {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", w)
+		}
+		fmt.Fprintf(c.App.Writer, "%s: OK, %d connections\n", c.String("config"), len(l.Connections))
+		return nil
+	}
+	opts := daemon.Options{
+		ConfigPath: c.String("config"), SocketPath: c.String("socket"), StatePath: c.String("state"),
+		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
+	}
+	switch c.String("dataplane") {
+	case "kernel":
+		if os.Geteuid() != 0 {
+			return loader.ErrNotRoot
+		}
+	case "dry-run":
+		opts.DryRun = true
+	default:
+		return fmt.Errorf("unknown --dataplane %q (want kernel or dry-run)", c.String("dataplane"))
+	}
+	if opts.Spread, err = daemon.ParseCPUSpread(c.String("sa-cpu")); err != nil {
+		return err
+	}
+	for _, s := range c.StringSlice("listen") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		opts.ListenAddrs = append(opts.ListenAddrs, a)
+	}
+	// Signals first, so none is lost while starting.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	d, err := daemon.Start(opts)
+	if err != nil {
+		return err
+	}
+	for s := range sigs {
+		if s == syscall.SIGHUP {
+			d.Reload()
+			continue
+		}
+		break
+	}
+	return d.Stop()
+}
+
+// call sends a request to the daemon named by --socket.
+func call(c *cli.Context, req daemon.Request) (*daemon.Response, error) {
+	return daemon.Call(c.String("socket"), req)
+}
+
+func initiateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "initiate",
+		Usage: "initiate a connection (--ike) or one of its CHILD_SAs (--child), and wait for it",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.StringFlag{Name: "ike", Usage: "connection name"},
+			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
+			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.String("ike") == "" && c.String("child") == "" {
+				return errors.New("initiate needs --ike NAME or --child NAME")
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdInitiate, IKE: c.String("ike"), Child: c.String("child"),
+				TimeoutMS: int(c.Duration("timeout").Milliseconds())})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "initiate completed successfully: %s\n", resp.Message)
+			return nil
+		},
+	}
+}
+
+func terminateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "terminate",
+		Usage: "delete IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N)",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.StringFlag{Name: "ike", Usage: "connection name"},
+			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
+			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
+			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
+			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+		},
+		Action: func(c *cli.Context) error {
+			resp, err := call(c, daemon.Request{Command: daemon.CmdTerminate, IKE: c.String("ike"), Child: c.String("child"),
+				IKEID: uint32(c.Uint("ike-id")), ChildID: uint32(c.Uint("child-id")), TimeoutMS: int(c.Duration("timeout").Milliseconds())})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "terminate completed successfully: %s\n", resp.Message)
+			return nil
+		},
+	}
+}
+
+func reloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reload",
+		Usage: "make the daemon read swanctl.conf again and apply the changes",
+		Flags: []cli.Flag{socketFlag()},
+		Action: func(c *cli.Context) error {
+			out, err := newOutput(c)
+			if err != nil {
+				return err
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdReload})
+			if err != nil {
+				return err
+			}
+			ch := resp.Changes
+			if ch == nil {
+				ch = &daemon.Changes{}
+			}
+			var rows [][]string
+			for _, x := range []struct {
+				what  string
+				names []string
+			}{{"added", ch.Added}, {"removed", ch.Removed}, {"changed", ch.Changed}} {
+				for _, n := range x.names {
+					rows = append(rows, []string{n, x.what})
+				}
+			}
+			if ch.SecretsChanged {
+				rows = append(rows, []string{"secrets", "changed"})
+			}
+			return out.print(ch, []string{"CONNECTION", "CHANGE"}, rows)
+		},
+	}
+}
+
+func listSAsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list-sas",
+		Usage: "list the IKE SAs and CHILD_SAs, with counters (as swanctl --list-sas)",
+		Flags: []cli.Flag{socketFlag(), &cli.StringFlag{Name: "ike", Usage: "only this connection's SAs"}},
+		Action: func(c *cli.Context) error {
+			out, err := newOutput(c)
+			if err != nil {
+				return err
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdListSAs, IKE: c.String("ike")})
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.print(resp.SAs, nil, nil)
+			}
+			writeSAs(out.w, resp.SAs)
+			return nil
+		},
+	}
+}
+
+// writeSAs prints SAs as swanctl --list-sas does, with xdp_wan's rx_seen.
+func writeSAs(w io.Writer, sas []daemon.IKESA) {
+	for _, sa := range sas {
+		star := func(ours bool) string {
+			if ours {
+				return "*"
+			}
+			return ""
+		}
+		fmt.Fprintf(w, "%s: #%d, %s, IKEv%d, %s_i%s %s_r%s\n", sa.Name, sa.UniqueID, sa.State, sa.Version,
+			sa.SPIi, star(sa.Initiator), sa.SPIr, star(!sa.Initiator))
+		fmt.Fprintf(w, "  local  '%s' @ %s[%d]\n", sa.LocalID, sa.LocalHost, sa.LocalPort)
+		fmt.Fprintf(w, "  remote '%s' @ %s[%d]\n", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		if sa.Proposal != "" {
+			fmt.Fprintf(w, "  %s\n", strings.TrimPrefix(sa.Proposal, "IKE:"))
+		}
+		if sa.Established != nil {
+			line := fmt.Sprintf("  established %ds ago", *sa.Established)
+			if sa.RekeyTime != nil {
+				line += fmt.Sprintf(", rekeying in %ds", *sa.RekeyTime)
+			}
+			fmt.Fprintln(w, line)
+		}
+		for _, ch := range sa.Children {
+			encap := ""
+			if ch.Encap {
+				encap = "-in-UDP"
+			}
+			fmt.Fprintf(w, "  %s: #%d, reqid %d, %s, %s, %s%s:%s\n", ch.Name, ch.UniqueID, ch.ReqID, ch.State, ch.Mode,
+				ch.Protocol, encap, strings.TrimPrefix(ch.Proposal, "ESP:"))
+			if ch.InstallTime != nil {
+				line := fmt.Sprintf("    installed %ds ago", *ch.InstallTime)
+				if ch.RekeyTime != nil {
+					line += fmt.Sprintf(", rekeying in %ds", *ch.RekeyTime)
+				}
+				fmt.Fprintln(w, line)
+			}
+			fmt.Fprintf(w, "    in  %s, %6d bytes, %5d packets, rx_seen %d packets %d bytes\n", ch.SPIIn, ch.BytesIn, ch.PacketsIn, ch.RxSeenPackets, ch.RxSeenBytes)
+			fmt.Fprintf(w, "    out %s, %6d bytes, %5d packets\n", ch.SPIOut, ch.BytesOut, ch.PacketsOut)
+			fmt.Fprintf(w, "    local  %s\n", strings.Join(ch.LocalTS, " "))
+			fmt.Fprintf(w, "    remote %s\n", strings.Join(ch.RemoteTS, " "))
+		}
+	}
+}
+
+func listConnsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list-conns",
+		Usage: "list the loaded connections (as swanctl --list-conns)",
+		Flags: []cli.Flag{socketFlag()},
+		Action: func(c *cli.Context) error {
+			out, err := newOutput(c)
+			if err != nil {
+				return err
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdListConns})
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.print(resp.Conns, nil, nil)
+			}
+			w := out.w
+			for _, conn := range resp.Conns {
+				fmt.Fprintf(w, "%s: %s, no reauthentication, rekeying every %ds\n", conn.Name, conn.Version, conn.RekeyTime)
+				fmt.Fprintf(w, "  local:  %s\n", strings.Join(conn.LocalAddrs, ", "))
+				fmt.Fprintf(w, "  remote: %s\n", strings.Join(conn.RemoteAddrs, ", "))
+				fmt.Fprintf(w, "  local %s authentication:\n", conn.LocalAuth)
+				if conn.LocalID != "" {
+					fmt.Fprintf(w, "    id: %s\n", conn.LocalID)
+				}
+				fmt.Fprintf(w, "  remote %s authentication:\n", conn.RemoteAuth)
+				if conn.RemoteID != "" {
+					fmt.Fprintf(w, "    id: %s\n", conn.RemoteID)
+				}
+				for _, ch := range conn.Children {
+					fmt.Fprintf(w, "  %s: %s, rekeying every %ds, start_action %s, hw_offload %s", ch.Name, strings.ToUpper(ch.Mode), ch.RekeyTime, ch.StartAction, ch.HWOffload)
+					if ch.IfIDIn != 0 || ch.IfIDOut != 0 {
+						fmt.Fprintf(w, ", if_id in %d out %d", ch.IfIDIn, ch.IfIDOut)
+					}
+					fmt.Fprintln(w)
+					fmt.Fprintf(w, "    local:  %s\n", strings.Join(ch.LocalTS, " "))
+					fmt.Fprintf(w, "    remote: %s\n", strings.Join(ch.RemoteTS, " "))
+				}
+			}
+			return nil
+		},
+	}
+}

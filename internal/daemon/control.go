@@ -1,0 +1,440 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// The control socket speaks one JSON request and one JSON response per
+// connection: {"command": "list-sas"} → {"ok": true, "sas": [...]}.
+
+// Commands of the control socket.
+const (
+	CmdInitiate  = "initiate"
+	CmdTerminate = "terminate"
+	CmdListSAs   = "list-sas"
+	CmdListConns = "list-conns"
+	CmdReload    = "reload"
+)
+
+// Request is a control command.
+type Request struct {
+	Command string `json:"command"`
+	IKE     string `json:"ike,omitempty"`   // connection name
+	Child   string `json:"child,omitempty"` // CHILD_SA config name
+	IKEID   uint32 `json:"ike_id,omitempty"`
+	ChildID uint32 `json:"child_id,omitempty"`
+	// TimeoutMS bounds how long initiate and terminate wait for the
+	// exchanges to finish; 0 means 10 seconds, negative does not wait.
+	TimeoutMS int `json:"timeout_ms,omitempty"`
+}
+
+// Response is the daemon's answer.
+type Response struct {
+	OK      bool       `json:"ok"`
+	Error   string     `json:"error,omitempty"`
+	Message string     `json:"message,omitempty"`
+	SAs     []IKESA    `json:"sas,omitempty"`
+	Conns   []ConnInfo `json:"conns,omitempty"`
+	Changes *Changes   `json:"changes,omitempty"`
+}
+
+// IKESA is an IKE SA as list-sas shows it (swanctl --list-sas).
+type IKESA struct {
+	Name        string    `json:"name"`
+	UniqueID    uint32    `json:"uniqueid"`
+	State       string    `json:"state"`
+	Version     int       `json:"version"`
+	Initiator   bool      `json:"initiator"`
+	SPIi        string    `json:"initiator-spi"`
+	SPIr        string    `json:"responder-spi"`
+	LocalHost   string    `json:"local-host"`
+	LocalPort   uint16    `json:"local-port"`
+	LocalID     string    `json:"local-id"`
+	RemoteHost  string    `json:"remote-host"`
+	RemotePort  uint16    `json:"remote-port"`
+	RemoteID    string    `json:"remote-id"`
+	NATLocal    bool      `json:"nat-local,omitempty"`
+	NATRemote   bool      `json:"nat-remote,omitempty"`
+	Proposal    string    `json:"proposal"`
+	Established *int64    `json:"established,omitempty"` // seconds ago
+	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
+	Children    []ChildSA `json:"child-sas"`
+}
+
+// ChildSA is a CHILD_SA as list-sas shows it.
+type ChildSA struct {
+	Name          string   `json:"name"`
+	UniqueID      uint32   `json:"uniqueid"`
+	ReqID         uint32   `json:"reqid"`
+	State         string   `json:"state"`
+	Mode          string   `json:"mode"`
+	Protocol      string   `json:"protocol"`
+	Encap         bool     `json:"encap,omitempty"`
+	SPIIn         string   `json:"spi-in"`
+	SPIOut        string   `json:"spi-out"`
+	Proposal      string   `json:"proposal"`
+	BytesIn       uint64   `json:"bytes-in"`
+	PacketsIn     uint64   `json:"packets-in"`
+	BytesOut      uint64   `json:"bytes-out"`
+	PacketsOut    uint64   `json:"packets-out"`
+	RxSeenPackets uint64   `json:"rx-seen-packets"`
+	RxSeenBytes   uint64   `json:"rx-seen-bytes"`
+	InstallTime   *int64   `json:"install-time,omitempty"` // seconds ago
+	RekeyTime     *int64   `json:"rekey-time,omitempty"`   // seconds from now
+	LocalTS       []string `json:"local-ts"`
+	RemoteTS      []string `json:"remote-ts"`
+}
+
+// ConnInfo is a loaded connection as list-conns shows it.
+type ConnInfo struct {
+	Name        string      `json:"name"`
+	LocalAddrs  []string    `json:"local_addrs"`
+	RemoteAddrs []string    `json:"remote_addrs"`
+	Version     string      `json:"version"`
+	LocalAuth   string      `json:"local-auth"`
+	LocalID     string      `json:"local-id"`
+	RemoteAuth  string      `json:"remote-auth"`
+	RemoteID    string      `json:"remote-id"`
+	Proposals   []string    `json:"proposals"`
+	RekeyTime   int64       `json:"rekey_time"`
+	Children    []ChildConn `json:"children"`
+}
+
+// ChildConn is a CHILD_SA config as list-conns shows it.
+type ChildConn struct {
+	Name        string   `json:"name"`
+	Mode        string   `json:"mode"`
+	LocalTS     []string `json:"local-ts"`
+	RemoteTS    []string `json:"remote-ts"`
+	Proposals   []string `json:"esp_proposals"`
+	StartAction string   `json:"start_action"`
+	HWOffload   string   `json:"hw_offload"`
+	IfIDIn      uint32   `json:"if_id_in,omitempty"`
+	IfIDOut     uint32   `json:"if_id_out,omitempty"`
+	RekeyTime   int64    `json:"rekey_time"`
+}
+
+// Changes is what a reload did.
+type Changes struct {
+	Added          []string `json:"added"`
+	Removed        []string `json:"removed"`
+	Changed        []string `json:"changed"`
+	SecretsChanged bool     `json:"secrets-changed"`
+}
+
+// Call sends one request to the daemon's control socket.
+func Call(path string, req Request) (*Response, error) {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the daemon at %s: %w (is `xdpsec daemon` running?)", path, err)
+	}
+	defer c.Close()
+	wait := 10 * time.Second
+	if req.TimeoutMS > 0 {
+		wait = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	c.SetDeadline(time.Now().Add(wait + 10*time.Second))
+	if err := json.NewEncoder(c).Encode(&req); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	var resp Response
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if !resp.OK {
+		return &resp, errors.New(resp.Error)
+	}
+	return &resp, nil
+}
+
+// listenControl opens the control socket, 0600 in a 0700 directory: only
+// root (the daemon's user) may talk to it, which each connection's peer
+// credentials confirm.
+func (d *Daemon) listenControl() error {
+	path := d.opts.SocketPath
+	if err := ensureDir(path, 0o700); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("control socket %s: another daemon is answering on it", path)
+	}
+	os.Remove(path)
+	old := unix.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(true)
+	d.control = l
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.serveControl(c.(*net.UnixConn))
+			}()
+		}
+	}()
+	return nil
+}
+
+func peerUID(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	uid := -1
+	var cerr error
+	raw.Control(func(fd uintptr) {
+		var cred *unix.Ucred
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if cerr == nil {
+			uid = int(cred.Uid)
+		}
+	})
+	return uid, cerr
+}
+
+func (d *Daemon) serveControl(c *net.UnixConn) {
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	enc := json.NewEncoder(c)
+	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
+		enc.Encode(&Response{Error: "permission denied"})
+		return
+	}
+	var req Request
+	if err := json.NewDecoder(c).Decode(&req); err != nil {
+		enc.Encode(&Response{Error: "bad request: " + err.Error()})
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	resp := d.Handle(req)
+	enc.Encode(resp)
+}
+
+// Handle runs one control request.
+func (d *Daemon) Handle(req Request) *Response {
+	var resp *Response
+	var err error
+	switch req.Command {
+	case CmdInitiate:
+		resp, err = d.initiate(req)
+	case CmdTerminate:
+		resp, err = d.terminate(req)
+	case CmdListSAs:
+		resp = &Response{SAs: d.ListSAs(req.IKE)}
+	case CmdListConns:
+		resp = &Response{Conns: d.ListConns()}
+	case CmdReload:
+		var ch Changes
+		c, rerr := d.Reload()
+		err = rerr
+		ch = Changes{Added: c.Added, Removed: c.Removed, Changed: c.Changed, SecretsChanged: c.SecretsChanged}
+		resp = &Response{Changes: &ch}
+	default:
+		err = fmt.Errorf("unknown command %q", req.Command)
+	}
+	if err != nil {
+		return &Response{Error: err.Error()}
+	}
+	resp.OK = true
+	return resp
+}
+
+func timeout(req Request) time.Duration {
+	if req.TimeoutMS == 0 {
+		return 10 * time.Second
+	}
+	return time.Duration(req.TimeoutMS) * time.Millisecond
+}
+
+// waitFor polls the engine until cond holds or the timeout passes.
+func (d *Daemon) waitFor(req Request, cond func([]ike.IKESAInfo) (bool, error)) error {
+	deadline := time.Now().Add(timeout(req))
+	for {
+		done, err := cond(d.engine.IKESAs())
+		if done || err != nil {
+			return err
+		}
+		if req.TimeoutMS < 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("timed out, the exchange goes on in the background")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func findIKE(sas []ike.IKESAInfo, id uint32) *ike.IKESAInfo {
+	for i := range sas {
+		if sas[i].ID == id {
+			return &sas[i]
+		}
+	}
+	return nil
+}
+
+// connOfChild finds the connection that holds a child config.
+func (d *Daemon) connOfChild(child string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range d.loaded.Children {
+		if m.Child == child {
+			return m.Conn, nil
+		}
+	}
+	return "", fmt.Errorf("no CHILD_SA config named '%s' found", child)
+}
+
+// initiate starts an IKE SA (--ike) or a CHILD_SA (--child): with an
+// established IKE SA of its connection the CHILD_SA is created with
+// CREATE_CHILD_SA, else the connection is initiated.
+func (d *Daemon) initiate(req Request) (*Response, error) {
+	conn := req.IKE
+	if req.Child != "" {
+		c, err := d.connOfChild(req.Child)
+		if err != nil {
+			return nil, err
+		}
+		if conn != "" && conn != c {
+			return nil, fmt.Errorf("CHILD_SA config '%s' belongs to '%s', not '%s'", req.Child, c, conn)
+		}
+		conn = c
+		for _, sa := range d.engine.IKESAs() {
+			if sa.Name != conn || sa.State != ike.IKESAEstablished {
+				continue
+			}
+			before := map[uint32]bool{}
+			for _, ch := range sa.Children {
+				before[ch.ID] = true
+			}
+			if err := d.engine.CreateChildSA(sa.ID, req.Child); err != nil {
+				return nil, err
+			}
+			var msg string
+			err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
+				s := findIKE(sas, sa.ID)
+				if s == nil {
+					return false, fmt.Errorf("IKE_SA %s[%d] went away", sa.Name, sa.ID)
+				}
+				for _, ch := range s.Children {
+					if !before[ch.ID] && ch.Name == req.Child && ch.State == ike.ChildSAInstalled {
+						msg = fmt.Sprintf("CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
+						return true, nil
+					}
+				}
+				return false, nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("initiating CHILD_SA '%s' failed: %w", req.Child, err)
+			}
+			return &Response{Message: msg}, nil
+		}
+	}
+	if conn == "" {
+		return nil, errors.New("initiate needs --ike or --child")
+	}
+	id, err := d.engine.Initiate(conn)
+	if err != nil {
+		return nil, err
+	}
+	var msg string
+	err = d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
+		s := findIKE(sas, id)
+		if s == nil {
+			return false, fmt.Errorf("IKE_SA %s[%d] failed (see the daemon's log)", conn, id)
+		}
+		if s.State < ike.IKESAEstablished {
+			return false, nil
+		}
+		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
+		for _, ch := range s.Children {
+			if req.Child == "" || ch.Name == req.Child {
+				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("initiating '%s' failed: %w", conn, err)
+	}
+	return &Response{Message: msg}, nil
+}
+
+// terminate deletes IKE SAs (by connection name or ID) or CHILD_SAs (by
+// config name or ID) and waits for the deletes to complete.
+func (d *Daemon) terminate(req Request) (*Response, error) {
+	var ikeIDs, childIDs []uint32
+	for _, sa := range d.engine.IKESAs() {
+		if (req.IKE != "" && sa.Name == req.IKE && req.Child == "") || (req.IKEID != 0 && sa.ID == req.IKEID) {
+			ikeIDs = append(ikeIDs, sa.ID)
+			continue
+		}
+		for _, ch := range sa.Children {
+			if (req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID) {
+				childIDs = append(childIDs, ch.ID)
+			}
+		}
+	}
+	if req.IKE == "" && req.Child == "" && req.IKEID == 0 && req.ChildID == 0 {
+		return nil, errors.New("terminate needs --ike, --child, --ike-id or --child-id")
+	}
+	if len(ikeIDs) == 0 && len(childIDs) == 0 {
+		return nil, errors.New("no matching SA found")
+	}
+	var msgs []string
+	for _, id := range ikeIDs {
+		if err := d.engine.DeleteIKESA(id); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] terminated", id))
+	}
+	for _, id := range childIDs {
+		if err := d.engine.DeleteChildSA(id); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} terminated", id))
+	}
+	err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
+		for _, sa := range sas {
+			if slices.Contains(ikeIDs, sa.ID) {
+				return false, nil
+			}
+			for _, ch := range sa.Children {
+				if slices.Contains(childIDs, ch.ID) {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("terminating: %w", err)
+	}
+	return &Response{Message: strings.Join(msgs, ", ")}, nil
+}

@@ -1,0 +1,432 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/internal/ikesocket"
+	"github.com/xdpsec/xdpsec/maps"
+	"github.com/xdpsec/xdpsec/maps/xfrm"
+)
+
+// Defaults of the daemon's paths.
+const (
+	DefaultSocket = "/run/xdpsec/xdpsec.sock"
+	DefaultState  = "/var/lib/xdpsec/ike-state.json"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	ConfigPath string // swanctl.conf, default config.DefaultPath
+	SocketPath string // control socket, default DefaultSocket
+	StatePath  string // IKE SA state saved across restarts, default DefaultState; "-" for none
+	PinDir     string // BPF pin directory
+	DryRun     bool   // --dataplane=dry-run
+	Spread     CPUSpread
+	// Listen addresses and ports of the IKE sockets (default wildcard, 500, 4500).
+	ListenAddrs    []netip.Addr
+	Port, NATTPort uint16
+	Metrics        string // address of the Prometheus endpoint, "" for none
+	Logs           *Logs
+}
+
+// dataplane is ike.Dataplane with xdp_wan's rx_seen counters.
+type dataplane interface {
+	ike.Dataplane
+	RxSeen(id ike.SAID) (packets, bytes uint64, err error)
+}
+
+// Daemon is a running xdpsec IKE daemon.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger // dmn
+	cfgLog  *slog.Logger
+	knlLog  *slog.Logger
+	engine  *ike.Engine
+	dp      dataplane
+	maps    *maps.Set // nil in dry-run without pins
+	kernel  *xfrm.Conn
+	sockets *ikesocket.Sockets
+	control net.Listener
+	metrics *http.Server
+	sender  *socketSender
+
+	mu          sync.Mutex // guards below
+	loaded      *Loaded
+	established map[uint32]time.Time // first seen ESTABLISHED, by IKE SA ID
+	stopping    bool
+
+	wg   sync.WaitGroup
+	stop chan struct{}
+}
+
+type socketSender struct {
+	mu sync.Mutex
+	s  *ikesocket.Sockets
+}
+
+func (s *socketSender) Send(d ike.Datagram) error {
+	s.mu.Lock()
+	socks := s.s
+	s.mu.Unlock()
+	if socks == nil {
+		return errors.New("IKE sockets not open")
+	}
+	return socks.Send(ikesocket.Datagram{Local: d.Local, Remote: d.Remote, Data: d.Data})
+}
+
+// ErrNoESP is returned at start-up when the kernel cannot do ESP and the
+// daemon is not in dry-run mode.
+var ErrNoESP = errors.New("the kernel cannot do ESP")
+
+// Check loads and maps a configuration and has a throwaway engine take
+// every connection, as `xdpsec daemon --check` does.
+func Check(path string, log *slog.Logger) (*Loaded, error) {
+	l, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	for _, c := range l.Connections {
+		if err := e.AddConnection(c); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+type nopSender struct{}
+
+func (nopSender) Send(ike.Datagram) error { return nil }
+
+// Start brings the daemon up: configuration, dataplane, engine, saved
+// state, IKE sockets, control socket, metrics, start_action=start.
+func Start(opts Options) (*Daemon, error) {
+	if opts.ConfigPath == "" {
+		opts.ConfigPath = config.DefaultPath
+	}
+	if opts.SocketPath == "" {
+		opts.SocketPath = DefaultSocket
+	}
+	if opts.StatePath == "" {
+		opts.StatePath = DefaultState
+	}
+	if opts.Logs == nil {
+		opts.Logs = NewLogs(os.Stderr, nil)
+	}
+	d := &Daemon{opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
+		established: map[uint32]time.Time{}, stop: make(chan struct{}), sender: &socketSender{}}
+	ok := false
+	defer func() {
+		if !ok {
+			d.closeAll()
+		}
+	}()
+	l, err := LoadConfig(opts.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", opts.ConfigPath, err)
+	}
+	for _, w := range l.File.Warnings {
+		d.cfgLog.Warn(w.Error())
+	}
+	d.cfgLog.Info(fmt.Sprintf("loaded %s", l.File))
+	d.loaded = l
+	if err := d.openDataplane(); err != nil {
+		return nil, err
+	}
+	d.engine, err = ike.New(ike.Config{
+		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials,
+		SourceAddress: sourceAddress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range l.Connections {
+		if err := d.engine.AddConnection(c); err != nil {
+			return nil, err
+		}
+	}
+	d.restore()
+	socks, err := ikesocket.Listen(ikesocket.Config{Addrs: opts.ListenAddrs, Port: opts.Port, NATTPort: opts.NATTPort,
+		NoEncap: opts.DryRun, Log: opts.Logs.Logger("net")})
+	if err != nil {
+		return nil, err
+	}
+	d.sockets = socks
+	d.sender.mu.Lock()
+	d.sender.s = socks
+	d.sender.mu.Unlock()
+	socks.Run(func(dg ikesocket.Datagram) {
+		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data)})
+	})
+	d.log.Info(fmt.Sprintf("listening for IKE on %v", socks.Ports()))
+	if err := d.listenControl(); err != nil {
+		return nil, err
+	}
+	if opts.Metrics != "" {
+		if err := d.serveMetrics(opts.Metrics); err != nil {
+			return nil, err
+		}
+	}
+	d.wg.Add(1)
+	go d.watch()
+	d.startActions(nil)
+	ok = true
+	return d, nil
+}
+
+// openDataplane opens XFRM and the pinned maps, or the dry-run dataplane.
+func (d *Daemon) openDataplane() error {
+	if d.opts.DryRun {
+		d.knlLog.Info("dataplane: dry-run, nothing is installed into the kernel")
+		var r maps.SPIRange
+		if d.opts.PinDir != "" {
+			if s, err := maps.OpenPinned(d.opts.PinDir); err == nil {
+				d.maps = s
+				r, _ = s.Config.SPIRange()
+			}
+		}
+		d.dp = NewDryRunDataplane(d.knlLog, r)
+		return nil
+	}
+	caps, err := xfrm.Probe()
+	if err != nil {
+		return fmt.Errorf("%w: probing XFRM failed: %v (start with --dataplane=dry-run to negotiate without installing)", ErrNoESP, err)
+	}
+	if !caps.ESP.Available {
+		return fmt.Errorf("%w: %s (start with --dataplane=dry-run to negotiate without installing)", ErrNoESP, caps.ESP.Reason)
+	}
+	d.knlLog.Info("kernel: " + caps.Summary())
+	s, err := maps.OpenPinned(d.opts.PinDir)
+	if err != nil {
+		return fmt.Errorf("%w: run `xdpsec load --wan IF` first", err)
+	}
+	d.maps = s
+	k, err := xfrm.Open()
+	if err != nil {
+		return err
+	}
+	d.kernel = k
+	d.dp = NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
+		OffloadFor: func(sa *ike.SA) Offload {
+			d.mu.Lock()
+			children := d.loaded.Children
+			d.mu.Unlock()
+			return offloadFor(children)(sa)
+		}})
+	return nil
+}
+
+// sourceAddress picks our address towards a peer by a route lookup: the
+// local address of a connected UDP socket.
+func sourceAddress(remote netip.Addr) (netip.Addr, bool) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(remote, ike.PortIKE)))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	defer c.Close()
+	a := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	return a, a.IsValid()
+}
+
+// startActions initiates the connections (all, or those named) that have a
+// child with start_action=start and no IKE SA yet.
+func (d *Daemon) startActions(only []string) {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	up := map[string]bool{}
+	for _, sa := range d.engine.IKESAs() {
+		if sa.State < ike.IKESADeleting {
+			up[sa.Name] = true
+		}
+	}
+	done := map[string]bool{}
+	for _, m := range l.Children {
+		if m.StartAction&config.ActionStart == 0 || done[m.Conn] || up[m.Conn] {
+			continue
+		}
+		if only != nil && !slices.Contains(only, m.Conn) {
+			continue
+		}
+		done[m.Conn] = true
+		if _, err := d.engine.Initiate(m.Conn); err != nil {
+			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", m.Conn, err))
+		}
+	}
+}
+
+// watch notes when IKE SAs become established, for list-sas.
+func (d *Daemon) watch() {
+	defer d.wg.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+			d.noteEstablished()
+		}
+	}
+}
+
+func (d *Daemon) noteEstablished() []ike.IKESAInfo {
+	sas := d.engine.IKESAs()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[uint32]bool{}
+	now := time.Now()
+	for _, sa := range sas {
+		seen[sa.ID] = true
+		if sa.State >= ike.IKESAEstablished && d.established[sa.ID].IsZero() {
+			d.established[sa.ID] = now
+		}
+	}
+	for id := range d.established {
+		if !seen[id] {
+			delete(d.established, id)
+		}
+	}
+	return sas
+}
+
+// Reload reads the configuration again and applies the difference:
+// connections added are loaded (and started if start_action=start),
+// removed ones are unloaded and their IKE SAs terminated, changed ones are
+// replaced (their IKE SAs terminated and started again if so
+// configured), unchanged ones are left alone. Secrets are replaced.
+func (d *Daemon) Reload() (config.Changes, error) {
+	l, err := LoadConfig(d.opts.ConfigPath)
+	if err != nil {
+		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the loaded configuration: %v", d.opts.ConfigPath, err))
+		return config.Changes{}, err
+	}
+	d.mu.Lock()
+	old := d.loaded
+	d.mu.Unlock()
+	ch := config.Diff(old.File, l.File)
+	for _, w := range l.File.Warnings {
+		d.cfgLog.Warn(w.Error())
+	}
+	d.engine.SetCredentials(l.Credentials)
+	for _, name := range append(slices.Clone(ch.Removed), ch.Changed...) {
+		d.terminateConn(name)
+	}
+	for _, name := range ch.Removed {
+		if err := d.engine.RemoveConnection(name); err != nil {
+			d.cfgLog.Warn(err.Error())
+		}
+		d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s'", name))
+	}
+	for _, c := range l.Connections {
+		if slices.Contains(ch.Added, c.Name) || slices.Contains(ch.Changed, c.Name) {
+			if err := d.engine.AddConnection(c); err != nil {
+				d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' failed: %v", c.Name, err))
+				continue
+			}
+			d.cfgLog.Info(fmt.Sprintf("loaded connection '%s'", c.Name))
+		}
+	}
+	d.mu.Lock()
+	d.loaded = l
+	d.mu.Unlock()
+	d.startActions(append(slices.Clone(ch.Added), ch.Changed...))
+	d.cfgLog.Info(fmt.Sprintf("reloaded %s: %d added, %d removed, %d changed, secrets changed: %v",
+		d.opts.ConfigPath, len(ch.Added), len(ch.Removed), len(ch.Changed), ch.SecretsChanged))
+	return ch, nil
+}
+
+// terminateConn deletes the IKE SAs of a connection.
+func (d *Daemon) terminateConn(name string) []uint32 {
+	var ids []uint32
+	for _, sa := range d.engine.IKESAs() {
+		if sa.Name == name && sa.State < ike.IKESADeleting {
+			if err := d.engine.DeleteIKESA(sa.ID); err == nil {
+				ids = append(ids, sa.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// Stop shuts the daemon down leaving the SAs in the kernel and the BPF
+// maps: the engine is detached and its state saved for the next start.
+func (d *Daemon) Stop() error {
+	d.mu.Lock()
+	if d.stopping {
+		d.mu.Unlock()
+		return nil
+	}
+	d.stopping = true
+	d.mu.Unlock()
+	if d.control != nil {
+		d.control.Close()
+	}
+	if d.sockets != nil {
+		d.sockets.Close()
+	}
+	var err error
+	if d.engine != nil {
+		st := d.engine.Detach()
+		err = d.saveState(&st)
+		st.Zero()
+	}
+	d.closeAll()
+	return err
+}
+
+func (d *Daemon) closeAll() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	if d.control != nil {
+		d.control.Close()
+		os.Remove(d.opts.SocketPath)
+	}
+	if d.sockets != nil {
+		d.sockets.Close()
+	}
+	if d.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d.metrics.Shutdown(ctx)
+		cancel()
+	}
+	d.wg.Wait()
+	if d.kernel != nil {
+		d.kernel.Close()
+		d.kernel = nil
+	}
+	if d.maps != nil {
+		d.maps.Close()
+		d.maps = nil
+	}
+}
+
+// Engine is the daemon's IKE engine (for tests).
+func (d *Daemon) Engine() *ike.Engine { return d.engine }
+
+// SocketPath is where the control socket listens.
+func (d *Daemon) SocketPath() string { return d.opts.SocketPath }
+
+func ensureDir(path string, mode os.FileMode) error {
+	return os.MkdirAll(filepath.Dir(path), mode)
+}

@@ -1,0 +1,132 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/config"
+)
+
+func secondsPtr(d time.Duration) *int64 {
+	s := int64(d / time.Second)
+	return &s
+}
+
+// ListSAs describes the IKE SAs (of one connection, or all) with their
+// CHILD_SAs, the kernel's counters and xdp_wan's rx_seen.
+func (d *Daemon) ListSAs(conn string) []IKESA {
+	sas := d.noteEstablished()
+	installed := d.engine.ChildSAInstallTimes()
+	now := time.Now()
+	d.mu.Lock()
+	l := d.loaded
+	established := make(map[uint32]time.Time, len(d.established))
+	for k, v := range d.established {
+		established[k] = v
+	}
+	d.mu.Unlock()
+	out := []IKESA{}
+	for _, sa := range sas {
+		if conn != "" && sa.Name != conn {
+			continue
+		}
+		x := IKESA{
+			Name: sa.Name, UniqueID: sa.ID, State: sa.State.String(), Version: 2, Initiator: sa.Initiator,
+			SPIi: fmt.Sprintf("%016x", sa.SPIi), SPIr: fmt.Sprintf("%016x", sa.SPIr),
+			LocalHost: sa.Local.Addr().String(), LocalPort: sa.Local.Port(), LocalID: sa.LocalID.String(),
+			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
+			NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal, Children: []ChildSA{},
+		}
+		var fc *config.Connection
+		if l != nil {
+			fc = l.File.Connection(sa.Name)
+		}
+		if t, ok := established[sa.ID]; ok {
+			x.Established = secondsPtr(now.Sub(t))
+			if fc != nil && fc.RekeyTime > 0 {
+				x.RekeyTime = secondsPtr(max(0, t.Add(fc.RekeyTime).Sub(now)))
+			}
+		}
+		for _, ch := range sa.Children {
+			c := ChildSA{
+				Name: ch.Name, UniqueID: ch.ID, ReqID: ch.ReqID, State: ch.State.String(), Mode: ch.Mode.String(),
+				Protocol: "ESP", Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
+				Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),
+			}
+			in := ike.SAID{Dst: sa.Local.Addr(), SPI: ch.SPIIn}
+			out := ike.SAID{Dst: sa.Remote.Addr(), SPI: ch.SPIOut}
+			if st, err := d.dp.QuerySA(in); err == nil {
+				c.BytesIn, c.PacketsIn = st.Bytes, st.Packets
+			}
+			if st, err := d.dp.QuerySA(out); err == nil {
+				c.BytesOut, c.PacketsOut = st.Bytes, st.Packets
+			}
+			if p, b, err := d.dp.RxSeen(in); err == nil {
+				c.RxSeenPackets, c.RxSeenBytes = p, b
+			}
+			if t, ok := installed[ch.ID]; ok {
+				c.InstallTime = secondsPtr(now.Sub(t))
+				if fc != nil {
+					if cc := fc.Child(ch.Name); cc != nil && cc.Lifetime.RekeyTime > 0 {
+						c.RekeyTime = secondsPtr(max(0, t.Add(cc.Lifetime.RekeyTime).Sub(now)))
+					}
+				}
+			}
+			x.Children = append(x.Children, c)
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func tsStrings(list []ike.TrafficSelector) []string {
+	out := make([]string, len(list))
+	for i, ts := range list {
+		out[i] = ts.String()
+	}
+	return out
+}
+
+func stringsOf[T fmt.Stringer](list []T) []string {
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i] = x.String()
+	}
+	return out
+}
+
+// ListConns describes the loaded connections (swanctl --list-conns).
+func (d *Daemon) ListConns() []ConnInfo {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	out := []ConnInfo{}
+	for _, c := range l.File.Connections {
+		ci := ConnInfo{
+			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: "IKEv2",
+			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},
+		}
+		if len(c.Local) > 0 {
+			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].ID
+		}
+		if len(c.Remote) > 0 {
+			ci.RemoteAuth, ci.RemoteID = c.Remote[0].Auth.String(), c.Remote[0].ID
+		}
+		for _, ch := range c.Children {
+			cc := ChildConn{
+				Name: ch.Name, Mode: ch.Mode.String(), LocalTS: stringsOf(ch.LocalTS), RemoteTS: stringsOf(ch.RemoteTS),
+				Proposals: stringsOf(ch.ESPProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
+				RekeyTime: int64(ch.Lifetime.RekeyTime / time.Second),
+			}
+			for _, m := range l.Children {
+				if m.Conn == c.Name && m.Child == ch.Name {
+					cc.IfIDIn, cc.IfIDOut = m.IfIDIn, m.IfIDOut
+				}
+			}
+			ci.Children = append(ci.Children, cc)
+		}
+		out = append(out, ci)
+	}
+	return out
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// The state file keeps the IKE SAs, keys included, from one daemon run to
+// the next. Its format is versioned; a daemon refuses a file of another
+// version, a corrupt one, or one others could read, and starts clean.
+const (
+	stateFormat  = "xdpsec-ike-state"
+	stateVersion = 1
+)
+
+type stateFile struct {
+	Format      string               `json:"format"`
+	Version     int                  `json:"version"`
+	Saved       time.Time            `json:"saved"`
+	Dataplane   string               `json:"dataplane"`
+	Established map[string]time.Time `json:"established,omitempty"`
+	Engine      ike.EngineState      `json:"engine"`
+}
+
+// ErrState is wrapped by every reason a state file is refused.
+var ErrState = errors.New("IKE state file refused")
+
+func (d *Daemon) dataplaneName() string {
+	if d.opts.DryRun {
+		return "dry-run"
+	}
+	return "kernel"
+}
+
+// saveState writes the detached engine's state, 0600, through a temporary
+// file renamed into place.
+func (d *Daemon) saveState(st *ike.EngineState) error {
+	if d.opts.StatePath == "-" {
+		return nil
+	}
+	f := stateFile{Format: stateFormat, Version: stateVersion, Saved: time.Now().UTC(), Dataplane: d.dataplaneName(),
+		Engine: *st, Established: map[string]time.Time{}}
+	d.mu.Lock()
+	for id, t := range d.established {
+		f.Established[strconv.FormatUint(uint64(id), 10)] = t
+	}
+	d.mu.Unlock()
+	b, err := json.Marshal(&f)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if err := ensureDir(d.opts.StatePath, 0o700); err != nil {
+		return fmt.Errorf("save IKE state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(d.opts.StatePath), ".ike-state-*")
+	if err != nil {
+		return fmt.Errorf("save IKE state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err == nil {
+		_, err = tmp.Write(b)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), d.opts.StatePath)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("save IKE state: %w", err)
+	}
+	d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs), d.opts.StatePath))
+	return nil
+}
+
+// readState reads and checks a state file.
+func readState(path string) (*stateFile, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has permissions %04o, it holds keys and must be 0600", ErrState, path, uint32(perm))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("%w: %s belongs to uid %d, not to us (uid %d)", ErrState, path, st.Uid, os.Geteuid())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	var head struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrState, path, err)
+	}
+	if head.Format != stateFormat {
+		return nil, fmt.Errorf("%w: %s is not an xdpsec IKE state file (format %q)", ErrState, path, head.Format)
+	}
+	if head.Version != stateVersion {
+		return nil, fmt.Errorf("%w: %s is version %d, this daemon reads version %d", ErrState, path, head.Version, stateVersion)
+	}
+	var f stateFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrState, path, err)
+	}
+	return &f, nil
+}
+
+// restore takes back the IKE SAs a previous run saved. The file is
+// removed once read: after this run rekeys, what it holds is stale.
+func (d *Daemon) restore() {
+	if d.opts.StatePath == "-" {
+		return
+	}
+	f, err := readState(d.opts.StatePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		d.log.Warn(fmt.Sprintf("%v; starting without saved IKE_SAs", err))
+		if errors.Is(err, ErrState) {
+			// Kept for inspection, out of the way of the next start.
+			os.Rename(d.opts.StatePath, d.opts.StatePath+".rejected")
+		}
+		return
+	}
+	defer f.Engine.Zero()
+	os.Remove(d.opts.StatePath)
+	if f.Dataplane != d.dataplaneName() {
+		d.log.Warn(fmt.Sprintf("%s was saved with the %s dataplane, this run uses %s", d.opts.StatePath, f.Dataplane, d.dataplaneName()))
+	}
+	if dr, ok := d.dp.(*DryRunDataplane); ok {
+		var ids []ike.SAID
+		for i := range f.Engine.SAs {
+			ids = append(ids, f.Engine.SAs[i].SAIDs()...)
+		}
+		dr.Adopt(ids)
+	}
+	errs := d.engine.Import(f.Engine)
+	for _, e := range errs {
+		d.log.Warn(fmt.Sprintf("not taking back %v; removing its SAs", e))
+		for _, id := range e.SA.SAIDs() {
+			if err := d.dp.DeleteSA(id); err != nil {
+				d.knlLog.Warn(fmt.Sprintf("deleting SA %.8x failed: %v", id.SPI, err))
+			}
+		}
+	}
+	d.mu.Lock()
+	for k, t := range f.Established {
+		if id, err := strconv.ParseUint(k, 10, 32); err == nil {
+			d.established[uint32(id)] = t
+		}
+	}
+	d.mu.Unlock()
+	d.log.Info(fmt.Sprintf("took back %d of %d IKE_SAs saved %s", len(f.Engine.SAs)-len(errs), len(f.Engine.SAs), f.Saved.Format(time.RFC3339)))
+}
