@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/internal/testenv"
+)
+
+// TestMain lets the test binary run as xdpsec itself, so daemon tests
+// start real daemon processes inside network namespaces without building
+// the binary first.
+func TestMain(m *testing.M) {
+	if os.Getenv("XDPSEC_TEST_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// siteConf is one side of a net-to-net tunnel with a PSK.
+func siteConf(local, remote, localID, remoteID, localNet, remoteNet, extraChild string) string {
+	return fmt.Sprintf(`
+connections {
+   site {
+      local_addrs = %s
+      remote_addrs = %s
+      proposals = aes128gcm16-prfsha256-x25519
+      local {
+         auth = psk
+         id = %s
+      }
+      remote {
+         auth = psk
+         id = %s
+      }
+      children {
+         net {
+            local_ts = %s
+            remote_ts = %s
+            esp_proposals = aes128gcm16
+         }
+%s      }
+   }
+}
+secrets {
+   ike-site {
+      id-a = %s
+      id-b = %s
+      secret = "a shared secret for the test"
+   }
+}
+`, local, remote, localID, remoteID, localNet, remoteNet, extraChild, localID, remoteID)
+}
+
+// site is one daemon in its own network namespace.
+type site struct {
+	t        *testing.T
+	name     string
+	ns       *testenv.Netns
+	dir      string
+	conf     string
+	sock     string
+	state    string
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan error
+	extraEnv []string
+}
+
+func newSite(t *testing.T, name string, ns *testenv.Netns, conf string) *site {
+	dir := t.TempDir()
+	s := &site{t: t, name: name, ns: ns, dir: dir, conf: filepath.Join(dir, "swanctl.conf"),
+		sock: filepath.Join(dir, "xdpsec.sock"), state: filepath.Join(dir, "ike-state.json"), logPath: filepath.Join(dir, "daemon.log")}
+	s.writeConf(conf)
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(s.logPath)
+			t.Logf("%s daemon log:\n%s", s.name, b)
+		}
+	})
+	return s
+}
+
+func (s *site) writeConf(conf string) {
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// start runs `xdpsec daemon --dataplane=dry-run` inside the namespace and
+// waits for its control socket.
+func (s *site) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = exec.Command("nsenter", "--net=/run/netns/"+s.ns.Name, os.Args[0], "daemon", "--dataplane=dry-run",
+		"--config", s.conf, "--socket", s.sock, "--state", s.state, "--log", "ike=1,knl=1")
+	s.cmd.Env = append(os.Environ(), "XDPSEC_TEST_RUN_MAIN=1")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	logf.Close()
+	s.exited = make(chan error, 1)
+	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(s.cmd, s.exited)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := daemon.Call(s.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
+			return
+		}
+		select {
+		case err := <-s.exited:
+			b, _ := os.ReadFile(s.logPath)
+			s.t.Fatalf("%s daemon exited: %v\n%s", s.name, err, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s daemon's control socket did not come up", s.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM to the daemon this test started and waits for it.
+func (s *site) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exited:
+		if err != nil {
+			s.t.Errorf("%s daemon exited with %v", s.name, err)
+		}
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.t.Errorf("%s daemon did not stop on SIGTERM", s.name)
+	}
+	s.cmd = nil
+}
+
+// cli runs an xdpsec command in-process against the site's socket.
+func (s *site) cli(args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
+	all := append([]string{"xdpsec"}, args[0])
+	all = append(all, "--socket", s.sock)
+	all = append(all, args[1:]...)
+	if args[0] == "-o" {
+		all = append([]string{"xdpsec", "-o", args[1], args[2], "--socket", s.sock}, args[3:]...)
+	}
+	err := app.Run(all)
+	return out.String() + errOut.String(), err
+}
+
+func (s *site) ok(args ...string) string {
+	s.t.Helper()
+	out, err := s.cli(args...)
+	if err != nil {
+		s.t.Fatalf("%s: xdpsec %s: %v\n%s", s.name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (s *site) sas() []daemon.IKESA {
+	s.t.Helper()
+	var sas []daemon.IKESA
+	out := s.ok("-o", "json", "list-sas")
+	if err := json.Unmarshal([]byte(out), &sas); err != nil {
+		s.t.Fatalf("list-sas -o json: %v\n%s", err, out)
+	}
+	return sas
+}
+
+// children maps CHILD_SA names to their SPIs (in, out) on one side.
+func childSPIs(sas []daemon.IKESA) map[string][2]string {
+	out := map[string][2]string{}
+	for _, sa := range sas {
+		for _, c := range sa.Children {
+			if c.State == "INSTALLED" {
+				out[c.Name] = [2]string{c.SPIIn, c.SPIOut}
+			}
+		}
+	}
+	return out
+}
+
+// waitSAs polls a site until cond holds.
+func (s *site) waitSAs(what string, cond func([]daemon.IKESA) bool) []daemon.IKESA {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sas := s.sas()
+		if cond(sas) {
+			return sas
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: %s: SAs %+v", s.name, what, sas)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func checkTwins(t *testing.T, a, b []daemon.IKESA, names ...string) {
+	t.Helper()
+	ca, cb := childSPIs(a), childSPIs(b)
+	for _, n := range names {
+		x, y := ca[n], cb[n]
+		if x[0] == "" || x[0] != y[1] || x[1] != y[0] {
+			t.Errorf("CHILD_SA %s: a in/out %v, b in/out %v: our inbound must be their outbound", n, x, y)
+		}
+	}
+}
+
+// TestDaemonsDryRun runs two daemons against each other, each in its
+// network namespace with the dry-run dataplane, through the CLI:
+// initiate, list-sas on both, terminate, reload, restart.
+func TestDaemonsDryRun(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-da")
+	nsB := testenv.NewNetns(t, "xdpsec-db")
+	testenv.Veth(t, nsA, "wan0", "10.98.0.1/24", nsB, "wan0", "10.98.0.2/24")
+
+	a := newSite(t, "a", nsA, siteConf("10.98.0.1", "10.98.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
+	b := newSite(t, "b", nsB, siteConf("10.98.0.2", "10.98.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
+	a.start()
+	b.start()
+
+	if out := a.ok("list-conns"); !strings.Contains(out, "site: IKEv2") || !strings.Contains(out, "10.1.0.0/16") {
+		t.Errorf("list-conns:\n%s", out)
+	}
+	out := a.ok("initiate", "--child", "net")
+	if !strings.Contains(out, "IKE_SA site[1] established") {
+		t.Errorf("initiate said: %s", out)
+	}
+	sasA := a.sas()
+	sasB := b.waitSAs("CHILD_SA net installed", func(s []daemon.IKESA) bool { return childSPIs(s)["net"][0] != "" })
+	if len(sasA) != 1 || sasA[0].State != "ESTABLISHED" || len(sasA[0].Children) != 1 {
+		t.Fatalf("a's SAs: %+v", sasA)
+	}
+	checkTwins(t, sasA, sasB, "net")
+	if sasA[0].SPIi != sasB[0].SPIi || sasA[0].SPIr != sasB[0].SPIr || !sasA[0].Initiator || sasB[0].Initiator {
+		t.Errorf("IKE SPIs: a %+v b %+v", sasA[0], sasB[0])
+	}
+	table := a.ok("list-sas")
+	for _, want := range []string{
+		"site: #1, ESTABLISHED, IKEv2, " + sasA[0].SPIi + "_i* " + sasA[0].SPIr + "_r",
+		"local  'moon.example.org' @ 10.98.0.1[500]",
+		"remote 'sun.example.org' @ 10.98.0.2[500]",
+		"net: #1, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16_128",
+		"in  " + sasA[0].Children[0].SPIIn + ",",
+		"rx_seen 0 packets",
+		"local  10.1.0.0/16",
+		"remote 10.2.0.0/16",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("list-sas lacks %q:\n%s", want, table)
+		}
+	}
+
+	// Terminate the CHILD_SA, then bring it back over the IKE SA.
+	a.ok("terminate", "--child", "net")
+	b.waitSAs("CHILD_SA gone", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 0 })
+	a.ok("initiate", "--child", "net")
+	b.waitSAs("CHILD_SA back", func(s []daemon.IKESA) bool { return childSPIs(s)["net"][0] != "" })
+	checkTwins(t, a.sas(), b.sas(), "net")
+
+	// Reload with a second CHILD_SA on both sides: the connection changed,
+	// so its IKE SA is replaced; start it again.
+	extraA := "         web {\n            local_ts = 10.11.0.0/24\n            remote_ts = 10.12.0.0/24[tcp/443]\n            esp_proposals = aes256gcm16\n         }\n"
+	extraB := "         web {\n            local_ts = 10.12.0.0/24[tcp/443]\n            remote_ts = 10.11.0.0/24\n            esp_proposals = aes256gcm16\n         }\n"
+	a.writeConf(siteConf("10.98.0.1", "10.98.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", extraA))
+	b.writeConf(siteConf("10.98.0.2", "10.98.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", extraB))
+	if out := b.ok("reload"); !strings.Contains(out, "site") || !strings.Contains(out, "changed") {
+		t.Errorf("reload said:\n%s", out)
+	}
+	var ch daemon.Changes
+	if err := json.Unmarshal([]byte(a.ok("-o", "json", "reload")), &ch); err != nil || len(ch.Changed) != 1 {
+		t.Errorf("reload -o json: %+v %v", ch, err)
+	}
+	a.waitSAs("old IKE SA gone", func(s []daemon.IKESA) bool { return len(s) == 0 })
+	a.ok("initiate", "--ike", "site")
+	sasB = b.waitSAs("both CHILD_SAs", func(s []daemon.IKESA) bool { c := childSPIs(s); return c["net"][0] != "" && c["web"][0] != "" })
+	sasA = a.sas()
+	checkTwins(t, sasA, sasB, "net", "web")
+
+	// Restart a: its SAs survive, with the same IDs and SPIs, and can
+	// still be used (a CHILD_SA rekey through CREATE_CHILD_SA) and terminated.
+	a.stop()
+	if fi, err := os.Stat(a.state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi, err)
+	}
+	a.start()
+	after := a.sas()
+	if len(after) != 1 || after[0].SPIi != sasA[0].SPIi || after[0].UniqueID != sasA[0].UniqueID ||
+		childSPIs(after)["net"] != childSPIs(sasA)["net"] || childSPIs(after)["web"] != childSPIs(sasA)["web"] {
+		t.Fatalf("after restart:\n%+v\nbefore:\n%+v", after, sasA)
+	}
+	a.ok("initiate", "--child", "net") // a third CHILD_SA named net over the taken-back IKE SA
+	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 3 })
+	a.ok("terminate", "--ike", "site")
+	b.waitSAs("IKE SA deleted", func(s []daemon.IKESA) bool { return len(s) == 0 })
+}
+
+// TestDaemonStateRefused checks that a corrupt or foreign state file is
+// refused with a message and the daemon starts clean.
+func TestDaemonStateRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	ns := testenv.NewNetns(t, "xdpsec-ds")
+	s := newSite(t, "s", ns, siteConf("127.0.0.1", "127.0.0.2", "a", "b", "10.1.0.0/16", "10.2.0.0/16", ""))
+	for _, tc := range []struct{ content, want string }{
+		{"{not json", "is corrupt"},
+		{`{"format":"xdpsec-ike-state","version":99}`, "is version 99, this daemon reads version 1"},
+	} {
+		os.WriteFile(s.state, []byte(tc.content), 0o600)
+		s.start()
+		if len(s.sas()) != 0 {
+			t.Error("SAs from a refused file")
+		}
+		s.stop()
+		b, _ := os.ReadFile(s.logPath)
+		if !strings.Contains(string(b), tc.want) || !strings.Contains(string(b), "starting without saved IKE_SAs") {
+			t.Errorf("log lacks %q:\n%s", tc.want, b)
+		}
+	}
+}
+
+// TestDaemonCheck validates configurations without starting.
+func TestDaemonCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	os.WriteFile(good, []byte(siteConf("192.0.2.1", "192.0.2.2", "a", "b", "10.1.0.0/16", "10.2.0.0/16", "")), 0o600)
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("connections { x { remote_addrs = 192.0.2.2\n frobnicate = yes } }"), 0o600)
+	run := func(path string) (string, error) {
+		var out bytes.Buffer
+		app := newApp()
+		app.Writer, app.ErrWriter = &out, &out
+		err := app.Run([]string{"xdpsec", "daemon", "--check", "--config", path})
+		return out.String(), err
+	}
+	if out, err := run(good); err != nil || !strings.Contains(out, "OK, 1 connections") {
+		t.Errorf("good config: %v\n%s", err, out)
+	}
+	if _, err := run(bad); err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Errorf("bad config: %v", err)
+	}
+}
