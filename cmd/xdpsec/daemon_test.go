@@ -362,4 +362,14 @@ func TestDaemonCheck(t *testing.T) {
 	if _, err := run(bad); err == nil || !strings.Contains(err.Error(), "frobnicate") {
 		t.Errorf("bad config: %v", err)
 	}
+	// The example shipped in dist/ (copied: the checkout's mode is 0644).
+	example, err := os.ReadFile("../../dist/swanctl.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := filepath.Join(dir, "dist.conf")
+	os.WriteFile(dist, example, 0o600)
+	if out, err := run(dist); err != nil || !strings.Contains(out, "OK, 1 connections") {
+		t.Errorf("dist/swanctl.conf: %v\n%s", err, out)
+	}
 }
