@@ -286,7 +286,11 @@ func (d *Daemon) waitFor(req Request, cond func([]ike.IKESAInfo) (bool, error)) 
 		if time.Now().After(deadline) {
 			return errors.New("timed out, the exchange goes on in the background")
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-d.stop:
+			return errors.New("the daemon is stopping")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

@@ -63,6 +63,8 @@ type Daemon struct {
 	metrics *http.Server
 	sender  *socketSender
 
+	reloadMu sync.Mutex // one reload at a time
+
 	mu          sync.Mutex // guards below
 	loaded      *Loaded
 	established map[uint32]time.Time // first seen ESTABLISHED, by IKE SA ID
@@ -313,6 +315,8 @@ func (d *Daemon) noteEstablished() []ike.IKESAInfo {
 // replaced (their IKE SAs terminated and started again if so
 // configured), unchanged ones are left alone. Secrets are replaced.
 func (d *Daemon) Reload() (config.Changes, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	l, err := LoadConfig(d.opts.ConfigPath)
 	if err != nil {
 		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the loaded configuration: %v", d.opts.ConfigPath, err))
