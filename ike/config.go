@@ -16,7 +16,7 @@ type Connection struct {
 
 	LocalAddrs  []string // local_addrs: addresses, "%any" or empty for any
 	RemoteAddrs []string // remote_addrs
-	LocalPort   uint16   // local_port, default 500
+	LocalPort   uint16   // local_port, default the engine's Config.Port (500)
 	RemotePort  uint16   // remote_port, default 500
 	Proposals   []string // proposals: IKE proposal strings, default "default"
 	// Encap forces UDP encapsulation (encap): port 4500 even without NAT.

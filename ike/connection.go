@@ -59,7 +59,9 @@ type tsSpec struct {
 	ts      TrafficSelector
 }
 
-func resolveConnection(c *Connection) (*connection, error) {
+// resolveConnection checks and parses a connection; port is the engine's
+// IKE port, the default local_port.
+func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	rc := &connection{cfg: c, localPort: c.LocalPort, remotePort: c.RemotePort, sendCert: c.SendCert, sendCertReq: true}
 	errf := func(key, format string, a ...any) error {
 		return fmt.Errorf("connection %q: %s: %s", c.Name, key, fmt.Sprintf(format, a...))
@@ -68,7 +70,7 @@ func resolveConnection(c *Connection) (*connection, error) {
 		return nil, fmt.Errorf("connection without name")
 	}
 	if rc.localPort == 0 {
-		rc.localPort = PortIKE
+		rc.localPort = port
 	}
 	if rc.remotePort == 0 {
 		rc.remotePort = PortIKE

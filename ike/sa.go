@@ -47,11 +47,13 @@ type ikeSA struct {
 	tm       *taskManager
 	reasm    *message.Reassembler
 
-	lastInbound   time.Time
-	halfOpenTimer Timer
-	rekeyTimer    Timer
-	expireTimer   Timer // rekey_time + over_time: hard lifetime
-	dpdTimer      Timer
+	lastInbound    time.Time
+	lastOutbound   time.Time // last IKE message or keepalive sent
+	halfOpenTimer  Timer
+	keepAliveTimer Timer
+	rekeyTimer     Timer
+	expireTimer    Timer // rekey_time + over_time: hard lifetime
+	dpdTimer       Timer
 
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
 	// while our own rekey was in flight (RFC 7296 section 2.8.2).
@@ -129,15 +131,24 @@ func (sa *ikeSA) natAny() bool { return sa.natLocal || sa.natRemote }
 // useNATT reports whether ESP must be UDP-encapsulated.
 func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.cfg.Encap }
 
-// floatToNATT moves the IKE SA to port 4500 (RFC 7296 section 2.23).
+// floatToNATT moves the IKE SA to the NAT-T ports (RFC 7296 section
+// 2.23) as charon's float_ports() does: the peer's port becomes 4500 if
+// either end used 500 (a peer on a custom port is assumed to stay on it),
+// and ours becomes our NAT-T port if it was our IKE port (a custom
+// local_port stays).
 func (sa *ikeSA) floatToNATT() {
-	if sa.local.Port() == PortNATT {
-		return
-	}
-	sa.local = netip.AddrPortFrom(sa.local.Addr(), PortNATT)
-	if sa.remote.Port() == PortIKE {
+	if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
 		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
 	}
+	if sa.local.Port() == sa.e.cfg.Port {
+		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
+	}
+}
+
+// send sends datagrams of this IKE SA to the peer.
+func (sa *ikeSA) send(packets [][]byte) {
+	sa.lastOutbound = sa.e.clock.Now()
+	sa.e.send(sa.local, sa.remote, packets)
 }
 
 // fragmentLen is the largest IKE message we send unfragmented once
@@ -149,7 +160,7 @@ func (sa *ikeSA) fragmentLen() int {
 	} else {
 		n -= 40
 	}
-	if sa.local.Port() == PortNATT {
+	if sa.local.Port() == sa.e.cfg.NATTPort {
 		n -= 4
 	}
 	return n
@@ -236,7 +247,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 	if d.Remote == sa.remote && d.Local == sa.local {
 		return
 	}
-	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == PortNATT {
+	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == sa.e.cfg.NATTPort {
 		if sa.state >= IKESAEstablished && d.Remote.Addr() != sa.remote.Addr() {
 			sa.log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(sa.remote), fmtAddr(d.Remote)))
 		}
@@ -262,6 +273,7 @@ func (sa *ikeSA) established() {
 	}
 	sa.scheduleRekey()
 	sa.scheduleDPD()
+	sa.scheduleKeepAlive(0)
 	sa.expireTimer = sa.e.afterFunc(sa.conn.rekeyTime+sa.conn.overTime, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
@@ -365,7 +377,7 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.children = nil
 	sa.tm.stop()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
 		if t != nil {
 			t.Stop()
 		}

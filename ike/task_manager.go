@@ -102,7 +102,7 @@ func (tm *taskManager) sendRequest() {
 	}
 	tm.request = packets
 	tm.tries = 0
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	tm.armRetransmit()
 	if t.kind() == taskDPD && sa.conn.cfg.DPDTimeout > 0 {
 		tm.giveUp = sa.e.afterFunc(sa.conn.cfg.DPDTimeout, func() {
@@ -171,7 +171,7 @@ func (tm *taskManager) retransmit() {
 	tm.tries++
 	sa.e.stats.Retransmits++
 	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
-	sa.e.send(sa.local, sa.remote, tm.request)
+	sa.send(tm.request)
 	tm.armRetransmit()
 }
 
@@ -295,7 +295,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	}
 	tm.expectID++
 	tm.response = packets
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
 		return
@@ -304,7 +304,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 }
 
 func (tm *taskManager) resendResponse(d Datagram) {
-	tm.sa.e.send(tm.sa.local, tm.sa.remote, tm.response)
+	tm.sa.send(tm.response)
 }
 
 // respondNotify answers the expected request with a lone error notify
@@ -324,7 +324,7 @@ func (tm *taskManager) respondNotify(h message.Header, d Datagram, t message.Not
 	}
 	tm.expectID++
 	tm.response = packets
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	if h.ExchangeType == message.IKE_AUTH && sa.state < IKESAEstablished {
 		sa.destroy()
 	}
