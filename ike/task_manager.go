@@ -218,9 +218,16 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	sa := tm.sa
 	h := &m.Header
 	if h.IsResponse() {
-		if tm.active == nil || h.MessageID != tm.nextID || h.ExchangeType != tm.active.exchange() {
+		if tm.active == nil || h.MessageID != tm.nextID {
+			// Not the response to our request in flight: a late
+			// duplicate, or one we never asked for.
 			sa.e.stats.DroppedMessageID++
-			sa.log.Debug(fmt.Sprintf("received unexpected %v response %d, ignored", h.ExchangeType, h.MessageID))
+			sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.nextID))
+			return
+		}
+		if h.ExchangeType != tm.active.exchange() {
+			sa.e.stats.DroppedUnexpected++
+			sa.log.Info(fmt.Sprintf("received %v response %d to our %v request, ignored", h.ExchangeType, h.MessageID, tm.active.exchange()))
 			return
 		}
 		if h.ExchangeType != message.IKE_SA_INIT {
@@ -258,8 +265,10 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		tm.resendResponse(d)
 		return
 	case h.MessageID != tm.expectID:
+		// Outside the window (size 1, RFC 7296 section 2.3): older than
+		// the cached response, or ahead of what the peer may send.
 		sa.e.stats.DroppedMessageID++
-		sa.log.Debug(fmt.Sprintf("received %v request with message ID %d, expected %d, ignored", h.ExchangeType, h.MessageID, tm.expectID))
+		sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.expectID))
 		return
 	}
 	t := tm.responderTask(m)
