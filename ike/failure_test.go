@@ -192,8 +192,31 @@ func TestTSMismatch(t *testing.T) {
 	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) ]") {
 		t.Error("b did not answer TS_UNACCEPTABLE")
 	}
-	if !tb.a.log.contains("received TS_UNACCEPTABLE notify, no CHILD_SA built") {
-		t.Error("a did not log TS_UNACCEPTABLE")
+	// Both sides' selectors are logged, in charon's words: b's choice
+	// against what a proposed, and what a proposed.
+	for _, want := range []string{
+		"looking for a child config for 10.2.0.0/16 === 10.1.0.0/16",
+		`  candidate "net":`,
+		"selecting traffic selectors for us:",
+		" config: 10.2.0.0/16, received: 10.2.0.0/16 => match: 10.2.0.0/16",
+		"selecting traffic selectors for other:",
+		" config: 10.9.0.0/16, received: 10.1.0.0/16 => no match",
+		"traffic selectors 10.2.0.0/16 === 10.1.0.0/16 unacceptable",
+	} {
+		if !tb.b.log.contains(want) {
+			t.Errorf("b did not log %q", want)
+		}
+	}
+	for _, want := range []string{
+		"received TS_UNACCEPTABLE notify, no CHILD_SA built",
+		"proposing traffic selectors for us:",
+		" 10.1.0.0/16",
+		"proposing traffic selectors for other:",
+		" 10.2.0.0/16",
+	} {
+		if !tb.a.log.contains(want) {
+			t.Errorf("a did not log %q", want)
+		}
 	}
 	if len(tb.children(tb.a))+len(tb.children(tb.b)) != 0 {
 		t.Error("CHILD_SAs were built")

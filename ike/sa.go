@@ -223,10 +223,15 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 			return
 		}
 		// Authentic but undecodable: RFC 7296 section 2.21.
-		sa.log.Info(fmt.Sprintf("could not decrypt/parse %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err))
+		var uc *message.UnsupportedCriticalPayloadError
+		if errors.As(err, &uc) {
+			sa.log.Info("critical unknown payloads found")
+		} else {
+			sa.log.Info(fmt.Sprintf("message parsing failed: %v", err))
+		}
+		sa.log.Info(fmt.Sprintf("%v %s with message ID %d processing failed", h.ExchangeType, reqOrResp(&h), h.MessageID))
 		if !h.IsResponse() && h.MessageID == sa.tm.expectID {
-			var uc *message.UnsupportedCriticalPayloadError
-			if errors.As(err, &uc) {
+			if uc != nil {
 				sa.tm.respondNotify(h, d, message.UNSUPPORTED_CRITICAL_PAYLOAD, []byte{byte(uc.Type)})
 			} else {
 				e.stats.InvalidSyntaxSent++

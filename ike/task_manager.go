@@ -236,6 +236,13 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			sa.local = d.Local
 		}
 		sa.log.Info("parsed " + summarize(m))
+		if (h.ExchangeType == message.CREATE_CHILD_SA || h.ExchangeType == message.INFORMATIONAL) && findNotify(m, message.INVALID_SYNTAX) != nil {
+			// The peer could not parse our request: we and it no longer
+			// agree on this IKE SA (RFC 7296 section 2.21.3).
+			sa.log.Info("received INVALID_SYNTAX notify error, destroying IKE_SA")
+			sa.destroy()
+			return
+		}
 		if h.ExchangeType == message.IKE_SA_INIT {
 			sa.initRes = raw
 		}
