@@ -243,13 +243,13 @@ func TestESPProposalMismatch(t *testing.T) {
 func TestInitiatorRejectsResponder(t *testing.T) {
 	trusted, untrusted := newCA(t, "Trusted CA", nil), newCA(t, "Untrusted CA", nil)
 	keyB := newKey(t, "ecdsa")
-	certB := untrusted.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+	certB := untrusted.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
 	tb := newTestbed(t, bedOptions{
 		connA: func(c *ike.Connection) { c.Remote[0].Auth = "pubkey" },
 		connB: func(c *ike.Connection) {
 			c.Local[0] = ike.AuthConfig{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}
 		},
-		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.cert} },
+		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.Cert} },
 	})
 	tb.establish()
 	// b accepts a's PSK and considers the IKE SA up; a finds no trusted
