@@ -102,6 +102,7 @@ type Engine struct {
 	stats                  Stats
 	nextIKEID, nextChildID uint32
 	lastInvalidSPI         time.Time
+	halfOpenCount          int // responder IKE SAs not yet established
 	closed                 bool
 }
 
@@ -322,15 +323,10 @@ func (e *Engine) allSAs() []*ikeSA {
 	return out
 }
 
-func (e *Engine) halfOpen() int {
-	n := 0
-	for _, sa := range e.allSAs() {
-		if !sa.initiator && sa.state <= IKESAConnecting {
-			n++
-		}
-	}
-	return n
-}
+// halfOpen is the number of responder IKE SAs whose IKE_AUTH has not
+// completed: counted as they come and go, since every IKE_SA_INIT request
+// asks and a walk of all SAs would make that cost grow with their number.
+func (e *Engine) halfOpen() int { return e.halfOpenCount }
 
 func (e *Engine) send(local, remote netip.AddrPort, packets [][]byte) {
 	for _, p := range packets {
@@ -433,6 +429,8 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	sa.spiR = e.newSPI()
 	e.sas[sa.spiR] = sa
 	e.init[initKey{d.Remote, h.InitiatorSPI}] = sa
+	sa.halfOpen = true
+	e.halfOpenCount++
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {
 		if sa.state <= IKESAConnecting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))

@@ -51,7 +51,7 @@ func (e *Engine) Expire(id SAID, hard bool) error {
 
 // childBySAID finds the CHILD_SA one of whose SAs this is.
 func (e *Engine) childBySAID(id SAID) (c *childSA, inbound bool) {
-	for _, sa := range e.allSAs() {
+	for _, sa := range e.sas {
 		for _, c := range sa.children {
 			if c.spiIn == id.SPI && sa.local.Addr() == id.Dst {
 				return c, true

@@ -49,6 +49,7 @@ type ikeSA struct {
 
 	lastInbound    time.Time
 	lastOutbound   time.Time // last IKE message or keepalive sent
+	halfOpen       bool      // counted in the engine's halfOpenCount
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
 	rekeyTimer     Timer
@@ -266,6 +267,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 // established moves the SA to ESTABLISHED and starts its timers.
 func (sa *ikeSA) established() {
 	sa.setState(IKESAEstablished)
+	sa.leaveHalfOpen()
 	if sa.halfOpenTimer != nil {
 		sa.halfOpenTimer.Stop()
 		sa.halfOpenTimer = nil
@@ -377,6 +379,7 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	sa.setState(IKESADestroying)
+	sa.leaveHalfOpen()
 	for _, c := range slices.Clone(sa.children) {
 		c.destroy()
 	}
@@ -388,9 +391,11 @@ func (sa *ikeSA) destroy() {
 		}
 	}
 	sa.zeroKeys()
-	for k, v := range sa.e.sas {
-		if v == sa {
-			delete(sa.e.sas, k)
+	// An IKE SA is found by our SPI, which is one of its two (a rekey
+	// reserves the initiator's before the responder's is known).
+	for _, spi := range []uint64{sa.spiI, sa.spiR} {
+		if sa.e.sas[spi] == sa {
+			delete(sa.e.sas, spi)
 		}
 	}
 	for k, v := range sa.e.init {
@@ -399,6 +404,13 @@ func (sa *ikeSA) destroy() {
 		}
 	}
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+}
+
+func (sa *ikeSA) leaveHalfOpen() {
+	if sa.halfOpen {
+		sa.halfOpen = false
+		sa.e.halfOpenCount--
+	}
 }
 
 func (sa *ikeSA) zeroKeys() {
