@@ -2,95 +2,27 @@ package ike_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/iketest"
 )
 
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
+// The test PKI lives in iketest, shared with the UDP tests.
+type testCA = iketest.CA
 
-var serial int64
+func newCA(t testing.TB, cn string, parent *testCA) *testCA { return iketest.NewCA(t, cn, parent) }
 
-func newCA(t testing.TB, cn string, parent *testCA) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{Country: []string{"CH"}, Organization: []string{"xdpsec"}, CommonName: cn},
-		NotBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	signerCert, signerKey := tmpl, crypto.Signer(key)
-	if parent != nil {
-		signerCert, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCA{cert: c, key: key}
-}
-
-func newKey(t testing.TB, kind string) crypto.Signer {
-	t.Helper()
-	switch kind {
-	case "rsa":
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	case "ecdsa":
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		return k
-	case "ed25519":
-		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		return k
-	}
-	t.Fatalf("key kind %q", kind)
-	return nil
-}
-
-// issue makes an end entity certificate for cn with SANs.
-func (ca *testCA) issue(t testing.TB, key crypto.Signer, cn string, dns []string, emails []string, ips []net.IP) *x509.Certificate {
-	t.Helper()
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{Country: []string{"CH"}, Organization: []string{"xdpsec"}, CommonName: cn},
-		NotBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-		DNSNames: dns, EmailAddresses: emails, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
-}
+func newKey(t testing.TB, kind string) crypto.Signer { return iketest.NewKey(t, kind) }
 
 // certBed sets both ends up for public key authentication with
 // certificates issued by ca (or, for b's view of a, trusting trustB).
 func certBed(t *testing.T, kind, authA, idA, idB string, ca *testCA, trustedByB *testCA, chain []*x509.Certificate, mod func(c *ike.Connection)) *testbed {
 	keyA, keyB := newKey(t, kind), newKey(t, kind)
-	certA := ca.issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, []string{"moon@example.org"}, []net.IP{addrA.AsSlice()})
-	certB := ca.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, []net.IP{addrB.AsSlice()})
+	certA := ca.Issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, []string{"moon@example.org"}, []net.IP{addrA.AsSlice()})
+	certB := ca.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, []net.IP{addrB.AsSlice()})
 	if chain != nil {
 		certA = chain[0]
 		keyA = nil
@@ -115,8 +47,8 @@ func certBed(t *testing.T, kind, authA, idA, idB string, ca *testCA, trustedByB 
 				mod(c)
 			}
 		},
-		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{ca.cert} },
-		cfgB: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trustedByB.cert} },
+		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{ca.Cert} },
+		cfgB: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trustedByB.Cert} },
 	})
 }
 

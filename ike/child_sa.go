@@ -1,7 +1,9 @@
 package ike
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -25,6 +27,9 @@ type childSA struct {
 	inInstalled   bool
 	outInstalled  bool
 	installedAt   time.Time
+	// lifetime is what the SAs were installed with: the configured soft
+	// limits minus their jitter, drawn once per CHILD_SA.
+	lifetime Lifetime
 
 	rekeyTimer, expireTimer Timer
 }
@@ -70,8 +75,13 @@ func (c *childSA) esp(inbound bool, keys transform.SAKeys) *SA {
 		Inbound: inbound, Mode: c.mode, Encap: c.encap(inbound), ESN: c.suite.ESN == transform.ESN,
 		Encr: c.suite.Encr, EncrBits: c.suite.EncrKeyBits, EncrKey: keys.Encr,
 		Integ: c.suite.Integ, IntegKey: keys.Integ,
-		Lifetime: Lifetime{HardTime: c.cfg.lifeTime, SoftTime: c.cfg.rekeyTime},
+		Lifetime: c.lifetime,
 		ReqID:    c.reqid.reqid,
+	}
+	if !inbound && c.cfg.randTime == 0 {
+		// Without jitter both directions would expire at once: the
+		// inbound SA's soft expiry alone triggers the rekey (as charon).
+		s.Lifetime.SoftTime = 0
 	}
 	if inbound {
 		s.SAID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}
@@ -96,6 +106,7 @@ func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) err
 	defer keys.Zero()
 	sa, dp := c.ike, c.ike.e.cfg.Dataplane
 	c.setState(ChildSAInstalling)
+	c.lifetime = c.cfg.lifetimeWithJitter(sa.e)
 	c.reqid = sa.e.reqids.acquire(c)
 	in, out := c.esp(true, keys.Inbound(exchangeInitiator)), c.esp(false, keys.Outbound(exchangeInitiator))
 	if err := dp.AddSA(in); err != nil {
@@ -120,12 +131,35 @@ func (c *childSA) logEstablished() {
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
 }
 
-func (c *childSA) scheduleRekey() {
-	rekey := c.cfg.rekeyTime
-	if r := c.cfg.randTime; r > 0 {
-		rekey -= time.Duration(randUint32(c.ike.e)%uint32(r/time.Second+1)) * time.Second
+// lifetimeWithJitter draws the soft limits of a new CHILD_SA: each
+// configured rekey limit minus a random part of at most its rand_* value,
+// as charon's child_cfg get_lifetime() does, so that both ends do not
+// rekey at once. Times are drawn in whole seconds.
+func (cc *childConfig) lifetimeWithJitter(e *Engine) Lifetime {
+	secs := jitter(e, uint64(cc.rekeyTime/time.Second), uint64(min(cc.randTime, cc.rekeyTime)/time.Second))
+	return Lifetime{
+		SoftTime:  cc.rekeyTime - time.Duration(uint64(cc.rekeyTime/time.Second)-secs)*time.Second,
+		HardTime:  cc.lifeTime,
+		SoftBytes: jitter(e, cc.bytes.rekey, cc.bytes.jitter), HardBytes: cc.bytes.life,
+		SoftPackets: jitter(e, cc.packets.rekey, cc.packets.jitter), HardPackets: cc.packets.life,
 	}
-	c.rekeyTimer = c.ike.e.afterFunc(rekey, func() {
+}
+
+// jitter returns rekey minus a random value in [0, j].
+func jitter(e *Engine, rekey, j uint64) uint64 {
+	if j == 0 {
+		return rekey
+	}
+	b := e.randomBytes(8)
+	r := binary.BigEndian.Uint64(b)
+	if j == math.MaxUint64 {
+		return rekey - r
+	}
+	return rekey - r%(j+1)
+}
+
+func (c *childSA) scheduleRekey() {
+	c.rekeyTimer = c.ike.e.afterFunc(c.lifetime.SoftTime, func() {
 		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished {
 			c.ike.tm.queue(newChildRekey(c.ike, true, c))
 			c.ike.tm.initiate()
@@ -134,8 +168,7 @@ func (c *childSA) scheduleRekey() {
 	c.expireTimer = c.ike.e.afterFunc(c.cfg.lifeTime, func() {
 		if c.state != ChildSADestroying && c.ike.state != IKESADestroying {
 			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
-			c.ike.tm.queue(newChildDelete(c.ike, true, c))
-			c.ike.tm.initiate()
+			c.expire()
 		}
 	})
 }

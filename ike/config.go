@@ -16,7 +16,7 @@ type Connection struct {
 
 	LocalAddrs  []string // local_addrs: addresses, "%any" or empty for any
 	RemoteAddrs []string // remote_addrs
-	LocalPort   uint16   // local_port, default 500
+	LocalPort   uint16   // local_port, default the engine's Config.Port (500)
 	RemotePort  uint16   // remote_port, default 500
 	Proposals   []string // proposals: IKE proposal strings, default "default"
 	// Encap forces UDP encapsulation (encap): port 4500 even without NAT.
@@ -74,7 +74,18 @@ type ChildConfig struct {
 	Mode         string        // mode: "tunnel" (default) or "transport"
 	RekeyTime    time.Duration // rekey_time, default 1h
 	LifeTime     time.Duration // life_time, default rekey_time * 1.1
-	RandTime     time.Duration // rand_time
+	RandTime     time.Duration // rand_time, default life_time - rekey_time
+	// Volume limits, 0 for none. The soft (rekey_*) limits minus a random
+	// part of rand_* are the SAs' soft limits in the dataplane, the life_*
+	// limits their hard ones; as with the times, life_* defaults to
+	// rekey_* * 1.1 and rand_* to life_* - rekey_* (swanctl.conf's
+	// defaults). A zero rand_* means that default, as for rand_time.
+	RekeyBytes   uint64 // rekey_bytes
+	LifeBytes    uint64 // life_bytes
+	RandBytes    uint64 // rand_bytes
+	RekeyPackets uint64 // rekey_packets
+	LifePackets  uint64 // life_packets
+	RandPackets  uint64 // rand_packets
 	// DPDAction (dpd_action): "clear" (default), "trap" (taken as
 	// clear) or "restart", what to do when the peer is found dead.
 	DPDAction    string

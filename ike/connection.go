@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ type childConfig struct {
 	rekeyTime         time.Duration
 	lifeTime          time.Duration
 	randTime          time.Duration
+	bytes, packets    volumeLimit
 	restart           bool // dpd_action = restart
 	replayWindow      uint32
 }
@@ -57,7 +59,9 @@ type tsSpec struct {
 	ts      TrafficSelector
 }
 
-func resolveConnection(c *Connection) (*connection, error) {
+// resolveConnection checks and parses a connection; port is the engine's
+// IKE port, the default local_port.
+func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	rc := &connection{cfg: c, localPort: c.LocalPort, remotePort: c.RemotePort, sendCert: c.SendCert, sendCertReq: true}
 	errf := func(key, format string, a ...any) error {
 		return fmt.Errorf("connection %q: %s: %s", c.Name, key, fmt.Sprintf(format, a...))
@@ -66,7 +70,7 @@ func resolveConnection(c *Connection) (*connection, error) {
 		return nil, fmt.Errorf("connection without name")
 	}
 	if rc.localPort == 0 {
-		rc.localPort = PortIKE
+		rc.localPort = port
 	}
 	if rc.remotePort == 0 {
 		rc.remotePort = PortIKE
@@ -235,10 +239,37 @@ func resolveChild(c *ChildConfig) (*childConfig, error) {
 		// ends do not rekey at the same moment.
 		cc.randTime = cc.lifeTime - cc.rekeyTime
 	}
+	cc.bytes = newVolumeLimit(c.RekeyBytes, c.LifeBytes, c.RandBytes)
+	cc.packets = newVolumeLimit(c.RekeyPackets, c.LifePackets, c.RandPackets)
 	if cc.replayWindow == 0 {
 		cc.replayWindow = 32
 	}
 	return cc, nil
+}
+
+// volumeLimit is a byte or packet lifetime of a CHILD_SA's SAs: rekey
+// (soft), life (hard) and the jitter taken off the soft one.
+type volumeLimit struct {
+	rekey, life, jitter uint64
+}
+
+// newVolumeLimit applies swanctl.conf's defaults: the hard limit 10%
+// above the soft one, the jitter their difference.
+func newVolumeLimit(rekey, life, jitter uint64) volumeLimit {
+	if life == 0 {
+		life = percentMore(rekey)
+	}
+	if jitter == 0 && life > rekey {
+		jitter = life - rekey
+	}
+	return volumeLimit{rekey: rekey, life: life, jitter: min(jitter, rekey)}
+}
+
+func percentMore(v uint64) uint64 {
+	if v > math.MaxUint64/110 {
+		return v/100*110 + v%100*110/100
+	}
+	return v * 110 / 100
 }
 
 func parseTSSpecs(list []string) ([]tsSpec, error) {

@@ -28,6 +28,13 @@
 // (task_ike_rekey.go) and liveness checks. IKE SA and CHILD_SA states are
 // explicit (state.go) and named as charon logs them.
 //
+// CHILD_SAs carry time, byte and packet lifetimes (swanctl.conf's
+// rekey_*, life_*, rand_*): the engine rekeys on its own timers and when
+// the dataplane reports a soft expiry (Engine.Expire), and deletes a
+// CHILD_SA, telling the peer, at a hard one. Behind a NAT it sends NAT-T
+// keepalives (keepalive.go). The IKE and NAT-T ports are configurable
+// (Config.Port, NATTPort) and float as charon's do.
+//
 // Logs go to the slog.Logger of Config with charon's wording where it has
 // one ("IKE_SA gw[1] established between ...", "CHILD_SA net{1} established
 // with SPIs ...", "parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]"), so

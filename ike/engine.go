@@ -52,6 +52,17 @@ type Config struct {
 	// FragmentSize is the largest IP datagram of a fragmented IKE message
 	// (charon's fragment_size, default 1280).
 	FragmentSize int
+
+	// Port and NATTPort are the ports the daemon's IKE sockets listen on
+	// (charon's port and port_nat_t, defaults 500 and 4500). Messages on
+	// NATTPort carry the non-ESP marker. Connections without local_port
+	// use Port, and an IKE SA on Port floats to NATTPort when a NAT is
+	// detected, as charon's do.
+	Port, NATTPort uint16
+	// KeepAlive is the interval of NAT-T keepalives (RFC 3948 section 4)
+	// sent while we are behind a NAT and nothing else was sent to the peer
+	// (charon's keep_alive, default 20s). Negative disables them.
+	KeepAlive time.Duration
 }
 
 // Stats count what the engine did with datagrams, mostly the ones it
@@ -68,6 +79,8 @@ type Stats struct {
 	CookiesSent           uint64
 	CookiesRejected       uint64
 	InvalidSyntaxSent     uint64
+	KeepAlivesSent        uint64 // NAT-T keepalives
+	KeepAlivesReceived    uint64
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -89,6 +102,7 @@ type Engine struct {
 	stats                  Stats
 	nextIKEID, nextChildID uint32
 	lastInvalidSPI         time.Time
+	halfOpenCount          int // responder IKE SAs not yet established
 	closed                 bool
 }
 
@@ -140,6 +154,18 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.FragmentSize <= 0 {
 		cfg.FragmentSize = 1280
 	}
+	if cfg.Port == 0 {
+		cfg.Port = PortIKE
+	}
+	if cfg.NATTPort == 0 {
+		cfg.NATTPort = PortNATT
+	}
+	if cfg.Port == cfg.NATTPort {
+		return nil, errors.New("ike: Config.Port and NATTPort must differ")
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 20 * time.Second
+	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
 		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{},
@@ -152,7 +178,7 @@ func New(cfg Config) (*Engine, error) {
 // AddConnection loads a connection (swanctl --load-conns). A connection
 // with the same name is replaced for new IKE SAs.
 func (e *Engine) AddConnection(c *Connection) error {
-	rc, err := resolveConnection(c)
+	rc, err := resolveConnection(c, e.cfg.Port)
 	if err != nil {
 		return err
 	}
@@ -297,20 +323,15 @@ func (e *Engine) allSAs() []*ikeSA {
 	return out
 }
 
-func (e *Engine) halfOpen() int {
-	n := 0
-	for _, sa := range e.allSAs() {
-		if !sa.initiator && sa.state <= IKESAConnecting {
-			n++
-		}
-	}
-	return n
-}
+// halfOpen is the number of responder IKE SAs whose IKE_AUTH has not
+// completed: counted as they come and go, since every IKE_SA_INIT request
+// asks and a walk of all SAs would make that cost grow with their number.
+func (e *Engine) halfOpen() int { return e.halfOpenCount }
 
 func (e *Engine) send(local, remote netip.AddrPort, packets [][]byte) {
 	for _, p := range packets {
 		data := p
-		if local.Port() == PortNATT {
+		if local.Port() == e.cfg.NATTPort {
 			data = append(append(make([]byte, 0, 4+len(p)), nonESPMarker...), p...)
 		}
 		if err := e.cfg.Sender.Send(Datagram{Local: local, Remote: remote, Data: data}); err != nil {
@@ -337,9 +358,9 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	}
 	e.stats.Received++
 	data := d.Data
-	if d.Local.Port() == PortNATT {
+	if d.Local.Port() == e.cfg.NATTPort {
 		if len(data) == 1 && data[0] == 0xff {
-			e.stats.DroppedESP++ // NAT-T keepalive
+			e.stats.KeepAlivesReceived++
 			return
 		}
 		if len(data) < 4 || binary.BigEndian.Uint32(data) != 0 {
@@ -408,6 +429,8 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	sa.spiR = e.newSPI()
 	e.sas[sa.spiR] = sa
 	e.init[initKey{d.Remote, h.InitiatorSPI}] = sa
+	sa.halfOpen = true
+	e.halfOpenCount++
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {
 		if sa.state <= IKESAConnecting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))

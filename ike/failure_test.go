@@ -192,8 +192,31 @@ func TestTSMismatch(t *testing.T) {
 	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) ]") {
 		t.Error("b did not answer TS_UNACCEPTABLE")
 	}
-	if !tb.a.log.contains("received TS_UNACCEPTABLE notify, no CHILD_SA built") {
-		t.Error("a did not log TS_UNACCEPTABLE")
+	// Both sides' selectors are logged, in charon's words: b's choice
+	// against what a proposed, and what a proposed.
+	for _, want := range []string{
+		"looking for a child config for 10.2.0.0/16 === 10.1.0.0/16",
+		`  candidate "net":`,
+		"selecting traffic selectors for us:",
+		" config: 10.2.0.0/16, received: 10.2.0.0/16 => match: 10.2.0.0/16",
+		"selecting traffic selectors for other:",
+		" config: 10.9.0.0/16, received: 10.1.0.0/16 => no match",
+		"traffic selectors 10.2.0.0/16 === 10.1.0.0/16 unacceptable",
+	} {
+		if !tb.b.log.contains(want) {
+			t.Errorf("b did not log %q", want)
+		}
+	}
+	for _, want := range []string{
+		"received TS_UNACCEPTABLE notify, no CHILD_SA built",
+		"proposing traffic selectors for us:",
+		" 10.1.0.0/16",
+		"proposing traffic selectors for other:",
+		" 10.2.0.0/16",
+	} {
+		if !tb.a.log.contains(want) {
+			t.Errorf("a did not log %q", want)
+		}
 	}
 	if len(tb.children(tb.a))+len(tb.children(tb.b)) != 0 {
 		t.Error("CHILD_SAs were built")
@@ -220,13 +243,13 @@ func TestESPProposalMismatch(t *testing.T) {
 func TestInitiatorRejectsResponder(t *testing.T) {
 	trusted, untrusted := newCA(t, "Trusted CA", nil), newCA(t, "Untrusted CA", nil)
 	keyB := newKey(t, "ecdsa")
-	certB := untrusted.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+	certB := untrusted.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
 	tb := newTestbed(t, bedOptions{
 		connA: func(c *ike.Connection) { c.Remote[0].Auth = "pubkey" },
 		connB: func(c *ike.Connection) {
 			c.Local[0] = ike.AuthConfig{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}
 		},
-		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.cert} },
+		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.Cert} },
 	})
 	tb.establish()
 	// b accepts a's PSK and considers the IKE SA up; a finds no trusted

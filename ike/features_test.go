@@ -208,16 +208,16 @@ func TestFragmentation(t *testing.T) {
 	inter1 := newCA(t, "xdpsec Intermediate CA 1", root)
 	inter2 := newCA(t, "xdpsec Intermediate CA 2", inter1)
 	keyA, keyB := newKey(t, "rsa"), newKey(t, "ecdsa")
-	certA := inter2.issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, nil, []net.IP{addrA.AsSlice()})
-	certB := root.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+	certA := inter2.Issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, nil, []net.IP{addrA.AsSlice()})
+	certB := root.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
 	small := func(c *ike.Config) {
 		c.FragmentSize = 576
-		c.Credentials.CAs = []*x509.Certificate{root.cert}
+		c.Credentials.CAs = []*x509.Certificate{root.Cert}
 	}
 	tb := newTestbed(t, bedOptions{
 		cfgA: small, cfgB: small,
 		connA: func(c *ike.Connection) {
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA, inter2.cert, inter1.cert}, PrivateKey: keyA}}
+			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
 			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org"}}
 		},
 		connB: func(c *ike.Connection) {

@@ -35,7 +35,7 @@ func TestBadInputIsCounted(t *testing.T) {
 	tb.b.e.HandleDatagram(from(500, bad))
 	tb.net.Flush()
 	s := tb.b.e.Stats()
-	if s.DroppedMalformed-before.DroppedMalformed != 1 || s.DroppedESP-before.DroppedESP != 2 ||
+	if s.DroppedMalformed-before.DroppedMalformed != 1 || s.DroppedESP-before.DroppedESP != 1 || s.KeepAlivesReceived-before.KeepAlivesReceived != 1 ||
 		s.DroppedUnknownSA-before.DroppedUnknownSA != 1 || s.DroppedAuthentication-before.DroppedAuthentication != 1 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -65,12 +65,18 @@ func TestInvalidSyntax(t *testing.T) {
 	if !tb.b.log.contains("generating INFORMATIONAL response 2 [ N(INVAL_SYN) ]") || tb.b.e.Stats().InvalidSyntaxSent != 1 {
 		t.Fatal("no INVALID_SYNTAX")
 	}
+	if !tb.b.log.contains("message parsing failed") || !tb.b.log.contains("INFORMATIONAL request with message ID 2 processing failed") {
+		t.Error("parse failure not logged as charon does")
+	}
 	// An unknown critical payload: UNSUPPORTED_CRITICAL_PAYLOAD.
 	b, _ = tb.b.e.SealAsPeer(sa.ID, message.Header{ExchangeType: message.INFORMATIONAL, MessageID: 3, Flags: message.FlagInitiator},
 		message.PayloadType(200), []byte{0, 0x80, 0, 4})
 	tb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 500), Remote: netip.AddrPortFrom(addrA, 500), Data: b})
 	if !tb.b.log.contains("generating INFORMATIONAL response 3 [ N(UNSUPPORTED_CRIT) ]") {
 		t.Fatal("no UNSUPPORTED_CRITICAL_PAYLOAD")
+	}
+	if !tb.b.log.contains("critical unknown payloads found") || !tb.b.log.contains("INFORMATIONAL request with message ID 3 processing failed") {
+		t.Error("unknown critical payload not logged as charon does")
 	}
 	tb.established(tb.b)
 }
@@ -182,4 +188,30 @@ func TestInvalidIKESPI(t *testing.T) {
 	if b2.log.count("INVAL_IKE_SPI") != 2 {
 		t.Fatalf("INVALID_IKE_SPI not rate limited or not repeated: %d", b2.log.count("INVAL_IKE_SPI"))
 	}
+}
+
+// TestInvalidSyntaxResponse: a peer that could not parse our request
+// answers INVALID_SYNTAX; for CREATE_CHILD_SA and INFORMATIONAL that ends
+// the IKE SA (RFC 7296 section 2.21.3), as in charon.
+func TestInvalidSyntaxResponse(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	sa := tb.established(tb.a)
+	// a's HDR(ID 2), SK {D(ESP)} --> is lost;
+	// <-- HDR(ID 2), SK {N(INVALID_SYNTAX)} comes back.
+	if err := tb.a.e.DeleteChildSA(sa.Children[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Drop()
+	notifyInvalidSyntax := []byte{0, 0, 0, 8, 0, 0, 0, byte(message.INVALID_SYNTAX)}
+	b, err := tb.a.e.SealAsPeer(sa.ID, message.Header{ExchangeType: message.INFORMATIONAL, MessageID: 2, Flags: message.FlagResponse}, message.PayloadN, notifyInvalidSyntax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.a.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrA, 500), Remote: netip.AddrPortFrom(addrB, 500), Data: b})
+	if !tb.a.log.contains("parsed INFORMATIONAL response 2 [ N(INVAL_SYN) ]") ||
+		!tb.a.log.contains("received INVALID_SYNTAX notify error, destroying IKE_SA") {
+		t.Fatal("INVALID_SYNTAX not logged")
+	}
+	tb.wantNoSAs(tb.a)
 }

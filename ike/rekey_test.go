@@ -259,3 +259,35 @@ func TestIKEHardLifetime(t *testing.T) {
 	}
 	tb.wantNoSAs(tb.b)
 }
+
+// TestChildInvalidKE: a CREATE_CHILD_SA whose KE group the responder does
+// not want is answered with INVALID_KE_PAYLOAD and retried with the
+// requested group in a new exchange (RFC 7296 section 1.3).
+func TestChildInvalidKE(t *testing.T) {
+	tb := newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519-ecp256"} },
+		connB: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-ecp256"} },
+	})
+	tb.establish()
+	old := tb.children(tb.a)[0]
+	// HDR, SK {N(REKEY_SA), SA, Ni, KEi(x25519), TSi, TSr} -->
+	// <-- HDR, SK {N(INVALID_KE_PAYLOAD: ECP_256)}
+	// HDR, SK {N(REKEY_SA), SA, Ni, KEi(ecp256), TSi, TSr} -->
+	// <-- HDR, SK {SA, Nr, KEr, TSi, TSr}
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if !tb.b.log.contains("DH group CURVE_25519 unacceptable, requesting ECP_256") ||
+		!tb.b.log.contains("generating CREATE_CHILD_SA response 2 [ N(INVAL_KE) ]") {
+		t.Error("b did not log INVALID_KE_PAYLOAD")
+	}
+	if !tb.a.log.contains("peer didn't accept DH group CURVE_25519, it requested ECP_256") ||
+		!tb.a.log.contains("generating CREATE_CHILD_SA request 3 [ N(REKEY_SA) SA No KE TSi TSr ]") {
+		t.Error("a did not retry")
+	}
+	if c := tb.children(tb.a); len(c) != 1 || c[0].SPIIn == old.SPIIn {
+		t.Fatalf("not rekeyed: %+v", c)
+	}
+	tb.checkKeys()
+}

@@ -47,11 +47,14 @@ type ikeSA struct {
 	tm       *taskManager
 	reasm    *message.Reassembler
 
-	lastInbound   time.Time
-	halfOpenTimer Timer
-	rekeyTimer    Timer
-	expireTimer   Timer // rekey_time + over_time: hard lifetime
-	dpdTimer      Timer
+	lastInbound    time.Time
+	lastOutbound   time.Time // last IKE message or keepalive sent
+	halfOpen       bool      // counted in the engine's halfOpenCount
+	halfOpenTimer  Timer
+	keepAliveTimer Timer
+	rekeyTimer     Timer
+	expireTimer    Timer // rekey_time + over_time: hard lifetime
+	dpdTimer       Timer
 
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
 	// while our own rekey was in flight (RFC 7296 section 2.8.2).
@@ -129,15 +132,24 @@ func (sa *ikeSA) natAny() bool { return sa.natLocal || sa.natRemote }
 // useNATT reports whether ESP must be UDP-encapsulated.
 func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.cfg.Encap }
 
-// floatToNATT moves the IKE SA to port 4500 (RFC 7296 section 2.23).
+// floatToNATT moves the IKE SA to the NAT-T ports (RFC 7296 section
+// 2.23) as charon's float_ports() does: the peer's port becomes 4500 if
+// either end used 500 (a peer on a custom port is assumed to stay on it),
+// and ours becomes our NAT-T port if it was our IKE port (a custom
+// local_port stays).
 func (sa *ikeSA) floatToNATT() {
-	if sa.local.Port() == PortNATT {
-		return
-	}
-	sa.local = netip.AddrPortFrom(sa.local.Addr(), PortNATT)
-	if sa.remote.Port() == PortIKE {
+	if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
 		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
 	}
+	if sa.local.Port() == sa.e.cfg.Port {
+		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
+	}
+}
+
+// send sends datagrams of this IKE SA to the peer.
+func (sa *ikeSA) send(packets [][]byte) {
+	sa.lastOutbound = sa.e.clock.Now()
+	sa.e.send(sa.local, sa.remote, packets)
 }
 
 // fragmentLen is the largest IKE message we send unfragmented once
@@ -149,7 +161,7 @@ func (sa *ikeSA) fragmentLen() int {
 	} else {
 		n -= 40
 	}
-	if sa.local.Port() == PortNATT {
+	if sa.local.Port() == sa.e.cfg.NATTPort {
 		n -= 4
 	}
 	return n
@@ -212,10 +224,15 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 			return
 		}
 		// Authentic but undecodable: RFC 7296 section 2.21.
-		sa.log.Info(fmt.Sprintf("could not decrypt/parse %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err))
+		var uc *message.UnsupportedCriticalPayloadError
+		if errors.As(err, &uc) {
+			sa.log.Info("critical unknown payloads found")
+		} else {
+			sa.log.Info(fmt.Sprintf("message parsing failed: %v", err))
+		}
+		sa.log.Info(fmt.Sprintf("%v %s with message ID %d processing failed", h.ExchangeType, reqOrResp(&h), h.MessageID))
 		if !h.IsResponse() && h.MessageID == sa.tm.expectID {
-			var uc *message.UnsupportedCriticalPayloadError
-			if errors.As(err, &uc) {
+			if uc != nil {
 				sa.tm.respondNotify(h, d, message.UNSUPPORTED_CRITICAL_PAYLOAD, []byte{byte(uc.Type)})
 			} else {
 				e.stats.InvalidSyntaxSent++
@@ -236,7 +253,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 	if d.Remote == sa.remote && d.Local == sa.local {
 		return
 	}
-	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == PortNATT {
+	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == sa.e.cfg.NATTPort {
 		if sa.state >= IKESAEstablished && d.Remote.Addr() != sa.remote.Addr() {
 			sa.log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(sa.remote), fmtAddr(d.Remote)))
 		}
@@ -250,6 +267,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 // established moves the SA to ESTABLISHED and starts its timers.
 func (sa *ikeSA) established() {
 	sa.setState(IKESAEstablished)
+	sa.leaveHalfOpen()
 	if sa.halfOpenTimer != nil {
 		sa.halfOpenTimer.Stop()
 		sa.halfOpenTimer = nil
@@ -262,6 +280,7 @@ func (sa *ikeSA) established() {
 	}
 	sa.scheduleRekey()
 	sa.scheduleDPD()
+	sa.scheduleKeepAlive(0)
 	sa.expireTimer = sa.e.afterFunc(sa.conn.rekeyTime+sa.conn.overTime, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
@@ -360,20 +379,23 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	sa.setState(IKESADestroying)
+	sa.leaveHalfOpen()
 	for _, c := range slices.Clone(sa.children) {
 		c.destroy()
 	}
 	sa.children = nil
 	sa.tm.stop()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
 		if t != nil {
 			t.Stop()
 		}
 	}
 	sa.zeroKeys()
-	for k, v := range sa.e.sas {
-		if v == sa {
-			delete(sa.e.sas, k)
+	// An IKE SA is found by our SPI, which is one of its two (a rekey
+	// reserves the initiator's before the responder's is known).
+	for _, spi := range []uint64{sa.spiI, sa.spiR} {
+		if sa.e.sas[spi] == sa {
+			delete(sa.e.sas, spi)
 		}
 	}
 	for k, v := range sa.e.init {
@@ -382,6 +404,13 @@ func (sa *ikeSA) destroy() {
 		}
 	}
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+}
+
+func (sa *ikeSA) leaveHalfOpen() {
+	if sa.halfOpen {
+		sa.halfOpen = false
+		sa.e.halfOpenCount--
+	}
 }
 
 func (sa *ikeSA) zeroKeys() {

@@ -138,6 +138,9 @@ func (t *childCreate) processResponse(m *message.Message) error {
 	}
 	if nt, ok := notifyErr(m); ok {
 		sa.log.Info(fmt.Sprintf("received %v notify, no CHILD_SA built", nt))
+		if nt == message.TS_UNACCEPTABLE {
+			sa.logTSProposal(t.offeredLocal, t.offeredRemote)
+		}
 		t.abort()
 		return nil
 	}
@@ -173,8 +176,11 @@ func (t *childCreate) processSA(m *message.Message) error {
 		return err
 	}
 	local, remote := tsFromWire(tsi.TrafficSelectors), tsFromWire(tsr.TrafficSelectors)
-	if !subsetTS(local, t.offeredLocal) || !subsetTS(remote, t.offeredRemote) {
-		return fmt.Errorf("received traffic selectors %s === %s not acceptable", formatTS(local), formatTS(remote))
+	if !subsetTS(local, t.offeredLocal) || !subsetTS(remote, t.offeredRemote) || len(local) == 0 || len(remote) == 0 {
+		// The responder narrowed to selectors we did not propose.
+		sa.logTSSelection(true, t.offeredLocal, local)
+		sa.logTSSelection(false, t.offeredRemote, remote)
+		return fmt.Errorf("no acceptable traffic selectors found")
 	}
 	transport := findNotify(m, message.USE_TRANSPORT_MODE) != nil
 	if t.cfg.mode == ModeTransport && !transport {
@@ -263,6 +269,17 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		t.cfg, local, remote = sa.selectChildConfig(tsI, tsR)
 	}
 	if t.cfg == nil || len(local) == 0 || len(remote) == 0 {
+		sa.log.Info(fmt.Sprintf("looking for a child config for %s === %s", formatTS(tsR), formatTS(tsI)))
+		if t.rekeyed != nil {
+			sa.logTSSelection(true, t.rekeyed.localTS, tsR)
+			sa.logTSSelection(false, t.rekeyed.remoteTS, tsI)
+		} else {
+			for _, cc := range sa.conn.children {
+				sa.log.Info(fmt.Sprintf("  candidate %q:", cc.cfg.Name))
+				sa.logTSSelection(true, resolveTS(cc.localTS, sa.local.Addr()), tsR)
+				sa.logTSSelection(false, resolveTS(cc.remoteTS, sa.remote.Addr()), tsI)
+			}
+		}
 		sa.log.Info(fmt.Sprintf("traffic selectors %s === %s unacceptable", formatTS(tsR), formatTS(tsI)))
 		t.errorNotify = notify(message.TS_UNACCEPTABLE, nil)
 		return nil
@@ -298,7 +315,11 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		if suite.KE != transform.KE_NONE {
 			kep, ok := find[*message.KeyExchange](m)
 			if !ok || transform.KEID(kep.Group) != suite.KE {
-				sa.log.Info(fmt.Sprintf("DH group unacceptable, requesting %v", suite.KE))
+				offered := transform.KE_NONE
+				if ok {
+					offered = transform.KEID(kep.Group)
+				}
+				sa.log.Info(fmt.Sprintf("DH group %v unacceptable, requesting %v", offered, suite.KE))
 				t.errorNotify = notify(message.INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(suite.KE)))
 				return nil
 			}

@@ -20,6 +20,7 @@ type childDelete struct {
 	initiator bool
 	child     *childSA
 	spis      []uint32 // inbound SPIs of CHILD_SAs we no longer have
+	expired   bool     // the CHILD_SA reached its hard lifetime
 }
 
 func newChildDelete(sa *ikeSA, initiator bool, child *childSA) *childDelete {
@@ -43,8 +44,12 @@ func (t *childDelete) build(m *message.Message) error {
 		if c.state == ChildSADestroying || sa.childByID(c.id) == nil {
 			return fmt.Errorf("CHILD_SA %s already gone", c.name())
 		}
-		sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
-			c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+		closing := "closing"
+		if t.expired {
+			closing = "closing expired"
+		}
+		sa.log.Info(fmt.Sprintf("%s CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
+			closing, c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
 		c.setState(ChildSADeleting)
 		spis = append(spis, c.spiIn)
 	}

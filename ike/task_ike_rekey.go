@@ -204,7 +204,9 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 			n.tm.queue(newChildCreate(n, true, q.cfg, nil))
 		case *childDelete:
 			if q.child != nil {
-				n.tm.queue(newChildDelete(n, true, q.child))
+				d := newChildDelete(n, true, q.child)
+				d.expired = q.expired
+				n.tm.queue(d)
 			}
 		case *dpd:
 		default:

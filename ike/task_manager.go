@@ -102,7 +102,7 @@ func (tm *taskManager) sendRequest() {
 	}
 	tm.request = packets
 	tm.tries = 0
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	tm.armRetransmit()
 	if t.kind() == taskDPD && sa.conn.cfg.DPDTimeout > 0 {
 		tm.giveUp = sa.e.afterFunc(sa.conn.cfg.DPDTimeout, func() {
@@ -171,7 +171,7 @@ func (tm *taskManager) retransmit() {
 	tm.tries++
 	sa.e.stats.Retransmits++
 	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
-	sa.e.send(sa.local, sa.remote, tm.request)
+	sa.send(tm.request)
 	tm.armRetransmit()
 }
 
@@ -218,9 +218,16 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	sa := tm.sa
 	h := &m.Header
 	if h.IsResponse() {
-		if tm.active == nil || h.MessageID != tm.nextID || h.ExchangeType != tm.active.exchange() {
+		if tm.active == nil || h.MessageID != tm.nextID {
+			// Not the response to our request in flight: a late
+			// duplicate, or one we never asked for.
 			sa.e.stats.DroppedMessageID++
-			sa.log.Debug(fmt.Sprintf("received unexpected %v response %d, ignored", h.ExchangeType, h.MessageID))
+			sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.nextID))
+			return
+		}
+		if h.ExchangeType != tm.active.exchange() {
+			sa.e.stats.DroppedUnexpected++
+			sa.log.Info(fmt.Sprintf("received %v response %d to our %v request, ignored", h.ExchangeType, h.MessageID, tm.active.exchange()))
 			return
 		}
 		if h.ExchangeType != message.IKE_SA_INIT {
@@ -229,6 +236,13 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			sa.local = d.Local
 		}
 		sa.log.Info("parsed " + summarize(m))
+		if (h.ExchangeType == message.CREATE_CHILD_SA || h.ExchangeType == message.INFORMATIONAL) && findNotify(m, message.INVALID_SYNTAX) != nil {
+			// The peer could not parse our request: we and it no longer
+			// agree on this IKE SA (RFC 7296 section 2.21.3).
+			sa.log.Info("received INVALID_SYNTAX notify error, destroying IKE_SA")
+			sa.destroy()
+			return
+		}
 		if h.ExchangeType == message.IKE_SA_INIT {
 			sa.initRes = raw
 		}
@@ -258,8 +272,10 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		tm.resendResponse(d)
 		return
 	case h.MessageID != tm.expectID:
+		// Outside the window (size 1, RFC 7296 section 2.3): older than
+		// the cached response, or ahead of what the peer may send.
 		sa.e.stats.DroppedMessageID++
-		sa.log.Debug(fmt.Sprintf("received %v request with message ID %d, expected %d, ignored", h.ExchangeType, h.MessageID, tm.expectID))
+		sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.expectID))
 		return
 	}
 	t := tm.responderTask(m)
@@ -295,7 +311,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	}
 	tm.expectID++
 	tm.response = packets
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
 		return
@@ -304,7 +320,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 }
 
 func (tm *taskManager) resendResponse(d Datagram) {
-	tm.sa.e.send(tm.sa.local, tm.sa.remote, tm.response)
+	tm.sa.send(tm.response)
 }
 
 // respondNotify answers the expected request with a lone error notify
@@ -324,7 +340,7 @@ func (tm *taskManager) respondNotify(h message.Header, d Datagram, t message.Not
 	}
 	tm.expectID++
 	tm.response = packets
-	sa.e.send(sa.local, sa.remote, packets)
+	sa.send(packets)
 	if h.ExchangeType == message.IKE_AUTH && sa.state < IKESAEstablished {
 		sa.destroy()
 	}

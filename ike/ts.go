@@ -264,3 +264,38 @@ func tsFromWire(w message.TrafficSelectors) []TrafficSelector {
 	}
 	return out
 }
+
+// logTSSelection explains a failed selection as charon's child_cfg does
+// ("selecting traffic selectors for us:" and a " config: ..., received:
+// ... => match/no match" line per pair): both sides' selectors, so that
+// an operator sees which of them do not fit. local says whose they are.
+func (sa *ikeSA) logTSSelection(local bool, configured, received []TrafficSelector) {
+	who := "other"
+	if local {
+		who = "us"
+	}
+	sa.log.Info("selecting traffic selectors for " + who + ":")
+	for _, c := range configured {
+		for _, r := range received {
+			if i, ok := c.Intersect(r); ok {
+				sa.log.Info(fmt.Sprintf(" config: %s, received: %s => match: %s", c, r, i))
+			} else {
+				sa.log.Info(fmt.Sprintf(" config: %s, received: %s => no match", c, r))
+			}
+		}
+	}
+}
+
+// logTSProposal lists the selectors we proposed (charon's "proposing
+// traffic selectors for us:").
+func (sa *ikeSA) logTSProposal(local []TrafficSelector, remote []TrafficSelector) {
+	for _, side := range []struct {
+		who string
+		ts  []TrafficSelector
+	}{{"us", local}, {"other", remote}} {
+		sa.log.Info("proposing traffic selectors for " + side.who + ":")
+		for _, ts := range side.ts {
+			sa.log.Info(" " + ts.String())
+		}
+	}
+}

@@ -23,6 +23,7 @@ type Dataplane struct {
 	sas      map[ike.SAID]*ike.SA
 	policies []*ike.Policy
 	stats    map[ike.SAID]ike.SAStats
+	softDone map[ike.SAID]bool // soft expiry reported
 	// Events are the calls in order, for logs of failing tests.
 	events []string
 }
@@ -30,7 +31,7 @@ type Dataplane struct {
 // New returns an empty dataplane whose SPIs start at base (so two of them
 // in one test hand out recognisable SPIs).
 func New(base uint32) *Dataplane {
-	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}}
+	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}, softDone: map[ike.SAID]bool{}}
 }
 
 func (d *Dataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
@@ -130,6 +131,40 @@ func (d *Dataplane) SetStats(id ike.SAID, s ike.SAStats) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats[id] = s
+}
+
+// Traffic counts bytes and packets through an installed SA and enforces
+// its byte and packet limits as the kernel does: it reports a soft expiry
+// the first time a soft limit is reached, and a hard expiry (removing the
+// SA) when a hard one is. The caller passes expiries on to the engine
+// (Engine.Expire), as the daemon does with XFRM_MSG_EXPIRE.
+func (d *Dataplane) Traffic(id ike.SAID, bytes, packets uint64) (soft, hard bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sa, ok := d.sas[id]
+	if !ok {
+		return false, false, ErrNotFound
+	}
+	st := d.stats[id]
+	st.Bytes += bytes
+	st.Packets += packets
+	d.stats[id] = st
+	lt := sa.Lifetime
+	reached := func(v, limit uint64) bool { return limit != 0 && v >= limit }
+	if reached(st.Bytes, lt.HardBytes) || reached(st.Packets, lt.HardPackets) {
+		clear(sa.EncrKey)
+		clear(sa.IntegKey)
+		delete(d.sas, id)
+		delete(d.spis, id.SPI)
+		d.events = append(d.events, fmt.Sprintf("hard expire SA %08x", id.SPI))
+		return false, true, nil
+	}
+	if !d.softDone[id] && (reached(st.Bytes, lt.SoftBytes) || reached(st.Packets, lt.SoftPackets)) {
+		d.softDone[id] = true
+		d.events = append(d.events, fmt.Sprintf("soft expire SA %08x", id.SPI))
+		return true, false, nil
+	}
+	return false, false, nil
 }
 
 // SAs returns copies of the installed SAs, sorted by SPI.

@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/udptest"
+	"github.com/xdpsec/xdpsec/internal/ikesocket"
+	"github.com/xdpsec/xdpsec/internal/testenv"
+)
+
+// IKE benchmarks: two engines in one process, one initiating IKE_SA_INIT +
+// IKE_AUTH with one CHILD_SA (PSK, x25519, aes128gcm16) to the other, over
+// an in-memory transport or UDP on loopback. The dataplane is a no-op, so
+// that memory and time are the engines' own.
+//
+//	go test -run '^$' -bench IKE -benchtime 2000x ./bench/
+
+var (
+	ikeA = netip.MustParseAddr("127.0.0.1")
+	ikeB = netip.MustParseAddr("127.0.0.2")
+)
+
+func ikeConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet string) *ike.Connection {
+	return &ike.Connection{
+		Name: "gw", LocalAddrs: []string{local.String()}, RemoteAddrs: []string{remote.String()},
+		Proposals: []string{"aes128gcm16-prfsha256-x25519"},
+		Local:     []ike.AuthConfig{{Auth: "psk", ID: localID}},
+		Remote:    []ike.AuthConfig{{Auth: "psk", ID: remoteID}},
+		Children: []ike.ChildConfig{{Name: "net", LocalTS: []string{localNet}, RemoteTS: []string{remoteNet},
+			ESPProposals: []string{"aes128gcm16"}}},
+	}
+}
+
+// nullDataplane hands out SPIs and accepts everything.
+type nullDataplane struct{ spi atomic.Uint32 }
+
+func (d *nullDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+	return 0xc0000000 + d.spi.Add(1), nil
+}
+func (d *nullDataplane) AddSA(*ike.SA) error                   { return nil }
+func (d *nullDataplane) UpdateSA(*ike.SA) error                { return nil }
+func (d *nullDataplane) DeleteSA(ike.SAID) error               { return nil }
+func (d *nullDataplane) AddPolicy(*ike.Policy) error           { return nil }
+func (d *nullDataplane) DeletePolicy(*ike.Policy) error        { return nil }
+func (d *nullDataplane) QuerySA(ike.SAID) (ike.SAStats, error) { return ike.SAStats{}, nil }
+
+// childCounter is a slog handler that counts "CHILD_SA ... established"
+// lines (Info and above only, as a daemon would log).
+type childCounter struct{ n *atomic.Int64 }
+
+func (h childCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h childCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "CHILD_SA ") && strings.Contains(r.Message, " established with SPIs") {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h childCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h childCounter) WithGroup(string) slog.Handler      { return h }
+
+// pipe is an in-memory transport between engines: datagrams are queued
+// by Send (under the sending engine's lock) and delivered by flush.
+type pipe struct {
+	mu    sync.Mutex // guards queue
+	queue []ike.Datagram
+	hosts map[netip.Addr]*ike.Engine
+}
+
+func (p *pipe) Send(d ike.Datagram) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append(p.queue, ike.Datagram{Local: d.Local, Remote: d.Remote, Data: slices.Clone(d.Data)})
+	return nil
+}
+
+func (p *pipe) flush() {
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		d := p.queue[0]
+		p.queue = p.queue[1:]
+		p.mu.Unlock()
+		p.hosts[d.Remote.Addr()].HandleDatagram(ike.Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+	}
+}
+
+type ikePair struct {
+	a, b             *ike.Engine
+	aDone, bDone     *atomic.Int64 // CHILD_SAs established
+	initiate         func(b *testing.B)
+	closeA, closeAll func()
+}
+
+func newEngine(b *testing.B, s ike.Sender, local, remote netip.Addr, ids [2]string, nets [2]string, done *atomic.Int64) *ike.Engine {
+	e, err := ike.New(ike.Config{
+		Logger: slog.New(childCounter{done}), Sender: s, Dataplane: &nullDataplane{},
+		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.AddConnection(ikeConn(local, remote, ids[0], ids[1], nets[0], nets[1])); err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+func memoryPair(b *testing.B) *ikePair {
+	p := &pipe{hosts: map[netip.Addr]*ike.Engine{}}
+	pr := &ikePair{aDone: &atomic.Int64{}, bDone: &atomic.Int64{}}
+	pr.a = newEngine(b, p, ikeA, ikeB, [2]string{"moon.example.org", "sun.example.org"}, [2]string{"10.1.0.0/16", "10.2.0.0/16"}, pr.aDone)
+	pr.b = newEngine(b, p, ikeB, ikeA, [2]string{"sun.example.org", "moon.example.org"}, [2]string{"10.2.0.0/16", "10.1.0.0/16"}, pr.bDone)
+	p.hosts[ikeA], p.hosts[ikeB] = pr.a, pr.b
+	pr.initiate = func(b *testing.B) {
+		if _, err := pr.a.Initiate("gw"); err != nil {
+			b.Fatal(err)
+		}
+		p.flush()
+	}
+	pr.closeA = pr.a.Close
+	pr.closeAll = func() { pr.a.Close(); pr.b.Close() }
+	return pr
+}
+
+// udpPair runs the engines on IKE sockets in a throwaway network
+// namespace; initiate waits for the CHILD_SA on both ends.
+func udpPair(b *testing.B) *ikePair {
+	ns := testenv.NewNetns(b, "xdpsec-bench") // skips without root
+	ns.MustRun(b, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo")
+	var sa, sb *ikesocket.Sockets
+	if err := ns.Do(func() (err error) {
+		if sa, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{ikeA}}); err != nil {
+			return err
+		}
+		sb, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{ikeB}})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	pr := &ikePair{aDone: &atomic.Int64{}, bDone: &atomic.Int64{}}
+	pr.a = newEngine(b, udptest.Sender{Sockets: sa}, ikeA, ikeB, [2]string{"moon.example.org", "sun.example.org"}, [2]string{"10.1.0.0/16", "10.2.0.0/16"}, pr.aDone)
+	pr.b = newEngine(b, udptest.Sender{Sockets: sb}, ikeB, ikeA, [2]string{"sun.example.org", "moon.example.org"}, [2]string{"10.2.0.0/16", "10.1.0.0/16"}, pr.bDone)
+	udptest.Serve(sa, pr.a)
+	udptest.Serve(sb, pr.b)
+	pr.initiate = func(b *testing.B) {
+		want := pr.aDone.Load() + 1
+		if _, err := pr.a.Initiate("gw"); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for pr.aDone.Load() < want || pr.bDone.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatal("establishment over UDP timed out")
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	pr.closeA = pr.a.Close
+	pr.closeAll = func() {
+		sa.Close()
+		sb.Close()
+		pr.a.Close()
+		pr.b.Close()
+	}
+	return pr
+}
+
+// BenchmarkIKEEstablish measures IKE_SA_INIT + IKE_AUTH with one CHILD_SA,
+// one after the other, both ends' work in one process; the IKE SAs stay.
+func BenchmarkIKEEstablish(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		pair func(*testing.B) *ikePair
+	}{{"memory", memoryPair}, {"udp", udpPair}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := tc.pair(b)
+			defer p.closeAll()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				p.initiate(b)
+			}
+			b.StopTimer()
+			if n := p.bDone.Load(); n != int64(b.N) || p.aDone.Load() != int64(b.N) {
+				b.Fatalf("%d/%d CHILD_SAs established, want %d", p.aDone.Load(), n, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "established/s")
+		})
+	}
+}
+
+// BenchmarkIKEHeap measures the heap an established IKE SA (with its
+// CHILD_SA) holds: b.N are established and kept, the heap compared after
+// a GC. heap-B/SA is the responder's share alone (the initiator's engine
+// closed before the last measurement), heap-B/pair both ends'.
+func BenchmarkIKEHeap(b *testing.B) {
+	p := memoryPair(b)
+	defer p.closeAll()
+	var m0, m1, m2 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for range b.N {
+		p.initiate(b)
+	}
+	b.StopTimer()
+	if n := len(p.b.IKESAs()); n != b.N {
+		b.Fatalf("%d IKE SAs, want %d", n, b.N)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	p.closeA()
+	runtime.GC()
+	runtime.ReadMemStats(&m2)
+	pair := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(b.N)
+	one := float64(int64(m2.HeapAlloc)-int64(m0.HeapAlloc)) / float64(b.N)
+	b.ReportMetric(one, "heap-B/SA")
+	b.ReportMetric(pair, "heap-B/pair")
+	runtime.KeepAlive(p)
+	if testing.Verbose() {
+		fmt.Printf("heap: %d SAs, %.0f B per responder IKE_SA, %.0f B per pair\n", b.N, one, pair)
+	}
+}
