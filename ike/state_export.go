@@ -228,6 +228,11 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 			proposal: cs.Proposal, suite: cs.Suite, mode: cs.Mode,
 			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
 			inInstalled: true, outInstalled: true, installedAt: cs.InstalledAt}
+		// Rekey when the SA would have been rekeyed without the restart.
+		ch.lifetime = cfg.lifetimeWithJitter(e)
+		if elapsed := e.clock.Now().Sub(cs.InstalledAt); !cs.InstalledAt.IsZero() && elapsed > 0 {
+			ch.lifetime.SoftTime = max(ch.lifetime.SoftTime-elapsed, time.Second)
+		}
 		ch.reqid = e.reqids.adopt(ch, cs.ReqID)
 		sa.children = append(sa.children, ch)
 		if err := e.reqids.installPolicies(ch); err != nil {
