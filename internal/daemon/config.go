@@ -237,6 +237,8 @@ func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConf
 	cc := ike.ChildConfig{
 		Name: ch.Name, Mode: ch.Mode.String(),
 		RekeyTime: ch.Lifetime.RekeyTime, LifeTime: ch.Lifetime.LifeTime, RandTime: ch.Lifetime.RandTime,
+		RekeyBytes: ch.Lifetime.RekeyBytes, LifeBytes: ch.Lifetime.LifeBytes, RandBytes: ch.Lifetime.RandBytes,
+		RekeyPackets: ch.Lifetime.RekeyPackets, LifePackets: ch.Lifetime.LifePackets, RandPackets: ch.Lifetime.RandPackets,
 		StartAction: ch.StartAction.String(), CloseAction: ch.CloseAction.String(),
 		ReplayWindow: ch.ReplayWindow, Reqid: ch.Reqid,
 	}

@@ -60,6 +60,8 @@ connections {
             remote_ts = 10.2.0.0/16,10.3.0.0/24[tcp/443]
             updown = /usr/local/libexec/ipsec/_updown iptables
             rekey_time = 5400
+            rekey_bytes = 500000000
+            life_packets = 2000000
             esp_proposals = aes128gcm128-x25519
             start_action = start
             hw_offload = auto
@@ -113,6 +115,9 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 	}
 	if ch.RekeyTime != 5400*time.Second || ch.StartAction != "start" || ch.DPDAction != "restart" || ch.IfIDIn != 7 || ch.IfIDOut != 7 {
 		t.Errorf("child %+v", ch)
+	}
+	if ch.RekeyBytes != 500000000 || ch.LifePackets != 2000000 {
+		t.Errorf("volume limits: rekey_bytes %d life_packets %d", ch.RekeyBytes, ch.LifePackets)
 	}
 	if !slices.Equal(ch.ESPProposals, []string{"aes128gcm16-x25519"}) {
 		t.Errorf("esp proposals %q", ch.ESPProposals)
