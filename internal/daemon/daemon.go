@@ -165,6 +165,11 @@ func Start(opts Options) (*Daemon, error) {
 		}
 	}
 	d.restore()
+	if d.kernel != nil {
+		if err := d.watchExpires(); err != nil {
+			return nil, err
+		}
+	}
 	socks, err := ikesocket.Listen(ikesocket.Config{Addrs: opts.ListenAddrs, Port: opts.Port, NATTPort: opts.NATTPort,
 		NoEncap: opts.DryRun, Log: opts.Logs.Logger("net")})
 	if err != nil {
