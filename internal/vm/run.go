@@ -68,6 +68,9 @@ var (
 	ErrNoExit  = errors.New("QEMU exited without the guest command's exit status")
 )
 
+// powerOffGrace is how long a guest has to power off after its exit marker.
+var powerOffGrace = 15 * time.Second
+
 // Kernel command lines are at most 2048 bytes on x86 (COMMAND_LINE_SIZE).
 const maxCmdline = 2048
 
@@ -128,7 +131,7 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 		// The guest powers off right after the marker; give it a moment.
 		select {
 		case <-waitDone:
-		case <-time.After(15 * time.Second):
+		case <-time.After(powerOffGrace):
 			kill()
 			<-waitDone
 		}
