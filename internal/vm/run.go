@@ -217,12 +217,12 @@ func qemuArgs(s Spec) ([]string, string, error) {
 		"-kernel", s.Kernel,
 		"-initrd", s.Initramfs,
 		"-append", append_,
-		"-fsdev", "local,id=hostroot,path=" + share + ",security_model=none,readonly=on",
+		"-fsdev", "local,id=hostroot,path=" + share + ",security_model=none,readonly=on,multidevs=remap",
 		"-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
 	}
 	if s.Work != "" {
 		args = append(args,
-			"-fsdev", "local,id=work,path="+s.Work+",security_model=none",
+			"-fsdev", "local,id=work,path="+s.Work+",security_model=none,multidevs=remap",
 			"-device", "virtio-9p-pci,fsdev=work,mount_tag=work")
 	}
 	return args, nonce, nil

@@ -184,8 +184,8 @@ func TestQEMUArgs(t *testing.T) {
 	line := strings.Join(args, " ")
 	for _, want := range []string{
 		"-accel tcg", "-smp 3", "-m 512M", "-nic none", "-no-reboot",
-		"path=/,security_model=none,readonly=on", "mount_tag=hostroot",
-		"path=" + work + ",security_model=none -device", "xdpsec.work=" + work,
+		"path=/,security_model=none,readonly=on,multidevs=remap", "mount_tag=hostroot",
+		"path=" + work + ",security_model=none,multidevs=remap -device", "xdpsec.work=" + work,
 		"xdpsec.nonce=" + nonce, "console=ttyS0",
 	} {
 		if !strings.Contains(line, want) {
