@@ -28,6 +28,9 @@ type site struct {
 	// host is the gateway's own address in inner: on lo in two-namespace
 	// tests, on the LAN veth when a LAN host namespace sits behind it.
 	host netip.Addr
+	lan  string         // LAN interface name, "" without a LAN host
+	lanH *testenv.Netns // the LAN host namespace behind the gateway
+	lanA netip.Addr     // the LAN host's address
 }
 
 // newNetns makes a named network namespace, deleted when the test ends.
@@ -114,6 +117,19 @@ type pair struct {
 // protected yet.
 func newPair(t *testing.T, f family) *pair {
 	t.Helper()
+	return makePair(t, f, false)
+}
+
+// newPairWithLANs is newPair with a LAN host namespace behind each site:
+// the gateway's inner address is on its LAN veth, the host's is the next
+// one, and the host routes everything through the gateway.
+func newPairWithLANs(t *testing.T, f family) *pair {
+	t.Helper()
+	return makePair(t, f, true)
+}
+
+func makePair(t *testing.T, f family, lans bool) *pair {
+	t.Helper()
 	outerA, outerB, innerA, innerB, bits := f.plan()
 	p := &pair{fam: f,
 		a: &site{Netns: newNetns(t, "site-a"), name: "A", wan: "wan-a", outer: outerA, inner: innerA, host: innerA.Addr().Next()},
@@ -124,12 +140,25 @@ func newPair(t *testing.T, f family) *pair {
 		sysctl(t, s.Netns, "net.ipv4.ip_forward", "1")
 		sysctl(t, s.Netns, "net.ipv6.conf.all.forwarding", "1")
 		peer := p.other(s)
-		ip(t, s.Netns,
-			"link set lo up",
+		hostAddr := addrCmd("lo", netip.PrefixFrom(s.host, s.host.BitLen()))
+		if lans {
+			s.lan, s.lanH, s.lanA = "lan-"+strings.ToLower(s.name), newNetns(t, "lanhost-"+strings.ToLower(s.name)), s.host.Next()
+			ip(t, s.Netns, "link add "+s.lan+" type veth peer name lan0 netns "+s.lanH.Name)
+			ip(t, s.lanH, "link set lo up",
+				addrCmd("lan0", netip.PrefixFrom(s.lanA, s.inner.Bits())),
+				"link set lan0 up",
+				"route add default via "+s.host.String())
+			hostAddr = addrCmd(s.lan, netip.PrefixFrom(s.host, s.inner.Bits()))
+		}
+		cmds := []string{"link set lo up",
 			addrCmd(s.wan, netip.PrefixFrom(s.outer, bits)),
-			"link set "+s.wan+" up",
-			addrCmd("lo", netip.PrefixFrom(s.host, s.host.BitLen())),
-			"route add "+peer.inner.String()+" via "+peer.outer.String()+" src "+s.host.String())
+			"link set " + s.wan + " up",
+			hostAddr,
+			"route add " + peer.inner.String() + " via " + peer.outer.String() + " src " + s.host.String()}
+		if lans {
+			cmds = append(cmds, "link set "+s.lan+" up")
+		}
+		ip(t, s.Netns, cmds...)
 	}
 	return p
 }
