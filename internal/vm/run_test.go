@@ -91,14 +91,14 @@ echo "[    2.1] reboot: Power down"`)
 func TestRunTimeoutKills(t *testing.T) {
 	qemu, pid := fakeQEMU(t, `echo booting; exec sleep 600`)
 	s := fakeSpec(qemu)
-	s.Timeout = 300 * time.Millisecond
+	s.Timeout = 2 * time.Second // time for the fake to start on a busy machine
 	start := time.Now()
 	res, err := Run(context.Background(), s)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err %v, want ErrTimeout", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Run took %v with a 300ms limit", d)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Run took %v with a 2s limit", d)
 	}
 	if res.ExitCode != -1 || !strings.Contains(res.Output, "booting") {
 		t.Errorf("result %+v", res)
@@ -106,11 +106,18 @@ func TestRunTimeoutKills(t *testing.T) {
 	requireGone(t, pid)
 }
 
+// cancelOnWrite cancels a context at the first console output.
+type cancelOnWrite struct{ cancel context.CancelFunc }
+
+func (c cancelOnWrite) Write(p []byte) (int, error) { c.cancel(); return len(p), nil }
+
 func TestRunContextCancelKills(t *testing.T) {
-	qemu, pid := fakeQEMU(t, `exec sleep 600`)
+	qemu, pid := fakeQEMU(t, `echo booting; exec sleep 600`)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	_, err := Run(ctx, fakeSpec(qemu))
+	defer cancel()
+	s := fakeSpec(qemu)
+	s.Console = cancelOnWrite{cancel}
+	_, err := Run(ctx, s)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
