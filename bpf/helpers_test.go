@@ -27,6 +27,10 @@ var (
 	us6    = netip.MustParseAddr("2001:db8:2::1")
 )
 
+// slotBase starts the allocated SPI range in tests: SPIs from it are found
+// by index (sa_slot), others by hash (sa_in).
+const slotBase = 0xc0000000
+
 // loadObjects loads the programs and fresh, unpinned maps for one test.
 func loadObjects(t testing.TB) (*bpf.XdpsecObjects, *maps.Set) {
 	t.Helper()
@@ -44,7 +48,7 @@ func loadObjectsSized(t testing.TB, policies uint32) (*bpf.XdpsecObjects, *maps.
 	// Small tables: fixtures need few entries, and preallocating the
 	// default sizes for every fixture costs seconds.
 	p := policies
-	for name, n := range map[string]uint32{"sa_in": 256, "ike_bucket": 256, "spd_out": p,
+	for name, n := range map[string]uint32{"sa_in": 256, "sa_slot": 256, "sa_slot_stats": 256, "ike_bucket": 256, "spd_out": p,
 		"spd_stats": p + 1, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p} {
 		spec.Maps[name].MaxEntries = n
 	}
@@ -53,7 +57,11 @@ func loadObjectsSized(t testing.TB, policies uint32) (*bpf.XdpsecObjects, *maps.
 		t.Fatalf("load objects: %v", err)
 	}
 	t.Cleanup(func() { objs.Close() })
-	return &objs, maps.New(&objs.XdpsecMaps)
+	s := maps.New(&objs.XdpsecMaps)
+	if err := s.Config.SetSPIRange(maps.SPIRange{Base: slotBase, Count: 256}, 256); err != nil {
+		t.Fatal(err)
+	}
+	return &objs, s
 }
 
 // checkCounters asserts that the named counters have exactly these packet

@@ -19,6 +19,22 @@ struct {
 	__type(value, struct xs_sa_entry);
 } sa_in SEC(".maps");
 
+/* Inbound SAs with SPIs in the allocated range, by SPI - spi_base. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct xs_sa_slot);
+} sa_slot SEC(".maps");
+
+/* Their rx_seen counters, per CPU, same index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct xs_counter_value);
+} sa_slot_stats SEC(".maps");
+
 /* One queue per CPU that SAs are steered to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);

@@ -65,40 +65,78 @@ static __always_inline int rule_matches(struct xs_spd_rule *r, __u8 proto, int h
 
 /* The state of one spd_lookup walk, advanced one step per spd_step call. */
 struct spd_walk {
-	struct xs_spd_src_key sk;
+	struct xs_spd_src_key sk;	/* the packet's source, for spd_src */
 	__u32 node;
-	__u32 rule;		/* next rule to examine, XS_NONE: look up the next node */
+	__u32 rule;		/* next rule to examine, XS_NONE: hop to the parent node */
 	__u32 found;		/* the matching rule, XS_NONE: none yet */
 	__u16 dport;
 	__u8 proto;
 	__u8 have_port;
-	__u8 first;
+	__u8 family;
 	__u8 pad[3];
 };
 
+/* prefix_match reports whether addr is in the prefix pfx/len. */
+static __always_inline int prefix_match(const __u8 *addr, const __u8 *pfx, __u32 len, __u8 family)
+{
+	int i;
+
+	if (family == XS_FAMILY_IPV4 && len > 32)
+		return 0;
+#pragma clang loop unroll(full)
+	for (i = 0; i < 4; i++) {
+		__u32 bits, mask;
+
+		if (len <= (__u32)i * 32)
+			return 1;
+		bits = len - i * 32;
+		mask = bits >= 32 ? 0xffffffffU : bpf_htonl(~0U << (32 - bits));
+		if ((*(__u32 *)(addr + 4 * i) ^ *(__u32 *)(pfx + 4 * i)) & mask)
+			return 0;
+	}
+	return 1;
+}
+
 /*
- * spd_step is one step of the walk, as a bpf_loop callback: either the
- * source lookup of a destination node (after hopping to the node's parent,
- * except the first time) or one rule of the chain it gave.
+ * node_chain returns the first rule of the chain for the packet's source
+ * at a destination node: from the node's inline sources (longest first)
+ * when it has few, else from spd_src.
+ */
+static __always_inline __u32 node_chain(const struct xs_spd_node *n, struct spd_walk *w)
+{
+	__u32 *head;
+
+	if (n->nsrc != XS_SPD_SRC_TRIE) {
+		if (n->nsrc > 0 && prefix_match(w->sk.addr, n->src[0], n->src_len[0], w->family))
+			return n->src_head[0];
+		if (n->nsrc > 1 && prefix_match(w->sk.addr, n->src[1], n->src_len[1], w->family))
+			return n->src_head[1];
+		return XS_NONE;
+	}
+	w->sk.node = w->node;
+	head = bpf_map_lookup_elem(&spd_src, &w->sk);
+	return head ? *head : XS_NONE;
+}
+
+/*
+ * spd_step is one step of the walk, as a bpf_loop callback: either a hop
+ * to the parent destination node with its source lookup, or one rule.
  */
 static long spd_step(__u32 i, void *ctx)
 {
 	struct spd_walk *w = ctx;
 	struct xs_spd_rule *rule;
 	struct xs_spd_node *n;
-	__u32 *head;
 
 	if (w->rule == XS_NONE) {
-		if (!w->first) {
-			n = bpf_map_lookup_elem(&spd_node, &w->node);
-			if (!n || n->parent == XS_NONE)
-				return 1;
-			w->node = n->parent;
-		}
-		w->first = 0;
-		w->sk.node = w->node;
-		head = bpf_map_lookup_elem(&spd_src, &w->sk);
-		w->rule = head ? *head : XS_NONE;
+		n = bpf_map_lookup_elem(&spd_node, &w->node);
+		if (!n || n->parent == XS_NONE)
+			return 1;
+		w->node = n->parent;
+		n = bpf_map_lookup_elem(&spd_node, &w->node);
+		if (!n)
+			return 1;
+		w->rule = node_chain(n, w);
 		return 0;
 	}
 	rule = bpf_map_lookup_elem(&spd_rule, &w->rule);
@@ -115,18 +153,23 @@ static long spd_step(__u32 i, void *ctx)
 /*
  * spd_lookup finds the policy for a packet and returns the index of its
  * rule in spd_rule, or XS_NONE. The destination LPM gives the most specific
- * destination node; for each node from there out to the root the source
- * LPM gives a rule chain, walked until a rule's protocol and port match.
- * The walk is a bpf_loop (which the verifier checks once and inlines) with
- * a step budget; the Go compiler refuses policy sets whose worst path needs
- * more steps.
+ * destination node; for each node from there out to the root the node's
+ * sources give a rule chain, walked until a rule's protocol and port match.
+ *
+ * The first source lookup and the first rules are examined inline: that is
+ * where nearly every packet finds its policy. Longer walks continue in a
+ * bpf_loop (which the verifier checks once) within a step budget; the Go
+ * compiler refuses policy sets whose worst path needs more steps.
  */
 static __always_inline __u32 spd_lookup(__u32 gen, struct l3 *l3, int have_port, __u16 dport)
 {
 	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
 	struct xs_spd_dst_key dk = {};
 	struct spd_walk w = {};
+	struct xs_spd_rule *rule;
+	struct xs_spd_node *n;
 	__u32 *node;
+	int i;
 
 	dk.prefixlen = 32 + alen;
 	dk.gen = gen;
@@ -139,12 +182,28 @@ static __always_inline __u32 spd_lookup(__u32 gen, struct l3 *l3, int have_port,
 	w.sk.prefixlen = 32 + alen;
 	copy_addr(w.sk.addr, l3->saddr, l3->family);
 	w.node = *node;
-	w.rule = XS_NONE;
 	w.found = XS_NONE;
-	w.first = 1;
 	w.proto = l3->proto;
 	w.have_port = have_port;
 	w.dport = dport;
+	w.family = l3->family;
+
+	n = bpf_map_lookup_elem(&spd_node, &w.node);
+	if (!n)
+		return XS_NONE;
+	w.rule = node_chain(n, &w);
+	for (i = 0; i < XS_SPD_INLINE_RULES; i++) {
+		if (w.rule == XS_NONE)
+			break;
+		rule = bpf_map_lookup_elem(&spd_rule, &w.rule);
+		if (!rule)
+			return XS_NONE;
+		if (rule_matches(rule, w.proto, w.have_port, w.dport))
+			return w.rule;
+		w.rule = rule->next;
+	}
+	if (w.rule == XS_NONE && n->parent == XS_NONE)
+		return XS_NONE;
 	bpf_loop(XS_SPD_MAX_STEPS, spd_step, &w, 0);
 	return w.found;
 }

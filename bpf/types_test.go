@@ -24,6 +24,7 @@ func TestGeneratedTypeSizes(t *testing.T) {
 	types := map[string]any{
 		"xs_sa_key":        bpf.XdpsecXsSaKey{},
 		"xs_sa_entry":      bpf.XdpsecXsSaEntry{},
+		"xs_sa_slot":       bpf.XdpsecXsSaSlot{},
 		"xs_ike_src":       bpf.XdpsecXsIkeSrc{},
 		"xs_config":        bpf.XdpsecXsConfig{},
 		"xs_counter_value": bpf.XdpsecXsCounterValue{},
@@ -65,17 +66,19 @@ func TestGeneratedTypeSizes(t *testing.T) {
 	}
 
 	mapTypes := map[string][2]any{
-		"sa_in":      {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
-		"ike_bucket": {bpf.XdpsecXsIkeSrc{}, uint64(0)},
-		"config":     {uint32(0), bpf.XdpsecXsConfig{}},
-		"stats":      {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_out":    {uint32(0), bpf.XdpsecXsPolicy{}},
-		"spd_stats":  {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_dst":    {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
-		"spd_node":   {uint32(0), bpf.XdpsecXsSpdNode{}},
-		"spd_src":    {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
-		"spd_rule":   {uint32(0), bpf.XdpsecXsSpdRule{}},
-		"cpu_map":    {uint32(0), bpf.XdpsecBpfCpumapVal{}},
+		"sa_in":         {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
+		"sa_slot":       {uint32(0), bpf.XdpsecXsSaSlot{}},
+		"sa_slot_stats": {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"ike_bucket":    {bpf.XdpsecXsIkeSrc{}, uint64(0)},
+		"config":        {uint32(0), bpf.XdpsecXsConfig{}},
+		"stats":         {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_out":       {uint32(0), bpf.XdpsecXsPolicy{}},
+		"spd_stats":     {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_dst":       {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
+		"spd_node":      {uint32(0), bpf.XdpsecXsSpdNode{}},
+		"spd_src":       {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
+		"spd_rule":      {uint32(0), bpf.XdpsecXsSpdRule{}},
+		"cpu_map":       {uint32(0), bpf.XdpsecBpfCpumapVal{}},
 	}
 	if len(mapTypes) != len(spec.Maps) {
 		t.Errorf("object has %d maps, the test knows %d", len(spec.Maps), len(mapTypes))
@@ -132,12 +135,15 @@ func TestHeaderConstants(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		"XS_NONE":          0xffffffff,
-		"XS_SPD_MAX_STEPS": maps.MaxLookupSteps,
-		"XS_CB_POLICY_ID":  0,
-		"XS_CB_ACTION":     1,
-		"XS_CB_PROBE":      2,
-		"XS_PROBE_MAGIC":   0x70726f62,
+		"XS_NONE":            0xffffffff,
+		"XS_SPD_MAX_STEPS":   maps.MaxLookupSteps,
+		"XS_CB_POLICY_ID":    0,
+		"XS_CB_ACTION":       1,
+		"XS_CB_PROBE":        2,
+		"XS_PROBE_MAGIC":     0x70726f62,
+		"XS_SPD_INLINE_SRC":  2,
+		"XS_CFG_FOREIGN_SAS": 1,
+		"XS_SPD_SRC_TRIE":    0xff,
 	}
 	for name, v := range want {
 		m := regexp.MustCompile(`#define ` + name + `\s+(0x[0-9a-fA-F]+|\d+)U?`).FindSubmatch(h)

@@ -39,30 +39,65 @@ static __always_inline int verdict(int action, __u32 counter, __u64 bytes)
 	return action;
 }
 
-static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
+/* steer counts an SA's packet and hands it to the SA's CPU, if it has one. */
+static __always_inline int steer(__u32 cpu, __u64 bytes)
 {
-	struct xs_sa_key key = {};
-	struct xs_sa_entry *sa;
 	int ret;
 
-	key.spi = spi;
-	key.family = l3->family;
-	copy_addr(key.daddr, l3->daddr, l3->family);
-
-	sa = bpf_map_lookup_elem(&sa_in, &key);
-	if (!sa)
-		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
-
-	sa->rx_seen_packets++;
-	sa->rx_seen_bytes += bytes;
 	count(XS_CNT_RX_SEEN, bytes);
-	if (sa->cpu == XS_NONE)
+	if (cpu == XS_NONE)
 		return XDP_PASS;
 	/* A CPU without a queue in cpu_map falls back to XDP_PASS. */
-	ret = bpf_redirect_map(&cpu_map, sa->cpu, XDP_PASS);
+	ret = bpf_redirect_map(&cpu_map, cpu, XDP_PASS);
 	if (ret == XDP_REDIRECT)
 		count(XS_CNT_REDIRECT_CPU, bytes);
 	return ret;
+}
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b, __u8 family)
+{
+	if (family == XS_FAMILY_IPV4)
+		return *(__u32 *)a == *(__u32 *)b;
+	return *(__u64 *)a == *(__u64 *)b && *(__u64 *)(a + 8) == *(__u64 *)(b + 8);
+}
+
+static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
+{
+	__u32 zero = 0, idx;
+	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct xs_counter_value *ctr;
+	struct xs_sa_slot *slot;
+	struct xs_sa_key key = {};
+	struct xs_sa_entry *sa;
+
+	/* Our own SPIs: an array index and a compare. */
+	idx = bpf_ntohl(spi) - (cfg ? cfg->spi_base : 0);
+	if (cfg && idx < cfg->spi_count) {
+		slot = bpf_map_lookup_elem(&sa_slot, &idx);
+		if (!slot || slot->spi != spi || slot->family != l3->family ||
+		    !addr_eq(slot->daddr, l3->daddr, l3->family))
+			return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+		ctr = bpf_map_lookup_elem(&sa_slot_stats, &idx);
+		if (ctr) {
+			ctr->packets++;
+			ctr->bytes += bytes;
+		}
+		return steer(slot->cpu, bytes);
+	}
+
+	/* Most gateways have no SAs outside the range: a flood of made-up
+	 * SPIs is then dropped without a hash lookup. */
+	if (cfg && !(cfg->flags & XS_CFG_FOREIGN_SAS))
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+	key.spi = spi;
+	key.family = l3->family;
+	copy_addr(key.daddr, l3->daddr, l3->family);
+	sa = bpf_map_lookup_elem(&sa_in, &key);
+	if (!sa)
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+	sa->rx_seen_packets++;
+	sa->rx_seen_bytes += bytes;
+	return steer(sa->cpu, bytes);
 }
 
 /*
@@ -195,7 +230,10 @@ int xdp_wan(struct xdp_md *ctx)
 	if (off < 0 || parse_l3(data, data_end, proto, off, &l3) < 0)
 		return verdict(XDP_PASS, XS_CNT_XDP_PASS, data_end - data);
 
+	/* The IP datagram's length, not the frame's: short frames are padded. */
 	bytes = data_end - data - off;
+	if (l3.l3_len < bytes)
+		bytes = l3.l3_len;
 	if (l3.frag == FRAG_LATER)
 		return verdict(XDP_PASS, XS_CNT_FRAGMENT, bytes);
 

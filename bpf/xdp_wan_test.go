@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 
@@ -10,8 +11,9 @@ import (
 )
 
 const (
-	knownSPI   = 0xc0ffee01
+	knownSPI   = 0x0c0ffee1 // outside the allocated range: found by hash
 	unknownSPI = 0xdead0002
+	slotSPI    = slotBase + 77 // inside it: found by index
 )
 
 func esp4(spi uint32) []byte {
@@ -111,6 +113,51 @@ func TestXDPWanFixtures(t *testing.T) {
 					t.Errorf("per-SA rx_seen = %d packets %d bytes, want 1, %d", sa.RxSeenPackets, sa.RxSeenBytes, 20+8+64)
 				}
 			},
+		},
+		{
+			name: "ipv4 ESP, SA in the allocated SPI range", setup: addSA(slotSPI, us4, maps.NoCPU),
+			packets: [][]byte{esp4(slotSPI)}, verdicts: []uint32{xdpPass},
+			counters: map[string]uint64{"rx_seen": 1},
+			check: func(t *testing.T, s *maps.Set) {
+				sa, err := s.SA.Get(slotSPI, us4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sa.RxSeenPackets != 1 || sa.RxSeenBytes != 20+8+64 {
+					t.Errorf("slot SA rx_seen = %d packets %d bytes", sa.RxSeenPackets, sa.RxSeenBytes)
+				}
+			},
+		},
+		{
+			name: "ipv6 ESP-in-UDP, SA in the allocated SPI range", setup: addSA(slotSPI, us6, 1),
+			packets:  [][]byte{udp(peer6, us6, 4500, 4500, packet.ESP(slotSPI, 3, 80))},
+			verdicts: []uint32{xdpPass},
+			counters: map[string]uint64{"rx_seen": 1},
+		},
+		{
+			name: "SPI in the range, empty slot", setup: addSA(slotSPI, us4, maps.NoCPU),
+			packets: [][]byte{esp4(slotSPI + 1)}, verdicts: []uint32{xdpDrop},
+			counters: map[string]uint64{"no_sa": 1},
+		},
+		{
+			name: "SPI in the range, slot of another destination", setup: addSA(slotSPI, us4b, maps.NoCPU),
+			packets: [][]byte{esp4(slotSPI)}, verdicts: []uint32{xdpDrop},
+			counters: map[string]uint64{"no_sa": 1},
+		},
+		{
+			name: "SPI in the range, slot of the other family", setup: addSA(slotSPI, us6, maps.NoCPU),
+			packets: [][]byte{esp4(slotSPI)}, verdicts: []uint32{xdpDrop},
+			counters: map[string]uint64{"no_sa": 1},
+		},
+		{
+			name: "slot SA steered to its CPU",
+			setup: both(addSA(slotSPI, us4, 0), func(t *testing.T, s *maps.Set) {
+				if err := s.CPUs.Enable(0, 256); err != nil {
+					t.Fatal(err)
+				}
+			}),
+			packets: [][]byte{esp4(slotSPI)}, verdicts: []uint32{xdpRedirect},
+			counters: map[string]uint64{"rx_seen": 1, "redirect_cpu": 1},
 		},
 		{
 			name: "ipv4 ESP, unknown SPI", setup: addSA(knownSPI, us4, maps.NoCPU),
@@ -332,5 +379,76 @@ func TestXDPWanFixtures(t *testing.T) {
 				f.check(t, s)
 			}
 		})
+	}
+}
+
+// TestSATableSlots checks the SPI-indexed half of the SA table: counters
+// kept on update, refused reuse of an SPI for another destination, delete.
+func TestSATableSlots(t *testing.T) {
+	objs, s := loadObjects(t)
+	addSA(slotSPI, us4, maps.NoCPU)(t, s)
+	for range 2 {
+		run(t, objs.XdpWan, esp4(slotSPI))
+	}
+	addSA(slotSPI, us4, 1)(t, s)
+	sa, err := s.SA.Get(slotSPI, us4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.CPU != 1 || sa.RxSeenPackets != 2 {
+		t.Errorf("after update: cpu %d, %d packets; want 1, 2", sa.CPU, sa.RxSeenPackets)
+	}
+	if err := s.SA.Put(maps.InboundSA{SPI: slotSPI, Dst: us4b, CPU: maps.NoCPU}); err == nil {
+		t.Error("an SPI in use was given to another destination")
+	}
+	list, err := s.SA.List()
+	if err != nil || len(list) != 1 || list[0].SPI != slotSPI || list[0].RxSeenPackets != 2 {
+		t.Errorf("list = %+v, %v", list, err)
+	}
+	if err := s.SA.Delete(slotSPI, us4b); !errors.Is(err, maps.ErrNoSA) {
+		t.Errorf("delete for the wrong destination: %v", err)
+	}
+	if err := s.SA.Delete(slotSPI, us4); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, objs.XdpWan, esp4(slotSPI)); got != xdpDrop {
+		t.Errorf("after delete: verdict %d", got)
+	}
+	// A new SA in the slot starts from zero.
+	addSA(slotSPI, us4b, maps.NoCPU)(t, s)
+	if sa, err := s.SA.Get(slotSPI, us4b); err != nil || sa.RxSeenPackets != 0 {
+		t.Errorf("reused slot: %+v, %v", sa, err)
+	}
+}
+
+// TestSATableUpdateKeepsCounters checks that changing an SA's CPU keeps its
+// per-CPU rx_seen counters, and that counters count the IP datagram, not
+// the Ethernet padding of a short frame.
+func TestSATableUpdateKeepsCounters(t *testing.T) {
+	objs, s := loadObjects(t)
+	addSA(knownSPI, us4, maps.NoCPU)(t, s)
+	short := padTo(natt4(packet.ESP(knownSPI, 1, 0)), 60) // 20+8+8 bytes of IP in a 60-byte frame
+	for range 3 {
+		if got := run(t, objs.XdpWan, short); got != xdpPass {
+			t.Fatalf("verdict %d", got)
+		}
+	}
+	addSA(knownSPI, us4, 1)(t, s)
+	sa, err := s.SA.Get(knownSPI, us4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.CPU != 1 || sa.RxSeenPackets != 3 || sa.RxSeenBytes != 3*(20+8+8) {
+		t.Errorf("after update: cpu %d, %d packets, %d bytes; want cpu 1, 3 packets, %d bytes",
+			sa.CPU, sa.RxSeenPackets, sa.RxSeenBytes, 3*(20+8+8))
+	}
+	if err := s.SA.Delete(knownSPI, us4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SA.Delete(knownSPI, us4); !errors.Is(err, maps.ErrNoSA) {
+		t.Errorf("second delete: %v, want ErrNoSA", err)
+	}
+	if got := run(t, objs.XdpWan, short); got != xdpDrop {
+		t.Errorf("after delete: verdict %d, want drop", got)
 	}
 }

@@ -83,6 +83,22 @@ struct xs_sa_entry {
 	__u64 rx_seen_bytes;	/* from the IP header on */
 };
 
+/*
+ * SAs whose SPI we allocated live in sa_slot, indexed by SPI - spi_base:
+ * the daemon asks the kernel for SPIs in [spi_base, spi_base + spi_count),
+ * so the lookup is an array index and a compare, whatever the number of
+ * SAs. Other SPIs (manual SAs, another daemon's) go through sa_in. A slot
+ * with SPI 0 is empty (RFC 4303 reserves SPI 0).
+ */
+struct xs_sa_slot {
+	__u32 spi;		/* network order; 0: empty */
+	enum xs_family family;
+	__u8 pad[3];
+	__u8 daddr[16];
+	__u32 cpu;		/* as in xs_sa_entry */
+	__u32 flags;		/* reserved, zero */
+};
+
 /* Key of ike_bucket: one policer per source address. */
 struct xs_ike_src {
 	enum xs_family family;
@@ -98,8 +114,13 @@ struct xs_config {
 	__u32 ike_rate;		/* new IKE SA requests per second per source, 0: no limit */
 	__u32 ike_burst;	/* requests a source may send back to back */
 	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
-	__u32 flags;		/* reserved, zero */
+	__u32 flags;		/* XS_CFG_* */
+	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
+	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
 };
+
+/* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
+#define XS_CFG_FOREIGN_SAS 0x1
 
 /*
  * An outbound policy as configured: the source of truth for the compiled
@@ -150,9 +171,21 @@ struct xs_spd_src_key {
 	__u8 addr[16];
 };
 
+/*
+ * A destination node with few source prefixes keeps them inline, longest
+ * first, and needs no spd_src lookup; nsrc == XS_SPD_SRC_TRIE sends the
+ * lookup to spd_src.
+ */
+#define XS_SPD_INLINE_SRC 2
+#define XS_SPD_SRC_TRIE 0xff
+
 struct xs_spd_node {
 	__u32 parent;		/* node index, XS_NONE at the root */
-	__u32 pad;
+	__u8 nsrc;		/* inline sources in use, or XS_SPD_SRC_TRIE */
+	__u8 src_len[XS_SPD_INLINE_SRC];
+	__u8 pad;
+	__u32 src_head[XS_SPD_INLINE_SRC];	/* first rule of each source's chain */
+	__u8 src[XS_SPD_INLINE_SRC][16];
 };
 
 struct xs_spd_rule {
@@ -172,6 +205,9 @@ struct xs_spd_rule {
  * rules examined); the Go compiler refuses policy sets that could need more.
  */
 #define XS_SPD_MAX_STEPS 256
+
+/* Rules spd_lookup examines before it falls back to the bounded loop. */
+#define XS_SPD_INLINE_RULES 2
 
 /*
  * tc_lan leaves what it decided in the skb's control buffer, so that

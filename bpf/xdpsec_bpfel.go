@@ -37,6 +37,8 @@ type XdpsecXsConfig struct {
 	IkeBurst uint32
 	SpdGen   uint32
 	Flags    uint32
+	SpiBase  uint32
+	SpiCount uint32
 }
 
 type XdpsecXsCounter uint32
@@ -116,6 +118,16 @@ type XdpsecXsSaKey struct {
 	Daddr  [16]uint8
 }
 
+type XdpsecXsSaSlot struct {
+	_      structs.HostLayout
+	Spi    uint32
+	Family XdpsecXsFamily
+	Pad    [3]uint8
+	Daddr  [16]uint8
+	Cpu    uint32
+	Flags  uint32
+}
+
 type XdpsecXsSpdDstKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -126,9 +138,13 @@ type XdpsecXsSpdDstKey struct {
 }
 
 type XdpsecXsSpdNode struct {
-	_      structs.HostLayout
-	Parent uint32
-	Pad    uint32
+	_       structs.HostLayout
+	Parent  uint32
+	Nsrc    uint8
+	SrcLen  [2]uint8
+	Pad     uint8
+	SrcHead [2]uint32
+	Src     [2][16]uint8
 }
 
 type XdpsecXsSpdRule struct {
@@ -155,19 +171,21 @@ type XdpsecXsSpdSrcKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	XdpsecMapConfig    = "config"
-	XdpsecMapCpuMap    = "cpu_map"
-	XdpsecMapIkeBucket = "ike_bucket"
-	XdpsecMapSaIn      = "sa_in"
-	XdpsecMapSpdDst    = "spd_dst"
-	XdpsecMapSpdNode   = "spd_node"
-	XdpsecMapSpdOut    = "spd_out"
-	XdpsecMapSpdRule   = "spd_rule"
-	XdpsecMapSpdSrc    = "spd_src"
-	XdpsecMapSpdStats  = "spd_stats"
-	XdpsecMapStats     = "stats"
-	XdpsecProgTcLan    = "tc_lan"
-	XdpsecProgXdpWan   = "xdp_wan"
+	XdpsecMapConfig      = "config"
+	XdpsecMapCpuMap      = "cpu_map"
+	XdpsecMapIkeBucket   = "ike_bucket"
+	XdpsecMapSaIn        = "sa_in"
+	XdpsecMapSaSlot      = "sa_slot"
+	XdpsecMapSaSlotStats = "sa_slot_stats"
+	XdpsecMapSpdDst      = "spd_dst"
+	XdpsecMapSpdNode     = "spd_node"
+	XdpsecMapSpdOut      = "spd_out"
+	XdpsecMapSpdRule     = "spd_rule"
+	XdpsecMapSpdSrc      = "spd_src"
+	XdpsecMapSpdStats    = "spd_stats"
+	XdpsecMapStats       = "stats"
+	XdpsecProgTcLan      = "tc_lan"
+	XdpsecProgXdpWan     = "xdp_wan"
 )
 
 // LoadXdpsec returns the embedded CollectionSpec for Xdpsec.
@@ -220,17 +238,19 @@ type XdpsecProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type XdpsecMapSpecs struct {
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	CpuMap    *ebpf.MapSpec `ebpf:"cpu_map"`
-	IkeBucket *ebpf.MapSpec `ebpf:"ike_bucket"`
-	SaIn      *ebpf.MapSpec `ebpf:"sa_in"`
-	SpdDst    *ebpf.MapSpec `ebpf:"spd_dst"`
-	SpdNode   *ebpf.MapSpec `ebpf:"spd_node"`
-	SpdOut    *ebpf.MapSpec `ebpf:"spd_out"`
-	SpdRule   *ebpf.MapSpec `ebpf:"spd_rule"`
-	SpdSrc    *ebpf.MapSpec `ebpf:"spd_src"`
-	SpdStats  *ebpf.MapSpec `ebpf:"spd_stats"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Config      *ebpf.MapSpec `ebpf:"config"`
+	CpuMap      *ebpf.MapSpec `ebpf:"cpu_map"`
+	IkeBucket   *ebpf.MapSpec `ebpf:"ike_bucket"`
+	SaIn        *ebpf.MapSpec `ebpf:"sa_in"`
+	SaSlot      *ebpf.MapSpec `ebpf:"sa_slot"`
+	SaSlotStats *ebpf.MapSpec `ebpf:"sa_slot_stats"`
+	SpdDst      *ebpf.MapSpec `ebpf:"spd_dst"`
+	SpdNode     *ebpf.MapSpec `ebpf:"spd_node"`
+	SpdOut      *ebpf.MapSpec `ebpf:"spd_out"`
+	SpdRule     *ebpf.MapSpec `ebpf:"spd_rule"`
+	SpdSrc      *ebpf.MapSpec `ebpf:"spd_src"`
+	SpdStats    *ebpf.MapSpec `ebpf:"spd_stats"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // XdpsecVariableSpecs contains global variables before they are loaded into the kernel.
@@ -259,17 +279,19 @@ func (o *XdpsecObjects) Close() error {
 //
 // It can be passed to LoadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type XdpsecMaps struct {
-	Config    *ebpf.Map `ebpf:"config"`
-	CpuMap    *ebpf.Map `ebpf:"cpu_map"`
-	IkeBucket *ebpf.Map `ebpf:"ike_bucket"`
-	SaIn      *ebpf.Map `ebpf:"sa_in"`
-	SpdDst    *ebpf.Map `ebpf:"spd_dst"`
-	SpdNode   *ebpf.Map `ebpf:"spd_node"`
-	SpdOut    *ebpf.Map `ebpf:"spd_out"`
-	SpdRule   *ebpf.Map `ebpf:"spd_rule"`
-	SpdSrc    *ebpf.Map `ebpf:"spd_src"`
-	SpdStats  *ebpf.Map `ebpf:"spd_stats"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	Config      *ebpf.Map `ebpf:"config"`
+	CpuMap      *ebpf.Map `ebpf:"cpu_map"`
+	IkeBucket   *ebpf.Map `ebpf:"ike_bucket"`
+	SaIn        *ebpf.Map `ebpf:"sa_in"`
+	SaSlot      *ebpf.Map `ebpf:"sa_slot"`
+	SaSlotStats *ebpf.Map `ebpf:"sa_slot_stats"`
+	SpdDst      *ebpf.Map `ebpf:"spd_dst"`
+	SpdNode     *ebpf.Map `ebpf:"spd_node"`
+	SpdOut      *ebpf.Map `ebpf:"spd_out"`
+	SpdRule     *ebpf.Map `ebpf:"spd_rule"`
+	SpdSrc      *ebpf.Map `ebpf:"spd_src"`
+	SpdStats    *ebpf.Map `ebpf:"spd_stats"`
+	Stats       *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *XdpsecMaps) Close() error {
@@ -278,6 +300,8 @@ func (m *XdpsecMaps) Close() error {
 		m.CpuMap,
 		m.IkeBucket,
 		m.SaIn,
+		m.SaSlot,
+		m.SaSlotStats,
 		m.SpdDst,
 		m.SpdNode,
 		m.SpdOut,

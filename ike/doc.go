@@ -1,7 +1,42 @@
-// Package ike implements the IKE control plane of xdpsec (IKEv2, RFC 7296,
-// and later IKEv1).
+// Package ike implements the IKE control plane of xdpsec: the IKEv2
+// exchange engine of RFC 7296 (and later IKEv1).
 //
-// It must not know about BPF or netlink: everything it installs goes through
-// a small Dataplane interface, implemented for real next to the maps package
-// and in memory for tests.
+// An Engine holds the IKE SAs of a set of Connections (swanctl.conf
+// connections as Go structs). It is driven from outside and touches the
+// world only through three small interfaces:
+//
+//   - Sender: the datagrams it sends; HandleDatagram takes the ones
+//     received, with their addresses (port 4500 with the non-ESP marker).
+//   - Dataplane: SPIs, ESP SAs and policies of the CHILD_SAs it negotiates
+//     (the kernel's XFRM and the BPF maps in the daemon;
+//     ike/dataplanetest in tests).
+//   - Clock: time and timers for retransmission, rekeying, liveness and
+//     half-open timeouts (ike/iketest.Clock in tests).
+//
+// It must not know about BPF, netlink or sockets.
+//
+// The design follows strongSwan's libcharon. Each IKE SA has a task
+// manager (task_manager.go) that owns the message IDs of both directions
+// (window size 1), retransmits requests (RFC 7296 section 2.1, timeouts of
+// 4s*1.8^n, 5 retransmits by default), caches its last response for
+// retransmitted requests, and queues tasks. Each exchange concern is a
+// task with build and process steps for initiator and responder:
+// IKE_SA_INIT with NAT detection, cookies and INVALID_KE_PAYLOAD
+// (task_ike_init.go, natd.go, cookie.go), IKE_AUTH with pre-shared keys
+// and certificates (task_ike_auth.go, auth.go), CHILD_SA creation, rekeying
+// and deletion (task_child_*.go, task_delete.go), IKE SA rekeying
+// (task_ike_rekey.go) and liveness checks. IKE SA and CHILD_SA states are
+// explicit (state.go) and named as charon logs them.
+//
+// Logs go to the slog.Logger of Config with charon's wording where it has
+// one ("IKE_SA gw[1] established between ...", "CHILD_SA net{1} established
+// with SPIs ...", "parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]"), so
+// that operators find what they search for. Keys are never logged; IKE SA
+// keys are zeroed when the SA is destroyed and CHILD_SA keys as soon as
+// the dataplane has them.
+//
+// Bad input never panics: datagrams that do not decode, fail their
+// integrity check, or belong to no IKE SA are counted in Stats and
+// dropped; authentic requests that do not parse are answered with
+// INVALID_SYNTAX (RFC 7296 section 2.21).
 package ike

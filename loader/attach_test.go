@@ -1,12 +1,15 @@
 package loader_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -143,13 +146,21 @@ func TestAttachCountsRealESP(t *testing.T) {
 	}
 
 	s := g.maps(t)
-	const known, unknown = 0x1000a, 0x2000b
-	if err := s.SA.Put(maps.InboundSA{SPI: known, Dst: g.wanAddr, CPU: maps.NoCPU}); err != nil {
-		t.Fatal(err)
+	// One SPI from the allocated range (found by index), one from outside
+	// it (found by hash), one unknown.
+	const known, foreign, unknown = maps.DefaultSPIBase + 10, 0x1000a, 0x2000b
+	for _, spi := range []uint32{known, foreign} {
+		if err := s.SA.Put(maps.InboundSA{SPI: spi, Dst: g.wanAddr, CPU: maps.NoCPU}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	const nKnown, nUnknown = 37, 23
+	const nKnown, nForeign, nUnknown = 37, 11, 23
 	g.sendESP(t, known, nKnown)
+	g.sendESP(t, foreign, nForeign)
 	g.sendESP(t, unknown, nUnknown)
+	if sa, err := s.SA.Get(foreign, g.wanAddr); err != nil || sa.RxSeenPackets != nForeign {
+		t.Errorf("foreign SA: %+v, %v; want %d packets", sa, err, nForeign)
+	}
 
 	sa, err := s.SA.Get(known, g.wanAddr)
 	if err != nil {
@@ -161,8 +172,8 @@ func TestAttachCountsRealESP(t *testing.T) {
 	if sa.RxSeenBytes != nKnown*(20+8+48) {
 		t.Errorf("rx_seen bytes = %d, want %d", sa.RxSeenBytes, nKnown*(20+8+48))
 	}
-	if got := counter(t, s, "rx_seen"); got != nKnown {
-		t.Errorf("rx_seen counter = %d, want %d", got, nKnown)
+	if got := counter(t, s, "rx_seen"); got != nKnown+nForeign {
+		t.Errorf("rx_seen counter = %d, want %d", got, nKnown+nForeign)
 	}
 	if got := counter(t, s, "no_sa"); got != nUnknown {
 		t.Errorf("no_sa counter = %d, want %d", got, nUnknown)
@@ -237,5 +248,43 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/bpf/xdpsec-test-err"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed load left a pin dir behind")
 		os.RemoveAll("/sys/fs/bpf/xdpsec-test-err")
+	}
+}
+
+// TestXDPFallsBackToGeneric attaches to loopback, which has no native XDP:
+// auto mode falls back to generic with a log line, native mode fails.
+func TestXDPFallsBackToGeneric(t *testing.T) {
+	testenv.RequireBPF(t)
+	ns := testenv.NewNetns(t, "xdpsec-lo")
+	dir := fmt.Sprintf("/sys/fs/bpf/xdpsec-test-%06x", rand.Uint32()&0xffffff)
+	t.Cleanup(func() {
+		ns.Do(func() error { return loader.Unload(dir) })
+		os.RemoveAll(dir)
+	})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err := ns.Do(func() error {
+		if _, err := loader.Load(loader.Options{WAN: "lo", XDPMode: loader.XDPNative, PinDir: dir, MaxSAs: 64, MaxPolicies: 16, Log: log}); err == nil {
+			return errors.New("native XDP on loopback succeeded")
+		}
+		l, err := loader.Load(loader.Options{WAN: "lo", PinDir: dir, MaxSAs: 64, MaxPolicies: 16, Log: log})
+		if err != nil {
+			return err
+		}
+		l.Close()
+		atts, err := loader.Attachments(dir)
+		if err != nil {
+			return err
+		}
+		if len(atts) != 1 || atts[0].Hook != "xdp generic" {
+			return fmt.Errorf("attachments %+v, want xdp generic on lo", atts)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "falling back to generic XDP") {
+		t.Errorf("no fallback log line:\n%s", logs.String())
 	}
 }

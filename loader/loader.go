@@ -39,6 +39,7 @@ const (
 // Defaults for Options.
 const (
 	DefaultMaxSAs      = 65536
+	DefaultMaxForeign  = 4096
 	DefaultMaxPolicies = 16384
 	DefaultIKERate     = 20
 	DefaultIKEBurst    = 40
@@ -69,7 +70,9 @@ type Options struct {
 	XDPMode     XDPMode
 	TCMode      TCMode
 	PinDir      string
-	MaxSAs      uint32 // sa_in entries
+	MaxSAs      uint32 // SAs with SPIs from the allocated range (sa_slot)
+	MaxForeign  uint32 // SAs with other SPIs: manual ones, another daemon's (sa_in)
+	SPIBase     uint32 // first SPI of the allocated range
 	MaxPolicies uint32 // spd_out entries
 	IKERate     maps.IKERateLimit
 	CPUQueue    uint32 // cpu_map queue length per CPU
@@ -88,6 +91,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxSAs == 0 {
 		o.MaxSAs = DefaultMaxSAs
+	}
+	if o.MaxForeign == 0 {
+		o.MaxForeign = DefaultMaxForeign
+	}
+	if o.SPIBase == 0 {
+		o.SPIBase = maps.DefaultSPIBase
 	}
 	if o.MaxPolicies == 0 {
 		o.MaxPolicies = DefaultMaxPolicies
@@ -213,8 +222,10 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		return nil, err
 	}
 	sizes := map[string]uint32{
-		maps.PinSAIn:      opts.MaxSAs,
-		maps.PinIKEBucket: max(opts.MaxSAs, 65536),
+		maps.PinSAIn:      opts.MaxForeign,
+		maps.PinSASlot:    opts.MaxSAs,
+		maps.PinSASlotCtr: opts.MaxSAs,
+		maps.PinIKEBucket: 65536,
 		maps.PinCPUMap:    uint32(ncpu),
 		maps.PinSPDOut:    opts.MaxPolicies,
 		maps.PinSPDStats:  opts.MaxPolicies + 1,
@@ -254,6 +265,10 @@ func loadCollection(opts *Options) (*Loaded, error) {
 	}
 	l := &Loaded{coll: coll, Maps: maps.New(&m), XDP: p.XdpWan, TC: p.TcLan}
 
+	if err := l.Maps.Config.SetSPIRange(maps.SPIRange{Base: opts.SPIBase, Count: opts.MaxSAs}, opts.MaxSAs); err != nil {
+		l.Close()
+		return nil, err
+	}
 	if err := l.Maps.Config.SetIKERateLimit(opts.IKERate); err != nil {
 		l.Close()
 		return nil, err

@@ -70,6 +70,52 @@ func (c *Config) SetIKERateLimit(l IKERateLimit) error {
 	})
 }
 
+// SPIRange is the range of SPIs the daemon allocates inbound SAs from:
+// [Base, Base+Count). SAs in it are found by array index.
+type SPIRange struct {
+	Base  uint32
+	Count uint32
+}
+
+// Contains reports whether spi is in the range.
+func (r SPIRange) Contains(spi uint32) bool { return spi-r.Base < r.Count }
+
+// DefaultSPIBase is where the allocated range starts: strongSwan's default
+// spi_min, so SPIs look familiar to operators.
+const DefaultSPIBase = 0xc0000000
+
+// SPIRange returns the allocated SPI range.
+func (c *Config) SPIRange() (SPIRange, error) {
+	v, err := c.read()
+	return SPIRange{Base: v.SpiBase, Count: v.SpiCount}, err
+}
+
+// SetSPIRange sets the allocated SPI range; Count is bounded by the
+// sa_slot table, and the range must not wrap past 0xffffffff or hold SPI 0.
+func (c *Config) SetSPIRange(r SPIRange, slots uint32) error {
+	if r.Count > slots {
+		return fmt.Errorf("SPI range of %d SPIs is larger than the SA slot table (%d)", r.Count, slots)
+	}
+	if r.Base == 0 || uint64(r.Base)+uint64(r.Count) > 1<<32 {
+		return fmt.Errorf("SPI range %#x+%d is outside 1-0xffffffff", r.Base, r.Count)
+	}
+	return c.update(func(v *bpf.XdpsecXsConfig) { v.SpiBase, v.SpiCount = r.Base, r.Count })
+}
+
+// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS.
+const cfgForeignSAs = 0x1
+
+// setForeignSAs tells xdp_wan whether sa_in has entries worth a lookup.
+func (c *Config) setForeignSAs(on bool) error {
+	return c.update(func(v *bpf.XdpsecXsConfig) {
+		if on {
+			v.Flags |= cfgForeignSAs
+		} else {
+			v.Flags &^= cfgForeignSAs
+		}
+	})
+}
+
 func (c *Config) spdGen() (uint8, error) {
 	v, err := c.read()
 	return uint8(v.SpdGen & 1), err

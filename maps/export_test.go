@@ -1,5 +1,7 @@
 package maps
 
+import "net/netip"
+
 // CompiledWalk compiles a policy set and returns a lookup that walks the
 // compiled layout in Go exactly as tc_lan walks it in BPF.
 func CompiledWalk(ps []Policy) (func(Packet) (uint32, bool), error) {
@@ -25,6 +27,16 @@ func (c *compiledSPD) walk(pkt Packet) (uint32, bool) {
 		return 0, false
 	}
 	srcHead := func(node int) uint32 {
+		n := c.nodes[node]
+		if n.Nsrc != sourcesInTrie {
+			for j := 0; j < int(n.Nsrc); j++ {
+				a, _ := addrFrom(familyOf(src), n.Src[j])
+				if netip.PrefixFrom(a, int(n.SrcLen[j])).Contains(src) {
+					return n.SrcHead[j]
+				}
+			}
+			return bpfNone
+		}
 		head, best := uint32(bpfNone), -1
 		for _, e := range c.srcs {
 			if int(e.node) == node && e.prefix.Addr().Is4() == src.Is4() && e.prefix.Contains(src) && e.prefix.Bits() > best {
@@ -37,10 +49,10 @@ func (c *compiledSPD) walk(pkt Packet) (uint32, bool) {
 	for i := 0; i < MaxLookupSteps; i++ {
 		if r == bpfNone {
 			if !first {
-				if c.parents[node] == bpfNone {
+				if c.nodes[node].Parent == bpfNone {
 					return 0, false
 				}
-				node = int(c.parents[node])
+				node = int(c.nodes[node].Parent)
 			}
 			first = false
 			r = srcHead(node)

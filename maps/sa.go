@@ -13,7 +13,7 @@ import (
 // NoCPU means an SA is not steered to a CPU.
 const NoCPU = -1
 
-// InboundSA is an entry of sa_in: the SA inbound ESP is matched against.
+// InboundSA is an SA xdp_wan accepts ESP for.
 type InboundSA struct {
 	SPI uint32     // host order
 	Dst netip.Addr // our address, the outer destination
@@ -32,9 +32,14 @@ type InboundSAStats struct {
 // ErrNoSA means the SA table has no entry for that SPI and destination.
 var ErrNoSA = errors.New("no such SA")
 
-// SATable wraps sa_in.
+// SATable is the inbound SA table: SAs with SPIs in the allocated range in
+// sa_slot/sa_slot_stats, indexed by SPI, the rest in the sa_in hash.
+// Callers see one table.
 type SATable struct {
-	m *ebpf.Map
+	m         *ebpf.Map // sa_in
+	slots     *ebpf.Map // sa_slot
+	slotStats *ebpf.Map // sa_slot_stats
+	config    *Config
 }
 
 func saKey(spi uint32, dst netip.Addr) bpf.XdpsecXsSaKey {
@@ -46,13 +51,31 @@ func saKey(spi uint32, dst netip.Addr) bpf.XdpsecXsSaKey {
 	}
 }
 
-// Put adds an SA or changes its CPU, keeping its counters.
-func (t *SATable) Put(sa InboundSA) error {
+// cpuField is the cpu value of an entry: the CPU, or XS_NONE for NoCPU.
+func cpuField(cpu, ncpu int) (uint32, error) {
+	if cpu == NoCPU {
+		return bpfNone, nil
+	}
+	if cpu < 0 || cpu >= ncpu {
+		return 0, fmt.Errorf("CPU %d out of range (0-%d)", cpu, ncpu-1)
+	}
+	return uint32(cpu), nil
+}
+
+func validSA(sa InboundSA) error {
 	if !sa.Dst.IsValid() {
-		return fmt.Errorf("put SA: no destination address")
+		return fmt.Errorf("SA %#08x: no destination address", sa.SPI)
 	}
 	if sa.SPI == 0 {
-		return fmt.Errorf("put SA: SPI 0 is reserved (RFC 4303 2.1)")
+		return fmt.Errorf("SPI 0 is reserved (RFC 4303 2.1)")
+	}
+	return nil
+}
+
+// Put adds an SA or changes its CPU, keeping its counters.
+func (t *SATable) Put(sa InboundSA) error {
+	if err := validSA(sa); err != nil {
+		return fmt.Errorf("put SA: %w", err)
 	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -62,7 +85,18 @@ func (t *SATable) Put(sa InboundSA) error {
 	if err != nil {
 		return fmt.Errorf("put SA: %w", err)
 	}
+	r, err := t.config.SPIRange()
+	if err != nil {
+		return err
+	}
 	key := saKey(sa.SPI, sa.Dst)
+	if r.Contains(sa.SPI) {
+		return t.putSlot(sa.SPI-r.Base, key, cpu, ncpu, true)
+	}
+	// Before the entry exists, so its first packet is looked up.
+	if err := t.config.setForeignSAs(true); err != nil {
+		return err
+	}
 	vals := make([]bpf.XdpsecXsSaEntry, ncpu)
 	// Keep the counters of an existing entry; per-CPU updates write all copies.
 	if err := t.m.Lookup(&key, vals); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -78,32 +112,93 @@ func (t *SATable) Put(sa InboundSA) error {
 	return nil
 }
 
-// cpuField is the cpu value of an entry: the CPU, or XS_NONE for NoCPU.
-func cpuField(cpu, ncpu int) (uint32, error) {
-	if cpu == NoCPU {
-		return bpfNone, nil
+// putSlot writes a slot; its counters restart unless it already held this SA.
+func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu int, keep bool) error {
+	var old bpf.XdpsecXsSaSlot
+	if err := t.slots.Lookup(idx, &old); err != nil {
+		return fmt.Errorf("read SA slot %d: %w", idx, err)
 	}
-	if cpu < 0 || cpu >= ncpu {
-		return 0, fmt.Errorf("CPU %d out of range (0-%d)", cpu, ncpu-1)
+	same := old.Spi == key.Spi && old.Family == key.Family && old.Daddr == key.Daddr
+	if old.Spi != 0 && !same {
+		dst, _ := addrFrom(old.Family, old.Daddr)
+		return fmt.Errorf("put SA %#08x: the SPI is in use by the SA for %s", ntoh32(key.Spi), dst)
 	}
-	return uint32(cpu), nil
+	if !keep || !same {
+		// The counters are written before the slot, so no packet of the new
+		// SA is counted and then cleared.
+		if err := t.slotStats.Put(idx, make([]bpf.XdpsecXsCounterValue, ncpu)); err != nil {
+			return fmt.Errorf("reset SA counters: %w", err)
+		}
+	}
+	slot := bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Daddr: key.Daddr, Cpu: cpu}
+	if err := t.slots.Put(idx, &slot); err != nil {
+		return fmt.Errorf("put SA %#08x: %w", ntoh32(key.Spi), err)
+	}
+	return nil
 }
 
 // Delete removes an SA.
 func (t *SATable) Delete(spi uint32, dst netip.Addr) error {
 	key := saKey(spi, dst)
+	r, err := t.config.SPIRange()
+	if err != nil {
+		return err
+	}
+	if r.Contains(spi) {
+		idx := spi - r.Base
+		var old bpf.XdpsecXsSaSlot
+		if err := t.slots.Lookup(idx, &old); err != nil {
+			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
+		}
+		if old.Spi != key.Spi || old.Family != key.Family || old.Daddr != key.Daddr {
+			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, ErrNoSA)
+		}
+		if err := t.slots.Put(idx, &bpf.XdpsecXsSaSlot{}); err != nil {
+			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
+		}
+		return nil
+	}
 	if err := t.m.Delete(&key); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, ErrNoSA)
 		}
 		return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
 	}
-	return nil
+	return t.syncForeignFlag()
+}
+
+// syncForeignFlag clears XS_CFG_FOREIGN_SAS once sa_in is empty.
+func (t *SATable) syncForeignFlag() error {
+	var key bpf.XdpsecXsSaKey
+	err := t.m.NextKey(nil, &key)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return t.config.setForeignSAs(false)
+	}
+	return err
 }
 
 // Get returns one SA with its counters.
 func (t *SATable) Get(spi uint32, dst netip.Addr) (InboundSAStats, error) {
 	key := saKey(spi, dst)
+	r, err := t.config.SPIRange()
+	if err != nil {
+		return InboundSAStats{}, err
+	}
+	if r.Contains(spi) {
+		idx := spi - r.Base
+		var slot bpf.XdpsecXsSaSlot
+		if err := t.slots.Lookup(idx, &slot); err != nil {
+			return InboundSAStats{}, err
+		}
+		if slot.Spi != key.Spi || slot.Family != key.Family || slot.Daddr != key.Daddr {
+			return InboundSAStats{}, fmt.Errorf("SA %#08x %s: %w", spi, dst, ErrNoSA)
+		}
+		var ctrs []bpf.XdpsecXsCounterValue
+		if err := t.slotStats.Lookup(idx, &ctrs); err != nil {
+			return InboundSAStats{}, err
+		}
+		return slotStats(&slot, ctrs)
+	}
 	var vals []bpf.XdpsecXsSaEntry
 	if err := t.m.Lookup(&key, &vals); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -116,10 +211,25 @@ func (t *SATable) Get(spi uint32, dst netip.Addr) (InboundSAStats, error) {
 
 // List returns every SA with its counters summed over CPUs.
 func (t *SATable) List() ([]InboundSAStats, error) {
+	var out []InboundSAStats
+	err := t.eachSlot(func(idx uint32, slot *bpf.XdpsecXsSaSlot) error {
+		var ctrs []bpf.XdpsecXsCounterValue
+		if err := t.slotStats.Lookup(idx, &ctrs); err != nil {
+			return err
+		}
+		s, err := slotStats(slot, ctrs)
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list SAs: %w", err)
+	}
 	var (
 		key  bpf.XdpsecXsSaKey
 		vals []bpf.XdpsecXsSaEntry
-		out  []InboundSAStats
 	)
 	it := t.m.Iterate()
 	for it.Next(&key, &vals) {
@@ -133,6 +243,46 @@ func (t *SATable) List() ([]InboundSAStats, error) {
 		return nil, fmt.Errorf("list SAs: %w", err)
 	}
 	return out, nil
+}
+
+// eachSlot calls fn for every occupied slot, reading the array in batches.
+func (t *SATable) eachSlot(fn func(uint32, *bpf.XdpsecXsSaSlot) error) error {
+	const batch = 4096
+	keys := make([]uint32, batch)
+	vals := make([]bpf.XdpsecXsSaSlot, batch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := t.slots.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			if vals[i].Spi != 0 {
+				if err := fn(keys[i], &vals[i]); err != nil {
+					return err
+				}
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func slotStats(slot *bpf.XdpsecXsSaSlot, ctrs []bpf.XdpsecXsCounterValue) (InboundSAStats, error) {
+	dst, err := addrFrom(slot.Family, slot.Daddr)
+	if err != nil {
+		return InboundSAStats{}, err
+	}
+	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(slot.Spi), Dst: dst, CPU: NoCPU}}
+	if slot.Cpu != bpfNone {
+		s.CPU = int(slot.Cpu)
+	}
+	for _, c := range ctrs {
+		s.RxSeenPackets += c.Packets
+		s.RxSeenBytes += c.Bytes
+	}
+	return s, nil
 }
 
 func saStats(key bpf.XdpsecXsSaKey, vals []bpf.XdpsecXsSaEntry) (InboundSAStats, error) {
@@ -151,20 +301,11 @@ func saStats(key bpf.XdpsecXsSaKey, vals []bpf.XdpsecXsSaEntry) (InboundSAStats,
 	return s, nil
 }
 
-// Len counts the SAs.
-func (t *SATable) Len() (int, error) {
-	var key bpf.XdpsecXsSaKey
-	n := 0
-	it := t.m.Iterate()
-	var vals []bpf.XdpsecXsSaEntry
-	for it.Next(&key, &vals) {
-		n++
-	}
-	return n, it.Err()
+// Capacity is the number of SPIs in the allocated range (found by index)
+// and of other SAs the hash holds.
+func (t *SATable) Capacity() (slots, hashed int) {
+	return int(t.slots.MaxEntries()), int(t.m.MaxEntries())
 }
-
-// Capacity is the most SAs the table holds.
-func (t *SATable) Capacity() int { return int(t.m.MaxEntries()) }
 
 // PutMany adds many SAs in batches, for bulk loads (a restarted daemon, a
 // benchmark). Unlike Put it does not keep counters: every entry starts at
@@ -174,32 +315,57 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 	if err != nil {
 		return err
 	}
+	r, err := t.config.SPIRange()
+	if err != nil {
+		return err
+	}
 	const batch = 4096
-	keys := make([]bpf.XdpsecXsSaKey, 0, batch)
-	vals := make([]bpf.XdpsecXsSaEntry, 0, batch*ncpu)
+	var (
+		hkeys []bpf.XdpsecXsSaKey
+		hvals []bpf.XdpsecXsSaEntry
+		skeys []uint32
+		svals []bpf.XdpsecXsSaSlot
+		zeros = make([]bpf.XdpsecXsCounterValue, batch*ncpu)
+	)
 	flush := func() error {
-		if len(keys) == 0 {
-			return nil
+		if len(hkeys) > 0 {
+			if err := t.config.setForeignSAs(true); err != nil {
+				return err
+			}
+			if _, err := t.m.BatchUpdate(hkeys, hvals, nil); err != nil {
+				return fmt.Errorf("put SAs: %w", err)
+			}
 		}
-		if _, err := t.m.BatchUpdate(keys, vals, nil); err != nil {
-			return fmt.Errorf("put SAs: %w", err)
+		if len(skeys) > 0 {
+			if _, err := t.slotStats.BatchUpdate(skeys, zeros[:len(skeys)*ncpu], nil); err != nil {
+				return fmt.Errorf("put SAs: %w", err)
+			}
+			if _, err := t.slots.BatchUpdate(skeys, svals, nil); err != nil {
+				return fmt.Errorf("put SAs: %w", err)
+			}
 		}
-		keys, vals = keys[:0], vals[:0]
+		hkeys, hvals, skeys, svals = hkeys[:0], hvals[:0], skeys[:0], svals[:0]
 		return nil
 	}
 	for _, sa := range sas {
-		if !sa.Dst.IsValid() || sa.SPI == 0 {
-			return fmt.Errorf("put SAs: SA %#08x %s: SPI and destination required", sa.SPI, sa.Dst)
+		if err := validSA(sa); err != nil {
+			return fmt.Errorf("put SAs: %w", err)
 		}
 		cpu, err := cpuField(sa.CPU, ncpu)
 		if err != nil {
 			return fmt.Errorf("put SAs: %w", err)
 		}
-		keys = append(keys, saKey(sa.SPI, sa.Dst))
-		for range ncpu {
-			vals = append(vals, bpf.XdpsecXsSaEntry{Cpu: cpu})
+		key := saKey(sa.SPI, sa.Dst)
+		if r.Contains(sa.SPI) {
+			skeys = append(skeys, sa.SPI-r.Base)
+			svals = append(svals, bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Daddr: key.Daddr, Cpu: cpu})
+		} else {
+			hkeys = append(hkeys, key)
+			for range ncpu {
+				hvals = append(hvals, bpf.XdpsecXsSaEntry{Cpu: cpu})
+			}
 		}
-		if len(keys) == batch {
+		if len(hkeys) == batch || len(skeys) == batch {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -16,6 +16,8 @@ import (
 // Pin names of the maps under <pin dir>/maps/.
 const (
 	PinSAIn      = bpf.XdpsecMapSaIn
+	PinSASlot    = bpf.XdpsecMapSaSlot
+	PinSASlotCtr = bpf.XdpsecMapSaSlotStats
 	PinCPUMap    = bpf.XdpsecMapCpuMap
 	PinIKEBucket = bpf.XdpsecMapIkeBucket
 	PinConfig    = bpf.XdpsecMapConfig
@@ -51,16 +53,16 @@ type Set struct {
 // New wraps the maps of a loaded collection (for the loader and for tests).
 func New(m *bpf.XdpsecMaps) *Set {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
-	s.raw = []*ebpf.Map{m.SaIn, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
+	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
 		m.SpdStats, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
 	s.wrap(m)
 	return s
 }
 
 func (s *Set) wrap(m *bpf.XdpsecMaps) {
-	s.SA = &SATable{m: m.SaIn}
 	s.CPUs = &CPUMap{m: m.CpuMap}
 	s.Config = &Config{m: m.Config, lock: s.lock}
+	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, config: s.Config}
 	s.Counters = &Counters{m: m.Stats}
 	s.SPD = &SPD{
 		policies: m.SpdOut, stats: m.SpdStats, dst: m.SpdDst, node: m.SpdNode,
@@ -88,7 +90,7 @@ func OpenPinned(dir string) (*Set, error) {
 		return nil
 	}
 	for name, dst := range map[string]**ebpf.Map{
-		PinSAIn: &m.SaIn, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
+		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
 		PinConfig: &m.Config, PinStats: &m.Stats, PinSPDOut: &m.SpdOut,
 		PinSPDStats: &m.SpdStats, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
 		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule,

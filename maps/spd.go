@@ -298,9 +298,9 @@ func (s *SPD) apply(c *compiledSPD) error {
 	}
 	gen := cur ^ 1
 	capacity := s.genCapacity()
-	if uint32(len(c.parents)) > capacity || uint32(len(c.rules)) > capacity || uint32(len(c.srcs)) > capacity {
+	if uint32(len(c.nodes)) > capacity || uint32(len(c.rules)) > capacity || uint32(len(c.srcs)) > capacity {
 		return fmt.Errorf("policy set needs %d nodes, %d rules: more than the maps hold (%d)",
-			len(c.parents), len(c.rules), capacity)
+			len(c.nodes), len(c.rules), capacity)
 	}
 	if err := s.clearGen(gen); err != nil {
 		return err
@@ -312,9 +312,12 @@ func (s *SPD) apply(c *compiledSPD) error {
 		}
 		return base + i
 	}
-	for i, parent := range c.parents {
-		v := bpf.XdpsecXsSpdNode{Parent: rel(nodeBase, parent)}
-		if err := s.node.Put(nodeBase+uint32(i), &v); err != nil {
+	for i, n := range c.nodes {
+		n.Parent = rel(nodeBase, n.Parent)
+		for j := range n.SrcHead {
+			n.SrcHead[j] = rel(ruleBase, n.SrcHead[j])
+		}
+		if err := s.node.Put(nodeBase+uint32(i), &n); err != nil {
 			return fmt.Errorf("write spd_node: %w", err)
 		}
 	}

@@ -12,13 +12,19 @@ import (
 // MaxLookupSteps mirrors XS_SPD_MAX_STEPS: the most steps tc_lan takes.
 const MaxLookupSteps = 256
 
+// Inline sources of a node (XS_SPD_INLINE_SRC, XS_SPD_SRC_TRIE).
+const (
+	inlineSources = 2
+	sourcesInTrie = 0xff
+)
+
 // compiledSPD is a policy set laid out as tc_lan walks it (see the comment
 // on the spd_* maps in bpf/xdpsec.h). Node and rule indices are relative to
 // the generation they are written into.
 type compiledSPD struct {
 	dsts     []dstEntry
-	parents  []uint32 // by node: parent node or bpfNone
-	srcs     []srcEntry
+	nodes    []bpf.XdpsecXsSpdNode // parent and inline sources, relative indices
+	srcs     []srcEntry            // sources of nodes with more than the inline ones
 	rules    []bpf.XdpsecXsSpdRule
 	maxSteps int // the longest walk any packet can take
 }
@@ -93,14 +99,14 @@ func compileSPD(policies []Policy) (*compiledSPD, error) {
 	slices.SortFunc(dsts, comparePrefix)
 	dstSet := newPrefixSet(dsts)
 
-	c := &compiledSPD{parents: make([]uint32, len(dsts))}
+	c := &compiledSPD{nodes: make([]bpf.XdpsecXsSpdNode, len(dsts))}
 	worst := make([]int, len(dsts)) // steps to walk from this node to the root
 	for node, d := range dsts {
 		c.dsts = append(c.dsts, dstEntry{prefix: d, node: uint32(node)})
 		parent, ok := dstSet.parent(d)
-		c.parents[node] = bpfNone
+		c.nodes[node].Parent = bpfNone
 		if ok {
-			c.parents[node] = parent
+			c.nodes[node].Parent = parent
 		}
 
 		longest := c.compileNode(uint32(node), byDst[d])
@@ -167,7 +173,24 @@ func (c *compiledSPD) compileNode(node uint32, policies []*Policy) int {
 		}
 		chain[i] = len(own) + tailLen
 		longest = max(longest, chain[i])
-		c.srcs = append(c.srcs, srcEntry{node: node, prefix: s, head: heads[i]})
+	}
+
+	n := &c.nodes[node]
+	if len(srcs) > inlineSources {
+		n.Nsrc = sourcesInTrie
+		for i, s := range srcs {
+			c.srcs = append(c.srcs, srcEntry{node: node, prefix: s, head: heads[i]})
+		}
+		return longest
+	}
+	// Inline, longest first: the first that contains the packet's source is
+	// its longest match.
+	n.Nsrc = uint8(len(srcs))
+	for j := range srcs {
+		i := len(srcs) - 1 - j
+		n.SrcLen[j] = uint8(srcs[i].Bits())
+		n.SrcHead[j] = heads[i]
+		n.Src[j] = addrBytes(srcs[i].Addr())
 	}
 	return longest
 }

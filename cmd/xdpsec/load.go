@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,7 +19,9 @@ func loadCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "lan", Usage: "LAN interface for tc_lan (repeatable)"},
 			&cli.StringFlag{Name: "xdp-mode", Value: string(loader.XDPAuto), Usage: "auto, native or generic"},
 			&cli.StringFlag{Name: "tc-mode", Value: string(loader.TCAuto), Usage: "auto, tcx or clsact"},
-			&cli.UintFlag{Name: "max-sas", Value: loader.DefaultMaxSAs, Usage: "inbound SA table size"},
+			&cli.UintFlag{Name: "max-sas", Value: loader.DefaultMaxSAs, Usage: "inbound SAs with SPIs from the allocated range (found by index)"},
+			&cli.UintFlag{Name: "max-foreign-sas", Value: loader.DefaultMaxForeign, Usage: "inbound SAs with other SPIs (manual, another daemon's)"},
+			&cli.StringFlag{Name: "spi-base", Value: "0xc0000000", Usage: "first SPI of the allocated range"},
 			&cli.UintFlag{Name: "max-policies", Value: loader.DefaultMaxPolicies, Usage: "outbound policy table size"},
 			&cli.UintFlag{Name: "ike-rate", Value: loader.DefaultIKERate, Usage: "new IKE SA requests per second per source (0: no limit)"},
 			&cli.UintFlag{Name: "ike-burst", Value: loader.DefaultIKEBurst, Usage: "new IKE SA requests a source may send back to back"},
@@ -33,6 +36,10 @@ func loadCommand() *cli.Command {
 			if tm != loader.TCAuto && tm != loader.TCX && tm != loader.TCClsact {
 				return fmt.Errorf("--tc-mode %q: want auto, tcx or clsact", tm)
 			}
+			spiBase, err := strconv.ParseUint(c.String("spi-base"), 0, 32)
+			if err != nil || spiBase == 0 {
+				return fmt.Errorf("--spi-base %q: want a non-zero 32-bit number", c.String("spi-base"))
+			}
 			l, err := loader.Load(loader.Options{
 				WAN:         c.String("wan"),
 				LAN:         c.StringSlice("lan"),
@@ -40,6 +47,8 @@ func loadCommand() *cli.Command {
 				TCMode:      tm,
 				PinDir:      c.String("pin-dir"),
 				MaxSAs:      uint32(c.Uint("max-sas")),
+				MaxForeign:  uint32(c.Uint("max-foreign-sas")),
+				SPIBase:     uint32(spiBase),
 				MaxPolicies: uint32(c.Uint("max-policies")),
 				IKERate:     maps.IKERateLimit{Rate: uint32(c.Uint("ike-rate")), Burst: uint32(c.Uint("ike-burst"))},
 				CPUQueue:    uint32(c.Uint("cpu-queue")),

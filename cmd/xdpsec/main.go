@@ -46,6 +46,23 @@ func logger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// withMaps is the frame of every command that reads or writes the maps:
+// it checks the output format, opens the pinned maps, runs fn, closes them.
+func withMaps(fn func(c *cli.Context, out *output, s *maps.Set) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		out, err := newOutput(c)
+		if err != nil {
+			return err
+		}
+		s, err := openMaps(c)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return fn(c, out, s)
+	}
+}
+
 // openMaps opens the pinned maps, with a hint when nothing is loaded.
 func openMaps(c *cli.Context) (*maps.Set, error) {
 	if os.Geteuid() != 0 {

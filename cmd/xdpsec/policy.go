@@ -87,16 +87,7 @@ func policyCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "policies with their counters",
-				Action: func(c *cli.Context) error {
-					out, err := newOutput(c)
-					if err != nil {
-						return err
-					}
-					s, err := openMaps(c)
-					if err != nil {
-						return err
-					}
-					defer s.Close()
+				Action: withMaps(func(c *cli.Context, out *output, s *maps.Set) error {
 					ps, err := s.SPD.List()
 					if err != nil {
 						return err
@@ -109,7 +100,7 @@ func policyCommand() *cli.Command {
 						rows = append(rows, policyRow(j))
 					}
 					return out.print(js, policyHeader, rows)
-				},
+				}),
 			},
 			{
 				Name:  "add",

@@ -29,6 +29,16 @@ func parseAddr(flag, s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
+// saFlags reads the --spi and --dst that name an SA.
+func saFlags(c *cli.Context) (uint32, netip.Addr, error) {
+	spi, err := parseSPI(c.String("spi"))
+	if err != nil {
+		return 0, netip.Addr{}, err
+	}
+	dst, err := parseAddr("dst", c.String("dst"))
+	return spi, dst, err
+}
+
 type saJSON struct {
 	SPI           string `json:"spi"`
 	Dst           string `json:"dst"`
@@ -49,16 +59,7 @@ func saCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "SAs with their rx_seen counters (before authentication)",
-				Action: func(c *cli.Context) error {
-					out, err := newOutput(c)
-					if err != nil {
-						return err
-					}
-					s, err := openMaps(c)
-					if err != nil {
-						return err
-					}
-					defer s.Close()
+				Action: withMaps(func(c *cli.Context, out *output, s *maps.Set) error {
 					sas, err := s.SA.List()
 					if err != nil {
 						return err
@@ -77,18 +78,14 @@ func saCommand() *cli.Command {
 						rows = append(rows, []string{j.SPI, j.Dst, cpu, strconv.FormatUint(sa.RxSeenPackets, 10), strconv.FormatUint(sa.RxSeenBytes, 10)})
 					}
 					return out.print(js, []string{"SPI", "DST", "CPU", "RX_SEEN_PKTS", "RX_SEEN_BYTES"}, rows)
-				},
+				}),
 			},
 			{
 				Name:  "add",
 				Usage: "add an SA by hand (or change its CPU)",
 				Flags: append(spiFlags, &cli.IntFlag{Name: "cpu", Value: maps.NoCPU, Usage: "steer the SA's packets to this CPU (-1: no steering)"}),
 				Action: func(c *cli.Context) error {
-					spi, err := parseSPI(c.String("spi"))
-					if err != nil {
-						return err
-					}
-					dst, err := parseAddr("dst", c.String("dst"))
+					spi, dst, err := saFlags(c)
 					if err != nil {
 						return err
 					}
@@ -105,11 +102,7 @@ func saCommand() *cli.Command {
 				Usage: "delete an SA",
 				Flags: spiFlags,
 				Action: func(c *cli.Context) error {
-					spi, err := parseSPI(c.String("spi"))
-					if err != nil {
-						return err
-					}
-					dst, err := parseAddr("dst", c.String("dst"))
+					spi, dst, err := saFlags(c)
 					if err != nil {
 						return err
 					}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/xdpsec/xdpsec/maps"
 )
 
 type counterJSON struct {
@@ -20,16 +22,7 @@ func statsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "stats",
 		Usage: "verdict and drop-reason counters of both programs",
-		Action: func(c *cli.Context) error {
-			out, err := newOutput(c)
-			if err != nil {
-				return err
-			}
-			s, err := openMaps(c)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Action: withMaps(func(c *cli.Context, out *output, s *maps.Set) error {
 			cs, err := s.Counters.Read()
 			if err != nil {
 				return err
@@ -42,7 +35,7 @@ func statsCommand() *cli.Command {
 					strconv.FormatUint(v.Packets, 10), strconv.FormatUint(v.Bytes, 10), v.Help})
 			}
 			return out.print(js, []string{"PROGRAM", "KIND", "COUNTER", "PACKETS", "BYTES", "MEANING"}, rows)
-		},
+		}),
 	}
 }
 
@@ -54,16 +47,7 @@ func ratelimitCommand() *cli.Command {
 			&cli.UintFlag{Name: "rate", Usage: "requests per second per source (0: no limit)"},
 			&cli.UintFlag{Name: "burst", Usage: "requests a source may send back to back"},
 		},
-		Action: func(c *cli.Context) error {
-			out, err := newOutput(c)
-			if err != nil {
-				return err
-			}
-			s, err := openMaps(c)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		Action: withMaps(func(c *cli.Context, out *output, s *maps.Set) error {
 			if c.IsSet("rate") || c.IsSet("burst") {
 				cur, err := s.Config.IKERateLimit()
 				if err != nil {
@@ -91,7 +75,6 @@ func ratelimitCommand() *cli.Command {
 				Rate  uint32 `json:"rate"`
 				Burst uint32 `json:"burst"`
 			}{l.Rate, l.Burst}, []string{"IKE_SA_INIT_RATE", "BURST"}, [][]string{{rate, strconv.Itoa(int(l.Burst))}})
-		},
+		}),
 	}
 }
-

@@ -1,0 +1,226 @@
+package ike_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+type testCA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+var serial int64
+
+func newCA(t testing.TB, cn string, parent *testCA) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{Country: []string{"CH"}, Organization: []string{"xdpsec"}, CommonName: cn},
+		NotBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	signerCert, signerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signerCert, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &testCA{cert: c, key: key}
+}
+
+func newKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	switch kind {
+	case "rsa":
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	case "ecdsa":
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return k
+	case "ed25519":
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		return k
+	}
+	t.Fatalf("key kind %q", kind)
+	return nil
+}
+
+// issue makes an end entity certificate for cn with SANs.
+func (ca *testCA) issue(t testing.TB, key crypto.Signer, cn string, dns []string, emails []string, ips []net.IP) *x509.Certificate {
+	t.Helper()
+	serial++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{Country: []string{"CH"}, Organization: []string{"xdpsec"}, CommonName: cn},
+		NotBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		DNSNames: dns, EmailAddresses: emails, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+// certBed sets both ends up for public key authentication with
+// certificates issued by ca (or, for b's view of a, trusting trustB).
+func certBed(t *testing.T, kind, authA, idA, idB string, ca *testCA, trustedByB *testCA, chain []*x509.Certificate, mod func(c *ike.Connection)) *testbed {
+	keyA, keyB := newKey(t, kind), newKey(t, kind)
+	certA := ca.issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, []string{"moon@example.org"}, []net.IP{addrA.AsSlice()})
+	certB := ca.issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, []net.IP{addrB.AsSlice()})
+	if chain != nil {
+		certA = chain[0]
+		keyA = nil
+	}
+	return newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) {
+			certs := []*x509.Certificate{certA}
+			k := keyA
+			if chain != nil {
+				certs, k = chain, chainKey
+			}
+			c.Local = []ike.AuthConfig{{Auth: authA, ID: idA, Certs: certs, PrivateKey: k}}
+			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: idB}}
+			if mod != nil {
+				mod(c)
+			}
+		},
+		connB: func(c *ike.Connection) {
+			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: idB, Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: idA}}
+			if mod != nil {
+				mod(c)
+			}
+		},
+		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{ca.cert} },
+		cfgB: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trustedByB.cert} },
+	})
+}
+
+var chainKey crypto.Signer
+
+func TestCertificates(t *testing.T) {
+	ca := newCA(t, "xdpsec Root CA", nil)
+	for _, tc := range []struct {
+		name, kind, auth, scheme string
+	}{
+		{"RSA PKCS#1", "rsa", "rsa", "RSA_EMSA_PKCS1_SHA2_256"},
+		{"RSA-PSS", "rsa", "rsa/pss", "RSA_EMSA_PSS_SHA2_256"},
+		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA2_256_DER"},
+		{"Ed25519", "ed25519", "pubkey", "ED25519"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := certBed(t, tc.kind, tc.auth, "", "sun.example.org", ca, ca, nil, nil)
+			// IKE_SA_INIT response carries CERTREQ; IKE_AUTH:
+			// HDR, SK {IDi, CERT, CERTREQ, IDr, AUTH, SAi2, TSi, TSr} -->
+			// <-- HDR, SK {IDr, CERT, AUTH, SAr2, TSi, TSr}
+			tb.establish()
+			tb.established(tb.a)
+			tb.established(tb.b)
+			tb.checkKeys()
+			want := "authentication of 'C=CH, O=xdpsec, CN=moon.example.org' with " + tc.scheme + " successful"
+			if !tb.b.log.contains(want) {
+				t.Errorf("b did not log %q", want)
+			}
+			if !tb.a.log.contains("parsed IKE_AUTH response 1 [ IDr CERT AUTH SA TSi TSr ]") {
+				t.Error("a: unexpected IKE_AUTH response")
+			}
+		})
+	}
+}
+
+func TestCertificateUnknownCA(t *testing.T) {
+	ca, other := newCA(t, "xdpsec Root CA", nil), newCA(t, "Other CA", nil)
+	tb := certBed(t, "ecdsa", "pubkey", "", "sun.example.org", ca, other, nil, nil)
+	tb.establish()
+	// <-- HDR, SK {N(AUTHENTICATION_FAILED)}
+	if !tb.b.log.contains("no trusted certificate path for 'C=CH, O=xdpsec, CN=moon.example.org'") {
+		t.Error("b did not log the path failure")
+	}
+	if !tb.a.log.contains("received AUTHENTICATION_FAILED notify error") {
+		t.Error("a did not see AUTHENTICATION_FAILED")
+	}
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
+}
+
+func TestIdentityTypes(t *testing.T) {
+	ca := newCA(t, "xdpsec Root CA", nil)
+	for _, tc := range []struct{ name, idA, want string }{
+		{"DN", "C=CH, O=xdpsec, CN=moon.example.org", "C=CH, O=xdpsec, CN=moon.example.org"},
+		{"FQDN", "moon.example.org", "moon.example.org"},
+		{"RFC822", "moon@example.org", "moon@example.org"},
+		{"IPv4", "192.0.2.1", "192.0.2.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := certBed(t, "ed25519", "pubkey", tc.idA, "sun.example.org", ca, ca, nil, nil)
+			tb.establish()
+			b := tb.established(tb.b)
+			if b.RemoteID.String() != tc.want {
+				t.Fatalf("b sees %q, want %q", b.RemoteID, tc.want)
+			}
+			if !tb.b.log.contains("authentication of '" + tc.want + "' with ED25519 successful") {
+				t.Error("not logged")
+			}
+		})
+	}
+	t.Run("wrong identity", func(t *testing.T) {
+		tb := certBed(t, "ed25519", "pubkey", "", "sun.example.org", ca, ca, nil, func(c *ike.Connection) {
+			if c.Local[0].ID == "" {
+				c.Local[0].ID = "moon.example.org"
+			} else {
+				c.Remote[0].ID = "other.example.org"
+			}
+		})
+		tb.establish()
+		if !tb.b.log.contains("no matching peer config found") {
+			t.Error("b accepted a wrong identity")
+		}
+		tb.wantNoSAs(tb.a)
+	})
+}
+
+func TestPSKIdentityTypes(t *testing.T) {
+	for _, tc := range []struct{ idA, want string }{
+		{"192.0.2.1", "192.0.2.1"},
+		{"@moon.example.org", "moon.example.org"},
+		{"moon@example.org", "moon@example.org"},
+		{"@#0a0b0c", "@#0a0b0c"},
+		{"C=CH, O=xdpsec, CN=moon", "C=CH, O=xdpsec, CN=moon"},
+		{"", "192.0.2.1"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{
+				connA: func(c *ike.Connection) { c.Local[0].ID = tc.idA },
+				connB: func(c *ike.Connection) { c.Remote[0].ID = tc.want },
+			})
+			tb.establish()
+			if got := tb.established(tb.b).RemoteID.String(); got != tc.want {
+				t.Fatalf("b sees %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

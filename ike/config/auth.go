@@ -1,0 +1,144 @@
+package config
+
+import (
+	"path"
+	"strings"
+)
+
+// AuthMethod is how a peer authenticates in one round.
+type AuthMethod uint8
+
+const (
+	AuthPubkey AuthMethod = iota // signatures with a certificate or raw public key
+	AuthPSK                      // pre-shared key
+)
+
+func (m AuthMethod) String() string { return [...]string{"pubkey", "psk"}[m] }
+
+// Revocation is the certificate revocation policy of a remote round.
+type Revocation uint8
+
+const (
+	RevocationRelaxed Revocation = iota // fail only if known revoked
+	RevocationIfURI                     // fail if a CRL/OCSP URI exists but checking fails
+	RevocationStrict                    // fail unless known good
+)
+
+func (r Revocation) String() string { return [...]string{"relaxed", "ifuri", "strict"}[r] }
+
+var revocationValues = map[string]Revocation{"relaxed": RevocationRelaxed, "ifuri": RevocationIfURI, "strict": RevocationStrict}
+
+// AuthRound is one local<suffix> or remote<suffix> section.
+type AuthRound struct {
+	Name  string // "local", "remote-cert", ...
+	Pos   Pos
+	Round uint32
+	Auth  AuthMethod
+	// AuthSpec is the auth value as written ("pubkey", "rsa-2048-sha256",
+	// "ike:ecdsa-sha384", "psk"): with pubkey it carries the key type,
+	// strength and hash constraints for the signature checks.
+	AuthSpec string
+	// ID is the IKE identity: ours for local rounds (empty: the address
+	// or the certificate's subject), the one expected for remote rounds
+	// ("%any" by default).
+	ID string
+	// Certs, CACerts and PubKeys are file paths, made absolute against the
+	// x509/, x509ca/ and pubkey/ folders of the configuration directory.
+	Certs      []string
+	CACerts    []string
+	PubKeys    []string
+	Revocation Revocation // remote rounds only
+}
+
+func newAuthRound(name string, pos Pos, local bool) *AuthRound {
+	a := &AuthRound{Name: name, Pos: pos, AuthSpec: "pubkey"}
+	if !local {
+		a.ID = "%any"
+	}
+	return a
+}
+
+func parseAuth(a *AuthRound, v string) error {
+	lv := strings.ToLower(v)
+	switch {
+	case lv == "psk":
+		a.Auth = AuthPSK
+	case strings.HasPrefix(lv, "pubkey"), strings.HasPrefix(lv, "rsa"),
+		strings.HasPrefix(lv, "ecdsa"), strings.HasPrefix(lv, "ike:"):
+		a.Auth = AuthPubkey
+	case strings.HasPrefix(lv, "eap"):
+		return wrapf(ErrUnsupported, "EAP authentication (%q) is not supported yet", v)
+	case strings.HasPrefix(lv, "xauth"):
+		return wrapf(ErrUnsupported, "XAuth authentication (%q) is not supported yet", v)
+	case strings.HasPrefix(lv, "bliss"):
+		return wrapf(ErrUnsupported, "BLISS signatures (%q) are not supported", v)
+	default:
+		return wrapf(ErrValue, "%q is not an authentication method (psk, pubkey, rsa..., ecdsa...)", v)
+	}
+	a.AuthSpec = v
+	return nil
+}
+
+var authKeys = keyTable[AuthRound]{
+	"auth":    supported(parseAuth),
+	"id":      supported(func(a *AuthRound, v string) error { a.ID = v; return nil }),
+	"round":   supported(func(a *AuthRound, v string) (err error) { a.Round, err = parseUint32(v); return }),
+	"certs":   supported(func(a *AuthRound, v string) error { a.Certs = splitList(v); return nil }),
+	"cacerts": supported(func(a *AuthRound, v string) error { a.CACerts = splitList(v); return nil }),
+	"pubkeys": supported(func(a *AuthRound, v string) error { a.PubKeys = splitList(v); return nil }),
+	"revocation": supported(func(a *AuthRound, v string) (err error) {
+		a.Revocation, err = parseEnum(v, revocationValues, "strict, ifuri or relaxed")
+		return
+	}),
+
+	// Documented by strongSwan, not supported by xdpsec yet.
+	"eap_id":      unsupported[AuthRound](),
+	"aaa_id":      unsupported[AuthRound](),
+	"xauth_id":    unsupported[AuthRound](),
+	"groups":      unsupported[AuthRound](),
+	"cert_policy": unsupported[AuthRound](),
+}
+
+// loadAuthRound reads a local<suffix> or remote<suffix> section.
+func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
+	a := newAuthRound(s.name, s.pos(), local)
+	set := applyKeys(a, s, authKeys, key, l.errs)
+	l.notePositions(key, set)
+	if _, ok := set["revocation"]; ok && local {
+		l.errs.add(set["revocation"], key+".revocation", wrapf(ErrUnknownKey, "revocation applies to remote rounds only"))
+	}
+	if _, ok := set["cacerts"]; ok && local {
+		l.errs.add(set["cacerts"], key+".cacerts", wrapf(ErrUnknownKey, "cacerts applies to remote rounds only"))
+	}
+	a.Certs = l.credentialPaths(a.Certs, "x509", key, "certs", set)
+	a.CACerts = l.credentialPaths(a.CACerts, "x509ca", key, "cacerts", set)
+	a.PubKeys = l.credentialPaths(a.PubKeys, "pubkey", key, "pubkeys", set)
+	for _, sub := range s.subs {
+		subKey := key + "." + sub.name
+		if hasPrefixFold(sub.name, "cert") || hasPrefixFold(sub.name, "cacert") {
+			l.errs.add(sub.pos(), subKey, wrapf(ErrUnsupported, "certificate sections (tokens, file=) are not supported yet; use certs or cacerts"))
+			continue
+		}
+		l.errs.add(sub.pos(), subKey, wrapf(ErrUnknownKey, "unknown section"))
+	}
+	return a
+}
+
+// credentialPaths makes credential file names absolute, relative ones
+// against a folder of the configuration directory as swanctl does, and
+// checks that they exist.
+func (l *loader) credentialPaths(names []string, folder, key, k string, set map[string]Pos) []string {
+	var out []string
+	for _, n := range names {
+		p := n
+		if !path.IsAbs(p) {
+			p = path.Join(l.cfg.Dir, folder, n)
+		}
+		if fi, err := l.fsys.Stat(p); err != nil || fi.IsDir() {
+			l.errs.add(set[k], key+"."+k, wrapf(ErrValue, "%q: no such file", p))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+)
+
+// Changes is what a reload changes, by connection name.
+type Changes struct {
+	Added   []string // in the new configuration only
+	Removed []string // in the old configuration only
+	// Changed are in both with any semantic difference (addresses,
+	// proposals, authentication, children, ...); a connection that only
+	// moved in its file is unchanged.
+	Changed []string
+	// SecretsChanged says the IKE secrets or private keys differ; the
+	// connections using them are not listed as changed for it, since
+	// established SAs keep working and new ones pick the new credentials.
+	SecretsChanged bool
+}
+
+// Empty reports whether nothing changed.
+func (c Changes) Empty() bool {
+	return len(c.Added) == 0 && len(c.Removed) == 0 && len(c.Changed) == 0 && !c.SecretsChanged
+}
+
+// Diff compares two configurations so that a reload can leave the
+// connections it does not touch alone. A nil configuration has no
+// connections.
+func Diff(old, new *Config) Changes {
+	var ch Changes
+	oldConns, newConns := connections(old), connections(new)
+	for _, n := range newConns {
+		o := findConn(oldConns, n.Name)
+		switch {
+		case o == nil:
+			ch.Added = append(ch.Added, n.Name)
+		case !sameConnection(o, n):
+			ch.Changed = append(ch.Changed, n.Name)
+		}
+	}
+	for _, o := range oldConns {
+		if findConn(newConns, o.Name) == nil {
+			ch.Removed = append(ch.Removed, o.Name)
+		}
+	}
+	ch.SecretsChanged = !sameSecrets(secretsOf(old), secretsOf(new))
+	return ch
+}
+
+func connections(c *Config) []*Connection {
+	if c == nil {
+		return nil
+	}
+	return c.Connections
+}
+
+func secretsOf(c *Config) Secrets {
+	if c == nil {
+		return Secrets{}
+	}
+	return c.Secrets
+}
+
+func findConn(list []*Connection, name string) *Connection {
+	i := slices.IndexFunc(list, func(c *Connection) bool { return c.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return list[i]
+}
+
+// sameConnection compares two connections without their positions.
+func sameConnection(a, b *Connection) bool {
+	return reflect.DeepEqual(withoutPos(a), withoutPos(b))
+}
+
+func withoutPos(c *Connection) *Connection {
+	cp := *c
+	cp.Pos = Pos{}
+	cp.Local = stripRounds(c.Local)
+	cp.Remote = stripRounds(c.Remote)
+	cp.Children = make([]*Child, len(c.Children))
+	for i, ch := range c.Children {
+		x := *ch
+		x.Pos = Pos{}
+		cp.Children[i] = &x
+	}
+	return &cp
+}
+
+func stripRounds(rounds []*AuthRound) []*AuthRound {
+	out := make([]*AuthRound, len(rounds))
+	for i, a := range rounds {
+		x := *a
+		x.Pos = Pos{}
+		out[i] = &x
+	}
+	return out
+}
+
+func sameSecrets(a, b Secrets) bool {
+	if len(a.IKE) != len(b.IKE) || len(a.PrivateKeys) != len(b.PrivateKeys) {
+		return false
+	}
+	for i := range a.IKE {
+		x, y := a.IKE[i], b.IKE[i]
+		if x.Name != y.Name || !slices.Equal(x.IDs, y.IDs) || !x.Secret.Equal(y.Secret) {
+			return false
+		}
+	}
+	for i := range a.PrivateKeys {
+		x, y := a.PrivateKeys[i], b.PrivateKeys[i]
+		if x.Name != y.Name || x.Folder != y.Folder || x.Path != y.Path || !x.Passphrase.Equal(y.Passphrase) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,252 @@
+package config
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultPath is where the daemon reads its configuration.
+const DefaultPath = "/etc/xdpsec/swanctl.conf"
+
+// Config is a loaded configuration.
+type Config struct {
+	// Path is the main file; Dir its directory, against which relative
+	// credential paths resolve (x509/, x509ca/, pubkey/, private/, ...).
+	Path string
+	Dir  string
+
+	Connections []*Connection // in file order
+	Secrets     Secrets
+
+	// Warnings are things that load but may not do what the author
+	// expects (a PSK connection without a matching secret, an updown
+	// script that will not run, ...). Each is an *Error with its place.
+	Warnings []*Error
+}
+
+// Connection returns the connection of that name, or nil.
+func (c *Config) Connection(name string) *Connection {
+	for _, conn := range c.Connections {
+		if conn.Name == name {
+			return conn
+		}
+	}
+	return nil
+}
+
+// Load reads the configuration at path (usually DefaultPath) from the
+// host's file system.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadFS(OSFS{}, abs)
+}
+
+// LoadFS reads the configuration at name from fsys. On error the result is
+// nil and the error joins every problem found (each an *Error).
+func LoadFS(fsys FS, name string) (*Config, error) {
+	name = path.Clean(name)
+	l := &loader{
+		fsys:       fsys,
+		errs:       &errorList{},
+		cfg:        &Config{Path: name, Dir: path.Dir(name)},
+		secretFile: map[string]bool{},
+		keyPos:     map[string]Pos{},
+	}
+	root, _ := parseTree(fsys, name, l.errs)
+	l.loadRoot(root)
+	l.loadKeyFolders()
+	l.checkSecretFiles()
+	l.validate()
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	return l.cfg, nil
+}
+
+// loader carries the state of one Load.
+type loader struct {
+	fsys FS
+	errs *errorList
+	cfg  *Config
+	// secretFile are the configuration files holding secrets.
+	secretFile map[string]bool
+	// keyPos is where each key that was set was set, by dotted path.
+	keyPos map[string]Pos
+}
+
+func (l *loader) warn(pos Pos, key, format string, args ...any) {
+	l.cfg.Warnings = append(l.cfg.Warnings, &Error{Pos: pos, Key: key, Err: fmt.Errorf(format, args...)})
+}
+
+func (l *loader) loadRoot(root *section) {
+	for _, k := range root.keys {
+		l.errs.add(root.settings[k].pos, k, wrapf(ErrUnknownKey, "unknown key"))
+	}
+	for _, s := range root.subs {
+		switch s.name {
+		case "connections":
+			for _, k := range s.keys {
+				l.errs.add(s.settings[k].pos, "connections."+k, wrapf(ErrUnknownKey, "unknown key (connections holds only sections)"))
+			}
+			for _, cs := range s.subs {
+				l.cfg.Connections = append(l.cfg.Connections, l.loadConnection(cs))
+			}
+		case "secrets":
+			l.secretFiles(s)
+			l.loadSecrets(s)
+		case "pools", "authorities":
+			if len(s.keys) > 0 || len(s.subs) > 0 {
+				l.errs.add(s.pos(), s.name, wrapf(ErrUnsupported, "%s are not supported yet", s.name))
+			}
+		default:
+			if !s.referenced {
+				l.errs.add(s.pos(), s.name, wrapf(ErrUnknownKey, "unknown section (expected connections or secrets)"))
+			}
+		}
+	}
+}
+
+// checkSecretFiles refuses configuration files holding secrets that group
+// or others may read or write.
+func (l *loader) checkSecretFiles() {
+	files := make([]string, 0, len(l.secretFile))
+	for f := range l.secretFile {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		if err := checkSecretFile(l.fsys, f); err != nil {
+			l.errs.add(Pos{File: f}, "", err)
+		}
+	}
+}
+
+// validate checks what single settings cannot: how they fit together.
+func (l *loader) validate() {
+	for _, c := range l.cfg.Connections {
+		cpath := "connections." + c.Name
+		l.validateAuth(c, cpath)
+		if c.Children == nil {
+			l.warn(c.Pos, cpath, "connection has no children: no CHILD_SA will be negotiated")
+		}
+		for _, ch := range c.Children {
+			l.validateChild(c, ch, cpath+".children."+ch.Name)
+		}
+	}
+}
+
+func (l *loader) validateAuth(c *Connection, cpath string) {
+	if len(c.Local) > 1 || len(c.Remote) > 1 {
+		l.errs.add(c.Pos, cpath, wrapf(ErrUnsupported, "multiple authentication rounds (RFC 4739) are not supported yet"))
+	}
+	usesPSK := false
+	for _, a := range append(append([]*AuthRound(nil), c.Local...), c.Remote...) {
+		usesPSK = usesPSK || a.Auth == AuthPSK
+	}
+	if usesPSK && !l.hasPSK(c) {
+		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].ID, c.Remote[0].ID)
+	}
+	for _, a := range c.Local {
+		if a.Auth == AuthPubkey && len(a.Certs) == 0 && len(a.PubKeys) == 0 {
+			l.warn(a.Pos, cpath+"."+a.Name, "public key authentication without certs or pubkeys: a certificate matching id %q must be found at run time", a.ID)
+		}
+	}
+}
+
+// hasPSK reports whether some IKE secret may serve connection c: one for
+// its local or remote identity (an unset local identity stands for the
+// local addresses), or any secret when the remote identity is %any and so
+// only known at run time.
+func (l *loader) hasPSK(c *Connection) bool {
+	ids := []string{c.Local[0].ID, c.Remote[0].ID}
+	if c.Local[0].ID == "" {
+		for _, a := range c.LocalAddrs {
+			ids = append(ids, a.String())
+		}
+	}
+	anyRemote := c.Remote[0].ID == "%any" || c.Remote[0].ID == ""
+	for _, s := range l.cfg.Secrets.IKE {
+		if anyRemote || s.Matches(ids...) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) validateChild(c *Connection, ch *Child, path string) {
+	if ch.Mode != ModePass && ch.Mode != ModeDrop && len(ch.ESPProposals) == 0 {
+		l.errs.add(l.where(path, "esp_proposals", ch.Pos), path+".esp_proposals", wrapf(ErrInvalid, "no ESP proposals"))
+	}
+	lf := tsFamilies(ch.LocalTS, addrFamilies(c.LocalAddrs))
+	rf := tsFamilies(ch.RemoteTS, addrFamilies(c.RemoteAddrs))
+	if lf&rf == 0 {
+		l.errs.add(l.where(path, "remote_ts", l.where(path, "local_ts", ch.Pos)), path,
+			wrapf(ErrInvalid, "local_ts (%v) and remote_ts (%v) have no address family in common", lf, rf))
+	}
+	if ch.Mode == ModeTransport {
+		for _, ts := range append(append([]TrafficSelector(nil), ch.LocalTS...), ch.RemoteTS...) {
+			if !ts.Dynamic && ts.Prefix.IsValid() && !ts.Prefix.IsSingleIP() {
+				l.warn(l.where(path, "mode", ch.Pos), path, "transport mode with subnet selector %v: only the hosts' own traffic can match", ts)
+				break
+			}
+		}
+	}
+	lt := ch.Lifetime
+	if lt.LifeTime != 0 && lt.RekeyTime >= lt.LifeTime {
+		l.warn(l.where(path, "life_time", ch.Pos), path+".life_time", "life_time %v is not after rekey_time %v: the CHILD_SA expires before it is rekeyed", lt.LifeTime, lt.RekeyTime)
+	}
+	if lt.RandTime > lt.RekeyTime {
+		l.errs.add(l.where(path, "rand_time", ch.Pos), path+".rand_time", wrapf(ErrInvalid, "rand_time %v is longer than rekey_time %v", lt.RandTime, lt.RekeyTime))
+	}
+	if ch.StartAction&ActionStart != 0 && !hasSpecific(c.RemoteAddrs) {
+		l.warn(l.where(path, "start_action", ch.Pos), path+".start_action", "start_action %v needs a specific remote address or DNS name in remote_addrs to initiate to", ch.StartAction)
+	}
+}
+
+func hasSpecific(addrs []Addr) bool {
+	for _, a := range addrs {
+		if a.Specific() {
+			return true
+		}
+	}
+	return false
+}
+
+func addrFamilies(addrs []Addr) family {
+	var f family
+	for _, a := range addrs {
+		f |= a.families()
+	}
+	return f
+}
+
+// tsFamilies returns the families a selector list may hold; a dynamic
+// selector stands for the outer address, of the families of dynamic.
+func tsFamilies(list []TrafficSelector, dynamic family) family {
+	var f family
+	for _, ts := range list {
+		if ts.Dynamic {
+			f |= dynamic
+		} else {
+			f |= ts.family()
+		}
+	}
+	return f
+}
+
+// String lists the configuration's connections, for logs.
+func (c *Config) String() string {
+	names := make([]string, len(c.Connections))
+	for i, conn := range c.Connections {
+		names[i] = conn.Name
+	}
+	return fmt.Sprintf("%s: connections %s, %d IKE secrets, %d private keys", c.Path, strings.Join(names, ", "), len(c.Secrets.IKE), len(c.Secrets.PrivateKeys))
+}

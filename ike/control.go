@@ -1,0 +1,150 @@
+package ike
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// IKESAInfo describes an IKE SA (swanctl --list-sas).
+type IKESAInfo struct {
+	ID                uint32
+	Name              string
+	State             IKESAState
+	Initiator         bool
+	SPIi, SPIr        uint64
+	Local, Remote     netip.AddrPort
+	LocalID, RemoteID Identity
+	NATLocal          bool
+	NATRemote         bool
+	Proposal          string
+	Children          []ChildSAInfo
+}
+
+// ChildSAInfo describes a CHILD_SA.
+type ChildSAInfo struct {
+	ID                uint32
+	Name              string
+	State             ChildSAState
+	SPIIn, SPIOut     uint32
+	Mode              Mode
+	Proposal          string
+	LocalTS, RemoteTS []TrafficSelector
+	ReqID             uint32
+}
+
+// IKESAs lists the IKE SAs, oldest first.
+func (e *Engine) IKESAs() []IKESAInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []IKESAInfo
+	for _, sa := range e.allSAs() {
+		i := IKESAInfo{
+			ID: sa.id, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
+			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
+			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+			Proposal: sa.proposal.String(),
+		}
+		for _, c := range sa.children {
+			ci := ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
+				Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS}
+			if c.reqid != nil {
+				ci.ReqID = c.reqid.reqid
+			}
+			i.Children = append(i.Children, ci)
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+func (e *Engine) ikeSA(id uint32) (*ikeSA, error) {
+	for _, sa := range e.allSAs() {
+		if sa.id == id && sa.state != IKESADestroying {
+			return sa, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: IKE_SA [%d]", ErrUnknownSA, id)
+}
+
+func (e *Engine) childSA(id uint32) (*childSA, error) {
+	for _, sa := range e.allSAs() {
+		if c := sa.childByID(id); c != nil {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: CHILD_SA {%d}", ErrUnknownSA, id)
+}
+
+// RekeyIKESA rekeys an established IKE SA (swanctl --rekey --ike-id).
+func (e *Engine) RekeyIKESA(id uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa, err := e.ikeSA(id)
+	if err != nil {
+		return err
+	}
+	sa.rekey()
+	return nil
+}
+
+// RekeyChildSA rekeys a CHILD_SA (swanctl --rekey --child-id).
+func (e *Engine) RekeyChildSA(id uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.childSA(id)
+	if err != nil {
+		return err
+	}
+	c.ike.tm.queue(newChildRekey(c.ike, true, c))
+	c.ike.tm.initiate()
+	return nil
+}
+
+// CreateChildSA negotiates another CHILD_SA of the IKE SA's connection
+// with CREATE_CHILD_SA.
+func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa, err := e.ikeSA(ikeID)
+	if err != nil {
+		return err
+	}
+	for _, cc := range sa.conn.children {
+		if cc.cfg.Name == child {
+			sa.tm.queue(newChildCreate(sa, true, cc, nil))
+			sa.tm.initiate()
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: child %q", ErrUnknownConnection, child)
+}
+
+// DeleteIKESA deletes an IKE SA and its CHILD_SAs (swanctl --terminate --ike-id).
+func (e *Engine) DeleteIKESA(id uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa, err := e.ikeSA(id)
+	if err != nil {
+		return err
+	}
+	if sa.state < IKESAEstablished {
+		sa.destroy()
+		return nil
+	}
+	sa.tm.queue(newIKEDelete(sa))
+	sa.tm.initiate()
+	return nil
+}
+
+// DeleteChildSA deletes a CHILD_SA (swanctl --terminate --child-id).
+func (e *Engine) DeleteChildSA(id uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.childSA(id)
+	if err != nil {
+		return err
+	}
+	c.ike.tm.queue(newChildDelete(c.ike, true, c))
+	c.ike.tm.initiate()
+	return nil
+}

@@ -1,0 +1,130 @@
+package ike
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// Dataplane is what the engine installs negotiated CHILD_SAs into: the
+// kernel's XFRM and the BPF maps in the daemon, an in-memory recorder in
+// tests (package ike/dataplanetest). It is charon's kernel_ipsec_t cut down
+// to what IKEv2 with ESP needs.
+//
+// The engine calls it with its own lock held: implementations must not call
+// back into the engine. Key slices handed over belong to the engine, which
+// zeroes them when the call returns; an implementation that keeps keys
+// copies them.
+type Dataplane interface {
+	// AllocateSPI reserves an inbound ESP SPI for a CHILD_SA being
+	// negotiated between src (the peer) and dst (us).
+	AllocateSPI(src, dst netip.Addr) (uint32, error)
+	// AddSA installs one direction of a CHILD_SA.
+	AddSA(sa *SA) error
+	// UpdateSA changes an installed SA's addresses or encapsulation (NAT
+	// mapping change); it is found by its SAID.
+	UpdateSA(sa *SA) error
+	// DeleteSA removes an SA (or releases an SPI that was allocated but
+	// never installed).
+	DeleteSA(id SAID) error
+	// AddPolicy installs a policy; DeletePolicy removes it.
+	AddPolicy(p *Policy) error
+	DeletePolicy(p *Policy) error
+	// QuerySA returns an SA's counters.
+	QuerySA(id SAID) (SAStats, error)
+}
+
+// SAID names an installed SA as the kernel does: destination, protocol
+// (always ESP here) and SPI.
+type SAID struct {
+	Dst netip.Addr
+	SPI uint32
+}
+
+// Mode is the IPsec mode of a CHILD_SA (swanctl.conf "mode").
+type Mode uint8
+
+const (
+	ModeTunnel Mode = iota
+	ModeTransport
+)
+
+func (m Mode) String() string {
+	if m == ModeTransport {
+		return "TRANSPORT"
+	}
+	return "TUNNEL"
+}
+
+// Encap is UDP encapsulation of ESP (RFC 3948), used when a NAT was
+// detected: the outer ports of the IKE SA after the float to port 4500.
+type Encap struct {
+	SrcPort, DstPort uint16
+}
+
+// Lifetime bounds an SA; zero fields are unlimited. The engine drives
+// rekeying with its own timers, the dataplane enforces the hard limits.
+type Lifetime struct {
+	SoftTime, HardTime       time.Duration
+	SoftBytes, HardBytes     uint64
+	SoftPackets, HardPackets uint64
+}
+
+// SA is one direction of a CHILD_SA.
+type SA struct {
+	SAID
+	Src      netip.Addr // outer source address
+	Inbound  bool
+	Mode     Mode
+	Encap    *Encap // nil without NAT-T
+	ESN      bool
+	Replay   uint32 // replay window, packets (0 for outbound SAs)
+	Encr     transform.EncrID
+	EncrBits uint16 // key length attribute, 0 when the algorithm has one size
+	EncrKey  []byte // for AEADs the 4-byte salt is at the end
+	Integ    transform.IntegID
+	IntegKey []byte
+	Lifetime Lifetime
+	IfID     uint32 // XFRM interface ID, 0 for none
+	ReqID    uint32 // ties the SA to its policies
+	// Selectors restrict a transport mode SA to the negotiated traffic.
+	Selectors []TrafficSelector
+}
+
+// Direction of a policy.
+type Direction uint8
+
+const (
+	DirOut Direction = iota
+	DirIn
+	DirFwd
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirIn:
+		return "in"
+	case DirFwd:
+		return "fwd"
+	}
+	return "out"
+}
+
+// Policy says which traffic a CHILD_SA protects.
+type Policy struct {
+	Dir      Direction
+	Src, Dst TrafficSelector
+	// Outer addresses of the SA the policy uses (its template).
+	TmplSrc, TmplDst netip.Addr
+	Mode             Mode
+	ReqID            uint32
+	IfID             uint32
+}
+
+// SAStats are an SA's counters.
+type SAStats struct {
+	Bytes, Packets uint64
+	// LastUsed is the time of the last packet, zero if none.
+	LastUsed time.Time
+}

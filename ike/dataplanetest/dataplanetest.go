@@ -1,0 +1,180 @@
+// Package dataplanetest is an in-memory ike.Dataplane that records what
+// the engine installs, for assertions in exchange tests.
+package dataplanetest
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// ErrNotFound is returned for SAs and policies not installed.
+var ErrNotFound = errors.New("dataplanetest: not found")
+
+// Dataplane records SAs and policies. Its zero value is not usable; call New.
+type Dataplane struct {
+	mu       sync.Mutex // guards everything below
+	nextSPI  uint32
+	spis     map[uint32]bool // allocated, not yet installed or installed
+	sas      map[ike.SAID]*ike.SA
+	policies []*ike.Policy
+	stats    map[ike.SAID]ike.SAStats
+	// Events are the calls in order, for logs of failing tests.
+	events []string
+}
+
+// New returns an empty dataplane whose SPIs start at base (so two of them
+// in one test hand out recognisable SPIs).
+func New(base uint32) *Dataplane {
+	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}}
+}
+
+func (d *Dataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextSPI++
+	d.spis[d.nextSPI] = true
+	d.events = append(d.events, fmt.Sprintf("allocate %08x", d.nextSPI))
+	return d.nextSPI, nil
+}
+
+func clone(sa *ike.SA) *ike.SA {
+	c := *sa
+	c.EncrKey = slices.Clone(sa.EncrKey)
+	c.IntegKey = slices.Clone(sa.IntegKey)
+	c.Selectors = slices.Clone(sa.Selectors)
+	if sa.Encap != nil {
+		e := *sa.Encap
+		c.Encap = &e
+	}
+	return &c
+}
+
+func (d *Dataplane) AddSA(sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, dup := d.sas[sa.SAID]; dup {
+		return fmt.Errorf("SA %08x exists", sa.SPI)
+	}
+	d.sas[sa.SAID] = clone(sa)
+	d.events = append(d.events, fmt.Sprintf("add SA %08x in=%v", sa.SPI, sa.Inbound))
+	return nil
+}
+
+func (d *Dataplane) UpdateSA(sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, ok := d.sas[sa.SAID]
+	if !ok {
+		return ErrNotFound
+	}
+	n := clone(sa)
+	n.EncrKey, n.IntegKey = old.EncrKey, old.IntegKey
+	d.sas[sa.SAID] = n
+	d.events = append(d.events, fmt.Sprintf("update SA %08x", sa.SPI))
+	return nil
+}
+
+func (d *Dataplane) DeleteSA(id ike.SAID) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.spis, id.SPI)
+	sa, ok := d.sas[id]
+	if !ok {
+		return ErrNotFound
+	}
+	clear(sa.EncrKey)
+	clear(sa.IntegKey)
+	delete(d.sas, id)
+	d.events = append(d.events, fmt.Sprintf("delete SA %08x", id.SPI))
+	return nil
+}
+
+func (d *Dataplane) AddPolicy(p *ike.Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := *p
+	d.policies = append(d.policies, &c)
+	d.events = append(d.events, fmt.Sprintf("add policy %s === %s %s", p.Src, p.Dst, p.Dir))
+	return nil
+}
+
+func (d *Dataplane) DeletePolicy(p *ike.Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, q := range d.policies {
+		if *q == *p {
+			d.policies = slices.Delete(d.policies, i, i+1)
+			d.events = append(d.events, fmt.Sprintf("delete policy %s === %s %s", p.Src, p.Dst, p.Dir))
+			return nil
+		}
+	}
+	return ErrNotFound
+}
+
+func (d *Dataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.sas[id]; !ok {
+		return ike.SAStats{}, ErrNotFound
+	}
+	return d.stats[id], nil
+}
+
+// SetStats sets what QuerySA returns for an SA (traffic in a test).
+func (d *Dataplane) SetStats(id ike.SAID, s ike.SAStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stats[id] = s
+}
+
+// SAs returns copies of the installed SAs, sorted by SPI.
+func (d *Dataplane) SAs() []*ike.SA {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*ike.SA
+	for _, sa := range d.sas {
+		out = append(out, clone(sa))
+	}
+	slices.SortFunc(out, func(a, b *ike.SA) int { return int(int64(a.SPI) - int64(b.SPI)) })
+	return out
+}
+
+// SA returns a copy of the SA with this SPI, or nil.
+func (d *Dataplane) SA(spi uint32) *ike.SA {
+	for _, sa := range d.SAs() {
+		if sa.SPI == spi {
+			return sa
+		}
+	}
+	return nil
+}
+
+// Policies returns copies of the installed policies.
+func (d *Dataplane) Policies() []ike.Policy {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]ike.Policy, len(d.policies))
+	for i, p := range d.policies {
+		out[i] = *p
+	}
+	return out
+}
+
+// AllocatedSPIs is the number of SPIs allocated and not released.
+func (d *Dataplane) AllocatedSPIs() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.spis)
+}
+
+// Events returns the calls made so far.
+func (d *Dataplane) Events() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.events)
+}

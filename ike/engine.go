@@ -1,0 +1,485 @@
+package ike
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// Config is what an Engine needs from its surroundings. Logger, Sender and
+// Dataplane are required.
+type Config struct {
+	Logger    *slog.Logger
+	Sender    Sender
+	Dataplane Dataplane
+	Clock     Clock     // default SystemClock
+	Rand      io.Reader // default crypto/rand
+
+	Credentials Credentials
+
+	// SourceAddress picks our address towards a peer when a connection
+	// has no local_addrs (a route lookup in the daemon). Without it, such
+	// connections send from an unspecified address and learn theirs from
+	// the first response.
+	SourceAddress func(remote netip.Addr) (netip.Addr, bool)
+
+	// Retransmission (RFC 7296 section 2.1), as charon's
+	// retransmit_timeout, retransmit_base and retransmit_tries: the n-th
+	// retransmit is sent Timeout*Base^n after the previous one, and the
+	// exchange fails Timeout*Base^Tries after the last. Defaults 4s, 1.8, 5.
+	RetransmitTimeout time.Duration
+	RetransmitBase    float64
+	RetransmitTries   int
+
+	// CookieThreshold is the number of half-open IKE SAs from which
+	// IKE_SA_INIT requests must carry a COOKIE (RFC 7296 section 2.6;
+	// charon's cookie_threshold, default 30). Negative disables cookies.
+	CookieThreshold int
+	// CookieSecretLifetime is how often the cookie secret is replaced
+	// (the previous one stays valid for one more period). Default 1 minute.
+	CookieSecretLifetime time.Duration
+	// HalfOpenTimeout destroys responder IKE SAs whose IKE_AUTH does not
+	// complete in time (charon's half_open_timeout, default 30s).
+	HalfOpenTimeout time.Duration
+	// FragmentSize is the largest IP datagram of a fragmented IKE message
+	// (charon's fragment_size, default 1280).
+	FragmentSize int
+}
+
+// Stats count what the engine did with datagrams, mostly the ones it
+// dropped and why.
+type Stats struct {
+	Received, Sent        uint64
+	Retransmits           uint64
+	DroppedMalformed      uint64 // no valid IKE header, or undecodable unauthenticated message
+	DroppedUnknownSA      uint64 // SPIs of no IKE SA of ours
+	DroppedAuthentication uint64 // SK/SKF integrity check failed
+	DroppedMessageID      uint64 // message ID neither expected nor a retransmit
+	DroppedUnexpected     uint64 // right SA and ID, wrong exchange or state
+	DroppedESP            uint64 // ESP on the NAT-T port or keepalives
+	CookiesSent           uint64
+	CookiesRejected       uint64
+	InvalidSyntaxSent     uint64
+}
+
+// Engine runs IKEv2 for a set of connections: it takes received datagrams,
+// sends through its Sender, installs CHILD_SAs through its Dataplane and
+// keeps time with its Clock. All methods are safe for concurrent use; one
+// lock serialises everything, which keeps each IKE SA's task manager
+// single-threaded as charon's IKE SA checkout does.
+type Engine struct {
+	mu                     sync.Mutex // guards everything below
+	cfg                    Config
+	log                    *slog.Logger
+	clock                  Clock
+	rand                   io.Reader
+	conns                  []*connection
+	sas                    map[uint64]*ikeSA // by our SPI
+	init                   map[initKey]*ikeSA
+	reqids                 reqidTable
+	cookie                 cookieJar
+	stats                  Stats
+	nextIKEID, nextChildID uint32
+	lastInvalidSPI         time.Time
+	closed                 bool
+}
+
+// initKey finds the IKE SA an IKE_SA_INIT retransmit belongs to before the
+// peer knows our SPI.
+type initKey struct {
+	remote netip.AddrPort
+	spiI   uint64
+}
+
+var (
+	// ErrUnknownConnection is returned for a connection name not loaded.
+	ErrUnknownConnection = errors.New("ike: no such connection")
+	// ErrUnknownSA is returned for an IKE or CHILD SA ID not known.
+	ErrUnknownSA = errors.New("ike: no such SA")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("ike: engine closed")
+)
+
+// New returns an engine with no connections.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Logger == nil || cfg.Sender == nil || cfg.Dataplane == nil {
+		return nil, errors.New("ike: Config needs Logger, Sender and Dataplane")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.RetransmitTimeout <= 0 {
+		cfg.RetransmitTimeout = 4 * time.Second
+	}
+	if cfg.RetransmitBase < 1 {
+		cfg.RetransmitBase = 1.8
+	}
+	if cfg.RetransmitTries <= 0 {
+		cfg.RetransmitTries = 5
+	}
+	if cfg.CookieThreshold == 0 {
+		cfg.CookieThreshold = 30
+	}
+	if cfg.CookieSecretLifetime <= 0 {
+		cfg.CookieSecretLifetime = time.Minute
+	}
+	if cfg.HalfOpenTimeout <= 0 {
+		cfg.HalfOpenTimeout = 30 * time.Second
+	}
+	if cfg.FragmentSize <= 0 {
+		cfg.FragmentSize = 1280
+	}
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
+		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{},
+		reqids: reqidTable{byKey: map[string]*reqidEntry{}},
+	}
+	e.cookie.rand = cfg.Rand
+	return e, nil
+}
+
+// AddConnection loads a connection (swanctl --load-conns). A connection
+// with the same name is replaced for new IKE SAs.
+func (e *Engine) AddConnection(c *Connection) error {
+	rc, err := resolveConnection(c)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, old := range e.conns {
+		if old.cfg.Name == c.Name {
+			e.conns[i] = rc
+			return nil
+		}
+	}
+	e.conns = append(e.conns, rc)
+	return nil
+}
+
+// Initiate starts the named connection: an IKE SA with all its children
+// (swanctl --initiate). It returns the IKE SA's unique ID; the exchanges
+// run as datagrams arrive.
+func (e *Engine) Initiate(name string) (uint32, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	c := e.connection(name)
+	if c == nil {
+		return 0, fmt.Errorf("%w: %q", ErrUnknownConnection, name)
+	}
+	sa, err := e.initiate(c, c.children)
+	if err != nil {
+		return 0, err
+	}
+	return sa.id, nil
+}
+
+func (e *Engine) connection(name string) *connection {
+	for _, c := range e.conns {
+		if c.cfg.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error) {
+	if len(c.remoteAddrs) == 0 {
+		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.cfg.Name)
+	}
+	var local netip.Addr
+	if len(c.localAddrs) > 0 {
+		local = c.localAddrs[0]
+	} else if e.cfg.SourceAddress != nil {
+		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
+			local = a
+		}
+	}
+	sa := e.newIKESA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
+	sa.spiI = e.newSPI()
+	e.sas[sa.spiI] = sa
+	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))
+	sa.tm.queue(newIKEInit(sa, true))
+	var first *childConfig
+	if len(children) > 0 {
+		first = children[0]
+	}
+	sa.tm.queue(newIKEAuth(sa, true, first))
+	for _, cc := range children[min(1, len(children)):] {
+		sa.tm.queue(newChildCreate(sa, true, cc, nil))
+	}
+	sa.tm.initiate()
+	return sa, nil
+}
+
+// newSPI returns a random IKE SPI not in use.
+func (e *Engine) newSPI() uint64 {
+	var b [8]byte
+	for {
+		if _, err := io.ReadFull(e.rand, b[:]); err != nil {
+			panic("ike: random source failed: " + err.Error())
+		}
+		spi := binary.BigEndian.Uint64(b[:])
+		if spi != 0 && e.sas[spi] == nil {
+			return spi
+		}
+	}
+}
+
+func (e *Engine) randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(e.rand, b); err != nil {
+		panic("ike: random source failed: " + err.Error())
+	}
+	return b
+}
+
+// afterFunc runs f under the engine lock after d, unless the engine is
+// closed by then.
+func (e *Engine) afterFunc(d time.Duration, f func()) Timer {
+	return e.clock.AfterFunc(d, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !e.closed {
+			f()
+		}
+	})
+}
+
+// Stats returns a copy of the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Close deletes every IKE SA without telling the peers (their CHILD_SAs
+// are removed from the dataplane) and stops the engine.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, sa := range e.allSAs() {
+		sa.destroy()
+	}
+	e.closed = true
+}
+
+func (e *Engine) allSAs() []*ikeSA {
+	seen := map[*ikeSA]bool{}
+	var out []*ikeSA
+	for _, sa := range e.sas {
+		if !seen[sa] {
+			seen[sa] = true
+			out = append(out, sa)
+		}
+	}
+	for _, sa := range e.init {
+		if !seen[sa] {
+			seen[sa] = true
+			out = append(out, sa)
+		}
+	}
+	sortSAs(out)
+	return out
+}
+
+func (e *Engine) halfOpen() int {
+	n := 0
+	for _, sa := range e.allSAs() {
+		if !sa.initiator && sa.state <= IKESAConnecting {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *Engine) send(local, remote netip.AddrPort, packets [][]byte) {
+	for _, p := range packets {
+		data := p
+		if local.Port() == PortNATT {
+			data = append(append(make([]byte, 0, 4+len(p)), nonESPMarker...), p...)
+		}
+		if err := e.cfg.Sender.Send(Datagram{Local: local, Remote: remote, Data: data}); err != nil {
+			e.log.Debug("sending packet failed", "err", err)
+			continue
+		}
+		e.stats.Sent++
+		e.log.Debug(fmt.Sprintf("sending packet: from %s to %s (%d bytes)", fmtAddr(local), fmtAddr(remote), len(data)))
+	}
+}
+
+func fmtAddr(a netip.AddrPort) string {
+	return fmt.Sprintf("%s[%d]", a.Addr(), a.Port())
+}
+
+// HandleDatagram processes one received datagram. It never panics on bad
+// input: everything undecodable is counted in Stats and dropped, or
+// answered with a notify as RFC 7296 asks.
+func (e *Engine) HandleDatagram(d Datagram) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.stats.Received++
+	data := d.Data
+	if d.Local.Port() == PortNATT {
+		if len(data) == 1 && data[0] == 0xff {
+			e.stats.DroppedESP++ // NAT-T keepalive
+			return
+		}
+		if len(data) < 4 || binary.BigEndian.Uint32(data) != 0 {
+			e.stats.DroppedESP++
+			return
+		}
+		data = data[4:]
+	}
+	h, err := message.UnmarshalHeader(data)
+	if err != nil {
+		e.stats.DroppedMalformed++
+		e.log.Debug("dropping invalid IKE message", "from", d.Remote, "err", err)
+		return
+	}
+	if h.ExchangeType == message.IKE_SA_INIT && !h.IsResponse() && h.ResponderSPI == 0 && h.IsInitiator() {
+		e.handleInitRequest(h, data, d)
+		return
+	}
+	ours := h.InitiatorSPI
+	if h.IsInitiator() {
+		ours = h.ResponderSPI
+	}
+	sa := e.sas[ours]
+	if sa == nil || !sa.matchesSPIs(h) {
+		e.stats.DroppedUnknownSA++
+		e.log.Debug(fmt.Sprintf("ignoring %v %s for unknown IKE_SA %016x_i %016x_r", h.ExchangeType, reqOrResp(&h), h.InitiatorSPI, h.ResponderSPI))
+		e.invalidSPI(h, d)
+		return
+	}
+	sa.receive(h, data, d)
+}
+
+func reqOrResp(h *message.Header) string {
+	if h.IsResponse() {
+		return "response"
+	}
+	return "request"
+}
+
+// handleInitRequest finds the IKE SA of a retransmitted IKE_SA_INIT
+// request or creates a responder IKE SA for a new one, after the cookie
+// check.
+func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
+	if sa := e.init[initKey{d.Remote, h.InitiatorSPI}]; sa != nil {
+		sa.receive(h, data, d)
+		return
+	}
+	m, err := message.Unmarshal(data)
+	if err != nil {
+		e.stats.DroppedMalformed++
+		e.log.Debug("dropping invalid IKE_SA_INIT request", "from", d.Remote, "err", err)
+		return
+	}
+	if !e.checkCookie(m, d) {
+		return
+	}
+	c := e.connectionFor(d.Local.Addr(), d.Remote.Addr())
+	if c == nil {
+		e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
+		e.sendUnprotectedNotify(h, d, message.NO_PROPOSAL_CHOSEN, nil)
+		return
+	}
+	e.log.Info(fmt.Sprintf("%s is initiating an IKE_SA", d.Remote.Addr()))
+	sa := e.newIKESA(c, false, d.Local, d.Remote)
+	sa.spiI = h.InitiatorSPI
+	sa.spiR = e.newSPI()
+	e.sas[sa.spiR] = sa
+	e.init[initKey{d.Remote, h.InitiatorSPI}] = sa
+	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {
+		if sa.state <= IKESAConnecting {
+			sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))
+			sa.destroy()
+		}
+	})
+	sa.receive(h, data, d)
+}
+
+// sendUnprotectedNotify answers an IKE_SA_INIT request with a lone notify
+// (RFC 7296 section 2.6, 2.7: COOKIE, INVALID_KE_PAYLOAD,
+// NO_PROPOSAL_CHOSEN).
+func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message.NotifyType, data []byte) {
+	m := &message.Message{
+		Header: message.Header{InitiatorSPI: req.InitiatorSPI, ExchangeType: message.IKE_SA_INIT,
+			Flags: message.FlagResponse, MessageID: req.MessageID},
+		Payloads: []message.Payload{&message.Notify{NotifyType: t, Data: data}},
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return
+	}
+	e.log.Info("generating " + summarize(m))
+	e.send(d.Local, d.Remote, [][]byte{b})
+}
+
+// connectionFor finds the first connection whose addresses allow these.
+func (e *Engine) connectionFor(local, remote netip.Addr) *connection {
+	for _, c := range e.conns {
+		if addrAllowed(c.localAddrs, local) && addrAllowed(c.remoteAddrs, remote) {
+			return c
+		}
+	}
+	return nil
+}
+
+func addrAllowed(list []netip.Addr, a netip.Addr) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, x := range list {
+		if x == a.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidSPI answers an encrypted request for an IKE SA we do not have
+// with an unprotected INVALID_IKE_SPI notify (RFC 7296 section 2.21.4), at
+// most once a second so that we are no amplifier.
+func (e *Engine) invalidSPI(h message.Header, d Datagram) {
+	if h.IsResponse() || (h.NextPayload != message.PayloadSK && h.NextPayload != message.PayloadSKF) {
+		return
+	}
+	now := e.clock.Now()
+	if !e.lastInvalidSPI.IsZero() && now.Sub(e.lastInvalidSPI) < time.Second {
+		return
+	}
+	e.lastInvalidSPI = now
+	m := &message.Message{
+		Header: message.Header{InitiatorSPI: h.InitiatorSPI, ResponderSPI: h.ResponderSPI, ExchangeType: message.INFORMATIONAL,
+			Flags: message.FlagResponse, MessageID: h.MessageID},
+		Payloads: []message.Payload{&message.Notify{NotifyType: message.INVALID_IKE_SPI}},
+	}
+	if !h.IsInitiator() {
+		m.Header.Flags |= message.FlagInitiator
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return
+	}
+	e.log.Info("generating " + summarize(m))
+	e.send(d.Local, d.Remote, [][]byte{b})
+}

@@ -1,0 +1,175 @@
+package ike
+
+import (
+	"slices"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// proposalsToWire numbers our proposals from 1 and gives each the SPI.
+func proposalsToWire(ps []transform.Proposal, spi []byte) []message.Proposal {
+	out := make([]message.Proposal, len(ps))
+	for i, p := range ps {
+		out[i] = proposalToWire(p, uint8(i+1), spi)
+	}
+	return out
+}
+
+func proposalToWire(p transform.Proposal, number uint8, spi []byte) message.Proposal {
+	w := message.Proposal{Number: number, Protocol: message.ProtocolID(p.Protocol), SPI: slices.Clone(spi)}
+	for _, t := range p.Transforms {
+		w.Transforms = append(w.Transforms, message.Transform{Type: uint8(t.Type), ID: t.ID, KeyLength: t.KeyLength})
+	}
+	return w
+}
+
+// proposalFromWire converts a received proposal. Transforms with
+// attributes we do not know are left out (RFC 7296 section 3.3.6: such a
+// transform must be rejected, not the proposal).
+func proposalFromWire(w message.Proposal) transform.Proposal {
+	p := transform.Proposal{Protocol: transform.Protocol(w.Protocol)}
+	for _, t := range w.Transforms {
+		if len(t.Attributes) != 0 {
+			continue
+		}
+		p.Transforms = append(p.Transforms, transform.Transform{Type: transform.TransformType(t.Type), ID: t.ID, KeyLength: t.KeyLength})
+	}
+	return p
+}
+
+func proposalsFromWire(ws []message.Proposal, protocol message.ProtocolID) []transform.Proposal {
+	var out []transform.Proposal
+	for _, w := range ws {
+		if w.Protocol == protocol {
+			out = append(out, proposalFromWire(w))
+		}
+	}
+	return out
+}
+
+// selection is a proposal chosen from a peer's offer.
+type selection struct {
+	proposal transform.Proposal // one transform of each type
+	number   uint8              // the peer's Proposal Num
+	spi      []byte             // the peer's SPI in that proposal
+}
+
+// selectProposal picks the first of our configured proposals that one of
+// the received ones matches, and in it our most preferred algorithm of each
+// type (charon's default, prefer_configured_proposals = yes).
+func selectProposal(configured []transform.Proposal, received []message.Proposal) (selection, bool) {
+	for _, c := range configured {
+		for _, w := range received {
+			if transform.Protocol(w.Protocol) != c.Protocol {
+				continue
+			}
+			if p, ok := matchProposal(c, proposalFromWire(w)); ok {
+				return selection{proposal: p, number: w.Number, spi: slices.Clone(w.SPI)}, true
+			}
+		}
+	}
+	return selection{}, false
+}
+
+var transformTypes = []transform.TransformType{transform.TransformENCR, transform.TransformPRF, transform.TransformINTEG, transform.TransformKE, transform.TransformESN}
+
+// matchProposal intersects two proposals of the same protocol, keeping
+// ours' order of preference. An absent KE (ESP) stands for none, an absent
+// ESN for no ESN.
+func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
+	out := transform.Proposal{Protocol: ours.Protocol}
+	for _, t := range transformTypes {
+		a, b := withImplicit(ours, t), withImplicit(theirs, t)
+		if len(a) == 0 && len(b) == 0 {
+			continue
+		}
+		found := false
+		for _, x := range a {
+			if slices.Contains(b, x) {
+				if !(t == transform.TransformKE && x.ID == uint16(transform.KE_NONE)) {
+					out.Transforms = append(out.Transforms, x)
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return transform.Proposal{}, false
+		}
+	}
+	return out, true
+}
+
+func withImplicit(p transform.Proposal, t transform.TransformType) []transform.Transform {
+	a := p.Algorithms(t)
+	if p.Protocol != transform.ProtoESP {
+		return a
+	}
+	switch {
+	case t == transform.TransformKE && len(a) == 0:
+		return []transform.Transform{{Type: t, ID: uint16(transform.KE_NONE)}}
+	case t == transform.TransformESN && len(a) == 0:
+		return []transform.Transform{{Type: t, ID: uint16(transform.NO_ESN)}}
+	}
+	return a
+}
+
+// withoutKE removes the key exchange transforms: the CHILD_SA of IKE_AUTH
+// has no key exchange of its own (RFC 7296 section 1.2).
+func withoutKE(ps []transform.Proposal) []transform.Proposal {
+	out := make([]transform.Proposal, len(ps))
+	for i, p := range ps {
+		out[i] = transform.Proposal{Protocol: p.Protocol}
+		for _, t := range p.Transforms {
+			if t.Type != transform.TransformKE {
+				out[i].Transforms = append(out[i].Transforms, t)
+			}
+		}
+	}
+	return out
+}
+
+// firstKE is the key exchange we send a KE payload for: the first group of
+// the first proposal that has one.
+func firstKE(ps []transform.Proposal) transform.KEID {
+	for _, p := range ps {
+		for _, t := range p.Algorithms(transform.TransformKE) {
+			if t.ID != uint16(transform.KE_NONE) {
+				return transform.KEID(t.ID)
+			}
+		}
+	}
+	return transform.KE_NONE
+}
+
+// offersKE reports whether any proposal contains the group.
+func offersKE(ps []transform.Proposal, g transform.KEID) bool {
+	for _, p := range ps {
+		if slices.Contains(p.Algorithms(transform.TransformKE), transform.Transform{Type: transform.TransformKE, ID: uint16(g)}) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectedKE is the group of a selected proposal, KE_NONE if none.
+func selectedKE(p transform.Proposal) transform.KEID {
+	if a := p.Algorithms(transform.TransformKE); len(a) == 1 {
+		return transform.KEID(a[0].ID)
+	}
+	return transform.KE_NONE
+}
+
+// isSelected reports whether p holds exactly one transform of each type, as
+// a reply's proposal must.
+func isSelected(p transform.Proposal) bool {
+	seen := map[transform.TransformType]bool{}
+	for _, t := range p.Transforms {
+		if seen[t.Type] {
+			return false
+		}
+		seen[t.Type] = true
+	}
+	return true
+}

@@ -1,0 +1,440 @@
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// ikeSA is one IKE SA: its identity, keys and CHILD_SAs, and the task
+// manager that runs its exchanges. Everything is guarded by the engine lock.
+type ikeSA struct {
+	e    *Engine
+	conn *connection
+	id   uint32 // unique ID, the [1] in logs
+	log  *slog.Logger
+
+	state     IKESAState
+	initiator bool // we are the original initiator (I flag)
+	spiI      uint64
+	spiR      uint64
+	local     netip.AddrPort
+	remote    netip.AddrPort
+
+	proposal transform.Proposal
+	suite    transform.IKESuite
+	keys     *transform.IKEKeys
+	protI    *transform.SKProtector // protects what the original initiator sends
+	protR    *transform.SKProtector // protects what the responder sends
+
+	ni, nr           []byte // IKE_SA_INIT nonces (kept for the first CHILD_SA and AUTH)
+	initReq, initRes []byte // IKE_SA_INIT messages as sent, for AUTH
+
+	localID, remoteID Identity
+	natLocal          bool // we are behind a NAT
+	natRemote         bool // the peer is
+	peerFrag          bool // peer announced IKEV2_FRAGMENTATION_SUPPORTED
+	peerHashes        []transform.HashAlgorithm
+	peerCertReq       bool
+
+	children []*childSA
+	tm       *taskManager
+	reasm    *message.Reassembler
+
+	lastInbound   time.Time
+	halfOpenTimer Timer
+	rekeyTimer    Timer
+	expireTimer   Timer // rekey_time + over_time: hard lifetime
+	dpdTimer      Timer
+
+	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
+	// while our own rekey was in flight (RFC 7296 section 2.8.2).
+	rekeyCollision *ikeRekey
+	// restart re-initiates the connection when the SA dies (dpd_action).
+	restart bool
+}
+
+func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
+	e.nextIKEID++
+	sa := &ikeSA{
+		e: e, conn: c, id: e.nextIKEID, initiator: initiator,
+		local: local, remote: remote,
+		reasm:       message.NewReassembler(message.ReassemblyLimits{}),
+		lastInbound: e.clock.Now(),
+	}
+	sa.log = e.log.With("ike_sa", sa.name())
+	sa.localID = c.local.id
+	sa.tm = newTaskManager(sa)
+	return sa
+}
+
+func (sa *ikeSA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.cfg.Name, sa.id) }
+
+// ourSPI is the SPI the peer addresses us with.
+func (sa *ikeSA) ourSPI() uint64 {
+	if sa.initiator {
+		return sa.spiI
+	}
+	return sa.spiR
+}
+
+func (sa *ikeSA) matchesSPIs(h message.Header) bool {
+	if h.InitiatorSPI != sa.spiI {
+		return false
+	}
+	// The responder's SPI is learnt from the IKE_SA_INIT response.
+	return h.ResponderSPI == sa.spiR || (sa.spiR == 0 && h.ExchangeType == message.IKE_SA_INIT)
+}
+
+func (sa *ikeSA) setState(s IKESAState) {
+	if sa.state != s {
+		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
+		sa.state = s
+	}
+}
+
+func (sa *ikeSA) protOut() *transform.SKProtector {
+	if sa.initiator {
+		return sa.protI
+	}
+	return sa.protR
+}
+
+func (sa *ikeSA) protIn() *transform.SKProtector {
+	if sa.initiator {
+		return sa.protR
+	}
+	return sa.protI
+}
+
+// installKeys takes an IKE SA's keys and builds its protectors.
+func (sa *ikeSA) installKeys(keys *transform.IKEKeys) error {
+	pi, pr, err := keys.Protectors(sa.suite, sa.e.rand)
+	if err != nil {
+		keys.Zero()
+		return err
+	}
+	sa.keys, sa.protI, sa.protR = keys, pi, pr
+	return nil
+}
+
+func (sa *ikeSA) natAny() bool { return sa.natLocal || sa.natRemote }
+
+// useNATT reports whether ESP must be UDP-encapsulated.
+func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.cfg.Encap }
+
+// floatToNATT moves the IKE SA to port 4500 (RFC 7296 section 2.23).
+func (sa *ikeSA) floatToNATT() {
+	if sa.local.Port() == PortNATT {
+		return
+	}
+	sa.local = netip.AddrPortFrom(sa.local.Addr(), PortNATT)
+	if sa.remote.Port() == PortIKE {
+		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
+	}
+}
+
+// fragmentLen is the largest IKE message we send unfragmented once
+// fragmentation is negotiated.
+func (sa *ikeSA) fragmentLen() int {
+	n := sa.e.cfg.FragmentSize - 8 // UDP
+	if sa.remote.Addr().Is4() {
+		n -= 20
+	} else {
+		n -= 40
+	}
+	if sa.local.Port() == PortNATT {
+		n -= 4
+	}
+	return n
+}
+
+// receive handles a datagram addressed to this IKE SA: decode and decrypt,
+// then hand it to the task manager.
+func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
+	e := sa.e
+	if h.ExchangeType == message.IKE_SA_INIT {
+		m, err := message.Unmarshal(data)
+		if err != nil {
+			e.stats.DroppedMalformed++
+			sa.log.Debug("dropping invalid IKE_SA_INIT message", "err", err)
+			return
+		}
+		sa.tm.receive(m, data, d)
+		return
+	}
+	in := sa.protIn()
+	if in == nil {
+		e.stats.DroppedUnexpected++
+		return
+	}
+	var m *message.Message
+	var err error
+	switch h.NextPayload {
+	case message.PayloadSK:
+		m, err = message.UnmarshalEncrypted(data, in)
+	case message.PayloadSKF:
+		if !h.IsResponse() && h.MessageID+1 == sa.tm.expectID && sa.tm.response != nil {
+			// A fragment of a retransmitted request: answer on the first.
+			if f, ferr := message.UnmarshalFragment(data, in); ferr == nil && f.Number == 1 {
+				sa.tm.resendResponse(d)
+			}
+			return
+		}
+		var f *message.Fragment
+		if f, err = message.UnmarshalFragment(data, in); err == nil {
+			m, err = sa.reasm.Add(f)
+			if err == nil && m == nil {
+				sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total))
+				return
+			}
+			if err == nil {
+				sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, reassembled fragmented IKE message", f.Number, f.Total))
+			} else if errors.Is(err, message.ErrFragmentDuplicate) {
+				return
+			}
+		}
+	default:
+		e.stats.DroppedUnexpected++
+		sa.log.Debug(fmt.Sprintf("dropping unencrypted %v message", h.ExchangeType))
+		return
+	}
+	if err != nil {
+		if errors.Is(err, transform.ErrAuthentication) || errors.Is(err, transform.ErrClosed) {
+			e.stats.DroppedAuthentication++
+			sa.log.Debug(fmt.Sprintf("integrity check of %v %s %d failed, dropped", h.ExchangeType, reqOrResp(&h), h.MessageID))
+			return
+		}
+		// Authentic but undecodable: RFC 7296 section 2.21.
+		sa.log.Info(fmt.Sprintf("could not decrypt/parse %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err))
+		if !h.IsResponse() && h.MessageID == sa.tm.expectID {
+			var uc *message.UnsupportedCriticalPayloadError
+			if errors.As(err, &uc) {
+				sa.tm.respondNotify(h, d, message.UNSUPPORTED_CRITICAL_PAYLOAD, []byte{byte(uc.Type)})
+			} else {
+				e.stats.InvalidSyntaxSent++
+				sa.tm.respondNotify(h, d, message.INVALID_SYNTAX, nil)
+			}
+		} else {
+			e.stats.DroppedMalformed++
+		}
+		return
+	}
+	sa.tm.receive(m, data, d)
+}
+
+// authenticated is called for every verified message: it feeds liveness
+// and follows the peer's address behind a NAT (RFC 7296 section 2.23).
+func (sa *ikeSA) authenticated(d Datagram) {
+	sa.lastInbound = sa.e.clock.Now()
+	if d.Remote == sa.remote && d.Local == sa.local {
+		return
+	}
+	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == PortNATT {
+		if sa.state >= IKESAEstablished && d.Remote.Addr() != sa.remote.Addr() {
+			sa.log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(sa.remote), fmtAddr(d.Remote)))
+		}
+		sa.local, sa.remote = d.Local, d.Remote
+		for _, c := range sa.children {
+			c.updateAddresses()
+		}
+	}
+}
+
+// established moves the SA to ESTABLISHED and starts its timers.
+func (sa *ikeSA) established() {
+	sa.setState(IKESAEstablished)
+	if sa.halfOpenTimer != nil {
+		sa.halfOpenTimer.Stop()
+		sa.halfOpenTimer = nil
+	}
+	delete(sa.e.init, initKey{sa.remote, sa.spiI})
+	for k, v := range sa.e.init {
+		if v == sa {
+			delete(sa.e.init, k)
+		}
+	}
+	sa.scheduleRekey()
+	sa.scheduleDPD()
+	sa.expireTimer = sa.e.afterFunc(sa.conn.rekeyTime+sa.conn.overTime, func() {
+		if sa.state != IKESADestroying && sa.state != IKESADeleting {
+			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
+			if sa.tm.busy() {
+				sa.destroy() // an exchange is stuck: no time to wait for it
+				return
+			}
+			sa.tm.queued = append([]task{newIKEDelete(sa)}, sa.tm.queued...)
+			sa.tm.initiate()
+		}
+	})
+}
+
+func (sa *ikeSA) scheduleRekey() {
+	if sa.rekeyTimer != nil {
+		sa.rekeyTimer.Stop()
+	}
+	d := sa.conn.rekeyTime
+	if r := sa.conn.randTime; r > 0 {
+		d -= time.Duration(randUint32(sa.e)%uint32(r/time.Second+1)) * time.Second
+	}
+	sa.rekeyTimer = sa.e.afterFunc(d, func() {
+		if sa.state == IKESAEstablished {
+			sa.rekey()
+		}
+	})
+}
+
+// rekey queues an IKE SA rekey.
+func (sa *ikeSA) rekey() {
+	sa.tm.queue(newIKERekey(sa, true))
+	sa.tm.initiate()
+}
+
+func (sa *ikeSA) scheduleDPD() {
+	if sa.conn.cfg.DPDDelay <= 0 {
+		return
+	}
+	if sa.dpdTimer != nil {
+		sa.dpdTimer.Stop()
+	}
+	sa.dpdTimer = sa.e.afterFunc(sa.conn.cfg.DPDDelay, sa.checkLiveness)
+}
+
+// checkLiveness sends an empty INFORMATIONAL when nothing came from the
+// peer for dpd_delay, neither IKE messages nor ESP on its CHILD_SAs.
+func (sa *ikeSA) checkLiveness() {
+	if sa.state != IKESAEstablished {
+		return
+	}
+	last := sa.lastInbound
+	for _, c := range sa.children {
+		if st, err := sa.e.cfg.Dataplane.QuerySA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); err == nil && st.LastUsed.After(last) {
+			last = st.LastUsed
+		}
+	}
+	if idle := sa.e.clock.Now().Sub(last); idle < sa.conn.cfg.DPDDelay {
+		sa.dpdTimer = sa.e.afterFunc(sa.conn.cfg.DPDDelay-idle, sa.checkLiveness)
+		return
+	}
+	if !sa.tm.hasTask(taskDPD) {
+		sa.tm.queue(newDPD(sa, true))
+		sa.tm.initiate()
+	}
+	sa.scheduleDPD()
+}
+
+// peerDead applies the children's dpd_action after the peer stopped
+// answering: clear (delete everything) or restart (initiate again).
+func (sa *ikeSA) peerDead() {
+	restart := sa.restart
+	var children []*childConfig
+	for _, c := range sa.children {
+		if c.cfg.restart {
+			restart = true
+		}
+		if !slices.Contains(children, c.cfg) {
+			children = append(children, c.cfg)
+		}
+	}
+	sa.destroy()
+	if restart && sa.conn.cfg != nil {
+		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
+		if len(children) == 0 {
+			children = sa.conn.children
+		}
+		if _, err := sa.e.initiate(sa.conn, children); err != nil {
+			sa.log.Info(fmt.Sprintf("restarting failed: %v", err))
+		}
+	}
+}
+
+// destroy removes the IKE SA and its CHILD_SAs and zeroes its keys.
+func (sa *ikeSA) destroy() {
+	if sa.state == IKESADestroying {
+		return
+	}
+	sa.setState(IKESADestroying)
+	for _, c := range slices.Clone(sa.children) {
+		c.destroy()
+	}
+	sa.children = nil
+	sa.tm.stop()
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	sa.zeroKeys()
+	for k, v := range sa.e.sas {
+		if v == sa {
+			delete(sa.e.sas, k)
+		}
+	}
+	for k, v := range sa.e.init {
+		if v == sa {
+			delete(sa.e.init, k)
+		}
+	}
+	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+}
+
+func (sa *ikeSA) zeroKeys() {
+	if sa.keys != nil {
+		sa.keys.Zero()
+		sa.keys = nil
+	}
+	if sa.protI != nil {
+		sa.protI.Close()
+	}
+	if sa.protR != nil {
+		sa.protR.Close()
+	}
+	clear(sa.ni)
+	clear(sa.nr)
+}
+
+func (sa *ikeSA) removeChild(c *childSA) {
+	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
+}
+
+func (sa *ikeSA) childByInboundSPI(spi uint32) *childSA {
+	for _, c := range sa.children {
+		if c.spiIn == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (sa *ikeSA) childByOutboundSPI(spi uint32) *childSA {
+	for _, c := range sa.children {
+		if c.spiOut == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (sa *ikeSA) childByID(id uint32) *childSA {
+	for _, c := range sa.children {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func sortSAs(list []*ikeSA) {
+	slices.SortFunc(list, func(a, b *ikeSA) int { return int(a.id) - int(b.id) })
+}
+
+func randUint32(e *Engine) uint32 {
+	b := e.randomBytes(4)
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}

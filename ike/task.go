@@ -1,0 +1,92 @@
+package ike
+
+import (
+	"errors"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// taskKind names what a task is for.
+type taskKind uint8
+
+const (
+	taskIKEInit taskKind = iota + 1
+	taskIKEAuth
+	taskChildCreate
+	taskChildRekey
+	taskChildDelete
+	taskIKERekey
+	taskIKEDelete
+	taskDPD
+	taskInformational
+)
+
+// task is one concern of one exchange, after charon's task_t. The
+// initiator builds the request and processes the response; the responder
+// processes the request and builds the response.
+type task interface {
+	kind() taskKind
+	// exchange is the exchange type of the request an initiator sends.
+	exchange() message.ExchangeType
+	build(m *message.Message) error
+	process(m *message.Message) error
+}
+
+// failer is implemented by initiator tasks that clean up when their
+// exchange times out (no response after the last retransmit).
+type failer interface {
+	failed()
+}
+
+var (
+	// errRetry from an initiator's process: send the request again with
+	// the same message ID (IKE_SA_INIT after COOKIE or INVALID_KE_PAYLOAD).
+	errRetry = errors.New("retry exchange")
+	// errDestroy from any step: the IKE SA is to be destroyed once the
+	// exchange (and a response, for a responder) is done.
+	errDestroy = errors.New("destroy IKE_SA")
+)
+
+// notifyErr reports the error notify a message carries, if any.
+func notifyErr(m *message.Message) (message.NotifyType, bool) {
+	for _, p := range m.Payloads {
+		if n, ok := p.(*message.Notify); ok && n.NotifyType.IsError() {
+			return n.NotifyType, true
+		}
+	}
+	return 0, false
+}
+
+func findNotify(m *message.Message, t message.NotifyType) *message.Notify {
+	for _, p := range m.Payloads {
+		if n, ok := p.(*message.Notify); ok && n.NotifyType == t {
+			return n
+		}
+	}
+	return nil
+}
+
+// find returns the first payload of type T.
+func find[T message.Payload](m *message.Message) (T, bool) {
+	for _, p := range m.Payloads {
+		if t, ok := p.(T); ok {
+			return t, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+func findAll[T message.Payload](m *message.Message) []T {
+	var out []T
+	for _, p := range m.Payloads {
+		if t, ok := p.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func notify(t message.NotifyType, data []byte) *message.Notify {
+	return &message.Notify{NotifyType: t, Data: data}
+}

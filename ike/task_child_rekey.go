@@ -1,0 +1,181 @@
+package ike
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// childRekey replaces a CHILD_SA make-before-break (RFC 7296 section
+// 1.3.3): the new CHILD_SA is installed next to the old one, which the
+// initiator then deletes.
+//
+//	Initiator                         Responder
+//	-------------------------------------------------------------------
+//	HDR, SK {N(REKEY_SA), SA, Ni, [KEi,]
+//	    TSi, TSr}  -->
+//	                             <--  HDR, SK {SA, Nr, [KEr,] TSi, TSr}
+//	HDR, SK {D(ESP, old SPI_i)}  -->
+//	                             <--  HDR, SK {D(ESP, old SPI_r)}
+//
+// When both ends rekey the same CHILD_SA at once (section 2.8.1), each
+// answers the other's request and so two new CHILD_SAs appear; the one
+// whose exchange had the lowest nonce is deleted by its initiator, and
+// the winner deletes the old one.
+type childRekey struct {
+	sa        *ikeSA
+	initiator bool
+	old       *childSA
+	create    *childCreate
+	errNotify *message.Notify // responder
+	// collision is the peer's rekey of the same CHILD_SA, answered by us
+	// while ours was in flight.
+	collision *childCreate
+	oldGone   bool
+}
+
+func newChildRekey(sa *ikeSA, initiator bool, old *childSA) *childRekey {
+	return &childRekey{sa: sa, initiator: initiator, old: old}
+}
+
+func (t *childRekey) kind() taskKind                 { return taskChildRekey }
+func (t *childRekey) exchange() message.ExchangeType { return message.CREATE_CHILD_SA }
+
+// rekeyFor returns our rekey of c in flight, if any.
+func (sa *ikeSA) rekeyFor(c *childSA) *childRekey {
+	if r, ok := sa.tm.active.(*childRekey); ok && r.initiator && r.old == c {
+		return r
+	}
+	return nil
+}
+
+func (t *childRekey) build(m *message.Message) error {
+	if !t.initiator {
+		if t.errNotify != nil {
+			m.Payloads = append(m.Payloads, t.errNotify)
+			return nil
+		}
+		return t.create.buildResponse(m)
+	}
+	sa, old := t.sa, t.old
+	if t.create == nil {
+		if old.state != ChildSAInstalled || sa.childByID(old.id) == nil {
+			return fmt.Errorf("CHILD_SA %s is %s, not rekeying it", old.name(), old.state)
+		}
+		old.setState(ChildSARekeying)
+		sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s with SPIs %.8x_i %.8x_o", old.name(), old.spiIn, old.spiOut))
+		t.create = newChildCreate(sa, true, old.cfg, old)
+	}
+	m.Payloads = append(m.Payloads, &message.Notify{Protocol: message.ProtocolESP,
+		SPI: binary.BigEndian.AppendUint32(nil, old.spiIn), NotifyType: message.REKEY_SA})
+	if err := t.create.buildRequest(m); err != nil {
+		old.setState(ChildSAInstalled)
+		return err
+	}
+	return nil
+}
+
+func (t *childRekey) process(m *message.Message) error {
+	if !t.initiator {
+		return t.processRequest(m)
+	}
+	sa, old := t.sa, t.old
+	if nt, ok := notifyErr(m); ok && nt != message.INVALID_KE_PAYLOAD {
+		sa.log.Info(fmt.Sprintf("received %v notify, rekeying CHILD_SA %s failed", nt, old.name()))
+		t.create.abort()
+		if t.collision != nil && t.collision.done {
+			// The peer won by finishing first; it deletes the old one.
+			old.setState(ChildSARekeyed)
+			return nil
+		}
+		if old.state == ChildSARekeying {
+			old.setState(ChildSAInstalled)
+		}
+		return nil
+	}
+	if err := t.create.processResponse(m); err != nil {
+		return err
+	}
+	if t.create.requeued {
+		t.create.requeued = false
+		return nil
+	}
+	if !t.create.done {
+		if old.state == ChildSARekeying {
+			old.setState(ChildSAInstalled)
+		}
+		return nil
+	}
+	if t.collision != nil && t.collision.done {
+		if weLose(t.create.ni, t.create.nr, t.collision.ni, t.collision.nr) {
+			sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name()))
+			old.setState(ChildSARekeyed)
+			sa.tm.queue(newChildDelete(sa, true, t.create.child))
+			return nil
+		}
+		sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name()))
+	}
+	if t.oldGone || sa.childByID(old.id) == nil {
+		return nil
+	}
+	old.setState(ChildSARekeyed)
+	old.stopTimers()
+	sa.tm.queue(newChildDelete(sa, true, old))
+	return nil
+}
+
+func (c *childSA) stopTimers() {
+	for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func (t *childRekey) processRequest(m *message.Message) error {
+	sa := t.sa
+	n := findNotify(m, message.REKEY_SA)
+	if n.Protocol != message.ProtocolESP || len(n.SPI) != 4 {
+		t.errNotify = notify(message.INVALID_SYNTAX, nil)
+		return nil
+	}
+	spi := binary.BigEndian.Uint32(n.SPI)
+	old := sa.childByOutboundSPI(spi)
+	if old == nil {
+		sa.log.Info(fmt.Sprintf("CHILD_SA with SPI %.8x not found for rekeying", spi))
+		t.errNotify = &message.Notify{Protocol: message.ProtocolESP, SPI: n.SPI, NotifyType: message.CHILD_SA_NOT_FOUND}
+		return nil
+	}
+	ours := sa.rekeyFor(old)
+	switch {
+	case ours != nil:
+		sa.log.Info(fmt.Sprintf("detected CHILD_SA rekey collision for %s", old.name()))
+	case old.state != ChildSAInstalled:
+		sa.log.Info(fmt.Sprintf("CHILD_SA %s is %s, refusing to rekey it", old.name(), old.state))
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
+	}
+	t.old = old
+	t.create = newChildCreate(sa, false, nil, old)
+	if err := t.create.processRequest(m); err != nil {
+		return err
+	}
+	if !t.create.done {
+		return nil
+	}
+	if ours != nil {
+		ours.collision = t.create
+		return nil
+	}
+	old.setState(ChildSARekeyed)
+	old.stopTimers()
+	// Drop a rekey of ours still waiting in the queue.
+	for i, q := range sa.tm.queued {
+		if r, ok := q.(*childRekey); ok && r.old == old {
+			sa.tm.queued = append(sa.tm.queued[:i:i], sa.tm.queued[i+1:]...)
+			break
+		}
+	}
+	return nil
+}

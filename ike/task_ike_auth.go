@@ -1,0 +1,243 @@
+package ike
+
+import (
+	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// ikeAuth is the IKE_AUTH exchange (RFC 7296 section 1.2) with the first
+// CHILD_SA piggybacked:
+//
+//	Initiator                         Responder
+//	-------------------------------------------------------------------
+//	HDR, SK {IDi, [CERT,] [CERTREQ,]
+//	    [IDr,] AUTH, SAi2,
+//	    TSi, TSr}  -->
+//	                             <--  HDR, SK {IDr, [CERT,] AUTH,
+//	                                      SAr2, TSi, TSr}
+type ikeAuth struct {
+	sa        *ikeSA
+	initiator bool
+	child     *childCreate
+	authError bool // responder: answer AUTHENTICATION_FAILED
+}
+
+func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
+	t := &ikeAuth{sa: sa, initiator: initiator}
+	if first != nil {
+		t.child = newChildCreate(sa, true, first, nil)
+		t.child.inAuth = true
+	}
+	return t
+}
+
+func (t *ikeAuth) kind() taskKind                 { return taskIKEAuth }
+func (t *ikeAuth) exchange() message.ExchangeType { return message.IKE_AUTH }
+
+func (t *ikeAuth) build(m *message.Message) error {
+	if t.initiator {
+		return t.buildRequest(m)
+	}
+	return t.buildResponse(m)
+}
+
+func (t *ikeAuth) process(m *message.Message) error {
+	if t.initiator {
+		return t.processResponse(m)
+	}
+	return t.processRequest(m)
+}
+
+func (sa *ikeSA) effectiveLocalID() Identity {
+	if sa.localID.IsAny() {
+		return addrIdentity(sa.local.Addr())
+	}
+	return sa.localID
+}
+
+func (t *ikeAuth) buildRequest(m *message.Message) error {
+	sa := t.sa
+	sa.localID = sa.effectiveLocalID()
+	sa.remoteID = sa.conn.remote.id
+	idi := &message.IDi{Identification: sa.localID.payload()}
+	auth, certs, err := sa.buildAuth(sa.localID, idi.IDBytes())
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		return errDestroy
+	}
+	m.Payloads = append(m.Payloads, idi)
+	m.Payloads = append(m.Payloads, certs...)
+	if sa.conn.remote.method == authPubkey && sa.conn.sendCertReq {
+		m.Payloads = append(m.Payloads, sa.certRequests()...)
+	}
+	if !sa.remoteID.IsAny() {
+		m.Payloads = append(m.Payloads, &message.IDr{Identification: sa.remoteID.payload()})
+	}
+	m.Payloads = append(m.Payloads, auth)
+	if t.child != nil {
+		if err := t.child.buildRequest(m); err != nil {
+			t.child = nil
+		}
+	}
+	return nil
+}
+
+func (t *ikeAuth) processResponse(m *message.Message) error {
+	sa := t.sa
+	idr, ok1 := find[*message.IDr](m)
+	auth, ok2 := find[*message.Authentication](m)
+	if !ok1 || !ok2 {
+		if nt, ok := notifyErr(m); ok {
+			sa.log.Info(fmt.Sprintf("received %v notify error", nt))
+		} else {
+			sa.log.Info("IDr or AUTH payload missing")
+		}
+		t.abortChild()
+		return errDestroy
+	}
+	peer := Identity{Type: idr.IDType, Data: idr.Data}
+	if !sa.conn.remote.id.Matches(peer) {
+		sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.id))
+		return t.rejectResponder()
+	}
+	if err := sa.verifyAuth(sa.conn.remote, peer, idr.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
+		sa.log.Info(err.Error())
+		return t.rejectResponder()
+	}
+	sa.remoteID = peer
+	sa.established()
+	sa.logEstablished()
+	if t.child != nil {
+		return t.child.processResponse(m)
+	}
+	return nil
+}
+
+// rejectResponder handles a responder we do not accept: it considers the
+// IKE SA established, so we tell it in an INFORMATIONAL exchange (RFC 7296
+// section 2.21.2) before the IKE SA goes.
+func (t *ikeAuth) rejectResponder() error {
+	t.abortChild()
+	t.sa.tm.queued = []task{&authFailed{sa: t.sa}}
+	return nil
+}
+
+func (t *ikeAuth) abortChild() {
+	if t.child != nil {
+		t.child.abort()
+	}
+}
+
+func (t *ikeAuth) failed() { t.abortChild() }
+
+func (sa *ikeSA) logEstablished() {
+	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]",
+		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+}
+
+func (t *ikeAuth) processRequest(m *message.Message) error {
+	sa := t.sa
+	idi, ok1 := find[*message.IDi](m)
+	auth, ok2 := find[*message.Authentication](m)
+	if !ok1 || !ok2 {
+		sa.log.Info("IDi or AUTH payload missing")
+		t.authError = true
+		return errDestroy
+	}
+	peer := Identity{Type: idi.IDType, Data: idi.Data}
+	var wanted Identity
+	if idr, ok := find[*message.IDr](m); ok {
+		wanted = Identity{Type: idr.IDType, Data: idr.Data}
+	}
+	c := sa.e.peerConfigFor(sa, peer, wanted)
+	if c == nil {
+		sa.log.Info(fmt.Sprintf("looking for peer configs matching %s[%s]...%s[%s]", sa.local.Addr(), wanted, sa.remote.Addr(), peer))
+		sa.log.Info("no matching peer config found")
+		t.authError = true
+		return errDestroy
+	}
+	sa.conn = c
+	sa.log = sa.e.log.With("ike_sa", sa.name())
+	sa.localID = sa.effectiveLocalID()
+	sa.remoteID = peer
+	if err := sa.verifyAuth(c.remote, peer, idi.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
+		sa.log.Info(err.Error())
+		t.authError = true
+		return errDestroy
+	}
+	if _, ok := find[*message.CertificateRequest](m); ok {
+		sa.peerCertReq = true
+	}
+	sa.established()
+	sa.logEstablished()
+	t.child = newChildCreate(sa, false, nil, nil)
+	t.child.inAuth = true
+	return t.child.processRequest(m)
+}
+
+func (t *ikeAuth) buildResponse(m *message.Message) error {
+	sa := t.sa
+	if t.authError {
+		m.Payloads = append(m.Payloads, notify(message.AUTHENTICATION_FAILED, nil))
+		return errDestroy
+	}
+	idr := &message.IDr{Identification: sa.localID.payload()}
+	auth, certs, err := sa.buildAuth(sa.localID, idr.IDBytes())
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		t.child.abort()
+		m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
+		return errDestroy
+	}
+	m.Payloads = append(m.Payloads, idr)
+	m.Payloads = append(m.Payloads, certs...)
+	m.Payloads = append(m.Payloads, auth)
+	return t.child.buildResponse(m)
+}
+
+// peerConfigFor picks the connection for an IKE_AUTH request (charon's
+// peer config lookup): addresses allowed, remote identity matching IDi, our
+// identity matching IDr if the peer sent one, and the IKE proposal already
+// negotiated among its proposals. The connection of IKE_SA_INIT is
+// preferred.
+func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity) *connection {
+	fits := func(c *connection) bool {
+		if !addrAllowed(c.localAddrs, sa.local.Addr()) || !addrAllowed(c.remoteAddrs, sa.remote.Addr()) {
+			return false
+		}
+		if !c.remote.id.Matches(peer) {
+			return false
+		}
+		local := c.local.id
+		if local.IsAny() {
+			local = addrIdentity(sa.local.Addr())
+		}
+		if !wanted.IsAny() && !wanted.Equal(local) {
+			return false
+		}
+		_, ok := selectProposal(c.proposals, []message.Proposal{proposalToWire(sa.proposal, 1, nil)})
+		return ok
+	}
+	if fits(sa.conn) {
+		return sa.conn
+	}
+	for _, c := range e.conns {
+		if fits(c) {
+			return c
+		}
+	}
+	return nil
+}
+
+// authFailed is HDR, SK {N(AUTHENTICATION_FAILED)} --> <-- HDR, SK {},
+// after which the IKE SA is destroyed.
+type authFailed struct{ sa *ikeSA }
+
+func (t *authFailed) kind() taskKind                 { return taskInformational }
+func (t *authFailed) exchange() message.ExchangeType { return message.INFORMATIONAL }
+func (t *authFailed) build(m *message.Message) error {
+	m.Payloads = append(m.Payloads, notify(message.AUTHENTICATION_FAILED, nil))
+	return nil
+}
+func (t *authFailed) process(m *message.Message) error { return errDestroy }

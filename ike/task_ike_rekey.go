@@ -1,0 +1,306 @@
+package ike
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// ikeRekey replaces the IKE SA (RFC 7296 section 1.3.2). The CHILD_SAs move
+// to the new IKE SA; the initiator then deletes the old one over it.
+//
+//	Initiator                         Responder
+//	-------------------------------------------------------------------
+//	HDR, SK {SA, Ni, KEi}  -->
+//	                             <--  HDR, SK {SA, Nr, KEr}
+//	(old IKE SA) HDR, SK {D(IKE)}  -->
+//	                             <--  HDR, SK {}
+//
+// Simultaneous rekeys (section 2.8.2): both new IKE SAs are created; the
+// one whose exchange had the lowest nonce is deleted by its initiator and
+// the CHILD_SAs go to the other.
+type ikeRekey struct {
+	sa        *ikeSA
+	initiator bool
+	ke        transform.KeyExchange
+	ni, nr    []byte
+	newSA     *ikeSA
+	errNotify *message.Notify
+	selNum    uint8
+	// collision is the peer's rekey, answered by us while ours was in
+	// flight; its new IKE SA waits for the outcome without CHILD_SAs.
+	collision *ikeRekey
+}
+
+func newIKERekey(sa *ikeSA, initiator bool) *ikeRekey {
+	return &ikeRekey{sa: sa, initiator: initiator}
+}
+
+func (t *ikeRekey) kind() taskKind                 { return taskIKERekey }
+func (t *ikeRekey) exchange() message.ExchangeType { return message.CREATE_CHILD_SA }
+
+func (t *ikeRekey) build(m *message.Message) error {
+	if !t.initiator {
+		return t.buildResponse(m)
+	}
+	sa := t.sa
+	if sa.state != IKESAEstablished {
+		return fmt.Errorf("IKE_SA %s is %s, not rekeying it", sa.name(), sa.state)
+	}
+	group := firstKE(sa.conn.proposals)
+	if t.newSA == nil {
+		t.newSA = sa.e.newIKESA(sa.conn, true, sa.local, sa.remote)
+		t.newSA.spiI = sa.e.newSPI()
+		sa.e.sas[t.newSA.spiI] = t.newSA // reserve the SPI
+		sa.log.Info(fmt.Sprintf("rekeying IKE_SA %s", sa.name()))
+	} else if t.ke != nil {
+		group = t.ke.Method()
+		t.ke.Close()
+	}
+	ke, err := transform.NewKeyExchange(group, sa.e.rand)
+	if err != nil {
+		return err
+	}
+	t.ke = ke
+	t.ni = sa.e.randomBytes(nonceLen)
+	sa.setState(IKESARekeying)
+	spi := binary.BigEndian.AppendUint64(nil, t.newSA.spiI)
+	m.Payloads = append(m.Payloads,
+		&message.SecurityAssociation{Proposals: proposalsToWire(sa.conn.proposals, spi)},
+		&message.Nonce{Data: t.ni},
+		&message.KeyExchange{Group: uint16(group), Data: ke.PublicValue()})
+	return nil
+}
+
+// abort forgets the half-made new IKE SA.
+func (t *ikeRekey) abort() {
+	if t.ke != nil {
+		t.ke.Close()
+	}
+	if t.newSA != nil && t.newSA.state < IKESAEstablished {
+		t.newSA.destroy()
+	}
+	if t.sa.state == IKESARekeying {
+		t.sa.setState(IKESAEstablished)
+	}
+}
+
+func (t *ikeRekey) failed() { t.abort() }
+
+func (t *ikeRekey) process(m *message.Message) error {
+	if !t.initiator {
+		return t.processRequest(m)
+	}
+	sa := t.sa
+	if n := findNotify(m, message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
+		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
+		if offersKE(sa.conn.proposals, g) && (t.ke == nil || g != t.ke.Method()) {
+			sa.log.Info(fmt.Sprintf("peer didn't accept DH group %v, it requested %v", t.ke.Method(), g))
+			t.ke.Close()
+			t.ke, _ = transform.NewKeyExchange(g, sa.e.rand)
+			sa.tm.queued = append([]task{t}, sa.tm.queued...)
+			return nil
+		}
+	}
+	if nt, ok := notifyErr(m); ok {
+		sa.log.Info(fmt.Sprintf("received %v notify, rekeying IKE_SA %s failed", nt, sa.name()))
+		t.abort()
+		if t.collision != nil && t.collision.newSA != nil {
+			// The peer's rekey went through; adopt its IKE SA.
+			sa.setState(IKESARekeyed)
+			sa.moveChildren(t.collision.newSA)
+		} else {
+			sa.scheduleRekeyRetry()
+		}
+		return nil
+	}
+	sap, ok1 := find[*message.SecurityAssociation](m)
+	nr, ok2 := find[*message.Nonce](m)
+	kep, ok3 := find[*message.KeyExchange](m)
+	if !ok1 || !ok2 || !ok3 || len(sap.Proposals) != 1 || len(sap.Proposals[0].SPI) != 8 || len(nr.Data) < 16 {
+		sa.log.Info("invalid IKE_SA rekey response")
+		t.abort()
+		return nil
+	}
+	chosen := proposalFromWire(sap.Proposals[0])
+	sel, ok := selectProposal(sa.conn.proposals, sap.Proposals)
+	suite, err := chosen.IKESuite()
+	if !ok || !isSelected(chosen) || len(sel.proposal.Transforms) != len(chosen.Transforms) || err != nil ||
+		transform.KEID(kep.Group) != suite.KE || suite.KE != t.ke.Method() {
+		sa.log.Info("invalid proposal selected for IKE_SA rekey: " + chosen.String())
+		t.abort()
+		return nil
+	}
+	n := t.newSA
+	n.spiR = binary.BigEndian.Uint64(sap.Proposals[0].SPI)
+	t.nr = slices.Clone(nr.Data)
+	err = t.deriveNewSA(n, chosen, suite, kep.Data)
+	t.ke.Close()
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("IKE_SA rekey key derivation failed: %v", err))
+		t.abort()
+		return nil
+	}
+	sa.setState(IKESARekeyed)
+	if t.collision != nil && t.collision.newSA != nil {
+		if weLose(t.ni, t.nr, t.collision.ni, t.collision.nr) {
+			sa.log.Info(fmt.Sprintf("IKE_SA rekey collision lost, deleting redundant IKE_SA %s", n.name()))
+			sa.moveChildren(t.collision.newSA)
+			n.tm.queue(newIKEDelete(n))
+			n.tm.initiate()
+			return nil
+		}
+		sa.log.Info("IKE_SA rekey collision won, deleting old IKE_SA " + sa.name())
+	}
+	sa.moveChildren(n)
+	sa.tm.queue(newIKEDelete(sa))
+	return nil
+}
+
+// deriveNewSA keys the new IKE SA (section 2.18) and brings it up.
+func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.IKESuite, peerKE []byte) error {
+	sa := t.sa
+	gir, err := t.ke.SharedSecret(peerKE)
+	if err != nil {
+		return err
+	}
+	defer clear(gir)
+	keys, err := transform.RekeyIKEKeys(suite, sa.suite.PRF, sa.keys.D, gir, t.ni, t.nr, n.spiI, n.spiR)
+	if err != nil {
+		return err
+	}
+	n.proposal, n.suite = p, suite
+	if err := n.installKeys(keys); err != nil {
+		return err
+	}
+	n.ni, n.nr = slices.Clone(t.ni), slices.Clone(t.nr)
+	n.localID, n.remoteID = sa.localID, sa.remoteID
+	n.natLocal, n.natRemote = sa.natLocal, sa.natRemote
+	n.peerFrag, n.peerHashes = sa.peerFrag, sa.peerHashes
+	n.conn = sa.conn
+	n.e.sas[n.ourSPI()] = n
+	n.established()
+	sa.log.Info(fmt.Sprintf("IKE_SA %s rekeyed between %s[%s]...%s[%s]", n.name(), n.local.Addr(), n.localID, n.remote.Addr(), n.remoteID))
+	return nil
+}
+
+// moveChildren hands the CHILD_SAs to the IKE SA that replaces this one,
+// with the CHILD_SA exchanges still waiting in our queue.
+func (sa *ikeSA) moveChildren(n *ikeSA) {
+	for _, c := range sa.children {
+		c.ike = n
+		n.children = append(n.children, c)
+	}
+	sa.children = nil
+	var keep []task
+	for _, q := range sa.tm.queued {
+		switch q := q.(type) {
+		case *childRekey:
+			n.tm.queue(newChildRekey(n, true, q.old))
+		case *childCreate:
+			n.tm.queue(newChildCreate(n, true, q.cfg, nil))
+		case *childDelete:
+			if q.child != nil {
+				n.tm.queue(newChildDelete(n, true, q.child))
+			}
+		case *dpd:
+		default:
+			keep = append(keep, q)
+		}
+	}
+	sa.tm.queued = keep
+	n.tm.initiate()
+}
+
+func (sa *ikeSA) scheduleRekeyRetry() {
+	if sa.rekeyTimer != nil {
+		sa.rekeyTimer.Stop()
+	}
+	sa.rekeyTimer = sa.e.afterFunc(sa.e.cfg.RetransmitTimeout*4, func() {
+		if sa.state == IKESAEstablished {
+			sa.rekey()
+		}
+	})
+}
+
+func (t *ikeRekey) processRequest(m *message.Message) error {
+	sa := t.sa
+	ours, _ := sa.tm.active.(*ikeRekey)
+	switch {
+	case ours != nil && ours.initiator:
+		sa.log.Info(fmt.Sprintf("detected IKE_SA rekey collision for %s", sa.name()))
+	case sa.state != IKESAEstablished:
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
+	case sa.tm.busy():
+		// Another exchange of ours is in flight; RFC 7296 section 2.25.
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
+	}
+	sap, _ := find[*message.SecurityAssociation](m)
+	nip, ok1 := find[*message.Nonce](m)
+	kep, ok2 := find[*message.KeyExchange](m)
+	if !ok1 || !ok2 || len(nip.Data) < 16 || len(nip.Data) > 256 {
+		t.errNotify = notify(message.INVALID_SYNTAX, nil)
+		return nil
+	}
+	sel, ok := selectProposal(sa.conn.proposals, sap.Proposals)
+	if !ok || len(sel.spi) != 8 {
+		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolIKE)))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.proposals))
+		sa.log.Info("no proposal found")
+		t.errNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		return nil
+	}
+	suite, err := sel.proposal.IKESuite()
+	if err != nil {
+		t.errNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		return nil
+	}
+	if transform.KEID(kep.Group) != suite.KE {
+		t.errNotify = notify(message.INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(suite.KE)))
+		return nil
+	}
+	ke, err := transform.NewKeyExchange(suite.KE, sa.e.rand)
+	if err != nil {
+		t.errNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		return nil
+	}
+	t.ke = ke
+	t.ni, t.nr = slices.Clone(nip.Data), sa.e.randomBytes(nonceLen)
+	n := sa.e.newIKESA(sa.conn, false, sa.local, sa.remote)
+	n.spiI = binary.BigEndian.Uint64(sel.spi)
+	n.spiR = sa.e.newSPI()
+	t.selNum = sel.number
+	if err := t.deriveNewSA(n, sel.proposal, suite, kep.Data); err != nil {
+		t.ke.Close()
+		n.destroy()
+		t.errNotify = notify(message.INVALID_SYNTAX, nil)
+		return nil
+	}
+	t.newSA = n
+	if ours != nil && ours.initiator {
+		ours.collision = t
+		return nil
+	}
+	sa.setState(IKESARekeyed)
+	sa.moveChildren(n)
+	return nil
+}
+
+func (t *ikeRekey) buildResponse(m *message.Message) error {
+	if t.errNotify != nil {
+		m.Payloads = append(m.Payloads, t.errNotify)
+		return nil
+	}
+	n := t.newSA
+	m.Payloads = append(m.Payloads,
+		&message.SecurityAssociation{Proposals: []message.Proposal{proposalToWire(n.proposal, t.selNum, binary.BigEndian.AppendUint64(nil, n.spiR))}},
+		&message.Nonce{Data: t.nr},
+		&message.KeyExchange{Group: uint16(n.suite.KE), Data: t.ke.PublicValue()})
+	t.ke.Close()
+	return nil
+}

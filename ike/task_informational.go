@@ -1,0 +1,90 @@
+package ike
+
+import (
+	"fmt"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// informational answers the peer's INFORMATIONAL requests: deletes,
+// liveness checks (empty) and notifies.
+type informational struct {
+	sa        *ikeSA
+	deleteIKE bool
+	deleted   []uint32 // our inbound SPIs of the CHILD_SAs the peer closed
+}
+
+func newInformational(sa *ikeSA) *informational { return &informational{sa: sa} }
+
+func (t *informational) kind() taskKind                 { return taskInformational }
+func (t *informational) exchange() message.ExchangeType { return message.INFORMATIONAL }
+
+func (t *informational) process(m *message.Message) error {
+	sa := t.sa
+	for _, p := range m.Payloads {
+		switch p := p.(type) {
+		case *message.Delete:
+			switch p.Protocol {
+			case message.ProtocolIKE:
+				sa.log.Info(fmt.Sprintf("received DELETE for IKE_SA %s", sa.name()))
+				t.deleteIKE = true
+			case message.ProtocolESP, message.ProtocolAH:
+				for _, spi := range p.SPIs {
+					t.deleteChild(spi)
+				}
+			}
+		case *message.Notify:
+			if p.NotifyType.IsError() {
+				sa.log.Info(fmt.Sprintf("received %v error notify", p.NotifyType))
+				if p.NotifyType == message.AUTHENTICATION_FAILED {
+					// The initiator refused our authentication.
+					t.deleteIKE = true
+				}
+			}
+		}
+	}
+	if t.deleteIKE {
+		// The peer won a rekey collision and deletes the old IKE SA
+		// before our rekey was answered: its new IKE SA takes the
+		// CHILD_SAs (RFC 7296 section 2.8.2).
+		if r, ok := sa.tm.active.(*ikeRekey); ok && r.initiator && r.collision != nil && r.collision.newSA != nil &&
+			r.collision.newSA.state == IKESAEstablished {
+			sa.moveChildren(r.collision.newSA)
+		}
+		sa.setState(IKESADeleting)
+	}
+	return nil
+}
+
+func (t *informational) deleteChild(spi uint32) {
+	sa := t.sa
+	c := sa.childByOutboundSPI(spi)
+	if c == nil {
+		sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x, but no such SA", spi))
+		return
+	}
+	sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x", spi))
+	// Both ends deleting at once: the responses carry no Delete for the
+	// crossing CHILD_SAs (RFC 7296 section 1.4.1).
+	if c.state != ChildSADeleting {
+		t.deleted = append(t.deleted, c.spiIn)
+	}
+	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
+		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	c.destroy()
+	sa.log.Info(fmt.Sprintf("CHILD_SA %s closed", c.name()))
+	if r := sa.rekeyFor(c); r != nil {
+		r.oldGone = true
+	}
+}
+
+func (t *informational) build(m *message.Message) error {
+	if t.deleteIKE {
+		t.sa.log.Info(fmt.Sprintf("IKE_SA %s deleted", t.sa.name()))
+		return errDestroy
+	}
+	if len(t.deleted) > 0 {
+		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPIs: t.deleted})
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+)
+
+// taskManager runs the exchanges of one IKE SA, after charon's
+// task_manager_v2: it owns the message IDs of both directions (window size
+// 1), retransmits our request until its response arrives (RFC 7296 section
+// 2.1), caches our last response for retransmitted requests, and queues
+// the tasks waiting for their exchange.
+type taskManager struct {
+	sa *ikeSA
+
+	// Our requests.
+	queued  []task
+	active  task     // the task whose request is in flight
+	nextID  uint32   // message ID of our next (or in-flight) request
+	request [][]byte // its datagrams, for retransmission
+	tries   int      // retransmits sent
+	timer   Timer    // retransmission
+	giveUp  Timer    // dpd_timeout
+
+	// The peer's requests.
+	expectID uint32   // next message ID we accept
+	response [][]byte // our response to expectID-1
+}
+
+func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
+
+func (tm *taskManager) queue(t task) { tm.queued = append(tm.queued, t) }
+
+func (tm *taskManager) hasTask(k taskKind) bool {
+	if tm.active != nil && tm.active.kind() == k {
+		return true
+	}
+	for _, t := range tm.queued {
+		if t.kind() == k {
+			return true
+		}
+	}
+	return false
+}
+
+// busy reports whether a request of ours is in flight.
+func (tm *taskManager) busy() bool { return tm.active != nil }
+
+// initiate sends the next queued request if none is in flight. Tasks
+// other than IKE_SA_INIT and IKE_AUTH wait for the SA to be established.
+func (tm *taskManager) initiate() {
+	sa := tm.sa
+	for tm.active == nil && len(tm.queued) > 0 && sa.state != IKESADestroying {
+		t := tm.queued[0]
+		if _, ok := t.(*authFailed); !ok && sa.state < IKESAEstablished && t.kind() != taskIKEInit && t.kind() != taskIKEAuth {
+			return
+		}
+		if sa.state == IKESADeleting && t.kind() != taskIKEDelete {
+			tm.queued = tm.queued[1:]
+			continue
+		}
+		tm.queued = tm.queued[1:]
+		tm.active = t
+		tm.sendRequest()
+	}
+}
+
+// sendRequest builds and sends the active task's request.
+func (tm *taskManager) sendRequest() {
+	sa, t := tm.sa, tm.active
+	m := &message.Message{Header: message.Header{
+		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
+		ExchangeType: t.exchange(), MessageID: tm.nextID,
+	}}
+	if sa.initiator {
+		m.Header.Flags = message.FlagInitiator
+	}
+	if err := t.build(m); err != nil {
+		tm.active = nil
+		if errors.Is(err, errDestroy) {
+			sa.destroy()
+		} else {
+			sa.log.Info(fmt.Sprintf("%v: %v", t.exchange(), err))
+		}
+		return
+	}
+	packets, err := tm.encode(m)
+	if err != nil {
+		tm.active = nil
+		sa.log.Info(fmt.Sprintf("generating %v request failed: %v", t.exchange(), err))
+		if t.kind() == taskIKEInit || t.kind() == taskIKEAuth {
+			sa.destroy()
+		}
+		return
+	}
+	if m.Header.ExchangeType == message.IKE_SA_INIT {
+		sa.initReq = packets[0]
+	}
+	tm.request = packets
+	tm.tries = 0
+	sa.e.send(sa.local, sa.remote, packets)
+	tm.armRetransmit()
+	if t.kind() == taskDPD && sa.conn.cfg.DPDTimeout > 0 {
+		tm.giveUp = sa.e.afterFunc(sa.conn.cfg.DPDTimeout, func() {
+			if tm.active == t {
+				tm.fail()
+			}
+		})
+	}
+}
+
+// encode marshals a message, encrypting and fragmenting as the SA allows,
+// and logs it as charon does.
+func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
+	sa := tm.sa
+	sa.log.Info("generating " + summarize(m))
+	if m.Header.ExchangeType == message.IKE_SA_INIT {
+		b, err := m.Marshal()
+		return [][]byte{b}, err
+	}
+	out := sa.protOut()
+	if out == nil {
+		return nil, errors.New("no keys")
+	}
+	b, err := m.MarshalEncrypted(out)
+	if err != nil {
+		return nil, err
+	}
+	if max := sa.fragmentLen(); sa.peerFrag && sa.conn.fragmentation && len(b) > max {
+		frags, err := m.MarshalFragments(out, max)
+		if err != nil {
+			return nil, err
+		}
+		sa.log.Info(fmt.Sprintf("splitting IKE message (%d bytes) into %d fragments", len(b), len(frags)))
+		for i := range frags {
+			sa.log.Info(fmt.Sprintf("generating %v %s %d [ EF(%d/%d) ]", m.Header.ExchangeType, reqOrResp(&m.Header), m.Header.MessageID, i+1, len(frags)))
+		}
+		return frags, nil
+	}
+	return [][]byte{b}, nil
+}
+
+func (tm *taskManager) timeout(tries int) time.Duration {
+	cfg := &tm.sa.e.cfg
+	return time.Duration(float64(cfg.RetransmitTimeout) * math.Pow(cfg.RetransmitBase, float64(tries)))
+}
+
+func (tm *taskManager) armRetransmit() {
+	if tm.timer != nil {
+		tm.timer.Stop()
+	}
+	t := tm.active
+	tm.timer = tm.sa.e.afterFunc(tm.timeout(tm.tries), func() {
+		if tm.active == t && tm.sa.state != IKESADestroying {
+			tm.retransmit()
+		}
+	})
+}
+
+func (tm *taskManager) retransmit() {
+	sa := tm.sa
+	if tm.tries >= sa.e.cfg.RetransmitTries {
+		sa.log.Info(fmt.Sprintf("giving up after %d retransmits", tm.tries))
+		tm.fail()
+		return
+	}
+	tm.tries++
+	sa.e.stats.Retransmits++
+	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
+	sa.e.send(sa.local, sa.remote, tm.request)
+	tm.armRetransmit()
+}
+
+// fail ends the active exchange without a response.
+func (tm *taskManager) fail() {
+	sa, t := tm.sa, tm.active
+	tm.stopTimers()
+	tm.active = nil
+	if f, ok := t.(failer); ok {
+		f.failed()
+	}
+	if sa.state == IKESADestroying {
+		return
+	}
+	if sa.state < IKESAEstablished || t.kind() == taskIKEDelete {
+		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
+		sa.destroy()
+		return
+	}
+	sa.peerDead()
+}
+
+func (tm *taskManager) stopTimers() {
+	for _, t := range []Timer{tm.timer, tm.giveUp} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	tm.timer, tm.giveUp = nil, nil
+}
+
+// stop abandons all exchanges; the active task releases what it holds.
+func (tm *taskManager) stop() {
+	tm.stopTimers()
+	tm.queued = nil
+	if f, ok := tm.active.(failer); ok {
+		f.failed()
+	}
+	tm.active = nil
+}
+
+// receive dispatches a decoded message (verified, unless IKE_SA_INIT).
+func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
+	sa := tm.sa
+	h := &m.Header
+	if h.IsResponse() {
+		if tm.active == nil || h.MessageID != tm.nextID || h.ExchangeType != tm.active.exchange() {
+			sa.e.stats.DroppedMessageID++
+			sa.log.Debug(fmt.Sprintf("received unexpected %v response %d, ignored", h.ExchangeType, h.MessageID))
+			return
+		}
+		if h.ExchangeType != message.IKE_SA_INIT {
+			sa.authenticated(d)
+		} else if !sa.local.Addr().IsValid() {
+			sa.local = d.Local
+		}
+		sa.log.Info("parsed " + summarize(m))
+		if h.ExchangeType == message.IKE_SA_INIT {
+			sa.initRes = raw
+		}
+		t := tm.active
+		tm.stopTimers()
+		err := t.process(m)
+		if sa.state == IKESADestroying {
+			return
+		}
+		if errors.Is(err, errRetry) {
+			tm.sendRequest()
+			return
+		}
+		tm.active = nil
+		tm.request = nil
+		tm.nextID++
+		if errors.Is(err, errDestroy) {
+			sa.destroy()
+			return
+		}
+		tm.initiate()
+		return
+	}
+	switch {
+	case tm.response != nil && h.MessageID+1 == tm.expectID:
+		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
+		tm.resendResponse(d)
+		return
+	case h.MessageID != tm.expectID:
+		sa.e.stats.DroppedMessageID++
+		sa.log.Debug(fmt.Sprintf("received %v request with message ID %d, expected %d, ignored", h.ExchangeType, h.MessageID, tm.expectID))
+		return
+	}
+	t := tm.responderTask(m)
+	if t == nil {
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Debug(fmt.Sprintf("%v request %d unexpected in state %s, ignored", h.ExchangeType, h.MessageID, sa.state))
+		return
+	}
+	if h.ExchangeType != message.IKE_SA_INIT {
+		sa.authenticated(d)
+	}
+	sa.log.Info("parsed " + summarize(m))
+	if h.ExchangeType == message.IKE_SA_INIT {
+		sa.initReq = raw
+	}
+	perr := t.process(m)
+	resp := &message.Message{Header: message.Header{
+		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
+		ExchangeType: h.ExchangeType, MessageID: h.MessageID, Flags: message.FlagResponse,
+	}}
+	if sa.initiator {
+		resp.Header.Flags |= message.FlagInitiator
+	}
+	berr := t.build(resp)
+	packets, err := tm.encode(resp)
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("generating %v response failed: %v", h.ExchangeType, err))
+		sa.destroy()
+		return
+	}
+	if h.ExchangeType == message.IKE_SA_INIT {
+		sa.initRes = packets[0]
+	}
+	tm.expectID++
+	tm.response = packets
+	sa.e.send(sa.local, sa.remote, packets)
+	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
+		sa.destroy()
+		return
+	}
+	tm.initiate()
+}
+
+func (tm *taskManager) resendResponse(d Datagram) {
+	tm.sa.e.send(tm.sa.local, tm.sa.remote, tm.response)
+}
+
+// respondNotify answers the expected request with a lone error notify
+// (INVALID_SYNTAX, UNSUPPORTED_CRITICAL_PAYLOAD; RFC 7296 section 2.21).
+func (tm *taskManager) respondNotify(h message.Header, d Datagram, t message.NotifyType, data []byte) {
+	sa := tm.sa
+	resp := &message.Message{Header: message.Header{
+		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
+		ExchangeType: h.ExchangeType, MessageID: h.MessageID, Flags: message.FlagResponse,
+	}, Payloads: []message.Payload{notify(t, data)}}
+	if sa.initiator {
+		resp.Header.Flags |= message.FlagInitiator
+	}
+	packets, err := tm.encode(resp)
+	if err != nil {
+		return
+	}
+	tm.expectID++
+	tm.response = packets
+	sa.e.send(sa.local, sa.remote, packets)
+	if h.ExchangeType == message.IKE_AUTH && sa.state < IKESAEstablished {
+		sa.destroy()
+	}
+}
+
+// responderTask creates the task that answers a request.
+func (tm *taskManager) responderTask(m *message.Message) task {
+	sa := tm.sa
+	switch m.Header.ExchangeType {
+	case message.IKE_SA_INIT:
+		if sa.state == IKESACreated && !sa.initiator {
+			return newIKEInit(sa, false)
+		}
+	case message.IKE_AUTH:
+		if sa.state == IKESAConnecting && !sa.initiator {
+			return newIKEAuth(sa, false, nil)
+		}
+	case message.CREATE_CHILD_SA:
+		if sa.state < IKESAEstablished {
+			return nil
+		}
+		if sa.state >= IKESARekeyed {
+			// Replaced by a new IKE SA: nothing more is created here.
+			return &refuse{notify(message.TEMPORARY_FAILURE, nil)}
+		}
+		if findNotify(m, message.REKEY_SA) != nil {
+			return newChildRekey(sa, false, nil)
+		}
+		if p, ok := find[*message.SecurityAssociation](m); ok && len(p.Proposals) > 0 && p.Proposals[0].Protocol == message.ProtocolIKE {
+			return newIKERekey(sa, false)
+		}
+		return newChildCreate(sa, false, nil, nil)
+	case message.INFORMATIONAL:
+		if sa.state >= IKESAEstablished || sa.state == IKESAConnecting {
+			return newInformational(sa)
+		}
+	}
+	return nil
+}
+
+// refuse answers a request with an error notify.
+type refuse struct{ n *message.Notify }
+
+func (t *refuse) kind() taskKind                   { return taskInformational }
+func (t *refuse) exchange() message.ExchangeType   { return message.CREATE_CHILD_SA }
+func (t *refuse) process(m *message.Message) error { return nil }
+func (t *refuse) build(m *message.Message) error {
+	m.Payloads = append(m.Payloads, t.n)
+	return nil
+}

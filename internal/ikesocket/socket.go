@@ -1,0 +1,295 @@
+// Package ikesocket is the daemon's IKE transport: UDP sockets on the IKE
+// port (500) and the NAT-T port (4500), for IPv4 and IPv6, that report the
+// local address every datagram arrived on and send from the address a
+// datagram names. The NAT-T sockets are marked for ESP-in-UDP
+// decapsulation (RFC 3948), so the kernel takes the ESP and hands up only
+// IKE (with its non-ESP marker); all sockets bypass IPsec policies, so IKE
+// is never caught by the tunnels it negotiates.
+//
+// It knows nothing of IKE messages: it moves datagrams.
+package ikesocket
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// Datagram is one UDP payload and its addresses.
+type Datagram struct {
+	Local, Remote netip.AddrPort
+	Data          []byte
+}
+
+// Config says what to listen on.
+type Config struct {
+	// Addrs to bind; empty binds the wildcard addresses of both families.
+	Addrs []netip.Addr
+	// Ports; zero values default to 500 and 4500.
+	Port, NATTPort uint16
+	// NoEncap leaves the NAT-T sockets without UDP_ENCAP (tests on kernels
+	// without ESP, or when another daemon decapsulates).
+	NoEncap bool
+	Log     *slog.Logger
+}
+
+// Sockets is a set of listening IKE sockets.
+type Sockets struct {
+	conns []*sock
+	log   *slog.Logger
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	done  bool
+}
+
+type sock struct {
+	conn *net.UDPConn
+	addr netip.AddrPort // bound address
+	v6   bool
+}
+
+// ErrClosed is returned by Send after Close.
+var ErrClosed = errors.New("IKE sockets closed")
+
+// Listen opens the sockets. A port in use is an error naming it, as
+// charon says "unable to bind socket".
+func Listen(cfg Config) (*Sockets, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 500
+	}
+	if cfg.NATTPort == 0 {
+		cfg.NATTPort = 4500
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	addrs := cfg.Addrs
+	if len(addrs) == 0 {
+		addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
+	}
+	s := &Sockets{log: cfg.Log}
+	for _, a := range addrs {
+		for _, port := range []uint16{cfg.Port, cfg.NATTPort} {
+			encap := port == cfg.NATTPort && !cfg.NoEncap
+			c, err := listen(netip.AddrPortFrom(a, port), encap)
+			if err != nil {
+				if a.Is6() && a.IsUnspecified() && len(cfg.Addrs) == 0 && errors.Is(err, syscall.EAFNOSUPPORT) {
+					cfg.Log.Info("IPv6 unavailable, IKE on IPv4 only")
+					break
+				}
+				s.Close()
+				return nil, err
+			}
+			s.conns = append(s.conns, c)
+		}
+	}
+	return s, nil
+}
+
+func listen(addr netip.AddrPort, encap bool) (*sock, error) {
+	network := "udp4"
+	if addr.Addr().Is6() {
+		network = "udp6"
+	}
+	var sockErr error
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		err := rc.Control(func(fd uintptr) { sockErr = setupFD(int(fd), addr.Addr().Is6(), encap) })
+		if err != nil {
+			return err
+		}
+		return sockErr
+	}}
+	pc, err := lc.ListenPacket(nil, network, addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("unable to bind IKE socket %s: %w", addr, err)
+	}
+	conn := pc.(*net.UDPConn)
+	return &sock{conn: conn, addr: addr, v6: addr.Addr().Is6()}, nil
+}
+
+// setupFD asks for the local address of each datagram, marks the socket
+// for ESP-in-UDP if asked, and makes it bypass IPsec policies.
+func setupFD(fd int, v6, encap bool) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if v6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+			return fmt.Errorf("IPV6_RECVPKTINFO: %w", err)
+		}
+	} else if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
+		return fmt.Errorf("IP_PKTINFO: %w", err)
+	}
+	if encap {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_ENCAP, unix.UDP_ENCAP_ESPINUDP); err != nil {
+			return fmt.Errorf("UDP_ENCAP ESP-in-UDP: %w", err)
+		}
+	}
+	return bypassPolicies(fd, v6)
+}
+
+// bypassPolicies installs per-socket XFRM policies that let the socket's
+// traffic through in clear in both directions, whatever the SPD says.
+func bypassPolicies(fd int, v6 bool) error {
+	level, opt := unix.IPPROTO_IP, unix.IP_XFRM_POLICY
+	if v6 {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_XFRM_POLICY
+	}
+	// Directions and action of linux/xfrm.h: XFRM_POLICY_IN, _OUT, _ALLOW.
+	const dirIn, dirOut, actionAllow = 0, 1, 0
+	for _, dir := range []uint8{dirIn, dirOut} {
+		p := nl.XfrmUserpolicyInfo{Action: actionAllow, Dir: dir}
+		p.Sel.Family = unix.AF_INET
+		if v6 {
+			p.Sel.Family = unix.AF_INET6
+		}
+		p.Lft.SoftByteLimit, p.Lft.HardByteLimit = nl.XFRM_INF, nl.XFRM_INF
+		p.Lft.SoftPacketLimit, p.Lft.HardPacketLimit = nl.XFRM_INF, nl.XFRM_INF
+		if err := unix.SetsockoptString(fd, level, opt, string(p.Serialize())); err != nil {
+			return fmt.Errorf("bypass IPsec policy on IKE socket: %w", err)
+		}
+	}
+	return nil
+}
+
+// Run reads from every socket and hands each datagram to handle, until
+// Close. handle must not keep Data after it returns.
+func (s *Sockets) Run(handle func(Datagram)) {
+	for _, c := range s.conns {
+		s.wg.Add(1)
+		go func(c *sock) {
+			defer s.wg.Done()
+			s.readLoop(c, handle)
+		}(c)
+	}
+}
+
+// maxDatagram is the largest UDP payload: IKE messages are bounded by it.
+const maxDatagram = 65535
+
+func (s *Sockets) readLoop(c *sock, handle func(Datagram)) {
+	buf := make([]byte, maxDatagram)
+	oob := make([]byte, 128)
+	for {
+		n, oobn, _, from, err := c.conn.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("receiving IKE datagram failed", "socket", c.addr, "err", err)
+			continue
+		}
+		local := localAddr(c, oob[:oobn])
+		handle(Datagram{Local: local, Remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Data: buf[:n]})
+	}
+}
+
+// localAddr is the address a datagram was sent to, from IP_PKTINFO or
+// IPV6_PKTINFO, with the socket's port.
+func localAddr(c *sock, oob []byte) netip.AddrPort {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			switch {
+			case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+				var a [4]byte
+				copy(a[:], m.Data[8:12]) // ipi_addr: the header's destination
+				return netip.AddrPortFrom(netip.AddrFrom4(a), c.addr.Port())
+			case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+				var a [16]byte
+				copy(a[:], m.Data[0:16])
+				return netip.AddrPortFrom(netip.AddrFrom16(a), c.addr.Port())
+			}
+		}
+	}
+	return c.addr
+}
+
+// Send sends a datagram from its Local address and port to its Remote.
+func (s *Sockets) Send(d Datagram) error {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done {
+		return ErrClosed
+	}
+	local, remote := d.Local.Addr().Unmap(), d.Remote.Addr().Unmap()
+	c := s.socketFor(local, d.Local.Port())
+	if c == nil {
+		return fmt.Errorf("no IKE socket for %s", d.Local)
+	}
+	var oob []byte
+	if local.IsValid() && !local.IsUnspecified() && c.addr.Addr().IsUnspecified() {
+		oob = pktinfo(local)
+	}
+	to := remote
+	if c.v6 && to.Is4() {
+		return fmt.Errorf("send to %s from an IPv6 socket", d.Remote)
+	}
+	_, _, err := c.conn.WriteMsgUDPAddrPort(d.Data, oob, netip.AddrPortFrom(to, d.Remote.Port()))
+	if err != nil {
+		return fmt.Errorf("send IKE datagram %s -> %s: %w", d.Local, d.Remote, err)
+	}
+	return nil
+}
+
+// socketFor picks the socket bound to local (or the wildcard of its family) on port.
+func (s *Sockets) socketFor(local netip.Addr, port uint16) *sock {
+	var wildcard *sock
+	for _, c := range s.conns {
+		if c.addr.Port() != port || c.v6 == local.Is4() {
+			continue
+		}
+		if c.addr.Addr() == local {
+			return c
+		}
+		if c.addr.Addr().IsUnspecified() {
+			wildcard = c
+		}
+	}
+	return wildcard
+}
+
+// pktinfo builds the control message that selects the source address.
+func pktinfo(src netip.Addr) []byte {
+	if src.Is4() {
+		var pi unix.Inet4Pktinfo
+		pi.Spec_dst = src.As4()
+		b := unix.PktInfo4(&pi)
+		return b
+	}
+	var pi unix.Inet6Pktinfo
+	pi.Addr = src.As16()
+	return unix.PktInfo6(&pi)
+}
+
+// Ports lists the bound addresses (for logs and tests).
+func (s *Sockets) Ports() []netip.AddrPort {
+	out := make([]netip.AddrPort, len(s.conns))
+	for i, c := range s.conns {
+		out[i] = netip.AddrPortFrom(c.addr.Addr(), uint16(c.conn.LocalAddr().(*net.UDPAddr).Port))
+	}
+	return out
+}
+
+// Close stops reading and closes the sockets.
+func (s *Sockets) Close() error {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	for _, c := range s.conns {
+		c.conn.Close()
+	}
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,72 @@
+package xfrm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/maps"
+)
+
+// minSPI is the lowest SPI the allocator hands out: 1-255 are reserved by
+// IANA (RFC 4303 2.1).
+const minSPI = 256
+
+// AllocSPI asks the kernel for an unused SPI in r for an inbound ESP SA
+// from src (the peer) to dst (us), as strongSwan's get_spi does with
+// XFRM_MSG_ALLOCSPI. The kernel reserves it in a larval SA that carries no
+// keys and passes no traffic; UpdateState with the full SA completes it.
+// A larval SA not completed within net.core.xfrm_acq_expires seconds (30 by
+// default) is removed and its SPI may be handed out again.
+//
+// A failed allocation (range exhausted) leaves a keyless acquire state
+// with SPI 0 behind until the same timeout; the kernel makes it before it
+// looks for a free SPI.
+//
+// r is the daemon's allocated range, so that xdp_wan finds the SA by index.
+func (c *Conn) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
+	req, err := encodeAllocSPI(src, dst, r)
+	if err != nil {
+		return 0, fmt.Errorf("allocate SPI for %s → %s: %w", src, dst, err)
+	}
+	var spi uint32
+	err = c.exec(c.xfrm, req, func(typ uint16, data []byte) error {
+		if typ != nl.XFRM_MSG_NEWSA || len(data) < nl.SizeofXfrmUsersaInfo {
+			return nil
+		}
+		spi = fromBE32(nl.DeserializeXfrmUsersaInfo(data).Id.Spi)
+		return nil
+	})
+	if err == nil && spi == 0 {
+		err = errors.New("kernel answered without an SPI")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("allocate SPI %#08x-%#08x for %s → %s: %w", r.Base, r.Base+r.Count-1, src, dst, classify(err, nil))
+	}
+	return spi, nil
+}
+
+func encodeAllocSPI(src, dst netip.Addr, r maps.SPIRange) (*request, error) {
+	if !src.IsValid() || !dst.IsValid() || src.Unmap().Is4() != dst.Unmap().Is4() {
+		return nil, errors.New("need source and destination addresses of one family")
+	}
+	if r.Count == 0 {
+		return nil, errors.New("empty SPI range")
+	}
+	last := uint64(r.Base) + uint64(r.Count) - 1
+	if r.Base < minSPI || last > 0xffffffff {
+		return nil, fmt.Errorf("SPI range %#x+%d is outside %#x-0xffffffff", r.Base, r.Count, minSPI)
+	}
+	var v nl.XfrmUserSpiInfo
+	v.XfrmUsersaInfo.Saddr = xfrmAddr(src)
+	v.XfrmUsersaInfo.Id.Daddr = xfrmAddr(dst)
+	v.XfrmUsersaInfo.Id.Proto = protoESP
+	v.XfrmUsersaInfo.Family = familyOf(dst)
+	v.Min, v.Max = r.Base, uint32(last)
+	req := newRequest(nl.XFRM_MSG_ALLOCSPI, unix.NLM_F_ACK)
+	req.fixed(structBytes(&v))
+	return req, nil
+}
