@@ -85,15 +85,30 @@ func sendESP(t *testing.T, s *site, dst netip.Addr, spi uint32, n int) {
 // runs through it. xdp_wan sees the tunnel's inbound ESP before the kernel
 // decrypts it (rx_seen at least the SA's own count), drops ESP for an SPI
 // it does not know before the stack sees it, and drops the tunnel itself
-// once its SPI leaves sa_in.
+// once its SPI leaves the SA table. Once with an SPI from the allocated
+// range (sa_slot, the daemon's), once with another (sa_in, manual SAs).
 func TestXDPCountsTunnelESP(t *testing.T) {
 	p := newPair(t, ipv4)
-	_, ba := p.protect(t, aesGCM, 0xa0003001, 0xb0004001)
 	_, ms := loadXdpsec(t, p.a, nil)
+	for _, c := range []struct {
+		name         string
+		spiAB, spiBA uint32
+	}{
+		{"allocated SPI", maps.DefaultSPIBase + 0x3001, maps.DefaultSPIBase + 0x4001},
+		{"foreign SPI", 0xa0003001, 0xb0004001},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer p.unprotect(t)
+			testXDPOnTunnel(t, p, ms, c.spiAB, c.spiBA)
+		})
+	}
+}
+
+func testXDPOnTunnel(t *testing.T, p *pair, ms *maps.Set, spiAB, spiBA uint32) {
+	_, ba := p.protect(t, aesGCM, spiAB, spiBA)
 	if err := ms.SA.Put(maps.InboundSA{SPI: ba.spi, Dst: p.a.outer, CPU: maps.NoCPU}); err != nil {
 		t.Fatal(err)
 	}
-
 	const n = 20
 	if got := ping(t, p.a.Netns, p.a.host, p.b.host, n, 5); got != n {
 		t.Fatalf("ping through the tunnel with xdp_wan attached: %d of %d answered", got, n)
@@ -115,7 +130,7 @@ func TestXDPCountsTunnelESP(t *testing.T) {
 	t.Run("unknown SPI", func(t *testing.T) {
 		noSA, noStates := counter(t, ms, "no_sa"), xfrmStat(t, p.a.Netns)["XfrmInNoStates"]
 		const forged = 17
-		sendESP(t, p.b, p.a.outer, 0xdead0001, forged)
+		sendESP(t, p.b, p.a.outer, ba.spi^0x00ff0000, forged)
 		if got := counter(t, ms, "no_sa") - noSA; got != forged {
 			t.Errorf("no_sa moved by %d, sent %d ESP packets for an unknown SPI", got, forged)
 		}
@@ -124,13 +139,13 @@ func TestXDPCountsTunnelESP(t *testing.T) {
 		}
 	})
 
-	t.Run("SA removed from sa_in", func(t *testing.T) {
+	t.Run("SA removed from the table", func(t *testing.T) {
 		if err := ms.SA.Delete(ba.spi, p.a.outer); err != nil {
 			t.Fatal(err)
 		}
 		before, noSA := ba.stateStats(t, p.a), counter(t, ms, "no_sa")
 		if got := ping(t, p.a.Netns, p.a.host, p.b.host, 3, 2); got != 0 {
-			t.Errorf("%d pings answered with the SA gone from sa_in; xdp_wan should drop the replies", got)
+			t.Errorf("%d pings answered with the SA gone from the table; xdp_wan should drop the replies", got)
 		}
 		if after := ba.stateStats(t, p.a); after.packets != before.packets {
 			t.Errorf("the kernel decrypted %d packets xdp_wan should have dropped", after.packets-before.packets)
