@@ -264,9 +264,9 @@ func buildInitramfs(ctx context.Context, img *Image, busybox string, log io.Writ
 	for _, it := range items {
 		switch it.kind {
 		case loadRequired:
-			fmt.Fprintf(&loadList, "%s\n", uncompressedName(it.path))
+			fmt.Fprintf(&loadList, "%s\n", it.name)
 		case loadOptional:
-			fmt.Fprintf(&loadList, "%s optional\n", uncompressedName(it.path))
+			fmt.Fprintf(&loadList, "%s optional\n", it.name)
 		default:
 			continue
 		}

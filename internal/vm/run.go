@@ -12,6 +12,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,11 @@ func Run(ctx context.Context, s Spec) (*Result, error) {
 	cmd.Stdin = nil // /dev/null: nothing is typed at the console
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	// Its own process group, and SIGKILL if this process dies first.
+	// Its own process group (killed whole on every way out of Run), and
+	// SIGKILL if this process dies first: a test binary killed by its
+	// -timeout panic leaves no QEMU behind. (Pdeathsig follows the thread
+	// that started QEMU; Go ends threads only under LockOSThread, which
+	// Run does not use.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -285,8 +290,12 @@ func (c *console) read(r io.Reader) error {
 	}
 }
 
+// terminalEscapes are the screen-clearing sequences SeaBIOS and the
+// kernel's early console send; they only garble logs.
+var terminalEscapes = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|c)`)
+
 func (c *console) line(line string) {
-	line = strings.ReplaceAll(line, "\r", "")
+	line = terminalEscapes.ReplaceAllString(strings.ReplaceAll(line, "\r", ""), "")
 	c.mu.Lock()
 	c.buf.WriteString(line)
 	c.mu.Unlock()

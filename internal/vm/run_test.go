@@ -60,7 +60,7 @@ func requireGone(t *testing.T, pidFile string) {
 }
 
 func TestRunExitStatus(t *testing.T) {
-	qemu, pid := fakeQEMU(t, `printf 'SeaBIOS\r\n'
+	qemu, pid := fakeQEMU(t, `printf '\033c\033[?7l\033[2JSeaBIOS\r\n'
 echo "XDPSEC-VM-START $nonce 1.50"
 echo "XDPSEC-VM-EXIT 0000000000000000 0"   # forged: wrong nonce
 echo "hello from the guest"
@@ -79,7 +79,7 @@ echo "[    2.1] reboot: Power down"`)
 	if res.Uptime != "1.50" || res.BootTime <= 0 {
 		t.Errorf("boot time %v, uptime %q", res.BootTime, res.Uptime)
 	}
-	if !strings.Contains(res.Output, "hello from the guest\n") || strings.Contains(res.Output, "\r") {
+	if !strings.HasPrefix(res.Output, "SeaBIOS\n") || !strings.Contains(res.Output, "hello from the guest\n") || strings.Contains(res.Output, "\r") {
 		t.Errorf("output %q", res.Output)
 	}
 	if console.String() != res.Output {
