@@ -62,7 +62,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Image, error) {
 		o.Log = io.Discard
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: image cache: %v", ErrUnavailable, err)
 	}
 	busybox, err := findStaticBusybox()
 	if err != nil {
@@ -71,7 +71,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Image, error) {
 	// One Prepare at a time per cache: parallel test binaries share it.
 	unlock, err := lockFile(filepath.Join(o.CacheDir, ".lock"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: image cache: %v", ErrUnavailable, err)
 	}
 	defer unlock()
 	img, err := fetchKernel(ctx, o)
