@@ -10,11 +10,18 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG_VERSION := 19
 CLANG := clang-$(CLANG_VERSION)
 TEST_TIMEOUT ?= 45m
+# The VM tests: one QEMU boot per test binary, minutes under TCG.
+VMTEST_TIMEOUT ?= 40m
 
 # Debian packages: the BPF toolchain and headers, and the tools tests drive.
 APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute2 util-linux
+# ... and what the VM tests boot with (the guest kernel itself is fetched by
+# internal/vm with apt-get download into .cache/vm/).
+VM_APT_PACKAGES := qemu-system-x86 busybox-static xz-utils
+# The guest kernel: Debian 12's 6.12 (bookworm-security, bookworm-backports).
+VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 
-.PHONY: all build generate check-generated deps vet test test-short bench clean
+.PHONY: all build generate check-generated deps vmdeps vet test test-short vmtest bench clean
 
 all: build
 
@@ -53,6 +60,35 @@ vet:
 
 test: deps check-generated vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) vmtest
+
+# What the VM tests need, where it can be had: without root (or without the
+# mirror) this says so and the VM tests skip with the reason.
+vmdeps:
+	@missing=""; for p in $(VM_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ "$$(id -u)" != 0 ]; then \
+		[ -z "$$missing" ] || echo "vmtest: need root to install:$$missing; the VM tests will skip" >&2; \
+		exit 0; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	if [ -n "$$missing" ] || ! apt-cache show $(VM_KERNEL_PACKAGE) >/dev/null 2>&1; then \
+		apt-get update -qq || echo "vmtest: apt-get update failed" >&2; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null || echo "vmtest: cannot install$$missing; the VM tests will skip" >&2; \
+	fi
+
+# The VM test level: QEMU (TCG) boots Debian's $(VM_KERNEL_PACKAGE) with the
+# host's root shared read-only; package vmtest runs the e2e tests in it,
+# internal/vm checks the harness itself. Kernel and initramfs are cached
+# in .cache/vm/. One package at a time (-p 1): two TCG guests on a small
+# machine only slow each other down.
+vmtest: vmdeps
+	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) \
+		$(GO) test -count=1 -p 1 -v -timeout $(VMTEST_TIMEOUT) ./internal/vm/ ./vmtest/
 
 # Unit tests only: no root, no BPF (those skip with the reason).
 test-short:

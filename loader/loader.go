@@ -214,6 +214,9 @@ func loadCollection(opts *Options) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load BPF objects: %w", err)
 	}
+	if err := resolveKsymExists(spec); err != nil {
+		return nil, err
+	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, err
