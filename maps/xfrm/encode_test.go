@@ -195,6 +195,20 @@ func TestEncodeStateOptions(t *testing.T) {
 		t.Errorf("XFRMA_IF_ID % x", a[nl.XFRMA_IF_ID])
 	}
 
+	// A window above 32 without ESN also needs the ESN attribute: the
+	// legacy field would be cut to 32.
+	s.ESN = false
+	s.ReplayWindow = 64
+	req, err = encodeState(nl.XFRM_MSG_NEWSA, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := req.payload(); p[offReplay] != 0 {
+		t.Errorf("window 64: legacy replay_window %d, want 0", p[offReplay])
+	} else if a, _ := attrs(p[nl.SizeofXfrmUsersaInfo:]); a[nl.XFRMA_REPLAY_ESN_VAL] == nil {
+		t.Error("window 64 without the replay_esn attribute")
+	}
+
 	// A window above 255 without ESN also needs the ESN attribute.
 	s.ESN = false
 	s.ReplayWindow = 1024

@@ -259,9 +259,10 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 	} else if s.Mode == ModeTunnel {
 		info.Flags |= stateAFUnspec
 	}
-	// Windows above 255 and ESN need the replay_esn attribute, and then the
-	// legacy field must be 0.
-	useESNAttr := s.ESN || s.ReplayWindow > 255
+	// The legacy 8-bit field is cut to the kernel's 32-bit legacy bitmap
+	// (seen on 6.12: 64 read back as 32), so windows above 32 and ESN need
+	// the replay_esn attribute, and then the legacy field must be 0.
+	useESNAttr := s.ESN || s.ReplayWindow > legacyReplayWindow
 	if s.ESN {
 		info.Flags |= stateESN
 	}
@@ -312,6 +313,10 @@ func algoHeader(name string, keyLen int, extra ...uint32) []byte {
 	}
 	return b
 }
+
+// legacyReplayWindow is the most the kernel keeps of xfrm_usersa_info's
+// replay_window: the bitmap of struct xfrm_replay_state is 32 bits.
+const legacyReplayWindow = 32
 
 // replayESN is struct xfrm_replay_state_esn for a new SA: counters at 0 and
 // a zeroed bitmap of ceil(window/32) words.
