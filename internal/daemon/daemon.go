@@ -231,6 +231,7 @@ func (d *Daemon) openDataplane() error {
 	}
 	d.kernel = k
 	d.dp = NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
+		Tunnels: NetlinkTunnels{Kernel: k},
 		OffloadFor: func(sa *ike.SA) Offload {
 			d.mu.Lock()
 			children := d.loaded.Children

@@ -118,7 +118,8 @@ type KernelDataplane struct {
 	offloadFor func(sa *ike.SA) Offload
 	// device finds the interface that holds a local address (the device
 	// offload is asked of).
-	device func(local netip.Addr) (string, error)
+	device  func(local netip.Addr) (string, error)
+	tunnels Tunnels
 
 	mu       sync.Mutex // guards everything below
 	rr       int
@@ -146,9 +147,15 @@ type catchAll struct {
 
 // policyState is what one ike.Policy became.
 type policyState struct {
-	xfrm  []xfrm.Policy // classic mode
-	spd   []uint32      // SPD policy IDs
-	catch *catchAllKey  // route-based mode
+	xfrm   []xfrm.Policy // classic mode
+	spd    []uint32      // SPD policy IDs
+	catch  *catchAllKey  // route-based mode
+	routes []tunnelRoute // route-based mode, outbound
+}
+
+type tunnelRoute struct {
+	dst     netip.Prefix
+	ifindex int
 }
 
 // KernelConfig configures a KernelDataplane.
@@ -162,13 +169,16 @@ type KernelConfig struct {
 	// Device returns the interface holding a local address; nil looks it
 	// up with netlink.
 	Device func(local netip.Addr) (string, error)
+	// Tunnels makes XFRM interfaces and routes for route-based CHILD_SAs;
+	// nil leaves them to the operator.
+	Tunnels Tunnels
 }
 
 // NewKernelDataplane returns a dataplane over a kernel and pinned maps.
 func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 	d := &KernelDataplane{
 		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
-		offloadFor: cfg.OffloadFor, device: cfg.Device,
+		offloadFor: cfg.OffloadFor, device: cfg.Device, tunnels: cfg.Tunnels,
 		sas: map[ike.SAID]*installed{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
 	}
 	if d.log == nil {
@@ -439,7 +449,34 @@ func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
 	if p.Dir != ike.DirOut {
 		return nil
 	}
+	if err := d.addRoutes(p, ps); err != nil {
+		return err
+	}
 	return d.addSPD(p, ps, maps.ActionProtect)
+}
+
+// addRoutes routes an outbound policy's remote selector into the XFRM
+// interface of its if_id. A prefix holding the peer's own address is not
+// routed there: IKE and ESP to the peer would loop into the tunnel.
+func (d *KernelDataplane) addRoutes(p *ike.Policy, ps *policyState) error {
+	if d.tunnels == nil {
+		return nil
+	}
+	ifindex, err := d.tunnels.Interface(p.IfID)
+	if err != nil {
+		return err
+	}
+	for _, dst := range rangePrefixes(p.Dst.Start, p.Dst.End) {
+		if dst.Contains(p.TmplDst.Unmap()) {
+			d.log.Warn(fmt.Sprintf("not routing %s into the XFRM interface of if_id %#x: it holds the peer %s; route it with policy routing", dst, p.IfID, p.TmplDst))
+			continue
+		}
+		if err := d.tunnels.AddRoute(dst, ifindex); err != nil {
+			return err
+		}
+		ps.routes = append(ps.routes, tunnelRoute{dst: dst, ifindex: ifindex})
+	}
+	return nil
 }
 
 // local and remote are our and the peer's outer addresses in a policy.
@@ -570,6 +607,11 @@ func (d *KernelDataplane) DeletePolicy(p *ike.Policy) error {
 
 func (d *KernelDataplane) removePolicy(ps *policyState) error {
 	var errs []error
+	for _, r := range ps.routes {
+		if err := d.tunnels.DeleteRoute(r.dst, r.ifindex); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, id := range ps.spd {
 		if err := d.bpf.DeletePolicy(id); err != nil && !errors.Is(err, maps.ErrNoPolicy) {
 			errs = append(errs, err)

@@ -406,3 +406,58 @@ func TestRangePrefixes(t *testing.T) {
 		}
 	}
 }
+
+type fakeTunnels struct {
+	ifaces map[uint32]int
+	routes map[netip.Prefix]int
+}
+
+func (f *fakeTunnels) Interface(ifID uint32) (int, error) {
+	if f.ifaces[ifID] == 0 {
+		f.ifaces[ifID] = 100 + len(f.ifaces)
+	}
+	return f.ifaces[ifID], nil
+}
+
+func (f *fakeTunnels) AddRoute(dst netip.Prefix, ifindex int) error {
+	f.routes[dst] = ifindex
+	return nil
+}
+
+func (f *fakeTunnels) DeleteRoute(dst netip.Prefix, ifindex int) error {
+	if f.routes[dst] != ifindex {
+		return errors.New("no such route")
+	}
+	delete(f.routes, dst)
+	return nil
+}
+
+// TestDataplaneTunnelRoutes: a route-based CHILD_SA gets the XFRM
+// interface of its if_id and its remote selectors routed into it, except a
+// prefix that holds the peer; deleting the policy removes the routes.
+func TestDataplaneTunnelRoutes(t *testing.T) {
+	_, k, b, _ := newFakeDataplane(t)
+	tun := &fakeTunnels{ifaces: map[uint32]int{}, routes: map[netip.Prefix]int{}}
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t), Tunnels: tun})
+	local, _ := ike.ParseTS("10.1.0.0/16")
+	remote, _ := ike.ParseTS("10.2.0.0-10.3.255.255")
+	all, _ := ike.ParseTS("0.0.0.0/0")
+	out := &ike.Policy{Dir: ike.DirOut, Src: local, Dst: remote, TmplSrc: us, TmplDst: them, ReqID: 1, IfID: 7}
+	full := &ike.Policy{Dir: ike.DirOut, Src: local, Dst: all, TmplSrc: us, TmplDst: them, ReqID: 2, IfID: 9}
+	in := &ike.Policy{Dir: ike.DirIn, Src: remote, Dst: local, TmplSrc: them, TmplDst: us, ReqID: 1, IfID: 7}
+	for _, p := range []*ike.Policy{out, full, in} {
+		if err := d.AddPolicy(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[netip.Prefix]int{netip.MustParsePrefix("10.2.0.0/15"): tun.ifaces[7]}
+	if len(tun.routes) != 1 || tun.routes[netip.MustParsePrefix("10.2.0.0/15")] != tun.ifaces[7] || tun.ifaces[7] == 0 {
+		t.Errorf("routes %v, want %v (0.0.0.0/0 holds the peer and is not routed)", tun.routes, want)
+	}
+	if err := d.DeletePolicy(out); err != nil {
+		t.Fatal(err)
+	}
+	if len(tun.routes) != 0 {
+		t.Errorf("routes left after delete: %v", tun.routes)
+	}
+}
