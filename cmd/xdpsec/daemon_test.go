@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +104,9 @@ func (s *site) writeConf(conf string) {
 
 // start runs `xdpsec daemon --dataplane=dry-run` inside the namespace and
 // waits for its control socket.
+// metricsAddr is where each site's daemon serves metrics, in its own namespace.
+const metricsAddr = "127.0.0.1:9901"
+
 func (s *site) start() {
 	s.t.Helper()
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -107,7 +114,8 @@ func (s *site) start() {
 		s.t.Fatal(err)
 	}
 	s.cmd = exec.Command("nsenter", "--net=/run/netns/"+s.ns.Name, os.Args[0], "daemon", "--dataplane=dry-run",
-		"--config", s.conf, "--socket", s.sock, "--state", s.state, "--log", "ike=1,knl=1")
+		"--config", s.conf, "--socket", s.sock, "--state", s.state, "--log", "ike=1,knl=1",
+		"--metrics", metricsAddr)
 	s.cmd.Env = append(os.Environ(), "XDPSEC_TEST_RUN_MAIN=1")
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -258,6 +266,37 @@ func TestDaemonsDryRun(t *testing.T) {
 	if sasA[0].SPIi != sasB[0].SPIi || sasA[0].SPIr != sasB[0].SPIr || !sasA[0].Initiator || sasB[0].Initiator {
 		t.Errorf("IKE SPIs: a %+v b %+v", sasA[0], sasB[0])
 	}
+	// Prometheus metrics, scraped over HTTP inside a's namespace.
+	var metrics string
+	if err := nsA.Do(func() error {
+		// Dial on this goroutine: its thread is the one in the namespace
+		// (http.Client would dial from another).
+		conn, err := net.Dial("tcp", metricsAddr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		req, _ := http.NewRequest("GET", "http://"+metricsAddr+"/metrics", nil)
+		if err := req.Write(conn); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		metrics = string(body)
+		return err
+	}); err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	for _, want := range []string{`xdpsec_ike_sas{state="ESTABLISHED"} 1`, `xdpsec_child_sas{state="INSTALLED"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
 	table := a.ok("list-sas")
 	for _, want := range []string{
 		"site: #1, ESTABLISHED, IKEv2, " + sasA[0].SPIi + "_i* " + sasA[0].SPIr + "_r",
