@@ -8,6 +8,7 @@ import (
 // IKESAInfo describes an IKE SA (swanctl --list-sas).
 type IKESAInfo struct {
 	ID                uint32
+	Version           int // 1 or 2
 	Name              string
 	State             IKESAState
 	Initiator         bool
@@ -42,7 +43,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			ID: sa.id, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
 			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			Proposal: sa.proposal.String(),
+			Proposal: sa.proposal.String(), Version: 2,
 		}
 		for _, c := range sa.children {
 			ci := ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
@@ -54,7 +55,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 		}
 		out = append(out, i)
 	}
-	return out
+	return append(out, e.v1Infos()...)
 }
 
 func (e *Engine) ikeSA(id uint32) (*ikeSA, error) {
