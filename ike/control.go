@@ -124,6 +124,10 @@ func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 func (e *Engine) DeleteIKESA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if v1 := e.v1SAByID(id); v1 != nil {
+		v1.delete()
+		return nil
+	}
 	sa, err := e.ikeSA(id)
 	if err != nil {
 		return err
@@ -141,6 +145,14 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 func (e *Engine) DeleteChildSA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for _, sa := range e.allV1SAs() {
+		for _, c := range sa.children {
+			if c.id == id {
+				sa.deleteChild(c)
+				return nil
+			}
+		}
+	}
 	c, err := e.childSA(id)
 	if err != nil {
 		return err

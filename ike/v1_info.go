@@ -201,3 +201,13 @@ func (sa *v1SA) scheduleDPD() {
 		sa.scheduleDPD()
 	})
 }
+
+// v1SAByID finds an ISAKMP SA by its unique ID.
+func (e *Engine) v1SAByID(id uint32) *v1SA {
+	for _, sa := range e.allV1SAs() {
+		if sa.id == id {
+			return sa
+		}
+	}
+	return nil
+}

@@ -55,6 +55,7 @@ type v1Child struct {
 	suite             transform.ChildSuite
 	lifetime          time.Duration
 	encap             bool
+	initiator         bool // we started its Quick Mode
 	timers            []Timer
 }
 
@@ -428,7 +429,7 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	sa.e.nextChildID++
 	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.mode,
 		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
-		suite: q.suite.suite, lifetime: q.suite.life,
+		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
 		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
 			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft}
 	if err := c.install(in, out); err != nil {
@@ -470,12 +471,18 @@ func (c *v1Child) esp(inbound bool, keys transform.SAKeys) *SA {
 }
 
 // rekeyAfter is when the IPsec SA is rekeyed: rekey_time, or before the
-// negotiated lifetime if that is shorter.
+// negotiated lifetime if that is shorter. The end that did not start the
+// Quick Mode waits halfway to the hard lifetime, so that both ends do not
+// rekey at once (IKEv1 has no collision handling).
 func (c *v1Child) rekeyAfter() time.Duration {
+	t := c.lifetime * 9 / 10
 	if c.cfg.rekeyTime < c.lifetime {
-		return c.cfg.rekeyTime
+		t = c.cfg.rekeyTime
 	}
-	return c.lifetime * 9 / 10
+	if !c.initiator {
+		t += (c.lifetime - t) / 2
+	}
+	return t
 }
 
 // v1Policies are the policies of IKEv1 IPsec SAs, shared by the SAs with

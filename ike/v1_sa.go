@@ -35,10 +35,10 @@ import (
 
 // v1State is the engine's IKEv1 part.
 type v1State struct {
-	sas    map[uint64]*v1SA // by our cookie
-	init   map[initKey]*v1SA
-	secret []byte // for cookies (RFC 2408 section 2.5.3)
-	count  uint64
+	sas      map[uint64]*v1SA // by our cookie
+	init     map[initKey]*v1SA
+	secret   []byte // for cookies (RFC 2408 section 2.5.3)
+	count    uint64
 	policies map[string]*v1PolicyRef
 }
 
@@ -58,7 +58,7 @@ type v1SA struct {
 	step       int // phase 1 messages handled
 
 	// Phase 1 negotiation.
-	saiB       []byte // the initiator's SA payload body, for HASH_I/R
+	saiB       []byte           // the initiator's SA payload body, for HASH_I/R
 	chosen     isakmp.Transform // responder: the transform selected
 	auth       isakmp.AuthMethod
 	prf        transform.PRFID
@@ -88,13 +88,13 @@ type v1SA struct {
 	fragments  map[uint16]*v1Reassembly
 	nextFragID uint16
 
-	dpdSeq         uint32
-	lastInbound    time.Time
-	lastOutbound   time.Time
-	timers         []Timer
-	replaces       *v1SA // the SA this one reauthenticates
-	restart        bool
-	deleted        bool
+	dpdSeq       uint32
+	lastInbound  time.Time
+	lastOutbound time.Time
+	timers       []Timer
+	replaces     *v1SA // the SA this one reauthenticates
+	restart      bool
+	deleted      bool
 }
 
 // v1Exchange is one exchange's state, by message ID.
