@@ -14,6 +14,14 @@ import (
 type Connection struct {
 	Name string // the section name
 
+	// Version (version): 0 or 2 for IKEv2, 1 for IKEv1 (Main Mode, or
+	// Aggressive Mode with Aggressive; see v1_*.go).
+	Version int
+	// Aggressive (aggressive) initiates IKEv1 in Aggressive Mode, and lets
+	// a responder accept Aggressive Mode with pre-shared keys, which
+	// charon refuses unless told it does not care about security.
+	Aggressive bool
+
 	LocalAddrs  []string // local_addrs: addresses, "%any" or empty for any
 	RemoteAddrs []string // remote_addrs
 	LocalPort   uint16   // local_port, default the engine's Config.Port (500)

@@ -8,6 +8,7 @@ import (
 // IKESAInfo describes an IKE SA (swanctl --list-sas).
 type IKESAInfo struct {
 	ID                uint32
+	Version           int // 1 or 2
 	Name              string
 	State             IKESAState
 	Initiator         bool
@@ -42,7 +43,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			ID: sa.id, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
 			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			Proposal: sa.proposal.String(),
+			Proposal: sa.proposal.String(), Version: 2,
 		}
 		for _, c := range sa.children {
 			ci := ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
@@ -54,7 +55,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 		}
 		out = append(out, i)
 	}
-	return out
+	return append(out, e.v1Infos()...)
 }
 
 func (e *Engine) ikeSA(id uint32) (*ikeSA, error) {
@@ -123,6 +124,10 @@ func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 func (e *Engine) DeleteIKESA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if v1 := e.v1SAByID(id); v1 != nil {
+		v1.delete()
+		return nil
+	}
 	sa, err := e.ikeSA(id)
 	if err != nil {
 		return err
@@ -140,6 +145,14 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 func (e *Engine) DeleteChildSA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for _, sa := range e.allV1SAs() {
+		for _, c := range sa.children {
+			if c.id == id {
+				sa.deleteChild(c)
+				return nil
+			}
+		}
+	}
 	c, err := e.childSA(id)
 	if err != nil {
 		return err

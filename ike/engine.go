@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ike/isakmp"
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -103,6 +104,7 @@ type Engine struct {
 	nextIKEID, nextChildID uint32
 	lastInvalidSPI         time.Time
 	halfOpenCount          int // responder IKE SAs not yet established
+	ikev1                  v1State
 	closed                 bool
 }
 
@@ -207,6 +209,13 @@ func (e *Engine) Initiate(name string) (uint32, error) {
 	if c == nil {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownConnection, name)
 	}
+	if c.cfg.Version == 1 {
+		sa, err := e.initiateV1(c, c.children)
+		if err != nil {
+			return 0, err
+		}
+		return sa.id, nil
+	}
 	sa, err := e.initiate(c, c.children)
 	if err != nil {
 		return 0, err
@@ -301,6 +310,9 @@ func (e *Engine) Close() {
 	for _, sa := range e.allSAs() {
 		sa.destroy()
 	}
+	for _, sa := range e.allV1SAs() {
+		sa.destroy()
+	}
 	e.closed = true
 }
 
@@ -368,6 +380,10 @@ func (e *Engine) HandleDatagram(d Datagram) {
 			return
 		}
 		data = data[4:]
+	}
+	if isakmp.MajorVersionOf(data) == isakmp.MajorVersion {
+		e.handleV1(data, d)
+		return
 	}
 	h, err := message.UnmarshalHeader(data)
 	if err != nil {

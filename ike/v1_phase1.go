@@ -1,0 +1,738 @@
+package ike
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/isakmp"
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// initiateV1 starts an ISAKMP SA and, once it is established, Quick Modes
+// for children.
+func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, error) {
+	if len(c.remoteAddrs) == 0 {
+		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.cfg.Name)
+	}
+	var local netip.Addr
+	if len(c.localAddrs) > 0 {
+		local = c.localAddrs[0]
+	} else if e.cfg.SourceAddress != nil {
+		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
+			local = a
+		}
+	}
+	sa := e.newV1SA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
+	sa.ckyI = e.v1Cookie(sa.local, sa.remote)
+	e.v1().sas[sa.ckyI] = sa
+	sa.pending = children
+	mode := "Main Mode"
+	if sa.aggressive {
+		mode = "Aggressive Mode"
+	}
+	sa.log.Info(fmt.Sprintf("initiating %s IKE_SA %s to %s", mode, sa.name(), sa.remote.Addr()))
+	sa.setState(IKESAConnecting)
+	auth := c.v1AuthMethod()
+	suites := c.v1Suites(auth)
+	for _, s := range suites {
+		if s.encr != transform.ENCR_AES_CBC {
+			return nil, fmt.Errorf("ike: connection %q: IKEv1 needs AES-CBC proposals, not %v", c.cfg.Name, s.encr)
+		}
+		if _, err := s.prf.V1Hash(); err != nil {
+			return nil, fmt.Errorf("ike: connection %q: %v", c.cfg.Name, err)
+		}
+	}
+	saP := v1Phase1SA(suites)
+	body, err := saP.Body()
+	if err != nil {
+		return nil, err
+	}
+	sa.saiB = body
+	ps := []isakmp.Payload{saP}
+	if sa.aggressive {
+		// Aggressive Mode fixes the group with the first proposal.
+		sa.group = suites[0].group
+		ke, err := sa.startDH()
+		if err != nil {
+			return nil, err
+		}
+		sa.ni = e.randomBytes(32)
+		id := sa.idPayload()
+		sa.idiiB, _ = id.Body()
+		ps = append(ps, ke, &isakmp.Nonce{Data: sa.ni}, id)
+	}
+	ps = append(ps, sa.vendorIDs()...)
+	exch := isakmp.ExchangeMain
+	if sa.aggressive {
+		exch = isakmp.ExchangeAggressive
+	}
+	sa.step = 1
+	sa.sendPlain(sa.exchange(0), &isakmp.Message{Header: sa.header(exch, 0), Payloads: ps}, true)
+	return sa, nil
+}
+
+func (sa *v1SA) vendorIDs() []isakmp.Payload {
+	ps := []isakmp.Payload{&isakmp.VendorID{Data: isakmp.VendorDPD}, &isakmp.VendorID{Data: isakmp.VendorNATTRFC3947},
+		&isakmp.VendorID{Data: isakmp.VendorNATTDraft02N}, &isakmp.VendorID{Data: isakmp.VendorNATTDraft03}}
+	if sa.conn.fragmentation {
+		ps = append(ps, &isakmp.VendorID{Data: isakmp.VendorFragmentation})
+	}
+	return ps
+}
+
+func (sa *v1SA) processVendorIDs(ps []isakmp.Payload) {
+	for _, v := range isakmp.All[*isakmp.VendorID](ps) {
+		switch isakmp.ClassifyVendorID(v.Data) {
+		case isakmp.VendorKindDPD:
+			sa.peerDPD = true
+		case isakmp.VendorKindNATT, isakmp.VendorKindNATTDraft:
+			sa.peerNATT = true
+		case isakmp.VendorKindFragmentation:
+			sa.peerFrag = sa.conn.fragmentation
+		}
+		sa.log.Debug(fmt.Sprintf("received %v vendor ID", isakmp.ClassifyVendorID(v.Data)))
+	}
+}
+
+func (sa *v1SA) startDH() (*isakmp.KeyExchange, error) {
+	dh, err := transform.NewKeyExchange(sa.group, sa.e.rand)
+	if err != nil {
+		return nil, err
+	}
+	sa.dh = dh
+	if sa.initiator {
+		sa.gxi = dh.PublicValue()
+		return &isakmp.KeyExchange{Data: sa.gxi}, nil
+	}
+	sa.gxr = dh.PublicValue()
+	return &isakmp.KeyExchange{Data: sa.gxr}, nil
+}
+
+func (sa *v1SA) idPayload() *isakmp.Identification {
+	id := sa.localID
+	if id.IsAny() {
+		id = addrIdentity(sa.local.Addr())
+		sa.localID = id
+	}
+	return &isakmp.Identification{IDType: isakmp.IDType(id.Type), Data: id.Data}
+}
+
+// natdPayloads are the NAT-D payloads: the peer's address, then ours
+// (RFC 3947 section 3.2).
+func (sa *v1SA) natdPayloads() []isakmp.Payload {
+	if !sa.peerNATT {
+		return nil
+	}
+	remote, local := sa.natdHash(sa.remote), sa.natdHash(sa.local)
+	if sa.conn.cfg.Encap {
+		// Fake our address so that the peer sees a NAT (encap = yes).
+		local = sa.natdHash(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	}
+	return []isakmp.Payload{&isakmp.NATD{Hash: remote}, &isakmp.NATD{Hash: local}}
+}
+
+func (sa *v1SA) natdHash(a netip.AddrPort) []byte {
+	newHash, err := sa.prf.V1Hash()
+	if err != nil {
+		return nil
+	}
+	h := newHash()
+	h.Write(binary.BigEndian.AppendUint64(nil, sa.ckyI))
+	h.Write(binary.BigEndian.AppendUint64(nil, sa.ckyR))
+	h.Write(a.Addr().AsSlice())
+	h.Write(binary.BigEndian.AppendUint16(nil, a.Port()))
+	return h.Sum(nil)
+}
+
+func (sa *v1SA) processNATD(ps []isakmp.Payload) {
+	natd := isakmp.All[*isakmp.NATD](ps)
+	if len(natd) < 2 || !sa.peerNATT {
+		return
+	}
+	// The first names us as the peer saw us, the others the peer.
+	sa.natLocal = !bytes.Equal(natd[0].Hash, sa.natdHash(sa.local))
+	sa.natRemote = true
+	for _, n := range natd[1:] {
+		if bytes.Equal(n.Hash, sa.natdHash(sa.remote)) {
+			sa.natRemote = false
+		}
+	}
+	if sa.natLocal {
+		sa.log.Info("local host is behind NAT, sending keep alives")
+	}
+	if sa.natRemote {
+		sa.log.Info("remote host is behind NAT")
+	}
+	if (sa.natLocal || sa.natRemote) && sa.initiator {
+		if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
+			sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
+		}
+		if sa.local.Port() == sa.e.cfg.Port {
+			sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
+		}
+	}
+	if sa.natLocal {
+		sa.scheduleKeepAlive()
+	}
+}
+
+func (sa *v1SA) scheduleKeepAlive() {
+	if sa.e.cfg.KeepAlive < 0 {
+		return
+	}
+	sa.after(sa.e.cfg.KeepAlive, func() {
+		if sa.e.clock.Now().Sub(sa.lastOutbound) >= sa.e.cfg.KeepAlive {
+			sa.e.stats.KeepAlivesSent++
+			sa.e.send(sa.local, sa.remote, [][]byte{{0xff}})
+			sa.lastOutbound = sa.e.clock.Now()
+		}
+		sa.scheduleKeepAlive()
+	})
+}
+
+// deriveKeys computes g^xy, SKEYID and the phase 1 keys and IV.
+func (sa *v1SA) deriveKeys() error {
+	peer := sa.gxr
+	if !sa.initiator {
+		peer = sa.gxi
+	}
+	gxy, err := sa.dh.SharedSecret(peer)
+	if err != nil {
+		return err
+	}
+	sa.gxy = gxy
+	var skeyid []byte
+	if sa.auth == isakmp.AuthPSK {
+		psk, ok := (&ikeSA{e: sa.e}).sharedKey(sa.conn.local.id, sa.conn.remote.id)
+		if !ok {
+			return fmt.Errorf("no shared key found for '%s' - '%s'", sa.conn.local.id, sa.conn.remote.id)
+		}
+		skeyid, err = transform.SKEYIDPSK(sa.prf, psk, sa.ni, sa.nr)
+	} else {
+		skeyid, err = transform.SKEYIDSig(sa.prf, sa.ni, sa.nr, gxy)
+	}
+	if err != nil {
+		return err
+	}
+	defer clear(skeyid)
+	n, err := transform.V1EncrKeyLen(sa.encr, sa.encrBits)
+	if err != nil {
+		return err
+	}
+	if sa.keys, err = transform.DeriveV1Keys(sa.prf, skeyid, gxy, sa.ckyI, sa.ckyR, n); err != nil {
+		return err
+	}
+	if sa.cipher, err = transform.NewV1Cipher(sa.encr, sa.keys.Encr); err != nil {
+		return err
+	}
+	iv, err := transform.V1PhaseOneIV(sa.prf, sa.gxi, sa.gxr, sa.cipher.BlockSize())
+	if err != nil {
+		return err
+	}
+	sa.exchange(0).iv = iv
+	return nil
+}
+
+// authPayloads builds our HASH or SIG payload (with CERT) for phase 1.
+func (sa *v1SA) authPayloads(idB []byte) ([]isakmp.Payload, error) {
+	var h []byte
+	var err error
+	if sa.initiator {
+		h, err = transform.V1HashI(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+	} else {
+		h, err = transform.V1HashR(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sa.auth == isakmp.AuthPSK {
+		return []isakmp.Payload{&isakmp.Hash{Data: h}}, nil
+	}
+	r := sa.conn.local
+	sig, err := transform.V1SignHash(sa.e.rand, r.cfg.PrivateKey, h)
+	if err != nil {
+		return nil, err
+	}
+	var ps []isakmp.Payload
+	if sa.conn.sendCert != "never" {
+		for _, c := range r.cfg.Certs {
+			ps = append(ps, &isakmp.Certificate{Encoding: isakmp.CertX509Signature, Data: c.Raw})
+		}
+	}
+	return append(ps, &isakmp.Signature{Data: sig}), nil
+}
+
+var errV1Auth = errors.New("authentication failed")
+
+// verifyPeer checks the peer's ID and HASH or SIG.
+func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
+	id, ok := isakmp.Find[*isakmp.Identification](ps)
+	if !ok {
+		return fmt.Errorf("ID payload missing: %w", errV1Auth)
+	}
+	sa.remoteID = Identity{Type: message.IDType(id.IDType), Data: id.Data}
+	idB, _ := id.Body()
+	if !sa.conn.remote.id.Matches(sa.remoteID) {
+		return fmt.Errorf("peer identity '%s' does not match '%s': %w", sa.remoteID, sa.conn.remote.id, errV1Auth)
+	}
+	var want []byte
+	var err error
+	if sa.initiator {
+		want, err = transform.V1HashR(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+	} else {
+		want, err = transform.V1HashI(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+	}
+	if err != nil {
+		return err
+	}
+	if sa.auth == isakmp.AuthPSK {
+		h, ok := isakmp.Find[*isakmp.Hash](ps)
+		if !ok || !bytes.Equal(h.Data, want) {
+			return fmt.Errorf("calculated HASH does not match HASH payload, pre-shared key mismatch?: %w", errV1Auth)
+		}
+		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", sa.remoteID))
+		return nil
+	}
+	sig, ok := isakmp.Find[*isakmp.Signature](ps)
+	if !ok {
+		return fmt.Errorf("SIG payload missing: %w", errV1Auth)
+	}
+	cert, err := sa.verifyCerts(isakmp.All[*isakmp.Certificate](ps))
+	if err != nil {
+		return err
+	}
+	if err := transform.V1VerifyHash(cert.PublicKey, want, sig.Data); err != nil {
+		return fmt.Errorf("signature of '%s' does not verify: %w", sa.remoteID, errV1Auth)
+	}
+	sa.log.Info(fmt.Sprintf("authentication of '%s' with %v successful", sa.remoteID, sa.auth))
+	return nil
+}
+
+func (sa *v1SA) verifyCerts(certs []*isakmp.Certificate) (*x509.Certificate, error) {
+	var parsed []*x509.Certificate
+	for _, c := range certs {
+		if c.Encoding != isakmp.CertX509Signature {
+			continue
+		}
+		x, err := x509.ParseCertificate(c.Data)
+		if err != nil {
+			return nil, fmt.Errorf("certificate does not parse: %w", errV1Auth)
+		}
+		parsed = append(parsed, x)
+	}
+	if len(parsed) == 0 {
+		return nil, fmt.Errorf("no certificate of '%s' received: %w", sa.remoteID, errV1Auth)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	cas := sa.conn.remote.cfg.CACerts
+	if len(cas) == 0 {
+		cas = sa.e.cfg.Credentials.CAs
+	}
+	for _, ca := range cas {
+		roots.AddCert(ca)
+	}
+	for _, c := range parsed[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := parsed[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: sa.e.clock.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("certificate of '%s' not trusted: %v: %w", sa.remoteID, err, errV1Auth)
+	}
+	if !certHasIdentity(parsed[0], sa.remoteID) {
+		return nil, fmt.Errorf("certificate is not issued to '%s': %w", sa.remoteID, errV1Auth)
+	}
+	return parsed[0], nil
+}
+
+// processPhase1 runs Main and Aggressive Mode.
+func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
+	ex := sa.exchange(0)
+	var ps []isakmp.Payload
+	if h.Flags&isakmp.FlagEncryption != 0 {
+		var err error
+		ps, _, err = sa.open(h, data, ex)
+		if err != nil {
+			sa.e.stats.DroppedAuthentication++
+			if sa.cipher == nil {
+				sa.log.Info("encrypted message before keys, dropped")
+				return
+			}
+			first := h.NextPayload
+			sa.log.Info(fmt.Sprintf("invalid %s payload length, decryption failed?", v1PayloadName(first)))
+			sa.log.Info("could not decrypt payloads")
+			if sa.auth == isakmp.AuthPSK {
+				sa.log.Info(fmt.Sprintf("message parsing failed: %v message %d of IKE_SA %s does not decrypt, the pre-shared key of '%s' - '%s' is likely wrong",
+					h.Exchange, sa.step+1, sa.name(), sa.conn.local.id, sa.conn.remote.id))
+			} else {
+				sa.log.Info("message parsing failed")
+			}
+			return
+		}
+	} else {
+		m, err := isakmp.Unmarshal(data)
+		if err != nil {
+			sa.e.stats.DroppedMalformed++
+			sa.log.Info(fmt.Sprintf("message parsing failed: %v", err))
+			return
+		}
+		ps = m.Payloads
+	}
+	ex.lastIn = data
+	sa.log.Info("parsed " + v1Summary(h, !sa.initiator, ps))
+	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 {
+		sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
+		ex.stop()
+		sa.destroy()
+		return
+	}
+	var err error
+	if sa.aggressive {
+		err = sa.aggressiveMode(h, ps)
+	} else {
+		err = sa.mainMode(h, ps)
+	}
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed: %v", sa.name(), err))
+		if errors.Is(err, errV1Auth) && sa.cipher != nil {
+			sa.sendAuthFailed()
+		}
+		sa.destroy()
+	}
+}
+
+// v1PayloadName names payloads as charon's decryption error does.
+func v1PayloadName(t isakmp.PayloadType) string {
+	switch t {
+	case isakmp.PayloadID:
+		return "ID_V1"
+	case isakmp.PayloadHash:
+		return "HASH_V1"
+	}
+	return t.String() + "_V1"
+}
+
+func (sa *v1SA) sendAuthFailed() {
+	sa.sendInformational([]isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP,
+		SPI: sa.cookies(), NotifyType: isakmp.AuthenticationFailed}})
+}
+
+func (sa *v1SA) cookies() []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, sa.ckyI), sa.ckyR)
+}
+
+func (sa *v1SA) acceptSuite(ps []isakmp.Payload) error {
+	p, ok := isakmp.Find[*isakmp.SecurityAssociation](ps)
+	if !ok {
+		return fmt.Errorf("SA payload missing")
+	}
+	if sa.initiator {
+		if len(p.Proposals) != 1 || len(p.Proposals[0].Transforms) != 1 {
+			return fmt.Errorf("responder selected not one transform")
+		}
+		s, why := v1ParseSuite(p.Proposals[0].Transforms[0])
+		if why != "" {
+			return fmt.Errorf("selected transform: %s", why)
+		}
+		if sa.aggressive && s.group != sa.group {
+			return fmt.Errorf("responder selected %v, not %v", s.group, sa.group)
+		}
+		sa.setSuite(s)
+		return nil
+	}
+	sa.saiB, _ = p.Body()
+	s, t, ok := sa.selectV1Suite(p)
+	if !ok {
+		return errNoProposal
+	}
+	sa.setSuite(s)
+	sa.chosen = t
+	return nil
+}
+
+var errNoProposal = errors.New("no acceptable proposal found")
+
+func (sa *v1SA) setSuite(s v1Suite) {
+	sa.encr, sa.encrBits, sa.prf, sa.group, sa.auth, sa.lifetime = s.encr, s.encrBits, s.prf, s.group, s.auth, s.life
+	sa.proposal = s.String()
+}
+
+// mainMode handles one Main Mode message.
+func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
+	ex := sa.exchange(0)
+	hdr := sa.header(isakmp.ExchangeMain, 0)
+	switch {
+	case sa.initiator && sa.step == 1: // SA -->  <-- SA
+		ex.stop()
+		sa.ckyR = h.ResponderCookie
+		if err := sa.acceptSuite(ps); err != nil {
+			return err
+		}
+		sa.processVendorIDs(ps)
+		hdr.ResponderCookie = sa.ckyR
+		ke, err := sa.startDH()
+		if err != nil {
+			return err
+		}
+		sa.ni = sa.e.randomBytes(32)
+		out := append([]isakmp.Payload{ke, &isakmp.Nonce{Data: sa.ni}}, sa.natdPayloads()...)
+		sa.step = 3
+		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, true)
+	case !sa.initiator && sa.step == 0: // SA -->
+		if err := sa.acceptSuite(ps); err != nil {
+			sa.e.v1Notify(h, Datagram{Local: sa.local, Remote: sa.remote}, isakmp.NoProposalChosen)
+			return err
+		}
+		sa.processVendorIDs(ps)
+		sa.step = 2
+		out := append([]isakmp.Payload{v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtoISAKMP,
+			Transforms: []isakmp.Transform{sa.chosen}}})}, sa.vendorIDs()...)
+		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, false)
+	case !sa.initiator && sa.step == 2: // KE Ni -->  <-- KE Nr
+		ke, ok1 := isakmp.Find[*isakmp.KeyExchange](ps)
+		n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("KE or nonce missing")
+		}
+		sa.gxi, sa.ni = ke.Data, n.Data
+		myKE, err := sa.startDH()
+		if err != nil {
+			return err
+		}
+		sa.nr = sa.e.randomBytes(32)
+		sa.processNATD(ps)
+		if err := sa.deriveKeys(); err != nil {
+			return err
+		}
+		out := []isakmp.Payload{myKE, &isakmp.Nonce{Data: sa.nr}}
+		if sa.auth != isakmp.AuthPSK {
+			out = append(out, sa.certReqs()...)
+		}
+		out = append(out, sa.natdPayloads()...)
+		sa.step = 4
+		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, false)
+	case sa.initiator && sa.step == 3: // <-- KE Nr,  ID HASH_I -->
+		ex.stop()
+		ke, ok1 := isakmp.Find[*isakmp.KeyExchange](ps)
+		n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("KE or nonce missing")
+		}
+		sa.gxr, sa.nr = ke.Data, n.Data
+		sa.processNATD(ps)
+		if err := sa.deriveKeys(); err != nil {
+			return err
+		}
+		id := sa.idPayload()
+		idB, _ := id.Body()
+		auth, err := sa.authPayloads(idB)
+		if err != nil {
+			return err
+		}
+		sa.step = 5
+		sa.sendSealed(ex, hdr, append([]isakmp.Payload{id}, auth...), true, sa.giveUp)
+	case !sa.initiator && sa.step == 4: // ID HASH_I -->  <-- ID HASH_R
+		if err := sa.verifyPeer(ps); err != nil {
+			return err
+		}
+		id := sa.idPayload()
+		idB, _ := id.Body()
+		auth, err := sa.authPayloads(idB)
+		if err != nil {
+			return err
+		}
+		sa.step = 6
+		sa.sendSealed(ex, hdr, append([]isakmp.Payload{id}, auth...), false, nil)
+		sa.established()
+	case sa.initiator && sa.step == 5: // <-- ID HASH_R
+		ex.stop()
+		if err := sa.verifyPeer(ps); err != nil {
+			return err
+		}
+		sa.step = 6
+		sa.established()
+	default:
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Debug(fmt.Sprintf("unexpected Main Mode message in step %d", sa.step))
+	}
+	return nil
+}
+
+func (sa *v1SA) certReqs() []isakmp.Payload {
+	cas := sa.conn.remote.cfg.CACerts
+	if len(cas) == 0 {
+		cas = sa.e.cfg.Credentials.CAs
+	}
+	var out []isakmp.Payload
+	for _, ca := range cas {
+		out = append(out, &isakmp.CertificateRequest{Encoding: isakmp.CertX509Signature, Authority: ca.RawSubject})
+	}
+	return out
+}
+
+// aggressiveMode handles one Aggressive Mode message.
+func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
+	ex := sa.exchange(0)
+	hdr := sa.header(isakmp.ExchangeAggressive, 0)
+	switch {
+	case !sa.initiator && sa.step == 0: // SA KE Ni IDii -->  <-- SA KE Nr IDir HASH_R
+		if err := sa.acceptSuite(ps); err != nil {
+			sa.e.v1Notify(h, Datagram{Local: sa.local, Remote: sa.remote}, isakmp.NoProposalChosen)
+			return err
+		}
+		if sa.auth == isakmp.AuthPSK && !sa.conn.cfg.Aggressive {
+			sa.log.Info("Aggressive Mode PSK disabled for security reasons")
+			sa.e.v1Notify(h, Datagram{Local: sa.local, Remote: sa.remote}, isakmp.AuthenticationFailed)
+			return fmt.Errorf("Aggressive Mode refused")
+		}
+		sa.processVendorIDs(ps)
+		ke, ok1 := isakmp.Find[*isakmp.KeyExchange](ps)
+		n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+		id, ok3 := isakmp.Find[*isakmp.Identification](ps)
+		if !ok1 || !ok2 || !ok3 {
+			return fmt.Errorf("KE, nonce or ID missing")
+		}
+		sa.gxi, sa.ni = ke.Data, n.Data
+		sa.idiiB, _ = id.Body()
+		sa.remoteID = Identity{Type: message.IDType(id.IDType), Data: id.Data}
+		myKE, err := sa.startDH()
+		if err != nil {
+			return err
+		}
+		sa.nr = sa.e.randomBytes(32)
+		if err := sa.deriveKeys(); err != nil {
+			return err
+		}
+		myID := sa.idPayload()
+		idB, _ := myID.Body()
+		auth, err := sa.authPayloads(idB)
+		if err != nil {
+			return err
+		}
+		out := []isakmp.Payload{v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtoISAKMP,
+			Transforms: []isakmp.Transform{sa.chosen}}}), myKE, &isakmp.Nonce{Data: sa.nr}, myID}
+		out = append(append(append(out, auth...), sa.vendorIDs()...), sa.natdPayloads()...)
+		sa.step = 2
+		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, true)
+	case sa.initiator && sa.step == 1: // <-- SA KE Nr IDir HASH_R,  HASH_I -->
+		ex.stop()
+		sa.ckyR = h.ResponderCookie
+		hdr.ResponderCookie = sa.ckyR
+		if err := sa.acceptSuite(ps); err != nil {
+			return err
+		}
+		sa.processVendorIDs(ps)
+		ke, ok1 := isakmp.Find[*isakmp.KeyExchange](ps)
+		n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("KE or nonce missing")
+		}
+		sa.gxr, sa.nr = ke.Data, n.Data
+		if err := sa.deriveKeys(); err != nil {
+			return err
+		}
+		if err := sa.verifyPeer(ps); err != nil {
+			return err
+		}
+		auth, err := sa.authPayloads(sa.idiiB)
+		if err != nil {
+			return err
+		}
+		out := append(auth, sa.natdPayloads()...)
+		sa.processNATD(ps)
+		sa.step = 3
+		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, false)
+		sa.established()
+	case !sa.initiator && sa.step == 2: // HASH_I -->
+		ex.stop()
+		idPayload := &isakmp.Identification{IDType: isakmp.IDType(sa.remoteID.Type), Data: sa.remoteID.Data}
+		// The initiator's ID came in the first message.
+		sa.processNATD(ps)
+		if err := sa.verifyPeer(append([]isakmp.Payload{idPayload}, ps...)); err != nil {
+			return err
+		}
+		sa.step = 3
+		sa.established()
+	default:
+		sa.e.stats.DroppedUnexpected++
+	}
+	return nil
+}
+
+// established finishes phase 1: log as charon, schedule reauthentication,
+// DPD, and start Quick Modes.
+func (sa *v1SA) established() {
+	sa.setState(IKESAEstablished)
+	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]", sa.name(),
+		sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	delete(sa.e.v1().init, initKey{sa.remote, sa.ckyI})
+	if sa.dh != nil {
+		sa.dh.Close()
+		sa.dh = nil
+	}
+	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
+		sa.after(sa.conn.rekeyTime, sa.reauthenticate)
+	} else if sa.initiator {
+		sa.after(sa.lifetime*9/10, sa.reauthenticate)
+	}
+	sa.after(sa.lifetime, func() {
+		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
+		sa.delete()
+	})
+	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
+		sa.scheduleDPD()
+	}
+	if old := sa.replaces; old != nil {
+		sa.replaces = nil
+		sa.adoptChildren(old)
+		old.delete()
+	}
+	for _, cc := range sa.pending {
+		sa.startQuick(cc, nil)
+	}
+	sa.pending = nil
+}
+
+// reauthenticate replaces the ISAKMP SA before it expires: IKEv1 cannot
+// rekey it, so a new one is made and the IPsec SAs move over (charon's
+// reauthentication).
+func (sa *v1SA) reauthenticate() {
+	if sa.state != IKESAEstablished {
+		return
+	}
+	sa.log.Info(fmt.Sprintf("reauthenticating IKE_SA %s", sa.name()))
+	n, err := sa.e.initiateV1(sa.conn, nil)
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("reauthenticating failed: %v", err))
+		return
+	}
+	n.replaces = sa
+}
+
+// adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one.
+func (sa *v1SA) adoptChildren(old *v1SA) {
+	for _, c := range old.children {
+		c.ike = sa
+		sa.children = append(sa.children, c)
+	}
+	old.children = nil
+}
+
+// findSuccessor returns the newest other established SA of the same
+// connection and peer, which takes over IPsec SAs when this one goes.
+func (sa *v1SA) findSuccessor() *v1SA {
+	var best *v1SA
+	for _, o := range sa.e.allV1SAs() {
+		if o != sa && o.conn == sa.conn && o.remote.Addr() == sa.remote.Addr() && o.state == IKESAEstablished && !o.deleted {
+			best = o
+		}
+	}
+	return best
+}
+
+var _ = time.Second

@@ -1,0 +1,596 @@
+package ike
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/isakmp"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// v1Quick is a Quick Mode exchange in progress.
+type v1Quick struct {
+	sa        *v1SA
+	initiator bool
+	mid       uint32
+	cfg       *childConfig
+	rekey     *v1Child // the IPsec SA this one replaces
+	spiIn     uint32
+	spiOut    uint32
+	ni, nr    []byte
+	pfs       transform.KEID
+	dh        transform.KeyExchange
+	gqm       []byte
+	suite     v1ESPSuite
+	localTS   TrafficSelector
+	remoteTS  TrafficSelector
+	installed bool
+}
+
+func (q *v1Quick) release() {
+	if q.dh != nil {
+		q.dh.Close()
+	}
+	clear(q.gqm)
+	if !q.installed && q.spiIn != 0 {
+		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
+	}
+}
+
+// v1Child is an IPsec SA pair negotiated in Quick Mode.
+type v1Child struct {
+	ike               *v1SA
+	cfg               *childConfig
+	id                uint32
+	state             ChildSAState
+	spiIn, spiOut     uint32
+	mode              Mode
+	proposal          string
+	localTS, remoteTS []TrafficSelector
+	reqid             uint32
+	policies          []*Policy
+	suite             transform.ChildSuite
+	lifetime          time.Duration
+	encap             bool
+	initiator         bool // we started its Quick Mode
+	timers            []Timer
+}
+
+func (c *v1Child) name() string { return fmt.Sprintf("%s{%d}", c.cfg.cfg.Name, c.id) }
+
+func (q *v1Quick) pfsGroup() transform.KEID {
+	return firstKE(q.cfg.proposals)
+}
+
+// startQuick initiates a Quick Mode for a child (rekey: replacing old).
+func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) {
+	q := &v1Quick{sa: sa, initiator: true, cfg: cc, rekey: old}
+	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
+		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
+	}
+	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
+		return
+	}
+	q.spiIn = spi
+	sa.quicks[q.mid] = q
+	q.localTS = resolveTS(cc.localTS, sa.local.Addr())[0]
+	q.remoteTS = resolveTS(cc.remoteTS, sa.remote.Addr())[0]
+	if old != nil {
+		q.localTS, q.remoteTS = old.localTS[0], old.remoteTS[0]
+	}
+	q.ni = sa.e.randomBytes(32)
+	q.pfs = q.pfsGroup()
+	ps := []isakmp.Payload{q.saPayload(q.spiIn, nil), &isakmp.Nonce{Data: q.ni}}
+	if q.pfs != 0 {
+		dh, err := transform.NewKeyExchange(q.pfs, sa.e.rand)
+		if err != nil {
+			sa.log.Info(fmt.Sprintf("PFS group %v: %v", q.pfs, err))
+			delete(sa.quicks, q.mid)
+			q.release()
+			return
+		}
+		q.dh = dh
+		ps = append(ps, &isakmp.KeyExchange{Data: dh.PublicValue()})
+	}
+	ps = append(ps, tsID(q.localTS), tsID(q.remoteTS))
+	sa.sendQuick(q, ps, nil, true)
+}
+
+// encapMode is the mode attribute: UDP-encapsulated behind a NAT.
+func (sa *v1SA) encapMode(m Mode) uint16 {
+	nat := sa.natLocal || sa.natRemote || sa.conn.cfg.Encap
+	switch {
+	case nat && m == ModeTransport:
+		return isakmp.EncapUDPTransport
+	case nat:
+		return isakmp.EncapUDPTunnel
+	case m == ModeTransport:
+		return isakmp.EncapTransport
+	}
+	return isakmp.EncapTunnel
+}
+
+func (q *v1Quick) saPayload(spi uint32, selected *isakmp.Transform) *isakmp.SecurityAssociation {
+	var ts []isakmp.Transform
+	if selected != nil {
+		ts = []isakmp.Transform{*selected}
+	} else {
+		ts = v1ESPTransforms(q.cfg.proposals, q.pfs, q.cfg.lifeTime, q.sa.encapMode(q.cfg.mode))
+	}
+	return v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtoESP,
+		SPI: binary.BigEndian.AppendUint32(nil, spi), Transforms: ts}})
+}
+
+// tsID encodes a selector as a client ID (ID_IPV4_ADDR_SUBNET etc.).
+func tsID(ts TrafficSelector) *isakmp.Identification {
+	port := uint16(0)
+	if ts.StartPort == ts.EndPort {
+		port = ts.StartPort
+	}
+	if p, ok := ts.Prefix(); ok {
+		return isakmp.SubnetID(p, ts.Protocol, port)
+	}
+	return isakmp.RangeID(ts.Start, ts.End, ts.Protocol, port)
+}
+
+func idTS(id *isakmp.Identification) (TrafficSelector, error) {
+	first, last, err := id.Range()
+	if err != nil {
+		return TrafficSelector{}, err
+	}
+	ts := TrafficSelector{Protocol: id.Protocol, Start: first, End: last, StartPort: 0, EndPort: 0xffff}
+	if id.Port != 0 {
+		ts.StartPort, ts.EndPort = id.Port, id.Port
+	}
+	return ts, nil
+}
+
+// sendQuick sends a Quick Mode message: HASH first, computed over the
+// payloads after it (and Ni_b for HASH(2)).
+func (sa *v1SA) sendQuick(q *v1Quick, ps []isakmp.Payload, niB []byte, await bool) {
+	_, rest, err := isakmp.MarshalPayloads(ps)
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("encoding Quick Mode message failed: %v", err))
+		return
+	}
+	var h []byte
+	if niB == nil {
+		h, err = transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, q.mid, rest)
+	} else {
+		h, err = transform.V1QuickHash2(sa.prf, sa.keys.SKEYIDa, q.mid, niB, rest)
+	}
+	if err != nil {
+		return
+	}
+	ex := sa.exchange(q.mid)
+	sa.sendSealed(ex, sa.header(isakmp.ExchangeQuick, q.mid), append([]isakmp.Payload{&isakmp.Hash{Data: h}}, ps...), await, func() {
+		sa.log.Info(fmt.Sprintf("Quick Mode %d for CHILD_SA %s got no answer", q.mid, q.cfg.cfg.Name))
+		sa.endQuick(q)
+	})
+}
+
+func (sa *v1SA) endQuick(q *v1Quick) {
+	delete(sa.quicks, q.mid)
+	if ex := sa.exchanges[q.mid]; ex != nil {
+		ex.stop()
+	}
+	q.release()
+}
+
+// processQuick handles the messages of Quick Mode, both roles.
+func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
+	if sa.state != IKESAEstablished {
+		sa.e.stats.DroppedUnexpected++
+		return
+	}
+	q := sa.quicks[h.MessageID]
+	ex := sa.exchange(h.MessageID)
+	ps, plain, err := sa.open(h, data, ex)
+	if err != nil {
+		sa.e.stats.DroppedAuthentication++
+		sa.log.Info(fmt.Sprintf("could not decrypt Quick Mode message %d: %v", h.MessageID, err))
+		if q == nil {
+			delete(sa.exchanges, h.MessageID)
+		}
+		return
+	}
+	ex.lastIn = data
+	request := q == nil || !q.initiator
+	if q != nil && !q.initiator {
+		request = true
+	}
+	sa.log.Info("parsed " + v1Summary(h, request && q == nil || (q != nil && !q.initiator), ps))
+	hp, ok := ps[0].(*isakmp.Hash)
+	if !ok {
+		sa.log.Info("Quick Mode message without HASH first")
+		return
+	}
+	hashLen := 4 + len(hp.Data)
+	rest := plain[min(hashLen, len(plain)):]
+	switch {
+	case q == nil: // HASH(1) SA Ni [KE] [IDci IDcr] -->
+		want, _ := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, h.MessageID, rest)
+		if !bytes.Equal(want, hp.Data) {
+			sa.log.Info("received HASH payload does not match")
+			delete(sa.exchanges, h.MessageID)
+			return
+		}
+		if h.Flags&isakmp.FlagCommit != 0 {
+			// charon installs on HASH(3) whatever the commit bit says.
+			sa.log.Debug("commit bit set, installing on HASH(3)")
+		}
+		sa.respondQuick(h, ps, ex)
+	case q.initiator: // <-- HASH(2) SA Nr [KE] [IDci IDcr]
+		want, _ := transform.V1QuickHash2(sa.prf, sa.keys.SKEYIDa, h.MessageID, q.ni, rest)
+		if !bytes.Equal(want, hp.Data) {
+			sa.log.Info("received HASH payload does not match")
+			return
+		}
+		ex.stop()
+		if err := q.processResponse(ps); err != nil {
+			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.cfg.Name, err))
+			sa.endQuick(q)
+			return
+		}
+		h3, _ := transform.V1QuickHash3(sa.prf, sa.keys.SKEYIDa, q.mid, q.ni, q.nr)
+		sa.sendSealed(ex, sa.header(isakmp.ExchangeQuick, q.mid), []isakmp.Payload{&isakmp.Hash{Data: h3}}, false, nil)
+		sa.installQuick(q)
+	default: // HASH(3) -->
+		want, _ := transform.V1QuickHash3(sa.prf, sa.keys.SKEYIDa, q.mid, q.ni, q.nr)
+		if !bytes.Equal(want, hp.Data) {
+			sa.log.Info("received HASH(3) does not match")
+			return
+		}
+		ex.stop()
+		sa.installQuick(q)
+	}
+}
+
+// respondQuick selects a transform and selectors and answers QM1.
+func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchange) {
+	saP, ok1 := isakmp.Find[*isakmp.SecurityAssociation](ps)
+	n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+	if !ok1 || !ok2 {
+		sa.log.Info("Quick Mode request without SA or nonce")
+		return
+	}
+	ids := isakmp.All[*isakmp.Identification](ps)
+	// Their IDci is our remote selector, their IDcr our local one; without
+	// IDs the selectors are the IKE addresses.
+	remoteTS, localTS := HostTS(sa.remote.Addr()), HostTS(sa.local.Addr())
+	if len(ids) == 2 {
+		var err1, err2 error
+		remoteTS, err1 = idTS(ids[0])
+		localTS, err2 = idTS(ids[1])
+		if err1 != nil || err2 != nil {
+			sa.log.Info("invalid client ID")
+			sa.notifyQuick(h.MessageID, isakmp.InvalidIDInformation, nil)
+			return
+		}
+	}
+	var cc *childConfig
+	for _, c := range sa.conn.children {
+		l, r := resolveTS(c.localTS, sa.local.Addr()), resolveTS(c.remoteTS, sa.remote.Addr())
+		if tsListContains(l, localTS) && tsListContains(r, remoteTS) {
+			cc = c
+			break
+		}
+	}
+	if cc == nil {
+		var conf []string
+		for _, c := range sa.conn.children {
+			conf = append(conf, formatTS(resolveTS(c.localTS, sa.local.Addr()))+" === "+formatTS(resolveTS(c.remoteTS, sa.remote.Addr())))
+		}
+		sa.log.Info(fmt.Sprintf("no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
+			localTS, remoteTS, conf))
+		sa.notifyQuick(h.MessageID, isakmp.InvalidIDInformation, nil)
+		delete(sa.exchanges, h.MessageID)
+		return
+	}
+	q := &v1Quick{sa: sa, mid: h.MessageID, cfg: cc, ni: n.Data, localTS: localTS, remoteTS: remoteTS}
+	ke, hasKE := isakmp.Find[*isakmp.KeyExchange](ps)
+	var chosen *isakmp.Transform
+	var received []string
+	for _, pr := range saP.Proposals {
+		if pr.Protocol != isakmp.ProtoESP || len(pr.SPI) != 4 {
+			continue
+		}
+		for _, t := range pr.Transforms {
+			s, why := v1ParseESP(t)
+			received = append(received, s.String())
+			if why != "" {
+				sa.log.Info(fmt.Sprintf("received ESP transform %d not acceptable: %s", t.Number, why))
+				continue
+			}
+			ourPFS := firstKE(cc.proposals)
+			if matchESP(cc.proposals, s.suite, ourPFS) && (s.suite.KE == 0) == !hasKE {
+				t := t
+				chosen, q.suite, q.spiOut, q.pfs = &t, s, binary.BigEndian.Uint32(pr.SPI), s.suite.KE
+				break
+			}
+		}
+		if chosen != nil {
+			break
+		}
+	}
+	if chosen == nil {
+		sa.log.Info("received proposals: " + fmt.Sprint(received))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.proposals))
+		sa.log.Info("no acceptable proposal found, sending NO_PROPOSAL_CHOSEN")
+		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
+		delete(sa.exchanges, h.MessageID)
+		return
+	}
+	// The shorter lifetime wins: answer with ours if it is shorter.
+	q.suite.life = min(q.suite.life, cc.lifeTime)
+	sel := *chosen
+	sel.Attributes = nil
+	for _, a := range chosen.Attributes {
+		if isakmp.P2Attr(a.Type) == isakmp.P2LifeDuration {
+			a = isakmp.NumberAttr(isakmp.P2LifeDuration, uint64(q.suite.life/time.Second))
+		}
+		sel.Attributes = append(sel.Attributes, a)
+	}
+	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
+		return
+	}
+	q.spiIn = spi
+	q.nr = sa.e.randomBytes(32)
+	out := []isakmp.Payload{q.saPayload(q.spiIn, &sel), &isakmp.Nonce{Data: q.nr}}
+	if q.pfs != 0 {
+		dh, err := transform.NewKeyExchange(q.pfs, sa.e.rand)
+		if err != nil {
+			q.release()
+			return
+		}
+		q.dh = dh
+		if q.gqm, err = dh.SharedSecret(ke.Data); err != nil {
+			sa.log.Info(fmt.Sprintf("PFS key exchange failed: %v", err))
+			q.release()
+			return
+		}
+		out = append(out, &isakmp.KeyExchange{Data: dh.PublicValue()})
+	}
+	if len(ids) == 2 {
+		out = append(out, ids[0], ids[1])
+	}
+	sa.quicks[q.mid] = q
+	sa.sendQuick(q, out, q.ni, true)
+}
+
+func tsListContains(list []TrafficSelector, ts TrafficSelector) bool {
+	for _, l := range list {
+		if l.Contains(ts) {
+			return true
+		}
+	}
+	return false
+}
+
+// processResponse takes QM2 as the initiator.
+func (q *v1Quick) processResponse(ps []isakmp.Payload) error {
+	saP, ok1 := isakmp.Find[*isakmp.SecurityAssociation](ps)
+	n, ok2 := isakmp.Find[*isakmp.Nonce](ps)
+	if !ok1 || !ok2 || len(saP.Proposals) != 1 || len(saP.Proposals[0].Transforms) != 1 || len(saP.Proposals[0].SPI) != 4 {
+		return fmt.Errorf("invalid Quick Mode response")
+	}
+	s, why := v1ParseESP(saP.Proposals[0].Transforms[0])
+	if why != "" {
+		return fmt.Errorf("selected transform: %s", why)
+	}
+	if !matchESP(q.cfg.proposals, s.suite, q.pfs) {
+		return fmt.Errorf("responder selected a transform we did not propose")
+	}
+	if s.life > q.cfg.lifeTime {
+		s.life = q.cfg.lifeTime
+	}
+	q.suite, q.nr, q.spiOut = s, n.Data, binary.BigEndian.Uint32(saP.Proposals[0].SPI)
+	if q.pfs != 0 {
+		ke, ok := isakmp.Find[*isakmp.KeyExchange](ps)
+		if !ok {
+			return fmt.Errorf("KE payload missing with PFS")
+		}
+		var err error
+		if q.gqm, err = q.dh.SharedSecret(ke.Data); err != nil {
+			return err
+		}
+	}
+	if ids := isakmp.All[*isakmp.Identification](ps); len(ids) == 2 {
+		l, err1 := idTS(ids[0])
+		r, err2 := idTS(ids[1])
+		if err1 != nil || err2 != nil || l != q.localTS || r != q.remoteTS {
+			return fmt.Errorf("responder changed the client IDs")
+		}
+	}
+	return nil
+}
+
+// installQuick derives the keys and installs the IPsec SAs.
+func (sa *v1SA) installQuick(q *v1Quick) {
+	defer sa.endQuick(q)
+	ni, nr := q.ni, q.nr
+	if !q.initiator {
+		ni, nr = q.ni, q.nr // Ni_b is always the Quick Mode initiator's
+	}
+	in, err1 := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiIn, ni, nr)
+	out, err2 := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiOut, ni, nr)
+	if err1 != nil || err2 != nil {
+		sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v %v", err1, err2))
+		return
+	}
+	defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
+	sa.e.nextChildID++
+	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.mode,
+		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
+		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
+		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
+			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft}
+	if err := c.install(in, out); err != nil {
+		sa.log.Info(fmt.Sprintf("unable to install CHILD_SA %s: %v", c.name(), err))
+		c.destroy()
+		return
+	}
+	q.installed = true
+	sa.children = append(sa.children, c)
+	sa.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
+		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	if old := q.rekey; old != nil {
+		old.state = ChildSARekeyed
+		sa.deleteChild(old)
+	}
+}
+
+func (c *v1Child) esp(inbound bool, keys transform.SAKeys) *SA {
+	sa := c.ike
+	s := &SA{Inbound: inbound, Mode: c.mode, Encr: c.suite.Encr, EncrBits: c.suite.EncrKeyBits, EncrKey: keys.Encr,
+		Integ: c.suite.Integ, IntegKey: keys.Integ, ReqID: c.reqid,
+		Lifetime: Lifetime{SoftTime: c.rekeyAfter(), HardTime: c.lifetime}}
+	if c.encap {
+		if inbound {
+			s.Encap = &Encap{SrcPort: sa.remote.Port(), DstPort: sa.local.Port()}
+		} else {
+			s.Encap = &Encap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
+		}
+	}
+	if inbound {
+		s.SAID, s.Src, s.Replay, s.IfID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}, sa.remote.Addr(), c.cfg.replayWindow, c.cfg.cfg.IfIDIn
+	} else {
+		s.SAID, s.Src, s.IfID = SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}, sa.local.Addr(), c.cfg.cfg.IfIDOut
+	}
+	if c.mode == ModeTransport {
+		s.Selectors = append(append([]TrafficSelector(nil), c.localTS...), c.remoteTS...)
+	}
+	return s
+}
+
+// rekeyAfter is when the IPsec SA is rekeyed: rekey_time, or before the
+// negotiated lifetime if that is shorter. The end that did not start the
+// Quick Mode waits halfway to the hard lifetime, so that both ends do not
+// rekey at once (IKEv1 has no collision handling).
+func (c *v1Child) rekeyAfter() time.Duration {
+	t := c.lifetime * 9 / 10
+	if c.cfg.rekeyTime < c.lifetime {
+		t = c.cfg.rekeyTime
+	}
+	if !c.initiator {
+		t += (c.lifetime - t) / 2
+	}
+	return t
+}
+
+// v1Policies are the policies of IKEv1 IPsec SAs, shared by the SAs with
+// the same selectors (the old and new SA of a rekeying).
+type v1PolicyRef struct {
+	reqid    uint32
+	refs     int
+	policies []*Policy
+}
+
+func (c *v1Child) policyKey() string {
+	return fmt.Sprintf("v1|%s|%s|%s|%s|%s", c.cfg.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS), c.ike.local.Addr(), c.ike.remote.Addr())
+}
+
+func (c *v1Child) install(in, out transform.SAKeys) error {
+	sa, e := c.ike, c.ike.e
+	st := e.v1()
+	if st.policies == nil {
+		st.policies = map[string]*v1PolicyRef{}
+	}
+	key := c.policyKey()
+	ref := st.policies[key]
+	if ref == nil {
+		reqid := c.cfg.cfg.Reqid
+		if reqid == 0 {
+			e.reqids.next++
+			reqid = e.reqids.next
+		}
+		ref = &v1PolicyRef{reqid: reqid}
+		st.policies[key] = ref
+	}
+	ref.refs++
+	c.reqid = ref.reqid
+	c.state = ChildSAInstalling
+	if err := e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
+		return err
+	}
+	if err := e.cfg.Dataplane.AddSA(c.esp(false, out)); err != nil {
+		return err
+	}
+	if len(ref.policies) == 0 {
+		local, remote := sa.local.Addr(), sa.remote.Addr()
+		l, r := c.localTS[0], c.remoteTS[0]
+		ref.policies = []*Policy{
+			{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDOut},
+			{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn},
+		}
+		if c.mode == ModeTunnel {
+			ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn})
+		}
+		for _, p := range ref.policies {
+			if err := e.cfg.Dataplane.AddPolicy(p); err != nil {
+				return err
+			}
+		}
+	}
+	c.state = ChildSAInstalled
+	c.timers = append(c.timers, e.afterFunc(c.rekeyAfter(), func() {
+		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished && !c.ike.deleted {
+			c.state = ChildSARekeying
+			c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+			c.ike.startQuick(c.cfg, c)
+		}
+	}), e.afterFunc(c.lifetime, func() {
+		if c.state != ChildSADestroying && !c.ike.deleted {
+			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
+			c.ike.deleteChild(c)
+		}
+	}))
+	return nil
+}
+
+func (c *v1Child) updateAddresses() {
+	dp := c.ike.e.cfg.Dataplane
+	_ = dp.UpdateSA(c.esp(true, transform.SAKeys{}))
+	_ = dp.UpdateSA(c.esp(false, transform.SAKeys{}))
+}
+
+// destroy removes the IPsec SAs and, with their last user, the policies.
+func (c *v1Child) destroy() {
+	if c.state == ChildSADestroying {
+		return
+	}
+	c.state = ChildSADestroying
+	sa, e := c.ike, c.ike.e
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn})
+	if c.spiOut != 0 {
+		_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.remote.Addr(), SPI: c.spiOut})
+	}
+	st := e.v1()
+	if ref := st.policies[c.policyKey()]; ref != nil && c.reqid != 0 {
+		ref.refs--
+		if ref.refs <= 0 {
+			for _, p := range ref.policies {
+				_ = e.cfg.Dataplane.DeletePolicy(p)
+			}
+			delete(st.policies, c.policyKey())
+		}
+	}
+	for i, x := range sa.children {
+		if x == c {
+			sa.children = append(sa.children[:i], sa.children[i+1:]...)
+			break
+		}
+	}
+}
+
+var _ = netip.Addr{}

@@ -1,0 +1,560 @@
+package ike
+
+// IKEv1 (RFC 2407, 2408, 2409) beside IKEv2: the ISAKMP SA, its exchanges
+// and their retransmission. IKEv1 shares the codec helpers, crypto,
+// connections and the Dataplane with IKEv2, not its state machine: an
+// ISAKMP SA is a v1SA, its IPsec SAs are v1Childs, and each exchange (Main
+// or Aggressive Mode on message ID 0, Quick Mode and informational
+// exchanges on random message IDs) keeps its own IV chain, last message
+// received and last message sent:
+//
+//	Main Mode:       SA -->  <-- SA           KE Ni -->  <-- KE Nr
+//	                 ID HASH_I/SIG_I* -->     <-- ID HASH_R/SIG_R*
+//	Aggressive Mode: SA KE Ni ID -->  <-- SA KE Nr ID HASH_R  HASH_I -->
+//	Quick Mode:      HASH(1) SA Ni [KE] [IDci IDcr]* -->
+//	                 <-- HASH(2) SA Nr [KE] [IDci IDcr]*   HASH(3)* -->
+//
+// A message received again is answered with the last message sent in its
+// exchange (IKEv1 has no responses as such); a message awaiting an answer
+// is retransmitted as IKEv2 requests are.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/isakmp"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// v1State is the engine's IKEv1 part.
+type v1State struct {
+	sas      map[uint64]*v1SA // by our cookie
+	init     map[initKey]*v1SA
+	secret   []byte // for cookies (RFC 2408 section 2.5.3)
+	count    uint64
+	policies map[string]*v1PolicyRef
+}
+
+// v1SA is an ISAKMP SA. Guarded by the engine lock.
+type v1SA struct {
+	e    *Engine
+	conn *connection
+	id   uint32
+	log  *slog.Logger
+
+	state      IKESAState
+	initiator  bool
+	aggressive bool
+	ckyI, ckyR uint64
+	local      netip.AddrPort
+	remote     netip.AddrPort
+	step       int // phase 1 messages handled
+
+	// Phase 1 negotiation.
+	saiB       []byte           // the initiator's SA payload body, for HASH_I/R
+	chosen     isakmp.Transform // responder: the transform selected
+	auth       isakmp.AuthMethod
+	prf        transform.PRFID
+	encr       transform.EncrID
+	encrBits   uint16
+	group      transform.KEID
+	lifetime   time.Duration
+	proposal   string
+	dh         transform.KeyExchange
+	gxi, gxr   []byte
+	ni, nr     []byte
+	gxy        []byte
+	keys       *transform.V1Keys
+	cipher     *transform.V1Cipher
+	idiiB      []byte
+	localID    Identity
+	remoteID   Identity
+	peerDPD    bool
+	peerNATT   bool
+	peerFrag   bool
+	natLocal   bool
+	natRemote  bool
+	exchanges  map[uint32]*v1Exchange
+	quicks     map[uint32]*v1Quick
+	children   []*v1Child
+	pending    []*childConfig // to negotiate once established
+	fragments  map[uint16]*v1Reassembly
+	nextFragID uint16
+
+	dpdSeq       uint32
+	lastInbound  time.Time
+	lastOutbound time.Time
+	timers       []Timer
+	replaces     *v1SA // the SA this one reauthenticates
+	restart      bool
+	deleted      bool
+}
+
+// v1Exchange is one exchange's state, by message ID.
+type v1Exchange struct {
+	mid     uint32
+	iv      []byte // next IV of the CBC chain
+	lastIn  []byte
+	lastOut [][]byte
+	timer   Timer
+	tries   int
+	// onGiveUp runs when retransmissions are exhausted.
+	onGiveUp func()
+}
+
+func (e *Engine) v1() *v1State {
+	if e.ikev1.sas == nil {
+		e.ikev1.sas = map[uint64]*v1SA{}
+		e.ikev1.init = map[initKey]*v1SA{}
+		e.ikev1.secret = e.randomBytes(32)
+	}
+	return &e.ikev1
+}
+
+// v1Cookie makes a cookie as RFC 2408 section 2.5.3 recommends: a hash of
+// the peer's and our address and port, a local secret and the time, with
+// a counter so that two SAs at once differ.
+func (e *Engine) v1Cookie(local, remote netip.AddrPort) uint64 {
+	st := e.v1()
+	for {
+		st.count++
+		h := sha256.New()
+		h.Write(st.secret)
+		lb, _ := local.MarshalBinary()
+		rb, _ := remote.MarshalBinary()
+		h.Write(lb)
+		h.Write(rb)
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(e.clock.Now().UnixNano())))
+		h.Write(binary.BigEndian.AppendUint64(nil, st.count))
+		c := binary.BigEndian.Uint64(h.Sum(nil))
+		if c != 0 && st.sas[c] == nil {
+			return c
+		}
+	}
+}
+
+func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.AddrPort) *v1SA {
+	e.nextIKEID++
+	sa := &v1SA{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
+		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
+		lastInbound: e.clock.Now(), aggressive: c.cfg.Aggressive && initiator}
+	sa.log = e.log.With("ike_sa", sa.name())
+	sa.localID = c.local.id
+	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
+		sa.localID = addrIdentity(local.Addr())
+	}
+	return sa
+}
+
+func (sa *v1SA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.cfg.Name, sa.id) }
+
+func (sa *v1SA) ourCookie() uint64 {
+	if sa.initiator {
+		return sa.ckyI
+	}
+	return sa.ckyR
+}
+
+func (sa *v1SA) setState(s IKESAState) {
+	if sa.state != s {
+		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
+		sa.state = s
+	}
+}
+
+func (sa *v1SA) after(d time.Duration, f func()) Timer {
+	t := sa.e.afterFunc(d, func() {
+		if !sa.deleted {
+			f()
+		}
+	})
+	sa.timers = append(sa.timers, t)
+	return t
+}
+
+func (e *Engine) allV1SAs() []*v1SA {
+	var out []*v1SA
+	seen := map[*v1SA]bool{}
+	for _, sa := range e.ikev1.sas {
+		if !seen[sa] {
+			seen[sa] = true
+			out = append(out, sa)
+		}
+	}
+	slices.SortFunc(out, func(a, b *v1SA) int { return int(a.id) - int(b.id) })
+	return out
+}
+
+func (e *Engine) v1Infos() []IKESAInfo {
+	var out []IKESAInfo
+	for _, sa := range e.allV1SAs() {
+		i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
+			SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
+			NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
+		for _, c := range sa.children {
+			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn,
+				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqid})
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// exchange returns the state of an exchange, creating it.
+func (sa *v1SA) exchange(mid uint32) *v1Exchange {
+	ex := sa.exchanges[mid]
+	if ex == nil {
+		ex = &v1Exchange{mid: mid}
+		sa.exchanges[mid] = ex
+	}
+	return ex
+}
+
+// forget drops a finished exchange; its last message stays answerable
+// for phase 1 (message ID 0) only.
+func (sa *v1SA) forget(ex *v1Exchange) {
+	ex.stop()
+	if ex.mid != 0 {
+		delete(sa.exchanges, ex.mid)
+	}
+}
+
+func (ex *v1Exchange) stop() {
+	if ex.timer != nil {
+		ex.timer.Stop()
+		ex.timer = nil
+	}
+	ex.onGiveUp = nil
+}
+
+// ivFor returns the IV of the next message of an exchange: the phase 1
+// IV chain for message ID 0, else hash(last phase 1 block | M-ID).
+func (sa *v1SA) ivFor(ex *v1Exchange) []byte {
+	if ex.iv == nil && ex.mid != 0 {
+		iv, err := transform.V1ExchangeIV(sa.prf, sa.exchange(0).iv, ex.mid, sa.cipher.BlockSize())
+		if err != nil {
+			return nil
+		}
+		ex.iv = iv
+	}
+	return ex.iv
+}
+
+// seal encrypts a message of an exchange, advancing its IV chain.
+func (sa *v1SA) seal(h isakmp.Header, payloads []isakmp.Payload, ex *v1Exchange) ([]byte, error) {
+	first, body, err := isakmp.MarshalPayloads(payloads)
+	if err != nil {
+		return nil, err
+	}
+	ct := sa.cipher.Encrypt(sa.ivFor(ex), body)
+	ex.iv = append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
+	return isakmp.AssembleEncrypted(h, first, ct)
+}
+
+// open decrypts a message of an exchange, advancing its IV chain only if
+// its payloads parse (a forged message must not break the chain). It
+// returns the payloads and the decrypted body up to the last payload.
+func (sa *v1SA) open(h isakmp.Header, data []byte, ex *v1Exchange) ([]isakmp.Payload, []byte, error) {
+	if sa.cipher == nil {
+		return nil, nil, fmt.Errorf("no keys yet")
+	}
+	ct := data[isakmp.HeaderLen:]
+	pt, err := sa.cipher.Decrypt(sa.ivFor(ex), ct)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, n, err := isakmp.ParsePayloads(h.NextPayload, pt)
+	if err != nil {
+		return nil, nil, err
+	}
+	ex.iv = append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
+	return ps, pt[:n], nil
+}
+
+// header returns a header of this SA.
+func (sa *v1SA) header(t isakmp.ExchangeType, mid uint32) isakmp.Header {
+	return isakmp.Header{InitiatorCookie: sa.ckyI, ResponderCookie: sa.ckyR, Exchange: t, MessageID: mid}
+}
+
+// transmit sends a message of an exchange, remembers it for duplicates,
+// and retransmits it until answered if awaitReply.
+func (sa *v1SA) transmit(ex *v1Exchange, msg []byte, summary string, awaitReply bool, onGiveUp func()) {
+	sa.log.Info("generating " + summary)
+	packets := sa.fragment(msg)
+	ex.lastOut = packets
+	ex.stop()
+	sa.send(packets)
+	if !awaitReply {
+		return
+	}
+	ex.tries = 0
+	ex.onGiveUp = onGiveUp
+	sa.scheduleRetransmit(ex)
+}
+
+func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
+	cfg := sa.e.cfg
+	d := time.Duration(float64(cfg.RetransmitTimeout) * math.Pow(cfg.RetransmitBase, float64(ex.tries)))
+	ex.timer = sa.after(d, func() {
+		ex.timer = nil
+		if ex.tries >= cfg.RetransmitTries {
+			sa.log.Info(fmt.Sprintf("giving up after %d retransmits", ex.tries))
+			if f := ex.onGiveUp; f != nil {
+				ex.onGiveUp = nil
+				f()
+			}
+			return
+		}
+		ex.tries++
+		sa.e.stats.Retransmits++
+		sa.log.Info(fmt.Sprintf("retransmit %d of request with message ID %d", ex.tries, ex.mid))
+		sa.send(ex.lastOut)
+		sa.scheduleRetransmit(ex)
+	})
+}
+
+func (sa *v1SA) send(packets [][]byte) {
+	sa.lastOutbound = sa.e.clock.Now()
+	sa.e.send(sa.local, sa.remote, packets)
+}
+
+// sendPlain sends an unencrypted message of phase 1.
+func (sa *v1SA) sendPlain(ex *v1Exchange, m *isakmp.Message, awaitReply bool) {
+	b, err := m.Marshal()
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("encoding %v failed: %v", m.Header.Exchange, err))
+		return
+	}
+	sa.transmit(ex, b, v1Summary(m.Header, sa.isRequest(m.Header), m.Payloads), awaitReply, sa.giveUp)
+}
+
+// sendSealed sends an encrypted message.
+func (sa *v1SA) sendSealed(ex *v1Exchange, h isakmp.Header, ps []isakmp.Payload, awaitReply bool, onGiveUp func()) {
+	b, err := sa.seal(h, ps, ex)
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("encoding %v failed: %v", h.Exchange, err))
+		return
+	}
+	sa.transmit(ex, b, v1Summary(h, sa.isRequest(h), ps), awaitReply, onGiveUp)
+}
+
+// isRequest names IKEv1 messages as charon does: phase 1 messages of the
+// initiator are requests; other exchanges by whoever starts them.
+func (sa *v1SA) isRequest(h isakmp.Header) bool {
+	if h.MessageID == 0 {
+		return sa.initiator
+	}
+	if q := sa.quicks[h.MessageID]; q != nil {
+		return q.initiator
+	}
+	return true
+}
+
+// giveUp ends a phase 1 that got no answer.
+func (sa *v1SA) giveUp() {
+	sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
+	sa.die()
+}
+
+// v1Summary formats a message as charon's "generating"/"parsed" lines do:
+// "ID_PROT request 0 [ SA V V V ]".
+func v1Summary(h isakmp.Header, request bool, ps []isakmp.Payload) string {
+	var b bytes.Buffer
+	kind := "response"
+	if request {
+		kind = "request"
+	}
+	fmt.Fprintf(&b, "%v %s %d [ ", h.Exchange, kind, h.MessageID)
+	for _, p := range ps {
+		switch p := p.(type) {
+		case *isakmp.Notify:
+			fmt.Fprintf(&b, "N(%s) ", p.NotifyType.Short())
+		case *isakmp.Fragment:
+			fmt.Fprintf(&b, "FRAG(%d) ", p.Number)
+		default:
+			b.WriteString(p.Type().String() + " ")
+		}
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// destroy removes the SA and its IPsec SAs without telling the peer.
+func (sa *v1SA) destroy() {
+	if sa.deleted {
+		return
+	}
+	sa.deleted = true
+	sa.setState(IKESADestroying)
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	for _, ex := range sa.exchanges {
+		ex.stop()
+	}
+	for _, q := range sa.quicks {
+		q.release()
+	}
+	for _, c := range slices.Clone(sa.children) {
+		c.destroy()
+	}
+	st := sa.e.v1()
+	if st.sas[sa.ourCookie()] == sa {
+		delete(st.sas, sa.ourCookie())
+	}
+	for k, v := range st.init {
+		if v == sa {
+			delete(st.init, k)
+		}
+	}
+	if sa.dh != nil {
+		sa.dh.Close()
+	}
+	sa.keys.Zero()
+	clear(sa.gxy)
+}
+
+// die destroys the SA and restarts its connection if its children ask
+// for it (dpd_action = restart).
+func (sa *v1SA) die() {
+	restart := sa.restart
+	var children []*childConfig
+	for _, c := range sa.children {
+		if c.cfg.restart {
+			restart = true
+		}
+		children = append(children, c.cfg)
+	}
+	if len(children) == 0 {
+		children = sa.pending
+	}
+	sa.destroy()
+	if restart && sa.initiatorCapable() {
+		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
+		if _, err := sa.e.initiateV1(sa.conn, children); err != nil {
+			sa.log.Info(fmt.Sprintf("restarting failed: %v", err))
+		}
+	}
+}
+
+func (sa *v1SA) initiatorCapable() bool { return len(sa.conn.remoteAddrs) > 0 }
+
+// handleV1 takes an IKEv1 datagram (after the non-ESP marker).
+func (e *Engine) handleV1(data []byte, d Datagram) {
+	h, err := isakmp.UnmarshalHeader(data)
+	if err != nil {
+		e.stats.DroppedMalformed++
+		e.log.Debug("dropping invalid ISAKMP message", "from", d.Remote, "err", err)
+		return
+	}
+	st := e.v1()
+	sa := st.sas[h.InitiatorCookie]
+	if sa == nil || !sa.initiator || (sa.ckyR != 0 && sa.ckyR != h.ResponderCookie) {
+		sa = st.sas[h.ResponderCookie]
+		if sa != nil && (sa.initiator || sa.ckyI != h.InitiatorCookie) {
+			sa = nil
+		}
+	}
+	if sa == nil && h.ResponderCookie == 0 {
+		sa = st.init[initKey{d.Remote, h.InitiatorCookie}]
+		if sa == nil && h.MessageID == 0 && h.Flags&isakmp.FlagEncryption == 0 &&
+			(h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive) {
+			c := e.connectionForV1(d.Local.Addr(), d.Remote.Addr())
+			if c == nil {
+				e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
+				e.v1Notify(h, d, isakmp.NoProposalChosen)
+				return
+			}
+			e.log.Info(fmt.Sprintf("%s is initiating a %s IKE_SA", d.Remote.Addr(), map[bool]string{true: "Aggressive Mode", false: "Main Mode"}[h.Exchange == isakmp.ExchangeAggressive]))
+			sa = e.newV1SA(c, false, d.Local, d.Remote)
+			sa.ckyI, sa.ckyR = h.InitiatorCookie, e.v1Cookie(d.Local, d.Remote)
+			sa.aggressive = h.Exchange == isakmp.ExchangeAggressive
+			st.sas[sa.ckyR] = sa
+			st.init[initKey{d.Remote, h.InitiatorCookie}] = sa
+			sa.after(e.cfg.HalfOpenTimeout, func() {
+				if sa.state != IKESAEstablished {
+					sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))
+					sa.destroy()
+				}
+			})
+		}
+	}
+	if sa == nil {
+		e.stats.DroppedUnknownSA++
+		e.log.Debug(fmt.Sprintf("ignoring %v for unknown IKE_SA %016x_i %016x_r", h.Exchange, h.InitiatorCookie, h.ResponderCookie))
+		return
+	}
+	sa.receive(h, data, d)
+}
+
+// connectionForV1 finds the first IKEv1 connection allowing the addresses.
+func (e *Engine) connectionForV1(local, remote netip.Addr) *connection {
+	for _, c := range e.conns {
+		if c.cfg.Version == 1 && addrAllowed(c.localAddrs, local) && addrAllowed(c.remoteAddrs, remote) {
+			return c
+		}
+	}
+	return nil
+}
+
+// v1Notify answers an unauthenticated phase 1 message with an unencrypted
+// informational notify.
+func (e *Engine) v1Notify(req isakmp.Header, d Datagram, t isakmp.NotifyType) {
+	m := &isakmp.Message{
+		Header: isakmp.Header{InitiatorCookie: req.InitiatorCookie, ResponderCookie: req.ResponderCookie,
+			Exchange: isakmp.ExchangeInformational, MessageID: binary.BigEndian.Uint32(e.randomBytes(4))},
+		Payloads: []isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP,
+			SPI: binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, req.InitiatorCookie), req.ResponderCookie), NotifyType: t}},
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return
+	}
+	e.log.Info("generating " + v1Summary(m.Header, true, m.Payloads))
+	e.send(d.Local, d.Remote, [][]byte{b})
+}
+
+// receive handles a datagram of this SA.
+func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
+	e := sa.e
+	if h.NextPayload == isakmp.PayloadFragment && h.Flags&isakmp.FlagEncryption == 0 {
+		sa.reassemble(h, data, d)
+		return
+	}
+	sa.lastInbound = e.clock.Now()
+	if d.Remote != sa.remote || d.Local != sa.local {
+		// The peer floated to port 4500 or its NAT mapping changed.
+		if d.Local.Port() == e.cfg.NATTPort || sa.remote.Addr() == d.Remote.Addr() {
+			sa.local, sa.remote = d.Local, d.Remote
+			for _, c := range sa.children {
+				c.updateAddresses()
+			}
+		}
+	}
+	ex := sa.exchanges[h.MessageID]
+	if ex != nil && ex.lastIn != nil && bytes.Equal(ex.lastIn, data) {
+		if ex.lastOut != nil {
+			sa.log.Info(fmt.Sprintf("received retransmit of message with ID %d, retransmitting last message", h.MessageID))
+			sa.send(ex.lastOut)
+		}
+		return
+	}
+	switch {
+	case h.MessageID == 0 && (h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive):
+		sa.processPhase1(h, data)
+	case h.Exchange == isakmp.ExchangeQuick:
+		sa.processQuick(h, data)
+	case h.Exchange == isakmp.ExchangeInformational:
+		sa.processInformational(h, data)
+	default:
+		e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring %v message with ID %d", h.Exchange, h.MessageID))
+	}
+}
