@@ -87,11 +87,9 @@ func keyErr(path string, format string, a ...any) error {
 
 func mapConnection(c *config.Connection, keys []crypto.Signer) (*ike.Connection, []ChildMeta, error) {
 	path := "connections." + c.Name
-	if c.Version == 1 {
-		return nil, nil, keyErr(path+".version", "IKEv1 is not supported by the daemon yet")
-	}
 	ic := &ike.Connection{
-		Name: c.Name, LocalPort: c.LocalPort, RemotePort: c.RemotePort,
+		Name: c.Name, Version: int(c.Version), Aggressive: c.Aggressive,
+		LocalPort: c.LocalPort, RemotePort: c.RemotePort,
 		Encap: c.Encap, Fragmentation: c.Fragmentation.String(),
 		DPDDelay: c.DPDDelay, DPDTimeout: c.DPDTimeout,
 		RekeyTime: c.RekeyTime, OverTime: c.OverTime, RandTime: c.RandTime,

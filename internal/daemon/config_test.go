@@ -242,3 +242,16 @@ secrets { ike { secret = abc } }`}))
 		})
 	}
 }
+
+// TestMapConfigIKEv1 maps a version = 1 connection with Aggressive Mode
+// onto the engine, which speaks IKEv1 beside IKEv2.
+func TestMapConfigIKEv1(t *testing.T) {
+	conf := strings.Replace(netToNetPSK, "version = 2", "version = 1\n      aggressive = yes", 1)
+	l, err := LoadConfig(writeConfig(t, map[string]string{"swanctl.conf": conf}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := l.Connections[0]; c.Version != 1 || !c.Aggressive {
+		t.Errorf("version %d aggressive %v, want 1 and true", c.Version, c.Aggressive)
+	}
+}
