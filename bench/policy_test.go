@@ -2,13 +2,12 @@ package bench
 
 import (
 	"errors"
+	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpsec/xdpsec/maps/xfrm"
-	"testing"
-
 	"github.com/xdpsec/xdpsec/internal/testenv"
+	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
 // TestPolicyLookupSmall runs the policy comparison on small sets: the

@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			listSAsCommand(),
 			listConnsCommand(),
 			reloadCommand(),
+			benchCommand(),
 		},
 		HideHelpCommand: true,
 	}

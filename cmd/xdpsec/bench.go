@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+
+	"github.com/xdpsec/xdpsec/bench"
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/loader"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "bench",
+		Usage:     "measure the dataplane on this host, or the attached programs under live traffic (--wan)",
+		ArgsUsage: "[xdp|policy|all]",
+		Description: "xdp: xdp_wan and tc_lan per-packet cost by BPF_PROG_TEST_RUN against a bare XDP program (the floor).\n" +
+			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
+			"--wan IF: read the attached programs' counters and run time statistics over --interval while your own\n" +
+			"traffic generator sends, and print Mpps and ns/packet.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "wan", Usage: "measure the programs attached to this interface under live traffic instead"},
+			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "with --wan: how long to count"},
+			&cli.IntFlag{Name: "rounds", Value: bench.DefaultOptions.Rounds, Usage: "kernel-timed rounds per figure; the fastest is kept"},
+			&cli.IntFlag{Name: "repeats", Value: bench.DefaultOptions.Repeats, Usage: "program runs per round"},
+		},
+		Action: runBench,
+	}
+}
+
+func runBench(c *cli.Context) error {
+	if os.Geteuid() != 0 {
+		return loader.ErrNotRoot
+	}
+	w := c.App.Writer
+	if c.IsSet("wan") {
+		return benchLive(c, w)
+	}
+	which := c.Args().First()
+	if which == "" {
+		which = "all"
+	}
+	if c.NArg() > 1 {
+		return fmt.Errorf("bench: one benchmark at a time, got %q", c.Args().Slice())
+	}
+	o := bench.DefaultOptions
+	o.Rounds, o.Repeats = c.Int("rounds"), c.Int("repeats")
+	if o.Rounds < 1 || o.Repeats < 1 {
+		return errors.New("bench: --rounds and --repeats must be at least 1")
+	}
+	m := bench.ThisMachine()
+	fmt.Fprintf(w, "Machine: %s\n\n", m)
+	progress := func(r bench.Result) {
+		fmt.Fprintf(c.App.ErrWriter, "  %s, %s: %.0f ns/pkt (floor %.0f)\n", r.Program, r.Case, r.Ns, r.FloorNs)
+	}
+	switch which {
+	case "xdp", "policy", "all":
+	default:
+		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy or all)", which)
+	}
+	if which == "xdp" || which == "all" {
+		xs, err := bench.XDPWan(o, progress)
+		if err != nil {
+			return err
+		}
+		bench.WriteXDPTable(w, xs)
+		fmt.Fprintln(w)
+		ts, err := bench.TCLan(o, progress)
+		if err != nil {
+			return err
+		}
+		bench.WriteTCTable(w, ts)
+		fmt.Fprintln(w)
+	}
+	if which == "policy" || which == "all" {
+		ps, err := bench.PolicyLookup(o, bench.DefaultPolicyOptions, func(r bench.PolicyResult) {
+			fmt.Fprintf(c.App.ErrWriter, "  %d policies: kernel lookup %.0f ns, tc_lan lookup %.0f ns\n", r.Policies, r.KernelLookupNs(), r.TCLookupNs())
+		})
+		if err != nil && !errors.Is(err, bench.ErrSetupBudget) {
+			return err
+		}
+		fmt.Fprintln(w, "Policy lookup, kernel default hash thresholds (hthresh4 32 32):")
+		fmt.Fprintln(w)
+		bench.WritePolicyTable(w, ps)
+		if err != nil {
+			fmt.Fprintf(w, "Stopped early: %v\n", err)
+		}
+	}
+	return nil
+}
+
+// benchLive checks that xdp_wan is what is attached to the interface and
+// reads the programs over the interval.
+func benchLive(c *cli.Context, w io.Writer) error {
+	if c.NArg() > 0 && c.Args().First() != "xdp" {
+		return fmt.Errorf("bench --wan measures the attached programs; %q does not apply", c.Args().First())
+	}
+	ifname, pinDir := c.String("wan"), c.String("pin-dir")
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("bench --wan %s: %w", ifname, err)
+	}
+	prog, err := ebpf.LoadPinnedProgram(filepath.Join(pinDir, "progs", bpf.XdpsecProgXdpWan), nil)
+	if err != nil {
+		return fmt.Errorf("bench --wan: xdp_wan is not loaded under %s (`xdpsec load --wan %s` first): %w", pinDir, ifname, err)
+	}
+	info, err := prog.Info()
+	prog.Close()
+	if err != nil {
+		return err
+	}
+	id, _ := info.ID()
+	if x := link.Attrs().Xdp; x == nil || !x.Attached || x.ProgId != uint32(id) {
+		return fmt.Errorf("bench --wan %s: xdpsec's xdp_wan (program %d) is not attached to %s", ifname, id, ifname)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "counting on %s for %s; start your traffic generator\n", ifname, c.Duration("interval"))
+	r, err := bench.Live(pinDir, c.Duration("interval"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Machine: %s; WAN %s\n", bench.ThisMachine(), ifname)
+	bench.WriteLive(w, r)
+	return nil
+}
