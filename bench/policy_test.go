@@ -54,3 +54,24 @@ func TestPolicyLookupMatches(t *testing.T) {
 		t.Fatalf("send under a block policy: %v, want EPERM", err)
 	}
 }
+
+func TestCrossover(t *testing.T) {
+	pr := func(n int, kernel, tc float64) PolicyResult {
+		return PolicyResult{Policies: n, KernelNs: kernel, TCNs: tc}
+	}
+	for _, tc := range []struct {
+		name string
+		rs   []PolicyResult
+		n    int
+		ok   bool
+	}{
+		{"never", []PolicyResult{pr(10, 10, 50), pr(100, 20, 50)}, 0, false},
+		{"always", []PolicyResult{pr(10, 60, 50), pr(100, 70, 50)}, 10, true},
+		{"from 100", []PolicyResult{pr(10, 40, 50), pr(100, 60, 50), pr(1000, 90, 55)}, 100, true},
+		{"back and forth", []PolicyResult{pr(10, 60, 50), pr(100, 40, 50), pr(1000, 90, 55)}, 1000, true},
+	} {
+		if n, ok := Crossover(tc.rs); n != tc.n || ok != tc.ok {
+			t.Errorf("%s: Crossover = %d, %v; want %d, %v", tc.name, n, ok, tc.n, tc.ok)
+		}
+	}
+}
