@@ -13,6 +13,12 @@ TEST_TIMEOUT ?= 45m
 
 # Debian packages: the BPF toolchain and headers, and the tools tests drive.
 APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute2 util-linux
+# strongSwan's charon and swanctl for the interop tests (interop/): the
+# standard plugins hold openssl and gcm, the extra ones kdf, curve25519 and
+# (in libcharon-extra-plugins) kernel-libipsec, charon's userspace ESP for
+# kernels without it; nftables drops and masquerades packets in the tests.
+APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
+	libstrongswan-extra-plugins libcharon-extra-plugins nftables
 
 .PHONY: all build generate check-generated deps vet test test-short bench clean
 
