@@ -153,6 +153,30 @@ func terminateCommand() *cli.Command {
 	}
 }
 
+func rekeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rekey",
+		Usage: "rekey IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N), and wait for the rekeyed SAs to be replaced",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.StringFlag{Name: "ike", Usage: "connection name"},
+			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
+			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
+			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
+			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+		},
+		Action: func(c *cli.Context) error {
+			resp, err := call(c, daemon.Request{Command: daemon.CmdRekey, IKE: c.String("ike"), Child: c.String("child"),
+				IKEID: uint32(c.Uint("ike-id")), ChildID: uint32(c.Uint("child-id")), TimeoutMS: int(c.Duration("timeout").Milliseconds())})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "rekey completed successfully: %s\n", resp.Message)
+			return nil
+		},
+	}
+}
+
 func reloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "reload",

@@ -274,6 +274,30 @@ func TestDaemonsDryRun(t *testing.T) {
 		}
 	}
 
+	// Rekey the CHILD_SA from a and the IKE SA from b through the CLI:
+	// new SPIs on both sides, the CHILD_SA moved to the new IKE SA.
+	if out := a.ok("rekey", "--child", "net"); !strings.Contains(out, "rekey completed successfully") {
+		t.Errorf("rekey --child said: %s", out)
+	}
+	oldChild := childSPIs(sasA)["net"]
+	sasB = b.waitSAs("CHILD_SA rekeyed", func(s []daemon.IKESA) bool {
+		c := childSPIs(s)["net"]
+		return len(s) == 1 && len(s[0].Children) == 1 && c[0] != "" && c[0] != oldChild[1]
+	})
+	checkTwins(t, a.sas(), sasB, "net")
+	b.ok("rekey", "--ike", "site")
+	sasA = a.waitSAs("IKE SA rekeyed", func(s []daemon.IKESA) bool {
+		return len(s) == 1 && s[0].SPIi != sasB[0].SPIi && s[0].State == "ESTABLISHED" && len(s[0].Children) == 1
+	})
+	sasB = b.sas()
+	if len(sasB) != 1 || sasB[0].SPIi != sasA[0].SPIi || sasB[0].SPIr != sasA[0].SPIr {
+		t.Errorf("after the IKE rekey: a %+v b %+v", sasA, sasB)
+	}
+	checkTwins(t, sasA, sasB, "net")
+	if _, err := a.cli("rekey", "--child", "nonesuch"); err == nil {
+		t.Error("rekey of an unknown CHILD_SA succeeded")
+	}
+
 	// Terminate the CHILD_SA, then bring it back over the IKE SA.
 	a.ok("terminate", "--child", "net")
 	b.waitSAs("CHILD_SA gone", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 0 })
