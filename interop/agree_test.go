@@ -193,14 +193,20 @@ func (e *env) charonSA() *section {
 	return sas[0]
 }
 
-// charonChild is the one CHILD_SA of charon's one IKE SA.
+// charonChild is the one installed CHILD_SA of charon's one IKE SA
+// (charon lists rekeyed ones as DELETED for a few seconds).
 func (e *env) charonChild() *section {
 	e.t.Helper()
-	ch := e.charonSA().sub("child-sas")
-	if ch == nil || len(ch.sections) != 1 {
-		e.t.Fatalf("charon's IKE SA does not have exactly one CHILD_SA:\n%s", e.charon.swanctl("--list-sas"))
+	var installed []*section
+	for _, c := range e.charonSA().sub("child-sas").sections {
+		if c.get("state") == "INSTALLED" {
+			installed = append(installed, c)
+		}
 	}
-	return ch.sections[0]
+	if len(installed) != 1 {
+		e.t.Fatalf("charon's IKE SA does not have exactly one installed CHILD_SA:\n%s", e.charon.swanctl("--list-sas"))
+	}
+	return installed[0]
 }
 
 // run runs fn as subtests name/role for both roles.
