@@ -61,7 +61,7 @@ func TestCertificates(t *testing.T) {
 	}{
 		{"RSA PKCS#1", "rsa", "rsa", "RSA_EMSA_PKCS1_SHA2_256"},
 		{"RSA-PSS", "rsa", "rsa/pss", "RSA_EMSA_PSS_SHA2_256"},
-		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA2_256_DER"},
+		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA256_DER"},
 		{"Ed25519", "ed25519", "pubkey", "ED25519"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

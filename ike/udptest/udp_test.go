@@ -53,7 +53,7 @@ func TestUDPAuth(t *testing.T) {
 	ca := iketest.NewCA(t, "xdpsec Root CA", nil)
 	for _, tc := range []struct{ kind, scheme string }{
 		{"rsa", "RSA_EMSA_PSS_SHA2_256"},
-		{"ecdsa", "ECDSA_WITH_SHA2_256_DER"},
+		{"ecdsa", "ECDSA_WITH_SHA256_DER"},
 		{"ed25519", "ED25519"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
