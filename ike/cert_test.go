@@ -89,7 +89,7 @@ func TestCertificateUnknownCA(t *testing.T) {
 	tb := certBed(t, "ecdsa", "pubkey", "", "sun.example.org", ca, other, nil, nil)
 	tb.establish()
 	// <-- HDR, SK {N(AUTHENTICATION_FAILED)}
-	if !tb.b.log.contains("no trusted certificate path for 'C=CH, O=xdpsec, CN=moon.example.org'") {
+	if !tb.b.log.contains("no trusted ECDSA public key found for 'C=CH, O=xdpsec, CN=moon.example.org'") {
 		t.Error("b did not log the path failure")
 	}
 	if !tb.a.log.contains("received AUTHENTICATION_FAILED notify error") {
