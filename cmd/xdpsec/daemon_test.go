@@ -342,6 +342,28 @@ func TestDaemonsDryRun(t *testing.T) {
 	b.waitSAs("IKE SA deleted", func(s []daemon.IKESA) bool { return len(s) == 0 })
 }
 
+// TestDaemonInitiateChildFails checks that initiate --child fails when the
+// IKE SA comes up without that CHILD_SA (here: selectors the responder
+// does not accept), as swanctl --initiate does.
+func TestDaemonInitiateChildFails(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-dc")
+	nsB := testenv.NewNetns(t, "xdpsec-dd")
+	testenv.Veth(t, nsA, "wan0", "10.98.0.1/24", nsB, "wan0", "10.98.0.2/24")
+	a := newSite(t, "a", nsA, siteConf("10.98.0.1", "10.98.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.3.0.0/16", ""))
+	b := newSite(t, "b", nsB, siteConf("10.98.0.2", "10.98.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
+	a.start()
+	b.start()
+	out, err := a.cli("initiate", "--child", "net")
+	if err == nil || !strings.Contains(err.Error(), "IKE_SA site[1] established, but establishing CHILD_SA 'net' failed") {
+		t.Errorf("initiate: %v\n%s", err, out)
+	}
+	if sas := a.sas(); len(sas) != 1 || len(sas[0].Children) != 0 {
+		t.Errorf("a's SAs: %+v", sas)
+	}
+}
+
 // TestDaemonStateRefused checks that a corrupt or foreign state file is
 // refused with a message and the daemon starts clean.
 func TestDaemonStateRefused(t *testing.T) {

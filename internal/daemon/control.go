@@ -380,10 +380,18 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 			return false, nil
 		}
 		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
+		found := false
 		for _, ch := range s.Children {
 			if req.Child == "" || ch.Name == req.Child {
 				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
+				found = found || ch.State == ike.ChildSAInstalled
 			}
+		}
+		// The IKE_AUTH exchange installs its CHILD_SA before the IKE SA
+		// shows as established; without it the CHILD_SA failed (as
+		// swanctl: "establishing CHILD_SA 'net' failed").
+		if req.Child != "" && !found {
+			return false, fmt.Errorf("%s, but establishing CHILD_SA '%s' failed (see the daemon's log)", msg, req.Child)
 		}
 		return true, nil
 	})
