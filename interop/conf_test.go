@@ -20,6 +20,7 @@ type peer struct {
 	psk               string // secret for both identities ("" for none)
 	connExtra         string // more lines in the connection
 	childExtra        string // more lines in the CHILD_SA
+	trailer           string // more sections after connections and secrets
 }
 
 func (p peer) conf() string {
@@ -55,6 +56,7 @@ func (p peer) conf() string {
 	if p.psk != "" {
 		fmt.Fprintf(&b, "secrets {\n  ike-c {\n    id-l = %s\n    id-r = %s\n    secret = \"%s\"\n  }\n}\n", p.localID, p.remoteID, p.psk)
 	}
+	b.WriteString(p.trailer)
 	return b.String()
 }
 
