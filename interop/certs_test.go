@@ -139,4 +139,3 @@ func TestAsymmetric(t *testing.T) {
 		})
 	}
 }
-

@@ -31,7 +31,7 @@ var failures = []failure{
 		},
 		charonAsResponder: []string{"received proposals: IKE:AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519",
 			"configured proposals: IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "received proposals unacceptable"},
-		oursAsInitiator: []string{"received NO_PROPOSAL_CHOSEN notify error"},
+		oursAsInitiator:   []string{"received NO_PROPOSAL_CHOSEN notify error"},
 		charonAsInitiator: []string{"received NO_PROPOSAL_CHOSEN notify error"},
 		oursAsResponder: []string{"received proposals: IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
 			"configured proposals: IKE:AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519", "no proposal found"},
