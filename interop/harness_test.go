@@ -96,10 +96,11 @@ type envOptions struct {
 	charonSettings string
 	// daemonArgs are extra arguments of xdpsec daemon.
 	daemonArgs []string
-	// nat puts our daemon behind a third namespace that masquerades it
-	// (our address becomes 192.168.77.2, seen by charon as the NAT's
-	// 10.99.0.2).
-	nat bool
+	// nat puts one side ("xdpsec" or "charon") behind a third namespace
+	// that masquerades it, remapping its ports to 30000-30100: the side
+	// behind it has 192.168.77.2 and is seen as the NAT's outside address,
+	// 10.99.0.2 for us, 10.99.0.1 for charon.
+	nat string
 	// mtu of the links, 0 for the default.
 	mtu int
 }
@@ -111,26 +112,34 @@ type env struct {
 	nsNAT    *testenv.Netns
 	charon   *charon
 	ours     *ours
-	// oursLocal is our daemon's own address (behind the NAT if any).
-	oursLocal string
+	// oursLocal and charonLocal are the sides' own addresses (behind the
+	// NAT if any).
+	oursLocal, charonLocal string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	requireInterop(t)
 	bin := xdpsecBinary(t)
-	e := &env{t: t, oursLocal: oursAddr}
+	e := &env{t: t, oursLocal: oursAddr, charonLocal: charonAddr}
 	e.nsC = testenv.NewNetns(t, "xi-charon")
 	e.nsO = testenv.NewNetns(t, "xi-ours")
-	if o.nat {
+	if o.nat != "" {
 		testenv.RequireCommand(t, "nft")
 		e.nsNAT = testenv.NewNetns(t, "xi-nat")
-		e.oursLocal = "192.168.77.2"
-		testenv.Veth(t, e.nsC, "wan0", charonAddr+wanPrefixLen, e.nsNAT, "out0", oursAddr+wanPrefixLen)
-		testenv.Veth(t, e.nsNAT, "in0", "192.168.77.1/24", e.nsO, "wan0", e.oursLocal+"/24")
-		e.nsO.MustRun(t, "ip", "route", "add", "default", "via", "192.168.77.1")
+		inside, outside, publicAddr, outsideAddr := e.nsO, e.nsC, oursAddr, charonAddr
+		if o.nat == "charon" {
+			inside, outside, publicAddr, outsideAddr = e.nsC, e.nsO, charonAddr, oursAddr
+			e.charonLocal = "192.168.77.2"
+		} else {
+			e.oursLocal = "192.168.77.2"
+		}
+		testenv.Veth(t, outside, "wan0", outsideAddr+wanPrefixLen, e.nsNAT, "out0", publicAddr+wanPrefixLen)
+		testenv.Veth(t, e.nsNAT, "in0", "192.168.77.1/24", inside, "wan0", "192.168.77.2/24")
+		inside.MustRun(t, "ip", "route", "add", "default", "via", "192.168.77.1")
 		e.nsNAT.MustRun(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-		e.nsNAT.MustRun(t, "nft", "add table ip nat; add chain ip nat post { type nat hook postrouting priority 100; }; add rule ip nat post oifname out0 masquerade")
+		e.nsNAT.MustRun(t, "nft", "add table ip nat; add chain ip nat post { type nat hook postrouting priority 100; }; "+
+			"add rule ip nat post oifname out0 meta l4proto udp masquerade to :30000-30100; add rule ip nat post oifname out0 masquerade")
 	} else {
 		testenv.Veth(t, e.nsC, "wan0", charonAddr+wanPrefixLen, e.nsO, "wan0", oursAddr+wanPrefixLen)
 	}
