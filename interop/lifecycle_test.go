@@ -2,8 +2,11 @@ package interop
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
 // other is the role of the other side.
@@ -129,4 +132,73 @@ func TestDelete(t *testing.T) {
 			waitLog(t, "charon", e.charon.log, 5e9, "received DELETE for IKE_SA c[1]")
 		}
 	})
+}
+
+// TestRekeyCollision has both sides rekey the same SA at the same moment
+// (RFC 7296 2.8.1 and 2.8.2): the nonces decide, both sides end with
+// one and the same successor. Each side's first rekey request is dropped,
+// so that both are outstanding when the retransmits arrive.
+func TestRekeyCollision(t *testing.T) {
+	for _, what := range []string{"child", "ike"} {
+		forRoles(t, what, func(t *testing.T, role string) {
+			e := newEnv(t, envOptions{charonSettings: "\tretransmit_timeout = 1.0\n\tretransmit_base = 1.2\n",
+				daemonArgs: []string{"--retransmit-timeout", "1s", "--retransmit-base", "1.2"}})
+			cs, os := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+			e.load(cs, os, nil, nil)
+			e.initiate(role)
+			before := e.agree(1)
+			for _, ns := range []*testenv.Netns{e.nsC, e.nsO} {
+				nft(t, ns, "add table inet loss; add chain inet loss out { type filter hook output priority 0; }; "+
+					"add rule inet loss out udp dport 4500 quota until 400 bytes counter drop")
+			}
+			done := make(chan string, 2)
+			for _, r := range roles {
+				go func() {
+					var out string
+					var err error
+					if r == charonInitiates {
+						out, err = e.charon.swanctlRun("--rekey", "--"+what, map[string]string{"child": "net", "ike": "c"}[what])
+					} else {
+						out, err = e.ours.cliRun("rekey", "--"+what, map[string]string{"child": "net", "ike": "c"}[what], "--timeout", "20s")
+					}
+					if err != nil {
+						done <- fmt.Sprintf("%s: %v\n%s", actor(r), err, out)
+						return
+					}
+					done <- ""
+				}()
+			}
+			for range roles {
+				if msg := <-done; msg != "" {
+					t.Log(msg) // one side may find its SA already replaced
+				}
+			}
+			waitFor(t, 20*time.Second, "one successor on both sides", func() error {
+				c, o := e.charonView(), e.oursView()
+				if len(c) != 1 || len(o) != 1 || len(c[0].children) != 1 || c[0].String() != o[0].String() {
+					return fmt.Errorf("charon %v, xdpsec %v", c, o)
+				}
+				if what == "child" && c[0].children[0].spiIn == before[0].children[0].spiIn {
+					return errNotYet
+				}
+				if what == "ike" && c[0].spiI == before[0].spiI {
+					return errNotYet
+				}
+				return nil
+			})
+			// Whichever retransmit arrives first completes its rekey; the
+			// other side at least sees its own rekey collide (with the
+			// peer's rekey or with the delete of the SA it rekeys).
+			if !strings.Contains(e.charon.log(), "collision") && !strings.Contains(e.ours.log(), "rekey collision") {
+				t.Error("no rekey collision in either log")
+			}
+			// Nothing is left behind once the dust settles: no extra IKE
+			// SA or CHILD_SA in any state on either side.
+			time.Sleep(2 * time.Second)
+			if c, o := e.charon.sas(), e.ours.sas(); len(c) != 1 || len(o) != 1 || len(o[0].Children) != 1 {
+				t.Errorf("after the collision: charon\n%s\nxdpsec\n%s", e.charon.swanctl("--list-sas"), e.ours.cli("list-sas"))
+			}
+			e.agree(1)
+		})
+	}
 }
