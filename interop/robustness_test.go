@@ -109,8 +109,14 @@ func TestRetransmit(t *testing.T) {
 // threshold of 1: charon's when we initiate, ours when charon does.
 func TestCookies(t *testing.T) {
 	forRoles(t, "cookies", func(t *testing.T, role string) {
-		// Slow retransmissions keep the decoy half-open through the test.
-		e := newEnv(t, envOptions{charonSettings: "\tcookie_threshold = 1\n\tretransmit_timeout = 60\n",
+		// Our slow retransmissions keep our decoy half-open through the
+		// test. charon's decoy must stay half-open only until charon
+		// initiates "c" (it then completes on its retransmit), and charon
+		// needs its retransmits: when our answer to its IKE_SA_INIT with
+		// the COOKIE arrives while it still holds the IKE SA it sent that
+		// from, it drops the answer ("ignoring request with ID 0, already
+		// processing") and recovers only by retransmitting.
+		e := newEnv(t, envOptions{charonSettings: "\tcookie_threshold = 1\n\tretransmit_timeout = 3\n",
 			daemonArgs: []string{"--cookie-threshold", "1", "--retransmit-timeout", "60s"}})
 		cs, os := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
 		cs.decoy, os.decoy = true, true
