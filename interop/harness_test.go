@@ -19,8 +19,11 @@ import (
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
-// Where Debian's strongswan-charon puts the daemon.
-const charonPath = "/usr/lib/ipsec/charon"
+// Where Debian's strongswan-charon and strongswan-swanctl put charon and swanctl.
+const (
+	charonPath  = "/usr/lib/ipsec/charon"
+	swanctlPath = "/usr/sbin/swanctl"
+)
 
 // The addresses of a test: charon's and ours on the veth between them (or
 // on the NAT's two sides), and the subnets behind each, with one address
@@ -39,6 +42,10 @@ var (
 	binPath   string
 	buildErr  error
 	binDir    string
+	// charonBin and swanctlBin are copies of Debian's binaries: Debian's
+	// AppArmor profiles for them attach by path and confine them to the
+	// system's /etc and /run, where the tests' charon must not go.
+	charonBin, swanctlBin string
 )
 
 // TestMain removes the xdpsec binary the tests built.
@@ -55,11 +62,13 @@ func TestMain(m *testing.M) {
 func requireInterop(t *testing.T) {
 	t.Helper()
 	testenv.RequireRoot(t)
-	for _, c := range []string{"swanctl", "nsenter", "unshare", "ip"} {
+	for _, c := range []string{"nsenter", "unshare", "ip"} {
 		testenv.RequireCommand(t, c)
 	}
-	if _, err := os.Stat(charonPath); err != nil {
-		t.Skipf("skipped: needs strongSwan's charon at %s (`make deps` installs it): %v", charonPath, err)
+	for _, p := range []string{charonPath, swanctlPath} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("skipped: needs strongSwan's %s (`make deps` installs it): %v", p, err)
+		}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		t.Skipf("skipped: kernel-libipsec needs /dev/net/tun: %v", err)
@@ -82,6 +91,18 @@ func xdpsecBinary(t *testing.T) string {
 		out, err := exec.Command(gobin, "build", "-o", binPath, "../cmd/xdpsec").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ../cmd/xdpsec: %v\n%s", err, out)
+			return
+		}
+		charonBin, swanctlBin = filepath.Join(binDir, "charon"), filepath.Join(binDir, "swanctl")
+		for src, dst := range map[string]string{charonPath: charonBin, swanctlPath: swanctlBin} {
+			b, err := os.ReadFile(src)
+			if err == nil {
+				err = os.WriteFile(dst, b, 0o700)
+			}
+			if err != nil {
+				buildErr = fmt.Errorf("copying %s: %w", src, err)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -232,7 +253,7 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 	// nsenter enters the test's network namespace, unshare gives charon
 	// a mount namespace of its own whose /run (charon.pid) is a fresh tmpfs.
 	c.cmd = exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "unshare", "--mount", "--propagation", "private",
-		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonPath)
+		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
 	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -290,7 +311,7 @@ func (c *charon) kill() {
 func (c *charon) swanctlRun(args ...string) (string, error) {
 	// --uri goes after the command, which is the first argument.
 	all := append([]string{args[0], "--uri", c.uri}, args[1:]...)
-	cmd := exec.Command("swanctl", all...)
+	cmd := exec.Command(swanctlBin, all...)
 	cmd.Env = append(os.Environ(), "SWANCTL_DIR="+c.swanDir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
