@@ -67,11 +67,10 @@ var failures = []failure{
 			cs.remoteID = "venus.example.org"
 			os.psk, cs.psk = "", ""
 			secrets := "secrets {\n  ike-1 {\n    id-1 = moon.example.org\n    id-2 = sun.example.org\n    id-3 = venus.example.org\n    secret = \"s3cr3t s3cr3t\"\n  }\n}\n"
-			cs.connExtra, os.connExtra = "", ""
 			cs.trailer, os.trailer = secrets, secrets
 			return nil, nil
 		},
-		charonAsResponder: []string{"...10.99.0.2[sun.example.org]", "no matching peer config found", "no matching peer config found"},
+		charonAsResponder: []string{"looking for peer configs matching 10.99.0.1[moon.example.org]...10.99.0.2[sun.example.org]", "no matching peer config found", "N(AUTH_FAILED)"},
 		oursAsInitiator:   []string{"received AUTHENTICATION_FAILED notify error"},
 		// charon sends IDr venus.example.org, which we are not.
 		charonAsInitiator: []string{"received AUTHENTICATION_FAILED notify error"},
