@@ -20,6 +20,12 @@ APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute
 VM_APT_PACKAGES := qemu-system-x86 busybox-static xz-utils
 # The guest kernel: Debian 12's 6.12 (bookworm-security, bookworm-backports).
 VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
+# strongSwan's charon and swanctl for the interop tests (interop/): the
+# standard plugins hold openssl and gcm, the extra ones kdf, curve25519 and
+# (in libcharon-extra-plugins) kernel-libipsec, charon's userspace ESP for
+# kernels without it; nftables drops and masquerades packets in the tests.
+APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
+	libstrongswan-extra-plugins libcharon-extra-plugins nftables
 
 .PHONY: all build generate check-generated deps vmdeps vet test test-short vmtest bench clean
 

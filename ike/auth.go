@@ -1,6 +1,9 @@
 package ike
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"errors"
@@ -150,7 +153,8 @@ func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *mess
 			return fmt.Errorf("%w: no shared key found for '%s' - '%s'", errAuth, sa.localID, id)
 		}
 		if err := transform.VerifyPSKAuth(sa.suite.PRF, secret, octets, auth.Data); err != nil {
-			return fmt.Errorf("%w: authentication of '%s' with pre-shared key failed", errAuth, id)
+			// charon's wording; we only ever try the one key found.
+			return fmt.Errorf("%w: tried 1 shared key for '%s' - '%s', but MAC mismatched", errAuth, sa.localID, id)
 		}
 		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", id))
 		return nil
@@ -205,10 +209,24 @@ func (sa *ikeSA) verifyChain(r authRound, id Identity, certs []*message.Certific
 		Roots: roots, Intermediates: inter, CurrentTime: sa.e.clock.Now(),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}); err != nil {
-		return nil, fmt.Errorf("%w: no trusted certificate path for '%s': %v", errAuth, id, err)
+		// charon: "no trusted ECDSA public key found for 'id'", with Go's reason.
+		return nil, fmt.Errorf("%w: no trusted %s public key found for '%s' (%v)", errAuth, keyTypeName(leaf.PublicKey), id, err)
 	}
 	if !certHasIdentity(leaf, id) {
 		return nil, fmt.Errorf("%w: certificate \"%s\" is not issued to '%s'", errAuth, formatDN(leaf.RawSubject), id)
 	}
 	return leaf, nil
+}
+
+// keyTypeName names a public key's type as charon's logs do.
+func keyTypeName(k any) string {
+	switch k.(type) {
+	case *rsa.PublicKey:
+		return "RSA"
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case ed25519.PublicKey:
+		return "ED25519"
+	}
+	return "ANY"
 }

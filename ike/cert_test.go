@@ -61,7 +61,7 @@ func TestCertificates(t *testing.T) {
 	}{
 		{"RSA PKCS#1", "rsa", "rsa", "RSA_EMSA_PKCS1_SHA2_256"},
 		{"RSA-PSS", "rsa", "rsa/pss", "RSA_EMSA_PSS_SHA2_256"},
-		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA2_256_DER"},
+		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA256_DER"},
 		{"Ed25519", "ed25519", "pubkey", "ED25519"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +89,7 @@ func TestCertificateUnknownCA(t *testing.T) {
 	tb := certBed(t, "ecdsa", "pubkey", "", "sun.example.org", ca, other, nil, nil)
 	tb.establish()
 	// <-- HDR, SK {N(AUTHENTICATION_FAILED)}
-	if !tb.b.log.contains("no trusted certificate path for 'C=CH, O=xdpsec, CN=moon.example.org'") {
+	if !tb.b.log.contains("no trusted ECDSA public key found for 'C=CH, O=xdpsec, CN=moon.example.org'") {
 		t.Error("b did not log the path failure")
 	}
 	if !tb.a.log.contains("received AUTHENTICATION_FAILED notify error") {

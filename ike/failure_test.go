@@ -170,7 +170,7 @@ func TestPSKMismatch(t *testing.T) {
 	tb := newTestbed(t, bedOptions{pskA: "secret one", pskB: "secret two"})
 	tb.establish()
 	// IKE_AUTH request --> <-- HDR, SK {N(AUTHENTICATION_FAILED)}
-	if !tb.b.log.contains("authentication of 'moon.example.org' with pre-shared key failed") ||
+	if !tb.b.log.contains("tried 1 shared key for 'sun.example.org' - 'moon.example.org', but MAC mismatched") ||
 		!tb.b.log.contains("generating IKE_AUTH response 1 [ N(AUTH_FAILED) ]") {
 		t.Error("b did not refuse")
 	}
@@ -255,7 +255,7 @@ func TestInitiatorRejectsResponder(t *testing.T) {
 	// b accepts a's PSK and considers the IKE SA up; a finds no trusted
 	// path for b's certificate and says so:
 	// HDR, SK {N(AUTHENTICATION_FAILED)} --> <-- HDR, SK {}
-	if !tb.a.log.contains("no trusted certificate path for 'sun.example.org'") ||
+	if !tb.a.log.contains("no trusted ECDSA public key found for 'sun.example.org'") ||
 		!tb.a.log.contains("generating INFORMATIONAL request 2 [ N(AUTH_FAILED) ]") {
 		t.Fatal("a did not reject b")
 	}

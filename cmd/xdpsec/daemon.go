@@ -35,6 +35,10 @@ func daemonCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9901)"},
 			&cli.StringFlag{Name: "sa-cpu", Value: "round-robin", Usage: "how inbound SAs are spread over cpu_map's CPUs: round-robin, spi or none"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "address to bind IKE sockets to (default: all)"},
+			&cli.DurationFlag{Name: "retransmit-timeout", Usage: "first retransmission timeout (charon's retransmit_timeout; default 4s)"},
+			&cli.Float64Flag{Name: "retransmit-base", Usage: "base of the exponential retransmission backoff (charon's retransmit_base; default 1.8)"},
+			&cli.IntFlag{Name: "retransmit-tries", Usage: "retransmissions before giving up (charon's retransmit_tries; default 5)"},
+			&cli.IntFlag{Name: "cookie-threshold", Usage: "half-open IKE SAs from which COOKIEs are required (charon's cookie_threshold; default 30, -1 never)"},
 		},
 		Action: runDaemon,
 	}
@@ -60,6 +64,8 @@ func runDaemon(c *cli.Context) error {
 	opts := daemon.Options{
 		ConfigPath: c.String("config"), SocketPath: c.String("socket"), StatePath: c.String("state"),
 		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
+		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
+		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
 	}
 	switch c.String("dataplane") {
 	case "kernel":
@@ -148,6 +154,30 @@ func terminateCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "terminate completed successfully: %s\n", resp.Message)
+			return nil
+		},
+	}
+}
+
+func rekeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rekey",
+		Usage: "rekey IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N), and wait for the rekeyed SAs to be replaced",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.StringFlag{Name: "ike", Usage: "connection name"},
+			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
+			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
+			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
+			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+		},
+		Action: func(c *cli.Context) error {
+			resp, err := call(c, daemon.Request{Command: daemon.CmdRekey, IKE: c.String("ike"), Child: c.String("child"),
+				IKEID: uint32(c.Uint("ike-id")), ChildID: uint32(c.Uint("child-id")), TimeoutMS: int(c.Duration("timeout").Milliseconds())})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "rekey completed successfully: %s\n", resp.Message)
 			return nil
 		},
 	}

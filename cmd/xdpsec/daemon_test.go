@@ -313,6 +313,30 @@ func TestDaemonsDryRun(t *testing.T) {
 		}
 	}
 
+	// Rekey the CHILD_SA from a and the IKE SA from b through the CLI:
+	// new SPIs on both sides, the CHILD_SA moved to the new IKE SA.
+	if out := a.ok("rekey", "--child", "net"); !strings.Contains(out, "rekey completed successfully") {
+		t.Errorf("rekey --child said: %s", out)
+	}
+	oldChild := childSPIs(sasA)["net"]
+	sasB = b.waitSAs("CHILD_SA rekeyed", func(s []daemon.IKESA) bool {
+		c := childSPIs(s)["net"]
+		return len(s) == 1 && len(s[0].Children) == 1 && c[0] != "" && c[0] != oldChild[1]
+	})
+	checkTwins(t, a.sas(), sasB, "net")
+	b.ok("rekey", "--ike", "site")
+	sasA = a.waitSAs("IKE SA rekeyed", func(s []daemon.IKESA) bool {
+		return len(s) == 1 && s[0].SPIi != sasB[0].SPIi && s[0].State == "ESTABLISHED" && len(s[0].Children) == 1
+	})
+	sasB = b.sas()
+	if len(sasB) != 1 || sasB[0].SPIi != sasA[0].SPIi || sasB[0].SPIr != sasA[0].SPIr {
+		t.Errorf("after the IKE rekey: a %+v b %+v", sasA, sasB)
+	}
+	checkTwins(t, sasA, sasB, "net")
+	if _, err := a.cli("rekey", "--child", "nonesuch"); err == nil {
+		t.Error("rekey of an unknown CHILD_SA succeeded")
+	}
+
 	// Terminate the CHILD_SA, then bring it back over the IKE SA.
 	a.ok("terminate", "--child", "net")
 	b.waitSAs("CHILD_SA gone", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 0 })
@@ -355,6 +379,28 @@ func TestDaemonsDryRun(t *testing.T) {
 	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 3 })
 	a.ok("terminate", "--ike", "site")
 	b.waitSAs("IKE SA deleted", func(s []daemon.IKESA) bool { return len(s) == 0 })
+}
+
+// TestDaemonInitiateChildFails checks that initiate --child fails when the
+// IKE SA comes up without that CHILD_SA (here: selectors the responder
+// does not accept), as swanctl --initiate does.
+func TestDaemonInitiateChildFails(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-dc")
+	nsB := testenv.NewNetns(t, "xdpsec-dd")
+	testenv.Veth(t, nsA, "wan0", "10.98.0.1/24", nsB, "wan0", "10.98.0.2/24")
+	a := newSite(t, "a", nsA, siteConf("10.98.0.1", "10.98.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.3.0.0/16", ""))
+	b := newSite(t, "b", nsB, siteConf("10.98.0.2", "10.98.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
+	a.start()
+	b.start()
+	out, err := a.cli("initiate", "--child", "net")
+	if err == nil || !strings.Contains(err.Error(), "IKE_SA site[1] established, but establishing CHILD_SA 'net' failed") {
+		t.Errorf("initiate: %v\n%s", err, out)
+	}
+	if sas := a.sas(); len(sas) != 1 || len(sas[0].Children) != 0 {
+		t.Errorf("a's SAs: %+v", sas)
+	}
 }
 
 // TestDaemonStateRefused checks that a corrupt or foreign state file is

@@ -42,6 +42,7 @@ func newApp() *cli.App {
 			daemonCommand(),
 			initiateCommand(),
 			terminateCommand(),
+			rekeyCommand(),
 			listSAsCommand(),
 			listConnsCommand(),
 			reloadCommand(),

@@ -13,6 +13,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	_ "crypto/sha256" // hashes used through crypto.Hash
 	_ "crypto/sha512"
@@ -98,7 +99,8 @@ func (s SignatureScheme) String() string {
 	case SigRSAPSS:
 		return "RSA_EMSA_PSS_" + s.Hash.String()
 	case SigECDSA:
-		return "ECDSA_WITH_" + s.Hash.String() + "_DER"
+		// charon: ECDSA_WITH_SHA256_DER, not SHA2_256 as elsewhere.
+		return "ECDSA_WITH_" + strings.Replace(s.Hash.String(), "SHA2_", "SHA", 1) + "_DER"
 	case SigEd25519:
 		return "ED25519"
 	}

@@ -254,3 +254,20 @@ func TestVerifyAuthParsesAlgorithmIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// Scheme names are charon's, which operators grep for.
+func TestSignatureSchemeNames(t *testing.T) {
+	for _, tc := range []struct {
+		s    SignatureScheme
+		want string
+	}{
+		{SignatureScheme{SigECDSA, HashSHA2_256}, "ECDSA_WITH_SHA256_DER"},
+		{SignatureScheme{SigECDSA, HashSHA2_384}, "ECDSA_WITH_SHA384_DER"},
+		{SignatureScheme{SigRSAPKCS1, HashSHA2_256}, "RSA_EMSA_PKCS1_SHA2_256"},
+		{SignatureScheme{SigEd25519, HashIdentity}, "ED25519"},
+	} {
+		if got := tc.s.String(); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ func TestUDPAuth(t *testing.T) {
 	ca := iketest.NewCA(t, "xdpsec Root CA", nil)
 	for _, tc := range []struct{ kind, scheme string }{
 		{"rsa", "RSA_EMSA_PSS_SHA2_256"},
-		{"ecdsa", "ECDSA_WITH_SHA2_256_DER"},
+		{"ecdsa", "ECDSA_WITH_SHA256_DER"},
 		{"ed25519", "ED25519"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -297,7 +297,7 @@ func TestUDPMismatch(t *testing.T) {
 		a.initiate(t)
 		// HDR, SK {IDi, AUTH, ...} --> <-- HDR, SK {N(AUTHENTICATION_FAILED)}
 		a.waitLog(t, "received AUTHENTICATION_FAILED notify error")
-		b.wantLog(t, "authentication of 'moon.example.org' with pre-shared key failed",
+		b.wantLog(t, "tried 1 shared key for 'sun.example.org' - 'moon.example.org', but MAC mismatched",
 			"generating IKE_AUTH response 1 [ N(AUTH_FAILED) ]")
 		waitFor(t, "no SAs", func() bool { return a.empty() && b.empty() })
 	})

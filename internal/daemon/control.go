@@ -22,6 +22,7 @@ import (
 const (
 	CmdInitiate  = "initiate"
 	CmdTerminate = "terminate"
+	CmdRekey     = "rekey"
 	CmdListSAs   = "list-sas"
 	CmdListConns = "list-conns"
 	CmdReload    = "reload"
@@ -245,6 +246,8 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp, err = d.initiate(req)
 	case CmdTerminate:
 		resp, err = d.terminate(req)
+	case CmdRekey:
+		resp, err = d.rekey(req)
 	case CmdListSAs:
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
@@ -377,10 +380,18 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 			return false, nil
 		}
 		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
+		found := false
 		for _, ch := range s.Children {
 			if req.Child == "" || ch.Name == req.Child {
 				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
+				found = found || ch.State == ike.ChildSAInstalled
 			}
+		}
+		// The IKE_AUTH exchange installs its CHILD_SA before the IKE SA
+		// shows as established; without it the CHILD_SA failed (as
+		// swanctl: "establishing CHILD_SA 'net' failed").
+		if req.Child != "" && !found {
+			return false, fmt.Errorf("%s, but establishing CHILD_SA '%s' failed (see the daemon's log)", msg, req.Child)
 		}
 		return true, nil
 	})
@@ -439,6 +450,69 @@ func (d *Daemon) terminate(req Request) (*Response, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("terminating: %w", err)
+	}
+	return &Response{Message: strings.Join(msgs, ", ")}, nil
+}
+
+// selectSAs finds the IKE SAs (by connection name or ID) and CHILD_SAs
+// (by config name or ID) a terminate or rekey request names.
+func (d *Daemon) selectSAs(req Request) (ikeIDs, childIDs []uint32) {
+	for _, sa := range d.engine.IKESAs() {
+		if sa.State != ike.IKESAEstablished && req.IKEID == 0 && req.ChildID == 0 {
+			continue
+		}
+		if (req.IKE != "" && sa.Name == req.IKE && req.Child == "") || (req.IKEID != 0 && sa.ID == req.IKEID) {
+			ikeIDs = append(ikeIDs, sa.ID)
+			continue
+		}
+		for _, ch := range sa.Children {
+			if (req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID) {
+				childIDs = append(childIDs, ch.ID)
+			}
+		}
+	}
+	return ikeIDs, childIDs
+}
+
+// rekey rekeys IKE SAs (by connection name or ID) or CHILD_SAs (by config
+// name or ID), as swanctl --rekey does, and waits until the rekeyed SAs
+// are gone, replaced by their successors.
+func (d *Daemon) rekey(req Request) (*Response, error) {
+	if req.IKE == "" && req.Child == "" && req.IKEID == 0 && req.ChildID == 0 {
+		return nil, errors.New("rekey needs --ike, --child, --ike-id or --child-id")
+	}
+	ikeIDs, childIDs := d.selectSAs(req)
+	if len(ikeIDs) == 0 && len(childIDs) == 0 {
+		return nil, errors.New("no matching SA found")
+	}
+	var msgs []string
+	for _, id := range ikeIDs {
+		if err := d.engine.RekeyIKESA(id); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] rekeyed", id))
+	}
+	for _, id := range childIDs {
+		if err := d.engine.RekeyChildSA(id); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} rekeyed", id))
+	}
+	err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
+		for _, sa := range sas {
+			if slices.Contains(ikeIDs, sa.ID) {
+				return false, nil
+			}
+			for _, ch := range sa.Children {
+				if slices.Contains(childIDs, ch.ID) {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rekeying: %w", err)
 	}
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }

@@ -40,6 +40,12 @@ type Options struct {
 	Port, NATTPort uint16
 	Metrics        string // address of the Prometheus endpoint, "" for none
 	Logs           *Logs
+	// IKE tunables, as charon's strongswan.conf settings of the same
+	// names; zero values take the engine's defaults (ike.Config).
+	RetransmitTimeout time.Duration // retransmit_timeout
+	RetransmitBase    float64       // retransmit_base
+	RetransmitTries   int           // retransmit_tries
+	CookieThreshold   int           // cookie_threshold; negative disables cookies
 }
 
 // dataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -154,7 +160,9 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.engine, err = ike.New(ike.Config{
 		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials,
-		SourceAddress: sourceAddress,
+		SourceAddress:     sourceAddress,
+		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
+		CookieThreshold: opts.CookieThreshold,
 	})
 	if err != nil {
 		return nil, err
