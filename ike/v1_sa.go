@@ -202,6 +202,15 @@ func (e *Engine) v1Infos() []IKESAInfo {
 			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn,
 				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqid})
 		}
+		// A Quick Mode we started for a new IPsec SA shows as a CHILD_SA
+		// being created: it follows phase 1, and waiting for the CHILD_SA
+		// of an initiate must not take its absence for a failure.
+		for _, q := range sa.quicks {
+			if q.initiator && q.rekey == nil && !q.installed {
+				i.Children = append(i.Children, ChildSAInfo{Name: q.cfg.cfg.Name, State: ChildSACreated, SPIIn: q.spiIn,
+					LocalTS: []TrafficSelector{q.localTS}, RemoteTS: []TrafficSelector{q.remoteTS}})
+			}
+		}
 		out = append(out, i)
 	}
 	return out

@@ -380,12 +380,17 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 			return false, nil
 		}
 		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
-		found := false
+		found, pending := false, false
 		for _, ch := range s.Children {
 			if req.Child == "" || ch.Name == req.Child {
 				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
 				found = found || ch.State == ike.ChildSAInstalled
+				// IKEv1 negotiates it in Quick Mode, after phase 1.
+				pending = pending || ch.State == ike.ChildSACreated || ch.State == ike.ChildSAInstalling
 			}
+		}
+		if req.Child != "" && !found && pending {
+			return false, nil
 		}
 		// The IKE_AUTH exchange installs its CHILD_SA before the IKE SA
 		// shows as established; without it the CHILD_SA failed (as
@@ -411,7 +416,7 @@ func (d *Daemon) terminate(req Request) (*Response, error) {
 			continue
 		}
 		for _, ch := range sa.Children {
-			if (req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID) {
+			if ch.ID != 0 && ((req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID)) {
 				childIDs = append(childIDs, ch.ID)
 			}
 		}
@@ -466,7 +471,7 @@ func (d *Daemon) selectSAs(req Request) (ikeIDs, childIDs []uint32) {
 			continue
 		}
 		for _, ch := range sa.Children {
-			if (req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID) {
+			if ch.ID != 0 && ((req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID)) {
 				childIDs = append(childIDs, ch.ID)
 			}
 		}
