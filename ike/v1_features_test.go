@@ -19,6 +19,11 @@ func TestV1MainModeSignatures(t *testing.T) {
 			if !tb.b.log.contains("authentication of 'moon.example.org' with") {
 				t.Errorf("b did not log the signature authentication")
 			}
+			// The initiator asks for the responder's certificate in
+			// message 3: charon sends it only when asked.
+			if !tb.a.log.contains("generating ID_PROT request 0 [ KE No CERTREQ") {
+				t.Errorf("a sent no CERTREQ in message 3")
+			}
 		})
 	}
 }

@@ -480,7 +480,13 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 			return err
 		}
 		sa.ni = sa.e.randomBytes(32)
-		out := append([]isakmp.Payload{ke, &isakmp.Nonce{Data: sa.ni}}, sa.natdPayloads()...)
+		out := []isakmp.Payload{ke, &isakmp.Nonce{Data: sa.ni}}
+		// charon (send_cert = ifasked) sends its certificate in message 6
+		// only when message 3 asked for one.
+		if sa.auth != isakmp.AuthPSK {
+			out = append(out, sa.certReqs()...)
+		}
+		out = append(out, sa.natdPayloads()...)
 		sa.step = 3
 		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, true)
 	case !sa.initiator && sa.step == 0: // SA -->
