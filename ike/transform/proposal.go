@@ -171,6 +171,9 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 		switch {
 		case ok:
 			p.add(t)
+		case strings.ToLower(word) == "3des":
+			// As a peer's 3DES proposal is refused (ike/v1_proposal.go).
+			return fail("algorithm %q is not supported: 3DES is refused by default (64-bit blocks, Sweet32)", word)
 		case isUnsupportedKeyword(strings.ToLower(word)):
 			return fail("algorithm %q is not supported", word)
 		default:
