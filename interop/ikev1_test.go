@@ -1,0 +1,235 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/iketest"
+)
+
+// IKEv1 (version = 1 on both sides) against charon: Main Mode with PSK
+// and RSA certificates, Aggressive Mode with PSK, Quick Mode with and
+// without PFS, the issue's IKE proposals, 3DES refused, NAT-T and DPD.
+
+// v1Peers is the PSK tunnel of pskPeers as an IKEv1 connection on both
+// sides, with more connection lines for both.
+func v1Peers(ike, esp, extra string) (charonSide, oursSide peer) {
+	charonSide, oursSide = pskPeers(ike, esp)
+	charonSide.connExtra = "    version = 1\n" + extra
+	oursSide.connExtra = charonSide.connExtra
+	return charonSide, oursSide
+}
+
+// v1Check checks the IKE SA both sides agree on is an IKEv1 one between
+// the expected identities, and that charon logged the establishment.
+func (e *env) v1Check(role string) {
+	e.t.Helper()
+	sa := e.charonSA()
+	if sa.get("version") != "1" || sa.get("remote-id") != "sun.example.org" || sa.get("local-id") != "moon.example.org" {
+		e.t.Errorf("charon's IKE SA: %+v", sa.values)
+	}
+	o := e.oursSA()
+	if o.LocalID != "sun.example.org" || o.RemoteID != "moon.example.org" || o.Initiator != (role == oursInitiate) {
+		e.t.Errorf("our IKE SA: %+v", o)
+	}
+	waitLog(e.t, "charon", e.charon.log, 5*time.Second,
+		"IKE_SA c[1] established between "+e.charonLocal+"[moon.example.org]...", "CHILD_SA net{1} established with SPIs")
+	waitLog(e.t, "xdpsec", e.ours.log, 5*time.Second,
+		"IKE_SA c[1] established between "+e.oursLocal+"[sun.example.org]...", "CHILD_SA net{1} established with SPIs")
+}
+
+// TestV1MainModePSK establishes Main Mode PSK tunnels with each of the
+// issue's IKE proposals from each side; the two sides must list the same
+// cookies and SPIs and name the same algorithms.
+func TestV1MainModePSK(t *testing.T) {
+	for _, p := range []struct {
+		proposal string
+		charon   []string // encr-alg, encr-keysize, integ-alg, prf-alg, dh-group
+	}{
+		{"aes128-sha256-modp2048", []string{"AES_CBC", "128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048"}},
+		{"aes256-sha1-modp2048", []string{"AES_CBC", "256", "HMAC_SHA1_96", "PRF_HMAC_SHA1", "MODP_2048"}},
+	} {
+		forRoles(t, p.proposal, func(t *testing.T, role string) {
+			e := newEnv(t, envOptions{})
+			cs, os := v1Peers(p.proposal, "aes128-sha256", "")
+			e.load(cs, os, nil, nil)
+			e.initiate(role)
+			e.agree(1)
+			e.v1Check(role)
+			sa := e.charonSA()
+			got := []string{sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("integ-alg"), sa.get("prf-alg"), sa.get("dh-group")}
+			if strings.Join(got, ",") != strings.Join(p.charon, ",") {
+				t.Errorf("charon chose %v, want %v", got, p.charon)
+			}
+			prop := e.oursSA().Proposal
+			for _, alg := range []string{p.charon[0], p.charon[3], p.charon[4]} {
+				if !strings.Contains(prop, strings.TrimPrefix(alg, "PRF_")) {
+					t.Errorf("our proposal %q lacks %s", prop, alg)
+				}
+			}
+		})
+	}
+}
+
+// TestV1MainModeRSA authenticates both sides with RSA certificates of a
+// test CA.
+func TestV1MainModeRSA(t *testing.T) {
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "rsa", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, ca, "rsa", "sun.example.org", oursAddr)
+	forRoles(t, "main-rsa", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		cs, os := certPeers(idKinds[1])
+		for _, p := range []*peer{&cs, &os} {
+			p.proposals, p.esp, p.connExtra = "aes128-sha256-modp2048", "aes128-sha256", "    version = 1\n"
+		}
+		e.load(cs, os, certFiles(t, ca, ckey, ccert), certFiles(t, ca, okey, ocert))
+		e.initiate(role)
+		e.agree(1)
+		e.v1Check(role)
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with RSA")
+	})
+}
+
+// TestV1AggressivePSK establishes Aggressive Mode with PSK, enabled on
+// both sides (charon's responder needs its "I don't care about security"
+// switch for it).
+func TestV1AggressivePSK(t *testing.T) {
+	forRoles(t, "aggressive-psk", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{charonSettings: "\ti_dont_care_about_security_and_use_aggressive_mode_psk = yes\n"})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "    aggressive = yes\n")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		e.v1Check(role)
+		if role == charonInitiates {
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "initiating Aggressive Mode IKE_SA c[1]")
+		} else {
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "10.99.0.2 is initiating a Aggressive Mode IKE_SA")
+		}
+	})
+}
+
+// TestV1QuickMode establishes the IPsec SA with and without PFS; with
+// PFS, both sides say which group Quick Mode used.
+func TestV1QuickMode(t *testing.T) {
+	for _, p := range []struct {
+		name, esp, dh string
+	}{
+		{"no-pfs", "aes128-sha256", ""},
+		{"pfs", "aes128-sha256-modp2048", "MODP_2048"},
+	} {
+		forRoles(t, p.name, func(t *testing.T, role string) {
+			e := newEnv(t, envOptions{})
+			cs, os := v1Peers("aes256-sha1-modp2048", p.esp, "")
+			e.load(cs, os, nil, nil)
+			e.initiate(role)
+			e.agree(1)
+			e.v1Check(role)
+			ch := e.charonChild()
+			if ch.get("encr-alg") != "AES_CBC" || ch.get("integ-alg") != "HMAC_SHA2_256_128" || ch.get("dh-group") != p.dh {
+				t.Errorf("charon's CHILD_SA: %v, want dh %q", ch.values, p.dh)
+			}
+			var ours string
+			for _, c := range e.oursSA().Children {
+				ours = c.Proposal
+			}
+			if (p.dh != "") != strings.Contains(ours, "MODP_2048") {
+				t.Errorf("our CHILD_SA's proposal %q, want dh %q", ours, p.dh)
+			}
+		})
+	}
+}
+
+// TestV13DESRefused: our side refuses a configuration with 3des, and a
+// peer that offers only 3DES gets NO_PROPOSAL_CHOSEN with our log line
+// saying why.
+func TestV13DESRefused(t *testing.T) {
+	t.Run("config", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		_, os := v1Peers("3des-sha1-modp2048", "aes128-sha256", "")
+		if err := writeConf(e.ours, os.conf()); err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.ours.cliRun("reload")
+		const why = `invalid proposal "3des-sha1-modp2048": algorithm "3des" is not supported: 3DES is refused by default (64-bit blocks, Sweet32)`
+		if err == nil || !strings.Contains(out, why) {
+			t.Errorf("reload with 3des: %v\n%s", err, out)
+		}
+		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "failed, keeping the loaded configuration", why)
+		if conns := e.ours.cli("-o", "json", "list-conns"); strings.Contains(conns, `"c"`) {
+			t.Errorf("connection with 3des loaded:\n%s", conns)
+		}
+	})
+	t.Run("peer-offers-3des", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		cs.proposals = "3des-sha1-modp2048"
+		e.load(cs, os, nil, nil)
+		if err := e.tryInitiate(charonInitiates); err == nil {
+			t.Fatal("charon established with 3des")
+		}
+		waitLog(t, "xdpsec", e.ours.log, 10*time.Second, "3DES is refused by default (64-bit blocks, Sweet32)", "N(NO_PROP)")
+		waitLog(t, "charon", e.charon.log, 10*time.Second, "received NO_PROPOSAL_CHOSEN error notify")
+		e.waitNoSAs("no IKE SA left on either side")
+	})
+}
+
+// writeConf writes our swanctl.conf without reloading.
+func writeConf(o *ours, conf string) error {
+	return osWriteFile(o.conf, []byte(conf))
+}
+
+// TestV1NATT puts the initiator behind the masquerading, port-remapping
+// NAT: both sides detect it, float to 4500 and agree on the SAs.
+func TestV1NATT(t *testing.T) {
+	forRoles(t, "nat-t", func(t *testing.T, role string) {
+		behind := "xdpsec"
+		if role == charonInitiates {
+			behind = "charon"
+		}
+		e := newEnv(t, envOptions{nat: behind})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		cs.local, os.local = e.charonLocal, e.oursLocal
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		e.v1Check(role)
+		sa, o := e.charonSA(), e.oursSA()
+		if behind == "xdpsec" {
+			if !o.NATLocal || sa.get("nat-remote") != "yes" || sa.get("remote-port") == "4500" || o.RemotePort != 4500 {
+				t.Errorf("NAT: ours %+v, charon %v", o, sa.values)
+			}
+		} else if !o.NATRemote || sa.get("nat-local") != "yes" || sa.get("remote-port") != "4500" || o.RemotePort == 4500 {
+			t.Errorf("NAT: ours %+v, charon %v", o, sa.values)
+		}
+	})
+}
+
+// TestV1DPD kills charon: our side's R-U-THERE go unanswered and it
+// declares charon dead after dpd_timeout.
+func TestV1DPD(t *testing.T) {
+	forRoles(t, "charon-killed", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{daemonArgs: oursFastRetransmit})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		os.connExtra += "    dpd_delay = 1s\n    dpd_timeout = 5s\n"
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		// charon answers R-U-THERE while alive.
+		waitLog(t, "charon", e.charon.log, 10*time.Second, "[ HASH N(DPD) ]", "[ HASH N(DPD_ACK) ]")
+		e.charon.kill()
+		waitLog(t, "xdpsec", e.ours.log, 20*time.Second, "[ HASH N(DPD) ]", "DPD check timed out, enforcing DPD action")
+		waitFor(t, 10*time.Second, "our IKE SA gone", func() error {
+			if sas := e.ours.sas(); len(sas) != 0 {
+				return fmt.Errorf("%d IKE SAs left", len(sas))
+			}
+			return nil
+		})
+	})
+}
+
+func osWriteFile(name string, b []byte) error { return os.WriteFile(name, b, 0o600) }
