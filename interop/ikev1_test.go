@@ -32,7 +32,7 @@ func (e *env) v1Check(role string) {
 		e.t.Errorf("charon's IKE SA: %+v", sa.values)
 	}
 	o := e.oursSA()
-	if o.LocalID != "sun.example.org" || o.RemoteID != "moon.example.org" || o.Initiator != (role == oursInitiate) {
+	if o.Version != 1 || o.LocalID != "sun.example.org" || o.RemoteID != "moon.example.org" || o.Initiator != (role == oursInitiate) {
 		e.t.Errorf("our IKE SA: %+v", o)
 	}
 	waitLog(e.t, "charon", e.charon.log, 5*time.Second,

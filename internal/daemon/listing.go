@@ -32,7 +32,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			continue
 		}
 		x := IKESA{
-			Name: sa.Name, UniqueID: sa.ID, State: sa.State.String(), Version: 2, Initiator: sa.Initiator,
+			Name: sa.Name, UniqueID: sa.ID, State: sa.State.String(), Version: sa.Version, Initiator: sa.Initiator,
 			SPIi: fmt.Sprintf("%016x", sa.SPIi), SPIr: fmt.Sprintf("%016x", sa.SPIr),
 			LocalHost: sa.Local.Addr().String(), LocalPort: sa.Local.Port(), LocalID: sa.LocalID.String(),
 			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
@@ -104,7 +104,7 @@ func (d *Daemon) ListConns() []ConnInfo {
 	out := []ConnInfo{}
 	for _, c := range l.File.Connections {
 		ci := ConnInfo{
-			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: "IKEv2",
+			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: ikeVersion(int(c.Version)),
 			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},
 		}
 		if len(c.Local) > 0 {
@@ -129,4 +129,12 @@ func (d *Daemon) ListConns() []ConnInfo {
 		out = append(out, ci)
 	}
 	return out
+}
+
+// ikeVersion names a connection's IKE version as swanctl --list-conns does.
+func ikeVersion(v int) string {
+	if v == 1 {
+		return "IKEv1"
+	}
+	return "IKEv2"
 }
