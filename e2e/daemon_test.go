@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/internal/daemon"
+)
+
+// tunnelConf is what differs between the daemon scenarios.
+type tunnelConf struct {
+	ifID       uint32 // if_id_in/out of the CHILD_SA; 0: policy-based
+	mode       string // tunnel (default) or transport
+	esp        string // esp_proposals; aes128gcm16 if ""
+	childExtra string // more keys of the CHILD_SA, one per line
+}
+
+// swanctlConf is site s's side of the net-to-net connection "site" with
+// CHILD_SA "net" between the inner networks (or, in transport mode, the
+// gateways' own addresses), authenticated with a PSK.
+func swanctlConf(p *pair, s *site, c tunnelConf) string {
+	peer := p.other(s)
+	ids := map[*site]string{p.a: "a.xdpsec.example", p.b: "b.xdpsec.example"}
+	mode, esp := c.mode, c.esp
+	if mode == "" {
+		mode = "tunnel"
+	}
+	if esp == "" {
+		esp = "aes128gcm16"
+	}
+	localTS, remoteTS := s.inner.String(), peer.inner.String()
+	if mode == "transport" {
+		localTS, remoteTS = "dynamic", "dynamic"
+	}
+	child := fmt.Sprintf("local_ts = %s\nremote_ts = %s\nesp_proposals = %s\nmode = %s\n", localTS, remoteTS, esp, mode)
+	if c.ifID != 0 {
+		child += fmt.Sprintf("if_id_in = %d\nif_id_out = %d\n", c.ifID, c.ifID)
+	}
+	child += c.childExtra
+	return fmt.Sprintf(`connections {
+   site {
+      local_addrs = %s
+      remote_addrs = %s
+      proposals = aes128gcm16-prfsha256-x25519
+      local {
+         auth = psk
+         id = %s
+      }
+      remote {
+         auth = psk
+         id = %s
+      }
+      children {
+         net {
+%s
+         }
+      }
+   }
+}
+secrets {
+   ike-site {
+      id-a = %s
+      id-b = %s
+      secret = "an end-to-end test's shared secret"
+   }
+}
+`, s.outer, peer.outer, ids[s], ids[peer], child, ids[p.a], ids[p.b])
+}
+
+// daemonPair is two gateways running our daemon, with LAN hosts behind.
+type daemonPair struct {
+	*pair
+	ga, gb *gateway
+}
+
+// newDaemonPair builds the two-site topology with LAN hosts, loads xdpsec
+// on both gateways, starts both daemons and has A initiate CHILD_SA net.
+func newDaemonPair(t *testing.T, f family, c tunnelConf) *daemonPair {
+	t.Helper()
+	p := newPairWithLANs(t, f)
+	dp := &daemonPair{pair: p,
+		ga: newGateway(t, p.a, swanctlConf(p, p.a, c)),
+		gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
+	dp.ga.start()
+	dp.gb.start()
+	start := time.Now()
+	if out := dp.ga.ok("initiate", "--child", "net", "--timeout", "30s"); !strings.Contains(out, "established") {
+		t.Errorf("initiate said: %s", out)
+	}
+	dp.gb.waitChild("net", 10*time.Second)
+	t.Logf("IKE_SA and CHILD_SA net established in %v", time.Since(start).Round(time.Millisecond))
+	return dp
+}
+
+// TestDaemonTunnel: our daemon on both gateways, PSK, tunnel mode, with
+// xdp_wan and tc_lan attached by `xdpsec load`. LAN host A pings LAN host
+// B and sends it 50 MB over TCP, checked by SHA-256. Then the SAs as the
+// kernel has them (`ip -s xfrm state`: the negotiated algorithm, the byte
+// and packet counters), as the daemon lists them and as xdp_wan counted
+// them must agree.
+func TestDaemonTunnel(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		fam  family
+		conf tunnelConf
+	}{
+		{"route-based", ipv4, tunnelConf{ifID: 0x42}},
+		{"policy-based", ipv4, tunnelConf{}},
+		{"route-based ipv6", ipv6, tunnelConf{ifID: 0x43}},
+		{"policy-based ipv6", ipv6, tunnelConf{}},
+	} {
+		t.Run(strings.ReplaceAll(v.name, " ", "-"), func(t *testing.T) {
+			dp := newDaemonPair(t, v.fam, v.conf)
+			testDaemonTraffic(t, dp, v.conf, 50<<20)
+		})
+	}
+}
+
+func testDaemonTraffic(t *testing.T, dp *daemonPair, c tunnelConf, size int64) {
+	p := dp.pair
+	if c.ifID != 0 {
+		// The daemon made the XFRM interface and routed B's network into it.
+		name := fmt.Sprintf("xdpsec%x", c.ifID)
+		routes, _ := run(p.a.Netns, "", "ip", fmt.Sprintf("-%d", p.fam), "route", "show", p.b.inner.String())
+		if !strings.Contains(routes, "dev "+name) {
+			t.Errorf("site A routes %s: %q, want it into %s", p.b.inner, routes, name)
+		}
+	}
+	const n = 10
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, n, 5); got != n {
+		t.Fatalf("ping LAN A %s → LAN B %s: %d of %d answered", p.a.lanA, p.b.lanA, got, n)
+	}
+	noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
+	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, size, 10*time.Minute, nil)
+	t.Logf("TCP LAN A → LAN B through ESP: %v", res)
+	for i, g := range []*gateway{dp.ga, dp.gb} {
+		if d := g.counter("no_sa") - noSA[i]; d != 0 {
+			t.Errorf("site %s: xdp_wan dropped %d packets as no_sa during the transfer", g.name, d)
+		}
+	}
+	checkCounters(t, dp)
+}
+
+// checkCounters compares, on both gateways, the CHILD_SA as list-sas shows
+// it with the kernel's SAs and xdp_wan's rx_seen, and the two ends of each
+// direction with each other. Traffic must have stopped.
+func checkCounters(t *testing.T, dp *daemonPair) {
+	t.Helper()
+	time.Sleep(500 * time.Millisecond) // the last ACKs
+	ca, cb := dp.ga.child("net"), dp.gb.child("net")
+	if ca.SPIIn != cb.SPIOut || ca.SPIOut != cb.SPIIn {
+		t.Fatalf("CHILD_SA net: A in/out %s/%s, B in/out %s/%s", ca.SPIIn, ca.SPIOut, cb.SPIIn, cb.SPIOut)
+	}
+	for _, x := range []struct {
+		g *gateway
+		c daemon.ChildSA
+	}{{dp.ga, ca}, {dp.gb, cb}} {
+		g, c := x.g, x.c
+		out, err := run(g.Netns, "", "ip", "-s", "xfrm", "state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("site %s: CHILD_SA net %s in %s (%d packets, %d bytes; rx_seen %d packets, %d bytes) out %s (%d packets, %d bytes)",
+			g.name, c.Proposal, c.SPIIn, c.PacketsIn, c.BytesIn, c.RxSeenPackets, c.RxSeenBytes, c.SPIOut, c.PacketsOut, c.BytesOut)
+		if !strings.Contains(out, "rfc4106(gcm(aes))") || !regexp.MustCompile(`aead rfc4106\(gcm\(aes\)\) 0x[0-9a-f]{40} 128`).MatchString(out) {
+			t.Errorf("site %s: `ip -s xfrm state` lacks AES-GCM-128 with a 20-byte key:\n%s", g.name, out)
+		}
+		if !strings.Contains(c.Proposal, "AES_GCM_16_128") {
+			t.Errorf("site %s: CHILD_SA proposal %q, want AES_GCM_16_128", g.name, c.Proposal)
+		}
+		st := stateStats(t, g.Netns)
+		in, out2 := st[parseSPI(t, c.SPIIn)], st[parseSPI(t, c.SPIOut)]
+		if in.packets != c.PacketsIn || in.bytes != c.BytesIn || out2.packets != c.PacketsOut || out2.bytes != c.BytesOut {
+			t.Errorf("site %s: list-sas in %d/%d out %d/%d packets/bytes, the kernel's SAs in %d/%d out %d/%d",
+				g.name, c.PacketsIn, c.BytesIn, c.PacketsOut, c.BytesOut, in.packets, in.bytes, out2.packets, out2.bytes)
+		}
+		if c.PacketsIn == 0 || c.PacketsOut == 0 {
+			t.Errorf("site %s: CHILD_SA net counted no traffic", g.name)
+		}
+		if c.RxSeenPackets < c.PacketsIn {
+			t.Errorf("site %s: rx_seen %d < %d packets the kernel authenticated on SA %s", g.name, c.RxSeenPackets, c.PacketsIn, c.SPIIn)
+		}
+		s, err := g.maps.SA.Get(parseSPI(t, c.SPIIn), g.outer)
+		if err != nil {
+			t.Errorf("site %s: SA %s in the BPF table: %v", g.name, c.SPIIn, err)
+		} else if s.RxSeenPackets != c.RxSeenPackets {
+			t.Errorf("site %s: the BPF table's rx_seen %d, list-sas %d", g.name, s.RxSeenPackets, c.RxSeenPackets)
+		}
+	}
+	// What one end sent, the other decrypted (veth loses nothing).
+	if ca.PacketsOut != cb.PacketsIn || cb.PacketsOut != ca.PacketsIn {
+		t.Errorf("A sent %d, B decrypted %d; B sent %d, A decrypted %d", ca.PacketsOut, cb.PacketsIn, cb.PacketsOut, ca.PacketsIn)
+	}
+}
