@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ type tunnelConf struct {
 	mode       string // tunnel (default) or transport
 	esp        string // esp_proposals; aes128gcm16 if ""
 	childExtra string // more keys of the CHILD_SA, one per line
+	childA     string // more keys of site A's CHILD_SA only
 }
 
 // swanctlConf is site s's side of the net-to-net connection "site" with
@@ -40,6 +42,9 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 		child += fmt.Sprintf("if_id_in = %d\nif_id_out = %d\n", c.ifID, c.ifID)
 	}
 	child += c.childExtra
+	if s == p.a {
+		child += c.childA
+	}
 	return fmt.Sprintf(`connections {
    site {
       local_addrs = %s
@@ -198,5 +203,138 @@ func checkCounters(t *testing.T, dp *daemonPair, minBytes uint64) {
 	}
 	if minBytes > 0 && (ca.BytesOut < minBytes || cb.BytesIn < minBytes) {
 		t.Errorf("A sent %d bytes on SA %s, B decrypted %d: want at least the %d of the transfer", ca.BytesOut, ca.SPIOut, cb.BytesIn, minBytes)
+	}
+}
+
+// TestDaemonRekeyDuringTransfer: A rekeys CHILD_SA net every few seconds
+// while 50 MB go from LAN A to LAN B. The transfer completes intact, and
+// xdp_wan drops nothing as no_sa on either side: each new inbound SPI was
+// in the BPF table before the peer sent on it, and the old one stayed
+// until its kernel SA was gone.
+func TestDaemonRekeyDuringTransfer(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		conf tunnelConf
+	}{
+		{"route-based", tunnelConf{ifID: 0x44, childA: "rekey_time = 3s\nlife_time = 60s\nrand_time = 0\n"}},
+		{"policy-based", tunnelConf{childA: "rekey_time = 3s\nlife_time = 60s\nrand_time = 0\n"}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			dp := newDaemonPair(t, ipv4, v.conf)
+			p := dp.pair
+			first := dp.ga.child("net")
+			noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
+			res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, 50<<20, 10*time.Minute, nil)
+			t.Logf("TCP LAN A → LAN B through ESP, rekeying: %v", res)
+			now := dp.ga.child("net")
+			if now.SPIIn == first.SPIIn || now.SPIOut == first.SPIOut {
+				t.Errorf("CHILD_SA net still has SPIs %s/%s after %v with rekey_time 3s", now.SPIIn, now.SPIOut, res.duration)
+			}
+			log, _ := os.ReadFile(dp.ga.logPath)
+			t.Logf("site A rekeyed CHILD_SA net %d times", strings.Count(string(log), "rekeyed"))
+			for i, g := range []*gateway{dp.ga, dp.gb} {
+				if d := g.counter("no_sa") - noSA[i]; d != 0 {
+					t.Errorf("site %s: xdp_wan dropped %d ESP packets as no_sa across the rekeys", g.name, d)
+				}
+			}
+			if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+				t.Errorf("after the rekeys: %d of 3 pings answered", got)
+			}
+		})
+	}
+}
+
+// TestDaemonInjectedESP: on an established tunnel, ESP with an SPI A does
+// not have is dropped by xdp_wan (no_sa) before the kernel sees it, and a
+// real ESP packet of the tunnel sent again is passed by xdp_wan (a known
+// SPI) and dropped by the kernel's replay check; both are counted.
+func TestDaemonInjectedESP(t *testing.T) {
+	dp := newDaemonPair(t, ipv4, tunnelConf{ifID: 0x45})
+	p := dp.pair
+	ca := dp.ga.child("net")
+	spiIn := parseSPI(t, ca.SPIIn)
+
+	noSA, noStates := dp.ga.counter("no_sa"), xfrmStat(t, p.a.Netns)["XfrmInNoStates"]
+	const forged = 25
+	sendESP(t, p.b, p.a.outer, spiIn^0x0000ff00, forged)
+	if got := dp.ga.counter("no_sa") - noSA; got != forged {
+		t.Errorf("no_sa moved by %d, sent %d ESP packets for an unknown SPI", got, forged)
+	}
+	if got := xfrmStat(t, p.a.Netns)["XfrmInNoStates"] - noStates; got != 0 {
+		t.Errorf("the kernel saw %d of the unknown-SPI packets (XfrmInNoStates)", got)
+	}
+
+	// Capture one ESP packet B sends A, on A's WAN, while LAN B pings.
+	pkt := captureESP(t, p.a, p.b.outer, spiIn, func() { ping(t, p.b.lanH, p.b.lanA, p.a.lanA, 3, 2) })
+	before := dp.ga.child("net")
+	replays := xfrmStat(t, p.a.Netns)["XfrmInStateSeqError"]
+	const replayed = 10
+	sendRawESP(t, p.b, p.a.outer, pkt, replayed)
+	time.Sleep(200 * time.Millisecond)
+	after := dp.ga.child("net")
+	if got := after.RxSeenPackets - before.RxSeenPackets; got != replayed {
+		t.Errorf("rx_seen moved by %d, replayed %d packets of a known SPI", got, replayed)
+	}
+	if got := after.PacketsIn - before.PacketsIn; got != 0 {
+		t.Errorf("the kernel accepted %d replayed packets", got)
+	}
+	if got := xfrmStat(t, p.a.Netns)["XfrmInStateSeqError"] - replays; got != replayed {
+		t.Errorf("XfrmInStateSeqError moved by %d, replayed %d packets", got, replayed)
+	}
+	out, _ := run(p.a.Netns, "", "ip", "-s", "xfrm", "state", "get", "src", p.b.outer.String(), "dst", p.a.outer.String(), "proto", "esp", "spi", "0x"+ca.SPIIn)
+	if m := regexp.MustCompile(`replay (\d+)`).FindStringSubmatch(out); m == nil || m[1] != fmt.Sprint(replayed) {
+		t.Errorf("`ip -s xfrm state` does not count %d replays:\n%s", replayed, out)
+	}
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+		t.Errorf("after the injection: %d of 3 pings answered", got)
+	}
+}
+
+// TestDaemonTransportMode: CHILD_SA net in transport mode between the
+// gateways' own addresses: ping and a TCP transfer from gateway A to B.
+func TestDaemonTransportMode(t *testing.T) {
+	conf := tunnelConf{mode: "transport"}
+	dp := newDaemonPair(t, ipv4, conf)
+	p := dp.pair
+	for _, g := range []*gateway{dp.ga, dp.gb} {
+		if c := g.child("net"); c.Mode != "TRANSPORT" {
+			t.Errorf("site %s: CHILD_SA net in mode %s", g.name, c.Mode)
+		}
+		if out, _ := run(g.Netns, "", "ip", "xfrm", "state"); !strings.Contains(out, "mode transport") {
+			t.Errorf("site %s: no transport-mode SA:\n%s", g.name, out)
+		}
+	}
+	if got := ping(t, p.a.Netns, p.a.outer, p.b.outer, 10, 5); got != 10 {
+		t.Fatalf("ping gateway A → B: %d of 10 answered", got)
+	}
+	res := tcpTransfer(t, p.a.Netns, p.a.outer, p.b.Netns, p.b.outer, 20<<20, 10*time.Minute, nil)
+	t.Logf("TCP gateway A → gateway B in transport mode: %v", res)
+	checkCounters(t, dp, 20<<20)
+}
+
+// TestDaemonSIGKILL: A's daemon is killed with SIGKILL in the middle of a
+// transfer: the transfer goes on over the kernel's SAs. Restarted, the
+// daemon takes back the state it saved at the IKE_SA's establishment and
+// can rekey the CHILD_SA.
+func TestDaemonSIGKILL(t *testing.T) {
+	dp := newDaemonPair(t, ipv4, tunnelConf{ifID: 0x46})
+	p := dp.pair
+	before := dp.ga.child("net")
+	killed := make(chan struct{})
+	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, 30<<20, 10*time.Minute, func() {
+		dp.ga.kill()
+		close(killed)
+	})
+	<-killed
+	t.Logf("TCP LAN A → LAN B with A's daemon killed after the first MB: %v", res)
+	dp.ga.start()
+	sas := dp.ga.sas()
+	if len(sas) != 1 || len(sas[0].Children) != 1 || sas[0].Children[0].SPIIn != before.SPIIn {
+		t.Fatalf("after SIGKILL and restart, site A has %+v; before it had CHILD_SA net with SPI in %s", sas, before.SPIIn)
+	}
+	// A new CHILD_SA over the taken-back IKE_SA.
+	dp.ga.ok("initiate", "--child", "net", "--timeout", "30s")
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+		t.Errorf("after the restart: %d of 3 pings answered", got)
 	}
 }
