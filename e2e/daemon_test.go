@@ -19,6 +19,7 @@ type tunnelConf struct {
 	childExtra string // more keys of the CHILD_SA, one per line
 	childA     string // more keys of site A's CHILD_SA only
 	certs      bool   // authenticate with certificates from one CA, not the PSK
+	saCPU      string // the daemons' --sa-cpu; their default if ""
 }
 
 // swanctlConf is site s's side of the net-to-net connection "site" with
@@ -99,6 +100,7 @@ func startDaemonPair(t *testing.T, p *pair, c tunnelConf) *daemonPair {
 	dp := &daemonPair{pair: p,
 		ga: newGateway(t, p.a, swanctlConf(p, p.a, c)),
 		gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
+	dp.ga.saCPU, dp.gb.saCPU = c.saCPU, c.saCPU
 	if c.certs {
 		writeCerts(t, map[string]*gateway{"a.xdpsec.example": dp.ga, "b.xdpsec.example": dp.gb})
 	}
@@ -129,6 +131,9 @@ func TestDaemonTunnel(t *testing.T) {
 		{"policy-based", ipv4, tunnelConf{}},
 		{"route-based ipv6", ipv6, tunnelConf{ifID: 0x43}},
 		{"policy-based ipv6", ipv6, tunnelConf{}},
+		// Without xdp_wan steering SAs to CPUs (cpumap): whether the
+		// kernel's replay drops (XfrmInStateSeqError) come from there.
+		{"route-based no steering", ipv4, tunnelConf{ifID: 0x49, saCPU: "none"}},
 	} {
 		t.Run(strings.ReplaceAll(v.name, " ", "-"), func(t *testing.T) {
 			dp := newDaemonPair(t, v.fam, v.conf)

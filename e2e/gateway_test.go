@@ -44,7 +44,8 @@ type gateway struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan error
-	cleanup bool // the daemon's stop is registered with the test
+	cleanup bool   // the daemon's stop is registered with the test
+	saCPU   string // --sa-cpu, if set
 	maps    *maps.Set
 }
 
@@ -126,6 +127,9 @@ func (g *gateway) start() {
 	defer logf.Close()
 	cmd := exec.Command(g.bin, "daemon", "--dataplane=kernel", "--config", g.conf,
 		"--socket", g.sock, "--state", g.state, "--log", "ike=1,knl=1,cfg=1")
+	if g.saCPU != "" {
+		cmd.Args = append(cmd.Args, "--sa-cpu", g.saCPU)
+	}
 	cmd.Env = g.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := g.Do(cmd.Start); err != nil {
