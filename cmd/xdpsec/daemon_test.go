@@ -449,3 +449,23 @@ func TestDaemonKilledTakesBack(t *testing.T) {
 	a.ok("initiate", "--child", "net")
 	b.waitSAs("a second CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
 }
+
+// TestDaemonInitiateChildFails: `initiate --child` fails when the IKE_SA
+// comes up but the CHILD_SA asked for does not (here the peer accepts no
+// ESP proposal of ours).
+func TestDaemonInitiateChildFails(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-fa")
+	nsB := testenv.NewNetns(t, "xdpsec-fb")
+	testenv.Veth(t, nsA, "wan0", "10.96.0.1/24", nsB, "wan0", "10.96.0.2/24")
+	a := newSite(t, "a", nsA, siteConf("10.96.0.1", "10.96.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
+	confB := siteConf("10.96.0.2", "10.96.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", "")
+	b := newSite(t, "b", nsB, strings.Replace(confB, "esp_proposals = aes128gcm16", "esp_proposals = aes256gcm16", 1))
+	a.start()
+	b.start()
+	out, err := a.cli("initiate", "--child", "net")
+	if err == nil || !strings.Contains(out+err.Error(), "CHILD_SA 'net' failed") {
+		t.Errorf("initiate --child net without an acceptable ESP proposal: %v\n%s", err, out)
+	}
+}

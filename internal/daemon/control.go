@@ -376,6 +376,23 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 		if s.State < ike.IKESAEstablished {
 			return false, nil
 		}
+		if req.Child != "" {
+			// The CHILD_SA asked for came with IKE_AUTH: the IKE_SA
+			// alone is no success (swanctl --initiate --child fails too).
+			installed, pending := false, false
+			for _, ch := range s.Children {
+				if ch.Name == req.Child {
+					installed = installed || ch.State == ike.ChildSAInstalled
+					pending = pending || ch.State < ike.ChildSAInstalled
+				}
+			}
+			if !installed && pending {
+				return false, nil
+			}
+			if !installed {
+				return false, fmt.Errorf("IKE_SA %s[%d] established, but CHILD_SA '%s' failed (see the daemon's log)", conn, id, req.Child)
+			}
+		}
 		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
 		for _, ch := range s.Children {
 			if req.Child == "" || ch.Name == req.Child {
