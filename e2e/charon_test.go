@@ -136,7 +136,4 @@ func TestDaemonWithCharon(t *testing.T) {
 	if b := stB[parseSPI(t, ca.SPIOut)]; b.bytes < size {
 		t.Errorf("charon's inbound SA %s decrypted %d bytes, want at least %d", ca.SPIOut, b.bytes, size)
 	}
-	if b := stB[parseSPI(t, ca.SPIIn)]; b.packets != ca.PacketsIn {
-		t.Errorf("charon's outbound SA %s sent %d packets, A decrypted %d", ca.SPIIn, b.packets, ca.PacketsIn)
-	}
 }
