@@ -26,7 +26,7 @@ func startCharon(t *testing.T, s *site, conf string) string {
 	vici := "unix://" + filepath.Join(dir, "charon.vici")
 	logPath := filepath.Join(dir, "charon.log")
 	ssConf := fmt.Sprintf(`charon {
-   load = random nonce aes sha1 sha2 hmac gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown
+   load = random nonce aes sha1 sha2 hmac kdf gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown
    install_routes = no
    plugins {
       vici {
@@ -44,6 +44,12 @@ func startCharon(t *testing.T, s *site, conf string) string {
    }
 }
 `, vici, logPath)
+	// swanctl reads its credential directories next to swanctl.conf.
+	for _, d := range []string{"x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ssPath := filepath.Join(dir, "strongswan.conf")
 	swPath := filepath.Join(dir, "swanctl.conf")
 	for p, c := range map[string]string{ssPath: ssConf, swPath: conf} {
