@@ -382,7 +382,9 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 			installed, pending := false, false
 			for _, ch := range s.Children {
 				if ch.Name == req.Child {
-					installed = installed || ch.State == ike.ChildSAInstalled
+					// Rekeying or rekeyed: it was installed, and a short
+					// rekey_time may already be replacing it.
+					installed = installed || (ch.State >= ike.ChildSAInstalled && ch.State <= ike.ChildSARekeyed)
 					pending = pending || ch.State < ike.ChildSAInstalled
 				}
 			}
