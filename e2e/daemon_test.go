@@ -255,11 +255,11 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			dp := newDaemonPair(t, ipv4, v.conf)
 			p := dp.pair
-			first := dp.ga.child("net")
+			first := dp.ga.waitChild("net", 10*time.Second)
 			noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
 			res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, 50<<20, 10*time.Minute, nil)
 			t.Logf("TCP LAN A → LAN B through ESP, rekeying: %v", res)
-			now := dp.ga.child("net")
+			now := dp.ga.waitChild("net", 10*time.Second) // a rekey may be in flight
 			if now.SPIIn == first.SPIIn || now.SPIOut == first.SPIOut {
 				t.Errorf("CHILD_SA net still has SPIs %s/%s after %v with rekey_time 3s", now.SPIIn, now.SPIOut, res.duration)
 			}
