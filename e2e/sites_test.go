@@ -31,6 +31,17 @@ type site struct {
 	lan  string         // LAN interface name, "" without a LAN host
 	lanH *testenv.Netns // the LAN host namespace behind the gateway
 	lanA netip.Addr     // the LAN host's address
+	// public is the address the other site reaches this one at when a
+	// NAT sits between them; outer if not valid.
+	public netip.Addr
+}
+
+// reachedAt is the address the other site's IKE talks to.
+func (s *site) reachedAt() netip.Addr {
+	if s.public.IsValid() {
+		return s.public
+	}
+	return s.outer
 }
 
 // newNetns makes a named network namespace, deleted when the test ends.
@@ -142,13 +153,7 @@ func makePair(t *testing.T, f family, lans bool) *pair {
 		peer := p.other(s)
 		hostAddr := addrCmd("lo", netip.PrefixFrom(s.host, s.host.BitLen()))
 		if lans {
-			s.lan, s.lanH, s.lanA = "lan-"+strings.ToLower(s.name), newNetns(t, "lanhost-"+strings.ToLower(s.name)), s.host.Next()
-			ip(t, s.Netns, "link add "+s.lan+" type veth peer name lan0 netns "+s.lanH.Name)
-			ip(t, s.lanH, "link set lo up",
-				addrCmd("lan0", netip.PrefixFrom(s.lanA, s.inner.Bits())),
-				"link set lan0 up",
-				"route add default via "+s.host.String())
-			hostAddr = addrCmd(s.lan, netip.PrefixFrom(s.host, s.inner.Bits()))
+			hostAddr = addLAN(t, s)
 		}
 		cmds := []string{"link set lo up",
 			addrCmd(s.wan, netip.PrefixFrom(s.outer, bits)),
@@ -157,6 +162,57 @@ func makePair(t *testing.T, f family, lans bool) *pair {
 			"route add " + peer.inner.String() + " via " + peer.outer.String() + " src " + s.host.String()}
 		if lans {
 			cmds = append(cmds, "link set "+s.lan+" up")
+		}
+		ip(t, s.Netns, cmds...)
+	}
+	return p
+}
+
+// addLAN puts a LAN host namespace behind s (lanhost-a behind site A):
+// the gateway's inner address goes on its LAN veth (the command returned,
+// for the caller's batch), the host's is the next one, and the host
+// routes everything through the gateway.
+func addLAN(t *testing.T, s *site) (hostAddr string) {
+	t.Helper()
+	s.lan, s.lanH, s.lanA = "lan-"+strings.ToLower(s.name), newNetns(t, "lanhost-"+strings.ToLower(s.name)), s.host.Next()
+	ip(t, s.Netns, "link add "+s.lan+" type veth peer name lan0 netns "+s.lanH.Name)
+	ip(t, s.lanH, "link set lo up",
+		addrCmd("lan0", netip.PrefixFrom(s.lanA, s.inner.Bits())),
+		"link set lan0 up",
+		"route add default via "+s.host.String())
+	return addrCmd(s.lan, netip.PrefixFrom(s.host, s.inner.Bits()))
+}
+
+// newNATPair is newPairWithLANs (IPv4) with a NAT namespace between the
+// sites: A's WAN is 192.168.1.1 behind it, and the NAT masquerades what A
+// sends B as its own 192.0.2.1; B's WAN is 192.0.2.2.
+func newNATPair(t *testing.T) *pair {
+	t.Helper()
+	_, outerB, innerA, innerB, _ := ipv4.plan()
+	p := &pair{fam: ipv4,
+		a: &site{Netns: newNetns(t, "site-a"), name: "A", wan: "wan-a", outer: netip.MustParseAddr("192.168.1.1"),
+			public: netip.MustParseAddr("192.0.2.1"), inner: innerA, host: innerA.Addr().Next()},
+		b: &site{Netns: newNetns(t, "site-b"), name: "B", wan: "wan-b", outer: outerB, inner: innerB, host: innerB.Addr().Next()},
+	}
+	nat := newNetns(t, "nat")
+	ip(t, p.a.Netns, "link add wan-a type veth peer name nat-a netns "+nat.Name)
+	ip(t, p.b.Netns, "link add wan-b type veth peer name nat-b netns "+nat.Name)
+	sysctl(t, nat, "net.ipv4.ip_forward", "1")
+	ip(t, nat, "link set lo up", "addr add 192.168.1.254/24 dev nat-a", "link set nat-a up",
+		"addr add 192.0.2.1/24 dev nat-b", "link set nat-b up")
+	rules := "table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"nat-b\" masquerade\n }\n}\n"
+	if out, err := run(nat, rules, "nft", "-f", "-"); err != nil {
+		t.Fatalf("nft in the NAT namespace: %v\n%s", err, out)
+	}
+	for _, s := range []*site{p.a, p.b} {
+		sysctl(t, s.Netns, "net.ipv4.ip_forward", "1")
+		hostAddr := addLAN(t, s)
+		cmds := []string{"link set lo up", addrCmd(s.wan, netip.PrefixFrom(s.outer, 24)), "link set " + s.wan + " up",
+			hostAddr, "link set " + s.lan + " up"}
+		if s == p.a {
+			cmds = append(cmds, "route add default via 192.168.1.254")
+		} else {
+			cmds = append(cmds, "route add "+p.a.inner.String()+" via 192.0.2.1 src "+s.host.String())
 		}
 		ip(t, s.Netns, cmds...)
 	}

@@ -20,6 +20,10 @@ import (
 // RunEnv, if set, is passed to the guest test binary as -test.run.
 const RunEnv = "XDPSEC_E2E_RUN"
 
+// BinEnv names, in the guest's environment, the static xdpsec binary the
+// e2e tests run as daemons and CLI (the e2e package reads it too).
+const BinEnv = "XDPSEC_BIN"
+
 // guestPackages are built into static test binaries and run in one guest
 // boot: e2e (the end-to-end scenarios) and the packages whose tests need a
 // kernel with ESP, which skip on hosts without it.
@@ -34,6 +38,16 @@ func TestGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
+	xdpsecBin := filepath.Join(work, "xdpsec")
+	build := time.Now()
+	cmd := exec.Command(goTool(), "build", "-o", xdpsecBin, "./cmd/xdpsec")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build xdpsec for the guest: %v\n%s", err, out)
+	}
+	requireStatic(t, xdpsecBin)
+	t.Logf("built %s in %v", xdpsecBin, time.Since(build).Round(time.Millisecond))
 	var script []string
 	for i, pkg := range guestPackages {
 		bin := filepath.Join(work, fmt.Sprintf("guest%d.test", i))
@@ -62,6 +76,7 @@ func TestGuest(t *testing.T) {
 		Work:      work,
 		Dir:       work,
 		Command:   args,
+		Env:       []string{BinEnv + "=" + xdpsecBin},
 		Timeout:   30 * time.Minute,
 		Console:   console,
 	})

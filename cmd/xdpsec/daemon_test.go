@@ -458,3 +458,60 @@ func TestDaemonCheck(t *testing.T) {
 		t.Errorf("dist/swanctl.conf: %v\n%s", err, out)
 	}
 }
+
+// TestDaemonKilledTakesBack: a daemon killed with SIGKILL (its Stop never
+// runs) still finds its IKE SA at the next start, from the checkpoint it
+// wrote when the SA came up, and can use it.
+func TestDaemonKilledTakesBack(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-ka")
+	nsB := testenv.NewNetns(t, "xdpsec-kb")
+	testenv.Veth(t, nsA, "wan0", "10.97.0.1/24", nsB, "wan0", "10.97.0.2/24")
+	a := newSite(t, "a", nsA, siteConf("10.97.0.1", "10.97.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
+	b := newSite(t, "b", nsB, siteConf("10.97.0.2", "10.97.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
+	a.start()
+	b.start()
+	a.ok("initiate", "--child", "net")
+	before := a.sas()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(a.state); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint of the established IKE SA")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.cmd.Process.Kill()
+	<-a.exited
+	a.cmd = nil
+	a.start()
+	after := a.sas()
+	if len(after) != 1 || after[0].SPIi != before[0].SPIi || childSPIs(after)["net"] != childSPIs(before)["net"] {
+		t.Fatalf("after SIGKILL and restart:\n%+v\nbefore:\n%+v", after, before)
+	}
+	a.ok("initiate", "--child", "net")
+	b.waitSAs("a second CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
+}
+
+// TestDaemonInitiateChildFailsNoProposal: `initiate --child` fails when the IKE_SA
+// comes up but the CHILD_SA asked for does not (here the peer accepts no
+// ESP proposal of ours).
+func TestDaemonInitiateChildFailsNoProposal(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-fa")
+	nsB := testenv.NewNetns(t, "xdpsec-fb")
+	testenv.Veth(t, nsA, "wan0", "10.96.0.1/24", nsB, "wan0", "10.96.0.2/24")
+	a := newSite(t, "a", nsA, siteConf("10.96.0.1", "10.96.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
+	confB := siteConf("10.96.0.2", "10.96.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", "")
+	b := newSite(t, "b", nsB, strings.Replace(confB, "esp_proposals = aes128gcm16", "esp_proposals = aes256gcm16", 1))
+	a.start()
+	b.start()
+	out, err := a.cli("initiate", "--child", "net")
+	if err == nil || !strings.Contains(out+err.Error(), "CHILD_SA 'net' failed") {
+		t.Errorf("initiate --child net without an acceptable ESP proposal: %v\n%s", err, out)
+	}
+}

@@ -379,24 +379,31 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 		if s.State < ike.IKESAEstablished {
 			return false, nil
 		}
-		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
-		found, pending := false, false
-		for _, ch := range s.Children {
-			if req.Child == "" || ch.Name == req.Child {
-				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
-				found = found || ch.State == ike.ChildSAInstalled
-				// IKEv1 negotiates it in Quick Mode, after phase 1.
-				pending = pending || ch.State == ike.ChildSACreated || ch.State == ike.ChildSAInstalling
+		if req.Child != "" {
+			// The CHILD_SA asked for came with IKE_AUTH: the IKE_SA
+			// alone is no success (swanctl --initiate --child fails too).
+			installed, pending := false, false
+			for _, ch := range s.Children {
+				if ch.Name == req.Child {
+					// Rekeying or rekeyed: it was installed, and a short
+					// rekey_time may already be replacing it.
+					installed = installed || (ch.State >= ike.ChildSAInstalled && ch.State <= ike.ChildSARekeyed)
+					pending = pending || ch.State < ike.ChildSAInstalled
+				}
+			}
+			// IKEv1 negotiates it in Quick Mode, after phase 1.
+			if !installed && pending {
+				return false, nil
+			}
+			if !installed {
+				return false, fmt.Errorf("IKE_SA %s[%d] established, but establishing CHILD_SA '%s' failed (see the daemon's log)", conn, id, req.Child)
 			}
 		}
-		if req.Child != "" && !found && pending {
-			return false, nil
-		}
-		// The IKE_AUTH exchange installs its CHILD_SA before the IKE SA
-		// shows as established; without it the CHILD_SA failed (as
-		// swanctl: "establishing CHILD_SA 'net' failed").
-		if req.Child != "" && !found {
-			return false, fmt.Errorf("%s, but establishing CHILD_SA '%s' failed (see the daemon's log)", msg, req.Child)
+		msg = fmt.Sprintf("IKE_SA %s[%d] established", conn, id)
+		for _, ch := range s.Children {
+			if (req.Child == "" || ch.Name == req.Child) && ch.State >= ike.ChildSAInstalled && ch.State <= ike.ChildSARekeyed {
+				msg += fmt.Sprintf(", CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
+			}
 		}
 		return true, nil
 	})

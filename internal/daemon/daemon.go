@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +72,15 @@ type Daemon struct {
 	sender  *socketSender
 
 	reloadMu sync.Mutex // one reload at a time
+
+	// checkpoint guards the state file between the periodic checkpoint
+	// and Stop: once Stop has detached the engine (its keys zeroed), no
+	// checkpoint may write over what Stop saved.
+	checkpoint struct {
+		sync.Mutex
+		last [sha256.Size]byte // of the state last written
+		done bool              // Stop has saved the final state
+	}
 
 	mu          sync.Mutex // guards below
 	loaded      *Loaded
@@ -288,7 +299,8 @@ func (d *Daemon) startActions(only []string) {
 	}
 }
 
-// watch notes when IKE SAs become established, for list-sas.
+// watch notes when IKE SAs become established, for list-sas, and
+// checkpoints the engine's state.
 func (d *Daemon) watch() {
 	defer d.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -299,8 +311,43 @@ func (d *Daemon) watch() {
 			return
 		case <-t.C:
 			d.noteEstablished()
+			if err := d.saveCheckpoint(); err != nil {
+				d.log.Warn(fmt.Sprintf("checkpoint of the IKE state failed: %v", err))
+			}
 		}
 	}
+}
+
+// saveCheckpoint writes the state file whenever the engine's exported
+// state changed since the last write: a daemon killed without its Stop
+// (SIGKILL, a crash) still finds its SAs, which the kernel kept, at the
+// next start. Between checkpoints only message IDs and retransmission
+// caches can be stale.
+func (d *Daemon) saveCheckpoint() error {
+	if d.engine == nil || d.opts.StatePath == "-" {
+		return nil
+	}
+	d.checkpoint.Lock()
+	defer d.checkpoint.Unlock()
+	if d.checkpoint.done {
+		return nil
+	}
+	st := d.engine.Export()
+	defer st.Zero()
+	b, err := json.Marshal(&st)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	clear(b)
+	if sum == d.checkpoint.last {
+		return nil
+	}
+	if err := d.saveState(&st); err != nil {
+		return err
+	}
+	d.checkpoint.last = sum
+	return nil
 }
 
 func (d *Daemon) noteEstablished() []ike.IKESAInfo {
@@ -409,9 +456,15 @@ func (d *Daemon) Stop() error {
 				d.log.Warn(fmt.Sprintf("IKEv1 SA %s[%d] is not saved: its IPsec SAs stay installed until they expire, but a restarted daemon will not take it back", sa.Name, sa.ID))
 			}
 		}
+		d.checkpoint.Lock()
 		st := d.engine.Detach()
 		err = d.saveState(&st)
+		if err == nil && d.opts.StatePath != "-" {
+			d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs), d.opts.StatePath))
+		}
 		st.Zero()
+		d.checkpoint.done = true
+		d.checkpoint.Unlock()
 	}
 	d.closeAll()
 	return err

@@ -82,7 +82,6 @@ func (d *Daemon) saveState(st *ike.EngineState) error {
 	if err != nil {
 		return fmt.Errorf("save IKE state: %w", err)
 	}
-	d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs), d.opts.StatePath))
 	return nil
 }
 

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/internal/packet"
+)
+
+// TestDaemonIKEFlood: while site A floods B's WAN with IKE_SA_INIT
+// requests from many spoofed sources, each over the per-source burst,
+// xdp_wan's policer drops what is over the rate (ike_ratelimit), and A's
+// own IKE_SA_INIT, from a source of its own bucket, gets through: the
+// tunnel comes up and carries traffic.
+func TestDaemonIKEFlood(t *testing.T) {
+	p := newPairWithLANs(t, ipv4)
+	c := tunnelConf{ifID: 0x4b}
+	dp := &daemonPair{pair: p, ga: newGateway(t, p.a, swanctlConf(p, p.a, c)), gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
+	dp.ga.start()
+	dp.gb.start()
+	limited, passed := dp.gb.counter("ike_ratelimit"), dp.gb.counter("ike_sa_init")
+
+	const sources, perSource = 64, 100
+	var stop atomic.Bool
+	var sent atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- p.a.Do(func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			to := &unix.SockaddrInet4{Addr: p.b.outer.As4()}
+			for round := 0; !stop.Load() && round < perSource; round++ {
+				for i := range sources {
+					src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+					pkt := packet.Build(packet.Spec{Src: src, Dst: p.b.outer, Proto: packet.ProtoUDP, NoEth: true,
+						Payload: packet.UDP(src, p.b.outer, 500, 500, packet.IKESAInit(uint64(round)<<32|uint64(i)+1))})
+					if err := unix.Sendto(fd, pkt, 0, to); err != nil {
+						return err
+					}
+					sent.Add(1)
+				}
+			}
+			return nil
+		})
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	out, err := dp.ga.xdpsec("initiate", "--child", "net", "--timeout", "60s")
+	took := time.Since(start)
+	stop.Store(true)
+	if ferr := <-done; ferr != nil {
+		t.Fatalf("flood: %v", ferr)
+	}
+	dropped, admitted := dp.gb.counter("ike_ratelimit")-limited, dp.gb.counter("ike_sa_init")-passed
+	t.Logf("flood of %d IKE_SA_INIT from %d spoofed sources: xdp_wan admitted %d, dropped %d over the rate; A's initiate took %v",
+		sent.Load(), sources, admitted, dropped, took.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("initiate during the flood: %v\n%s", err, out)
+	}
+	if dropped == 0 {
+		t.Errorf("xdp_wan's policer dropped none of %d requests", sent.Load())
+	}
+	if admitted+dropped < uint64(sent.Load()) {
+		t.Errorf("xdp_wan counted %d admitted + %d dropped of %d sent", admitted, dropped, sent.Load())
+	}
+	dp.gb.waitChild("net", 10*time.Second)
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 5, 5); got != 5 {
+		t.Errorf("after the flood: %d of 5 pings answered", got)
+	}
+}
