@@ -20,6 +20,7 @@ type tunnelConf struct {
 	childA     string // more keys of site A's CHILD_SA only
 	certs      bool   // authenticate with certificates from one CA, not the PSK
 	saCPU      string // the daemons' --sa-cpu; their default if ""
+	ikev1      bool   // version = 1: Main Mode and Quick Mode, AES-CBC/HMAC-SHA256
 }
 
 // swanctlConf is site s's side of the net-to-net connection "site" with
@@ -31,6 +32,13 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 	mode, esp := c.mode, c.esp
 	if mode == "" {
 		mode = "tunnel"
+	}
+	proposals, version := "aes128gcm16-prfsha256-x25519", ""
+	if c.ikev1 {
+		proposals, version = "aes128-sha256-modp2048", "\n      version = 1"
+		if esp == "" {
+			esp = "aes128-sha256"
+		}
 	}
 	if esp == "" {
 		esp = "aes128gcm16"
@@ -55,7 +63,7 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
    site {
       local_addrs = %[1]s
       remote_addrs = %[2]s
-      proposals = aes128gcm16-prfsha256-x25519
+      proposals = %[10]s%[11]s
       local {
          auth = %[7]s
          id = %[3]s%[8]s
@@ -78,13 +86,14 @@ secrets {
       secret = "an end-to-end test's shared secret"
    }
 }
-`, s.outer, peer.reachedAt(), ids[s], ids[peer], ids[p.a], ids[p.b], auth, certs, child)
+`, s.outer, peer.reachedAt(), ids[s], ids[peer], ids[p.a], ids[p.b], auth, certs, child, proposals, version)
 }
 
 // daemonPair is two gateways running our daemon, with LAN hosts behind.
 type daemonPair struct {
 	*pair
 	ga, gb *gateway
+	conf   tunnelConf
 }
 
 // newDaemonPair builds the two-site topology with LAN hosts, loads xdpsec
@@ -97,7 +106,7 @@ func newDaemonPair(t *testing.T, f family, c tunnelConf) *daemonPair {
 // startDaemonPair is newDaemonPair on a topology made already.
 func startDaemonPair(t *testing.T, p *pair, c tunnelConf) *daemonPair {
 	t.Helper()
-	dp := &daemonPair{pair: p,
+	dp := &daemonPair{pair: p, conf: c,
 		ga: newGateway(t, p.a, swanctlConf(p, p.a, c)),
 		gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
 	dp.ga.saCPU, dp.gb.saCPU = c.saCPU, c.saCPU
@@ -134,6 +143,8 @@ func TestDaemonTunnel(t *testing.T) {
 		// Without xdp_wan steering SAs to CPUs (cpumap): whether the
 		// kernel's replay drops (XfrmInStateSeqError) come from there.
 		{"route-based no steering", ipv4, tunnelConf{ifID: 0x49, saCPU: "none"}},
+		// IKEv1 (Main Mode PSK, Quick Mode) installing the same dataplane.
+		{"ikev1 route-based", ipv4, tunnelConf{ifID: 0x4a, ikev1: true}},
 	} {
 		t.Run(strings.ReplaceAll(v.name, " ", "-"), func(t *testing.T) {
 			dp := newDaemonPair(t, v.fam, v.conf)
@@ -189,11 +200,15 @@ func checkCounters(t *testing.T, dp *daemonPair, minBytes uint64) {
 		}
 		t.Logf("site %s: CHILD_SA net %s in %s (%d packets, %d bytes; rx_seen %d packets, %d bytes) out %s (%d packets, %d bytes)",
 			g.name, c.Proposal, c.SPIIn, c.PacketsIn, c.BytesIn, c.RxSeenPackets, c.RxSeenBytes, c.SPIOut, c.PacketsOut, c.BytesOut)
-		if !regexp.MustCompile(`aead rfc4106\(gcm\(aes\)\) 0x[0-9a-f]{40} \(160 bits\) 128`).MatchString(out) {
-			t.Errorf("site %s: `ip -s xfrm state` lacks AES-GCM-128 with a 20-byte key:\n%s", g.name, out)
+		alg, algRE, prop := "AES-GCM-128 with a 20-byte key", `aead rfc4106\(gcm\(aes\)\) 0x[0-9a-f]{40} \(160 bits\) 128`, "AES_GCM_16_128"
+		if dp.conf.ikev1 {
+			alg, algRE, prop = "AES-CBC-128 with HMAC-SHA256-128", `enc cbc\(aes\) 0x[0-9a-f]{32}`, "AES_CBC_128"
 		}
-		if !strings.Contains(c.Proposal, "AES_GCM_16_128") {
-			t.Errorf("site %s: CHILD_SA proposal %q, want AES_GCM_16_128", g.name, c.Proposal)
+		if !regexp.MustCompile(algRE).MatchString(out) {
+			t.Errorf("site %s: `ip -s xfrm state` lacks %s:\n%s", g.name, alg, out)
+		}
+		if !strings.Contains(c.Proposal, prop) {
+			t.Errorf("site %s: CHILD_SA proposal %q, want %s", g.name, c.Proposal, prop)
 		}
 		st := stateStats(t, g.Netns)
 		in, out2 := st[parseSPI(t, c.SPIIn)], st[parseSPI(t, c.SPIOut)]
