@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"crypto/x509"
 	"net/netip"
 	"testing"
 	"time"
@@ -205,4 +206,58 @@ func TestV1ReauthISAKMPSA(t *testing.T) {
 	}
 	tb.established(tb.b)
 	tb.checkKeys()
+}
+
+// TestV1Fragmentation: Main Mode with a three-certificate chain through
+// datagrams of at most 576 octets. Both ends send the fragmentation vendor
+// ID in messages 1/2; message 5, with the chain, goes as FRAG payloads
+// (the Cisco/strongSwan extension), one of them duplicated on the way,
+// and is reassembled by the responder.
+func TestV1Fragmentation(t *testing.T) {
+	root := newCA(t, "xdpsec Root CA", nil)
+	inter1 := newCA(t, "xdpsec Intermediate CA 1", root)
+	inter2 := newCA(t, "xdpsec Intermediate CA 2", inter1)
+	keyA, keyB := newKey(t, "rsa"), newKey(t, "rsa")
+	certA := inter2.Issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, nil, nil)
+	certB := root.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+	small := func(c *ike.Config) {
+		c.FragmentSize = 576
+		c.Credentials.CAs = []*x509.Certificate{root.Cert}
+	}
+	toV1 := v1("aes128-sha256-modp2048", "aes128-sha256")
+	tb := newTestbed(t, bedOptions{
+		cfgA: small, cfgB: small,
+		connA: func(c *ike.Connection) {
+			toV1(c)
+			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
+			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org"}}
+		},
+		connB: func(c *ike.Connection) {
+			toV1(c)
+			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org"}}
+		},
+	})
+	fragments := 0
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		if len(d.Data)+28 > 576 {
+			t.Errorf("datagram of %d octets", len(d.Data)+28)
+		}
+		h, err := isakmp.UnmarshalHeader(d.Data)
+		if err == nil && h.NextPayload == isakmp.PayloadFragment {
+			fragments++
+			if fragments == 2 {
+				return []ike.Datagram{d, d}
+			}
+		}
+		return []ike.Datagram{d}
+	}
+	tb.establish()
+	tb.wantV1Established()
+	if fragments < 3 {
+		t.Errorf("%d fragments sent, want the chain cut into at least 3", fragments)
+	}
+	if !tb.b.log.contains("authentication of 'moon.example.org' with") {
+		t.Error("b did not authenticate a through the reassembled chain")
+	}
 }
