@@ -136,33 +136,21 @@ func initiateCommand() *cli.Command {
 }
 
 func terminateCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "terminate",
-		Usage: "delete IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N)",
-		Flags: []cli.Flag{
-			socketFlag(),
-			&cli.StringFlag{Name: "ike", Usage: "connection name"},
-			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
-			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
-			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
-			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
-		},
-		Action: func(c *cli.Context) error {
-			resp, err := call(c, daemon.Request{Command: daemon.CmdTerminate, IKE: c.String("ike"), Child: c.String("child"),
-				IKEID: uint32(c.Uint("ike-id")), ChildID: uint32(c.Uint("child-id")), TimeoutMS: int(c.Duration("timeout").Milliseconds())})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "terminate completed successfully: %s\n", resp.Message)
-			return nil
-		},
-	}
+	return saCommandByName("terminate", daemon.CmdTerminate,
+		"delete IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N)")
 }
 
 func rekeyCommand() *cli.Command {
+	return saCommandByName("rekey", daemon.CmdRekey,
+		"rekey IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N), and wait for the rekeyed SAs to be replaced")
+}
+
+// saCommandByName is a control command that acts on SAs named by
+// connection, CHILD_SA config or unique ID and waits for the result.
+func saCommandByName(name, command, usage string) *cli.Command {
 	return &cli.Command{
-		Name:  "rekey",
-		Usage: "rekey IKE SAs (--ike NAME, --ike-id N) or CHILD_SAs (--child NAME, --child-id N), and wait for the rekeyed SAs to be replaced",
+		Name:  name,
+		Usage: usage,
 		Flags: []cli.Flag{
 			socketFlag(),
 			&cli.StringFlag{Name: "ike", Usage: "connection name"},
@@ -172,12 +160,12 @@ func rekeyCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
 		},
 		Action: func(c *cli.Context) error {
-			resp, err := call(c, daemon.Request{Command: daemon.CmdRekey, IKE: c.String("ike"), Child: c.String("child"),
+			resp, err := call(c, daemon.Request{Command: command, IKE: c.String("ike"), Child: c.String("child"),
 				IKEID: uint32(c.Uint("ike-id")), ChildID: uint32(c.Uint("child-id")), TimeoutMS: int(c.Duration("timeout").Milliseconds())})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "rekey completed successfully: %s\n", resp.Message)
+			fmt.Fprintf(c.App.Writer, "%s completed successfully: %s\n", name, resp.Message)
 			return nil
 		},
 	}

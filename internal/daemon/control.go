@@ -416,36 +416,39 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 // terminate deletes IKE SAs (by connection name or ID) or CHILD_SAs (by
 // config name or ID) and waits for the deletes to complete.
 func (d *Daemon) terminate(req Request) (*Response, error) {
-	var ikeIDs, childIDs []uint32
-	for _, sa := range d.engine.IKESAs() {
-		if (req.IKE != "" && sa.Name == req.IKE && req.Child == "") || (req.IKEID != 0 && sa.ID == req.IKEID) {
-			ikeIDs = append(ikeIDs, sa.ID)
-			continue
-		}
-		for _, ch := range sa.Children {
-			if ch.ID != 0 && ((req.Child != "" && ch.Name == req.Child && (req.IKE == "" || req.IKE == sa.Name)) || (req.ChildID != 0 && ch.ID == req.ChildID)) {
-				childIDs = append(childIDs, ch.ID)
-			}
-		}
-	}
+	return d.actOnSAs(req, "terminate", "terminated", false, d.engine.DeleteIKESA, d.engine.DeleteChildSA)
+}
+
+// rekey rekeys IKE SAs (by connection name or ID) or CHILD_SAs (by config
+// name or ID), as swanctl --rekey does, and waits until the rekeyed SAs
+// are gone, replaced by their successors.
+func (d *Daemon) rekey(req Request) (*Response, error) {
+	return d.actOnSAs(req, "rekey", "rekeyed", true, d.engine.RekeyIKESA, d.engine.RekeyChildSA)
+}
+
+// actOnSAs applies ikeFn or childFn to the SAs a request names and waits
+// until none of them is listed any more (deleted, or replaced by a
+// successor with a new ID).
+func (d *Daemon) actOnSAs(req Request, verb, done string, establishedOnly bool, ikeFn, childFn func(uint32) error) (*Response, error) {
 	if req.IKE == "" && req.Child == "" && req.IKEID == 0 && req.ChildID == 0 {
-		return nil, errors.New("terminate needs --ike, --child, --ike-id or --child-id")
+		return nil, fmt.Errorf("%s needs --ike, --child, --ike-id or --child-id", verb)
 	}
+	ikeIDs, childIDs := d.selectSAs(req, establishedOnly)
 	if len(ikeIDs) == 0 && len(childIDs) == 0 {
 		return nil, errors.New("no matching SA found")
 	}
 	var msgs []string
 	for _, id := range ikeIDs {
-		if err := d.engine.DeleteIKESA(id); err != nil {
+		if err := ikeFn(id); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] terminated", id))
+		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] %s", id, done))
 	}
 	for _, id := range childIDs {
-		if err := d.engine.DeleteChildSA(id); err != nil {
+		if err := childFn(id); err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} terminated", id))
+		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} %s", id, done))
 	}
 	err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
 		for _, sa := range sas {
@@ -461,16 +464,17 @@ func (d *Daemon) terminate(req Request) (*Response, error) {
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("terminating: %w", err)
+		return nil, fmt.Errorf("%s: %w", verb, err)
 	}
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }
 
 // selectSAs finds the IKE SAs (by connection name or ID) and CHILD_SAs
 // (by config name or ID) a terminate or rekey request names.
-func (d *Daemon) selectSAs(req Request) (ikeIDs, childIDs []uint32) {
+// establishedOnly leaves out IKE SAs still negotiating unless named by ID.
+func (d *Daemon) selectSAs(req Request, establishedOnly bool) (ikeIDs, childIDs []uint32) {
 	for _, sa := range d.engine.IKESAs() {
-		if sa.State != ike.IKESAEstablished && req.IKEID == 0 && req.ChildID == 0 {
+		if establishedOnly && sa.State != ike.IKESAEstablished && req.IKEID == 0 && req.ChildID == 0 {
 			continue
 		}
 		if (req.IKE != "" && sa.Name == req.IKE && req.Child == "") || (req.IKEID != 0 && sa.ID == req.IKEID) {
@@ -484,47 +488,4 @@ func (d *Daemon) selectSAs(req Request) (ikeIDs, childIDs []uint32) {
 		}
 	}
 	return ikeIDs, childIDs
-}
-
-// rekey rekeys IKE SAs (by connection name or ID) or CHILD_SAs (by config
-// name or ID), as swanctl --rekey does, and waits until the rekeyed SAs
-// are gone, replaced by their successors.
-func (d *Daemon) rekey(req Request) (*Response, error) {
-	if req.IKE == "" && req.Child == "" && req.IKEID == 0 && req.ChildID == 0 {
-		return nil, errors.New("rekey needs --ike, --child, --ike-id or --child-id")
-	}
-	ikeIDs, childIDs := d.selectSAs(req)
-	if len(ikeIDs) == 0 && len(childIDs) == 0 {
-		return nil, errors.New("no matching SA found")
-	}
-	var msgs []string
-	for _, id := range ikeIDs {
-		if err := d.engine.RekeyIKESA(id); err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] rekeyed", id))
-	}
-	for _, id := range childIDs {
-		if err := d.engine.RekeyChildSA(id); err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} rekeyed", id))
-	}
-	err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
-		for _, sa := range sas {
-			if slices.Contains(ikeIDs, sa.ID) {
-				return false, nil
-			}
-			for _, ch := range sa.Children {
-				if slices.Contains(childIDs, ch.ID) {
-					return false, nil
-				}
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rekeying: %w", err)
-	}
-	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }
