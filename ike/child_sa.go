@@ -3,7 +3,9 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -30,6 +32,16 @@ type childSA struct {
 	// lifetime is what the SAs were installed with: the configured soft
 	// limits minus their jitter, drawn once per CHILD_SA.
 	lifetime Lifetime
+	// rekeyed is set once another CHILD_SA replaced this one: its inbound
+	// SA then outlives it by DeleteRekeyedDelay.
+	rekeyed bool
+	// replaces is, for the responder of a rekey, the CHILD_SA this one
+	// replaces; pendingOut is our outbound SA, held back until the peer
+	// deletes that one. Sending on it earlier would race the peer's
+	// installation of its inbound SA, which happens only when our
+	// response arrives (charon installs it at the same point).
+	replaces   *childSA
+	pendingOut *SA
 
 	rekeyTimer, expireTimer Timer
 }
@@ -42,6 +54,9 @@ func (sa *ikeSA) newChild(cfg *childConfig) *childSA {
 func (c *childSA) name() string { return fmt.Sprintf("%s{%d}", c.cfg.cfg.Name, c.id) }
 
 func (c *childSA) setState(s ChildSAState) {
+	if s == ChildSARekeyed {
+		c.rekeyed = true
+	}
 	if c.state != s {
 		c.ike.log.Debug(fmt.Sprintf("CHILD_SA %s state change: %s => %s", c.name(), c.state, s))
 		c.state = s
@@ -113,10 +128,15 @@ func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) err
 		return fmt.Errorf("unable to install inbound SA: %w", err)
 	}
 	c.inInstalled = true
-	if err := dp.AddSA(out); err != nil {
-		return fmt.Errorf("unable to install outbound SA: %w", err)
+	if c.replaces != nil {
+		out.EncrKey, out.IntegKey = slices.Clone(out.EncrKey), slices.Clone(out.IntegKey)
+		c.pendingOut = out
+	} else {
+		if err := dp.AddSA(out); err != nil {
+			return fmt.Errorf("unable to install outbound SA: %w", err)
+		}
+		c.outInstalled = true
 	}
-	c.outInstalled = true
 	if err := sa.e.reqids.installPolicies(c); err != nil {
 		return fmt.Errorf("unable to install policies: %w", err)
 	}
@@ -124,6 +144,30 @@ func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) err
 	c.setState(ChildSAInstalled)
 	c.scheduleRekey()
 	return nil
+}
+
+// installOutbound installs the outbound SA a rekey responder held back:
+// the peer deletes the CHILD_SA this one replaces, so it has installed
+// its inbound SA for ours.
+func (c *childSA) installOutbound() {
+	out := c.pendingOut
+	if out == nil {
+		return
+	}
+	c.pendingOut = nil
+	c.replaces = nil
+	defer zeroSAKeys(out)
+	if err := c.ike.e.cfg.Dataplane.AddSA(out); err != nil {
+		c.ike.log.Info(fmt.Sprintf("unable to install outbound SA of CHILD_SA %s: %v", c.name(), err))
+		return
+	}
+	c.outInstalled = true
+	c.ike.log.Debug(fmt.Sprintf("outbound SA %.8x of CHILD_SA %s installed", c.spiOut, c.name()))
+}
+
+func zeroSAKeys(s *SA) {
+	clear(s.EncrKey)
+	clear(s.IntegKey)
 }
 
 func (c *childSA) logEstablished() {
@@ -183,6 +227,10 @@ func (c *childSA) updateAddresses() {
 	if err := dp.UpdateSA(in); err != nil {
 		c.ike.log.Info(fmt.Sprintf("updating inbound SA of CHILD_SA %s failed: %v", c.name(), err))
 	}
+	if p := c.pendingOut; p != nil {
+		p.SAID, p.Src, p.Encap = out.SAID, out.Src, out.Encap
+		return
+	}
 	if err := dp.UpdateSA(out); err != nil {
 		c.ike.log.Info(fmt.Sprintf("updating outbound SA of CHILD_SA %s failed: %v", c.name(), err))
 	}
@@ -196,14 +244,27 @@ func (c *childSA) destroy() {
 	}
 	c.setState(ChildSADestroying)
 	sa, dp := c.ike, c.ike.e.cfg.Dataplane
-	for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
-		if t != nil {
-			t.Stop()
+	c.stopTimers()
+	if sa.state != IKESADestroying {
+		// The peer deleted (or we delete) the CHILD_SA a rekey we
+		// answered replaces: the peer sends on the new one now.
+		for _, n := range sa.children {
+			if n.replaces == c {
+				n.installOutbound()
+			}
 		}
 	}
+	if c.pendingOut != nil {
+		zeroSAKeys(c.pendingOut)
+		c.pendingOut = nil
+	}
+	c.replaces = nil
 	if c.spiIn != 0 {
-		// Also releases an SPI allocated for a CHILD_SA never installed.
-		if err := dp.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); err != nil && c.inInstalled {
+		id := SAID{Dst: sa.local.Addr(), SPI: c.spiIn}
+		if c.rekeyed && c.inInstalled && sa.state != IKESADestroying && sa.e.cfg.DeleteRekeyedDelay > 0 {
+			sa.e.retire(id, sa.log)
+		} else if err := dp.DeleteSA(id); err != nil && c.inInstalled {
+			// Also releases an SPI allocated for a CHILD_SA never installed.
 			sa.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", c.spiIn, err))
 		}
 	}
@@ -217,4 +278,31 @@ func (c *childSA) destroy() {
 		c.reqid = nil
 	}
 	sa.removeChild(c)
+}
+
+// retire removes an inbound SA of a deleted rekeyed CHILD_SA after
+// DeleteRekeyedDelay: the peer may have sent on it until it received our
+// DELETE (or sent its own), and those packets are still on their way.
+func (e *Engine) retire(id SAID, log *slog.Logger) {
+	if t := e.retired[id]; t != nil {
+		t.Stop()
+	}
+	e.retired[id] = e.afterFunc(e.cfg.DeleteRekeyedDelay, func() {
+		delete(e.retired, id)
+		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
+			log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+		}
+	})
+}
+
+// removeRetired removes the retired inbound SAs at once (the engine
+// stops).
+func (e *Engine) removeRetired() {
+	for id, t := range e.retired {
+		t.Stop()
+		delete(e.retired, id)
+		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
+			e.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+		}
+	}
 }

@@ -38,10 +38,14 @@ type Connection struct {
 	RekeyTime     time.Duration // rekey_time of the IKE SA, default 4h; 0 via NoRekey
 	OverTime      time.Duration // over_time: hard IKE SA lifetime beyond rekey_time
 	RandTime      time.Duration // rand_time: jitter subtracted from rekey_time
-	SendCertReq   *bool         // send_certreq, default yes
-	SendCert      string        // send_cert: "ifasked" (default), "always", "never"
-	Unique        string        // unique: "no" (default), "never", "keep", "replace"
-	KeyingTries   int           // keyingtries, default 1
+	// RandExact takes rand_time here and rand_* in the children as given:
+	// zero means no jitter instead of the default (for a caller that
+	// resolved swanctl.conf's defaults itself, such as the daemon).
+	RandExact   bool
+	SendCertReq *bool  // send_certreq, default yes
+	SendCert    string // send_cert: "ifasked" (default), "always", "never"
+	Unique      string // unique: "no" (default), "never", "keep", "replace"
+	KeyingTries int    // keyingtries, default 1
 
 	Local    []AuthConfig  // local<suffix> rounds; one is supported
 	Remote   []AuthConfig  // remote<suffix> rounds; one is supported
@@ -87,13 +91,16 @@ type ChildConfig struct {
 	// part of rand_* are the SAs' soft limits in the dataplane, the life_*
 	// limits their hard ones; as with the times, life_* defaults to
 	// rekey_* * 1.1 and rand_* to life_* - rekey_* (swanctl.conf's
-	// defaults). A zero rand_* means that default, as for rand_time.
+	// defaults). A zero rand_* means that default, as for rand_time,
+	// unless RandExact is set.
 	RekeyBytes   uint64 // rekey_bytes
 	LifeBytes    uint64 // life_bytes
 	RandBytes    uint64 // rand_bytes
 	RekeyPackets uint64 // rekey_packets
 	LifePackets  uint64 // life_packets
 	RandPackets  uint64 // rand_packets
+	// RandExact: zero rand_* values mean no jitter (see Connection).
+	RandExact bool
 	// DPDAction (dpd_action): "clear" (default), "trap" (taken as
 	// clear) or "restart", what to do when the peer is found dead.
 	DPDAction    string

@@ -115,7 +115,7 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 		rc.overTime = rc.rekeyTime / 10
 	}
 	rc.randTime = c.RandTime
-	if rc.randTime == 0 {
+	if rc.randTime == 0 && !c.RandExact {
 		rc.randTime = rc.overTime
 	}
 	if len(c.Local) != 1 || len(c.Remote) != 1 {
@@ -234,13 +234,13 @@ func resolveChild(c *ChildConfig) (*childConfig, error) {
 		cc.lifeTime = cc.rekeyTime * 11 / 10
 	}
 	cc.randTime = c.RandTime
-	if cc.randTime == 0 && cc.lifeTime > cc.rekeyTime {
+	if cc.randTime == 0 && cc.lifeTime > cc.rekeyTime && !c.RandExact {
 		// charon's default: rand_time = life_time - rekey_time, so both
 		// ends do not rekey at the same moment.
 		cc.randTime = cc.lifeTime - cc.rekeyTime
 	}
-	cc.bytes = newVolumeLimit(c.RekeyBytes, c.LifeBytes, c.RandBytes)
-	cc.packets = newVolumeLimit(c.RekeyPackets, c.LifePackets, c.RandPackets)
+	cc.bytes = newVolumeLimit(c.RekeyBytes, c.LifeBytes, c.RandBytes, c.RandExact)
+	cc.packets = newVolumeLimit(c.RekeyPackets, c.LifePackets, c.RandPackets, c.RandExact)
 	if cc.replayWindow == 0 {
 		cc.replayWindow = 32
 	}
@@ -255,11 +255,11 @@ type volumeLimit struct {
 
 // newVolumeLimit applies swanctl.conf's defaults: the hard limit 10%
 // above the soft one, the jitter their difference.
-func newVolumeLimit(rekey, life, jitter uint64) volumeLimit {
+func newVolumeLimit(rekey, life, jitter uint64, exact bool) volumeLimit {
 	if life == 0 {
 		life = percentMore(rekey)
 	}
-	if jitter == 0 && life > rekey {
+	if jitter == 0 && life > rekey && !exact {
 		jitter = life - rekey
 	}
 	return volumeLimit{rekey: rekey, life: life, jitter: min(jitter, rekey)}

@@ -64,6 +64,11 @@ type Config struct {
 	// sent while we are behind a NAT and nothing else was sent to the peer
 	// (charon's keep_alive, default 20s). Negative disables them.
 	KeepAlive time.Duration
+	// DeleteRekeyedDelay keeps the inbound SA of a rekeyed CHILD_SA for
+	// this long after the CHILD_SA is deleted, so that packets the peer
+	// sent on it just before it switched still arrive (charon's
+	// delete_rekeyed_delay, default 5s). Negative deletes at once.
+	DeleteRekeyedDelay time.Duration
 }
 
 // Stats count what the engine did with datagrams, mostly the ones it
@@ -105,7 +110,10 @@ type Engine struct {
 	lastInvalidSPI         time.Time
 	halfOpenCount          int // responder IKE SAs not yet established
 	ikev1                  v1State
-	closed                 bool
+	// retired are the inbound SAs of deleted rekeyed CHILD_SAs, removed
+	// from the dataplane when their timer fires (DeleteRekeyedDelay).
+	retired map[SAID]Timer
+	closed  bool
 }
 
 // initKey finds the IKE SA an IKE_SA_INIT retransmit belongs to before the
@@ -150,6 +158,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CookieSecretLifetime <= 0 {
 		cfg.CookieSecretLifetime = time.Minute
 	}
+	if cfg.DeleteRekeyedDelay == 0 {
+		cfg.DeleteRekeyedDelay = 5 * time.Second
+	}
 	if cfg.HalfOpenTimeout <= 0 {
 		cfg.HalfOpenTimeout = 30 * time.Second
 	}
@@ -170,7 +181,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
-		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{},
+		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{}, retired: map[SAID]Timer{},
 		reqids: reqidTable{byKey: map[string]*reqidEntry{}},
 	}
 	e.cookie.rand = cfg.Rand
@@ -313,6 +324,7 @@ func (e *Engine) Close() {
 	for _, sa := range e.allV1SAs() {
 		sa.destroy()
 	}
+	e.removeRetired()
 	e.closed = true
 }
 

@@ -200,6 +200,7 @@ func TestNATTraversal(t *testing.T) {
 			t.Fatalf("b's outbound SA still to port %d", sa.Encap.DstPort)
 		}
 	}
+	tb.settleRekeys()
 	tb.checkKeys()
 }
 

@@ -250,6 +250,16 @@ func (tb *testbed) checkKeys() {
 	}
 }
 
+// settleRekeys lets the inbound SAs of rekeyed CHILD_SAs go: they stay
+// in the dataplane for DeleteRekeyedDelay after their CHILD_SA is deleted.
+func (tb *testbed) settleRekeys() {
+	tb.t.Helper()
+	tb.advance(deleteRekeyedDelay + time.Second)
+}
+
+// deleteRekeyedDelay is the engine's default DeleteRekeyedDelay.
+const deleteRekeyedDelay = 5 * time.Second
+
 // children returns the CHILD_SAs of a peer's established IKE SA.
 func (tb *testbed) children(p *peer) []ike.ChildSAInfo {
 	tb.t.Helper()

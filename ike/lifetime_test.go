@@ -128,6 +128,7 @@ func TestExpireSoftRekeys(t *testing.T) {
 	if len(ca) != 1 || ca[0].SPIIn == old.SPIIn || ca[0].State != ike.ChildSAInstalled {
 		t.Fatalf("CHILD_SA not replaced: %+v", ca)
 	}
+	tb.settleRekeys()
 	tb.checkKeys()
 	// The new SAs have fresh limits; the old SA is no one's.
 	if err := tb.a.e.Expire(in, false); !errors.Is(err, ike.ErrUnknownSA) {
@@ -185,4 +186,22 @@ func hex8(v uint32) string {
 		v >>= 4
 	}
 	return string(b)
+}
+
+// TestRandExactNoJitter: with RandExact (the daemon, which resolved
+// swanctl.conf's defaults), rand_time = 0 means no jitter: a CHILD_SA
+// with rekey_time 3s is rekeyed every 3s exactly, not earlier.
+func TestRandExactNoJitter(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) {
+		c.RandExact = true
+		c.Children[0].RandExact = true
+		c.Children[0].RekeyTime, c.Children[0].LifeTime, c.Children[0].RandTime = 3*time.Second, 60*time.Second, 0
+	}})
+	tb.establish()
+	for i := 1; i <= 30; i++ {
+		tb.advance(time.Second)
+		if got, want := tb.a.log.count("generating CREATE_CHILD_SA request"), i/3; got != want {
+			t.Fatalf("after %ds: %d rekeys, want %d (one every 3s)", i, got, want)
+		}
+	}
 }

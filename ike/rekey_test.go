@@ -1,6 +1,9 @@
 package ike_test
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +49,7 @@ func TestChildRekey(t *testing.T) {
 				if ca[0].ReqID != old.ReqID {
 					t.Errorf("reqid changed: %d -> %d", old.ReqID, ca[0].ReqID)
 				}
+				tb.settleRekeys()
 				tb.checkKeys()
 				if len(tb.a.dp.Policies()) != 3 || len(tb.b.dp.Policies()) != 3 {
 					t.Errorf("policies: %d %d", len(tb.a.dp.Policies()), len(tb.b.dp.Policies()))
@@ -80,6 +84,7 @@ func TestChildRekeySimultaneous(t *testing.T) {
 	if ca[0].SPIIn != cb[0].SPIOut || ca[0].SPIIn == oa.SPIIn {
 		t.Fatalf("a and b kept different CHILD_SAs: %+v %+v", ca[0], cb[0])
 	}
+	tb.settleRekeys()
 	tb.checkKeys()
 	if !tb.a.log.contains("detected CHILD_SA rekey collision") || !tb.b.log.contains("detected CHILD_SA rekey collision") {
 		t.Error("collision not detected")
@@ -124,6 +129,7 @@ func TestIKERekey(t *testing.T) {
 				t.Fatal(err)
 			}
 			tb.net.Flush()
+			tb.settleRekeys()
 			tb.checkKeys()
 			if err := tb.b.e.DeleteIKESA(tb.established(tb.b).ID); err != nil {
 				t.Fatal(err)
@@ -205,6 +211,7 @@ func TestChildRekeySimultaneousReordered(t *testing.T) {
 	if !tb.b.log.contains("received TEMPORARY_FAILURE notify") {
 		t.Error("no TEMPORARY_FAILURE")
 	}
+	tb.settleRekeys()
 	tb.checkKeys()
 }
 
@@ -289,5 +296,101 @@ func TestChildInvalidKE(t *testing.T) {
 	if c := tb.children(tb.a); len(c) != 1 || c[0].SPIIn == old.SPIIn {
 		t.Fatalf("not rekeyed: %+v", c)
 	}
+	tb.settleRekeys()
 	tb.checkKeys()
+}
+
+// TestChildRekeyOrdering steps a CHILD_SA rekey message by message and
+// checks when each side's SAs come and go, so that no ESP packet meets a
+// peer without the SA it was sent on:
+//   - the responder installs its new inbound SA before it answers, but its
+//     new outbound SA only when the initiator's DELETE of the old CHILD_SA
+//     arrives (the initiator installs the matching inbound SA when the
+//     response arrives, in between);
+//   - both keep the old inbound SA for DeleteRekeyedDelay after deleting
+//     the old CHILD_SA, for packets sent on it just before.
+func TestChildRekeyOrdering(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	old := tb.children(tb.a)[0]
+	direction := func(p *peer) (in, out []uint32) {
+		for _, s := range p.dp.SAs() {
+			if s.Inbound {
+				in = append(in, s.SPI)
+			} else {
+				out = append(out, s.SPI)
+			}
+		}
+		slices.Sort(in)
+		slices.Sort(out)
+		return in, out
+	}
+	want := func(step string, p *peer, in, out []uint32) {
+		t.Helper()
+		slices.Sort(in)
+		slices.Sort(out)
+		gotIn, gotOut := direction(p)
+		if !slices.Equal(gotIn, in) || !slices.Equal(gotOut, out) {
+			t.Fatalf("%s: %s has inbound SAs %08x and outbound %08x, want %08x and %08x\n%s",
+				step, p.name, gotIn, gotOut, in, out, strings.Join(p.dp.Events(), "\n"))
+		}
+	}
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	// HDR, SK {N(REKEY_SA), SA, Ni, TSi, TSr} -->
+	if !tb.net.Deliver() {
+		t.Fatal("no CREATE_CHILD_SA request")
+	}
+	cb := tb.children(tb.b)
+	if len(cb) != 2 {
+		t.Fatalf("b has %d CHILD_SAs after the rekey request, want 2", len(cb))
+	}
+	newB := cb[1]
+	want("request answered", tb.b, []uint32{old.SPIOut, newB.SPIIn}, []uint32{old.SPIIn})
+	// <-- HDR, SK {SA, Nr, TSi, TSr}; a installs both and deletes the old one.
+	if !tb.net.Deliver() {
+		t.Fatal("no CREATE_CHILD_SA response")
+	}
+	want("response received", tb.a, []uint32{old.SPIIn, newB.SPIOut}, []uint32{old.SPIOut, newB.SPIIn})
+	// HDR, SK {D(ESP, old SPI_i)} -->: b sends on the new SA from now on,
+	// and keeps receiving on the old one for a while.
+	if !tb.net.Deliver() {
+		t.Fatal("no DELETE")
+	}
+	want("DELETE received", tb.b, []uint32{old.SPIOut, newB.SPIIn}, []uint32{newB.SPIOut})
+	ev := tb.b.dp.Events()
+	addOut := slices.Index(ev, fmt.Sprintf("add SA %08x in=false", newB.SPIOut))
+	delOld := slices.Index(ev, fmt.Sprintf("delete SA %08x", old.SPIIn))
+	if addOut < 0 || delOld < 0 || addOut > delOld {
+		t.Errorf("b: the new outbound SA must be added before the old one goes:\n%s", strings.Join(ev, "\n"))
+	}
+	// <-- HDR, SK {D(ESP, old SPI_r)}
+	if !tb.net.Deliver() {
+		t.Fatal("no DELETE response")
+	}
+	want("DELETE answered", tb.a, []uint32{old.SPIIn, newB.SPIOut}, []uint32{newB.SPIIn})
+	if tb.net.Deliver() {
+		t.Fatal("more messages than the four of a rekey")
+	}
+	tb.advance(deleteRekeyedDelay - time.Second)
+	want("before the delay", tb.a, []uint32{old.SPIIn, newB.SPIOut}, []uint32{newB.SPIIn})
+	want("before the delay", tb.b, []uint32{old.SPIOut, newB.SPIIn}, []uint32{newB.SPIOut})
+	tb.advance(2 * time.Second)
+	want("after the delay", tb.a, []uint32{newB.SPIOut}, []uint32{newB.SPIIn})
+	want("after the delay", tb.b, []uint32{newB.SPIIn}, []uint32{newB.SPIOut})
+	tb.checkKeys()
+	// The IKE SA going takes the SAs with it, retired or not.
+	if err := tb.a.e.RekeyChildSA(tb.children(tb.a)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if err := tb.a.e.DeleteIKESA(tb.established(tb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.a.e.Close()
+	tb.b.e.Close()
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
 }

@@ -131,6 +131,15 @@ func (e *Engine) Export() EngineState {
 func (e *Engine) Detach() EngineState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// What a restarted engine could not finish: outbound SAs held back
+	// for a rekey's DELETE (the peer has their inbound halves by now),
+	// and the removal of the inbound SAs of rekeyed CHILD_SAs.
+	for _, sa := range e.allSAs() {
+		for _, c := range sa.children {
+			c.installOutbound()
+		}
+	}
+	e.removeRetired()
 	st := e.export()
 	for _, sa := range e.allSAs() {
 		sa.tm.stopTimers()

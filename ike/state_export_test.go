@@ -110,3 +110,38 @@ func TestImportUnknownConnection(t *testing.T) {
 		t.Fatalf("errs %v", errs)
 	}
 }
+
+// TestDetachDuringRekey: the responder of a CHILD_SA rekey stops between
+// its answer and the initiator's DELETE. Detach installs the outbound SA
+// it held back (the initiator has the inbound half by then) and exports
+// both CHILD_SAs, so the restarted engine can answer the DELETE and keep
+// sending on the new one.
+func TestDetachDuringRekey(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	old := tb.children(tb.a)[0]
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Deliver() // the request, answered by b
+	outbound := func() int {
+		n := 0
+		for _, s := range tb.b.dp.SAs() {
+			if !s.Inbound {
+				n++
+			}
+		}
+		return n
+	}
+	if n := outbound(); n != 1 {
+		t.Fatalf("b has %d outbound SAs before the DELETE, want the old one only", n)
+	}
+	st := tb.b.e.Detach()
+	defer st.Zero()
+	if len(st.SAs) != 1 || len(st.SAs[0].Children) != 2 {
+		t.Fatalf("exported %+v", st.SAs)
+	}
+	if n := outbound(); n != 2 {
+		t.Errorf("b has %d outbound SAs after Detach, want the old and the new one", n)
+	}
+}

@@ -337,6 +337,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		}
 	}
 	c := sa.newChild(t.cfg)
+	c.replaces = t.rekeyed
 	t.child = c
 	if findNotify(m, message.USE_TRANSPORT_MODE) != nil && t.cfg.mode == ModeTransport {
 		t.transportRequest = true

@@ -115,6 +115,12 @@ func (t *childRekey) process(m *message.Message) error {
 			return nil
 		}
 		sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name()))
+		// The peer's CHILD_SA is the redundant one, which it deletes:
+		// its outbound SA is never used.
+		if r := t.collision.child; r != nil && r.pendingOut != nil {
+			zeroSAKeys(r.pendingOut)
+			r.pendingOut, r.replaces = nil, nil
+		}
 	}
 	if t.oldGone || sa.childByID(old.id) == nil {
 		return nil
@@ -165,6 +171,8 @@ func (t *childRekey) processRequest(m *message.Message) error {
 		return nil
 	}
 	if ours != nil {
+		// Replaced either way, whichever rekey wins.
+		old.rekeyed = true
 		ours.collision = t.create
 		return nil
 	}

@@ -92,7 +92,7 @@ func mapConnection(c *config.Connection, keys []crypto.Signer) (*ike.Connection,
 		LocalPort: c.LocalPort, RemotePort: c.RemotePort,
 		Encap: c.Encap, Fragmentation: c.Fragmentation.String(),
 		DPDDelay: c.DPDDelay, DPDTimeout: c.DPDTimeout,
-		RekeyTime: c.RekeyTime, OverTime: c.OverTime, RandTime: c.RandTime,
+		RekeyTime: c.RekeyTime, OverTime: c.OverTime, RandTime: c.RandTime, RandExact: true,
 		SendCert: c.SendCert.String(), Unique: c.Unique.String(), KeyingTries: int(c.KeyingTries),
 	}
 	if c.ReauthTime != 0 && c.RekeyTime == 0 {
@@ -234,7 +234,7 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConfig, ChildMeta, error) {
 	cc := ike.ChildConfig{
 		Name: ch.Name, Mode: ch.Mode.String(),
-		RekeyTime: ch.Lifetime.RekeyTime, LifeTime: ch.Lifetime.LifeTime, RandTime: ch.Lifetime.RandTime,
+		RekeyTime: ch.Lifetime.RekeyTime, LifeTime: ch.Lifetime.LifeTime, RandTime: ch.Lifetime.RandTime, RandExact: true,
 		RekeyBytes: ch.Lifetime.RekeyBytes, LifeBytes: ch.Lifetime.LifeBytes, RandBytes: ch.Lifetime.RandBytes,
 		RekeyPackets: ch.Lifetime.RekeyPackets, LifePackets: ch.Lifetime.LifePackets, RandPackets: ch.Lifetime.RandPackets,
 		StartAction: ch.StartAction.String(), CloseAction: ch.CloseAction.String(),
