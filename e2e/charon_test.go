@@ -121,7 +121,7 @@ func TestDaemonWithCharon(t *testing.T) {
 		t.Fatalf("ping LAN A → LAN B: %d of 10 answered", got)
 	}
 	noSA := ga.counter("no_sa")
-	const size = 20 << 20
+	const size = 50 << 20 // the transfer, as between our daemons
 	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, size, 10*time.Minute, nil)
 	t.Logf("TCP LAN A → LAN B, ours → charon: %v", res)
 	time.Sleep(500 * time.Millisecond)

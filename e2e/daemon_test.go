@@ -400,7 +400,7 @@ func TestDaemonCertificates(t *testing.T) {
 	if !strings.Contains(string(log), "authentication of 'a.xdpsec.example' with ") || strings.Contains(string(log), "pre-shared key successful") {
 		t.Errorf("site B did not authenticate A by its certificate:\n%s", log)
 	}
-	testDaemonTraffic(t, dp, conf, 20<<20)
+	testDaemonTraffic(t, dp, conf, 50<<20)
 }
 
 // TestDaemonNAT: A sits behind a NAT namespace that masquerades it; the
