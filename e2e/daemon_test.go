@@ -167,6 +167,9 @@ func testDaemonTraffic(t *testing.T, dp *daemonPair, c tunnelConf, size int64) {
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, n, 5); got != n {
 		t.Fatalf("ping LAN A %s → LAN B %s: %d of %d answered", p.a.lanA, p.b.lanA, got, n)
 	}
+	if !c.ikev1 {
+		checkKeysDecrypt(t, dp)
+	}
 	noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
 	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, size, 10*time.Minute, nil)
 	t.Logf("TCP LAN A → LAN B through ESP: %v", res)
