@@ -1,6 +1,7 @@
 package bpf_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/internal/packet"
@@ -104,6 +105,42 @@ func TestSPDDifferential(t *testing.T) {
 				checkAgainstReference(t, v, ps, pkt)
 				total++
 			}
+		}
+
+		// One batch (SPD.Apply, as the daemon writes): 5 deleted, 5 new
+		// added, and one equal to a stored policy, which keeps its ID.
+		var del []uint32
+		for j := range 5 {
+			del = append(del, ps[j*11%len(ps)].ID)
+		}
+		dup := ps[len(ps)-1]
+		if slices.Contains(del, dup.ID) {
+			t.Fatalf("test setup: the duplicate %d is among the deleted", dup.ID)
+		}
+		add := []maps.Policy{g.Policy(), g.Policy(), g.Policy(), g.Policy(), g.Policy(), dup}
+		add[5].ID = 0
+		added, err := s.SPD.Apply(add, del)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(added) != 6 || added[5].ID != dup.ID {
+			t.Fatalf("Apply returned %+v; the equal policy should keep ID %d", added, dup.ID)
+		}
+		before := len(ps)
+		if ps, err = s.SPD.Policies(); err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != before {
+			t.Fatalf("%d policies after deleting 5 and adding 5 new ones to %d", len(ps), before)
+		}
+		for range 100 {
+			pkt := g.Packet()
+			v, err := loader.RunTC(objs.TcLan, frameFor(pkt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstReference(t, v, ps, pkt)
+			total++
 		}
 		objs.Close()
 	}

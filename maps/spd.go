@@ -183,6 +183,70 @@ func (s *SPD) Replace(ps []Policy) ([]Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.replace(old, ps)
+}
+
+// Apply deletes the policies del and adds add in one change, compiled
+// once, where Add and Delete compile the whole set each: what a daemon
+// that installs many tunnels at once needs. An added policy equal to a
+// stored one but for its ID is not stored twice: it gets the stored one's
+// ID (a restarted daemon adding what its predecessor left). IDs in del
+// not stored are ignored. It returns add with the IDs given, in order.
+func (s *SPD) Apply(add []Policy, del []uint32) ([]Policy, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	old, err := s.readPolicies()
+	if err != nil {
+		return nil, err
+	}
+	gone := map[uint32]bool{}
+	for _, id := range del {
+		gone[id] = true
+	}
+	next := slices.DeleteFunc(slices.Clone(old), func(p Policy) bool { return gone[p.ID] })
+	stored := len(next)
+	// Policies by their content, to find equal ones.
+	index := make(map[Policy]int, len(next)+len(add))
+	for i, p := range next {
+		p.ID = 0
+		index[p] = i
+	}
+	where := make([]int, len(add))
+	for i, p := range add {
+		p.Normalize()
+		p.ID = 0
+		j, ok := index[p]
+		if !ok {
+			j = len(next)
+			index[p] = j
+			next = append(next, p)
+		}
+		where[i] = j
+	}
+	if len(next) == len(old) && stored == len(old) {
+		// Nothing new, nothing gone.
+		out := make([]Policy, len(add))
+		for i, j := range where {
+			out[i] = next[j]
+		}
+		return out, nil
+	}
+	done, err := s.replace(old, next)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Policy, len(add))
+	for i, j := range where {
+		out[i] = done[j]
+	}
+	return out, nil
+}
+
+// replace makes ps the policy set in place of old; the lock is held.
+func (s *SPD) replace(old, ps []Policy) ([]Policy, error) {
 	next := slices.Clone(ps)
 	used := map[uint32]bool{}
 	for i := range next {

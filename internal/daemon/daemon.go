@@ -489,6 +489,10 @@ func (d *Daemon) closeAll() {
 		cancel()
 	}
 	d.wg.Wait()
+	if kdp, ok := d.dp.(*KernelDataplane); ok {
+		// Its queued SPD changes go in before the maps are closed.
+		kdp.Close()
+	}
 	if d.kernel != nil {
 		d.kernel.Close()
 		d.kernel = nil

@@ -40,9 +40,8 @@ type BPF interface {
 	PutSA(sa maps.InboundSA) error
 	DeleteSA(spi uint32, dst netip.Addr) error
 	GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
-	Policies() ([]maps.Policy, error)
-	AddPolicy(p maps.Policy) (maps.Policy, error)
-	DeletePolicy(id uint32) error
+	// ApplyPolicies changes the SPD in one go (maps.SPD.Apply).
+	ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error)
 }
 
 // PinnedBPF adapts a maps.Set to BPF.
@@ -68,9 +67,9 @@ func (b PinnedBPF) DeleteSA(spi uint32, dst netip.Addr) error {
 func (b PinnedBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
 	return b.Set.SA.Get(spi, dst)
 }
-func (b PinnedBPF) Policies() ([]maps.Policy, error)             { return b.Set.SPD.Policies() }
-func (b PinnedBPF) AddPolicy(p maps.Policy) (maps.Policy, error) { return b.Set.SPD.Add(p) }
-func (b PinnedBPF) DeletePolicy(id uint32) error                 { return b.Set.SPD.Delete(id) }
+func (b PinnedBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
+	return b.Set.SPD.Apply(add, del)
+}
 
 // CPUSpread says how inbound SAs are spread over the CPUs of cpu_map.
 type CPUSpread uint8
@@ -121,6 +120,8 @@ type KernelDataplane struct {
 	device  func(local netip.Addr) (string, error)
 	tunnels Tunnels
 
+	spd *spdWriter
+
 	mu       sync.Mutex // guards everything below
 	rr       int
 	sas      map[ike.SAID]*installed
@@ -148,7 +149,7 @@ type catchAll struct {
 // policyState is what one ike.Policy became.
 type policyState struct {
 	xfrm   []xfrm.Policy // classic mode
-	spd    []uint32      // SPD policy IDs
+	spd    *spdEntry     // the SPD's part, written in batches
 	catch  *catchAllKey  // route-based mode
 	routes []tunnelRoute // route-based mode, outbound
 }
@@ -190,8 +191,16 @@ func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 	if d.device == nil {
 		d.device = deviceOf
 	}
+	d.spd = newSPDWriter(d.bpf, d.log)
 	return d
 }
+
+// Flush waits until the SPD changes queued so far are in the pinned SPD.
+func (d *KernelDataplane) Flush() { d.spd.flush() }
+
+// Close writes the queued SPD changes and stops the SPD writer; the
+// installed SAs and policies stay.
+func (d *KernelDataplane) Close() { d.spd.close() }
 
 // AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
 // kernel SA (XFRM_MSG_ALLOCSPI).
@@ -507,21 +516,14 @@ func xfrmDir(d ike.Direction) xfrm.Dir {
 // addSPD puts an outbound policy's selectors into tc_lan's SPD, adopting
 // an equal policy already there (left by a previous daemon).
 func (d *KernelDataplane) addSPD(p *ike.Policy, ps *policyState, action maps.Action) error {
-	existing, err := d.bpf.Policies()
-	if err != nil {
-		return fmt.Errorf("SPD: %w", err)
-	}
-	for _, mp := range spdPolicies(p, action) {
-		if i := slices.IndexFunc(existing, func(e maps.Policy) bool { e.ID = 0; return e == mp }); i >= 0 {
-			ps.spd = append(ps.spd, existing[i].ID)
-			continue
-		}
-		added, err := d.bpf.AddPolicy(mp)
-		if err != nil {
+	want := spdPolicies(p, action)
+	for _, mp := range want {
+		if err := mp.Validate(); err != nil {
 			return fmt.Errorf("SPD policy %s === %s: %w", p.Src, p.Dst, err)
 		}
-		ps.spd = append(ps.spd, added.ID)
 	}
+	ps.spd = &spdEntry{want: want}
+	d.spd.add(ps.spd)
 	return nil
 }
 
@@ -612,10 +614,9 @@ func (d *KernelDataplane) removePolicy(ps *policyState) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, id := range ps.spd {
-		if err := d.bpf.DeletePolicy(id); err != nil && !errors.Is(err, maps.ErrNoPolicy) {
-			errs = append(errs, err)
-		}
+	if ps.spd != nil {
+		d.spd.remove(ps.spd)
+		ps.spd = nil
 	}
 	for _, xp := range ps.xfrm {
 		if err := d.kernel.DeletePolicy(xp); err != nil && !errors.Is(err, xfrm.ErrNoPolicy) {

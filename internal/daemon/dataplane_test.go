@@ -96,6 +96,7 @@ type fakeBPF struct {
 	ev       *events
 	sas      map[uint32]maps.InboundSA
 	policies []maps.Policy
+	applied  int // ApplyPolicies calls
 	cpus     []int
 }
 
@@ -123,24 +124,30 @@ func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 	}
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
 }
-func (b *fakeBPF) Policies() ([]maps.Policy, error) { return slices.Clone(b.policies), nil }
-func (b *fakeBPF) AddPolicy(p maps.Policy) (maps.Policy, error) {
-	p.ID = uint32(len(b.policies) + 1)
-	for slices.ContainsFunc(b.policies, func(q maps.Policy) bool { return q.ID == p.ID }) {
-		p.ID++
+// ApplyPolicies does what maps.SPD.Apply does, on a slice.
+func (b *fakeBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
+	b.applied++
+	for _, id := range del {
+		if i := slices.IndexFunc(b.policies, func(q maps.Policy) bool { return q.ID == id }); i >= 0 {
+			b.ev.add("bpf policy del %d", id)
+			b.policies = slices.Delete(b.policies, i, i+1)
+		}
 	}
-	b.ev.add("bpf policy add %d %s %s %s if_id %d", p.ID, maps.ActionName(p.Action), p.Src, p.Dst, p.IfID)
-	b.policies = append(b.policies, p)
-	return p, nil
-}
-func (b *fakeBPF) DeletePolicy(id uint32) error {
-	i := slices.IndexFunc(b.policies, func(q maps.Policy) bool { return q.ID == id })
-	if i < 0 {
-		return maps.ErrNoPolicy
+	var out []maps.Policy
+	for _, p := range add {
+		if i := slices.IndexFunc(b.policies, func(q maps.Policy) bool { q.ID = p.ID; return q == p }); i >= 0 {
+			out = append(out, b.policies[i])
+			continue
+		}
+		p.ID = 1
+		for slices.ContainsFunc(b.policies, func(q maps.Policy) bool { return q.ID == p.ID }) {
+			p.ID++
+		}
+		b.ev.add("bpf policy add %d %s %s %s if_id %d", p.ID, maps.ActionName(p.Action), p.Src, p.Dst, p.IfID)
+		b.policies = append(b.policies, p)
+		out = append(out, p)
 	}
-	b.ev.add("bpf policy del %d", id)
-	b.policies = slices.Delete(b.policies, i, i+1)
-	return nil
+	return out, nil
 }
 
 func newFakeDataplane(t *testing.T) (*KernelDataplane, *fakeKernel, *fakeBPF, *events) {
@@ -149,6 +156,7 @@ func newFakeDataplane(t *testing.T) (*KernelDataplane, *fakeKernel, *fakeBPF, *e
 	b := &fakeBPF{ev: ev, sas: map[uint32]maps.InboundSA{}, cpus: []int{0, 1}}
 	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t),
 		Device: func(netip.Addr) (string, error) { return "wan0", nil }})
+	t.Cleanup(d.Close)
 	return d, k, b, ev
 }
 
@@ -328,6 +336,7 @@ func TestDataplaneRouteBasedPolicies(t *testing.T) {
 			t.Errorf("not a catch-all: %v", p)
 		}
 	}
+	d.Flush()
 	if len(b.policies) != 2 {
 		t.Fatalf("SPD: %+v", b.policies)
 	}
@@ -343,6 +352,7 @@ func TestDataplaneRouteBasedPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	d2.Close()
 	if len(b.policies) != 2 || len(k.policies) != 3 {
 		t.Errorf("re-adding duplicated: %d %d", len(b.policies), len(k.policies))
 	}
@@ -351,6 +361,7 @@ func TestDataplaneRouteBasedPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	d.Flush()
 	if len(k.policies) != 3 || len(b.policies) != 1 {
 		t.Errorf("after deleting the first child: kernel %d SPD %d", len(k.policies), len(b.policies))
 	}
@@ -359,6 +370,7 @@ func TestDataplaneRouteBasedPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	d.Flush()
 	if len(k.policies) != 0 || len(b.policies) != 0 {
 		t.Errorf("left: %v %v", k.policies, b.policies)
 	}
@@ -379,12 +391,14 @@ func TestDataplaneClassicPolicies(t *testing.T) {
 	if k.policies[0].Selector.DstPort != 443 || k.policies[0].Selector.Proto != 6 || k.policies[0].Templates[0].Reqid != 3 {
 		t.Errorf("policy %+v", k.policies[0])
 	}
+	d.Flush()
 	if len(b.policies) != 2 || b.policies[0].Action != maps.ActionBypass || b.policies[0].DportLo != 443 {
 		t.Errorf("SPD %+v", b.policies)
 	}
 	if err := d.DeletePolicy(p); err != nil {
 		t.Fatal(err)
 	}
+	d.Flush()
 	if len(k.policies) != 0 || len(b.policies) != 0 {
 		t.Errorf("left: %v %v", k.policies, b.policies)
 	}

@@ -46,6 +46,7 @@ func TestKernelDataplane(t *testing.T) {
 	}
 	defer k.Close()
 	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: set}, Log: testLogger(t), Spread: SpreadNone})
+	defer d.Close()
 
 	r, _ := set.Config.SPIRange()
 	spi, err := d.AllocateSPI(them, us)
@@ -80,6 +81,7 @@ func TestKernelDataplane(t *testing.T) {
 			t.Errorf("not a catch-all for if_id 9: %v", &p)
 		}
 	}
+	d.Flush()
 	sp, _ := set.SPD.Policies()
 	if len(sp) != 1 || sp[0].Action != maps.ActionProtect || sp[0].IfID != 9 {
 		t.Errorf("SPD: %+v", sp)
@@ -118,6 +120,7 @@ func TestKernelDataplane(t *testing.T) {
 	if kp, _ := k.ListPolicies(); len(kp) != 0 {
 		t.Errorf("kernel policies left: %v", kp)
 	}
+	d.Flush()
 	if sp, _ := set.SPD.Policies(); len(sp) != 0 {
 		t.Errorf("SPD left: %+v", sp)
 	}
