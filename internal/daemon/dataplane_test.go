@@ -124,6 +124,7 @@ func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 	}
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
 }
+
 // ApplyPolicies does what maps.SPD.Apply does, on a slice.
 func (b *fakeBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
 	b.applied++
