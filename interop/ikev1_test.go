@@ -94,6 +94,34 @@ func TestV1MainModeRSA(t *testing.T) {
 	})
 }
 
+// TestV1MainModeECDSA authenticates both sides with ECDSA certificates of
+// each curve (auth methods 9, 10 and 11 of RFC 4754): charon signs HASH_I
+// and HASH_R as they are, r and s concatenated.
+func TestV1MainModeECDSA(t *testing.T) {
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	for _, c := range []struct{ kind, scheme string }{
+		{"ecdsa", "ECDSA_WITH_NULL"},
+		{"ecdsa384", "ECDSA_WITH_NULL"},
+		{"ecdsa521", "ECDSA_WITH_NULL"},
+	} {
+		ckey, ccert := endEntity(t, ca, c.kind, "moon.example.org", charonAddr)
+		okey, ocert := endEntity(t, ca, c.kind, "sun.example.org", oursAddr)
+		forRoles(t, c.kind, func(t *testing.T, role string) {
+			e := newEnv(t, envOptions{})
+			cs, os := certPeers(idKinds[1])
+			for _, p := range []*peer{&cs, &os} {
+				p.proposals, p.esp, p.connExtra = "aes128-sha256-modp2048", "aes128-sha256", "    version = 1\n"
+			}
+			e.load(cs, os, certFiles(t, ca, ckey, ccert), certFiles(t, ca, okey, ocert))
+			e.initiate(role)
+			e.agree(1)
+			e.v1Check(role)
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with "+c.scheme+" successful")
+			waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "authentication of 'moon.example.org' with ")
+		})
+	}
+}
+
 // TestV1AggressivePSK establishes Aggressive Mode with PSK, enabled on
 // both sides (charon's responder needs its "I don't care about security"
 // switch for it).
