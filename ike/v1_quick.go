@@ -221,8 +221,11 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			return
 		}
 		if h.Flags&isakmp.FlagCommit != 0 {
-			// charon installs on HASH(3) whatever the commit bit says.
-			sa.log.Debug("commit bit set, installing on HASH(3)")
+			// The commit bit (RFC 2409 section 5.5) asks the responder
+			// to send a CONNECTED notify once its SAs are installed.
+			// charon 5.9 never sets the bit and ignores it: it installs
+			// on HASH(3) and sends no CONNECTED, and so do we.
+			sa.log.Debug("commit bit set, ignored: installing on HASH(3), no CONNECTED notify")
 		}
 		sa.respondQuick(h, ps, ex)
 	case q.initiator: // <-- HASH(2) SA Nr [KE] [IDci IDcr]
@@ -232,6 +235,10 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			return
 		}
 		ex.stop()
+		if h.Flags&isakmp.FlagCommit != 0 {
+			// As charon: installed now, not on a CONNECTED notify.
+			sa.log.Debug("commit bit set in HASH(2), ignored")
+		}
 		if err := q.processResponse(ps); err != nil {
 			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.cfg.Name, err))
 			sa.endQuick(q)
