@@ -61,9 +61,12 @@ func TestV1QuickModeCommitBit(t *testing.T) {
 			t.Errorf("a sent %d Quick Mode messages, want HASH(1) and HASH(3) twice", fromA)
 		}
 		for _, p := range []*peer{tb.a, tb.b} {
-			if p.log.contains("CONNECTED") {
+			if p.log.contains("N(CONNECTED)") || p.log.contains("received CONNECTED") {
 				t.Errorf("%s sent or got a CONNECTED notify", p.name)
 			}
+		}
+		if !tb.b.log.contains("commit bit set, ignored") {
+			t.Errorf("b did not see the commit bit")
 		}
 		if tb.b.log.count("INFORMATIONAL_V1") != 0 {
 			t.Errorf("b sent an informational exchange")
@@ -80,8 +83,11 @@ func TestV1QuickModeCommitBit(t *testing.T) {
 		}
 		tb.establish()
 		tb.wantV1Established()
-		if !tb.a.log.contains("generating QUICK_MODE request") || tb.a.log.contains("CONNECTED") {
+		if !tb.a.log.contains("generating QUICK_MODE request") || tb.a.log.contains("N(CONNECTED)") {
 			t.Errorf("a did not finish Quick Mode as usual")
+		}
+		if !tb.a.log.contains("commit bit set in HASH(2), ignored") {
+			t.Errorf("a did not see the commit bit")
 		}
 	})
 }
