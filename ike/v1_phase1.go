@@ -718,6 +718,7 @@ func (sa *v1SA) established() {
 		sa.startQuick(cc, nil)
 	}
 	sa.pending = nil
+	sa.releaseHeld()
 }
 
 // reauthenticate replaces the ISAKMP SA before it expires: IKEv1 cannot

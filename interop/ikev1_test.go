@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/iketest"
+	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
 // IKEv1 (version = 1 on both sides) against charon: Main Mode with PSK
@@ -261,3 +263,51 @@ func TestV1DPD(t *testing.T) {
 }
 
 func osWriteFile(name string, b []byte) error { return os.WriteFile(name, b, 0o600) }
+
+// TestV1Fragmentation runs Main Mode with 4096-bit RSA certificates under
+// a chain of three intermediates, each side asking for the other's
+// certificate with CERTREQ, over links that drop IP fragments: messages 5
+// and 6 only pass as IKEv1 fragments (the FRAG payloads of the
+// Cisco/strongSwan extension), cut at 576 octets by both sides (charon:
+// fragmentation = force and fragment_size; ours: --fragment-size).
+func TestV1Fragmentation(t *testing.T) {
+	const fragmentSize = 576
+	root := iketest.NewCA(t, "xdpsec interop root", nil)
+	chain := []*iketest.CA{root}
+	for i := 1; i <= 3; i++ {
+		chain = append(chain, iketest.NewCA(t, fmt.Sprintf("xdpsec interop intermediate %d", i), chain[len(chain)-1]))
+	}
+	issuer := chain[len(chain)-1]
+	ckey, ccert := endEntity(t, issuer, "rsa4096", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, issuer, "rsa4096", "sun.example.org", oursAddr)
+	var intermediates []*x509.Certificate // leaf's issuer first
+	for i := len(chain) - 1; i > 0; i-- {
+		intermediates = append(intermediates, chain[i].Cert)
+	}
+	forRoles(t, "rsa4096-chain", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{mtu: 1280, charonSettings: fmt.Sprintf("\tfragment_size = %d\n", fragmentSize),
+			daemonArgs: []string{"--fragment-size", fmt.Sprint(fragmentSize)}})
+		for _, ns := range []*testenv.Netns{e.nsC, e.nsO} {
+			nft(t, ns, "add table ip nofrag; add chain ip nofrag in { type filter hook prerouting priority -450; }; "+
+				"add rule ip nofrag in ip frag-off & 0x3fff != 0 counter drop; "+
+				fmt.Sprintf("add rule ip nofrag in udp dport { 500, 4500 } ip length > %d counter drop", fragmentSize))
+		}
+		cs, os := certPeers(idKinds[1])
+		for _, p := range []*peer{&cs, &os} {
+			p.proposals, p.esp, p.connExtra = "aes128-sha256-modp2048", "aes128-sha256", "    version = 1\n    fragmentation = force\n"
+		}
+		cf := map[string][]byte{"x509/peer.pem": pemCert(ccert), "private/peer.pem": pemKey(t, ckey)}
+		for i, ca := range chain {
+			cf[fmt.Sprintf("x509ca/ca%d.pem", i)] = pemCert(ca.Cert)
+		}
+		of := map[string][]byte{"x509/peer.pem": pemCert(append([]*x509.Certificate{ocert}, intermediates...)...),
+			"private/peer.pem": pemKey(t, okey), "x509ca/ca.pem": pemCert(root.Cert)}
+		e.load(cs, os, cf, of)
+		e.initiate(role)
+		e.agree(1)
+		e.v1Check(role)
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "CERTREQ", "splitting IKE message", "reassembled fragmented IKE message")
+		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "CERTREQ", "splitting IKE message", "reassembled fragmented IKE message")
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with RSA")
+	})
+}

@@ -48,6 +48,7 @@ type Options struct {
 	RetransmitBase    float64       // retransmit_base
 	RetransmitTries   int           // retransmit_tries
 	CookieThreshold   int           // cookie_threshold; negative disables cookies
+	FragmentSize      int           // fragment_size
 }
 
 // dataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -173,7 +174,7 @@ func Start(opts Options) (*Daemon, error) {
 		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
-		CookieThreshold: opts.CookieThreshold,
+		CookieThreshold: opts.CookieThreshold, FragmentSize: opts.FragmentSize,
 	})
 	if err != nil {
 		return nil, err
