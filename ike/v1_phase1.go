@@ -697,18 +697,8 @@ func (sa *v1SA) established() {
 		sa.dh.Close()
 		sa.dh = nil
 	}
-	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
-		sa.after(sa.conn.rekeyTime, sa.reauthenticate)
-	} else if sa.initiator {
-		sa.after(sa.lifetime*9/10, sa.reauthenticate)
-	}
-	sa.after(sa.lifetime, func() {
-		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
-		sa.delete()
-	})
-	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
-		sa.scheduleDPD()
-	}
+	sa.establishedAt = sa.e.clock.Now()
+	sa.scheduleLifetime(0)
 	if old := sa.replaces; old != nil {
 		sa.replaces = nil
 		sa.adoptChildren(old)
@@ -719,6 +709,24 @@ func (sa *v1SA) established() {
 	}
 	sa.pending = nil
 	sa.releaseHeld()
+}
+
+// scheduleLifetime sets the reauthentication, expiry and DPD timers of an
+// ISAKMP SA established elapsed ago (a restart took it back).
+func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
+	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
+	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
+		sa.after(left(sa.conn.rekeyTime), sa.reauthenticate)
+	} else if sa.initiator {
+		sa.after(left(sa.lifetime*9/10), sa.reauthenticate)
+	}
+	sa.after(left(sa.lifetime), func() {
+		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
+		sa.delete()
+	})
+	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
+		sa.scheduleDPD()
+	}
 }
 
 // reauthenticate replaces the ISAKMP SA before it expires: IKEv1 cannot

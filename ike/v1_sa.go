@@ -91,13 +91,14 @@ type v1SA struct {
 	// Aggressive Mode message, processed once it is in.
 	held []v1Held
 
-	dpdSeq       uint32
-	lastInbound  time.Time
-	lastOutbound time.Time
-	timers       []Timer
-	replaces     *v1SA // the SA this one reauthenticates
-	restart      bool
-	deleted      bool
+	dpdSeq        uint32
+	establishedAt time.Time
+	lastInbound   time.Time
+	lastOutbound  time.Time
+	timers        []Timer
+	replaces      *v1SA // the SA this one reauthenticates
+	restart       bool
+	deleted       bool
 }
 
 // v1Exchange is one exchange's state, by message ID.
