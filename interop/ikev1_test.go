@@ -311,3 +311,56 @@ func TestV1Fragmentation(t *testing.T) {
 		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with RSA")
 	})
 }
+
+// TestV1DaemonRestart stops our daemon with an IKEv1 tunnel to charon up,
+// by SIGTERM (the state saved on the way out) or SIGKILL (the last
+// checkpoint), and starts it again: it takes back the ISAKMP SA and its
+// IPsec SA with the same cookies and SPIs, and charon notices nothing.
+// DPD then goes on both ways, and the IPsec SA is rekeyed in Quick Mode
+// from our side, with the SKEYID_d and IV chain the restart kept.
+func TestV1DaemonRestart(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "sigterm"
+		if kill {
+			name = "sigkill"
+		}
+		forRoles(t, name, func(t *testing.T, role string) {
+			e := newEnv(t, envOptions{})
+			cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "    dpd_delay = 2s\n")
+			e.load(cs, os, nil, nil)
+			e.initiate(role)
+			e.agree(1)
+			before := e.oursSA()
+			if kill {
+				// The daemon checkpoints its state twice a second.
+				time.Sleep(1500 * time.Millisecond)
+			}
+			mark := len(e.ours.log())
+			e.ours.restart(kill)
+			since := func() string { return e.ours.log()[mark:] }
+			waitLog(t, "xdpsec", since, 10*time.Second, "IKE_SA c[1] taken back, established between", "took back 1 of 1 IKE_SAs")
+			after := e.oursSA()
+			if after.Version != 1 || after.SPIi != before.SPIi || after.SPIr != before.SPIr || len(after.Children) != 1 ||
+				after.Children[0].SPIIn != before.Children[0].SPIIn || after.Children[0].SPIOut != before.Children[0].SPIOut {
+				t.Fatalf("taken back differently:\n%+v\n%+v", before, after)
+			}
+			e.agree(1)
+
+			// DPD after the restart: ours asks and answers.
+			waitLog(t, "xdpsec", since, 20*time.Second, "generating INFORMATIONAL_V1 request", "N(DPD)", "N(DPD_ACK)")
+			cmark := len(e.charon.log())
+			csince := func() string { return e.charon.log()[cmark:] }
+
+			// A Quick Mode rekey from our side.
+			e.ours.cli("rekey", "--child", "net")
+			waitLog(t, "charon", csince, 15*time.Second, "detected rekeying of CHILD_SA net{1}", "CHILD_SA net{2} established with SPIs")
+			views := e.agree(1)
+			if len(views) != 1 || len(views[0].children) != 1 || views[0].children[0].spiIn == before.Children[0].SPIOut {
+				t.Errorf("IPsec SA not rekeyed: %+v", views)
+			}
+			if strings.Contains(csince(), "could not decrypt") || strings.Contains(csince(), "HASH payload does not match") {
+				t.Errorf("charon could not read our messages after the restart")
+			}
+		})
+	}
+}
