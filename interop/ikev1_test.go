@@ -364,3 +364,55 @@ func TestV1DaemonRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestV1AggressiveHashILost drops the initiator's third Aggressive Mode
+// message (HASH_I) once, at the responder: the initiator, established
+// since it sent it, starts Quick Mode at once, and the responder gets
+// HASH(1) before phase 1 completed, which it cannot even decrypt (its IV
+// derives from HASH_I's last block). The responder ignores it, as charon
+// does ("ignoring QUICK_MODE request while phase 1 is incomplete"), and
+// retransmits message 2.
+//
+// We as initiator answer that retransmission with HASH_I again, and then
+// retransmit Quick Mode: charon completes both. charon 5.9.8 as initiator
+// answers it with its last request, the Quick Mode, never with HASH_I
+// again ("received retransmit of response with ID 0, resending last
+// request"): no responder, charon included, can complete that ISAKMP SA.
+// Ours gives it up when its retransmissions of message 2 are exhausted,
+// leaving nothing behind, and the next attempt succeeds.
+func TestV1AggressiveHashILost(t *testing.T) {
+	forRoles(t, "hash-i-lost", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{charonSettings: "\ti_dont_care_about_security_and_use_aggressive_mode_psk = yes\n" + charonFastRetransmit,
+			daemonArgs: oursFastRetransmit})
+		_, responder := e.sides(role)
+		// The first Aggressive Mode message with a responder cookie is
+		// HASH_I: drop it and remember its sender, whose datagrams then
+		// pass. It goes to port 4500 (kernel-libipsec makes charon fake
+		// a NAT): @th is the UDP header, then the non-ESP marker, then
+		// ISAKMP, whose responder cookie starts at octet 8 and exchange
+		// type is octet 18.
+		nft(t, responder, "add table ip amdrop; add set ip amdrop seen { type ipv4_addr; flags dynamic; }; "+
+			"add chain ip amdrop in { type filter hook prerouting priority -450; }; "+
+			"add rule ip amdrop in ip saddr @seen accept; "+
+			"add rule ip amdrop in udp dport 4500 @th,240,8 4 @th,160,64 != 0 add @seen { ip saddr } counter drop")
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "    aggressive = yes\n")
+		e.load(cs, os, nil, nil)
+		if role == charonInitiates {
+			if err := e.tryInitiate(role); err == nil {
+				t.Fatal("charon established without HASH_I reaching us")
+			}
+			waitLog(t, "xdpsec", e.ours.log, 10*time.Second, "ignoring QUICK_MODE request while phase 1 is incomplete",
+				"retransmit 1 of request with message ID 0", "establishing IKE_SA c[1] failed, peer not responding")
+			waitLog(t, "charon", e.charon.log, 10*time.Second, "received retransmit of response with ID 0, resending last request")
+			e.charon.swanctlRun("--terminate", "--ike", "c", "--force")
+			e.waitNoSAs("both sides clean before the next attempt")
+		}
+		e.initiate(role)
+		e.agree(1)
+		if role == oursInitiate {
+			e.v1Check(role)
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "ignoring QUICK_MODE request while phase 1 is incomplete")
+			waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "received retransmit of message with ID 0", "retransmit 1 of request with message ID")
+		}
+	})
+}
