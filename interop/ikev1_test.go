@@ -416,3 +416,38 @@ func TestV1AggressiveHashILost(t *testing.T) {
 		}
 	})
 }
+
+// TestV1QuickModeCommitBit: charon never sets the commit bit and ignores
+// it. The responder's namespace sets it (with the encryption bit) on every
+// Quick Mode message of the initiator, ours or charon's, on the way in:
+// the Quick Mode completes as usual on HASH(3), nobody sends a CONNECTED
+// notify, and the responder's answers carry no commit bit.
+func TestV1QuickModeCommitBit(t *testing.T) {
+	forRoles(t, "commit-bit", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		_, responder := e.sides(role)
+		// Port 4500 (kernel-libipsec makes charon fake a NAT): @th is the
+		// UDP header, then the non-ESP marker, then ISAKMP, whose exchange
+		// type is octet 18 and flags octet 19. The UDP checksum, stale
+		// after the rewrite, is zeroed (none, for IPv4).
+		nft(t, responder, "add table ip commit; add chain ip commit in { type filter hook prerouting priority -450; }; "+
+			"add rule ip commit in udp dport 4500 @th,240,8 32 @th,248,8 set 3 udp checksum set 0 counter")
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		e.v1Check(role)
+		out := responder.MustRun(t, "nft", "list", "table", "ip", "commit")
+		if strings.Contains(out, "packets 0 ") {
+			t.Fatalf("no Quick Mode message rewritten:\n%s", out)
+		}
+		if role == charonInitiates {
+			waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "commit bit set, ignored")
+		}
+		for who, log := range map[string]string{"xdpsec": e.ours.log(), "charon": e.charon.log()} {
+			if strings.Contains(log, "N(CONNECTED)") || strings.Contains(log, "commit bit set in HASH(2)") {
+				t.Errorf("%s: a CONNECTED notify or a commit bit from the responder", who)
+			}
+		}
+	})
+}
