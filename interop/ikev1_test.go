@@ -101,10 +101,12 @@ func TestV1MainModeRSA(t *testing.T) {
 // and HASH_R as they are, r and s concatenated.
 func TestV1MainModeECDSA(t *testing.T) {
 	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
-	for _, c := range []struct{ kind, scheme string }{
-		{"ecdsa", "ECDSA_WITH_NULL"},
-		{"ecdsa384", "ECDSA_WITH_NULL"},
-		{"ecdsa521", "ECDSA_WITH_NULL"},
+	// HASH_I and HASH_R use HMAC-SHA2 of the curve's size, whatever the
+	// proposal's PRF: SHA-1 with P-256, SHA-256 with P-384 and P-521.
+	for _, c := range []struct{ kind, proposal string }{
+		{"ecdsa", "aes128-sha1-modp2048"},
+		{"ecdsa384", "aes128-sha256-modp2048"},
+		{"ecdsa521", "aes256-sha256-modp2048"},
 	} {
 		ckey, ccert := endEntity(t, ca, c.kind, "moon.example.org", charonAddr)
 		okey, ocert := endEntity(t, ca, c.kind, "sun.example.org", oursAddr)
@@ -112,13 +114,13 @@ func TestV1MainModeECDSA(t *testing.T) {
 			e := newEnv(t, envOptions{})
 			cs, os := certPeers(idKinds[1])
 			for _, p := range []*peer{&cs, &os} {
-				p.proposals, p.esp, p.connExtra = "aes128-sha256-modp2048", "aes128-sha256", "    version = 1\n"
+				p.proposals, p.esp, p.connExtra = c.proposal, "aes128-sha256", "    version = 1\n"
 			}
 			e.load(cs, os, certFiles(t, ca, ckey, ccert), certFiles(t, ca, okey, ocert))
 			e.initiate(role)
 			e.agree(1)
 			e.v1Check(role)
-			waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with "+c.scheme+" successful")
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with ECDSA_WITH_NULL successful")
 			waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "authentication of 'moon.example.org' with ")
 		})
 	}
