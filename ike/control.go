@@ -80,6 +80,14 @@ func (e *Engine) childSA(id uint32) (*childSA, error) {
 func (e *Engine) RekeyIKESA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if v1 := e.v1SAByID(id); v1 != nil {
+		// IKEv1 cannot rekey an ISAKMP SA: it is reauthenticated.
+		if v1.state != IKESAEstablished || !v1.initiatorCapable() {
+			return fmt.Errorf("%w: IKE_SA %s is not established or has no remote address to reauthenticate to", ErrUnknownSA, v1.name())
+		}
+		v1.reauthenticate()
+		return nil
+	}
 	sa, err := e.ikeSA(id)
 	if err != nil {
 		return err
@@ -92,6 +100,15 @@ func (e *Engine) RekeyIKESA(id uint32) error {
 func (e *Engine) RekeyChildSA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if c := e.v1ChildByID(id); c != nil {
+		if c.state != ChildSAInstalled || c.ike.state != IKESAEstablished {
+			return fmt.Errorf("%w: CHILD_SA %s is %v", ErrUnknownSA, c.name(), c.state)
+		}
+		c.state = ChildSARekeying
+		c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+		c.ike.startQuick(c.cfg, c)
+		return nil
+	}
 	c, err := e.childSA(id)
 	if err != nil {
 		return err

@@ -18,6 +18,8 @@ type EngineState struct {
 	NextIKEID   uint32
 	NextChildID uint32
 	NextReqID   uint32
+	// V1 are the IKEv1 ISAKMP SAs and their IPsec SAs (v1_state.go).
+	V1 []ExportedISAKMPSA `json:",omitempty"`
 }
 
 // ExportedIKESA is one exported IKE SA.
@@ -62,6 +64,7 @@ func (s *EngineState) Zero() {
 			clear(r)
 		}
 	}
+	zeroV1(s.V1)
 }
 
 // SAIDs lists the SAs the CHILD_SAs of the state have in the dataplane.
@@ -113,6 +116,7 @@ func (e *Engine) export() EngineState {
 		}
 		st.SAs = append(st.SAs, s)
 	}
+	st.V1 = e.exportV1()
 	return st
 }
 
@@ -157,6 +161,7 @@ func (e *Engine) Detach() EngineState {
 		}
 		sa.zeroKeys()
 	}
+	e.detachV1()
 	e.closed = true
 	return st
 }
@@ -189,7 +194,7 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 			errs = append(errs, &ImportError{SA: s, Err: err})
 		}
 	}
-	return errs
+	return append(errs, e.importV1(st.V1)...)
 }
 
 func (e *Engine) importSA(s ExportedIKESA) error {

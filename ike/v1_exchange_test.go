@@ -1,10 +1,12 @@
 package ike_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/isakmp"
 )
 
 // v1 makes both ends IKEv1 with the given IKE and ESP proposals.
@@ -110,4 +112,118 @@ func TestV1AggressiveMode(t *testing.T) {
 			t.Fatalf("SAs left")
 		}
 	})
+}
+
+// TestV1AggressiveQuickModeFirst: the Aggressive Mode initiator is
+// established once it sent HASH_I and starts Quick Mode at once; when
+// HASH_I is lost or overtaken, the responder gets HASH(1) before phase 1
+// completed. As charon, it ignores that Quick Mode ("ignoring QUICK_MODE
+// request while phase 1 is incomplete") and relies on retransmissions:
+// its own of message 2, answered with HASH_I again, and the initiator's of
+// HASH(1).
+func TestV1AggressiveQuickModeFirst(t *testing.T) {
+	aggr := func(c *ike.Connection) { c.Aggressive = true }
+	conn := both(v1("aes128-sha256-modp2048", "aes128-sha256"), aggr)
+	for _, c := range []struct {
+		name string
+		// filter sees the n-th Aggressive Mode or Quick Mode message of a.
+		filter func(h isakmp.Header, n int, d ike.Datagram, held *[]ike.Datagram) []ike.Datagram
+	}{
+		{"hash-i-lost", func(h isakmp.Header, n int, d ike.Datagram, held *[]ike.Datagram) []ike.Datagram {
+			if h.Exchange == isakmp.ExchangeAggressive && n == 2 {
+				return nil
+			}
+			return []ike.Datagram{d}
+		}},
+		{"hash-i-overtaken", func(h isakmp.Header, n int, d ike.Datagram, held *[]ike.Datagram) []ike.Datagram {
+			switch {
+			case h.Exchange == isakmp.ExchangeAggressive && n == 2:
+				*held = append(*held, d)
+				return nil
+			case h.Exchange == isakmp.ExchangeQuick && len(*held) > 0:
+				out := append([]ike.Datagram{d}, *held...)
+				*held = nil
+				return out
+			}
+			return []ike.Datagram{d}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{connA: conn, connB: conn})
+			var held []ike.Datagram
+			n := map[isakmp.ExchangeType]int{}
+			tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+				h, err := isakmp.UnmarshalHeader(d.Data)
+				if err != nil || d.Local.Addr() != addrA {
+					return []ike.Datagram{d}
+				}
+				n[h.Exchange]++
+				return c.filter(h, n[h.Exchange], d, &held)
+			}
+			tb.establish()
+			if !tb.b.log.contains("ignoring QUICK_MODE request while phase 1 is incomplete") {
+				t.Fatalf("b did not get Quick Mode before HASH_I")
+			}
+			tb.advance(time.Minute)
+			tb.wantV1Established()
+			if tb.a.e.Stats().Retransmits == 0 {
+				t.Errorf("a retransmitted nothing")
+			}
+			if tb.b.log.contains("could not decrypt") || tb.b.log.contains("does not match") {
+				t.Errorf("b tried to process a message it could not yet decrypt")
+			}
+		})
+	}
+}
+
+// TestV1AggressiveInformationalFirst: an informational message that
+// overtakes HASH_I is not retransmitted by anyone, so the responder holds
+// it (as charon queues it) and processes it once phase 1 completes: here
+// the initiator's DELETE of the ISAKMP SA.
+func TestV1AggressiveInformationalFirst(t *testing.T) {
+	aggr := func(c *ike.Connection) { c.Aggressive = true }
+	conn := both(v1("aes128-sha256-modp2048", "aes128-sha256"), aggr)
+	tb := newTestbed(t, bedOptions{connA: conn, connB: conn})
+	var hashI []ike.Datagram
+	aggressive := 0
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		h, err := isakmp.UnmarshalHeader(d.Data)
+		if err != nil || d.Local.Addr() != addrA {
+			return []ike.Datagram{d}
+		}
+		switch h.Exchange {
+		case isakmp.ExchangeAggressive:
+			if aggressive++; aggressive == 2 {
+				hashI = append(hashI, d)
+				return nil
+			}
+		case isakmp.ExchangeQuick:
+			return nil
+		case isakmp.ExchangeInformational:
+			return append([]ike.Datagram{d}, hashI...)
+		}
+		return []ike.Datagram{d}
+	}
+	id := tb.establish()
+	if len(hashI) != 1 {
+		t.Fatalf("HASH_I not held back")
+	}
+	if err := tb.a.e.DeleteIKESA(id); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	established, deleted := -1, -1
+	for i, l := range tb.b.log.all() {
+		if strings.Contains(l, "IKE_SA gw[1] established between") && established < 0 {
+			established = i
+		}
+		if strings.Contains(l, "received DELETE for IKE_SA") && deleted < 0 {
+			deleted = i
+		}
+	}
+	if !tb.b.log.contains("queueing INFORMATIONAL_V1 request until phase 1 completes") || established < 0 || deleted < established {
+		t.Fatalf("b did not hold the DELETE until phase 1 completed (established at line %d, DELETE at %d)", established, deleted)
+	}
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestV1MainModeSignatures(t *testing.T) {
-	for _, kind := range []string{"rsa", "ecdsa"} {
+	for _, kind := range []string{"rsa", "ecdsa", "ecdsa384", "ecdsa521"} {
 		t.Run(kind, func(t *testing.T) {
 			ca := newCA(t, "xdpsec test CA", nil)
 			tb := certBed(t, kind, "pubkey", "moon.example.org", "sun.example.org", ca, ca, nil, v1("aes128-sha256-modp2048", "aes128-sha256"))

@@ -47,6 +47,7 @@ func (sa *v1SA) fragment(msg []byte) [][]byte {
 		}
 		out = append(out, b)
 	}
+	sa.log.Info(fmt.Sprintf("splitting IKE message (%d bytes) into %d fragments", len(msg), len(out)))
 	return out
 }
 
@@ -90,6 +91,6 @@ func (sa *v1SA) reassemble(h isakmp.Header, data []byte, d Datagram) {
 		sa.log.Info(fmt.Sprintf("reassembled message invalid: %v", err))
 		return
 	}
-	sa.log.Debug(fmt.Sprintf("received fragment #%d, reassembled fragmented IKE message (%d bytes)", f.Number, len(msg)))
+	sa.log.Info(fmt.Sprintf("received fragment #%d, reassembled fragmented IKE message (%d bytes)", f.Number, len(msg)))
 	sa.receive(mh, msg, d)
 }

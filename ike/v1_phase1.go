@@ -239,14 +239,30 @@ func (sa *v1SA) deriveKeys() error {
 	return nil
 }
 
+// authPRF is the PRF of HASH_I and HASH_R: the negotiated one, except with
+// ECDSA signatures, where charon (RFC 4754 section 5's hash per method)
+// keys HMAC-SHA2 of the method's size with SKEYID whatever the proposal's
+// PRF, and signs its output as it is.
+func (sa *v1SA) authPRF() transform.PRFID {
+	switch sa.auth {
+	case isakmp.AuthECDSA256:
+		return transform.PRF_HMAC_SHA2_256
+	case isakmp.AuthECDSA384:
+		return transform.PRF_HMAC_SHA2_384
+	case isakmp.AuthECDSA521:
+		return transform.PRF_HMAC_SHA2_512
+	}
+	return sa.prf
+}
+
 // authPayloads builds our HASH or SIG payload (with CERT) for phase 1.
 func (sa *v1SA) authPayloads(idB []byte) ([]isakmp.Payload, error) {
 	var h []byte
 	var err error
 	if sa.initiator {
-		h, err = transform.V1HashI(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+		h, err = transform.V1HashI(sa.authPRF(), sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
 	} else {
-		h, err = transform.V1HashR(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+		h, err = transform.V1HashR(sa.authPRF(), sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
 	}
 	if err != nil {
 		return nil, err
@@ -284,9 +300,9 @@ func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
 	var want []byte
 	var err error
 	if sa.initiator {
-		want, err = transform.V1HashR(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+		want, err = transform.V1HashR(sa.authPRF(), sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
 	} else {
-		want, err = transform.V1HashI(sa.prf, sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
+		want, err = transform.V1HashI(sa.authPRF(), sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI, sa.ckyR, sa.saiB, idB)
 	}
 	if err != nil {
 		return err
@@ -681,18 +697,8 @@ func (sa *v1SA) established() {
 		sa.dh.Close()
 		sa.dh = nil
 	}
-	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
-		sa.after(sa.conn.rekeyTime, sa.reauthenticate)
-	} else if sa.initiator {
-		sa.after(sa.lifetime*9/10, sa.reauthenticate)
-	}
-	sa.after(sa.lifetime, func() {
-		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
-		sa.delete()
-	})
-	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
-		sa.scheduleDPD()
-	}
+	sa.establishedAt = sa.e.clock.Now()
+	sa.scheduleLifetime(0)
 	if old := sa.replaces; old != nil {
 		sa.replaces = nil
 		sa.adoptChildren(old)
@@ -702,6 +708,25 @@ func (sa *v1SA) established() {
 		sa.startQuick(cc, nil)
 	}
 	sa.pending = nil
+	sa.releaseHeld()
+}
+
+// scheduleLifetime sets the reauthentication, expiry and DPD timers of an
+// ISAKMP SA established elapsed ago (a restart took it back).
+func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
+	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
+	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
+		sa.after(left(sa.conn.rekeyTime), sa.reauthenticate)
+	} else if sa.initiator {
+		sa.after(left(sa.lifetime*9/10), sa.reauthenticate)
+	}
+	sa.after(left(sa.lifetime), func() {
+		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
+		sa.delete()
+	})
+	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
+		sa.scheduleDPD()
+	}
 }
 
 // reauthenticate replaces the ISAKMP SA before it expires: IKEv1 cannot

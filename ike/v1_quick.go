@@ -56,6 +56,7 @@ type v1Child struct {
 	lifetime          time.Duration
 	encap             bool
 	initiator         bool // we started its Quick Mode
+	installedAt       time.Time
 	timers            []Timer
 }
 
@@ -221,8 +222,11 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			return
 		}
 		if h.Flags&isakmp.FlagCommit != 0 {
-			// charon installs on HASH(3) whatever the commit bit says.
-			sa.log.Debug("commit bit set, installing on HASH(3)")
+			// The commit bit (RFC 2409 section 5.5) asks the responder
+			// to send a CONNECTED notify once its SAs are installed.
+			// charon 5.9 never sets the bit and ignores it: it installs
+			// on HASH(3) and sends no CONNECTED, and so do we.
+			sa.log.Debug("commit bit set, ignored: installing on HASH(3), no CONNECTED notify")
 		}
 		sa.respondQuick(h, ps, ex)
 	case q.initiator: // <-- HASH(2) SA Nr [KE] [IDci IDcr]
@@ -232,6 +236,10 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			return
 		}
 		ex.stop()
+		if h.Flags&isakmp.FlagCommit != 0 {
+			// As charon: installed now, not on a CONNECTED notify.
+			sa.log.Debug("commit bit set in HASH(2), ignored")
+		}
 		if err := q.processResponse(ps); err != nil {
 			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.cfg.Name, err))
 			sa.endQuick(q)
@@ -497,8 +505,11 @@ func (c *v1Child) policyKey() string {
 	return fmt.Sprintf("v1|%s|%s|%s|%s|%s", c.cfg.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS), c.ike.local.Addr(), c.ike.remote.Addr())
 }
 
-func (c *v1Child) install(in, out transform.SAKeys) error {
-	sa, e := c.ike, c.ike.e
+// policyRef returns the policy entry of the IPsec SA's selectors, with a
+// reqid (the configured one, reqid if not 0, or a new one), counting c
+// as one more user.
+func (c *v1Child) policyRef(reqid uint32) *v1PolicyRef {
+	e := c.ike.e
 	st := e.v1()
 	if st.policies == nil {
 		st.policies = map[string]*v1PolicyRef{}
@@ -506,7 +517,9 @@ func (c *v1Child) install(in, out transform.SAKeys) error {
 	key := c.policyKey()
 	ref := st.policies[key]
 	if ref == nil {
-		reqid := c.cfg.cfg.Reqid
+		if reqid == 0 {
+			reqid = c.cfg.cfg.Reqid
+		}
 		if reqid == 0 {
 			e.reqids.next++
 			reqid = e.reqids.next
@@ -516,6 +529,12 @@ func (c *v1Child) install(in, out transform.SAKeys) error {
 	}
 	ref.refs++
 	c.reqid = ref.reqid
+	return ref
+}
+
+func (c *v1Child) install(in, out transform.SAKeys) error {
+	e := c.ike.e
+	ref := c.policyRef(0)
 	c.state = ChildSAInstalling
 	if err := e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
 		return err
@@ -523,36 +542,55 @@ func (c *v1Child) install(in, out transform.SAKeys) error {
 	if err := e.cfg.Dataplane.AddSA(c.esp(false, out)); err != nil {
 		return err
 	}
-	if len(ref.policies) == 0 {
-		local, remote := sa.local.Addr(), sa.remote.Addr()
-		l, r := c.localTS[0], c.remoteTS[0]
-		ref.policies = []*Policy{
-			{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDOut},
-			{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn},
-		}
-		if c.mode == ModeTunnel {
-			ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn})
-		}
-		for _, p := range ref.policies {
-			if err := e.cfg.Dataplane.AddPolicy(p); err != nil {
-				return err
-			}
-		}
+	if err := c.addPolicies(ref); err != nil {
+		return err
 	}
 	c.state = ChildSAInstalled
-	c.timers = append(c.timers, e.afterFunc(c.rekeyAfter(), func() {
+	c.installedAt = e.clock.Now()
+	c.scheduleTimers(0)
+	return nil
+}
+
+// addPolicies adds the policies of the selectors with their first user.
+func (c *v1Child) addPolicies(ref *v1PolicyRef) error {
+	if len(ref.policies) != 0 {
+		return nil
+	}
+	sa, e := c.ike, c.ike.e
+	local, remote := sa.local.Addr(), sa.remote.Addr()
+	l, r := c.localTS[0], c.remoteTS[0]
+	ref.policies = []*Policy{
+		{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDOut},
+		{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn},
+	}
+	if c.mode == ModeTunnel {
+		ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn})
+	}
+	for _, p := range ref.policies {
+		if err := e.cfg.Dataplane.AddPolicy(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scheduleTimers sets the rekey and expiry timers of an installed IPsec
+// SA that has been installed for elapsed already (a restart took it back).
+func (c *v1Child) scheduleTimers(elapsed time.Duration) {
+	e := c.ike.e
+	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
+	c.timers = append(c.timers, e.afterFunc(left(c.rekeyAfter()), func() {
 		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished && !c.ike.deleted {
 			c.state = ChildSARekeying
 			c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
 			c.ike.startQuick(c.cfg, c)
 		}
-	}), e.afterFunc(c.lifetime, func() {
+	}), e.afterFunc(left(c.lifetime), func() {
 		if c.state != ChildSADestroying && !c.ike.deleted {
 			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
 			c.ike.deleteChild(c)
 		}
 	}))
-	return nil
 }
 
 func (c *v1Child) updateAddresses() {

@@ -87,14 +87,18 @@ type v1SA struct {
 	pending    []*childConfig // to negotiate once established
 	fragments  map[uint16]*v1Reassembly
 	nextFragID uint16
+	// held are informational messages that came before the last
+	// Aggressive Mode message, processed once it is in.
+	held []v1Held
 
-	dpdSeq       uint32
-	lastInbound  time.Time
-	lastOutbound time.Time
-	timers       []Timer
-	replaces     *v1SA // the SA this one reauthenticates
-	restart      bool
-	deleted      bool
+	dpdSeq        uint32
+	establishedAt time.Time
+	lastInbound   time.Time
+	lastOutbound  time.Time
+	timers        []Timer
+	replaces      *v1SA // the SA this one reauthenticates
+	restart       bool
+	deleted       bool
 }
 
 // v1Exchange is one exchange's state, by message ID.
@@ -555,6 +559,10 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		}
 		return
 	}
+	if sa.phase1Incomplete() && h.MessageID != 0 && h.Flags&isakmp.FlagEncryption != 0 {
+		sa.holdUntilPhase1(h, data, d)
+		return
+	}
 	switch {
 	case h.MessageID == 0 && (h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive):
 		sa.processPhase1(h, data)
@@ -565,5 +573,56 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 	default:
 		e.stats.DroppedUnexpected++
 		sa.log.Info(fmt.Sprintf("ignoring %v message with ID %d", h.Exchange, h.MessageID))
+	}
+}
+
+// v1Held is a protected message received before phase 1 completed.
+type v1Held struct {
+	h    isakmp.Header
+	data []byte
+	d    Datagram
+}
+
+// maxV1Held bounds the informational messages held per ISAKMP SA.
+const maxV1Held = 4
+
+// phase1Incomplete reports whether we respond to an Aggressive Mode whose
+// third message (HASH_I) has not arrived: the initiator is established
+// since it sent that message and may start Quick Mode at once, so a lost
+// or reordered HASH_I lets its Quick Mode or informational messages
+// arrive first. They cannot even be decrypted yet: the IV of their
+// exchange derives from the last phase 1 block, which HASH_I brings.
+func (sa *v1SA) phase1Incomplete() bool {
+	return sa.aggressive && !sa.initiator && sa.state != IKESAEstablished && !sa.deleted
+}
+
+// holdUntilPhase1 does with a protected message before HASH_I what charon
+// does: Quick Mode (and other exchanges) are dropped, their initiator
+// retransmits them; informational messages, which nobody retransmits, are
+// held and processed once phase 1 completes.
+func (sa *v1SA) holdUntilPhase1(h isakmp.Header, data []byte, d Datagram) {
+	if h.Exchange != isakmp.ExchangeInformational {
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring %v request while phase 1 is incomplete", h.Exchange))
+		return
+	}
+	if len(sa.held) >= maxV1Held {
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring %v request while phase 1 is incomplete, %d already queued", h.Exchange, len(sa.held)))
+		return
+	}
+	sa.log.Debug(fmt.Sprintf("queueing %v request until phase 1 completes", h.Exchange))
+	sa.held = append(sa.held, v1Held{h: h, data: slices.Clone(data), d: d})
+}
+
+// releaseHeld processes the messages held during phase 1.
+func (sa *v1SA) releaseHeld() {
+	held := sa.held
+	sa.held = nil
+	for _, m := range held {
+		if sa.deleted {
+			return
+		}
+		sa.receive(m.h, m.data, m.d)
 	}
 }

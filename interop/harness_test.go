@@ -374,13 +374,15 @@ type ours struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan error
+	ns      *testenv.Netns
+	args    []string
 }
 
 func startOurs(t *testing.T, bin string, ns *testenv.Netns, args []string) *ours {
 	t.Helper()
 	dir := t.TempDir()
 	o := &ours{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "swanctl.conf"), sock: filepath.Join(dir, "xdpsec.sock"),
-		logPath: filepath.Join(dir, "daemon.log")}
+		logPath: filepath.Join(dir, "daemon.log"), ns: ns, args: args}
 	for _, sub := range []string{"x509", "x509ca", "private"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatal(err)
@@ -389,13 +391,37 @@ func startOurs(t *testing.T, bin string, ns *testenv.Netns, args []string) *ours
 	if err := os.WriteFile(o.conf, []byte("connections {\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(o.logPath)
+	t.Cleanup(o.stop)
+	logsOnFailure(t, "xdpsec daemon", o.logPath)
+	o.start()
+	return o
+}
+
+// restart stops the daemon (SIGTERM, or SIGKILL if kill) and starts it
+// again with the same files, state file and arguments; the log goes on.
+func (o *ours) restart(kill bool) {
+	o.t.Helper()
+	if kill {
+		o.cmd.Process.Kill()
+		<-o.exited
+		o.cmd = nil
+	} else {
+		o.stop()
+	}
+	o.start()
+}
+
+// start runs the daemon and waits for its control socket.
+func (o *ours) start() {
+	t := o.t
+	t.Helper()
+	logf, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	all := append([]string{"--net=/run/netns/" + ns.Name, bin, "daemon", "--dataplane=dry-run", "--config", o.conf,
-		"--socket", o.sock, "--state", filepath.Join(dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, args...)
+	all := append([]string{"--net=/run/netns/" + o.ns.Name, o.bin, "daemon", "--dataplane=dry-run", "--config", o.conf,
+		"--socket", o.sock, "--state", filepath.Join(o.dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, o.args...)
 	o.cmd = exec.Command("nsenter", all...)
 	o.cmd.Stdout, o.cmd.Stderr = logf, logf
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -404,12 +430,10 @@ func startOurs(t *testing.T, bin string, ns *testenv.Netns, args []string) *ours
 	}
 	o.exited = make(chan error, 1)
 	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(o.cmd, o.exited)
-	t.Cleanup(o.stop)
-	logsOnFailure(t, "xdpsec daemon", o.logPath)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := daemon.Call(o.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
-			return o
+			return
 		}
 		select {
 		case err := <-o.exited:

@@ -39,6 +39,7 @@ func daemonCommand() *cli.Command {
 			&cli.Float64Flag{Name: "retransmit-base", Usage: "base of the exponential retransmission backoff (charon's retransmit_base; default 1.8)"},
 			&cli.IntFlag{Name: "retransmit-tries", Usage: "retransmissions before giving up (charon's retransmit_tries; default 5)"},
 			&cli.IntFlag{Name: "cookie-threshold", Usage: "half-open IKE SAs from which COOKIEs are required (charon's cookie_threshold; default 30, -1 never)"},
+			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size; default 1280)"},
 		},
 		Action: runDaemon,
 	}
@@ -66,6 +67,7 @@ func runDaemon(c *cli.Context) error {
 		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
 		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
 		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
+		FragmentSize: c.Int("fragment-size"),
 	}
 	switch c.String("dataplane") {
 	case "kernel":

@@ -75,6 +75,22 @@ func NewKey(t testing.TB, kind string) crypto.Signer {
 			t.Fatal(err)
 		}
 		return k
+	case "ecdsa384", "ecdsa521":
+		curve := elliptic.P384()
+		if kind == "ecdsa521" {
+			curve = elliptic.P521()
+		}
+		k, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	case "rsa4096":
+		k, err := rsa.GenerateKey(rand.Reader, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
 	case "ed25519":
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {

@@ -5,8 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"fmt"
 	"io"
 	"math/big"
@@ -14,8 +12,12 @@ import (
 
 // IKEv1 signatures (RFC 2409 section 5.1, RFC 4754) sign HASH_I or HASH_R.
 // RSA signs the hash itself, PKCS#1 v1.5 padded without a DigestInfo (as
-// charon's SIGN_RSA_EMSA_PKCS1_NULL); ECDSA signs the curve's SHA-2 digest
-// of it and sends r | s, each as long as the curve order.
+// charon's SIGN_RSA_EMSA_PKCS1_NULL). ECDSA (auth methods 9, 10, 11) signs
+// the hash itself too, as charon's SIGN_ECDSA_WITH_NULL does, not the
+// curve's SHA-2 digest of it that RFC 4754 names for IKEv2's AUTH payload:
+// the PRF output is taken as the message digest (truncated to the order's
+// length if longer), and the signature is r | s, each as long as a field
+// element (32, 48, 66 octets). charon 5.9 accepts nothing else.
 
 // V1SignHash signs a phase 1 hash with key.
 func V1SignHash(rand io.Reader, key crypto.Signer, hash []byte) ([]byte, error) {
@@ -26,7 +28,7 @@ func V1SignHash(rand io.Reader, key crypto.Signer, hash []byte) ([]byte, error) 
 	case *rsa.PublicKey:
 		return key.Sign(rand, hash, crypto.Hash(0))
 	case *ecdsa.PublicKey:
-		digest, size, err := v1ECDSADigest(pub.Curve, hash)
+		size, err := v1ECDSASize(pub.Curve)
 		if err != nil {
 			return nil, err
 		}
@@ -34,7 +36,7 @@ func V1SignHash(rand io.Reader, key crypto.Signer, hash []byte) ([]byte, error) 
 		if !ok {
 			return nil, fmt.Errorf("IKEv1 ECDSA signature with a %T: %w", key, ErrUnsupported)
 		}
-		r, s, err := ecdsa.Sign(rand, k, digest)
+		r, s, err := ecdsa.Sign(rand, k, hash)
 		if err != nil {
 			return nil, err
 		}
@@ -55,7 +57,7 @@ func V1VerifyHash(pub crypto.PublicKey, hash, sig []byte) error {
 		}
 		return nil
 	case *ecdsa.PublicKey:
-		digest, size, err := v1ECDSADigest(pub.Curve, hash)
+		size, err := v1ECDSASize(pub.Curve)
 		if err != nil {
 			return err
 		}
@@ -63,7 +65,7 @@ func V1VerifyHash(pub crypto.PublicKey, hash, sig []byte) error {
 			return ErrAuthMismatch
 		}
 		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
-		if !ecdsa.Verify(pub, digest, r, s) {
+		if !ecdsa.Verify(pub, hash, r, s) {
 			return ErrAuthMismatch
 		}
 		return nil
@@ -71,17 +73,11 @@ func V1VerifyHash(pub crypto.PublicKey, hash, sig []byte) error {
 	return fmt.Errorf("IKEv1 signature with a %T: %w", pub, ErrUnsupported)
 }
 
-func v1ECDSADigest(c elliptic.Curve, hash []byte) ([]byte, int, error) {
+// v1ECDSASize is the length of r and of s on a curve.
+func v1ECDSASize(c elliptic.Curve) (int, error) {
 	switch c {
-	case elliptic.P256():
-		d := sha256.Sum256(hash)
-		return d[:], 32, nil
-	case elliptic.P384():
-		d := sha512.Sum384(hash)
-		return d[:], 48, nil
-	case elliptic.P521():
-		d := sha512.Sum512(hash)
-		return d[:], 66, nil
+	case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		return (c.Params().BitSize + 7) / 8, nil
 	}
-	return nil, 0, fmt.Errorf("IKEv1 ECDSA on %v: %w", c.Params().Name, ErrUnsupported)
+	return 0, fmt.Errorf("IKEv1 ECDSA on %v: %w", c.Params().Name, ErrUnsupported)
 }

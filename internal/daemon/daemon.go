@@ -48,6 +48,7 @@ type Options struct {
 	RetransmitBase    float64       // retransmit_base
 	RetransmitTries   int           // retransmit_tries
 	CookieThreshold   int           // cookie_threshold; negative disables cookies
+	FragmentSize      int           // fragment_size
 }
 
 // dataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -173,7 +174,7 @@ func Start(opts Options) (*Daemon, error) {
 		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
-		CookieThreshold: opts.CookieThreshold,
+		CookieThreshold: opts.CookieThreshold, FragmentSize: opts.FragmentSize,
 	})
 	if err != nil {
 		return nil, err
@@ -449,18 +450,11 @@ func (d *Daemon) Stop() error {
 	}
 	var err error
 	if d.engine != nil {
-		// The state file holds IKEv2 SAs only: say which IKEv1 SAs a
-		// restarted daemon will not take back.
-		for _, sa := range d.engine.IKESAs() {
-			if sa.Version == 1 {
-				d.log.Warn(fmt.Sprintf("IKEv1 SA %s[%d] is not saved: its IPsec SAs stay installed until they expire, but a restarted daemon will not take it back", sa.Name, sa.ID))
-			}
-		}
 		d.checkpoint.Lock()
 		st := d.engine.Detach()
 		err = d.saveState(&st)
 		if err == nil && d.opts.StatePath != "-" {
-			d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs), d.opts.StatePath))
+			d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs)+len(st.V1), d.opts.StatePath))
 		}
 		st.Zero()
 		d.checkpoint.done = true

@@ -150,6 +150,9 @@ func (d *Daemon) restore() {
 		for i := range f.Engine.SAs {
 			ids = append(ids, f.Engine.SAs[i].SAIDs()...)
 		}
+		for i := range f.Engine.V1 {
+			ids = append(ids, f.Engine.V1[i].SAIDs()...)
+		}
 		dr.Adopt(ids)
 	}
 	errs := d.engine.Import(f.Engine)
@@ -168,5 +171,6 @@ func (d *Daemon) restore() {
 		}
 	}
 	d.mu.Unlock()
-	d.log.Info(fmt.Sprintf("took back %d of %d IKE_SAs saved %s", len(f.Engine.SAs)-len(errs), len(f.Engine.SAs), f.Saved.Format(time.RFC3339)))
+	saved := len(f.Engine.SAs) + len(f.Engine.V1)
+	d.log.Info(fmt.Sprintf("took back %d of %d IKE_SAs saved %s", saved-len(errs), saved, f.Saved.Format(time.RFC3339)))
 }

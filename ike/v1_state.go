@@ -1,0 +1,268 @@
+package ike
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/isakmp"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// IKEv1 in the exported state: an established ISAKMP SA carries on after
+// a restart with its cookies, keys and the last CBC block of phase 1
+// (every later exchange's IV derives from it), and its installed IPsec
+// SAs, whose keys stay in the kernel. Exchanges in flight are lost: the
+// peer retransmits a Quick Mode, and a Quick Mode we started is started
+// again by its rekey timer.
+
+// ExportedISAKMPSA is one exported IKEv1 ISAKMP SA.
+type ExportedISAKMPSA struct {
+	ID                  uint32
+	Conn                string
+	Initiator           bool
+	Aggressive          bool
+	CookieI, CookieR    uint64
+	Local, Remote       netip.AddrPort
+	Auth                isakmp.AuthMethod
+	PRF                 transform.PRFID
+	Encr                transform.EncrID
+	EncrBits            uint16
+	Group               transform.KEID
+	Lifetime            time.Duration
+	Proposal            string
+	Keys                transform.V1Keys
+	IV                  []byte // the last CBC block of phase 1
+	LocalID, RemoteID   Identity
+	PeerDPD, PeerNATT   bool
+	PeerFragmentation   bool
+	NATLocal, NATRemote bool
+	DPDSequence         uint32
+	EstablishedAt       time.Time
+	Children            []ExportedIPsecSA
+}
+
+// ExportedIPsecSA is one exported IKEv1 IPsec SA pair.
+type ExportedIPsecSA struct {
+	ID                uint32
+	Name              string
+	SPIIn, SPIOut     uint32
+	Mode              Mode
+	Proposal          string
+	Suite             transform.ChildSuite
+	Lifetime          time.Duration
+	LocalTS, RemoteTS []TrafficSelector
+	ReqID             uint32
+	Encap             bool
+	Initiator         bool
+	InstalledAt       time.Time
+}
+
+// SAIDs lists the SAs the IPsec SAs of the state have in the dataplane.
+func (s *ExportedISAKMPSA) SAIDs() []SAID {
+	var out []SAID
+	for _, c := range s.Children {
+		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+	}
+	return out
+}
+
+// asIKESA is the ISAKMP SA as far as ImportError reports it: its name,
+// addresses and SAs.
+func (s *ExportedISAKMPSA) asIKESA() ExportedIKESA {
+	x := ExportedIKESA{ID: s.ID, Conn: s.Conn, Initiator: s.Initiator, SPIi: s.CookieI, SPIr: s.CookieR,
+		Local: s.Local, Remote: s.Remote, LocalID: s.LocalID, RemoteID: s.RemoteID}
+	for _, c := range s.Children {
+		x.Children = append(x.Children, ExportedChildSA{ID: c.ID, Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
+			Mode: c.Mode, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ReqID: c.ReqID, InstalledAt: c.InstalledAt})
+	}
+	return x
+}
+
+func cloneV1Keys(k *transform.V1Keys) transform.V1Keys {
+	return transform.V1Keys{SKEYID: cloneBytes(k.SKEYID), SKEYIDd: cloneBytes(k.SKEYIDd), SKEYIDa: cloneBytes(k.SKEYIDa),
+		SKEYIDe: cloneBytes(k.SKEYIDe), Encr: cloneBytes(k.Encr)}
+}
+
+// exportV1 returns the established ISAKMP SAs and their installed IPsec
+// SAs.
+func (e *Engine) exportV1() []ExportedISAKMPSA {
+	var out []ExportedISAKMPSA
+	for _, sa := range e.allV1SAs() {
+		ex := sa.exchanges[0]
+		if sa.state != IKESAEstablished || sa.deleted || sa.keys == nil || sa.cipher == nil || ex == nil || ex.iv == nil {
+			continue
+		}
+		s := ExportedISAKMPSA{
+			ID: sa.id, Conn: sa.conn.cfg.Name, Initiator: sa.initiator, Aggressive: sa.aggressive,
+			CookieI: sa.ckyI, CookieR: sa.ckyR, Local: sa.local, Remote: sa.remote,
+			Auth: sa.auth, PRF: sa.prf, Encr: sa.encr, EncrBits: sa.encrBits, Group: sa.group,
+			Lifetime: sa.lifetime, Proposal: sa.proposal, Keys: cloneV1Keys(sa.keys), IV: cloneBytes(ex.iv),
+			LocalID: sa.localID, RemoteID: sa.remoteID, PeerDPD: sa.peerDPD, PeerNATT: sa.peerNATT,
+			PeerFragmentation: sa.peerFrag, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+			DPDSequence: sa.dpdSeq, EstablishedAt: sa.establishedAt,
+		}
+		for _, c := range sa.children {
+			if (c.state != ChildSAInstalled && c.state != ChildSARekeying) || len(c.localTS) == 0 || len(c.remoteTS) == 0 {
+				continue
+			}
+			s.Children = append(s.Children, ExportedIPsecSA{
+				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
+				Suite: c.suite, Lifetime: c.lifetime, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+				ReqID: c.reqid, Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
+			})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// detachV1 stops the ISAKMP SAs' timers and zeroes their keys, leaving
+// the dataplane alone.
+func (e *Engine) detachV1() {
+	for _, sa := range e.allV1SAs() {
+		for _, t := range sa.timers {
+			t.Stop()
+		}
+		for _, ex := range sa.exchanges {
+			ex.stop()
+		}
+		for _, c := range sa.children {
+			for _, t := range c.timers {
+				t.Stop()
+			}
+		}
+		sa.keys.Zero()
+		clear(sa.gxy)
+	}
+}
+
+// zeroV1 overwrites the keys of exported ISAKMP SAs.
+func zeroV1(sas []ExportedISAKMPSA) {
+	for i := range sas {
+		sas[i].Keys.Zero()
+	}
+}
+
+// importV1 takes back exported ISAKMP SAs.
+func (e *Engine) importV1(sas []ExportedISAKMPSA) []*ImportError {
+	var errs []*ImportError
+	for _, s := range sas {
+		if err := e.importV1SA(s); err != nil {
+			errs = append(errs, &ImportError{SA: s.asIKESA(), Err: err})
+		}
+	}
+	return errs
+}
+
+func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
+	if e.closed {
+		return ErrClosed
+	}
+	c := e.connection(s.Conn)
+	if c == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
+	}
+	if c.cfg.Version != 1 {
+		return fmt.Errorf("connection %q is no longer IKEv1", s.Conn)
+	}
+	st := e.v1()
+	ours := s.CookieI
+	if !s.Initiator {
+		ours = s.CookieR
+	}
+	if ours == 0 || s.CookieI == 0 || s.CookieR == 0 || st.sas[ours] != nil {
+		return fmt.Errorf("cookie %016x in use or missing", ours)
+	}
+	for _, cs := range s.Children {
+		if e.v1ChildByID(cs.ID) != nil {
+			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
+		}
+		if _, err := e.childSA(cs.ID); err == nil {
+			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
+		}
+		if len(cs.LocalTS) == 0 || len(cs.RemoteTS) == 0 {
+			return fmt.Errorf("CHILD_SA {%d} without selectors", cs.ID)
+		}
+	}
+	if _, err := transform.V1EncrKeyLen(s.Encr, s.EncrBits); err != nil {
+		return fmt.Errorf("encryption: %w", err)
+	}
+	if _, err := s.PRF.V1Hash(); err != nil {
+		return fmt.Errorf("PRF: %w", err)
+	}
+	keys := cloneV1Keys(&s.Keys)
+	cipher, err := transform.NewV1Cipher(s.Encr, keys.Encr)
+	if err != nil {
+		keys.Zero()
+		return fmt.Errorf("keys: %w", err)
+	}
+	if len(s.IV) != cipher.BlockSize() || len(keys.SKEYIDa) == 0 || len(keys.SKEYIDd) == 0 {
+		keys.Zero()
+		return fmt.Errorf("keys: phase 1 IV of %d octets, SKEYID_a of %d, SKEYID_d of %d", len(s.IV), len(keys.SKEYIDa), len(keys.SKEYIDd))
+	}
+	saved := e.nextIKEID
+	sa := e.newV1SA(c, s.Initiator, s.Local, s.Remote)
+	e.nextIKEID = saved
+	sa.id = s.ID
+	sa.log = e.log.With("ike_sa", sa.name())
+	sa.aggressive = s.Aggressive
+	sa.ckyI, sa.ckyR = s.CookieI, s.CookieR
+	sa.auth, sa.prf, sa.encr, sa.encrBits, sa.group = s.Auth, s.PRF, s.Encr, s.EncrBits, s.Group
+	sa.lifetime, sa.proposal = s.Lifetime, s.Proposal
+	sa.keys, sa.cipher = &keys, cipher
+	sa.exchange(0).iv = cloneBytes(s.IV)
+	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
+	sa.peerDPD, sa.peerNATT, sa.peerFrag = s.PeerDPD, s.PeerNATT, s.PeerFragmentation && c.fragmentation
+	sa.natLocal, sa.natRemote = s.NATLocal, s.NATRemote
+	sa.dpdSeq = s.DPDSequence
+	sa.step = 6
+	sa.establishedAt = s.EstablishedAt
+	if sa.establishedAt.IsZero() {
+		sa.establishedAt = e.clock.Now()
+	}
+	if sa.lifetime <= 0 {
+		sa.lifetime = c.rekeyTime + c.overTime
+	}
+	st.sas[ours] = sa
+	sa.setState(IKESAEstablished)
+	sa.scheduleLifetime(max(e.clock.Now().Sub(sa.establishedAt), 0))
+	if sa.natLocal {
+		sa.scheduleKeepAlive()
+	}
+	for _, cs := range s.Children {
+		cfg := childConfigNamed(c, cs.Name)
+		ch := &v1Child{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
+			mode: cs.Mode, proposal: cs.Proposal, localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
+			suite: cs.Suite, lifetime: cs.Lifetime, encap: cs.Encap, initiator: cs.Initiator, installedAt: cs.InstalledAt}
+		if ch.lifetime <= 0 {
+			ch.lifetime = cfg.lifeTime
+		}
+		if ch.installedAt.IsZero() {
+			ch.installedAt = e.clock.Now()
+		}
+		ref := ch.policyRef(cs.ReqID)
+		e.reqids.next = max(e.reqids.next, ch.reqid)
+		sa.children = append(sa.children, ch)
+		if err := ch.addPolicies(ref); err != nil {
+			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
+		}
+		ch.scheduleTimers(max(e.clock.Now().Sub(ch.installedAt), 0))
+	}
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
+		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	return nil
+}
+
+// v1ChildByID finds an IKEv1 IPsec SA by its unique ID.
+func (e *Engine) v1ChildByID(id uint32) *v1Child {
+	for _, sa := range e.allV1SAs() {
+		for _, c := range sa.children {
+			if c.id == id {
+				return c
+			}
+		}
+	}
+	return nil
+}
