@@ -261,3 +261,43 @@ func TestV1Fragmentation(t *testing.T) {
 		t.Error("b did not authenticate a through the reassembled chain")
 	}
 }
+
+// TestV1RekeyKeepsOldInbound: after a Quick Mode rekey the initiator
+// deletes the old IPsec SA at once; both ends keep its inbound SA for
+// DeleteRekeyedDelay (the responder sees the newer IPsec SA of the same
+// selectors), for what the peer sent on it before it switched.
+func TestV1RekeyKeepsOldInbound(t *testing.T) {
+	tb := v1Bed(t)
+	tb.establish()
+	old := tb.children(tb.a)[0]
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	now := tb.children(tb.a)
+	if len(now) != 1 || now[0].SPIIn == old.SPIIn {
+		t.Fatalf("IPsec SA not rekeyed: %+v", now)
+	}
+	count := func(p *peer) (in, out int) {
+		for _, s := range p.dp.SAs() {
+			if s.Inbound {
+				in++
+			} else {
+				out++
+			}
+		}
+		return in, out
+	}
+	for _, p := range []*peer{tb.a, tb.b} {
+		if in, out := count(p); in != 2 || out != 1 {
+			t.Errorf("%s right after the rekey: %d inbound, %d outbound SAs; want the old and new inbound, the new outbound", p.name, in, out)
+		}
+	}
+	tb.settleRekeys()
+	for _, p := range []*peer{tb.a, tb.b} {
+		if in, out := count(p); in != 1 || out != 1 {
+			t.Errorf("%s after DeleteRekeyedDelay: %d inbound, %d outbound SAs", p.name, in, out)
+		}
+	}
+	tb.checkKeys()
+}

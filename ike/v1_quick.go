@@ -28,6 +28,11 @@ type v1Quick struct {
 	localTS   TrafficSelector
 	remoteTS  TrafficSelector
 	installed bool
+	// child is, for the responder, the IPsec SA whose inbound half went in
+	// with QM2 (the initiator sends on it as soon as it has sent HASH(3));
+	// outKeys its outbound keys, installed on HASH(3).
+	child   *v1Child
+	outKeys transform.SAKeys
 }
 
 func (q *v1Quick) release() {
@@ -35,6 +40,8 @@ func (q *v1Quick) release() {
 		q.dh.Close()
 	}
 	clear(q.gqm)
+	clear(q.outKeys.Encr)
+	clear(q.outKeys.Integ)
 	if !q.installed && q.spiIn != 0 {
 		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
 	}
@@ -371,6 +378,56 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	}
 	sa.quicks[q.mid] = q
 	sa.sendQuick(q, out, q.ni, true)
+	sa.installQuickInbound(q)
+}
+
+// installQuickInbound installs the responder's inbound SA as it sends
+// QM2: the initiator installs its outbound SA on QM2 and sends on it
+// right after HASH(3), which may reach us after the first ESP packets.
+// The outbound SA and the policies wait for HASH(3); without it, release
+// removes the inbound SA again.
+func (sa *v1SA) installQuickInbound(q *v1Quick) {
+	if sa.quicks[q.mid] != q {
+		return // sending failed
+	}
+	c, in, out, err := sa.newQuickChild(q)
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v", err))
+		return
+	}
+	defer func() { clear(in.Encr); clear(in.Integ) }()
+	c.state = ChildSAInstalling
+	if err := sa.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
+		sa.log.Info(fmt.Sprintf("unable to install inbound SA of CHILD_SA %s: %v", c.name(), err))
+		clear(out.Encr)
+		clear(out.Integ)
+		return
+	}
+	q.child, q.outKeys = c, out
+}
+
+// newQuickChild derives the keys of a Quick Mode's IPsec SA pair and
+// makes its v1Child (not installed).
+func (sa *v1SA) newQuickChild(q *v1Quick) (*v1Child, transform.SAKeys, transform.SAKeys, error) {
+	// Ni_b and Nr_b are the Quick Mode initiator's and responder's in
+	// both roles.
+	in, err := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiIn, q.ni, q.nr)
+	if err != nil {
+		return nil, in, in, err
+	}
+	out, err := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiOut, q.ni, q.nr)
+	if err != nil {
+		clear(in.Encr)
+		clear(in.Integ)
+		return nil, in, out, err
+	}
+	sa.e.nextChildID++
+	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.mode,
+		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
+		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
+		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
+			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft}
+	return c, in, out, nil
 }
 
 func tsListContains(list []TrafficSelector, ts TrafficSelector) bool {
@@ -423,24 +480,21 @@ func (q *v1Quick) processResponse(ps []isakmp.Payload) error {
 // installQuick derives the keys and installs the IPsec SAs.
 func (sa *v1SA) installQuick(q *v1Quick) {
 	defer sa.endQuick(q)
-	ni, nr := q.ni, q.nr
-	if !q.initiator {
-		ni, nr = q.ni, q.nr // Ni_b is always the Quick Mode initiator's
+	var c *v1Child
+	var err error
+	if c = q.child; c != nil {
+		// The responder: the inbound SA went in with QM2.
+		err = c.installOutbound(q.outKeys)
+	} else {
+		var in, out transform.SAKeys
+		if c, in, out, err = sa.newQuickChild(q); err != nil {
+			sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v", err))
+			return
+		}
+		defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
+		err = c.install(in, out)
 	}
-	in, err1 := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiIn, ni, nr)
-	out, err2 := transform.V1ChildKeys(sa.prf, sa.keys.SKEYIDd, q.gqm, q.suite.suite, q.spiOut, ni, nr)
-	if err1 != nil || err2 != nil {
-		sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v %v", err1, err2))
-		return
-	}
-	defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
-	sa.e.nextChildID++
-	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.mode,
-		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
-		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
-		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
-			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft}
-	if err := c.install(in, out); err != nil {
+	if err != nil {
 		sa.log.Info(fmt.Sprintf("unable to install CHILD_SA %s: %v", c.name(), err))
 		c.destroy()
 		return
@@ -533,12 +587,18 @@ func (c *v1Child) policyRef(reqid uint32) *v1PolicyRef {
 }
 
 func (c *v1Child) install(in, out transform.SAKeys) error {
-	e := c.ike.e
-	ref := c.policyRef(0)
 	c.state = ChildSAInstalling
-	if err := e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
+	if err := c.ike.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
 		return err
 	}
+	return c.installOutbound(out)
+}
+
+// installOutbound installs the outbound SA and the policies of an IPsec
+// SA whose inbound SA is in.
+func (c *v1Child) installOutbound(out transform.SAKeys) error {
+	e := c.ike.e
+	ref := c.policyRef(0)
 	if err := e.cfg.Dataplane.AddSA(c.esp(false, out)); err != nil {
 		return err
 	}
@@ -593,6 +653,21 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	}))
 }
 
+// replaced says whether a newer IPsec SA took this one's place: we
+// rekeyed it, or the peer did (IKEv1 does not say so; a newer installed
+// IPsec SA of the same selectors and policy is the sign).
+func (c *v1Child) replaced() bool {
+	if c.state == ChildSARekeyed {
+		return true
+	}
+	for _, x := range c.ike.children {
+		if x != c && x.state == ChildSAInstalled && x.policyKey() == c.policyKey() && x.id > c.id {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *v1Child) updateAddresses() {
 	dp := c.ike.e.cfg.Dataplane
 	_ = dp.UpdateSA(c.esp(true, transform.SAKeys{}))
@@ -604,12 +679,19 @@ func (c *v1Child) destroy() {
 	if c.state == ChildSADestroying {
 		return
 	}
+	replaced := c.replaced()
 	c.state = ChildSADestroying
 	sa, e := c.ike, c.ike.e
 	for _, t := range c.timers {
 		t.Stop()
 	}
-	_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn})
+	if in := (SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); replaced && !sa.deleted && e.cfg.DeleteRekeyedDelay > 0 {
+		// The peer may still send on it: it switches when it installs
+		// the new IPsec SA, which may be after our DELETE left.
+		e.retire(in, sa.log)
+	} else {
+		_ = e.cfg.Dataplane.DeleteSA(in)
+	}
 	if c.spiOut != 0 {
 		_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.remote.Addr(), SPI: c.spiOut})
 	}

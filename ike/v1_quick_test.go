@@ -16,7 +16,8 @@ const flagsOffset = 8 + 8 + 1 + 1 + 1
 // section 5.5) handled as charon 5.9 does, which neither sets it nor acts
 // on it. A responder asked to commit still installs its IPsec SAs on
 // HASH(3), not before, sends no CONNECTED notify, and does not set the bit
-// in its answer; a lost HASH(3) is recovered by the responder's
+// in its answer (only its inbound SA goes in earlier, with QM2, as with
+// the bit clear); a lost HASH(3) is recovered by the responder's
 // retransmission of HASH(2). An initiator whose HASH(2) carries the bit
 // installs on it and sends HASH(3) as usual.
 func TestV1QuickModeCommitBit(t *testing.T) {
@@ -48,8 +49,10 @@ func TestV1QuickModeCommitBit(t *testing.T) {
 		if n := len(tb.children(tb.a)); n != 1 {
 			t.Fatalf("a has %d IPsec SAs after HASH(2), want 1", n)
 		}
-		if n := len(tb.children(tb.b)); n != 0 || len(tb.b.dp.SAs()) != 0 {
-			t.Fatalf("b installed before HASH(3): %d IPsec SAs, %d in the dataplane", n, len(tb.b.dp.SAs()))
+		// Before HASH(3) b has its inbound SA only (in with QM2, for
+		// a's first packets), no outbound SA, no policies.
+		if n, sas := len(tb.children(tb.b)), tb.b.dp.SAs(); n != 0 || len(sas) != 1 || !sas[0].Inbound || len(tb.b.dp.Policies()) != 0 {
+			t.Fatalf("b installed before HASH(3): %d IPsec SAs, %d SAs in the dataplane, %d policies", n, len(sas), len(tb.b.dp.Policies()))
 		}
 		// b retransmits HASH(2); a answers with HASH(3) again.
 		tb.advance(30 * time.Second)
@@ -90,4 +93,33 @@ func TestV1QuickModeCommitBit(t *testing.T) {
 			t.Errorf("a did not see the commit bit")
 		}
 	})
+}
+
+// TestV1QuickModeHash3Lost: the responder's inbound SA goes in with QM2;
+// when HASH(3) never comes, the Quick Mode gives up and takes it out
+// again, with the SPI.
+func TestV1QuickModeHash3Lost(t *testing.T) {
+	tb := v1Bed(t)
+	fromA := 0
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		h, err := isakmp.UnmarshalHeader(d.Data)
+		if err == nil && h.Exchange == isakmp.ExchangeQuick && d.Local.Addr() == addrA {
+			fromA++
+			if fromA > 1 { // every HASH(3)
+				return nil
+			}
+		}
+		return []ike.Datagram{d}
+	}
+	tb.establish()
+	if sas := tb.b.dp.SAs(); len(sas) != 1 || !sas[0].Inbound {
+		t.Fatalf("b after QM2: %d SAs in the dataplane, want its inbound SA", len(sas))
+	}
+	tb.advance(10 * time.Minute)
+	if n := len(tb.children(tb.b)); n != 0 {
+		t.Fatalf("b has %d IPsec SAs without HASH(3)", n)
+	}
+	if sas, n := tb.b.dp.SAs(), tb.b.dp.AllocatedSPIs(); len(sas) != 0 || n != 0 {
+		t.Errorf("b kept %d SAs and %d SPIs of the Quick Mode that never completed", len(sas), n)
+	}
 }
