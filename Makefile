@@ -27,12 +27,23 @@ VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
 	libstrongswan-extra-plugins libcharon-extra-plugins nftables
 
-.PHONY: all build generate check-generated deps vmdeps vet test test-short vmtest bench clean
+.PHONY: all build demo generate check-generated deps vmdeps vet test test-short vmtest bench clean
 
 all: build
 
 build:
 	$(GO) build -o bin/xdpsec ./cmd/xdpsec
+
+# The README's first command: the example configuration (dist/swanctl.conf)
+# between two sites in network namespaces, traffic through it, and each
+# gateway's list-sas and stats. On a kernel without ESP (or as non-root)
+# it runs in the VM test guest, so it needs what `make vmtest` needs.
+# Static binaries: the guest runs them from the host's files.
+demo:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory vmdeps; fi
+	CGO_ENABLED=0 $(GO) build -o bin/xdpsec ./cmd/xdpsec
+	CGO_ENABLED=0 $(GO) build -o bin/xdpsec-demo ./cmd/xdpsec-demo
+	bin/xdpsec-demo -xdpsec bin/xdpsec $(DEMO_FLAGS)
 
 # Rebuild the BPF objects and their Go bindings from bpf/*.c.
 generate: deps
