@@ -389,6 +389,9 @@ func (g *gateway) waitInstalled(ctx context.Context, timeout time.Duration) erro
 
 // traffic: LAN A pings LAN B, then sends it TCP.
 func (d *run) traffic(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	s := d.sites
 	src, dst := s.innerA.Addr().Next().Next(), s.innerB.Addr().Next().Next()
 	args := append(pingCmd(), "-c", fmt.Sprint(d.o.Pings), "-i", "0.2", "-W", "2", dst.String())
@@ -464,6 +467,9 @@ func tcpTransfer(ctx context.Context, srcNS *namespace, src netip.Addr, dstNS *n
 	for sent := int64(0); sent < n; {
 		k := min(int64(len(buf)), n-sent)
 		if _, err := conn.Write(buf[:k]); err != nil {
+			if ctx.Err() != nil {
+				return Transfer{}, fmt.Errorf("demo: TCP stopped after %d bytes: %w", sent, ctx.Err())
+			}
 			return Transfer{}, fmt.Errorf("demo: TCP %s → %s after %d bytes: %w", src, to, sent, err)
 		}
 		sent += k
