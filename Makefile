@@ -27,7 +27,7 @@ VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
 	libstrongswan-extra-plugins libcharon-extra-plugins nftables
 
-.PHONY: all build demo generate check-generated deps vmdeps vet test test-short vmtest bench clean
+.PHONY: all build demo bench-vm generate check-generated deps vmdeps vet test test-short vmtest bench clean
 
 all: build
 
@@ -117,6 +117,16 @@ bench: deps
 	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
 	$(GO) test -run '^$$' -bench IKE -benchtime 2000x -count 3 -timeout 30m ./bench/ | tee $$tmp && \
 	$(GO) run ./bench/mkreport -dir bench -ike $$tmp
+
+# The VM part of the benchmarks: the same TCP transfer through a tunnel of
+# our daemons and through one of charon's, side by side in the guest
+# (e2e TestTransferOursVsCharon); rewrites only that section of
+# bench/README.md. Functional numbers: the guest runs under TCG.
+bench-vm: vmdeps
+	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
+	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_E2E_RUN='^TestTransferOursVsCharon$$' \
+		$(GO) test -count=1 -v -timeout $(VMTEST_TIMEOUT) ./vmtest/ | tee $$tmp; \
+	[ $${PIPESTATUS[0]} = 0 ] && $(GO) run ./bench/mkreport -dir bench -vm-only -vm $$tmp
 
 clean:
 	rm -rf bin
