@@ -124,7 +124,7 @@ bench: deps
 # bench/README.md. Functional numbers: the guest runs under TCG.
 bench-vm: vmdeps
 	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
-	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_E2E_RUN='^TestTransferOursVsCharon$$' \
+	XDPSEC_VMTEST=1 XDPSEC_VM_BENCH=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_E2E_RUN='^TestTransferOursVsCharon$$' \
 		$(GO) test -count=1 -v -timeout $(VMTEST_TIMEOUT) ./vmtest/ | tee $$tmp; \
 	[ $${PIPESTATUS[0]} = 0 ] && $(GO) run ./bench/mkreport -dir bench -vm-only -vm $$tmp
 

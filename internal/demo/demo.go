@@ -109,7 +109,7 @@ type run struct {
 	gws    [2]*gateway
 	lans   [2]*namespace
 	sites  sites
-	undo   []func() error // in reverse order
+	undo   []undo // done in reverse order
 	undone bool
 }
 
@@ -130,7 +130,13 @@ func (d *run) say(format string, a ...any) {
 	fmt.Fprintf(d.o.Out, "==> "+format+"\n", a...)
 }
 
-func (d *run) onCleanup(fn func() error) { d.undo = append(d.undo, fn) }
+// undo is one step of the cleanup.
+type undo struct {
+	what string
+	fn   func() error
+}
+
+func (d *run) onCleanup(what string, fn func() error) { d.undo = append(d.undo, undo{what, fn}) }
 
 // cleanup undoes everything in reverse order and reports the first error.
 func (d *run) cleanup() error {
@@ -139,9 +145,16 @@ func (d *run) cleanup() error {
 	}
 	d.undone = true
 	d.say("cleaning up: daemons, pins, namespaces")
+	start := time.Now()
+	defer func() { d.say("cleaned up in %v", time.Since(start).Round(time.Millisecond)) }()
 	var first error
 	for i := len(d.undo) - 1; i >= 0; i-- {
-		if err := d.undo[i](); err != nil {
+		step := time.Now()
+		err := d.undo[i].fn()
+		if took := time.Since(step); took > 2*time.Second {
+			fmt.Fprintf(d.o.Out, "cleanup: %s took %v\n", d.undo[i].what, took.Round(time.Millisecond))
+		}
+		if err != nil {
 			fmt.Fprintf(d.o.Out, "cleanup: %v\n", err)
 			if first == nil {
 				first = err
@@ -167,7 +180,7 @@ func (d *run) setup(ctx context.Context) error {
 	if d.dir, err = os.MkdirTemp("", "xdpsec-demo-"); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	d.onCleanup(func() error { return os.RemoveAll(d.dir) })
+	d.onCleanup("remove "+d.dir, func() error { return os.RemoveAll(d.dir) })
 
 	lanGW := func(p netip.Prefix) netip.Addr { return p.Addr().Next() }
 	lanHost := func(p netip.Prefix) netip.Addr { return p.Addr().Next().Next() }
@@ -178,7 +191,7 @@ func (d *run) setup(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
-		d.onCleanup(func() error { ns.remove(); return nil })
+		d.onCleanup("ip netns del "+ns.name, func() error { ns.remove(); return nil })
 		if i < 2 {
 			name := string(rune('A' + i))
 			dir := filepath.Join(d.dir, "gw-"+strings.ToLower(name))
@@ -241,7 +254,7 @@ func (d *run) setup(ctx context.Context) error {
 		if err := d.xdpsec(g, true, "load", "--wan", wan, "--lan", lan); err != nil {
 			return err
 		}
-		d.onCleanup(func() error {
+		d.onCleanup("gateway "+g.site+": xdpsec unload", func() error {
 			var err error
 			if out, uerr := g.xdpsec("unload"); uerr != nil {
 				err = fmt.Errorf("gateway %s: xdpsec unload: %v: %s", g.site, uerr, strings.TrimSpace(out))
@@ -315,7 +328,7 @@ func (d *run) startDaemon(ctx context.Context, g *gateway) error {
 	}
 	g.cmd, g.exited = cmd, make(chan error, 1)
 	go func() { g.exited <- cmd.Wait(); log.flush() }()
-	d.onCleanup(func() error {
+	d.onCleanup("gateway "+g.site+": stop the daemon", func() error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-g.exited:
