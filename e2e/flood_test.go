@@ -34,10 +34,9 @@ func testDaemonIKEFlood(t *testing.T, f family) {
 		done <- p.a.Do(func() error {
 			// IPPROTO_RAW: the packets carry their own (spoofed) IP
 			// header, in IPv6 as in IPv4.
-			domain := unix.AF_INET
-			var to unix.Sockaddr = &unix.SockaddrInet4{Addr: p.b.outer.As4()}
-			if f == ipv6 {
-				domain, to = unix.AF_INET6, &unix.SockaddrInet6{Addr: p.b.outer.As16()}
+			domain, to := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: p.b.outer.As16()})
+			if f == ipv4 {
+				domain, to = unix.AF_INET, &unix.SockaddrInet4{Addr: p.b.outer.As4()}
 			}
 			fd, err := unix.Socket(domain, unix.SOCK_RAW, unix.IPPROTO_RAW)
 			if err != nil {
