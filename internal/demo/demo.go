@@ -98,6 +98,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if err := d.show(); err != nil {
 		return nil, err
 	}
+	d.say("tunnel up in %v; %d of %d pings answered; %d MiB of TCP at %.1f MiB/s",
+		d.rep.Established.Round(time.Millisecond), d.rep.PingsAnswered, d.rep.PingsSent,
+		d.rep.Transfer.Bytes>>20, d.rep.Transfer.MBps())
 	return d.rep, nil
 }
 
