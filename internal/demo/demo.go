@@ -345,7 +345,7 @@ func (d *run) startDaemon(ctx context.Context, g *gateway) error {
 			return fmt.Errorf("gateway %s: the daemon did not stop on SIGTERM; killed", g.site)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // TCG on a loaded machine is slow
 	for {
 		if _, err := daemon.Call(g.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
 			return nil
@@ -359,7 +359,7 @@ func (d *run) startDaemon(ctx context.Context, g *gateway) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("gateway %s: the daemon's control socket did not come up in 30s", g.site)
+			return fmt.Errorf("gateway %s: the daemon's control socket did not come up in 60s", g.site)
 		}
 	}
 }
