@@ -64,7 +64,7 @@ func TestGuest(t *testing.T) {
 		}
 		requireStatic(t, bin)
 		t.Logf("built %s for %s in %v", bin, pkg, time.Since(build).Round(time.Millisecond))
-		run := bin + " -test.v -test.timeout=25m"
+		run := bin + " -test.v -test.timeout=35m"
 		if r := os.Getenv(RunEnv); r != "" {
 			run += " -test.run='" + r + "'"
 		}
@@ -81,7 +81,7 @@ func TestGuest(t *testing.T) {
 		Dir:       work,
 		Command:   args,
 		Env:       guestEnv(xdpsecBin),
-		Timeout:   30 * time.Minute,
+		Timeout:   40 * time.Minute,
 		Console:   console,
 	})
 	console.Close()
