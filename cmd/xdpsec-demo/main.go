@@ -143,7 +143,7 @@ func runInGuest(ctx context.Context, xdpsecBin string, size int64, timeout time.
 			fatal(err)
 		}
 	}
-	fmt.Printf("xdpsec-demo: booting %s %s in QEMU (TCG: slow, about a minute or two)\n", img.Package, img.Version)
+	fmt.Printf("xdpsec-demo: booting %s %s in QEMU (TCG, no KVM: 20 s to a minute and a half, by the machine's load)\n", img.Package, img.Version)
 	res, err := vm.Run(ctx, vm.Spec{
 		Kernel: img.Kernel, Initramfs: img.Initramfs,
 		Work: work, Dir: work,
