@@ -16,15 +16,16 @@ const charonBin = "/usr/lib/ipsec/charon"
 // startCharon runs strongSwan's charon (Debian's, kernel-netlink) in site
 // s's namespace with conf as its swanctl.conf, loaded through swanctl over
 // a vici socket of its own; it stops when the test ends, and its log is
-// shown if the test failed. It returns the log's path.
-func startCharon(t *testing.T, s *site, conf string) string {
+// shown if the test failed. It returns the log's path and the vici URI
+// for swanctl.
+func startCharon(t *testing.T, s *site, conf string) (logPath, vici string) {
 	t.Helper()
 	if _, err := os.Stat(charonBin); err != nil {
 		t.Fatalf("charon is not installed on the host (strongswan-charon): %v", err)
 	}
 	dir := t.TempDir()
-	vici := "unix://" + filepath.Join(dir, "charon.vici")
-	logPath := filepath.Join(dir, "charon.log")
+	vici = "unix://" + filepath.Join(dir, "charon.vici")
+	logPath = filepath.Join(dir, "charon.log")
 	ssConf := fmt.Sprintf(`charon {
    load = random nonce aes sha1 sha2 hmac kdf gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown
    install_routes = no
@@ -57,7 +58,11 @@ func startCharon(t *testing.T, s *site, conf string) string {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(charonBin)
+	// A mount namespace of its own whose /run is a fresh tmpfs: charon
+	// refuses to start while charon.pid there names a live charon, and
+	// a test may run one on each gateway.
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
 	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+ssPath)
 	out, err := os.Create(filepath.Join(dir, "charon.out"))
 	if err != nil {
@@ -89,10 +94,11 @@ func startCharon(t *testing.T, s *site, conf string) string {
 		out, err := run(s.Netns, "", "swanctl", "--load-all", "--noprompt", "--file", swPath, "--uri", vici)
 		if err == nil {
 			t.Logf("site %s: swanctl --load-all: %s", s.name, strings.TrimSpace(out))
-			return logPath
+			return logPath, vici
 		}
 		select {
 		case err := <-exited:
+			exited <- err // for the cleanup, which waits for it
 			o, _ := os.ReadFile(filepath.Join(dir, "charon.out"))
 			t.Fatalf("charon exited: %v\n%s", err, o)
 		default:

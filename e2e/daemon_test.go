@@ -302,9 +302,12 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 // TestDaemonInjectedESP: on an established tunnel, ESP with an SPI A does
 // not have is dropped by xdp_wan (no_sa) before the kernel sees it, and a
 // real ESP packet of the tunnel sent again is passed by xdp_wan (a known
-// SPI) and dropped by the kernel's replay check; both are counted.
-func TestDaemonInjectedESP(t *testing.T) {
-	dp := newDaemonPair(t, ipv4, tunnelConf{ifID: 0x45})
+// SPI) and dropped by the kernel's replay check; both are counted. Over
+// IPv4 and IPv6 outer addresses.
+func TestDaemonInjectedESP(t *testing.T) { forFamilies(t, testDaemonInjectedESP) }
+
+func testDaemonInjectedESP(t *testing.T, f family) {
+	dp := newDaemonPair(t, f, tunnelConf{ifID: 0x45})
 	p := dp.pair
 	ca := dp.ga.child("net")
 	spiIn := parseSPI(t, ca.SPIIn)
@@ -347,9 +350,12 @@ func TestDaemonInjectedESP(t *testing.T) {
 
 // TestDaemonTransportMode: CHILD_SA net in transport mode between the
 // gateways' own addresses: ping and a TCP transfer from gateway A to B.
-func TestDaemonTransportMode(t *testing.T) {
+// Over IPv4 and IPv6.
+func TestDaemonTransportMode(t *testing.T) { forFamilies(t, testDaemonTransportMode) }
+
+func testDaemonTransportMode(t *testing.T, f family) {
 	conf := tunnelConf{mode: "transport"}
-	dp := newDaemonPair(t, ipv4, conf)
+	dp := newDaemonPair(t, f, conf)
 	p := dp.pair
 	for _, g := range []*gateway{dp.ga, dp.gb} {
 		if c := g.child("net"); c.Mode != "TRANSPORT" {

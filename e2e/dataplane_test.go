@@ -63,12 +63,11 @@ func counter(t *testing.T, s *maps.Set, name string) uint64 {
 func sendESP(t *testing.T, s *site, dst netip.Addr, spi uint32, n int) {
 	t.Helper()
 	err := s.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, packet.ProtoESP)
+		fd, to, err := rawESPSocket(dst)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		to := &unix.SockaddrInet4{Addr: dst.As4()}
 		for i := range n {
 			if err := unix.Sendto(fd, packet.ESP(spi, uint32(i+1), 64), 0, to); err != nil {
 				return err

@@ -15,9 +15,11 @@ import (
 // requests from many spoofed sources, each over the per-source burst,
 // xdp_wan's policer drops what is over the rate (ike_ratelimit), and A's
 // own IKE_SA_INIT, from a source of its own bucket, gets through: the
-// tunnel comes up and carries traffic.
-func TestDaemonIKEFlood(t *testing.T) {
-	p := newPairWithLANs(t, ipv4)
+// tunnel comes up and carries traffic. Over IPv4 and IPv6.
+func TestDaemonIKEFlood(t *testing.T) { forFamilies(t, testDaemonIKEFlood) }
+
+func testDaemonIKEFlood(t *testing.T, f family) {
+	p := newPairWithLANs(t, f)
 	c := tunnelConf{ifID: 0x4b}
 	dp := &daemonPair{pair: p, ga: newGateway(t, p.a, swanctlConf(p, p.a, c)), gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
 	dp.ga.start()
@@ -30,15 +32,23 @@ func TestDaemonIKEFlood(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- p.a.Do(func() error {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+			// IPPROTO_RAW: the packets carry their own (spoofed) IP
+			// header, in IPv6 as in IPv4.
+			domain, to := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: p.b.outer.As16()})
+			if f == ipv4 {
+				domain, to = unix.AF_INET, &unix.SockaddrInet4{Addr: p.b.outer.As4()}
+			}
+			fd, err := unix.Socket(domain, unix.SOCK_RAW, unix.IPPROTO_RAW)
 			if err != nil {
 				return err
 			}
 			defer unix.Close(fd)
-			to := &unix.SockaddrInet4{Addr: p.b.outer.As4()}
 			for round := 0; !stop.Load() && round < perSource; round++ {
 				for i := range sources {
 					src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+					if f == ipv6 {
+						src = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 14: byte(i >> 8), 15: byte(i)})
+					}
 					pkt := packet.Build(packet.Spec{Src: src, Dst: p.b.outer, Proto: packet.ProtoUDP, NoEth: true,
 						Payload: packet.UDP(src, p.b.outer, 500, 500, packet.IKESAInit(uint64(round)<<32|uint64(i)+1))})
 					if err := unix.Sendto(fd, pkt, 0, to); err != nil {

@@ -147,7 +147,8 @@ func (g *gateway) start() {
 			}
 		})
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	// Generous: under TCG on a loaded machine a start takes tens of seconds.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := daemon.Call(g.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
 			return
@@ -160,7 +161,7 @@ func (g *gateway) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("site %s: the daemon's control socket did not come up", g.name)
+			g.t.Fatalf("site %s: the daemon's control socket did not come up in 60s", g.name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -24,6 +24,10 @@ const RunEnv = "XDPSEC_E2E_RUN"
 // e2e tests run as daemons and CLI (the e2e package reads it too).
 const BinEnv = "XDPSEC_BIN"
 
+// BenchEnv, if set, is passed on to the guest: the e2e tests that measure
+// then measure in earnest (`make bench-vm`).
+const BenchEnv = "XDPSEC_VM_BENCH"
+
 // guestPackages are built into static test binaries and run in one guest
 // boot: e2e (the end-to-end scenarios) and the packages whose tests need a
 // kernel with ESP, which skip on hosts without it.
@@ -60,7 +64,7 @@ func TestGuest(t *testing.T) {
 		}
 		requireStatic(t, bin)
 		t.Logf("built %s for %s in %v", bin, pkg, time.Since(build).Round(time.Millisecond))
-		run := bin + " -test.v -test.timeout=25m"
+		run := bin + " -test.v -test.timeout=35m"
 		if r := os.Getenv(RunEnv); r != "" {
 			run += " -test.run='" + r + "'"
 		}
@@ -76,8 +80,8 @@ func TestGuest(t *testing.T) {
 		Work:      work,
 		Dir:       work,
 		Command:   args,
-		Env:       []string{BinEnv + "=" + xdpsecBin},
-		Timeout:   30 * time.Minute,
+		Env:       guestEnv(xdpsecBin),
+		Timeout:   40 * time.Minute,
 		Console:   console,
 	})
 	console.Close()
@@ -97,6 +101,15 @@ func TestGuest(t *testing.T) {
 	if res.ExitCode != 0 {
 		t.Errorf("guest tests exited with %d; failed:\n%s", res.ExitCode, strings.Join(failed, "\n"))
 	}
+}
+
+// guestEnv is the guest command's environment.
+func guestEnv(xdpsecBin string) []string {
+	env := []string{BinEnv + "=" + xdpsecBin}
+	if v := os.Getenv(BenchEnv); v != "" {
+		env = append(env, BenchEnv+"="+v)
+	}
+	return env
 }
 
 // goTool is the go command that runs this test.

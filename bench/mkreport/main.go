@@ -26,13 +26,24 @@ import (
 func main() {
 	dir := flag.String("dir", "bench", "where README.md and the SVGs go")
 	ikeOut := flag.String("ike", "", "output of the IKE go test benchmarks to include")
+	vmOut := flag.String("vm", "", "output of the VM transfer comparison (make bench-vm) to include")
+	onlyVM := flag.Bool("vm-only", false, "rewrite only the VM section of README.md from -vm; run nothing")
 	flag.Parse()
-	if err := run(*dir, *ikeOut); err != nil {
+	if *onlyVM {
+		if *vmOut == "" {
+			log.Fatal("-vm-only needs -vm")
+		}
+		if err := vmOnly(filepath.Join(*dir, "README.md"), *vmOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := run(*dir, *ikeOut, *vmOut); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dir, ikeOut string) error {
+func run(dir, ikeOut, vmOut string) error {
 	start := time.Now()
 	m := bench.ThisMachine()
 	o := bench.DefaultOptions
@@ -81,8 +92,28 @@ func run(dir, ikeOut string) error {
 			return err
 		}
 	}
+	// The VM section: new from -vm, else kept from the README as it was.
+	old, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	vmSec := vmSection(old)
+	if vmOut != "" {
+		f, err := os.Open(vmOut)
+		if err != nil {
+			return err
+		}
+		v, err := parseVMTransfer(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		var vb bytes.Buffer
+		writeVMSection(&vb, v, m, time.Now())
+		vmSec = vb.String()
+	}
 	var b bytes.Buffer
 	writeReadme(&b, dir, m, start, time.Since(start), xs, ts, ps, psNote, hs, hsNote, ike)
+	if vmSec != "" {
+		b.WriteString("\n" + vmSec)
+	}
 	return os.WriteFile(filepath.Join(dir, "README.md"), b.Bytes(), 0o644)
 }
 

@@ -1,0 +1,12 @@
+// Package dist holds what ships beside the binary: the systemd unit and the
+// example swanctl.conf. The example is embedded here so that `make demo`
+// runs exactly the file an operator starts from.
+package dist
+
+import _ "embed"
+
+// SwanctlConf is swanctl.conf of this directory: site A's side of a
+// route-based site-to-site tunnel.
+//
+//go:embed swanctl.conf
+var SwanctlConf string
