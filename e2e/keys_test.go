@@ -25,9 +25,6 @@ func gcmKeyRE(spi uint32) *regexp.Regexp {
 func checkKeysDecrypt(t *testing.T, dp *daemonPair) {
 	t.Helper()
 	p := dp.pair
-	if p.fam != ipv4 {
-		return // captureESP reads IPv4 only
-	}
 	c := dp.gb.child("net")
 	if c.Encap {
 		return // ESP in UDP: captureESP reads plain ESP only
@@ -47,12 +44,20 @@ func checkKeysDecrypt(t *testing.T, dp *daemonPair) {
 	if err != nil {
 		t.Fatalf("the key `ip xfrm state` shows for SA %#x does not decrypt its traffic: %v", spi, err)
 	}
-	if len(inner) < 20 || inner[0]>>4 != 4 {
-		t.Fatalf("decrypted SA %#x: not an IPv4 packet: %x", spi, inner[:min(len(inner), 20)])
+	var src, dst netip.Addr
+	var proto, icmp byte
+	switch {
+	case p.fam == ipv4 && len(inner) >= 20 && inner[0]>>4 == 4:
+		src, dst = netip.AddrFrom4([4]byte(inner[12:16])), netip.AddrFrom4([4]byte(inner[16:20]))
+		proto, icmp = inner[9], 1
+	case p.fam == ipv6 && len(inner) >= 40 && inner[0]>>4 == 6:
+		src, dst = netip.AddrFrom16([16]byte(inner[8:24])), netip.AddrFrom16([16]byte(inner[24:40]))
+		proto, icmp = inner[6], 58
+	default:
+		t.Fatalf("decrypted SA %#x: not an IPv%d packet: %x", spi, p.fam, inner[:min(len(inner), 40)])
 	}
-	src, dst := netip.AddrFrom4([4]byte(inner[12:16])), netip.AddrFrom4([4]byte(inner[16:20]))
-	if src != p.a.lanA || dst != p.b.lanA || inner[9] != 1 {
-		t.Errorf("decrypted SA %#x: protocol %d from %s to %s, want ICMP from %s to %s", spi, inner[9], src, dst, p.a.lanA, p.b.lanA)
+	if src != p.a.lanA || dst != p.b.lanA || proto != icmp {
+		t.Errorf("decrypted SA %#x: protocol %d from %s to %s, want ICMP from %s to %s", spi, proto, src, dst, p.a.lanA, p.b.lanA)
 	}
 	t.Logf("site B: the key `ip xfrm state` shows for SA %#x decrypts its ESP: ICMP %s → %s", spi, src, dst)
 }
@@ -78,9 +83,9 @@ func openESPGCM(key, esp []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sequence %d: %w", binary.BigEndian.Uint32(esp[4:8]), err)
 	}
-	// Trailer: padding, pad length, next header (4: IPv4).
+	// Trailer: padding, pad length, next header (4: IPv4, 41: IPv6).
 	padLen, next := int(plain[len(plain)-2]), plain[len(plain)-1]
-	if next != 4 || padLen+2 > len(plain) {
+	if (next != 4 && next != 41) || padLen+2 > len(plain) {
 		return nil, fmt.Errorf("trailer: pad length %d, next header %d", padLen, next)
 	}
 	return plain[:len(plain)-2-padLen], nil
