@@ -19,4 +19,3 @@ func (d *nullDataplane) DeleteSA(ike.SAID) error               { return nil }
 func (d *nullDataplane) AddPolicy(*ike.Policy) error           { return nil }
 func (d *nullDataplane) DeletePolicy(*ike.Policy) error        { return nil }
 func (d *nullDataplane) QuerySA(ike.SAID) (ike.SAStats, error) { return ike.SAStats{}, nil }
-
