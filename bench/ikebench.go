@@ -57,7 +57,13 @@ type IKEResult struct {
 	// IdleRSS is its resident memory before the run, HWM its peak
 	// resident memory after it.
 	IdleRSS, HWM int64
+	// GenCPU is the load generator's CPU time (this process) over the
+	// run: it shares the machine with the responder.
+	GenCPU time.Duration
 }
+
+// GenCPUPerSA is the generator's CPU milliseconds per IKE SA.
+func (r IKEResult) GenCPUPerSA() float64 { return r.GenCPU.Seconds() * 1000 / float64(r.SAs) }
 
 // Rate is IKE SAs (with their CHILD_SA) established per second.
 func (r IKEResult) Rate() float64 { return float64(r.SAs) / r.Elapsed.Seconds() }
@@ -158,6 +164,10 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, curve bool, progress f
 	if err != nil {
 		return res, nil, err
 	}
+	genBefore, err := readProc(os.Getpid())
+	if err != nil {
+		return res, nil, err
+	}
 	res.Elapsed, err = g.closedLoop(p, o.SAs, o.Window, 15*time.Second)
 	if err != nil {
 		return res, nil, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, resp.logTail())
@@ -166,6 +176,11 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, curve bool, progress f
 	if err != nil {
 		return res, nil, err
 	}
+	genAfter, err := readProc(os.Getpid())
+	if err != nil {
+		return res, nil, err
+	}
+	res.GenCPU = genAfter.CPU - genBefore.CPU
 	if f := g.failed.Load(); f > 0 {
 		return res, nil, fmt.Errorf("%d of %d IKE SAs failed", f, o.SAs)
 	}
