@@ -42,7 +42,7 @@ type IKEOptions struct {
 var DefaultIKEOptions = IKEOptions{
 	SAs: 10_000, Window: 64,
 	Responders: []ResponderKind{Ours, Charon}, Proposals: BenchProposals,
-	Loads:        []float64{100, 200, 400, 800, 1600, 3200},
+	Loads:        []float64{100, 200, 400, 800, 1600},
 	LoadDuration: 3 * time.Second,
 }
 
@@ -60,6 +60,25 @@ type IKEResult struct {
 	// GenCPU is the load generator's CPU time (this process) over the
 	// run: it shares the machine with the responder.
 	GenCPU time.Duration
+	// Tenths are the times from the start at which each further tenth
+	// of the SAs was established.
+	Tenths []time.Duration
+}
+
+// TenthRate is the establishment rate over the i-th tenth of the SAs
+// (0: the first, 9: the last), 0 if not measured.
+func (r IKEResult) TenthRate(i int) float64 {
+	if i < 0 || i >= len(r.Tenths) {
+		return 0
+	}
+	d := r.Tenths[i]
+	if i > 0 {
+		d -= r.Tenths[i-1]
+	}
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.SAs) / 10 / d.Seconds()
 }
 
 // GenCPUPerSA is the generator's CPU milliseconds per IKE SA.
@@ -168,7 +187,7 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, curve bool, progress f
 	if err != nil {
 		return res, nil, err
 	}
-	res.Elapsed, err = g.closedLoop(p, o.SAs, o.Window, 15*time.Second)
+	res.Elapsed, err = g.closedLoop(p, o.SAs, o.Window, 15*time.Second, &res.Tenths)
 	if err != nil {
 		return res, nil, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, resp.logTail())
 	}
@@ -313,7 +332,8 @@ func floodRun(o FloodOptions, r *FloodResult) error {
 		if pins, err = os.MkdirTemp("/sys/fs/bpf", "xdpsec-bench-"); err != nil {
 			return fmt.Errorf("policer pins: %w", err)
 		}
-		defer os.RemoveAll(pins)
+		leftovers.Store(pins, func() { os.RemoveAll(pins) })
+		defer func() { os.RemoveAll(pins); leftovers.Delete(pins) }()
 		if err := n.resp.run(o.Bin, "--pin-dir", pins, "load", "--wan", "resp0",
 			"--ike-rate", strconv.FormatUint(uint64(o.PolicerRate), 10), "--ike-burst", strconv.FormatUint(uint64(o.PolicerBurst), 10)); err != nil {
 			return fmt.Errorf("policer: %w", err)

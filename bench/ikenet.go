@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netns"
 )
@@ -31,6 +32,22 @@ var (
 	ikeWANPrefix = "/24"
 )
 
+// leftovers are the namespaces and pin directories a run has made and not
+// yet removed, for Interrupted.
+var leftovers sync.Map // path or netns name -> removal
+
+// Interrupted removes what the IKE benchmarks running in this process
+// made (namespaces, BPF pins): for a signal handler, since deferred
+// cleanups do not run when the process is killed. The responders go
+// with the process (their parent death signal).
+func Interrupted() {
+	leftovers.Range(func(k, v any) bool {
+		v.(func())()
+		leftovers.Delete(k)
+		return true
+	})
+}
+
 // namedNetns is a network namespace visible to `ip netns` (so that
 // nsenter can start the responders in it), deleted by close.
 type namedNetns struct {
@@ -49,6 +66,7 @@ func newNamedNetns(prefix string) (*namedNetns, error) {
 		return nil, fmt.Errorf("open netns %s: %w", name, err)
 	}
 	n := &namedNetns{name: name, handle: h}
+	leftovers.Store(name, func() { exec.Command("ip", "netns", "del", name).Run() })
 	if err := n.run("ip", "link", "set", "lo", "up"); err != nil {
 		n.close()
 		return nil, err
@@ -86,6 +104,7 @@ func (n *namedNetns) do(fn func() error) error {
 func (n *namedNetns) close() {
 	n.handle.Close()
 	exec.Command("ip", "netns", "del", n.name).Run()
+	leftovers.Delete(n.name)
 }
 
 // ikeNet is the generator and responder namespaces and the veth between

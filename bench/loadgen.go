@@ -215,8 +215,9 @@ var errStalled = errors.New("establishments stalled")
 
 // closedLoop opens n IKE SAs keeping at most window of them in flight,
 // and returns when all are established (or failed), or when nothing
-// happened for stall.
-func (g *loadGen) closedLoop(p Proposal, n, window int, stall time.Duration) (time.Duration, error) {
+// happened for stall. marks, if not nil, gets the time since the start
+// at which each further tenth of the SAs was done.
+func (g *loadGen) closedLoop(p Proposal, n, window int, stall time.Duration, marks *[]time.Duration) (time.Duration, error) {
 	start := time.Now()
 	base := g.established.Load() + g.failed.Load()
 	var started atomic.Int64
@@ -252,6 +253,9 @@ func (g *loadGen) closedLoop(p Proposal, n, window int, stall time.Duration) (ti
 	last, lastDone := time.Now(), int64(-1)
 	for {
 		done := g.established.Load() + g.failed.Load() - base
+		for marks != nil && len(*marks) < 10 && done >= int64(n)*int64(len(*marks)+1)/10 {
+			*marks = append(*marks, time.Since(start))
+		}
 		if done >= int64(n) {
 			return time.Since(start), nil
 		}

@@ -105,8 +105,8 @@ func CrossoverText(rs []PolicyResult) string {
 // each of our figures also as a ratio to charon's with the same proposal
 // in the same run.
 func WriteIKETable(w io.Writer, rs []IKEResult) {
-	fmt.Fprintln(w, "| responder | proposal | IKE SAs | established/s | x charon | CPU-ms/SA | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k SAs | x charon | generator CPU-ms/SA |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| responder | proposal | IKE SAs | established/s | x charon | first tenth /s | last tenth /s | CPU-ms/SA | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k SAs | x charon | generator CPU-ms/SA |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	ref := map[string]IKEResult{}
 	for _, r := range rs {
 		if r.Responder == Charon {
@@ -121,8 +121,8 @@ func WriteIKETable(w io.Writer, rs []IKEResult) {
 	}
 	for _, r := range rs {
 		c, ok := ref[r.Proposal.IKE]
-		fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
-			ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate(), ok),
+		fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.0f | %.0f | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
+			ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate(), ok), r.TenthRate(0), r.TenthRate(9),
 			r.CPUPerSA(), ratio(r.CPUPerSA(), c.CPUPerSA(), ok),
 			float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.RSSPer10k(), ratio(r.RSSPer10k(), c.RSSPer10k(), ok), r.GenCPUPerSA())
 	}

@@ -50,6 +50,8 @@ type ikeSA struct {
 	lastInbound    time.Time
 	lastOutbound   time.Time // last IKE message or keepalive sent
 	halfOpen       bool      // counted in the engine's halfOpenCount
+	initKey        initKey   // the SA's key in the engine's init index, if inInit
+	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
 	rekeyTimer     Timer
@@ -272,12 +274,7 @@ func (sa *ikeSA) established() {
 		sa.halfOpenTimer.Stop()
 		sa.halfOpenTimer = nil
 	}
-	delete(sa.e.init, initKey{sa.remote, sa.spiI})
-	for k, v := range sa.e.init {
-		if v == sa {
-			delete(sa.e.init, k)
-		}
-	}
+	sa.forgetInit()
 	sa.scheduleRekey()
 	sa.scheduleDPD()
 	sa.scheduleKeepAlive(0)
@@ -398,12 +395,20 @@ func (sa *ikeSA) destroy() {
 			delete(sa.e.sas, spi)
 		}
 	}
-	for k, v := range sa.e.init {
-		if v == sa {
-			delete(sa.e.init, k)
-		}
-	}
+	sa.forgetInit()
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+}
+
+// forgetInit removes the SA from the engine's IKE_SA_INIT retransmit
+// index under the key it was entered with (its remote may have floated
+// since): a walk of the index would cost every establishment and every
+// half-open timeout as much as there are half-open SAs, which under an
+// IKE_SA_INIT flood is a great many.
+func (sa *ikeSA) forgetInit() {
+	if sa.inInit && sa.e.init[sa.initKey] == sa {
+		delete(sa.e.init, sa.initKey)
+	}
+	sa.inInit = false
 }
 
 func (sa *ikeSA) leaveHalfOpen() {

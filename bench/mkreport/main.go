@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -30,6 +32,13 @@ func main() {
 	xdpsecBin := flag.String("xdpsec", "", "xdpsec binary for the IKE responder comparison and the flood (none: not run)")
 	sas := flag.Int("sas", bench.DefaultIKEOptions.SAs, "IKE SAs per responder and proposal")
 	flag.Parse()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		bench.Interrupted()
+		os.Exit(130)
+	}()
 	if err := run(*dir, *ikeOut, *xdpsecBin, *sas); err != nil {
 		log.Fatal(err)
 	}
@@ -350,7 +359,9 @@ func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport) {
 	p("machine's %d CPUs: the generator's own CPU per SA is in the last column.\n\n", m.CPUs)
 	p("### Establishment rate, CPU and memory per SA\n\n")
 	p("%s IKE SAs per run, at most %d in flight, established as fast as the responder\n", fmtInt(ir.sas), bench.DefaultIKEOptions.Window)
-	p("takes them. \"x charon\" divides by charon's figure with the same proposal in this run.\n\n")
+	p("takes them. \"x charon\" divides by charon's figure with the same proposal in this run;\n")
+	p("\"first tenth\" and \"last tenth\" are the rates over the first and the last 10%% of\n")
+	p("the SAs, which show whether a responder slows down as its SAs accumulate.\n\n")
 	bench.WriteIKETable(b, ir.results)
 	p("\n")
 	p("Target (issue 8): at least 2x charon's rate and half its memory per SA. %s\n\n", verdict(ir.results))

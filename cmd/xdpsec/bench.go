@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -64,6 +66,17 @@ func runBench(c *cli.Context) error {
 	}
 	m := bench.ThisMachine()
 	fmt.Fprintf(w, "Machine: %s\n\n", m)
+	// The IKE benchmarks make namespaces and pins that deferred cleanups
+	// would not remove on a signal.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			bench.Interrupted()
+			os.Exit(130)
+		}
+	}()
 	progress := func(r bench.Result) {
 		fmt.Fprintf(c.App.ErrWriter, "  %s, %s: %.0f ns/pkt (floor %.0f)\n", r.Program, r.Case, r.Ns, r.FloorNs)
 	}
