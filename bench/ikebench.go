@@ -408,11 +408,12 @@ func ResponderLabel(k ResponderKind) string {
 	return "xdpsec daemon (dry-run)"
 }
 
-// charonVersion asks charon's binary for its version, "" if it cannot.
+// CharonVersion is the installed strongswan-charon package's version,
+// "" if dpkg does not know it.
 func CharonVersion() string {
-	out, err := exec.Command(SwanctlPath, "--version").CombinedOutput()
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "strongswan-charon").Output()
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	return "strongswan-charon " + strings.TrimSpace(string(out))
 }
