@@ -112,11 +112,13 @@ test-short:
 	$(GO) test -short ./...
 
 # Runs the host benchmarks (as root) and rewrites bench/README.md and the
-# SVG charts beside it; the IKE go test benchmarks' output goes in as is.
-bench: deps
+# SVG charts beside it; the IKE go test benchmarks' output goes in as is,
+# and bin/xdpsec is the responder compared with charon and flooded.
+BENCH_IKE_SAS ?= 10000
+bench: deps build
 	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
 	$(GO) test -run '^$$' -bench IKE -benchtime 2000x -count 3 -timeout 30m ./bench/ | tee $$tmp && \
-	$(GO) run ./bench/mkreport -dir bench -ike $$tmp
+	$(GO) run ./bench/mkreport -dir bench -ike $$tmp -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS)
 
 # The VM part of the benchmarks: the same TCP transfer through a tunnel of
 # our daemons and through one of charon's, side by side in the guest

@@ -42,19 +42,6 @@ func ikeConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet st
 	}
 }
 
-// nullDataplane hands out SPIs and accepts everything.
-type nullDataplane struct{ spi atomic.Uint32 }
-
-func (d *nullDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
-	return 0xc0000000 + d.spi.Add(1), nil
-}
-func (d *nullDataplane) AddSA(*ike.SA) error                   { return nil }
-func (d *nullDataplane) UpdateSA(*ike.SA) error                { return nil }
-func (d *nullDataplane) DeleteSA(ike.SAID) error               { return nil }
-func (d *nullDataplane) AddPolicy(*ike.Policy) error           { return nil }
-func (d *nullDataplane) DeletePolicy(*ike.Policy) error        { return nil }
-func (d *nullDataplane) QuerySA(ike.SAID) (ike.SAStats, error) { return ike.SAStats{}, nil }
-
 // childCounter is a slog handler that counts "CHILD_SA ... established"
 // lines (Info and above only, as a daemon would log).
 type childCounter struct{ n *atomic.Int64 }

@@ -100,3 +100,91 @@ func CrossoverText(rs []PolicyResult) string {
 	}
 	return fmt.Sprintf("Crossover: tc_lan is cheaper from %s policies up.", count(n))
 }
+
+// WriteIKETable writes the establishment comparison as a Markdown table,
+// each of our figures also as a ratio to charon's with the same proposal
+// in the same run.
+func WriteIKETable(w io.Writer, rs []IKEResult) {
+	fmt.Fprintln(w, "| responder | proposal | IKE SAs | established/s | x charon | first tenth /s | last tenth /s | CPU-ms/SA | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k SAs | x charon | generator CPU-ms/SA |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	ref := map[string]IKEResult{}
+	for _, r := range rs {
+		if r.Responder == Charon {
+			ref[r.Proposal.IKE] = r
+		}
+	}
+	ratio := func(a, b float64, ok bool) string {
+		if !ok || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	for _, r := range rs {
+		c, ok := ref[r.Proposal.IKE]
+		fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.0f | %.0f | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
+			ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate(), ok), r.TenthRate(0), r.TenthRate(9),
+			r.CPUPerSA(), ratio(r.CPUPerSA(), c.CPUPerSA(), ok),
+			float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.RSSPer10k(), ratio(r.RSSPer10k(), c.RSSPer10k(), ok), r.GenCPUPerSA())
+	}
+}
+
+// WriteLoadTable writes the rate-vs-offered-load points, ours and
+// charon's side by side.
+func WriteLoadTable(w io.Writer, ls []LoadPoint) {
+	type pair struct{ ours, charon *LoadPoint }
+	var loads []float64
+	by := map[float64]*pair{}
+	for i := range ls {
+		l := &ls[i]
+		p := by[l.Offered]
+		if p == nil {
+			p = &pair{}
+			by[l.Offered] = p
+			loads = append(loads, l.Offered)
+		}
+		if l.Responder == Charon {
+			p.charon = l
+		} else {
+			p.ours = l
+		}
+	}
+	fmt.Fprintln(w, "| offered IKE SAs/s | xdpsec: initiated/s | xdpsec: established/s | charon: initiated/s | charon: established/s | xdpsec / charon |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
+	cell := func(l *LoadPoint) (string, string) {
+		if l == nil {
+			return "–", "–"
+		}
+		return fmt.Sprintf("%.0f", l.Initiated), fmt.Sprintf("%.0f", l.Established)
+	}
+	for _, o := range loads {
+		p := by[o]
+		oi, oe := cell(p.ours)
+		ci, ce := cell(p.charon)
+		r := "–"
+		if p.ours != nil && p.charon != nil && p.charon.Established > 0 {
+			r = fmt.Sprintf("%.2f", p.ours.Established/p.charon.Established)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", count(int(o)), oi, oe, ci, ce, r)
+	}
+}
+
+// WriteFloodTable writes the flood results; the ratio is to the run
+// without a flood.
+func WriteFloodTable(w io.Writer, rs []FloodResult, capacity float64) {
+	fmt.Fprintln(w, "| configuration | spoofed IKE_SA_INIT/s | x capacity | legitimate offered/s | legitimate established/s | x no flood | COOKIE challenges | policer drops | responder CPU |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var ref float64
+	for _, r := range rs {
+		if !r.Flood {
+			ref = r.Established
+		}
+	}
+	for _, r := range rs {
+		x := "–"
+		if ref > 0 {
+			x = fmt.Sprintf("%.2f", r.Established/ref)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.0f | %.0f | %s | %s | %s | %.0f%% |\n", r.Name, r.FloodRate, r.FloodRate/capacity,
+			r.LegitOffered, r.Established, x, count(int(r.Challenges)), count(int(r.PolicerDrops)), r.CPU*100)
+	}
+}

@@ -456,7 +456,8 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	sa.spiI = h.InitiatorSPI
 	sa.spiR = e.newSPI()
 	e.sas[sa.spiR] = sa
-	e.init[initKey{d.Remote, h.InitiatorSPI}] = sa
+	sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorSPI}, true
+	e.init[sa.initKey] = sa
 	sa.halfOpen = true
 	e.halfOpenCount++
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {

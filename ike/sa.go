@@ -45,11 +45,13 @@ type ikeSA struct {
 
 	children []*childSA
 	tm       *taskManager
-	reasm    *message.Reassembler
+	reasm    *message.Reassembler // nil until a fragment arrives
 
 	lastInbound    time.Time
 	lastOutbound   time.Time // last IKE message or keepalive sent
 	halfOpen       bool      // counted in the engine's halfOpenCount
+	initKey        initKey   // the SA's key in the engine's init index, if inInit
+	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
 	rekeyTimer     Timer
@@ -68,7 +70,6 @@ func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.Add
 	sa := &ikeSA{
 		e: e, conn: c, id: e.nextIKEID, initiator: initiator,
 		local: local, remote: remote,
-		reasm:       message.NewReassembler(message.ReassemblyLimits{}),
 		lastInbound: e.clock.Now(),
 	}
 	sa.log = e.log.With("ike_sa", sa.name())
@@ -201,6 +202,10 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 		}
 		var f *message.Fragment
 		if f, err = message.UnmarshalFragment(data, in); err == nil {
+			if sa.reasm == nil {
+				// Made on the first fragment: most IKE SAs never see one.
+				sa.reasm = message.NewReassembler(message.ReassemblyLimits{})
+			}
 			m, err = sa.reasm.Add(f)
 			if err == nil && m == nil {
 				sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total))
@@ -272,12 +277,7 @@ func (sa *ikeSA) established() {
 		sa.halfOpenTimer.Stop()
 		sa.halfOpenTimer = nil
 	}
-	delete(sa.e.init, initKey{sa.remote, sa.spiI})
-	for k, v := range sa.e.init {
-		if v == sa {
-			delete(sa.e.init, k)
-		}
-	}
+	sa.forgetInit()
 	sa.scheduleRekey()
 	sa.scheduleDPD()
 	sa.scheduleKeepAlive(0)
@@ -398,12 +398,30 @@ func (sa *ikeSA) destroy() {
 			delete(sa.e.sas, spi)
 		}
 	}
-	for k, v := range sa.e.init {
-		if v == sa {
-			delete(sa.e.init, k)
-		}
-	}
+	sa.forgetInit()
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+}
+
+// forgetInitMessages drops the IKE_SA_INIT messages once the IKE SA is
+// established: only IKE_AUTH signs them (RFC 7296 section 2.15), and a
+// retransmitted IKE_AUTH request is answered from the response cache.
+// Kept, they would be half a kilobyte or more of every IKE SA.
+func (sa *ikeSA) forgetInitMessages() {
+	if sa.state == IKESAEstablished {
+		sa.initReq, sa.initRes = nil, nil
+	}
+}
+
+// forgetInit removes the SA from the engine's IKE_SA_INIT retransmit
+// index under the key it was entered with (its remote may have floated
+// since): a walk of the index would cost every establishment and every
+// half-open timeout as much as there are half-open SAs, which under an
+// IKE_SA_INIT flood is a great many.
+func (sa *ikeSA) forgetInit() {
+	if sa.inInit && sa.e.init[sa.initKey] == sa {
+		delete(sa.e.init, sa.initKey)
+	}
+	sa.inInit = false
 }
 
 func (sa *ikeSA) leaveHalfOpen() {

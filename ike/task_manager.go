@@ -259,6 +259,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		tm.active = nil
 		tm.request = nil
 		tm.nextID++
+		sa.forgetInitMessages()
 		if errors.Is(err, errDestroy) {
 			sa.destroy()
 			return
@@ -312,6 +313,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	tm.expectID++
 	tm.response = packets
 	sa.send(packets)
+	sa.forgetInitMessages()
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
 		return

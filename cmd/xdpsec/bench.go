@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -20,10 +22,14 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bench",
-		Usage:     "measure the dataplane on this host, or the attached programs under live traffic (--wan)",
-		ArgsUsage: "[xdp|policy|all]",
+		Usage:     "measure the dataplane and the IKE responder on this host, or the attached programs under live traffic (--wan)",
+		ArgsUsage: "[xdp|policy|ike|flood|all]",
 		Description: "xdp: xdp_wan and tc_lan per-packet cost by BPF_PROG_TEST_RUN against a bare XDP program (the floor).\n" +
 			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
+			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
+			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
+			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
+			"responder's capacity, with and without cookies and xdp_wan's per-source policer.\n" +
 			"--wan IF: read the attached programs' counters and run time statistics over --interval while your own\n" +
 			"traffic generator sends, and print Mpps and ns/packet.",
 		Flags: []cli.Flag{
@@ -31,6 +37,8 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Second, Usage: "with --wan: how long to count"},
 			&cli.IntFlag{Name: "rounds", Value: bench.DefaultOptions.Rounds, Usage: "kernel-timed rounds per figure; the fastest is kept"},
 			&cli.IntFlag{Name: "repeats", Value: bench.DefaultOptions.Repeats, Usage: "program runs per round"},
+			&cli.IntFlag{Name: "sas", Value: bench.DefaultIKEOptions.SAs, Usage: "ike: IKE SAs per responder and proposal"},
+			&cli.Float64Flag{Name: "flood-factor", Value: bench.DefaultFloodOptions.Factor, Usage: "flood: spoofed requests per second as a multiple of the measured capacity"},
 		},
 		Action: runBench,
 	}
@@ -58,13 +66,24 @@ func runBench(c *cli.Context) error {
 	}
 	m := bench.ThisMachine()
 	fmt.Fprintf(w, "Machine: %s\n\n", m)
+	// The IKE benchmarks make namespaces and pins that deferred cleanups
+	// would not remove on a signal.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			bench.Interrupted()
+			os.Exit(130)
+		}
+	}()
 	progress := func(r bench.Result) {
 		fmt.Fprintf(c.App.ErrWriter, "  %s, %s: %.0f ns/pkt (floor %.0f)\n", r.Program, r.Case, r.Ns, r.FloorNs)
 	}
 	switch which {
-	case "xdp", "policy", "all":
+	case "xdp", "policy", "ike", "flood", "all":
 	default:
-		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy or all)", which)
+		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy, ike, flood or all)", which)
 	}
 	if which == "xdp" || which == "all" {
 		xs, err := bench.XDPWan(o, progress)
@@ -93,7 +112,78 @@ func runBench(c *cli.Context) error {
 		if err != nil {
 			fmt.Fprintf(w, "Stopped early: %v\n", err)
 		}
+		fmt.Fprintln(w)
 	}
+	var capacity float64
+	if which == "ike" || which == "all" {
+		var err error
+		if capacity, err = benchIKE(c, w); err != nil {
+			return err
+		}
+	}
+	if which == "flood" || which == "all" {
+		if err := benchFlood(c, w, capacity); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchIKE runs our daemon (this executable) and charon as responders
+// and prints the comparison; it returns our capacity with the first
+// proposal.
+func benchIKE(c *cli.Context, w io.Writer) (float64, error) {
+	o := bench.DefaultIKEOptions
+	o.SAs = c.Int("sas")
+	if o.SAs < 1 {
+		return 0, errors.New("bench: --sas must be at least 1")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("bench ike: %w", err)
+	}
+	o.Bin = bin
+	if err := bench.RequireIKE([]bench.ResponderKind{bench.Charon}); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "charon cannot run (%v): measuring ours alone\n", err)
+		o.Responders = []bench.ResponderKind{bench.Ours}
+	}
+	rs, ls, err := bench.IKE(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintln(w, "IKE establishment, responder CPU and memory per SA:")
+	fmt.Fprintln(w)
+	bench.WriteIKETable(w, rs)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Established per second against offered load:")
+	fmt.Fprintln(w)
+	bench.WriteLoadTable(w, ls)
+	fmt.Fprintln(w)
+	for _, r := range rs {
+		if r.Responder == bench.Ours && r.Proposal == bench.DefaultFloodOptions.Proposal {
+			return r.Rate(), nil
+		}
+	}
+	return 0, nil
+}
+
+// benchFlood runs the IKE_SA_INIT flood against our daemon (this
+// executable); capacity zero measures it first.
+func benchFlood(c *cli.Context, w io.Writer, capacity float64) error {
+	o := bench.DefaultFloodOptions
+	o.Capacity, o.Factor = capacity, c.Float64("flood-factor")
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench flood: %w", err)
+	}
+	o.Bin = bin
+	rs, capacity, err := bench.Flood(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Under an IKE_SA_INIT flood (capacity %.0f IKE SAs/s, `%s`):\n\n", capacity, o.Proposal.IKE)
+	bench.WriteFloodTable(w, rs, capacity)
+	fmt.Fprintln(w)
 	return nil
 }
 

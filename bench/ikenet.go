@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netns"
+)
+
+// The IKE benchmarks' network: a generator namespace and a responder
+// namespace joined by a veth pair. The responder reaches the generator's
+// source addresses through a next hop (the generator's end of the veth);
+// the generator answers for a whole /16 of them with one AnyIP route
+// (`ip route add local 10.200.0.0/16 dev lo`), so each IKE SA can come
+// from an address of its own without 65,534 addresses being configured.
+// Spoofed flood sources come from 10.201.0.0/16, which the responder
+// routes to the generator too; the answers to them arrive at a socket
+// nobody reads and are dropped there: the flood's answers cost the
+// responder what they would on a real network.
+var (
+	respAddr     = netip.MustParseAddr("10.99.0.1")
+	genHopAddr   = netip.MustParseAddr("10.99.0.2")
+	legitPrefix  = netip.MustParsePrefix("10.200.0.0/16")
+	spoofPrefix  = netip.MustParsePrefix("10.201.0.0/16")
+	innerPrefix  = netip.MustParsePrefix("10.210.0.0/16") // the initiators' traffic selectors
+	respLAN      = "10.2.0.0/16"
+	ikeWANPrefix = "/24"
+)
+
+// leftovers are the namespaces and pin directories a run has made and not
+// yet removed, for Interrupted.
+var leftovers sync.Map // path or netns name -> removal
+
+// Interrupted removes what the IKE benchmarks running in this process
+// made (namespaces, BPF pins): for a signal handler, since deferred
+// cleanups do not run when the process is killed. The responders go
+// with the process (their parent death signal).
+func Interrupted() {
+	leftovers.Range(func(k, v any) bool {
+		v.(func())()
+		leftovers.Delete(k)
+		return true
+	})
+}
+
+// namedNetns is a network namespace visible to `ip netns` (so that
+// nsenter can start the responders in it), deleted by close.
+type namedNetns struct {
+	name   string
+	handle netns.NsHandle
+}
+
+func newNamedNetns(prefix string) (*namedNetns, error) {
+	name := fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ip netns add %s (needs root): %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		exec.Command("ip", "netns", "del", name).Run()
+		return nil, fmt.Errorf("open netns %s: %w", name, err)
+	}
+	n := &namedNetns{name: name, handle: h}
+	leftovers.Store(name, func() { exec.Command("ip", "netns", "del", name).Run() })
+	if err := n.run("ip", "link", "set", "lo", "up"); err != nil {
+		n.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *namedNetns) path() string { return "/run/netns/" + n.name }
+
+// run runs a command in the namespace.
+func (n *namedNetns) run(args ...string) error {
+	out, err := exec.Command("nsenter", append([]string{"--net=" + n.path()}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("in %s: %s: %w: %s", n.name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// do runs fn on a fresh OS thread in the namespace. The thread is never
+// unlocked, so Go discards it afterwards; sockets fn opens stay in the
+// namespace.
+func (n *namedNetns) do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(n.handle); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func (n *namedNetns) close() {
+	n.handle.Close()
+	exec.Command("ip", "netns", "del", n.name).Run()
+	leftovers.Delete(n.name)
+}
+
+// ikeNet is the generator and responder namespaces and the veth between
+// them (resp0 on the responder's side: the WAN where xdp_wan attaches).
+type ikeNet struct {
+	gen, resp *namedNetns
+}
+
+func newIKENet() (*ikeNet, error) {
+	gen, err := newNamedNetns("xb-gen")
+	if err != nil {
+		return nil, err
+	}
+	resp, err := newNamedNetns("xb-resp")
+	if err != nil {
+		gen.close()
+		return nil, err
+	}
+	n := &ikeNet{gen: gen, resp: resp}
+	steps := []struct {
+		ns   *namedNetns
+		args []string
+	}{
+		{gen, []string{"ip", "link", "add", "gen0", "type", "veth", "peer", "name", "resp0", "netns", resp.name}},
+		{gen, []string{"sysctl", "-q", "-w", "net.ipv6.conf.gen0.disable_ipv6=1"}},
+		{resp, []string{"sysctl", "-q", "-w", "net.ipv6.conf.resp0.disable_ipv6=1"}},
+		{gen, []string{"ip", "addr", "add", genHopAddr.String() + ikeWANPrefix, "dev", "gen0"}},
+		{resp, []string{"ip", "addr", "add", respAddr.String() + ikeWANPrefix, "dev", "resp0"}},
+		{gen, []string{"ip", "link", "set", "gen0", "up"}},
+		{resp, []string{"ip", "link", "set", "resp0", "up"}},
+		{gen, []string{"ip", "route", "add", "local", legitPrefix.String(), "dev", "lo"}},
+		{gen, []string{"ip", "route", "add", "local", spoofPrefix.String(), "dev", "lo"}},
+		{resp, []string{"ip", "route", "add", legitPrefix.String(), "via", genHopAddr.String()}},
+		{resp, []string{"ip", "route", "add", spoofPrefix.String(), "via", genHopAddr.String()}},
+		// kernel-libipsec routes the remote subnets with a source address
+		// from charon's local_ts: one of its LAN's addresses is local.
+		{resp, []string{"ip", "addr", "add", "10.2.0.1/32", "dev", "lo"}},
+	}
+	for _, s := range steps {
+		if err := s.ns.run(s.args...); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func (n *ikeNet) close() {
+	n.resp.close()
+	n.gen.close()
+}

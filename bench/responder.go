@@ -1,0 +1,401 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Where Debian's strongswan-charon and strongswan-swanctl put charon and swanctl.
+const (
+	CharonPath  = "/usr/lib/ipsec/charon"
+	SwanctlPath = "/usr/sbin/swanctl"
+)
+
+// ikePSK is the pre-shared key every benchmark peer uses.
+const ikePSK = "xdpsec benchmark shared secret"
+
+// Proposal is an IKE proposal and the ESP proposal that goes with it.
+type Proposal struct{ IKE, ESP string }
+
+// BenchProposals are the proposals the IKE benchmarks compare with.
+var BenchProposals = []Proposal{
+	{"aes128gcm16-prfsha256-x25519", "aes128gcm16"},
+	{"aes256-sha256-modp2048", "aes256-sha256"},
+}
+
+// responderConf is the swanctl.conf both responders load: any peer, PSK,
+// one CHILD_SA from the responder's LAN to an address of the peer's.
+func responderConf(p Proposal) string {
+	return fmt.Sprintf(`connections {
+	bench {
+		version = 2
+		remote_addrs = %%any
+		proposals = %s
+		local {
+			auth = psk
+		}
+		remote {
+			auth = psk
+		}
+		children {
+			net {
+				local_ts = %s
+				remote_ts = %s
+				esp_proposals = %s
+			}
+		}
+	}
+}
+secrets {
+	ike-bench {
+		secret = "%s"
+	}
+}
+`, p.IKE, respLAN, innerPrefix, p.ESP, ikePSK)
+}
+
+// responder is a running IKE responder process in the responder namespace.
+type responder struct {
+	name   string
+	dir    string
+	exe    string // the responder's own program
+	cmd    *exec.Cmd
+	exited chan error
+	pid    int
+}
+
+// ResponderKind says which responder to run.
+type ResponderKind string
+
+const (
+	Ours   ResponderKind = "xdpsec"
+	Charon ResponderKind = "charon"
+)
+
+// respSettings are what a responder run is configured with.
+type respSettings struct {
+	proposal Proposal
+	// cookieThreshold: half-open IKE SAs from which COOKIEs are asked
+	// for; negative never.
+	cookieThreshold int
+}
+
+// startOurs starts `xdpsec daemon --dataplane=dry-run` in the responder
+// namespace, logging at charon's level 0 (what charon is given too).
+func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
+	dir, err := os.MkdirTemp("", "xdpsec-bench-ours")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "swanctl.conf")
+	if err := os.WriteFile(conf, []byte(responderConf(s.proposal)), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sock := filepath.Join(dir, "xdpsec.sock")
+	r := &responder{name: string(Ours), dir: dir, exe: bin}
+	r.cmd = exec.Command("nsenter", "--net="+ns.path(), bin, "daemon", "--dataplane=dry-run", "--config", conf,
+		"--socket", sock, "--state", "-", "--log", "any=0", "--cookie-threshold", strconv.Itoa(s.cookieThreshold))
+	if err := r.start(filepath.Join(dir, "daemon.log"), func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// strongswan.conf of the benchmark's charon: the plugins a PSK responder
+// with these proposals needs (kernel-libipsec: ESP in userspace, as the
+// host kernel may have none), routes not installed (our dry-run installs
+// nothing either), an IKE SA hash table sized for the SAs (the default
+// is a single bucket), a file log at level 0 like ours, VICI on a socket
+// of its own. The other settings are Debian's defaults (16 threads).
+const benchStrongswanConf = `charon {
+	load = random nonce openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	install_routes = no
+	install_virtual_ip = no
+	ikesa_table_size = 32768
+	ikesa_table_segments = 16
+	cookie_threshold = %d
+	block_threshold = 1000
+	filelog {
+		bench {
+			path = %s
+			flush_line = yes
+			default = 0
+		}
+	}
+	syslog {
+		daemon {
+			default = -1
+		}
+	}
+	plugins {
+		vici {
+			socket = %s
+		}
+	}
+}
+`
+
+// CharonSettings names what benchStrongswanConf changes from Debian's
+// defaults, for the report.
+const CharonSettings = "`install_routes = no`, `ikesa_table_size = 32768`, `ikesa_table_segments = 16`, " +
+	"`cookie_threshold` as for ours, `block_threshold = 1000`, log level 0, only the plugins needed " +
+	"(openssl, gmp, curve25519, aes, sha1, sha2, hmac, gcm, kdf, random, nonce, kernel-libipsec, kernel-netlink, socket-default, vici)"
+
+// startCharon starts Debian's charon (a copy: its AppArmor profile
+// attaches by path and confines it to the system's /etc and /run) in the
+// responder namespace and its own mount namespace, and loads the
+// benchmark's swanctl.conf.
+func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
+	dir, err := os.MkdirTemp("", "xdpsec-bench-charon")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*responder, error) { os.RemoveAll(dir); return nil, err }
+	charonBin, swanctlBin := filepath.Join(dir, "charon"), filepath.Join(dir, "swanctl")
+	for src, dst := range map[string]string{CharonPath: charonBin, SwanctlPath: swanctlBin} {
+		b, err := os.ReadFile(src)
+		if err == nil {
+			err = os.WriteFile(dst, b, 0o700)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("charon: %w", err))
+		}
+	}
+	swanDir := filepath.Join(dir, "swanctl.d")
+	for _, sub := range []string{"", "x509", "x509ca", "private", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
+		if err := os.MkdirAll(filepath.Join(swanDir, sub), 0o700); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(swanDir, "swanctl.conf"), []byte(responderConf(s.proposal)), 0o600); err != nil {
+		return fail(err)
+	}
+	threshold := s.cookieThreshold
+	if threshold < 0 {
+		threshold = 1 << 30
+	}
+	uri := "unix://" + filepath.Join(dir, "vici.sock")
+	conf := filepath.Join(dir, "strongswan.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, threshold, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
+		return fail(err)
+	}
+	r := &responder{name: string(Charon), dir: dir, exe: charonBin}
+	r.cmd = exec.Command("nsenter", "--net="+ns.path(), "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
+	r.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
+	swanctl := func(args ...string) error {
+		cmd := exec.Command(swanctlBin, append([]string{args[0], "--uri", uri}, args[1:]...)...)
+		cmd.Env = append(os.Environ(), "SWANCTL_DIR="+swanDir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("swanctl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := r.start(filepath.Join(dir, "charon.out"), func() bool { return swanctl("--stats") == nil }); err != nil {
+		return nil, err
+	}
+	if err := swanctl("--load-all", "--file", filepath.Join(swanDir, "swanctl.conf")); err != nil {
+		r.stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// start runs the command with its output in outPath and waits until up
+// says it serves, then finds the responder's own process (nsenter,
+// unshare and sh exec into it).
+func (r *responder) start(outPath string, up func() bool) error {
+	out, err := os.Create(outPath)
+	if err != nil {
+		os.RemoveAll(r.dir)
+		return err
+	}
+	defer out.Close()
+	r.cmd.Stdout, r.cmd.Stderr = out, out
+	// Pdeathsig fires when the thread that started the process ends, and
+	// Go ends threads whose goroutine exits locked (as namespace
+	// switching does): start from a locked thread that lives until the
+	// process is gone.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r.exited = make(chan error, 1)
+	started := make(chan error, 1)
+	go func(cmd *exec.Cmd) {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		r.exited <- cmd.Wait()
+	}(r.cmd)
+	if err := <-started; err != nil {
+		os.RemoveAll(r.dir)
+		return fmt.Errorf("start %s: %w", r.name, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !up() {
+		select {
+		case err := <-r.exited:
+			b, _ := os.ReadFile(outPath)
+			r.cmd = nil
+			os.RemoveAll(r.dir)
+			return fmt.Errorf("%s exited: %v: %s", r.name, err, bytes.TrimSpace(b))
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			return fmt.Errorf("%s did not come up in 15s", r.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.pid = descendant(r.cmd.Process.Pid, r.exe); r.pid == 0 {
+		r.stop()
+		return fmt.Errorf("%s: no process of %s below %d", r.name, r.exe, r.cmd.Process.Pid)
+	}
+	return nil
+}
+
+// descendant finds the process running exe among root and its
+// descendants, 0 if none.
+func descendant(root int, exe string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		if arg0, _, _ := bytes.Cut(cmdline, []byte{0}); string(arg0) != exe {
+			continue
+		}
+		for p, hops := pid, 0; p > 1 && hops < 16; hops++ {
+			if p == root {
+				return pid
+			}
+			p = parentPID(p)
+		}
+	}
+	return 0
+}
+
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
+}
+
+// logTail is the last lines of the responder's log, for errors.
+func (r *responder) logTail() string {
+	name := "daemon.log"
+	if r.name == string(Charon) {
+		name = "charon.log"
+	}
+	b, _ := os.ReadFile(filepath.Join(r.dir, name))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(len(lines)-80, 0):], "\n")
+}
+
+// stop ends the responder (SIGTERM, then SIGKILL) and removes its files.
+func (r *responder) stop() {
+	if r.cmd != nil {
+		if r.pid != 0 {
+			syscall.Kill(r.pid, syscall.SIGTERM)
+		}
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(5 * time.Second):
+			if r.pid != 0 {
+				syscall.Kill(r.pid, syscall.SIGKILL)
+			}
+			r.cmd.Process.Kill()
+			<-r.exited
+		}
+		r.cmd = nil
+	}
+	os.RemoveAll(r.dir)
+}
+
+// procUsage is what /proc says about a process.
+type procUsage struct {
+	CPU      time.Duration // user + system, all threads
+	RSS, HWM int64         // bytes: resident now, peak resident
+}
+
+// clockTicks is USER_HZ, which the kernel fixes at 100 for /proc.
+const clockTicks = 100
+
+func readProc(pid int) (procUsage, error) {
+	var u procUsage
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("proc: %w", err)
+	}
+	// Fields after the command name, which may hold spaces: state is
+	// field 3, utime and stime fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return u, errors.New("proc: malformed stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return u, errors.New("proc: short stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return u, errors.New("proc: bad utime/stime")
+	}
+	u.CPU = time.Duration(ut+st) * time.Second / clockTicks
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("proc: %w", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return u, fmt.Errorf("proc: %s: %w", k, err)
+		}
+		if k == "VmRSS" {
+			u.RSS = kb << 10
+		} else {
+			u.HWM = kb << 10
+		}
+	}
+	return u, nil
+}
