@@ -60,8 +60,8 @@ func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
 		}
 		return
 	}
-	ps, plain, err := sa.open(h, data, ex)
-	if err != nil || len(ps) == 0 {
+	ps, plain, commit, err := sa.open(h, data, ex)
+	if err != nil {
 		sa.e.stats.DroppedAuthentication++
 		sa.log.Info("could not decrypt informational message")
 		return
@@ -77,6 +77,7 @@ func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
 		sa.log.Info("received HASH payload does not match, informational ignored")
 		return
 	}
+	commit()
 	sa.lastInbound = sa.e.clock.Now()
 	for _, p := range ps[1:] {
 		switch p := p.(type) {

@@ -372,7 +372,11 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	var ps []isakmp.Payload
 	if h.Flags&isakmp.FlagEncryption != 0 {
 		var err error
-		ps, _, err = sa.open(h, data, ex)
+		var commit func()
+		ps, _, commit, err = sa.open(h, data, ex)
+		if err == nil {
+			commit()
+		}
 		if err != nil {
 			sa.e.stats.DroppedAuthentication++
 			if sa.cipher == nil {

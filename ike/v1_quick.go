@@ -198,7 +198,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 	}
 	q := sa.quicks[h.MessageID]
 	ex := sa.exchange(h.MessageID)
-	ps, plain, err := sa.open(h, data, ex)
+	ps, plain, commit, err := sa.open(h, data, ex)
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
 		sa.log.Info(fmt.Sprintf("could not decrypt Quick Mode message %d: %v", h.MessageID, err))
@@ -207,7 +207,9 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 		}
 		return
 	}
-	ex.lastIn = data
+	// A message whose HASH matches moves the exchange on: its IV and
+	// the duplicate check.
+	verified := func() { commit(); ex.lastIn = data }
 	request := q == nil || !q.initiator
 	if q != nil && !q.initiator {
 		request = true
@@ -228,6 +230,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			delete(sa.exchanges, h.MessageID)
 			return
 		}
+		verified()
 		if h.Flags&isakmp.FlagCommit != 0 {
 			// The commit bit (RFC 2409 section 5.5) asks the responder
 			// to send a CONNECTED notify once its SAs are installed.
@@ -242,6 +245,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			sa.log.Info("received HASH payload does not match")
 			return
 		}
+		verified()
 		ex.stop()
 		if h.Flags&isakmp.FlagCommit != 0 {
 			// As charon: installed now, not on a CONNECTED notify.
@@ -261,6 +265,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			sa.log.Info("received HASH(3) does not match")
 			return
 		}
+		verified()
 		ex.stop()
 		sa.installQuick(q)
 	}

@@ -123,3 +123,36 @@ func TestV1QuickModeHash3Lost(t *testing.T) {
 		t.Errorf("b kept %d SAs and %d SPIs of the Quick Mode that never completed", len(sas), n)
 	}
 }
+
+// TestV1QuickModeForgery: a forged Quick Mode message with the cookies
+// and message ID of the exchange in flight (both on the wire) reaches the
+// initiator before the real QM2: one claiming no payloads at all (which
+// CBC decryption cannot tell from a real one), and one whose HASH is
+// garbage. Both are dropped, and the real QM2 still decrypts: the
+// exchange's IV moves on only with a verified HASH.
+func TestV1QuickModeForgery(t *testing.T) {
+	tb := v1Bed(t)
+	forged := 0
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		h, err := isakmp.UnmarshalHeader(d.Data)
+		if err != nil || h.Exchange != isakmp.ExchangeQuick || d.Local.Addr() != addrB || forged > 0 {
+			return []ike.Datagram{d}
+		}
+		forged++
+		var out []ike.Datagram
+		for _, next := range []byte{0, byte(isakmp.PayloadHash)} {
+			f := append([]byte(nil), d.Data...)
+			f[16] = next // next payload
+			for i := isakmp.HeaderLen; i < len(f); i++ {
+				f[i] ^= 0x5a
+			}
+			out = append(out, ike.Datagram{Local: d.Local, Remote: d.Remote, Data: f})
+		}
+		return append(out, d)
+	}
+	tb.establish()
+	if forged != 1 {
+		t.Fatalf("no QM2 to forge")
+	}
+	tb.wantV1Established()
+}

@@ -274,21 +274,30 @@ func (sa *v1SA) seal(h isakmp.Header, payloads []isakmp.Payload, ex *v1Exchange)
 // open decrypts a message of an exchange, advancing its IV chain only if
 // its payloads parse (a forged message must not break the chain). It
 // returns the payloads and the decrypted body up to the last payload.
-func (sa *v1SA) open(h isakmp.Header, data []byte, ex *v1Exchange) ([]isakmp.Payload, []byte, error) {
+//
+// CBC authenticates nothing: what decrypts and parses may still be forged
+// (with the cookies and message ID seen on the wire). The exchange's IV
+// moves on to the message's last block only when commit is called, after
+// the caller has verified the message's HASH (or, in phase 1, at once);
+// a forgery must not break the IV chain of the real exchange.
+func (sa *v1SA) open(h isakmp.Header, data []byte, ex *v1Exchange) (ps []isakmp.Payload, plain []byte, commit func(), err error) {
 	if sa.cipher == nil {
-		return nil, nil, fmt.Errorf("no keys yet")
+		return nil, nil, nil, fmt.Errorf("no keys yet")
 	}
 	ct := data[isakmp.HeaderLen:]
 	pt, err := sa.cipher.Decrypt(sa.ivFor(ex), ct)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ps, n, err := isakmp.ParsePayloads(h.NextPayload, pt)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	ex.iv = append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
-	return ps, pt[:n], nil
+	if len(ps) == 0 {
+		return nil, nil, nil, fmt.Errorf("no payloads")
+	}
+	iv := append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
+	return ps, pt[:n], func() { ex.iv = iv }, nil
 }
 
 // header returns a header of this SA.
