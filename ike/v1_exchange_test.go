@@ -38,6 +38,19 @@ func (tb *testbed) wantV1Established() {
 	if a.Children[0].SPIIn != b.Children[0].SPIOut || a.Children[0].SPIOut != b.Children[0].SPIIn {
 		tb.t.Fatalf("IPsec SA SPIs disagree")
 	}
+	// The kernel matches SAs to policies by reqid: every SA must carry
+	// its policies' one.
+	for _, p := range []*peer{tb.a, tb.b} {
+		reqids := map[uint32]bool{}
+		for _, pol := range p.dp.Policies() {
+			reqids[pol.ReqID] = true
+		}
+		for _, s := range p.dp.SAs() {
+			if s.ReqID == 0 || !reqids[s.ReqID] {
+				tb.t.Fatalf("%s: SA %08x (inbound %v) has reqid %d, its policies %v", p.name, s.SPI, s.Inbound, s.ReqID, reqids)
+			}
+		}
+	}
 	tb.checkKeys()
 }
 

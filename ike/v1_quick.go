@@ -32,6 +32,7 @@ type v1Quick struct {
 	// with QM2 (the initiator sends on it as soon as it has sent HASH(3));
 	// outKeys its outbound keys, installed on HASH(3).
 	child   *v1Child
+	ref     *v1PolicyRef // the child's reference on its policies
 	outKeys transform.SAKeys
 }
 
@@ -42,6 +43,9 @@ func (q *v1Quick) release() {
 	clear(q.gqm)
 	clear(q.outKeys.Encr)
 	clear(q.outKeys.Integ)
+	if q.child != nil && !q.installed {
+		q.child.releaseRef()
+	}
 	if !q.installed && q.spiIn != 0 {
 		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
 	}
@@ -402,13 +406,15 @@ func (sa *v1SA) installQuickInbound(q *v1Quick) {
 	}
 	defer func() { clear(in.Encr); clear(in.Integ) }()
 	c.state = ChildSAInstalling
+	ref := c.policyRef(0) // the SAs carry the policies' reqid
 	if err := sa.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
 		sa.log.Info(fmt.Sprintf("unable to install inbound SA of CHILD_SA %s: %v", c.name(), err))
+		c.releaseRef()
 		clear(out.Encr)
 		clear(out.Integ)
 		return
 	}
-	q.child, q.outKeys = c, out
+	q.child, q.ref, q.outKeys = c, ref, out
 }
 
 // newQuickChild derives the keys of a Quick Mode's IPsec SA pair and
@@ -489,7 +495,7 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	var err error
 	if c = q.child; c != nil {
 		// The responder: the inbound SA went in with QM2.
-		err = c.installOutbound(q.outKeys)
+		err = c.installOutbound(q.ref, q.outKeys)
 	} else {
 		var in, out transform.SAKeys
 		if c, in, out, err = sa.newQuickChild(q); err != nil {
@@ -593,17 +599,17 @@ func (c *v1Child) policyRef(reqid uint32) *v1PolicyRef {
 
 func (c *v1Child) install(in, out transform.SAKeys) error {
 	c.state = ChildSAInstalling
+	ref := c.policyRef(0) // the SAs carry the policies' reqid
 	if err := c.ike.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
 		return err
 	}
-	return c.installOutbound(out)
+	return c.installOutbound(ref, out)
 }
 
 // installOutbound installs the outbound SA and the policies of an IPsec
 // SA whose inbound SA is in.
-func (c *v1Child) installOutbound(out transform.SAKeys) error {
+func (c *v1Child) installOutbound(ref *v1PolicyRef, out transform.SAKeys) error {
 	e := c.ike.e
-	ref := c.policyRef(0)
 	if err := e.cfg.Dataplane.AddSA(c.esp(false, out)); err != nil {
 		return err
 	}
@@ -658,6 +664,23 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	}))
 }
 
+// releaseRef drops the IPsec SA's reference on its policies, which go
+// with the last one.
+func (c *v1Child) releaseRef() {
+	e := c.ike.e
+	st := e.v1()
+	if ref := st.policies[c.policyKey()]; ref != nil && c.reqid != 0 {
+		ref.refs--
+		if ref.refs <= 0 {
+			for _, p := range ref.policies {
+				_ = e.cfg.Dataplane.DeletePolicy(p)
+			}
+			delete(st.policies, c.policyKey())
+		}
+	}
+	c.reqid = 0
+}
+
 // replaced says whether a newer IPsec SA took this one's place: we
 // rekeyed it, or the peer did (IKEv1 does not say so; a newer installed
 // IPsec SA of the same selectors and policy is the sign).
@@ -700,16 +723,7 @@ func (c *v1Child) destroy() {
 	if c.spiOut != 0 {
 		_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.remote.Addr(), SPI: c.spiOut})
 	}
-	st := e.v1()
-	if ref := st.policies[c.policyKey()]; ref != nil && c.reqid != 0 {
-		ref.refs--
-		if ref.refs <= 0 {
-			for _, p := range ref.policies {
-				_ = e.cfg.Dataplane.DeletePolicy(p)
-			}
-			delete(st.policies, c.policyKey())
-		}
-	}
+	c.releaseRef()
 	for i, x := range sa.children {
 		if x == c {
 			sa.children = append(sa.children[:i], sa.children[i+1:]...)
