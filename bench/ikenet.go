@@ -2,14 +2,11 @@ package bench
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 
-	"github.com/vishvananda/netns"
+	"github.com/xdpsec/xdpsec/internal/nsutil"
 )
 
 // The IKE benchmarks' network: a generator namespace and a responder
@@ -50,61 +47,30 @@ func Interrupted() {
 
 // namedNetns is a network namespace visible to `ip netns` (so that
 // nsenter can start the responders in it), deleted by close.
-type namedNetns struct {
-	name   string
-	handle netns.NsHandle
-}
+type namedNetns struct{ *nsutil.Namespace }
 
 func newNamedNetns(prefix string) (*namedNetns, error) {
-	name := fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("ip netns add %s (needs root): %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	h, err := netns.GetFromName(name)
+	ns, err := nsutil.New(prefix)
 	if err != nil {
-		exec.Command("ip", "netns", "del", name).Run()
-		return nil, fmt.Errorf("open netns %s: %w", name, err)
-	}
-	n := &namedNetns{name: name, handle: h}
-	leftovers.Store(name, func() { exec.Command("ip", "netns", "del", name).Run() })
-	if err := n.run("ip", "link", "set", "lo", "up"); err != nil {
-		n.close()
 		return nil, err
 	}
-	return n, nil
+	leftovers.Store(ns.Name, ns.Close)
+	return &namedNetns{ns}, nil
 }
 
-func (n *namedNetns) path() string { return "/run/netns/" + n.name }
+func (n *namedNetns) path() string { return "/run/netns/" + n.Name }
 
 // run runs a command in the namespace.
 func (n *namedNetns) run(args ...string) error {
-	out, err := exec.Command("nsenter", append([]string{"--net=" + n.path()}, args...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("in %s: %s: %w: %s", n.name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	if out, err := n.Command(nil, args...); err != nil {
+		return fmt.Errorf("in %s: %s: %w: %s", n.Name, strings.Join(args, " "), err, strings.TrimSpace(out))
 	}
 	return nil
 }
 
-// do runs fn on a fresh OS thread in the namespace. The thread is never
-// unlocked, so Go discards it afterwards; sockets fn opens stay in the
-// namespace.
-func (n *namedNetns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(n.handle); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", n.name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 func (n *namedNetns) close() {
-	n.handle.Close()
-	exec.Command("ip", "netns", "del", n.name).Run()
-	leftovers.Delete(n.name)
+	n.Close()
+	leftovers.Delete(n.Name)
 }
 
 // ikeNet is the generator and responder namespaces and the veth between
@@ -128,7 +94,7 @@ func newIKENet() (*ikeNet, error) {
 		ns   *namedNetns
 		args []string
 	}{
-		{gen, []string{"ip", "link", "add", "gen0", "type", "veth", "peer", "name", "resp0", "netns", resp.name}},
+		{gen, []string{"ip", "link", "add", "gen0", "type", "veth", "peer", "name", "resp0", "netns", resp.Name}},
 		{gen, []string{"sysctl", "-q", "-w", "net.ipv6.conf.gen0.disable_ipv6=1"}},
 		{resp, []string{"sysctl", "-q", "-w", "net.ipv6.conf.resp0.disable_ipv6=1"}},
 		{gen, []string{"ip", "addr", "add", genHopAddr.String() + ikeWANPrefix, "dev", "gen0"}},

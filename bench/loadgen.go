@@ -97,7 +97,7 @@ func legitAddr(i uint32) netip.Addr {
 // newLoadGen starts the generator's engines in the namespace.
 func newLoadGen(ns *namedNetns) (*loadGen, error) {
 	g := &loadGen{}
-	err := ns.do(func() (err error) {
+	err := ns.Do(func() (err error) {
 		g.socks, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{netip.IPv4Unspecified()}, NoEncap: true})
 		return err
 	})
@@ -386,7 +386,7 @@ func newFlooder(ns *namedNetns, p Proposal, nsources int) (*flooder, error) {
 		return nil, err
 	}
 	f := &flooder{tmpl: tmpl}
-	err = ns.do(func() error {
+	err = ns.Do(func() error {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: floodPort})
 		if err != nil {
 			return err

@@ -194,7 +194,7 @@ func (d *run) setup(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
-		d.onCleanup("ip netns del "+ns.name, func() error { ns.remove(); return nil })
+		d.onCleanup("ip netns del "+ns.Name, func() error { ns.Close(); return nil })
 		if i < 2 {
 			name := string(rune('A' + i))
 			dir := filepath.Join(d.dir, "gw-"+strings.ToLower(name))
@@ -210,7 +210,7 @@ func (d *run) setup(ctx context.Context) error {
 		}
 	}
 	ga, gb := d.gws[0], d.gws[1]
-	if err := ga.ip("link add wan-a type veth peer name wan-b netns " + gb.namespace.name); err != nil {
+	if err := ga.ip("link add wan-a type veth peer name wan-b netns " + gb.namespace.Name); err != nil {
 		return err
 	}
 	outer := [2]netip.Addr{s.outerA, s.outerB}
@@ -218,7 +218,7 @@ func (d *run) setup(ctx context.Context) error {
 	for i, g := range d.gws {
 		peer := 1 - i
 		wan, lan := "wan-"+strings.ToLower(g.site), "lan-"+strings.ToLower(g.site)
-		if err := g.ip("link add " + lan + " type veth peer name lan0 netns " + d.lans[i].name); err != nil {
+		if err := g.ip("link add " + lan + " type veth peer name lan0 netns " + d.lans[i].Name); err != nil {
 			return err
 		}
 		for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
@@ -299,7 +299,7 @@ func (g *gateway) env() []string {
 
 // xdpsec runs the xdpsec CLI in the gateway's namespace.
 func (g *gateway) xdpsec(args ...string) (string, error) {
-	return g.namespace.command(g.env(), append([]string{g.bin}, args...)...)
+	return g.namespace.Command(g.env(), append([]string{g.bin}, args...)...)
 }
 
 // xdpsec runs the CLI on g, showing the command and (if show) its output.
@@ -326,7 +326,7 @@ func (d *run) startDaemon(ctx context.Context, g *gateway) error {
 	cmd.Env = g.env()
 	log := &prefixWriter{w: d.o.Out, prefix: "  [gw-" + strings.ToLower(g.site) + " daemon] "}
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := g.do(cmd.Start); err != nil {
+	if err := g.Do(cmd.Start); err != nil {
 		return fmt.Errorf("gateway %s: start the daemon: %w", g.site, err)
 	}
 	g.cmd, g.exited = cmd, make(chan error, 1)
@@ -412,7 +412,7 @@ func (d *run) traffic(ctx context.Context) error {
 	src, dst := s.innerA.Addr().Next().Next(), s.innerB.Addr().Next().Next()
 	args := append(pingCmd(), "-c", fmt.Sprint(d.o.Pings), "-i", "0.2", "-W", "2", dst.String())
 	fmt.Fprintf(d.o.Out, "lan-a$ %s\n", strings.Join(args, " "))
-	out, _ := d.lans[0].command(nil, args...)
+	out, _ := d.lans[0].Command(nil, args...)
 	io.WriteString(d.o.Out, out)
 	d.rep.PingsSent = d.o.Pings
 	if _, err := fmt.Sscanf(afterLast(out, "transmitted, "), "%d", &d.rep.PingsAnswered); err != nil || d.rep.PingsAnswered == 0 {
@@ -453,7 +453,7 @@ func pingCmd() []string {
 func tcpTransfer(ctx context.Context, srcNS *namespace, src netip.Addr, dstNS *namespace, dst netip.Addr, n int64) (Transfer, error) {
 	var ln net.Listener
 	to := netip.AddrPortFrom(dst, 5001).String()
-	if err := dstNS.do(func() (err error) { ln, err = net.Listen("tcp", to); return err }); err != nil {
+	if err := dstNS.Do(func() (err error) { ln, err = net.Listen("tcp", to); return err }); err != nil {
 		return Transfer{}, fmt.Errorf("demo: listen on %s: %w", to, err)
 	}
 	defer ln.Close()
@@ -470,7 +470,7 @@ func tcpTransfer(ctx context.Context, srcNS *namespace, src netip.Addr, dstNS *n
 	}()
 	var conn net.Conn
 	dialer := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 20 * time.Second}
-	if err := srcNS.do(func() (err error) { conn, err = dialer.DialContext(ctx, "tcp", to); return err }); err != nil {
+	if err := srcNS.Do(func() (err error) { conn, err = dialer.DialContext(ctx, "tcp", to); return err }); err != nil {
 		return Transfer{}, fmt.Errorf("demo: connect %s → %s: %w", src, to, err)
 	}
 	defer conn.Close()

@@ -1,21 +1,15 @@
 package testenv
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/xdpsec/xdpsec/internal/nsutil"
 )
 
 // Netns is a network namespace a test made; it is deleted when the test ends.
-type Netns struct {
-	Name   string
-	Handle netns.NsHandle
-}
+type Netns struct{ *nsutil.Namespace }
 
 // NewNetns makes a named network namespace (visible to `ip netns`) with
 // loopback up, removed at cleanup even if the test fails.
@@ -23,19 +17,12 @@ func NewNetns(t testing.TB, prefix string) *Netns {
 	t.Helper()
 	RequireRoot(t)
 	RequireCommand(t, "ip")
-	name := fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("skipped: cannot make a network namespace: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	h, err := netns.GetFromName(name)
+	ns, err := nsutil.New(prefix)
 	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
+		t.Skipf("skipped: cannot make a network namespace: %v", err)
 	}
-	t.Cleanup(func() { h.Close() })
-	n := &Netns{Name: name, Handle: h}
-	n.MustRun(t, "ip", "link", "set", "lo", "up")
-	return n
+	t.Cleanup(ns.Close)
+	return &Netns{ns}
 }
 
 // Run runs a command inside the namespace.
@@ -52,23 +39,6 @@ func (n *Netns) MustRun(t testing.TB, args ...string) string {
 		t.Fatalf("in %s: %s: %v\n%s", n.Name, strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-// Do runs fn on a fresh OS thread inside the namespace and waits for it.
-// The thread is never unlocked, so Go discards it afterwards instead of
-// reusing a thread in the wrong namespace. Sockets fn opens stay in the
-// namespace.
-func (n *Netns) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(n.Handle); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // Veth makes a veth pair with one end in each namespace, addresses them
