@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -329,9 +330,9 @@ func floodRun(o FloodOptions, r *FloodResult) error {
 	defer resp.stop()
 	var pins string
 	if r.Policer {
-		if pins, err = os.MkdirTemp("/sys/fs/bpf", "xdpsec-bench-"); err != nil {
-			return fmt.Errorf("policer pins: %w", err)
-		}
+		// xdpsec load makes the directory, mounting bpffs first where a
+		// fresh machine has none on /sys/fs/bpf yet.
+		pins = fmt.Sprintf("/sys/fs/bpf/xdpsec-bench-%08x", rand.Uint32())
 		leftovers.Store(pins, func() { os.RemoveAll(pins) })
 		defer func() { os.RemoveAll(pins); leftovers.Delete(pins) }()
 		if err := n.resp.run(o.Bin, "--pin-dir", pins, "load", "--wan", "resp0",
