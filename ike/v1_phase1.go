@@ -769,5 +769,3 @@ func (sa *v1SA) findSuccessor() *v1SA {
 	}
 	return best
 }
-
-var _ = time.Second

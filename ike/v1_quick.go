@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
@@ -731,5 +730,3 @@ func (c *v1Child) destroy() {
 		}
 	}
 }
-
-var _ = netip.Addr{}
