@@ -151,100 +151,146 @@ func IKE(o IKEOptions, progress func(string)) ([]IKEResult, []LoadPoint, error) 
 	var rs []IKEResult
 	var ls []LoadPoint
 	for _, kind := range o.Responders {
-		for i, p := range o.Proposals {
-			r, l, err := ikeRun(o, kind, p, i == 0, progress)
+		for _, p := range o.Proposals {
+			r, err := ikeRun(o, kind, p, progress)
 			if err != nil {
 				return rs, ls, fmt.Errorf("bench ike: %s, %s: %w", kind, p.IKE, err)
 			}
 			rs = append(rs, r)
-			ls = append(ls, l...)
+		}
+		if len(o.Proposals) == 0 {
+			continue
+		}
+		for _, load := range o.Loads {
+			pt, err := loadPoint(o, kind, o.Proposals[0], load)
+			if err != nil {
+				return rs, ls, fmt.Errorf("bench ike: %s, offered %.0f/s: %w", kind, load, err)
+			}
+			progress(fmt.Sprintf("%s, offered %.0f/s (initiated %.0f/s): %.0f established/s", kind, load, pt.Initiated, pt.Established))
+			ls = append(ls, pt)
 		}
 	}
 	return rs, ls, nil
 }
 
-func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, curve bool, progress func(string)) (IKEResult, []LoadPoint, error) {
-	res := IKEResult{Responder: kind, Proposal: p, SAs: o.SAs}
+// ikeBed is a fresh network with a responder in it and the load
+// generator in front of it.
+type ikeBed struct {
+	n    *ikeNet
+	resp *responder
+	g    *loadGen
+}
+
+func newIKEBed(kind ResponderKind, bin string, s respSettings) (*ikeBed, error) {
 	n, err := newIKENet()
 	if err != nil {
-		return res, nil, err
+		return nil, err
 	}
-	defer n.close()
-	resp, err := startResponder(kind, o.Bin, n, respSettings{proposal: p, cookieThreshold: -1})
+	resp, err := startResponder(kind, bin, n, s)
 	if err != nil {
-		return res, nil, err
+		n.close()
+		return nil, err
 	}
-	defer resp.stop()
 	g, err := newLoadGen(n.gen)
 	if err != nil {
-		return res, nil, err
+		resp.stop()
+		n.close()
+		return nil, err
 	}
-	defer g.close()
-	before, err := readProc(resp.pid)
+	return &ikeBed{n: n, resp: resp, g: g}, nil
+}
+
+func (b *ikeBed) close() {
+	b.g.close()
+	b.resp.stop()
+	b.n.close()
+}
+
+func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string)) (IKEResult, error) {
+	res := IKEResult{Responder: kind, Proposal: p, SAs: o.SAs}
+	b, err := newIKEBed(kind, o.Bin, respSettings{proposal: p, cookieThreshold: -1})
 	if err != nil {
-		return res, nil, err
+		return res, err
+	}
+	defer b.close()
+	before, err := readProc(b.resp.pid)
+	if err != nil {
+		return res, err
 	}
 	genBefore, err := readProc(os.Getpid())
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
-	res.Elapsed, err = g.closedLoop(p, o.SAs, o.Window, 15*time.Second, &res.Tenths)
+	res.Elapsed, err = b.g.closedLoop(p, o.SAs, o.Window, 15*time.Second, &res.Tenths)
 	if err != nil {
-		return res, nil, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, resp.logTail())
+		return res, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, b.resp.logTail())
 	}
-	after, err := readProc(resp.pid)
+	after, err := readProc(b.resp.pid)
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
 	genAfter, err := readProc(os.Getpid())
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
 	res.GenCPU = genAfter.CPU - genBefore.CPU
-	if f := g.failed.Load(); f > 0 {
-		return res, nil, fmt.Errorf("%d of %d IKE SAs failed", f, o.SAs)
+	if f := b.g.failed.Load(); f > 0 {
+		return res, fmt.Errorf("%d of %d IKE SAs failed", f, o.SAs)
 	}
 	res.CPU, res.IdleRSS, res.HWM = after.CPU-before.CPU, before.RSS, after.HWM
 	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs",
 		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k()))
-	if !curve {
-		return res, nil, nil
+	return res, nil
+}
+
+// loadPoint offers load IKE SAs per second for o.LoadDuration to a
+// responder of its own, which starts with no SAs: each point of the
+// curve is the responder's answer to that load alone, not to it on top
+// of what earlier runs left.
+func loadPoint(o IKEOptions, kind ResponderKind, p Proposal, load float64) (LoadPoint, error) {
+	pt := LoadPoint{Responder: kind, Offered: load}
+	b, err := newIKEBed(kind, o.Bin, respSettings{proposal: p, cookieThreshold: -1})
+	if err != nil {
+		return pt, err
 	}
-	var ls []LoadPoint
-	for _, load := range o.Loads {
-		base := g.established.Load() + g.failed.Load()
-		init, est, err := g.openLoop(p, load, o.LoadDuration)
-		if err != nil {
-			return res, ls, err
-		}
-		pt := LoadPoint{Responder: kind, Offered: load, Initiated: float64(init) / o.LoadDuration.Seconds(),
-			Established: float64(est) / o.LoadDuration.Seconds()}
-		ls = append(ls, pt)
-		progress(fmt.Sprintf("%s, offered %.0f/s (initiated %.0f/s): %.0f established/s", kind, load, pt.Initiated, pt.Established))
-		g.settle(init, base, 5*time.Second)
+	defer b.close()
+	init, est, err := b.g.openLoop(p, load, o.LoadDuration)
+	if err != nil {
+		return pt, err
 	}
-	return res, ls, nil
+	pt.Initiated, pt.Established = float64(init)/o.LoadDuration.Seconds(), float64(est)/o.LoadDuration.Seconds()
+	return pt, nil
 }
 
 // FloodOptions tune the IKE_SA_INIT flood.
 type FloodOptions struct {
 	Bin      string
 	Proposal Proposal
+	// Responders are flooded one after the other, each with the same
+	// flood and legitimate load.
+	Responders []ResponderKind
 	// Capacity is our responder's establishment rate without a flood
 	// (IKE SAs per second); zero measures it first, with CapacitySAs.
+	// It sets the loads for every responder.
 	Capacity    float64
 	CapacitySAs int
 	// Factor times Capacity is the flood's rate (spoofed IKE_SA_INIT
-	// requests per second), from Sources spoofed addresses.
-	Factor  float64
-	Sources int
+	// requests per second), from Sources spoofed addresses, or from
+	// WideSources in the wide flood, which spreads it so thin that each
+	// source stays under the policer's rate.
+	Factor               float64
+	Sources, WideSources int
 	// Legit times Capacity is the legitimate load offered during the
 	// flood, each IKE SA from an address of its own, for Duration.
 	Legit    float64
 	Duration time.Duration
-	// CookieThreshold is the daemon's cookie_threshold where cookies are
-	// on (off: -1).
+	// CookieThreshold is the responder's cookie_threshold where cookies
+	// are on (off: -1).
 	CookieThreshold int
+	// CharonBlockThreshold is charon's block_threshold (half-open IKE
+	// SAs per source address, its own per-source defence) where it is
+	// on; otherwise charon runs with 1000.
+	CharonBlockThreshold int
 	// PolicerRate and PolicerBurst are xdp_wan's per-source limit where
 	// the policer is on.
 	PolicerRate, PolicerBurst uint
@@ -252,16 +298,23 @@ type FloodOptions struct {
 
 // DefaultFloodOptions are what `make bench` uses.
 var DefaultFloodOptions = FloodOptions{
-	Proposal: BenchProposals[0], CapacitySAs: 2000,
-	Factor: 10, Sources: 64, Legit: 0.25, Duration: 5 * time.Second,
-	CookieThreshold: 30, PolicerRate: 2, PolicerBurst: 4,
+	Proposal: BenchProposals[0], Responders: []ResponderKind{Ours, Charon}, CapacitySAs: 2000,
+	Factor: 10, Sources: 64, WideSources: 65_000, Legit: 0.25, Duration: 5 * time.Second,
+	CookieThreshold: 30, CharonBlockThreshold: 5, PolicerRate: 2, PolicerBurst: 4,
 }
 
 // FloodResult is one configuration under the flood.
 type FloodResult struct {
-	Name             string
-	Flood            bool
+	Responder ResponderKind
+	Name      string
+	Flood     bool
+	// Sources is how many spoofed addresses the flood came from; Wide
+	// says the wide flood.
+	Sources          int
+	Wide             bool
 	Cookies, Policer bool
+	// Blocking is charon's block_threshold on.
+	Blocking bool
 	// FloodRate is the spoofed requests sent per second, LegitOffered the
 	// legitimate IKE SAs initiated per second.
 	FloodRate, LegitOffered float64
@@ -274,60 +327,78 @@ type FloodResult struct {
 	CPU float64
 }
 
-// Flood measures legitimate establishments per second with no flood (the
-// reference), and under the flood with neither defence, cookies, the
-// XDP policer, and both. It returns the capacity it used.
+// floodConfigs are the configurations each responder is flooded in:
+// first without a flood (the reference), then with none, each and all of
+// its defences. xdp_wan's policer sits in front of charon as it does in
+// front of ours: it needs nothing from the IKE daemon behind it.
+func floodConfigs(kind ResponderKind) []FloodResult {
+	if kind == Charon {
+		return []FloodResult{
+			{Name: "no flood (reference)"},
+			{Name: "flood, no defence", Flood: true},
+			{Name: "flood, cookies", Flood: true, Cookies: true},
+			{Name: "flood, cookies + block_threshold", Flood: true, Cookies: true, Blocking: true},
+			{Name: "flood, cookies + block_threshold + XDP policer", Flood: true, Cookies: true, Blocking: true, Policer: true},
+			{Name: "wide flood, cookies + block_threshold", Flood: true, Wide: true, Cookies: true, Blocking: true},
+		}
+	}
+	return []FloodResult{
+		{Name: "no flood (reference)"},
+		{Name: "flood, no defence", Flood: true},
+		{Name: "flood, cookies", Flood: true, Cookies: true},
+		{Name: "flood, XDP policer", Flood: true, Policer: true},
+		{Name: "flood, cookies + XDP policer", Flood: true, Cookies: true, Policer: true},
+		{Name: "wide flood, XDP policer", Flood: true, Wide: true, Policer: true},
+		{Name: "wide flood, cookies + XDP policer", Flood: true, Wide: true, Cookies: true, Policer: true},
+	}
+}
+
+// Flood measures, for each responder, legitimate establishments per
+// second with no flood (the reference) and under the flood with its
+// defences off and on. It returns the capacity it used.
 func Flood(o FloodOptions, progress func(string)) ([]FloodResult, float64, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
-	if err := RequireIKE(nil); err != nil {
+	if err := RequireIKE(o.Responders); err != nil {
 		return nil, 0, fmt.Errorf("bench flood: %w", err)
 	}
 	if o.Capacity == 0 {
-		r, _, err := ikeRun(IKEOptions{Bin: o.Bin, SAs: o.CapacitySAs, Window: 64}, Ours, o.Proposal, false, progress)
+		r, err := ikeRun(IKEOptions{Bin: o.Bin, SAs: o.CapacitySAs, Window: 64}, Ours, o.Proposal, progress)
 		if err != nil {
 			return nil, 0, fmt.Errorf("bench flood: capacity: %w", err)
 		}
 		o.Capacity = r.Rate()
 	}
 	var rs []FloodResult
-	for _, c := range []struct {
-		name                    string
-		flood, cookies, policer bool
-	}{
-		{"no flood (reference)", false, false, false},
-		{"flood, no defence", true, false, false},
-		{"flood, cookies", true, true, false},
-		{"flood, XDP policer", true, false, true},
-		{"flood, cookies + XDP policer", true, true, true},
-	} {
-		r := FloodResult{Name: c.name, Flood: c.flood, Cookies: c.cookies, Policer: c.policer}
-		if err := floodRun(o, &r); err != nil {
-			return rs, o.Capacity, fmt.Errorf("bench flood: %s: %w", c.name, err)
+	for _, kind := range o.Responders {
+		for _, r := range floodConfigs(kind) {
+			r.Responder = kind
+			if err := floodRun(o, &r); err != nil {
+				return rs, o.Capacity, fmt.Errorf("bench flood: %s, %s: %w", kind, r.Name, err)
+			}
+			progress(fmt.Sprintf("%s, %s: flood %.0f/s, legitimate offered %.0f/s, established %.0f/s, %d cookie challenges, %d policer drops",
+				kind, r.Name, r.FloodRate, r.LegitOffered, r.Established, r.Challenges, r.PolicerDrops))
+			rs = append(rs, r)
 		}
-		progress(fmt.Sprintf("%s: flood %.0f/s, legitimate offered %.0f/s, established %.0f/s, %d cookie challenges, %d policer drops",
-			c.name, r.FloodRate, r.LegitOffered, r.Established, r.Challenges, r.PolicerDrops))
-		rs = append(rs, r)
 	}
 	return rs, o.Capacity, nil
 }
 
 func floodRun(o FloodOptions, r *FloodResult) error {
-	n, err := newIKENet()
-	if err != nil {
-		return err
-	}
-	defer n.close()
-	threshold := -1
+	s := respSettings{proposal: o.Proposal, cookieThreshold: -1}
 	if r.Cookies {
-		threshold = o.CookieThreshold
+		s.cookieThreshold = o.CookieThreshold
 	}
-	resp, err := startResponder(Ours, o.Bin, n, respSettings{proposal: o.Proposal, cookieThreshold: threshold})
+	if r.Blocking {
+		s.blockThreshold = o.CharonBlockThreshold
+	}
+	b, err := newIKEBed(r.Responder, o.Bin, s)
 	if err != nil {
 		return err
 	}
-	defer resp.stop()
+	defer b.close()
+	n, resp, g := b.n, b.resp, b.g
 	var pins string
 	if r.Policer {
 		// xdpsec load makes the directory, mounting bpffs first where a
@@ -341,14 +412,13 @@ func floodRun(o FloodOptions, r *FloodResult) error {
 		}
 		defer n.resp.run(o.Bin, "--pin-dir", pins, "unload")
 	}
-	g, err := newLoadGen(n.gen)
-	if err != nil {
-		return err
-	}
-	defer g.close()
 	var f *flooder
 	if r.Flood {
-		if f, err = newFlooder(n.gen, o.Proposal, o.Sources); err != nil {
+		r.Sources = o.Sources
+		if r.Wide {
+			r.Sources = o.WideSources
+		}
+		if f, err = newFlooder(n.gen, o.Proposal, r.Sources); err != nil {
 			return err
 		}
 		defer f.close()

@@ -55,9 +55,9 @@ func TestIKECompare(t *testing.T) {
 	}
 }
 
-// TestFlood runs a short flood against our daemon: legitimate
+// TestFlood runs a short flood against our daemon and charon: legitimate
 // establishments must go on under it with the policer, which must have
-// dropped spoofed requests, and the cookie configuration must have sent
+// dropped spoofed requests, and the cookie configurations must have sent
 // challenges.
 func TestFlood(t *testing.T) {
 	if testing.Short() {
@@ -68,27 +68,47 @@ func TestFlood(t *testing.T) {
 	}
 	o := DefaultFloodOptions
 	o.Bin, o.Capacity, o.Duration = xdpsecBinary(t), 300, 2*time.Second
+	if err := RequireIKE([]ResponderKind{Charon}); err != nil {
+		t.Logf("charon not flooded: %v", err)
+		o.Responders = []ResponderKind{Ours}
+	}
 	rs, _, err := Flood(o, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := 0
+	for _, k := range o.Responders {
+		want += len(floodConfigs(k))
+	}
+	if len(rs) != want {
+		t.Fatalf("%d results, want %d", len(rs), want)
+	}
 	for _, r := range rs {
 		if r.Flood && r.FloodRate < 0.5*o.Capacity*o.Factor {
-			t.Errorf("%s: flood sent %.0f/s, want about %.0f/s", r.Name, r.FloodRate, o.Capacity*o.Factor)
+			t.Errorf("%s, %s: flood sent %.0f/s, want about %.0f/s", r.Responder, r.Name, r.FloodRate, o.Capacity*o.Factor)
 		}
 		if r.Cookies && r.Challenges == 0 {
-			t.Errorf("%s: no COOKIE challenges", r.Name)
+			t.Errorf("%s, %s: no COOKIE challenges", r.Responder, r.Name)
+		}
+		if !r.Cookies && r.Challenges != 0 {
+			t.Errorf("%s, %s: %d COOKIE challenges with cookies off", r.Responder, r.Name, r.Challenges)
 		}
 		if r.Policer {
-			if r.PolicerDrops == 0 {
-				t.Errorf("%s: the policer dropped nothing", r.Name)
+			// The wide flood is spread so thin that each source stays
+			// under the policer's rate: it must pass, the narrow one not.
+			sent := r.FloodRate * o.Duration.Seconds()
+			if r.Wide && float64(r.PolicerDrops) > 0.05*sent {
+				t.Errorf("%s, %s: the policer dropped %d of about %.0f spoofed requests from %d sources", r.Responder, r.Name, r.PolicerDrops, sent, r.Sources)
+			}
+			if !r.Wide && r.PolicerDrops == 0 {
+				t.Errorf("%s, %s: the policer dropped nothing", r.Responder, r.Name)
 			}
 			if r.Established <= 0 {
-				t.Errorf("%s: no legitimate establishments", r.Name)
+				t.Errorf("%s, %s: no legitimate establishments", r.Responder, r.Name)
 			}
 		}
 		if !r.Flood && r.Established <= 0 {
-			t.Errorf("%s: no establishments without a flood", r.Name)
+			t.Errorf("%s, %s: no establishments without a flood", r.Responder, r.Name)
 		}
 	}
 }

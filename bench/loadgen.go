@@ -314,15 +314,6 @@ func (g *loadGen) openLoop(p Proposal, rate float64, d time.Duration) (initiated
 	return total.Load(), established, err
 }
 
-// settle waits until the in-flight IKE SAs are established or failed, or
-// for at most d.
-func (g *loadGen) settle(initiated int64, base int64, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && g.established.Load()+g.failed.Load()-base < initiated {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // initTemplate is an IKE_SA_INIT request of the proposal, as our
 // initiator sends it to the responder, for the flood to replay with
 // other SPIs from spoofed sources: the responder does the same work for

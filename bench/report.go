@@ -168,23 +168,24 @@ func WriteLoadTable(w io.Writer, ls []LoadPoint) {
 	}
 }
 
-// WriteFloodTable writes the flood results; the ratio is to the run
-// without a flood.
+// WriteFloodTable writes the flood results; the ratio is to the same
+// responder's run without a flood, the flood's rate a multiple of our
+// capacity.
 func WriteFloodTable(w io.Writer, rs []FloodResult, capacity float64) {
-	fmt.Fprintln(w, "| configuration | spoofed IKE_SA_INIT/s | x capacity | legitimate offered/s | legitimate established/s | x no flood | COOKIE challenges | policer drops | responder CPU |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var ref float64
+	fmt.Fprintln(w, "| responder | configuration | spoofed sources | spoofed IKE_SA_INIT/s | x capacity | legitimate offered/s | legitimate established/s | x no flood | COOKIE challenges | policer drops | responder CPU |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	ref := map[ResponderKind]float64{}
 	for _, r := range rs {
 		if !r.Flood {
-			ref = r.Established
+			ref[r.Responder] = r.Established
 		}
 	}
 	for _, r := range rs {
 		x := "–"
-		if ref > 0 {
-			x = fmt.Sprintf("%.2f", r.Established/ref)
+		if ref[r.Responder] > 0 {
+			x = fmt.Sprintf("%.2f", r.Established/ref[r.Responder])
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.0f | %.0f | %s | %s | %s | %.0f%% |\n", r.Name, r.FloodRate, r.FloodRate/capacity,
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.1f | %.0f | %.0f | %s | %s | %s | %.0f%% |\n", ResponderLabel(r.Responder), r.Name, count(r.Sources), r.FloodRate, r.FloodRate/capacity,
 			r.LegitOffered, r.Established, x, count(int(r.Challenges)), count(int(r.PolicerDrops)), r.CPU*100)
 	}
 }

@@ -87,6 +87,11 @@ type respSettings struct {
 	// cookieThreshold: half-open IKE SAs from which COOKIEs are asked
 	// for; negative never.
 	cookieThreshold int
+	// blockThreshold: charon's half-open IKE SAs per source address
+	// above which it drops IKE_SA_INITs from that source, where cookies
+	// are on; 0 is the benchmark's 1000, which never blocks its
+	// initiators (charon's default is 5).
+	blockThreshold int
 }
 
 // startOurs starts `xdpsec daemon --dataplane=dry-run` in the responder
@@ -126,8 +131,7 @@ const benchStrongswanConf = `charon {
 	install_virtual_ip = no
 	ikesa_table_size = 32768
 	ikesa_table_segments = 16
-	cookie_threshold = %d
-	block_threshold = 1000
+	%s
 	filelog {
 		bench {
 			path = %s
@@ -151,7 +155,8 @@ const benchStrongswanConf = `charon {
 // CharonSettings names what benchStrongswanConf changes from Debian's
 // defaults, for the report.
 const CharonSettings = "`install_routes = no`, `ikesa_table_size = 32768`, `ikesa_table_segments = 16`, " +
-	"`cookie_threshold` as for ours, `block_threshold = 1000`, log level 0, only the plugins needed " +
+	"`dos_protection = no` where cookies are off for ours (no COOKIEs, no per-source block), else `cookie_threshold` as for ours " +
+	"and `block_threshold = 1000` unless the flood sets it, log level 0, only the plugins needed " +
 	"(openssl, gmp, curve25519, aes, sha1, sha2, hmac, gcm, kdf, random, nonce, kernel-libipsec, kernel-netlink, socket-default, vici)"
 
 // startCharon starts Debian's charon (a copy: its AppArmor profile
@@ -183,13 +188,21 @@ func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
 	if err := os.WriteFile(filepath.Join(swanDir, "swanctl.conf"), []byte(responderConf(s.proposal)), 0o600); err != nil {
 		return fail(err)
 	}
-	threshold := s.cookieThreshold
-	if threshold < 0 {
-		threshold = 1 << 30
+	// With cookies off for ours, charon's DoS protection is off as a
+	// whole: its per-source cookie_threshold_ip (3) would otherwise turn
+	// cookies on for everybody as soon as one source has three half-open
+	// IKE SAs, as a flood's spoofed sources soon do.
+	dos := "dos_protection = no"
+	if s.cookieThreshold >= 0 {
+		block := s.blockThreshold
+		if block == 0 {
+			block = 1000
+		}
+		dos = fmt.Sprintf("cookie_threshold = %d\n\tblock_threshold = %d", s.cookieThreshold, block)
 	}
 	uri := "unix://" + filepath.Join(dir, "vici.sock")
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, threshold, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, dos, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
 		return fail(err)
 	}
 	r := &responder{name: string(Charon), dir: dir, exe: charonBin}

@@ -29,7 +29,8 @@ func benchCommand() *cli.Command {
 			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
 			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
 			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
-			"responder's capacity, with and without cookies and xdp_wan's per-source policer.\n" +
+			"responder's capacity, ours and charon's, with and without cookies, charon's block_threshold and xdp_wan's\n" +
+			"per-source policer (in front of either).\n" +
 			"--wan IF: read the attached programs' counters and run time statistics over --interval while your own\n" +
 			"traffic generator sends, and print Mpps and ns/packet.",
 		Flags: []cli.Flag{
@@ -168,7 +169,7 @@ func benchIKE(c *cli.Context, w io.Writer) (float64, error) {
 }
 
 // benchFlood runs the IKE_SA_INIT flood against our daemon (this
-// executable); capacity zero measures it first.
+// executable) and charon; capacity zero measures ours first.
 func benchFlood(c *cli.Context, w io.Writer, capacity float64) error {
 	o := bench.DefaultFloodOptions
 	o.Capacity, o.Factor = capacity, c.Float64("flood-factor")
@@ -177,6 +178,10 @@ func benchFlood(c *cli.Context, w io.Writer, capacity float64) error {
 		return fmt.Errorf("bench flood: %w", err)
 	}
 	o.Bin = bin
+	if err := bench.RequireIKE([]bench.ResponderKind{bench.Charon}); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "charon cannot run (%v): flooding ours alone\n", err)
+		o.Responders = []bench.ResponderKind{bench.Ours}
+	}
 	rs, capacity, err := bench.Flood(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
 	if err != nil {
 		return err
