@@ -375,8 +375,9 @@ func testDaemonTransportMode(t *testing.T, f family) {
 
 // TestDaemonSIGKILL: A's daemon is killed with SIGKILL in the middle of a
 // transfer: the transfer goes on over the kernel's SAs. Restarted, the
-// daemon takes back the state it checkpointed when the SAs came up and
-// negotiates a new CHILD_SA over the IKE_SA.
+// daemon takes back the state it checkpointed when the SAs came up,
+// rekeys the taken-back CHILD_SA and IKE_SA, and negotiates a new
+// CHILD_SA over the IKE_SA.
 func TestDaemonSIGKILL(t *testing.T) {
 	dp := newDaemonPair(t, ipv4, tunnelConf{ifID: 0x46})
 	p := dp.pair
@@ -393,7 +394,25 @@ func TestDaemonSIGKILL(t *testing.T) {
 	if len(sas) != 1 || len(sas[0].Children) != 1 || sas[0].Children[0].SPIIn != before.SPIIn {
 		t.Fatalf("after SIGKILL and restart, site A has %+v; before it had CHILD_SA net with SPI in %s", sas, before.SPIIn)
 	}
-	// A new CHILD_SA over the taken-back IKE_SA.
+	// The taken-back SAs rekey: the CHILD_SA gets new SPIs, the IKE_SA
+	// new IKE SPIs, and traffic flows over the successors.
+	dp.ga.ok("rekey", "--child", "net", "--timeout", "30s")
+	if after := dp.ga.waitChild("net", 30*time.Second); after.SPIIn == before.SPIIn {
+		t.Errorf("rekey of the taken-back CHILD_SA: still SPI in %s", after.SPIIn)
+	}
+	ikeBefore := dp.ga.sas()[0]
+	dp.ga.ok("rekey", "--ike", "site", "--timeout", "30s")
+	rekeyed := false
+	for _, sa := range dp.ga.sas() {
+		rekeyed = rekeyed || sa.State == "ESTABLISHED" && sa.SPIi != ikeBefore.SPIi
+	}
+	if !rekeyed {
+		t.Errorf("rekey of the taken-back IKE_SA: before %+v, after %+v", ikeBefore, dp.ga.sas())
+	}
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+		t.Errorf("after the rekeys: %d of 3 pings answered", got)
+	}
+	// A new CHILD_SA over the rekeyed IKE_SA.
 	dp.ga.ok("initiate", "--child", "net", "--timeout", "30s")
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
 		t.Errorf("after the restart: %d of 3 pings answered", got)
