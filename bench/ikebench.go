@@ -43,7 +43,7 @@ type IKEOptions struct {
 var DefaultIKEOptions = IKEOptions{
 	SAs: 10_000, Window: 64,
 	Responders: []ResponderKind{Ours, Charon}, Proposals: BenchProposals,
-	Loads:        []float64{100, 200, 400, 800, 1600},
+	Loads:        []float64{100, 200, 400, 800, 1600, 3200},
 	LoadDuration: 3 * time.Second,
 }
 
