@@ -33,8 +33,8 @@ type IKEOptions struct {
 	Responders []ResponderKind
 	Proposals  []Proposal
 	// Loads are the offered loads (IKE SAs initiated per second) of the
-	// rate-vs-load curve, each offered for LoadDuration, with the first
-	// proposal; none skips the curve.
+	// rate-vs-load curve, each offered for LoadDuration to a fresh
+	// responder, with the first proposal; none skips the curve.
 	Loads        []float64
 	LoadDuration time.Duration
 }
@@ -139,8 +139,9 @@ func startResponder(kind ResponderKind, bin string, n *ikeNet, s respSettings) (
 }
 
 // IKE runs the comparison: for each responder and proposal, SAs IKE SAs
-// as fast as the responder takes them, then (first proposal) the offered
-// loads. progress, if set, is told about each step.
+// as fast as the responder takes them, then (first proposal) each of the
+// offered loads on a responder of its own. progress, if set, is told
+// about each step.
 func IKE(o IKEOptions, progress func(string)) ([]IKEResult, []LoadPoint, error) {
 	if progress == nil {
 		progress = func(string) {}
