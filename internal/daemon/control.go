@@ -264,6 +264,12 @@ func (d *Daemon) Handle(req Request) *Response {
 	if err != nil {
 		return &Response{Error: err.Error()}
 	}
+	switch req.Command {
+	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload:
+		// What the command changed is on disk before it says so: a
+		// daemon killed right after still has it at its next start.
+		d.checkpointNow()
+	}
 	resp.OK = true
 	return resp
 }

@@ -90,6 +90,9 @@ type Daemon struct {
 
 	wg   sync.WaitGroup
 	stop chan struct{}
+	// kick asks watch for a checkpoint now: an SA was installed, changed
+	// or removed (see checkpointing).
+	kick chan struct{}
 }
 
 type socketSender struct {
@@ -151,7 +154,7 @@ func Start(opts Options) (*Daemon, error) {
 		opts.Logs = NewLogs(os.Stderr, nil)
 	}
 	d := &Daemon{opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
-		established: map[uint32]time.Time{}, stop: make(chan struct{}), sender: &socketSender{}}
+		established: map[uint32]time.Time{}, stop: make(chan struct{}), kick: make(chan struct{}, 1), sender: &socketSender{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,7 +174,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine, err = ike.New(ike.Config{
-		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials,
+		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, FragmentSize: opts.FragmentSize,
@@ -301,7 +304,9 @@ func (d *Daemon) startActions(only []string) {
 }
 
 // watch notes when IKE SAs become established, for list-sas, and
-// checkpoints the engine's state.
+// checkpoints the engine's state: as soon as an SA was installed,
+// changed or removed, and every half second for what changes without
+// (an IKE SA established or rekeyed).
 func (d *Daemon) watch() {
 	defer d.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -311,12 +316,46 @@ func (d *Daemon) watch() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			d.noteEstablished()
-			if err := d.saveCheckpoint(); err != nil {
-				d.log.Warn(fmt.Sprintf("checkpoint of the IKE state failed: %v", err))
-			}
+		case <-d.kick:
+		}
+		d.noteEstablished()
+		d.checkpointNow()
+	}
+}
+
+// checkpointNow saves the state if it changed, logging a failure.
+func (d *Daemon) checkpointNow() {
+	if err := d.saveCheckpoint(); err != nil {
+		d.log.Warn(fmt.Sprintf("checkpoint of the IKE state failed: %v", err))
+	}
+}
+
+// checkpointing is the engine's dataplane: each SA installed, changed or
+// removed kicks watch, so that the state file follows the kernel's SAs
+// closely; a daemon killed right after (SIGKILL, a crash) still finds
+// them at its next start. The engine calls the dataplane with its lock
+// held, and the checkpoint exports the engine's state, so the kick never
+// blocks and the checkpoint runs in watch, after the engine has finished
+// the exchange.
+type checkpointing struct {
+	ike.Dataplane
+	kick chan<- struct{}
+}
+
+func (c checkpointing) changed(err error) error {
+	if err == nil {
+		select {
+		case c.kick <- struct{}{}:
+		default:
 		}
 	}
+	return err
+}
+
+func (c checkpointing) AddSA(sa *ike.SA) error    { return c.changed(c.Dataplane.AddSA(sa)) }
+func (c checkpointing) UpdateSA(sa *ike.SA) error { return c.changed(c.Dataplane.UpdateSA(sa)) }
+func (c checkpointing) DeleteSA(id ike.SAID) error {
+	return c.changed(c.Dataplane.DeleteSA(id))
 }
 
 // saveCheckpoint writes the state file whenever the engine's exported
