@@ -304,24 +304,48 @@ func (d *Daemon) startActions(only []string) {
 }
 
 // watch notes when IKE SAs become established, for list-sas, and
-// checkpoints the engine's state: as soon as an SA was installed,
+// checkpoints the engine's state: soon after an SA was installed,
 // changed or removed, and every half second for what changes without
 // (an IKE SA established or rekeyed).
+//
+// A checkpoint exports every SA under the engine's lock, so under a
+// stream of changes (many peers establishing or rekeying) kicked
+// checkpoints are spaced by four times what the last one took, at least
+// minKickInterval: the changes of that time go in one checkpoint, and
+// checkpoints hold the engine a fifth of the time at most.
 func (d *Daemon) watch() {
 	defer d.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	var next time.Time // earliest next kicked checkpoint
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-t.C:
 		case <-d.kick:
+			if wait := time.Until(next); wait > 0 {
+				select {
+				case <-d.stop:
+					return
+				case <-time.After(wait):
+				}
+				// Kicks of the wait are in the checkpoint below.
+				select {
+				case <-d.kick:
+				default:
+				}
+			}
 		}
+		start := time.Now()
 		d.noteEstablished()
 		d.checkpointNow()
+		next = time.Now().Add(max(minKickInterval, 4*time.Since(start)))
 	}
 }
+
+// minKickInterval is the least time between two kicked checkpoints.
+const minKickInterval = 20 * time.Millisecond
 
 // checkpointNow saves the state if it changed, logging a failure.
 func (d *Daemon) checkpointNow() {
