@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -220,4 +221,34 @@ func BenchmarkIKEHeap(b *testing.B) {
 	if testing.Verbose() {
 		fmt.Printf("heap: %d SAs, %.0f B per responder IKE_SA, %.0f B per pair\n", b.N, one, pair)
 	}
+}
+
+// BenchmarkIKECheckpoint measures what one checkpoint of the daemon's
+// state costs with 10,000 IKE SAs (each with its CHILD_SA) in the
+// responder: the export of every SA under the engine's lock and its JSON
+// encoding (the state file's write is left out: it happens only when
+// something changed). The daemon spaces checkpoints by this cost
+// (internal/daemon: watch).
+func BenchmarkIKECheckpoint(b *testing.B) {
+	const sas = 10_000
+	p := memoryPair(b)
+	defer p.closeAll()
+	for range sas {
+		p.initiate(b)
+	}
+	if n := len(p.b.IKESAs()); n != sas {
+		b.Fatalf("%d IKE SAs, want %d", n, sas)
+	}
+	b.ResetTimer()
+	var size int
+	for range b.N {
+		st := p.b.Export()
+		out, err := json.Marshal(&st)
+		st.Zero()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(out)
+	}
+	b.ReportMetric(float64(size)/sas, "state-B/SA")
 }
