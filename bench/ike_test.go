@@ -223,13 +223,13 @@ func BenchmarkIKEHeap(b *testing.B) {
 	}
 }
 
-// BenchmarkIKECheckpoint measures what one checkpoint of the daemon's
+// BenchmarkStateCheckpoint measures what one checkpoint of the daemon's
 // state costs with 10,000 IKE SAs (each with its CHILD_SA) in the
 // responder: the export of every SA under the engine's lock and its JSON
 // encoding (the state file's write is left out: it happens only when
 // something changed). The daemon spaces checkpoints by this cost
 // (internal/daemon: watch).
-func BenchmarkIKECheckpoint(b *testing.B) {
+func BenchmarkStateCheckpoint(b *testing.B) {
 	const sas = 10_000
 	p := memoryPair(b)
 	defer p.closeAll()

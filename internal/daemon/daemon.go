@@ -309,7 +309,7 @@ func (d *Daemon) startActions(only []string) {
 // (an IKE SA established or rekeyed, message IDs).
 //
 // A checkpoint exports every SA (at 10,000 IKE SAs about 115 ms on the
-// benchmark machine, BenchmarkIKECheckpoint), so checkpoints are spaced
+// benchmark machine, BenchmarkStateCheckpoint), so checkpoints are spaced
 // by four times what the last one took, at least minKickInterval: under
 // a stream of changes the changes of that time go in one checkpoint, and
 // checkpoints take a fifth of the time at most.
