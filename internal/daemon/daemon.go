@@ -323,6 +323,7 @@ func (d *Daemon) watch() {
 		case <-d.stop:
 			return
 		case <-t.C:
+			d.noteEstablished()
 			if time.Now().Before(next) {
 				continue
 			}
@@ -341,7 +342,7 @@ func (d *Daemon) watch() {
 			}
 		}
 		start := time.Now()
-		d.noteEstablished()
+		d.noteEstablished() // again after a kick; cheap
 		d.checkpointNow()
 		next = time.Now().Add(max(minKickInterval, 4*time.Since(start)))
 	}
