@@ -30,9 +30,10 @@ func (sa *v1SA) sendInformational(ps []isakmp.Payload) {
 	if err != nil {
 		return
 	}
-	ex := sa.exchange(mid)
+	// An informational exchange is this one message: its IV chain is
+	// not kept.
+	ex := &v1Exchange{mid: mid}
 	sa.sendSealed(ex, sa.header(isakmp.ExchangeInformational, mid), append([]isakmp.Payload{&isakmp.Hash{Data: h}}, ps...), false, nil)
-	delete(sa.exchanges, mid)
 }
 
 // notifyQuick answers a Quick Mode request with an error notify.
@@ -40,17 +41,22 @@ func (sa *v1SA) notifyQuick(mid uint32, t isakmp.NotifyType, spi []byte) {
 	sa.sendInformational([]isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPI: spi, NotifyType: t}})
 }
 
+// processInformational handles an informational exchange: one message,
+// believed only once its HASH(1) verifies (or, unencrypted, before phase 1
+// completes: what the peer says then is unauthenticated anyway).
 func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
-	var ps []isakmp.Payload
-	ex := sa.exchange(h.MessageID)
-	defer delete(sa.exchanges, h.MessageID)
 	if h.Flags&isakmp.FlagEncryption == 0 {
-		// Unprotected: only believed before phase 1 completes.
 		m, err := isakmp.Unmarshal(data)
-		if err != nil || sa.state == IKESAEstablished {
-			sa.e.stats.DroppedUnexpected++
+		if err != nil {
+			sa.e.stats.DroppedMalformed++
 			return
 		}
+		if sa.state == IKESAEstablished {
+			sa.e.stats.DroppedUnexpected++
+			sa.log.Info("ignoring unprotected informational message for an established IKE_SA")
+			return
+		}
+		sa.accept()
 		sa.log.Info("parsed " + v1Summary(h, true, m.Payloads))
 		for _, n := range isakmp.All[*isakmp.Notify](m.Payloads) {
 			sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
@@ -60,31 +66,37 @@ func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
 		}
 		return
 	}
-	ps, plain, commit, err := sa.open(h, data, ex)
+	// Informational exchanges are one message each: the IV derives from
+	// phase 1's and the message ID, and nothing of it is kept.
+	ps, plain, _, err := sa.open(h, data, &v1Exchange{mid: h.MessageID})
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info("could not decrypt informational message")
+		sa.log.Info(fmt.Sprintf("could not decrypt informational message %d: %v", h.MessageID, err))
 		return
 	}
-	sa.log.Info("parsed " + v1Summary(h, true, ps))
 	hp, ok := ps[0].(*isakmp.Hash)
 	if !ok {
+		sa.e.stats.DroppedAuthentication++
 		sa.log.Info("informational message without HASH first, ignored")
 		return
 	}
 	want, _ := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, h.MessageID, plain[min(4+len(hp.Data), len(plain)):])
 	if !bytes.Equal(want, hp.Data) {
+		sa.e.stats.DroppedAuthentication++
 		sa.log.Info("received HASH payload does not match, informational ignored")
 		return
 	}
-	commit()
-	sa.lastInbound = sa.e.clock.Now()
+	sa.accept()
+	sa.log.Info("parsed " + v1Summary(h, true, ps))
 	for _, p := range ps[1:] {
 		switch p := p.(type) {
 		case *isakmp.Notify:
 			sa.processNotify(p)
 		case *isakmp.Delete:
 			sa.processDelete(p)
+		}
+		if sa.deleted {
+			return
 		}
 	}
 }

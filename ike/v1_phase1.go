@@ -284,19 +284,25 @@ func (sa *v1SA) authPayloads(idB []byte) ([]isakmp.Payload, error) {
 	return append(ps, &isakmp.Signature{Data: sig}), nil
 }
 
-var errV1Auth = errors.New("authentication failed")
+// errV1Auth is a peer that authenticated (its HASH or signature verifies,
+// which needs the exchange's keys) but is refused: answered with
+// AUTHENTICATION_FAILED, the IKE SA goes. errV1Unverified is a message
+// whose HASH or signature does not verify: it may be anybody's (the
+// cookies are on the wire), so it is dropped and changes nothing.
+var (
+	errV1Auth       = errors.New("authentication failed")
+	errV1Unverified = errors.New("message not authenticated")
+)
 
-// verifyPeer checks the peer's ID and HASH or SIG.
+// verifyPeer checks the peer's ID and HASH or SIG. Only once it holds is
+// anything of the message taken (accept).
 func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
 	id, ok := isakmp.Find[*isakmp.Identification](ps)
 	if !ok {
-		return fmt.Errorf("ID payload missing: %w", errV1Auth)
+		return fmt.Errorf("ID payload missing: %w", errV1Unverified)
 	}
-	sa.remoteID = Identity{Type: message.IDType(id.IDType), Data: id.Data}
+	remoteID := Identity{Type: message.IDType(id.IDType), Data: id.Data}
 	idB, _ := id.Body()
-	if !sa.conn.remote.id.Matches(sa.remoteID) {
-		return fmt.Errorf("peer identity '%s' does not match '%s': %w", sa.remoteID, sa.conn.remote.id, errV1Auth)
-	}
 	var want []byte
 	var err error
 	if sa.initiator {
@@ -307,30 +313,46 @@ func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
 	if err != nil {
 		return err
 	}
+	var cert *x509.Certificate
 	if sa.auth == isakmp.AuthPSK {
 		h, ok := isakmp.Find[*isakmp.Hash](ps)
 		if !ok || !bytes.Equal(h.Data, want) {
-			return fmt.Errorf("calculated HASH does not match HASH payload, pre-shared key mismatch?: %w", errV1Auth)
+			return fmt.Errorf("calculated HASH does not match HASH payload, pre-shared key mismatch?: %w", errV1Unverified)
 		}
-		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", sa.remoteID))
-		return nil
+	} else {
+		sig, ok := isakmp.Find[*isakmp.Signature](ps)
+		if !ok {
+			return fmt.Errorf("SIG payload missing: %w", errV1Unverified)
+		}
+		var chain []*x509.Certificate
+		if cert, chain, err = parseV1Certs(isakmp.All[*isakmp.Certificate](ps)); err != nil {
+			return err
+		}
+		if err := transform.V1VerifyHash(cert.PublicKey, want, sig.Data); err != nil {
+			return fmt.Errorf("signature of '%s' does not verify: %w", remoteID, errV1Unverified)
+		}
+		// The signature covers HASH, which only the holder of the
+		// exchange's keys computes: from here the peer is who sent it.
+		if err := sa.trustCert(cert, chain, remoteID); err != nil {
+			return err
+		}
 	}
-	sig, ok := isakmp.Find[*isakmp.Signature](ps)
-	if !ok {
-		return fmt.Errorf("SIG payload missing: %w", errV1Auth)
+	sa.remoteID = remoteID
+	sa.accept()
+	if !sa.conn.remote.id.Matches(remoteID) {
+		return fmt.Errorf("peer identity '%s' does not match '%s': %w", remoteID, sa.conn.remote.id, errV1Auth)
 	}
-	cert, err := sa.verifyCerts(isakmp.All[*isakmp.Certificate](ps))
-	if err != nil {
-		return err
+	if cert == nil {
+		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", remoteID))
+	} else {
+		sa.log.Info(fmt.Sprintf("authentication of '%s' with %v successful", remoteID, sa.auth))
 	}
-	if err := transform.V1VerifyHash(cert.PublicKey, want, sig.Data); err != nil {
-		return fmt.Errorf("signature of '%s' does not verify: %w", sa.remoteID, errV1Auth)
-	}
-	sa.log.Info(fmt.Sprintf("authentication of '%s' with %v successful", sa.remoteID, sa.auth))
 	return nil
 }
 
-func (sa *v1SA) verifyCerts(certs []*isakmp.Certificate) (*x509.Certificate, error) {
+// parseV1Certs returns the end-entity certificate of CERT payloads and
+// the intermediates after it.
+func parseV1Certs(certs []*isakmp.Certificate) (*x509.Certificate, []*x509.Certificate, error) {
 	var parsed []*x509.Certificate
 	for _, c := range certs {
 		if c.Encoding != isakmp.CertX509Signature {
@@ -338,13 +360,19 @@ func (sa *v1SA) verifyCerts(certs []*isakmp.Certificate) (*x509.Certificate, err
 		}
 		x, err := x509.ParseCertificate(c.Data)
 		if err != nil {
-			return nil, fmt.Errorf("certificate does not parse: %w", errV1Auth)
+			return nil, nil, fmt.Errorf("certificate does not parse: %w", errV1Unverified)
 		}
 		parsed = append(parsed, x)
 	}
 	if len(parsed) == 0 {
-		return nil, fmt.Errorf("no certificate of '%s' received: %w", sa.remoteID, errV1Auth)
+		return nil, nil, fmt.Errorf("no certificate received: %w", errV1Unverified)
 	}
+	return parsed[0], parsed[1:], nil
+}
+
+// trustCert checks the peer's certificate against our CAs and its
+// identity.
+func (sa *v1SA) trustCert(cert *x509.Certificate, chain []*x509.Certificate, remoteID Identity) error {
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
 	cas := sa.conn.remote.cfg.CACerts
 	if len(cas) == 0 {
@@ -353,30 +381,39 @@ func (sa *v1SA) verifyCerts(certs []*isakmp.Certificate) (*x509.Certificate, err
 	for _, ca := range cas {
 		roots.AddCert(ca)
 	}
-	for _, c := range parsed[1:] {
+	for _, c := range chain {
 		inter.AddCert(c)
 	}
-	if _, err := parsed[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: sa.e.clock.Now(),
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: sa.e.clock.Now(),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, fmt.Errorf("certificate of '%s' not trusted: %v: %w", sa.remoteID, err, errV1Auth)
+		return fmt.Errorf("certificate of '%s' not trusted: %v: %w", remoteID, err, errV1Auth)
 	}
-	if !certHasIdentity(parsed[0], sa.remoteID) {
-		return nil, fmt.Errorf("certificate is not issued to '%s': %w", sa.remoteID, errV1Auth)
+	if !certHasIdentity(cert, remoteID) {
+		return fmt.Errorf("certificate is not issued to '%s': %w", remoteID, errV1Auth)
 	}
-	return parsed[0], nil
+	return nil
 }
 
-// processPhase1 runs Main and Aggressive Mode.
+// processPhase1 runs Main and Aggressive Mode. An encrypted message
+// changes nothing until its HASH or signature verifies (verifyPeer); the
+// unencrypted ones before it are unauthenticated by design (RFC 2409), as
+// IKEv2's IKE_SA_INIT is.
 func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
+	if sa.state == IKESAEstablished {
+		// Phase 1 is over: its last message, if the peer sent it again,
+		// was answered in receive; anything else is not the peer's.
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring %v message with message ID 0 of an established IKE_SA", h.Exchange))
+		return
+	}
 	ex := sa.exchange(0)
 	var ps []isakmp.Payload
-	if h.Flags&isakmp.FlagEncryption != 0 {
+	encrypted := h.Flags&isakmp.FlagEncryption != 0
+	if encrypted {
 		var err error
 		var commit func()
 		ps, _, commit, err = sa.open(h, data, ex)
-		if err == nil {
-			commit()
-		}
+		sa.rx.ex, sa.rx.commit = ex, commit
 		if err != nil {
 			sa.e.stats.DroppedAuthentication++
 			if sa.cipher == nil {
@@ -402,10 +439,11 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 			return
 		}
 		ps = m.Payloads
+		sa.rx.ex = ex
+		sa.accept()
 	}
-	ex.lastIn = data
 	sa.log.Info("parsed " + v1Summary(h, !sa.initiator, ps))
-	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 {
+	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 && !encrypted {
 		sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
 		ex.stop()
 		sa.destroy()
@@ -417,9 +455,14 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	} else {
 		err = sa.mainMode(h, ps)
 	}
+	if errors.Is(err, errV1Unverified) && encrypted {
+		sa.e.stats.DroppedAuthentication++
+		sa.log.Info(fmt.Sprintf("%v message %d of IKE_SA %s dropped: %v", h.Exchange, sa.step+1, sa.name(), err))
+		return
+	}
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed: %v", sa.name(), err))
-		if errors.Is(err, errV1Auth) && sa.cipher != nil {
+		if (errors.Is(err, errV1Auth) || errors.Is(err, errV1Unverified)) && sa.cipher != nil {
 			sa.sendAuthFailed()
 		}
 		sa.destroy()
@@ -576,10 +619,10 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 		sa.sendSealed(ex, hdr, append([]isakmp.Payload{id}, auth...), false, nil)
 		sa.established()
 	case sa.initiator && sa.step == 5: // <-- ID HASH_R
-		ex.stop()
 		if err := sa.verifyPeer(ps); err != nil {
 			return err
 		}
+		ex.stop()
 		sa.step = 6
 		sa.established()
 	default:
@@ -675,13 +718,13 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, false)
 		sa.established()
 	case !sa.initiator && sa.step == 2: // HASH_I -->
-		ex.stop()
 		idPayload := &isakmp.Identification{IDType: isakmp.IDType(sa.remoteID.Type), Data: sa.remoteID.Data}
 		// The initiator's ID came in the first message.
-		sa.processNATD(ps)
 		if err := sa.verifyPeer(append([]isakmp.Payload{idPayload}, ps...)); err != nil {
 			return err
 		}
+		ex.stop()
+		sa.processNATD(ps)
 		sa.step = 3
 		sa.established()
 	default:

@@ -200,27 +200,30 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 		return
 	}
 	q := sa.quicks[h.MessageID]
-	ex := sa.exchange(h.MessageID)
+	// A new exchange's state is kept only once its first message is
+	// authenticated (accept): a forgery leaves nothing behind.
+	ex := sa.exchanges[h.MessageID]
+	if ex == nil {
+		ex = &v1Exchange{mid: h.MessageID}
+	}
 	ps, plain, commit, err := sa.open(h, data, ex)
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
 		sa.log.Info(fmt.Sprintf("could not decrypt Quick Mode message %d: %v", h.MessageID, err))
-		if q == nil {
-			delete(sa.exchanges, h.MessageID)
-		}
 		return
 	}
 	// A message whose HASH matches moves the exchange on: its IV and
 	// the duplicate check.
-	verified := func() { commit(); ex.lastIn = data }
-	request := q == nil || !q.initiator
-	if q != nil && !q.initiator {
-		request = true
+	sa.rx.ex, sa.rx.commit = ex, commit
+	verified := sa.accept
+	unverified := func(why string) {
+		sa.e.stats.DroppedAuthentication++
+		sa.log.Info(why)
 	}
-	sa.log.Info("parsed " + v1Summary(h, request && q == nil || (q != nil && !q.initiator), ps))
+	sa.log.Info("parsed " + v1Summary(h, q == nil || !q.initiator, ps))
 	hp, ok := ps[0].(*isakmp.Hash)
 	if !ok {
-		sa.log.Info("Quick Mode message without HASH first")
+		unverified("Quick Mode message without HASH first")
 		return
 	}
 	hashLen := 4 + len(hp.Data)
@@ -229,8 +232,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 	case q == nil: // HASH(1) SA Ni [KE] [IDci IDcr] -->
 		want, _ := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, h.MessageID, rest)
 		if !bytes.Equal(want, hp.Data) {
-			sa.log.Info("received HASH payload does not match")
-			delete(sa.exchanges, h.MessageID)
+			unverified("received HASH payload does not match")
 			return
 		}
 		verified()
@@ -245,7 +247,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 	case q.initiator: // <-- HASH(2) SA Nr [KE] [IDci IDcr]
 		want, _ := transform.V1QuickHash2(sa.prf, sa.keys.SKEYIDa, h.MessageID, q.ni, rest)
 		if !bytes.Equal(want, hp.Data) {
-			sa.log.Info("received HASH payload does not match")
+			unverified("received HASH payload does not match")
 			return
 		}
 		verified()
@@ -265,7 +267,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 	default: // HASH(3) -->
 		want, _ := transform.V1QuickHash3(sa.prf, sa.keys.SKEYIDa, q.mid, q.ni, q.nr)
 		if !bytes.Equal(want, hp.Data) {
-			sa.log.Info("received HASH(3) does not match")
+			unverified("received HASH(3) does not match")
 			return
 		}
 		verified()
@@ -312,7 +314,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		sa.log.Info(fmt.Sprintf("no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
 			localTS, remoteTS, conf))
 		sa.notifyQuick(h.MessageID, isakmp.InvalidIDInformation, nil)
-		delete(sa.exchanges, h.MessageID)
+		sa.dropExchange(h.MessageID)
 		return
 	}
 	q := &v1Quick{sa: sa, mid: h.MessageID, cfg: cc, ni: n.Data, localTS: localTS, remoteTS: remoteTS}
@@ -346,7 +348,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.proposals))
 		sa.log.Info("no acceptable proposal found, sending NO_PROPOSAL_CHOSEN")
 		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
-		delete(sa.exchanges, h.MessageID)
+		sa.dropExchange(h.MessageID)
 		return
 	}
 	// The shorter lifetime wins: answer with ours if it is shorter.

@@ -91,6 +91,10 @@ type v1SA struct {
 	// Aggressive Mode message, processed once it is in.
 	held []v1Held
 
+	// rx is the message being processed; what it tells beyond its
+	// payloads is taken only once it is authenticated (accept).
+	rx v1Inbound
+
 	dpdSeq        uint32
 	establishedAt time.Time
 	lastInbound   time.Time
@@ -220,6 +224,45 @@ func (e *Engine) v1Infos() []IKESAInfo {
 	return out
 }
 
+// v1Inbound is a received message under processing. An ISAKMP SA's
+// cookies and message IDs travel in clear, so anyone can send it
+// datagrams: nothing of the SA changes for one until it is authenticated
+// (HASH or signature verified). Then accept moves its exchange's IV chain
+// and duplicate check on, counts the peer alive and follows an address
+// change (RFC 7296 section 2.23's rule, which IKEv1 NAT-T needs as well).
+type v1Inbound struct {
+	d      Datagram
+	data   []byte
+	ex     *v1Exchange // the exchange, stored once accepted (nil: none)
+	commit func()      // moves ex's IV chain on (nil: unencrypted)
+}
+
+// accept takes the authenticated message in sa.rx.
+func (sa *v1SA) accept() {
+	rx := sa.rx
+	sa.rx = v1Inbound{}
+	if rx.commit != nil {
+		rx.commit()
+	}
+	if ex := rx.ex; ex != nil {
+		ex.lastIn = rx.data
+		if sa.exchanges[ex.mid] == nil {
+			sa.exchanges[ex.mid] = ex
+		}
+	}
+	sa.lastInbound = sa.e.clock.Now()
+	d := rx.d
+	if d.Remote.IsValid() && (d.Remote != sa.remote || d.Local != sa.local) {
+		// The peer floated to port 4500 or its NAT mapping changed.
+		if d.Local.Port() == sa.e.cfg.NATTPort || sa.remote.Addr() == d.Remote.Addr() {
+			sa.local, sa.remote = d.Local, d.Remote
+			for _, c := range sa.children {
+				c.updateAddresses()
+			}
+		}
+	}
+}
+
 // exchange returns the state of an exchange, creating it.
 func (sa *v1SA) exchange(mid uint32) *v1Exchange {
 	ex := sa.exchanges[mid]
@@ -230,12 +273,18 @@ func (sa *v1SA) exchange(mid uint32) *v1Exchange {
 	return ex
 }
 
-// forget drops a finished exchange; its last message stays answerable
-// for phase 1 (message ID 0) only.
+// forget drops a finished exchange.
 func (sa *v1SA) forget(ex *v1Exchange) {
 	ex.stop()
-	if ex.mid != 0 {
-		delete(sa.exchanges, ex.mid)
+	sa.dropExchange(ex.mid)
+}
+
+// dropExchange removes an exchange's state. Phase 1's (message ID 0)
+// stays for the ISAKMP SA's life: its last message stays answerable and
+// its IV chain seeds every later exchange's IV.
+func (sa *v1SA) dropExchange(mid uint32) {
+	if mid != 0 {
+		delete(sa.exchanges, mid)
 	}
 }
 
@@ -249,15 +298,22 @@ func (ex *v1Exchange) stop() {
 
 // ivFor returns the IV of the next message of an exchange: the phase 1
 // IV chain for message ID 0, else hash(last phase 1 block | M-ID).
-func (sa *v1SA) ivFor(ex *v1Exchange) []byte {
+func (sa *v1SA) ivFor(ex *v1Exchange) ([]byte, error) {
 	if ex.iv == nil && ex.mid != 0 {
-		iv, err := transform.V1ExchangeIV(sa.prf, sa.exchange(0).iv, ex.mid, sa.cipher.BlockSize())
+		p1 := sa.exchanges[0]
+		if p1 == nil || p1.iv == nil {
+			return nil, fmt.Errorf("no phase 1 IV: %w", transform.ErrV1IV)
+		}
+		iv, err := transform.V1ExchangeIV(sa.prf, p1.iv, ex.mid, sa.cipher.BlockSize())
 		if err != nil {
-			return nil
+			return nil, err
 		}
 		ex.iv = iv
 	}
-	return ex.iv
+	if ex.iv == nil {
+		return nil, fmt.Errorf("exchange %d has no IV: %w", ex.mid, transform.ErrV1IV)
+	}
+	return ex.iv, nil
 }
 
 // seal encrypts a message of an exchange, advancing its IV chain.
@@ -266,7 +322,14 @@ func (sa *v1SA) seal(h isakmp.Header, payloads []isakmp.Payload, ex *v1Exchange)
 	if err != nil {
 		return nil, err
 	}
-	ct := sa.cipher.Encrypt(sa.ivFor(ex), body)
+	iv, err := sa.ivFor(ex)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := sa.cipher.Encrypt(iv, body)
+	if err != nil {
+		return nil, err
+	}
 	ex.iv = append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
 	return isakmp.AssembleEncrypted(h, first, ct)
 }
@@ -285,7 +348,11 @@ func (sa *v1SA) open(h isakmp.Header, data []byte, ex *v1Exchange) (ps []isakmp.
 		return nil, nil, nil, fmt.Errorf("no keys yet")
 	}
 	ct := data[isakmp.HeaderLen:]
-	pt, err := sa.cipher.Decrypt(sa.ivFor(ex), ct)
+	iv, err := sa.ivFor(ex)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pt, err := sa.cipher.Decrypt(iv, ct)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -296,8 +363,8 @@ func (sa *v1SA) open(h isakmp.Header, data []byte, ex *v1Exchange) (ps []isakmp.
 	if len(ps) == 0 {
 		return nil, nil, nil, fmt.Errorf("no payloads")
 	}
-	iv := append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
-	return ps, pt[:n], func() { ex.iv = iv }, nil
+	next := append([]byte(nil), ct[len(ct)-sa.cipher.BlockSize():]...)
+	return ps, pt[:n], func() { ex.iv = next }, nil
 }
 
 // header returns a header of this SA.
@@ -550,16 +617,6 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		sa.reassemble(h, data, d)
 		return
 	}
-	sa.lastInbound = e.clock.Now()
-	if d.Remote != sa.remote || d.Local != sa.local {
-		// The peer floated to port 4500 or its NAT mapping changed.
-		if d.Local.Port() == e.cfg.NATTPort || sa.remote.Addr() == d.Remote.Addr() {
-			sa.local, sa.remote = d.Local, d.Remote
-			for _, c := range sa.children {
-				c.updateAddresses()
-			}
-		}
-	}
 	ex := sa.exchanges[h.MessageID]
 	if ex != nil && ex.lastIn != nil && bytes.Equal(ex.lastIn, data) {
 		if ex.lastOut != nil {
@@ -572,6 +629,16 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		sa.holdUntilPhase1(h, data, d)
 		return
 	}
+	if h.MessageID == 0 && h.Exchange != isakmp.ExchangeMain && h.Exchange != isakmp.ExchangeAggressive &&
+		(h.Flags&isakmp.FlagEncryption != 0 || h.Exchange != isakmp.ExchangeInformational) {
+		// Message ID 0 is phase 1's (RFC 2409 section 5): a protected
+		// exchange with it would share phase 1's IV chain.
+		e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring %v message with message ID 0", h.Exchange))
+		return
+	}
+	sa.rx = v1Inbound{d: d, data: data}
+	defer func() { sa.rx = v1Inbound{} }()
 	switch {
 	case h.MessageID == 0 && (h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive):
 		sa.processPhase1(h, data)

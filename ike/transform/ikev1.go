@@ -223,6 +223,10 @@ type V1Cipher struct {
 // blocks; a wrong key is only noticed by what the plaintext holds.
 var ErrV1Decrypt = errors.New("IKEv1 decryption failed")
 
+// ErrV1IV is returned for an IV that is not one block: the exchange has
+// no IV chain (a bug, or state a message was not allowed to change).
+var ErrV1IV = errors.New("IKEv1 IV invalid")
+
 // NewV1Cipher returns the cipher of a phase 1 suite: only AES-CBC (3DES
 // and the other IKEv1 ciphers are refused).
 func NewV1Cipher(encr EncrID, key []byte) (*V1Cipher, error) {
@@ -241,8 +245,11 @@ func (c *V1Cipher) BlockSize() int { return c.block.BlockSize() }
 
 // Encrypt pads plaintext with zeros to whole blocks and encrypts it; the
 // next IV of the chain is the last block of the result.
-func (c *V1Cipher) Encrypt(iv, plaintext []byte) []byte {
+func (c *V1Cipher) Encrypt(iv, plaintext []byte) ([]byte, error) {
 	bs := c.block.BlockSize()
+	if len(iv) != bs {
+		return nil, fmt.Errorf("IV of %d octets for a %d-octet block: %w", len(iv), bs, ErrV1IV)
+	}
 	n := (len(plaintext) + bs - 1) / bs * bs
 	if n == 0 {
 		n = bs
@@ -250,7 +257,7 @@ func (c *V1Cipher) Encrypt(iv, plaintext []byte) []byte {
 	out := make([]byte, n)
 	copy(out, plaintext)
 	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(out, out)
-	return out
+	return out, nil
 }
 
 // Decrypt decrypts a body; the padding stays and is skipped by the payload
@@ -259,6 +266,9 @@ func (c *V1Cipher) Decrypt(iv, ciphertext []byte) ([]byte, error) {
 	bs := c.block.BlockSize()
 	if len(ciphertext) == 0 || len(ciphertext)%bs != 0 {
 		return nil, fmt.Errorf("%d octets: %w", len(ciphertext), ErrV1Decrypt)
+	}
+	if len(iv) != bs {
+		return nil, fmt.Errorf("IV of %d octets for a %d-octet block: %w", len(iv), bs, ErrV1IV)
 	}
 	out := make([]byte, len(ciphertext))
 	cipher.NewCBCDecrypter(c.block, iv).CryptBlocks(out, ciphertext)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -123,13 +124,22 @@ func TestV1Derivations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := c.Encrypt(iv, []byte("seventeen octets!"))
-	if len(ct) != 32 {
-		t.Fatalf("ciphertext %d octets", len(ct))
+	ct, err := c.Encrypt(iv, []byte("seventeen octets!"))
+	if err != nil || len(ct) != 32 {
+		t.Fatalf("ciphertext %d octets, %v", len(ct), err)
 	}
 	pt, err := c.Decrypt(iv, ct)
 	if err != nil || !bytes.HasPrefix(pt, []byte("seventeen octets!")) {
 		t.Fatalf("decrypt: %q %v", pt, err)
+	}
+	// An exchange without an IV chain is an error, not a panic in CBC.
+	for _, bad := range [][]byte{nil, iv[:8], append(iv, 0)} {
+		if _, err := c.Decrypt(bad, ct); !errors.Is(err, ErrV1IV) {
+			t.Errorf("Decrypt with a %d-octet IV: %v", len(bad), err)
+		}
+		if _, err := c.Encrypt(bad, ct); !errors.Is(err, ErrV1IV) {
+			t.Errorf("Encrypt with a %d-octet IV: %v", len(bad), err)
+		}
 	}
 	if _, err := NewV1Cipher(ENCR_3DES, seq(0, 23)); err == nil {
 		t.Errorf("3DES accepted")
