@@ -64,6 +64,10 @@ type Config struct {
 	// sent while we are behind a NAT and nothing else was sent to the peer
 	// (charon's keep_alive, default 20s). Negative disables them.
 	KeepAlive time.Duration
+	// OnPanic, if set, is told of each panic the safety net recovered
+	// (after it is logged and counted): fuzz targets and tests fail on it.
+	OnPanic func(recovered any)
+
 	// DeleteRekeyedDelay keeps the inbound SA of a rekeyed CHILD_SA for
 	// this long after the CHILD_SA is deleted, so that packets the peer
 	// sent on it just before it switched still arrive (charon's
@@ -82,6 +86,7 @@ type Stats struct {
 	DroppedMessageID      uint64 // message ID neither expected nor a retransmit
 	DroppedUnexpected     uint64 // right SA and ID, wrong exchange or state
 	DroppedESP            uint64 // ESP on the NAT-T port or keepalives
+	Panics                uint64 // bugs caught by the safety net (recoverPanic)
 	CookiesSent           uint64
 	CookiesRejected       uint64
 	InvalidSyntaxSent     uint64
@@ -113,7 +118,18 @@ type Engine struct {
 	// retired are the inbound SAs of deleted rekeyed CHILD_SAs, removed
 	// from the dataplane when their timer fires (DeleteRekeyedDelay).
 	retired map[SAID]Timer
-	closed  bool
+	// handling is the IKE SA a datagram or timer is being handled for:
+	// what the panic safety net deletes (recoverPanic).
+	handling  panicScope
+	dpJournal *dataplaneJournal // cfg.Dataplane, noting what it added
+	closed    bool
+}
+
+// panicScope is an IKE SA of either version, as the panic safety net
+// sees it.
+type panicScope interface {
+	name() string
+	destroy()
 }
 
 // initKey finds the IKE SA an IKE_SA_INIT retransmit belongs to before the
@@ -180,10 +196,13 @@ func New(cfg Config) (*Engine, error) {
 		cfg.KeepAlive = 20 * time.Second
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
+		dpJournal: &dataplaneJournal{Dataplane: cfg.Dataplane},
+		log:       cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
 		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{}, retired: map[SAID]Timer{},
 		reqids: reqidTable{byKey: map[string]*reqidEntry{}},
 	}
+	cfg.Dataplane = e.dpJournal
+	e.cfg = cfg
 	e.cookie.rand = cfg.Rand
 	return e, nil
 }
@@ -297,12 +316,21 @@ func (e *Engine) randomBytes(n int) []byte {
 // afterFunc runs f under the engine lock after d, unless the engine is
 // closed by then.
 func (e *Engine) afterFunc(d time.Duration, f func()) Timer {
+	return e.afterFuncFor(nil, d, f)
+}
+
+// afterFuncFor is afterFunc for a timer of an IKE SA: the one the panic
+// safety net deletes if f panics.
+func (e *Engine) afterFuncFor(sa panicScope, d time.Duration, f func()) Timer {
 	return e.clock.AfterFunc(d, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if !e.closed {
-			f()
+		if e.closed {
+			return
 		}
+		defer e.recoverPanic("a timer")
+		e.handle(sa)
+		f()
 	})
 }
 
@@ -380,6 +408,8 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	if e.closed {
 		return
 	}
+	defer e.recoverPanic("a datagram from " + d.Remote.String())
+	e.handle(nil)
 	e.stats.Received++
 	data := d.Data
 	if d.Local.Port() == e.cfg.NATTPort {
@@ -418,6 +448,7 @@ func (e *Engine) HandleDatagram(d Datagram) {
 		e.invalidSPI(h, d)
 		return
 	}
+	e.handling = sa
 	sa.receive(h, data, d)
 }
 
@@ -433,6 +464,7 @@ func reqOrResp(h *message.Header) string {
 // check.
 func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	if sa := e.init[initKey{d.Remote, h.InitiatorSPI}]; sa != nil {
+		e.handling = sa
 		sa.receive(h, data, d)
 		return
 	}
@@ -466,6 +498,7 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 			sa.destroy()
 		}
 	})
+	e.handling = sa
 	sa.receive(h, data, d)
 }
 

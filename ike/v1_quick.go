@@ -651,13 +651,13 @@ func (c *v1Child) addPolicies(ref *v1PolicyRef) error {
 func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	e := c.ike.e
 	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
-	c.timers = append(c.timers, e.afterFunc(left(c.rekeyAfter()), func() {
+	c.timers = append(c.timers, e.afterFuncFor(c.ike, left(c.rekeyAfter()), func() {
 		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished && !c.ike.deleted {
 			c.state = ChildSARekeying
 			c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
 			c.ike.startQuick(c.cfg, c)
 		}
-	}), e.afterFunc(left(c.lifetime), func() {
+	}), e.afterFuncFor(c.ike, left(c.lifetime), func() {
 		if c.state != ChildSADestroying && !c.ike.deleted {
 			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
 			c.ike.deleteChild(c)

@@ -178,7 +178,7 @@ func (sa *v1SA) setState(s IKESAState) {
 }
 
 func (sa *v1SA) after(d time.Duration, f func()) Timer {
-	t := sa.e.afterFunc(d, func() {
+	t := sa.e.afterFuncFor(sa, d, func() {
 		if !sa.deleted {
 			f()
 		}
@@ -580,6 +580,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 		e.log.Debug(fmt.Sprintf("ignoring %v for unknown IKE_SA %016x_i %016x_r", h.Exchange, h.InitiatorCookie, h.ResponderCookie))
 		return
 	}
+	e.handling = sa
 	sa.receive(h, data, d)
 }
 

@@ -26,6 +26,24 @@ type Dataplane struct {
 	softDone map[ike.SAID]bool // soft expiry reported
 	// Events are the calls in order, for logs of failing tests.
 	events []string
+	fault  func(op string)
+}
+
+// SetFault makes every later AddSA, UpdateSA and DeleteSA call f with the
+// method's name first: tests panic there to see the engine's safety net.
+func (d *Dataplane) SetFault(f func(op string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fault = f
+}
+
+func (d *Dataplane) injectFault(op string) {
+	d.mu.Lock()
+	f := d.fault
+	d.mu.Unlock()
+	if f != nil {
+		f(op)
+	}
 }
 
 // New returns an empty dataplane whose SPIs start at base (so two of them
@@ -56,6 +74,7 @@ func clone(sa *ike.SA) *ike.SA {
 }
 
 func (d *Dataplane) AddSA(sa *ike.SA) error {
+	d.injectFault("AddSA")
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, dup := d.sas[sa.SAID]; dup {
@@ -67,6 +86,7 @@ func (d *Dataplane) AddSA(sa *ike.SA) error {
 }
 
 func (d *Dataplane) UpdateSA(sa *ike.SA) error {
+	d.injectFault("UpdateSA")
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old, ok := d.sas[sa.SAID]
@@ -81,6 +101,7 @@ func (d *Dataplane) UpdateSA(sa *ike.SA) error {
 }
 
 func (d *Dataplane) DeleteSA(id ike.SAID) error {
+	d.injectFault("DeleteSA")
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.spis, id.SPI)

@@ -123,6 +123,8 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 	} {
 		m.sample("xdpsec_ike_failures_total", []string{"reason", r.reason}, r.v)
 	}
+	m.family("xdpsec_ike_panics_total", "counter", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).")
+	m.sample("xdpsec_ike_panics_total", nil, st.Panics)
 	m.family("xdpsec_ike_cookies_sent_total", "counter", "COOKIE notifies sent to IKE_SA_INIT requests.")
 	m.sample("xdpsec_ike_cookies_sent_total", nil, st.CookiesSent)
 
