@@ -502,4 +502,35 @@ func TestV1InitiateChild(t *testing.T) {
 			t.Errorf("our ISAKMP SA: %+v", o)
 		}
 	})
+	// While the IPsec SA is installed, another comes beside it on our
+	// side, as with IKEv2. IKEv1 cannot tell charon so: it takes a Quick
+	// Mode with the selectors of an installed IPsec SA for a rekey of it
+	// and lists the old one REKEYED (kept until it expires, charon's
+	// delete_rekeyed = no), so only the new one is compared.
+	forRoles(t, "while-installed", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		before := e.oursSA()
+		out, err := e.ours.cliRun("initiate", "--child", "net", "--timeout", "30s")
+		if err != nil {
+			t.Fatalf("initiate --child while installed: %v\n%s", err, out)
+		}
+		after := e.oursSA()
+		if after.SPIi != before.SPIi || after.SPIr != before.SPIr || len(after.Children) != 2 ||
+			after.Children[0].SPIIn != before.Children[0].SPIIn || after.Children[1].State != "INSTALLED" {
+			t.Fatalf("before %+v\nafter %+v", before, after)
+		}
+		added := after.Children[1]
+		if want := fmt.Sprintf("CHILD_SA net{%d} established with SPIs %s_i %s_o", added.UniqueID, added.SPIIn, added.SPIOut); !strings.Contains(out, want) {
+			t.Errorf("initiate said %q, want %q", out, want)
+		}
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "detected rekeying of CHILD_SA net{1}", "CHILD_SA net{2} established with SPIs")
+		ch := e.charonChild()
+		if ch.get("spi-in") != added.SPIOut || ch.get("spi-out") != added.SPIIn {
+			t.Errorf("charon's installed IPsec SA %v, ours %+v", ch.values, added)
+		}
+	})
 }
