@@ -118,11 +118,16 @@ func (e *Engine) RekeyChildSA(id uint32) error {
 	return nil
 }
 
-// CreateChildSA negotiates another CHILD_SA of the IKE SA's connection
-// with CREATE_CHILD_SA.
+// CreateChildSA negotiates another CHILD_SA of the IKE SA's connection:
+// with CREATE_CHILD_SA over an IKEv2 SA, in a Quick Mode over an
+// established ISAKMP SA (swanctl --initiate --child does the same). A
+// CHILD_SA of that config already installed stays: this adds another.
 func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if v1 := e.v1SAByID(ikeID); v1 != nil {
+		return v1.createChild(child)
+	}
 	sa, err := e.ikeSA(ikeID)
 	if err != nil {
 		return err
@@ -132,6 +137,22 @@ func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 			sa.tm.queue(newChildCreate(sa, true, cc, nil))
 			sa.tm.initiate()
 			return nil
+		}
+	}
+	return fmt.Errorf("%w: child %q", ErrUnknownConnection, child)
+}
+
+// createChild starts a Quick Mode for a child config of the ISAKMP SA's
+// connection, which the SA lists as a CHILD_SA being created until it is
+// installed or fails.
+func (sa *v1SA) createChild(child string) error {
+	if sa.state != IKESAEstablished || sa.deleted {
+		return fmt.Errorf("%w: IKE_SA %s is %v", ErrUnknownSA, sa.name(), sa.state)
+	}
+	for _, cc := range sa.conn.children {
+		if cc.cfg.Name == child {
+			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s in a Quick Mode of IKE_SA %s", child, sa.name()))
+			return sa.startQuick(cc, nil)
 		}
 	}
 	return fmt.Errorf("%w: child %q", ErrUnknownConnection, child)

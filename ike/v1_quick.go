@@ -77,7 +77,8 @@ func (q *v1Quick) pfsGroup() transform.KEID {
 }
 
 // startQuick initiates a Quick Mode for a child (rekey: replacing old).
-func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) {
+// An error means no Quick Mode is under way.
+func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	q := &v1Quick{sa: sa, initiator: true, cfg: cc, rekey: old}
 	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
 		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
@@ -85,7 +86,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) {
 	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
-		return
+		return fmt.Errorf("allocating SPI: %w", err)
 	}
 	q.spiIn = spi
 	sa.quicks[q.mid] = q
@@ -103,13 +104,14 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) {
 			sa.log.Info(fmt.Sprintf("PFS group %v: %v", q.pfs, err))
 			delete(sa.quicks, q.mid)
 			q.release()
-			return
+			return fmt.Errorf("PFS group %v: %w", q.pfs, err)
 		}
 		q.dh = dh
 		ps = append(ps, &isakmp.KeyExchange{Data: dh.PublicValue()})
 	}
 	ps = append(ps, tsID(q.localTS), tsID(q.remoteTS))
 	sa.sendQuick(q, ps, nil, true)
+	return nil
 }
 
 // encapMode is the mode attribute: UDP-encapsulated behind a NAT.

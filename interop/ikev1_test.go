@@ -453,3 +453,84 @@ func TestV1QuickModeCommitBit(t *testing.T) {
 		}
 	})
 }
+
+// TestV1InitiateChild: `xdpsec initiate --child` over an established
+// ISAKMP SA (ours or charon's as the initiator of phase 1) after
+// `terminate --child` runs a Quick Mode on it, as swanctl --initiate
+// --child does, and reports the new IPsec SA: the same cookies on both
+// sides, new SPIs, and charon's list the same as ours.
+func TestV1InitiateChild(t *testing.T) {
+	forRoles(t, "after-terminate", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		first := e.agree(1)
+		e.ours.cli("terminate", "--child", "net")
+		waitFor(t, 10*time.Second, "the IPsec SA gone on both sides, the ISAKMP SA kept", func() error {
+			c, o := e.charonView(), e.oursView()
+			if len(c) != 1 || len(o) != 1 || len(c[0].children) != 0 || len(o[0].children) != 0 || c[0].spiI != o[0].spiI {
+				return fmt.Errorf("charon %v, xdpsec %v", c, o)
+			}
+			return nil
+		})
+		cmark := len(e.charon.log())
+		out, err := e.ours.cliRun("initiate", "--child", "net", "--timeout", "30s")
+		if err != nil {
+			t.Fatalf("initiate --child over the ISAKMP SA: %v\n%s", err, out)
+		}
+		views := e.agree(1)
+		if len(views) != 1 || views[0].spiI != first[0].spiI || views[0].spiR != first[0].spiR {
+			t.Fatalf("ISAKMP SA changed: before %v, after %v", first, views)
+		}
+		ch := views[0].children[0]
+		if ch.spiIn == first[0].children[0].spiIn || ch.spiOut == first[0].children[0].spiOut {
+			t.Errorf("IPsec SA kept its SPIs: before %v, after %v", first, views)
+		}
+		// Our answer names the IPsec SA both sides list (ours inbound is
+		// charon's outbound).
+		if want := fmt.Sprintf("CHILD_SA net{2} established with SPIs %s_i %s_o", ch.spiOut, ch.spiIn); !strings.Contains(out, want) {
+			t.Errorf("initiate said %q, want %q", out, want)
+		}
+		csince := func() string { return e.charon.log()[cmark:] }
+		waitLog(t, "charon", csince, 5*time.Second, "parsed QUICK_MODE request", "CHILD_SA net{2} established with SPIs")
+		if strings.Contains(csince(), "IKE_SA c[2]") || strings.Contains(csince(), "ID_PROT") {
+			t.Errorf("charon saw a new phase 1:\n%s", csince())
+		}
+		o := e.oursSA()
+		if o.Version != 1 || o.UniqueID != 1 {
+			t.Errorf("our ISAKMP SA: %+v", o)
+		}
+	})
+	// While the IPsec SA is installed, another comes beside it on our
+	// side, as with IKEv2. IKEv1 cannot tell charon so: it takes a Quick
+	// Mode with the selectors of an installed IPsec SA for a rekey of it
+	// and lists the old one REKEYED (kept until it expires, charon's
+	// delete_rekeyed = no), so only the new one is compared.
+	forRoles(t, "while-installed", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		cs, os := v1Peers("aes128-sha256-modp2048", "aes128-sha256", "")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		before := e.oursSA()
+		out, err := e.ours.cliRun("initiate", "--child", "net", "--timeout", "30s")
+		if err != nil {
+			t.Fatalf("initiate --child while installed: %v\n%s", err, out)
+		}
+		after := e.oursSA()
+		if after.SPIi != before.SPIi || after.SPIr != before.SPIr || len(after.Children) != 2 ||
+			after.Children[0].SPIIn != before.Children[0].SPIIn || after.Children[1].State != "INSTALLED" {
+			t.Fatalf("before %+v\nafter %+v", before, after)
+		}
+		added := after.Children[1]
+		if want := fmt.Sprintf("CHILD_SA net{%d} established with SPIs %s_i %s_o", added.UniqueID, added.SPIIn, added.SPIOut); !strings.Contains(out, want) {
+			t.Errorf("initiate said %q, want %q", out, want)
+		}
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "detected rekeying of CHILD_SA net{1}", "CHILD_SA net{2} established with SPIs")
+		ch := e.charonChild()
+		if ch.get("spi-in") != added.SPIOut || ch.get("spi-out") != added.SPIIn {
+			t.Errorf("charon's installed IPsec SA %v, ours %+v", ch.values, added)
+		}
+	})
+}

@@ -506,3 +506,105 @@ func TestDaemonInitiateChildFailsNoProposal(t *testing.T) {
 		t.Errorf("initiate --child net without an acceptable ESP proposal: %v\n%s", err, out)
 	}
 }
+
+// v1SiteConf is siteConf as an IKEv1 connection (Main Mode, PSK).
+func v1SiteConf(local, remote, localID, remoteID, localNet, remoteNet string) string {
+	c := siteConf(local, remote, localID, remoteID, localNet, remoteNet, "")
+	c = strings.Replace(c, "      proposals = aes128gcm16-prfsha256-x25519\n", "      version = 1\n      proposals = aes128-sha256-modp2048\n", 1)
+	return strings.Replace(c, "esp_proposals = aes128gcm16", "esp_proposals = aes128-sha256", 1)
+}
+
+// TestDaemonsDryRunV1InitiateChild: `initiate --child` of an IKEv1
+// connection brings phase 1 up and then the child when no ISAKMP SA is
+// up, and otherwise runs a Quick Mode on the established ISAKMP SA,
+// waiting for the IPsec SA and naming it: after `terminate --child`, and
+// while one is installed (a second comes beside it, as with IKEv2). A
+// Quick Mode the peer refuses makes it fail at once.
+func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-v1a")
+	nsB := testenv.NewNetns(t, "xdpsec-v1b")
+	testenv.Veth(t, nsA, "wan0", "10.95.0.1/24", nsB, "wan0", "10.95.0.2/24")
+	a := newSite(t, "a", nsA, v1SiteConf("10.95.0.1", "10.95.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16"))
+	confB := v1SiteConf("10.95.0.2", "10.95.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")
+	b := newSite(t, "b", nsB, confB)
+	a.start()
+	b.start()
+
+	// established checks the message of initiate against a's one
+	// ISAKMP SA, which must be the first one, and returns the SAs of
+	// both sides once b has installed as many IPsec SAs as a.
+	established := func(out string, children int) (sasA, sasB []daemon.IKESA) {
+		t.Helper()
+		sasA = a.sas()
+		if len(sasA) != 1 || sasA[0].Version != 1 || sasA[0].UniqueID != 1 || sasA[0].State != "ESTABLISHED" || len(sasA[0].Children) != children {
+			t.Fatalf("a's SAs: %+v, want ISAKMP SA #1 with %d CHILD_SAs", sasA, children)
+		}
+		last := sasA[0].Children[children-1]
+		if want := fmt.Sprintf("CHILD_SA net{%d} established with SPIs %s_i %s_o", last.UniqueID, last.SPIIn, last.SPIOut); !strings.Contains(out, want) {
+			t.Errorf("initiate said %q, want %q", out, want)
+		}
+		sasB = b.waitSAs(fmt.Sprintf("%d IPsec SAs", children), func(s []daemon.IKESA) bool {
+			return len(s) == 1 && len(s[0].Children) == children && s[0].Children[children-1].State == "INSTALLED"
+		})
+		if sasB[0].SPIi != sasA[0].SPIi || sasB[0].SPIr != sasA[0].SPIr {
+			t.Fatalf("ISAKMP SAs differ: a %+v b %+v", sasA[0], sasB[0])
+		}
+		for i, ca := range sasA[0].Children {
+			cb := sasB[0].Children[i]
+			if ca.SPIIn != cb.SPIOut || ca.SPIOut != cb.SPIIn {
+				t.Errorf("IPsec SA %d: a in/out %s/%s, b in/out %s/%s", i, ca.SPIIn, ca.SPIOut, cb.SPIIn, cb.SPIOut)
+			}
+		}
+		return sasA, sasB
+	}
+
+	// No ISAKMP SA yet: Main Mode, then the Quick Mode.
+	out := a.ok("initiate", "--child", "net")
+	if !strings.Contains(out, "IKE_SA site[1] established") {
+		t.Errorf("initiate said: %s", out)
+	}
+	sasA, _ := established(out, 1)
+	first := sasA[0].Children[0]
+
+	// Terminated, then initiated again over the same ISAKMP SA.
+	a.ok("terminate", "--child", "net")
+	b.waitSAs("IPsec SA gone", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 0 })
+	out = a.ok("initiate", "--child", "net")
+	if strings.Contains(out, "IKE_SA") {
+		t.Errorf("initiate over the established ISAKMP SA said: %s", out)
+	}
+	sasA, _ = established(out, 1)
+	second := sasA[0].Children[0]
+	if second.SPIIn == first.SPIIn || second.SPIOut == first.SPIOut || second.UniqueID == first.UniqueID {
+		t.Errorf("the IPsec SA initiated again is the terminated one: %+v", second)
+	}
+
+	// Initiated while installed: another one beside it.
+	out = a.ok("initiate", "--child", "net")
+	sasA, _ = established(out, 2)
+	if c := sasA[0].Children; c[0].SPIIn != second.SPIIn || c[0].State != "INSTALLED" || c[1].SPIIn == second.SPIIn {
+		t.Errorf("after the second initiate: %+v", c)
+	}
+
+	// b no longer accepts our ESP proposal: the Quick Mode gets
+	// NO_PROPOSAL_CHOSEN, and initiate says so without waiting out its
+	// timeout.
+	b.writeConf(strings.Replace(confB, "esp_proposals = aes128-sha256", "esp_proposals = aes256-sha384", 1))
+	b.ok("reload")
+	b.waitSAs("ISAKMP SA of the changed connection gone", func(s []daemon.IKESA) bool { return len(s) == 0 })
+	a.waitSAs("ISAKMP SA deleted by b", func(s []daemon.IKESA) bool { return len(s) == 0 })
+	a.ok("initiate", "--ike", "site") // the ISAKMP SA comes up, its Quick Mode does not
+	a.waitSAs("ISAKMP SA without IPsec SAs", func(s []daemon.IKESA) bool {
+		return len(s) == 1 && s[0].State == "ESTABLISHED" && len(s[0].Children) == 0
+	})
+	start := time.Now()
+	out, err := a.cli("initiate", "--child", "net", "--timeout", "30s")
+	if err == nil || !strings.Contains(err.Error(), "initiating CHILD_SA 'net' failed: its Quick Mode on IKE_SA site[") {
+		t.Errorf("initiate of a refused CHILD_SA: %v\n%s", err, out)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("initiate of a refused CHILD_SA took %v", d)
+	}
+}

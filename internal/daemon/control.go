@@ -326,7 +326,8 @@ func (d *Daemon) connOfChild(child string) (string, error) {
 
 // initiate starts an IKE SA (--ike) or a CHILD_SA (--child): with an
 // established IKE SA of its connection the CHILD_SA is created with
-// CREATE_CHILD_SA, else the connection is initiated.
+// CREATE_CHILD_SA (IKEv1: in a Quick Mode of the ISAKMP SA), else the
+// connection is initiated.
 func (d *Daemon) initiate(req Request) (*Response, error) {
 	conn := req.IKE
 	if req.Child != "" {
@@ -342,9 +343,14 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 			if sa.Name != conn || sa.State != ike.IKESAEstablished {
 				continue
 			}
-			before := map[uint32]bool{}
+			// An ISAKMP SA lists the Quick Modes it started as CHILD_SAs
+			// without an ID, by their inbound SPI.
+			before, creating := map[uint32]bool{}, map[uint32]bool{}
 			for _, ch := range sa.Children {
 				before[ch.ID] = true
+				if ch.ID == 0 {
+					creating[ch.SPIIn] = true
+				}
 			}
 			if err := d.engine.CreateChildSA(sa.ID, req.Child); err != nil {
 				return nil, err
@@ -355,11 +361,20 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 				if s == nil {
 					return false, fmt.Errorf("IKE_SA %s[%d] went away", sa.Name, sa.ID)
 				}
+				ours := false
 				for _, ch := range s.Children {
-					if !before[ch.ID] && ch.Name == req.Child && ch.State == ike.ChildSAInstalled {
+					// Rekeying or rekeyed: it was installed, and a short
+					// rekey_time may already be replacing it.
+					if !before[ch.ID] && ch.Name == req.Child && ch.State >= ike.ChildSAInstalled && ch.State <= ike.ChildSARekeyed {
 						msg = fmt.Sprintf("CHILD_SA %s{%d} established with SPIs %.8x_i %.8x_o", ch.Name, ch.ID, ch.SPIIn, ch.SPIOut)
 						return true, nil
 					}
+					ours = ours || (ch.ID == 0 && ch.Name == req.Child && !creating[ch.SPIIn])
+				}
+				if s.Version == 1 && !ours {
+					// The Quick Mode ended (NO_PROPOSAL_CHOSEN, INVALID_ID_INFORMATION,
+					// no answer) and left no IPsec SA.
+					return false, fmt.Errorf("its Quick Mode on IKE_SA %s[%d] ended without it (see the daemon's log)", sa.Name, sa.ID)
 				}
 				return false, nil
 			})

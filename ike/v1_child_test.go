@@ -1,0 +1,150 @@
+package ike_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// TestV1CreateChildSA: a CHILD_SA initiated by name over an established
+// ISAKMP SA (swanctl --initiate --child) comes in a Quick Mode of that
+// ISAKMP SA, from either end, also after its predecessor was terminated
+// and also while one of that config is installed (as with IKEv2, another
+// one comes beside it):
+//
+//	HASH(1) SA Ni [KE] IDci IDcr -->  <-- HASH(2) SA Nr [KE] IDci IDcr  HASH(3) -->
+func TestV1CreateChildSA(t *testing.T) {
+	tb := v1Bed(t)
+	id := tb.establish()
+	tb.wantV1Established()
+	isakmpA, isakmpB := tb.established(tb.a), tb.established(tb.b)
+	first := isakmpA.Children[0]
+	used := map[uint32]bool{first.SPIIn: true, first.SPIOut: true}
+
+	// sameISAKMP checks that no phase 1 ran again: the one ISAKMP SA of
+	// each side is the one of the start.
+	sameISAKMP := func() {
+		t.Helper()
+		for _, x := range []struct {
+			p    *peer
+			want ike.IKESAInfo
+		}{{tb.a, isakmpA}, {tb.b, isakmpB}} {
+			sas := x.p.sas()
+			if len(sas) != 1 || sas[0].ID != x.want.ID || sas[0].SPIi != x.want.SPIi || sas[0].SPIr != x.want.SPIr || sas[0].State != ike.IKESAEstablished {
+				t.Fatalf("%s: IKE_SAs %+v, want only %+v", x.p.name, sas, x.want)
+			}
+		}
+	}
+	// fresh checks that a CHILD_SA has SPIs not seen before and notes them.
+	fresh := func(c ike.ChildSAInfo) {
+		t.Helper()
+		if c.Name != "net" || c.State != ike.ChildSAInstalled || used[c.SPIIn] || used[c.SPIOut] {
+			t.Fatalf("CHILD_SA %+v: want a new installed one (SPIs used before: %v)", c, used)
+		}
+		used[c.SPIIn], used[c.SPIOut] = true, true
+	}
+
+	// Terminated, then initiated again by name on the same ISAKMP SA.
+	if err := tb.a.e.DeleteChildSA(first.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(tb.children(tb.a)) != 0 || len(tb.children(tb.b)) != 0 || len(tb.a.dp.SAs()) != 0 || len(tb.b.dp.SAs()) != 0 {
+		t.Fatalf("the CHILD_SA was not terminated")
+	}
+	quicks := tb.a.log.count("generating QUICK_MODE request")
+	mainModes := tb.a.log.count("generating ID_PROT request")
+	if err := tb.a.e.CreateChildSA(id, "net"); err != nil {
+		t.Fatalf("CreateChildSA on the ISAKMP SA: %v", err)
+	}
+	// Until HASH(2) is in, the initiator lists it as being created.
+	if cs := tb.children(tb.a); len(cs) != 1 || cs[0].ID != 0 || cs[0].State != ike.ChildSACreated || cs[0].Name != "net" {
+		t.Fatalf("a lists %+v while the Quick Mode is under way", cs)
+	}
+	tb.net.Flush()
+	tb.wantV1Established() // one IPsec SA each, SPIs and keys twinned, reqids
+	sameISAKMP()
+	second := tb.children(tb.a)[0]
+	fresh(second)
+	if second.ID <= first.ID {
+		t.Errorf("new CHILD_SA has ID %d, the terminated one had %d", second.ID, first.ID)
+	}
+	if n := tb.a.log.count("generating QUICK_MODE request") - quicks; n != 2 {
+		t.Errorf("a sent %d Quick Mode requests, want HASH(1) and HASH(3)", n)
+	}
+	if tb.a.log.count("generating ID_PROT request") != mainModes {
+		t.Errorf("a ran Main Mode again")
+	}
+	if !tb.a.log.contains(fmt.Sprintf("CHILD_SA net{%d} established with SPIs %.8x_i %.8x_o", second.ID, second.SPIIn, second.SPIOut)) {
+		t.Errorf("a did not log the new CHILD_SA as charon does")
+	}
+
+	// Initiated while it is installed: a second one beside it, each with
+	// its own SPIs and keys, sharing the policies of their selectors.
+	if err := tb.a.e.CreateChildSA(id, "net"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	sameISAKMP()
+	ca, cb := tb.children(tb.a), tb.children(tb.b)
+	if len(ca) != 2 || len(cb) != 2 || ca[0].SPIIn != second.SPIIn {
+		t.Fatalf("a has %+v, b %+v: want the installed CHILD_SA and a new one", ca, cb)
+	}
+	third := ca[1]
+	fresh(third)
+	if cb[1].SPIIn != third.SPIOut || cb[1].SPIOut != third.SPIIn || cb[0].State != ike.ChildSAInstalled {
+		t.Fatalf("b has %+v, a %+v", cb, ca)
+	}
+	tb.checkKeys() // all four ESP SAs of each side have their twins
+	for _, p := range []*peer{tb.a, tb.b} {
+		if n := len(p.dp.Policies()); n != 3 {
+			t.Errorf("%s: %d policies, want out, in and fwd once", p.name, n)
+		}
+	}
+
+	// The responder of phase 1 initiates one on its ISAKMP SA too.
+	if err := tb.b.e.CreateChildSA(isakmpB.ID, "net"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	sameISAKMP()
+	ca, cb = tb.children(tb.a), tb.children(tb.b)
+	if len(ca) != 3 || len(cb) != 3 {
+		t.Fatalf("a has %d CHILD_SAs, b %d, want 3", len(ca), len(cb))
+	}
+	fresh(cb[2])
+	tb.checkKeys()
+
+	// Terminating one of them leaves the others and their policies.
+	if err := tb.a.e.DeleteChildSA(second.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if ca, cb := tb.children(tb.a), tb.children(tb.b); len(ca) != 2 || len(cb) != 2 {
+		t.Fatalf("after terminating one: a has %+v, b %+v", ca, cb)
+	}
+	tb.settleRekeys()
+	tb.checkKeys()
+	for _, p := range []*peer{tb.a, tb.b} {
+		if n := len(p.dp.Policies()); n != 3 {
+			t.Errorf("%s: %d policies after terminating one of three CHILD_SAs, want 3", p.name, n)
+		}
+	}
+
+	// Unknown child configs and ISAKMP SAs are errors.
+	if err := tb.a.e.CreateChildSA(id, "nonesuch"); !errors.Is(err, ike.ErrUnknownConnection) {
+		t.Errorf("CreateChildSA of an unknown child: %v", err)
+	}
+	if err := tb.a.e.DeleteIKESA(id); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if err := tb.a.e.CreateChildSA(id, "net"); !errors.Is(err, ike.ErrUnknownSA) {
+		t.Errorf("CreateChildSA on a deleted ISAKMP SA: %v", err)
+	}
+	tb.settleRekeys()
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
+}
