@@ -88,6 +88,7 @@ type testbed struct {
 	net   *iketest.Network
 	a, b  *peer // a initiates
 	nat   bool  // addresses differ between the two views
+	quiet bool
 }
 
 var (
@@ -117,6 +118,7 @@ type bedOptions struct {
 	pskA, pskB   string
 	aAddr, bAddr netip.Addr // default addrA, addrB
 	noAttach     bool
+	quiet        bool // discard the engines' logs (fuzz targets: speed)
 }
 
 func newTestbed(t *testing.T, o bedOptions) *testbed {
@@ -144,6 +146,7 @@ func newTestbed(t *testing.T, o bedOptions) *testbed {
 	if o.connB != nil {
 		o.connB(cb)
 	}
+	tb.quiet = o.quiet
 	tb.a = tb.newPeer("a", aAddr, ca, o.pskA, 0xc1000000, o.cfgA)
 	tb.b = tb.newPeer("b", bAddr, cb, o.pskB, 0xc2000000, o.cfgB)
 	t.Cleanup(func() {
@@ -160,8 +163,12 @@ func newTestbed(t *testing.T, o bedOptions) *testbed {
 
 func (tb *testbed) newPeer(name string, addr netip.Addr, c *ike.Connection, psk string, spiBase uint32, mod func(*ike.Config)) *peer {
 	p := &peer{name: name, addr: addr, dp: dataplanetest.New(spiBase), log: newLogRecorder()}
+	logger := slog.New(p.log)
+	if tb.quiet {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	cfg := ike.Config{
-		Logger: slog.New(p.log), Sender: tb.net.Sender(), Dataplane: p.dp, Clock: tb.clock,
+		Logger: logger, Sender: tb.net.Sender(), Dataplane: p.dp, Clock: tb.clock,
 		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte(psk)}}},
 	}
 	if mod != nil {

@@ -67,6 +67,17 @@ func (n *Network) Queued() []ike.Datagram {
 	return slices.Clone(n.queue)
 }
 
+// DropAt removes the i-th queued datagram (oldest first): it is lost.
+func (n *Network) DropAt(i int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if i < 0 || i >= len(n.queue) {
+		return false
+	}
+	n.queue = slices.Delete(n.queue, i, i+1)
+	return true
+}
+
 // Drop removes every queued datagram.
 func (n *Network) Drop() {
 	n.mu.Lock()
@@ -83,14 +94,18 @@ func (n *Network) Reverse() {
 
 // Deliver hands the oldest queued datagram to its receiver; it reports
 // whether there was one.
-func (n *Network) Deliver() bool {
+func (n *Network) Deliver() bool { return n.DeliverAt(0) }
+
+// DeliverAt hands the i-th queued datagram (oldest first) to its receiver
+// before the ones queued ahead of it; it reports whether there was one.
+func (n *Network) DeliverAt(i int) bool {
 	n.mu.Lock()
-	if len(n.queue) == 0 {
+	if i < 0 || i >= len(n.queue) {
 		n.mu.Unlock()
 		return false
 	}
-	d := n.queue[0]
-	n.queue = n.queue[1:]
+	d := n.queue[i]
+	n.queue = slices.Delete(n.queue, i, i+1)
 	for _, nat := range n.nats {
 		var ok bool
 		if d, ok = nat.inbound(d); !ok {
