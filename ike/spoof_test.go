@@ -236,3 +236,71 @@ func TestSpoofedIKESAInitToEstablished(t *testing.T) {
 	tb.wantRekeyWorks(tb.a)
 	tb.wantRekeyWorks(tb.b)
 }
+
+// TestReplayedFragmentsOutsideWindow: authentic SKF fragments of the
+// peer's earlier requests, replayed (their ICV is still good), are dropped
+// by message ID before reassembly. Kept, four of them pushed the request
+// being reassembled out of the reassembler's slots, and its last fragment
+// completed nothing.
+func TestReplayedFragmentsOutsideWindow(t *testing.T) {
+	tb := newTestbed(t, bedOptions{cfgA: func(c *ike.Config) { c.FragmentSize = 200 }})
+	tb.establish()
+	for range 3 {
+		tb.wantRekeyWorks(tb.a)
+	}
+	isRequestFragment := func(d ike.Datagram) (message.Header, bool) {
+		h, err := message.UnmarshalHeader(d.Data)
+		return h, err == nil && h.NextPayload == message.PayloadSKF && !h.IsResponse() && d.Local.Addr() == addrA
+	}
+	old := map[uint32][]byte{} // first fragment by message ID
+	for _, d := range tb.net.Log {
+		if h, ok := isRequestFragment(d); ok && binary.BigEndian.Uint16(d.Data[message.HeaderLen+4:]) == 1 {
+			old[h.MessageID] = d.Data
+		}
+	}
+	if len(old) < 4 {
+		t.Fatalf("%d fragmented requests of a, want 4", len(old))
+	}
+
+	// a's next rekey request, in fragments: all but the last reach b,
+	// then the replays, then the last.
+	var held []ike.Datagram
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		if _, ok := isRequestFragment(d); ok {
+			held = append(held, d)
+			return nil
+		}
+		return []ike.Datagram{d}
+	}
+	first := tb.children(tb.a)[0]
+	if err := tb.a.e.RekeyChildSA(first.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.net.Filter = nil
+	if len(held) < 2 {
+		t.Fatalf("rekey request in %d fragments", len(held))
+	}
+	deliver := func(d ike.Datagram) { tb.b.e.HandleDatagram(ike.Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}) }
+	for _, d := range held[:len(held)-1] {
+		deliver(d)
+	}
+	before := tb.b.e.Stats()
+	for _, b := range old {
+		spoof(tb.b, addrA, b)
+	}
+	if d := statsDelta(tb.b.e.Stats(), before); d != (ike.Stats{DroppedMessageID: uint64(len(old))}) {
+		t.Fatalf("replayed fragments: %+v", d)
+	}
+	deliver(held[len(held)-1])
+	if d := statsDelta(tb.b.e.Stats(), before); d.Sent != 1 {
+		t.Fatalf("rekey request not reassembled and answered: %+v", d)
+	}
+	tb.net.Flush()
+	if c := tb.children(tb.a); len(c) != 1 || c[0].SPIIn == first.SPIIn {
+		t.Fatalf("CHILD_SA not rekeyed: %+v", c)
+	}
+	tb.settleRekeys()
+	tb.checkKeys()
+	tb.wantRekeyWorks(tb.b)
+}
