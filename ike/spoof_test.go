@@ -281,7 +281,9 @@ func TestReplayedFragmentsOutsideWindow(t *testing.T) {
 	if len(held) < 2 {
 		t.Fatalf("rekey request in %d fragments", len(held))
 	}
-	deliver := func(d ike.Datagram) { tb.b.e.HandleDatagram(ike.Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data}) }
+	deliver := func(d ike.Datagram) {
+		tb.b.e.HandleDatagram(ike.Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
+	}
 	for _, d := range held[:len(held)-1] {
 		deliver(d)
 	}
