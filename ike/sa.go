@@ -193,41 +193,57 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 	case message.PayloadSK:
 		m, err = message.UnmarshalEncrypted(data, in)
 	case message.PayloadSKF:
+		var f *message.Fragment
+		if f, err = message.UnmarshalFragment(data, in); err != nil {
+			break
+		}
 		if !h.IsResponse() && h.MessageID+1 == sa.tm.expectID && sa.tm.response != nil {
 			// A fragment of a retransmitted request: answer on the first.
-			if f, ferr := message.UnmarshalFragment(data, in); ferr == nil && f.Number == 1 {
+			if f.Number == 1 {
+				sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
 				sa.tm.resendResponse(d)
 			}
 			return
 		}
-		var f *message.Fragment
-		if f, err = message.UnmarshalFragment(data, in); err == nil {
-			if sa.reasm == nil {
-				// Made on the first fragment: most IKE SAs never see one.
-				sa.reasm = message.NewReassembler(message.ReassemblyLimits{})
-			}
-			m, err = sa.reasm.Add(f)
-			if err == nil && m == nil {
-				sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total))
-				return
-			}
-			if err == nil {
-				sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, reassembled fragmented IKE message", f.Number, f.Total))
-			} else if errors.Is(err, message.ErrFragmentDuplicate) {
-				return
-			}
+		if !sa.tm.inWindow(&h) {
+			// An old fragment, replayed or late: kept, it would take the
+			// place of the message being reassembled.
+			e.stats.DroppedMessageID++
+			sa.log.Info(fmt.Sprintf("received fragment of message ID %d outside the window, ignored", h.MessageID))
+			return
+		}
+		if sa.reasm == nil {
+			// Made on the first fragment: most IKE SAs never see one.
+			sa.reasm = message.NewReassembler(message.ReassemblyLimits{})
+		}
+		m, err = sa.reasm.Add(f)
+		if err == nil && m == nil {
+			sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total))
+			return
+		}
+		if err == nil {
+			sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, reassembled fragmented IKE message", f.Number, f.Total))
+		} else if errors.Is(err, message.ErrFragmentDuplicate) {
+			return
 		}
 	default:
 		e.stats.DroppedUnexpected++
 		sa.log.Debug(fmt.Sprintf("dropping unencrypted %v message", h.ExchangeType))
 		return
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, message.ErrVerifiedContent) {
+		// Nobody vouched for these octets (RFC 7296 section 2.21.2): no
+		// answer, no message ID, nothing of the IKE SA changes.
 		if errors.Is(err, transform.ErrAuthentication) || errors.Is(err, transform.ErrClosed) {
 			e.stats.DroppedAuthentication++
 			sa.log.Debug(fmt.Sprintf("integrity check of %v %s %d failed, dropped", h.ExchangeType, reqOrResp(&h), h.MessageID))
-			return
+		} else {
+			e.stats.DroppedMalformed++
+			sa.log.Debug(fmt.Sprintf("dropping invalid %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err))
 		}
+		return
+	}
+	if err != nil {
 		// Authentic but undecodable: RFC 7296 section 2.21.
 		var uc *message.UnsupportedCriticalPayloadError
 		if errors.As(err, &uc) {

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -269,6 +270,15 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	}
 	switch {
 	case tm.response != nil && h.MessageID+1 == tm.expectID:
+		if h.ExchangeType == message.IKE_SA_INIT && !bytes.Equal(raw, sa.initReq) {
+			// Unprotected, so only a bitwise copy of the IKE_SA_INIT
+			// request we answered is its retransmit (RFC 7296 section
+			// 2.1); anything else would have us send our last response,
+			// however large, for a forged datagram of a few octets.
+			sa.e.stats.DroppedUnexpected++
+			sa.log.Info(fmt.Sprintf("received IKE_SA_INIT request with ID %d that is not a retransmit, ignored", h.MessageID))
+			return
+		}
 		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
 		tm.resendResponse(d)
 		return
@@ -319,6 +329,15 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		return
 	}
 	tm.initiate()
+}
+
+// inWindow reports whether a message with header h is what we wait for:
+// the peer's next request, or the response to our request in flight.
+func (tm *taskManager) inWindow(h *message.Header) bool {
+	if h.IsResponse() {
+		return tm.active != nil && h.MessageID == tm.nextID
+	}
+	return h.MessageID == tm.expectID
 }
 
 func (tm *taskManager) resendResponse(d Datagram) {

@@ -73,7 +73,9 @@ func sealSK(h *Header, first PayloadType, plaintext []byte, p Protector) ([]byte
 //
 // Unencrypted payloads in front of SK, which no IKEv2 exchange uses, are
 // refused with ErrPayloadPlacement rather than mixed with the protected
-// ones. An SKF message is refused too: use UnmarshalFragment.
+// ones. An SKF message is refused too: use UnmarshalFragment. Only errors
+// in the inner payloads, found after the integrity check passed, wrap
+// ErrVerifiedContent.
 func UnmarshalEncrypted(b []byte, p Protector) (*Message, error) {
 	h, err := UnmarshalHeader(b)
 	if err != nil {
@@ -92,7 +94,7 @@ func UnmarshalEncrypted(b []byte, p Protector) (*Message, error) {
 	}
 	ps, err := decodeChain(plaintext, first, true)
 	if err != nil {
-		return nil, fmt.Errorf("decode %v message %d: in SK: %w", h.ExchangeType, h.MessageID, err)
+		return nil, fmt.Errorf("decode %v message %d: in SK: %w: %w", h.ExchangeType, h.MessageID, ErrVerifiedContent, err)
 	}
 	return &Message{Header: h, Payloads: ps}, nil
 }

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -126,5 +127,72 @@ func TestAccessors(t *testing.T) {
 	e := &EAP{Message: []byte{2, 7, 0, 4}}
 	if e.Code() != 2 || e.Identifier() != 7 || (&EAP{}).Code() != 0 || (&EAP{}).Identifier() != 0 {
 		t.Error("EAP accessors")
+	}
+}
+
+// TestVerifiedContent: only errors in inner payloads that passed the
+// integrity check wrap ErrVerifiedContent; framing in front of the check,
+// the check itself and reassembly bookkeeping do not, since their octets
+// may come from anybody.
+func TestVerifiedContent(t *testing.T) {
+	p := &fakeProtector{key: 3}
+	h := Header{InitiatorSPI: 1, ResponderSPI: 2, ExchangeType: INFORMATIONAL, MessageID: 5, Flags: FlagInitiator}
+	good, err := sealSK(&h, PayloadD, []byte{0, 0, 0, 12, 3, 4, 0, 1, 0xc2, 0, 0, 1}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalEncrypted(good, p); err != nil {
+		t.Fatal(err)
+	}
+	// Inner Delete payload longer than the plaintext: verified, undecodable.
+	inner, err := sealSK(&h, PayloadD, []byte{0, 0, 0, 40, 3}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalEncrypted(inner, p); !errors.Is(err, ErrVerifiedContent) || !errors.Is(err, ErrTruncated) {
+		t.Errorf("inner error: %v", err)
+	}
+	trailing := append(bytes.Clone(good), 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(trailing[24:], uint32(len(trailing)))
+	badICV := bytes.Clone(good)
+	badICV[len(badICV)-1] ^= 1
+	shortSK := bytes.Clone(good)
+	binary.BigEndian.PutUint16(shortSK[HeaderLen+2:], 2)
+	for name, b := range map[string][]byte{"trailing octets": trailing, "bad ICV": badICV, "SK length": shortSK} {
+		if _, err := UnmarshalEncrypted(b, p); err == nil || errors.Is(err, ErrVerifiedContent) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
+	frag, err := sealSKF(&h, PayloadD, 1, 2, []byte{0, 0, 0, 40}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := bytes.Clone(frag)
+	binary.BigEndian.PutUint16(zero[HeaderLen+4:], 0)
+	if _, err := UnmarshalFragment(zero, p); err == nil || errors.Is(err, ErrVerifiedContent) {
+		t.Errorf("fragment number 0: %v", err)
+	}
+	f1, err := UnmarshalFragment(frag, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := sealSKF(&h, PayloadNone, 2, 2, []byte{3}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := UnmarshalFragment(last, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReassembler(ReassemblyLimits{})
+	if _, err := r.Add(f1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Add(f1); !errors.Is(err, ErrFragmentDuplicate) || errors.Is(err, ErrVerifiedContent) {
+		t.Errorf("duplicate: %v", err)
+	}
+	if _, err := r.Add(f2); !errors.Is(err, ErrVerifiedContent) || !errors.Is(err, ErrTruncated) {
+		t.Errorf("reassembled inner error: %v", err)
 	}
 }

@@ -32,6 +32,15 @@ var (
 	// ErrProtector: the Protector returned a body whose length differs
 	// from what its SealedLen promised.
 	ErrProtector = errors.New("protector broke its contract")
+	// ErrVerifiedContent marks an error in the inner payloads of an SK
+	// payload, or of a message reassembled from SKF fragments, found after
+	// the integrity check passed: the peer really sent what cannot be
+	// decoded, and RFC 7296 section 2.21 lets the receiver answer it.
+	// Every other error of UnmarshalEncrypted, UnmarshalFragment and
+	// Reassembler.Add concerns octets nobody vouched for (framing in front
+	// of the integrity check, the check itself) or the bookkeeping of
+	// reassembly, and must change nothing of the IKE SA.
+	ErrVerifiedContent = errors.New("verified content")
 )
 
 // UnsupportedCriticalPayloadError reports a payload of a type this package

@@ -92,7 +92,9 @@ func keyOf(h *Header) reassemblyKey {
 // message once its last fragment arrives (nil, nil before), with the header
 // of fragment 1 and the decoded inner payloads. A fragment with more Total
 // Fragments than those collected replaces them: the sender has cut the
-// message smaller (RFC 7383 section 2.5.2).
+// message smaller (RFC 7383 section 2.5.2). An error decoding the
+// reassembled inner payloads wraps ErrVerifiedContent; the others are
+// about this fragment alone.
 func (r *Reassembler) Add(f *Fragment) (*Message, error) {
 	if err := checkFragmentNumber(f.Number, f.Total); err != nil {
 		return nil, fmt.Errorf("reassemble message %d: %w", f.Header.MessageID, err)
@@ -151,7 +153,7 @@ func (r *Reassembler) Add(f *Fragment) (*Message, error) {
 	}
 	ps, err := decodeChain(plaintext, m.first, true)
 	if err != nil {
-		return nil, fmt.Errorf("reassembled %v message %d: %w", m.header.ExchangeType, m.header.MessageID, err)
+		return nil, fmt.Errorf("reassembled %v message %d: %w: %w", m.header.ExchangeType, m.header.MessageID, ErrVerifiedContent, err)
 	}
 	return &Message{Header: m.header, Payloads: ps}, nil
 }
