@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +50,8 @@ type Response struct {
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Changes *Changes   `json:"changes,omitempty"`
+	// Denied says the daemon refused the connection's user.
+	Denied bool `json:"denied,omitempty"`
 }
 
 // IKESA is an IKE SA as list-sas shows it (swanctl --list-sas).
@@ -135,9 +138,16 @@ type Changes struct {
 	SecretsChanged bool     `json:"secrets-changed"`
 }
 
+// ErrControlDenied is returned by Call when the daemon's control socket
+// is not ours to use: it is root's (the daemon's user's) only.
+var ErrControlDenied = errors.New("permission denied: the daemon's control socket is root's only, run xdpsec as root")
+
 // Call sends one request to the daemon's control socket.
 func Call(path string, req Request) (*Response, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return nil, fmt.Errorf("connecting to the daemon at %s: %w", path, ErrControlDenied)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the daemon at %s: %w (is `xdpsec daemon` running?)", path, err)
 	}
@@ -147,12 +157,19 @@ func Call(path string, req Request) (*Response, error) {
 		wait = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
 	c.SetDeadline(time.Now().Add(wait + 10*time.Second))
-	if err := json.NewEncoder(c).Encode(&req); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
+	// A daemon refusing us answers without reading and closes: the
+	// request may then fail to go out (a broken pipe), but the answer
+	// saying why is there to read.
+	werr := json.NewEncoder(c).Encode(&req)
 	var resp Response
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("control socket: %w", werr)
+		}
 		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if resp.Denied {
+		return &resp, fmt.Errorf("%s: %w (%s)", path, ErrControlDenied, resp.Error)
 	}
 	if !resp.OK {
 		return &resp, errors.New(resp.Error)
@@ -225,7 +242,12 @@ func (d *Daemon) serveControl(c *net.UnixConn) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	enc := json.NewEncoder(c)
 	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
-		enc.Encode(&Response{Error: "permission denied"})
+		who := fmt.Sprintf("uid %d", uid)
+		if err != nil {
+			who = fmt.Sprintf("a peer whose credentials are unknown (%v)", err)
+		}
+		d.log.Warn(fmt.Sprintf("control socket: refused %s, only root and uid %d may use it", who, os.Geteuid()))
+		enc.Encode(&Response{Denied: true, Error: fmt.Sprintf("the daemon refused %s: only root may use it", who)})
 		return
 	}
 	var req Request
