@@ -168,20 +168,32 @@ func (e *Engine) Detach() EngineState {
 
 // ImportError says why one exported IKE SA was not taken back.
 type ImportError struct {
-	SA  ExportedIKESA
-	Err error
+	SA ExportedIKESA
+	// Version and Record say which record of the state it is: IKEv1 or
+	// IKEv2, and its place (from 1) among that version's records.
+	Version, Record int
+	Err             error
+	// Remove are the record's SAs in the dataplane that no IKE SA of the
+	// engine uses: the caller deletes these, and no others, since a
+	// record refused as a duplicate names the SAs of the one taken back.
+	Remove []SAID
 }
 
 func (e *ImportError) Error() string {
-	return fmt.Sprintf("IKE_SA %s[%d]: %v", e.SA.Conn, e.SA.ID, e.Err)
+	if e.Record == 0 {
+		return fmt.Sprintf("IKE_SA %s[%d]: %v", e.SA.Conn, e.SA.ID, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", recordName(e.Version, e.Record, e.SA.Conn, e.SA.ID), e.Err)
 }
 
 // Import takes back the IKE SAs of an exported state: they are
 // established again, with fresh rekey and liveness timers, and their
 // CHILD_SAs' policies are added to the dataplane again (which must accept
-// policies it already has). Connections must be added first; an IKE SA
-// whose connection is gone is not imported and reported, so that the
-// caller removes its SAs from the dataplane. The state's keys are copied.
+// policies it already has). Every record is checked first (state_check.go):
+// a bad one is refused with ErrBadRecord, the others are still taken
+// back. Connections must be added first; an IKE SA whose connection is
+// gone is not imported and reported, so that the caller removes its SAs
+// from the dataplane (ImportError.Remove). The state's keys are copied.
 func (e *Engine) Import(st EngineState) []*ImportError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -189,12 +201,27 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
-	for _, s := range st.SAs {
-		if err := e.importSA(s); err != nil {
-			errs = append(errs, &ImportError{SA: s, Err: err})
+	bad2, bad1 := st.check()
+	for i, s := range st.SAs {
+		err := bad2[i]
+		if err == nil {
+			err = e.importSA(s)
+		}
+		if err != nil {
+			errs = append(errs, &ImportError{SA: s, Version: 2, Record: i + 1, Err: err})
 		}
 	}
-	return append(errs, e.importV1(st.V1)...)
+	errs = append(errs, e.importV1(st.V1, bad1)...)
+	used := e.dataplaneSAIDs()
+	for _, ie := range errs {
+		for _, id := range ie.SA.SAIDs() {
+			if id.SPI != 0 && id.Dst.IsValid() && !used[id] {
+				ie.Remove = append(ie.Remove, id)
+				used[id] = true // removed once
+			}
+		}
+	}
+	return errs
 }
 
 func (e *Engine) importSA(s ExportedIKESA) error {

@@ -145,12 +145,17 @@ func zeroV1(sas []ExportedISAKMPSA) {
 	}
 }
 
-// importV1 takes back exported ISAKMP SAs.
-func (e *Engine) importV1(sas []ExportedISAKMPSA) []*ImportError {
+// importV1 takes back exported ISAKMP SAs, but not those bad says are
+// invalid (by index).
+func (e *Engine) importV1(sas []ExportedISAKMPSA, bad map[int]error) []*ImportError {
 	var errs []*ImportError
-	for _, s := range sas {
-		if err := e.importV1SA(s); err != nil {
-			errs = append(errs, &ImportError{SA: s.asIKESA(), Err: err})
+	for i, s := range sas {
+		err := bad[i]
+		if err == nil {
+			err = e.importV1SA(s)
+		}
+		if err != nil {
+			errs = append(errs, &ImportError{SA: s.asIKESA(), Version: 1, Record: i + 1, Err: err})
 		}
 	}
 	return errs

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike/config"
 	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -40,6 +41,12 @@ func daemonCommand() *cli.Command {
 			&cli.IntFlag{Name: "retransmit-tries", Usage: "retransmissions before giving up (charon's retransmit_tries; default 5)"},
 			&cli.IntFlag{Name: "cookie-threshold", Usage: "half-open IKE SAs from which COOKIEs are required (charon's cookie_threshold; default 30, -1 never)"},
 			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size; default 1280)"},
+			// 8 MiB: a burst of thousands of DELETE responses (a terminate
+			// of every SA) must fit; the default 208 KiB holds about 200.
+			&cli.IntFlag{Name: "ike-receive-buffer", Value: ikesocket.DefaultBufferSize,
+				Usage: "receive buffer of each IKE socket in bytes, beyond net.core.rmem_max with CAP_NET_ADMIN (-1: the system's default)"},
+			&cli.IntFlag{Name: "ike-send-buffer", Value: ikesocket.DefaultBufferSize,
+				Usage: "send buffer of each IKE socket in bytes, beyond net.core.wmem_max with CAP_NET_ADMIN (-1: the system's default)"},
 		},
 		Action: runDaemon,
 	}
@@ -67,7 +74,13 @@ func runDaemon(c *cli.Context) error {
 		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
 		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
 		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
-		FragmentSize: c.Int("fragment-size"),
+		FragmentSize:        c.Int("fragment-size"),
+		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
+	}
+	for _, f := range []string{"ike-receive-buffer", "ike-send-buffer"} {
+		if c.Int(f) == 0 || c.Int(f) < -1 {
+			return fmt.Errorf("--%s %d: want a size in bytes, or -1 for the system's default", f, c.Int(f))
+		}
 	}
 	switch c.String("dataplane") {
 	case "kernel":

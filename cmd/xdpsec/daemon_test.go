@@ -447,6 +447,19 @@ func TestDaemonCheck(t *testing.T) {
 	if _, err := run(bad); err == nil || !strings.Contains(err.Error(), "frobnicate") {
 		t.Errorf("bad config: %v", err)
 	}
+	// A private file of another user's is refused, naming the owner and
+	// the fix.
+	if os.Geteuid() == 0 {
+		theirs := filepath.Join(dir, "theirs.conf")
+		os.WriteFile(theirs, []byte(siteConf("192.0.2.1", "192.0.2.2", "a", "b", "10.1.0.0/16", "10.2.0.0/16", "")), 0o600)
+		if err := os.Chown(theirs, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := run(theirs); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q belongs to uid 65534", theirs)) ||
+			!strings.Contains(err.Error(), "chown root "+theirs) {
+			t.Errorf("config of nobody's: %v\n%s", err, out)
+		}
+	}
 	// The example shipped in dist/ (copied: the checkout's mode is 0644).
 	example, err := os.ReadFile("../../dist/swanctl.conf")
 	if err != nil {
@@ -606,5 +619,76 @@ func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("initiate of a refused CHILD_SA took %v", d)
+	}
+}
+
+// TestCLIControlSocketNotRoot runs the CLI as an unprivileged user
+// (nobody) against a running daemon: it says that root is needed, both
+// when the socket's directory keeps it out (EACCES at connect) and when
+// it reaches the socket and the daemon refuses it (peer credentials),
+// instead of a bare "broken pipe".
+func TestCLIControlSocketNotRoot(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	const nobody = 65534
+	ns := testenv.NewNetns(t, "xdpsec-nr")
+	s := newSite(t, "s", ns, siteConf("127.0.0.1", "127.0.0.2", "a", "b", "10.1.0.0/16", "10.2.0.0/16", ""))
+	s.start()
+
+	// The test binary runs as xdpsec (TestMain); nobody needs a copy it
+	// may execute, in a directory it may enter.
+	binDir, err := os.MkdirTemp("", "xdpsec-nr-bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "xdpsec")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(binDir, 0o755)
+	asNobody := func(sock string) (string, error) {
+		cmd := exec.Command(bin, "list-sas", "--socket", sock)
+		cmd.Env = append(os.Environ(), "XDPSEC_TEST_RUN_MAIN=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	// The socket as the daemon made it: 0600 in a directory of root's.
+	out, err := asNobody(s.sock)
+	if err == nil || !strings.Contains(out, "permission denied: the daemon's control socket is root's only, run xdpsec as root") ||
+		strings.Contains(out, "broken pipe") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("list-sas as nobody: %v\n%s", err, out)
+	}
+
+	// Reachable: a link to the socket in an open directory, the socket
+	// writable by all. The daemon's peer credential check refuses nobody.
+	open, err := os.MkdirTemp("", "xdpsec-nr-sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o755)
+	link := filepath.Join(open, "xdpsec.sock")
+	if err := os.Link(s.sock, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(link, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	out, err = asNobody(link)
+	if err == nil || !strings.Contains(out, "run xdpsec as root (the daemon refused uid 65534: only root may use it)") ||
+		strings.Contains(out, "broken pipe") {
+		t.Errorf("list-sas as nobody through an open socket: %v\n%s", err, out)
+	}
+	s.ok("list-sas") // root still may
+	s.stop()
+	if b, _ := os.ReadFile(s.logPath); !strings.Contains(string(b), "control socket: refused uid 65534") {
+		t.Errorf("the daemon did not log the refusal:\n%s", b)
 	}
 }

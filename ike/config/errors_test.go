@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,36 @@ secrets {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// TestFileOwner: configuration files, secrets and private keys that
+// belong to another user than root (or the user we run as) are refused,
+// whatever their mode, with the file, its owner and the fix named.
+func TestFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root to give files away")
+	}
+	const nobody = 65534
+	path := copyTestdata(t, "psk")
+	secrets := filepath.Join(filepath.Dir(path), "conf.d", "secrets.conf")
+	cpath := copyTestdata(t, "cert")
+	key := filepath.Join(filepath.Dir(cpath), "private", "other.key")
+	for _, tc := range []struct{ main, file string }{{path, secrets}, {path, path}, {cpath, key}, {cpath, cpath}} {
+		if _, err := Load(tc.main); err != nil {
+			t.Fatalf("%s before chown: %v", tc.main, err)
+		}
+		if err := os.Chown(tc.file, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(tc.main)
+		want := fmt.Sprintf("%q belongs to uid %d", tc.file, nobody)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "not to root") ||
+			!strings.Contains(err.Error(), "chown root "+tc.file) || !errors.Is(err, ErrPermissions) {
+			t.Errorf("%s owned by nobody: got %v, want %s ... chown root", tc.file, err, want)
+		}
+		if err := os.Chown(tc.file, 0, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -3,9 +3,12 @@ package config
 import (
 	"io/fs"
 	"os"
+	"os/user"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // FS is what the loader reads: files, their modes and directory listings.
@@ -73,5 +76,34 @@ func checkSecretFile(fsys FS, name string) error {
 	if perm := fi.Mode().Perm(); perm&secretModeMask != 0 {
 		return wrapf(ErrPermissions, "permissions %04o for %q are too open: it holds secrets and must not be readable or writable by group or others (chmod 600)", uint32(perm), name)
 	}
-	return nil
+	return checkOwner(fi, name, "it holds secrets")
+}
+
+// checkOwner refuses a file that belongs to neither root nor the user
+// the daemon runs as: its owner may rewrite it (or read it, whatever its
+// mode), so its connections and secrets are theirs. Files without an
+// owner (an io/fs test file system) pass.
+func checkOwner(fi fs.FileInfo, name, why string) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
+		return nil
+	}
+	owner := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(owner); err == nil {
+		owner += " (" + u.Username + ")"
+	}
+	me := "root"
+	if os.Geteuid() != 0 {
+		me = "root or uid " + strconv.Itoa(os.Geteuid())
+	}
+	return wrapf(ErrPermissions, "%q belongs to uid %s, not to %s: %s and its owner may change it (chown root %s)", name, owner, me, why, name)
+}
+
+// checkConfigFile refuses a configuration file another user owns.
+func checkConfigFile(fsys FS, name string) error {
+	fi, err := fsys.Stat(name)
+	if err != nil {
+		return wrapErr(ErrPermissions, err)
+	}
+	return checkOwner(fi, name, "it configures the daemon")
 }

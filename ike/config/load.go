@@ -58,9 +58,10 @@ func LoadFS(fsys FS, name string) (*Config, error) {
 		secretFile: map[string]bool{},
 		keyPos:     map[string]Pos{},
 	}
-	root, _ := parseTree(fsys, name, l.errs)
+	root, files := parseTree(fsys, name, l.errs)
 	l.loadRoot(root)
 	l.loadKeyFolders()
+	l.checkConfigFiles(files)
 	l.checkSecretFiles()
 	l.validate()
 	if err := l.errs.err(); err != nil {
@@ -108,6 +109,22 @@ func (l *loader) loadRoot(root *section) {
 			if !s.referenced {
 				l.errs.add(s.pos(), s.name, wrapf(ErrUnknownKey, "unknown section (expected connections or secrets)"))
 			}
+		}
+	}
+}
+
+// checkConfigFiles refuses configuration files (the main one and those
+// it includes) that belong to another user; those holding secrets are
+// checked with their permissions by checkSecretFiles.
+func (l *loader) checkConfigFiles(files []string) {
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f] || l.secretFile[f] {
+			continue
+		}
+		seen[f] = true
+		if err := checkConfigFile(l.fsys, f); err != nil {
+			l.errs.add(Pos{File: f}, "", err)
 		}
 	}
 }

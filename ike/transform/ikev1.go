@@ -279,3 +279,27 @@ func (c *V1Cipher) Decrypt(iv, ciphertext []byte) ([]byte, error) {
 func V1EncrKeyLen(encr EncrID, keyBits uint16) (int, error) {
 	return encrKeySize(encr, keyBits)
 }
+
+// CheckV1Keys checks that the keys of an ISAKMP SA have the lengths its
+// PRF and cipher give them: SKEYID_d and SKEYID_a are PRF outputs, the
+// encryption key is the cipher's.
+func CheckV1Keys(prf PRFID, encr EncrID, keyBits uint16, k *V1Keys) error {
+	if _, err := prf.V1Hash(); err != nil {
+		return err
+	}
+	n, err := V1EncrKeyLen(encr, keyBits)
+	if err != nil {
+		return err
+	}
+	for _, x := range []struct {
+		name string
+		key  []byte
+		want int
+		alg  fmt.Stringer
+	}{{"SKEYID_d", k.SKEYIDd, prf.Size(), prf}, {"SKEYID_a", k.SKEYIDa, prf.Size(), prf}, {"encryption key", k.Encr, n, encr}} {
+		if len(x.key) != x.want {
+			return fmt.Errorf("%s of %d octets, %v needs %d", x.name, len(x.key), x.alg, x.want)
+		}
+	}
+	return nil
+}

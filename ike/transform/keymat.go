@@ -281,3 +281,28 @@ func concat(parts ...[]byte) []byte {
 	}
 	return out
 }
+
+// CheckKeys checks that the seven keys have the lengths the suite gives
+// them (a saved IKE SA taken back, for one): a key of another length is
+// not the key that was negotiated.
+func (s IKESuite) CheckKeys(k *IKEKeys) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	encr, _ := encrKeySize(s.Encr, s.EncrKeyBits)
+	prf, integ := s.PRF.KeySize(), s.Integ.KeySize()
+	for _, x := range []struct {
+		name string
+		key  []byte
+		want int
+		alg  fmt.Stringer
+	}{
+		{"SK_d", k.D, prf, s.PRF}, {"SK_ai", k.AI, integ, s.Integ}, {"SK_ar", k.AR, integ, s.Integ},
+		{"SK_ei", k.EI, encr, s.Encr}, {"SK_er", k.ER, encr, s.Encr}, {"SK_pi", k.PI, prf, s.PRF}, {"SK_pr", k.PR, prf, s.PRF},
+	} {
+		if len(x.key) != x.want {
+			return fmt.Errorf("%s of %d octets, %v needs %d", x.name, len(x.key), x.alg, x.want)
+		}
+	}
+	return nil
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +50,8 @@ type Response struct {
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Changes *Changes   `json:"changes,omitempty"`
+	// Denied says the daemon refused the connection's user.
+	Denied bool `json:"denied,omitempty"`
 }
 
 // IKESA is an IKE SA as list-sas shows it (swanctl --list-sas).
@@ -134,9 +138,16 @@ type Changes struct {
 	SecretsChanged bool     `json:"secrets-changed"`
 }
 
+// ErrControlDenied is returned by Call when the daemon's control socket
+// is not ours to use: it is root's (the daemon's user's) only.
+var ErrControlDenied = errors.New("permission denied: the daemon's control socket is root's only, run xdpsec as root")
+
 // Call sends one request to the daemon's control socket.
 func Call(path string, req Request) (*Response, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+		return nil, fmt.Errorf("connecting to the daemon at %s: %w", path, ErrControlDenied)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the daemon at %s: %w (is `xdpsec daemon` running?)", path, err)
 	}
@@ -146,12 +157,19 @@ func Call(path string, req Request) (*Response, error) {
 		wait = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
 	c.SetDeadline(time.Now().Add(wait + 10*time.Second))
-	if err := json.NewEncoder(c).Encode(&req); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
+	// A daemon refusing us answers without reading and closes: the
+	// request may then fail to go out (a broken pipe), but the answer
+	// saying why is there to read.
+	werr := json.NewEncoder(c).Encode(&req)
 	var resp Response
 	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("control socket: %w", werr)
+		}
 		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if resp.Denied {
+		return &resp, fmt.Errorf("%s: %w (%s)", path, ErrControlDenied, resp.Error)
 	}
 	if !resp.OK {
 		return &resp, errors.New(resp.Error)
@@ -224,7 +242,12 @@ func (d *Daemon) serveControl(c *net.UnixConn) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	enc := json.NewEncoder(c)
 	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
-		enc.Encode(&Response{Error: "permission denied"})
+		who := fmt.Sprintf("uid %d", uid)
+		if err != nil {
+			who = fmt.Sprintf("a peer whose credentials are unknown (%v)", err)
+		}
+		d.log.Warn(fmt.Sprintf("control socket: refused %s, only root and uid %d may use it", who, os.Geteuid()))
+		enc.Encode(&Response{Denied: true, Error: fmt.Sprintf("the daemon refused %s: only root may use it", who)})
 		return
 	}
 	var req Request
@@ -447,9 +470,55 @@ func (d *Daemon) rekey(req Request) (*Response, error) {
 	return d.actOnSAs(req, "rekey", "rekeyed", true, d.engine.RekeyIKESA, d.engine.RekeyChildSA)
 }
 
-// actOnSAs applies ikeFn or childFn to the SAs a request names and waits
-// until none of them is listed any more (deleted, or replaced by a
-// successor with a new ID).
+// maxOutstandingSAOps is how many deletes (or rekeys) one terminate or
+// rekey request keeps in flight; the next starts as an earlier one
+// completes. Started all at once, 2,000 DELETEs bring 2,000 responses
+// within milliseconds: more than the IKE socket's receive buffer may hold
+// while the engine is busy, and each lost response leaves its SA in
+// DELETING until the retransmits give up (issue 13). The peer, too, gets
+// at most this many requests of ours at once. 64 in flight keep the
+// exchanges of a round trip going together (thousands per second on a
+// LAN) while a burst of responses stays far below the buffer.
+const maxOutstandingSAOps = 64
+
+// saOpPoll is how often a paced request looks for completed operations.
+const saOpPoll = 5 * time.Millisecond
+
+// saOp is one delete or rekey of a request: of an IKE SA or a CHILD_SA.
+type saOp struct {
+	child bool
+	id    uint32
+}
+
+func (o saOp) String() string {
+	if o.child {
+		return fmt.Sprintf("CHILD_SA {%d}", o.id)
+	}
+	return fmt.Sprintf("IKE_SA [%d]", o.id)
+}
+
+// saOpsRun is the progress of a paced request.
+type saOpsRun struct {
+	started chan struct{} // closed once the first window is started
+	done    chan struct{} // closed once every operation completed or failed
+
+	mu       sync.Mutex // guards below
+	total    int
+	finished int     // completed: the SA is no longer listed
+	inFlight int     // started, still listed
+	failed   []error // operations that did not start
+}
+
+func (r *saOpsRun) progress() (finished, inFlight, notStarted int, failed []error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.finished, r.inFlight, r.total - r.finished - r.inFlight - len(r.failed), slices.Clone(r.failed)
+}
+
+// actOnSAs applies ikeFn or childFn to the SAs a request names, at most
+// maxOutstandingSAOps at once, and waits until none of them is listed any
+// more (deleted, or replaced by a successor with a new ID). On a timeout
+// the rest goes on in the background.
 func (d *Daemon) actOnSAs(req Request, verb, done string, establishedOnly bool, ikeFn, childFn func(uint32) error) (*Response, error) {
 	if req.IKE == "" && req.Child == "" && req.IKEID == 0 && req.ChildID == 0 {
 		return nil, fmt.Errorf("%s needs --ike, --child, --ike-id or --child-id", verb)
@@ -458,36 +527,102 @@ func (d *Daemon) actOnSAs(req Request, verb, done string, establishedOnly bool, 
 	if len(ikeIDs) == 0 && len(childIDs) == 0 {
 		return nil, errors.New("no matching SA found")
 	}
+	var ops []saOp
 	var msgs []string
 	for _, id := range ikeIDs {
-		if err := ikeFn(id); err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, fmt.Sprintf("IKE_SA [%d] %s", id, done))
+		ops = append(ops, saOp{id: id})
 	}
 	for _, id := range childIDs {
-		if err := childFn(id); err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, fmt.Sprintf("CHILD_SA {%d} %s", id, done))
+		ops = append(ops, saOp{child: true, id: id})
 	}
-	err := d.waitFor(req, func(sas []ike.IKESAInfo) (bool, error) {
-		for _, sa := range sas {
-			if slices.Contains(ikeIDs, sa.ID) {
-				return false, nil
-			}
-			for _, ch := range sa.Children {
-				if slices.Contains(childIDs, ch.ID) {
-					return false, nil
-				}
-			}
+	for _, op := range ops {
+		msgs = append(msgs, fmt.Sprintf("%s %s", op, done))
+	}
+	r := &saOpsRun{started: make(chan struct{}), done: make(chan struct{}), total: len(ops)}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.paceSAOps(ops, ikeFn, childFn, r)
+	}()
+	<-r.started
+	var timedOut bool
+	if req.TimeoutMS >= 0 {
+		select {
+		case <-r.done:
+		case <-time.After(timeout(req)):
+			timedOut = true
+		case <-d.stop:
+			return nil, fmt.Errorf("%s: the daemon is stopping", verb)
 		}
-		return true, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", verb, err)
+	}
+	finished, inFlight, notStarted, failed := r.progress()
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("%s: %w", verb, errors.Join(failed...))
+	}
+	if timedOut {
+		return nil, fmt.Errorf("%s: timed out with %d of %d SAs %s, %d in progress and %d waiting to start; the rest goes on in the background",
+			verb, finished, len(ops), done, inFlight, notStarted)
 	}
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
+}
+
+// paceSAOps starts the operations in order, keeping at most
+// maxOutstandingSAOps of them whose SA is still listed by the engine.
+func (d *Daemon) paceSAOps(ops []saOp, ikeFn, childFn func(uint32) error, r *saOpsRun) {
+	defer close(r.done)
+	inFlight := map[saOp]bool{}
+	next := 0
+	first := true
+	for {
+		for next < len(ops) && len(inFlight) < maxOutstandingSAOps {
+			op := ops[next]
+			next++
+			fn := ikeFn
+			if op.child {
+				fn = childFn
+			}
+			if err := fn(op.id); err != nil {
+				r.mu.Lock()
+				r.failed = append(r.failed, fmt.Errorf("%s: %w", op, err))
+				r.mu.Unlock()
+				continue
+			}
+			inFlight[op] = true
+			r.mu.Lock()
+			r.inFlight = len(inFlight)
+			r.mu.Unlock()
+		}
+		if first {
+			close(r.started)
+			first = false
+		}
+		if len(inFlight) == 0 {
+			return
+		}
+		select {
+		case <-d.stop:
+			return
+		case <-time.After(saOpPoll):
+		}
+		listed := map[saOp]bool{}
+		for _, sa := range d.engine.IKESAs() {
+			listed[saOp{id: sa.ID}] = true
+			for _, ch := range sa.Children {
+				listed[saOp{child: true, id: ch.ID}] = true
+			}
+		}
+		gone := 0
+		for op := range inFlight {
+			if !listed[op] {
+				delete(inFlight, op)
+				gone++
+			}
+		}
+		r.mu.Lock()
+		r.finished += gone
+		r.inFlight = len(inFlight)
+		r.mu.Unlock()
+	}
 }
 
 // selectSAs finds the IKE SAs (by connection name or ID) and CHILD_SAs

@@ -40,8 +40,12 @@ type Options struct {
 	// Listen addresses and ports of the IKE sockets (default wildcard, 500, 4500).
 	ListenAddrs    []netip.Addr
 	Port, NATTPort uint16
-	Metrics        string // address of the Prometheus endpoint, "" for none
-	Logs           *Logs
+	// Receive and send buffers of each IKE socket in bytes: zero takes
+	// ikesocket.DefaultBufferSize (sized for bursts of thousands of
+	// DELETEs), negative leaves the system's default.
+	SocketReceiveBuffer, SocketSendBuffer int
+	Metrics                               string // address of the Prometheus endpoint, "" for none
+	Logs                                  *Logs
 	// IKE tunables, as charon's strongswan.conf settings of the same
 	// names; zero values take the engine's defaults (ike.Config).
 	RetransmitTimeout time.Duration // retransmit_timeout
@@ -194,7 +198,7 @@ func Start(opts Options) (*Daemon, error) {
 		}
 	}
 	socks, err := ikesocket.Listen(ikesocket.Config{Addrs: opts.ListenAddrs, Port: opts.Port, NATTPort: opts.NATTPort,
-		NoEncap: opts.DryRun, Log: opts.Logs.Logger("net")})
+		NoEncap: opts.DryRun, ReceiveBuffer: opts.SocketReceiveBuffer, SendBuffer: opts.SocketSendBuffer, Log: opts.Logs.Logger("net")})
 	if err != nil {
 		return nil, err
 	}

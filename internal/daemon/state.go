@@ -155,10 +155,18 @@ func (d *Daemon) restore() {
 		}
 		dr.Adopt(ids)
 	}
+	// The engine checks every record before it takes any back; a bad one
+	// is refused alone (see ike/state_check.go), and only SAs no taken
+	// back SA uses are removed.
 	errs := d.engine.Import(f.Engine)
 	for _, e := range errs {
-		d.log.Warn(fmt.Sprintf("not taking back %v; removing its SAs", e))
-		for _, id := range e.SA.SAIDs() {
+		msg := fmt.Sprintf("not taking back %s %v; removing %d of its SAs", d.opts.StatePath, e, len(e.Remove))
+		if errors.Is(e.Err, ike.ErrBadRecord) {
+			d.log.Error(msg)
+		} else {
+			d.log.Warn(msg)
+		}
+		for _, id := range e.Remove {
 			if err := d.dp.DeleteSA(id); err != nil {
 				d.knlLog.Warn(fmt.Sprintf("deleting SA %.8x failed: %v", id.SPI, err))
 			}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -37,8 +38,25 @@ type Config struct {
 	// NoEncap leaves the NAT-T sockets without UDP_ENCAP (tests on kernels
 	// without ESP, or when another daemon decapsulates).
 	NoEncap bool
-	Log     *slog.Logger
+	// ReceiveBuffer and SendBuffer size each socket's kernel buffers, in
+	// bytes: zero takes DefaultBufferSize, negative leaves the system's
+	// default (net.core.rmem_default, wmem_default).
+	ReceiveBuffer, SendBuffer int
+	Log                       *slog.Logger
 }
+
+// DefaultBufferSize is the receive and send buffer of each IKE socket.
+//
+// The system's default receive buffer (net.core.rmem_default, 208 KiB on
+// most distributions) holds about 200 small datagrams: terminating 2,000
+// IKE SAs at once brings 2,000 DELETE responses within milliseconds, and a
+// daemon that is busy for that long loses the rest (RcvbufErrors in
+// /proc/net/snmp), leaving the SAs in DELETING until their retransmits
+// give up. A datagram costs its truesize (its data plus the skb, up to a
+// few KiB with some drivers) against the limit, so 8 MiB holds a few
+// thousand of them. The limit costs nothing while the queue is short:
+// the kernel charges memory as datagrams wait, not when it is set.
+const DefaultBufferSize = 8 << 20
 
 // Sockets is a set of listening IKE sockets.
 type Sockets struct {
@@ -78,7 +96,7 @@ func Listen(cfg Config) (*Sockets, error) {
 	for _, a := range addrs {
 		for _, port := range []uint16{cfg.Port, cfg.NATTPort} {
 			encap := port == cfg.NATTPort && !cfg.NoEncap
-			c, err := listen(netip.AddrPortFrom(a, port), encap)
+			c, err := listen(netip.AddrPortFrom(a, port), encap, cfg)
 			if err != nil {
 				if a.Is6() && a.IsUnspecified() && len(cfg.Addrs) == 0 && errors.Is(err, syscall.EAFNOSUPPORT) {
 					cfg.Log.Info("IPv6 unavailable, IKE on IPv4 only")
@@ -93,7 +111,7 @@ func Listen(cfg Config) (*Sockets, error) {
 	return s, nil
 }
 
-func listen(addr netip.AddrPort, encap bool) (*sock, error) {
+func listen(addr netip.AddrPort, encap bool, cfg Config) (*sock, error) {
 	network := "udp4"
 	if addr.Addr().Is6() {
 		network = "udp6"
@@ -111,7 +129,68 @@ func listen(addr netip.AddrPort, encap bool) (*sock, error) {
 		return nil, fmt.Errorf("unable to bind IKE socket %s: %w", addr, err)
 	}
 	conn := pc.(*net.UDPConn)
+	if err := sizeBuffers(conn, addr, cfg); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	return &sock{conn: conn, addr: addr, v6: addr.Addr().Is6()}, nil
+}
+
+// sizeBuffers sets the socket's receive and send buffers. Like charon's
+// kernel-netlink plugin with force_receive_buffer_size (charon's
+// socket-default plugin leaves its IKE sockets at the system's default), it
+// uses SO_RCVBUFFORCE and SO_SNDBUFFORCE, which may exceed
+// net.core.rmem_max and wmem_max but need CAP_NET_ADMIN; without that it
+// falls back to SO_RCVBUF and SO_SNDBUF, which the kernel caps at those
+// maxima, and says so when the buffer it got is smaller than asked.
+func sizeBuffers(conn *net.UDPConn, addr netip.AddrPort, cfg Config) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for _, b := range []struct {
+		name          string
+		size          int
+		force, normal int
+		sysctl        string
+	}{
+		{"receive", cfg.ReceiveBuffer, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, "net.core.rmem_max"},
+		{"send", cfg.SendBuffer, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, "net.core.wmem_max"},
+	} {
+		size := b.size
+		if size < 0 {
+			continue
+		}
+		if size == 0 {
+			size = DefaultBufferSize
+		}
+		// The kernel doubles the value (for its bookkeeping) and caps it
+		// at INT_MAX; halve the largest so the doubling cannot wrap.
+		size = min(size, math.MaxInt32/2)
+		var got int
+		var serr error
+		cerr := raw.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, b.force, size)
+			if errors.Is(serr, unix.EPERM) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, b.normal, size)
+			}
+			if serr == nil {
+				got, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, b.normal)
+			}
+		})
+		if cerr != nil {
+			return cerr
+		}
+		if serr != nil {
+			return fmt.Errorf("IKE socket %s: setting its %s buffer to %d bytes: %w", addr, b.name, size, serr)
+		}
+		// What getsockopt reports is the doubled value.
+		if got/2 < size {
+			cfg.Log.Warn(fmt.Sprintf("IKE socket %s: %s buffer is %d bytes, not the %d asked for: without CAP_NET_ADMIN it is capped by %s",
+				addr, b.name, got/2, size, b.sysctl))
+		}
+	}
+	return nil
 }
 
 // setupFD asks for the local address of each datagram, marks the socket

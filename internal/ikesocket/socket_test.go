@@ -3,11 +3,16 @@ package ikesocket
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
@@ -215,4 +220,114 @@ func TestBypassesIPsecPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sockBuffers reads back a socket's receive and send buffers, as the
+// kernel reports them (twice what was set).
+func sockBuffers(t *testing.T, c *sock) (rcv, snd int) {
+	t.Helper()
+	raw, err := c.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rerr, serr error
+	raw.Control(func(fd uintptr) {
+		rcv, rerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		snd, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	})
+	if rerr != nil || serr != nil {
+		t.Fatal(rerr, serr)
+	}
+	return rcv, snd
+}
+
+func readSysctl(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/core/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSocketBuffers checks that every IKE socket gets the buffers asked
+// for, beyond net.core.rmem_max and wmem_max (SO_RCVBUFFORCE), and the
+// default when none is asked for.
+func TestSocketBuffers(t *testing.T) {
+	inNetns(t, func() error {
+		rmemMax, wmemMax := readSysctl(t, "rmem_max"), readSysctl(t, "wmem_max")
+		for _, tc := range []struct{ rcv, snd, wantRcv, wantSnd int }{
+			{0, 0, DefaultBufferSize, DefaultBufferSize},
+			// Above the sysctl maxima: only the FORCE options reach it.
+			{rmemMax + 1<<20, wmemMax + 1<<20, rmemMax + 1<<20, wmemMax + 1<<20},
+		} {
+			s, err := Listen(Config{Port: testPort, NATTPort: testNATT, ReceiveBuffer: tc.rcv, SendBuffer: tc.snd})
+			if err != nil {
+				return err
+			}
+			if len(s.conns) != 4 {
+				t.Errorf("%d sockets, want 4 (IKE and NAT-T, IPv4 and IPv6)", len(s.conns))
+			}
+			for _, c := range s.conns {
+				// Linux reports twice the value set.
+				if rcv, snd := sockBuffers(t, c); rcv != 2*tc.wantRcv || snd != 2*tc.wantSnd {
+					t.Errorf("%s: SO_RCVBUF %d, SO_SNDBUF %d; want %d and %d", c.addr, rcv, snd, 2*tc.wantRcv, 2*tc.wantSnd)
+				}
+			}
+			s.Close()
+		}
+		// Negative: the system's default, untouched.
+		s, err := Listen(Config{Port: testPort, NATTPort: testNATT, ReceiveBuffer: -1, SendBuffer: -1})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if rcv, _ := sockBuffers(t, s.conns[0]); rcv != readSysctl(t, "rmem_default") {
+			t.Errorf("SO_RCVBUF %d with -1, want rmem_default %d", rcv, readSysctl(t, "rmem_default"))
+		}
+		return nil
+	})
+}
+
+// TestSocketBuffersWithoutCapNetAdmin: without CAP_NET_ADMIN the FORCE
+// options fail; the buffers are set anyway, capped at net.core.rmem_max
+// and wmem_max, and a warning says so. (The IKE sockets' bypass policies
+// need CAP_NET_ADMIN too, so the sizing is tried on a plain socket.)
+func TestSocketBuffersWithoutCapNetAdmin(t *testing.T) {
+	inNetns(t, func() error {
+		// This goroutine's thread is locked and dies with it (nsutil.Do),
+		// so the dropped capability goes with it.
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err
+		}
+		data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return err
+		}
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		c := &sock{conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+		rmemMax, wmemMax := readSysctl(t, "rmem_max"), readSysctl(t, "wmem_max")
+		var logs strings.Builder
+		cfg := Config{ReceiveBuffer: rmemMax + 1<<20, SendBuffer: wmemMax + 1<<20, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+		if err := sizeBuffers(conn, c.addr, cfg); err != nil {
+			return err
+		}
+		if rcv, snd := sockBuffers(t, c); rcv != 2*rmemMax || snd != 2*wmemMax {
+			t.Errorf("SO_RCVBUF %d, SO_SNDBUF %d; want the maxima doubled, %d and %d", rcv, snd, 2*rmemMax, 2*wmemMax)
+		}
+		if !strings.Contains(logs.String(), "capped by net.core.rmem_max") || !strings.Contains(logs.String(), "capped by net.core.wmem_max") {
+			t.Errorf("no warning about the capped buffers:\n%s", logs.String())
+		}
+		return nil
+	})
 }

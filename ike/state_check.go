@@ -1,0 +1,243 @@
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// A saved state is checked record by record before anything of it is
+// taken back: a state file is written by us, but it may be damaged,
+// edited by hand or put together from two files, and a record taken back
+// with a key of the wrong length, a suite we cannot run, or the SPIs of
+// another record would fail later, at the first message, or take the
+// other record's SAs with it when it is removed.
+//
+// One bad record refuses that record only: the good ones of the same
+// file are taken back, since refusing them all would strand their SAs
+// (the kernel keeps them, nobody rekeys or deletes them). Where two
+// records claim the same SPI, cookie, CHILD_SA or unique ID, the first in
+// the file is the one taken back and the later one is refused.
+
+// ErrBadRecord is wrapped by every reason a saved IKE SA record is
+// refused as invalid (not merely because its connection is gone).
+var ErrBadRecord = errors.New("invalid saved IKE_SA")
+
+func badRecord(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRecord, fmt.Sprintf(format, a...))
+}
+
+// checkAddrs checks the addresses of an IKE SA: both set, not
+// unspecified, with ports, of one family.
+func checkAddrs(local, remote netip.AddrPort) error {
+	for _, a := range []struct {
+		name string
+		ap   netip.AddrPort
+	}{{"local", local}, {"remote", remote}} {
+		if !a.ap.Addr().IsValid() || a.ap.Addr().IsUnspecified() || a.ap.Port() == 0 {
+			return badRecord("%s address %q is not an address and port", a.name, a.ap)
+		}
+	}
+	if local.Addr().Unmap().Is4() != remote.Addr().Unmap().Is4() {
+		return badRecord("local address %s and remote address %s are of different families", local, remote)
+	}
+	return nil
+}
+
+// checkChild checks what a CHILD_SA record holds by itself.
+func checkChild(id uint32, name string, spiIn, spiOut uint32, suite transform.ChildSuite, local, remote []TrafficSelector) error {
+	switch {
+	case id == 0:
+		return badRecord("CHILD_SA %s without a unique ID", name)
+	case spiIn == 0 || spiOut == 0:
+		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", name, id, spiIn, spiOut)
+	case len(local) == 0 || len(remote) == 0:
+		return badRecord("CHILD_SA %s{%d} without selectors", name, id)
+	}
+	if err := suite.Validate(); err != nil {
+		return badRecord("CHILD_SA %s{%d}: %v", name, id, err)
+	}
+	return nil
+}
+
+// checkIKESA checks an IKEv2 record by itself.
+func checkIKESA(s *ExportedIKESA) error {
+	switch {
+	case s.ID == 0:
+		return badRecord("no unique ID")
+	case s.Conn == "":
+		return badRecord("no connection name")
+	case s.SPIi == 0 || s.SPIr == 0:
+		return badRecord("IKE SPI 0 (%.16x_i %.16x_r)", s.SPIi, s.SPIr)
+	}
+	if err := checkAddrs(s.Local, s.Remote); err != nil {
+		return err
+	}
+	if err := s.Suite.CheckKeys(&s.Keys); err != nil {
+		return badRecord("IKE suite %v: %v", s.Proposal, err)
+	}
+	if len(s.Proposal.Transforms) > 0 {
+		if ps, err := s.Proposal.IKESuite(); err != nil || ps != s.Suite {
+			return badRecord("proposal %v does not match the suite it was saved with", s.Proposal)
+		}
+	}
+	for i := range s.Children {
+		c := &s.Children[i]
+		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
+			return err
+		}
+		if c.ReqID == 0 {
+			return badRecord("CHILD_SA %s{%d} without a reqid", c.Name, c.ID)
+		}
+		if len(c.Proposal.Transforms) > 0 {
+			if ps, err := c.Proposal.ChildSuite(); err != nil || ps != c.Suite {
+				return badRecord("CHILD_SA %s{%d}: proposal %v does not match the suite it was saved with", c.Name, c.ID, c.Proposal)
+			}
+		}
+	}
+	return nil
+}
+
+// checkV1SA checks an IKEv1 record by itself.
+func checkV1SA(s *ExportedISAKMPSA) error {
+	switch {
+	case s.ID == 0:
+		return badRecord("no unique ID")
+	case s.Conn == "":
+		return badRecord("no connection name")
+	case s.CookieI == 0 || s.CookieR == 0:
+		return badRecord("cookie 0 (%.16x_i %.16x_r)", s.CookieI, s.CookieR)
+	}
+	if err := checkAddrs(s.Local, s.Remote); err != nil {
+		return err
+	}
+	if err := transform.CheckV1Keys(s.PRF, s.Encr, s.EncrBits, &s.Keys); err != nil {
+		return badRecord("ISAKMP SA %s: %v", s.Proposal, err)
+	}
+	if s.Group != 0 && !s.Group.Supported() {
+		return badRecord("Diffie-Hellman group %v is not supported", s.Group)
+	}
+	for i := range s.Children {
+		c := &s.Children[i]
+		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stateCheck finds the records of a state that claim what an earlier one
+// claims.
+type stateCheck struct {
+	ikeIDs   map[uint32]string
+	spis     map[uint64]string // our IKEv2 SPI
+	cookies  map[uint64]string // our IKEv1 cookie
+	childIDs map[uint32]string
+	saIDs    map[SAID]string
+}
+
+func (c *stateCheck) claim(record string, ikeID uint32, v1 bool, ours uint64, childIDs []uint32, saIDs []SAID) error {
+	if other, ok := c.ikeIDs[ikeID]; ok {
+		return badRecord("unique ID [%d] already taken by %s", ikeID, other)
+	}
+	spis, what := c.spis, "IKE SPI"
+	if v1 {
+		spis, what = c.cookies, "cookie"
+	}
+	if other, ok := spis[ours]; ok {
+		return badRecord("%s %.16x already taken by %s", what, ours, other)
+	}
+	for _, id := range childIDs {
+		if other, ok := c.childIDs[id]; ok {
+			return badRecord("CHILD_SA ID {%d} already taken by %s", id, other)
+		}
+	}
+	seen := map[SAID]bool{}
+	for _, id := range saIDs {
+		if other, ok := c.saIDs[id]; ok {
+			return badRecord("SA %.8x to %s already taken by %s", id.SPI, id.Dst, other)
+		}
+		if seen[id] {
+			return badRecord("SA %.8x to %s twice", id.SPI, id.Dst)
+		}
+		seen[id] = true
+	}
+	c.ikeIDs[ikeID] = record
+	spis[ours] = record
+	for _, id := range childIDs {
+		c.childIDs[id] = record
+	}
+	for _, id := range saIDs {
+		c.saIDs[id] = record
+	}
+	return nil
+}
+
+func recordName(version, n int, conn string, id uint32) string {
+	return fmt.Sprintf("record %d of IKEv%d (IKE_SA %s[%d])", n, version, conn, id)
+}
+
+// check returns the reason each bad record is refused, by index, for the
+// IKEv2 and the IKEv1 records.
+func (st *EngineState) check() (v2, v1 map[int]error) {
+	v2, v1 = map[int]error{}, map[int]error{}
+	c := &stateCheck{ikeIDs: map[uint32]string{}, spis: map[uint64]string{}, cookies: map[uint64]string{},
+		childIDs: map[uint32]string{}, saIDs: map[SAID]string{}}
+	for i := range st.SAs {
+		s := &st.SAs[i]
+		if err := checkIKESA(s); err != nil {
+			v2[i] = err
+			continue
+		}
+		ours := s.SPIi
+		if !s.Initiator {
+			ours = s.SPIr
+		}
+		var ids []uint32
+		for _, ch := range s.Children {
+			ids = append(ids, ch.ID)
+		}
+		if err := c.claim(recordName(2, i+1, s.Conn, s.ID), s.ID, false, ours, ids, s.SAIDs()); err != nil {
+			v2[i] = err
+		}
+	}
+	for i := range st.V1 {
+		s := &st.V1[i]
+		if err := checkV1SA(s); err != nil {
+			v1[i] = err
+			continue
+		}
+		ours := s.CookieI
+		if !s.Initiator {
+			ours = s.CookieR
+		}
+		var ids []uint32
+		for _, ch := range s.Children {
+			ids = append(ids, ch.ID)
+		}
+		if err := c.claim(recordName(1, i+1, s.Conn, s.ID), s.ID, true, ours, ids, s.SAIDs()); err != nil {
+			v1[i] = err
+		}
+	}
+	return v2, v1
+}
+
+// dataplaneSAIDs are the SAs the engine's CHILD_SAs have in the dataplane.
+func (e *Engine) dataplaneSAIDs() map[SAID]bool {
+	out := map[SAID]bool{}
+	for _, sa := range e.allSAs() {
+		for _, c := range sa.children {
+			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
+			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+		}
+	}
+	for _, sa := range e.allV1SAs() {
+		for _, c := range sa.children {
+			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
+			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+		}
+	}
+	return out
+}
