@@ -44,6 +44,14 @@ type Config struct {
 	// IKE_SA_INIT requests must carry a COOKIE (RFC 7296 section 2.6;
 	// charon's cookie_threshold, default 30). Negative disables cookies.
 	CookieThreshold int
+	// BlockThreshold is how many half-open responder IKE SAs (IKEv2, and
+	// IKEv1 Main and Aggressive Mode) one source address may hold: further
+	// requests for new IKE SAs from it are dropped, counted in
+	// Stats.DroppedBlocked, until one of its SAs is established or
+	// destroyed (charon's block_threshold; default DefaultBlockThreshold,
+	// 5). Negative disables the limit (charon's block_threshold = 0; here
+	// zero takes the default, as for the other fields).
+	BlockThreshold int
 	// CookieSecretLifetime is how often the cookie secret is replaced
 	// (the previous one stays valid for one more period). Default 1 minute.
 	CookieSecretLifetime time.Duration
@@ -89,6 +97,7 @@ type Stats struct {
 	Panics                uint64 // bugs caught by the safety net (recoverPanic)
 	CookiesSent           uint64
 	CookiesRejected       uint64
+	DroppedBlocked        uint64 // new IKE SA requests from a source at its BlockThreshold
 	InvalidSyntaxSent     uint64
 	KeepAlivesSent        uint64 // NAT-T keepalives
 	KeepAlivesReceived    uint64
@@ -113,8 +122,14 @@ type Engine struct {
 	stats                  Stats
 	nextIKEID, nextChildID uint32
 	lastInvalidSPI         time.Time
-	halfOpenCount          int // responder IKE SAs not yet established
-	ikev1                  v1State
+	halfOpenCount          int // responder IKEv2 SAs not yet established
+	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
+	// yet established by source address, for BlockThreshold; an address
+	// with none has no entry.
+	halfOpenBySource   map[netip.Addr]int
+	lastBlockLog       time.Time
+	blockLogSuppressed uint64 // refusals not logged since lastBlockLog
+	ikev1              v1State
 	// retired are the inbound SAs of deleted rekeyed CHILD_SAs, removed
 	// from the dataplane when their timer fires (DeleteRekeyedDelay).
 	retired map[SAID]Timer
@@ -171,6 +186,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CookieThreshold == 0 {
 		cfg.CookieThreshold = 30
 	}
+	if cfg.BlockThreshold == 0 {
+		cfg.BlockThreshold = DefaultBlockThreshold
+	}
 	if cfg.CookieSecretLifetime <= 0 {
 		cfg.CookieSecretLifetime = time.Minute
 	}
@@ -199,7 +217,8 @@ func New(cfg Config) (*Engine, error) {
 		dpJournal: &dataplaneJournal{Dataplane: cfg.Dataplane},
 		log:       cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
 		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{}, retired: map[SAID]Timer{},
-		reqids: reqidTable{byKey: map[string]*reqidEntry{}},
+		halfOpenBySource: map[netip.Addr]int{},
+		reqids:           reqidTable{byKey: map[string]*reqidEntry{}},
 	}
 	cfg.Dataplane = e.dpJournal
 	e.cfg = cfg
@@ -461,7 +480,7 @@ func reqOrResp(h *message.Header) string {
 
 // handleInitRequest finds the IKE SA of a retransmitted IKE_SA_INIT
 // request or creates a responder IKE SA for a new one, after the cookie
-// check.
+// check and the source's half-open limit (in charon's order).
 func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	if sa := e.init[initKey{d.Remote, h.InitiatorSPI}]; sa != nil {
 		e.handling = sa
@@ -477,6 +496,10 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	if !e.checkCookie(m, d) {
 		return
 	}
+	src := halfOpenSource(d.Remote)
+	if e.blocked(src) {
+		return
+	}
 	c := e.connectionFor(d.Local.Addr(), d.Remote.Addr())
 	if c == nil {
 		e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
@@ -490,8 +513,9 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	e.sas[sa.spiR] = sa
 	sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorSPI}, true
 	e.init[sa.initKey] = sa
-	sa.halfOpen = true
+	sa.halfOpen, sa.halfOpenSource = true, src
 	e.halfOpenCount++
+	e.enterHalfOpenSource(src)
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {
 		if sa.state <= IKESAConnecting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))

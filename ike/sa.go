@@ -48,9 +48,10 @@ type ikeSA struct {
 	reasm    *message.Reassembler // nil until a fragment arrives
 
 	lastInbound    time.Time
-	lastOutbound   time.Time // last IKE message or keepalive sent
-	halfOpen       bool      // counted in the engine's halfOpenCount
-	initKey        initKey   // the SA's key in the engine's init index, if inInit
+	lastOutbound   time.Time  // last IKE message or keepalive sent
+	halfOpen       bool       // counted in the engine's halfOpenCount and halfOpenBySource
+	halfOpenSource netip.Addr // the key in halfOpenBySource (the remote may float)
+	initKey        initKey    // the SA's key in the engine's init index, if inInit
 	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
@@ -444,6 +445,7 @@ func (sa *ikeSA) leaveHalfOpen() {
 	if sa.halfOpen {
 		sa.halfOpen = false
 		sa.e.halfOpenCount--
+		sa.e.leaveHalfOpenSource(sa.halfOpenSource)
 	}
 }
 

@@ -739,7 +739,7 @@ func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]", sa.name(),
 		sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
-	delete(sa.e.v1().init, initKey{sa.remote, sa.ckyI})
+	sa.leaveHalfOpen()
 	if sa.dh != nil {
 		sa.dh.Close()
 		sa.dh = nil

@@ -101,8 +101,16 @@ type v1SA struct {
 	lastOutbound  time.Time
 	timers        []Timer
 	replaces      *v1SA // the SA this one reauthenticates
-	restart       bool
-	deleted       bool
+	// A responder's phase 1 until it completes: counted under
+	// halfOpenSource in the engine's halfOpenBySource, and found by
+	// initKey in v1State.init (both as they were when it was made: the
+	// peer may float before it completes).
+	halfOpen       bool
+	halfOpenSource netip.Addr
+	initKey        initKey
+	inInit         bool
+	restart        bool
+	deleted        bool
 }
 
 // v1Exchange is one exchange's state, by message ID.
@@ -498,16 +506,27 @@ func (sa *v1SA) destroy() {
 	if st.sas[sa.ourCookie()] == sa {
 		delete(st.sas, sa.ourCookie())
 	}
-	for k, v := range st.init {
-		if v == sa {
-			delete(st.init, k)
-		}
-	}
+	sa.leaveHalfOpen()
 	if sa.dh != nil {
 		sa.dh.Close()
 	}
 	sa.keys.Zero()
 	clear(sa.gxy)
+}
+
+// leaveHalfOpen ends a responder's phase 1, established or destroyed:
+// it leaves the IKE_SA_INIT retransmit index and its source's half-open
+// count.
+func (sa *v1SA) leaveHalfOpen() {
+	st := sa.e.v1()
+	if sa.inInit && st.init[sa.initKey] == sa {
+		delete(st.init, sa.initKey)
+	}
+	sa.inInit = false
+	if sa.halfOpen {
+		sa.halfOpen = false
+		sa.e.leaveHalfOpenSource(sa.halfOpenSource)
+	}
 }
 
 // die destroys the SA and restarts its connection if its children ask
@@ -555,6 +574,10 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 		sa = st.init[initKey{d.Remote, h.InitiatorCookie}]
 		if sa == nil && h.MessageID == 0 && h.Flags&isakmp.FlagEncryption == 0 &&
 			(h.Exchange == isakmp.ExchangeMain || h.Exchange == isakmp.ExchangeAggressive) {
+			src := halfOpenSource(d.Remote)
+			if e.blocked(src) {
+				return
+			}
 			c := e.connectionForV1(d.Local.Addr(), d.Remote.Addr())
 			if c == nil {
 				e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
@@ -566,7 +589,10 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 			sa.ckyI, sa.ckyR = h.InitiatorCookie, e.v1Cookie(d.Local, d.Remote)
 			sa.aggressive = h.Exchange == isakmp.ExchangeAggressive
 			st.sas[sa.ckyR] = sa
-			st.init[initKey{d.Remote, h.InitiatorCookie}] = sa
+			sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorCookie}, true
+			st.init[sa.initKey] = sa
+			sa.halfOpen, sa.halfOpenSource = true, src
+			e.enterHalfOpenSource(src)
 			sa.after(e.cfg.HalfOpenTimeout, func() {
 				if sa.state != IKESAEstablished {
 					sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))
