@@ -3,6 +3,8 @@ package ike
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
+	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -41,4 +43,12 @@ func (e *Engine) SealAsPeer(ikeID uint32, h message.Header, first message.Payloa
 		return nil, err
 	}
 	return append(b, body...), nil
+}
+
+// HalfOpenBySource returns a copy of the per-source counts of half-open
+// responder IKE SAs that BlockThreshold is checked against.
+func (e *Engine) HalfOpenBySource() map[netip.Addr]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.halfOpenBySource)
 }
