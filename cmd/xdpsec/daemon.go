@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/config"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
@@ -40,6 +41,8 @@ func daemonCommand() *cli.Command {
 			&cli.Float64Flag{Name: "retransmit-base", Usage: "base of the exponential retransmission backoff (charon's retransmit_base; default 1.8)"},
 			&cli.IntFlag{Name: "retransmit-tries", Usage: "retransmissions before giving up (charon's retransmit_tries; default 5)"},
 			&cli.IntFlag{Name: "cookie-threshold", Usage: "half-open IKE SAs from which COOKIEs are required (charon's cookie_threshold; default 30, -1 never)"},
+			&cli.IntFlag{Name: "block-threshold", Value: ike.DefaultBlockThreshold,
+				Usage: "half-open IKE SAs one source address may hold before its requests for more are dropped (charon's block_threshold; 0 never)"},
 			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size; default 1280)"},
 			// 8 MiB: a burst of thousands of DELETE responses (a terminate
 			// of every SA) must fit; the default 208 KiB holds about 200.
@@ -69,38 +72,9 @@ func runDaemon(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%s: OK, %d connections\n", c.String("config"), len(l.Connections))
 		return nil
 	}
-	opts := daemon.Options{
-		ConfigPath: c.String("config"), SocketPath: c.String("socket"), StatePath: c.String("state"),
-		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
-		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
-		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
-		FragmentSize:        c.Int("fragment-size"),
-		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
-	}
-	for _, f := range []string{"ike-receive-buffer", "ike-send-buffer"} {
-		if c.Int(f) == 0 || c.Int(f) < -1 {
-			return fmt.Errorf("--%s %d: want a size in bytes, or -1 for the system's default", f, c.Int(f))
-		}
-	}
-	switch c.String("dataplane") {
-	case "kernel":
-		if os.Geteuid() != 0 {
-			return loader.ErrNotRoot
-		}
-	case "dry-run":
-		opts.DryRun = true
-	default:
-		return fmt.Errorf("unknown --dataplane %q (want kernel or dry-run)", c.String("dataplane"))
-	}
-	if opts.Spread, err = daemon.ParseCPUSpread(c.String("sa-cpu")); err != nil {
+	opts, err := daemonOptions(c, logs)
+	if err != nil {
 		return err
-	}
-	for _, s := range c.StringSlice("listen") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return fmt.Errorf("--listen: %w", err)
-		}
-		opts.ListenAddrs = append(opts.ListenAddrs, a)
 	}
 	// Signals first, so none is lost while starting.
 	sigs := make(chan os.Signal, 4)
@@ -118,6 +92,55 @@ func runDaemon(c *cli.Context) error {
 		break
 	}
 	return d.Stop()
+}
+
+// daemonOptions are the daemon's options from its flags.
+func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
+	opts := daemon.Options{
+		ConfigPath: c.String("config"), SocketPath: c.String("socket"), StatePath: c.String("state"),
+		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
+		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
+		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
+		BlockThreshold: blockThreshold(c.Int("block-threshold")), FragmentSize: c.Int("fragment-size"),
+		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
+	}
+	for _, f := range []string{"ike-receive-buffer", "ike-send-buffer"} {
+		if c.Int(f) == 0 || c.Int(f) < -1 {
+			return opts, fmt.Errorf("--%s %d: want a size in bytes, or -1 for the system's default", f, c.Int(f))
+		}
+	}
+	switch c.String("dataplane") {
+	case "kernel":
+		if os.Geteuid() != 0 {
+			return opts, loader.ErrNotRoot
+		}
+	case "dry-run":
+		opts.DryRun = true
+	default:
+		return opts, fmt.Errorf("unknown --dataplane %q (want kernel or dry-run)", c.String("dataplane"))
+	}
+	var err error
+	if opts.Spread, err = daemon.ParseCPUSpread(c.String("sa-cpu")); err != nil {
+		return opts, err
+	}
+	for _, s := range c.StringSlice("listen") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return opts, fmt.Errorf("--listen: %w", err)
+		}
+		opts.ListenAddrs = append(opts.ListenAddrs, a)
+	}
+	return opts, nil
+}
+
+// blockThreshold maps --block-threshold, which is charon's
+// block_threshold (0 disables the limit), to daemon.Options' (where 0
+// takes the default and negative disables).
+func blockThreshold(flag int) int {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }
 
 // call sends a request to the daemon named by --socket.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
@@ -690,5 +692,41 @@ func TestCLIControlSocketNotRoot(t *testing.T) {
 	s.stop()
 	if b, _ := os.ReadFile(s.logPath); !strings.Contains(string(b), "control socket: refused uid 65534") {
 		t.Errorf("the daemon did not log the refusal:\n%s", b)
+	}
+}
+
+// TestDaemonBlockThresholdFlag: --block-threshold is charon's
+// block_threshold, default 5 and 0 to disable, and reaches the daemon's
+// options as the engine takes it (negative disables).
+func TestDaemonBlockThresholdFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 5},
+		{[]string{"--block-threshold", "20"}, 20},
+		{[]string{"--block-threshold", "1"}, 1},
+		{[]string{"--block-threshold", "0"}, -1},
+		{[]string{"--block-threshold", "-3"}, -1},
+	} {
+		app := newApp()
+		var got daemon.Options
+		for _, cmd := range app.Commands {
+			if cmd.Name == "daemon" {
+				cmd.Action = func(c *cli.Context) error {
+					var err error
+					got, err = daemonOptions(c, nil)
+					return err
+				}
+			}
+		}
+		var out bytes.Buffer
+		app.Writer, app.ErrWriter = &out, &out
+		if err := app.Run(append([]string{"xdpsec", "daemon", "--dataplane", "dry-run"}, tc.args...)); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, out.String())
+		}
+		if got.BlockThreshold != tc.want {
+			t.Errorf("%v: BlockThreshold %d, want %d", tc.args, got.BlockThreshold, tc.want)
+		}
 	}
 }

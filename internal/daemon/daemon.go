@@ -52,6 +52,7 @@ type Options struct {
 	RetransmitBase    float64       // retransmit_base
 	RetransmitTries   int           // retransmit_tries
 	CookieThreshold   int           // cookie_threshold; negative disables cookies
+	BlockThreshold    int           // block_threshold (half-open IKE SAs per source); negative disables the limit
 	FragmentSize      int           // fragment_size
 }
 
@@ -181,7 +182,7 @@ func Start(opts Options) (*Daemon, error) {
 		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
-		CookieThreshold: opts.CookieThreshold, FragmentSize: opts.FragmentSize,
+		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
 	})
 	if err != nil {
 		return nil, err

@@ -66,6 +66,7 @@ func TestMetrics(t *testing.T) {
 		"xdpsec_ike_sas_half_open 0",
 		`xdpsec_ike_failures_total{reason="authentication"} 0`,
 		"xdpsec_ike_panics_total 0",
+		`xdpsec_ike_failures_total{reason="block_threshold"} 0`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q:\n%s", want, out)

@@ -119,7 +119,8 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 	}{
 		{"malformed", st.DroppedMalformed}, {"unknown_sa", st.DroppedUnknownSA}, {"authentication", st.DroppedAuthentication},
 		{"message_id", st.DroppedMessageID}, {"unexpected", st.DroppedUnexpected}, {"esp_on_ike_port", st.DroppedESP},
-		{"cookie_rejected", st.CookiesRejected}, {"invalid_syntax_sent", st.InvalidSyntaxSent},
+		{"cookie_rejected", st.CookiesRejected}, {"block_threshold", st.DroppedBlocked},
+		{"invalid_syntax_sent", st.InvalidSyntaxSent},
 	} {
 		m.sample("xdpsec_ike_failures_total", []string{"reason", r.reason}, r.v)
 	}
