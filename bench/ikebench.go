@@ -288,9 +288,10 @@ type FloodOptions struct {
 	// CookieThreshold is the responder's cookie_threshold where cookies
 	// are on (off: -1).
 	CookieThreshold int
-	// CharonBlockThreshold is charon's block_threshold (half-open IKE
-	// SAs per source address, its own per-source defence) where it is
-	// on; otherwise charon runs with 1000.
+	// CharonBlockThreshold is the block_threshold (half-open IKE SAs
+	// per source address) in the rows that turn it on, charon's only;
+	// otherwise both responders run with 1000 where cookies are on, and
+	// with none where they are off (respSettings.block).
 	CharonBlockThreshold int
 	// PolicerRate and PolicerBurst are xdp_wan's per-source limit where
 	// the policer is on.

@@ -87,11 +87,25 @@ type respSettings struct {
 	// cookieThreshold: half-open IKE SAs from which COOKIEs are asked
 	// for; negative never.
 	cookieThreshold int
-	// blockThreshold: charon's half-open IKE SAs per source address
-	// above which it drops IKE_SA_INITs from that source, where cookies
-	// are on; 0 is the benchmark's 1000, which never blocks its
-	// initiators (charon's default is 5).
+	// blockThreshold: half-open IKE SAs per source address from which
+	// a responder drops that source's requests for more (block_threshold,
+	// ours and charon's), where cookies are on; 0 is the benchmark's 1000,
+	// which never blocks its initiators (the default is 5).
 	blockThreshold int
+}
+
+// block is the block_threshold both responders run with: none where
+// cookies are off (charon's DoS protection is then off as a whole), else
+// blockThreshold or 1000. 0 means none, as for charon and our
+// --block-threshold.
+func (s respSettings) block() int {
+	switch {
+	case s.cookieThreshold < 0:
+		return 0
+	case s.blockThreshold == 0:
+		return 1000
+	}
+	return s.blockThreshold
 }
 
 // startOurs starts `xdpsec daemon --dataplane=dry-run` in the responder
@@ -109,7 +123,8 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 	sock := filepath.Join(dir, "xdpsec.sock")
 	r := &responder{name: string(Ours), dir: dir, exe: bin}
 	r.cmd = exec.Command("nsenter", "--net="+ns.path(), bin, "daemon", "--dataplane=dry-run", "--config", conf,
-		"--socket", sock, "--state", "-", "--log", "any=0", "--cookie-threshold", strconv.Itoa(s.cookieThreshold))
+		"--socket", sock, "--state", "-", "--log", "any=0", "--cookie-threshold", strconv.Itoa(s.cookieThreshold),
+		"--block-threshold", strconv.Itoa(s.block()))
 	if err := r.start(filepath.Join(dir, "daemon.log"), func() bool {
 		_, err := os.Stat(sock)
 		return err == nil
@@ -151,6 +166,11 @@ const benchStrongswanConf = `charon {
 	}
 }
 `
+
+// OursSettings names what our responder is run with besides
+// --dataplane=dry-run and --log any=0, for the report.
+const OursSettings = "`--cookie-threshold` and `--block-threshold` as charon's `cookie_threshold` and `block_threshold` " +
+	"(no COOKIEs and no per-source block where cookies are off, else `--block-threshold 1000` unless the flood sets it)"
 
 // CharonSettings names what benchStrongswanConf changes from Debian's
 // defaults, for the report.
@@ -194,11 +214,7 @@ func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
 	// IKE SAs, as a flood's spoofed sources soon do.
 	dos := "dos_protection = no"
 	if s.cookieThreshold >= 0 {
-		block := s.blockThreshold
-		if block == 0 {
-			block = 1000
-		}
-		dos = fmt.Sprintf("cookie_threshold = %d\n\tblock_threshold = %d", s.cookieThreshold, block)
+		dos = fmt.Sprintf("cookie_threshold = %d\n\tblock_threshold = %d", s.cookieThreshold, s.block())
 	}
 	uri := "unix://" + filepath.Join(dir, "vici.sock")
 	conf := filepath.Join(dir, "strongswan.conf")
