@@ -513,7 +513,7 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	e.sas[sa.spiR] = sa
 	sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorSPI}, true
 	e.init[sa.initKey] = sa
-	sa.halfOpen, sa.halfOpenSource = true, src
+	sa.halfOpen = true
 	e.halfOpenCount++
 	e.enterHalfOpenSource(src)
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {

@@ -48,10 +48,9 @@ type ikeSA struct {
 	reasm    *message.Reassembler // nil until a fragment arrives
 
 	lastInbound    time.Time
-	lastOutbound   time.Time  // last IKE message or keepalive sent
-	halfOpen       bool       // counted in the engine's halfOpenCount and halfOpenBySource
-	halfOpenSource netip.Addr // the key in halfOpenBySource (the remote may float)
-	initKey        initKey    // the SA's key in the engine's init index, if inInit
+	lastOutbound   time.Time // last IKE message or keepalive sent
+	halfOpen       bool      // counted in the engine's halfOpenCount and halfOpenBySource
+	initKey        initKey   // the SA's key in the engine's init index, if inInit (its remote: in halfOpenBySource)
 	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
@@ -445,7 +444,7 @@ func (sa *ikeSA) leaveHalfOpen() {
 	if sa.halfOpen {
 		sa.halfOpen = false
 		sa.e.halfOpenCount--
-		sa.e.leaveHalfOpenSource(sa.halfOpenSource)
+		sa.e.leaveHalfOpenSource(halfOpenSource(sa.initKey.remote))
 	}
 }
 

@@ -101,16 +101,15 @@ type v1SA struct {
 	lastOutbound  time.Time
 	timers        []Timer
 	replaces      *v1SA // the SA this one reauthenticates
-	// A responder's phase 1 until it completes: counted under
-	// halfOpenSource in the engine's halfOpenBySource, and found by
-	// initKey in v1State.init (both as they were when it was made: the
-	// peer may float before it completes).
-	halfOpen       bool
-	halfOpenSource netip.Addr
-	initKey        initKey
-	inInit         bool
-	restart        bool
-	deleted        bool
+	// A responder's phase 1 until it completes: found by initKey in
+	// v1State.init and counted under initKey's remote address in the
+	// engine's halfOpenBySource (as they were when it was made: the peer
+	// may float before it completes).
+	halfOpen bool
+	initKey  initKey
+	inInit   bool
+	restart  bool
+	deleted  bool
 }
 
 // v1Exchange is one exchange's state, by message ID.
@@ -525,7 +524,7 @@ func (sa *v1SA) leaveHalfOpen() {
 	sa.inInit = false
 	if sa.halfOpen {
 		sa.halfOpen = false
-		sa.e.leaveHalfOpenSource(sa.halfOpenSource)
+		sa.e.leaveHalfOpenSource(halfOpenSource(sa.initKey.remote))
 	}
 }
 
@@ -591,7 +590,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 			st.sas[sa.ckyR] = sa
 			sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorCookie}, true
 			st.init[sa.initKey] = sa
-			sa.halfOpen, sa.halfOpenSource = true, src
+			sa.halfOpen = true
 			e.enterHalfOpenSource(src)
 			sa.after(e.cfg.HalfOpenTimeout, func() {
 				if sa.state != IKESAEstablished {
