@@ -22,7 +22,8 @@
 // retransmitted requests, and queues tasks. Each exchange concern is a
 // task with build and process steps for initiator and responder:
 // IKE_SA_INIT with NAT detection, cookies and INVALID_KE_PAYLOAD
-// (task_ike_init.go, natd.go, cookie.go), IKE_AUTH with pre-shared keys
+// (task_ike_init.go, natd.go, cookie.go; half-open IKE SAs per source are
+// limited in block.go), IKE_AUTH with pre-shared keys
 // and certificates (task_ike_auth.go, auth.go), CHILD_SA creation, rekeying
 // and deletion (task_child_*.go, task_delete.go), IKE SA rekeying
 // (task_ike_rekey.go) and liveness checks. IKE SA and CHILD_SA states are
