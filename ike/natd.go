@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -72,4 +73,28 @@ func (sa *ikeSA) processNATD(m *message.Message) {
 	if !sa.natAny() {
 		sa.log.Debug(fmt.Sprintf("no NAT between %s and %s", fmtAddr(sa.local), fmtAddr(sa.remote)))
 	}
+}
+
+// mayFloat says whether an authenticated message from another address or
+// port moves an IKE SA of either version there (RFC 7296 section 2.23,
+// RFC 3947): before it is established, to the NAT-T port (the float) or
+// to the port its NAT mapped it to; once established, when a NAT is
+// between us or the peer moved to the NAT-T port. The peer's IP address
+// never changes here: the dataplane keys outbound SAs by destination and
+// cannot move them (MOBIKE will), and an authentic message a spoofer
+// raced from its own address must not take the SA there.
+func (e *Engine) mayFloat(log *slog.Logger, established, nat bool, local, remote netip.AddrPort, d Datagram) bool {
+	learning := func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }
+	if (d.Remote.Addr() != remote.Addr() && !learning(remote.Addr())) || (d.Local.Addr() != local.Addr() && !learning(local.Addr())) {
+		log.Info(fmt.Sprintf("ignoring the address change of an authenticated message: %s from %s, the IKE_SA is %s...%s",
+			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(local), fmtAddr(remote)))
+		return false
+	}
+	if !established || nat || d.Local.Port() == e.cfg.NATTPort {
+		if established {
+			log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(remote), fmtAddr(d.Remote)))
+		}
+		return true
+	}
+	return false
 }

@@ -274,10 +274,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 	if d.Remote == sa.remote && d.Local == sa.local {
 		return
 	}
-	if sa.state < IKESAEstablished || sa.natAny() || d.Local.Port() == sa.e.cfg.NATTPort {
-		if sa.state >= IKESAEstablished && d.Remote.Addr() != sa.remote.Addr() {
-			sa.log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(sa.remote), fmtAddr(d.Remote)))
-		}
+	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {
 		sa.local, sa.remote = d.Local, d.Remote
 		for _, c := range sa.children {
 			c.updateAddresses()
