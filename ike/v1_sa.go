@@ -118,6 +118,13 @@ type v1Exchange struct {
 	iv      []byte // next IV of the CBC chain
 	lastIn  []byte
 	lastOut [][]byte
+	// answers is the received message lastOut answered (nil: lastOut
+	// started the exchange or answered nothing). Only a retransmit of
+	// that message is answered with lastOut again: the end that sent an
+	// exchange's final message must not answer a duplicate of the
+	// message before it, or a single duplicated datagram makes both ends
+	// resend their last messages to each other for ever.
+	answers []byte
 	timer   Timer
 	tries   int
 	// onGiveUp runs when retransmissions are exhausted.
@@ -384,7 +391,7 @@ func (sa *v1SA) header(t isakmp.ExchangeType, mid uint32) isakmp.Header {
 func (sa *v1SA) transmit(ex *v1Exchange, msg []byte, summary string, awaitReply bool, onGiveUp func()) {
 	sa.log.Info("generating " + summary)
 	packets := sa.fragment(msg)
-	ex.lastOut = packets
+	ex.lastOut, ex.answers = packets, ex.lastIn
 	ex.stop()
 	sa.send(packets)
 	if !awaitReply {
@@ -645,7 +652,7 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 	}
 	ex := sa.exchanges[h.MessageID]
 	if ex != nil && ex.lastIn != nil && bytes.Equal(ex.lastIn, data) {
-		if ex.lastOut != nil {
+		if ex.lastOut != nil && ex.answers != nil && bytes.Equal(ex.answers, data) {
 			sa.log.Info(fmt.Sprintf("received retransmit of message with ID %d, retransmitting last message", h.MessageID))
 			sa.send(ex.lastOut)
 		}

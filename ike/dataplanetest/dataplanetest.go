@@ -234,3 +234,23 @@ func (d *Dataplane) Events() []string {
 	defer d.mu.Unlock()
 	return slices.Clone(d.events)
 }
+
+// TakeSAs gives d the SAs, SPIs and SPI counter of from, not its
+// policies: the dataplane a restarted engine finds, whose Import adds the
+// policies again.
+func (d *Dataplane) TakeSAs(from *Dataplane) {
+	from.mu.Lock()
+	defer from.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextSPI = from.nextSPI
+	for spi := range from.spis {
+		d.spis[spi] = true
+	}
+	for id, sa := range from.sas {
+		d.sas[id] = clone(sa)
+	}
+	for id, st := range from.stats {
+		d.stats[id] = st
+	}
+}
