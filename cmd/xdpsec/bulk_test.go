@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,9 +32,12 @@ const bulkSAs = 2000
 // timeout, leave no SA on either side, and no datagram may be dropped for
 // want of buffer space in either namespace while it runs.
 //
-// Whether the old failure shows depends on how fast the machine drains
-// the socket; the test checks the fixed behaviour and does not need it to
-// (see the commit message for what it showed here without the fixes).
+// Left to the scheduler, the two daemons on a 2-core machine drain their
+// sockets about as fast as the other fills them, and the old code lost
+// nothing. So the test stops them in turns while the terminate runs
+// (stallPair). With both fixes reverted (no window, --ike-receive-buffer
+// -1) that loses hundreds of datagrams and the terminate times out; with
+// either fix alone it passes.
 func TestDaemonsTerminateBulk(t *testing.T) {
 	if testing.Short() {
 		t.Skipf("skipped in -short: establishes and terminates %d IKE SAs between two daemons", bulkSAs)
@@ -45,9 +50,19 @@ func TestDaemonsTerminateBulk(t *testing.T) {
 
 	a := newSite(t, "a", nsA, siteConf("10.93.0.1", "10.93.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
 	b := newSite(t, "b", nsB, siteConf("10.93.0.2", "10.93.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
+	// Thousands of SAs: charon's lines for each of them would drown a
+	// failure's log (printed whole), so only level 0.
+	const quiet = "ike=0,knl=0"
 	// All of a's IKE SAs come from one address: b must neither ask it for
-	// COOKIEs nor limit its half-open SAs.
-	b.flags = []string{"--cookie-threshold", "-1"}
+	// COOKIEs nor limit its half-open SAs. Once the daemon has
+	// --block-threshold (charon's block_threshold, default 5), add
+	// "--block-threshold", "0" here.
+	b.flags = []string{"--log", quiet, "--cookie-threshold", "-1"}
+	// Every initiate writes a's state file before it answers, exporting
+	// every IKE SA: 2,000 initiates one after the other took 38 s on a
+	// 2-core machine that way (88 s under other load), against 5 s
+	// without. The terminate is what this test is about; a saves no state.
+	a.flags = []string{"--log", quiet, "--state", "-"}
 	a.start()
 	b.start()
 
@@ -81,14 +96,17 @@ func TestDaemonsTerminateBulk(t *testing.T) {
 	}
 	t.Logf("%d IKE SAs with a CHILD_SA each established in %v", bulkSAs, time.Since(start).Round(time.Millisecond))
 
-	// Terminate them all with one command and its default timeout.
+	// Terminate them all with one command and its default timeout
+	// (10 s), the daemons stalled in turns (stallPair).
 	before := [2]int64{udpRcvbufErrors(t, nsA), udpRcvbufErrors(t, nsB)}
 	start = time.Now()
+	rounds := stallPair(t, a.cmd.Process.Pid, b.cmd.Process.Pid)
 	out, err := a.cli("terminate", "--ike", "site")
 	took := time.Since(start)
+	nRounds := rounds()
 	after := [2]int64{udpRcvbufErrors(t, nsA), udpRcvbufErrors(t, nsB)}
-	t.Logf("terminate of %d IKE SAs took %v; RcvbufErrors a %d -> %d, b %d -> %d",
-		bulkSAs, took.Round(time.Millisecond), before[0], after[0], before[1], after[1])
+	t.Logf("terminate of %d IKE SAs took %v, %d rounds of stops; RcvbufErrors a %d -> %d, b %d -> %d",
+		bulkSAs, took.Round(time.Millisecond), nRounds, before[0], after[0], before[1], after[1])
 	if err != nil {
 		t.Fatalf("terminate --ike site after %v: %v\n%.300s", took.Round(time.Millisecond), err, out)
 	}
@@ -160,4 +178,72 @@ func udpRcvbufErrors(t *testing.T, ns *testenv.Netns) int64 {
 		t.Fatalf("in %s: %v", ns.Name, err)
 	}
 	return n
+}
+
+// While the terminate runs, the two daemons are stopped in turns: b
+// (a's DELETEs wait in b's socket), then a while b answers them (b's
+// responses wait in a's), then both run. It stands for daemons busy or
+// not scheduled while their peer goes on, what made the datagrams pile
+// up in issue 13, and it makes the pile-up independent of how this
+// machine schedules them: whatever its speed, a request keeps at most
+// maxOutstandingSAOps datagrams on their way to either socket.
+const (
+	stallPeer    = 200 * time.Millisecond // b stopped, a running
+	stallSelf    = 200 * time.Millisecond // a stopped, b running
+	stallRunning = 200 * time.Millisecond // both running
+)
+
+// stallPair stops and continues the processes a and b (SIGSTOP,
+// SIGCONT) as stallPeer, stallSelf and stallRunning say, until the
+// returned function is called, which leaves both running and says how
+// many rounds there were.
+func stallPair(t *testing.T, a, b int) func() int {
+	signal := func(pid int, sig syscall.Signal) bool {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Errorf("kill -%v %d: %v", sig, pid, err)
+			return false
+		}
+		return true
+	}
+	done, finished := make(chan struct{}), make(chan int)
+	go func() {
+		rounds := 0
+		defer func() {
+			syscall.Kill(a, syscall.SIGCONT)
+			syscall.Kill(b, syscall.SIGCONT)
+			finished <- rounds
+		}()
+		for {
+			rounds++
+			if !signal(b, syscall.SIGSTOP) {
+				return
+			}
+			time.Sleep(stallPeer)
+			if !signal(a, syscall.SIGSTOP) || !signal(b, syscall.SIGCONT) {
+				return
+			}
+			time.Sleep(stallSelf)
+			if !signal(a, syscall.SIGCONT) {
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(stallRunning):
+			}
+		}
+	}()
+	var rounds int
+	var once sync.Once
+	stop := func() int {
+		once.Do(func() {
+			close(done)
+			rounds = <-finished
+		})
+		return rounds
+	}
+	// Before the sites' cleanups (registered earlier, run later): a
+	// stopped daemon would not stop on SIGTERM.
+	t.Cleanup(func() { stop() })
+	return stop
 }
