@@ -81,6 +81,8 @@ type site struct {
 	cmd      *exec.Cmd
 	exited   chan error
 	extraEnv []string
+	// flags are added to the daemon's command line.
+	flags []string
 }
 
 func newSite(t *testing.T, name string, ns *testenv.Netns, conf string) *site {
@@ -118,6 +120,7 @@ func (s *site) start() {
 	s.cmd = exec.Command("nsenter", "--net=/run/netns/"+s.ns.Name, os.Args[0], "daemon", "--dataplane=dry-run",
 		"--config", s.conf, "--socket", s.sock, "--state", s.state, "--log", "ike=1,knl=1",
 		"--metrics", metricsAddr)
+	s.cmd.Args = append(s.cmd.Args, s.flags...)
 	s.cmd.Env = append(os.Environ(), "XDPSEC_TEST_RUN_MAIN=1")
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
