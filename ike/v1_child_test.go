@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 )
@@ -147,4 +148,52 @@ func TestV1CreateChildSA(t *testing.T) {
 	tb.settleRekeys()
 	tb.wantNoSAs(tb.a)
 	tb.wantNoSAs(tb.b)
+}
+
+// TestV1RekeyDuringReauthentication: an IPsec SA is rekeyed in a Quick
+// Mode of the ISAKMP SA that is being reauthenticated; the new ISAKMP SA
+// comes up first and the old one goes, with that Quick Mode (found by
+// FuzzStatefulV1: the IPsec SA stayed REKEYING for good). The new ISAKMP
+// SA rekeys it instead.
+func TestV1RekeyDuringReauthentication(t *testing.T) {
+	tb := v1Bed(t)
+	id := tb.establish()
+	old := tb.children(tb.a)[0]
+	if err := tb.a.e.RekeyIKESA(id); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // Main Mode messages 1 to 4 of the new ISAKMP SA
+		tb.net.Deliver()
+	}
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.settleRekeys()
+	ch := tb.children(tb.a)
+	if len(ch) != 1 || ch[0].SPIIn == old.SPIIn || ch[0].State != ike.ChildSAInstalled {
+		t.Fatalf("after the reauthentication: %+v, want a successor of %08x installed", ch, old.SPIIn)
+	}
+	if sa := tb.established(tb.a); sa.ID == id {
+		t.Fatalf("the ISAKMP SA was not reauthenticated")
+	}
+	tb.wantV1Established()
+}
+
+// TestV1RekeyGivenUp: a Quick Mode rekey that gets no answer leaves the
+// IPsec SA installed, and a later rekey works.
+func TestV1RekeyGivenUp(t *testing.T) {
+	tb := v1Bed(t)
+	tb.establish()
+	old := tb.children(tb.a)[0]
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram { return nil }
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.advance(3 * time.Minute)
+	if ch := tb.children(tb.a); len(ch) != 1 || ch[0].State != ike.ChildSAInstalled || ch[0].SPIIn != old.SPIIn {
+		t.Fatalf("after a rekey without answer: %+v", ch)
+	}
+	tb.net.Filter = nil
+	tb.wantV1Rekey()
 }

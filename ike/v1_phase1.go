@@ -794,11 +794,27 @@ func (sa *v1SA) reauthenticate() {
 
 // adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one.
 func (sa *v1SA) adoptChildren(old *v1SA) {
+	// A rekey of one of them in a Quick Mode of the old SA goes with the
+	// old SA: it is made again on this one.
+	var rekey []*v1Child
+	for _, q := range old.quicks {
+		if q.rekey != nil && !q.installed && q.rekey.state == ChildSARekeying {
+			rekey = append(rekey, q.rekey)
+		}
+		old.endQuick(q)
+	}
 	for _, c := range old.children {
 		c.ike = sa
 		sa.children = append(sa.children, c)
 	}
 	old.children = nil
+	for _, c := range rekey {
+		if c.state == ChildSAInstalled {
+			c.state = ChildSARekeying
+			sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+			sa.startQuick(c.cfg, c)
+		}
+	}
 }
 
 // findSuccessor returns the newest other established SA of the same

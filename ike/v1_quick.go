@@ -48,6 +48,11 @@ func (q *v1Quick) release() {
 	if !q.installed && q.spiIn != 0 {
 		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
 	}
+	// A rekey that never completed leaves the IPsec SA it was to replace
+	// as it was, installed: its timers and the next rekey find it so.
+	if r := q.rekey; r != nil && !q.installed && r.state == ChildSARekeying {
+		r.state = ChildSAInstalled
+	}
 }
 
 // v1Child is an IPsec SA pair negotiated in Quick Mode.
@@ -86,6 +91,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
+		q.release() // an IPsec SA being rekeyed stays installed
 		return fmt.Errorf("allocating SPI: %w", err)
 	}
 	q.spiIn = spi
