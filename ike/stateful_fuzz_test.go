@@ -190,7 +190,11 @@ func (b *statefulBed) command(k byte) {
 	}
 	switch k % 8 {
 	case 0:
-		if a == b.a { // only a has the peer's address to initiate to
+		// Only a has the peer's address to initiate to. IKEv1 gets a
+		// second ISAKMP SA only when the first is gone: with two up
+		// at once, nothing in IKEv1 lets the ends agree which one the
+		// IPsec SAs move to when one is deleted.
+		if a == b.a && (b.version == 2 || len(a.e.IKESAs()) == 0) {
 			a.e.Initiate("gw")
 		}
 	case 1, 2:

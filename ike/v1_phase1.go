@@ -783,6 +783,14 @@ func (sa *v1SA) reauthenticate() {
 	if sa.state != IKESAEstablished {
 		return
 	}
+	for _, o := range sa.e.allV1SAs() {
+		if o.replaces == sa && !o.deleted {
+			// One successor at a time: the peer cannot tell two apart,
+			// and each end would hand the IPsec SAs to another one.
+			sa.log.Info(fmt.Sprintf("IKE_SA %s is being reauthenticated by IKE_SA %s already", sa.name(), o.name()))
+			return
+		}
+	}
 	sa.log.Info(fmt.Sprintf("reauthenticating IKE_SA %s", sa.name()))
 	n, err := sa.e.initiateV1(sa.conn, nil)
 	if err != nil {
