@@ -197,3 +197,37 @@ func TestV1RekeyGivenUp(t *testing.T) {
 	tb.net.Filter = nil
 	tb.wantV1Rekey()
 }
+
+// TestV1QuickModeDuringPeerReauthentication: the responder of phase 1
+// reauthenticates the ISAKMP SA while the initiator runs a Quick Mode on
+// the old one; the new ISAKMP SA comes up on the reauthenticating side
+// before that Quick Mode's HASH(3) arrives (found by FuzzStatefulV1: the
+// old SA was deleted at once, HASH(3) then found no SA, and only one end
+// had the new IPsec SA). The old SA now stays until its Quick Modes are
+// done, and both ends end up with the same IPsec SAs on the new one.
+func TestV1QuickModeDuringPeerReauthentication(t *testing.T) {
+	tb := v1Bed(t)
+	id := tb.establish()
+	if err := tb.b.e.RekeyIKESA(tb.established(tb.b).ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // Main Mode messages 1 to 4; b's MM5 is queued
+		tb.net.Deliver()
+	}
+	if err := tb.a.e.CreateChildSA(id, "net"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Deliver() // MM5: a has the new ISAKMP SA and answers MM6
+	tb.net.Deliver() // QM1 on the old ISAKMP SA: b answers QM2
+	tb.net.Deliver() // MM6: b has the new ISAKMP SA
+	tb.net.Flush()   // QM2, HASH(3), the old ISAKMP SA's DELETE
+	tb.settleRekeys()
+	a, b := tb.established(tb.a), tb.established(tb.b)
+	if a.ID == id || a.SPIi != b.SPIi || a.SPIr != b.SPIr {
+		t.Fatalf("ISAKMP SAs: a %+v, b %+v", a, b)
+	}
+	if len(a.Children) != 2 || len(b.Children) != 2 {
+		t.Fatalf("a has %d IPsec SAs, b %d, want both 2", len(a.Children), len(b.Children))
+	}
+	tb.checkKeys()
+}

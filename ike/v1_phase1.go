@@ -748,8 +748,7 @@ func (sa *v1SA) established() {
 	sa.scheduleLifetime(0)
 	if old := sa.replaces; old != nil {
 		sa.replaces = nil
-		sa.adoptChildren(old)
-		old.delete()
+		old.retire(sa)
 	}
 	for _, cc := range sa.pending {
 		sa.startQuick(cc, nil)
@@ -800,16 +799,22 @@ func (sa *v1SA) reauthenticate() {
 	n.replaces = sa
 }
 
-// adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one.
+// adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one. A
+// rekey of one of them that we run in a Quick Mode of the old SA is made
+// again on this one.
 func (sa *v1SA) adoptChildren(old *v1SA) {
-	// A rekey of one of them in a Quick Mode of the old SA goes with the
-	// old SA: it is made again on this one.
 	var rekey []*v1Child
 	for _, q := range old.quicks {
-		if q.rekey != nil && !q.installed && q.rekey.state == ChildSARekeying {
-			rekey = append(rekey, q.rekey)
+		if q.initiator && q.rekey != nil && !q.installed {
+			if q.rekey.state == ChildSARekeying {
+				rekey = append(rekey, q.rekey)
+			}
+			delete(old.quicks, q.mid)
+			if ex := old.exchanges[q.mid]; ex != nil {
+				ex.stop()
+			}
+			q.release()
 		}
-		old.endQuick(q)
 	}
 	for _, c := range old.children {
 		c.ike = sa
@@ -822,6 +827,42 @@ func (sa *v1SA) adoptChildren(old *v1SA) {
 			sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
 			sa.startQuick(c.cfg, c)
 		}
+	}
+}
+
+// retire ends a reauthenticated ISAKMP SA: its IPsec SAs go to its
+// successor at once, and it is deleted once the Quick Modes still running
+// on it are done (the peer answers them with this SA's keys: deleting it
+// at once left the peer with IPsec SAs we never completed), at the latest
+// after HalfOpenTimeout. IPsec SAs those Quick Modes make go over too.
+func (sa *v1SA) retire(successor *v1SA) {
+	sa.successor = successor
+	successor.adoptChildren(sa)
+	if len(sa.quicks) == 0 {
+		sa.delete()
+		return
+	}
+	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s once its %d Quick Modes are done", sa.name(), len(sa.quicks)))
+	sa.after(sa.e.cfg.HalfOpenTimeout, func() {
+		for _, q := range sa.quicks {
+			sa.endQuick(q) // the last one deletes the SA (handOver)
+		}
+		sa.handOver()
+	})
+}
+
+// handOver moves what a retiring ISAKMP SA made to its successor, and
+// deletes it when nothing runs on it any more.
+func (sa *v1SA) handOver() {
+	s := sa.successor
+	if s == nil || sa.deleted {
+		return
+	}
+	if !s.deleted {
+		s.adoptChildren(sa)
+	}
+	if len(sa.quicks) == 0 {
+		sa.delete()
 	}
 }
 

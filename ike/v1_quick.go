@@ -199,6 +199,9 @@ func (sa *v1SA) endQuick(q *v1Quick) {
 		ex.stop()
 	}
 	q.release()
+	if sa.successor != nil {
+		sa.handOver()
+	}
 }
 
 // processQuick handles the messages of Quick Mode, both roles.

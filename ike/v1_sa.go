@@ -101,6 +101,7 @@ type v1SA struct {
 	lastOutbound  time.Time
 	timers        []Timer
 	replaces      *v1SA // the SA this one reauthenticates
+	successor     *v1SA // the SA that reauthenticated this one (retire)
 	// A responder's phase 1 until it completes: found by initKey in
 	// v1State.init and counted under initKey's remote address in the
 	// engine's halfOpenBySource (as they were when it was made: the peer
