@@ -3,8 +3,10 @@ package ike_test
 import (
 	"encoding/binary"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,9 +55,17 @@ type statefulBed struct {
 
 var spoofer = netip.MustParseAddr("203.0.113.66")
 
-func newStatefulBed(t *testing.T, version int) *statefulBed {
+func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
+	// Deterministic randomness (SPIs, cookies, nonces, message IDs, key
+	// exchanges): a program does the same each time it runs, so that
+	// what the fuzzer found reproduces. Each engine gets its own stream,
+	// and the snapshot's engines others again (their SPIs and cookies
+	// must not come round again in the engines that take them back).
+	role := byte(0)
 	onPanic := func(c *ike.Config) {
 		c.OnPanic = func(r any) { t.Fatalf("the engine panicked: %v", r) }
+		role++
+		c.Rand = mrand.NewChaCha8([32]byte{role, byte(version), seed})
 	}
 	conn := func(c *ike.Connection) {
 		c.DPDDelay = 30 * time.Second
@@ -103,10 +113,15 @@ func (b *statefulBed) restore() {
 	defer snapshotsMu.Unlock()
 	s := snapshots[b.version]
 	if s == nil {
-		tmpl := newStatefulBed(b.t, b.version)
+		tmpl := newStatefulBed(b.t, b.version, 0xff)
 		tmpl.a.e.Initiate("gw")
 		tmpl.advance(time.Second)
-		s = &snapshot{a: tmpl.a.e.Export(), b: tmpl.b.e.Export(), dpA: tmpl.a.dp, dpB: tmpl.b.dp, wire: tmpl.net.Log}
+		// Copies: the template's engines and dataplanes go with the
+		// test that made them (Close deletes and zeroes their SAs).
+		s = &snapshot{a: tmpl.a.e.Export(), b: tmpl.b.e.Export(), dpA: dataplanetest.New(0), dpB: dataplanetest.New(0),
+			wire: slices.Clone(tmpl.net.Log)}
+		s.dpA.TakeSAs(tmpl.a.dp)
+		s.dpB.TakeSAs(tmpl.b.dp)
 		snapshots[b.version] = s
 	}
 	b.a.dp.TakeSAs(s.dpA)
@@ -476,7 +491,7 @@ func seedStateful(f *testing.F) {
 func FuzzStatefulV2(f *testing.F) {
 	seedStateful(f)
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		b := newStatefulBed(t, 2)
+		b := newStatefulBed(t, 2, 0)
 		if len(prog) > 0 && prog[0] == fromSnapshot {
 			b.restore()
 			prog = prog[1:]
@@ -509,7 +524,7 @@ func FuzzStatefulV1(f *testing.F) {
 		f.Add(append(append([]byte{fromSnapshot}, first...), mainMode...))
 	}
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		b := newStatefulBed(t, 1)
+		b := newStatefulBed(t, 1, 0)
 		if len(prog) > 0 && prog[0] == fromSnapshot {
 			b.restore()
 			prog = prog[1:]
