@@ -217,7 +217,10 @@ func (b *statefulBed) command(k byte) {
 			a.e.RekeyChildSA(ikeSA.Children[0].ID)
 		}
 	case 3:
-		if ikeSA != nil {
+		// IKEv1 reauthenticates from one end only: when both make a
+		// successor at once, nothing tells either end which of the two
+		// the other gives its IPsec SAs to (the case above again).
+		if ikeSA != nil && (b.version == 2 || a == b.a) {
 			a.e.RekeyIKESA(ikeSA.ID)
 		}
 	case 4:
