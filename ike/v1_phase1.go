@@ -271,6 +271,9 @@ func (sa *v1SA) authPayloads(idB []byte) ([]isakmp.Payload, error) {
 		return []isakmp.Payload{&isakmp.Hash{Data: h}}, nil
 	}
 	r := sa.conn.local
+	if r.cfg.PrivateKey == nil {
+		return nil, fmt.Errorf("%v needs a private key, connection %s has none", sa.auth, sa.conn.cfg.Name)
+	}
 	sig, err := transform.V1SignHash(sa.e.rand, r.cfg.PrivateKey, h)
 	if err != nil {
 		return nil, err
@@ -504,6 +507,18 @@ func (sa *v1SA) acceptSuite(ps []isakmp.Payload) error {
 		}
 		if sa.aggressive && s.group != sa.group {
 			return fmt.Errorf("responder selected %v, not %v", s.group, sa.group)
+		}
+		// The responder chooses among what we offered (RFC 2408 section
+		// 4.2): anything else is not our proposal's answer.
+		offered := false
+		auth := sa.conn.v1AuthMethod()
+		for _, o := range sa.conn.v1Suites(auth) {
+			if o.encr == s.encr && o.encrBits == s.encrBits && o.prf == s.prf && o.group == s.group && o.auth == s.auth {
+				offered = true
+			}
+		}
+		if !offered {
+			return fmt.Errorf("responder selected %v, which we did not propose", s)
 		}
 		sa.setSuite(s)
 		return nil
