@@ -92,10 +92,28 @@ func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
 	return b
 }
 
-// fromSnapshot starts a program on an established IKE SA taken back from
-// a snapshot instead of from nothing: it skips the key exchanges of the
-// establishment, which are most of an execution's cost.
-const fromSnapshot = 0xa5
+// A program starts on an established IKE SA taken back from a snapshot:
+// that skips the key exchanges of the establishment, most of an
+// execution's cost. One that starts with fromScratch starts from nothing
+// (IKE_SA_INIT, Main Mode and their forgeries); fromSnapshot says the
+// default explicitly.
+const (
+	fromScratch  = 0x5a
+	fromSnapshot = 0xa5
+)
+
+// start sets up the two ends as a program's first byte says and returns
+// the rest of the program.
+func (b *statefulBed) start(prog []byte) []byte {
+	if len(prog) > 0 && prog[0] == fromScratch {
+		return prog[1:]
+	}
+	b.restore()
+	if len(prog) > 0 && prog[0] == fromSnapshot {
+		return prog[1:]
+	}
+	return prog
+}
 
 // snapshot is an established pair of engines, exported once per process
 // and version.
@@ -484,13 +502,13 @@ func (b *statefulBed) describe() string {
 }
 
 func seedStateful(f *testing.F) {
-	f.Add([]byte{})
-	f.Add([]byte{7, 0})                               // initiate, then heal
-	f.Add([]byte{7, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0}) // first datagram replayed to b
-	f.Add([]byte{7, 0, 9, 7, 1, 0, 4, 0, 8, 1, 1, 0, 9})
-	f.Add([]byte{7, 0, 9, 7, 3, 0, 2, 3, 0, 0, 9, 6, 1, 0, 34, 0x08, 33, 2, 12})
-	f.Add([]byte{7, 0, 9, 8, 40, 8, 40, 7, 1, 5, 0, 8, 200, 7, 1, 9})
-	f.Add([]byte{7, 0, 1, 1, 4, 0, 7, 3, 1, 1, 4, 1, 3, 0, 0, 1, 9})
+	f.Add([]byte{fromScratch})
+	f.Add([]byte{fromScratch, 7, 0})                               // initiate, then heal
+	f.Add([]byte{fromScratch, 7, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0}) // first datagram replayed to b
+	f.Add([]byte{fromScratch, 7, 0, 9, 7, 1, 0, 4, 0, 8, 1, 1, 0, 9})
+	f.Add([]byte{fromScratch, 7, 0, 9, 7, 3, 0, 2, 3, 0, 0, 9, 6, 1, 0, 34, 0x08, 33, 2, 12})
+	f.Add([]byte{fromScratch, 7, 0, 9, 8, 40, 8, 40, 7, 1, 5, 0, 8, 200, 7, 1, 9})
+	f.Add([]byte{fromScratch, 7, 0, 1, 1, 4, 0, 7, 3, 1, 1, 4, 1, 3, 0, 0, 1, 9})
 	// From an established IKE SA: rekeys, forgeries, losses, time.
 	f.Add([]byte{fromSnapshot})
 	f.Add([]byte{fromSnapshot, 7, 1, 4, 0, 8, 1, 0, 0, 9})
@@ -504,11 +522,7 @@ func FuzzStatefulV2(f *testing.F) {
 	seedStateful(f)
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := newStatefulBed(t, 2, 0)
-		if len(prog) > 0 && prog[0] == fromSnapshot {
-			b.restore()
-			prog = prog[1:]
-		}
-		b.run(&program{b: prog})
+		b.run(&program{b: b.start(prog)})
 		b.check()
 	})
 }
@@ -532,16 +546,12 @@ func FuzzStatefulV1(f *testing.F) {
 	notify := []byte{0, 0, 0, 12, 0, 0, 0, 1, 1, 0, 0, 1}
 	mainMode := synthetic(2, 1, 5, garbage)
 	for _, first := range [][]byte{synthetic(5, 0, 11, notify), synthetic(5, 1, 8, garbage), synthetic(32, 1, 8, garbage)} {
-		f.Add(append(append([]byte{7, 0, 9}, first...), mainMode...))
+		f.Add(append(append([]byte{fromScratch, 7, 0, 9}, first...), mainMode...))
 		f.Add(append(append([]byte{fromSnapshot}, first...), mainMode...))
 	}
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := newStatefulBed(t, 1, 0)
-		if len(prog) > 0 && prog[0] == fromSnapshot {
-			b.restore()
-			prog = prog[1:]
-		}
-		b.run(&program{b: prog})
+		b.run(&program{b: b.start(prog)})
 		b.check()
 	})
 }
