@@ -49,6 +49,7 @@ type ikeSA struct {
 
 	lastInbound    time.Time
 	lastOutbound   time.Time // last IKE message or keepalive sent
+	earlyDeletes   []uint32  // noteDeletedEarly
 	halfOpen       bool      // counted in the engine's halfOpenCount and halfOpenBySource
 	initKey        initKey   // the SA's key in the engine's init index, if inInit (its remote: in halfOpenBySource)
 	inInit         bool
@@ -458,6 +459,35 @@ func (sa *ikeSA) zeroKeys() {
 	}
 	clear(sa.ni)
 	clear(sa.nr)
+}
+
+// maxDeletedEarly bounds the SPIs noteDeletedEarly keeps.
+const maxDeletedEarly = 8
+
+// noteDeletedEarly remembers a CHILD_SA the peer deleted that we do not
+// have, while an exchange of ours is in flight: the peer may have made it
+// in that exchange and deleted it at once, its DELETE overtaking its
+// response. When the response comes, the CHILD_SA goes again
+// (deletedEarly) instead of living on at our end only.
+func (sa *ikeSA) noteDeletedEarly(spi uint32) {
+	if sa.tm.active == nil {
+		return
+	}
+	if len(sa.earlyDeletes) >= maxDeletedEarly {
+		sa.earlyDeletes = sa.earlyDeletes[1:]
+	}
+	sa.earlyDeletes = append(sa.earlyDeletes, spi)
+}
+
+// deletedEarly reports (once) whether the peer deleted the CHILD_SA with
+// this outbound SPI before we had it.
+func (sa *ikeSA) deletedEarly(spi uint32) bool {
+	i := slices.Index(sa.earlyDeletes, spi)
+	if i < 0 {
+		return false
+	}
+	sa.earlyDeletes = slices.Delete(sa.earlyDeletes, i, i+1)
+	return true
 }
 
 func (sa *ikeSA) removeChild(c *childSA) {

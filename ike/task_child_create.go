@@ -223,6 +223,10 @@ func (t *childCreate) processSA(m *message.Message) error {
 	sa.children = append(sa.children, c)
 	t.done = true
 	c.logEstablished()
+	if sa.deletedEarly(c.spiOut) {
+		sa.log.Info(fmt.Sprintf("CHILD_SA %s was deleted by the peer before its response arrived, closing it", c.name()))
+		c.destroy()
+	}
 	return nil
 }
 

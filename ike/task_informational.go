@@ -61,6 +61,7 @@ func (t *informational) deleteChild(spi uint32) {
 	c := sa.childByOutboundSPI(spi)
 	if c == nil {
 		sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x, but no such SA", spi))
+		sa.noteDeletedEarly(spi)
 		return
 	}
 	sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x", spi))
