@@ -65,8 +65,8 @@ func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
 	onPanic := func(c *ike.Config) {
 		c.OnPanic = func(r any) { t.Fatalf("the engine panicked: %v", r) }
 		// Short retransmission and half-open timeouts: an exchange
-		// completes or gives up within 10 s, so a program heals in a
-		// minute of fake time, in few timer steps.
+		// completes or gives up within 10 s (half-open SAs too), so a
+		// program heals in 20 s of fake time, in few timer steps.
 		c.RetransmitTimeout, c.RetransmitBase, c.RetransmitTries = time.Second, 1.5, 3
 		c.HalfOpenTimeout = 10 * time.Second
 		role++
@@ -207,11 +207,11 @@ func (b *statefulBed) run(p *program) {
 		case 7: // an operator's command
 			b.command(p.next())
 		case 8: // time passes: retransmits, DPD, lifetimes
-			// What is on the wire arrives first: a datagram held
-			// longer than the peer retransmits is a loss, and losses
-			// are counted above (IKEv1 does not survive them).
-			b.flush()
-			b.clock.Advance(time.Duration(1+p.next()%64) * time.Second)
+			// The network delivers as time passes, timer by timer: a
+			// datagram held longer than the peer retransmits is a
+			// loss, and losses are budgeted above (IKEv1 does not
+			// survive them).
+			b.advance(time.Duration(1+p.next()%64) * time.Second)
 		case 9: // the network delivers everything
 			b.flush()
 		}
@@ -403,7 +403,7 @@ func (b *statefulBed) advance(d time.Duration) {
 // exchange in flight completed or gave up.
 func (b *statefulBed) heal() {
 	b.net.Filter = nil
-	b.advance(time.Minute)
+	b.advance(20 * time.Second)
 }
 
 // check is what must hold after any program: the two ends agree on the
@@ -425,7 +425,7 @@ func (b *statefulBed) check() {
 		if _, err := b.a.e.Initiate("gw"); err != nil {
 			t.Fatalf("initiate after the program: %v", err)
 		}
-		b.advance(time.Minute)
+		b.advance(20 * time.Second)
 		if sa = newest(b.a); sa == nil {
 			t.Fatalf("a cannot establish an IKE SA after the program: %s", b.describe())
 		}
@@ -452,7 +452,7 @@ func (b *statefulBed) check() {
 	} else if err := b.a.e.CreateChildSA(sa.ID, "net"); err != nil {
 		t.Fatal(err)
 	}
-	b.advance(time.Minute)
+	b.advance(20 * time.Second)
 	var after *ike.IKESAInfo
 	for _, x := range b.a.e.IKESAs() {
 		if x.SPIi == sa.SPIi && x.SPIr == sa.SPIr && x.State == ike.IKESAEstablished {
@@ -482,7 +482,7 @@ func (b *statefulBed) check() {
 			p.e.DeleteIKESA(x.ID)
 		}
 	}
-	b.advance(time.Minute)
+	b.advance(20 * time.Second)
 	for _, p := range []*peer{b.a, b.b} {
 		if n := len(p.e.IKESAs()); n != 0 {
 			t.Fatalf("%s kept %d IKE SAs after deleting all: %s", p.name, n, b.describe())
