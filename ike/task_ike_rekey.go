@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -154,6 +155,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 			return nil
 		}
 		sa.log.Info("IKE_SA rekey collision won, deleting old IKE_SA " + sa.name())
+		t.collision.newSA.expectPeerDelete()
 	}
 	sa.moveChildren(n)
 	sa.tm.queue(newIKEDelete(sa))
@@ -215,6 +217,23 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	}
 	sa.tm.queued = keep
 	n.tm.initiate()
+}
+
+// expectPeerDelete waits for the peer to delete the IKE SA its rekey made
+// when ours won the collision (RFC 7296 section 2.8.2: the SA's
+// initiator deletes it). A peer that never learnt it lost, because the
+// old IKE SA's DELETE overtook our response to its rekey, never does: the
+// SA is deleted here then, instead of living on at our end only.
+func (sa *ikeSA) expectPeerDelete() {
+	cfg := sa.e.cfg
+	wait := cfg.RetransmitTimeout * time.Duration(cfg.RetransmitTries+1)
+	sa.e.afterFuncFor(sa, wait, func() {
+		if sa.state == IKESAEstablished && len(sa.children) == 0 {
+			sa.log.Info(fmt.Sprintf("redundant IKE_SA %s of a rekey collision not deleted by the peer, deleting it", sa.name()))
+			sa.tm.queue(newIKEDelete(sa))
+			sa.tm.initiate()
+		}
+	})
 }
 
 func (sa *ikeSA) scheduleRekeyRetry() {
