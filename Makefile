@@ -27,7 +27,7 @@ VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
 	libstrongswan-extra-plugins libcharon-extra-plugins nftables
 
-.PHONY: all build demo bench-vm generate check-generated deps vmdeps vet test test-short vmtest bench clean
+.PHONY: all build demo bench-vm generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
@@ -110,6 +110,20 @@ vmtest: vmdeps
 # Unit tests only: no root, no BPF (those skip with the reason).
 test-short:
 	$(GO) test -short ./...
+
+# Runs fuzz targets one after the other, each for FUZZTIME (go test runs
+# only one -fuzz target at a time). FUZZ picks targets by package and
+# name; the default is the stateful IKE targets, which feed sequences of
+# real and forged datagrams to two engines. New failing inputs land in
+# the package's testdata/fuzz/ and are run by every go test from then on.
+# Minimisation is bounded so that the run fuzzes instead of minimising.
+FUZZTIME ?= 5m
+FUZZ ?= ./ike:FuzzStatefulV1 ./ike:FuzzStatefulV2
+fuzz:
+	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $$pkg; \
+	done
 
 # Runs the host benchmarks (as root) and rewrites bench/README.md and the
 # SVG charts beside it; the IKE go test benchmarks' output goes in as is,
