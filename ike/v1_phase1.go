@@ -412,6 +412,15 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	ex := sa.exchange(0)
 	var ps []isakmp.Payload
 	encrypted := h.Flags&isakmp.FlagEncryption != 0
+	// Once the keys are there, what comes must authenticate: Main Mode's
+	// last messages are encrypted, Aggressive Mode's HASH_I may come
+	// either way; neither changes anything before it verifies.
+	keyed := sa.cipher != nil
+	if keyed && !encrypted && !sa.aggressive {
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring unencrypted %v message %d of IKE_SA %s after the key exchange", h.Exchange, sa.step+1, sa.name()))
+		return
+	}
 	if encrypted {
 		var err error
 		var commit func()
@@ -443,10 +452,12 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 		}
 		ps = m.Payloads
 		sa.rx.ex = ex
-		sa.accept()
+		if !keyed {
+			sa.accept() // unauthenticated by design, as IKE_SA_INIT
+		}
 	}
 	sa.log.Info("parsed " + v1Summary(h, !sa.initiator, ps))
-	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 && !encrypted {
+	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 && !keyed {
 		sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
 		ex.stop()
 		sa.destroy()
@@ -458,7 +469,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	} else {
 		err = sa.mainMode(h, ps)
 	}
-	if errors.Is(err, errV1Unverified) && encrypted {
+	if errors.Is(err, errV1Unverified) && keyed {
 		sa.e.stats.DroppedAuthentication++
 		sa.log.Info(fmt.Sprintf("%v message %d of IKE_SA %s dropped: %v", h.Exchange, sa.step+1, sa.name(), err))
 		return

@@ -170,3 +170,35 @@ func TestV1ForgedPhase1Message(t *testing.T) {
 		})
 	}
 }
+
+// TestV1UnencryptedPhase1Forgery: once the keys are there, an unencrypted
+// ID+HASH with the cookies of a Main Mode in progress (anybody can make
+// one) is dropped and changes nothing; it used to fail the exchange and
+// destroy the SA.
+func TestV1UnencryptedPhase1Forgery(t *testing.T) {
+	tb := v1Bed(t)
+	forged := 0
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		h, err := isakmp.UnmarshalHeader(d.Data)
+		if err != nil || h.Exchange != isakmp.ExchangeMain || h.Flags&isakmp.FlagEncryption == 0 || d.Remote.Addr() != addrB || forged > 0 {
+			return []ike.Datagram{d}
+		}
+		forged++
+		h.Flags = 0
+		m := &isakmp.Message{Header: h, Payloads: []isakmp.Payload{
+			&isakmp.Identification{IDType: isakmp.IDType(1), Data: addrA.AsSlice()}, &isakmp.Hash{Data: make([]byte, 32)}}}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []ike.Datagram{{Local: d.Local, Remote: d.Remote, Data: b}, d}
+	}
+	tb.establish()
+	if forged != 1 {
+		t.Fatal("no Main Mode message 5 to forge")
+	}
+	tb.wantV1Established()
+	if n := tb.b.e.Stats().DroppedUnexpected; n != 1 {
+		t.Errorf("b counted %d unexpected messages, want the forgery", n)
+	}
+}
