@@ -347,7 +347,7 @@ func (e *Engine) afterFuncFor(sa panicScope, d time.Duration, f func()) Timer {
 		if e.closed {
 			return
 		}
-		defer e.recoverPanic("a timer")
+		defer e.recoverPanic(netip.AddrPort{})
 		e.handle(sa)
 		f()
 	})
@@ -427,7 +427,7 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	if e.closed {
 		return
 	}
-	defer e.recoverPanic("a datagram from " + d.Remote.String())
+	defer e.recoverPanic(d.Remote)
 	e.handle(nil)
 	e.stats.Received++
 	data := d.Data

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime/debug"
 )
 
@@ -48,14 +49,19 @@ func (e *Engine) handle(sa panicScope) {
 	e.dpJournal.policies = e.dpJournal.policies[:0]
 }
 
-// recoverPanic ends the handling of a datagram or timer; deferred under
-// the engine lock, it is the safety net described above.
-func (e *Engine) recoverPanic(what string) {
+// recoverPanic ends the handling of a datagram from a peer (a timer's
+// when from is the zero AddrPort); deferred under the engine lock, it is
+// the safety net described above. It costs nothing while nothing panics.
+func (e *Engine) recoverPanic(from netip.AddrPort) {
 	sa := e.handling
 	e.handling = nil
 	r := recover()
 	if r == nil {
 		return
+	}
+	what := "a timer"
+	if from.IsValid() {
+		what = "a datagram from " + from.String()
 	}
 	e.stats.Panics++
 	where := "no IKE_SA"
