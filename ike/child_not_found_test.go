@@ -1,11 +1,7 @@
 package ike_test
 
 import (
-	"log/slog"
 	"testing"
-
-	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/dataplanetest"
 )
 
 // TestChildDeletedBeforeResponse: b deletes the CHILD_SA right after
@@ -73,22 +69,7 @@ func TestRekeyChildSANotFound(t *testing.T) {
 	old := tb.children(tb.a)[0]
 	st := tb.b.e.Detach()
 	st.SAs[0].Children = nil
-	dp := dataplanetest.New(0xc4000000)
-	log := newLogRecorder()
-	e, err := ike.New(ike.Config{Logger: slog.New(log), Sender: tb.net.Sender(), Dataplane: dp, Clock: tb.clock,
-		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	if err := e.AddConnection(baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")); err != nil {
-		t.Fatal(err)
-	}
-	if errs := e.Import(st); len(errs) != 0 {
-		t.Fatal(errs)
-	}
-	tb.net.Attach(addrB, e)
-	tb.b = &peer{name: "b", addr: addrB, e: e, dp: dp, log: log}
+	tb.b = tb.restartPeer(tb.b, st, baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16"), 0xc4000000)
 	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
 		t.Fatal(err)
 	}

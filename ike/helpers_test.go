@@ -287,3 +287,26 @@ func (tb *testbed) advance(d time.Duration) {
 		d -= step
 	}
 }
+
+// restartPeer replaces p with a new engine that takes back st, as a
+// restarted daemon does (the PSK and clock of the testbed, a new
+// dataplane whose SPIs start at spiBase).
+func (tb *testbed) restartPeer(p *peer, st ike.EngineState, c *ike.Connection, spiBase uint32) *peer {
+	tb.t.Helper()
+	n := &peer{name: p.name, addr: p.addr, dp: dataplanetest.New(spiBase), log: newLogRecorder()}
+	e, err := ike.New(ike.Config{Logger: slog.New(n.log), Sender: tb.net.Sender(), Dataplane: n.dp, Clock: tb.clock,
+		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}}})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Cleanup(e.Close)
+	if err := e.AddConnection(c); err != nil {
+		tb.t.Fatal(err)
+	}
+	if errs := e.Import(st); len(errs) != 0 {
+		tb.t.Fatal(errs)
+	}
+	n.e = e
+	tb.net.Attach(p.addr, e)
+	return n
+}
