@@ -221,7 +221,14 @@ func (b *statefulBed) run(p *program) {
 // command starts what an operator would.
 func (b *statefulBed) command(k byte) {
 	a := b.a
-	if k&0x80 != 0 {
+	// IKEv1 commands come from one end only. IKEv1 cannot make two ends
+	// that act at once agree: it has no rekey collision handling, and its
+	// informational messages are never retransmitted, so a DELETE sent on
+	// an ISAKMP SA the peer is deleting in that moment (reauthentication)
+	// is lost, and the IPsec SA it deletes lives on at the peer until it
+	// expires. FuzzStatefulV1 found both; the IKEv2 target runs commands
+	// from both ends.
+	if k&0x80 != 0 && b.version == 2 {
 		a = b.b
 	}
 	var ikeSA *ike.IKESAInfo
@@ -244,10 +251,7 @@ func (b *statefulBed) command(k byte) {
 			a.e.RekeyChildSA(ikeSA.Children[0].ID)
 		}
 	case 3:
-		// IKEv1 reauthenticates from one end only: when both make a
-		// successor at once, nothing tells either end which of the two
-		// the other gives its IPsec SAs to (the case above again).
-		if ikeSA != nil && (b.version == 2 || a == b.a) {
+		if ikeSA != nil {
 			a.e.RekeyIKESA(ikeSA.ID)
 		}
 	case 4:
