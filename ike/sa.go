@@ -47,11 +47,15 @@ type ikeSA struct {
 	tm       *taskManager
 	reasm    *message.Reassembler // nil until a fragment arrives
 
-	lastInbound    time.Time
-	lastOutbound   time.Time // last IKE message or keepalive sent
-	earlyDeletes   []uint32  // noteDeletedEarly
-	halfOpen       bool      // counted in the engine's halfOpenCount and halfOpenBySource
-	initKey        initKey   // the SA's key in the engine's init index, if inInit (its remote: in halfOpenBySource)
+	lastInbound  time.Time
+	lastOutbound time.Time // last IKE message or keepalive sent
+	earlyDeletes []uint32  // noteDeletedEarly
+	// rekeyOf is the IKE SA the peer's rekey made this one from: until
+	// that one hands over its CHILD_SAs (a rekey collision of ours still
+	// running), the peer may already address them here.
+	rekeyOf        *ikeSA
+	halfOpen       bool    // counted in the engine's halfOpenCount and halfOpenBySource
+	initKey        initKey // the SA's key in the engine's init index, if inInit (its remote: in halfOpenBySource)
 	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
@@ -389,6 +393,7 @@ func (sa *ikeSA) peerDead() {
 
 // destroy removes the IKE SA and its CHILD_SAs and zeroes its keys.
 func (sa *ikeSA) destroy() {
+	sa.rekeyOf = nil
 	if sa.state == IKESADestroying {
 		return
 	}

@@ -192,6 +192,7 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 // moveChildren hands the CHILD_SAs to the IKE SA that replaces this one,
 // with the CHILD_SA exchanges still waiting in our queue.
 func (sa *ikeSA) moveChildren(n *ikeSA) {
+	n.rekeyOf = nil
 	for _, c := range sa.children {
 		c.ike = n
 		n.children = append(n.children, c)
@@ -293,6 +294,7 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	t.ke = ke
 	t.ni, t.nr = slices.Clone(nip.Data), sa.e.randomBytes(nonceLen)
 	n := sa.e.newIKESA(sa.conn, false, sa.local, sa.remote)
+	n.rekeyOf = sa
 	n.spiI = binary.BigEndian.Uint64(sel.spi)
 	n.spiR = sa.e.newSPI()
 	t.selNum = sel.number

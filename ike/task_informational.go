@@ -59,6 +59,12 @@ func (t *informational) process(m *message.Message) error {
 func (t *informational) deleteChild(spi uint32) {
 	sa := t.sa
 	c := sa.childByOutboundSPI(spi)
+	if old := sa.rekeyOf; c == nil && old != nil && old.state != IKESADestroying {
+		// The peer's rekey of the old IKE SA won a collision with ours:
+		// for the peer, the CHILD_SAs are here already (RFC 7296 section
+		// 2.8.2); ours move when the old IKE SA's DELETE comes.
+		c = old.childByOutboundSPI(spi)
+	}
 	if c == nil {
 		sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x, but no such SA", spi))
 		sa.noteDeletedEarly(spi)
