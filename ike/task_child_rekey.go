@@ -92,13 +92,14 @@ func (t *childRekey) process(m *message.Message) error {
 		if nt == message.CHILD_SA_NOT_FOUND && sa.childByID(old.id) == old && old.state != ChildSADestroying {
 			// The peer has no such CHILD_SA (RFC 7296 section 3.10.1):
 			// it deleted it, and its DELETE crossed the exchange that
-			// made it ours, so it found nothing here. Ours goes and a
-			// new one is made in its place, instead of keeping an SA
-			// pair only one end has until it expires.
-			sa.log.Info(fmt.Sprintf("peer did not find CHILD_SA %s, closing it and creating a new one", old.name()))
-			cfg := old.cfg
-			old.destroy()
-			sa.tm.queue(newChildCreate(sa, true, cfg, nil))
+			// made it ours, or the exchange that makes it its own is
+			// still on its way. Ours goes, with a DELETE that covers
+			// the second case, and a new one is made in its place,
+			// instead of keeping an SA pair only one end has.
+			sa.log.Info(fmt.Sprintf("peer did not find CHILD_SA %s, deleting it and creating a new one", old.name()))
+			old.setState(ChildSAInstalled)
+			sa.tm.queue(newChildDelete(sa, true, old))
+			sa.tm.queue(newChildCreate(sa, true, old.cfg, nil))
 			return nil
 		}
 		if old.state == ChildSARekeying {
