@@ -2,10 +2,12 @@ package ike_test
 
 import (
 	"encoding/binary"
+	"flag"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"testing"
@@ -505,6 +507,16 @@ func (b *statefulBed) describe() string {
 	return s
 }
 
+// lazyGC makes the garbage collector of the fuzzing process lazier
+// (GOGC 400) for the rest of it: programs allocate much and keep little,
+// and this makes them about a fifth faster. Only while fuzzing: a plain
+// go test runs the corpus with the default.
+func lazyGC() {
+	if flag.Lookup("test.fuzz").Value.String() != "" {
+		debug.SetGCPercent(400)
+	}
+}
+
 func seedStateful(f *testing.F) {
 	f.Add([]byte{fromScratch})
 	f.Add([]byte{fromScratch, 7, 0})                               // initiate, then heal
@@ -523,6 +535,7 @@ func seedStateful(f *testing.F) {
 
 // FuzzStatefulV2 runs programs against two IKEv2 engines.
 func FuzzStatefulV2(f *testing.F) {
+	lazyGC()
 	seedStateful(f)
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := newStatefulBed(t, 2, 0)
@@ -533,6 +546,7 @@ func FuzzStatefulV2(f *testing.F) {
 
 // FuzzStatefulV1 runs programs against two IKEv1 engines (Main Mode, PSK).
 func FuzzStatefulV1(f *testing.F) {
+	lazyGC()
 	seedStateful(f)
 	// Issue 13's crash, as programs: phase 1 and a Quick Mode complete,
 	// then to b, with the SA's cookies, an unencrypted informational with
