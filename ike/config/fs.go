@@ -99,6 +99,17 @@ func checkOwner(fi fs.FileInfo, name, why string) error {
 	return wrapf(ErrPermissions, "%q belongs to uid %s, not to %s: %s and its owner may change it (chown root %s)", name, owner, me, why, name)
 }
 
+// CheckFileOwner refuses a file on disk that belongs to neither root nor
+// the daemon's user, saying why it matters (certificates: a CA that
+// another user may replace is theirs to trust).
+func CheckFileOwner(name, why string) error {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return wrapErr(ErrPermissions, err)
+	}
+	return checkOwner(fi, name, why)
+}
+
 // checkConfigFile refuses a configuration file another user owns.
 func checkConfigFile(fsys FS, name string) error {
 	fi, err := fsys.Stat(name)

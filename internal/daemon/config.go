@@ -336,6 +336,9 @@ func mapTS(list []config.TrafficSelector, key string) ([]string, error) {
 
 // loadCerts reads the certificates of a PEM or DER file.
 func loadCerts(path string) ([]*x509.Certificate, error) {
+	if err := config.CheckFileOwner(path, "the daemon trusts or presents its certificates"); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

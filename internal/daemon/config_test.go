@@ -221,6 +221,23 @@ connections {
 	}
 	e := newCheckEngine(t, l)
 	e.Close()
+
+	// A trust anchor or certificate another user may replace is refused.
+	if os.Geteuid() == 0 {
+		for _, f := range []string{"x509ca/strongswanCert.pem", "x509/moonCert.pem"} {
+			file := filepath.Join(filepath.Dir(path), f)
+			if err := os.Chown(file, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") || !strings.Contains(err.Error(), "chown root "+file) {
+				t.Errorf("%s owned by nobody: %v", f, err)
+			}
+			if err := os.Chown(file, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 func TestMapConfigUnsupported(t *testing.T) {
