@@ -232,6 +232,12 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	if c == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
 	}
+	if err := c.allowsTakenBack(2, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+		return err
+	}
+	if !c.proposalAllowed(s.Proposal) {
+		return fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
+	}
 	ours := s.SPIi
 	if !s.Initiator {
 		ours = s.SPIr

@@ -169,8 +169,11 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	if c == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
 	}
-	if c.cfg.Version != 1 {
-		return fmt.Errorf("connection %q is no longer IKEv1", s.Conn)
+	if err := c.allowsTakenBack(1, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+		return err
+	}
+	if !c.v1SuiteAllowed(s) {
+		return fmt.Errorf("%w: proposal %s is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
 	}
 	st := e.v1()
 	ours := s.CookieI

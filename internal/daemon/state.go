@@ -23,10 +23,16 @@ const (
 )
 
 type stateFile struct {
-	Format      string               `json:"format"`
-	Version     int                  `json:"version"`
-	Saved       time.Time            `json:"saved"`
-	Dataplane   string               `json:"dataplane"`
+	Format    string    `json:"format"`
+	Version   int       `json:"version"`
+	Saved     time.Time `json:"saved"`
+	Dataplane string    `json:"dataplane"`
+	// NetNS and Config say where the file was written: the network
+	// namespace (/proc/self/ns/net) and the configuration file (absolute
+	// path). A daemon in another namespace or with another configuration
+	// does not take it back (stateOwner).
+	NetNS       string               `json:"netns,omitempty"`
+	Config      string               `json:"config,omitempty"`
 	Established map[string]time.Time `json:"established,omitempty"`
 	Engine      ike.EngineState      `json:"engine"`
 }
@@ -47,8 +53,9 @@ func (d *Daemon) saveState(st *ike.EngineState) error {
 	if d.opts.StatePath == "-" {
 		return nil
 	}
+	netns, config := d.stateOwner()
 	f := stateFile{Format: stateFormat, Version: stateVersion, Saved: time.Now().UTC(), Dataplane: d.dataplaneName(),
-		Engine: *st, Established: map[string]time.Time{}}
+		NetNS: netns, Config: config, Engine: *st, Established: map[string]time.Time{}}
 	d.mu.Lock()
 	for id, t := range d.established {
 		f.Established[strconv.FormatUint(uint64(id), 10)] = t
@@ -141,6 +148,15 @@ func (d *Daemon) restore() {
 		return
 	}
 	defer f.Engine.Zero()
+	netns, config := d.stateOwner()
+	if (f.NetNS != "" && f.NetNS != netns) || (f.Config != "" && f.Config != config) {
+		// Another daemon's: its SAs live in another namespace's kernel or
+		// belong to another configuration's peers. Left in place for it,
+		// untouched.
+		d.log.Warn(fmt.Sprintf("%s was written by a daemon in network namespace %s with configuration %s, this one runs in %s with %s; not taking it back (give each daemon its own --state)",
+			d.opts.StatePath, orUnknown(f.NetNS), orUnknown(f.Config), netns, config))
+		return
+	}
 	os.Remove(d.opts.StatePath)
 	if f.Dataplane != d.dataplaneName() {
 		d.log.Warn(fmt.Sprintf("%s was saved with the %s dataplane, this run uses %s", d.opts.StatePath, f.Dataplane, d.dataplaneName()))
@@ -181,4 +197,25 @@ func (d *Daemon) restore() {
 	d.mu.Unlock()
 	saved := len(f.Engine.SAs) + len(f.Engine.V1)
 	d.log.Info(fmt.Sprintf("took back %d of %d IKE_SAs saved %s", saved-len(errs), saved, f.Saved.Format(time.RFC3339)))
+}
+
+// stateOwner names where this daemon runs, as a state file records it:
+// its network namespace and its configuration file's absolute path.
+func (d *Daemon) stateOwner() (netns, config string) {
+	netns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		netns = ""
+	}
+	config, err = filepath.Abs(d.opts.ConfigPath)
+	if err != nil {
+		config = d.opts.ConfigPath
+	}
+	return netns, config
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }
