@@ -15,6 +15,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/config"
 	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -120,7 +121,7 @@ func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
 		return opts, fmt.Errorf("unknown --dataplane %q (want kernel or dry-run)", c.String("dataplane"))
 	}
 	var err error
-	if opts.Spread, err = daemon.ParseCPUSpread(c.String("sa-cpu")); err != nil {
+	if opts.Spread, err = dataplane.ParseCPUSpread(c.String("sa-cpu")); err != nil {
 		return opts, err
 	}
 	for _, s := range c.StringSlice("listen") {

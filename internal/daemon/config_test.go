@@ -17,6 +17,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
@@ -146,7 +147,7 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 
 func newCheckEngine(t *testing.T, l *Loaded) *ike.Engine {
 	t.Helper()
-	e, err := ike.New(ike.Config{Logger: testLogger(t), Sender: discardSender{}, Dataplane: NewDryRunDataplane(testLogger(t), spiRangeZero), Credentials: l.Credentials})
+	e, err := ike.New(ike.Config{Logger: testLogger(t), Sender: discardSender{}, Dataplane: dataplane.NewDryRunDataplane(testLogger(t), spiRangeZero), Credentials: l.Credentials})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/iketest"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 )
 
 // pairConf is one side of a PSK tunnel between 192.0.2.1 and 192.0.2.2.
@@ -66,7 +67,7 @@ func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := ike.New(ike.Config{Logger: quiet, Sender: net.Sender(), Dataplane: NewDryRunDataplane(quiet, spiRangeZero),
+		e, err := ike.New(ike.Config{Logger: quiet, Sender: net.Sender(), Dataplane: dataplane.NewDryRunDataplane(quiet, spiRangeZero),
 			Credentials: l.Credentials, CookieThreshold: -1})
 		if err != nil {
 			t.Fatal(err)

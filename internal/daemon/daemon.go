@@ -18,6 +18,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/maps"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
@@ -36,7 +37,7 @@ type Options struct {
 	StatePath  string // IKE SA state saved across restarts, default DefaultState; "-" for none
 	PinDir     string // BPF pin directory
 	DryRun     bool   // --dataplane=dry-run
-	Spread     CPUSpread
+	Spread     dataplane.CPUSpread
 	// Listen addresses and ports of the IKE sockets (default wildcard, 500, 4500).
 	ListenAddrs    []netip.Addr
 	Port, NATTPort uint16
@@ -56,8 +57,8 @@ type Options struct {
 	FragmentSize      int           // fragment_size
 }
 
-// dataplane is ike.Dataplane with xdp_wan's rx_seen counters.
-type dataplane interface {
+// rxDataplane is ike.Dataplane with xdp_wan's rx_seen counters.
+type rxDataplane interface {
 	ike.Dataplane
 	RxSeen(id ike.SAID) (packets, bytes uint64, err error)
 }
@@ -69,7 +70,7 @@ type Daemon struct {
 	cfgLog  *slog.Logger
 	knlLog  *slog.Logger
 	engine  *ike.Engine
-	dp      dataplane
+	dp      rxDataplane
 	maps    *maps.Set // nil in dry-run without pins
 	kernel  *xfrm.Conn
 	sockets *ikesocket.Sockets
@@ -126,7 +127,7 @@ func Check(path string, log *slog.Logger) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials})
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials})
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (d *Daemon) openDataplane() error {
 				r, _ = s.Config.SPIRange()
 			}
 		}
-		d.dp = NewDryRunDataplane(d.knlLog, r)
+		d.dp = dataplane.NewDryRunDataplane(d.knlLog, r)
 		return nil
 	}
 	caps, err := xfrm.Probe()
@@ -258,9 +259,9 @@ func (d *Daemon) openDataplane() error {
 		return err
 	}
 	d.kernel = k
-	d.dp = NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
-		Tunnels: NetlinkTunnels{Kernel: k},
-		OffloadFor: func(sa *ike.SA) Offload {
+	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
+		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
+		OffloadFor: func(sa *ike.SA) dataplane.Offload {
 			d.mu.Lock()
 			children := d.loaded.Children
 			d.mu.Unlock()
@@ -555,7 +556,7 @@ func (d *Daemon) closeAll() {
 		cancel()
 	}
 	d.wg.Wait()
-	if kdp, ok := d.dp.(*KernelDataplane); ok {
+	if kdp, ok := d.dp.(*dataplane.KernelDataplane); ok {
 		// Its queued SPD changes go in before the maps are closed.
 		kdp.Close()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/iketest"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
@@ -46,7 +47,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	net := iketest.NewNetwork()
-	dp := NewDryRunDataplane(testLogger(t), spiRangeZero)
+	dp := dataplane.NewDryRunDataplane(testLogger(t), spiRangeZero)
 	e, err := ike.New(ike.Config{Logger: testLogger(t), Sender: net.Sender(), Dataplane: dp, Credentials: l.Credentials})
 	if err != nil {
 		t.Fatal(err)

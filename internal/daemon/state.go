@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/internal/dataplane"
 )
 
 // The state file keeps the IKE SAs, keys included, from one daemon run to
@@ -161,7 +162,7 @@ func (d *Daemon) restore() {
 	if f.Dataplane != d.dataplaneName() {
 		d.log.Warn(fmt.Sprintf("%s was saved with the %s dataplane, this run uses %s", d.opts.StatePath, f.Dataplane, d.dataplaneName()))
 	}
-	if dr, ok := d.dp.(*DryRunDataplane); ok {
+	if dr, ok := d.dp.(*dataplane.DryRunDataplane); ok {
 		var ids []ike.SAID
 		for i := range f.Engine.SAs {
 			ids = append(ids, f.Engine.SAs[i].SAIDs()...)

@@ -1,11 +1,4 @@
-// Package daemon is xdpsec's IKE daemon: it runs the ike engine over the
-// IKE sockets, installs what it negotiates into the kernel's XFRM and the
-// pinned BPF maps, loads swanctl.conf, answers the control socket, saves
-// its IKE SAs across restarts and exports metrics.
-//
-// The engine (package ike) knows nothing of any of this; the daemon is
-// where its interfaces meet the machine.
-package daemon
+package dataplane
 
 import (
 	"errors"
