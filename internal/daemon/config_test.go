@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/xdpsec/xdpsec/internal/testenv"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 
 func newCheckEngine(t *testing.T, l *Loaded) *ike.Engine {
 	t.Helper()
-	e, err := ike.New(ike.Config{Logger: testLogger(t), Sender: discardSender{}, Dataplane: dataplane.NewDryRunDataplane(testLogger(t), spiRangeZero), Credentials: l.Credentials})
+	e, err := ike.New(ike.Config{Logger: testenv.Logger(t), Sender: discardSender{}, Dataplane: dataplane.NewDryRunDataplane(testenv.Logger(t), spiRangeZero), Credentials: l.Credentials})
 	if err != nil {
 		t.Fatal(err)
 	}

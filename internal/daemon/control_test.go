@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"github.com/xdpsec/xdpsec/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	if testing.Verbose() && n == 1 {
-		quiet = testLogger(t)
+		quiet = testenv.Logger(t)
 	}
 	net := iketest.NewNetwork()
 	var engines [2]*ike.Engine

@@ -47,8 +47,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	net := iketest.NewNetwork()
-	dp := dataplane.NewDryRunDataplane(testLogger(t), spiRangeZero)
-	e, err := ike.New(ike.Config{Logger: testLogger(t), Sender: net.Sender(), Dataplane: dp, Credentials: l.Credentials})
+	dp := dataplane.NewDryRunDataplane(testenv.Logger(t), spiRangeZero)
+	e, err := ike.New(ike.Config{Logger: testenv.Logger(t), Sender: net.Sender(), Dataplane: dp, Credentials: l.Credentials})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,24 +5,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/maps"
-	"io"
-	"log/slog"
-	"testing"
 )
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(b))
-	return len(b), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger { return logTo(testWriter{t}) }
-
-func logTo(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 type discardSender struct{}
 

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"github.com/xdpsec/xdpsec/internal/testenv"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -155,7 +157,7 @@ func newFakeDataplane(t *testing.T) (*KernelDataplane, *fakeKernel, *fakeBPF, *e
 	ev := &events{}
 	k := &fakeKernel{ev: ev, states: map[uint32]xfrm.State{}}
 	b := &fakeBPF{ev: ev, sas: map[uint32]maps.InboundSA{}, cpus: []int{0, 1}}
-	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t),
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testenv.Logger(t),
 		Device: func(netip.Addr) (string, error) { return "wan0", nil }})
 	t.Cleanup(d.Close)
 	return d, k, b, ev
@@ -286,7 +288,7 @@ func TestDataplaneOffload(t *testing.T) {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			d, k, b, _ := newFakeDataplane(t)
 			var logs strings.Builder
-			d.log = logTo(&logs)
+			d.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			k.offload = refuse
 			d.offloadFor = func(*ike.SA) Offload { return tc.mode }
 			err := d.AddSA(testSA(0xc0000001, true))
@@ -347,7 +349,7 @@ func TestDataplaneRouteBasedPolicies(t *testing.T) {
 		}
 	}
 	// Idempotent: a restarted daemon adds them again.
-	d2 := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t)})
+	d2 := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testenv.Logger(t)})
 	for _, p := range a {
 		if err := d2.AddPolicy(p); err != nil {
 			t.Fatal(err)
@@ -453,7 +455,7 @@ func (f *fakeTunnels) DeleteRoute(dst netip.Prefix, ifindex int) error {
 func TestDataplaneTunnelRoutes(t *testing.T) {
 	_, k, b, _ := newFakeDataplane(t)
 	tun := &fakeTunnels{ifaces: map[uint32]int{}, routes: map[netip.Prefix]int{}}
-	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testLogger(t), Tunnels: tun})
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testenv.Logger(t), Tunnels: tun})
 	local, _ := ike.ParseTS("10.1.0.0/16")
 	remote, _ := ike.ParseTS("10.2.0.0-10.3.255.255")
 	all, _ := ike.ParseTS("0.0.0.0/0")

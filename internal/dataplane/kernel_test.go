@@ -45,7 +45,7 @@ func TestKernelDataplane(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: set}, Log: testLogger(t), Spread: SpreadNone})
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: PinnedBPF{Set: set}, Log: testenv.Logger(t), Spread: SpreadNone})
 	defer d.Close()
 
 	r, _ := set.Config.SPIRange()

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"github.com/xdpsec/xdpsec/internal/testenv"
 	"net/netip"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func spdTestPolicy(i int) maps.Policy {
 // removed while its batch runs is deleted right after.
 func TestSPDWriterBatches(t *testing.T) {
 	b := &gatedBPF{fakeBPF: fakeBPF{ev: &events{}}, entered: make(chan struct{}), release: make(chan struct{})}
-	w := newSPDWriter(b, testLogger(t))
+	w := newSPDWriter(b, testenv.Logger(t))
 	defer w.close()
 	first := &spdEntry{want: []maps.Policy{spdTestPolicy(0)}}
 	w.add(first)
