@@ -107,17 +107,9 @@ func (e *Engine) sweepAfterPanic() {
 		}
 	}
 	for key, r := range e.reqids.byKey {
-		r.refs = users[r]
-		if r.refs > 0 {
-			for _, p := range r.policies {
-				ownedPolicy[p] = true
-			}
-			continue
+		if !recount(dp, &r.refs, users[r], r.policies, ownedPolicy) {
+			delete(e.reqids.byKey, key)
 		}
-		for _, p := range r.policies {
-			_ = dp.DeletePolicy(p)
-		}
-		delete(e.reqids.byKey, key)
 	}
 	st := e.v1()
 	v1Users := map[string]int{}
@@ -140,17 +132,9 @@ func (e *Engine) sweepAfterPanic() {
 		}
 	}
 	for key, ref := range st.policies {
-		ref.refs = v1Users[key]
-		if ref.refs > 0 {
-			for _, p := range ref.policies {
-				ownedPolicy[p] = true
-			}
-			continue
+		if !recount(dp, &ref.refs, v1Users[key], ref.policies, ownedPolicy) {
+			delete(st.policies, key)
 		}
-		for _, p := range ref.policies {
-			_ = dp.DeletePolicy(p)
-		}
-		delete(st.policies, key)
 	}
 	for id := range e.retired {
 		owned[id] = true
@@ -165,4 +149,19 @@ func (e *Engine) sweepAfterPanic() {
 			_ = dp.DeletePolicy(p)
 		}
 	}
+}
+
+// recount sets a policy entry's (IKEv2 reqid or IKEv1 policy reference)
+// number of users. An entry with users marks its policies owned and is
+// kept (true); one without has its policies deleted and is to go.
+func recount(dp Dataplane, refs *int, users int, policies []*Policy, owned map[*Policy]bool) bool {
+	*refs = users
+	for _, p := range policies {
+		if users > 0 {
+			owned[p] = true
+		} else {
+			_ = dp.DeletePolicy(p)
+		}
+	}
+	return users > 0
 }
