@@ -65,6 +65,7 @@ type rxDataplane interface {
 
 // Daemon is a running xdpsec IKE daemon.
 type Daemon struct {
+	netns   string // the network namespace it was started in (stateOwner)
 	opts    Options
 	log     *slog.Logger // dmn
 	cfgLog  *slog.Logger
@@ -159,7 +160,11 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.Logs == nil {
 		opts.Logs = NewLogs(os.Stderr, nil)
 	}
-	d := &Daemon{opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
+	// The namespace the daemon was started in, read before anything
+	// (the kernel probe's throwaway namespace) can move a thread, the main
+	// one included, elsewhere: what the state file records (stateOwner).
+	netns := currentNetNS()
+	d := &Daemon{netns: netns, opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
 		established: map[uint32]time.Time{}, stop: make(chan struct{}), kick: make(chan struct{}, 1), sender: &socketSender{}}
 	ok := false
 	defer func() {

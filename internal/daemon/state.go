@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -203,15 +204,23 @@ func (d *Daemon) restore() {
 // stateOwner names where this daemon runs, as a state file records it:
 // its network namespace and its configuration file's absolute path.
 func (d *Daemon) stateOwner() (netns, config string) {
-	netns, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		netns = ""
-	}
-	config, err = filepath.Abs(d.opts.ConfigPath)
+	config, err := filepath.Abs(d.opts.ConfigPath)
 	if err != nil {
 		config = d.opts.ConfigPath
 	}
-	return netns, config
+	return d.netns, config
+}
+
+// currentNetNS names the calling thread's network namespace
+// ("net:[4026531840]"), "" if it cannot be read.
+func currentNetNS() string {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ns, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		return ""
+	}
+	return ns
 }
 
 func orUnknown(s string) string {
