@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/maps"
 )
 
@@ -78,7 +78,7 @@ func Live(pinDir string, interval time.Duration) (LiveResult, error) {
 	names := []string{bpf.XdpsecProgXdpWan, bpf.XdpsecProgTcLan}
 	progs := make(map[string]*ebpf.Program)
 	for _, name := range names {
-		p, err := ebpf.LoadPinnedProgram(filepath.Join(pinDir, "progs", name), nil)
+		p, err := ebpf.LoadPinnedProgram(loader.ProgPath(pinDir, name), nil)
 		if err != nil {
 			if res.StatsErr == nil {
 				res.StatsErr = fmt.Errorf("open program %s: %w", name, err)

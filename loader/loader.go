@@ -30,11 +30,16 @@ import (
 // DefaultPinDir is where xdpsec pins its objects.
 const DefaultPinDir = "/sys/fs/bpf/xdpsec"
 
-// Subdirectories of the pin directory.
+// Subdirectories of the pin directory; the maps' is maps.MapsDir.
 const (
 	progsDir = "progs"
 	linksDir = "links"
 )
+
+// ProgPath is where a program of the bpf package (bpf.XdpsecProgXdpWan,
+// bpf.XdpsecProgTcLan) is pinned under a pin directory: the one place
+// that knows the layout, for the commands that open a loaded program.
+func ProgPath(pinDir, name string) string { return filepath.Join(pinDir, progsDir, name) }
 
 // Defaults for Options.
 const (
@@ -278,7 +283,7 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		return nil, err
 	}
 	for name, prog := range map[string]*ebpf.Program{bpf.XdpsecProgXdpWan: l.XDP, bpf.XdpsecProgTcLan: l.TC} {
-		if err := pinReplace(prog.Pin, filepath.Join(opts.PinDir, progsDir, name)); err != nil {
+		if err := pinReplace(prog.Pin, ProgPath(opts.PinDir, name)); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("pin program %s: %w", name, err)
 		}

@@ -138,7 +138,7 @@ func OpenTC(dir string) (*ebpf.Program, error) {
 	if dir == "" {
 		dir = DefaultPinDir
 	}
-	p, err := ebpf.LoadPinnedProgram(filepath.Join(dir, progsDir, bpf.XdpsecProgTcLan), nil)
+	p, err := ebpf.LoadPinnedProgram(ProgPath(dir, bpf.XdpsecProgTcLan), nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w (no pinned tc_lan under %s)", ErrNotLoaded, dir)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -203,7 +202,7 @@ func benchLive(c *cli.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench --wan %s: %w", ifname, err)
 	}
-	prog, err := ebpf.LoadPinnedProgram(filepath.Join(pinDir, "progs", bpf.XdpsecProgXdpWan), nil)
+	prog, err := ebpf.LoadPinnedProgram(loader.ProgPath(pinDir, bpf.XdpsecProgXdpWan), nil)
 	if err != nil {
 		return fmt.Errorf("bench --wan: xdp_wan is not loaded under %s (`xdpsec load --wan %s` first): %w", pinDir, ifname, err)
 	}
