@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,25 +32,21 @@ func newApp() *cli.App {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "listing format: table or json"},
 			socketFlag(),
 		},
-		Commands: []*cli.Command{
-			loadCommand(),
-			unloadCommand(),
-			statusCommand(),
-			saCommand(),
-			policyCommand(),
-			statsCommand(),
-			ratelimitCommand(),
-			daemonCommand(),
-			initiateCommand(),
-			terminateCommand(),
-			rekeyCommand(),
-			listSAsCommand(),
-			listConnsCommand(),
-			reloadCommand(),
-			benchCommand(),
-		},
+		Commands: slices.Concat(
+			category("dataplane", loadCommand(), unloadCommand(), statusCommand(), saCommand(), policyCommand(), statsCommand(), ratelimitCommand()),
+			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), listSAsCommand(), listConnsCommand(), reloadCommand()),
+			category("measurement", benchCommand()),
+		),
 		HideHelpCommand: true,
 	}
+}
+
+// category puts commands under one heading of the help.
+func category(name string, cmds ...*cli.Command) []*cli.Command {
+	for _, c := range cmds {
+		c.Category = name
+	}
+	return cmds
 }
 
 func logger(c *cli.Context) *slog.Logger {
