@@ -95,9 +95,6 @@ func (c *Config) Validate() error {
 		if s.Secret.Len() == 0 {
 			errs = append(errs, fmt.Errorf("%s: shared secret missing", where))
 		}
-		if s.AuthPort != 0 && s.AuthPort == s.AcctPort {
-			errs = append(errs, fmt.Errorf("%s: authentication and accounting port are both %d", where, s.AuthPort))
-		}
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("radius: timeout %v is negative", c.Timeout))

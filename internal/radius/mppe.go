@@ -29,6 +29,12 @@ func msk(accept, request *radius.Packet) ([]byte, error) {
 	if errors.Is(errRecv, radius.ErrNoAttribute) && errors.Is(errSend, radius.ErrNoAttribute) {
 		return nil, errNoMPPEKeys
 	}
+	if errors.Is(errRecv, radius.ErrNoAttribute) {
+		return nil, errors.New("MS-MPPE-Recv-Key missing beside MS-MPPE-Send-Key")
+	}
+	if errors.Is(errSend, radius.ErrNoAttribute) {
+		return nil, errors.New("MS-MPPE-Send-Key missing beside MS-MPPE-Recv-Key")
+	}
 	if errRecv != nil {
 		return nil, fmt.Errorf("MS-MPPE-Recv-Key: %w", errRecv)
 	}
