@@ -274,7 +274,7 @@ func TestHostileRepliesDropped(t *testing.T) {
 		short := []byte{byte(radius.CodeAccessAccept), req.Identifier, 0, 20}
 		long := make([]byte, 20)
 		long[0], long[1], long[3] = byte(radius.CodeAccessAccept), req.Identifier, 200 // Length beyond the datagram
-		overrun := append(make([]byte, 20), 79, 200, 1)                            // attribute longer than the packet
+		overrun := append(make([]byte, 20), 79, 200, 1)                                // attribute longer than the packet
 		overrun[0], overrun[1], overrun[3] = byte(radius.CodeAccessAccept), req.Identifier, 23
 		return []*radiustest.Reply{
 			{Raw: short},
