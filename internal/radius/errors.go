@@ -33,7 +33,7 @@ func (f *ServerFailure) describe(request string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "RADIUS server '%s' (%s) is not responding: ", f.Server, f.Addr)
 	if f.Err != nil {
-		fmt.Fprintf(&b, "RADIUS %s failed after %d attempts: %v", request, f.Attempts, f.Err)
+		fmt.Fprintf(&b, "RADIUS %s failed after %d %s: %v", request, f.Attempts, plural(f.Attempts, "attempt", "attempts"), f.Err)
 	} else {
 		fmt.Fprintf(&b, "RADIUS %s timed out after %d attempts", request, f.Attempts)
 	}
