@@ -26,6 +26,9 @@ VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 # kernels without it; nftables drops and masquerades packets in the tests.
 APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
 	libstrongswan-extra-plugins libcharon-extra-plugins nftables
+# FreeRADIUS for the RADIUS client's integration tests (internal/radius):
+# the tests write their own configuration and start it on loopback.
+APT_PACKAGES += freeradius
 
 .PHONY: all build demo bench-vm generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
