@@ -3,7 +3,6 @@ package radius
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"layeh.com/radius"
@@ -153,12 +151,9 @@ func (c *Client) exchangeWith(ctx context.Context, srv *Server, acct bool, p *ra
 				if ne, ok := err.(net.Error); ok && ne.Timeout() {
 					break
 				}
-				if errors.Is(err, syscall.ECONNREFUSED) {
-					// Port unreachable: nothing listens there, and
-					// waiting for the other tries would not change it.
-					f.Err = err
-					return nil, f, nil
-				}
+				// A socket error, port unreachable (ECONNREFUSED) the
+				// most common: nothing listens there, and the other
+				// tries would not change it, so the next server goes.
 				f.Err = err
 				return nil, f, nil
 			}

@@ -27,8 +27,8 @@ type ServerFailure struct {
 	Err error
 }
 
-// Error reads like charon's lines: "RADIUS Access-Request timed out after
-// 3 attempts", and then what was dropped.
+// describe reads like charon's lines ("RADIUS Access-Request timed out
+// after 3 attempts"), then says what was dropped.
 func (f *ServerFailure) describe(request string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "RADIUS server '%s' (%s) is not responding: ", f.Server, f.Addr)

@@ -309,7 +309,7 @@ func TestFreeRADIUSEAPMD5(t *testing.T) {
 		if r.Outcome != Accept || len(r.EAP) != 4 || r.EAP[0] != 3 {
 			t.Fatalf("reply %+v, want Access-Accept with EAP-Success", r)
 		}
-		if r.MSK != nil || !errors.Is(r.MSKError, errNoMPPEKeys) {
+		if r.MSK != nil || !errors.Is(r.MSKError, ErrNoMPPEKeys) {
 			t.Errorf("EAP-MD5 exports no keys, got MSK %x (%v)", r.MSK, r.MSKError)
 		}
 		if r.FramedIP.IsValid() {

@@ -14,7 +14,9 @@ import (
 // each for EAP-MSCHAPv2).
 const mskMinLen = 64
 
-var errNoMPPEKeys = errors.New("no MS-MPPE-Recv-Key and MS-MPPE-Send-Key")
+// ErrNoMPPEKeys is the MSKError of an Access-Accept without MPPE keys, as
+// after EAP-MD5, which derives no key.
+var ErrNoMPPEKeys = errors.New("no MS-MPPE-Recv-Key and MS-MPPE-Send-Key")
 
 // msk derives the MSK from an Access-Accept the way charon's eap-radius
 // plugin does (strongSwan src/libradius/radius_socket.c, decrypt_msk):
@@ -27,7 +29,7 @@ func msk(accept, request *radius.Packet) ([]byte, error) {
 	recv, errRecv := microsoft.MSMPPERecvKey_Lookup(accept, request)
 	send, errSend := microsoft.MSMPPESendKey_Lookup(accept, request)
 	if errors.Is(errRecv, radius.ErrNoAttribute) && errors.Is(errSend, radius.ErrNoAttribute) {
-		return nil, errNoMPPEKeys
+		return nil, ErrNoMPPEKeys
 	}
 	if errors.Is(errRecv, radius.ErrNoAttribute) {
 		return nil, errors.New("MS-MPPE-Recv-Key missing beside MS-MPPE-Send-Key")

@@ -186,7 +186,7 @@ func (s *Session) interpret(ans *answer) (*Reply, error) {
 		c.stats.accepts.Add(1)
 		r.Outcome = Accept
 		r.MSK, r.MSKError = msk(p, ans.request)
-		if r.MSKError != nil && !errors.Is(r.MSKError, errNoMPPEKeys) {
+		if r.MSKError != nil && !errors.Is(r.MSKError, ErrNoMPPEKeys) {
 			c.log.Info(fmt.Sprintf("RADIUS Access-Accept from server '%s' has MPPE keys that do not decrypt: %v", r.Server, r.MSKError))
 		}
 		if c.cfg.FramedIP {
