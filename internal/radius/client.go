@@ -128,6 +128,9 @@ func (c *Client) exchangeWith(ctx context.Context, srv *Server, acct bool, p *ra
 	c.stats.requests.Add(1)
 	buf := make([]byte, maxPacketLen+1)
 	for f.Attempts < c.cfg.Tries {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
 		if f.Attempts > 0 {
 			c.stats.retransmits.Add(1)
 			c.log.Info(fmt.Sprintf("retransmit %d of RADIUS %v (timeout: %.1fs)", f.Attempts, p.Code, c.cfg.Timeout.Seconds()))

@@ -26,14 +26,16 @@ const maxAttrLen = 253
 // Server is one RADIUS server.
 type Server struct {
 	// Name is how logs and errors call the server; empty: Address.
+	// charon: the section name under eap-radius.servers.
 	Name string
-	// Address is a host name or an IP address, without the port.
+	// Address is a host name or an IP address, without the port
+	// (charon: address).
 	Address string
-	// AuthPort receives Access-Requests; 0: 1812.
+	// AuthPort receives Access-Requests; 0: 1812 (charon: auth_port).
 	AuthPort uint16
-	// AcctPort receives Accounting-Requests; 0: 1813.
+	// AcctPort receives Accounting-Requests; 0: 1813 (charon: acct_port).
 	AcctPort uint16
-	// Secret is shared with the server (RFC 2865 §3).
+	// Secret is shared with the server (RFC 2865 §3; charon: secret).
 	Secret Secret
 	// Preference orders the servers: the highest is asked first and the
 	// others are failovers, in order; equal preferences keep the order of
@@ -47,20 +49,22 @@ type Server struct {
 // this struct.
 type Config struct {
 	Servers []Server
-	// Timeout is how long one transmission waits for its reply; 0: 2s.
+	// Timeout is how long one transmission waits for its reply; 0: 2s
+	// (charon: retransmit_timeout, which grows by retransmit_base at
+	// each retransmission; ours stays the same).
 	Timeout time.Duration
 	// Tries is how many times a request goes to one server, the first
 	// transmission included, before the next server is asked (charon's
 	// retransmit_tries); 0: 3.
 	Tries int
 	// NASIdentifier is sent in every request (RFC 2865 §5.32); empty:
-	// "xdpsec".
+	// "xdpsec" (charon: nas_identifier, "strongSwan").
 	NASIdentifier string
 	// NASIPAddress, when valid, is sent as NAS-IP-Address (IPv4) or
 	// NAS-IPv6-Address (IPv6).
 	NASIPAddress netip.Addr
 	// Accounting turns RFC 2866 accounting on; off, the accounting calls
-	// send nothing and return nil.
+	// send nothing and return nil (charon: accounting).
 	Accounting bool
 	// FramedIP makes an Access-Accept's Framed-IP-Address the client's
 	// virtual IP (Reply.FramedIP); off, the attribute is ignored.
