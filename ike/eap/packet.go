@@ -65,7 +65,7 @@ type Packet struct {
 // and ignored (RFC 3748 section 4.1); a Length past the end of b, or below
 // what the Code needs, is an error. Success and Failure must be exactly
 // four octets long. Expanded Types are refused with ErrExpandedType, an
-// unknown Code with ErrMalformed.
+// unknown Code or Type 0 (reserved) with ErrMalformed.
 func Parse(b []byte) (Packet, error) {
 	if len(b) < headerLen {
 		return Packet{}, fmt.Errorf("EAP packet of %d octets: %w", len(b), ErrTruncated)
@@ -90,6 +90,9 @@ func Parse(b []byte) (Packet, error) {
 	}
 	p.Type = Type(b[4])
 	p.Data = b[5:n:n]
+	if p.Type == 0 {
+		return Packet{}, fmt.Errorf("%s of Type 0: %w", p.Code, ErrMalformed)
+	}
 	if p.Type == TypeExpanded {
 		return p, fmt.Errorf("%s %s: %w", p.Code, p.Type, ErrExpandedType)
 	}

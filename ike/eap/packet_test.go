@@ -45,6 +45,7 @@ func TestParseRefuses(t *testing.T) {
 		{"success with data", []byte{3, 1, 0, 5, 1}, ErrBadLength},
 		{"failure of length 0", []byte{4, 1, 0, 0}, ErrBadLength},
 		{"code 0", []byte{0, 1, 0, 4}, ErrMalformed},
+		{"type 0", []byte{2, 1, 0, 5, 0}, ErrMalformed},
 		{"code 5 (Initiate, RFC 6696)", []byte{5, 1, 0, 5, 1}, ErrMalformed},
 		{"expanded type", []byte{1, 1, 0, 12, 254, 0, 0, 0, 0, 0, 0, 1}, ErrExpandedType},
 	} {
