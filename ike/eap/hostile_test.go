@@ -89,9 +89,6 @@ func TestServerRefusesHostileResponses(t *testing.T) {
 		}, ReasonMalformed, ErrMalformed},
 		{"name with a control character", func(_, g Packet) []byte { g.Data[len(g.Data)-1] = '\n'; return marshal(t, g) }, ReasonMalformed, ErrMalformed},
 		{"flipped NT-Response", func(_, g Packet) []byte { g.Data[4+1+30] ^= 1; return marshal(t, g) }, ReasonWrongPassword, nil},
-		{"Nak after the method began", func(r, _ Packet) []byte {
-			return marshal(t, Packet{Code: CodeResponse, Identifier: r.Identifier, Type: TypeNak, Data: []byte{byte(TypeMD5)}})
-		}, ReasonNak, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, req, _ := serverAwaiting(t)
@@ -159,6 +156,8 @@ func TestNewServerRefuses(t *testing.T) {
 		{Methods: []Type{TypeIdentity}, Credentials: testUsers},
 		{Methods: []Type{TypeMSCHAPv2}},
 		{Methods: []Type{TypeMSCHAPv2}, Credentials: testUsers, MSCHAPv2Retries: -1},
+		{Methods: []Type{TypeMSCHAPv2}, Credentials: testUsers, Name: "gw\n"},
+		{Methods: []Type{TypeNak}, Credentials: testUsers, NewMethod: func(Type, string) ServerMethod { return nil }},
 	} {
 		if _, err := NewServer(cfg); err == nil {
 			t.Errorf("NewServer(%+v) succeeded", cfg)
@@ -372,5 +371,25 @@ func TestNewPeerRefuses(t *testing.T) {
 		if _, err := NewPeer(cfg); err == nil {
 			t.Errorf("NewPeer(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// A Nak is an answer to a method's first Request only (RFC 3748 section
+// 5.3.1); later in the method it is out of place.
+func TestServerNakLaterInTheMethod(t *testing.T) {
+	s := newTestServer(t, ServerConfig{Methods: []Type{TypeMSCHAPv2, TypeMD5}, Identity: testUser, MSCHAPv2Retries: 1})
+	b, _ := s.Start()
+	req, _ := Parse(b)
+	bad := goodResponse(t, req)
+	bad.Data = append([]byte(nil), bad.Data...)
+	bad.Data[4+1+30] ^= 1
+	b, _ = s.Process(marshal(t, bad))
+	req, _ = Parse(b)
+	if req.Code != CodeRequest {
+		t.Fatalf("no Failure Request: %x", b)
+	}
+	out, _ := s.Process(marshal(t, Packet{Code: CodeResponse, Identifier: req.Identifier, Type: TypeNak, Data: []byte{byte(TypeMD5)}}))
+	if p, _ := Parse(out); p.Code != CodeFailure || reasonOf(s.Result().Err) != ReasonUnexpected {
+		t.Fatalf("answer %x, result %v", out, s.Result().Err)
 	}
 }

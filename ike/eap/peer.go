@@ -21,6 +21,9 @@ type PeerConfig struct {
 	Methods []Type
 	// Rand supplies the MS-CHAPv2 peer challenge; crypto/rand if nil.
 	Rand io.Reader
+	// NewMethod, if set, makes the peer side of a method in Methods that
+	// this package does not implement (EAP-TLS); nil if it cannot.
+	NewMethod func(t Type) PeerMethod
 }
 
 // Peer runs the peer side of an EAP conversation, the way the IKE_AUTH
@@ -54,7 +57,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("eap peer: no method configured")
 	}
 	for _, t := range cfg.Methods {
-		if t != TypeMD5 && t != TypeMSCHAPv2 {
+		if t != TypeMD5 && t != TypeMSCHAPv2 && (cfg.NewMethod == nil || t == TypeIdentity || t == TypeNak || t == TypeNotification) {
 			return nil, fmt.Errorf("eap peer: method %s not supported", t)
 		}
 	}
@@ -77,6 +80,11 @@ func (p *Peer) newMethod(t Type) PeerMethod {
 		return newMD5Peer(p.cfg.Identity, &p.cfg.Secret)
 	case TypeMSCHAPv2:
 		return newMSCHAPv2Peer(p.cfg.Identity, &p.cfg.Secret, p.rand)
+	}
+	if p.cfg.NewMethod != nil {
+		if m := p.cfg.NewMethod(t); m != nil && m.Type() == t {
+			return m
+		}
 	}
 	return nil
 }
@@ -144,7 +152,10 @@ func (p *Peer) request(req Packet) ([]byte, error) {
 		}
 		return p.respond(Packet{Code: CodeResponse, Identifier: req.Identifier, Type: TypeNak, Data: data})
 	case p.method == nil:
-		p.method = p.newMethod(req.Type)
+		if p.method = p.newMethod(req.Type); p.method == nil {
+			err := fmt.Errorf("no implementation of %s", req.Type)
+			return p.fail(failure(req.Type, ReasonInternal, p.cfg.Identity, err)), nil
+		}
 	case req.Type != p.method.Type():
 		err := fmt.Errorf("%s request during %s: %w", req.Type, p.method.Type(), ErrUnexpected)
 		return p.fail(failure(p.method.Type(), ReasonUnexpected, p.cfg.Identity, err)), nil

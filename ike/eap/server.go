@@ -32,6 +32,10 @@ type ServerConfig struct {
 	// Rand supplies challenges and the first Identifier; crypto/rand if
 	// nil.
 	Rand io.Reader
+	// NewMethod, if set, makes the server side of a method in Methods
+	// that this package does not implement (EAP-TLS, a relay to a RADIUS
+	// server), for the peer's EAP identity; nil if it cannot.
+	NewMethod func(t Type, identity string) ServerMethod
 }
 
 // Result is the outcome of a conversation. Err is nil on success and an
@@ -73,7 +77,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("eap server: no method configured")
 	}
 	for _, t := range cfg.Methods {
-		if !serverSupports(t) {
+		if !serverSupports(t) && (cfg.NewMethod == nil || t == TypeIdentity || t == TypeNak || t == TypeNotification) {
 			return nil, fmt.Errorf("eap server: method %s not supported", t)
 		}
 	}
@@ -82,6 +86,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = "xdpsec"
+	}
+	if err := checkIdentity([]byte(cfg.Name)); err != nil {
+		return nil, fmt.Errorf("eap server: name: %w", err)
 	}
 	if cfg.MSCHAPv2Retries < 0 {
 		return nil, fmt.Errorf("eap server: negative MSCHAPv2Retries")
@@ -103,6 +110,11 @@ func (s *Server) newMethod(t Type) ServerMethod {
 	case TypeMSCHAPv2:
 		return newMSCHAPv2Server(s.identity, s.cfg.Name, s.cfg.Credentials, s.cfg.MSCHAPv2Retries, s.rand)
 	}
+	if s.cfg.NewMethod != nil {
+		if m := s.cfg.NewMethod(t, s.identity); m != nil && m.Type() == t {
+			return m
+		}
+	}
 	return nil
 }
 
@@ -119,11 +131,23 @@ func (s *Server) Start() ([]byte, error) {
 	}
 	if s.identity == "" {
 		s.method = newIdentityServer()
-	} else {
-		s.method = s.newMethod(s.cfg.Methods[0])
-		s.tried = append(s.tried, s.cfg.Methods[0])
+		return s.begin(id[0])
 	}
-	return s.begin(id[0])
+	return s.beginMethod(s.cfg.Methods[0], id[0])
+}
+
+// beginMethod starts method t with a Request of Identifier id.
+func (s *Server) beginMethod(t Type, id uint8) ([]byte, error) {
+	if s.method != nil {
+		s.method.Wipe()
+	}
+	s.tried = append(s.tried, t)
+	s.method = s.newMethod(t)
+	if s.method == nil {
+		s.method = &noMethod{t}
+		return s.fail(id, failure(t, ReasonInternal, s.identity, fmt.Errorf("no implementation of %s", t))), nil
+	}
+	return s.begin(id)
 }
 
 func (s *Server) begin(id uint8) ([]byte, error) {
@@ -179,10 +203,7 @@ func (s *Server) Process(msg []byte) ([]byte, error) {
 	case Succeeded:
 		if mt == TypeIdentity {
 			s.identity = s.method.Identity()
-			s.method.Wipe()
-			s.method = s.newMethod(s.cfg.Methods[0])
-			s.tried = append(s.tried, s.cfg.Methods[0])
-			return s.begin(p.Identifier + 1)
+			return s.beginMethod(s.cfg.Methods[0], p.Identifier+1)
 		}
 		return s.succeed(p.Identifier)
 	default:
@@ -205,10 +226,7 @@ func (s *Server) nak(p Packet) ([]byte, error) {
 	for _, want := range p.Data {
 		t := Type(want)
 		if slices.Contains(s.cfg.Methods, t) && !slices.Contains(s.tried, t) {
-			s.method.Wipe()
-			s.method = s.newMethod(t)
-			s.tried = append(s.tried, t)
-			return s.begin(p.Identifier + 1)
+			return s.beginMethod(t, p.Identifier+1)
 		}
 	}
 	names := make([]string, 0, len(p.Data))
@@ -251,3 +269,16 @@ func (s *Server) Identity() string { return s.identity }
 // Result is the outcome once Done. The caller owns Result().MSK and
 // should clear it when the AUTH payloads are computed.
 func (s *Server) Result() Result { return s.result }
+
+// noMethod stands for a method whose implementation could not be made,
+// so that the failure names it.
+type noMethod struct{ t Type }
+
+func (m *noMethod) Type() Type                { return m.t }
+func (*noMethod) Begin(uint8) (Packet, error) { return Packet{}, fmt.Errorf("no method") }
+func (*noMethod) Process(Packet) (Packet, Status, error) {
+	return Packet{}, Failed, fmt.Errorf("no method")
+}
+func (*noMethod) Identity() string { return "" }
+func (*noMethod) MSK() []byte      { return nil }
+func (*noMethod) Wipe()            {}
