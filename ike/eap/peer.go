@@ -57,12 +57,12 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("eap peer: no method configured")
 	}
 	for _, t := range cfg.Methods {
-		if t != TypeMD5 && t != TypeMSCHAPv2 && (cfg.NewMethod == nil || t == TypeIdentity || t == TypeNak || t == TypeNotification) {
+		if !methodAvailable(t, cfg.NewMethod != nil) {
 			return nil, fmt.Errorf("eap peer: method %s not supported", t)
 		}
-	}
-	if !cfg.Secret.Valid() {
-		return nil, fmt.Errorf("eap peer: no secret")
+		if (t == TypeMD5 || t == TypeMSCHAPv2) && !cfg.Secret.Valid() {
+			return nil, fmt.Errorf("eap peer: %s without a secret", t)
+		}
 	}
 	r := cfg.Rand
 	if r == nil {

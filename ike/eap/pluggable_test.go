@@ -82,3 +82,20 @@ func TestPluggedMethodMissing(t *testing.T) {
 		t.Fatalf("answer %x, result %v", out, s.Result().Err)
 	}
 }
+
+// A peer whose only method is plugged in (EAP-TLS proves itself with a
+// certificate) needs no password; the built-in methods do.
+func TestPeerSecretOnlyForPasswordMethods(t *testing.T) {
+	hook := func(Type) PeerMethod { return &fakePeer{rounds: 1} }
+	if _, err := NewPeer(PeerConfig{Identity: testUser, Methods: []Type{fakeType}, NewMethod: hook}); err != nil {
+		t.Fatalf("plugged method without a password: %v", err)
+	}
+	if _, err := NewPeer(PeerConfig{Identity: testUser, Methods: []Type{fakeType, TypeMSCHAPv2}, NewMethod: hook}); err == nil {
+		t.Fatal("EAP-MSCHAPv2 without a password accepted")
+	}
+	for _, ty := range []Type{0, TypeIdentity, TypeNotification, TypeNak, TypeExpanded} {
+		if _, err := NewPeer(PeerConfig{Identity: testUser, Methods: []Type{ty}, NewMethod: hook}); err == nil {
+			t.Errorf("%s accepted as a method", ty)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("eap server: no method configured")
 	}
 	for _, t := range cfg.Methods {
-		if !serverSupports(t) && (cfg.NewMethod == nil || t == TypeIdentity || t == TypeNak || t == TypeNotification) {
+		if !methodAvailable(t, cfg.NewMethod != nil) {
 			return nil, fmt.Errorf("eap server: method %s not supported", t)
 		}
 	}
@@ -101,7 +101,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	return &Server{cfg: cfg, rand: r, identity: cfg.Identity}, nil
 }
 
-func serverSupports(t Type) bool { return t == TypeMD5 || t == TypeMSCHAPv2 }
+// methodAvailable tells whether t can be a configured method: one of this
+// package, or, with a NewMethod hook, any authentication Type (not
+// Identity, Notification, Nak, Expanded or the reserved 0).
+func methodAvailable(t Type, hook bool) bool {
+	switch t {
+	case TypeMD5, TypeMSCHAPv2:
+		return true
+	case 0, TypeIdentity, TypeNotification, TypeNak, TypeExpanded:
+		return false
+	}
+	return hook
+}
 
 func (s *Server) newMethod(t Type) ServerMethod {
 	switch t {
@@ -119,7 +130,9 @@ func (s *Server) newMethod(t Type) ServerMethod {
 }
 
 // Start returns the first Request: EAP-Identity if the identity is not
-// known, else the first method's.
+// known, else the first method's. If that method cannot begin, the
+// message is EAP-Failure and Done reports true. The error is for a
+// second Start, or randomness that fails.
 func (s *Server) Start() ([]byte, error) {
 	if s.started {
 		return nil, fmt.Errorf("eap server: started twice")
@@ -229,8 +242,12 @@ func (s *Server) nak(p Packet) ([]byte, error) {
 			return s.beginMethod(t, p.Identifier+1)
 		}
 	}
-	names := make([]string, 0, len(p.Data))
-	for _, want := range p.Data {
+	var names []string
+	for i, want := range p.Data {
+		if i == 8 {
+			names = append(names, "...")
+			break
+		}
 		names = append(names, Type(want).String())
 	}
 	err := fmt.Errorf("peer refused %s, would take [%s]", mt, strings.Join(names, " "))
