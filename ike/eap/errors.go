@@ -49,8 +49,10 @@ const (
 	// ReasonNak: the peer refused every method the server offers, or the
 	// server offers none the peer accepts.
 	ReasonNak
-	// ReasonRejected: the peer received EAP-Failure or a method-level
-	// failure (MS-CHAPv2 E=691).
+	// ReasonRejected: the other side refused. On the peer: EAP-Failure,
+	// or an MS-CHAPv2 Failure Request (E=691). On the server: the peer's
+	// MS-CHAPv2 Failure Response when no wrong password of its own is
+	// pending, e.g. after the peer found the authenticator response wrong.
 	ReasonRejected
 	// ReasonServerNotAuthenticated: the peer's check of the server's proof
 	// (the MS-CHAPv2 authenticator response) failed.

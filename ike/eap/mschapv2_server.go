@@ -18,7 +18,8 @@ import (
 //
 // A Failure Response (the peer giving up) fails the method in either
 // state. As charon's server does, the final failure is EAP-Failure rather
-// than a Failure Request with R=0, to which Windows does not answer.
+// than a Failure Request with R=0: strongSwan's source notes that Windows 7
+// does not answer one with a Failure Response.
 type mschapServerState uint8
 
 const (
