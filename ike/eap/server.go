@@ -26,7 +26,8 @@ type ServerConfig struct {
 	// MSCHAPv2Retries is how many wrong passwords are answered with a
 	// retriable MS-CHAPv2 Failure Request (E=691 R=1) before the final
 	// EAP-Failure. Zero ends the conversation at the first wrong password.
-	// Windows and charon peers do not retry; the engine may delay a
+	// charon's peer does not retry (it gives up at the first Failure
+	// Request without answering it); the engine may delay a
 	// retry's Request to slow down guessing, as charon does.
 	MSCHAPv2Retries int
 	// Rand supplies challenges and the first Identifier; crypto/rand if
