@@ -18,14 +18,14 @@ import (
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
 // Loaded is a swanctl.conf mapped onto what the engine takes, with what
 // the daemon itself acts on (start_action, hw_offload) kept beside it.
 type Loaded struct {
-	File        *config.Config
+	File        *swanctl.Config
 	Connections []*ike.Connection
 	Credentials ike.Credentials
 	Children    []ChildMeta
@@ -34,7 +34,7 @@ type Loaded struct {
 // ChildMeta is what the daemon, not the engine, needs of a CHILD_SA config.
 type ChildMeta struct {
 	Conn, Child    string
-	StartAction    config.Action
+	StartAction    swanctl.Action
 	HWOffload      xfrm.OffloadMode
 	IfIDIn         uint32
 	IfIDOut        uint32
@@ -45,7 +45,7 @@ type ChildMeta struct {
 
 // LoadConfig reads a swanctl.conf and maps it; errors name the key.
 func LoadConfig(path string) (*Loaded, error) {
-	f, err := config.Load(path)
+	f, err := swanctl.Load(path)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func LoadConfig(path string) (*Loaded, error) {
 // MapConfig maps a loaded swanctl.conf onto engine connections and
 // credentials: PSKs from the secrets section, certificates, keys and CAs
 // read from their files.
-func MapConfig(f *config.Config) (*Loaded, error) {
+func MapConfig(f *swanctl.Config) (*Loaded, error) {
 	l := &Loaded{File: f}
 	keys, err := loadPrivateKeys(f.Secrets.PrivateKeys)
 	if err != nil {
@@ -85,7 +85,7 @@ func keyErr(path string, format string, a ...any) error {
 	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...))
 }
 
-func mapConnection(c *config.Connection, keys []crypto.Signer) (*ike.Connection, []ChildMeta, error) {
+func mapConnection(c *swanctl.Connection, keys []crypto.Signer) (*ike.Connection, []ChildMeta, error) {
 	path := "connections." + c.Name
 	ic := &ike.Connection{
 		Name: c.Name, Version: int(c.Version), Aggressive: c.Aggressive,
@@ -143,16 +143,16 @@ func mapConnection(c *config.Connection, keys []crypto.Signer) (*ike.Connection,
 
 // mapAddrs resolves DNS names (once, at load) and refuses what the engine
 // cannot match yet.
-func mapAddrs(list []config.Addr, key string) ([]string, []netip.Addr, error) {
+func mapAddrs(list []swanctl.Addr, key string) ([]string, []netip.Addr, error) {
 	var out []string
 	var ips []netip.Addr
 	for _, a := range list {
 		switch a.Kind {
-		case config.AddrAny:
-		case config.AddrIP:
+		case swanctl.AddrAny:
+		case swanctl.AddrIP:
 			out = append(out, a.IP.String())
 			ips = append(ips, a.IP)
-		case config.AddrDNS:
+		case swanctl.AddrDNS:
 			addrs, err := net.LookupHost(a.Name)
 			if err != nil || len(addrs) == 0 {
 				return nil, nil, keyErr(key, "cannot resolve %q: %v", a.Name, err)
@@ -170,9 +170,9 @@ func mapAddrs(list []config.Addr, key string) ([]string, []netip.Addr, error) {
 	return out, ips, nil
 }
 
-func mapAuth(a *config.AuthRound, local bool, key string, keys []crypto.Signer) (ike.AuthConfig, error) {
+func mapAuth(a *swanctl.AuthRound, local bool, key string, keys []crypto.Signer) (ike.AuthConfig, error) {
 	ac := ike.AuthConfig{ID: a.ID}
-	if a.Auth == config.AuthPSK {
+	if a.Auth == swanctl.AuthPSK {
 		ac.Auth = "psk"
 	} else {
 		spec := strings.ToLower(a.AuthSpec)
@@ -231,7 +231,7 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConfig, ChildMeta, error) {
+func mapChild(c *swanctl.Connection, ch *swanctl.Child, key string) (ike.ChildConfig, ChildMeta, error) {
 	cc := ike.ChildConfig{
 		Name: ch.Name, Mode: ch.Mode.String(),
 		RekeyTime: ch.Lifetime.RekeyTime, LifeTime: ch.Lifetime.LifeTime, RandTime: ch.Lifetime.RandTime, RandExact: true,
@@ -242,13 +242,13 @@ func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConf
 	}
 	meta := ChildMeta{Conn: c.Name, Child: ch.Name, StartAction: ch.StartAction}
 	switch ch.Mode {
-	case config.ModePass, config.ModeDrop:
+	case swanctl.ModePass, swanctl.ModeDrop:
 		return cc, meta, keyErr(key+".mode", "%v policies are not supported by the daemon yet", ch.Mode)
 	}
 	switch ch.DPDAction {
-	case config.ActionStart:
+	case swanctl.ActionStart:
 		cc.DPDAction = "restart"
-	case config.ActionTrap:
+	case swanctl.ActionTrap:
 		cc.DPDAction = "trap"
 	default:
 		cc.DPDAction = "clear"
@@ -265,26 +265,26 @@ func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConf
 	}
 	// if_id_in/out of the connection are the default of its children.
 	in, out := c.IfIDIn, c.IfIDOut
-	if ch.IfIDIn != (config.IfID{}) {
+	if ch.IfIDIn != (swanctl.IfID{}) {
 		in = ch.IfIDIn
 	}
-	if ch.IfIDOut != (config.IfID{}) {
+	if ch.IfIDOut != (swanctl.IfID{}) {
 		out = ch.IfIDOut
 	}
-	if in.Unique != config.UniqueNone || out.Unique != config.UniqueNone {
+	if in.Unique != swanctl.UniqueNone || out.Unique != swanctl.UniqueNone {
 		return cc, meta, keyErr(key+".if_id_in", "%%unique interface IDs are not supported by the daemon yet")
 	}
 	cc.IfIDIn, cc.IfIDOut = in.ID, out.ID
 	meta.IfIDIn, meta.IfIDOut = in.ID, out.ID
-	if ch.MarkIn != (config.Mark{}) || ch.MarkOut != (config.Mark{}) {
+	if ch.MarkIn != (swanctl.Mark{}) || ch.MarkOut != (swanctl.Mark{}) {
 		return cc, meta, keyErr(key+".mark_in", "marks are not supported by the daemon yet")
 	}
 	switch ch.HWOffload {
-	case config.HWOffloadYes:
+	case swanctl.HWOffloadYes:
 		meta.HWOffload = xfrm.OffloadYes
-	case config.HWOffloadAuto:
+	case swanctl.HWOffloadAuto:
 		meta.HWOffload = xfrm.OffloadAuto
-	case config.HWOffloadPacket:
+	case swanctl.HWOffloadPacket:
 		meta.HWOffload = xfrm.OffloadPacket
 	}
 	if cc.ReplayWindow == 0 {
@@ -296,7 +296,7 @@ func mapChild(c *config.Connection, ch *config.Child, key string) (ike.ChildConf
 }
 
 // mapTS writes selectors in the syntax ike.ParseTS reads.
-func mapTS(list []config.TrafficSelector, key string) ([]string, error) {
+func mapTS(list []swanctl.TrafficSelector, key string) ([]string, error) {
 	var out []string
 	for _, ts := range list {
 		if ts.Opaque {
@@ -336,7 +336,7 @@ func mapTS(list []config.TrafficSelector, key string) ([]string, error) {
 
 // loadCerts reads the certificates of a PEM or DER file.
 func loadCerts(path string) ([]*x509.Certificate, error) {
-	if err := config.CheckFileOwner(path, "the daemon trusts or presents its certificates"); err != nil {
+	if err := swanctl.CheckFileOwner(path, "the daemon trusts or presents its certificates"); err != nil {
 		return nil, err
 	}
 	b, err := os.ReadFile(path)
@@ -394,7 +394,7 @@ func loadCertDir(dir string) ([]*x509.Certificate, error) {
 
 // loadPrivateKeys reads the private keys swanctl.conf names or its key
 // folders hold.
-func loadPrivateKeys(list []*config.PrivateKey) ([]crypto.Signer, error) {
+func loadPrivateKeys(list []*swanctl.PrivateKey) ([]crypto.Signer, error) {
 	var out []crypto.Signer
 	for _, k := range list {
 		s, err := loadPrivateKey(k.Path)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
@@ -129,7 +129,7 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 		t.Errorf("secrets %+v", l.Credentials.Shared)
 	}
 	m := l.Children[0]
-	if m.StartAction != config.ActionStart || m.HWOffload != xfrm.OffloadAuto {
+	if m.StartAction != swanctl.ActionStart || m.HWOffload != xfrm.OffloadAuto {
 		t.Errorf("meta %+v", m)
 	}
 	// The engine takes what the mapping made.

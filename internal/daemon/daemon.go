@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/maps"
@@ -32,7 +32,7 @@ const (
 
 // Options configure a Daemon.
 type Options struct {
-	ConfigPath string // swanctl.conf, default config.DefaultPath
+	ConfigPath string // swanctl.conf, default swanctl.DefaultPath
 	SocketPath string // control socket, default DefaultSocket
 	StatePath  string // IKE SA state saved across restarts, default DefaultState; "-" for none
 	PinDir     string // BPF pin directory
@@ -149,7 +149,7 @@ func (nopSender) Send(ike.Datagram) error { return nil }
 // state, IKE sockets, control socket, metrics, start_action=start.
 func Start(opts Options) (*Daemon, error) {
 	if opts.ConfigPath == "" {
-		opts.ConfigPath = config.DefaultPath
+		opts.ConfigPath = swanctl.DefaultPath
 	}
 	if opts.SocketPath == "" {
 		opts.SocketPath = DefaultSocket
@@ -301,7 +301,7 @@ func (d *Daemon) startActions(only []string) {
 	}
 	done := map[string]bool{}
 	for _, m := range l.Children {
-		if m.StartAction&config.ActionStart == 0 || done[m.Conn] || up[m.Conn] {
+		if m.StartAction&swanctl.ActionStart == 0 || done[m.Conn] || up[m.Conn] {
 			continue
 		}
 		if only != nil && !slices.Contains(only, m.Conn) {
@@ -454,18 +454,18 @@ func (d *Daemon) noteEstablished() []ike.IKESAInfo {
 // removed ones are unloaded and their IKE SAs terminated, changed ones are
 // replaced (their IKE SAs terminated and started again if so
 // configured), unchanged ones are left alone. Secrets are replaced.
-func (d *Daemon) Reload() (config.Changes, error) {
+func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	l, err := LoadConfig(d.opts.ConfigPath)
 	if err != nil {
 		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the loaded configuration: %v", d.opts.ConfigPath, err))
-		return config.Changes{}, err
+		return swanctl.Changes{}, err
 	}
 	d.mu.Lock()
 	old := d.loaded
 	d.mu.Unlock()
-	ch := config.Diff(old.File, l.File)
+	ch := swanctl.Diff(old.File, l.File)
 	for _, w := range l.File.Warnings {
 		d.cfgLog.Warn(w.Error())
 	}

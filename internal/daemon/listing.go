@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 func secondsPtr(d time.Duration) *int64 {
@@ -38,7 +38,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
 			NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal, Children: []ChildSA{},
 		}
-		var fc *config.Connection
+		var fc *swanctl.Connection
 		if l != nil {
 			fc = l.File.Connection(sa.Name)
 		}

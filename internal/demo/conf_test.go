@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/dist"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 // TestSiteConfs: both gateways' configurations, derived from the shipped
@@ -23,13 +23,13 @@ func TestSiteConfs(t *testing.T) {
 	if diff := lineDiff(dist.SwanctlConf, a); len(diff) != 1 || !strings.Contains(diff[0], "0s"+secret) {
 		t.Errorf("A's configuration differs from the example in %q, want only the secret", diff)
 	}
-	load := func(name, conf string) *config.Connection {
+	load := func(name, conf string) *swanctl.Connection {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "swanctl.conf")
 		if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := config.Load(p)
+		c, err := swanctl.Load(p)
 		if err != nil {
 			t.Fatalf("site %s: %v\n%s", name, err, conf)
 		}

@@ -1,5 +1,5 @@
-// Package config loads xdpsec's IKE configuration, written in strongSwan's
-// swanctl.conf syntax, so that an existing strongSwan user's net-to-net
+// Package swanctl reads xdpsec's IKE configuration, written in strongSwan's
+// swanctl.conf file format, so that an existing strongSwan user's net-to-net
 // connections load as they are.
 //
 // The file syntax is the one of strongswan.conf(5): sections "name { ... }",
@@ -32,4 +32,4 @@
 // BPF, netlink, sockets or the IKE state machines: it parses and checks, and
 // the daemon decides what to do with the result (Diff tells it which
 // connections a reload touches).
-package config
+package swanctl
