@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
-func pfs(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519"} }
+func pfs(c *ike.Connection) {
+	c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519")
+}
 
 func TestChildRekey(t *testing.T) {
 	for _, side := range []string{"initiator", "responder"} {
@@ -272,8 +275,12 @@ func TestIKEHardLifetime(t *testing.T) {
 // requested group in a new exchange (RFC 7296 section 1.3).
 func TestChildInvalidKE(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519-ecp256"} },
-		connB: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-ecp256"} },
+		connA: func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ecp256")
+		},
+		connB: func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-ecp256")
+		},
 	})
 	tb.establish()
 	old := tb.children(tb.a)[0]

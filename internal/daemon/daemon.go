@@ -268,9 +268,9 @@ func (d *Daemon) openDataplane() error {
 		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
 		OffloadFor: func(sa *ike.SA) dataplane.Offload {
 			d.mu.Lock()
-			children := d.loaded.Children
+			conns := d.loaded.Connections
 			d.mu.Unlock()
-			return offloadFor(children)(sa)
+			return offloadFor(conns)(sa)
 		}})
 	return nil
 }
@@ -300,16 +300,16 @@ func (d *Daemon) startActions(only []string) {
 		}
 	}
 	done := map[string]bool{}
-	for _, m := range l.Children {
-		if m.StartAction&swanctl.ActionStart == 0 || done[m.Conn] || up[m.Conn] {
+	for _, c := range l.Connections {
+		if !slices.ContainsFunc(c.Children, func(ch *ike.ChildConfig) bool { return ch.StartAction&ike.ActionStart != 0 }) {
 			continue
 		}
-		if only != nil && !slices.Contains(only, m.Conn) {
+		if done[c.Name] || up[c.Name] || only != nil && !slices.Contains(only, c.Name) {
 			continue
 		}
-		done[m.Conn] = true
-		if _, err := d.engine.Initiate(m.Conn); err != nil {
-			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", m.Conn, err))
+		done[c.Name] = true
+		if _, err := d.engine.Initiate(c.Name); err != nil {
+			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", c.Name, err))
 		}
 	}
 }
