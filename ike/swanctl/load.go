@@ -277,8 +277,9 @@ func (c *Config) String() string {
 // Resolve finishes the engine's connections where the file alone does
 // not: it looks up the DNS names of local_addrs and remote_addrs (once,
 // with lookup), and refuses what swanctl.conf allows but the engine cannot
-// do yet: subnets and ranges as IKE addresses, raw public keys, %unique
-// interface IDs, marks and replay_window = 0. Errors name file, line and
+// do yet: subnets and ranges as IKE addresses, raw public keys, OPAQUE
+// ports, dynamic selectors with a protocol or port, %unique interface IDs,
+// marks and replay_window = 0. Errors name file, line and
 // key, every one found.
 func (c *Config) Resolve(lookup func(host string) (netip.Addr, error)) error {
 	errs := &errorList{}
@@ -306,6 +307,20 @@ func (c *Config) Resolve(lookup func(host string) (netip.Addr, error)) error {
 					key = "mark_out"
 				}
 				c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "marks are not supported yet")
+			}
+			for _, sel := range []struct {
+				key  string
+				list []ike.TSSpec
+			}{{"local_ts", ch.LocalTS}, {"remote_ts", ch.RemoteTS}} {
+				key := sel.key
+				for _, ts := range sel.list {
+					switch {
+					case ts.TS.Opaque():
+						c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "%v: OPAQUE ports are not supported yet", ts)
+					case ts.Dynamic && ts != ike.DynamicTS():
+						c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "%v: dynamic with a protocol or port is not supported yet", ts)
+					}
+				}
 			}
 			if ch.ReplayWindow == 0 {
 				// The engine takes 0 as its default of 32.

@@ -100,20 +100,13 @@ func keyErr(path string, format string, a ...any) error {
 // loadRound reads the certificates and CAs of an authentication round
 // and, for a local one, finds the private key of its certificate.
 func loadRound(a *swanctl.AuthRound, local bool, key string, keys []crypto.Signer) error {
-	a.Certs, a.CACerts, a.PrivateKey = nil, nil, nil
-	for _, p := range a.CertFiles {
-		cs, err := loadCerts(p)
-		if err != nil {
-			return keyErr(key+".certs", "%v", err)
-		}
-		a.Certs = append(a.Certs, cs...)
+	var err error
+	a.PrivateKey = nil
+	if a.Certs, err = loadCertFiles(a.CertFiles, key+".certs"); err != nil {
+		return err
 	}
-	for _, p := range a.CACertFiles {
-		cs, err := loadCerts(p)
-		if err != nil {
-			return keyErr(key+".cacerts", "%v", err)
-		}
-		a.CACerts = append(a.CACerts, cs...)
+	if a.CACerts, err = loadCertFiles(a.CACertFiles, key+".cacerts"); err != nil {
+		return err
 	}
 	if local && len(a.Certs) > 0 {
 		for _, k := range keys {
@@ -127,6 +120,19 @@ func loadRound(a *swanctl.AuthRound, local bool, key string, keys []crypto.Signe
 		}
 	}
 	return nil
+}
+
+// loadCertFiles reads the certificates of the files a key names.
+func loadCertFiles(paths []string, key string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		cs, err := loadCerts(p)
+		if err != nil {
+			return nil, keyErr(key, "%v", err)
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
 }
 
 func publicKeyEqual(a, b crypto.PublicKey) bool {

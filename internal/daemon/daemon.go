@@ -121,7 +121,7 @@ func (s *socketSender) Send(d ike.Datagram) error {
 // daemon is not in dry-run mode.
 var ErrNoESP = errors.New("the kernel cannot do ESP")
 
-// Check loads and maps a configuration and has a throwaway engine take
+// Check loads a configuration with its credentials and has a throwaway engine take
 // every connection, as `xdpsec daemon --check` does.
 func Check(path string, log *slog.Logger) (*Loaded, error) {
 	l, err := LoadConfig(path)
