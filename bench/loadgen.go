@@ -146,7 +146,7 @@ func genConnection(p Proposal, src netip.Addr) *ike.Connection {
 		Proposals: transform.MustParseProposals(transform.ProtoIKE, p.IKE),
 		Local:     []*ike.AuthConfig{{Auth: ike.AuthPSK}},
 		Remote:    []*ike.AuthConfig{{Auth: ike.AuthPSK}},
-		Children: []*ike.ChildConfig{{Name: "net", LocalTS: ike.MustParseTSSpecs(netip.AddrFrom4(b).String() + "/32"), RemoteTS: ike.MustParseTSSpecs(respLAN),
+		Children: []*ike.ChildConfig{{Name: "net", LocalTS: []ike.TSSpec{{TS: ike.HostTS(netip.AddrFrom4(b))}}, RemoteTS: ike.MustParseTSSpecs(respLAN),
 			ESPProposals: transform.MustParseProposals(transform.ProtoESP, p.ESP)}},
 	}
 }

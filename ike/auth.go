@@ -18,7 +18,7 @@ import (
 var errAuth = errors.New("authentication failed")
 
 // trustedCAs are the anchors a remote round's certificates must chain to.
-func (sa *ikeSA) trustedCAs(r authRound) []*x509.Certificate {
+func (sa *ikeSA) trustedCAs(r AuthConfig) []*x509.Certificate {
 	if len(r.CACerts) > 0 {
 		return r.CACerts
 	}
@@ -118,7 +118,7 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 
 // signatureScheme picks the scheme we sign with: the configured one, or
 // the key's default, with a hash the peer announced if it announced any.
-func (sa *ikeSA) signatureScheme(r authRound) (transform.SignatureScheme, error) {
+func (sa *ikeSA) signatureScheme(r AuthConfig) (transform.SignatureScheme, error) {
 	if r.Scheme != nil {
 		return *r.Scheme, nil
 	}
@@ -138,7 +138,7 @@ func (sa *ikeSA) signatureScheme(r authRound) (transform.SignatureScheme, error)
 }
 
 // verifyAuth checks the peer's AUTH payload against the remote round.
-func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *message.Authentication, certs []*message.Certificate) error {
+func (sa *ikeSA) verifyAuth(r AuthConfig, id Identity, idBytes []byte, auth *message.Authentication, certs []*message.Certificate) error {
 	octets, err := sa.signedOctets(!sa.initiator, idBytes)
 	if err != nil {
 		return err
@@ -178,7 +178,7 @@ func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *mess
 
 // verifyChain validates the peer's end entity certificate up to one of our
 // trust anchors and checks that it is issued to the identity the peer claims.
-func (sa *ikeSA) verifyChain(r authRound, id Identity, certs []*message.Certificate) (*x509.Certificate, error) {
+func (sa *ikeSA) verifyChain(r AuthConfig, id Identity, certs []*message.Certificate) (*x509.Certificate, error) {
 	var parsed []*x509.Certificate
 	for _, c := range certs {
 		if c.Encoding != message.CertX509Signature {

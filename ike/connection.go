@@ -218,18 +218,16 @@ type ChildConfig struct {
 // invariants checked, as the engine uses it.
 type connection struct {
 	Connection
-	local, remote authRound
+	// local and remote are the rounds with defaults applied: local.ID is
+	// ours as we send it (the certificate's subject when none was set).
+	local, remote AuthConfig
 	children      []*childConfig
 	fragmentation bool // announce and use IKE fragmentation
 	sendCertReq   bool
 }
 
-// authRound is an AuthConfig resolved: ID is ours as we send it (the
-// certificate's subject when none was configured).
-type authRound struct {
-	AuthConfig
-}
-
+// childConfig is a ChildConfig with its defaults applied, and the
+// connection it belongs to.
 type childConfig struct {
 	ChildConfig
 	conn           *connection
@@ -326,8 +324,8 @@ func checkProposals(list []transform.Proposal, proto transform.Protocol) error {
 	return nil
 }
 
-func resolveAuth(a *AuthConfig, local bool) (authRound, error) {
-	r := authRound{AuthConfig: *a}
+func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
+	r := *a
 	if r.Auth > AuthPSK {
 		return r, fmt.Errorf("auth: %v is not supported (psk or pubkey)", r.Auth)
 	}
