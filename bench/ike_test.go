@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -34,12 +35,12 @@ var (
 
 func ikeConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet string) *ike.Connection {
 	return &ike.Connection{
-		Name: "gw", LocalAddrs: []string{local.String()}, RemoteAddrs: []string{remote.String()},
-		Proposals: []string{"aes128gcm16-prfsha256-x25519"},
-		Local:     []ike.AuthConfig{{Auth: "psk", ID: localID}},
-		Remote:    []ike.AuthConfig{{Auth: "psk", ID: remoteID}},
-		Children: []ike.ChildConfig{{Name: "net", LocalTS: []string{localNet}, RemoteTS: []string{remoteNet},
-			ESPProposals: []string{"aes128gcm16"}}},
+		Name: "gw", LocalAddrs: []netip.Addr{local}, RemoteAddrs: []netip.Addr{remote},
+		Proposals: transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519"),
+		Local:     []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(localID)}},
+		Remote:    []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(remoteID)}},
+		Children: []*ike.ChildConfig{{Name: "net", LocalTS: ike.MustParseTSSpecs(localNet), RemoteTS: ike.MustParseTSSpecs(remoteNet),
+			ESPProposals: transform.MustParseProposals(transform.ProtoESP, "aes128gcm16")}},
 	}
 }
 

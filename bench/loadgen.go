@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -141,12 +142,12 @@ func genConnection(p Proposal, src netip.Addr) *ike.Connection {
 	b := src.As4()
 	b[1] = innerPrefix.Addr().As4()[1]
 	return &ike.Connection{
-		Name: genConn, LocalAddrs: []string{src.String()}, RemoteAddrs: []string{respAddr.String()},
-		Proposals: []string{p.IKE},
-		Local:     []ike.AuthConfig{{Auth: "psk"}},
-		Remote:    []ike.AuthConfig{{Auth: "psk"}},
-		Children: []ike.ChildConfig{{Name: "net", LocalTS: []string{netip.AddrFrom4(b).String() + "/32"}, RemoteTS: []string{respLAN},
-			ESPProposals: []string{p.ESP}}},
+		Name: genConn, LocalAddrs: []netip.Addr{src}, RemoteAddrs: []netip.Addr{respAddr},
+		Proposals: transform.MustParseProposals(transform.ProtoIKE, p.IKE),
+		Local:     []*ike.AuthConfig{{Auth: ike.AuthPSK}},
+		Remote:    []*ike.AuthConfig{{Auth: ike.AuthPSK}},
+		Children: []*ike.ChildConfig{{Name: "net", LocalTS: []ike.TSSpec{{TS: ike.HostTS(netip.AddrFrom4(b))}}, RemoteTS: ike.MustParseTSSpecs(respLAN),
+			ESPProposals: transform.MustParseProposals(transform.ProtoESP, p.ESP)}},
 	}
 }
 

@@ -18,9 +18,9 @@ import (
 var errAuth = errors.New("authentication failed")
 
 // trustedCAs are the anchors a remote round's certificates must chain to.
-func (sa *ikeSA) trustedCAs(r authRound) []*x509.Certificate {
-	if len(r.cfg.CACerts) > 0 {
-		return r.cfg.CACerts
+func (sa *ikeSA) trustedCAs(r AuthConfig) []*x509.Certificate {
+	if len(r.CACerts) > 0 {
+		return r.CACerts
 	}
 	return sa.e.cfg.Credentials.CAs
 }
@@ -82,8 +82,8 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 		return nil, nil, err
 	}
 	r := sa.conn.local
-	switch r.method {
-	case authPSK:
+	switch r.Auth {
+	case AuthPSK:
 		secret, ok := sa.sharedKey(id, sa.remoteID)
 		if !ok {
 			return nil, nil, fmt.Errorf("no shared key found for '%s' - '%s'", id, sa.remoteID)
@@ -94,19 +94,19 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 		}
 		sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with pre-shared key", id))
 		return &message.Authentication{Method: message.AuthSharedKeyMIC, Data: data}, nil, nil
-	case authPubkey:
+	case AuthPubkey:
 		scheme, err := sa.signatureScheme(r)
 		if err != nil {
 			return nil, nil, err
 		}
-		data, err := transform.SignAuth(sa.e.rand, r.cfg.PrivateKey, scheme, octets)
+		data, err := transform.SignAuth(sa.e.rand, r.PrivateKey, scheme, octets)
 		if err != nil {
 			return nil, nil, err
 		}
 		sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with %v successful", id, scheme))
 		var certs []message.Payload
-		if sa.conn.sendCert == "always" || (sa.conn.sendCert == "ifasked" && sa.peerCertReq) {
-			for _, c := range r.cfg.Certs {
+		if sa.conn.SendCert == SendCertAlways || (sa.conn.SendCert == SendCertIfAsked && sa.peerCertReq) {
+			for _, c := range r.Certs {
 				certs = append(certs, &message.Certificate{Encoding: message.CertX509Signature, Data: c.Raw})
 				sa.log.Info(fmt.Sprintf("sending end entity cert \"%s\"", formatDN(c.RawSubject)))
 			}
@@ -118,11 +118,11 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 
 // signatureScheme picks the scheme we sign with: the configured one, or
 // the key's default, with a hash the peer announced if it announced any.
-func (sa *ikeSA) signatureScheme(r authRound) (transform.SignatureScheme, error) {
-	if r.scheme != nil {
-		return *r.scheme, nil
+func (sa *ikeSA) signatureScheme(r AuthConfig) (transform.SignatureScheme, error) {
+	if r.Scheme != nil {
+		return *r.Scheme, nil
 	}
-	s, err := transform.DefaultSignatureScheme(r.cfg.PrivateKey.Public())
+	s, err := transform.DefaultSignatureScheme(r.PrivateKey.Public())
 	if err != nil {
 		return s, err
 	}
@@ -138,13 +138,13 @@ func (sa *ikeSA) signatureScheme(r authRound) (transform.SignatureScheme, error)
 }
 
 // verifyAuth checks the peer's AUTH payload against the remote round.
-func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *message.Authentication, certs []*message.Certificate) error {
+func (sa *ikeSA) verifyAuth(r AuthConfig, id Identity, idBytes []byte, auth *message.Authentication, certs []*message.Certificate) error {
 	octets, err := sa.signedOctets(!sa.initiator, idBytes)
 	if err != nil {
 		return err
 	}
-	switch r.method {
-	case authPSK:
+	switch r.Auth {
+	case AuthPSK:
 		if auth.Method != message.AuthSharedKeyMIC {
 			return fmt.Errorf("%w: peer used %v, pre-shared key expected", errAuth, auth.Method)
 		}
@@ -158,7 +158,7 @@ func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *mess
 		}
 		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", id))
 		return nil
-	case authPubkey:
+	case AuthPubkey:
 		if auth.Method != message.AuthDigitalSignature {
 			return fmt.Errorf("%w: peer used %v, only RFC 7427 signatures are supported", errAuth, auth.Method)
 		}
@@ -178,7 +178,7 @@ func (sa *ikeSA) verifyAuth(r authRound, id Identity, idBytes []byte, auth *mess
 
 // verifyChain validates the peer's end entity certificate up to one of our
 // trust anchors and checks that it is issued to the identity the peer claims.
-func (sa *ikeSA) verifyChain(r authRound, id Identity, certs []*message.Certificate) (*x509.Certificate, error) {
+func (sa *ikeSA) verifyChain(r AuthConfig, id Identity, certs []*message.Certificate) (*x509.Certificate, error) {
 	var parsed []*x509.Certificate
 	for _, c := range certs {
 		if c.Encoding != message.CertX509Signature {
@@ -195,7 +195,7 @@ func (sa *ikeSA) verifyChain(r authRound, id Identity, certs []*message.Certific
 	}
 	leaf := parsed[0]
 	sa.log.Info(fmt.Sprintf("received end entity cert \"%s\"", formatDN(leaf.RawSubject)))
-	if len(r.cfg.Certs) > 0 && !slices.ContainsFunc(r.cfg.Certs, leaf.Equal) {
+	if len(r.Certs) > 0 && !slices.ContainsFunc(r.Certs, leaf.Equal) {
 		return nil, fmt.Errorf("%w: certificate of '%s' is not the configured one", errAuth, id)
 	}
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()

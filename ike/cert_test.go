@@ -3,6 +3,7 @@ package ike_test
 import (
 	"crypto"
 	"crypto/x509"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"net"
 	"testing"
 
@@ -19,7 +20,7 @@ func newKey(t testing.TB, kind string) crypto.Signer { return iketest.NewKey(t, 
 
 // certBed sets both ends up for public key authentication with
 // certificates issued by ca (or, for b's view of a, trusting trustB).
-func certBed(t *testing.T, kind, authA, idA, idB string, ca *testCA, trustedByB *testCA, chain []*x509.Certificate, mod func(c *ike.Connection)) *testbed {
+func certBed(t *testing.T, kind string, schemeA *transform.SignatureScheme, idA, idB string, ca *testCA, trustedByB *testCA, chain []*x509.Certificate, mod func(c *ike.Connection)) *testbed {
 	keyA, keyB := newKey(t, kind), newKey(t, kind)
 	certA := ca.Issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, []string{"moon@example.org"}, []net.IP{addrA.AsSlice()})
 	certB := ca.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, []net.IP{addrB.AsSlice()})
@@ -34,15 +35,15 @@ func certBed(t *testing.T, kind, authA, idA, idB string, ca *testCA, trustedByB 
 			if chain != nil {
 				certs, k = chain, chainKey
 			}
-			c.Local = []ike.AuthConfig{{Auth: authA, ID: idA, Certs: certs, PrivateKey: k}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: idB}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, Scheme: schemeA, ID: ike.MustParseIdentity(idA), Certs: certs, PrivateKey: k}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity(idB)}}
 			if mod != nil {
 				mod(c)
 			}
 		},
 		connB: func(c *ike.Connection) {
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: idB, Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: idA}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity(idB), Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity(idA)}}
 			if mod != nil {
 				mod(c)
 			}
@@ -57,15 +58,17 @@ var chainKey crypto.Signer
 func TestCertificates(t *testing.T) {
 	ca := newCA(t, "xdpsec Root CA", nil)
 	for _, tc := range []struct {
-		name, kind, auth, scheme string
+		name, kind string
+		forced     *transform.SignatureScheme // auth = rsa, rsa/pss
+		scheme     string
 	}{
-		{"RSA PKCS#1", "rsa", "rsa", "RSA_EMSA_PKCS1_SHA2_256"},
-		{"RSA-PSS", "rsa", "rsa/pss", "RSA_EMSA_PSS_SHA2_256"},
-		{"ECDSA P-256", "ecdsa", "pubkey", "ECDSA_WITH_SHA256_DER"},
-		{"Ed25519", "ed25519", "pubkey", "ED25519"},
+		{"RSA PKCS#1", "rsa", &transform.SignatureScheme{Algorithm: transform.SigRSAPKCS1, Hash: transform.HashSHA2_256}, "RSA_EMSA_PKCS1_SHA2_256"},
+		{"RSA-PSS", "rsa", &transform.SignatureScheme{Algorithm: transform.SigRSAPSS, Hash: transform.HashSHA2_256}, "RSA_EMSA_PSS_SHA2_256"},
+		{"ECDSA P-256", "ecdsa", nil, "ECDSA_WITH_SHA256_DER"},
+		{"Ed25519", "ed25519", nil, "ED25519"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := certBed(t, tc.kind, tc.auth, "", "sun.example.org", ca, ca, nil, nil)
+			tb := certBed(t, tc.kind, tc.forced, "", "sun.example.org", ca, ca, nil, nil)
 			// IKE_SA_INIT response carries CERTREQ; IKE_AUTH:
 			// HDR, SK {IDi, CERT, CERTREQ, IDr, AUTH, SAi2, TSi, TSr} -->
 			// <-- HDR, SK {IDr, CERT, AUTH, SAr2, TSi, TSr}
@@ -86,7 +89,7 @@ func TestCertificates(t *testing.T) {
 
 func TestCertificateUnknownCA(t *testing.T) {
 	ca, other := newCA(t, "xdpsec Root CA", nil), newCA(t, "Other CA", nil)
-	tb := certBed(t, "ecdsa", "pubkey", "", "sun.example.org", ca, other, nil, nil)
+	tb := certBed(t, "ecdsa", nil, "", "sun.example.org", ca, other, nil, nil)
 	tb.establish()
 	// <-- HDR, SK {N(AUTHENTICATION_FAILED)}
 	if !tb.b.log.contains("no trusted ECDSA public key found for 'C=CH, O=xdpsec, CN=moon.example.org'") {
@@ -108,7 +111,7 @@ func TestIdentityTypes(t *testing.T) {
 		{"IPv4", "192.0.2.1", "192.0.2.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := certBed(t, "ed25519", "pubkey", tc.idA, "sun.example.org", ca, ca, nil, nil)
+			tb := certBed(t, "ed25519", nil, tc.idA, "sun.example.org", ca, ca, nil, nil)
 			tb.establish()
 			b := tb.established(tb.b)
 			if b.RemoteID.String() != tc.want {
@@ -120,11 +123,11 @@ func TestIdentityTypes(t *testing.T) {
 		})
 	}
 	t.Run("wrong identity", func(t *testing.T) {
-		tb := certBed(t, "ed25519", "pubkey", "", "sun.example.org", ca, ca, nil, func(c *ike.Connection) {
-			if c.Local[0].ID == "" {
-				c.Local[0].ID = "moon.example.org"
+		tb := certBed(t, "ed25519", nil, "", "sun.example.org", ca, ca, nil, func(c *ike.Connection) {
+			if c.Local[0].ID.IsAny() {
+				c.Local[0].ID = ike.MustParseIdentity("moon.example.org")
 			} else {
-				c.Remote[0].ID = "other.example.org"
+				c.Remote[0].ID = ike.MustParseIdentity("other.example.org")
 			}
 		})
 		tb.establish()
@@ -146,8 +149,8 @@ func TestPSKIdentityTypes(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			tb := newTestbed(t, bedOptions{
-				connA: func(c *ike.Connection) { c.Local[0].ID = tc.idA },
-				connB: func(c *ike.Connection) { c.Remote[0].ID = tc.want },
+				connA: func(c *ike.Connection) { c.Local[0].ID = ike.MustParseIdentity(tc.idA) },
+				connB: func(c *ike.Connection) { c.Remote[0].ID = ike.MustParseIdentity(tc.want) },
 			})
 			tb.establish()
 			if got := tb.established(tb.b).RemoteID.String(); got != tc.want {

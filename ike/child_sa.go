@@ -48,10 +48,10 @@ type childSA struct {
 
 func (sa *ikeSA) newChild(cfg *childConfig) *childSA {
 	sa.e.nextChildID++
-	return &childSA{ike: sa, cfg: cfg, id: sa.e.nextChildID, mode: cfg.mode}
+	return &childSA{ike: sa, cfg: cfg, id: sa.e.nextChildID, mode: cfg.Mode}
 }
 
-func (c *childSA) name() string { return fmt.Sprintf("%s{%d}", c.cfg.cfg.Name, c.id) }
+func (c *childSA) name() string { return fmt.Sprintf("%s{%d}", c.cfg.Name, c.id) }
 
 func (c *childSA) setState(s ChildSAState) {
 	if s == ChildSARekeyed {
@@ -93,7 +93,7 @@ func (c *childSA) esp(inbound bool, keys transform.SAKeys) *SA {
 		Lifetime: c.lifetime,
 		ReqID:    c.reqid.reqid,
 	}
-	if !inbound && c.cfg.randTime == 0 {
+	if !inbound && c.cfg.RandTime == 0 {
 		// Without jitter both directions would expire at once: the
 		// inbound SA's soft expiry alone triggers the rekey (as charon).
 		s.Lifetime.SoftTime = 0
@@ -101,12 +101,12 @@ func (c *childSA) esp(inbound bool, keys transform.SAKeys) *SA {
 	if inbound {
 		s.SAID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}
 		s.Src = sa.remote.Addr()
-		s.Replay = c.cfg.replayWindow
-		s.IfID = c.cfg.cfg.IfIDIn
+		s.Replay = c.cfg.ReplayWindow
+		s.IfID = c.cfg.IfIDIn
 	} else {
 		s.SAID = SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}
 		s.Src = sa.local.Addr()
-		s.IfID = c.cfg.cfg.IfIDOut
+		s.IfID = c.cfg.IfIDOut
 	}
 	if c.mode == ModeTransport {
 		s.Selectors = append(append([]TrafficSelector(nil), c.localTS...), c.remoteTS...)
@@ -180,10 +180,10 @@ func (c *childSA) logEstablished() {
 // as charon's child_cfg get_lifetime() does, so that both ends do not
 // rekey at once. Times are drawn in whole seconds.
 func (cc *childConfig) lifetimeWithJitter(e *Engine) Lifetime {
-	secs := jitter(e, uint64(cc.rekeyTime/time.Second), uint64(min(cc.randTime, cc.rekeyTime)/time.Second))
+	secs := jitter(e, uint64(cc.RekeyTime/time.Second), uint64(min(cc.RandTime, cc.RekeyTime)/time.Second))
 	return Lifetime{
-		SoftTime:  cc.rekeyTime - time.Duration(uint64(cc.rekeyTime/time.Second)-secs)*time.Second,
-		HardTime:  cc.lifeTime,
+		SoftTime:  cc.RekeyTime - time.Duration(uint64(cc.RekeyTime/time.Second)-secs)*time.Second,
+		HardTime:  cc.LifeTime,
 		SoftBytes: jitter(e, cc.bytes.rekey, cc.bytes.jitter), HardBytes: cc.bytes.life,
 		SoftPackets: jitter(e, cc.packets.rekey, cc.packets.jitter), HardPackets: cc.packets.life,
 	}
@@ -209,7 +209,7 @@ func (c *childSA) scheduleRekey() {
 			c.ike.tm.initiate()
 		}
 	})
-	c.expireTimer = c.ike.e.afterFunc(c.cfg.lifeTime, func() {
+	c.expireTimer = c.ike.e.afterFunc(c.cfg.LifeTime, func() {
 		if c.state != ChildSADestroying && c.ike.state != IKESADestroying {
 			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
 			c.expire()

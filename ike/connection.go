@@ -1,134 +1,298 @@
 package ike
 
 import (
+	"crypto"
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
-// connection is a Connection checked and parsed, as the engine uses it.
-type connection struct {
-	cfg                     *Connection
-	localAddrs, remoteAddrs []netip.Addr // empty: any
-	localPort, remotePort   uint16
-	proposals               []transform.Proposal
-	local, remote           authRound
-	children                []*childConfig
-	fragmentation           bool
-	sendCertReq             bool
-	sendCert                string
-	rekeyTime, overTime     time.Duration
-	randTime                time.Duration
+// Connection is one IKE connection, a swanctl.conf "connections.<name>"
+// section, in typed values: ike/swanctl reads the file into it, tests and
+// tools write it directly. Zero values stand for swanctl.conf's defaults,
+// which AddConnection applies; field comments name the swanctl keys.
+type Connection struct {
+	Name string // the section name
+
+	// Version (version): 0 or 2 for IKEv2, 1 for IKEv1 (Main Mode, or
+	// Aggressive Mode with Aggressive; see v1_*.go).
+	Version int
+	// Aggressive (aggressive) initiates IKEv1 in Aggressive Mode, and lets
+	// a responder accept Aggressive Mode with pre-shared keys, which
+	// charon refuses unless told it does not care about security.
+	Aggressive bool
+
+	LocalAddrs  []netip.Addr // local_addrs; empty for any
+	RemoteAddrs []netip.Addr // remote_addrs; empty for any
+	LocalPort   uint16       // local_port, default the engine's Config.Port (500)
+	RemotePort  uint16       // remote_port, default 500
+	// Proposals (proposals): IKE proposals in order of preference, empty
+	// for transform.DefaultProposals.
+	Proposals []transform.Proposal
+	// Encap forces UDP encapsulation (encap): port 4500 even without NAT.
+	Encap         bool
+	Fragmentation Fragmentation // fragmentation
+	DPDDelay      time.Duration // dpd_delay: 0 disables liveness checks
+	DPDTimeout    time.Duration // dpd_timeout: 0 relies on retransmission
+	RekeyTime     time.Duration // rekey_time of the IKE SA, default ReauthTime or else 4h
+	// ReauthTime (reauth_time): reauthentication is a fresh IKE SA; the
+	// engine renews the keys as often by rekeying at that interval when
+	// RekeyTime is 0.
+	ReauthTime time.Duration
+	OverTime   time.Duration // over_time: hard IKE SA lifetime beyond rekey_time, default rekey_time/10
+	RandTime   time.Duration // rand_time: jitter subtracted from rekey_time, default over_time
+	// RandExact takes rand_time here and rand_* in the children as given:
+	// zero means no jitter instead of the default (for a caller that
+	// resolved swanctl.conf's defaults itself, such as ike/swanctl).
+	RandExact   bool
+	SendCertReq *bool        // send_certreq, default yes
+	SendCert    SendCert     // send_cert
+	Unique      UniquePolicy // unique
+	KeyingTries int          // keyingtries, default 1
+
+	Local    []*AuthConfig  // local<suffix> rounds; one is supported
+	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
+	Children []*ChildConfig // children.<name>, in file order
 }
 
-type authMethod uint8
+// Fragmentation is the IKE fragmentation policy (fragmentation).
+type Fragmentation uint8
 
 const (
-	authPSK authMethod = iota + 1
-	authPubkey
+	FragmentationYes    Fragmentation = iota // announce support, fragment if the peer supports it
+	FragmentationAccept                      // announce support, never fragment our messages
+	FragmentationForce                       // IKEv1: fragment the first message already
+	FragmentationNo                          // neither announce nor fragment
 )
 
-type authRound struct {
-	cfg    *AuthConfig
-	method authMethod
-	id     Identity
-	scheme *transform.SignatureScheme // local: forced scheme, nil for the default
+func (f Fragmentation) String() string {
+	return enumName(f, "yes", "accept", "force", "no")
 }
 
+// SendCert says when to send certificate payloads (send_cert).
+type SendCert uint8
+
+const (
+	SendCertIfAsked SendCert = iota
+	SendCertAlways
+	SendCertNever
+)
+
+func (s SendCert) String() string { return enumName(s, "ifasked", "always", "never") }
+
+// UniquePolicy is the connection uniqueness policy (unique).
+type UniquePolicy uint8
+
+const (
+	UniqueNo      UniquePolicy = iota // replace on INITIAL_CONTACT
+	UniqueNever                       // never enforce
+	UniqueKeep                        // reject new duplicates
+	UniqueReplace                     // delete old duplicates
+)
+
+func (u UniquePolicy) String() string { return enumName(u, "no", "never", "keep", "replace") }
+
+// AuthMethod is how a peer authenticates in one round (auth).
+type AuthMethod uint8
+
+const (
+	AuthPubkey AuthMethod = iota // signatures with a certificate
+	AuthPSK                      // pre-shared key
+)
+
+func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk") }
+
+// Action is what to do at load time (start_action), when the peer
+// closes (close_action) or is found dead (dpd_action): nothing (clear),
+// install a trap policy, (re)start the CHILD_SA, or both of the latter.
+type Action uint8
+
+const (
+	ActionNone  Action = 0
+	ActionTrap  Action = 1 << 0
+	ActionStart Action = 1 << 1
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionTrap:
+		return "trap"
+	case ActionStart:
+		return "start"
+	}
+	return "trap|start"
+}
+
+// HWOffload is the hardware offload asked for a CHILD_SA's SAs
+// (hw_offload); the daemon's dataplane acts on it.
+type HWOffload uint8
+
+const (
+	HWOffloadNo     HWOffload = iota
+	HWOffloadYes              // crypto offload, fail if unavailable
+	HWOffloadAuto             // crypto offload if available
+	HWOffloadPacket           // packet offload, fail if unavailable
+)
+
+func (h HWOffload) String() string { return enumName(h, "no", "yes", "auto", "packet") }
+
+// enumName names v by its position in names, by its number beyond them.
+func enumName[E ~uint8](v E, names ...string) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%d", uint8(v))
+}
+
+// AuthConfig is a local or remote authentication round
+// (connections.<name>.local / .remote).
+type AuthConfig struct {
+	Auth AuthMethod // auth
+	// Scheme forces the signature scheme of a local pubkey round ("rsa",
+	// "rsa/pss" in auth); nil chooses one from the key and the peer.
+	Scheme *transform.SignatureScheme
+	// ID (id): the identity. The zero Identity is %any: on the remote side
+	// any identity, on the local side our certificate's subject (or the
+	// address with PSK).
+	ID Identity
+	// Certs (certs): our certificate then intermediates (local), or
+	// certificates the peer must use (remote, optional).
+	Certs []*x509.Certificate
+	// PrivateKey is the key of Certs[0]; swanctl finds it in its
+	// private/ directory by matching public key.
+	PrivateKey crypto.Signer
+	// CACerts (cacerts): for remote rounds, the trust anchors the peer's
+	// certificate must chain to; empty means the engine's Credentials.CAs.
+	CACerts []*x509.Certificate
+}
+
+// ChildConfig is a CHILD_SA, a "connections.<name>.children.<child>" section.
+type ChildConfig struct {
+	Name string
+
+	LocalTS  []TSSpec // local_ts, default dynamic
+	RemoteTS []TSSpec // remote_ts, default dynamic
+	// ESPProposals (esp_proposals), empty for transform.DefaultProposals;
+	// a key exchange in them means PFS on rekeying (and on
+	// CREATE_CHILD_SA).
+	ESPProposals []transform.Proposal
+	Mode         Mode          // mode
+	RekeyTime    time.Duration // rekey_time, default 1h
+	LifeTime     time.Duration // life_time, default rekey_time * 1.1
+	RandTime     time.Duration // rand_time, default life_time - rekey_time
+	// Volume limits, 0 for none. The soft (rekey_*) limits minus a random
+	// part of rand_* are the SAs' soft limits in the dataplane, the life_*
+	// limits their hard ones; as with the times, life_* defaults to
+	// rekey_* * 1.1 and rand_* to life_* - rekey_* (swanctl.conf's
+	// defaults). A zero rand_* means that default, as for rand_time,
+	// unless RandExact is set.
+	RekeyBytes   uint64 // rekey_bytes
+	LifeBytes    uint64 // life_bytes
+	RandBytes    uint64 // rand_bytes
+	RekeyPackets uint64 // rekey_packets
+	LifePackets  uint64 // life_packets
+	RandPackets  uint64 // rand_packets
+	// RandExact: zero rand_* values mean no jitter (see Connection).
+	RandExact bool
+	// DPDAction (dpd_action): ActionNone (clear), ActionTrap (taken as
+	// clear) or ActionStart (restart), what to do when the peer is found
+	// dead.
+	DPDAction    Action
+	StartAction  Action    // start_action; the daemon acts on it
+	CloseAction  Action    // close_action
+	HWOffload    HWOffload // hw_offload; the daemon acts on it
+	IfIDIn       uint32    // if_id_in
+	IfIDOut      uint32    // if_id_out
+	ReplayWindow uint32    // replay_window, default 32
+	// Reqid (reqid): fixed reqid, 0 to allocate one.
+	Reqid uint32
+}
+
+// connection is a Connection with its defaults applied and its
+// invariants checked, as the engine uses it.
+type connection struct {
+	Connection
+	// local and remote are the rounds with defaults applied: local.ID is
+	// ours as we send it (the certificate's subject when none was set).
+	local, remote AuthConfig
+	children      []*childConfig
+	fragmentation bool // announce and use IKE fragmentation
+	sendCertReq   bool
+}
+
+// childConfig is a ChildConfig with its defaults applied, and the
+// connection it belongs to.
 type childConfig struct {
-	cfg               *ChildConfig
-	conn              *connection
-	localTS, remoteTS []tsSpec
-	proposals         []transform.Proposal
-	mode              Mode
-	rekeyTime         time.Duration
-	lifeTime          time.Duration
-	randTime          time.Duration
-	bytes, packets    volumeLimit
-	restart           bool // dpd_action = restart
-	replayWindow      uint32
+	ChildConfig
+	conn           *connection
+	bytes, packets volumeLimit
 }
 
-// tsSpec is a configured selector; dynamic stands for the IKE address.
-type tsSpec struct {
-	dynamic bool
-	ts      TrafficSelector
-}
-
-// resolveConnection checks and parses a connection; port is the engine's
-// IKE port, the default local_port.
+// resolveConnection applies the defaults and checks a connection; port is
+// the engine's IKE port, the default local_port.
 func resolveConnection(c *Connection, port uint16) (*connection, error) {
-	rc := &connection{cfg: c, localPort: c.LocalPort, remotePort: c.RemotePort, sendCert: c.SendCert, sendCertReq: true}
+	rc := &connection{Connection: *c, sendCertReq: c.SendCertReq == nil || *c.SendCertReq}
 	errf := func(key, format string, a ...any) error {
 		return fmt.Errorf("connection %q: %s: %s", c.Name, key, fmt.Sprintf(format, a...))
 	}
 	if c.Name == "" {
 		return nil, fmt.Errorf("connection without name")
 	}
-	if rc.localPort == 0 {
-		rc.localPort = port
+	if rc.LocalPort == 0 {
+		rc.LocalPort = port
 	}
-	if rc.remotePort == 0 {
-		rc.remotePort = PortIKE
+	if rc.RemotePort == 0 {
+		rc.RemotePort = PortIKE
 	}
 	var err error
-	if rc.localAddrs, err = parseAddrs(c.LocalAddrs); err != nil {
+	if rc.LocalAddrs, err = validAddrs(c.LocalAddrs); err != nil {
 		return nil, errf("local_addrs", "%v", err)
 	}
-	if rc.remoteAddrs, err = parseAddrs(c.RemoteAddrs); err != nil {
+	if rc.RemoteAddrs, err = validAddrs(c.RemoteAddrs); err != nil {
 		return nil, errf("remote_addrs", "%v", err)
 	}
-	props := strings.Join(c.Proposals, ",")
-	if props == "" {
-		props = "default"
+	if len(rc.Proposals) == 0 {
+		rc.Proposals = transform.DefaultProposals(transform.ProtoIKE)
 	}
-	if rc.proposals, err = transform.ParseProposals(transform.ProtoIKE, props); err != nil {
+	if err := checkProposals(rc.Proposals, transform.ProtoIKE); err != nil {
 		return nil, errf("proposals", "%v", err)
 	}
-	switch c.Fragmentation {
-	case "", "yes", "accept", "force":
-		rc.fragmentation = true
-	case "no":
-	default:
-		return nil, errf("fragmentation", "%q is not yes, accept, force or no", c.Fragmentation)
+	if rc.Fragmentation > FragmentationNo {
+		return nil, errf("fragmentation", "%v is not yes, accept, force or no", rc.Fragmentation)
 	}
-	if c.SendCertReq != nil {
-		rc.sendCertReq = *c.SendCertReq
+	rc.fragmentation = rc.Fragmentation != FragmentationNo
+	if rc.SendCert > SendCertNever {
+		return nil, errf("send_cert", "%v is not ifasked, always or never", rc.SendCert)
 	}
-	switch c.SendCert {
-	case "":
-		rc.sendCert = "ifasked"
-	case "ifasked", "always", "never":
-	default:
-		return nil, errf("send_cert", "%q is not ifasked, always or never", c.SendCert)
+	if rc.RekeyTime == 0 {
+		rc.RekeyTime = rc.ReauthTime
 	}
-	rc.rekeyTime = c.RekeyTime
-	if rc.rekeyTime == 0 {
-		rc.rekeyTime = 4 * time.Hour
+	if rc.RekeyTime == 0 {
+		rc.RekeyTime = 4 * time.Hour
 	}
-	rc.overTime = c.OverTime
-	if rc.overTime == 0 {
-		rc.overTime = rc.rekeyTime / 10
+	if rc.OverTime == 0 {
+		rc.OverTime = rc.RekeyTime / 10
 	}
-	rc.randTime = c.RandTime
-	if rc.randTime == 0 && !c.RandExact {
-		rc.randTime = rc.overTime
+	if rc.RandTime == 0 && !c.RandExact {
+		rc.RandTime = rc.OverTime
 	}
 	if len(c.Local) != 1 || len(c.Remote) != 1 {
 		return nil, errf("local/remote", "exactly one local and one remote authentication round are supported")
 	}
-	if rc.local, err = resolveAuth(&c.Local[0], true); err != nil {
+	if rc.local, err = resolveAuth(c.Local[0], true); err != nil {
 		return nil, errf("local", "%v", err)
 	}
-	if rc.remote, err = resolveAuth(&c.Remote[0], false); err != nil {
+	if rc.remote, err = resolveAuth(c.Remote[0], false); err != nil {
 		return nil, errf("remote", "%v", err)
 	}
-	for i := range c.Children {
-		cc, err := resolveChild(&c.Children[i])
+	for _, ch := range c.Children {
+		cc, err := resolveChild(ch)
 		if err != nil {
 			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
 		}
@@ -138,114 +302,95 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	return rc, nil
 }
 
-func parseAddrs(list []string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	for _, s := range list {
-		for f := range strings.SplitSeq(s, ",") {
-			f = strings.TrimSpace(f)
-			if f == "" || f == "%any" || f == "%any4" || f == "%any6" {
-				continue
-			}
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, a.Unmap())
+// validAddrs refuses the zero Addr and unmaps IPv4-mapped addresses.
+func validAddrs(list []netip.Addr) ([]netip.Addr, error) {
+	out := make([]netip.Addr, 0, len(list))
+	for _, a := range list {
+		if !a.IsValid() {
+			return nil, fmt.Errorf("invalid address")
 		}
+		out = append(out, a.Unmap())
 	}
 	return out, nil
 }
 
-func resolveAuth(a *AuthConfig, local bool) (authRound, error) {
-	r := authRound{cfg: a}
-	var err error
-	if r.id, err = ParseIdentity(a.ID); err != nil {
-		return r, fmt.Errorf("id: %w", err)
-	}
-	switch a.Auth {
-	case "psk":
-		r.method = authPSK
-	case "pubkey", "":
-		r.method = authPubkey
-	case "rsa", "rsa/pss", "ecdsa", "ed25519":
-		r.method = authPubkey
-		s := map[string]transform.SignatureScheme{
-			"rsa":     {Algorithm: transform.SigRSAPKCS1, Hash: transform.HashSHA2_256},
-			"rsa/pss": {Algorithm: transform.SigRSAPSS, Hash: transform.HashSHA2_256},
-		}[a.Auth]
-		if s.Algorithm != 0 {
-			r.scheme = &s
+// checkProposals refuses proposals made for another protocol.
+func checkProposals(list []transform.Proposal, proto transform.Protocol) error {
+	for _, p := range list {
+		if p.Protocol != proto {
+			return fmt.Errorf("%s is not a proposal for %v", p.Keywords(), proto)
 		}
-	default:
-		return r, fmt.Errorf("auth: %q is not supported (psk, pubkey, rsa, rsa/pss, ecdsa, ed25519)", a.Auth)
 	}
-	if local && r.method == authPubkey {
+	return nil
+}
+
+func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
+	r := *a
+	if r.Auth > AuthPSK {
+		return r, fmt.Errorf("auth: %v is not supported (psk or pubkey)", r.Auth)
+	}
+	if r.Scheme != nil && (!local || r.Auth != AuthPubkey) {
+		return r, fmt.Errorf("auth: a signature scheme applies to local pubkey rounds only")
+	}
+	if local && r.Auth == AuthPubkey {
 		if len(a.Certs) == 0 || a.PrivateKey == nil {
 			return r, fmt.Errorf("certs: public key authentication needs a certificate and its private key")
 		}
-		if r.id.IsAny() {
-			r.id = Identity{Type: 9, Data: a.Certs[0].RawSubject}
-		} else if !certHasIdentity(a.Certs[0], r.id) {
-			return r, fmt.Errorf("id: certificate is not issued to %s", r.id)
+		if r.ID.IsAny() {
+			r.ID = Identity{Type: 9, Data: a.Certs[0].RawSubject}
+		} else if !certHasIdentity(a.Certs[0], r.ID) {
+			return r, fmt.Errorf("id: certificate is not issued to %s", r.ID)
 		}
 	}
 	return r, nil
 }
 
 func resolveChild(c *ChildConfig) (*childConfig, error) {
-	cc := &childConfig{cfg: c, replayWindow: c.ReplayWindow}
+	cc := &childConfig{ChildConfig: *c}
 	errf := func(key, format string, a ...any) error {
 		return fmt.Errorf("child %q: %s: %s", c.Name, key, fmt.Sprintf(format, a...))
 	}
-	var err error
-	if cc.localTS, err = parseTSSpecs(c.LocalTS); err != nil {
-		return nil, errf("local_ts", "%v", err)
+	if len(cc.LocalTS) == 0 {
+		cc.LocalTS = []TSSpec{DynamicTS()}
 	}
-	if cc.remoteTS, err = parseTSSpecs(c.RemoteTS); err != nil {
-		return nil, errf("remote_ts", "%v", err)
+	if len(cc.RemoteTS) == 0 {
+		cc.RemoteTS = []TSSpec{DynamicTS()}
 	}
-	props := strings.Join(c.ESPProposals, ",")
-	if props == "" {
-		props = "default"
+	for _, ts := range append(append([]TSSpec(nil), cc.LocalTS...), cc.RemoteTS...) {
+		if ts.TS.Opaque() {
+			return nil, errf("local_ts/remote_ts", "%v: OPAQUE ports are not supported", ts)
+		}
 	}
-	if cc.proposals, err = transform.ParseProposals(transform.ProtoESP, props); err != nil {
+	if len(cc.ESPProposals) == 0 {
+		cc.ESPProposals = transform.DefaultProposals(transform.ProtoESP)
+	}
+	if err := checkProposals(cc.ESPProposals, transform.ProtoESP); err != nil {
 		return nil, errf("esp_proposals", "%v", err)
 	}
-	switch c.Mode {
-	case "", "tunnel":
-	case "transport":
-		cc.mode = ModeTransport
-	default:
-		return nil, errf("mode", "%q is not tunnel or transport", c.Mode)
+	if cc.Mode > ModeTransport {
+		return nil, errf("mode", "%v is not tunnel or transport", cc.Mode)
 	}
-	switch c.DPDAction {
-	case "", "clear", "trap", "none":
-	case "restart":
-		cc.restart = true
-	default:
-		return nil, errf("dpd_action", "%q is not clear, trap or restart", c.DPDAction)
+	if cc.RekeyTime == 0 {
+		cc.RekeyTime = time.Hour
 	}
-	cc.rekeyTime = c.RekeyTime
-	if cc.rekeyTime == 0 {
-		cc.rekeyTime = time.Hour
+	if cc.LifeTime == 0 {
+		cc.LifeTime = cc.RekeyTime * 11 / 10
 	}
-	cc.lifeTime = c.LifeTime
-	if cc.lifeTime == 0 {
-		cc.lifeTime = cc.rekeyTime * 11 / 10
-	}
-	cc.randTime = c.RandTime
-	if cc.randTime == 0 && cc.lifeTime > cc.rekeyTime && !c.RandExact {
+	if cc.RandTime == 0 && cc.LifeTime > cc.RekeyTime && !c.RandExact {
 		// charon's default: rand_time = life_time - rekey_time, so both
 		// ends do not rekey at the same moment.
-		cc.randTime = cc.lifeTime - cc.rekeyTime
+		cc.RandTime = cc.LifeTime - cc.RekeyTime
 	}
 	cc.bytes = newVolumeLimit(c.RekeyBytes, c.LifeBytes, c.RandBytes, c.RandExact)
 	cc.packets = newVolumeLimit(c.RekeyPackets, c.LifePackets, c.RandPackets, c.RandExact)
-	if cc.replayWindow == 0 {
-		cc.replayWindow = 32
+	if cc.ReplayWindow == 0 {
+		cc.ReplayWindow = 32
 	}
 	return cc, nil
 }
+
+// restart reports dpd_action = restart.
+func (c *childConfig) restart() bool { return c.DPDAction&ActionStart != 0 }
 
 // volumeLimit is a byte or packet lifetime of a CHILD_SA's SAs: rekey
 // (soft), life (hard) and the jitter taken off the soft one.
@@ -257,7 +402,7 @@ type volumeLimit struct {
 // above the soft one, the jitter their difference.
 func newVolumeLimit(rekey, life, jitter uint64, exact bool) volumeLimit {
 	if life == 0 {
-		life = percentMore(rekey)
+		life = PercentMore(rekey)
 	}
 	if jitter == 0 && life > rekey && !exact {
 		jitter = life - rekey
@@ -265,48 +410,25 @@ func newVolumeLimit(rekey, life, jitter uint64, exact bool) volumeLimit {
 	return volumeLimit{rekey: rekey, life: life, jitter: min(jitter, rekey)}
 }
 
-func percentMore(v uint64) uint64 {
+// PercentMore returns v plus 10%, as strongSwan computes default hard
+// lifetimes (v * 110 / 100, without overflowing).
+func PercentMore(v uint64) uint64 {
 	if v > math.MaxUint64/110 {
 		return v/100*110 + v%100*110/100
 	}
 	return v * 110 / 100
 }
 
-func parseTSSpecs(list []string) ([]tsSpec, error) {
-	var out []tsSpec
-	for _, s := range list {
-		for f := range strings.SplitSeq(s, ",") {
-			f = strings.TrimSpace(f)
-			if f == "" {
-				continue
-			}
-			if f == "dynamic" {
-				out = append(out, tsSpec{dynamic: true})
-				continue
-			}
-			ts, err := ParseTS(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, tsSpec{ts: ts})
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, tsSpec{dynamic: true})
-	}
-	return out, nil
-}
-
 // resolveTS turns configured selectors into concrete ones, dynamic
-// becoming the given IKE address.
-func resolveTS(specs []tsSpec, addr netip.Addr) []TrafficSelector {
+// becoming the given IKE address with the spec's protocol and ports.
+func resolveTS(specs []TSSpec, addr netip.Addr) []TrafficSelector {
 	var out []TrafficSelector
 	for _, s := range specs {
-		if s.dynamic {
-			out = append(out, HostTS(addr))
-		} else {
-			out = append(out, s.ts)
+		ts := s.TS
+		if s.Dynamic {
+			ts.Start, ts.End = addr.Unmap(), addr.Unmap()
 		}
+		out = append(out, ts)
 	}
 	return out
 }

@@ -40,13 +40,13 @@ func (e *Engine) IKESAs() []IKESAInfo {
 	var out []IKESAInfo
 	for _, sa := range e.allSAs() {
 		i := IKESAInfo{
-			ID: sa.id, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
+			ID: sa.id, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
 			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			Proposal: sa.proposal.String(), Version: 2,
 		}
 		for _, c := range sa.children {
-			ci := ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
+			ci := ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
 				Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS}
 			if c.reqid != nil {
 				ci.ReqID = c.reqid.reqid
@@ -133,7 +133,7 @@ func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 		return err
 	}
 	for _, cc := range sa.conn.children {
-		if cc.cfg.Name == child {
+		if cc.Name == child {
 			sa.tm.queue(newChildCreate(sa, true, cc, nil))
 			sa.tm.initiate()
 			return nil
@@ -150,7 +150,7 @@ func (sa *v1SA) createChild(child string) error {
 		return fmt.Errorf("%w: IKE_SA %s is %v", ErrUnknownSA, sa.name(), sa.state)
 	}
 	for _, cc := range sa.conn.children {
-		if cc.cfg.Name == child {
+		if cc.Name == child {
 			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s in a Quick Mode of IKE_SA %s", child, sa.name()))
 			return sa.startQuick(cc, nil)
 		}

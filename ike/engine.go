@@ -236,7 +236,7 @@ func (e *Engine) AddConnection(c *Connection) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, old := range e.conns {
-		if old.cfg.Name == c.Name {
+		if old.Name == c.Name {
 			e.conns[i] = rc
 			return nil
 		}
@@ -258,7 +258,7 @@ func (e *Engine) Initiate(name string) (uint32, error) {
 	if c == nil {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownConnection, name)
 	}
-	if c.cfg.Version == 1 {
+	if c.Version == 1 {
 		sa, err := e.initiateV1(c, c.children)
 		if err != nil {
 			return 0, err
@@ -274,7 +274,7 @@ func (e *Engine) Initiate(name string) (uint32, error) {
 
 func (e *Engine) connection(name string) *connection {
 	for _, c := range e.conns {
-		if c.cfg.Name == name {
+		if c.Name == name {
 			return c
 		}
 	}
@@ -282,18 +282,18 @@ func (e *Engine) connection(name string) *connection {
 }
 
 func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error) {
-	if len(c.remoteAddrs) == 0 {
-		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.cfg.Name)
+	if len(c.RemoteAddrs) == 0 {
+		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.Name)
 	}
 	var local netip.Addr
-	if len(c.localAddrs) > 0 {
-		local = c.localAddrs[0]
+	if len(c.LocalAddrs) > 0 {
+		local = c.LocalAddrs[0]
 	} else if e.cfg.SourceAddress != nil {
-		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
+		if a, ok := e.cfg.SourceAddress(c.RemoteAddrs[0]); ok {
 			local = a
 		}
 	}
-	sa := e.newIKESA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
+	sa := e.newIKESA(c, true, netip.AddrPortFrom(local, c.LocalPort), netip.AddrPortFrom(c.RemoteAddrs[0], c.RemotePort))
 	sa.spiI = e.newSPI()
 	e.sas[sa.spiI] = sa
 	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))
@@ -546,7 +546,7 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 // connectionFor finds the first connection whose addresses allow these.
 func (e *Engine) connectionFor(local, remote netip.Addr) *connection {
 	for _, c := range e.conns {
-		if addrAllowed(c.localAddrs, local) && addrAllowed(c.remoteAddrs, remote) {
+		if addrAllowed(c.LocalAddrs, local) && addrAllowed(c.RemoteAddrs, remote) {
 			return c
 		}
 	}

@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -15,8 +16,8 @@ func TestPSKEstablish(t *testing.T) {
 	} {
 		t.Run(prop, func(t *testing.T) {
 			set := func(c *ike.Connection) {
-				c.Proposals = []string{prop}
-				c.Children[0].ESPProposals = []string{"aes256gcm16", "aes128-sha256"}
+				c.Proposals = transform.MustParseProposals(transform.ProtoIKE, prop)
+				c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes256gcm16,aes128-sha256")
 			}
 			tb := newTestbed(t, bedOptions{connA: set, connB: set})
 			// IKE_SA_INIT: HDR, SAi1, KEi, Ni -->  <-- HDR, SAr1, KEr, Nr

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"crypto/x509"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"testing"
 	"time"
 
@@ -144,8 +145,12 @@ func TestResponseCacheDuplicates(t *testing.T) {
 
 func TestProposalMismatch(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Proposals = []string{"aes128gcm16-prfsha256-x25519"} },
-		connB: func(c *ike.Connection) { c.Proposals = []string{"aes256-sha256-modp2048"} },
+		connA: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519")
+		},
+		connB: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256-sha256-modp2048")
+		},
 	})
 	tb.establish()
 	// HDR, SAi1, KEi, Ni --> <-- HDR, N(NO_PROPOSAL_CHOSEN)
@@ -183,7 +188,7 @@ func TestPSKMismatch(t *testing.T) {
 
 func TestTSMismatch(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connB: func(c *ike.Connection) { c.Children[0].RemoteTS = []string{"10.9.0.0/16"} },
+		connB: func(c *ike.Connection) { c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.9.0.0/16") },
 	})
 	tb.establish()
 	// the IKE SA is up, the CHILD_SA is refused: <-- HDR, SK {IDr, AUTH, N(TS_UNACCEPTABLE)}
@@ -228,7 +233,9 @@ func TestTSMismatch(t *testing.T) {
 
 func TestESPProposalMismatch(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connB: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes256-sha512"} },
+		connB: func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes256-sha512")
+		},
 	})
 	tb.establish()
 	tb.established(tb.a)
@@ -245,9 +252,9 @@ func TestInitiatorRejectsResponder(t *testing.T) {
 	keyB := newKey(t, "ecdsa")
 	certB := untrusted.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Remote[0].Auth = "pubkey" },
+		connA: func(c *ike.Connection) { c.Remote[0].Auth = ike.AuthPubkey },
 		connB: func(c *ike.Connection) {
-			c.Local[0] = ike.AuthConfig{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}
+			c.Local[0] = &ike.AuthConfig{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{certB}, PrivateKey: keyB}
 		},
 		cfgA: func(c *ike.Config) { c.Credentials.CAs = []*x509.Certificate{trusted.Cert} },
 	})

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"crypto/x509"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"net"
 	"net/netip"
 	"testing"
@@ -17,7 +18,7 @@ func TestDPD(t *testing.T) {
 	set := func(action string) func(c *ike.Connection) {
 		return func(c *ike.Connection) {
 			c.DPDDelay = 30 * time.Second
-			c.Children[0].DPDAction = action
+			c.Children[0].DPDAction = dpdActions[action]
 		}
 	}
 	t.Run("alive", func(t *testing.T) {
@@ -85,8 +86,12 @@ func TestDPD(t *testing.T) {
 
 func TestInvalidKE(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Proposals = []string{"aes128gcm16-prfsha256-x25519-ecp256"} },
-		connB: func(c *ike.Connection) { c.Proposals = []string{"aes128gcm16-prfsha256-ecp256"} },
+		connA: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519-ecp256")
+		},
+		connB: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-ecp256")
+		},
 	})
 	// HDR, SAi1, KEi(x25519), Ni --> <-- HDR, N(INVALID_KE_PAYLOAD: ECP_256)
 	// HDR, SAi1, KEi(ecp256), Ni --> <-- HDR, SAr1, KEr, Nr
@@ -218,12 +223,12 @@ func TestFragmentation(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
 		cfgA: small, cfgB: small,
 		connA: func(c *ike.Connection) {
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org"}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org"), Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org")}}
 		},
 		connB: func(c *ike.Connection) {
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org"}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org")}}
 		},
 	})
 	// Both announce N(FRAG_SUP) in IKE_SA_INIT; the IKE_AUTH request with
@@ -263,10 +268,10 @@ func TestFragmentation(t *testing.T) {
 
 func TestTSNarrowing(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Children[0].RemoteTS = []string{"10.0.0.0/8"} },
+		connA: func(c *ike.Connection) { c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.0.0.0/8") },
 		connB: func(c *ike.Connection) {
-			c.Children[0].LocalTS = []string{"10.2.0.0/16"}
-			c.Children[0].RemoteTS = []string{"10.1.0.0/24", "10.1.9.0/24[tcp/22]"}
+			c.Children[0].LocalTS = ike.MustParseTSSpecs("10.2.0.0/16")
+			c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.1.0.0/24", "10.1.9.0/24[tcp/22]")
 		},
 	})
 	// TSi 10.1.0.0/16, TSr 10.0.0.0/8 --> <-- TSi 10.1.0.0/24 10.1.9.0/24[tcp/22], TSr 10.2.0.0/16
@@ -297,10 +302,10 @@ func formatTS(list []ike.TrafficSelector) string {
 
 func TestTransportMode(t *testing.T) {
 	set := func(c *ike.Connection) {
-		c.Children[0].Mode = "transport"
-		c.Children[0].LocalTS = []string{"dynamic"}
-		c.Children[0].RemoteTS = []string{"dynamic"}
-		c.Children[0].ESPProposals = []string{"aes256-sha256-esn"}
+		c.Children[0].Mode = ike.ModeTransport
+		c.Children[0].LocalTS = ike.MustParseTSSpecs("dynamic")
+		c.Children[0].RemoteTS = ike.MustParseTSSpecs("dynamic")
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes256-sha256-esn")
 	}
 	tb := newTestbed(t, bedOptions{connA: set, connB: set})
 	// HDR, SK {IDi, IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr} -->
@@ -322,7 +327,7 @@ func TestTransportMode(t *testing.T) {
 	// a tunnel-only responder refuses to run in transport mode.
 	tb2 := newTestbed(t, bedOptions{connA: set, connB: func(c *ike.Connection) {
 		set(c)
-		c.Children[0].Mode = "tunnel"
+		c.Children[0].Mode = ike.ModeTunnel
 	}})
 	tb2.establish()
 	if !tb2.a.log.contains("transport mode requested but not accepted") {
@@ -332,13 +337,13 @@ func TestTransportMode(t *testing.T) {
 
 func TestCreateChildSA(t *testing.T) {
 	add := func(c *ike.Connection) {
-		c.Children = append(c.Children, ike.ChildConfig{Name: "more", LocalTS: c.Children[0].LocalTS, RemoteTS: []string{"10.3.0.0/16"},
-			ESPProposals: []string{"aes128gcm16-ecp256"}})
+		c.Children = append(c.Children, &ike.ChildConfig{Name: "more", LocalTS: c.Children[0].LocalTS, RemoteTS: ike.MustParseTSSpecs("10.3.0.0/16"),
+			ESPProposals: transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-ecp256")})
 	}
 	tb := newTestbed(t, bedOptions{connA: add, connB: func(c *ike.Connection) {
 		add(c)
-		c.Children[1].LocalTS = []string{"10.3.0.0/16"}
-		c.Children[1].RemoteTS = []string{"10.1.0.0/16"}
+		c.Children[1].LocalTS = ike.MustParseTSSpecs("10.3.0.0/16")
+		c.Children[1].RemoteTS = ike.MustParseTSSpecs("10.1.0.0/16")
 	}})
 	// the second child comes with CREATE_CHILD_SA and PFS:
 	// HDR, SK {SA, Ni, KEi, TSi, TSr} --> <-- HDR, SK {SA, Nr, KEr, TSi, TSr}
@@ -354,7 +359,7 @@ func TestCreateChildSA(t *testing.T) {
 
 func TestSourceAddressLookup(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.LocalAddrs = []string{"%any"} },
+		connA: func(c *ike.Connection) { c.LocalAddrs = nil },
 		cfgA: func(c *ike.Config) {
 			c.SourceAddress = func(remote netip.Addr) (netip.Addr, bool) { return addrA, remote == addrB }
 		},
@@ -371,16 +376,16 @@ func TestIPv6(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
 		aAddr: a6, bAddr: b6,
 		connA: func(c *ike.Connection) {
-			c.Local[0].ID = "2001:db8::1"
-			c.Remote[0].ID = "2001:db8::2"
-			c.Children[0].LocalTS = []string{"fd01::/64"}
-			c.Children[0].RemoteTS = []string{"fd02::/64"}
+			c.Local[0].ID = ike.MustParseIdentity("2001:db8::1")
+			c.Remote[0].ID = ike.MustParseIdentity("2001:db8::2")
+			c.Children[0].LocalTS = ike.MustParseTSSpecs("fd01::/64")
+			c.Children[0].RemoteTS = ike.MustParseTSSpecs("fd02::/64")
 		},
 		connB: func(c *ike.Connection) {
-			c.Local[0].ID = "2001:db8::2"
-			c.Remote[0].ID = "2001:db8::1"
-			c.Children[0].LocalTS = []string{"fd02::/64"}
-			c.Children[0].RemoteTS = []string{"fd01::/64"}
+			c.Local[0].ID = ike.MustParseIdentity("2001:db8::2")
+			c.Remote[0].ID = ike.MustParseIdentity("2001:db8::1")
+			c.Children[0].LocalTS = ike.MustParseTSSpecs("fd02::/64")
+			c.Children[0].RemoteTS = ike.MustParseTSSpecs("fd01::/64")
 		},
 	})
 	tb.establish()

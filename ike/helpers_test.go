@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -96,18 +97,21 @@ var (
 	addrB = netip.MustParseAddr("192.0.2.2")
 )
 
+// dpdActions are dpd_action's names, for subtests named after them.
+var dpdActions = map[string]ike.Action{"clear": ike.ActionNone, "trap": ike.ActionTrap, "restart": ike.ActionStart}
+
 // baseConn is moon/sun with a PSK and one tunnel 10.1.0.0/16 === 10.2.0.0/16.
 func baseConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet string) *ike.Connection {
 	return &ike.Connection{
 		Name:        "gw",
-		LocalAddrs:  []string{local.String()},
-		RemoteAddrs: []string{remote.String()},
-		Proposals:   []string{"aes128gcm16-prfsha256-x25519"},
-		Local:       []ike.AuthConfig{{Auth: "psk", ID: localID}},
-		Remote:      []ike.AuthConfig{{Auth: "psk", ID: remoteID}},
-		Children: []ike.ChildConfig{{
-			Name: "net", LocalTS: []string{localNet}, RemoteTS: []string{remoteNet},
-			ESPProposals: []string{"aes128gcm16"},
+		LocalAddrs:  []netip.Addr{local},
+		RemoteAddrs: []netip.Addr{remote},
+		Proposals:   transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519"),
+		Local:       []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(localID)}},
+		Remote:      []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(remoteID)}},
+		Children: []*ike.ChildConfig{{
+			Name: "net", LocalTS: ike.MustParseTSSpecs(localNet), RemoteTS: ike.MustParseTSSpecs(remoteNet),
+			ESPProposals: transform.MustParseProposals(transform.ProtoESP, "aes128gcm16"),
 		}},
 	}
 }

@@ -80,6 +80,16 @@ func ParseIdentity(s string) (Identity, error) {
 	return Identity{message.ID_FQDN, []byte(s)}, nil
 }
 
+// MustParseIdentity is ParseIdentity that panics on an error: for tests
+// and fixed configurations.
+func MustParseIdentity(s string) Identity {
+	id, err := ParseIdentity(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
 func keyID(h string) (Identity, error) {
 	b, err := hex.DecodeString(strings.TrimPrefix(h, "0x"))
 	if err != nil {

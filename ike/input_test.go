@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"net/netip"
 	"testing"
 	"time"
@@ -144,13 +145,17 @@ func TestParseIdentity(t *testing.T) {
 func TestConnectionErrors(t *testing.T) {
 	tb := newTestbed(t, bedOptions{})
 	for key, mod := range map[string]func(c *ike.Connection){
-		"proposals":     func(c *ike.Connection) { c.Proposals = []string{"aes128-foo"} },
-		"esp_proposals": func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"bar"} },
-		"local_ts":      func(c *ike.Connection) { c.Children[0].LocalTS = []string{"10.0.0.0/99"} },
-		"mode":          func(c *ike.Connection) { c.Children[0].Mode = "beet" },
-		"auth":          func(c *ike.Connection) { c.Local[0].Auth = "eap-mschapv2" },
-		"certs":         func(c *ike.Connection) { c.Local[0].Auth = "pubkey" },
-		"remote_addrs":  func(c *ike.Connection) { c.RemoteAddrs = []string{"not-an-address"} },
+		// Syntax errors are ike/swanctl's; the engine checks what typed
+		// values can still get wrong.
+		"proposals": func(c *ike.Connection) { c.Proposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16") },
+		"esp_proposals": func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519")
+		},
+		"local_ts":     func(c *ike.Connection) { c.Children[0].LocalTS = ike.MustParseTSSpecs("10.0.0.0/8[tcp/opaque]") },
+		"mode":         func(c *ike.Connection) { c.Children[0].Mode = ike.Mode(7) },
+		"auth":         func(c *ike.Connection) { c.Local[0].Auth = ike.AuthMethod(7) },
+		"certs":        func(c *ike.Connection) { c.Local[0].Auth = ike.AuthPubkey },
+		"remote_addrs": func(c *ike.Connection) { c.RemoteAddrs = []netip.Addr{{}} },
 	} {
 		c := baseConn(addrA, addrB, "a", "b", "10.1.0.0/16", "10.2.0.0/16")
 		mod(c)

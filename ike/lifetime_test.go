@@ -14,7 +14,7 @@ import (
 // the soft ones (swanctl.conf's defaults).
 func TestChildLifetimeLimits(t *testing.T) {
 	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) {
-		ch := &c.Children[0]
+		ch := c.Children[0]
 		ch.RekeyTime, ch.LifeTime, ch.RandTime = 100*time.Second, 200*time.Second, 40*time.Second
 		ch.RekeyBytes = 1_000_000                                      // life 1.1M, rand 100k
 		ch.RekeyPackets, ch.LifePackets, ch.RandPackets = 100, 200, 10 // all given

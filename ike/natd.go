@@ -30,7 +30,7 @@ func natdHash(spiI, spiR uint64, a netip.AddrPort) []byte {
 // source hash is made not to match, so the peer sees a NAT and floats.
 func (sa *ikeSA) natdPayloads(spiI, spiR uint64) []message.Payload {
 	src := natdHash(spiI, spiR, sa.local)
-	if sa.conn.cfg.Encap {
+	if sa.conn.Encap {
 		src = natdHash(spiI, spiR, netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
 	}
 	return []message.Payload{

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
-func pfs(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519"} }
+func pfs(c *ike.Connection) {
+	c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519")
+}
 
 func TestChildRekey(t *testing.T) {
 	for _, side := range []string{"initiator", "responder"} {
@@ -190,6 +193,24 @@ func TestRekeyTimers(t *testing.T) {
 	tb.checkKeys()
 }
 
+// TestReauthTimeRekeys: with reauth_time and no rekey_time, the IKE SA is
+// renewed at reauth_time (by rekeying), not at the 4h default.
+func TestReauthTimeRekeys(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.RekeyTime, c.ReauthTime, c.OverTime, c.RandTime = 0, time.Hour, 6*time.Minute, time.Second
+		c.RandExact = true
+		c.Children[0].RekeyTime = 10 * time.Hour
+	}
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb.establish()
+	oldIKE := tb.established(tb.a)
+	tb.advance(time.Hour + time.Minute)
+	if n := tb.established(tb.a); n.SPIi == oldIKE.SPIi {
+		t.Fatal("IKE SA not renewed at reauth_time")
+	}
+	tb.checkKeys()
+}
+
 func TestChildRekeySimultaneousReordered(t *testing.T) {
 	tb := newTestbed(t, bedOptions{})
 	tb.establish()
@@ -272,8 +293,12 @@ func TestIKEHardLifetime(t *testing.T) {
 // requested group in a new exchange (RFC 7296 section 1.3).
 func TestChildInvalidKE(t *testing.T) {
 	tb := newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-x25519-ecp256"} },
-		connB: func(c *ike.Connection) { c.Children[0].ESPProposals = []string{"aes128gcm16-ecp256"} },
+		connA: func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ecp256")
+		},
+		connB: func(c *ike.Connection) {
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-ecp256")
+		},
 	})
 	tb.establish()
 	old := tb.children(tb.a)[0]

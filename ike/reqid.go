@@ -23,15 +23,15 @@ type reqidEntry struct {
 }
 
 func reqidKey(c *childSA) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", c.cfg.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS),
-		c.ike.local.Addr(), c.ike.remote.Addr(), c.cfg.cfg.IfIDIn, c.cfg.cfg.IfIDOut, c.mode)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", c.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS),
+		c.ike.local.Addr(), c.ike.remote.Addr(), c.cfg.IfIDIn, c.cfg.IfIDOut, c.mode)
 }
 
 func (t *reqidTable) acquire(c *childSA) *reqidEntry {
 	key := reqidKey(c)
 	r := t.byKey[key]
 	if r == nil {
-		reqid := c.cfg.cfg.Reqid
+		reqid := c.cfg.Reqid
 		if reqid == 0 {
 			t.next++
 			reqid = t.next
@@ -57,11 +57,11 @@ func (t *reqidTable) installPolicies(c *childSA) error {
 				continue
 			}
 			r.policies = append(r.policies,
-				&Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.cfg.IfIDOut},
-				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.cfg.IfIDIn})
+				&Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.IfIDOut},
+				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.IfIDIn})
 			if c.mode == ModeTunnel {
 				r.policies = append(r.policies,
-					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.cfg.IfIDIn})
+					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: r.reqid, IfID: c.cfg.IfIDIn})
 			}
 		}
 	}

@@ -78,12 +78,12 @@ func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.Add
 		lastInbound: e.clock.Now(),
 	}
 	sa.log = e.log.With("ike_sa", sa.name())
-	sa.localID = c.local.id
+	sa.localID = c.local.ID
 	sa.tm = newTaskManager(sa)
 	return sa
 }
 
-func (sa *ikeSA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.cfg.Name, sa.id) }
+func (sa *ikeSA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
 
 // ourSPI is the SPI the peer addresses us with.
 func (sa *ikeSA) ourSPI() uint64 {
@@ -136,7 +136,7 @@ func (sa *ikeSA) installKeys(keys *transform.IKEKeys) error {
 func (sa *ikeSA) natAny() bool { return sa.natLocal || sa.natRemote }
 
 // useNATT reports whether ESP must be UDP-encapsulated.
-func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.cfg.Encap }
+func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.Encap }
 
 // floatToNATT moves the IKE SA to the NAT-T ports (RFC 7296 section
 // 2.23) as charon's float_ports() does: the peer's port becomes 4500 if
@@ -299,7 +299,7 @@ func (sa *ikeSA) established() {
 	sa.scheduleRekey()
 	sa.scheduleDPD()
 	sa.scheduleKeepAlive(0)
-	sa.expireTimer = sa.e.afterFunc(sa.conn.rekeyTime+sa.conn.overTime, func() {
+	sa.expireTimer = sa.e.afterFunc(sa.conn.RekeyTime+sa.conn.OverTime, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
 			if sa.tm.busy() {
@@ -316,8 +316,8 @@ func (sa *ikeSA) scheduleRekey() {
 	if sa.rekeyTimer != nil {
 		sa.rekeyTimer.Stop()
 	}
-	d := sa.conn.rekeyTime
-	if r := sa.conn.randTime; r > 0 {
+	d := sa.conn.RekeyTime
+	if r := sa.conn.RandTime; r > 0 {
 		d -= time.Duration(randUint32(sa.e)%uint32(r/time.Second+1)) * time.Second
 	}
 	sa.rekeyTimer = sa.e.afterFunc(d, func() {
@@ -334,13 +334,13 @@ func (sa *ikeSA) rekey() {
 }
 
 func (sa *ikeSA) scheduleDPD() {
-	if sa.conn.cfg.DPDDelay <= 0 {
+	if sa.conn.DPDDelay <= 0 {
 		return
 	}
 	if sa.dpdTimer != nil {
 		sa.dpdTimer.Stop()
 	}
-	sa.dpdTimer = sa.e.afterFunc(sa.conn.cfg.DPDDelay, sa.checkLiveness)
+	sa.dpdTimer = sa.e.afterFunc(sa.conn.DPDDelay, sa.checkLiveness)
 }
 
 // checkLiveness sends an empty INFORMATIONAL when nothing came from the
@@ -355,8 +355,8 @@ func (sa *ikeSA) checkLiveness() {
 			last = st.LastUsed
 		}
 	}
-	if idle := sa.e.clock.Now().Sub(last); idle < sa.conn.cfg.DPDDelay {
-		sa.dpdTimer = sa.e.afterFunc(sa.conn.cfg.DPDDelay-idle, sa.checkLiveness)
+	if idle := sa.e.clock.Now().Sub(last); idle < sa.conn.DPDDelay {
+		sa.dpdTimer = sa.e.afterFunc(sa.conn.DPDDelay-idle, sa.checkLiveness)
 		return
 	}
 	if !sa.tm.hasTask(taskDPD) {
@@ -372,7 +372,7 @@ func (sa *ikeSA) peerDead() {
 	restart := sa.restart
 	var children []*childConfig
 	for _, c := range sa.children {
-		if c.cfg.restart {
+		if c.cfg.restart() {
 			restart = true
 		}
 		if !slices.Contains(children, c.cfg) {
@@ -380,7 +380,7 @@ func (sa *ikeSA) peerDead() {
 		}
 	}
 	sa.destroy()
-	if restart && sa.conn.cfg != nil {
+	if restart {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
 		if len(children) == 0 {
 			children = sa.conn.children

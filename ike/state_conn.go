@@ -18,24 +18,24 @@ var ErrNotAllowed = errors.New("no longer allowed by its connection")
 // allowsTakenBack checks an exported IKE SA of either version against
 // the connection it names, as the connection is loaded now.
 func (c *connection) allowsTakenBack(version int, local, remote netip.AddrPort, localID, remoteID Identity) error {
-	want := c.cfg.Version
+	want := c.Version
 	if want == 0 {
 		want = 2
 	}
 	if want != version {
-		return fmt.Errorf("%w: connection %q is IKEv%d now, the IKE SA IKEv%d", ErrNotAllowed, c.cfg.Name, want, version)
+		return fmt.Errorf("%w: connection %q is IKEv%d now, the IKE SA IKEv%d", ErrNotAllowed, c.Name, want, version)
 	}
-	if !addrAllowed(c.remoteAddrs, remote.Addr().Unmap()) {
-		return fmt.Errorf("%w: peer %s is not among the remote_addrs of connection %q", ErrNotAllowed, remote.Addr(), c.cfg.Name)
+	if !addrAllowed(c.RemoteAddrs, remote.Addr().Unmap()) {
+		return fmt.Errorf("%w: peer %s is not among the remote_addrs of connection %q", ErrNotAllowed, remote.Addr(), c.Name)
 	}
-	if l := local.Addr().Unmap(); l.IsValid() && !l.IsUnspecified() && !addrAllowed(c.localAddrs, l) {
-		return fmt.Errorf("%w: local address %s is not among the local_addrs of connection %q", ErrNotAllowed, l, c.cfg.Name)
+	if l := local.Addr().Unmap(); l.IsValid() && !l.IsUnspecified() && !addrAllowed(c.LocalAddrs, l) {
+		return fmt.Errorf("%w: local address %s is not among the local_addrs of connection %q", ErrNotAllowed, l, c.Name)
 	}
-	if !c.remote.id.Matches(remoteID) {
-		return fmt.Errorf("%w: peer identity '%s' does not match '%s' of connection %q", ErrNotAllowed, remoteID, c.remote.id, c.cfg.Name)
+	if !c.remote.ID.Matches(remoteID) {
+		return fmt.Errorf("%w: peer identity '%s' does not match '%s' of connection %q", ErrNotAllowed, remoteID, c.remote.ID, c.Name)
 	}
-	if !c.local.id.IsAny() && !c.local.id.Matches(localID) {
-		return fmt.Errorf("%w: our identity '%s' is not '%s' of connection %q any more", ErrNotAllowed, localID, c.local.id, c.cfg.Name)
+	if !c.local.ID.IsAny() && !c.local.ID.Matches(localID) {
+		return fmt.Errorf("%w: our identity '%s' is not '%s' of connection %q any more", ErrNotAllowed, localID, c.local.ID, c.Name)
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (c *connection) allowsTakenBack(version int, local, remote netip.AddrPort, 
 // proposalAllowed reports whether every algorithm of an IKEv2 SA's
 // negotiated proposal is still among one of the connection's proposals.
 func (c *connection) proposalAllowed(p transform.Proposal) bool {
-	for _, ours := range c.proposals {
+	for _, ours := range c.Proposals {
 		all := true
 		for _, t := range p.Transforms {
 			found := false

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"errors"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -23,10 +24,12 @@ func TestImportNotAllowed(t *testing.T) {
 		why    string
 	}{
 		{"unchanged", func(c *ike.Connection) {}, ""},
-		{"peer address", func(c *ike.Connection) { c.RemoteAddrs = []string{other.String()} }, "is not among the remote_addrs"},
-		{"peer identity", func(c *ike.Connection) { c.Remote[0].ID = "other.example.org" }, "peer identity 'sun.example.org' does not match"},
-		{"local identity", func(c *ike.Connection) { c.Local[0].ID = "venus.example.org" }, "our identity 'moon.example.org' is not"},
-		{"proposal", func(c *ike.Connection) { c.Proposals = []string{"aes256-sha384-ecp384"} }, "is not among those of connection"},
+		{"peer address", func(c *ike.Connection) { c.RemoteAddrs = []netip.Addr{other} }, "is not among the remote_addrs"},
+		{"peer identity", func(c *ike.Connection) { c.Remote[0].ID = ike.MustParseIdentity("other.example.org") }, "peer identity 'sun.example.org' does not match"},
+		{"local identity", func(c *ike.Connection) { c.Local[0].ID = ike.MustParseIdentity("venus.example.org") }, "our identity 'moon.example.org' is not"},
+		{"proposal", func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256-sha384-ecp384")
+		}, "is not among those of connection"},
 	}
 	for _, version := range []int{2, 1} {
 		for _, tc := range cases {

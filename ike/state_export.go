@@ -96,7 +96,7 @@ func (e *Engine) export() EngineState {
 			continue
 		}
 		s := ExportedIKESA{
-			ID: sa.id, Conn: sa.conn.cfg.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
+			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
 			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
@@ -109,7 +109,7 @@ func (e *Engine) export() EngineState {
 				continue
 			}
 			s.Children = append(s.Children, ExportedChildSA{
-				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
+				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
 				Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
 				ReqID: c.reqid.reqid, InstalledAt: c.installedAt,
 			})
@@ -297,7 +297,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 // deleted.
 func childConfigNamed(c *connection, name string) *childConfig {
 	for _, cc := range c.children {
-		if cc.cfg.Name == name {
+		if cc.Name == name {
 			return cc
 		}
 	}
@@ -325,7 +325,7 @@ func (t *reqidTable) adopt(c *childSA, reqid uint32) *reqidEntry {
 func (e *Engine) RemoveConnection(name string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	i := slices.IndexFunc(e.conns, func(c *connection) bool { return c.cfg.Name == name })
+	i := slices.IndexFunc(e.conns, func(c *connection) bool { return c.Name == name })
 	if i < 0 {
 		return fmt.Errorf("%w: %q", ErrUnknownConnection, name)
 	}

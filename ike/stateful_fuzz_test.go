@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
@@ -76,11 +77,11 @@ func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
 	}
 	conn := func(c *ike.Connection) {
 		c.DPDDelay = 30 * time.Second
-		c.Children[0].DPDAction = "clear"
+		c.Children[0].DPDAction = ike.ActionNone
 		if version == 1 {
 			c.Version = 1
-			c.Proposals = []string{"aes128-sha256-x25519"}
-			c.Children[0].ESPProposals = []string{"aes128-sha256"}
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128-sha256-x25519")
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128-sha256")
 		}
 	}
 	// XDPSEC_FUZZ_LOG=1 keeps the engines' logs, shown when a program

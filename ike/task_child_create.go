@@ -71,7 +71,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 			sa.log.Info(err.Error())
 			return err
 		}
-		t.proposals = t.cfg.proposals
+		t.proposals = t.cfg.ESPProposals
 		if t.inAuth {
 			t.proposals = withoutKE(t.proposals)
 		} else if t.group == transform.KE_NONE {
@@ -80,11 +80,11 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 		if t.rekeyed != nil {
 			t.offeredLocal, t.offeredRemote = t.rekeyed.localTS, t.rekeyed.remoteTS
 		} else {
-			t.offeredLocal = resolveTS(t.cfg.localTS, sa.local.Addr())
-			t.offeredRemote = resolveTS(t.cfg.remoteTS, sa.remote.Addr())
+			t.offeredLocal = resolveTS(t.cfg.LocalTS, sa.local.Addr())
+			t.offeredRemote = resolveTS(t.cfg.RemoteTS, sa.remote.Addr())
 		}
 	}
-	if t.cfg.mode == ModeTransport {
+	if t.cfg.Mode == ModeTransport {
 		m.Payloads = append(m.Payloads, notify(message.USE_TRANSPORT_MODE, nil))
 	}
 	spi := binary.BigEndian.AppendUint32(nil, t.child.spiIn)
@@ -183,7 +183,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 		return fmt.Errorf("no acceptable traffic selectors found")
 	}
 	transport := findNotify(m, message.USE_TRANSPORT_MODE) != nil
-	if t.cfg.mode == ModeTransport && !transport {
+	if t.cfg.Mode == ModeTransport && !transport {
 		return fmt.Errorf("transport mode requested but not accepted")
 	}
 	c := t.child
@@ -243,8 +243,8 @@ func withImplicitAll(p transform.Proposal) []transform.Transform {
 // ones TSi.
 func (sa *ikeSA) selectChildConfig(tsi, tsr []TrafficSelector) (*childConfig, []TrafficSelector, []TrafficSelector) {
 	for _, cc := range sa.conn.children {
-		local := narrowTS(resolveTS(cc.localTS, sa.local.Addr()), tsr)
-		remote := narrowTS(resolveTS(cc.remoteTS, sa.remote.Addr()), tsi)
+		local := narrowTS(resolveTS(cc.LocalTS, sa.local.Addr()), tsr)
+		remote := narrowTS(resolveTS(cc.RemoteTS, sa.remote.Addr()), tsi)
 		if len(local) > 0 && len(remote) > 0 {
 			return cc, local, remote
 		}
@@ -279,16 +279,16 @@ func (t *childCreate) processRequest(m *message.Message) error {
 			sa.logTSSelection(false, t.rekeyed.remoteTS, tsI)
 		} else {
 			for _, cc := range sa.conn.children {
-				sa.log.Info(fmt.Sprintf("  candidate %q:", cc.cfg.Name))
-				sa.logTSSelection(true, resolveTS(cc.localTS, sa.local.Addr()), tsR)
-				sa.logTSSelection(false, resolveTS(cc.remoteTS, sa.remote.Addr()), tsI)
+				sa.log.Info(fmt.Sprintf("  candidate %q:", cc.Name))
+				sa.logTSSelection(true, resolveTS(cc.LocalTS, sa.local.Addr()), tsR)
+				sa.logTSSelection(false, resolveTS(cc.RemoteTS, sa.remote.Addr()), tsI)
 			}
 		}
 		sa.log.Info(fmt.Sprintf("traffic selectors %s === %s unacceptable", formatTS(tsR), formatTS(tsI)))
 		t.errorNotify = notify(message.TS_UNACCEPTABLE, nil)
 		return nil
 	}
-	configured := t.cfg.proposals
+	configured := t.cfg.ESPProposals
 	if t.inAuth {
 		configured = withoutKE(configured)
 	}
@@ -343,7 +343,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	c := sa.newChild(t.cfg)
 	c.replaces = t.rekeyed
 	t.child = c
-	if findNotify(m, message.USE_TRANSPORT_MODE) != nil && t.cfg.mode == ModeTransport {
+	if findNotify(m, message.USE_TRANSPORT_MODE) != nil && t.cfg.Mode == ModeTransport {
 		t.transportRequest = true
 	} else {
 		c.mode = ModeTunnel

@@ -59,7 +59,7 @@ func (sa *ikeSA) effectiveLocalID() Identity {
 func (t *ikeAuth) buildRequest(m *message.Message) error {
 	sa := t.sa
 	sa.localID = sa.effectiveLocalID()
-	sa.remoteID = sa.conn.remote.id
+	sa.remoteID = sa.conn.remote.ID
 	idi := &message.IDi{Identification: sa.localID.payload()}
 	auth, certs, err := sa.buildAuth(sa.localID, idi.IDBytes())
 	if err != nil {
@@ -68,7 +68,7 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, idi)
 	m.Payloads = append(m.Payloads, certs...)
-	if sa.conn.remote.method == authPubkey && sa.conn.sendCertReq {
+	if sa.conn.remote.Auth == AuthPubkey && sa.conn.sendCertReq {
 		m.Payloads = append(m.Payloads, sa.certRequests()...)
 	}
 	if !sa.remoteID.IsAny() {
@@ -97,8 +97,8 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 		return errDestroy
 	}
 	peer := Identity{Type: idr.IDType, Data: idr.Data}
-	if !sa.conn.remote.id.Matches(peer) {
-		sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.id))
+	if !sa.conn.remote.ID.Matches(peer) {
+		sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.ID))
 		return t.rejectResponder()
 	}
 	if err := sa.verifyAuth(sa.conn.remote, peer, idr.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
@@ -203,20 +203,20 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 // preferred.
 func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity) *connection {
 	fits := func(c *connection) bool {
-		if !addrAllowed(c.localAddrs, sa.local.Addr()) || !addrAllowed(c.remoteAddrs, sa.remote.Addr()) {
+		if !addrAllowed(c.LocalAddrs, sa.local.Addr()) || !addrAllowed(c.RemoteAddrs, sa.remote.Addr()) {
 			return false
 		}
-		if !c.remote.id.Matches(peer) {
+		if !c.remote.ID.Matches(peer) {
 			return false
 		}
-		local := c.local.id
+		local := c.local.ID
 		if local.IsAny() {
 			local = addrIdentity(sa.local.Addr())
 		}
 		if !wanted.IsAny() && !wanted.Equal(local) {
 			return false
 		}
-		_, ok := selectProposal(c.proposals, []message.Proposal{proposalToWire(sa.proposal, 1, nil)})
+		_, ok := selectProposal(c.Proposals, []message.Proposal{proposalToWire(sa.proposal, 1, nil)})
 		return ok
 	}
 	if fits(sa.conn) {

@@ -41,7 +41,7 @@ type ikeInit struct {
 }
 
 func newIKEInit(sa *ikeSA, initiator bool) *ikeInit {
-	return &ikeInit{sa: sa, initiator: initiator, proposals: sa.conn.proposals, group: firstKE(sa.conn.proposals)}
+	return &ikeInit{sa: sa, initiator: initiator, proposals: sa.conn.Proposals, group: firstKE(sa.conn.Proposals)}
 }
 
 func (t *ikeInit) kind() taskKind                 { return taskIKEInit }
@@ -207,10 +207,10 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 		t.errorNotify = notify(message.INVALID_SYNTAX, nil)
 		return errDestroy
 	}
-	sel, ok := selectProposal(sa.conn.proposals, sap.Proposals)
+	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
 	if !ok {
 		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolIKE)))
-		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.proposals))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.Proposals))
 		sa.log.Info("no proposal found")
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return errDestroy
@@ -276,7 +276,7 @@ func (t *ikeInit) buildResponse(m *message.Message) error {
 	)
 	m.Payloads = append(m.Payloads, sa.natdPayloads(sa.spiI, sa.spiR)...)
 	m.Payloads = append(m.Payloads, t.capabilities()...)
-	if sa.conn.remote.method == authPubkey && sa.conn.sendCertReq {
+	if sa.conn.remote.Auth == AuthPubkey && sa.conn.sendCertReq {
 		m.Payloads = append(m.Payloads, sa.certRequests()...)
 	}
 	return nil

@@ -105,8 +105,8 @@ func (tm *taskManager) sendRequest() {
 	tm.tries = 0
 	sa.send(packets)
 	tm.armRetransmit()
-	if t.kind() == taskDPD && sa.conn.cfg.DPDTimeout > 0 {
-		tm.giveUp = sa.e.afterFunc(sa.conn.cfg.DPDTimeout, func() {
+	if t.kind() == taskDPD && sa.conn.DPDTimeout > 0 {
+		tm.giveUp = sa.e.afterFunc(sa.conn.DPDTimeout, func() {
 			if tm.active == t {
 				tm.fail()
 			}

@@ -17,68 +17,6 @@ type TrafficSelector struct {
 	Start, End         netip.Addr
 }
 
-var protocolNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
-
-// ParseTS parses a selector as swanctl.conf's local_ts and remote_ts write
-// it: a prefix ("10.1.0.0/16"), an address, a range ("10.1.0.1-10.1.0.9"),
-// optionally followed by "[proto/port]" ("[tcp/80]", "[udp]", "[6/1024-2048]").
-// "dynamic" is resolved by the caller.
-func ParseTS(s string) (TrafficSelector, error) {
-	ts := TrafficSelector{EndPort: 0xffff}
-	addr, rest, hasProto := strings.Cut(strings.TrimSpace(s), "[")
-	if hasProto {
-		if !strings.HasSuffix(rest, "]") {
-			return ts, fmt.Errorf("traffic selector %q: missing ]", s)
-		}
-		proto, port, hasPort := strings.Cut(strings.TrimSuffix(rest, "]"), "/")
-		if p, ok := protocolNames[proto]; ok {
-			ts.Protocol = p
-		} else if proto != "" && proto != "any" {
-			n, err := strconv.ParseUint(proto, 10, 8)
-			if err != nil {
-				return ts, fmt.Errorf("traffic selector %q: protocol %q", s, proto)
-			}
-			ts.Protocol = uint8(n)
-		}
-		if hasPort && port != "" && port != "any" {
-			lo, hi, isRange := strings.Cut(port, "-")
-			a, err1 := strconv.ParseUint(lo, 10, 16)
-			b := a
-			var err2 error
-			if isRange {
-				b, err2 = strconv.ParseUint(hi, 10, 16)
-			}
-			if err1 != nil || err2 != nil || a > b {
-				return ts, fmt.Errorf("traffic selector %q: port %q", s, port)
-			}
-			ts.StartPort, ts.EndPort = uint16(a), uint16(b)
-		}
-	}
-	switch {
-	case strings.Contains(addr, "/"):
-		p, err := netip.ParsePrefix(addr)
-		if err != nil {
-			return ts, fmt.Errorf("traffic selector %q: %w", s, err)
-		}
-		ts.Start, ts.End = prefixRange(p.Masked())
-	case strings.Contains(addr, "-"):
-		lo, hi, _ := strings.Cut(addr, "-")
-		a, err1 := netip.ParseAddr(lo)
-		b, err2 := netip.ParseAddr(hi)
-		if err1 != nil || err2 != nil || a.Is4() != b.Is4() || b.Less(a) {
-			return ts, fmt.Errorf("traffic selector %q: bad range", s)
-		}
-		ts.Start, ts.End = a, b
-	default:
-		a, err := netip.ParseAddr(addr)
-		if err != nil {
-			return ts, fmt.Errorf("traffic selector %q: %w", s, err)
-		}
-		ts.Start, ts.End = a, a
-	}
-	return ts, nil
-}
-
 // HostTS is the selector of one address, all protocols and ports.
 func HostTS(a netip.Addr) TrafficSelector {
 	return TrafficSelector{Start: a.Unmap(), End: a.Unmap(), EndPort: 0xffff}
@@ -122,29 +60,28 @@ func (ts TrafficSelector) String() string {
 	} else {
 		b.WriteString(ts.Start.String() + ".." + ts.End.String())
 	}
-	if ts.Protocol == 0 && ts.StartPort == 0 && ts.EndPort == 0xffff {
+	if ts.Protocol == 0 && ts.anyPort() {
 		return b.String()
 	}
 	b.WriteByte('[')
-	name := strconv.Itoa(int(ts.Protocol))
-	for n, p := range protocolNames {
-		if p == ts.Protocol {
-			name = n
-		}
-	}
 	if ts.Protocol != 0 {
-		b.WriteString(name)
+		b.WriteString(protocolName(ts.Protocol))
 	}
-	if ts.StartPort != 0 || ts.EndPort != 0xffff {
-		b.WriteByte('/')
-		if ts.StartPort == ts.EndPort {
-			b.WriteString(strconv.Itoa(int(ts.StartPort)))
-		} else {
-			b.WriteString(strconv.Itoa(int(ts.StartPort)) + "-" + strconv.Itoa(int(ts.EndPort)))
-		}
-	}
-	b.WriteByte(']')
+	b.WriteString(ts.portSuffix() + "]")
 	return b.String()
+}
+
+func (ts TrafficSelector) anyPort() bool { return ts.StartPort == 0 && ts.EndPort == 0xffff }
+
+// portSuffix is "/port" or "/from-to", empty for any port.
+func (ts TrafficSelector) portSuffix() string {
+	switch {
+	case ts.anyPort():
+		return ""
+	case ts.StartPort == ts.EndPort:
+		return "/" + strconv.Itoa(int(ts.StartPort))
+	}
+	return "/" + strconv.Itoa(int(ts.StartPort)) + "-" + strconv.Itoa(int(ts.EndPort))
 }
 
 func formatTS(list []TrafficSelector) string {

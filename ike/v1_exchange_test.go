@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +14,8 @@ import (
 func v1(ikeProp, espProp string) func(c *ike.Connection) {
 	return func(c *ike.Connection) {
 		c.Version = 1
-		c.Proposals = []string{ikeProp}
-		c.Children[0].ESPProposals = []string{espProp}
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, ikeProp)
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, espProp)
 	}
 }
 

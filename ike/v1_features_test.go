@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"crypto/x509"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"net/netip"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestV1MainModeSignatures(t *testing.T) {
 	for _, kind := range []string{"rsa", "ecdsa", "ecdsa384", "ecdsa521"} {
 		t.Run(kind, func(t *testing.T) {
 			ca := newCA(t, "xdpsec test CA", nil)
-			tb := certBed(t, kind, "pubkey", "moon.example.org", "sun.example.org", ca, ca, nil, v1("aes128-sha256-modp2048", "aes128-sha256"))
+			tb := certBed(t, kind, nil, "moon.example.org", "sun.example.org", ca, ca, nil, v1("aes128-sha256-modp2048", "aes128-sha256"))
 			tb.establish()
 			tb.wantV1Established()
 			if !tb.b.log.contains("authentication of 'moon.example.org' with") {
@@ -59,7 +60,7 @@ func TestV1DPDPeerGone(t *testing.T) {
 		t.Run(action, func(t *testing.T) {
 			tb := v1Bed(t, func(c *ike.Connection) {
 				c.DPDDelay, c.DPDTimeout = 10*time.Second, 30*time.Second
-				c.Children[0].DPDAction = action
+				c.Children[0].DPDAction = dpdActions[action]
 			})
 			tb.establish()
 			tb.wantV1Established()
@@ -141,7 +142,7 @@ func TestV1InvalidIDInformation(t *testing.T) {
 	tb := newTestbed(t, bedOptions{connA: v1("aes128-sha256-modp2048", "aes128-sha256"),
 		connB: func(c *ike.Connection) {
 			v1("aes128-sha256-modp2048", "aes128-sha256")(c)
-			c.Children[0].RemoteTS = []string{"10.9.0.0/16"}
+			c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.9.0.0/16")
 		}})
 	tb.establish()
 	if !tb.b.log.contains("no matching CHILD_SA config found for 10.2.0.0/16 === 10.1.0.0/16 (configured: [10.2.0.0/16 === 10.9.0.0/16]), sending INVALID_ID_INFORMATION") {
@@ -153,12 +154,11 @@ func TestV1InvalidIDInformation(t *testing.T) {
 }
 
 func Test3DESRefused(t *testing.T) {
-	c := &ike.Connection{Name: "x", Version: 1, RemoteAddrs: []string{"192.0.2.2"}, Proposals: []string{"3des-sha1-modp2048"},
-		Local: []ike.AuthConfig{{Auth: "psk"}}, Remote: []ike.AuthConfig{{Auth: "psk"}}}
-	tb := v1Bed(t)
-	if err := tb.a.e.AddConnection(c); err == nil {
+	// A configured proposal with 3DES is refused where it is parsed.
+	if _, err := transform.ParseProposals(transform.ProtoIKE, "3des-sha1-modp2048"); err == nil {
 		t.Fatalf("3des accepted in a proposal")
 	}
+	tb := v1Bed(t)
 	// A peer proposing 3DES is refused with a log line.
 	m := &isakmp.Message{Header: isakmp.Header{InitiatorCookie: 42, Exchange: isakmp.ExchangeMain},
 		Payloads: []isakmp.Payload{&isakmp.SecurityAssociation{DOI: isakmp.DOIIPsec, Situation: 1, Proposals: []isakmp.Proposal{{
@@ -229,13 +229,13 @@ func TestV1Fragmentation(t *testing.T) {
 		cfgA: small, cfgB: small,
 		connA: func(c *ike.Connection) {
 			toV1(c)
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org"}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org"), Certs: []*x509.Certificate{certA, inter2.Cert, inter1.Cert}, PrivateKey: keyA}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org")}}
 		},
 		connB: func(c *ike.Connection) {
 			toV1(c)
-			c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
-			c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org"}}
+			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org")}}
 		},
 	})
 	fragments := 0

@@ -116,7 +116,7 @@ func (sa *v1SA) processNotify(n *isakmp.Notify) {
 		for _, q := range sa.quicks {
 			if q.initiator {
 				sa.log.Info(fmt.Sprintf("received INVALID_ID_INFORMATION error notify for CHILD_SA %s: proposed TS %s === %s not accepted by the peer",
-					q.cfg.cfg.Name, q.localTS, q.remoteTS))
+					q.cfg.Name, q.localTS, q.remoteTS))
 				sa.endQuick(q)
 			}
 		}
@@ -188,8 +188,8 @@ func (sa *v1SA) delete() {
 // inbound traffic for that long, R-U-THERE; without any for dpd_timeout
 // (default 150s), the peer is dead and dpd_action applies.
 func (sa *v1SA) scheduleDPD() {
-	delay := sa.conn.cfg.DPDDelay
-	timeout := sa.conn.cfg.DPDTimeout
+	delay := sa.conn.DPDDelay
+	timeout := sa.conn.DPDTimeout
 	if timeout == 0 {
 		timeout = 150 * 1e9
 	}

@@ -17,18 +17,18 @@ import (
 // initiateV1 starts an ISAKMP SA and, once it is established, Quick Modes
 // for children.
 func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, error) {
-	if len(c.remoteAddrs) == 0 {
-		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.cfg.Name)
+	if len(c.RemoteAddrs) == 0 {
+		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.Name)
 	}
 	var local netip.Addr
-	if len(c.localAddrs) > 0 {
-		local = c.localAddrs[0]
+	if len(c.LocalAddrs) > 0 {
+		local = c.LocalAddrs[0]
 	} else if e.cfg.SourceAddress != nil {
-		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
+		if a, ok := e.cfg.SourceAddress(c.RemoteAddrs[0]); ok {
 			local = a
 		}
 	}
-	sa := e.newV1SA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
+	sa := e.newV1SA(c, true, netip.AddrPortFrom(local, c.LocalPort), netip.AddrPortFrom(c.RemoteAddrs[0], c.RemotePort))
 	sa.ckyI = e.v1Cookie(sa.local, sa.remote)
 	e.v1().sas[sa.ckyI] = sa
 	sa.pending = children
@@ -42,10 +42,10 @@ func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, erro
 	suites := c.v1Suites(auth)
 	for _, s := range suites {
 		if s.encr != transform.ENCR_AES_CBC {
-			return nil, fmt.Errorf("ike: connection %q: IKEv1 needs AES-CBC proposals, not %v", c.cfg.Name, s.encr)
+			return nil, fmt.Errorf("ike: connection %q: IKEv1 needs AES-CBC proposals, not %v", c.Name, s.encr)
 		}
 		if _, err := s.prf.V1Hash(); err != nil {
-			return nil, fmt.Errorf("ike: connection %q: %v", c.cfg.Name, err)
+			return nil, fmt.Errorf("ike: connection %q: %v", c.Name, err)
 		}
 	}
 	saP := v1Phase1SA(suites)
@@ -130,7 +130,7 @@ func (sa *v1SA) natdPayloads() []isakmp.Payload {
 		return nil
 	}
 	remote, local := sa.natdHash(sa.remote), sa.natdHash(sa.local)
-	if sa.conn.cfg.Encap {
+	if sa.conn.Encap {
 		// Fake our address so that the peer sees a NAT (encap = yes).
 		local = sa.natdHash(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
 	}
@@ -209,9 +209,9 @@ func (sa *v1SA) deriveKeys() error {
 	sa.gxy = gxy
 	var skeyid []byte
 	if sa.auth == isakmp.AuthPSK {
-		psk, ok := (&ikeSA{e: sa.e}).sharedKey(sa.conn.local.id, sa.conn.remote.id)
+		psk, ok := (&ikeSA{e: sa.e}).sharedKey(sa.conn.local.ID, sa.conn.remote.ID)
 		if !ok {
-			return fmt.Errorf("no shared key found for '%s' - '%s'", sa.conn.local.id, sa.conn.remote.id)
+			return fmt.Errorf("no shared key found for '%s' - '%s'", sa.conn.local.ID, sa.conn.remote.ID)
 		}
 		skeyid, err = transform.SKEYIDPSK(sa.prf, psk, sa.ni, sa.nr)
 	} else {
@@ -271,16 +271,16 @@ func (sa *v1SA) authPayloads(idB []byte) ([]isakmp.Payload, error) {
 		return []isakmp.Payload{&isakmp.Hash{Data: h}}, nil
 	}
 	r := sa.conn.local
-	if r.cfg.PrivateKey == nil {
-		return nil, fmt.Errorf("%v needs a private key, connection %s has none", sa.auth, sa.conn.cfg.Name)
+	if r.PrivateKey == nil {
+		return nil, fmt.Errorf("%v needs a private key, connection %s has none", sa.auth, sa.conn.Name)
 	}
-	sig, err := transform.V1SignHash(sa.e.rand, r.cfg.PrivateKey, h)
+	sig, err := transform.V1SignHash(sa.e.rand, r.PrivateKey, h)
 	if err != nil {
 		return nil, err
 	}
 	var ps []isakmp.Payload
-	if sa.conn.sendCert != "never" {
-		for _, c := range r.cfg.Certs {
+	if sa.conn.SendCert != SendCertNever {
+		for _, c := range r.Certs {
 			ps = append(ps, &isakmp.Certificate{Encoding: isakmp.CertX509Signature, Data: c.Raw})
 		}
 	}
@@ -342,8 +342,8 @@ func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
 	}
 	sa.remoteID = remoteID
 	sa.accept()
-	if !sa.conn.remote.id.Matches(remoteID) {
-		return fmt.Errorf("peer identity '%s' does not match '%s': %w", remoteID, sa.conn.remote.id, errV1Auth)
+	if !sa.conn.remote.ID.Matches(remoteID) {
+		return fmt.Errorf("peer identity '%s' does not match '%s': %w", remoteID, sa.conn.remote.ID, errV1Auth)
 	}
 	if cert == nil {
 		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", remoteID))
@@ -377,7 +377,7 @@ func parseV1Certs(certs []*isakmp.Certificate) (*x509.Certificate, []*x509.Certi
 // identity.
 func (sa *v1SA) trustCert(cert *x509.Certificate, chain []*x509.Certificate, remoteID Identity) error {
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	cas := sa.conn.remote.cfg.CACerts
+	cas := sa.conn.remote.CACerts
 	if len(cas) == 0 {
 		cas = sa.e.cfg.Credentials.CAs
 	}
@@ -437,7 +437,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 			sa.log.Info("could not decrypt payloads")
 			if sa.auth == isakmp.AuthPSK {
 				sa.log.Info(fmt.Sprintf("message parsing failed: %v message %d of IKE_SA %s does not decrypt, the pre-shared key of '%s' - '%s' is likely wrong",
-					h.Exchange, sa.step+1, sa.name(), sa.conn.local.id, sa.conn.remote.id))
+					h.Exchange, sa.step+1, sa.name(), sa.conn.local.ID, sa.conn.remote.ID))
 			} else {
 				sa.log.Info("message parsing failed")
 			}
@@ -659,7 +659,7 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 }
 
 func (sa *v1SA) certReqs() []isakmp.Payload {
-	cas := sa.conn.remote.cfg.CACerts
+	cas := sa.conn.remote.CACerts
 	if len(cas) == 0 {
 		cas = sa.e.cfg.Credentials.CAs
 	}
@@ -680,7 +680,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 			sa.e.v1Notify(h, Datagram{Local: sa.local, Remote: sa.remote}, isakmp.NoProposalChosen)
 			return err
 		}
-		if sa.auth == isakmp.AuthPSK && !sa.conn.cfg.Aggressive {
+		if sa.auth == isakmp.AuthPSK && !sa.conn.Aggressive {
 			sa.log.Info("Aggressive Mode PSK disabled for security reasons")
 			sa.e.v1Notify(h, Datagram{Local: sa.local, Remote: sa.remote}, isakmp.AuthenticationFailed)
 			return fmt.Errorf("Aggressive Mode refused")
@@ -787,8 +787,8 @@ func (sa *v1SA) established() {
 // ISAKMP SA established elapsed ago (a restart took it back).
 func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
 	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
-	if sa.initiator && sa.conn.rekeyTime < sa.lifetime {
-		sa.after(left(sa.conn.rekeyTime), sa.reauthenticate)
+	if sa.initiator && sa.conn.RekeyTime < sa.lifetime {
+		sa.after(left(sa.conn.RekeyTime), sa.reauthenticate)
 	} else if sa.initiator {
 		sa.after(left(sa.lifetime*9/10), sa.reauthenticate)
 	}
@@ -796,7 +796,7 @@ func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
 		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
 		sa.delete()
 	})
-	if sa.conn.cfg.DPDDelay > 0 && sa.peerDPD {
+	if sa.conn.DPDDelay > 0 && sa.peerDPD {
 		sa.scheduleDPD()
 	}
 }

@@ -37,10 +37,10 @@ func (s v1Suite) String() string {
 
 // v1AuthMethod is the phase 1 method of our local round.
 func (c *connection) v1AuthMethod() isakmp.AuthMethod {
-	if c.local.method == authPSK {
+	if c.local.Auth == AuthPSK {
 		return isakmp.AuthPSK
 	}
-	if pub, ok := c.local.cfg.PrivateKey.Public().(*ecdsa.PublicKey); ok {
+	if pub, ok := c.local.PrivateKey.Public().(*ecdsa.PublicKey); ok {
 		switch pub.Curve {
 		case elliptic.P384():
 			return isakmp.AuthECDSA384
@@ -55,12 +55,12 @@ func (c *connection) v1AuthMethod() isakmp.AuthMethod {
 // v1Suites expands the connection's proposals.
 func (c *connection) v1Suites(auth isakmp.AuthMethod) []v1Suite {
 	var out []v1Suite
-	for _, p := range c.proposals {
+	for _, p := range c.Proposals {
 		for _, e := range p.Algorithms(transform.TransformENCR) {
 			for _, prf := range p.Algorithms(transform.TransformPRF) {
 				for _, g := range p.Algorithms(transform.TransformKE) {
 					out = append(out, v1Suite{encr: transform.EncrID(e.ID), encrBits: e.KeyLength,
-						prf: transform.PRFID(prf.ID), group: transform.KEID(g.ID), auth: auth, life: c.rekeyTime + c.overTime})
+						prf: transform.PRFID(prf.ID), group: transform.KEID(g.ID), auth: auth, life: c.RekeyTime + c.OverTime})
 				}
 			}
 		}
@@ -202,9 +202,9 @@ func (sa *v1SA) selectV1Suite(p *isakmp.SecurityAssociation) (v1Suite, isakmp.Tr
 func (sa *v1SA) authAcceptable(m isakmp.AuthMethod) bool {
 	switch m {
 	case isakmp.AuthPSK:
-		return sa.conn.remote.method == authPSK && sa.conn.local.method == authPSK
+		return sa.conn.remote.Auth == AuthPSK && sa.conn.local.Auth == AuthPSK
 	case isakmp.AuthRSA, isakmp.AuthECDSA256, isakmp.AuthECDSA384, isakmp.AuthECDSA521:
-		return sa.conn.remote.method == authPubkey && sa.conn.local.method == authPubkey
+		return sa.conn.remote.Auth == AuthPubkey && sa.conn.local.Auth == AuthPubkey
 	}
 	return false
 }

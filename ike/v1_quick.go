@@ -75,10 +75,10 @@ type v1Child struct {
 	timers            []Timer
 }
 
-func (c *v1Child) name() string { return fmt.Sprintf("%s{%d}", c.cfg.cfg.Name, c.id) }
+func (c *v1Child) name() string { return fmt.Sprintf("%s{%d}", c.cfg.Name, c.id) }
 
 func (q *v1Quick) pfsGroup() transform.KEID {
-	return firstKE(q.cfg.proposals)
+	return firstKE(q.cfg.ESPProposals)
 }
 
 // startQuick initiates a Quick Mode for a child (rekey: replacing old).
@@ -96,8 +96,8 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	}
 	q.spiIn = spi
 	sa.quicks[q.mid] = q
-	q.localTS = resolveTS(cc.localTS, sa.local.Addr())[0]
-	q.remoteTS = resolveTS(cc.remoteTS, sa.remote.Addr())[0]
+	q.localTS = resolveTS(cc.LocalTS, sa.local.Addr())[0]
+	q.remoteTS = resolveTS(cc.RemoteTS, sa.remote.Addr())[0]
 	if old != nil {
 		q.localTS, q.remoteTS = old.localTS[0], old.remoteTS[0]
 	}
@@ -122,7 +122,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 
 // encapMode is the mode attribute: UDP-encapsulated behind a NAT.
 func (sa *v1SA) encapMode(m Mode) uint16 {
-	nat := sa.natLocal || sa.natRemote || sa.conn.cfg.Encap
+	nat := sa.natLocal || sa.natRemote || sa.conn.Encap
 	switch {
 	case nat && m == ModeTransport:
 		return isakmp.EncapUDPTransport
@@ -139,7 +139,7 @@ func (q *v1Quick) saPayload(spi uint32, selected *isakmp.Transform) *isakmp.Secu
 	if selected != nil {
 		ts = []isakmp.Transform{*selected}
 	} else {
-		ts = v1ESPTransforms(q.cfg.proposals, q.pfs, q.cfg.lifeTime, q.sa.encapMode(q.cfg.mode))
+		ts = v1ESPTransforms(q.cfg.ESPProposals, q.pfs, q.cfg.LifeTime, q.sa.encapMode(q.cfg.Mode))
 	}
 	return v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtoESP,
 		SPI: binary.BigEndian.AppendUint32(nil, spi), Transforms: ts}})
@@ -188,7 +188,7 @@ func (sa *v1SA) sendQuick(q *v1Quick, ps []isakmp.Payload, niB []byte, await boo
 	}
 	ex := sa.exchange(q.mid)
 	sa.sendSealed(ex, sa.header(isakmp.ExchangeQuick, q.mid), append([]isakmp.Payload{&isakmp.Hash{Data: h}}, ps...), await, func() {
-		sa.log.Info(fmt.Sprintf("Quick Mode %d for CHILD_SA %s got no answer", q.mid, q.cfg.cfg.Name))
+		sa.log.Info(fmt.Sprintf("Quick Mode %d for CHILD_SA %s got no answer", q.mid, q.cfg.Name))
 		sa.endQuick(q)
 	})
 }
@@ -268,7 +268,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			sa.log.Debug("commit bit set in HASH(2), ignored")
 		}
 		if err := q.processResponse(ps); err != nil {
-			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.cfg.Name, err))
+			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.Name, err))
 			sa.endQuick(q)
 			return
 		}
@@ -311,7 +311,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	}
 	var cc *childConfig
 	for _, c := range sa.conn.children {
-		l, r := resolveTS(c.localTS, sa.local.Addr()), resolveTS(c.remoteTS, sa.remote.Addr())
+		l, r := resolveTS(c.LocalTS, sa.local.Addr()), resolveTS(c.RemoteTS, sa.remote.Addr())
 		if tsListContains(l, localTS) && tsListContains(r, remoteTS) {
 			cc = c
 			break
@@ -320,7 +320,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	if cc == nil {
 		var conf []string
 		for _, c := range sa.conn.children {
-			conf = append(conf, formatTS(resolveTS(c.localTS, sa.local.Addr()))+" === "+formatTS(resolveTS(c.remoteTS, sa.remote.Addr())))
+			conf = append(conf, formatTS(resolveTS(c.LocalTS, sa.local.Addr()))+" === "+formatTS(resolveTS(c.RemoteTS, sa.remote.Addr())))
 		}
 		sa.log.Info(fmt.Sprintf("no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
 			localTS, remoteTS, conf))
@@ -343,8 +343,8 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 				sa.log.Info(fmt.Sprintf("received ESP transform %d not acceptable: %s", t.Number, why))
 				continue
 			}
-			ourPFS := firstKE(cc.proposals)
-			if matchESP(cc.proposals, s.suite, ourPFS) && (s.suite.KE == 0) == !hasKE {
+			ourPFS := firstKE(cc.ESPProposals)
+			if matchESP(cc.ESPProposals, s.suite, ourPFS) && (s.suite.KE == 0) == !hasKE {
 				t := t
 				chosen, q.suite, q.spiOut, q.pfs = &t, s, binary.BigEndian.Uint32(pr.SPI), s.suite.KE
 				break
@@ -356,14 +356,14 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	}
 	if chosen == nil {
 		sa.log.Info("received proposals: " + fmt.Sprint(received))
-		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.proposals))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.ESPProposals))
 		sa.log.Info("no acceptable proposal found, sending NO_PROPOSAL_CHOSEN")
 		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
 		sa.dropExchange(h.MessageID)
 		return
 	}
 	// The shorter lifetime wins: answer with ours if it is shorter.
-	q.suite.life = min(q.suite.life, cc.lifeTime)
+	q.suite.life = min(q.suite.life, cc.LifeTime)
 	sel := *chosen
 	sel.Attributes = nil
 	for _, a := range chosen.Attributes {
@@ -445,7 +445,7 @@ func (sa *v1SA) newQuickChild(q *v1Quick) (*v1Child, transform.SAKeys, transform
 		return nil, in, out, err
 	}
 	sa.e.nextChildID++
-	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.mode,
+	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.Mode,
 		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
 		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
 		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
@@ -473,11 +473,11 @@ func (q *v1Quick) processResponse(ps []isakmp.Payload) error {
 	if why != "" {
 		return fmt.Errorf("selected transform: %s", why)
 	}
-	if !matchESP(q.cfg.proposals, s.suite, q.pfs) {
+	if !matchESP(q.cfg.ESPProposals, s.suite, q.pfs) {
 		return fmt.Errorf("responder selected a transform we did not propose")
 	}
-	if s.life > q.cfg.lifeTime {
-		s.life = q.cfg.lifeTime
+	if s.life > q.cfg.LifeTime {
+		s.life = q.cfg.LifeTime
 	}
 	q.suite, q.nr, q.spiOut = s, n.Data, binary.BigEndian.Uint32(saP.Proposals[0].SPI)
 	if q.pfs != 0 {
@@ -545,9 +545,9 @@ func (c *v1Child) esp(inbound bool, keys transform.SAKeys) *SA {
 		}
 	}
 	if inbound {
-		s.SAID, s.Src, s.Replay, s.IfID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}, sa.remote.Addr(), c.cfg.replayWindow, c.cfg.cfg.IfIDIn
+		s.SAID, s.Src, s.Replay, s.IfID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}, sa.remote.Addr(), c.cfg.ReplayWindow, c.cfg.IfIDIn
 	} else {
-		s.SAID, s.Src, s.IfID = SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}, sa.local.Addr(), c.cfg.cfg.IfIDOut
+		s.SAID, s.Src, s.IfID = SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}, sa.local.Addr(), c.cfg.IfIDOut
 	}
 	if c.mode == ModeTransport {
 		s.Selectors = append(append([]TrafficSelector(nil), c.localTS...), c.remoteTS...)
@@ -561,8 +561,8 @@ func (c *v1Child) esp(inbound bool, keys transform.SAKeys) *SA {
 // rekey at once (IKEv1 has no collision handling).
 func (c *v1Child) rekeyAfter() time.Duration {
 	t := c.lifetime * 9 / 10
-	if c.cfg.rekeyTime < c.lifetime {
-		t = c.cfg.rekeyTime
+	if c.cfg.RekeyTime < c.lifetime {
+		t = c.cfg.RekeyTime
 	}
 	if !c.initiator {
 		t += (c.lifetime - t) / 2
@@ -579,7 +579,7 @@ type v1PolicyRef struct {
 }
 
 func (c *v1Child) policyKey() string {
-	return fmt.Sprintf("v1|%s|%s|%s|%s|%s", c.cfg.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS), c.ike.local.Addr(), c.ike.remote.Addr())
+	return fmt.Sprintf("v1|%s|%s|%s|%s|%s", c.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS), c.ike.local.Addr(), c.ike.remote.Addr())
 }
 
 // policyRef returns the policy entry of the IPsec SA's selectors, with a
@@ -595,7 +595,7 @@ func (c *v1Child) policyRef(reqid uint32) *v1PolicyRef {
 	ref := st.policies[key]
 	if ref == nil {
 		if reqid == 0 {
-			reqid = c.cfg.cfg.Reqid
+			reqid = c.cfg.Reqid
 		}
 		if reqid == 0 {
 			e.reqids.next++
@@ -643,11 +643,11 @@ func (c *v1Child) addPolicies(ref *v1PolicyRef) error {
 	local, remote := sa.local.Addr(), sa.remote.Addr()
 	l, r := c.localTS[0], c.remoteTS[0]
 	ref.policies = []*Policy{
-		{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDOut},
-		{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn},
+		{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDOut},
+		{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDIn},
 	}
 	if c.mode == ModeTunnel {
-		ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.cfg.IfIDIn})
+		ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDIn})
 	}
 	for _, p := range ref.policies {
 		if err := e.cfg.Dataplane.AddPolicy(p); err != nil {

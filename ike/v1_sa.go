@@ -167,16 +167,16 @@ func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.Addr
 	e.nextIKEID++
 	sa := &v1SA{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
 		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
-		lastInbound: e.clock.Now(), aggressive: c.cfg.Aggressive && initiator}
+		lastInbound: e.clock.Now(), aggressive: c.Aggressive && initiator}
 	sa.log = e.log.With("ike_sa", sa.name())
-	sa.localID = c.local.id
+	sa.localID = c.local.ID
 	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
 		sa.localID = addrIdentity(local.Addr())
 	}
 	return sa
 }
 
-func (sa *v1SA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.cfg.Name, sa.id) }
+func (sa *v1SA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
 
 func (sa *v1SA) ourCookie() uint64 {
 	if sa.initiator {
@@ -218,11 +218,11 @@ func (e *Engine) allV1SAs() []*v1SA {
 func (e *Engine) v1Infos() []IKESAInfo {
 	var out []IKESAInfo
 	for _, sa := range e.allV1SAs() {
-		i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.cfg.Name, State: sa.state, Initiator: sa.initiator,
+		i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
 			SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
 			NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
 		for _, c := range sa.children {
-			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn,
+			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
 				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqid})
 		}
 		// A Quick Mode we started for a new IPsec SA shows as a CHILD_SA
@@ -230,7 +230,7 @@ func (e *Engine) v1Infos() []IKESAInfo {
 		// of an initiate must not take its absence for a failure.
 		for _, q := range sa.quicks {
 			if q.initiator && q.rekey == nil && !q.installed {
-				i.Children = append(i.Children, ChildSAInfo{Name: q.cfg.cfg.Name, State: ChildSACreated, SPIIn: q.spiIn,
+				i.Children = append(i.Children, ChildSAInfo{Name: q.cfg.Name, State: ChildSACreated, SPIIn: q.spiIn,
 					LocalTS: []TrafficSelector{q.localTS}, RemoteTS: []TrafficSelector{q.remoteTS}})
 			}
 		}
@@ -542,7 +542,7 @@ func (sa *v1SA) die() {
 	restart := sa.restart
 	var children []*childConfig
 	for _, c := range sa.children {
-		if c.cfg.restart {
+		if c.cfg.restart() {
 			restart = true
 		}
 		children = append(children, c.cfg)
@@ -559,7 +559,7 @@ func (sa *v1SA) die() {
 	}
 }
 
-func (sa *v1SA) initiatorCapable() bool { return len(sa.conn.remoteAddrs) > 0 }
+func (sa *v1SA) initiatorCapable() bool { return len(sa.conn.RemoteAddrs) > 0 }
 
 // handleV1 takes an IKEv1 datagram (after the non-ESP marker).
 func (e *Engine) handleV1(data []byte, d Datagram) {
@@ -620,7 +620,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 // connectionForV1 finds the first IKEv1 connection allowing the addresses.
 func (e *Engine) connectionForV1(local, remote netip.Addr) *connection {
 	for _, c := range e.conns {
-		if c.cfg.Version == 1 && addrAllowed(c.localAddrs, local) && addrAllowed(c.remoteAddrs, remote) {
+		if c.Version == 1 && addrAllowed(c.LocalAddrs, local) && addrAllowed(c.RemoteAddrs, remote) {
 			return c
 		}
 	}

@@ -95,7 +95,7 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 			continue
 		}
 		s := ExportedISAKMPSA{
-			ID: sa.id, Conn: sa.conn.cfg.Name, Initiator: sa.initiator, Aggressive: sa.aggressive,
+			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, Aggressive: sa.aggressive,
 			CookieI: sa.ckyI, CookieR: sa.ckyR, Local: sa.local, Remote: sa.remote,
 			Auth: sa.auth, PRF: sa.prf, Encr: sa.encr, EncrBits: sa.encrBits, Group: sa.group,
 			Lifetime: sa.lifetime, Proposal: sa.proposal, Keys: cloneV1Keys(sa.keys), IV: cloneBytes(ex.iv),
@@ -108,7 +108,7 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 				continue
 			}
 			s.Children = append(s.Children, ExportedIPsecSA{
-				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
+				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
 				Suite: c.suite, Lifetime: c.lifetime, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
 				ReqID: c.reqid, Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
 			})
@@ -231,7 +231,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		sa.establishedAt = e.clock.Now()
 	}
 	if sa.lifetime <= 0 {
-		sa.lifetime = c.rekeyTime + c.overTime
+		sa.lifetime = c.RekeyTime + c.OverTime
 	}
 	st.sas[ours] = sa
 	sa.setState(IKESAEstablished)
@@ -245,7 +245,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 			mode: cs.Mode, proposal: cs.Proposal, localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
 			suite: cs.Suite, lifetime: cs.Lifetime, encap: cs.Encap, initiator: cs.Initiator, installedAt: cs.InstalledAt}
 		if ch.lifetime <= 0 {
-			ch.lifetime = cfg.lifeTime
+			ch.lifetime = cfg.LifeTime
 		}
 		if ch.installedAt.IsZero() {
 			ch.installedAt = e.clock.Now()

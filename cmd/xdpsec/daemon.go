@@ -13,7 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
@@ -29,7 +29,7 @@ func daemonCommand() *cli.Command {
 		Name:  "daemon",
 		Usage: "run the IKE daemon: negotiate SAs from swanctl.conf and install them into XFRM and the BPF maps",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Value: config.DefaultPath, Usage: "swanctl.conf to load"},
+			&cli.StringFlag{Name: "config", Value: swanctl.DefaultPath, Usage: "swanctl.conf to load"},
 			socketFlag(),
 			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
 			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},

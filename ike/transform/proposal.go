@@ -255,6 +255,16 @@ func derivedPRFs(p Proposal) []Transform {
 	return out
 }
 
+// MustParseProposals is ParseProposals that panics on an error: for tests
+// and fixed configurations.
+func MustParseProposals(protocol Protocol, s string) []Proposal {
+	ps, err := ParseProposals(protocol, s)
+	if err != nil {
+		panic(err)
+	}
+	return ps
+}
+
 // DefaultProposals returns what "default" stands for: strongSwan's default
 // proposals restricted to the algorithms this package implements. For IKE
 // an AEAD proposal comes first, then a classic one; for ESP one classic

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -93,15 +94,15 @@ type pairOptions struct {
 func baseConn(local, remote netip.Addr, remotePort uint16, localID, remoteID, localNet, remoteNet string) *ike.Connection {
 	return &ike.Connection{
 		Name:        "gw",
-		LocalAddrs:  []string{local.String()},
-		RemoteAddrs: []string{remote.String()},
+		LocalAddrs:  []netip.Addr{local},
+		RemoteAddrs: []netip.Addr{remote},
 		RemotePort:  remotePort,
-		Proposals:   []string{"aes128gcm16-prfsha256-x25519"},
-		Local:       []ike.AuthConfig{{Auth: "psk", ID: localID}},
-		Remote:      []ike.AuthConfig{{Auth: "psk", ID: remoteID}},
-		Children: []ike.ChildConfig{{
-			Name: "net", LocalTS: []string{localNet}, RemoteTS: []string{remoteNet},
-			ESPProposals: []string{"aes128gcm16"},
+		Proposals:   transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519"),
+		Local:       []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(localID)}},
+		Remote:      []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(remoteID)}},
+		Children: []*ike.ChildConfig{{
+			Name: "net", LocalTS: ike.MustParseTSSpecs(localNet), RemoteTS: ike.MustParseTSSpecs(remoteNet),
+			ESPProposals: transform.MustParseProposals(transform.ProtoESP, "aes128gcm16"),
 		}},
 	}
 }

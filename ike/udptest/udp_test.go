@@ -25,7 +25,7 @@ func TestUDPProposals(t *testing.T) {
 		"aes256gcm16-prfsha384-ecp384",
 	} {
 		t.Run(prop, func(t *testing.T) {
-			set := func(c *ike.Connection) { c.Proposals = []string{prop} }
+			set := func(c *ike.Connection) { c.Proposals = transform.MustParseProposals(transform.ProtoIKE, prop) }
 			a, b := v.pair(t, pairOptions{connA: set, connB: set})
 			// HDR, SAi1, KEi, Ni -->  <-- HDR, SAr1, KEr, Nr
 			// HDR, SK {IDi, AUTH, SAi2, TSi, TSr} -->
@@ -64,12 +64,12 @@ func TestUDPAuth(t *testing.T) {
 			a, b := v.pair(t, pairOptions{
 				cfgA: trust, cfgB: trust,
 				connA: func(c *ike.Connection) {
-					c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org", Certs: []*x509.Certificate{certA}, PrivateKey: keyA}}
-					c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org"}}
+					c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org"), Certs: []*x509.Certificate{certA}, PrivateKey: keyA}}
+					c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org")}}
 				},
 				connB: func(c *ike.Connection) {
-					c.Local = []ike.AuthConfig{{Auth: "pubkey", ID: "sun.example.org", Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
-					c.Remote = []ike.AuthConfig{{Auth: "pubkey", ID: "moon.example.org"}}
+					c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{certB}, PrivateKey: keyB}}
+					c.Remote = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("moon.example.org")}}
 				},
 			})
 			// HDR, SK {IDi, CERT, CERTREQ, IDr, AUTH, SAi2, TSi, TSr} -->
@@ -217,8 +217,12 @@ func (f senderFunc) Send(d ike.Datagram) error { return f(d) }
 func TestUDPInvalidKE(t *testing.T) {
 	v := newNetEnv(t)
 	a, b := v.pair(t, pairOptions{
-		connA: func(c *ike.Connection) { c.Proposals = []string{"aes128gcm16-prfsha256-x25519-ecp256"} },
-		connB: func(c *ike.Connection) { c.Proposals = []string{"aes128gcm16-prfsha256-ecp256"} },
+		connA: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519-ecp256")
+		},
+		connB: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-ecp256")
+		},
 	})
 	// HDR, SAi1, KEi(x25519), Ni --> <-- HDR, N(INVALID_KE_PAYLOAD: ECP_256)
 	// HDR, SAi1, KEi(ecp256), Ni --> <-- HDR, SAr1, KEr, Nr
@@ -283,7 +287,9 @@ func TestUDPLossy(t *testing.T) {
 func TestUDPMismatch(t *testing.T) {
 	v := newNetEnv(t)
 	t.Run("proposal", func(t *testing.T) {
-		a, b := v.pair(t, pairOptions{connB: func(c *ike.Connection) { c.Proposals = []string{"aes256-sha256-modp2048"} }})
+		a, b := v.pair(t, pairOptions{connB: func(c *ike.Connection) {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256-sha256-modp2048")
+		}})
 		a.initiate(t)
 		// HDR, SAi1, KEi, Ni --> <-- HDR, N(NO_PROPOSAL_CHOSEN)
 		a.waitLog(t, "received NO_PROPOSAL_CHOSEN notify error")
@@ -302,7 +308,7 @@ func TestUDPMismatch(t *testing.T) {
 		waitFor(t, "no SAs", func() bool { return a.empty() && b.empty() })
 	})
 	t.Run("traffic selectors", func(t *testing.T) {
-		a, b := v.pair(t, pairOptions{connB: func(c *ike.Connection) { c.Children[0].RemoteTS = []string{"10.9.0.0/16"} }})
+		a, b := v.pair(t, pairOptions{connB: func(c *ike.Connection) { c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.9.0.0/16") }})
 		a.initiate(t)
 		// <-- HDR, SK {IDr, AUTH, N(TS_UNACCEPTABLE)}: the IKE SA stands
 		a.waitLog(t, "received TS_UNACCEPTABLE notify, no CHILD_SA built")

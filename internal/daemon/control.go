@@ -339,9 +339,11 @@ func findIKE(sas []ike.IKESAInfo, id uint32) *ike.IKESAInfo {
 func (d *Daemon) connOfChild(child string) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, m := range d.loaded.Children {
-		if m.Child == child {
-			return m.Conn, nil
+	for _, c := range d.loaded.Connections {
+		for _, ch := range c.Children {
+			if ch.Name == child {
+				return c.Name, nil
+			}
 		}
 	}
 	return "", fmt.Errorf("no CHILD_SA config named '%s' found", child)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/maps"
@@ -32,7 +32,7 @@ const (
 
 // Options configure a Daemon.
 type Options struct {
-	ConfigPath string // swanctl.conf, default config.DefaultPath
+	ConfigPath string // swanctl.conf, default swanctl.DefaultPath
 	SocketPath string // control socket, default DefaultSocket
 	StatePath  string // IKE SA state saved across restarts, default DefaultState; "-" for none
 	PinDir     string // BPF pin directory
@@ -121,7 +121,7 @@ func (s *socketSender) Send(d ike.Datagram) error {
 // daemon is not in dry-run mode.
 var ErrNoESP = errors.New("the kernel cannot do ESP")
 
-// Check loads and maps a configuration and has a throwaway engine take
+// Check loads a configuration with its credentials and has a throwaway engine take
 // every connection, as `xdpsec daemon --check` does.
 func Check(path string, log *slog.Logger) (*Loaded, error) {
 	l, err := LoadConfig(path)
@@ -149,7 +149,7 @@ func (nopSender) Send(ike.Datagram) error { return nil }
 // state, IKE sockets, control socket, metrics, start_action=start.
 func Start(opts Options) (*Daemon, error) {
 	if opts.ConfigPath == "" {
-		opts.ConfigPath = config.DefaultPath
+		opts.ConfigPath = swanctl.DefaultPath
 	}
 	if opts.SocketPath == "" {
 		opts.SocketPath = DefaultSocket
@@ -268,9 +268,9 @@ func (d *Daemon) openDataplane() error {
 		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
 		OffloadFor: func(sa *ike.SA) dataplane.Offload {
 			d.mu.Lock()
-			children := d.loaded.Children
+			conns := d.loaded.Connections
 			d.mu.Unlock()
-			return offloadFor(children)(sa)
+			return offloadFor(conns)(sa)
 		}})
 	return nil
 }
@@ -300,16 +300,16 @@ func (d *Daemon) startActions(only []string) {
 		}
 	}
 	done := map[string]bool{}
-	for _, m := range l.Children {
-		if m.StartAction&config.ActionStart == 0 || done[m.Conn] || up[m.Conn] {
+	for _, c := range l.Connections {
+		if !slices.ContainsFunc(c.Children, func(ch *ike.ChildConfig) bool { return ch.StartAction&ike.ActionStart != 0 }) {
 			continue
 		}
-		if only != nil && !slices.Contains(only, m.Conn) {
+		if done[c.Name] || up[c.Name] || only != nil && !slices.Contains(only, c.Name) {
 			continue
 		}
-		done[m.Conn] = true
-		if _, err := d.engine.Initiate(m.Conn); err != nil {
-			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", m.Conn, err))
+		done[c.Name] = true
+		if _, err := d.engine.Initiate(c.Name); err != nil {
+			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", c.Name, err))
 		}
 	}
 }
@@ -454,18 +454,18 @@ func (d *Daemon) noteEstablished() []ike.IKESAInfo {
 // removed ones are unloaded and their IKE SAs terminated, changed ones are
 // replaced (their IKE SAs terminated and started again if so
 // configured), unchanged ones are left alone. Secrets are replaced.
-func (d *Daemon) Reload() (config.Changes, error) {
+func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	l, err := LoadConfig(d.opts.ConfigPath)
 	if err != nil {
 		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the loaded configuration: %v", d.opts.ConfigPath, err))
-		return config.Changes{}, err
+		return swanctl.Changes{}, err
 	}
 	d.mu.Lock()
 	old := d.loaded
 	d.mu.Unlock()
-	ch := config.Diff(old.File, l.File)
+	ch := swanctl.Diff(old.File, l.File)
 	for _, w := range l.File.Warnings {
 		d.cfgLog.Warn(w.Error())
 	}

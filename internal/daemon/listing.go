@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 func secondsPtr(d time.Duration) *int64 {
@@ -38,7 +38,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
 			NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal, Children: []ChildSA{},
 		}
-		var fc *config.Connection
+		var fc *swanctl.Connection
 		if l != nil {
 			fc = l.File.Connection(sa.Name)
 		}
@@ -68,8 +68,8 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			if t, ok := installed[ch.ID]; ok {
 				c.InstallTime = secondsPtr(now.Sub(t))
 				if fc != nil {
-					if cc := fc.Child(ch.Name); cc != nil && cc.Lifetime.RekeyTime > 0 {
-						c.RekeyTime = secondsPtr(max(0, t.Add(cc.Lifetime.RekeyTime).Sub(now)))
+					if cc := fc.Child(ch.Name); cc != nil && cc.RekeyTime > 0 {
+						c.RekeyTime = secondsPtr(max(0, t.Add(cc.RekeyTime).Sub(now)))
 					}
 				}
 			}
@@ -108,21 +108,16 @@ func (d *Daemon) ListConns() []ConnInfo {
 			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},
 		}
 		if len(c.Local) > 0 {
-			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].ID
+			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].IDSpec
 		}
 		if len(c.Remote) > 0 {
-			ci.RemoteAuth, ci.RemoteID = c.Remote[0].Auth.String(), c.Remote[0].ID
+			ci.RemoteAuth, ci.RemoteID = c.Remote[0].Auth.String(), c.Remote[0].IDSpec
 		}
 		for _, ch := range c.Children {
 			cc := ChildConn{
 				Name: ch.Name, Mode: ch.Mode.String(), LocalTS: stringsOf(ch.LocalTS), RemoteTS: stringsOf(ch.RemoteTS),
 				Proposals: stringsOf(ch.ESPProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
-				RekeyTime: int64(ch.Lifetime.RekeyTime / time.Second),
-			}
-			for _, m := range l.Children {
-				if m.Conn == c.Name && m.Child == ch.Name {
-					cc.IfIDIn, cc.IfIDOut = m.IfIDIn, m.IfIDOut
-				}
+				RekeyTime: int64(ch.RekeyTime / time.Second), IfIDIn: ch.ChildConfig.IfIDIn, IfIDOut: ch.ChildConfig.IfIDOut,
 			}
 			ci.Children = append(ci.Children, cc)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/dist"
-	"github.com/xdpsec/xdpsec/ike/config"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 // TestSiteConfs: both gateways' configurations, derived from the shipped
@@ -23,13 +23,13 @@ func TestSiteConfs(t *testing.T) {
 	if diff := lineDiff(dist.SwanctlConf, a); len(diff) != 1 || !strings.Contains(diff[0], "0s"+secret) {
 		t.Errorf("A's configuration differs from the example in %q, want only the secret", diff)
 	}
-	load := func(name, conf string) *config.Connection {
+	load := func(name, conf string) *swanctl.Connection {
 		t.Helper()
 		p := filepath.Join(t.TempDir(), "swanctl.conf")
 		if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := config.Load(p)
+		c, err := swanctl.Load(p)
 		if err != nil {
 			t.Fatalf("site %s: %v\n%s", name, err, conf)
 		}
@@ -46,8 +46,8 @@ func TestSiteConfs(t *testing.T) {
 	for _, x := range []struct{ what, a, b string }{
 		{"local_addrs/remote_addrs", str(ca.LocalAddrs), str(cb.RemoteAddrs)},
 		{"remote_addrs/local_addrs", str(ca.RemoteAddrs), str(cb.LocalAddrs)},
-		{"local.id/remote.id", ca.Local[0].ID, cb.Remote[0].ID},
-		{"remote.id/local.id", ca.Remote[0].ID, cb.Local[0].ID},
+		{"local.id/remote.id", ca.Local[0].IDSpec, cb.Remote[0].IDSpec},
+		{"remote.id/local.id", ca.Remote[0].IDSpec, cb.Local[0].IDSpec},
 		{"local_ts/remote_ts", str(ca.Children[0].LocalTS), str(cb.Children[0].RemoteTS)},
 		{"remote_ts/local_ts", str(ca.Children[0].RemoteTS), str(cb.Children[0].LocalTS)},
 		{"proposals", str(ca.Proposals), str(cb.Proposals)},
@@ -56,8 +56,8 @@ func TestSiteConfs(t *testing.T) {
 			t.Errorf("%s: A %s, B %s", x.what, x.a, x.b)
 		}
 	}
-	if ca.Local[0].ID == cb.Local[0].ID {
-		t.Errorf("both gateways are %s", ca.Local[0].ID)
+	if ca.Local[0].IDSpec == cb.Local[0].IDSpec {
+		t.Errorf("both gateways are %s", ca.Local[0].IDSpec)
 	}
 	if got := cb.Children[0].StartAction.String(); got != "none" {
 		t.Errorf("B's start_action is %s, want none (A initiates)", got)

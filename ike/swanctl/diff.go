@@ -1,4 +1,4 @@
-package config
+package swanctl
 
 import (
 	"reflect"
@@ -75,9 +75,14 @@ func sameConnection(a, b *Connection) bool {
 	return reflect.DeepEqual(withoutPos(a), withoutPos(b))
 }
 
+// withoutPos copies c without positions and without the credentials the
+// daemon loaded into it: a reload compares what the files say.
 func withoutPos(c *Connection) *Connection {
 	cp := *c
 	cp.Pos = Pos{}
+	ic := *c.Connection
+	ic.Local, ic.Remote, ic.Children = nil, nil, nil // compared through cp's rounds and children
+	cp.Connection = &ic
 	cp.Local = stripRounds(c.Local)
 	cp.Remote = stripRounds(c.Remote)
 	cp.Children = make([]*Child, len(c.Children))
@@ -94,6 +99,9 @@ func stripRounds(rounds []*AuthRound) []*AuthRound {
 	for i, a := range rounds {
 		x := *a
 		x.Pos = Pos{}
+		ac := *a.AuthConfig
+		ac.Certs, ac.PrivateKey, ac.CACerts = nil, nil, nil
+		x.AuthConfig = &ac
 		out[i] = &x
 	}
 	return out

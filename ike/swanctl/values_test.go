@@ -1,8 +1,9 @@
-package config
+package swanctl
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ike"
 	"strings"
 	"testing"
 	"time"
@@ -137,8 +138,8 @@ func TestParseMarkAndIfID(t *testing.T) {
 }
 
 func TestParseActions(t *testing.T) {
-	for in, want := range map[string]Action{"none": ActionNone, "trap": ActionTrap, "route": ActionTrap, "start": ActionStart,
-		"trap|start": ActionTrap | ActionStart, "START|TRAP": ActionTrap | ActionStart} {
+	for in, want := range map[string]ike.Action{"none": ike.ActionNone, "trap": ike.ActionTrap, "route": ike.ActionTrap, "start": ike.ActionStart,
+		"trap|start": ike.ActionTrap | ike.ActionStart, "START|TRAP": ike.ActionTrap | ike.ActionStart} {
 		if got, err := parseAction(in, true); err != nil || got != want {
 			t.Errorf("start_action %q = %v, %v; want %v", in, got, err, want)
 		}
@@ -146,7 +147,7 @@ func TestParseActions(t *testing.T) {
 	if _, err := parseAction("trap|start", false); err == nil {
 		t.Error("close_action trap|start accepted")
 	}
-	for in, want := range map[string]Action{"clear": ActionNone, "none": ActionNone, "trap": ActionTrap, "restart": ActionStart, "start": ActionStart} {
+	for in, want := range map[string]ike.Action{"clear": ike.ActionNone, "none": ike.ActionNone, "trap": ike.ActionTrap, "restart": ike.ActionStart, "start": ike.ActionStart} {
 		if got, err := parseDPDAction(in); err != nil || got != want {
 			t.Errorf("dpd_action %q = %v, %v; want %v", in, got, err, want)
 		}

@@ -1,4 +1,4 @@
-package config
+package swanctl
 
 import (
 	"strings"
@@ -54,6 +54,9 @@ func applyKeys[T any](t *T, sec *section, table keyTable[T], path string, errs *
 		// Set on a copy so that a bad value leaves the default in place
 		// and causes no follow-on errors.
 		cp := *t
+		if d, ok := any(&cp).(detacher); ok {
+			d.detach()
+		}
 		if err := spec.set(&cp, st.value); err != nil {
 			errs.add(st.pos, key, err)
 			continue
@@ -86,3 +89,12 @@ func quoteList(list []string) string {
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
+
+// detacher is a section whose engine part is an embedded pointer:
+// detach points it at a copy, so that a setter that fails leaves the
+// section as it was.
+type detacher interface{ detach() }
+
+func (c *Connection) detach() { x := *c.Connection; c.Connection = &x }
+func (a *AuthRound) detach()  { x := *a.AuthConfig; a.AuthConfig = &x }
+func (ch *Child) detach()     { x := *ch.ChildConfig; ch.ChildConfig = &x }

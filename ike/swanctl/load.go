@@ -1,11 +1,14 @@
-package config
+package swanctl
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/ike"
 )
 
 // DefaultPath is where the daemon reads its configuration.
@@ -25,6 +28,9 @@ type Config struct {
 	// expects (a PSK connection without a matching secret, an updown
 	// script that will not run, ...). Each is an *Error with its place.
 	Warnings []*Error
+
+	// keyPos is where each key that was set was set, by dotted path.
+	keyPos map[string]Pos
 }
 
 // Connection returns the connection of that name, or nil.
@@ -54,10 +60,10 @@ func LoadFS(fsys FS, name string) (*Config, error) {
 	l := &loader{
 		fsys:       fsys,
 		errs:       &errorList{},
-		cfg:        &Config{Path: name, Dir: path.Dir(name)},
+		cfg:        &Config{Path: name, Dir: path.Dir(name), keyPos: map[string]Pos{}},
 		secretFile: map[string]bool{},
-		keyPos:     map[string]Pos{},
 	}
+	l.keyPos = l.cfg.keyPos
 	root, files := parseTree(fsys, name, l.errs)
 	l.loadRoot(root)
 	l.loadKeyFolders()
@@ -166,14 +172,14 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 	}
 	usesPSK := false
 	for _, a := range append(append([]*AuthRound(nil), c.Local...), c.Remote...) {
-		usesPSK = usesPSK || a.Auth == AuthPSK
+		usesPSK = usesPSK || a.Auth == ike.AuthPSK
 	}
 	if usesPSK && !l.hasPSK(c) {
-		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].ID, c.Remote[0].ID)
+		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].IDSpec, c.Remote[0].IDSpec)
 	}
 	for _, a := range c.Local {
-		if a.Auth == AuthPubkey && len(a.Certs) == 0 && len(a.PubKeys) == 0 {
-			l.warn(a.Pos, cpath+"."+a.Name, "public key authentication without certs or pubkeys: a certificate matching id %q must be found at run time", a.ID)
+		if a.Auth == ike.AuthPubkey && len(a.CertFiles) == 0 && len(a.PubKeyFiles) == 0 {
+			l.warn(a.Pos, cpath+"."+a.Name, "public key authentication without certs or pubkeys: a certificate matching id %q must be found at run time", a.IDSpec)
 		}
 	}
 }
@@ -183,13 +189,13 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 // local addresses), or any secret when the remote identity is %any and so
 // only known at run time.
 func (l *loader) hasPSK(c *Connection) bool {
-	ids := []string{c.Local[0].ID, c.Remote[0].ID}
-	if c.Local[0].ID == "" {
+	ids := []string{c.Local[0].IDSpec, c.Remote[0].IDSpec}
+	if c.Local[0].IDSpec == "" {
 		for _, a := range c.LocalAddrs {
 			ids = append(ids, a.String())
 		}
 	}
-	anyRemote := c.Remote[0].ID == "%any" || c.Remote[0].ID == ""
+	anyRemote := c.Remote[0].IDSpec == "%any" || c.Remote[0].IDSpec == ""
 	for _, s := range l.cfg.Secrets.IKE {
 		if anyRemote || s.Matches(ids...) {
 			return true
@@ -199,7 +205,7 @@ func (l *loader) hasPSK(c *Connection) bool {
 }
 
 func (l *loader) validateChild(c *Connection, ch *Child, path string) {
-	if ch.Mode != ModePass && ch.Mode != ModeDrop && len(ch.ESPProposals) == 0 {
+	if len(ch.ESPProposals) == 0 {
 		l.errs.add(l.where(path, "esp_proposals", ch.Pos), path+".esp_proposals", wrapf(ErrInvalid, "no ESP proposals"))
 	}
 	lf := tsFamilies(ch.LocalTS, addrFamilies(c.LocalAddrs))
@@ -208,22 +214,22 @@ func (l *loader) validateChild(c *Connection, ch *Child, path string) {
 		l.errs.add(l.where(path, "remote_ts", l.where(path, "local_ts", ch.Pos)), path,
 			wrapf(ErrInvalid, "local_ts (%v) and remote_ts (%v) have no address family in common", lf, rf))
 	}
-	if ch.Mode == ModeTransport {
-		for _, ts := range append(append([]TrafficSelector(nil), ch.LocalTS...), ch.RemoteTS...) {
-			if !ts.Dynamic && ts.Prefix.IsValid() && !ts.Prefix.IsSingleIP() {
+	if ch.Mode == ike.ModeTransport {
+		for _, ts := range append(append([]ike.TSSpec(nil), ch.LocalTS...), ch.RemoteTS...) {
+			if p, ok := ts.TS.Prefix(); ok && !ts.Dynamic && !p.IsSingleIP() {
 				l.warn(l.where(path, "mode", ch.Pos), path, "transport mode with subnet selector %v: only the hosts' own traffic can match", ts)
 				break
 			}
 		}
 	}
-	lt := ch.Lifetime
+	lt := ch.ChildConfig
 	if lt.LifeTime != 0 && lt.RekeyTime >= lt.LifeTime {
 		l.warn(l.where(path, "life_time", ch.Pos), path+".life_time", "life_time %v is not after rekey_time %v: the CHILD_SA expires before it is rekeyed", lt.LifeTime, lt.RekeyTime)
 	}
 	if lt.RandTime > lt.RekeyTime {
 		l.errs.add(l.where(path, "rand_time", ch.Pos), path+".rand_time", wrapf(ErrInvalid, "rand_time %v is longer than rekey_time %v", lt.RandTime, lt.RekeyTime))
 	}
-	if ch.StartAction&ActionStart != 0 && !hasSpecific(c.RemoteAddrs) {
+	if ch.StartAction&ike.ActionStart != 0 && !hasSpecific(c.RemoteAddrs) {
 		l.warn(l.where(path, "start_action", ch.Pos), path+".start_action", "start_action %v needs a specific remote address or DNS name in remote_addrs to initiate to", ch.StartAction)
 	}
 }
@@ -247,13 +253,13 @@ func addrFamilies(addrs []Addr) family {
 
 // tsFamilies returns the families a selector list may hold; a dynamic
 // selector stands for the outer address, of the families of dynamic.
-func tsFamilies(list []TrafficSelector, dynamic family) family {
+func tsFamilies(list []ike.TSSpec, dynamic family) family {
 	var f family
 	for _, ts := range list {
 		if ts.Dynamic {
 			f |= dynamic
 		} else {
-			f |= ts.family()
+			f |= tsFamily(ts)
 		}
 	}
 	return f
@@ -266,4 +272,93 @@ func (c *Config) String() string {
 		names[i] = conn.Name
 	}
 	return fmt.Sprintf("%s: connections %s, %d IKE secrets, %d private keys", c.Path, strings.Join(names, ", "), len(c.Secrets.IKE), len(c.Secrets.PrivateKeys))
+}
+
+// Resolve finishes the engine's connections where the file alone does
+// not: it looks up the DNS names of local_addrs and remote_addrs (once,
+// with lookup), and refuses what swanctl.conf allows but the engine cannot
+// do yet: subnets and ranges as IKE addresses, raw public keys, OPAQUE
+// ports, dynamic selectors with a protocol or port, %unique interface IDs,
+// marks and replay_window = 0. Errors name file, line and
+// key, every one found.
+func (c *Config) Resolve(lookup func(host string) (netip.Addr, error)) error {
+	errs := &errorList{}
+	for _, conn := range c.Connections {
+		path := "connections." + conn.Name
+		conn.Connection.LocalAddrs = c.resolveAddrs(errs, conn, conn.LocalAddrs, "local_addrs", lookup)
+		conn.Connection.RemoteAddrs = c.resolveAddrs(errs, conn, conn.RemoteAddrs, "remote_addrs", lookup)
+		for _, a := range append(append([]*AuthRound(nil), conn.Local...), conn.Remote...) {
+			if len(a.PubKeyFiles) > 0 {
+				c.refuse(errs, path+"."+a.Name, "pubkeys", a.Pos, ErrUnsupported, "raw public keys are not supported yet")
+			}
+		}
+		for _, ch := range conn.Children {
+			cpath := path + ".children." + ch.Name
+			if ch.IfIDIn.Unique != UniqueNone || ch.IfIDOut.Unique != UniqueNone {
+				key := "if_id_in"
+				if ch.IfIDIn.Unique == UniqueNone {
+					key = "if_id_out"
+				}
+				c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "%%unique interface IDs are not supported yet")
+			}
+			if ch.MarkIn != (Mark{}) || ch.MarkOut != (Mark{}) {
+				key := "mark_in"
+				if ch.MarkIn == (Mark{}) {
+					key = "mark_out"
+				}
+				c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "marks are not supported yet")
+			}
+			for _, sel := range []struct {
+				key  string
+				list []ike.TSSpec
+			}{{"local_ts", ch.LocalTS}, {"remote_ts", ch.RemoteTS}} {
+				key := sel.key
+				for _, ts := range sel.list {
+					switch {
+					case ts.TS.Opaque():
+						c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "%v: OPAQUE ports are not supported yet", ts)
+					case ts.Dynamic && ts != ike.DynamicTS():
+						c.refuse(errs, cpath, key, ch.Pos, ErrUnsupported, "%v: dynamic with a protocol or port is not supported yet", ts)
+					}
+				}
+			}
+			if ch.ReplayWindow == 0 {
+				// The engine takes 0 as its default of 32.
+				c.refuse(errs, cpath, "replay_window", ch.Pos, ErrUnsupported, "0 (replay protection off) is not supported")
+			}
+		}
+	}
+	return errs.err()
+}
+
+// refuse records an error at the place key was set, fallback if it was
+// not.
+func (c *Config) refuse(errs *errorList, path, key string, fallback Pos, sentinel error, format string, args ...any) {
+	pos, ok := c.keyPos[path+"."+key]
+	if !ok {
+		pos = fallback
+	}
+	errs.add(pos, path+"."+key, wrapf(sentinel, format, args...))
+}
+
+func (c *Config) resolveAddrs(errs *errorList, conn *Connection, list []Addr, key string, lookup func(string) (netip.Addr, error)) []netip.Addr {
+	path := "connections." + conn.Name
+	var out []netip.Addr
+	for _, a := range list {
+		switch a.Kind {
+		case AddrAny:
+		case AddrIP:
+			out = append(out, a.IP)
+		case AddrDNS:
+			ip, err := lookup(a.Name)
+			if err != nil {
+				c.refuse(errs, path, key, conn.Pos, ErrValue, "cannot resolve %q: %v", a.Name, err)
+				continue
+			}
+			out = append(out, ip.Unmap())
+		default:
+			c.refuse(errs, path, key, conn.Pos, ErrUnsupported, "%s: subnets and ranges are not supported yet", a)
+		}
+	}
+	return out
 }

@@ -1,52 +1,32 @@
-package config
+package swanctl
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
-// Connection is one connections.<name> section: an IKE SA configuration
-// with its authentication rounds and children.
+// Connection is one connections.<name> section. The engine's typed
+// connection is embedded: the keys the engine acts on are set there
+// directly, and its Local, Remote and Children are those of the rounds and
+// children below. What stays here is the file's own view: positions, the
+// addresses as written, and keys the engine does not take (yet).
 type Connection struct {
-	Name string
-	Pos  Pos // where the section is (first) opened
+	*ike.Connection
+	Pos Pos // where the section is (first) opened
 
-	// Version is the IKE major version: 0 (IKEv2 as initiator, either as
-	// responder), 1 or 2. IKEv1 is parsed and kept for later.
-	Version int
+	// LocalAddrs and RemoteAddrs are local_addrs and remote_addrs as
+	// written (default %any). The engine's addresses are their IP
+	// addresses; Config.Resolve adds those of DNS names.
+	LocalAddrs  []Addr
+	RemoteAddrs []Addr
 
-	LocalAddrs  []Addr // default %any
-	RemoteAddrs []Addr // default %any
-	LocalPort   uint16 // default 500
-	RemotePort  uint16 // default 500
-
-	// Proposals are the IKE proposals, in order of preference.
-	Proposals []transform.Proposal
-
-	Aggressive    bool // IKEv1 Aggressive Mode
-	Pull          bool // Mode Config pull mode (default yes)
-	Encap         bool // force UDP encapsulation by faking NAT-D payloads
-	Mobike        bool // default yes
-	DPDDelay      time.Duration
-	DPDTimeout    time.Duration // IKEv1 only
-	Fragmentation Fragmentation
-	SendCertReq   bool // default yes
-	SendCert      SendCert
-	KeyingTries   uint32 // default 1; 0 is forever
-	Unique        UniquePolicy
-
-	// ReauthTime, RekeyTime, OverTime and RandTime are the IKE SA's
-	// lifetimes with strongSwan's defaults applied: rekeying every 4h
-	// unless reauthentication is configured, over_time 10% of the longer
-	// of the two, rand_time the smaller of over_time and half of the
-	// rekey/reauth time.
-	ReauthTime time.Duration
-	RekeyTime  time.Duration
-	OverTime   time.Duration
-	RandTime   time.Duration
+	Pull   bool // Mode Config pull mode (default yes)
+	Mobike bool // default yes
 
 	// IfIDIn and IfIDOut are the default XFRM interface IDs of the
 	// children.
@@ -70,65 +50,45 @@ func (c *Connection) Child(name string) *Child {
 	return nil
 }
 
-// Fragmentation is the IKE fragmentation policy.
-type Fragmentation uint8
-
-const (
-	FragmentationYes    Fragmentation = iota // announce support, fragment if the peer supports it
-	FragmentationAccept                      // announce support, never fragment our messages
-	FragmentationForce                       // IKEv1: fragment the first message already
-	FragmentationNo                          // do not announce support
-)
-
-func (f Fragmentation) String() string {
-	return [...]string{"yes", "accept", "force", "no"}[f]
+var fragmentationValues = map[string]ike.Fragmentation{
+	"yes": ike.FragmentationYes, "accept": ike.FragmentationAccept, "force": ike.FragmentationForce, "no": ike.FragmentationNo,
 }
 
-var fragmentationValues = map[string]Fragmentation{
-	"yes": FragmentationYes, "accept": FragmentationAccept, "force": FragmentationForce, "no": FragmentationNo,
-}
+var sendCertValues = map[string]ike.SendCert{"ifasked": ike.SendCertIfAsked, "always": ike.SendCertAlways, "never": ike.SendCertNever}
 
-// SendCert says when to send certificate payloads.
-type SendCert uint8
-
-const (
-	SendCertIfAsked SendCert = iota
-	SendCertAlways
-	SendCertNever
-)
-
-func (s SendCert) String() string { return [...]string{"ifasked", "always", "never"}[s] }
-
-var sendCertValues = map[string]SendCert{"ifasked": SendCertIfAsked, "always": SendCertAlways, "never": SendCertNever}
-
-// UniquePolicy is the connection uniqueness policy.
-type UniquePolicy uint8
-
-const (
-	UniqueNo      UniquePolicy = iota // replace on INITIAL_CONTACT
-	UniqueNever                       // never enforce
-	UniqueKeep                        // reject new duplicates
-	UniqueReplace                     // delete old duplicates
-)
-
-func (u UniquePolicy) String() string { return [...]string{"no", "never", "keep", "replace"}[u] }
-
-var uniqueValues = map[string]UniquePolicy{"no": UniqueNo, "never": UniqueNever, "keep": UniqueKeep, "replace": UniqueReplace}
+var uniqueValues = map[string]ike.UniquePolicy{"no": ike.UniqueNo, "never": ike.UniqueNever, "keep": ike.UniqueKeep, "replace": ike.UniqueReplace}
 
 func newConnection(name string, pos Pos) *Connection {
+	sendCertReq := true
 	return &Connection{
-		Name:        name,
+		Connection: &ike.Connection{
+			Name:        name,
+			LocalPort:   500,
+			RemotePort:  500,
+			Proposals:   transform.DefaultProposals(transform.ProtoIKE),
+			SendCertReq: &sendCertReq,
+			KeyingTries: 1,
+			// The lifetimes are swanctl.conf's, defaults applied.
+			RandExact: true,
+		},
 		Pos:         pos,
 		LocalAddrs:  []Addr{{Kind: AddrAny, Family: familyAny}},
 		RemoteAddrs: []Addr{{Kind: AddrAny, Family: familyAny}},
-		LocalPort:   500,
-		RemotePort:  500,
-		Proposals:   transform.DefaultProposals(transform.ProtoIKE),
 		Pull:        true,
 		Mobike:      true,
-		SendCertReq: true,
-		KeyingTries: 1,
 	}
+}
+
+// ipsOf returns the IP addresses among addrs, the engine's view of them
+// before DNS names are looked up.
+func ipsOf(addrs []Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		if a.Kind == AddrIP {
+			out = append(out, a.IP)
+		}
+	}
+	return out
 }
 
 // Defaults strongSwan documents for lifetimes.
@@ -157,20 +117,28 @@ var connectionKeys = keyTable[Connection]{
 		c.Proposals, err = parseProposals(transform.ProtoIKE, v)
 		return
 	}),
-	"aggressive":   supported(func(c *Connection, v string) (err error) { c.Aggressive, err = parseBool(v); return }),
-	"pull":         supported(func(c *Connection, v string) (err error) { c.Pull, err = parseBool(v); return }),
-	"encap":        supported(func(c *Connection, v string) (err error) { c.Encap, err = parseBool(v); return }),
-	"mobike":       supported(func(c *Connection, v string) (err error) { c.Mobike, err = parseBool(v); return }),
-	"dpd_delay":    supported(func(c *Connection, v string) error { return setTime(&c.DPDDelay)(v) }),
-	"dpd_timeout":  supported(func(c *Connection, v string) error { return setTime(&c.DPDTimeout)(v) }),
-	"send_certreq": supported(func(c *Connection, v string) (err error) { c.SendCertReq, err = parseBool(v); return }),
-	"keyingtries":  supported(func(c *Connection, v string) (err error) { c.KeyingTries, err = parseUint32(v); return }),
-	"reauth_time":  supported(func(c *Connection, v string) error { return setTime(&c.ReauthTime)(v) }),
-	"rekey_time":   supported(func(c *Connection, v string) error { return setTime(&c.RekeyTime)(v) }),
-	"over_time":    supported(func(c *Connection, v string) error { return setTime(&c.OverTime)(v) }),
-	"rand_time":    supported(func(c *Connection, v string) error { return setTime(&c.RandTime)(v) }),
-	"if_id_in":     supported(func(c *Connection, v string) (err error) { c.IfIDIn, err = parseIfID(v); return }),
-	"if_id_out":    supported(func(c *Connection, v string) (err error) { c.IfIDOut, err = parseIfID(v); return }),
+	"aggressive":  supported(func(c *Connection, v string) (err error) { c.Aggressive, err = parseBool(v); return }),
+	"pull":        supported(func(c *Connection, v string) (err error) { c.Pull, err = parseBool(v); return }),
+	"encap":       supported(func(c *Connection, v string) (err error) { c.Encap, err = parseBool(v); return }),
+	"mobike":      supported(func(c *Connection, v string) (err error) { c.Mobike, err = parseBool(v); return }),
+	"dpd_delay":   supported(func(c *Connection, v string) error { return setTime(&c.DPDDelay)(v) }),
+	"dpd_timeout": supported(func(c *Connection, v string) error { return setTime(&c.DPDTimeout)(v) }),
+	"send_certreq": supported(func(c *Connection, v string) error {
+		b, err := parseBool(v)
+		c.SendCertReq = &b
+		return err
+	}),
+	"keyingtries": supported(func(c *Connection, v string) error {
+		n, err := parseUint32(v)
+		c.KeyingTries = int(n)
+		return err
+	}),
+	"reauth_time": supported(func(c *Connection, v string) error { return setTime(&c.ReauthTime)(v) }),
+	"rekey_time":  supported(func(c *Connection, v string) error { return setTime(&c.RekeyTime)(v) }),
+	"over_time":   supported(func(c *Connection, v string) error { return setTime(&c.OverTime)(v) }),
+	"rand_time":   supported(func(c *Connection, v string) error { return setTime(&c.RandTime)(v) }),
+	"if_id_in":    supported(func(c *Connection, v string) (err error) { c.IfIDIn, err = parseIfID(v); return }),
+	"if_id_out":   supported(func(c *Connection, v string) (err error) { c.IfIDOut, err = parseIfID(v); return }),
 	"fragmentation": supported(func(c *Connection, v string) (err error) {
 		c.Fragmentation, err = parseEnum(v, fragmentationValues, "yes, accept, force or no")
 		return
@@ -244,6 +212,18 @@ func (l *loader) loadConnection(s *section) *Connection {
 	byRound := func(a, b *AuthRound) int { return int(a.Round) - int(b.Round) }
 	slices.SortStableFunc(c.Local, byRound)
 	slices.SortStableFunc(c.Remote, byRound)
+	c.Connection.LocalAddrs = ipsOf(c.LocalAddrs)
+	c.Connection.RemoteAddrs = ipsOf(c.RemoteAddrs)
+	c.Connection.Local, c.Connection.Remote, c.Connection.Children = nil, nil, nil
+	for _, a := range c.Local {
+		c.Connection.Local = append(c.Connection.Local, a.AuthConfig)
+	}
+	for _, a := range c.Remote {
+		c.Connection.Remote = append(c.Connection.Remote, a.AuthConfig)
+	}
+	for _, ch := range c.Children {
+		c.Connection.Children = append(c.Connection.Children, ch.ChildConfig)
+	}
 	return c
 }
 

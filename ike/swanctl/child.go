@@ -1,32 +1,21 @@
-package config
+package swanctl
 
 import (
 	"strings"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
-// Child is one connections.<conn>.children.<name> section: a CHILD_SA
-// configuration.
+// Child is one connections.<conn>.children.<name> section. The engine's
+// CHILD_SA configuration is embedded: selectors, proposals, mode, actions,
+// lifetimes, replay window, hw_offload and reqid are set there directly;
+// its IfIDIn and IfIDOut are the IDs of the IfIDs below. What stays here
+// is what the engine does not take (yet).
 type Child struct {
-	Name string
-	Pos  Pos
-
-	// LocalTS and RemoteTS are the traffic selectors (default: dynamic).
-	LocalTS  []TrafficSelector
-	RemoteTS []TrafficSelector
-
-	// ESPProposals are the ESP proposals, in order of preference.
-	ESPProposals []transform.Proposal
-
-	Mode        Mode
-	StartAction Action // none, trap, start or trap|start
-	CloseAction Action // none, trap or start
-	DPDAction   Action // none (clear), trap or start (restart)
-
-	Lifetime     Lifetime
-	ReplayWindow uint32 // packets; 0 disables replay protection
+	*ike.ChildConfig
+	Pos Pos
 
 	// IfIDIn and IfIDOut default to the connection's.
 	IfIDIn  IfID
@@ -36,15 +25,12 @@ type Child struct {
 	// MarkInSA sets MarkIn on the inbound SA too, not only the policy.
 	MarkInSA bool
 
-	HWOffload HWOffload
-	CopyDF    bool // default yes
-	CopyECN   bool // default yes
-	CopyDSCP  CopyDSCP
+	CopyDF   bool // default yes
+	CopyECN  bool // default yes
+	CopyDSCP CopyDSCP
 
 	// Policies says whether to install IPsec policies (default yes).
 	Policies bool
-	// Reqid is a fixed reqid, 0 for one allocated per CHILD_SA.
-	Reqid uint32
 	// Priority is a fixed policy priority, 0 for one computed from the
 	// selectors.
 	Priority uint32
@@ -53,70 +39,19 @@ type Child struct {
 	Updown string
 }
 
-// Lifetime holds a CHILD_SA's soft (rekey) and hard (life) limits and the
-// random range subtracted from the soft one. Zero byte and packet limits
-// mean none.
-type Lifetime struct {
-	RekeyTime time.Duration
-	LifeTime  time.Duration
-	RandTime  time.Duration
-
-	RekeyBytes uint64
-	LifeBytes  uint64
-	RandBytes  uint64
-
-	RekeyPackets uint64
-	LifePackets  uint64
-	RandPackets  uint64
-}
-
-// Mode is the IPsec mode of a CHILD_SA, or a shunt.
-type Mode uint8
-
-const (
-	ModeTunnel Mode = iota
-	ModeTransport
-	ModePass // bypass policy, no SA
-	ModeDrop // drop policy, no SA
-)
-
-func (m Mode) String() string { return [...]string{"tunnel", "transport", "pass", "drop"}[m] }
-
-// Action is what to do at load time, on close or on DPD timeout: nothing,
-// install a trap policy, (re)start the CHILD_SA, or both of the latter.
-type Action uint8
-
-const (
-	ActionNone  Action = 0
-	ActionTrap  Action = 1 << 0
-	ActionStart Action = 1 << 1
-)
-
-func (a Action) String() string {
-	switch a {
-	case ActionNone:
-		return "none"
-	case ActionTrap:
-		return "trap"
-	case ActionStart:
-		return "start"
-	}
-	return "trap|start"
-}
-
 // actionValues are the spellings charon accepts for start_action,
 // close_action and dpd_action; "route" and "restart"/"clear" are its older
 // and dpd_action names.
-var actionValues = map[string]Action{
-	"none": ActionNone, "clear": ActionNone,
-	"trap": ActionTrap, "route": ActionTrap,
-	"start": ActionStart, "restart": ActionStart,
+var actionValues = map[string]ike.Action{
+	"none": ike.ActionNone, "clear": ike.ActionNone,
+	"trap": ike.ActionTrap, "route": ike.ActionTrap,
+	"start": ike.ActionStart, "restart": ike.ActionStart,
 }
 
-func parseAction(v string, combo bool) (Action, error) {
+func parseAction(v string, combo bool) (ike.Action, error) {
 	lv := strings.ToLower(v)
 	if combo && (lv == "trap|start" || lv == "start|trap") {
-		return ActionTrap | ActionStart, nil
+		return ike.ActionTrap | ike.ActionStart, nil
 	}
 	names := "none, trap or start"
 	if combo {
@@ -125,24 +60,12 @@ func parseAction(v string, combo bool) (Action, error) {
 	return parseEnum(v, actionValues, names)
 }
 
-func parseDPDAction(v string) (Action, error) {
+func parseDPDAction(v string) (ike.Action, error) {
 	return parseEnum(v, actionValues, "clear, trap or restart")
 }
 
-// HWOffload is the hardware offload setting.
-type HWOffload uint8
-
-const (
-	HWOffloadNo     HWOffload = iota
-	HWOffloadYes              // crypto offload, fail if unavailable
-	HWOffloadAuto             // crypto offload if available
-	HWOffloadPacket           // packet offload, fail if unavailable
-)
-
-func (h HWOffload) String() string { return [...]string{"no", "yes", "auto", "packet"}[h] }
-
-var hwOffloadValues = map[string]HWOffload{
-	"no": HWOffloadNo, "yes": HWOffloadYes, "crypto": HWOffloadYes, "auto": HWOffloadAuto, "packet": HWOffloadPacket,
+var hwOffloadValues = map[string]ike.HWOffload{
+	"no": ike.HWOffloadNo, "yes": ike.HWOffloadYes, "crypto": ike.HWOffloadYes, "auto": ike.HWOffloadAuto, "packet": ike.HWOffloadPacket,
 }
 
 // CopyDSCP says in which direction the DSCP field is copied between inner
@@ -160,31 +83,36 @@ func (c CopyDSCP) String() string { return [...]string{"out", "in", "yes", "no"}
 
 var copyDSCPValues = map[string]CopyDSCP{"out": CopyDSCPOut, "in": CopyDSCPIn, "yes": CopyDSCPYes, "no": CopyDSCPNo}
 
-var modeValues = map[string]Mode{"tunnel": ModeTunnel, "transport": ModeTransport, "pass": ModePass, "drop": ModeDrop}
+var modeValues = map[string]ike.Mode{"tunnel": ike.ModeTunnel, "transport": ike.ModeTransport}
 
-func parseMode(v string) (Mode, error) {
-	if lv := strings.ToLower(v); lv == "beet" || lv == "transport_proxy" {
+func parseMode(v string) (ike.Mode, error) {
+	switch lv := strings.ToLower(v); lv {
+	case "beet", "transport_proxy":
 		return 0, wrapf(ErrUnsupported, "mode %q is not supported yet", v)
+	case "pass", "drop":
+		return 0, wrapf(ErrUnsupported, "%s policies (shunts) are not supported yet", lv)
 	}
 	return parseEnum(v, modeValues, "tunnel, transport, pass or drop")
 }
 
 func newChild(name string, pos Pos) *Child {
 	return &Child{
-		Name:         name,
-		Pos:          pos,
-		LocalTS:      []TrafficSelector{dynamicTS()},
-		RemoteTS:     []TrafficSelector{dynamicTS()},
-		ESPProposals: transform.DefaultProposals(transform.ProtoESP),
-		Lifetime:     Lifetime{RekeyTime: DefaultChildRekeyTime},
-		ReplayWindow: DefaultReplayWindow,
-		CopyDF:       true,
-		CopyECN:      true,
-		Policies:     true,
+		ChildConfig: &ike.ChildConfig{
+			Name:         name,
+			LocalTS:      []ike.TSSpec{ike.DynamicTS()},
+			RemoteTS:     []ike.TSSpec{ike.DynamicTS()},
+			ESPProposals: transform.DefaultProposals(transform.ProtoESP),
+			RekeyTime:    DefaultChildRekeyTime,
+			ReplayWindow: DefaultReplayWindow,
+			// The lifetimes are swanctl.conf's, defaults applied.
+			RandExact: true,
+		},
+		Pos:      pos,
+		CopyDF:   true,
+		CopyECN:  true,
+		Policies: true,
 	}
 }
-
-func dynamicTS() TrafficSelector { return TrafficSelector{Dynamic: true, ToPort: 0xffff} }
 
 // childKeys are the keys of connections.<conn>.children.<child>.
 var childKeys = keyTable[Child]{
@@ -198,15 +126,15 @@ var childKeys = keyTable[Child]{
 	"start_action":  supported(func(c *Child, v string) (err error) { c.StartAction, err = parseAction(v, true); return }),
 	"close_action":  supported(func(c *Child, v string) (err error) { c.CloseAction, err = parseAction(v, false); return }),
 	"dpd_action":    supported(func(c *Child, v string) (err error) { c.DPDAction, err = parseDPDAction(v); return }),
-	"rekey_time":    supported(func(c *Child, v string) error { return setTime(&c.Lifetime.RekeyTime)(v) }),
-	"life_time":     supported(func(c *Child, v string) error { return setTime(&c.Lifetime.LifeTime)(v) }),
-	"rand_time":     supported(func(c *Child, v string) error { return setTime(&c.Lifetime.RandTime)(v) }),
-	"rekey_bytes":   supported(func(c *Child, v string) (err error) { c.Lifetime.RekeyBytes, err = parseBytes(v); return }),
-	"life_bytes":    supported(func(c *Child, v string) (err error) { c.Lifetime.LifeBytes, err = parseBytes(v); return }),
-	"rand_bytes":    supported(func(c *Child, v string) (err error) { c.Lifetime.RandBytes, err = parseBytes(v); return }),
-	"rekey_packets": supported(func(c *Child, v string) (err error) { c.Lifetime.RekeyPackets, err = parseCount(v); return }),
-	"life_packets":  supported(func(c *Child, v string) (err error) { c.Lifetime.LifePackets, err = parseCount(v); return }),
-	"rand_packets":  supported(func(c *Child, v string) (err error) { c.Lifetime.RandPackets, err = parseCount(v); return }),
+	"rekey_time":    supported(func(c *Child, v string) error { return setTime(&c.RekeyTime)(v) }),
+	"life_time":     supported(func(c *Child, v string) error { return setTime(&c.LifeTime)(v) }),
+	"rand_time":     supported(func(c *Child, v string) error { return setTime(&c.RandTime)(v) }),
+	"rekey_bytes":   supported(func(c *Child, v string) (err error) { c.RekeyBytes, err = parseBytes(v); return }),
+	"life_bytes":    supported(func(c *Child, v string) (err error) { c.LifeBytes, err = parseBytes(v); return }),
+	"rand_bytes":    supported(func(c *Child, v string) (err error) { c.RandBytes, err = parseBytes(v); return }),
+	"rekey_packets": supported(func(c *Child, v string) (err error) { c.RekeyPackets, err = parseCount(v); return }),
+	"life_packets":  supported(func(c *Child, v string) (err error) { c.LifePackets, err = parseCount(v); return }),
+	"rand_packets":  supported(func(c *Child, v string) (err error) { c.RandPackets, err = parseCount(v); return }),
 	"replay_window": supported(func(c *Child, v string) (err error) { c.ReplayWindow, err = parseUint32(v); return }),
 	"if_id_in":      supported(func(c *Child, v string) (err error) { c.IfIDIn, err = parseIfID(v); return }),
 	"if_id_out":     supported(func(c *Child, v string) (err error) { c.IfIDOut, err = parseIfID(v); return }),
@@ -250,7 +178,8 @@ func (l *loader) loadChild(c *Connection, s *section, path string) *Child {
 	ch.IfIDIn, ch.IfIDOut = c.IfIDIn, c.IfIDOut
 	set := applyKeys(ch, s, childKeys, path, l.errs)
 	l.notePositions(path, set)
-	applyChildLifetimes(&ch.Lifetime, set)
+	applyChildLifetimes(ch.ChildConfig, set)
+	ch.ChildConfig.IfIDIn, ch.ChildConfig.IfIDOut = ch.IfIDIn.ID, ch.IfIDOut.ID
 	for _, sub := range s.subs {
 		l.errs.add(sub.pos(), path+"."+sub.name, wrapf(ErrUnknownKey, "unknown section"))
 	}
@@ -262,17 +191,17 @@ func (l *loader) loadChild(c *Connection, s *section, path string) *Child {
 
 // applyChildLifetimes fills in what was not set as charon does: hard
 // limits 10% above the soft ones, random ranges the difference.
-func applyChildLifetimes(lt *Lifetime, set map[string]Pos) {
+func applyChildLifetimes(lt *ike.ChildConfig, set map[string]Pos) {
 	has := func(k string) bool { _, ok := set[k]; return ok }
 	if !has("life_time") {
 		// In whole seconds, as charon computes it.
-		lt.LifeTime = time.Duration(percentMore(uint64(lt.RekeyTime/time.Second))) * time.Second
+		lt.LifeTime = time.Duration(ike.PercentMore(uint64(lt.RekeyTime/time.Second))) * time.Second
 	}
 	if !has("life_bytes") {
-		lt.LifeBytes = percentMore(lt.RekeyBytes)
+		lt.LifeBytes = ike.PercentMore(lt.RekeyBytes)
 	}
 	if !has("life_packets") {
-		lt.LifePackets = percentMore(lt.RekeyPackets)
+		lt.LifePackets = ike.PercentMore(lt.RekeyPackets)
 	}
 	if !has("rand_time") {
 		lt.RandTime = lt.LifeTime - min(lt.LifeTime, lt.RekeyTime)

@@ -1,19 +1,12 @@
-package config
+package swanctl
 
 import (
 	"path"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/transform"
 )
-
-// AuthMethod is how a peer authenticates in one round.
-type AuthMethod uint8
-
-const (
-	AuthPubkey AuthMethod = iota // signatures with a certificate or raw public key
-	AuthPSK                      // pre-shared key
-)
-
-func (m AuthMethod) String() string { return [...]string{"pubkey", "psk"}[m] }
 
 // Revocation is the certificate revocation policy of a remote round.
 type Revocation uint8
@@ -28,32 +21,35 @@ func (r Revocation) String() string { return [...]string{"relaxed", "ifuri", "st
 
 var revocationValues = map[string]Revocation{"relaxed": RevocationRelaxed, "ifuri": RevocationIfURI, "strict": RevocationStrict}
 
-// AuthRound is one local<suffix> or remote<suffix> section.
+// AuthRound is one local<suffix> or remote<suffix> section. The engine's
+// round is embedded: auth and id are parsed into it; its certificates and
+// key are loaded by the daemon from the files named here.
 type AuthRound struct {
+	*ike.AuthConfig
 	Name  string // "local", "remote-cert", ...
 	Pos   Pos
 	Round uint32
-	Auth  AuthMethod
 	// AuthSpec is the auth value as written ("pubkey", "rsa-2048-sha256",
 	// "ike:ecdsa-sha384", "psk"): with pubkey it carries the key type,
 	// strength and hash constraints for the signature checks.
 	AuthSpec string
-	// ID is the IKE identity: ours for local rounds (empty: the address
-	// or the certificate's subject), the one expected for remote rounds
-	// ("%any" by default).
-	ID string
-	// Certs, CACerts and PubKeys are file paths, made absolute against the
-	// x509/, x509ca/ and pubkey/ folders of the configuration directory.
-	Certs      []string
-	CACerts    []string
-	PubKeys    []string
-	Revocation Revocation // remote rounds only
+	// IDSpec is the id as written: ours for local rounds (empty: the
+	// address or the certificate's subject), the one expected for remote
+	// rounds ("%any" by default).
+	IDSpec string
+	// CertFiles, CACertFiles and PubKeyFiles are certs, cacerts and
+	// pubkeys: file paths, made absolute against the x509/, x509ca/ and
+	// pubkey/ folders of the configuration directory.
+	CertFiles   []string
+	CACertFiles []string
+	PubKeyFiles []string
+	Revocation  Revocation // remote rounds only
 }
 
 func newAuthRound(name string, pos Pos, local bool) *AuthRound {
-	a := &AuthRound{Name: name, Pos: pos, AuthSpec: "pubkey"}
+	a := &AuthRound{AuthConfig: &ike.AuthConfig{}, Name: name, Pos: pos, AuthSpec: "pubkey"}
 	if !local {
-		a.ID = "%any"
+		a.IDSpec = "%any"
 	}
 	return a
 }
@@ -62,10 +58,10 @@ func parseAuth(a *AuthRound, v string) error {
 	lv := strings.ToLower(v)
 	switch {
 	case lv == "psk":
-		a.Auth = AuthPSK
+		a.Auth = ike.AuthPSK
 	case strings.HasPrefix(lv, "pubkey"), strings.HasPrefix(lv, "rsa"),
 		strings.HasPrefix(lv, "ecdsa"), strings.HasPrefix(lv, "ike:"):
-		a.Auth = AuthPubkey
+		a.Auth = ike.AuthPubkey
 	case strings.HasPrefix(lv, "eap"):
 		return wrapf(ErrUnsupported, "EAP authentication (%q) is not supported yet", v)
 	case strings.HasPrefix(lv, "xauth"):
@@ -79,13 +75,36 @@ func parseAuth(a *AuthRound, v string) error {
 	return nil
 }
 
+func parseID(a *AuthRound, v string) error {
+	id, err := ike.ParseIdentity(v)
+	if err != nil {
+		return wrapErr(ErrValue, err)
+	}
+	a.ID, a.IDSpec = id, v
+	return nil
+}
+
+// forcedScheme is the signature scheme a local auth value asks for: RSA
+// PKCS#1 v1.5 for "rsa...", RSA-PSS for "rsa/pss...", none (chosen from
+// the key and the peer) otherwise.
+func forcedScheme(spec string) *transform.SignatureScheme {
+	spec = strings.ToLower(spec)
+	switch {
+	case strings.HasPrefix(spec, "rsa/pss"):
+		return &transform.SignatureScheme{Algorithm: transform.SigRSAPSS, Hash: transform.HashSHA2_256}
+	case strings.HasPrefix(spec, "rsa"):
+		return &transform.SignatureScheme{Algorithm: transform.SigRSAPKCS1, Hash: transform.HashSHA2_256}
+	}
+	return nil
+}
+
 var authKeys = keyTable[AuthRound]{
 	"auth":    supported(parseAuth),
-	"id":      supported(func(a *AuthRound, v string) error { a.ID = v; return nil }),
+	"id":      supported(parseID),
 	"round":   supported(func(a *AuthRound, v string) (err error) { a.Round, err = parseUint32(v); return }),
-	"certs":   supported(func(a *AuthRound, v string) error { a.Certs = splitList(v); return nil }),
-	"cacerts": supported(func(a *AuthRound, v string) error { a.CACerts = splitList(v); return nil }),
-	"pubkeys": supported(func(a *AuthRound, v string) error { a.PubKeys = splitList(v); return nil }),
+	"certs":   supported(func(a *AuthRound, v string) error { a.CertFiles = splitList(v); return nil }),
+	"cacerts": supported(func(a *AuthRound, v string) error { a.CACertFiles = splitList(v); return nil }),
+	"pubkeys": supported(func(a *AuthRound, v string) error { a.PubKeyFiles = splitList(v); return nil }),
 	"revocation": supported(func(a *AuthRound, v string) (err error) {
 		a.Revocation, err = parseEnum(v, revocationValues, "strict, ifuri or relaxed")
 		return
@@ -110,9 +129,12 @@ func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
 	if _, ok := set["cacerts"]; ok && local {
 		l.errs.add(set["cacerts"], key+".cacerts", wrapf(ErrUnknownKey, "cacerts applies to remote rounds only"))
 	}
-	a.Certs = l.credentialPaths(a.Certs, "x509", key, "certs", set)
-	a.CACerts = l.credentialPaths(a.CACerts, "x509ca", key, "cacerts", set)
-	a.PubKeys = l.credentialPaths(a.PubKeys, "pubkey", key, "pubkeys", set)
+	a.CertFiles = l.credentialPaths(a.CertFiles, "x509", key, "certs", set)
+	a.CACertFiles = l.credentialPaths(a.CACertFiles, "x509ca", key, "cacerts", set)
+	a.PubKeyFiles = l.credentialPaths(a.PubKeyFiles, "pubkey", key, "pubkeys", set)
+	if local && a.Auth == ike.AuthPubkey {
+		a.Scheme = forcedScheme(a.AuthSpec)
+	}
 	for _, sub := range s.subs {
 		subKey := key + "." + sub.name
 		if hasPrefixFold(sub.name, "cert") || hasPrefixFold(sub.name, "cacert") {

@@ -1,4 +1,4 @@
-package config
+package swanctl
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 // copyTestdata copies testdata/dir to a temporary directory with every file
@@ -85,4 +86,16 @@ func configErrors(err error) []*Error {
 		}
 	}
 	return out
+}
+
+// lifetime is a child's lifetimes, compared as one value.
+type lifetime struct {
+	RekeyTime, LifeTime, RandTime          time.Duration
+	RekeyBytes, LifeBytes, RandBytes       uint64
+	RekeyPackets, LifePackets, RandPackets uint64
+}
+
+func lifetimeOf(ch *Child) lifetime {
+	return lifetime{ch.RekeyTime, ch.LifeTime, ch.RandTime, ch.RekeyBytes, ch.LifeBytes, ch.RandBytes,
+		ch.RekeyPackets, ch.LifePackets, ch.RandPackets}
 }

@@ -1,4 +1,4 @@
-package config
+package swanctl
 
 import (
 	"math"
@@ -61,12 +61,3 @@ func parseBytes(s string) (uint64, error) {
 
 // parseCount parses a packet count: a plain number.
 func parseCount(s string) (uint64, error) { return parseUint(s, math.MaxUint64) }
-
-// percentMore returns v plus 10%, as strongSwan computes default hard
-// lifetimes (v * 110 / 100, without overflowing).
-func percentMore(v uint64) uint64 {
-	if v > math.MaxUint64/110 {
-		return v/100*110 + v%100*110/100
-	}
-	return v * 110 / 100
-}

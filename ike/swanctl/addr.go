@@ -1,8 +1,10 @@
-package config
+package swanctl
 
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/ike"
 )
 
 // AddrKind says what an IKE address setting (local_addrs, remote_addrs)
@@ -102,9 +104,9 @@ func parseAddr(s string) (Addr, error) {
 		}
 		return Addr{Kind: AddrPrefix, Prefix: p.Masked()}, nil
 	}
-	if from, to, ok, err := parseRange(s); ok || err != nil {
+	if from, to, ok, err := ike.ParseAddrRange(s); ok || err != nil {
 		if err != nil {
-			return Addr{}, err
+			return Addr{}, wrapErr(ErrValue, err)
 		}
 		return Addr{Kind: AddrRange, From: from, To: to}, nil
 	}
@@ -112,28 +114,6 @@ func parseAddr(s string) (Addr, error) {
 		return Addr{}, wrapf(ErrValue, "%q is neither an address, a subnet, a range nor a DNS name", s)
 	}
 	return Addr{Kind: AddrDNS, Name: s}, nil
-}
-
-// parseRange parses "from-to". ok is false when s is not two addresses
-// around a '-' (it may be a DNS name with a dash).
-func parseRange(s string) (from, to netip.Addr, ok bool, err error) {
-	a, b, found := strings.Cut(s, "-")
-	if !found {
-		return from, to, false, nil
-	}
-	from, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	to, err2 := netip.ParseAddr(strings.TrimSpace(b))
-	if err1 != nil || err2 != nil {
-		return from, to, false, nil
-	}
-	from, to = from.Unmap(), to.Unmap()
-	if from.Is4() != to.Is4() {
-		return from, to, true, wrapf(ErrValue, "range %q mixes IPv4 and IPv6", s)
-	}
-	if to.Less(from) {
-		return from, to, true, wrapf(ErrValue, "range %q ends before it starts", s)
-	}
-	return from, to, true, nil
 }
 
 // validDNSName checks the characters and labels of a host name.

@@ -7,8 +7,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 	"math/big"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +19,6 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/config"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
@@ -98,38 +99,39 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 		t.Fatalf("%d connections", len(l.Connections))
 	}
 	c := l.Connections[0]
-	if c.Name != "gw-gw" || !slices.Equal(c.LocalAddrs, []string{"192.168.0.1"}) || !slices.Equal(c.RemoteAddrs, []string{"192.168.0.2"}) {
+	if c.Name != "gw-gw" || !slices.Equal(c.LocalAddrs, []netip.Addr{netipAddr("192.168.0.1")}) || !slices.Equal(c.RemoteAddrs, []netip.Addr{netipAddr("192.168.0.2")}) {
 		t.Errorf("connection %+v", c)
 	}
-	if !slices.Equal(c.Proposals, []string{"aes128-sha256-x25519"}) {
+	if !slices.Equal(keywords(c.Proposals), []string{"aes128-sha256-x25519"}) {
 		t.Errorf("proposals %q", c.Proposals)
 	}
-	if c.DPDDelay != 30*time.Second || c.RekeyTime != 3*time.Hour || c.LocalPort != 500 {
-		t.Errorf("dpd %v rekey %v port %d", c.DPDDelay, c.RekeyTime, c.LocalPort)
+	// reauth_time alone: the engine rekeys at that interval.
+	if c.DPDDelay != 30*time.Second || c.RekeyTime != 0 || c.ReauthTime != 3*time.Hour || c.LocalPort != 500 {
+		t.Errorf("dpd %v rekey %v reauth %v port %d", c.DPDDelay, c.RekeyTime, c.ReauthTime, c.LocalPort)
 	}
-	if len(c.Local) != 1 || c.Local[0].Auth != "psk" || c.Local[0].ID != "moon.strongswan.org" || c.Remote[0].ID != "sun.strongswan.org" {
+	if len(c.Local) != 1 || c.Local[0].Auth != ike.AuthPSK || c.Local[0].ID.String() != "moon.strongswan.org" || c.Remote[0].ID.String() != "sun.strongswan.org" {
 		t.Errorf("auth %+v %+v", c.Local, c.Remote)
 	}
 	ch := c.Children[0]
-	if ch.Name != "net-net" || !slices.Equal(ch.LocalTS, []string{"10.1.0.0/16"}) ||
-		!slices.Equal(ch.RemoteTS, []string{"10.2.0.0/16", "10.3.0.0/24[6/443]"}) {
+	if ch.Name != "net-net" || !slices.Equal(ch.LocalTS, ike.MustParseTSSpecs("10.1.0.0/16")) ||
+		!slices.Equal(ch.RemoteTS, ike.MustParseTSSpecs("10.2.0.0/16", "10.3.0.0/24[6/443]")) {
 		t.Errorf("child %+v", ch)
 	}
-	if ch.RekeyTime != 5400*time.Second || ch.StartAction != "start" || ch.DPDAction != "restart" || ch.IfIDIn != 7 || ch.IfIDOut != 7 {
+	if ch.RekeyTime != 5400*time.Second || ch.StartAction != ike.ActionStart || ch.DPDAction != ike.ActionStart || ch.IfIDIn != 7 || ch.IfIDOut != 7 {
 		t.Errorf("child %+v", ch)
 	}
 	if ch.RekeyBytes != 500000000 || ch.LifePackets != 2000000 {
 		t.Errorf("volume limits: rekey_bytes %d life_packets %d", ch.RekeyBytes, ch.LifePackets)
 	}
-	if !slices.Equal(ch.ESPProposals, []string{"aes128gcm16-x25519"}) {
+	if !slices.Equal(keywords(ch.ESPProposals), []string{"aes128gcm16-x25519"}) {
 		t.Errorf("esp proposals %q", ch.ESPProposals)
 	}
 	if len(l.Credentials.Shared) != 1 || len(l.Credentials.Shared[0].Secret) != 24 ||
 		!slices.Equal(l.Credentials.Shared[0].IDs, []string{"moon.strongswan.org", "sun.strongswan.org"}) {
 		t.Errorf("secrets %+v", l.Credentials.Shared)
 	}
-	m := l.Children[0]
-	if m.StartAction != config.ActionStart || m.HWOffload != xfrm.OffloadAuto {
+	m := ch
+	if m.StartAction != ike.ActionStart || offloadMode(m.HWOffload) != xfrm.OffloadAuto {
 		t.Errorf("meta %+v", m)
 	}
 	// The engine takes what the mapping made.
@@ -137,13 +139,22 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 	defer e.Close()
 
 	sa := &ike.SA{SAID: ike.SAID{Dst: netipAddr("192.168.0.1")}, Src: netipAddr("192.168.0.2"), Inbound: true, IfID: 7}
-	if got := offloadFor(l.Children)(sa); got != xfrm.OffloadAuto {
+	if got := offloadFor(l.Connections)(sa); got != xfrm.OffloadAuto {
 		t.Errorf("offloadFor = %v", got)
 	}
 	sa.IfID = 0
-	if got := offloadFor(l.Children)(sa); got != xfrm.OffloadNo {
+	if got := offloadFor(l.Connections)(sa); got != xfrm.OffloadNo {
 		t.Errorf("offloadFor other if_id = %v", got)
 	}
+}
+
+// keywords writes proposals as swanctl.conf does.
+func keywords(list []transform.Proposal) []string {
+	out := make([]string, len(list))
+	for i, p := range list {
+		out[i] = p.Keywords()
+	}
+	return out
 }
 
 func newCheckEngine(t *testing.T, l *Loaded) *ike.Engine {
@@ -211,14 +222,14 @@ connections {
 		t.Fatal(err)
 	}
 	c := l.Connections[0]
-	if c.Local[0].Auth != "pubkey" || len(c.Local[0].Certs) != 1 || c.Local[0].PrivateKey == nil {
+	if c.Local[0].Auth != ike.AuthPubkey || len(c.Local[0].Certs) != 1 || c.Local[0].PrivateKey == nil {
 		t.Fatalf("local auth %+v", c.Local[0])
 	}
 	if len(l.Credentials.CAs) != 1 || !l.Credentials.CAs[0].Equal(ca) {
 		t.Errorf("CAs %v", l.Credentials.CAs)
 	}
-	if len(c.LocalAddrs) != 0 || len(c.Children) != 2 || c.Children[1].Mode != "transport" ||
-		!slices.Equal(c.Children[1].LocalTS, []string{"dynamic"}) {
+	if len(c.LocalAddrs) != 0 || len(c.Children) != 2 || c.Children[1].Mode != ike.ModeTransport ||
+		!slices.Equal(c.Children[1].LocalTS, []ike.TSSpec{ike.DynamicTS()}) {
 		t.Errorf("connection %+v", c)
 	}
 	e := newCheckEngine(t, l)

@@ -1,6 +1,7 @@
-package config
+package swanctl
 
 import (
+	"github.com/xdpsec/xdpsec/ike"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -63,7 +64,7 @@ func TestLoadNetToNetPSK(t *testing.T) {
 		"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384, IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_3072")
 	check(t, "DPDDelay", c.DPDDelay, 30*time.Second)
 	check(t, "Mobike", c.Mobike, false)
-	check(t, "Fragmentation", c.Fragmentation, FragmentationAccept)
+	check(t, "Fragmentation", c.Fragmentation, ike.FragmentationAccept)
 	check(t, "RekeyTime", c.RekeyTime, 8*time.Hour)
 	check(t, "ReauthTime", c.ReauthTime, time.Duration(0))
 	check(t, "OverTime", c.OverTime, 48*time.Minute)
@@ -74,11 +75,11 @@ func TestLoadNetToNetPSK(t *testing.T) {
 	if len(c.Local) != 1 || len(c.Remote) != 1 {
 		t.Fatalf("auth rounds %d/%d, want 1/1", len(c.Local), len(c.Remote))
 	}
-	check(t, "Local.Auth", c.Local[0].Auth, AuthPSK)
-	check(t, "Local.ID", c.Local[0].ID, "gw-a.example.net")
+	check(t, "Local.Auth", c.Local[0].Auth, ike.AuthPSK)
+	check(t, "Local.ID", c.Local[0].IDSpec, "gw-a.example.net")
 	check(t, "Local.Pos", c.Local[0].Pos, Pos{File: path, Line: 18})
-	check(t, "Remote.Auth", c.Remote[0].Auth, AuthPSK)
-	check(t, "Remote.ID", c.Remote[0].ID, "gw-b.example.net")
+	check(t, "Remote.Auth", c.Remote[0].Auth, ike.AuthPSK)
+	check(t, "Remote.ID", c.Remote[0].IDSpec, "gw-b.example.net")
 
 	ch := c.Child("lan-lan")
 	if ch == nil || len(c.Children) != 1 {
@@ -86,21 +87,21 @@ func TestLoadNetToNetPSK(t *testing.T) {
 	}
 	checkStrings(t, "LocalTS", stringsOf(ch.LocalTS), "10.1.0.0/16")
 	checkStrings(t, "RemoteTS", stringsOf(ch.RemoteTS), "10.2.0.0/16", "10.3.0.0/24[tcp/443]")
-	ts := ch.RemoteTS[1]
+	ts := ch.RemoteTS[1].TS
 	check(t, "RemoteTS[1].Protocol", ts.Protocol, 6)
-	check(t, "RemoteTS[1].FromPort", ts.FromPort, 443)
-	check(t, "RemoteTS[1].ToPort", ts.ToPort, 443)
-	check(t, "RemoteTS[1].To", ts.To, netip.MustParseAddr("10.3.0.255"))
+	check(t, "RemoteTS[1].FromPort", ts.StartPort, 443)
+	check(t, "RemoteTS[1].ToPort", ts.EndPort, 443)
+	check(t, "RemoteTS[1].To", ts.End, netip.MustParseAddr("10.3.0.255"))
 	check(t, "ESPProposals", transform.FormatProposals(ch.ESPProposals), "ESP:AES_GCM_16_256/ECP_384/NO_EXT_SEQ")
-	check(t, "Mode", ch.Mode, ModeTunnel)
-	check(t, "StartAction", ch.StartAction, ActionTrap|ActionStart)
-	check(t, "CloseAction", ch.CloseAction, ActionTrap)
-	check(t, "DPDAction", ch.DPDAction, ActionStart)
-	check(t, "Lifetime", ch.Lifetime, Lifetime{
+	check(t, "Mode", ch.Mode, ike.ModeTunnel)
+	check(t, "StartAction", ch.StartAction, ike.ActionTrap|ike.ActionStart)
+	check(t, "CloseAction", ch.CloseAction, ike.ActionTrap)
+	check(t, "DPDAction", ch.DPDAction, ike.ActionStart)
+	check(t, "Lifetime", lifetimeOf(ch), lifetime{
 		RekeyTime: 90 * time.Minute, LifeTime: 99 * time.Minute, RandTime: 9 * time.Minute,
 		RekeyBytes: 500 << 20, LifeBytes: 550 << 20, RandBytes: 50 << 20,
 	})
-	check(t, "HWOffload", ch.HWOffload, HWOffloadAuto)
+	check(t, "HWOffload", ch.HWOffload, ike.HWOffloadAuto)
 	check(t, "MarkIn", ch.MarkIn, Mark{Value: 0x10, Mask: 0xff})
 	check(t, "MarkOut", ch.MarkOut, Mark{})
 	check(t, "ReplayWindow", ch.ReplayWindow, 1024)
@@ -109,17 +110,17 @@ func TestLoadNetToNetPSK(t *testing.T) {
 	check(t, "CopyDSCP", ch.CopyDSCP, CopyDSCPOut)
 	check(t, "Policies", ch.Policies, true)
 
-	ike := cfg.Secrets.IKE
-	if len(ike) != 3 {
-		t.Fatalf("%d IKE secrets, want 3", len(ike))
+	secretsIKE := cfg.Secrets.IKE
+	if len(secretsIKE) != 3 {
+		t.Fatalf("%d IKE secrets, want 3", len(secretsIKE))
 	}
 	secrets := filepath.Join(dir, "conf.d", "secrets.conf")
-	check(t, "ike-b.Pos", ike[0].Pos, Pos{File: secrets, Line: 4})
-	checkStrings(t, "ike-b.IDs", ike[0].IDs, "gw-a.example.net", "gw-b.example.net")
-	check(t, "ike-b.Secret", string(ike[0].Secret.Bytes()), "a long pre-shared key # with a hash")
-	check(t, "ike-hex.Secret", string(ike[1].Secret.Bytes()), "\x01\x23\x45\x67\x89\xab\xcd\xef")
-	check(t, "ike-b64.Secret", string(ike[2].Secret.Bytes()), "secret")
-	check(t, "ike-b64.IDs", len(ike[2].IDs), 0)
+	check(t, "ike-b.Pos", secretsIKE[0].Pos, Pos{File: secrets, Line: 4})
+	checkStrings(t, "ike-b.IDs", secretsIKE[0].IDs, "gw-a.example.net", "gw-b.example.net")
+	check(t, "ike-b.Secret", string(secretsIKE[0].Secret.Bytes()), "a long pre-shared key # with a hash")
+	check(t, "ike-hex.Secret", string(secretsIKE[1].Secret.Bytes()), "\x01\x23\x45\x67\x89\xab\xcd\xef")
+	check(t, "ike-b64.Secret", string(secretsIKE[2].Secret.Bytes()), "secret")
+	check(t, "ike-b64.IDs", len(secretsIKE[2].IDs), 0)
 	check(t, "PrivateKeys", len(cfg.Secrets.PrivateKeys), 0)
 }
 
@@ -138,8 +139,8 @@ func TestLoadCertificates(t *testing.T) {
 	checkStrings(t, "LocalAddrs", stringsOf(c.LocalAddrs), "2001:db8::1")
 	checkStrings(t, "RemoteAddrs", stringsOf(c.RemoteAddrs), "%any6")
 	check(t, "Proposals (default)", transform.FormatProposals(c.Proposals), transform.FormatProposals(transform.DefaultProposals(transform.ProtoIKE)))
-	check(t, "SendCert", c.SendCert, SendCertAlways)
-	check(t, "Unique", c.Unique, UniqueReplace)
+	check(t, "SendCert", c.SendCert, ike.SendCertAlways)
+	check(t, "Unique", c.Unique, ike.UniqueReplace)
 	// reauth_time alone disables rekeying; over_time and rand_time follow it.
 	check(t, "ReauthTime", c.ReauthTime, 24*time.Hour)
 	check(t, "RekeyTime", c.RekeyTime, time.Duration(0))
@@ -147,13 +148,13 @@ func TestLoadCertificates(t *testing.T) {
 	check(t, "RandTime", c.RandTime, 144*time.Minute)
 
 	l, r := c.Local[0], c.Remote[0]
-	check(t, "Local.Auth", l.Auth, AuthPubkey)
-	check(t, "Local.ID", l.ID, "C=CH, O=Example, CN=gw-a.example.net")
-	checkStrings(t, "Local.Certs", l.Certs, filepath.Join(dir, "x509", "gw-a.pem"))
-	check(t, "Remote.Auth", r.Auth, AuthPubkey)
+	check(t, "Local.Auth", l.Auth, ike.AuthPubkey)
+	check(t, "Local.ID", l.IDSpec, "C=CH, O=Example, CN=gw-a.example.net")
+	checkStrings(t, "Local.Certs", l.CertFiles, filepath.Join(dir, "x509", "gw-a.pem"))
+	check(t, "Remote.Auth", r.Auth, ike.AuthPubkey)
 	check(t, "Remote.AuthSpec", r.AuthSpec, "rsa-2048-sha256")
-	check(t, "Remote.ID", r.ID, "C=CH, O=Example, CN=*")
-	checkStrings(t, "Remote.CACerts", r.CACerts, filepath.Join(dir, "x509ca", "ca.pem"))
+	check(t, "Remote.ID", r.IDSpec, "C=CH, O=Example, CN=*")
+	checkStrings(t, "Remote.CACerts", r.CACertFiles, filepath.Join(dir, "x509ca", "ca.pem"))
 	check(t, "Remote.Revocation", r.Revocation, RevocationStrict)
 
 	if len(c.Children) != 2 {
@@ -162,14 +163,14 @@ func TestLoadCertificates(t *testing.T) {
 	v6 := c.Children[0]
 	check(t, "v6.Name", v6.Name, "v6")
 	checkStrings(t, "v6.RemoteTS", stringsOf(v6.RemoteTS), "2001:db8:2::/48", "2001:db8:3::10-2001:db8:3::20[udp/500-510]")
-	check(t, "v6.Lifetime", v6.Lifetime, Lifetime{RekeyTime: time.Hour, LifeTime: 2 * time.Hour, RandTime: time.Hour})
+	check(t, "v6.Lifetime", lifetimeOf(v6), lifetime{RekeyTime: time.Hour, LifeTime: 2 * time.Hour, RandTime: time.Hour})
 	check(t, "v6.CopyDSCP", v6.CopyDSCP, CopyDSCPNo)
 	check(t, "v6.IfIDIn", v6.IfIDIn, IfID{Unique: UniquePerSA})
 	check(t, "v6.IfIDOut", v6.IfIDOut, IfID{Unique: UniquePerDirection})
 	host := c.Children[1]
-	check(t, "host.Mode", host.Mode, ModeTransport)
+	check(t, "host.Mode", host.Mode, ike.ModeTransport)
 	checkStrings(t, "host.LocalTS", stringsOf(host.LocalTS), "dynamic")
-	check(t, "host.DPDAction", host.DPDAction, ActionNone)
+	check(t, "host.DPDAction", host.DPDAction, ike.ActionNone)
 
 	keys := cfg.Secrets.PrivateKeys
 	if len(keys) != 2 {
@@ -206,29 +207,29 @@ connections {
 	check(t, "Encap", c.Encap, false)
 	check(t, "Aggressive", c.Aggressive, false)
 	check(t, "DPDDelay", c.DPDDelay, time.Duration(0))
-	check(t, "Fragmentation", c.Fragmentation, FragmentationYes)
-	check(t, "SendCertReq", c.SendCertReq, true)
-	check(t, "SendCert", c.SendCert, SendCertIfAsked)
+	check(t, "Fragmentation", c.Fragmentation, ike.FragmentationYes)
+	check(t, "SendCertReq", *c.SendCertReq, true)
+	check(t, "SendCert", c.SendCert, ike.SendCertIfAsked)
 	check(t, "KeyingTries", c.KeyingTries, 1)
-	check(t, "Unique", c.Unique, UniqueNo)
+	check(t, "Unique", c.Unique, ike.UniqueNo)
 	check(t, "RekeyTime", c.RekeyTime, 4*time.Hour)
 	check(t, "ReauthTime", c.ReauthTime, time.Duration(0))
 	check(t, "OverTime", c.OverTime, 24*time.Minute)
 	check(t, "RandTime", c.RandTime, 24*time.Minute)
 	check(t, "IfIDIn", c.IfIDIn, IfID{})
-	check(t, "Local.Auth", c.Local[0].Auth, AuthPubkey)
-	check(t, "Local.ID", c.Local[0].ID, "")
-	check(t, "Remote.ID", c.Remote[0].ID, "%any")
+	check(t, "Local.Auth", c.Local[0].Auth, ike.AuthPubkey)
+	check(t, "Local.ID", c.Local[0].IDSpec, "")
+	check(t, "Remote.ID", c.Remote[0].IDSpec, "%any")
 
 	ch := c.Children[0]
 	check(t, "ESPProposals", transform.FormatProposals(ch.ESPProposals), transform.FormatProposals(transform.DefaultProposals(transform.ProtoESP)))
-	check(t, "Mode", ch.Mode, ModeTunnel)
-	check(t, "StartAction", ch.StartAction, ActionNone)
-	check(t, "CloseAction", ch.CloseAction, ActionNone)
-	check(t, "DPDAction", ch.DPDAction, ActionNone)
-	check(t, "Lifetime", ch.Lifetime, Lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute})
+	check(t, "Mode", ch.Mode, ike.ModeTunnel)
+	check(t, "StartAction", ch.StartAction, ike.ActionNone)
+	check(t, "CloseAction", ch.CloseAction, ike.ActionNone)
+	check(t, "DPDAction", ch.DPDAction, ike.ActionNone)
+	check(t, "Lifetime", lifetimeOf(ch), lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute})
 	check(t, "ReplayWindow", ch.ReplayWindow, 32)
-	check(t, "HWOffload", ch.HWOffload, HWOffloadNo)
+	check(t, "HWOffload", ch.HWOffload, ike.HWOffloadNo)
 	check(t, "CopyDF", ch.CopyDF, true)
 	check(t, "CopyECN", ch.CopyECN, true)
 	check(t, "CopyDSCP", ch.CopyDSCP, CopyDSCPOut)
@@ -267,20 +268,20 @@ func TestIKELifetimeDefaults(t *testing.T) {
 func TestChildLifetimeDefaults(t *testing.T) {
 	tests := []struct {
 		set  string
-		want Lifetime
+		want lifetime
 	}{
-		{"rekey_time = 30m", Lifetime{RekeyTime: 30 * time.Minute, LifeTime: 33 * time.Minute, RandTime: 3 * time.Minute}},
-		{"rekey_time = 1h\nlife_time = 90m", Lifetime{RekeyTime: time.Hour, LifeTime: 90 * time.Minute, RandTime: 30 * time.Minute}},
-		{"rand_time = 1m", Lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: time.Minute}},
-		{"rekey_bytes = 1g\nrekey_packets = 1000", Lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute,
+		{"rekey_time = 30m", lifetime{RekeyTime: 30 * time.Minute, LifeTime: 33 * time.Minute, RandTime: 3 * time.Minute}},
+		{"rekey_time = 1h\nlife_time = 90m", lifetime{RekeyTime: time.Hour, LifeTime: 90 * time.Minute, RandTime: 30 * time.Minute}},
+		{"rand_time = 1m", lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: time.Minute}},
+		{"rekey_bytes = 1g\nrekey_packets = 1000", lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute,
 			RekeyBytes: 1 << 30, LifeBytes: (1 << 30) * 11 / 10, RandBytes: (1<<30)*11/10 - 1<<30,
 			RekeyPackets: 1000, LifePackets: 1100, RandPackets: 100}},
-		{"life_packets = 5\nrand_packets = 1", Lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute,
+		{"life_packets = 5\nrand_packets = 1", lifetime{RekeyTime: time.Hour, LifeTime: 66 * time.Minute, RandTime: 6 * time.Minute,
 			LifePackets: 5, RandPackets: 1}},
 	}
 	for _, tt := range tests {
 		cfg := mustLoadMem(t, map[string]string{"swanctl.conf": "connections {\n c {\nchildren {\n x {\n" + tt.set + "\n}\n}\n}\n}\n"})
-		if got := cfg.Connections[0].Children[0].Lifetime; got != tt.want {
+		if got := lifetimeOf(cfg.Connections[0].Children[0]); got != tt.want {
 			t.Errorf("%q: %+v, want %+v", tt.set, got, tt.want)
 		}
 	}
