@@ -287,8 +287,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 		}
 		ch.scheduleRekey()
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
-		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
 	return nil
 }
 

@@ -163,19 +163,9 @@ func (sa *v1SA) processNATD(ps []isakmp.Payload) {
 			sa.natRemote = false
 		}
 	}
-	if sa.natLocal {
-		sa.log.Info("local host is behind NAT, sending keep alives")
-	}
-	if sa.natRemote {
-		sa.log.Info("remote host is behind NAT")
-	}
-	if (sa.natLocal || sa.natRemote) && sa.initiator {
-		if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
-			sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
-		}
-		if sa.local.Port() == sa.e.cfg.Port {
-			sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
-		}
+	sa.logNAT()
+	if sa.natAny() && sa.initiator {
+		sa.floatToNATT()
 	}
 	if sa.natLocal {
 		sa.scheduleKeepAlive()
@@ -209,7 +199,7 @@ func (sa *v1SA) deriveKeys() error {
 	sa.gxy = gxy
 	var skeyid []byte
 	if sa.auth == isakmp.AuthPSK {
-		psk, ok := (&ikeSA{e: sa.e}).sharedKey(sa.conn.local.id, sa.conn.remote.id)
+		psk, ok := sa.sharedKey(sa.conn.local.id, sa.conn.remote.id)
 		if !ok {
 			return fmt.Errorf("no shared key found for '%s' - '%s'", sa.conn.local.id, sa.conn.remote.id)
 		}
@@ -763,8 +753,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 // DPD, and start Quick Modes.
 func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
-	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]", sa.name(),
-		sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
 	sa.leaveHalfOpen()
 	if sa.dh != nil {
 		sa.dh.Close()

@@ -122,7 +122,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 
 // encapMode is the mode attribute: UDP-encapsulated behind a NAT.
 func (sa *v1SA) encapMode(m Mode) uint16 {
-	nat := sa.natLocal || sa.natRemote || sa.conn.cfg.Encap
+	nat := sa.useNATT()
 	switch {
 	case nat && m == ModeTransport:
 		return isakmp.EncapUDPTransport

@@ -23,7 +23,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/netip"
 	"slices"
@@ -44,17 +43,10 @@ type v1State struct {
 
 // v1SA is an ISAKMP SA. Guarded by the engine lock.
 type v1SA struct {
-	e    *Engine
-	conn *connection
-	id   uint32
-	log  *slog.Logger
+	ikeSACommon
 
-	state      IKESAState
-	initiator  bool
 	aggressive bool
 	ckyI, ckyR uint64
-	local      netip.AddrPort
-	remote     netip.AddrPort
 	step       int // phase 1 messages handled
 
 	// Phase 1 negotiation.
@@ -74,13 +66,8 @@ type v1SA struct {
 	keys       *transform.V1Keys
 	cipher     *transform.V1Cipher
 	idiiB      []byte
-	localID    Identity
-	remoteID   Identity
 	peerDPD    bool
 	peerNATT   bool
-	peerFrag   bool
-	natLocal   bool
-	natRemote  bool
 	exchanges  map[uint32]*v1Exchange
 	quicks     map[uint32]*v1Quick
 	children   []*v1Child
@@ -97,8 +84,6 @@ type v1SA struct {
 
 	dpdSeq        uint32
 	establishedAt time.Time
-	lastInbound   time.Time
-	lastOutbound  time.Time
 	timers        []Timer
 	replaces      *v1SA // the SA this one reauthenticates
 	successor     *v1SA // the SA that reauthenticated this one (retire)
@@ -164,11 +149,9 @@ func (e *Engine) v1Cookie(local, remote netip.AddrPort) uint64 {
 }
 
 func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.AddrPort) *v1SA {
-	e.nextIKEID++
-	sa := &v1SA{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
+	sa := &v1SA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote),
 		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
-		lastInbound: e.clock.Now(), aggressive: c.cfg.Aggressive && initiator}
-	sa.log = e.log.With("ike_sa", sa.name())
+		aggressive: c.cfg.Aggressive && initiator}
 	sa.localID = c.local.id
 	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
 		sa.localID = addrIdentity(local.Addr())
@@ -176,20 +159,11 @@ func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.Addr
 	return sa
 }
 
-func (sa *v1SA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.cfg.Name, sa.id) }
-
 func (sa *v1SA) ourCookie() uint64 {
 	if sa.initiator {
 		return sa.ckyI
 	}
 	return sa.ckyR
-}
-
-func (sa *v1SA) setState(s IKESAState) {
-	if sa.state != s {
-		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
-		sa.state = s
-	}
 }
 
 func (sa *v1SA) after(d time.Duration, f func()) Timer {
@@ -422,11 +396,6 @@ func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
 		sa.send(ex.lastOut)
 		sa.scheduleRetransmit(ex)
 	})
-}
-
-func (sa *v1SA) send(packets [][]byte) {
-	sa.lastOutbound = sa.e.clock.Now()
-	sa.e.send(sa.local, sa.remote, packets)
 }
 
 // sendPlain sends an unencrypted message of phase 1.

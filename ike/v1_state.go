@@ -258,8 +258,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		}
 		ch.scheduleTimers(max(e.clock.Now().Sub(ch.installedAt), 0))
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
-		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
 	return nil
 }
 
