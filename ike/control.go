@@ -46,12 +46,8 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			Proposal: sa.proposal.String(), Version: 2,
 		}
 		for _, c := range sa.children {
-			ci := ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
-				Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS}
-			if c.reqid != nil {
-				ci.ReqID = c.reqid.reqid
-			}
-			i.Children = append(i.Children, ci)
+			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn,
+				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
 		}
 		out = append(out, i)
 	}

@@ -111,7 +111,7 @@ func (e *Engine) export() EngineState {
 			s.Children = append(s.Children, ExportedChildSA{
 				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
 				Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqid.reqid, InstalledAt: c.installedAt,
+				ReqID: c.reqID(), InstalledAt: c.installedAt,
 			})
 		}
 		st.SAs = append(st.SAs, s)
@@ -271,20 +271,17 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	sa.established()
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)
-		ch := &childSA{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
-			proposal: cs.Proposal, suite: cs.Suite, mode: cs.Mode,
-			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
-			inInstalled: true, outInstalled: true, installedAt: cs.InstalledAt}
+		ch := &childSA{kernelChild: kernelChild[*ikeSA]{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled,
+			spiIn: cs.SPIIn, spiOut: cs.SPIOut, suite: cs.Suite, mode: cs.Mode,
+			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS), installedAt: cs.InstalledAt},
+			proposal: cs.Proposal}
 		// Rekey when the SA would have been rekeyed without the restart.
-		ch.lifetime = cfg.lifetimeWithJitter(e)
+		ch.setLifetime()
 		if elapsed := e.clock.Now().Sub(cs.InstalledAt); !cs.InstalledAt.IsZero() && elapsed > 0 {
 			ch.lifetime.SoftTime = max(ch.lifetime.SoftTime-elapsed, time.Second)
 		}
-		ch.reqid = e.reqids.adopt(ch, cs.ReqID)
 		sa.children = append(sa.children, ch)
-		if err := e.reqids.installPolicies(ch); err != nil {
-			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
-		}
+		ch.takeBack(cs.ReqID)
 		ch.scheduleRekey()
 	}
 	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
@@ -303,19 +300,6 @@ func childConfigNamed(c *connection, name string) *childConfig {
 	cc, _ := resolveChild(&ChildConfig{Name: name})
 	cc.conn = c
 	return cc
-}
-
-// adopt registers a CHILD_SA under the reqid it was installed with.
-func (t *reqidTable) adopt(c *childSA, reqid uint32) *reqidEntry {
-	key := reqidKey(c)
-	r := t.byKey[key]
-	if r == nil {
-		r = &reqidEntry{key: key, reqid: reqid}
-		t.byKey[key] = r
-	}
-	r.refs++
-	t.next = max(t.next, reqid)
-	return r
 }
 
 // RemoveConnection unloads a connection (swanctl --unload-conn): no new

@@ -34,11 +34,10 @@ import (
 
 // v1State is the engine's IKEv1 part.
 type v1State struct {
-	sas      map[uint64]*v1SA // by our cookie
-	init     map[initKey]*v1SA
-	secret   []byte // for cookies (RFC 2408 section 2.5.3)
-	count    uint64
-	policies map[string]*v1PolicyRef
+	sas    map[uint64]*v1SA // by our cookie
+	init   map[initKey]*v1SA
+	secret []byte // for cookies (RFC 2408 section 2.5.3)
+	count  uint64
 }
 
 // v1SA is an ISAKMP SA. Guarded by the engine lock.
@@ -197,7 +196,7 @@ func (e *Engine) v1Infos() []IKESAInfo {
 			NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
 		for _, c := range sa.children {
 			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.cfg.Name, State: c.state, SPIIn: c.spiIn,
-				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqid})
+				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
 		}
 		// A Quick Mode we started for a new IPsec SA shows as a CHILD_SA
 		// being created: it follows phase 1, and waiting for the CHILD_SA

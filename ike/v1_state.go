@@ -109,8 +109,8 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 			}
 			s.Children = append(s.Children, ExportedIPsecSA{
 				ID: c.id, Name: c.cfg.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
-				Suite: c.suite, Lifetime: c.lifetime, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqid, Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
+				Suite: c.suite, Lifetime: c.life, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+				ReqID: c.reqID(), Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
 			})
 		}
 		out = append(out, s)
@@ -241,21 +241,19 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	}
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)
-		ch := &v1Child{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
-			mode: cs.Mode, proposal: cs.Proposal, localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
-			suite: cs.Suite, lifetime: cs.Lifetime, encap: cs.Encap, initiator: cs.Initiator, installedAt: cs.InstalledAt}
-		if ch.lifetime <= 0 {
-			ch.lifetime = cfg.lifeTime
+		ch := &v1Child{kernelChild: kernelChild[*v1SA]{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled,
+			spiIn: cs.SPIIn, spiOut: cs.SPIOut, mode: cs.Mode, suite: cs.Suite, encap: cs.Encap,
+			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS), installedAt: cs.InstalledAt},
+			proposal: cs.Proposal, life: cs.Lifetime, initiator: cs.Initiator}
+		if ch.life <= 0 {
+			ch.life = cfg.lifeTime
 		}
 		if ch.installedAt.IsZero() {
 			ch.installedAt = e.clock.Now()
 		}
-		ref := ch.policyRef(cs.ReqID)
-		e.reqids.next = max(e.reqids.next, ch.reqid)
+		ch.setLifetime()
 		sa.children = append(sa.children, ch)
-		if err := ch.addPolicies(ref); err != nil {
-			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
-		}
+		ch.takeBack(cs.ReqID)
 		ch.scheduleTimers(max(e.clock.Now().Sub(ch.installedAt), 0))
 	}
 	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
