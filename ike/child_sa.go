@@ -45,7 +45,7 @@ func (c *childSA) setState(s ChildSAState) {
 
 // allocateSPI reserves our inbound SPI.
 func (c *childSA) allocateSPI() error {
-	spi, err := c.ike.e.cfg.Dataplane.AllocateSPI(c.ike.remote.Addr(), c.ike.local.Addr())
+	spi, err := c.ike.allocateSPI()
 	if err != nil {
 		return fmt.Errorf("allocating SPI failed: %w", err)
 	}

@@ -67,6 +67,31 @@ func (k *kernelChild[S]) ifIDs() (in, out uint32) { return k.cfg.cfg.IfIDIn, k.c
 func (k *kernelChild[S]) inboundID() SAID  { return SAID{Dst: k.sa().local.Addr(), SPI: k.spiIn} }
 func (k *kernelChild[S]) outboundID() SAID { return SAID{Dst: k.sa().remote.Addr(), SPI: k.spiOut} }
 
+// allocateSPI reserves the inbound SPI of a CHILD_SA being negotiated on
+// the IKE SA.
+func (sa *ikeSACommon) allocateSPI() (uint32, error) {
+	return sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+}
+
+// releaseSPI gives back an inbound SPI no SA was installed with.
+func (sa *ikeSACommon) releaseSPI(spi uint32) {
+	_ = sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: spi})
+}
+
+// lastUsed is when one of the CHILD_SA's SAs last carried a packet (zero
+// if never, or not known).
+func (k *kernelChild[S]) lastUsed(inbound bool) time.Time {
+	id := k.outboundID()
+	if inbound {
+		id = k.inboundID()
+	}
+	st, err := k.sa().e.cfg.Dataplane.QuerySA(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.LastUsed
+}
+
 // esp is one of the CHILD_SA's SAs, with these keys (none for UpdateSA).
 func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 	sa := k.sa()

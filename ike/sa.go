@@ -297,8 +297,8 @@ func (sa *ikeSA) checkLiveness() {
 	}
 	last := sa.lastInbound
 	for _, c := range sa.children {
-		if st, err := sa.e.cfg.Dataplane.QuerySA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); err == nil && st.LastUsed.After(last) {
-			last = st.LastUsed
+		if t := c.lastUsed(true); t.After(last) {
+			last = t
 		}
 	}
 	if idle := sa.e.clock.Now().Sub(last); idle < sa.conn.cfg.DPDDelay {

@@ -44,7 +44,7 @@ func (q *v1Quick) release() {
 		c.releaseReqid()
 	}
 	if !q.installed && q.spiIn != 0 {
-		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
+		q.sa.releaseSPI(q.spiIn)
 	}
 	// A rekey that never completed leaves the IPsec SA it was to replace
 	// as it was, installed: its timers and the next rekey find it so.
@@ -80,7 +80,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
 		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
 	}
-	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	spi, err := sa.allocateSPI()
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		q.release() // an IPsec SA being rekeyed stays installed
@@ -364,7 +364,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		}
 		sel.Attributes = append(sel.Attributes, a)
 	}
-	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	spi, err := sa.allocateSPI()
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		return
