@@ -128,12 +128,12 @@ func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 // what went in before stays for removeSAs.
 func (k *kernelChild[S]) installSAs(in, out transform.SAKeys, holdOut bool) (part string, err error) {
 	k.acquireReqid()
-	if err := k.addInbound(in); err != nil {
+	if err := k.addSA(true, in); err != nil {
 		return "inbound SA", err
 	}
 	if holdOut {
 		k.holdOutbound(out)
-	} else if err := k.addOutbound(out); err != nil {
+	} else if err := k.addSA(false, out); err != nil {
 		return "outbound SA", err
 	}
 	if err := k.addPolicies(); err != nil {
@@ -142,35 +142,26 @@ func (k *kernelChild[S]) installSAs(in, out transform.SAKeys, holdOut bool) (par
 	return "", nil
 }
 
-// addSA installs one SA and zeroes its keys: the dataplane has copied
-// what it keeps.
-func (k *kernelChild[S]) addSA(s *SA) error {
+// addSA installs the inbound or the outbound SA and zeroes its keys:
+// the dataplane has copied what it keeps. The reqid comes first
+// (acquireReqid): the SAs carry the policies' reqid.
+func (k *kernelChild[S]) addSA(inbound bool, keys transform.SAKeys) error {
+	s := k.esp(inbound, keys)
 	defer zeroSAKeys(s)
-	return k.sa().e.cfg.Dataplane.AddSA(s)
+	if err := k.sa().e.cfg.Dataplane.AddSA(s); err != nil {
+		return err
+	}
+	if inbound {
+		k.inInstalled = true
+	} else {
+		k.outInstalled = true
+	}
+	return nil
 }
 
 func zeroSAKeys(s *SA) {
 	clear(s.EncrKey)
 	clear(s.IntegKey)
-}
-
-// addInbound installs the inbound SA. The reqid comes first (acquireReqid):
-// the SAs carry the policies' reqid.
-func (k *kernelChild[S]) addInbound(keys transform.SAKeys) error {
-	if err := k.addSA(k.esp(true, keys)); err != nil {
-		return err
-	}
-	k.inInstalled = true
-	return nil
-}
-
-// addOutbound installs the outbound SA.
-func (k *kernelChild[S]) addOutbound(keys transform.SAKeys) error {
-	if err := k.addSA(k.esp(false, keys)); err != nil {
-		return err
-	}
-	k.outInstalled = true
-	return nil
 }
 
 // holdOutbound keeps a copy of the outbound SA's keys until
@@ -185,7 +176,7 @@ func (k *kernelChild[S]) addHeldOutbound() error {
 	keys := k.heldOut
 	k.heldOut = nil
 	defer func() { clear(keys.Encr); clear(keys.Integ) }()
-	return k.addOutbound(*keys)
+	return k.addSA(false, *keys)
 }
 
 // dropHeldOutbound forgets (and zeroes) the keys of an outbound SA held
@@ -393,7 +384,8 @@ func (t *reqidTable) acquire(key string, reqid uint32) *reqidEntry {
 }
 
 // adopt is acquire for a CHILD_SA taken back, whose SAs carry the reqid
-// saved (0 in old IKEv1 records: the configured one, else a new one):
+// saved (0 in an IKEv1 record without one: the configured one, else a
+// new one):
 // no reqid handed out later may be one of those.
 func (t *reqidTable) adopt(key string, saved, configured uint32) *reqidEntry {
 	reqid := saved

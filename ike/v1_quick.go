@@ -411,7 +411,7 @@ func (sa *v1SA) installQuickInbound(q *v1Quick) {
 	defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
 	c.state = ChildSAInstalling
 	c.acquireReqid()
-	if err := c.addInbound(in); err != nil {
+	if err := c.addSA(true, in); err != nil {
 		sa.log.Info(fmt.Sprintf("unable to install inbound SA of CHILD_SA %s: %v", c.name(), err))
 		c.releaseReqid()
 		return
