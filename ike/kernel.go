@@ -385,8 +385,7 @@ func (t *reqidTable) acquire(key string, reqid uint32) *reqidEntry {
 
 // adopt is acquire for a CHILD_SA taken back, whose SAs carry the reqid
 // saved (0 in an IKEv1 record without one: the configured one, else a
-// new one):
-// no reqid handed out later may be one of those.
+// new one). No reqid handed out later may be one of those.
 func (t *reqidTable) adopt(key string, saved, configured uint32) *reqidEntry {
 	reqid := saved
 	if reqid == 0 {
