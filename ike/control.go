@@ -179,13 +179,9 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 func (e *Engine) DeleteChildSA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, sa := range e.allV1SAs() {
-		for _, c := range sa.children {
-			if c.id == id {
-				sa.deleteChild(c)
-				return nil
-			}
-		}
+	if c := e.v1ChildByID(id); c != nil {
+		c.ike.deleteChild(c)
+		return nil
 	}
 	c, err := e.childSA(id)
 	if err != nil {

@@ -67,6 +67,16 @@ func (k *kernelChild[S]) ifIDs() (in, out uint32) { return k.cfg.cfg.IfIDIn, k.c
 func (k *kernelChild[S]) inboundID() SAID  { return SAID{Dst: k.sa().local.Addr(), SPI: k.spiIn} }
 func (k *kernelChild[S]) outboundID() SAID { return SAID{Dst: k.sa().remote.Addr(), SPI: k.spiOut} }
 
+// childWhere returns the first of a list of CHILD_SAs (of either version)
+// that match takes, or nil.
+func childWhere[C *childSA | *v1Child](children []C, match func(C) bool) C {
+	if i := slices.IndexFunc(children, match); i >= 0 {
+		return children[i]
+	}
+	var none C
+	return none
+}
+
 // allocateSPI reserves the inbound SPI of a CHILD_SA being negotiated on
 // the IKE SA.
 func (sa *ikeSACommon) allocateSPI() (uint32, error) {
@@ -282,9 +292,12 @@ func (k *kernelChild[S]) removeSAs(replaced bool) {
 	k.releaseReqid()
 }
 
-// noteOwned adds what a live CHILD_SA holds to the panic safety net's
-// counts (safetynet.go).
+// noteOwned adds what the CHILD_SA holds, unless it is going, to the
+// panic safety net's counts (safetynet.go).
 func (k *kernelChild[S]) noteOwned(owned map[SAID]bool, users map[*reqidEntry]int) {
+	if k.state == ChildSADestroying {
+		return
+	}
 	owned[k.inboundID()] = true
 	owned[k.outboundID()] = true
 	if k.reqid != nil {

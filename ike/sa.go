@@ -58,18 +58,12 @@ type ikeSA struct {
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
 	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote)}
-	sa.localID = c.local.id
 	sa.tm = newTaskManager(sa)
 	return sa
 }
 
 // ourSPI is the SPI the peer addresses us with.
-func (sa *ikeSA) ourSPI() uint64 {
-	if sa.initiator {
-		return sa.spiI
-	}
-	return sa.spiR
-}
+func (sa *ikeSA) ourSPI() uint64 { return ours(sa.initiator, sa.spiI, sa.spiR) }
 
 func (sa *ikeSA) matchesSPIs(h message.Header) bool {
 	if h.InitiatorSPI != sa.spiI {
@@ -445,31 +439,12 @@ func (sa *ikeSA) removeChild(c *childSA) {
 	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
 }
 
-func (sa *ikeSA) childByInboundSPI(spi uint32) *childSA {
-	for _, c := range sa.children {
-		if c.spiIn == spi {
-			return c
-		}
-	}
-	return nil
-}
-
 func (sa *ikeSA) childByOutboundSPI(spi uint32) *childSA {
-	for _, c := range sa.children {
-		if c.spiOut == spi {
-			return c
-		}
-	}
-	return nil
+	return childWhere(sa.children, func(c *childSA) bool { return c.spiOut == spi })
 }
 
 func (sa *ikeSA) childByID(id uint32) *childSA {
-	for _, c := range sa.children {
-		if c.id == id {
-			return c
-		}
-	}
-	return nil
+	return childWhere(sa.children, func(c *childSA) bool { return c.id == id })
 }
 
 func sortSAs(list []*ikeSA) {

@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -36,7 +37,25 @@ func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote net
 	sa := ikeSACommon{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
 		lastInbound: e.clock.Now()}
 	sa.log = e.log.With("ike_sa", sa.name())
+	sa.localID = c.local.id
 	return sa
+}
+
+// takeID gives an IKE SA made for a record Import takes back the record's
+// unique ID: making it counted no new one.
+func (sa *ikeSACommon) takeID(id uint32) {
+	sa.e.nextIKEID--
+	sa.id = id
+	sa.log = sa.e.log.With("ike_sa", sa.name())
+}
+
+// ours picks, of the initiator's and the responder's SPI (IKEv1: cookie),
+// the one the peer addresses us with.
+func ours(initiator bool, i, r uint64) uint64 {
+	if initiator {
+		return i
+	}
+	return r
 }
 
 // common lets code written for both versions (kernelChild) reach it.
@@ -84,6 +103,25 @@ func (sa *ikeSACommon) floatToNATT() {
 	if sa.local.Port() == sa.e.cfg.Port {
 		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
 	}
+}
+
+// retransmitTimeout is how long a request sent tries+1 times waits for
+// its answer (RFC 7296 section 2.1; charon's retransmit_timeout and
+// retransmit_base).
+func (e *Engine) retransmitTimeout(tries int) time.Duration {
+	return time.Duration(float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(tries)))
+}
+
+// retransmitDue counts one more retransmit of a request retransmitted
+// *tries times so far, or says (false) that the retransmits are used up.
+func (sa *ikeSACommon) retransmitDue(tries *int) bool {
+	if *tries >= sa.e.cfg.RetransmitTries {
+		sa.log.Info(fmt.Sprintf("giving up after %d retransmits", *tries))
+		return false
+	}
+	*tries++
+	sa.e.stats.Retransmits++
+	return true
 }
 
 // ends are the IKE SA's ends as charon logs them: local[ID]...remote[ID].

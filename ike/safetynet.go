@@ -95,16 +95,12 @@ func (e *Engine) sweepAfterPanic() {
 	users := map[*reqidEntry]int{}
 	for _, sa := range e.allSAs() {
 		for _, c := range sa.children {
-			if c.state != ChildSADestroying {
-				c.noteOwned(owned, users)
-			}
+			c.noteOwned(owned, users)
 		}
 	}
 	for _, sa := range e.allV1SAs() {
 		for _, c := range sa.children {
-			if c.state != ChildSADestroying {
-				c.noteOwned(owned, users)
-			}
+			c.noteOwned(owned, users)
 		}
 		for _, q := range sa.quicks {
 			owned[SAID{Dst: sa.local.Addr(), SPI: q.spiIn}] = true

@@ -138,22 +138,27 @@ type stateCheck struct {
 	saIDs    map[SAID]string
 }
 
-func (c *stateCheck) claim(record string, ikeID uint32, v1 bool, ours uint64, childIDs []uint32, saIDs []SAID) error {
-	if other, ok := c.ikeIDs[ikeID]; ok {
-		return badRecord("unique ID [%d] already taken by %s", ikeID, other)
+// claim takes what record n of an IKE version holds (an IKEv1 one
+// asIKESA) unless an earlier record took it.
+func (c *stateCheck) claim(version, n int, s *ExportedIKESA) error {
+	record := recordName(version, n, s.Conn, s.ID)
+	if other, ok := c.ikeIDs[s.ID]; ok {
+		return badRecord("unique ID [%d] already taken by %s", s.ID, other)
 	}
 	spis, what := c.spis, "IKE SPI"
-	if v1 {
+	if version == 1 {
 		spis, what = c.cookies, "cookie"
 	}
-	if other, ok := spis[ours]; ok {
-		return badRecord("%s %.16x already taken by %s", what, ours, other)
+	spi := ours(s.Initiator, s.SPIi, s.SPIr)
+	if other, ok := spis[spi]; ok {
+		return badRecord("%s %.16x already taken by %s", what, spi, other)
 	}
-	for _, id := range childIDs {
-		if other, ok := c.childIDs[id]; ok {
-			return badRecord("CHILD_SA ID {%d} already taken by %s", id, other)
+	for _, ch := range s.Children {
+		if other, ok := c.childIDs[ch.ID]; ok {
+			return badRecord("CHILD_SA ID {%d} already taken by %s", ch.ID, other)
 		}
 	}
+	saIDs := s.SAIDs()
 	seen := map[SAID]bool{}
 	for _, id := range saIDs {
 		if other, ok := c.saIDs[id]; ok {
@@ -164,10 +169,10 @@ func (c *stateCheck) claim(record string, ikeID uint32, v1 bool, ours uint64, ch
 		}
 		seen[id] = true
 	}
-	c.ikeIDs[ikeID] = record
-	spis[ours] = record
-	for _, id := range childIDs {
-		c.childIDs[id] = record
+	c.ikeIDs[s.ID] = record
+	spis[spi] = record
+	for _, ch := range s.Children {
+		c.childIDs[ch.ID] = record
 	}
 	for _, id := range saIDs {
 		c.saIDs[id] = record
@@ -182,46 +187,28 @@ func recordName(version, n int, conn string, id uint32) string {
 // check returns the reason each bad record is refused, by index, for the
 // IKEv2 and the IKEv1 records.
 func (st *EngineState) check() (v2, v1 map[int]error) {
-	v2, v1 = map[int]error{}, map[int]error{}
 	c := &stateCheck{ikeIDs: map[uint32]string{}, spis: map[uint64]string{}, cookies: map[uint64]string{},
 		childIDs: map[uint32]string{}, saIDs: map[SAID]string{}}
-	for i := range st.SAs {
-		s := &st.SAs[i]
-		if err := checkIKESA(s); err != nil {
-			v2[i] = err
-			continue
-		}
-		ours := s.SPIi
-		if !s.Initiator {
-			ours = s.SPIr
-		}
-		var ids []uint32
-		for _, ch := range s.Children {
-			ids = append(ids, ch.ID)
-		}
-		if err := c.claim(recordName(2, i+1, s.Conn, s.ID), s.ID, false, ours, ids, s.SAIDs()); err != nil {
-			v2[i] = err
-		}
-	}
-	for i := range st.V1 {
-		s := &st.V1[i]
-		if err := checkV1SA(s); err != nil {
-			v1[i] = err
-			continue
-		}
-		ours := s.CookieI
-		if !s.Initiator {
-			ours = s.CookieR
-		}
-		var ids []uint32
-		for _, ch := range s.Children {
-			ids = append(ids, ch.ID)
-		}
-		if err := c.claim(recordName(1, i+1, s.Conn, s.ID), s.ID, true, ours, ids, s.SAIDs()); err != nil {
-			v1[i] = err
-		}
-	}
+	v2 = checkRecords(c, 2, st.SAs, checkIKESA, func(s *ExportedIKESA) ExportedIKESA { return *s })
+	v1 = checkRecords(c, 1, st.V1, checkV1SA, (*ExportedISAKMPSA).asIKESA)
 	return v2, v1
+}
+
+// checkRecords checks the records of one IKE version, each by itself
+// (alone) and then against what the records before it claimed.
+func checkRecords[R any](c *stateCheck, version int, records []R, alone func(*R) error, view func(*R) ExportedIKESA) map[int]error {
+	bad := map[int]error{}
+	for i := range records {
+		err := alone(&records[i])
+		if err == nil {
+			s := view(&records[i])
+			err = c.claim(version, i+1, &s)
+		}
+		if err != nil {
+			bad[i] = err
+		}
+	}
+	return bad
 }
 
 // dataplaneSAIDs are the SAs the engine's CHILD_SAs have in the dataplane.
@@ -229,14 +216,12 @@ func (e *Engine) dataplaneSAIDs() map[SAID]bool {
 	out := map[SAID]bool{}
 	for _, sa := range e.allSAs() {
 		for _, c := range sa.children {
-			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+			out[c.inboundID()], out[c.outboundID()] = true, true
 		}
 	}
 	for _, sa := range e.allV1SAs() {
 		for _, c := range sa.children {
-			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+			out[c.inboundID()], out[c.outboundID()] = true, true
 		}
 	}
 	return out

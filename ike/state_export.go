@@ -153,11 +153,7 @@ func (e *Engine) Detach() EngineState {
 			}
 		}
 		for _, c := range sa.children {
-			for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
-				if t != nil {
-					t.Stop()
-				}
-			}
+			c.stopTimers()
 		}
 		sa.zeroKeys()
 	}
@@ -224,37 +220,51 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	return errs
 }
 
-func (e *Engine) importSA(s ExportedIKESA) error {
+// connectionToTakeBack is the connection a record of an IKE SA (of IKE
+// version v; an IKEv1 one asIKESA) is taken back on, if the engine runs,
+// has it, and it allows the record's addresses and identities.
+func (e *Engine) connectionToTakeBack(v int, s *ExportedIKESA) (*connection, error) {
 	if e.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	c := e.connection(s.Conn)
 	if c == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
 	}
-	if err := c.allowsTakenBack(2, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+	if err := c.allowsTakenBack(v, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// childIDsFree checks that no CHILD_SA of either version has the unique
+// ID of one a record brings.
+func (e *Engine) childIDsFree(children []ExportedChildSA) error {
+	for _, cs := range children {
+		if _, err := e.childSA(cs.ID); err == nil || e.v1ChildByID(cs.ID) != nil {
+			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) importSA(s ExportedIKESA) error {
+	c, err := e.connectionToTakeBack(2, &s)
+	if err != nil {
 		return err
 	}
 	if !c.proposalAllowed(s.Proposal) {
 		return fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
 	}
-	ours := s.SPIi
-	if !s.Initiator {
-		ours = s.SPIr
+	spi := ours(s.Initiator, s.SPIi, s.SPIr)
+	if spi == 0 || e.sas[spi] != nil {
+		return fmt.Errorf("IKE SPI %016x in use", spi)
 	}
-	if ours == 0 || e.sas[ours] != nil {
-		return fmt.Errorf("IKE SPI %016x in use", ours)
+	if err := e.childIDsFree(s.Children); err != nil {
+		return err
 	}
-	for _, cs := range s.Children {
-		if _, err := e.childSA(cs.ID); err == nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-	}
-	saved := e.nextIKEID
 	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
-	e.nextIKEID = saved
-	sa.id = s.ID
-	sa.log = e.log.With("ike_sa", sa.name())
+	sa.takeID(s.ID)
 	sa.spiI, sa.spiR = s.SPIi, s.SPIr
 	sa.proposal, sa.suite = s.Proposal, s.Suite
 	keys := cloneKeys(&s.Keys)
@@ -267,7 +277,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	for _, r := range s.LastResponse {
 		sa.tm.response = append(sa.tm.response, cloneBytes(r))
 	}
-	e.sas[ours] = sa
+	e.sas[spi] = sa
 	sa.established()
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)

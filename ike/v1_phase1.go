@@ -17,18 +17,11 @@ import (
 // initiateV1 starts an ISAKMP SA and, once it is established, Quick Modes
 // for children.
 func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, error) {
-	if len(c.remoteAddrs) == 0 {
-		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.cfg.Name)
+	local, remote, err := e.initiatorEnds(c)
+	if err != nil {
+		return nil, err
 	}
-	var local netip.Addr
-	if len(c.localAddrs) > 0 {
-		local = c.localAddrs[0]
-	} else if e.cfg.SourceAddress != nil {
-		if a, ok := e.cfg.SourceAddress(c.remoteAddrs[0]); ok {
-			local = a
-		}
-	}
-	sa := e.newV1SA(c, true, netip.AddrPortFrom(local, c.localPort), netip.AddrPortFrom(c.remoteAddrs[0], c.remotePort))
+	sa := e.newV1SA(c, true, local, remote)
 	sa.ckyI = e.v1Cookie(sa.local, sa.remote)
 	e.v1().sas[sa.ckyI] = sa
 	sa.pending = children

@@ -588,6 +588,12 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	}))
 }
 
+func (c *v1Child) stopTimers() {
+	for _, t := range c.timers {
+		t.Stop()
+	}
+}
+
 // replaced says whether a newer IPsec SA took this one's place: we
 // rekeyed it, or the peer did (IKEv1 does not say so; a newer installed
 // IPsec SA of the same selectors and policy is the sign).
@@ -610,9 +616,7 @@ func (c *v1Child) destroy() {
 	}
 	replaced := c.replaced()
 	c.state = ChildSADestroying
-	for _, t := range c.timers {
-		t.Stop()
-	}
+	c.stopTimers()
 	// The inbound SA of a replaced IPsec SA is retired: the peer switches
 	// when it installs the new one, which may be after our DELETE left.
 	c.removeSAs(replaced)

@@ -23,7 +23,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -151,19 +150,13 @@ func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.Addr
 	sa := &v1SA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote),
 		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
 		aggressive: c.cfg.Aggressive && initiator}
-	sa.localID = c.local.id
 	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
 		sa.localID = addrIdentity(local.Addr())
 	}
 	return sa
 }
 
-func (sa *v1SA) ourCookie() uint64 {
-	if sa.initiator {
-		return sa.ckyI
-	}
-	return sa.ckyR
-}
+func (sa *v1SA) ourCookie() uint64 { return ours(sa.initiator, sa.ckyI, sa.ckyR) }
 
 func (sa *v1SA) after(d time.Duration, f func()) Timer {
 	t := sa.e.afterFuncFor(sa, d, func() {
@@ -377,20 +370,15 @@ func (sa *v1SA) transmit(ex *v1Exchange, msg []byte, summary string, awaitReply 
 }
 
 func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
-	cfg := sa.e.cfg
-	d := time.Duration(float64(cfg.RetransmitTimeout) * math.Pow(cfg.RetransmitBase, float64(ex.tries)))
-	ex.timer = sa.after(d, func() {
+	ex.timer = sa.after(sa.e.retransmitTimeout(ex.tries), func() {
 		ex.timer = nil
-		if ex.tries >= cfg.RetransmitTries {
-			sa.log.Info(fmt.Sprintf("giving up after %d retransmits", ex.tries))
+		if !sa.retransmitDue(&ex.tries) {
 			if f := ex.onGiveUp; f != nil {
 				ex.onGiveUp = nil
 				f()
 			}
 			return
 		}
-		ex.tries++
-		sa.e.stats.Retransmits++
 		sa.log.Info(fmt.Sprintf("retransmit %d of request with message ID %d", ex.tries, ex.mid))
 		sa.send(ex.lastOut)
 		sa.scheduleRetransmit(ex)
@@ -465,12 +453,7 @@ func (sa *v1SA) destroy() {
 	}
 	sa.deleted = true
 	sa.setState(IKESADestroying)
-	for _, t := range sa.timers {
-		t.Stop()
-	}
-	for _, ex := range sa.exchanges {
-		ex.stop()
-	}
+	sa.stopTimers()
 	for _, q := range sa.quicks {
 		q.release()
 	}
@@ -487,6 +470,16 @@ func (sa *v1SA) destroy() {
 	}
 	sa.keys.Zero()
 	clear(sa.gxy)
+}
+
+// stopTimers stops the SA's timers and its exchanges' retransmits.
+func (sa *v1SA) stopTimers() {
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	for _, ex := range sa.exchanges {
+		ex.stop()
+	}
 }
 
 // leaveHalfOpen ends a responder's phase 1, established or destroyed:

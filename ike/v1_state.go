@@ -61,11 +61,8 @@ type ExportedIPsecSA struct {
 
 // SAIDs lists the SAs the IPsec SAs of the state have in the dataplane.
 func (s *ExportedISAKMPSA) SAIDs() []SAID {
-	var out []SAID
-	for _, c := range s.Children {
-		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
-	}
-	return out
+	x := s.asIKESA()
+	return x.SAIDs()
 }
 
 // asIKESA is the ISAKMP SA as far as ImportError reports it: its name,
@@ -122,16 +119,9 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 // the dataplane alone.
 func (e *Engine) detachV1() {
 	for _, sa := range e.allV1SAs() {
-		for _, t := range sa.timers {
-			t.Stop()
-		}
-		for _, ex := range sa.exchanges {
-			ex.stop()
-		}
+		sa.stopTimers()
 		for _, c := range sa.children {
-			for _, t := range c.timers {
-				t.Stop()
-			}
+			c.stopTimers()
 		}
 		sa.keys.Zero()
 		clear(sa.gxy)
@@ -162,37 +152,22 @@ func (e *Engine) importV1(sas []ExportedISAKMPSA, bad map[int]error) []*ImportEr
 }
 
 func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
-	if e.closed {
-		return ErrClosed
-	}
-	c := e.connection(s.Conn)
-	if c == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
-	}
-	if err := c.allowsTakenBack(1, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+	x := s.asIKESA()
+	c, err := e.connectionToTakeBack(1, &x)
+	if err != nil {
 		return err
 	}
 	if !c.v1SuiteAllowed(s) {
 		return fmt.Errorf("%w: proposal %s is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
 	}
 	st := e.v1()
-	ours := s.CookieI
-	if !s.Initiator {
-		ours = s.CookieR
+	cookie := ours(s.Initiator, s.CookieI, s.CookieR)
+	if cookie == 0 || s.CookieI == 0 || s.CookieR == 0 || st.sas[cookie] != nil {
+		return fmt.Errorf("cookie %016x in use or missing", cookie)
 	}
-	if ours == 0 || s.CookieI == 0 || s.CookieR == 0 || st.sas[ours] != nil {
-		return fmt.Errorf("cookie %016x in use or missing", ours)
-	}
-	for _, cs := range s.Children {
-		if e.v1ChildByID(cs.ID) != nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-		if _, err := e.childSA(cs.ID); err == nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-		if len(cs.LocalTS) == 0 || len(cs.RemoteTS) == 0 {
-			return fmt.Errorf("CHILD_SA {%d} without selectors", cs.ID)
-		}
+	// Selectors are there: the record's check refuses a CHILD_SA without.
+	if err := e.childIDsFree(x.Children); err != nil {
+		return err
 	}
 	if _, err := transform.V1EncrKeyLen(s.Encr, s.EncrBits); err != nil {
 		return fmt.Errorf("encryption: %w", err)
@@ -210,11 +185,8 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		keys.Zero()
 		return fmt.Errorf("keys: phase 1 IV of %d octets, SKEYID_a of %d, SKEYID_d of %d", len(s.IV), len(keys.SKEYIDa), len(keys.SKEYIDd))
 	}
-	saved := e.nextIKEID
 	sa := e.newV1SA(c, s.Initiator, s.Local, s.Remote)
-	e.nextIKEID = saved
-	sa.id = s.ID
-	sa.log = e.log.With("ike_sa", sa.name())
+	sa.takeID(s.ID)
 	sa.aggressive = s.Aggressive
 	sa.ckyI, sa.ckyR = s.CookieI, s.CookieR
 	sa.auth, sa.prf, sa.encr, sa.encrBits, sa.group = s.Auth, s.PRF, s.Encr, s.EncrBits, s.Group
@@ -233,7 +205,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	if sa.lifetime <= 0 {
 		sa.lifetime = c.rekeyTime + c.overTime
 	}
-	st.sas[ours] = sa
+	st.sas[cookie] = sa
 	sa.setState(IKESAEstablished)
 	sa.scheduleLifetime(max(e.clock.Now().Sub(sa.establishedAt), 0))
 	if sa.natLocal {
@@ -263,10 +235,8 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 // v1ChildByID finds an IKEv1 IPsec SA by its unique ID.
 func (e *Engine) v1ChildByID(id uint32) *v1Child {
 	for _, sa := range e.allV1SAs() {
-		for _, c := range sa.children {
-			if c.id == id {
-				return c
-			}
+		if c := childWhere(sa.children, func(c *v1Child) bool { return c.id == id }); c != nil {
+			return c
 		}
 	}
 	return nil
