@@ -46,35 +46,51 @@ func checkAddrs(local, remote netip.AddrPort) error {
 	return nil
 }
 
-// checkChild checks what a CHILD_SA record holds by itself.
-func checkChild(id uint32, name string, spiIn, spiOut uint32, suite transform.ChildSuite, local, remote []TrafficSelector) error {
-	switch {
-	case id == 0:
-		return badRecord("CHILD_SA %s without a unique ID", name)
-	case spiIn == 0 || spiOut == 0:
-		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", name, id, spiIn, spiOut)
-	case len(local) == 0 || len(remote) == 0:
-		return badRecord("CHILD_SA %s{%d} without selectors", name, id)
+// checkCommon checks what a record of either IKE version (an IKEv1 one
+// asIKESA) holds by itself: unique ID, connection, SPIs (IKEv1:
+// cookies), addresses and CHILD_SAs.
+func checkCommon(version int, s *ExportedIKESA) error {
+	spi := "IKE SPI"
+	if version == 1 {
+		spi = "cookie"
 	}
-	if err := suite.Validate(); err != nil {
-		return badRecord("CHILD_SA %s{%d}: %v", name, id, err)
-	}
-	return nil
-}
-
-// checkIKESA checks an IKEv2 record by itself.
-func checkIKESA(s *ExportedIKESA) error {
 	switch {
 	case s.ID == 0:
 		return badRecord("no unique ID")
 	case s.Conn == "":
 		return badRecord("no connection name")
 	case s.SPIi == 0 || s.SPIr == 0:
-		return badRecord("IKE SPI 0 (%.16x_i %.16x_r)", s.SPIi, s.SPIr)
+		return badRecord("%s 0 (%.16x_i %.16x_r)", spi, s.SPIi, s.SPIr)
 	}
 	if err := checkAddrs(s.Local, s.Remote); err != nil {
 		return err
 	}
+	for i := range s.Children {
+		if err := checkChild(&s.Children[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkChild checks what a CHILD_SA record holds by itself.
+func checkChild(c *ExportedChildSA) error {
+	switch {
+	case c.ID == 0:
+		return badRecord("CHILD_SA %s without a unique ID", c.Name)
+	case c.SPIIn == 0 || c.SPIOut == 0:
+		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", c.Name, c.ID, c.SPIIn, c.SPIOut)
+	case len(c.LocalTS) == 0 || len(c.RemoteTS) == 0:
+		return badRecord("CHILD_SA %s{%d} without selectors", c.Name, c.ID)
+	}
+	if err := c.Suite.Validate(); err != nil {
+		return badRecord("CHILD_SA %s{%d}: %v", c.Name, c.ID, err)
+	}
+	return nil
+}
+
+// checkIKESA checks what an IKEv2 record holds beyond checkCommon.
+func checkIKESA(s *ExportedIKESA) error {
 	if err := s.Suite.CheckKeys(&s.Keys); err != nil {
 		return badRecord("IKE suite %v: %v", s.Proposal, err)
 	}
@@ -85,9 +101,6 @@ func checkIKESA(s *ExportedIKESA) error {
 	}
 	for i := range s.Children {
 		c := &s.Children[i]
-		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
-			return err
-		}
 		if c.ReqID == 0 {
 			return badRecord("CHILD_SA %s{%d} without a reqid", c.Name, c.ID)
 		}
@@ -100,30 +113,13 @@ func checkIKESA(s *ExportedIKESA) error {
 	return nil
 }
 
-// checkV1SA checks an IKEv1 record by itself.
+// checkV1SA checks what an IKEv1 record holds beyond checkCommon.
 func checkV1SA(s *ExportedISAKMPSA) error {
-	switch {
-	case s.ID == 0:
-		return badRecord("no unique ID")
-	case s.Conn == "":
-		return badRecord("no connection name")
-	case s.CookieI == 0 || s.CookieR == 0:
-		return badRecord("cookie 0 (%.16x_i %.16x_r)", s.CookieI, s.CookieR)
-	}
-	if err := checkAddrs(s.Local, s.Remote); err != nil {
-		return err
-	}
 	if err := transform.CheckV1Keys(s.PRF, s.Encr, s.EncrBits, &s.Keys); err != nil {
 		return badRecord("ISAKMP SA %s: %v", s.Proposal, err)
 	}
 	if s.Group != 0 && !s.Group.Supported() {
 		return badRecord("Diffie-Hellman group %v is not supported", s.Group)
-	}
-	for i := range s.Children {
-		c := &s.Children[i]
-		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -189,19 +185,23 @@ func recordName(version, n int, conn string, id uint32) string {
 func (st *EngineState) check() (v2, v1 map[int]error) {
 	c := &stateCheck{ikeIDs: map[uint32]string{}, spis: map[uint64]string{}, cookies: map[uint64]string{},
 		childIDs: map[uint32]string{}, saIDs: map[SAID]string{}}
-	v2 = checkRecords(c, 2, st.SAs, checkIKESA, func(s *ExportedIKESA) ExportedIKESA { return *s })
+	v2 = checkRecords(c, 2, st.SAs, checkIKESA, (*ExportedIKESA).asIKESA)
 	v1 = checkRecords(c, 1, st.V1, checkV1SA, (*ExportedISAKMPSA).asIKESA)
 	return v2, v1
 }
 
 // checkRecords checks the records of one IKE version, each by itself
-// (alone) and then against what the records before it claimed.
+// (checkCommon, then alone) and then against what the records before it
+// claimed.
 func checkRecords[R any](c *stateCheck, version int, records []R, alone func(*R) error, view func(*R) ExportedIKESA) map[int]error {
 	bad := map[int]error{}
 	for i := range records {
-		err := alone(&records[i])
+		s := view(&records[i])
+		err := checkCommon(version, &s)
 		if err == nil {
-			s := view(&records[i])
+			err = alone(&records[i])
+		}
+		if err == nil {
 			err = c.claim(version, i+1, &s)
 		}
 		if err != nil {

@@ -193,21 +193,12 @@ func (e *ImportError) Error() string {
 func (e *Engine) Import(st EngineState) []*ImportError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []*ImportError
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
 	bad2, bad1 := st.check()
-	for i, s := range st.SAs {
-		err := bad2[i]
-		if err == nil {
-			err = e.importSA(s)
-		}
-		if err != nil {
-			errs = append(errs, &ImportError{SA: s, Version: 2, Record: i + 1, Err: err})
-		}
-	}
-	errs = append(errs, e.importV1(st.V1, bad1)...)
+	errs := importRecords(2, st.SAs, bad2, e.importSA, (*ExportedIKESA).asIKESA)
+	errs = append(errs, importRecords(1, st.V1, bad1, e.importV1SA, (*ExportedISAKMPSA).asIKESA)...)
 	used := e.dataplaneSAIDs()
 	for _, ie := range errs {
 		for _, id := range ie.SA.SAIDs() {
@@ -219,6 +210,26 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	}
 	return errs
 }
+
+// importRecords takes back the records of one IKE version that the check
+// did not refuse (bad, by index), and says why the others were not.
+func importRecords[R any](version int, records []R, bad map[int]error, take func(R) error, view func(*R) ExportedIKESA) []*ImportError {
+	var errs []*ImportError
+	for i := range records {
+		err := bad[i]
+		if err == nil {
+			err = take(records[i])
+		}
+		if err != nil {
+			errs = append(errs, &ImportError{SA: view(&records[i]), Version: version, Record: i + 1, Err: err})
+		}
+	}
+	return errs
+}
+
+// asIKESA is the record itself: what ExportedISAKMPSA.asIKESA makes of
+// an IKEv1 one, for what serves both versions.
+func (s *ExportedIKESA) asIKESA() ExportedIKESA { return *s }
 
 // connectionToTakeBack is the connection a record of an IKE SA (of IKE
 // version v; an IKEv1 one asIKESA) is taken back on, if the engine runs,

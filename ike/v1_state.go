@@ -65,14 +65,15 @@ func (s *ExportedISAKMPSA) SAIDs() []SAID {
 	return x.SAIDs()
 }
 
-// asIKESA is the ISAKMP SA as far as ImportError reports it: its name,
-// addresses and SAs.
+// asIKESA is the ISAKMP SA as far as ImportError reports it and the
+// checks and steps of Import that serve both versions see it: its name,
+// addresses, cookies (as SPIs) and IPsec SAs.
 func (s *ExportedISAKMPSA) asIKESA() ExportedIKESA {
 	x := ExportedIKESA{ID: s.ID, Conn: s.Conn, Initiator: s.Initiator, SPIi: s.CookieI, SPIr: s.CookieR,
 		Local: s.Local, Remote: s.Remote, LocalID: s.LocalID, RemoteID: s.RemoteID}
 	for _, c := range s.Children {
 		x.Children = append(x.Children, ExportedChildSA{ID: c.ID, Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
-			Mode: c.Mode, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ReqID: c.ReqID, InstalledAt: c.InstalledAt})
+			Suite: c.Suite, Mode: c.Mode, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ReqID: c.ReqID, InstalledAt: c.InstalledAt})
 	}
 	return x
 }
@@ -133,22 +134,6 @@ func zeroV1(sas []ExportedISAKMPSA) {
 	for i := range sas {
 		sas[i].Keys.Zero()
 	}
-}
-
-// importV1 takes back exported ISAKMP SAs, but not those bad says are
-// invalid (by index).
-func (e *Engine) importV1(sas []ExportedISAKMPSA, bad map[int]error) []*ImportError {
-	var errs []*ImportError
-	for i, s := range sas {
-		err := bad[i]
-		if err == nil {
-			err = e.importV1SA(s)
-		}
-		if err != nil {
-			errs = append(errs, &ImportError{SA: s.asIKESA(), Version: 1, Record: i + 1, Err: err})
-		}
-	}
-	return errs
 }
 
 func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
