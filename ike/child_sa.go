@@ -53,9 +53,10 @@ func (c *childSA) allocateSPI() error {
 	return nil
 }
 
-// setLifetime sets the limits the SAs are installed with: the configured
-// ones with jitter (lifetimeWithJitter).
-func (c *childSA) setLifetime() {
+// setSAOptions sets what the SAs are installed with besides keys and
+// addresses: the limits, the configured ones with jitter
+// (lifetimeWithJitter), and UDP encapsulation.
+func (c *childSA) setSAOptions() {
 	c.lifetime = c.cfg.lifetimeWithJitter(c.ike.e)
 	// Without jitter both directions would expire at once: the inbound
 	// SA's soft expiry alone triggers the rekey (as charon).
@@ -70,7 +71,7 @@ func (c *childSA) setLifetime() {
 func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) error {
 	defer keys.Zero()
 	c.setState(ChildSAInstalling)
-	c.setLifetime()
+	c.setSAOptions()
 	if part, err := c.installSAs(keys.Inbound(exchangeInitiator), keys.Outbound(exchangeInitiator), c.replaces != nil); err != nil {
 		return fmt.Errorf("unable to install %s: %w", part, err)
 	}

@@ -297,7 +297,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS), installedAt: cs.InstalledAt},
 			proposal: cs.Proposal}
 		// Rekey when the SA would have been rekeyed without the restart.
-		ch.setLifetime()
+		ch.setSAOptions()
 		if elapsed := e.clock.Now().Sub(cs.InstalledAt); !cs.InstalledAt.IsZero() && elapsed > 0 {
 			ch.lifetime.SoftTime = max(ch.lifetime.SoftTime-elapsed, time.Second)
 		}
