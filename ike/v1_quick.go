@@ -324,25 +324,11 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	ke, hasKE := isakmp.Find[*isakmp.KeyExchange](ps)
 	var chosen *isakmp.Transform
 	var received []string
-	for _, pr := range saP.Proposals {
-		if pr.Protocol != isakmp.ProtoESP || len(pr.SPI) != 4 {
-			continue
-		}
-		for _, t := range pr.Transforms {
-			s, why := v1ParseESP(t)
-			received = append(received, s.String())
-			if why != "" {
-				sa.log.Info(fmt.Sprintf("received ESP transform %d not acceptable: %s", t.Number, why))
-				continue
-			}
-			ourPFS := firstKE(cc.proposals)
-			if matchESP(cc.proposals, s.suite, ourPFS) && (s.suite.KE == 0) == !hasKE {
-				t := t
-				chosen, q.suite, q.spiOut, q.pfs = &t, s, binary.BigEndian.Uint32(pr.SPI), s.suite.KE
-				break
-			}
-		}
-		if chosen != nil {
+	espWithSPI := func(pr isakmp.Proposal) bool { return pr.Protocol == isakmp.ProtoESP && len(pr.SPI) == 4 }
+	for offer := range v1Offers(sa.log, "ESP ", saP, espWithSPI, v1ParseESP, &received) {
+		s := offer.suite
+		if matchESP(cc.proposals, s.suite, firstKE(cc.proposals)) && (s.suite.KE == 0) == !hasKE {
+			chosen, q.suite, q.spiOut, q.pfs = &offer.transform, s, binary.BigEndian.Uint32(offer.proposal.SPI), s.suite.KE
 			break
 		}
 	}
