@@ -38,7 +38,7 @@ func (sa *ikeSA) certRequests() []message.Payload {
 
 // sharedKey finds the PSK for a pair of identities, preferring entries
 // naming both, then one, then none (charon's shared key lookup).
-func (sa *ikeSA) sharedKey(me, other Identity) ([]byte, bool) {
+func (sa *ikeSACommon) sharedKey(me, other Identity) ([]byte, bool) {
 	best, bestScore := []byte(nil), -1
 	for _, k := range sa.e.cfg.Credentials.Shared {
 		score := 0

@@ -46,12 +46,8 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			Proposal: sa.proposal.String(), Version: 2,
 		}
 		for _, c := range sa.children {
-			ci := ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn, SPIOut: c.spiOut,
-				Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS}
-			if c.reqid != nil {
-				ci.ReqID = c.reqid.reqid
-			}
-			i.Children = append(i.Children, ci)
+			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
+				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
 		}
 		out = append(out, i)
 	}
@@ -183,13 +179,9 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 func (e *Engine) DeleteChildSA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, sa := range e.allV1SAs() {
-		for _, c := range sa.children {
-			if c.id == id {
-				sa.deleteChild(c)
-				return nil
-			}
-		}
+	if c := e.v1ChildByID(id); c != nil {
+		c.ike.deleteChild(c)
+		return nil
 	}
 	c, err := e.childSA(id)
 	if err != nil {

@@ -29,6 +29,13 @@
 // (task_ike_rekey.go) and liveness checks. IKE SA and CHILD_SA states are
 // explicit (state.go) and named as charon logs them.
 //
+// IKEv1 (v1_*.go) has its own exchanges and shares the rest: what an IKE
+// SA of either version is (sa_common.go) and what a CHILD_SA of either
+// puts into the Dataplane and takes out again (kernel.go): one reqid and
+// policy table, the SA pair and its policies in that order, address
+// updates, removal with the delayed deletion of a replaced inbound SA,
+// and the zeroing of keys held back.
+//
 // CHILD_SAs carry time, byte and packet lifetimes (swanctl.conf's
 // rekey_*, life_*, rand_*): the engine rekeys on its own timers and when
 // the dataplane reports a soft expiry (Engine.Expire), and deletes a

@@ -281,19 +281,30 @@ func (e *Engine) connection(name string) *connection {
 	return nil
 }
 
-func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error) {
+// initiatorEnds are the addresses an IKE SA of either version we
+// initiate on c starts with: the first remote address, and the first
+// local one, else the one SourceAddress picks (unspecified without).
+func (e *Engine) initiatorEnds(c *connection) (local, remote netip.AddrPort, err error) {
 	if len(c.RemoteAddrs) == 0 {
-		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.Name)
+		return local, remote, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.Name)
 	}
-	var local netip.Addr
+	var addr netip.Addr
 	if len(c.LocalAddrs) > 0 {
-		local = c.LocalAddrs[0]
+		addr = c.LocalAddrs[0]
 	} else if e.cfg.SourceAddress != nil {
 		if a, ok := e.cfg.SourceAddress(c.RemoteAddrs[0]); ok {
-			local = a
+			addr = a
 		}
 	}
-	sa := e.newIKESA(c, true, netip.AddrPortFrom(local, c.LocalPort), netip.AddrPortFrom(c.RemoteAddrs[0], c.RemotePort))
+	return netip.AddrPortFrom(addr, c.LocalPort), netip.AddrPortFrom(c.RemoteAddrs[0], c.RemotePort), nil
+}
+
+func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error) {
+	local, remote, err := e.initiatorEnds(c)
+	if err != nil {
+		return nil, err
+	}
+	sa := e.newIKESA(c, true, local, remote)
 	sa.spiI = e.newSPI()
 	e.sas[sa.spiI] = sa
 	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))

@@ -36,8 +36,8 @@ func (sa *ikeSA) keepAlive() {
 		if !c.outInstalled {
 			continue
 		}
-		if st, err := e.cfg.Dataplane.QuerySA(SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}); err == nil && st.LastUsed.After(last) {
-			last = st.LastUsed
+		if t := c.lastUsed(false); t.After(last) {
+			last = t
 		}
 	}
 	now := e.clock.Now()

@@ -64,12 +64,7 @@ func (sa *ikeSA) processNATD(m *message.Message) {
 			sa.natRemote = false
 		}
 	}
-	if sa.natLocal {
-		sa.log.Info("local host is behind NAT, sending keep alives")
-	}
-	if sa.natRemote {
-		sa.log.Info("remote host is behind NAT")
-	}
+	sa.logNAT()
 	if !sa.natAny() {
 		sa.log.Debug(fmt.Sprintf("no NAT between %s and %s", fmtAddr(sa.local), fmtAddr(sa.remote)))
 	}

@@ -3,7 +3,6 @@ package ike
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"time"
@@ -15,17 +14,10 @@ import (
 // ikeSA is one IKE SA: its identity, keys and CHILD_SAs, and the task
 // manager that runs its exchanges. Everything is guarded by the engine lock.
 type ikeSA struct {
-	e    *Engine
-	conn *connection
-	id   uint32 // unique ID, the [1] in logs
-	log  *slog.Logger
+	ikeSACommon
 
-	state     IKESAState
-	initiator bool // we are the original initiator (I flag)
-	spiI      uint64
-	spiR      uint64
-	local     netip.AddrPort
-	remote    netip.AddrPort
+	spiI uint64
+	spiR uint64
 
 	proposal transform.Proposal
 	suite    transform.IKESuite
@@ -36,20 +28,14 @@ type ikeSA struct {
 	ni, nr           []byte // IKE_SA_INIT nonces (kept for the first CHILD_SA and AUTH)
 	initReq, initRes []byte // IKE_SA_INIT messages as sent, for AUTH
 
-	localID, remoteID Identity
-	natLocal          bool // we are behind a NAT
-	natRemote         bool // the peer is
-	peerFrag          bool // peer announced IKEV2_FRAGMENTATION_SUPPORTED
-	peerHashes        []transform.HashAlgorithm
-	peerCertReq       bool
+	peerHashes  []transform.HashAlgorithm
+	peerCertReq bool
 
 	children []*childSA
 	tm       *taskManager
 	reasm    *message.Reassembler // nil until a fragment arrives
 
-	lastInbound  time.Time
-	lastOutbound time.Time // last IKE message or keepalive sent
-	earlyDeletes []uint32  // noteDeletedEarly
+	earlyDeletes []uint32 // noteDeletedEarly
 	// rekeyOf is the IKE SA the peer's rekey made this one from: until
 	// that one hands over its CHILD_SAs (a rekey collision of ours still
 	// running), the peer may already address them here.
@@ -71,27 +57,13 @@ type ikeSA struct {
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
-	e.nextIKEID++
-	sa := &ikeSA{
-		e: e, conn: c, id: e.nextIKEID, initiator: initiator,
-		local: local, remote: remote,
-		lastInbound: e.clock.Now(),
-	}
-	sa.log = e.log.With("ike_sa", sa.name())
-	sa.localID = c.local.ID
+	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote)}
 	sa.tm = newTaskManager(sa)
 	return sa
 }
 
-func (sa *ikeSA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
-
 // ourSPI is the SPI the peer addresses us with.
-func (sa *ikeSA) ourSPI() uint64 {
-	if sa.initiator {
-		return sa.spiI
-	}
-	return sa.spiR
-}
+func (sa *ikeSA) ourSPI() uint64 { return ours(sa.initiator, sa.spiI, sa.spiR) }
 
 func (sa *ikeSA) matchesSPIs(h message.Header) bool {
 	if h.InitiatorSPI != sa.spiI {
@@ -99,13 +71,6 @@ func (sa *ikeSA) matchesSPIs(h message.Header) bool {
 	}
 	// The responder's SPI is learnt from the IKE_SA_INIT response.
 	return h.ResponderSPI == sa.spiR || (sa.spiR == 0 && h.ExchangeType == message.IKE_SA_INIT)
-}
-
-func (sa *ikeSA) setState(s IKESAState) {
-	if sa.state != s {
-		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
-		sa.state = s
-	}
 }
 
 func (sa *ikeSA) protOut() *transform.SKProtector {
@@ -131,31 +96,6 @@ func (sa *ikeSA) installKeys(keys *transform.IKEKeys) error {
 	}
 	sa.keys, sa.protI, sa.protR = keys, pi, pr
 	return nil
-}
-
-func (sa *ikeSA) natAny() bool { return sa.natLocal || sa.natRemote }
-
-// useNATT reports whether ESP must be UDP-encapsulated.
-func (sa *ikeSA) useNATT() bool { return sa.natAny() || sa.conn.Encap }
-
-// floatToNATT moves the IKE SA to the NAT-T ports (RFC 7296 section
-// 2.23) as charon's float_ports() does: the peer's port becomes 4500 if
-// either end used 500 (a peer on a custom port is assumed to stay on it),
-// and ours becomes our NAT-T port if it was our IKE port (a custom
-// local_port stays).
-func (sa *ikeSA) floatToNATT() {
-	if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
-		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
-	}
-	if sa.local.Port() == sa.e.cfg.Port {
-		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
-	}
-}
-
-// send sends datagrams of this IKE SA to the peer.
-func (sa *ikeSA) send(packets [][]byte) {
-	sa.lastOutbound = sa.e.clock.Now()
-	sa.e.send(sa.local, sa.remote, packets)
 }
 
 // fragmentLen is the largest IKE message we send unfragmented once
@@ -351,8 +291,8 @@ func (sa *ikeSA) checkLiveness() {
 	}
 	last := sa.lastInbound
 	for _, c := range sa.children {
-		if st, err := sa.e.cfg.Dataplane.QuerySA(SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); err == nil && st.LastUsed.After(last) {
-			last = st.LastUsed
+		if t := c.lastUsed(true); t.After(last) {
+			last = t
 		}
 	}
 	if idle := sa.e.clock.Now().Sub(last); idle < sa.conn.DPDDelay {
@@ -380,7 +320,7 @@ func (sa *ikeSA) peerDead() {
 		}
 	}
 	sa.destroy()
-	if restart {
+	if restart && sa.conn != nil {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
 		if len(children) == 0 {
 			children = sa.conn.children
@@ -499,31 +439,12 @@ func (sa *ikeSA) removeChild(c *childSA) {
 	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
 }
 
-func (sa *ikeSA) childByInboundSPI(spi uint32) *childSA {
-	for _, c := range sa.children {
-		if c.spiIn == spi {
-			return c
-		}
-	}
-	return nil
-}
-
 func (sa *ikeSA) childByOutboundSPI(spi uint32) *childSA {
-	for _, c := range sa.children {
-		if c.spiOut == spi {
-			return c
-		}
-	}
-	return nil
+	return childWhere(sa.children, func(c *childSA) bool { return c.spiOut == spi })
 }
 
 func (sa *ikeSA) childByID(id uint32) *childSA {
-	for _, c := range sa.children {
-		if c.id == id {
-			return c
-		}
-	}
-	return nil
+	return childWhere(sa.children, func(c *childSA) bool { return c.id == id })
 }
 
 func sortSAs(list []*ikeSA) {

@@ -12,7 +12,7 @@ import (
 // stack, counts it, destroys that IKE SA with its CHILD_SAs, and then
 // takes out of the dataplane what this handling had added and no live
 // CHILD_SA owns (a CHILD_SA being made when the panic came is in no list
-// destroy walks). The reqid and policy tables are recounted from the
+// destroy walks). The reqid table (with its policies) is recounted from the
 // CHILD_SAs that are left.
 
 // dataplaneJournal is the engine's Dataplane: it passes every call on
@@ -85,55 +85,42 @@ func (e *Engine) recoverPanic(from netip.AddrPort) {
 	e.sweepAfterPanic()
 }
 
-// sweepAfterPanic recounts the users of every reqid (IKEv2) and policy
-// entry (IKEv1) from the live CHILD_SAs, removes the entries and policies
-// nobody uses any more, and deletes the SAs and policies the interrupted
-// handling added that no live CHILD_SA owns.
+// sweepAfterPanic recounts the users of every reqid from the live
+// CHILD_SAs of both versions, removes the reqids and policies nobody uses
+// any more, and deletes the SAs and policies the interrupted handling
+// added that no live CHILD_SA owns.
 func (e *Engine) sweepAfterPanic() {
 	dp := e.dpJournal.Dataplane
 	owned := map[SAID]bool{}
-	ownedPolicy := map[*Policy]bool{}
 	users := map[*reqidEntry]int{}
 	for _, sa := range e.allSAs() {
 		for _, c := range sa.children {
-			if c.state == ChildSADestroying {
-				continue
-			}
-			owned[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			owned[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
-			if c.reqid != nil {
-				users[c.reqid]++
-			}
+			c.noteOwned(owned, users)
 		}
 	}
-	for key, r := range e.reqids.byKey {
-		if !recount(dp, &r.refs, users[r], r.policies, ownedPolicy) {
-			delete(e.reqids.byKey, key)
-		}
-	}
-	st := e.v1()
-	v1Users := map[string]int{}
 	for _, sa := range e.allV1SAs() {
 		for _, c := range sa.children {
-			if c.state == ChildSADestroying {
-				continue
-			}
-			owned[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			owned[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
-			if c.reqid != 0 {
-				v1Users[c.policyKey()]++
-			}
+			c.noteOwned(owned, users)
 		}
 		for _, q := range sa.quicks {
 			owned[SAID{Dst: sa.local.Addr(), SPI: q.spiIn}] = true
-			if q.child != nil && !q.installed && q.child.reqid != 0 {
-				v1Users[q.child.policyKey()]++
+			if q.child != nil && !q.installed && q.child.reqid != nil {
+				users[q.child.reqid]++
 			}
 		}
 	}
-	for key, ref := range st.policies {
-		if !recount(dp, &ref.refs, v1Users[key], ref.policies, ownedPolicy) {
-			delete(st.policies, key)
+	ownedPolicy := map[*Policy]bool{}
+	for key, r := range e.reqids.byKey {
+		r.refs = users[r]
+		for _, p := range r.policies {
+			if r.refs > 0 {
+				ownedPolicy[p] = true
+			} else {
+				_ = dp.DeletePolicy(p)
+			}
+		}
+		if r.refs == 0 {
+			delete(e.reqids.byKey, key)
 		}
 	}
 	for id := range e.retired {
@@ -149,19 +136,4 @@ func (e *Engine) sweepAfterPanic() {
 			_ = dp.DeletePolicy(p)
 		}
 	}
-}
-
-// recount sets a policy entry's (IKEv2 reqid or IKEv1 policy reference)
-// number of users. An entry with users marks its policies owned and is
-// kept (true); one without has its policies deleted and is to go.
-func recount(dp Dataplane, refs *int, users int, policies []*Policy, owned map[*Policy]bool) bool {
-	*refs = users
-	for _, p := range policies {
-		if users > 0 {
-			owned[p] = true
-		} else {
-			_ = dp.DeletePolicy(p)
-		}
-	}
-	return users > 0
 }

@@ -46,35 +46,51 @@ func checkAddrs(local, remote netip.AddrPort) error {
 	return nil
 }
 
-// checkChild checks what a CHILD_SA record holds by itself.
-func checkChild(id uint32, name string, spiIn, spiOut uint32, suite transform.ChildSuite, local, remote []TrafficSelector) error {
-	switch {
-	case id == 0:
-		return badRecord("CHILD_SA %s without a unique ID", name)
-	case spiIn == 0 || spiOut == 0:
-		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", name, id, spiIn, spiOut)
-	case len(local) == 0 || len(remote) == 0:
-		return badRecord("CHILD_SA %s{%d} without selectors", name, id)
+// checkCommon checks what a record of either IKE version (an IKEv1 one
+// asIKESA) holds by itself: unique ID, connection, SPIs (IKEv1:
+// cookies), addresses and CHILD_SAs.
+func checkCommon(version int, s *ExportedIKESA) error {
+	spi := "IKE SPI"
+	if version == 1 {
+		spi = "cookie"
 	}
-	if err := suite.Validate(); err != nil {
-		return badRecord("CHILD_SA %s{%d}: %v", name, id, err)
-	}
-	return nil
-}
-
-// checkIKESA checks an IKEv2 record by itself.
-func checkIKESA(s *ExportedIKESA) error {
 	switch {
 	case s.ID == 0:
 		return badRecord("no unique ID")
 	case s.Conn == "":
 		return badRecord("no connection name")
 	case s.SPIi == 0 || s.SPIr == 0:
-		return badRecord("IKE SPI 0 (%.16x_i %.16x_r)", s.SPIi, s.SPIr)
+		return badRecord("%s 0 (%.16x_i %.16x_r)", spi, s.SPIi, s.SPIr)
 	}
 	if err := checkAddrs(s.Local, s.Remote); err != nil {
 		return err
 	}
+	for i := range s.Children {
+		if err := checkChild(&s.Children[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkChild checks what a CHILD_SA record holds by itself.
+func checkChild(c *ExportedChildSA) error {
+	switch {
+	case c.ID == 0:
+		return badRecord("CHILD_SA %s without a unique ID", c.Name)
+	case c.SPIIn == 0 || c.SPIOut == 0:
+		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", c.Name, c.ID, c.SPIIn, c.SPIOut)
+	case len(c.LocalTS) == 0 || len(c.RemoteTS) == 0:
+		return badRecord("CHILD_SA %s{%d} without selectors", c.Name, c.ID)
+	}
+	if err := c.Suite.Validate(); err != nil {
+		return badRecord("CHILD_SA %s{%d}: %v", c.Name, c.ID, err)
+	}
+	return nil
+}
+
+// checkIKESA checks what an IKEv2 record holds beyond checkCommon.
+func checkIKESA(s *ExportedIKESA) error {
 	if err := s.Suite.CheckKeys(&s.Keys); err != nil {
 		return badRecord("IKE suite %v: %v", s.Proposal, err)
 	}
@@ -85,9 +101,6 @@ func checkIKESA(s *ExportedIKESA) error {
 	}
 	for i := range s.Children {
 		c := &s.Children[i]
-		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
-			return err
-		}
 		if c.ReqID == 0 {
 			return badRecord("CHILD_SA %s{%d} without a reqid", c.Name, c.ID)
 		}
@@ -100,30 +113,13 @@ func checkIKESA(s *ExportedIKESA) error {
 	return nil
 }
 
-// checkV1SA checks an IKEv1 record by itself.
+// checkV1SA checks what an IKEv1 record holds beyond checkCommon.
 func checkV1SA(s *ExportedISAKMPSA) error {
-	switch {
-	case s.ID == 0:
-		return badRecord("no unique ID")
-	case s.Conn == "":
-		return badRecord("no connection name")
-	case s.CookieI == 0 || s.CookieR == 0:
-		return badRecord("cookie 0 (%.16x_i %.16x_r)", s.CookieI, s.CookieR)
-	}
-	if err := checkAddrs(s.Local, s.Remote); err != nil {
-		return err
-	}
 	if err := transform.CheckV1Keys(s.PRF, s.Encr, s.EncrBits, &s.Keys); err != nil {
 		return badRecord("ISAKMP SA %s: %v", s.Proposal, err)
 	}
 	if s.Group != 0 && !s.Group.Supported() {
 		return badRecord("Diffie-Hellman group %v is not supported", s.Group)
-	}
-	for i := range s.Children {
-		c := &s.Children[i]
-		if err := checkChild(c.ID, c.Name, c.SPIIn, c.SPIOut, c.Suite, c.LocalTS, c.RemoteTS); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -138,22 +134,27 @@ type stateCheck struct {
 	saIDs    map[SAID]string
 }
 
-func (c *stateCheck) claim(record string, ikeID uint32, v1 bool, ours uint64, childIDs []uint32, saIDs []SAID) error {
-	if other, ok := c.ikeIDs[ikeID]; ok {
-		return badRecord("unique ID [%d] already taken by %s", ikeID, other)
+// claim takes what record n of an IKE version holds (an IKEv1 one
+// asIKESA) unless an earlier record took it.
+func (c *stateCheck) claim(version, n int, s *ExportedIKESA) error {
+	record := recordName(version, n, s.Conn, s.ID)
+	if other, ok := c.ikeIDs[s.ID]; ok {
+		return badRecord("unique ID [%d] already taken by %s", s.ID, other)
 	}
 	spis, what := c.spis, "IKE SPI"
-	if v1 {
+	if version == 1 {
 		spis, what = c.cookies, "cookie"
 	}
-	if other, ok := spis[ours]; ok {
-		return badRecord("%s %.16x already taken by %s", what, ours, other)
+	spi := ours(s.Initiator, s.SPIi, s.SPIr)
+	if other, ok := spis[spi]; ok {
+		return badRecord("%s %.16x already taken by %s", what, spi, other)
 	}
-	for _, id := range childIDs {
-		if other, ok := c.childIDs[id]; ok {
-			return badRecord("CHILD_SA ID {%d} already taken by %s", id, other)
+	for _, ch := range s.Children {
+		if other, ok := c.childIDs[ch.ID]; ok {
+			return badRecord("CHILD_SA ID {%d} already taken by %s", ch.ID, other)
 		}
 	}
+	saIDs := s.SAIDs()
 	seen := map[SAID]bool{}
 	for _, id := range saIDs {
 		if other, ok := c.saIDs[id]; ok {
@@ -164,10 +165,10 @@ func (c *stateCheck) claim(record string, ikeID uint32, v1 bool, ours uint64, ch
 		}
 		seen[id] = true
 	}
-	c.ikeIDs[ikeID] = record
-	spis[ours] = record
-	for _, id := range childIDs {
-		c.childIDs[id] = record
+	c.ikeIDs[s.ID] = record
+	spis[spi] = record
+	for _, ch := range s.Children {
+		c.childIDs[ch.ID] = record
 	}
 	for _, id := range saIDs {
 		c.saIDs[id] = record
@@ -182,46 +183,32 @@ func recordName(version, n int, conn string, id uint32) string {
 // check returns the reason each bad record is refused, by index, for the
 // IKEv2 and the IKEv1 records.
 func (st *EngineState) check() (v2, v1 map[int]error) {
-	v2, v1 = map[int]error{}, map[int]error{}
 	c := &stateCheck{ikeIDs: map[uint32]string{}, spis: map[uint64]string{}, cookies: map[uint64]string{},
 		childIDs: map[uint32]string{}, saIDs: map[SAID]string{}}
-	for i := range st.SAs {
-		s := &st.SAs[i]
-		if err := checkIKESA(s); err != nil {
-			v2[i] = err
-			continue
-		}
-		ours := s.SPIi
-		if !s.Initiator {
-			ours = s.SPIr
-		}
-		var ids []uint32
-		for _, ch := range s.Children {
-			ids = append(ids, ch.ID)
-		}
-		if err := c.claim(recordName(2, i+1, s.Conn, s.ID), s.ID, false, ours, ids, s.SAIDs()); err != nil {
-			v2[i] = err
-		}
-	}
-	for i := range st.V1 {
-		s := &st.V1[i]
-		if err := checkV1SA(s); err != nil {
-			v1[i] = err
-			continue
-		}
-		ours := s.CookieI
-		if !s.Initiator {
-			ours = s.CookieR
-		}
-		var ids []uint32
-		for _, ch := range s.Children {
-			ids = append(ids, ch.ID)
-		}
-		if err := c.claim(recordName(1, i+1, s.Conn, s.ID), s.ID, true, ours, ids, s.SAIDs()); err != nil {
-			v1[i] = err
-		}
-	}
+	v2 = checkRecords(c, 2, st.SAs, checkIKESA, (*ExportedIKESA).asIKESA)
+	v1 = checkRecords(c, 1, st.V1, checkV1SA, (*ExportedISAKMPSA).asIKESA)
 	return v2, v1
+}
+
+// checkRecords checks the records of one IKE version, each by itself
+// (checkCommon, then alone) and then against what the records before it
+// claimed.
+func checkRecords[R any](c *stateCheck, version int, records []R, alone func(*R) error, view func(*R) ExportedIKESA) map[int]error {
+	bad := map[int]error{}
+	for i := range records {
+		s := view(&records[i])
+		err := checkCommon(version, &s)
+		if err == nil {
+			err = alone(&records[i])
+		}
+		if err == nil {
+			err = c.claim(version, i+1, &s)
+		}
+		if err != nil {
+			bad[i] = err
+		}
+	}
+	return bad
 }
 
 // dataplaneSAIDs are the SAs the engine's CHILD_SAs have in the dataplane.
@@ -229,14 +216,12 @@ func (e *Engine) dataplaneSAIDs() map[SAID]bool {
 	out := map[SAID]bool{}
 	for _, sa := range e.allSAs() {
 		for _, c := range sa.children {
-			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+			out[c.inboundID()], out[c.outboundID()] = true, true
 		}
 	}
 	for _, sa := range e.allV1SAs() {
 		for _, c := range sa.children {
-			out[SAID{Dst: sa.local.Addr(), SPI: c.spiIn}] = true
-			out[SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}] = true
+			out[c.inboundID()], out[c.outboundID()] = true, true
 		}
 	}
 	return out

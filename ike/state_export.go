@@ -111,7 +111,7 @@ func (e *Engine) export() EngineState {
 			s.Children = append(s.Children, ExportedChildSA{
 				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
 				Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqid.reqid, InstalledAt: c.installedAt,
+				ReqID: c.reqID(), InstalledAt: c.installedAt,
 			})
 		}
 		st.SAs = append(st.SAs, s)
@@ -153,11 +153,7 @@ func (e *Engine) Detach() EngineState {
 			}
 		}
 		for _, c := range sa.children {
-			for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
-				if t != nil {
-					t.Stop()
-				}
-			}
+			c.stopTimers()
 		}
 		sa.zeroKeys()
 	}
@@ -197,21 +193,12 @@ func (e *ImportError) Error() string {
 func (e *Engine) Import(st EngineState) []*ImportError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var errs []*ImportError
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
 	bad2, bad1 := st.check()
-	for i, s := range st.SAs {
-		err := bad2[i]
-		if err == nil {
-			err = e.importSA(s)
-		}
-		if err != nil {
-			errs = append(errs, &ImportError{SA: s, Version: 2, Record: i + 1, Err: err})
-		}
-	}
-	errs = append(errs, e.importV1(st.V1, bad1)...)
+	errs := importRecords(2, st.SAs, bad2, e.importSA, (*ExportedIKESA).asIKESA)
+	errs = append(errs, importRecords(1, st.V1, bad1, e.importV1SA, (*ExportedISAKMPSA).asIKESA)...)
 	used := e.dataplaneSAIDs()
 	for _, ie := range errs {
 		for _, id := range ie.SA.SAIDs() {
@@ -224,37 +211,71 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	return errs
 }
 
-func (e *Engine) importSA(s ExportedIKESA) error {
+// importRecords takes back the records of one IKE version that the check
+// did not refuse (bad, by index), and says why the others were not.
+func importRecords[R any](version int, records []R, bad map[int]error, take func(R) error, view func(*R) ExportedIKESA) []*ImportError {
+	var errs []*ImportError
+	for i := range records {
+		err := bad[i]
+		if err == nil {
+			err = take(records[i])
+		}
+		if err != nil {
+			errs = append(errs, &ImportError{SA: view(&records[i]), Version: version, Record: i + 1, Err: err})
+		}
+	}
+	return errs
+}
+
+// asIKESA is the record itself: what ExportedISAKMPSA.asIKESA makes of
+// an IKEv1 one, for what serves both versions.
+func (s *ExportedIKESA) asIKESA() ExportedIKESA { return *s }
+
+// connectionToTakeBack is the connection a record of an IKE SA (of IKE
+// version v; an IKEv1 one asIKESA) is taken back on, if the engine runs,
+// has it, and it allows the record's addresses and identities.
+func (e *Engine) connectionToTakeBack(v int, s *ExportedIKESA) (*connection, error) {
 	if e.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	c := e.connection(s.Conn)
 	if c == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
 	}
-	if err := c.allowsTakenBack(2, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+	if err := c.allowsTakenBack(v, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// childIDsFree checks that no CHILD_SA of either version has the unique
+// ID of one a record brings.
+func (e *Engine) childIDsFree(children []ExportedChildSA) error {
+	for _, cs := range children {
+		if _, err := e.childSA(cs.ID); err == nil || e.v1ChildByID(cs.ID) != nil {
+			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) importSA(s ExportedIKESA) error {
+	c, err := e.connectionToTakeBack(2, &s)
+	if err != nil {
 		return err
 	}
 	if !c.proposalAllowed(s.Proposal) {
 		return fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
 	}
-	ours := s.SPIi
-	if !s.Initiator {
-		ours = s.SPIr
+	spi := ours(s.Initiator, s.SPIi, s.SPIr)
+	if spi == 0 || e.sas[spi] != nil {
+		return fmt.Errorf("IKE SPI %016x in use", spi)
 	}
-	if ours == 0 || e.sas[ours] != nil {
-		return fmt.Errorf("IKE SPI %016x in use", ours)
+	if err := e.childIDsFree(s.Children); err != nil {
+		return err
 	}
-	for _, cs := range s.Children {
-		if _, err := e.childSA(cs.ID); err == nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-	}
-	saved := e.nextIKEID
 	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
-	e.nextIKEID = saved
-	sa.id = s.ID
-	sa.log = e.log.With("ike_sa", sa.name())
+	sa.takeID(s.ID)
 	sa.spiI, sa.spiR = s.SPIi, s.SPIr
 	sa.proposal, sa.suite = s.Proposal, s.Suite
 	keys := cloneKeys(&s.Keys)
@@ -267,28 +288,24 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	for _, r := range s.LastResponse {
 		sa.tm.response = append(sa.tm.response, cloneBytes(r))
 	}
-	e.sas[ours] = sa
+	e.sas[spi] = sa
 	sa.established()
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)
-		ch := &childSA{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
-			proposal: cs.Proposal, suite: cs.Suite, mode: cs.Mode,
-			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
-			inInstalled: true, outInstalled: true, installedAt: cs.InstalledAt}
+		ch := &childSA{kernelChild: kernelChild[*ikeSA]{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled,
+			spiIn: cs.SPIIn, spiOut: cs.SPIOut, suite: cs.Suite, mode: cs.Mode,
+			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS), installedAt: cs.InstalledAt},
+			proposal: cs.Proposal}
 		// Rekey when the SA would have been rekeyed without the restart.
-		ch.lifetime = cfg.lifetimeWithJitter(e)
+		ch.setSAOptions()
 		if elapsed := e.clock.Now().Sub(cs.InstalledAt); !cs.InstalledAt.IsZero() && elapsed > 0 {
 			ch.lifetime.SoftTime = max(ch.lifetime.SoftTime-elapsed, time.Second)
 		}
-		ch.reqid = e.reqids.adopt(ch, cs.ReqID)
 		sa.children = append(sa.children, ch)
-		if err := e.reqids.installPolicies(ch); err != nil {
-			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
-		}
+		ch.takeBack(cs.ReqID)
 		ch.scheduleRekey()
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
-		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
 	return nil
 }
 
@@ -304,19 +321,6 @@ func childConfigNamed(c *connection, name string) *childConfig {
 	cc, _ := resolveChild(&ChildConfig{Name: name})
 	cc.conn = c
 	return cc
-}
-
-// adopt registers a CHILD_SA under the reqid it was installed with.
-func (t *reqidTable) adopt(c *childSA, reqid uint32) *reqidEntry {
-	key := reqidKey(c)
-	r := t.byKey[key]
-	if r == nil {
-		r = &reqidEntry{key: key, reqid: reqid}
-		t.byKey[key] = r
-	}
-	r.refs++
-	t.next = max(t.next, reqid)
-	return r
 }
 
 // RemoveConnection unloads a connection (swanctl --unload-conn): no new

@@ -130,9 +130,9 @@ func (t *childRekey) process(m *message.Message) error {
 		sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name()))
 		// The peer's CHILD_SA is the redundant one, which it deletes:
 		// its outbound SA is never used.
-		if r := t.collision.child; r != nil && r.pendingOut != nil {
-			zeroSAKeys(r.pendingOut)
-			r.pendingOut, r.replaces = nil, nil
+		if r := t.collision.child; r != nil && r.heldOut != nil {
+			r.dropHeldOutbound()
+			r.replaces = nil
 		}
 	}
 	if t.oldGone || sa.childByID(old.id) == nil {

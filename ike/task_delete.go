@@ -90,7 +90,7 @@ func (t *ikeDelete) exchange() message.ExchangeType { return message.INFORMATION
 
 func (t *ikeDelete) build(m *message.Message) error {
 	sa := t.sa
-	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s[%s]...%s[%s]", sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
 	sa.log.Info(fmt.Sprintf("sending DELETE for IKE_SA %s", sa.name()))
 	sa.setState(IKESADeleting)
 	m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolIKE})

@@ -132,8 +132,7 @@ func (t *ikeAuth) abortChild() {
 func (t *ikeAuth) failed() { t.abortChild() }
 
 func (sa *ikeSA) logEstablished() {
-	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]",
-		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
 }
 
 func (t *ikeAuth) processRequest(m *message.Message) error {

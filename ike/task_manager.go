@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -145,17 +143,12 @@ func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 	return [][]byte{b}, nil
 }
 
-func (tm *taskManager) timeout(tries int) time.Duration {
-	cfg := &tm.sa.e.cfg
-	return time.Duration(float64(cfg.RetransmitTimeout) * math.Pow(cfg.RetransmitBase, float64(tries)))
-}
-
 func (tm *taskManager) armRetransmit() {
 	if tm.timer != nil {
 		tm.timer.Stop()
 	}
 	t := tm.active
-	tm.timer = tm.sa.e.afterFunc(tm.timeout(tm.tries), func() {
+	tm.timer = tm.sa.e.afterFunc(tm.sa.e.retransmitTimeout(tm.tries), func() {
 		if tm.active == t && tm.sa.state != IKESADestroying {
 			tm.retransmit()
 		}
@@ -164,13 +157,10 @@ func (tm *taskManager) armRetransmit() {
 
 func (tm *taskManager) retransmit() {
 	sa := tm.sa
-	if tm.tries >= sa.e.cfg.RetransmitTries {
-		sa.log.Info(fmt.Sprintf("giving up after %d retransmits", tm.tries))
+	if !sa.retransmitDue(&tm.tries) {
 		tm.fail()
 		return
 	}
-	tm.tries++
-	sa.e.stats.Retransmits++
 	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
 	sa.send(tm.request)
 	tm.armRetransmit()

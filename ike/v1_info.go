@@ -139,7 +139,7 @@ func (sa *v1SA) processDelete(d *isakmp.Delete) {
 		if next := sa.findSuccessor(); next != nil {
 			next.adoptChildren(sa)
 		}
-		sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s[%s]...%s[%s]", sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+		sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
 		sa.destroy()
 	case isakmp.ProtoESP:
 		for _, spi := range d.SPIs {
@@ -178,7 +178,7 @@ func (sa *v1SA) delete() {
 		sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPISize: 4,
 			SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.spiIn)}}})
 	}
-	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s[%s]...%s[%s]", sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
 	sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPISize: 16,
 		SPIs: [][]byte{sa.cookies()}}})
 	sa.destroy()

@@ -17,18 +17,11 @@ import (
 // initiateV1 starts an ISAKMP SA and, once it is established, Quick Modes
 // for children.
 func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, error) {
-	if len(c.RemoteAddrs) == 0 {
-		return nil, fmt.Errorf("ike: connection %q: no remote address to initiate to", c.Name)
+	local, remote, err := e.initiatorEnds(c)
+	if err != nil {
+		return nil, err
 	}
-	var local netip.Addr
-	if len(c.LocalAddrs) > 0 {
-		local = c.LocalAddrs[0]
-	} else if e.cfg.SourceAddress != nil {
-		if a, ok := e.cfg.SourceAddress(c.RemoteAddrs[0]); ok {
-			local = a
-		}
-	}
-	sa := e.newV1SA(c, true, netip.AddrPortFrom(local, c.LocalPort), netip.AddrPortFrom(c.RemoteAddrs[0], c.RemotePort))
+	sa := e.newV1SA(c, true, local, remote)
 	sa.ckyI = e.v1Cookie(sa.local, sa.remote)
 	e.v1().sas[sa.ckyI] = sa
 	sa.pending = children
@@ -163,19 +156,9 @@ func (sa *v1SA) processNATD(ps []isakmp.Payload) {
 			sa.natRemote = false
 		}
 	}
-	if sa.natLocal {
-		sa.log.Info("local host is behind NAT, sending keep alives")
-	}
-	if sa.natRemote {
-		sa.log.Info("remote host is behind NAT")
-	}
-	if (sa.natLocal || sa.natRemote) && sa.initiator {
-		if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
-			sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
-		}
-		if sa.local.Port() == sa.e.cfg.Port {
-			sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
-		}
+	sa.logNAT()
+	if sa.natAny() && sa.initiator {
+		sa.floatToNATT()
 	}
 	if sa.natLocal {
 		sa.scheduleKeepAlive()
@@ -209,7 +192,7 @@ func (sa *v1SA) deriveKeys() error {
 	sa.gxy = gxy
 	var skeyid []byte
 	if sa.auth == isakmp.AuthPSK {
-		psk, ok := (&ikeSA{e: sa.e}).sharedKey(sa.conn.local.ID, sa.conn.remote.ID)
+		psk, ok := sa.sharedKey(sa.conn.local.ID, sa.conn.remote.ID)
 		if !ok {
 			return fmt.Errorf("no shared key found for '%s' - '%s'", sa.conn.local.ID, sa.conn.remote.ID)
 		}
@@ -763,8 +746,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 // DPD, and start Quick Modes.
 func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
-	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s[%s]...%s[%s]", sa.name(),
-		sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
 	sa.leaveHalfOpen()
 	if sa.dh != nil {
 		sa.dh.Close()

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"fmt"
+	"iter"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -165,26 +167,17 @@ const math64 = time.Duration(1<<63 - 1)
 func (sa *v1SA) selectV1Suite(p *isakmp.SecurityAssociation) (v1Suite, isakmp.Transform, bool) {
 	ours := sa.conn.v1Suites(0)
 	var received []string
-	for _, pr := range p.Proposals {
-		if pr.Protocol != isakmp.ProtoISAKMP {
+	isakmpOnly := func(pr isakmp.Proposal) bool { return pr.Protocol == isakmp.ProtoISAKMP }
+	for offer := range v1Offers(sa.log, "", p, isakmpOnly, v1ParseSuite, &received) {
+		s := offer.suite
+		if !sa.authAcceptable(s.auth) {
 			continue
 		}
-		for _, t := range pr.Transforms {
-			s, why := v1ParseSuite(t)
-			received = append(received, s.String())
-			if why != "" {
-				sa.log.Info(fmt.Sprintf("received transform %d not acceptable: %s", t.Number, why))
-				continue
-			}
-			if !sa.authAcceptable(s.auth) {
-				continue
-			}
-			for _, o := range ours {
-				if o.encr == s.encr && o.encrBits == s.encrBits && o.prf == s.prf && o.group == s.group {
-					s.life = min(s.life, o.life)
-					sa.log.Info("selected proposal: " + s.String())
-					return s, t, true
-				}
+		for _, o := range ours {
+			if o.encr == s.encr && o.encrBits == s.encrBits && o.prf == s.prf && o.group == s.group {
+				s.life = min(s.life, o.life)
+				sa.log.Info("selected proposal: " + s.String())
+				return s, offer.transform, true
 			}
 		}
 	}
@@ -195,6 +188,41 @@ func (sa *v1SA) selectV1Suite(p *isakmp.SecurityAssociation) (v1Suite, isakmp.Tr
 	}
 	sa.log.Info("configured proposals: " + strings.Join(conf, ", "))
 	return v1Suite{}, isakmp.Transform{}, false
+}
+
+// v1Offer is one transform a peer proposed, with its proposal and what
+// it parsed to.
+type v1Offer[S any] struct {
+	proposal  isakmp.Proposal
+	transform isakmp.Transform
+	suite     S
+}
+
+// v1Offers yields, as the responder walks them (in the peer's order), the
+// transforms of the proposals of an SA payload that keep takes, parsed.
+// It logs those that do not parse (kind names their protocol in the log)
+// and notes every transform walked in received, for charon's log of what
+// was received when none is taken.
+func v1Offers[S fmt.Stringer](log *slog.Logger, kind string, p *isakmp.SecurityAssociation, keep func(isakmp.Proposal) bool,
+	parse func(isakmp.Transform) (S, string), received *[]string) iter.Seq[v1Offer[S]] {
+	return func(yield func(v1Offer[S]) bool) {
+		for _, pr := range p.Proposals {
+			if !keep(pr) {
+				continue
+			}
+			for _, t := range pr.Transforms {
+				s, why := parse(t)
+				*received = append(*received, s.String())
+				if why != "" {
+					log.Info(fmt.Sprintf("received %stransform %d not acceptable: %s", kind, t.Number, why))
+					continue
+				}
+				if !yield(v1Offer[S]{proposal: pr, transform: t, suite: s}) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // authAcceptable tells whether the initiator's method fits our remote

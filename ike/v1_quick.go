@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
@@ -29,10 +30,8 @@ type v1Quick struct {
 	installed bool
 	// child is, for the responder, the IPsec SA whose inbound half went in
 	// with QM2 (the initiator sends on it as soon as it has sent HASH(3));
-	// outKeys its outbound keys, installed on HASH(3).
-	child   *v1Child
-	ref     *v1PolicyRef // the child's reference on its policies
-	outKeys transform.SAKeys
+	// it holds its outbound SA back until HASH(3).
+	child *v1Child
 }
 
 func (q *v1Quick) release() {
@@ -40,13 +39,12 @@ func (q *v1Quick) release() {
 		q.dh.Close()
 	}
 	clear(q.gqm)
-	clear(q.outKeys.Encr)
-	clear(q.outKeys.Integ)
-	if q.child != nil && !q.installed {
-		q.child.releaseRef()
+	if c := q.child; c != nil && !q.installed {
+		c.dropHeldOutbound()
+		c.releaseReqid()
 	}
 	if !q.installed && q.spiIn != 0 {
-		_ = q.sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: q.sa.local.Addr(), SPI: q.spiIn})
+		q.sa.releaseSPI(q.spiIn)
 	}
 	// A rekey that never completed leaves the IPsec SA it was to replace
 	// as it was, installed: its timers and the next rekey find it so.
@@ -55,27 +53,21 @@ func (q *v1Quick) release() {
 	}
 }
 
-// v1Child is an IPsec SA pair negotiated in Quick Mode.
+// v1Child is an IPsec SA pair negotiated in Quick Mode (kernelChild).
 type v1Child struct {
-	ike               *v1SA
-	cfg               *childConfig
-	id                uint32
-	state             ChildSAState
-	spiIn, spiOut     uint32
-	mode              Mode
-	proposal          string
-	localTS, remoteTS []TrafficSelector
-	reqid             uint32
-	policies          []*Policy
-	suite             transform.ChildSuite
-	lifetime          time.Duration
-	encap             bool
-	initiator         bool // we started its Quick Mode
-	installedAt       time.Time
-	timers            []Timer
+	kernelChild[*v1SA]
+	proposal  string
+	life      time.Duration // the lifetime negotiated, the SAs' hard limit
+	initiator bool          // we started its Quick Mode
+	timers    []Timer
 }
 
-func (c *v1Child) name() string { return fmt.Sprintf("%s{%d}", c.cfg.Name, c.id) }
+// setLifetime sets the limits the SAs are installed with: soft at
+// rekeyAfter, hard at the negotiated lifetime, in both directions.
+func (c *v1Child) setLifetime() {
+	c.lifetime = Lifetime{SoftTime: c.rekeyAfter(), HardTime: c.life}
+	c.outSoftTime = true
+}
 
 func (q *v1Quick) pfsGroup() transform.KEID {
 	return firstKE(q.cfg.ESPProposals)
@@ -88,7 +80,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
 		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
 	}
-	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	spi, err := sa.allocateSPI()
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		q.release() // an IPsec SA being rekeyed stays installed
@@ -122,7 +114,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 
 // encapMode is the mode attribute: UDP-encapsulated behind a NAT.
 func (sa *v1SA) encapMode(m Mode) uint16 {
-	nat := sa.natLocal || sa.natRemote || sa.conn.Encap
+	nat := sa.useNATT()
 	switch {
 	case nat && m == ModeTransport:
 		return isakmp.EncapUDPTransport
@@ -332,25 +324,11 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	ke, hasKE := isakmp.Find[*isakmp.KeyExchange](ps)
 	var chosen *isakmp.Transform
 	var received []string
-	for _, pr := range saP.Proposals {
-		if pr.Protocol != isakmp.ProtoESP || len(pr.SPI) != 4 {
-			continue
-		}
-		for _, t := range pr.Transforms {
-			s, why := v1ParseESP(t)
-			received = append(received, s.String())
-			if why != "" {
-				sa.log.Info(fmt.Sprintf("received ESP transform %d not acceptable: %s", t.Number, why))
-				continue
-			}
-			ourPFS := firstKE(cc.ESPProposals)
-			if matchESP(cc.ESPProposals, s.suite, ourPFS) && (s.suite.KE == 0) == !hasKE {
-				t := t
-				chosen, q.suite, q.spiOut, q.pfs = &t, s, binary.BigEndian.Uint32(pr.SPI), s.suite.KE
-				break
-			}
-		}
-		if chosen != nil {
+	espWithSPI := func(pr isakmp.Proposal) bool { return pr.Protocol == isakmp.ProtoESP && len(pr.SPI) == 4 }
+	for offer := range v1Offers(sa.log, "ESP ", saP, espWithSPI, v1ParseESP, &received) {
+		s := offer.suite
+		if matchESP(cc.ESPProposals, s.suite, firstKE(cc.ESPProposals)) && (s.suite.KE == 0) == !hasKE {
+			chosen, q.suite, q.spiOut, q.pfs = &offer.transform, s, binary.BigEndian.Uint32(offer.proposal.SPI), s.suite.KE
 			break
 		}
 	}
@@ -372,7 +350,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		}
 		sel.Attributes = append(sel.Attributes, a)
 	}
-	spi, err := sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+	spi, err := sa.allocateSPI()
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		return
@@ -416,17 +394,16 @@ func (sa *v1SA) installQuickInbound(q *v1Quick) {
 		sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v", err))
 		return
 	}
-	defer func() { clear(in.Encr); clear(in.Integ) }()
+	defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
 	c.state = ChildSAInstalling
-	ref := c.policyRef(0) // the SAs carry the policies' reqid
-	if err := sa.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
+	c.acquireReqid()
+	if err := c.addSA(true, in); err != nil {
 		sa.log.Info(fmt.Sprintf("unable to install inbound SA of CHILD_SA %s: %v", c.name(), err))
-		c.releaseRef()
-		clear(out.Encr)
-		clear(out.Integ)
+		c.releaseReqid()
 		return
 	}
-	q.child, q.ref, q.outKeys = c, ref, out
+	c.holdOutbound(out)
+	q.child = c
 }
 
 // newQuickChild derives the keys of a Quick Mode's IPsec SA pair and
@@ -445,11 +422,13 @@ func (sa *v1SA) newQuickChild(q *v1Quick) (*v1Child, transform.SAKeys, transform
 		return nil, in, out, err
 	}
 	sa.e.nextChildID++
-	c := &v1Child{ike: sa, cfg: q.cfg, id: sa.e.nextChildID, spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.Mode,
-		proposal: q.suite.String(), localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
-		suite: q.suite.suite, lifetime: q.suite.life, initiator: q.initiator,
+	c := &v1Child{kernelChild: kernelChild[*v1SA]{ike: sa, cfg: q.cfg, id: sa.e.nextChildID,
+		spiIn: q.spiIn, spiOut: q.spiOut, mode: q.cfg.Mode, suite: q.suite.suite,
+		localTS: []TrafficSelector{q.localTS}, remoteTS: []TrafficSelector{q.remoteTS},
 		encap: q.suite.encap == isakmp.EncapUDPTunnel || q.suite.encap == isakmp.EncapUDPTransport ||
-			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft}
+			q.suite.encap == isakmp.EncapUDPTunnelDraft || q.suite.encap == isakmp.EncapUDPTransportDraft},
+		proposal: q.suite.String(), life: q.suite.life, initiator: q.initiator}
+	c.setLifetime()
 	return c, in, out, nil
 }
 
@@ -507,7 +486,7 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	var err error
 	if c = q.child; c != nil {
 		// The responder: the inbound SA went in with QM2.
-		err = c.installOutbound(q.ref, q.outKeys)
+		err = c.installOutbound()
 	} else {
 		var in, out transform.SAKeys
 		if c, in, out, err = sa.newQuickChild(q); err != nil {
@@ -532,129 +511,48 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	}
 }
 
-func (c *v1Child) esp(inbound bool, keys transform.SAKeys) *SA {
-	sa := c.ike
-	s := &SA{Inbound: inbound, Mode: c.mode, Encr: c.suite.Encr, EncrBits: c.suite.EncrKeyBits, EncrKey: keys.Encr,
-		Integ: c.suite.Integ, IntegKey: keys.Integ, ReqID: c.reqid,
-		Lifetime: Lifetime{SoftTime: c.rekeyAfter(), HardTime: c.lifetime}}
-	if c.encap {
-		if inbound {
-			s.Encap = &Encap{SrcPort: sa.remote.Port(), DstPort: sa.local.Port()}
-		} else {
-			s.Encap = &Encap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
-		}
-	}
-	if inbound {
-		s.SAID, s.Src, s.Replay, s.IfID = SAID{Dst: sa.local.Addr(), SPI: c.spiIn}, sa.remote.Addr(), c.cfg.ReplayWindow, c.cfg.IfIDIn
-	} else {
-		s.SAID, s.Src, s.IfID = SAID{Dst: sa.remote.Addr(), SPI: c.spiOut}, sa.local.Addr(), c.cfg.IfIDOut
-	}
-	if c.mode == ModeTransport {
-		s.Selectors = append(append([]TrafficSelector(nil), c.localTS...), c.remoteTS...)
-	}
-	return s
-}
-
 // rekeyAfter is when the IPsec SA is rekeyed: rekey_time, or before the
 // negotiated lifetime if that is shorter. The end that did not start the
 // Quick Mode waits halfway to the hard lifetime, so that both ends do not
 // rekey at once (IKEv1 has no collision handling).
 func (c *v1Child) rekeyAfter() time.Duration {
-	t := c.lifetime * 9 / 10
-	if c.cfg.RekeyTime < c.lifetime {
+	t := c.life * 9 / 10
+	if c.cfg.RekeyTime < c.life {
 		t = c.cfg.RekeyTime
 	}
 	if !c.initiator {
-		t += (c.lifetime - t) / 2
+		t += (c.life - t) / 2
 	}
 	return t
 }
 
-// v1Policies are the policies of IKEv1 IPsec SAs, shared by the SAs with
-// the same selectors (the old and new SA of a rekeying).
-type v1PolicyRef struct {
-	reqid    uint32
-	refs     int
-	policies []*Policy
-}
-
-func (c *v1Child) policyKey() string {
-	return fmt.Sprintf("v1|%s|%s|%s|%s|%s", c.cfg.Name, formatTS(c.localTS), formatTS(c.remoteTS), c.ike.local.Addr(), c.ike.remote.Addr())
-}
-
-// policyRef returns the policy entry of the IPsec SA's selectors, with a
-// reqid (the configured one, reqid if not 0, or a new one), counting c
-// as one more user.
-func (c *v1Child) policyRef(reqid uint32) *v1PolicyRef {
-	e := c.ike.e
-	st := e.v1()
-	if st.policies == nil {
-		st.policies = map[string]*v1PolicyRef{}
-	}
-	key := c.policyKey()
-	ref := st.policies[key]
-	if ref == nil {
-		if reqid == 0 {
-			reqid = c.cfg.Reqid
-		}
-		if reqid == 0 {
-			e.reqids.next++
-			reqid = e.reqids.next
-		}
-		ref = &v1PolicyRef{reqid: reqid}
-		st.policies[key] = ref
-	}
-	ref.refs++
-	c.reqid = ref.reqid
-	return ref
-}
-
 func (c *v1Child) install(in, out transform.SAKeys) error {
 	c.state = ChildSAInstalling
-	ref := c.policyRef(0) // the SAs carry the policies' reqid
-	if err := c.ike.e.cfg.Dataplane.AddSA(c.esp(true, in)); err != nil {
+	if _, err := c.installSAs(in, out, false); err != nil {
 		return err
 	}
-	return c.installOutbound(ref, out)
+	c.installed()
+	return nil
 }
 
-// installOutbound installs the outbound SA and the policies of an IPsec
-// SA whose inbound SA is in.
-func (c *v1Child) installOutbound(ref *v1PolicyRef, out transform.SAKeys) error {
-	e := c.ike.e
-	if err := e.cfg.Dataplane.AddSA(c.esp(false, out)); err != nil {
+// installOutbound installs, on HASH(3), the outbound SA a responder held
+// back and the policies.
+func (c *v1Child) installOutbound() error {
+	if err := c.addHeldOutbound(); err != nil {
 		return err
 	}
-	if err := c.addPolicies(ref); err != nil {
+	if err := c.addPolicies(); err != nil {
 		return err
 	}
+	c.installed()
+	return nil
+}
+
+// installed starts the life of an IPsec SA whose SAs and policies are in.
+func (c *v1Child) installed() {
 	c.state = ChildSAInstalled
-	c.installedAt = e.clock.Now()
+	c.installedAt = c.ike.e.clock.Now()
 	c.scheduleTimers(0)
-	return nil
-}
-
-// addPolicies adds the policies of the selectors with their first user.
-func (c *v1Child) addPolicies(ref *v1PolicyRef) error {
-	if len(ref.policies) != 0 {
-		return nil
-	}
-	sa, e := c.ike, c.ike.e
-	local, remote := sa.local.Addr(), sa.remote.Addr()
-	l, r := c.localTS[0], c.remoteTS[0]
-	ref.policies = []*Policy{
-		{Dir: DirOut, Src: l, Dst: r, TmplSrc: local, TmplDst: remote, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDOut},
-		{Dir: DirIn, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDIn},
-	}
-	if c.mode == ModeTunnel {
-		ref.policies = append(ref.policies, &Policy{Dir: DirFwd, Src: r, Dst: l, TmplSrc: remote, TmplDst: local, Mode: c.mode, ReqID: ref.reqid, IfID: c.cfg.IfIDIn})
-	}
-	for _, p := range ref.policies {
-		if err := e.cfg.Dataplane.AddPolicy(p); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // scheduleTimers sets the rekey and expiry timers of an installed IPsec
@@ -668,7 +566,7 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 			c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
 			c.ike.startQuick(c.cfg, c)
 		}
-	}), e.afterFuncFor(c.ike, left(c.lifetime), func() {
+	}), e.afterFuncFor(c.ike, left(c.life), func() {
 		if c.state != ChildSADestroying && !c.ike.deleted {
 			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
 			c.ike.deleteChild(c)
@@ -676,21 +574,10 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	}))
 }
 
-// releaseRef drops the IPsec SA's reference on its policies, which go
-// with the last one.
-func (c *v1Child) releaseRef() {
-	e := c.ike.e
-	st := e.v1()
-	if ref := st.policies[c.policyKey()]; ref != nil && c.reqid != 0 {
-		ref.refs--
-		if ref.refs <= 0 {
-			for _, p := range ref.policies {
-				_ = e.cfg.Dataplane.DeletePolicy(p)
-			}
-			delete(st.policies, c.policyKey())
-		}
+func (c *v1Child) stopTimers() {
+	for _, t := range c.timers {
+		t.Stop()
 	}
-	c.reqid = 0
 }
 
 // replaced says whether a newer IPsec SA took this one's place: we
@@ -701,17 +588,11 @@ func (c *v1Child) replaced() bool {
 		return true
 	}
 	for _, x := range c.ike.children {
-		if x != c && x.state == ChildSAInstalled && x.policyKey() == c.policyKey() && x.id > c.id {
+		if x != c && x.state == ChildSAInstalled && x.reqid != nil && x.reqid == c.reqid && x.id > c.id {
 			return true
 		}
 	}
 	return false
-}
-
-func (c *v1Child) updateAddresses() {
-	dp := c.ike.e.cfg.Dataplane
-	_ = dp.UpdateSA(c.esp(true, transform.SAKeys{}))
-	_ = dp.UpdateSA(c.esp(false, transform.SAKeys{}))
 }
 
 // destroy removes the IPsec SAs and, with their last user, the policies.
@@ -721,25 +602,10 @@ func (c *v1Child) destroy() {
 	}
 	replaced := c.replaced()
 	c.state = ChildSADestroying
-	sa, e := c.ike, c.ike.e
-	for _, t := range c.timers {
-		t.Stop()
-	}
-	if in := (SAID{Dst: sa.local.Addr(), SPI: c.spiIn}); replaced && !sa.deleted && e.cfg.DeleteRekeyedDelay > 0 {
-		// The peer may still send on it: it switches when it installs
-		// the new IPsec SA, which may be after our DELETE left.
-		e.retire(in, sa.log)
-	} else {
-		_ = e.cfg.Dataplane.DeleteSA(in)
-	}
-	if c.spiOut != 0 {
-		_ = e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.remote.Addr(), SPI: c.spiOut})
-	}
-	c.releaseRef()
-	for i, x := range sa.children {
-		if x == c {
-			sa.children = append(sa.children[:i], sa.children[i+1:]...)
-			break
-		}
-	}
+	c.stopTimers()
+	// The inbound SA of a replaced IPsec SA is retired: the peer switches
+	// when it installs the new one, which may be after our DELETE left.
+	c.removeSAs(replaced)
+	sa := c.ike
+	sa.children = slices.DeleteFunc(sa.children, func(x *v1Child) bool { return x == c })
 }

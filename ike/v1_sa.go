@@ -23,8 +23,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
-	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -35,26 +33,18 @@ import (
 
 // v1State is the engine's IKEv1 part.
 type v1State struct {
-	sas      map[uint64]*v1SA // by our cookie
-	init     map[initKey]*v1SA
-	secret   []byte // for cookies (RFC 2408 section 2.5.3)
-	count    uint64
-	policies map[string]*v1PolicyRef
+	sas    map[uint64]*v1SA // by our cookie
+	init   map[initKey]*v1SA
+	secret []byte // for cookies (RFC 2408 section 2.5.3)
+	count  uint64
 }
 
 // v1SA is an ISAKMP SA. Guarded by the engine lock.
 type v1SA struct {
-	e    *Engine
-	conn *connection
-	id   uint32
-	log  *slog.Logger
+	ikeSACommon
 
-	state      IKESAState
-	initiator  bool
 	aggressive bool
 	ckyI, ckyR uint64
-	local      netip.AddrPort
-	remote     netip.AddrPort
 	step       int // phase 1 messages handled
 
 	// Phase 1 negotiation.
@@ -74,13 +64,8 @@ type v1SA struct {
 	keys       *transform.V1Keys
 	cipher     *transform.V1Cipher
 	idiiB      []byte
-	localID    Identity
-	remoteID   Identity
 	peerDPD    bool
 	peerNATT   bool
-	peerFrag   bool
-	natLocal   bool
-	natRemote  bool
 	exchanges  map[uint32]*v1Exchange
 	quicks     map[uint32]*v1Quick
 	children   []*v1Child
@@ -97,8 +82,6 @@ type v1SA struct {
 
 	dpdSeq        uint32
 	establishedAt time.Time
-	lastInbound   time.Time
-	lastOutbound  time.Time
 	timers        []Timer
 	replaces      *v1SA // the SA this one reauthenticates
 	successor     *v1SA // the SA that reauthenticated this one (retire)
@@ -164,33 +147,16 @@ func (e *Engine) v1Cookie(local, remote netip.AddrPort) uint64 {
 }
 
 func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.AddrPort) *v1SA {
-	e.nextIKEID++
-	sa := &v1SA{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
+	sa := &v1SA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote),
 		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
-		lastInbound: e.clock.Now(), aggressive: c.Aggressive && initiator}
-	sa.log = e.log.With("ike_sa", sa.name())
-	sa.localID = c.local.ID
+		aggressive: c.Aggressive && initiator}
 	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
 		sa.localID = addrIdentity(local.Addr())
 	}
 	return sa
 }
 
-func (sa *v1SA) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
-
-func (sa *v1SA) ourCookie() uint64 {
-	if sa.initiator {
-		return sa.ckyI
-	}
-	return sa.ckyR
-}
-
-func (sa *v1SA) setState(s IKESAState) {
-	if sa.state != s {
-		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
-		sa.state = s
-	}
-}
+func (sa *v1SA) ourCookie() uint64 { return ours(sa.initiator, sa.ckyI, sa.ckyR) }
 
 func (sa *v1SA) after(d time.Duration, f func()) Timer {
 	t := sa.e.afterFuncFor(sa, d, func() {
@@ -223,7 +189,7 @@ func (e *Engine) v1Infos() []IKESAInfo {
 			NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
 		for _, c := range sa.children {
 			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
-				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqid})
+				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
 		}
 		// A Quick Mode we started for a new IPsec SA shows as a CHILD_SA
 		// being created: it follows phase 1, and waiting for the CHILD_SA
@@ -404,29 +370,19 @@ func (sa *v1SA) transmit(ex *v1Exchange, msg []byte, summary string, awaitReply 
 }
 
 func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
-	cfg := sa.e.cfg
-	d := time.Duration(float64(cfg.RetransmitTimeout) * math.Pow(cfg.RetransmitBase, float64(ex.tries)))
-	ex.timer = sa.after(d, func() {
+	ex.timer = sa.after(sa.e.retransmitTimeout(ex.tries), func() {
 		ex.timer = nil
-		if ex.tries >= cfg.RetransmitTries {
-			sa.log.Info(fmt.Sprintf("giving up after %d retransmits", ex.tries))
+		if !sa.retransmitDue(&ex.tries) {
 			if f := ex.onGiveUp; f != nil {
 				ex.onGiveUp = nil
 				f()
 			}
 			return
 		}
-		ex.tries++
-		sa.e.stats.Retransmits++
 		sa.log.Info(fmt.Sprintf("retransmit %d of request with message ID %d", ex.tries, ex.mid))
 		sa.send(ex.lastOut)
 		sa.scheduleRetransmit(ex)
 	})
-}
-
-func (sa *v1SA) send(packets [][]byte) {
-	sa.lastOutbound = sa.e.clock.Now()
-	sa.e.send(sa.local, sa.remote, packets)
 }
 
 // sendPlain sends an unencrypted message of phase 1.
@@ -497,12 +453,7 @@ func (sa *v1SA) destroy() {
 	}
 	sa.deleted = true
 	sa.setState(IKESADestroying)
-	for _, t := range sa.timers {
-		t.Stop()
-	}
-	for _, ex := range sa.exchanges {
-		ex.stop()
-	}
+	sa.stopTimers()
 	for _, q := range sa.quicks {
 		q.release()
 	}
@@ -519,6 +470,16 @@ func (sa *v1SA) destroy() {
 	}
 	sa.keys.Zero()
 	clear(sa.gxy)
+}
+
+// stopTimers stops the SA's timers and its exchanges' retransmits.
+func (sa *v1SA) stopTimers() {
+	for _, t := range sa.timers {
+		t.Stop()
+	}
+	for _, ex := range sa.exchanges {
+		ex.stop()
+	}
 }
 
 // leaveHalfOpen ends a responder's phase 1, established or destroyed:

@@ -61,21 +61,19 @@ type ExportedIPsecSA struct {
 
 // SAIDs lists the SAs the IPsec SAs of the state have in the dataplane.
 func (s *ExportedISAKMPSA) SAIDs() []SAID {
-	var out []SAID
-	for _, c := range s.Children {
-		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
-	}
-	return out
+	x := s.asIKESA()
+	return x.SAIDs()
 }
 
-// asIKESA is the ISAKMP SA as far as ImportError reports it: its name,
-// addresses and SAs.
+// asIKESA is the ISAKMP SA as far as ImportError reports it and the
+// checks and steps of Import that serve both versions see it: its name,
+// addresses, cookies (as SPIs) and IPsec SAs.
 func (s *ExportedISAKMPSA) asIKESA() ExportedIKESA {
 	x := ExportedIKESA{ID: s.ID, Conn: s.Conn, Initiator: s.Initiator, SPIi: s.CookieI, SPIr: s.CookieR,
 		Local: s.Local, Remote: s.Remote, LocalID: s.LocalID, RemoteID: s.RemoteID}
 	for _, c := range s.Children {
 		x.Children = append(x.Children, ExportedChildSA{ID: c.ID, Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
-			Mode: c.Mode, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ReqID: c.ReqID, InstalledAt: c.InstalledAt})
+			Suite: c.Suite, Mode: c.Mode, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ReqID: c.ReqID, InstalledAt: c.InstalledAt})
 	}
 	return x
 }
@@ -109,8 +107,8 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 			}
 			s.Children = append(s.Children, ExportedIPsecSA{
 				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
-				Suite: c.suite, Lifetime: c.lifetime, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqid, Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
+				Suite: c.suite, Lifetime: c.life, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+				ReqID: c.reqID(), Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
 			})
 		}
 		out = append(out, s)
@@ -122,16 +120,9 @@ func (e *Engine) exportV1() []ExportedISAKMPSA {
 // the dataplane alone.
 func (e *Engine) detachV1() {
 	for _, sa := range e.allV1SAs() {
-		for _, t := range sa.timers {
-			t.Stop()
-		}
-		for _, ex := range sa.exchanges {
-			ex.stop()
-		}
+		sa.stopTimers()
 		for _, c := range sa.children {
-			for _, t := range c.timers {
-				t.Stop()
-			}
+			c.stopTimers()
 		}
 		sa.keys.Zero()
 		clear(sa.gxy)
@@ -145,54 +136,23 @@ func zeroV1(sas []ExportedISAKMPSA) {
 	}
 }
 
-// importV1 takes back exported ISAKMP SAs, but not those bad says are
-// invalid (by index).
-func (e *Engine) importV1(sas []ExportedISAKMPSA, bad map[int]error) []*ImportError {
-	var errs []*ImportError
-	for i, s := range sas {
-		err := bad[i]
-		if err == nil {
-			err = e.importV1SA(s)
-		}
-		if err != nil {
-			errs = append(errs, &ImportError{SA: s.asIKESA(), Version: 1, Record: i + 1, Err: err})
-		}
-	}
-	return errs
-}
-
 func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
-	if e.closed {
-		return ErrClosed
-	}
-	c := e.connection(s.Conn)
-	if c == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownConnection, s.Conn)
-	}
-	if err := c.allowsTakenBack(1, s.Local, s.Remote, s.LocalID, s.RemoteID); err != nil {
+	x := s.asIKESA()
+	c, err := e.connectionToTakeBack(1, &x)
+	if err != nil {
 		return err
 	}
 	if !c.v1SuiteAllowed(s) {
 		return fmt.Errorf("%w: proposal %s is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
 	}
 	st := e.v1()
-	ours := s.CookieI
-	if !s.Initiator {
-		ours = s.CookieR
+	cookie := ours(s.Initiator, s.CookieI, s.CookieR)
+	if cookie == 0 || s.CookieI == 0 || s.CookieR == 0 || st.sas[cookie] != nil {
+		return fmt.Errorf("cookie %016x in use or missing", cookie)
 	}
-	if ours == 0 || s.CookieI == 0 || s.CookieR == 0 || st.sas[ours] != nil {
-		return fmt.Errorf("cookie %016x in use or missing", ours)
-	}
-	for _, cs := range s.Children {
-		if e.v1ChildByID(cs.ID) != nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-		if _, err := e.childSA(cs.ID); err == nil {
-			return fmt.Errorf("CHILD_SA ID {%d} in use", cs.ID)
-		}
-		if len(cs.LocalTS) == 0 || len(cs.RemoteTS) == 0 {
-			return fmt.Errorf("CHILD_SA {%d} without selectors", cs.ID)
-		}
+	// Selectors are there: the record's check refuses a CHILD_SA without.
+	if err := e.childIDsFree(x.Children); err != nil {
+		return err
 	}
 	if _, err := transform.V1EncrKeyLen(s.Encr, s.EncrBits); err != nil {
 		return fmt.Errorf("encryption: %w", err)
@@ -210,11 +170,8 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		keys.Zero()
 		return fmt.Errorf("keys: phase 1 IV of %d octets, SKEYID_a of %d, SKEYID_d of %d", len(s.IV), len(keys.SKEYIDa), len(keys.SKEYIDd))
 	}
-	saved := e.nextIKEID
 	sa := e.newV1SA(c, s.Initiator, s.Local, s.Remote)
-	e.nextIKEID = saved
-	sa.id = s.ID
-	sa.log = e.log.With("ike_sa", sa.name())
+	sa.takeID(s.ID)
 	sa.aggressive = s.Aggressive
 	sa.ckyI, sa.ckyR = s.CookieI, s.CookieR
 	sa.auth, sa.prf, sa.encr, sa.encrBits, sa.group = s.Auth, s.PRF, s.Encr, s.EncrBits, s.Group
@@ -233,7 +190,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	if sa.lifetime <= 0 {
 		sa.lifetime = c.RekeyTime + c.OverTime
 	}
-	st.sas[ours] = sa
+	st.sas[cookie] = sa
 	sa.setState(IKESAEstablished)
 	sa.scheduleLifetime(max(e.clock.Now().Sub(sa.establishedAt), 0))
 	if sa.natLocal {
@@ -241,35 +198,30 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	}
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)
-		ch := &v1Child{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled, spiIn: cs.SPIIn, spiOut: cs.SPIOut,
-			mode: cs.Mode, proposal: cs.Proposal, localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS),
-			suite: cs.Suite, lifetime: cs.Lifetime, encap: cs.Encap, initiator: cs.Initiator, installedAt: cs.InstalledAt}
-		if ch.lifetime <= 0 {
-			ch.lifetime = cfg.LifeTime
+		ch := &v1Child{kernelChild: kernelChild[*v1SA]{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled,
+			spiIn: cs.SPIIn, spiOut: cs.SPIOut, mode: cs.Mode, suite: cs.Suite, encap: cs.Encap,
+			localTS: slices.Clone(cs.LocalTS), remoteTS: slices.Clone(cs.RemoteTS), installedAt: cs.InstalledAt},
+			proposal: cs.Proposal, life: cs.Lifetime, initiator: cs.Initiator}
+		if ch.life <= 0 {
+			ch.life = cfg.LifeTime
 		}
 		if ch.installedAt.IsZero() {
 			ch.installedAt = e.clock.Now()
 		}
-		ref := ch.policyRef(cs.ReqID)
-		e.reqids.next = max(e.reqids.next, ch.reqid)
+		ch.setLifetime()
 		sa.children = append(sa.children, ch)
-		if err := ch.addPolicies(ref); err != nil {
-			sa.log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", ch.name(), err))
-		}
+		ch.takeBack(cs.ReqID)
 		ch.scheduleTimers(max(e.clock.Now().Sub(ch.installedAt), 0))
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s[%s]...%s[%s], %d CHILD_SAs",
-		sa.name(), sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID, len(sa.children)))
+	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
 	return nil
 }
 
 // v1ChildByID finds an IKEv1 IPsec SA by its unique ID.
 func (e *Engine) v1ChildByID(id uint32) *v1Child {
 	for _, sa := range e.allV1SAs() {
-		for _, c := range sa.children {
-			if c.id == id {
-				return c
-			}
+		if c := childWhere(sa.children, func(c *v1Child) bool { return c.id == id }); c != nil {
+			return c
 		}
 	}
 	return nil

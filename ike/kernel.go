@@ -1,0 +1,427 @@
+package ike
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// The kernel layer: what a CHILD_SA of either version puts into the
+// Dataplane and takes out of it. IKEv2's childSA and IKEv1's v1Child
+// embed a kernelChild; when each part goes in (a rekey responder holds
+// its outbound SA back, an IKEv1 Quick Mode responder installs its
+// inbound SA with QM2 and the rest on HASH(3)), timers and rekeying stay
+// in the version's files.
+//
+// The parts go in in this order: the inbound SA, so that what the peer
+// sends as soon as it has its outbound SA is taken; the outbound SA; then
+// the policies, which send traffic into the outbound SA and would drop it
+// (or trigger an acquire) while that SA is missing. They go out in the
+// same order: the SAs, then the policies with their last user.
+
+// anyIKESA is an IKE SA of either version: *ikeSA or *v1SA.
+type anyIKESA interface {
+	common() *ikeSACommon
+}
+
+// kernelChild is a CHILD_SA as the dataplane sees it: a pair of ESP SAs
+// and the policies they share with other CHILD_SAs of the same selectors
+// (reqidTable). Guarded by the engine lock.
+type kernelChild[S anyIKESA] struct {
+	ike   S
+	cfg   *childConfig
+	id    uint32 // unique ID, the {1} in logs
+	state ChildSAState
+
+	spiIn, spiOut     uint32
+	mode              Mode
+	suite             transform.ChildSuite
+	localTS, remoteTS []TrafficSelector
+	encap             bool // ESP in UDP (NAT-T, RFC 3948)
+	// lifetime is what the SAs are installed with. Without outSoftTime the
+	// outbound SA has no soft time limit: the inbound SA's soft expiry
+	// alone triggers the rekey (IKEv2 without rand_time, as charon).
+	lifetime    Lifetime
+	outSoftTime bool
+
+	reqid                     *reqidEntry // from acquireReqid until releaseReqid
+	inInstalled, outInstalled bool
+	// heldOut are the keys of an outbound SA held back (holdOutbound),
+	// nil when none is.
+	heldOut     *transform.SAKeys
+	installedAt time.Time
+}
+
+func (k *kernelChild[S]) name() string { return fmt.Sprintf("%s{%d}", k.cfg.Name, k.id) }
+
+func (k *kernelChild[S]) sa() *ikeSACommon { return k.ike.common() }
+
+// ifIDs are the XFRM interface IDs of the child config: the inbound SA
+// and policies carry in, the outbound ones out.
+func (k *kernelChild[S]) ifIDs() (in, out uint32) { return k.cfg.IfIDIn, k.cfg.IfIDOut }
+
+func (k *kernelChild[S]) inboundID() SAID  { return SAID{Dst: k.sa().local.Addr(), SPI: k.spiIn} }
+func (k *kernelChild[S]) outboundID() SAID { return SAID{Dst: k.sa().remote.Addr(), SPI: k.spiOut} }
+
+// childWhere returns the first of a list of CHILD_SAs (of either version)
+// that match takes, or nil.
+func childWhere[C *childSA | *v1Child](children []C, match func(C) bool) C {
+	if i := slices.IndexFunc(children, match); i >= 0 {
+		return children[i]
+	}
+	var none C
+	return none
+}
+
+// allocateSPI reserves the inbound SPI of a CHILD_SA being negotiated on
+// the IKE SA.
+func (sa *ikeSACommon) allocateSPI() (uint32, error) {
+	return sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+}
+
+// releaseSPI gives back an inbound SPI no SA was installed with.
+func (sa *ikeSACommon) releaseSPI(spi uint32) {
+	_ = sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: spi})
+}
+
+// lastUsed is when one of the CHILD_SA's SAs last carried a packet (zero
+// if never, or not known).
+func (k *kernelChild[S]) lastUsed(inbound bool) time.Time {
+	id := k.outboundID()
+	if inbound {
+		id = k.inboundID()
+	}
+	st, err := k.sa().e.cfg.Dataplane.QuerySA(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.LastUsed
+}
+
+// esp is one of the CHILD_SA's SAs, with these keys (none for UpdateSA).
+func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
+	sa := k.sa()
+	ifIn, ifOut := k.ifIDs()
+	s := &SA{
+		Inbound: inbound, Mode: k.mode, ESN: k.suite.ESN == transform.ESN,
+		Encr: k.suite.Encr, EncrBits: k.suite.EncrKeyBits, EncrKey: keys.Encr,
+		Integ: k.suite.Integ, IntegKey: keys.Integ,
+		Lifetime: k.lifetime,
+		ReqID:    k.reqID(),
+	}
+	if inbound {
+		s.SAID, s.Src, s.Replay, s.IfID = k.inboundID(), sa.remote.Addr(), k.cfg.ReplayWindow, ifIn
+	} else {
+		s.SAID, s.Src, s.IfID = k.outboundID(), sa.local.Addr(), ifOut
+		if !k.outSoftTime {
+			s.Lifetime.SoftTime = 0
+		}
+	}
+	if k.encap && inbound {
+		s.Encap = &Encap{SrcPort: sa.remote.Port(), DstPort: sa.local.Port()}
+	} else if k.encap {
+		s.Encap = &Encap{SrcPort: sa.local.Port(), DstPort: sa.remote.Port()}
+	}
+	if k.mode == ModeTransport {
+		s.Selectors = append(append([]TrafficSelector(nil), k.localTS...), k.remoteTS...)
+	}
+	return s
+}
+
+// installSAs takes the CHILD_SA's reqid and installs its inbound SA, its
+// outbound SA (unless holdOut: holdOutbound keeps it back) and the
+// policies, in this order. On failure it names the part that failed;
+// what went in before stays for removeSAs.
+func (k *kernelChild[S]) installSAs(in, out transform.SAKeys, holdOut bool) (part string, err error) {
+	k.acquireReqid()
+	if err := k.addSA(true, in); err != nil {
+		return "inbound SA", err
+	}
+	if holdOut {
+		k.holdOutbound(out)
+	} else if err := k.addSA(false, out); err != nil {
+		return "outbound SA", err
+	}
+	if err := k.addPolicies(); err != nil {
+		return "policies", err
+	}
+	return "", nil
+}
+
+// addSA installs the inbound or the outbound SA and zeroes its keys:
+// the dataplane has copied what it keeps. The reqid comes first
+// (acquireReqid): the SAs carry the policies' reqid.
+func (k *kernelChild[S]) addSA(inbound bool, keys transform.SAKeys) error {
+	s := k.esp(inbound, keys)
+	defer zeroSAKeys(s)
+	if err := k.sa().e.cfg.Dataplane.AddSA(s); err != nil {
+		return err
+	}
+	if inbound {
+		k.inInstalled = true
+	} else {
+		k.outInstalled = true
+	}
+	return nil
+}
+
+func zeroSAKeys(s *SA) {
+	clear(s.EncrKey)
+	clear(s.IntegKey)
+}
+
+// holdOutbound keeps a copy of the outbound SA's keys until
+// addHeldOutbound installs it, with the addresses of that moment.
+func (k *kernelChild[S]) holdOutbound(keys transform.SAKeys) {
+	k.dropHeldOutbound()
+	k.heldOut = &transform.SAKeys{Encr: slices.Clone(keys.Encr), Integ: slices.Clone(keys.Integ)}
+}
+
+// addHeldOutbound installs the outbound SA held back; there must be one.
+func (k *kernelChild[S]) addHeldOutbound() error {
+	keys := k.heldOut
+	k.heldOut = nil
+	defer func() { clear(keys.Encr); clear(keys.Integ) }()
+	return k.addSA(false, *keys)
+}
+
+// dropHeldOutbound forgets (and zeroes) the keys of an outbound SA held
+// back that will not be installed.
+func (k *kernelChild[S]) dropHeldOutbound() {
+	if keys := k.heldOut; keys != nil {
+		clear(keys.Encr)
+		clear(keys.Integ)
+		k.heldOut = nil
+	}
+}
+
+// addPolicies installs the policies of the CHILD_SA's reqid for their
+// first user: out, in and (in tunnel mode) fwd for every pair of a local
+// and a remote selector of the same address family. It tries them all
+// and reports every failure.
+func (k *kernelChild[S]) addPolicies() error {
+	r := k.reqid
+	if len(r.policies) > 0 {
+		return nil
+	}
+	sa := k.sa()
+	local, remote := sa.local.Addr(), sa.remote.Addr()
+	ifIn, ifOut := k.ifIDs()
+	for _, l := range k.localTS {
+		for _, rm := range k.remoteTS {
+			if l.Start.Is4() != rm.Start.Is4() {
+				continue
+			}
+			r.policies = append(r.policies,
+				&Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: k.mode, ReqID: r.reqid, IfID: ifOut},
+				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: k.mode, ReqID: r.reqid, IfID: ifIn})
+			if k.mode == ModeTunnel {
+				r.policies = append(r.policies,
+					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: k.mode, ReqID: r.reqid, IfID: ifIn})
+			}
+		}
+	}
+	var errs []string
+	for _, p := range r.policies {
+		if err := sa.e.cfg.Dataplane.AddPolicy(p); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// takeBack registers a CHILD_SA Import takes back, whose SAs are in the
+// dataplane still, under the reqid they were installed with, and adds
+// its policies again.
+func (k *kernelChild[S]) takeBack(reqid uint32) {
+	k.inInstalled, k.outInstalled = true, true
+	k.reqid = k.sa().e.reqids.adopt(k.reqidKey(), reqid, k.cfg.Reqid)
+	if err := k.addPolicies(); err != nil {
+		k.sa().log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", k.name(), err))
+	}
+}
+
+// updateAddresses follows a changed NAT mapping in the installed SAs; an
+// outbound SA held back gets the new addresses when it is installed.
+func (k *kernelChild[S]) updateAddresses() {
+	if k.state != ChildSAInstalled && k.state != ChildSARekeying {
+		return
+	}
+	sa := k.sa()
+	dp := sa.e.cfg.Dataplane
+	if err := dp.UpdateSA(k.esp(true, transform.SAKeys{})); err != nil {
+		sa.log.Info(fmt.Sprintf("updating inbound SA of CHILD_SA %s failed: %v", k.name(), err))
+	}
+	if k.heldOut != nil {
+		return
+	}
+	if err := dp.UpdateSA(k.esp(false, transform.SAKeys{})); err != nil {
+		sa.log.Info(fmt.Sprintf("updating outbound SA of CHILD_SA %s failed: %v", k.name(), err))
+	}
+}
+
+// removeSAs takes the CHILD_SA's SAs out of the dataplane (an allocated
+// inbound SPI too) and drops its hold on the policies. The inbound SA of
+// a CHILD_SA that another one replaced goes DeleteRekeyedDelay later
+// (retire), unless the IKE SA goes with it.
+func (k *kernelChild[S]) removeSAs(replaced bool) {
+	sa := k.sa()
+	dp := sa.e.cfg.Dataplane
+	k.dropHeldOutbound()
+	if k.spiIn != 0 {
+		id := k.inboundID()
+		if replaced && k.inInstalled && sa.state != IKESADestroying && sa.e.cfg.DeleteRekeyedDelay > 0 {
+			sa.e.retire(id, sa.log)
+		} else if err := dp.DeleteSA(id); err != nil && k.inInstalled {
+			// Also releases an SPI allocated for a CHILD_SA never installed.
+			sa.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", k.spiIn, err))
+		}
+	}
+	if k.outInstalled {
+		if err := dp.DeleteSA(k.outboundID()); err != nil {
+			sa.log.Info(fmt.Sprintf("unable to delete outbound SA %.8x: %v", k.spiOut, err))
+		}
+	}
+	k.releaseReqid()
+}
+
+// noteOwned adds what the CHILD_SA holds, unless it is going, to the
+// panic safety net's counts (safetynet.go).
+func (k *kernelChild[S]) noteOwned(owned map[SAID]bool, users map[*reqidEntry]int) {
+	if k.state == ChildSADestroying {
+		return
+	}
+	owned[k.inboundID()] = true
+	owned[k.outboundID()] = true
+	if k.reqid != nil {
+		users[k.reqid]++
+	}
+}
+
+// retire removes an inbound SA of a deleted rekeyed CHILD_SA after
+// DeleteRekeyedDelay: the peer may have sent on it until it received our
+// DELETE (or sent its own), and those packets are still on their way.
+func (e *Engine) retire(id SAID, log *slog.Logger) {
+	if t := e.retired[id]; t != nil {
+		t.Stop()
+	}
+	e.retired[id] = e.afterFunc(e.cfg.DeleteRekeyedDelay, func() {
+		delete(e.retired, id)
+		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
+			log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+		}
+	})
+}
+
+// removeRetired removes the retired inbound SAs at once (the engine
+// stops).
+func (e *Engine) removeRetired() {
+	for id, t := range e.retired {
+		t.Stop()
+		delete(e.retired, id)
+		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
+			e.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+		}
+	}
+}
+
+// reqidTable hands out reqids and owns the policies, as charon's kernel
+// interface does: CHILD_SAs of either IKE version with the same child
+// name, selectors, outer addresses, interface IDs and mode share a reqid
+// and its policies, so that a rekeyed CHILD_SA takes over the policies of
+// the one it replaces (make-before-break) and they are removed with the
+// last user.
+type reqidTable struct {
+	byKey map[string]*reqidEntry
+	next  uint32 // the last reqid handed out
+}
+
+type reqidEntry struct {
+	key      string
+	reqid    uint32
+	refs     int
+	policies []*Policy
+}
+
+func (k *kernelChild[S]) reqidKey() string {
+	sa := k.sa()
+	ifIn, ifOut := k.ifIDs()
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", k.cfg.Name, formatTS(k.localTS), formatTS(k.remoteTS),
+		sa.local.Addr(), sa.remote.Addr(), ifIn, ifOut, k.mode)
+}
+
+// reqID is the reqid the CHILD_SA's SAs carry, 0 while it has none.
+func (k *kernelChild[S]) reqID() uint32 {
+	if k.reqid == nil {
+		return 0
+	}
+	return k.reqid.reqid
+}
+
+// acquireReqid makes the CHILD_SA a user of its selectors' reqid: the
+// configured one or a new one for the first.
+func (k *kernelChild[S]) acquireReqid() {
+	k.reqid = k.sa().e.reqids.acquire(k.reqidKey(), k.cfg.Reqid)
+}
+
+// releaseReqid drops the CHILD_SA's use of its reqid.
+func (k *kernelChild[S]) releaseReqid() {
+	if k.reqid != nil {
+		sa := k.sa()
+		sa.e.reqids.release(k.reqid, sa.e.cfg.Dataplane, sa.log)
+		k.reqid = nil
+	}
+}
+
+// acquire counts one more user of the entry of key, made for the first
+// with reqid (0: the next free one).
+func (t *reqidTable) acquire(key string, reqid uint32) *reqidEntry {
+	r := t.byKey[key]
+	if r == nil {
+		if reqid == 0 {
+			t.next++
+			reqid = t.next
+		}
+		r = &reqidEntry{key: key, reqid: reqid}
+		t.byKey[key] = r
+	}
+	r.refs++
+	return r
+}
+
+// adopt is acquire for a CHILD_SA taken back, whose SAs carry the reqid
+// saved (0 in an IKEv1 record without one: the configured one, else a
+// new one). No reqid handed out later may be one of those.
+func (t *reqidTable) adopt(key string, saved, configured uint32) *reqidEntry {
+	reqid := saved
+	if reqid == 0 {
+		reqid = configured
+	}
+	r := t.acquire(key, reqid)
+	t.next = max(t.next, saved, r.reqid)
+	return r
+}
+
+// release drops a user of an entry; the last one takes the policies out
+// of the dataplane.
+func (t *reqidTable) release(r *reqidEntry, dp Dataplane, log *slog.Logger) {
+	r.refs--
+	if r.refs > 0 {
+		return
+	}
+	for _, p := range r.policies {
+		if err := dp.DeletePolicy(p); err != nil {
+			log.Debug(fmt.Sprintf("unable to delete policy %s === %s %s: %v", p.Src, p.Dst, p.Dir, err))
+		}
+	}
+	if t.byKey[r.key] == r {
+		delete(t.byKey, r.key)
+	}
+}

@@ -1,0 +1,130 @@
+package ike
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// ikeSACommon is what an IKE SA is in both versions: IKEv2's ikeSA and
+// IKEv1's ISAKMP SA (v1SA) embed it, and the CHILD_SAs of either reach
+// their IKE SA's engine, addresses and log through it (kernel.go).
+// Guarded by the engine lock.
+type ikeSACommon struct {
+	e    *Engine
+	conn *connection
+	id   uint32 // unique ID, the [1] in logs
+	log  *slog.Logger
+
+	state     IKESAState
+	initiator bool // IKEv2: the original initiator (I flag); IKEv1: of phase 1
+	local     netip.AddrPort
+	remote    netip.AddrPort
+
+	localID, remoteID Identity
+	natLocal          bool // we are behind a NAT
+	natRemote         bool // the peer is
+	peerFrag          bool // the peer announced fragmentation support
+
+	lastInbound  time.Time
+	lastOutbound time.Time // last IKE message or keepalive sent
+}
+
+func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote netip.AddrPort) ikeSACommon {
+	e.nextIKEID++
+	sa := ikeSACommon{e: e, conn: c, id: e.nextIKEID, initiator: initiator, local: local, remote: remote,
+		lastInbound: e.clock.Now()}
+	sa.log = e.log.With("ike_sa", sa.name())
+	sa.localID = c.local.ID
+	return sa
+}
+
+// takeID gives an IKE SA made for a record Import takes back the record's
+// unique ID: making it counted no new one.
+func (sa *ikeSACommon) takeID(id uint32) {
+	sa.e.nextIKEID--
+	sa.id = id
+	sa.log = sa.e.log.With("ike_sa", sa.name())
+}
+
+// ours picks, of the initiator's and the responder's SPI (IKEv1: cookie),
+// the one the peer addresses us with.
+func ours(initiator bool, i, r uint64) uint64 {
+	if initiator {
+		return i
+	}
+	return r
+}
+
+// common lets code written for both versions (kernelChild) reach it.
+func (sa *ikeSACommon) common() *ikeSACommon { return sa }
+
+func (sa *ikeSACommon) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
+
+func (sa *ikeSACommon) setState(s IKESAState) {
+	if sa.state != s {
+		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
+		sa.state = s
+	}
+}
+
+// send sends datagrams of this IKE SA to the peer.
+func (sa *ikeSACommon) send(packets [][]byte) {
+	sa.lastOutbound = sa.e.clock.Now()
+	sa.e.send(sa.local, sa.remote, packets)
+}
+
+func (sa *ikeSACommon) natAny() bool { return sa.natLocal || sa.natRemote }
+
+// useNATT reports whether ESP must be UDP-encapsulated.
+func (sa *ikeSACommon) useNATT() bool { return sa.natAny() || sa.conn.Encap }
+
+// logNAT says what NAT detection found.
+func (sa *ikeSACommon) logNAT() {
+	if sa.natLocal {
+		sa.log.Info("local host is behind NAT, sending keep alives")
+	}
+	if sa.natRemote {
+		sa.log.Info("remote host is behind NAT")
+	}
+}
+
+// floatToNATT moves the IKE SA to the NAT-T ports (RFC 7296 section
+// 2.23, RFC 3947) as charon's float_ports() does: the peer's port becomes
+// 4500 if either end used 500 (a peer on a custom port is assumed to stay
+// on it), and ours becomes our NAT-T port if it was our IKE port (a
+// custom local_port stays).
+func (sa *ikeSACommon) floatToNATT() {
+	if sa.remote.Port() == PortIKE || sa.local.Port() == PortIKE {
+		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), PortNATT)
+	}
+	if sa.local.Port() == sa.e.cfg.Port {
+		sa.local = netip.AddrPortFrom(sa.local.Addr(), sa.e.cfg.NATTPort)
+	}
+}
+
+// retransmitTimeout is how long a request sent tries+1 times waits for
+// its answer (RFC 7296 section 2.1; charon's retransmit_timeout and
+// retransmit_base).
+func (e *Engine) retransmitTimeout(tries int) time.Duration {
+	return time.Duration(float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(tries)))
+}
+
+// retransmitDue counts one more retransmit of a request retransmitted
+// *tries times so far, or says (false) that the retransmits are used up.
+func (sa *ikeSACommon) retransmitDue(tries *int) bool {
+	if *tries >= sa.e.cfg.RetransmitTries {
+		sa.log.Info(fmt.Sprintf("giving up after %d retransmits", *tries))
+		return false
+	}
+	*tries++
+	sa.e.stats.Retransmits++
+	return true
+}
+
+// ends are the IKE SA's ends as charon logs them: local[ID]...remote[ID].
+func (sa *ikeSACommon) ends() string {
+	return fmt.Sprintf("%s[%s]...%s[%s]", sa.local.Addr(), sa.localID, sa.remote.Addr(), sa.remoteID)
+}
