@@ -189,3 +189,55 @@ func WriteFloodTable(w io.Writer, rs []FloodResult, capacity float64) {
 			r.LegitOffered, r.Established, x, count(int(r.Challenges)), count(int(r.PolicerDrops)), r.CPU*100)
 	}
 }
+
+// clientRef is the result the ratios of the client table compare with:
+// the smallest client count measured.
+func clientRef(rs []ClientResult) ClientResult { return rs[0] }
+
+// WriteClientTable writes the outbound lookup per remote-access client as
+// a Markdown table: what the kernel's policies add to a send (default
+// hash thresholds, hthresh4 set, one catch-all policy) and tc_lan's cost,
+// each with its ratio to the smallest client count.
+func WriteClientTable(w io.Writer, rs []ClientResult) {
+	if len(rs) == 0 {
+		return
+	}
+	ref := clientRef(rs)
+	n := count(ref.Clients)
+	fmt.Fprintf(w, "| clients | kernel, default thresholds: lookup ns | x %s | kernel, hthresh4 %d %d: lookup ns | x %s | kernel, one catch-all policy: lookup ns | tc_lan ns/pkt | floor ns/pkt | tc_lan above floor ns | x %s | no policies: send ns |\n",
+		n, DefaultClientOptions.HThresh[0], DefaultClientOptions.HThresh[1], n, n)
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f |\n", count(r.Clients),
+			r.KernelLookupNs(), r.KernelLookupNs()/ref.KernelLookupNs(),
+			r.KernelHashedLookupNs(), r.KernelHashedLookupNs()/ref.KernelHashedLookupNs(),
+			r.KernelCatchAllLookupNs(), r.TCNs, r.TCFloorNs, r.TCLookupNs(), r.TCRatio(), r.KernelBaseNs)
+	}
+}
+
+// ClientTargetText says, for each way of looking clients up, whether its
+// cost at the largest count up to 10,000 clients is within ClientTarget
+// of its cost at the smallest count.
+func ClientTargetText(rs []ClientResult) string {
+	at := -1
+	for i, r := range rs {
+		if r.Clients <= 10_000 {
+			at = i
+		}
+	}
+	if at < 1 {
+		return "Target not checked: fewer than two client counts up to 10,000 measured."
+	}
+	ref, r := clientRef(rs), rs[at]
+	met := func(x float64) string {
+		if x <= ClientTarget {
+			return fmt.Sprintf("%.2fx (met)", x)
+		}
+		return fmt.Sprintf("%.2fx (not met)", x)
+	}
+	return fmt.Sprintf("Target (issue 15): the lookup at %s clients within %.1fx of its cost at %s. Kernel, default thresholds: %s; kernel, hthresh4 %d %d: %s; tc_lan above its floor: %s (whole program %.2fx).",
+		count(r.Clients), ClientTarget, count(ref.Clients),
+		met(r.KernelLookupNs()/ref.KernelLookupNs()),
+		DefaultClientOptions.HThresh[0], DefaultClientOptions.HThresh[1], met(r.KernelHashedLookupNs()/ref.KernelHashedLookupNs()),
+		met(r.TCRatio()), r.TCNs/r.TCSmallNs)
+}
