@@ -21,8 +21,8 @@ import (
 // Outbound lookup per remote-access client: a gateway with one CHILD_SA
 // per road warrior, each with the client's virtual IP (/32) as the remote
 // selector and 0.0.0.0/0 as the local one, must find the client's tunnel
-// for every packet to it. Two ways to do that are measured at growing
-// client counts:
+// for every packet to it. Measured at growing client counts, the packet
+// always for the last client added:
 //
 //   - the kernel's XFRM policy lookup, with the out, in and fwd policies
 //     the daemon installs per CHILD_SA in policy-based mode (tunnel-mode
@@ -30,6 +30,8 @@ import (
 //     hash thresholds (only /32-to-/32 selectors are hashed, so a
 //     /0-to-/32 one goes to the inexact policies, found through a tree of
 //     destination prefixes), once with hthresh4 0 32 (hashed by their /32);
+//   - the kernel's lookup with one catch-all policy (0.0.0.0/0 both ways),
+//     its part in route-based mode, where tc_lan picks the client;
 //   - tc_lan with the same clients in its SPD, each PROTECT with an if_id
 //     of its own.
 //
@@ -49,10 +51,9 @@ import (
 // lookup, which searches the out direction only, but they are in the
 // kernel's tables as they would be. A test checks that the datagrams match
 // the last client's out policy with the daemon's template too (counted as
-// XfrmOutNoStates). Timing as in PolicyLookup: the
-// thread's CPU time per send over a batch of UDP datagrams from an
-// unconnected socket to the last client, fastest batch, against the same
-// sends in a namespace without policies.
+// XfrmOutNoStates). Timing as in PolicyLookup: the thread's CPU time per
+// send over a batch of UDP datagrams from an unconnected socket, fastest
+// batch, against the same sends in a namespace without policies.
 
 // ClientOptions tune the remote-access lookup measurement.
 type ClientOptions struct {
@@ -198,9 +199,11 @@ type clientSite struct {
 	outTemplates bool
 }
 
-// XFRM_MSG_NEWSPDINFO's attributes (enum xfrm_spdattr_type_t in
-// linux/xfrm.h), which x/sys/unix does not define.
+// The attributes of XFRM_MSG_NEWSPDINFO and GETSPDINFO (enum
+// xfrm_spdattr_type_t in linux/xfrm.h), which x/sys/unix does not define.
 const (
+	xfrmaSPDInfo        = 1 // struct xfrmu_spdinfo {u32 incnt, outcnt, fwdcnt, inscnt, outscnt, fwdscnt}
+	xfrmaSPDHInfo       = 2 // struct xfrmu_spdhinfo {u32 spdhcnt, spdhmcnt}
 	xfrmaSPDIPv4HThresh = 3 // struct xfrmu_spdhthresh {u8 lbits, rbits}
 )
 
@@ -288,16 +291,10 @@ func setHThresh4(lbits, rbits int) error {
 
 // spdInfo is what XFRM_MSG_GETSPDINFO reports of a namespace's policies.
 type spdInfo struct {
-	policies, out          int // in, out and fwd; out
+	out                    int // out policies
 	idxBuckets, maxBuckets int // the policy index hash table's size and the most it grows to, each minus one
 	lbits4, rbits4         int // hthresh4
 }
-
-// XFRM_MSG_GETSPDINFO's attributes besides the thresholds.
-const (
-	xfrmaSPDInfo  = 1 // struct xfrmu_spdinfo {u32 incnt, outcnt, fwdcnt, inscnt, outscnt, fwdscnt}
-	xfrmaSPDHInfo = 2 // struct xfrmu_spdhinfo {u32 spdhcnt, spdhmcnt}
-)
 
 // getSPDInfo reads the calling thread's namespace's SPD information.
 func getSPDInfo() (spdInfo, error) {
@@ -319,10 +316,7 @@ func getSPDInfo() (spdInfo, error) {
 	for _, a := range attrs {
 		v := a.Value
 		switch {
-		case a.Attr.Type == xfrmaSPDInfo && len(v) >= 12:
-			for i := range 3 {
-				si.policies += int(nl.NativeEndian().Uint32(v[4*i:]))
-			}
+		case a.Attr.Type == xfrmaSPDInfo && len(v) >= 8:
 			si.out = int(nl.NativeEndian().Uint32(v[4:]))
 			seen |= 1
 		case a.Attr.Type == xfrmaSPDHInfo && len(v) >= 8:
