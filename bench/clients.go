@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -85,6 +84,10 @@ type ClientResult struct {
 	// thresholds, KernelHashedNs with hthresh4 set (CPU ns per send,
 	// fastest batch).
 	KernelBaseNs, KernelNs, KernelHashedNs float64
+	// KernelSmallNs and KernelHashedSmallNs are the same sends with the
+	// smallest client count's policies, in namespaces of their own,
+	// measured in the same batches: the ratios compare like with like.
+	KernelSmallNs, KernelHashedSmallNs float64
 	// KernelCatchAllNs is the same send with a single out policy from
 	// 0.0.0.0/0 to 0.0.0.0/0: the kernel's part of route-based mode,
 	// where tc_lan picks the client and tags the packet with its if_id,
@@ -107,6 +110,17 @@ func (r ClientResult) KernelLookupNs() float64 { return r.KernelNs - r.KernelBas
 
 // KernelHashedLookupNs is the same with hthresh4 set.
 func (r ClientResult) KernelHashedLookupNs() float64 { return r.KernelHashedNs - r.KernelBaseNs }
+
+// KernelRatio is KernelLookupNs as a multiple of the same with the
+// smallest client count, measured in the same batches.
+func (r ClientResult) KernelRatio() float64 {
+	return r.KernelLookupNs() / (r.KernelSmallNs - r.KernelBaseNs)
+}
+
+// KernelHashedRatio is the same with hthresh4 set.
+func (r ClientResult) KernelHashedRatio() float64 {
+	return r.KernelHashedLookupNs() / (r.KernelHashedSmallNs - r.KernelBaseNs)
+}
 
 // TCLookupNs is tc_lan's cost above the floor: what the program adds to
 // a packet, its parsing, lookup and counters.
@@ -452,32 +466,35 @@ func ClientLookup(o Options, co ClientOptions, progress func(ClientResult)) ([]C
 	if len(co.Counts) == 0 {
 		return nil, nil
 	}
-	base, err := newClientSite([2]int{})
-	if err != nil {
-		return nil, err
+	// Sites: without policies; the clients' policies, default and hashed;
+	// the smallest count's, default and hashed, which stay as they are and
+	// are measured in the same batches as each larger count; one
+	// catch-all policy.
+	hthresh := [][2]int{{}, {}, co.HThresh, {}, co.HThresh, {}}
+	sites := make([]*clientSite, len(hthresh))
+	for i, th := range hthresh {
+		s, err := newClientSite(th)
+		if err != nil {
+			return nil, err
+		}
+		defer s.close()
+		sites[i] = s
 	}
-	defer base.close()
-	def, err := newClientSite([2]int{})
-	if err != nil {
-		return nil, err
-	}
-	defer def.close()
-	hashed, err := newClientSite(co.HThresh)
-	if err != nil {
-		return nil, err
-	}
-	defer hashed.close()
-	catchAll, err := newClientSite([2]int{})
-	if err != nil {
-		return nil, err
-	}
-	defer catchAll.close()
+	base, def, hashed, smallDef, smallHashed, catchAll := sites[0], sites[1], sites[2], sites[3], sites[4], sites[5]
 	all := netlink.XfrmPolicy{Src: ipNet(anyV4), Dst: ipNet(anyV4), Dir: netlink.XFRM_DIR_OUT}
 	if err := catchAll.h.XfrmPolicyAdd(&all); err != nil {
 		return nil, fmt.Errorf("add the catch-all policy: %w", err)
 	}
-	// tc_lan with the smallest count stays loaded, measured in the same
-	// rounds as each larger one: the ratio compares like with like.
+	for _, s := range []*clientSite{smallDef, smallHashed} {
+		if err := s.grow(co.Counts[0]); err != nil {
+			return nil, err
+		}
+		if err := s.settle(); err != nil {
+			return nil, err
+		}
+	}
+	smallDst := ClientVIP(co.Counts[0] - 1)
+	// tc_lan with the smallest count stays loaded too.
 	small, smallPkt, err := TCLanClientSetup(co.Counts[0])
 	if err != nil {
 		return nil, err
@@ -488,17 +505,13 @@ func ClientLookup(o Options, co ClientOptions, progress func(ClientResult)) ([]C
 	var setup time.Duration
 	for _, n := range co.Counts {
 		t0 := time.Now()
-		if err := def.grow(n); err != nil {
-			return out, err
-		}
-		if err := hashed.grow(n); err != nil {
-			return out, err
-		}
-		if err := def.settle(); err != nil {
-			return out, err
-		}
-		if err := hashed.settle(); err != nil {
-			return out, err
+		for _, s := range []*clientSite{def, hashed} {
+			if err := s.grow(n); err != nil {
+				return out, err
+			}
+			if err := s.settle(); err != nil {
+				return out, err
+			}
 		}
 		setup += time.Since(t0)
 		// Each new policy arms a timer that fires a second later (its
@@ -506,21 +519,28 @@ func ClientLookup(o Options, co ClientOptions, progress func(ClientResult)) ([]C
 		time.Sleep(policyTimerDelay)
 		r := ClientResult{Clients: n, Setup: setup}
 		dst := ClientVIP(n - 1)
-		var kbase, kdef, khash, kall []float64
-		for range co.Batches {
-			for _, m := range []struct {
-				s   *clientSite
-				out *[]float64
-			}{{base, &kbase}, {def, &kdef}, {hashed, &khash}, {catchAll, &kall}} {
-				v, err := m.s.batch(dst, co.Sends)
+		timed := []struct {
+			s   *clientSite
+			dst netip.Addr
+			min *float64
+		}{
+			{base, dst, &r.KernelBaseNs}, {def, dst, &r.KernelNs}, {hashed, dst, &r.KernelHashedNs},
+			{smallDef, smallDst, &r.KernelSmallNs}, {smallHashed, smallDst, &r.KernelHashedSmallNs},
+			{catchAll, dst, &r.KernelCatchAllNs},
+		}
+		// A few batches first, not kept: the first sends after a pause
+		// are slower.
+		for b := range co.Batches + clientWarmup {
+			for _, m := range timed {
+				v, err := m.s.batch(m.dst, co.Sends)
 				if err != nil {
 					return out, err
 				}
-				*m.out = append(*m.out, v)
+				if b >= clientWarmup && (*m.min == 0 || v < *m.min) {
+					*m.min = v
+				}
 			}
 		}
-		r.KernelBaseNs, r.KernelNs, r.KernelHashedNs = slices.Min(kbase), slices.Min(kdef), slices.Min(khash)
-		r.KernelCatchAllNs = slices.Min(kall)
 
 		d, pkt, err := TCLanClientSetup(n)
 		if err != nil {
@@ -539,3 +559,7 @@ func ClientLookup(o Options, co ClientOptions, progress func(ClientResult)) ([]C
 	}
 	return out, nil
 }
+
+// clientWarmup is how many batches per count and namespace are sent
+// before the timed ones.
+const clientWarmup = 3

@@ -27,7 +27,8 @@ func TestClientLookupSmall(t *testing.T) {
 	for _, r := range rs {
 		t.Logf("%d clients: kernel %.0f ns, hashed %.0f ns (%.0f without), tc_lan %.0f ns (floor %.0f)",
 			r.Clients, r.KernelNs, r.KernelHashedNs, r.KernelBaseNs, r.TCNs, r.TCFloorNs)
-		if r.KernelNs <= 0 || r.KernelHashedNs <= 0 || r.KernelBaseNs <= 0 || r.TCNs <= 0 {
+		if r.KernelNs <= 0 || r.KernelHashedNs <= 0 || r.KernelBaseNs <= 0 || r.KernelSmallNs <= 0 ||
+			r.KernelHashedSmallNs <= 0 || r.KernelCatchAllNs <= 0 || r.TCNs <= 0 {
 			t.Errorf("%d clients: non-positive figures %+v", r.Clients, r)
 		}
 	}
@@ -148,8 +149,8 @@ func BenchmarkClientLookup(b *testing.B) {
 				b.ReportMetric(r.KernelLookupNs(), "kernel-ns/pkt")
 				b.ReportMetric(r.KernelHashedLookupNs(), "kernel-hthresh-ns/pkt")
 				b.ReportMetric(r.TCLookupNs(), "tc_lan-ns/pkt")
-				b.ReportMetric(r.KernelLookupNs()/rs[0].KernelLookupNs(), "kernel-x-smallest")
-				b.ReportMetric(r.KernelHashedLookupNs()/rs[0].KernelHashedLookupNs(), "kernel-hthresh-x-smallest")
+				b.ReportMetric(r.KernelRatio(), "kernel-x-smallest")
+				b.ReportMetric(r.KernelHashedRatio(), "kernel-hthresh-x-smallest")
 				b.ReportMetric(r.TCRatio(), "tc_lan-x-smallest")
 				b.ReportMetric(r.KernelCatchAllLookupNs(), "kernel-catch-all-ns/pkt")
 			})

@@ -209,8 +209,8 @@ func WriteClientTable(w io.Writer, rs []ClientResult) {
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f |\n", count(r.Clients),
-			r.KernelLookupNs(), r.KernelLookupNs()/ref.KernelLookupNs(),
-			r.KernelHashedLookupNs(), r.KernelHashedLookupNs()/ref.KernelHashedLookupNs(),
+			r.KernelLookupNs(), r.KernelRatio(),
+			r.KernelHashedLookupNs(), r.KernelHashedRatio(),
 			r.KernelCatchAllLookupNs(), r.TCNs, r.TCFloorNs, r.TCLookupNs(), r.TCRatio(), r.KernelBaseNs)
 	}
 }
@@ -244,9 +244,9 @@ func ClientTargetText(rs []ClientResult) string {
 	}
 	return fmt.Sprintf("Target (issue 15): each lookup within %.1fx of its cost at %s clients, up to %s clients. Worst ratio: kernel, default thresholds: %s; kernel, hthresh4 %d %d: %s; tc_lan above its floor: %s; tc_lan, whole program: %s.",
 		ClientTarget, count(ref.Clients), count(in[len(in)-1].Clients),
-		worst(func(r ClientResult) float64 { return r.KernelLookupNs() / ref.KernelLookupNs() }),
+		worst(ClientResult.KernelRatio),
 		DefaultClientOptions.HThresh[0], DefaultClientOptions.HThresh[1],
-		worst(func(r ClientResult) float64 { return r.KernelHashedLookupNs() / ref.KernelHashedLookupNs() }),
+		worst(ClientResult.KernelHashedRatio),
 		worst(ClientResult.TCRatio),
 		worst(func(r ClientResult) float64 { return r.TCNs / r.TCSmallNs }))
 }
