@@ -189,3 +189,64 @@ func WriteFloodTable(w io.Writer, rs []FloodResult, capacity float64) {
 			r.LegitOffered, r.Established, x, count(int(r.Challenges)), count(int(r.PolicerDrops)), r.CPU*100)
 	}
 }
+
+// clientRef is the result the ratios of the client table compare with:
+// the smallest client count measured.
+func clientRef(rs []ClientResult) ClientResult { return rs[0] }
+
+// WriteClientTable writes the outbound lookup per remote-access client as
+// a Markdown table: what the kernel's policies add to a send (default
+// hash thresholds, hthresh4 set, one catch-all policy) and tc_lan's cost,
+// each with its ratio to the smallest client count.
+func WriteClientTable(w io.Writer, rs []ClientResult) {
+	if len(rs) == 0 {
+		return
+	}
+	ref := clientRef(rs)
+	n := count(ref.Clients)
+	fmt.Fprintf(w, "| clients | kernel, default thresholds: lookup ns | x %s | kernel, hthresh4 %d %d: lookup ns | x %s | kernel, one catch-all policy: lookup ns | tc_lan ns/pkt | floor ns/pkt | tc_lan above floor ns | x %s | no policies: send ns |\n",
+		n, DefaultClientOptions.HThresh[0], DefaultClientOptions.HThresh[1], n, n)
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f |\n", count(r.Clients),
+			r.KernelLookupNs(), r.KernelRatio(),
+			r.KernelHashedLookupNs(), r.KernelHashedRatio(),
+			r.KernelCatchAllLookupNs(), r.TCNs, r.TCFloorNs, r.TCLookupNs(), r.TCRatio(), r.KernelBaseNs)
+	}
+}
+
+// ClientTargetText says, for each way of looking clients up, whether its
+// cost at every count up to 10,000 clients is within ClientTarget of its
+// cost at the smallest count, naming the worst.
+func ClientTargetText(rs []ClientResult) string {
+	var in []ClientResult
+	for _, r := range rs[min(1, len(rs)):] {
+		if r.Clients <= 10_000 {
+			in = append(in, r)
+		}
+	}
+	if len(in) == 0 {
+		return "Target not checked: fewer than two client counts up to 10,000 measured."
+	}
+	ref := clientRef(rs)
+	worst := func(ratio func(ClientResult) float64) string {
+		w := in[0]
+		for _, r := range in {
+			if ratio(r) > ratio(w) {
+				w = r
+			}
+		}
+		verdict := "met"
+		if ratio(w) > ClientTarget {
+			verdict = "not met"
+		}
+		return fmt.Sprintf("%.2fx at %s clients (%s)", ratio(w), count(w.Clients), verdict)
+	}
+	return fmt.Sprintf("Target (issue 15): each lookup within %.1fx of its cost at %s clients, up to %s clients. Worst ratio: kernel, default thresholds: %s; kernel, hthresh4 %d %d: %s; tc_lan above its floor: %s; tc_lan, whole program: %s.",
+		ClientTarget, count(ref.Clients), count(in[len(in)-1].Clients),
+		worst(ClientResult.KernelRatio),
+		DefaultClientOptions.HThresh[0], DefaultClientOptions.HThresh[1],
+		worst(ClientResult.KernelHashedRatio),
+		worst(ClientResult.TCRatio),
+		worst(func(r ClientResult) float64 { return r.TCNs / r.TCSmallNs }))
+}

@@ -22,9 +22,11 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bench",
 		Usage:     "measure the dataplane and the IKE responder on this host, or the attached programs under live traffic (--wan)",
-		ArgsUsage: "[xdp|policy|ike|flood|all]",
+		ArgsUsage: "[xdp|policy|clients|ike|flood|all]",
 		Description: "xdp: xdp_wan and tc_lan per-packet cost by BPF_PROG_TEST_RUN against a bare XDP program (the floor).\n" +
 			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
+			"clients: the outbound lookup per remote-access client (0.0.0.0/0 to each virtual IP /32) at 10 to 100,000 clients:\n" +
+			"the kernel's, with the daemon's per-client policies (default hash thresholds and hthresh4 0 32), against tc_lan's.\n" +
 			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
 			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
 			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
@@ -81,9 +83,9 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "  %s, %s: %.0f ns/pkt (floor %.0f)\n", r.Program, r.Case, r.Ns, r.FloorNs)
 	}
 	switch which {
-	case "xdp", "policy", "ike", "flood", "all":
+	case "xdp", "policy", "clients", "ike", "flood", "all":
 	default:
-		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy, ike, flood or all)", which)
+		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy, clients, ike, flood or all)", which)
 	}
 	if which == "xdp" || which == "all" {
 		xs, err := bench.XDPWan(o, progress)
@@ -112,6 +114,21 @@ func runBench(c *cli.Context) error {
 		if err != nil {
 			fmt.Fprintf(w, "Stopped early: %v\n", err)
 		}
+		fmt.Fprintln(w)
+	}
+	if which == "clients" || which == "all" {
+		rs, err := bench.ClientLookup(o, bench.DefaultClientOptions, func(r bench.ClientResult) {
+			fmt.Fprintf(c.App.ErrWriter, "  %d clients: kernel lookup %.0f ns (hthresh4 %.0f), tc_lan %.0f ns above the floor\n",
+				r.Clients, r.KernelLookupNs(), r.KernelHashedLookupNs(), r.TCLookupNs())
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "Outbound lookup per remote-access client:")
+		fmt.Fprintln(w)
+		bench.WriteClientTable(w, rs)
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, bench.ClientTargetText(rs))
 		fmt.Fprintln(w)
 	}
 	var capacity float64
