@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/packet"
 	"github.com/xdpsec/xdpsec/maps"
+	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
 // Outbound lookup per remote-access client: a gateway with one CHILD_SA
@@ -213,14 +213,6 @@ type clientSite struct {
 	outTemplates bool
 }
 
-// The attributes of XFRM_MSG_NEWSPDINFO and GETSPDINFO (enum
-// xfrm_spdattr_type_t in linux/xfrm.h), which x/sys/unix does not define.
-const (
-	xfrmaSPDInfo        = 1 // struct xfrmu_spdinfo {u32 incnt, outcnt, fwdcnt, inscnt, outscnt, fwdscnt}
-	xfrmaSPDHInfo       = 2 // struct xfrmu_spdhinfo {u32 spdhcnt, spdhmcnt}
-	xfrmaSPDIPv4HThresh = 3 // struct xfrmu_spdhthresh {u8 lbits, rbits}
-)
-
 func newClientSite(hthresh [2]int) (*clientSite, error) {
 	t, err := newNSThread()
 	if err != nil {
@@ -290,61 +282,24 @@ func (s *clientSite) setup(hthresh [2]int) error {
 }
 
 // setHThresh4 sets the IPv4 policy hash thresholds of the calling
-// thread's namespace (`ip xfrm policy set hthresh4 LBITS RBITS`): policies
-// whose local prefix is at least lbits and remote at least rbits long are
-// hashed by those bits. netlink has no call for it.
+// thread's namespace (`ip xfrm policy set hthresh4 LBITS RBITS`).
 func setHThresh4(lbits, rbits int) error {
-	req := nl.NewNetlinkRequest(nl.XFRM_MSG_NEWSPDINFO, unix.NLM_F_ACK)
-	// A u32 of flags (unused) and the attribute.
-	req.AddRawData(append(make([]byte, 4), nl.NewRtAttr(xfrmaSPDIPv4HThresh, []byte{byte(lbits), byte(rbits)}).Serialize()...))
-	if _, err := req.Execute(unix.NETLINK_XFRM, 0); err != nil {
-		return fmt.Errorf("set hthresh4 %d %d: %w", lbits, rbits, err)
+	c, err := xfrm.Open()
+	if err != nil {
+		return err
 	}
-	return nil
-}
-
-// spdInfo is what XFRM_MSG_GETSPDINFO reports of a namespace's policies.
-type spdInfo struct {
-	out                    int // out policies
-	idxBuckets, maxBuckets int // the policy index hash table's size and the most it grows to, each minus one
-	lbits4, rbits4         int // hthresh4
+	defer c.Close()
+	return c.SetHashThresholds(false, xfrm.HashThresholds{Local: uint8(lbits), Remote: uint8(rbits)})
 }
 
 // getSPDInfo reads the calling thread's namespace's SPD information.
-func getSPDInfo() (spdInfo, error) {
-	var si spdInfo
-	req := nl.NewNetlinkRequest(nl.XFRM_MSG_GETSPDINFO, 0)
-	req.AddRawData([]byte{0xff, 0xff, 0xff, 0xff})
-	msgs, err := req.Execute(unix.NETLINK_XFRM, nl.XFRM_MSG_NEWSPDINFO)
+func getSPDInfo() (xfrm.SPDInfo, error) {
+	c, err := xfrm.Open()
 	if err != nil {
-		return si, fmt.Errorf("get SPD info: %w", err)
+		return xfrm.SPDInfo{}, err
 	}
-	if len(msgs) != 1 || len(msgs[0]) < 4 {
-		return si, errors.New("get SPD info: unexpected answer")
-	}
-	attrs, err := nl.ParseRouteAttr(msgs[0][4:])
-	if err != nil {
-		return si, fmt.Errorf("get SPD info: %w", err)
-	}
-	seen := 0
-	for _, a := range attrs {
-		v := a.Value
-		switch {
-		case a.Attr.Type == xfrmaSPDInfo && len(v) >= 8:
-			si.out = int(nl.NativeEndian().Uint32(v[4:]))
-			seen |= 1
-		case a.Attr.Type == xfrmaSPDHInfo && len(v) >= 8:
-			si.idxBuckets, si.maxBuckets = int(nl.NativeEndian().Uint32(v)), int(nl.NativeEndian().Uint32(v[4:]))
-			seen |= 2
-		case a.Attr.Type == xfrmaSPDIPv4HThresh && len(v) >= 2:
-			si.lbits4, si.rbits4 = int(v[0]), int(v[1])
-			seen |= 4
-		}
-	}
-	if seen != 7 {
-		return si, errors.New("get SPD info: attributes missing from the answer")
-	}
-	return si, nil
+	defer c.Close()
+	return c.SPDInfo()
 }
 
 // grow installs clients' policies up to n.
@@ -374,7 +329,7 @@ func (s *clientSite) grow(n int) error {
 func (s *clientSite) settle() error {
 	probe := clientXFRMPolicies(1<<21, false)[0]
 	for range 2000 {
-		var info spdInfo
+		var info xfrm.SPDInfo
 		err := s.t.do(func() error {
 			var err error
 			info, err = getSPDInfo()
@@ -383,7 +338,7 @@ func (s *clientSite) settle() error {
 		if err != nil {
 			return err
 		}
-		if info.idxBuckets >= info.out || info.idxBuckets >= info.maxBuckets-1 {
+		if info.HashBuckets >= info.Out || info.HashBuckets >= info.HashBucketsMax-1 {
 			return nil
 		}
 		if err := s.h.XfrmPolicyAdd(&probe); err != nil {

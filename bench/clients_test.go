@@ -93,8 +93,8 @@ func newTestClientSite(t *testing.T, hthresh [2]int, outTemplates bool, want [2]
 	s.outTemplates = outTemplates
 	if err := s.t.do(func() error {
 		si, err := getSPDInfo()
-		if err == nil && [2]int{si.lbits4, si.rbits4} != want {
-			err = fmt.Errorf("hthresh4 %d %d, want %d %d", si.lbits4, si.rbits4, want[0], want[1])
+		if err == nil && [2]int{int(si.IPv4.Local), int(si.IPv4.Remote)} != want {
+			err = fmt.Errorf("hthresh4 %d %d, want %d %d", si.IPv4.Local, si.IPv4.Remote, want[0], want[1])
 		}
 		return err
 	}); err != nil {
