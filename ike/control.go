@@ -166,13 +166,19 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 	if err != nil {
 		return err
 	}
+	sa.delete()
+	return nil
+}
+
+// delete deletes the IKE SA and its CHILD_SAs, telling the peer once it
+// is established.
+func (sa *ikeSA) delete() {
 	if sa.state < IKESAEstablished {
 		sa.destroy()
-		return nil
+		return
 	}
 	sa.tm.queue(newIKEDelete(sa))
 	sa.tm.initiate()
-	return nil
 }
 
 // DeleteChildSA deletes a CHILD_SA (swanctl --terminate --child-id).

@@ -108,7 +108,11 @@ func TestInvalidKE(t *testing.T) {
 }
 
 func TestCookies(t *testing.T) {
-	tb := newTestbed(t, bedOptions{cfgB: func(c *ike.Config) { c.CookieThreshold = 1 }})
+	// unique = never on b: both of a's IKE SAs send INITIAL_CONTACT (a
+	// has none established when it authenticates either), which would
+	// have b keep only the one whose IKE_AUTH came last.
+	tb := newTestbed(t, bedOptions{cfgB: func(c *ike.Config) { c.CookieThreshold = 1 },
+		connB: func(c *ike.Connection) { c.Unique = ike.UniqueNever }})
 	// The first IKE_AUTH request is lost, which leaves one half-open IKE SA
 	// on b: the threshold is reached.
 	lost := false

@@ -74,6 +74,9 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	if !sa.remoteID.IsAny() {
 		m.Payloads = append(m.Payloads, &message.IDr{Identification: sa.remoteID.payload()})
 	}
+	if sa.sendInitialContact(sa.localID) {
+		m.Payloads = append(m.Payloads, notify(message.INITIAL_CONTACT, nil))
+	}
 	m.Payloads = append(m.Payloads, auth)
 	if t.child != nil {
 		if err := t.child.buildRequest(m); err != nil {
@@ -167,6 +170,11 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 	}
 	if _, ok := find[*message.CertificateRequest](m); ok {
 		sa.peerCertReq = true
+	}
+	if sa.checkUniqueness(sa, findNotify(m, message.INITIAL_CONTACT) != nil) {
+		sa.log.Info("canceling IKE_SA setup due to uniqueness policy")
+		t.authError = true
+		return errDestroy
 	}
 	sa.established()
 	sa.logEstablished()

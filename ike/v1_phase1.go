@@ -612,11 +612,19 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 		if err != nil {
 			return err
 		}
+		out := append([]isakmp.Payload{id}, auth...)
+		if sa.sendInitialContact(sa.localID) {
+			out = append(out, sa.initialContactNotify())
+		}
 		sa.step = 5
-		sa.sendSealed(ex, hdr, append([]isakmp.Payload{id}, auth...), true, sa.giveUp)
-	case !sa.initiator && sa.step == 4: // ID HASH_I -->  <-- ID HASH_R
+		sa.sendSealed(ex, hdr, out, true, sa.giveUp)
+	case !sa.initiator && sa.step == 4: // ID HASH_I [N(INITIAL_CONTACT)] -->  <-- ID HASH_R
 		if err := sa.verifyPeer(ps); err != nil {
 			return err
+		}
+		sa.noteInitialContact(ps)
+		if sa.uniqueRefused("Main Mode", sa.refuseAuthFailed) {
+			return nil
 		}
 		id := sa.idPayload()
 		idB, _ := id.Body()
@@ -632,6 +640,9 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 			return err
 		}
 		ex.stop()
+		if sa.uniqueRefused("Main Mode", sa.delete) {
+			return nil
+		}
 		sa.step = 6
 		sa.established()
 	default:
@@ -717,6 +728,9 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 		if err := sa.verifyPeer(ps); err != nil {
 			return err
 		}
+		if sa.uniqueRefused("Aggressive Mode", sa.refuseAuthFailed) {
+			return nil
+		}
 		auth, err := sa.authPayloads(sa.idiiB)
 		if err != nil {
 			return err
@@ -733,6 +747,9 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 			return err
 		}
 		ex.stop()
+		if sa.uniqueRefused("Aggressive Mode", sa.delete) {
+			return nil
+		}
 		sa.processNATD(ps)
 		sa.step = 3
 		sa.established()
@@ -747,6 +764,10 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
+	if sa.initialContact {
+		sa.initialContact = false
+		sa.checkUniqueness(sa, true)
+	}
 	sa.leaveHalfOpen()
 	if sa.dh != nil {
 		sa.dh.Close()

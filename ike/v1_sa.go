@@ -94,6 +94,9 @@ type v1SA struct {
 	inInit   bool
 	restart  bool
 	deleted  bool
+	// initialContact: the peer's phase 1 carried INITIAL-CONTACT, its
+	// other ISAKMP SAs go once this one is established (checkUniqueness).
+	initialContact bool
 }
 
 // v1Exchange is one exchange's state, by message ID.

@@ -1,0 +1,193 @@
+package ike
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/isakmp"
+)
+
+// Uniqueness of IKE SAs (RFC 7296 section 2.4, RFC 2407 section 4.6.3.3,
+// swanctl.conf's unique) as charon's IKE_SA manager has it:
+//
+//   - An initiator that has no IKE SA with a peer identity sends
+//     INITIAL_CONTACT with its authentication (IKE_AUTH; Main Mode's
+//     fifth message), unless unique = never or the peer's identity is
+//     not configured (%any).
+//   - A responder that authenticated a peer who sent INITIAL_CONTACT
+//     destroys every other IKE SA between the same identities without
+//     telling the peer (the peer forgot them), unless unique = never.
+//   - unique = replace deletes, with a DELETE, the other established IKE
+//     SAs of the same connection and identities once a new one is
+//     authenticated; one with the peer at the same address looks like a
+//     reauthentication and goes after replaceReauthDelay.
+//   - unique = keep refuses a new IKE SA of the same connection and
+//     identities from another address than an established one's (the
+//     same address may be reauthenticating): the IKEv2 responder answers
+//     AUTHENTICATION_FAILED, IKEv1 notifies or deletes.
+//
+// An IKEv2 initiator checks nothing at IKE_AUTH, as charon's does not.
+
+// replaceReauthDelay is how long an IKE SA replaced under unique =
+// replace by one from the same peer address lives on, so that the
+// peer's reauthentication completes before its old SAs go (charon's
+// delete_ike_sa_job after 10 seconds).
+const replaceReauthDelay = 10 * time.Second
+
+// uniqueSA is an IKE SA of either version as the uniqueness policy
+// deals with it: destroy forgets it quietly, delete tells the peer.
+type uniqueSA interface {
+	anyIKESA
+	destroy()
+	delete()
+}
+
+// connectedPeer reports whether an IKE SA counts as a contact with its
+// peer: established once, not yet destroyed (charon's connected peers).
+func connectedPeer(sa uniqueSA) bool {
+	switch s := sa.(type) {
+	case *ikeSA:
+		return s.state >= IKESAEstablished && s.state < IKESADestroying
+	case *v1SA:
+		return s.state == IKESAEstablished && !s.deleted
+	}
+	return false
+}
+
+// sameFamily reports whether two addresses are of one family, the third
+// part of charon's connected-peers key.
+func sameFamily(a, b netip.Addr) bool { return a.Unmap().Is4() == b.Unmap().Is4() }
+
+// duplicatesOf returns the IKE SAs of either version, other than self,
+// that are contacts between these identities in the remote address's
+// family, oldest first.
+func (e *Engine) duplicatesOf(self *ikeSACommon, me, other Identity, remote netip.Addr) []uniqueSA {
+	var out []uniqueSA
+	add := func(sa uniqueSA) {
+		c := sa.common()
+		if c != self && connectedPeer(sa) && c.localID.Equal(me) && c.remoteID.Equal(other) && sameFamily(c.remote.Addr(), remote) {
+			out = append(out, sa)
+		}
+	}
+	for _, sa := range e.allSAs() {
+		add(sa)
+	}
+	for _, sa := range e.allV1SAs() {
+		add(sa)
+	}
+	return out
+}
+
+// hasContact reports whether we have an IKE SA with the peer (charon's
+// has_contact): if not, our authentication carries INITIAL_CONTACT.
+func (e *Engine) hasContact(me, other Identity, remote netip.Addr) bool {
+	return len(e.duplicatesOf(nil, me, other, remote)) > 0
+}
+
+// sendInitialContact reports whether an initiator's authentication with
+// local identity me carries INITIAL_CONTACT.
+func (sa *ikeSACommon) sendInitialContact(me Identity) bool {
+	other := sa.conn.remote.ID
+	return sa.conn.Unique != UniqueNever && !other.IsAny() && !sa.e.hasContact(me, other, sa.remote.Addr())
+}
+
+// checkUniqueness applies the connection's unique policy to an IKE SA
+// whose peer just authenticated (charon's check_uniqueness): it reports
+// whether the new SA must be refused (unique = keep). initialContact
+// says the peer sent INITIAL_CONTACT: its other SAs are destroyed.
+func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (cancel bool) {
+	policy := sa.conn.Unique
+	if policy == UniqueNever || (policy == UniqueNo && !initialContact) {
+		return false
+	}
+	e := sa.e
+	var replaces *v1SA // an IKEv1 reauthentication of ours takes its predecessor over itself
+	if v1, ok := self.(*v1SA); ok {
+		replaces = v1.replaces
+	}
+	for _, dup := range e.duplicatesOf(sa, sa.localID, sa.remoteID, sa.remote.Addr()) {
+		d := dup.common()
+		if initialContact {
+			sa.log.Info(fmt.Sprintf("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", sa.remoteID))
+			dup.destroy()
+			continue
+		}
+		if d.conn.Name != sa.conn.Name || (d.state != IKESAEstablished && d.state != IKESARekeying) {
+			continue
+		}
+		if v1, ok := dup.(*v1SA); ok && v1 == replaces {
+			continue
+		}
+		switch policy {
+		case UniqueReplace:
+			sa.replaceDuplicate(self, dup)
+		case UniqueKeep:
+			if d.remote.Addr() != sa.remote.Addr() {
+				// The first IKE SA stays; later duplicates go.
+				cancel = true
+				policy = UniqueReplace
+			}
+		}
+	}
+	return cancel
+}
+
+// replaceDuplicate deletes an older IKE SA under unique = replace
+// (charon's enforce_replace).
+func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA) {
+	d := dup.common()
+	if d.remote.Addr() != sa.remote.Addr() {
+		sa.log.Info(fmt.Sprintf("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", sa.remoteID))
+		dup.delete()
+		return
+	}
+	// A reauthentication, it seems: IKEv1 takes the IPsec SAs over (the
+	// peer keeps using them), IKEv2 peers make their CHILD_SAs anew.
+	if v1, ok := self.(*v1SA); ok && !v1.initialContact {
+		if old, ok := dup.(*v1SA); ok {
+			v1.adoptChildren(old)
+		}
+	}
+	sa.e.afterFunc(replaceReauthDelay, func() {
+		if connectedPeer(dup) && dup.common().state <= IKESARekeying {
+			dup.delete()
+		}
+	})
+	sa.log.Info(fmt.Sprintf("schedule delete of duplicate IKE_SA for peer '%s' due to uniqueness policy and suspected reauthentication", sa.remoteID))
+}
+
+// initialContactNotify is IKEv1's INITIAL-CONTACT (RFC 2407 section
+// 4.6.3.3): protocol ISAKMP, the SA's cookies as its SPI.
+func (sa *v1SA) initialContactNotify() *isakmp.Notify {
+	return &isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPI: sa.cookies(), NotifyType: isakmp.InitialContact}
+}
+
+// noteInitialContact takes an INITIAL-CONTACT of the peer's
+// authenticated phase 1 message: its other ISAKMP SAs go once this one
+// is established (charon: Main Mode responder only).
+func (sa *v1SA) noteInitialContact(ps []isakmp.Payload) {
+	for _, n := range isakmp.All[*isakmp.Notify](ps) {
+		if n.NotifyType == isakmp.InitialContact {
+			sa.initialContact = true
+		}
+	}
+}
+
+// uniqueRefused applies unique = keep (and replace) to an ISAKMP SA whose
+// peer just authenticated: a refused one is ended with refuse.
+func (sa *v1SA) uniqueRefused(mode string, refuse func()) bool {
+	if !sa.checkUniqueness(sa, false) {
+		return false
+	}
+	sa.log.Info(fmt.Sprintf("canceling %s due to uniqueness policy", mode))
+	refuse()
+	return true
+}
+
+// refuseAuthFailed ends a phase 1 we refuse after authentication with
+// an AUTHENTICATION_FAILED notify.
+func (sa *v1SA) refuseAuthFailed() {
+	sa.sendAuthFailed()
+	sa.destroy()
+}
