@@ -121,6 +121,14 @@ func (sa *v1SA) processNotify(n *isakmp.Notify) {
 			}
 		}
 	default:
+		if n.NotifyType < 16384 && sa.state != IKESAEstablished {
+			// An error is fatal during phase 1 only (charon's
+			// informational task), e.g. AUTHENTICATION_FAILED from a
+			// responder whose unique = keep refused us.
+			sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
+			sa.destroy()
+			return
+		}
 		sa.log.Info(fmt.Sprintf("received %v notify", n.NotifyType))
 		if n.NotifyType == isakmp.NoProposalChosen {
 			for _, q := range sa.quicks {
