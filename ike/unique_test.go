@@ -14,7 +14,6 @@ import (
 // at another address (addrC), for the policies that look at the peer's
 // address.
 
-
 // uniqueVersions are the subtests' IKE versions: the connection change
 // each needs on both sides.
 var uniqueVersions = map[string]func(c *ike.Connection){
