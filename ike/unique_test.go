@@ -94,7 +94,7 @@ func TestInitialContactAfterRestart(t *testing.T) {
 			t.Run(vname+"/"+policy.String(), func(t *testing.T) {
 				tb := uniqueBed(t, version, policy)
 				tb.establish()
-				if tb.a.log.contains(initialContactSent(vname)) != true {
+				if !tb.a.log.contains(initialContactSent(vname)) {
 					t.Errorf("a's first IKE SA sent no INITIAL_CONTACT")
 				}
 				tb.wantPairs(tb.b, 1)
@@ -150,7 +150,8 @@ func TestInitialContactNotSentWithContact(t *testing.T) {
 	}
 }
 
-// TestUniqueNever: no INITIAL_CONTACT is sent with unique = never.
+// TestUniqueNeverSendsNoInitialContact: with unique = never, a sends no
+// INITIAL_CONTACT (charon's ike_auth and main_mode).
 func TestUniqueNeverSendsNoInitialContact(t *testing.T) {
 	for vname, version := range uniqueVersions {
 		t.Run(vname, func(t *testing.T) {
