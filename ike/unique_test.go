@@ -98,6 +98,7 @@ func TestInitialContactAfterRestart(t *testing.T) {
 					t.Errorf("a's first IKE SA sent no INITIAL_CONTACT")
 				}
 				tb.wantPairs(tb.b, 1)
+				policies := len(tb.b.dp.Policies())
 				tb.restartEmpty(version)
 				tb.establish()
 				if !tb.a.log.contains(initialContactSent(vname)) {
@@ -113,6 +114,9 @@ func TestInitialContactAfterRestart(t *testing.T) {
 					return
 				}
 				tb.wantPairs(tb.b, 1)
+				if n := len(tb.b.dp.Policies()); n != policies || n == 0 {
+					t.Errorf("b has %d policies, %d before", n, policies)
+				}
 				if !tb.b.log.contains("destroying duplicate IKE_SA for peer 'moon.example.org', received INITIAL_CONTACT") {
 					t.Errorf("b did not log the INITIAL_CONTACT")
 				}
@@ -194,6 +198,7 @@ func TestUniqueSecondIKESA(t *testing.T) {
 		t.Run(vname+"/replace", func(t *testing.T) {
 			tb := uniqueBed(t, version, ike.UniqueReplace)
 			tb.establish()
+			policies := len(tb.b.dp.Policies())
 			c := tb.secondMoon(version)
 			if _, err := c.e.Initiate("gw"); err != nil {
 				t.Fatal(err)
@@ -206,6 +211,9 @@ func TestUniqueSecondIKESA(t *testing.T) {
 			tb.wantPairs(tb.b, 1)
 			tb.wantPairs(c, 1)
 			tb.wantNoSAs(tb.a) // told with a DELETE
+			if n := len(tb.b.dp.Policies()); n != policies || n == 0 {
+				t.Errorf("b has %d policies, %d before", n, policies)
+			}
 			if tb.established(tb.b).Remote.Addr() != addrC {
 				t.Errorf("b kept the old IKE SA")
 			}
