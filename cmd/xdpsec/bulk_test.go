@@ -48,7 +48,12 @@ func TestDaemonsTerminateBulk(t *testing.T) {
 	nsB := testenv.NewNetns(t, "xdpsec-bb")
 	testenv.Veth(t, nsA, "wan0", "10.93.0.1/24", nsB, "wan0", "10.93.0.2/24")
 
-	a := newSite(t, "a", nsA, siteConf("10.93.0.1", "10.93.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""))
+	// unique = never on a: its IKE SAs started before the first is
+	// established would all send INITIAL_CONTACT, and b would destroy
+	// those established before the last of them arrived.
+	aConf := strings.Replace(siteConf("10.93.0.1", "10.93.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", ""),
+		"      local {", "      unique = never\n      local {", 1)
+	a := newSite(t, "a", nsA, aConf)
 	b := newSite(t, "b", nsB, siteConf("10.93.0.2", "10.93.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", ""))
 	// Thousands of SAs: charon's lines for each of them would drown a
 	// failure's log (printed whole), so only level 0.

@@ -180,9 +180,13 @@ func TestUDPCookies(t *testing.T) {
 	// request is lost, leaving the first IKE SA half-open while a starts a
 	// second one.
 	lost := make(chan struct{})
+	// unique = never on b: both of a's IKE SAs send INITIAL_CONTACT (a has
+	// none established when it authenticates either), which would have b
+	// keep only the one whose IKE_AUTH came last.
 	a, b := v.pair(t, pairOptions{
-		cfgB: func(c *ike.Config) { c.CookieThreshold = 1 },
-		cfgA: func(c *ike.Config) { c.RetransmitTimeout = 500 * time.Millisecond },
+		connB: func(c *ike.Connection) { c.Unique = ike.UniqueNever },
+		cfgB:  func(c *ike.Config) { c.CookieThreshold = 1 },
+		cfgA:  func(c *ike.Config) { c.RetransmitTimeout = 500 * time.Millisecond },
 		wrapA: func(next ike.Sender) ike.Sender {
 			return senderFunc(func(d ike.Datagram) error {
 				if isRequest(d.Data, message.IKE_AUTH) {
