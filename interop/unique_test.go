@@ -9,14 +9,27 @@ import (
 )
 
 // TestInitialContact restarts one side without its SAs (SIGKILL, no
-// DELETE reaches the other) and has it initiate again: its IKE_AUTH
-// carries INITIAL_CONTACT (RFC 7296 section 2.4) and the other side,
-// with the default unique = no, destroys the stale IKE SA and its
-// CHILD_SA, leaving exactly one of each.
+// DELETE reaches the other) and has it initiate again: its IKE_AUTH (or
+// IKEv1 Main Mode message 5) carries INITIAL_CONTACT (RFC 7296 section
+// 2.4, RFC 2407 section 4.6.3.3) and the other side, with the default
+// unique = no, destroys the stale IKE SA and its CHILD_SA, leaving
+// exactly one of each.
 func TestInitialContact(t *testing.T) {
+	for _, version := range []string{"ikev2", "ikev1"} {
+		t.Run(version, func(t *testing.T) { initialContact(t, version) })
+	}
+}
+
+func initialContact(t *testing.T, version string) {
+	peers := func() (peer, peer) { return pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16") }
+	sent := "N(INIT_CONTACT)"
+	if version == "ikev1" {
+		peers = func() (peer, peer) { return v1Peers("aes128-sha256-modp2048", "aes128-sha256", "") }
+		sent = "[ ID HASH N(INITIAL_CONTACT) ]"
+	}
 	t.Run("xdpsec-restarts", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
-		cs, os_ := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+		cs, os_ := peers()
 		e.load(cs, os_, nil, nil)
 		e.initiate(oursInitiate)
 		e.agree(1)
@@ -30,13 +43,13 @@ func TestInitialContact(t *testing.T) {
 		}
 		e.ours.start()
 		e.initiate(oursInitiate)
-		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "N(INIT_CONTACT)")
+		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, sent)
 		waitLog(t, "charon", e.charon.log, 10*time.Second, "destroying duplicate IKE_SA for peer 'sun.example.org', received INITIAL_CONTACT")
 		e.wantOnePair()
 	})
 	t.Run("charon-restarts", func(t *testing.T) {
 		e := newEnv(t, envOptions{})
-		cs, os_ := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+		cs, os_ := peers()
 		e.load(cs, os_, nil, nil)
 		e.initiate(charonInitiates)
 		e.agree(1)
@@ -44,7 +57,7 @@ func TestInitialContact(t *testing.T) {
 		e.charon = startCharon(t, e.nsC, "")
 		e.charon.load(cs.conf(), nil)
 		e.initiate(charonInitiates)
-		waitLog(t, "charon", e.charon.log, 5*time.Second, "N(INIT_CONTACT)")
+		waitLog(t, "charon", e.charon.log, 5*time.Second, sent)
 		waitLog(t, "xdpsec", e.ours.log, 10*time.Second, "destroying duplicate IKE_SA for peer 'moon.example.org', received INITIAL_CONTACT")
 		e.wantOnePair()
 	})
