@@ -130,6 +130,7 @@ type Engine struct {
 	lastBlockLog       time.Time
 	blockLogSuppressed uint64 // refusals not logged since lastBlockLog
 	ikev1              v1State
+	peers              connectedPeers // IKE SAs that are contacts, for uniqueness
 	// retired are the inbound SAs of deleted rekeyed CHILD_SAs, removed
 	// from the dataplane when their timer fires (DeleteRekeyedDelay).
 	retired map[SAID]Timer

@@ -58,6 +58,7 @@ type ikeSA struct {
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
 	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote)}
+	sa.outer = sa
 	sa.tm = newTaskManager(sa)
 	return sa
 }

@@ -30,6 +30,12 @@ type ikeSACommon struct {
 
 	lastInbound  time.Time
 	lastOutbound time.Time // last IKE message or keepalive sent
+
+	// outer is the IKE SA of its version that embeds this, and peerKey
+	// its key in the engine's connected peers while it is in them
+	// (indexPeer).
+	outer   uniqueSA
+	peerKey *peerKey
 }
 
 func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote netip.AddrPort) ikeSACommon {
@@ -67,6 +73,7 @@ func (sa *ikeSACommon) setState(s IKESAState) {
 	if sa.state != s {
 		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
 		sa.state = s
+		sa.indexPeer()
 	}
 }
 

@@ -1,11 +1,15 @@
 package ike
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
+	"github.com/xdpsec/xdpsec/ike/message"
 )
 
 // Uniqueness of IKE SAs (RFC 7296 section 2.4, RFC 2407 section 4.6.3.3,
@@ -43,39 +47,85 @@ type uniqueSA interface {
 	delete()
 }
 
-// connectedPeer reports whether an IKE SA counts as a contact with its
-// peer: established once, not yet destroyed (charon's connected peers).
-func connectedPeer(sa uniqueSA) bool {
-	switch s := sa.(type) {
-	case *ikeSA:
-		return s.state >= IKESAEstablished && s.state < IKESADestroying
-	case *v1SA:
-		return s.state == IKESAEstablished && !s.deleted
-	}
-	return false
+// peerKey is what charon's connected-peers table is keyed by: both
+// identities and the peer's address family.
+type peerKey struct {
+	me, other string
+	ipv6      bool
 }
 
-// sameFamily reports whether two addresses are of one family, the third
-// part of charon's connected-peers key.
-func sameFamily(a, b netip.Addr) bool { return a.Unmap().Is4() == b.Unmap().Is4() }
+func newPeerKey(me, other Identity, remote netip.Addr) peerKey {
+	return peerKey{me: me.key(), other: other.key(), ipv6: !remote.Unmap().Is4()}
+}
+
+// key is the identity as a map key: equal keys for Equal identities.
+func (id Identity) key() string {
+	data := string(id.Data)
+	switch id.Type {
+	case message.ID_FQDN, message.ID_RFC822_ADDR:
+		data = strings.ToLower(data)
+	case message.ID_DER_ASN1_DN:
+		data = formatDN(id.Data)
+	}
+	return fmt.Sprintf("%d:%s", id.Type, data)
+}
+
+// connectedPeers indexes the IKE SAs of either version that count as a
+// contact with their peer, established once and not yet destroyed
+// (charon's connected peers), by peerKey: INITIAL_CONTACT and unique
+// look their duplicates up there, at a cost that does not grow with the
+// number of IKE SAs (remote-access clients send INITIAL_CONTACT on every
+// connect). Guarded by the engine lock.
+type connectedPeers map[peerKey]map[*ikeSACommon]uniqueSA
+
+// connected reports whether an IKE SA in this state counts as a contact.
+func connected(s IKESAState) bool { return s >= IKESAEstablished && s < IKESADestroying }
+
+// indexPeer enters the IKE SA in the engine's connected peers when its
+// state makes it one, and removes it when it no longer is (setState).
+func (sa *ikeSACommon) indexPeer() {
+	e := sa.e
+	if connected(sa.state) && sa.peerKey == nil && sa.outer != nil {
+		k := newPeerKey(sa.localID, sa.remoteID, sa.remote.Addr())
+		if e.peers == nil {
+			e.peers = connectedPeers{}
+		}
+		if e.peers[k] == nil {
+			e.peers[k] = map[*ikeSACommon]uniqueSA{}
+		}
+		e.peers[k][sa] = sa.outer
+		sa.peerKey = &k
+	} else if !connected(sa.state) && sa.peerKey != nil {
+		k := *sa.peerKey
+		delete(e.peers[k], sa)
+		if len(e.peers[k]) == 0 {
+			delete(e.peers, k)
+		}
+		sa.peerKey = nil
+	}
+}
+
+// connectedPeer reports whether an IKE SA counts as a contact with its
+// peer now.
+func connectedPeer(sa uniqueSA) bool {
+	c := sa.common()
+	if v1, ok := sa.(*v1SA); ok && v1.deleted {
+		return false
+	}
+	return connected(c.state)
+}
 
 // duplicatesOf returns the IKE SAs of either version, other than self,
 // that are contacts between these identities in the remote address's
 // family, oldest first.
 func (e *Engine) duplicatesOf(self *ikeSACommon, me, other Identity, remote netip.Addr) []uniqueSA {
 	var out []uniqueSA
-	add := func(sa uniqueSA) {
-		c := sa.common()
-		if c != self && connectedPeer(sa) && c.localID.Equal(me) && c.remoteID.Equal(other) && sameFamily(c.remote.Addr(), remote) {
+	for c, sa := range e.peers[newPeerKey(me, other, remote)] {
+		if c != self && connectedPeer(sa) {
 			out = append(out, sa)
 		}
 	}
-	for _, sa := range e.allSAs() {
-		add(sa)
-	}
-	for _, sa := range e.allV1SAs() {
-		add(sa)
-	}
+	slices.SortFunc(out, func(a, b uniqueSA) int { return cmp.Compare(a.common().id, b.common().id) })
 	return out
 }
 

@@ -153,6 +153,7 @@ func (e *Engine) newV1SA(c *connection, initiator bool, local, remote netip.Addr
 	sa := &v1SA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote),
 		exchanges: map[uint32]*v1Exchange{}, quicks: map[uint32]*v1Quick{}, fragments: map[uint16]*v1Reassembly{},
 		aggressive: c.Aggressive && initiator}
+	sa.outer = sa
 	if sa.localID.IsAny() && local.Addr().IsValid() && !local.Addr().IsUnspecified() {
 		sa.localID = addrIdentity(local.Addr())
 	}
