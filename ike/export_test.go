@@ -52,3 +52,15 @@ func (e *Engine) HalfOpenBySource() map[netip.Addr]int {
 	defer e.mu.Unlock()
 	return maps.Clone(e.halfOpenBySource)
 }
+
+// ConnectedPeers counts the IKE SAs in the engine's connected-peers
+// index (uniqueness), to check that none stays there after it is gone.
+func (e *Engine) ConnectedPeers() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, sas := range e.peers {
+		n += len(sas)
+	}
+	return n
+}

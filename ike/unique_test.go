@@ -275,3 +275,43 @@ func TestUniqueSecondIKESA(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectedPeersIndex: the IKE SAs uniqueness looks up are exactly
+// the established ones, through rekeys, deletes and duplicates
+// destroyed, in both versions.
+func TestConnectedPeersIndex(t *testing.T) {
+	for vname, version := range uniqueVersions {
+		t.Run(vname, func(t *testing.T) {
+			tb := uniqueBed(t, version, ike.UniqueNo)
+			first := tb.establish()
+			tb.establish()
+			want := func(a, b int) {
+				t.Helper()
+				if n := tb.a.e.ConnectedPeers(); n != a {
+					t.Fatalf("a: %d IKE SAs indexed, want %d: %+v", n, a, tb.a.sas())
+				}
+				if n := tb.b.e.ConnectedPeers(); n != b {
+					t.Fatalf("b: %d IKE SAs indexed, want %d: %+v", n, b, tb.b.sas())
+				}
+			}
+			want(2, 2)
+			if err := tb.a.e.RekeyIKESA(first); err != nil {
+				t.Fatal(err)
+			}
+			tb.advance(15 * time.Second)
+			want(2, 2)
+			for _, sa := range tb.a.sas() {
+				if err := tb.a.e.DeleteIKESA(sa.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tb.advance(15 * time.Second)
+			want(0, 0)
+			tb.establish()
+			tb.restartEmpty(version)
+			tb.establish()
+			tb.advance(15 * time.Second)
+			want(1, 1)
+		})
+	}
+}
