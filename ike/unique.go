@@ -196,7 +196,11 @@ func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA) {
 	// peer keeps using them), IKEv2 peers make their CHILD_SAs anew.
 	if v1, ok := self.(*v1SA); ok && !v1.initialContact {
 		if old, ok := dup.(*v1SA); ok {
+			n := len(old.children)
 			v1.adoptChildren(old)
+			if n > 0 {
+				sa.log.Info(fmt.Sprintf("detected reauth of existing IKE_SA, adopting %d children and 0 virtual IPs", n))
+			}
 		}
 	}
 	sa.e.afterFunc(replaceReauthDelay, func() {

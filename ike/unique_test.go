@@ -241,6 +241,10 @@ func TestUniqueSecondIKESA(t *testing.T) {
 				tb.wantPairs(tb.a, 1)
 				tb.wantPairs(tb.b, 1)
 				tb.checkKeys()
+			} else if !tb.b.log.contains("detected reauth of existing IKE_SA, adopting 1 children") {
+				// IKEv1 takes the IPsec SAs over instead (charon's
+				// adopt_children_and_vips).
+				t.Errorf("b did not adopt the old ISAKMP SA's IPsec SA")
 			}
 		})
 		t.Run(vname+"/keep", func(t *testing.T) {
