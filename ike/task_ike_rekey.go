@@ -198,6 +198,8 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 		n.children = append(n.children, c)
 	}
 	sa.children = nil
+	n.vips, sa.vips = sa.vips, nil
+	n.eapIdentity = sa.eapIdentity
 	var keep []task
 	for _, q := range sa.tm.queued {
 		switch q := q.(type) {
