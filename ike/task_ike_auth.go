@@ -22,9 +22,9 @@ type ikeAuth struct {
 	child     *childCreate
 	authError bool // responder: answer AUTHENTICATION_FAILED
 
-	eap            *eapRound               // responder: EAP runs (task_ike_auth_eap.go)
-	cpReply        *message.Configuration  // responder: CFG_REPLY to send
-	addressFailure bool                    // responder: no virtual IP for the peer's CFG_REQUEST
+	eap            *eapRound              // responder: EAP runs (task_ike_auth_eap.go)
+	cpReply        *message.Configuration // responder: CFG_REPLY to send
+	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
 }
 
 func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
