@@ -154,7 +154,10 @@ var connectionKeys = keyTable[Connection]{
 
 	// Documented by strongSwan, not supported by xdpsec yet.
 	"vips":           unsupported[Connection](),
-	"pools":          unsupported[Connection](),
+	"pools": supported(func(c *Connection, v string) error {
+		c.Pools = splitList(v)
+		return nil
+	}),
 	"dscp":           unsupported[Connection]("000000"),
 	"childless":      unsupported[Connection]("allow"),
 	"ppk_id":         unsupported[Connection](),

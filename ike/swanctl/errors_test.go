@@ -37,10 +37,12 @@ func TestErrors(t *testing.T) {
 			[]string{mainFile + `:9: connections.site.children.net.ipcomp: "yes" is not supported yet (only "no" is)`}, ErrUnsupported},
 		{"unsupported mode", map[string]string{"swanctl.conf": conn("", "    mode = beet")},
 			[]string{mainFile + `:9: connections.site.children.net.mode: mode "beet" is not supported yet`}, ErrUnsupported},
-		{"eap auth", map[string]string{"swanctl.conf": "connections {\n c {\n  remote {\n   auth = eap-mschapv2\n  }\n }\n}\n"},
-			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication ("eap-mschapv2") is not supported yet`}, ErrUnsupported},
+		{"eap auth", map[string]string{"swanctl.conf": "connections {\n c {\n  remote {\n   auth = eap-tls\n  }\n }\n}\n"},
+			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication "eap-tls" is not supported yet (eap-mschapv2, eap-md5 or eap-dynamic)`}, ErrUnsupported},
+		{"eap client", map[string]string{"swanctl.conf": "connections {\n c {\n  local {\n   auth = eap-md5\n  }\n }\n}\n"},
+			[]string{mainFile + `:4: connections.c.local.auth: EAP as the client ("eap-md5" in a local round) is not supported yet`}, ErrUnsupported},
 		{"eap secret", map[string]string{"swanctl.conf": "secrets {\n eap-carol {\n  secret = x\n }\n}\n"},
-			[]string{mainFile + ":2: secrets.eap-carol: EAP secrets are not supported yet"}, ErrUnsupported},
+			[]string{mainFile + ":2: secrets.eap-carol: EAP secret without id: name the user it is for"}, ErrInvalid},
 		{"xauth secret", map[string]string{"swanctl.conf": "secrets {\n xauth {\n  secret = x\n }\n}\n"},
 			[]string{mainFile + ":2: secrets.xauth: XAUTH secrets are not supported yet"}, ErrUnsupported},
 		{"bad proposal", map[string]string{"swanctl.conf": conn("", "    esp_proposals = aes128-foo")},
@@ -130,7 +132,7 @@ func TestAllErrorsReported(t *testing.T) {
 		vips = 0.0.0.0
 	}
 }
-pools { p { addrs = 10.0.0.0/24 } }
+pools { p { addrs = 10.0.0.0/24 } q { addrs = nope } }
 `})
 	want := []string{
 		mainFile + ":3: connections.a.foo: unknown key",
@@ -138,7 +140,7 @@ pools { p { addrs = 10.0.0.0/24 } }
 		mainFile + `:7: connections.a.children.x.esp_proposals: invalid proposal "nope": algorithm "nope" not recognized`,
 		mainFile + `:8: connections.a.children.x.local_ts: traffic selector "300.1.1.1": "300.1.1.1" is neither "dynamic", a subnet, an address nor a range`,
 		mainFile + ":13: connections.b.vips: not supported yet",
-		mainFile + ":16: pools: pools are not supported yet",
+		mainFile + `:16: pools.q.addrs: "nope" is not a subnet (CIDR) or an address range (FROM-TO)`,
 	}
 	if got := errorLines(err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
