@@ -153,7 +153,7 @@ var connectionKeys = keyTable[Connection]{
 	}),
 
 	// Documented by strongSwan, not supported by xdpsec yet.
-	"vips":           unsupported[Connection](),
+	"vips": unsupported[Connection](),
 	"pools": supported(func(c *Connection, v string) error {
 		c.Pools = splitList(v)
 		return nil
