@@ -86,6 +86,9 @@ type loader struct {
 	secretFile map[string]bool
 	// keyPos is where each key that was set was set, by dotted path.
 	keyPos map[string]Pos
+	// poolSections are the pools sections, valid or not: a connection
+	// naming one that has an error of its own gets no second error.
+	poolSections map[string]bool
 }
 
 func (l *loader) warn(pos Pos, key, format string, args ...any) {
@@ -161,7 +164,7 @@ func (l *loader) validate() {
 		cpath := "connections." + c.Name
 		l.validateAuth(c, cpath)
 		for _, name := range c.Pools {
-			if l.cfg.Pool(name) == nil {
+			if !l.poolSections[name] {
 				l.errs.add(l.where(cpath, "pools", c.Pos), cpath+".pools", wrapf(ErrInvalid, "pool %q is not defined in the pools section", name))
 			}
 		}

@@ -98,6 +98,10 @@ func (l *loader) loadPools(sec *section) {
 	}
 	for _, s := range sec.subs {
 		key := "pools." + s.name
+		if l.poolSections == nil {
+			l.poolSections = map[string]bool{}
+		}
+		l.poolSections[s.name] = true
 		var ps poolSection
 		set := applyKeys(&ps, s, poolKeys, key, l.errs)
 		l.notePositions(key, set)
