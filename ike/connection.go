@@ -59,6 +59,10 @@ type Connection struct {
 	// that virtual IPs requested in a configuration payload come from, in
 	// order; the first with an address of the requested family serves.
 	Pools []string
+	// VIPs (vips): virtual IPs we ask the peer for in a CFG_REQUEST, the
+	// unspecified address (0.0.0.0, ::) for any of the family. Our
+	// dynamic local selectors become the addresses received.
+	VIPs []netip.Addr
 
 	Local    []*AuthConfig  // local<suffix> rounds; one is supported
 	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
@@ -312,6 +316,15 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.Version == 1 && rc.remote.Auth == AuthEAP {
 		return nil, errf("remote.auth", "EAP needs IKEv2")
 	}
+	if rc.Version == 1 && rc.local.Auth == AuthEAP {
+		return nil, errf("local.auth", "EAP needs IKEv2")
+	}
+	if rc.Version == 1 && len(rc.VIPs) > 0 {
+		return nil, errf("vips", "virtual IPs are not supported with IKEv1 yet")
+	}
+	if rc.remote.Auth == AuthEAP && rc.local.Auth == AuthEAP {
+		return nil, errf("local.auth", "EAP on both ends: one of them must be the server, with a certificate or a PSK")
+	}
 	if rc.Version == 1 && len(rc.Pools) > 0 {
 		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
 	}
@@ -354,9 +367,6 @@ func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey or eap)", r.Auth)
 	}
 	if r.Auth == AuthEAP {
-		if local {
-			return r, fmt.Errorf("auth: EAP as the client (a local EAP round) is not supported yet")
-		}
 		if len(r.EAPMethods) == 0 {
 			return r, fmt.Errorf("auth: EAP without a method")
 		}

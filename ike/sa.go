@@ -63,6 +63,10 @@ type ikeSA struct {
 	// vips are the virtual IPs leased to the peer (config_payload.go),
 	// given back when the SA goes.
 	vips []vipLease
+	// localVIPs and dnsServers are what the gateway assigned to us in its
+	// CFG_REPLY (the client role).
+	localVIPs  []netip.Addr
+	dnsServers []netip.Addr
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {

@@ -80,7 +80,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 		if t.rekeyed != nil {
 			t.offeredLocal, t.offeredRemote = t.rekeyed.localTS, t.rekeyed.remoteTS
 		} else {
-			t.offeredLocal = resolveTS(t.cfg.LocalTS, sa.local.Addr())
+			t.offeredLocal = sa.resolveLocalTS(t.cfg.LocalTS)
 			t.offeredRemote = resolveTS(t.cfg.RemoteTS, sa.remote.Addr())
 		}
 	}

@@ -23,6 +23,7 @@ type ikeAuth struct {
 	authError bool // responder: answer AUTHENTICATION_FAILED
 
 	eap            *eapRound              // responder: EAP runs (task_ike_auth_eap.go)
+	peerEAP        *eapPeerRound          // initiator: EAP runs (task_ike_auth_eap_peer.go)
 	cpReply        *message.Configuration // responder: CFG_REPLY to send
 	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
 }
@@ -62,9 +63,15 @@ func (sa *ikeSA) effectiveLocalID() Identity {
 
 func (t *ikeAuth) buildRequest(m *message.Message) error {
 	sa := t.sa
+	if t.peerEAP != nil {
+		return t.buildEAPRequest(m)
+	}
 	sa.localID = sa.effectiveLocalID()
 	sa.remoteID = sa.conn.remote.ID
 	idi := &message.IDi{Identification: sa.localID.payload()}
+	if sa.conn.local.Auth == AuthEAP {
+		return t.startEAPPeer(m, idi)
+	}
 	auth, certs, err := sa.buildAuth(sa.localID, idi.IDBytes())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
@@ -89,6 +96,9 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 
 func (t *ikeAuth) processResponse(m *message.Message) error {
 	sa := t.sa
+	if t.peerEAP != nil {
+		return t.processEAPResponse(m)
+	}
 	idr, ok1 := find[*message.IDr](m)
 	auth, ok2 := find[*message.Authentication](m)
 	if !ok1 || !ok2 {
