@@ -279,8 +279,18 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 		}
 		fmt.Fprintf(w, "%s: #%d, %s, IKEv%d, %s_i%s %s_r%s\n", sa.Name, sa.UniqueID, sa.State, sa.Version,
 			sa.SPIi, star(sa.Initiator), sa.SPIr, star(!sa.Initiator))
-		fmt.Fprintf(w, "  local  '%s' @ %s[%d]\n", sa.LocalID, sa.LocalHost, sa.LocalPort)
-		fmt.Fprintf(w, "  remote '%s' @ %s[%d]\n", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		fmt.Fprintf(w, "  local  '%s' @ %s[%d]", sa.LocalID, sa.LocalHost, sa.LocalPort)
+		if len(sa.LocalVIPs) > 0 {
+			fmt.Fprintf(w, " [%s]", strings.Join(sa.LocalVIPs, " "))
+		}
+		fmt.Fprintf(w, "\n  remote '%s' @ %s[%d]", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		if sa.EAPID != "" {
+			fmt.Fprintf(w, " EAP: '%s'", sa.EAPID)
+		}
+		if len(sa.RemoteVIPs) > 0 {
+			fmt.Fprintf(w, " [%s]", strings.Join(sa.RemoteVIPs, " "))
+		}
+		fmt.Fprintln(w)
 		if sa.Proposal != "" {
 			fmt.Fprintf(w, "  %s\n", strings.TrimPrefix(sa.Proposal, "IKE:"))
 		}

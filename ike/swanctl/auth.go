@@ -149,12 +149,13 @@ func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
 	if _, ok := set["revocation"]; ok && local {
 		l.errs.add(set["revocation"], key+".revocation", wrapf(ErrUnknownKey, "revocation applies to remote rounds only"))
 	}
-	if _, ok := set["eap_id"]; ok && (local || a.Auth != ike.AuthEAP) {
-		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrInvalid, "eap_id applies to remote rounds with EAP authentication only"))
+	if _, ok := set["eap_id"]; ok && a.Auth != ike.AuthEAP {
+		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrInvalid, "eap_id applies to rounds with EAP authentication only"))
 		a.EAPID = ""
 	}
-	if local && a.Auth == ike.AuthEAP {
-		l.errs.add(l.where(key, "auth", a.Pos), key+".auth", wrapf(ErrUnsupported, "EAP as the client (%q in a local round) is not supported yet", a.AuthSpec))
+	if _, ok := set["eap_id"]; ok && local && a.EAPID == "%any" {
+		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrValue, "%%any is for remote rounds: a local eap_id is the identity we send"))
+		a.EAPID = ""
 	}
 	if _, ok := set["cacerts"]; ok && local {
 		l.errs.add(set["cacerts"], key+".cacerts", wrapf(ErrUnknownKey, "cacerts applies to remote rounds only"))

@@ -114,7 +114,7 @@ func TestRemoteAccessErrors(t *testing.T) {
 		{"bad dns", "dns = fd00::1", "dns = resolver", mainFile + `:28: pools.v6.dns: "resolver" is not an IP address`},
 		{"unsupported attribute", "nbns = 10.3.0.3", "split_exclude = 10.3.0.3", mainFile + `:22: pools.v4.split_exclude: not supported yet`},
 		{"unsupported method", "auth = eap-dynamic", "auth = eap-radius", mainFile + `:8: connections.rw.remote.auth: EAP authentication "eap-radius" is not supported yet`},
-		{"eap_id without eap", "auth = eap-dynamic", "auth = pubkey", mainFile + `:9: connections.rw.remote.eap_id: eap_id applies to remote rounds with EAP authentication only`},
+		{"eap_id without eap", "auth = eap-dynamic", "auth = pubkey", mainFile + `:9: connections.rw.remote.eap_id: eap_id applies to rounds with EAP authentication only`},
 		{"missing addrs", "addrs = fd00::10-fd00::1f", "", mainFile + `:26: pools.v6: missing addrs`},
 		{"eap secret without id", "    id = carol\n", "", mainFile + `:35: secrets.eap-carol: EAP secret without id`},
 	} {

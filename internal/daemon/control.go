@@ -56,22 +56,27 @@ type Response struct {
 
 // IKESA is an IKE SA as list-sas shows it (swanctl --list-sas).
 type IKESA struct {
-	Name        string    `json:"name"`
-	UniqueID    uint32    `json:"uniqueid"`
-	State       string    `json:"state"`
-	Version     int       `json:"version"`
-	Initiator   bool      `json:"initiator"`
-	SPIi        string    `json:"initiator-spi"`
-	SPIr        string    `json:"responder-spi"`
-	LocalHost   string    `json:"local-host"`
-	LocalPort   uint16    `json:"local-port"`
-	LocalID     string    `json:"local-id"`
-	RemoteHost  string    `json:"remote-host"`
-	RemotePort  uint16    `json:"remote-port"`
-	RemoteID    string    `json:"remote-id"`
-	NATLocal    bool      `json:"nat-local,omitempty"`
-	NATRemote   bool      `json:"nat-remote,omitempty"`
-	Proposal    string    `json:"proposal"`
+	Name       string `json:"name"`
+	UniqueID   uint32 `json:"uniqueid"`
+	State      string `json:"state"`
+	Version    int    `json:"version"`
+	Initiator  bool   `json:"initiator"`
+	SPIi       string `json:"initiator-spi"`
+	SPIr       string `json:"responder-spi"`
+	LocalHost  string `json:"local-host"`
+	LocalPort  uint16 `json:"local-port"`
+	LocalID    string `json:"local-id"`
+	RemoteHost string `json:"remote-host"`
+	RemotePort uint16 `json:"remote-port"`
+	RemoteID   string `json:"remote-id"`
+	NATLocal   bool   `json:"nat-local,omitempty"`
+	NATRemote  bool   `json:"nat-remote,omitempty"`
+	Proposal   string `json:"proposal"`
+	// As swanctl --list-sas names them: the EAP identity, the virtual
+	// IPs we received (local) and those we assigned (remote).
+	EAPID       string    `json:"remote-eap-id,omitempty"`
+	LocalVIPs   []string  `json:"local-vips,omitempty"`
+	RemoteVIPs  []string  `json:"remote-vips,omitempty"`
 	Established *int64    `json:"established,omitempty"` // seconds ago
 	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
 	Children    []ChildSA `json:"child-sas"`

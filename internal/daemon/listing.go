@@ -38,6 +38,15 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
 			NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal, Children: []ChildSA{},
 		}
+		for _, v := range sa.LocalVIPs {
+			x.LocalVIPs = append(x.LocalVIPs, v.String())
+		}
+		for _, v := range sa.RemoteVIPs {
+			x.RemoteVIPs = append(x.RemoteVIPs, v.String())
+		}
+		if !sa.Initiator {
+			x.EAPID = sa.EAPIdentity
+		}
 		var fc *swanctl.Connection
 		if l != nil {
 			fc = l.File.Connection(sa.Name)
