@@ -154,6 +154,10 @@ func TestRemoteAccess(t *testing.T) {
 		if !strings.Contains(string(resolv), "nameserver 10.3.0.1") {
 			t.Errorf("charon's resolv.conf has no DNS server 10.3.0.1:\n%s\n%s", resolv, e.charon.log())
 		}
+		if o := e.oursSA(); !slices.Equal(o.RemoteVIPs, []string{"10.3.200.1"}) || o.EAPID != "carol" ||
+			len(o.Children) != 1 || !slices.Equal(o.Children[0].RemoteTS, []string{"10.3.200.1/32"}) {
+			t.Errorf("our IKE SA of carol: %+v", o)
+		}
 		child := e.charonSA().sub("child-sas")
 		if child == nil || len(child.sections) != 1 {
 			t.Fatalf("carol has no CHILD_SA:\n%s", e.charon.swanctl("--list-sas"))
@@ -208,4 +212,81 @@ func TestRemoteAccess(t *testing.T) {
 			t.Errorf("carol's virtual IP on her return %q, want 10.3.200.1 again", vip)
 		}
 	})
+}
+
+// TestRemoteAccessOursAsClient: our daemon as the road warrior of
+// charon's gateway, EAP-MSCHAPv2 and a virtual IP with a DNS server.
+func TestRemoteAccessOursAsClient(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "ecdsa", "moon.example.org", charonAddr)
+	e.charon.load(`connections {
+  rw {
+    local_addrs = `+charonAddr+`
+    pools = rw4
+    local {
+      auth = pubkey
+      certs = peer.pem
+      id = moon.example.org
+    }
+    remote {
+      auth = eap-mschapv2
+      eap_id = %any
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        esp_proposals = aes128gcm16
+      }
+    }
+  }
+}
+pools {
+  rw4 {
+    addrs = 10.4.0.0/24
+    dns = 10.4.0.53
+  }
+}
+secrets {
+  eap-carol {
+    id = carol
+    secret = "carol's password"
+  }
+}
+`, certFiles(t, ca, ckey, ccert))
+	e.ours.load(`connections {
+  c {
+    remote_addrs = `+charonAddr+`
+    vips = 0.0.0.0
+    local {
+      auth = eap-mschapv2
+      id = carol
+    }
+    remote {
+      auth = pubkey
+      id = moon.example.org
+    }
+    children {
+      net {
+        remote_ts = 10.1.0.0/16
+        esp_proposals = aes128gcm16
+      }
+    }
+  }
+}
+secrets {
+  eap-carol {
+    id = carol
+    secret = "carol's password"
+  }
+}
+`, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert)})
+	e.initiate(oursInitiate)
+	waitLog(t, "xdpsec", e.ours.log, 5e9, "EAP method EAP_MSCHAPV2 succeeded, MSK established",
+		"authentication of 'moon.example.org' with EAP successful", "received virtual IP 10.4.0.1", "received DNS server 10.4.0.53")
+	waitLog(t, "charon", e.charon.log, 5e9, "assigning virtual IP 10.4.0.1 to peer 'carol'")
+	o := e.oursSA()
+	if !slices.Equal(o.LocalVIPs, []string{"10.4.0.1"}) || len(o.Children) != 1 || !slices.Equal(o.Children[0].LocalTS, []string{"10.4.0.1/32"}) {
+		t.Errorf("our IKE SA: %+v", o)
+	}
 }
