@@ -212,6 +212,15 @@ func TestRemoteAccess(t *testing.T) {
 			t.Errorf("carol's virtual IP on her return %q, want 10.3.200.1 again", vip)
 		}
 	})
+
+	t.Run("list-pools", func(t *testing.T) {
+		out := e.ours.cli("list-pools", "--leases")
+		for _, want := range []string{"rw4", "10.3.200.1      - 10.3.200.2      2 / 0 / 2", "10.3.200.1", "online  'carol'", "online  'dave'"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("list-pools --leases lacks %q:\n%s", want, out)
+			}
+		}
+	})
 }
 
 // TestRemoteAccessOursAsClient: our daemon as the road warrior of

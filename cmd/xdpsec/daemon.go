@@ -323,6 +323,38 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 	}
 }
 
+func listPoolsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list-pools",
+		Usage: "list the virtual IP pools and, with --leases, their leases (as swanctl --list-pools)",
+		Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "leases", Usage: "list each pool's leases"}},
+		Action: func(c *cli.Context) error {
+			out, err := newOutput(c)
+			if err != nil {
+				return err
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdListPools, Leases: c.Bool("leases")})
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.print(resp.Pools, nil, nil)
+			}
+			for _, p := range resp.Pools {
+				fmt.Fprintf(out.w, "%-20s %-15s - %-15s %d / %d / %d\n", p.Name, p.Base, p.Last, p.Online, p.Offline, p.Size)
+				for _, l := range p.Leases {
+					status := "offline"
+					if l.Online {
+						status = "online"
+					}
+					fmt.Fprintf(out.w, "  %-39s %-7s '%s'\n", l.Addr, status, l.Identity)
+				}
+			}
+			return nil
+		},
+	}
+}
+
 func listConnsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list-conns",

@@ -27,6 +27,7 @@ const (
 	CmdRekey     = "rekey"
 	CmdListSAs   = "list-sas"
 	CmdListConns = "list-conns"
+	CmdListPools = "list-pools"
 	CmdReload    = "reload"
 )
 
@@ -40,6 +41,8 @@ type Request struct {
 	// TimeoutMS bounds how long initiate and terminate wait for the
 	// exchanges to finish; 0 means 10 seconds, negative does not wait.
 	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// Leases asks list-pools for each pool's leases.
+	Leases bool `json:"leases,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -49,6 +52,7 @@ type Response struct {
 	Message string     `json:"message,omitempty"`
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
+	Pools   []PoolInfo `json:"pools,omitempty"`
 	Changes *Changes   `json:"changes,omitempty"`
 	// Denied says the daemon refused the connection's user.
 	Denied bool `json:"denied,omitempty"`
@@ -280,6 +284,8 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
 		resp = &Response{Conns: d.ListConns()}
+	case CmdListPools:
+		resp = &Response{Pools: d.ListPools(req.Leases)}
 	case CmdReload:
 		var ch Changes
 		c, rerr := d.Reload()
