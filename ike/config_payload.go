@@ -209,3 +209,23 @@ func (sa *ikeSA) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 	}
 	return out
 }
+
+// takeBackVIP leases a taken-back IKE SA's virtual IP to it again. The
+// SA stays without the lease (its CHILD_SAs keep their selectors) when
+// the pool is gone or now gives the address to someone else.
+func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
+	p := sa.e.pool(v.Pool)
+	if p == nil {
+		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' is gone", v.Addr, v.Identity, v.Pool))
+		return
+	}
+	addr, _, err := p.Leases.Acquire(v.Identity, v.Addr)
+	if err != nil || addr != v.Addr {
+		if err == nil {
+			p.Leases.Release(v.Identity, addr)
+		}
+		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' cannot lease it again", v.Addr, v.Identity, v.Pool))
+		return
+	}
+	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
+}

@@ -20,8 +20,9 @@ import (
 type raBed struct {
 	*testbed
 	ca    *iketest.CA
-	pool  *ike.Pool
-	users []ike.EAPSecret
+	pool   *ike.Pool
+	users  []ike.EAPSecret
+	gwConn *ike.Connection
 }
 
 type raOptions struct {
@@ -69,6 +70,7 @@ func newRABed(t *testing.T, o raOptions) *raBed {
 			c.RemoteAddrs = nil
 			c.Pools = []string{"rw"}
 			c.Children[0].RemoteTS = []ike.TSSpec{ike.DynamicTS()}
+			rb.gwConn = c
 		},
 		cfgA: func(c *ike.Config) {
 			c.Credentials = ike.Credentials{CAs: []*x509.Certificate{rb.ca.Cert}, EAP: []ike.EAPSecret{{IDs: []string{o.user}, Secret: []byte(o.password)}}}
@@ -285,5 +287,46 @@ func TestRemoteAccessHostileEAP(t *testing.T) {
 				t.Errorf("gateway kept the IKE SA: %+v", rb.b.sas())
 			}
 		})
+	}
+}
+
+// TestRemoteAccessRestart: a gateway restarted (Detach, Import into a
+// new engine with fresh pools, as the daemon does) gives the taken-back
+// IKE SA its lease again and carries the offline leases over, so that a
+// new client is not handed an address in use.
+func TestRemoteAccessRestart(t *testing.T) {
+	rb := newRABed(t, raOptions{poolAddrs: "10.3.200.1-10.3.200.3"})
+	rb.establish() // carol: .1
+	dave := rb.client("dave", addrC, "dave", "dave's password", 0xc3000000)
+	rb.connect(dave) // dave: .2
+	if err := dave.e.DeleteIKESA(rb.established(dave).ID); err != nil {
+		t.Fatal(err)
+	}
+	rb.net.Flush() // dave's .2 offline
+	st := rb.b.e.Detach()
+	leases, _ := pool.FromRange("rw", netip.MustParseAddr("10.3.200.1"), netip.MustParseAddr("10.3.200.3"))
+	fresh := &ike.Pool{Leases: leases, DNS: rb.pool.DNS}
+	rb.b = rb.restartPeer(rb.b, st, rb.gwConn, 0xc5000000, func(c *ike.Config) {
+		c.Credentials = ike.Credentials{EAP: rb.users}
+		c.Pools = []*ike.Pool{fresh}
+	})
+	if size, online, offline := leases.Stats(); online != 1 || offline != 1 {
+		t.Fatalf("after the restart: pool of %d with %d online, %d offline leases, want 1 and 1", size, online, offline)
+	}
+	if g := rb.established(rb.b); !slices.Equal(g.RemoteVIPs, []netip.Addr{netip.MustParseAddr("10.3.200.1")}) || g.EAPIdentity != "carol" {
+		t.Errorf("taken-back IKE SA: %+v", g)
+	}
+	dave2 := rb.client("dave2", netip.MustParseAddr("192.0.2.5"), "dave", "dave's password", 0xc6000000)
+	rb.connect(dave2)
+	if g := rb.established(dave2); !slices.Equal(g.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.200.2")}) {
+		t.Errorf("dave after the restart got %v, want his 10.3.200.2", g.LocalVIPs)
+	}
+	// carol leaves: her lease goes offline in the new pool.
+	if err := rb.a.e.DeleteIKESA(rb.established(rb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	rb.net.Flush()
+	if _, online, offline := leases.Stats(); online != 1 || offline != 1 {
+		t.Errorf("after carol left: %d online, %d offline, want 1 and 1", online, offline)
 	}
 }
