@@ -19,7 +19,7 @@ import (
 // its road warriors: a and those added with client.
 type raBed struct {
 	*testbed
-	ca    *iketest.CA
+	ca     *iketest.CA
 	pool   *ike.Pool
 	users  []ike.EAPSecret
 	gwConn *ike.Connection
