@@ -256,30 +256,7 @@ func TestRemoteAccessHostileEAP(t *testing.T) {
 		{"nak-for-nothing", []byte{2, 0, 0, 6, 3, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rb := newRABed(t, raOptions{})
-			if _, err := rb.a.e.Initiate("gw"); err != nil {
-				t.Fatal(err)
-			}
-			// IKE_SA_INIT both ways, the first IKE_AUTH both ways: the
-			// gateway waits for an EAP Response, and the client's is dropped.
-			for range 4 {
-				rb.net.Deliver()
-			}
-			rb.net.Drop()
-			g := rb.b.sas()
-			if len(g) != 1 {
-				t.Fatalf("gateway has %d IKE SAs", len(g))
-			}
-			raw := tc.payload
-			body := make([]byte, 4+len(raw))
-			copy(body[4:], raw)
-			body[2], body[3] = byte(len(body)>>8), byte(len(body))
-			pkt, err := rb.b.e.SealAsPeer(g[0].ID, message.Header{ExchangeType: message.IKE_AUTH, Flags: message.FlagInitiator, MessageID: 2},
-				message.PayloadEAP, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 4500), Remote: netip.AddrPortFrom(addrA, 4500), Data: append([]byte{0, 0, 0, 0}, pkt...)})
+			rb := sendEAPResponse(t, tc.payload)
 			if n := rb.b.e.Stats(); n.Panics != 0 || n.EAPFailures != 1 {
 				t.Errorf("stats: %+v", n)
 			}
@@ -329,4 +306,97 @@ func TestRemoteAccessRestart(t *testing.T) {
 	if _, online, offline := leases.Stats(); online != 1 || offline != 1 {
 		t.Errorf("after carol left: %d online, %d offline, want 1 and 1", online, offline)
 	}
+}
+
+// sendEAPResponse runs IKE_AUTH up to the gateway's first EAP Request,
+// drops the client's answer and sends the gateway raw (an EAP payload's
+// body) in its place, from the authenticated client.
+func sendEAPResponse(t *testing.T, raw []byte) *raBed {
+	rb := newRABed(t, raOptions{})
+	rb.quiet = true
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	// IKE_SA_INIT both ways, the first IKE_AUTH both ways: the gateway
+	// waits for an EAP Response, and the client's is dropped.
+	for range 4 {
+		rb.net.Deliver()
+	}
+	rb.net.Drop()
+	g := rb.b.sas()
+	if len(g) != 1 {
+		t.Fatalf("gateway has %d IKE SAs", len(g))
+	}
+	body := make([]byte, 4+len(raw))
+	copy(body[4:], raw)
+	body[2], body[3] = byte(len(body)>>8), byte(len(body))
+	pkt, err := rb.b.e.SealAsPeer(g[0].ID, message.Header{ExchangeType: message.IKE_AUTH, Flags: message.FlagInitiator, MessageID: 2},
+		message.PayloadEAP, body)
+	if err != nil {
+		return rb
+	}
+	rb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 4500), Remote: netip.AddrPortFrom(addrA, 4500), Data: append([]byte{0, 0, 0, 0}, pkt...)})
+	return rb
+}
+
+// FuzzRemoteAccessEAPResponse: whatever an authenticated client sends
+// where its EAP Response belongs, the gateway neither panics nor
+// establishes the IKE SA.
+func FuzzRemoteAccessEAPResponse(f *testing.F) {
+	f.Add([]byte{2, 0x40, 0, 10, 1, 'c', 'a', 'r', 'o', 'l'})
+	f.Add([]byte{2, 0, 0, 6, 3, 4})
+	f.Add([]byte{2, 0, 0, 5, 26})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 2000 {
+			return
+		}
+		rb := sendEAPResponse(t, raw)
+		if n := rb.b.e.Stats(); n.Panics != 0 {
+			t.Fatalf("panics: %d", n.Panics)
+		}
+		for _, sa := range rb.b.sas() {
+			if sa.State == ike.IKESAEstablished {
+				t.Fatalf("established on %x", raw)
+			}
+		}
+	})
+}
+
+// TestRemoteAccessIPv6: a client asking for an IPv4 and an IPv6 address
+// gets one of each, from the pool of each family, and its selectors are
+// both.
+func TestRemoteAccessIPv6(t *testing.T) {
+	rb := newRABed(t, raOptions{})
+	leases6, err := pool.FromPrefix("rw6", netip.MustParsePrefix("fd00:3::/120"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p6 := &ike.Pool{Leases: leases6, DNS: []netip.Addr{netip.MustParseAddr("fd00::53")}, DNSDomains: []string{"corp.example"}}
+	rb.gwConn.Pools = []string{"rw", "rw6"}
+	if err := rb.b.e.AddConnection(rb.gwConn); err != nil {
+		t.Fatal(err)
+	}
+	rb.b.e.SetPools([]*ike.Pool{rb.pool, p6})
+	c := baseConn(addrA, addrB, "carol", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+	rb.clientConn(c, "carol", []eap.Type{eap.TypeMSCHAPv2})
+	c.VIPs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
+	c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.2.0.0/16", "fd00:2::/64")
+	if err := rb.a.e.AddConnection(c); err != nil {
+		t.Fatal(err)
+	}
+	rb.gwConn.Children[0].LocalTS = ike.MustParseTSSpecs("10.2.0.0/16", "fd00:2::/64")
+	if err := rb.b.e.AddConnection(rb.gwConn); err != nil {
+		t.Fatal(err)
+	}
+	rb.establish()
+	want := []netip.Addr{netip.MustParseAddr("10.3.200.1"), netip.MustParseAddr("fd00:3::1")}
+	cl, g := rb.established(rb.a), rb.established(rb.b)
+	if !slices.Equal(cl.LocalVIPs, want) || !slices.Equal(g.RemoteVIPs, want) {
+		t.Fatalf("virtual IPs: client %v, gateway %v", cl.LocalVIPs, g.RemoteVIPs)
+	}
+	if len(g.Children) != 1 || len(g.Children[0].RemoteTS) != 2 || g.Children[0].RemoteTS[1].String() != "fd00:3::1/128" {
+		t.Errorf("gateway's CHILD_SA: %+v", g.Children)
+	}
+	wantLog(t, rb.b, "peer requested virtual IP %any6", "assigning virtual IP fd00:3::1 to peer 'carol'")
+	wantLog(t, rb.a, "received DNS server fd00::53")
 }
