@@ -173,9 +173,12 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 	}
 	sa.log.Info(fmt.Sprintf("authentication of '%s' with EAP successful", sa.remoteID))
 	r.authed = true
-	sa.eapIdentity = r.server.Identity()
-	if res := r.server.Result(); sa.eapIdentity == "" {
-		sa.eapIdentity = res.Identity
+	// The identity the method authenticated (MS-CHAPv2's Name may differ
+	// from what EAP-Identity said): leases are bound to it, so that no one
+	// is given another user's address.
+	sa.eapIdentity = r.server.Result().Identity
+	if sa.eapIdentity == "" {
+		sa.eapIdentity = r.server.Identity()
 	}
 	sa.eapAuth = nil
 	failure := t.configRequest(r.first)
