@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -399,4 +400,29 @@ func TestRemoteAccessIPv6(t *testing.T) {
 	}
 	wantLog(t, rb.b, "peer requested virtual IP %any6", "assigning virtual IP fd00:3::1 to peer 'carol'")
 	wantLog(t, rb.a, "received DNS server fd00::53")
+}
+
+// TestRemoteAccessRetransmit: a response lost in the middle of EAP is
+// sent again from the gateway's response cache when the client
+// retransmits its request; the conversation goes on unharmed.
+func TestRemoteAccessRetransmit(t *testing.T) {
+	for lost := 2; lost <= 6; lost++ {
+		rb := newRABed(t, raOptions{})
+		if _, err := rb.a.e.Initiate("gw"); err != nil {
+			t.Fatal(err)
+		}
+		// Datagrams alternate request, response: drop the lost-th response.
+		for i := 0; i < 2*lost-1; i++ {
+			rb.net.Deliver()
+		}
+		rb.net.Drop()
+		rb.advance(5 * time.Second)
+		rb.net.Flush()
+		rb.established(rb.a)
+		rb.established(rb.b)
+		rb.checkKeys()
+		if !rb.b.log.contains("retransmitting response") {
+			t.Errorf("response %d lost: the gateway did not answer the retransmit from its cache", lost)
+		}
+	}
 }
