@@ -19,6 +19,7 @@ import (
 const raGateway = `connections {
   rw {
     local_addrs = ` + oursAddr + `
+    proposals = aes256-sha256-modp2048, default
     pools = rw4
     local {
       auth = pubkey
@@ -32,7 +33,7 @@ const raGateway = `connections {
     children {
       net {
         local_ts = 10.2.0.0/16
-        esp_proposals = aes128gcm16
+        esp_proposals = aes128gcm16, aes256-sha256
       }
     }
   }
@@ -67,8 +68,15 @@ secrets {
 // raClient is one road warrior of charon's: a connection named after the
 // user, asking for a virtual IP.
 func raClient(user, auth string) string {
+	return raClientAs(user, user, auth, "default", "aes128gcm16")
+}
+
+// raClientAs is a road warrior's connection name for user id, with its
+// IKE and ESP proposals.
+func raClientAs(name, user, auth, ike, esp string) string {
 	return fmt.Sprintf(`  %s {
     remote_addrs = %s
+    proposals = %s
     vips = 0.0.0.0
     local {
       auth = %s
@@ -81,11 +89,11 @@ func raClient(user, auth string) string {
     children {
       %s {
         remote_ts = 10.2.0.0/16
-        esp_proposals = aes128gcm16
+        esp_proposals = %s
       }
     }
   }
-`, user, oursAddr, auth, user, user)
+`, name, oursAddr, ike, auth, user, name, esp)
 }
 
 // TestRemoteAccess runs charon as the road-warrior client of our gateway,
@@ -102,7 +110,10 @@ func TestRemoteAccess(t *testing.T) {
 	e.ours.load(raGateway, map[string][]byte{"x509/peer.pem": pemCert(ocert), "private/peer.pem": pemKey(t, okey)})
 
 	clients := "connections {\n" + raClient("carol", "eap-mschapv2") + raClient("bob", "eap-mschapv2") +
-		raClient("eve", "eap-mschapv2") + raClient("dave", "eap-md5") + raClient("frank", "eap-mschapv2") + "}\n" +
+		raClient("eve", "eap-mschapv2") + raClient("dave", "eap-md5") + raClient("frank", "eap-mschapv2") +
+		// The proposals of iOS and macOS's IKEv2 client (AES-256-CBC,
+		// SHA2-256, MODP2048 by default).
+		raClientAs("ios", "carol", "eap-mschapv2", "aes256-sha256-modp2048", "aes256-sha256") + "}\n" +
 		`secrets {
   eap-carol {
     id = carol
@@ -210,6 +221,21 @@ func TestRemoteAccess(t *testing.T) {
 		}
 		if vip := vipOf("carol"); vip != "10.3.200.1" {
 			t.Errorf("carol's virtual IP on her return %q, want 10.3.200.1 again", vip)
+		}
+	})
+
+	t.Run("ios-proposals", func(t *testing.T) {
+		e.charon.swanctl("--terminate", "--ike", "carol", "--timeout", "10")
+		if out, err := connect("ios"); err != nil {
+			t.Fatalf("carol with iOS's proposals: %v\n%s", err, out)
+		}
+		if vip := vipOf("ios"); vip != "10.3.200.1" {
+			t.Errorf("carol's virtual IP with iOS's proposals %q, want 10.3.200.1", vip)
+		}
+		for _, sa := range e.charon.sas() {
+			if sa.name == "ios" && (sa.get("encr-alg") != "AES_CBC" || sa.get("encr-keysize") != "256" || sa.get("dh-group") != "MODP_2048") {
+				t.Errorf("IKE SA of iOS's proposals: %s %s %s", sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("dh-group"))
+			}
 		}
 	})
 
