@@ -143,7 +143,12 @@ func (t *ikeAuth) abortChild() {
 	}
 }
 
-func (t *ikeAuth) failed() { t.abortChild() }
+func (t *ikeAuth) failed() {
+	t.abortChild()
+	if t.peerEAP != nil {
+		t.peerEAP.wipe()
+	}
+}
 
 func (sa *ikeSA) logEstablished() {
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
