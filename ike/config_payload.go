@@ -58,6 +58,9 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 	requested := 0
 	var reply []message.ConfigAttribute
 	var used []*Pool
+	// One address per family: a client asking for more would drain the
+	// pool with one IKE SA.
+	var asked4, asked6 bool
 	for _, a := range cp.Attributes {
 		var want netip.Addr
 		var is4 bool
@@ -74,6 +77,10 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 		default:
 			continue
 		}
+		if (is4 && asked4) || (!is4 && asked6) {
+			continue
+		}
+		asked4, asked6 = asked4 || is4, asked6 || !is4
 		if want.IsValid() && want.IsUnspecified() {
 			want = netip.Addr{}
 		}
