@@ -128,7 +128,7 @@ func Check(path string, log *slog.Logger) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials})
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials, Pools: l.Pools})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine, err = ike.New(ike.Config{
-		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials,
+		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
@@ -470,6 +470,8 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Warn(w.Error())
 	}
 	d.engine.SetCredentials(l.Credentials)
+	keepLeases(old, l)
+	d.engine.SetPools(l.Pools)
 	for _, name := range append(slices.Clone(ch.Removed), ch.Changed...) {
 		d.terminateConn(name)
 	}
@@ -495,6 +497,20 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.cfgLog.Info(fmt.Sprintf("reloaded %s: %d added, %d removed, %d changed, secrets changed: %v",
 		d.opts.ConfigPath, len(ch.Added), len(ch.Removed), len(ch.Changed), ch.SecretsChanged))
 	return ch, nil
+}
+
+// keepLeases carries the leases of each pool whose addrs did not change
+// over to the reloaded configuration, its other settings (dns, subnet,
+// ...) taken from the new one. A pool whose addrs changed starts empty:
+// clients connected from the old range keep their addresses until their
+// IKE SAs go, and new clients may be given the same ones again, as with
+// charon's reload of a changed pool.
+func keepLeases(old, l *Loaded) {
+	for _, p := range l.File.Pools {
+		if o := old.File.Pool(p.Name()); o != nil && o.Addrs == p.Addrs {
+			p.Leases = o.Leases
+		}
+	}
 }
 
 // terminateConn deletes the IKE SAs of a connection.
