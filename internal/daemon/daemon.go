@@ -264,6 +264,9 @@ func (d *Daemon) openDataplane() error {
 		return err
 	}
 	d.kernel = k
+	if len(d.loaded.Pools) > 0 {
+		d.hashClientPolicies()
+	}
 	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
 		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
 		OffloadFor: func(sa *ike.SA) dataplane.Offload {
@@ -273,6 +276,27 @@ func (d *Daemon) openDataplane() error {
 			return offloadFor(conns)(sa)
 		}})
 	return nil
+}
+
+// hashClientPolicies has the kernel hash policies by their remote
+// address from a /32 (IPv4) or /128 (IPv6) on, whatever the local prefix:
+// a road warrior's policies (0.0.0.0/0 to its virtual IP) are then found
+// by a hash lookup instead of in the inexact policies, which keeps the
+// outbound lookup flat with thousands of clients (bench/README.md,
+// "Outbound lookup per remote-access client"). Site-to-site policies
+// (prefixes on both sides) stay where they were. A kernel that refuses
+// is logged; policies still work, only slower with many clients.
+func (d *Daemon) hashClientPolicies() {
+	for _, f := range []struct {
+		v6 bool
+		t  xfrm.HashThresholds
+	}{{false, xfrm.HashThresholds{Local: 0, Remote: 32}}, {true, xfrm.HashThresholds{Local: 0, Remote: 128}}} {
+		if err := d.kernel.SetHashThresholds(f.v6, f.t); err != nil {
+			d.knlLog.Info(fmt.Sprintf("virtual IP pools: setting XFRM policy hash thresholds failed: %v", err))
+			return
+		}
+	}
+	d.knlLog.Info("virtual IP pools: XFRM policies hashed by the client address (hthresh4 0 32, hthresh6 0 128)")
 }
 
 // sourceAddress picks our address towards a peer by a route lookup: the
@@ -472,6 +496,9 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.engine.SetCredentials(l.Credentials)
 	keepLeases(old, l)
 	d.engine.SetPools(l.Pools)
+	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {
+		d.hashClientPolicies()
+	}
 	for _, name := range append(slices.Clone(ch.Removed), ch.Changed...) {
 		d.terminateConn(name)
 	}
