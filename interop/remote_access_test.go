@@ -19,7 +19,7 @@ import (
 const raGateway = `connections {
   rw {
     local_addrs = ` + oursAddr + `
-    proposals = aes256-sha256-modp2048, default
+    proposals = aes256-sha256-modp2048, default, aes256-sha1-modp1024
     pools = rw4
     local {
       auth = pubkey
@@ -33,7 +33,7 @@ const raGateway = `connections {
     children {
       net {
         local_ts = 10.2.0.0/16
-        esp_proposals = aes128gcm16, aes256-sha256
+        esp_proposals = aes128gcm16, aes256-sha256, aes256-sha1
       }
     }
   }
@@ -113,7 +113,10 @@ func TestRemoteAccess(t *testing.T) {
 		raClient("eve", "eap-mschapv2") + raClient("dave", "eap-md5") + raClient("frank", "eap-mschapv2") +
 		// The proposals of iOS and macOS's IKEv2 client (AES-256-CBC,
 		// SHA2-256, MODP2048 by default).
-		raClientAs("ios", "carol", "eap-mschapv2", "aes256-sha256-modp2048", "aes256-sha256") + "}\n" +
+		raClientAs("ios", "carol", "eap-mschapv2", "aes256-sha256-modp2048", "aes256-sha256") +
+		// Windows 10's built-in client by default: AES-256-CBC (or
+		// 3DES, which we refuse), SHA1, MODP1024; ESP AES-256-CBC/SHA1.
+		raClientAs("windows", "carol", "eap-mschapv2", "aes256-sha1-modp1024", "aes256-sha1") + "}\n" +
 		`secrets {
   eap-carol {
     id = carol
@@ -236,6 +239,29 @@ func TestRemoteAccess(t *testing.T) {
 			if sa.name == "ios" && (sa.get("encr-alg") != "AES_CBC" || sa.get("encr-keysize") != "256" || sa.get("dh-group") != "MODP_2048") {
 				t.Errorf("IKE SA of iOS's proposals: %s %s %s", sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("dh-group"))
 			}
+		}
+	})
+
+	t.Run("windows-proposals", func(t *testing.T) {
+		// The iOS subtest's IKE SA, if it ran: carol has one address.
+		_, _ = e.charon.swanctlRun("--terminate", "--ike", "ios", "--timeout", "10")
+		if out, err := connect("windows"); err != nil {
+			t.Fatalf("carol with Windows 10's proposals: %v\n%s", err, out)
+		}
+		if vip := vipOf("windows"); vip != "10.3.200.1" {
+			t.Errorf("carol's virtual IP with Windows 10's proposals %q, want 10.3.200.1", vip)
+		}
+		found := false
+		for _, sa := range e.charon.sas() {
+			if sa.name == "windows" {
+				found = true
+				if sa.get("encr-alg") != "AES_CBC" || sa.get("integ-alg") != "HMAC_SHA1_96" || sa.get("dh-group") != "MODP_1024" {
+					t.Errorf("IKE SA of Windows 10's proposals: %s %s %s", sa.get("encr-alg"), sa.get("integ-alg"), sa.get("dh-group"))
+				}
+			}
+		}
+		if !found {
+			t.Error("charon lists no IKE SA windows")
 		}
 	})
 
