@@ -24,6 +24,7 @@ const (
 	PinStats     = bpf.XdpsecMapStats
 	PinSPDOut    = bpf.XdpsecMapSpdOut
 	PinSPDStats  = bpf.XdpsecMapSpdStats
+	PinSPDHost   = bpf.XdpsecMapSpdHost
 	PinSPDDst    = bpf.XdpsecMapSpdDst
 	PinSPDNode   = bpf.XdpsecMapSpdNode
 	PinSPDSrc    = bpf.XdpsecMapSpdSrc
@@ -54,7 +55,7 @@ type Set struct {
 func New(m *bpf.XdpsecMaps) *Set {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
 	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
-		m.SpdStats, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
+		m.SpdStats, m.SpdHost, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
 	s.wrap(m)
 	return s
 }
@@ -65,7 +66,7 @@ func (s *Set) wrap(m *bpf.XdpsecMaps) {
 	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, config: s.Config}
 	s.Counters = &Counters{m: m.Stats}
 	s.SPD = &SPD{
-		policies: m.SpdOut, stats: m.SpdStats, dst: m.SpdDst, node: m.SpdNode,
+		policies: m.SpdOut, stats: m.SpdStats, host: m.SpdHost, dst: m.SpdDst, node: m.SpdNode,
 		src: m.SpdSrc, rule: m.SpdRule, config: s.Config, lock: s.lock,
 	}
 }
@@ -92,7 +93,7 @@ func OpenPinned(dir string) (*Set, error) {
 	for name, dst := range map[string]**ebpf.Map{
 		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
 		PinConfig: &m.Config, PinStats: &m.Stats, PinSPDOut: &m.SpdOut,
-		PinSPDStats: &m.SpdStats, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
+		PinSPDStats: &m.SpdStats, PinSPDHost: &m.SpdHost, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
 		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule,
 	} {
 		if err := open(name, dst); err != nil {
