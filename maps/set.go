@@ -37,6 +37,10 @@ const MapsDir = "maps"
 // ErrNotLoaded means the pin directory has no xdpsec maps: nothing was loaded.
 var ErrNotLoaded = errors.New("xdpsec is not loaded")
 
+// ErrOutdated means the pins are an older xdpsec's, without a map this
+// one needs.
+var ErrOutdated = errors.New("xdpsec's pinned maps are outdated")
+
 // Set is every shared map, each behind its typed wrapper.
 type Set struct {
 	SA       *SATable
@@ -83,6 +87,10 @@ func OpenPinned(dir string) (*Set, error) {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
 	open := func(name string, dst **ebpf.Map) error {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(mdir, name), nil)
+		if errors.Is(err, os.ErrNotExist) {
+			// The others are there: an older xdpsec pinned them.
+			return fmt.Errorf("%w: pinned map %s is missing from %s (loaded by an older xdpsec): run `xdpsec load` again to upgrade in place", ErrOutdated, name, mdir)
+		}
 		if err != nil {
 			return fmt.Errorf("open pinned map %s: %w", name, err)
 		}
