@@ -12,11 +12,13 @@ import (
 // ICMP and ICMPv6 selectors carry type<<8|code in their port ranges (RFC
 // 7296 section 3.13.1), while the kernel matches the type as the source
 // port and the code as the destination port (xfrm_flowi_sport/dport). As
-// charon, the pair's one ICMP range is taken from whichever side restricts
-// it (both: the larger); unlike charon, which installs a type or code of 0
-// as "any", type 0 (echo reply) and code 0 are installed exactly. A range
-// over several types is installed as any type, one over some codes of a
-// type as that type with any code: the kernel cannot say more.
+// in charon, a pair gets one ICMP range: that of the side that restricts
+// it, or when both do, the one starting higher (charon compares the two in
+// network byte order, which agrees while the codes are 0). Unlike charon,
+// which installs a type or code of 0 as "any", type 0 (echo reply) and
+// code 0 are installed exactly. A range over several types is installed as
+// any type, one over some codes of a type as that type with any code: the
+// kernel's selector cannot say more.
 func setPorts(sel *xfrm.Selector, src, dst ike.TrafficSelector) {
 	if sel.Proto == 1 || sel.Proto == 58 {
 		setICMP(sel, src, dst)
