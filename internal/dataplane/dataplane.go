@@ -454,6 +454,9 @@ func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
 	if err := d.addRoutes(p, ps); err != nil {
 		return err
 	}
+	if icmpRestricted(p.Src) || icmpRestricted(p.Dst) {
+		d.log.Warn(fmt.Sprintf("policy %s === %s: tc_lan does not read ICMP types, it sends all ICMP of these addresses into the XFRM interface of if_id %#x", p.Src, p.Dst, p.IfID))
+	}
 	return d.addSPD(p, ps, maps.ActionProtect)
 }
 

@@ -32,19 +32,22 @@ func setPorts(sel *xfrm.Selector, src, dst ike.TrafficSelector) {
 	}
 }
 
+// icmpRestricted reports an ICMP or ICMPv6 selector limited to some types
+// or codes.
+func icmpRestricted(ts ike.TrafficSelector) bool {
+	return (ts.Protocol == 1 || ts.Protocol == 58) && !(ts.StartPort == 0 && ts.EndPort == 0xffff) && !ts.Opaque()
+}
+
 func setICMP(sel *xfrm.Selector, src, dst ike.TrafficSelector) {
-	restricts := func(ts ike.TrafficSelector) bool {
-		return !(ts.StartPort == 0 && ts.EndPort == 0xffff) && !ts.Opaque()
-	}
 	r := src
 	switch {
-	case restricts(src) && restricts(dst):
+	case icmpRestricted(src) && icmpRestricted(dst):
 		if dst.StartPort > src.StartPort {
 			r = dst
 		}
-	case restricts(dst):
+	case icmpRestricted(dst):
 		r = dst
-	case !restricts(src):
+	case !icmpRestricted(src):
 		return
 	}
 	if r.StartPort>>8 != r.EndPort>>8 {

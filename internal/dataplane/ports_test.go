@@ -1,6 +1,10 @@
 package dataplane
 
 import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -68,5 +72,29 @@ func TestDataplaneClassicICMPPolicy(t *testing.T) {
 	}
 	if err := d.DeletePolicy(p); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Route-based, tc_lan steers by addresses, protocol and destination port
+// only: an ICMP type selector covers all ICMP there, which is logged.
+func TestDataplaneRouteBasedICMPPolicyWarns(t *testing.T) {
+	var logged bytes.Buffer
+	ev := &events{}
+	k := &fakeKernel{ev: ev, states: map[uint32]xfrm.State{}}
+	b := &fakeBPF{ev: ev, sas: map[uint32]maps.InboundSA{}, cpus: []int{0, 1}}
+	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: slog.New(slog.NewTextHandler(&logged, nil)),
+		Device: func(netip.Addr) (string, error) { return "wan0", nil }})
+	t.Cleanup(d.Close)
+	local, _ := ike.ParseTS("10.1.0.0/16[icmp/8]")
+	remote, _ := ike.ParseTS("10.2.0.0/16[icmp/8]")
+	if err := d.AddPolicy(&ike.Policy{Dir: ike.DirOut, Src: local, Dst: remote, TmplSrc: us, TmplDst: them, ReqID: 1, IfID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	d.Flush()
+	if len(b.policies) != 1 || b.policies[0].Proto != 1 || !b.policies[0].AnyPorts() || b.policies[0].Action != maps.ActionProtect {
+		t.Errorf("SPD %+v", b.policies)
+	}
+	if !strings.Contains(logged.String(), "tc_lan does not read ICMP types") {
+		t.Errorf("no warning about the ICMP types in the log:\n%s", logged.String())
 	}
 }
