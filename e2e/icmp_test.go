@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -11,15 +12,22 @@ import (
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
-// TestDaemonICMPSelectors: policy-based, CHILD_SA net protects ICMP type 8
-// (echo request) and CHILD_SA reply type 0 (echo reply) between the LANs
-// (charon's semantics: one type per selector pair, in both directions).
-// The kernel policies carry the types (type in the source port, code in
-// the destination port), a ping passes through the two CHILD_SAs, and
-// ICMP timestamp requests (type 13), which no selector allows, do not go
-// into the tunnel.
-func TestDaemonICMPSelectors(t *testing.T) {
-	dp := newDaemonPair(t, ipv4, tunnelConf{tsSuffix: "[icmp/8]", moreChildren: []childConf{{"reply", "[icmp/0]"}}})
+// TestDaemonICMPSelectors: policy-based, CHILD_SA net protects echo
+// requests (ICMP type 8, ICMPv6 128) and CHILD_SA reply echo replies (0,
+// 129) between the LANs (charon's semantics: one type per selector pair,
+// in both directions). The kernel policies carry the types (type in the
+// source port, code in the destination port), a ping passes through the
+// two CHILD_SAs, and a type no selector allows (ICMP timestamp request 13,
+// ICMPv6 node information query 139) does not go into the tunnel.
+func TestDaemonICMPSelectors(t *testing.T) { forFamilies(t, testDaemonICMPSelectors) }
+
+func testDaemonICMPSelectors(t *testing.T, f family) {
+	proto, request, reply, other := "icmp", 8, 0, byte(13)
+	if f == ipv6 {
+		proto, request, reply, other = "ipv6-icmp", 128, 129, 139
+	}
+	dp := newDaemonPair(t, f, tunnelConf{tsSuffix: fmt.Sprintf("[%s/%d]", proto, request),
+		moreChildren: []childConf{{"reply", fmt.Sprintf("[%s/%d]", proto, reply)}}})
 	p := dp.pair
 	// Initiating net may have brought reply up with it (issue 22, defect
 	// 2); a second one would be a duplicate.
@@ -35,8 +43,10 @@ func TestDaemonICMPSelectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, "proto icmp type 8 code 0") || !strings.Contains(out, "proto icmp type 0 code 0") {
-			t.Errorf("site %s: `ip xfrm policy` lacks the ICMP types:\n%s", g.name, out)
+		for _, typ := range []int{request, reply} {
+			if want := fmt.Sprintf("proto %s type %d code 0", proto, typ); !strings.Contains(out, want) {
+				t.Errorf("site %s: `ip xfrm policy` lacks %q:\n%s", g.name, want, out)
+			}
 		}
 	}
 
@@ -50,18 +60,18 @@ func TestDaemonICMPSelectors(t *testing.T) {
 	}
 
 	before := stateStats(t, dp.ga.Netns)
-	if err := sendICMP(p.a.lanH, p.a.lanA, p.b.lanA, 13, n); err != nil {
+	if err := sendICMP(p.a.lanH, p.a.lanA, p.b.lanA, other, n); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 	after := stateStats(t, dp.ga.Netns)
 	for spi, s := range after {
 		if s != before[spi] {
-			t.Errorf("site A: SA %.8x counted %d packets of ICMP type 13, which no selector allows", spi, s.packets-before[spi].packets)
+			t.Errorf("site A: SA %.8x counted %d packets of type %d, which no selector allows", spi, s.packets-before[spi].packets, other)
 		}
 	}
 	if b := dp.gb.child("net"); b.PacketsIn != req.PacketsOut {
-		t.Errorf("site B: CHILD_SA net received %d packets, A sent %d before the type 13 messages", b.PacketsIn, req.PacketsOut)
+		t.Errorf("site B: CHILD_SA net received %d packets, A sent %d before the type %d messages", b.PacketsIn, req.PacketsOut, other)
 	}
 }
 
@@ -77,16 +87,23 @@ func hasChild(g *gateway, name string) bool {
 	return false
 }
 
-// sendICMP sends count ICMP messages of type typ (code 0, 20 bytes, as a
-// timestamp request) from src to dst in ns through a raw socket.
+// sendICMP sends count ICMP or ICMPv6 messages of type typ (code 0, 20
+// bytes) from src to dst in ns through a raw socket; the kernel fills in
+// an ICMPv6 checksum.
 func sendICMP(ns *testenv.Netns, src, dst netip.Addr, typ byte, count int) error {
 	return ns.Do(func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+		af, proto := syscall.AF_INET6, syscall.IPPROTO_ICMPV6
+		var from, to syscall.Sockaddr = &syscall.SockaddrInet6{Addr: src.As16()}, &syscall.SockaddrInet6{Addr: dst.As16()}
+		if dst.Is4() {
+			af, proto = syscall.AF_INET, syscall.IPPROTO_ICMP
+			from, to = &syscall.SockaddrInet4{Addr: src.As4()}, &syscall.SockaddrInet4{Addr: dst.As4()}
+		}
+		fd, err := syscall.Socket(af, syscall.SOCK_RAW, proto)
 		if err != nil {
 			return err
 		}
 		defer syscall.Close(fd)
-		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: src.As4()}); err != nil {
+		if err := syscall.Bind(fd, from); err != nil {
 			return err
 		}
 		for seq := range count {
@@ -94,8 +111,10 @@ func sendICMP(ns *testenv.Netns, src, dst netip.Addr, typ byte, count int) error
 			msg[0] = typ
 			binary.BigEndian.PutUint16(msg[4:], 0x1cc)
 			binary.BigEndian.PutUint16(msg[6:], uint16(seq))
-			binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
-			if err := syscall.Sendto(fd, msg, 0, &syscall.SockaddrInet4{Addr: dst.As4()}); err != nil {
+			if !dst.Is6() {
+				binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+			}
+			if err := syscall.Sendto(fd, msg, 0, to); err != nil {
 				return err
 			}
 		}
