@@ -151,31 +151,55 @@ static long spd_step(__u32 i, void *ctx)
 }
 
 /*
+ * spd_dst_node returns the most specific destination node for the packet:
+ * its address's own node from spd_host if the generation has host entries
+ * and one of them is the address, else the LPM answer of spd_dst.
+ */
+static __always_inline __u32 *spd_dst_node(__u32 gen, int hosts, struct l3 *l3)
+{
+	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
+	struct xs_spd_dst_key dk = {};
+	__u32 *node;
+
+	if (hosts) {
+		struct xs_spd_host_key hk = {};
+
+		hk.gen = gen;
+		hk.family = l3->family;
+		copy_addr(hk.addr, l3->daddr, l3->family);
+		node = bpf_map_lookup_elem(&spd_host, &hk);
+		if (node)
+			return node;
+	}
+	dk.prefixlen = 32 + alen;
+	dk.gen = gen;
+	dk.family = l3->family;
+	copy_addr(dk.addr, l3->daddr, l3->family);
+	return bpf_map_lookup_elem(&spd_dst, &dk);
+}
+
+/*
  * spd_lookup finds the policy for a packet and returns the index of its
- * rule in spd_rule, or XS_NONE. The destination LPM gives the most specific
- * destination node; for each node from there out to the root the node's
- * sources give a rule chain, walked until a rule's protocol and port match.
+ * rule in spd_rule, or XS_NONE. The destination lookup gives the most
+ * specific destination node; for each node from there out to the root the
+ * node's sources give a rule chain, walked until a rule's protocol and port
+ * match.
  *
  * The first source lookup and the first rules are examined inline: that is
  * where nearly every packet finds its policy. Longer walks continue in a
  * bpf_loop (which the verifier checks once) within a step budget; the Go
  * compiler refuses policy sets whose worst path needs more steps.
  */
-static __always_inline __u32 spd_lookup(__u32 gen, struct l3 *l3, int have_port, __u16 dport)
+static __always_inline __u32 spd_lookup(__u32 gen, int hosts, struct l3 *l3, int have_port, __u16 dport)
 {
 	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
-	struct xs_spd_dst_key dk = {};
 	struct spd_walk w = {};
 	struct xs_spd_rule *rule;
 	struct xs_spd_node *n;
 	__u32 *node;
 	int i;
 
-	dk.prefixlen = 32 + alen;
-	dk.gen = gen;
-	dk.family = l3->family;
-	copy_addr(dk.addr, l3->daddr, l3->family);
-	node = bpf_map_lookup_elem(&spd_dst, &dk);
+	node = spd_dst_node(gen, hosts, l3);
 	if (!node)
 		return XS_NONE;
 
@@ -306,9 +330,9 @@ int tc_lan(struct __sk_buff *skb)
 	struct xs_spd_rule *rule;
 	struct xs_config *cfg;
 	struct l3 l3 = {};
-	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx;
+	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx, gen = 0;
 	__u16 dport = 0;
-	int have_port = 0, off, probe;
+	int have_port = 0, hosts = 0, off, probe;
 	__be16 proto;
 
 	probe = skb->ingress_ifindex == 0 && skb->cb[XS_CB_PROBE] == XS_PROBE_MAGIC;
@@ -337,7 +361,11 @@ int tc_lan(struct __sk_buff *skb)
 	}
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	rule_idx = spd_lookup(cfg ? cfg->spd_gen & 1 : 0, &l3, have_port, dport);
+	if (cfg) {
+		gen = cfg->spd_gen & 1;
+		hosts = !!(cfg->flags & XS_CFG_SPD_HOSTS(gen));
+	}
+	rule_idx = spd_lookup(gen, hosts, &l3, have_port, dport);
 	rule = rule_idx == XS_NONE ? NULL : bpf_map_lookup_elem(&spd_rule, &rule_idx);
 	if (!rule) {
 		tc_count(probe, XS_CNT_TC_NO_POLICY, skb->len);

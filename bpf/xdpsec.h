@@ -121,6 +121,12 @@ struct xs_config {
 
 /* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
 #define XS_CFG_FOREIGN_SAS 0x1
+/*
+ * SPD generation gen has entries in spd_host: without its bit, tc_lan goes
+ * straight to spd_dst. Set before the generation is switched to, so a
+ * packet never sees a generation with host entries but not its bit.
+ */
+#define XS_CFG_SPD_HOSTS(gen) (0x2U << ((gen) & 1))
 
 /*
  * An outbound policy as configured: the source of truth for the compiled
@@ -148,7 +154,13 @@ struct xs_policy {
  * which one packets use, so a new policy set is written into the idle
  * generation and switched to in one store.
  *
- * spd_dst: LPM over (gen, family, destination) -> node index.
+ * spd_host: exact match over (gen, family, address) -> node index, for
+ *          the destinations that are host prefixes (/32, /128). A hit is
+ *          the longest match there can be; only a miss goes on to spd_dst.
+ *          Remote-access gateways have one host destination per client:
+ *          in the trie each would make every lookup deeper.
+ * spd_dst: LPM over (gen, family, destination) -> node index, for the
+ *          shorter destination prefixes.
  * spd_node[node]: the next shorter destination prefix present in the set.
  * spd_src: LPM over (node, source) -> first rule of the chain for that
  *          destination node and source prefix.
@@ -159,6 +171,13 @@ struct xs_policy {
  */
 struct xs_spd_dst_key {
 	__u32 prefixlen;	/* 32 + prefix length in bits */
+	__u8 gen;
+	enum xs_family family;
+	__u8 pad[2];
+	__u8 addr[16];
+};
+
+struct xs_spd_host_key {
 	__u8 gen;
 	enum xs_family family;
 	__u8 pad[2];

@@ -137,6 +137,14 @@ type XdpsecXsSpdDstKey struct {
 	Addr      [16]uint8
 }
 
+type XdpsecXsSpdHostKey struct {
+	_      structs.HostLayout
+	Gen    uint8
+	Family XdpsecXsFamily
+	Pad    [2]uint8
+	Addr   [16]uint8
+}
+
 type XdpsecXsSpdNode struct {
 	_       structs.HostLayout
 	Parent  uint32
@@ -178,6 +186,7 @@ const (
 	XdpsecMapSaSlot      = "sa_slot"
 	XdpsecMapSaSlotStats = "sa_slot_stats"
 	XdpsecMapSpdDst      = "spd_dst"
+	XdpsecMapSpdHost     = "spd_host"
 	XdpsecMapSpdNode     = "spd_node"
 	XdpsecMapSpdOut      = "spd_out"
 	XdpsecMapSpdRule     = "spd_rule"
@@ -245,6 +254,7 @@ type XdpsecMapSpecs struct {
 	SaSlot      *ebpf.MapSpec `ebpf:"sa_slot"`
 	SaSlotStats *ebpf.MapSpec `ebpf:"sa_slot_stats"`
 	SpdDst      *ebpf.MapSpec `ebpf:"spd_dst"`
+	SpdHost     *ebpf.MapSpec `ebpf:"spd_host"`
 	SpdNode     *ebpf.MapSpec `ebpf:"spd_node"`
 	SpdOut      *ebpf.MapSpec `ebpf:"spd_out"`
 	SpdRule     *ebpf.MapSpec `ebpf:"spd_rule"`
@@ -286,6 +296,7 @@ type XdpsecMaps struct {
 	SaSlot      *ebpf.Map `ebpf:"sa_slot"`
 	SaSlotStats *ebpf.Map `ebpf:"sa_slot_stats"`
 	SpdDst      *ebpf.Map `ebpf:"spd_dst"`
+	SpdHost     *ebpf.Map `ebpf:"spd_host"`
 	SpdNode     *ebpf.Map `ebpf:"spd_node"`
 	SpdOut      *ebpf.Map `ebpf:"spd_out"`
 	SpdRule     *ebpf.Map `ebpf:"spd_rule"`
@@ -303,6 +314,7 @@ func (m *XdpsecMaps) Close() error {
 		m.SaSlot,
 		m.SaSlotStats,
 		m.SpdDst,
+		m.SpdHost,
 		m.SpdNode,
 		m.SpdOut,
 		m.SpdRule,

@@ -10,3 +10,9 @@ import _ "embed"
 //
 //go:embed swanctl.conf
 var SwanctlConf string
+
+// SwanctlRemoteAccessConf is swanctl-remote-access.conf of this directory:
+// a gateway for road warriors with EAP-MSCHAPv2 and a virtual IP pool.
+//
+//go:embed swanctl-remote-access.conf
+var SwanctlRemoteAccessConf string

@@ -21,7 +21,14 @@ type tunnelConf struct {
 	certs      bool   // authenticate with certificates from one CA, not the PSK
 	saCPU      string // the daemons' --sa-cpu; their default if ""
 	ikev1      bool   // version = 1: Main Mode and Quick Mode, AES-CBC/HMAC-SHA256
+	tsSuffix   string // appended to net's local_ts and remote_ts: "[icmp/8]"
+	// moreChildren are CHILD_SAs beside net, with its settings and their
+	// own tsSuffix; the test initiates them.
+	moreChildren []childConf
 }
+
+// childConf is one more CHILD_SA of tunnelConf.
+type childConf struct{ name, tsSuffix string }
 
 // swanctlConf is site s's side of the net-to-net connection "site" with
 // CHILD_SA "net" between the inner networks (or, in transport mode, the
@@ -47,10 +54,14 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 	if mode == "transport" {
 		localTS, remoteTS = "dynamic", "dynamic"
 	}
-	child := fmt.Sprintf("local_ts = %s\nremote_ts = %s\nesp_proposals = %s\nmode = %s\n", localTS, remoteTS, esp, mode)
-	if c.ifID != 0 {
-		child += fmt.Sprintf("if_id_in = %d\nif_id_out = %d\n", c.ifID, c.ifID)
+	childBody := func(suffix string) string {
+		child := fmt.Sprintf("local_ts = %s%s\nremote_ts = %s%s\nesp_proposals = %s\nmode = %s\n", localTS, suffix, remoteTS, suffix, esp, mode)
+		if c.ifID != 0 {
+			child += fmt.Sprintf("if_id_in = %d\nif_id_out = %d\n", c.ifID, c.ifID)
+		}
+		return child
 	}
+	child := childBody(c.tsSuffix)
 	auth, certs := "psk", ""
 	if c.certs {
 		auth, certs = "pubkey", "\n         certs = gateway.pem"
@@ -58,6 +69,9 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 	child += c.childExtra
 	if s == p.a {
 		child += c.childA
+	}
+	for _, more := range c.moreChildren {
+		child += "         }\n         " + more.name + " {\n" + childBody(more.tsSuffix) + c.childExtra
 	}
 	return fmt.Sprintf(`connections {
    site {

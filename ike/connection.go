@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
@@ -53,6 +54,15 @@ type Connection struct {
 	SendCert    SendCert     // send_cert
 	Unique      UniquePolicy // unique
 	KeyingTries int          // keyingtries, default 1
+
+	// Pools (pools): names of the engine's address pools (Config.Pools)
+	// that virtual IPs requested in a configuration payload come from, in
+	// order; the first with an address of the requested family serves.
+	Pools []string
+	// VIPs (vips): virtual IPs we ask the peer for in a CFG_REQUEST, the
+	// unspecified address (0.0.0.0, ::) for any of the family. Our
+	// dynamic local selectors become the addresses received.
+	VIPs []netip.Addr
 
 	Local    []*AuthConfig  // local<suffix> rounds; one is supported
 	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
@@ -102,9 +112,13 @@ type AuthMethod uint8
 const (
 	AuthPubkey AuthMethod = iota // signatures with a certificate
 	AuthPSK                      // pre-shared key
+	// AuthEAP: EAP inside IKE_AUTH (RFC 7296 section 2.16), the peer
+	// authenticating to us as the EAP server; a remote round of a
+	// responder only (our EAP peer side is not wired yet).
+	AuthEAP
 )
 
-func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk") }
+func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk", "eap") }
 
 // Action is what to do at load time (start_action), when the peer
 // closes (close_action) or is found dead (dpd_action): nothing (clear),
@@ -170,6 +184,14 @@ type AuthConfig struct {
 	// CACerts (cacerts): for remote rounds, the trust anchors the peer's
 	// certificate must chain to; empty means the engine's Credentials.CAs.
 	CACerts []*x509.Certificate
+	// EAPMethods are the EAP methods offered with AuthEAP, in order of
+	// preference (eap-md5: TypeMD5; eap-mschapv2: TypeMSCHAPv2;
+	// eap-dynamic: both, the peer's Nak choosing).
+	EAPMethods []eap.Type
+	// EAPID (eap_id) is the identity the peer authenticates as in EAP:
+	// empty for its IKE identity, "%any" to ask it with EAP-Identity, or a
+	// fixed identity.
+	EAPID string
 }
 
 // ChildConfig is a CHILD_SA, a "connections.<name>.children.<child>" section.
@@ -291,6 +313,21 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.remote, err = resolveAuth(c.Remote[0], false); err != nil {
 		return nil, errf("remote", "%v", err)
 	}
+	if rc.Version == 1 && rc.remote.Auth == AuthEAP {
+		return nil, errf("remote.auth", "EAP needs IKEv2")
+	}
+	if rc.Version == 1 && rc.local.Auth == AuthEAP {
+		return nil, errf("local.auth", "EAP needs IKEv2")
+	}
+	if rc.Version == 1 && len(rc.VIPs) > 0 {
+		return nil, errf("vips", "virtual IPs are not supported with IKEv1 yet")
+	}
+	if rc.remote.Auth == AuthEAP && rc.local.Auth == AuthEAP {
+		return nil, errf("local.auth", "EAP on both ends: one of them must be the server, with a certificate or a PSK")
+	}
+	if rc.Version == 1 && len(rc.Pools) > 0 {
+		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
+	}
 	for _, ch := range c.Children {
 		cc, err := resolveChild(ch)
 		if err != nil {
@@ -326,8 +363,20 @@ func checkProposals(list []transform.Proposal, proto transform.Protocol) error {
 
 func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 	r := *a
-	if r.Auth > AuthPSK {
-		return r, fmt.Errorf("auth: %v is not supported (psk or pubkey)", r.Auth)
+	if r.Auth > AuthEAP {
+		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey or eap)", r.Auth)
+	}
+	if r.Auth == AuthEAP {
+		if len(r.EAPMethods) == 0 {
+			return r, fmt.Errorf("auth: EAP without a method")
+		}
+		for _, t := range r.EAPMethods {
+			if t != eap.TypeMD5 && t != eap.TypeMSCHAPv2 {
+				return r, fmt.Errorf("auth: EAP method %v is not supported (eap-md5, eap-mschapv2)", t)
+			}
+		}
+	} else if len(r.EAPMethods) > 0 || r.EAPID != "" {
+		return r, fmt.Errorf("eap_id: EAP settings in a round that does not use EAP")
 	}
 	if r.Scheme != nil && (!local || r.Auth != AuthPubkey) {
 		return r, fmt.Errorf("auth: a signature scheme applies to local pubkey rounds only")

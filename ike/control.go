@@ -18,7 +18,13 @@ type IKESAInfo struct {
 	NATLocal          bool
 	NATRemote         bool
 	Proposal          string
-	Children          []ChildSAInfo
+	// EAPIdentity is the identity the peer authenticated with by EAP (or
+	// we did, as the client), if any.
+	EAPIdentity string
+	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we
+	// assigned to the peer from a pool.
+	LocalVIPs, RemoteVIPs []netip.Addr
+	Children              []ChildSAInfo
 }
 
 // ChildSAInfo describes a CHILD_SA.
@@ -44,6 +50,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			Proposal: sa.proposal.String(), Version: 2,
+			EAPIdentity: sa.eapIdentity, LocalVIPs: append([]netip.Addr(nil), sa.localVIPs...), RemoteVIPs: sa.vipAddrs(),
 		}
 		for _, c := range sa.children {
 			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,

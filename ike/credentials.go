@@ -9,9 +9,17 @@ type SharedKey struct {
 	Secret []byte
 }
 
-// Credentials are what swanctl loads outside connections: shared secrets
-// and trusted CA certificates (x509ca/, authorities).
+// EAPSecret is a secrets.eap<suffix> entry: a user's password and the
+// EAP identities it is for (id<suffix>).
+type EAPSecret struct {
+	IDs    []string
+	Secret []byte
+}
+
+// Credentials are what swanctl loads outside connections: shared secrets,
+// EAP users' passwords and trusted CA certificates (x509ca/, authorities).
 type Credentials struct {
 	Shared []SharedKey
+	EAP    []EAPSecret
 	CAs    []*x509.Certificate
 }

@@ -25,6 +25,9 @@ type Config struct {
 	Rand      io.Reader // default crypto/rand
 
 	Credentials Credentials
+	// Pools are the virtual IP address pools connections name (pools);
+	// SetPools replaces them.
+	Pools []*Pool
 
 	// SourceAddress picks our address towards a peer when a connection
 	// has no local_addrs (a route lookup in the daemon). Without it, such
@@ -101,6 +104,8 @@ type Stats struct {
 	InvalidSyntaxSent     uint64
 	KeepAlivesSent        uint64 // NAT-T keepalives
 	KeepAlivesReceived    uint64
+	EAPFailures           uint64 // EAP conversations failed or AUTH after EAP wrong
+	VIPFailures           uint64 // virtual IP requests no pool could serve
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,

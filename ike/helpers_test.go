@@ -295,11 +295,15 @@ func (tb *testbed) advance(d time.Duration) {
 // restartPeer replaces p with a new engine that takes back st, as a
 // restarted daemon does (the PSK and clock of the testbed, a new
 // dataplane whose SPIs start at spiBase).
-func (tb *testbed) restartPeer(p *peer, st ike.EngineState, c *ike.Connection, spiBase uint32) *peer {
+func (tb *testbed) restartPeer(p *peer, st ike.EngineState, c *ike.Connection, spiBase uint32, mod ...func(*ike.Config)) *peer {
 	tb.t.Helper()
 	n := &peer{name: p.name, addr: p.addr, dp: dataplanetest.New(spiBase), log: newLogRecorder()}
-	e, err := ike.New(ike.Config{Logger: slog.New(n.log), Sender: tb.net.Sender(), Dataplane: n.dp, Clock: tb.clock,
-		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}}})
+	cfg := ike.Config{Logger: slog.New(n.log), Sender: tb.net.Sender(), Dataplane: n.dp, Clock: tb.clock,
+		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}}}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	e, err := ike.New(cfg)
 	if err != nil {
 		tb.t.Fatal(err)
 	}

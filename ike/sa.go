@@ -54,6 +54,19 @@ type ikeSA struct {
 	rekeyCollision *ikeRekey
 	// restart re-initiates the connection when the SA dies (dpd_action).
 	restart bool
+
+	// eapAuth is the responder's IKE_AUTH task while EAP runs: it answers
+	// the IKE_AUTH requests that follow the first.
+	eapAuth *ikeAuth
+	// eapIdentity is the identity the peer authenticated as with EAP.
+	eapIdentity string
+	// vips are the virtual IPs leased to the peer (config_payload.go),
+	// given back when the SA goes.
+	vips []vipLease
+	// localVIPs and dnsServers are what the gateway assigned to us in its
+	// CFG_REPLY (the client role).
+	localVIPs  []netip.Addr
+	dnsServers []netip.Addr
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
@@ -345,6 +358,11 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.children = nil
 	sa.tm.stop()
+	if sa.eapAuth != nil {
+		sa.eapAuth.eap.wipe()
+		sa.eapAuth = nil
+	}
+	sa.releaseVIPs()
 	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
 		if t != nil {
 			t.Stop()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ike/pool"
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
@@ -20,6 +21,10 @@ type EngineState struct {
 	NextReqID   uint32
 	// V1 are the IKEv1 ISAKMP SAs and their IPsec SAs (v1_state.go).
 	V1 []ExportedISAKMPSA `json:",omitempty"`
+	// Pools are the leases of each address pool, by pool name: a restart
+	// gives every identity the address it had (pool.Restore), and the
+	// taken-back IKE SAs take theirs online again.
+	Pools map[string][]pool.Lease `json:",omitempty"`
 }
 
 // ExportedIKESA is one exported IKE SA.
@@ -41,6 +46,21 @@ type ExportedIKESA struct {
 	NextMessageID, ExpectMessageID uint32
 	LastResponse                   [][]byte
 	Children                       []ExportedChildSA
+	// EAPIdentity is the identity the peer (or we) authenticated as with
+	// EAP; VIPs are the virtual IPs leased to the peer, LocalVIPs and
+	// DNSServers those the gateway gave us.
+	EAPIdentity string        `json:",omitempty"`
+	VIPs        []ExportedVIP `json:",omitempty"`
+	LocalVIPs   []netip.Addr  `json:",omitempty"`
+	DNSServers  []netip.Addr  `json:",omitempty"`
+}
+
+// ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
+// from and the identity it is leased to.
+type ExportedVIP struct {
+	Pool     string
+	Identity string
+	Addr     netip.Addr
 }
 
 // ExportedChildSA is one exported CHILD_SA.
@@ -100,6 +120,10 @@ func (e *Engine) export() EngineState {
 			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
+		}
+		for _, v := range sa.vips {
+			s.VIPs = append(s.VIPs, ExportedVIP{Pool: v.pool.Name(), Identity: v.id, Addr: v.addr})
 		}
 		for _, r := range sa.tm.response {
 			s.LastResponse = append(s.LastResponse, cloneBytes(r))
@@ -117,6 +141,14 @@ func (e *Engine) export() EngineState {
 		st.SAs = append(st.SAs, s)
 	}
 	st.V1 = e.exportV1()
+	for _, p := range e.cfg.Pools {
+		if leases := p.Leases.Leases(); len(leases) > 0 {
+			if st.Pools == nil {
+				st.Pools = map[string][]pool.Lease{}
+			}
+			st.Pools[p.Name()] = leases
+		}
+	}
 	return st
 }
 
@@ -196,6 +228,13 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
+	for name, leases := range st.Pools {
+		if p := e.pool(name); p == nil {
+			e.log.Info(fmt.Sprintf("leases of pool '%s' not taken back: no such pool", name))
+		} else if err := p.Leases.Restore(leases); err != nil {
+			e.log.Info(fmt.Sprintf("leases of pool '%s' taken back in part: %v", name, err))
+		}
+	}
 	bad2, bad1 := st.check()
 	errs := importRecords(2, st.SAs, bad2, e.importSA, (*ExportedIKESA).asIKESA)
 	errs = append(errs, importRecords(1, st.V1, bad1, e.importV1SA, (*ExportedISAKMPSA).asIKESA)...)
@@ -284,6 +323,10 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	}
 	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
 	sa.natLocal, sa.natRemote, sa.peerFrag = s.NATLocal, s.NATRemote, s.PeerFragmentation
+	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
+	for _, v := range s.VIPs {
+		sa.takeBackVIP(v)
+	}
 	sa.tm.nextID, sa.tm.expectID = s.NextMessageID, s.ExpectMessageID
 	for _, r := range s.LastResponse {
 		sa.tm.response = append(sa.tm.response, cloneBytes(r))

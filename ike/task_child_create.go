@@ -80,7 +80,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 		if t.rekeyed != nil {
 			t.offeredLocal, t.offeredRemote = t.rekeyed.localTS, t.rekeyed.remoteTS
 		} else {
-			t.offeredLocal = resolveTS(t.cfg.LocalTS, sa.local.Addr())
+			t.offeredLocal = sa.resolveLocalTS(t.cfg.LocalTS)
 			t.offeredRemote = resolveTS(t.cfg.RemoteTS, sa.remote.Addr())
 		}
 	}
@@ -244,7 +244,7 @@ func withImplicitAll(p transform.Proposal) []transform.Transform {
 func (sa *ikeSA) selectChildConfig(tsi, tsr []TrafficSelector) (*childConfig, []TrafficSelector, []TrafficSelector) {
 	for _, cc := range sa.conn.children {
 		local := narrowTS(resolveTS(cc.LocalTS, sa.local.Addr()), tsr)
-		remote := narrowTS(resolveTS(cc.RemoteTS, sa.remote.Addr()), tsi)
+		remote := narrowTS(sa.resolveRemoteTS(cc.RemoteTS), tsi)
 		if len(local) > 0 && len(remote) > 0 {
 			return cc, local, remote
 		}
@@ -281,7 +281,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 			for _, cc := range sa.conn.children {
 				sa.log.Info(fmt.Sprintf("  candidate %q:", cc.Name))
 				sa.logTSSelection(true, resolveTS(cc.LocalTS, sa.local.Addr()), tsR)
-				sa.logTSSelection(false, resolveTS(cc.RemoteTS, sa.remote.Addr()), tsI)
+				sa.logTSSelection(false, sa.resolveRemoteTS(cc.RemoteTS), tsI)
 			}
 		}
 		sa.log.Info(fmt.Sprintf("traffic selectors %s === %s unacceptable", formatTS(tsR), formatTS(tsI)))

@@ -21,6 +21,11 @@ type ikeAuth struct {
 	initiator bool
 	child     *childCreate
 	authError bool // responder: answer AUTHENTICATION_FAILED
+
+	eap            *eapRound              // responder: EAP runs (task_ike_auth_eap.go)
+	peerEAP        *eapPeerRound          // initiator: EAP runs (task_ike_auth_eap_peer.go)
+	cpReply        *message.Configuration // responder: CFG_REPLY to send
+	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
 }
 
 func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
@@ -58,9 +63,15 @@ func (sa *ikeSA) effectiveLocalID() Identity {
 
 func (t *ikeAuth) buildRequest(m *message.Message) error {
 	sa := t.sa
+	if t.peerEAP != nil {
+		return t.buildEAPRequest(m)
+	}
 	sa.localID = sa.effectiveLocalID()
 	sa.remoteID = sa.conn.remote.ID
 	idi := &message.IDi{Identification: sa.localID.payload()}
+	if sa.conn.local.Auth == AuthEAP {
+		return t.startEAPPeer(m, idi)
+	}
 	auth, certs, err := sa.buildAuth(sa.localID, idi.IDBytes())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
@@ -88,6 +99,9 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 
 func (t *ikeAuth) processResponse(m *message.Message) error {
 	sa := t.sa
+	if t.peerEAP != nil {
+		return t.processEAPResponse(m)
+	}
 	idr, ok1 := find[*message.IDr](m)
 	auth, ok2 := find[*message.Authentication](m)
 	if !ok1 || !ok2 {
@@ -132,7 +146,12 @@ func (t *ikeAuth) abortChild() {
 	}
 }
 
-func (t *ikeAuth) failed() { t.abortChild() }
+func (t *ikeAuth) failed() {
+	t.abortChild()
+	if t.peerEAP != nil {
+		t.peerEAP.wipe()
+	}
+}
 
 func (sa *ikeSA) logEstablished() {
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
@@ -140,19 +159,30 @@ func (sa *ikeSA) logEstablished() {
 
 func (t *ikeAuth) processRequest(m *message.Message) error {
 	sa := t.sa
+	if t.eap != nil {
+		return t.processEAP(m)
+	}
 	idi, ok1 := find[*message.IDi](m)
 	auth, ok2 := find[*message.Authentication](m)
+	var peer, wanted Identity
+	if ok1 {
+		peer = Identity{Type: idi.IDType, Data: idi.Data}
+	}
+	if idr, ok := find[*message.IDr](m); ok {
+		wanted = Identity{Type: idr.IDType, Data: idr.Data}
+	}
+	if ok1 && !ok2 {
+		// No AUTH: the initiator wants to authenticate with EAP.
+		if c := sa.e.peerConfigFor(sa, peer, wanted, true); c != nil {
+			return t.startEAP(m, c, peer, idi)
+		}
+	}
 	if !ok1 || !ok2 {
 		sa.log.Info("IDi or AUTH payload missing")
 		t.authError = true
 		return errDestroy
 	}
-	peer := Identity{Type: idi.IDType, Data: idi.Data}
-	var wanted Identity
-	if idr, ok := find[*message.IDr](m); ok {
-		wanted = Identity{Type: idr.IDType, Data: idr.Data}
-	}
-	c := sa.e.peerConfigFor(sa, peer, wanted)
+	c := sa.e.peerConfigFor(sa, peer, wanted, false)
 	if c == nil {
 		sa.log.Info(fmt.Sprintf("looking for peer configs matching %s[%s]...%s[%s]", sa.local.Addr(), wanted, sa.remote.Addr(), peer))
 		sa.log.Info("no matching peer config found")
@@ -185,6 +215,9 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 
 func (t *ikeAuth) buildResponse(m *message.Message) error {
 	sa := t.sa
+	if t.eap != nil {
+		return t.buildEAP(m)
+	}
 	if t.authError {
 		m.Payloads = append(m.Payloads, notify(message.AUTHENTICATION_FAILED, nil))
 		return errDestroy
@@ -208,8 +241,14 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 // identity matching IDr if the peer sent one, and the IKE proposal already
 // negotiated among its proposals. The connection of IKE_SA_INIT is
 // preferred.
-func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity) *connection {
+//
+// With eap, the request carried no AUTH: only connections whose remote
+// round is EAP fit, and those fit no request with AUTH.
+func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity, eap bool) *connection {
 	fits := func(c *connection) bool {
+		if (c.remote.Auth == AuthEAP) != eap {
+			return false
+		}
 		if !addrAllowed(c.LocalAddrs, sa.local.Addr()) || !addrAllowed(c.RemoteAddrs, sa.remote.Addr()) {
 			return false
 		}

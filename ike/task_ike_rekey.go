@@ -198,6 +198,9 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 		n.children = append(n.children, c)
 	}
 	sa.children = nil
+	n.vips, sa.vips = sa.vips, nil
+	n.eapIdentity = sa.eapIdentity
+	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
 	var keep []task
 	for _, q := range sa.tm.queued {
 		switch q := q.(type) {

@@ -367,6 +367,9 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 		}
 	case message.IKE_AUTH:
 		if sa.state == IKESAConnecting && !sa.initiator {
+			if sa.eapAuth != nil {
+				return sa.eapAuth // EAP goes on (task_ike_auth_eap.go)
+			}
 			return newIKEAuth(sa, false, nil)
 		}
 	case message.CREATE_CHILD_SA:

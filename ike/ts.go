@@ -52,7 +52,7 @@ func (ts TrafficSelector) Prefix() (netip.Prefix, bool) {
 }
 
 // String formats the selector as charon logs it: "10.1.0.0/16",
-// "10.1.0.1..10.1.0.9", "10.1.0.0/16[tcp/80]".
+// "10.1.0.1..10.1.0.9", "10.1.0.0/16[tcp/80]", "10.1.0.0/16[icmp/8]".
 func (ts TrafficSelector) String() string {
 	var b strings.Builder
 	if p, ok := ts.Prefix(); ok {
@@ -73,11 +73,17 @@ func (ts TrafficSelector) String() string {
 
 func (ts TrafficSelector) anyPort() bool { return ts.StartPort == 0 && ts.EndPort == 0xffff }
 
-// portSuffix is "/port" or "/from-to", empty for any port.
+// portSuffix is "/port" or "/from-to", empty for any port; ICMP and
+// ICMPv6 write type and code as charon does ("/8", "/3(4)", "/8-9").
 func (ts TrafficSelector) portSuffix() string {
 	switch {
 	case ts.anyPort():
 		return ""
+	case isICMP(ts.Protocol) && !ts.Opaque():
+		if ts.StartPort == ts.EndPort {
+			return "/" + icmpString(ts.StartPort)
+		}
+		return "/" + icmpString(ts.StartPort) + "-" + icmpString(ts.EndPort)
 	case ts.StartPort == ts.EndPort:
 		return "/" + strconv.Itoa(int(ts.StartPort))
 	}

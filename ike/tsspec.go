@@ -36,6 +36,13 @@ func ParseTS(s string) (TrafficSelector, error) {
 // optionally followed by "[proto]", "[proto/port]" or "[proto/from-to]",
 // where proto is a name, a number or "any" and port a service name, a
 // number, "any" or "opaque" ("[tcp/80]", "[udp]", "[6/1024-2048]").
+//
+// For ICMP and ICMPv6 the port is a message type and code, kept as on the
+// wire: the type in the high byte, the code in the low one (RFC 7296
+// section 3.13.1). As in strongSwan, a number below 256 is a type with
+// code 0 ("[icmp/8]" is 0x0800) and a larger one is type and code
+// ("[icmp/2049]" or "[icmp/0x0801]" is type 8 code 1); charon's printed
+// form "type(code)" ("[icmp/8(1)]", "[ipv6-icmp/1(4)]") is read too.
 func ParseTSSpec(s string) (TSSpec, error) {
 	spec := TSSpec{TS: TrafficSelector{EndPort: 0xffff}}
 	ts := &spec.TS
@@ -125,26 +132,67 @@ func parseProtoPort(ts *TrafficSelector, s string) error {
 		ts.StartPort, ts.EndPort = 0xffff, 0
 		return nil
 	}
-	if n, ok := serviceNumbers[strings.ToLower(port)]; ok {
+	parse := parsePort
+	if isICMP(ts.Protocol) {
+		parse = parseICMPPort
+	} else if n, ok := serviceNumbers[strings.ToLower(port)]; ok {
 		ts.StartPort, ts.EndPort = n, n
 		return nil
 	}
 	from, to, isRange := strings.Cut(port, "-")
-	a, err := strconv.ParseUint(from, 0, 16)
+	a, err := parse(from)
 	if err != nil {
 		return fmt.Errorf("unknown port %q", port)
 	}
 	b := a
 	if isRange {
-		if b, err = strconv.ParseUint(to, 0, 16); err != nil {
+		if b, err = parse(to); err != nil {
 			return fmt.Errorf("unknown port %q", port)
 		}
 		if b < a {
 			return fmt.Errorf("port range %q ends before it starts", port)
 		}
 	}
-	ts.StartPort, ts.EndPort = uint16(a), uint16(b)
+	ts.StartPort, ts.EndPort = a, b
 	return nil
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 0, 16)
+	return uint16(n), err
+}
+
+// isICMP reports the protocols whose selector ports carry an ICMP message
+// type and code: ICMP and ICMPv6.
+func isICMP(proto uint8) bool { return proto == 1 || proto == 58 }
+
+// parseICMPPort reads an ICMP type and code as strongSwan does: below 256
+// a type (code 0), from 256 the 16-bit type<<8|code; "type(code)" as
+// charon prints it.
+func parseICMPPort(s string) (uint16, error) {
+	s = strings.TrimSpace(s)
+	if t, c, ok := strings.Cut(s, "("); ok && strings.HasSuffix(c, ")") {
+		typ, err1 := strconv.ParseUint(strings.TrimSpace(t), 0, 8)
+		code, err2 := strconv.ParseUint(strings.TrimSpace(c[:len(c)-1]), 0, 8)
+		if err1 != nil || err2 != nil {
+			return 0, fmt.Errorf("bad ICMP type(code) %q", s)
+		}
+		return uint16(typ)<<8 | uint16(code), nil
+	}
+	n, err := parsePort(s)
+	if err == nil && n < 256 {
+		n <<= 8
+	}
+	return n, err
+}
+
+// icmpString writes an ICMP selector port as charon prints it: the type,
+// and the code in parentheses when it is not 0 ("8", "3(4)").
+func icmpString(port uint16) string {
+	if code := port & 0xff; code != 0 {
+		return strconv.Itoa(int(port>>8)) + "(" + strconv.Itoa(int(code)) + ")"
+	}
+	return strconv.Itoa(int(port >> 8))
 }
 
 // protocolNumbers are the protocol names of /etc/protocols one finds in
@@ -157,10 +205,11 @@ var protocolNumbers = map[string]uint8{
 }
 
 // protocolName names a protocol as the logs and swanctl.conf write it,
-// its number if it has no name here.
+// its number if it has no name here. ICMPv6 is "ipv6-icmp", the name
+// charon prints (from /etc/protocols).
 func protocolName(p uint8) string {
 	if p == 58 {
-		return "icmpv6"
+		return "ipv6-icmp"
 	}
 	for name, n := range protocolNumbers {
 		if n == p {
@@ -186,7 +235,7 @@ func (ts TrafficSelector) Opaque() bool { return ts.StartPort == 0xffff && ts.En
 
 // String writes the selector in swanctl.conf's syntax, which
 // ParseTSSpec reads back: "dynamic[udp/500]", "10.0.0.1-10.0.0.9",
-// "10.0.0.0/16[any/53]".
+// "10.0.0.0/16[any/53]", "10.0.0.0/16[icmp/8]", "::/0[ipv6-icmp/1(4)]".
 func (s TSSpec) String() string {
 	ts := s.TS
 	addr := ts.Start.String() + "-" + ts.End.String()

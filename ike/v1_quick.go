@@ -138,6 +138,9 @@ func (q *v1Quick) saPayload(spi uint32, selected *isakmp.Transform) *isakmp.Secu
 }
 
 // tsID encodes a selector as a client ID (ID_IPV4_ADDR_SUBNET etc.).
+// tsID writes a selector as a Quick Mode ID: one port or none (0, any).
+// ICMP and ICMPv6 put type<<8|code there as IKEv2 does, and as charon
+// sends and reads it; type 0 code 0 (echo reply) cannot be told from any.
 func tsID(ts TrafficSelector) *isakmp.Identification {
 	port := uint16(0)
 	if ts.StartPort == ts.EndPort {

@@ -201,10 +201,11 @@ type charon struct {
 
 // strongswan.conf of the tests: only the plugins needed (kernel-libipsec
 // for ESP in userspace, kernel-netlink for addresses and routes, kdf for
-// the PRF+ of the openssl backend), a file log, and VICI on a socket of
-// the test's own.
+// the PRF+ of the openssl backend, the EAP methods of the remote-access
+// tests, resolve writing the DNS servers it is given to a file of the
+// test's own), a file log, and VICI on a socket of the test's own.
 const strongswanConf = `charon {
-	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 resolve
 	filelog {
 		charon {
 			path = %s
@@ -225,6 +226,9 @@ const strongswanConf = `charon {
 		vici {
 			socket = %s
 		}
+		resolve {
+			file = %s
+		}
 	}
 	install_virtual_ip = no
 %s
@@ -242,7 +246,7 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 		}
 	}
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, c.logPath, c.uri, settings), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, c.logPath, c.uri, filepath.Join(dir, "resolv.conf"), settings), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := os.Create(filepath.Join(dir, "charon.out"))

@@ -288,3 +288,20 @@ func TestXDPFallsBackToGeneric(t *testing.T) {
 		t.Errorf("no fallback log line:\n%s", logs.String())
 	}
 }
+
+// TestOutdatedPins: pins of an older xdpsec (a map this one needs is not
+// there) are refused with the remedy, and `load` again upgrades them in
+// place.
+func TestOutdatedPins(t *testing.T) {
+	g := newGateway(t)
+	g.load(t, loader.TCAuto)
+	if err := os.Remove(filepath.Join(g.pinDir, maps.MapsDir, maps.PinSPDHost)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := maps.OpenPinned(g.pinDir)
+	if !errors.Is(err, maps.ErrOutdated) || !strings.Contains(err.Error(), "xdpsec load") || !strings.Contains(err.Error(), maps.PinSPDHost) {
+		t.Fatalf("opening pins without %s: %v, want ErrOutdated naming it and the remedy", maps.PinSPDHost, err)
+	}
+	g.load(t, loader.TCAuto)
+	g.maps(t)
+}

@@ -234,6 +234,7 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		maps.PinCPUMap:    uint32(ncpu),
 		maps.PinSPDOut:    opts.MaxPolicies,
 		maps.PinSPDStats:  opts.MaxPolicies + 1,
+		maps.PinSPDHost:   2 * opts.MaxPolicies,
 		maps.PinSPDDst:    2 * opts.MaxPolicies,
 		maps.PinSPDSrc:    2 * opts.MaxPolicies,
 		maps.PinSPDNode:   2 * opts.MaxPolicies,

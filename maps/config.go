@@ -116,6 +116,10 @@ func (c *Config) setForeignSAs(on bool) error {
 	})
 }
 
+// cfgSPDHosts mirrors XS_CFG_SPD_HOSTS: SPD generation gen has entries in
+// spd_host.
+func cfgSPDHosts(gen uint8) uint32 { return 0x2 << (gen & 1) }
+
 func (c *Config) spdGen() (uint8, error) {
 	v, err := c.read()
 	return uint8(v.SpdGen & 1), err

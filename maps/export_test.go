@@ -17,10 +17,18 @@ func CompiledWalk(ps []Policy) (func(Packet) (uint32, bool), error) {
 func (c *compiledSPD) walk(pkt Packet) (uint32, bool) {
 	dst, src := unmap(pkt.Dst), unmap(pkt.Src)
 	node := -1
-	best := -1
-	for _, e := range c.dsts {
-		if e.prefix.Addr().Is4() == dst.Is4() && e.prefix.Contains(dst) && e.prefix.Bits() > best {
-			node, best = int(e.node), e.prefix.Bits()
+	// spd_host first: an exact hit ends the destination lookup.
+	for _, e := range c.hosts {
+		if e.prefix.Addr() == dst {
+			node = int(e.node)
+		}
+	}
+	if node < 0 {
+		best := -1
+		for _, e := range c.dsts {
+			if e.prefix.Addr().Is4() == dst.Is4() && e.prefix.Contains(dst) && e.prefix.Bits() > best {
+				node, best = int(e.node), e.prefix.Bits()
+			}
 		}
 	}
 	if node < 0 {

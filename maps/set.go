@@ -24,6 +24,7 @@ const (
 	PinStats     = bpf.XdpsecMapStats
 	PinSPDOut    = bpf.XdpsecMapSpdOut
 	PinSPDStats  = bpf.XdpsecMapSpdStats
+	PinSPDHost   = bpf.XdpsecMapSpdHost
 	PinSPDDst    = bpf.XdpsecMapSpdDst
 	PinSPDNode   = bpf.XdpsecMapSpdNode
 	PinSPDSrc    = bpf.XdpsecMapSpdSrc
@@ -35,6 +36,10 @@ const MapsDir = "maps"
 
 // ErrNotLoaded means the pin directory has no xdpsec maps: nothing was loaded.
 var ErrNotLoaded = errors.New("xdpsec is not loaded")
+
+// ErrOutdated means the pins are an older xdpsec's, without a map this
+// one needs.
+var ErrOutdated = errors.New("xdpsec's pinned maps are outdated")
 
 // Set is every shared map, each behind its typed wrapper.
 type Set struct {
@@ -54,7 +59,7 @@ type Set struct {
 func New(m *bpf.XdpsecMaps) *Set {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
 	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
-		m.SpdStats, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
+		m.SpdStats, m.SpdHost, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
 	s.wrap(m)
 	return s
 }
@@ -65,7 +70,7 @@ func (s *Set) wrap(m *bpf.XdpsecMaps) {
 	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, config: s.Config}
 	s.Counters = &Counters{m: m.Stats}
 	s.SPD = &SPD{
-		policies: m.SpdOut, stats: m.SpdStats, dst: m.SpdDst, node: m.SpdNode,
+		policies: m.SpdOut, stats: m.SpdStats, host: m.SpdHost, dst: m.SpdDst, node: m.SpdNode,
 		src: m.SpdSrc, rule: m.SpdRule, config: s.Config, lock: s.lock,
 	}
 }
@@ -82,6 +87,10 @@ func OpenPinned(dir string) (*Set, error) {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
 	open := func(name string, dst **ebpf.Map) error {
 		mp, err := ebpf.LoadPinnedMap(filepath.Join(mdir, name), nil)
+		if errors.Is(err, os.ErrNotExist) {
+			// The others are there: an older xdpsec pinned them.
+			return fmt.Errorf("%w: pinned map %s is missing from %s (loaded by an older xdpsec): run `xdpsec load` again to upgrade in place", ErrOutdated, name, mdir)
+		}
 		if err != nil {
 			return fmt.Errorf("open pinned map %s: %w", name, err)
 		}
@@ -92,7 +101,7 @@ func OpenPinned(dir string) (*Set, error) {
 	for name, dst := range map[string]**ebpf.Map{
 		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
 		PinConfig: &m.Config, PinStats: &m.Stats, PinSPDOut: &m.SpdOut,
-		PinSPDStats: &m.SpdStats, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
+		PinSPDStats: &m.SpdStats, PinSPDHost: &m.SpdHost, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
 		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule,
 	} {
 		if err := open(name, dst); err != nil {

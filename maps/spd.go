@@ -26,9 +26,9 @@ type PolicyStats struct {
 // the generation it left stays intact until the next change, so a packet
 // that read the old generation number still finds a complete set.
 type SPD struct {
-	policies, stats, dst, node, src, rule *ebpf.Map
-	config                                *Config
-	lock                                  func() (func(), error)
+	policies, stats, host, dst, node, src, rule *ebpf.Map
+	config                                      *Config
+	lock                                        func() (func(), error)
 }
 
 // Capacity is the most policies the maps hold.
@@ -350,7 +350,7 @@ func (s *SPD) zeroStats(id uint32) error {
 
 // genCapacity is how many nodes, source entries and rules one generation has room for.
 func (s *SPD) genCapacity() uint32 {
-	return min(s.node.MaxEntries(), s.rule.MaxEntries(), s.src.MaxEntries(), s.dst.MaxEntries()) / 2
+	return min(s.node.MaxEntries(), s.rule.MaxEntries(), s.src.MaxEntries(), s.dst.MaxEntries(), s.host.MaxEntries()) / 2
 }
 
 // apply writes a compiled set into the idle generation and switches to it.
@@ -412,19 +412,55 @@ func (s *SPD) apply(c *compiledSPD) error {
 			return fmt.Errorf("write spd_dst %s: %w", e.prefix, err)
 		}
 	}
-	return s.config.updateLocked(func(v *bpf.XdpsecXsConfig) { v.SpdGen = uint32(gen) })
+	for _, e := range c.hosts {
+		k := bpf.XdpsecXsSpdHostKey{
+			Gen:    gen,
+			Family: familyOf(e.prefix.Addr()),
+			Addr:   addrBytes(e.prefix.Addr()),
+		}
+		if err := s.host.Put(&k, nodeBase+e.node); err != nil {
+			return fmt.Errorf("write spd_host %s: %w", e.prefix, err)
+		}
+	}
+	// tc_lan reads spd_gen and flags with separate loads: the generation's
+	// host bit is set in a store of its own before the switch, so no
+	// packet finds the new generation without it. Its bit may stay set
+	// when the generation has no host entries: a lookup that cannot hit.
+	hosts := cfgSPDHosts(gen)
+	if len(c.hosts) > 0 {
+		if err := s.config.updateLocked(func(v *bpf.XdpsecXsConfig) { v.Flags |= hosts }); err != nil {
+			return err
+		}
+	}
+	return s.config.updateLocked(func(v *bpf.XdpsecXsConfig) {
+		v.SpdGen = uint32(gen)
+		if len(c.hosts) == 0 {
+			v.Flags &^= hosts
+		}
+	})
 }
 
-// clearGen deletes a generation's trie entries; its array slots are simply
-// overwritten.
+// clearGen deletes a generation's trie and host entries; its array slots
+// are simply overwritten.
 func (s *SPD) clearGen(gen uint8) error {
 	var (
+		hk   bpf.XdpsecXsSpdHostKey
 		dk   bpf.XdpsecXsSpdDstKey
 		sk   bpf.XdpsecXsSpdSrcKey
 		v    uint32
+		hdel []bpf.XdpsecXsSpdHostKey
 		dels []bpf.XdpsecXsSpdDstKey
 		sdel []bpf.XdpsecXsSpdSrcKey
 	)
+	hit := s.host.Iterate()
+	for hit.Next(&hk, &v) {
+		if hk.Gen == gen {
+			hdel = append(hdel, hk)
+		}
+	}
+	if err := hit.Err(); err != nil {
+		return fmt.Errorf("read spd_host: %w", err)
+	}
 	it := s.dst.Iterate()
 	for it.Next(&dk, &v) {
 		if dk.Gen == gen {
@@ -443,6 +479,11 @@ func (s *SPD) clearGen(gen uint8) error {
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read spd_src: %w", err)
+	}
+	for i := range hdel {
+		if err := s.host.Delete(&hdel[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear spd_host: %w", err)
+		}
 	}
 	for i := range dels {
 		if err := s.dst.Delete(&dels[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

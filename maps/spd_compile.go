@@ -22,7 +22,8 @@ const (
 // on the spd_* maps in bpf/xdpsec.h). Node and rule indices are relative to
 // the generation they are written into.
 type compiledSPD struct {
-	dsts     []dstEntry
+	hosts    []dstEntry            // host destinations (/32, /128), for spd_host
+	dsts     []dstEntry            // shorter destination prefixes, for spd_dst
 	nodes    []bpf.XdpsecXsSpdNode // parent and inline sources, relative indices
 	srcs     []srcEntry            // sources of nodes with more than the inline ones
 	rules    []bpf.XdpsecXsSpdRule
@@ -102,7 +103,13 @@ func compileSPD(policies []Policy) (*compiledSPD, error) {
 	c := &compiledSPD{nodes: make([]bpf.XdpsecXsSpdNode, len(dsts))}
 	worst := make([]int, len(dsts)) // steps to walk from this node to the root
 	for node, d := range dsts {
-		c.dsts = append(c.dsts, dstEntry{prefix: d, node: uint32(node)})
+		// A host prefix is exactly one address: its exact match is the
+		// longest match, and no other destination has it as a parent.
+		if d.IsSingleIP() {
+			c.hosts = append(c.hosts, dstEntry{prefix: d, node: uint32(node)})
+		} else {
+			c.dsts = append(c.dsts, dstEntry{prefix: d, node: uint32(node)})
+		}
 		parent, ok := dstSet.parent(d)
 		c.nodes[node].Parent = bpfNone
 		if ok {

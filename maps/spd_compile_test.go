@@ -38,6 +38,31 @@ func TestCompiledWalkMatchesReference(t *testing.T) {
 	}
 }
 
+// TestCompiledWalkHosts is TestCompiledWalkMatchesReference for a
+// remote-access set: many host destinations, looked up exactly before the
+// shorter prefixes, inside pools the shorter prefixes cover.
+func TestCompiledWalkHosts(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		g := spdtest.New(77, v6)
+		hs := g.HostSet(2000, 200)
+		for _, ps := range [][]Policy{hs.Policies(), hs.ShorterOnly()} {
+			walk, err := CompiledWalk(ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 5000 {
+				pkt := hs.Packet()
+				want, wok := Match(ps, pkt)
+				got, gok := walk(pkt)
+				if wok != gok || (wok && want.ID != got) {
+					t.Fatalf("v6=%v %d policies, packet %+v: compiled walk says %d (%v), reference %d (%v)",
+						v6, len(ps), pkt, got, gok, want.ID, wok)
+				}
+			}
+		}
+	}
+}
+
 func TestCompileRefusesTooLongChains(t *testing.T) {
 	var ps []Policy
 	for i := 0; i < MaxLookupSteps; i++ {

@@ -279,8 +279,18 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 		}
 		fmt.Fprintf(w, "%s: #%d, %s, IKEv%d, %s_i%s %s_r%s\n", sa.Name, sa.UniqueID, sa.State, sa.Version,
 			sa.SPIi, star(sa.Initiator), sa.SPIr, star(!sa.Initiator))
-		fmt.Fprintf(w, "  local  '%s' @ %s[%d]\n", sa.LocalID, sa.LocalHost, sa.LocalPort)
-		fmt.Fprintf(w, "  remote '%s' @ %s[%d]\n", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		fmt.Fprintf(w, "  local  '%s' @ %s[%d]", sa.LocalID, sa.LocalHost, sa.LocalPort)
+		if len(sa.LocalVIPs) > 0 {
+			fmt.Fprintf(w, " [%s]", strings.Join(sa.LocalVIPs, " "))
+		}
+		fmt.Fprintf(w, "\n  remote '%s' @ %s[%d]", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		if sa.EAPID != "" {
+			fmt.Fprintf(w, " EAP: '%s'", sa.EAPID)
+		}
+		if len(sa.RemoteVIPs) > 0 {
+			fmt.Fprintf(w, " [%s]", strings.Join(sa.RemoteVIPs, " "))
+		}
+		fmt.Fprintln(w)
 		if sa.Proposal != "" {
 			fmt.Fprintf(w, "  %s\n", strings.TrimPrefix(sa.Proposal, "IKE:"))
 		}
@@ -310,6 +320,38 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 			fmt.Fprintf(w, "    local  %s\n", strings.Join(ch.LocalTS, " "))
 			fmt.Fprintf(w, "    remote %s\n", strings.Join(ch.RemoteTS, " "))
 		}
+	}
+}
+
+func listPoolsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list-pools",
+		Usage: "list the virtual IP pools and, with --leases, their leases (as swanctl --list-pools)",
+		Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "leases", Usage: "list each pool's leases"}},
+		Action: func(c *cli.Context) error {
+			out, err := newOutput(c)
+			if err != nil {
+				return err
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdListPools, Leases: c.Bool("leases")})
+			if err != nil {
+				return err
+			}
+			if out.json {
+				return out.print(resp.Pools, nil, nil)
+			}
+			for _, p := range resp.Pools {
+				fmt.Fprintf(out.w, "%-20s %-15s - %-15s %d / %d / %d\n", p.Name, p.Base, p.Last, p.Online, p.Offline, p.Size)
+				for _, l := range p.Leases {
+					status := "offline"
+					if l.Online {
+						status = "online"
+					}
+					fmt.Fprintf(out.w, "  %-39s %-7s '%s'\n", l.Addr, status, l.Identity)
+				}
+			}
+			return nil
+		},
 	}
 }
 

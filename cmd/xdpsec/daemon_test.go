@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xdpsec/xdpsec/ike/iketest"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
@@ -474,6 +477,30 @@ func TestDaemonCheck(t *testing.T) {
 	os.WriteFile(dist, example, 0o600)
 	if out, err := run(dist); err != nil || !strings.Contains(out, "OK, 1 connections") {
 		t.Errorf("dist/swanctl.conf: %v\n%s", err, out)
+	}
+	// The remote-access example, after the install step of the README:
+	// the gateway's certificate in x509/, its key in private/.
+	raDir := filepath.Join(dir, "ra")
+	for _, sub := range []string{"x509", "private"} {
+		os.MkdirAll(filepath.Join(raDir, sub), 0o700)
+	}
+	ca := iketest.NewCA(t, "example CA", nil)
+	key := iketest.NewKey(t, "ecdsa")
+	cert := ca.Issue(t, key, "vpn.example.org", []string{"vpn.example.org"}, nil, nil)
+	os.WriteFile(filepath.Join(raDir, "x509", "gateway.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(raDir, "private", "gateway.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	raExample, err := os.ReadFile("../../dist/swanctl-remote-access.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := filepath.Join(raDir, "swanctl.conf")
+	os.WriteFile(ra, raExample, 0o600)
+	if out, err := run(ra); err != nil || !strings.Contains(out, "OK, 1 connections") {
+		t.Errorf("dist/swanctl-remote-access.conf: %v\n%s", err, out)
 	}
 }
 

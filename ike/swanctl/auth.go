@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
@@ -63,7 +64,12 @@ func parseAuth(a *AuthRound, v string) error {
 		strings.HasPrefix(lv, "ecdsa"), strings.HasPrefix(lv, "ike:"):
 		a.Auth = ike.AuthPubkey
 	case strings.HasPrefix(lv, "eap"):
-		return wrapf(ErrUnsupported, "EAP authentication (%q) is not supported yet", v)
+		methods, ok := eapMethods[lv]
+		if !ok {
+			return wrapf(ErrUnsupported, "EAP authentication %q is not supported yet (eap-mschapv2, eap-md5 or eap-dynamic)", v)
+		}
+		a.Auth = ike.AuthEAP
+		a.EAPMethods = methods
 	case strings.HasPrefix(lv, "xauth"):
 		return wrapf(ErrUnsupported, "XAuth authentication (%q) is not supported yet", v)
 	case strings.HasPrefix(lv, "bliss"):
@@ -73,6 +79,15 @@ func parseAuth(a *AuthRound, v string) error {
 	}
 	a.AuthSpec = v
 	return nil
+}
+
+// eapMethods are the EAP auth values and the methods each offers, in
+// order: eap-dynamic starts with EAP-MSCHAPv2 and lets the peer's Nak
+// choose EAP-MD5 instead.
+var eapMethods = map[string][]eap.Type{
+	"eap-mschapv2": {eap.TypeMSCHAPv2},
+	"eap-md5":      {eap.TypeMD5},
+	"eap-dynamic":  {eap.TypeMSCHAPv2, eap.TypeMD5},
 }
 
 func parseID(a *AuthRound, v string) error {
@@ -111,7 +126,15 @@ var authKeys = keyTable[AuthRound]{
 	}),
 
 	// Documented by strongSwan, not supported by xdpsec yet.
-	"eap_id":      unsupported[AuthRound](),
+	"eap_id": supported(func(a *AuthRound, v string) error {
+		if v != "%any" {
+			if _, err := ike.ParseIdentity(v); err != nil {
+				return wrapErr(ErrValue, err)
+			}
+		}
+		a.EAPID = v
+		return nil
+	}),
 	"aaa_id":      unsupported[AuthRound](),
 	"xauth_id":    unsupported[AuthRound](),
 	"groups":      unsupported[AuthRound](),
@@ -125,6 +148,14 @@ func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
 	l.notePositions(key, set)
 	if _, ok := set["revocation"]; ok && local {
 		l.errs.add(set["revocation"], key+".revocation", wrapf(ErrUnknownKey, "revocation applies to remote rounds only"))
+	}
+	if _, ok := set["eap_id"]; ok && a.Auth != ike.AuthEAP {
+		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrInvalid, "eap_id applies to rounds with EAP authentication only"))
+		a.EAPID = ""
+	}
+	if _, ok := set["eap_id"]; ok && local && a.EAPID == "%any" {
+		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrValue, "%%any is for remote rounds: a local eap_id is the identity we send"))
+		a.EAPID = ""
 	}
 	if _, ok := set["cacerts"]; ok && local {
 		l.errs.add(set["cacerts"], key+".cacerts", wrapf(ErrUnknownKey, "cacerts applies to remote rounds only"))

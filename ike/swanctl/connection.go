@@ -151,10 +151,23 @@ var connectionKeys = keyTable[Connection]{
 		c.Unique, err = parseEnum(v, uniqueValues, "no, never, keep or replace")
 		return
 	}),
+	"pools": supported(func(c *Connection, v string) error {
+		c.Pools = splitList(v)
+		return nil
+	}),
+	"vips": supported(func(c *Connection, v string) error {
+		c.VIPs = nil
+		for _, s := range splitList(v) {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return wrapf(ErrValue, "%q is not an IP address (0.0.0.0 or :: for any)", s)
+			}
+			c.VIPs = append(c.VIPs, a)
+		}
+		return nil
+	}),
 
 	// Documented by strongSwan, not supported by xdpsec yet.
-	"vips":           unsupported[Connection](),
-	"pools":          unsupported[Connection](),
 	"dscp":           unsupported[Connection]("000000"),
 	"childless":      unsupported[Connection]("allow"),
 	"ppk_id":         unsupported[Connection](),

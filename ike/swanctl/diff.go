@@ -108,13 +108,15 @@ func stripRounds(rounds []*AuthRound) []*AuthRound {
 }
 
 func sameSecrets(a, b Secrets) bool {
-	if len(a.IKE) != len(b.IKE) || len(a.PrivateKeys) != len(b.PrivateKeys) {
+	if len(a.IKE) != len(b.IKE) || len(a.EAP) != len(b.EAP) || len(a.PrivateKeys) != len(b.PrivateKeys) {
 		return false
 	}
-	for i := range a.IKE {
-		x, y := a.IKE[i], b.IKE[i]
-		if x.Name != y.Name || !slices.Equal(x.IDs, y.IDs) || !x.Secret.Equal(y.Secret) {
-			return false
+	for _, pair := range [][2][]*IKESecret{{a.IKE, b.IKE}, {a.EAP, b.EAP}} {
+		for i := range pair[0] {
+			x, y := pair[0][i], pair[1][i]
+			if x.Name != y.Name || !slices.Equal(x.IDs, y.IDs) || !x.Secret.Equal(y.Secret) {
+				return false
+			}
 		}
 	}
 	for i := range a.PrivateKeys {

@@ -31,16 +31,16 @@ func TestErrors(t *testing.T) {
 			[]string{mainFile + ":2: connection: unknown section (expected connections or secrets)"}, ErrUnknownKey},
 		{"unknown connection section", map[string]string{"swanctl.conf": conn("  child { }", "")},
 			[]string{mainFile + ":4: connections.site.child: unknown section (expected local<suffix>, remote<suffix> or children)"}, ErrUnknownKey},
-		{"unsupported key", map[string]string{"swanctl.conf": conn("  vips = 0.0.0.0", "")},
-			[]string{mainFile + ":4: connections.site.vips: not supported yet"}, ErrUnsupported},
+		{"unsupported key", map[string]string{"swanctl.conf": conn("  ppk_id = moon", "")},
+			[]string{mainFile + ":4: connections.site.ppk_id: not supported yet"}, ErrUnsupported},
 		{"unsupported value", map[string]string{"swanctl.conf": conn("", "    ipcomp = yes")},
 			[]string{mainFile + `:9: connections.site.children.net.ipcomp: "yes" is not supported yet (only "no" is)`}, ErrUnsupported},
 		{"unsupported mode", map[string]string{"swanctl.conf": conn("", "    mode = beet")},
 			[]string{mainFile + `:9: connections.site.children.net.mode: mode "beet" is not supported yet`}, ErrUnsupported},
-		{"eap auth", map[string]string{"swanctl.conf": "connections {\n c {\n  remote {\n   auth = eap-mschapv2\n  }\n }\n}\n"},
-			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication ("eap-mschapv2") is not supported yet`}, ErrUnsupported},
+		{"eap auth", map[string]string{"swanctl.conf": "connections {\n c {\n  remote {\n   auth = eap-tls\n  }\n }\n}\n"},
+			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication "eap-tls" is not supported yet (eap-mschapv2, eap-md5 or eap-dynamic)`}, ErrUnsupported},
 		{"eap secret", map[string]string{"swanctl.conf": "secrets {\n eap-carol {\n  secret = x\n }\n}\n"},
-			[]string{mainFile + ":2: secrets.eap-carol: EAP secrets are not supported yet"}, ErrUnsupported},
+			[]string{mainFile + ":2: secrets.eap-carol: EAP secret without id: name the user it is for"}, ErrInvalid},
 		{"xauth secret", map[string]string{"swanctl.conf": "secrets {\n xauth {\n  secret = x\n }\n}\n"},
 			[]string{mainFile + ":2: secrets.xauth: XAUTH secrets are not supported yet"}, ErrUnsupported},
 		{"bad proposal", map[string]string{"swanctl.conf": conn("", "    esp_proposals = aes128-foo")},
@@ -127,18 +127,18 @@ func TestAllErrorsReported(t *testing.T) {
 		}
 	}
 	b {
-		vips = 0.0.0.0
+		vips = 0.0.0.0, nope
 	}
 }
-pools { p { addrs = 10.0.0.0/24 } }
+pools { p { addrs = 10.0.0.0/24 } q { addrs = nope } }
 `})
 	want := []string{
 		mainFile + ":3: connections.a.foo: unknown key",
 		mainFile + `:4: connections.a.rekey_time: "soon" is not a number`,
 		mainFile + `:7: connections.a.children.x.esp_proposals: invalid proposal "nope": algorithm "nope" not recognized`,
 		mainFile + `:8: connections.a.children.x.local_ts: traffic selector "300.1.1.1": "300.1.1.1" is neither "dynamic", a subnet, an address nor a range`,
-		mainFile + ":13: connections.b.vips: not supported yet",
-		mainFile + ":16: pools: pools are not supported yet",
+		mainFile + `:13: connections.b.vips: "nope" is not an IP address (0.0.0.0 or :: for any)`,
+		mainFile + `:16: pools.q.addrs: "nope" is not a subnet (CIDR) or an address range (FROM-TO)`,
 	}
 	if got := errorLines(err); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

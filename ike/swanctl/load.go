@@ -23,6 +23,7 @@ type Config struct {
 
 	Connections []*Connection // in file order
 	Secrets     Secrets
+	Pools       []*Pool // pools.<name>, in file order
 
 	// Warnings are things that load but may not do what the author
 	// expects (a PSK connection without a matching secret, an updown
@@ -85,6 +86,9 @@ type loader struct {
 	secretFile map[string]bool
 	// keyPos is where each key that was set was set, by dotted path.
 	keyPos map[string]Pos
+	// poolSections are the pools sections, valid or not: a connection
+	// naming one that has an error of its own gets no second error.
+	poolSections map[string]bool
 }
 
 func (l *loader) warn(pos Pos, key, format string, args ...any) {
@@ -107,7 +111,9 @@ func (l *loader) loadRoot(root *section) {
 		case "secrets":
 			l.secretFiles(s)
 			l.loadSecrets(s)
-		case "pools", "authorities":
+		case "pools":
+			l.loadPools(s)
+		case "authorities":
 			if len(s.keys) > 0 || len(s.subs) > 0 {
 				l.errs.add(s.pos(), s.name, wrapf(ErrUnsupported, "%s are not supported yet", s.name))
 			}
@@ -157,6 +163,11 @@ func (l *loader) validate() {
 	for _, c := range l.cfg.Connections {
 		cpath := "connections." + c.Name
 		l.validateAuth(c, cpath)
+		for _, name := range c.Pools {
+			if !l.poolSections[name] {
+				l.errs.add(l.where(cpath, "pools", c.Pos), cpath+".pools", wrapf(ErrInvalid, "pool %q is not defined in the pools section", name))
+			}
+		}
 		if c.Children == nil {
 			l.warn(c.Pos, cpath, "connection has no children: no CHILD_SA will be negotiated")
 		}
@@ -176,6 +187,11 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 	}
 	if usesPSK && !l.hasPSK(c) {
 		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].IDSpec, c.Remote[0].IDSpec)
+	}
+	for _, a := range c.Remote {
+		if a.Auth == ike.AuthEAP && len(l.cfg.Secrets.EAP) == 0 {
+			l.warn(a.Pos, cpath+"."+a.Name, "EAP authentication but no secrets.eap<suffix> section: no user can log in")
+		}
 	}
 	for _, a := range c.Local {
 		if a.Auth == ike.AuthPubkey && len(a.CertFiles) == 0 && len(a.PubKeyFiles) == 0 {

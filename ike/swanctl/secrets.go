@@ -12,6 +12,9 @@ import (
 type Secrets struct {
 	// IKE are the pre-shared keys (secrets.ike<suffix>), in file order.
 	IKE []*IKESecret
+	// EAP are the EAP users' passwords (secrets.eap<suffix>), in file
+	// order.
+	EAP []*IKESecret
 	// PrivateKeys are the private key files: those named in
 	// secrets.private<suffix>, rsa<suffix>, ecdsa<suffix> and
 	// pkcs8<suffix> sections (with their passphrase) and every other file
@@ -108,16 +111,26 @@ func (l *loader) loadSecrets(sec *section) {
 		key := "secrets." + s.name
 		switch {
 		case hasPrefixFold(s.name, "ike"):
-			l.loadIKESecret(s, key)
+			if is := l.loadIKESecret(s, key, "pre-shared key"); is != nil {
+				l.cfg.Secrets.IKE = append(l.cfg.Secrets.IKE, is)
+			}
+		case hasPrefixFold(s.name, "eap"):
+			if is := l.loadIKESecret(s, key, "EAP secret"); is != nil {
+				if len(is.IDs) == 0 {
+					l.errs.add(s.pos(), key, wrapf(ErrInvalid, "EAP secret without id: name the user it is for"))
+					continue
+				}
+				l.cfg.Secrets.EAP = append(l.cfg.Secrets.EAP, is)
+			}
 		case hasPrefixFold(s.name, "private"), hasPrefixFold(s.name, "rsa"),
 			hasPrefixFold(s.name, "ecdsa"), hasPrefixFold(s.name, "pkcs8"):
 			l.loadKeySecret(s, key)
-		case hasPrefixFold(s.name, "eap"), hasPrefixFold(s.name, "xauth"),
+		case hasPrefixFold(s.name, "xauth"),
 			hasPrefixFold(s.name, "ntlm"), hasPrefixFold(s.name, "ppk"),
 			hasPrefixFold(s.name, "pkcs12"), hasPrefixFold(s.name, "token"):
 			l.errs.add(s.pos(), key, wrapf(ErrUnsupported, "%s secrets are not supported yet", secretKind(s.name)))
 		default:
-			l.errs.add(s.pos(), key, wrapf(ErrUnknownKey, "unknown secret section (expected a prefix ike, private, rsa, ecdsa or pkcs8)"))
+			l.errs.add(s.pos(), key, wrapf(ErrUnknownKey, "unknown secret section (expected a prefix ike, eap, private, rsa, ecdsa or pkcs8)"))
 		}
 	}
 	for _, k := range sec.keys {
@@ -148,7 +161,9 @@ func (l *loader) secretFiles(s *section) {
 	}
 }
 
-func (l *loader) loadIKESecret(s *section, key string) {
+// loadIKESecret reads a secrets.ike<suffix> or eap<suffix> section (the
+// same keys: secret and id<suffix>); kind names the secret in errors.
+func (l *loader) loadIKESecret(s *section, key, kind string) *IKESecret {
 	is := &IKESecret{Name: s.name, Pos: s.pos()}
 	for _, k := range s.keys {
 		st := s.settings[k]
@@ -156,7 +171,7 @@ func (l *loader) loadIKESecret(s *section, key string) {
 		case k == "secret":
 			v, err := decodeSecret(st.value)
 			if err == nil && v.IsZero() {
-				err = wrapf(ErrValue, "empty pre-shared key")
+				err = wrapf(ErrValue, "empty %s", kind)
 			}
 			if err != nil {
 				l.errs.add(st.pos, key+"."+k, err)
@@ -178,9 +193,9 @@ func (l *loader) loadIKESecret(s *section, key string) {
 		if _, ok := s.settings["secret"]; !ok {
 			l.errs.add(s.pos(), key, wrapf(ErrInvalid, "missing secret"))
 		}
-		return
+		return nil
 	}
-	l.cfg.Secrets.IKE = append(l.cfg.Secrets.IKE, is)
+	return is
 }
 
 func (l *loader) loadKeySecret(s *section, key string) {

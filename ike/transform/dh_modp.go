@@ -7,12 +7,19 @@ import (
 	"math/big"
 )
 
-// MODP groups (RFC 3526) with generator 2. The primes are safe primes
+// MODP groups (RFC 2409 and RFC 3526) with generator 2. The primes are safe primes
 // (p = 2q+1, q prime), so the only elements of small order are 1 and p-1:
 // rejecting those, as the range check 1 < y < p-1 of RFC 7296 section 3.4 and
 // NIST SP 800-56A section 5.6.2.3.1 does, keeps a peer from confining the
-// shared secret to a small subgroup. (dh_modp_test.go rebuilds the primes
-// from RFC 3526's formula and checks both p and q for primality.)
+// shared secret to a small subgroup. (dh_test.go rebuilds the primes
+// from the RFCs' formula and checks both p and q for primality.)
+//
+// MODP_1024 (RFC 2409's second Oakley group) and MODP_1536 (RFC 3526
+// group 5) are weak (80 and 96 bits of strength) and in no default
+// proposal: they are there for clients that offer nothing better, such as
+// Windows' built-in IKEv2 client, whose default proposals all use
+// MODP_1024, and must be configured by name (modp1024, modp1536) as with
+// strongSwan.
 //
 // The private exponent is not the full size of q: it is uniformly random
 // with 2s bits, s being the group's security strength per NIST SP 800-56A
@@ -21,6 +28,22 @@ import (
 // of our own public value and one of the peer's.
 
 const (
+	// RFC 2409 section 6.2: 1024-bit MODP group, generator 2.
+	modp1024P = "" +
+		"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74" +
+		"020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437" +
+		"4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED" +
+		"EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF"
+
+	// RFC 3526 section 2: 1536-bit MODP group, generator 2.
+	modp1536P = "" +
+		"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74" +
+		"020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F1437" +
+		"4FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED" +
+		"EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF05" +
+		"98DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB" +
+		"9ED529077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF"
+
 	// RFC 3526 section 3: 2048-bit MODP group, generator 2.
 	modp2048P = "" +
 		"FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74" +
@@ -74,6 +97,8 @@ type modpGroup struct {
 }
 
 var modpGroups = map[KEID]*modpGroup{
+	MODP_1024: newMODPGroup(MODP_1024, modp1024P, 192),
+	MODP_1536: newMODPGroup(MODP_1536, modp1536P, 192),
 	MODP_2048: newMODPGroup(MODP_2048, modp2048P, 256),
 	MODP_3072: newMODPGroup(MODP_3072, modp3072P, 256),
 	MODP_4096: newMODPGroup(MODP_4096, modp4096P, 320),

@@ -126,7 +126,7 @@ func TestMODPPrimes(t *testing.T) {
 	for id, f := range map[KEID]struct {
 		n uint
 		c int64
-	}{MODP_2048: {2048, 124476}, MODP_3072: {3072, 1690314}, MODP_4096: {4096, 240904}} {
+	}{MODP_1024: {1024, 129093}, MODP_1536: {1536, 741804}, MODP_2048: {2048, 124476}, MODP_3072: {3072, 1690314}, MODP_4096: {4096, 240904}} {
 		two := big.NewInt(2)
 		p := new(big.Int).Exp(two, big.NewInt(int64(f.n)), nil)
 		p.Sub(p, new(big.Int).Exp(two, big.NewInt(int64(f.n-64)), nil))
@@ -154,7 +154,7 @@ func TestMODPPrimes(t *testing.T) {
 // Computed MODP check: g^x for a known x, and both sides agreeing on
 // g^(xy) mod p computed directly.
 func TestMODPComputed(t *testing.T) {
-	for _, id := range []KEID{MODP_2048, MODP_3072, MODP_4096} {
+	for _, id := range []KEID{MODP_1024, MODP_1536, MODP_2048, MODP_3072, MODP_4096} {
 		g := modpGroups[id]
 		x, y := big.NewInt(0x1234567), new(big.Int).SetBytes(bytes.Repeat([]byte{0xa5}, 32))
 		kx, ky := newMODPFromPrivate(g, new(big.Int).Set(x)), newMODPFromPrivate(g, new(big.Int).Set(y))
@@ -183,7 +183,7 @@ func TestMODPComputed(t *testing.T) {
 }
 
 func TestKeyExchangeAgreement(t *testing.T) {
-	for _, id := range []KEID{MODP_2048, ECP_256, ECP_384, ECP_521, CURVE_25519} {
+	for _, id := range []KEID{MODP_1024, MODP_1536, MODP_2048, ECP_256, ECP_384, ECP_521, CURVE_25519} {
 		a, err := NewKeyExchange(id, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -211,8 +211,8 @@ func TestKeyExchangeAgreement(t *testing.T) {
 			t.Errorf("%v: SharedSecret after Close", id)
 		}
 	}
-	if _, err := NewKeyExchange(MODP_1024, nil); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("MODP_1024: %v", err)
+	if _, err := NewKeyExchange(MODP_768, nil); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("MODP_768: %v", err)
 	}
 }
 
@@ -224,7 +224,7 @@ func wantInvalid(t *testing.T, what string, k KeyExchange, peer []byte) {
 }
 
 func TestMODPRejectsPublicValues(t *testing.T) {
-	for _, id := range []KEID{MODP_2048, MODP_3072, MODP_4096} {
+	for _, id := range []KEID{MODP_1024, MODP_1536, MODP_2048, MODP_3072, MODP_4096} {
 		k, err := NewKeyExchange(id, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -63,6 +63,8 @@ var keywords = func() []keyword {
 		keyword{"prfsha512", prfT(PRF_HMAC_SHA2_512)},
 		keyword{"prfaesxcbc", prfT(PRF_AES128_XCBC)},
 
+		keyword{"modp1024", keT(MODP_1024)},
+		keyword{"modp1536", keT(MODP_1536)},
 		keyword{"modp2048", keT(MODP_2048)},
 		keyword{"modp3072", keT(MODP_3072)},
 		keyword{"modp4096", keT(MODP_4096)},
@@ -100,7 +102,7 @@ var unsupportedKeywords = map[string]bool{
 	"sha1_160": true, "sha256_96": true, "sha2_256_96": true, "md5": true, "md5_128": true,
 	"camelliaxcbc": true, "aescmac": true,
 	"prfmd5": true, "prfcamelliaxcbc": true, "prfaescmac": true,
-	"modpnull": true, "modp768": true, "modp1024": true, "modp1536": true, "modp6144": true, "modp8192": true,
+	"modpnull": true, "modp768": true, "modp6144": true, "modp8192": true,
 	"modp1024s160": true, "modp2048s224": true, "modp2048s256": true,
 	"ecp192": true, "ecp224": true, "ecp224bp": true, "ecp256bp": true, "ecp384bp": true, "ecp512bp": true,
 	"curve448": true, "x448": true,

@@ -76,7 +76,7 @@ func TestParseProposalsErrors(t *testing.T) {
 		{ProtoIKE, "aes128-foo256-modp2048", `"foo256"`},
 		{ProtoIKE, "3des-sha1-modp1024", `algorithm "3des" is not supported: 3DES is refused by default (64-bit blocks, Sweet32)`},
 		{ProtoIKE, "aes128ctr-sha256-modp2048", `"aes128ctr" is not supported`},
-		{ProtoIKE, "aes128-sha256-modp1024", `"modp1024" is not supported`},
+		{ProtoIKE, "aes128-sha256-modp768", `"modp768" is not supported`},
 		{ProtoIKE, "aes128-sha256-ke1_mlkem768-x25519", `"ke1_mlkem768" is not supported`},
 		{ProtoIKE, "aes128gcm16-x25519", "a PRF algorithm is mandatory"},
 		{ProtoIKE, "aes128-sha256", "a DH group is mandatory"},

@@ -27,6 +27,7 @@ const (
 	CmdRekey     = "rekey"
 	CmdListSAs   = "list-sas"
 	CmdListConns = "list-conns"
+	CmdListPools = "list-pools"
 	CmdReload    = "reload"
 )
 
@@ -40,6 +41,8 @@ type Request struct {
 	// TimeoutMS bounds how long initiate and terminate wait for the
 	// exchanges to finish; 0 means 10 seconds, negative does not wait.
 	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// Leases asks list-pools for each pool's leases.
+	Leases bool `json:"leases,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -49,6 +52,7 @@ type Response struct {
 	Message string     `json:"message,omitempty"`
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
+	Pools   []PoolInfo `json:"pools,omitempty"`
 	Changes *Changes   `json:"changes,omitempty"`
 	// Denied says the daemon refused the connection's user.
 	Denied bool `json:"denied,omitempty"`
@@ -56,22 +60,27 @@ type Response struct {
 
 // IKESA is an IKE SA as list-sas shows it (swanctl --list-sas).
 type IKESA struct {
-	Name        string    `json:"name"`
-	UniqueID    uint32    `json:"uniqueid"`
-	State       string    `json:"state"`
-	Version     int       `json:"version"`
-	Initiator   bool      `json:"initiator"`
-	SPIi        string    `json:"initiator-spi"`
-	SPIr        string    `json:"responder-spi"`
-	LocalHost   string    `json:"local-host"`
-	LocalPort   uint16    `json:"local-port"`
-	LocalID     string    `json:"local-id"`
-	RemoteHost  string    `json:"remote-host"`
-	RemotePort  uint16    `json:"remote-port"`
-	RemoteID    string    `json:"remote-id"`
-	NATLocal    bool      `json:"nat-local,omitempty"`
-	NATRemote   bool      `json:"nat-remote,omitempty"`
-	Proposal    string    `json:"proposal"`
+	Name       string `json:"name"`
+	UniqueID   uint32 `json:"uniqueid"`
+	State      string `json:"state"`
+	Version    int    `json:"version"`
+	Initiator  bool   `json:"initiator"`
+	SPIi       string `json:"initiator-spi"`
+	SPIr       string `json:"responder-spi"`
+	LocalHost  string `json:"local-host"`
+	LocalPort  uint16 `json:"local-port"`
+	LocalID    string `json:"local-id"`
+	RemoteHost string `json:"remote-host"`
+	RemotePort uint16 `json:"remote-port"`
+	RemoteID   string `json:"remote-id"`
+	NATLocal   bool   `json:"nat-local,omitempty"`
+	NATRemote  bool   `json:"nat-remote,omitempty"`
+	Proposal   string `json:"proposal"`
+	// As swanctl --list-sas names them: the EAP identity, the virtual
+	// IPs we received (local) and those we assigned (remote).
+	EAPID       string    `json:"remote-eap-id,omitempty"`
+	LocalVIPs   []string  `json:"local-vips,omitempty"`
+	RemoteVIPs  []string  `json:"remote-vips,omitempty"`
 	Established *int64    `json:"established,omitempty"` // seconds ago
 	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
 	Children    []ChildSA `json:"child-sas"`
@@ -275,6 +284,8 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
 		resp = &Response{Conns: d.ListConns()}
+	case CmdListPools:
+		resp = &Response{Pools: d.ListPools(req.Leases)}
 	case CmdReload:
 		var ch Changes
 		c, rerr := d.Reload()

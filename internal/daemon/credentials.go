@@ -28,6 +28,7 @@ type Loaded struct {
 	File        *swanctl.Config
 	Connections []*ike.Connection
 	Credentials ike.Credentials
+	Pools       []*ike.Pool // the virtual IP pools (pools.<name>)
 }
 
 // LoadConfig reads a swanctl.conf, looks up its DNS names and reads the
@@ -83,6 +84,12 @@ func LoadCredentials(f *swanctl.Config) (*Loaded, error) {
 	}
 	for _, s := range f.Secrets.IKE {
 		l.Credentials.Shared = append(l.Credentials.Shared, ike.SharedKey{IDs: s.IDs, Secret: s.Secret.Bytes()})
+	}
+	for _, s := range f.Secrets.EAP {
+		l.Credentials.EAP = append(l.Credentials.EAP, ike.EAPSecret{IDs: s.IDs, Secret: s.Secret.Bytes()})
+	}
+	for _, p := range f.Pools {
+		l.Pools = append(l.Pools, p.Pool)
 	}
 	// swanctl loads every certificate in x509ca/ as a trust anchor.
 	cas, err := loadCertDir(filepath.Join(f.Dir, "x509ca"))

@@ -128,7 +128,7 @@ func Check(path string, log *slog.Logger) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials})
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials, Pools: l.Pools})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.engine, err = ike.New(ike.Config{
-		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials,
+		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
@@ -264,6 +264,9 @@ func (d *Daemon) openDataplane() error {
 		return err
 	}
 	d.kernel = k
+	if len(d.loaded.Pools) > 0 {
+		d.hashClientPolicies()
+	}
 	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
 		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
 		OffloadFor: func(sa *ike.SA) dataplane.Offload {
@@ -273,6 +276,27 @@ func (d *Daemon) openDataplane() error {
 			return offloadFor(conns)(sa)
 		}})
 	return nil
+}
+
+// hashClientPolicies has the kernel hash policies by their remote
+// address from a /32 (IPv4) or /128 (IPv6) on, whatever the local prefix:
+// a road warrior's policies (0.0.0.0/0 to its virtual IP) are then found
+// by a hash lookup instead of in the inexact policies, which keeps the
+// outbound lookup flat with thousands of clients (bench/README.md,
+// "Outbound lookup per remote-access client"). Site-to-site policies
+// (prefixes on both sides) stay where they were. A kernel that refuses
+// is logged; policies still work, only slower with many clients.
+func (d *Daemon) hashClientPolicies() {
+	for _, f := range []struct {
+		v6 bool
+		t  xfrm.HashThresholds
+	}{{false, xfrm.HashThresholds{Local: 0, Remote: 32}}, {true, xfrm.HashThresholds{Local: 0, Remote: 128}}} {
+		if err := d.kernel.SetHashThresholds(f.v6, f.t); err != nil {
+			d.knlLog.Info(fmt.Sprintf("virtual IP pools: setting XFRM policy hash thresholds failed: %v", err))
+			return
+		}
+	}
+	d.knlLog.Info("virtual IP pools: XFRM policies hashed by the client address (hthresh4 0 32, hthresh6 0 128)")
 }
 
 // sourceAddress picks our address towards a peer by a route lookup: the
@@ -470,6 +494,11 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Warn(w.Error())
 	}
 	d.engine.SetCredentials(l.Credentials)
+	keepLeases(old, l)
+	d.engine.SetPools(l.Pools)
+	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {
+		d.hashClientPolicies()
+	}
 	for _, name := range append(slices.Clone(ch.Removed), ch.Changed...) {
 		d.terminateConn(name)
 	}
@@ -495,6 +524,20 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.cfgLog.Info(fmt.Sprintf("reloaded %s: %d added, %d removed, %d changed, secrets changed: %v",
 		d.opts.ConfigPath, len(ch.Added), len(ch.Removed), len(ch.Changed), ch.SecretsChanged))
 	return ch, nil
+}
+
+// keepLeases carries the leases of each pool whose addrs did not change
+// over to the reloaded configuration, its other settings (dns, subnet,
+// ...) taken from the new one. A pool whose addrs changed starts empty:
+// clients connected from the old range keep their addresses until their
+// IKE SAs go, and new clients may be given the same ones again, as with
+// charon's reload of a changed pool.
+func keepLeases(old, l *Loaded) {
+	for _, p := range l.File.Pools {
+		if o := old.File.Pool(p.Name()); o != nil && o.Addrs == p.Addrs {
+			p.Leases = o.Leases
+		}
+	}
 }
 
 // terminateConn deletes the IKE SAs of a connection.

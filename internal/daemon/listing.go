@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/pool"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
@@ -37,6 +38,15 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			LocalHost: sa.Local.Addr().String(), LocalPort: sa.Local.Port(), LocalID: sa.LocalID.String(),
 			RemoteHost: sa.Remote.Addr().String(), RemotePort: sa.Remote.Port(), RemoteID: sa.RemoteID.String(),
 			NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal, Children: []ChildSA{},
+		}
+		for _, v := range sa.LocalVIPs {
+			x.LocalVIPs = append(x.LocalVIPs, v.String())
+		}
+		for _, v := range sa.RemoteVIPs {
+			x.RemoteVIPs = append(x.RemoteVIPs, v.String())
+		}
+		if !sa.Initiator {
+			x.EAPID = sa.EAPIdentity
 		}
 		var fc *swanctl.Connection
 		if l != nil {
@@ -132,4 +142,32 @@ func ikeVersion(v int) string {
 		return "IKEv1"
 	}
 	return "IKEv2"
+}
+
+// PoolInfo is a virtual IP pool as list-pools shows it (swanctl
+// --list-pools): its range, size and leases online (an IKE SA holds them)
+// and offline (kept for the identity's return).
+type PoolInfo struct {
+	Name    string       `json:"name"`
+	Base    string       `json:"base"` // the first address
+	Last    string       `json:"last"`
+	Size    uint64       `json:"size"`
+	Online  int          `json:"online"`
+	Offline int          `json:"offline"`
+	Leases  []pool.Lease `json:"leases,omitempty"`
+}
+
+// ListPools describes the pools, with their leases if asked.
+func (d *Daemon) ListPools(leases bool) []PoolInfo {
+	out := []PoolInfo{}
+	for _, p := range d.engine.Pools() {
+		first, last := p.Leases.Range()
+		size, online, offline := p.Leases.Stats()
+		i := PoolInfo{Name: p.Name(), Base: first.String(), Last: last.String(), Size: size, Online: online, Offline: offline}
+		if leases {
+			i.Leases = p.Leases.Leases()
+		}
+		out = append(out, i)
+	}
+	return out
 }

@@ -121,8 +121,16 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		{"message_id", st.DroppedMessageID}, {"unexpected", st.DroppedUnexpected}, {"esp_on_ike_port", st.DroppedESP},
 		{"cookie_rejected", st.CookiesRejected}, {"block_threshold", st.DroppedBlocked},
 		{"invalid_syntax_sent", st.InvalidSyntaxSent},
+		{"eap", st.EAPFailures}, {"virtual_ip", st.VIPFailures},
 	} {
 		m.sample("xdpsec_ike_failures_total", []string{"reason", r.reason}, r.v)
+	}
+	m.family("xdpsec_pool_addresses", "gauge", "Virtual IP pools: addresses in all, leased online (an IKE SA holds them) and offline (kept for the identity's return).")
+	for _, p := range d.engine.Pools() {
+		size, online, offline := p.Leases.Stats()
+		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "size"}, size)
+		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "online"}, uint64(online))
+		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "offline"}, uint64(offline))
 	}
 	m.family("xdpsec_ike_panics_total", "counter", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).")
 	m.sample("xdpsec_ike_panics_total", nil, st.Panics)

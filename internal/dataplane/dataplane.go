@@ -454,6 +454,9 @@ func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
 	if err := d.addRoutes(p, ps); err != nil {
 		return err
 	}
+	if icmpRestricted(p.Src) || icmpRestricted(p.Dst) {
+		d.log.Warn(fmt.Sprintf("policy %s === %s: tc_lan does not read ICMP types, it sends all ICMP of these addresses into the XFRM interface of if_id %#x", p.Src, p.Dst, p.IfID))
+	}
 	return d.addSPD(p, ps, maps.ActionProtect)
 }
 
@@ -522,7 +525,11 @@ func (d *KernelDataplane) addSPD(p *ike.Policy, ps *policyState, action maps.Act
 
 // spdPolicies expresses an outbound policy in the SPD: prefixes covering
 // the ranges, the destination port range. The SPD has no source ports: a
-// source port restriction is widened to any.
+// source port restriction is widened to any. tc_lan reads no ICMP header
+// either, so an ICMP or ICMPv6 type/code selector is widened to all ICMP of
+// its prefixes: in classic mode the SPD only counts and the kernel policy
+// (setPorts) decides on type and code; route-based, the SPD steers every
+// ICMP type of the prefixes into the tunnel.
 func spdPolicies(p *ike.Policy, action maps.Action) []maps.Policy {
 	var out []maps.Policy
 	proto := p.Dst.Protocol
@@ -557,12 +564,7 @@ func (d *KernelDataplane) addClassic(p *ike.Policy, ps *policyState) error {
 			if sel.Proto == 0 {
 				sel.Proto = p.Dst.Protocol
 			}
-			if p.Src.StartPort == p.Src.EndPort {
-				sel.SrcPort = p.Src.StartPort
-			}
-			if p.Dst.StartPort == p.Dst.EndPort {
-				sel.DstPort = p.Dst.StartPort
-			}
+			setPorts(&sel, p.Src, p.Dst)
 			tmpl := xfrm.Template{Src: p.TmplSrc, Dst: p.TmplDst, Mode: mode, Reqid: p.ReqID}
 			if mode == xfrm.ModeTransport {
 				tmpl.Src, tmpl.Dst = netip.Addr{}, netip.Addr{}

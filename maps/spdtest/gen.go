@@ -5,6 +5,7 @@ package spdtest
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/maps"
 )
@@ -113,6 +114,120 @@ func (g *Gen) Packet() maps.Packet {
 	if p.Proto != 1 && g.r.IntN(10) != 0 {
 		p.HasPort = true
 		p.Dport = uint16(g.r.IntN(1100))
+	}
+	return p
+}
+
+// HostSet is a remote-access gateway's policy set: many host destinations
+// (/32, /128), one per client, inside a few pools that shorter prefixes'
+// policies cover too.
+type HostSet struct {
+	Hosts   []maps.Policy // one or two per host address
+	Shorter []maps.Policy // pools and prefixes inside them
+	Addrs   []netip.Addr  // the host addresses
+	pools   []netip.Prefix
+	g       *Gen
+}
+
+// Policies returns the whole set with IDs 1..n.
+func (s *HostSet) Policies() []maps.Policy {
+	return withIDs(append(append([]maps.Policy{}, s.Shorter...), s.Hosts...))
+}
+
+// ShorterOnly returns the set without its host destinations, IDs 1..n.
+func (s *HostSet) ShorterOnly() []maps.Policy {
+	return withIDs(append([]maps.Policy{}, s.Shorter...))
+}
+
+func withIDs(ps []maps.Policy) []maps.Policy {
+	for i := range ps {
+		ps[i].ID = uint32(i + 1)
+	}
+	return ps
+}
+
+// HostSet makes a set of hosts host addresses and shorter prefixes'
+// policies. A host's own policies are often narrower than its pool's
+// (a protocol, a port range, a source prefix), so packets to a host fall
+// back to the shorter prefixes' rules as often as they stay with the
+// host's.
+func (g *Gen) HostSet(hosts, shorter int) *HostSet {
+	s := &HostSet{g: g}
+	poolBits, subBits := 16, []int{20, 24, 24, 28, 30}
+	if g.v6 {
+		poolBits, subBits = 112, []int{116, 120, 120, 124, 126}
+	}
+	for range 4 {
+		s.pools = append(s.pools, netip.PrefixFrom(g.sites[g.r.IntN(len(g.sites))], poolBits).Masked())
+	}
+	for i := range shorter {
+		p := g.Policy()
+		pool := s.pools[g.r.IntN(len(s.pools))]
+		p.Dst = pool
+		if i < len(s.pools) {
+			// Each pool from anywhere, as a gateway's pool-wide policy.
+			p.Dst = s.pools[i]
+			p.Src = netip.PrefixFrom(p.Src.Addr(), 0).Masked()
+		} else {
+			p.Dst = netip.PrefixFrom(g.inPool(pool), subBits[g.r.IntN(len(subBits))]).Masked()
+		}
+		s.Shorter = append(s.Shorter, p)
+	}
+	seen := map[netip.Addr]bool{}
+	for len(s.Addrs) < hosts {
+		a := g.inPool(s.pools[g.r.IntN(len(s.pools))])
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		s.Addrs = append(s.Addrs, a)
+		for range 1 + g.r.IntN(2) {
+			p := g.Policy()
+			p.Dst = netip.PrefixFrom(a, a.BitLen())
+			s.Hosts = append(s.Hosts, p)
+		}
+	}
+	return s
+}
+
+// NewAddr returns an address in one of the set's pools that is not yet
+// one of its hosts, and makes it one.
+func (s *HostSet) NewAddr() netip.Addr {
+	for {
+		a := s.g.inPool(s.pools[s.g.r.IntN(len(s.pools))])
+		if !slices.Contains(s.Addrs, a) {
+			s.Addrs = append(s.Addrs, a)
+			return a
+		}
+	}
+}
+
+// inPool returns a random address inside pool.
+func (g *Gen) inPool(pool netip.Prefix) netip.Addr {
+	b := pool.Addr().AsSlice()
+	r := g.randomAddr().AsSlice()
+	for i := range b {
+		for bit := 0; bit < 8; bit++ {
+			if i*8+bit >= pool.Bits() {
+				mask := byte(0x80 >> bit)
+				b[i] = b[i]&^mask | r[i]&mask
+			}
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// Packet returns a random packet to a host of the set (most often), to
+// another address in its pools, or anywhere near the generator's pools.
+func (s *HostSet) Packet() maps.Packet {
+	g := s.g
+	p := g.Packet()
+	switch n := g.r.IntN(10); {
+	case n < 6:
+		p.Dst = s.Addrs[g.r.IntN(len(s.Addrs))]
+	case n < 9:
+		p.Dst = g.inPool(s.pools[g.r.IntN(len(s.pools))])
 	}
 	return p
 }

@@ -14,11 +14,27 @@ import (
 // Selector says which packets a policy (or a transport-mode SA) applies
 // to. XFRM matches a port exactly or not at all: strongSwan installs a
 // port range as "any port", and so does Policies' caller have to.
+//
+// For ICMP and ICMPv6 the kernel matches the message type as the source
+// port and the code as the destination port (xfrm_flowi_sport/dport in
+// include/net/xfrm.h). Type 0 (echo reply) and code 0 are real values,
+// so there a port of 0 is made exact with its mask.
 type Selector struct {
 	Src, Dst netip.Prefix // an invalid (zero) prefix is any address of the other's family
 	Proto    uint8        // IP protocol, 0 for any
-	SrcPort  uint16       // 0 for any
-	DstPort  uint16       // 0 for any
+	SrcPort  uint16       // 0 for any, unless SrcPortMask says otherwise
+	DstPort  uint16       // 0 for any, unless DstPortMask says otherwise
+	// SrcPortMask and DstPortMask are the bits of the port that must
+	// match; 0 means all of them for a non-zero port and none for port 0.
+	SrcPortMask, DstPortMask uint16
+}
+
+// portMask is the mask a port is installed with (see Selector).
+func portMask(port, mask uint16) uint16 {
+	if mask == 0 && port != 0 {
+		return 0xffff
+	}
+	return mask
 }
 
 // IsZero reports whether the selector is unset.
@@ -27,18 +43,26 @@ func (s Selector) IsZero() bool { return s == Selector{} }
 func (s Selector) String() string {
 	var b strings.Builder
 	b.WriteString(prefixString(s.Src, s.Dst))
-	if s.SrcPort != 0 {
-		b.WriteString("[" + strconv.Itoa(int(s.SrcPort)) + "]")
-	}
+	b.WriteString(portString(s.SrcPort, s.SrcPortMask))
 	b.WriteString(" === ")
 	b.WriteString(prefixString(s.Dst, s.Src))
-	if s.DstPort != 0 {
-		b.WriteString("[" + strconv.Itoa(int(s.DstPort)) + "]")
-	}
+	b.WriteString(portString(s.DstPort, s.DstPortMask))
 	if s.Proto != 0 {
 		b.WriteString(" proto " + strconv.Itoa(int(s.Proto)))
 	}
 	return b.String()
+}
+
+// portString is "[port]", "[port/mask]" for a partial mask, empty for
+// any port.
+func portString(port, mask uint16) string {
+	switch mask = portMask(port, mask); mask {
+	case 0:
+		return ""
+	case 0xffff:
+		return "[" + strconv.Itoa(int(port)) + "]"
+	}
+	return "[" + strconv.Itoa(int(port)) + "/" + fmt.Sprintf("%#04x", mask) + "]"
 }
 
 // normalized spells an unset prefix out as the family's any prefix, as
@@ -103,11 +127,11 @@ func (s Selector) encode() (nl.XfrmSelector, error) {
 		sel.PrefixlenD = uint8(unmapBits(p))
 	}
 	sel.Proto = s.Proto
-	if s.SrcPort != 0 {
-		sel.Sport, sel.SportMask = be16(s.SrcPort), 0xffff
+	if m := portMask(s.SrcPort, s.SrcPortMask); m != 0 {
+		sel.Sport, sel.SportMask = be16(s.SrcPort&m), be16(m)
 	}
-	if s.DstPort != 0 {
-		sel.Dport, sel.DportMask = be16(s.DstPort), 0xffff
+	if m := portMask(s.DstPort, s.DstPortMask); m != 0 {
+		sel.Dport, sel.DportMask = be16(s.DstPort&m), be16(m)
 	}
 	return sel, nil
 }
@@ -123,13 +147,22 @@ func selectorFrom(sel *nl.XfrmSelector) Selector {
 		Dst:   netip.PrefixFrom(addrFrom(sel.Family, sel.Daddr), int(sel.PrefixlenD)),
 		Proto: sel.Proto,
 	}
-	if sel.SportMask != 0 {
-		s.SrcPort = fromBE16(sel.Sport)
-	}
-	if sel.DportMask != 0 {
-		s.DstPort = fromBE16(sel.Dport)
-	}
+	s.SrcPort, s.SrcPortMask = portFrom(sel.Sport, sel.SportMask)
+	s.DstPort, s.DstPortMask = portFrom(sel.Dport, sel.DportMask)
 	return s
+}
+
+// portFrom reads a kernel port and mask (network order) the way Selector
+// writes them: an exact non-zero port without its mask.
+func portFrom(port, mask uint16) (uint16, uint16) {
+	port, mask = fromBE16(port), fromBE16(mask)
+	if mask == 0 {
+		return 0, 0
+	}
+	if mask == 0xffff && port != 0 {
+		return port, 0
+	}
+	return port & mask, mask
 }
 
 func unmapBits(p netip.Prefix) int {

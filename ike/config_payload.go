@@ -1,0 +1,238 @@
+package ike
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/pool"
+)
+
+// vipLease is a virtual IP an IKE SA holds, and where it goes back.
+type vipLease struct {
+	pool *pool.Pool
+	id   string
+	addr netip.Addr
+}
+
+// vipAddrs are the virtual IPs the IKE SA assigned to its peer.
+func (sa *ikeSA) vipAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, v := range sa.vips {
+		out = append(out, v.addr)
+	}
+	return out
+}
+
+func (sa *ikeSA) releaseVIPs() {
+	for _, v := range sa.vips {
+		v.pool.Release(v.id, v.addr)
+	}
+	sa.vips = nil
+}
+
+// leaseIdentity is who a virtual IP is bound to: the EAP identity if the
+// peer authenticated with EAP, else its IKE identity.
+func (sa *ikeSA) leaseIdentity() string {
+	if sa.eapIdentity != "" {
+		return sa.eapIdentity
+	}
+	return sa.remoteID.String()
+}
+
+// configRequest answers a CFG_REQUEST of the peer's IKE_AUTH request (RFC
+// 7296 section 2.19) from the connection's pools: each requested
+// INTERNAL_IP4_ADDRESS or INTERNAL_IP6_ADDRESS gets an address leased to
+// the peer's identity, and the reply carries the pools' DNS servers,
+// subnets and DNS domains. It reports a failure when addresses were
+// requested and none could be given: the IKE SA is established without
+// the CHILD_SA, and the response carries INTERNAL_ADDRESS_FAILURE (as
+// charon does).
+func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
+	sa := t.sa
+	cp, ok := find[*message.Configuration](m)
+	if !ok || cp.CFGType != message.CFG_REQUEST || len(sa.conn.Pools) == 0 {
+		return false
+	}
+	id := sa.leaseIdentity()
+	requested := 0
+	var reply []message.ConfigAttribute
+	var used []*Pool
+	// One address per family: a client asking for more would drain the
+	// pool with one IKE SA.
+	var asked4, asked6 bool
+	for _, a := range cp.Attributes {
+		var want netip.Addr
+		var is4 bool
+		switch a.Type {
+		case message.INTERNAL_IP4_ADDRESS:
+			is4 = true
+			if len(a.Value) == 4 {
+				want = netip.AddrFrom4([4]byte(a.Value))
+			}
+		case message.INTERNAL_IP6_ADDRESS:
+			if len(a.Value) == 17 {
+				want = netip.AddrFrom16([16]byte(a.Value[:16]))
+			}
+		default:
+			continue
+		}
+		if (is4 && asked4) || (!is4 && asked6) {
+			continue
+		}
+		asked4, asked6 = asked4 || is4, asked6 || !is4
+		if want.IsValid() && want.IsUnspecified() {
+			want = netip.Addr{}
+		}
+		requested++
+		sa.log.Info(fmt.Sprintf("peer requested virtual IP %s", anyAddr(want, is4)))
+		addr, p := sa.leaseVIP(id, want, is4)
+		if !addr.IsValid() {
+			sa.e.stats.VIPFailures++
+			sa.log.Info(fmt.Sprintf("no virtual IP found for %s requested by '%s'", anyAddr(want, is4), id))
+			continue
+		}
+		sa.log.Info(fmt.Sprintf("assigning virtual IP %s to peer '%s'", addr, id))
+		if is4 {
+			reply = append(reply, message.ConfigAttribute{Type: message.INTERNAL_IP4_ADDRESS, Value: addr.AsSlice()})
+		} else {
+			reply = append(reply, message.ConfigAttribute{Type: message.INTERNAL_IP6_ADDRESS, Value: append(addr.AsSlice(), 128)})
+		}
+		if !containsPool(used, p) {
+			used = append(used, p)
+		}
+	}
+	if requested > 0 && len(sa.vips) == 0 {
+		t.addressFailure = true
+		return true
+	}
+	for _, p := range used {
+		reply = append(reply, p.attributes()...)
+	}
+	if len(reply) > 0 {
+		t.cpReply = &message.Configuration{CFGType: message.CFG_REPLY, Attributes: reply}
+	}
+	return false
+}
+
+// leaseVIP leases an address of the family from the first of the
+// connection's pools that has one.
+func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Pool) {
+	for _, name := range sa.conn.Pools {
+		p := sa.e.pool(name)
+		if p == nil {
+			sa.log.Info(fmt.Sprintf("pool '%s' not found", name))
+			continue
+		}
+		if p.Leases.Is4() != is4 {
+			continue
+		}
+		addr, _, err := p.Leases.Acquire(id, want)
+		if err != nil {
+			continue
+		}
+		sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: id, addr: addr})
+		return addr, p
+	}
+	return netip.Addr{}, nil
+}
+
+func containsPool(list []*Pool, p *Pool) bool {
+	for _, x := range list {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// anyAddr prints a requested address as charon does: %any or %any6 for
+// none.
+func anyAddr(a netip.Addr, is4 bool) string {
+	switch {
+	case a.IsValid():
+		return a.String()
+	case is4:
+		return "%any"
+	}
+	return "%any6"
+}
+
+// attributes are the configuration attributes a pool sends with its
+// addresses.
+func (p *Pool) attributes() []message.ConfigAttribute {
+	var out []message.ConfigAttribute
+	for _, a := range p.DNS {
+		if a.Is4() {
+			out = append(out, message.ConfigAttribute{Type: message.INTERNAL_IP4_DNS, Value: a.AsSlice()})
+		} else {
+			out = append(out, message.ConfigAttribute{Type: message.INTERNAL_IP6_DNS, Value: a.AsSlice()})
+		}
+	}
+	for _, a := range p.NBNS {
+		if a.Is4() {
+			out = append(out, message.ConfigAttribute{Type: message.INTERNAL_IP4_NBNS, Value: a.AsSlice()})
+		}
+	}
+	for _, s := range p.Subnets {
+		s = s.Masked()
+		if s.Addr().Is4() {
+			v := append(s.Addr().AsSlice(), prefixMask4(s.Bits())...)
+			out = append(out, message.ConfigAttribute{Type: message.INTERNAL_IP4_SUBNET, Value: v})
+		} else {
+			out = append(out, message.ConfigAttribute{Type: message.INTERNAL_IP6_SUBNET, Value: append(s.Addr().AsSlice(), byte(s.Bits()))})
+		}
+	}
+	for _, d := range p.DNSDomains {
+		out = append(out, message.ConfigAttribute{Type: message.INTERNAL_DNS_DOMAIN, Value: []byte(d)})
+	}
+	return out
+}
+
+func prefixMask4(bits int) []byte {
+	m := uint32(0)
+	if bits > 0 {
+		m = ^uint32(0) << (32 - bits)
+	}
+	return []byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
+}
+
+// resolveRemoteTS resolves the peer's selectors: dynamic is its virtual
+// IPs when it has any (one selector each, of the spec's protocol and
+// ports), else its IKE address.
+func (sa *ikeSA) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
+	if len(sa.vips) == 0 {
+		return resolveTS(specs, sa.remote.Addr())
+	}
+	var out []TrafficSelector
+	for _, s := range specs {
+		if !s.Dynamic {
+			out = append(out, s.TS)
+			continue
+		}
+		for _, a := range sa.vipAddrs() {
+			out = append(out, resolveTS([]TSSpec{s}, a)...)
+		}
+	}
+	return out
+}
+
+// takeBackVIP leases a taken-back IKE SA's virtual IP to it again. The
+// SA stays without the lease (its CHILD_SAs keep their selectors) when
+// the pool is gone or now gives the address to someone else.
+func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
+	p := sa.e.pool(v.Pool)
+	if p == nil {
+		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' is gone", v.Addr, v.Identity, v.Pool))
+		return
+	}
+	addr, _, err := p.Leases.Acquire(v.Identity, v.Addr)
+	if err != nil || addr != v.Addr {
+		if err == nil {
+			p.Leases.Release(v.Identity, addr)
+		}
+		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' cannot lease it again", v.Addr, v.Identity, v.Pool))
+		return
+	}
+	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
+}
