@@ -181,6 +181,11 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 		sa.eapIdentity = r.server.Identity()
 	}
 	sa.eapAuth = nil
+	if sa.checkUniqueness(sa, findNotify(r.first, message.INITIAL_CONTACT) != nil) {
+		sa.log.Info("canceling IKE_SA setup due to uniqueness policy")
+		t.authError = true
+		return errDestroy
+	}
 	failure := t.configRequest(r.first)
 	sa.established()
 	sa.logEstablished()

@@ -66,6 +66,9 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 	if !sa.remoteID.IsAny() {
 		m.Payloads = append(m.Payloads, &message.IDr{Identification: sa.remoteID.payload()})
 	}
+	if sa.sendInitialContact(sa.localID) {
+		m.Payloads = append(m.Payloads, notify(message.INITIAL_CONTACT, nil))
+	}
 	if cp := sa.configRequestPayload(); cp != nil {
 		m.Payloads = append(m.Payloads, cp)
 	}

@@ -200,6 +200,7 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	sa.children = nil
 	n.vips, sa.vips = sa.vips, nil
 	n.eapIdentity = sa.eapIdentity
+	n.reindexPeer()
 	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
 	var keep []task
 	for _, q := range sa.tm.queued {

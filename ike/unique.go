@@ -48,14 +48,27 @@ type uniqueSA interface {
 }
 
 // peerKey is what charon's connected-peers table is keyed by: both
-// identities and the peer's address family.
+// identities (the peer's as uniquePeer has it) and the peer's address
+// family.
 type peerKey struct {
 	me, other string
 	ipv6      bool
 }
 
-func newPeerKey(me, other Identity, remote netip.Addr) peerKey {
-	return peerKey{me: me.key(), other: other.key(), ipv6: !remote.Unmap().Is4()}
+func newPeerKey(me Identity, other string, remote netip.Addr) peerKey {
+	return peerKey{me: me.key(), other: other, ipv6: !remote.Unmap().Is4()}
+}
+
+// uniquePeer is the peer's identity as uniqueness sees it, as a key and
+// as logged: the identity it authenticated as by EAP when we were its EAP
+// server (charon's get_other_eap_id: road warriors often share an IKE
+// identity, their private address, and differ in their EAP one), else
+// its IKE identity.
+func (sa *ikeSACommon) uniquePeer() (key, name string) {
+	if v2, ok := sa.outer.(*ikeSA); ok && sa.conn.remote.Auth == AuthEAP && v2.eapIdentity != "" {
+		return "eap:" + v2.eapIdentity, v2.eapIdentity
+	}
+	return sa.remoteID.key(), sa.remoteID.String()
 }
 
 // key is the identity as a map key: equal keys for Equal identities.
@@ -84,25 +97,44 @@ func connected(s IKESAState) bool { return s >= IKESAEstablished && s < IKESADes
 // indexPeer enters the IKE SA in the engine's connected peers when its
 // state makes it one, and removes it when it no longer is (setState).
 func (sa *ikeSACommon) indexPeer() {
-	e := sa.e
 	if connected(sa.state) && sa.peerKey == nil && sa.outer != nil {
-		k := newPeerKey(sa.localID, sa.remoteID, sa.remote.Addr())
-		if e.peers == nil {
-			e.peers = connectedPeers{}
-		}
-		if e.peers[k] == nil {
-			e.peers[k] = map[*ikeSACommon]uniqueSA{}
-		}
-		e.peers[k][sa] = sa.outer
-		sa.peerKey = &k
+		sa.enterPeers()
 	} else if !connected(sa.state) && sa.peerKey != nil {
-		k := *sa.peerKey
-		delete(e.peers[k], sa)
-		if len(e.peers[k]) == 0 {
-			delete(e.peers, k)
-		}
-		sa.peerKey = nil
+		sa.leavePeers()
 	}
+}
+
+// reindexPeer enters the IKE SA in the connected peers again after what
+// uniquePeer says changed (an IKE SA rekey hands the EAP identity over
+// after the new SA is established).
+func (sa *ikeSACommon) reindexPeer() {
+	if sa.peerKey != nil {
+		sa.leavePeers()
+		sa.enterPeers()
+	}
+}
+
+func (sa *ikeSACommon) enterPeers() {
+	e := sa.e
+	other, _ := sa.uniquePeer()
+	k := newPeerKey(sa.localID, other, sa.remote.Addr())
+	if e.peers == nil {
+		e.peers = connectedPeers{}
+	}
+	if e.peers[k] == nil {
+		e.peers[k] = map[*ikeSACommon]uniqueSA{}
+	}
+	e.peers[k][sa] = sa.outer
+	sa.peerKey = &k
+}
+
+func (sa *ikeSACommon) leavePeers() {
+	e, k := sa.e, *sa.peerKey
+	delete(e.peers[k], sa)
+	if len(e.peers[k]) == 0 {
+		delete(e.peers, k)
+	}
+	sa.peerKey = nil
 }
 
 // connectedPeer reports whether an IKE SA counts as a contact with its
@@ -118,7 +150,7 @@ func connectedPeer(sa uniqueSA) bool {
 // duplicatesOf returns the IKE SAs of either version, other than self,
 // that are contacts between these identities in the remote address's
 // family, oldest first.
-func (e *Engine) duplicatesOf(self *ikeSACommon, me, other Identity, remote netip.Addr) []uniqueSA {
+func (e *Engine) duplicatesOf(self *ikeSACommon, me Identity, other string, remote netip.Addr) []uniqueSA {
 	var out []uniqueSA
 	for c, sa := range e.peers[newPeerKey(me, other, remote)] {
 		if c != self && connectedPeer(sa) {
@@ -132,7 +164,7 @@ func (e *Engine) duplicatesOf(self *ikeSACommon, me, other Identity, remote neti
 // hasContact reports whether we have an IKE SA with the peer (charon's
 // has_contact): if not, our authentication carries INITIAL_CONTACT.
 func (e *Engine) hasContact(me, other Identity, remote netip.Addr) bool {
-	return len(e.duplicatesOf(nil, me, other, remote)) > 0
+	return len(e.duplicatesOf(nil, me, other.key(), remote)) > 0
 }
 
 // sendInitialContact reports whether an initiator's authentication with
@@ -156,10 +188,11 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 	if v1, ok := self.(*v1SA); ok {
 		replaces = v1.replaces
 	}
-	for _, dup := range e.duplicatesOf(sa, sa.localID, sa.remoteID, sa.remote.Addr()) {
+	other, peer := sa.uniquePeer()
+	for _, dup := range e.duplicatesOf(sa, sa.localID, other, sa.remote.Addr()) {
 		d := dup.common()
 		if initialContact {
-			sa.log.Info(fmt.Sprintf("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", sa.remoteID))
+			sa.log.Info(fmt.Sprintf("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", peer))
 			dup.destroy()
 			continue
 		}
@@ -171,7 +204,7 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 		}
 		switch policy {
 		case UniqueReplace:
-			sa.replaceDuplicate(self, dup)
+			sa.replaceDuplicate(self, dup, peer)
 		case UniqueKeep:
 			if d.remote.Addr() != sa.remote.Addr() {
 				// The first IKE SA stays; later duplicates go.
@@ -185,10 +218,10 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 
 // replaceDuplicate deletes an older IKE SA under unique = replace
 // (charon's enforce_replace).
-func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA) {
+func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA, peer string) {
 	d := dup.common()
 	if d.remote.Addr() != sa.remote.Addr() {
-		sa.log.Info(fmt.Sprintf("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", sa.remoteID))
+		sa.log.Info(fmt.Sprintf("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", peer))
 		dup.delete()
 		return
 	}
@@ -208,7 +241,7 @@ func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA) {
 			dup.delete()
 		}
 	})
-	sa.log.Info(fmt.Sprintf("schedule delete of duplicate IKE_SA for peer '%s' due to uniqueness policy and suspected reauthentication", sa.remoteID))
+	sa.log.Info(fmt.Sprintf("schedule delete of duplicate IKE_SA for peer '%s' due to uniqueness policy and suspected reauthentication", peer))
 }
 
 // initialContactNotify is IKEv1's INITIAL-CONTACT (RFC 2407 section

@@ -1,11 +1,14 @@
 package ike_test
 
 import (
+	"crypto/x509"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
 )
 
 // Uniqueness of IKE SAs: INITIAL_CONTACT (RFC 7296 section 2.4, RFC 2407
@@ -317,5 +320,49 @@ func TestConnectedPeersIndex(t *testing.T) {
 			tb.advance(15 * time.Second)
 			want(1, 1)
 		})
+	}
+}
+
+// TestUniqueEAPIdentity: road warriors that share an IKE identity (often
+// their private address) are told apart by the EAP identity they
+// authenticated as (charon's get_other_eap_id): each one's
+// INITIAL_CONTACT destroys only an older IKE SA of the same user.
+func TestUniqueEAPIdentity(t *testing.T) {
+	rb := newRABed(t, raOptions{})
+	shared := func(name string, addr netip.Addr, user string, spiBase uint32) *peer {
+		c := baseConn(addr, addrB, "rw.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+		rb.clientConn(c, "rw.example.org", []eap.Type{eap.TypeMSCHAPv2})
+		c.Local[0].EAPID = user
+		return rb.newPeer(name, addr, c, "", spiBase, func(cfg *ike.Config) {
+			cfg.Credentials = ike.Credentials{CAs: []*x509.Certificate{rb.ca.Cert},
+				EAP: []ike.EAPSecret{{IDs: []string{user}, Secret: []byte(user + "'s password")}}}
+		})
+	}
+	carol := shared("carol", addrC, "carol", 0xc3000000)
+	dave := shared("dave", netip.MustParseAddr("192.0.2.4"), "dave", 0xc4000000)
+	rb.connect(carol)
+	rb.connect(dave)
+	for _, p := range []*peer{carol, dave} {
+		if !p.log.contains("N(INIT_CONTACT)") {
+			t.Errorf("%s sent no INITIAL_CONTACT", p.name)
+		}
+	}
+	if n := len(rb.b.sas()); n != 2 || rb.b.log.contains("destroying duplicate") {
+		t.Fatalf("b: %d IKE SAs after two users with one IKE identity: %+v", n, rb.b.sas())
+	}
+	// carol again, from elsewhere, having forgotten her IKE SA.
+	carol2 := shared("carol2", netip.MustParseAddr("192.0.2.5"), "carol", 0xc6000000)
+	rb.connect(carol2)
+	wantLog(t, rb.b, "destroying duplicate IKE_SA for peer 'carol', received INITIAL_CONTACT")
+	var users []string
+	for _, sa := range rb.b.sas() {
+		if sa.State != ike.IKESAEstablished || len(sa.Children) != 1 {
+			t.Fatalf("b: %+v", sa)
+		}
+		users = append(users, sa.EAPIdentity+"@"+sa.Remote.Addr().String())
+	}
+	slices.Sort(users)
+	if want := []string{"carol@192.0.2.5", "dave@192.0.2.4"}; !slices.Equal(users, want) {
+		t.Errorf("b's IKE SAs: %v, want %v", users, want)
 	}
 }
