@@ -39,13 +39,18 @@ type Connection struct {
 	Fragmentation Fragmentation // fragmentation
 	DPDDelay      time.Duration // dpd_delay: 0 disables liveness checks
 	DPDTimeout    time.Duration // dpd_timeout: 0 relies on retransmission
-	RekeyTime     time.Duration // rekey_time of the IKE SA, default ReauthTime or else 4h
-	// ReauthTime (reauth_time): reauthentication is a fresh IKE SA; the
-	// engine renews the keys as often by rekeying at that interval when
-	// RekeyTime is 0.
+	// RekeyTime (rekey_time) of the IKE SA: 0 is 4h when ReauthTime is 0
+	// too, else no rekeying.
+	RekeyTime time.Duration
+	// ReauthTime (reauth_time): an IKEv2 IKE SA is replaced by a fresh
+	// one, fully authenticated, with new CHILD_SAs at this interval
+	// (reauth.go); 0 never. IKEv1 reauthenticates at the shorter of the
+	// two.
 	ReauthTime time.Duration
-	OverTime   time.Duration // over_time: hard IKE SA lifetime beyond rekey_time, default rekey_time/10
-	RandTime   time.Duration // rand_time: jitter subtracted from rekey_time, default over_time
+	// OverTime (over_time): hard IKE SA lifetime beyond the shorter of
+	// rekey_time and reauth_time, default a tenth of it.
+	OverTime time.Duration
+	RandTime time.Duration // rand_time: jitter subtracted from rekey_time and reauth_time, default over_time
 	// RandExact takes rand_time here and rand_* in the children as given:
 	// zero means no jitter instead of the default (for a caller that
 	// resolved swanctl.conf's defaults itself, such as ike/swanctl).
@@ -292,14 +297,14 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.SendCert > SendCertNever {
 		return nil, errf("send_cert", "%v is not ifasked, always or never", rc.SendCert)
 	}
-	if rc.RekeyTime == 0 {
-		rc.RekeyTime = rc.ReauthTime
-	}
-	if rc.RekeyTime == 0 {
+	if rc.RekeyTime == 0 && rc.ReauthTime == 0 {
 		rc.RekeyTime = 4 * time.Hour
 	}
+	if rc.RekeyTime < 0 || rc.ReauthTime < 0 {
+		return nil, errf("rekey_time/reauth_time", "negative")
+	}
 	if rc.OverTime == 0 {
-		rc.OverTime = rc.RekeyTime / 10
+		rc.OverTime = rc.renewTime() / 10
 	}
 	if rc.RandTime == 0 && !c.RandExact {
 		rc.RandTime = rc.OverTime

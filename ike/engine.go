@@ -64,6 +64,12 @@ type Config struct {
 	// FragmentSize is the largest IP datagram of a fragmented IKE message
 	// (charon's fragment_size, default 1280).
 	FragmentSize int
+	// MakeBeforeBreak reauthenticates an IKE SA (reauth_time) by
+	// establishing the new IKE SA and its CHILD_SAs before deleting the old
+	// ones, without a gap in traffic (charon's make_before_break); false
+	// deletes the old IKE SA first (break-before-make, charon 5.9's
+	// default). Nil means yes, strongSwan 6's default.
+	MakeBeforeBreak *bool
 
 	// Port and NATTPort are the ports the daemon's IKE sockets listen on
 	// (charon's port and port_nat_t, defaults 500 and 4500). Messages on
@@ -310,6 +316,12 @@ func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error
 	if err != nil {
 		return nil, err
 	}
+	return e.startIKESA(c, children, local, remote, nil), nil
+}
+
+// startIKESA initiates an IKE SA between local and remote with the
+// children, then runs last (nil for none) once their exchanges are done.
+func (e *Engine) startIKESA(c *connection, children []*childConfig, local, remote netip.AddrPort, last task) *ikeSA {
 	sa := e.newIKESA(c, true, local, remote)
 	sa.spiI = e.newSPI()
 	e.sas[sa.spiI] = sa
@@ -323,8 +335,11 @@ func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error
 	for _, cc := range children[min(1, len(children)):] {
 		sa.tm.queue(newChildCreate(sa, true, cc, nil))
 	}
+	if last != nil {
+		sa.tm.queue(last)
+	}
 	sa.tm.initiate()
-	return sa, nil
+	return sa
 }
 
 // newSPI returns a random IKE SPI not in use.

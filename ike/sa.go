@@ -48,6 +48,14 @@ type ikeSA struct {
 	rekeyTimer     Timer
 	expireTimer    Timer // rekey_time + over_time: hard lifetime
 	dpdTimer       Timer
+	reauthTimer    Timer
+	// reauthAt is when the IKE SA reauthenticates (zero: never), kept
+	// across rekeys; reauthenticating is set once it started (reauth.go).
+	reauthAt         time.Time
+	reauthenticating bool
+	// afterDestroy runs when the IKE SA is destroyed: a break-before-make
+	// reauthentication establishes the connection again.
+	afterDestroy func()
 
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
 	// while our own rekey was in flight (RFC 7296 section 2.8.2).
@@ -251,9 +259,10 @@ func (sa *ikeSA) established() {
 	}
 	sa.forgetInit()
 	sa.scheduleRekey()
+	sa.scheduleReauth()
 	sa.scheduleDPD()
 	sa.scheduleKeepAlive(0)
-	sa.expireTimer = sa.e.afterFunc(sa.conn.RekeyTime+sa.conn.OverTime, func() {
+	sa.expireTimer = sa.e.afterFunc(sa.conn.renewTime()+sa.conn.OverTime, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
 			if sa.tm.busy() {
@@ -270,11 +279,10 @@ func (sa *ikeSA) scheduleRekey() {
 	if sa.rekeyTimer != nil {
 		sa.rekeyTimer.Stop()
 	}
-	d := sa.conn.RekeyTime
-	if r := sa.conn.RandTime; r > 0 {
-		d -= time.Duration(randUint32(sa.e)%uint32(r/time.Second+1)) * time.Second
+	if sa.conn.RekeyTime == 0 {
+		return // reauthentication alone renews the IKE SA
 	}
-	sa.rekeyTimer = sa.e.afterFunc(d, func() {
+	sa.rekeyTimer = sa.e.afterFunc(sa.withJitter(sa.conn.RekeyTime), func() {
 		if sa.state == IKESAEstablished {
 			sa.rekey()
 		}
@@ -363,7 +371,7 @@ func (sa *ikeSA) destroy() {
 		sa.eapAuth = nil
 	}
 	sa.releaseVIPs()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -378,6 +386,10 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.forgetInit()
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+	if f := sa.afterDestroy; f != nil {
+		sa.afterDestroy = nil
+		f()
+	}
 }
 
 // forgetInitMessages drops the IKE_SA_INIT messages once the IKE SA is

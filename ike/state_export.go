@@ -179,7 +179,7 @@ func (e *Engine) Detach() EngineState {
 	st := e.export()
 	for _, sa := range e.allSAs() {
 		sa.tm.stopTimers()
-		for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.expireTimer, sa.dpdTimer} {
+		for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer} {
 			if t != nil {
 				t.Stop()
 			}

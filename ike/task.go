@@ -19,6 +19,7 @@ const (
 	taskIKEDelete
 	taskDPD
 	taskInformational
+	taskReauthComplete // sends nothing: a localTask
 )
 
 // task is one concern of one exchange, after charon's task_t. The
@@ -30,6 +31,12 @@ type task interface {
 	exchange() message.ExchangeType
 	build(m *message.Message) error
 	process(m *message.Message) error
+}
+
+// localTask is a queued step that sends no request: the task manager
+// runs it when its turn comes, in order with the exchanges queued before.
+type localTask interface {
+	run()
 }
 
 // failer is implemented by initiator tasks that clean up when their

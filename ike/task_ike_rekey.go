@@ -185,6 +185,7 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.conn = sa.conn
 	n.e.sas[n.ourSPI()] = n
 	n.established()
+	n.inheritReauth(sa)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s rekeyed between %s", n.name(), n.ends()))
 	return nil
 }

@@ -63,6 +63,10 @@ func (tm *taskManager) initiate() {
 			continue
 		}
 		tm.queued = tm.queued[1:]
+		if l, ok := t.(localTask); ok {
+			l.run()
+			continue
+		}
 		tm.active = t
 		tm.sendRequest()
 	}

@@ -790,8 +790,8 @@ func (sa *v1SA) established() {
 // ISAKMP SA established elapsed ago (a restart took it back).
 func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
 	left := func(d time.Duration) time.Duration { return max(d-elapsed, time.Second) }
-	if sa.initiator && sa.conn.RekeyTime < sa.lifetime {
-		sa.after(left(sa.conn.RekeyTime), sa.reauthenticate)
+	if sa.initiator && sa.conn.renewTime() < sa.lifetime {
+		sa.after(left(sa.conn.renewTime()), sa.reauthenticate)
 	} else if sa.initiator {
 		sa.after(left(sa.lifetime*9/10), sa.reauthenticate)
 	}

@@ -62,7 +62,7 @@ func (c *connection) v1Suites(auth isakmp.AuthMethod) []v1Suite {
 			for _, prf := range p.Algorithms(transform.TransformPRF) {
 				for _, g := range p.Algorithms(transform.TransformKE) {
 					out = append(out, v1Suite{encr: transform.EncrID(e.ID), encrBits: e.KeyLength,
-						prf: transform.PRFID(prf.ID), group: transform.KEID(g.ID), auth: auth, life: c.RekeyTime + c.OverTime})
+						prf: transform.PRFID(prf.ID), group: transform.KEID(g.ID), auth: auth, life: c.renewTime() + c.OverTime})
 				}
 			}
 		}

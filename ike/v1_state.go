@@ -188,7 +188,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		sa.establishedAt = e.clock.Now()
 	}
 	if sa.lifetime <= 0 {
-		sa.lifetime = c.RekeyTime + c.OverTime
+		sa.lifetime = c.renewTime() + c.OverTime
 	}
 	st.sas[cookie] = sa
 	sa.setState(IKESAEstablished)
