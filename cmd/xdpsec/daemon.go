@@ -44,6 +44,8 @@ func daemonCommand() *cli.Command {
 			&cli.IntFlag{Name: "cookie-threshold", Usage: "half-open IKE SAs from which COOKIEs are required (charon's cookie_threshold; -1 never)", DefaultText: "30"},
 			&cli.IntFlag{Name: "block-threshold", Value: ike.DefaultBlockThreshold,
 				Usage: "half-open IKE SAs one source address may hold before its requests for more are dropped (charon's block_threshold; 0 never)"},
+			&cli.StringFlag{Name: "make-before-break", Value: "yes",
+				Usage: "reauthenticate (reauth_time) by establishing the new IKE SA and CHILD_SAs before deleting the old ones: yes or no (charon's make_before_break)"},
 			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size)", DefaultText: "1280"},
 			// 8 MiB: a burst of thousands of DELETE responses (a terminate
 			// of every SA) must fit; the default 208 KiB holds about 200.
@@ -104,6 +106,13 @@ func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
 		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
 		BlockThreshold: blockThreshold(c.Int("block-threshold")), FragmentSize: c.Int("fragment-size"),
 		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
+	}
+	switch v := c.String("make-before-break"); v {
+	case "yes", "true":
+		opts.MakeBeforeBreak = true
+	case "no", "false":
+	default:
+		return opts, fmt.Errorf("--make-before-break %q: want yes or no", v)
 	}
 	for _, f := range []string{"ike-receive-buffer", "ike-send-buffer"} {
 		if c.Int(f) == 0 || c.Int(f) < -1 {

@@ -55,6 +55,10 @@ type Options struct {
 	CookieThreshold   int           // cookie_threshold; negative disables cookies
 	BlockThreshold    int           // block_threshold (half-open IKE SAs per source); negative disables the limit
 	FragmentSize      int           // fragment_size
+	// MakeBeforeBreak: reauthentication establishes the new IKE SA before
+	// deleting the old (charon's make_before_break). The zero Options
+	// say no; the daemon's flag defaults to yes.
+	MakeBeforeBreak bool
 }
 
 // rxDataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -189,6 +193,7 @@ func Start(opts Options) (*Daemon, error) {
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
+		MakeBeforeBreak: &opts.MakeBeforeBreak,
 	})
 	if err != nil {
 		return nil, err
