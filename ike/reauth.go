@@ -60,11 +60,11 @@ func (sa *ikeSA) withJitter(d time.Duration) time.Duration {
 }
 
 // scheduleReauth arms the reauthentication timer of an IKE SA just
-// established, when reauth_time is set and comes before rekey_time
-// (charon: rekeying renews the keys and keeps the reauthentication time,
-// inheritReauth).
+// established when reauth_time is set, independently of rekeying, as
+// charon does: a rekey renews the keys and keeps the time of
+// reauthentication (inheritReauth).
 func (sa *ikeSA) scheduleReauth() {
-	if sa.conn.ReauthTime == 0 || (sa.conn.RekeyTime != 0 && sa.conn.RekeyTime <= sa.conn.ReauthTime) {
+	if sa.conn.ReauthTime == 0 {
 		return
 	}
 	d := sa.withJitter(sa.conn.ReauthTime)
@@ -91,8 +91,10 @@ func (sa *ikeSA) inheritReauth(old *ikeSA) {
 	}
 	sa.reauthAt = old.reauthAt
 	d := max(sa.reauthAt.Sub(sa.e.clock.Now()), 0)
-	sa.log.Debug(fmt.Sprintf("rescheduling reauthentication in %ds after rekeying", int(d/time.Second)))
+	sa.log.Debug(fmt.Sprintf("rescheduling reauthentication in %ds after rekeying, lifetime reduced to %ds",
+		int(d/time.Second), int((d+sa.conn.OverTime)/time.Second)))
 	sa.armReauth(d)
+	sa.armExpire(d + sa.conn.OverTime)
 }
 
 // reauth starts the reauthentication of an established IKE SA.

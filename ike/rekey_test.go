@@ -193,24 +193,6 @@ func TestRekeyTimers(t *testing.T) {
 	tb.checkKeys()
 }
 
-// TestReauthTimeRekeys: with reauth_time and no rekey_time, the IKE SA is
-// renewed at reauth_time (by rekeying), not at the 4h default.
-func TestReauthTimeRekeys(t *testing.T) {
-	set := func(c *ike.Connection) {
-		c.RekeyTime, c.ReauthTime, c.OverTime, c.RandTime = 0, time.Hour, 6*time.Minute, time.Second
-		c.RandExact = true
-		c.Children[0].RekeyTime = 10 * time.Hour
-	}
-	tb := newTestbed(t, bedOptions{connA: set, connB: set})
-	tb.establish()
-	oldIKE := tb.established(tb.a)
-	tb.advance(time.Hour + time.Minute)
-	if n := tb.established(tb.a); n.SPIi == oldIKE.SPIi {
-		t.Fatal("IKE SA not renewed at reauth_time")
-	}
-	tb.checkKeys()
-}
-
 func TestChildRekeySimultaneousReordered(t *testing.T) {
 	tb := newTestbed(t, bedOptions{})
 	tb.establish()

@@ -262,7 +262,15 @@ func (sa *ikeSA) established() {
 	sa.scheduleReauth()
 	sa.scheduleDPD()
 	sa.scheduleKeepAlive(0)
-	sa.expireTimer = sa.e.afterFunc(sa.conn.renewTime()+sa.conn.OverTime, func() {
+	sa.armExpire(sa.conn.renewTime() + sa.conn.OverTime)
+}
+
+// armExpire sets the hard lifetime of the IKE SA to d from now.
+func (sa *ikeSA) armExpire(d time.Duration) {
+	if sa.expireTimer != nil {
+		sa.expireTimer.Stop()
+	}
+	sa.expireTimer = sa.e.afterFunc(d, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
 			if sa.tm.busy() {
