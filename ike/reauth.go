@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -133,18 +134,21 @@ func (sa *ikeSA) reauth() {
 		sa.rekeyTimer.Stop()
 	}
 	local, remote := sa.reauthEnds()
+	vips := slices.Clone(sa.localVIPs)
 	if !sa.e.makeBeforeBreak() {
 		// The new IKE SA starts when this one is gone (destroy), whether
 		// the peer answered our DELETE or not.
 		sa.afterDestroy = func() {
 			if !sa.e.closed {
-				sa.e.startIKESA(sa.conn, children, local, remote, nil)
+				sa.e.startIKESA(sa.conn, children, local, remote, nil).reauthVIPs = vips
 			}
 		}
 		sa.delete()
 		return
 	}
-	sa.e.startIKESA(sa.conn, children, local, remote, &reauthComplete{old: sa})
+	// The IKE_AUTH request that asks for the virtual IPs is built once the
+	// IKE_SA_INIT response arrives.
+	sa.e.startIKESA(sa.conn, children, local, remote, &reauthComplete{old: sa}).reauthVIPs = vips
 }
 
 // reauthEnds are the addresses the new IKE SA starts with: the old one's,

@@ -1,12 +1,15 @@
 package ike_test
 
 import (
+	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
 )
 
 // Reauthentication (reauth_time, reauth.go): a new IKE SA with a full
@@ -234,4 +237,58 @@ func TestReauthAfterRekey(t *testing.T) {
 		t.Fatalf("a %+v, b %+v", tb.a.sas(), tb.b.sas())
 	}
 	tb.checkKeys()
+}
+
+// TestReauthRoadWarrior: a road warrior reauthenticates with EAP again
+// and asks for the virtual IP it has; the gateway, responder of an IKE SA
+// whose peer authenticated with EAP and holds a virtual IP, leaves the
+// reauthentication to it (charon's "initiator did not reauthenticate as
+// requested").
+func TestReauthRoadWarrior(t *testing.T) {
+	for _, mbb := range []bool{true, false} {
+		t.Run(fmt.Sprintf("make_before_break=%v", mbb), func(t *testing.T) {
+			rb := newRABed(t, raOptions{})
+			rb.a.e.Close()
+			c := baseConn(addrA, addrB, "carol", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+			rb.clientConn(c, "carol", []eap.Type{eap.TypeMSCHAPv2})
+			reauthEvery(c)
+			rb.a = rb.newPeer("a", addrA, c, "", 0xc3000000, func(cfg *ike.Config) {
+				cfg.Credentials = ike.Credentials{CAs: []*x509.Certificate{rb.ca.Cert}, EAP: []ike.EAPSecret{{IDs: []string{"carol"}, Secret: []byte("carol's password")}}}
+				cfg.MakeBeforeBreak = &mbb
+			})
+			rb.connect(rb.a)
+			old := rb.established(rb.a)
+			rb.advance(time.Hour + time.Minute)
+			n, g := rb.established(rb.a), rb.established(rb.b)
+			if n.SPIi == old.SPIi || n.SPIi != g.SPIi || len(rb.b.sas()) != 1 || len(rb.a.sas()) != 1 {
+				t.Fatalf("a %+v, b %+v", rb.a.sas(), rb.b.sas())
+			}
+			if !slices.Equal(n.LocalVIPs, old.LocalVIPs) || !slices.Equal(g.RemoteVIPs, old.LocalVIPs) || len(n.Children) != 1 {
+				t.Fatalf("virtual IPs: before %v, after client %v, gateway %v", old.LocalVIPs, n.LocalVIPs, g.RemoteVIPs)
+			}
+			if rb.b.log.count("EAP method EAP_MSCHAPV2 succeeded") != 2 {
+				t.Error("no second EAP authentication")
+			}
+			if _, online, _ := rb.pool.Leases.Stats(); online != 1 {
+				t.Errorf("%d leases online, want 1", online)
+			}
+			rb.checkKeys()
+		})
+	}
+	t.Run("gateway", func(t *testing.T) {
+		rb := newRABed(t, raOptions{})
+		rb.b.e.Close()
+		rb.gwConn.ReauthTime, rb.gwConn.RekeyTime = time.Hour, 0
+		rb.b = rb.newPeer("b", addrB, rb.gwConn, "", 0xc4000000, func(cfg *ike.Config) {
+			cfg.Credentials = ike.Credentials{EAP: rb.users}
+			cfg.Pools = []*ike.Pool{rb.pool}
+		})
+		rb.establish()
+		old := rb.established(rb.b)
+		rb.advance(time.Hour + time.Minute)
+		if n := rb.established(rb.b); n.SPIi != old.SPIi {
+			t.Fatalf("gateway reauthenticated: %+v", n)
+		}
+		wantLog(t, rb.b, "initiator did not reauthenticate as requested", fmt.Sprintf("IKE_SA gw[%d] will timeout in", old.ID))
+	})
 }

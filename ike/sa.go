@@ -56,6 +56,9 @@ type ikeSA struct {
 	// afterDestroy runs when the IKE SA is destroyed: a break-before-make
 	// reauthentication establishes the connection again.
 	afterDestroy func()
+	// reauthVIPs are the virtual IPs of the IKE SA this one
+	// reauthenticates: its CFG_REQUEST asks for them again.
+	reauthVIPs []netip.Addr
 
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
 	// while our own rekey was in flight (RFC 7296 section 2.8.2).

@@ -203,14 +203,18 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 	return nil
 }
 
-// configRequestPayload is the CFG_REQUEST for the connection's vips, nil
-// without.
+// configRequestPayload is the CFG_REQUEST for the connection's vips (the
+// addresses we had, when reauthenticating), nil without.
 func (sa *ikeSA) configRequestPayload() *message.Configuration {
 	if len(sa.conn.VIPs) == 0 {
 		return nil
 	}
 	cp := &message.Configuration{CFGType: message.CFG_REQUEST}
-	for _, v := range sa.conn.VIPs {
+	vips := sa.conn.VIPs
+	if len(sa.reauthVIPs) > 0 {
+		vips = sa.reauthVIPs
+	}
+	for _, v := range vips {
 		if v.Is4() {
 			var val []byte
 			if !v.IsUnspecified() {
