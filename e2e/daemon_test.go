@@ -13,15 +13,17 @@ import (
 
 // tunnelConf is what differs between the daemon scenarios.
 type tunnelConf struct {
-	ifID       uint32 // if_id_in/out of the CHILD_SA; 0: policy-based
-	mode       string // tunnel (default) or transport
-	esp        string // esp_proposals; aes128gcm16 if ""
-	childExtra string // more keys of the CHILD_SA, one per line
-	childA     string // more keys of site A's CHILD_SA only
-	certs      bool   // authenticate with certificates from one CA, not the PSK
-	saCPU      string // the daemons' --sa-cpu; their default if ""
-	ikev1      bool   // version = 1: Main Mode and Quick Mode, AES-CBC/HMAC-SHA256
-	tsSuffix   string // appended to net's local_ts and remote_ts: "[icmp/8]"
+	ifID       uint32   // if_id_in/out of the CHILD_SA; 0: policy-based
+	mode       string   // tunnel (default) or transport
+	esp        string   // esp_proposals; aes128gcm16 if ""
+	childExtra string   // more keys of the CHILD_SA, one per line
+	childA     string   // more keys of site A's CHILD_SA only
+	connA      string   // more keys of site A's connection, one per line
+	daemonArgs []string // more arguments of both daemons
+	certs      bool     // authenticate with certificates from one CA, not the PSK
+	saCPU      string   // the daemons' --sa-cpu; their default if ""
+	ikev1      bool     // version = 1: Main Mode and Quick Mode, AES-CBC/HMAC-SHA256
+	tsSuffix   string   // appended to net's local_ts and remote_ts: "[icmp/8]"
 	// moreChildren are CHILD_SAs beside net, with its settings and their
 	// own tsSuffix; the test initiates them.
 	moreChildren []childConf
@@ -62,6 +64,9 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 		return child
 	}
 	child := childBody(c.tsSuffix)
+	if s == p.a && c.connA != "" {
+		version += "\n      " + strings.ReplaceAll(strings.TrimSpace(c.connA), "\n", "\n      ")
+	}
 	auth, certs := "psk", ""
 	if c.certs {
 		auth, certs = "pubkey", "\n         certs = gateway.pem"
@@ -124,6 +129,7 @@ func startDaemonPair(t *testing.T, p *pair, c tunnelConf) *daemonPair {
 		ga: newGateway(t, p.a, swanctlConf(p, p.a, c)),
 		gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
 	dp.ga.saCPU, dp.gb.saCPU = c.saCPU, c.saCPU
+	dp.ga.args, dp.gb.args = c.daemonArgs, c.daemonArgs
 	if c.certs {
 		writeCerts(t, map[string]*gateway{"a.xdpsec.example": dp.ga, "b.xdpsec.example": dp.gb})
 	}

@@ -44,8 +44,9 @@ type gateway struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan error
-	cleanup bool   // the daemon's stop is registered with the test
-	saCPU   string // --sa-cpu, if set
+	cleanup bool     // the daemon's stop is registered with the test
+	saCPU   string   // --sa-cpu, if set
+	args    []string // more arguments of the daemon
 	maps    *maps.Set
 }
 
@@ -130,6 +131,7 @@ func (g *gateway) start() {
 	if g.saCPU != "" {
 		cmd.Args = append(cmd.Args, "--sa-cpu", g.saCPU)
 	}
+	cmd.Args = append(cmd.Args, g.args...)
 	cmd.Env = g.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := g.Do(cmd.Start); err != nil {
