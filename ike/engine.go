@@ -398,6 +398,7 @@ func (e *Engine) Close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, sa := range e.allSAs() {
+		sa.afterDestroy = nil // no reauthentication starts now
 		sa.destroy()
 	}
 	for _, sa := range e.allV1SAs() {

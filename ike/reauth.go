@@ -139,9 +139,7 @@ func (sa *ikeSA) reauth() {
 		// The new IKE SA starts when this one is gone (destroy), whether
 		// the peer answered our DELETE or not.
 		sa.afterDestroy = func() {
-			if !sa.e.closed {
-				sa.e.startIKESA(sa.conn, children, local, remote, nil).reauthVIPs = vips
-			}
+			sa.e.startIKESA(sa.conn, children, local, remote, nil).reauthVIPs = vips
 		}
 		sa.delete()
 		return
