@@ -55,7 +55,7 @@ func TestDaemonReauth(t *testing.T) {
 				t.Errorf("after the reauthentications: %d of 3 pings answered", got)
 			}
 			for _, g := range []*gateway{dp.ga, dp.gb} {
-				if out := g.ok("list-sas"); strings.Count(out, "site[") != 1 {
+				if out := g.ok("list-sas"); strings.Count(out, "site: #") != 1 {
 					t.Errorf("site %s: want one IKE SA:\n%s", g.name, out)
 				}
 			}
