@@ -11,18 +11,32 @@ import (
 // reauthenticates the IKE SA it initiated: a new IKE SA with IKE_SA_INIT
 // and a full IKE_AUTH, a new CHILD_SA, and the old ones deleted; charon
 // ends with exactly one IKE SA (new SPIs) and one CHILD_SA. Both settings
-// of --make-before-break; charon keeps its own default unique = no.
+// of --make-before-break with charon's default unique = no, and
+// make-before-break with unique = replace at charon, which takes the new
+// IKE SA from the same address for a reauthentication and keeps it.
 func TestReauthTime(t *testing.T) {
-	for _, mbb := range []string{"yes", "no"} {
-		t.Run("make-before-break="+mbb, func(t *testing.T) {
+	for _, v := range []struct{ mbb, unique string }{{"yes", ""}, {"no", ""}, {"yes", "replace"}} {
+		name := "make-before-break=" + v.mbb
+		if v.unique != "" {
+			name += ",unique=" + v.unique
+		}
+		mbb := v.mbb
+		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, envOptions{daemonArgs: []string{"--make-before-break=" + mbb}})
 			cs, os_ := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+			if v.unique != "" {
+				cs.connExtra = "    unique = " + v.unique + "\n"
+			}
 			os_.connExtra = "    reauth_time = 6s\n    over_time = 20s\n    rand_time = 0\n"
 			e.load(cs, os_, nil, nil)
 			e.initiate(oursInitiate)
 			before := e.agree(1)
 			waitLog(t, "xdpsec", e.ours.log, 15*time.Second, "reauthenticating IKE_SA c[1]", "initiating IKE_SA c[2]", "IKE_SA c[2] established")
 			waitLog(t, "charon", e.charon.log, 10*time.Second, "deleting IKE_SA c[1]")
+			if v.unique == "replace" {
+				waitLog(t, "charon", e.charon.log, 5*time.Second,
+					"schedule delete of duplicate IKE_SA for peer 'sun.example.org' due to uniqueness policy and suspected reauthentication")
+			}
 			e.wantOnePair()
 			after := e.agree(1)
 			if after[0].spiI == before[0].spiI || after[0].spiR == before[0].spiR {
