@@ -760,3 +760,47 @@ func TestDaemonBlockThresholdFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonMakeBeforeBreakFlag: --make-before-break is charon's
+// make_before_break, default yes (strongSwan 6); anything but yes/no
+// (true/false) is an error naming the flag.
+func TestDaemonMakeBeforeBreakFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    bool
+		wantErr bool
+	}{
+		{nil, true, false},
+		{[]string{"--make-before-break", "yes"}, true, false},
+		{[]string{"--make-before-break=no"}, false, false},
+		{[]string{"--make-before-break", "false"}, false, false},
+		{[]string{"--make-before-break", "maybe"}, false, true},
+	} {
+		app := newApp()
+		var got daemon.Options
+		for _, cmd := range app.Commands {
+			if cmd.Name == "daemon" {
+				cmd.Action = func(c *cli.Context) error {
+					var err error
+					got, err = daemonOptions(c, nil)
+					return err
+				}
+			}
+		}
+		var out bytes.Buffer
+		app.Writer, app.ErrWriter = &out, &out
+		err := app.Run(append([]string{"xdpsec", "daemon", "--dataplane", "dry-run"}, tc.args...))
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "--make-before-break") {
+				t.Errorf("%v: error %v, want one naming the flag", tc.args, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, out.String())
+		}
+		if got.MakeBeforeBreak != tc.want {
+			t.Errorf("%v: MakeBeforeBreak %v, want %v", tc.args, got.MakeBeforeBreak, tc.want)
+		}
+	}
+}
