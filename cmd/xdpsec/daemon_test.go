@@ -380,8 +380,13 @@ func TestDaemonsDryRun(t *testing.T) {
 		childSPIs(after)["net"] != childSPIs(sasA)["net"] || childSPIs(after)["web"] != childSPIs(sasA)["web"] {
 		t.Fatalf("after restart:\n%+v\nbefore:\n%+v", after, sasA)
 	}
-	a.ok("initiate", "--child", "net") // a third CHILD_SA named net over the taken-back IKE SA
-	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 3 })
+	// net is installed: no duplicate over the taken-back IKE SA.
+	if out, err := a.cli("initiate", "--child", "net"); err == nil || !strings.Contains(out+err.Error(), "existing duplicate net{") {
+		t.Fatalf("initiate --child of an installed CHILD_SA: %v\n%s", err, out)
+	}
+	a.ok("terminate", "--child", "web")
+	a.ok("initiate", "--child", "web") // web again over the taken-back IKE SA
+	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
 	a.ok("terminate", "--ike", "site")
 	b.waitSAs("IKE SA deleted", func(s []daemon.IKESA) bool { return len(s) == 0 })
 }
@@ -501,8 +506,11 @@ func TestDaemonKilledTakesBack(t *testing.T) {
 	if len(after) != 1 || after[0].SPIi != before[0].SPIi || childSPIs(after)["net"] != childSPIs(before)["net"] {
 		t.Fatalf("after SIGKILL and restart:\n%+v\nbefore:\n%+v", after, before)
 	}
+	a.ok("terminate", "--child", "net")
 	a.ok("initiate", "--child", "net")
-	b.waitSAs("a second CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
+	b.waitSAs("a new CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool {
+		return len(s) == 1 && len(s[0].Children) == 1 && s[0].Children[0].SPIOut != childSPIs(before)["net"][0]
+	})
 }
 
 // TestDaemonInitiateChildFailsNoProposal: `initiate --child` fails when the IKE_SA
@@ -599,10 +607,12 @@ func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
 		t.Errorf("the IPsec SA initiated again is the terminated one: %+v", second)
 	}
 
-	// Initiated while installed: another one beside it.
-	out = a.ok("initiate", "--child", "net")
-	sasA, _ = established(out, 2)
-	if c := sasA[0].Children; c[0].SPIIn != second.SPIIn || c[0].State != "INSTALLED" || c[1].SPIIn == second.SPIIn {
+	// Initiated while installed: no second Quick Mode, an error that
+	// names the installed one (as charon's swanctl --initiate --child).
+	if out, err := a.cli("initiate", "--child", "net"); err == nil || !strings.Contains(out+err.Error(), fmt.Sprintf("existing duplicate net{%d}", second.UniqueID)) {
+		t.Errorf("initiate --child of an installed IPsec SA: %v\n%s", err, out)
+	}
+	if c := a.sas()[0].Children; len(c) != 1 || c[0].SPIIn != second.SPIIn {
 		t.Errorf("after the second initiate: %+v", c)
 	}
 
