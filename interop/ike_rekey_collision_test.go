@@ -93,9 +93,8 @@ func TestIKERekeyCollisionRepeated(t *testing.T) {
 		if strings.Contains(ol, "rekey collision") || strings.Contains(cl, "collision") {
 			collisions++
 		}
-		if strings.Contains(ol, "not deleted by the peer") || strings.Contains(ol, "neither used nor deleted by the peer") {
+		if strings.Contains(ol, "neither used nor deleted by the peer") {
 			cleaned++
-			t.Logf("DEBUGROUND %d ours:\n%s\ncharon:\n%s", round, ol, cl)
 		}
 		if strings.Contains(cl, "peer did not notice IKE_SA rekey collision") {
 			unnoticed++
