@@ -42,6 +42,14 @@ func TestIKERekeyCollisionRepeated(t *testing.T) {
 			nft(t, ns, "add table inet loss; add chain inet loss out { type filter hook output priority 0; }; "+
 				"add rule inet loss out udp dport 4500 quota until 400 bytes counter drop")
 		}
+		if round%3 == 2 {
+			// Our first CREATE_CHILD_SA response is lost too (after the
+			// non-ESP marker and the SPIs: exchange type 36, flag R):
+			// if we win, the old IKE SA's DELETE reaches charon before
+			// the retransmitted response, charon aborts its rekey and
+			// abandons its new IKE SA, which we have.
+			nft(t, e.nsO, "add rule inet loss out udp dport 4500 @th,240,8 36 @th,248,8 & 0x20 == 0x20 quota until 400 bytes counter drop")
+		}
 		oursLog, charonLog := len(e.ours.log()), len(e.charon.log())
 		// Rounds alternate which side goes first, by 0 to 550 ms: up to
 		// the first retransmission and past it (500 ms on both sides).
