@@ -743,3 +743,33 @@ func TestDaemonBlockThresholdFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonStartActionStartsItsChildren: at start, a connection with one
+// child of start_action=start and one without brings up the first alone
+// (charon initiates each start_action=start child, not the connection);
+// the other comes when asked for.
+func TestDaemonStartActionStartsItsChildren(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-sa")
+	nsB := testenv.NewNetns(t, "xdpsec-sb")
+	testenv.Veth(t, nsA, "wan0", "10.97.0.1/24", nsB, "wan0", "10.97.0.2/24")
+	webA := "         web {\n            local_ts = 10.11.0.0/24\n            remote_ts = 10.12.0.0/24\n            esp_proposals = aes256gcm16\n         }\n"
+	webB := "         web {\n            local_ts = 10.12.0.0/24\n            remote_ts = 10.11.0.0/24\n            esp_proposals = aes256gcm16\n         }\n"
+	confA := strings.Replace(siteConf("10.97.0.1", "10.97.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", webA),
+		"esp_proposals = aes128gcm16\n", "esp_proposals = aes128gcm16\n            start_action = start\n", 1)
+	a := newSite(t, "a", nsA, confA)
+	b := newSite(t, "b", nsB, siteConf("10.97.0.2", "10.97.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", webB))
+	b.start()
+	a.start()
+	b.waitSAs("net started by its start_action", func(s []daemon.IKESA) bool { return childSPIs(s)["net"][0] != "" })
+	time.Sleep(300 * time.Millisecond)
+	if s := b.sas(); len(s) != 1 || len(s[0].Children) != 1 {
+		t.Fatalf("b has %+v, want net alone", s)
+	}
+	a.ok("initiate", "--child", "web")
+	b.waitSAs("web as asked for", func(s []daemon.IKESA) bool {
+		c := childSPIs(s)
+		return len(s) == 1 && c["net"][0] != "" && c["web"][0] != ""
+	})
+}
