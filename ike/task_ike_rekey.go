@@ -235,7 +235,13 @@ func (sa *ikeSA) expectPeerDelete() {
 	cfg := sa.e.cfg
 	wait := cfg.RetransmitTimeout * time.Duration(cfg.RetransmitTries+1)
 	sa.e.afterFuncFor(sa, wait, func() {
-		if sa.state != IKESAEstablished || len(sa.children) != 0 || sa.tm.expectID != 0 || sa.tm.busy() {
+		if sa.state != IKESAEstablished || len(sa.children) != 0 || sa.tm.expectID != 0 {
+			return
+		}
+		if sa.tm.busy() {
+			// An exchange of ours (a liveness check) is in flight: look
+			// again when the peer has had the time to answer it.
+			sa.expectPeerDelete()
 			return
 		}
 		sa.log.Info(fmt.Sprintf("redundant IKE_SA %s of a rekey collision neither used nor deleted by the peer, deleting it", sa.name()))
