@@ -543,9 +543,9 @@ func v1SiteConf(local, remote, localID, remoteID, localNet, remoteNet string) st
 // TestDaemonsDryRunV1InitiateChild: `initiate --child` of an IKEv1
 // connection brings phase 1 up and then the child when no ISAKMP SA is
 // up, and otherwise runs a Quick Mode on the established ISAKMP SA,
-// waiting for the IPsec SA and naming it: after `terminate --child`, and
-// while one is installed (a second comes beside it, as with IKEv2). A
-// Quick Mode the peer refuses makes it fail at once.
+// waiting for the IPsec SA and naming it, after `terminate --child`;
+// while one is installed it runs none and fails naming it (as with
+// IKEv2). A Quick Mode the peer refuses makes it fail at once.
 func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
