@@ -18,37 +18,19 @@ var ErrChildExists = errors.New("ike: CHILD_SA exists")
 // connection's other children are not started. It returns the IKE SA's
 // unique ID.
 func (e *Engine) InitiateChildren(name string, children ...string) (uint32, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return 0, ErrClosed
-	}
-	c := e.connection(name)
-	if c == nil {
-		return 0, fmt.Errorf("%w: %q", ErrUnknownConnection, name)
-	}
-	var cfgs []*childConfig
-	for _, n := range children {
-		i := slices.IndexFunc(c.children, func(cc *childConfig) bool { return cc.Name == n })
-		if i < 0 {
-			return 0, fmt.Errorf("%w: child %q of %q", ErrUnknownConnection, n, name)
+	return e.initiateNamed(name, func(c *connection) ([]*childConfig, error) {
+		var cfgs []*childConfig
+		for _, n := range children {
+			i := slices.IndexFunc(c.children, func(cc *childConfig) bool { return cc.Name == n })
+			if i < 0 {
+				return nil, fmt.Errorf("%w: child %q of %q", ErrUnknownConnection, n, name)
+			}
+			if !slices.Contains(cfgs, c.children[i]) {
+				cfgs = append(cfgs, c.children[i])
+			}
 		}
-		if !slices.Contains(cfgs, c.children[i]) {
-			cfgs = append(cfgs, c.children[i])
-		}
-	}
-	if c.Version == 1 {
-		sa, err := e.initiateV1(c, cfgs)
-		if err != nil {
-			return 0, err
-		}
-		return sa.id, nil
-	}
-	sa, err := e.initiate(c, cfgs)
-	if err != nil {
-		return 0, err
-	}
-	return sa.id, nil
+		return cfgs, nil
+	})
 }
 
 // sameChildConfig reports whether two child configs make the same
