@@ -13,18 +13,18 @@ import (
 func TestChildDeletedBeforeResponse(t *testing.T) {
 	for _, exchange := range []string{"IKE_AUTH", "CREATE_CHILD_SA"} {
 		t.Run(exchange, func(t *testing.T) {
-			tb := newTestbed(t, bedOptions{})
+			tb := newTestbed(t, bedOptions{connA: twinChildren("net2"), connB: twinChildren("net2")})
 			var ikeID uint32
 			if exchange == "IKE_AUTH" {
-				if _, err := tb.a.e.Initiate("gw"); err != nil {
+				if _, err := tb.a.e.InitiateChildren("gw", "net"); err != nil {
 					t.Fatal(err)
 				}
 				tb.net.Deliver() // IKE_SA_INIT request
 				tb.net.Deliver() // response
 				tb.net.Deliver() // IKE_AUTH request: b establishes and answers
 			} else {
-				ikeID = tb.establish()
-				if err := tb.a.e.CreateChildSA(ikeID, "net"); err != nil {
+				ikeID = tb.establishWith("net")
+				if err := tb.a.e.CreateChildSA(ikeID, "net2"); err != nil {
 					t.Fatal(err)
 				}
 				tb.net.Deliver() // CREATE_CHILD_SA request: b answers

@@ -124,7 +124,8 @@ func (e *Engine) RekeyChildSA(id uint32) error {
 // CreateChildSA negotiates another CHILD_SA of the IKE SA's connection:
 // with CREATE_CHILD_SA over an IKEv2 SA, in a Quick Mode over an
 // established ISAKMP SA (swanctl --initiate --child does the same). A
-// CHILD_SA of that config already installed stays: this adds another.
+// CHILD_SA of that config already installed on the IKE SA is not
+// negotiated again: the error wraps ErrChildExists and names it.
 func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -137,6 +138,9 @@ func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 	}
 	for _, cc := range sa.conn.children {
 		if cc.Name == child {
+			if dup := duplicateChild(sa.children, cc); dup != nil {
+				return refuseDuplicate(cc, dup)
+			}
 			sa.tm.queue(newChildCreate(sa, true, cc, nil))
 			sa.tm.initiate()
 			return nil
@@ -154,6 +158,9 @@ func (sa *v1SA) createChild(child string) error {
 	}
 	for _, cc := range sa.conn.children {
 		if cc.Name == child {
+			if dup := duplicateChild(sa.children, cc); dup != nil {
+				return refuseDuplicate(cc, dup)
+			}
 			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s in a Quick Mode of IKE_SA %s", child, sa.name()))
 			return sa.startQuick(cc, nil)
 		}

@@ -261,6 +261,12 @@ func (e *Engine) AddConnection(c *Connection) error {
 // (swanctl --initiate). It returns the IKE SA's unique ID; the exchanges
 // run as datagrams arrive.
 func (e *Engine) Initiate(name string) (uint32, error) {
+	return e.initiateNamed(name, func(c *connection) ([]*childConfig, error) { return c.children, nil })
+}
+
+// initiateNamed starts an IKE SA of the named connection with the
+// children pick chooses of it.
+func (e *Engine) initiateNamed(name string, pick func(c *connection) ([]*childConfig, error)) (uint32, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -270,14 +276,18 @@ func (e *Engine) Initiate(name string) (uint32, error) {
 	if c == nil {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownConnection, name)
 	}
+	cfgs, err := pick(c)
+	if err != nil {
+		return 0, err
+	}
 	if c.Version == 1 {
-		sa, err := e.initiateV1(c, c.children)
+		sa, err := e.initiateV1(c, cfgs)
 		if err != nil {
 			return 0, err
 		}
 		return sa.id, nil
 	}
-	sa, err := e.initiate(c, c.children)
+	sa, err := e.initiate(c, cfgs)
 	if err != nil {
 		return 0, err
 	}

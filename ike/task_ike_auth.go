@@ -79,6 +79,21 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, idi)
 	m.Payloads = append(m.Payloads, certs...)
+	sa.appendRequestHints(m)
+	m.Payloads = append(m.Payloads, auth)
+	if t.child != nil {
+		if err := t.child.buildRequest(m); err != nil {
+			t.child = nil
+		}
+	}
+	return nil
+}
+
+// appendRequestHints adds what an initiator's first IKE_AUTH request
+// carries beside its identity and authentication: CERTREQs when the peer
+// signs, the identity we want the peer to have (IDr), and INITIAL_CONTACT
+// when we have no other IKE SA with it.
+func (sa *ikeSA) appendRequestHints(m *message.Message) {
 	if sa.conn.remote.Auth == AuthPubkey && sa.conn.sendCertReq {
 		m.Payloads = append(m.Payloads, sa.certRequests()...)
 	}
@@ -88,13 +103,6 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	if sa.sendInitialContact(sa.localID) {
 		m.Payloads = append(m.Payloads, notify(message.INITIAL_CONTACT, nil))
 	}
-	m.Payloads = append(m.Payloads, auth)
-	if t.child != nil {
-		if err := t.child.buildRequest(m); err != nil {
-			t.child = nil
-		}
-	}
-	return nil
 }
 
 func (t *ikeAuth) processResponse(m *message.Message) error {

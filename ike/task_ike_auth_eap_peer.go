@@ -60,15 +60,7 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 	}
 	t.peerEAP = &eapPeerRound{peer: peer, identity: identity, idiBytes: idi.IDBytes()}
 	m.Payloads = append(m.Payloads, idi)
-	if sa.conn.remote.Auth == AuthPubkey && sa.conn.sendCertReq {
-		m.Payloads = append(m.Payloads, sa.certRequests()...)
-	}
-	if !sa.remoteID.IsAny() {
-		m.Payloads = append(m.Payloads, &message.IDr{Identification: sa.remoteID.payload()})
-	}
-	if sa.sendInitialContact(sa.localID) {
-		m.Payloads = append(m.Payloads, notify(message.INITIAL_CONTACT, nil))
-	}
+	sa.appendRequestHints(m)
 	if cp := sa.configRequestPayload(); cp != nil {
 		m.Payloads = append(m.Payloads, cp)
 	}

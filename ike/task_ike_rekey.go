@@ -228,16 +228,34 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 // expectPeerDelete waits for the peer to delete the IKE SA its rekey made
 // when ours won the collision (RFC 7296 section 2.8.2: the SA's
 // initiator deletes it). A peer that never learnt it lost, because the
-// old IKE SA's DELETE overtook our response to its rekey, never does: the
-// SA is deleted here then, instead of living on at our end only.
+// old IKE SA's DELETE overtook our response to its rekey, never does:
+// charon then aborts its rekey ("peer did not notice IKE_SA rekey
+// collision") and forgets its half of this SA without a DELETE. So after
+// the peer's retransmission budget an SA still here, without CHILD_SAs
+// and without a request from the peer (the peer neither deletes nor
+// uses it), is deleted here: one DELETE, in case the peer has it after
+// all, and forgotten at once rather than listed as DELETING while a
+// DELETE the peer cannot read is retransmitted.
 func (sa *ikeSA) expectPeerDelete() {
 	cfg := sa.e.cfg
 	wait := cfg.RetransmitTimeout * time.Duration(cfg.RetransmitTries+1)
 	sa.e.afterFuncFor(sa, wait, func() {
-		if sa.state == IKESAEstablished && len(sa.children) == 0 {
-			sa.log.Info(fmt.Sprintf("redundant IKE_SA %s of a rekey collision not deleted by the peer, deleting it", sa.name()))
-			sa.tm.queue(newIKEDelete(sa))
-			sa.tm.initiate()
+		if sa.state != IKESAEstablished || len(sa.children) != 0 || sa.tm.expectID != 0 {
+			return
+		}
+		if sa.tm.busy() {
+			// An exchange of ours (a liveness check) is in flight: look
+			// again when the peer has had the time to answer it.
+			sa.expectPeerDelete()
+			return
+		}
+		sa.log.Info(fmt.Sprintf("redundant IKE_SA %s of a rekey collision neither used nor deleted by the peer, deleting it", sa.name()))
+		d := newIKEDelete(sa)
+		sa.tm.queue(d)
+		sa.tm.initiate()
+		if sa.tm.active == d {
+			sa.log.Info(fmt.Sprintf("IKE_SA %s deleted", sa.name()))
+			sa.destroy()
 		}
 	})
 }

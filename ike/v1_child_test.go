@@ -3,6 +3,7 @@ package ike_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,14 +12,15 @@ import (
 
 // TestV1CreateChildSA: a CHILD_SA initiated by name over an established
 // ISAKMP SA (swanctl --initiate --child) comes in a Quick Mode of that
-// ISAKMP SA, from either end, also after its predecessor was terminated
-// and also while one of that config is installed (as with IKEv2, another
-// one comes beside it):
+// ISAKMP SA, from either end, also after its predecessor was terminated.
+// One of a config that is installed is not negotiated again (as with
+// IKEv2, and as charon does); the twins "net2" and "net3" of "net", with
+// the same selectors, come beside it:
 //
 //	HASH(1) SA Ni [KE] IDci IDcr -->  <-- HASH(2) SA Nr [KE] IDci IDcr  HASH(3) -->
 func TestV1CreateChildSA(t *testing.T) {
-	tb := v1Bed(t)
-	id := tb.establish()
+	tb := v1Bed(t, twinChildren("net2", "net3"))
+	id := tb.establishWith("net")
 	tb.wantV1Established()
 	isakmpA, isakmpB := tb.established(tb.a), tb.established(tb.b)
 	first := isakmpA.Children[0]
@@ -41,10 +43,26 @@ func TestV1CreateChildSA(t *testing.T) {
 	// fresh checks that a CHILD_SA has SPIs not seen before and notes them.
 	fresh := func(c ike.ChildSAInfo) {
 		t.Helper()
-		if c.Name != "net" || c.State != ike.ChildSAInstalled || used[c.SPIIn] || used[c.SPIOut] {
+		if !strings.HasPrefix(c.Name, "net") || c.State != ike.ChildSAInstalled || used[c.SPIIn] || used[c.SPIOut] {
 			t.Fatalf("CHILD_SA %+v: want a new installed one (SPIs used before: %v)", c, used)
 		}
 		used[c.SPIIn], used[c.SPIOut] = true, true
+	}
+
+	// wantPolicies checks that the CHILD_SAs of one config share their
+	// policies: out, in and fwd once per config (the responder takes the
+	// first config whose selectors fit, "net", for all of them).
+	wantPolicies := func(when string) {
+		t.Helper()
+		for _, p := range []*peer{tb.a, tb.b} {
+			cfgs := map[string]bool{}
+			for _, c := range tb.children(p) {
+				cfgs[c.Name] = true
+			}
+			if n := len(p.dp.Policies()); n != 3*len(cfgs) {
+				t.Errorf("%s: %d policies%s, want out, in and fwd once for each of %d configs", p.name, n, when, len(cfgs))
+			}
+		}
 	}
 
 	// Terminated, then initiated again by name on the same ISAKMP SA.
@@ -82,9 +100,20 @@ func TestV1CreateChildSA(t *testing.T) {
 		t.Errorf("a did not log the new CHILD_SA as charon does")
 	}
 
-	// Initiated while it is installed: a second one beside it, each with
+	// Initiated while it is installed: no Quick Mode, an error naming
+	// the installed one.
+	quicks = tb.a.log.count("generating QUICK_MODE request")
+	if err := tb.a.e.CreateChildSA(id, "net"); !errors.Is(err, ike.ErrChildExists) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("existing duplicate net{%d} with SPIs %.8x_i %.8x_o", second.ID, second.SPIIn, second.SPIOut)) {
+		t.Fatalf("CreateChildSA of an installed CHILD_SA: %v", err)
+	}
+	tb.net.Flush()
+	if n := tb.a.log.count("generating QUICK_MODE request") - quicks; n != 0 || len(tb.children(tb.a)) != 1 {
+		t.Fatalf("a sent %d Quick Mode messages for an installed CHILD_SA", n)
+	}
+	// Its twin with the same selectors: a second one beside it, each with
 	// its own SPIs and keys, sharing the policies of their selectors.
-	if err := tb.a.e.CreateChildSA(id, "net"); err != nil {
+	if err := tb.a.e.CreateChildSA(id, "net2"); err != nil {
 		t.Fatal(err)
 	}
 	tb.net.Flush()
@@ -99,14 +128,10 @@ func TestV1CreateChildSA(t *testing.T) {
 		t.Fatalf("b has %+v, a %+v", cb, ca)
 	}
 	tb.checkKeys() // all four ESP SAs of each side have their twins
-	for _, p := range []*peer{tb.a, tb.b} {
-		if n := len(p.dp.Policies()); n != 3 {
-			t.Errorf("%s: %d policies, want out, in and fwd once", p.name, n)
-		}
-	}
+	wantPolicies("")
 
 	// The responder of phase 1 initiates one on its ISAKMP SA too.
-	if err := tb.b.e.CreateChildSA(isakmpB.ID, "net"); err != nil {
+	if err := tb.b.e.CreateChildSA(isakmpB.ID, "net3"); err != nil {
 		t.Fatal(err)
 	}
 	tb.net.Flush()
@@ -128,11 +153,7 @@ func TestV1CreateChildSA(t *testing.T) {
 	}
 	tb.settleRekeys()
 	tb.checkKeys()
-	for _, p := range []*peer{tb.a, tb.b} {
-		if n := len(p.dp.Policies()); n != 3 {
-			t.Errorf("%s: %d policies after terminating one of three CHILD_SAs, want 3", p.name, n)
-		}
-	}
+	wantPolicies(" after terminating one of three CHILD_SAs")
 
 	// Unknown child configs and ISAKMP SAs are errors.
 	if err := tb.a.e.CreateChildSA(id, "nonesuch"); !errors.Is(err, ike.ErrUnknownConnection) {
@@ -206,15 +227,15 @@ func TestV1RekeyGivenUp(t *testing.T) {
 // had the new IPsec SA). The old SA now stays until its Quick Modes are
 // done, and both ends end up with the same IPsec SAs on the new one.
 func TestV1QuickModeDuringPeerReauthentication(t *testing.T) {
-	tb := v1Bed(t)
-	id := tb.establish()
+	tb := v1Bed(t, twinChildren("net2"))
+	id := tb.establishWith("net")
 	if err := tb.b.e.RekeyIKESA(tb.established(tb.b).ID); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 { // Main Mode messages 1 to 4; b's MM5 is queued
 		tb.net.Deliver()
 	}
-	if err := tb.a.e.CreateChildSA(id, "net"); err != nil {
+	if err := tb.a.e.CreateChildSA(id, "net2"); err != nil {
 		t.Fatal(err)
 	}
 	tb.net.Deliver() // MM5: a has the new ISAKMP SA and answers MM6

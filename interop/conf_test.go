@@ -20,6 +20,7 @@ type peer struct {
 	psk               string // secret for both identities ("" for none)
 	connExtra         string // more lines in the connection
 	childExtra        string // more lines in the CHILD_SA
+	moreChildren      string // more CHILD_SA sections beside "net"
 	trailer           string // more sections after connections and secrets
 	// decoy adds a copy of "c" named "decoy" (CHILD_SA "decoynet"), to
 	// leave a half-open IKE SA at the peer without touching "c".
@@ -71,8 +72,8 @@ func (p peer) connBlock(b *strings.Builder, name, child string) {
 		fmt.Fprintf(b, "      cacerts = %s\n", p.remoteCA)
 	}
 	b.WriteString("    }\n")
-	fmt.Fprintf(b, "    children {\n      %s {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n%s      }\n    }\n",
-		child, p.localTS, p.remoteTS, p.esp, p.childExtra)
+	fmt.Fprintf(b, "    children {\n      %s {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n%s      }\n%s    }\n",
+		child, p.localTS, p.remoteTS, p.esp, p.childExtra, p.moreChildren)
 	b.WriteString("  }\n")
 }
 

@@ -383,8 +383,13 @@ func TestDaemonsDryRun(t *testing.T) {
 		childSPIs(after)["net"] != childSPIs(sasA)["net"] || childSPIs(after)["web"] != childSPIs(sasA)["web"] {
 		t.Fatalf("after restart:\n%+v\nbefore:\n%+v", after, sasA)
 	}
-	a.ok("initiate", "--child", "net") // a third CHILD_SA named net over the taken-back IKE SA
-	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 3 })
+	// net is installed: no duplicate over the taken-back IKE SA.
+	if out, err := a.cli("initiate", "--child", "net"); err == nil || !strings.Contains(out+err.Error(), "existing duplicate net{") {
+		t.Fatalf("initiate --child of an installed CHILD_SA: %v\n%s", err, out)
+	}
+	a.ok("terminate", "--child", "web")
+	a.ok("initiate", "--child", "web") // web again over the taken-back IKE SA
+	b.waitSAs("CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
 	a.ok("terminate", "--ike", "site")
 	b.waitSAs("IKE SA deleted", func(s []daemon.IKESA) bool { return len(s) == 0 })
 }
@@ -528,8 +533,11 @@ func TestDaemonKilledTakesBack(t *testing.T) {
 	if len(after) != 1 || after[0].SPIi != before[0].SPIi || childSPIs(after)["net"] != childSPIs(before)["net"] {
 		t.Fatalf("after SIGKILL and restart:\n%+v\nbefore:\n%+v", after, before)
 	}
+	a.ok("terminate", "--child", "net")
 	a.ok("initiate", "--child", "net")
-	b.waitSAs("a second CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 2 })
+	b.waitSAs("a new CHILD_SA over the taken-back IKE SA", func(s []daemon.IKESA) bool {
+		return len(s) == 1 && len(s[0].Children) == 1 && s[0].Children[0].SPIOut != childSPIs(before)["net"][0]
+	})
 }
 
 // TestDaemonInitiateChildFailsNoProposal: `initiate --child` fails when the IKE_SA
@@ -562,9 +570,9 @@ func v1SiteConf(local, remote, localID, remoteID, localNet, remoteNet string) st
 // TestDaemonsDryRunV1InitiateChild: `initiate --child` of an IKEv1
 // connection brings phase 1 up and then the child when no ISAKMP SA is
 // up, and otherwise runs a Quick Mode on the established ISAKMP SA,
-// waiting for the IPsec SA and naming it: after `terminate --child`, and
-// while one is installed (a second comes beside it, as with IKEv2). A
-// Quick Mode the peer refuses makes it fail at once.
+// waiting for the IPsec SA and naming it, after `terminate --child`;
+// while one is installed it runs none and fails naming it (as with
+// IKEv2). A Quick Mode the peer refuses makes it fail at once.
 func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
@@ -626,10 +634,12 @@ func TestDaemonsDryRunV1InitiateChild(t *testing.T) {
 		t.Errorf("the IPsec SA initiated again is the terminated one: %+v", second)
 	}
 
-	// Initiated while installed: another one beside it.
-	out = a.ok("initiate", "--child", "net")
-	sasA, _ = established(out, 2)
-	if c := sasA[0].Children; c[0].SPIIn != second.SPIIn || c[0].State != "INSTALLED" || c[1].SPIIn == second.SPIIn {
+	// Initiated while installed: no second Quick Mode, an error that
+	// names the installed one (as charon's swanctl --initiate --child).
+	if out, err := a.cli("initiate", "--child", "net"); err == nil || !strings.Contains(out+err.Error(), fmt.Sprintf("existing duplicate net{%d}", second.UniqueID)) {
+		t.Errorf("initiate --child of an installed IPsec SA: %v\n%s", err, out)
+	}
+	if c := a.sas()[0].Children; len(c) != 1 || c[0].SPIIn != second.SPIIn {
 		t.Errorf("after the second initiate: %+v", c)
 	}
 
@@ -803,4 +813,34 @@ func TestDaemonMakeBeforeBreakFlag(t *testing.T) {
 			t.Errorf("%v: MakeBeforeBreak %v, want %v", tc.args, got.MakeBeforeBreak, tc.want)
 		}
 	}
+}
+
+// TestDaemonStartActionStartsItsChildren: at start, a connection with one
+// child of start_action=start and one without brings up the first alone
+// (charon initiates each start_action=start child, not the connection);
+// the other comes when asked for.
+func TestDaemonStartActionStartsItsChildren(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsA := testenv.NewNetns(t, "xdpsec-sa")
+	nsB := testenv.NewNetns(t, "xdpsec-sb")
+	testenv.Veth(t, nsA, "wan0", "10.97.0.1/24", nsB, "wan0", "10.97.0.2/24")
+	webA := "         web {\n            local_ts = 10.11.0.0/24\n            remote_ts = 10.12.0.0/24\n            esp_proposals = aes256gcm16\n         }\n"
+	webB := "         web {\n            local_ts = 10.12.0.0/24\n            remote_ts = 10.11.0.0/24\n            esp_proposals = aes256gcm16\n         }\n"
+	confA := strings.Replace(siteConf("10.97.0.1", "10.97.0.2", "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16", webA),
+		"esp_proposals = aes128gcm16\n", "esp_proposals = aes128gcm16\n            start_action = start\n", 1)
+	a := newSite(t, "a", nsA, confA)
+	b := newSite(t, "b", nsB, siteConf("10.97.0.2", "10.97.0.1", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16", webB))
+	b.start()
+	a.start()
+	b.waitSAs("net started by its start_action", func(s []daemon.IKESA) bool { return childSPIs(s)["net"][0] != "" })
+	time.Sleep(300 * time.Millisecond)
+	if s := b.sas(); len(s) != 1 || len(s[0].Children) != 1 {
+		t.Fatalf("b has %+v, want net alone", s)
+	}
+	a.ok("initiate", "--child", "web")
+	b.waitSAs("web as asked for", func(s []daemon.IKESA) bool {
+		c := childSPIs(s)
+		return len(s) == 1 && c["net"][0] != "" && c["web"][0] != ""
+	})
 }

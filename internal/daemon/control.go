@@ -389,6 +389,8 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 				}
 			}
 			if err := d.engine.CreateChildSA(sa.ID, req.Child); err != nil {
+				// Installed already: no duplicate (swanctl fails the
+				// same way, charon logs the same line).
 				return nil, err
 			}
 			var msg string
@@ -423,7 +425,15 @@ func (d *Daemon) initiate(req Request) (*Response, error) {
 	if conn == "" {
 		return nil, errors.New("initiate needs --ike or --child")
 	}
-	id, err := d.engine.Initiate(conn)
+	var id uint32
+	var err error
+	if req.Child != "" {
+		// Only the child asked for: the others start as their own
+		// start_action says, or when asked for.
+		id, err = d.engine.InitiateChildren(conn, req.Child)
+	} else {
+		id, err = d.engine.Initiate(conn)
+	}
 	if err != nil {
 		return nil, err
 	}

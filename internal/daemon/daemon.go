@@ -317,7 +317,8 @@ func sourceAddress(remote netip.Addr) (netip.Addr, bool) {
 }
 
 // startActions initiates the connections (all, or those named) that have a
-// child with start_action=start and no IKE SA yet.
+// child with start_action=start and no IKE SA yet, with those children
+// only (charon initiates each of them, on one IKE SA).
 func (d *Daemon) startActions(only []string) {
 	d.mu.Lock()
 	l := d.loaded
@@ -330,14 +331,20 @@ func (d *Daemon) startActions(only []string) {
 	}
 	done := map[string]bool{}
 	for _, c := range l.Connections {
-		if !slices.ContainsFunc(c.Children, func(ch *ike.ChildConfig) bool { return ch.StartAction&ike.ActionStart != 0 }) {
+		var start []string
+		for _, ch := range c.Children {
+			if ch.StartAction&ike.ActionStart != 0 {
+				start = append(start, ch.Name)
+			}
+		}
+		if len(start) == 0 {
 			continue
 		}
 		if done[c.Name] || up[c.Name] || only != nil && !slices.Contains(only, c.Name) {
 			continue
 		}
 		done[c.Name] = true
-		if _, err := d.engine.Initiate(c.Name); err != nil {
+		if _, err := d.engine.InitiateChildren(c.Name, start...); err != nil {
 			d.log.Warn(fmt.Sprintf("start_action=start of %s failed: %v", c.Name, err))
 		}
 	}
