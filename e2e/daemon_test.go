@@ -437,8 +437,17 @@ func TestDaemonSIGKILL(t *testing.T) {
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
 		t.Errorf("after the rekeys: %d of 3 pings answered", got)
 	}
-	// A new CHILD_SA over the rekeyed IKE_SA.
+	// net is installed: initiating it again is refused as a duplicate
+	// (issue 22, defect 2); once it is closed, a new one comes over the
+	// rekeyed IKE_SA.
+	if out, err := dp.ga.xdpsec("initiate", "--child", "net", "--timeout", "30s"); err == nil || !strings.Contains(out, "existing duplicate") {
+		t.Errorf("initiate --child net while it is installed: %v\n%s", err, out)
+	}
+	dp.ga.ok("terminate", "--child", "net")
 	dp.ga.ok("initiate", "--child", "net", "--timeout", "30s")
+	if sas := dp.ga.sas(); len(sas) != 1 || sas[0].SPIi == ikeBefore.SPIi {
+		t.Errorf("the new CHILD_SA is not over the rekeyed IKE_SA: %+v", sas)
+	}
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
 		t.Errorf("after the restart: %d of 3 pings answered", got)
 	}
