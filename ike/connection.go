@@ -121,9 +121,17 @@ const (
 	// authenticating to us as the EAP server; a remote round of a
 	// responder only (our EAP peer side is not wired yet).
 	AuthEAP
+	// AuthEAPRadius (eap-radius): EAP inside IKE_AUTH with the engine
+	// relaying the conversation to Config.EAPBackend (RFC 3579
+	// pass-through); a remote round of a responder only.
+	AuthEAPRadius
 )
 
-func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk", "eap") }
+func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk", "eap", "eap-radius") }
+
+// isEAP reports whether the peer authenticates with EAP in the round,
+// with our EAP server or relayed to the backend.
+func (m AuthMethod) isEAP() bool { return m == AuthEAP || m == AuthEAPRadius }
 
 // Action is what to do at load time (start_action), when the peer
 // closes (close_action) or is found dead (dpd_action): nothing (clear),
@@ -318,7 +326,7 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.remote, err = resolveAuth(c.Remote[0], false); err != nil {
 		return nil, errf("remote", "%v", err)
 	}
-	if rc.Version == 1 && rc.remote.Auth == AuthEAP {
+	if rc.Version == 1 && rc.remote.Auth.isEAP() {
 		return nil, errf("remote.auth", "EAP needs IKEv2")
 	}
 	if rc.Version == 1 && rc.local.Auth == AuthEAP {
@@ -327,7 +335,10 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.Version == 1 && len(rc.VIPs) > 0 {
 		return nil, errf("vips", "virtual IPs are not supported with IKEv1 yet")
 	}
-	if rc.remote.Auth == AuthEAP && rc.local.Auth == AuthEAP {
+	if rc.local.Auth == AuthEAPRadius {
+		return nil, errf("local.auth", "eap-radius is for remote rounds: we relay the peer's EAP, we do not authenticate with it")
+	}
+	if rc.remote.Auth.isEAP() && rc.local.Auth == AuthEAP {
 		return nil, errf("local.auth", "EAP on both ends: one of them must be the server, with a certificate or a PSK")
 	}
 	if rc.Version == 1 && len(rc.Pools) > 0 {
@@ -368,10 +379,14 @@ func checkProposals(list []transform.Proposal, proto transform.Protocol) error {
 
 func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 	r := *a
-	if r.Auth > AuthEAP {
-		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey or eap)", r.Auth)
+	if r.Auth > AuthEAPRadius {
+		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey, eap or eap-radius)", r.Auth)
 	}
-	if r.Auth == AuthEAP {
+	if r.Auth == AuthEAPRadius {
+		if len(r.EAPMethods) > 0 {
+			return r, fmt.Errorf("auth: eap-radius takes no EAP method: the RADIUS server chooses")
+		}
+	} else if r.Auth == AuthEAP {
 		if len(r.EAPMethods) == 0 {
 			return r, fmt.Errorf("auth: EAP without a method")
 		}

@@ -25,6 +25,10 @@ type Config struct {
 	Rand      io.Reader // default crypto/rand
 
 	Credentials Credentials
+	// EAPBackend relays the EAP of connections whose remote round is
+	// eap-radius (eap_backend.go); nil refuses those peers with
+	// AUTHENTICATION_FAILED.
+	EAPBackend EAPBackend
 	// Pools are the virtual IP address pools connections name (pools);
 	// SetPools replaces them.
 	Pools []*Pool

@@ -111,7 +111,7 @@ func (sa *ikeSA) reauth() {
 	}
 	if !sa.initiator {
 		sa.log.Info("initiator did not reauthenticate as requested")
-		if len(sa.vips) > 0 || sa.conn.remote.Auth == AuthEAP {
+		if len(sa.vips) > 0 || sa.conn.remote.Auth.isEAP() {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s will timeout in %ds", sa.name(), int(sa.conn.OverTime/time.Second)))
 			return
 		}

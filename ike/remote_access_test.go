@@ -31,6 +31,10 @@ type raOptions struct {
 	poolAddrs                    string // default 10.3.200.1-10.3.200.2
 	password                     string // a's password, default carol's right one
 	user                         string // a's identity, default carol
+	// backend, when set, makes the gateway's remote round eap-radius,
+	// relaying to it (eap_relay_test.go), with eapID as its eap_id.
+	backend ike.EAPBackend
+	eapID   string
 }
 
 func newRABed(t *testing.T, o raOptions) *raBed {
@@ -68,6 +72,9 @@ func newRABed(t *testing.T, o raOptions) *raBed {
 		connB: func(c *ike.Connection) {
 			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{cert}, PrivateKey: key}}
 			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthEAP, EAPMethods: o.serverMethods, EAPID: "%any"}}
+			if o.backend != nil {
+				c.Remote = []*ike.AuthConfig{{Auth: ike.AuthEAPRadius, EAPID: o.eapID}}
+			}
 			c.RemoteAddrs = nil
 			c.Pools = []string{"rw"}
 			c.Children[0].RemoteTS = []ike.TSSpec{ike.DynamicTS()}
@@ -79,6 +86,7 @@ func newRABed(t *testing.T, o raOptions) *raBed {
 		cfgB: func(c *ike.Config) {
 			c.Credentials = ike.Credentials{EAP: rb.users}
 			c.Pools = []*ike.Pool{rb.pool}
+			c.EAPBackend = o.backend
 		},
 	})
 	return rb

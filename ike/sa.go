@@ -71,6 +71,9 @@ type ikeSA struct {
 	eapAuth *ikeAuth
 	// eapIdentity is the identity the peer authenticated as with EAP.
 	eapIdentity string
+	// framedIP is the virtual IP an EAP backend assigned the peer
+	// (Framed-IP-Address): leased in place of one from the pools.
+	framedIP netip.Addr
 	// vips are the virtual IPs leased to the peer (config_payload.go),
 	// given back when the SA goes.
 	vips []vipLease

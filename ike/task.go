@@ -52,6 +52,10 @@ var (
 	// errDestroy from any step: the IKE SA is to be destroyed once the
 	// exchange (and a response, for a responder) is done.
 	errDestroy = errors.New("destroy IKE_SA")
+	// errPending from a responder's process: the response waits for work
+	// done outside the engine lock (an EAP backend's answer); the task
+	// calls taskManager.resume with the outcome when it is in.
+	errPending = errors.New("response pending")
 )
 
 // notifyErr reports the error notify a message carries, if any.

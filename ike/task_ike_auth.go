@@ -254,7 +254,7 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 // round is EAP fit, and those fit no request with AUTH.
 func (e *Engine) peerConfigFor(sa *ikeSA, peer, wanted Identity, eap bool) *connection {
 	fits := func(c *connection) bool {
-		if (c.remote.Auth == AuthEAP) != eap {
+		if c.remote.Auth.isEAP() != eap {
 			return false
 		}
 		if !addrAllowed(c.LocalAddrs, sa.local.Addr()) || !addrAllowed(c.RemoteAddrs, sa.remote.Addr()) {

@@ -33,7 +33,8 @@ import (
 // The ikeAuth task that starts it stays the IKE SA's responder task for
 // the IKE_AUTH requests that follow (ikeSA.eapAuth).
 type eapRound struct {
-	server   *eap.Server
+	server   *eap.Server      // nil when relaying (relay)
+	relay    *eapRelay        // eap-radius: the backend's conversation (eap_relay.go)
 	first    *message.Message // the first request: SA, TSi, TSr and CP, for after EAP
 	idiBytes []byte           // IDi as the first request carried it, for the peer's AUTH
 	idrBytes []byte           // IDr as we sent it, for ours
@@ -48,6 +49,9 @@ type eapRound struct {
 func (r *eapRound) wipe() {
 	clear(r.msk)
 	r.msk = nil
+	if r.relay != nil {
+		r.relay.stop()
+	}
 }
 
 // eapIdentity is the identity the EAP server starts with: the configured
@@ -72,6 +76,9 @@ func (t *ikeAuth) startEAP(m *message.Message, c *connection, peer Identity, idi
 	sa.remoteID = peer
 	if _, ok := find[*message.CertificateRequest](m); ok {
 		sa.peerCertReq = true
+	}
+	if c.remote.Auth == AuthEAPRadius {
+		return t.startRelay(m, idi)
 	}
 	srv, err := eap.NewServer(eap.ServerConfig{
 		Methods:     c.remote.EAPMethods,
@@ -139,6 +146,9 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 			t.authError = true
 			return errDestroy
 		}
+		if r.relay != nil {
+			return t.relayResponse(p.Message)
+		}
 		out, err := r.server.Process(p.Message)
 		if err != nil {
 			sa.log.Info(fmt.Sprintf("EAP: %v", err))
@@ -176,9 +186,13 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 	// The identity the method authenticated (MS-CHAPv2's Name may differ
 	// from what EAP-Identity said): leases are bound to it, so that no one
 	// is given another user's address.
-	sa.eapIdentity = r.server.Result().Identity
-	if sa.eapIdentity == "" {
-		sa.eapIdentity = r.server.Identity()
+	if r.relay != nil {
+		sa.eapIdentity = r.relay.identity
+	} else {
+		sa.eapIdentity = r.server.Result().Identity
+		if sa.eapIdentity == "" {
+			sa.eapIdentity = r.server.Identity()
+		}
 	}
 	sa.eapAuth = nil
 	if sa.checkUniqueness(sa, findNotify(r.first, message.INITIAL_CONTACT) != nil) {

@@ -28,6 +28,12 @@ type taskManager struct {
 	// The peer's requests.
 	expectID uint32   // next message ID we accept
 	response [][]byte // our response to expectID-1
+	// pending is the task whose response to request expectID waits for
+	// work outside the engine lock (errPending); pendingHdr is that
+	// request's header. Retransmits of the request meanwhile are dropped:
+	// the work is not started twice.
+	pending    task
+	pendingHdr message.Header
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
@@ -202,6 +208,7 @@ func (tm *taskManager) stopTimers() {
 func (tm *taskManager) stop() {
 	tm.stopTimers()
 	tm.queued = nil
+	tm.pending = nil
 	if f, ok := tm.active.(failer); ok {
 		f.failed()
 	}
@@ -276,6 +283,12 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
 		tm.resendResponse(d)
 		return
+	case tm.pending != nil && h.MessageID == tm.expectID:
+		// The peer retransmits while the answer is being worked out (an
+		// EAP backend's round trip can take seconds): the response goes
+		// out when it is ready, and answers the retransmits too.
+		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, response still pending", h.MessageID))
+		return
 	case h.MessageID != tm.expectID:
 		// Outside the window (size 1, RFC 7296 section 2.3): older than
 		// the cached response, or ahead of what the peer may send.
@@ -297,6 +310,33 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		sa.initReq = raw
 	}
 	perr := t.process(m)
+	if errors.Is(perr, errPending) {
+		tm.pending, tm.pendingHdr = t, *h
+		return
+	}
+	tm.respond(t, h, perr)
+}
+
+// resume answers the pending request once its task has the outcome
+// (perr as process would have returned it). A task no longer pending
+// (the IKE SA went meanwhile) is ignored.
+func (tm *taskManager) resume(t task, perr error) {
+	if tm.pending != t || tm.sa.state == IKESADestroying {
+		return
+	}
+	h := tm.pendingHdr
+	tm.pending = nil
+	if errors.Is(perr, errPending) {
+		tm.pending = t // another round outside the lock
+		return
+	}
+	tm.respond(t, &h, perr)
+}
+
+// respond builds and sends the response to request h after t processed
+// it, caches it for retransmits and moves the window on.
+func (tm *taskManager) respond(t task, h *message.Header, perr error) {
+	sa := tm.sa
 	resp := &message.Message{Header: message.Header{
 		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
 		ExchangeType: h.ExchangeType, MessageID: h.MessageID, Flags: message.FlagResponse,

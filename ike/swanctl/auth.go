@@ -63,10 +63,14 @@ func parseAuth(a *AuthRound, v string) error {
 	case strings.HasPrefix(lv, "pubkey"), strings.HasPrefix(lv, "rsa"),
 		strings.HasPrefix(lv, "ecdsa"), strings.HasPrefix(lv, "ike:"):
 		a.Auth = ike.AuthPubkey
+	case lv == "eap-radius":
+		// The RADIUS server chooses the method; the daemon's radius
+		// settings say where it is.
+		a.Auth = ike.AuthEAPRadius
 	case strings.HasPrefix(lv, "eap"):
 		methods, ok := eapMethods[lv]
 		if !ok {
-			return wrapf(ErrUnsupported, "EAP authentication %q is not supported yet (eap-mschapv2, eap-md5 or eap-dynamic)", v)
+			return wrapf(ErrUnsupported, "EAP authentication %q is not supported yet (eap-mschapv2, eap-md5, eap-dynamic or eap-radius)", v)
 		}
 		a.Auth = ike.AuthEAP
 		a.EAPMethods = methods
@@ -149,7 +153,7 @@ func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
 	if _, ok := set["revocation"]; ok && local {
 		l.errs.add(set["revocation"], key+".revocation", wrapf(ErrUnknownKey, "revocation applies to remote rounds only"))
 	}
-	if _, ok := set["eap_id"]; ok && a.Auth != ike.AuthEAP {
+	if _, ok := set["eap_id"]; ok && a.Auth != ike.AuthEAP && a.Auth != ike.AuthEAPRadius {
 		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrInvalid, "eap_id applies to rounds with EAP authentication only"))
 		a.EAPID = ""
 	}

@@ -38,7 +38,7 @@ func TestErrors(t *testing.T) {
 		{"unsupported mode", map[string]string{"swanctl.conf": conn("", "    mode = beet")},
 			[]string{mainFile + `:9: connections.site.children.net.mode: mode "beet" is not supported yet`}, ErrUnsupported},
 		{"eap auth", map[string]string{"swanctl.conf": "connections {\n c {\n  remote {\n   auth = eap-tls\n  }\n }\n}\n"},
-			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication "eap-tls" is not supported yet (eap-mschapv2, eap-md5 or eap-dynamic)`}, ErrUnsupported},
+			[]string{mainFile + `:4: connections.c.remote.auth: EAP authentication "eap-tls" is not supported yet (eap-mschapv2, eap-md5, eap-dynamic or eap-radius)`}, ErrUnsupported},
 		{"eap secret", map[string]string{"swanctl.conf": "secrets {\n eap-carol {\n  secret = x\n }\n}\n"},
 			[]string{mainFile + ":2: secrets.eap-carol: EAP secret without id: name the user it is for"}, ErrInvalid},
 		{"xauth secret", map[string]string{"swanctl.conf": "secrets {\n xauth {\n  secret = x\n }\n}\n"},

@@ -113,7 +113,7 @@ func TestRemoteAccessErrors(t *testing.T) {
 		{"bad range", "addrs = fd00::10-fd00::1f", "addrs = fd00::10-10.0.0.1", mainFile + `:27: pools.v6.addrs: pool "v6": fd00::10-10.0.0.1 is not a range of one address family`},
 		{"bad dns", "dns = fd00::1", "dns = resolver", mainFile + `:28: pools.v6.dns: "resolver" is not an IP address`},
 		{"unsupported attribute", "nbns = 10.3.0.3", "split_exclude = 10.3.0.3", mainFile + `:22: pools.v4.split_exclude: not supported yet`},
-		{"unsupported method", "auth = eap-dynamic", "auth = eap-radius", mainFile + `:8: connections.rw.remote.auth: EAP authentication "eap-radius" is not supported yet`},
+		{"unsupported method", "auth = eap-dynamic", "auth = eap-tls", mainFile + `:8: connections.rw.remote.auth: EAP authentication "eap-tls" is not supported yet`},
 		{"eap_id without eap", "auth = eap-dynamic", "auth = pubkey", mainFile + `:9: connections.rw.remote.eap_id: eap_id applies to rounds with EAP authentication only`},
 		{"missing addrs", "addrs = fd00::10-fd00::1f", "", mainFile + `:26: pools.v6: missing addrs`},
 		{"eap secret without id", "    id = carol\n", "", mainFile + `:35: secrets.eap-carol: EAP secret without id`},
@@ -125,5 +125,24 @@ func TestRemoteAccessErrors(t *testing.T) {
 				t.Errorf("got %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoadEAPRadius: remote.auth = eap-radius relays to the daemon's
+// RADIUS servers; it takes no method and keeps eap_id.
+func TestLoadEAPRadius(t *testing.T) {
+	cfg := mustLoadMem(t, map[string]string{"swanctl.conf": strings.Replace(raConf, "auth = eap-dynamic", "auth = eap-radius", 1)})
+	r := cfg.Connection("rw").Remote[0]
+	if r.Auth != ike.AuthEAPRadius || len(r.EAPMethods) != 0 || r.EAPID != "%any" {
+		t.Errorf("remote round: %v %v %q", r.Auth, r.EAPMethods, r.EAPID)
+	}
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: iketest.NewNetwork().Sender(), Dataplane: dataplanetest.New(1),
+		Pools: []*ike.Pool{cfg.Pool("v4").Pool, cfg.Pool("v6").Pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.AddConnection(cfg.Connection("rw").Connection); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,266 @@
+package ike_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
+)
+
+// fakeBackend is an EAP backend in the process: each conversation runs
+// our own EAP-MSCHAPv2 server with the users' passwords, as a RADIUS
+// server would, and answers with Challenge, Accept (with the MSK) or
+// Reject. down makes it not answer; hold makes each Exchange wait until a
+// value arrives on it (or the IKE SA goes).
+type fakeBackend struct {
+	users map[string]string
+	down  bool
+	hold  chan struct{}
+	// framed is the Framed-IP-Address an Accept carries.
+	framed netip.Addr
+
+	mu        sync.Mutex // guards what follows
+	exchanges int        // Exchange calls
+	inFlight  int        // Exchange calls not returned
+	peers     []ike.EAPPeer
+}
+
+func (b *fakeBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peers = append(b.peers, p)
+	return &fakeConversation{b: b, identity: p.Identity}, nil
+}
+
+func (b *fakeBackend) counts() (exchanges, inFlight int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.exchanges, b.inFlight
+}
+
+type fakeConversation struct {
+	b        *fakeBackend
+	identity string
+	srv      *eap.Server
+}
+
+func (c *fakeConversation) Exchange(ctx context.Context, msg []byte) (ike.EAPReply, error) {
+	b := c.b
+	b.mu.Lock()
+	b.exchanges++
+	b.inFlight++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.inFlight--
+		b.mu.Unlock()
+	}()
+	if b.hold != nil {
+		select {
+		case <-b.hold:
+		case <-ctx.Done():
+			return ike.EAPReply{}, ctx.Err()
+		}
+	}
+	if b.down {
+		return ike.EAPReply{}, errors.New("RADIUS server 'r1' (192.0.2.9:1812) is not responding: no answer to 3 Access-Requests")
+	}
+	if c.srv == nil {
+		// The first message is the peer's EAP-Response/Identity.
+		srv, err := eap.NewServer(eap.ServerConfig{
+			Methods:  []eap.Type{eap.TypeMSCHAPv2},
+			Identity: c.identity,
+			Credentials: eap.CredentialsFunc(func(id string) (eap.Secret, error) {
+				if pw, ok := b.users[id]; ok {
+					return eap.PasswordSecret([]byte(pw)), nil
+				}
+				return eap.Secret{}, eap.ErrUnknownUser
+			}),
+			Rand: rand.Reader,
+		})
+		if err != nil {
+			return ike.EAPReply{}, err
+		}
+		c.srv = srv
+		out, err := srv.Start()
+		return ike.EAPReply{Outcome: ike.EAPChallenge, EAP: out, Server: "r1"}, err
+	}
+	out, err := c.srv.Process(msg)
+	if err != nil {
+		return ike.EAPReply{}, err
+	}
+	if !c.srv.Done() {
+		return ike.EAPReply{Outcome: ike.EAPChallenge, EAP: out, Server: "r1"}, nil
+	}
+	if res := c.srv.Result(); res.Err == nil {
+		return ike.EAPReply{Outcome: ike.EAPAccept, EAP: out, MSK: res.MSK, FramedIP: b.framed, Server: "r1"}, nil
+	}
+	return ike.EAPReply{Outcome: ike.EAPReject, EAP: out, Server: "r1"}, nil
+}
+
+// settle delivers datagrams until done, giving the backend's goroutines
+// time to answer; it fails after a few seconds of real time.
+func (rb *raBed) settle(done func() bool) {
+	rb.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			rb.t.Fatalf("not settled; a: %+v, b: %+v", rb.a.sas(), rb.b.sas())
+		}
+		rb.net.Flush()
+		time.Sleep(time.Millisecond)
+	}
+	rb.net.Flush()
+}
+
+func established(p *peer) bool {
+	for _, sa := range p.sas() {
+		if sa.State == ike.IKESAEstablished {
+			return true
+		}
+	}
+	return false
+}
+
+func gone(ps ...*peer) func() bool {
+	return func() bool {
+		for _, p := range ps {
+			if len(p.sas()) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func newRadiusBed(t *testing.T, b *fakeBackend, eapID string, o raOptions) *raBed {
+	o.backend, o.eapID = b, eapID
+	return newRABed(t, o)
+}
+
+var radiusUsers = map[string]string{"carol": "carol's password"}
+
+// TestEAPRadiusAccept: the gateway relays the client's EAP-MSCHAPv2 to
+// the backend, asking the identity itself (eap_id = %any) or sending the
+// IKE identity as the first EAP-Response/Identity; on Accept both AUTH
+// payloads use the backend's MSK and the client gets an address from the
+// pool.
+func TestEAPRadiusAccept(t *testing.T) {
+	for _, eapID := range []string{"%any", ""} {
+		t.Run("eap_id="+eapID, func(t *testing.T) {
+			b := &fakeBackend{users: radiusUsers}
+			rb := newRadiusBed(t, b, eapID, raOptions{})
+			if _, err := rb.a.e.Initiate("gw"); err != nil {
+				t.Fatal(err)
+			}
+			rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+			g := rb.established(rb.b)
+			if g.EAPIdentity != "carol" {
+				t.Errorf("gateway's EAP identity %q", g.EAPIdentity)
+			}
+			if !slices.Equal(g.RemoteVIPs, []netip.Addr{netip.MustParseAddr("10.3.200.1")}) {
+				t.Errorf("virtual IPs %v", g.RemoteVIPs)
+			}
+			rb.checkKeys()
+			wantLog(t, rb.b, "EAP method EAP_RADIUS succeeded, MSK established", "authentication of 'carol' with EAP successful")
+			wantLog(t, rb.a, "authentication of 'sun.example.org' with EAP successful")
+			if len(b.peers) != 1 || b.peers[0].Identity != "carol" || b.peers[0].Connection != "gw" || b.peers[0].Remote.Addr() != rb.a.addr {
+				t.Errorf("backend conversations: %+v", b.peers)
+			}
+		})
+	}
+}
+
+// TestEAPRadiusReject: the backend's Access-Reject reaches the client as
+// EAP-Failure with AUTHENTICATION_FAILED; nothing stays behind.
+func TestEAPRadiusReject(t *testing.T) {
+	b := &fakeBackend{users: radiusUsers}
+	rb := newRadiusBed(t, b, "%any", raOptions{password: "not carol's password"})
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	rb.settle(gone(rb.a, rb.b))
+	wantLog(t, rb.b, "EAP method EAP_RADIUS failed for peer carol: rejected by r1")
+	wantLog(t, rb.a, "received AUTHENTICATION_FAILED notify error")
+	rb.wantNoSAs(rb.a)
+	rb.wantNoSAs(rb.b)
+	if n := rb.b.e.Stats().EAPFailures; n != 1 {
+		t.Errorf("EAPFailures %d, want 1", n)
+	}
+	if _, online, offline := rb.pool.Leases.Stats(); online+offline != 0 {
+		t.Errorf("%d online, %d offline leases after a reject", online, offline)
+	}
+}
+
+// TestEAPRadiusDown: no answer from the backend fails the client with
+// AUTHENTICATION_FAILED and a log line naming the server.
+func TestEAPRadiusDown(t *testing.T) {
+	b := &fakeBackend{users: radiusUsers, down: true}
+	rb := newRadiusBed(t, b, "", raOptions{})
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	rb.settle(gone(rb.a, rb.b))
+	wantLog(t, rb.b, "RADIUS server 'r1' (192.0.2.9:1812) is not responding", "EAP method EAP_RADIUS failed for peer carol")
+	wantLog(t, rb.a, "received AUTHENTICATION_FAILED notify error")
+	rb.wantNoSAs(rb.b)
+}
+
+// TestEAPRadiusNoBackend: eap-radius without a backend refuses the peer.
+func TestEAPRadiusNoBackend(t *testing.T) {
+	rb := newRABed(t, raOptions{})
+	rb.gwConn.Remote[0].Auth = ike.AuthEAPRadius
+	rb.gwConn.Remote[0].EAPMethods = nil
+	if err := rb.b.e.AddConnection(rb.gwConn); err != nil {
+		t.Fatal(err)
+	}
+	rb.establish()
+	wantLog(t, rb.b, "no EAP backend (RADIUS) configured for eap-radius")
+	rb.wantNoSAs(rb.a)
+	rb.wantNoSAs(rb.b)
+}
+
+// TestEAPRadiusSlow: while the backend takes its time, the client's
+// retransmits of the pending IKE_AUTH request start no second round trip,
+// other IKE SAs go on, and the response goes out when the answer comes.
+func TestEAPRadiusSlow(t *testing.T) {
+	b := &fakeBackend{users: radiusUsers, hold: make(chan struct{})}
+	rb := newRadiusBed(t, b, "", raOptions{})
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	// IKE_SA_INIT, then the first IKE_AUTH request waits for the backend.
+	rb.settle(func() bool { _, inFlight := b.counts(); return inFlight == 1 })
+	// The client retransmits twice (4s, then 7.2s later).
+	rb.advance(12 * time.Second)
+	if n, _ := b.counts(); n != 1 {
+		t.Fatalf("%d exchanges with the backend after retransmits, want 1", n)
+	}
+	if !rb.a.log.contains("sending retransmit 2 of request") {
+		t.Errorf("the client did not retransmit")
+	}
+	wantLog(t, rb.b, "response still pending")
+	// The engine lock is free meanwhile: Stats takes it.
+	if st := rb.b.e.Stats(); st.Received < 3 {
+		t.Errorf("gateway received %d datagrams", st.Received)
+	}
+	go func() {
+		for range 8 {
+			b.hold <- struct{}{}
+		}
+	}()
+	rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+	rb.checkKeys()
+	ex, _ := b.counts()
+	// Identity, challenge response, success response: three rounds.
+	if ex != 3 {
+		t.Errorf("%d exchanges with the backend, want 3", ex)
+	}
+}
