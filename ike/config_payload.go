@@ -10,7 +10,7 @@ import (
 
 // vipLease is a virtual IP an IKE SA holds, and where it goes back.
 type vipLease struct {
-	pool *pool.Pool
+	pool *pool.Pool // nil: an EAP backend's Framed-IP-Address outside our pools
 	id   string
 	addr netip.Addr
 }
@@ -26,7 +26,9 @@ func (sa *ikeSA) vipAddrs() []netip.Addr {
 
 func (sa *ikeSA) releaseVIPs() {
 	for _, v := range sa.vips {
-		v.pool.Release(v.id, v.addr)
+		if v.pool != nil {
+			v.pool.Release(v.id, v.addr)
+		}
 	}
 	sa.vips = nil
 }
@@ -51,7 +53,7 @@ func (sa *ikeSA) leaseIdentity() string {
 func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 	sa := t.sa
 	cp, ok := find[*message.Configuration](m)
-	if !ok || cp.CFGType != message.CFG_REQUEST || len(sa.conn.Pools) == 0 {
+	if !ok || cp.CFGType != message.CFG_REQUEST || (len(sa.conn.Pools) == 0 && !sa.framedIP.IsValid()) {
 		return false
 	}
 	id := sa.leaseIdentity()
@@ -98,7 +100,7 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 		} else {
 			reply = append(reply, message.ConfigAttribute{Type: message.INTERNAL_IP6_ADDRESS, Value: append(addr.AsSlice(), 128)})
 		}
-		if !containsPool(used, p) {
+		if p != nil && !containsPool(used, p) {
 			used = append(used, p)
 		}
 	}
@@ -118,6 +120,9 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 // leaseVIP leases an address of the family from the first of the
 // connection's pools that has one.
 func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Pool) {
+	if is4 && sa.framedIP.IsValid() {
+		return sa.leaseFramedIP(id)
+	}
 	for _, name := range sa.conn.Pools {
 		p := sa.e.pool(name)
 		if p == nil {
@@ -135,6 +140,23 @@ func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Po
 		return addr, p
 	}
 	return netip.Addr{}, nil
+}
+
+// leaseFramedIP gives the peer the address its EAP backend assigned
+// (Framed-IP-Address, RFC 2865 section 5.8) in place of one from the
+// pools, without a lease. An address inside one of the connection's pools
+// is refused: the pool cannot reserve a given address yet, and would hand
+// it to someone else too.
+func (sa *ikeSA) leaseFramedIP(id string) (netip.Addr, *Pool) {
+	a := sa.framedIP
+	for _, name := range sa.conn.Pools {
+		if p := sa.e.pool(name); p != nil && p.Leases.Contains(a) {
+			sa.log.Info(fmt.Sprintf("virtual IP %s assigned by the EAP backend lies in pool '%s', which cannot reserve it: refused (keep RADIUS addresses out of the pools)", a, name))
+			return netip.Addr{}, nil
+		}
+	}
+	sa.vips = append(sa.vips, vipLease{id: id, addr: a})
+	return a, nil
 }
 
 func containsPool(list []*Pool, p *Pool) bool {
@@ -221,6 +243,11 @@ func (sa *ikeSA) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 // SA stays without the lease (its CHILD_SAs keep their selectors) when
 // the pool is gone or now gives the address to someone else.
 func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
+	if v.Pool == "" {
+		// A Framed-IP-Address outside our pools.
+		sa.vips = append(sa.vips, vipLease{id: v.Identity, addr: v.Addr})
+		return
+	}
 	p := sa.e.pool(v.Pool)
 	if p == nil {
 		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' is gone", v.Addr, v.Identity, v.Pool))

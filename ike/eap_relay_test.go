@@ -264,3 +264,46 @@ func TestEAPRadiusSlow(t *testing.T) {
 		t.Errorf("%d exchanges with the backend, want 3", ex)
 	}
 }
+
+// TestEAPRadiusFramedIP: the backend's Framed-IP-Address is the client's
+// virtual IP, without a pool lease; one inside a pool is refused with
+// INTERNAL_ADDRESS_FAILURE, as the pool cannot reserve it.
+func TestEAPRadiusFramedIP(t *testing.T) {
+	for _, tc := range []struct {
+		name, framed string
+		ok           bool
+	}{
+		{"outside-pools", "10.9.0.7", true},
+		{"in-pool", "10.3.200.2", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &fakeBackend{users: radiusUsers, framed: netip.MustParseAddr(tc.framed)}
+			rb := newRadiusBed(t, b, "%any", raOptions{})
+			if _, err := rb.a.e.Initiate("gw"); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.ok {
+				rb.settle(func() bool { return rb.b.log.contains("INT_ADDR_FAIL") })
+				wantLog(t, rb.b, "lies in pool 'rw', which cannot reserve it")
+				if _, online, offline := rb.pool.Leases.Stats(); online+offline != 0 {
+					t.Errorf("%d online, %d offline leases", online, offline)
+				}
+				return
+			}
+			rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+			want := []netip.Addr{b.framed}
+			if c, g := rb.established(rb.a), rb.established(rb.b); !slices.Equal(c.LocalVIPs, want) || !slices.Equal(g.RemoteVIPs, want) {
+				t.Errorf("virtual IPs: client %v, gateway %v, want %v", c.LocalVIPs, g.RemoteVIPs, want)
+			}
+			if _, online, _ := rb.pool.Leases.Stats(); online != 0 {
+				t.Errorf("%d leases online, want none", online)
+			}
+			wantLog(t, rb.b, "assigning virtual IP "+tc.framed+" to peer 'carol'")
+			if err := rb.a.e.DeleteIKESA(rb.established(rb.a).ID); err != nil {
+				t.Fatal(err)
+			}
+			rb.net.Flush()
+			rb.wantNoSAs(rb.b)
+		})
+	}
+}

@@ -58,7 +58,7 @@ type ExportedIKESA struct {
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
 // from and the identity it is leased to.
 type ExportedVIP struct {
-	Pool     string
+	Pool     string // empty: an EAP backend's Framed-IP-Address outside our pools
 	Identity string
 	Addr     netip.Addr
 }
@@ -123,7 +123,11 @@ func (e *Engine) export() EngineState {
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 		}
 		for _, v := range sa.vips {
-			s.VIPs = append(s.VIPs, ExportedVIP{Pool: v.pool.Name(), Identity: v.id, Addr: v.addr})
+			e := ExportedVIP{Identity: v.id, Addr: v.addr}
+			if v.pool != nil {
+				e.Pool = v.pool.Name()
+			}
+			s.VIPs = append(s.VIPs, e)
 		}
 		for _, r := range sa.tm.response {
 			s.LastResponse = append(s.LastResponse, cloneBytes(r))
