@@ -30,6 +30,7 @@ func daemonCommand() *cli.Command {
 		Usage: "run the IKE daemon: negotiate SAs from swanctl.conf and install them into XFRM and the BPF maps",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Value: swanctl.DefaultPath, Usage: "swanctl.conf to load"},
+			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (optional at its default path)"},
 			socketFlag(),
 			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
 			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},
@@ -65,7 +66,7 @@ func runDaemon(c *cli.Context) error {
 	}
 	logs := daemon.NewLogs(c.App.ErrWriter, levels)
 	if c.Bool("check") {
-		l, err := daemon.Check(c.String("config"), logs.Logger("cfg"))
+		l, err := daemon.Check(c.String("config"), c.String("settings"), logs.Logger("cfg"))
 		if err != nil {
 			return err
 		}
@@ -100,7 +101,7 @@ func runDaemon(c *cli.Context) error {
 // daemonOptions are the daemon's options from its flags.
 func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
 	opts := daemon.Options{
-		ConfigPath: c.String("config"), SocketPath: c.String("socket"), StatePath: c.String("state"),
+		ConfigPath: c.String("config"), SettingsPath: c.String("settings"), SocketPath: c.String("socket"), StatePath: c.String("state"),
 		PinDir: c.String("pin-dir"), Metrics: c.String("metrics"), Logs: logs,
 		RetransmitTimeout: c.Duration("retransmit-timeout"), RetransmitBase: c.Float64("retransmit-base"),
 		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),

@@ -33,11 +33,14 @@ const (
 // Options configure a Daemon.
 type Options struct {
 	ConfigPath string // swanctl.conf, default swanctl.DefaultPath
-	SocketPath string // control socket, default DefaultSocket
-	StatePath  string // IKE SA state saved across restarts, default DefaultState; "-" for none
-	PinDir     string // BPF pin directory
-	DryRun     bool   // --dataplane=dry-run
-	Spread     dataplane.CPUSpread
+	// SettingsPath is xdpsec.conf (the radius section), default
+	// swanctl.DefaultSettingsPath, which may be absent.
+	SettingsPath string
+	SocketPath   string // control socket, default DefaultSocket
+	StatePath    string // IKE SA state saved across restarts, default DefaultState; "-" for none
+	PinDir       string // BPF pin directory
+	DryRun       bool   // --dataplane=dry-run
+	Spread       dataplane.CPUSpread
 	// Listen addresses and ports of the IKE sockets (default wildcard, 500, 4500).
 	ListenAddrs    []netip.Addr
 	Port, NATTPort uint16
@@ -126,10 +129,18 @@ func (s *socketSender) Send(d ike.Datagram) error {
 var ErrNoESP = errors.New("the kernel cannot do ESP")
 
 // Check loads a configuration with its credentials and has a throwaway engine take
-// every connection, as `xdpsec daemon --check` does.
-func Check(path string, log *slog.Logger) (*Loaded, error) {
+// every connection, as `xdpsec daemon --check` does; settings is
+// xdpsec.conf.
+func Check(path, settings string, log *slog.Logger) (*Loaded, error) {
 	l, err := LoadConfig(path)
 	if err != nil {
+		return nil, err
+	}
+	rc, err := LoadRadius(settings, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEAPRadius(l.Connections, rc, settings); err != nil {
 		return nil, err
 	}
 	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: nopSender{}, Dataplane: dataplane.NewDryRunDataplane(log, maps.SPIRange{}), Credentials: l.Credentials, Pools: l.Pools})
@@ -158,6 +169,9 @@ func Start(opts Options) (*Daemon, error) {
 	if opts.SocketPath == "" {
 		opts.SocketPath = DefaultSocket
 	}
+	if opts.SettingsPath == "" {
+		opts.SettingsPath = swanctl.DefaultSettingsPath
+	}
 	if opts.StatePath == "" {
 		opts.StatePath = DefaultState
 	}
@@ -185,11 +199,23 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.cfgLog.Info(fmt.Sprintf("loaded %s", l.File))
 	d.loaded = l
+	rc, err := LoadRadius(opts.SettingsPath, opts.Logs.Logger("cfg"))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEAPRadius(l.Connections, rc, opts.SettingsPath); err != nil {
+		return nil, err
+	}
+	var backend ike.EAPBackend
+	if rc != nil {
+		backend = radiusBackend{rc}
+	}
 	if err := d.openDataplane(); err != nil {
 		return nil, err
 	}
 	d.engine, err = ike.New(ike.Config{
-		Logger: opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
+		EAPBackend: backend,
+		Logger:     opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,

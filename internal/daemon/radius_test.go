@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/vendors/microsoft"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
+	"github.com/xdpsec/xdpsec/internal/radius/radiustest"
+)
+
+const radiusSecret = "testing123"
+
+// eapRadiusServer is a RADIUS server that runs our EAP-MSCHAPv2 server
+// per User-Name, as FreeRADIUS would, with the MSK in MS-MPPE keys.
+func eapRadiusServer(t *testing.T, users map[string]string, framed net.IP) *radiustest.Server {
+	var mu sync.Mutex
+	servers := map[string]*eap.Server{}
+	return radiustest.NewServer(t, radiusSecret, func(req *radiustest.Request) *radiustest.Reply {
+		mu.Lock()
+		defer mu.Unlock()
+		user := rfc2865.UserName_GetString(req.Packet)
+		msg, _ := rfc2869.EAPMessage_Lookup(req.Packet)
+		srv := servers[user]
+		var out []byte
+		var err error
+		if srv == nil {
+			srv, err = eap.NewServer(eap.ServerConfig{
+				Methods: []eap.Type{eap.TypeMSCHAPv2}, Identity: user, Rand: rand.Reader,
+				Credentials: eap.CredentialsFunc(func(id string) (eap.Secret, error) {
+					if pw, ok := users[id]; ok {
+						return eap.PasswordSecret([]byte(pw)), nil
+					}
+					return eap.Secret{}, eap.ErrUnknownUser
+				}),
+			})
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			servers[user] = srv
+			out, err = srv.Start()
+		} else {
+			out, err = srv.Process(msg)
+		}
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		p := req.Response(radius.CodeAccessChallenge)
+		rfc2869.EAPMessage_Set(p, out)
+		if !srv.Done() {
+			return &radiustest.Reply{Code: radius.CodeAccessChallenge, Attributes: p.Attributes}
+		}
+		delete(servers, user)
+		res := srv.Result()
+		if res.Err != nil {
+			return &radiustest.Reply{Code: radius.CodeAccessReject, Attributes: p.Attributes}
+		}
+		microsoft.MSMPPERecvKey_Add(p, res.MSK[0:16])
+		microsoft.MSMPPESendKey_Add(p, res.MSK[16:32])
+		if framed != nil {
+			rfc2865.FramedIPAddress_Set(p, framed)
+		}
+		return &radiustest.Reply{Code: radius.CodeAccessAccept, Attributes: p.Attributes}
+	})
+}
+
+func writeSettings(t *testing.T, body string, mode os.FileMode) string {
+	p := filepath.Join(t.TempDir(), "xdpsec.conf")
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func radiusSettings(srv *radiustest.Server, secret string, extra string) string {
+	return fmt.Sprintf("radius {\n  servers {\n    r1 {\n      address = 127.0.0.1\n      auth_port = %d\n      secret = %s\n    }\n  }\n  timeout = 200ms\n  retransmit_tries = 2\n%s}\n",
+		srv.Port(), secret, extra)
+}
+
+// converse runs an EAP-MSCHAPv2 peer through the backend as the engine
+// would: Response/Identity first, then each Request's answer.
+func converse(t *testing.T, b ike.EAPBackend, user, password string) (ike.EAPReply, []byte, error) {
+	t.Helper()
+	conv, err := b.NewConversation(ike.EAPPeer{Identity: user, Remote: netip.MustParseAddrPort("192.0.2.1:500"), IKESAID: 7, Connection: "rw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := eap.NewPeer(eap.PeerConfig{Identity: user, Secret: eap.PasswordSecret([]byte(password)), Methods: []eap.Type{eap.TypeMSCHAPv2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := eap.Packet{Code: eap.CodeResponse, Type: eap.TypeIdentity, Data: []byte(user)}.Marshal()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 10 {
+		r, err := conv.Exchange(ctx, msg)
+		if err != nil || r.Outcome != ike.EAPChallenge {
+			if r.Outcome == ike.EAPAccept {
+				peer.Process(r.EAP)
+				return r, peer.Result().MSK, nil
+			}
+			return r, nil, err
+		}
+		if msg, err = peer.Process(r.EAP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("no end to the conversation")
+	return ike.EAPReply{}, nil, nil
+}
+
+// TestRadiusBackend: the daemon's backend relays EAP-MSCHAPv2 to a RADIUS
+// server; on Accept the MSK from the MPPE keys is the peer's own, and
+// Framed-IP-Address comes through with use_framed_ip.
+func TestRadiusBackend(t *testing.T) {
+	users := map[string]string{"carol": "carol's password"}
+	srv := eapRadiusServer(t, users, net.IPv4(10, 9, 0, 7))
+	c, err := LoadRadius(writeSettings(t, radiusSettings(srv, radiusSecret, "  use_framed_ip = yes\n"), 0o600), nil)
+	if err != nil || c == nil {
+		t.Fatalf("LoadRadius: %v %v", c, err)
+	}
+	b := radiusBackend{c}
+	r, peerMSK, err := converse(t, b, "carol", "carol's password")
+	if err != nil || r.Outcome != ike.EAPAccept {
+		t.Fatalf("outcome %v, %v", r.Outcome, err)
+	}
+	if len(r.MSK) != 64 || !bytes.Equal(r.MSK, peerMSK) {
+		t.Errorf("MSK from RADIUS %x, the peer's %x", r.MSK, peerMSK)
+	}
+	if r.FramedIP != netip.MustParseAddr("10.9.0.7") || r.Server != "r1" {
+		t.Errorf("Framed-IP %v, server %q", r.FramedIP, r.Server)
+	}
+	if r, _, err := converse(t, b, "carol", "wrong"); err != nil || r.Outcome != ike.EAPReject {
+		t.Errorf("wrong password: %v, %v", r.Outcome, err)
+	}
+}
+
+// TestRadiusBackendDown: a server that does not answer (here: another
+// shared secret, so every reply is dropped) is an error naming it.
+func TestRadiusBackendDown(t *testing.T) {
+	srv := eapRadiusServer(t, map[string]string{"carol": "x"}, nil)
+	c, err := LoadRadius(writeSettings(t, radiusSettings(srv, "not-the-secret", ""), 0o600), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = converse(t, radiusBackend{c}, "carol", "x")
+	if err == nil || !strings.Contains(err.Error(), "r1") {
+		t.Errorf("got %v, want an error naming server r1", err)
+	}
+}
+
+// TestLoadRadiusErrors: the settings file is optional at its default
+// path only, must not be readable by others, and eap-radius connections
+// need it.
+func TestLoadRadiusErrors(t *testing.T) {
+	if _, err := LoadRadius(filepath.Join(t.TempDir(), "none.conf"), nil); err == nil {
+		t.Error("a named settings file that does not exist loads")
+	}
+	srv := eapRadiusServer(t, nil, nil)
+	if _, err := LoadRadius(writeSettings(t, radiusSettings(srv, radiusSecret, ""), 0o644), nil); err == nil || !strings.Contains(err.Error(), "too open") {
+		t.Errorf("a world-readable file with secrets: %v", err)
+	}
+	if _, err := LoadRadius(writeSettings(t, radiusSettings(srv, radiusSecret, "  timeout = -1s\n"), 0o600), nil); err == nil {
+		t.Error("a negative timeout loads")
+	}
+	conns := []*ike.Connection{{Name: "rw", Remote: []*ike.AuthConfig{{Auth: ike.AuthEAPRadius}}}}
+	if err := checkEAPRadius(conns, nil, "/etc/xdpsec/xdpsec.conf"); err == nil || !strings.Contains(err.Error(), "connection rw: remote.auth = eap-radius needs a radius section") {
+		t.Errorf("eap-radius without servers: %v", err)
+	}
+}
