@@ -162,6 +162,7 @@ func (c *childSA) destroy() {
 		}
 	}
 	c.replaces = nil
+	sa.countChild(c)
 	c.removeSAs(c.rekeyed)
 	sa.removeChild(c)
 }

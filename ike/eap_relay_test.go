@@ -30,6 +30,26 @@ type fakeBackend struct {
 	exchanges int        // Exchange calls
 	inFlight  int        // Exchange calls not returned
 	peers     []ike.EAPPeer
+	starts    []ike.EAPSession
+	stops     []ike.EAPUsage
+}
+
+func (b *fakeBackend) accounting() ([]ike.EAPSession, []ike.EAPUsage) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.starts), slices.Clone(b.stops)
+}
+
+func (b *fakeBackend) AccountingStart(s ike.EAPSession) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.starts = append(b.starts, s)
+}
+
+func (b *fakeBackend) AccountingStop(s ike.EAPSession, u ike.EAPUsage) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stops = append(b.stops, u)
 }
 
 func (b *fakeBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
@@ -305,5 +325,39 @@ func TestEAPRadiusFramedIP(t *testing.T) {
 			rb.net.Flush()
 			rb.wantNoSAs(rb.b)
 		})
+	}
+}
+
+// TestEAPRadiusAccounting: accounting starts with the CHILD_SA, once, and
+// stops when the IKE SA goes, with the CHILD_SA's counters.
+func TestEAPRadiusAccounting(t *testing.T) {
+	b := &fakeBackend{users: radiusUsers}
+	rb := newRadiusBed(t, b, "%any", raOptions{})
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+	starts, stops := b.accounting()
+	if len(starts) != 1 || starts[0].Identity != "carol" || !slices.Equal(starts[0].VIPs, []netip.Addr{netip.MustParseAddr("10.3.200.1")}) {
+		t.Fatalf("accounting starts %+v", starts)
+	}
+	if len(stops) != 0 {
+		t.Fatalf("stopped early: %+v", stops)
+	}
+	for _, s := range rb.b.dp.SAs() {
+		rb.b.dp.SetStats(ike.SAID{Dst: s.Dst, SPI: s.SPI}, ike.SAStats{Bytes: 1000, Packets: 10})
+	}
+	rb.advance(3 * time.Second)
+	if err := rb.a.e.DeleteIKESA(rb.established(rb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	rb.net.Flush()
+	_, stops = b.accounting()
+	if len(stops) != 1 {
+		t.Fatalf("accounting stops %+v", stops)
+	}
+	u := stops[0]
+	if u.BytesIn != 1000 || u.BytesOut != 1000 || u.PacketsIn != 10 || u.PacketsOut != 10 || u.Duration < 3*time.Second {
+		t.Errorf("usage %+v", u)
 	}
 }

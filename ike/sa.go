@@ -74,6 +74,9 @@ type ikeSA struct {
 	// framedIP is the virtual IP an EAP backend assigned the peer
 	// (Framed-IP-Address): leased in place of one from the pools.
 	framedIP netip.Addr
+	// acct is the IKE SA's accounting with its EAP backend, once started
+	// (eap_accounting.go).
+	acct *eapAcct
 	// vips are the virtual IPs leased to the peer (config_payload.go),
 	// given back when the SA goes.
 	vips []vipLease
@@ -379,6 +382,7 @@ func (sa *ikeSA) destroy() {
 		c.destroy()
 	}
 	sa.children = nil
+	sa.stopAccounting()
 	sa.tm.stop()
 	if sa.eapAuth != nil {
 		sa.eapAuth.eap.wipe()

@@ -223,6 +223,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 	sa.children = append(sa.children, c)
 	t.done = true
 	c.logEstablished()
+	sa.childUp()
 	if sa.deletedEarly(c.spiOut) {
 		sa.log.Info(fmt.Sprintf("CHILD_SA %s was deleted by the peer before its response arrived, closing it", c.name()))
 		c.destroy()
@@ -398,5 +399,6 @@ func (t *childCreate) buildResponse(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, &message.TSi{TrafficSelectors: tsToWire(c.remoteTS)}, &message.TSr{TrafficSelectors: tsToWire(c.localTS)})
 	c.logEstablished()
+	c.ike.childUp()
 	return nil
 }

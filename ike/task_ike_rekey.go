@@ -201,6 +201,8 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	sa.children = nil
 	n.vips, sa.vips = sa.vips, nil
 	n.eapIdentity = sa.eapIdentity
+	// The accounting session goes on over the new IKE SA.
+	n.acct, sa.acct = sa.acct, nil
 	n.reindexPeer()
 	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
 	var keep []task

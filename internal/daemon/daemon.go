@@ -208,7 +208,13 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	var backend ike.EAPBackend
 	if rc != nil {
-		backend = radiusBackend{rc}
+		rb := newRadiusBackend(rc, d.cfgLog)
+		backend = rb
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			rb.runAccounting(d.stop)
+		}()
 	}
 	if err := d.openDataplane(); err != nil {
 		return nil, err

@@ -69,10 +69,88 @@ func checkEAPRadius(conns []*ike.Connection, c *radius.Client, settings string) 
 }
 
 // radiusBackend relays eap-radius connections' EAP to the RADIUS
-// servers (ike.EAPBackend over internal/radius).
-type radiusBackend struct{ c *radius.Client }
+// servers (ike.EAPBackend over internal/radius), and sends their
+// accounting records (ike.EAPAccounting) in order from one goroutine
+// (runAccounting), as the engine calls it under its lock.
+type radiusBackend struct {
+	c    *radius.Client
+	log  *slog.Logger
+	acct chan func(context.Context)
+}
 
-func (b radiusBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
+func newRadiusBackend(c *radius.Client, log *slog.Logger) *radiusBackend {
+	return &radiusBackend{c: c, log: log, acct: make(chan func(context.Context), acctQueue)}
+}
+
+// acctQueue is how many accounting records may wait for a slow server
+// before more are dropped (with a log line).
+const acctQueue = 4096
+
+// runAccounting sends the queued accounting records until stop.
+func (b *radiusBackend) runAccounting(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-stop
+		cancel()
+	}()
+	for {
+		select {
+		case f := <-b.acct:
+			f(ctx)
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (b *radiusBackend) queue(what string, f func(context.Context)) {
+	select {
+	case b.acct <- f:
+	default:
+		b.log.Info(fmt.Sprintf("RADIUS accounting queue full, %s dropped", what))
+	}
+}
+
+func acctSession(s ike.EAPSession) *radius.AcctSession {
+	a := &radius.AcctSession{
+		// Unique per session across restarts: the start time and the IKE
+		// SA's unique ID.
+		ID:       fmt.Sprintf("%08X-%08X", s.Started.Unix(), s.IKESAID),
+		UserName: s.Identity, Calling: s.Remote, Called: s.Local,
+		NASPort: s.IKESAID, NASPortID: s.Connection, Started: s.Started,
+	}
+	for _, v := range s.VIPs {
+		if v.Is4() {
+			a.FramedIP = v
+			break
+		}
+	}
+	return a
+}
+
+func (b *radiusBackend) AccountingStart(s ike.EAPSession) {
+	a := acctSession(s)
+	b.queue("Start of "+a.ID, func(ctx context.Context) {
+		if err := b.c.AccountingStart(ctx, a); err != nil {
+			b.log.Info(fmt.Sprintf("RADIUS accounting Start for '%s' failed: %v", a.UserName, err))
+		}
+	})
+}
+
+// AccountingStop says User-Request: the engine does not tell yet why
+// the IKE SA went.
+func (b *radiusBackend) AccountingStop(s ike.EAPSession, u ike.EAPUsage) {
+	a := acctSession(s)
+	usage := radius.Usage{InOctets: u.BytesIn, OutOctets: u.BytesOut, InPackets: u.PacketsIn, OutPackets: u.PacketsOut}
+	b.queue("Stop of "+a.ID, func(ctx context.Context) {
+		if err := b.c.AccountingStop(ctx, a, usage, radius.CauseUserRequest); err != nil {
+			b.log.Info(fmt.Sprintf("RADIUS accounting Stop for '%s' failed: %v", a.UserName, err))
+		}
+	})
+}
+
+func (b *radiusBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
 	s, err := b.c.NewSession(radius.Peer{
 		UserName: p.Identity, Calling: p.Remote, Called: p.Local,
 		NASPort: p.IKESAID, NASPortID: p.Connection,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
 	"layeh.com/radius/vendors/microsoft"
 
@@ -136,7 +138,7 @@ func TestRadiusBackend(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("LoadRadius: %v %v", c, err)
 	}
-	b := radiusBackend{c}
+	b := newRadiusBackend(c, slog.New(slog.DiscardHandler))
 	r, peerMSK, err := converse(t, b, "carol", "carol's password")
 	if err != nil || r.Outcome != ike.EAPAccept {
 		t.Fatalf("outcome %v, %v", r.Outcome, err)
@@ -160,7 +162,7 @@ func TestRadiusBackendDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = converse(t, radiusBackend{c}, "carol", "x")
+	_, _, err = converse(t, newRadiusBackend(c, slog.New(slog.DiscardHandler)), "carol", "x")
 	if err == nil || !strings.Contains(err.Error(), "r1") {
 		t.Errorf("got %v, want an error naming server r1", err)
 	}
@@ -183,5 +185,57 @@ func TestLoadRadiusErrors(t *testing.T) {
 	conns := []*ike.Connection{{Name: "rw", Remote: []*ike.AuthConfig{{Auth: ike.AuthEAPRadius}}}}
 	if err := checkEAPRadius(conns, nil, "/etc/xdpsec/xdpsec.conf"); err == nil || !strings.Contains(err.Error(), "connection rw: remote.auth = eap-radius needs a radius section") {
 		t.Errorf("eap-radius without servers: %v", err)
+	}
+}
+
+// TestRadiusAccounting: the engine's accounting calls become Start and
+// Stop records, in order, with the session's counters.
+func TestRadiusAccounting(t *testing.T) {
+	acct := radiustest.NewServer(t, radiusSecret, func(req *radiustest.Request) *radiustest.Reply {
+		return &radiustest.Reply{Code: radius.CodeAccountingResponse}
+	})
+	conf := fmt.Sprintf("radius {\n  servers {\n    r1 {\n      address = 127.0.0.1\n      acct_port = %d\n      secret = %s\n    }\n  }\n  timeout = 200ms\n  accounting = yes\n}\n", acct.Port(), radiusSecret)
+	c, err := LoadRadius(writeSettings(t, conf, 0o600), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newRadiusBackend(c, slog.New(slog.DiscardHandler))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		b.runAccounting(stop)
+		close(done)
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	s := ike.EAPSession{IKESAID: 3, Identity: "carol", Connection: "rw", Remote: netip.MustParseAddrPort("192.0.2.1:4500"),
+		VIPs: []netip.Addr{netip.MustParseAddr("10.3.200.1")}, Started: time.Now()}
+	b.AccountingStart(s)
+	b.AccountingStop(s, ike.EAPUsage{BytesIn: 1234, BytesOut: 5678, PacketsIn: 9, PacketsOut: 11})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(acct.Requests()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	reqs := acct.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d accounting requests, want 2", len(reqs))
+	}
+	if st := rfc2866.AcctStatusType_Get(reqs[0].Packet); st != rfc2866.AcctStatusType_Value_Start {
+		t.Errorf("first record %v, want Start", st)
+	}
+	stopReq := reqs[1].Packet
+	if st := rfc2866.AcctStatusType_Get(stopReq); st != rfc2866.AcctStatusType_Value_Stop {
+		t.Errorf("second record %v, want Stop", st)
+	}
+	if in, out := rfc2866.AcctInputOctets_Get(stopReq), rfc2866.AcctOutputOctets_Get(stopReq); in != 1234 || out != 5678 {
+		t.Errorf("octets in %d out %d", in, out)
+	}
+	if u := rfc2865.UserName_GetString(stopReq); u != "carol" {
+		t.Errorf("User-Name %q", u)
+	}
+	if ip := rfc2865.FramedIPAddress_Get(stopReq); !ip.Equal(net.IPv4(10, 3, 200, 1)) {
+		t.Errorf("Framed-IP-Address %v", ip)
 	}
 }
