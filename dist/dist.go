@@ -16,3 +16,9 @@ var SwanctlConf string
 //
 //go:embed swanctl-remote-access.conf
 var SwanctlRemoteAccessConf string
+
+// XdpsecConf is xdpsec.conf of this directory: the RADIUS servers of
+// eap-radius connections.
+//
+//go:embed xdpsec.conf
+var XdpsecConf string
