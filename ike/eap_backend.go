@@ -68,3 +68,12 @@ type EAPReply struct {
 	// Server names who answered, for logs.
 	Server string
 }
+
+// SetEAPBackend replaces Config.EAPBackend (a reload of the RADIUS
+// settings). Conversations and accounting already started stay with the
+// backend that started them.
+func (e *Engine) SetEAPBackend(b EAPBackend) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.EAPBackend = b
+}

@@ -328,4 +328,21 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
 		waitLog(t, "xdpsec", e.ours.log, 5e9, "RADIUS server 'freeradius' (127.0.0.1:1812) is not responding")
 		waitLog(t, "charon", e.charon.log, 5e9, "received AUTHENTICATION_FAILED notify error")
 	})
+
+	t.Run("reload-settings", func(t *testing.T) {
+		// The operator fixes the secret in xdpsec.conf and reloads.
+		settings := e.ours.args[len(e.ours.args)-1]
+		fixed, err := os.ReadFile(writeSettings(frInteropSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(settings, fixed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.ours.cli("reload")
+		waitLog(t, "xdpsec", e.ours.log, 5e9, "reloaded "+settings)
+		if out, err := connect("carol"); err != nil {
+			t.Fatalf("carol after the reload: %v\n%s", err, out)
+		}
+	})
 }

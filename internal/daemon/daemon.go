@@ -87,6 +87,10 @@ type Daemon struct {
 	sender  *socketSender
 
 	reloadMu sync.Mutex // one reload at a time
+	// settingsSum is the SHA-256 of xdpsec.conf as last loaded (guarded
+	// by reloadMu after Start): a reload rereads it only when it changed.
+	settingsSum [sha256.Size]byte
+	hasRadius   bool // RADIUS servers are loaded
 
 	// checkpoint guards the state file between the periodic checkpoint
 	// and Stop: once Stop has detached the engine (its keys zeroed), no
@@ -199,6 +203,8 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.cfgLog.Info(fmt.Sprintf("loaded %s", l.File))
 	d.loaded = l
+	settingsBytes, _ := os.ReadFile(opts.SettingsPath)
+	d.settingsSum = sha256.Sum256(settingsBytes)
 	rc, err := LoadRadius(opts.SettingsPath, opts.Logs.Logger("cfg"))
 	if err != nil {
 		return nil, err
@@ -206,16 +212,8 @@ func Start(opts Options) (*Daemon, error) {
 	if err := checkEAPRadius(l.Connections, rc, opts.SettingsPath); err != nil {
 		return nil, err
 	}
-	var backend ike.EAPBackend
-	if rc != nil {
-		rb := newRadiusBackend(rc, d.cfgLog)
-		backend = rb
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			rb.runAccounting(d.stop)
-		}()
-	}
+	d.hasRadius = rc != nil
+	backend := d.eapBackend(rc)
 	if err := d.openDataplane(); err != nil {
 		return nil, err
 	}
@@ -538,6 +536,7 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Warn(w.Error())
 	}
 	d.engine.SetCredentials(l.Credentials)
+	d.reloadRadius(l)
 	keepLeases(old, l)
 	d.engine.SetPools(l.Pools)
 	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {

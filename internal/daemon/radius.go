@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -49,6 +51,52 @@ func LoadRadius(path string, log *slog.Logger) (*radius.Client, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// eapBackend makes the engine's EAP backend of a RADIUS client (nil:
+// none) and starts its accounting goroutine, which runs until the daemon
+// stops (a reload's old backend keeps its own for the sessions it
+// accounts).
+func (d *Daemon) eapBackend(rc *radius.Client) ike.EAPBackend {
+	if rc == nil {
+		return nil
+	}
+	rb := newRadiusBackend(rc, d.cfgLog)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		rb.runAccounting(d.stop)
+	}()
+	return rb
+}
+
+// reloadRadius rereads xdpsec.conf on reload when it changed: a file
+// that fails to load keeps the servers loaded before, with a warning, and
+// so does a reload that would leave eap-radius connections without
+// servers.
+func (d *Daemon) reloadRadius(l *Loaded) {
+	path := d.opts.SettingsPath
+	b, _ := os.ReadFile(path)
+	sum := sha256.Sum256(b)
+	if sum == d.settingsSum {
+		if !d.hasRadius {
+			if err := checkEAPRadius(l.Connections, nil, path); err != nil {
+				d.cfgLog.Warn(fmt.Sprintf("%v: its peers will be refused", err))
+			}
+		}
+		return
+	}
+	rc, err := LoadRadius(path, d.cfgLog)
+	if err == nil {
+		err = checkEAPRadius(l.Connections, rc, path)
+	}
+	if err != nil {
+		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the RADIUS servers loaded: %v", path, err))
+		return
+	}
+	d.settingsSum, d.hasRadius = sum, rc != nil
+	d.engine.SetEAPBackend(d.eapBackend(rc))
+	d.cfgLog.Info(fmt.Sprintf("reloaded %s", path))
 }
 
 // checkEAPRadius refuses connections with remote.auth = eap-radius when
