@@ -364,3 +364,42 @@ func TestEAPRadiusAccounting(t *testing.T) {
 		t.Errorf("usage %+v", u)
 	}
 }
+
+// scriptedBackend answers every round with the same reply.
+type scriptedBackend struct{ reply ike.EAPReply }
+
+func (b scriptedBackend) NewConversation(ike.EAPPeer) (ike.EAPConversation, error) { return b, nil }
+func (b scriptedBackend) Exchange(context.Context, []byte) (ike.EAPReply, error) {
+	return b.reply, nil
+}
+
+// TestEAPRadiusHostileBackend: replies that make no sense refuse the
+// client with AUTHENTICATION_FAILED and leave nothing behind.
+func TestEAPRadiusHostileBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply ike.EAPReply
+		log   string
+	}{
+		{"challenge-without-eap", ike.EAPReply{Outcome: ike.EAPChallenge, Server: "r1"}, "sent a challenge without an EAP-Request"},
+		{"challenge-with-success", ike.EAPReply{Outcome: ike.EAPChallenge, EAP: []byte{3, 1, 0, 4}, Server: "r1"}, "sent a challenge without an EAP-Request"},
+		{"challenge-garbage", ike.EAPReply{Outcome: ike.EAPChallenge, EAP: []byte{1, 1, 0, 200, 4}, Server: "r1"}, "sent a challenge without an EAP-Request"},
+		{"reject-without-eap", ike.EAPReply{Outcome: ike.EAPReject, Server: "r1"}, "rejected by r1"},
+		{"unknown-outcome", ike.EAPReply{Outcome: 77, Server: "r1"}, "rejected by r1"},
+		// An Accept before any method: the gateway takes the server's
+		// word, the client refuses an EAP-Success it did not earn and
+		// goes; the gateway's half-open IKE SA times out.
+		{"accept-at-once", ike.EAPReply{Outcome: ike.EAPAccept, MSK: make([]byte, 64), Server: "r1"}, "EAP method EAP_RADIUS succeeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rb := newRABed(t, raOptions{backend: scriptedBackend{tc.reply}})
+			if _, err := rb.a.e.Initiate("gw"); err != nil {
+				t.Fatal(err)
+			}
+			rb.settle(gone(rb.a))
+			rb.advance(31 * time.Second) // half_open_timeout, should the gateway wait
+			wantLog(t, rb.b, tc.log)
+			rb.wantNoSAs(rb.b)
+		})
+	}
+}
