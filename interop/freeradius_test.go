@@ -177,13 +177,13 @@ func startFreeRADIUS(t *testing.T, ns *testenv.Netns) (string, *syncBuffer) {
 	out := &syncBuffer{}
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "freeradius", "-X", "-d", dir)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	waited, err := startKept(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		<-waited
 		close(exited)
 	}()
 	t.Cleanup(func() {

@@ -195,7 +195,7 @@ type charon struct {
 	uri     string
 	logPath string
 	cmd     *exec.Cmd
-	exited  chan error
+	exited  <-chan error
 	killed  bool
 }
 
@@ -235,6 +235,28 @@ const strongswanConf = `charon {
 }
 `
 
+// startKept starts cmd with Pdeathsig from an OS thread locked for as
+// long as the process runs, and sends its Wait's result on the returned
+// channel. Pdeathsig fires when the thread that started the process ends,
+// and Go ends a thread whose goroutine exits locked, as nsutil's Do does:
+// started from an ordinary thread, a child could be killed the moment a
+// later Do happened to run on that thread.
+func startKept(cmd *exec.Cmd) (<-chan error, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	exited := make(chan error, 1)
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	return exited, <-started
+}
+
 func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 	t.Helper()
 	dir := t.TempDir()
@@ -260,12 +282,11 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
 	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
 	c.cmd.Stdout, c.cmd.Stderr = out, out
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	exited, err := startKept(c.cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c.exited = make(chan error, 1)
-	go func(cmd *exec.Cmd, ch chan error) { ch <- cmd.Wait() }(c.cmd, c.exited)
+	c.exited = exited
 	t.Cleanup(c.stop)
 	logsOnFailure(t, "charon", c.logPath)
 	deadline := time.Now().Add(15 * time.Second)
@@ -377,7 +398,7 @@ type ours struct {
 	sock    string
 	logPath string
 	cmd     *exec.Cmd
-	exited  chan error
+	exited  <-chan error
 	ns      *testenv.Netns
 	args    []string
 }
@@ -428,12 +449,11 @@ func (o *ours) start() {
 		"--socket", o.sock, "--state", filepath.Join(o.dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, o.args...)
 	o.cmd = exec.Command("nsenter", all...)
 	o.cmd.Stdout, o.cmd.Stderr = logf, logf
-	o.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := o.cmd.Start(); err != nil {
+	exited, err := startKept(o.cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	o.exited = make(chan error, 1)
-	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(o.cmd, o.exited)
+	o.exited = exited
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := daemon.Call(o.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
