@@ -177,7 +177,7 @@ func startFreeRADIUS(t *testing.T, ns *testenv.Netns) (string, *syncBuffer) {
 	out := &syncBuffer{}
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "freeradius", "-X", "-d", dir)
 	cmd.Stdout, cmd.Stderr = out, out
-	waited, err := startKept(cmd)
+	waited, err := testenv.StartKept(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,28 +235,6 @@ const strongswanConf = `charon {
 }
 `
 
-// startKept starts cmd with Pdeathsig from an OS thread locked for as
-// long as the process runs, and sends its Wait's result on the returned
-// channel. Pdeathsig fires when the thread that started the process ends,
-// and Go ends a thread whose goroutine exits locked, as nsutil's Do does:
-// started from an ordinary thread, a child could be killed the moment a
-// later Do happened to run on that thread.
-func startKept(cmd *exec.Cmd) (<-chan error, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan error, 1)
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	return exited, <-started
-}
-
 func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 	t.Helper()
 	dir := t.TempDir()
@@ -282,7 +260,7 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
 	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
 	c.cmd.Stdout, c.cmd.Stderr = out, out
-	exited, err := startKept(c.cmd)
+	exited, err := testenv.StartKept(c.cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +427,7 @@ func (o *ours) start() {
 		"--socket", o.sock, "--state", filepath.Join(o.dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, o.args...)
 	o.cmd = exec.Command("nsenter", all...)
 	o.cmd.Stdout, o.cmd.Stderr = logf, logf
-	exited, err := startKept(o.cmd)
+	exited, err := testenv.StartKept(o.cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

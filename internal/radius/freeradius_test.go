@@ -218,13 +218,13 @@ func startFreeRADIUS() (*freeRADIUS, error) {
 	// -X: debug output to stdout, one thread, in the foreground.
 	f.cmd = exec.Command("freeradius", "-X", "-d", dir)
 	f.cmd.Stdout, f.cmd.Stderr = f.out, f.out
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := f.cmd.Start(); err != nil {
+	waited, err := testenv.StartKept(f.cmd)
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	go func() {
-		f.cmd.Wait()
+		<-waited
 		close(f.exited)
 	}()
 	deadline := time.After(20 * time.Second)
