@@ -144,16 +144,23 @@ func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Po
 
 // leaseFramedIP gives the peer the address its EAP backend assigned
 // (Framed-IP-Address, RFC 2865 section 5.8) in place of one from the
-// pools, without a lease. An address inside one of the connection's pools
-// is refused: the pool cannot reserve a given address yet, and would hand
-// it to someone else too.
+// pools. An address inside one of the connection's pools is leased there
+// to the peer, so that the pool gives it nobody else while the peer has
+// it; one that the pool has online for someone else is refused. One
+// outside the pools is the peer's without a lease.
 func (sa *ikeSA) leaseFramedIP(id string) (netip.Addr, *Pool) {
 	a := sa.framedIP
 	for _, name := range sa.conn.Pools {
-		if p := sa.e.pool(name); p != nil && p.Leases.Contains(a) {
-			sa.log.Info(fmt.Sprintf("virtual IP %s assigned by the EAP backend lies in pool '%s', which cannot reserve it: refused (keep RADIUS addresses out of the pools)", a, name))
+		p := sa.e.pool(name)
+		if p == nil || !p.Leases.Contains(a) {
+			continue
+		}
+		if err := p.Leases.AcquireAddr(id, a); err != nil {
+			sa.log.Info(fmt.Sprintf("virtual IP %s assigned by the EAP backend refused: %v", a, err))
 			return netip.Addr{}, nil
 		}
+		sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: id, addr: a})
+		return a, p
 	}
 	sa.vips = append(sa.vips, vipLease{id: id, addr: a})
 	return a, nil

@@ -173,6 +173,7 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if v1 := e.v1SAByID(id); v1 != nil {
+		v1.ending(EndAdmin)
 		v1.delete()
 		return nil
 	}
@@ -180,6 +181,7 @@ func (e *Engine) DeleteIKESA(id uint32) error {
 	if err != nil {
 		return err
 	}
+	sa.ending(EndAdmin)
 	sa.delete()
 	return nil
 }

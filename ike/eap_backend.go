@@ -3,6 +3,7 @@ package ike
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // EAPBackend is an EAP server elsewhere (a RADIUS server, RFC 3579) that
@@ -65,15 +66,26 @@ type EAPReply struct {
 	// peer (RADIUS Framed-IP-Address): its virtual IP in place of one from
 	// the connection's pools. Invalid: the pools choose.
 	FramedIP netip.Addr
+	// Class, on EAPAccept, are opaque values the backend wants back in
+	// the peer's accounting records (RADIUS Class, RFC 2865 section
+	// 5.25).
+	Class [][]byte
+	// InterimInterval, on EAPAccept, is how often the backend wants
+	// interim accounting for the peer (RADIUS Acct-Interim-Interval);
+	// 0: the backend's default (EAPAccounting.AccountingInterval).
+	InterimInterval time.Duration
 	// Server names who answered, for logs.
 	Server string
 }
 
 // SetEAPBackend replaces Config.EAPBackend (a reload of the RADIUS
-// settings). Conversations and accounting already started stay with the
-// backend that started them.
-func (e *Engine) SetEAPBackend(b EAPBackend) {
+// settings) and returns the one replaced. Conversations already started
+// stay with the backend that started them; accounting records go to the
+// new one from now on, those of sessions started before too.
+func (e *Engine) SetEAPBackend(b EAPBackend) EAPBackend {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	old := e.cfg.EAPBackend
 	e.cfg.EAPBackend = b
+	return old
 }

@@ -183,6 +183,7 @@ func (t *ikeAuth) relayed(reply EAPReply, err error) error {
 		}
 		r.msk = reply.MSK
 		sa.framedIP = reply.FramedIP
+		sa.eapClass, sa.eapInterim = cloneClass(reply.Class), reply.InterimInterval
 		r.eapDone = true
 		if len(r.msk) > 0 {
 			sa.log.Info("EAP method EAP_RADIUS succeeded, MSK established")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/eap"
+	"github.com/xdpsec/xdpsec/ike/pool"
 )
 
 // fakeBackend is an EAP backend in the process: each conversation runs
@@ -23,8 +24,13 @@ type fakeBackend struct {
 	users map[string]string
 	down  bool
 	hold  chan struct{}
-	// framed is the Framed-IP-Address an Accept carries.
-	framed netip.Addr
+	// framed is the Framed-IP-Address an Accept carries, class its Class
+	// values and interim its interim interval; interval is the default
+	// interval.
+	framed   netip.Addr
+	class    [][]byte
+	interim  time.Duration
+	interval time.Duration
 
 	mu        sync.Mutex // guards what follows
 	exchanges int        // Exchange calls
@@ -32,6 +38,8 @@ type fakeBackend struct {
 	peers     []ike.EAPPeer
 	starts    []ike.EAPSession
 	stops     []ike.EAPUsage
+	interims  []ike.EAPUsage
+	sessions  []ike.EAPSession // of the interims and stops, in order
 }
 
 func (b *fakeBackend) accounting() ([]ike.EAPSession, []ike.EAPUsage) {
@@ -39,6 +47,21 @@ func (b *fakeBackend) accounting() ([]ike.EAPSession, []ike.EAPUsage) {
 	defer b.mu.Unlock()
 	return slices.Clone(b.starts), slices.Clone(b.stops)
 }
+
+func (b *fakeBackend) interimRecords() []ike.EAPUsage {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.interims)
+}
+
+func (b *fakeBackend) AccountingInterim(s ike.EAPSession, u ike.EAPUsage) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interims = append(b.interims, u)
+	b.sessions = append(b.sessions, s)
+}
+
+func (b *fakeBackend) AccountingInterval() time.Duration { return b.interval }
 
 func (b *fakeBackend) AccountingStart(s ike.EAPSession) {
 	b.mu.Lock()
@@ -50,6 +73,7 @@ func (b *fakeBackend) AccountingStop(s ike.EAPSession, u ike.EAPUsage) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stops = append(b.stops, u)
+	b.sessions = append(b.sessions, s)
 }
 
 func (b *fakeBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
@@ -120,7 +144,8 @@ func (c *fakeConversation) Exchange(ctx context.Context, msg []byte) (ike.EAPRep
 		return ike.EAPReply{Outcome: ike.EAPChallenge, EAP: out, Server: "r1"}, nil
 	}
 	if res := c.srv.Result(); res.Err == nil {
-		return ike.EAPReply{Outcome: ike.EAPAccept, EAP: out, MSK: res.MSK, FramedIP: b.framed, Server: "r1"}, nil
+		return ike.EAPReply{Outcome: ike.EAPAccept, EAP: out, MSK: res.MSK, FramedIP: b.framed,
+			Class: b.class, InterimInterval: b.interim, Server: "r1"}, nil
 	}
 	return ike.EAPReply{Outcome: ike.EAPReject, EAP: out, Server: "r1"}, nil
 }
@@ -289,37 +314,52 @@ func TestEAPRadiusSlow(t *testing.T) {
 }
 
 // TestEAPRadiusFramedIP: the backend's Framed-IP-Address is the client's
-// virtual IP, without a pool lease; one inside a pool is refused with
-// INTERNAL_ADDRESS_FAILURE, as the pool cannot reserve it.
+// virtual IP: outside the pools without a lease; inside a pool leased
+// there to the client (online while it is connected, kept for it after);
+// refused with INTERNAL_ADDRESS_FAILURE when the pool has it online for
+// someone else.
 func TestEAPRadiusFramedIP(t *testing.T) {
 	for _, tc := range []struct {
 		name, framed string
-		ok           bool
+		taken        bool // leased online to dave first
 	}{
-		{"outside-pools", "10.9.0.7", true},
+		{"outside-pools", "10.9.0.7", false},
 		{"in-pool", "10.3.200.2", false},
+		{"in-pool-in-use", "10.3.200.1", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &fakeBackend{users: radiusUsers, framed: netip.MustParseAddr(tc.framed)}
+			framed := netip.MustParseAddr(tc.framed)
+			b := &fakeBackend{users: radiusUsers, framed: framed}
 			rb := newRadiusBed(t, b, "%any", raOptions{})
+			inPool := rb.pool.Leases.Contains(framed)
+			if tc.taken {
+				if a, _, err := rb.pool.Leases.Acquire("dave", netip.Addr{}); err != nil || a != framed {
+					t.Fatalf("dave's lease %v, %v; want %v", a, err, framed)
+				}
+			}
 			if _, err := rb.a.e.Initiate("gw"); err != nil {
 				t.Fatal(err)
 			}
-			if !tc.ok {
+			if tc.taken {
 				rb.settle(func() bool { return rb.b.log.contains("INT_ADDR_FAIL") })
-				wantLog(t, rb.b, "lies in pool 'rw', which cannot reserve it")
-				if _, online, offline := rb.pool.Leases.Stats(); online+offline != 0 {
-					t.Errorf("%d online, %d offline leases", online, offline)
+				wantLog(t, rb.b, "virtual IP "+tc.framed+" assigned by the EAP backend refused")
+				wantLog(t, rb.b, "address in use by \"dave\"")
+				if _, online, offline := rb.pool.Leases.Stats(); online != 1 || offline != 0 {
+					t.Errorf("%d online, %d offline leases, want dave's alone", online, offline)
 				}
 				return
 			}
 			rb.settle(func() bool { return established(rb.a) && established(rb.b) })
-			want := []netip.Addr{b.framed}
+			want := []netip.Addr{framed}
 			if c, g := rb.established(rb.a), rb.established(rb.b); !slices.Equal(c.LocalVIPs, want) || !slices.Equal(g.RemoteVIPs, want) {
 				t.Errorf("virtual IPs: client %v, gateway %v, want %v", c.LocalVIPs, g.RemoteVIPs, want)
 			}
-			if _, online, _ := rb.pool.Leases.Stats(); online != 0 {
-				t.Errorf("%d leases online, want none", online)
+			wantOnline := 0
+			if inPool {
+				wantOnline = 1
+			}
+			if _, online, _ := rb.pool.Leases.Stats(); online != wantOnline {
+				t.Errorf("%d leases online, want %d", online, wantOnline)
 			}
 			wantLog(t, rb.b, "assigning virtual IP "+tc.framed+" to peer 'carol'")
 			if err := rb.a.e.DeleteIKESA(rb.established(rb.a).ID); err != nil {
@@ -327,6 +367,14 @@ func TestEAPRadiusFramedIP(t *testing.T) {
 			}
 			rb.net.Flush()
 			rb.wantNoSAs(rb.b)
+			if inPool {
+				// Offline now, and still carol's: the pool would give
+				// it to her again without the backend.
+				leases := rb.pool.Leases.Leases()
+				if len(leases) != 1 || leases[0].Addr != framed || leases[0].Identity != "carol" || leases[0].Online {
+					t.Errorf("leases after the delete: %+v, want carol's %v offline", leases, framed)
+				}
+			}
 		})
 	}
 }
@@ -362,6 +410,109 @@ func TestEAPRadiusAccounting(t *testing.T) {
 	u := stops[0]
 	if u.BytesIn != 1000 || u.BytesOut != 1000 || u.PacketsIn != 10 || u.PacketsOut != 10 || u.Duration < 3*time.Second {
 		t.Errorf("usage %+v", u)
+	}
+}
+
+var _ ike.EAPAccounting = (*fakeBackend)(nil)
+
+// TestEAPRadiusAccountingSession: one accounting session per client
+// across an IKE rekey and a restart that takes the IKE SA back: one
+// Start, interim records at the interval the Accept asked for (else the
+// backend's), the Accept's Class in every record, and a Stop that says
+// why the IKE SA went.
+func TestEAPRadiusAccountingSession(t *testing.T) {
+	b := &fakeBackend{users: radiusUsers, class: [][]byte{[]byte("group-7")}, interim: time.Minute, interval: time.Hour}
+	rb := newRadiusBed(t, b, "%any", raOptions{})
+	if _, err := rb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+	starts, _ := b.accounting()
+	if len(starts) != 1 || len(starts[0].Class) != 1 || string(starts[0].Class[0]) != "group-7" {
+		t.Fatalf("accounting starts %+v, want one with Class group-7", starts)
+	}
+	session := starts[0].IKESAID
+	for _, s := range rb.b.dp.SAs() {
+		rb.b.dp.SetStats(ike.SAID{Dst: s.Dst, SPI: s.SPI}, ike.SAStats{Bytes: 1000, Packets: 10})
+	}
+	rb.advance(61 * time.Second)
+	if in := b.interimRecords(); len(in) != 1 || in[0].BytesIn != 1000 || in[0].PacketsOut != 10 || in[0].Duration < time.Minute {
+		t.Fatalf("interim records after a minute: %+v", in)
+	}
+	// The client rekeys its IKE SA: the session goes on over the new one.
+	if err := rb.a.e.RekeyIKESA(rb.established(rb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	rb.net.Flush()
+	rb.advance(61 * time.Second)
+	if in := b.interimRecords(); len(in) != 2 || in[1].BytesIn != 1000 {
+		t.Fatalf("interim records after the IKE rekey: %+v", in)
+	}
+	// A restart takes the IKE SA back with its session.
+	st := rb.b.e.Detach()
+	leases, _ := pool.FromRange("rw", netip.MustParseAddr("10.3.200.1"), netip.MustParseAddr("10.3.200.2"))
+	rb.b = rb.restartPeer(rb.b, st, rb.gwConn, 0xc5000000, func(c *ike.Config) {
+		c.Pools = []*ike.Pool{{Leases: leases, DNS: rb.pool.DNS}}
+		c.EAPBackend = b
+	})
+	rb.advance(61 * time.Second)
+	if in := b.interimRecords(); len(in) != 3 {
+		t.Fatalf("%d interim records after the restart, want 3", len(in))
+	}
+	if err := rb.a.e.DeleteIKESA(rb.established(rb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	rb.net.Flush()
+	starts, stops := b.accounting()
+	if len(starts) != 1 || len(stops) != 1 {
+		t.Fatalf("%d starts, %d stops, want one each", len(starts), len(stops))
+	}
+	if stops[0].Cause != ike.EndPeerDeleted || stops[0].Duration < 3*time.Minute {
+		t.Errorf("stop %+v, want cause peer-deleted after 3 minutes", stops[0])
+	}
+	for i, s := range b.sessions {
+		if s.IKESAID != session || !s.Started.Equal(starts[0].Started) || len(s.Class) != 1 || string(s.Class[0]) != "group-7" {
+			t.Errorf("record %d of session %+v, want that of the Start %+v", i, s, starts[0])
+		}
+	}
+}
+
+// TestEAPRadiusAccountingCause: the Stop says who ended the session.
+func TestEAPRadiusAccountingCause(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(rb *raBed)
+		want ike.EndCause
+	}{
+		{"admin", func(rb *raBed) { rb.b.e.DeleteIKESA(rb.established(rb.b).ID) }, ike.EndAdmin},
+		{"admin-unanswered", func(rb *raBed) {
+			rb.net.Filter = func(ike.Datagram) []ike.Datagram { return nil }
+			rb.b.e.DeleteIKESA(rb.established(rb.b).ID) // its DELETE goes unanswered: still admin
+		}, ike.EndAdmin},
+		{"peer-dead", func(rb *raBed) {
+			rb.net.Filter = func(ike.Datagram) []ike.Datagram { return nil }
+			rb.b.e.RekeyIKESA(rb.established(rb.b).ID) // unanswered
+		}, ike.EndPeerDead},
+		{"peer-deleted", func(rb *raBed) { rb.a.e.DeleteIKESA(rb.established(rb.a).ID) }, ike.EndPeerDeleted},
+		{"shutdown", func(rb *raBed) { rb.b.e.Close() }, ike.EndShutdown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &fakeBackend{users: radiusUsers}
+			rb := newRadiusBed(t, b, "%any", raOptions{})
+			if _, err := rb.a.e.Initiate("gw"); err != nil {
+				t.Fatal(err)
+			}
+			rb.settle(func() bool { return established(rb.a) && established(rb.b) })
+			tc.end(rb)
+			rb.net.Flush()
+			rb.advance(5 * time.Minute)
+			if _, stops := b.accounting(); len(stops) != 1 || stops[0].Cause != tc.want {
+				t.Fatalf("stops %+v, want one with cause %v", stops, tc.want)
+			}
+			if in := b.interimRecords(); len(in) != 0 {
+				t.Errorf("interim records without an interval: %+v", in)
+			}
+		})
 	}
 }
 

@@ -413,6 +413,7 @@ func (e *Engine) Close() {
 	defer e.mu.Unlock()
 	for _, sa := range e.allSAs() {
 		sa.afterDestroy = nil // no reauthentication starts now
+		sa.ending(EndShutdown)
 		sa.destroy()
 	}
 	for _, sa := range e.allV1SAs() {

@@ -77,6 +77,10 @@ type ikeSA struct {
 	// acct is the IKE SA's accounting with its EAP backend, once started
 	// (eap_accounting.go).
 	acct *eapAcct
+	// eapClass and eapInterim are what the EAP backend's Accept asked
+	// of the accounting session (EAPReply.Class, InterimInterval).
+	eapClass   [][]byte
+	eapInterim time.Duration
 	// vips are the virtual IPs leased to the peer (config_payload.go),
 	// given back when the SA goes.
 	vips []vipLease
@@ -282,6 +286,7 @@ func (sa *ikeSA) armExpire(d time.Duration) {
 	sa.expireTimer = sa.e.afterFunc(d, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
 			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
+			sa.ending(EndExpired)
 			if sa.tm.busy() {
 				sa.destroy() // an exchange is stuck: no time to wait for it
 				return
@@ -348,6 +353,7 @@ func (sa *ikeSA) checkLiveness() {
 // peerDead applies the children's dpd_action after the peer stopped
 // answering: clear (delete everything) or restart (initiate again).
 func (sa *ikeSA) peerDead() {
+	sa.ending(EndPeerDead)
 	restart := sa.restart
 	var children []*childConfig
 	for _, c := range sa.children {

@@ -36,6 +36,10 @@ type ikeSACommon struct {
 	// (indexPeer).
 	outer   uniqueSA
 	peerKey *peerKey
+
+	// endCause is why the IKE SA goes, once endCauseSet (ending).
+	endCause    EndCause
+	endCauseSet bool
 }
 
 func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote netip.AddrPort) ikeSACommon {

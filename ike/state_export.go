@@ -53,6 +53,8 @@ type ExportedIKESA struct {
 	VIPs        []ExportedVIP `json:",omitempty"`
 	LocalVIPs   []netip.Addr  `json:",omitempty"`
 	DNSServers  []netip.Addr  `json:",omitempty"`
+	// Accounting is the peer's accounting session with the EAP backend.
+	Accounting *ExportedAccounting `json:",omitempty"`
 }
 
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
@@ -121,6 +123,7 @@ func (e *Engine) export() EngineState {
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
+			Accounting: sa.exportAccounting(),
 		}
 		for _, v := range sa.vips {
 			e := ExportedVIP{Identity: v.id, Addr: v.addr}
@@ -190,6 +193,9 @@ func (e *Engine) Detach() EngineState {
 		}
 		for _, c := range sa.children {
 			c.stopTimers()
+		}
+		if sa.acct != nil {
+			sa.acct.stopTimer()
 		}
 		sa.zeroKeys()
 	}
@@ -352,6 +358,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 		ch.takeBack(cs.ReqID)
 		ch.scheduleRekey()
 	}
+	sa.takeBackAccounting(s.Accounting)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
 	return nil
 }

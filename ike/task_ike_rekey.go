@@ -202,7 +202,8 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	n.vips, sa.vips = sa.vips, nil
 	n.eapIdentity = sa.eapIdentity
 	// The accounting session goes on over the new IKE SA.
-	n.acct, sa.acct = sa.acct, nil
+	n.takeAccounting(sa)
+	n.eapClass, n.eapInterim = sa.eapClass, sa.eapInterim
 	n.reindexPeer()
 	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
 	var keep []task

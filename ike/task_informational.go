@@ -28,6 +28,7 @@ func (t *informational) process(m *message.Message) error {
 			case message.ProtocolIKE:
 				sa.log.Info(fmt.Sprintf("received DELETE for IKE_SA %s", sa.name()))
 				t.deleteIKE = true
+				sa.ending(EndPeerDeleted)
 			case message.ProtocolESP, message.ProtocolAH:
 				for _, spi := range p.SPIs {
 					t.deleteChild(spi)

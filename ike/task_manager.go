@@ -189,6 +189,7 @@ func (tm *taskManager) fail() {
 	}
 	if sa.state < IKESAEstablished || t.kind() == taskIKEDelete {
 		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
+		sa.ending(EndPeerDead)
 		sa.destroy()
 		return
 	}

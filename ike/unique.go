@@ -193,6 +193,7 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 		d := dup.common()
 		if initialContact {
 			sa.log.Info(fmt.Sprintf("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", peer))
+			d.ending(EndReplaced)
 			dup.destroy()
 			continue
 		}
@@ -220,6 +221,7 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 // (charon's enforce_replace).
 func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA, peer string) {
 	d := dup.common()
+	d.ending(EndReplaced)
 	if d.remote.Addr() != sa.remote.Addr() {
 		sa.log.Info(fmt.Sprintf("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", peer))
 		dup.delete()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 const frInteropSecret = "fr-interop-secret"
 
 const frInteropUsers = `carol	Cleartext-Password := "carol's password"
+	Class = "group=staff"
 
 bob	Cleartext-Password := "bob's password"
 
@@ -31,6 +33,12 @@ frank	Cleartext-Password := "frank's password"
 	Framed-IP-Address = 10.9.0.7
 
 dave	Cleartext-Password := "dave's password"
+
+erin	Cleartext-Password := "erin's password"
+	Framed-IP-Address = 10.3.200.1
+
+grace	Cleartext-Password := "grace's password"
+	Framed-IP-Address = 10.3.200.2
 `
 
 // frInteropConfig: %[1]s is the directory.
@@ -235,7 +243,8 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
 	files := map[string][]byte{"x509/peer.pem": pemCert(ocert), "private/peer.pem": pemKey(t, okey)}
 	e.ours.load(raRadiusGateway, files)
 	clients := "connections {\n" + raClient("carol", "eap-mschapv2") + raClient("bob", "eap-mschapv2") +
-		raClient("frank", "eap-mschapv2") + raClient("dave", "eap-md5") + "}\n" +
+		raClient("frank", "eap-mschapv2") + raClient("dave", "eap-md5") +
+		raClient("erin", "eap-mschapv2") + raClient("grace", "eap-mschapv2") + "}\n" +
 		`secrets {
   eap-carol {
     id = carol
@@ -252,6 +261,14 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
   eap-dave {
     id = dave
     secret = "dave's password"
+  }
+  eap-erin {
+    id = erin
+    secret = "erin's password"
+  }
+  eap-grace {
+    id = grace
+    secret = "grace's password"
   }
 }
 `
@@ -314,8 +331,37 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
 			if !strings.Contains(d, "Acct-Status-Type = Start") || !strings.Contains(d, "Acct-Status-Type = Stop") || !strings.Contains(d, `User-Name = "carol"`) {
 				return fmt.Errorf("detail file:\n%s", d)
 			}
+			// carol ended it (User-Request), and her Access-Accept's
+			// Class comes back in her records (FreeRADIUS writes
+			// octets in hex).
+			if !strings.Contains(d, "Acct-Terminate-Cause = User-Request") || !strings.Contains(d, "Class = 0x67726f75703d7374616666") {
+				return fmt.Errorf("no User-Request Stop with carol's Class in the detail file:\n%s", d)
+			}
 			return nil
 		})
+	})
+
+	// A Framed-IP-Address inside the pool is leased there: erin's is
+	// carol's offline lease, taken over; grace's is dave's, online, and
+	// refused.
+	t.Run("framed-ip-in-pool", func(t *testing.T) {
+		if out, err := connect("erin"); err != nil {
+			t.Fatalf("erin: %v\n%s", err, out)
+		}
+		if vip := vipOf("erin"); vip != "10.3.200.1" {
+			t.Errorf("erin's virtual IP %q, want the Framed-IP-Address 10.3.200.1", vip)
+		}
+		out := e.ours.cli("list-pools", "--leases")
+		if !regexp.MustCompile(`10\.3\.200\.1\s+online\s+'erin'`).MatchString(out) {
+			t.Errorf("list-pools --leases: no online lease of erin on 10.3.200.1:\n%s", out)
+		}
+		if out, err := connect("grace"); err == nil || vipOf("grace") != "" {
+			t.Errorf("grace given dave's address 10.3.200.2:\n%s", out)
+		}
+		waitLog(t, "xdpsec", e.ours.log, 5e9, `virtual IP 10.3.200.2 assigned by the EAP backend refused: pool "rw4": 10.3.200.2: address in use by "dave"`)
+		// Both leave: the address is free again for carol below.
+		e.charon.swanctl("--terminate", "--ike", "erin", "--timeout", "10")
+		e.charon.swanctl("--terminate", "--ike", "grace", "--timeout", "10")
 	})
 
 	t.Run("wrong-secret", func(t *testing.T) {

@@ -29,6 +29,10 @@ import (
 // online.
 var ErrExhausted = errors.New("pool exhausted")
 
+// ErrInUse is returned by AcquireAddr when the address is leased online
+// to another identity.
+var ErrInUse = errors.New("address in use")
+
 // maxSize caps a pool's addresses: an IPv6 /64 has more than anyone can
 // lease, and offsets stay in a uint64.
 const maxSize = 1 << 62
@@ -165,6 +169,37 @@ func (p *Pool) Acquire(id string, requested netip.Addr) (addr netip.Addr, reused
 		return l.addr, false, nil
 	}
 	return netip.Addr{}, false, fmt.Errorf("pool %q: %w (%d addresses online)", p.name, ErrExhausted, p.online)
+}
+
+// AcquireAddr leases exactly a to identity id: an address chosen
+// elsewhere (a RADIUS server's Framed-IP-Address) that the pool must not
+// give anyone else while id has it. An offline lease of another identity
+// on a is taken over; one online is ErrInUse, and an address outside the
+// pool an error too.
+func (p *Pool) AcquireAddr(id string, a netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a = a.Unmap()
+	off, ok := p.offset(a)
+	if !ok {
+		return fmt.Errorf("pool %q: %v is not in the pool", p.name, a)
+	}
+	l := p.byAddr[a]
+	switch {
+	case l == nil:
+		l = &lease{addr: a, id: id}
+		p.byAddr[a] = l
+		p.byID[id] = append(p.byID[id], l)
+		p.take(off)
+	case l.id != id && l.online > 0:
+		return fmt.Errorf("pool %q: %v: %w by %q", p.name, a, ErrInUse, l.id)
+	case l.id != id:
+		p.forgetID(l)
+		l.id = id
+		p.byID[id] = append(p.byID[id], l)
+	}
+	p.use(l)
+	return nil
 }
 
 // Release ends one use of id's lease of addr; with the last use the

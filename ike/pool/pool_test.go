@@ -341,3 +341,49 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+// TestAcquireAddr: an address chosen elsewhere is leased exactly, kept
+// from other clients while online, taken over from an offline lease, and
+// refused outside the pool.
+func TestAcquireAddr(t *testing.T) {
+	p := mustPrefix(t, "10.0.0.0/29") // .1 to .6
+	fixed := netip.MustParseAddr("10.0.0.3")
+	if err := p.AcquireAddr("alice", fixed); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody else gets it while alice is online, however many ask.
+	for i := range 5 {
+		if a := acquire(t, p, fmt.Sprint("u", i)); a == fixed {
+			t.Fatalf("pool handed %v, leased to alice, to u%d", a, i)
+		}
+	}
+	if _, _, err := p.Acquire("u5", netip.Addr{}); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("6 addresses, 6 online: %v, want ErrExhausted", err)
+	}
+	if err := p.AcquireAddr("bob", fixed); !errors.Is(err, ErrInUse) {
+		t.Fatalf("AcquireAddr of alice's online address for bob: %v, want ErrInUse", err)
+	}
+	// alice reconnects without a Framed-IP: her lease is the same address.
+	if !p.Release("alice", fixed) {
+		t.Fatal("Release(alice) found no lease")
+	}
+	if a := acquire(t, p, "alice"); a != fixed {
+		t.Fatalf("alice came back to %v, want %v", a, fixed)
+	}
+	p.Release("alice", fixed)
+	// Offline, the RADIUS server may give it to bob.
+	if err := p.AcquireAddr("bob", fixed); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range p.Leases() {
+		if l.Addr == fixed && (l.Identity != "bob" || !l.Online) {
+			t.Fatalf("lease of %v: %+v, want bob online", fixed, l)
+		}
+	}
+	if err := p.AcquireAddr("bob", netip.MustParseAddr("10.0.0.7")); err == nil {
+		t.Fatal("AcquireAddr outside the pool accepted")
+	}
+	if _, online, offline := p.Stats(); online != 6 || offline != 0 {
+		t.Fatalf("stats online %d offline %d, want 6 and 0", online, offline)
+	}
+}

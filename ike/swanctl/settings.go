@@ -46,8 +46,11 @@ type RadiusSettings struct {
 	Timeout         time.Duration
 	RetransmitTries int
 	Accounting      bool
-	NASIdentifier   string
-	UseFramedIP     bool
+	// AccountingInterval is how often Interim-Update records go out (0:
+	// none unless the server's Access-Accept asks for them).
+	AccountingInterval time.Duration
+	NASIdentifier      string
+	UseFramedIP        bool
 }
 
 // RadiusServer is one radius.servers.NAME section.
@@ -80,7 +83,14 @@ var radiusKeys = keyTable[RadiusSettings]{
 		r.RetransmitTries = int(n)
 		return err
 	}),
-	"accounting":     supported(func(r *RadiusSettings, v string) (err error) { r.Accounting, err = parseBool(v); return }),
+	"accounting": supported(func(r *RadiusSettings, v string) (err error) { r.Accounting, err = parseBool(v); return }),
+	"accounting_interval": supported(func(r *RadiusSettings, v string) (err error) {
+		if r.AccountingInterval, err = parseTime(v); err == nil && r.AccountingInterval > 0 && r.AccountingInterval < time.Minute {
+			// RFC 2869 section 5.16: not under 60 seconds.
+			err = wrapf(ErrValue, "accounting_interval must be 0 (off) or at least 60s")
+		}
+		return
+	}),
 	"nas_identifier": supported(func(r *RadiusSettings, v string) error { r.NASIdentifier = v; return nil }),
 	"use_framed_ip":  supported(func(r *RadiusSettings, v string) (err error) { r.UseFramedIP, err = parseBool(v); return }),
 	// charon's, not ours (yet).

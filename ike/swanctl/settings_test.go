@@ -22,6 +22,7 @@ const radiusConf = `radius {
   timeout = 500ms
   retransmit_tries = 2
   accounting = yes
+  accounting_interval = 5m
   nas_identifier = gw1
   use_framed_ip = yes
 }
@@ -46,7 +47,7 @@ func TestLoadSettings(t *testing.T) {
 	if b.Name != "backup" || b.Address != "radius.example.org" || string(b.Secret.Bytes()) != "other" {
 		t.Errorf("backup %+v", b)
 	}
-	if r.Timeout != 500*time.Millisecond || r.RetransmitTries != 2 || !r.Accounting || r.NASIdentifier != "gw1" || !r.UseFramedIP {
+	if r.Timeout != 500*time.Millisecond || r.RetransmitTries != 2 || !r.Accounting || r.AccountingInterval != 5*time.Minute || r.NASIdentifier != "gw1" || !r.UseFramedIP {
 		t.Errorf("radius %+v", r)
 	}
 }
@@ -59,7 +60,8 @@ func TestSettingsErrors(t *testing.T) {
 		{"no secret", `secret = "s3cret"`, "", settingsFile + `:3: radius.servers.primary: missing secret`},
 		{"no address", "address = radius.example.org", "", settingsFile + `:9: radius.servers.backup: missing address`},
 		{"zero tries", "retransmit_tries = 2", "retransmit_tries = 0", settingsFile + `:15: radius.retransmit_tries: `},
-		{"bad bool", "use_framed_ip = yes", "use_framed_ip = maybe", settingsFile + `:18: radius.use_framed_ip`},
+		{"bad bool", "use_framed_ip = yes", "use_framed_ip = maybe", settingsFile + `:19: radius.use_framed_ip`},
+		{"short interval", "accounting_interval = 5m", "accounting_interval = 10s", settingsFile + `:17: radius.accounting_interval: accounting_interval must be 0 (off) or at least 60s`},
 		{"charon only", "timeout = 500ms", "retransmit_base = 1.4", settingsFile + `:14: radius.retransmit_base: not supported yet`},
 		{"other section", "radius {", "eap-radius {", settingsFile + `:1: eap-radius: unknown section (expected radius)`},
 	} {

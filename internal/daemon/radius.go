@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
@@ -38,7 +40,7 @@ func LoadRadius(path string, log *slog.Logger) (*radius.Client, error) {
 	r := st.Radius
 	cfg := radius.Config{
 		Timeout: r.Timeout, Tries: r.RetransmitTries, NASIdentifier: r.NASIdentifier,
-		Accounting: r.Accounting, FramedIP: r.UseFramedIP, Logger: log,
+		Accounting: r.Accounting, AccountingInterval: r.AccountingInterval, FramedIP: r.UseFramedIP, Logger: log,
 	}
 	for _, s := range r.Servers {
 		cfg.Servers = append(cfg.Servers, radius.Server{
@@ -55,8 +57,7 @@ func LoadRadius(path string, log *slog.Logger) (*radius.Client, error) {
 
 // eapBackend makes the engine's EAP backend of a RADIUS client (nil:
 // none) and starts its accounting goroutine, which runs until the daemon
-// stops (a reload's old backend keeps its own for the sessions it
-// accounts).
+// stops or a reload replaces the backend (retire).
 func (d *Daemon) eapBackend(rc *radius.Client) ike.EAPBackend {
 	if rc == nil {
 		return nil
@@ -68,6 +69,17 @@ func (d *Daemon) eapBackend(rc *radius.Client) ike.EAPBackend {
 		rb.runAccounting(d.stop)
 	}()
 	return rb
+}
+
+// setEAPBackend makes b the engine's EAP backend and retires the one it
+// replaces: the engine sends every later record (the Stops of sessions
+// the old one started too) to b, so the old goroutine ends once it has
+// sent what it has queued.
+func (d *Daemon) setEAPBackend(b ike.EAPBackend) {
+	old := d.engine.SetEAPBackend(b)
+	if rb, ok := old.(*radiusBackend); ok {
+		rb.retire()
+	}
 }
 
 // reloadRadius rereads xdpsec.conf on reload when it changed: a file
@@ -95,7 +107,7 @@ func (d *Daemon) reloadRadius(l *Loaded) {
 		return
 	}
 	d.settingsSum, d.hasRadius = sum, rc != nil
-	d.engine.SetEAPBackend(d.eapBackend(rc))
+	d.setEAPBackend(d.eapBackend(rc))
 	d.cfgLog.Info(fmt.Sprintf("reloaded %s", path))
 }
 
@@ -121,20 +133,29 @@ func checkEAPRadius(conns []*ike.Connection, c *radius.Client, settings string) 
 // accounting records (ike.EAPAccounting) in order from one goroutine
 // (runAccounting), as the engine calls it under its lock.
 type radiusBackend struct {
-	c    *radius.Client
-	log  *slog.Logger
-	acct chan func(context.Context)
+	c       *radius.Client
+	log     *slog.Logger
+	acct    chan func(context.Context)
+	retired chan struct{} // closed by retire
+	once    sync.Once
 }
 
+var _ ike.EAPAccounting = (*radiusBackend)(nil)
+
 func newRadiusBackend(c *radius.Client, log *slog.Logger) *radiusBackend {
-	return &radiusBackend{c: c, log: log, acct: make(chan func(context.Context), acctQueue)}
+	return &radiusBackend{c: c, log: log, acct: make(chan func(context.Context), acctQueue), retired: make(chan struct{})}
 }
+
+// retire ends the accounting goroutine after the records queued so far.
+func (b *radiusBackend) retire() { b.once.Do(func() { close(b.retired) }) }
 
 // acctQueue is how many accounting records may wait for a slow server
 // before more are dropped (with a log line).
 const acctQueue = 4096
 
-// runAccounting sends the queued accounting records until stop.
+// runAccounting sends the queued accounting records until stop, or
+// until retired and the queue is empty. At stop the records still queued
+// get stopDrain to go out; those left are counted in a log line.
 func (b *radiusBackend) runAccounting(stop <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -142,13 +163,39 @@ func (b *radiusBackend) runAccounting(stop <-chan struct{}) {
 		<-stop
 		cancel()
 	}()
+	retired, draining := b.retired, false
 	for {
 		select {
 		case f := <-b.acct:
 			f(ctx)
 		case <-stop:
+			b.drainAtStop()
+			return
+		case <-retired:
+			retired, draining = nil, true
+		}
+		if draining && len(b.acct) == 0 {
 			return
 		}
+	}
+}
+
+// stopDrain is how long records queued when the daemon stops may take.
+const stopDrain = 2 * time.Second
+
+func (b *radiusBackend) drainAtStop() {
+	ctx, cancel := context.WithTimeout(context.Background(), stopDrain)
+	defer cancel()
+	for ctx.Err() == nil {
+		select {
+		case f := <-b.acct:
+			f(ctx)
+		default:
+			return
+		}
+	}
+	if n := len(b.acct); n > 0 {
+		b.log.Info(fmt.Sprintf("daemon stopping: %d RADIUS accounting records not sent", n))
 	}
 }
 
@@ -166,7 +213,7 @@ func acctSession(s ike.EAPSession) *radius.AcctSession {
 		// SA's unique ID.
 		ID:       fmt.Sprintf("%08X-%08X", s.Started.Unix(), s.IKESAID),
 		UserName: s.Identity, Calling: s.Remote, Called: s.Local,
-		NASPort: s.IKESAID, NASPortID: s.Connection, Started: s.Started,
+		NASPort: s.IKESAID, NASPortID: s.Connection, Started: s.Started, Class: s.Class,
 	}
 	for _, v := range s.VIPs {
 		if v.Is4() {
@@ -186,16 +233,50 @@ func (b *radiusBackend) AccountingStart(s ike.EAPSession) {
 	})
 }
 
-// AccountingStop says User-Request: the engine does not tell yet why
-// the IKE SA went.
+func (b *radiusBackend) AccountingInterim(s ike.EAPSession, u ike.EAPUsage) {
+	a := acctSession(s)
+	usage := acctUsage(u)
+	b.queue("Interim-Update of "+a.ID, func(ctx context.Context) {
+		if err := b.c.AccountingInterim(ctx, a, usage); err != nil {
+			b.log.Info(fmt.Sprintf("RADIUS accounting Interim-Update for '%s' failed: %v", a.UserName, err))
+		}
+	})
+}
+
 func (b *radiusBackend) AccountingStop(s ike.EAPSession, u ike.EAPUsage) {
 	a := acctSession(s)
-	usage := radius.Usage{InOctets: u.BytesIn, OutOctets: u.BytesOut, InPackets: u.PacketsIn, OutPackets: u.PacketsOut}
+	usage, cause := acctUsage(u), terminateCause(u.Cause)
 	b.queue("Stop of "+a.ID, func(ctx context.Context) {
-		if err := b.c.AccountingStop(ctx, a, usage, radius.CauseUserRequest); err != nil {
+		if err := b.c.AccountingStop(ctx, a, usage, cause); err != nil {
 			b.log.Info(fmt.Sprintf("RADIUS accounting Stop for '%s' failed: %v", a.UserName, err))
 		}
 	})
+}
+
+func (b *radiusBackend) AccountingInterval() time.Duration { return b.c.AccountingInterval() }
+
+func acctUsage(u ike.EAPUsage) radius.Usage {
+	return radius.Usage{InOctets: u.BytesIn, OutOctets: u.BytesOut, InPackets: u.PacketsIn, OutPackets: u.PacketsOut}
+}
+
+// terminateCause is the Acct-Terminate-Cause (RFC 2866 section 5.10) of
+// why an IKE SA went.
+func terminateCause(c ike.EndCause) radius.TerminateCause {
+	switch c {
+	case ike.EndPeerDeleted:
+		return radius.CauseUserRequest
+	case ike.EndPeerDead:
+		return radius.CauseLostCarrier
+	case ike.EndExpired:
+		return radius.CauseSessionTimeout
+	case ike.EndAdmin:
+		return radius.CauseAdminReset
+	case ike.EndReplaced:
+		return radius.CausePortPreempted
+	case ike.EndShutdown:
+		return radius.CauseNASReboot
+	}
+	return radius.CauseNASRequest
 }
 
 func (b *radiusBackend) NewConversation(p ike.EAPPeer) (ike.EAPConversation, error) {
@@ -223,6 +304,7 @@ func (c radiusConversation) Exchange(ctx context.Context, eap []byte) (ike.EAPRe
 	case radius.Accept:
 		out.Outcome = ike.EAPAccept
 		out.MSK, out.FramedIP = r.MSK, r.FramedIP
+		out.Class, out.InterimInterval = r.Class, r.InterimInterval
 	default:
 		out.Outcome = ike.EAPReject
 	}

@@ -188,46 +188,63 @@ func TestLoadRadiusErrors(t *testing.T) {
 	}
 }
 
-// TestRadiusAccounting: the engine's accounting calls become Start and
-// Stop records, in order, with the session's counters.
+// TestRadiusAccounting: the engine's accounting calls become Start,
+// Interim-Update and Stop records, in order, with the session's counters,
+// its Class and why it ended; a retired backend sends what it had queued
+// and its goroutine ends.
 func TestRadiusAccounting(t *testing.T) {
 	acct := radiustest.NewServer(t, radiusSecret, func(req *radiustest.Request) *radiustest.Reply {
 		return &radiustest.Reply{Code: radius.CodeAccountingResponse}
 	})
-	conf := fmt.Sprintf("radius {\n  servers {\n    r1 {\n      address = 127.0.0.1\n      acct_port = %d\n      secret = %s\n    }\n  }\n  timeout = 200ms\n  accounting = yes\n}\n", acct.Port(), radiusSecret)
+	conf := fmt.Sprintf("radius {\n  servers {\n    r1 {\n      address = 127.0.0.1\n      acct_port = %d\n      secret = %s\n    }\n  }\n  timeout = 200ms\n  accounting = yes\n  accounting_interval = 10m\n}\n", acct.Port(), radiusSecret)
 	c, err := LoadRadius(writeSettings(t, conf, 0o600), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := newRadiusBackend(c, slog.New(slog.DiscardHandler))
+	if d := b.AccountingInterval(); d != 10*time.Minute {
+		t.Errorf("accounting interval %v, want 10m", d)
+	}
 	stop := make(chan struct{})
+	defer close(stop)
 	done := make(chan struct{})
 	go func() {
 		b.runAccounting(stop)
 		close(done)
 	}()
-	defer func() {
-		close(stop)
-		<-done
-	}()
 	s := ike.EAPSession{IKESAID: 3, Identity: "carol", Connection: "rw", Remote: netip.MustParseAddrPort("192.0.2.1:4500"),
-		VIPs: []netip.Addr{netip.MustParseAddr("10.3.200.1")}, Started: time.Now()}
+		VIPs: []netip.Addr{netip.MustParseAddr("10.3.200.1")}, Started: time.Now(), Class: [][]byte{[]byte("group-7")}}
 	b.AccountingStart(s)
-	b.AccountingStop(s, ike.EAPUsage{BytesIn: 1234, BytesOut: 5678, PacketsIn: 9, PacketsOut: 11})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(acct.Requests()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	b.AccountingInterim(s, ike.EAPUsage{BytesIn: 1000, BytesOut: 2000, PacketsIn: 5, PacketsOut: 6})
+	b.AccountingStop(s, ike.EAPUsage{BytesIn: 1234, BytesOut: 5678, PacketsIn: 9, PacketsOut: 11, Cause: ike.EndAdmin})
+	b.retire()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retired backend's goroutine did not end")
 	}
 	reqs := acct.Requests()
-	if len(reqs) != 2 {
-		t.Fatalf("%d accounting requests, want 2", len(reqs))
+	if len(reqs) != 3 {
+		t.Fatalf("%d accounting requests, want 3", len(reqs))
 	}
-	if st := rfc2866.AcctStatusType_Get(reqs[0].Packet); st != rfc2866.AcctStatusType_Value_Start {
-		t.Errorf("first record %v, want Start", st)
+	for i, want := range []rfc2866.AcctStatusType{rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_InterimUpdate, rfc2866.AcctStatusType_Value_Stop} {
+		p := reqs[i].Packet
+		if st := rfc2866.AcctStatusType_Get(p); st != want {
+			t.Errorf("record %d: %v, want %v", i, st, want)
+		}
+		if cl := rfc2865.Class_Get(p); string(cl) != "group-7" {
+			t.Errorf("record %d: Class %q, want group-7", i, cl)
+		}
+		if id := rfc2866.AcctSessionID_GetString(p); id != rfc2866.AcctSessionID_GetString(reqs[0].Packet) {
+			t.Errorf("record %d: Acct-Session-Id %q, want the Start's", i, id)
+		}
 	}
-	stopReq := reqs[1].Packet
-	if st := rfc2866.AcctStatusType_Get(stopReq); st != rfc2866.AcctStatusType_Value_Stop {
-		t.Errorf("second record %v, want Stop", st)
+	if in := rfc2866.AcctInputOctets_Get(reqs[1].Packet); in != 1000 {
+		t.Errorf("interim octets in %d, want 1000", in)
+	}
+	stopReq := reqs[2].Packet
+	if cause := rfc2866.AcctTerminateCause_Get(stopReq); cause != rfc2866.AcctTerminateCause_Value_AdminReset {
+		t.Errorf("Stop's Acct-Terminate-Cause %v, want Admin-Reset", cause)
 	}
 	if in, out := rfc2866.AcctInputOctets_Get(stopReq), rfc2866.AcctOutputOctets_Get(stopReq); in != 1234 || out != 5678 {
 		t.Errorf("octets in %d out %d", in, out)

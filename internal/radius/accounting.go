@@ -51,6 +51,7 @@ const (
 	CauseNASError       = TerminateCause(rfc2866.AcctTerminateCause_Value_NASError)       // our failure
 	CauseNASRequest     = TerminateCause(rfc2866.AcctTerminateCause_Value_NASRequest)     // we closed it (rekey failed, ...)
 	CauseNASReboot      = TerminateCause(rfc2866.AcctTerminateCause_Value_NASReboot)      // the daemon is stopping
+	CausePortPreempted  = TerminateCause(rfc2866.AcctTerminateCause_Value_PortPreempted)  // a new session of the same user replaced it
 )
 
 func (t TerminateCause) String() string { return rfc2866.AcctTerminateCause(t).String() }

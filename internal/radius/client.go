@@ -59,6 +59,15 @@ func New(cfg Config) (*Client, error) {
 // Stats is a snapshot of the counters.
 func (c *Client) Stats() Stats { return c.stats.snapshot() }
 
+// AccountingInterval is Config.AccountingInterval, 0 with accounting
+// off.
+func (c *Client) AccountingInterval() time.Duration {
+	if !c.cfg.Accounting {
+		return 0
+	}
+	return c.cfg.AccountingInterval
+}
+
 // answer is a verified reply and the server that gave it.
 type answer struct {
 	reply   *radius.Packet

@@ -66,6 +66,10 @@ type Config struct {
 	// Accounting turns RFC 2866 accounting on; off, the accounting calls
 	// send nothing and return nil (charon: accounting).
 	Accounting bool
+	// AccountingInterval is how often the daemon sends Interim-Update
+	// records of a session whose Access-Accept named no
+	// Acct-Interim-Interval; 0: none (charon: accounting_interval).
+	AccountingInterval time.Duration
 	// FramedIP makes an Access-Accept's Framed-IP-Address the client's
 	// virtual IP (Reply.FramedIP); off, the attribute is ignored.
 	FramedIP bool
@@ -104,6 +108,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("radius: timeout %v is negative", c.Timeout))
 	} else if c.Timeout > 0 && c.Timeout < time.Millisecond {
 		errs = append(errs, fmt.Errorf("radius: timeout %v is shorter than 1ms", c.Timeout))
+	}
+	if c.AccountingInterval < 0 {
+		errs = append(errs, fmt.Errorf("radius: accounting interval %v is negative", c.AccountingInterval))
 	}
 	if c.Tries < 0 || c.Tries > 20 {
 		errs = append(errs, fmt.Errorf("radius: tries %d out of range 1-20", c.Tries))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -68,9 +69,17 @@ type Reply struct {
 	// Class, on Accept, are the Class attributes to echo in accounting
 	// (RFC 2865 §5.25).
 	Class [][]byte
+	// InterimInterval, on Accept, is the Acct-Interim-Interval the server
+	// asked for (RFC 2869 section 5.16), at least 60 seconds; 0 when it
+	// named none.
+	InterimInterval time.Duration
 	// Server is the name of the server that answered.
 	Server string
 }
+
+// minInterimInterval is the shortest Acct-Interim-Interval taken from a
+// server: RFC 2869 section 5.16 wants no less than 60 seconds.
+const minInterimInterval = time.Minute
 
 // Session relays one EAP conversation (one IKE SA). The first request
 // may go to every server in turn; the rest go only to the server that
@@ -193,6 +202,9 @@ func (s *Session) interpret(ans *answer) (*Reply, error) {
 			if ip, err := rfc2865.FramedIPAddress_Lookup(p); err == nil {
 				r.FramedIP = framedIP(ip)
 			}
+		}
+		if v, err := rfc2869.AcctInterimInterval_Lookup(p); err == nil && v > 0 {
+			r.InterimInterval = max(time.Duration(v)*time.Second, minInterimInterval)
 		}
 		classes, _ := rfc2865.Class_Gets(p)
 		for _, v := range classes {
