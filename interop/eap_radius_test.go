@@ -1,21 +1,13 @@
 package interop
 
 import (
-	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"layeh.com/radius"
-	"layeh.com/radius/rfc2865"
-	"layeh.com/radius/rfc2869"
-	"layeh.com/radius/vendors/microsoft"
-
-	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/iketest"
 	"github.com/xdpsec/xdpsec/internal/radius/radiustest"
 )
@@ -23,61 +15,6 @@ import (
 // The eap-radius gateway: as raGateway, but the users are the RADIUS
 // server's, and no secrets.eap entries exist here.
 var raRadiusGateway = strings.NewReplacer("auth = eap-dynamic", "auth = eap-radius").Replace(raGateway[:strings.Index(raGateway, "secrets {")])
-
-// eapRadiusServer is a RADIUS server that runs our EAP-MSCHAPv2 server
-// per User-Name, as FreeRADIUS would, with the MSK in MS-MPPE keys and
-// framed[user], if any, as Framed-IP-Address. (FreeRADIUS itself is not
-// used yet: its mschap setup is still to be written.)
-func eapRadiusServer(t *testing.T, secret string, users map[string]string, framed map[string]net.IP) *radiustest.Server {
-	var mu sync.Mutex
-	servers := map[string]*eap.Server{}
-	return radiustest.NewServer(t, secret, func(req *radiustest.Request) *radiustest.Reply {
-		mu.Lock()
-		defer mu.Unlock()
-		user := rfc2865.UserName_GetString(req.Packet)
-		msg, _ := rfc2869.EAPMessage_Lookup(req.Packet)
-		srv := servers[user]
-		var out []byte
-		var err error
-		if srv == nil {
-			srv, err = eap.NewServer(eap.ServerConfig{
-				Methods: []eap.Type{eap.TypeMSCHAPv2}, Identity: user, Rand: rand.Reader,
-				Credentials: eap.CredentialsFunc(func(id string) (eap.Secret, error) {
-					if pw, ok := users[id]; ok {
-						return eap.PasswordSecret([]byte(pw)), nil
-					}
-					return eap.Secret{}, eap.ErrUnknownUser
-				}),
-			})
-			if err != nil {
-				return nil
-			}
-			servers[user] = srv
-			out, err = srv.Start()
-		} else {
-			out, err = srv.Process(msg)
-		}
-		if err != nil {
-			return nil
-		}
-		p := req.Response(radius.CodeAccessChallenge)
-		rfc2869.EAPMessage_Set(p, out)
-		if !srv.Done() {
-			return &radiustest.Reply{Code: radius.CodeAccessChallenge, Attributes: p.Attributes}
-		}
-		delete(servers, user)
-		res := srv.Result()
-		if res.Err != nil {
-			return &radiustest.Reply{Code: radius.CodeAccessReject, Attributes: p.Attributes}
-		}
-		microsoft.MSMPPERecvKey_Add(p, res.MSK[0:16])
-		microsoft.MSMPPESendKey_Add(p, res.MSK[16:32])
-		if ip := framed[user]; ip != nil {
-			rfc2865.FramedIPAddress_Set(p, ip)
-		}
-		return &radiustest.Reply{Code: radius.CodeAccessAccept, Attributes: p.Attributes}
-	})
-}
 
 // TestEAPRadius runs charon as an EAP-MSCHAPv2 client of our gateway,
 // which relays the EAP to a RADIUS server in its namespace: the right
@@ -90,7 +27,7 @@ func TestEAPRadius(t *testing.T) {
 	users := map[string]string{"carol": "carol's password", "bob": "bob's password", "frank": "frank's password"}
 	framed := map[string]net.IP{"frank": net.IPv4(10, 9, 0, 7)}
 	if err := e.nsO.Do(func() error {
-		srv = eapRadiusServer(t, secret, users, framed)
+		srv = radiustest.NewServer(t, secret, radiustest.EAPMSCHAPv2(t, users, framed))
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -1,19 +1,16 @@
 package interop
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/iketest"
+	"github.com/xdpsec/xdpsec/internal/radius/radiustest"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
@@ -41,182 +38,22 @@ grace	Cleartext-Password := "grace's password"
 	Framed-IP-Address = 10.3.200.2
 `
 
-// frInteropConfig: %[1]s is the directory.
-const frInteropConfig = `prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = %[1]s/log
-raddbdir = %[1]s
-radacctdir = %[1]s
-name = freeradius
-confdir = %[1]s
-modconfdir = %[1]s
-certdir = %[1]s
-cadir = %[1]s
-run_dir = %[1]s/run
-db_dir = %[1]s
-libdir = /usr/lib/freeradius
-pidfile = %[1]s/run/radiusd.pid
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 16384
-hostname_lookups = no
-log {
-	destination = stdout
-	stripped_names = no
-	auth = yes
-}
-security {
-	allow_core_dumps = no
-	max_attributes = 200
-	reject_delay = 0
-	status_server = no
-}
-proxy_requests = no
-thread pool {
-	start_servers = 2
-	max_servers = 4
-	min_spare_servers = 1
-	max_spare_servers = 2
-}
-client loopback {
-	ipaddr = 127.0.0.1
-	secret = "` + frInteropSecret + `"
-	require_message_authenticator = yes
-}
-modules {
-	eap {
-		default_eap_type = mschapv2
-		timer_expire = 60
-		ignore_unknown_eap_types = no
-		max_sessions = 4096
-		md5 {
-		}
-		mschapv2 {
-		}
-	}
-	mschap {
-		use_mppe = yes
-		require_encryption = yes
-		require_strong = yes
-	}
-	files {
-		filename = %[1]s/users
-	}
-	detail {
-		filename = %[1]s/detail
-		permissions = 0600
-		header = "%%t"
-	}
-}
-server default {
-	listen {
-		type = auth
-		ipaddr = 127.0.0.1
-		port = 1812
-	}
-	listen {
-		type = acct
-		ipaddr = 127.0.0.1
-		port = 1813
-	}
-	authorize {
-		files
-		mschap
-		eap
-	}
-	authenticate {
-		eap
-		Auth-Type MS-CHAP {
-			mschap
-		}
-	}
-	accounting {
-		detail
-	}
-	post-auth {
-	}
-}
-`
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startFreeRADIUS runs FreeRADIUS in ns on 127.0.0.1:1812/1813 until the
-// test ends; it returns its directory and its output.
-func startFreeRADIUS(t *testing.T, ns *testenv.Netns) (string, *syncBuffer) {
+// test ends (EAP-MSCHAPv2 first).
+func startFreeRADIUS(t *testing.T, ns *testenv.Netns) *radiustest.FreeRADIUS {
 	t.Helper()
 	testenv.RequireCommand(t, "freeradius")
-	dir := t.TempDir()
-	for _, d := range []string{"log", "run"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dict, err := os.ReadFile("/etc/freeradius/3.0/dictionary")
-	if err != nil {
-		dict = []byte("$INCLUDE /usr/share/freeradius/dictionary\n")
-	}
-	for name, content := range map[string]string{
-		"radiusd.conf": fmt.Sprintf(frInteropConfig, dir),
-		"users":        frInteropUsers,
-		"dictionary":   string(dict),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := &syncBuffer{}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "freeradius", "-X", "-d", dir)
-	cmd.Stdout, cmd.Stderr = out, out
-	waited, err := testenv.StartKept(cmd)
+	f, err := radiustest.StartFreeRADIUS(t.TempDir(), radiustest.FreeRADIUSConfig{Secret: frInteropSecret, Users: frInteropUsers, Netns: ns.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		<-waited
-		close(exited)
-	}()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		f.Stop()
 		if t.Failed() {
-			t.Logf("FreeRADIUS output:\n%s", out)
+			t.Logf("FreeRADIUS output:\n%s", f.Output())
 		}
 	})
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(out.String(), "Ready to process requests") {
-		select {
-		case <-exited:
-			t.Fatalf("freeradius exited:\n%s", out)
-		case <-deadline:
-			t.Fatalf("freeradius not ready after 20s:\n%s", out)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return dir, out
+	return f
 }
 
 // TestEAPRadiusFreeRADIUS: charon's EAP-MSCHAPv2 and EAP-MD5 through our
@@ -225,7 +62,7 @@ func startFreeRADIUS(t *testing.T, ns *testenv.Netns) (string, *syncBuffer) {
 // shared secret, and Start and Stop records in FreeRADIUS's detail file.
 func TestEAPRadiusFreeRADIUS(t *testing.T) {
 	e := newEnv(t, envOptions{charonSettings: "\tinstall_virtual_ip = yes\n"})
-	frDir, _ := startFreeRADIUS(t, e.nsO)
+	fr := startFreeRADIUS(t, e.nsO)
 	writeSettings := func(secret string) string {
 		p := filepath.Join(t.TempDir(), "xdpsec.conf")
 		conf := fmt.Sprintf("radius {\n  servers {\n    freeradius {\n      address = 127.0.0.1\n      secret = %s\n    }\n  }\n  timeout = 500ms\n  retransmit_tries = 2\n  accounting = yes\n  use_framed_ip = yes\n}\n", secret)
@@ -284,10 +121,7 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
 		}
 		return ""
 	}
-	detail := func() string {
-		b, _ := os.ReadFile(filepath.Join(frDir, "detail"))
-		return string(b)
-	}
+	detail := fr.Detail
 
 	t.Run("mschapv2", func(t *testing.T) {
 		if out, err := connect("carol"); err != nil {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,15 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
-	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -28,59 +24,14 @@ import (
 
 const radiusSecret = "testing123"
 
-// eapRadiusServer is a RADIUS server that runs our EAP-MSCHAPv2 server
-// per User-Name, as FreeRADIUS would, with the MSK in MS-MPPE keys.
+// eapRadiusServer is a RADIUS server with our EAP-MSCHAPv2 server behind
+// it, framed (if set) the Framed-IP-Address of every Accept.
 func eapRadiusServer(t *testing.T, users map[string]string, framed net.IP) *radiustest.Server {
-	var mu sync.Mutex
-	servers := map[string]*eap.Server{}
-	return radiustest.NewServer(t, radiusSecret, func(req *radiustest.Request) *radiustest.Reply {
-		mu.Lock()
-		defer mu.Unlock()
-		user := rfc2865.UserName_GetString(req.Packet)
-		msg, _ := rfc2869.EAPMessage_Lookup(req.Packet)
-		srv := servers[user]
-		var out []byte
-		var err error
-		if srv == nil {
-			srv, err = eap.NewServer(eap.ServerConfig{
-				Methods: []eap.Type{eap.TypeMSCHAPv2}, Identity: user, Rand: rand.Reader,
-				Credentials: eap.CredentialsFunc(func(id string) (eap.Secret, error) {
-					if pw, ok := users[id]; ok {
-						return eap.PasswordSecret([]byte(pw)), nil
-					}
-					return eap.Secret{}, eap.ErrUnknownUser
-				}),
-			})
-			if err != nil {
-				t.Error(err)
-				return nil
-			}
-			servers[user] = srv
-			out, err = srv.Start()
-		} else {
-			out, err = srv.Process(msg)
-		}
-		if err != nil {
-			t.Error(err)
-			return nil
-		}
-		p := req.Response(radius.CodeAccessChallenge)
-		rfc2869.EAPMessage_Set(p, out)
-		if !srv.Done() {
-			return &radiustest.Reply{Code: radius.CodeAccessChallenge, Attributes: p.Attributes}
-		}
-		delete(servers, user)
-		res := srv.Result()
-		if res.Err != nil {
-			return &radiustest.Reply{Code: radius.CodeAccessReject, Attributes: p.Attributes}
-		}
-		microsoft.MSMPPERecvKey_Add(p, res.MSK[0:16])
-		microsoft.MSMPPESendKey_Add(p, res.MSK[16:32])
-		if framed != nil {
-			rfc2865.FramedIPAddress_Set(p, framed)
-		}
-		return &radiustest.Reply{Code: radius.CodeAccessAccept, Attributes: p.Attributes}
-	})
+	f := map[string]net.IP{}
+	for u := range users {
+		f[u] = framed
+	}
+	return radiustest.NewServer(t, radiusSecret, radiustest.EAPMSCHAPv2(t, users, f))
 }
 
 func writeSettings(t *testing.T, body string, mode os.FileMode) string {

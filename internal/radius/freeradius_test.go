@@ -8,14 +8,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/internal/radius/radiustest"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
@@ -39,120 +38,23 @@ bob	Cleartext-Password := "bob-password"
 	MS-MPPE-Send-Key = 0x202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
 `
 
-// frConfig is a self-contained radiusd.conf; %[1]s is the directory,
-// %[2]d and %[3]d the ports. reject_delay 0 keeps rejects fast.
-const frConfig = `prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = %[1]s/log
-raddbdir = %[1]s
-radacctdir = %[1]s
-name = freeradius
-confdir = %[1]s
-modconfdir = %[1]s
-certdir = %[1]s
-cadir = %[1]s
-run_dir = %[1]s/run
-db_dir = %[1]s
-libdir = /usr/lib/freeradius
-pidfile = %[1]s/run/radiusd.pid
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 16384
-hostname_lookups = no
-log {
-	destination = stdout
-	stripped_names = no
-	auth = yes
-}
-security {
-	allow_core_dumps = no
-	max_attributes = 200
-	reject_delay = 0
-	status_server = no
-}
-proxy_requests = no
-thread pool {
-	start_servers = 2
-	max_servers = 4
-	min_spare_servers = 1
-	max_spare_servers = 2
-}
-client loopback {
-	ipaddr = 127.0.0.1
-	secret = "` + frSecret + `"
-	require_message_authenticator = yes
-}
-modules {
-	eap {
-		default_eap_type = md5
-		timer_expire = 60
-		ignore_unknown_eap_types = no
-		max_sessions = 4096
-		md5 {
-		}
-	}
-	files {
-		filename = %[1]s/users
-	}
-	detail {
-		filename = %[1]s/detail
-		permissions = 0600
-		header = "%%t"
-	}
-}
-server default {
-	listen {
-		type = auth
-		ipaddr = 127.0.0.1
-		port = %[2]d
-	}
-	listen {
-		type = acct
-		ipaddr = 127.0.0.1
-		port = %[3]d
-	}
-	authorize {
-		files
-		eap
-	}
-	authenticate {
-		eap
-	}
-	accounting {
-		detail
-	}
-	post-auth {
-	}
-}
-`
-
-type freeRADIUS struct {
-	dir                string
-	authPort, acctPort uint16
-	cmd                *exec.Cmd
-	out                *logBuffer
-	exited             chan struct{}
-}
-
 var fr struct {
 	once sync.Once
-	inst *freeRADIUS
+	inst *radiustest.FreeRADIUS
 	err  error
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if fr.inst != nil {
-		fr.inst.stop()
+		fr.inst.Stop()
+		os.RemoveAll(fr.inst.Dir)
 	}
 	os.Exit(code)
 }
 
 // needFreeRADIUS starts the shared server on first use, or skips.
-func needFreeRADIUS(t *testing.T) *freeRADIUS {
+func needFreeRADIUS(t *testing.T) *radiustest.FreeRADIUS {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "freeradius")
@@ -160,7 +62,7 @@ func needFreeRADIUS(t *testing.T) *freeRADIUS {
 		start := time.Now()
 		fr.inst, fr.err = startFreeRADIUS()
 		if fr.err == nil {
-			t.Logf("FreeRADIUS ready in %v (%s)", time.Since(start).Round(time.Millisecond), fr.inst.dir)
+			t.Logf("FreeRADIUS ready in %v (%s)", time.Since(start).Round(time.Millisecond), fr.inst.Dir)
 		}
 	})
 	if fr.err != nil {
@@ -168,7 +70,7 @@ func needFreeRADIUS(t *testing.T) *freeRADIUS {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("FreeRADIUS output:\n%s", fr.inst.out)
+			t.Logf("FreeRADIUS output:\n%s", fr.inst.Output())
 		}
 	})
 	return fr.inst
@@ -184,78 +86,30 @@ func freeUDPPort() (uint16, error) {
 	return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 }
 
-func startFreeRADIUS() (*freeRADIUS, error) {
+// startFreeRADIUS starts the shared server on free ports of 127.0.0.1,
+// EAP-MD5 first.
+func startFreeRADIUS() (*radiustest.FreeRADIUS, error) {
 	dir, err := os.MkdirTemp("", "xdpsec-freeradius-")
 	if err != nil {
 		return nil, err
 	}
-	f := &freeRADIUS{dir: dir, out: &logBuffer{}, exited: make(chan struct{})}
-	if f.authPort, err = freeUDPPort(); err != nil {
-		return nil, err
+	cfg := radiustest.FreeRADIUSConfig{Secret: frSecret, Users: frUsers, DefaultEAPType: "md5"}
+	if cfg.AuthPort, err = freeUDPPort(); err == nil {
+		cfg.AcctPort, err = freeUDPPort()
 	}
-	if f.acctPort, err = freeUDPPort(); err != nil {
-		return nil, err
+	var f *radiustest.FreeRADIUS
+	if err == nil {
+		f, err = radiustest.StartFreeRADIUS(dir, cfg)
 	}
-	for _, d := range []string{"log", "run"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	dict, err := os.ReadFile("/etc/freeradius/3.0/dictionary")
-	if err != nil {
-		dict = []byte("$INCLUDE /usr/share/freeradius/dictionary\n")
-	}
-	files := map[string]string{
-		"radiusd.conf": fmt.Sprintf(frConfig, dir, f.authPort, f.acctPort),
-		"users":        frUsers,
-		"dictionary":   string(dict),
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	// -X: debug output to stdout, one thread, in the foreground.
-	f.cmd = exec.Command("freeradius", "-X", "-d", dir)
-	f.cmd.Stdout, f.cmd.Stderr = f.out, f.out
-	waited, err := testenv.StartKept(f.cmd)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	go func() {
-		<-waited
-		close(f.exited)
-	}()
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(f.out.String(), "Ready to process requests") {
-		select {
-		case <-f.exited:
-			out := f.out.String()
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("freeradius exited: %v\n%s", f.cmd.ProcessState, out)
-		case <-deadline:
-			f.stop()
-			return nil, fmt.Errorf("freeradius not ready after 20s:\n%s", f.out)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 	return f, nil
 }
 
-func (f *freeRADIUS) stop() {
-	f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.exited:
-	case <-time.After(5 * time.Second):
-		f.cmd.Process.Kill()
-		<-f.exited
-	}
-	os.RemoveAll(f.dir)
-}
-
-func (f *freeRADIUS) server(name, secret string) Server {
-	return Server{Name: name, Address: "127.0.0.1", AuthPort: f.authPort, AcctPort: f.acctPort, Secret: NewSecret(secret)}
+func frServer(f *radiustest.FreeRADIUS, name, secret string) Server {
+	return Server{Name: name, Address: "127.0.0.1", AuthPort: f.AuthPort, AcctPort: f.AcctPort, Secret: NewSecret(secret)}
 }
 
 // eapMD5Peer answers an EAP-Request/MD5-Challenge (RFC 3748 §5.4): the
@@ -299,7 +153,7 @@ func frClient(t *testing.T, servers ...Server) (*Client, *logBuffer) {
 
 func TestFreeRADIUSEAPMD5(t *testing.T) {
 	f := needFreeRADIUS(t)
-	c, logs := frClient(t, f.server("freeradius", frSecret))
+	c, logs := frClient(t, frServer(f, "freeradius", frSecret))
 
 	t.Run("right password", func(t *testing.T) {
 		r, err := eapMD5Login(t, c, "alice", "alice-password")
@@ -367,15 +221,15 @@ func TestFreeRADIUSEAPMD5(t *testing.T) {
 // server that does not respond.
 func TestFreeRADIUSWrongSecret(t *testing.T) {
 	f := needFreeRADIUS(t)
-	c, _ := frClient(t, f.server("freeradius", "not-the-secret"))
+	c, _ := frClient(t, frServer(f, "freeradius", "not-the-secret"))
 	_, err := eapMD5Login(t, c, "alice", "alice-password")
 	if !errors.Is(err, ErrNotResponding) {
 		t.Fatalf("got %v, want not responding", err)
 	}
 	mustContain(t, err.Error(), "RADIUS server 'freeradius' (127.0.0.1:", "is not responding", "timed out after 2 attempts")
 	time.Sleep(50 * time.Millisecond)
-	mustContain(t, f.out.String(), "Shared secret is incorrect")
-	c2, _ := frClient(t, f.server("freeradius", "not-the-secret"))
+	mustContain(t, f.Output(), "Shared secret is incorrect")
+	c2, _ := frClient(t, frServer(f, "freeradius", "not-the-secret"))
 	err = c2.AccountingStart(ctxT(t), &AcctSession{ID: "wrong-secret", UserName: "alice"})
 	if !errors.Is(err, ErrNotResponding) {
 		t.Fatalf("accounting: got %v", err)
@@ -389,7 +243,7 @@ func TestFreeRADIUSFailover(t *testing.T) {
 	f := needFreeRADIUS(t)
 	downPort := closedPort(t)
 	down := Server{Name: "down", Address: "127.0.0.1", AuthPort: downPort, AcctPort: downPort, Secret: NewSecret(frSecret), Preference: 1}
-	c, logs := frClient(t, f.server("freeradius", frSecret), down)
+	c, logs := frClient(t, frServer(f, "freeradius", frSecret), down)
 	r, err := eapMD5Login(t, c, "alice", "alice-password")
 	if err != nil {
 		t.Fatal(err)
@@ -411,7 +265,7 @@ func TestFreeRADIUSFailover(t *testing.T) {
 // counters.
 func TestFreeRADIUSAccounting(t *testing.T) {
 	f := needFreeRADIUS(t)
-	c, _ := frClient(t, f.server("freeradius", frSecret))
+	c, _ := frClient(t, frServer(f, "freeradius", frSecret))
 	id := fmt.Sprintf("xdpsec-%d", time.Now().UnixNano())
 	a := &AcctSession{
 		ID:       id,
@@ -432,7 +286,7 @@ func TestFreeRADIUSAccounting(t *testing.T) {
 	if err := c.AccountingStop(ctx, a, u, CauseUserRequest); err != nil {
 		t.Fatal(err)
 	}
-	detail, err := os.ReadFile(filepath.Join(f.dir, "detail"))
+	detail, err := os.ReadFile(filepath.Join(f.Dir, "detail"))
 	if err != nil {
 		t.Fatal(err)
 	}
