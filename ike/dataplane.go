@@ -87,6 +87,9 @@ type SA struct {
 	IntegKey []byte
 	Lifetime Lifetime
 	IfID     uint32 // XFRM interface ID, 0 for none
+	// Offload is the hw_offload its CHILD_SA asks for (the dataplane
+	// acts on it).
+	Offload HWOffload
 	ReqID    uint32 // ties the SA to its policies
 	// Selectors restrict a transport mode SA to the negotiated traffic.
 	Selectors []TrafficSelector

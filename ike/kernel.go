@@ -112,6 +112,7 @@ func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 		Integ: k.suite.Integ, IntegKey: keys.Integ,
 		Lifetime: k.lifetime,
 		ReqID:    k.reqID(),
+		Offload:  k.cfg.HWOffload,
 	}
 	if inbound {
 		s.SAID, s.Src, s.Replay, s.IfID = k.inboundID(), sa.remote.Addr(), k.cfg.ReplayWindow, ifIn

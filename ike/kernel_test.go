@@ -85,3 +85,36 @@ func TestKernelLayerSharedAcrossVersions(t *testing.T) {
 	tb.wantNoSAs(tb.a)
 	tb.wantNoSAs(tb.b)
 }
+
+// TestSACarriesHWOffload: every SA of a CHILD_SA tells the dataplane the
+// child's hw_offload, inbound and outbound, after a rekey too; the peer's
+// setting is its own.
+func TestSACarriesHWOffload(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.Children[0].HWOffload = ike.HWOffloadAuto }})
+	tb.establish()
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []*peer{tb.a, tb.b} {
+			want := ike.HWOffloadNo
+			if p == tb.a {
+				want = ike.HWOffloadAuto
+			}
+			sas := p.dp.SAs()
+			if len(sas) < 2 {
+				t.Fatalf("%s %s: %d SAs, want 2 or more", p.name, when, len(sas))
+			}
+			for _, sa := range sas {
+				if sa.Offload != want {
+					t.Errorf("%s %s: SA %.8x (inbound %v) asks offload %v, want %v", p.name, when, sa.SPI, sa.Inbound, sa.Offload, want)
+				}
+			}
+		}
+	}
+	check("established")
+	child := tb.established(tb.a).Children[0]
+	if err := tb.a.e.RekeyChildSA(child.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	check("after a rekey")
+}

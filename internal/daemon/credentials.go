@@ -18,7 +18,6 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
-	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
 // Loaded is a swanctl.conf as the daemon runs it: the file, its
@@ -258,55 +257,3 @@ func loadPrivateKey(path string) (crypto.Signer, error) {
 	return nil, fmt.Errorf("%s: not a PKCS#8, PKCS#1 or SEC 1 private key", path)
 }
 
-// offloadFor returns the hw_offload of the CHILD_SA an SA belongs to. The
-// engine does not name the CHILD_SA in an ike.SA, so it is found by its
-// addresses and if_id; when several children could match, the first
-// asking for offload wins.
-func offloadFor(conns []*ike.Connection) func(sa *ike.SA) xfrm.OffloadMode {
-	return func(sa *ike.SA) xfrm.OffloadMode {
-		localAddr, remoteAddr := sa.Src, sa.Dst
-		if sa.Inbound {
-			localAddr, remoteAddr = sa.Dst, sa.Src
-		}
-		for _, c := range conns {
-			if !addrIn(c.LocalAddrs, localAddr) || !addrIn(c.RemoteAddrs, remoteAddr) {
-				continue
-			}
-			for _, ch := range c.Children {
-				ifID := ch.IfIDOut
-				if sa.Inbound {
-					ifID = ch.IfIDIn
-				}
-				if ch.HWOffload != ike.HWOffloadNo && ifID == sa.IfID {
-					return offloadMode(ch.HWOffload)
-				}
-			}
-		}
-		return xfrm.OffloadNo
-	}
-}
-
-// offloadMode is the kernel's name for a hw_offload setting.
-func offloadMode(h ike.HWOffload) xfrm.OffloadMode {
-	switch h {
-	case ike.HWOffloadYes:
-		return xfrm.OffloadYes
-	case ike.HWOffloadAuto:
-		return xfrm.OffloadAuto
-	case ike.HWOffloadPacket:
-		return xfrm.OffloadPacket
-	}
-	return xfrm.OffloadNo
-}
-
-func addrIn(list []netip.Addr, a netip.Addr) bool {
-	if len(list) == 0 {
-		return true
-	}
-	for _, x := range list {
-		if x.Unmap() == a.Unmap() {
-			return true
-		}
-	}
-	return false
-}

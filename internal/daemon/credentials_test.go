@@ -20,7 +20,6 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
-	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
 
 // writeConfig writes files (relative path → content) into a fresh
@@ -131,21 +130,13 @@ func TestMapConfigNetToNetPSK(t *testing.T) {
 		t.Errorf("secrets %+v", l.Credentials.Shared)
 	}
 	m := ch
-	if m.StartAction != ike.ActionStart || offloadMode(m.HWOffload) != xfrm.OffloadAuto {
+	if m.StartAction != ike.ActionStart || m.HWOffload != ike.HWOffloadAuto {
 		t.Errorf("meta %+v", m)
 	}
 	// The engine takes what the mapping made.
 	e := newCheckEngine(t, l)
 	defer e.Close()
 
-	sa := &ike.SA{SAID: ike.SAID{Dst: netipAddr("192.168.0.1")}, Src: netipAddr("192.168.0.2"), Inbound: true, IfID: 7}
-	if got := offloadFor(l.Connections)(sa); got != xfrm.OffloadAuto {
-		t.Errorf("offloadFor = %v", got)
-	}
-	sa.IfID = 0
-	if got := offloadFor(l.Connections)(sa); got != xfrm.OffloadNo {
-		t.Errorf("offloadFor other if_id = %v", got)
-	}
 }
 
 // keywords writes proposals as swanctl.conf does.

@@ -303,13 +303,7 @@ func (d *Daemon) openDataplane() error {
 		d.hashClientPolicies()
 	}
 	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
-		Tunnels: dataplane.NetlinkTunnels{Kernel: k},
-		OffloadFor: func(sa *ike.SA) dataplane.Offload {
-			d.mu.Lock()
-			conns := d.loaded.Connections
-			d.mu.Unlock()
-			return offloadFor(conns)(sa)
-		}})
+		Tunnels: dataplane.NetlinkTunnels{Kernel: k}})
 	return nil
 }
 

@@ -106,8 +106,6 @@ type KernelDataplane struct {
 	bpf    BPF
 	log    *slog.Logger
 	spread CPUSpread
-	// OffloadFor says what hw_offload an SA's CHILD_SA asks for.
-	offloadFor func(sa *ike.SA) Offload
 	// device finds the interface that holds a local address (the device
 	// offload is asked of).
 	device  func(local netip.Addr) (string, error)
@@ -158,8 +156,6 @@ type KernelConfig struct {
 	BPF    BPF
 	Log    *slog.Logger
 	Spread CPUSpread
-	// OffloadFor returns the hw_offload of the SA's CHILD_SA; nil: no.
-	OffloadFor func(sa *ike.SA) Offload
 	// Device returns the interface holding a local address; nil looks it
 	// up with netlink.
 	Device func(local netip.Addr) (string, error)
@@ -172,14 +168,11 @@ type KernelConfig struct {
 func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 	d := &KernelDataplane{
 		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
-		offloadFor: cfg.OffloadFor, device: cfg.Device, tunnels: cfg.Tunnels,
+		device: cfg.Device, tunnels: cfg.Tunnels,
 		sas: map[ike.SAID]*installed{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
-	}
-	if d.offloadFor == nil {
-		d.offloadFor = func(*ike.SA) Offload { return xfrm.OffloadNo }
 	}
 	if d.device == nil {
 		d.device = deviceOf
@@ -301,10 +294,23 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 	return nil
 }
 
+// offloadMode is the kernel's name for a hw_offload setting.
+func offloadMode(h ike.HWOffload) Offload {
+	switch h {
+	case ike.HWOffloadYes:
+		return xfrm.OffloadYes
+	case ike.HWOffloadAuto:
+		return xfrm.OffloadAuto
+	case ike.HWOffloadPacket:
+		return xfrm.OffloadPacket
+	}
+	return xfrm.OffloadNo
+}
+
 // setOffload fills in the offload request; in auto mode a device that
 // cannot be found means software, with a log line.
 func (d *KernelDataplane) setOffload(sa *ike.SA, st *xfrm.State) error {
-	mode := d.offloadFor(sa)
+	mode := offloadMode(sa.Offload)
 	if mode == xfrm.OffloadNo {
 		return nil
 	}

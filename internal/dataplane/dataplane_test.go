@@ -277,21 +277,22 @@ func TestDataplaneOffload(t *testing.T) {
 		return xfrm.OffloadResult{}, oe
 	}
 	for _, tc := range []struct {
-		mode    Offload
+		mode    ike.HWOffload
 		wantErr bool
 		wantLog string
 	}{
-		{xfrm.OffloadAuto, false, "hw offload on wan0 refused"},
-		{xfrm.OffloadYes, true, ""},
-		{xfrm.OffloadPacket, true, ""},
+		{ike.HWOffloadAuto, false, "hw offload on wan0 refused"},
+		{ike.HWOffloadYes, true, ""},
+		{ike.HWOffloadPacket, true, ""},
 	} {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			d, k, b, _ := newFakeDataplane(t)
 			var logs strings.Builder
 			d.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			k.offload = refuse
-			d.offloadFor = func(*ike.SA) Offload { return tc.mode }
-			err := d.AddSA(testSA(0xc0000001, true))
+			sa := testSA(0xc0000001, true)
+			sa.Offload = tc.mode
+			err := d.AddSA(sa)
 			if tc.wantErr {
 				var oe *xfrm.OffloadError
 				if !errors.As(err, &oe) || !strings.Contains(err.Error(), "wan0") {
