@@ -504,6 +504,7 @@ func (sa *v1SA) leaveHalfOpen() {
 // die destroys the SA and restarts its connection if its children ask
 // for it (dpd_action = restart).
 func (sa *v1SA) die() {
+	sa.ending(EndPeerDead)
 	restart := sa.restart
 	var children []*childConfig
 	for _, c := range sa.children {
