@@ -218,5 +218,15 @@ func (p *Peer) wipe() {
 // Done reports whether the conversation is over.
 func (p *Peer) Done() bool { return p.done }
 
+// Abort ends a conversation that has not finished, wiping the method's
+// and the runner's secrets. It does nothing after the end.
+func (p *Peer) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.wipe()
+}
+
 // Result is the outcome once Done. The caller owns Result().MSK.
 func (p *Peer) Result() Result { return p.result }

@@ -280,6 +280,19 @@ func (s *Server) fail(id uint8, e *Error) []byte {
 // Done reports whether the conversation is over.
 func (s *Server) Done() bool { return s.done }
 
+// Abort ends a conversation that has not finished (the IKE SA is gone):
+// the method's secrets are wiped and what it runs (EAP-TLS's handshake)
+// stops. Result stays empty. It does nothing after the end.
+func (s *Server) Abort() {
+	if s.done {
+		return
+	}
+	s.done = true
+	if s.method != nil {
+		s.method.Wipe()
+	}
+}
+
 // Identity is the peer's EAP identity as far as it is known: configured,
 // or received in EAP-Identity.
 func (s *Server) Identity() string { return s.identity }
