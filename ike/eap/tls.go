@@ -288,6 +288,9 @@ func (c *tlsCore) step(data []byte) ([]byte, Status, error) {
 	if p.start() {
 		return c.fail(ReasonUnexpected, fmt.Errorf("EAP-TLS Start in the middle of a conversation: %w", ErrUnexpected))
 	}
+	if p.ack() && !c.reasm.started {
+		return c.fail(ReasonUnexpected, fmt.Errorf("acknowledgement with no fragment of ours pending: %w", ErrUnexpected))
+	}
 	complete, err := c.reasm.add(p)
 	if err != nil {
 		return c.fail(ReasonMalformed, err)

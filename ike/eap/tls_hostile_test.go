@@ -118,6 +118,14 @@ func TestTLSHostileFragments(t *testing.T) {
 		s, id := hostileServer(t, nil)
 		expectFail(t, s, id, [][]byte{{}}, ErrTruncated, ReasonMalformed)
 	})
+	t.Run("ack-of-nothing", func(t *testing.T) {
+		s, id := hostileServer(t, nil)
+		expectFail(t, s, id, [][]byte{{0}}, ErrUnexpected, ReasonUnexpected)
+	})
+	t.Run("ack-ending-fragments", func(t *testing.T) {
+		s, id := hostileServer(t, nil)
+		expectFail(t, s, id, [][]byte{tlsData(tlsFlagMore, -1, []byte{0x16}), {0}}, ErrTruncated, ReasonMalformed)
+	})
 	t.Run("start-from-peer", func(t *testing.T) {
 		s, id := hostileServer(t, nil)
 		expectFail(t, s, id, [][]byte{{tlsFlagStart}}, ErrUnexpected, ReasonUnexpected)
