@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +317,57 @@ func TestTLSConfigChecks(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// TestTLS12MSKSuites checks the TLS 1.2 MSK, from the master secret and
+// the server random, against crypto/tls's exporter for a SHA-256 and a
+// SHA-384 cipher suite (whose PRF hash differs), with TLS run directly
+// over net.Pipe.
+func TestTLS12MSKSuites(t *testing.T) {
+	w := newTLSWorld(t)
+	for _, suite := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384} {
+		var kl keyLog
+		var flight bytes.Buffer
+		cc, sc := net.Pipe()
+		srv := tls.Server(&recordingConn{Conn: sc, w: &flight}, &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{w.srvCert.Raw}, PrivateKey: w.srvKey}},
+			MaxVersion:   tls.VersionTLS12, CipherSuites: []uint16{suite}, KeyLogWriter: &kl, Time: func() time.Time { return tlsTestNow }})
+		cli := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+		done := make(chan error, 1)
+		go func() { done <- cli.Handshake() }()
+		if err := srv.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		st := srv.ConnectionState()
+		if st.CipherSuite != suite {
+			t.Fatalf("suite %s", tls.CipherSuiteName(st.CipherSuite))
+		}
+		msk, err := tlsMSK(&st, &kl, serverHelloRandom(flight.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := st.ExportKeyingMaterial("client EAP encryption", nil, 128)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(msk, want[:64]) {
+			t.Errorf("%s: MSK %x, exporter %x", tls.CipherSuiteName(suite), msk, want[:64])
+		}
+		cc.Close()
+		sc.Close()
+	}
+}
+
+// recordingConn keeps what is written through it.
+type recordingConn struct {
+	net.Conn
+	w *bytes.Buffer
+}
+
+func (c *recordingConn) Write(b []byte) (int, error) {
+	c.w.Write(b)
+	return c.Conn.Write(b)
 }
