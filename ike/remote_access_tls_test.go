@@ -44,9 +44,9 @@ func TestRemoteAccessEAPTLS(t *testing.T) {
 		t.Fatalf("CHILD_SAs: client %d, gateway %d", len(c.Children), len(g.Children))
 	}
 	rb.checkKeys()
-	wantLog(t, rb.b, "EAP method EAP_TLS succeeded, MSK established", "authentication of '"+tlsUser+"' with EAP successful",
+	wantLog(t, rb.b, "negotiated TLS 1.3 using suite TLS_", "EAP method EAP_TLS succeeded, MSK established", "authentication of '"+tlsUser+"' with EAP successful",
 		"assigning virtual IP 10.3.200.1 to peer '"+tlsUser+"'")
-	wantLog(t, rb.a, "EAP method EAP_TLS succeeded, MSK established", "authentication of 'sun.example.org' with EAP successful")
+	wantLog(t, rb.a, "negotiated TLS 1.3 using suite TLS_", "EAP method EAP_TLS succeeded, MSK established", "authentication of 'sun.example.org' with EAP successful")
 }
 
 // TestRemoteAccessEAPTLSRefused: a certificate from another CA, and one

@@ -131,6 +131,9 @@ func (t *ikeAuth) eapOutcome() error {
 	}
 	r.msk = res.MSK
 	r.eapDone = true
+	if res.Detail != "" {
+		sa.log.Info(res.Detail)
+	}
 	if len(r.msk) > 0 {
 		sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
 	} else {

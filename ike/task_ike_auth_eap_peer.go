@@ -175,6 +175,9 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 				return fail()
 			}
 			r.msk = res.MSK
+			if res.Detail != "" {
+				sa.log.Info(res.Detail)
+			}
 			if len(r.msk) > 0 {
 				sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
 			} else {

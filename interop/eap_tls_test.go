@@ -102,7 +102,7 @@ func TestEAPTLS(t *testing.T) {
 		if out, err := e.charon.swanctlRun("--initiate", "--child", "carol", "--timeout", "30"); err != nil {
 			t.Fatalf("carol: %v\n%s", err, out)
 		}
-		waitLog(t, "xdpsec", e.ours.log, 5e9, "EAP method EAP_TLS succeeded, MSK established",
+		waitLog(t, "xdpsec", e.ours.log, 5e9, "negotiated TLS 1.2 using suite TLS_ECDHE_ECDSA_", "EAP method EAP_TLS succeeded, MSK established",
 			"authentication of 'carol@example.org' with EAP successful", "assigning virtual IP 10.3.200.1 to peer 'carol@example.org'")
 		waitLog(t, "charon", e.charon.log, 5e9, "negotiated TLS 1.2", "EAP method EAP_TLS succeeded, MSK established",
 			"authentication of 'sun.example.org' with EAP successful")
@@ -189,7 +189,7 @@ pools {
 }
 `, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert), "x509/carol.pem": pemCert(ucert), "private/carol.pem": pemKey(t, ukey)})
 	e.initiate(oursInitiate)
-	waitLog(t, "xdpsec", e.ours.log, 5e9, "EAP method EAP_TLS succeeded, MSK established",
+	waitLog(t, "xdpsec", e.ours.log, 5e9, "negotiated TLS 1.2 using suite TLS_ECDHE_ECDSA_", "EAP method EAP_TLS succeeded, MSK established",
 		"authentication of 'moon.example.org' with EAP successful", "received virtual IP 10.4.0.1")
 	waitLog(t, "charon", e.charon.log, 5e9, "EAP method EAP_TLS succeeded, MSK established", "assigning virtual IP 10.4.0.1 to peer 'carol@example.org'")
 	o := e.oursSA()

@@ -117,7 +117,7 @@ func (p *Peer) Process(msg []byte) ([]byte, error) {
 			return p.fail(failure(p.methodType(), ReasonUnexpected, p.cfg.Identity, err)), nil
 		}
 		p.done = true
-		p.result = Result{Method: p.method.Type(), Identity: p.cfg.Identity, MSK: p.method.MSK()}
+		p.result = Result{Method: p.method.Type(), Identity: p.cfg.Identity, MSK: p.method.MSK(), Detail: detail(p.method)}
 		p.wipe()
 		return nil, nil
 	case CodeFailure:

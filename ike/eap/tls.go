@@ -119,6 +119,7 @@ type tlsCore struct {
 	certErr  *Error            // why the other side's certificate was refused
 	cert     *x509.Certificate // the other side's, once verified
 	version  uint16
+	suite    uint16
 	state    tls.ConnectionState // after the handshake; its exporter holds secrets
 	msk      []byte
 }
@@ -314,6 +315,7 @@ func (c *tlsCore) after(ev tlsEvent) ([]byte, Status, error) {
 		c.finished = true
 		c.state = ev.state
 		c.version = ev.state.Version
+		c.suite = ev.state.CipherSuite
 		msk, err := tlsMSK(&ev.state, &c.keylog, c.srvRand)
 		c.keylog.wipe()
 		if err != nil {
@@ -367,8 +369,13 @@ func (c *tlsCore) wipe() {
 	c.frag.load(nil)
 }
 
-// Version is the negotiated TLS version, after the handshake.
-func (c *tlsCore) Version() uint16 { return c.version }
+// detail is charon's line for the negotiated session.
+func (c *tlsCore) detail() string {
+	if c.version == 0 {
+		return ""
+	}
+	return "negotiated " + tls.VersionName(c.version) + " using suite " + tls.CipherSuiteName(c.suite)
+}
 
 // TLSServer is the server side of EAP-TLS.
 type TLSServer struct {
@@ -431,6 +438,9 @@ func (s *TLSServer) MSK() []byte {
 // Version is the negotiated TLS version, after success.
 func (s *TLSServer) Version() uint16 { return s.core.version }
 
+// Detail says which TLS version and suite were negotiated.
+func (s *TLSServer) Detail() string { return s.core.detail() }
+
 func (s *TLSServer) Wipe() { s.core.wipe() }
 
 // TLSPeer is the peer side of EAP-TLS.
@@ -473,5 +483,8 @@ func (p *TLSPeer) MSK() []byte { return slices.Clone(p.core.msk) }
 
 // Version is the negotiated TLS version, after success.
 func (p *TLSPeer) Version() uint16 { return p.core.version }
+
+// Detail says which TLS version and suite were negotiated.
+func (p *TLSPeer) Detail() string { return p.core.detail() }
 
 func (p *TLSPeer) Wipe() { p.core.wipe() }
