@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -117,9 +118,9 @@ type AuthMethod uint8
 const (
 	AuthPubkey AuthMethod = iota // signatures with a certificate
 	AuthPSK                      // pre-shared key
-	// AuthEAP: EAP inside IKE_AUTH (RFC 7296 section 2.16), the peer
-	// authenticating to us as the EAP server; a remote round of a
-	// responder only (our EAP peer side is not wired yet).
+	// AuthEAP: EAP inside IKE_AUTH (RFC 7296 section 2.16): in a remote
+	// round the peer authenticates to our EAP server, in a local round we
+	// authenticate to the peer's as an EAP peer.
 	AuthEAP
 	// AuthEAPRadius (eap-radius): EAP inside IKE_AUTH with the engine
 	// relaying the conversation to Config.EAPBackend (RFC 3579
@@ -198,8 +199,13 @@ type AuthConfig struct {
 	// certificate must chain to; empty means the engine's Credentials.CAs.
 	CACerts []*x509.Certificate
 	// EAPMethods are the EAP methods offered with AuthEAP, in order of
-	// preference (eap-md5: TypeMD5; eap-mschapv2: TypeMSCHAPv2;
-	// eap-dynamic: both, the peer's Nak choosing).
+	// preference (eap-md5: TypeMD5; eap-mschapv2: TypeMSCHAPv2; eap-tls:
+	// TypeTLS; eap-dynamic: all three, the peer's Nak choosing). TypeTLS
+	// needs certificates: the server presents the local round's
+	// certificate and checks the client's against CACerts (or the
+	// engine's CAs); the client presents this round's Certs. Where they
+	// are missing, TypeTLS is dropped from a list that offers others and
+	// refused when alone.
 	EAPMethods []eap.Type
 	// EAPID (eap_id) is the identity the peer authenticates as in EAP:
 	// empty for its IKE identity, "%any" to ask it with EAP-Identity, or a
@@ -341,6 +347,13 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.remote.Auth.isEAP() && rc.local.Auth == AuthEAP {
 		return nil, errf("local.auth", "EAP on both ends: one of them must be the server, with a certificate or a PSK")
 	}
+	if rc.remote.Auth == AuthEAP && slices.Contains(rc.remote.EAPMethods, eap.TypeTLS) && rc.local.Auth != AuthPubkey {
+		// Our EAP-TLS server presents the certificate of our IKE round.
+		if len(rc.remote.EAPMethods) == 1 {
+			return nil, errf("remote.auth", "eap-tls needs a certificate of ours: local.auth = pubkey with certs")
+		}
+		rc.remote.EAPMethods = slices.DeleteFunc(slices.Clone(rc.remote.EAPMethods), func(t eap.Type) bool { return t == eap.TypeTLS })
+	}
 	if rc.Version == 1 && len(rc.Pools) > 0 {
 		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
 	}
@@ -391,8 +404,8 @@ func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 			return r, fmt.Errorf("auth: EAP without a method")
 		}
 		for _, t := range r.EAPMethods {
-			if t != eap.TypeMD5 && t != eap.TypeMSCHAPv2 {
-				return r, fmt.Errorf("auth: EAP method %v is not supported (eap-md5, eap-mschapv2)", t)
+			if t != eap.TypeMD5 && t != eap.TypeMSCHAPv2 && t != eap.TypeTLS {
+				return r, fmt.Errorf("auth: EAP method %v is not supported (eap-md5, eap-mschapv2, eap-tls)", t)
 			}
 		}
 	} else if len(r.EAPMethods) > 0 || r.EAPID != "" {
@@ -400,6 +413,18 @@ func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 	}
 	if r.Scheme != nil && (!local || r.Auth != AuthPubkey) {
 		return r, fmt.Errorf("auth: a signature scheme applies to local pubkey rounds only")
+	}
+	if local && r.Auth == AuthEAP && slices.Contains(r.EAPMethods, eap.TypeTLS) {
+		// The EAP-TLS client presents the round's certificate; as with
+		// pubkey, our identity defaults to its subject.
+		if len(a.Certs) == 0 || a.PrivateKey == nil {
+			if len(r.EAPMethods) == 1 {
+				return r, fmt.Errorf("certs: eap-tls needs a certificate and its private key")
+			}
+			r.EAPMethods = slices.DeleteFunc(slices.Clone(r.EAPMethods), func(t eap.Type) bool { return t == eap.TypeTLS })
+		} else if r.ID.IsAny() {
+			r.ID = Identity{Type: 9, Data: a.Certs[0].RawSubject}
+		}
 	}
 	if local && r.Auth == AuthPubkey {
 		if len(a.Certs) == 0 || a.PrivateKey == nil {

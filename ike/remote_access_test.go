@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"crypto"
 	"crypto/x509"
 	"net"
 	"net/netip"
@@ -35,6 +36,10 @@ type raOptions struct {
 	// relaying to it (eap_relay_test.go), with eapID as its eap_id.
 	backend ike.EAPBackend
 	eapID   string
+	// clientCert, when set, gives a the certificate and key of its local
+	// round (EAP-TLS), made with the gateway's CA at hand; the gateway
+	// then trusts that CA.
+	clientCert func(ca *iketest.CA) (crypto.Signer, *x509.Certificate)
 }
 
 func newRABed(t *testing.T, o raOptions) *raBed {
@@ -67,8 +72,20 @@ func newRABed(t *testing.T, o raOptions) *raBed {
 		}}
 	key := iketest.NewKey(t, "ecdsa")
 	cert := rb.ca.Issue(t, key, "sun.example.org", []string{"sun.example.org"}, nil, []net.IP{addrB.AsSlice()})
+	var gwCAs []*x509.Certificate
+	var clientKey crypto.Signer
+	var clientCert *x509.Certificate
+	if o.clientCert != nil {
+		clientKey, clientCert = o.clientCert(rb.ca)
+		gwCAs = []*x509.Certificate{rb.ca.Cert}
+	}
 	rb.testbed = newTestbed(t, bedOptions{
-		connA: func(c *ike.Connection) { rb.clientConn(c, o.user, o.clientMethods) },
+		connA: func(c *ike.Connection) {
+			rb.clientConn(c, o.user, o.clientMethods)
+			if clientCert != nil {
+				c.Local[0].Certs, c.Local[0].PrivateKey = []*x509.Certificate{clientCert}, clientKey
+			}
+		},
 		connB: func(c *ike.Connection) {
 			c.Local = []*ike.AuthConfig{{Auth: ike.AuthPubkey, ID: ike.MustParseIdentity("sun.example.org"), Certs: []*x509.Certificate{cert}, PrivateKey: key}}
 			c.Remote = []*ike.AuthConfig{{Auth: ike.AuthEAP, EAPMethods: o.serverMethods, EAPID: "%any"}}
@@ -84,7 +101,7 @@ func newRABed(t *testing.T, o raOptions) *raBed {
 			c.Credentials = ike.Credentials{CAs: []*x509.Certificate{rb.ca.Cert}, EAP: []ike.EAPSecret{{IDs: []string{o.user}, Secret: []byte(o.password)}}}
 		},
 		cfgB: func(c *ike.Config) {
-			c.Credentials = ike.Credentials{EAP: rb.users}
+			c.Credentials = ike.Credentials{EAP: rb.users, CAs: gwCAs}
 			c.Pools = []*ike.Pool{rb.pool}
 			c.EAPBackend = o.backend
 		},

@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,6 +50,9 @@ type eapRound struct {
 func (r *eapRound) wipe() {
 	clear(r.msk)
 	r.msk = nil
+	if r.server != nil {
+		r.server.Abort()
+	}
 	if r.relay != nil {
 		r.relay.stop()
 	}
@@ -85,6 +89,7 @@ func (t *ikeAuth) startEAP(m *message.Message, c *connection, peer Identity, idi
 		Identity:    eapIdentity(c.remote, peer),
 		Credentials: eap.CredentialsFunc(sa.e.eapSecret),
 		Rand:        sa.e.rand,
+		NewMethod:   sa.newEAPServerMethod,
 	})
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("EAP server: %v", err))
@@ -126,6 +131,9 @@ func (t *ikeAuth) eapOutcome() error {
 	}
 	r.msk = res.MSK
 	r.eapDone = true
+	if res.Detail != "" {
+		sa.log.Info(res.Detail)
+	}
 	if len(r.msk) > 0 {
 		sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
 	} else {
@@ -277,6 +285,47 @@ func (t *ikeAuth) buildEAP(m *message.Message) error {
 		return nil
 	}
 	return t.child.buildResponse(m)
+}
+
+// newEAPServerMethod makes the methods the eap package leaves to us:
+// EAP-TLS, with our IKE certificate and key, checking the client's
+// certificate against the remote round's CAs and the EAP identity.
+func (sa *ikeSA) newEAPServerMethod(t eap.Type, identity string) eap.ServerMethod {
+	if t != eap.TypeTLS {
+		return nil
+	}
+	m, err := eap.NewTLSServer(sa.tlsConfig(sa.conn.local, identity))
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("EAP-TLS server: %v", err))
+		return nil
+	}
+	return m
+}
+
+// tlsConfig is EAP-TLS's configuration for our round own (certificate and
+// key) and the other side's identity, checked against the remote round's
+// trust anchors.
+func (sa *ikeSA) tlsConfig(own AuthConfig, identity string) eap.TLSConfig {
+	return eap.TLSConfig{
+		Chain:         own.Certs,
+		Key:           own.PrivateKey,
+		CAs:           sa.trustedCAs(sa.conn.remote),
+		Identity:      identity,
+		MatchIdentity: certHasEAPIdentity,
+		Now:           sa.e.clock.Now,
+		Rand:          sa.e.rand,
+	}
+}
+
+// certHasEAPIdentity reads an EAP identity as strongSwan reads one (an
+// email address, a DN, an FQDN, an address) and checks that the
+// certificate is issued to it: its subject or a subjectAltName.
+func certHasEAPIdentity(c *x509.Certificate, identity string) bool {
+	id, err := ParseIdentity(identity)
+	if err != nil || id.IsAny() {
+		return false
+	}
+	return certHasIdentity(c, id)
 }
 
 // eapSecret is the EAP servers' credential lookup: the secrets.eap

@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -29,6 +30,7 @@ type eapPeerRound struct {
 func (r *eapPeerRound) wipe() {
 	clear(r.msk)
 	r.msk = nil
+	r.peer.Abort()
 }
 
 func (r *eapPeerRound) secret(skp []byte) []byte {
@@ -45,13 +47,19 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 	if identity == "" {
 		identity = sa.localID.String()
 	}
+	methods := sa.conn.local.EAPMethods
 	secret, err := sa.e.eapSecret(identity)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("no EAP key found for '%s'", identity))
-		t.abortChild()
-		return errDestroy
+		// EAP-TLS needs no password: without one, it is the only method.
+		if !slices.Contains(methods, eap.TypeTLS) {
+			sa.log.Info(fmt.Sprintf("no EAP key found for '%s'", identity))
+			t.abortChild()
+			return errDestroy
+		}
+		methods = []eap.Type{eap.TypeTLS}
 	}
-	peer, err := eap.NewPeer(eap.PeerConfig{Identity: identity, Secret: secret, Methods: sa.conn.local.EAPMethods, Rand: sa.e.rand})
+	peer, err := eap.NewPeer(eap.PeerConfig{Identity: identity, Secret: secret, Methods: methods, Rand: sa.e.rand,
+		NewMethod: sa.newEAPPeerMethod})
 	secret.Wipe()
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("EAP peer: %v", err))
@@ -70,6 +78,22 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 		}
 	}
 	return nil
+}
+
+// newEAPPeerMethod makes EAP-TLS's peer side when the server starts it:
+// our round's certificate and key, the server's certificate checked
+// against the remote round's CAs and the identity it authenticated with
+// in IKE (verified before any EAP message is taken).
+func (sa *ikeSA) newEAPPeerMethod(t eap.Type) eap.PeerMethod {
+	if t != eap.TypeTLS {
+		return nil
+	}
+	m, err := eap.NewTLSPeer(sa.tlsConfig(sa.conn.local, sa.remoteID.String()))
+	if err != nil {
+		sa.log.Info(fmt.Sprintf("EAP-TLS peer: %v", err))
+		return nil
+	}
+	return m
 }
 
 // buildEAPRequest builds the IKE_AUTH requests after the first.
@@ -151,6 +175,9 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 				return fail()
 			}
 			r.msk = res.MSK
+			if res.Detail != "" {
+				sa.log.Info(res.Detail)
+			}
 			if len(r.msk) > 0 {
 				sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
 			} else {

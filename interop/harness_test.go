@@ -205,7 +205,7 @@ type charon struct {
 // tests, resolve writing the DNS servers it is given to a file of the
 // test's own), a file log, and VICI on a socket of the test's own.
 const strongswanConf = `charon {
-	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 resolve
+	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 eap-tls resolve
 	filelog {
 		charon {
 			path = %s

@@ -11,10 +11,21 @@
 // EAP-MD5-Challenge (RFC 3748 section 5.4, no MSK) and EAP-MSCHAPv2
 // (RFC 2759 in the packets of draft-kamath-pppext-eap-mschapv2, with the
 // 64-octet MSK derived as strongSwan's eap-mschapv2 plugin derives it, so
-// that AUTH payloads agree with charon's). ServerMethod and PeerMethod
-// are the interfaces a further method implements; one that needs many
-// round trips and a 64-octet MSK (EAP-TLS) or relays packets to a RADIUS
-// server fits them.
+// that AUTH payloads agree with charon's) and EAP-TLS (RFC 5216, and RFC
+// 9190 for TLS 1.3: TLSServer and TLSPeer, which the runners get through
+// their NewMethod hooks since they need certificates). ServerMethod and
+// PeerMethod are the interfaces a further method implements; a relay of
+// packets to a RADIUS server fits them too.
+//
+// EAP-TLS drives crypto/tls over an in-memory connection (tls_pipe.go):
+// the handshake runs in a goroutine that hands over each flight when it
+// waits for the other side's, so one EAP message is processed at a time
+// and nothing touches a socket. Fragmentation, acknowledgements and the
+// limits on what the other side may make us reassemble live in
+// tls_framing.go. Wipe zeroes the MSK and the TLS 1.2 master secret held
+// here and ends the goroutine; the secrets inside crypto/tls's own
+// connection state cannot be zeroed from outside and go with it to the
+// garbage collector.
 //
 // A conversation ends with a Result: the MSK on success, or an *Error
 // whose Reason tells a wrong password from an unknown user for the log

@@ -62,6 +62,18 @@ const (
 	ReasonUnsupported
 	// ReasonInternal: randomness or the local side's own setup failed.
 	ReasonInternal
+	// ReasonUntrustedCertificate: the other side's certificate does not
+	// chain to a trusted CA (EAP-TLS), or none was sent.
+	ReasonUntrustedCertificate
+	// ReasonCertificateExpired: the other side's certificate is expired
+	// or not yet valid.
+	ReasonCertificateExpired
+	// ReasonCertificateIdentity: the other side's certificate is not
+	// issued to the identity it claims (EAP identity, server identity).
+	ReasonCertificateIdentity
+	// ReasonTLS: the TLS handshake failed otherwise (an alert received,
+	// a protocol error).
+	ReasonTLS
 )
 
 func (r Reason) String() string {
@@ -86,6 +98,14 @@ func (r Reason) String() string {
 		return "not supported"
 	case ReasonInternal:
 		return "internal error"
+	case ReasonUntrustedCertificate:
+		return "certificate not trusted"
+	case ReasonCertificateExpired:
+		return "certificate expired or not yet valid"
+	case ReasonCertificateIdentity:
+		return "certificate identity mismatch"
+	case ReasonTLS:
+		return "TLS handshake failed"
 	}
 	return fmt.Sprintf("reason %d", uint8(r))
 }
@@ -116,10 +136,15 @@ func (e *Error) Unwrap() error { return e.Err }
 // LogLine is charon's line for a failed method with the cause appended,
 // e.g. "EAP method EAP_MSCHAPV2 failed for peer carol@example.org: wrong
 // password". peer is the peer's IKE identity as the engine prints it.
+// EAP-TLS failures carry the detail of the certificate or TLS error
+// (which certificate, which CA, which alert): it holds no secret.
 func (e *Error) LogLine(peer string) string {
 	s := "EAP method " + e.Method.String() + " failed for peer " + peer + ": " + e.Reason.String()
 	if e.Identity != "" && e.Identity != peer {
 		s += " (EAP identity " + quote(e.Identity) + ")"
+	}
+	if e.Method == TypeTLS && e.Err != nil {
+		s += ": " + e.Err.Error()
 	}
 	return s
 }

@@ -117,7 +117,7 @@ func (p *Peer) Process(msg []byte) ([]byte, error) {
 			return p.fail(failure(p.methodType(), ReasonUnexpected, p.cfg.Identity, err)), nil
 		}
 		p.done = true
-		p.result = Result{Method: p.method.Type(), Identity: p.cfg.Identity, MSK: p.method.MSK()}
+		p.result = Result{Method: p.method.Type(), Identity: p.cfg.Identity, MSK: p.method.MSK(), Detail: detail(p.method)}
 		p.wipe()
 		return nil, nil
 	case CodeFailure:
@@ -217,6 +217,16 @@ func (p *Peer) wipe() {
 
 // Done reports whether the conversation is over.
 func (p *Peer) Done() bool { return p.done }
+
+// Abort ends a conversation that has not finished, wiping the method's
+// and the runner's secrets. It does nothing after the end.
+func (p *Peer) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.wipe()
+}
 
 // Result is the outcome once Done. The caller owns Result().MSK.
 func (p *Peer) Result() Result { return p.result }

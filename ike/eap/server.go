@@ -46,6 +46,18 @@ type Result struct {
 	Identity string // the identity the method authenticated, or the EAP identity
 	MSK      []byte // nil without success or for methods without an MSK
 	Err      error
+	// Detail is what the method negotiated, for the log, in charon's
+	// words where it has some (EAP-TLS: "negotiated TLS 1.2 using suite
+	// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"); empty for most methods.
+	Detail string
+}
+
+// detail asks a method that can tell what it negotiated.
+func detail(m any) string {
+	if d, ok := m.(interface{ Detail() string }); ok {
+		return d.Detail()
+	}
+	return ""
 }
 
 // Server runs the authenticator side of an EAP conversation, the way the
@@ -257,7 +269,7 @@ func (s *Server) nak(p Packet) ([]byte, error) {
 
 func (s *Server) succeed(id uint8) ([]byte, error) {
 	s.done = true
-	s.result = Result{Method: s.method.Type(), Identity: s.method.Identity(), MSK: s.method.MSK()}
+	s.result = Result{Method: s.method.Type(), Identity: s.method.Identity(), MSK: s.method.MSK(), Detail: detail(s.method)}
 	s.method.Wipe()
 	b, err := Packet{Code: CodeSuccess, Identifier: id}.Marshal()
 	return b, err
@@ -279,6 +291,19 @@ func (s *Server) fail(id uint8, e *Error) []byte {
 
 // Done reports whether the conversation is over.
 func (s *Server) Done() bool { return s.done }
+
+// Abort ends a conversation that has not finished (the IKE SA is gone):
+// the method's secrets are wiped and what it runs (EAP-TLS's handshake)
+// stops. Result stays empty. It does nothing after the end.
+func (s *Server) Abort() {
+	if s.done {
+		return
+	}
+	s.done = true
+	if s.method != nil {
+		s.method.Wipe()
+	}
+}
 
 // Identity is the peer's EAP identity as far as it is known: configured,
 // or received in EAP-Identity.

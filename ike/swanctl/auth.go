@@ -70,7 +70,7 @@ func parseAuth(a *AuthRound, v string) error {
 	case strings.HasPrefix(lv, "eap"):
 		methods, ok := eapMethods[lv]
 		if !ok {
-			return wrapf(ErrUnsupported, "EAP authentication %q is not supported yet (eap-mschapv2, eap-md5, eap-dynamic or eap-radius)", v)
+			return wrapf(ErrUnsupported, "EAP authentication %q is not supported yet (eap-mschapv2, eap-md5, eap-tls, eap-dynamic or eap-radius)", v)
 		}
 		a.Auth = ike.AuthEAP
 		a.EAPMethods = methods
@@ -87,11 +87,15 @@ func parseAuth(a *AuthRound, v string) error {
 
 // eapMethods are the EAP auth values and the methods each offers, in
 // order: eap-dynamic starts with EAP-MSCHAPv2 and lets the peer's Nak
-// choose EAP-MD5 instead.
+// choose EAP-MD5 or EAP-TLS instead. EAP-TLS comes last, and only where
+// the round has the certificates it needs: the engine drops it from
+// eap-dynamic otherwise (a gateway whose local round is not pubkey, a
+// client without certs), and refuses eap-tls alone.
 var eapMethods = map[string][]eap.Type{
 	"eap-mschapv2": {eap.TypeMSCHAPv2},
 	"eap-md5":      {eap.TypeMD5},
-	"eap-dynamic":  {eap.TypeMSCHAPv2, eap.TypeMD5},
+	"eap-tls":      {eap.TypeTLS},
+	"eap-dynamic":  {eap.TypeMSCHAPv2, eap.TypeMD5, eap.TypeTLS},
 }
 
 func parseID(a *AuthRound, v string) error {

@@ -5,10 +5,12 @@ import (
 	"net/netip"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/eap"
 )
 
 // DefaultPath is where the daemon reads its configuration.
@@ -189,8 +191,14 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].IDSpec, c.Remote[0].IDSpec)
 	}
 	for _, a := range c.Remote {
-		if a.Auth == ike.AuthEAP && len(l.cfg.Secrets.EAP) == 0 {
-			l.warn(a.Pos, cpath+"."+a.Name, "EAP authentication but no secrets.eap<suffix> section: no user can log in")
+		// EAP-TLS users log in with certificates, not secrets.
+		passwords := slices.ContainsFunc(a.EAPMethods, func(t eap.Type) bool { return t != eap.TypeTLS })
+		if a.Auth == ike.AuthEAP && passwords && len(l.cfg.Secrets.EAP) == 0 {
+			msg := "EAP authentication but no secrets.eap<suffix> section: no user can log in"
+			if slices.Contains(a.EAPMethods, eap.TypeTLS) {
+				msg = "EAP authentication but no secrets.eap<suffix> section: only EAP-TLS users (certificates) can log in"
+			}
+			l.warn(a.Pos, cpath+"."+a.Name, "%s", msg)
 		}
 	}
 	for _, a := range c.Local {

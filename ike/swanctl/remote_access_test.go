@@ -68,7 +68,7 @@ func TestLoadRemoteAccess(t *testing.T) {
 		t.Errorf("pools %v", c.Pools)
 	}
 	r := c.Remote[0]
-	if r.Auth != ike.AuthEAP || !slices.Equal(r.EAPMethods, []eap.Type{eap.TypeMSCHAPv2, eap.TypeMD5}) || r.EAPID != "%any" {
+	if r.Auth != ike.AuthEAP || !slices.Equal(r.EAPMethods, []eap.Type{eap.TypeMSCHAPv2, eap.TypeMD5, eap.TypeTLS}) || r.EAPID != "%any" {
 		t.Errorf("remote round: %v %v %q", r.Auth, r.EAPMethods, r.EAPID)
 	}
 	if len(cfg.Pools) != 2 {
@@ -113,7 +113,7 @@ func TestRemoteAccessErrors(t *testing.T) {
 		{"bad range", "addrs = fd00::10-fd00::1f", "addrs = fd00::10-10.0.0.1", mainFile + `:27: pools.v6.addrs: pool "v6": fd00::10-10.0.0.1 is not a range of one address family`},
 		{"bad dns", "dns = fd00::1", "dns = resolver", mainFile + `:28: pools.v6.dns: "resolver" is not an IP address`},
 		{"unsupported attribute", "nbns = 10.3.0.3", "split_exclude = 10.3.0.3", mainFile + `:22: pools.v4.split_exclude: not supported yet`},
-		{"unsupported method", "auth = eap-dynamic", "auth = eap-tls", mainFile + `:8: connections.rw.remote.auth: EAP authentication "eap-tls" is not supported yet`},
+		{"unsupported method", "auth = eap-dynamic", "auth = eap-peap", mainFile + `:8: connections.rw.remote.auth: EAP authentication "eap-peap" is not supported yet`},
 		{"eap_id without eap", "auth = eap-dynamic", "auth = pubkey", mainFile + `:9: connections.rw.remote.eap_id: eap_id applies to rounds with EAP authentication only`},
 		{"missing addrs", "addrs = fd00::10-fd00::1f", "", mainFile + `:26: pools.v6: missing addrs`},
 		{"eap secret without id", "    id = carol\n", "", mainFile + `:35: secrets.eap-carol: EAP secret without id`},
@@ -144,5 +144,65 @@ func TestLoadEAPRadius(t *testing.T) {
 	defer e.Close()
 	if err := e.AddConnection(cfg.Connection("rw").Connection); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLoadEAPTLS: auth = eap-tls in a remote round (our gateway as the
+// EAP-TLS server, presenting its local round's certificate) and in a
+// local one (a client presenting its certs); the engine refuses eap-tls
+// where our side has no certificate, and drops it from eap-dynamic there.
+func TestLoadEAPTLS(t *testing.T) {
+	gw := strings.Replace(raConf, "auth = eap-dynamic", "auth = eap-tls", 1)
+	cfg := mustLoadMem(t, map[string]string{"swanctl.conf": gw})
+	if r := cfg.Connection("rw").Remote[0]; r.Auth != ike.AuthEAP || !slices.Equal(r.EAPMethods, []eap.Type{eap.TypeTLS}) {
+		t.Errorf("remote round: %v %v", r.Auth, r.EAPMethods)
+	}
+	v4 := cfg.Pool("v4").Pool
+	client := `connections {
+  home {
+    remote_addrs = 192.0.2.1
+    vips = 0.0.0.0
+    local {
+      auth = eap-tls
+      id = carol@example.org
+    }
+    remote {
+      auth = pubkey
+      id = sun.example.org
+    }
+    children {
+      home {
+        remote_ts = 10.1.0.0/16
+      }
+    }
+  }
+}
+`
+	cfg = mustLoadMem(t, map[string]string{"swanctl.conf": client})
+	if l := cfg.Connection("home").Local[0]; l.Auth != ike.AuthEAP || !slices.Equal(l.EAPMethods, []eap.Type{eap.TypeTLS}) || l.IDSpec != "carol@example.org" {
+		t.Errorf("local round: %v %v %q", l.Auth, l.EAPMethods, l.IDSpec)
+	}
+	newEngine := func() *ike.Engine {
+		e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: iketest.NewNetwork().Sender(), Dataplane: dataplanetest.New(1),
+			Pools: []*ike.Pool{v4}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	// No certificate was loaded (the daemon loads them): the client's
+	// eap-tls alone is refused, naming the key.
+	if err := newEngine().AddConnection(cfg.Connection("home").Connection); err == nil || !strings.Contains(err.Error(), "eap-tls needs a certificate") {
+		t.Errorf("eap-tls client without a certificate: %v", err)
+	}
+	cfg = mustLoadMem(t, map[string]string{"swanctl.conf": gw})
+	if err := newEngine().AddConnection(cfg.Connection("rw").Connection); err == nil || !strings.Contains(err.Error(), "eap-tls needs a certificate of ours") {
+		t.Errorf("eap-tls gateway with a PSK: %v", err)
+	}
+	// eap-dynamic on the PSK gateway of raConf loads: EAP-TLS is left out.
+	cfg = mustLoadMem(t, map[string]string{"swanctl.conf": raConf})
+	if err := newEngine().AddConnection(cfg.Connection("rw").Connection); err != nil {
+		t.Errorf("eap-dynamic gateway with a PSK: %v", err)
 	}
 }
