@@ -205,6 +205,7 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	n.acct, sa.acct = sa.acct, nil
 	n.reindexPeer()
 	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
+	sa.localVIPs = nil // the new IKE SA holds them now: not removed with this one
 	var keep []task
 	for _, q := range sa.tm.queued {
 		switch q := q.(type) {
