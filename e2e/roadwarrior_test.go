@@ -23,11 +23,11 @@ func rwGatewayConf() string {
       local_addrs = 192.0.2.1
       proposals = aes128gcm16-prfsha256-x25519
       pools = rw4
+      send_cert = always
       local {
          auth = pubkey
          certs = gateway.pem
          id = gw.xdpsec.example
-         send_cert = always
       }
       remote {
          auth = eap-mschapv2
