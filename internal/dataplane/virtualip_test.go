@@ -119,7 +119,9 @@ func TestDataplaneClientVIP(t *testing.T) {
 // 220 with `src` and the rule of priority 220 (once, even when a second
 // dataplane, a restarted daemon's, adds them again), the route into the
 // XFRM interface with `src`; then that everything is gone, and that the
-// namespace's other addresses, routes and rules are as before.
+// namespace's other IPv4 addresses and routes (IPv6 link-local ones
+// change by themselves: duplicate address detection) and its rules are
+// as before.
 func TestKernelClientVIP(t *testing.T) {
 	ns := testenv.NewNetns(t, "xdpsec-vip")
 	sh := func(args ...string) string {
@@ -135,7 +137,7 @@ func TestKernelClientVIP(t *testing.T) {
 	sh("addr", "add", "192.0.2.1/24", "dev", "wan0")
 	sh("link", "set", "wan0", "up")
 	sh("route", "add", "default", "via", "192.0.2.254")
-	before := sh("addr") + sh("route", "show", "table", "all") + sh("rule") + sh("-6", "rule")
+	before := sh("-4", "addr") + sh("-4", "route", "show", "table", "all") + sh("rule") + sh("-6", "rule")
 
 	k, err := xfrm.OpenAt(ns.Handle)
 	if err != nil {
@@ -189,7 +191,7 @@ func TestKernelClientVIP(t *testing.T) {
 	}
 	unchanged := func(t *testing.T) {
 		t.Helper()
-		if after := sh("addr") + sh("route", "show", "table", "all") + sh("rule") + sh("-6", "rule"); after != before {
+		if after := sh("-4", "addr") + sh("-4", "route", "show", "table", "all") + sh("rule") + sh("-6", "rule"); after != before {
 			t.Errorf("the namespace changed:\nbefore\n%s\nafter\n%s", before, after)
 		}
 	}
