@@ -112,9 +112,10 @@ type roadWarrior struct {
 // ESP, which the gateway's kernel SAs count; the leases are in
 // list-pools. Our client has its virtual IP as a /32 on its WAN and the
 // LAN routed in table 220 with it as source, so its ping and TCP need no
-// source address; its DNS server is listed. Then carol disconnects and
-// frank, a fourth user, gets her address; our client terminates and its
-// address, routes and rule are gone.
+// source address; its DNS server is listed; a restart of our client keeps
+// them, once. Then carol disconnects and frank, a fourth user, gets her
+// address; our client terminates and its address, routes and rule are
+// gone.
 func TestDaemonRoadWarriors(t *testing.T) {
 	start := time.Now()
 	inet := newNetns(t, "inet")
@@ -232,6 +233,27 @@ func TestDaemonRoadWarriors(t *testing.T) {
 	g.wantESP(t, size)
 	if c := dave.gw.child("dave"); c.PacketsOut == 0 || c.BytesOut < size {
 		t.Errorf("our client's CHILD_SA sent %d packets, %d bytes", c.PacketsOut, c.BytesOut)
+	}
+
+	// Our client restarts (SIGTERM, state saved): it takes its IKE_SA
+	// back with the virtual IP, which stays once on the interface, as the
+	// route and the rule do; traffic goes on.
+	dave.gw.stop()
+	dave.gw.start()
+	if sa := dave.gw.sas(); len(sa) != 1 || !slices.Equal(sa[0].LocalVIPs, []string{dv.String()}) {
+		t.Fatalf("our client after its restart: %+v", sa)
+	}
+	if out := cmdOut(t, dave.Netns, "ip", "-o", "addr"); strings.Count(out, " "+dv.String()+"/") != 1 {
+		t.Errorf("our client after its restart: addresses\n%s", out)
+	}
+	if out := cmdOut(t, dave.Netns, "ip", "route", "show", "table", "220"); strings.TrimSpace(out) != wantRoute {
+		t.Errorf("our client's table 220 after its restart:\n%s\nwant %s", out, wantRoute)
+	}
+	if out := cmdOut(t, dave.Netns, "ip", "rule", "show"); strings.Count(out, "220:") != 1 {
+		t.Errorf("our client's rules after its restart:\n%s", out)
+	}
+	if got := ping(t, dave.Netns, netip.Addr{}, gw.lanA, 3, 5); got != 3 {
+		t.Errorf("dave after the restart: ping LAN host: %d of 3 answered", got)
 	}
 
 	// carol leaves; frank, a fourth user, gets her address.
