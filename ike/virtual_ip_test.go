@@ -2,12 +2,14 @@ package ike_test
 
 import (
 	"crypto/x509"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/dataplanetest"
 	"github.com/xdpsec/xdpsec/ike/eap"
 )
 
@@ -111,4 +113,35 @@ func TestClientVirtualIPRefused(t *testing.T) {
 		t.Errorf("installed %v", got)
 	}
 	wantLog(t, rb.a, "ignoring virtual IP 224.0.0.1: not a unicast address")
+}
+
+// TestClientVirtualIPImportRefused: a saved IKE SA whose virtual IP is
+// not an address (a damaged state file) is refused with an error naming
+// it, and nothing is installed.
+func TestClientVirtualIPImportRefused(t *testing.T) {
+	rb := newRABed(t, raOptions{})
+	rb.establish()
+	st := rb.a.e.Detach()
+	if len(st.SAs) != 1 {
+		t.Fatalf("%d IKE SAs saved", len(st.SAs))
+	}
+	st.SAs[0].LocalVIPs = []netip.Addr{netip.IPv4Unspecified()}
+	conn := baseConn(addrA, addrB, "carol", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+	rb.clientConn(conn, "carol", []eap.Type{eap.TypeMSCHAPv2})
+	dp := dataplanetest.New(0xc8000000)
+	e, err := ike.New(ike.Config{Logger: slog.New(newLogRecorder()), Sender: rb.net.Sender(), Dataplane: dp, Clock: rb.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.AddConnection(conn); err != nil {
+		t.Fatal(err)
+	}
+	errs := e.Import(st)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "invalid virtual IP") {
+		t.Fatalf("Import: %v", errs)
+	}
+	if len(e.IKESAs()) != 0 || len(dp.VirtualIPs()) != 0 {
+		t.Errorf("taken back anyway: %+v, virtual IPs %v", e.IKESAs(), dp.VirtualIPs())
+	}
 }
