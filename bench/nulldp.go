@@ -19,3 +19,5 @@ func (d *nullDataplane) DeleteSA(ike.SAID) error               { return nil }
 func (d *nullDataplane) AddPolicy(*ike.Policy) error           { return nil }
 func (d *nullDataplane) DeletePolicy(*ike.Policy) error        { return nil }
 func (d *nullDataplane) QuerySA(ike.SAID) (ike.SAStats, error) { return ike.SAStats{}, nil }
+func (d *nullDataplane) AddVirtualIP(*ike.VirtualIP) error     { return nil }
+func (d *nullDataplane) DeleteVirtualIP(*ike.VirtualIP) error  { return nil }

@@ -20,6 +20,25 @@ const charonBin = "/usr/lib/ipsec/charon"
 // for swanctl.
 func startCharon(t *testing.T, s *site, conf string) (logPath, vici string) {
 	t.Helper()
+	return startCharonWith(t, s, conf, charonOptions{})
+}
+
+// charonOptions are what differs between the charons of the tests.
+type charonOptions struct {
+	// plugins are loaded beside the site-to-site set ("eap-identity
+	// eap-mschapv2" for a road warrior).
+	plugins string
+	// installRoutes lets charon route the remote selectors in its table
+	// 220 (install_routes), as a road warrior does by default.
+	installRoutes bool
+	// files are written next to swanctl.conf before it is loaded, by
+	// relative path ("x509ca/ca.pem").
+	files map[string][]byte
+}
+
+// startCharonWith is startCharon with options.
+func startCharonWith(t *testing.T, s *site, conf string, o charonOptions) (logPath, vici string) {
+	t.Helper()
 	if _, err := os.Stat(charonBin); err != nil {
 		t.Fatalf("charon is not installed on the host (strongswan-charon): %v", err)
 	}
@@ -27,16 +46,16 @@ func startCharon(t *testing.T, s *site, conf string) (logPath, vici string) {
 	vici = "unix://" + filepath.Join(dir, "charon.vici")
 	logPath = filepath.Join(dir, "charon.log")
 	ssConf := fmt.Sprintf(`charon {
-   load = random nonce aes sha1 sha2 hmac kdf gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown
-   install_routes = no
+   load = random nonce aes sha1 sha2 hmac kdf gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown %[3]s
+   install_routes = %[4]s
    plugins {
       vici {
-         socket = %s
+         socket = %[1]s
       }
    }
    filelog {
       e2e {
-         path = %s
+         path = %[2]s
          default = 1
          ike = 1
          knl = 1
@@ -44,10 +63,19 @@ func startCharon(t *testing.T, s *site, conf string) (logPath, vici string) {
       }
    }
 }
-`, vici, logPath)
+`, vici, logPath, o.plugins, map[bool]string{false: "no", true: "yes"}[o.installRoutes])
 	// swanctl reads its credential directories next to swanctl.conf.
 	for _, d := range []string{"x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, b := range o.files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ func (r transferResult) String() string {
 }
 
 // tcpTransfer sends size pseudo-random bytes over one TCP connection from
-// src (in srcNS) to dst (in dstNS) and checks that the receiver's SHA-256
+// src (in srcNS; invalid: the address the routes give) to dst (in dstNS) and checks that the receiver's SHA-256
 // of the stream is the sender's. Sockets are made on a thread inside their
 // namespace; reading and writing need no namespace. during, if set, runs
 // while the transfer is under way (after its first megabyte).
@@ -60,7 +60,10 @@ func tcpTransfer(t *testing.T, srcNS *testenv.Netns, src netip.Addr, dstNS *test
 	}()
 
 	var conn net.Conn
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 20 * time.Second}
+	d := net.Dialer{Timeout: 20 * time.Second}
+	if src.IsValid() { // else the address the routes give
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
 	if err := srcNS.Do(func() (err error) {
 		conn, err = d.Dial("tcp", netip.AddrPortFrom(dst, 5001).String())
 		return err

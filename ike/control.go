@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // IKESAInfo describes an IKE SA (swanctl --list-sas).
@@ -24,7 +25,9 @@ type IKESAInfo struct {
 	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we
 	// assigned to the peer from a pool.
 	LocalVIPs, RemoteVIPs []netip.Addr
-	Children              []ChildSAInfo
+	// DNSServers are those the gateway sent us with our virtual IPs.
+	DNSServers []netip.Addr
+	Children   []ChildSAInfo
 }
 
 // ChildSAInfo describes a CHILD_SA.
@@ -51,6 +54,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 			Proposal: sa.proposal.String(), Version: 2,
 			EAPIdentity: sa.eapIdentity, LocalVIPs: append([]netip.Addr(nil), sa.localVIPs...), RemoteVIPs: sa.vipAddrs(),
+			DNSServers: slices.Clone(sa.dnsServers),
 		}
 		for _, c := range sa.children {
 			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,

@@ -33,6 +33,22 @@ type Dataplane interface {
 	DeletePolicy(p *Policy) error
 	// QuerySA returns an SA's counters.
 	QuerySA(id SAID) (SAStats, error)
+	// AddVirtualIP installs a virtual IP a gateway assigned us (the
+	// client role, swanctl.conf vips) where traffic to the peer will use
+	// it, before the policies whose RouteSrc it is; DeleteVirtualIP
+	// removes it after them, when no IKE SA of ours holds it any more.
+	// AddVirtualIP of an address installed already (an IKE SA taken back
+	// after a restart, a reauthentication) is no error and no duplicate.
+	AddVirtualIP(v *VirtualIP) error
+	DeleteVirtualIP(v *VirtualIP) error
+}
+
+// VirtualIP is an address the peer assigned us in its CFG_REPLY, with the
+// outer addresses of the IKE SA that got it: it goes on the interface
+// that routes to Peer.
+type VirtualIP struct {
+	Addr        netip.Addr
+	Local, Peer netip.Addr
 }
 
 // SAID names an installed SA as the kernel does: destination, protocol
@@ -123,6 +139,11 @@ type Policy struct {
 	Mode             Mode
 	ReqID            uint32
 	IfID             uint32
+	// RouteSrc is our virtual IP when Src is just that address (an
+	// outbound policy of the client role): routes to Dst carry it as
+	// their source, so that what the host sends there matches the
+	// policy. Invalid otherwise.
+	RouteSrc netip.Addr
 }
 
 // SAStats are an SA's counters.

@@ -266,6 +266,14 @@ func TestReauthRoadWarrior(t *testing.T) {
 			if !slices.Equal(n.LocalVIPs, old.LocalVIPs) || !slices.Equal(g.RemoteVIPs, old.LocalVIPs) || len(n.Children) != 1 {
 				t.Fatalf("virtual IPs: before %v, after client %v, gateway %v", old.LocalVIPs, n.LocalVIPs, g.RemoteVIPs)
 			}
+			// The dataplane keeps the virtual IP; made before the break,
+			// the old IKE SA's delete does not remove what the new one holds.
+			if got := rb.a.dp.VirtualIPs(); !slices.Equal(got, old.LocalVIPs) {
+				t.Errorf("client's dataplane virtual IPs %v, want %v: %v", got, old.LocalVIPs, rb.a.dp.Events())
+			}
+			if removed := slices.Contains(rb.a.dp.Events(), "delete virtual IP "+old.LocalVIPs[0].String()); removed == mbb {
+				t.Errorf("virtual IP removed during the reauthentication: %v (make_before_break=%v): %v", removed, mbb, rb.a.dp.Events())
+			}
 			if rb.b.log.count("EAP method EAP_MSCHAPV2 succeeded") != 2 {
 				t.Error("no second EAP authentication")
 			}

@@ -388,6 +388,7 @@ func (sa *ikeSA) destroy() {
 		c.destroy()
 	}
 	sa.children = nil
+	sa.removeVIPs()
 	sa.stopAccounting()
 	sa.tm.stop()
 	if sa.eapAuth != nil {

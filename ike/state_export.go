@@ -323,6 +323,11 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	if err := e.childIDsFree(s.Children); err != nil {
 		return err
 	}
+	for _, a := range s.LocalVIPs {
+		if !a.IsValid() || a.IsUnspecified() {
+			return fmt.Errorf("invalid virtual IP %q", a)
+		}
+	}
 	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
 	sa.takeID(s.ID)
 	sa.spiI, sa.spiR = s.SPIi, s.SPIr
@@ -343,6 +348,8 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	}
 	e.sas[spi] = sa
 	sa.established()
+	// Before the policies, whose routes use them as their source.
+	sa.installVIPs(true)
 	for _, cs := range s.Children {
 		cfg := childConfigNamed(c, cs.Name)
 		ch := &childSA{kernelChild: kernelChild[*ikeSA]{ike: sa, cfg: cfg, id: cs.ID, state: ChildSAInstalled,

@@ -254,7 +254,9 @@ func (sa *ikeSA) configRequestPayload() *message.Configuration {
 }
 
 // configReply takes the virtual IPs and DNS servers of the gateway's
-// CFG_REPLY. Installing them is the daemon's part.
+// CFG_REPLY and installs the virtual IPs (virtual_ip.go). The DNS servers
+// are logged and listed (list-sas), not written anywhere: the daemon
+// leaves the host's resolver to the operator.
 func (sa *ikeSA) configReply(m *message.Message) {
 	if len(sa.conn.VIPs) == 0 {
 		return
@@ -267,13 +269,9 @@ func (sa *ikeSA) configReply(m *message.Message) {
 	for _, a := range cp.Attributes {
 		switch {
 		case a.Type == message.INTERNAL_IP4_ADDRESS && len(a.Value) == 4:
-			v := netip.AddrFrom4([4]byte(a.Value))
-			sa.log.Info(fmt.Sprintf("received virtual IP %s", v))
-			sa.localVIPs = append(sa.localVIPs, v)
+			sa.takeVIP(netip.AddrFrom4([4]byte(a.Value)))
 		case a.Type == message.INTERNAL_IP6_ADDRESS && len(a.Value) == 17:
-			v := netip.AddrFrom16([16]byte(a.Value[:16]))
-			sa.log.Info(fmt.Sprintf("received virtual IP %s", v))
-			sa.localVIPs = append(sa.localVIPs, v)
+			sa.takeVIP(netip.AddrFrom16([16]byte(a.Value[:16])))
 		case a.Type == message.INTERNAL_IP4_DNS && len(a.Value) == 4:
 			d := netip.AddrFrom4([4]byte(a.Value))
 			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
@@ -287,6 +285,24 @@ func (sa *ikeSA) configReply(m *message.Message) {
 	if len(sa.localVIPs) == 0 {
 		sa.log.Info("no virtual IP received")
 	}
+	sa.installVIPs(false)
+}
+
+// takeVIP keeps a virtual IP of the CFG_REPLY: one address per family,
+// and only one a host can hold as its own.
+func (sa *ikeSA) takeVIP(v netip.Addr) {
+	if !v.IsGlobalUnicast() {
+		sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: not a unicast address", v))
+		return
+	}
+	for _, o := range sa.localVIPs {
+		if o.Is4() == v.Is4() {
+			sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: %s is ours already", v, o))
+			return
+		}
+	}
+	sa.log.Info(fmt.Sprintf("received virtual IP %s", v))
+	sa.localVIPs = append(sa.localVIPs, v)
 }
 
 // resolveLocalTS resolves our selectors as an initiator offers them:

@@ -206,6 +206,7 @@ func (sa *ikeSA) moveChildren(n *ikeSA) {
 	n.eapClass, n.eapInterim = sa.eapClass, sa.eapInterim
 	n.reindexPeer()
 	n.localVIPs, n.dnsServers = sa.localVIPs, sa.dnsServers
+	sa.localVIPs = nil // the new IKE SA holds them now: not removed with this one
 	var keep []task
 	for _, q := range sa.tm.queued {
 		switch q := q.(type) {

@@ -344,7 +344,8 @@ secrets {
 `, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert)})
 	e.initiate(oursInitiate)
 	waitLog(t, "xdpsec", e.ours.log, 5e9, "EAP method EAP_MSCHAPV2 succeeded, MSK established",
-		"authentication of 'moon.example.org' with EAP successful", "received virtual IP 10.4.0.1", "received DNS server 10.4.0.53")
+		"authentication of 'moon.example.org' with EAP successful", "received virtual IP 10.4.0.1", "received DNS server 10.4.0.53",
+		"installing new virtual IP 10.4.0.1")
 	waitLog(t, "charon", e.charon.log, 5e9, "assigning virtual IP 10.4.0.1 to peer 'carol'")
 	o := e.oursSA()
 	if !slices.Equal(o.LocalVIPs, []string{"10.4.0.1"}) || len(o.Children) != 1 || !slices.Equal(o.Children[0].LocalTS, []string{"10.4.0.1/32"}) {

@@ -293,6 +293,9 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 		if len(sa.LocalVIPs) > 0 {
 			fmt.Fprintf(w, " [%s]", strings.Join(sa.LocalVIPs, " "))
 		}
+		if len(sa.DNSServers) > 0 {
+			fmt.Fprintf(w, " DNS: %s", strings.Join(sa.DNSServers, " "))
+		}
 		fmt.Fprintf(w, "\n  remote '%s' @ %s[%d]", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
 		if sa.EAPID != "" {
 			fmt.Fprintf(w, " EAP: '%s'", sa.EAPID)

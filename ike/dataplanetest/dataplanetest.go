@@ -23,6 +23,7 @@ type Dataplane struct {
 	sas      map[ike.SAID]*ike.SA
 	policies []*ike.Policy
 	stats    map[ike.SAID]ike.SAStats
+	vips     map[netip.Addr]ike.VirtualIP
 	softDone map[ike.SAID]bool // soft expiry reported
 	// Events are the calls in order, for logs of failing tests.
 	events []string
@@ -49,7 +50,7 @@ func (d *Dataplane) injectFault(op string) {
 // New returns an empty dataplane whose SPIs start at base (so two of them
 // in one test hand out recognisable SPIs).
 func New(base uint32) *Dataplane {
-	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}, softDone: map[ike.SAID]bool{}}
+	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}, vips: map[netip.Addr]ike.VirtualIP{}, softDone: map[ike.SAID]bool{}}
 }
 
 func (d *Dataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
@@ -136,6 +137,42 @@ func (d *Dataplane) DeletePolicy(p *ike.Policy) error {
 		}
 	}
 	return ErrNotFound
+}
+
+// AddVirtualIP records a virtual IP; adding one there already is no
+// error, as in the kernel dataplane.
+func (d *Dataplane) AddVirtualIP(v *ike.VirtualIP) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !v.Addr.IsValid() {
+		return fmt.Errorf("invalid virtual IP")
+	}
+	d.vips[v.Addr] = *v
+	d.events = append(d.events, fmt.Sprintf("add virtual IP %s", v.Addr))
+	return nil
+}
+
+func (d *Dataplane) DeleteVirtualIP(v *ike.VirtualIP) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.vips[v.Addr]; !ok {
+		return ErrNotFound
+	}
+	delete(d.vips, v.Addr)
+	d.events = append(d.events, fmt.Sprintf("delete virtual IP %s", v.Addr))
+	return nil
+}
+
+// VirtualIPs returns the installed virtual IPs, sorted.
+func (d *Dataplane) VirtualIPs() []netip.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []netip.Addr
+	for a := range d.vips {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out
 }
 
 func (d *Dataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
@@ -235,9 +272,9 @@ func (d *Dataplane) Events() []string {
 	return slices.Clone(d.events)
 }
 
-// TakeSAs gives d the SAs, SPIs and SPI counter of from, not its
-// policies: the dataplane a restarted engine finds, whose Import adds the
-// policies again.
+// TakeSAs gives d the SAs, SPIs, SPI counter and virtual IPs of from,
+// not its policies: the dataplane a restarted engine finds, whose Import
+// adds the policies again.
 func (d *Dataplane) TakeSAs(from *Dataplane) {
 	from.mu.Lock()
 	defer from.mu.Unlock()
@@ -252,5 +289,8 @@ func (d *Dataplane) TakeSAs(from *Dataplane) {
 	}
 	for id, st := range from.stats {
 		d.stats[id] = st
+	}
+	for a, v := range from.vips {
+		d.vips[a] = v
 	}
 }

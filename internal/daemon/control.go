@@ -78,9 +78,12 @@ type IKESA struct {
 	Proposal   string `json:"proposal"`
 	// As swanctl --list-sas names them: the EAP identity, the virtual
 	// IPs we received (local) and those we assigned (remote).
-	EAPID       string    `json:"remote-eap-id,omitempty"`
-	LocalVIPs   []string  `json:"local-vips,omitempty"`
-	RemoteVIPs  []string  `json:"remote-vips,omitempty"`
+	EAPID      string   `json:"remote-eap-id,omitempty"`
+	LocalVIPs  []string `json:"local-vips,omitempty"`
+	RemoteVIPs []string `json:"remote-vips,omitempty"`
+	// DNSServers came with our virtual IPs (not a swanctl field: charon
+	// hands them to its resolve plugin instead).
+	DNSServers  []string  `json:"dns-servers,omitempty"`
 	Established *int64    `json:"established,omitempty"` // seconds ago
 	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
 	Children    []ChildSA `json:"child-sas"`

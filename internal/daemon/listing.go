@@ -45,6 +45,9 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 		for _, v := range sa.RemoteVIPs {
 			x.RemoteVIPs = append(x.RemoteVIPs, v.String())
 		}
+		for _, v := range sa.DNSServers {
+			x.DNSServers = append(x.DNSServers, v.String())
+		}
 		if !sa.Initiator {
 			x.EAPID = sa.EAPIdentity
 		}

@@ -118,6 +118,10 @@ type KernelDataplane struct {
 	sas      map[ike.SAID]*installed
 	catchAll map[catchAllKey]*catchAll
 	policies map[string]*policyState
+	vips     map[netip.Addr]*vipState
+	// clientRoutes counts the routes in ClientTable by family (IPv4,
+	// IPv6): the rule that looks the table up goes with the last.
+	clientRoutes [2]int
 }
 
 type installed struct {
@@ -142,12 +146,7 @@ type policyState struct {
 	xfrm   []xfrm.Policy // classic mode
 	spd    *spdEntry     // the SPD's part, written in batches
 	catch  *catchAllKey  // route-based mode
-	routes []tunnelRoute // route-based mode, outbound
-}
-
-type tunnelRoute struct {
-	dst     netip.Prefix
-	ifindex int
+	routes []Route       // outbound: into the XFRM interface, or ClientTable's
 }
 
 // KernelConfig configures a KernelDataplane.
@@ -170,6 +169,7 @@ func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
 		device: cfg.Device, tunnels: cfg.Tunnels,
 		sas: map[ike.SAID]*installed{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
+		vips: map[netip.Addr]*vipState{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -403,7 +403,7 @@ func (d *KernelDataplane) RxSeen(id ike.SAID) (packets, bytes uint64, err error)
 }
 
 func policyKey(p *ike.Policy) string {
-	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID)
+	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d|%s", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID, p.RouteSrc)
 }
 
 // AddPolicy installs a policy. It is idempotent, so a restarted daemon
@@ -467,8 +467,9 @@ func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
 }
 
 // addRoutes routes an outbound policy's remote selector into the XFRM
-// interface of its if_id. A prefix holding the peer's own address is not
-// routed there: IKE and ESP to the peer would loop into the tunnel.
+// interface of its if_id, with our virtual IP as the source when the
+// policy has one. A prefix holding the peer's own address is not routed
+// there: IKE and ESP to the peer would loop into the tunnel.
 func (d *KernelDataplane) addRoutes(p *ike.Policy, ps *policyState) error {
 	if d.tunnels == nil {
 		return nil
@@ -482,10 +483,11 @@ func (d *KernelDataplane) addRoutes(p *ike.Policy, ps *policyState) error {
 			d.log.Warn(fmt.Sprintf("not routing %s into the XFRM interface of if_id %#x: it holds the peer %s; route it with policy routing", dst, p.IfID, p.TmplDst))
 			continue
 		}
-		if err := d.tunnels.AddRoute(dst, ifindex); err != nil {
+		r := Route{Dst: dst, Ifindex: ifindex, Src: p.RouteSrc}
+		if err := d.tunnels.AddRoute(r); err != nil {
 			return err
 		}
-		ps.routes = append(ps.routes, tunnelRoute{dst: dst, ifindex: ifindex})
+		ps.routes = append(ps.routes, r)
 	}
 	return nil
 }
@@ -590,6 +592,9 @@ func (d *KernelDataplane) addClassic(p *ike.Policy, ps *policyState) error {
 	if p.Dir != ike.DirOut {
 		return nil
 	}
+	if err := d.addClientRoutes(p, ps); err != nil {
+		return err
+	}
 	return d.addSPD(p, ps, maps.ActionBypass)
 }
 
@@ -611,10 +616,14 @@ func (d *KernelDataplane) DeletePolicy(p *ike.Policy) error {
 func (d *KernelDataplane) removePolicy(ps *policyState) error {
 	var errs []error
 	for _, r := range ps.routes {
-		if err := d.tunnels.DeleteRoute(r.dst, r.ifindex); err != nil {
+		if err := d.tunnels.DeleteRoute(r); err != nil {
 			errs = append(errs, err)
 		}
+		if r.Table == ClientTable {
+			errs = append(errs, d.clientRouteGone(r.Dst.Addr().Is6()))
+		}
 	}
+	ps.routes = nil
 	if ps.spd != nil {
 		d.spd.remove(ps.spd)
 		ps.spd = nil

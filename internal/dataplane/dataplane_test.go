@@ -428,6 +428,21 @@ func TestRangePrefixes(t *testing.T) {
 type fakeTunnels struct {
 	ifaces map[uint32]int
 	routes map[netip.Prefix]int
+	// Client role: the full routes, the addresses (ifindex, ours) and the
+	// rules (by family).
+	table map[netip.Prefix]Route
+	addrs map[netip.Addr]fakeAddr
+	rules map[bool]bool
+}
+
+type fakeAddr struct {
+	ifindex int
+	ours    bool
+}
+
+func newFakeTunnels() *fakeTunnels {
+	return &fakeTunnels{ifaces: map[uint32]int{}, routes: map[netip.Prefix]int{}, table: map[netip.Prefix]Route{},
+		addrs: map[netip.Addr]fakeAddr{}, rules: map[bool]bool{}}
 }
 
 func (f *fakeTunnels) Interface(ifID uint32) (int, error) {
@@ -437,25 +452,53 @@ func (f *fakeTunnels) Interface(ifID uint32) (int, error) {
 	return f.ifaces[ifID], nil
 }
 
-func (f *fakeTunnels) AddRoute(dst netip.Prefix, ifindex int) error {
-	f.routes[dst] = ifindex
+func (f *fakeTunnels) AddRoute(r Route) error {
+	f.routes[r.Dst] = r.Ifindex
+	f.table[r.Dst] = r
 	return nil
 }
 
-func (f *fakeTunnels) DeleteRoute(dst netip.Prefix, ifindex int) error {
-	if f.routes[dst] != ifindex {
+func (f *fakeTunnels) DeleteRoute(r Route) error {
+	if f.table[r.Dst] != r {
 		return errors.New("no such route")
 	}
-	delete(f.routes, dst)
+	delete(f.routes, r.Dst)
+	delete(f.table, r.Dst)
 	return nil
 }
+
+// The path to every peer is ifindex 2 via 192.0.2.254.
+func (f *fakeTunnels) PathTo(dst netip.Addr) (int, netip.Addr, error) {
+	return 2, netip.MustParseAddr("192.0.2.254"), nil
+}
+
+func (f *fakeTunnels) FindAddress(a netip.Addr) (int, bool, error) {
+	x := f.addrs[a]
+	return x.ifindex, x.ours, nil
+}
+
+func (f *fakeTunnels) AddAddress(a netip.Addr, ifindex int) error {
+	f.addrs[a] = fakeAddr{ifindex: ifindex, ours: true}
+	return nil
+}
+
+func (f *fakeTunnels) DeleteAddress(a netip.Addr, ifindex int) error {
+	if f.addrs[a].ifindex != ifindex {
+		return errors.New("no such address")
+	}
+	delete(f.addrs, a)
+	return nil
+}
+
+func (f *fakeTunnels) AddRule(v6 bool) error    { f.rules[v6] = true; return nil }
+func (f *fakeTunnels) DeleteRule(v6 bool) error { delete(f.rules, v6); return nil }
 
 // TestDataplaneTunnelRoutes: a route-based CHILD_SA gets the XFRM
 // interface of its if_id and its remote selectors routed into it, except a
 // prefix that holds the peer; deleting the policy removes the routes.
 func TestDataplaneTunnelRoutes(t *testing.T) {
 	_, k, b, _ := newFakeDataplane(t)
-	tun := &fakeTunnels{ifaces: map[uint32]int{}, routes: map[netip.Prefix]int{}}
+	tun := newFakeTunnels()
 	d := NewKernelDataplane(KernelConfig{Kernel: k, BPF: b, Log: testenv.Logger(t), Tunnels: tun})
 	local, _ := ike.ParseTS("10.1.0.0/16")
 	remote, _ := ike.ParseTS("10.2.0.0-10.3.255.255")

@@ -115,6 +115,9 @@ func describePolicy(p *ike.Policy) string {
 	if p.IfID != 0 {
 		s += fmt.Sprintf(" if_id %#x (route-based)", p.IfID)
 	}
+	if p.RouteSrc.IsValid() {
+		s += fmt.Sprintf(" routes with src %s", p.RouteSrc)
+	}
 	return s
 }
 
@@ -125,6 +128,16 @@ func (d *DryRunDataplane) AddPolicy(p *ike.Policy) error {
 
 func (d *DryRunDataplane) DeletePolicy(p *ike.Policy) error {
 	d.log.Info("dry-run: would delete " + describePolicy(p))
+	return nil
+}
+
+func (d *DryRunDataplane) AddVirtualIP(v *ike.VirtualIP) error {
+	d.log.Info(fmt.Sprintf("dry-run: would install virtual IP %s on the interface toward %s", v.Addr, v.Peer))
+	return nil
+}
+
+func (d *DryRunDataplane) DeleteVirtualIP(v *ike.VirtualIP) error {
+	d.log.Info(fmt.Sprintf("dry-run: would remove virtual IP %s", v.Addr))
 	return nil
 }
 
