@@ -270,3 +270,120 @@ func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
 	}
 	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
 }
+
+// configRequestPayload is the CFG_REQUEST for the connection's vips (the
+// addresses we had, when reauthenticating), nil without.
+func (sa *ikeSA) configRequestPayload() *message.Configuration {
+	if len(sa.conn.VIPs) == 0 {
+		return nil
+	}
+	cp := &message.Configuration{CFGType: message.CFG_REQUEST}
+	vips := sa.conn.VIPs
+	if len(sa.reauthVIPs) > 0 {
+		vips = sa.reauthVIPs
+	}
+	for _, v := range vips {
+		if v.Is4() {
+			var val []byte
+			if !v.IsUnspecified() {
+				val = v.AsSlice()
+			}
+			cp.Attributes = append(cp.Attributes, message.ConfigAttribute{Type: message.INTERNAL_IP4_ADDRESS, Value: val},
+				message.ConfigAttribute{Type: message.INTERNAL_IP4_DNS})
+		} else {
+			var val []byte
+			if !v.IsUnspecified() {
+				val = append(v.AsSlice(), 128)
+			}
+			cp.Attributes = append(cp.Attributes, message.ConfigAttribute{Type: message.INTERNAL_IP6_ADDRESS, Value: val},
+				message.ConfigAttribute{Type: message.INTERNAL_IP6_DNS})
+		}
+	}
+	return cp
+}
+
+// configReply takes the virtual IPs and DNS servers of the gateway's
+// CFG_REPLY and installs the virtual IPs (virtual_ip.go). The DNS servers
+// are logged and listed (list-sas), not written anywhere: the daemon
+// leaves the host's resolver to the operator.
+func (sa *ikeSA) configReply(m *message.Message) {
+	if len(sa.conn.VIPs) == 0 {
+		return
+	}
+	cp, ok := find[*message.Configuration](m)
+	if !ok || cp.CFGType != message.CFG_REPLY {
+		sa.log.Info("no virtual IP received")
+		return
+	}
+	for _, a := range cp.Attributes {
+		switch {
+		case a.Type == message.INTERNAL_IP4_ADDRESS && len(a.Value) == 4:
+			sa.takeVIP(netip.AddrFrom4([4]byte(a.Value)))
+		case a.Type == message.INTERNAL_IP6_ADDRESS && len(a.Value) == 17:
+			sa.takeVIP(netip.AddrFrom16([16]byte(a.Value[:16])))
+		case a.Type == message.INTERNAL_IP4_DNS && len(a.Value) == 4:
+			d := netip.AddrFrom4([4]byte(a.Value))
+			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
+			sa.dnsServers = append(sa.dnsServers, d)
+		case a.Type == message.INTERNAL_IP6_DNS && len(a.Value) == 16:
+			d := netip.AddrFrom16([16]byte(a.Value))
+			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
+			sa.dnsServers = append(sa.dnsServers, d)
+		}
+	}
+	if len(sa.localVIPs) == 0 {
+		sa.log.Info("no virtual IP received")
+	}
+	sa.installVIPs(false)
+}
+
+// takeVIP keeps a virtual IP of the CFG_REPLY: one address per family,
+// and only one a host can hold as its own.
+func (sa *ikeSA) takeVIP(v netip.Addr) {
+	if !v.IsGlobalUnicast() {
+		sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: not a unicast address", v))
+		return
+	}
+	for _, o := range sa.localVIPs {
+		if o.Is4() == v.Is4() {
+			sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: %s is ours already", v, o))
+			return
+		}
+	}
+	sa.log.Info(fmt.Sprintf("received virtual IP %s", v))
+	sa.localVIPs = append(sa.localVIPs, v)
+}
+
+// resolveLocalTS resolves our selectors as an initiator offers them:
+// dynamic is our virtual IPs once we have them, the whole family while we
+// ask for them (the gateway narrows to what it assigns), else our IKE
+// address.
+func (sa *ikeSA) resolveLocalTS(specs []TSSpec) []TrafficSelector {
+	addrs := sa.localVIPs
+	if len(addrs) == 0 && len(sa.conn.VIPs) == 0 {
+		return resolveTS(specs, sa.local.Addr())
+	}
+	var out []TrafficSelector
+	for _, s := range specs {
+		if !s.Dynamic {
+			out = append(out, s.TS)
+			continue
+		}
+		if len(addrs) > 0 {
+			for _, a := range addrs {
+				out = append(out, resolveTS([]TSSpec{s}, a)...)
+			}
+			continue
+		}
+		for _, v := range sa.conn.VIPs {
+			ts := s.TS
+			if v.Is4() {
+				ts.Start, ts.End = netip.IPv4Unspecified(), netip.AddrFrom4([4]byte{255, 255, 255, 255})
+			} else {
+				ts.Start, ts.End = netip.IPv6Unspecified(), netip.AddrFrom16([16]byte{0: 0xff, 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff, 8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff})
+			}
+			out = append(out, ts)
+		}
+	}
+	return out
+}

@@ -451,3 +451,58 @@ func TestRemoteAccessRetransmit(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteAccessWithoutEAP: virtual IPs do not need EAP. A road warrior
+// that authenticates with a PSK (or a certificate) asks for an address in
+// its IKE_AUTH request and the gateway leases one, as charon does with
+// any authentication; with the pool exhausted the IKE SA stays without a
+// CHILD_SA, refused with INTERNAL_ADDRESS_FAILURE.
+func TestRemoteAccessWithoutEAP(t *testing.T) {
+	leases, err := pool.FromRange("rw", netip.MustParseAddr("10.3.200.1"), netip.MustParseAddr("10.3.200.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ike.Pool{Leases: leases, DNS: []netip.Addr{netip.MustParseAddr("10.3.0.1")}}
+	tb := newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) {
+			c.VIPs = []netip.Addr{netip.IPv4Unspecified()}
+			c.Children[0].LocalTS = []ike.TSSpec{ike.DynamicTS()}
+		},
+		connB: func(c *ike.Connection) {
+			c.RemoteAddrs = nil
+			c.Remote[0].ID = ike.MustParseIdentity("%any")
+			c.Pools = []string{"rw"}
+			c.Children[0].RemoteTS = []ike.TSSpec{ike.DynamicTS()}
+		},
+		cfgB: func(c *ike.Config) { c.Pools = []*ike.Pool{p} },
+	})
+	tb.establish()
+	vip := []netip.Addr{netip.MustParseAddr("10.3.200.1")}
+	c, g := tb.established(tb.a), tb.established(tb.b)
+	if !slices.Equal(c.LocalVIPs, vip) || !slices.Equal(g.RemoteVIPs, vip) || !slices.Equal(c.DNSServers, p.DNS) {
+		t.Fatalf("client VIPs %v DNS %v, gateway %v; want %v and DNS %v", c.LocalVIPs, c.DNSServers, g.RemoteVIPs, vip, p.DNS)
+	}
+	if len(g.Children) != 1 || g.Children[0].RemoteTS[0].String() != "10.3.200.1/32" {
+		t.Errorf("gateway's CHILD_SA %+v, want its remote selector the virtual IP", g.Children)
+	}
+	if vips := tb.a.dp.VirtualIPs(); !slices.Equal(vips, vip) {
+		t.Errorf("client dataplane virtual IPs %+v, want %v", vips, vip)
+	}
+	// A second client with the pool exhausted: its IKE SA, no CHILD_SA.
+	d := baseConn(addrC, addrB, "dave", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+	d.VIPs = []netip.Addr{netip.IPv4Unspecified()}
+	d.Children[0].LocalTS = []ike.TSSpec{ike.DynamicTS()}
+	dave := tb.newPeer("dave", addrC, d, "this is a shared secret", 0xc3000000, nil)
+	if _, err := dave.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if !tb.b.log.contains("no virtual IP found for %any requested by") || !dave.log.contains("INTERNAL_ADDRESS_FAILURE") {
+		t.Error("an exhausted pool did not refuse dave with INTERNAL_ADDRESS_FAILURE")
+	}
+	for _, sa := range dave.sas() {
+		if len(sa.Children) != 0 || len(sa.LocalVIPs) != 0 {
+			t.Errorf("dave got %+v", sa)
+		}
+	}
+}

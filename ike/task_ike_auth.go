@@ -81,6 +81,9 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	m.Payloads = append(m.Payloads, certs...)
 	sa.appendRequestHints(m)
 	m.Payloads = append(m.Payloads, auth)
+	if cp := sa.configRequestPayload(); cp != nil {
+		m.Payloads = append(m.Payloads, cp)
+	}
 	if t.child != nil {
 		if err := t.child.buildRequest(m); err != nil {
 			t.child = nil
@@ -131,6 +134,7 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 		return t.rejectResponder()
 	}
 	sa.remoteID = peer
+	sa.configReply(m)
 	sa.established()
 	sa.logEstablished()
 	if t.child != nil {
@@ -214,8 +218,12 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 		t.authError = true
 		return errDestroy
 	}
+	failure := t.configRequest(m)
 	sa.established()
 	sa.logEstablished()
+	if failure {
+		return nil // no CHILD_SA without its virtual IP
+	}
 	t.child = newChildCreate(sa, false, nil, nil)
 	t.child.inAuth = true
 	return t.child.processRequest(m)
@@ -234,13 +242,29 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 	auth, certs, err := sa.buildAuth(sa.localID, idr.IDBytes())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
-		t.child.abort()
+		t.abortChild()
 		m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
 		return errDestroy
 	}
 	m.Payloads = append(m.Payloads, idr)
 	m.Payloads = append(m.Payloads, certs...)
 	m.Payloads = append(m.Payloads, auth)
+	return t.buildAuthTail(m)
+}
+
+// buildAuthTail ends a responder's last IKE_AUTH response after its
+// AUTH: the CFG_REPLY, then the CHILD_SA, or INTERNAL_ADDRESS_FAILURE in
+// its place when the peer's CFG_REQUEST got no address.
+func (t *ikeAuth) buildAuthTail(m *message.Message) error {
+	if t.cpReply != nil {
+		m.Payloads = append(m.Payloads, t.cpReply)
+	}
+	if t.child == nil {
+		if t.addressFailure {
+			m.Payloads = append(m.Payloads, notify(message.INTERNAL_ADDRESS_FAILURE, nil))
+		}
+		return nil
+	}
 	return t.child.buildResponse(m)
 }
 

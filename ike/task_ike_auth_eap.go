@@ -275,16 +275,7 @@ func (t *ikeAuth) buildEAP(m *message.Message) error {
 	}
 	sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with EAP", sa.localID))
 	m.Payloads = append(m.Payloads, &message.Authentication{Method: message.AuthSharedKeyMIC, Data: data})
-	if t.cpReply != nil {
-		m.Payloads = append(m.Payloads, t.cpReply)
-	}
-	if t.child == nil {
-		if t.addressFailure {
-			m.Payloads = append(m.Payloads, notify(message.INTERNAL_ADDRESS_FAILURE, nil))
-		}
-		return nil
-	}
-	return t.child.buildResponse(m)
+	return t.buildAuthTail(m)
 }
 
 // newEAPServerMethod makes the methods the eap package leaves to us:

@@ -352,3 +352,28 @@ secrets {
 		t.Errorf("our IKE SA: %+v", o)
 	}
 }
+
+// TestRemoteAccessPubkey: a road warrior that authenticates in IKE with
+// its certificate, no EAP (Android's built-in "IKEv2/IPSec RSA" profile,
+// charon with local.auth = pubkey), still gets its virtual IP and DNS
+// server from the pool.
+func TestRemoteAccessPubkey(t *testing.T) {
+	e := newEnv(t, envOptions{charonSettings: "\tinstall_virtual_ip = yes\n"})
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	okey, ocert := endEntity(t, ca, "ecdsa", "sun.example.org", oursAddr)
+	gateway := strings.Replace(tlsGateway, "auth = eap-dynamic\n      eap_id = %any", "auth = pubkey", 1)
+	e.ours.load(gateway, map[string][]byte{"x509/peer.pem": pemCert(ocert), "private/peer.pem": pemKey(t, okey),
+		"x509ca/ca.pem": pemCert(ca.Cert)})
+	ckey, ccert := userCert(t, ca, "carol@example.org")
+	e.charon.load("connections {\n"+strings.Replace(tlsClient("carol", "carol@example.org", "carol.pem"), "auth = eap-tls", "auth = pubkey", 1)+"}\n",
+		map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert), "x509/carol.pem": pemCert(ccert), "private/carol.pem": pemKey(t, ckey)})
+	if out, err := e.charon.swanctlRun("--initiate", "--child", "carol", "--timeout", "30"); err != nil {
+		t.Fatalf("carol: %v\n%s", err, out)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5e9, "authentication of 'carol@example.org' with ECDSA", "peer requested virtual IP %any",
+		"assigning virtual IP 10.3.200.1 to peer 'carol@example.org'")
+	waitLog(t, "charon", e.charon.log, 5e9, "installing DNS server 10.3.0.1", "installing new virtual IP 10.3.200.1")
+	if o := e.oursSA(); !slices.Equal(o.RemoteVIPs, []string{"10.3.200.1"}) || len(o.Children) != 1 {
+		t.Errorf("our IKE SA of carol: %+v", o)
+	}
+}
