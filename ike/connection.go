@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -68,6 +69,11 @@ type Connection struct {
 	// unspecified address (0.0.0.0, ::) for any of the family. Our
 	// dynamic local selectors become the addresses received.
 	VIPs []netip.Addr
+
+	// Redirect (the redirect section, an xdpsec extension) sends new
+	// clients to other gateways during IKE_SA_INIT (redirect.go); nil
+	// serves them all here.
+	Redirect *RedirectRule
 
 	Local    []*AuthConfig  // local<suffix> rounds; one is supported
 	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
@@ -343,6 +349,17 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	}
 	if rc.Version == 1 && len(rc.Pools) > 0 {
 		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
+	}
+	if rc.Redirect != nil {
+		if rc.Version == 1 {
+			return nil, errf("redirect", "redirection needs IKEv2")
+		}
+		r := *rc.Redirect
+		r.Gateways = slices.Clone(r.Gateways)
+		rc.Redirect = &r
+		if err := resolveRedirect(rc.Redirect); err != nil {
+			return nil, errf("redirect", "%v", err)
+		}
 	}
 	for _, ch := range c.Children {
 		cc, err := resolveChild(ch)

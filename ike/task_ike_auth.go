@@ -112,6 +112,25 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	}
 	idr, ok1 := find[*message.IDr](m)
 	auth, ok2 := find[*message.Authentication](m)
+	var redirectTo *message.Gateway
+	if n := findNotify(m, message.REDIRECT); n != nil {
+		if r, err := message.UnmarshalRedirect(n.Data); err != nil || len(r.Nonce) > 0 {
+			sa.log.Info("received invalid REDIRECT notify")
+		} else {
+			redirectTo = &r.Gateway
+		}
+	}
+	if (!ok1 || !ok2) && redirectTo != nil {
+		// Redirected before the gateway authenticated itself (RFC 5685
+		// section 5): start over with the new one.
+		var first *childConfig
+		if t.child != nil {
+			first = t.child.cfg
+		}
+		t.abortChild()
+		sa.redirectConnecting(*redirectTo, first)
+		return errDestroy
+	}
 	if !ok1 || !ok2 {
 		if nt, ok := notifyErr(m); ok {
 			sa.log.Info(fmt.Sprintf("received %v notify error", nt))
@@ -133,10 +152,14 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	sa.remoteID = peer
 	sa.established()
 	sa.logEstablished()
+	var err error
 	if t.child != nil {
-		return t.child.processResponse(m)
+		err = t.child.processResponse(m)
 	}
-	return nil
+	if redirectTo != nil && sa.state == IKESAEstablished {
+		sa.redirectEstablished(*redirectTo)
+	}
+	return err
 }
 
 // rejectResponder handles a responder we do not accept: it considers the

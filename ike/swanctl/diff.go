@@ -82,7 +82,13 @@ func withoutPos(c *Connection) *Connection {
 	cp.Pos = Pos{}
 	ic := *c.Connection
 	ic.Local, ic.Remote, ic.Children = nil, nil, nil // compared through cp's rounds and children
+	ic.Redirect = nil // compared through cp's
 	cp.Connection = &ic
+	if c.Redirect != nil {
+		r := *c.Redirect
+		r.Pos = Pos{}
+		cp.Redirect = &r
+	}
 	cp.Local = stripRounds(c.Local)
 	cp.Remote = stripRounds(c.Remote)
 	cp.Children = make([]*Child, len(c.Children))
