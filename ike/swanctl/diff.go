@@ -82,7 +82,7 @@ func withoutPos(c *Connection) *Connection {
 	cp.Pos = Pos{}
 	ic := *c.Connection
 	ic.Local, ic.Remote, ic.Children = nil, nil, nil // compared through cp's rounds and children
-	ic.Redirect = nil // compared through cp's
+	ic.Redirect = nil                                // compared through cp's
 	cp.Connection = &ic
 	if c.Redirect != nil {
 		r := *c.Redirect
