@@ -82,8 +82,8 @@ func TestRedirectInit(t *testing.T) {
 		{tb.a, "redirected to 192.0.2.3"},
 		{tb.a, "initiating IKE_SA gw[1] to 192.0.2.3"},
 		{c, "client got redirected from 192.0.2.2"},
-		{c, "parsed IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(REDIR_FROM)"},
-		{tb.b, "parsed IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(REDIR_SUP)"},
+		{c, "parsed IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) N(REDIR_FROM) ]"},
+		{tb.b, "parsed IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) N(REDIR_SUP) ]"},
 		{tb.b, "generating IKE_SA_INIT response 0 [ N(REDIR) ]"},
 	} {
 		if !w.p.log.contains(w.line) {

@@ -95,11 +95,6 @@ func (t *ikeInit) buildRequest(m *message.Message) error {
 
 func (t *ikeInit) capabilities() []message.Payload {
 	var out []message.Payload
-	if t.initiator {
-		if n := t.sa.redirectCapability(); n != nil {
-			out = append(out, n)
-		}
-	}
 	if t.sa.conn.fragmentation {
 		out = append(out, notify(message.IKEV2_FRAGMENTATION_SUPPORTED, nil))
 	}
@@ -107,7 +102,14 @@ func (t *ikeInit) capabilities() []message.Payload {
 	for _, h := range transform.SupportedHashes {
 		hashes = binary.BigEndian.AppendUint16(hashes, uint16(h))
 	}
-	return append(out, notify(message.SIGNATURE_HASH_ALGORITHMS, hashes))
+	out = append(out, notify(message.SIGNATURE_HASH_ALGORITHMS, hashes))
+	if t.initiator {
+		// Last, as charon sends it: "N(HASH_ALG) N(REDIR_SUP)".
+		if n := t.sa.redirectCapability(); n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (t *ikeInit) processCapabilities(m *message.Message) {

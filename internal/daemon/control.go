@@ -29,6 +29,7 @@ const (
 	CmdListConns = "list-conns"
 	CmdListPools = "list-pools"
 	CmdReload    = "reload"
+	CmdRedirect  = "redirect"
 )
 
 // Request is a control command.
@@ -43,6 +44,10 @@ type Request struct {
 	TimeoutMS int `json:"timeout_ms,omitempty"`
 	// Leases asks list-pools for each pool's leases.
 	Leases bool `json:"leases,omitempty"`
+	// Peer and Gateway are redirect's: the clients' address (or prefix)
+	// and the gateway to send them to (IP address or domain name).
+	Peer    string `json:"peer,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -280,6 +285,8 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp, err = d.terminate(req)
 	case CmdRekey:
 		resp, err = d.rekey(req)
+	case CmdRedirect:
+		resp, err = d.redirect(req)
 	case CmdListSAs:
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
