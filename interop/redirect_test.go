@@ -87,8 +87,8 @@ func TestRedirectCharonInit(t *testing.T) {
     }
 `, redirectPoll, gw2Addr, gw2Metrics, deadGateway, deadGateway))
 	// The poll has had time to read gw2 and give up on the dead one.
-	waitLog(t, "gw1", w.ours.log, 10*time.Second, "redirect gateway dead of c not answering, skipped")
-	time.Sleep(time.Second)
+	waitLog(t, "gw1", w.ours.log, 10*time.Second, "redirect gateway dead of c not answering, skipped",
+		"redirect gateway gw2 of c answers, load 0")
 	w.initiate(charonInitiates)
 	waitLog(t, "charon", w.charon.log, 10*time.Second, "redirected to "+gw2Addr,
 		"IKE_SA c[1] established between 10.99.1.1[moon.example.org]..."+gw2Addr+"[sun.example.org]")

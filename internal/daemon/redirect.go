@@ -155,7 +155,10 @@ func (d *Daemon) noteLoad(k gatewayKey, load int, err error) {
 		l.failures++
 		return
 	}
-	if !l.ok && l.failures > 0 {
+	switch {
+	case l.at.IsZero():
+		d.cfgLog.Info(fmt.Sprintf("redirect gateway %s of %s answers, load %d", k.name, k.conn, load))
+	case !l.ok && l.failures > 0:
 		d.cfgLog.Info(fmt.Sprintf("redirect gateway %s of %s answering again, load %d", k.name, k.conn, load))
 	}
 	l.load, l.ok, l.at, l.failures = load, true, time.Now(), 0
