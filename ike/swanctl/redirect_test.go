@@ -55,10 +55,17 @@ func TestRedirectSection(t *testing.T) {
 	if err := e.AddConnection(c.Connection); err != nil {
 		t.Fatal(err)
 	}
-	// A reload that changes the rule changes the connection.
+	// A reload that changes only the rule says so apart: the SAs stay.
 	other := mustLoadMem(t, map[string]string{"swanctl.conf": conn("  redirect {\n   choose = hash\n   gateways { a { address = 2001:db8::3 } }\n  }", "")})
-	if ch := Diff(hash, other); len(ch.Changed) != 1 {
+	if ch := Diff(hash, other); len(ch.Changed) != 0 || len(ch.RedirectChanged) != 1 || ch.Empty() {
 		t.Fatalf("diff %+v", ch)
+	}
+	if ch := Diff(hash, mustLoadMem(t, map[string]string{"swanctl.conf": conn("", "")})); len(ch.RedirectChanged) != 1 {
+		t.Fatalf("rule removed: %+v", ch)
+	}
+	withRekey := mustLoadMem(t, map[string]string{"swanctl.conf": conn("  rekey_time = 1h\n  redirect {\n   choose = hash\n   gateways { a { address = 2001:db8::3 } }\n  }", "")})
+	if ch := Diff(hash, withRekey); len(ch.Changed) != 1 || len(ch.RedirectChanged) != 0 {
+		t.Fatalf("rule and rekey_time changed: %+v", ch)
 	}
 	if ch := Diff(hash, mustLoadMem(t, map[string]string{"swanctl.conf": "\n" + conn("  redirect {\n   choose = hash\n   gateways { a { address = 2001:db8::2 } }\n  }", "")})); !ch.Empty() {
 		t.Fatalf("moving the section changed the connection: %+v", ch)

@@ -146,10 +146,12 @@ type ChildConn struct {
 
 // Changes is what a reload did.
 type Changes struct {
-	Added          []string `json:"added"`
-	Removed        []string `json:"removed"`
-	Changed        []string `json:"changed"`
-	SecretsChanged bool     `json:"secrets-changed"`
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Changed []string `json:"changed"`
+	// RedirectChanged differ in their redirect rule only: SAs stay.
+	RedirectChanged []string `json:"redirect-changed,omitempty"`
+	SecretsChanged  bool     `json:"secrets-changed"`
 }
 
 // ErrControlDenied is returned by Call when the daemon's control socket
@@ -297,7 +299,7 @@ func (d *Daemon) Handle(req Request) *Response {
 		var ch Changes
 		c, rerr := d.Reload()
 		err = rerr
-		ch = Changes{Added: c.Added, Removed: c.Removed, Changed: c.Changed, SecretsChanged: c.SecretsChanged}
+		ch = Changes{Added: c.Added, Removed: c.Removed, Changed: c.Changed, RedirectChanged: c.RedirectChanged, SecretsChanged: c.SecretsChanged}
 		resp = &Response{Changes: &ch}
 	default:
 		err = fmt.Errorf("unknown command %q", req.Command)

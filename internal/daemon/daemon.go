@@ -552,6 +552,14 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s'", name))
 	}
 	for _, c := range l.Connections {
+		if slices.Contains(ch.RedirectChanged, c.Name) {
+			// A new redirect rule applies to new clients; the SAs stay.
+			if err := d.engine.AddConnection(c); err != nil {
+				d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' failed: %v", c.Name, err))
+				continue
+			}
+			d.cfgLog.Info(fmt.Sprintf("reloaded the redirect rule of connection '%s'", c.Name))
+		}
 		if slices.Contains(ch.Added, c.Name) || slices.Contains(ch.Changed, c.Name) {
 			if err := d.engine.AddConnection(c); err != nil {
 				d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' failed: %v", c.Name, err))

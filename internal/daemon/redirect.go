@@ -43,12 +43,14 @@ type gatewayLoad struct {
 	ok       bool      // the last poll answered
 	at       time.Time // of the last answer
 	polled   time.Time // last poll started
+	interval time.Duration
 	inFlight bool
 	failures int // polls in a row without an answer, for logs
 }
 
 // GatewayLoad is the engine's Config.GatewayLoad: the load read at the
-// last poll, if that poll answered and is recent (three intervals).
+// last poll, if that poll answered and is recent (three intervals). It
+// takes only the loads' lock: the engine calls it under its own.
 func (d *Daemon) GatewayLoad(conn string, gw ike.RedirectGateway) (int, bool) {
 	if gw.Metrics == "" {
 		return 0, false
@@ -56,7 +58,7 @@ func (d *Daemon) GatewayLoad(conn string, gw ike.RedirectGateway) (int, bool) {
 	d.loads.mu.Lock()
 	defer d.loads.mu.Unlock()
 	l := d.loads.byKey[gatewayKey{conn, gw.Name, gw.Metrics}]
-	if l == nil || !l.ok || time.Since(l.at) > 3*d.pollInterval(conn) {
+	if l == nil || !l.ok || time.Since(l.at) > 3*l.interval {
 		return 0, false
 	}
 	return l.load, true
@@ -77,13 +79,6 @@ func (d *Daemon) redirectRules() map[string]*swanctl.Redirect {
 		}
 	}
 	return out
-}
-
-func (d *Daemon) pollInterval(conn string) time.Duration {
-	if r := d.redirectRules()[conn]; r != nil && r.PollInterval > 0 {
-		return r.PollInterval
-	}
-	return swanctl.DefaultRedirectPoll
 }
 
 // pollGatewayLoads reads the loads of the gateways of every load rule,
@@ -108,7 +103,8 @@ func (d *Daemon) pollGatewayLoads() {
 					l = &gatewayLoad{}
 					d.loads.byKey[k] = l
 				}
-				due := !l.inFlight && now.Sub(l.polled) >= r.PollInterval
+				l.interval = max(r.PollInterval, 100*time.Millisecond)
+				due := !l.inFlight && now.Sub(l.polled) >= l.interval
 				if due {
 					l.inFlight, l.polled = true, now
 				}
