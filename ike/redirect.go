@@ -68,15 +68,32 @@ const (
 
 func (c RedirectChoice) String() string { return enumName(c, "load", "hash") }
 
+// RedirectPhase is the exchange in which a rule redirects (during).
+type RedirectPhase uint8
+
+const (
+	// RedirectInInit: in the IKE_SA_INIT response, before any
+	// cryptography (RFC 5685 section 4), the cheapest for the gateway.
+	RedirectInInit RedirectPhase = iota
+	// RedirectInAuth: in the IKE_AUTH response, once the client is
+	// authenticated (section 5): with IDr and AUTH and no CHILD_SA; the
+	// client establishes with the new gateway and deletes this IKE SA,
+	// else we do after Config.HalfOpenTimeout.
+	RedirectInAuth
+)
+
+func (p RedirectPhase) String() string { return enumName(p, "ike_sa_init", "ike_auth") }
+
 // RedirectRule sends new clients of a connection to other gateways during
-// IKE_SA_INIT (the redirect section of an xdpsec swanctl.conf connection;
-// strongSwan has a plugin interface instead).
+// IKE_SA_INIT or IKE_AUTH (the redirect section of an xdpsec swanctl.conf
+// connection; strongSwan has a plugin interface instead).
 type RedirectRule struct {
 	// Gateways are the candidates, ourselves possibly among them (a
 	// gateway whose address is the one the client reached us on, or one
 	// of local_addrs): a choice that falls on us serves the client here.
 	Gateways []RedirectGateway
 	Choose   RedirectChoice
+	During   RedirectPhase
 }
 
 // RedirectGateway is one gateway of a redirect rule.
@@ -95,6 +112,9 @@ type RedirectGateway struct {
 func resolveRedirect(r *RedirectRule) error {
 	if r.Choose > RedirectByHash {
 		return fmt.Errorf("choose: %v is not load or hash", r.Choose)
+	}
+	if r.During > RedirectInAuth {
+		return fmt.Errorf("during: %v is not ike_sa_init or ike_auth", r.During)
 	}
 	if len(r.Gateways) == 0 {
 		return errors.New("gateways: none configured")
@@ -192,7 +212,7 @@ func (e *Engine) establishedCount() int {
 // notify to answer with, or nil.
 func (t *ikeInit) redirectOnInit(ni []byte) *message.Notify {
 	sa := t.sa
-	if !sa.peerRedirect || sa.conn.Redirect == nil {
+	if !sa.peerRedirect || sa.conn.Redirect == nil || sa.conn.Redirect.During != RedirectInInit {
 		return nil
 	}
 	gw, ok := sa.e.chooseGateway(sa.conn, sa.local.Addr(), sa.remote.Addr())
@@ -206,6 +226,46 @@ func (t *ikeInit) redirectOnInit(ni []byte) *message.Notify {
 	sa.log.Info(fmt.Sprintf("redirecting peer to %s", gw))
 	sa.e.stats.RedirectsSent++
 	return notify(message.REDIRECT, data)
+}
+
+// redirectOnAuth decides, for a responder's IKE_AUTH request that
+// authenticated the client, whether to redirect it (a rule with during =
+// ike_auth): the gateway, or false.
+func (sa *ikeSA) redirectOnAuth() (message.Gateway, bool) {
+	if !sa.peerRedirect || sa.conn.Redirect == nil || sa.conn.Redirect.During != RedirectInAuth {
+		return message.Gateway{}, false
+	}
+	return sa.e.chooseGateway(sa.conn, sa.local.Addr(), sa.remote.Addr())
+}
+
+// redirectNotify is the gateway's REDIRECT of an authenticated IKE SA
+// (IKE_AUTH response or INFORMATIONAL): the identity alone. The IKE SA
+// is deleted if the client keeps it.
+func (sa *ikeSA) redirectNotify(gw message.Gateway) *message.Notify {
+	data, err := message.Redirect{Gateway: gw}.Marshal()
+	if err != nil {
+		return nil
+	}
+	sa.log.Info(fmt.Sprintf("redirecting peer to %s", gw))
+	sa.redirected = true
+	return notify(message.REDIRECT, data)
+}
+
+// armRedirectDelete deletes a redirected IKE SA after the half-open
+// timeout unless the client did (charon's delete_ike_sa_job after
+// ike_redirect).
+func (sa *ikeSA) armRedirectDelete() {
+	if sa.redirectTimer != nil {
+		sa.redirectTimer.Stop()
+	}
+	sa.redirectTimer = sa.e.afterFuncFor(sa, sa.e.cfg.HalfOpenTimeout, func() {
+		sa.redirectTimer = nil
+		if sa.state == IKESAEstablished || sa.state == IKESARekeying {
+			sa.log.Info(fmt.Sprintf("IKE_SA %s still there after its redirect, deleting it", sa.name()))
+			sa.ending(EndAdmin)
+			sa.delete()
+		}
+	})
 }
 
 // redirectCapability is what an initiator's IKE_SA_INIT announces:
@@ -360,7 +420,7 @@ func (e *Engine) redirectEnds(c *connection, used, gw netip.Addr) (local, remote
 // the IKE_AUTH response or an INFORMATIONAL): a new IKE SA with the old
 // one's CHILD_SAs is established with the new gateway, and the old one is
 // deleted once it is (charon's redirect_established).
-func (sa *ikeSA) redirectEstablished(gw message.Gateway) {
+func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig) {
 	if sa.redirected || !sa.mayFollow(gw) {
 		return
 	}
@@ -373,7 +433,6 @@ func (sa *ikeSA) redirectEstablished(gw message.Gateway) {
 			sa.log.Info(fmt.Sprintf("unable to resolve gateway ID '%s', redirect failed", gw))
 			return
 		}
-		var children []*childConfig
 		for _, c := range sa.children {
 			if (c.state == ChildSAInstalled || c.state == ChildSARekeying) && !slices.Contains(children, c.cfg) {
 				children = append(children, c.cfg)
@@ -472,34 +531,23 @@ func (e *Engine) resolveGateway(sa *ikeSA, gw message.Gateway, then func(netip.A
 // established IKE SA (RFC 5685 section 6): HDR, SK {N(REDIRECT,
 // New_GW_ID)}, answered empty.
 type ikeRedirect struct {
-	sa   *ikeSA
-	gw   message.Gateway
-	data []byte
+	sa *ikeSA
+	gw message.Gateway
 }
 
 func (t *ikeRedirect) kind() taskKind                 { return taskIKERedirect }
 func (t *ikeRedirect) exchange() message.ExchangeType { return message.INFORMATIONAL }
 
 func (t *ikeRedirect) build(m *message.Message) error {
-	t.sa.log.Info(fmt.Sprintf("redirecting peer to %s", t.gw))
-	m.Payloads = append(m.Payloads, notify(message.REDIRECT, t.data))
+	if n := t.sa.redirectNotify(t.gw); n != nil {
+		m.Payloads = append(m.Payloads, n)
+	}
 	return nil
 }
 
 // process arms the deletion of the IKE SA in case the client keeps it.
 func (t *ikeRedirect) process(m *message.Message) error {
-	sa := t.sa
-	if sa.redirectTimer != nil {
-		sa.redirectTimer.Stop()
-	}
-	sa.redirectTimer = sa.e.afterFuncFor(sa, sa.e.cfg.HalfOpenTimeout, func() {
-		sa.redirectTimer = nil
-		if sa.state == IKESAEstablished || sa.state == IKESARekeying {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s still there after its redirect, deleting it", sa.name()))
-			sa.ending(EndAdmin)
-			sa.delete()
-		}
-	})
+	t.sa.armRedirectDelete()
 	return nil
 }
 
@@ -515,8 +563,7 @@ func (e *Engine) RedirectIKESA(id uint32, gateway string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRedirect, err)
 	}
-	data, err := message.Redirect{Gateway: gw}.Marshal()
-	if err != nil {
+	if _, err := (message.Redirect{Gateway: gw}).Marshal(); err != nil {
 		return fmt.Errorf("%w: %v", ErrRedirect, err)
 	}
 	e.mu.Lock()
@@ -542,7 +589,7 @@ func (e *Engine) RedirectIKESA(id uint32, gateway string) error {
 	}
 	sa.redirected = true
 	e.stats.RedirectsSent++
-	sa.tm.queue(&ikeRedirect{sa: sa, gw: gw, data: data})
+	sa.tm.queue(&ikeRedirect{sa: sa, gw: gw})
 	sa.tm.initiate()
 	return nil
 }

@@ -412,3 +412,69 @@ func TestRedirectConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectAuth: a rule with during = ike_auth lets b authenticate a
+// and answer IKE_AUTH with IDr, AUTH and REDIRECT, no CHILD_SA (RFC 5685
+// section 5); a verifies b, establishes with c with the CHILD_SA it asked
+// for, and deletes the IKE SA with b.
+func TestRedirectAuth(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connB: func(c *ike.Connection) {
+		redirectTo(ike.RedirectByHash, addrC)(c)
+		c.Redirect.During = ike.RedirectInAuth
+	}})
+	c := tb.gateway("c", addrC, 0xc3000000, nil, nil)
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	got := tb.established(tb.a)
+	if got.Remote.Addr() != addrC || len(got.Children) != 1 || len(tb.a.sas()) != 1 {
+		t.Fatalf("a: %+v", tb.a.sas())
+	}
+	tb.established(c)
+	tb.wantNoSAs(tb.b)
+	for _, w := range []struct {
+		p    *peer
+		line string
+	}{
+		{tb.b, "generating IKE_AUTH response 1 [ IDr AUTH N(REDIR) ]"},
+		{tb.b, "redirecting peer to 192.0.2.3"},
+		{tb.a, "redirected to 192.0.2.3"},
+		{c, "client got redirected from 192.0.2.2"},
+	} {
+		if !w.p.log.contains(w.line) {
+			t.Errorf("%s did not log %q", w.p.name, w.line)
+		}
+	}
+	if n := tb.b.e.Stats().RedirectsSent; n != 1 {
+		t.Errorf("RedirectsSent %d", n)
+	}
+}
+
+// TestRedirectAuthKept: a client that authenticates but does not follow
+// the IKE_AUTH redirect (its resolver fails) keeps an IKE SA without
+// CHILD_SA; b deletes it after half_open_timeout.
+func TestRedirectAuthKept(t *testing.T) {
+	tb := newTestbed(t, bedOptions{
+		connB: func(c *ike.Connection) {
+			c.Redirect = &ike.RedirectRule{Gateways: []ike.RedirectGateway{{Name: "c", Address: "gw3.example.net"}},
+				Choose: ike.RedirectByHash, During: ike.RedirectInAuth}
+		},
+		cfgA: func(c *ike.Config) {
+			c.ResolveGateway = func(string, func(netip.Addr, error)) {} // never answers
+		},
+	})
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if sa := tb.established(tb.b); len(sa.Children) != 0 {
+		t.Fatalf("b: %+v", sa)
+	}
+	tb.advance(31 * time.Second)
+	tb.wantNoSAs(tb.b)
+	tb.wantNoSAs(tb.a)
+	if !tb.b.log.contains("still there after its redirect, deleting it") {
+		t.Error("b did not say why it deleted")
+	}
+}

@@ -26,6 +26,7 @@ type ikeAuth struct {
 	peerEAP        *eapPeerRound          // initiator: EAP runs (task_ike_auth_eap_peer.go)
 	cpReply        *message.Configuration // responder: CFG_REPLY to send
 	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
+	redirectTo     *message.Gateway       // responder: redirect the authenticated client there
 }
 
 func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
@@ -152,14 +153,21 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	sa.remoteID = peer
 	sa.established()
 	sa.logEstablished()
-	var err error
+	if redirectTo != nil {
+		// Authenticated, and sent elsewhere (RFC 5685 section 5): no
+		// CHILD_SA here, the one asked for goes to the new gateway.
+		var children []*childConfig
+		if t.child != nil {
+			children = []*childConfig{t.child.cfg}
+		}
+		t.abortChild()
+		sa.redirectEstablished(*redirectTo, children)
+		return nil
+	}
 	if t.child != nil {
-		err = t.child.processResponse(m)
+		return t.child.processResponse(m)
 	}
-	if redirectTo != nil && sa.state == IKESAEstablished {
-		sa.redirectEstablished(*redirectTo)
-	}
-	return err
+	return nil
 }
 
 // rejectResponder handles a responder we do not accept: it considers the
@@ -239,6 +247,10 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 	}
 	sa.established()
 	sa.logEstablished()
+	if gw, ok := sa.redirectOnAuth(); ok {
+		t.redirectTo = &gw // no CHILD_SA: the client goes there
+		return nil
+	}
 	t.child = newChildCreate(sa, false, nil, nil)
 	t.child.inAuth = true
 	return t.child.processRequest(m)
@@ -257,13 +269,21 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 	auth, certs, err := sa.buildAuth(sa.localID, idr.IDBytes())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
-		t.child.abort()
+		t.abortChild()
 		m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
 		return errDestroy
 	}
 	m.Payloads = append(m.Payloads, idr)
 	m.Payloads = append(m.Payloads, certs...)
 	m.Payloads = append(m.Payloads, auth)
+	if t.redirectTo != nil {
+		if n := sa.redirectNotify(*t.redirectTo); n != nil {
+			m.Payloads = append(m.Payloads, n)
+			sa.e.stats.RedirectsSent++
+			sa.armRedirectDelete()
+		}
+		return nil
+	}
 	return t.child.buildResponse(m)
 }
 

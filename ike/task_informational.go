@@ -115,5 +115,5 @@ func (t *informational) redirect(n *message.Notify) {
 		sa.log.Info(fmt.Sprintf("unable to handle redirect for IKE_SA in state %s", sa.state))
 		return
 	}
-	sa.redirectEstablished(r.Gateway)
+	sa.redirectEstablished(r.Gateway, nil)
 }

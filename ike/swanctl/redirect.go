@@ -18,6 +18,7 @@ import (
 //	    rw {
 //	        redirect {
 //	            choose = load            # or hash (of the client's address)
+//	            during = ike_sa_init     # or ike_auth: once the client is authenticated
 //	            poll_interval = 5s       # how often the loads are read
 //	            gateways {
 //	                gw2 {
@@ -49,7 +50,13 @@ type Redirect struct {
 
 var redirectChoices = map[string]ike.RedirectChoice{"load": ike.RedirectByLoad, "hash": ike.RedirectByHash}
 
+var redirectPhases = map[string]ike.RedirectPhase{"ike_sa_init": ike.RedirectInInit, "ike_auth": ike.RedirectInAuth}
+
 var redirectKeys = keyTable[Redirect]{
+	"during": supported(func(r *Redirect, v string) (err error) {
+		r.During, err = parseEnum(v, redirectPhases, "ike_sa_init or ike_auth")
+		return
+	}),
 	"choose": supported(func(r *Redirect, v string) (err error) {
 		r.Choose, err = parseEnum(v, redirectChoices, "load or hash")
 		return

@@ -42,9 +42,16 @@ func TestRedirectSection(t *testing.T) {
 	if c.Redirect.PollInterval != 2*time.Second || c.Redirect.Pos.Line != 4 {
 		t.Fatalf("section %+v", c.Redirect)
 	}
+	if r.During != ike.RedirectInInit {
+		t.Fatalf("during %v", r.During)
+	}
 	hash := mustLoadMem(t, map[string]string{"swanctl.conf": conn("  redirect {\n   choose = hash\n   gateways { a { address = 2001:db8::2 } }\n  }", "")})
 	if r := hash.Connections[0].Connection.Redirect; r.Choose != ike.RedirectByHash || hash.Connections[0].Redirect.PollInterval != DefaultRedirectPoll {
 		t.Fatalf("%+v", r)
+	}
+	auth := mustLoadMem(t, map[string]string{"swanctl.conf": conn("  redirect {\n   during = IKE_AUTH\n   gateways { a { address = 192.0.2.9 } }\n  }", "")})
+	if r := auth.Connections[0].Connection.Redirect; r.During != ike.RedirectInAuth {
+		t.Fatalf("during = IKE_AUTH: %+v", r)
 	}
 	// The engine takes it as it is.
 	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: iketest.NewNetwork().Sender(), Dataplane: dataplanetest.New(1)})
@@ -82,6 +89,8 @@ func TestRedirectErrors(t *testing.T) {
 	}{
 		{"bad choose", "  redirect {\n   choose = random\n   gateways { a { address = 192.0.2.9 } }\n  }",
 			[]string{mainFile + `:5: connections.site.redirect.choose: "random" is not one of load or hash`}, ErrValue},
+		{"bad during", "  redirect {\n   during = ike_sa_auth\n   gateways { a { address = 192.0.2.9 } }\n  }",
+			[]string{mainFile + `:5: connections.site.redirect.during: "ike_sa_auth" is not one of ike_sa_init or ike_auth`}, ErrValue},
 		{"no gateways", "  redirect {\n   choose = hash\n  }",
 			[]string{mainFile + `:4: connections.site.redirect.gateways: no gateway to redirect to`}, ErrInvalid},
 		{"missing address", "  redirect {\n   gateways {\n    a {\n     metrics = http://192.0.2.9:9901/metrics\n    }\n   }\n  }",
