@@ -361,6 +361,7 @@ func (e *Engine) startIKESA(c *connection, children []*childConfig, local, remot
 // its first request is built.
 func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, remote netip.AddrPort, last task, prep func(*ikeSA)) *ikeSA {
 	sa := e.newIKESA(c, true, local, remote)
+	sa.client = true
 	if prep != nil {
 		prep(sa)
 	}

@@ -326,8 +326,8 @@ func (sa *ikeSA) mayFollow(gw message.Gateway) bool {
 		sa.log.Info("server sent REDIRECT even though we disabled it")
 		return false
 	}
-	if !sa.initiator {
-		sa.log.Info("REDIRECT from the initiator of the IKE_SA, ignored")
+	if !sa.client {
+		sa.log.Info("REDIRECT from the client of the IKE_SA, ignored")
 		return false
 	}
 	now := sa.e.clock.Now()
@@ -580,7 +580,7 @@ func (e *Engine) RedirectIKESA(id uint32, gateway string) error {
 		return fmt.Errorf("%w: unable to redirect IKE_SA %s in state %s", ErrRedirect, sa.name(), sa.state)
 	case sa.redirected:
 		return nil // already redirected
-	case sa.initiator:
+	case sa.client:
 		return fmt.Errorf("%w: unable to redirect IKE_SA %s as initiator", ErrRedirect, sa.name())
 	case !sa.peerRedirect:
 		return fmt.Errorf("%w: IKE_SA %s: client does not support IKE redirection", ErrRedirect, sa.name())

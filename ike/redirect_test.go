@@ -478,3 +478,28 @@ func TestRedirectAuthKept(t *testing.T) {
 		t.Error("b did not say why it deleted")
 	}
 }
+
+// TestRedirectAfterRekeyAndRestart: what the client announced in
+// IKE_SA_INIT outlives an IKE SA rekey and a restart of the gateway (its
+// state taken back): the redirect on command still works.
+func TestRedirectAfterRekeyAndRestart(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	c := tb.gateway("c", addrC, 0xc3000000, nil, nil)
+	tb.establish()
+	if err := tb.b.e.RekeyIKESA(tb.established(tb.b).ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	st := tb.b.e.Export()
+	tb.b.e.Close()
+	connB := baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")
+	tb.b = tb.restartPeer(tb.b, st, connB, 0xc4000000)
+	if err := tb.b.e.RedirectIKESA(tb.established(tb.b).ID, addrC.String()); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if got := tb.established(tb.a).Remote.Addr(); got != addrC {
+		t.Fatalf("a with %s", got)
+	}
+	tb.established(c)
+}

@@ -95,8 +95,12 @@ type ikeSA struct {
 	// deletes it if the client does not. redirectedFrom is the gateway
 	// that redirected us here, redirectedAt when the redirects of this
 	// attempt to connect happened (the loop limit).
-	peerRedirect   bool
-	redirected     bool
+	peerRedirect bool
+	redirected   bool
+	// client: we initiated the first IKE SA this one descends from (by
+	// rekeys), so the peer is the gateway that may redirect us; the I
+	// flag follows whoever initiated the last rekey.
+	client         bool
 	redirectTimer  Timer
 	redirectedFrom netip.Addr
 	redirectedAt   []time.Time
