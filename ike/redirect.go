@@ -39,9 +39,10 @@ import (
 //     our Ni, else the response is dropped as charon's pre-processing
 //     does), in the IKE_AUTH response or in an INFORMATIONAL of an
 //     established IKE SA is followed: the IKE_SA_INIT starts again
-//     towards the new gateway, or a new IKE SA is established there with
-//     the CHILD_SAs of the old one, which is then deleted (as in a
-//     make-before-break reauthentication). The new IKE_SA_INIT carries
+//     towards the new gateway, or the old IKE SA is deleted and a new one
+//     established there with its CHILD_SAs (as in a break-before-make
+//     reauthentication: their policies toward two gateways could not
+//     stand side by side). The new IKE_SA_INIT carries
 //     N(REDIRECTED_FROM) with the gateway that redirected us instead of
 //     REDIRECT_SUPPORTED. At most maxRedirects redirects are followed
 //     within redirectLoopPeriod (charon's MAX_REDIRECTS and
@@ -417,9 +418,10 @@ func (e *Engine) redirectEnds(c *connection, used, gw netip.Addr) (local, remote
 }
 
 // redirectEstablished follows a REDIRECT of an authenticated IKE SA (in
-// the IKE_AUTH response or an INFORMATIONAL): a new IKE SA with the old
-// one's CHILD_SAs is established with the new gateway, and the old one is
-// deleted once it is (charon's redirect_established).
+// the IKE_AUTH response or an INFORMATIONAL): the old IKE SA is deleted,
+// then a new one with its CHILD_SAs is established with the new gateway
+// (charon's redirect_established makes the new one first; its kernel
+// interface keeps overlapping policies, ours does not).
 func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig) {
 	if sa.redirected || !sa.mayFollow(gw) {
 		return
@@ -443,9 +445,18 @@ func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig
 		}
 		local, remote := sa.e.redirectEnds(sa.conn, sa.local.Addr(), addr)
 		from, history, vips := sa.remote.Addr(), slices.Clone(sa.redirectedAt), slices.Clone(sa.localVIPs)
-		sa.e.startIKESAWith(sa.conn, children, local, remote, &reauthComplete{old: sa}, func(n *ikeSA) {
-			n.redirectedFrom, n.redirectedAt, n.reauthVIPs = from, history, vips
-		})
+		e, conn := sa.e, sa.conn
+		// Break before make: the new CHILD_SAs have the old ones'
+		// selectors towards another gateway, and policies of the same
+		// selectors cannot stand side by side in the kernel (a
+		// reauthentication towards the same peer shares them instead).
+		sa.afterDestroy = func() {
+			e.startIKESAWith(conn, children, local, remote, nil, func(n *ikeSA) {
+				n.redirectedFrom, n.redirectedAt, n.reauthVIPs = from, history, vips
+			})
+		}
+		sa.ending(EndLocal)
+		sa.delete()
 	})
 }
 
