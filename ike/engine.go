@@ -95,8 +95,9 @@ type Config struct {
 	FollowRedirects *bool
 	// ResolveGateway looks up the address of a gateway a REDIRECT names
 	// by domain name, and calls done with it, at once or later from any
-	// goroutine (the daemon resolves in the background). Nil: such
-	// redirects fail.
+	// goroutine (the daemon resolves in the background), but always
+	// eventually: a client redirected in IKE_SA_INIT waits for it. Nil:
+	// such redirects fail.
 	ResolveGateway func(name string, done func(netip.Addr, error))
 	// GatewayLoad reports the current load (established IKE SAs) of a
 	// gateway of a connection's redirect rule, false if unknown (its
@@ -171,7 +172,11 @@ type Engine struct {
 	// what the panic safety net deletes (recoverPanic).
 	handling  panicScope
 	dpJournal *dataplaneJournal // cfg.Dataplane, noting what it added
-	closed    bool
+	// selfLoad is our established IKE SAs as last counted for a redirect
+	// rule (establishedCount), at selfLoadAt.
+	selfLoad   int
+	selfLoadAt time.Time
+	closed     bool
 }
 
 // panicScope is an IKE SA of either version, as the panic safety net

@@ -196,15 +196,22 @@ func (e *Engine) chooseGateway(c *connection, local, client netip.Addr) (message
 	return gws[pick], true
 }
 
-// establishedCount is our own load: established IKE SAs. A walk of all
-// SAs, done only for a load rule that lists ourselves.
+// establishedCount is our own load: established IKE SAs. It walks all
+// SAs, so it is done for a load rule that lists ourselves only, and at
+// most once a second: an IKE_SA_INIT flood must not make each request cost
+// as much as there are IKE SAs (the others' figures are older anyway).
 func (e *Engine) establishedCount() int {
+	now := e.clock.Now()
+	if !e.selfLoadAt.IsZero() && now.Sub(e.selfLoadAt) < time.Second {
+		return e.selfLoad
+	}
 	n := 0
 	for spi, sa := range e.sas {
 		if spi == sa.ourSPI() && sa.state == IKESAEstablished {
 			n++
 		}
 	}
+	e.selfLoad, e.selfLoadAt = n, now
 	return n
 }
 
