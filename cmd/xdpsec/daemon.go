@@ -432,6 +432,16 @@ func listConnsCommand() *cli.Command {
 					fmt.Fprintf(w, "    local:  %s\n", strings.Join(ch.LocalTS, " "))
 					fmt.Fprintf(w, "    remote: %s\n", strings.Join(ch.RemoteTS, " "))
 				}
+				if r := conn.Redirect; r != nil {
+					fmt.Fprintf(w, "  redirect new clients during %s, choosing by %s:\n", strings.ToUpper(r.During), r.Choose)
+					for _, g := range r.Gateways {
+						load := "load unknown"
+						if g.Load != nil {
+							load = fmt.Sprintf("load %d", *g.Load)
+						}
+						fmt.Fprintf(w, "    %s: %s, %s\n", g.Name, g.Address, load)
+					}
+				}
 			}
 			return nil
 		},

@@ -66,6 +66,9 @@ func TestDaemonsRedirectLeastLoaded(t *testing.T) {
 	c1.ok("initiate", "--child", "net")
 	gw1.start()
 	waitLogLines(t, gw1, "redirect gateway gw2 of site answers, load 1", "redirect gateway gw3 of site answers, load 0")
+	if out := gw1.ok("list-conns"); !strings.Contains(out, "redirect new clients during IKE_SA_INIT, choosing by load:\n    gw2: 10.97.0.2, load 1\n    gw3: 10.97.0.3, load 0\n") {
+		t.Errorf("gw1's list-conns:\n%s", out)
+	}
 
 	c2 := client("c2", "10.97.0.12", "10.97.0.1", "10.12.0.0/16")
 	if out := c2.ok("initiate", "--child", "net"); !strings.Contains(out, "IKE_SA site[1] established") {
@@ -84,6 +87,9 @@ func TestDaemonsRedirectLeastLoaded(t *testing.T) {
 	// gw3 goes away: gw1 skips it, and the next client goes to gw2.
 	gw3.stop()
 	waitLogLines(t, gw1, "redirect gateway gw3 of site not answering, skipped")
+	if out := gw1.ok("list-conns"); !strings.Contains(out, "gw3: 10.97.0.3, load unknown") {
+		t.Errorf("gw1's list-conns with gw3 down:\n%s", out)
+	}
 	c3 := client("c3", "10.97.0.13", "10.97.0.1", "10.13.0.0/16")
 	c3.ok("initiate", "--child", "net")
 	if sas := c3.sas(); len(sas) != 1 || sas[0].RemoteHost != "10.97.0.2" {

@@ -128,6 +128,24 @@ type ConnInfo struct {
 	Proposals   []string    `json:"proposals"`
 	RekeyTime   int64       `json:"rekey_time"`
 	Children    []ChildConn `json:"children"`
+	// Redirect is the connection's redirect rule (xdpsec's own).
+	Redirect *RedirectInfo `json:"redirect,omitempty"`
+}
+
+// RedirectInfo is a redirect rule with the gateways' loads as last read.
+type RedirectInfo struct {
+	Choose   string           `json:"choose"`
+	During   string           `json:"during"`
+	Gateways []RedirectGWInfo `json:"gateways"`
+}
+
+// RedirectGWInfo is one gateway of a redirect rule; Load is nil while
+// its metrics do not answer (or it has none).
+type RedirectGWInfo struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Metrics string `json:"metrics,omitempty"`
+	Load    *int   `json:"load,omitempty"`
 }
 
 // ChildConn is a CHILD_SA config as list-conns shows it.
