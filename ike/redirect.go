@@ -30,11 +30,14 @@ import (
 //     N(REDIRECT_SUPPORTED)    -->
 //     <--  HDR(A,0), N(REDIRECT, New_GW_ID, Ni)
 //
+//   - Gateway, IKE_AUTH (a rule with During RedirectInAuth): the client
+//     is authenticated first, then answered with IDr, AUTH and
+//     N(REDIRECT, New_GW_ID), no CHILD_SA.
 //   - Gateway, established IKE SA (Engine.RedirectIKESA, `xdpsec
 //     redirect`): an INFORMATIONAL with N(REDIRECT, New_GW_ID) and no
-//     nonce; the client deletes the IKE SA once it is established with
-//     the new gateway, else we do after Config.HalfOpenTimeout (charon's
-//     half_open_timeout).
+//     nonce. The client deletes the IKE SA (of this or the IKE_AUTH
+//     case) and goes to the new gateway, else we delete it after
+//     Config.HalfOpenTimeout (charon's half_open_timeout).
 //   - Client: a REDIRECT in the IKE_SA_INIT response (its nonce must be
 //     our Ni, else the response is dropped as charon's pre-processing
 //     does), in the IKE_AUTH response or in an INFORMATIONAL of an
