@@ -53,8 +53,12 @@ func TestRedirectCommand(t *testing.T) {
 	for _, sa := range client.engine.IKESAs() {
 		towards = append(towards, fmt.Sprintf("%s:%v", sa.Remote.Addr(), sa.State))
 	}
-	if len(towards) != 2 || !strings.Contains(strings.Join(towards, " "), "192.0.2.3:CONNECTING") {
+	// The client deleted its IKE SA with us first (break before make).
+	if len(towards) != 1 || towards[0] != "192.0.2.3:CONNECTING" {
 		t.Fatalf("client's IKE SAs after the redirect: %v", towards)
+	}
+	if sas := responder.IKESAs(); len(sas) != 0 {
+		t.Fatalf("the redirected IKE SA is still here: %+v", sas)
 	}
 	if n := responder.Stats().RedirectsSent; n != 1 {
 		t.Fatalf("RedirectsSent %d", n)
