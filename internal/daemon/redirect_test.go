@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -158,4 +159,38 @@ secrets { ike { secret = x } }
 		t.Error("load of a connection without that rule")
 	}
 	_ = ike.RedirectByLoad
+}
+
+// TestResolveGateway: the daemon looks gateway names up in the
+// background and answers the engine's callback once, with an address or
+// the error.
+func TestResolveGateway(t *testing.T) {
+	d := &Daemon{stop: make(chan struct{})}
+	type answer struct {
+		addr string
+		err  error
+	}
+	ask := func(name string) answer {
+		ch := make(chan answer, 2)
+		d.resolveGateway(name, func(a netip.Addr, err error) { ch <- answer{a.String(), err} })
+		select {
+		case a := <-ch:
+			select {
+			case <-ch:
+				t.Errorf("%s answered twice", name)
+			case <-time.After(50 * time.Millisecond):
+			}
+			return a
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no answer", name)
+		}
+		return answer{}
+	}
+	if a := ask("localhost"); a.err != nil || (a.addr != "127.0.0.1" && a.addr != "::1") {
+		t.Errorf("localhost: %+v", a)
+	}
+	if a := ask("no-such-host.invalid"); a.err == nil {
+		t.Errorf("no-such-host.invalid: %+v", a)
+	}
+	d.wg.Wait()
 }
