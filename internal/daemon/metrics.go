@@ -132,6 +132,7 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "online"}, uint64(online))
 		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "offline"}, uint64(offline))
 	}
+	d.writeRedirectMetrics(m)
 	m.family("xdpsec_ike_panics_total", "counter", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).")
 	m.sample("xdpsec_ike_panics_total", nil, st.Panics)
 	m.family("xdpsec_ike_redirects_total", "counter", "Clients sent to another gateway with a REDIRECT notify (RFC 5685), in IKE_SA_INIT or established.")

@@ -273,3 +273,25 @@ func (d *Daemon) redirect(req Request) (*Response, error) {
 	}
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }
+
+// writeRedirectMetrics writes the loads of the redirect rules' gateways
+// as last read; a gateway that does not answer has no sample.
+func (d *Daemon) writeRedirectMetrics(m metricWriter) {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	m.family("xdpsec_redirect_gateway_load", "gauge", "Established IKE SAs of each gateway of a connection's redirect rule, as last read from its metrics; none while it does not answer.")
+	if l == nil || l.File == nil {
+		return
+	}
+	for _, c := range l.File.Connections {
+		if c.Redirect == nil {
+			continue
+		}
+		for _, g := range c.Redirect.Gateways {
+			if n, ok := d.GatewayLoad(c.Name, g); ok {
+				m.sample("xdpsec_redirect_gateway_load", []string{"conn", c.Name, "gateway", g.Name}, uint64(n))
+			}
+		}
+	}
+}

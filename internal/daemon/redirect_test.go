@@ -153,6 +153,11 @@ secrets { ike { secret = x } }
 			t.Errorf("%s has load %d", gws[i].Name, n)
 		}
 	}
+	var metrics bytes.Buffer
+	d.writeRedirectMetrics(metricWriter{&metrics})
+	if got := metrics.String(); !strings.Contains(got, `xdpsec_redirect_gateway_load{conn="rw",gateway="good"} 2`) || strings.Count(got, "xdpsec_redirect_gateway_load{") != 1 {
+		t.Errorf("metrics:\n%s", got)
+	}
 	good.Close()
 	waitUntil("good gone", func() bool { _, ok := loadOf(0); return !ok })
 	if _, ok := d.GatewayLoad("other-conn", gws[0]); ok {
