@@ -503,3 +503,44 @@ func TestRedirectAfterRekeyAndRestart(t *testing.T) {
 	}
 	tb.established(c)
 }
+
+// TestRedirectAuthBeforeAuthentication: an IKE_AUTH response that carries
+// REDIRECT but no IDr and AUTH (protected with the IKE_SA_INIT keys, so
+// from whoever did the key exchange with us) is followed as charon's
+// redirect_connecting does: that IKE SA goes and a new one starts its
+// IKE_SA_INIT with the new gateway, with the CHILD_SA asked for.
+func TestRedirectAuthBeforeAuthentication(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	c := tb.gateway("c", addrC, 0xc3000000, nil, nil)
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Deliver() // IKE_SA_INIT request
+	tb.net.Deliver() // its response; a sends IKE_AUTH
+	if q := tb.net.Queued(); len(q) != 1 {
+		t.Fatalf("%d datagrams queued, want a's IKE_AUTH request", len(q))
+	}
+	tb.net.Drop()
+	sa := tb.a.sas()[0]
+	data, _ := message.Redirect{Gateway: message.Gateway{Addr: addrC}}.Marshal()
+	n := append([]byte{0, 0, 0, 0, 0, 0, 0x40, 0x17}, data...)
+	n[3] = byte(len(n))
+	b, err := tb.a.e.SealAsPeer(sa.ID, message.Header{ExchangeType: message.IKE_AUTH, MessageID: 1, Flags: message.FlagResponse},
+		message.PayloadN, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.a.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrA, 500), Remote: netip.AddrPortFrom(addrB, 500), Data: b})
+	tb.net.Flush()
+	got := tb.established(tb.a)
+	if got.Remote.Addr() != addrC || len(got.Children) != 1 || got.ID == sa.ID || len(tb.a.sas()) != 1 {
+		t.Fatalf("a: %+v", tb.a.sas())
+	}
+	tb.established(c)
+	if !tb.a.log.contains("parsed IKE_AUTH response 1 [ N(REDIR) ]") || !tb.a.log.contains("redirected to 192.0.2.3") {
+		t.Error("a did not log the redirect")
+	}
+	if !c.log.contains("client got redirected from 192.0.2.2") {
+		t.Error("c saw no REDIRECTED_FROM")
+	}
+}
