@@ -70,6 +70,11 @@ type Connection struct {
 	// dynamic local selectors become the addresses received.
 	VIPs []netip.Addr
 
+	// Redirect (the redirect section, an xdpsec extension) sends new
+	// clients to other gateways during IKE_SA_INIT (redirect.go); nil
+	// serves them all here.
+	Redirect *RedirectRule
+
 	Local    []*AuthConfig  // local<suffix> rounds; one is supported
 	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
 	Children []*ChildConfig // children.<name>, in file order
@@ -356,6 +361,17 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	}
 	if rc.Version == 1 && len(rc.Pools) > 0 {
 		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
+	}
+	if rc.Redirect != nil {
+		if rc.Version == 1 {
+			return nil, errf("redirect", "redirection needs IKEv2")
+		}
+		r := *rc.Redirect
+		r.Gateways = slices.Clone(r.Gateways)
+		rc.Redirect = &r
+		if err := resolveRedirect(rc.Redirect); err != nil {
+			return nil, errf("redirect", "%v", err)
+		}
 	}
 	for _, ch := range c.Children {
 		cc, err := resolveChild(ch)

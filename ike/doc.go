@@ -36,6 +36,15 @@
 // updates, removal with the delayed deletion of a replaced inbound SA,
 // and the zeroing of keys held back.
 //
+// IKEv2 redirect (RFC 5685, redirect.go) works in both roles: a
+// connection's redirect rule sends new clients to other gateways during
+// IKE_SA_INIT, chosen by their load or a hash of the client's address,
+// RedirectIKESA sends established clients away, and as the client the
+// engine follows REDIRECT (at most 5 in 300 seconds, as charon). What it
+// needs from outside it asks through Config: the other gateways' loads
+// (GatewayLoad) and the addresses of gateways named by domain name
+// (ResolveGateway); it does no I/O of its own.
+//
 // CHILD_SAs carry time, byte and packet lifetimes (swanctl.conf's
 // rekey_*, life_*, rand_*): the engine rekeys on its own timers and when
 // the dataplane reports a soft expiry (Engine.Expire), and deletes a

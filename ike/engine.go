@@ -89,6 +89,23 @@ type Config struct {
 	// (after it is logged and counted): fuzz targets and tests fail on it.
 	OnPanic func(recovered any)
 
+	// FollowRedirects follows a gateway's REDIRECT (RFC 5685) and
+	// announces REDIRECT_SUPPORTED in IKE_SA_INIT (charon's
+	// follow_redirects); nil means yes.
+	FollowRedirects *bool
+	// ResolveGateway looks up the address of a gateway a REDIRECT names
+	// by domain name, and calls done with it, at once or later from any
+	// goroutine (the daemon resolves in the background), but always
+	// eventually: a client redirected in IKE_SA_INIT waits for it. Nil:
+	// such redirects fail.
+	ResolveGateway func(name string, done func(netip.Addr, error))
+	// GatewayLoad reports the current load (established IKE SAs) of a
+	// gateway of a connection's redirect rule, false if unknown (its
+	// metrics did not answer). It is called under the engine lock, for
+	// each IKE_SA_INIT a load rule redirects: it must answer from what it
+	// has, without waiting. Nil: loads are unknown and the hash decides.
+	GatewayLoad func(conn string, gw RedirectGateway) (int, bool)
+
 	// DeleteRekeyedDelay keeps the inbound SA of a rekeyed CHILD_SA for
 	// this long after the CHILD_SA is deleted, so that packets the peer
 	// sent on it just before it switched still arrive (charon's
@@ -116,6 +133,8 @@ type Stats struct {
 	KeepAlivesReceived    uint64
 	EAPFailures           uint64 // EAP conversations failed or AUTH after EAP wrong
 	VIPFailures           uint64 // virtual IP requests no pool could serve
+	RedirectsSent         uint64 // clients redirected, in IKE_SA_INIT or established (RFC 5685)
+	InvalidRedirects      uint64 // IKE_SA_INIT responses dropped for a REDIRECT with a wrong nonce or undecodable
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -153,7 +172,11 @@ type Engine struct {
 	// what the panic safety net deletes (recoverPanic).
 	handling  panicScope
 	dpJournal *dataplaneJournal // cfg.Dataplane, noting what it added
-	closed    bool
+	// selfLoad is our established IKE SAs as last counted for a redirect
+	// rule (establishedCount), at selfLoadAt.
+	selfLoad   int
+	selfLoadAt time.Time
+	closed     bool
 }
 
 // panicScope is an IKE SA of either version, as the panic safety net
@@ -336,7 +359,17 @@ func (e *Engine) initiate(c *connection, children []*childConfig) (*ikeSA, error
 // startIKESA initiates an IKE SA between local and remote with the
 // children, then runs last (nil for none) once their exchanges are done.
 func (e *Engine) startIKESA(c *connection, children []*childConfig, local, remote netip.AddrPort, last task) *ikeSA {
+	return e.startIKESAWith(c, children, local, remote, last, nil)
+}
+
+// startIKESAWith is startIKESA with prep run on the new IKE SA before
+// its first request is built.
+func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, remote netip.AddrPort, last task, prep func(*ikeSA)) *ikeSA {
 	sa := e.newIKESA(c, true, local, remote)
+	sa.client = true
+	if prep != nil {
+		prep(sa)
+	}
 	sa.spiI = e.newSPI()
 	e.sas[sa.spiI] = sa
 	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))

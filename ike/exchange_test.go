@@ -40,7 +40,7 @@ func TestPSKEstablish(t *testing.T) {
 				"CHILD_SA net{1} established with SPIs",
 				"TS 10.1.0.0/16 === 10.2.0.0/16",
 				"authentication of 'sun.example.org' with pre-shared key successful",
-				"generating IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) ]",
+				"generating IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) N(REDIR_SUP) ]",
 				"parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]",
 			} {
 				if !tb.a.log.contains(want) {

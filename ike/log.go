@@ -42,6 +42,9 @@ var notifyShort = map[message.NotifyType]string{
 	message.IKEV2_FRAGMENTATION_SUPPORTED: "FRAG_SUP",
 	message.SIGNATURE_HASH_ALGORITHMS:     "HASH_ALG",
 	message.CHILDLESS_IKEV2_SUPPORTED:     "CHDLESS_SUP",
+	message.REDIRECT_SUPPORTED:            "REDIR_SUP",
+	message.REDIRECT:                      "REDIR",
+	message.REDIRECTED_FROM:               "REDIR_FROM",
 }
 
 // summarize formats a message as charon's "parsed"/"generating" lines do:

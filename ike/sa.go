@@ -88,6 +88,22 @@ type ikeSA struct {
 	// CFG_REPLY (the client role).
 	localVIPs  []netip.Addr
 	dnsServers []netip.Addr
+
+	// Redirects (redirect.go). peerRedirect: the client announced
+	// REDIRECT_SUPPORTED or REDIRECTED_FROM. redirected: a REDIRECT was
+	// sent (gateway) or followed (client) for this IKE SA; redirectTimer
+	// deletes it if the client does not. redirectedFrom is the gateway
+	// that redirected us here, redirectedAt when the redirects of this
+	// attempt to connect happened (the loop limit).
+	peerRedirect bool
+	redirected   bool
+	// client: we initiated the first IKE SA this one descends from (by
+	// rekeys), so the peer is the gateway that may redirect us; the I
+	// flag follows whoever initiated the last rekey.
+	client         bool
+	redirectTimer  Timer
+	redirectedFrom netip.Addr
+	redirectedAt   []time.Time
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
@@ -396,7 +412,7 @@ func (sa *ikeSA) destroy() {
 		sa.eapAuth = nil
 	}
 	sa.releaseVIPs()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer, sa.redirectTimer} {
 		if t != nil {
 			t.Stop()
 		}

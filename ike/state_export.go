@@ -41,6 +41,12 @@ type ExportedIKESA struct {
 	LocalID, RemoteID   Identity
 	NATLocal, NATRemote bool
 	PeerFragmentation   bool
+	// PeerRedirect: the client announced REDIRECT_SUPPORTED (RFC 5685),
+	// so the gateway may redirect it after a restart too.
+	PeerRedirect bool `json:",omitempty"`
+	// Client: we initiated the first IKE SA of this one's rekey chain
+	// (absent in older state: Initiator).
+	Client *bool `json:",omitempty"`
 	// Message IDs: of our next request, and of the peer's next request,
 	// with our response to the peer's last one for its retransmits.
 	NextMessageID, ExpectMessageID uint32
@@ -121,7 +127,7 @@ func (e *Engine) export() EngineState {
 			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
 			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+			PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, Client: boolPtr(sa.client), NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 			Accounting: sa.exportAccounting(),
 		}
@@ -337,7 +343,11 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
-	sa.natLocal, sa.natRemote, sa.peerFrag = s.NATLocal, s.NATRemote, s.PeerFragmentation
+	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
+	sa.client = s.Initiator
+	if s.Client != nil {
+		sa.client = *s.Client
+	}
 	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
 	for _, v := range s.VIPs {
 		sa.takeBackVIP(v)
@@ -427,3 +437,5 @@ func (e *Engine) ChildSAInstallTimes() map[uint32]time.Time {
 	}
 	return out
 }
+
+func boolPtr(b bool) *bool { return &b }

@@ -20,6 +20,7 @@ const (
 	taskDPD
 	taskInformational
 	taskReauthComplete // sends nothing: a localTask
+	taskIKERedirect
 )
 
 // task is one concern of one exchange, after charon's task_t. The
@@ -37,6 +38,13 @@ type task interface {
 // runs it when its turn comes, in order with the exchanges queued before.
 type localTask interface {
 	run()
+}
+
+// screener is implemented by initiator tasks that drop some responses
+// before anything of the exchange changes (charon's pre_process): the
+// request stays in flight and is retransmitted as if nothing came.
+type screener interface {
+	screen(m *message.Message) bool
 }
 
 // failer is implemented by initiator tasks that clean up when their

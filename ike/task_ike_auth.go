@@ -26,6 +26,7 @@ type ikeAuth struct {
 	peerEAP        *eapPeerRound          // initiator: EAP runs (task_ike_auth_eap_peer.go)
 	cpReply        *message.Configuration // responder: CFG_REPLY to send
 	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
+	redirectTo     *message.Gateway       // responder: redirect the authenticated client there
 }
 
 func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
@@ -115,6 +116,25 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	}
 	idr, ok1 := find[*message.IDr](m)
 	auth, ok2 := find[*message.Authentication](m)
+	var redirectTo *message.Gateway
+	if n := findNotify(m, message.REDIRECT); n != nil {
+		if r, err := message.UnmarshalRedirect(n.Data); err != nil || len(r.Nonce) > 0 {
+			sa.log.Info("received invalid REDIRECT notify")
+		} else {
+			redirectTo = &r.Gateway
+		}
+	}
+	if (!ok1 || !ok2) && redirectTo != nil {
+		// Redirected before the gateway authenticated itself (RFC 5685
+		// section 5): start over with the new one.
+		var first *childConfig
+		if t.child != nil {
+			first = t.child.cfg
+		}
+		t.abortChild()
+		sa.redirectConnecting(*redirectTo, first)
+		return errDestroy
+	}
 	if !ok1 || !ok2 {
 		if nt, ok := notifyErr(m); ok {
 			sa.log.Info(fmt.Sprintf("received %v notify error", nt))
@@ -137,6 +157,17 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	sa.configReply(m)
 	sa.established()
 	sa.logEstablished()
+	if redirectTo != nil {
+		// Authenticated, and sent elsewhere (RFC 5685 section 5): no
+		// CHILD_SA here, the one asked for goes to the new gateway.
+		var children []*childConfig
+		if t.child != nil {
+			children = []*childConfig{t.child.cfg}
+		}
+		t.abortChild()
+		sa.redirectEstablished(*redirectTo, children)
+		return nil
+	}
 	if t.child != nil {
 		return t.child.processResponse(m)
 	}
@@ -218,6 +249,12 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 		t.authError = true
 		return errDestroy
 	}
+	if gw, ok := sa.redirectOnAuth(); ok {
+		sa.established()
+		sa.logEstablished()
+		t.redirectTo = &gw // no CHILD_SA nor virtual IP: the client goes there
+		return nil
+	}
 	failure := t.configRequest(m)
 	sa.established()
 	sa.logEstablished()
@@ -249,6 +286,14 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 	m.Payloads = append(m.Payloads, idr)
 	m.Payloads = append(m.Payloads, certs...)
 	m.Payloads = append(m.Payloads, auth)
+	if t.redirectTo != nil {
+		if n := sa.redirectNotify(*t.redirectTo); n != nil {
+			m.Payloads = append(m.Payloads, n)
+			sa.e.stats.RedirectsSent++
+			sa.armRedirectDelete()
+		}
+		return nil
+	}
 	return t.buildAuthTail(m)
 }
 

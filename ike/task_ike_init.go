@@ -38,6 +38,9 @@ type ikeInit struct {
 	errorNotify  *message.Notify      // responder: the answer instead of SAr1
 	peerKE       *message.KeyExchange // responder
 	requestHasKE bool
+	// resumeSend: a redirect waits for its gateway's address; retarget
+	// sends the request when it is in.
+	resumeSend bool
 }
 
 func newIKEInit(sa *ikeSA, initiator bool) *ikeInit {
@@ -99,7 +102,14 @@ func (t *ikeInit) capabilities() []message.Payload {
 	for _, h := range transform.SupportedHashes {
 		hashes = binary.BigEndian.AppendUint16(hashes, uint16(h))
 	}
-	return append(out, notify(message.SIGNATURE_HASH_ALGORITHMS, hashes))
+	out = append(out, notify(message.SIGNATURE_HASH_ALGORITHMS, hashes))
+	if t.initiator {
+		// Last, as charon sends it: "N(HASH_ALG) N(REDIR_SUP)".
+		if n := t.sa.redirectCapability(); n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (t *ikeInit) processCapabilities(m *message.Message) {
@@ -118,6 +128,9 @@ func (t *ikeInit) processCapabilities(m *message.Message) {
 
 func (t *ikeInit) processResponse(m *message.Message) error {
 	sa := t.sa
+	if n := findNotify(m, message.REDIRECT); n != nil {
+		return t.followInit(n) // its nonce checked by screen
+	}
 	if n := findNotify(m, message.COOKIE); n != nil {
 		if t.cookieTries >= maxCookieRetries || len(n.Data) == 0 || len(n.Data) > 64 {
 			sa.log.Info("received COOKIE notify too often or invalid, giving up")
@@ -228,6 +241,11 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 	}
 	if len(ni.Data) < 16 || len(ni.Data) > 256 {
 		t.errorNotify = notify(message.INVALID_SYNTAX, nil)
+		return errDestroy
+	}
+	sa.processRedirectCapability(m)
+	if n := t.redirectOnInit(ni.Data); n != nil {
+		t.errorNotify = n
 		return errDestroy
 	}
 	ke, err := transform.NewKeyExchange(suite.KE, sa.e.rand)

@@ -35,6 +35,10 @@ func (t *informational) process(m *message.Message) error {
 				}
 			}
 		case *message.Notify:
+			if p.NotifyType == message.REDIRECT {
+				t.redirect(p)
+				continue
+			}
 			if p.NotifyType.IsError() {
 				sa.log.Info(fmt.Sprintf("received %v error notify", p.NotifyType))
 				if p.NotifyType == message.AUTHENTICATION_FAILED {
@@ -95,4 +99,21 @@ func (t *informational) build(m *message.Message) error {
 		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPIs: t.deleted})
 	}
 	return nil
+}
+
+// redirect follows a gateway's REDIRECT of the established IKE SA (RFC
+// 5685 section 6): the answer goes out empty, and a new IKE SA is set up
+// with the new gateway.
+func (t *informational) redirect(n *message.Notify) {
+	sa := t.sa
+	r, err := message.UnmarshalRedirect(n.Data)
+	if err != nil || len(r.Nonce) > 0 {
+		sa.log.Info("received invalid REDIRECT notify")
+		return
+	}
+	if sa.state != IKESAEstablished && sa.state != IKESARekeying {
+		sa.log.Info(fmt.Sprintf("unable to handle redirect for IKE_SA in state %s", sa.state))
+		return
+	}
+	sa.redirectEstablished(r.Gateway, nil)
 }

@@ -233,6 +233,10 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			sa.log.Info(fmt.Sprintf("received %v response %d to our %v request, ignored", h.ExchangeType, h.MessageID, tm.active.exchange()))
 			return
 		}
+		if sc, ok := tm.active.(screener); ok && !sc.screen(m) {
+			sa.e.stats.DroppedUnexpected++
+			return
+		}
 		if h.ExchangeType != message.IKE_SA_INIT {
 			sa.authenticated(d)
 		} else if !sa.local.Addr().IsValid() {
@@ -258,6 +262,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		if errors.Is(err, errRetry) {
 			tm.sendRequest()
 			return
+		}
+		if errors.Is(err, errPending) {
+			return // the task sends the request again when it can
 		}
 		tm.active = nil
 		tm.request = nil

@@ -555,3 +555,28 @@ func waitLog(t *testing.T, who string, log func() string, timeout time.Duration,
 }
 
 var errNotYet = errors.New("not yet")
+
+// linkedNetns adds a namespace of a test's world, linked by a veth to
+// an existing one: its side named wan<n> with addr, the other side's
+// (ifTo in to) with addrTo, both /24. A second gateway lives in one (our
+// daemon or charon again).
+func (e *env) linkedNetns(prefix string, to *testenv.Netns, ifTo, addrTo, ifNew, addr string) *testenv.Netns {
+	e.t.Helper()
+	ns := testenv.NewNetns(e.t, prefix)
+	testenv.Veth(e.t, to, ifTo, addrTo+wanPrefixLen, ns, ifNew, addr+wanPrefixLen)
+	return ns
+}
+
+// secondOurs starts another of our daemons in ns, with its own files.
+func (e *env) secondOurs(ns *testenv.Netns, args ...string) *ours {
+	e.t.Helper()
+	return startOurs(e.t, xdpsecBinary(e.t), ns, args)
+}
+
+// secondCharon starts another charon in ns, with charon's loopback
+// address for kernel-libipsec's route.
+func (e *env) secondCharon(ns *testenv.Netns) *charon {
+	e.t.Helper()
+	ns.MustRun(e.t, "ip", "addr", "add", charonHost+"/32", "dev", "lo")
+	return startCharon(e.t, ns, "")
+}

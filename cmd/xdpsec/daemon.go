@@ -220,6 +220,34 @@ func saCommandByName(name, command, usage string) *cli.Command {
 	}
 }
 
+// redirectCommand sends established IKE SAs of clients to another
+// gateway (RFC 5685 section 6), as swanctl --redirect does.
+func redirectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "redirect",
+		Usage: "redirect clients' established IKE SAs (--ike NAME, --ike-id N or --peer ADDR[/LEN]) to another gateway (--gateway IP|FQDN)",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.StringFlag{Name: "ike", Usage: "connection name"},
+			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
+			&cli.StringFlag{Name: "peer", Usage: "the clients' address or prefix"},
+			&cli.StringFlag{Name: "gateway", Required: true, Usage: "the gateway to send them to: IP address or domain name"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.String("ike") == "" && c.Uint("ike-id") == 0 && c.String("peer") == "" {
+				return fmt.Errorf("redirect needs --ike, --ike-id or --peer")
+			}
+			resp, err := call(c, daemon.Request{Command: daemon.CmdRedirect, IKE: c.String("ike"), IKEID: uint32(c.Uint("ike-id")),
+				Peer: c.String("peer"), Gateway: c.String("gateway")})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "%s\nredirect completed successfully\n", resp.Message)
+			return nil
+		},
+	}
+}
+
 func reloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
@@ -406,6 +434,16 @@ func listConnsCommand() *cli.Command {
 					fmt.Fprintln(w)
 					fmt.Fprintf(w, "    local:  %s\n", strings.Join(ch.LocalTS, " "))
 					fmt.Fprintf(w, "    remote: %s\n", strings.Join(ch.RemoteTS, " "))
+				}
+				if r := conn.Redirect; r != nil {
+					fmt.Fprintf(w, "  redirect new clients during %s, choosing by %s:\n", strings.ToUpper(r.During), r.Choose)
+					for _, g := range r.Gateways {
+						load := "load unknown"
+						if g.Load != nil {
+							load = fmt.Sprintf("load %d", *g.Load)
+						}
+						fmt.Fprintf(w, "    %s: %s, %s\n", g.Name, g.Address, load)
+					}
 				}
 			}
 			return nil

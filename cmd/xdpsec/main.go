@@ -34,7 +34,7 @@ func newApp() *cli.App {
 		},
 		Commands: slices.Concat(
 			category("dataplane", loadCommand(), unloadCommand(), statusCommand(), saCommand(), policyCommand(), statsCommand(), ratelimitCommand()),
-			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
+			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
 			category("measurement", benchCommand()),
 		),
 		HideHelpCommand: true,

@@ -38,6 +38,10 @@ type Connection struct {
 	Remote []*AuthRound
 
 	Children []*Child // in file order
+
+	// Redirect is the redirect section (an xdpsec extension,
+	// redirect.go), nil without; the engine's rule is its RedirectRule.
+	Redirect *Redirect
 }
 
 // Child returns the connection's child of that name, or nil.
@@ -212,8 +216,11 @@ func (l *loader) loadConnection(s *section) *Connection {
 			c.Local = append(c.Local, l.loadAuthRound(sub, subPath, true))
 		case hasPrefixFold(sub.name, "remote"):
 			c.Remote = append(c.Remote, l.loadAuthRound(sub, subPath, false))
+		case strings.EqualFold(sub.name, "redirect"):
+			c.Redirect = l.loadRedirect(c, sub, subPath)
+			c.Connection.Redirect = &c.Redirect.RedirectRule
 		default:
-			l.errs.add(sub.pos(), subPath, wrapf(ErrUnknownKey, "unknown section (expected local<suffix>, remote<suffix> or children)"))
+			l.errs.add(sub.pos(), subPath, wrapf(ErrUnknownKey, "unknown section (expected local<suffix>, remote<suffix>, children or redirect)"))
 		}
 	}
 	if len(c.Local) == 0 {

@@ -13,6 +13,9 @@ type Changes struct {
 	// proposals, authentication, children, ...); a connection that only
 	// moved in its file is unchanged.
 	Changed []string
+	// RedirectChanged are in both and differ only in their redirect
+	// section: the engine takes the new rule, established SAs stay.
+	RedirectChanged []string
 	// SecretsChanged says the IKE secrets or private keys differ; the
 	// connections using them are not listed as changed for it, since
 	// established SAs keep working and new ones pick the new credentials.
@@ -21,7 +24,16 @@ type Changes struct {
 
 // Empty reports whether nothing changed.
 func (c Changes) Empty() bool {
-	return len(c.Added) == 0 && len(c.Removed) == 0 && len(c.Changed) == 0 && !c.SecretsChanged
+	return len(c.Added) == 0 && len(c.Removed) == 0 && len(c.Changed) == 0 && len(c.RedirectChanged) == 0 && !c.SecretsChanged
+}
+
+// withoutRedirect is c without its redirect section.
+func withoutRedirect(c *Connection) *Connection {
+	cp := *c
+	ic := *c.Connection
+	ic.Redirect = nil
+	cp.Connection, cp.Redirect = &ic, nil
+	return &cp
 }
 
 // Diff compares two configurations so that a reload can leave the
@@ -36,6 +48,10 @@ func Diff(old, new *Config) Changes {
 		case o == nil:
 			ch.Added = append(ch.Added, n.Name)
 		case !sameConnection(o, n):
+			if sameConnection(withoutRedirect(o), withoutRedirect(n)) {
+				ch.RedirectChanged = append(ch.RedirectChanged, n.Name)
+				break
+			}
 			ch.Changed = append(ch.Changed, n.Name)
 		}
 	}
@@ -82,7 +98,13 @@ func withoutPos(c *Connection) *Connection {
 	cp.Pos = Pos{}
 	ic := *c.Connection
 	ic.Local, ic.Remote, ic.Children = nil, nil, nil // compared through cp's rounds and children
+	ic.Redirect = nil                                // compared through cp's
 	cp.Connection = &ic
+	if c.Redirect != nil {
+		r := *c.Redirect
+		r.Pos = Pos{}
+		cp.Redirect = &r
+	}
 	cp.Local = stripRounds(c.Local)
 	cp.Remote = stripRounds(c.Remote)
 	cp.Children = make([]*Child, len(c.Children))

@@ -30,7 +30,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level section", map[string]string{"swanctl.conf": "\nconnection { }\n"},
 			[]string{mainFile + ":2: connection: unknown section (expected connections or secrets)"}, ErrUnknownKey},
 		{"unknown connection section", map[string]string{"swanctl.conf": conn("  child { }", "")},
-			[]string{mainFile + ":4: connections.site.child: unknown section (expected local<suffix>, remote<suffix> or children)"}, ErrUnknownKey},
+			[]string{mainFile + ":4: connections.site.child: unknown section (expected local<suffix>, remote<suffix>, children or redirect)"}, ErrUnknownKey},
 		{"unsupported key", map[string]string{"swanctl.conf": conn("  ppk_id = moon", "")},
 			[]string{mainFile + ":4: connections.site.ppk_id: not supported yet"}, ErrUnsupported},
 		{"unsupported value", map[string]string{"swanctl.conf": conn("", "    ipcomp = yes")},

@@ -29,6 +29,7 @@ const (
 	CmdListConns = "list-conns"
 	CmdListPools = "list-pools"
 	CmdReload    = "reload"
+	CmdRedirect  = "redirect"
 )
 
 // Request is a control command.
@@ -43,6 +44,10 @@ type Request struct {
 	TimeoutMS int `json:"timeout_ms,omitempty"`
 	// Leases asks list-pools for each pool's leases.
 	Leases bool `json:"leases,omitempty"`
+	// Peer and Gateway are redirect's: the clients' address (or prefix)
+	// and the gateway to send them to (IP address or domain name).
+	Peer    string `json:"peer,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -126,6 +131,24 @@ type ConnInfo struct {
 	Proposals   []string    `json:"proposals"`
 	RekeyTime   int64       `json:"rekey_time"`
 	Children    []ChildConn `json:"children"`
+	// Redirect is the connection's redirect rule (xdpsec's own).
+	Redirect *RedirectInfo `json:"redirect,omitempty"`
+}
+
+// RedirectInfo is a redirect rule with the gateways' loads as last read.
+type RedirectInfo struct {
+	Choose   string           `json:"choose"`
+	During   string           `json:"during"`
+	Gateways []RedirectGWInfo `json:"gateways"`
+}
+
+// RedirectGWInfo is one gateway of a redirect rule; Load is nil while
+// its metrics do not answer (or it has none).
+type RedirectGWInfo struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Metrics string `json:"metrics,omitempty"`
+	Load    *int   `json:"load,omitempty"`
 }
 
 // ChildConn is a CHILD_SA config as list-conns shows it.
@@ -144,10 +167,12 @@ type ChildConn struct {
 
 // Changes is what a reload did.
 type Changes struct {
-	Added          []string `json:"added"`
-	Removed        []string `json:"removed"`
-	Changed        []string `json:"changed"`
-	SecretsChanged bool     `json:"secrets-changed"`
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Changed []string `json:"changed"`
+	// RedirectChanged differ in their redirect rule only: SAs stay.
+	RedirectChanged []string `json:"redirect-changed,omitempty"`
+	SecretsChanged  bool     `json:"secrets-changed"`
 }
 
 // ErrControlDenied is returned by Call when the daemon's control socket
@@ -283,6 +308,8 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp, err = d.terminate(req)
 	case CmdRekey:
 		resp, err = d.rekey(req)
+	case CmdRedirect:
+		resp, err = d.redirect(req)
 	case CmdListSAs:
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
@@ -293,7 +320,7 @@ func (d *Daemon) Handle(req Request) *Response {
 		var ch Changes
 		c, rerr := d.Reload()
 		err = rerr
-		ch = Changes{Added: c.Added, Removed: c.Removed, Changed: c.Changed, SecretsChanged: c.SecretsChanged}
+		ch = Changes{Added: c.Added, Removed: c.Removed, Changed: c.Changed, RedirectChanged: c.RedirectChanged, SecretsChanged: c.SecretsChanged}
 		resp = &Response{Changes: &ch}
 	default:
 		err = fmt.Errorf("unknown command %q", req.Command)

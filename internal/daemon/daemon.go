@@ -106,6 +106,9 @@ type Daemon struct {
 	established map[uint32]time.Time // first seen ESTABLISHED, by IKE SA ID
 	stopping    bool
 
+	// loads are the redirect gateways' loads (redirect.go).
+	loads gatewayLoads
+
 	wg   sync.WaitGroup
 	stop chan struct{}
 	// kick asks watch for a checkpoint now: an SA was installed, changed
@@ -187,7 +190,7 @@ func Start(opts Options) (*Daemon, error) {
 	// one included, elsewhere: what the state file records (stateOwner).
 	netns := currentNetNS()
 	d := &Daemon{netns: netns, opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
-		established: map[uint32]time.Time{}, stop: make(chan struct{}), kick: make(chan struct{}, 1), sender: &socketSender{}}
+		established: map[uint32]time.Time{}, loads: gatewayLoads{byKey: map[gatewayKey]*gatewayLoad{}}, stop: make(chan struct{}), kick: make(chan struct{}, 1), sender: &socketSender{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -224,6 +227,7 @@ func Start(opts Options) (*Daemon, error) {
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
 		MakeBeforeBreak: &opts.MakeBeforeBreak,
+		GatewayLoad:     d.GatewayLoad, ResolveGateway: d.resolveGateway,
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +266,8 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.wg.Add(1)
 	go d.watch()
+	d.wg.Add(1)
+	go d.pollGatewayLoads()
 	d.startActions(nil)
 	ok = true
 	return d, nil
@@ -546,6 +552,14 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s'", name))
 	}
 	for _, c := range l.Connections {
+		if slices.Contains(ch.RedirectChanged, c.Name) {
+			// A new redirect rule applies to new clients; the SAs stay.
+			if err := d.engine.AddConnection(c); err != nil {
+				d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' failed: %v", c.Name, err))
+				continue
+			}
+			d.cfgLog.Info(fmt.Sprintf("reloaded the redirect rule of connection '%s'", c.Name))
+		}
 		if slices.Contains(ch.Added, c.Name) || slices.Contains(ch.Changed, c.Name) {
 			if err := d.engine.AddConnection(c); err != nil {
 				d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' failed: %v", c.Name, err))

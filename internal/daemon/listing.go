@@ -134,6 +134,17 @@ func (d *Daemon) ListConns() []ConnInfo {
 			}
 			ci.Children = append(ci.Children, cc)
 		}
+		if r := c.Redirect; r != nil {
+			ri := &RedirectInfo{Choose: r.Choose.String(), During: r.During.String(), Gateways: []RedirectGWInfo{}}
+			for _, g := range r.Gateways {
+				gi := RedirectGWInfo{Name: g.Name, Address: g.Address, Metrics: g.Metrics}
+				if n, ok := d.GatewayLoad(c.Name, g); ok {
+					gi.Load = &n
+				}
+				ri.Gateways = append(ri.Gateways, gi)
+			}
+			ci.Redirect = ri
+		}
 		out = append(out, ci)
 	}
 	return out

@@ -121,7 +121,7 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		{"message_id", st.DroppedMessageID}, {"unexpected", st.DroppedUnexpected}, {"esp_on_ike_port", st.DroppedESP},
 		{"cookie_rejected", st.CookiesRejected}, {"block_threshold", st.DroppedBlocked},
 		{"invalid_syntax_sent", st.InvalidSyntaxSent},
-		{"eap", st.EAPFailures}, {"virtual_ip", st.VIPFailures},
+		{"eap", st.EAPFailures}, {"virtual_ip", st.VIPFailures}, {"invalid_redirect", st.InvalidRedirects},
 	} {
 		m.sample("xdpsec_ike_failures_total", []string{"reason", r.reason}, r.v)
 	}
@@ -132,8 +132,11 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "online"}, uint64(online))
 		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "offline"}, uint64(offline))
 	}
+	d.writeRedirectMetrics(m)
 	m.family("xdpsec_ike_panics_total", "counter", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).")
 	m.sample("xdpsec_ike_panics_total", nil, st.Panics)
+	m.family("xdpsec_ike_redirects_total", "counter", "Clients sent to another gateway with a REDIRECT notify (RFC 5685), in IKE_SA_INIT or established.")
+	m.sample("xdpsec_ike_redirects_total", nil, st.RedirectsSent)
 	m.family("xdpsec_ike_cookies_sent_total", "counter", "COOKIE notifies sent to IKE_SA_INIT requests.")
 	m.sample("xdpsec_ike_cookies_sent_total", nil, st.CookiesSent)
 

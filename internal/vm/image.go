@@ -260,7 +260,7 @@ func buildInitramfs(ctx context.Context, img *Image, busybox string, log io.Writ
 	if err != nil {
 		return err
 	}
-	var loadList strings.Builder
+	var loadList, onDemand strings.Builder
 	for _, it := range items {
 		switch it.kind {
 		case loadRequired:
@@ -268,12 +268,15 @@ func buildInitramfs(ctx context.Context, img *Image, busybox string, log io.Writ
 		case loadOptional:
 			fmt.Fprintf(&loadList, "%s optional\n", it.name)
 		default:
+			fmt.Fprintf(&onDemand, "%s\n", it.name)
 			continue
 		}
 		img.Modules = append(img.Modules, it.name)
 	}
 	h := sha256.New()
-	for _, b := range [][]byte{initScript, bb, []byte(loadList.String()), []byte(img.Release)} {
+	// The on-demand modules are in the image too: another list, another
+	// image.
+	for _, b := range [][]byte{initScript, bb, []byte(loadList.String()), []byte(img.Release), []byte(onDemand.String())} {
 		fmt.Fprintf(h, "%d:", len(b))
 		h.Write(b)
 	}

@@ -38,6 +38,7 @@ var (
 		"esp4_offload", "esp6_offload", "crc32c_generic",
 		"nf_tables", "nf_nat", "nft_nat", "nft_chain_nat", "nft_masq", "nft_ct",
 		"nft_fib_inet", "nft_reject_inet", "nf_conntrack_netlink",
+		"bridge", // e2e's WAN of more than two sites (redirect)
 	}
 )
 
