@@ -153,7 +153,9 @@ type Engine struct {
 	// what the panic safety net deletes (recoverPanic).
 	handling  panicScope
 	dpJournal *dataplaneJournal // cfg.Dataplane, noting what it added
-	closed    bool
+	// eapSecrets indexes cfg.Credentials.EAP (eap_secrets.go).
+	eapSecrets *eapSecretIndex
+	closed     bool
 }
 
 // panicScope is an IKE SA of either version, as the panic safety net
@@ -238,6 +240,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.Dataplane = e.dpJournal
 	e.cfg = cfg
+	e.eapSecrets = newEAPSecretIndex(cfg.Credentials.EAP)
 	e.cookie.rand = cfg.Rand
 	return e, nil
 }

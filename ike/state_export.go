@@ -390,6 +390,7 @@ func (e *Engine) SetCredentials(c Credentials) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cfg.Credentials = c
+	e.eapSecrets = newEAPSecretIndex(c.EAP)
 }
 
 // HalfOpen is the number of responder IKE SAs still negotiating.

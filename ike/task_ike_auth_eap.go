@@ -3,7 +3,6 @@ package ike
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -277,22 +276,4 @@ func (t *ikeAuth) buildEAP(m *message.Message) error {
 		return nil
 	}
 	return t.child.buildResponse(m)
-}
-
-// eapSecret is the EAP servers' credential lookup: the secrets.eap
-// entry naming the identity.
-func (e *Engine) eapSecret(identity string) (eap.Secret, error) {
-	for _, s := range e.cfg.Credentials.EAP {
-		if slices.Contains(s.IDs, identity) {
-			return eap.PasswordSecret(s.Secret), nil
-		}
-		if id, err := ParseIdentity(identity); err == nil {
-			for _, want := range s.IDs {
-				if w, err := ParseIdentity(want); err == nil && !w.IsAny() && w.Equal(id) {
-					return eap.PasswordSecret(s.Secret), nil
-				}
-			}
-		}
-	}
-	return eap.Secret{}, fmt.Errorf("no EAP secret for '%s': %w", identity, eap.ErrUnknownUser)
 }
