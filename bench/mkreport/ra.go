@@ -62,9 +62,9 @@ func writeRASection(b *bytes.Buffer, r raReport, m bench.Machine) {
 	p("## Remote access: establishments per second and memory per client, against charon\n\n")
 	p("Measured %s on %s, charon from Debian (`%s`), in %s", r.when.UTC().Format("2006-01-02 15:04 MST"), m, r.charon, r.took.Round(time.Second))
 	if r.load != "" {
-		p("; load average before the runs %s (the machine is shared)", r.load)
+		p("; the machine is shared, its load average before the runs %s", r.load)
 	}
-	p(" (`make bench-ra` rewrites this section alone; `%s=N` sets the clients).\n\n", bench.RAClientsEnv)
+	p(". `make bench-ra` rewrites this section alone; `%s=N` sets the clients.\n\n", bench.RAClientsEnv)
 	p("The gateway of road warriors, as issue 15 sets it up: both responders run as\n")
 	p("in the IKE comparison above (same namespaces and veth, `xdpsec daemon\n")
 	p("--dataplane=dry-run --log any=0` and charon with kernel-libipsec, the same\n")
@@ -93,9 +93,7 @@ func writeRASection(b *bytes.Buffer, r raReport, m bench.Machine) {
 	p("Read with care: as in the IKE comparison, charon's figures include its\n")
 	p("userspace ESP backend (kernel-libipsec), and our daemon in dry-run installs\n")
 	p("nothing; the first tenth is the fairer comparison of the IKE and EAP work.\n")
-	p("charon finds a user's password by walking its credential sets (what\n")
-	p("10,000 local users cost it is part of its figures, as the same lookup is\n")
-	p("part of ours).\n\n")
+	p("Finding a user's password among %s is part of each responder's figures.\n\n", fmtInt(r.clients))
 	p("%s\n", raEnd)
 }
 
