@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -309,7 +308,7 @@ func raRun(o RAOptions, kind ResponderKind, creds *raCredentials, progress func(
 			f, o.Clients, nv, RAPool, kind, b.resp.logTail())
 	}
 	if est := b.g.established.Load(); est != int64(o.Clients) {
-		return res, errors.New("bench ra: established count does not match the clients")
+		return res, fmt.Errorf("%d clients established, want %d", est, o.Clients)
 	}
 	res.DNS = b.g.dns.Load()
 	res.CPU, res.IdleRSS, res.HWM = after.CPU-before.CPU, before.RSS, after.HWM
