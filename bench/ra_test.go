@@ -38,3 +38,22 @@ func TestRemoteAccessCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalTSIn: a remote-access client counts only with a virtual IP of
+// the pool as its local selector.
+func TestLocalTSIn(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want bool
+	}{
+		{"CHILD_SA net{1} established with SPIs c0000001_i c0000002_o and TS 10.3.0.1/32 === 10.2.0.0/16", true},
+		{"CHILD_SA net{1} established with SPIs c0000001_i c0000002_o and TS 10.200.0.1/32 === 10.2.0.0/16", false},
+		{"CHILD_SA net{1} established with SPIs c0000001_i c0000002_o and TS 10.3.0.0/24 === 10.2.0.0/16", false},
+		{"CHILD_SA net{1} established with SPIs c0000001_i c0000002_o and TS 10.3.0.1/32 10.3.0.2/32 === 10.2.0.0/16", false},
+		{"CHILD_SA net{1} established with SPIs c0000001_i c0000002_o", false},
+	} {
+		if got := localTSIn(c.line, RAPool); got != c.want {
+			t.Errorf("%q: %v, want %v", c.line, got, c.want)
+		}
+	}
+}
