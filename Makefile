@@ -31,7 +31,7 @@ APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plug
 # the tests write their own configuration and start it on loopback.
 APT_PACKAGES += freeradius
 
-.PHONY: all build demo bench-vm bench-clients generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
+.PHONY: all build demo bench-vm bench-clients bench-ra generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
@@ -133,10 +133,18 @@ fuzz:
 # SVG charts beside it; the IKE go test benchmarks' output goes in as is,
 # and bin/xdpsec is the responder compared with charon and flooded.
 BENCH_IKE_SAS ?= 10000
+# Remote-access clients per responder (make bench and make bench-ra).
+BENCH_RA_CLIENTS ?= $(or $(XDPSEC_BENCH_RA_CLIENTS),10000)
 bench: deps build
 	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
 	$(GO) test -run '^$$' -bench IKE -benchtime 2000x -count 3 -timeout 30m ./bench/ | tee $$tmp && \
-	$(GO) run ./bench/mkreport -dir bench -ike $$tmp -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS)
+	$(GO) run ./bench/mkreport -dir bench -ike $$tmp -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS) -ra-clients $(BENCH_RA_CLIENTS)
+
+# Only the remote-access establishments (EAP-MSCHAPv2 with a pool lease,
+# our daemon against charon, as root); rewrites only that section of
+# bench/README.md. `make bench` runs it too.
+bench-ra: deps build
+	$(GO) run ./bench/mkreport -dir bench -ra-only -xdpsec bin/xdpsec -ra-clients $(BENCH_RA_CLIENTS)
 
 # Only the outbound lookup per remote-access client (kernel XFRM policies
 # against tc_lan, 10 to 100,000 clients, as root); rewrites only that

@@ -183,6 +183,11 @@ type ikeBed struct {
 }
 
 func newIKEBed(kind ResponderKind, bin string, s respSettings) (*ikeBed, error) {
+	return newIKEBedGen(kind, bin, s, pskGen)
+}
+
+// newIKEBedGen is newIKEBed with the generator's initiators as go says.
+func newIKEBedGen(kind ResponderKind, bin string, s respSettings, gen genOptions) (*ikeBed, error) {
 	n, err := newIKENet()
 	if err != nil {
 		return nil, err
@@ -192,7 +197,7 @@ func newIKEBed(kind ResponderKind, bin string, s respSettings) (*ikeBed, error) 
 		n.close()
 		return nil, err
 	}
-	g, err := newLoadGen(n.gen)
+	g, err := newLoadGen(n.gen, gen)
 	if err != nil {
 		resp.stop()
 		n.close()

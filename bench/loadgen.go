@@ -42,10 +42,37 @@ type loadGen struct {
 	// carrying only a COOKIE notify).
 	cookies atomic.Int64
 	wg      sync.WaitGroup
+
+	// connFor is the connection of the IKE SA an engine opens next, from
+	// a source address of its own.
+	connFor func(p Proposal, src netip.Addr) *ike.Connection
+	// vipPool, where valid, is the pool remote-access initiators get
+	// their virtual IP from: a CHILD_SA counts as established only when
+	// its local selector is an address of it, else as failed (noVIP).
+	vipPool netip.Prefix
+	// noVIP counts CHILD_SAs established without a virtual IP of the
+	// pool, dns the DNS servers received in configuration payloads.
+	noVIP, dns atomic.Int64
+}
+
+// genOptions say what the generator's initiators authenticate with and
+// which connection each IKE SA uses.
+type genOptions struct {
+	credentials ike.Credentials
+	connFor     func(p Proposal, src netip.Addr) *ike.Connection
+	vipPool     netip.Prefix
+}
+
+// pskGen is the generator of the PSK runs: genConnection from each
+// source address.
+var pskGen = genOptions{
+	credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte(ikePSK)}}},
+	connFor:     genConnection,
 }
 
 // genEngine is one initiator engine and its share of the source addresses.
 type genEngine struct {
+	g    *loadGen
 	e    *ike.Engine
 	in   chan ike.Datagram
 	k, n int    // this engine's index, the number of engines
@@ -67,7 +94,15 @@ func (h genHandler) Handle(_ context.Context, r slog.Record) error {
 	m := r.Message
 	switch {
 	case strings.HasPrefix(m, "CHILD_SA ") && strings.Contains(m, " established with SPIs"):
-		h.g.established.Add(1)
+		if h.g.vipPool.IsValid() && !localTSIn(m, h.g.vipPool) {
+			h.g.noVIP.Add(1)
+			h.g.failed.Add(1)
+		} else {
+			h.g.established.Add(1)
+		}
+	case strings.HasPrefix(m, "received DNS server "):
+		h.g.dns.Add(1)
+		return nil
 	case strings.HasPrefix(m, "establishing IKE_SA ") && strings.HasSuffix(m, " failed, peer not responding"),
 		strings.HasPrefix(m, "received COOKIE notify too often"),
 		strings.Contains(m, "AUTHENTICATION_FAILED"), strings.Contains(m, "NO_PROPOSAL_CHOSEN"):
@@ -83,6 +118,24 @@ func (h genHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
+
+// localTSIn says whether the local selector of a "CHILD_SA ... established
+// with SPIs ... and TS LOCAL === REMOTE" line is a single address of
+// pool: a virtual IP the responder assigned.
+func localTSIn(line string, pool netip.Prefix) bool {
+	_, ts, ok := strings.Cut(line, " and TS ")
+	if !ok {
+		return false
+	}
+	local, _, _ := strings.Cut(ts, " === ")
+	f := strings.Fields(local)
+	if len(f) != 1 {
+		return false
+	}
+	p, err := netip.ParsePrefix(f[0])
+	return err == nil && p.IsSingleIP() && pool.Contains(p.Addr())
+}
+
 func (h genHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h genHandler) WithGroup(string) slog.Handler      { return h }
 
@@ -96,8 +149,8 @@ func legitAddr(i uint32) netip.Addr {
 }
 
 // newLoadGen starts the generator's engines in the namespace.
-func newLoadGen(ns *namedNetns) (*loadGen, error) {
-	g := &loadGen{}
+func newLoadGen(ns *namedNetns, o genOptions) (*loadGen, error) {
+	g := &loadGen{connFor: o.connFor, vipPool: o.vipPool}
 	err := ns.Do(func() (err error) {
 		g.socks, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{netip.IPv4Unspecified()}, NoEncap: true})
 		return err
@@ -107,10 +160,10 @@ func newLoadGen(ns *namedNetns) (*loadGen, error) {
 	}
 	n := max(runtime.NumCPU(), 1)
 	for k := range n {
-		ge := &genEngine{in: make(chan ike.Datagram, 4096), k: k, n: n}
+		ge := &genEngine{g: g, in: make(chan ike.Datagram, 4096), k: k, n: n}
 		e, err := ike.New(ike.Config{
 			Logger: slog.New(genHandler{g, ge}), Sender: genSender{g.socks}, Dataplane: &nullDataplane{},
-			Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte(ikePSK)}}},
+			Credentials: o.credentials,
 			// Lost datagrams are retried sooner than charon's 4s, so that
 			// a loss shows in a few seconds' window.
 			RetransmitTimeout: time.Second, RetransmitTries: 3,
@@ -158,7 +211,7 @@ func genConnection(p Proposal, src netip.Addr) *ike.Connection {
 func (ge *genEngine) initiate(p Proposal) error {
 	i := ge.next*uint32(ge.n) + uint32(ge.k)
 	ge.next++
-	if err := ge.e.AddConnection(genConnection(p, legitAddr(i))); err != nil {
+	if err := ge.e.AddConnection(ge.g.connFor(p, legitAddr(i))); err != nil {
 		return err
 	}
 	_, err := ge.e.Initiate(genConn)

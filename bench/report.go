@@ -250,3 +250,64 @@ func ClientTargetText(rs []ClientResult) string {
 		worst(ClientResult.TCRatio),
 		worst(func(r ClientResult) float64 { return r.TCNs / r.TCSmallNs }))
 }
+
+// RATargetRate and RATargetMemory are issue 15's target for remote-access
+// establishments: at least this multiple of charon's rate, at most this
+// fraction of its memory per client.
+const (
+	RATargetRate   = 3.0
+	RATargetMemory = 0.5
+)
+
+// raCharon is charon's result among rs, if it ran.
+func raCharon(rs []RAResult) (RAResult, bool) {
+	for _, r := range rs {
+		if r.Responder == Charon {
+			return r, true
+		}
+	}
+	return RAResult{}, false
+}
+
+// WriteRATable writes the remote-access comparison as a Markdown table,
+// each of our figures also as a ratio to charon's in the same run.
+func WriteRATable(w io.Writer, rs []RAResult) {
+	fmt.Fprintln(w, "| responder | clients with virtual IP | established/s | x charon | first tenth /s | last tenth /s | CPU-ms/client | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k clients | x charon | generator CPU-ms/client |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	c, ok := raCharon(rs)
+	ratio := func(a, b float64) string {
+		if !ok || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f | %.0f | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
+			ResponderLabel(r.Responder), count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate()), r.TenthRate(0), r.TenthRate(9),
+			r.CPUPerSA(), ratio(r.CPUPerSA(), c.CPUPerSA()),
+			float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.RSSPer10k(), ratio(r.RSSPer10k(), c.RSSPer10k()), r.GenCPUPerSA())
+	}
+}
+
+// RATargetText says whether our responder met issue 15's target.
+func RATargetText(rs []RAResult) string {
+	c, ok := raCharon(rs)
+	var ours *RAResult
+	for i := range rs {
+		if rs[i].Responder == Ours {
+			ours = &rs[i]
+		}
+	}
+	if !ok || ours == nil || c.Rate() == 0 || c.RSSPer10k() <= 0 {
+		return fmt.Sprintf("Target (issue 15): at least %.0fx charon's rate and at most %.1fx its memory per client. Not compared: both responders must run.", RATargetRate, RATargetMemory)
+	}
+	met := func(b bool) string {
+		if b {
+			return "met"
+		}
+		return "not met"
+	}
+	rate, mem := ours.Rate()/c.Rate(), ours.RSSPer10k()/c.RSSPer10k()
+	return fmt.Sprintf("Target (issue 15): at least %.0fx charon's rate and at most %.1fx its memory per client, at %s clients. Rate %.2fx (%s), memory per client %.2fx (%s).",
+		RATargetRate, RATargetMemory, count(ours.SAs), rate, met(rate >= RATargetRate), mem, met(mem <= RATargetMemory))
+}

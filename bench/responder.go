@@ -92,6 +92,35 @@ type respSettings struct {
 	// ours and charon's), where cookies are on; 0 is the benchmark's 1000,
 	// which never blocks its initiators (the default is 5).
 	blockThreshold int
+	// conf, if set, is the swanctl.conf both responders load instead of
+	// responderConf's, and files the credentials beside it (paths
+	// relative to the swanctl directory: x509/, private/, x509ca/).
+	conf  string
+	files map[string][]byte
+	// plugins are charon plugins loaded besides benchCharonPlugins.
+	plugins string
+}
+
+// swanctlConf is the swanctl.conf the responder loads.
+func (s respSettings) swanctlConf() string {
+	if s.conf != "" {
+		return s.conf
+	}
+	return responderConf(s.proposal)
+}
+
+// writeFiles writes the credentials into the swanctl directory dir.
+func (s respSettings) writeFiles(dir string) error {
+	for name, b := range s.files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // block is the block_threshold both responders run with: none where
@@ -116,7 +145,11 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "swanctl.conf")
-	if err := os.WriteFile(conf, []byte(responderConf(s.proposal)), 0o600); err != nil {
+	err = os.WriteFile(conf, []byte(s.swanctlConf()), 0o600)
+	if err == nil {
+		err = s.writeFiles(dir)
+	}
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -141,7 +174,7 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 // is a single bucket), a file log at level 0 like ours, VICI on a socket
 // of its own. The other settings are Debian's defaults (16 threads).
 const benchStrongswanConf = `charon {
-	load = random nonce openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+	load = %s
 	install_routes = no
 	install_virtual_ip = no
 	ikesa_table_size = 32768
@@ -166,6 +199,9 @@ const benchStrongswanConf = `charon {
 	}
 }
 `
+
+// benchCharonPlugins are the plugins of the PSK runs.
+const benchCharonPlugins = "random nonce openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici"
 
 // OursSettings names what our responder is run with besides
 // --dataplane=dry-run and --log any=0, for the report.
@@ -205,7 +241,10 @@ func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
 			return fail(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(swanDir, "swanctl.conf"), []byte(responderConf(s.proposal)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(swanDir, "swanctl.conf"), []byte(s.swanctlConf()), 0o600); err != nil {
+		return fail(err)
+	}
+	if err := s.writeFiles(swanDir); err != nil {
 		return fail(err)
 	}
 	// With cookies off for ours, charon's DoS protection is off as a
@@ -218,7 +257,11 @@ func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
 	}
 	uri := "unix://" + filepath.Join(dir, "vici.sock")
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, dos, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
+	plugins := benchCharonPlugins
+	if s.plugins != "" {
+		plugins += " " + s.plugins
+	}
+	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, plugins, dos, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
 		return fail(err)
 	}
 	r := &responder{name: string(Charon), dir: dir, exe: charonBin}

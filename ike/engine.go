@@ -176,6 +176,8 @@ type Engine struct {
 	// rule (establishedCount), at selfLoadAt.
 	selfLoad   int
 	selfLoadAt time.Time
+	// eapSecrets indexes cfg.Credentials.EAP (eap_secrets.go).
+	eapSecrets *eapSecretIndex
 	closed     bool
 }
 
@@ -261,6 +263,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.Dataplane = e.dpJournal
 	e.cfg = cfg
+	e.eapSecrets = newEAPSecretIndex(cfg.Credentials.EAP)
 	e.cookie.rand = cfg.Rand
 	return e, nil
 }

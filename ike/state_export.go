@@ -414,6 +414,7 @@ func (e *Engine) SetCredentials(c Credentials) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cfg.Credentials = c
+	e.eapSecrets = newEAPSecretIndex(c.EAP)
 }
 
 // HalfOpen is the number of responder IKE SAs still negotiating.

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -317,22 +316,4 @@ func certHasEAPIdentity(c *x509.Certificate, identity string) bool {
 		return false
 	}
 	return certHasIdentity(c, id)
-}
-
-// eapSecret is the EAP servers' credential lookup: the secrets.eap
-// entry naming the identity.
-func (e *Engine) eapSecret(identity string) (eap.Secret, error) {
-	for _, s := range e.cfg.Credentials.EAP {
-		if slices.Contains(s.IDs, identity) {
-			return eap.PasswordSecret(s.Secret), nil
-		}
-		if id, err := ParseIdentity(identity); err == nil {
-			for _, want := range s.IDs {
-				if w, err := ParseIdentity(want); err == nil && !w.IsAny() && w.Equal(id) {
-					return eap.PasswordSecret(s.Secret), nil
-				}
-			}
-		}
-	}
-	return eap.Secret{}, fmt.Errorf("no EAP secret for '%s': %w", identity, eap.ErrUnknownUser)
 }

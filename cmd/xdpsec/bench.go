@@ -22,13 +22,15 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "bench",
 		Usage:     "measure the dataplane and the IKE responder on this host, or the attached programs under live traffic (--wan)",
-		ArgsUsage: "[xdp|policy|clients|ike|flood|all]",
+		ArgsUsage: "[xdp|policy|clients|ike|ra|flood|all]",
 		Description: "xdp: xdp_wan and tc_lan per-packet cost by BPF_PROG_TEST_RUN against a bare XDP program (the floor).\n" +
 			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
 			"clients: the outbound lookup per remote-access client (0.0.0.0/0 to each virtual IP /32) at 10 to 100,000 clients:\n" +
 			"the kernel's, with the daemon's per-client policies (default hash thresholds and hthresh4 0 32), against tc_lan's.\n" +
 			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
 			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
+			"ra: remote-access clients established per second (a gateway certificate, EAP-MSCHAPv2 against local users,\n" +
+			"a virtual IP from a pool), responder CPU and peak RSS per client, our daemon (dry-run) against charon.\n" +
 			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
 			"responder's capacity, ours and charon's, with and without cookies, charon's block_threshold and xdp_wan's\n" +
 			"per-source policer (in front of either).\n" +
@@ -40,6 +42,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "rounds", Value: bench.DefaultOptions.Rounds, Usage: "kernel-timed rounds per figure; the fastest is kept"},
 			&cli.IntFlag{Name: "repeats", Value: bench.DefaultOptions.Repeats, Usage: "program runs per round"},
 			&cli.IntFlag{Name: "sas", Value: bench.DefaultIKEOptions.SAs, Usage: "ike: IKE SAs per responder and proposal"},
+			&cli.IntFlag{Name: "ra-clients", Value: bench.DefaultRAOptions.Clients, Usage: "ra: clients (and local users) per responder"},
 			&cli.Float64Flag{Name: "flood-factor", Value: bench.DefaultFloodOptions.Factor, Usage: "flood: spoofed requests per second as a multiple of the measured capacity"},
 		},
 		Action: runBench,
@@ -83,9 +86,9 @@ func runBench(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "  %s, %s: %.0f ns/pkt (floor %.0f)\n", r.Program, r.Case, r.Ns, r.FloorNs)
 	}
 	switch which {
-	case "xdp", "policy", "clients", "ike", "flood", "all":
+	case "xdp", "policy", "clients", "ike", "ra", "flood", "all":
 	default:
-		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy, clients, ike, flood or all)", which)
+		return fmt.Errorf("bench: unknown benchmark %q (xdp, policy, clients, ike, ra, flood or all)", which)
 	}
 	if which == "xdp" || which == "all" {
 		xs, err := bench.XDPWan(o, progress)
@@ -138,6 +141,11 @@ func runBench(c *cli.Context) error {
 			return err
 		}
 	}
+	if which == "ra" || which == "all" {
+		if err := benchRA(c, w); err != nil {
+			return err
+		}
+	}
 	if which == "flood" || which == "all" {
 		if err := benchFlood(c, w, capacity); err != nil {
 			return err
@@ -182,6 +190,33 @@ func benchIKE(c *cli.Context, w io.Writer) (float64, error) {
 		}
 	}
 	return 0, nil
+}
+
+// benchRA runs our daemon (this executable) and charon as remote-access
+// gateways and prints the comparison.
+func benchRA(c *cli.Context, w io.Writer) error {
+	o := bench.DefaultRAOptions
+	o.Clients = c.Int("ra-clients")
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench ra: %w", err)
+	}
+	o.Bin = bin
+	if err := bench.RequireRA([]bench.ResponderKind{bench.Charon}); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "charon cannot run (%v): measuring ours alone\n", err)
+		o.Responders = []bench.ResponderKind{bench.Ours}
+	}
+	rs, err := bench.RemoteAccess(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Remote access (EAP-MSCHAPv2, a virtual IP each): establishment, responder CPU and memory per client:")
+	fmt.Fprintln(w)
+	bench.WriteRATable(w, rs)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, bench.RATargetText(rs))
+	fmt.Fprintln(w)
+	return nil
 }
 
 // benchFlood runs the IKE_SA_INIT flood against our daemon (this

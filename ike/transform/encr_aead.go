@@ -26,11 +26,19 @@ import (
 // ErrIVExhausted) and a fresh protector for the same key, after a restart,
 // is unlikely to land on a used range. Padding is never added: both
 // ciphers are stream ciphers, and RFC 5282 leaves the amount to the sender.
+//
+// The cipher keeps its key and builds the AEAD for each message: an
+// AES-GCM instance holds the expanded key schedules and its GHASH table,
+// about 900 bytes, twice per IKE SA, which a gateway with thousands of
+// mostly idle IKE SAs holds for nothing, while building one costs a
+// fraction of a microsecond in an exchange that costs tens.
 type aeadCipher struct {
-	aead  cipher.AEAD
-	salt  [aeadSaltSize]byte
-	start uint64
-	seq   atomic.Uint64 // messages sealed
+	id     EncrID
+	key    [32]byte // the cipher key, keyLen bytes of it
+	keyLen int
+	salt   [aeadSaltSize]byte
+	start  uint64
+	seq    atomic.Uint64 // messages sealed
 }
 
 const (
@@ -40,41 +48,60 @@ const (
 
 func newAEADCipher(id EncrID, keymat []byte, rand io.Reader) (*aeadCipher, error) {
 	key := keymat[:len(keymat)-aeadSaltSize]
-	var a cipher.AEAD
-	var err error
-	switch id {
-	case ENCR_CHACHA20_POLY1305:
-		a, err = chacha20poly1305.New(key)
-	case ENCR_AES_GCM_8, ENCR_AES_GCM_12, ENCR_AES_GCM_16:
-		var block cipher.Block
-		if block, err = aes.NewCipher(key); err != nil {
-			return nil, err
-		}
-		switch id {
-		case ENCR_AES_GCM_16:
-			a, err = cipher.NewGCM(block)
-		case ENCR_AES_GCM_12:
-			a, err = cipher.NewGCMWithTagSize(block, 12)
-		default:
-			a, err = newGCM8(block)
-		}
-	default:
-		return nil, ErrUnsupported
+	c := &aeadCipher{id: id, keyLen: len(key)}
+	if len(key) > len(c.key) {
+		return nil, errKeyLength
 	}
-	if err != nil {
+	copy(c.key[:], key)
+	// The key and the transform are checked once, here.
+	if _, err := c.aead(); err != nil {
+		c.zero()
 		return nil, err
 	}
-	c := &aeadCipher{aead: a}
 	copy(c.salt[:], keymat[len(key):])
 	var start [8]byte
 	if _, err := io.ReadFull(rand, start[:]); err != nil {
+		c.zero()
 		return nil, err
 	}
 	c.start = binary.BigEndian.Uint64(start[:])
 	return c, nil
 }
 
-func (c *aeadCipher) sealedLen(n int) int { return aeadIVSize + n + 1 + c.aead.Overhead() }
+// aead builds the AEAD of the key.
+func (c *aeadCipher) aead() (cipher.AEAD, error) {
+	key := c.key[:c.keyLen]
+	switch c.id {
+	case ENCR_CHACHA20_POLY1305:
+		return chacha20poly1305.New(key)
+	case ENCR_AES_GCM_8, ENCR_AES_GCM_12, ENCR_AES_GCM_16:
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		switch c.id {
+		case ENCR_AES_GCM_16:
+			return cipher.NewGCM(block)
+		case ENCR_AES_GCM_12:
+			return cipher.NewGCMWithTagSize(block, 12)
+		}
+		return newGCM8(block)
+	}
+	return nil, ErrUnsupported
+}
+
+// icvSize is the AEAD's tag length.
+func (c *aeadCipher) icvSize() int {
+	switch c.id {
+	case ENCR_AES_GCM_8:
+		return gcm8TagSize
+	case ENCR_AES_GCM_12:
+		return 12
+	}
+	return 16
+}
+
+func (c *aeadCipher) sealedLen(n int) int { return aeadIVSize + n + 1 + c.icvSize() }
 
 func (c *aeadCipher) seal(ad, plaintext []byte) ([]byte, error) {
 	seq := c.seq.Add(1) - 1
@@ -82,18 +109,22 @@ func (c *aeadCipher) seal(ad, plaintext []byte) ([]byte, error) {
 		c.seq.Store(math.MaxUint64) // stay exhausted
 		return nil, ErrIVExhausted
 	}
-	return c.sealWithIV(c.start+seq, ad, plaintext), nil
+	return c.sealWithIV(c.start+seq, ad, plaintext)
 }
 
-func (c *aeadCipher) sealWithIV(iv uint64, ad, plaintext []byte) []byte {
+func (c *aeadCipher) sealWithIV(iv uint64, ad, plaintext []byte) ([]byte, error) {
+	a, err := c.aead()
+	if err != nil {
+		return nil, err
+	}
 	body := make([]byte, aeadIVSize, c.sealedLen(len(plaintext)))
 	binary.BigEndian.PutUint64(body, iv)
 	nonce := c.nonce(body[:aeadIVSize])
 	padded := make([]byte, len(plaintext)+1) // pad length byte = 0
 	copy(padded, plaintext)
-	body = c.aead.Seal(body, nonce[:], padded, ad)
+	body = a.Seal(body, nonce[:], padded, ad)
 	clear(padded)
-	return body
+	return body, nil
 }
 
 func (c *aeadCipher) nonce(iv []byte) [aeadSaltSize + aeadIVSize]byte {
@@ -106,11 +137,15 @@ func (c *aeadCipher) nonce(iv []byte) [aeadSaltSize + aeadIVSize]byte {
 var errAEADOpen = errors.New("aead open")
 
 func (c *aeadCipher) open(ad, body []byte) ([]byte, error) {
-	if len(body) < aeadIVSize+1+c.aead.Overhead() {
+	if len(body) < aeadIVSize+1+c.icvSize() {
 		return nil, errAEADOpen
 	}
+	a, err := c.aead()
+	if err != nil {
+		return nil, err
+	}
 	nonce := c.nonce(body[:aeadIVSize])
-	pt, err := c.aead.Open(nil, nonce[:], body[aeadIVSize:], ad)
+	pt, err := a.Open(nil, nonce[:], body[aeadIVSize:], ad)
 	if err != nil {
 		return nil, errAEADOpen
 	}
@@ -121,7 +156,10 @@ func (c *aeadCipher) open(ad, body []byte) ([]byte, error) {
 	return pt[:len(pt)-1-pad], nil
 }
 
-func (c *aeadCipher) zero() { clear(c.salt[:]) }
+func (c *aeadCipher) zero() {
+	clear(c.salt[:])
+	clear(c.key[:])
+}
 
 // gcm8 is AES-GCM with a 64-bit ICV (ENCR_AES_GCM_8). crypto/cipher only
 // offers tags of 12 to 16 bytes; a GCM tag of t bits is the first t bits of

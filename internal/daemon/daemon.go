@@ -400,7 +400,7 @@ func (d *Daemon) watch() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			d.noteEstablished()
+			d.noteEstablished(d.engine.IKESAStatuses())
 			if time.Now().Before(next) {
 				continue
 			}
@@ -419,7 +419,7 @@ func (d *Daemon) watch() {
 			}
 		}
 		start := time.Now()
-		d.noteEstablished() // again after a kick; cheap
+		d.noteEstablished(d.engine.IKESAStatuses()) // again after a kick; cheap
 		d.checkpointNow()
 		next = time.Now().Add(max(minKickInterval, 4*time.Since(start)))
 	}
@@ -495,11 +495,12 @@ func (d *Daemon) saveCheckpoint() error {
 	return nil
 }
 
-func (d *Daemon) noteEstablished() []ike.IKESAInfo {
-	sas := d.engine.IKESAs()
+// noteEstablished notes when each IKE SA of the engine's listing sas got
+// established and forgets those that are gone.
+func (d *Daemon) noteEstablished(sas []ike.IKESAStatus) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	seen := map[uint32]bool{}
+	seen := make(map[uint32]bool, len(sas))
 	now := time.Now()
 	for _, sa := range sas {
 		seen[sa.ID] = true
@@ -512,7 +513,6 @@ func (d *Daemon) noteEstablished() []ike.IKESAInfo {
 			delete(d.established, id)
 		}
 	}
-	return sas
 }
 
 // Reload reads the configuration again and applies the difference:

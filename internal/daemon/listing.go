@@ -17,7 +17,12 @@ func secondsPtr(d time.Duration) *int64 {
 // ListSAs describes the IKE SAs (of one connection, or all) with their
 // CHILD_SAs, the kernel's counters and xdp_wan's rx_seen.
 func (d *Daemon) ListSAs(conn string) []IKESA {
-	sas := d.noteEstablished()
+	sas := d.engine.IKESAs()
+	st := make([]ike.IKESAStatus, len(sas))
+	for i, sa := range sas {
+		st[i] = ike.IKESAStatus{ID: sa.ID, State: sa.State}
+	}
+	d.noteEstablished(st)
 	installed := d.engine.ChildSAInstallTimes()
 	now := time.Now()
 	d.mu.Lock()
