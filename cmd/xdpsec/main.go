@@ -24,14 +24,10 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "xdpsec",
 		Usage: "IPsec gateway with an XDP/tc dataplane",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pin-dir", Value: loader.DefaultPinDir, Usage: "bpffs directory of xdpsec's maps, programs and links", EnvVars: []string{"XDPSEC_PIN_DIR"}},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "listing format: table or json"},
-			socketFlag(),
-		},
+		Flags: globalFlags(true),
 		Commands: slices.Concat(
 			category("dataplane", loadCommand(), unloadCommand(), statusCommand(), saCommand(), policyCommand(), statsCommand(), ratelimitCommand()),
 			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
@@ -39,6 +35,8 @@ func newApp() *cli.App {
 		),
 		HideHelpCommand: true,
 	}
+	inheritGlobals(app.Commands)
+	return app
 }
 
 // category puts commands under one heading of the help.
