@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,7 +27,7 @@ func daemonCommand() *cli.Command {
 		Usage: "run the IKE daemon: negotiate SAs from swanctl.conf and install them into XFRM and the BPF maps",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Value: swanctl.DefaultPath, Usage: "swanctl.conf to load"},
-			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (optional at its default path)"},
+			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (may be missing unless given)"},
 			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
 			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the configuration and exit"},
@@ -161,7 +162,7 @@ func initiateCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ike", Usage: "connection name"},
 			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
-			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait (negative: do not wait)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("ike") == "" && c.String("child") == "" {
@@ -199,7 +200,7 @@ func saCommandByName(name, command, usage string) *cli.Command {
 			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
 			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
 			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
-			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait (negative: do not wait)"},
 		},
 		Action: func(c *cli.Context) error {
 			resp, err := call(c, daemon.Request{Command: command, IKE: c.String("ike"), Child: c.String("child"),

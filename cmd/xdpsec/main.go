@@ -29,12 +29,17 @@ func newApp() *cli.App {
 		Usage: "IPsec gateway with an XDP/tc dataplane",
 		Flags: globalFlags(true),
 		Commands: slices.Concat(
-			category("dataplane", loadCommand(), unloadCommand(), statusCommand(), saCommand(), policyCommand(), statsCommand(), ratelimitCommand()),
-			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
-			category("measurement", benchCommand()),
+			category("dataplane", loadCommand(), unloadCommand(), saCommand(), policyCommand(), ratelimitCommand()),
+			category("IKE", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
+			category("diagnostics", statusCommand(), statsCommand(), benchCommand()),
+			category("shell", completionCommand()),
 		),
-		HideHelpCommand: true,
+		EnableBashCompletion: true,
 	}
+	v, _ := buildVersion()
+	app.Version = v
+	// The one printer urfave/cli has is a package variable.
+	cli.VersionPrinter = printVersion
 	inheritGlobals(app.Commands)
 	return app
 }
