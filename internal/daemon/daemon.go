@@ -88,7 +88,7 @@ type Daemon struct {
 	// registry is made on first use.
 	histograms *saHistograms
 	registryState
-	sender  *socketSender
+	sender *socketSender
 
 	reloadMu sync.Mutex // one reload at a time
 	// settingsSum is the SHA-256 of xdpsec.conf as last loaded (guarded
