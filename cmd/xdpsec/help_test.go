@@ -81,10 +81,11 @@ func TestHelp(t *testing.T) {
 			t.Errorf("command %s has no category", c.Name)
 		}
 	}
-	// (`xdpsec help sa` leaves sa's commands out: urfave/cli v2 sets a
-	// command's subcommands up only when it runs.)
-	if out, err := runApp(t, "sa", "--help"); err != nil || !strings.Contains(out, "list") || !strings.Contains(out, "del") {
-		t.Errorf("sa --help: %v\n%s", err, out)
+	for _, args := range [][]string{{"help", "sa"}, {"sa", "--help"}, {"sa", "help"}} {
+		out, err := runApp(t, args...)
+		if err != nil || !strings.Contains(out, "COMMANDS:") || !strings.Contains(out, "   del ") || !strings.Contains(out, "--output value, -o value") {
+			t.Errorf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 	if out, err := runApp(t, "help", "load"); err != nil || !strings.Contains(out, "--max-sas") {
 		t.Errorf("help load: %v\n%s", err, out)

@@ -41,8 +41,30 @@ func newApp() *cli.App {
 	// The one printer urfave/cli has is a package variable.
 	cli.VersionPrinter = printVersion
 	inheritGlobals(app.Commands)
+	for _, c := range app.Commands {
+		if len(c.Subcommands) > 0 {
+			c.CustomHelpTemplate = parentHelpTemplate
+		}
+	}
 	return app
 }
+
+// parentHelpTemplate is the help of a command with commands of its own,
+// for `xdpsec help sa` as for `xdpsec sa --help`: v2's template lists
+// categories that exist only once the command runs, so the help command
+// showed none.
+const parentHelpTemplate = `NAME:
+   {{.HelpName}} - {{.Usage}}
+
+USAGE:
+   {{.HelpName}} command [command options]
+
+COMMANDS:{{range .VisibleCommands}}
+   {{join .Names ", "}}{{"\t"}}{{.Usage}}{{end}}
+
+OPTIONS:{{range .VisibleFlags}}
+   {{.}}{{end}}
+`
 
 // category puts commands under one heading of the help.
 func category(name string, cmds ...*cli.Command) []*cli.Command {
