@@ -89,7 +89,7 @@ type Config struct {
 	// (after it is logged and counted): fuzz targets and tests fail on it.
 	OnPanic func(recovered any)
 	// OnIKESAEstablished and OnChildSAInstalled, if set, are told of each
-	// IKEv2 IKE SA established from an IKE_SA_INIT and each CHILD_SA
+	// IKE SA established from an IKE_SA_INIT (IKEv1: phase 1) and each CHILD_SA
 	// installed, with how long that took (the daemon's histograms). They
 	// are called under the engine lock: they must return at once and not
 	// call the engine.

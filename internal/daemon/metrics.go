@@ -38,12 +38,12 @@ func newSAHistograms() *saHistograms {
 	return &saHistograms{
 		ikeSA: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "xdpsec_ike_sa_establishment_seconds",
-			Help:    "Time from an IKE SA's IKE_SA_INIT, sent or received, to ESTABLISHED (IKEv2; rekeyed IKE SAs not counted).",
+			Help:    "Time from an IKE SA's IKE_SA_INIT (IKEv1: first phase 1 message), sent or received, to ESTABLISHED; rekeyed IKE SAs are not counted.",
 			Buckets: setupBuckets,
 		}),
 		childSA: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "xdpsec_child_sa_establishment_seconds",
-			Help:    "Time from the start of the exchange negotiating a CHILD_SA (IKE_AUTH or CREATE_CHILD_SA) to its SAs installed; rekey=\"yes\" for rekeyed CHILD_SAs.",
+			Help:    "Time from the start of the exchange negotiating a CHILD_SA (IKE_AUTH, CREATE_CHILD_SA or Quick Mode) to its SAs installed; rekey=\"yes\" for rekeyed CHILD_SAs.",
 			Buckets: setupBuckets,
 		}, []string{"rekey"}),
 		initToChild: prometheus.NewHistogram(prometheus.HistogramOpts{
