@@ -31,12 +31,18 @@ APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plug
 # the tests write their own configuration and start it on loopback.
 APT_PACKAGES += freeradius
 
+# What `xdpsec --version` prints (cmd/xdpsec/version.go); a binary built
+# without these takes the Go toolchain's build information.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 .PHONY: all build demo bench-vm bench-clients bench-ra generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o bin/xdpsec ./cmd/xdpsec
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/xdpsec ./cmd/xdpsec
 
 # The README's first command: the example configuration (dist/swanctl.conf)
 # between two sites in network namespaces, traffic through it, and each
@@ -45,7 +51,7 @@ build:
 # Static binaries: the guest runs them from the host's files.
 demo:
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory vmdeps; fi
-	CGO_ENABLED=0 $(GO) build -o bin/xdpsec ./cmd/xdpsec
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/xdpsec ./cmd/xdpsec
 	CGO_ENABLED=0 $(GO) build -o bin/xdpsec-demo ./cmd/xdpsec-demo
 	bin/xdpsec-demo -xdpsec bin/xdpsec $(DEMO_FLAGS)
 

@@ -24,13 +24,17 @@ type childSA struct {
 	// installation of its inbound SA, which happens only when our
 	// response arrives (charon installs it at the same point).
 	replaces *childSA
+	// createdAt is when the exchange that negotiates the CHILD_SA began,
+	// zero for one taken back (observeInstalled).
+	createdAt time.Time
 
 	rekeyTimer, expireTimer Timer
 }
 
 func (sa *ikeSA) newChild(cfg *childConfig) *childSA {
 	sa.e.nextChildID++
-	return &childSA{kernelChild: kernelChild[*ikeSA]{ike: sa, cfg: cfg, id: sa.e.nextChildID, mode: cfg.Mode}}
+	return &childSA{kernelChild: kernelChild[*ikeSA]{ike: sa, cfg: cfg, id: sa.e.nextChildID, mode: cfg.Mode},
+		createdAt: sa.e.clock.Now()}
 }
 
 func (c *childSA) setState(s ChildSAState) {

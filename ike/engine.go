@@ -88,6 +88,13 @@ type Config struct {
 	// OnPanic, if set, is told of each panic the safety net recovered
 	// (after it is logged and counted): fuzz targets and tests fail on it.
 	OnPanic func(recovered any)
+	// OnIKESAEstablished and OnChildSAInstalled, if set, are told of each
+	// IKE SA established from an IKE_SA_INIT (IKEv1: phase 1) and each CHILD_SA
+	// installed, with how long that took (the daemon's histograms). They
+	// are called under the engine lock: they must return at once and not
+	// call the engine.
+	OnIKESAEstablished func(SAEvent)
+	OnChildSAInstalled func(SAEvent)
 
 	// FollowRedirects follows a gateway's REDIRECT (RFC 5685) and
 	// announces REDIRECT_SUPPORTED in IKE_SA_INIT (charon's
@@ -369,6 +376,7 @@ func (e *Engine) startIKESA(c *connection, children []*childConfig, local, remot
 // its first request is built.
 func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, remote netip.AddrPort, last task, prep func(*ikeSA)) *ikeSA {
 	sa := e.newIKESA(c, true, local, remote)
+	sa.initAt = e.clock.Now()
 	sa.client = true
 	if prep != nil {
 		prep(sa)
@@ -592,6 +600,7 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	}
 	e.log.Info(fmt.Sprintf("%s is initiating an IKE_SA", d.Remote.Addr()))
 	sa := e.newIKESA(c, false, d.Local, d.Remote)
+	sa.initAt = e.clock.Now()
 	sa.spiI = h.InitiatorSPI
 	sa.spiR = e.newSPI()
 	e.sas[sa.spiR] = sa

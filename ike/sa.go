@@ -281,6 +281,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 // established moves the SA to ESTABLISHED and starts its timers.
 func (sa *ikeSA) established() {
 	sa.setState(IKESAEstablished)
+	sa.observeEstablished()
 	sa.leaveHalfOpen()
 	if sa.halfOpenTimer != nil {
 		sa.halfOpenTimer.Stop()

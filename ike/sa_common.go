@@ -18,10 +18,15 @@ type ikeSACommon struct {
 	id   uint32 // unique ID, the [1] in logs
 	log  *slog.Logger
 
-	state     IKESAState
-	initiator bool // IKEv2: the original initiator (I flag); IKEv1: of phase 1
-	local     netip.AddrPort
-	remote    netip.AddrPort
+	state IKESAState
+	// initAt is when the IKE_SA_INIT that set the SA up was sent or
+	// received, zero for an SA made by a rekey or taken back; the
+	// observed flags say which of its observations were made (observe.go).
+	initAt                           time.Time
+	establishObserved, childObserved bool
+	initiator                        bool // IKEv2: the original initiator (I flag); IKEv1: of phase 1
+	local                            netip.AddrPort
+	remote                           netip.AddrPort
 
 	localID, remoteID Identity
 	natLocal          bool // we are behind a NAT

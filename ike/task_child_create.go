@@ -220,6 +220,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 	if err := c.install(keys, true); err != nil {
 		return err
 	}
+	c.observeInstalled(true, t.rekeyed != nil)
 	sa.children = append(sa.children, c)
 	t.done = true
 	c.logEstablished()
@@ -368,6 +369,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil
 	}
+	c.observeInstalled(false, t.rekeyed != nil)
 	sa.children = append(sa.children, c)
 	t.done = true
 	return nil

@@ -22,6 +22,7 @@ func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, erro
 		return nil, err
 	}
 	sa := e.newV1SA(c, true, local, remote)
+	sa.initAt = e.clock.Now()
 	sa.ckyI = e.v1Cookie(sa.local, sa.remote)
 	e.v1().sas[sa.ckyI] = sa
 	sa.pending = children
@@ -763,6 +764,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 // DPD, and start Quick Modes.
 func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
+	sa.observeEstablished()
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
 	if sa.initialContact {
 		sa.initialContact = false

@@ -17,7 +17,8 @@ type v1Quick struct {
 	initiator bool
 	mid       uint32
 	cfg       *childConfig
-	rekey     *v1Child // the IPsec SA this one replaces
+	rekey     *v1Child  // the IPsec SA this one replaces
+	startedAt time.Time // first Quick Mode message sent or received
 	spiIn     uint32
 	spiOut    uint32
 	ni, nr    []byte
@@ -76,7 +77,7 @@ func (q *v1Quick) pfsGroup() transform.KEID {
 // startQuick initiates a Quick Mode for a child (rekey: replacing old).
 // An error means no Quick Mode is under way.
 func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
-	q := &v1Quick{sa: sa, initiator: true, cfg: cc, rekey: old}
+	q := &v1Quick{sa: sa, initiator: true, cfg: cc, rekey: old, startedAt: sa.e.clock.Now()}
 	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
 		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
 	}
@@ -323,7 +324,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		sa.dropExchange(h.MessageID)
 		return
 	}
-	q := &v1Quick{sa: sa, mid: h.MessageID, cfg: cc, ni: n.Data, localTS: localTS, remoteTS: remoteTS}
+	q := &v1Quick{sa: sa, mid: h.MessageID, cfg: cc, ni: n.Data, localTS: localTS, remoteTS: remoteTS, startedAt: sa.e.clock.Now()}
 	ke, hasKE := isakmp.Find[*isakmp.KeyExchange](ps)
 	var chosen *isakmp.Transform
 	var received []string
@@ -505,6 +506,7 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 		return
 	}
 	q.installed = true
+	sa.observeChild(c.cfg.Name, q.startedAt, q.initiator, q.rekey != nil)
 	sa.children = append(sa.children, c)
 	sa.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))

@@ -559,6 +559,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 			}
 			e.log.Info(fmt.Sprintf("%s is initiating a %s IKE_SA", d.Remote.Addr(), map[bool]string{true: "Aggressive Mode", false: "Main Mode"}[h.Exchange == isakmp.ExchangeAggressive]))
 			sa = e.newV1SA(c, false, d.Local, d.Remote)
+			sa.initAt = e.clock.Now()
 			sa.ckyI, sa.ckyR = h.InitiatorCookie, e.v1Cookie(d.Local, d.Remote)
 			sa.aggressive = h.Exchange == isakmp.ExchangeAggressive
 			st.sas[sa.ckyR] = sa

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,18 +21,13 @@ import (
 	"github.com/xdpsec/xdpsec/loader"
 )
 
-func socketFlag() cli.Flag {
-	return &cli.StringFlag{Name: "socket", Value: daemon.DefaultSocket, Usage: "the daemon's control socket", EnvVars: []string{"XDPSEC_SOCKET"}}
-}
-
 func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "daemon",
 		Usage: "run the IKE daemon: negotiate SAs from swanctl.conf and install them into XFRM and the BPF maps",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Value: swanctl.DefaultPath, Usage: "swanctl.conf to load"},
-			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (optional at its default path)"},
-			socketFlag(),
+			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (may be missing unless given)"},
 			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
 			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the configuration and exit"},
@@ -164,10 +160,9 @@ func initiateCommand() *cli.Command {
 		Name:  "initiate",
 		Usage: "initiate a connection (--ike) or one of its CHILD_SAs (--child), and wait for it",
 		Flags: []cli.Flag{
-			socketFlag(),
 			&cli.StringFlag{Name: "ike", Usage: "connection name"},
 			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
-			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait (negative: do not wait)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("ike") == "" && c.String("child") == "" {
@@ -201,12 +196,11 @@ func saCommandByName(name, command, usage string) *cli.Command {
 		Name:  name,
 		Usage: usage,
 		Flags: []cli.Flag{
-			socketFlag(),
 			&cli.StringFlag{Name: "ike", Usage: "connection name"},
 			&cli.StringFlag{Name: "child", Usage: "CHILD_SA config name"},
 			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
 			&cli.UintFlag{Name: "child-id", Usage: "CHILD_SA unique ID"},
-			&cli.DurationFlag{Name: "timeout", Usage: "how long to wait (0: 10s, negative: do not wait)"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "how long to wait (negative: do not wait)"},
 		},
 		Action: func(c *cli.Context) error {
 			resp, err := call(c, daemon.Request{Command: command, IKE: c.String("ike"), Child: c.String("child"),
@@ -227,7 +221,6 @@ func redirectCommand() *cli.Command {
 		Name:  "redirect",
 		Usage: "redirect clients' established IKE SAs (--ike NAME, --ike-id N or --peer ADDR[/LEN]) to another gateway (--gateway IP|FQDN)",
 		Flags: []cli.Flag{
-			socketFlag(),
 			&cli.StringFlag{Name: "ike", Usage: "connection name"},
 			&cli.UintFlag{Name: "ike-id", Usage: "IKE SA unique ID"},
 			&cli.StringFlag{Name: "peer", Usage: "the clients' address or prefix"},
@@ -252,7 +245,7 @@ func reloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "reload",
 		Usage: "make the daemon read swanctl.conf again and apply the changes",
-		Flags: []cli.Flag{socketFlag()},
+
 		Action: func(c *cli.Context) error {
 			out, err := newOutput(c)
 			if err != nil {
@@ -287,7 +280,7 @@ func listSAsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list-sas",
 		Usage: "list the IKE SAs and CHILD_SAs, with counters (as swanctl --list-sas)",
-		Flags: []cli.Flag{socketFlag(), &cli.StringFlag{Name: "ike", Usage: "only this connection's SAs"}},
+		Flags: []cli.Flag{&cli.StringFlag{Name: "ike", Usage: "only this connection's SAs"}},
 		Action: func(c *cli.Context) error {
 			out, err := newOutput(c)
 			if err != nil {
@@ -368,7 +361,7 @@ func listPoolsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list-pools",
 		Usage: "list the virtual IP pools and, with --leases, their leases (as swanctl --list-pools)",
-		Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "leases", Usage: "list each pool's leases"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "leases", Usage: "list each pool's leases"}},
 		Action: func(c *cli.Context) error {
 			out, err := newOutput(c)
 			if err != nil {
@@ -400,7 +393,7 @@ func listConnsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list-conns",
 		Usage: "list the loaded connections (as swanctl --list-conns)",
-		Flags: []cli.Flag{socketFlag()},
+
 		Action: func(c *cli.Context) error {
 			out, err := newOutput(c)
 			if err != nil {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xdpsec/xdpsec/ike/iketest"
@@ -302,6 +304,23 @@ func TestDaemonsDryRun(t *testing.T) {
 	for _, want := range []string{`xdpsec_ike_sas{state="ESTABLISHED"} 1`, `xdpsec_child_sas{state="INSTALLED"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	// Served by client_golang: it parses as Prometheus text, with the Go
+	// and process collectors, and the establishment in the histograms.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(metrics))
+	if err != nil {
+		t.Fatalf("parse metrics: %v\n%s", err, metrics)
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if mfs[name] == nil {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+	for _, name := range []string{"xdpsec_ike_sa_establishment_seconds", "xdpsec_child_sa_establishment_seconds", "xdpsec_ike_sa_init_to_child_sa_seconds"} {
+		if mf := mfs[name]; mf == nil || len(mf.Metric) != 1 || mf.Metric[0].GetHistogram().GetSampleCount() != 1 {
+			t.Errorf("%s: %v", name, mf)
 		}
 	}
 

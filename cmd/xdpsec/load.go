@@ -36,6 +36,9 @@ func loadCommand() *cli.Command {
 			if tm != loader.TCAuto && tm != loader.TCX && tm != loader.TCClsact {
 				return fmt.Errorf("--tc-mode %q: want auto, tcx or clsact", tm)
 			}
+			if err := refuseIPNetnsExec(); err != nil {
+				return err
+			}
 			spiBase, err := strconv.ParseUint(c.String("spi-base"), 0, 32)
 			if err != nil || spiBase == 0 {
 				return fmt.Errorf("--spi-base %q: want a non-zero 32-bit number", c.String("spi-base"))

@@ -24,22 +24,47 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "xdpsec",
 		Usage: "IPsec gateway with an XDP/tc dataplane",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pin-dir", Value: loader.DefaultPinDir, Usage: "bpffs directory of xdpsec's maps, programs and links", EnvVars: []string{"XDPSEC_PIN_DIR"}},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "listing format: table or json"},
-			socketFlag(),
-		},
+		Flags: globalFlags(true),
 		Commands: slices.Concat(
-			category("dataplane", loadCommand(), unloadCommand(), statusCommand(), saCommand(), policyCommand(), statsCommand(), ratelimitCommand()),
-			category("IKE daemon", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
-			category("measurement", benchCommand()),
+			category("dataplane", loadCommand(), unloadCommand(), saCommand(), policyCommand(), ratelimitCommand()),
+			category("IKE", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), reloadCommand()),
+			category("diagnostics", statusCommand(), statsCommand(), benchCommand()),
+			category("shell", completionCommand()),
 		),
-		HideHelpCommand: true,
+		EnableBashCompletion: true,
 	}
+	v, _ := buildVersion()
+	app.Version = v
+	// The one printer urfave/cli has is a package variable.
+	cli.VersionPrinter = printVersion
+	inheritGlobals(app.Commands)
+	for _, c := range app.Commands {
+		if len(c.Subcommands) > 0 {
+			c.CustomHelpTemplate = parentHelpTemplate
+		}
+	}
+	return app
 }
+
+// parentHelpTemplate is the help of a command with commands of its own,
+// for `xdpsec help sa` as for `xdpsec sa --help`: v2's template lists
+// categories that exist only once the command runs, so the help command
+// showed none.
+const parentHelpTemplate = `NAME:
+   {{.HelpName}} - {{.Usage}}
+
+USAGE:
+   {{.HelpName}} command [command options]
+
+COMMANDS:{{range .VisibleCommands}}
+   {{join .Names ", "}}{{"\t"}}{{.Usage}}{{end}}
+
+OPTIONS:{{range .VisibleFlags}}
+   {{.}}{{end}}
+`
 
 // category puts commands under one heading of the help.
 func category(name string, cmds ...*cli.Command) []*cli.Command {

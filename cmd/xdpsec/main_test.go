@@ -83,6 +83,15 @@ func TestCLIEndToEnd(t *testing.T) {
 	if len(sas) != 2 || sas[0].SPI != "0xc0000007" || sas[0].CPU == nil || *sas[0].CPU != 0 || sas[1].SPI != "0x00001234" {
 		t.Errorf("sa list: %+v", sas)
 	}
+	// -o after the command, as the README shows it (issue 18).
+	var after []saJSON
+	if out := c.ok("sa", "list", "-o", "json"); json.Unmarshal([]byte(out), &after) != nil || len(after) != 2 {
+		t.Errorf("sa list -o json:\n%s", out)
+	}
+	var statsAfter []counterJSON
+	if out := c.ok("stats", "-o", "json"); json.Unmarshal([]byte(out), &statsAfter) != nil || len(statsAfter) == 0 {
+		t.Errorf("stats -o json:\n%s", out)
+	}
 	if out := c.ok("sa", "list"); !strings.Contains(out, "RX_SEEN_PKTS") || !strings.Contains(out, "0xc0000007") {
 		t.Errorf("sa list table:\n%s", out)
 	}

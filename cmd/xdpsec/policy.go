@@ -106,7 +106,7 @@ func policyCommand() *cli.Command {
 				Name:  "add",
 				Usage: "add a policy",
 				Flags: []cli.Flag{
-					&cli.UintFlag{Name: "id", Usage: "policy ID (default: the lowest free)"},
+					&cli.UintFlag{Name: "id", Usage: "policy ID", DefaultText: "the lowest free"},
 					&cli.StringFlag{Name: "src", Value: "0.0.0.0/0", Usage: "source prefix"},
 					&cli.StringFlag{Name: "dst", Required: true, Usage: "destination prefix"},
 					&cli.StringFlag{Name: "proto", Value: "any", Usage: "IP protocol: name or number"},

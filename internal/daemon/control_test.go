@@ -53,6 +53,13 @@ secrets {
 // network and returns a daemon around the initiator's engine.
 func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 	t.Helper()
+	return enginePairWith(t, n, nil)
+}
+
+// enginePairWith is enginePair with the daemon's engine reporting its SAs'
+// set-up times to h (none if nil).
+func enginePairWith(t *testing.T, n int, h *saHistograms) (*Daemon, *ike.Engine, *iketest.Network) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	if testing.Verbose() && n == 1 {
 		quiet = testenv.Logger(t)
@@ -68,8 +75,12 @@ func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := ike.New(ike.Config{Logger: quiet, Sender: net.Sender(), Dataplane: dataplane.NewDryRunDataplane(quiet, spiRangeZero),
-			Credentials: l.Credentials, CookieThreshold: -1})
+		cfg := ike.Config{Logger: quiet, Sender: net.Sender(), Dataplane: dataplane.NewDryRunDataplane(quiet, spiRangeZero),
+			Credentials: l.Credentials, CookieThreshold: -1}
+		if i == 0 && h != nil {
+			h.observe(&cfg)
+		}
+		e, err := ike.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +109,7 @@ func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 	if up != n || len(engines[1].IKESAs()) != n {
 		t.Fatalf("%d of %d IKE SAs established (responder has %d): %+v", up, n, len(engines[1].IKESAs()), engines[0].IKESAs()[0])
 	}
-	d := &Daemon{engine: engines[0], loaded: loaded[0], established: map[uint32]time.Time{}, stop: make(chan struct{})}
+	d := &Daemon{engine: engines[0], loaded: loaded[0], established: map[uint32]time.Time{}, stop: make(chan struct{}), histograms: h}
 	t.Cleanup(func() { close(d.stop); d.wg.Wait() })
 	return d, engines[1], net
 }

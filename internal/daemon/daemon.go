@@ -84,7 +84,11 @@ type Daemon struct {
 	sockets *ikesocket.Sockets
 	control net.Listener
 	metrics *http.Server
-	sender  *socketSender
+	// histograms are fed by the engine's observers (metrics.go); the
+	// registry is made on first use.
+	histograms *saHistograms
+	registryState
+	sender *socketSender
 
 	reloadMu sync.Mutex // one reload at a time
 	// settingsSum is the SHA-256 of xdpsec.conf as last loaded (guarded
@@ -220,7 +224,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err := d.openDataplane(); err != nil {
 		return nil, err
 	}
-	d.engine, err = ike.New(ike.Config{
+	cfg := ike.Config{
 		EAPBackend: backend,
 		Logger:     opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
@@ -228,7 +232,10 @@ func Start(opts Options) (*Daemon, error) {
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
 		MakeBeforeBreak: &opts.MakeBeforeBreak,
 		GatewayLoad:     d.GatewayLoad, ResolveGateway: d.resolveGateway,
-	})
+	}
+	d.histograms = newSAHistograms()
+	d.histograms.observe(&cfg)
+	d.engine, err = ike.New(cfg)
 	if err != nil {
 		return nil, err
 	}

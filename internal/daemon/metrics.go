@@ -7,23 +7,94 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/xdpsec/xdpsec/ike"
 )
 
-// serveMetrics answers Prometheus scrapes on addr (/metrics), in the text
-// exposition format written here by hand.
+// The metrics are served by client_golang: its registry writes the
+// exposition formats (text, OpenMetrics, protobuf as the scraper asks), and
+// adds the Go runtime and process collectors. What the engine and the BPF
+// maps hold is read at scrape time by daemonCollector, never copied; the
+// only state kept here is the histograms of how long SAs took to set up,
+// fed by the engine's observers.
+
+// saHistograms are the set-up times the engine reports (ike.SAEvent).
+type saHistograms struct {
+	ikeSA, initToChild prometheus.Histogram
+	childSA            *prometheus.HistogramVec
+}
+
+// setupBuckets go from 1ms (two daemons on one host) to about 33s (a slow
+// peer, retransmits, EAP with a RADIUS server).
+var setupBuckets = prometheus.ExponentialBuckets(0.001, 2, 16)
+
+func newSAHistograms() *saHistograms {
+	return &saHistograms{
+		ikeSA: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xdpsec_ike_sa_establishment_seconds",
+			Help:    "Time from an IKE SA's IKE_SA_INIT (IKEv1: first phase 1 message), sent or received, to ESTABLISHED; rekeyed IKE SAs are not counted.",
+			Buckets: setupBuckets,
+		}),
+		childSA: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xdpsec_child_sa_establishment_seconds",
+			Help:    "Time from the start of the exchange negotiating a CHILD_SA (IKE_AUTH, CREATE_CHILD_SA or Quick Mode) to its SAs installed; rekey=\"yes\" for rekeyed CHILD_SAs.",
+			Buckets: setupBuckets,
+		}, []string{"rekey"}),
+		initToChild: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xdpsec_ike_sa_init_to_child_sa_seconds",
+			Help:    "Time from an IKE SA's IKE_SA_INIT, sent or received, to its first CHILD_SA installed.",
+			Buckets: setupBuckets,
+		}),
+	}
+}
+
+// observe wires the histograms to an engine's configuration.
+func (h *saHistograms) observe(cfg *ike.Config) {
+	cfg.OnIKESAEstablished = func(e ike.SAEvent) { h.ikeSA.Observe(e.Took.Seconds()) }
+	cfg.OnChildSAInstalled = func(e ike.SAEvent) {
+		rekey := "no"
+		if e.Rekey {
+			rekey = "yes"
+		}
+		h.childSA.WithLabelValues(rekey).Observe(e.Took.Seconds())
+		if e.SinceInit > 0 {
+			h.initToChild.Observe(e.SinceInit.Seconds())
+		}
+	}
+}
+
+func (h *saHistograms) collectors() []prometheus.Collector {
+	return []prometheus.Collector{h.ikeSA, h.childSA, h.initToChild}
+}
+
+// registry is the daemon's: made on first use, so that a Daemon built by
+// a test without Start has one too.
+func (d *Daemon) registry() *prometheus.Registry {
+	d.registryOnce.Do(func() {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), daemonCollector{d})
+		if d.histograms != nil {
+			r.MustRegister(d.histograms.collectors()...)
+		}
+		d.reg = r
+	})
+	return d.reg
+}
+
+// serveMetrics answers Prometheus scrapes on addr (/metrics).
 func (d *Daemon) serveMetrics(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		d.WriteMetrics(w)
-	})
+	mux.Handle("/metrics", promhttp.HandlerFor(d.registry(), promhttp.HandlerOpts{}))
 	d.metrics = &http.Server{Handler: mux}
 	d.wg.Add(1)
 	go func() {
@@ -34,27 +105,20 @@ func (d *Daemon) serveMetrics(addr string) error {
 	return nil
 }
 
-// metricWriter writes one family at a time: HELP, TYPE, samples.
-type metricWriter struct{ w io.Writer }
-
-func (m metricWriter) family(name, typ, help string) {
-	fmt.Fprintf(m.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
-func (m metricWriter) sample(name string, labels []string, v uint64) {
-	var b strings.Builder
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(labels[i] + "=" + strconv.Quote(labels[i+1]))
-		}
-		b.WriteByte('}')
+// WriteMetrics writes every metric in the text exposition format, as a
+// scrape gets them.
+func (d *Daemon) WriteMetrics(w io.Writer) error {
+	mfs, err := d.registry().Gather()
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(m.w, "%s %d\n", b.String(), v)
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var ikeStates = []ike.IKESAState{ike.IKESACreated, ike.IKESAConnecting, ike.IKESAEstablished, ike.IKESARekeying,
@@ -63,9 +127,51 @@ var ikeStates = []ike.IKESAState{ike.IKESACreated, ike.IKESAConnecting, ike.IKES
 var childStates = []ike.ChildSAState{ike.ChildSACreated, ike.ChildSAInstalling, ike.ChildSAInstalled, ike.ChildSARekeying,
 	ike.ChildSARekeyed, ike.ChildSADeleting, ike.ChildSADestroying}
 
-// WriteMetrics writes every metric.
-func (d *Daemon) WriteMetrics(w io.Writer) {
-	m := metricWriter{w}
+// daemonCollector reads the engine, the pools and the BPF counters at each
+// scrape. It is unchecked (Describe sends nothing): which label values
+// exist depends on what is established when the scrape comes.
+type daemonCollector struct{ d *Daemon }
+
+func (daemonCollector) Describe(chan<- *prometheus.Desc) {}
+
+// family is one metric name with its help and type, for the samples of
+// one scrape.
+type family struct {
+	ch        chan<- prometheus.Metric
+	name      string
+	help      string
+	valueType prometheus.ValueType
+	descs     map[string]*prometheus.Desc // by label names
+}
+
+func newFamily(ch chan<- prometheus.Metric, name string, valueType prometheus.ValueType, help string) *family {
+	return &family{ch: ch, name: name, help: help, valueType: valueType, descs: map[string]*prometheus.Desc{}}
+}
+
+// sample sends one value; labels are name, value pairs.
+func (f *family) sample(v uint64, labels ...string) {
+	var names, values []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		names, values = append(names, labels[i]), append(values, labels[i+1])
+	}
+	key := fmt.Sprint(names)
+	desc, ok := f.descs[key]
+	if !ok {
+		desc = prometheus.NewDesc(f.name, f.help, names, nil)
+		f.descs[key] = desc
+	}
+	f.ch <- prometheus.MustNewConstMetric(desc, f.valueType, float64(v), values...)
+}
+
+func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	gauge := func(name, help string) *family { return newFamily(ch, name, prometheus.GaugeValue, help) }
+	counter := func(name, help string) *family { return newFamily(ch, name, prometheus.CounterValue, help) }
+	d.collectRedirectMetrics(gauge("xdpsec_redirect_gateway_load", "Established IKE SAs of each gateway of a connection's redirect rule, as last read from its metrics; none while it does not answer."))
+	if d.engine == nil {
+		return // a test's daemon without one
+	}
+
 	sas := d.ListSAs("")
 	ikeBy, childBy := map[string]uint64{}, map[string]uint64{}
 	for _, sa := range sas {
@@ -74,23 +180,21 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 			childBy[c.State]++
 		}
 	}
-	m.family("xdpsec_ike_sas", "gauge", "IKE SAs by state.")
+	f := gauge("xdpsec_ike_sas", "IKE SAs by state.")
 	for _, s := range ikeStates {
-		m.sample("xdpsec_ike_sas", []string{"state", s.String()}, ikeBy[s.String()])
+		f.sample(ikeBy[s.String()], "state", s.String())
 	}
-	m.family("xdpsec_child_sas", "gauge", "CHILD_SAs by state.")
+	f = gauge("xdpsec_child_sas", "CHILD_SAs by state.")
 	for _, s := range childStates {
-		m.sample("xdpsec_child_sas", []string{"state", s.String()}, childBy[s.String()])
+		f.sample(childBy[s.String()], "state", s.String())
 	}
-	m.family("xdpsec_ike_sas_half_open", "gauge", "Responder IKE SAs whose IKE_AUTH has not completed.")
-	m.sample("xdpsec_ike_sas_half_open", nil, uint64(d.engine.HalfOpen()))
+	gauge("xdpsec_ike_sas_half_open", "Responder IKE SAs whose IKE_AUTH has not completed.").sample(uint64(d.engine.HalfOpen()))
 
-	type perChild struct {
+	for _, pc := range []struct {
 		name string
 		get  func(c ChildSA) uint64
 		help string
-	}
-	for _, pc := range []perChild{
+	}{
 		{"xdpsec_child_sa_bytes_in", func(c ChildSA) uint64 { return c.BytesIn }, "Bytes decrypted by the kernel on the CHILD_SA's inbound SA."},
 		{"xdpsec_child_sa_packets_in", func(c ChildSA) uint64 { return c.PacketsIn }, "Packets decrypted by the kernel on the CHILD_SA's inbound SA."},
 		{"xdpsec_child_sa_bytes_out", func(c ChildSA) uint64 { return c.BytesOut }, "Bytes encrypted by the kernel on the CHILD_SA's outbound SA."},
@@ -98,21 +202,21 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		{"xdpsec_child_sa_rx_seen_packets", func(c ChildSA) uint64 { return c.RxSeenPackets }, "ESP packets xdp_wan saw for the inbound SA, before authentication."},
 		{"xdpsec_child_sa_rx_seen_bytes", func(c ChildSA) uint64 { return c.RxSeenBytes }, "ESP bytes xdp_wan saw for the inbound SA, before authentication."},
 	} {
-		m.family(pc.name, "counter", pc.help)
+		f := counter(pc.name, pc.help)
 		for _, sa := range sas {
 			for _, c := range sa.Children {
-				m.sample(pc.name, []string{"ike_sa", sa.Name, "child_sa", c.Name, "uniqueid", strconv.Itoa(int(c.UniqueID)),
-					"spi_in", c.SPIIn, "spi_out", c.SPIOut}, pc.get(c))
+				f.sample(pc.get(c), "ike_sa", sa.Name, "child_sa", c.Name, "uniqueid", strconv.Itoa(int(c.UniqueID)),
+					"spi_in", c.SPIIn, "spi_out", c.SPIOut)
 			}
 		}
 	}
 
 	st := d.engine.Stats()
-	m.family("xdpsec_ike_datagrams_total", "counter", "IKE datagrams received and sent, and retransmits.")
-	m.sample("xdpsec_ike_datagrams_total", []string{"direction", "received"}, st.Received)
-	m.sample("xdpsec_ike_datagrams_total", []string{"direction", "sent"}, st.Sent)
-	m.sample("xdpsec_ike_datagrams_total", []string{"direction", "retransmitted"}, st.Retransmits)
-	m.family("xdpsec_ike_failures_total", "counter", "IKE datagrams dropped or refused, by reason.")
+	f = counter("xdpsec_ike_datagrams_total", "IKE datagrams received and sent, and retransmits.")
+	f.sample(st.Received, "direction", "received")
+	f.sample(st.Sent, "direction", "sent")
+	f.sample(st.Retransmits, "direction", "retransmitted")
+	f = counter("xdpsec_ike_failures_total", "IKE datagrams dropped or refused, by reason.")
 	for _, r := range []struct {
 		reason string
 		v      uint64
@@ -123,22 +227,18 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		{"invalid_syntax_sent", st.InvalidSyntaxSent},
 		{"eap", st.EAPFailures}, {"virtual_ip", st.VIPFailures}, {"invalid_redirect", st.InvalidRedirects},
 	} {
-		m.sample("xdpsec_ike_failures_total", []string{"reason", r.reason}, r.v)
+		f.sample(r.v, "reason", r.reason)
 	}
-	m.family("xdpsec_pool_addresses", "gauge", "Virtual IP pools: addresses in all, leased online (an IKE SA holds them) and offline (kept for the identity's return).")
+	f = gauge("xdpsec_pool_addresses", "Virtual IP pools: addresses in all, leased online (an IKE SA holds them) and offline (kept for the identity's return).")
 	for _, p := range d.engine.Pools() {
 		size, online, offline := p.Leases.Stats()
-		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "size"}, size)
-		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "online"}, uint64(online))
-		m.sample("xdpsec_pool_addresses", []string{"pool", p.Name(), "state", "offline"}, uint64(offline))
+		f.sample(size, "pool", p.Name(), "state", "size")
+		f.sample(uint64(online), "pool", p.Name(), "state", "online")
+		f.sample(uint64(offline), "pool", p.Name(), "state", "offline")
 	}
-	d.writeRedirectMetrics(m)
-	m.family("xdpsec_ike_panics_total", "counter", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).")
-	m.sample("xdpsec_ike_panics_total", nil, st.Panics)
-	m.family("xdpsec_ike_redirects_total", "counter", "Clients sent to another gateway with a REDIRECT notify (RFC 5685), in IKE_SA_INIT or established.")
-	m.sample("xdpsec_ike_redirects_total", nil, st.RedirectsSent)
-	m.family("xdpsec_ike_cookies_sent_total", "counter", "COOKIE notifies sent to IKE_SA_INIT requests.")
-	m.sample("xdpsec_ike_cookies_sent_total", nil, st.CookiesSent)
+	counter("xdpsec_ike_panics_total", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).").sample(st.Panics)
+	counter("xdpsec_ike_redirects_total", "Clients sent to another gateway with a REDIRECT notify (RFC 5685), in IKE_SA_INIT or established.").sample(st.RedirectsSent)
+	counter("xdpsec_ike_cookies_sent_total", "COOKIE notifies sent to IKE_SA_INIT requests.").sample(st.CookiesSent)
 
 	if d.maps == nil {
 		return
@@ -148,12 +248,16 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		return
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
-	m.family("xdpsec_bpf_packets_total", "counter", "Packets counted by the BPF programs, by program, kind (verdict or drop reason) and counter.")
+	pkts := counter("xdpsec_bpf_packets_total", "Packets counted by the BPF programs, by program, kind (verdict or drop reason) and counter.")
+	bytes := counter("xdpsec_bpf_bytes_total", "Bytes counted by the BPF programs.")
 	for _, c := range cs {
-		m.sample("xdpsec_bpf_packets_total", []string{"program", c.Program, "kind", string(c.Kind), "counter", c.Name}, c.Packets)
+		pkts.sample(c.Packets, "program", c.Program, "kind", string(c.Kind), "counter", c.Name)
+		bytes.sample(c.Bytes, "program", c.Program, "kind", string(c.Kind), "counter", c.Name)
 	}
-	m.family("xdpsec_bpf_bytes_total", "counter", "Bytes counted by the BPF programs.")
-	for _, c := range cs {
-		m.sample("xdpsec_bpf_bytes_total", []string{"program", c.Program, "kind", string(c.Kind), "counter", c.Name}, c.Bytes)
-	}
+}
+
+// registryState is the registry made on first use (registry).
+type registryState struct {
+	registryOnce sync.Once
+	reg          *prometheus.Registry
 }

@@ -274,13 +274,12 @@ func (d *Daemon) redirect(req Request) (*Response, error) {
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }
 
-// writeRedirectMetrics writes the loads of the redirect rules' gateways
+// collectRedirectMetrics sends the loads of the redirect rules' gateways
 // as last read; a gateway that does not answer has no sample.
-func (d *Daemon) writeRedirectMetrics(m metricWriter) {
+func (d *Daemon) collectRedirectMetrics(f *family) {
 	d.mu.Lock()
 	l := d.loaded
 	d.mu.Unlock()
-	m.family("xdpsec_redirect_gateway_load", "gauge", "Established IKE SAs of each gateway of a connection's redirect rule, as last read from its metrics; none while it does not answer.")
 	if l == nil || l.File == nil {
 		return
 	}
@@ -290,7 +289,7 @@ func (d *Daemon) writeRedirectMetrics(m metricWriter) {
 		}
 		for _, g := range c.Redirect.Gateways {
 			if n, ok := d.GatewayLoad(c.Name, g); ok {
-				m.sample("xdpsec_redirect_gateway_load", []string{"conn", c.Name, "gateway", g.Name}, uint64(n))
+				f.sample(uint64(n), "conn", c.Name, "gateway", g.Name)
 			}
 		}
 	}

@@ -154,7 +154,9 @@ secrets { ike { secret = x } }
 		}
 	}
 	var metrics bytes.Buffer
-	d.writeRedirectMetrics(metricWriter{&metrics})
+	if err := d.WriteMetrics(&metrics); err != nil {
+		t.Fatal(err)
+	}
 	if got := metrics.String(); !strings.Contains(got, `xdpsec_redirect_gateway_load{conn="rw",gateway="good"} 2`) || strings.Count(got, "xdpsec_redirect_gateway_load{") != 1 {
 		t.Errorf("metrics:\n%s", got)
 	}
