@@ -75,11 +75,15 @@ func TestIKERekeyCollisionLostRequests(t *testing.T) {
 			}
 			for step := 0; step < 200; step++ {
 				q := tb.net.Queued()
-				if len(q) > 0 && rnd.IntN(5) > 0 {
+				d, ok := tb.clock.Next()
+				// Datagrams are reordered and retransmits overtake
+				// them, but none waits for longer than 30 s: a path
+				// that loses everything until the retransmits give up
+				// ends the IKE SA, rightly, and is no collision.
+				if len(q) > 0 && (rnd.IntN(5) > 0 || !ok || d > 30*time.Second) {
 					tb.net.DeliverAt(rnd.IntN(len(q)))
 					continue
 				}
-				d, ok := tb.clock.Next()
 				if !ok {
 					break
 				}
