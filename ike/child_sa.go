@@ -149,6 +149,9 @@ func (c *childSA) destroy() {
 	if c.state == ChildSADestroying {
 		return
 	}
+	if c.state >= ChildSAInstalled && !c.rekeyed && c.ike.e.observer != nil {
+		c.notifyDown()
+	}
 	c.setState(ChildSADestroying)
 	sa := c.ike
 	c.stopTimers()

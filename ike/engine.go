@@ -136,8 +136,10 @@ type Engine struct {
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32
-	lastInvalidSPI         time.Time
-	halfOpenCount          int // responder IKEv2 SAs not yet established
+	// observer is told of SA events (observer.go); nil for nobody.
+	observer       Observer
+	lastInvalidSPI time.Time
+	halfOpenCount  int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
 	// yet established by source address, for BlockThreshold; an address
 	// with none has no entry.

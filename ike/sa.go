@@ -16,6 +16,10 @@ import (
 type ikeSA struct {
 	ikeSACommon
 
+	// viaRekey: the SA was made by an IKE rekey (no ike-updown when it
+	// comes up); rekeyedAway: it was rekeyed (none when it goes).
+	viaRekey, rekeyedAway bool
+
 	spiI uint64
 	spiR uint64
 
@@ -265,6 +269,9 @@ func (sa *ikeSA) authenticated(d Datagram) {
 // established moves the SA to ESTABLISHED and starts its timers.
 func (sa *ikeSA) established() {
 	sa.setState(IKESAEstablished)
+	if !sa.viaRekey {
+		sa.notifyUpDown(true)
+	}
 	sa.leaveHalfOpen()
 	if sa.halfOpenTimer != nil {
 		sa.halfOpenTimer.Stop()
@@ -381,6 +388,9 @@ func (sa *ikeSA) destroy() {
 	sa.rekeyOf = nil
 	if sa.state == IKESADestroying {
 		return
+	}
+	if sa.state >= IKESAEstablished && !sa.rekeyedAway && sa.e.observer != nil {
+		sa.notifyUpDown(false)
 	}
 	sa.setState(IKESADestroying)
 	sa.leaveHalfOpen()

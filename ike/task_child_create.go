@@ -222,6 +222,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 	}
 	sa.children = append(sa.children, c)
 	t.done = true
+	c.notifyNew(t.rekeyed)
 	c.logEstablished()
 	sa.childUp()
 	if sa.deletedEarly(c.spiOut) {
@@ -370,6 +371,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	}
 	sa.children = append(sa.children, c)
 	t.done = true
+	c.notifyNew(t.rekeyed)
 	return nil
 }
 

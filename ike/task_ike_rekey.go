@@ -184,7 +184,9 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.peerFrag, n.peerHashes = sa.peerFrag, sa.peerHashes
 	n.conn = sa.conn
 	n.e.sas[n.ourSPI()] = n
+	n.viaRekey = true
 	n.established()
+	sa.notifyRekey(n)
 	n.inheritReauth(sa)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s rekeyed between %s", n.name(), n.ends()))
 	return nil

@@ -351,9 +351,8 @@ func findIKE(sas []ike.IKESAInfo, id uint32) *ike.IKESAInfo {
 
 // connOfChild finds the connection that holds a child config.
 func (d *Daemon) connOfChild(child string) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.loaded.Connections {
+	_, conns := d.allConns()
+	for _, c := range conns {
 		for _, ch := range c.Children {
 			if ch.Name == child {
 				return c.Name, nil

@@ -6,7 +6,6 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/pool"
-	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 func secondsPtr(d time.Duration) *int64 {
@@ -21,7 +20,6 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 	installed := d.engine.ChildSAInstallTimes()
 	now := time.Now()
 	d.mu.Lock()
-	l := d.loaded
 	established := make(map[uint32]time.Time, len(d.established))
 	for k, v := range d.established {
 		established[k] = v
@@ -51,10 +49,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 		if !sa.Initiator {
 			x.EAPID = sa.EAPIdentity
 		}
-		var fc *swanctl.Connection
-		if l != nil {
-			fc = l.File.Connection(sa.Name)
-		}
+		fc := d.swanctlConn(sa.Name)
 		if t, ok := established[sa.ID]; ok {
 			x.Established = secondsPtr(now.Sub(t))
 			if fc != nil && fc.RekeyTime > 0 {
@@ -111,11 +106,9 @@ func stringsOf[T fmt.Stringer](list []T) []string {
 
 // ListConns describes the loaded connections (swanctl --list-conns).
 func (d *Daemon) ListConns() []ConnInfo {
-	d.mu.Lock()
-	l := d.loaded
-	d.mu.Unlock()
+	_, conns := d.allConns()
 	out := []ConnInfo{}
-	for _, c := range l.File.Connections {
+	for _, c := range conns {
 		ci := ConnInfo{
 			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: ikeVersion(int(c.Version)),
 			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},

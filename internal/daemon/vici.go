@@ -1,0 +1,356 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
+)
+
+// Connections and secrets loaded over VICI (load-conn, load-shared) are
+// owned by VICI, as charon's vici backend owns them: a reload of the
+// file leaves them alone, and a file connection may not take the name of
+// one (the reload skips it with a warning) nor VICI the name of a file
+// connection (load-conn is refused: edit the file and reload). They are
+// not saved: after a restart swanctl --load-all loads them again, and IKE
+// SAs saved for them are not taken back (no configuration matches).
+
+// viciStore holds what VICI loaded.
+type viciStore struct {
+	mu     sync.Mutex // guards below; taken after Daemon.mu, never before
+	conns  []*swanctl.Connection
+	pools  []*swanctl.Pool
+	shared []viciSecret
+	nextID int
+}
+
+// viciSecret is a load-shared secret; its value is never formatted.
+type viciSecret struct {
+	id  string
+	ike *ike.SharedKey
+	eap *ike.EAPSecret
+}
+
+// VICIShared is a shared secret loaded over VICI.
+type VICIShared struct {
+	ID     string // "" picks one
+	EAP    bool   // an EAP password rather than an IKE PSK
+	Secret []byte
+	Owners []string
+}
+
+func (v *viciStore) conn(name string) *swanctl.Connection {
+	for _, c := range v.conns {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// allConns are the file's connections and VICI's, the file's first.
+func (d *Daemon) allConns() (*Loaded, []*swanctl.Connection) {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	return l, append(slices.Clone(l.File.Connections), d.vici.conns...)
+}
+
+// swanctlConn finds a loaded connection by name, file or VICI.
+func (d *Daemon) swanctlConn(name string) *swanctl.Connection {
+	_, all := d.allConns()
+	for _, c := range all {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// credentials are the file's credentials with VICI's shared secrets.
+func (d *Daemon) credentials(l *Loaded) ike.Credentials {
+	c := l.Credentials
+	c.Shared = slices.Clone(c.Shared)
+	c.EAP = slices.Clone(c.EAP)
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	for _, s := range d.vici.shared {
+		if s.ike != nil {
+			c.Shared = append(c.Shared, *s.ike)
+		} else {
+			c.EAP = append(c.EAP, *s.eap)
+		}
+	}
+	return c
+}
+
+// LoadVICIConns loads the connections of a VICI load-conn through the
+// same parser and checks as swanctl.conf (swanctl.LoadTree), then into
+// the engine: new ones are added (and started if start_action=start),
+// changed ones replace the old (their IKE SAs terminated), unchanged
+// ones are left as they are.
+func (d *Daemon) LoadVICIConns(t *swanctl.Tree) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	l, _ := d.allConns()
+	cfg, err := swanctl.LoadTree(t, "vici load-conn", d.poolNames(l))
+	if err != nil {
+		return err
+	}
+	if err := cfg.Resolve(lookupHost); err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		d.cfgLog.Warn(w.Error())
+	}
+	for _, c := range cfg.Connections {
+		if l.File.Connection(c.Name) != nil {
+			return fmt.Errorf("connection '%s' is defined in %s: edit it there and reload", c.Name, l.File.Path)
+		}
+	}
+	var changed, added []string
+	for _, c := range cfg.Connections {
+		d.vici.mu.Lock()
+		old := d.vici.conn(c.Name)
+		d.vici.mu.Unlock()
+		if old != nil {
+			ch := swanctl.Diff(&swanctl.Config{Connections: []*swanctl.Connection{old}}, &swanctl.Config{Connections: []*swanctl.Connection{c}})
+			if len(ch.Changed) == 0 {
+				continue
+			}
+			d.terminateConn(c.Name)
+			changed = append(changed, c.Name)
+		} else {
+			added = append(added, c.Name)
+		}
+		if err := d.engine.AddConnection(c.Connection); err != nil {
+			return fmt.Errorf("loading connection '%s' failed: %w", c.Name, err)
+		}
+		d.vici.mu.Lock()
+		if i := slices.IndexFunc(d.vici.conns, func(x *swanctl.Connection) bool { return x.Name == c.Name }); i >= 0 {
+			d.vici.conns[i] = c
+		} else {
+			d.vici.conns = append(d.vici.conns, c)
+		}
+		d.vici.mu.Unlock()
+		d.cfgLog.Info(fmt.Sprintf("loaded connection '%s' over vici", c.Name))
+	}
+	if len(added)+len(changed) > 0 {
+		d.startActions(append(added, changed...))
+	}
+	return nil
+}
+
+// UnloadVICIConn removes a connection loaded over VICI and terminates its
+// IKE SAs.
+func (d *Daemon) UnloadVICIConn(name string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.vici.mu.Lock()
+	i := slices.IndexFunc(d.vici.conns, func(x *swanctl.Connection) bool { return x.Name == name })
+	d.vici.mu.Unlock()
+	if i < 0 {
+		if l, _ := d.allConns(); l.File.Connection(name) != nil {
+			return fmt.Errorf("connection '%s' was not loaded over vici: it is defined in %s", name, l.File.Path)
+		}
+		return fmt.Errorf("connection '%s' not found", name)
+	}
+	d.terminateConn(name)
+	if err := d.engine.RemoveConnection(name); err != nil {
+		d.cfgLog.Warn(err.Error())
+	}
+	d.vici.mu.Lock()
+	d.vici.conns = slices.Delete(d.vici.conns, i, i+1)
+	d.vici.mu.Unlock()
+	d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s' over vici", name))
+	return nil
+}
+
+// VICIConns names the connections loaded over VICI.
+func (d *Daemon) VICIConns() []string {
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	out := []string{}
+	for _, c := range d.vici.conns {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// LoadVICIShared adds a shared secret, or replaces the one of its ID.
+func (d *Daemon) LoadVICIShared(s VICIShared) error {
+	if len(s.Secret) == 0 {
+		return errors.New("empty secret")
+	}
+	secret := slices.Clone(s.Secret)
+	d.vici.mu.Lock()
+	if s.ID == "" {
+		d.vici.nextID++
+		s.ID = fmt.Sprintf("vici-%d", d.vici.nextID)
+	}
+	vs := viciSecret{id: s.ID}
+	if s.EAP {
+		vs.eap = &ike.EAPSecret{IDs: slices.Clone(s.Owners), Secret: secret}
+	} else {
+		vs.ike = &ike.SharedKey{IDs: slices.Clone(s.Owners), Secret: secret}
+	}
+	var replaced viciSecret
+	if i := slices.IndexFunc(d.vici.shared, func(x viciSecret) bool { return x.id == s.ID }); i >= 0 {
+		replaced = d.vici.shared[i]
+		d.vici.shared[i] = vs
+	} else {
+		d.vici.shared = append(d.vici.shared, vs)
+	}
+	d.vici.mu.Unlock()
+	d.applyCredentials()
+	replaced.wipe()
+	d.cfgLog.Info(fmt.Sprintf("loaded shared secret '%s' for %v over vici", s.ID, s.Owners))
+	return nil
+}
+
+func (s viciSecret) wipe() {
+	if s.ike != nil {
+		clear(s.ike.Secret)
+	}
+	if s.eap != nil {
+		clear(s.eap.Secret)
+	}
+}
+
+// UnloadVICIShared removes a shared secret loaded over VICI.
+func (d *Daemon) UnloadVICIShared(id string) error {
+	d.vici.mu.Lock()
+	i := slices.IndexFunc(d.vici.shared, func(x viciSecret) bool { return x.id == id })
+	if i < 0 {
+		d.vici.mu.Unlock()
+		return fmt.Errorf("shared secret '%s' not found", id)
+	}
+	old := d.vici.shared[i]
+	d.vici.shared = slices.Delete(d.vici.shared, i, i+1)
+	d.vici.mu.Unlock()
+	d.applyCredentials()
+	// The engine holds the new credentials now; the old bytes may go.
+	old.wipe()
+	d.cfgLog.Info(fmt.Sprintf("unloaded shared secret '%s' over vici", id))
+	return nil
+}
+
+// VICISharedIDs are the IDs of the secrets loaded over VICI.
+func (d *Daemon) VICISharedIDs() []string {
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	out := []string{}
+	for _, s := range d.vici.shared {
+		out = append(out, s.id)
+	}
+	return out
+}
+
+func (d *Daemon) applyCredentials() {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	d.engine.SetCredentials(d.credentials(l))
+}
+
+// SetObserver has the engine report SA events to o (the VICI server's
+// events); nil stops them.
+func (d *Daemon) SetObserver(o ike.Observer) {
+	d.engine.SetObserver(o)
+}
+
+// VICIOwns reports whether a connection of that name was loaded over VICI.
+func (d *Daemon) VICIOwns(name string) bool {
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	return d.vici.conn(name) != nil
+}
+
+// poolNames are the pools connections may name: the file's and VICI's.
+func (d *Daemon) poolNames(l *Loaded) []string {
+	var out []string
+	for _, p := range d.pools(l) {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+// pools are the file's pools and VICI's (a name in both: the file's).
+func (d *Daemon) pools(l *Loaded) []*ike.Pool {
+	out := slices.Clone(l.Pools)
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	for _, p := range d.vici.pools {
+		if l.File.Pool(p.Name()) == nil {
+			out = append(out, p.Pool)
+		}
+	}
+	return out
+}
+
+// LoadVICIPools loads the pools of a VICI load-pool (pools.<name>, as in
+// swanctl.conf, through the same parser). A pool of the same name whose
+// addrs did not change keeps its leases; one the file defines is refused.
+func (d *Daemon) LoadVICIPools(t *swanctl.Tree) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	l, _ := d.allConns()
+	cfg, err := swanctl.LoadTree(t, "vici load-pool", nil)
+	if err != nil {
+		return err
+	}
+	for _, p := range cfg.Pools {
+		if l.File.Pool(p.Name()) != nil {
+			return fmt.Errorf("pool '%s' is defined in %s: edit it there and reload", p.Name(), l.File.Path)
+		}
+	}
+	d.vici.mu.Lock()
+	for _, p := range cfg.Pools {
+		i := slices.IndexFunc(d.vici.pools, func(x *swanctl.Pool) bool { return x.Name() == p.Name() })
+		if i < 0 {
+			d.vici.pools = append(d.vici.pools, p)
+			continue
+		}
+		if d.vici.pools[i].Addrs == p.Addrs {
+			p.Leases = d.vici.pools[i].Leases
+		}
+		d.vici.pools[i] = p
+	}
+	d.vici.mu.Unlock()
+	d.engine.SetPools(d.pools(l))
+	for _, p := range cfg.Pools {
+		d.cfgLog.Info(fmt.Sprintf("loaded pool '%s' (%s) over vici", p.Name(), p.Addrs))
+	}
+	return nil
+}
+
+// UnloadVICIPool removes a pool loaded over VICI; one with leases online
+// stays (as charon's).
+func (d *Daemon) UnloadVICIPool(name string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	l, _ := d.allConns()
+	d.vici.mu.Lock()
+	i := slices.IndexFunc(d.vici.pools, func(x *swanctl.Pool) bool { return x.Name() == name })
+	if i < 0 {
+		d.vici.mu.Unlock()
+		if l.File.Pool(name) != nil {
+			return fmt.Errorf("pool '%s' was not loaded over vici: it is defined in %s", name, l.File.Path)
+		}
+		return fmt.Errorf("pool '%s' not found", name)
+	}
+	if _, online, _ := d.vici.pools[i].Leases.Stats(); online > 0 {
+		d.vici.mu.Unlock()
+		return fmt.Errorf("pool '%s' has %d leases online", name, online)
+	}
+	d.vici.pools = slices.Delete(d.vici.pools, i, i+1)
+	d.vici.mu.Unlock()
+	d.engine.SetPools(d.pools(l))
+	d.cfgLog.Info(fmt.Sprintf("unloaded pool '%s' over vici", name))
+	return nil
+}
