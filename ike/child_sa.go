@@ -26,6 +26,8 @@ type childSA struct {
 	replaces *childSA
 
 	rekeyTimer, expireTimer Timer
+	// downSent: the Observer was told it went.
+	downSent bool
 }
 
 func (sa *ikeSA) newChild(cfg *childConfig) *childSA {
@@ -149,9 +151,7 @@ func (c *childSA) destroy() {
 	if c.state == ChildSADestroying {
 		return
 	}
-	if c.state >= ChildSAInstalled && !c.rekeyed && c.ike.e.observer != nil {
-		c.notifyDown()
-	}
+	c.notifyDown()
 	c.setState(ChildSADestroying)
 	sa := c.ike
 	c.stopTimers()

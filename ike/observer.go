@@ -84,8 +84,13 @@ func (c *childSA) notifyNew(old *childSA) {
 	}
 }
 
+// notifyDown reports an installed CHILD_SA that goes, once, unless it
+// was rekeyed.
 func (c *childSA) notifyDown() {
-	if o := c.ike.e.observer; o != nil {
-		o.ChildUpDown(c.ike.info(false), c.info(), false)
+	o := c.ike.e.observer
+	if o == nil || c.downSent || c.state < ChildSAInstalled || c.state == ChildSADestroying || c.rekeyed {
+		return
 	}
+	c.downSent = true
+	o.ChildUpDown(c.ike.info(false), c.info(), false)
 }

@@ -390,6 +390,10 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	if sa.state >= IKESAEstablished && !sa.rekeyedAway && sa.e.observer != nil {
+		// As charon's bus: the CHILD_SAs go down first.
+		for _, c := range sa.children {
+			c.notifyDown()
+		}
 		sa.notifyUpDown(false)
 	}
 	sa.setState(IKESADestroying)
