@@ -1,12 +1,15 @@
 package interop
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,8 +179,21 @@ func TestVICISwanctl(t *testing.T) {
 		t.Errorf("--list-pools:\n%s", got)
 	}
 
+	// swanctl --log follows the daemon's log meanwhile.
+	logCmd := exec.Command(swanctlBin, "--log", "--uri", "unix://"+o.vici)
+	var logOut bytes.Buffer
+	logCmd.Stdout, logCmd.Stderr = &logOut, &logOut
+	if err := logCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // its registration
 	out = o.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30")
-	wantLines(t, "--initiate", out, `established`, `(?m)^initiate completed successfully$`)
+	wantLines(t, "--initiate", out, `(?m)^\[IKE\] .*IKE_SA c\[\d+\] established between 10\.99\.0\.2\[sun\.example\.org\]\.\.\.10\.99\.0\.1\[moon\.example\.org\]$`,
+		`(?m)^\[IKE\] .*CHILD_SA net\{\d+\} established with SPIs`, `(?m)^initiate completed successfully$`)
+	logCmd.Process.Signal(syscall.SIGINT)
+	logCmd.Wait()
+	wantLines(t, "--log", logOut.String(), `(?m)^\d\d\[IKE\] IKE_SA c\[\d+\] established between`, `(?m)^\d\d\[IKE\] initiating IKE_SA c\[\d+\] to 10\.99\.0\.1$`,
+		`(?m)^\d\d\[KNL\] `)
 	ours := listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty"))
 	theirs := listSAsPretty(e.charon.swanctl("--list-sas", "--pretty"))
 	if len(ours) != 1 || len(theirs) != 1 {

@@ -354,3 +354,9 @@ func (d *Daemon) UnloadVICIPool(name string) error {
 	d.cfgLog.Info(fmt.Sprintf("unloaded pool '%s' over vici", name))
 	return nil
 }
+
+// SetLogTap has every line of the daemon's log also given to f (the VICI
+// log and control-log events); nil stops it.
+func (d *Daemon) SetLogTap(f func(LogRecord)) {
+	d.opts.Logs.SetTap(f)
+}

@@ -31,3 +31,5 @@ func (b daemonBackend) Observe(o ike.Observer) {
 	}
 	b.d.SetObserver(o)
 }
+
+func (b daemonBackend) SetLogTap(f func(daemon.LogRecord)) { b.d.SetLogTap(f) }

@@ -249,20 +249,28 @@ func controlRequest(cmd string, req *Message) (daemon.Request, error) {
 	return r, nil
 }
 
-// control runs initiate, terminate or rekey, and tells the client what
-// happened in a control-log event, as charon streams its log lines.
+// control runs initiate, terminate or rekey and streams the log lines of
+// the IKE SAs it acts on as control-log events, as charon does.
 func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 	r, err := controlRequest(cmd, req)
 	if err != nil {
 		return errMsg(err)
 	}
-	resp := s.backend.Handle(r)
-	if !resp.OK {
-		c.stream("control-log", logMessage("cfg", 1, resp.Error))
-		return errMsg(errors.New(resp.Error))
+	level := 1
+	if v := req.Get("loglevel"); v != "" {
+		if level, err = strconv.Atoi(v); err != nil {
+			return errMsg(fmt.Errorf("loglevel: %q is not a number", v))
+		}
 	}
-	if resp.Message != "" {
-		c.stream("control-log", logMessage("cfg", 1, resp.Message))
+	c.mu.Lock()
+	c.control = &controlFilter{ike: r.IKE, level: level}
+	c.mu.Unlock()
+	resp := s.backend.Handle(r)
+	c.mu.Lock()
+	c.control = nil
+	c.mu.Unlock()
+	if !resp.OK {
+		return errMsg(errors.New(resp.Error))
 	}
 	m := success()
 	if cmd != daemon.CmdInitiate {
@@ -272,9 +280,6 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 	return m
 }
 
-func logMessage(group string, level int, msg string) *Message {
-	return NewMessage().Set("group", strings.ToUpper(group)).Set("level", strconv.Itoa(level)).Set("msg", msg)
-}
 
 func cmdInitiate(s *Server, c *conn, req *Message) *Message {
 	return s.control(c, daemon.CmdInitiate, req)

@@ -2,6 +2,7 @@ package vici
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -98,4 +99,61 @@ func fromChild(sa daemon.IKESA, ch ike.ChildSAInfo) daemon.ChildSA {
 		c.RemoteTS = append(c.RemoteTS, ts.String())
 	}
 	return c
+}
+
+// logRecord sends a daemon log line as a log event to the clients
+// registered for it, and as a control-log event to those whose control
+// command it is about. It runs wherever the line was logged, perhaps
+// with the engine locked: it queues without waiting, and never logs.
+func (s *Server) logRecord(r daemon.LogRecord) {
+	name, id, _ := strings.Cut(strings.TrimSuffix(r.SA, "]"), "[")
+	var logPkt, ctlPkt []byte
+	encode := func(event string) []byte {
+		m := NewMessage().Set("group", r.Group).Set("level", strconv.Itoa(r.Level))
+		if event == "log" {
+			m.Set("thread", "0")
+		}
+		if name != "" {
+			m.Set("ikesa-name", name).Set("ikesa-uniqueid", id)
+		}
+		m.Set("msg", r.Msg)
+		b, err := Packet{Type: Event, Name: event, Msg: m}.Encode()
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			continue
+		}
+		var send [][]byte
+		if c.registered["log"] {
+			if logPkt == nil {
+				logPkt = encode("log")
+			}
+			send = append(send, logPkt)
+		}
+		if f := c.control; f != nil && c.registered["control-log"] && r.Level <= f.level && name != "" && (f.ike == "" || f.ike == name) {
+			if ctlPkt == nil {
+				ctlPkt = encode("control-log")
+			}
+			send = append(send, ctlPkt)
+		}
+		for _, b := range send {
+			if b == nil {
+				continue
+			}
+			select {
+			case c.out <- b:
+			default:
+				c.dropped++
+			}
+		}
+		c.mu.Unlock()
+	}
 }

@@ -44,6 +44,8 @@ type Backend interface {
 	SharedIDs() []string
 	// Observe has the engine report SA events to o (nil: to nobody).
 	Observe(o ike.Observer)
+	// SetLogTap has the daemon's log lines given to f (nil: to nobody).
+	SetLogTap(f func(daemon.LogRecord))
 }
 
 // Shared is a load-shared secret. Data is the secret: it is never
@@ -104,6 +106,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 func Serve(l net.Listener, b Backend, log *slog.Logger) *Server {
 	s := &Server{log: log, backend: b, l: l, started: time.Now(), conns: map[*conn]bool{}}
 	b.Observe(observer{s})
+	b.SetLogTap(s.logRecord)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -132,6 +135,7 @@ func Serve(l net.Listener, b Backend, log *slog.Logger) *Server {
 // Close stops the server and closes its clients' connections.
 func (s *Server) Close() error {
 	s.backend.Observe(nil)
+	s.backend.SetLogTap(nil)
 	err := s.l.Close()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -171,6 +175,16 @@ type conn struct {
 	registered map[string]bool
 	dropped    int
 	closed     bool
+	// control is set while an initiate, terminate or rekey of this client
+	// runs: the log lines it gets as control-log events.
+	control *controlFilter
+}
+
+// controlFilter selects the log lines of a running control command: of
+// IKE SAs of connection ike ("" any), up to level.
+type controlFilter struct {
+	ike   string
+	level int
 }
 
 func (s *Server) serve(nc net.Conn) {
@@ -280,10 +294,8 @@ func (s *Server) emit(name string, m *Message) {
 			select {
 			case c.out <- b:
 			default:
+				// Not logged here: a log line is an event too.
 				c.dropped++
-				if c.dropped == 1 || c.dropped%1000 == 0 {
-					s.log.Warn(fmt.Sprintf("vici: a client does not read its events, %d dropped", c.dropped))
-				}
 			}
 		}
 		c.mu.Unlock()

@@ -33,6 +33,22 @@ type fakeBackend struct {
 	trees    []*swanctl.Tree
 	shared   []Shared
 	observer ike.Observer
+	tap      func(daemon.LogRecord)
+}
+
+func (f *fakeBackend) SetLogTap(tap func(daemon.LogRecord)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tap = tap
+}
+
+func (f *fakeBackend) logf(r daemon.LogRecord) {
+	f.mu.Lock()
+	tap := f.tap
+	f.mu.Unlock()
+	if tap != nil {
+		tap(r)
+	}
 }
 
 func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
@@ -55,6 +71,14 @@ func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
 	}
 	if f.fail != "" {
 		return &daemon.Response{Error: f.fail}
+	}
+	// What the engine logs while the command runs.
+	if tap := f.tap; tap != nil {
+		f.mu.Unlock()
+		tap(daemon.LogRecord{Group: "IKE", Level: 2, SA: "site[1]", Msg: "generating IKE_SA_INIT request 0 [ SA KE No ]"})
+		tap(daemon.LogRecord{Group: "IKE", Level: 1, SA: "site[1]", Msg: "IKE_SA site[1] established between 192.0.2.1[moon]...192.0.2.2[sun]"})
+		tap(daemon.LogRecord{Group: "IKE", Level: 1, SA: "other[2]", Msg: "IKE_SA other[2] established"})
+		f.mu.Lock()
 	}
 	return &daemon.Response{OK: true, Message: "IKE_SA site[1] established"}
 }
@@ -340,10 +364,14 @@ func TestListConnsAndPools(t *testing.T) {
 func TestControlCommands(t *testing.T) {
 	ts := startServer(t)
 	s := ts.session()
-	msgs := stream(t, ts.path, "initiate", "control-log", with("child", "net", "timeout", "2000"))
-	// Success ends the stream without an error.
-	if len(msgs) != 1 || msgs[0].Get("msg") != "IKE_SA site[1] established" {
+	msgs := stream(t, ts.path, "initiate", "control-log", with("ike", "site", "child", "net", "timeout", "2000"))
+	// The lines of its IKE SA up to level 1.
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Get("msg"), "IKE_SA site[1] established between") ||
+		msgs[0].Get("ikesa-name") != "site" || msgs[0].Get("ikesa-uniqueid") != "1" || msgs[0].Get("group") != "IKE" {
 		t.Errorf("control-log: %v", msgs)
+	}
+	if msgs := stream(t, ts.path, "initiate", "control-log", with("ike", "site", "loglevel", "2")); len(msgs) != 2 {
+		t.Errorf("control-log at level 2: %v", msgs)
 	}
 	call(t, s, "terminate", msgWith("ike-id", "3", "timeout", "-1"))
 	call(t, s, "rekey", msgWith("child-id", "7"))
@@ -351,7 +379,8 @@ func TestControlCommands(t *testing.T) {
 	reqs := slices.Clone(ts.b.requests)
 	ts.b.mu.Unlock()
 	want := []daemon.Request{
-		{Command: "initiate", Child: "net", TimeoutMS: 2000},
+		{Command: "initiate", IKE: "site", Child: "net", TimeoutMS: 2000},
+		{Command: "initiate", IKE: "site", TimeoutMS: 300000},
 		{Command: "terminate", IKEID: 3, TimeoutMS: -1},
 		{Command: "rekey", ChildID: 7, TimeoutMS: 300000},
 	}
@@ -536,4 +565,31 @@ func TestHostileClient(t *testing.T) {
 		c.Close()
 	}
 	call(t, ts.session(), "version", nil)
+}
+
+func TestLogEvents(t *testing.T) {
+	ts := startServer(t)
+	s := ts.session()
+	if err := s.Subscribe("log"); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan govici.Event, 16)
+	s.NotifyEvents(ch)
+	ts.b.logf(daemon.LogRecord{Group: "CFG", Level: 1, Msg: "loaded connection 'site'"})
+	ts.b.logf(daemon.LogRecord{Group: "IKE", Level: 2, SA: "site[4]", Msg: "sending packet"})
+	for _, want := range []map[string]string{
+		{"group": "CFG", "level": "1", "msg": "loaded connection 'site'"},
+		{"group": "IKE", "level": "2", "ikesa-name": "site", "ikesa-uniqueid": "4", "msg": "sending packet"},
+	} {
+		select {
+		case ev := <-ch:
+			for k, v := range want {
+				if ev.Message.Get(k) != v {
+					t.Errorf("log event %s = %v, want %s", k, ev.Message.Get(k), v)
+				}
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no log event")
+		}
+	}
 }
