@@ -280,7 +280,6 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 	return m
 }
 
-
 func cmdInitiate(s *Server, c *conn, req *Message) *Message {
 	return s.control(c, daemon.CmdInitiate, req)
 }
