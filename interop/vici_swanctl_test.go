@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,6 +229,17 @@ func TestVICISwanctl(t *testing.T) {
 		}
 		return nil
 	})
+
+	// --list-algs: charon's groups, our algorithms.
+	out = o.swanctl(dir, "--list-algs")
+	wantLines(t, "--list-algs", out, `(?m)^aead:$`, `(?m)^  AES_GCM_16\[xdpsec\]$`, `(?m)^dh:$`, `(?m)^  CURVE_25519\[xdpsec\]$`,
+		`(?m)^prf:$`, `(?m)^  PRF_HMAC_SHA2_256\[xdpsec\]$`)
+	charonGroups := regexp.MustCompile(`(?m)^[a-z-]+:$`).FindAllString(e.charon.swanctl("--list-algs"), -1)
+	for _, g := range regexp.MustCompile(`(?m)^[a-z-]+:$`).FindAllString(out, -1) {
+		if !slices.Contains(charonGroups, g) {
+			t.Errorf("--list-algs group %s is not one of charon's %v", g, charonGroups)
+		}
+	}
 
 	// What we do not do is refused with the command's name.
 	if out, err := o.swanctlRun(dir, "--counters"); err == nil || !strings.Contains(out, "'get-counters'") {

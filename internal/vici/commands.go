@@ -25,22 +25,26 @@ var handlers map[string]handler
 
 func init() {
 	handlers = map[string]handler{
-		"version":       cmdVersion,
-		"stats":         cmdStats,
-		"list-sas":      cmdListSAs,
-		"list-conns":    cmdListConns,
-		"get-conns":     cmdGetConns,
-		"get-pools":     cmdGetPools,
-		"load-pool":     cmdLoadPool,
-		"unload-pool":   cmdUnloadPool,
-		"initiate":      cmdInitiate,
-		"terminate":     cmdTerminate,
-		"rekey":         cmdRekey,
-		"load-conn":     cmdLoadConn,
-		"unload-conn":   cmdUnloadConn,
-		"load-shared":   cmdLoadShared,
-		"unload-shared": cmdUnloadShared,
-		"get-shared":    cmdGetShared,
+		"version":        cmdVersion,
+		"stats":          cmdStats,
+		"list-sas":       cmdListSAs,
+		"list-conns":     cmdListConns,
+		"get-conns":      cmdGetConns,
+		"get-pools":      cmdGetPools,
+		"get-algorithms": cmdGetAlgorithms,
+		// Authorities (swanctl.conf's authorities section) are not
+		// supported, in the file or over VICI: there are none to list.
+		"list-authorities": func(*Server, *conn, *Message) *Message { return NewMessage() },
+		"load-pool":        cmdLoadPool,
+		"unload-pool":      cmdUnloadPool,
+		"initiate":         cmdInitiate,
+		"terminate":        cmdTerminate,
+		"rekey":            cmdRekey,
+		"load-conn":        cmdLoadConn,
+		"unload-conn":      cmdUnloadConn,
+		"load-shared":      cmdLoadShared,
+		"unload-shared":    cmdUnloadShared,
+		"get-shared":       cmdGetShared,
 		// Nothing of these is kept over VICI: clearing or flushing them
 		// is done at once.
 		"clear-creds": func(s *Server, c *conn, req *Message) *Message { return s.clearCreds() },

@@ -593,3 +593,29 @@ func TestLogEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestGetAlgorithms(t *testing.T) {
+	ts := startServer(t)
+	m := call(t, ts.session(), "get-algorithms", nil)
+	for group, names := range map[string][]string{
+		"encryption": {"AES_CBC"},
+		"aead":       {"AES_GCM_16", "CHACHA20_POLY1305"},
+		"integrity":  {"HMAC_SHA2_256_128"},
+		"prf":        {"PRF_HMAC_SHA2_256"},
+		"dh":         {"MODP_2048", "CURVE_25519", "ECP_256"},
+	} {
+		sec, _ := m.Get(group).(*govici.Message)
+		if sec == nil {
+			t.Errorf("no %s section: %v", group, m)
+			continue
+		}
+		for _, n := range names {
+			if sec.Get(n) != "xdpsec" {
+				t.Errorf("%s: %s = %v", group, n, sec.Get(n))
+			}
+		}
+		if sec.Get("DES") != nil || sec.Get("ENCR_DES") != nil {
+			t.Errorf("%s lists DES", group)
+		}
+	}
+}
