@@ -15,6 +15,8 @@ import (
 	"time"
 
 	govici "github.com/strongswan/govici/vici"
+
+	"github.com/xdpsec/xdpsec/ike/iketest"
 )
 
 // swanctlOurs runs Debian's swanctl against our daemon's VICI socket,
@@ -365,4 +367,51 @@ func TestVICIEvents(t *testing.T) {
 		t.Errorf("extra %s event: %v", ev.Name, ev.Message)
 	case <-ctx.Done():
 	}
+}
+
+// TestVICICerts: swanctl --list-certs shows the certificates our daemon
+// loaded from its files as it shows charon's; connections whose
+// certificates would come over VICI are refused, naming the key.
+func TestVICICerts(t *testing.T) {
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "ecdsa", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, ca, "ecdsa", "sun.example.org", oursAddr)
+	e := newEnv(t, envOptions{})
+	cs, ourSide := certPeers(idKinds[1])
+	oursFiles := certFiles(t, ca, okey, ocert)
+	e.load(cs, ourSide, certFiles(t, ca, ckey, ccert), oursFiles)
+	empty := swanctlDir(t, "connections {\n}\n")
+	ours := e.ours.swanctl(empty, "--list-certs")
+	theirs := e.charon.swanctl("--list-certs")
+	wantLines(t, "--list-certs", ours, `(?m)^List of X\.509 End Entity Certificates$`, `(?m)^  subject:  "C=CH, O=xdpsec, CN=sun\.example\.org"$`,
+		`(?m)^  pubkey:    ECDSA 256 bits, has private key$`, `(?m)^List of X\.509 CA Certificates$`, `(?m)^  subject:  "C=CH, O=xdpsec, CN=xdpsec interop CA"$`)
+	// The CA is the same on both sides, and printed the same.
+	caBlock := func(out string) string {
+		_, after, _ := strings.Cut(out, "List of X.509 CA Certificates")
+		return after
+	}
+	if caBlock(ours) == "" || caBlock(ours) != caBlock(theirs) {
+		t.Errorf("CA certificates differ:\nours:%s\ncharon's:%s", caBlock(ours), caBlock(theirs))
+	}
+	e.initiate(oursInitiate)
+	e.agree(1)
+
+	// swanctl sends certificates as data: refused with the key named.
+	dir := swanctlDir(t, ourSide.conf())
+	for name, b := range oursFiles {
+		if err := writeFile(filepath.Join(dir, name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := e.ours.swanctlRun(dir, "--load-conns")
+	if err == nil || !strings.Contains(out, "connections.c.local.certs") {
+		t.Errorf("--load-conns with certificates: %v\n%s", err, out)
+	}
+}
+
+func writeFile(name string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(name, b, 0o600)
 }

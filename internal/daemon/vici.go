@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -359,4 +360,42 @@ func (d *Daemon) UnloadVICIPool(name string) error {
 // log and control-log events); nil stops it.
 func (d *Daemon) SetLogTap(f func(LogRecord)) {
 	d.opts.Logs.SetTap(f)
+}
+
+// LoadedCert is a certificate the daemon loaded (list-certs).
+type LoadedCert struct {
+	DER    []byte
+	CA     bool // a trust anchor (x509ca/, cacerts)
+	HasKey bool // its private key is loaded
+}
+
+// Certs lists the certificates of the loaded configuration, each once:
+// the connections' own and their peers' trust anchors, and x509ca/.
+func (d *Daemon) Certs() []LoadedCert {
+	l, conns := d.allConns()
+	var out []LoadedCert
+	seen := map[string]int{}
+	add := func(c *x509.Certificate, ca, key bool) {
+		if i, ok := seen[string(c.Raw)]; ok {
+			out[i].HasKey = out[i].HasKey || key
+			out[i].CA = out[i].CA || ca
+			return
+		}
+		seen[string(c.Raw)] = len(out)
+		out = append(out, LoadedCert{DER: c.Raw, CA: ca, HasKey: key})
+	}
+	for _, c := range conns {
+		for _, r := range append(slices.Clone(c.Local), c.Remote...) {
+			for i, cert := range r.Certs {
+				add(cert, false, i == 0 && r.PrivateKey != nil)
+			}
+			for _, cert := range r.CACerts {
+				add(cert, true, false)
+			}
+		}
+	}
+	for _, cert := range l.Credentials.CAs {
+		add(cert, true, false)
+	}
+	return out
 }

@@ -33,3 +33,5 @@ func (b daemonBackend) Observe(o ike.Observer) {
 }
 
 func (b daemonBackend) SetLogTap(f func(daemon.LogRecord)) { b.d.SetLogTap(f) }
+
+func (b daemonBackend) Certs() []daemon.LoadedCert { return b.d.Certs() }

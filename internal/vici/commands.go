@@ -1,6 +1,7 @@
 package vici
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 )
@@ -32,6 +35,7 @@ func init() {
 		"get-conns":      cmdGetConns,
 		"get-pools":      cmdGetPools,
 		"get-algorithms": cmdGetAlgorithms,
+		"list-certs":     cmdListCerts,
 		// Authorities (swanctl.conf's authorities section) are not
 		// supported, in the file or over VICI: there are none to list.
 		"list-authorities": func(*Server, *conn, *Message) *Message { return NewMessage() },
@@ -434,4 +438,46 @@ func (s *Server) clearCreds() *Message {
 		errs = append(errs, s.backend.UnloadShared(id))
 	}
 	return result(errors.Join(errs...))
+}
+
+// cmdListCerts streams the X.509 certificates the daemon loaded as
+// list-cert events (type X509, flag CA for trust anchors). Filters by
+// type, flag and subject as charon's; other types (CRLs, attribute
+// certificates, raw public keys) xdpsec does not load.
+func cmdListCerts(s *Server, c *conn, req *Message) *Message {
+	typ, flag := strings.ToUpper(req.Get("type")), strings.ToUpper(req.Get("flag"))
+	var subject *ike.Identity
+	if v := req.Get("subject"); v != "" {
+		id, err := ike.ParseIdentity(v)
+		if err != nil {
+			return errMsg(fmt.Errorf("subject: %v", err))
+		}
+		subject = &id
+	}
+	if typ != "" && typ != "ANY" && typ != "X509" {
+		return NewMessage()
+	}
+	for _, cert := range s.backend.Certs() {
+		f := "NONE"
+		if cert.CA {
+			f = "CA"
+		}
+		if flag != "" && flag != "ANY" && flag != f {
+			continue
+		}
+		if subject != nil {
+			x, err := x509.ParseCertificate(cert.DER)
+			if err != nil || !subject.Equal(ike.Identity{Type: message.ID_DER_ASN1_DN, Data: x.RawSubject}) &&
+				!slices.ContainsFunc(x.DNSNames, func(n string) bool { return strings.EqualFold(n, string(subject.Data)) }) {
+				continue
+			}
+		}
+		m := NewMessage().Set("type", "X509").Set("flag", f)
+		if cert.HasKey {
+			m.Set("has_privkey", "yes")
+		}
+		m.put(Element{Kind: KindValue, Key: "data", Value: cert.DER})
+		c.stream("list-cert", m)
+	}
+	return NewMessage()
 }

@@ -44,6 +44,8 @@ type Backend interface {
 	SharedIDs() []string
 	// Observe has the engine report SA events to o (nil: to nobody).
 	Observe(o ike.Observer)
+	// Certs lists the certificates the daemon loaded.
+	Certs() []daemon.LoadedCert
 	// SetLogTap has the daemon's log lines given to f (nil: to nobody).
 	SetLogTap(f func(daemon.LogRecord))
 }

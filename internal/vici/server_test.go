@@ -18,6 +18,7 @@ import (
 	govici "github.com/strongswan/govici/vici"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/iketest"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 )
@@ -34,7 +35,10 @@ type fakeBackend struct {
 	shared   []Shared
 	observer ike.Observer
 	tap      func(daemon.LogRecord)
+	certs    []daemon.LoadedCert
 }
+
+func (f *fakeBackend) Certs() []daemon.LoadedCert { return f.certs }
 
 func (f *fakeBackend) SetLogTap(tap func(daemon.LogRecord)) {
 	f.mu.Lock()
@@ -617,5 +621,34 @@ func TestGetAlgorithms(t *testing.T) {
 		if sec.Get("DES") != nil || sec.Get("ENCR_DES") != nil {
 			t.Errorf("%s lists DES", group)
 		}
+	}
+}
+
+func TestListCerts(t *testing.T) {
+	ts := startServer(t)
+	ca := iketest.NewCA(t, "xdpsec test CA", nil)
+	moon := ca.Issue(t, iketest.NewKey(t, "ecdsa"), "moon", []string{"moon.example.org"}, nil, nil)
+	ts.b.certs = []daemon.LoadedCert{{DER: moon.Raw, HasKey: true}, {DER: ca.Cert.Raw, CA: true}}
+	msgs := stream(t, ts.path, "list-certs", "list-cert", nil)
+	if len(msgs) != 2 {
+		t.Fatalf("%d certificates", len(msgs))
+	}
+	if msgs[0].Get("type") != "X509" || msgs[0].Get("flag") != "NONE" || msgs[0].Get("has_privkey") != "yes" || msgs[0].Get("data") != string(moon.Raw) {
+		t.Errorf("moon: type %s flag %s has_privkey %s", msgs[0].Get("type"), msgs[0].Get("flag"), msgs[0].Get("has_privkey"))
+	}
+	if msgs[1].Get("flag") != "CA" || msgs[1].Has("has_privkey") || msgs[1].Get("data") != string(ca.Cert.Raw) {
+		t.Errorf("CA: flag %s", msgs[1].Get("flag"))
+	}
+	if msgs := stream(t, ts.path, "list-certs", "list-cert", with("flag", "CA")); len(msgs) != 1 || msgs[0].Get("flag") != "CA" {
+		t.Errorf("flag CA: %d", len(msgs))
+	}
+	if msgs := stream(t, ts.path, "list-certs", "list-cert", with("subject", "moon.example.org")); len(msgs) != 1 || msgs[0].Get("flag") != "NONE" {
+		t.Errorf("subject moon.example.org: %d", len(msgs))
+	}
+	if msgs := stream(t, ts.path, "list-certs", "list-cert", with("subject", "C=CH, O=xdpsec, CN=moon")); len(msgs) != 1 {
+		t.Errorf("subject C=CH, O=xdpsec, CN=moon: %d", len(msgs))
+	}
+	if msgs := stream(t, ts.path, "list-certs", "list-cert", with("type", "X509_CRL")); len(msgs) != 0 {
+		t.Errorf("CRLs: %d", len(msgs))
 	}
 }
