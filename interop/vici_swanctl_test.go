@@ -181,6 +181,13 @@ func TestVICISwanctl(t *testing.T) {
 	if got := o.swanctl(dir, "--list-pools"); !regexp.MustCompile(`(?m)^rw +10\.9\.0\.\d+ +0 / 0 / 254$`).MatchString(got) {
 		t.Errorf("--list-pools:\n%s", got)
 	}
+	// The same pool in charon prints the same.
+	if out, err := e.charon.swanctlRun("--load-pools", "--file", confFile(t, poolConf)); err != nil {
+		t.Fatalf("charon --load-pools: %v\n%s", err, out)
+	}
+	if ours, theirs := o.swanctl(dir, "--list-pools"), e.charon.swanctl("--list-pools"); ours != theirs {
+		t.Errorf("--list-pools: ours\n%s\ncharon's\n%s", ours, theirs)
+	}
 
 	// swanctl --log follows the daemon's log meanwhile.
 	logCmd := exec.Command(swanctlBin, "--log", "--uri", "unix://"+o.vici)
@@ -414,4 +421,14 @@ func writeFile(name string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(name, b, 0o600)
+}
+
+// confFile writes a swanctl.conf of its own and returns its path.
+func confFile(t *testing.T, conf string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "swanctl.conf")
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

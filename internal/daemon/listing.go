@@ -144,13 +144,16 @@ func ikeVersion(v int) string {
 // --list-pools): its range, size and leases online (an IKE SA holds them)
 // and offline (kept for the identity's return).
 type PoolInfo struct {
-	Name    string       `json:"name"`
-	Base    string       `json:"base"` // the first address
-	Last    string       `json:"last"`
-	Size    uint64       `json:"size"`
-	Online  int          `json:"online"`
-	Offline int          `json:"offline"`
-	Leases  []pool.Lease `json:"leases,omitempty"`
+	Name string `json:"name"`
+	Base string `json:"base"` // the first address
+	// ConfBase is where the pool is written to start (charon's base:
+	// 10.3.200.0 for 10.3.200.0/24, which hands out from .1).
+	ConfBase string       `json:"conf-base"`
+	Last     string       `json:"last"`
+	Size     uint64       `json:"size"`
+	Online   int          `json:"online"`
+	Offline  int          `json:"offline"`
+	Leases   []pool.Lease `json:"leases,omitempty"`
 }
 
 // ListPools describes the pools, with their leases if asked.
@@ -159,7 +162,7 @@ func (d *Daemon) ListPools(leases bool) []PoolInfo {
 	for _, p := range d.engine.Pools() {
 		first, last := p.Leases.Range()
 		size, online, offline := p.Leases.Stats()
-		i := PoolInfo{Name: p.Name(), Base: first.String(), Last: last.String(), Size: size, Online: online, Offline: offline}
+		i := PoolInfo{Name: p.Name(), Base: first.String(), ConfBase: p.Leases.Base().String(), Last: last.String(), Size: size, Online: online, Offline: offline}
 		if leases {
 			i.Leases = p.Leases.Leases()
 		}

@@ -206,7 +206,7 @@ func cmdGetPools(s *Server, c *conn, req *Message) *Message {
 			continue
 		}
 		ps := m.Section(p.Name)
-		ps.Set("base", p.Base).Set("size", strconv.FormatUint(p.Size, 10)).
+		ps.Set("base", p.ConfBase).Set("size", strconv.FormatUint(p.Size, 10)).
 			Set("online", strconv.Itoa(p.Online)).Set("offline", strconv.Itoa(p.Offline))
 		if leases {
 			ls := ps.Section("leases")

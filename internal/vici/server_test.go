@@ -336,7 +336,7 @@ func TestListConnsAndPools(t *testing.T) {
 	ts.b.conns = []daemon.ConnInfo{{Name: "site", LocalAddrs: []string{"192.0.2.1"}, Version: "IKEv2", LocalAuth: "psk", LocalID: "moon",
 		RemoteAuth: "pubkey", RemoteID: "sun", RekeyTime: 14400,
 		Children: []daemon.ChildConn{{Name: "net", Mode: "TUNNEL", LocalTS: []string{"10.1.0.0/16"}, RemoteTS: []string{"10.2.0.0/16"}, RekeyTime: 3600}}}}
-	ts.b.pools = []daemon.PoolInfo{{Name: "rw", Base: "10.9.0.1", Size: 254, Online: 1}}
+	ts.b.pools = []daemon.PoolInfo{{Name: "rw", Base: "10.9.0.1", ConfBase: "10.9.0.0", Size: 254, Online: 1}}
 	s := ts.session()
 	msgs := stream(t, ts.path, "list-conns", "list-conn", nil)
 	if len(msgs) != 1 {
@@ -357,7 +357,7 @@ func TestListConnsAndPools(t *testing.T) {
 		t.Errorf("child: %v", ch)
 	}
 	p := call(t, s, "get-pools", nil).Get("rw").(*govici.Message)
-	if p.Get("base") != "10.9.0.1" || p.Get("size") != "254" || p.Get("online") != "1" || p.Get("offline") != "0" {
+	if p.Get("base") != "10.9.0.0" || p.Get("size") != "254" || p.Get("online") != "1" || p.Get("offline") != "0" {
 		t.Errorf("pool: %v", p)
 	}
 	if got := call(t, s, "get-conns", nil).Get("conns"); !slices.Equal(got.([]string), []string{"site"}) {
