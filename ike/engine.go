@@ -136,6 +136,7 @@ type Engine struct {
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32
+	counters counterSet
 	// observer is told of SA events (observer.go); nil for nobody.
 	observer       Observer
 	lastInvalidSPI time.Time
@@ -590,6 +591,7 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 		return
 	}
 	e.log.Info("generating " + summarize(m))
+	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }
 
@@ -640,5 +642,6 @@ func (e *Engine) invalidSPI(h message.Header, d Datagram) {
 		return
 	}
 	e.log.Info("generating " + summarize(m))
+	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }

@@ -73,6 +73,9 @@ func (sa *ikeSA) notifyRekey(n *ikeSA) {
 
 // notifyChild reports a new CHILD_SA: up, or a rekey of old.
 func (c *childSA) notifyNew(old *childSA) {
+	if old != nil {
+		c.ike.e.count(c.ike.conn.Name, CounterChildRekey)
+	}
 	o := c.ike.e.observer
 	if o == nil {
 		return

@@ -99,3 +99,46 @@ func TestObserverEvents(t *testing.T) {
 		t.Errorf("events without an observer: %q", got)
 	}
 }
+
+// The counters count as charon's counters plugin does.
+func TestCounters(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	id := tb.establish()
+	a, b := tb.a.e.Counters(""), tb.b.e.Counters("gw")
+	for _, tc := range []struct {
+		c    ike.Counters
+		name ike.Counter
+		want uint64
+	}{
+		{a, ike.CounterIKEInitOutReq, 1}, {a, ike.CounterIKEInitInResp, 1}, {a, ike.CounterIKEAuthOutReq, 1}, {a, ike.CounterIKEAuthInResp, 1},
+		{a, ike.CounterIKEInitInReq, 0}, {b, ike.CounterIKEInitInReq, 1}, {b, ike.CounterIKEInitOutResp, 1}, {b, ike.CounterIKEAuthInReq, 1},
+		{b, ike.CounterIKEAuthOutResp, 1},
+	} {
+		if tc.c[tc.name] != tc.want {
+			t.Errorf("%v = %d, want %d", tc.name, tc.c[tc.name], tc.want)
+		}
+	}
+	if err := tb.a.e.RekeyChildSA(tb.children(tb.a)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if err := tb.a.e.RekeyIKESA(id); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	a, b = tb.a.e.Counters("gw"), tb.b.e.Counters("gw")
+	if a[ike.CounterChildRekey] != 1 || b[ike.CounterChildRekey] != 1 || a[ike.CounterIKERekeyInit] != 1 || b[ike.CounterIKERekeyResp] != 1 ||
+		a[ike.CounterCreateChildOutReq] != 2 || b[ike.CounterCreateChildInReq] != 2 || a[ike.CounterInfoOutReq] == 0 {
+		t.Errorf("after rekeys: a %v, b %v", a, b)
+	}
+	if got := tb.a.e.CounterConns(); !slices.Equal(got, []string{"gw"}) {
+		t.Errorf("CounterConns: %v", got)
+	}
+	tb.a.e.ResetCounters("")
+	if c := tb.a.e.Counters(""); c != (ike.Counters{}) {
+		t.Errorf("after reset: %v", c)
+	}
+	if ike.CounterInfoOutResp.String() != "info-out-resp" || ike.CounterIKERekeyInit.String() != "ike-rekey-init" {
+		t.Error("names")
+	}
+}

@@ -196,10 +196,13 @@ func TestVICISwanctl(t *testing.T) {
 	if err := logCmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // its registration
+	// Its registration: swanctl loads its plugins first, and what is
+	// logged before it registers is not sent to it.
+	time.Sleep(2 * time.Second)
 	out = o.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30")
 	wantLines(t, "--initiate", out, `(?m)^\[IKE\] .*IKE_SA c\[\d+\] established between 10\.99\.0\.2\[sun\.example\.org\]\.\.\.10\.99\.0\.1\[moon\.example\.org\]$`,
 		`(?m)^\[IKE\] .*CHILD_SA net\{\d+\} established with SPIs`, `(?m)^initiate completed successfully$`)
+	time.Sleep(time.Second) // the last lines on their way
 	logCmd.Process.Signal(syscall.SIGINT)
 	logCmd.Wait()
 	wantLines(t, "--log", logOut.String(), `(?m)^\d\d\[IKE\] IKE_SA c\[\d+\] established between`, `(?m)^\d\d\[IKE\] initiating IKE_SA c\[\d+\] to 10\.99\.0\.1$`,
@@ -250,9 +253,25 @@ func TestVICISwanctl(t *testing.T) {
 		}
 	}
 
+	// --counters, as charon's counters plugin: we initiated and rekeyed
+	// the CHILD_SA once (charon here has no counters plugin to compare).
+	counts := []string{`(?m)^  ike-init-out-req +: 1$`, `(?m)^  ike-init-in-resp +: 1$`, `(?m)^  ike-auth-out-req +: 1$`,
+		`(?m)^  ike-auth-in-resp +: 1$`, `(?m)^  child-rekey +: 1$`, `(?m)^  create-child-out-req +: 1$`, `(?m)^  ike-init-in-req +: 0$`}
+	wantLines(t, "--counters", o.swanctl(dir, "--counters"), append(counts, `(?m)^global:$`)...)
+	wantLines(t, "--counters --name c", o.swanctl(dir, "--counters", "--name", "c"), append(counts, `(?m)^c:$`)...)
+	wantLines(t, "--counters --all", o.swanctl(dir, "--counters", "--all"), append(counts, `(?m)^c:$`)...)
+	o.swanctl(dir, "--counters", "--reset")
+	if out := o.swanctl(dir, "--counters"); regexp.MustCompile(`(?m): [1-9]`).MatchString(out) {
+		t.Errorf("--counters after --reset:\n%s", out)
+	}
+
 	// What we do not do is refused with the command's name.
-	if out, err := o.swanctlRun(dir, "--counters"); err == nil || !strings.Contains(out, "'get-counters'") {
-		t.Errorf("--counters: %v\n%s", err, out)
+	if out, err := o.swanctlRun(dir, "--install", "--child", "net"); err == nil || !strings.Contains(out, "'install'") {
+		t.Errorf("--install: %v\n%s", err, out)
+	}
+	// No trap, pass or drop policies: nothing listed, as charon's.
+	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-pols:\n%s", out)
 	}
 
 	out = o.swanctl(dir, "--terminate", "--ike", "c", "--timeout", "30")

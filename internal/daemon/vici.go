@@ -399,3 +399,10 @@ func (d *Daemon) Certs() []LoadedCert {
 	}
 	return out
 }
+
+// Counters are the engine's IKE event counters of a connection, or the
+// global ones for "" (swanctl --counters).
+func (d *Daemon) Counters(conn string) ike.Counters { return d.engine.Counters(conn) }
+
+// ResetCounters zeroes them.
+func (d *Daemon) ResetCounters(conn string) { d.engine.ResetCounters(conn) }

@@ -34,4 +34,6 @@ func (b daemonBackend) Observe(o ike.Observer) {
 
 func (b daemonBackend) SetLogTap(f func(daemon.LogRecord)) { b.d.SetLogTap(f) }
 
-func (b daemonBackend) Certs() []daemon.LoadedCert { return b.d.Certs() }
+func (b daemonBackend) Counters(conn string) ike.Counters { return b.d.Counters(conn) }
+func (b daemonBackend) ResetCounters(conn string)         { b.d.ResetCounters(conn) }
+func (b daemonBackend) Certs() []daemon.LoadedCert        { return b.d.Certs() }

@@ -36,19 +36,24 @@ func init() {
 		"get-pools":      cmdGetPools,
 		"get-algorithms": cmdGetAlgorithms,
 		"list-certs":     cmdListCerts,
+		"get-counters":   cmdGetCounters,
+		"reset-counters": cmdResetCounters,
 		// Authorities (swanctl.conf's authorities section) are not
 		// supported, in the file or over VICI: there are none to list.
 		"list-authorities": func(*Server, *conn, *Message) *Message { return NewMessage() },
-		"load-pool":        cmdLoadPool,
-		"unload-pool":      cmdUnloadPool,
-		"initiate":         cmdInitiate,
-		"terminate":        cmdTerminate,
-		"rekey":            cmdRekey,
-		"load-conn":        cmdLoadConn,
-		"unload-conn":      cmdUnloadConn,
-		"load-shared":      cmdLoadShared,
-		"unload-shared":    cmdUnloadShared,
-		"get-shared":       cmdGetShared,
+		// xdpsec installs no trap, pass or drop policies (start_action =
+		// trap is not acted on): there are none to list.
+		"list-policies": func(*Server, *conn, *Message) *Message { return NewMessage() },
+		"load-pool":     cmdLoadPool,
+		"unload-pool":   cmdUnloadPool,
+		"initiate":      cmdInitiate,
+		"terminate":     cmdTerminate,
+		"rekey":         cmdRekey,
+		"load-conn":     cmdLoadConn,
+		"unload-conn":   cmdUnloadConn,
+		"load-shared":   cmdLoadShared,
+		"unload-shared": cmdUnloadShared,
+		"get-shared":    cmdGetShared,
 		// Nothing of these is kept over VICI: clearing or flushing them
 		// is done at once.
 		"clear-creds": func(s *Server, c *conn, req *Message) *Message { return s.clearCreds() },
@@ -480,4 +485,40 @@ func cmdListCerts(s *Server, c *conn, req *Message) *Message {
 		c.stream("list-cert", m)
 	}
 	return NewMessage()
+}
+
+// counterConns are the connections get-counters and reset-counters act
+// on: name, every loaded one (all = yes), or the global counters ("").
+func (s *Server) counterConns(req *Message) []string {
+	if req.Get("all") == "yes" {
+		var names []string
+		for _, c := range s.backend.Handle(daemon.Request{Command: daemon.CmdListConns}).Conns {
+			names = append(names, c.Name)
+		}
+		return names
+	}
+	return []string{req.Get("name")}
+}
+
+// cmdGetCounters answers as charon's counters plugin: the counters of
+// each connection asked for in a section of its name, the global ones in
+// the section "".
+func cmdGetCounters(s *Server, c *conn, req *Message) *Message {
+	m := NewMessage()
+	cs := m.Section("counters")
+	for _, name := range s.counterConns(req) {
+		counters := s.backend.Counters(name)
+		sec := cs.Section(name)
+		for i, v := range counters {
+			sec.Set(ike.Counter(i).String(), u64(v))
+		}
+	}
+	return m.Set("success", "yes")
+}
+
+func cmdResetCounters(s *Server, c *conn, req *Message) *Message {
+	for _, name := range s.counterConns(req) {
+		s.backend.ResetCounters(name)
+	}
+	return success()
 }

@@ -205,8 +205,10 @@ func (m *Message) encode(dst []byte, depth int) ([]byte, error) {
 	}
 	var err error
 	for _, e := range m.Elements {
-		if len(e.Key) > 255 || e.Key == "" {
-			return nil, fmt.Errorf("vici: key %.40q: length %d not in 1..255", e.Key, len(e.Key))
+		// An empty name is allowed: charon's get-counters names the
+		// global counters "".
+		if len(e.Key) > 255 {
+			return nil, fmt.Errorf("vici: key %.40q: length %d is more than 255", e.Key, len(e.Key))
 		}
 		switch e.Kind {
 		case KindValue:
@@ -329,8 +331,8 @@ func (d *decoder) name() (string, error) {
 	}
 	n := int(d.data[d.pos])
 	d.pos++
-	if n == 0 || d.pos+n > len(d.data) {
-		return "", fmt.Errorf("%w: name of length %d at offset %d", ErrMessage, n, d.pos-1)
+	if d.pos+n > len(d.data) {
+		return "", fmt.Errorf("%w: name of length %d at offset %d runs past the end", ErrMessage, n, d.pos-1)
 	}
 	s := string(d.data[d.pos : d.pos+n])
 	d.pos += n
@@ -393,6 +395,9 @@ func DecodePacket(buf []byte) (Packet, error) {
 		name, err := d.name()
 		if err != nil {
 			return Packet{}, err
+		}
+		if name == "" {
+			return Packet{}, fmt.Errorf("%w: packet of type %d without a name", ErrMessage, p.Type)
 		}
 		p.Name = name
 	}

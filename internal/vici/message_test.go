@@ -77,7 +77,7 @@ func TestDecodeHostile(t *testing.T) {
 		data []byte
 	}{
 		{"truncated name", []byte{3, 4, 'k'}},
-		{"zero-length name", []byte{3, 0, 0, 0}},
+		{"name past end", []byte{3, 200, 'k', 0, 0}},
 		{"truncated value length", []byte{3, 1, 'k', 0}},
 		{"value past end", []byte{3, 1, 'k', 0, 9, 'v'}},
 		{"unclosed section", []byte{1, 1, 's'}},
@@ -114,6 +114,13 @@ func TestReadPacketLimits(t *testing.T) {
 	}
 	if _, err := DecodePacket([]byte{CmdRequest}); !errors.Is(err, ErrMessage) {
 		t.Fatalf("named packet without name: %v", err)
+	}
+	if _, err := DecodePacket([]byte{CmdRequest, 0}); !errors.Is(err, ErrMessage) {
+		t.Fatalf("named packet with an empty name: %v", err)
+	}
+	// An empty key is fine in a message (charon's get-counters uses one).
+	if m, err := Decode([]byte{1, 0, 3, 1, 'k', 0, 1, 'v', 2}); err != nil || m.GetSection("").Get("k") != "v" {
+		t.Fatalf("empty section name: %v %v", m, err)
 	}
 }
 

@@ -44,6 +44,10 @@ type Backend interface {
 	SharedIDs() []string
 	// Observe has the engine report SA events to o (nil: to nobody).
 	Observe(o ike.Observer)
+	// Counters returns the IKE event counters of a connection, or the
+	// global ones for ""; ResetCounters zeroes them.
+	Counters(conn string) ike.Counters
+	ResetCounters(conn string)
 	// Certs lists the certificates the daemon loaded.
 	Certs() []daemon.LoadedCert
 	// SetLogTap has the daemon's log lines given to f (nil: to nobody).

@@ -36,9 +36,24 @@ type fakeBackend struct {
 	observer ike.Observer
 	tap      func(daemon.LogRecord)
 	certs    []daemon.LoadedCert
+	resets   uint64
 }
 
 func (f *fakeBackend) Certs() []daemon.LoadedCert { return f.certs }
+
+func (f *fakeBackend) Counters(conn string) ike.Counters {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c ike.Counters
+	c[ike.CounterIKEInitOutReq] = uint64(len(conn)) + 7 - f.resets
+	return c
+}
+
+func (f *fakeBackend) ResetCounters(conn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resets++
+}
 
 func (f *fakeBackend) SetLogTap(tap func(daemon.LogRecord)) {
 	f.mu.Lock()
@@ -650,5 +665,29 @@ func TestListCerts(t *testing.T) {
 	}
 	if msgs := stream(t, ts.path, "list-certs", "list-cert", with("type", "X509_CRL")); len(msgs) != 0 {
 		t.Errorf("CRLs: %d", len(msgs))
+	}
+}
+
+func TestCounters(t *testing.T) {
+	ts := startServer(t)
+	ts.b.conns = []daemon.ConnInfo{{Name: "site"}, {Name: "rw"}}
+	s := ts.session()
+	m := call(t, s, "get-counters", nil)
+	g, _ := m.Get("counters").(*govici.Message)
+	if g == nil {
+		t.Fatalf("%v", m)
+	}
+	all, _ := g.Get("").(*govici.Message)
+	if all == nil || all.Get("ike-init-out-req") != "7" || all.Get("info-out-resp") != "0" || len(all.Keys()) != int(ike.NumCounters) {
+		t.Errorf("global counters: %v", m)
+	}
+	m = call(t, s, "get-counters", msgWith("all", "yes"))
+	g, _ = m.Get("counters").(*govici.Message)
+	if g == nil || !slices.Equal(g.Keys(), []string{"site", "rw"}) || g.Get("site").(*govici.Message).Get("ike-init-out-req") != "11" {
+		t.Errorf("all: %v", m)
+	}
+	call(t, s, "reset-counters", msgWith("all", "yes"))
+	if ts.b.resets != 2 {
+		t.Errorf("%d resets, want one per connection", ts.b.resets)
 	}
 }
