@@ -136,7 +136,7 @@ type Engine struct {
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32
-	counters counterSet
+	counters               counterSet
 	// observer is told of SA events (observer.go); nil for nobody.
 	observer       Observer
 	lastInvalidSPI time.Time
