@@ -15,7 +15,8 @@ import (
 // owned by VICI, as charon's vici backend owns them: a reload of the
 // file leaves them alone, and a file connection may not take the name of
 // one (the reload skips it with a warning) nor VICI the name of a file
-// connection (load-conn is refused: edit the file and reload). They are
+// connection (load-conn is refused: edit the file and reload); after
+// unload-conn of such a name, the file's takes its place. They are
 // not saved: after a restart swanctl --load-all loads them again, and IKE
 // SAs saved for them are not taken back (no configuration matches).
 
@@ -52,14 +53,22 @@ func (v *viciStore) conn(name string) *swanctl.Connection {
 	return nil
 }
 
-// allConns are the file's connections and VICI's, the file's first.
+// allConns are the connections the engine has: the file's, then VICI's.
+// A file connection of a name VICI loaded first is not the engine's (the
+// reload skipped it) and is left out.
 func (d *Daemon) allConns() (*Loaded, []*swanctl.Connection) {
 	d.mu.Lock()
 	l := d.loaded
 	d.mu.Unlock()
 	d.vici.mu.Lock()
 	defer d.vici.mu.Unlock()
-	return l, append(slices.Clone(l.File.Connections), d.vici.conns...)
+	out := make([]*swanctl.Connection, 0, len(l.File.Connections)+len(d.vici.conns))
+	for _, c := range l.File.Connections {
+		if d.vici.conn(c.Name) == nil {
+			out = append(out, c)
+		}
+	}
+	return l, append(out, d.vici.conns...)
 }
 
 // swanctlConn finds a loaded connection by name, file or VICI.
@@ -169,6 +178,16 @@ func (d *Daemon) UnloadVICIConn(name string) error {
 	d.vici.conns = slices.Delete(d.vici.conns, i, i+1)
 	d.vici.mu.Unlock()
 	d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s' over vici", name))
+	// A file connection of that name, skipped while VICI had it, takes
+	// its place.
+	if l, _ := d.allConns(); l.File.Connection(name) != nil {
+		if err := d.engine.AddConnection(l.File.Connection(name).Connection); err != nil {
+			d.cfgLog.Warn(fmt.Sprintf("loading connection '%s' of %s failed: %v", name, l.File.Path, err))
+		} else {
+			d.cfgLog.Info(fmt.Sprintf("loaded connection '%s' of %s", name, l.File.Path))
+			d.startActions([]string{name})
+		}
+	}
 	return nil
 }
 
