@@ -224,6 +224,7 @@ func TestVICISwanctl(t *testing.T) {
 		`(?m)^    installed \d+s ago, rekeying in \d+s$`,
 		`(?m)^    in  [0-9a-f]{8}, +\d+ bytes, +\d+ packets$`,
 		`(?m)^    local  10\.2\.0\.0/16$`, `(?m)^    remote 10\.1\.0\.0/16$`)
+	wantLines(t, "--version --daemon", o.swanctl(dir, "--version", "--daemon"), `(?m)^strongSwan \S+ xdpsec \(Linux, \S+, \S+\)$`)
 	out = o.swanctl(dir, "--stats")
 	wantLines(t, "--stats", out, `(?m)^uptime: \d+ seconds?, since `, `(?m)^IKE_SAs: 1 total, 0 half-open$`)
 
@@ -370,6 +371,14 @@ func TestVICIEvents(t *testing.T) {
 	oldSA, newSA := sub(r, "old"), sub(r, "new")
 	if oldSA.Get("spi-in") != child.Get("spi-in") || newSA.Get("spi-in") == child.Get("spi-in") || newSA.Get("state") != "INSTALLED" {
 		t.Errorf("child-rekey: %v", rk)
+	}
+
+	before := sub(up, "c").Get("uniqueid")
+	o.swanctl(dir, "--rekey", "--ike", "c")
+	irk := next("ike-rekey")
+	if sub(irk, "c", "old").Get("uniqueid") != before || sub(irk, "c", "new").Get("uniqueid") == before ||
+		sub(irk, "c", "new").Get("state") != "ESTABLISHED" || sub(irk, "c", "new").Get("initiator-spi") == sub(irk, "c", "old").Get("initiator-spi") {
+		t.Errorf("ike-rekey: %v", irk)
 	}
 
 	o.swanctl(dir, "--terminate", "--ike", "c", "--timeout", "30")

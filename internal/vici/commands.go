@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +19,15 @@ import (
 	"github.com/xdpsec/xdpsec/internal/daemon"
 )
 
-// Version is what the version command reports as the daemon's version.
-var Version = "xdpsec"
+// Version is what the version command reports as the daemon's version:
+// the main module's version the binary was built from ("(devel)" for a
+// build in a checkout).
+var Version = func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}()
 
 // handler answers one command; streamed ones send their events on c.
 type handler func(s *Server, c *conn, req *Message) *Message
