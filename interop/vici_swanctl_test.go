@@ -460,3 +460,57 @@ func confFile(t *testing.T, conf string) string {
 	}
 	return p
 }
+
+// TestVICISwanctlResponder: charon initiates; swanctl lists our side of
+// the SA as charon's own, and acts on it by unique ID and by CHILD_SA
+// name; a key we refuse is named in swanctl's output.
+func TestVICISwanctlResponder(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	charonSide, oursSide := pskPeers("aes256-sha256-modp3072", "aes128-sha256-modp3072")
+	e.charon.load(charonSide.conf(), nil)
+	dir := swanctlDir(t, oursSide.conf())
+	o := e.ours
+	o.swanctl(dir, "--load-all")
+	e.initiate(charonInitiates)
+	ours := listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty"))
+	theirs := listSAsPretty(e.charon.swanctl("--list-sas", "--pretty"))
+	if len(ours) != 1 || len(theirs) != 1 {
+		t.Fatalf("IKE SAs: ours %d, charon's %d", len(ours), len(theirs))
+	}
+	compareSAs(t, ours[0], theirs[0])
+	if ours[0].get("integ-alg") != "HMAC_SHA2_256_128" || ours[0].get("encr-keysize") != "256" || ours[0].get("dh-group") != "MODP_3072" {
+		t.Errorf("algorithms: %+v", ours[0].values)
+	}
+	// A filter by name that matches nothing lists nothing.
+	if n := len(listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty", "--ike", "nope"))); n != 0 {
+		t.Errorf("--list-sas --ike nope: %d", n)
+	}
+	id := ours[0].get("uniqueid")
+	wantLines(t, "--rekey --ike-id", o.swanctl(dir, "--rekey", "--ike-id", id), `(?m)^rekey completed successfully$`)
+	waitFor(t, 20*time.Second, "the rekeyed IKE SA", func() error {
+		ours := listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty"))
+		if len(ours) != 1 || ours[0].get("uniqueid") == id || ours[0].get("state") != "ESTABLISHED" {
+			return errNotYet
+		}
+		return nil
+	})
+	wantLines(t, "--terminate --child", o.swanctl(dir, "--terminate", "--child", "net", "--timeout", "30"), `(?m)^terminate completed successfully$`)
+	waitFor(t, 10*time.Second, "the CHILD_SA gone on both sides, the IKE SA kept", func() error {
+		ours := listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty"))
+		theirs := listSAsPretty(e.charon.swanctl("--list-sas", "--pretty"))
+		if len(ours) != 1 || len(theirs) != 1 || ours[0].sub("child-sas") != nil && len(ours[0].sub("child-sas").sections) != 0 ||
+			theirs[0].sub("child-sas") != nil && len(theirs[0].sub("child-sas").sections) != 0 {
+			return errNotYet
+		}
+		return nil
+	})
+
+	// swanctl.conf with a key we refuse: swanctl prints our error.
+	bad := oursSide
+	bad.childExtra = "        mark_in = 7\n"
+	badDir := swanctlDir(t, bad.conf())
+	out, err := o.swanctlRun(badDir, "--load-conns")
+	if err == nil || !strings.Contains(out, "loading connection 'c' failed: vici load-conn: connections.c.children.net.mark_in: marks are not supported yet") {
+		t.Errorf("--load-conns with mark_in: %v\n%s", err, out)
+	}
+}
