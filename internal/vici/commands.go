@@ -283,8 +283,12 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 			return errMsg(fmt.Errorf("loglevel: %q is not a number", v))
 		}
 	}
+	ikeName := r.IKE
+	if ikeName == "" && r.Child != "" {
+		ikeName = s.connOfChild(r.Child)
+	}
 	c.mu.Lock()
-	c.control = &controlFilter{ike: r.IKE, level: level}
+	c.control = &controlFilter{ike: ikeName, level: level}
 	c.mu.Unlock()
 	resp := s.backend.Handle(r)
 	c.mu.Lock()
@@ -529,4 +533,16 @@ func cmdResetCounters(s *Server, c *conn, req *Message) *Message {
 		s.backend.ResetCounters(name)
 	}
 	return success()
+}
+
+// connOfChild names the connection of a CHILD_SA config, "" if unknown.
+func (s *Server) connOfChild(child string) string {
+	for _, c := range s.backend.Handle(daemon.Request{Command: daemon.CmdListConns}).Conns {
+		for _, ch := range c.Children {
+			if ch.Name == child {
+				return c.Name
+			}
+		}
+	}
+	return ""
 }

@@ -159,3 +159,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodePacket(f *testing.F) {
+	for _, p := range []Packet{
+		{Type: CmdRequest, Name: "load-conn", Msg: NewMessage().Section("c").Set("remote_addrs", "192.0.2.1").SetList("proposals", []string{"default"})},
+		{Type: EventRegister, Name: "log"},
+		{Type: CmdResponse, Msg: NewMessage().Set("success", "yes")},
+	} {
+		b, err := p.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[4:])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodePacket(data)
+		if err != nil {
+			return
+		}
+		b, err := p.Encode()
+		if err != nil {
+			t.Fatalf("decoded packet does not encode: %v", err)
+		}
+		if !bytes.Equal(b[4:], data) {
+			t.Fatalf("re-encoding differs:\n%v\n%v", data, b[4:])
+		}
+	})
+}

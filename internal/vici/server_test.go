@@ -392,6 +392,12 @@ func TestControlCommands(t *testing.T) {
 	if msgs := stream(t, ts.path, "initiate", "control-log", with("ike", "site", "loglevel", "2")); len(msgs) != 2 {
 		t.Errorf("control-log at level 2: %v", msgs)
 	}
+	// By CHILD_SA config alone: the lines of its connection's IKE SAs.
+	ts.b.conns = []daemon.ConnInfo{{Name: "site", Children: []daemon.ChildConn{{Name: "net"}}}}
+	if msgs := stream(t, ts.path, "initiate", "control-log", with("child", "net")); len(msgs) != 1 || msgs[0].Get("ikesa-name") != "site" {
+		t.Errorf("control-log for child net: %v", msgs)
+	}
+	ts.b.conns = nil
 	call(t, s, "terminate", msgWith("ike-id", "3", "timeout", "-1"))
 	call(t, s, "rekey", msgWith("child-id", "7"))
 	ts.b.mu.Lock()
@@ -400,6 +406,8 @@ func TestControlCommands(t *testing.T) {
 	want := []daemon.Request{
 		{Command: "initiate", IKE: "site", Child: "net", TimeoutMS: 2000},
 		{Command: "initiate", IKE: "site", TimeoutMS: 300000},
+		{Command: "list-conns"},
+		{Command: "initiate", Child: "net", TimeoutMS: 300000},
 		{Command: "terminate", IKEID: 3, TimeoutMS: -1},
 		{Command: "rekey", ChildID: 7, TimeoutMS: 300000},
 	}
