@@ -221,7 +221,7 @@ func TestVICISwanctl(t *testing.T) {
 		`(?m)^  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519$`,
 		`(?m)^  established \d+s ago, rekeying in \d+s$`,
 		`(?m)^  net: #\d+, reqid \d+, INSTALLED, TUNNEL(-in-UDP)?, ESP:AES_GCM_16-128$`,
-		`(?m)^    installed \d+s ago, rekeying in \d+s$`,
+		`(?m)^    installed \d+s ago, rekeying in \d+s, expires in \d+s$`,
 		`(?m)^    in  [0-9a-f]{8}, +\d+ bytes, +\d+ packets$`,
 		`(?m)^    local  10\.2\.0\.0/16$`, `(?m)^    remote 10\.1\.0\.0/16$`)
 	wantLines(t, "--version --daemon", o.swanctl(dir, "--version", "--daemon"), `(?m)^strongSwan \S+ xdpsec \(Linux, \S+, \S+\)$`)
@@ -467,10 +467,18 @@ func confFile(t *testing.T, conf string) string {
 func TestVICISwanctlResponder(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	charonSide, oursSide := pskPeers("aes256-sha256-modp3072", "aes128-sha256-modp3072")
+	charonSide.connExtra = "    reauth_time = 7200\n    rekey_time = 0\n"
+	oursSide.connExtra = charonSide.connExtra
 	e.charon.load(charonSide.conf(), nil)
 	dir := swanctlDir(t, oursSide.conf())
 	o := e.ours
 	o.swanctl(dir, "--load-all")
+	// The first line of --list-conns as charon's.
+	first := func(out string) string { l, _, _ := strings.Cut(out, "\n"); return l }
+	if ol, cl := first(o.swanctl(dir, "--list-conns")), first(e.charon.swanctl("--list-conns")); ol != strings.Replace(cl, "IKEv1/2", "IKEv2", 1) ||
+		ol != "c: IKEv2, reauthentication every 7200s, no rekeying" {
+		t.Errorf("--list-conns: ours %q, charon's %q", ol, cl)
+	}
 	e.initiate(charonInitiates)
 	ours := listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty"))
 	theirs := listSAsPretty(e.charon.swanctl("--list-sas", "--pretty"))

@@ -109,6 +109,7 @@ type ChildSA struct {
 	RxSeenBytes   uint64   `json:"rx-seen-bytes"`
 	InstallTime   *int64   `json:"install-time,omitempty"` // seconds ago
 	RekeyTime     *int64   `json:"rekey-time,omitempty"`   // seconds from now
+	LifeTime      *int64   `json:"life-time,omitempty"`    // seconds from now
 	LocalTS       []string `json:"local-ts"`
 	RemoteTS      []string `json:"remote-ts"`
 }
@@ -125,6 +126,7 @@ type ConnInfo struct {
 	RemoteID    string      `json:"remote-id"`
 	Proposals   []string    `json:"proposals"`
 	RekeyTime   int64       `json:"rekey_time"`
+	ReauthTime  int64       `json:"reauth_time"`
 	Children    []ChildConn `json:"children"`
 }
 

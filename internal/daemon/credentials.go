@@ -256,4 +256,3 @@ func loadPrivateKey(path string) (crypto.Signer, error) {
 	}
 	return nil, fmt.Errorf("%s: not a PKCS#8, PKCS#1 or SEC 1 private key", path)
 }
-

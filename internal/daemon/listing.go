@@ -79,6 +79,9 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 					if cc := fc.Child(ch.Name); cc != nil && cc.RekeyTime > 0 {
 						c.RekeyTime = secondsPtr(max(0, t.Add(cc.RekeyTime).Sub(now)))
 					}
+					if cc := fc.Child(ch.Name); cc != nil && cc.LifeTime > 0 {
+						c.LifeTime = secondsPtr(max(0, t.Add(cc.LifeTime).Sub(now)))
+					}
 				}
 			}
 			x.Children = append(x.Children, c)
@@ -111,7 +114,8 @@ func (d *Daemon) ListConns() []ConnInfo {
 	for _, c := range conns {
 		ci := ConnInfo{
 			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: ikeVersion(int(c.Version)),
-			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},
+			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), ReauthTime: int64(c.ReauthTime / time.Second),
+			Children: []ChildConn{},
 		}
 		if len(c.Local) > 0 {
 			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].IDSpec

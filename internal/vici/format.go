@@ -77,6 +77,9 @@ func childSAMessage(ch daemon.ChildSA) *Message {
 	if ch.RekeyTime != nil {
 		m.Set("rekey-time", strconv.FormatInt(*ch.RekeyTime, 10))
 	}
+	if ch.LifeTime != nil {
+		m.Set("life-time", strconv.FormatInt(*ch.LifeTime, 10))
+	}
 	if ch.InstallTime != nil {
 		m.Set("install-time", strconv.FormatInt(*ch.InstallTime, 10))
 	}
@@ -154,7 +157,7 @@ func connMessage(ci daemon.ConnInfo) *Message {
 	m := NewMessage()
 	m.SetList("local_addrs", orAny(ci.LocalAddrs)).SetList("remote_addrs", orAny(ci.RemoteAddrs))
 	m.Set("version", ci.Version)
-	m.Set("reauth_time", "0").Set("rekey_time", strconv.FormatInt(ci.RekeyTime, 10))
+	m.Set("reauth_time", strconv.FormatInt(ci.ReauthTime, 10)).Set("rekey_time", strconv.FormatInt(ci.RekeyTime, 10))
 	m.Set("unique", "UNIQUE_NO")
 	l := m.Section("local-1")
 	l.Set("class", authClass(ci.LocalAuth))
