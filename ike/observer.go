@@ -11,7 +11,8 @@ import (
 // held, on the engine's goroutine: it must return quickly and must not
 // call the Engine. The infos are copies it may keep.
 //
-// IKEv2 SAs report these events; IKEv1 SAs do not yet.
+// IKEv1 SAs report them too: a reauthentication is a new ISAKMP SA (up)
+// and the old one going (down), as IKEv1 has no IKE SA rekey.
 type Observer interface {
 	// IKEUpDown: an IKE SA was established (up) or an established one
 	// went away (not when it was rekeyed: that is IKERekey).
@@ -92,6 +93,35 @@ func (c *childSA) notifyNew(old *childSA) {
 func (c *childSA) notifyDown() {
 	o := c.ike.e.observer
 	if o == nil || c.downSent || c.state < ChildSAInstalled || c.state == ChildSADestroying || c.rekeyed {
+		return
+	}
+	c.downSent = true
+	o.ChildUpDown(c.ike.info(false), c.info(), false)
+}
+
+// info describes the ISAKMP SA, with its IPsec SAs if children.
+func (sa *v1SA) info(children bool) IKESAInfo {
+	i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
+		SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
+		NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
+	if children {
+		for _, c := range sa.children {
+			i.Children = append(i.Children, c.info())
+		}
+	}
+	return i
+}
+
+func (c *v1Child) info() ChildSAInfo {
+	return ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
+		SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS), ReqID: c.reqID()}
+}
+
+// notifyDown reports an installed IPsec SA that goes, once, unless it was
+// rekeyed.
+func (c *v1Child) notifyDown() {
+	o := c.ike.e.observer
+	if o == nil || c.downSent || c.state < ChildSAInstalled || c.state == ChildSADestroying || c.state == ChildSARekeyed {
 		return
 	}
 	c.downSent = true

@@ -3,6 +3,7 @@ package ike_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -140,5 +141,46 @@ func TestCounters(t *testing.T) {
 	}
 	if ike.CounterInfoOutResp.String() != "info-out-resp" || ike.CounterIKERekeyInit.String() != "ike-rekey-init" {
 		t.Error("names")
+	}
+}
+
+// IKEv1: phase 1 and Quick Mode come up, a Quick Mode rekey is a
+// child-rekey, and a delete takes the IPsec SA down before the ISAKMP SA.
+func TestObserverEventsV1(t *testing.T) {
+	v := v1("aes128-sha256-modp2048", "aes128-sha256")
+	tb := newTestbed(t, bedOptions{connA: v, connB: v})
+	var la, lb eventLog
+	tb.a.e.SetObserver(&la)
+	tb.b.e.SetObserver(&lb)
+	tb.establish()
+	tb.wantV1Established()
+	sa := tb.established(tb.a)
+	child := sa.Children[0]
+	want := []string{fmt.Sprintf("ike gw[%d] up=true ESTABLISHED children=0", sa.ID), fmt.Sprintf("child net{%d} up=true INSTALLED", child.ID)}
+	if got := la.take(); !slices.Equal(got, want) {
+		t.Errorf("establish:\n got %q\nwant %q", got, want)
+	}
+	if got := lb.take(); len(got) != 2 {
+		t.Errorf("establish (responder): %q", got)
+	}
+	if err := tb.a.e.RekeyChildSA(child.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	newChild := tb.established(tb.a).Children[0]
+	if got, want := la.take(), []string{fmt.Sprintf("child-rekey net{%d} -> {%d} INSTALLED", child.ID, newChild.ID)}; !slices.Equal(got, want) {
+		t.Errorf("rekey:\n got %q\nwant %q", got, want)
+	}
+	lb.take()
+	if err := tb.a.e.DeleteIKESA(sa.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	got := la.take()
+	if len(got) != 2 || got[0] != fmt.Sprintf("child net{%d} up=false INSTALLED", newChild.ID) || !strings.HasPrefix(got[1], fmt.Sprintf("ike gw[%d] up=false", sa.ID)) {
+		t.Errorf("delete: %q", got)
+	}
+	if c := tb.a.e.Counters("gw"); c[ike.CounterChildRekey] != 1 {
+		t.Errorf("child-rekey counter %d", c[ike.CounterChildRekey])
 	}
 }
