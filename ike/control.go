@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // IKESAInfo describes an IKE SA (swanctl --list-sas).
@@ -39,6 +40,9 @@ type ChildSAInfo struct {
 	Proposal          string
 	LocalTS, RemoteTS []TrafficSelector
 	ReqID             uint32
+	// InstalledAt is when its SAs went in (zero before), by the
+	// engine's clock.
+	InstalledAt time.Time
 }
 
 // IKESAs lists the IKE SAs, oldest first.

@@ -346,6 +346,14 @@ func TestVICIEvents(t *testing.T) {
 		return m
 	}
 
+	// swanctl --monitor-sa follows the same events.
+	mon := exec.Command(swanctlBin, "--monitor-sa", "--uri", "unix://"+o.vici)
+	var monOut bytes.Buffer
+	mon.Stdout, mon.Stderr = &monOut, &monOut
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // its registration
 	o.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30")
 	up := next("ike-updown")
 	if up.Get("up") != "yes" || sub(up, "c").Get("state") != "ESTABLISHED" || sub(up, "c").Get("remote-id") != "moon.example.org" {
@@ -393,6 +401,14 @@ func TestVICIEvents(t *testing.T) {
 	}
 	if down := next("ike-updown"); down.Get("up") != nil {
 		t.Errorf("ike-updown on terminate: %v", down)
+	}
+	time.Sleep(time.Second)
+	mon.Process.Signal(syscall.SIGINT)
+	mon.Wait()
+	wantLines(t, "--monitor-sa", monOut.String(), `(?m)^c: #\d+, ESTABLISHED, IKEv2, [0-9a-f]{16}_i\* [0-9a-f]{16}_r$`,
+		`(?m)^  net: #\d+, reqid \d+, INSTALLED, TUNNEL(-in-UDP)?, ESP:AES_GCM_16-128$`, `(?m)^    installed \d+s ago$`)
+	if strings.Contains(monOut.String(), "(null)") {
+		t.Errorf("--monitor-sa prints a missing value:\n%s", monOut.String())
 	}
 	// No second message for anything.
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/internal/daemon"
@@ -22,7 +23,12 @@ func (o observer) IKEUpDown(sa ike.IKESAInfo, up bool) {
 	if up {
 		m.Set("up", "yes")
 	}
-	m.AddSection(sa.Name, ikeSAMessage(fromIKE(sa), nil))
+	x := fromIKE(sa)
+	if up {
+		// It was established just now.
+		x.Established = seconds(0)
+	}
+	m.AddSection(sa.Name, ikeSAMessage(x, nil))
 	o.s.emit("ike-updown", m)
 }
 
@@ -92,6 +98,9 @@ func fromChild(sa daemon.IKESA, ch ike.ChildSAInfo) daemon.ChildSA {
 		Protocol: "ESP", Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
 		Proposal: ch.Proposal,
 	}
+	if !ch.InstalledAt.IsZero() {
+		c.InstallTime = seconds(time.Since(ch.InstalledAt))
+	}
 	for _, ts := range ch.LocalTS {
 		c.LocalTS = append(c.LocalTS, ts.String())
 	}
@@ -156,4 +165,9 @@ func (s *Server) logRecord(r daemon.LogRecord) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+func seconds(d time.Duration) *int64 {
+	s := int64(d / time.Second)
+	return &s
 }

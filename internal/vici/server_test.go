@@ -431,6 +431,12 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "'redirect'") {
 		t.Errorf("redirect: %v", err)
 	}
+	for _, cmd := range []string{"reload-settings", "install", "uninstall", "load-key", "unload-key", "load-token", "load-cert",
+		"load-authority", "unload-authority"} {
+		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
+			t.Errorf("%s: %v", cmd, err)
+		}
+	}
 	_, err = s.Call(context.Background(), "no-such-command", nil)
 	if err == nil {
 		t.Error("unknown command succeeded")
