@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -27,6 +31,11 @@ type viciStore struct {
 	pools  []*swanctl.Pool
 	shared []viciSecret
 	nextID int
+	// certs and keys came by load-cert and load-key: trust anchors (CA)
+	// join the engine's CAs, the others and the keys serve the certs
+	// of load-conn.
+	certs []LoadedCert
+	keys  []crypto.Signer
 }
 
 // viciSecret is a load-shared secret; its value is never formatted.
@@ -89,6 +98,13 @@ func (d *Daemon) credentials(l *Loaded) ike.Credentials {
 	c.EAP = slices.Clone(c.EAP)
 	d.vici.mu.Lock()
 	defer d.vici.mu.Unlock()
+	for _, cert := range d.vici.certs {
+		if cert.CA {
+			if x, err := x509.ParseCertificate(cert.DER); err == nil {
+				c.CAs = append(slices.Clone(c.CAs), x)
+			}
+		}
+	}
 	for _, s := range d.vici.shared {
 		if s.ike != nil {
 			c.Shared = append(c.Shared, *s.ike)
@@ -104,7 +120,12 @@ func (d *Daemon) credentials(l *Loaded) ike.Credentials {
 // the engine: new ones are added (and started if start_action=start),
 // changed ones replace the old (their IKE SAs terminated), unchanged
 // ones are left as they are.
-func (d *Daemon) LoadVICIConns(t *swanctl.Tree) error {
+//
+// certs are the certs and cacerts of authentication rounds, by the
+// round's dotted path ("connections.c.local"): swanctl sends the files'
+// contents. A local round's certificate needs its key, loaded before by
+// load-key.
+func (d *Daemon) LoadVICIConns(t *swanctl.Tree, certs map[string]RoundCerts) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	l, _ := d.allConns()
@@ -118,6 +139,9 @@ func (d *Daemon) LoadVICIConns(t *swanctl.Tree) error {
 	for _, w := range cfg.Warnings {
 		d.cfgLog.Warn(w.Error())
 	}
+	if err := d.viciRoundCerts(cfg, certs); err != nil {
+		return err
+	}
 	for _, c := range cfg.Connections {
 		if l.File.Connection(c.Name) != nil {
 			return fmt.Errorf("connection '%s' is defined in %s: edit it there and reload", c.Name, l.File.Path)
@@ -130,7 +154,7 @@ func (d *Daemon) LoadVICIConns(t *swanctl.Tree) error {
 		d.vici.mu.Unlock()
 		if old != nil {
 			ch := swanctl.Diff(&swanctl.Config{Connections: []*swanctl.Connection{old}}, &swanctl.Config{Connections: []*swanctl.Connection{c}})
-			if len(ch.Changed) == 0 {
+			if len(ch.Changed) == 0 && sameRoundCerts(old, c) {
 				continue
 			}
 			d.terminateConn(c.Name)
@@ -416,6 +440,16 @@ func (d *Daemon) Certs() []LoadedCert {
 	for _, cert := range l.Credentials.CAs {
 		add(cert, true, false)
 	}
+	d.vici.mu.Lock()
+	vcerts := slices.Clone(d.vici.certs)
+	keys := slices.Clone(d.vici.keys)
+	d.vici.mu.Unlock()
+	for _, c := range vcerts {
+		if x, err := x509.ParseCertificate(c.DER); err == nil {
+			hasKey := slices.ContainsFunc(keys, func(k crypto.Signer) bool { return publicKeyEqual(k.Public(), x.PublicKey) })
+			add(x, c.CA, hasKey)
+		}
+	}
 	return out
 }
 
@@ -425,3 +459,152 @@ func (d *Daemon) Counters(conn string) ike.Counters { return d.engine.Counters(c
 
 // ResetCounters zeroes them.
 func (d *Daemon) ResetCounters(conn string) { d.engine.ResetCounters(conn) }
+
+// RoundCerts are the certificates (PEM or DER) of one authentication
+// round sent with load-conn.
+type RoundCerts struct {
+	Certs, CACerts [][]byte
+}
+
+// viciRoundCerts gives the rounds of VICI's connections the certificates
+// sent with them, and local ones the private key of theirs.
+func (d *Daemon) viciRoundCerts(cfg *swanctl.Config, certs map[string]RoundCerts) error {
+	d.vici.mu.Lock()
+	keys := slices.Clone(d.vici.keys)
+	d.vici.mu.Unlock()
+	used := map[string]bool{}
+	for _, c := range cfg.Connections {
+		for _, local := range []bool{true, false} {
+			rounds := c.Remote
+			if local {
+				rounds = c.Local
+			}
+			for _, r := range rounds {
+				path := "connections." + c.Name + "." + r.Name
+				rc, ok := certs[path]
+				if !ok {
+					continue
+				}
+				used[path] = true
+				for _, b := range rc.Certs {
+					x, err := parseCerts(b, path+".certs")
+					if err != nil {
+						return err
+					}
+					r.Certs = append(r.Certs, x...)
+				}
+				for _, b := range rc.CACerts {
+					x, err := parseCerts(b, path+".cacerts")
+					if err != nil {
+						return err
+					}
+					r.CACerts = append(r.CACerts, x...)
+				}
+				if local && len(r.Certs) > 0 {
+					for _, k := range keys {
+						if publicKeyEqual(k.Public(), r.Certs[0].PublicKey) {
+							r.PrivateKey = k
+							break
+						}
+					}
+					if r.PrivateKey == nil {
+						return fmt.Errorf("%s.certs: no private key for certificate %q: load it first (swanctl --load-creds)", path, r.Certs[0].Subject)
+					}
+				}
+			}
+		}
+	}
+	for path := range certs {
+		if !used[path] {
+			return fmt.Errorf("%s: certificates for no authentication round", path)
+		}
+	}
+	return nil
+}
+
+// LoadVICICert adds a certificate (PEM or DER): a CA one is trusted.
+func (d *Daemon) LoadVICICert(data []byte, ca bool) (string, error) {
+	certs, err := parseCerts(data, "load-cert")
+	if err != nil {
+		return "", err
+	}
+	if len(certs) != 1 {
+		return "", fmt.Errorf("load-cert: %d certificates, want one", len(certs))
+	}
+	x := certs[0]
+	if ca && !x.IsCA {
+		return "", fmt.Errorf("load-cert: %q is not a CA certificate", x.Subject)
+	}
+	d.vici.mu.Lock()
+	if !slices.ContainsFunc(d.vici.certs, func(c LoadedCert) bool { return string(c.DER) == string(x.Raw) && c.CA == ca }) {
+		d.vici.certs = append(d.vici.certs, LoadedCert{DER: x.Raw, CA: ca})
+	}
+	d.vici.mu.Unlock()
+	if ca {
+		d.applyCredentials()
+	}
+	d.cfgLog.Info(fmt.Sprintf("loaded certificate %q over vici", x.Subject))
+	return x.Subject.String(), nil
+}
+
+// LoadVICIKey adds a private key (PEM or DER, unencrypted); it is never
+// logged or formatted.
+func (d *Daemon) LoadVICIKey(data []byte) error {
+	k, err := parsePrivateKey(data, "load-key")
+	if err != nil {
+		return err
+	}
+	d.vici.mu.Lock()
+	if !slices.ContainsFunc(d.vici.keys, func(x crypto.Signer) bool { return publicKeyEqual(x.Public(), k.Public()) }) {
+		d.vici.keys = append(d.vici.keys, k)
+	}
+	d.vici.mu.Unlock()
+	d.cfgLog.Info(fmt.Sprintf("loaded %s private key over vici", keyKind(k)))
+	return nil
+}
+
+func keyKind(k crypto.Signer) string {
+	switch k.Public().(type) {
+	case *rsa.PublicKey:
+		return "RSA"
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case ed25519.PublicKey:
+		return "ED25519"
+	}
+	return "a"
+}
+
+// ClearVICICreds forgets the certificates, keys and shared secrets loaded
+// over VICI (clear-creds); connections keep what they were given.
+func (d *Daemon) ClearVICICreds() {
+	d.vici.mu.Lock()
+	old := d.vici.shared
+	d.vici.shared, d.vici.certs, d.vici.keys = nil, nil, nil
+	d.vici.mu.Unlock()
+	d.applyCredentials()
+	for _, s := range old {
+		s.wipe()
+	}
+	d.cfgLog.Info("cleared credentials loaded over vici")
+}
+
+// sameRoundCerts reports whether two versions of a connection have the
+// same certificates and keys in each round (Diff compares what files
+// name; over VICI the certificates themselves come).
+func sameRoundCerts(a, b *swanctl.Connection) bool {
+	same := func(x, y []*swanctl.AuthRound) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !slices.EqualFunc(x[i].Certs, y[i].Certs, func(p, q *x509.Certificate) bool { return p.Equal(q) }) ||
+				!slices.EqualFunc(x[i].CACerts, y[i].CACerts, func(p, q *x509.Certificate) bool { return p.Equal(q) }) ||
+				(x[i].PrivateKey == nil) != (y[i].PrivateKey == nil) {
+				return false
+			}
+		}
+		return true
+	}
+	return same(a.Local, b.Local) && same(a.Remote, b.Remote)
+}

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -8,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/ike/iketest"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
@@ -66,7 +70,7 @@ func connNames(d *Daemon) []string {
 // its names; a reload of the file leaves VICI's alone.
 func TestVICIConnections(t *testing.T) {
 	d, path := startDryRun(t, fileConn)
-	if err := d.LoadVICIConns(viciConn("vc")); err != nil {
+	if err := d.LoadVICIConns(viciConn("vc"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := connNames(d); !slices.Equal(got, []string{"filec", "vc"}) {
@@ -81,7 +85,7 @@ func TestVICIConnections(t *testing.T) {
 		t.Errorf("initiate vc: %s", resp.Error)
 	}
 	// VICI may not take the file's name, nor unload the file's.
-	if err := d.LoadVICIConns(viciConn("filec")); err == nil || !strings.Contains(err.Error(), "is defined in "+path) {
+	if err := d.LoadVICIConns(viciConn("filec"), nil); err == nil || !strings.Contains(err.Error(), "is defined in "+path) {
 		t.Errorf("load-conn of a file connection: %v", err)
 	}
 	if err := d.UnloadVICIConn("filec"); err == nil || !strings.Contains(err.Error(), "not loaded over vici") {
@@ -90,13 +94,13 @@ func TestVICIConnections(t *testing.T) {
 	// Refused keys are refused as in the file, named.
 	bad := viciConn("vc2")
 	bad.Sub("connections").Sub("vc2").Sub("children").Sub("net").Set("mark_in", "7")
-	if err := d.LoadVICIConns(bad); err == nil || !strings.Contains(err.Error(), "vici load-conn: connections.vc2.children.net.mark_in") {
+	if err := d.LoadVICIConns(bad, nil); err == nil || !strings.Contains(err.Error(), "vici load-conn: connections.vc2.children.net.mark_in") {
 		t.Errorf("mark_in: %v", err)
 	}
 	// A pool of the file may be named.
 	withPool := viciConn("vc3")
 	withPool.Sub("connections").Sub("vc3").Set("pools", "filepool")
-	if err := d.LoadVICIConns(withPool); err != nil {
+	if err := d.LoadVICIConns(withPool, nil); err != nil {
 		t.Errorf("pool of the file: %v", err)
 	}
 	// The file is reloaded with a connection of VICI's name: skipped.
@@ -181,5 +185,66 @@ func TestVICISharedAndPools(t *testing.T) {
 	}
 	if err := d.UnloadVICIPool("filepool"); err == nil {
 		t.Error("unload-pool of the file's pool succeeded")
+	}
+}
+
+func TestVICICertificates(t *testing.T) {
+	d, _ := startDryRun(t, fileConn)
+	ca := iketest.NewCA(t, "vici CA", nil)
+	key := iketest.NewKey(t, "ecdsa")
+	cert := ca.Issue(t, key, "moon", []string{"moon"}, nil, nil)
+	pemOf := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func() *swanctl.Tree {
+		root := viciConn("pk")
+		c := root.Sub("connections").Sub("pk")
+		c.Subs = nil
+		c.Sub("local").Set("auth", "pubkey")
+		c.Sub("remote").Set("auth", "pubkey")
+		c.Sub("children").Sub("net").Set("remote_ts", "10.2.0.0/16")
+		return root
+	}
+	certs := map[string]RoundCerts{"connections.pk.local": {Certs: [][]byte{pemOf("CERTIFICATE", cert.Raw)}}}
+	// Without its key first: refused, saying what to do.
+	if err := d.LoadVICIConns(conn(), certs); err == nil || !strings.Contains(err.Error(), "connections.pk.local.certs: no private key") {
+		t.Fatalf("without key: %v", err)
+	}
+	if err := d.LoadVICIKey(pemOf("PRIVATE KEY", der)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.LoadVICICert(pemOf("CERTIFICATE", ca.Cert.Raw), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.LoadVICICert(pemOf("CERTIFICATE", cert.Raw), true); err == nil {
+		t.Error("an end-entity certificate loaded as a CA")
+	}
+	if err := d.LoadVICIConns(conn(), certs); err != nil {
+		t.Fatal(err)
+	}
+	c := d.swanctlConn("pk")
+	if c == nil || len(c.Local[0].Certs) != 1 || !c.Local[0].Certs[0].Equal(cert) || c.Local[0].PrivateKey == nil {
+		t.Fatalf("round: %+v", c)
+	}
+	if creds := d.credentials(d.loaded); len(creds.CAs) != 1 || !creds.CAs[0].Equal(ca.Cert) {
+		t.Errorf("CAs: %d", len(creds.CAs))
+	}
+	var flags []string
+	for _, lc := range d.Certs() {
+		flags = append(flags, fmt.Sprintf("CA=%v key=%v", lc.CA, lc.HasKey))
+	}
+	if !slices.Equal(flags, []string{"CA=false key=true", "CA=true key=false"}) {
+		t.Errorf("certs: %v", flags)
+	}
+	// Certificates for a round that does not exist are refused.
+	bad := map[string]RoundCerts{"connections.pk.local2": {Certs: [][]byte{pemOf("CERTIFICATE", cert.Raw)}}}
+	if err := d.LoadVICIConns(conn(), bad); err == nil {
+		t.Error("certificates of no round loaded")
+	}
+	d.ClearVICICreds()
+	if creds := d.credentials(d.loaded); len(creds.CAs) != 0 {
+		t.Errorf("after clear-creds: %d CAs", len(creds.CAs))
 	}
 }

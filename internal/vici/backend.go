@@ -12,13 +12,21 @@ func DaemonBackend(d *daemon.Daemon) Backend { return daemonBackend{d} }
 type daemonBackend struct{ d *daemon.Daemon }
 
 func (b daemonBackend) Handle(r daemon.Request) *daemon.Response { return b.d.Handle(r) }
-func (b daemonBackend) LoadConn(t *swanctl.Tree) error           { return b.d.LoadVICIConns(t) }
-func (b daemonBackend) UnloadConn(name string) error             { return b.d.UnloadVICIConn(name) }
-func (b daemonBackend) LoadPool(t *swanctl.Tree) error           { return b.d.LoadVICIPools(t) }
-func (b daemonBackend) UnloadPool(name string) error             { return b.d.UnloadVICIPool(name) }
-func (b daemonBackend) VICIConns() []string                      { return b.d.VICIConns() }
-func (b daemonBackend) UnloadShared(id string) error             { return b.d.UnloadVICIShared(id) }
-func (b daemonBackend) SharedIDs() []string                      { return b.d.VICISharedIDs() }
+func (b daemonBackend) LoadConn(t *swanctl.Tree, certs map[string]daemon.RoundCerts) error {
+	return b.d.LoadVICIConns(t, certs)
+}
+func (b daemonBackend) LoadCert(data []byte, ca bool) error {
+	_, err := b.d.LoadVICICert(data, ca)
+	return err
+}
+func (b daemonBackend) LoadKey(data []byte) error      { return b.d.LoadVICIKey(data) }
+func (b daemonBackend) ClearCreds()                    { b.d.ClearVICICreds() }
+func (b daemonBackend) UnloadConn(name string) error   { return b.d.UnloadVICIConn(name) }
+func (b daemonBackend) LoadPool(t *swanctl.Tree) error { return b.d.LoadVICIPools(t) }
+func (b daemonBackend) UnloadPool(name string) error   { return b.d.UnloadVICIPool(name) }
+func (b daemonBackend) VICIConns() []string            { return b.d.VICIConns() }
+func (b daemonBackend) UnloadShared(id string) error   { return b.d.UnloadVICIShared(id) }
+func (b daemonBackend) SharedIDs() []string            { return b.d.VICISharedIDs() }
 
 func (b daemonBackend) LoadShared(s Shared) error {
 	return b.d.LoadVICIShared(daemon.VICIShared{ID: s.ID, EAP: s.Type == "EAP", Secret: s.Data, Owners: s.Owners})

@@ -64,7 +64,9 @@ func init() {
 		"get-shared":    cmdGetShared,
 		// Nothing of these is kept over VICI: clearing or flushing them
 		// is done at once.
-		"clear-creds": func(s *Server, c *conn, req *Message) *Message { return s.clearCreds() },
+		"clear-creds": func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
+		"load-cert":   cmdLoadCert,
+		"load-key":    cmdLoadKey,
 		"flush-certs": func(*Server, *conn, *Message) *Message { return success() },
 		// Empty lists: nothing loaded over VICI.
 		"get-keys":        func(*Server, *conn, *Message) *Message { return NewMessage().SetList("keys", nil) },
@@ -317,20 +319,22 @@ func cmdRekey(s *Server, c *conn, req *Message) *Message {
 	return s.control(c, daemon.CmdRekey, req)
 }
 
-// blobKeys carry file contents over VICI (swanctl reads the files and
-// sends their data): credentials xdpsec loads only from its own files.
-var blobKeys = map[string]bool{"certs": true, "cacerts": true, "pubkeys": true}
+// certKeys of authentication rounds carry file contents over VICI
+// (swanctl reads the files and sends their data); pubkeys (raw public
+// keys) xdpsec does not support.
+var certKeys = map[string]bool{"certs": true, "cacerts": true}
 
 // listKeys are the swanctl.conf keys swanctl sends as VICI lists.
 func cmdLoadConn(s *Server, c *conn, req *Message) *Message {
 	root := &swanctl.Tree{}
 	conns := root.Sub("connections")
+	certs := map[string]daemon.RoundCerts{}
 	n := 0
 	for _, e := range req.Elements {
 		if e.Kind != KindSection {
 			return errMsg(fmt.Errorf("load-conn: %q is not a connection section", e.Key))
 		}
-		t, err := toTree(e.Key, e.Section, "connections."+e.Key, 0)
+		t, err := toTree(e.Key, e.Section, "connections."+e.Key, 0, certs)
 		if err != nil {
 			return errMsg(err)
 		}
@@ -340,26 +344,46 @@ func cmdLoadConn(s *Server, c *conn, req *Message) *Message {
 	if n == 0 {
 		return errMsg(errors.New("load-conn: no connection given"))
 	}
-	return result(s.backend.LoadConn(root))
+	return result(s.backend.LoadConn(root, certs))
 }
 
-func toTree(name string, m *Message, path string, depth int) (*swanctl.Tree, error) {
+// toTree turns a VICI section into a swanctl.Tree. The certificates of
+// authentication rounds (depth 1 under a connection: local*, remote*)
+// go to certs by the round's path instead, as data.
+func toTree(name string, m *Message, path string, depth int, certs map[string]daemon.RoundCerts) (*swanctl.Tree, error) {
 	if depth > MaxDepth {
 		return nil, fmt.Errorf("%s: nested too deep", path)
 	}
 	t := &swanctl.Tree{Name: name}
+	round := depth == 1 && certs != nil && (strings.HasPrefix(name, "local") || strings.HasPrefix(name, "remote"))
 	for _, e := range m.Elements {
 		key := path + "." + e.Key
+		if e.Key == "pubkeys" {
+			return nil, fmt.Errorf("%s: raw public keys are not supported yet", key)
+		}
+		if round && certKeys[e.Key] {
+			var blobs [][]byte
+			switch e.Kind {
+			case KindValue:
+				blobs = [][]byte{e.Value}
+			case KindList:
+				blobs = e.List
+			default:
+				return nil, fmt.Errorf("%s: want certificate data", key)
+			}
+			rc := certs[path]
+			if e.Key == "certs" {
+				rc.Certs = append(rc.Certs, blobs...)
+			} else {
+				rc.CACerts = append(rc.CACerts, blobs...)
+			}
+			certs[path] = rc
+			continue
+		}
 		switch e.Kind {
 		case KindValue:
-			if blobKeys[e.Key] {
-				return nil, fmt.Errorf("%s: certificates and keys sent over VICI are not supported yet: name the files in the daemon's swanctl.conf", key)
-			}
 			t.Set(e.Key, string(e.Value))
 		case KindList:
-			if blobKeys[e.Key] {
-				return nil, fmt.Errorf("%s: certificates and keys sent over VICI are not supported yet: name the files in the daemon's swanctl.conf", key)
-			}
 			vals := make([]string, len(e.List))
 			for i, v := range e.List {
 				if strings.Contains(string(v), ",") {
@@ -369,7 +393,7 @@ func toTree(name string, m *Message, path string, depth int) (*swanctl.Tree, err
 			}
 			t.Set(e.Key, strings.Join(vals, ", "))
 		case KindSection:
-			sub, err := toTree(e.Key, e.Section, key, depth+1)
+			sub, err := toTree(e.Key, e.Section, key, depth+1, certs)
 			if err != nil {
 				return nil, err
 			}
@@ -386,7 +410,7 @@ func cmdLoadPool(s *Server, c *conn, req *Message) *Message {
 		if e.Kind != KindSection {
 			return errMsg(fmt.Errorf("load-pool: %q is not a pool section", e.Key))
 		}
-		t, err := toTree(e.Key, e.Section, "pools."+e.Key, 0)
+		t, err := toTree(e.Key, e.Section, "pools."+e.Key, 0, nil)
 		if err != nil {
 			return errMsg(err)
 		}
@@ -447,14 +471,6 @@ func cmdUnloadShared(s *Server, c *conn, req *Message) *Message {
 
 func cmdGetShared(s *Server, c *conn, req *Message) *Message {
 	return NewMessage().SetList("keys", s.backend.SharedIDs())
-}
-
-func (s *Server) clearCreds() *Message {
-	var errs []error
-	for _, id := range s.backend.SharedIDs() {
-		errs = append(errs, s.backend.UnloadShared(id))
-	}
-	return result(errors.Join(errs...))
 }
 
 // cmdListCerts streams the X.509 certificates the daemon loaded as
@@ -545,4 +561,37 @@ func (s *Server) connOfChild(child string) string {
 		}
 	}
 	return ""
+}
+
+// cmdLoadCert loads an X.509 certificate (flag CA: a trust anchor).
+// Other types (CRLs, attribute certificates, public keys) are refused.
+func cmdLoadCert(s *Server, c *conn, req *Message) *Message {
+	typ, flag := strings.ToUpper(req.Get("type")), strings.ToUpper(req.Get("flag"))
+	if typ != "X509" {
+		return errMsg(fmt.Errorf("load-cert: certificates of type %s are not supported", typ))
+	}
+	if flag != "" && flag != "NONE" && flag != "CA" {
+		return errMsg(fmt.Errorf("load-cert: X.509 certificates with flag %s are not supported", flag))
+	}
+	e := req.find("data", KindValue)
+	if e == nil || len(e.Value) == 0 {
+		return errMsg(errors.New("load-cert: data missing"))
+	}
+	return result(s.backend.LoadCert(e.Value, flag == "CA"))
+}
+
+// cmdLoadKey loads a private key. Its data is a secret: it goes to the
+// backend and is zeroed here.
+func cmdLoadKey(s *Server, c *conn, req *Message) *Message {
+	e := req.find("data", KindValue)
+	if e == nil || len(e.Value) == 0 {
+		return errMsg(errors.New("load-key: data missing"))
+	}
+	defer clear(e.Value)
+	switch t := strings.ToLower(req.Get("type")); t {
+	case "rsa", "ecdsa", "ed25519", "any", "":
+	default:
+		return errMsg(fmt.Errorf("load-key: keys of type %s are not supported", t))
+	}
+	return result(s.backend.LoadKey(e.Value))
 }

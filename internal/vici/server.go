@@ -30,7 +30,7 @@ type Backend interface {
 	// LoadConn loads (or replaces) the connections of a load-conn tree
 	// (connections.<name> as swanctl.conf has it); UnloadConn removes one
 	// loaded so. VICIConns names those loaded over VICI.
-	LoadConn(t *swanctl.Tree) error
+	LoadConn(t *swanctl.Tree, certs map[string]daemon.RoundCerts) error
 	UnloadConn(name string) error
 	VICIConns() []string
 	// LoadPool loads (or updates) the pools of a load-pool tree
@@ -48,6 +48,11 @@ type Backend interface {
 	// global ones for ""; ResetCounters zeroes them.
 	Counters(conn string) ike.Counters
 	ResetCounters(conn string)
+	// LoadCert adds a certificate (a trust anchor if ca), LoadKey a
+	// private key, ClearCreds forgets what VICI loaded.
+	LoadCert(data []byte, ca bool) error
+	LoadKey(data []byte) error
+	ClearCreds()
 	// Certs lists the certificates the daemon loaded.
 	Certs() []daemon.LoadedCert
 	// SetLogTap has the daemon's log lines given to f (nil: to nobody).

@@ -25,18 +25,20 @@ import (
 
 // fakeBackend records what the server asks and answers from fixed data.
 type fakeBackend struct {
-	mu       sync.Mutex
-	requests []daemon.Request
-	sas      []daemon.IKESA
-	conns    []daemon.ConnInfo
-	pools    []daemon.PoolInfo
-	fail     string // Handle's error for initiate/terminate/rekey
-	trees    []*swanctl.Tree
-	shared   []Shared
-	observer ike.Observer
-	tap      func(daemon.LogRecord)
-	certs    []daemon.LoadedCert
-	resets   uint64
+	mu         sync.Mutex
+	requests   []daemon.Request
+	sas        []daemon.IKESA
+	conns      []daemon.ConnInfo
+	pools      []daemon.PoolInfo
+	fail       string // Handle's error for initiate/terminate/rekey
+	trees      []*swanctl.Tree
+	shared     []Shared
+	observer   ike.Observer
+	tap        func(daemon.LogRecord)
+	certs      []daemon.LoadedCert
+	resets     uint64
+	keys       [][]byte
+	roundCerts map[string]daemon.RoundCerts
 }
 
 func (f *fakeBackend) Certs() []daemon.LoadedCert { return f.certs }
@@ -102,17 +104,38 @@ func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
 	return &daemon.Response{OK: true, Message: "IKE_SA site[1] established"}
 }
 
-func (f *fakeBackend) LoadConn(t *swanctl.Tree) error {
+func (f *fakeBackend) LoadConn(t *swanctl.Tree, certs map[string]daemon.RoundCerts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.trees = append(f.trees, t)
+	f.roundCerts = certs
 	return nil
+}
+
+func (f *fakeBackend) LoadCert(data []byte, ca bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.certs = append(f.certs, daemon.LoadedCert{DER: slices.Clone(data), CA: ca})
+	return nil
+}
+
+func (f *fakeBackend) LoadKey(data []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = append(f.keys, slices.Clone(data))
+	return nil
+}
+
+func (f *fakeBackend) ClearCreds() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.shared, f.keys, f.certs = nil, nil, nil
 }
 func (f *fakeBackend) UnloadConn(name string) error {
 	return errors.New("connection '" + name + "' not found")
 }
 func (f *fakeBackend) VICIConns() []string            { return []string{"site"} }
-func (f *fakeBackend) LoadPool(t *swanctl.Tree) error { return f.LoadConn(t) }
+func (f *fakeBackend) LoadPool(t *swanctl.Tree) error { return f.LoadConn(t, nil) }
 func (f *fakeBackend) UnloadPool(string) error        { return nil }
 func (f *fakeBackend) LoadShared(s Shared) error {
 	f.mu.Lock()
@@ -431,7 +454,7 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "'redirect'") {
 		t.Errorf("redirect: %v", err)
 	}
-	for _, cmd := range []string{"reload-settings", "install", "uninstall", "load-key", "unload-key", "load-token", "load-cert",
+	for _, cmd := range []string{"reload-settings", "install", "uninstall", "unload-key", "load-token",
 		"load-authority", "unload-authority"} {
 		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
 			t.Errorf("%s: %v", cmd, err)
@@ -480,10 +503,29 @@ func TestLoadConnTree(t *testing.T) {
 	if v := site.Sub("children").Sub("net").Settings; len(v) != 1 || v[0].Value != "10.1.0.0/16, 10.3.0.0/16" {
 		t.Errorf("child: %v", v)
 	}
-	// Certificates arrive as data: refused, naming the key.
-	in, _ = govici.MarshalMessage(map[string]any{"site": map[string]any{"local": map[string]any{"certs": []string{"-----BEGIN CERTIFICATE-----"}}}})
-	if _, err := s.Call(context.Background(), "load-conn", in); err == nil || !strings.Contains(err.Error(), "connections.site.local.certs") {
-		t.Errorf("certs: %v", err)
+	// Certificates arrive as data: they go beside the tree, by round.
+	in, _ = govici.MarshalMessage(map[string]any{"site": map[string]any{
+		"local":  map[string]any{"auth": "pubkey", "certs": []string{"CERT-A", "CERT-B"}},
+		"remote": map[string]any{"cacerts": []string{"CA"}},
+	}})
+	call(t, s, "load-conn", in)
+	ts.b.mu.Lock()
+	rc := ts.b.roundCerts
+	tree = ts.b.trees[1]
+	ts.b.mu.Unlock()
+	if len(rc) != 2 || len(rc["connections.site.local"].Certs) != 2 || string(rc["connections.site.local"].Certs[1]) != "CERT-B" ||
+		len(rc["connections.site.remote"].CACerts) != 1 {
+		t.Errorf("round certs: %v", rc)
+	}
+	for _, st := range tree.Sub("connections").Sub("site").Sub("local").Settings {
+		if st.Key == "certs" {
+			t.Errorf("certs in the tree: %v", st)
+		}
+	}
+	// Raw public keys are refused, naming the key.
+	in, _ = govici.MarshalMessage(map[string]any{"site": map[string]any{"remote": map[string]any{"pubkeys": []string{"KEY"}}}})
+	if _, err := s.Call(context.Background(), "load-conn", in); err == nil || !strings.Contains(err.Error(), "connections.site.remote.pubkeys") {
+		t.Errorf("pubkeys: %v", err)
 	}
 }
 
@@ -703,5 +745,35 @@ func TestCounters(t *testing.T) {
 	call(t, s, "reset-counters", msgWith("all", "yes"))
 	if ts.b.resets != 2 {
 		t.Errorf("%d resets, want one per connection", ts.b.resets)
+	}
+}
+
+func TestLoadCertAndKey(t *testing.T) {
+	ts := startServer(t)
+	s := ts.session()
+	const key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
+	m := call(t, s, "load-key", msgWith("type", "ecdsa", "data", key))
+	if strings.Contains(m.String(), "TOPSECRET") {
+		t.Errorf("answer holds the key: %v", m)
+	}
+	call(t, s, "load-cert", msgWith("type", "X509", "flag", "CA", "data", "CADATA"))
+	call(t, s, "load-cert", msgWith("type", "X509", "flag", "NONE", "data", "EEDATA"))
+	if _, err := s.Call(context.Background(), "load-cert", msgWith("type", "X509_CRL", "data", "x")); err == nil {
+		t.Error("a CRL loaded")
+	}
+	ts.b.mu.Lock()
+	if len(ts.b.keys) != 1 || string(ts.b.keys[0]) != key || len(ts.b.certs) != 2 || !ts.b.certs[0].CA || ts.b.certs[1].CA {
+		t.Errorf("backend: %d keys, certs %+v", len(ts.b.keys), ts.b.certs)
+	}
+	ts.b.mu.Unlock()
+	call(t, s, "clear-creds", nil)
+	ts.b.mu.Lock()
+	if len(ts.b.keys) != 0 || len(ts.b.certs) != 0 {
+		t.Error("clear-creds left credentials")
+	}
+	ts.b.mu.Unlock()
+	ts.s.Close()
+	if strings.Contains(ts.log.String(), "TOPSECRET") {
+		t.Errorf("log holds the key:\n%s", ts.log)
 	}
 }
