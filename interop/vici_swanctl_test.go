@@ -516,6 +516,10 @@ func TestVICISwanctlResponder(t *testing.T) {
 	if ours[0].get("integ-alg") != "HMAC_SHA2_256_128" || ours[0].get("encr-keysize") != "256" || ours[0].get("dh-group") != "MODP_3072" {
 		t.Errorf("algorithms: %+v", ours[0].values)
 	}
+	// Times as charon prints them: no rekeying, reauthentication.
+	reauth := `(?m)^  established \d+s ago, reauth in \d+s$`
+	wantLines(t, "--list-sas (ours)", o.swanctl(dir, "--list-sas"), reauth)
+	wantLines(t, "--list-sas (charon's)", e.charon.swanctl("--list-sas"), reauth)
 	// A filter by name that matches nothing lists nothing.
 	if n := len(listSAsPretty(o.swanctl(dir, "--list-sas", "--pretty", "--ike", "nope"))); n != 0 {
 		t.Errorf("--list-sas --ike nope: %d", n)

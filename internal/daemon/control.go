@@ -86,6 +86,7 @@ type IKESA struct {
 	DNSServers  []string  `json:"dns-servers,omitempty"`
 	Established *int64    `json:"established,omitempty"` // seconds ago
 	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
+	ReauthTime  *int64    `json:"reauth-time,omitempty"` // seconds from now
 	Children    []ChildSA `json:"child-sas"`
 }
 

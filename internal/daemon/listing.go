@@ -55,6 +55,9 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			if fc != nil && fc.RekeyTime > 0 {
 				x.RekeyTime = secondsPtr(max(0, t.Add(fc.RekeyTime).Sub(now)))
 			}
+			if fc != nil && fc.ReauthTime > 0 {
+				x.ReauthTime = secondsPtr(max(0, t.Add(fc.ReauthTime).Sub(now)))
+			}
 		}
 		for _, ch := range sa.Children {
 			c := ChildSA{

@@ -45,6 +45,9 @@ func ikeSAMessage(sa daemon.IKESA, children []daemon.ChildSA) *Message {
 	if sa.RekeyTime != nil {
 		m.Set("rekey-time", strconv.FormatInt(*sa.RekeyTime, 10))
 	}
+	if sa.ReauthTime != nil {
+		m.Set("reauth-time", strconv.FormatInt(*sa.ReauthTime, 10))
+	}
 	if len(sa.LocalVIPs) > 0 {
 		m.SetList("local-vips", sa.LocalVIPs)
 	}
