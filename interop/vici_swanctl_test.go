@@ -469,6 +469,14 @@ func TestVICICerts(t *testing.T) {
 	// Loaded again: nothing changes, the tunnel stays.
 	e.ours.swanctl(dir, "--load-all")
 	e.agree(1)
+	// swanctl --list-certs still finds the key (swanctl unloads keys
+	// whose ids load-key did not give it).
+	wantLines(t, "--list-certs", e.ours.swanctl(dir, "--list-certs"), `(?m)^  pubkey:    ECDSA 256 bits, has private key$`)
+	// --load-creds --clear (clear-creds, then loading again) leaves the
+	// connection and its tunnel as they were.
+	e.ours.swanctl(dir, "--load-creds", "--clear")
+	wantLines(t, "--list-certs", e.ours.swanctl(dir, "--list-certs"), `(?m)^  subject:  "C=CH, O=xdpsec, CN=xdpsec interop CA"$`)
+	e.agree(1)
 }
 
 func writeFile(name string, b []byte) error {

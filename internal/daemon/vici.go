@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -549,18 +552,19 @@ func (d *Daemon) LoadVICICert(data []byte, ca bool) (string, error) {
 
 // LoadVICIKey adds a private key (PEM or DER, unencrypted); it is never
 // logged or formatted.
-func (d *Daemon) LoadVICIKey(data []byte) error {
+func (d *Daemon) LoadVICIKey(data []byte) (string, error) {
 	k, err := parsePrivateKey(data, "load-key")
 	if err != nil {
-		return err
+		return "", err
 	}
 	d.vici.mu.Lock()
 	if !slices.ContainsFunc(d.vici.keys, func(x crypto.Signer) bool { return publicKeyEqual(x.Public(), k.Public()) }) {
 		d.vici.keys = append(d.vici.keys, k)
 	}
 	d.vici.mu.Unlock()
-	d.cfgLog.Info(fmt.Sprintf("loaded %s private key over vici", keyKind(k)))
-	return nil
+	id := keyID(k)
+	d.cfgLog.Info(fmt.Sprintf("loaded %s private key %s over vici", keyKind(k), id))
+	return id, nil
 }
 
 func keyKind(k crypto.Signer) string {
@@ -607,4 +611,46 @@ func sameRoundCerts(a, b *swanctl.Connection) bool {
 		return true
 	}
 	return same(a.Local, b.Local) && same(a.Remote, b.Remote)
+}
+
+// keyID is a private key's id as charon's get-keys gives it: the SHA-1
+// of its public key's subjectPublicKey bits, in hex.
+func keyID(k crypto.Signer) string {
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return ""
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		Key       asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return ""
+	}
+	sum := sha1.Sum(spki.Key.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// VICIKeyIDs are the ids of the private keys loaded over VICI.
+func (d *Daemon) VICIKeyIDs() []string {
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	out := []string{}
+	for _, k := range d.vici.keys {
+		out = append(out, keyID(k))
+	}
+	return out
+}
+
+// UnloadVICIKey forgets a private key loaded over VICI, by its id.
+// Connections given its certificate keep it until they are loaded again.
+func (d *Daemon) UnloadVICIKey(id string) error {
+	d.vici.mu.Lock()
+	defer d.vici.mu.Unlock()
+	i := slices.IndexFunc(d.vici.keys, func(k crypto.Signer) bool { return keyID(k) == id })
+	if i < 0 {
+		return fmt.Errorf("private key '%s' not found", id)
+	}
+	d.vici.keys = slices.Delete(d.vici.keys, i, i+1)
+	return nil
 }

@@ -212,8 +212,12 @@ func TestVICICertificates(t *testing.T) {
 	if err := d.LoadVICIConns(conn(), certs); err == nil || !strings.Contains(err.Error(), "connections.pk.local.certs: no private key") {
 		t.Fatalf("without key: %v", err)
 	}
-	if err := d.LoadVICIKey(pemOf("PRIVATE KEY", der)); err != nil {
+	id, err := d.LoadVICIKey(pemOf("PRIVATE KEY", der))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(id) != 40 || !slices.Equal(d.VICIKeyIDs(), []string{id}) {
+		t.Errorf("key id %q, ids %v", id, d.VICIKeyIDs())
 	}
 	if _, err := d.LoadVICICert(pemOf("CERTIFICATE", ca.Cert.Raw), true); err != nil {
 		t.Fatal(err)

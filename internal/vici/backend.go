@@ -19,14 +19,16 @@ func (b daemonBackend) LoadCert(data []byte, ca bool) error {
 	_, err := b.d.LoadVICICert(data, ca)
 	return err
 }
-func (b daemonBackend) LoadKey(data []byte) error      { return b.d.LoadVICIKey(data) }
-func (b daemonBackend) ClearCreds()                    { b.d.ClearVICICreds() }
-func (b daemonBackend) UnloadConn(name string) error   { return b.d.UnloadVICIConn(name) }
-func (b daemonBackend) LoadPool(t *swanctl.Tree) error { return b.d.LoadVICIPools(t) }
-func (b daemonBackend) UnloadPool(name string) error   { return b.d.UnloadVICIPool(name) }
-func (b daemonBackend) VICIConns() []string            { return b.d.VICIConns() }
-func (b daemonBackend) UnloadShared(id string) error   { return b.d.UnloadVICIShared(id) }
-func (b daemonBackend) SharedIDs() []string            { return b.d.VICISharedIDs() }
+func (b daemonBackend) LoadKey(data []byte) (string, error) { return b.d.LoadVICIKey(data) }
+func (b daemonBackend) ClearCreds()                         { b.d.ClearVICICreds() }
+func (b daemonBackend) KeyIDs() []string                    { return b.d.VICIKeyIDs() }
+func (b daemonBackend) UnloadKey(id string) error           { return b.d.UnloadVICIKey(id) }
+func (b daemonBackend) UnloadConn(name string) error        { return b.d.UnloadVICIConn(name) }
+func (b daemonBackend) LoadPool(t *swanctl.Tree) error      { return b.d.LoadVICIPools(t) }
+func (b daemonBackend) UnloadPool(name string) error        { return b.d.UnloadVICIPool(name) }
+func (b daemonBackend) VICIConns() []string                 { return b.d.VICIConns() }
+func (b daemonBackend) UnloadShared(id string) error        { return b.d.UnloadVICIShared(id) }
+func (b daemonBackend) SharedIDs() []string                 { return b.d.VICISharedIDs() }
 
 func (b daemonBackend) LoadShared(s Shared) error {
 	return b.d.LoadVICIShared(daemon.VICIShared{ID: s.ID, EAP: s.Type == "EAP", Secret: s.Data, Owners: s.Owners})

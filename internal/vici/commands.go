@@ -69,7 +69,15 @@ func init() {
 		"load-key":    cmdLoadKey,
 		"flush-certs": func(*Server, *conn, *Message) *Message { return success() },
 		// Empty lists: nothing loaded over VICI.
-		"get-keys":        func(*Server, *conn, *Message) *Message { return NewMessage().SetList("keys", nil) },
+		"get-keys": func(s *Server, c *conn, req *Message) *Message {
+			return NewMessage().SetList("keys", s.backend.KeyIDs())
+		},
+		"unload-key": func(s *Server, c *conn, req *Message) *Message {
+			if req.Get("id") == "" {
+				return errMsg(errors.New("unload-key: key id missing"))
+			}
+			return result(s.backend.UnloadKey(req.Get("id")))
+		},
 		"get-authorities": func(*Server, *conn, *Message) *Message { return NewMessage().SetList("authorities", nil) },
 	}
 }
@@ -593,5 +601,10 @@ func cmdLoadKey(s *Server, c *conn, req *Message) *Message {
 	default:
 		return errMsg(fmt.Errorf("load-key: keys of type %s are not supported", t))
 	}
-	return result(s.backend.LoadKey(e.Value))
+	// swanctl keeps the id to unload keys whose files are gone.
+	id, err := s.backend.LoadKey(e.Value)
+	if err != nil {
+		return errMsg(err)
+	}
+	return success().Set("id", id)
 }

@@ -51,7 +51,11 @@ type Backend interface {
 	// LoadCert adds a certificate (a trust anchor if ca), LoadKey a
 	// private key, ClearCreds forgets what VICI loaded.
 	LoadCert(data []byte, ca bool) error
-	LoadKey(data []byte) error
+	LoadKey(data []byte) (id string, err error)
+	// KeyIDs are the ids of the keys loaded (charon's: SHA-1 of the
+	// public key), UnloadKey forgets one.
+	KeyIDs() []string
+	UnloadKey(id string) error
 	ClearCreds()
 	// Certs lists the certificates the daemon loaded.
 	Certs() []daemon.LoadedCert

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -119,10 +120,27 @@ func (f *fakeBackend) LoadCert(data []byte, ca bool) error {
 	return nil
 }
 
-func (f *fakeBackend) LoadKey(data []byte) error {
+func (f *fakeBackend) LoadKey(data []byte) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.keys = append(f.keys, slices.Clone(data))
+	return fmt.Sprintf("key%d", len(f.keys)-1), nil
+}
+
+func (f *fakeBackend) KeyIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := []string{}
+	for i := range f.keys {
+		ids = append(ids, fmt.Sprintf("key%d", i))
+	}
+	return ids
+}
+
+func (f *fakeBackend) UnloadKey(id string) error {
+	if id != "key0" {
+		return errors.New("private key '" + id + "' not found")
+	}
 	return nil
 }
 
@@ -454,7 +472,7 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "'redirect'") {
 		t.Errorf("redirect: %v", err)
 	}
-	for _, cmd := range []string{"reload-settings", "install", "uninstall", "unload-key", "load-token",
+	for _, cmd := range []string{"reload-settings", "install", "uninstall", "load-token",
 		"load-authority", "unload-authority"} {
 		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
 			t.Errorf("%s: %v", cmd, err)
@@ -753,6 +771,9 @@ func TestLoadCertAndKey(t *testing.T) {
 	s := ts.session()
 	const key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
 	m := call(t, s, "load-key", msgWith("type", "ecdsa", "data", key))
+	if m.Get("id") != "key0" {
+		t.Errorf("load-key id: %v", m.Get("id"))
+	}
 	if strings.Contains(m.String(), "TOPSECRET") {
 		t.Errorf("answer holds the key: %v", m)
 	}
@@ -766,6 +787,13 @@ func TestLoadCertAndKey(t *testing.T) {
 		t.Errorf("backend: %d keys, certs %+v", len(ts.b.keys), ts.b.certs)
 	}
 	ts.b.mu.Unlock()
+	if got := call(t, s, "get-keys", nil).Get("keys"); !slices.Equal(got.([]string), []string{"key0"}) {
+		t.Errorf("get-keys: %v", got)
+	}
+	call(t, s, "unload-key", msgWith("id", "key0"))
+	if _, err := s.Call(context.Background(), "unload-key", msgWith("id", "key9")); err == nil {
+		t.Error("unload-key of an unknown id succeeded")
+	}
 	call(t, s, "clear-creds", nil)
 	ts.b.mu.Lock()
 	if len(ts.b.keys) != 0 || len(ts.b.certs) != 0 {
