@@ -62,13 +62,12 @@ func init() {
 		"load-shared":   cmdLoadShared,
 		"unload-shared": cmdUnloadShared,
 		"get-shared":    cmdGetShared,
-		// Nothing of these is kept over VICI: clearing or flushing them
-		// is done at once.
 		"clear-creds": func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
 		"load-cert":   cmdLoadCert,
 		"load-key":    cmdLoadKey,
+		// There is no certificate cache (CRLs, OCSP, fetched
+		// certificates) to flush.
 		"flush-certs": func(*Server, *conn, *Message) *Message { return success() },
-		// Empty lists: nothing loaded over VICI.
 		"get-keys": func(s *Server, c *conn, req *Message) *Message {
 			return NewMessage().SetList("keys", s.backend.KeyIDs())
 		},
