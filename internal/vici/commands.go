@@ -62,9 +62,9 @@ func init() {
 		"load-shared":   cmdLoadShared,
 		"unload-shared": cmdUnloadShared,
 		"get-shared":    cmdGetShared,
-		"clear-creds": func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
-		"load-cert":   cmdLoadCert,
-		"load-key":    cmdLoadKey,
+		"clear-creds":   func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
+		"load-cert":     cmdLoadCert,
+		"load-key":      cmdLoadKey,
 		// There is no certificate cache (CRLs, OCSP, fetched
 		// certificates) to flush.
 		"flush-certs": func(*Server, *conn, *Message) *Message { return success() },

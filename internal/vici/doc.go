@@ -10,16 +10,25 @@
 // packet layer unexported (it is a client library), so the codec is ours
 // and govici serves as the independent client in tests.
 //
-// The server (server.go) answers each command from a Backend: the
-// daemon's operations (list, initiate, terminate, rekey, load and unload
-// connections and shared secrets) and its event feed. commands.go turns
+// The server (server.go) answers each command from a Backend, the small
+// interface through which it reaches the daemon (backend.go adapts
+// internal/daemon): listings, initiate, terminate, rekey, loading and
+// unloading connections, pools, certificates, keys and shared secrets,
+// counters, and two feeds: the engine's SA events (ike.Observer,
+// events.go) and the daemon's log lines. commands.go and format.go turn
 // the daemon's listings into the answers charon gives, with the same
 // keys, so that swanctl prints what strongSwan users know. load-conn's
-// section tree is handed over as a swanctl.Tree: the swanctl package
-// turns it into connections exactly as it turns swanctl.conf, so that
-// both accept and refuse the same keys.
+// and load-pool's section trees are handed over as a swanctl.Tree: the
+// swanctl package turns them into connections and pools exactly as it
+// turns swanctl.conf, so that both accept and refuse the same keys.
+//
+// Events reach clients through a bounded queue per client: the engine
+// reports them with its lock held and must never wait for a slow client
+// (what does not fit is dropped and counted). A client's own streamed
+// events precede its command's response, as charon's.
 //
 // It must not know about netlink, BPF, the IKE state machines or where
-// credentials are kept; it never formats a secret (load-shared data goes
-// to the Backend and nowhere else, not into logs or answers).
+// credentials are kept; it never formats a secret (load-shared and
+// load-key data go to the Backend and nowhere else, not into logs or
+// answers).
 package vici
