@@ -805,3 +805,34 @@ func TestLoadCertAndKey(t *testing.T) {
 		t.Errorf("log holds the key:\n%s", ts.log)
 	}
 }
+
+// A client that registers for events and never reads them loses events;
+// whoever raises them never waits for it.
+func TestSlowClientDoesNotBlock(t *testing.T) {
+	ts := startServer(t)
+	c, err := net.Dial("unix", ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := Packet{Type: EventRegister, Name: "log"}.Encode()
+	c.Write(b)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p, err := ReadPacket(c); err != nil || p.Type != EventConfirm {
+		t.Fatalf("register: %+v %v", p, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 20*eventQueue; i++ {
+			ts.b.logf(daemon.LogRecord{Group: "IKE", Level: 1, Msg: strings.Repeat("x", 1000)})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("raising events blocked on a client that does not read")
+	}
+	// The server still answers others.
+	call(t, ts.session(), "version", nil)
+}
