@@ -274,9 +274,19 @@ func TestVICISwanctl(t *testing.T) {
 	}
 
 	// What we do not do is refused with the command's name.
-	if out, err := o.swanctlRun(dir, "--install", "--child", "net"); err == nil || !strings.Contains(out, "'install'") {
-		t.Errorf("--install: %v\n%s", err, out)
+	for _, args := range [][]string{{"--install", "--child", "net"}, {"--uninstall", "--child", "net"},
+		{"--redirect", "--ike", "c", "--gateway", "10.99.0.9"}, {"--reload-settings"}} {
+		cmd := strings.TrimPrefix(args[0], "--")
+		if out, err := o.swanctlRun(dir, args...); err == nil || !strings.Contains(out, "'"+cmd+"'") {
+			t.Errorf("%s: %v\n%s", args[0], err, out)
+		}
 	}
+	// Authorities: none, as for charon without any.
+	if out := o.swanctl(dir, "--list-authorities"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-authorities:\n%s", out)
+	}
+	wantLines(t, "--load-authorities", o.swanctl(dir, "--load-authorities"), `(?m)^no authorities found, 0 unloaded$`)
+	o.swanctl(dir, "--flush-certs")
 	// No trap, pass or drop policies: nothing listed, as charon's.
 	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-pols:\n%s", out)
