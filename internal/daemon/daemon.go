@@ -530,7 +530,7 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Warn(w.Error())
 	}
 	d.engine.SetCredentials(d.credentials(l))
-	d.reloadRadius(l)
+	d.reloadRadius(l.Connections)
 	keepLeases(old, l)
 	d.engine.SetPools(d.pools(l))
 	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {

@@ -47,3 +47,5 @@ func (b daemonBackend) SetLogTap(f func(daemon.LogRecord)) { b.d.SetLogTap(f) }
 func (b daemonBackend) Counters(conn string) ike.Counters { return b.d.Counters(conn) }
 func (b daemonBackend) ResetCounters(conn string)         { b.d.ResetCounters(conn) }
 func (b daemonBackend) Certs() []daemon.LoadedCert        { return b.d.Certs() }
+
+func (b daemonBackend) ReloadSettings() error { return b.d.ReloadSettings() }

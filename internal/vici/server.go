@@ -57,6 +57,8 @@ type Backend interface {
 	KeyIDs() []string
 	UnloadKey(id string) error
 	ClearCreds()
+	// ReloadSettings rereads the daemon's settings (xdpsec.conf).
+	ReloadSettings() error
 	// Certs lists the certificates the daemon loaded.
 	Certs() []daemon.LoadedCert
 	// SetLogTap has the daemon's log lines given to f (nil: to nobody).

@@ -144,6 +144,8 @@ func (f *fakeBackend) UnloadKey(id string) error {
 	return nil
 }
 
+func (f *fakeBackend) ReloadSettings() error { return errors.New("xdpsec.conf: bad") }
+
 func (f *fakeBackend) ClearCreds() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -472,7 +474,10 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "'redirect'") {
 		t.Errorf("redirect: %v", err)
 	}
-	for _, cmd := range []string{"reload-settings", "install", "uninstall", "load-token",
+	if _, err := s.Call(context.Background(), "reload-settings", nil); err == nil || !strings.Contains(err.Error(), "xdpsec.conf: bad") {
+		t.Errorf("reload-settings: %v", err)
+	}
+	for _, cmd := range []string{"install", "uninstall", "load-token",
 		"load-authority", "unload-authority"} {
 		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
 			t.Errorf("%s: %v", cmd, err)
