@@ -475,6 +475,9 @@ func TestVICICerts(t *testing.T) {
 	if caBlock(ours) == "" || caBlock(ours) != caBlock(theirs) {
 		t.Errorf("CA certificates differ:\nours:%s\ncharon's:%s", caBlock(ours), caBlock(theirs))
 	}
+	wantLines(t, "--list-conns", e.ours.swanctl(dir, "--list-conns"), `(?m)^  local public key authentication:$`,
+		`(?m)^    certs: C=CH, O=xdpsec, CN=sun\.example\.org$`, `(?m)^  remote public key authentication:$`)
+	wantLines(t, "--list-conns (charon's)", e.charon.swanctl("--list-conns"), `(?m)^    certs: C=CH, O=xdpsec, CN=moon\.example\.org$`)
 	wantLines(t, "--initiate", e.ours.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30"),
 		`(?m)^\[IKE\] .*authentication of 'moon\.example\.org' with ECDSA`, `(?m)^initiate completed successfully$`)
 	e.agree(1)

@@ -117,18 +117,24 @@ type ChildSA struct {
 
 // ConnInfo is a loaded connection as list-conns shows it.
 type ConnInfo struct {
-	Name        string      `json:"name"`
-	LocalAddrs  []string    `json:"local_addrs"`
-	RemoteAddrs []string    `json:"remote_addrs"`
-	Version     string      `json:"version"`
-	LocalAuth   string      `json:"local-auth"`
-	LocalID     string      `json:"local-id"`
-	RemoteAuth  string      `json:"remote-auth"`
-	RemoteID    string      `json:"remote-id"`
-	Proposals   []string    `json:"proposals"`
-	RekeyTime   int64       `json:"rekey_time"`
-	ReauthTime  int64       `json:"reauth_time"`
-	Children    []ChildConn `json:"children"`
+	Name        string   `json:"name"`
+	LocalAddrs  []string `json:"local_addrs"`
+	RemoteAddrs []string `json:"remote_addrs"`
+	Version     string   `json:"version"`
+	LocalAuth   string   `json:"local-auth"`
+	LocalID     string   `json:"local-id"`
+	RemoteAuth  string   `json:"remote-auth"`
+	RemoteID    string   `json:"remote-id"`
+	Proposals   []string `json:"proposals"`
+	RekeyTime   int64    `json:"rekey_time"`
+	ReauthTime  int64    `json:"reauth_time"`
+	// The subjects of the rounds' certificates and CA certificates, as
+	// charon prints DNs.
+	LocalCerts    []string    `json:"local-certs,omitempty"`
+	LocalCACerts  []string    `json:"local-cacerts,omitempty"`
+	RemoteCerts   []string    `json:"remote-certs,omitempty"`
+	RemoteCACerts []string    `json:"remote-cacerts,omitempty"`
+	Children      []ChildConn `json:"children"`
 }
 
 // ChildConn is a CHILD_SA config as list-conns shows it.

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"fmt"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/pool"
 )
 
@@ -122,9 +124,11 @@ func (d *Daemon) ListConns() []ConnInfo {
 		}
 		if len(c.Local) > 0 {
 			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].IDSpec
+			ci.LocalCerts, ci.LocalCACerts = subjects(c.Local[0].Certs), subjects(c.Local[0].CACerts)
 		}
 		if len(c.Remote) > 0 {
 			ci.RemoteAuth, ci.RemoteID = c.Remote[0].Auth.String(), c.Remote[0].IDSpec
+			ci.RemoteCerts, ci.RemoteCACerts = subjects(c.Remote[0].Certs), subjects(c.Remote[0].CACerts)
 		}
 		for _, ch := range c.Children {
 			cc := ChildConn{
@@ -174,6 +178,15 @@ func (d *Daemon) ListPools(leases bool) []PoolInfo {
 			i.Leases = p.Leases.Leases()
 		}
 		out = append(out, i)
+	}
+	return out
+}
+
+// subjects are the certificates' subjects as charon prints DNs.
+func subjects(certs []*x509.Certificate) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, ike.Identity{Type: message.ID_DER_ASN1_DN, Data: c.RawSubject}.String())
 	}
 	return out
 }

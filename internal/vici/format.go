@@ -167,13 +167,13 @@ func connMessage(ci daemon.ConnInfo) *Message {
 	if ci.LocalID != "" {
 		l.Set("id", ci.LocalID)
 	}
-	l.SetList("groups", nil).SetList("cert_policy", nil).SetList("certs", nil).SetList("cacerts", nil)
+	l.SetList("groups", nil).SetList("cert_policy", nil).SetList("certs", ci.LocalCerts).SetList("cacerts", ci.LocalCACerts)
 	r := m.Section("remote-1")
 	r.Set("class", authClass(ci.RemoteAuth))
 	if ci.RemoteID != "" {
 		r.Set("id", ci.RemoteID)
 	}
-	r.SetList("groups", nil).SetList("cert_policy", nil).SetList("certs", nil).SetList("cacerts", nil)
+	r.SetList("groups", nil).SetList("cert_policy", nil).SetList("certs", ci.RemoteCerts).SetList("cacerts", ci.RemoteCACerts)
 	cs := m.Section("children")
 	for _, ch := range ci.Children {
 		c := cs.Section(ch.Name)
