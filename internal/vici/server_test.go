@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -840,4 +841,38 @@ func TestSlowClientDoesNotBlock(t *testing.T) {
 	}
 	// The server still answers others.
 	call(t, ts.session(), "version", nil)
+}
+
+// The socket is root's only, and one another daemon answers on is left
+// to it.
+func TestSocket(t *testing.T) {
+	ts := startServer(t)
+	fi, err := os.Stat(ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket mode %v", fi.Mode())
+	}
+	if _, err := Listen(ts.path, &fakeBackend{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "another daemon") {
+		t.Errorf("second Listen on a live socket: %v", err)
+	}
+	// It still serves.
+	call(t, ts.session(), "version", nil)
+	// A stale socket file (no one answering) is replaced.
+	stale := filepath.Join(t.TempDir(), "stale.vici")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	s2, err := Listen(stale, &fakeBackend{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	s2.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("socket left behind after Close: %v", err)
+	}
 }
