@@ -298,7 +298,11 @@ func (d *Daemon) VICISharedIDs() []string {
 	return out
 }
 
+// applyCredentials gives the engine the file's credentials and VICI's;
+// under reloadMu, so that a reload's and VICI's do not cross.
 func (d *Daemon) applyCredentials() {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	d.mu.Lock()
 	l := d.loaded
 	d.mu.Unlock()
