@@ -29,6 +29,8 @@ type childSA struct {
 	createdAt time.Time
 
 	rekeyTimer, expireTimer Timer
+	// downSent: the Observer was told it went.
+	downSent bool
 }
 
 func (sa *ikeSA) newChild(cfg *childConfig) *childSA {
@@ -153,6 +155,7 @@ func (c *childSA) destroy() {
 	if c.state == ChildSADestroying {
 		return
 	}
+	c.notifyDown()
 	c.setState(ChildSADestroying)
 	sa := c.ike
 	c.stopTimers()

@@ -3,7 +3,7 @@ package ike
 import (
 	"fmt"
 	"net/netip"
-	"slices"
+	"time"
 )
 
 // IKESAInfo describes an IKE SA (swanctl --list-sas).
@@ -40,6 +40,9 @@ type ChildSAInfo struct {
 	Proposal          string
 	LocalTS, RemoteTS []TrafficSelector
 	ReqID             uint32
+	// InstalledAt is when its SAs went in (zero before), by the
+	// engine's clock.
+	InstalledAt time.Time
 }
 
 // IKESAs lists the IKE SAs, oldest first.
@@ -48,19 +51,7 @@ func (e *Engine) IKESAs() []IKESAInfo {
 	defer e.mu.Unlock()
 	var out []IKESAInfo
 	for _, sa := range e.allSAs() {
-		i := IKESAInfo{
-			ID: sa.id, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
-			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
-			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			Proposal: sa.proposal.String(), Version: 2,
-			EAPIdentity: sa.eapIdentity, LocalVIPs: append([]netip.Addr(nil), sa.localVIPs...), RemoteVIPs: sa.vipAddrs(),
-			DNSServers: slices.Clone(sa.dnsServers),
-		}
-		for _, c := range sa.children {
-			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
-				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal.String(), LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
-		}
-		out = append(out, i)
+		out = append(out, sa.info(true))
 	}
 	return append(out, e.v1Infos()...)
 }

@@ -162,8 +162,11 @@ type Engine struct {
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32
-	lastInvalidSPI         time.Time
-	halfOpenCount          int // responder IKEv2 SAs not yet established
+	counters               counterSet
+	// observer is told of SA events (observer.go); nil for nobody.
+	observer       Observer
+	lastInvalidSPI time.Time
+	halfOpenCount  int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
 	// yet established by source address, for BlockThreshold; an address
 	// with none has no entry.
@@ -633,6 +636,7 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 		return
 	}
 	e.log.Info("generating " + summarize(m))
+	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }
 
@@ -683,5 +687,6 @@ func (e *Engine) invalidSPI(h message.Header, d Datagram) {
 		return
 	}
 	e.log.Info("generating " + summarize(m))
+	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }

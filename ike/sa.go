@@ -16,6 +16,10 @@ import (
 type ikeSA struct {
 	ikeSACommon
 
+	// viaRekey: the SA was made by an IKE rekey (no ike-updown when it
+	// comes up); rekeyedAway: it was rekeyed (none when it goes).
+	viaRekey, rekeyedAway bool
+
 	spiI uint64
 	spiR uint64
 
@@ -282,6 +286,9 @@ func (sa *ikeSA) authenticated(d Datagram) {
 func (sa *ikeSA) established() {
 	sa.setState(IKESAEstablished)
 	sa.observeEstablished()
+	if !sa.viaRekey {
+		sa.notifyUpDown(true)
+	}
 	sa.leaveHalfOpen()
 	if sa.halfOpenTimer != nil {
 		sa.halfOpenTimer.Stop()
@@ -398,6 +405,13 @@ func (sa *ikeSA) destroy() {
 	sa.rekeyOf = nil
 	if sa.state == IKESADestroying {
 		return
+	}
+	if sa.state >= IKESAEstablished && !sa.rekeyedAway && sa.e.observer != nil {
+		// As charon's bus: the CHILD_SAs go down first.
+		for _, c := range sa.children {
+			c.notifyDown()
+		}
+		sa.notifyUpDown(false)
 	}
 	sa.setState(IKESADestroying)
 	sa.leaveHalfOpen()

@@ -223,6 +223,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.children = append(sa.children, c)
 	t.done = true
+	c.notifyNew(t.rekeyed)
 	c.logEstablished()
 	sa.childUp()
 	if sa.deletedEarly(c.spiOut) {
@@ -372,6 +373,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	c.observeInstalled(false, t.rekeyed != nil)
 	sa.children = append(sa.children, c)
 	t.done = true
+	c.notifyNew(t.rekeyed)
 	return nil
 }
 

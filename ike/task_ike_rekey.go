@@ -184,7 +184,14 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.peerFrag, n.peerHashes, n.peerRedirect, n.client = sa.peerFrag, sa.peerHashes, sa.peerRedirect, sa.client
 	n.conn = sa.conn
 	n.e.sas[n.ourSPI()] = n
+	n.viaRekey = true
 	n.established()
+	if t.initiator {
+		sa.e.count(sa.conn.Name, CounterIKERekeyInit)
+	} else {
+		sa.e.count(sa.conn.Name, CounterIKERekeyResp)
+	}
+	sa.notifyRekey(n)
 	n.inheritReauth(sa)
 	sa.log.Info(fmt.Sprintf("IKE_SA %s rekeyed between %s", n.name(), n.ends()))
 	return nil

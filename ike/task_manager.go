@@ -127,6 +127,7 @@ func (tm *taskManager) sendRequest() {
 func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 	sa := tm.sa
 	sa.log.Info("generating " + summarize(m))
+	sa.e.countMessage(sa.conn.Name, m.Header, false)
 	if m.Header.ExchangeType == message.IKE_SA_INIT {
 		b, err := m.Marshal()
 		return [][]byte{b}, err
@@ -243,6 +244,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			sa.local = d.Local
 		}
 		sa.log.Info("parsed " + summarize(m))
+		sa.e.countMessage(sa.conn.Name, *h, true)
 		if (h.ExchangeType == message.CREATE_CHILD_SA || h.ExchangeType == message.INFORMATIONAL) && findNotify(m, message.INVALID_SYNTAX) != nil {
 			// The peer could not parse our request: we and it no longer
 			// agree on this IKE SA (RFC 7296 section 2.21.3).
@@ -314,6 +316,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		sa.authenticated(d)
 	}
 	sa.log.Info("parsed " + summarize(m))
+	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
 		sa.initReq = raw
 	}

@@ -765,6 +765,9 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 func (sa *v1SA) established() {
 	sa.setState(IKESAEstablished)
 	sa.observeEstablished()
+	if o := sa.e.observer; o != nil {
+		o.IKEUpDown(sa.info(false), true)
+	}
 	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
 	if sa.initialContact {
 		sa.initialContact = false

@@ -61,6 +61,7 @@ type v1Child struct {
 	life      time.Duration // the lifetime negotiated, the SAs' hard limit
 	initiator bool          // we started its Quick Mode
 	timers    []Timer
+	downSent  bool // the Observer was told it went
 }
 
 // setLifetime sets the limits the SAs are installed with: soft at
@@ -512,7 +513,13 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
 	if old := q.rekey; old != nil {
 		old.state = ChildSARekeyed
+		sa.e.count(sa.conn.Name, CounterChildRekey)
+		if o := sa.e.observer; o != nil {
+			o.ChildRekey(sa.info(false), old.info(), c.info())
+		}
 		sa.deleteChild(old)
+	} else if o := sa.e.observer; o != nil {
+		o.ChildUpDown(sa.info(false), c.info(), true)
 	}
 }
 
@@ -606,6 +613,7 @@ func (c *v1Child) destroy() {
 		return
 	}
 	replaced := c.replaced()
+	c.notifyDown()
 	c.state = ChildSADestroying
 	c.stopTimers()
 	// The inbound SA of a replaced IPsec SA is retired: the peer switches

@@ -188,13 +188,7 @@ func (e *Engine) allV1SAs() []*v1SA {
 func (e *Engine) v1Infos() []IKESAInfo {
 	var out []IKESAInfo
 	for _, sa := range e.allV1SAs() {
-		i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
-			SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
-			NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
-		for _, c := range sa.children {
-			i.Children = append(i.Children, ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
-				SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal, LocalTS: c.localTS, RemoteTS: c.remoteTS, ReqID: c.reqID()})
-		}
+		i := sa.info(true)
 		// A Quick Mode we started for a new IPsec SA shows as a CHILD_SA
 		// being created: it follows phase 1, and waiting for the CHILD_SA
 		// of an initiate must not take its absence for a failure.
@@ -456,6 +450,12 @@ func (sa *v1SA) destroy() {
 		return
 	}
 	sa.deleted = true
+	if o := sa.e.observer; o != nil && sa.state >= IKESAEstablished {
+		for _, c := range sa.children {
+			c.notifyDown()
+		}
+		o.IKEUpDown(sa.info(false), false)
+	}
 	sa.setState(IKESADestroying)
 	sa.stopTimers()
 	for _, q := range sa.quicks {

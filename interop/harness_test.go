@@ -374,6 +374,7 @@ type ours struct {
 	dir     string
 	conf    string
 	sock    string
+	vici    string // our VICI socket
 	logPath string
 	cmd     *exec.Cmd
 	exited  <-chan error
@@ -384,7 +385,7 @@ type ours struct {
 func startOurs(t *testing.T, bin string, ns *testenv.Netns, args []string) *ours {
 	t.Helper()
 	dir := t.TempDir()
-	o := &ours{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "swanctl.conf"), sock: filepath.Join(dir, "xdpsec.sock"),
+	o := &ours{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "swanctl.conf"), sock: filepath.Join(dir, "xdpsec.sock"), vici: filepath.Join(dir, "charon.vici"),
 		logPath: filepath.Join(dir, "daemon.log"), ns: ns, args: args}
 	for _, sub := range []string{"x509", "x509ca", "private"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
@@ -424,7 +425,7 @@ func (o *ours) start() {
 	}
 	defer logf.Close()
 	all := append([]string{"--net=/run/netns/" + o.ns.Name, o.bin, "daemon", "--dataplane=dry-run", "--config", o.conf,
-		"--socket", o.sock, "--state", filepath.Join(o.dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, o.args...)
+		"--socket", o.sock, "--vici", o.vici, "--state", filepath.Join(o.dir, "ike-state.json"), "--log", "ike=2,knl=1,cfg=1,net=1"}, o.args...)
 	o.cmd = exec.Command("nsenter", all...)
 	o.cmd.Stdout, o.cmd.Stderr = logf, logf
 	exited, err := testenv.StartKept(o.cmd)

@@ -18,6 +18,7 @@ import (
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
+	"github.com/xdpsec/xdpsec/internal/vici"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -28,6 +29,8 @@ func daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Value: swanctl.DefaultPath, Usage: "swanctl.conf to load"},
 			&cli.StringFlag{Name: "settings", Value: swanctl.DefaultSettingsPath, Usage: "xdpsec.conf: the daemon's RADIUS servers for eap-radius (may be missing unless given)"},
+			&cli.StringFlag{Name: "vici", Value: vici.DefaultSocket,
+				Usage: "strongSwan's VICI socket, for swanctl and VICI clients (\"\": none); at the default path, a socket charon answers on is left to it"},
 			&cli.StringFlag{Name: "state", Value: daemon.DefaultState, Usage: "where IKE SAs are saved across restarts (\"-\": nowhere)"},
 			&cli.StringFlag{Name: "dataplane", Value: "kernel", Usage: "kernel (XFRM and BPF maps) or dry-run (install nothing, log what would be installed)"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the configuration and exit"},
@@ -84,12 +87,29 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var vs *vici.Server
+	if path := c.String("vici"); path != "" {
+		v, err := vici.Listen(path, vici.DaemonBackend(d), logs.Logger("cfg"))
+		switch {
+		case err != nil && !c.IsSet("vici"):
+			logs.Logger("dmn").Warn(fmt.Sprintf("%v: VICI not served", err))
+		case err != nil:
+			d.Stop()
+			return err
+		default:
+			logs.Logger("dmn").Info(fmt.Sprintf("VICI on %s", path))
+			vs = v
+		}
+	}
 	for s := range sigs {
 		if s == syscall.SIGHUP {
 			d.Reload()
 			continue
 		}
 		break
+	}
+	if vs != nil {
+		vs.Close()
 	}
 	return d.Stop()
 }

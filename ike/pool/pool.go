@@ -41,6 +41,7 @@ const maxSize = 1 << 62
 type Pool struct {
 	name  string
 	first netip.Addr
+	base  netip.Addr // as written (Base)
 	size  uint64
 
 	mu sync.Mutex
@@ -91,7 +92,11 @@ func FromPrefix(name string, p netip.Prefix) (*Pool, error) {
 		}
 		last = last.Prev()
 	}
-	return FromRange(name, base, last)
+	pool, err := FromRange(name, base, last)
+	if err == nil {
+		pool.base = p.Addr().Unmap()
+	}
+	return pool, err
 }
 
 // FromRange makes a pool of the addresses from first to last, both
@@ -110,12 +115,17 @@ func FromRange(name string, first, last netip.Addr) (*Pool, error) {
 	if d.IsUint64() && d.Uint64() < maxSize {
 		size = d.Uint64()
 	}
-	return &Pool{name: name, first: first, size: size, free: []span{{0, size}},
+	return &Pool{name: name, first: first, base: first, size: size, free: []span{{0, size}},
 		byAddr: map[netip.Addr]*lease{}, byID: map[string][]*lease{}}, nil
 }
 
 // Name is the pool's name (pools.NAME).
 func (p *Pool) Name() string { return p.name }
+
+// Base is where the pool is written to start, as charon reports it: the
+// address of its prefix as written (10.3.200.0 for 10.3.200.0/24, which
+// hands out from .1), or the first of its range.
+func (p *Pool) Base() netip.Addr { return p.base }
 
 // Range is the first and the last address the pool hands out.
 func (p *Pool) Range() (first, last netip.Addr) { return p.first, p.at(p.size - 1) }

@@ -387,3 +387,25 @@ func TestAcquireAddr(t *testing.T) {
 		t.Fatalf("stats online %d offline %d, want 6 and 0", online, offline)
 	}
 }
+
+func TestBase(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, base, first string
+	}{
+		{"10.9.0.0/24", "10.9.0.0", "10.9.0.1"},
+		{"10.9.0.100/24", "10.9.0.100", "10.9.0.100"},
+		{"10.9.0.7/32", "10.9.0.7", "10.9.0.7"},
+	} {
+		p, err := FromPrefix("rw", netip.MustParsePrefix(tc.prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := p.Range(); p.Base().String() != tc.base || first.String() != tc.first {
+			t.Errorf("%s: base %v first %v, want %s %s", tc.prefix, p.Base(), first, tc.base, tc.first)
+		}
+	}
+	r, _ := FromRange("rw", netip.MustParseAddr("10.9.0.10"), netip.MustParseAddr("10.9.0.20"))
+	if r.Base().String() != "10.9.0.10" {
+		t.Errorf("range: base %v", r.Base())
+	}
+}

@@ -91,6 +91,9 @@ type loader struct {
 	// poolSections are the pools sections, valid or not: a connection
 	// naming one that has an error of its own gets no second error.
 	poolSections map[string]bool
+	// tree: loading a Tree, whose secrets come separately (VICI
+	// load-shared): no warning that none matches.
+	tree bool
 }
 
 func (l *loader) warn(pos Pos, key, format string, args ...any) {
@@ -187,13 +190,13 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 	for _, a := range append(append([]*AuthRound(nil), c.Local...), c.Remote...) {
 		usesPSK = usesPSK || a.Auth == ike.AuthPSK
 	}
-	if usesPSK && !l.hasPSK(c) {
+	if usesPSK && !l.tree && !l.hasPSK(c) {
 		l.warn(c.Pos, cpath, "PSK authentication but no secrets.ike<suffix> section matches local id %q or remote id %q", c.Local[0].IDSpec, c.Remote[0].IDSpec)
 	}
 	for _, a := range c.Remote {
 		// EAP-TLS users log in with certificates, not secrets.
 		passwords := slices.ContainsFunc(a.EAPMethods, func(t eap.Type) bool { return t != eap.TypeTLS })
-		if a.Auth == ike.AuthEAP && passwords && len(l.cfg.Secrets.EAP) == 0 {
+		if a.Auth == ike.AuthEAP && passwords && !l.tree && len(l.cfg.Secrets.EAP) == 0 {
 			msg := "EAP authentication but no secrets.eap<suffix> section: no user can log in"
 			if slices.Contains(a.EAPMethods, eap.TypeTLS) {
 				msg = "EAP authentication but no secrets.eap<suffix> section: only EAP-TLS users (certificates) can log in"

@@ -91,6 +91,7 @@ type IKESA struct {
 	DNSServers  []string  `json:"dns-servers,omitempty"`
 	Established *int64    `json:"established,omitempty"` // seconds ago
 	RekeyTime   *int64    `json:"rekey-time,omitempty"`  // seconds from now
+	ReauthTime  *int64    `json:"reauth-time,omitempty"` // seconds from now
 	Children    []ChildSA `json:"child-sas"`
 }
 
@@ -114,23 +115,31 @@ type ChildSA struct {
 	RxSeenBytes   uint64   `json:"rx-seen-bytes"`
 	InstallTime   *int64   `json:"install-time,omitempty"` // seconds ago
 	RekeyTime     *int64   `json:"rekey-time,omitempty"`   // seconds from now
+	LifeTime      *int64   `json:"life-time,omitempty"`    // seconds from now
 	LocalTS       []string `json:"local-ts"`
 	RemoteTS      []string `json:"remote-ts"`
 }
 
 // ConnInfo is a loaded connection as list-conns shows it.
 type ConnInfo struct {
-	Name        string      `json:"name"`
-	LocalAddrs  []string    `json:"local_addrs"`
-	RemoteAddrs []string    `json:"remote_addrs"`
-	Version     string      `json:"version"`
-	LocalAuth   string      `json:"local-auth"`
-	LocalID     string      `json:"local-id"`
-	RemoteAuth  string      `json:"remote-auth"`
-	RemoteID    string      `json:"remote-id"`
-	Proposals   []string    `json:"proposals"`
-	RekeyTime   int64       `json:"rekey_time"`
-	Children    []ChildConn `json:"children"`
+	Name        string   `json:"name"`
+	LocalAddrs  []string `json:"local_addrs"`
+	RemoteAddrs []string `json:"remote_addrs"`
+	Version     string   `json:"version"`
+	LocalAuth   string   `json:"local-auth"`
+	LocalID     string   `json:"local-id"`
+	RemoteAuth  string   `json:"remote-auth"`
+	RemoteID    string   `json:"remote-id"`
+	Proposals   []string `json:"proposals"`
+	RekeyTime   int64    `json:"rekey_time"`
+	ReauthTime  int64    `json:"reauth_time"`
+	// The subjects of the rounds' certificates and CA certificates, as
+	// charon prints DNs.
+	LocalCerts    []string    `json:"local-certs,omitempty"`
+	LocalCACerts  []string    `json:"local-cacerts,omitempty"`
+	RemoteCerts   []string    `json:"remote-certs,omitempty"`
+	RemoteCACerts []string    `json:"remote-cacerts,omitempty"`
+	Children      []ChildConn `json:"children"`
 	// Redirect is the connection's redirect rule (xdpsec's own).
 	Redirect *RedirectInfo `json:"redirect,omitempty"`
 }
@@ -378,9 +387,8 @@ func findIKE(sas []ike.IKESAInfo, id uint32) *ike.IKESAInfo {
 
 // connOfChild finds the connection that holds a child config.
 func (d *Daemon) connOfChild(child string) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.loaded.Connections {
+	_, conns := d.allConns()
+	for _, c := range conns {
 		for _, ch := range c.Children {
 			if ch.Name == child {
 				return c.Name, nil

@@ -158,6 +158,12 @@ func loadCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCerts(b, path)
+}
+
+// parseCerts reads PEM certificates, or one DER certificate; what names
+// them in errors.
+func parseCerts(b []byte, path string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	rest := b
 	for {
@@ -230,6 +236,13 @@ func loadPrivateKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(b)
+	return parsePrivateKey(b, path)
+}
+
+// parsePrivateKey reads a PEM or DER private key (PKCS#8, PKCS#1, SEC 1);
+// what names it in errors, which never hold the key.
+func parsePrivateKey(b []byte, path string) (crypto.Signer, error) {
 	der := b
 	if blk, _ := pem.Decode(b); blk != nil {
 		if blk.Headers["Proc-Type"] != "" || strings.Contains(blk.Type, "ENCRYPTED") {

@@ -90,7 +90,8 @@ type Daemon struct {
 	registryState
 	sender *socketSender
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu sync.Mutex // one reload (or VICI load) at a time
+	vici     viciStore
 	// settingsSum is the SHA-256 of xdpsec.conf as last loaded (guarded
 	// by reloadMu after Start): a reload rereads it only when it changed.
 	settingsSum [sha256.Size]byte
@@ -357,9 +358,7 @@ func sourceAddress(remote netip.Addr) (netip.Addr, bool) {
 // child with start_action=start and no IKE SA yet, with those children
 // only (charon initiates each of them, on one IKE SA).
 func (d *Daemon) startActions(only []string) {
-	d.mu.Lock()
-	l := d.loaded
-	d.mu.Unlock()
+	_, conns := d.allConns()
 	up := map[string]bool{}
 	for _, sa := range d.engine.IKESAs() {
 		if sa.State < ike.IKESADeleting {
@@ -367,7 +366,8 @@ func (d *Daemon) startActions(only []string) {
 		}
 	}
 	done := map[string]bool{}
-	for _, c := range l.Connections {
+	for _, sc := range conns {
+		c := sc.Connection
 		var start []string
 		for _, ch := range c.Children {
 			if ch.StartAction&ike.ActionStart != 0 {
@@ -542,13 +542,17 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	for _, w := range l.File.Warnings {
 		d.cfgLog.Warn(w.Error())
 	}
-	d.engine.SetCredentials(l.Credentials)
-	d.reloadRadius(l)
+	d.engine.SetCredentials(d.credentials(l))
+	d.reloadRadius(l.Connections)
 	keepLeases(old, l)
-	d.engine.SetPools(l.Pools)
+	d.engine.SetPools(d.pools(l))
 	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {
 		d.hashClientPolicies()
 	}
+	// A file connection skipped for VICI's of the same name is not the
+	// engine's: its removal or change leaves VICI's alone.
+	ch.Removed = slices.DeleteFunc(ch.Removed, d.VICIOwns)
+	ch.Changed = slices.DeleteFunc(ch.Changed, d.VICIOwns)
 	for _, name := range append(slices.Clone(ch.Removed), ch.Changed...) {
 		d.terminateConn(name)
 	}
@@ -559,6 +563,10 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 		d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s'", name))
 	}
 	for _, c := range l.Connections {
+		if d.VICIOwns(c.Name) {
+			d.cfgLog.Warn(fmt.Sprintf("connection '%s' of %s not loaded: one of that name was loaded over vici (unload-conn it first)", c.Name, d.opts.ConfigPath))
+			continue
+		}
 		if slices.Contains(ch.RedirectChanged, c.Name) {
 			// A new redirect rule applies to new clients; the SAs stay.
 			if err := d.engine.AddConnection(c); err != nil {

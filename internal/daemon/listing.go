@@ -1,12 +1,13 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"fmt"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/pool"
-	"github.com/xdpsec/xdpsec/ike/swanctl"
 )
 
 func secondsPtr(d time.Duration) *int64 {
@@ -26,7 +27,6 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 	installed := d.engine.ChildSAInstallTimes()
 	now := time.Now()
 	d.mu.Lock()
-	l := d.loaded
 	established := make(map[uint32]time.Time, len(d.established))
 	for k, v := range d.established {
 		established[k] = v
@@ -56,14 +56,14 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 		if !sa.Initiator {
 			x.EAPID = sa.EAPIdentity
 		}
-		var fc *swanctl.Connection
-		if l != nil {
-			fc = l.File.Connection(sa.Name)
-		}
+		fc := d.swanctlConn(sa.Name)
 		if t, ok := established[sa.ID]; ok {
 			x.Established = secondsPtr(now.Sub(t))
 			if fc != nil && fc.RekeyTime > 0 {
 				x.RekeyTime = secondsPtr(max(0, t.Add(fc.RekeyTime).Sub(now)))
+			}
+			if fc != nil && fc.ReauthTime > 0 {
+				x.ReauthTime = secondsPtr(max(0, t.Add(fc.ReauthTime).Sub(now)))
 			}
 		}
 		for _, ch := range sa.Children {
@@ -88,6 +88,9 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 				if fc != nil {
 					if cc := fc.Child(ch.Name); cc != nil && cc.RekeyTime > 0 {
 						c.RekeyTime = secondsPtr(max(0, t.Add(cc.RekeyTime).Sub(now)))
+					}
+					if cc := fc.Child(ch.Name); cc != nil && cc.LifeTime > 0 {
+						c.LifeTime = secondsPtr(max(0, t.Add(cc.LifeTime).Sub(now)))
 					}
 				}
 			}
@@ -116,20 +119,21 @@ func stringsOf[T fmt.Stringer](list []T) []string {
 
 // ListConns describes the loaded connections (swanctl --list-conns).
 func (d *Daemon) ListConns() []ConnInfo {
-	d.mu.Lock()
-	l := d.loaded
-	d.mu.Unlock()
+	_, conns := d.allConns()
 	out := []ConnInfo{}
-	for _, c := range l.File.Connections {
+	for _, c := range conns {
 		ci := ConnInfo{
 			Name: c.Name, LocalAddrs: stringsOf(c.LocalAddrs), RemoteAddrs: stringsOf(c.RemoteAddrs), Version: ikeVersion(int(c.Version)),
-			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), Children: []ChildConn{},
+			Proposals: stringsOf(c.Proposals), RekeyTime: int64(c.RekeyTime / time.Second), ReauthTime: int64(c.ReauthTime / time.Second),
+			Children: []ChildConn{},
 		}
 		if len(c.Local) > 0 {
 			ci.LocalAuth, ci.LocalID = c.Local[0].Auth.String(), c.Local[0].IDSpec
+			ci.LocalCerts, ci.LocalCACerts = subjects(c.Local[0].Certs), subjects(c.Local[0].CACerts)
 		}
 		if len(c.Remote) > 0 {
 			ci.RemoteAuth, ci.RemoteID = c.Remote[0].Auth.String(), c.Remote[0].IDSpec
+			ci.RemoteCerts, ci.RemoteCACerts = subjects(c.Remote[0].Certs), subjects(c.Remote[0].CACerts)
 		}
 		for _, ch := range c.Children {
 			cc := ChildConn{
@@ -167,13 +171,16 @@ func ikeVersion(v int) string {
 // --list-pools): its range, size and leases online (an IKE SA holds them)
 // and offline (kept for the identity's return).
 type PoolInfo struct {
-	Name    string       `json:"name"`
-	Base    string       `json:"base"` // the first address
-	Last    string       `json:"last"`
-	Size    uint64       `json:"size"`
-	Online  int          `json:"online"`
-	Offline int          `json:"offline"`
-	Leases  []pool.Lease `json:"leases,omitempty"`
+	Name string `json:"name"`
+	Base string `json:"base"` // the first address
+	// ConfBase is where the pool is written to start (charon's base:
+	// 10.3.200.0 for 10.3.200.0/24, which hands out from .1).
+	ConfBase string       `json:"conf-base"`
+	Last     string       `json:"last"`
+	Size     uint64       `json:"size"`
+	Online   int          `json:"online"`
+	Offline  int          `json:"offline"`
+	Leases   []pool.Lease `json:"leases,omitempty"`
 }
 
 // ListPools describes the pools, with their leases if asked.
@@ -182,11 +189,20 @@ func (d *Daemon) ListPools(leases bool) []PoolInfo {
 	for _, p := range d.engine.Pools() {
 		first, last := p.Leases.Range()
 		size, online, offline := p.Leases.Stats()
-		i := PoolInfo{Name: p.Name(), Base: first.String(), Last: last.String(), Size: size, Online: online, Offline: offline}
+		i := PoolInfo{Name: p.Name(), Base: first.String(), ConfBase: p.Leases.Base().String(), Last: last.String(), Size: size, Online: online, Offline: offline}
 		if leases {
 			i.Leases = p.Leases.Leases()
 		}
 		out = append(out, i)
+	}
+	return out
+}
+
+// subjects are the certificates' subjects as charon prints DNs.
+func subjects(certs []*x509.Certificate) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, ike.Identity{Type: message.ID_DER_ASN1_DN, Data: c.RawSubject}.String())
 	}
 	return out
 }

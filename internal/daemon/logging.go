@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,41 @@ type Logs struct {
 	w      io.Writer
 	mu     *sync.Mutex
 	levels map[string]int
+	// tap, if set, is given every line written (the VICI log events).
+	tap *atomic.Pointer[func(LogRecord)]
+}
+
+// LogRecord is a log line for a tap: charon's group and level, the IKE
+// SA it is about ("gw[1]", or ""), and the message.
+type LogRecord struct {
+	Group string // IKE, CFG, KNL, NET, DMN
+	Level int    // charon's 0..4
+	SA    string
+	Msg   string
+}
+
+// SetTap has every line written also given to f (nil: to nobody). f runs
+// on the logging goroutine, possibly with the engine locked: it must not
+// block or log.
+func (l *Logs) SetTap(f func(LogRecord)) {
+	if f == nil {
+		l.tap.Store(nil)
+		return
+	}
+	l.tap.Store(&f)
+}
+
+// charonLevel maps a slog level back onto charon's scale.
+func charonLevel(lv slog.Level) int {
+	switch {
+	case lv >= slog.LevelWarn:
+		return 0
+	case lv >= slog.LevelInfo:
+		return 1
+	case lv >= slog.LevelDebug:
+		return 2
+	}
+	return 3
 }
 
 // ParseLogLevels reads "ike=2,knl=1,cfg=1"; "any=N" or "default=N" sets
@@ -67,7 +103,7 @@ func NewLogs(w io.Writer, levels map[string]int) *Logs {
 	if levels == nil {
 		levels = map[string]int{}
 	}
-	return &Logs{w: w, mu: &sync.Mutex{}, levels: levels}
+	return &Logs{w: w, mu: &sync.Mutex{}, levels: levels, tap: &atomic.Pointer[func(LogRecord)]{}}
 }
 
 // Level of a subsystem, charon's scale.
@@ -130,6 +166,14 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	b.WriteByte('\n')
+	if tap := h.logs.tap.Load(); tap != nil {
+		msg := r.Message + h.attrs
+		r.Attrs(func(a slog.Attr) bool {
+			msg += fmt.Sprintf(" %s=%v", a.Key, a.Value)
+			return true
+		})
+		(*tap)(LogRecord{Group: h.tag, Level: charonLevel(r.Level), SA: h.sa, Msg: msg})
+	}
 	h.logs.mu.Lock()
 	defer h.logs.mu.Unlock()
 	_, err := io.WriteString(h.logs.w, b.String())

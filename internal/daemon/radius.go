@@ -86,29 +86,46 @@ func (d *Daemon) setEAPBackend(b ike.EAPBackend) {
 // that fails to load keeps the servers loaded before, with a warning, and
 // so does a reload that would leave eap-radius connections without
 // servers.
-func (d *Daemon) reloadRadius(l *Loaded) {
+//
+// It returns why a changed file was not taken (the error is logged too).
+func (d *Daemon) reloadRadius(conns []*ike.Connection) error {
 	path := d.opts.SettingsPath
 	b, _ := os.ReadFile(path)
 	sum := sha256.Sum256(b)
 	if sum == d.settingsSum {
 		if !d.hasRadius {
-			if err := checkEAPRadius(l.Connections, nil, path); err != nil {
+			if err := checkEAPRadius(conns, nil, path); err != nil {
 				d.cfgLog.Warn(fmt.Sprintf("%v: its peers will be refused", err))
 			}
 		}
-		return
+		return nil
 	}
 	rc, err := LoadRadius(path, d.cfgLog)
 	if err == nil {
-		err = checkEAPRadius(l.Connections, rc, path)
+		err = checkEAPRadius(conns, rc, path)
 	}
 	if err != nil {
 		d.cfgLog.Warn(fmt.Sprintf("reload of %s failed, keeping the RADIUS servers loaded: %v", path, err))
-		return
+		return err
 	}
 	d.settingsSum, d.hasRadius = sum, rc != nil
 	d.setEAPBackend(d.eapBackend(rc))
 	d.cfgLog.Info(fmt.Sprintf("reloaded %s", path))
+	return nil
+}
+
+// ReloadSettings rereads xdpsec.conf (the RADIUS servers), as VICI's
+// reload-settings has charon reread strongswan.conf; connections are left
+// as they are.
+func (d *Daemon) ReloadSettings() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	_, conns := d.allConns()
+	var ic []*ike.Connection
+	for _, c := range conns {
+		ic = append(ic, c.Connection)
+	}
+	return d.reloadRadius(ic)
 }
 
 // checkEAPRadius refuses connections with remote.auth = eap-radius when
