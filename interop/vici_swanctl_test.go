@@ -273,9 +273,13 @@ func TestVICISwanctl(t *testing.T) {
 		t.Errorf("--counters after --reset:\n%s", out)
 	}
 
+	// redirect reaches the engine, which refuses to redirect an IKE SA
+	// it initiated (RFC 5685: only the gateway redirects).
+	if out, err := o.swanctlRun(dir, "--redirect", "--ike", "c", "--gateway", "10.99.0.9"); err == nil || !strings.Contains(out, "as initiator") {
+		t.Errorf("--redirect of our own IKE SA: %v\n%s", err, out)
+	}
 	// What we do not do is refused with the command's name.
-	for _, args := range [][]string{{"--install", "--child", "net"}, {"--uninstall", "--child", "net"},
-		{"--redirect", "--ike", "c", "--gateway", "10.99.0.9"}} {
+	for _, args := range [][]string{{"--install", "--child", "net"}, {"--uninstall", "--child", "net"}} {
 		cmd := strings.TrimPrefix(args[0], "--")
 		if out, err := o.swanctlRun(dir, args...); err == nil || !strings.Contains(out, "'"+cmd+"'") {
 			t.Errorf("%s: %v\n%s", args[0], err, out)

@@ -269,7 +269,11 @@ func (d *Daemon) redirect(req Request) (*Response, error) {
 		return nil, errors.New("no matching IKE_SA found")
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(append([]error{errors.New(strings.Join(msgs, ", "))}, errs...)...)
+		if len(msgs) > 0 {
+			// Some went: say which, before what failed.
+			errs = append([]error{errors.New(strings.Join(msgs, ", "))}, errs...)
+		}
+		return nil, errors.Join(errs...)
 	}
 	return &Response{Message: strings.Join(msgs, ", ")}, nil
 }

@@ -57,6 +57,7 @@ func init() {
 		"initiate":        cmdInitiate,
 		"terminate":       cmdTerminate,
 		"rekey":           cmdRekey,
+		"redirect":        cmdRedirect,
 		"load-conn":       cmdLoadConn,
 		"unload-conn":     cmdUnloadConn,
 		"load-shared":     cmdLoadShared,
@@ -248,6 +249,14 @@ func cmdGetPools(s *Server, c *conn, req *Message) *Message {
 // controlRequest reads the arguments initiate, terminate and rekey share.
 func controlRequest(cmd string, req *Message) (daemon.Request, error) {
 	r := daemon.Request{Command: cmd, IKE: req.Get("ike"), Child: req.Get("child")}
+	if cmd == daemon.CmdRedirect {
+		// redirect's: the IKE SAs of a peer address (or prefix) and
+		// the gateway to send them to.
+		if req.Get("peer-id") != "" {
+			return r, errors.New("redirect: selecting IKE SAs by peer-id is not supported (use ike, ike-id or peer-ip)")
+		}
+		r.Peer, r.Gateway = req.Get("peer-ip"), req.Get("gateway")
+	}
 	for _, k := range []struct {
 		key string
 		dst *uint32
@@ -325,6 +334,10 @@ func cmdTerminate(s *Server, c *conn, req *Message) *Message {
 
 func cmdRekey(s *Server, c *conn, req *Message) *Message {
 	return s.control(c, daemon.CmdRekey, req)
+}
+
+func cmdRedirect(s *Server, c *conn, req *Message) *Message {
+	return s.control(c, daemon.CmdRedirect, req)
 }
 
 // certKeys of authentication rounds carry file contents over VICI

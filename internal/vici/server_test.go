@@ -471,9 +471,16 @@ func TestControlCommands(t *testing.T) {
 func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	ts := startServer(t)
 	s := ts.session()
-	_, err := s.Call(context.Background(), "redirect", msgWith("ike", "site", "gateway", "192.0.2.9"))
-	if err == nil || !strings.Contains(err.Error(), "'redirect'") {
+	// redirect goes to the daemon with the peer and the gateway; peer-id
+	// selection is refused, naming it.
+	if _, err := s.Call(context.Background(), "redirect", msgWith("peer-ip", "10.3.0.0/16", "gateway", "192.0.2.9")); err != nil {
 		t.Errorf("redirect: %v", err)
+	}
+	if r := ts.b.requests[len(ts.b.requests)-1]; r.Command != daemon.CmdRedirect || r.Peer != "10.3.0.0/16" || r.Gateway != "192.0.2.9" {
+		t.Errorf("redirect reached the daemon as %+v", r)
+	}
+	if _, err := s.Call(context.Background(), "redirect", msgWith("peer-id", "carol", "gateway", "192.0.2.9")); err == nil || !strings.Contains(err.Error(), "peer-id") {
+		t.Errorf("redirect by peer-id: %v", err)
 	}
 	if _, err := s.Call(context.Background(), "reload-settings", nil); err == nil || !strings.Contains(err.Error(), "xdpsec.conf: bad") {
 		t.Errorf("reload-settings: %v", err)
@@ -484,7 +491,7 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 			t.Errorf("%s: %v", cmd, err)
 		}
 	}
-	_, err = s.Call(context.Background(), "no-such-command", nil)
+	_, err := s.Call(context.Background(), "no-such-command", nil)
 	if err == nil {
 		t.Error("unknown command succeeded")
 	}
