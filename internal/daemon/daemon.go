@@ -453,6 +453,9 @@ func (c checkpointing) changed(err error) error {
 
 func (c checkpointing) AddSA(sa *ike.SA) error    { return c.changed(c.Dataplane.AddSA(sa)) }
 func (c checkpointing) UpdateSA(sa *ike.SA) error { return c.changed(c.Dataplane.UpdateSA(sa)) }
+func (c checkpointing) MigrateSA(from ike.SAID, sa *ike.SA) error {
+	return c.changed(c.Dataplane.MigrateSA(from, sa))
+}
 func (c checkpointing) DeleteSA(id ike.SAID) error {
 	return c.changed(c.Dataplane.DeleteSA(id))
 }
