@@ -115,7 +115,7 @@ type SA struct {
 	// Offload is the hw_offload its CHILD_SA asks for (the dataplane
 	// acts on it).
 	Offload HWOffload
-	ReqID    uint32 // ties the SA to its policies
+	ReqID   uint32 // ties the SA to its policies
 	// Selectors restrict a transport mode SA to the negotiated traffic.
 	Selectors []TrafficSelector
 }

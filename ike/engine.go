@@ -116,6 +116,8 @@ type Stats struct {
 	KeepAlivesReceived    uint64
 	EAPFailures           uint64 // EAP conversations failed or AUTH after EAP wrong
 	VIPFailures           uint64 // virtual IP requests no pool could serve
+	MOBIKEUpdates         uint64 // address updates (RFC 4555) sent, or followed once checked
+	DroppedMOBIKE         uint64 // MOBIKE notifies refused: UPDATE_SA_ADDRESSES from the responder or stale, COOKIE2 not echoed
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -154,6 +156,9 @@ type Engine struct {
 	handling  panicScope
 	dpJournal *dataplaneJournal // cfg.Dataplane, noting what it added
 	closed    bool
+	// localAddrs are our addresses as AddressesChanged last reported
+	// them (MOBIKE).
+	localAddrs []netip.Addr
 }
 
 // panicScope is an IKE SA of either version, as the panic safety net

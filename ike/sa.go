@@ -88,6 +88,17 @@ type ikeSA struct {
 	// CFG_REPLY (the client role).
 	localVIPs  []netip.Addr
 	dnsServers []netip.Addr
+
+	// MOBIKE (mobike.go): mobike once both ends announced it, the peer's
+	// additional addresses for path probing, the message ID of the last
+	// UPDATE_SA_ADDRESSES followed (updateSeen), and the return
+	// routability check of a new peer address in progress.
+	mobike       bool
+	peerMobike   bool
+	peerAddrs    []netip.Addr
+	lastUpdateID uint32
+	updateSeen   bool
+	check        *mobikeCheck
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
@@ -252,6 +263,14 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 func (sa *ikeSA) authenticated(d Datagram) {
 	sa.lastInbound = sa.e.clock.Now()
 	if d.Remote == sa.remote && d.Local == sa.local {
+		return
+	}
+	if sa.mobike && sa.state >= IKESAEstablished {
+		// A MOBIKE SA moves with UPDATE_SA_ADDRESSES alone (RFC 4555
+		// section 3.5), not with the addresses of other messages, which
+		// are answered where they came from.
+		sa.log.Debug(fmt.Sprintf("authenticated message on path %s - %s, the IKE_SA is on %s - %s",
+			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
 		return
 	}
 	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {

@@ -55,6 +55,14 @@ type ExportedIKESA struct {
 	DNSServers  []netip.Addr  `json:",omitempty"`
 	// Accounting is the peer's accounting session with the EAP backend.
 	Accounting *ExportedAccounting `json:",omitempty"`
+	// MOBIKE is set when both ends negotiated it; PeerAddrs are the
+	// peer's additional addresses, LastUpdateID the message ID of the
+	// last UPDATE_SA_ADDRESSES followed (UpdateSeen). Local and Remote
+	// are where MOBIKE moved the SA last.
+	MOBIKE       bool         `json:",omitempty"`
+	PeerAddrs    []netip.Addr `json:",omitempty"`
+	LastUpdateID uint32       `json:",omitempty"`
+	UpdateSeen   bool         `json:",omitempty"`
 }
 
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
@@ -124,6 +132,7 @@ func (e *Engine) export() EngineState {
 			PeerFragmentation: sa.peerFrag, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 			Accounting: sa.exportAccounting(),
+			MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
 		}
 		for _, v := range sa.vips {
 			e := ExportedVIP{Identity: v.id, Addr: v.addr}
@@ -338,6 +347,13 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	}
 	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
 	sa.natLocal, sa.natRemote, sa.peerFrag = s.NATLocal, s.NATRemote, s.PeerFragmentation
+	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
+	sa.peerMobike = s.MOBIKE
+	sa.peerAddrs = slices.Clone(s.PeerAddrs)
+	if len(sa.peerAddrs) > maxPeerAddrs {
+		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
+	}
+	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
 	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
 	for _, v := range s.VIPs {
 		sa.takeBackVIP(v)

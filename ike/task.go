@@ -20,6 +20,7 @@ const (
 	taskDPD
 	taskInformational
 	taskReauthComplete // sends nothing: a localTask
+	taskMOBIKE         // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
 )
 
 // task is one concern of one exchange, after charon's task_t. The
