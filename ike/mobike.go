@@ -189,10 +189,11 @@ func (sa *ikeSA) updateChildren() {
 
 // AddressesChanged tells the engine our current addresses (the daemon
 // watches them with netlink): an IKE SA we initiated with MOBIKE whose
-// local address went away, or whose peer is now reached from another
-// address (Config.SourceAddress), moves and sends UPDATE_SA_ADDRESSES.
-// The addresses are also the ones announced as ADDITIONAL_*_ADDRESS and
-// tried when probing paths.
+// local address went away moves to the address that reaches its peer now
+// (Config.SourceAddress, else the first of the family) and sends
+// UPDATE_SA_ADDRESSES. The addresses are also the ones announced as
+// ADDITIONAL_*_ADDRESS and tried when probing paths; virtual IPs a
+// gateway assigned us are not among them.
 func (e *Engine) AddressesChanged(addrs []netip.Addr) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -201,16 +202,21 @@ func (e *Engine) AddressesChanged(addrs []netip.Addr) {
 	}
 	defer e.recoverPanic(netip.AddrPort{})
 	e.handle(nil)
-	e.localAddrs = nil
-	for _, a := range addrs {
-		if a.IsValid() && !a.IsUnspecified() && !slices.Contains(e.localAddrs, a.Unmap()) {
-			e.localAddrs = append(e.localAddrs, a.Unmap())
-		}
-	}
 	var list []*ikeSA
+	vips := map[netip.Addr]bool{}
 	for _, sa := range e.sas {
 		if !slices.Contains(list, sa) {
 			list = append(list, sa)
+		}
+		for _, v := range sa.localVIPs {
+			vips[v.Unmap()] = true
+		}
+	}
+	e.localAddrs = nil
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.IsValid() && !a.IsUnspecified() && !vips[a] && !slices.Contains(e.localAddrs, a) {
+			e.localAddrs = append(e.localAddrs, a)
 		}
 	}
 	sortSAs(list)
@@ -229,6 +235,11 @@ func (sa *ikeSA) roam() {
 	}
 	e := sa.e
 	cur := sa.local.Addr()
+	if slices.Contains(e.localAddrs, cur) {
+		// Still ours: the path stays (a route that broke is found by
+		// path probing when requests go unanswered).
+		return
+	}
 	want := netip.Addr{}
 	if e.cfg.SourceAddress != nil {
 		if a, ok := e.cfg.SourceAddress(sa.remote.Addr()); ok && slices.Contains(e.localAddrs, a.Unmap()) {
@@ -236,9 +247,6 @@ func (sa *ikeSA) roam() {
 		}
 	}
 	if !want.IsValid() {
-		if slices.Contains(e.localAddrs, cur) {
-			return
-		}
 		for _, a := range e.localAddrs {
 			if a.Is4() == sa.remote.Addr().Unmap().Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
 				want = a

@@ -262,6 +262,10 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d.wg.Add(1)
 	go d.watch()
+	if err := d.watchAddresses(); err != nil {
+		// MOBIKE then waits for path probing to find a new path.
+		d.knlLog.Warn(fmt.Sprintf("not watching our addresses (MOBIKE): %v", err))
+	}
 	d.startActions(nil)
 	ok = true
 	return d, nil
