@@ -230,7 +230,7 @@ func (e *Engine) AddressesChanged(addrs []netip.Addr) {
 // charon's roam: as the original initiator of a MOBIKE SA it moves to the
 // address that now reaches the peer.
 func (sa *ikeSA) roam() {
-	if sa.state != IKESAEstablished || !sa.mobike || !sa.initiator {
+	if sa.state != IKESAEstablished || !sa.mobike || !sa.originalInitiator {
 		return
 	}
 	e := sa.e
@@ -381,7 +381,7 @@ func (sa *ikeSA) processUpdate(m *message.Message, d Datagram) {
 		sa.e.stats.DroppedMOBIKE++
 		sa.log.Info("received UPDATE_SA_ADDRESSES without MOBIKE negotiated, ignored")
 		return
-	case sa.initiator:
+	case sa.originalInitiator:
 		// Only the original initiator moves the SA (RFC 4555 section 3.4).
 		sa.e.stats.DroppedMOBIKE++
 		sa.log.Info("received UPDATE_SA_ADDRESSES from the responder of the IKE_SA, ignored")
@@ -447,7 +447,7 @@ func (sa *ikeSA) probePaths() [][2]netip.AddrPort {
 // request goes out over every other path, with a fresh retransmit budget.
 func (tm *taskManager) startProbing() bool {
 	sa := tm.sa
-	if !sa.mobike || !sa.initiator || tm.probing || sa.state != IKESAEstablished || tm.active == nil {
+	if !sa.mobike || !sa.originalInitiator || tm.probing || sa.state != IKESAEstablished || tm.active == nil {
 		return false
 	}
 	if len(sa.probePaths()) < 2 {

@@ -396,3 +396,58 @@ func TestMOBIKERestartKeepsAddresses(t *testing.T) {
 	}
 	wantPath(t, tb.b, addrB, addrA3, false)
 }
+
+// An IKE SA rekey by the original responder keeps who may move it: the
+// roaming client still sends the updates and the gateway follows them
+// (charon keeps COND_ORIGINAL_INITIATOR across rekeys).
+func TestMOBIKEAfterIKERekeyByResponder(t *testing.T) {
+	tb := newMobikeBed(t, bedOptions{})
+	old := tb.established(tb.b)
+	if err := tb.b.e.RekeyIKESA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.advance(time.Second)
+	n := tb.established(tb.b)
+	if n.SPIi == old.SPIi || !n.Initiator {
+		t.Fatalf("b did not rekey the IKE_SA as initiator: %+v", n)
+	}
+	tb.roam(addrA, addrA2)
+	if got := tb.established(tb.b).Remote.Addr(); got != addrA2 {
+		t.Fatalf("b did not follow a after the rekey: %s", got)
+	}
+	if tb.a.e.Stats().DroppedMOBIKE != 0 || tb.b.e.Stats().DroppedMOBIKE != 0 {
+		t.Error("an update was refused after the rekey")
+	}
+	wantPath(t, tb.b, addrB, addrA2, false)
+	wantPath(t, tb.a, addrA2, addrB, false)
+}
+
+// A new path that does not answer the COOKIE2 check is not taken, and the
+// IKE SA stays where it was, alive.
+func TestMOBIKECheckUnanswered(t *testing.T) {
+	tb := newMobikeBed(t, bedOptions{cfgB: func(c *ike.Config) { c.RetransmitTimeout, c.RetransmitBase, c.RetransmitTries = time.Second, 1, 1 }})
+	tb.net.Attach(addrA2, tb.a.e)
+	// Nothing reaches addrA2 from b: the update's response and the check
+	// are lost; a keeps its old address too.
+	tb.net.Filter = func(d ike.Datagram) []ike.Datagram {
+		if d.Local.Addr() == addrB && d.Remote.Addr() == addrA2 {
+			return nil
+		}
+		return []ike.Datagram{d}
+	}
+	req, err := tb.b.e.SealAsPeer(tb.established(tb.b).ID, message.Header{ExchangeType: message.INFORMATIONAL, MessageID: 2, Flags: message.FlagInitiator},
+		message.PayloadN, notifyChain(mkNotify(message.UPDATE_SA_ADDRESSES, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, ike.PortNATT), Remote: netip.AddrPortFrom(addrA2, ike.PortNATT), Data: withMarker(req)})
+	tb.advance(10 * time.Second)
+	if !tb.b.log.contains("did not answer, the IKE_SA stays on") {
+		t.Error("the failed check was not logged")
+	}
+	b := tb.established(tb.b)
+	if b.Remote.Addr() != addrA {
+		t.Errorf("b moved to %s without a return routability check", b.Remote)
+	}
+	wantPath(t, tb.b, addrB, addrA, false)
+}

@@ -93,16 +93,20 @@ type ikeSA struct {
 	// additional addresses for path probing, the message ID of the last
 	// UPDATE_SA_ADDRESSES followed (updateSeen), and the return
 	// routability check of a new peer address in progress.
-	mobike       bool
-	peerMobike   bool
-	peerAddrs    []netip.Addr
-	lastUpdateID uint32
-	updateSeen   bool
-	check        *mobikeCheck
+	mobike     bool
+	peerMobike bool
+	// originalInitiator is who may move the SA (RFC 4555 section 3.4):
+	// the initiator of the IKE SA it was rekeyed from, kept across
+	// rekeys as charon's COND_ORIGINAL_INITIATOR is.
+	originalInitiator bool
+	peerAddrs         []netip.Addr
+	lastUpdateID      uint32
+	updateSeen        bool
+	check             *mobikeCheck
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
-	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote)}
+	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote), originalInitiator: initiator}
 	sa.outer = sa
 	sa.tm = newTaskManager(sa)
 	return sa

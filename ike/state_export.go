@@ -59,10 +59,14 @@ type ExportedIKESA struct {
 	// peer's additional addresses, LastUpdateID the message ID of the
 	// last UPDATE_SA_ADDRESSES followed (UpdateSeen). Local and Remote
 	// are where MOBIKE moved the SA last.
-	MOBIKE       bool         `json:",omitempty"`
-	PeerAddrs    []netip.Addr `json:",omitempty"`
-	LastUpdateID uint32       `json:",omitempty"`
-	UpdateSeen   bool         `json:",omitempty"`
+	MOBIKE bool `json:",omitempty"`
+	// NotOriginalInitiator marks an IKE SA whose I flag is not who
+	// may move it (a rekey by the original responder); omitted, the two
+	// are the same.
+	NotOriginalInitiator bool         `json:",omitempty"`
+	PeerAddrs            []netip.Addr `json:",omitempty"`
+	LastUpdateID         uint32       `json:",omitempty"`
+	UpdateSeen           bool         `json:",omitempty"`
 }
 
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
@@ -133,6 +137,7 @@ func (e *Engine) export() EngineState {
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 			Accounting: sa.exportAccounting(),
 			MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
+			NotOriginalInitiator: sa.originalInitiator != sa.initiator,
 		}
 		for _, v := range sa.vips {
 			e := ExportedVIP{Identity: v.id, Addr: v.addr}
@@ -354,6 +359,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
 	}
 	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
+	sa.originalInitiator = s.Initiator != s.NotOriginalInitiator
 	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
 	for _, v := range s.VIPs {
 		sa.takeBackVIP(v)

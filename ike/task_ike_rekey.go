@@ -182,6 +182,8 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.localID, n.remoteID = sa.localID, sa.remoteID
 	n.natLocal, n.natRemote = sa.natLocal, sa.natRemote
 	n.peerFrag, n.peerHashes = sa.peerFrag, sa.peerHashes
+	n.mobike, n.peerMobike, n.peerAddrs = sa.mobike, sa.peerMobike, slices.Clone(sa.peerAddrs)
+	n.originalInitiator = sa.originalInitiator
 	n.conn = sa.conn
 	n.e.sas[n.ourSPI()] = n
 	n.established()

@@ -216,6 +216,14 @@ func (tm *taskManager) fail() {
 	if sa.state == IKESADestroying {
 		return
 	}
+	if c, ok := t.(*mobikeCheck); ok && sa.state == IKESAEstablished {
+		// A new path that does not answer is not taken; the old one
+		// may still work (DPD finds out).
+		sa.log.Info(fmt.Sprintf("path %s - %s did not answer, the IKE_SA stays on %s - %s",
+			fmtAddr(c.local), fmtAddr(c.remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
+		tm.initiate()
+		return
+	}
 	if sa.state < IKESAEstablished || t.kind() == taskIKEDelete {
 		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
 		sa.ending(EndPeerDead)
