@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDaemonMOBIKERoam: site A, the initiator, is a road warrior whose
+// WAN address changes while 50 MB go from LAN A to LAN B over real ESP:
+// its daemon sees the address go (netlink), moves the IKE SA and the
+// CHILD_SA with MOBIKE, and B follows after its COOKIE2 check. The
+// transfer completes with its SHA-256, the kernel SAs keep their SPIs and
+// counters (read-delete-add keeps the lifetime and replay state), A's
+// xdp_wan keeps counting the inbound SA at its new address (the BPF SA
+// entry moved with its rx_seen), and once both ends moved nothing is
+// dropped as no_sa on either gateway.
+func TestDaemonMOBIKERoam(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		conf tunnelConf
+	}{
+		{"route-based", tunnelConf{ifID: 0x4c}},
+		{"policy-based", tunnelConf{}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			testDaemonMOBIKERoam(t, v.conf)
+		})
+	}
+}
+
+func testDaemonMOBIKERoam(t *testing.T, c tunnelConf) {
+	dp := newDaemonPair(t, ipv4, c)
+	p := dp.pair
+	newA := netip.MustParseAddr("192.0.2.11")
+	before := dp.ga.waitChild("net", 10*time.Second)
+	bBefore := dp.gb.child("net")
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+		t.Fatalf("before the move: %d of 3 pings answered", got)
+	}
+	var moved time.Time
+	var atMove [2]uint64 // kernel packets of A's inbound and B's inbound SA when the move began
+	var noSA [2]uint64
+	done := make(chan struct{})
+	// during runs on a goroutine of its own while the transfer goes on:
+	// it reports with Errorf, and the test waits for it below.
+	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, 50<<20, 10*time.Minute, func() {
+		defer close(done)
+		atMove = [2]uint64{dp.ga.child("net").PacketsIn, dp.gb.child("net").PacketsIn}
+		// A's address changes: the new one first, then the old one goes
+		// (the subnet's route stays with the promoted secondary).
+		sysctl(t, p.a.Netns, "net.ipv4.conf."+p.a.wan+".promote_secondaries", "1")
+		ip(t, p.a.Netns, "addr add "+newA.String()+"/24 dev "+p.a.wan)
+		ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+		start := time.Now()
+		if err := poll(30*time.Second, func() error {
+			for _, sa := range dp.gb.sas() {
+				if sa.RemoteHost == newA.String() {
+					return nil
+				}
+				return fmt.Errorf("B's IKE_SA is with %s", sa.RemoteHost)
+			}
+			return fmt.Errorf("B has no IKE_SA")
+		}); err != nil {
+			t.Errorf("waiting for B to follow A to its new address: %v", err)
+			return
+		}
+		moved = time.Now()
+		t.Logf("both ends moved %v after the address change", moved.Sub(start).Round(time.Millisecond))
+		// What was in flight during the move may be lost; from here on
+		// nothing may be.
+		time.Sleep(500 * time.Millisecond)
+		noSA = [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
+	})
+	t.Logf("TCP LAN A → LAN B through ESP while A roamed: %v", res)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the move did not finish")
+	}
+	if moved.IsZero() {
+		t.FailNow()
+	}
+	if res.duration < time.Since(moved) {
+		t.Logf("note: the transfer ended before both ends had moved")
+	}
+	for i, g := range []*gateway{dp.ga, dp.gb} {
+		if d := g.counter("no_sa") - noSA[i]; d != 0 {
+			t.Errorf("site %s: xdp_wan dropped %d packets as no_sa after the move", g.name, d)
+		}
+	}
+	logA, _ := os.ReadFile(dp.ga.logPath)
+	logB, _ := os.ReadFile(dp.gb.logPath)
+	if !strings.Contains(string(logA), "requesting address change using MOBIKE") {
+		t.Error("A did not request the address change")
+	}
+	if !strings.Contains(string(logB), "remote address changed from "+p.a.outer.String()+" to "+newA.String()) {
+		t.Error("B did not log the move in charon's words")
+	}
+	after, bAfter := dp.ga.child("net"), dp.gb.child("net")
+	if after.SPIIn != before.SPIIn || after.SPIOut != before.SPIOut || bAfter.SPIIn != bBefore.SPIIn {
+		t.Errorf("SPIs changed: A %s/%s then %s/%s", before.SPIIn, before.SPIOut, after.SPIIn, after.SPIOut)
+	}
+	// The kernel's counters went on from where they were: nothing reset
+	// them at the move.
+	if after.PacketsIn <= atMove[0] || bAfter.PacketsIn <= atMove[1] {
+		t.Errorf("inbound packets A %d (at the move %d), B %d (at the move %d): the counters restarted",
+			after.PacketsIn, atMove[0], bAfter.PacketsIn, atMove[1])
+	}
+	if bAfter.BytesIn < 50<<20 {
+		t.Errorf("B's inbound SA counted %d bytes, less than the transfer", bAfter.BytesIn)
+	}
+	// The kernel SAs are at the new address, the old one has none.
+	st, _ := run(p.a.Netns, "", "ip", "xfrm", "state")
+	if strings.Contains(st, p.a.outer.String()) || !strings.Contains(st, "src "+newA.String()) || !strings.Contains(st, "dst "+newA.String()) {
+		t.Errorf("site A's kernel SAs after the move:\n%s", st)
+	}
+	stB, _ := run(p.b.Netns, "", "ip", "xfrm", "state")
+	if strings.Contains(stB, p.a.outer.String()) || !strings.Contains(stB, "dst "+newA.String()) {
+		t.Errorf("site B's kernel SAs after the move:\n%s", stB)
+	}
+	// A's xdp_wan finds the inbound SA at the new address, with the
+	// rx_seen it had before and what came since.
+	s, err := dp.ga.maps.SA.Get(parseSPI(t, after.SPIIn), newA)
+	if err != nil {
+		t.Fatalf("A's BPF SA table at %s: %v", newA, err)
+	}
+	if s.RxSeenPackets < after.PacketsIn || s.RxSeenPackets <= atMove[0] {
+		t.Errorf("A's rx_seen %d at the new address, the kernel authenticated %d (%d at the move)", s.RxSeenPackets, after.PacketsIn, atMove[0])
+	}
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
+		t.Errorf("after the move: %d of 3 pings answered", got)
+	}
+}
+
+// poll calls cond until it returns nil or the timeout passes, and returns
+// its last error.
+func poll(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
