@@ -90,6 +90,11 @@ func localAddresses() ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	return usableAddresses(list), nil
+}
+
+// usableAddresses keeps the addresses IKE may use of a netlink listing.
+func usableAddresses(list []netlink.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range list {
 		if a.Scope != unix.RT_SCOPE_UNIVERSE || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED|unix.IFA_F_DEPRECATED) != 0 {
@@ -102,5 +107,5 @@ func localAddresses() ([]netip.Addr, error) {
 		out = append(out, ip.Unmap())
 	}
 	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
-	return slices.Compact(out), nil
+	return slices.Compact(out)
 }
