@@ -18,25 +18,65 @@ import (
 // counters (read-delete-add keeps the lifetime and replay state), A's
 // xdp_wan keeps counting the inbound SA at its new address (the BPF SA
 // entry moved with its rx_seen), and once both ends moved nothing is
-// dropped as no_sa on either gateway.
+// dropped as no_sa on either gateway. In "out-of-nat" A starts behind a
+// masquerading NAT (ESP in UDP) and moves to a public address of its own:
+// the update's NAT detection switches UDP encapsulation off on both
+// sides, SPIs kept.
 func TestDaemonMOBIKERoam(t *testing.T) {
 	for _, v := range []struct {
 		name string
 		conf tunnelConf
+		nat  bool
 	}{
-		{"route-based", tunnelConf{ifID: 0x4c}},
-		{"policy-based", tunnelConf{}},
+		{"route-based", tunnelConf{ifID: 0x4c}, false},
+		{"policy-based", tunnelConf{}, false},
+		{"out-of-nat", tunnelConf{ifID: 0x4d}, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			testDaemonMOBIKERoam(t, v.conf)
+			testDaemonMOBIKERoam(t, v.conf, v.nat)
 		})
 	}
 }
 
-func testDaemonMOBIKERoam(t *testing.T, c tunnelConf) {
-	dp := newDaemonPair(t, ipv4, c)
-	p := dp.pair
+func testDaemonMOBIKERoam(t *testing.T, c tunnelConf, nat bool) {
+	var dp *daemonPair
 	newA := netip.MustParseAddr("192.0.2.11")
+	// move changes A's address; oldA is the one B saw.
+	var move func()
+	if nat {
+		np := newNATPair(t)
+		dp = startDaemonPair(t, np, c)
+		if !dp.ga.child("net").Encap || !dp.gb.child("net").Encap {
+			t.Fatal("behind the NAT, CHILD_SA net is not UDP-encapsulated")
+		}
+		// 192.0.2.11 is routed to A through the NAT namespace, which
+		// answers ARP for it on B's side and does not masquerade it.
+		natNS := np.nat
+		ip(t, natNS, "route add "+newA.String()+"/32 dev nat-a")
+		sysctl(t, natNS, "net.ipv4.conf.nat-b.proxy_arp", "1")
+		if out, err := run(natNS, "", "nft", "insert rule ip nat post ip saddr "+newA.String()+" accept"); err != nil {
+			t.Fatalf("nft: %v\n%s", err, out)
+		}
+		move = func() {
+			p := dp.pair
+			ip(t, p.a.Netns, "addr add "+newA.String()+"/32 dev "+p.a.wan,
+				"route add 192.168.1.254/32 dev "+p.a.wan,
+				"route replace default via 192.168.1.254 dev "+p.a.wan+" src "+newA.String())
+			ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+		}
+	} else {
+		dp = newDaemonPair(t, ipv4, c)
+		move = func() {
+			p := dp.pair
+			// The new address first, then the old one goes (the
+			// subnet's route stays with the promoted secondary).
+			sysctl(t, p.a.Netns, "net.ipv4.conf."+p.a.wan+".promote_secondaries", "1")
+			ip(t, p.a.Netns, "addr add "+newA.String()+"/24 dev "+p.a.wan)
+			ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+		}
+	}
+	p := dp.pair
+	oldA := p.a.reachedAt()
 	before := dp.ga.waitChild("net", 10*time.Second)
 	bBefore := dp.gb.child("net")
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
@@ -51,11 +91,7 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf) {
 	res := tcpTransfer(t, p.a.lanH, p.a.lanA, p.b.lanH, p.b.lanA, 50<<20, 10*time.Minute, func() {
 		defer close(done)
 		atMove = [2]uint64{dp.ga.child("net").PacketsIn, dp.gb.child("net").PacketsIn}
-		// A's address changes: the new one first, then the old one goes
-		// (the subnet's route stays with the promoted secondary).
-		sysctl(t, p.a.Netns, "net.ipv4.conf."+p.a.wan+".promote_secondaries", "1")
-		ip(t, p.a.Netns, "addr add "+newA.String()+"/24 dev "+p.a.wan)
-		ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+		move()
 		start := time.Now()
 		if err := poll(30*time.Second, func() error {
 			for _, sa := range dp.gb.sas() {
@@ -98,7 +134,7 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf) {
 	if !strings.Contains(string(logA), "requesting address change using MOBIKE") {
 		t.Error("A did not request the address change")
 	}
-	if !strings.Contains(string(logB), "remote address changed from "+p.a.outer.String()+" to "+newA.String()) {
+	if !strings.Contains(string(logB), "remote address changed from "+oldA.String()+" to "+newA.String()) {
 		t.Error("B did not log the move in charon's words")
 	}
 	after, bAfter := dp.ga.child("net"), dp.gb.child("net")
@@ -116,12 +152,21 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf) {
 	}
 	// The kernel SAs are at the new address, the old one has none
 	// (192.0.2.1 and not the 192.0.2.1 of 192.0.2.11).
-	oldAddr := regexp.MustCompile(regexp.QuoteMeta(p.a.outer.String()) + `\b`)
 	for _, s := range []*site{p.a, p.b} {
+		old := p.a.outer
+		if s == p.b {
+			old = oldA
+		}
 		st, _ := run(s.Netns, "", "ip", "xfrm", "state")
-		if oldAddr.MatchString(st) || !strings.Contains(st, "src "+newA.String()) || !strings.Contains(st, "dst "+newA.String()) {
+		if regexp.MustCompile(regexp.QuoteMeta(old.String())+`\b`).MatchString(st) || !strings.Contains(st, "src "+newA.String()) || !strings.Contains(st, "dst "+newA.String()) {
 			t.Errorf("site %s's kernel SAs after the move:\n%s", s.name, st)
 		}
+		if nat && strings.Contains(st, "encap") {
+			t.Errorf("site %s's kernel SAs still UDP-encapsulated out of the NAT:\n%s", s.name, st)
+		}
+	}
+	if nat && (after.Encap || bAfter.Encap) {
+		t.Errorf("CHILD_SA net UDP-encapsulated out of the NAT: A %v, B %v", after.Encap, bAfter.Encap)
 	}
 	// A's xdp_wan finds the inbound SA at the new address, with the
 	// rx_seen it had before and what came since.
