@@ -19,64 +19,82 @@ import (
 // xdp_wan keeps counting the inbound SA at its new address (the BPF SA
 // entry moved with its rx_seen), and once both ends moved nothing is
 // dropped as no_sa on either gateway. In "out-of-nat" A starts behind a
-// masquerading NAT (ESP in UDP) and moves to a public address of its own:
-// the update's NAT detection switches UDP encapsulation off on both
-// sides, SPIs kept.
+// masquerading NAT (ESP in UDP) and moves to a public address of its own,
+// in "into-nat" the other way: the update's NAT detection switches UDP
+// encapsulation off, or on, on both sides, SPIs kept.
 func TestDaemonMOBIKERoam(t *testing.T) {
 	for _, v := range []struct {
 		name string
 		conf tunnelConf
-		nat  bool
 	}{
-		{"route-based", tunnelConf{ifID: 0x4c}, false},
-		{"policy-based", tunnelConf{}, false},
-		{"out-of-nat", tunnelConf{ifID: 0x4d}, true},
+		{"route-based", tunnelConf{ifID: 0x4c}},
+		{"policy-based", tunnelConf{}},
+		{"out-of-nat", tunnelConf{ifID: 0x4d}},
+		{"into-nat", tunnelConf{ifID: 0x4e}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			testDaemonMOBIKERoam(t, v.conf, v.nat)
+			testDaemonMOBIKERoam(t, v.name, v.conf)
 		})
 	}
 }
 
-func testDaemonMOBIKERoam(t *testing.T, c tunnelConf, nat bool) {
+func testDaemonMOBIKERoam(t *testing.T, name string, c tunnelConf) {
 	var dp *daemonPair
-	newA := netip.MustParseAddr("192.0.2.11")
-	// move changes A's address; oldA is the one B saw.
+	public := netip.MustParseAddr("192.0.2.11")
+	// move changes A's address from oldA (A's own) to aNew; B sees A at
+	// oldSeen before and at bSees after; encap is whether ESP goes in UDP
+	// after the move.
 	var move func()
-	if nat {
+	var oldA, oldSeen, aNew, bSees netip.Addr
+	encap := false
+	switch name {
+	case "out-of-nat", "into-nat":
 		np := newNATPair(t)
-		dp = startDaemonPair(t, np, c)
-		if !dp.ga.child("net").Encap || !dp.gb.child("net").Encap {
-			t.Fatal("behind the NAT, CHILD_SA net is not UDP-encapsulated")
-		}
 		// 192.0.2.11 is routed to A through the NAT namespace, which
 		// answers ARP for it on B's side and does not masquerade it.
-		natNS := np.nat
-		ip(t, natNS, "route add "+newA.String()+"/32 dev nat-a")
-		sysctl(t, natNS, "net.ipv4.conf.nat-b.proxy_arp", "1")
-		if out, err := run(natNS, "", "nft", "insert rule ip nat post ip saddr "+newA.String()+" accept"); err != nil {
+		ip(t, np.nat, "route add "+public.String()+"/32 dev nat-a")
+		sysctl(t, np.nat, "net.ipv4.conf.nat-b.proxy_arp", "1")
+		if out, err := run(np.nat, "", "nft", "insert rule ip nat post ip saddr "+public.String()+" accept"); err != nil {
 			t.Fatalf("nft: %v\n%s", err, out)
 		}
-		move = func() {
-			p := dp.pair
-			ip(t, p.a.Netns, "addr add "+newA.String()+"/32 dev "+p.a.wan,
-				"route add 192.168.1.254/32 dev "+p.a.wan,
-				"route replace default via 192.168.1.254 dev "+p.a.wan+" src "+newA.String())
-			ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+		a := np.a
+		if name == "out-of-nat" {
+			oldA, oldSeen, aNew, bSees = a.outer, a.public, public, public
+			move = func() {
+				ip(t, a.Netns, "addr add "+public.String()+"/32 dev "+a.wan,
+					"route add 192.168.1.254/32 dev "+a.wan,
+					"route replace default via 192.168.1.254 dev "+a.wan+" src "+public.String())
+				ip(t, a.Netns, "addr del "+a.outer.String()+"/24 dev "+a.wan)
+			}
+		} else {
+			// A starts on the public address (the configurations
+			// name it), then moves behind the NAT.
+			oldA, oldSeen, aNew, bSees, encap = public, public, a.outer, a.public, true
+			ip(t, a.Netns, "addr add "+public.String()+"/32 dev "+a.wan,
+				"route replace default via 192.168.1.254 dev "+a.wan+" src "+public.String())
+			a.outer, a.public = public, public
+			move = func() {
+				ip(t, a.Netns, "route replace default via 192.168.1.254 dev "+a.wan+" src "+aNew.String())
+				ip(t, a.Netns, "addr del "+public.String()+"/32 dev "+a.wan)
+			}
 		}
-	} else {
+		dp = startDaemonPair(t, np, c)
+		if got := dp.ga.child("net").Encap; got == encap {
+			t.Fatalf("before the move, CHILD_SA net encapsulated %v", got)
+		}
+	default:
 		dp = newDaemonPair(t, ipv4, c)
+		a := dp.pair.a
+		oldA, oldSeen, aNew, bSees = a.outer, a.outer, public, public
 		move = func() {
-			p := dp.pair
 			// The new address first, then the old one goes (the
 			// subnet's route stays with the promoted secondary).
-			sysctl(t, p.a.Netns, "net.ipv4.conf."+p.a.wan+".promote_secondaries", "1")
-			ip(t, p.a.Netns, "addr add "+newA.String()+"/24 dev "+p.a.wan)
-			ip(t, p.a.Netns, "addr del "+p.a.outer.String()+"/24 dev "+p.a.wan)
+			sysctl(t, a.Netns, "net.ipv4.conf."+a.wan+".promote_secondaries", "1")
+			ip(t, a.Netns, "addr add "+public.String()+"/24 dev "+a.wan)
+			ip(t, a.Netns, "addr del "+a.outer.String()+"/24 dev "+a.wan)
 		}
 	}
 	p := dp.pair
-	oldA := p.a.reachedAt()
 	before := dp.ga.waitChild("net", 10*time.Second)
 	bBefore := dp.gb.child("net")
 	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 3, 5); got != 3 {
@@ -95,7 +113,7 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf, nat bool) {
 		start := time.Now()
 		if err := poll(30*time.Second, func() error {
 			for _, sa := range dp.gb.sas() {
-				if sa.RemoteHost == newA.String() {
+				if sa.RemoteHost == bSees.String() {
 					return nil
 				}
 				return fmt.Errorf("B's IKE_SA is with %s", sa.RemoteHost)
@@ -134,7 +152,7 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf, nat bool) {
 	if !strings.Contains(string(logA), "requesting address change using MOBIKE") {
 		t.Error("A did not request the address change")
 	}
-	if !strings.Contains(string(logB), "remote address changed from "+oldA.String()+" to "+newA.String()) {
+	if !strings.Contains(string(logB), "remote address changed from "+oldSeen.String()+" to "+bSees.String()) {
 		t.Error("B did not log the move in charon's words")
 	}
 	after, bAfter := dp.ga.child("net"), dp.gb.child("net")
@@ -152,27 +170,26 @@ func testDaemonMOBIKERoam(t *testing.T, c tunnelConf, nat bool) {
 	}
 	// The kernel SAs are at the new address, the old one has none
 	// (192.0.2.1 and not the 192.0.2.1 of 192.0.2.11).
-	for _, s := range []*site{p.a, p.b} {
-		old := p.a.outer
-		if s == p.b {
-			old = oldA
+	for _, x := range []struct {
+		s        *site
+		old, now netip.Addr
+	}{{p.a, oldA, aNew}, {p.b, oldSeen, bSees}} {
+		st, _ := run(x.s.Netns, "", "ip", "xfrm", "state")
+		if regexp.MustCompile(regexp.QuoteMeta(x.old.String())+`\b`).MatchString(st) || !strings.Contains(st, "src "+x.now.String()) || !strings.Contains(st, "dst "+x.now.String()) {
+			t.Errorf("site %s's kernel SAs after the move (want %s, not %s):\n%s", x.s.name, x.now, x.old, st)
 		}
-		st, _ := run(s.Netns, "", "ip", "xfrm", "state")
-		if regexp.MustCompile(regexp.QuoteMeta(old.String())+`\b`).MatchString(st) || !strings.Contains(st, "src "+newA.String()) || !strings.Contains(st, "dst "+newA.String()) {
-			t.Errorf("site %s's kernel SAs after the move:\n%s", s.name, st)
-		}
-		if nat && strings.Contains(st, "encap") {
-			t.Errorf("site %s's kernel SAs still UDP-encapsulated out of the NAT:\n%s", s.name, st)
+		if got := strings.Contains(st, "encap type espinudp"); got != encap {
+			t.Errorf("site %s's kernel SAs UDP-encapsulated: %v, want %v:\n%s", x.s.name, got, encap, st)
 		}
 	}
-	if nat && (after.Encap || bAfter.Encap) {
-		t.Errorf("CHILD_SA net UDP-encapsulated out of the NAT: A %v, B %v", after.Encap, bAfter.Encap)
+	if after.Encap != encap || bAfter.Encap != encap {
+		t.Errorf("CHILD_SA net UDP-encapsulated: A %v, B %v, want %v", after.Encap, bAfter.Encap, encap)
 	}
 	// A's xdp_wan finds the inbound SA at the new address, with the
 	// rx_seen it had before and what came since.
-	s, err := dp.ga.maps.SA.Get(parseSPI(t, after.SPIIn), newA)
+	s, err := dp.ga.maps.SA.Get(parseSPI(t, after.SPIIn), aNew)
 	if err != nil {
-		t.Fatalf("A's BPF SA table at %s: %v", newA, err)
+		t.Fatalf("A's BPF SA table at %s: %v", aNew, err)
 	}
 	if s.RxSeenPackets < after.PacketsIn || s.RxSeenPackets <= atMove[0] {
 		t.Errorf("A's rx_seen %d at the new address, the kernel authenticated %d (%d at the move)", s.RxSeenPackets, after.PacketsIn, atMove[0])
