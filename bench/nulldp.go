@@ -16,6 +16,8 @@ func (d *nullDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
 func (d *nullDataplane) AddSA(*ike.SA) error                   { return nil }
 func (d *nullDataplane) UpdateSA(*ike.SA) error                { return nil }
 func (d *nullDataplane) DeleteSA(ike.SAID) error               { return nil }
+func (d *nullDataplane) MigrateSA(ike.SAID, *ike.SA) error     { return nil }
+func (d *nullDataplane) MigratePolicy(_, _ *ike.Policy) error  { return nil }
 func (d *nullDataplane) AddPolicy(*ike.Policy) error           { return nil }
 func (d *nullDataplane) DeletePolicy(*ike.Policy) error        { return nil }
 func (d *nullDataplane) QuerySA(ike.SAID) (ike.SAStats, error) { return ike.SAStats{}, nil }

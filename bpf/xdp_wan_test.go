@@ -452,3 +452,41 @@ func TestSATableUpdateKeepsCounters(t *testing.T) {
 		t.Errorf("after delete: verdict %d, want drop", got)
 	}
 }
+
+// TestSATableMove checks that an SA moved to a new destination (MOBIKE)
+// keeps its rx_seen counters, is found at the new address and no longer
+// at the old one, for an SPI of the slot range and for a foreign one.
+func TestSATableMove(t *testing.T) {
+	objs, s := loadObjects(t)
+	to := func(dst netip.Addr, spi uint32) []byte {
+		return packet.Build(packet.Spec{Src: peer4, Dst: dst, Proto: packet.ProtoESP, Payload: packet.ESP(spi, 1, 64)})
+	}
+	for _, spi := range []uint32{slotSPI, knownSPI} {
+		addSA(spi, us4, 1)(t, s)
+		for range 2 {
+			run(t, objs.XdpWan, to(us4, spi))
+		}
+		if err := s.SA.Move(spi, us4, us4b); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, objs.XdpWan, to(us4, spi)); got != xdpDrop {
+			t.Errorf("SPI %#x at the old address: verdict %d, want drop", spi, got)
+		}
+		if got := run(t, objs.XdpWan, to(us4b, spi)); got == xdpDrop {
+			t.Errorf("SPI %#x at the new address: dropped", spi)
+		}
+		sa, err := s.SA.Get(spi, us4b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sa.RxSeenPackets != 3 || sa.CPU != 1 {
+			t.Errorf("SPI %#x after the move: %d packets on CPU %d, want 3 on 1", spi, sa.RxSeenPackets, sa.CPU)
+		}
+		if _, err := s.SA.Get(spi, us4); !errors.Is(err, maps.ErrNoSA) {
+			t.Errorf("SPI %#x still at the old address: %v", spi, err)
+		}
+		if err := s.SA.Move(spi, us4, us4b); !errors.Is(err, maps.ErrNoSA) {
+			t.Errorf("moving SPI %#x from where it is not: %v, want ErrNoSA", spi, err)
+		}
+	}
+}

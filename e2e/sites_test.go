@@ -113,6 +113,7 @@ func (f family) plan() (outerA, outerB netip.Addr, innerA, innerB netip.Prefix, 
 type pair struct {
 	a, b *site
 	fam  family
+	nat  *testenv.Netns // the NAT namespace of newNATPair, nil otherwise
 }
 
 // newPair makes sites A and B with their WANs on one veth, each site's
@@ -188,6 +189,7 @@ func newNATPair(t *testing.T) *pair {
 		b: &site{Netns: newNetns(t, "site-b"), name: "B", wan: "wan-b", outer: outerB, inner: innerB, host: innerB.Addr().Next()},
 	}
 	nat := newNetns(t, "nat")
+	p.nat = nat
 	ip(t, p.a.Netns, "link add wan-a type veth peer name nat-a netns "+nat.Name)
 	ip(t, p.b.Netns, "link add wan-b type veth peer name nat-b netns "+nat.Name)
 	sysctl(t, nat, "net.ipv4.ip_forward", "1")

@@ -36,7 +36,11 @@ type Connection struct {
 	// for transform.DefaultProposals.
 	Proposals []transform.Proposal
 	// Encap forces UDP encapsulation (encap): port 4500 even without NAT.
-	Encap         bool
+	Encap bool
+	// NoMobike turns MOBIKE (RFC 4555, mobike = no) off: no
+	// MOBIKE_SUPPORTED in IKE_AUTH, no move to the NAT-T port without a
+	// NAT, and the IKE SA never follows address changes.
+	NoMobike      bool
 	Fragmentation Fragmentation // fragmentation
 	DPDDelay      time.Duration // dpd_delay: 0 disables liveness checks
 	DPDTimeout    time.Duration // dpd_timeout: 0 relies on retransmission

@@ -25,12 +25,21 @@ type Dataplane interface {
 	// UpdateSA changes an installed SA's addresses or encapsulation (NAT
 	// mapping change); it is found by its SAID.
 	UpdateSA(sa *SA) error
+	// MigrateSA moves an installed SA, found by from, to the outer
+	// addresses and encapsulation of sa (MOBIKE, RFC 4555): SPI, keys,
+	// replay state and counters stay; sa carries no keys. An inbound
+	// SA's entry in the BPF SA table moves with it, counters included.
+	MigrateSA(from SAID, sa *SA) error
 	// DeleteSA removes an SA (or releases an SPI that was allocated but
 	// never installed).
 	DeleteSA(id SAID) error
 	// AddPolicy installs a policy; DeletePolicy removes it.
 	AddPolicy(p *Policy) error
 	DeletePolicy(p *Policy) error
+	// MigratePolicy replaces an installed policy by to, which differs in
+	// its template addresses only (MOBIKE), without a moment in which
+	// traffic of its selectors matches neither.
+	MigratePolicy(from, to *Policy) error
 	// QuerySA returns an SA's counters.
 	QuerySA(id SAID) (SAStats, error)
 	// AddVirtualIP installs a virtual IP a gateway assigned us (the

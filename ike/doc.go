@@ -52,6 +52,13 @@
 // keepalives (keepalive.go). The IKE and NAT-T ports are configurable
 // (Config.Port, NATTPort) and float as charon's do.
 //
+// MOBIKE (RFC 4555, mobike.go) moves an IKE SA and its CHILD_SAs to other
+// addresses: the daemon reports ours (Engine.AddressesChanged), the
+// original initiator sends UPDATE_SA_ADDRESSES or probes paths when its
+// requests go unanswered, the responder follows after a COOKIE2 return
+// routability check, and the CHILD_SAs move in the Dataplane (MigrateSA,
+// MigratePolicy) with their SPIs, replay state and counters.
+//
 // Logs go to the slog.Logger of Config with charon's wording where it has
 // one ("IKE_SA gw[1] established between ...", "CHILD_SA net{1} established
 // with SPIs ...", "parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]"), so

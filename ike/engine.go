@@ -142,6 +142,8 @@ type Stats struct {
 	VIPFailures           uint64 // virtual IP requests no pool could serve
 	RedirectsSent         uint64 // clients redirected, in IKE_SA_INIT or established (RFC 5685)
 	InvalidRedirects      uint64 // IKE_SA_INIT responses dropped for a REDIRECT with a wrong nonce or undecodable
+	MOBIKEUpdates         uint64 // address updates (RFC 4555) sent, or followed once checked
+	DroppedMOBIKE         uint64 // MOBIKE notifies refused: UPDATE_SA_ADDRESSES from the responder or stale, COOKIE2 not echoed
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -189,6 +191,9 @@ type Engine struct {
 	// eapSecrets indexes cfg.Credentials.EAP (eap_secrets.go).
 	eapSecrets *eapSecretIndex
 	closed     bool
+	// localAddrs are our addresses as AddressesChanged last reported
+	// them (MOBIKE).
+	localAddrs []netip.Addr
 }
 
 // panicScope is an IKE SA of either version, as the panic safety net
@@ -380,7 +385,6 @@ func (e *Engine) startIKESA(c *connection, children []*childConfig, local, remot
 func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, remote netip.AddrPort, last task, prep func(*ikeSA)) *ikeSA {
 	sa := e.newIKESA(c, true, local, remote)
 	sa.initAt = e.clock.Now()
-	sa.client = true
 	if prep != nil {
 		prep(sa)
 	}

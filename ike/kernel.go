@@ -3,6 +3,7 @@ package ike
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -275,6 +276,52 @@ func (k *kernelChild[S]) updateAddresses() {
 	}
 }
 
+// migrate moves the installed SAs and the policies of a CHILD_SA from the
+// outer addresses they were installed with to the IKE SA's, with the UDP
+// encapsulation its NAT state asks for (MOBIKE): SPIs, replay state and
+// counters stay. An outbound SA held back gets the new addresses when it
+// is installed. The policies move once, with the first user of their
+// reqid; the reqid stays.
+func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
+	if k.state != ChildSAInstalled && k.state != ChildSARekeying && k.state != ChildSARekeyed {
+		return
+	}
+	sa := k.sa()
+	dp := sa.e.cfg.Dataplane
+	k.encap = sa.useNATT()
+	if k.inInstalled {
+		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn}, k.esp(true, transform.SAKeys{})); err != nil {
+			sa.log.Info(fmt.Sprintf("moving inbound SA %.8x of CHILD_SA %s failed: %v", k.spiIn, k.name(), err))
+		}
+	}
+	if k.outInstalled && k.heldOut == nil {
+		if err := dp.MigrateSA(SAID{Dst: oldRemote.Addr(), SPI: k.spiOut}, k.esp(false, transform.SAKeys{})); err != nil {
+			sa.log.Info(fmt.Sprintf("moving outbound SA %.8x of CHILD_SA %s failed: %v", k.spiOut, k.name(), err))
+		}
+	}
+	r := k.reqid
+	if r == nil {
+		return
+	}
+	local, remote := sa.local.Addr(), sa.remote.Addr()
+	for i, p := range r.policies {
+		np := *p
+		if p.Dir == DirOut {
+			np.TmplSrc, np.TmplDst = local, remote
+		} else {
+			np.TmplSrc, np.TmplDst = remote, local
+		}
+		if np == *p {
+			continue
+		}
+		if err := dp.MigratePolicy(p, &np); err != nil {
+			sa.log.Info(fmt.Sprintf("moving policy %s === %s %s failed: %v", p.Src, p.Dst, p.Dir, err))
+		}
+		r.policies[i] = &np
+	}
+	sa.e.reqids.rekey(r, k.reqidKey())
+}
+
 // removeSAs takes the CHILD_SA's SAs out of the dataplane (an allocated
 // inbound SPI too) and drops its hold on the policies. The inbound SA of
 // a CHILD_SA that another one replaced goes DeleteRekeyedDelay later
@@ -415,6 +462,21 @@ func (t *reqidTable) adopt(key string, saved, configured uint32) *reqidEntry {
 	r := t.acquire(key, reqid)
 	t.next = max(t.next, saved, r.reqid)
 	return r
+}
+
+// rekey files an entry under a new key (its CHILD_SAs moved, MOBIKE);
+// an entry there already keeps the key.
+func (t *reqidTable) rekey(r *reqidEntry, key string) {
+	if r.key == key {
+		return
+	}
+	if t.byKey[r.key] == r {
+		delete(t.byKey, r.key)
+	}
+	r.key = key
+	if t.byKey[key] == nil {
+		t.byKey[key] = r
+	}
 }
 
 // release drops a user of an entry; the last one takes the policies out

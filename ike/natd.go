@@ -75,9 +75,10 @@ func (sa *ikeSA) processNATD(m *message.Message) {
 // RFC 3947): before it is established, to the NAT-T port (the float) or
 // to the port its NAT mapped it to; once established, when a NAT is
 // between us or the peer moved to the NAT-T port. The peer's IP address
-// never changes here: the dataplane keys outbound SAs by destination and
-// cannot move them (MOBIKE will), and an authentic message a spoofer
-// raced from its own address must not take the SA there.
+// never changes here: an authentic message a spoofer raced from its own
+// address must not take the SA there; a peer's new address is taken only
+// through MOBIKE's UPDATE_SA_ADDRESSES after a return routability check
+// (mobike.go).
 func (e *Engine) mayFloat(log *slog.Logger, established, nat bool, local, remote netip.AddrPort, d Datagram) bool {
 	learning := func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }
 	if (d.Remote.Addr() != remote.Addr() && !learning(remote.Addr())) || (d.Local.Addr() != local.Addr() && !learning(local.Addr())) {

@@ -337,7 +337,7 @@ func (sa *ikeSA) mayFollow(gw message.Gateway) bool {
 		sa.log.Info("server sent REDIRECT even though we disabled it")
 		return false
 	}
-	if !sa.client {
+	if !sa.originalInitiator {
 		sa.log.Info("REDIRECT from the client of the IKE_SA, ignored")
 		return false
 	}
@@ -601,7 +601,7 @@ func (e *Engine) RedirectIKESA(id uint32, gateway string) error {
 		return fmt.Errorf("%w: unable to redirect IKE_SA %s in state %s", ErrRedirect, sa.name(), sa.state)
 	case sa.redirected:
 		return nil // already redirected
-	case sa.client:
+	case sa.originalInitiator:
 		return fmt.Errorf("%w: unable to redirect IKE_SA %s as initiator", ErrRedirect, sa.name())
 	case !sa.peerRedirect:
 		return fmt.Errorf("%w: IKE_SA %s: client does not support IKE redirection", ErrRedirect, sa.name())

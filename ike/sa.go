@@ -99,19 +99,31 @@ type ikeSA struct {
 	// deletes it if the client does not. redirectedFrom is the gateway
 	// that redirected us here, redirectedAt when the redirects of this
 	// attempt to connect happened (the loop limit).
-	peerRedirect bool
-	redirected   bool
-	// client: we initiated the first IKE SA this one descends from (by
-	// rekeys), so the peer is the gateway that may redirect us; the I
-	// flag follows whoever initiated the last rekey.
-	client         bool
+	peerRedirect   bool
+	redirected     bool
 	redirectTimer  Timer
 	redirectedFrom netip.Addr
 	redirectedAt   []time.Time
+	// MOBIKE (mobike.go): mobike once both ends announced it, the peer's
+	// additional addresses for path probing, the message ID of the last
+	// UPDATE_SA_ADDRESSES followed (updateSeen), and the return
+	// routability check of a new peer address in progress.
+	mobike     bool
+	peerMobike bool
+	// originalInitiator: we initiated the first IKE SA this one descends
+	// from by rekeys (the I flag follows whoever initiated the last
+	// rekey), as charon's COND_ORIGINAL_INITIATOR: the one who may move
+	// the SA with MOBIKE (RFC 4555 section 3.4), and the client a gateway
+	// may redirect (RFC 5685).
+	originalInitiator bool
+	peerAddrs         []netip.Addr
+	lastUpdateID      uint32
+	updateSeen        bool
+	check             *mobikeCheck
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {
-	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote)}
+	sa := &ikeSA{ikeSACommon: e.newIKESACommon(c, initiator, local, remote), originalInitiator: initiator}
 	sa.outer = sa
 	sa.tm = newTaskManager(sa)
 	return sa
@@ -272,6 +284,14 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 func (sa *ikeSA) authenticated(d Datagram) {
 	sa.lastInbound = sa.e.clock.Now()
 	if d.Remote == sa.remote && d.Local == sa.local {
+		return
+	}
+	if sa.mobike && sa.state >= IKESAEstablished {
+		// A MOBIKE SA moves with UPDATE_SA_ADDRESSES alone (RFC 4555
+		// section 3.5), not with the addresses of other messages, which
+		// are answered where they came from.
+		sa.log.Debug(fmt.Sprintf("authenticated message on path %s - %s, the IKE_SA is on %s - %s",
+			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
 		return
 	}
 	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {

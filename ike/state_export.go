@@ -44,9 +44,6 @@ type ExportedIKESA struct {
 	// PeerRedirect: the client announced REDIRECT_SUPPORTED (RFC 5685),
 	// so the gateway may redirect it after a restart too.
 	PeerRedirect bool `json:",omitempty"`
-	// Client: we initiated the first IKE SA of this one's rekey chain
-	// (absent in older state: Initiator).
-	Client *bool `json:",omitempty"`
 	// Message IDs: of our next request, and of the peer's next request,
 	// with our response to the peer's last one for its retransmits.
 	NextMessageID, ExpectMessageID uint32
@@ -61,6 +58,18 @@ type ExportedIKESA struct {
 	DNSServers  []netip.Addr  `json:",omitempty"`
 	// Accounting is the peer's accounting session with the EAP backend.
 	Accounting *ExportedAccounting `json:",omitempty"`
+	// MOBIKE is set when both ends negotiated it; PeerAddrs are the
+	// peer's additional addresses, LastUpdateID the message ID of the
+	// last UPDATE_SA_ADDRESSES followed (UpdateSeen). Local and Remote
+	// are where MOBIKE moved the SA last.
+	MOBIKE bool `json:",omitempty"`
+	// NotOriginalInitiator marks an IKE SA whose I flag is not who
+	// may move it (a rekey by the original responder); omitted, the two
+	// are the same.
+	NotOriginalInitiator bool         `json:",omitempty"`
+	PeerAddrs            []netip.Addr `json:",omitempty"`
+	LastUpdateID         uint32       `json:",omitempty"`
+	UpdateSeen           bool         `json:",omitempty"`
 }
 
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
@@ -127,9 +136,11 @@ func (e *Engine) export() EngineState {
 			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
 			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
 			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, Client: boolPtr(sa.client), NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+			PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
 			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 			Accounting: sa.exportAccounting(),
+			MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
+			NotOriginalInitiator: sa.originalInitiator != sa.initiator,
 		}
 		for _, v := range sa.vips {
 			e := ExportedVIP{Identity: v.id, Addr: v.addr}
@@ -344,10 +355,14 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	}
 	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
 	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
-	sa.client = s.Initiator
-	if s.Client != nil {
-		sa.client = *s.Client
+	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
+	sa.peerMobike = s.MOBIKE
+	sa.peerAddrs = slices.Clone(s.PeerAddrs)
+	if len(sa.peerAddrs) > maxPeerAddrs {
+		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
 	}
+	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
+	sa.originalInitiator = s.Initiator != s.NotOriginalInitiator
 	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
 	for _, v := range s.VIPs {
 		sa.takeBackVIP(v)
@@ -438,5 +453,3 @@ func (e *Engine) ChildSAInstallTimes() map[uint32]time.Time {
 	}
 	return out
 }
-
-func boolPtr(b bool) *bool { return &b }

@@ -21,6 +21,7 @@ const (
 	taskInformational
 	taskReauthComplete // sends nothing: a localTask
 	taskIKERedirect
+	taskMOBIKE // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
 )
 
 // task is one concern of one exchange, after charon's task_t. The

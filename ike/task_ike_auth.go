@@ -42,13 +42,25 @@ func (t *ikeAuth) kind() taskKind                 { return taskIKEAuth }
 func (t *ikeAuth) exchange() message.ExchangeType { return message.IKE_AUTH }
 
 func (t *ikeAuth) build(m *message.Message) error {
+	sa := t.sa
 	if t.initiator {
-		return t.buildRequest(m)
+		err := t.buildRequest(m)
+		if err == nil && m.Header.MessageID == 1 && sa.mobikeEnabled() {
+			// Only in the first IKE_AUTH request (RFC 4555 section 3.3).
+			sa.addMobikeSupported(m)
+		}
+		return err
 	}
-	return t.buildResponse(m)
+	err := t.buildResponse(m)
+	if sa.state == IKESAEstablished && sa.peerMobike && sa.mobikeEnabled() && !sa.mobike {
+		sa.mobike = true
+		sa.addMobikeSupported(m)
+	}
+	return err
 }
 
 func (t *ikeAuth) process(m *message.Message) error {
+	t.sa.processMobikeAuth(m)
 	if t.initiator {
 		return t.processResponse(m)
 	}

@@ -205,7 +205,10 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 	}
 	sa.processNATD(m)
 	t.processCapabilities(m)
-	if sa.useNATT() {
+	if sa.useNATT() || (sa.mobikeEnabled() && sa.remote.Port() == PortIKE && sa.local.Port() == sa.e.cfg.Port) {
+		// With MOBIKE, IKE_AUTH goes to the NAT-T port NAT or not (RFC
+		// 4555 section 3.3): a NAT that appears later finds the SA there.
+		// Custom ports stay, as they do for NAT-T.
 		sa.floatToNATT()
 	}
 	return nil

@@ -12,6 +12,10 @@ type informational struct {
 	sa        *ikeSA
 	deleteIKE bool
 	deleted   []uint32 // our inbound SPIs of the CHILD_SAs the peer closed
+	// MOBIKE (mobike.go): the peer's COOKIE2 to echo, and the path of an
+	// UPDATE_SA_ADDRESSES to answer with NAT detection for.
+	cookie2 []byte
+	update  *Datagram
 }
 
 func newInformational(sa *ikeSA) *informational { return &informational{sa: sa} }
@@ -39,6 +43,14 @@ func (t *informational) process(m *message.Message) error {
 				t.redirect(p)
 				continue
 			}
+			if p.NotifyType == message.COOKIE2 {
+				if len(p.Data) < 8 || len(p.Data) > 64 {
+					sa.e.stats.DroppedMOBIKE++
+					sa.log.Info(fmt.Sprintf("received COOKIE2 of %d bytes, ignored", len(p.Data)))
+				} else {
+					t.cookie2 = append([]byte(nil), p.Data...)
+				}
+			}
 			if p.NotifyType.IsError() {
 				sa.log.Info(fmt.Sprintf("received %v error notify", p.NotifyType))
 				if p.NotifyType == message.AUTHENTICATION_FAILED {
@@ -46,6 +58,16 @@ func (t *informational) process(m *message.Message) error {
 					t.deleteIKE = true
 				}
 			}
+		}
+	}
+	if sa.mobike {
+		sa.processAddressList(m)
+	}
+	if findNotify(m, message.UPDATE_SA_ADDRESSES) != nil && !t.deleteIKE {
+		d := sa.tm.reqFrom
+		sa.processUpdate(m, d)
+		if sa.mobike && !sa.originalInitiator {
+			t.update = &d
 		}
 	}
 	if t.deleteIKE {
@@ -97,6 +119,12 @@ func (t *informational) build(m *message.Message) error {
 	}
 	if len(t.deleted) > 0 {
 		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPIs: t.deleted})
+	}
+	if t.update != nil {
+		m.Payloads = append(m.Payloads, t.sa.natdPayloadsFor(t.update.Local, t.update.Remote)...)
+	}
+	if t.cookie2 != nil {
+		m.Payloads = append(m.Payloads, notify(message.COOKIE2, t.cookie2))
 	}
 	return nil
 }

@@ -24,6 +24,10 @@ type taskManager struct {
 	tries   int      // retransmits sent
 	timer   Timer    // retransmission
 	giveUp  Timer    // dpd_timeout
+	// probing sends the request in flight over every path (MOBIKE path
+	// probing, mobike.go) since its retransmits on the IKE SA's path
+	// were used up.
+	probing bool
 
 	// The peer's requests.
 	expectID uint32   // next message ID we accept
@@ -34,6 +38,9 @@ type taskManager struct {
 	// the work is not started twice.
 	pending    task
 	pendingHdr message.Header
+	// reqFrom is the path the peer's last request came on: a MOBIKE SA
+	// answers there (RFC 4555 section 3.5), wherever the SA is.
+	reqFrom Datagram
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
@@ -111,7 +118,8 @@ func (tm *taskManager) sendRequest() {
 	}
 	tm.request = packets
 	tm.tries = 0
-	sa.send(packets)
+	tm.probing = false
+	tm.sendActive()
 	tm.armRetransmit()
 	if t.kind() == taskDPD && sa.conn.DPDTimeout > 0 {
 		tm.giveUp = sa.e.afterFunc(sa.conn.DPDTimeout, func() {
@@ -169,12 +177,33 @@ func (tm *taskManager) armRetransmit() {
 func (tm *taskManager) retransmit() {
 	sa := tm.sa
 	if !sa.retransmitDue(&tm.tries) {
+		if tm.startProbing() {
+			return
+		}
 		tm.fail()
 		return
 	}
 	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
-	sa.send(tm.request)
+	tm.sendActive()
 	tm.armRetransmit()
+}
+
+// sendActive sends the request in flight: over the IKE SA's path, the
+// task's own (a return routability check), or every path while probing.
+func (tm *taskManager) sendActive() {
+	sa := tm.sa
+	switch t := tm.active.(type) {
+	case pathTask:
+		local, remote := t.path()
+		sa.lastOutbound = sa.e.clock.Now()
+		sa.e.send(local, remote, tm.request)
+		return
+	}
+	if tm.probing {
+		tm.sendProbes()
+		return
+	}
+	sa.send(tm.request)
 }
 
 // fail ends the active exchange without a response.
@@ -186,6 +215,14 @@ func (tm *taskManager) fail() {
 		f.failed()
 	}
 	if sa.state == IKESADestroying {
+		return
+	}
+	if c, ok := t.(*mobikeCheck); ok && sa.state == IKESAEstablished {
+		// A new path that does not answer is not taken; the old one
+		// may still work (DPD finds out).
+		sa.log.Info(fmt.Sprintf("path %s - %s did not answer, the IKE_SA stays on %s - %s",
+			fmtAddr(c.local), fmtAddr(c.remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
+		tm.initiate()
 		return
 	}
 	if sa.state < IKESAEstablished || t.kind() == taskIKEDelete {
@@ -211,6 +248,7 @@ func (tm *taskManager) stop() {
 	tm.stopTimers()
 	tm.queued = nil
 	tm.pending = nil
+	tm.probing = false
 	if f, ok := tm.active.(failer); ok {
 		f.failed()
 	}
@@ -239,6 +277,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			return
 		}
 		if h.ExchangeType != message.IKE_SA_INIT {
+			if tm.probing {
+				tm.probeAnswered(d)
+			}
 			sa.authenticated(d)
 		} else if !sa.local.Addr().IsValid() {
 			sa.local = d.Local
@@ -315,6 +356,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	if h.ExchangeType != message.IKE_SA_INIT {
 		sa.authenticated(d)
 	}
+	tm.reqFrom = d
 	sa.log.Info("parsed " + summarize(m))
 	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
@@ -367,7 +409,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 	}
 	tm.expectID++
 	tm.response = packets
-	sa.send(packets)
+	tm.sendResponse(tm.reqFrom)
 	sa.forgetInitMessages()
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
@@ -386,7 +428,19 @@ func (tm *taskManager) inWindow(h *message.Header) bool {
 }
 
 func (tm *taskManager) resendResponse(d Datagram) {
-	tm.sa.send(tm.response)
+	tm.sendResponse(d)
+}
+
+// sendResponse sends our last response: a MOBIKE SA's to the path the
+// request came on (d), which the SA may not have moved to (yet).
+func (tm *taskManager) sendResponse(d Datagram) {
+	sa := tm.sa
+	if sa.mobike && d.Remote.IsValid() && d.Local.IsValid() && (d.Remote != sa.remote || d.Local != sa.local) {
+		sa.lastOutbound = sa.e.clock.Now()
+		sa.e.send(d.Local, d.Remote, tm.response)
+		return
+	}
+	sa.send(tm.response)
 }
 
 // respondNotify answers the expected request with a lone error notify

@@ -373,3 +373,50 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 	}
 	return flush()
 }
+
+// Move gives an SA a new destination address (MOBIKE moved its CHILD_SA)
+// and keeps its SPI, CPU and rx_seen counters: an SPI of the range keeps
+// its slot and the slot's counters, any other SPI's per-CPU entry is
+// copied to the new key before the old one goes.
+func (t *SATable) Move(spi uint32, from, to netip.Addr) error {
+	if !to.IsValid() {
+		return fmt.Errorf("move SA %#08x: no destination address", spi)
+	}
+	oldKey, newKey := saKey(spi, from), saKey(spi, to)
+	if oldKey == newKey {
+		return nil
+	}
+	r, err := t.config.SPIRange()
+	if err != nil {
+		return err
+	}
+	if r.Contains(spi) {
+		idx := spi - r.Base
+		var slot bpf.XdpsecXsSaSlot
+		if err := t.slots.Lookup(idx, &slot); err != nil {
+			return fmt.Errorf("move SA %#08x: %w", spi, err)
+		}
+		if slot.Spi != oldKey.Spi || slot.Family != oldKey.Family || slot.Daddr != oldKey.Daddr {
+			return fmt.Errorf("move SA %#08x %s: %w", spi, from, ErrNoSA)
+		}
+		slot.Family, slot.Daddr = newKey.Family, newKey.Daddr
+		if err := t.slots.Put(idx, &slot); err != nil {
+			return fmt.Errorf("move SA %#08x: %w", spi, err)
+		}
+		return nil
+	}
+	var vals []bpf.XdpsecXsSaEntry
+	if err := t.m.Lookup(&oldKey, &vals); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("move SA %#08x %s: %w", spi, from, ErrNoSA)
+		}
+		return fmt.Errorf("move SA %#08x: %w", spi, err)
+	}
+	if err := t.m.Put(&newKey, vals); err != nil {
+		return fmt.Errorf("move SA %#08x to %s: %w", spi, to, err)
+	}
+	if err := t.m.Delete(&oldKey); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("move SA %#08x: %w", spi, err)
+	}
+	return nil
+}

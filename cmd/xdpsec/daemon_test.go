@@ -327,8 +327,9 @@ func TestDaemonsDryRun(t *testing.T) {
 	table := a.ok("list-sas")
 	for _, want := range []string{
 		"site: #1, ESTABLISHED, IKEv2, " + sasA[0].SPIi + "_i* " + sasA[0].SPIr + "_r",
-		"local  'moon.example.org' @ 10.98.0.1[500]",
-		"remote 'sun.example.org' @ 10.98.0.2[500]",
+		// MOBIKE (on by default) moves the IKE SA to port 4500.
+		"local  'moon.example.org' @ 10.98.0.1[4500]",
+		"remote 'sun.example.org' @ 10.98.0.2[4500]",
 		"net: #1, reqid 1, INSTALLED, TUNNEL, ESP:AES_GCM_16_128",
 		"in  " + sasA[0].Children[0].SPIIn + ",",
 		"rx_seen 0 packets",

@@ -26,8 +26,9 @@ type Dataplane struct {
 	vips     map[netip.Addr]ike.VirtualIP
 	softDone map[ike.SAID]bool // soft expiry reported
 	// Events are the calls in order, for logs of failing tests.
-	events []string
-	fault  func(op string)
+	events     []string
+	fault      func(op string)
+	migrations int
 }
 
 // SetFault makes every later AddSA, UpdateSA and DeleteSA call f with the
@@ -101,6 +102,39 @@ func (d *Dataplane) UpdateSA(sa *ike.SA) error {
 	return nil
 }
 
+// MigrateSA moves an SA to new addresses, keeping its keys and the
+// counters SetStats gave it.
+func (d *Dataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
+	d.injectFault("MigrateSA")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, ok := d.sas[from]
+	if !ok {
+		return ErrNotFound
+	}
+	if _, taken := d.sas[sa.SAID]; taken && sa.SAID != from {
+		return fmt.Errorf("SA %08x exists at %s", sa.SPI, sa.Dst)
+	}
+	n := clone(sa)
+	n.EncrKey, n.IntegKey = old.EncrKey, old.IntegKey
+	delete(d.sas, from)
+	d.sas[sa.SAID] = n
+	if st, ok := d.stats[from]; ok {
+		delete(d.stats, from)
+		d.stats[sa.SAID] = st
+	}
+	d.migrations++
+	d.events = append(d.events, fmt.Sprintf("migrate SA %08x %s -> %s", sa.SPI, from.Dst, sa.Dst))
+	return nil
+}
+
+// Migrations counts the MigrateSA calls that moved an SA.
+func (d *Dataplane) Migrations() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.migrations
+}
+
 func (d *Dataplane) DeleteSA(id ike.SAID) error {
 	d.injectFault("DeleteSA")
 	d.mu.Lock()
@@ -133,6 +167,20 @@ func (d *Dataplane) DeletePolicy(p *ike.Policy) error {
 		if *q == *p {
 			d.policies = slices.Delete(d.policies, i, i+1)
 			d.events = append(d.events, fmt.Sprintf("delete policy %s === %s %s", p.Src, p.Dst, p.Dir))
+			return nil
+		}
+	}
+	return ErrNotFound
+}
+
+func (d *Dataplane) MigratePolicy(from, to *ike.Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, q := range d.policies {
+		if *q == *from {
+			c := *to
+			d.policies[i] = &c
+			d.events = append(d.events, fmt.Sprintf("migrate policy %s === %s %s to %s - %s", to.Src, to.Dst, to.Dir, to.TmplSrc, to.TmplDst))
 			return nil
 		}
 	}

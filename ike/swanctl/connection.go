@@ -121,10 +121,14 @@ var connectionKeys = keyTable[Connection]{
 		c.Proposals, err = parseProposals(transform.ProtoIKE, v)
 		return
 	}),
-	"aggressive":  supported(func(c *Connection, v string) (err error) { c.Aggressive, err = parseBool(v); return }),
-	"pull":        supported(func(c *Connection, v string) (err error) { c.Pull, err = parseBool(v); return }),
-	"encap":       supported(func(c *Connection, v string) (err error) { c.Encap, err = parseBool(v); return }),
-	"mobike":      supported(func(c *Connection, v string) (err error) { c.Mobike, err = parseBool(v); return }),
+	"aggressive": supported(func(c *Connection, v string) (err error) { c.Aggressive, err = parseBool(v); return }),
+	"pull":       supported(func(c *Connection, v string) (err error) { c.Pull, err = parseBool(v); return }),
+	"encap":      supported(func(c *Connection, v string) (err error) { c.Encap, err = parseBool(v); return }),
+	"mobike": supported(func(c *Connection, v string) (err error) {
+		c.Mobike, err = parseBool(v)
+		c.NoMobike = !c.Mobike
+		return
+	}),
 	"dpd_delay":   supported(func(c *Connection, v string) error { return setTime(&c.DPDDelay)(v) }),
 	"dpd_timeout": supported(func(c *Connection, v string) error { return setTime(&c.DPDTimeout)(v) }),
 	"send_certreq": supported(func(c *Connection, v string) error {

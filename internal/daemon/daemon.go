@@ -276,6 +276,10 @@ func Start(opts Options) (*Daemon, error) {
 	go d.watch()
 	d.wg.Add(1)
 	go d.pollGatewayLoads()
+	if err := d.watchAddresses(); err != nil {
+		// MOBIKE then waits for path probing to find a new path.
+		d.knlLog.Warn(fmt.Sprintf("not watching our addresses (MOBIKE): %v", err))
+	}
 	d.startActions(nil)
 	ok = true
 	return d, nil
@@ -466,6 +470,9 @@ func (c checkpointing) changed(err error) error {
 
 func (c checkpointing) AddSA(sa *ike.SA) error    { return c.changed(c.Dataplane.AddSA(sa)) }
 func (c checkpointing) UpdateSA(sa *ike.SA) error { return c.changed(c.Dataplane.UpdateSA(sa)) }
+func (c checkpointing) MigrateSA(from ike.SAID, sa *ike.SA) error {
+	return c.changed(c.Dataplane.MigrateSA(from, sa))
+}
 func (c checkpointing) DeleteSA(id ike.SAID) error {
 	return c.changed(c.Dataplane.DeleteSA(id))
 }

@@ -20,7 +20,9 @@ type Kernel interface {
 	UpdateState(s xfrm.State) (xfrm.OffloadResult, error)
 	DeleteState(id xfrm.SAID) error
 	GetState(id xfrm.SAID) (xfrm.StateInfo, error)
+	MoveState(id xfrm.SAID, to xfrm.Move) error
 	AddPolicy(p xfrm.Policy) error
+	UpdatePolicy(p xfrm.Policy) error
 	DeletePolicy(p xfrm.Policy) error
 }
 
@@ -33,6 +35,8 @@ type BPF interface {
 	PutSA(sa maps.InboundSA) error
 	DeleteSA(spi uint32, dst netip.Addr) error
 	GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
+	// MoveSA gives an inbound SA a new destination, counters kept.
+	MoveSA(spi uint32, from, to netip.Addr) error
 	// ApplyPolicies changes the SPD in one go (maps.SPD.Apply).
 	ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error)
 }
@@ -59,6 +63,9 @@ func (b PinnedBPF) DeleteSA(spi uint32, dst netip.Addr) error {
 }
 func (b PinnedBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
 	return b.Set.SA.Get(spi, dst)
+}
+func (b PinnedBPF) MoveSA(spi uint32, from, to netip.Addr) error {
+	return b.Set.SA.Move(spi, from, to)
 }
 func (b PinnedBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
 	return b.Set.SPD.Apply(add, del)
@@ -362,6 +369,46 @@ func (d *KernelDataplane) UpdateSA(sa *ike.SA) error {
 	return nil
 }
 
+// MigrateSA moves an SA to new outer addresses (MOBIKE) by the kernel's
+// read-delete-add (xfrm.Conn.MoveState: SPI, keys, replay state and
+// lifetime counters kept). An inbound SA's entry in the BPF SA table
+// moves first, its rx_seen counters with it: packets to the new address
+// are taken from then on, those still arriving at the old one are lost.
+func (d *KernelDataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	movedBPF := false
+	if sa.Inbound && from.Dst != sa.Dst {
+		if err := d.bpf.MoveSA(sa.SPI, from.Dst, sa.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
+			return fmt.Errorf("BPF SA table: %w", err)
+		} else if err == nil {
+			movedBPF = true
+		}
+	}
+	to := xfrm.Move{Src: sa.Src, Dst: sa.Dst}
+	if sa.Encap != nil {
+		to.Encap = &xfrm.Encap{SrcPort: sa.Encap.SrcPort, DstPort: sa.Encap.DstPort}
+	}
+	if err := d.kernel.MoveState(xfrm.SAID{Dst: from.Dst, SPI: from.SPI}, to); err != nil {
+		if movedBPF {
+			if berr := d.bpf.MoveSA(sa.SPI, sa.Dst, from.Dst); berr != nil {
+				d.log.Warn(fmt.Sprintf("moving SPI %.8x back in the BPF SA table failed: %v", sa.SPI, berr))
+			}
+		}
+		return err
+	}
+	inst := d.sas[from]
+	delete(d.sas, from)
+	st := kernelState(sa)
+	st.Crypto = xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ}
+	if inst == nil {
+		inst = &installed{inbound: sa.Inbound}
+	}
+	inst.state = st // device offload is not asked for again (MoveState)
+	d.sas[sa.SAID] = inst
+	return nil
+}
+
 // DeleteSA removes the kernel SA first, then the SPI from the BPF table:
 // until the kernel SA is gone its packets must still reach it. An SA this
 // process did not install (taken back after a restart) is handled the
@@ -404,6 +451,57 @@ func (d *KernelDataplane) RxSeen(id ike.SAID) (packets, bytes uint64, err error)
 
 func policyKey(p *ike.Policy) string {
 	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d|%s", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID, p.RouteSrc)
+}
+
+// MigratePolicy gives an installed policy new template addresses
+// (MOBIKE). Classic XFRM policies are replaced in place
+// (XFRM_MSG_UPDPOLICY), so their selectors never go unprotected; the
+// SPD's entries and routes stay as they are (their selectors did not
+// change). A route-based policy's catch-all policies follow when their
+// templates carry its old addresses. A policy this process did not
+// install is added.
+func (d *KernelDataplane) MigratePolicy(from, to *ike.Policy) error {
+	d.mu.Lock()
+	oldKey := policyKey(from)
+	ps := d.policies[oldKey]
+	if ps == nil {
+		d.mu.Unlock()
+		return d.AddPolicy(to)
+	}
+	defer d.mu.Unlock()
+	retarget := func(xp *xfrm.Policy) bool {
+		changed := false
+		for i := range xp.Templates {
+			t := &xp.Templates[i]
+			if t.Src == from.TmplSrc && t.Dst == from.TmplDst && t.Src.IsValid() {
+				t.Src, t.Dst = to.TmplSrc, to.TmplDst
+				changed = true
+			}
+		}
+		return changed
+	}
+	var errs []error
+	for i := range ps.xfrm {
+		if retarget(&ps.xfrm[i]) {
+			if err := d.kernel.UpdatePolicy(ps.xfrm[i]); err != nil {
+				errs = append(errs, fmt.Errorf("policy %s === %s %v: %w", to.Src, to.Dst, to.Dir, err))
+			}
+		}
+	}
+	if ps.catch != nil {
+		if ca := d.catchAll[*ps.catch]; ca != nil {
+			for i := range ca.policies {
+				if retarget(&ca.policies[i]) {
+					if err := d.kernel.UpdatePolicy(ca.policies[i]); err != nil {
+						errs = append(errs, fmt.Errorf("catch-all policy for if_id %#x: %w", to.IfID, err))
+					}
+				}
+			}
+		}
+	}
+	delete(d.policies, oldKey)
+	d.policies[policyKey(to)] = ps
+	return errors.Join(errs...)
 }
 
 // AddPolicy installs a policy. It is idempotent, so a restarted daemon

@@ -72,6 +72,27 @@ func (k *fakeKernel) GetState(id xfrm.SAID) (xfrm.StateInfo, error) {
 	}
 	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2}}, nil
 }
+func (k *fakeKernel) MoveState(id xfrm.SAID, to xfrm.Move) error {
+	s, ok := k.states[id.SPI]
+	if !ok || s.Dst != id.Dst {
+		return xfrm.ErrNoSA
+	}
+	k.ev.add("kernel move %.8x %s -> %s encap %v", id.SPI, id.Dst, to.Dst, to.Encap != nil)
+	s.Src, s.Dst, s.Encap = to.Src, to.Dst, to.Encap
+	k.states[id.SPI] = s
+	return nil
+}
+func (k *fakeKernel) UpdatePolicy(p xfrm.Policy) error {
+	i := slices.IndexFunc(k.policies, func(q xfrm.Policy) bool {
+		return q.Dir == p.Dir && q.Selector == p.Selector && q.IfID == p.IfID
+	})
+	if i < 0 {
+		return xfrm.ErrNoPolicy
+	}
+	k.ev.add("kernel policy update %v %v tmpl %s -> %s", p.Dir, p.Selector, p.Templates[0].Src, p.Templates[0].Dst)
+	k.policies[i] = p
+	return nil
+}
 func (k *fakeKernel) AddPolicy(p xfrm.Policy) error {
 	for _, q := range k.policies {
 		if q.Dir == p.Dir && q.Selector == p.Selector && q.IfID == p.IfID {
@@ -125,6 +146,17 @@ func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 		return maps.InboundSAStats{}, maps.ErrNoSA
 	}
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
+}
+
+func (b *fakeBPF) MoveSA(spi uint32, from, to netip.Addr) error {
+	sa, ok := b.sas[spi]
+	if !ok || sa.Dst != from {
+		return maps.ErrNoSA
+	}
+	b.ev.add("bpf move %.8x %s -> %s", spi, from, to)
+	sa.Dst = to
+	b.sas[spi] = sa
+	return nil
 }
 
 // ApplyPolicies does what maps.SPD.Apply does, on a slice.
@@ -520,5 +552,92 @@ func TestDataplaneTunnelRoutes(t *testing.T) {
 	}
 	if len(tun.routes) != 0 {
 		t.Errorf("routes left after delete: %v", tun.routes)
+	}
+}
+
+// MOBIKE: MigrateSA moves the BPF entry before the kernel SA, keeps the
+// SPIs, and MigratePolicy updates classic policies in place (never
+// deleted: their selectors stay protected) and leaves the SPD alone.
+func TestDataplaneMigrate(t *testing.T) {
+	d, k, b, ev := newFakeDataplane(t)
+	newUs := netip.MustParseAddr("198.51.100.7")
+	spi, err := d.AllocateSPI(them, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddSA(testSA(spi, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddSA(testSA(0x1234, false)); err != nil {
+		t.Fatal(err)
+	}
+	local, _ := ike.ParseTS("10.1.0.0/24")
+	remote, _ := ike.ParseTS("10.2.0.0/16")
+	out := &ike.Policy{Dir: ike.DirOut, Src: local, Dst: remote, TmplSrc: us, TmplDst: them, ReqID: 1}
+	if err := d.AddPolicy(out); err != nil {
+		t.Fatal(err)
+	}
+	d.Flush()
+	spd := slices.Clone(b.policies)
+	ev.list = nil
+
+	in := testSA(spi, true)
+	in.Dst = newUs
+	in.Encap = &ike.Encap{SrcPort: 4500, DstPort: 4500}
+	if err := d.MigrateSA(ike.SAID{Dst: us, SPI: spi}, in); err != nil {
+		t.Fatal(err)
+	}
+	outSA := testSA(0x1234, false)
+	outSA.Src = newUs
+	if err := d.MigrateSA(ike.SAID{Dst: them, SPI: 0x1234}, outSA); err != nil {
+		t.Fatal(err)
+	}
+	moved := *out
+	moved.TmplSrc = newUs
+	if err := d.MigratePolicy(out, &moved); err != nil {
+		t.Fatal(err)
+	}
+	d.Flush()
+	want := []string{
+		fmt.Sprintf("bpf move %.8x %s -> %s", spi, us, newUs),
+		fmt.Sprintf("kernel move %.8x %s -> %s encap true", spi, us, newUs),
+		fmt.Sprintf("kernel move 00001234 %s -> %s encap false", them, them),
+		fmt.Sprintf("kernel policy update out %v tmpl %s -> %s", k.policies[0].Selector, newUs, them),
+	}
+	if !slices.Equal(ev.list, want) {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(ev.list, "\n"), strings.Join(want, "\n"))
+	}
+	if b.sas[spi].Dst != newUs || k.states[spi].Dst != newUs || k.states[0x1234].Src != newUs {
+		t.Errorf("after the move: bpf %+v, kernel %+v", b.sas[spi], k.states)
+	}
+	if !slices.Equal(b.policies, spd) {
+		t.Errorf("SPD changed: %+v, was %+v", b.policies, spd)
+	}
+	// The moved SA and policy are found under their new names.
+	if _, _, err := d.RxSeen(ike.SAID{Dst: newUs, SPI: spi}); err != nil {
+		t.Errorf("RxSeen at the new address: %v", err)
+	}
+	if err := d.DeletePolicy(&moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteSA(ike.SAID{Dst: newUs, SPI: spi}); err != nil {
+		t.Fatal(err)
+	}
+	d.Flush()
+	if len(k.policies) != 0 || len(b.policies) != 0 || len(b.sas) != 0 {
+		t.Errorf("left: %v %v %v", k.policies, b.policies, b.sas)
+	}
+	// A failed kernel move puts the BPF entry back.
+	if err := d.AddSA(testSA(spi, true)); err != nil {
+		t.Fatal(err)
+	}
+	delete(k.states, spi)
+	in = testSA(spi, true)
+	in.Dst = newUs
+	if err := d.MigrateSA(ike.SAID{Dst: us, SPI: spi}, in); err == nil {
+		t.Error("moving an SA the kernel does not have succeeded")
+	}
+	if b.sas[spi].Dst != us {
+		t.Errorf("BPF entry after a failed move: %+v, want it back at %s", b.sas[spi], us)
 	}
 }

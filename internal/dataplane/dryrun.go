@@ -99,6 +99,20 @@ func (d *DryRunDataplane) UpdateSA(sa *ike.SA) error {
 	return nil
 }
 
+func (d *DryRunDataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sas[from] {
+		delete(d.sas, from)
+		d.sas[sa.SAID] = true
+	}
+	if sa.Inbound && from.Dst != sa.Dst {
+		d.log.Info(fmt.Sprintf("dry-run: would move SPI %.8x in the BPF SA table from dst %s to %s", sa.SPI, from.Dst, sa.Dst))
+	}
+	d.log.Info(fmt.Sprintf("dry-run: would move SA %.8x dst %s to ", from.SPI, from.Dst) + describeSA(sa))
+	return nil
+}
+
 func (d *DryRunDataplane) DeleteSA(id ike.SAID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -123,6 +137,11 @@ func describePolicy(p *ike.Policy) string {
 
 func (d *DryRunDataplane) AddPolicy(p *ike.Policy) error {
 	d.log.Info("dry-run: would install " + describePolicy(p))
+	return nil
+}
+
+func (d *DryRunDataplane) MigratePolicy(from, to *ike.Policy) error {
+	d.log.Info(fmt.Sprintf("dry-run: would move %s to %s - %s", describePolicy(to), to.TmplSrc, to.TmplDst))
 	return nil
 }
 

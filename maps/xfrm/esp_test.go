@@ -352,3 +352,52 @@ func TestESPOffloadOnVeth(t *testing.T) {
 		}
 	}
 }
+
+// MoveState keeps an SA's SPI, sequence numbers and counters across a
+// change of its outer addresses and encapsulation (MOBIKE).
+func TestESPMoveState(t *testing.T) {
+	requireESP(t)
+	c, _ := newConn(t)
+	newDst := netip.MustParseAddr("192.0.2.77")
+	cr := testCrypto(t, transform.ENCR_AES_GCM_16, 128, transform.AUTH_NONE)
+	s := State{Src: addrA, Dst: addrB, SPI: 0xc0000301, Mode: ModeTunnel, Reqid: 9, Crypto: cr, ESN: true, ReplayWindow: 64,
+		Lifetime: Lifetime{HardAdd: time.Hour}}
+	if _, err := c.AddState(s); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.GetState(SAID{Dst: addrB, SPI: s.SPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MoveState(SAID{Dst: addrB, SPI: s.SPI}, Move{Src: addrA, Dst: newDst, Encap: &Encap{SrcPort: 4500, DstPort: 4501}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetState(SAID{Dst: addrB, SPI: s.SPI}); !errors.Is(err, ErrNoSA) {
+		t.Errorf("the SA is still at its old address: %v", err)
+	}
+	after, err := c.GetState(SAID{Dst: newDst, SPI: s.SPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Src != addrA || after.Reqid != 9 || !after.ESN || after.ReplayWindow != 64 || after.Algorithms != before.Algorithms ||
+		after.Lifetime != before.Lifetime || !after.Counters.AddTime.Equal(before.Counters.AddTime) {
+		t.Errorf("moved SA %+v, was %+v", after, before)
+	}
+	if after.Encap == nil || after.Encap.SrcPort != 4500 || after.Encap.DstPort != 4501 {
+		t.Errorf("encapsulation %+v, want 4500 → 4501", after.Encap)
+	}
+	// And back, without encapsulation.
+	if err := c.MoveState(SAID{Dst: newDst, SPI: s.SPI}, Move{Src: addrA, Dst: addrB}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.GetState(SAID{Dst: addrB, SPI: s.SPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Encap != nil {
+		t.Errorf("encapsulation %+v after moving back, want none", back.Encap)
+	}
+	if err := c.MoveState(SAID{Dst: newDst, SPI: s.SPI}, Move{Src: addrA, Dst: addrB}); !errors.Is(err, ErrNoSA) {
+		t.Errorf("moving a missing SA: %v, want ErrNoSA", err)
+	}
+}
