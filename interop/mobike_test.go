@@ -57,8 +57,8 @@ func (e *env) sameIKE(before, after []ikeView) {
 	}
 }
 
-// charonRemote is where charon's one IKE SA has its peer.
-func (e *env) charonRemote() (host, port string) {
+// charonPeerEndpoint is where charon's one IKE SA has its peer.
+func (e *env) charonPeerEndpoint() (host, port string) {
 	sa := e.charonSA()
 	return sa.get("remote-host"), sa.get("remote-port")
 }
@@ -103,7 +103,7 @@ func TestMOBIKEOursRoam(t *testing.T) {
 	moveAddr(t, e.nsO, oursAddr, oursAddr2)
 	waitLog(t, "xdpsec", e.ours.log, 20*time.Second, "requesting address change using MOBIKE")
 	waitFor(t, 20*time.Second, "charon to follow us", func() error {
-		if h, p := e.charonRemote(); h != oursAddr2 {
+		if h, p := e.charonPeerEndpoint(); h != oursAddr2 {
 			return fmt.Errorf("charon's remote %s[%s]", h, p)
 		}
 		return nil
