@@ -205,8 +205,8 @@ func TestRedirectCharonAuth(t *testing.T) {
 `, gw2Addr))
 	// charon's initiate reports the IKE_SA with gw1, which it deletes.
 	go w.charon.swanctlRun("--initiate", "--child", "net", "--timeout", "30")
-	waitLog(t, "gw1", w.ours.log, 10*time.Second, "generating IKE_AUTH response 1 [ IDr AUTH N(REDIR) ]", "redirecting peer to "+gw2Addr)
-	waitLog(t, "charon", w.charon.log, 10*time.Second, "parsed IKE_AUTH response 1 [ IDr AUTH N(REDIR) ]",
+	waitLog(t, "gw1", w.ours.log, 10*time.Second, "generating IKE_AUTH response 1 [ IDr AUTH N(REDIR) ", "redirecting peer to "+gw2Addr)
+	waitLog(t, "charon", w.charon.log, 10*time.Second, "parsed IKE_AUTH response 1 [ IDr AUTH N(REDIR) ",
 		"authentication of 'sun.example.org' with pre-shared key successful", "redirected to "+gw2Addr)
 	if v := w.charonVersion(); versionBefore(v, 5, 9, 12) {
 		// strongSwan's 595fa077b6 ("ike-sa: Fix handling of redirects
