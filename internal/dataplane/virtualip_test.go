@@ -137,7 +137,14 @@ func TestKernelClientVIP(t *testing.T) {
 	sh("addr", "add", "192.0.2.1/24", "dev", "wan0")
 	sh("link", "set", "wan0", "up")
 	sh("route", "add", "default", "via", "192.0.2.254")
-	before := sh("-4", "addr") + sh("-4", "route", "show", "table", "all") + sh("rule") + sh("-6", "rule")
+	// The addresses one per line (-o: without the link's flags) and the
+	// routes without "linkdown": the veth's carrier may come up between
+	// two snapshots.
+	snapshot := func() string {
+		return sh("-4", "-o", "addr") + strings.ReplaceAll(sh("-4", "route", "show", "table", "all"), " linkdown", "") +
+			sh("rule") + sh("-6", "rule")
+	}
+	before := snapshot()
 
 	k, err := xfrm.OpenAt(ns.Handle)
 	if err != nil {
@@ -191,7 +198,7 @@ func TestKernelClientVIP(t *testing.T) {
 	}
 	unchanged := func(t *testing.T) {
 		t.Helper()
-		if after := sh("-4", "addr") + sh("-4", "route", "show", "table", "all") + sh("rule") + sh("-6", "rule"); after != before {
+		if after := snapshot(); after != before {
 			t.Errorf("the namespace changed:\nbefore\n%s\nafter\n%s", before, after)
 		}
 	}
