@@ -236,8 +236,22 @@ func (sa *ikeSA) roam() {
 	e := sa.e
 	cur := sa.local.Addr()
 	if slices.Contains(e.localAddrs, cur) {
-		// Still ours: the path stays (a route that broke is found by
-		// path probing when requests go unanswered).
+		// Still ours: the path stays unless the route to the peer now
+		// leaves from another of our addresses (an uplink went, its
+		// address stayed), as charon's roam checks the source address
+		// on a route change. A route that broke with no other is found
+		// by path probing when requests go unanswered.
+		if e.cfg.SourceAddress == nil {
+			return
+		}
+		a, ok := e.cfg.SourceAddress(sa.remote.Addr())
+		if a = a.Unmap(); !ok || a == cur || !slices.Contains(e.localAddrs, a) {
+			return
+		}
+		sa.log.Info(fmt.Sprintf("the route to %s leaves from %s now", sa.remote.Addr(), a))
+		sa.log.Info("requesting address change using MOBIKE")
+		sa.moveTo(netip.AddrPortFrom(a, sa.local.Port()), sa.remote)
+		sa.queueUpdate()
 		return
 	}
 	want := netip.Addr{}

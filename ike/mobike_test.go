@@ -451,3 +451,35 @@ func TestMOBIKECheckUnanswered(t *testing.T) {
 	}
 	wantPath(t, tb.b, addrB, addrA, false)
 }
+
+// A route change with the old address still ours: the route to the peer
+// now leaves from another address of a's (its first uplink lost its
+// default route), and a moves there as on an address change; with the
+// source unchanged nothing happens.
+func TestMOBIKERouteChange(t *testing.T) {
+	source := addrA
+	tb := newMobikeBed(t, bedOptions{cfgA: func(c *ike.Config) {
+		c.SourceAddress = func(netip.Addr) (netip.Addr, bool) { return source, true }
+	}})
+	before := spis(tb.a)
+	tb.net.Attach(addrA2, tb.a.e)
+	tb.a.e.AddressesChanged([]netip.Addr{addrA, addrA2})
+	tb.net.Flush()
+	if tb.a.log.contains("requesting address change using MOBIKE") {
+		t.Fatal("a moved although the route to b still leaves from its address")
+	}
+	source = addrA2
+	tb.a.e.AddressesChanged([]netip.Addr{addrA, addrA2})
+	tb.net.Flush()
+	if !tb.a.log.contains("the route to 192.0.2.2 leaves from 192.0.2.11 now") || !tb.a.log.contains("requesting address change using MOBIKE") {
+		t.Fatal("a did not move after the route to b changed")
+	}
+	if got := tb.established(tb.b).Remote.Addr(); got != addrA2 {
+		t.Errorf("b's IKE_SA is with %s, want %s", got, addrA2)
+	}
+	if !slices.Equal(spis(tb.b), before) {
+		t.Errorf("SPIs changed: %x, were %x", spis(tb.b), before)
+	}
+	wantPath(t, tb.a, addrA2, addrB, false)
+	wantPath(t, tb.b, addrB, addrA2, false)
+}
