@@ -78,13 +78,39 @@ func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) err
 	defer keys.Zero()
 	c.setState(ChildSAInstalling)
 	c.setSAOptions()
-	if part, err := c.installSAs(keys.Inbound(exchangeInitiator), keys.Outbound(exchangeInitiator), c.replaces != nil); err != nil {
+	// As responder, a CHILD_SA whose policies another one already uses
+	// (a make-before-break reauthentication, a duplicate) holds its
+	// outbound SA back as a rekey's does: the kernel would send on the
+	// newest SA of the reqid at once, before the peer has installed its
+	// inbound SA on our response.
+	overlap := !exchangeInitiator && c.replaces == nil && c.ike.e.reqids.users(c.reqidKey()) > 0
+	if part, err := c.installSAs(keys.Inbound(exchangeInitiator), keys.Outbound(exchangeInitiator), c.replaces != nil || overlap); err != nil {
 		return fmt.Errorf("unable to install %s: %w", part, err)
 	}
 	c.installedAt = c.ike.e.clock.Now()
 	c.setState(ChildSAInstalled)
 	c.scheduleRekey()
+	if overlap {
+		c.holdUntilOverlapEnds()
+	}
 	return nil
+}
+
+// overlapHold is how long a responder's CHILD_SA that shares its
+// policies with another holds its outbound SA back at most: the peer
+// installs its inbound SA when our response arrives, and usually deletes
+// the other CHILD_SA (its old IKE SA) right after.
+const overlapHold = 2 * time.Second
+
+// holdUntilOverlapEnds installs the held outbound SA when another user of
+// the policies goes, or after overlapHold.
+func (c *childSA) holdUntilOverlapEnds() {
+	c.reqid.waiting = append(c.reqid.waiting, overlapWaiter{owner: &c.kernelChild, install: c.installOutbound})
+	c.ike.e.afterFunc(overlapHold, func() {
+		if c.state == ChildSAInstalled {
+			c.installOutbound()
+		}
+	})
 }
 
 // installOutbound installs the outbound SA a rekey responder held back:

@@ -330,6 +330,9 @@ func (k *kernelChild[S]) removeSAs(replaced bool) {
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
 	k.dropHeldOutbound()
+	if k.reqid != nil && len(k.reqid.waiting) > 0 {
+		k.reqid.overlapEnds(k)
+	}
 	if k.spiIn != 0 {
 		id := k.inboundID()
 		if replaced && k.inInstalled && sa.state != IKESADestroying && sa.e.cfg.DeleteRekeyedDelay > 0 {
@@ -403,6 +406,33 @@ type reqidEntry struct {
 	reqid    uint32
 	refs     int
 	policies []*Policy
+	// waiting are CHILD_SAs that hold their outbound SA back while
+	// another user of the policies is there (holdUntilOverlapEnds): each
+	// installs it when another user starts to go, before that one's SAs
+	// are deleted, so that the policies always have an outbound SA.
+	waiting []overlapWaiter
+}
+
+type overlapWaiter struct {
+	owner   any // the waiting CHILD_SA
+	install func()
+}
+
+// overlapEnds runs the waiters of the entry other than the user that
+// goes, once.
+func (r *reqidEntry) overlapEnds(going any) {
+	var keep []overlapWaiter
+	var run []func()
+	for _, w := range r.waiting {
+		if w.owner == going {
+			continue // it goes itself: nothing to install
+		}
+		run = append(run, w.install)
+	}
+	r.waiting = keep
+	for _, f := range run {
+		f()
+	}
 }
 
 func (k *kernelChild[S]) reqidKey() string {
@@ -449,6 +479,14 @@ func (t *reqidTable) acquire(key string, reqid uint32) *reqidEntry {
 	}
 	r.refs++
 	return r
+}
+
+// users counts the CHILD_SAs that use the entry of key.
+func (t *reqidTable) users(key string) int {
+	if r := t.byKey[key]; r != nil {
+		return r.refs
+	}
+	return 0
 }
 
 // adopt is acquire for a CHILD_SA taken back, whose SAs carry the reqid
