@@ -266,7 +266,10 @@ func (d *Daemon) listenControl() error {
 	return nil
 }
 
-func peerUID(c *net.UnixConn) (int, error) {
+// PeerUID is the user ID of the process at the other end of a unix
+// socket connection (SO_PEERCRED): the control and VICI sockets serve
+// root and the daemon's own user only.
+func PeerUID(c *net.UnixConn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -287,7 +290,7 @@ func (d *Daemon) serveControl(c *net.UnixConn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	enc := json.NewEncoder(c)
-	if uid, err := peerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
+	if uid, err := PeerUID(c); err != nil || (uid != 0 && uid != os.Geteuid()) {
 		who := fmt.Sprintf("uid %d", uid)
 		if err != nil {
 			who = fmt.Sprintf("a peer whose credentials are unknown (%v)", err)

@@ -133,7 +133,7 @@ func Serve(l net.Listener, b Backend, log *slog.Logger) *Server {
 				return
 			}
 			if uc, ok := c.(*net.UnixConn); ok {
-				if uid, err := peerUID(uc); err != nil || (uid != 0 && uid != os.Geteuid()) {
+				if uid, err := daemon.PeerUID(uc); err != nil || (uid != 0 && uid != os.Geteuid()) {
 					s.log.Warn(fmt.Sprintf("vici: refused uid %d, only root and uid %d may use it", uid, os.Geteuid()))
 					c.Close()
 					continue
@@ -161,23 +161,6 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	return err
-}
-
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	uid := -1
-	var cerr error
-	raw.Control(func(fd uintptr) {
-		var cred *unix.Ucred
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if cerr == nil {
-			uid = int(cred.Uid)
-		}
-	})
-	return uid, cerr
 }
 
 // conn is one client. Everything it is sent goes through out, written by
