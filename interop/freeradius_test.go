@@ -110,17 +110,7 @@ func TestEAPRadiusFreeRADIUS(t *testing.T) {
 }
 `
 	e.charon.load(clients, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert)})
-	connect := func(user string) (string, error) {
-		return e.charon.swanctlRun("--initiate", "--child", user, "--timeout", "20")
-	}
-	vipOf := func(user string) string {
-		for _, sa := range e.charon.sas() {
-			if sa.name == user {
-				return strings.Join(sa.lists["local-vips"], ",")
-			}
-		}
-		return ""
-	}
+	connect, vipOf := e.charon.connectUser, e.charon.vipOf
 	detail := fr.Detail
 
 	t.Run("mschapv2", func(t *testing.T) {

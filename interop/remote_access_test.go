@@ -96,6 +96,22 @@ func raClientAs(name, user, auth, ike, esp string) string {
 `, name, oursAddr, ike, auth, user, name, esp)
 }
 
+// connectUser initiates the road-warrior connection named after user
+// (raClient) and waits for it.
+func (c *charon) connectUser(user string) (string, error) {
+	return c.swanctlRun("--initiate", "--child", user, "--timeout", "20")
+}
+
+// vipOf is the virtual IP charon's IKE SA of user's connection got.
+func (c *charon) vipOf(user string) string {
+	for _, sa := range c.sas() {
+		if sa.name == user {
+			return strings.Join(sa.lists["local-vips"], ",")
+		}
+	}
+	return ""
+}
+
 // TestRemoteAccess runs charon as the road-warrior client of our gateway,
 // several users in turn on one charon: EAP-MSCHAPv2 with the right
 // password (virtual IP and DNS server), a wrong password, an unknown user,
@@ -142,17 +158,7 @@ func TestRemoteAccess(t *testing.T) {
 `
 	e.charon.load(clients, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert)})
 
-	connect := func(user string) (string, error) {
-		return e.charon.swanctlRun("--initiate", "--child", user, "--timeout", "20")
-	}
-	vipOf := func(user string) string {
-		for _, sa := range e.charon.sas() {
-			if sa.name == user {
-				return strings.Join(sa.lists["local-vips"], ",")
-			}
-		}
-		return ""
-	}
+	connect, vipOf := e.charon.connectUser, e.charon.vipOf
 
 	t.Run("mschapv2", func(t *testing.T) {
 		if out, err := connect("carol"); err != nil {
