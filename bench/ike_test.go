@@ -3,20 +3,25 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
-	"github.com/xdpsec/xdpsec/ike/transform"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/transform"
 	"github.com/xdpsec/xdpsec/ike/udptest"
+	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
@@ -90,15 +95,20 @@ func (p *pipe) flush() {
 type ikePair struct {
 	a, b             *ike.Engine
 	aDone, bDone     *atomic.Int64 // CHILD_SAs established
+	pipe             *pipe         // memoryPair's
 	initiate         func(b *testing.B)
 	closeA, closeAll func()
 }
 
-func newEngine(b *testing.B, s ike.Sender, local, remote netip.Addr, ids [2]string, nets [2]string, done *atomic.Int64) *ike.Engine {
-	e, err := ike.New(ike.Config{
+func newEngine(b *testing.B, s ike.Sender, local, remote netip.Addr, ids [2]string, nets [2]string, done *atomic.Int64, mod ...func(*ike.Config)) *ike.Engine {
+	cfg := ike.Config{
 		Logger: slog.New(childCounter{done}), Sender: s, Dataplane: &nullDataplane{},
 		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}},
-	})
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	e, err := ike.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,11 +118,13 @@ func newEngine(b *testing.B, s ike.Sender, local, remote netip.Addr, ids [2]stri
 	return e
 }
 
-func memoryPair(b *testing.B) *ikePair {
+// memoryPair runs two engines over an in-memory pipe; modB changes the
+// responder's configuration.
+func memoryPair(b *testing.B, modB ...func(*ike.Config)) *ikePair {
 	p := &pipe{hosts: map[netip.Addr]*ike.Engine{}}
-	pr := &ikePair{aDone: &atomic.Int64{}, bDone: &atomic.Int64{}}
+	pr := &ikePair{aDone: &atomic.Int64{}, bDone: &atomic.Int64{}, pipe: p}
 	pr.a = newEngine(b, p, ikeA, ikeB, [2]string{"moon.example.org", "sun.example.org"}, [2]string{"10.1.0.0/16", "10.2.0.0/16"}, pr.aDone)
-	pr.b = newEngine(b, p, ikeB, ikeA, [2]string{"sun.example.org", "moon.example.org"}, [2]string{"10.2.0.0/16", "10.1.0.0/16"}, pr.bDone)
+	pr.b = newEngine(b, p, ikeB, ikeA, [2]string{"sun.example.org", "moon.example.org"}, [2]string{"10.2.0.0/16", "10.1.0.0/16"}, pr.bDone, modB...)
 	p.hosts[ikeA], p.hosts[ikeB] = pr.a, pr.b
 	pr.initiate = func(b *testing.B) {
 		if _, err := pr.a.Initiate("gw"); err != nil {
@@ -174,7 +186,7 @@ func BenchmarkIKEEstablish(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		pair func(*testing.B) *ikePair
-	}{{"memory", memoryPair}, {"udp", udpPair}} {
+	}{{"memory", func(b *testing.B) *ikePair { return memoryPair(b) }}, {"udp", udpPair}} {
 		b.Run(tc.name, func(b *testing.B) {
 			p := tc.pair(b)
 			defer p.closeAll()
@@ -252,4 +264,109 @@ func BenchmarkStateCheckpoint(b *testing.B) {
 		size = len(out)
 	}
 	b.ReportMetric(float64(size)/sas, "state-B/SA")
+}
+
+// stateSAs are the IKE SA counts of BenchmarkStateChange: `-state-sas
+// 1000,10000,100000` (100,000 takes a few minutes to set up).
+var stateSAs = flag.String("state-sas", "1000,10000", "IKE SA counts of BenchmarkStateChange")
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childIDs follows the current CHILD_SA of each IKE SA (observer).
+type childIDs struct {
+	mu sync.Mutex
+	m  map[uint32]uint32 // IKE SA ID -> its CHILD_SA's
+}
+
+func (c *childIDs) IKEUpDown(ike.IKESAInfo, bool)   {}
+func (c *childIDs) IKERekey(old, new ike.IKESAInfo) {}
+func (c *childIDs) ChildUpDown(sa ike.IKESAInfo, ch ike.ChildSAInfo, up bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if up {
+		c.m[sa.ID] = ch.ID
+	}
+}
+func (c *childIDs) ChildRekey(sa ike.IKESAInfo, old, new ike.ChildSAInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[sa.ID] = new.ID
+}
+
+// BenchmarkStateChange measures what one SA change costs the responder
+// with its state file (journal=on) and without (journal=off), at several
+// numbers of IKE SAs: the responder rekeys the CHILD_SA of one IKE SA
+// after the other, and the journal appends the IKE SA's new record
+// (journal-B/change). The difference between on and off is the state
+// file's cost, which must not grow with the SAs; BenchmarkStateCheckpoint
+// is what a checkpoint of the whole state costs (what the daemon wrote
+// after each change before the journal).
+func BenchmarkStateChange(b *testing.B) {
+	for _, f := range strings.Split(*stateSAs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("-state-sas: %q", f)
+		}
+		for _, on := range []bool{false, true} {
+			name := fmt.Sprintf("SAs=%d/journal=off", n)
+			if on {
+				name = fmt.Sprintf("SAs=%d/journal=on", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				ids := &childIDs{m: map[uint32]uint32{}}
+				var j *daemon.StateJournal
+				mod := func(c *ike.Config) {}
+				if on {
+					j = daemon.NewStateJournal(filepath.Join(b.TempDir(), "ike-state"))
+					defer j.Close()
+					mod = func(c *ike.Config) { c.StateSink = j }
+				}
+				p := memoryPair(b, mod)
+				defer p.closeAll()
+				p.b.SetObserver(ids)
+				if on {
+					if err := p.b.Snapshot(j.Snapshot); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range n {
+					p.initiate(b)
+				}
+				list := make([]uint32, 0, n)
+				for id := range ids.m {
+					list = append(list, id)
+				}
+				if len(list) != n {
+					b.Fatalf("%d IKE SAs with a CHILD_SA, want %d", len(list), n)
+				}
+				var size int64
+				if on {
+					size = j.Size()
+				}
+				cpu0 := processCPU()
+				b.ResetTimer()
+				for i := range b.N {
+					ids.mu.Lock()
+					child := ids.m[list[i%n]]
+					ids.mu.Unlock()
+					if err := p.b.RekeyChildSA(child); err != nil {
+						b.Fatal(err)
+					}
+					p.pipe.flush()
+				}
+				b.StopTimer()
+				// CPU time, not wall time: the appends wait for the disk
+				// when the machine writes a lot (dirty page throttling).
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/change")
+				if on {
+					b.ReportMetric(float64(j.Size()-size)/float64(b.N), "journal-B/change")
+				}
+			})
+		}
+	}
 }

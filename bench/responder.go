@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -99,6 +100,12 @@ type respSettings struct {
 	files map[string][]byte
 	// plugins are charon plugins loaded besides benchCharonPlugins.
 	plugins string
+	// Ours only: state is the --state file (default "-", none), logs
+	// the --log levels (default "any=0", charon's level 0), confPath
+	// where swanctl.conf is written (default: in the responder's
+	// directory; a daemon takes back only a state file written with the
+	// same configuration file).
+	state, logs, confPath string
 }
 
 // swanctlConf is the swanctl.conf the responder loads.
@@ -144,7 +151,7 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dir, "swanctl.conf")
+	conf := cmp.Or(s.confPath, filepath.Join(dir, "swanctl.conf"))
 	err = os.WriteFile(conf, []byte(s.swanctlConf()), 0o600)
 	if err == nil {
 		err = s.writeFiles(dir)
@@ -155,8 +162,9 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 	}
 	sock := filepath.Join(dir, "xdpsec.sock")
 	r := &responder{name: string(Ours), dir: dir, exe: bin}
+	state, logs := cmp.Or(s.state, "-"), cmp.Or(s.logs, "any=0")
 	r.cmd = exec.Command("nsenter", "--net="+ns.path(), bin, "daemon", "--dataplane=dry-run", "--config", conf,
-		"--socket", sock, "--state", "-", "--log", "any=0", "--cookie-threshold", strconv.Itoa(s.cookieThreshold),
+		"--socket", sock, "--state", state, "--log", logs, "--cookie-threshold", strconv.Itoa(s.cookieThreshold),
 		"--block-threshold", strconv.Itoa(s.block()))
 	if err := r.start(filepath.Join(dir, "daemon.log"), func() bool {
 		_, err := os.Stat(sock)

@@ -129,6 +129,9 @@ func (c *childSA) installOutbound() {
 }
 
 func (c *childSA) logEstablished() {
+	// Saved before it is said: a restart takes back every CHILD_SA
+	// reported established.
+	c.ike.e.saveNow(&c.ike.ikeSACommon)
 	c.ike.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
 }

@@ -48,7 +48,7 @@ type ChildSAInfo struct {
 // IKESAs lists the IKE SAs, oldest first.
 func (e *Engine) IKESAs() []IKESAInfo {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	var out []IKESAInfo
 	for _, sa := range e.allSAs() {
 		out = append(out, sa.info(true))
@@ -69,7 +69,7 @@ type IKESAStatus struct {
 // the engine's lock.
 func (e *Engine) IKESAStatuses() []IKESAStatus {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	sas, v1 := e.allSAs(), e.allV1SAs()
 	out := make([]IKESAStatus, 0, len(sas)+len(v1))
 	for _, sa := range sas {
@@ -82,19 +82,15 @@ func (e *Engine) IKESAStatuses() []IKESAStatus {
 }
 
 func (e *Engine) ikeSA(id uint32) (*ikeSA, error) {
-	for _, sa := range e.allSAs() {
-		if sa.id == id && sa.state != IKESADestroying {
-			return sa, nil
-		}
+	if sa := e.byID[id]; sa != nil && sa.state != IKESADestroying {
+		return sa, nil
 	}
 	return nil, fmt.Errorf("%w: IKE_SA [%d]", ErrUnknownSA, id)
 }
 
 func (e *Engine) childSA(id uint32) (*childSA, error) {
-	for _, sa := range e.allSAs() {
-		if c := sa.childByID(id); c != nil {
-			return c, nil
-		}
+	if c := e.childIdx[id]; c != nil && c.ike.childByID(id) == c {
+		return c, nil
 	}
 	return nil, fmt.Errorf("%w: CHILD_SA {%d}", ErrUnknownSA, id)
 }
@@ -102,7 +98,7 @@ func (e *Engine) childSA(id uint32) (*childSA, error) {
 // RekeyIKESA rekeys an established IKE SA (swanctl --rekey --ike-id).
 func (e *Engine) RekeyIKESA(id uint32) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if v1 := e.v1SAByID(id); v1 != nil {
 		// IKEv1 cannot rekey an ISAKMP SA: it is reauthenticated.
 		if v1.state != IKESAEstablished || !v1.initiatorCapable() {
@@ -122,7 +118,7 @@ func (e *Engine) RekeyIKESA(id uint32) error {
 // RekeyChildSA rekeys a CHILD_SA (swanctl --rekey --child-id).
 func (e *Engine) RekeyChildSA(id uint32) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if c := e.v1ChildByID(id); c != nil {
 		if c.state != ChildSAInstalled || c.ike.state != IKESAEstablished {
 			return fmt.Errorf("%w: CHILD_SA %s is %v", ErrUnknownSA, c.name(), c.state)
@@ -148,7 +144,7 @@ func (e *Engine) RekeyChildSA(id uint32) error {
 // negotiated again: the error wraps ErrChildExists and names it.
 func (e *Engine) CreateChildSA(ikeID uint32, child string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if v1 := e.v1SAByID(ikeID); v1 != nil {
 		return v1.createChild(child)
 	}
@@ -191,7 +187,7 @@ func (sa *v1SA) createChild(child string) error {
 // DeleteIKESA deletes an IKE SA and its CHILD_SAs (swanctl --terminate --ike-id).
 func (e *Engine) DeleteIKESA(id uint32) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if v1 := e.v1SAByID(id); v1 != nil {
 		v1.ending(EndAdmin)
 		v1.delete()
@@ -220,7 +216,7 @@ func (sa *ikeSA) delete() {
 // DeleteChildSA deletes a CHILD_SA (swanctl --terminate --child-id).
 func (e *Engine) DeleteChildSA(id uint32) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if c := e.v1ChildByID(id); c != nil {
 		c.ike.deleteChild(c)
 		return nil

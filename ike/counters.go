@@ -111,7 +111,7 @@ func (e *Engine) invalidCounts() (invalid, invalidSPI uint64) {
 // not decode belongs to no connection.
 func (e *Engine) Counters(conn string) Counters {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if conn != "" {
 		if pc := e.counters.byConn[conn]; pc != nil {
 			return *pc
@@ -128,7 +128,7 @@ func (e *Engine) Counters(conn string) Counters {
 // CounterConns names the connections that have counters.
 func (e *Engine) CounterConns() []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	var out []string
 	for name := range e.counters.byConn {
 		out = append(out, name)
@@ -140,7 +140,7 @@ func (e *Engine) CounterConns() []string {
 // "" (swanctl --counters --reset [--all]).
 func (e *Engine) ResetCounters(conn string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if conn != "" {
 		delete(e.counters.byConn, conn)
 		return

@@ -84,7 +84,7 @@ type EAPReply struct {
 // new one from now on, those of sessions started before too.
 func (e *Engine) SetEAPBackend(b EAPBackend) EAPBackend {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	old := e.cfg.EAPBackend
 	e.cfg.EAPBackend = b
 	return old

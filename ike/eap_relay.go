@@ -141,7 +141,7 @@ func (t *ikeAuth) relaySend(msg []byte) error {
 	go func() {
 		reply, err := conv.Exchange(ctx, msg)
 		e.mu.Lock()
-		defer e.mu.Unlock()
+		defer e.unlock()
 		if e.closed || sa.state == IKESADestroying || sa.eapAuth != t {
 			clear(reply.MSK)
 			return

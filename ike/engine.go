@@ -96,6 +96,11 @@ type Config struct {
 	OnIKESAEstablished func(SAEvent)
 	OnChildSAInstalled func(SAEvent)
 
+	// StateSink, if set, is handed the records of the IKE SAs as they
+	// change (state_journal.go): the daemon's journal, from which a
+	// restart takes them back (Import).
+	StateSink StateSink
+
 	// FollowRedirects follows a gateway's REDIRECT (RFC 5685) and
 	// announces REDIRECT_SUPPORTED in IKE_SA_INIT (charon's
 	// follow_redirects); nil means yes.
@@ -166,7 +171,15 @@ type Engine struct {
 	nextIKEID, nextChildID uint32
 	counters               counterSet
 	// observer is told of SA events (observer.go); nil for nobody.
-	observer       Observer
+	observer Observer
+	// byID are the IKE SAs in sas by unique ID; childIdx the CHILD_SAs
+	// of the IKE SAs by unique ID, spiIdx by their inbound and outbound
+	// SPIs: lookups that do not walk every SA.
+	byID     map[uint32]*ikeSA
+	childIdx map[uint32]*childSA
+	spiIdx   map[uint32][]*childSA
+	// journal are the IKE SAs changed since the StateSink had them.
+	journal        stateJournal
 	lastInvalidSPI time.Time
 	halfOpenCount  int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
@@ -278,6 +291,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	cfg.Dataplane = e.dpJournal
 	e.cfg = cfg
+	e.trackPools()
 	e.eapSecrets = newEAPSecretIndex(cfg.Credentials.EAP)
 	e.cookie.rand = cfg.Rand
 	return e, nil
@@ -291,7 +305,7 @@ func (e *Engine) AddConnection(c *Connection) error {
 		return err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	for i, old := range e.conns {
 		if old.Name == c.Name {
 			e.conns[i] = rc
@@ -313,7 +327,7 @@ func (e *Engine) Initiate(name string) (uint32, error) {
 // children pick chooses of it.
 func (e *Engine) initiateNamed(name string, pick func(c *connection) ([]*childConfig, error)) (uint32, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return 0, ErrClosed
 	}
@@ -389,7 +403,7 @@ func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, r
 		prep(sa)
 	}
 	sa.spiI = e.newSPI()
-	e.sas[sa.spiI] = sa
+	e.putSA(sa.spiI, sa)
 	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))
 	sa.tm.queue(newIKEInit(sa, true))
 	var first *childConfig
@@ -440,7 +454,7 @@ func (e *Engine) afterFunc(d time.Duration, f func()) Timer {
 func (e *Engine) afterFuncFor(sa panicScope, d time.Duration, f func()) Timer {
 	return e.clock.AfterFunc(d, func() {
 		e.mu.Lock()
-		defer e.mu.Unlock()
+		defer e.unlock()
 		if e.closed {
 			return
 		}
@@ -453,7 +467,7 @@ func (e *Engine) afterFuncFor(sa panicScope, d time.Duration, f func()) Timer {
 // Stats returns a copy of the engine's counters.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.stats
 }
 
@@ -461,7 +475,7 @@ func (e *Engine) Stats() Stats {
 // are removed from the dataplane) and stops the engine.
 func (e *Engine) Close() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	for _, sa := range e.allSAs() {
 		sa.afterDestroy = nil // no reauthentication starts now
 		sa.ending(EndShutdown)
@@ -472,6 +486,15 @@ func (e *Engine) Close() {
 	}
 	e.removeRetired()
 	e.closed = true
+}
+
+// putSA makes sa found by our SPI spi, and by its unique ID.
+func (e *Engine) putSA(spi uint64, sa *ikeSA) {
+	e.sas[spi] = sa
+	if e.byID == nil {
+		e.byID = map[uint32]*ikeSA{}
+	}
+	e.byID[sa.id] = sa
 }
 
 func (e *Engine) allSAs() []*ikeSA {
@@ -522,7 +545,7 @@ func fmtAddr(a netip.AddrPort) string {
 // answered with a notify as RFC 7296 asks.
 func (e *Engine) HandleDatagram(d Datagram) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return
 	}
@@ -610,7 +633,7 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	sa.initAt = e.clock.Now()
 	sa.spiI = h.InitiatorSPI
 	sa.spiR = e.newSPI()
-	e.sas[sa.spiR] = sa
+	e.putSA(sa.spiR, sa)
 	sa.initKey, sa.inInit = initKey{d.Remote, h.InitiatorSPI}, true
 	e.init[sa.initKey] = sa
 	sa.halfOpen = true

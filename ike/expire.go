@@ -14,7 +14,7 @@ import (
 // give ErrUnknownSA.
 func (e *Engine) Expire(id SAID, hard bool) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return ErrClosed
 	}
@@ -51,14 +51,16 @@ func (e *Engine) Expire(id SAID, hard bool) error {
 
 // childBySAID finds the CHILD_SA one of whose SAs this is.
 func (e *Engine) childBySAID(id SAID) (c *childSA, inbound bool) {
-	for _, sa := range e.sas {
-		for _, c := range sa.children {
-			if c.spiIn == id.SPI && sa.local.Addr() == id.Dst {
-				return c, true
-			}
-			if c.spiOut == id.SPI && sa.remote.Addr() == id.Dst {
-				return c, false
-			}
+	for _, c := range e.spiIdx[id.SPI] {
+		sa := c.ike
+		if sa.childByID(c.id) != c {
+			continue
+		}
+		if c.spiIn == id.SPI && sa.local.Addr() == id.Dst {
+			return c, true
+		}
+		if c.spiOut == id.SPI && sa.remote.Addr() == id.Dst {
+			return c, false
 		}
 	}
 	return nil, false

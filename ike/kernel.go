@@ -168,6 +168,8 @@ func (k *kernelChild[S]) addSA(inbound bool, keys transform.SAKeys) error {
 	} else {
 		k.outInstalled = true
 	}
+	// Recorded after the kernel has it (state_journal.go).
+	k.sa().e.changed(k.sa(), true)
 	return nil
 }
 
@@ -265,6 +267,7 @@ func (k *kernelChild[S]) updateAddresses() {
 	}
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
+	sa.e.changed(sa, true)
 	if err := dp.UpdateSA(k.esp(true, transform.SAKeys{})); err != nil {
 		sa.log.Info(fmt.Sprintf("updating inbound SA of CHILD_SA %s failed: %v", k.name(), err))
 	}
@@ -288,6 +291,7 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 	}
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
+	sa.e.changed(sa, true)
 	k.encap = sa.useNATT()
 	if k.inInstalled {
 		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn}, k.esp(true, transform.SAKeys{})); err != nil {
@@ -329,6 +333,11 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 func (k *kernelChild[S]) removeSAs(replaced bool) {
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
+	if k.inInstalled || k.outInstalled {
+		// The record without this CHILD_SA goes out before its SAs leave
+		// the kernel: a restart never takes back SAs that are gone.
+		sa.e.saveNow(sa)
+	}
 	k.dropHeldOutbound()
 	if k.reqid != nil && len(k.reqid.waiting) > 0 {
 		k.reqid.overlapEnds(k)

@@ -196,7 +196,7 @@ func (sa *ikeSA) updateChildren() {
 // gateway assigned us are not among them.
 func (e *Engine) AddressesChanged(addrs []netip.Addr) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.closed {
 		return
 	}

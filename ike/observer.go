@@ -31,7 +31,7 @@ type Observer interface {
 // one, events cost a nil check.
 func (e *Engine) SetObserver(o Observer) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.observer = o
 }
 

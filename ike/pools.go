@@ -33,14 +33,24 @@ func (p *Pool) Name() string { return p.Leases.Name() }
 // the pool they took them from.
 func (e *Engine) SetPools(pools []*Pool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.cfg.Pools = append([]*Pool(nil), pools...)
+	e.trackPools()
+}
+
+// trackPools has the pools note their changes for the StateSink.
+func (e *Engine) trackPools() {
+	if e.cfg.StateSink != nil {
+		for _, p := range e.cfg.Pools {
+			p.Leases.TrackChanges()
+		}
+	}
 }
 
 // Pools are the address pools, for listing their leases.
 func (e *Engine) Pools() []*Pool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return append([]*Pool(nil), e.cfg.Pools...)
 }
 

@@ -529,7 +529,7 @@ func (e *Engine) resolveGateway(sa *ikeSA, gw message.Gateway, then func(netip.A
 		}
 		mu.Unlock()
 		e.mu.Lock()
-		defer e.mu.Unlock()
+		defer e.unlock()
 		if e.closed {
 			return
 		}
@@ -588,7 +588,7 @@ func (e *Engine) RedirectIKESA(id uint32, gateway string) error {
 		return fmt.Errorf("%w: %v", ErrRedirect, err)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.v1SAByID(id) != nil {
 		return fmt.Errorf("%w: unable to redirect IKEv1 SA", ErrRedirect)
 	}

@@ -19,6 +19,8 @@ type ikeSA struct {
 	// viaRekey: the SA was made by an IKE rekey (no ike-updown when it
 	// comes up); rekeyedAway: it was rekeyed (none when it goes).
 	viaRekey, rekeyedAway bool
+	// establishedAt is when it got established (a restart keeps it).
+	establishedAt time.Time
 
 	spiI uint64
 	spiR uint64
@@ -304,6 +306,9 @@ func (sa *ikeSA) authenticated(d Datagram) {
 
 // established moves the SA to ESTABLISHED and starts its timers.
 func (sa *ikeSA) established() {
+	if sa.establishedAt.IsZero() {
+		sa.establishedAt = sa.e.clock.Now()
+	}
 	sa.setState(IKESAEstablished)
 	sa.observeEstablished()
 	if !sa.viaRekey {
@@ -460,6 +465,9 @@ func (sa *ikeSA) destroy() {
 			delete(sa.e.sas, spi)
 		}
 	}
+	if sa.e.byID[sa.id] == sa {
+		delete(sa.e.byID, sa.id)
+	}
 	sa.forgetInit()
 	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
 	if f := sa.afterDestroy; f != nil {
@@ -544,6 +552,35 @@ func (sa *ikeSA) deletedEarly(spi uint32) bool {
 
 func (sa *ikeSA) removeChild(c *childSA) {
 	sa.children = slices.DeleteFunc(sa.children, func(x *childSA) bool { return x == c })
+	sa.e.unindexChild(c)
+}
+
+// addChild adds an installed CHILD_SA, found by its ID and SPIs from now
+// on (Engine.childSA, childBySAID).
+func (sa *ikeSA) addChild(c *childSA) {
+	sa.children = append(sa.children, c)
+	e := sa.e
+	if e.childIdx == nil {
+		e.childIdx, e.spiIdx = map[uint32]*childSA{}, map[uint32][]*childSA{}
+	}
+	e.childIdx[c.id] = c
+	e.spiIdx[c.spiIn] = append(e.spiIdx[c.spiIn], c)
+	if c.spiOut != c.spiIn {
+		e.spiIdx[c.spiOut] = append(e.spiIdx[c.spiOut], c)
+	}
+}
+
+func (e *Engine) unindexChild(c *childSA) {
+	if e.childIdx[c.id] == c {
+		delete(e.childIdx, c.id)
+	}
+	for _, spi := range []uint32{c.spiIn, c.spiOut} {
+		if list := slices.DeleteFunc(e.spiIdx[spi], func(x *childSA) bool { return x == c }); len(list) > 0 {
+			e.spiIdx[spi] = list
+		} else {
+			delete(e.spiIdx, spi)
+		}
+	}
 }
 
 func (sa *ikeSA) childByOutboundSPI(spi uint32) *childSA {

@@ -45,6 +45,11 @@ type ikeSACommon struct {
 	// endCause is why the IKE SA goes, once endCauseSet (ending).
 	endCause    EndCause
 	endCauseSet bool
+
+	// journaled: the StateSink has a record of the SA (state_journal.go);
+	// journalPending is what it will be once the delta being handed over
+	// is saved.
+	journaled, journalPending bool
 }
 
 func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote netip.AddrPort) ikeSACommon {
@@ -83,6 +88,7 @@ func (sa *ikeSACommon) setState(s IKESAState) {
 		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
 		sa.state = s
 		sa.indexPeer()
+		sa.e.changed(sa, true)
 	}
 }
 

@@ -82,6 +82,8 @@ func checkChild(c *ExportedChildSA) error {
 		return badRecord("CHILD_SA %s{%d} with SPI 0 (in %.8x, out %.8x)", c.Name, c.ID, c.SPIIn, c.SPIOut)
 	case len(c.LocalTS) == 0 || len(c.RemoteTS) == 0:
 		return badRecord("CHILD_SA %s{%d} without selectors", c.Name, c.ID)
+	case c.HeldOut != nil && len(c.HeldOut.Encr)+len(c.HeldOut.Integ) == 0:
+		return badRecord("CHILD_SA %s{%d}: outbound SA held back without keys", c.Name, c.ID)
 	}
 	if err := c.Suite.Validate(); err != nil {
 		return badRecord("CHILD_SA %s{%d}: %v", c.Name, c.ID, err)

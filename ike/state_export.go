@@ -70,6 +70,8 @@ type ExportedIKESA struct {
 	PeerAddrs            []netip.Addr `json:",omitempty"`
 	LastUpdateID         uint32       `json:",omitempty"`
 	UpdateSeen           bool         `json:",omitempty"`
+	// EstablishedAt is when the IKE SA got established.
+	EstablishedAt time.Time `json:",omitzero"`
 }
 
 // ExportedVIP is a virtual IP an exported IKE SA holds: the pool it came
@@ -91,24 +93,42 @@ type ExportedChildSA struct {
 	LocalTS, RemoteTS []TrafficSelector
 	ReqID             uint32
 	InstalledAt       time.Time
+	// HeldOut are the keys of its outbound SA while it is held back
+	// until the peer has installed its inbound (a rekey's responder,
+	// kernel.go): the SA is not in the dataplane yet, and a restart
+	// installs it.
+	HeldOut *transform.SAKeys `json:",omitempty"`
 }
 
 // Zero overwrites the keys.
 func (s *EngineState) Zero() {
-	for i := range s.SAs {
-		s.SAs[i].Keys.Zero()
-		for _, r := range s.SAs[i].LastResponse {
+	zeroV2(s.SAs)
+	zeroV1(s.V1)
+}
+
+func zeroV2(sas []ExportedIKESA) {
+	for i := range sas {
+		sas[i].Keys.Zero()
+		for _, r := range sas[i].LastResponse {
 			clear(r)
 		}
+		for _, c := range sas[i].Children {
+			if c.HeldOut != nil {
+				clear(c.HeldOut.Encr)
+				clear(c.HeldOut.Integ)
+			}
+		}
 	}
-	zeroV1(s.V1)
 }
 
 // SAIDs lists the SAs the CHILD_SAs of the state have in the dataplane.
 func (s *ExportedIKESA) SAIDs() []SAID {
 	var out []SAID
 	for _, c := range s.Children {
-		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn})
+		if c.HeldOut == nil {
+			out = append(out, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+		}
 	}
 	return out
 }
@@ -129,40 +149,9 @@ func (sa *ikeSA) exportable() bool {
 func (e *Engine) export() EngineState {
 	st := EngineState{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
 	for _, sa := range e.allSAs() {
-		if !sa.exportable() {
-			continue
+		if sa.exportable() {
+			st.SAs = append(st.SAs, sa.export())
 		}
-		s := ExportedIKESA{
-			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
-			Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
-			LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
-			EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
-			Accounting: sa.exportAccounting(),
-			MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
-			NotOriginalInitiator: sa.originalInitiator != sa.initiator,
-		}
-		for _, v := range sa.vips {
-			e := ExportedVIP{Identity: v.id, Addr: v.addr}
-			if v.pool != nil {
-				e.Pool = v.pool.Name()
-			}
-			s.VIPs = append(s.VIPs, e)
-		}
-		for _, r := range sa.tm.response {
-			s.LastResponse = append(s.LastResponse, cloneBytes(r))
-		}
-		for _, c := range sa.children {
-			if !c.inInstalled || !c.outInstalled || c.state >= ChildSADeleting || c.reqid == nil {
-				continue
-			}
-			s.Children = append(s.Children, ExportedChildSA{
-				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
-				Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqID(), InstalledAt: c.installedAt,
-			})
-		}
-		st.SAs = append(st.SAs, s)
 	}
 	st.V1 = e.exportV1()
 	for _, p := range e.cfg.Pools {
@@ -176,11 +165,51 @@ func (e *Engine) export() EngineState {
 	return st
 }
 
+// export is the IKE SA's record (exportable says whether it is one to
+// take back).
+func (sa *ikeSA) export() ExportedIKESA {
+	s := ExportedIKESA{
+		ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
+		Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
+		LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+		PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+		EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
+		Accounting: sa.exportAccounting(),
+		MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
+		NotOriginalInitiator: sa.originalInitiator != sa.initiator, EstablishedAt: sa.establishedAt,
+	}
+	for _, v := range sa.vips {
+		e := ExportedVIP{Identity: v.id, Addr: v.addr}
+		if v.pool != nil {
+			e.Pool = v.pool.Name()
+		}
+		s.VIPs = append(s.VIPs, e)
+	}
+	for _, r := range sa.tm.response {
+		s.LastResponse = append(s.LastResponse, cloneBytes(r))
+	}
+	for _, c := range sa.children {
+		if !c.inInstalled || (!c.outInstalled && c.heldOut == nil) || c.state >= ChildSADeleting || c.reqid == nil {
+			continue
+		}
+		cs := ExportedChildSA{
+			ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
+			Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+			ReqID: c.reqID(), InstalledAt: c.installedAt,
+		}
+		if h := c.heldOut; h != nil && !c.outInstalled {
+			cs.HeldOut = &transform.SAKeys{Encr: cloneBytes(h.Encr), Integ: cloneBytes(h.Integ)}
+		}
+		s.Children = append(s.Children, cs)
+	}
+	return s
+}
+
 // Export returns the engine's established IKE SAs and their CHILD_SAs,
 // keys included.
 func (e *Engine) Export() EngineState {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.export()
 }
 
@@ -190,7 +219,7 @@ func (e *Engine) Export() EngineState {
 // and carry on (a daemon restart). Keys held by the engine are zeroed.
 func (e *Engine) Detach() EngineState {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	// What a restarted engine could not finish: outbound SAs held back
 	// for a rekey's DELETE (the peer has their inbound halves by now),
 	// and the removal of the inbound SAs of rekeyed CHILD_SAs.
@@ -251,7 +280,7 @@ func (e *ImportError) Error() string {
 // from the dataplane (ImportError.Remove). The state's keys are copied.
 func (e *Engine) Import(st EngineState) []*ImportError {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
@@ -371,7 +400,8 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	for _, r := range s.LastResponse {
 		sa.tm.response = append(sa.tm.response, cloneBytes(r))
 	}
-	e.sas[spi] = sa
+	e.putSA(spi, sa)
+	sa.establishedAt = s.EstablishedAt
 	sa.established()
 	// Before the policies, whose routes use them as their source.
 	sa.installVIPs(true)
@@ -386,8 +416,17 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 		if elapsed := e.clock.Now().Sub(cs.InstalledAt); !cs.InstalledAt.IsZero() && elapsed > 0 {
 			ch.lifetime.SoftTime = max(ch.lifetime.SoftTime-elapsed, time.Second)
 		}
-		sa.children = append(sa.children, ch)
+		sa.addChild(ch)
 		ch.takeBack(cs.ReqID)
+		if h := cs.HeldOut; h != nil {
+			// Saved while the outbound SA was held back: the peer has
+			// had time to install its inbound SA since.
+			ch.outInstalled = false
+			ch.holdOutbound(*h)
+			if err := ch.addHeldOutbound(); err != nil {
+				sa.log.Info(fmt.Sprintf("unable to install outbound SA of CHILD_SA %s: %v", ch.name(), err))
+			}
+		}
 		ch.scheduleRekey()
 	}
 	sa.takeBackAccounting(s.Accounting)
@@ -414,7 +453,7 @@ func childConfigNamed(c *connection, name string) *childConfig {
 // first with DeleteIKESA if they must go.
 func (e *Engine) RemoveConnection(name string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	i := slices.IndexFunc(e.conns, func(c *connection) bool { return c.Name == name })
 	if i < 0 {
 		return fmt.Errorf("%w: %q", ErrUnknownConnection, name)
@@ -427,7 +466,7 @@ func (e *Engine) RemoveConnection(name string) error {
 // --load-creds); IKE SAs authenticated before keep their state.
 func (e *Engine) SetCredentials(c Credentials) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.cfg.Credentials = c
 	e.eapSecrets = newEAPSecretIndex(c.EAP)
 }
@@ -435,14 +474,14 @@ func (e *Engine) SetCredentials(c Credentials) {
 // HalfOpen is the number of responder IKE SAs still negotiating.
 func (e *Engine) HalfOpen() int {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	return e.halfOpen()
 }
 
 // ChildSAInstallTimes says when each CHILD_SA was installed, by its ID.
 func (e *Engine) ChildSAInstallTimes() map[uint32]time.Time {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	out := map[uint32]time.Time{}
 	for _, sa := range e.allSAs() {
 		for _, c := range sa.children {

@@ -221,7 +221,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 		return err
 	}
 	c.observeInstalled(true, t.rekeyed != nil)
-	sa.children = append(sa.children, c)
+	sa.addChild(c)
 	t.done = true
 	c.notifyNew(t.rekeyed)
 	c.logEstablished()
@@ -371,7 +371,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		return nil
 	}
 	c.observeInstalled(false, t.rekeyed != nil)
-	sa.children = append(sa.children, c)
+	sa.addChild(c)
 	t.done = true
 	c.notifyNew(t.rekeyed)
 	return nil

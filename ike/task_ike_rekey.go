@@ -55,7 +55,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if t.newSA == nil {
 		t.newSA = sa.e.newIKESA(sa.conn, true, sa.local, sa.remote)
 		t.newSA.spiI = sa.e.newSPI()
-		sa.e.sas[t.newSA.spiI] = t.newSA // reserve the SPI
+		sa.e.putSA(t.newSA.spiI, t.newSA) // reserve the SPI
 		sa.log.Info(fmt.Sprintf("rekeying IKE_SA %s", sa.name()))
 	} else if t.ke != nil {
 		group = t.ke.Method()
@@ -185,7 +185,7 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.mobike, n.peerMobike, n.peerAddrs = sa.mobike, sa.peerMobike, slices.Clone(sa.peerAddrs)
 	n.originalInitiator = sa.originalInitiator
 	n.conn = sa.conn
-	n.e.sas[n.ourSPI()] = n
+	n.e.putSA(n.ourSPI(), n)
 	n.viaRekey = true
 	n.established()
 	if t.initiator {

@@ -312,6 +312,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		tm.active = nil
 		tm.request = nil
 		tm.nextID++
+		sa.e.midsChanged(sa)
 		sa.forgetInitMessages()
 		if errors.Is(err, errDestroy) {
 			sa.destroy()
@@ -408,6 +409,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 		sa.initRes = packets[0]
 	}
 	tm.expectID++
+	sa.e.midsChanged(sa)
 	tm.response = packets
 	tm.sendResponse(tm.reqFrom)
 	sa.forgetInitMessages()
@@ -459,6 +461,7 @@ func (tm *taskManager) respondNotify(h message.Header, d Datagram, t message.Not
 		return
 	}
 	tm.expectID++
+	sa.e.midsChanged(sa)
 	tm.response = packets
 	sa.send(packets)
 	if h.ExchangeType == message.IKE_AUTH && sa.state < IKESAEstablished {

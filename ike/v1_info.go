@@ -216,6 +216,7 @@ func (sa *v1SA) scheduleDPD() {
 				sa.dpdSeq = binary.BigEndian.Uint32(sa.e.randomBytes(4)) & 0x7fffffff
 			}
 			sa.dpdSeq++
+			sa.e.changed(&sa.ikeSACommon, false)
 			sa.sendInformational([]isakmp.Payload{&isakmp.Notify{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP,
 				SPI: sa.cookies(), NotifyType: isakmp.DPDRUThere, Data: binary.BigEndian.AppendUint32(nil, sa.dpdSeq)}})
 		}

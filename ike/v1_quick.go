@@ -509,6 +509,7 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	q.installed = true
 	sa.observeChild(c.cfg.Name, q.startedAt, q.initiator, q.rekey != nil)
 	sa.children = append(sa.children, c)
+	sa.e.saveNow(&sa.ikeSACommon) // before it is said (state_journal.go)
 	sa.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
 	if old := q.rekey; old != nil {

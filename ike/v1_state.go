@@ -88,32 +88,45 @@ func cloneV1Keys(k *transform.V1Keys) transform.V1Keys {
 func (e *Engine) exportV1() []ExportedISAKMPSA {
 	var out []ExportedISAKMPSA
 	for _, sa := range e.allV1SAs() {
-		ex := sa.exchanges[0]
-		if sa.state != IKESAEstablished || sa.deleted || sa.keys == nil || sa.cipher == nil || ex == nil || ex.iv == nil {
-			continue
+		if s, ok := sa.export(); ok {
+			out = append(out, s)
 		}
-		s := ExportedISAKMPSA{
-			ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, Aggressive: sa.aggressive,
-			CookieI: sa.ckyI, CookieR: sa.ckyR, Local: sa.local, Remote: sa.remote,
-			Auth: sa.auth, PRF: sa.prf, Encr: sa.encr, EncrBits: sa.encrBits, Group: sa.group,
-			Lifetime: sa.lifetime, Proposal: sa.proposal, Keys: cloneV1Keys(sa.keys), IV: cloneBytes(ex.iv),
-			LocalID: sa.localID, RemoteID: sa.remoteID, PeerDPD: sa.peerDPD, PeerNATT: sa.peerNATT,
-			PeerFragmentation: sa.peerFrag, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-			DPDSequence: sa.dpdSeq, EstablishedAt: sa.establishedAt,
-		}
-		for _, c := range sa.children {
-			if (c.state != ChildSAInstalled && c.state != ChildSARekeying) || len(c.localTS) == 0 || len(c.remoteTS) == 0 {
-				continue
-			}
-			s.Children = append(s.Children, ExportedIPsecSA{
-				ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
-				Suite: c.suite, Lifetime: c.life, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
-				ReqID: c.reqID(), Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
-			})
-		}
-		out = append(out, s)
 	}
 	return out
+}
+
+// exportable are the ISAKMP SAs worth taking over: established ones.
+func (sa *v1SA) exportable() bool {
+	ex := sa.exchanges[0]
+	return sa.state == IKESAEstablished && !sa.deleted && sa.keys != nil && sa.cipher != nil && ex != nil && ex.iv != nil
+}
+
+// export is the ISAKMP SA's record, if it is one to take back.
+func (sa *v1SA) export() (ExportedISAKMPSA, bool) {
+	if !sa.exportable() {
+		return ExportedISAKMPSA{}, false
+	}
+	ex := sa.exchanges[0]
+	s := ExportedISAKMPSA{
+		ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, Aggressive: sa.aggressive,
+		CookieI: sa.ckyI, CookieR: sa.ckyR, Local: sa.local, Remote: sa.remote,
+		Auth: sa.auth, PRF: sa.prf, Encr: sa.encr, EncrBits: sa.encrBits, Group: sa.group,
+		Lifetime: sa.lifetime, Proposal: sa.proposal, Keys: cloneV1Keys(sa.keys), IV: cloneBytes(ex.iv),
+		LocalID: sa.localID, RemoteID: sa.remoteID, PeerDPD: sa.peerDPD, PeerNATT: sa.peerNATT,
+		PeerFragmentation: sa.peerFrag, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
+		DPDSequence: sa.dpdSeq, EstablishedAt: sa.establishedAt,
+	}
+	for _, c := range sa.children {
+		if (c.state != ChildSAInstalled && c.state != ChildSARekeying) || len(c.localTS) == 0 || len(c.remoteTS) == 0 {
+			continue
+		}
+		s.Children = append(s.Children, ExportedIPsecSA{
+			ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Mode: c.mode, Proposal: c.proposal,
+			Suite: c.suite, Lifetime: c.life, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
+			ReqID: c.reqID(), Encap: c.encap, Initiator: c.initiator, InstalledAt: c.installedAt,
+		})
+	}
+	return s, true
 }
 
 // detachV1 stops the ISAKMP SAs' timers and zeroes their keys, leaving

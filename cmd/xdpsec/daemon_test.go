@@ -445,7 +445,7 @@ func TestDaemonStateRefused(t *testing.T) {
 	s := newSite(t, "s", ns, siteConf("127.0.0.1", "127.0.0.2", "a", "b", "10.1.0.0/16", "10.2.0.0/16", ""))
 	for _, tc := range []struct{ content, want string }{
 		{"{not json", "is corrupt"},
-		{`{"format":"xdpsec-ike-state","version":99}`, "is version 99, this daemon reads version 1"},
+		{`{"format":"xdpsec-ike-state","version":99}`, "is version 99, this daemon reads versions 1 and 2"},
 	} {
 		os.WriteFile(s.state, []byte(tc.content), 0o600)
 		s.start()

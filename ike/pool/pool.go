@@ -54,6 +54,9 @@ type Pool struct {
 	// they are taken back for other identities.
 	offHead, offTail *lease
 	online           int
+	// changes are the addresses whose identity changed since
+	// TakeChanges, once TrackChanges is called (nil before).
+	changes map[netip.Addr]struct{}
 }
 
 type span struct{ lo, hi uint64 }
@@ -169,6 +172,7 @@ func (p *Pool) Acquire(id string, requested netip.Addr) (addr netip.Addr, reused
 		p.byAddr[a] = l
 		p.byID[id] = append(p.byID[id], l)
 		p.use(l)
+		p.note(a)
 		return a, false, nil
 	}
 	if l := p.offHead; l != nil {
@@ -176,6 +180,7 @@ func (p *Pool) Acquire(id string, requested netip.Addr) (addr netip.Addr, reused
 		l.id = id
 		p.byID[id] = append(p.byID[id], l)
 		p.use(l)
+		p.note(l.addr)
 		return l.addr, false, nil
 	}
 	return netip.Addr{}, false, fmt.Errorf("pool %q: %w (%d addresses online)", p.name, ErrExhausted, p.online)
@@ -201,12 +206,14 @@ func (p *Pool) AcquireAddr(id string, a netip.Addr) error {
 		p.byAddr[a] = l
 		p.byID[id] = append(p.byID[id], l)
 		p.take(off)
+		p.note(a)
 	case l.id != id && l.online > 0:
 		return fmt.Errorf("pool %q: %v: %w by %q", p.name, a, ErrInUse, l.id)
 	case l.id != id:
 		p.forgetID(l)
 		l.id = id
 		p.byID[id] = append(p.byID[id], l)
+		p.note(a)
 	}
 	p.use(l)
 	return nil
@@ -288,6 +295,53 @@ func (p *Pool) Restore(leases []Lease) error {
 		return fmt.Errorf("pool %q: %w", p.name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// TrackChanges makes the pool note the addresses whose identity changes
+// (a lease made or given to another identity), for TakeChanges: what a
+// journal of the leases must write. Whether a lease is online is not a
+// change: a restart restores every lease offline.
+func (p *Pool) TrackChanges() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changes == nil {
+		p.changes = map[netip.Addr]struct{}{}
+	}
+}
+
+// TakeChanges lists the leases of the addresses noted since the last
+// call, as they are now, by address, and forgets them.
+func (p *Pool) TakeChanges() []Lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.changes) == 0 {
+		return nil
+	}
+	out := make([]Lease, 0, len(p.changes))
+	for a := range p.changes {
+		if l := p.byAddr[a]; l != nil {
+			out = append(out, Lease{Addr: l.addr, Identity: l.id, Online: l.online > 0})
+		}
+	}
+	clear(p.changes)
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out
+}
+
+// Unsaved notes the addresses of leases TakeChanges gave that could not
+// be saved, for the next TakeChanges.
+func (p *Pool) Unsaved(leases []Lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range leases {
+		p.note(l.Addr)
+	}
+}
+
+func (p *Pool) note(a netip.Addr) {
+	if p.changes != nil {
+		p.changes[a] = struct{}{}
+	}
 }
 
 // take removes an offset from the free ranges.

@@ -409,3 +409,42 @@ func TestBase(t *testing.T) {
 		t.Errorf("range: base %v", r.Base())
 	}
 }
+
+// TrackChanges notes the addresses whose identity changed: a new lease,
+// one taken over by another identity; not a lease going online or
+// offline again for the same identity.
+func TestTrackChanges(t *testing.T) {
+	p, err := FromPrefix("p", netip.MustParsePrefix("10.3.0.0/30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := p.Acquire("alice", netip.Addr{})
+	if ch := p.TakeChanges(); ch != nil {
+		t.Fatalf("changes noted before TrackChanges: %v", ch)
+	}
+	p.TrackChanges()
+	p.Release("alice", a)
+	p.Acquire("alice", netip.Addr{})
+	if ch := p.TakeChanges(); len(ch) != 0 {
+		t.Fatalf("alice's own lease again noted as a change: %v", ch)
+	}
+	b, _, _ := p.Acquire("bob", netip.Addr{})
+	p.Release("alice", a)
+	// The pool (a /30: two addresses) is full: carol takes alice's.
+	c, _, err := p.Acquire("carol", netip.Addr{})
+	if err != nil || c != a {
+		t.Fatalf("carol got %v, %v; want alice's %v", c, err, a)
+	}
+	ch := p.TakeChanges()
+	want := []Lease{{Addr: a, Identity: "carol", Online: true}, {Addr: b, Identity: "bob", Online: true}}
+	if len(ch) != 2 || ch[0] != want[0] || ch[1] != want[1] {
+		t.Fatalf("changes %v, want %v", ch, want)
+	}
+	if ch := p.TakeChanges(); len(ch) != 0 {
+		t.Fatalf("changes taken twice: %v", ch)
+	}
+	p.Unsaved(want[:1])
+	if ch := p.TakeChanges(); len(ch) != 1 || ch[0] != want[0] {
+		t.Fatalf("unsaved change not noted again: %v", ch)
+	}
+}

@@ -342,9 +342,10 @@ func (d *Daemon) Handle(req Request) *Response {
 	}
 	switch req.Command {
 	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload:
-		// What the command changed is on disk before it says so: a
-		// daemon killed right after still has it at its next start.
-		d.checkpointNow()
+		// What the command changed is in the state file before it says
+		// so (the engine appends SAs as they go in; this adds the rest):
+		// a daemon killed right after still has it at its next start.
+		d.engine.FlushState()
 	}
 	resp.OK = true
 	return resp

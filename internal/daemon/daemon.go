@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,14 +96,8 @@ type Daemon struct {
 	settingsSum [sha256.Size]byte
 	hasRadius   bool // RADIUS servers are loaded
 
-	// checkpoint guards the state file between the periodic checkpoint
-	// and Stop: once Stop has detached the engine (its keys zeroed), no
-	// checkpoint may write over what Stop saved.
-	checkpoint struct {
-		sync.Mutex
-		last [sha256.Size]byte // of the state last written
-		done bool              // Stop has saved the final state
-	}
+	// journal is the state file (journal.go), nil without one.
+	journal *journal
 
 	mu          sync.Mutex // guards below
 	loaded      *Loaded
@@ -116,9 +109,6 @@ type Daemon struct {
 
 	wg   sync.WaitGroup
 	stop chan struct{}
-	// kick asks watch for a checkpoint now: an SA was installed, changed
-	// or removed (see checkpointing).
-	kick chan struct{}
 }
 
 type socketSender struct {
@@ -195,7 +185,7 @@ func Start(opts Options) (*Daemon, error) {
 	// one included, elsewhere: what the state file records (stateOwner).
 	netns := currentNetNS()
 	d := &Daemon{netns: netns, opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
-		established: map[uint32]time.Time{}, loads: gatewayLoads{byKey: map[gatewayKey]*gatewayLoad{}}, stop: make(chan struct{}), kick: make(chan struct{}, 1), sender: &socketSender{}}
+		established: map[uint32]time.Time{}, loads: gatewayLoads{byKey: map[gatewayKey]*gatewayLoad{}}, stop: make(chan struct{}), sender: &socketSender{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -227,12 +217,16 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	cfg := ike.Config{
 		EAPBackend: backend,
-		Logger:     opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: checkpointing{d.dp, d.kick}, Credentials: l.Credentials, Pools: l.Pools,
+		Logger:     opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
 		MakeBeforeBreak: &opts.MakeBeforeBreak,
 		GatewayLoad:     d.GatewayLoad, ResolveGateway: d.resolveGateway,
+	}
+	d.openJournal()
+	if d.journal != nil {
+		cfg.StateSink = d.journal
 	}
 	d.histograms = newSAHistograms()
 	d.histograms.observe(&cfg)
@@ -246,6 +240,7 @@ func Start(opts Options) (*Daemon, error) {
 		}
 	}
 	d.restore()
+	d.compact()
 	if d.kernel != nil {
 		if err := d.watchExpires(); err != nil {
 			return nil, err
@@ -391,122 +386,28 @@ func (d *Daemon) startActions(only []string) {
 	}
 }
 
-// watch notes when IKE SAs become established, for list-sas, and
-// checkpoints the engine's state: soon after an SA was installed,
-// changed or removed, and every half second for what changes without
-// (an IKE SA established or rekeyed, message IDs).
-//
-// A checkpoint exports every SA (at 10,000 IKE SAs about 115 ms on the
-// benchmark machine, BenchmarkStateCheckpoint), so checkpoints are spaced
-// by four times what the last one took, at least minKickInterval: under
-// a stream of changes the changes of that time go in one checkpoint, and
-// checkpoints take a fifth of the time at most.
+// watch notes when IKE SAs become established, for list-sas, and keeps
+// the state file: what the engine changed without handing it over at
+// once (message IDs, accounting) is appended twice a second, and the
+// file is compacted when its changes outgrow its snapshot (journal.go).
+// Changes that matter (an SA installed, rekeyed or removed) the engine
+// appends itself before it reports them.
 func (d *Daemon) watch() {
 	defer d.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	var next time.Time // earliest next checkpoint
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-t.C:
 			d.noteEstablished(d.engine.IKESAStatuses())
-			if time.Now().Before(next) {
-				continue
-			}
-		case <-d.kick:
-			if wait := time.Until(next); wait > 0 {
-				select {
-				case <-d.stop:
-					return
-				case <-time.After(wait):
-				}
-				// Kicks of the wait are in the checkpoint below.
-				select {
-				case <-d.kick:
-				default:
-				}
+			d.engine.FlushState()
+			if d.journal != nil && d.journal.wantsCompaction() {
+				d.compact()
 			}
 		}
-		start := time.Now()
-		d.noteEstablished(d.engine.IKESAStatuses()) // again after a kick; cheap
-		d.checkpointNow()
-		next = time.Now().Add(max(minKickInterval, 4*time.Since(start)))
 	}
-}
-
-// minKickInterval is the least time between two kicked checkpoints.
-const minKickInterval = 20 * time.Millisecond
-
-// checkpointNow saves the state if it changed, logging a failure.
-func (d *Daemon) checkpointNow() {
-	if err := d.saveCheckpoint(); err != nil {
-		d.log.Warn(fmt.Sprintf("checkpoint of the IKE state failed: %v", err))
-	}
-}
-
-// checkpointing is the engine's dataplane: each SA installed, changed or
-// removed kicks watch, so that the state file follows the kernel's SAs
-// closely; a daemon killed right after (SIGKILL, a crash) still finds
-// them at its next start. The engine calls the dataplane with its lock
-// held, and the checkpoint exports the engine's state, so the kick never
-// blocks and the checkpoint runs in watch, after the engine has finished
-// the exchange.
-type checkpointing struct {
-	ike.Dataplane
-	kick chan<- struct{}
-}
-
-func (c checkpointing) changed(err error) error {
-	if err == nil {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
-	}
-	return err
-}
-
-func (c checkpointing) AddSA(sa *ike.SA) error    { return c.changed(c.Dataplane.AddSA(sa)) }
-func (c checkpointing) UpdateSA(sa *ike.SA) error { return c.changed(c.Dataplane.UpdateSA(sa)) }
-func (c checkpointing) MigrateSA(from ike.SAID, sa *ike.SA) error {
-	return c.changed(c.Dataplane.MigrateSA(from, sa))
-}
-func (c checkpointing) DeleteSA(id ike.SAID) error {
-	return c.changed(c.Dataplane.DeleteSA(id))
-}
-
-// saveCheckpoint writes the state file whenever the engine's exported
-// state changed since the last write: a daemon killed without its Stop
-// (SIGKILL, a crash) still finds its SAs, which the kernel kept, at the
-// next start. Between checkpoints only message IDs and retransmission
-// caches can be stale.
-func (d *Daemon) saveCheckpoint() error {
-	if d.engine == nil || d.opts.StatePath == "-" {
-		return nil
-	}
-	d.checkpoint.Lock()
-	defer d.checkpoint.Unlock()
-	if d.checkpoint.done {
-		return nil
-	}
-	st := d.engine.Export()
-	defer st.Zero()
-	b, err := json.Marshal(&st)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(b)
-	clear(b)
-	if sum == d.checkpoint.last {
-		return nil
-	}
-	if err := d.saveState(&st); err != nil {
-		return err
-	}
-	d.checkpoint.last = sum
-	return nil
 }
 
 // noteEstablished notes when each IKE SA of the engine's listing sas got
@@ -644,15 +545,17 @@ func (d *Daemon) Stop() error {
 	}
 	var err error
 	if d.engine != nil {
-		d.checkpoint.Lock()
 		st := d.engine.Detach()
-		err = d.saveState(&st)
-		if err == nil && d.opts.StatePath != "-" {
-			d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs)+len(st.V1), d.opts.StatePath))
+		if d.journal != nil {
+			err = d.journal.rewrite(&st, true)
+			d.journal.close()
+			if err != nil {
+				err = fmt.Errorf("save IKE state: %w", err)
+			} else {
+				d.log.Info(fmt.Sprintf("saved %d IKE_SAs to %s; their SAs stay installed", len(st.SAs)+len(st.V1), d.opts.StatePath))
+			}
 		}
 		st.Zero()
-		d.checkpoint.done = true
-		d.checkpoint.Unlock()
 	}
 	d.closeAll()
 	return err

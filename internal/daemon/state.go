@@ -17,24 +17,18 @@ import (
 )
 
 // The state file keeps the IKE SAs, keys included, from one daemon run to
-// the next. Its format is versioned; a daemon refuses a file of another
-// version, a corrupt one, or one others could read, and starts clean.
+// the next: a journal (journal.go). Its format is versioned; a daemon
+// refuses a file of another version, a corrupt one, or one others could
+// read, and starts clean. Version 1 files (one JSON document, written
+// whole after every change) are still read.
 const (
 	stateFormat  = "xdpsec-ike-state"
 	stateVersion = 1
 )
 
+// stateFile is a version 1 state file.
 type stateFile struct {
-	Format    string    `json:"format"`
-	Version   int       `json:"version"`
-	Saved     time.Time `json:"saved"`
-	Dataplane string    `json:"dataplane"`
-	// NetNS and Config say where the file was written: the network
-	// namespace (/proc/self/ns/net) and the configuration file (absolute
-	// path). A daemon in another namespace or with another configuration
-	// does not take it back (stateOwner).
-	NetNS       string               `json:"netns,omitempty"`
-	Config      string               `json:"config,omitempty"`
+	stateHeader
 	Established map[string]time.Time `json:"established,omitempty"`
 	Engine      ike.EngineState      `json:"engine"`
 }
@@ -49,53 +43,37 @@ func (d *Daemon) dataplaneName() string {
 	return "kernel"
 }
 
-// saveState writes the detached engine's state, 0600, through a temporary
-// file renamed into place.
-func (d *Daemon) saveState(st *ike.EngineState) error {
+// openJournal makes the engine's StateSink, if the daemon keeps state.
+func (d *Daemon) openJournal() {
 	if d.opts.StatePath == "-" {
-		return nil
+		return
 	}
 	netns, config := d.stateOwner()
-	f := stateFile{Format: stateFormat, Version: stateVersion, Saved: time.Now().UTC(), Dataplane: d.dataplaneName(),
-		NetNS: netns, Config: config, Engine: *st, Established: map[string]time.Time{}}
-	d.mu.Lock()
-	for id, t := range d.established {
-		f.Established[strconv.FormatUint(uint64(id), 10)] = t
+	d.journal = newJournal(d.opts.StatePath, stateHeader{Dataplane: d.dataplaneName(), NetNS: netns, Config: config})
+}
+
+// compact rewrites the state file from a snapshot of the engine: after
+// the restore, and whenever the changes appended outgrew the snapshot.
+func (d *Daemon) compact() {
+	if d.journal == nil {
+		return
 	}
-	d.mu.Unlock()
-	b, err := json.Marshal(&f)
-	if err != nil {
-		return err
+	err := d.engine.Snapshot(func(st *ike.EngineState) error { return d.journal.rewrite(st, false) })
+	if err != nil && !errors.Is(err, ike.ErrClosed) {
+		d.log.Warn(fmt.Sprintf("writing the IKE state to %s failed: %v", d.opts.StatePath, err))
 	}
-	defer clear(b)
-	if err := ensureDir(d.opts.StatePath, 0o700); err != nil {
-		return fmt.Errorf("save IKE state: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(d.opts.StatePath), ".ike-state-*")
-	if err != nil {
-		return fmt.Errorf("save IKE state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
-		_, err = tmp.Write(b)
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), d.opts.StatePath)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("save IKE state: %w", err)
-	}
-	return nil
+}
+
+// loadedState is what a state file of either version holds.
+type loadedState struct {
+	stateHeader
+	Engine      ike.EngineState
+	Established map[uint32]time.Time
+	Torn        bool // a short record at the end was dropped
 }
 
 // readState reads and checks a state file.
-func readState(path string) (*stateFile, error) {
+func readState(path string) (*loadedState, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -111,10 +89,33 @@ func readState(path string) (*stateFile, error) {
 		return nil, err
 	}
 	defer clear(b)
-	var head struct {
-		Format  string `json:"format"`
-		Version int    `json:"version"`
+	if isJournal(b) {
+		h, st, torn, err := readJournal(path, b)
+		if err != nil {
+			return nil, err
+		}
+		if h.Format != stateFormat {
+			st.Zero()
+			return nil, fmt.Errorf("%w: %s is not an xdpsec IKE state file (format %q)", ErrState, path, h.Format)
+		}
+		if h.Version != journalVersion {
+			st.Zero()
+			return nil, fmt.Errorf("%w: %s is version %d, this daemon reads versions %d and %d", ErrState, path, h.Version, stateVersion, journalVersion)
+		}
+		l := &loadedState{stateHeader: h, Engine: st, Established: map[uint32]time.Time{}, Torn: torn}
+		for _, sa := range st.SAs {
+			if !sa.EstablishedAt.IsZero() {
+				l.Established[sa.ID] = sa.EstablishedAt
+			}
+		}
+		for _, sa := range st.V1 {
+			if !sa.EstablishedAt.IsZero() {
+				l.Established[sa.ID] = sa.EstablishedAt
+			}
+		}
+		return l, nil
 	}
+	var head stateHeader
 	if err := json.Unmarshal(b, &head); err != nil {
 		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrState, path, err)
 	}
@@ -122,13 +123,19 @@ func readState(path string) (*stateFile, error) {
 		return nil, fmt.Errorf("%w: %s is not an xdpsec IKE state file (format %q)", ErrState, path, head.Format)
 	}
 	if head.Version != stateVersion {
-		return nil, fmt.Errorf("%w: %s is version %d, this daemon reads version %d", ErrState, path, head.Version, stateVersion)
+		return nil, fmt.Errorf("%w: %s is version %d, this daemon reads versions %d and %d", ErrState, path, head.Version, stateVersion, journalVersion)
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrState, path, err)
 	}
-	return &f, nil
+	l := &loadedState{stateHeader: f.stateHeader, Engine: f.Engine, Established: map[uint32]time.Time{}}
+	for k, t := range f.Established {
+		if id, err := strconv.ParseUint(k, 10, 32); err == nil {
+			l.Established[uint32(id)] = t
+		}
+	}
+	return l, nil
 }
 
 // restore takes back the IKE SAs a previous run saved. The file is
@@ -159,7 +166,9 @@ func (d *Daemon) restore() {
 			d.opts.StatePath, orUnknown(f.NetNS), orUnknown(f.Config), netns, config))
 		return
 	}
-	os.Remove(d.opts.StatePath)
+	if f.Torn {
+		d.log.Info(fmt.Sprintf("%s ends in a record the previous daemon did not finish writing (it was killed); dropped", d.opts.StatePath))
+	}
 	if f.Dataplane != d.dataplaneName() {
 		d.log.Warn(fmt.Sprintf("%s was saved with the %s dataplane, this run uses %s", d.opts.StatePath, f.Dataplane, d.dataplaneName()))
 	}
@@ -191,10 +200,8 @@ func (d *Daemon) restore() {
 		}
 	}
 	d.mu.Lock()
-	for k, t := range f.Established {
-		if id, err := strconv.ParseUint(k, 10, 32); err == nil {
-			d.established[uint32(id)] = t
-		}
+	for id, t := range f.Established {
+		d.established[id] = t
 	}
 	d.mu.Unlock()
 	saved := len(f.Engine.SAs) + len(f.Engine.V1)

@@ -1,0 +1,306 @@
+package ike
+
+import (
+	"slices"
+
+	"github.com/xdpsec/xdpsec/ike/pool"
+)
+
+// The state journal: instead of exporting every IKE SA whenever one
+// changes (Export, which costs O(SAs)), the engine hands a StateSink the
+// records of the IKE SAs that changed, as they change. A change that
+// decides what a restarted daemon must take back (an IKE SA or CHILD_SA
+// established, rekeyed or going) is handed over before the engine's lock
+// is released and before it is reported (the "established" log line, the
+// observers, a listing); what changes without that (message IDs,
+// retransmission caches, accounting counters) waits for the next
+// FlushState. The order against the dataplane is what keeps a restarted
+// daemon from taking back an SA the kernel does not have: a CHILD_SA's
+// record goes out after its SAs are installed, and its removal before its
+// SAs are deleted (kernel.go, removeSAs).
+
+// StateSink keeps the engine's state across restarts (the daemon's
+// journal file). SaveState is called with the engine's lock held, so it
+// must not call the engine and should be quick (an append to a file); an
+// error is logged and the records are handed over again with the next
+// change. It must not keep d: the engine zeroes its keys afterwards.
+type StateSink interface {
+	SaveState(d *StateDelta) error
+}
+
+// StateDelta is what changed since the last StateDelta: the records of
+// IKE SAs that changed (the whole record, which replaces the one saved
+// before), the unique IDs of IKE SAs that are no longer to be taken back,
+// and the pool leases whose identity changed. Replaying the deltas in
+// order over the last Export gives the engine's state.
+type StateDelta struct {
+	NextIKEID, NextChildID, NextReqID uint32
+	SAs                               []ExportedIKESA    `json:",omitempty"`
+	V1                                []ExportedISAKMPSA `json:",omitempty"`
+	Gone                              []uint32           `json:",omitempty"`
+	// MessageIDs are the IKEv2 message IDs of IKE SAs whose record did
+	// not change otherwise (an exchange such as DPD completed).
+	MessageIDs []ExportedMessageIDs    `json:",omitempty"`
+	Leases     map[string][]pool.Lease `json:",omitempty"`
+}
+
+// ExportedMessageIDs are an IKEv2 SA's message IDs and its last
+// response (ExportedIKESA's).
+type ExportedMessageIDs struct {
+	ID           uint32
+	Next, Expect uint32
+	LastResponse [][]byte `json:",omitempty"`
+}
+
+// Empty says the delta carries no record.
+func (d *StateDelta) Empty() bool {
+	return len(d.SAs) == 0 && len(d.V1) == 0 && len(d.Gone) == 0 && len(d.Leases) == 0 && len(d.MessageIDs) == 0
+}
+
+// Zero overwrites the keys.
+func (d *StateDelta) Zero() {
+	st := EngineState{SAs: d.SAs, V1: d.V1}
+	st.Zero()
+	for _, m := range d.MessageIDs {
+		for _, r := range m.LastResponse {
+			clear(r)
+		}
+	}
+}
+
+// Apply replays d over st (a saved state being read back): its records
+// replace those of the same unique ID, its gone ones are removed, its
+// leases replace those of the same address. st takes d's records over:
+// zero st, not d, when done.
+func (st *EngineState) Apply(d *StateDelta) {
+	st.NextIKEID = max(st.NextIKEID, d.NextIKEID)
+	st.NextChildID = max(st.NextChildID, d.NextChildID)
+	st.NextReqID = max(st.NextReqID, d.NextReqID)
+	drop := func(id uint32) {
+		if i := slices.IndexFunc(st.SAs, func(s ExportedIKESA) bool { return s.ID == id }); i >= 0 {
+			zeroV2(st.SAs[i : i+1])
+			st.SAs = slices.Delete(st.SAs, i, i+1)
+		}
+		if i := slices.IndexFunc(st.V1, func(s ExportedISAKMPSA) bool { return s.ID == id }); i >= 0 {
+			zeroV1(st.V1[i : i+1])
+			st.V1 = slices.Delete(st.V1, i, i+1)
+		}
+	}
+	for _, id := range d.Gone {
+		drop(id)
+	}
+	for _, s := range d.SAs {
+		drop(s.ID)
+		st.SAs = append(st.SAs, s)
+	}
+	for _, s := range d.V1 {
+		drop(s.ID)
+		st.V1 = append(st.V1, s)
+	}
+	for _, m := range d.MessageIDs {
+		if i := slices.IndexFunc(st.SAs, func(s ExportedIKESA) bool { return s.ID == m.ID }); i >= 0 {
+			s := &st.SAs[i]
+			s.NextMessageID, s.ExpectMessageID = m.Next, m.Expect
+			for _, r := range s.LastResponse {
+				clear(r)
+			}
+			s.LastResponse = m.LastResponse
+		}
+	}
+	for name, leases := range d.Leases {
+		if st.Pools == nil {
+			st.Pools = map[string][]pool.Lease{}
+		}
+		for _, l := range leases {
+			list := st.Pools[name]
+			if i := slices.IndexFunc(list, func(x pool.Lease) bool { return x.Addr == l.Addr }); i >= 0 {
+				list[i] = l
+			} else {
+				list = append(list, l)
+			}
+			st.Pools[name] = list
+		}
+	}
+}
+
+// journaled is an IKE SA of either version as the journal sees it.
+type journaled interface {
+	// journalTo adds the SA's record to d, or its unique ID to d.Gone if
+	// a record of it was handed over before and it is no longer one to
+	// take back.
+	journalTo(d *StateDelta)
+}
+
+// stateJournal is the engine's part: the IKE SAs changed since the last
+// delta, and whether one of the changes must be handed over before the
+// lock is released.
+type stateJournal struct {
+	dirty map[uint32]journaled
+	// mids are the IKEv2 SAs whose message IDs changed: a small record
+	// each, handed over with the next lock release, unless they are in
+	// dirty.
+	mids   map[uint32]*ikeSA
+	urgent bool
+}
+
+// changed notes that sa's record changed; urgent ones are handed over
+// when the engine's lock is released (unlock), the others with the next
+// FlushState or urgent change.
+func (e *Engine) changed(sa *ikeSACommon, urgent bool) {
+	if e.cfg.StateSink == nil || sa == nil || sa.outer == nil {
+		return
+	}
+	j, ok := sa.outer.(journaled)
+	if !ok {
+		return
+	}
+	if e.journal.dirty == nil {
+		e.journal.dirty = map[uint32]journaled{}
+	}
+	e.journal.dirty[sa.id] = j
+	e.journal.urgent = e.journal.urgent || urgent
+}
+
+// midsChanged notes that an IKEv2 SA's message IDs changed: handed over
+// when the lock is released, so that a restarted daemon answers the
+// peer's next request and sends its own with the next ID.
+func (e *Engine) midsChanged(sa *ikeSA) {
+	if e.cfg.StateSink == nil {
+		return
+	}
+	if e.journal.mids == nil {
+		e.journal.mids = map[uint32]*ikeSA{}
+	}
+	e.journal.mids[sa.id] = sa
+	e.journal.urgent = true
+}
+
+// saveNow hands the changes over at once: before a report (a log line
+// that says an SA is up) or before SAs leave the dataplane.
+func (e *Engine) saveNow(sa *ikeSACommon) {
+	e.changed(sa, true)
+	e.flushState()
+	// What the operation changes after the report (the response's
+	// message ID) goes when the lock is released.
+	e.journal.urgent = e.cfg.StateSink != nil
+}
+
+// unlock releases the engine's lock after handing urgent changes over.
+func (e *Engine) unlock() {
+	if e.journal.urgent {
+		e.flushState()
+	}
+	e.mu.Unlock()
+}
+
+// flushState hands every noted change over to the StateSink.
+func (e *Engine) flushState() {
+	e.journal.urgent = false
+	sink := e.cfg.StateSink
+	if sink == nil || e.closed {
+		return
+	}
+	d := StateDelta{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
+	for _, j := range e.journal.dirty {
+		j.journalTo(&d)
+	}
+	for id, sa := range e.journal.mids {
+		if _, full := e.journal.dirty[id]; !full && sa.journaled && sa.exportable() {
+			m := ExportedMessageIDs{ID: id, Next: sa.tm.nextID, Expect: sa.tm.expectID}
+			for _, r := range sa.tm.response {
+				m.LastResponse = append(m.LastResponse, cloneBytes(r))
+			}
+			d.MessageIDs = append(d.MessageIDs, m)
+		}
+	}
+	for _, p := range e.cfg.Pools {
+		if ch := p.Leases.TakeChanges(); len(ch) > 0 {
+			if d.Leases == nil {
+				d.Leases = map[string][]pool.Lease{}
+			}
+			d.Leases[p.Name()] = ch
+		}
+	}
+	if d.Empty() {
+		clear(e.journal.dirty)
+		clear(e.journal.mids)
+		return
+	}
+	err := sink.SaveState(&d)
+	d.Zero()
+	if err != nil {
+		e.log.Warn("saving the IKE state failed: " + err.Error())
+		e.journal.urgent = true // again with the next change
+		for name, leases := range d.Leases {
+			if p := e.pool(name); p != nil {
+				p.Leases.Unsaved(leases)
+			}
+		}
+		return
+	}
+	for _, j := range e.journal.dirty {
+		if sa, ok := j.(interface{ common() *ikeSACommon }); ok {
+			c := sa.common()
+			c.journaled = c.journalPending
+		}
+	}
+	clear(e.journal.dirty)
+	clear(e.journal.mids)
+}
+
+// FlushState hands the changes not handed over yet (message IDs and the
+// like) to the StateSink; the daemon calls it now and then.
+func (e *Engine) FlushState() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.flushState()
+}
+
+func (sa *ikeSA) journalTo(d *StateDelta) {
+	if sa.exportable() {
+		d.SAs = append(d.SAs, sa.export())
+		sa.journalPending = true
+	} else if sa.journaled {
+		d.Gone = append(d.Gone, sa.id)
+		sa.journalPending = false
+	}
+}
+
+func (sa *v1SA) journalTo(d *StateDelta) {
+	if s, ok := sa.export(); ok {
+		d.V1 = append(d.V1, s)
+		sa.journalPending = true
+	} else if sa.journaled {
+		d.Gone = append(d.Gone, sa.id)
+		sa.journalPending = false
+	}
+}
+
+// Snapshot hands the whole state to save, under the engine's lock, so
+// that no change comes in between: a StateSink's compaction, which
+// replaces what it saved with st. What was not handed over yet is in st.
+func (e *Engine) Snapshot(save func(st *EngineState) error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	st := e.export()
+	defer st.Zero()
+	if err := save(&st); err != nil {
+		return err
+	}
+	for _, sa := range e.allSAs() {
+		sa.journaled = sa.exportable()
+	}
+	for _, sa := range e.allV1SAs() {
+		sa.journaled = sa.exportable()
+	}
+	for _, p := range e.cfg.Pools {
+		p.Leases.TakeChanges()
+	}
+	clear(e.journal.dirty)
+	clear(e.journal.mids)
+	e.journal.urgent = false
+	return nil
+}

@@ -1,0 +1,271 @@
+package ike_test
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/pool"
+)
+
+// replaySink is a StateSink that replays every delta over a state, as
+// the daemon's journal does when it is read back.
+type replaySink struct {
+	t      *testing.T
+	st     ike.EngineState
+	writes int
+}
+
+func (r *replaySink) SaveState(d *ike.StateDelta) error {
+	// A deep copy: the engine zeroes d's keys when this returns.
+	b, err := json.Marshal(d)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var c ike.StateDelta
+	if err := json.Unmarshal(b, &c); err != nil {
+		r.t.Fatal(err)
+	}
+	r.st.Apply(&c)
+	r.writes++
+	return nil
+}
+
+// has says whether the replayed state holds the SA.
+func (r *replaySink) has(id ike.SAID) bool {
+	for i := range r.st.SAs {
+		if slices.Contains(r.st.SAs[i].SAIDs(), id) {
+			return true
+		}
+	}
+	for i := range r.st.V1 {
+		if slices.Contains(r.st.V1[i].SAIDs(), id) {
+			return true
+		}
+	}
+	return false
+}
+
+// orderedDataplane fails the test when an SA leaves the dataplane while
+// the journal still has it: a restart would take back an SA that is gone.
+type orderedDataplane struct {
+	ike.Dataplane
+	t    *testing.T
+	sink *replaySink
+}
+
+func (d orderedDataplane) DeleteSA(id ike.SAID) error {
+	if d.sink.has(id) {
+		d.t.Errorf("SA %.8x dst %s deleted while the journal still has it", id.SPI, id.Dst)
+	}
+	return d.Dataplane.DeleteSA(id)
+}
+
+// normalized is a state's JSON with its records in unique-ID order.
+func normalized(t *testing.T, st ike.EngineState) string {
+	t.Helper()
+	if len(st.SAs) == 0 {
+		st.SAs = nil
+	}
+	if len(st.V1) == 0 {
+		st.V1 = nil
+	}
+	slices.SortFunc(st.SAs, func(a, b ike.ExportedIKESA) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(st.V1, func(a, b ike.ExportedISAKMPSA) int { return int(a.ID) - int(b.ID) })
+	for name := range st.Pools {
+		slices.SortFunc(st.Pools[name], func(a, b pool.Lease) int { return a.Addr.Compare(b.Addr) })
+	}
+	b, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// journaled sets a peer up with a replaySink behind an orderedDataplane.
+func journaled(t *testing.T, sink *replaySink) func(*ike.Config) {
+	return func(c *ike.Config) {
+		c.StateSink = sink
+		c.Dataplane = orderedDataplane{Dataplane: c.Dataplane, t: t, sink: sink}
+	}
+}
+
+// checkJournal compares what the journal replays to with the engine's
+// export, after a FlushState (message IDs are handed over lazily).
+func checkJournal(t *testing.T, step string, e *ike.Engine, sink *replaySink) {
+	t.Helper()
+	e.FlushState()
+	st := e.Export()
+	defer st.Zero()
+	// Online is not journaled: a restart restores every lease offline.
+	for _, leases := range st.Pools {
+		for i := range leases {
+			leases[i].Online = false
+		}
+	}
+	got := sink.st
+	for _, leases := range got.Pools {
+		for i := range leases {
+			leases[i].Online = false
+		}
+	}
+	if a, b := normalized(t, got), normalized(t, st); a != b {
+		t.Fatalf("%s: the journal replays to\n%s\nthe engine exports\n%s", step, a, b)
+	}
+}
+
+func TestStateJournalFollowsExport(t *testing.T) {
+	for _, version := range []int{1, 2} {
+		t.Run("IKEv"+string(rune('0'+version)), func(t *testing.T) {
+			sink := &replaySink{t: t}
+			o := bedOptions{cfgB: journaled(t, sink)}
+			if version == 1 {
+				o.connA = v1("aes128-sha256-modp2048", "aes128-sha256")
+				o.connB = v1("aes128-sha256-modp2048", "aes128-sha256")
+			}
+			tb := newTestbed(t, o)
+			tb.establish()
+			b := tb.b.e
+			if sink.writes == 0 || len(sink.st.SAs)+len(sink.st.V1) != 1 {
+				t.Fatalf("after establishment: %d writes, state %+v", sink.writes, sink.st)
+			}
+			checkJournal(t, "established", b, sink)
+
+			sa := tb.established(tb.b)
+			if err := b.RekeyChildSA(sa.Children[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.advance(time.Minute)
+			checkJournal(t, "CHILD_SA rekeyed", b, sink)
+
+			if version == 2 {
+				if err := b.RekeyIKESA(sa.ID); err != nil {
+					t.Fatal(err)
+				}
+				tb.advance(time.Minute)
+				checkJournal(t, "IKE_SA rekeyed", b, sink)
+				if got := tb.established(tb.b); got.ID == sa.ID {
+					t.Fatal("IKE_SA not rekeyed")
+				}
+			}
+			// DPD: only message IDs change, handed over with FlushState.
+			tb.advance(10 * time.Minute)
+			checkJournal(t, "later", b, sink)
+
+			// What the journal holds takes the SA back in a new engine.
+			st := sink.st
+			sink.st = ike.EngineState{}
+			c := baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")
+			if version == 1 {
+				v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+			}
+			before := tb.established(tb.b)
+			tb.b.e.Detach()
+			tb.b = tb.restartPeer(tb.b, st, c, 0xc4000000)
+			after := tb.established(tb.b)
+			if after.ID != before.ID || after.SPIi != before.SPIi || len(after.Children) != len(before.Children) ||
+				after.Children[0].SPIIn != before.Children[0].SPIIn {
+				t.Fatalf("taken back from the journal:\n%+v\nbefore:\n%+v", after, before)
+			}
+		})
+	}
+}
+
+func TestStateJournalDelete(t *testing.T) {
+	sink := &replaySink{t: t}
+	tb := newTestbed(t, bedOptions{cfgB: journaled(t, sink)})
+	tb.establish()
+	sa := tb.established(tb.b)
+	if err := tb.b.e.DeleteChildSA(sa.Children[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	checkJournal(t, "CHILD_SA deleted", tb.b.e, sink)
+	if len(sink.st.SAs) != 1 || len(sink.st.SAs[0].Children) != 0 {
+		t.Fatalf("journal after the CHILD_SA went: %+v", sink.st.SAs)
+	}
+	if err := tb.a.e.DeleteIKESA(tb.established(tb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(sink.st.SAs) != 0 {
+		t.Fatalf("journal after the IKE_SA went: %+v", sink.st.SAs)
+	}
+	checkJournal(t, "IKE_SA deleted", tb.b.e, sink)
+}
+
+// A half-open IKE SA that never gets established writes nothing.
+func TestStateJournalHalfOpenWritesNothing(t *testing.T) {
+	sink := &replaySink{t: t}
+	tb := newTestbed(t, bedOptions{pskB: "another secret", cfgB: journaled(t, sink)})
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	tb.advance(time.Minute)
+	tb.b.e.FlushState()
+	if sink.writes != 0 {
+		t.Fatalf("%d writes for an IKE SA never established: %+v", sink.writes, sink.st)
+	}
+}
+
+func TestStateDeltaApplyLeases(t *testing.T) {
+	a, b := netip.MustParseAddr("10.3.0.1"), netip.MustParseAddr("10.3.0.2")
+	var st ike.EngineState
+	st.Apply(&ike.StateDelta{Leases: map[string][]pool.Lease{"p": {{Addr: a, Identity: "alice"}, {Addr: b, Identity: "bob"}}}})
+	st.Apply(&ike.StateDelta{Leases: map[string][]pool.Lease{"p": {{Addr: a, Identity: "carol"}}}, NextIKEID: 7})
+	want := []pool.Lease{{Addr: a, Identity: "carol"}, {Addr: b, Identity: "bob"}}
+	if !slices.Equal(st.Pools["p"], want) || st.NextIKEID != 7 {
+		t.Fatalf("leases %+v next %d", st.Pools["p"], st.NextIKEID)
+	}
+}
+
+// A rekey's responder holds its new outbound SA back until the peer
+// deletes the old CHILD_SA, but reports the CHILD_SA established at once:
+// the journal keeps the held keys, and a restart from it installs the
+// outbound SA.
+func TestStateJournalHeldOutbound(t *testing.T) {
+	sink := &replaySink{t: t}
+	tb := newTestbed(t, bedOptions{cfgB: journaled(t, sink)})
+	tb.establish()
+	old := tb.established(tb.a).Children[0]
+	if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.net.Deliver() { // the CREATE_CHILD_SA request to b
+		t.Fatal("no rekey request")
+	}
+	var held *ike.ExportedChildSA
+	for i, c := range sink.st.SAs[0].Children {
+		if c.HeldOut != nil {
+			held = &sink.st.SAs[0].Children[i]
+		}
+	}
+	if held == nil || len(sink.st.SAs[0].Children) != 2 {
+		t.Fatalf("journal after b answered the rekey: %+v", sink.st.SAs[0].Children)
+	}
+	if tb.b.dp.SA(held.SPIOut) != nil {
+		t.Fatalf("outbound SA %.8x installed before the old CHILD_SA went", held.SPIOut)
+	}
+	// b is killed now: what its journal has is all a restart gets.
+	st := sink.st
+	sink.st = ike.EngineState{}
+	c := baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")
+	tb.b.e.Detach()
+	tb.b = tb.restartPeer(tb.b, st, c, 0xc4000000)
+	if tb.b.dp.SA(held.SPIOut) == nil {
+		t.Fatalf("outbound SA %.8x held back before the restart not installed after it", held.SPIOut)
+	}
+	tb.net.Flush()
+	ch := tb.children(tb.b)
+	if len(ch) != 1 || ch[0].SPIOut != held.SPIOut {
+		t.Fatalf("b's CHILD_SAs after the rekey completed: %+v", ch)
+	}
+	// b's outbound SA is a's inbound one, keys and all.
+	out, in := tb.b.dp.SA(held.SPIOut), tb.a.dp.SA(held.SPIOut)
+	if out == nil || in == nil || string(out.EncrKey) != string(in.EncrKey) || len(out.EncrKey) == 0 {
+		t.Fatalf("b's outbound SA %+v, a's inbound %+v", out, in)
+	}
+}

@@ -1,0 +1,272 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// The state file is a journal: a snapshot of the engine's state followed
+// by the changes since (ike.StateDelta, one record per change the engine
+// hands over, state_journal.go in package ike). One change costs one
+// append of the records of the IKE SAs it touched, whatever the number of
+// SAs; when the appended records outgrow the snapshot, the file is
+// rewritten from a new snapshot (compact), which keeps the cost per change
+// bounded on average.
+//
+// Appends are not synced to disk: the file must outlive the daemon's
+// process (SIGKILL, a crash), which the page cache does, not the machine,
+// whose kernel SAs a reboot loses anyway. A record is written with one
+// write(2), so a daemon killed mid-record leaves at most a short record
+// at the end, which a reader drops (the change it carried was not
+// reported yet: the engine hands a change over before it reports it).
+//
+// Format, version 2: records of
+//
+//	length (uint32, big endian) | CRC-32C of the body (uint32) | body
+//
+// whose bodies are JSON: first a stateHeader, then an ike.StateDelta
+// holding the whole state (the snapshot), then deltas. Version 1 was one
+// JSON document (stateFile); it is still read.
+
+const journalVersion = 2
+
+// stateHeader is a journal's first record, and the head of a version 1
+// file. NetNS and Config say where the file was written: the network
+// namespace (/proc/self/ns/net) and the configuration file (absolute
+// path). A daemon in another namespace or with another configuration
+// does not take it back (stateOwner).
+type stateHeader struct {
+	Format    string    `json:"format"`
+	Version   int       `json:"version"`
+	Saved     time.Time `json:"saved"`
+	Dataplane string    `json:"dataplane"`
+	NetNS     string    `json:"netns,omitempty"`
+	Config    string    `json:"config,omitempty"`
+}
+
+// maxRecord caps a record's length: a bigger one is corruption (a
+// snapshot of 100,000 IKE SAs is about 160 MB).
+const maxRecord = 1 << 30
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// journal appends the engine's changes to the state file. It is the
+// engine's StateSink: SaveState runs under the engine's lock.
+type journal struct {
+	mu     sync.Mutex
+	path   string
+	header stateHeader
+	f      *os.File
+	size   int64 // bytes in the file
+	base   int64 // bytes of header and snapshot
+	closed bool
+	// failed is the last write error, logged once.
+	failed error
+}
+
+func newJournal(path string, h stateHeader) *journal {
+	h.Format, h.Version = stateFormat, journalVersion
+	return &journal{path: path, header: h}
+}
+
+// SaveState appends one delta.
+func (j *journal) SaveState(d *ike.StateDelta) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed || j.f == nil {
+		// Not started yet (the snapshot after the restore has all), or
+		// an append failed: the next snapshot (compact) has all then.
+		return nil
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	defer clear(body)
+	n, err := j.f.Write(frame(body))
+	j.size += int64(n)
+	if err != nil {
+		// A short record at the end is dropped by readers; what follows
+		// it would not be read, so the next record starts a new file.
+		j.f.Close()
+		j.f = nil
+		return fmt.Errorf("appending to %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// frame prefixes a record's body with its length and checksum; the body
+// is copied and should be cleared by the caller.
+func frame(body []byte) []byte {
+	rec := make([]byte, 8+len(body))
+	binary.BigEndian.PutUint32(rec, uint32(len(body)))
+	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(body, crcTable))
+	copy(rec[8:], body)
+	return rec
+}
+
+// wantsCompaction says whether the records appended since the snapshot
+// outgrew it (or the file could not be written to).
+func (j *journal) wantsCompaction() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return !j.closed && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
+}
+
+// rewrite replaces the file with a new one holding st alone, written to a
+// temporary file renamed into place; sync also flushes it to disk (the
+// last write of a daemon that stops). The engine's lock is held (Snapshot)
+// or the engine is detached, so no delta can come in between.
+func (j *journal) rewrite(st *ike.EngineState, sync bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
+	if err := ensureDir(j.path, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(j.path), ".ike-state-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := j.header
+	h.Saved = time.Now().UTC()
+	hb, err := json.Marshal(&h)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	snap := ike.StateDelta{NextIKEID: st.NextIKEID, NextChildID: st.NextChildID, NextReqID: st.NextReqID,
+		SAs: st.SAs, V1: st.V1, Leases: st.Pools}
+	sb, err := json.Marshal(&snap)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	defer clear(sb)
+	rec := append(frame(hb), frame(sb)...)
+	defer clear(rec)
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.Write(rec)
+	}
+	if err == nil && sync {
+		err = tmp.Sync()
+	}
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := os.Rename(tmp.Name(), j.path); err != nil {
+		tmp.Close()
+		return err
+	}
+	j.f = tmp // O_RDWR at its end: appends follow the snapshot
+	j.size, j.base = int64(len(rec)), int64(len(rec))
+	return nil
+}
+
+// close stops the journal: nothing is written any more.
+func (j *journal) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closed = true
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
+}
+
+// readJournal reads a version 2 state file: its header and the state its
+// records replay to. A short record at the end (a daemon killed while
+// writing it) is dropped and said in torn; a damaged record anywhere is
+// an error.
+func readJournal(path string, b []byte) (h stateHeader, st ike.EngineState, torn bool, err error) {
+	corrupt := func(off int, format string, a ...any) error {
+		st.Zero()
+		return fmt.Errorf("%w: %s is corrupt at offset %d: %s", ErrState, path, off, fmt.Sprintf(format, a...))
+	}
+	off, n := 0, 0
+	for off < len(b) {
+		if len(b)-off < 8 {
+			torn = true
+			break
+		}
+		length := binary.BigEndian.Uint32(b[off:])
+		sum := binary.BigEndian.Uint32(b[off+4:])
+		if length > maxRecord {
+			return h, st, false, corrupt(off, "record of %d bytes", length)
+		}
+		if uint64(len(b)-off-8) < uint64(length) {
+			torn = true
+			break
+		}
+		body := b[off+8 : off+8+int(length)]
+		if crc32.Checksum(body, crcTable) != sum {
+			return h, st, false, corrupt(off, "checksum mismatch")
+		}
+		switch n {
+		case 0:
+			if err := json.Unmarshal(body, &h); err != nil {
+				return h, st, false, corrupt(off, "header: %v", err)
+			}
+		default:
+			var d ike.StateDelta
+			if err := json.Unmarshal(body, &d); err != nil {
+				d.Zero()
+				return h, st, false, corrupt(off, "record %d: %v", n, err)
+			}
+			st.Apply(&d)
+		}
+		off += 8 + int(length)
+		n++
+	}
+	if n < 2 {
+		st.Zero()
+		return h, st, torn, fmt.Errorf("%w: %s is corrupt: it ends before its snapshot", ErrState, path)
+	}
+	return h, st, torn, nil
+}
+
+// isJournal says whether a state file's content is a journal (version 2)
+// rather than one JSON document (version 1, which starts with '{').
+func isJournal(b []byte) bool {
+	return len(b) > 0 && b[0] != '{' && b[0] != ' ' && b[0] != '\n'
+}
+
+// StateJournal is the daemon's state file for a benchmark: the engine's
+// StateSink, and Snapshot to start it (and compact it) from the engine's
+// state.
+type StateJournal struct{ j *journal }
+
+// NewStateJournal opens a journal at path; Snapshot must be called
+// before it keeps anything.
+func NewStateJournal(path string) *StateJournal {
+	return &StateJournal{newJournal(path, stateHeader{Dataplane: "benchmark"})}
+}
+
+func (s *StateJournal) SaveState(d *ike.StateDelta) error  { return s.j.SaveState(d) }
+func (s *StateJournal) Snapshot(st *ike.EngineState) error { return s.j.rewrite(st, false) }
+
+// Size is the file's length in bytes.
+func (s *StateJournal) Size() int64 {
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	return s.j.size
+}
+
+func (s *StateJournal) Close() { s.j.close() }

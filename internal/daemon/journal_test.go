@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/pool"
+)
+
+func testRecord(id uint32, spi uint32) ike.ExportedIKESA {
+	return ike.ExportedIKESA{ID: id, Conn: "site", SPIi: uint64(id) << 8, SPIr: uint64(id),
+		Local: netip.MustParseAddrPort("192.0.2.1:500"), Remote: netip.MustParseAddrPort("192.0.2.2:500"),
+		Children: []ike.ExportedChildSA{{ID: id, Name: "net", SPIIn: spi, SPIOut: spi + 1}}}
+}
+
+func newTestJournal(t *testing.T) (*journal, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state", "ike-state")
+	j := newJournal(path, stateHeader{Dataplane: "dry-run", NetNS: "net:[1]", Config: "/etc/swanctl/swanctl.conf"})
+	if err := j.rewrite(&ike.EngineState{SAs: []ike.ExportedIKESA{testRecord(1, 0xc0000001)}, NextIKEID: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	return j, path
+}
+
+func TestJournalReplays(t *testing.T) {
+	j, path := newTestJournal(t)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v, mode %v", err, fi.Mode())
+	}
+	a := netip.MustParseAddr("10.3.0.1")
+	for _, d := range []ike.StateDelta{
+		{NextIKEID: 2, SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000002)}},
+		{NextIKEID: 3, SAs: []ike.ExportedIKESA{testRecord(3, 0xc0000003)}, Gone: []uint32{1}},
+		{NextIKEID: 3, SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000022)}, Leases: map[string][]pool.Lease{"p": {{Addr: a, Identity: "alice"}}}},
+	} {
+		if err := j.SaveState(&d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := readState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Torn || l.NetNS != "net:[1]" || l.Config != "/etc/swanctl/swanctl.conf" || l.Dataplane != "dry-run" || l.Engine.NextIKEID != 3 {
+		t.Fatalf("read back %+v", l)
+	}
+	got := map[uint32]uint32{}
+	for _, sa := range l.Engine.SAs {
+		got[sa.ID] = sa.Children[0].SPIIn
+	}
+	if len(got) != 2 || got[2] != 0xc0000022 || got[3] != 0xc0000003 {
+		t.Fatalf("records replayed to %v, want 2: c0000022 and 3: c0000003", got)
+	}
+	if leases := l.Engine.Pools["p"]; len(leases) != 1 || leases[0].Identity != "alice" {
+		t.Fatalf("leases %+v", l.Engine.Pools)
+	}
+
+	// Compaction: a snapshot of what is, the appended records gone.
+	before, _ := os.Stat(path)
+	if err := j.rewrite(&l.Engine, true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(path)
+	if after.Size() >= before.Size() {
+		t.Errorf("compacted file %d bytes, before %d", after.Size(), before.Size())
+	}
+	l2, err := readState(path)
+	if err != nil || len(l2.Engine.SAs) != 2 {
+		t.Fatalf("after compaction: %v %+v", err, l2)
+	}
+	// Appends go on after the snapshot.
+	if err := j.SaveState(&ike.StateDelta{Gone: []uint32{2}}); err != nil {
+		t.Fatal(err)
+	}
+	if l3, err := readState(path); err != nil || len(l3.Engine.SAs) != 1 || l3.Engine.SAs[0].ID != 3 {
+		t.Fatalf("after an append to the compacted file: %v %+v", err, l3)
+	}
+	j.close()
+	if err := j.SaveState(&ike.StateDelta{Gone: []uint32{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if l4, _ := readState(path); len(l4.Engine.SAs) != 1 {
+		t.Fatal("a closed journal wrote")
+	}
+}
+
+// A record cut short by a kill is dropped; the ones before it count.
+func TestJournalTornRecord(t *testing.T) {
+	j, path := newTestJournal(t)
+	if err := j.SaveState(&ike.StateDelta{SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000002)}}); err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := os.ReadFile(path)
+	if err := j.SaveState(&ike.StateDelta{Gone: []uint32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := os.ReadFile(path)
+	for cut := len(whole) + 1; cut < len(full); cut += 3 {
+		os.WriteFile(path, full[:cut], 0o600)
+		l, err := readState(path)
+		if err != nil || !l.Torn || len(l.Engine.SAs) != 2 {
+			t.Fatalf("cut at %d of %d: %v, %+v", cut, len(full), err, l)
+		}
+	}
+}
+
+func TestJournalCorrupt(t *testing.T) {
+	j, path := newTestJournal(t)
+	j.SaveState(&ike.StateDelta{SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000002)}})
+	full, _ := os.ReadFile(path)
+	for name, mangle := range map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[len(b)-10] ^= 0x40; return b },
+		"huge length":  func(b []byte) []byte { b[0] = 0x7f; return b },
+		"no snapshot": func(b []byte) []byte {
+			n := int(b[3]) | int(b[2])<<8
+			return b[:8+n]
+		},
+		"bad header": func(b []byte) []byte {
+			return append(frame([]byte(`{"format":"something else","version":2}`)), b[8+int(b[3])|int(b[2])<<8:]...)
+		},
+		"future version": func(b []byte) []byte {
+			return append(frame([]byte(`{"format":"xdpsec-ike-state","version":3}`)), b[8+int(b[3])|int(b[2])<<8:]...)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(path, mangle(bytes.Clone(full)), 0o600)
+			_, err := readState(path)
+			if !errors.Is(err, ErrState) {
+				t.Fatalf("want ErrState, got %v", err)
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error does not name the file: %v", err)
+			}
+		})
+	}
+	os.WriteFile(path, full, 0o600)
+	os.Chmod(path, 0o644)
+	if _, err := readState(path); err == nil || !strings.Contains(err.Error(), "must be 0600") {
+		t.Errorf("a file others can read: %v", err)
+	}
+}
+
+// The journal asks for compaction once its appends outgrow the snapshot
+// (at least 1 MiB of them).
+func TestJournalWantsCompaction(t *testing.T) {
+	j, _ := newTestJournal(t)
+	if j.wantsCompaction() {
+		t.Fatal("a fresh snapshot wants compaction")
+	}
+	d := ike.StateDelta{SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000002)}}
+	for i := 0; !j.wantsCompaction(); i++ {
+		if i > 10000 {
+			t.Fatal("no compaction asked for after 10,000 records")
+		}
+		if err := j.SaveState(&d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.size-j.base < 1<<20 {
+		t.Errorf("compaction asked for at %d bytes of records", j.size-j.base)
+	}
+}
