@@ -1,0 +1,191 @@
+package ike_test
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/pool"
+)
+
+// xauthBed is a road warrior (a, the XAuth client with vips) and a
+// gateway (b, the XAuth server with a pool), both our engine, IKEv1 with
+// a group PSK and XAuth.
+type xauthOptions struct {
+	user, password string // the client's
+	aggressive     bool
+	push           bool
+	unity          bool // the gateway's child has a split-include subnet; a client announces Unity? (ours does not)
+	gwAuth         ike.AuthMethod
+	backend        ike.XAuthBackend
+}
+
+func newXAuthBed(t *testing.T, o xauthOptions) *testbed {
+	t.Helper()
+	if o.gwAuth == 0 {
+		o.gwAuth = ike.AuthXAuth
+	}
+	leases, err := pool.FromRange("rw", netip.MustParseAddr("10.3.0.1"), netip.MustParseAddr("10.3.0.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ike.Pool{Leases: leases, DNS: []netip.Addr{netip.MustParseAddr("10.3.0.53")}}
+	v1 := v1("aes128-sha256-modp2048", "aes128-sha256")
+	return newTestbed(t, bedOptions{
+		connA: func(c *ike.Connection) {
+			v1(c)
+			c.Aggressive = o.aggressive
+			c.Push = o.push
+			c.Local = append(c.Local, &ike.AuthConfig{Auth: ike.AuthXAuth, XAuthID: o.user})
+			c.VIPs = []netip.Addr{netip.IPv4Unspecified()}
+			c.Children[0].LocalTS = []ike.TSSpec{ike.DynamicTS()}
+		},
+		connB: func(c *ike.Connection) {
+			v1(c)
+			c.Aggressive = o.aggressive
+			c.Push = o.push
+			c.RemoteAddrs = nil
+			c.Remote = append(c.Remote, &ike.AuthConfig{Auth: o.gwAuth})
+			c.Pools = []string{"rw"}
+			c.Children[0].RemoteTS = []ike.TSSpec{ike.DynamicTS()}
+		},
+		cfgA: func(c *ike.Config) {
+			c.Credentials.EAP = []ike.EAPSecret{{IDs: []string{o.user}, Secret: []byte(o.password)}}
+		},
+		cfgB: func(c *ike.Config) {
+			c.Credentials.EAP = []ike.EAPSecret{{IDs: []string{"alice"}, Secret: []byte("alice's password")}}
+			c.Pools = []*ike.Pool{p}
+			c.XAuthBackend = o.backend
+		},
+	})
+}
+
+// TestV1XAuthModeConfig: PSK + XAuth in Main and Aggressive Mode, Mode
+// Config pull and push: the client gets 10.3.0.1 and the DNS server, its
+// IPsec SA covers the virtual IP, and both ends list the XAuth user.
+func TestV1XAuthModeConfig(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		aggressive, push bool
+	}{{"main-pull", false, false}, {"aggressive-pull", true, false}, {"main-push", false, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password", aggressive: c.aggressive, push: c.push})
+			// Phase 1 ...  <-- CFG_REQUEST(XAUTH_USER_NAME, XAUTH_USER_PASSWORD)
+			// CFG_REPLY(alice, password) -->  <-- CFG_SET(XAUTH_STATUS=OK)  CFG_ACK -->
+			// pull: CFG_REQUEST(INTERNAL_IP4_ADDRESS) -->  <-- CFG_REPLY(10.3.0.1)
+			// push: <-- CFG_SET(10.3.0.1)  CFG_ACK -->
+			// Quick Mode: IDci 10.3.0.1/32, IDcr 10.2.0.0/16.
+			tb.establish()
+			a, b := tb.established(tb.a), tb.established(tb.b)
+			if !slices.Equal(a.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) ||
+				!slices.Equal(b.RemoteVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) {
+				t.Fatalf("virtual IPs: client %v, gateway %v", a.LocalVIPs, b.RemoteVIPs)
+			}
+			if b.EAPIdentity != "alice" || a.EAPIdentity != "alice" {
+				t.Errorf("XAuth identities: client %q, gateway %q", a.EAPIdentity, b.EAPIdentity)
+			}
+			if len(a.Children) != 1 || len(b.Children) != 1 || a.Children[0].LocalTS[0].String() != "10.3.0.1/32" ||
+				b.Children[0].RemoteTS[0].String() != "10.3.0.1/32" {
+				t.Fatalf("children: %+v %+v", a.Children, b.Children)
+			}
+			if c.push {
+				if !tb.a.log.contains("waiting for Mode Config push of the virtual IP") {
+					t.Errorf("client did not wait for the push")
+				}
+			} else if !tb.b.log.contains("peer requested virtual IP %any") {
+				t.Errorf("gateway saw no pull")
+			}
+			if !slices.Equal(a.DNSServers, []netip.Addr{netip.MustParseAddr("10.3.0.53")}) {
+				t.Errorf("client's DNS servers %v", a.DNSServers)
+			}
+			if vips := tb.a.dp.VirtualIPs(); len(vips) != 1 || vips[0].String() != "10.3.0.1" {
+				t.Errorf("client's installed virtual IPs %+v", vips)
+			}
+			for _, want := range []string{"XAuth authentication of 'alice' successful", "assigning virtual IP 10.3.0.1 to peer 'alice'",
+				"generating TRANSACTION request", "IKE_SA gw[1] established between"} {
+				if !tb.b.log.contains(want) {
+					t.Errorf("gateway did not log %q", want)
+				}
+			}
+			if !tb.a.log.contains("XAuth authentication of 'alice' (myself) successful") {
+				t.Errorf("client did not log its XAuth success")
+			}
+			tb.a.e.DeleteIKESA(a.ID)
+			tb.net.Flush()
+			tb.wantNoSAs(tb.a)
+			tb.wantNoSAs(tb.b)
+			if vips := tb.a.dp.VirtualIPs(); len(vips) != 0 {
+				t.Errorf("client's virtual IPs left: %+v", vips)
+			}
+		})
+	}
+}
+
+// TestV1XAuthWrongPassword: the gateway says FAIL, both ends end the
+// ISAKMP SA and say why; no address is leased.
+func TestV1XAuthWrongPassword(t *testing.T) {
+	for _, c := range []struct{ user, password, why string }{
+		{"alice", "not alice's password", "XAuth authentication of 'alice' failed: wrong password"},
+		{"mallory", "x", "XAuth authentication of 'mallory' failed: no XAuth secret found for 'mallory'"},
+	} {
+		tb := newXAuthBed(t, xauthOptions{user: c.user, password: c.password})
+		tb.establish()
+		if !tb.b.log.contains(c.why) || !tb.b.log.contains("destroying IKE_SA gw[1] after failed XAuth authentication") {
+			t.Errorf("gateway did not log %q", c.why)
+		}
+		if !tb.a.log.contains("XAuth authentication of '" + c.user + "' (myself) failed") {
+			t.Errorf("client did not log its failure")
+		}
+		tb.advance(time.Minute)
+		tb.wantNoSAs(tb.a)
+		tb.wantNoSAs(tb.b)
+		if st := tb.b.e.Stats(); st.XAuthFailures != 1 {
+			t.Errorf("XAuthFailures %d", st.XAuthFailures)
+		}
+	}
+}
+
+// fakeXAuthBackend accepts one user and password, and assigns it an
+// address.
+type fakeXAuthBackend struct {
+	user, password string
+	framed         netip.Addr
+}
+
+func (f *fakeXAuthBackend) Authenticate(ctx context.Context, r ike.XAuthRequest) (ike.XAuthResult, error) {
+	return ike.XAuthResult{Accept: r.User == f.user && string(r.Password) == f.password, FramedIP: f.framed, Server: "fake"}, nil
+}
+
+// TestV1XAuthBackend: xauth-radius asks the backend, which may assign
+// the address.
+func TestV1XAuthBackend(t *testing.T) {
+	b := &fakeXAuthBackend{user: "bob", password: "bob's password", framed: netip.MustParseAddr("10.3.0.2")}
+	tb := newXAuthBed(t, xauthOptions{user: "bob", password: "bob's password", gwAuth: ike.AuthXAuthRadius, backend: b})
+	tb.establish()
+	tb.settle(func() bool { return len(tb.a.sas()) == 1 && len(tb.a.sas()[0].Children) == 1 })
+	a := tb.established(tb.a)
+	if !slices.Equal(a.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.2")}) {
+		t.Fatalf("client's virtual IP %v, want the backend's 10.3.0.2", a.LocalVIPs)
+	}
+	tb2 := newXAuthBed(t, xauthOptions{user: "bob", password: "wrong", gwAuth: ike.AuthXAuthRadius, backend: b})
+	tb2.establish()
+	tb2.settle(func() bool { return tb2.b.log.contains("XAuth authentication of 'bob' failed: rejected by fake") })
+}
+
+// settle delivers datagrams until done, giving an XAuth backend's
+// goroutines time to answer; it fails after a few seconds of real time.
+func (tb *testbed) settle(done func() bool) {
+	tb.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("not settled; a: %+v, b: %+v", tb.a.sas(), tb.b.sas())
+		}
+		tb.net.Flush()
+		time.Sleep(time.Millisecond)
+	}
+	tb.net.Flush()
+}
