@@ -95,7 +95,12 @@ func (sa *v1SA) processVendorIDs(ps []isakmp.Payload) {
 		case isakmp.VendorKindCiscoUnity:
 			sa.peerUnity = true
 		}
-		sa.log.Debug(fmt.Sprintf("received %v vendor ID", isakmp.ClassifyVendorID(v.Data)))
+		switch k := isakmp.ClassifyVendorID(v.Data); k {
+		case isakmp.VendorKindXAuth, isakmp.VendorKindCiscoUnity:
+			sa.log.Info(fmt.Sprintf("received %v vendor ID", k))
+		default:
+			sa.log.Debug(fmt.Sprintf("received %v vendor ID", k))
+		}
 	}
 }
 
