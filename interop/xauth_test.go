@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ike/iketest"
 )
 
 // IKEv1 remote access against charon: XAuth (xauth-generic) after Main or
@@ -235,5 +237,190 @@ func (e *env) agreeUnnamed() {
 			e.t.Fatalf("the two sides do not agree:\ncharon: %s\nxdpsec: %s", cs, os)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestV1XAuthOursAsClient: our daemon as the XAuth client of charon's
+// gateway (PSK + XAuth in Main Mode), with vips, in pull and push mode.
+func TestV1XAuthOursAsClient(t *testing.T) {
+	for _, mode := range []string{"pull", "push"} {
+		t.Run(mode, func(t *testing.T) {
+			pull := ""
+			if mode == "push" {
+				pull = "    pull = no\n"
+			}
+			e := newEnv(t, envOptions{})
+			e.charon.load(`connections {
+  rw {
+    version = 1
+    local_addrs = `+charonAddr+`
+    proposals = aes128-sha256-modp2048
+    pools = rw4
+`+pull+`    local {
+      auth = psk
+      id = moon.example.org
+    }
+    remote {
+      auth = psk
+    }
+    remote-xauth {
+      auth = xauth
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        esp_proposals = aes128-sha256
+      }
+    }
+  }
+}
+pools {
+  rw4 {
+    addrs = 10.4.0.0/24
+    dns = 10.4.0.53
+  }
+}
+secrets {
+  ike-group {
+    secret = "the group secret"
+  }
+  xauth-carol {
+    id = carol
+    secret = "carol's password"
+  }
+}
+`, nil)
+			e.ours.load(`connections {
+  c {
+    version = 1
+    remote_addrs = `+charonAddr+`
+    proposals = aes128-sha256-modp2048
+    vips = 0.0.0.0
+`+pull+`    local {
+      auth = psk
+      id = group@example.org
+    }
+    local-xauth {
+      auth = xauth
+      xauth_id = carol
+    }
+    remote {
+      auth = psk
+      id = moon.example.org
+    }
+    children {
+      net {
+        remote_ts = 10.1.0.0/16
+        esp_proposals = aes128-sha256
+      }
+    }
+  }
+}
+secrets {
+  ike-group {
+    secret = "the group secret"
+  }
+  xauth-carol {
+    id = carol
+    secret = "carol's password"
+  }
+}
+`, nil)
+			e.initiate(oursInitiate)
+			if mode == "push" {
+				waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "waiting for Mode Config push of the virtual IP")
+			}
+			waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "XAuth authentication of 'carol' (myself) successful",
+				"received virtual IP 10.4.0.1", "received DNS server 10.4.0.53", "installing new virtual IP 10.4.0.1")
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "XAuth authentication of 'carol' successful",
+				"assigning virtual IP 10.4.0.1 to peer 'carol'")
+			o := e.oursSA()
+			if !slices.Equal(o.LocalVIPs, []string{"10.4.0.1"}) || len(o.Children) != 1 ||
+				!slices.Equal(o.Children[0].LocalTS, []string{"10.4.0.1/32"}) {
+				t.Errorf("our IKE SA: %+v", o)
+			}
+			e.agree(1)
+		})
+	}
+}
+
+// TestV1XAuthSharedPool: one pool serves the IKEv2 EAP gateway and the
+// IKEv1 XAuth one, leasing by the user's name: carol gets 10.3.200.1 over
+// IKEv1, leaves, frank comes over IKEv2 and gets the next address, and
+// carol over IKEv2 gets hers back, not the third one still free.
+func TestV1XAuthSharedPool(t *testing.T) {
+	e := newEnv(t, envOptions{charonSettings: xauthCharonSettings})
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	okey, ocert := endEntity(t, ca, "ecdsa", "sun.example.org", oursAddr)
+	v1conn := `  rw1 {
+    version = 1
+    local_addrs = ` + oursAddr + `
+    proposals = aes128-sha256-modp2048
+    pools = rw4
+    local {
+      auth = psk
+      id = sun.example.org
+    }
+    remote {
+      auth = psk
+    }
+    remote-xauth {
+      auth = xauth
+    }
+    children {
+      net1 {
+        local_ts = 10.2.0.0/16
+        esp_proposals = aes128-sha256
+      }
+    }
+  }
+`
+	gw := strings.Replace(raGateway, "connections {\n", "connections {\n"+v1conn, 1)
+	// Three addresses: a lease not shared would give carol a free one.
+	gw = strings.Replace(gw, "addrs = 10.3.200.1-10.3.200.2", "addrs = 10.3.200.1-10.3.200.3", 1)
+	gw = strings.Replace(gw, "secrets {\n", "secrets {\n  ike-group {\n    secret = \"the group secret\"\n  }\n", 1)
+	e.ours.load(gw, map[string][]byte{"x509/peer.pem": pemCert(ocert), "private/peer.pem": pemKey(t, okey)})
+	carol1 := strings.ReplaceAll(xauthClient("carol", ""), "carol {", "carolv1 {")
+	e.charon.load("connections {\n"+carol1+raClient("carol", "eap-mschapv2")+raClient("frank", "eap-mschapv2")+"}\n"+`secrets {
+  ike-group {
+    secret = "the group secret"
+  }
+  eap-carol {
+    id = carol
+    secret = "carol's password"
+  }
+  eap-frank {
+    id = frank
+    secret = "frank's password"
+  }
+}
+`, map[string][]byte{"x509ca/ca.pem": pemCert(ca.Cert)})
+
+	if out, err := e.charon.connectUser("carolv1"); err != nil {
+		t.Fatalf("carol over IKEv1: %v\n%s", err, out)
+	}
+	if vip := e.charon.vipOf("carolv1"); vip != "10.3.200.1" {
+		t.Fatalf("carol's IKEv1 virtual IP %q, want 10.3.200.1", vip)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "XAuth authentication of 'carol' successful", "assigning virtual IP 10.3.200.1 to peer 'carol'")
+	e.charon.swanctl("--terminate", "--ike", "carolv1", "--timeout", "10")
+	waitFor(t, 10*time.Second, "carol's IKEv1 SA to go", func() error {
+		if sas := e.ours.sas(); len(sas) != 0 {
+			return fmt.Errorf("%d IKE SAs left", len(sas))
+		}
+		return nil
+	})
+
+	if out, err := e.charon.connectUser("frank"); err != nil {
+		t.Fatalf("frank over IKEv2: %v\n%s", err, out)
+	}
+	if vip := e.charon.vipOf("frank"); vip != "10.3.200.2" {
+		t.Errorf("frank's virtual IP %q, want 10.3.200.2 (10.3.200.1 is carol's)", vip)
+	}
+	if out, err := e.charon.connectUser("carol"); err != nil {
+		t.Fatalf("carol over IKEv2: %v\n%s", err, out)
+	}
+	if vip := e.charon.vipOf("carol"); vip != "10.3.200.1" {
+		t.Errorf("carol's IKEv2 virtual IP %q, want her IKEv1 one, 10.3.200.1", vip)
 	}
 }
