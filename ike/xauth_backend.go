@@ -41,3 +41,11 @@ type XAuthResult struct {
 	// Server names who answered, for logs.
 	Server string
 }
+
+// SetXAuthBackend replaces Config.XAuthBackend (a reload of the RADIUS
+// settings). Checks under way finish with the backend that started them.
+func (e *Engine) SetXAuthBackend(b XAuthBackend) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg.XAuthBackend = b
+}

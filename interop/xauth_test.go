@@ -2,6 +2,8 @@ package interop
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -423,4 +425,53 @@ func TestV1XAuthSharedPool(t *testing.T) {
 	if vip := e.charon.vipOf("carol"); vip != "10.3.200.1" {
 		t.Errorf("carol's IKEv2 virtual IP %q, want her IKEv1 one, 10.3.200.1", vip)
 	}
+}
+
+// TestV1XAuthFreeRADIUS: auth = xauth-radius checks XAuth users with
+// FreeRADIUS (PAP: User-Name and User-Password): the right password, its
+// Framed-IP-Address as the virtual IP, and a wrong one refused.
+func TestV1XAuthFreeRADIUS(t *testing.T) {
+	e := newEnv(t, envOptions{charonSettings: xauthCharonSettings})
+	startFreeRADIUS(t, e.nsO)
+	p := filepath.Join(t.TempDir(), "xdpsec.conf")
+	conf := fmt.Sprintf("radius {\n  servers {\n    freeradius {\n      address = 127.0.0.1\n      secret = %s\n    }\n  }\n  timeout = 500ms\n  retransmit_tries = 2\n  use_framed_ip = yes\n}\n", frInteropSecret)
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.ours.args = append(e.ours.args, "--settings", p)
+	e.ours.restart(false)
+	e.ours.load(strings.Replace(xauthGateway(""), "auth = xauth\n", "auth = xauth-radius\n", 1), nil)
+	e.charon.load("connections {\n"+xauthClient("carol", "")+xauthClient("frank", "")+xauthClient("bob", "")+"}\n"+`secrets {
+  ike-group {
+    secret = "the group secret"
+  }
+  xauth-carol {
+    id = carol
+    secret = "carol's password"
+  }
+  xauth-frank {
+    id = frank
+    secret = "frank's password"
+  }
+  xauth-bob {
+    id = bob
+    secret = "not bob's password"
+  }
+}
+`, nil)
+	if out, err := e.charon.connectUser("carol"); err != nil {
+		t.Fatalf("carol: %v\n%s", err, out)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "RADIUS authentication of 'carol' successful", "XAuth authentication of 'carol' successful",
+		"assigning virtual IP 10.3.200.1 to peer 'carol'")
+	if out, err := e.charon.connectUser("frank"); err != nil {
+		t.Fatalf("frank: %v\n%s", err, out)
+	}
+	if vip := e.charon.vipOf("frank"); vip != "10.9.0.7" {
+		t.Errorf("frank's virtual IP %q, want the Framed-IP-Address 10.9.0.7", vip)
+	}
+	if out, err := e.charon.connectUser("bob"); err == nil {
+		t.Fatalf("bob with a wrong password was let in:\n%s", out)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "XAuth authentication of 'bob' failed: rejected by freeradius")
 }
