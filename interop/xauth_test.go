@@ -140,6 +140,11 @@ func TestV1XAuthGateway(t *testing.T) {
 			!slices.Equal(o.Children[0].RemoteTS, []string{"10.3.200.1/32"}) || o.Version != 1 {
 			t.Errorf("our IKE SA of alice: %+v", o)
 		}
+		// swanctl --list-sas over our VICI names the XAuth user as for
+		// charon (remote-xauth-id).
+		if out := e.ours.swanctl(t.TempDir(), "--list-sas"); !strings.Contains(out, "XAuth: 'alice'") || !strings.Contains(out, "[10.3.200.1]") {
+			t.Errorf("swanctl --list-sas of our daemon lacks alice's XAuth identity or virtual IP:\n%s", out)
+		}
 		child := e.charonSA().sub("child-sas")
 		if child == nil || len(child.sections) != 1 {
 			t.Fatalf("alice has no CHILD_SA:\n%s", e.charon.swanctl("--list-sas"))
