@@ -480,3 +480,28 @@ func TestV1XAuthFreeRADIUS(t *testing.T) {
 	}
 	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "XAuth authentication of 'bob' failed: rejected by freeradius")
 }
+
+// TestV1XAuthRSA: RSA certificates in Main Mode (XAUTH_INIT_RSA), then
+// XAuth: charon as the client of our gateway.
+func TestV1XAuthRSA(t *testing.T) {
+	e := newEnv(t, envOptions{charonSettings: xauthCharonSettings})
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "rsa", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, ca, "rsa", "sun.example.org", oursAddr)
+	gw := xauthGateway("")
+	gw = strings.Replace(gw, "    local {\n      auth = psk\n", "    local {\n      auth = pubkey\n      certs = peer.pem\n", 1)
+	gw = strings.Replace(gw, "    remote {\n      auth = psk\n", "    remote {\n      auth = pubkey\n", 1)
+	e.ours.load(gw, certFiles(t, ca, okey, ocert))
+	cl := xauthClient("alice", "")
+	cl = strings.Replace(cl, "    local {\n      auth = psk\n      id = group@example.org\n", "    local {\n      auth = pubkey\n      certs = peer.pem\n      id = moon.example.org\n", 1)
+	cl = strings.Replace(cl, "    remote {\n      auth = psk\n", "    remote {\n      auth = pubkey\n", 1)
+	e.charon.load("connections {\n"+cl+"}\n"+xauthClientSecrets, certFiles(t, ca, ckey, ccert))
+	if out, err := e.charon.connectUser("alice"); err != nil {
+		t.Fatalf("alice: %v\n%s", err, out)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "selected proposal: IKE:AES_CBC_128/HMAC_SHA2_256/MODP_2048/XAUTH_INIT_RSA",
+		"authentication of 'moon.example.org' with RSA_SIG successful", "XAuth authentication of 'alice' successful",
+		"assigning virtual IP 10.3.200.1 to peer 'alice'")
+	waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with RSA")
+	e.agreeUnnamed()
+}
