@@ -63,6 +63,14 @@ func (sa *v1SA) phase1Complete() {
 		sa.log.Info(fmt.Sprintf("waiting for XAuth request of %s", sa.remoteID))
 		sa.leaveHalfOpen()
 		sa.releaseHeld()
+		// A gateway that never asks leaves us half-way (charon's
+		// schedule_timeout).
+		sa.after(sa.e.cfg.HalfOpenTimeout, func() {
+			if sa.state != IKESAEstablished {
+				sa.log.Info(fmt.Sprintf("IKE_SA %s: no XAuth round completed in %v, destroying", sa.name(), sa.e.cfg.HalfOpenTimeout))
+				sa.destroy()
+			}
+		})
 	default:
 		sa.established()
 	}

@@ -189,3 +189,37 @@ func (tb *testbed) settle(done func() bool) {
 	}
 	tb.net.Flush()
 }
+
+// TestV1XAuthNoRequest: a client whose gateway never starts XAuth (its
+// request lost for good) gives up after the half-open timeout.
+func TestV1XAuthNoRequest(t *testing.T) {
+	tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	// Phase 1 completes; the TRANSACTION request (exchange type 6) is
+	// lost, and the gateway goes.
+	for i := 0; i < 40; i++ {
+		q := tb.net.Queued()
+		if len(q) == 0 {
+			break
+		}
+		if len(q[0].Data) > 18 && q[0].Data[18] == 6 {
+			tb.net.DropAt(0)
+			continue
+		}
+		tb.net.Deliver()
+	}
+	if !tb.a.log.contains("waiting for XAuth request of sun.example.org") {
+		t.Fatal("the client did not complete phase 1")
+	}
+	tb.b.e.Close()
+	tb.advance(2 * time.Minute)
+	tb.net.Drop()
+	if sas := tb.a.sas(); len(sas) != 0 {
+		t.Fatalf("client SAs left: %+v", sas)
+	}
+	if !tb.a.log.contains("no XAuth round completed") {
+		t.Errorf("client did not say why it gave up")
+	}
+}
