@@ -249,7 +249,7 @@ func (sa *ikeSACommon) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 // takeBackVIP leases a taken-back IKE SA's virtual IP to it again. The
 // SA stays without the lease (its CHILD_SAs keep their selectors) when
 // the pool is gone or now gives the address to someone else.
-func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
+func (sa *ikeSACommon) takeBackVIP(v ExportedVIP) {
 	if v.Pool == "" {
 		// A Framed-IP-Address outside our pools.
 		sa.vips = append(sa.vips, vipLease{id: v.Identity, addr: v.Addr})
@@ -269,6 +269,19 @@ func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
 		return
 	}
 	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
+}
+
+// exportVIPs are the virtual IPs leased to the peer, for the saved state.
+func (sa *ikeSACommon) exportVIPs() []ExportedVIP {
+	var out []ExportedVIP
+	for _, v := range sa.vips {
+		e := ExportedVIP{Identity: v.id, Addr: v.addr}
+		if v.pool != nil {
+			e.Pool = v.pool.Name()
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // configRequestPayload is the CFG_REQUEST for the connection's vips (the

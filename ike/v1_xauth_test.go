@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"testing"
@@ -221,5 +222,61 @@ func TestV1XAuthNoRequest(t *testing.T) {
 	}
 	if !tb.a.log.contains("no XAuth round completed") {
 		t.Errorf("client did not say why it gave up")
+	}
+}
+
+// TestV1XAuthDetachImport: a restart keeps what XAuth and Mode Config
+// gave each side: the gateway's lease of 10.3.0.1 to alice (taken back
+// in its fresh pool, which gives the next user another address) and the
+// client's virtual IP, installed again before its policies.
+func TestV1XAuthDetachImport(t *testing.T) {
+	for _, restarted := range []string{"client", "gateway"} {
+		t.Run(restarted, func(t *testing.T) {
+			tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+			tb.establish()
+			old := tb.a
+			if restarted == "gateway" {
+				old = tb.b
+			}
+			st := old.e.Detach()
+			b, err := json.Marshal(&st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Zero()
+			var loaded ike.EngineState
+			if err := json.Unmarshal(b, &loaded); err != nil {
+				t.Fatal(err)
+			}
+			// A new engine with the same configuration, a fresh pool and
+			// dataplane.
+			nb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+			nu := nb.a
+			if restarted == "gateway" {
+				nu = nb.b
+			}
+			if errs := nu.e.Import(loaded); len(errs) != 0 {
+				t.Fatalf("import: %v", errs)
+			}
+			sa := nb.established(nu)
+			if sa.EAPIdentity != "alice" || len(sa.Children) != 1 {
+				t.Fatalf("taken back: %+v", sa)
+			}
+			want := []netip.Addr{netip.MustParseAddr("10.3.0.1")}
+			if restarted == "client" {
+				if !slices.Equal(sa.LocalVIPs, want) || !slices.Equal(nu.dp.VirtualIPs(), want) {
+					t.Errorf("client's virtual IP %v, installed %v", sa.LocalVIPs, nu.dp.VirtualIPs())
+				}
+				return
+			}
+			if !slices.Equal(sa.RemoteVIPs, want) {
+				t.Fatalf("gateway's lease %v", sa.RemoteVIPs)
+			}
+			for _, p := range nu.e.Pools() {
+				if a, _, err := p.Leases.Acquire("mallory", netip.Addr{}); err != nil || a.String() != "10.3.0.2" {
+					t.Errorf("the next user gets %v %v, want 10.3.0.2", a, err)
+				}
+			}
+		})
 	}
 }
