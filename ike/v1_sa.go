@@ -321,6 +321,7 @@ func (sa *v1SA) seal(h isakmp.Header, payloads []isakmp.Payload, ex *v1Exchange)
 		return nil, err
 	}
 	ct, err := sa.cipher.Encrypt(iv, body)
+	clear(body) // it may hold an XAuth password
 	if err != nil {
 		return nil, err
 	}

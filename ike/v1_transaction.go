@@ -77,6 +77,7 @@ func (sa *v1SA) sendTxn(ex *v1Exchange, cp *isakmp.ConfigAttributes, await bool,
 		return
 	}
 	h, err := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, ex.mid, rest)
+	clear(rest) // it may hold an XAuth password
 	if err != nil {
 		return
 	}
@@ -102,6 +103,7 @@ func (sa *v1SA) processTransaction(h isakmp.Header, data []byte) {
 		sa.log.Info(fmt.Sprintf("could not decrypt %v message %d: %v", h.Exchange, h.MessageID, err))
 		return
 	}
+	defer clear(plain) // it may hold an XAuth password
 	hp, ok := ps[0].(*isakmp.Hash)
 	if !ok {
 		sa.e.stats.DroppedAuthentication++
