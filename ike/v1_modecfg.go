@@ -189,7 +189,11 @@ func (sa *v1SA) modeCfgAssign(req []isakmp.Attribute, push bool) []isakmp.Attrib
 		if !push {
 			sa.log.Info(fmt.Sprintf("peer requested virtual IP %s", anyAddr(w.addr, w.is4)))
 		}
-		addr, p := sa.leaseVIP(id, w.addr, w.is4)
+		// A client asking again (or pushed to again) keeps what it has.
+		addr, p := sa.heldVIP(w.is4)
+		if !addr.IsValid() {
+			addr, p = sa.leaseVIP(id, w.addr, w.is4)
+		}
 		if !addr.IsValid() && push {
 			addr, p = sa.leaseVIP(id, netip.Addr{}, false)
 		}
@@ -304,4 +308,18 @@ func (sa *v1SA) v1LocalTS(specs []TSSpec) []TrafficSelector {
 		}
 	}
 	return out
+}
+
+// heldVIP is the virtual IP of the family the peer holds already, and
+// its pool.
+func (sa *v1SA) heldVIP(is4 bool) (netip.Addr, *Pool) {
+	for _, v := range sa.vips {
+		if v.addr.Is4() == is4 {
+			if v.pool != nil {
+				return v.addr, sa.e.pool(v.pool.Name())
+			}
+			return v.addr, nil
+		}
+	}
+	return netip.Addr{}, nil
 }

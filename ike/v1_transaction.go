@@ -165,6 +165,15 @@ func (sa *v1SA) processCfgRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) {
 		}
 	}
 	switch {
+	case xauth && sa.xauthClientRole() && sa.state == IKESAEstablished:
+		// XAuth is done: a late retransmit, or a gateway starting over.
+		sa.e.stats.DroppedUnexpected++
+		sa.log.Info(fmt.Sprintf("ignoring XAuth %v of the established IKE_SA %s", cp.CfgType, sa.name()))
+		t := isakmp.CfgReply
+		if cp.CfgType == isakmp.CfgSet {
+			t = isakmp.CfgAck
+		}
+		sa.answerTxn(ex, &isakmp.ConfigAttributes{CfgType: t, Identifier: cp.Identifier})
 	case xauth && sa.xauthClientRole():
 		sa.xauthClientRequest(ex, cp)
 	case xauth:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/isakmp"
 	"github.com/xdpsec/xdpsec/ike/pool"
 )
 
@@ -279,4 +280,39 @@ func TestV1XAuthDetachImport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestV1ModeCfgAgain: a client pulling again keeps its address (no second
+// lease), and an XAuth request to an established client changes nothing.
+func TestV1ModeCfgAgain(t *testing.T) {
+	tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+	tb.establish()
+	a, b := tb.established(tb.a), tb.established(tb.b)
+	for _, c := range []struct {
+		to   *peer
+		sa   uint32
+		body []byte
+	}{
+		{tb.b, b.ID, attrBody(isakmp.CfgRequest, isakmp.ModeCfgAttribute(isakmp.InternalIP4Address, nil))},
+		{tb.a, a.ID, attrBody(isakmp.CfgSet, isakmp.BasicAttr(isakmp.XAuthStatus, 0))},
+	} {
+		d, err := c.to.e.V1TransactionAsPeer(c.sa, 0x4242, c.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, remote := addrA, addrB
+		if c.to == tb.b {
+			local, remote = addrB, addrA
+		}
+		c.to.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(local, 500), Remote: netip.AddrPortFrom(remote, 500), Data: d})
+		tb.net.Flush()
+	}
+	b = tb.established(tb.b)
+	if !slices.Equal(b.RemoteVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) {
+		t.Errorf("gateway's leases after a second pull: %v", b.RemoteVIPs)
+	}
+	if !tb.a.log.contains("ignoring XAuth CFG_SET of the established IKE_SA") {
+		t.Errorf("client took a late XAuth status")
+	}
+	tb.established(tb.a)
 }
