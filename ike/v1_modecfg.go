@@ -44,7 +44,13 @@ func (sa *v1SA) startModeCfg() bool {
 			return true
 		}
 		cp := &isakmp.ConfigAttributes{CfgType: isakmp.CfgRequest, Identifier: sa.txnIdentifier()}
-		for _, v := range c.VIPs {
+		vips := c.VIPs
+		if len(sa.reauthVIPs) > 0 {
+			// A reauthentication keeps the addresses (the gateway
+			// leases them to the same user).
+			vips = sa.reauthVIPs
+		}
+		for _, v := range vips {
 			var val []byte
 			if !v.IsUnspecified() {
 				val = v.AsSlice()
@@ -83,6 +89,7 @@ func (sa *v1SA) modeCfgDone() {
 		return
 	}
 	sa.waitModeCfg = false
+	sa.retireReplaced()
 	sa.startPending()
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
@@ -796,9 +797,11 @@ func (sa *v1SA) established() {
 	}
 	sa.establishedAt = sa.e.clock.Now()
 	sa.scheduleLifetime(0)
-	if old := sa.replaces; old != nil {
-		sa.replaces = nil
-		old.retire(sa)
+	if len(sa.conn.VIPs) == 0 {
+		// A client with virtual IPs hands over once Mode Config gave
+		// them to this SA too (modeCfgDone): retiring the old one
+		// first would take them out of the dataplane in between.
+		sa.retireReplaced()
 	}
 	sa.releaseHeld()
 	if sa.deleted {
@@ -808,6 +811,14 @@ func (sa *v1SA) established() {
 		return // Quick Modes follow the virtual IP (modeCfgDone)
 	}
 	sa.startPending()
+}
+
+// retireReplaced retires the ISAKMP SA this one reauthenticates.
+func (sa *v1SA) retireReplaced() {
+	if old := sa.replaces; old != nil {
+		sa.replaces = nil
+		old.retire(sa)
+	}
 }
 
 // startPending starts the Quick Modes of the children waiting for the
@@ -859,6 +870,7 @@ func (sa *v1SA) reauthenticate() {
 		return
 	}
 	n.replaces = sa
+	n.reauthVIPs = slices.Clone(sa.localVIPs)
 }
 
 // adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one. A

@@ -112,6 +112,9 @@ type v1SA struct {
 	xauthCancel context.CancelFunc
 	peerUnity   bool
 	waitModeCfg bool
+	// reauthVIPs are the virtual IPs of the ISAKMP SA this one
+	// reauthenticates: its Mode Config asks for them again.
+	reauthVIPs []netip.Addr
 }
 
 // v1Exchange is one exchange's state, by message ID.

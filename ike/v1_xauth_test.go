@@ -316,3 +316,30 @@ func TestV1ModeCfgAgain(t *testing.T) {
 	}
 	tb.established(tb.a)
 }
+
+// TestV1XAuthReauth: the client's reauthentication runs XAuth again and
+// asks for the address it has, which the gateway gives it (the same
+// user's lease); the virtual IP stays installed throughout.
+func TestV1XAuthReauth(t *testing.T) {
+	tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+	id := tb.establish()
+	if err := tb.a.e.RekeyIKESA(id); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.settleRekeys()
+	a, b := tb.established(tb.a), tb.established(tb.b)
+	if a.ID == id {
+		t.Fatalf("not reauthenticated")
+	}
+	want := []netip.Addr{netip.MustParseAddr("10.3.0.1")}
+	if !slices.Equal(a.LocalVIPs, want) || !slices.Equal(b.RemoteVIPs, want) || len(a.Children) != 1 {
+		t.Fatalf("after the reauthentication: client %v, gateway %v, children %d", a.LocalVIPs, b.RemoteVIPs, len(a.Children))
+	}
+	if !tb.b.log.contains("peer requested virtual IP 10.3.0.1") {
+		t.Errorf("the client did not ask for its address again")
+	}
+	if !slices.Equal(tb.a.dp.VirtualIPs(), want) || tb.a.log.contains("removing virtual IP") {
+		t.Errorf("the virtual IP left the dataplane: %v", tb.a.dp.VirtualIPs())
+	}
+}
