@@ -181,8 +181,12 @@ func (sa *v1SA) processCfgRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) {
 		sa.log.Info(fmt.Sprintf("ignoring XAuth %v: we are not an XAuth client of IKE_SA %s", cp.CfgType, sa.name()))
 		sa.answerTxn(ex, &isakmp.ConfigAttributes{CfgType: isakmp.CfgReply, Identifier: cp.Identifier})
 	case sa.state != IKESAEstablished:
+		// Mode Config overtook the end of XAuth: forgotten, so that its
+		// retransmit is taken once we are established.
 		sa.e.stats.DroppedUnexpected++
 		sa.log.Info(fmt.Sprintf("ignoring Mode Config %v before IKE_SA %s is established", cp.CfgType, sa.name()))
+		delete(sa.txns, ex.mid)
+		sa.forget(ex)
 	case cp.CfgType == isakmp.CfgRequest:
 		sa.modeCfgRequest(ex, cp)
 	case cp.CfgType == isakmp.CfgSet:

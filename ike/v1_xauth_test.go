@@ -343,3 +343,32 @@ func TestV1XAuthReauth(t *testing.T) {
 		t.Errorf("the virtual IP left the dataplane: %v", tb.a.dp.VirtualIPs())
 	}
 }
+
+// TestV1ModeCfgBeforeXAuthDone: the client's Mode Config request reaches
+// the gateway before the ACK that ends XAuth: it is ignored then, and its
+// retransmit answered once the gateway is established.
+func TestV1ModeCfgBeforeXAuthDone(t *testing.T) {
+	tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password"})
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	// Deliver until the client sent its ACK and its Mode Config request,
+	// then swap them.
+	for i := 0; i < 40 && !tb.a.log.contains("XAuth authentication of 'alice' (myself) successful"); i++ {
+		tb.net.Deliver()
+	}
+	if q := tb.net.Queued(); len(q) != 2 {
+		t.Fatalf("%d datagrams queued, want the ACK and the Mode Config request", len(q))
+	}
+	tb.net.Reverse()
+	tb.net.Flush()
+	if !tb.b.log.contains("ignoring Mode Config CFG_REQUEST before IKE_SA gw[1] is established") {
+		t.Fatalf("the request did not overtake the ACK")
+	}
+	tb.advance(5 * time.Second) // the client retransmits
+	tb.net.Flush()
+	a := tb.established(tb.a)
+	if !slices.Equal(a.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) || len(a.Children) != 1 {
+		t.Fatalf("client after the retransmit: %+v", a)
+	}
+}
