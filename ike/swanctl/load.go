@@ -206,6 +206,9 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 			}
 			l.warn(a.Pos, cpath+"."+a.Name, "%s", msg)
 		}
+		if a.Auth == ike.AuthXAuth && !l.tree && len(l.cfg.Secrets.EAP) == 0 {
+			l.warn(a.Pos, cpath+"."+a.Name, "XAuth authentication but no secrets.xauth<suffix> or eap<suffix> section: no user can log in")
+		}
 	}
 	for _, a := range c.Local {
 		if a.Auth == ike.AuthPubkey && len(a.CertFiles) == 0 && len(a.PubKeyFiles) == 0 {

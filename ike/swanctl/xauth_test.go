@@ -1,9 +1,11 @@
 package swanctl
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -101,5 +103,18 @@ func TestLoadXAuth(t *testing.T) {
 		if err := e.AddConnection(conn.Connection); err != nil {
 			t.Errorf("engine refuses %s: %v", conn.Name, err)
 		}
+	}
+}
+
+// TestXAuthWithoutSecrets: an XAuth gateway without a user is loaded,
+// with a warning saying nobody can log in.
+func TestXAuthWithoutSecrets(t *testing.T) {
+	conf := xauthConf[:strings.Index(xauthConf, "secrets {")]
+	cfg := mustLoadMem(t, map[string]string{"swanctl.conf": conf})
+	if !strings.Contains(fmt.Sprint(cfg.Warnings), "connections.rw.remote-xauth: XAuth authentication but no secrets.xauth<suffix> or eap<suffix> section: no user can log in") {
+		t.Errorf("warnings %v", cfg.Warnings)
+	}
+	if full := mustLoadMem(t, map[string]string{"swanctl.conf": xauthConf}); strings.Contains(fmt.Sprint(full.Warnings), "XAuth") {
+		t.Errorf("warnings with an XAuth secret: %v", full.Warnings)
 	}
 }
