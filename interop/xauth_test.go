@@ -203,17 +203,19 @@ func TestV1XAuthGateway(t *testing.T) {
 
 // TestV1XAuthUnity: charon with the unity plugin announcing Cisco Unity
 // gets the child's local selector and the pool's split_include as
-// UNITY_SPLIT_INCLUDE, proposes 0.0.0.0/0 for our side, and our gateway
-// narrows it to its local_ts.
+// UNITY_SPLIT_INCLUDE and its split_exclude as UNITY_LOCAL_LAN, proposes
+// 0.0.0.0/0 for our side, and our gateway narrows it to its local_ts.
 func TestV1XAuthUnity(t *testing.T) {
 	e := newEnv(t, envOptions{charonSettings: xauthCharonSettings + "\tcisco_unity = yes\n"})
-	e.ours.load(strings.Replace(xauthGateway(""), "    dns = 10.3.0.1\n", "    dns = 10.3.0.1\n    split_include = 10.5.0.0/16\n", 1), nil)
+	e.ours.load(strings.Replace(xauthGateway(""), "    dns = 10.3.0.1\n", "    dns = 10.3.0.1\n    split_include = 10.5.0.0/16\n    split_exclude = 192.168.77.0/24\n", 1), nil)
 	e.charon.load("connections {\n"+strings.Replace(xauthClient("alice", ""), "remote_ts = 10.2.0.0/16", "remote_ts = 0.0.0.0/0", 1)+"}\n"+xauthClientSecrets, nil)
 	if out, err := e.charon.connectUser("alice"); err != nil {
 		t.Fatalf("alice: %v\n%s", err, out)
 	}
 	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "received Cisco Unity vendor ID",
 		"sending UNITY_SPLIT_INCLUDE: 10.5.0.0/16 10.2.0.0/16", "narrowed CHILD_SA to UNITY_SPLIT_INCLUDE 10.2.0.0/16")
+	// charon's unity handler takes the split_exclude as a bypass policy.
+	waitLog(t, "charon", e.charon.log, 5*time.Second, "installed UNITY_LOCAL_LAN bypass policy for 192.168.77.0/24")
 	o := e.oursSA()
 	if len(o.Children) != 1 || !slices.Equal(o.Children[0].LocalTS, []string{"10.2.0.0/16"}) {
 		t.Errorf("our CHILD_SA: %+v", o.Children)
