@@ -2,9 +2,11 @@ package ike_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,8 @@ type xauthOptions struct {
 	unity          bool // the gateway's child has a split-include subnet; a client announces Unity? (ours does not)
 	gwAuth         ike.AuthMethod
 	backend        ike.XAuthBackend
+	// rsa: RSA certificates in phase 1 (XAUTH_INIT_RSA), not the PSK.
+	rsa bool
 }
 
 func newXAuthBed(t *testing.T, o xauthOptions) *testbed {
@@ -36,6 +40,24 @@ func newXAuthBed(t *testing.T, o xauthOptions) *testbed {
 	}
 	p := &ike.Pool{Leases: leases, DNS: []netip.Addr{netip.MustParseAddr("10.3.0.53")}}
 	v1 := v1("aes128-sha256-modp2048", "aes128-sha256")
+	var cas []*x509.Certificate
+	if o.rsa {
+		ca := newCA(t, "xdpsec XAuth CA", nil)
+		cas = []*x509.Certificate{ca.Cert}
+		keyA, keyB := newKey(t, "rsa"), newKey(t, "rsa")
+		certA := ca.Issue(t, keyA, "moon.example.org", []string{"moon.example.org"}, nil, nil)
+		certB := ca.Issue(t, keyB, "sun.example.org", []string{"sun.example.org"}, nil, nil)
+		psk := v1
+		v1 = func(c *ike.Connection) {
+			psk(c)
+			key, cert := keyA, certA
+			if c.Local[0].ID.String() == "sun.example.org" {
+				key, cert = keyB, certB
+			}
+			c.Local[0] = &ike.AuthConfig{Auth: ike.AuthPubkey, ID: c.Local[0].ID, Certs: []*x509.Certificate{cert}, PrivateKey: key}
+			c.Remote[0] = &ike.AuthConfig{Auth: ike.AuthPubkey, ID: c.Remote[0].ID}
+		}
+	}
 	return newTestbed(t, bedOptions{
 		connA: func(c *ike.Connection) {
 			v1(c)
@@ -55,9 +77,11 @@ func newXAuthBed(t *testing.T, o xauthOptions) *testbed {
 			c.Children[0].RemoteTS = []ike.TSSpec{ike.DynamicTS()}
 		},
 		cfgA: func(c *ike.Config) {
+			c.Credentials.CAs = cas
 			c.Credentials.EAP = []ike.EAPSecret{{IDs: []string{o.user}, Secret: []byte(o.password)}}
 		},
 		cfgB: func(c *ike.Config) {
+			c.Credentials.CAs = cas
 			c.Credentials.EAP = []ike.EAPSecret{{IDs: []string{"alice"}, Secret: []byte("alice's password")}}
 			c.Pools = []*ike.Pool{p}
 			c.XAuthBackend = o.backend
@@ -370,5 +394,20 @@ func TestV1ModeCfgBeforeXAuthDone(t *testing.T) {
 	a := tb.established(tb.a)
 	if !slices.Equal(a.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) || len(a.Children) != 1 {
 		t.Fatalf("client after the retransmit: %+v", a)
+	}
+}
+
+// TestV1XAuthRSA: RSA certificates in phase 1 (XAUTH_INIT_RSA), then
+// XAuth and Mode Config, our engine in both roles.
+func TestV1XAuthRSA(t *testing.T) {
+	tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password", rsa: true})
+	tb.establish()
+	a, b := tb.established(tb.a), tb.established(tb.b)
+	if !strings.Contains(a.Proposal, "XAUTH_INIT_RSA") || b.EAPIdentity != "alice" ||
+		!slices.Equal(a.LocalVIPs, []netip.Addr{netip.MustParseAddr("10.3.0.1")}) || len(a.Children) != 1 {
+		t.Fatalf("client %+v, gateway %+v", a, b)
+	}
+	if !tb.b.log.contains("authentication of 'moon.example.org' with RSA_SIG successful") {
+		t.Errorf("the gateway did not check the client's signature")
 	}
 }
