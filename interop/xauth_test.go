@@ -507,3 +507,21 @@ func TestV1XAuthRSA(t *testing.T) {
 	waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with RSA")
 	e.agreeUnnamed()
 }
+
+// TestV1XAuthOverVICI: the XAuth gateway, its pool and its users loaded
+// with swanctl --load-all over our VICI socket (XAuth secrets go as type
+// XAUTH, which we keep as EAP secrets as charon does), then charon logs in.
+func TestV1XAuthOverVICI(t *testing.T) {
+	e := newEnv(t, envOptions{charonSettings: xauthCharonSettings})
+	dir := swanctlDir(t, xauthGateway(""))
+	out := e.ours.swanctl(dir, "--load-all")
+	wantLines(t, "--load-all", out, `(?m)^loaded xauth secret 'xauth-alice'$`, `(?m)^loaded connection 'rw'$`, `(?m)^loaded pool 'rw4'$`)
+	e.charon.load("connections {\n"+xauthClient("alice", "")+"}\n"+xauthClientSecrets, nil)
+	if out, err := e.charon.connectUser("alice"); err != nil {
+		t.Fatalf("alice: %v\n%s", err, out)
+	}
+	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "XAuth authentication of 'alice' successful", "assigning virtual IP 10.3.200.1 to peer 'alice'")
+	if strings.Contains(e.ours.log(), "alice's password") {
+		t.Error("the password is in our daemon's log")
+	}
+}
