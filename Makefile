@@ -24,7 +24,9 @@ VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 # standard plugins hold openssl and gcm, the extra ones kdf, curve25519 and
 # (in libcharon-extra-plugins) kernel-libipsec, charon's userspace ESP for
 # kernels without it, eap-identity and eap-md5 (libcharon-extra-plugins) and
-# eap-mschapv2 (libcharon-extauth-plugins) for the remote-access tests; nftables drops and masquerades packets in the tests.
+# eap-mschapv2 (libcharon-extauth-plugins) for the remote-access tests,
+# xauth-generic (libcharon-extauth-plugins) and unity (libcharon-extra-plugins)
+# for the IKEv1 XAuth tests; nftables drops and masquerades packets in the tests.
 APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plugins \
 	libstrongswan-extra-plugins libcharon-extra-plugins libcharon-extauth-plugins nftables
 # FreeRADIUS for the RADIUS client's integration tests (internal/radius):

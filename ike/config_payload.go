@@ -16,7 +16,7 @@ type vipLease struct {
 }
 
 // vipAddrs are the virtual IPs the IKE SA assigned to its peer.
-func (sa *ikeSA) vipAddrs() []netip.Addr {
+func (sa *ikeSACommon) vipAddrs() []netip.Addr {
 	var out []netip.Addr
 	for _, v := range sa.vips {
 		out = append(out, v.addr)
@@ -24,7 +24,7 @@ func (sa *ikeSA) vipAddrs() []netip.Addr {
 	return out
 }
 
-func (sa *ikeSA) releaseVIPs() {
+func (sa *ikeSACommon) releaseVIPs() {
 	for _, v := range sa.vips {
 		if v.pool != nil {
 			v.pool.Release(v.id, v.addr)
@@ -119,7 +119,7 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 
 // leaseVIP leases an address of the family from the first of the
 // connection's pools that has one.
-func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Pool) {
+func (sa *ikeSACommon) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Pool) {
 	if is4 && sa.framedIP.IsValid() {
 		return sa.leaseFramedIP(id)
 	}
@@ -148,7 +148,7 @@ func (sa *ikeSA) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Addr, *Po
 // to the peer, so that the pool gives it nobody else while the peer has
 // it; one that the pool has online for someone else is refused. One
 // outside the pools is the peer's without a lease.
-func (sa *ikeSA) leaseFramedIP(id string) (netip.Addr, *Pool) {
+func (sa *ikeSACommon) leaseFramedIP(id string) (netip.Addr, *Pool) {
 	a := sa.framedIP
 	for _, name := range sa.conn.Pools {
 		p := sa.e.pool(name)
@@ -229,7 +229,7 @@ func prefixMask4(bits int) []byte {
 // resolveRemoteTS resolves the peer's selectors: dynamic is its virtual
 // IPs when it has any (one selector each, of the spec's protocol and
 // ports), else its IKE address.
-func (sa *ikeSA) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
+func (sa *ikeSACommon) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 	if len(sa.vips) == 0 {
 		return resolveTS(specs, sa.remote.Addr())
 	}
@@ -249,7 +249,7 @@ func (sa *ikeSA) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 // takeBackVIP leases a taken-back IKE SA's virtual IP to it again. The
 // SA stays without the lease (its CHILD_SAs keep their selectors) when
 // the pool is gone or now gives the address to someone else.
-func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
+func (sa *ikeSACommon) takeBackVIP(v ExportedVIP) {
 	if v.Pool == "" {
 		// A Framed-IP-Address outside our pools.
 		sa.vips = append(sa.vips, vipLease{id: v.Identity, addr: v.Addr})
@@ -269,6 +269,19 @@ func (sa *ikeSA) takeBackVIP(v ExportedVIP) {
 		return
 	}
 	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
+}
+
+// exportVIPs are the virtual IPs leased to the peer, for the saved state.
+func (sa *ikeSACommon) exportVIPs() []ExportedVIP {
+	var out []ExportedVIP
+	for _, v := range sa.vips {
+		e := ExportedVIP{Identity: v.id, Addr: v.addr}
+		if v.pool != nil {
+			e.Pool = v.pool.Name()
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // configRequestPayload is the CFG_REQUEST for the connection's vips (the
@@ -339,7 +352,7 @@ func (sa *ikeSA) configReply(m *message.Message) {
 
 // takeVIP keeps a virtual IP of the CFG_REPLY: one address per family,
 // and only one a host can hold as its own.
-func (sa *ikeSA) takeVIP(v netip.Addr) {
+func (sa *ikeSACommon) takeVIP(v netip.Addr) {
 	if !v.IsGlobalUnicast() {
 		sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: not a unicast address", v))
 		return

@@ -73,14 +73,20 @@ type Connection struct {
 	// unspecified address (0.0.0.0, ::) for any of the family. Our
 	// dynamic local selectors become the addresses received.
 	VIPs []netip.Addr
+	// Push (pull = no): IKEv1 Mode Config in push mode, the gateway
+	// sending the virtual IP in a CFG_SET after XAuth; by default the
+	// client asks for it (pull, CFG_REQUEST).
+	Push bool
 
 	// Redirect (the redirect section, an xdpsec extension) sends new
 	// clients to other gateways during IKE_SA_INIT (redirect.go); nil
 	// serves them all here.
 	Redirect *RedirectRule
 
-	Local    []*AuthConfig  // local<suffix> rounds; one is supported
-	Remote   []*AuthConfig  // remote<suffix> rounds; one is supported
+	// Local and Remote are the local<suffix> and remote<suffix> rounds:
+	// one each, and with IKEv1 a second one that is XAuth.
+	Local    []*AuthConfig
+	Remote   []*AuthConfig
 	Children []*ChildConfig // children.<name>, in file order
 }
 
@@ -135,9 +141,24 @@ const (
 	// relaying the conversation to Config.EAPBackend (RFC 3579
 	// pass-through); a remote round of a responder only.
 	AuthEAPRadius
+	// AuthXAuth (xauth): IKEv1's second round, XAuth
+	// (draft-beaulieu-ike-xauth-02) after Main or Aggressive Mode: in a
+	// remote round we are the XAuth server and check the peer's user
+	// name and password against the EAP/XAuth secrets, in a local round
+	// we are the client and answer with XAuthID's secret.
+	AuthXAuth
+	// AuthXAuthRadius (xauth-radius): as AuthXAuth in a remote round, the
+	// user name and password checked by Config.XAuthBackend (a RADIUS
+	// Access-Request with User-Password, RFC 2865).
+	AuthXAuthRadius
 )
 
-func (m AuthMethod) String() string { return enumName(m, "pubkey", "psk", "eap", "eap-radius") }
+func (m AuthMethod) String() string {
+	return enumName(m, "pubkey", "psk", "eap", "eap-radius", "xauth", "xauth-radius")
+}
+
+// IsXAuth reports whether the round is XAuth.
+func (m AuthMethod) IsXAuth() bool { return m == AuthXAuth || m == AuthXAuthRadius }
 
 // isEAP reports whether the peer authenticates with EAP in the round,
 // with our EAP server or relayed to the backend.
@@ -220,6 +241,10 @@ type AuthConfig struct {
 	// empty for its IKE identity, "%any" to ask it with EAP-Identity, or a
 	// fixed identity.
 	EAPID string
+	// XAuthID (xauth_id) is, in a local XAuth round, the user name we
+	// send (empty: our IKE identity); in a remote one the user the peer
+	// must authenticate as (empty: any with a secret).
+	XAuthID string
 }
 
 // ChildConfig is a CHILD_SA, a "connections.<name>.children.<child>" section.
@@ -271,9 +296,12 @@ type connection struct {
 	// local and remote are the rounds with defaults applied: local.ID is
 	// ours as we send it (the certificate's subject when none was set).
 	local, remote AuthConfig
-	children      []*childConfig
-	fragmentation bool // announce and use IKE fragmentation
-	sendCertReq   bool
+	// xauthLocal and xauthRemote are the IKEv1 second rounds: we are the
+	// XAuth client (local) or server (remote); nil without.
+	xauthLocal, xauthRemote *AuthConfig
+	children                []*childConfig
+	fragmentation           bool // announce and use IKE fragmentation
+	sendCertReq             bool
 }
 
 // childConfig is a ChildConfig with its defaults applied, and the
@@ -283,6 +311,11 @@ type childConfig struct {
 	conn           *connection
 	bytes, packets volumeLimit
 }
+
+// xauthServer says whether we are the XAuth server of the connection's
+// IKEv1 SAs, xauthClient whether we are the client.
+func (c *connection) xauthServer() bool { return c.xauthRemote != nil }
+func (c *connection) xauthClient() bool { return c.xauthLocal != nil }
 
 // resolveConnection applies the defaults and checks a connection; port is
 // the engine's IKE port, the default local_port.
@@ -332,8 +365,8 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.RandTime == 0 && !c.RandExact {
 		rc.RandTime = rc.OverTime
 	}
-	if len(c.Local) != 1 || len(c.Remote) != 1 {
-		return nil, errf("local/remote", "exactly one local and one remote authentication round are supported")
+	if len(c.Local) == 0 || len(c.Remote) == 0 || len(c.Local) > 2 || len(c.Remote) > 2 {
+		return nil, errf("local/remote", "one local and one remote authentication round are supported (and an XAuth round with IKEv1)")
 	}
 	if rc.local, err = resolveAuth(c.Local[0], true); err != nil {
 		return nil, errf("local", "%v", err)
@@ -341,14 +374,34 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.remote, err = resolveAuth(c.Remote[0], false); err != nil {
 		return nil, errf("remote", "%v", err)
 	}
+	if rc.local.Auth.IsXAuth() || rc.remote.Auth.IsXAuth() {
+		return nil, errf("local/remote", "XAuth is a second round, after psk or pubkey")
+	}
+	if len(c.Local) == 2 {
+		x := *c.Local[1]
+		if x.Auth != AuthXAuth || rc.Version != 1 {
+			return nil, errf("local", "a second local round must be XAuth (auth = xauth) of an IKEv1 connection")
+		}
+		rc.xauthLocal = &x
+	}
+	if len(c.Remote) == 2 {
+		x := *c.Remote[1]
+		if !x.Auth.IsXAuth() || rc.Version != 1 {
+			return nil, errf("remote", "a second remote round must be XAuth (auth = xauth or xauth-radius) of an IKEv1 connection")
+		}
+		rc.xauthRemote = &x
+	}
+	if rc.xauthLocal != nil && rc.xauthRemote != nil {
+		return nil, errf("local/remote", "XAuth in both directions: one end is the XAuth server")
+	}
+	if (rc.xauthLocal != nil || rc.xauthRemote != nil) && rc.local.Auth != rc.remote.Auth {
+		return nil, errf("local/remote", "XAuth needs psk or pubkey on both ends (hybrid authentication is not supported)")
+	}
 	if rc.Version == 1 && rc.remote.Auth.isEAP() {
 		return nil, errf("remote.auth", "EAP needs IKEv2")
 	}
 	if rc.Version == 1 && rc.local.Auth == AuthEAP {
 		return nil, errf("local.auth", "EAP needs IKEv2")
-	}
-	if rc.Version == 1 && len(rc.VIPs) > 0 {
-		return nil, errf("vips", "virtual IPs are not supported with IKEv1 yet")
 	}
 	if rc.local.Auth == AuthEAPRadius {
 		return nil, errf("local.auth", "eap-radius is for remote rounds: we relay the peer's EAP, we do not authenticate with it")
@@ -362,9 +415,6 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 			return nil, errf("remote.auth", "eap-tls needs a certificate of ours: local.auth = pubkey with certs")
 		}
 		rc.remote.EAPMethods = slices.DeleteFunc(slices.Clone(rc.remote.EAPMethods), func(t eap.Type) bool { return t == eap.TypeTLS })
-	}
-	if rc.Version == 1 && len(rc.Pools) > 0 {
-		return nil, errf("pools", "virtual IPs are not supported with IKEv1 yet")
 	}
 	if rc.Redirect != nil {
 		if rc.Version == 1 {
@@ -412,8 +462,14 @@ func checkProposals(list []transform.Proposal, proto transform.Protocol) error {
 
 func resolveAuth(a *AuthConfig, local bool) (AuthConfig, error) {
 	r := *a
-	if r.Auth > AuthEAPRadius {
-		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey, eap or eap-radius)", r.Auth)
+	if r.Auth > AuthXAuthRadius {
+		return r, fmt.Errorf("auth: %v is not supported (psk, pubkey, eap, eap-radius, xauth or xauth-radius)", r.Auth)
+	}
+	if r.XAuthID != "" && !r.Auth.IsXAuth() {
+		return r, fmt.Errorf("xauth_id: XAuth settings in a round that does not use XAuth")
+	}
+	if r.Auth == AuthXAuthRadius && local {
+		return r, fmt.Errorf("auth: xauth-radius is for remote rounds: we relay the peer's password, we do not authenticate with it")
 	}
 	if r.Auth == AuthEAPRadius {
 		if len(r.EAPMethods) > 0 {

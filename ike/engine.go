@@ -29,6 +29,10 @@ type Config struct {
 	// eap-radius (eap_backend.go); nil refuses those peers with
 	// AUTHENTICATION_FAILED.
 	EAPBackend EAPBackend
+	// XAuthBackend checks the user names and passwords of IKEv1 XAuth
+	// rounds that are xauth-radius (xauth_backend.go); nil refuses those
+	// users.
+	XAuthBackend XAuthBackend
 	// Pools are the virtual IP address pools connections name (pools);
 	// SetPools replaces them.
 	Pools []*Pool
@@ -144,6 +148,7 @@ type Stats struct {
 	KeepAlivesSent        uint64 // NAT-T keepalives
 	KeepAlivesReceived    uint64
 	EAPFailures           uint64 // EAP conversations failed or AUTH after EAP wrong
+	XAuthFailures         uint64 // IKEv1 XAuth rounds failed (wrong password, unknown user, no answer)
 	VIPFailures           uint64 // virtual IP requests no pool could serve
 	RedirectsSent         uint64 // clients redirected, in IKE_SA_INIT or established (RFC 5685)
 	InvalidRedirects      uint64 // IKE_SA_INIT responses dropped for a REDIRECT with a wrong nonce or undecodable

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"net/netip"
 
+	"github.com/xdpsec/xdpsec/ike/isakmp"
 	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
 // SealAsPeer builds an SK message for IKE SA ikeID as its peer would: h's
@@ -63,4 +65,61 @@ func (e *Engine) ConnectedPeers() int {
 		n += len(sas)
 	}
 	return n
+}
+
+// V1TransactionAsPeer builds a Transaction message of the ISAKMP SA with
+// unique ID id as its peer would send it under message ID mid: HASH(1)
+// over the given Attribute payload body, encrypted with the SA's keys and
+// the IV the exchange has (our request's, when mid is one we await an
+// answer to; else a new exchange's). Fuzz tests use it to reach XAuth
+// and Mode Config with authentic but arbitrary attributes.
+func (e *Engine) V1TransactionAsPeer(id uint32, mid uint32, attrBody []byte) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa := e.v1SAByID(id)
+	if sa == nil || sa.keys == nil || sa.cipher == nil {
+		return nil, errors.New("no ISAKMP SA with keys")
+	}
+	if len(attrBody) > 60000 {
+		attrBody = attrBody[:60000]
+	}
+	chain := binary.BigEndian.AppendUint32(nil, uint32(4+len(attrBody))) // next NONE, reserved, length
+	chain = append(chain, attrBody...)
+	h, err := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, mid, chain)
+	if err != nil {
+		return nil, err
+	}
+	plain := []byte{byte(isakmp.PayloadAttribute), 0}
+	plain = binary.BigEndian.AppendUint16(plain, uint16(4+len(h)))
+	plain = append(append(plain, h...), chain...)
+	var iv []byte
+	if ex := sa.exchanges[mid]; ex != nil && ex.iv != nil {
+		iv = ex.iv
+	} else if p1 := sa.exchanges[0]; p1 != nil && p1.iv != nil {
+		if iv, err = transform.V1ExchangeIV(sa.prf, p1.iv, mid, sa.cipher.BlockSize()); err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, errors.New("no phase 1 IV")
+	}
+	ct, err := sa.cipher.Encrypt(iv, plain)
+	if err != nil {
+		return nil, err
+	}
+	return isakmp.AssembleEncrypted(sa.header(isakmp.ExchangeTransaction, mid), isakmp.PayloadHash, ct)
+}
+
+// V1AwaitedTransaction is the message ID of a Transaction request the
+// ISAKMP SA with unique ID id sent and awaits an answer to, 0 if none.
+func (e *Engine) V1AwaitedTransaction(id uint32) uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sa := e.v1SAByID(id); sa != nil {
+		for mid, t := range sa.txns {
+			if t.initiator && t.onReply != nil {
+				return mid
+			}
+		}
+	}
+	return 0
 }

@@ -215,19 +215,13 @@ func (k *kernelChild[S]) addPolicies() error {
 	sa := k.sa()
 	local, remote := sa.local.Addr(), sa.remote.Addr()
 	ifIn, ifOut := k.ifIDs()
-	var v2 *ikeSA
-	if x, ok := any(k.ike).(*ikeSA); ok {
-		v2 = x
-	}
 	for _, l := range k.localTS {
 		for _, rm := range k.remoteTS {
 			if l.Start.Is4() != rm.Start.Is4() {
 				continue
 			}
 			out := &Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: k.mode, ReqID: r.reqid, IfID: ifOut}
-			if v2 != nil {
-				out.RouteSrc = v2.routeSrc(l)
-			}
+			out.RouteSrc = k.ike.common().routeSrc(l)
 			r.policies = append(r.policies, out,
 				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: k.mode, ReqID: r.reqid, IfID: ifIn})
 			if k.mode == ModeTunnel {

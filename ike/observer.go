@@ -103,7 +103,9 @@ func (c *childSA) notifyDown() {
 func (sa *v1SA) info(children bool) IKESAInfo {
 	i := IKESAInfo{ID: sa.id, Version: 1, Name: sa.conn.Name, State: sa.state, Initiator: sa.initiator,
 		SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
-		NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal}
+		NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal,
+		EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), RemoteVIPs: sa.vipAddrs(),
+		DNSServers: slices.Clone(sa.dnsServers)}
 	if children {
 		for _, c := range sa.children {
 			i.Children = append(i.Children, c.info())

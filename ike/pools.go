@@ -23,6 +23,22 @@ type Pool struct {
 	// DNSDomains are sent as INTERNAL_DNS_DOMAIN (RFC 8598): the domains
 	// whose names the client resolves through DNS.
 	DNSDomains []string
+
+	// IKEv1 Mode Config only, the Cisco Unity attributes of
+	// strongSwan's pools: SplitInclude (split_include) is sent as
+	// UNITY_SPLIT_INCLUDE, SplitExclude (split_exclude) as
+	// UNITY_LOCAL_LAN, UnityAttrs (the numbered 28672... keys:
+	// UNITY_BANNER, UNITY_SAVE_PASSWD, UNITY_DEF_DOMAIN,
+	// UNITY_SPLITDNS_NAME) as they are.
+	SplitInclude []netip.Prefix
+	SplitExclude []netip.Prefix
+	UnityAttrs   []UnityAttr
+}
+
+// UnityAttr is a numbered Cisco Unity attribute of a pool and its value.
+type UnityAttr struct {
+	Type  uint16
+	Value []byte
 }
 
 // Name is the pool's name (pools.NAME).

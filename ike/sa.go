@@ -75,11 +75,6 @@ type ikeSA struct {
 	// eapAuth is the responder's IKE_AUTH task while EAP runs: it answers
 	// the IKE_AUTH requests that follow the first.
 	eapAuth *ikeAuth
-	// eapIdentity is the identity the peer authenticated as with EAP.
-	eapIdentity string
-	// framedIP is the virtual IP an EAP backend assigned the peer
-	// (Framed-IP-Address): leased in place of one from the pools.
-	framedIP netip.Addr
 	// acct is the IKE SA's accounting with its EAP backend, once started
 	// (eap_accounting.go).
 	acct *eapAcct
@@ -87,13 +82,6 @@ type ikeSA struct {
 	// of the accounting session (EAPReply.Class, InterimInterval).
 	eapClass   [][]byte
 	eapInterim time.Duration
-	// vips are the virtual IPs leased to the peer (config_payload.go),
-	// given back when the SA goes.
-	vips []vipLease
-	// localVIPs and dnsServers are what the gateway assigned to us in its
-	// CFG_REPLY (the client role).
-	localVIPs  []netip.Addr
-	dnsServers []netip.Addr
 
 	// Redirects (redirect.go). peerRedirect: the client announced
 	// REDIRECT_SUPPORTED or REDIRECTED_FROM. redirected: a REDIRECT was

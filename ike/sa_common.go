@@ -42,6 +42,21 @@ type ikeSACommon struct {
 	outer   uniqueSA
 	peerKey *peerKey
 
+	// Remote access, in both versions (config_payload.go, v1_modecfg.go).
+	// eapIdentity is the identity the peer authenticated as with EAP, or
+	// with XAuth in IKEv1.
+	eapIdentity string
+	// framedIP is the virtual IP an EAP or XAuth backend assigned the
+	// peer (Framed-IP-Address): leased in place of one from the pools.
+	framedIP netip.Addr
+	// vips are the virtual IPs leased to the peer (config_payload.go),
+	// given back when the SA goes.
+	vips []vipLease
+	// localVIPs and dnsServers are what the gateway assigned to us in its
+	// CFG_REPLY or Mode Config reply (the client role).
+	localVIPs  []netip.Addr
+	dnsServers []netip.Addr
+
 	// endCause is why the IKE SA goes, once endCauseSet (ending).
 	endCause    EndCause
 	endCauseSet bool

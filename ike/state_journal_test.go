@@ -269,3 +269,19 @@ func TestStateJournalHeldOutbound(t *testing.T) {
 		t.Fatalf("b's outbound SA %+v, a's inbound %+v", out, in)
 	}
 }
+
+// XAuth and Mode Config, push and pull: both ends' journals follow what
+// they export (the XAuth user, the virtual IP and DNS server, the pool's
+// lease), also for a push that comes after phase 1.
+func TestStateJournalXAuth(t *testing.T) {
+	for _, push := range []bool{false, true} {
+		sa, sb := &replaySink{t: t}, &replaySink{t: t}
+		tb := newXAuthBed(t, xauthOptions{user: "alice", password: "alice's password", push: push, sinkA: sa, sinkB: sb})
+		tb.establish()
+		checkJournal(t, "client", tb.a.e, sa)
+		checkJournal(t, "gateway", tb.b.e, sb)
+		if len(sa.st.V1) != 1 || len(sa.st.V1[0].LocalVIPs) != 1 || len(sb.st.Pools["rw"]) != 1 || sb.st.Pools["rw"][0].Identity != "alice" {
+			t.Fatalf("push %v: client's journal %+v, gateway's leases %+v", push, sa.st.V1, sb.st.Pools)
+		}
+	}
+}

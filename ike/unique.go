@@ -65,8 +65,8 @@ func newPeerKey(me Identity, other string, remote netip.Addr) peerKey {
 // identity, their private address, and differ in their EAP one), else
 // its IKE identity.
 func (sa *ikeSACommon) uniquePeer() (key, name string) {
-	if v2, ok := sa.outer.(*ikeSA); ok && sa.conn.remote.Auth.isEAP() && v2.eapIdentity != "" {
-		return "eap:" + v2.eapIdentity, v2.eapIdentity
+	if (sa.conn.remote.Auth.isEAP() || sa.conn.xauthServer()) && sa.eapIdentity != "" {
+		return "eap:" + sa.eapIdentity, sa.eapIdentity
 	}
 	return sa.remoteID.key(), sa.remoteID.String()
 }

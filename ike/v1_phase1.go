@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
@@ -32,7 +33,7 @@ func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, erro
 	}
 	sa.log.Info(fmt.Sprintf("initiating %s IKE_SA %s to %s", mode, sa.name(), sa.remote.Addr()))
 	sa.setState(IKESAConnecting)
-	auth := c.v1AuthMethod()
+	auth := c.v1AuthMethodFor(true)
 	suites := c.v1Suites(auth)
 	for _, s := range suites {
 		if s.encr != transform.ENCR_AES_CBC {
@@ -77,6 +78,9 @@ func (sa *v1SA) vendorIDs() []isakmp.Payload {
 	if sa.conn.fragmentation {
 		ps = append(ps, &isakmp.VendorID{Data: isakmp.VendorFragmentation})
 	}
+	if sa.conn.xauthClient() || sa.conn.xauthServer() {
+		ps = append(ps, &isakmp.VendorID{Data: isakmp.VendorXAuth})
+	}
 	return ps
 }
 
@@ -89,8 +93,15 @@ func (sa *v1SA) processVendorIDs(ps []isakmp.Payload) {
 			sa.peerNATT = true
 		case isakmp.VendorKindFragmentation:
 			sa.peerFrag = sa.conn.fragmentation
+		case isakmp.VendorKindCiscoUnity:
+			sa.peerUnity = true
 		}
-		sa.log.Debug(fmt.Sprintf("received %v vendor ID", isakmp.ClassifyVendorID(v.Data)))
+		switch k := isakmp.ClassifyVendorID(v.Data); k {
+		case isakmp.VendorKindXAuth, isakmp.VendorKindCiscoUnity:
+			sa.log.Info(fmt.Sprintf("received %v vendor ID", k))
+		default:
+			sa.log.Debug(fmt.Sprintf("received %v vendor ID", k))
+		}
 	}
 }
 
@@ -386,7 +397,7 @@ func (sa *v1SA) trustCert(cert *x509.Certificate, chain []*x509.Certificate, rem
 // unencrypted ones before it are unauthenticated by design (RFC 2409), as
 // IKEv2's IKE_SA_INIT is.
 func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
-	if sa.state == IKESAEstablished {
+	if sa.state == IKESAEstablished || sa.p1done {
 		// Phase 1 is over: its last message, if the peer sent it again,
 		// was answered in receive; anything else is not the peer's.
 		sa.e.stats.DroppedUnexpected++
@@ -506,7 +517,7 @@ func (sa *v1SA) acceptSuite(ps []isakmp.Payload) error {
 		// The responder chooses among what we offered (RFC 2408 section
 		// 4.2): anything else is not our proposal's answer.
 		offered := false
-		auth := sa.conn.v1AuthMethod()
+		auth := sa.conn.v1AuthMethodFor(true)
 		for _, o := range sa.conn.v1Suites(auth) {
 			if o.encr == s.encr && o.encrBits == s.encrBits && o.prf == s.prf && o.group == s.group && o.auth == s.auth {
 				offered = true
@@ -530,8 +541,14 @@ func (sa *v1SA) acceptSuite(ps []isakmp.Payload) error {
 
 var errNoProposal = errors.New("no acceptable proposal found")
 
+// setSuite takes the negotiated transform. An XAuth method authenticates
+// phase 1 as its base method (PSK or RSA), XAuth following.
 func (sa *v1SA) setSuite(s v1Suite) {
-	sa.encr, sa.encrBits, sa.prf, sa.group, sa.auth, sa.lifetime = s.encr, s.encrBits, s.prf, s.group, s.auth, s.life
+	sa.encr, sa.encrBits, sa.prf, sa.group, sa.lifetime = s.encr, s.encrBits, s.prf, s.group, s.life
+	var xauth bool
+	if sa.auth, xauth = s.auth.XAuthBase(); xauth {
+		sa.xauthMethod = s.auth
+	}
 	sa.proposal = s.String()
 }
 
@@ -624,7 +641,7 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 			return err
 		}
 		sa.noteInitialContact(ps)
-		if sa.uniqueRefused("Main Mode", sa.refuseAuthFailed) {
+		if !sa.xauthServerRole() && sa.uniqueRefused("Main Mode", sa.refuseAuthFailed) {
 			return nil
 		}
 		id := sa.idPayload()
@@ -635,17 +652,17 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 		}
 		sa.step = 6
 		sa.sendSealed(ex, hdr, append([]isakmp.Payload{id}, auth...), false, nil)
-		sa.established()
+		sa.phase1Complete()
 	case sa.initiator && sa.step == 5: // <-- ID HASH_R
 		if err := sa.verifyPeer(ps); err != nil {
 			return err
 		}
 		ex.stop()
-		if sa.uniqueRefused("Main Mode", sa.delete) {
+		if !sa.xauthServerRole() && sa.uniqueRefused("Main Mode", sa.delete) {
 			return nil
 		}
 		sa.step = 6
-		sa.established()
+		sa.phase1Complete()
 	default:
 		sa.e.stats.DroppedUnexpected++
 		sa.log.Debug(fmt.Sprintf("unexpected Main Mode message in step %d", sa.step))
@@ -729,7 +746,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 		if err := sa.verifyPeer(ps); err != nil {
 			return err
 		}
-		if sa.uniqueRefused("Aggressive Mode", sa.refuseAuthFailed) {
+		if !sa.xauthServerRole() && sa.uniqueRefused("Aggressive Mode", sa.refuseAuthFailed) {
 			return nil
 		}
 		auth, err := sa.authPayloads(sa.idiiB)
@@ -740,7 +757,7 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 		sa.processNATD(ps)
 		sa.step = 3
 		sa.sendPlain(ex, &isakmp.Message{Header: hdr, Payloads: out}, false)
-		sa.established()
+		sa.phase1Complete()
 	case !sa.initiator && sa.step == 2: // HASH_I -->
 		idPayload := &isakmp.Identification{IDType: isakmp.IDType(sa.remoteID.Type), Data: sa.remoteID.Data}
 		// The initiator's ID came in the first message.
@@ -748,12 +765,12 @@ func (sa *v1SA) aggressiveMode(h isakmp.Header, ps []isakmp.Payload) error {
 			return err
 		}
 		ex.stop()
-		if sa.uniqueRefused("Aggressive Mode", sa.delete) {
+		if !sa.xauthServerRole() && sa.uniqueRefused("Aggressive Mode", sa.delete) {
 			return nil
 		}
 		sa.processNATD(ps)
 		sa.step = 3
-		sa.established()
+		sa.phase1Complete()
 	default:
 		sa.e.stats.DroppedUnexpected++
 	}
@@ -780,15 +797,37 @@ func (sa *v1SA) established() {
 	}
 	sa.establishedAt = sa.e.clock.Now()
 	sa.scheduleLifetime(0)
+	if len(sa.conn.VIPs) == 0 {
+		// A client with virtual IPs hands over once Mode Config gave
+		// them to this SA too (modeCfgDone): retiring the old one
+		// first would take them out of the dataplane in between.
+		sa.retireReplaced()
+	}
+	sa.releaseHeld()
+	if sa.deleted {
+		return
+	}
+	if sa.startModeCfg() {
+		return // Quick Modes follow the virtual IP (modeCfgDone)
+	}
+	sa.startPending()
+}
+
+// retireReplaced retires the ISAKMP SA this one reauthenticates.
+func (sa *v1SA) retireReplaced() {
 	if old := sa.replaces; old != nil {
 		sa.replaces = nil
 		old.retire(sa)
 	}
+}
+
+// startPending starts the Quick Modes of the children waiting for the
+// ISAKMP SA.
+func (sa *v1SA) startPending() {
 	for _, cc := range sa.pending {
 		sa.startQuick(cc, nil)
 	}
 	sa.pending = nil
-	sa.releaseHeld()
 }
 
 // scheduleLifetime sets the reauthentication, expiry and DPD timers of an
@@ -831,6 +870,7 @@ func (sa *v1SA) reauthenticate() {
 		return
 	}
 	n.replaces = sa
+	n.reauthVIPs = slices.Clone(sa.localVIPs)
 }
 
 // adoptChildren moves the IPsec SAs of an old ISAKMP SA to this one. A

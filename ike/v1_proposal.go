@@ -228,6 +228,17 @@ func v1Offers[S fmt.Stringer](log *slog.Logger, kind string, p *isakmp.SecurityA
 // authAcceptable tells whether the initiator's method fits our remote
 // round (what the peer uses) and local round.
 func (sa *v1SA) authAcceptable(m isakmp.AuthMethod) bool {
+	base, xauth := m.XAuthBase()
+	if xauth {
+		// INIT: the initiator, our peer, is the XAuth client.
+		init := m == isakmp.AuthXAuthInitPSK || m == isakmp.AuthXAuthInitRSA
+		if (init && !sa.conn.xauthServer()) || (!init && !sa.conn.xauthClient()) {
+			return false
+		}
+		m = base
+	} else if sa.conn.xauthServer() || sa.conn.xauthClient() {
+		return false
+	}
 	switch m {
 	case isakmp.AuthPSK:
 		return sa.conn.remote.Auth == AuthPSK && sa.conn.local.Auth == AuthPSK

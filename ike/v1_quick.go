@@ -90,8 +90,8 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	}
 	q.spiIn = spi
 	sa.quicks[q.mid] = q
-	q.localTS = resolveTS(cc.LocalTS, sa.local.Addr())[0]
-	q.remoteTS = resolveTS(cc.RemoteTS, sa.remote.Addr())[0]
+	q.localTS = sa.v1LocalTS(cc.LocalTS)[0]
+	q.remoteTS = sa.resolveRemoteTS(cc.RemoteTS)[0]
 	if old != nil {
 		q.localTS, q.remoteTS = old.localTS[0], old.remoteTS[0]
 	}
@@ -307,8 +307,19 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		}
 	}
 	var cc *childConfig
+	// A Cisco Unity client that received split includes proposes
+	// 0.0.0.0/0 for our side: the child's own local selector answers it
+	// (strongSwan's unity plugin narrows so).
+	unity := sa.peerUnity && len(ids) == 2 && unityWildcard(localTS)
 	for _, c := range sa.conn.children {
-		l, r := resolveTS(c.LocalTS, sa.local.Addr()), resolveTS(c.RemoteTS, sa.remote.Addr())
+		l, r := resolveTS(c.LocalTS, sa.local.Addr()), sa.resolveRemoteTS(c.RemoteTS)
+		if unity && tsListContains(r, remoteTS) && len(l) > 0 && l[0].Start.Is4() {
+			cc = c
+			localTS = l[0]
+			sa.log.Info(fmt.Sprintf("narrowed CHILD_SA to UNITY_SPLIT_INCLUDE %s", localTS))
+			ids[1] = tsID(localTS)
+			break
+		}
 		if tsListContains(l, localTS) && tsListContains(r, remoteTS) {
 			cc = c
 			break
@@ -317,7 +328,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	if cc == nil {
 		var conf []string
 		for _, c := range sa.conn.children {
-			conf = append(conf, formatTS(resolveTS(c.LocalTS, sa.local.Addr()))+" === "+formatTS(resolveTS(c.RemoteTS, sa.remote.Addr())))
+			conf = append(conf, formatTS(resolveTS(c.LocalTS, sa.local.Addr()))+" === "+formatTS(sa.resolveRemoteTS(c.RemoteTS)))
 		}
 		sa.log.Info(fmt.Sprintf("no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
 			localTS, remoteTS, conf))

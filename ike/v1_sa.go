@@ -20,6 +20,7 @@ package ike
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -97,6 +98,23 @@ type v1SA struct {
 	// initialContact: the peer's phase 1 carried INITIAL-CONTACT, its
 	// other ISAKMP SAs go once this one is established (checkUniqueness).
 	initialContact bool
+
+	// XAuth and Mode Config (v1_transaction.go, v1_xauth.go,
+	// v1_modecfg.go). xauthMethod is the XAuth auth method phase 1
+	// negotiated (0: none); p1done is set once the last phase 1 message
+	// is processed, when XAuth starts; txns are the Transaction
+	// exchanges by message ID; xauthCancel ends a backend's XAuth check
+	// under way; peerUnity: the peer sent the Cisco Unity vendor ID;
+	// waitModeCfg: as a client, Quick Modes wait for the virtual IP.
+	xauthMethod isakmp.AuthMethod
+	p1done      bool
+	txns        map[uint32]*v1Txn
+	xauthCancel context.CancelFunc
+	peerUnity   bool
+	waitModeCfg bool
+	// reauthVIPs are the virtual IPs of the ISAKMP SA this one
+	// reauthenticates: its Mode Config asks for them again.
+	reauthVIPs []netip.Addr
 }
 
 // v1Exchange is one exchange's state, by message ID.
@@ -306,6 +324,7 @@ func (sa *v1SA) seal(h isakmp.Header, payloads []isakmp.Payload, ex *v1Exchange)
 		return nil, err
 	}
 	ct, err := sa.cipher.Encrypt(iv, body)
+	clear(body) // it may hold an XAuth password
 	if err != nil {
 		return nil, err
 	}
@@ -412,6 +431,9 @@ func (sa *v1SA) isRequest(h isakmp.Header) bool {
 	if q := sa.quicks[h.MessageID]; q != nil {
 		return q.initiator
 	}
+	if t := sa.txns[h.MessageID]; t != nil {
+		return t.initiator
+	}
 	return true
 }
 
@@ -458,6 +480,10 @@ func (sa *v1SA) destroy() {
 	}
 	sa.setState(IKESADestroying)
 	sa.stopTimers()
+	if sa.xauthCancel != nil {
+		sa.xauthCancel()
+		sa.xauthCancel = nil
+	}
 	for _, q := range sa.quicks {
 		q.release()
 	}
@@ -469,6 +495,8 @@ func (sa *v1SA) destroy() {
 		delete(st.sas, sa.ourCookie())
 	}
 	sa.leaveHalfOpen()
+	sa.removeVIPs()
+	sa.releaseVIPs()
 	if sa.dh != nil {
 		sa.dh.Close()
 	}
@@ -647,6 +675,8 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		sa.processQuick(h, data)
 	case h.Exchange == isakmp.ExchangeInformational:
 		sa.processInformational(h, data)
+	case h.Exchange == isakmp.ExchangeTransaction:
+		sa.processTransaction(h, data)
 	default:
 		e.stats.DroppedUnexpected++
 		sa.log.Info(fmt.Sprintf("ignoring %v message with ID %d", h.Exchange, h.MessageID))
@@ -670,7 +700,7 @@ const maxV1Held = 4
 // arrive first. They cannot even be decrypted yet: the IV of their
 // exchange derives from the last phase 1 block, which HASH_I brings.
 func (sa *v1SA) phase1Incomplete() bool {
-	return sa.aggressive && !sa.initiator && sa.state != IKESAEstablished && !sa.deleted
+	return sa.aggressive && !sa.initiator && !sa.p1done && !sa.deleted
 }
 
 // holdUntilPhase1 does with a protected message before HASH_I what charon

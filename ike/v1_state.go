@@ -41,6 +41,16 @@ type ExportedISAKMPSA struct {
 	DPDSequence         uint32
 	EstablishedAt       time.Time
 	Children            []ExportedIPsecSA
+	// Remote access: the XAuth method phase 1 negotiated, the XAuth user
+	// (ours as a client, the peer's as a gateway), the virtual IPs we
+	// got and the DNS servers with them (client), and those leased to
+	// the peer (gateway), taken back from their pools.
+	XAuthMethod isakmp.AuthMethod `json:",omitempty"`
+	EAPIdentity string            `json:",omitempty"`
+	LocalVIPs   []netip.Addr      `json:",omitempty"`
+	DNSServers  []netip.Addr      `json:",omitempty"`
+	VIPs        []ExportedVIP     `json:",omitempty"`
+	PeerUnity   bool              `json:",omitempty"`
 }
 
 // ExportedIPsecSA is one exported IKEv1 IPsec SA pair.
@@ -115,6 +125,8 @@ func (sa *v1SA) export() (ExportedISAKMPSA, bool) {
 		LocalID: sa.localID, RemoteID: sa.remoteID, PeerDPD: sa.peerDPD, PeerNATT: sa.peerNATT,
 		PeerFragmentation: sa.peerFrag, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 		DPDSequence: sa.dpdSeq, EstablishedAt: sa.establishedAt,
+		XAuthMethod: sa.xauthMethod, EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs),
+		DNSServers: slices.Clone(sa.dnsServers), VIPs: sa.exportVIPs(), PeerUnity: sa.peerUnity,
 	}
 	for _, c := range sa.children {
 		if (c.state != ChildSAInstalled && c.state != ChildSARekeying) || len(c.localTS) == 0 || len(c.remoteTS) == 0 {
@@ -195,6 +207,15 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	sa.peerDPD, sa.peerNATT, sa.peerFrag = s.PeerDPD, s.PeerNATT, s.PeerFragmentation && c.fragmentation
 	sa.natLocal, sa.natRemote = s.NATLocal, s.NATRemote
 	sa.dpdSeq = s.DPDSequence
+	if _, ok := s.XAuthMethod.XAuthBase(); ok && (c.xauthClient() || c.xauthServer()) {
+		sa.xauthMethod = s.XAuthMethod
+	}
+	sa.eapIdentity, sa.peerUnity = s.EAPIdentity, s.PeerUnity
+	sa.localVIPs, sa.dnsServers = slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
+	for _, v := range s.VIPs {
+		sa.takeBackVIP(v)
+	}
+	sa.p1done = true
 	sa.step = 6
 	sa.establishedAt = s.EstablishedAt
 	if sa.establishedAt.IsZero() {
@@ -205,6 +226,8 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 	}
 	st.sas[cookie] = sa
 	sa.setState(IKESAEstablished)
+	// Before the policies, whose routes use them as their source.
+	sa.installVIPs(true)
 	sa.scheduleLifetime(max(e.clock.Now().Sub(sa.establishedAt), 0))
 	if sa.natLocal {
 		sa.scheduleKeepAlive()

@@ -16,7 +16,7 @@ import (
 
 // installVIPs puts the IKE SA's virtual IPs into the dataplane; takenBack
 // says they are there already from before a restart.
-func (sa *ikeSA) installVIPs(takenBack bool) {
+func (sa *ikeSACommon) installVIPs(takenBack bool) {
 	for _, a := range sa.localVIPs {
 		if !takenBack {
 			sa.log.Info(fmt.Sprintf("installing new virtual IP %s", a))
@@ -29,7 +29,7 @@ func (sa *ikeSA) installVIPs(takenBack bool) {
 
 // removeVIPs takes the IKE SA's virtual IPs out of the dataplane, except
 // those another IKE SA of ours holds.
-func (sa *ikeSA) removeVIPs() {
+func (sa *ikeSACommon) removeVIPs() {
 	if len(sa.localVIPs) == 0 {
 		return
 	}
@@ -45,16 +45,21 @@ func (sa *ikeSA) removeVIPs() {
 	sa.localVIPs = nil
 }
 
-func (sa *ikeSA) virtualIP(a netip.Addr) *VirtualIP {
+func (sa *ikeSACommon) virtualIP(a netip.Addr) *VirtualIP {
 	return &VirtualIP{Addr: a, Local: sa.local.Addr(), Peer: sa.remote.Addr()}
 }
 
 // vipHeldByOther says whether an IKE SA other than sa holds the virtual
 // IP a. Only the client role's IKE SAs have any, so a gateway's destroys
 // never walk here.
-func (e *Engine) vipHeldByOther(sa *ikeSA, a netip.Addr) bool {
+func (e *Engine) vipHeldByOther(sa *ikeSACommon, a netip.Addr) bool {
 	for _, o := range e.sas {
-		if o != sa && o.state != IKESADestroying && slices.Contains(o.localVIPs, a) {
+		if &o.ikeSACommon != sa && o.state != IKESADestroying && slices.Contains(o.localVIPs, a) {
+			return true
+		}
+	}
+	for _, o := range e.ikev1.sas {
+		if &o.ikeSACommon != sa && o.state != IKESADestroying && !o.deleted && slices.Contains(o.localVIPs, a) {
 			return true
 		}
 	}
@@ -63,7 +68,7 @@ func (e *Engine) vipHeldByOther(sa *ikeSA, a netip.Addr) bool {
 
 // routeSrc is the virtual IP an outbound policy's routes carry as their
 // source: the local selector's one address when it is one of ours.
-func (sa *ikeSA) routeSrc(local TrafficSelector) netip.Addr {
+func (sa *ikeSACommon) routeSrc(local TrafficSelector) netip.Addr {
 	if local.Start != local.End || !slices.Contains(sa.localVIPs, local.Start) {
 		return netip.Addr{}
 	}

@@ -202,10 +202,10 @@ type charon struct {
 // strongswan.conf of the tests: only the plugins needed (kernel-libipsec
 // for ESP in userspace, kernel-netlink for addresses and routes, kdf for
 // the PRF+ of the openssl backend, the EAP methods of the remote-access
-// tests, resolve writing the DNS servers it is given to a file of the
+// tests, xauth-generic and unity for the IKEv1 XAuth tests, resolve writing the DNS servers it is given to a file of the
 // test's own), a file log, and VICI on a socket of the test's own.
 const strongswanConf = `charon {
-	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 eap-tls resolve
+	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 eap-tls resolve xauth-generic unity
 	filelog {
 		charon {
 			path = %s

@@ -158,20 +158,38 @@ const (
 type AuthMethod uint16
 
 const (
-	AuthPSK          AuthMethod = 1
-	AuthDSS          AuthMethod = 2
-	AuthRSA          AuthMethod = 3
-	AuthRSAEnc       AuthMethod = 4
-	AuthRSARevEnc    AuthMethod = 5
-	AuthECDSA256     AuthMethod = 9
-	AuthECDSA384     AuthMethod = 10
-	AuthECDSA521     AuthMethod = 11
+	AuthPSK       AuthMethod = 1
+	AuthDSS       AuthMethod = 2
+	AuthRSA       AuthMethod = 3
+	AuthRSAEnc    AuthMethod = 4
+	AuthRSARevEnc AuthMethod = 5
+	AuthECDSA256  AuthMethod = 9
+	AuthECDSA384  AuthMethod = 10
+	AuthECDSA521  AuthMethod = 11
+	// XAuth (draft-beaulieu-ike-xauth-02 section 7.2): INIT when the
+	// phase 1 initiator is the XAuth client, RESP when the responder is.
 	AuthXAuthInitPSK AuthMethod = 65001
+	AuthXAuthRespPSK AuthMethod = 65002
+	AuthXAuthInitRSA AuthMethod = 65005
+	AuthXAuthRespRSA AuthMethod = 65006
 )
+
+// XAuthBase is the phase 1 method an XAuth method authenticates the
+// ISAKMP SA with (PSK or RSA signatures), and whether it is one.
+func (m AuthMethod) XAuthBase() (AuthMethod, bool) {
+	switch m {
+	case AuthXAuthInitPSK, AuthXAuthRespPSK:
+		return AuthPSK, true
+	case AuthXAuthInitRSA, AuthXAuthRespRSA:
+		return AuthRSA, true
+	}
+	return m, false
+}
 
 func (m AuthMethod) String() string {
 	return lookup(map[AuthMethod]string{1: "PSK", 2: "DSS_SIG", 3: "RSA_SIG", 4: "RSA_ENC", 5: "RSA_ENC_REV",
-		9: "ECDSA_256", 10: "ECDSA_384", 11: "ECDSA_521", 65001: "XAUTH_INIT_PSK"}, m, "AUTH_")
+		9: "ECDSA_256", 10: "ECDSA_384", 11: "ECDSA_521", 65001: "XAUTH_INIT_PSK", 65002: "XAUTH_RESP_PSK",
+		65005: "XAUTH_INIT_RSA", 65006: "XAUTH_RESP_RSA"}, m, "AUTH_")
 }
 
 // Life types, phase 1 and 2.

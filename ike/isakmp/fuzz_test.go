@@ -7,7 +7,7 @@ import (
 )
 
 func addSeeds(f *testing.F) {
-	for _, m := range []*Message{mainMode1()} {
+	for _, m := range []*Message{mainMode1(), xauthRequest()} {
 		b, err := m.Marshal()
 		if err != nil {
 			f.Fatal(err)
@@ -50,6 +50,9 @@ func FuzzParsePayloads(f *testing.F) {
 	f.Add(uint8(PayloadHash), []byte{0, 0, 0, 8, 1, 2, 3, 4, 0, 0, 0})
 	f.Add(uint8(PayloadID), []byte{0, 0, 0, 16, 4, 0, 0, 0, 10, 0, 0, 0, 255, 255, 0, 0})
 	f.Add(uint8(PayloadNotify), []byte{0, 0, 0, 16, 0, 0, 0, 1, 1, 4, 0x8d, 0x28, 1, 2, 3, 4})
+	x, _ := xauthRequest().Marshal()
+	f.Add(uint8(x[16]), x[HeaderLen:])
+	f.Add(uint8(PayloadAttribute), []byte{0, 0, 0, 16, 3, 0, 1, 2, 0xc0, 0x8f, 0, 1, 0, 1, 0, 0})
 	f.Fuzz(func(t *testing.T, first uint8, body []byte) {
 		ps, n, err := ParsePayloads(PayloadType(first), body)
 		if err != nil {
@@ -61,6 +64,12 @@ func FuzzParsePayloads(f *testing.F) {
 		for _, p := range ps {
 			if id, ok := p.(*Identification); ok {
 				_, _, _ = id.Range()
+			}
+			if ca, ok := p.(*ConfigAttributes); ok {
+				for _, a := range ca.Attributes {
+					a.Uint()
+				}
+				ca.Find(XAuthStatus)
 			}
 			if sa, ok := p.(*SecurityAssociation); ok {
 				for _, pr := range sa.Proposals {

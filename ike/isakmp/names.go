@@ -28,6 +28,9 @@ const (
 	PayloadNotify    PayloadType = 11
 	PayloadDelete    PayloadType = 12
 	PayloadVendorID  PayloadType = 13
+	// PayloadAttribute is the Attribute payload of the Transaction
+	// exchange (draft-dukes-ike-mode-cfg-02).
+	PayloadAttribute PayloadType = 14
 	PayloadNATD      PayloadType = 20 // RFC 3947
 	PayloadNATOA     PayloadType = 21 // RFC 3947
 	PayloadNATDDraft PayloadType = 130
@@ -43,7 +46,7 @@ var payloadNames = map[PayloadType]string{
 	PayloadNone: "NONE", PayloadSA: "SA", PayloadProposal: "PROP", PayloadTransform: "TRANS",
 	PayloadKE: "KE", PayloadID: "ID", PayloadCert: "CERT", PayloadCertReq: "CERTREQ",
 	PayloadHash: "HASH", PayloadSig: "SIG", PayloadNonce: "No", PayloadNotify: "N",
-	PayloadDelete: "D", PayloadVendorID: "V", PayloadNATD: "NAT-D", PayloadNATOA: "NAT-OA",
+	PayloadDelete: "D", PayloadVendorID: "V", PayloadAttribute: "CP", PayloadNATD: "NAT-D", PayloadNATOA: "NAT-OA",
 	PayloadNATDDraft: "NAT-D", PayloadNATOADraft: "NAT-OA", PayloadFragment: "FRAG",
 }
 

@@ -123,6 +123,8 @@ func decodePayload(t PayloadType, b []byte) (Payload, error) {
 		return decodeNATOA(b, t == PayloadNATOADraft)
 	case PayloadFragment:
 		return decodeFragment(b)
+	case PayloadAttribute:
+		return decodeConfigAttributes(b)
 	case PayloadProposal, PayloadTransform:
 		return nil, fmt.Errorf("substructure outside an SA payload: %w", ErrMalformed)
 	}

@@ -74,8 +74,15 @@ func parseAuth(a *AuthRound, v string) error {
 		}
 		a.Auth = ike.AuthEAP
 		a.EAPMethods = methods
+	case lv == "xauth" || lv == "xauth-generic":
+		// IKEv1's second round: the user's password in the EAP/XAuth
+		// secrets.
+		a.Auth = ike.AuthXAuth
+	case lv == "xauth-radius":
+		// The password goes to the daemon's RADIUS server.
+		a.Auth = ike.AuthXAuthRadius
 	case strings.HasPrefix(lv, "xauth"):
-		return wrapf(ErrUnsupported, "XAuth authentication (%q) is not supported yet", v)
+		return wrapf(ErrUnsupported, "XAuth backend %q is not supported (xauth, xauth-generic or xauth-radius)", v)
 	case strings.HasPrefix(lv, "bliss"):
 		return wrapf(ErrUnsupported, "BLISS signatures (%q) are not supported", v)
 	default:
@@ -143,8 +150,14 @@ var authKeys = keyTable[AuthRound]{
 		a.EAPID = v
 		return nil
 	}),
-	"aaa_id":      unsupported[AuthRound](),
-	"xauth_id":    unsupported[AuthRound](),
+	"aaa_id": unsupported[AuthRound](),
+	"xauth_id": supported(func(a *AuthRound, v string) error {
+		if v == "" {
+			return wrapf(ErrValue, "empty xauth_id")
+		}
+		a.XAuthID = v
+		return nil
+	}),
 	"groups":      unsupported[AuthRound](),
 	"cert_policy": unsupported[AuthRound](),
 }
@@ -164,6 +177,10 @@ func (l *loader) loadAuthRound(s *section, key string, local bool) *AuthRound {
 	if _, ok := set["eap_id"]; ok && local && a.EAPID == "%any" {
 		l.errs.add(set["eap_id"], key+".eap_id", wrapf(ErrValue, "%%any is for remote rounds: a local eap_id is the identity we send"))
 		a.EAPID = ""
+	}
+	if _, ok := set["xauth_id"]; ok && !a.Auth.IsXAuth() {
+		l.errs.add(set["xauth_id"], key+".xauth_id", wrapf(ErrInvalid, "xauth_id applies to rounds with XAuth authentication only"))
+		a.XAuthID = ""
 	}
 	if _, ok := set["cacerts"]; ok && local {
 		l.errs.add(set["cacerts"], key+".cacerts", wrapf(ErrUnknownKey, "cacerts applies to remote rounds only"))

@@ -238,6 +238,7 @@ func (l *loader) loadConnection(s *section) *Connection {
 	slices.SortStableFunc(c.Remote, byRound)
 	c.Connection.LocalAddrs = ipsOf(c.LocalAddrs)
 	c.Connection.RemoteAddrs = ipsOf(c.RemoteAddrs)
+	c.Connection.Push = !c.Pull
 	c.Connection.Local, c.Connection.Remote, c.Connection.Children = nil, nil, nil
 	for _, a := range c.Local {
 		c.Connection.Local = append(c.Connection.Local, a.AuthConfig)

@@ -183,8 +183,11 @@ func (l *loader) validate() {
 }
 
 func (l *loader) validateAuth(c *Connection, cpath string) {
-	if len(c.Local) > 1 || len(c.Remote) > 1 {
-		l.errs.add(c.Pos, cpath, wrapf(ErrUnsupported, "multiple authentication rounds (RFC 4739) are not supported yet"))
+	second := func(rounds []*AuthRound) bool {
+		return len(rounds) > 2 || (len(rounds) == 2 && (!rounds[1].Auth.IsXAuth() || c.Version != 1))
+	}
+	if second(c.Local) || second(c.Remote) {
+		l.errs.add(c.Pos, cpath, wrapf(ErrUnsupported, "multiple authentication rounds (RFC 4739) are not supported yet, except an XAuth round of an IKEv1 connection"))
 	}
 	usesPSK := false
 	for _, a := range append(append([]*AuthRound(nil), c.Local...), c.Remote...) {
@@ -202,6 +205,9 @@ func (l *loader) validateAuth(c *Connection, cpath string) {
 				msg = "EAP authentication but no secrets.eap<suffix> section: only EAP-TLS users (certificates) can log in"
 			}
 			l.warn(a.Pos, cpath+"."+a.Name, "%s", msg)
+		}
+		if a.Auth == ike.AuthXAuth && !l.tree && len(l.cfg.Secrets.EAP) == 0 {
+			l.warn(a.Pos, cpath+"."+a.Name, "XAuth authentication but no secrets.xauth<suffix> or eap<suffix> section: no user can log in")
 		}
 	}
 	for _, a := range c.Local {

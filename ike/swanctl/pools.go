@@ -34,6 +34,37 @@ type poolSection struct {
 	dns, nbns  []netip.Addr
 	subnets    []netip.Prefix
 	dnsDomains []string
+	// IKEv1 Cisco Unity attributes.
+	splitInclude, splitExclude []netip.Prefix
+	unity                      []ike.UnityAttr
+}
+
+func parseSubnets(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range splitList(v) {
+		if !strings.Contains(s, "/") {
+			s += "/32"
+		}
+		pr, err := netip.ParsePrefix(s)
+		if err != nil || !pr.Addr().Is4() {
+			return nil, wrapf(ErrValue, "%q is not an IPv4 subnet (address/prefix length)", s)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
+}
+
+// unityKey parses a numbered Cisco Unity attribute (28672 UNITY_BANNER,
+// 28673 UNITY_SAVE_PASSWD, 28674 UNITY_DEF_DOMAIN, 28675
+// UNITY_SPLITDNS_NAME): each value of the list is one attribute, sent as
+// written, as charon's pools do.
+func unityKey(t uint16) keySpec[poolSection] {
+	return supported(func(p *poolSection, v string) error {
+		for _, s := range splitList(v) {
+			p.unity = append(p.unity, ike.UnityAttr{Type: t, Value: []byte(s)})
+		}
+		return nil
+	})
 }
 
 func parseAddrList(v string) ([]netip.Addr, error) {
@@ -87,8 +118,12 @@ var poolKeys = keyTable[poolSection]{
 	"dhcp":          unsupported[poolSection](),
 	"netmask":       unsupported[poolSection](),
 	"server":        unsupported[poolSection](),
-	"split_include": unsupported[poolSection](),
-	"split_exclude": unsupported[poolSection](),
+	"split_include": supported(func(p *poolSection, v string) (err error) { p.splitInclude, err = parseSubnets(v); return }),
+	"split_exclude": supported(func(p *poolSection, v string) (err error) { p.splitExclude, err = parseSubnets(v); return }),
+	"28672":         unityKey(28672),
+	"28673":         unityKey(28673),
+	"28674":         unityKey(28674),
+	"28675":         unityKey(28675),
 }
 
 // loadPools reads the "pools" section.
@@ -125,6 +160,7 @@ func (l *loader) loadPools(sec *section) {
 		}
 		l.cfg.Pools = append(l.cfg.Pools, &Pool{Pos: s.pos(), Addrs: ps.addrs, Pool: &ike.Pool{
 			Leases: leases, DNS: ps.dns, NBNS: ps.nbns, Subnets: ps.subnets, DNSDomains: ps.dnsDomains,
+			SplitInclude: ps.splitInclude, SplitExclude: ps.splitExclude, UnityAttrs: ps.unity,
 		}})
 	}
 }

@@ -12,8 +12,8 @@ import (
 type Secrets struct {
 	// IKE are the pre-shared keys (secrets.ike<suffix>), in file order.
 	IKE []*IKESecret
-	// EAP are the EAP users' passwords (secrets.eap<suffix>), in file
-	// order.
+	// EAP are the EAP and XAuth users' passwords (secrets.eap<suffix>
+	// and xauth<suffix>), in file order.
 	EAP []*IKESecret
 	// PrivateKeys are the private key files: those named in
 	// secrets.private<suffix>, rsa<suffix>, ecdsa<suffix> and
@@ -122,11 +122,21 @@ func (l *loader) loadSecrets(sec *section) {
 				}
 				l.cfg.Secrets.EAP = append(l.cfg.Secrets.EAP, is)
 			}
+		case hasPrefixFold(s.name, "xauth"):
+			// charon keeps XAuth passwords as EAP secrets: an XAuth
+			// user may as well log in with EAP over IKEv2, and the
+			// other way round.
+			if is := l.loadIKESecret(s, key, "XAuth secret"); is != nil {
+				if len(is.IDs) == 0 {
+					l.errs.add(s.pos(), key, wrapf(ErrInvalid, "XAuth secret without id: name the user it is for"))
+					continue
+				}
+				l.cfg.Secrets.EAP = append(l.cfg.Secrets.EAP, is)
+			}
 		case hasPrefixFold(s.name, "private"), hasPrefixFold(s.name, "rsa"),
 			hasPrefixFold(s.name, "ecdsa"), hasPrefixFold(s.name, "pkcs8"):
 			l.loadKeySecret(s, key)
-		case hasPrefixFold(s.name, "xauth"),
-			hasPrefixFold(s.name, "ntlm"), hasPrefixFold(s.name, "ppk"),
+		case hasPrefixFold(s.name, "ntlm"), hasPrefixFold(s.name, "ppk"),
 			hasPrefixFold(s.name, "pkcs12"), hasPrefixFold(s.name, "token"):
 			l.errs.add(s.pos(), key, wrapf(ErrUnsupported, "%s secrets are not supported yet", secretKind(s.name)))
 		default:

@@ -216,8 +216,9 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	cfg := ike.Config{
-		EAPBackend: backend,
-		Logger:     opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials, Pools: l.Pools,
+		EAPBackend:   backend,
+		XAuthBackend: xauthBackend(backend),
+		Logger:       opts.Logs.Logger("ike"), Sender: d.sender, Dataplane: d.dp, Credentials: l.Credentials, Pools: l.Pools,
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,

@@ -76,6 +76,7 @@ func (d *Daemon) eapBackend(rc *radius.Client) ike.EAPBackend {
 // the old one started too) to b, so the old goroutine ends once it has
 // sent what it has queued.
 func (d *Daemon) setEAPBackend(b ike.EAPBackend) {
+	d.engine.SetXAuthBackend(xauthBackend(b))
 	old := d.engine.SetEAPBackend(b)
 	if rb, ok := old.(*radiusBackend); ok {
 		rb.retire()
@@ -139,6 +140,9 @@ func checkEAPRadius(conns []*ike.Connection, c *radius.Client, settings string) 
 		for _, r := range conn.Remote {
 			if r.Auth == ike.AuthEAPRadius {
 				errs = append(errs, fmt.Errorf("connection %s: remote.auth = eap-radius needs a radius section with servers in %s", conn.Name, settings))
+			}
+			if r.Auth == ike.AuthXAuthRadius {
+				errs = append(errs, fmt.Errorf("connection %s: remote XAuth round auth = xauth-radius needs a radius section with servers in %s", conn.Name, settings))
 			}
 		}
 	}
@@ -326,4 +330,28 @@ func (c radiusConversation) Exchange(ctx context.Context, eap []byte) (ike.EAPRe
 		out.Outcome = ike.EAPReject
 	}
 	return out, nil
+}
+
+var _ ike.XAuthBackend = (*radiusBackend)(nil)
+
+// Authenticate checks an XAuth user's name and password with the RADIUS
+// servers (ike.XAuthBackend): one PAP Access-Request.
+func (b *radiusBackend) Authenticate(ctx context.Context, r ike.XAuthRequest) (ike.XAuthResult, error) {
+	s, err := b.c.NewSession(radius.Peer{UserName: r.User, Calling: r.Remote, Called: r.Local, NASPort: r.IKESAID, NASPortID: r.Connection})
+	if err != nil {
+		return ike.XAuthResult{}, err
+	}
+	rep, err := s.Authenticate(ctx, r.Password)
+	if err != nil {
+		return ike.XAuthResult{}, err
+	}
+	return ike.XAuthResult{Accept: rep.Outcome == radius.Accept, FramedIP: rep.FramedIP, Server: rep.Server}, nil
+}
+
+// xauthBackend is the XAuth side of the RADIUS backend, nil without.
+func xauthBackend(b ike.EAPBackend) ike.XAuthBackend {
+	if rb, ok := b.(*radiusBackend); ok {
+		return rb
+	}
+	return nil
 }

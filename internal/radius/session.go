@@ -142,8 +142,63 @@ func (s *Session) Exchange(ctx context.Context, eap []byte) (*Reply, error) {
 	return s.interpret(ans)
 }
 
+// maxPasswordLen is the longest User-Password RFC 2865 §5.2 allows.
+const maxPasswordLen = 128
+
+// Authenticate asks the servers about the peer's user name and password
+// in one Access-Request with User-Password (PAP, RFC 2865 §5.2), as
+// IKEv1 XAuth has them: an Access-Accept accepts, anything else (an
+// Access-Challenge too: XAuth has no further round) refuses. An error
+// means no answer, as with Exchange.
+func (s *Session) Authenticate(ctx context.Context, password []byte) (*Reply, error) {
+	if len(password) > maxPasswordLen {
+		return nil, fmt.Errorf("radius: password of %d bytes, at most %d fit User-Password", len(password), maxPasswordLen)
+	}
+	c := s.c
+	servers := make([]*Server, 0, len(c.servers))
+	for i := range c.servers {
+		servers = append(servers, &c.servers[i])
+	}
+	ans, err := c.exchange(ctx, servers, false, func(srv *Server) (*radius.Packet, error) {
+		p, err := s.baseRequest(srv)
+		if err != nil {
+			return nil, err
+		}
+		if err := rfc2865.UserPassword_Set(p, password); err != nil {
+			return nil, err
+		}
+		return p, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.server = ans.server
+	r, err := s.interpret(ans)
+	if err != nil {
+		return nil, err
+	}
+	clear(r.MSK)
+	r.MSK = nil
+	return r, nil
+}
+
 // accessRequest builds the Access-Request of one round (RFC 3579 §3.1).
 func (s *Session) accessRequest(srv *Server, eap []byte) (*radius.Packet, error) {
+	p, err := s.baseRequest(srv)
+	if err != nil {
+		return nil, err
+	}
+	// Split over as many EAP-Message attributes as it takes, 253 bytes
+	// each (RFC 3579 §3.1).
+	if err := rfc2869.EAPMessage_Set(p, eap); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// baseRequest builds an Access-Request with the peer's attributes and
+// the State of the last answer.
+func (s *Session) baseRequest(srv *Server) (*radius.Packet, error) {
 	p, err := s.c.newRequest(radius.CodeAccessRequest, srv)
 	if err != nil {
 		return nil, err
@@ -165,11 +220,6 @@ func (s *Session) accessRequest(srv *Server, eap []byte) (*radius.Packet, error)
 	}
 	if s.state != nil {
 		p.Add(rfc2865.State_Type, s.state)
-	}
-	// Split over as many EAP-Message attributes as it takes, 253 bytes
-	// each (RFC 3579 §3.1).
-	if err := rfc2869.EAPMessage_Set(p, eap); err != nil {
-		return nil, err
 	}
 	return p, nil
 }

@@ -466,6 +466,10 @@ func cmdLoadShared(s *Server, c *conn, req *Message) *Message {
 	}
 	switch sh.Type {
 	case "IKE", "EAP":
+	case "XAUTH":
+		// charon keeps XAuth passwords as EAP secrets (vici_cred.c):
+		// one user may log in with either.
+		sh.Type = "EAP"
 	case "":
 		return errMsg(errors.New("load-shared: type missing"))
 	default:

@@ -20,7 +20,10 @@ func ikeSAMessage(sa daemon.IKESA, children []daemon.ChildSA) *Message {
 		m.Set("remote-host", sa.RemoteHost).Set("remote-port", strconv.Itoa(int(sa.RemotePort)))
 	}
 	m.Set("remote-id", sa.RemoteID)
-	if sa.EAPID != "" {
+	if sa.EAPID != "" && sa.Version == 1 {
+		// IKEv1's is the XAuth user, as charon names it.
+		m.Set("remote-xauth-id", sa.EAPID)
+	} else if sa.EAPID != "" {
 		m.Set("remote-eap-id", sa.EAPID)
 	}
 	if sa.Initiator {

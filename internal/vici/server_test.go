@@ -579,9 +579,19 @@ func TestLoadSharedNeverShowsTheSecret(t *testing.T) {
 	if got := call(t, s, "get-shared", nil).Get("keys"); !slices.Equal(got.([]string), []string{"ike-1"}) {
 		t.Errorf("get-shared: %v", got)
 	}
-	if _, err := s.Call(context.Background(), "load-shared", msgWith("type", "XAUTH", "data", secret)); err == nil ||
+	if _, err := s.Call(context.Background(), "load-shared", msgWith("type", "NTLM", "data", secret)); err == nil ||
 		strings.Contains(err.Error(), secret) {
-		t.Errorf("XAUTH: %v", err)
+		t.Errorf("NTLM: %v", err)
+	}
+	// XAuth passwords are EAP secrets, as for charon.
+	in = msgWith("id", "xauth-1", "type", "XAUTH", "data", secret)
+	in.Set("owners", []string{"alice"})
+	call(t, s, "load-shared", in)
+	ts.b.mu.Lock()
+	sh = ts.b.shared[len(ts.b.shared)-1]
+	ts.b.mu.Unlock()
+	if sh.ID != "xauth-1" || sh.Type != "EAP" {
+		t.Errorf("XAUTH secret loaded as %q %q", sh.ID, sh.Type)
 	}
 	ts.s.Close()
 	if strings.Contains(ts.log.String(), secret) {

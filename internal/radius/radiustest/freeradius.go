@@ -17,7 +17,8 @@ import (
 // FreeRADIUSConfig is the configuration a test runs Debian's FreeRADIUS 3
 // with: a radiusd.conf of its own in a directory of its own, one client
 // (127.0.0.1), the eap module (EAP-MD5 and EAP-MSCHAPv2, the latter with
-// MPPE keys from the mschap module), users from a files module, and
+// MPPE keys from the mschap module), pap for User-Password requests
+// (IKEv1 XAuth), users from a files module, and
 // accounting records in a detail file.
 type FreeRADIUSConfig struct {
 	Secret string // the shared secret of 127.0.0.1
@@ -206,6 +207,8 @@ modules {
 	files {
 		filename = %[1]s/users
 	}
+	pap {
+	}
 	detail {
 		filename = %[1]s/detail
 		permissions = 0600
@@ -227,17 +230,28 @@ server default {
 		files
 		mschap
 		eap
+		pap
 	}
 	authenticate {
 		eap
 		Auth-Type MS-CHAP {
 			mschap
 		}
+		Auth-Type PAP {
+			pap
+		}
 	}
 	accounting {
 		detail
 	}
 	post-auth {
+		# FreeRADIUS 3.2.1 signs only EAP replies; the client wants
+		# Message-Authenticator in every Access-Accept (Blast-RADIUS),
+		# PAP's (IKEv1 XAuth) too: present in the reply list, it is
+		# computed on sending.
+		update reply {
+			Message-Authenticator := 0x00
+		}
 	}
 }
 `
