@@ -97,27 +97,32 @@ type IKESA struct {
 
 // ChildSA is a CHILD_SA as list-sas shows it.
 type ChildSA struct {
-	Name          string   `json:"name"`
-	UniqueID      uint32   `json:"uniqueid"`
-	ReqID         uint32   `json:"reqid"`
-	State         string   `json:"state"`
-	Mode          string   `json:"mode"`
-	Protocol      string   `json:"protocol"`
-	Encap         bool     `json:"encap,omitempty"`
-	SPIIn         string   `json:"spi-in"`
-	SPIOut        string   `json:"spi-out"`
-	Proposal      string   `json:"proposal"`
-	BytesIn       uint64   `json:"bytes-in"`
-	PacketsIn     uint64   `json:"packets-in"`
-	BytesOut      uint64   `json:"bytes-out"`
-	PacketsOut    uint64   `json:"packets-out"`
-	RxSeenPackets uint64   `json:"rx-seen-packets"`
-	RxSeenBytes   uint64   `json:"rx-seen-bytes"`
-	InstallTime   *int64   `json:"install-time,omitempty"` // seconds ago
-	RekeyTime     *int64   `json:"rekey-time,omitempty"`   // seconds from now
-	LifeTime      *int64   `json:"life-time,omitempty"`    // seconds from now
-	LocalTS       []string `json:"local-ts"`
-	RemoteTS      []string `json:"remote-ts"`
+	Name          string `json:"name"`
+	UniqueID      uint32 `json:"uniqueid"`
+	ReqID         uint32 `json:"reqid"`
+	State         string `json:"state"`
+	Mode          string `json:"mode"`
+	Protocol      string `json:"protocol"`
+	Encap         bool   `json:"encap,omitempty"`
+	SPIIn         string `json:"spi-in"`
+	SPIOut        string `json:"spi-out"`
+	Proposal      string `json:"proposal"`
+	BytesIn       uint64 `json:"bytes-in"`
+	PacketsIn     uint64 `json:"packets-in"`
+	BytesOut      uint64 `json:"bytes-out"`
+	PacketsOut    uint64 `json:"packets-out"`
+	RxSeenPackets uint64 `json:"rx-seen-packets"`
+	RxSeenBytes   uint64 `json:"rx-seen-bytes"`
+	InstallTime   *int64 `json:"install-time,omitempty"` // seconds ago
+	// UseIn and UseOut are the seconds since the inbound and the
+	// outbound SA last carried a packet (the kernel SA's last use), nil
+	// when it has carried none or the dataplane does not know.
+	UseIn     *int64   `json:"use-in,omitempty"`
+	UseOut    *int64   `json:"use-out,omitempty"`
+	RekeyTime *int64   `json:"rekey-time,omitempty"` // seconds from now
+	LifeTime  *int64   `json:"life-time,omitempty"`  // seconds from now
+	LocalTS   []string `json:"local-ts"`
+	RemoteTS  []string `json:"remote-ts"`
 }
 
 // ConnInfo is a loaded connection as list-conns shows it.

@@ -190,7 +190,7 @@ var testSA = daemon.IKESA{
 	Proposal: "IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_3072", Established: int64p(42), RekeyTime: int64p(13000),
 	RemoteVIPs: []string{"10.9.0.1"},
 	Children: []daemon.ChildSA{{Name: "net", UniqueID: 7, ReqID: 1, State: "INSTALLED", Mode: "TUNNEL", Protocol: "ESP", Encap: true,
-		SPIIn: "c1a2b3c4", SPIOut: "d1e2f3a4", Proposal: "ESP:AES_GCM_16_128/NO_EXT_SEQ", BytesIn: 840, PacketsIn: 10,
+		SPIIn: "c1a2b3c4", SPIOut: "d1e2f3a4", Proposal: "ESP:AES_GCM_16_128/NO_EXT_SEQ", BytesIn: 840, PacketsIn: 10, UseIn: int64p(3),
 		BytesOut: 1680, PacketsOut: 20, InstallTime: int64p(40), RekeyTime: int64p(3000),
 		LocalTS: []string{"10.1.0.0/16", "10.3.0.0/16"}, RemoteTS: []string{"10.2.0.0/16"}}},
 }
@@ -360,12 +360,16 @@ func TestListSAs(t *testing.T) {
 	wantCh := map[string]string{
 		"name": "net", "uniqueid": "7", "reqid": "1", "state": "INSTALLED", "mode": "TUNNEL", "protocol": "ESP", "encap": "yes",
 		"spi-in": "c1a2b3c4", "spi-out": "d1e2f3a4", "encr-alg": "AES_GCM_16", "encr-keysize": "128", "bytes-in": "840",
-		"packets-in": "10", "bytes-out": "1680", "packets-out": "20", "install-time": "40", "rekey-time": "3000",
+		"packets-in": "10", "use-in": "3", "bytes-out": "1680", "packets-out": "20", "install-time": "40", "rekey-time": "3000",
 	}
 	for k, v := range wantCh {
 		if got := ch.Get(k); got != v {
 			t.Errorf("child %s = %v, want %s", k, got, v)
 		}
+	}
+	// The outbound SA carried no packet: no use-out, as charon's.
+	if ch.Has("use-out") {
+		t.Errorf("use-out = %v for an SA never used", ch.Get("use-out"))
 	}
 	if ch.Has("integ-alg") || ch.Has("esn") {
 		t.Errorf("AEAD child has integ-alg %v, esn %v", ch.Get("integ-alg"), ch.Get("esn"))
