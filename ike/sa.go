@@ -295,6 +295,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 		return
 	}
 	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {
+		sa.notifyUpdate(d.Local, d.Remote)
 		sa.local, sa.remote = d.Local, d.Remote
 		for _, c := range sa.children {
 			c.updateAddresses()

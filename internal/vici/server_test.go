@@ -596,7 +596,7 @@ func TestLoadSharedNeverShowsTheSecret(t *testing.T) {
 func TestEvents(t *testing.T) {
 	ts := startServer(t)
 	s := ts.session()
-	if err := s.Subscribe("ike-updown", "child-updown", "child-rekey", "ike-rekey"); err != nil {
+	if err := s.Subscribe("ike-updown", "child-updown", "child-rekey", "ike-rekey", "ike-update"); err != nil {
 		t.Fatal(err)
 	}
 	ch := make(chan govici.Event, 16)
@@ -614,6 +614,7 @@ func TestEvents(t *testing.T) {
 	o.IKEUpDown(sa, true)
 	o.ChildUpDown(sa, child, true)
 	o.ChildRekey(sa, child, child2)
+	o.IKEUpdate(sa, netip.MustParseAddrPort("192.0.2.7:4500"), netip.MustParseAddrPort("192.0.2.2:4500"))
 	o.ChildUpDown(sa, child2, false)
 	o.IKEUpDown(sa, false)
 	next := func(name string) *govici.Message {
@@ -642,6 +643,13 @@ func TestEvents(t *testing.T) {
 	r := m.Get("site").(*govici.Message).Get("child-sas").(*govici.Message).Get("net").(*govici.Message)
 	if r.Get("old").(*govici.Message).Get("spi-in") != "c0000001" || r.Get("new").(*govici.Message).Get("spi-in") != "c0000003" {
 		t.Errorf("child rekey: %v", m)
+	}
+	// ike-update: the new addresses on top, the SA with the old ones.
+	m = next("ike-update")
+	if m.Get("local-host") != "192.0.2.7" || m.Get("local-port") != "4500" || m.Get("remote-host") != "192.0.2.2" ||
+		m.Get("remote-port") != "4500" || m.Get("site").(*govici.Message).Get("local-host") != "192.0.2.1" ||
+		m.Get("site").(*govici.Message).Get("local-port") != "500" {
+		t.Errorf("ike update: %v", m)
 	}
 	if m = next("child-updown"); m.Get("up") != nil {
 		t.Errorf("child down: %v", m)
