@@ -1,0 +1,184 @@
+package ike_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+)
+
+// policyCount counts the policies of a reqid in a dataplane.
+func policyCount(p *peer, reqid uint32) int {
+	n := 0
+	for _, pol := range p.dp.Policies() {
+		if pol.ReqID == reqid {
+			n++
+		}
+	}
+	return n
+}
+
+// A trap installs the child's policies (out, in, fwd) without SAs; an
+// acquire initiates the CHILD_SA, which takes the trap's reqid and
+// policies; acquires while it is pending are counted, not initiated;
+// the policies stay after the CHILD_SA goes, and go with the trap.
+func TestTrapAcquire(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	if err := tb.a.e.Install("", "net"); err != nil {
+		t.Fatal(err)
+	}
+	traps := tb.a.e.Traps()
+	if len(traps) != 1 || traps[0].Conn != "gw" || traps[0].Child != "net" || traps[0].Mode != ike.ModeTunnel ||
+		traps[0].LocalTS[0].String() != "10.1.0.0/16" || traps[0].RemoteTS[0].String() != "10.2.0.0/16" {
+		t.Fatalf("traps: %+v", traps)
+	}
+	reqid := traps[0].ReqID
+	if n := policyCount(tb.a, reqid); n != 3 {
+		t.Fatalf("%d trap policies with reqid %d, want out, in and fwd: %+v", n, reqid, tb.a.dp.Policies())
+	}
+	if sas := tb.a.dp.SAs(); len(sas) != 0 || len(tb.a.sas()) != 0 {
+		t.Fatalf("a trap made SAs: %+v", sas)
+	}
+	// Installing again is no error and no second set of policies.
+	if err := tb.a.e.Install("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tb.a.dp.Policies()); n != 3 {
+		t.Errorf("%d policies after a second install", n)
+	}
+
+	src, dst := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	// A burst before the answer: one initiation.
+	for range 5 {
+		if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := tb.a.e.Stats(); st.Acquires != 6 || st.AcquiresPending != 5 {
+		t.Errorf("acquires %d, pending %d; want 6 and 5", st.Acquires, st.AcquiresPending)
+	}
+	if n := len(tb.a.sas()); n != 1 {
+		t.Fatalf("%d IKE SAs after a burst of acquires, want 1", n)
+	}
+	tb.net.Flush()
+	children := tb.children(tb.a)
+	if len(children) != 1 || children[0].State != ike.ChildSAInstalled || children[0].ReqID != reqid {
+		t.Fatalf("children after the acquire: %+v (trap reqid %d)", children, reqid)
+	}
+	if n := len(tb.a.dp.Policies()); n != 3 {
+		t.Errorf("%d policies with the CHILD_SA installed, want the trap's 3: %+v", n, tb.a.dp.Policies())
+	}
+	if len(tb.a.dp.SAs()) != 2 {
+		t.Errorf("SAs: %+v", tb.a.dp.SAs())
+	}
+	// Still pending (the CHILD_SA is there): a late acquire starts nothing.
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.a.sas()) != 1 || len(tb.children(tb.a)) != 1 {
+		t.Errorf("a late acquire started more: %+v", tb.a.sas())
+	}
+
+	// The CHILD_SA goes: the trap keeps the policies.
+	if err := tb.a.e.DeleteChildSA(children[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(tb.children(tb.a)) != 0 || len(tb.a.dp.SAs()) != 0 {
+		t.Fatalf("CHILD_SA not deleted: %+v", tb.children(tb.a))
+	}
+	if n := policyCount(tb.a, reqid); n != 3 {
+		t.Errorf("%d policies after the CHILD_SA went, want the trap's 3", n)
+	}
+	// The next acquire negotiates the CHILD_SA on the IKE SA there.
+	tb.advance(acquireHoldForTest)
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(tb.a.sas()) != 1 || len(tb.children(tb.a)) != 1 || tb.children(tb.a)[0].ReqID != reqid {
+		t.Fatalf("second acquire: IKE SAs %+v, children %+v", tb.a.sas(), tb.children(tb.a))
+	}
+
+	// Uninstalled while the CHILD_SA is up: its policies stay with it.
+	if err := tb.a.e.Uninstall("", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.a.e.Traps()) != 0 {
+		t.Error("trap listed after uninstall")
+	}
+	if n := policyCount(tb.a, reqid); n != 3 {
+		t.Errorf("%d policies after uninstall with the CHILD_SA up, want 3", n)
+	}
+	if err := tb.a.e.DeleteChildSA(tb.children(tb.a)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if n := len(tb.a.dp.Policies()); n != 0 {
+		t.Errorf("%d policies left after the trap and the CHILD_SA went", n)
+	}
+	if err := tb.a.e.Uninstall("", "net"); !errors.Is(err, ike.ErrNoTrap) {
+		t.Errorf("second uninstall: %v, want ErrNoTrap", err)
+	}
+	if err := tb.a.e.Acquire(reqid, src, dst); !errors.Is(err, ike.ErrNoTrap) {
+		t.Errorf("acquire without a trap: %v, want ErrNoTrap", err)
+	}
+	if st := tb.a.e.Stats(); st.AcquiresUnknown != 1 {
+		t.Errorf("unknown acquires %d, want 1", st.AcquiresUnknown)
+	}
+}
+
+// acquireHoldForTest is past the engine's hold of an initiation.
+const acquireHoldForTest = 31 * time.Second
+
+// An acquire whose IKE SA failed initiates again; a trap of an unknown
+// child or a connection without a peer address is refused.
+func TestTrapErrors(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.RemoteAddrs = nil }})
+	if err := tb.a.e.Install("", "nope"); !errors.Is(err, ike.ErrUnknownConnection) {
+		t.Errorf("unknown child: %v", err)
+	}
+	if err := tb.a.e.Install("gw", "net"); err == nil || len(tb.a.dp.Policies()) != 0 {
+		t.Errorf("a trap without a remote address: %v, policies %+v", err, tb.a.dp.Policies())
+	}
+}
+
+// The IKE SA initiated for an acquire fails (no answer): once it is
+// gone, the next acquire initiates again.
+func TestTrapAcquireAfterFailure(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	if err := tb.a.e.Install("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	reqid := tb.a.e.Traps()[0].ReqID
+	src, dst := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing reaches b: the retransmits give up.
+	for range 200 {
+		tb.net.Drop()
+		step, ok := tb.clock.Next()
+		if !ok {
+			break
+		}
+		tb.clock.Advance(step)
+	}
+	if n := len(tb.a.sas()); n != 0 {
+		t.Fatalf("%d IKE SAs after the retransmits gave up", n)
+	}
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if st := tb.a.e.Stats(); st.AcquiresPending != 0 || len(tb.a.sas()) != 1 {
+		t.Errorf("after the failure: pending %d, IKE SAs %d; want 0 and a new one", st.AcquiresPending, len(tb.a.sas()))
+	}
+	if n := len(tb.a.dp.Policies()); n != 3 {
+		t.Errorf("%d policies, want the trap's 3", n)
+	}
+}
