@@ -68,14 +68,6 @@ func (e *Engine) Install(conn, child string) error {
 	if err != nil {
 		return err
 	}
-	key := trapKey(c.Name, cc.Name)
-	if t := e.traps[key]; t != nil {
-		if sameChildConfig(t.cfg, cc) {
-			return nil
-		}
-		// Reloaded with other selectors: the old trap goes first.
-		e.uninstallTrap(key, t)
-	}
 	local, remote, err := e.initiatorEnds(c)
 	if err != nil {
 		return fmt.Errorf("installing trap for CHILD_SA %s failed: %w", cc.Name, err)
@@ -86,7 +78,18 @@ func (e *Engine) Install(conn, child string) error {
 	t := &trap{conn: c.Name, child: cc.Name, cfg: cc, local: local.Addr().Unmap(), remote: remote.Addr().Unmap()}
 	t.localTS = resolveTS(cc.LocalTS, t.local)
 	t.remoteTS = resolveTS(cc.RemoteTS, t.remote)
-	t.reqid = e.reqids.acquire(reqidKeyOf(cc.Name, t.localTS, t.remoteTS, t.local, t.remote, cc.IfIDIn, cc.IfIDOut, cc.Mode), cc.Reqid)
+	rkey := reqidKeyOf(cc.Name, t.localTS, t.remoteTS, t.local, t.remote, cc.IfIDIn, cc.IfIDOut, cc.Mode)
+	key := trapKey(c.Name, cc.Name)
+	if old := e.traps[key]; old != nil {
+		if old.reqid.key == rkey && old.cfg.Reqid == cc.Reqid {
+			old.cfg = cc // the same policies (a reload)
+			return nil
+		}
+		// Reloaded with other selectors or addresses: the old trap goes
+		// first.
+		e.uninstallTrap(key, old)
+	}
+	t.reqid = e.reqids.acquire(rkey, cc.Reqid)
 	if len(t.reqid.policies) == 0 {
 		t.reqid.policies = policiesFor(t.localTS, t.remoteTS, t.local, t.remote, cc.Mode, t.reqid.reqid, cc.IfIDIn, cc.IfIDOut, nil)
 		if err := addPolicyList(e.cfg.Dataplane, t.reqid.policies); err != nil {
@@ -234,7 +237,7 @@ func (e *Engine) acquirePending(t *trap) bool {
 			return false
 		}
 		return recent || slices.ContainsFunc(sa.children, func(c *childSA) bool {
-			return c.cfg == t.cfg && c.state < ChildSADeleting
+			return sameChildConfig(c.cfg, t.cfg) && c.state < ChildSADeleting
 		})
 	}
 	if v1 := e.v1SAByID(t.pending); v1 != nil && !v1.deleted {
