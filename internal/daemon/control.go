@@ -30,6 +30,11 @@ const (
 	CmdListPools = "list-pools"
 	CmdReload    = "reload"
 	CmdRedirect  = "redirect"
+	// CmdInstall and CmdUninstall install and remove a child's trap
+	// policies; CmdListPolicies lists them.
+	CmdInstall      = "install"
+	CmdUninstall    = "uninstall"
+	CmdListPolicies = "list-policies"
 )
 
 // Request is a control command.
@@ -58,7 +63,9 @@ type Response struct {
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Pools   []PoolInfo `json:"pools,omitempty"`
-	Changes *Changes   `json:"changes,omitempty"`
+	// Policies are list-policies' trap policies.
+	Policies []TrapPolicy `json:"policies,omitempty"`
+	Changes  *Changes     `json:"changes,omitempty"`
 	// Denied says the daemon refused the connection's user.
 	Denied bool `json:"denied,omitempty"`
 }
@@ -327,6 +334,12 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp, err = d.rekey(req)
 	case CmdRedirect:
 		resp, err = d.redirect(req)
+	case CmdInstall:
+		resp, err = d.install(req)
+	case CmdUninstall:
+		resp, err = d.uninstall(req)
+	case CmdListPolicies:
+		resp = &Response{Policies: d.TrapPolicies()}
 	case CmdListSAs:
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
@@ -346,7 +359,7 @@ func (d *Daemon) Handle(req Request) *Response {
 		return &Response{Error: err.Error()}
 	}
 	switch req.Command {
-	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload:
+	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload, CmdInstall, CmdUninstall:
 		// What the command changed is on disk before it says so: a
 		// daemon killed right after still has it at its next start.
 		d.checkpointNow()

@@ -205,6 +205,7 @@ func (d *Daemon) UnloadVICIConn(name string) error {
 	d.vici.conns = slices.Delete(d.vici.conns, i, i+1)
 	d.vici.mu.Unlock()
 	d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s' over vici", name))
+	d.reconcileTraps()
 	// A file connection of that name, skipped while VICI had it, takes
 	// its place.
 	if l, _ := d.allConns(); l.File.Connection(name) != nil {

@@ -49,9 +49,9 @@ func init() {
 		// Authorities (swanctl.conf's authorities section) are not
 		// supported, in the file or over VICI: there are none to list.
 		"list-authorities": func(*Server, *conn, *Message) *Message { return NewMessage() },
-		// xdpsec installs no trap, pass or drop policies (start_action =
-		// trap is not acted on): there are none to list.
-		"list-policies":   func(*Server, *conn, *Message) *Message { return NewMessage() },
+		"list-policies":   cmdListPolicies,
+		"install":         cmdInstall,
+		"uninstall":       cmdUninstall,
 		"load-pool":       cmdLoadPool,
 		"unload-pool":     cmdUnloadPool,
 		"initiate":        cmdInitiate,
@@ -322,6 +322,55 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 		m.Set("matches", "1")
 	}
 	return m
+}
+
+// cmdInstall installs a child's trap policies (swanctl --install), as
+// charon's: child names the CHILD_SA config, ike optionally its
+// connection.
+func cmdInstall(s *Server, c *conn, req *Message) *Message {
+	if req.Get("child") == "" {
+		return errMsg(errors.New("missing configuration name"))
+	}
+	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdInstall, IKE: req.Get("ike"), Child: req.Get("child")})
+	if !resp.OK {
+		return errMsg(errors.New(resp.Error))
+	}
+	return success()
+}
+
+// cmdUninstall removes a child's trap policies (swanctl --uninstall).
+func cmdUninstall(s *Server, c *conn, req *Message) *Message {
+	if req.Get("child") == "" {
+		return errMsg(errors.New("missing configuration name"))
+	}
+	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdUninstall, IKE: req.Get("ike"), Child: req.Get("child")})
+	if !resp.OK {
+		return errMsg(errors.New(resp.Error))
+	}
+	return success()
+}
+
+// cmdListPolicies streams the trap policies as list-policy events, each
+// in a section "connection/child" with charon's keys. xdpsec has no pass
+// or drop policies (shunts): asking for those alone lists nothing. With
+// none of trap, drop and pass asked for, traps are listed.
+func cmdListPolicies(s *Server, c *conn, req *Message) *Message {
+	trap, drop, pass := req.Get("trap") != "", req.Get("drop") != "", req.Get("pass") != ""
+	if !trap && (drop || pass) {
+		return NewMessage()
+	}
+	child, ikeName := req.Get("child"), req.Get("ike")
+	for _, p := range s.backend.Handle(daemon.Request{Command: daemon.CmdListPolicies}).Policies {
+		if child != "" && p.Child != child || ikeName != "" && p.IKE != ikeName {
+			continue
+		}
+		m := NewMessage()
+		sec := m.Section(p.IKE + "/" + p.Child)
+		sec.Set("child", p.Child).Set("ike", p.IKE).Set("mode", strings.ToUpper(p.Mode))
+		sec.SetList("local-ts", p.LocalTS).SetList("remote-ts", p.RemoteTS)
+		c.stream("list-policy", m)
+	}
+	return NewMessage()
 }
 
 func cmdInitiate(s *Server, c *conn, req *Message) *Message {

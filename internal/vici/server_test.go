@@ -27,6 +27,7 @@ import (
 
 // fakeBackend records what the server asks and answers from fixed data.
 type fakeBackend struct {
+	policies []daemon.TrapPolicy
 	mu         sync.Mutex
 	requests   []daemon.Request
 	sas        []daemon.IKESA
@@ -91,6 +92,12 @@ func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
 		return &daemon.Response{OK: true, Conns: f.conns}
 	case daemon.CmdListPools:
 		return &daemon.Response{OK: true, Pools: f.pools}
+	case daemon.CmdListPolicies:
+		return &daemon.Response{OK: true, Policies: f.policies}
+	case daemon.CmdUninstall:
+		if r.Child != "net" {
+			return &daemon.Response{Error: fmt.Sprintf("policy '%s' does not exist", r.Child)}
+		}
 	}
 	if f.fail != "" {
 		return &daemon.Response{Error: f.fail}
@@ -489,8 +496,7 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if _, err := s.Call(context.Background(), "reload-settings", nil); err == nil || !strings.Contains(err.Error(), "xdpsec.conf: bad") {
 		t.Errorf("reload-settings: %v", err)
 	}
-	for _, cmd := range []string{"install", "uninstall", "load-token",
-		"load-authority", "unload-authority"} {
+	for _, cmd := range []string{"load-token"} {
 		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
 			t.Errorf("%s: %v", cmd, err)
 		}
@@ -893,5 +899,52 @@ func TestSocket(t *testing.T) {
 	s2.Close()
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("socket left behind after Close: %v", err)
+	}
+}
+
+// install and uninstall reach the daemon with the child and connection;
+// list-policies streams the trap policies as charon's list-policy.
+func TestTrapPolicies(t *testing.T) {
+	ts := startServer(t)
+	ts.b.mu.Lock()
+	ts.b.policies = []daemon.TrapPolicy{
+		{IKE: "site", Child: "net", Mode: "TUNNEL", ReqID: 1, LocalTS: []string{"10.1.0.0/16"}, RemoteTS: []string{"10.2.0.0/16"}},
+		{IKE: "site", Child: "host", Mode: "TRANSPORT", ReqID: 2, LocalTS: []string{"192.0.2.1/32[tcp]"}, RemoteTS: []string{"192.0.2.2/32"}},
+	}
+	ts.b.mu.Unlock()
+	s := ts.session()
+	call(t, s, "install", msgWith("child", "net", "ike", "site"))
+	ts.b.mu.Lock()
+	r := ts.b.requests[len(ts.b.requests)-1]
+	ts.b.mu.Unlock()
+	if r.Command != daemon.CmdInstall || r.Child != "net" || r.IKE != "site" {
+		t.Errorf("install reached the daemon as %+v", r)
+	}
+	if _, err := s.Call(context.Background(), "install", nil); err == nil || !strings.Contains(err.Error(), "missing configuration name") {
+		t.Errorf("install without a child: %v", err)
+	}
+	call(t, s, "uninstall", msgWith("child", "net"))
+	if _, err := s.Call(context.Background(), "uninstall", msgWith("child", "nope")); err == nil || !strings.Contains(err.Error(), "policy 'nope' does not exist") {
+		t.Errorf("uninstall of no trap: %v", err)
+	}
+
+	msgs := stream(t, ts.path, "list-policies", "list-policy", nil)
+	if len(msgs) != 2 {
+		t.Fatalf("%d list-policy events, want 2", len(msgs))
+	}
+	p := msgs[0].GetSection("site/net")
+	if p == nil || p.Get("child") != "net" || p.Get("ike") != "site" || p.Get("mode") != "TUNNEL" ||
+		!slices.Equal(p.GetList("local-ts"), []string{"10.1.0.0/16"}) || !slices.Equal(p.GetList("remote-ts"), []string{"10.2.0.0/16"}) {
+		t.Errorf("first policy: %v", msgs[0])
+	}
+	if p := msgs[1].GetSection("site/host"); p == nil || p.Get("mode") != "TRANSPORT" {
+		t.Errorf("second policy: %v", msgs[1])
+	}
+	if msgs := stream(t, ts.path, "list-policies", "list-policy", with("child", "host", "trap", "yes")); len(msgs) != 1 {
+		t.Errorf("child=host: %d events", len(msgs))
+	}
+	// No shunts: pass and drop alone list nothing.
+	if msgs := stream(t, ts.path, "list-policies", "list-policy", with("drop", "yes", "pass", "yes")); len(msgs) != 0 {
+		t.Errorf("drop, pass: %d events", len(msgs))
 	}
 }
