@@ -27,7 +27,7 @@ import (
 
 // fakeBackend records what the server asks and answers from fixed data.
 type fakeBackend struct {
-	policies []daemon.TrapPolicy
+	policies   []daemon.TrapPolicy
 	mu         sync.Mutex
 	requests   []daemon.Request
 	sas        []daemon.IKESA
