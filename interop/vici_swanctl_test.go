@@ -278,13 +278,6 @@ func TestVICISwanctl(t *testing.T) {
 	if out, err := o.swanctlRun(dir, "--redirect", "--ike", "c", "--gateway", "10.99.0.9"); err == nil || !strings.Contains(out, "as initiator") {
 		t.Errorf("--redirect of our own IKE SA: %v\n%s", err, out)
 	}
-	// What we do not do is refused with the command's name.
-	for _, args := range [][]string{{"--install", "--child", "net"}, {"--uninstall", "--child", "net"}} {
-		cmd := strings.TrimPrefix(args[0], "--")
-		if out, err := o.swanctlRun(dir, args...); err == nil || !strings.Contains(out, "'"+cmd+"'") {
-			t.Errorf("%s: %v\n%s", args[0], err, out)
-		}
-	}
 	// Authorities: none, as for charon without any.
 	if out := o.swanctl(dir, "--list-authorities"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-authorities:\n%s", out)
@@ -293,9 +286,34 @@ func TestVICISwanctl(t *testing.T) {
 	o.swanctl(dir, "--flush-certs")
 	// reload-settings rereads xdpsec.conf (absent here: no RADIUS).
 	o.swanctl(dir, "--reload-settings")
-	// No trap, pass or drop policies: nothing listed, as charon's.
+	// No trap policies yet: nothing listed, as charon's.
 	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-pols:\n%s", out)
+	}
+	// --install puts the trap policies in (the dry-run dataplane logs
+	// them), --list-pols shows them as charon shows its own.
+	wantLines(t, "--install", o.swanctl(dir, "--install", "--child", "net"), `(?m)^install completed successfully$`)
+	out = o.swanctl(dir, "--list-pols")
+	wantLines(t, "--list-pols", out, `(?m)^c/net, TUNNEL$`, `(?m)^  local:  10\.2\.0\.0/16$`, `(?m)^  remote: 10\.1\.0\.0/16$`)
+	e.charon.swanctl("--install", "--child", "net")
+	theirPols := e.charon.swanctl("--list-pols")
+	mirrored := strings.NewReplacer("10.1.0.0/16", "10.2.0.0/16", "10.2.0.0/16", "10.1.0.0/16").Replace(theirPols)
+	if out != mirrored {
+		t.Errorf("--list-pols: ours\n%s\ncharon's (selectors mirrored)\n%s", out, mirrored)
+	}
+	e.charon.swanctl("--uninstall", "--child", "net")
+	if !strings.Contains(o.log(), "installed trap policy for CHILD_SA net") || !strings.Contains(o.log(), "dry-run: would install policy 10.2.0.0/16 === 10.1.0.0/16 out") {
+		t.Errorf("no trap policy in our log:\n%s", o.log())
+	}
+	wantLines(t, "--uninstall", o.swanctl(dir, "--uninstall", "--child", "net"), `(?m)^uninstall completed successfully$`)
+	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-pols after --uninstall:\n%s", out)
+	}
+	if out, err := o.swanctlRun(dir, "--uninstall", "--child", "net"); err == nil || !strings.Contains(out, "policy 'net' does not exist") {
+		t.Errorf("--uninstall twice: %v\n%s", err, out)
+	}
+	if out, err := o.swanctlRun(dir, "--install", "--child", "nope"); err == nil || !strings.Contains(out, "'nope'") {
+		t.Errorf("--install of an unknown child: %v\n%s", err, out)
 	}
 
 	out = o.swanctl(dir, "--terminate", "--ike", "c", "--timeout", "30")
