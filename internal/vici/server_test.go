@@ -27,24 +27,44 @@ import (
 
 // fakeBackend records what the server asks and answers from fixed data.
 type fakeBackend struct {
-	policies   []daemon.TrapPolicy
-	mu         sync.Mutex
-	requests   []daemon.Request
-	sas        []daemon.IKESA
-	conns      []daemon.ConnInfo
-	pools      []daemon.PoolInfo
-	fail       string // Handle's error for initiate/terminate/rekey
-	trees      []*swanctl.Tree
-	shared     []Shared
-	observer   ike.Observer
-	tap        func(daemon.LogRecord)
-	certs      []daemon.LoadedCert
-	resets     uint64
-	keys       [][]byte
-	roundCerts map[string]daemon.RoundCerts
+	authorities []daemon.Authority
+	loadedAuth  []daemon.VICIAuthority
+	policies    []daemon.TrapPolicy
+	mu          sync.Mutex
+	requests    []daemon.Request
+	sas         []daemon.IKESA
+	conns       []daemon.ConnInfo
+	pools       []daemon.PoolInfo
+	fail        string // Handle's error for initiate/terminate/rekey
+	trees       []*swanctl.Tree
+	shared      []Shared
+	observer    ike.Observer
+	tap         func(daemon.LogRecord)
+	certs       []daemon.LoadedCert
+	resets      uint64
+	keys        [][]byte
+	roundCerts  map[string]daemon.RoundCerts
 }
 
 func (f *fakeBackend) Certs() []daemon.LoadedCert { return f.certs }
+
+func (f *fakeBackend) LoadAuthority(a daemon.VICIAuthority) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loadedAuth = append(f.loadedAuth, a)
+	return nil
+}
+func (f *fakeBackend) UnloadAuthority(name string) error {
+	if name != "strongswan" {
+		return fmt.Errorf("unloading certification authority '%s' failed: not found", name)
+	}
+	return nil
+}
+func (f *fakeBackend) Authorities() []daemon.Authority {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.authorities
+}
 
 func (f *fakeBackend) Counters(conn string) ike.Counters {
 	f.mu.Lock()
@@ -946,5 +966,57 @@ func TestTrapPolicies(t *testing.T) {
 	// No shunts: pass and drop alone list nothing.
 	if msgs := stream(t, ts.path, "list-policies", "list-policy", with("drop", "yes", "pass", "yes")); len(msgs) != 0 {
 		t.Errorf("drop, pass: %d events", len(msgs))
+	}
+}
+
+// load-authority hands the CA certificate's data and the URIs to the
+// daemon, refusing token keys by name; list-authorities streams charon's
+// list-authority; get-authorities names them.
+func TestAuthorities(t *testing.T) {
+	ts := startServer(t)
+	ca := iketest.NewCA(t, "xdpsec test CA", nil)
+	ts.b.mu.Lock()
+	ts.b.authorities = []daemon.Authority{{Name: "strongswan", Cert: ca.Cert, CRLURIs: []string{"http://crl.example.org/ca.crl"},
+		OCSPURIs: []string{"http://ocsp.example.org", "http://ocsp2.example.org"}, CertURIBase: "http://certs.example.org/"}}
+	ts.b.mu.Unlock()
+	s := ts.session()
+	in, err := govici.MarshalMessage(map[string]any{
+		"strongswan": map[string]any{"cacert": string(ca.Cert.Raw), "crl_uris": []string{"http://crl.example.org/ca.crl"},
+			"ocsp_uris": []string{"http://ocsp.example.org"}, "cert_uri_base": "http://certs.example.org/"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, s, "load-authority", in)
+	ts.b.mu.Lock()
+	got := ts.b.loadedAuth
+	ts.b.mu.Unlock()
+	if len(got) != 1 || got[0].Name != "strongswan" || string(got[0].CACert) != string(ca.Cert.Raw) ||
+		!slices.Equal(got[0].CRLURIs, []string{"http://crl.example.org/ca.crl"}) || !slices.Equal(got[0].OCSPURIs, []string{"http://ocsp.example.org"}) ||
+		got[0].CertURIBase != "http://certs.example.org/" {
+		t.Errorf("load-authority reached the daemon as %+v", got)
+	}
+	tok, _ := govici.MarshalMessage(map[string]any{"tok": map[string]any{"handle": "0102", "slot": "1"}})
+	if _, err := s.Call(context.Background(), "load-authority", tok); err == nil || !strings.Contains(err.Error(), "authorities.tok.") || !strings.Contains(err.Error(), "PKCS#11") {
+		t.Errorf("load-authority with a token: %v", err)
+	}
+	call(t, s, "unload-authority", msgWith("name", "strongswan"))
+	if _, err := s.Call(context.Background(), "unload-authority", msgWith("name", "nope")); err == nil || !strings.Contains(err.Error(), "'nope'") {
+		t.Errorf("unload-authority nope: %v", err)
+	}
+	msgs := stream(t, ts.path, "list-authorities", "list-authority", nil)
+	if len(msgs) != 1 {
+		t.Fatalf("%d list-authority events", len(msgs))
+	}
+	a := msgs[0].GetSection("strongswan")
+	if a == nil || a.Get("cacert") != "C=CH, O=xdpsec, CN=xdpsec test CA" || !slices.Equal(a.GetList("crl_uris"), []string{"http://crl.example.org/ca.crl"}) ||
+		len(a.GetList("ocsp_uris")) != 2 || a.Get("cert_uri_base") != "http://certs.example.org/" {
+		t.Errorf("list-authority: %v", msgs[0])
+	}
+	if msgs := stream(t, ts.path, "list-authorities", "list-authority", with("name", "other")); len(msgs) != 0 {
+		t.Errorf("name=other: %d events", len(msgs))
+	}
+	if got := call(t, s, "get-authorities", nil).Get("authorities"); !slices.Equal(got.([]string), []string{"strongswan"}) {
+		t.Errorf("get-authorities: %v", got)
 	}
 }
