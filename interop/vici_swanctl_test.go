@@ -598,3 +598,55 @@ func TestVICISwanctlResponder(t *testing.T) {
 		t.Errorf("--load-conns with mark_in: %v\n%s", err, out)
 	}
 }
+
+// TestVICIAuthorities: our swanctl directory has no x509ca/, only an
+// authorities section naming the CA: swanctl --load-all loads it with
+// load-authority, its CA certificate is what authenticates charon's
+// certificate, and --list-authorities prints what charon prints for the
+// same authority. Gone from the file, --load-authorities unloads it.
+func TestVICIAuthorities(t *testing.T) {
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "ecdsa", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, ca, "ecdsa", "sun.example.org", oursAddr)
+	e := newEnv(t, envOptions{})
+	cs, ourSide := certPeers(idKinds[1])
+	e.charon.load(cs.conf(), certFiles(t, ca, ckey, ccert))
+	caPath := filepath.Join(t.TempDir(), "authority-ca.pem")
+	files := certFiles(t, ca, okey, ocert)
+	if err := writeFile(caPath, files["x509ca/ca.pem"]); err != nil {
+		t.Fatal(err)
+	}
+	delete(files, "x509ca/ca.pem")
+	authorities := "authorities {\n  interop {\n    cacert = " + caPath + "\n    crl_uris = http://crl.example.org/ca.crl, file:///etc/ca.crl\n" +
+		"    ocsp_uris = http://ocsp.example.org\n    cert_uri_base = http://certs.example.org/\n  }\n}\n"
+	dir := swanctlDir(t, ourSide.conf()+authorities)
+	for name, b := range files {
+		if err := writeFile(filepath.Join(dir, name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := e.ours.swanctl(dir, "--load-all")
+	wantLines(t, "--load-all", out, `(?m)^loaded authority 'interop'$`, `(?m)^successfully loaded 1 authorities, 0 unloaded$`, `(?m)^loaded connection 'c'$`)
+	ours := e.ours.swanctl(dir, "--list-authorities")
+	wantLines(t, "--list-authorities", ours, `(?m)^interop:$`, `(?m)cacert.*C=CH, O=xdpsec, CN=xdpsec interop CA`,
+		`http://crl\.example\.org/ca\.crl`, `http://ocsp\.example\.org`, `http://certs\.example\.org/`)
+	if out, err := e.charon.swanctlRun("--load-authorities", "--file", confFile(t, authorities)); err != nil {
+		t.Fatalf("charon --load-authorities: %v\n%s", err, out)
+	}
+	if theirs := e.charon.swanctl("--list-authorities"); ours != theirs {
+		t.Errorf("--list-authorities: ours\n%s\ncharon's\n%s", ours, theirs)
+	}
+	// The authority's CA is our only trust anchor: charon's certificate
+	// is verified with it.
+	wantLines(t, "--initiate", e.ours.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30"),
+		`(?m)^\[IKE\] .*authentication of 'moon\.example\.org' with ECDSA`, `(?m)^initiate completed successfully$`)
+	e.agree(1)
+	// Gone from the file: swanctl unloads it.
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(ourSide.conf()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, "--load-authorities", e.ours.swanctl(dir, "--load-authorities"), `(?m)^no authorities found, 1 unloaded$`)
+	if out := e.ours.swanctl(dir, "--list-authorities"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-authorities after the unload:\n%s", out)
+	}
+}

@@ -17,7 +17,9 @@ func TestAuthorities(t *testing.T) {
 	ca := iketest.NewCA(t, "file CA", nil)
 	other := iketest.NewCA(t, "other CA", nil)
 	viciCA := iketest.NewCA(t, "vici CA", nil)
-	pemOf := func(der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) }
+	pemOf := func(der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
 	otherPath := filepath.Join(t.TempDir(), "other.pem")
 	if err := os.WriteFile(otherPath, []byte(pemOf(other.Cert.Raw)), 0o600); err != nil {
 		t.Fatal(err)
