@@ -13,14 +13,27 @@ import (
 // the pings that follow pass through it. list-sas then carries the
 // kernel's last use of each SA (use-in, use-out).
 func TestDaemonTrap(t *testing.T) {
-	c := tunnelConf{childA: "start_action = trap\n"}
+	for _, v := range []struct {
+		name string
+		conf tunnelConf
+	}{
+		{"policy-based", tunnelConf{childA: "start_action = trap\n"}},
+		// The trap's policies are the XFRM interface's catch-all ones,
+		// with its reqid; tc_lan steers the LAN's packets into it.
+		{"route-based", tunnelConf{childA: "start_action = trap\n", ifID: 0x51}},
+	} {
+		t.Run(v.name, func(t *testing.T) { testDaemonTrap(t, v.conf) })
+	}
+}
+
+func testDaemonTrap(t *testing.T, c tunnelConf) {
 	p := newPairWithLANs(t, ipv4)
 	dp := &daemonPair{pair: p, conf: c, ga: newGateway(t, p.a, swanctlConf(p, p.a, c)), gb: newGateway(t, p.b, swanctlConf(p, p.b, c))}
 	dp.ga.start()
 	dp.gb.start()
 
 	pols, _ := run(p.a.Netns, "", "ip", "xfrm", "policy")
-	if !strings.Contains(pols, "src "+p.a.inner.String()+" dst "+p.b.inner.String()) || !strings.Contains(pols, "reqid") {
+	if c.ifID == 0 && !strings.Contains(pols, "src "+p.a.inner.String()+" dst "+p.b.inner.String()) || !strings.Contains(pols, "reqid") {
 		t.Fatalf("site A has no trap policy %s === %s:\n%s", p.a.inner, p.b.inner, pols)
 	}
 	if states, _ := run(p.a.Netns, "", "ip", "xfrm", "state"); strings.TrimSpace(states) != "" {

@@ -147,6 +147,7 @@ type Stats struct {
 	Acquires              uint64 // the kernel's requests for SAs of trap policies (Acquire)
 	AcquiresPending       uint64 // of them, dropped while an initiation for the same trap was pending
 	AcquiresUnknown       uint64 // of them, for a reqid of no trap policy
+	AcquiresInitiated     uint64 // of them, answered by initiating the trapped CHILD_SA
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,

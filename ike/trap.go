@@ -199,13 +199,18 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 		sa.tm.queue(newChildCreate(sa, true, t.cfg, nil))
 		sa.tm.initiate()
 		t.pending, t.pendingAt = sa.id, now
+		e.stats.AcquiresInitiated++
 		return nil
 	}
 	if v1 := e.establishedV1Of(c.Name); v1 != nil {
-		if err := v1.createChild(t.cfg.Name); err != nil && !errors.Is(err, ErrChildExists) {
+		if err := v1.createChild(t.cfg.Name); err != nil {
+			if errors.Is(err, ErrChildExists) {
+				return nil
+			}
 			return err
 		}
 		t.pending, t.pendingAt = v1.id, now
+		e.stats.AcquiresInitiated++
 		return nil
 	}
 	if c.Version == 1 {
@@ -214,6 +219,7 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 			return err
 		}
 		t.pending, t.pendingAt = sa.id, now
+		e.stats.AcquiresInitiated++
 		return nil
 	}
 	sa, err := e.initiate(c, []*childConfig{t.cfg})
@@ -221,6 +227,7 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 		return err
 	}
 	t.pending, t.pendingAt = sa.id, now
+	e.stats.AcquiresInitiated++
 	return nil
 }
 

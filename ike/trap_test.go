@@ -59,8 +59,8 @@ func TestTrapAcquire(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := tb.a.e.Stats(); st.Acquires != 6 || st.AcquiresPending != 5 {
-		t.Errorf("acquires %d, pending %d; want 6 and 5", st.Acquires, st.AcquiresPending)
+	if st := tb.a.e.Stats(); st.Acquires != 6 || st.AcquiresPending != 5 || st.AcquiresInitiated != 1 {
+		t.Errorf("acquires %d, pending %d, initiated %d; want 6, 5 and 1", st.Acquires, st.AcquiresPending, st.AcquiresInitiated)
 	}
 	if n := len(tb.a.sas()); n != 1 {
 		t.Fatalf("%d IKE SAs after a burst of acquires, want 1", n)
