@@ -650,3 +650,24 @@ func TestVICIAuthorities(t *testing.T) {
 		t.Errorf("--list-authorities after the unload:\n%s", out)
 	}
 }
+
+// TestVICITrapStartAction: a connection with start_action = trap loaded
+// by swanctl --load-all has its trap installed (--list-pols), and
+// loaded again without it, the trap goes, as charon's vici does.
+func TestVICITrapStartAction(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, oursSide := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	oursSide.childExtra = "start_action = trap\n"
+	dir := swanctlDir(t, oursSide.conf())
+	o := e.ours
+	wantLines(t, "--load-all", o.swanctl(dir, "--load-all"), `(?m)^loaded connection 'c'$`)
+	wantLines(t, "--list-pols", o.swanctl(dir, "--list-pols"), `(?m)^c/net, TUNNEL$`, `(?m)^  local:  10\.2\.0\.0/16$`, `(?m)^  remote: 10\.1\.0\.0/16$`)
+	oursSide.childExtra = ""
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(oursSide.conf()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.swanctl(dir, "--load-conns")
+	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-pols after start_action went:\n%s", out)
+	}
+}
