@@ -183,7 +183,7 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	}
 	if e.acquirePending(t) {
 		e.stats.AcquiresPending++
-		e.log.Debug(fmt.Sprintf("ignoring acquire for reqid {%d}, connection attempt pending", reqid))
+		e.log.Info("ignoring acquire, connection attempt pending")
 		return nil
 	}
 	c := e.connection(t.conn)

@@ -175,7 +175,8 @@ func (d *Daemon) acquire(a xfrm.Acquire) {
 	if a.Reqid == 0 {
 		return // not a policy of ours: ours always carry a reqid
 	}
-	d.knlLog.Debug(fmt.Sprintf("received an SADB_ACQUIRE with policy %v %s === %s reqid {%d}", a.Dir, a.Packet.Src.Addr(), a.Packet.Dst.Addr(), a.Reqid))
+	// charon's words for it.
+	d.knlLog.Info(fmt.Sprintf("creating acquire job for policy %s === %s with reqid {%d}", a.Packet.Src, a.Packet.Dst, a.Reqid))
 	err := d.engine.Acquire(a.Reqid, a.Packet.Src.Addr(), a.Packet.Dst.Addr())
 	switch {
 	case errors.Is(err, ike.ErrNoTrap):
