@@ -182,3 +182,39 @@ func TestTrapAcquireAfterFailure(t *testing.T) {
 		t.Errorf("%d policies, want the trap's 3", n)
 	}
 }
+
+// IKEv1: the acquire starts Main Mode and a Quick Mode for the trapped
+// IPsec SA, which takes the trap's reqid and policies; once it is gone,
+// the next acquire runs a Quick Mode on the ISAKMP SA there.
+func TestTrapAcquireV1(t *testing.T) {
+	tb := v1Bed(t)
+	if err := tb.a.e.Install("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	reqid := tb.a.e.Traps()[0].ReqID
+	src, dst := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.wantV1Established()
+	children := tb.children(tb.a)
+	if len(children) != 1 || children[0].ReqID != reqid || len(tb.a.dp.Policies()) != 3 {
+		t.Fatalf("after the acquire: children %+v, policies %+v (trap reqid %d)", children, tb.a.dp.Policies(), reqid)
+	}
+	if err := tb.a.e.DeleteChildSA(children[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(tb.children(tb.a)) != 0 || policyCount(tb.a, reqid) != 3 {
+		t.Fatalf("after the delete: children %+v, policies %+v", tb.children(tb.a), tb.a.dp.Policies())
+	}
+	tb.advance(acquireHoldForTest)
+	if err := tb.a.e.Acquire(reqid, src, dst); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if n := len(tb.a.sas()); n != 1 || len(tb.children(tb.a)) != 1 || tb.children(tb.a)[0].ReqID != reqid {
+		t.Fatalf("second acquire: %d ISAKMP SAs, children %+v", n, tb.children(tb.a))
+	}
+}
