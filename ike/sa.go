@@ -36,8 +36,11 @@ type ikeSA struct {
 	peerCertReq bool
 
 	children []*childSA
-	tm       *taskManager
-	reasm    *message.Reassembler // nil until a fragment arrives
+	// acquireTS are the packet addresses of an acquire whose CHILD_SA
+	// this IKE SA is about to request (trap.go), nil for none.
+	acquireTS *acquireTS
+	tm        *taskManager
+	reasm     *message.Reassembler // nil until a fragment arrives
 
 	earlyDeletes []uint32 // noteDeletedEarly
 	// rekeyOf is the IKE SA the peer's rekey made this one from: until

@@ -192,10 +192,15 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	}
 	e.log.Info(fmt.Sprintf("acquire for reqid {%d} (%s === %s): initiating CHILD_SA %s", reqid, src, dst, t.child))
 	now := e.clock.Now()
+	pkt := &acquireTS{cfg: t.cfg, local: HostTS(src), remote: HostTS(dst)}
+	if !src.IsValid() || !dst.IsValid() {
+		pkt = nil
+	}
 	if sa := e.establishedOf(c.Name); sa != nil {
 		if dup := duplicateChild(sa.children, t.cfg); dup != nil {
 			return nil // installed meanwhile: its SAs take the next packet
 		}
+		sa.acquireTS = pkt
 		sa.tm.queue(newChildCreate(sa, true, t.cfg, nil))
 		sa.tm.initiate()
 		t.pending, t.pendingAt = sa.id, now
@@ -222,10 +227,11 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 		e.stats.AcquiresInitiated++
 		return nil
 	}
-	sa, err := e.initiate(c, []*childConfig{t.cfg})
+	local, remote, err := e.initiatorEnds(c)
 	if err != nil {
 		return err
 	}
+	sa := e.startIKESAWith(c, []*childConfig{t.cfg}, local, remote, nil, func(sa *ikeSA) { sa.acquireTS = pkt })
 	t.pending, t.pendingAt = sa.id, now
 	e.stats.AcquiresInitiated++
 	return nil
@@ -251,6 +257,33 @@ func (e *Engine) acquirePending(t *trap) bool {
 		return recent
 	}
 	return false
+}
+
+// acquireTS are the addresses of the packet whose acquire is initiating
+// a CHILD_SA of cfg: its request proposes them first (RFC 7296 section
+// 2.9), so that a responder whose selectors are narrower than ours can
+// pick the part that carries this traffic.
+type acquireTS struct {
+	cfg           *childConfig
+	local, remote TrafficSelector
+}
+
+// takeAcquireTS puts the packet's addresses of an acquire for cfg in
+// front of the selectors a CHILD_SA of cfg proposes, once, when they lie
+// inside them.
+func (sa *ikeSA) takeAcquireTS(cfg *childConfig, local, remote []TrafficSelector) ([]TrafficSelector, []TrafficSelector) {
+	a := sa.acquireTS
+	if a == nil || a.cfg != cfg {
+		return local, remote
+	}
+	sa.acquireTS = nil
+	inside := func(list []TrafficSelector, ts TrafficSelector) bool {
+		return slices.ContainsFunc(list, func(o TrafficSelector) bool { return o.Contains(ts) }) && !slices.Contains(list, ts)
+	}
+	if !inside(local, a.local) || !inside(remote, a.remote) {
+		return local, remote
+	}
+	return append([]TrafficSelector{a.local}, local...), append([]TrafficSelector{a.remote}, remote...)
 }
 
 // childConfigNamed finds a child config by name, in the named connection

@@ -3,6 +3,7 @@ package ike_test
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,5 +217,25 @@ func TestTrapAcquireV1(t *testing.T) {
 	tb.net.Flush()
 	if n := len(tb.a.sas()); n != 1 || len(tb.children(tb.a)) != 1 || tb.children(tb.a)[0].ReqID != reqid {
 		t.Fatalf("second acquire: %d ISAKMP SAs, children %+v", n, tb.children(tb.a))
+	}
+}
+
+// The request an acquire triggers proposes the packet's addresses first
+// (RFC 7296 section 2.9): a responder that cannot take our selectors
+// sees them in its log, as we see what we proposed.
+func TestTrapAcquireProposesPacketTS(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connB: func(c *ike.Connection) { c.Children[0].RemoteTS = ike.MustParseTSSpecs("10.5.0.0/16") }})
+	if err := tb.a.e.Install("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.a.e.Acquire(tb.a.e.Traps()[0].ReqID, netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if !tb.a.log.contains("proposing traffic selectors for us:") || !tb.a.log.contains(" 10.1.0.5/32") || !tb.a.log.contains(" 10.2.0.7/32") {
+		t.Errorf("a did not propose the packet's addresses:\n%s", strings.Join(tb.a.log.all(), "\n"))
+	}
+	if !tb.b.log.contains("=== 10.1.0.5/32 10.1.0.0/16") {
+		t.Errorf("b did not get the packet's address first:\n%s", strings.Join(tb.b.log.all(), "\n"))
 	}
 }
