@@ -161,8 +161,9 @@ func compareStrings(a, b string) int {
 // one. While an initiation for the trap is pending (its IKE SA lives and
 // has not the CHILD_SA, within acquireHold) further acquires are counted
 // in Stats.AcquiresPending and dropped: traffic arrives in bursts, one
-// initiation serves them all. src and dst are the packet's addresses, for
-// the log.
+// initiation serves them all. src and dst are the packet's addresses:
+// an IKEv2 request proposes them first (takeAcquireTS); they may be
+// invalid when unknown.
 func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -192,9 +193,9 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	}
 	e.log.Info(fmt.Sprintf("acquire for reqid {%d} (%s === %s): initiating CHILD_SA %s", reqid, src, dst, t.child))
 	now := e.clock.Now()
-	pkt := &acquireTS{cfg: t.cfg, local: HostTS(src), remote: HostTS(dst)}
-	if !src.IsValid() || !dst.IsValid() {
-		pkt = nil
+	var pkt *acquireTS
+	if src.IsValid() && dst.IsValid() {
+		pkt = &acquireTS{cfg: t.cfg, local: HostTS(src.Unmap()), remote: HostTS(dst.Unmap())}
 	}
 	if sa := e.establishedOf(c.Name); sa != nil {
 		if dup := duplicateChild(sa.children, t.cfg); dup != nil {
