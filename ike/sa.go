@@ -412,6 +412,7 @@ func (sa *ikeSA) peerDead() {
 			children = append(children, c.cfg)
 		}
 	}
+	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.conn != nil {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))

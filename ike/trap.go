@@ -3,6 +3,7 @@ package ike
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"time"
@@ -68,6 +69,12 @@ func (e *Engine) Install(conn, child string) error {
 	if err != nil {
 		return err
 	}
+	return e.installTrap(c, cc)
+}
+
+// installTrap installs the trap of a child config of c, replacing one of
+// the same child whose policies differ.
+func (e *Engine) installTrap(c *connection, cc *childConfig) error {
 	local, remote, err := e.initiatorEnds(c)
 	if err != nil {
 		return fmt.Errorf("installing trap for CHILD_SA %s failed: %w", cc.Name, err)
@@ -105,6 +112,27 @@ func (e *Engine) Install(conn, child string) error {
 		formatTS(t.localTS), formatTS(t.remoteTS)))
 	return nil
 }
+
+// trapChildren installs the traps of the child configs whose action
+// (dpd_action or close_action) is trap, as charon does for a peer found
+// dead or closing: before their SAs go, so that the policies they share
+// with the trap stay and traffic keeps matching them.
+func (e *Engine) trapChildren(c *connection, cfgs []*childConfig, action func(*childConfig) Action, log *slog.Logger) {
+	if c == nil {
+		return
+	}
+	for _, cc := range cfgs {
+		if action(cc)&ActionTrap == 0 {
+			continue
+		}
+		if err := e.installTrap(c, cc); err != nil {
+			log.Info(err.Error())
+		}
+	}
+}
+
+func dpdAction(cc *childConfig) Action   { return cc.DPDAction }
+func closeAction(cc *childConfig) Action { return cc.CloseAction }
 
 // Uninstall removes the trap of a child (swanctl --uninstall); conn may
 // be empty. A CHILD_SA negotiated for it keeps its policies until it

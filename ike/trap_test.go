@@ -239,3 +239,70 @@ func TestTrapAcquireProposesPacketTS(t *testing.T) {
 		t.Errorf("b did not get the packet's address first:\n%s", strings.Join(tb.b.log.all(), "\n"))
 	}
 }
+
+// dpd_action = trap: when the peer is found dead, the CHILD_SA's trap
+// goes in before its SAs go, so its policies never leave; the next
+// packet's acquire negotiates it again.
+func TestTrapOnDeadPeer(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) {
+		c.DPDDelay = 30 * time.Second
+		c.Children[0].DPDAction = ike.ActionTrap
+	}})
+	tb.establish()
+	reqid := tb.children(tb.a)[0].ReqID
+	before := len(tb.a.dp.Events())
+	tb.net.Filter = dropAll // the peer is gone
+	tb.advance(31*time.Second + 170*time.Second)
+	if len(tb.a.sas()) != 0 || len(tb.a.dp.SAs()) != 0 {
+		t.Fatalf("SAs left after the peer died: %+v, %+v", tb.a.sas(), tb.a.dp.SAs())
+	}
+	traps := tb.a.e.Traps()
+	if len(traps) != 1 || traps[0].Child != "net" || traps[0].ReqID != reqid {
+		t.Fatalf("traps after the peer died: %+v (CHILD_SA reqid %d)", traps, reqid)
+	}
+	deletes := 0
+	for _, ev := range tb.a.dp.Events()[before:] {
+		if strings.HasPrefix(ev, "delete policy") {
+			deletes++
+		}
+	}
+	if n := policyCount(tb.a, reqid); n != 3 || deletes != 0 {
+		t.Errorf("%d policies with reqid %d, %d deleted meanwhile; want the 3 kept", n, reqid, deletes)
+	}
+	tb.net.Filter = nil // the peer is back
+	if err := tb.a.e.Acquire(reqid, netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if c := tb.children(tb.a); len(c) != 1 || c[0].ReqID != reqid {
+		t.Errorf("after the acquire: %+v", c)
+	}
+}
+
+// close_action = trap: the peer deletes the CHILD_SA; its trap keeps the
+// policies.
+func TestTrapOnClose(t *testing.T) {
+	tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.Children[0].CloseAction = ike.ActionTrap }})
+	tb.establish()
+	reqid := tb.children(tb.a)[0].ReqID
+	if err := tb.b.e.DeleteChildSA(tb.children(tb.b)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if len(tb.children(tb.a)) != 0 {
+		t.Fatalf("CHILD_SA still there: %+v", tb.children(tb.a))
+	}
+	if traps := tb.a.e.Traps(); len(traps) != 1 || traps[0].ReqID != reqid || policyCount(tb.a, reqid) != 3 {
+		t.Errorf("traps %+v, policies %+v", traps, tb.a.dp.Policies())
+	}
+	// Deleted by us (swanctl --terminate): no trap.
+	tb2 := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.Children[0].CloseAction = ike.ActionTrap }})
+	tb2.establish()
+	if err := tb2.a.e.DeleteChildSA(tb2.children(tb2.a)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb2.net.Flush()
+	if traps := tb2.a.e.Traps(); len(traps) != 0 || len(tb2.a.dp.Policies()) != 0 {
+		t.Errorf("after our own delete: traps %+v, policies %+v", traps, tb2.a.dp.Policies())
+	}
+}

@@ -517,6 +517,7 @@ func (sa *v1SA) die() {
 	if len(children) == 0 {
 		children = sa.pending
 	}
+	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.initiatorCapable() {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
