@@ -54,14 +54,15 @@ type AcquireListener struct {
 }
 
 // ListenAcquires joins the acquire group in the calling thread's network
-// namespace. Receive waits at most a second, so that a reader can check
-// for its end between calls.
+// namespace. Receive waits at most a quarter of a second, so that a
+// reader can check for its end between calls (a daemon stopping waits no
+// longer than that for it).
 func ListenAcquires() (*AcquireListener, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_XFRM)
 	if err != nil {
 		return nil, fmt.Errorf("open XFRM netlink: %w", err)
 	}
-	tv := unix.Timeval{Sec: 1}
+	tv := unix.Timeval{Usec: 250_000}
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -77,7 +78,7 @@ func ListenAcquires() (*AcquireListener, error) {
 var ErrNoAcquire = errors.New("no acquire")
 
 // Receive returns the acquires of the next datagram, ErrNoAcquire when
-// none arrived within a second. A malformed message is skipped with an
+// none arrived within its wait. A malformed message is skipped with an
 // error saying so.
 func (l *AcquireListener) Receive() ([]Acquire, error) {
 	n, _, err := unix.Recvfrom(l.fd, l.buf, 0)
