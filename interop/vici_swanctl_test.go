@@ -309,7 +309,7 @@ func TestVICISwanctl(t *testing.T) {
 	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-pols after --uninstall:\n%s", out)
 	}
-	if out, err := o.swanctlRun(dir, "--uninstall", "--child", "net"); err == nil || !strings.Contains(out, "policy 'net' does not exist") {
+	if out, err := o.swanctlRun(dir, "--uninstall", "--child", "net"); err == nil || !strings.Contains(out, "policy 'net' not found") {
 		t.Errorf("--uninstall twice: %v\n%s", err, out)
 	}
 	if out, err := o.swanctlRun(dir, "--install", "--child", "nope"); err == nil || !strings.Contains(out, "'nope'") {

@@ -135,7 +135,7 @@ func (d *Daemon) UnloadVICIAuthority(name string) error {
 		if slices.ContainsFunc(l.Authorities, func(a Authority) bool { return a.Name == name }) {
 			return fmt.Errorf("certification authority '%s' was not loaded over vici: it is defined in %s", name, l.File.Path)
 		}
-		return fmt.Errorf("unloading certification authority '%s' failed: not found", name)
+		return fmt.Errorf("unload: authority '%s' not found", name)
 	}
 	d.applyCredentials()
 	d.cfgLog.Info(fmt.Sprintf("unloaded certification authority '%s' over vici", name))

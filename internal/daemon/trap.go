@@ -66,7 +66,7 @@ func (d *Daemon) uninstall(req Request) (*Response, error) {
 	}
 	if err := d.engine.Uninstall(req.IKE, req.Child); err != nil {
 		if errors.Is(err, ike.ErrNoTrap) {
-			return nil, fmt.Errorf("policy '%s' does not exist", req.Child)
+			return nil, fmt.Errorf("policy '%s' not found", req.Child)
 		}
 		return nil, err
 	}

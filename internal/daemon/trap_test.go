@@ -48,7 +48,7 @@ func TestTrapReconcile(t *testing.T) {
 	if resp := d.Handle(Request{Command: CmdInstall, Child: "nope"}); resp.OK || !strings.Contains(resp.Error, "'nope'") {
 		t.Errorf("install of an unknown child: %+v", resp)
 	}
-	if resp := d.Handle(Request{Command: CmdUninstall, Child: "nope"}); resp.OK || resp.Error != "policy 'nope' does not exist" {
+	if resp := d.Handle(Request{Command: CmdUninstall, Child: "nope"}); resp.OK || resp.Error != "policy 'nope' not found" {
 		t.Errorf("uninstall of no trap: %+v", resp)
 	}
 	// net's trap goes with its start_action, other's stays, and net's

@@ -56,7 +56,7 @@ func (f *fakeBackend) LoadAuthority(a daemon.VICIAuthority) error {
 }
 func (f *fakeBackend) UnloadAuthority(name string) error {
 	if name != "strongswan" {
-		return fmt.Errorf("unloading certification authority '%s' failed: not found", name)
+		return fmt.Errorf("unload: authority '%s' not found", name)
 	}
 	return nil
 }
@@ -116,7 +116,7 @@ func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
 		return &daemon.Response{OK: true, Policies: f.policies}
 	case daemon.CmdUninstall:
 		if r.Child != "net" {
-			return &daemon.Response{Error: fmt.Sprintf("policy '%s' does not exist", r.Child)}
+			return &daemon.Response{Error: fmt.Sprintf("policy '%s' not found", r.Child)}
 		}
 	}
 	if f.fail != "" {
@@ -944,7 +944,7 @@ func TestTrapPolicies(t *testing.T) {
 		t.Errorf("install without a child: %v", err)
 	}
 	call(t, s, "uninstall", msgWith("child", "net"))
-	if _, err := s.Call(context.Background(), "uninstall", msgWith("child", "nope")); err == nil || !strings.Contains(err.Error(), "policy 'nope' does not exist") {
+	if _, err := s.Call(context.Background(), "uninstall", msgWith("child", "nope")); err == nil || !strings.Contains(err.Error(), "policy 'nope' not found") {
 		t.Errorf("uninstall of no trap: %v", err)
 	}
 
