@@ -79,10 +79,14 @@ func init() {
 			}
 			return result(s.backend.UnloadKey(req.Get("id")))
 		},
+		// Those loaded over VICI, as get-conns: swanctl unloads the ones
+		// its file no longer has, and the daemon's own are not its.
 		"get-authorities": func(s *Server, c *conn, req *Message) *Message {
 			var names []string
 			for _, a := range s.backend.Authorities() {
-				names = append(names, a.Name)
+				if a.VICI {
+					names = append(names, a.Name)
+				}
 			}
 			return NewMessage().SetList("authorities", names)
 		},

@@ -977,7 +977,8 @@ func TestAuthorities(t *testing.T) {
 	ca := iketest.NewCA(t, "xdpsec test CA", nil)
 	ts.b.mu.Lock()
 	ts.b.authorities = []daemon.Authority{{Name: "strongswan", Cert: ca.Cert, CRLURIs: []string{"http://crl.example.org/ca.crl"},
-		OCSPURIs: []string{"http://ocsp.example.org", "http://ocsp2.example.org"}, CertURIBase: "http://certs.example.org/"}}
+		OCSPURIs: []string{"http://ocsp.example.org", "http://ocsp2.example.org"}, CertURIBase: "http://certs.example.org/", VICI: true},
+		{Name: "file", Cert: ca.Cert}}
 	ts.b.mu.Unlock()
 	s := ts.session()
 	in, err := govici.MarshalMessage(map[string]any{
@@ -1005,8 +1006,8 @@ func TestAuthorities(t *testing.T) {
 		t.Errorf("unload-authority nope: %v", err)
 	}
 	msgs := stream(t, ts.path, "list-authorities", "list-authority", nil)
-	if len(msgs) != 1 {
-		t.Fatalf("%d list-authority events", len(msgs))
+	if len(msgs) != 2 {
+		t.Fatalf("%d list-authority events, want the VICI one and the file's", len(msgs))
 	}
 	a := msgs[0].GetSection("strongswan")
 	if a == nil || a.Get("cacert") != "C=CH, O=xdpsec, CN=xdpsec test CA" || !slices.Equal(a.GetList("crl_uris"), []string{"http://crl.example.org/ca.crl"}) ||
@@ -1016,6 +1017,7 @@ func TestAuthorities(t *testing.T) {
 	if msgs := stream(t, ts.path, "list-authorities", "list-authority", with("name", "other")); len(msgs) != 0 {
 		t.Errorf("name=other: %d events", len(msgs))
 	}
+	// Only VICI's: the file's are not swanctl's to unload.
 	if got := call(t, s, "get-authorities", nil).Get("authorities"); !slices.Equal(got.([]string), []string{"strongswan"}) {
 		t.Errorf("get-authorities: %v", got)
 	}
