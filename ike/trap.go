@@ -236,6 +236,16 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 		e.stats.AcquiresInitiated++
 		return nil
 	}
+	if sa := e.connectingOf(c.Name); sa != nil {
+		// Another trap of the connection (or an initiate) is setting
+		// up an IKE SA: the CHILD_SA follows its IKE_AUTH there, as
+		// charon queues it on the IKE SA being established.
+		sa.acquireTS = pkt
+		sa.tm.queue(newChildCreate(sa, true, t.cfg, nil))
+		t.pending, t.pendingAt = sa.id, now
+		e.stats.AcquiresInitiated++
+		return nil
+	}
 	if v1 := e.establishedV1Of(c.Name); v1 != nil {
 		if err := v1.createChild(t.cfg.Name); err != nil {
 			if errors.Is(err, ErrChildExists) {
@@ -339,6 +349,17 @@ func (e *Engine) childConfigNamed(conn, child string) (*connection, *childConfig
 func (e *Engine) establishedOf(conn string) *ikeSA {
 	for _, sa := range e.allSAs() {
 		if sa.conn.Name == conn && sa.state == IKESAEstablished {
+			return sa
+		}
+	}
+	return nil
+}
+
+// connectingOf is an IKEv2 SA of the connection that we initiated and
+// that is not established yet, nil if there is none.
+func (e *Engine) connectingOf(conn string) *ikeSA {
+	for _, sa := range e.allSAs() {
+		if sa.conn.Name == conn && sa.initiator && sa.state < IKESAEstablished {
 			return sa
 		}
 	}

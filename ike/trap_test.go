@@ -306,3 +306,44 @@ func TestTrapOnClose(t *testing.T) {
 		t.Errorf("after our own delete: traps %+v, policies %+v", traps, tb2.a.dp.Policies())
 	}
 }
+
+// Two traps of one connection fire at once: one IKE SA carries both
+// CHILD_SAs, the second negotiated after the first's IKE_AUTH.
+func TestTrapAcquireTwoChildren(t *testing.T) {
+	web := func(local, remote string) func(c *ike.Connection) {
+		return func(c *ike.Connection) {
+			w := *c.Children[0]
+			w.Name, w.LocalTS, w.RemoteTS = "web", ike.MustParseTSSpecs(local), ike.MustParseTSSpecs(remote)
+			c.Children = append(c.Children, &w)
+		}
+	}
+	tb := newTestbed(t, bedOptions{connA: web("10.11.0.0/24", "10.12.0.0/24"), connB: web("10.12.0.0/24", "10.11.0.0/24")})
+	for _, child := range []string{"net", "web"} {
+		if err := tb.a.e.Install("gw", child); err != nil {
+			t.Fatal(err)
+		}
+	}
+	traps := tb.a.e.Traps()
+	if len(traps) != 2 || traps[0].ReqID == traps[1].ReqID {
+		t.Fatalf("traps: %+v", traps)
+	}
+	for _, tr := range traps {
+		if err := tb.a.e.Acquire(tr.ReqID, tr.LocalTS[0].Start, tr.RemoteTS[0].Start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(tb.a.sas()); n != 1 {
+		t.Fatalf("%d IKE SAs for two acquires of one connection, want 1", n)
+	}
+	tb.net.Flush()
+	got := map[string]uint32{}
+	for _, c := range tb.children(tb.a) {
+		got[c.Name] = c.ReqID
+	}
+	if len(got) != 2 || got[traps[0].Child] != traps[0].ReqID || got[traps[1].Child] != traps[1].ReqID {
+		t.Errorf("children %v, traps %+v", got, traps)
+	}
+	if st := tb.a.e.Stats(); st.AcquiresInitiated != 2 {
+		t.Errorf("initiated %d, want 2", st.AcquiresInitiated)
+	}
+}
