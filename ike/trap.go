@@ -239,7 +239,12 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	if sa := e.connectingOf(c.Name); sa != nil {
 		// Another trap of the connection (or an initiate) is setting
 		// up an IKE SA: the CHILD_SA follows its IKE_AUTH there, as
-		// charon queues it on the IKE SA being established.
+		// charon queues it on the IKE SA being established, unless it
+		// is on its way there already.
+		if sa.negotiates(t.cfg) {
+			t.pending, t.pendingAt = sa.id, now
+			return nil
+		}
 		sa.acquireTS = pkt
 		sa.tm.queue(newChildCreate(sa, true, t.cfg, nil))
 		t.pending, t.pendingAt = sa.id, now
@@ -353,6 +358,25 @@ func (e *Engine) establishedOf(conn string) *ikeSA {
 		}
 	}
 	return nil
+}
+
+// negotiates reports whether one of the IKE SA's tasks, in flight or
+// queued, creates a CHILD_SA of cfg (in IKE_AUTH or CREATE_CHILD_SA).
+func (sa *ikeSA) negotiates(cfg *childConfig) bool {
+	tm := sa.tm
+	for _, t := range append([]task{tm.active}, tm.queued...) {
+		switch t := t.(type) {
+		case *ikeAuth:
+			if t.child != nil && t.child.initiator && t.child.cfg != nil && sameChildConfig(t.child.cfg, cfg) {
+				return true
+			}
+		case *childCreate:
+			if t.initiator && t.rekeyed == nil && t.cfg != nil && sameChildConfig(t.cfg, cfg) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // connectingOf is an IKEv2 SA of the connection that we initiated and

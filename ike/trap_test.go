@@ -347,3 +347,23 @@ func TestTrapAcquireTwoChildren(t *testing.T) {
 		t.Errorf("initiated %d, want 2", st.AcquiresInitiated)
 	}
 }
+
+// An acquire while the trapped child is already being negotiated (an
+// initiate in flight) adds no second CHILD_SA.
+func TestTrapAcquireWhileInitiating(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	if err := tb.a.e.Install("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.a.e.InitiateChildren("gw", "net"); err != nil {
+		t.Fatal(err)
+	}
+	reqid := tb.a.e.Traps()[0].ReqID
+	if err := tb.a.e.Acquire(reqid, netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.2.0.7")); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if n := len(tb.a.sas()); n != 1 || len(tb.children(tb.a)) != 1 || len(tb.children(tb.b)) != 1 {
+		t.Errorf("IKE SAs %d, children a %+v, b %+v; want one of each", n, tb.children(tb.a), tb.children(tb.b))
+	}
+}
