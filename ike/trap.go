@@ -229,6 +229,10 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 		if dup := duplicateChild(sa.children, t.cfg); dup != nil {
 			return nil // installed meanwhile: its SAs take the next packet
 		}
+		if sa.negotiates(t.cfg) {
+			t.pending, t.pendingAt = sa.id, now
+			return nil
+		}
 		sa.acquireTS = pkt
 		sa.tm.queue(newChildCreate(sa, true, t.cfg, nil))
 		sa.tm.initiate()
