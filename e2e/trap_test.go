@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,31 @@ func testDaemonTrap(t *testing.T, c tunnelConf) {
 		t.Errorf("site A's CHILD_SA after the pings: use-in %v, use-out %v, want a few seconds", ch.UseIn, ch.UseOut)
 	} else {
 		t.Logf("use-in %ds, use-out %ds", *ch.UseIn, *ch.UseOut)
+	}
+}
+
+// TestDaemonTrapWithCharon: our trap on gateway A, charon on B answers
+// the CHILD_SA that a ping's acquire starts. The request proposes the
+// packet's addresses first; charon narrows to the configured selectors,
+// so the CHILD_SA shares the trap's policies and the pings that follow
+// pass.
+func TestDaemonTrapWithCharon(t *testing.T) {
+	p := newPairWithLANs(t, ipv4)
+	c := tunnelConf{childA: "start_action = trap\n"}
+	ga := newGateway(t, p.a, swanctlConf(p, p.a, c))
+	ga.start()
+	startCharon(t, p.b, swanctlConf(p, p.b, c))
+	ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 5, 1)
+	ch := ga.waitChild("net", 20*time.Second)
+	if strings.Join(ch.LocalTS, " ") != p.a.inner.String() || strings.Join(ch.RemoteTS, " ") != p.b.inner.String() {
+		t.Errorf("CHILD_SA net with charon has TS %v === %v, want the configured %s === %s", ch.LocalTS, ch.RemoteTS, p.a.inner, p.b.inner)
+	}
+	out, _ := ga.xdpsec("list-pols")
+	if !strings.Contains(out, fmt.Sprintf("reqid %d\n", ch.ReqID)) {
+		t.Errorf("the CHILD_SA's reqid %d is not the trap's:\n%s", ch.ReqID, out)
+	}
+	const n = 10
+	if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, n, 5); got != n {
+		t.Fatalf("ping LAN A → LAN B through the trapped CHILD_SA with charon: %d of %d answered", got, n)
 	}
 }
