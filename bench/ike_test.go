@@ -283,8 +283,9 @@ type childIDs struct {
 	m  map[uint32]uint32 // IKE SA ID -> its CHILD_SA's
 }
 
-func (c *childIDs) IKEUpDown(ike.IKESAInfo, bool)   {}
-func (c *childIDs) IKERekey(old, new ike.IKESAInfo) {}
+func (c *childIDs) IKEUpDown(ike.IKESAInfo, bool)                           {}
+func (c *childIDs) IKERekey(old, new ike.IKESAInfo)                         {}
+func (c *childIDs) IKEUpdate(ike.IKESAInfo, netip.AddrPort, netip.AddrPort) {}
 func (c *childIDs) ChildUpDown(sa ike.IKESAInfo, ch ike.ChildSAInfo, up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -182,7 +182,9 @@ var (
 	killClosing     = regexp.MustCompile(`closing CHILD_SA \S+ with SPIs ([0-9a-f]{8})_i`)
 	killIKEGoing    = regexp.MustCompile(`(?i)delet|destroy|giving up|hard lifetime|expired|panic`)
 	killInstall     = regexp.MustCompile(`dry-run: would install in SA ([0-9a-f]{8}) `)
-	killDelete      = regexp.MustCompile(`dry-run: would delete SA ([0-9a-f]{8}) `)
+	// Only our inbound SAs (to respAddr): the peers' outbound SPIs may
+	// have the same values.
+	killDelete = regexp.MustCompile(`dry-run: would delete SA ([0-9a-f]{8}) dst ` + regexp.QuoteMeta(respAddr.String()) + `$`)
 )
 
 // readKillLog reads a killed responder's log: the inbound SPIs of the

@@ -275,12 +275,15 @@ type ChildConfig struct {
 	RandPackets  uint64 // rand_packets
 	// RandExact: zero rand_* values mean no jitter (see Connection).
 	RandExact bool
-	// DPDAction (dpd_action): ActionNone (clear), ActionTrap (taken as
-	// clear) or ActionStart (restart), what to do when the peer is found
-	// dead.
-	DPDAction    Action
-	StartAction  Action    // start_action; the daemon acts on it
-	CloseAction  Action    // close_action
+	// DPDAction (dpd_action): ActionNone (clear), ActionTrap (install the
+	// child's trap policies, trap.go) or ActionStart (restart), what to
+	// do when the peer is found dead.
+	DPDAction   Action
+	StartAction Action // start_action; the daemon acts on it
+	// CloseAction (close_action): ActionTrap installs the child's trap
+	// when the peer deletes it or its IKE SA; clear and restart are not
+	// acted on yet.
+	CloseAction  Action
 	HWOffload    HWOffload // hw_offload; the daemon acts on it
 	IfIDIn       uint32    // if_id_in
 	IfIDOut      uint32    // if_id_out

@@ -154,6 +154,10 @@ type Stats struct {
 	InvalidRedirects      uint64 // IKE_SA_INIT responses dropped for a REDIRECT with a wrong nonce or undecodable
 	MOBIKEUpdates         uint64 // address updates (RFC 4555) sent, or followed once checked
 	DroppedMOBIKE         uint64 // MOBIKE notifies refused: UPDATE_SA_ADDRESSES from the responder or stale, COOKIE2 not echoed
+	Acquires              uint64 // the kernel's requests for SAs of trap policies (Acquire)
+	AcquiresPending       uint64 // of them, dropped while an initiation for the same trap was pending
+	AcquiresUnknown       uint64 // of them, for a reqid of no trap policy
+	AcquiresInitiated     uint64 // of them, answered by initiating the trapped CHILD_SA
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -171,6 +175,7 @@ type Engine struct {
 	sas                    map[uint64]*ikeSA // by our SPI
 	init                   map[initKey]*ikeSA
 	reqids                 reqidTable
+	traps                  map[string]*trap // by connection/child (trap.go)
 	cookie                 cookieJar
 	stats                  Stats
 	nextIKEID, nextChildID uint32

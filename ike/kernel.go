@@ -213,26 +213,45 @@ func (k *kernelChild[S]) addPolicies() error {
 		return nil
 	}
 	sa := k.sa()
-	local, remote := sa.local.Addr(), sa.remote.Addr()
 	ifIn, ifOut := k.ifIDs()
-	for _, l := range k.localTS {
-		for _, rm := range k.remoteTS {
+	r.policies = policiesFor(k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), k.mode, r.reqid, ifIn, ifOut, sa.routeSrc)
+	return addPolicyList(sa.e.cfg.Dataplane, r.policies)
+}
+
+// policiesFor are the policies of a pair of selector lists: out, in and
+// (in tunnel mode) fwd for every pair of a local and a remote selector of
+// the same address family, with local and remote as the template's
+// outer addresses. routeSrc (nil for none) gives an outbound policy's
+// RouteSrc.
+func policiesFor(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, mode Mode, reqid, ifIn, ifOut uint32,
+	routeSrc func(TrafficSelector) netip.Addr) []*Policy {
+	var out []*Policy
+	for _, l := range localTS {
+		for _, rm := range remoteTS {
 			if l.Start.Is4() != rm.Start.Is4() {
 				continue
 			}
-			out := &Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: k.mode, ReqID: r.reqid, IfID: ifOut}
-			out.RouteSrc = k.ike.common().routeSrc(l)
-			r.policies = append(r.policies, out,
-				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: k.mode, ReqID: r.reqid, IfID: ifIn})
-			if k.mode == ModeTunnel {
-				r.policies = append(r.policies,
-					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: k.mode, ReqID: r.reqid, IfID: ifIn})
+			o := &Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: mode, ReqID: reqid, IfID: ifOut}
+			if routeSrc != nil {
+				o.RouteSrc = routeSrc(l)
+			}
+			out = append(out, o,
+				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: mode, ReqID: reqid, IfID: ifIn})
+			if mode == ModeTunnel {
+				out = append(out,
+					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: mode, ReqID: reqid, IfID: ifIn})
 			}
 		}
 	}
+	return out
+}
+
+// addPolicyList installs policies, trying them all and reporting every
+// failure.
+func addPolicyList(dp Dataplane, policies []*Policy) error {
 	var errs []string
-	for _, p := range r.policies {
-		if err := sa.e.cfg.Dataplane.AddPolicy(p); err != nil {
+	for _, p := range policies {
+		if err := dp.AddPolicy(p); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
@@ -441,8 +460,14 @@ func (r *reqidEntry) overlapEnds(going any) {
 func (k *kernelChild[S]) reqidKey() string {
 	sa := k.sa()
 	ifIn, ifOut := k.ifIDs()
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", k.cfg.Name, formatTS(k.localTS), formatTS(k.remoteTS),
-		sa.local.Addr(), sa.remote.Addr(), ifIn, ifOut, k.mode)
+	return reqidKeyOf(k.cfg.Name, k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), ifIn, ifOut, k.mode)
+}
+
+// reqidKeyOf is what CHILD_SAs (and trap policies) that share a reqid
+// have in common.
+func reqidKeyOf(child string, localTS, remoteTS []TrafficSelector, local, remote netip.Addr, ifIn, ifOut uint32, mode Mode) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", child, formatTS(localTS), formatTS(remoteTS),
+		local.Unmap(), remote.Unmap(), ifIn, ifOut, mode)
 }
 
 // reqID is the reqid the CHILD_SA's SAs carry, 0 while it has none.

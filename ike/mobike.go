@@ -172,6 +172,7 @@ func (sa *ikeSA) setNAT(natLocal, natRemote bool) bool {
 // the UDP encapsulation the NAT state asks for.
 func (sa *ikeSA) moveTo(local, remote netip.AddrPort) {
 	oldLocal, oldRemote := sa.local, sa.remote
+	sa.notifyUpdate(local, remote)
 	sa.local, sa.remote = local, remote
 	sa.reindexPeer()
 	for _, c := range sa.children {

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -128,7 +129,18 @@ func TestMOBIKENegotiation(t *testing.T) {
 func TestMOBIKEUpdateNewAddress(t *testing.T) {
 	tb := newMobikeBed(t, bedOptions{})
 	before := spis(tb.a)
+	var la, lb eventLog
+	tb.a.e.SetObserver(&la)
+	tb.b.e.SetObserver(&lb)
+	idA, idB := tb.established(tb.a).ID, tb.established(tb.b).ID
 	tb.roam(addrA, addrA2)
+	// Both ends report the move as charon's ike_update, once, before it.
+	if got, want := la.take(), []string{fmt.Sprintf("ike-update gw[%d] 192.0.2.1:4500 - 192.0.2.2:4500 -> 192.0.2.11:4500 - 192.0.2.2:4500", idA)}; !slices.Equal(got, want) {
+		t.Errorf("a's events:\n got %q\nwant %q", got, want)
+	}
+	if got, want := lb.take(), []string{fmt.Sprintf("ike-update gw[%d] 192.0.2.2:4500 - 192.0.2.1:4500 -> 192.0.2.2:4500 - 192.0.2.11:4500", idB)}; !slices.Equal(got, want) {
+		t.Errorf("b's events:\n got %q\nwant %q", got, want)
+	}
 	if !tb.a.log.contains("requesting address change using MOBIKE") {
 		t.Fatal("a did not request the address change")
 	}

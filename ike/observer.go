@@ -25,6 +25,10 @@ type Observer interface {
 	ChildUpDown(sa IKESAInfo, child ChildSAInfo, up bool)
 	// ChildRekey: old was rekeyed into new; sa has no Children.
 	ChildRekey(sa IKESAInfo, old, new ChildSAInfo)
+	// IKEUpdate: the IKE SA's outer addresses are about to change to
+	// local and remote (MOBIKE, a peer's NAT mapping that changed, as
+	// charon's ike_update): sa has the old ones.
+	IKEUpdate(sa IKESAInfo, local, remote netip.AddrPort)
 }
 
 // SetObserver has the engine report events to o; nil stops them. Without
@@ -62,6 +66,20 @@ func (c *childSA) info() ChildSAInfo {
 func (sa *ikeSA) notifyUpDown(up bool) {
 	if o := sa.e.observer; o != nil {
 		o.IKEUpDown(sa.info(false), up)
+	}
+}
+
+// notifyUpdate reports that the IKE SA moves to local and remote, before
+// it does; nothing when neither changes.
+func (sa *ikeSA) notifyUpdate(local, remote netip.AddrPort) {
+	if o := sa.e.observer; o != nil && (local != sa.local || remote != sa.remote) {
+		o.IKEUpdate(sa.info(false), local, remote)
+	}
+}
+
+func (sa *v1SA) notifyUpdate(local, remote netip.AddrPort) {
+	if o := sa.e.observer; o != nil && (local != sa.local || remote != sa.remote) {
+		o.IKEUpdate(sa.info(false), local, remote)
 	}
 }
 

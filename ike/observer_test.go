@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ func (l *eventLog) ChildUpDown(sa ike.IKESAInfo, c ike.ChildSAInfo, up bool) {
 }
 func (l *eventLog) ChildRekey(sa ike.IKESAInfo, old, new ike.ChildSAInfo) {
 	l.add("child-rekey %s{%d} -> {%d} %v", old.Name, old.ID, new.ID, new.State)
+}
+func (l *eventLog) IKEUpdate(sa ike.IKESAInfo, local, remote netip.AddrPort) {
+	l.add("ike-update %s[%d] %s - %s -> %s - %s", sa.Name, sa.ID, sa.Local, sa.Remote, local, remote)
 }
 
 // The observer hears what charon's bus would say: establishment, rekeys

@@ -38,8 +38,11 @@ type ikeSA struct {
 	peerCertReq bool
 
 	children []*childSA
-	tm       *taskManager
-	reasm    *message.Reassembler // nil until a fragment arrives
+	// acquireTS are the packet addresses of an acquire whose CHILD_SA
+	// this IKE SA is about to request (trap.go), nil for none.
+	acquireTS *acquireTS
+	tm        *taskManager
+	reasm     *message.Reassembler // nil until a fragment arrives
 
 	earlyDeletes []uint32 // noteDeletedEarly
 	// rekeyOf is the IKE SA the peer's rekey made this one from: until
@@ -285,6 +288,7 @@ func (sa *ikeSA) authenticated(d Datagram) {
 		return
 	}
 	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {
+		sa.notifyUpdate(d.Local, d.Remote)
 		sa.local, sa.remote = d.Local, d.Remote
 		for _, c := range sa.children {
 			c.updateAddresses()
@@ -401,6 +405,7 @@ func (sa *ikeSA) peerDead() {
 			children = append(children, c.cfg)
 		}
 	}
+	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.conn != nil {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))

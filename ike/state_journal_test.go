@@ -3,7 +3,10 @@ package ike_test
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +285,31 @@ func TestStateJournalXAuth(t *testing.T) {
 		checkJournal(t, "gateway", tb.b.e, sb)
 		if len(sa.st.V1) != 1 || len(sa.st.V1[0].LocalVIPs) != 1 || len(sb.st.Pools["rw"]) != 1 || sb.st.Pools["rw"][0].Identity != "alice" {
 			t.Fatalf("push %v: client's journal %+v, gateway's leases %+v", push, sa.st.V1, sb.st.Pools)
+		}
+	}
+}
+
+// Every release of the engine's lock goes through unlock, which hands
+// urgent changes to the StateSink first: a change made under a lock
+// released with e.mu.Unlock would wait for the next FlushState, and a
+// daemon killed meanwhile would not take back an SA it reported.
+func TestStateJournalUnlock(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || f == "state_journal.go" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "e.mu.Unlock()") {
+				t.Errorf("%s:%d: %s: release the engine's lock with e.unlock()", f, i+1, strings.TrimSpace(line))
+			}
 		}
 	}
 }

@@ -82,6 +82,7 @@ func (t *childCreate) buildRequest(m *message.Message) error {
 		} else {
 			t.offeredLocal = sa.resolveLocalTS(t.cfg.LocalTS)
 			t.offeredRemote = resolveTS(t.cfg.RemoteTS, sa.remote.Addr())
+			t.offeredLocal, t.offeredRemote = sa.takeAcquireTS(t.cfg, t.offeredLocal, t.offeredRemote)
 		}
 	}
 	if t.cfg.Mode == ModeTransport {

@@ -33,6 +33,13 @@ func (t *informational) process(m *message.Message) error {
 				sa.log.Info(fmt.Sprintf("received DELETE for IKE_SA %s", sa.name()))
 				t.deleteIKE = true
 				sa.ending(EndPeerDeleted)
+				var cfgs []*childConfig
+				for _, c := range sa.children {
+					if c.state == ChildSAInstalled || c.state == ChildSARekeying {
+						cfgs = append(cfgs, c.cfg)
+					}
+				}
+				sa.e.trapChildren(sa.conn, cfgs, closeAction, sa.log)
 			case message.ProtocolESP, message.ProtocolAH:
 				for _, spi := range p.SPIs {
 					t.deleteChild(spi)
@@ -105,6 +112,10 @@ func (t *informational) deleteChild(spi uint32) {
 	}
 	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
 		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	if c.state == ChildSAInstalled || c.state == ChildSARekeying {
+		// Not one the peer's rekey replaced: close_action applies.
+		sa.e.trapChildren(sa.conn, []*childConfig{c.cfg}, closeAction, sa.log)
+	}
 	c.destroy()
 	sa.log.Info(fmt.Sprintf("CHILD_SA %s closed", c.name()))
 	if r := sa.rekeyFor(c); r != nil {

@@ -137,7 +137,11 @@ func (ts TrafficSelector) Intersect(o TrafficSelector) (TrafficSelector, bool) {
 }
 
 // narrowTS returns the part of the peer's proposed selectors that our
-// configured ones allow, in the order of our configuration.
+// configured ones allow, in the order of our configuration. A selector
+// inside another of the result adds nothing and is left out, as charon
+// leaves it out: the first selectors of a request an acquire triggered
+// are the packet's addresses (RFC 7296 section 2.9), inside the
+// configured ones.
 func narrowTS(configured, proposed []TrafficSelector) []TrafficSelector {
 	var out []TrafficSelector
 	for _, c := range configured {
@@ -145,6 +149,25 @@ func narrowTS(configured, proposed []TrafficSelector) []TrafficSelector {
 			if i, ok := c.Intersect(p); ok && !containsTS(out, i) {
 				out = append(out, i)
 			}
+		}
+	}
+	return withoutRedundant(out)
+}
+
+// withoutRedundant drops the selectors that lie inside another of the
+// list.
+func withoutRedundant(list []TrafficSelector) []TrafficSelector {
+	out := list[:0:0]
+	for i, ts := range list {
+		inside := false
+		for j, o := range list {
+			if i != j && o != ts && o.Contains(ts) {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			out = append(out, ts)
 		}
 	}
 	return out

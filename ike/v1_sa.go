@@ -252,6 +252,7 @@ func (sa *v1SA) accept() {
 	if d.Remote.IsValid() && (d.Remote != sa.remote || d.Local != sa.local) {
 		// The peer floated to port 4500 or its NAT mapping changed.
 		if sa.e.mayFloat(sa.log, sa.state == IKESAEstablished, sa.natLocal || sa.natRemote, sa.local, sa.remote, d) {
+			sa.notifyUpdate(d.Local, d.Remote)
 			sa.local, sa.remote = d.Local, d.Remote
 			for _, c := range sa.children {
 				c.updateAddresses()
@@ -544,6 +545,7 @@ func (sa *v1SA) die() {
 	if len(children) == 0 {
 		children = sa.pending
 	}
+	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.initiatorCapable() {
 		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))

@@ -140,7 +140,7 @@ func (sa *v1SA) xauthRADIUS(name string, password []byte) {
 		res, err := b.Authenticate(ctx, req)
 		clear(req.Password)
 		e.mu.Lock()
-		defer e.mu.Unlock()
+		defer e.unlock()
 		cancel()
 		if e.closed || sa.deleted || sa.xauthCancel == nil {
 			return

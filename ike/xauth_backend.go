@@ -46,6 +46,6 @@ type XAuthResult struct {
 // settings). Checks under way finish with the backend that started them.
 func (e *Engine) SetXAuthBackend(b XAuthBackend) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	e.cfg.XAuthBackend = b
 }

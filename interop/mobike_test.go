@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	govici "github.com/strongswan/govici/vici"
+
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
@@ -72,6 +74,17 @@ func TestMOBIKECharonRoams(t *testing.T) {
 	if sa := e.oursSA(); sa.LocalPort != 4500 || sa.RemotePort != 4500 {
 		t.Errorf("IKE SA on ports %d - %d, want 4500 (RFC 4555 section 3.3)", sa.LocalPort, sa.RemotePort)
 	}
+	// A VICI client hears the move as charon's ike-update.
+	s, err := govici.NewSession(govici.WithSocketPath(e.ours.vici))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Subscribe("ike-update"); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan govici.Event, 16)
+	s.NotifyEvents(events)
 	moveAddr(t, e.nsC, charonAddr, charonAddr2)
 	waitLog(t, "charon", e.charon.log, 20*time.Second, "requesting address change using MOBIKE")
 	waitFor(t, 20*time.Second, "our IKE SA to follow charon", func() error {
@@ -82,6 +95,16 @@ func TestMOBIKECharonRoams(t *testing.T) {
 	})
 	waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "checking path "+oursAddr+"[4500] - "+charonAddr2+"[4500]",
 		"remote address changed from "+charonAddr+" to "+charonAddr2)
+	select {
+	case ev := <-events:
+		sa, _ := ev.Message.Get("c").(*govici.Message)
+		if ev.Name != "ike-update" || ev.Message.Get("remote-host") != charonAddr2 || ev.Message.Get("remote-port") != "4500" ||
+			sa == nil || sa.Get("remote-host") != charonAddr {
+			t.Errorf("ike-update: %s %v", ev.Name, ev.Message)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no ike-update event for the move")
+	}
 	after := e.agree(1)
 	e.sameIKE(before, after)
 	out := e.ours.cli("list-sas")

@@ -278,13 +278,6 @@ func TestVICISwanctl(t *testing.T) {
 	if out, err := o.swanctlRun(dir, "--redirect", "--ike", "c", "--gateway", "10.99.0.9"); err == nil || !strings.Contains(out, "as initiator") {
 		t.Errorf("--redirect of our own IKE SA: %v\n%s", err, out)
 	}
-	// What we do not do is refused with the command's name.
-	for _, args := range [][]string{{"--install", "--child", "net"}, {"--uninstall", "--child", "net"}} {
-		cmd := strings.TrimPrefix(args[0], "--")
-		if out, err := o.swanctlRun(dir, args...); err == nil || !strings.Contains(out, "'"+cmd+"'") {
-			t.Errorf("%s: %v\n%s", args[0], err, out)
-		}
-	}
 	// Authorities: none, as for charon without any.
 	if out := o.swanctl(dir, "--list-authorities"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-authorities:\n%s", out)
@@ -293,9 +286,34 @@ func TestVICISwanctl(t *testing.T) {
 	o.swanctl(dir, "--flush-certs")
 	// reload-settings rereads xdpsec.conf (absent here: no RADIUS).
 	o.swanctl(dir, "--reload-settings")
-	// No trap, pass or drop policies: nothing listed, as charon's.
+	// No trap policies yet: nothing listed, as charon's.
 	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
 		t.Errorf("--list-pols:\n%s", out)
+	}
+	// --install puts the trap policies in (the dry-run dataplane logs
+	// them), --list-pols shows them as charon shows its own.
+	wantLines(t, "--install", o.swanctl(dir, "--install", "--child", "net"), `(?m)^install completed successfully$`)
+	out = o.swanctl(dir, "--list-pols")
+	wantLines(t, "--list-pols", out, `(?m)^c/net, TUNNEL$`, `(?m)^  local:  10\.2\.0\.0/16$`, `(?m)^  remote: 10\.1\.0\.0/16$`)
+	e.charon.swanctl("--install", "--child", "net")
+	theirPols := e.charon.swanctl("--list-pols")
+	mirrored := strings.NewReplacer("10.1.0.0/16", "10.2.0.0/16", "10.2.0.0/16", "10.1.0.0/16").Replace(theirPols)
+	if out != mirrored {
+		t.Errorf("--list-pols: ours\n%s\ncharon's (selectors mirrored)\n%s", out, mirrored)
+	}
+	e.charon.swanctl("--uninstall", "--child", "net")
+	if !strings.Contains(o.log(), "installed trap policy for CHILD_SA net") || !strings.Contains(o.log(), "dry-run: would install policy 10.2.0.0/16 === 10.1.0.0/16 out") {
+		t.Errorf("no trap policy in our log:\n%s", o.log())
+	}
+	wantLines(t, "--uninstall", o.swanctl(dir, "--uninstall", "--child", "net"), `(?m)^uninstall completed successfully$`)
+	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-pols after --uninstall:\n%s", out)
+	}
+	if out, err := o.swanctlRun(dir, "--uninstall", "--child", "net"); err == nil || !strings.Contains(out, "policy 'net' not found") {
+		t.Errorf("--uninstall twice: %v\n%s", err, out)
+	}
+	if out, err := o.swanctlRun(dir, "--install", "--child", "nope"); err == nil || !strings.Contains(out, "'nope'") {
+		t.Errorf("--install of an unknown child: %v\n%s", err, out)
 	}
 
 	out = o.swanctl(dir, "--terminate", "--ike", "c", "--timeout", "30")
@@ -578,5 +596,78 @@ func TestVICISwanctlResponder(t *testing.T) {
 	out, err := o.swanctlRun(badDir, "--load-conns")
 	if err == nil || !strings.Contains(out, "loading connection 'c' failed: vici load-conn: connections.c.children.net.mark_in: marks are not supported yet") {
 		t.Errorf("--load-conns with mark_in: %v\n%s", err, out)
+	}
+}
+
+// TestVICIAuthorities: our swanctl directory has no x509ca/, only an
+// authorities section naming the CA: swanctl --load-all loads it with
+// load-authority, its CA certificate is what authenticates charon's
+// certificate, and --list-authorities prints what charon prints for the
+// same authority. Gone from the file, --load-authorities unloads it.
+func TestVICIAuthorities(t *testing.T) {
+	ca := iketest.NewCA(t, "xdpsec interop CA", nil)
+	ckey, ccert := endEntity(t, ca, "ecdsa", "moon.example.org", charonAddr)
+	okey, ocert := endEntity(t, ca, "ecdsa", "sun.example.org", oursAddr)
+	e := newEnv(t, envOptions{})
+	cs, ourSide := certPeers(idKinds[1])
+	e.charon.load(cs.conf(), certFiles(t, ca, ckey, ccert))
+	caPath := filepath.Join(t.TempDir(), "authority-ca.pem")
+	files := certFiles(t, ca, okey, ocert)
+	if err := writeFile(caPath, files["x509ca/ca.pem"]); err != nil {
+		t.Fatal(err)
+	}
+	delete(files, "x509ca/ca.pem")
+	authorities := "authorities {\n  interop {\n    cacert = " + caPath + "\n    crl_uris = http://crl.example.org/ca.crl, file:///etc/ca.crl\n" +
+		"    ocsp_uris = http://ocsp.example.org\n    cert_uri_base = http://certs.example.org/\n  }\n}\n"
+	dir := swanctlDir(t, ourSide.conf()+authorities)
+	for name, b := range files {
+		if err := writeFile(filepath.Join(dir, name), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := e.ours.swanctl(dir, "--load-all")
+	wantLines(t, "--load-all", out, `(?m)^loaded authority 'interop'$`, `(?m)^successfully loaded 1 authorities, 0 unloaded$`, `(?m)^loaded connection 'c'$`)
+	ours := e.ours.swanctl(dir, "--list-authorities")
+	wantLines(t, "--list-authorities", ours, `(?m)^interop:$`, `(?m)cacert.*C=CH, O=xdpsec, CN=xdpsec interop CA`,
+		`http://crl\.example\.org/ca\.crl`, `http://ocsp\.example\.org`, `http://certs\.example\.org/`)
+	if out, err := e.charon.swanctlRun("--load-authorities", "--file", confFile(t, authorities)); err != nil {
+		t.Fatalf("charon --load-authorities: %v\n%s", err, out)
+	}
+	if theirs := e.charon.swanctl("--list-authorities"); ours != theirs {
+		t.Errorf("--list-authorities: ours\n%s\ncharon's\n%s", ours, theirs)
+	}
+	// The authority's CA is our only trust anchor: charon's certificate
+	// is verified with it.
+	wantLines(t, "--initiate", e.ours.swanctl(dir, "--initiate", "--child", "net", "--timeout", "30"),
+		`(?m)^\[IKE\] .*authentication of 'moon\.example\.org' with ECDSA`, `(?m)^initiate completed successfully$`)
+	e.agree(1)
+	// Gone from the file: swanctl unloads it.
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(ourSide.conf()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, "--load-authorities", e.ours.swanctl(dir, "--load-authorities"), `(?m)^no authorities found, 1 unloaded$`)
+	if out := e.ours.swanctl(dir, "--list-authorities"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-authorities after the unload:\n%s", out)
+	}
+}
+
+// TestVICITrapStartAction: a connection with start_action = trap loaded
+// by swanctl --load-all has its trap installed (--list-pols), and
+// loaded again without it, the trap goes, as charon's vici does.
+func TestVICITrapStartAction(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	_, oursSide := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+	oursSide.childExtra = "start_action = trap\n"
+	dir := swanctlDir(t, oursSide.conf())
+	o := e.ours
+	wantLines(t, "--load-all", o.swanctl(dir, "--load-all"), `(?m)^loaded connection 'c'$`)
+	wantLines(t, "--list-pols", o.swanctl(dir, "--list-pols"), `(?m)^c/net, TUNNEL$`, `(?m)^  local:  10\.2\.0\.0/16$`, `(?m)^  remote: 10\.1\.0\.0/16$`)
+	oursSide.childExtra = ""
+	if err := os.WriteFile(filepath.Join(dir, "swanctl.conf"), []byte(oursSide.conf()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.swanctl(dir, "--load-conns")
+	if out := o.swanctl(dir, "--list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("--list-pols after start_action went:\n%s", out)
 	}
 }

@@ -369,12 +369,21 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 				}
 				fmt.Fprintln(w, line)
 			}
-			fmt.Fprintf(w, "    in  %s, %6d bytes, %5d packets, rx_seen %d packets %d bytes\n", ch.SPIIn, ch.BytesIn, ch.PacketsIn, ch.RxSeenPackets, ch.RxSeenBytes)
-			fmt.Fprintf(w, "    out %s, %6d bytes, %5d packets\n", ch.SPIOut, ch.BytesOut, ch.PacketsOut)
+			fmt.Fprintf(w, "    in  %s, %6d bytes, %5d packets%s, rx_seen %d packets %d bytes\n", ch.SPIIn, ch.BytesIn, ch.PacketsIn, ago(ch.UseIn), ch.RxSeenPackets, ch.RxSeenBytes)
+			fmt.Fprintf(w, "    out %s, %6d bytes, %5d packets%s\n", ch.SPIOut, ch.BytesOut, ch.PacketsOut, ago(ch.UseOut))
 			fmt.Fprintf(w, "    local  %s\n", strings.Join(ch.LocalTS, " "))
 			fmt.Fprintf(w, "    remote %s\n", strings.Join(ch.RemoteTS, " "))
 		}
 	}
+}
+
+// ago is swanctl's ", 3s ago" after a CHILD_SA's counters: when its SA
+// last carried a packet; nothing if never.
+func ago(secs *int64) string {
+	if secs == nil {
+		return ""
+	}
+	return fmt.Sprintf(", %5ds ago", *secs)
 }
 
 func listPoolsCommand() *cli.Command {

@@ -365,6 +365,21 @@ func TestDaemonsDryRun(t *testing.T) {
 		t.Error("rekey of an unknown CHILD_SA succeeded")
 	}
 
+	// A trap for net while it is up: listed, and uninstalled again.
+	if out := a.ok("install", "--child", "net"); !strings.Contains(out, "install completed successfully") {
+		t.Errorf("install said:\n%s", out)
+	}
+	if out := a.ok("list-pols"); !strings.Contains(out, "site/net, TUNNEL, reqid ") || !strings.Contains(out, "  local:  10.1.0.0/16\n  remote: 10.2.0.0/16") {
+		t.Errorf("list-pols:\n%s", out)
+	}
+	a.ok("uninstall", "--child", "net")
+	if out := a.ok("list-pols"); strings.TrimSpace(out) != "" {
+		t.Errorf("list-pols after uninstall:\n%s", out)
+	}
+	if _, err := a.cli("uninstall", "--child", "net"); err == nil {
+		t.Error("uninstall of no trap succeeded")
+	}
+
 	// Terminate the CHILD_SA, then bring it back over the IKE SA.
 	a.ok("terminate", "--child", "net")
 	b.waitSAs("CHILD_SA gone", func(s []daemon.IKESA) bool { return len(s) == 1 && len(s[0].Children) == 0 })

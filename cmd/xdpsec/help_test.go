@@ -146,7 +146,7 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($#-1)); _xdpsec_complete; printf '%s\n' "${COMP
 		}
 		return strings.Fields(string(out))
 	}
-	if got := complete("xdpsec", "li"); !slices.Equal(got, []string{"list-sas", "list-conns", "list-pools"}) {
+	if got := complete("xdpsec", "li"); !slices.Equal(got, []string{"list-sas", "list-conns", "list-pools", "list-pols"}) {
 		t.Errorf("xdpsec li<TAB>: %q", got)
 	}
 	if got := complete("xdpsec", "sa", ""); !slices.Contains(got, "list") || !slices.Contains(got, "del") {

@@ -25,7 +25,8 @@ type Config struct {
 
 	Connections []*Connection // in file order
 	Secrets     Secrets
-	Pools       []*Pool // pools.<name>, in file order
+	Pools       []*Pool      // pools.<name>, in file order
+	Authorities []*Authority // authorities.<name>, in file order
 
 	// Warnings are things that load but may not do what the author
 	// expects (a PSK connection without a matching secret, an updown
@@ -119,9 +120,7 @@ func (l *loader) loadRoot(root *section) {
 		case "pools":
 			l.loadPools(s)
 		case "authorities":
-			if len(s.keys) > 0 || len(s.subs) > 0 {
-				l.errs.add(s.pos(), s.name, wrapf(ErrUnsupported, "%s are not supported yet", s.name))
-			}
+			l.loadAuthorities(s)
 		default:
 			if !s.referenced {
 				l.errs.add(s.pos(), s.name, wrapf(ErrUnknownKey, "unknown section (expected connections or secrets)"))

@@ -30,6 +30,11 @@ const (
 	CmdListPools = "list-pools"
 	CmdReload    = "reload"
 	CmdRedirect  = "redirect"
+	// CmdInstall and CmdUninstall install and remove a child's trap
+	// policies; CmdListPolicies lists them.
+	CmdInstall      = "install"
+	CmdUninstall    = "uninstall"
+	CmdListPolicies = "list-policies"
 )
 
 // Request is a control command.
@@ -58,7 +63,9 @@ type Response struct {
 	SAs     []IKESA    `json:"sas,omitempty"`
 	Conns   []ConnInfo `json:"conns,omitempty"`
 	Pools   []PoolInfo `json:"pools,omitempty"`
-	Changes *Changes   `json:"changes,omitempty"`
+	// Policies are list-policies' trap policies.
+	Policies []TrapPolicy `json:"policies,omitempty"`
+	Changes  *Changes     `json:"changes,omitempty"`
 	// Denied says the daemon refused the connection's user.
 	Denied bool `json:"denied,omitempty"`
 }
@@ -97,27 +104,32 @@ type IKESA struct {
 
 // ChildSA is a CHILD_SA as list-sas shows it.
 type ChildSA struct {
-	Name          string   `json:"name"`
-	UniqueID      uint32   `json:"uniqueid"`
-	ReqID         uint32   `json:"reqid"`
-	State         string   `json:"state"`
-	Mode          string   `json:"mode"`
-	Protocol      string   `json:"protocol"`
-	Encap         bool     `json:"encap,omitempty"`
-	SPIIn         string   `json:"spi-in"`
-	SPIOut        string   `json:"spi-out"`
-	Proposal      string   `json:"proposal"`
-	BytesIn       uint64   `json:"bytes-in"`
-	PacketsIn     uint64   `json:"packets-in"`
-	BytesOut      uint64   `json:"bytes-out"`
-	PacketsOut    uint64   `json:"packets-out"`
-	RxSeenPackets uint64   `json:"rx-seen-packets"`
-	RxSeenBytes   uint64   `json:"rx-seen-bytes"`
-	InstallTime   *int64   `json:"install-time,omitempty"` // seconds ago
-	RekeyTime     *int64   `json:"rekey-time,omitempty"`   // seconds from now
-	LifeTime      *int64   `json:"life-time,omitempty"`    // seconds from now
-	LocalTS       []string `json:"local-ts"`
-	RemoteTS      []string `json:"remote-ts"`
+	Name          string `json:"name"`
+	UniqueID      uint32 `json:"uniqueid"`
+	ReqID         uint32 `json:"reqid"`
+	State         string `json:"state"`
+	Mode          string `json:"mode"`
+	Protocol      string `json:"protocol"`
+	Encap         bool   `json:"encap,omitempty"`
+	SPIIn         string `json:"spi-in"`
+	SPIOut        string `json:"spi-out"`
+	Proposal      string `json:"proposal"`
+	BytesIn       uint64 `json:"bytes-in"`
+	PacketsIn     uint64 `json:"packets-in"`
+	BytesOut      uint64 `json:"bytes-out"`
+	PacketsOut    uint64 `json:"packets-out"`
+	RxSeenPackets uint64 `json:"rx-seen-packets"`
+	RxSeenBytes   uint64 `json:"rx-seen-bytes"`
+	InstallTime   *int64 `json:"install-time,omitempty"` // seconds ago
+	// UseIn and UseOut are the seconds since the inbound and the
+	// outbound SA last carried a packet (the kernel SA's last use), nil
+	// when it has carried none or the dataplane does not know.
+	UseIn     *int64   `json:"use-in,omitempty"`
+	UseOut    *int64   `json:"use-out,omitempty"`
+	RekeyTime *int64   `json:"rekey-time,omitempty"` // seconds from now
+	LifeTime  *int64   `json:"life-time,omitempty"`  // seconds from now
+	LocalTS   []string `json:"local-ts"`
+	RemoteTS  []string `json:"remote-ts"`
 }
 
 // ConnInfo is a loaded connection as list-conns shows it.
@@ -322,6 +334,12 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp, err = d.rekey(req)
 	case CmdRedirect:
 		resp, err = d.redirect(req)
+	case CmdInstall:
+		resp, err = d.install(req)
+	case CmdUninstall:
+		resp, err = d.uninstall(req)
+	case CmdListPolicies:
+		resp = &Response{Policies: d.TrapPolicies()}
 	case CmdListSAs:
 		resp = &Response{SAs: d.ListSAs(req.IKE)}
 	case CmdListConns:
@@ -341,7 +359,7 @@ func (d *Daemon) Handle(req Request) *Response {
 		return &Response{Error: err.Error()}
 	}
 	switch req.Command {
-	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload:
+	case CmdInitiate, CmdTerminate, CmdRekey, CmdReload, CmdInstall, CmdUninstall:
 		// What the command changed is in the state file before it says
 		// so (the engine appends SAs as they go in; this adds the rest):
 		// a daemon killed right after still has it at its next start.

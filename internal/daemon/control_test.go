@@ -222,3 +222,17 @@ func TestTerminatePacedTimeout(t *testing.T) {
 		t.Errorf("%d IKE SAs in DELETING, want the window, %d", deleting, maxOutstandingSAOps)
 	}
 }
+
+func TestUsedAgo(t *testing.T) {
+	now := time.Unix(1_700_000_100, 0)
+	if got := usedAgo(now, time.Time{}); got != nil {
+		t.Errorf("never used: %d, want nil", *got)
+	}
+	if got := usedAgo(now, time.Unix(1_700_000_097, 0)); got == nil || *got != 3 {
+		t.Errorf("used 3 s ago: %v", got)
+	}
+	// A clock step back never gives a negative age.
+	if got := usedAgo(now, now.Add(time.Minute)); got == nil || *got != 0 {
+		t.Errorf("used in the future: %v", got)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -28,6 +29,9 @@ type Loaded struct {
 	Connections []*ike.Connection
 	Credentials ike.Credentials
 	Pools       []*ike.Pool // the virtual IP pools (pools.<name>)
+	// Authorities are the file's certification authorities; their CA
+	// certificates are in Credentials.CAs too.
+	Authorities []Authority
 }
 
 // LoadConfig reads a swanctl.conf, looks up its DNS names and reads the
@@ -96,6 +100,14 @@ func LoadCredentials(f *swanctl.Config) (*Loaded, error) {
 		return nil, err
 	}
 	l.Credentials.CAs = cas
+	if l.Authorities, err = loadAuthorities(f); err != nil {
+		return nil, err
+	}
+	for _, a := range l.Authorities {
+		if !slices.ContainsFunc(l.Credentials.CAs, a.Cert.Equal) {
+			l.Credentials.CAs = append(l.Credentials.CAs, a.Cert)
+		}
+	}
 	return l, nil
 }
 

@@ -103,6 +103,9 @@ type Daemon struct {
 	loaded      *Loaded
 	established map[uint32]time.Time // first seen ESTABLISHED, by IKE SA ID
 	stopping    bool
+	// autoTraps are the traps installed for start_action = trap, by
+	// connection/child (trap.go).
+	autoTraps map[string]bool
 
 	// loads are the redirect gateways' loads (redirect.go).
 	loads gatewayLoads
@@ -246,6 +249,9 @@ func Start(opts Options) (*Daemon, error) {
 		if err := d.watchExpires(); err != nil {
 			return nil, err
 		}
+		if err := d.watchAcquires(); err != nil {
+			return nil, err
+		}
 	}
 	socks, err := ikesocket.Listen(ikesocket.Config{Addrs: opts.ListenAddrs, Port: opts.Port, NATTPort: opts.NATTPort,
 		NoEncap: opts.DryRun, ReceiveBuffer: opts.SocketReceiveBuffer, SendBuffer: opts.SocketSendBuffer, Log: opts.Logs.Logger("net")})
@@ -358,6 +364,7 @@ func sourceAddress(remote netip.Addr) (netip.Addr, bool) {
 // child with start_action=start and no IKE SA yet, with those children
 // only (charon initiates each of them, on one IKE SA).
 func (d *Daemon) startActions(only []string) {
+	d.reconcileTraps()
 	_, conns := d.allConns()
 	up := map[string]bool{}
 	for _, sa := range d.engine.IKESAs() {
@@ -546,6 +553,15 @@ func (d *Daemon) Stop() error {
 	}
 	var err error
 	if d.engine != nil {
+		// Trap policies go, as charon's at shutdown: a trap whose
+		// reqid another daemon could hand out must not outlive us. The
+		// policies a CHILD_SA shares stay with it; start_action = trap
+		// installs them again at the next start.
+		for _, t := range d.engine.Traps() {
+			if err := d.engine.Uninstall(t.Conn, t.Child); err != nil {
+				d.knlLog.Warn(fmt.Sprintf("uninstalling trap policy of CHILD_SA %s failed: %v", t.Child, err))
+			}
+		}
 		st := d.engine.Detach()
 		if d.journal != nil {
 			err = d.journal.rewrite(&st, true)

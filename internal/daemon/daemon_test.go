@@ -66,6 +66,7 @@ func TestMetrics(t *testing.T) {
 		"# TYPE xdpsec_child_sa_bytes_in counter",
 		"xdpsec_ike_redirects_total 0",
 		"xdpsec_ike_cookies_sent_total 0",
+		`xdpsec_ike_acquires_total{result="pending"} 0`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q:\n%s", want, out)

@@ -15,6 +15,15 @@ func secondsPtr(d time.Duration) *int64 {
 	return &s
 }
 
+// usedAgo is the seconds from a last use to now, nil if there was none
+// (the kernel reports 0 for an SA that carried no packet).
+func usedAgo(now, used time.Time) *int64 {
+	if used.IsZero() || used.Unix() == 0 {
+		return nil
+	}
+	return secondsPtr(max(0, now.Sub(used)))
+}
+
 // ListSAs describes the IKE SAs (of one connection, or all) with their
 // CHILD_SAs, the kernel's counters and xdp_wan's rx_seen.
 func (d *Daemon) ListSAs(conn string) []IKESA {
@@ -76,9 +85,11 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			out := ike.SAID{Dst: sa.Remote.Addr(), SPI: ch.SPIOut}
 			if st, err := d.dp.QuerySA(in); err == nil {
 				c.BytesIn, c.PacketsIn = st.Bytes, st.Packets
+				c.UseIn = usedAgo(now, st.LastUsed)
 			}
 			if st, err := d.dp.QuerySA(out); err == nil {
 				c.BytesOut, c.PacketsOut = st.Bytes, st.Packets
+				c.UseOut = usedAgo(now, st.LastUsed)
 			}
 			if p, b, err := d.dp.RxSeen(in); err == nil {
 				c.RxSeenPackets, c.RxSeenBytes = p, b

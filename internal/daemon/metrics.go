@@ -229,6 +229,10 @@ func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		f.sample(r.v, "reason", r.reason)
 	}
+	f = counter("xdpsec_ike_acquires_total", "The kernel's acquires for trap policies: initiated, dropped while an initiation for the trap was pending, or for no trap of ours.")
+	f.sample(st.AcquiresInitiated, "result", "initiated")
+	f.sample(st.AcquiresPending, "result", "pending")
+	f.sample(st.AcquiresUnknown, "result", "unknown")
 	f = gauge("xdpsec_pool_addresses", "Virtual IP pools: addresses in all, leased online (an IKE SA holds them) and offline (kept for the identity's return).")
 	for _, p := range d.engine.Pools() {
 		size, online, offline := p.Leases.Stats()

@@ -39,6 +39,8 @@ type viciStore struct {
 	// of load-conn.
 	certs []LoadedCert
 	keys  []crypto.Signer
+	// authorities came by load-authority (authorities.go).
+	authorities []Authority
 }
 
 // viciSecret is a load-shared secret; its value is never formatted.
@@ -106,6 +108,11 @@ func (d *Daemon) credentials(l *Loaded) ike.Credentials {
 			if x, err := x509.ParseCertificate(cert.DER); err == nil {
 				c.CAs = append(slices.Clone(c.CAs), x)
 			}
+		}
+	}
+	for _, a := range d.vici.authorities {
+		if !slices.ContainsFunc(c.CAs, a.Cert.Equal) {
+			c.CAs = append(slices.Clone(c.CAs), a.Cert)
 		}
 	}
 	for _, s := range d.vici.shared {
@@ -205,6 +212,7 @@ func (d *Daemon) UnloadVICIConn(name string) error {
 	d.vici.conns = slices.Delete(d.vici.conns, i, i+1)
 	d.vici.mu.Unlock()
 	d.cfgLog.Info(fmt.Sprintf("unloaded connection '%s' over vici", name))
+	d.reconcileTraps()
 	// A file connection of that name, skipped while VICI had it, takes
 	// its place.
 	if l, _ := d.allConns(); l.File.Connection(name) != nil {
@@ -456,6 +464,9 @@ func (d *Daemon) Certs() []LoadedCert {
 			hasKey := slices.ContainsFunc(keys, func(k crypto.Signer) bool { return publicKeyEqual(k.Public(), x.PublicKey) })
 			add(x, c.CA, hasKey)
 		}
+	}
+	for _, a := range d.Authorities() {
+		add(a.Cert, true, false)
 	}
 	return out
 }

@@ -49,3 +49,7 @@ func (b daemonBackend) ResetCounters(conn string)         { b.d.ResetCounters(co
 func (b daemonBackend) Certs() []daemon.LoadedCert        { return b.d.Certs() }
 
 func (b daemonBackend) ReloadSettings() error { return b.d.ReloadSettings() }
+
+func (b daemonBackend) LoadAuthority(a daemon.VICIAuthority) error { return b.d.LoadVICIAuthority(a) }
+func (b daemonBackend) UnloadAuthority(name string) error          { return b.d.UnloadVICIAuthority(name) }
+func (b daemonBackend) Authorities() []daemon.Authority            { return b.d.Authorities() }

@@ -36,37 +36,37 @@ var handlers map[string]handler
 
 func init() {
 	handlers = map[string]handler{
-		"version":        cmdVersion,
-		"stats":          cmdStats,
-		"list-sas":       cmdListSAs,
-		"list-conns":     cmdListConns,
-		"get-conns":      cmdGetConns,
-		"get-pools":      cmdGetPools,
-		"get-algorithms": cmdGetAlgorithms,
-		"list-certs":     cmdListCerts,
-		"get-counters":   cmdGetCounters,
-		"reset-counters": cmdResetCounters,
-		// Authorities (swanctl.conf's authorities section) are not
-		// supported, in the file or over VICI: there are none to list.
-		"list-authorities": func(*Server, *conn, *Message) *Message { return NewMessage() },
-		// xdpsec installs no trap, pass or drop policies (start_action =
-		// trap is not acted on): there are none to list.
-		"list-policies":   func(*Server, *conn, *Message) *Message { return NewMessage() },
-		"load-pool":       cmdLoadPool,
-		"unload-pool":     cmdUnloadPool,
-		"initiate":        cmdInitiate,
-		"terminate":       cmdTerminate,
-		"rekey":           cmdRekey,
-		"redirect":        cmdRedirect,
-		"load-conn":       cmdLoadConn,
-		"unload-conn":     cmdUnloadConn,
-		"load-shared":     cmdLoadShared,
-		"unload-shared":   cmdUnloadShared,
-		"get-shared":      cmdGetShared,
-		"reload-settings": func(s *Server, c *conn, req *Message) *Message { return result(s.backend.ReloadSettings()) },
-		"clear-creds":     func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
-		"load-cert":       cmdLoadCert,
-		"load-key":        cmdLoadKey,
+		"version":          cmdVersion,
+		"stats":            cmdStats,
+		"list-sas":         cmdListSAs,
+		"list-conns":       cmdListConns,
+		"get-conns":        cmdGetConns,
+		"get-pools":        cmdGetPools,
+		"get-algorithms":   cmdGetAlgorithms,
+		"list-certs":       cmdListCerts,
+		"get-counters":     cmdGetCounters,
+		"reset-counters":   cmdResetCounters,
+		"list-authorities": cmdListAuthorities,
+		"load-authority":   cmdLoadAuthority,
+		"unload-authority": cmdUnloadAuthority,
+		"list-policies":    cmdListPolicies,
+		"install":          cmdInstall,
+		"uninstall":        cmdUninstall,
+		"load-pool":        cmdLoadPool,
+		"unload-pool":      cmdUnloadPool,
+		"initiate":         cmdInitiate,
+		"terminate":        cmdTerminate,
+		"rekey":            cmdRekey,
+		"redirect":         cmdRedirect,
+		"load-conn":        cmdLoadConn,
+		"unload-conn":      cmdUnloadConn,
+		"load-shared":      cmdLoadShared,
+		"unload-shared":    cmdUnloadShared,
+		"get-shared":       cmdGetShared,
+		"reload-settings":  func(s *Server, c *conn, req *Message) *Message { return result(s.backend.ReloadSettings()) },
+		"clear-creds":      func(s *Server, c *conn, req *Message) *Message { s.backend.ClearCreds(); return success() },
+		"load-cert":        cmdLoadCert,
+		"load-key":         cmdLoadKey,
 		// There is no certificate cache (CRLs, OCSP, fetched
 		// certificates) to flush.
 		"flush-certs": func(*Server, *conn, *Message) *Message { return success() },
@@ -79,7 +79,17 @@ func init() {
 			}
 			return result(s.backend.UnloadKey(req.Get("id")))
 		},
-		"get-authorities": func(*Server, *conn, *Message) *Message { return NewMessage().SetList("authorities", nil) },
+		// Those loaded over VICI, as get-conns: swanctl unloads the ones
+		// its file no longer has, and the daemon's own are not its.
+		"get-authorities": func(s *Server, c *conn, req *Message) *Message {
+			var names []string
+			for _, a := range s.backend.Authorities() {
+				if a.VICI {
+					names = append(names, a.Name)
+				}
+			}
+			return NewMessage().SetList("authorities", names)
+		},
 	}
 }
 
@@ -322,6 +332,55 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 		m.Set("matches", "1")
 	}
 	return m
+}
+
+// cmdInstall installs a child's trap policies (swanctl --install), as
+// charon's: child names the CHILD_SA config, ike optionally its
+// connection.
+func cmdInstall(s *Server, c *conn, req *Message) *Message {
+	if req.Get("child") == "" {
+		return errMsg(errors.New("missing configuration name"))
+	}
+	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdInstall, IKE: req.Get("ike"), Child: req.Get("child")})
+	if !resp.OK {
+		return errMsg(errors.New(resp.Error))
+	}
+	return success()
+}
+
+// cmdUninstall removes a child's trap policies (swanctl --uninstall).
+func cmdUninstall(s *Server, c *conn, req *Message) *Message {
+	if req.Get("child") == "" {
+		return errMsg(errors.New("missing configuration name"))
+	}
+	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdUninstall, IKE: req.Get("ike"), Child: req.Get("child")})
+	if !resp.OK {
+		return errMsg(errors.New(resp.Error))
+	}
+	return success()
+}
+
+// cmdListPolicies streams the trap policies as list-policy events, each
+// in a section "connection/child" with charon's keys. xdpsec has no pass
+// or drop policies (shunts): asking for those alone lists nothing. With
+// none of trap, drop and pass asked for, traps are listed.
+func cmdListPolicies(s *Server, c *conn, req *Message) *Message {
+	trap, drop, pass := req.Get("trap") != "", req.Get("drop") != "", req.Get("pass") != ""
+	if !trap && (drop || pass) {
+		return NewMessage()
+	}
+	child, ikeName := req.Get("child"), req.Get("ike")
+	for _, p := range s.backend.Handle(daemon.Request{Command: daemon.CmdListPolicies}).Policies {
+		if child != "" && p.Child != child || ikeName != "" && p.IKE != ikeName {
+			continue
+		}
+		m := NewMessage()
+		sec := m.Section(p.IKE + "/" + p.Child)
+		sec.Set("child", p.Child).Set("ike", p.IKE).Set("mode", strings.ToUpper(p.Mode))
+		sec.SetList("local-ts", p.LocalTS).SetList("remote-ts", p.RemoteTS)
+		c.stream("list-policy", m)
+	}
+	return NewMessage()
 }
 
 func cmdInitiate(s *Server, c *conn, req *Message) *Message {
@@ -624,4 +683,106 @@ func cmdLoadKey(s *Server, c *conn, req *Message) *Message {
 		return errMsg(err)
 	}
 	return success().Set("id", id)
+}
+
+// authorityKeys are the keys of a load-authority section xdpsec takes;
+// tokenKeys are charon's for a CA certificate on a PKCS#11 token.
+var (
+	authorityKeys = []string{"cacert", "file", "crl_uris", "ocsp_uris", "cert_uri_base"}
+	tokenKeys     = []string{"handle", "slot", "module"}
+)
+
+// cmdLoadAuthority loads a certification authority: one section named
+// after it, with cacert (the certificate's data) or file (a path the
+// daemon reads), crl_uris, ocsp_uris and cert_uri_base. The URIs are
+// kept and listed: xdpsec fetches no CRLs or OCSP responses.
+func cmdLoadAuthority(s *Server, c *conn, req *Message) *Message {
+	var sec *Element
+	for i := range req.Elements {
+		e := &req.Elements[i]
+		if e.Kind != KindSection || sec != nil {
+			return errMsg(fmt.Errorf("load-authority: want one authority section, got %q", e.Key))
+		}
+		sec = e
+	}
+	if sec == nil {
+		return errMsg(errors.New("load-authority: no authority given"))
+	}
+	a := daemon.VICIAuthority{Name: sec.Key}
+	for _, e := range sec.Section.Elements {
+		key := "authorities." + sec.Key + "." + e.Key
+		switch {
+		case slices.Contains(tokenKeys, e.Key):
+			return errMsg(fmt.Errorf("load-authority: %s: CA certificates on tokens (PKCS#11) are not supported", key))
+		case !slices.Contains(authorityKeys, e.Key):
+			return errMsg(fmt.Errorf("load-authority: %s: unknown key", key))
+		}
+		vals := e.List
+		if e.Kind == KindValue {
+			vals = [][]byte{e.Value}
+		} else if e.Kind != KindList {
+			return errMsg(fmt.Errorf("load-authority: %s: want a value", key))
+		}
+		var strs []string
+		for _, v := range vals {
+			strs = append(strs, string(v))
+		}
+		switch e.Key {
+		case "cacert":
+			if len(vals) != 1 {
+				return errMsg(fmt.Errorf("load-authority: %s: want one certificate", key))
+			}
+			a.CACert = vals[0]
+		case "file":
+			a.File = strings.Join(strs, "")
+		case "crl_uris":
+			a.CRLURIs = splitURIs(strs)
+		case "ocsp_uris":
+			a.OCSPURIs = splitURIs(strs)
+		case "cert_uri_base":
+			a.CertURIBase = strings.Join(strs, "")
+		}
+	}
+	return result(s.backend.LoadAuthority(a))
+}
+
+// splitURIs takes a list or a comma-separated value.
+func splitURIs(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+func cmdUnloadAuthority(s *Server, c *conn, req *Message) *Message {
+	name := req.Get("name")
+	if name == "" {
+		return errMsg(errors.New("unload-authority: missing authority name"))
+	}
+	return result(s.backend.UnloadAuthority(name))
+}
+
+// cmdListAuthorities streams the authorities as charon's list-authority
+// events: the CA certificate's subject, the URIs.
+func cmdListAuthorities(s *Server, c *conn, req *Message) *Message {
+	name := req.Get("name")
+	for _, a := range s.backend.Authorities() {
+		if name != "" && a.Name != name {
+			continue
+		}
+		m := NewMessage()
+		sec := m.Section(a.Name)
+		sec.Set("cacert", ike.Identity{Type: message.ID_DER_ASN1_DN, Data: a.Cert.RawSubject}.String())
+		sec.SetList("crl_uris", a.CRLURIs).SetList("ocsp_uris", a.OCSPURIs)
+		if a.CertURIBase != "" {
+			sec.Set("cert_uri_base", a.CertURIBase)
+		}
+		c.stream("list-authority", m)
+	}
+	return NewMessage()
 }

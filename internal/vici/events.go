@@ -2,6 +2,7 @@ package vici
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,19 @@ func (o observer) ChildRekey(sa ike.IKESAInfo, old, new ike.ChildSAInfo) {
 	c.AddSection("new", childSAMessage(fromChild(x, new)))
 	m.AddSection(sa.Name, s)
 	o.s.emit("child-rekey", m)
+}
+
+// IKEUpdate reports new outer addresses as charon's ike-update: the new
+// ones at the top, the IKE SA (with the old ones) in its section.
+func (o observer) IKEUpdate(sa ike.IKESAInfo, local, remote netip.AddrPort) {
+	if !o.s.listening("ike-update") {
+		return
+	}
+	m := NewMessage()
+	m.Set("local-host", local.Addr().String()).Set("local-port", strconv.Itoa(int(local.Port())))
+	m.Set("remote-host", remote.Addr().String()).Set("remote-port", strconv.Itoa(int(remote.Port())))
+	m.AddSection(sa.Name, ikeSAMessage(fromIKE(sa), nil))
+	o.s.emit("ike-update", m)
 }
 
 // fromIKE describes an IKE SA as the control socket's listing does,

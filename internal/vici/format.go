@@ -76,7 +76,13 @@ func childSAMessage(ch daemon.ChildSA) *Message {
 	m.Set("spi-in", ch.SPIIn).Set("spi-out", ch.SPIOut)
 	setAlgorithms(m, ch.Proposal, false)
 	m.Set("bytes-in", u64(ch.BytesIn)).Set("packets-in", u64(ch.PacketsIn))
+	if ch.UseIn != nil {
+		m.Set("use-in", strconv.FormatInt(*ch.UseIn, 10))
+	}
 	m.Set("bytes-out", u64(ch.BytesOut)).Set("packets-out", u64(ch.PacketsOut))
+	if ch.UseOut != nil {
+		m.Set("use-out", strconv.FormatInt(*ch.UseOut, 10))
+	}
 	// xdp_wan's counters before authentication: no charon key carries
 	// them, these are ours (swanctl does not print them).
 	m.Set("rx-seen-bytes", u64(ch.RxSeenBytes)).Set("rx-seen-packets", u64(ch.RxSeenPackets))

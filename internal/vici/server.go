@@ -61,6 +61,12 @@ type Backend interface {
 	ReloadSettings() error
 	// Certs lists the certificates the daemon loaded.
 	Certs() []daemon.LoadedCert
+	// LoadAuthority loads (or replaces) a certification authority,
+	// UnloadAuthority removes one loaded so; Authorities lists all, the
+	// file's too.
+	LoadAuthority(a daemon.VICIAuthority) error
+	UnloadAuthority(name string) error
+	Authorities() []daemon.Authority
 	// SetLogTap has the daemon's log lines given to f (nil: to nobody).
 	SetLogTap(f func(daemon.LogRecord))
 }

@@ -27,23 +27,44 @@ import (
 
 // fakeBackend records what the server asks and answers from fixed data.
 type fakeBackend struct {
-	mu         sync.Mutex
-	requests   []daemon.Request
-	sas        []daemon.IKESA
-	conns      []daemon.ConnInfo
-	pools      []daemon.PoolInfo
-	fail       string // Handle's error for initiate/terminate/rekey
-	trees      []*swanctl.Tree
-	shared     []Shared
-	observer   ike.Observer
-	tap        func(daemon.LogRecord)
-	certs      []daemon.LoadedCert
-	resets     uint64
-	keys       [][]byte
-	roundCerts map[string]daemon.RoundCerts
+	authorities []daemon.Authority
+	loadedAuth  []daemon.VICIAuthority
+	policies    []daemon.TrapPolicy
+	mu          sync.Mutex
+	requests    []daemon.Request
+	sas         []daemon.IKESA
+	conns       []daemon.ConnInfo
+	pools       []daemon.PoolInfo
+	fail        string // Handle's error for initiate/terminate/rekey
+	trees       []*swanctl.Tree
+	shared      []Shared
+	observer    ike.Observer
+	tap         func(daemon.LogRecord)
+	certs       []daemon.LoadedCert
+	resets      uint64
+	keys        [][]byte
+	roundCerts  map[string]daemon.RoundCerts
 }
 
 func (f *fakeBackend) Certs() []daemon.LoadedCert { return f.certs }
+
+func (f *fakeBackend) LoadAuthority(a daemon.VICIAuthority) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loadedAuth = append(f.loadedAuth, a)
+	return nil
+}
+func (f *fakeBackend) UnloadAuthority(name string) error {
+	if name != "strongswan" {
+		return fmt.Errorf("unload: authority '%s' not found", name)
+	}
+	return nil
+}
+func (f *fakeBackend) Authorities() []daemon.Authority {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.authorities
+}
 
 func (f *fakeBackend) Counters(conn string) ike.Counters {
 	f.mu.Lock()
@@ -91,6 +112,12 @@ func (f *fakeBackend) Handle(r daemon.Request) *daemon.Response {
 		return &daemon.Response{OK: true, Conns: f.conns}
 	case daemon.CmdListPools:
 		return &daemon.Response{OK: true, Pools: f.pools}
+	case daemon.CmdListPolicies:
+		return &daemon.Response{OK: true, Policies: f.policies}
+	case daemon.CmdUninstall:
+		if r.Child != "net" {
+			return &daemon.Response{Error: fmt.Sprintf("policy '%s' not found", r.Child)}
+		}
 	}
 	if f.fail != "" {
 		return &daemon.Response{Error: f.fail}
@@ -190,7 +217,7 @@ var testSA = daemon.IKESA{
 	Proposal: "IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_3072", Established: int64p(42), RekeyTime: int64p(13000),
 	RemoteVIPs: []string{"10.9.0.1"},
 	Children: []daemon.ChildSA{{Name: "net", UniqueID: 7, ReqID: 1, State: "INSTALLED", Mode: "TUNNEL", Protocol: "ESP", Encap: true,
-		SPIIn: "c1a2b3c4", SPIOut: "d1e2f3a4", Proposal: "ESP:AES_GCM_16_128/NO_EXT_SEQ", BytesIn: 840, PacketsIn: 10,
+		SPIIn: "c1a2b3c4", SPIOut: "d1e2f3a4", Proposal: "ESP:AES_GCM_16_128/NO_EXT_SEQ", BytesIn: 840, PacketsIn: 10, UseIn: int64p(3),
 		BytesOut: 1680, PacketsOut: 20, InstallTime: int64p(40), RekeyTime: int64p(3000),
 		LocalTS: []string{"10.1.0.0/16", "10.3.0.0/16"}, RemoteTS: []string{"10.2.0.0/16"}}},
 }
@@ -360,12 +387,16 @@ func TestListSAs(t *testing.T) {
 	wantCh := map[string]string{
 		"name": "net", "uniqueid": "7", "reqid": "1", "state": "INSTALLED", "mode": "TUNNEL", "protocol": "ESP", "encap": "yes",
 		"spi-in": "c1a2b3c4", "spi-out": "d1e2f3a4", "encr-alg": "AES_GCM_16", "encr-keysize": "128", "bytes-in": "840",
-		"packets-in": "10", "bytes-out": "1680", "packets-out": "20", "install-time": "40", "rekey-time": "3000",
+		"packets-in": "10", "use-in": "3", "bytes-out": "1680", "packets-out": "20", "install-time": "40", "rekey-time": "3000",
 	}
 	for k, v := range wantCh {
 		if got := ch.Get(k); got != v {
 			t.Errorf("child %s = %v, want %s", k, got, v)
 		}
+	}
+	// The outbound SA carried no packet: no use-out, as charon's.
+	if ch.Has("use-out") {
+		t.Errorf("use-out = %v for an SA never used", ch.Get("use-out"))
 	}
 	if ch.Has("integ-alg") || ch.Has("esn") {
 		t.Errorf("AEAD child has integ-alg %v, esn %v", ch.Get("integ-alg"), ch.Get("esn"))
@@ -485,8 +516,7 @@ func TestUnsupportedAndUnknownCommands(t *testing.T) {
 	if _, err := s.Call(context.Background(), "reload-settings", nil); err == nil || !strings.Contains(err.Error(), "xdpsec.conf: bad") {
 		t.Errorf("reload-settings: %v", err)
 	}
-	for _, cmd := range []string{"install", "uninstall", "load-token",
-		"load-authority", "unload-authority"} {
+	for _, cmd := range []string{"load-token"} {
 		if _, err := s.Call(context.Background(), cmd, msgWith("child", "net")); err == nil || !strings.Contains(err.Error(), "'"+cmd+"'") {
 			t.Errorf("%s: %v", cmd, err)
 		}
@@ -602,7 +632,7 @@ func TestLoadSharedNeverShowsTheSecret(t *testing.T) {
 func TestEvents(t *testing.T) {
 	ts := startServer(t)
 	s := ts.session()
-	if err := s.Subscribe("ike-updown", "child-updown", "child-rekey", "ike-rekey"); err != nil {
+	if err := s.Subscribe("ike-updown", "child-updown", "child-rekey", "ike-rekey", "ike-update"); err != nil {
 		t.Fatal(err)
 	}
 	ch := make(chan govici.Event, 16)
@@ -620,6 +650,7 @@ func TestEvents(t *testing.T) {
 	o.IKEUpDown(sa, true)
 	o.ChildUpDown(sa, child, true)
 	o.ChildRekey(sa, child, child2)
+	o.IKEUpdate(sa, netip.MustParseAddrPort("192.0.2.7:4500"), netip.MustParseAddrPort("192.0.2.2:4500"))
 	o.ChildUpDown(sa, child2, false)
 	o.IKEUpDown(sa, false)
 	next := func(name string) *govici.Message {
@@ -648,6 +679,13 @@ func TestEvents(t *testing.T) {
 	r := m.Get("site").(*govici.Message).Get("child-sas").(*govici.Message).Get("net").(*govici.Message)
 	if r.Get("old").(*govici.Message).Get("spi-in") != "c0000001" || r.Get("new").(*govici.Message).Get("spi-in") != "c0000003" {
 		t.Errorf("child rekey: %v", m)
+	}
+	// ike-update: the new addresses on top, the SA with the old ones.
+	m = next("ike-update")
+	if m.Get("local-host") != "192.0.2.7" || m.Get("local-port") != "4500" || m.Get("remote-host") != "192.0.2.2" ||
+		m.Get("remote-port") != "4500" || m.Get("site").(*govici.Message).Get("local-host") != "192.0.2.1" ||
+		m.Get("site").(*govici.Message).Get("local-port") != "500" {
+		t.Errorf("ike update: %v", m)
 	}
 	if m = next("child-updown"); m.Get("up") != nil {
 		t.Errorf("child down: %v", m)
@@ -891,5 +929,106 @@ func TestSocket(t *testing.T) {
 	s2.Close()
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("socket left behind after Close: %v", err)
+	}
+}
+
+// install and uninstall reach the daemon with the child and connection;
+// list-policies streams the trap policies as charon's list-policy.
+func TestTrapPolicies(t *testing.T) {
+	ts := startServer(t)
+	ts.b.mu.Lock()
+	ts.b.policies = []daemon.TrapPolicy{
+		{IKE: "site", Child: "net", Mode: "TUNNEL", ReqID: 1, LocalTS: []string{"10.1.0.0/16"}, RemoteTS: []string{"10.2.0.0/16"}},
+		{IKE: "site", Child: "host", Mode: "TRANSPORT", ReqID: 2, LocalTS: []string{"192.0.2.1/32[tcp]"}, RemoteTS: []string{"192.0.2.2/32"}},
+	}
+	ts.b.mu.Unlock()
+	s := ts.session()
+	call(t, s, "install", msgWith("child", "net", "ike", "site"))
+	ts.b.mu.Lock()
+	r := ts.b.requests[len(ts.b.requests)-1]
+	ts.b.mu.Unlock()
+	if r.Command != daemon.CmdInstall || r.Child != "net" || r.IKE != "site" {
+		t.Errorf("install reached the daemon as %+v", r)
+	}
+	if _, err := s.Call(context.Background(), "install", nil); err == nil || !strings.Contains(err.Error(), "missing configuration name") {
+		t.Errorf("install without a child: %v", err)
+	}
+	call(t, s, "uninstall", msgWith("child", "net"))
+	if _, err := s.Call(context.Background(), "uninstall", msgWith("child", "nope")); err == nil || !strings.Contains(err.Error(), "policy 'nope' not found") {
+		t.Errorf("uninstall of no trap: %v", err)
+	}
+
+	msgs := stream(t, ts.path, "list-policies", "list-policy", nil)
+	if len(msgs) != 2 {
+		t.Fatalf("%d list-policy events, want 2", len(msgs))
+	}
+	p := msgs[0].GetSection("site/net")
+	if p == nil || p.Get("child") != "net" || p.Get("ike") != "site" || p.Get("mode") != "TUNNEL" ||
+		!slices.Equal(p.GetList("local-ts"), []string{"10.1.0.0/16"}) || !slices.Equal(p.GetList("remote-ts"), []string{"10.2.0.0/16"}) {
+		t.Errorf("first policy: %v", msgs[0])
+	}
+	if p := msgs[1].GetSection("site/host"); p == nil || p.Get("mode") != "TRANSPORT" {
+		t.Errorf("second policy: %v", msgs[1])
+	}
+	if msgs := stream(t, ts.path, "list-policies", "list-policy", with("child", "host", "trap", "yes")); len(msgs) != 1 {
+		t.Errorf("child=host: %d events", len(msgs))
+	}
+	// No shunts: pass and drop alone list nothing.
+	if msgs := stream(t, ts.path, "list-policies", "list-policy", with("drop", "yes", "pass", "yes")); len(msgs) != 0 {
+		t.Errorf("drop, pass: %d events", len(msgs))
+	}
+}
+
+// load-authority hands the CA certificate's data and the URIs to the
+// daemon, refusing token keys by name; list-authorities streams charon's
+// list-authority; get-authorities names them.
+func TestAuthorities(t *testing.T) {
+	ts := startServer(t)
+	ca := iketest.NewCA(t, "xdpsec test CA", nil)
+	ts.b.mu.Lock()
+	ts.b.authorities = []daemon.Authority{{Name: "strongswan", Cert: ca.Cert, CRLURIs: []string{"http://crl.example.org/ca.crl"},
+		OCSPURIs: []string{"http://ocsp.example.org", "http://ocsp2.example.org"}, CertURIBase: "http://certs.example.org/", VICI: true},
+		{Name: "file", Cert: ca.Cert}}
+	ts.b.mu.Unlock()
+	s := ts.session()
+	in, err := govici.MarshalMessage(map[string]any{
+		"strongswan": map[string]any{"cacert": string(ca.Cert.Raw), "crl_uris": []string{"http://crl.example.org/ca.crl"},
+			"ocsp_uris": []string{"http://ocsp.example.org"}, "cert_uri_base": "http://certs.example.org/"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, s, "load-authority", in)
+	ts.b.mu.Lock()
+	got := ts.b.loadedAuth
+	ts.b.mu.Unlock()
+	if len(got) != 1 || got[0].Name != "strongswan" || string(got[0].CACert) != string(ca.Cert.Raw) ||
+		!slices.Equal(got[0].CRLURIs, []string{"http://crl.example.org/ca.crl"}) || !slices.Equal(got[0].OCSPURIs, []string{"http://ocsp.example.org"}) ||
+		got[0].CertURIBase != "http://certs.example.org/" {
+		t.Errorf("load-authority reached the daemon as %+v", got)
+	}
+	tok, _ := govici.MarshalMessage(map[string]any{"tok": map[string]any{"handle": "0102", "slot": "1"}})
+	if _, err := s.Call(context.Background(), "load-authority", tok); err == nil || !strings.Contains(err.Error(), "authorities.tok.") || !strings.Contains(err.Error(), "PKCS#11") {
+		t.Errorf("load-authority with a token: %v", err)
+	}
+	call(t, s, "unload-authority", msgWith("name", "strongswan"))
+	if _, err := s.Call(context.Background(), "unload-authority", msgWith("name", "nope")); err == nil || !strings.Contains(err.Error(), "'nope'") {
+		t.Errorf("unload-authority nope: %v", err)
+	}
+	msgs := stream(t, ts.path, "list-authorities", "list-authority", nil)
+	if len(msgs) != 2 {
+		t.Fatalf("%d list-authority events, want the VICI one and the file's", len(msgs))
+	}
+	a := msgs[0].GetSection("strongswan")
+	if a == nil || a.Get("cacert") != "C=CH, O=xdpsec, CN=xdpsec test CA" || !slices.Equal(a.GetList("crl_uris"), []string{"http://crl.example.org/ca.crl"}) ||
+		len(a.GetList("ocsp_uris")) != 2 || a.Get("cert_uri_base") != "http://certs.example.org/" {
+		t.Errorf("list-authority: %v", msgs[0])
+	}
+	if msgs := stream(t, ts.path, "list-authorities", "list-authority", with("name", "other")); len(msgs) != 0 {
+		t.Errorf("name=other: %d events", len(msgs))
+	}
+	// Only VICI's: the file's are not swanctl's to unload.
+	if got := call(t, s, "get-authorities", nil).Get("authorities"); !slices.Equal(got.([]string), []string{"strongswan"}) {
+		t.Errorf("get-authorities: %v", got)
 	}
 }
