@@ -27,7 +27,10 @@ type IKESAInfo struct {
 	LocalVIPs, RemoteVIPs []netip.Addr
 	// DNSServers are those the gateway sent us with our virtual IPs.
 	DNSServers []netip.Addr
-	Children   []ChildSAInfo
+	// Established is when it got established (zero before); a restart
+	// keeps it.
+	Established time.Time
+	Children    []ChildSAInfo
 }
 
 // ChildSAInfo describes a CHILD_SA.
@@ -54,31 +57,6 @@ func (e *Engine) IKESAs() []IKESAInfo {
 		out = append(out, sa.info(true))
 	}
 	return append(out, e.v1Infos()...)
-}
-
-// IKESAStatus is an IKE SA's ID and state.
-type IKESAStatus struct {
-	ID    uint32
-	State IKESAState
-}
-
-// IKESAStatuses lists the IKE SAs' IDs and states, oldest first: IKESAs
-// without what it formats, for a caller that polls them (the daemon
-// notes when each IKE SA got established, twice a second), which with
-// thousands of IKE SAs would otherwise format them all each time, under
-// the engine's lock.
-func (e *Engine) IKESAStatuses() []IKESAStatus {
-	e.mu.Lock()
-	defer e.unlock()
-	sas, v1 := e.allSAs(), e.allV1SAs()
-	out := make([]IKESAStatus, 0, len(sas)+len(v1))
-	for _, sa := range sas {
-		out = append(out, IKESAStatus{ID: sa.id, State: sa.state})
-	}
-	for _, sa := range v1 {
-		out = append(out, IKESAStatus{ID: sa.id, State: sa.state})
-	}
-	return out
 }
 
 func (e *Engine) ikeSA(id uint32) (*ikeSA, error) {

@@ -47,7 +47,7 @@ func (sa *ikeSA) info(children bool) IKESAInfo {
 		LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 		Proposal: sa.proposal.String(), Version: 2,
 		EAPIdentity: sa.eapIdentity, LocalVIPs: append([]netip.Addr(nil), sa.localVIPs...), RemoteVIPs: sa.vipAddrs(),
-		DNSServers: slices.Clone(sa.dnsServers),
+		DNSServers: slices.Clone(sa.dnsServers), Established: sa.establishedAt,
 	}
 	if children {
 		for _, c := range sa.children {
@@ -123,7 +123,7 @@ func (sa *v1SA) info(children bool) IKESAInfo {
 		SPIi: sa.ckyI, SPIr: sa.ckyR, Local: sa.local, Remote: sa.remote, LocalID: sa.localID, RemoteID: sa.remoteID,
 		NATLocal: sa.natLocal, NATRemote: sa.natRemote, Proposal: sa.proposal,
 		EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), RemoteVIPs: sa.vipAddrs(),
-		DNSServers: slices.Clone(sa.dnsServers)}
+		DNSServers: slices.Clone(sa.dnsServers), Established: sa.establishedAt}
 	if children {
 		for _, c := range sa.children {
 			i.Children = append(i.Children, c.info())

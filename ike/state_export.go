@@ -477,18 +477,3 @@ func (e *Engine) HalfOpen() int {
 	defer e.unlock()
 	return e.halfOpen()
 }
-
-// ChildSAInstallTimes says when each CHILD_SA was installed, by its ID.
-func (e *Engine) ChildSAInstallTimes() map[uint32]time.Time {
-	e.mu.Lock()
-	defer e.unlock()
-	out := map[uint32]time.Time{}
-	for _, sa := range e.allSAs() {
-		for _, c := range sa.children {
-			if !c.installedAt.IsZero() {
-				out[c.id] = c.installedAt
-			}
-		}
-	}
-	return out
-}

@@ -170,7 +170,8 @@ func TestStateJournalFollowsExport(t *testing.T) {
 			tb.b = tb.restartPeer(tb.b, st, c, 0xc4000000)
 			after := tb.established(tb.b)
 			if after.ID != before.ID || after.SPIi != before.SPIi || len(after.Children) != len(before.Children) ||
-				after.Children[0].SPIIn != before.Children[0].SPIIn {
+				after.Children[0].SPIIn != before.Children[0].SPIIn || after.Established.IsZero() ||
+				!after.Established.Equal(before.Established) || !after.Children[0].InstalledAt.Equal(before.Children[0].InstalledAt) {
 				t.Fatalf("taken back from the journal:\n%+v\nbefore:\n%+v", after, before)
 			}
 		})

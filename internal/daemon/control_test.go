@@ -109,7 +109,7 @@ func enginePairWith(t *testing.T, n int, h *saHistograms) (*Daemon, *ike.Engine,
 	if up != n || len(engines[1].IKESAs()) != n {
 		t.Fatalf("%d of %d IKE SAs established (responder has %d): %+v", up, n, len(engines[1].IKESAs()), engines[0].IKESAs()[0])
 	}
-	d := &Daemon{engine: engines[0], loaded: loaded[0], established: map[uint32]time.Time{}, stop: make(chan struct{}), histograms: h}
+	d := &Daemon{engine: engines[0], loaded: loaded[0], stop: make(chan struct{}), histograms: h}
 	t.Cleanup(func() { close(d.stop); d.wg.Wait() })
 	return d, engines[1], net
 }

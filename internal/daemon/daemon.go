@@ -99,10 +99,9 @@ type Daemon struct {
 	// journal is the state file (journal.go), nil without one.
 	journal *journal
 
-	mu          sync.Mutex // guards below
-	loaded      *Loaded
-	established map[uint32]time.Time // first seen ESTABLISHED, by IKE SA ID
-	stopping    bool
+	mu       sync.Mutex // guards below
+	loaded   *Loaded
+	stopping bool
 	// autoTraps are the traps installed for start_action = trap, by
 	// connection/child (trap.go).
 	autoTraps map[string]bool
@@ -188,7 +187,7 @@ func Start(opts Options) (*Daemon, error) {
 	// one included, elsewhere: what the state file records (stateOwner).
 	netns := currentNetNS()
 	d := &Daemon{netns: netns, opts: opts, log: opts.Logs.Logger("dmn"), cfgLog: opts.Logs.Logger("cfg"), knlLog: opts.Logs.Logger("knl"),
-		established: map[uint32]time.Time{}, loads: gatewayLoads{byKey: map[gatewayKey]*gatewayLoad{}}, stop: make(chan struct{}), sender: &socketSender{}}
+		loads: gatewayLoads{byKey: map[gatewayKey]*gatewayLoad{}}, stop: make(chan struct{}), sender: &socketSender{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -394,8 +393,7 @@ func (d *Daemon) startActions(only []string) {
 	}
 }
 
-// watch notes when IKE SAs become established, for list-sas, and keeps
-// the state file: what the engine changed without handing it over at
+// watch keeps the state file: what the engine changed without handing it over at
 // once (message IDs, accounting) is appended twice a second, and the
 // file is compacted when its changes outgrow its snapshot (journal.go).
 // Changes that matter (an SA installed, rekeyed or removed) the engine
@@ -409,31 +407,10 @@ func (d *Daemon) watch() {
 		case <-d.stop:
 			return
 		case <-t.C:
-			d.noteEstablished(d.engine.IKESAStatuses())
 			d.engine.FlushState()
 			if d.journal != nil && d.journal.wantsCompaction() {
 				d.compact()
 			}
-		}
-	}
-}
-
-// noteEstablished notes when each IKE SA of the engine's listing sas got
-// established and forgets those that are gone.
-func (d *Daemon) noteEstablished(sas []ike.IKESAStatus) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	seen := make(map[uint32]bool, len(sas))
-	now := time.Now()
-	for _, sa := range sas {
-		seen[sa.ID] = true
-		if sa.State >= ike.IKESAEstablished && d.established[sa.ID].IsZero() {
-			d.established[sa.ID] = now
-		}
-	}
-	for id := range d.established {
-		if !seen[id] {
-			delete(d.established, id)
 		}
 	}
 }

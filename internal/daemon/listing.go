@@ -28,19 +28,7 @@ func usedAgo(now, used time.Time) *int64 {
 // CHILD_SAs, the kernel's counters and xdp_wan's rx_seen.
 func (d *Daemon) ListSAs(conn string) []IKESA {
 	sas := d.engine.IKESAs()
-	st := make([]ike.IKESAStatus, len(sas))
-	for i, sa := range sas {
-		st[i] = ike.IKESAStatus{ID: sa.ID, State: sa.State}
-	}
-	d.noteEstablished(st)
-	installed := d.engine.ChildSAInstallTimes()
 	now := time.Now()
-	d.mu.Lock()
-	established := make(map[uint32]time.Time, len(d.established))
-	for k, v := range d.established {
-		established[k] = v
-	}
-	d.mu.Unlock()
 	out := []IKESA{}
 	for _, sa := range sas {
 		if conn != "" && sa.Name != conn {
@@ -66,7 +54,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			x.EAPID = sa.EAPIdentity
 		}
 		fc := d.swanctlConn(sa.Name)
-		if t, ok := established[sa.ID]; ok {
+		if t := sa.Established; !t.IsZero() {
 			x.Established = secondsPtr(now.Sub(t))
 			if fc != nil && fc.RekeyTime > 0 {
 				x.RekeyTime = secondsPtr(max(0, t.Add(fc.RekeyTime).Sub(now)))
@@ -94,7 +82,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 			if p, b, err := d.dp.RxSeen(in); err == nil {
 				c.RxSeenPackets, c.RxSeenBytes = p, b
 			}
-			if t, ok := installed[ch.ID]; ok {
+			if t := ch.InstalledAt; !t.IsZero() {
 				c.InstallTime = secondsPtr(now.Sub(t))
 				if fc != nil {
 					if cc := fc.Child(ch.Name); cc != nil && cc.RekeyTime > 0 {

@@ -23,7 +23,7 @@ import (
 // named. Mistakes are refused with what is wrong.
 func TestRedirectCommand(t *testing.T) {
 	client, responder, nw := enginePair(t, 1)
-	d := &Daemon{engine: responder, established: map[uint32]time.Time{}, stop: make(chan struct{})}
+	d := &Daemon{engine: responder, stop: make(chan struct{})}
 	defer close(d.stop)
 	for _, tc := range []struct {
 		req  Request

@@ -67,9 +67,8 @@ func (d *Daemon) compact() {
 // loadedState is what a state file of either version holds.
 type loadedState struct {
 	stateHeader
-	Engine      ike.EngineState
-	Established map[uint32]time.Time
-	Torn        bool // a short record at the end was dropped
+	Engine ike.EngineState
+	Torn   bool // a short record at the end was dropped
 }
 
 // readState reads and checks a state file.
@@ -102,17 +101,7 @@ func readState(path string) (*loadedState, error) {
 			st.Zero()
 			return nil, fmt.Errorf("%w: %s is version %d, this daemon reads versions %d and %d", ErrState, path, h.Version, stateVersion, journalVersion)
 		}
-		l := &loadedState{stateHeader: h, Engine: st, Established: map[uint32]time.Time{}, Torn: torn}
-		for _, sa := range st.SAs {
-			if !sa.EstablishedAt.IsZero() {
-				l.Established[sa.ID] = sa.EstablishedAt
-			}
-		}
-		for _, sa := range st.V1 {
-			if !sa.EstablishedAt.IsZero() {
-				l.Established[sa.ID] = sa.EstablishedAt
-			}
-		}
+		l := &loadedState{stateHeader: h, Engine: st, Torn: torn}
 		return l, nil
 	}
 	var head stateHeader
@@ -129,10 +118,12 @@ func readState(path string) (*loadedState, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%w: %s is corrupt: %v", ErrState, path, err)
 	}
-	l := &loadedState{stateHeader: f.stateHeader, Engine: f.Engine, Established: map[uint32]time.Time{}}
-	for k, t := range f.Established {
-		if id, err := strconv.ParseUint(k, 10, 32); err == nil {
-			l.Established[uint32(id)] = t
+	l := &loadedState{stateHeader: f.stateHeader, Engine: f.Engine}
+	// Version 1 kept the times beside the records.
+	for i := range l.Engine.SAs {
+		sa := &l.Engine.SAs[i]
+		if t, ok := f.Established[strconv.FormatUint(uint64(sa.ID), 10)]; ok && sa.EstablishedAt.IsZero() {
+			sa.EstablishedAt = t
 		}
 	}
 	return l, nil
@@ -199,11 +190,6 @@ func (d *Daemon) restore() {
 			}
 		}
 	}
-	d.mu.Lock()
-	for id, t := range f.Established {
-		d.established[id] = t
-	}
-	d.mu.Unlock()
 	saved := len(f.Engine.SAs) + len(f.Engine.V1)
 	d.log.Info(fmt.Sprintf("took back %d of %d IKE_SAs saved %s", saved-len(errs), saved, f.Saved.Format(time.RFC3339)))
 }
