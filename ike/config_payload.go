@@ -230,8 +230,15 @@ func prefixMask4(bits int) []byte {
 // IPs when it has any (one selector each, of the spec's protocol and
 // ports), else its IKE address.
 func (sa *ikeSACommon) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
-	if len(sa.vips) == 0 {
-		return resolveTS(specs, sa.remote.Addr())
+	return resolveTSOn(specs, sa.vipAddrs(), sa.remote.Addr())
+}
+
+// resolveTSOn resolves selectors whose dynamic ones stand for virtual
+// IPs: one selector for each of vips (of the spec's protocol and ports),
+// or for the IKE address ike when there are none.
+func resolveTSOn(specs []TSSpec, vips []netip.Addr, ike netip.Addr) []TrafficSelector {
+	if len(vips) == 0 {
+		return resolveTS(specs, ike)
 	}
 	var out []TrafficSelector
 	for _, s := range specs {
@@ -239,7 +246,7 @@ func (sa *ikeSACommon) resolveRemoteTS(specs []TSSpec) []TrafficSelector {
 			out = append(out, s.TS)
 			continue
 		}
-		for _, a := range sa.vipAddrs() {
+		for _, a := range vips {
 			out = append(out, resolveTS([]TSSpec{s}, a)...)
 		}
 	}

@@ -301,20 +301,7 @@ func v1ConfigAttr(a message.ConfigAttribute) isakmp.Attribute {
 // v1LocalTS resolves our selectors for a Quick Mode we start: dynamic is
 // our virtual IP once the gateway assigned one, else our IKE address.
 func (sa *v1SA) v1LocalTS(specs []TSSpec) []TrafficSelector {
-	if len(sa.localVIPs) == 0 {
-		return resolveTS(specs, sa.local.Addr())
-	}
-	var out []TrafficSelector
-	for _, s := range specs {
-		if !s.Dynamic {
-			out = append(out, s.TS)
-			continue
-		}
-		for _, a := range sa.localVIPs {
-			out = append(out, resolveTS([]TSSpec{s}, a)...)
-		}
-	}
-	return out
+	return resolveTSOn(specs, sa.localVIPs, sa.local.Addr())
 }
 
 // heldVIP is the virtual IP of the family the peer holds already, and

@@ -338,22 +338,19 @@ func (s *Server) control(c *conn, cmd string, req *Message) *Message {
 // charon's: child names the CHILD_SA config, ike optionally its
 // connection.
 func cmdInstall(s *Server, c *conn, req *Message) *Message {
-	if req.Get("child") == "" {
-		return errMsg(errors.New("missing configuration name"))
-	}
-	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdInstall, IKE: req.Get("ike"), Child: req.Get("child")})
-	if !resp.OK {
-		return errMsg(errors.New(resp.Error))
-	}
-	return success()
+	return trapCommand(s, req, daemon.CmdInstall)
 }
 
 // cmdUninstall removes a child's trap policies (swanctl --uninstall).
 func cmdUninstall(s *Server, c *conn, req *Message) *Message {
+	return trapCommand(s, req, daemon.CmdUninstall)
+}
+
+func trapCommand(s *Server, req *Message, cmd string) *Message {
 	if req.Get("child") == "" {
 		return errMsg(errors.New("missing configuration name"))
 	}
-	resp := s.backend.Handle(daemon.Request{Command: daemon.CmdUninstall, IKE: req.Get("ike"), Child: req.Get("child")})
+	resp := s.backend.Handle(daemon.Request{Command: cmd, IKE: req.Get("ike"), Child: req.Get("child")})
 	if !resp.OK {
 		return errMsg(errors.New(resp.Error))
 	}
