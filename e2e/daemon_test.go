@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/maps"
 )
 
 // tunnelConf is what differs between the daemon scenarios.
@@ -245,7 +246,7 @@ func checkCounters(t *testing.T, dp *daemonPair, minBytes uint64) {
 		if c.RxSeenPackets < c.PacketsIn {
 			t.Errorf("site %s: rx_seen %d < %d packets the kernel authenticated on SA %s", g.name, c.RxSeenPackets, c.PacketsIn, c.SPIIn)
 		}
-		s, err := g.maps.SA.Get(parseSPI(t, c.SPIIn), g.outer)
+		s, err := g.maps.SA.Get(maps.SAProtoESP, parseSPI(t, c.SPIIn), g.outer)
 		if err != nil {
 			t.Errorf("site %s: SA %s in the BPF table: %v", g.name, c.SPIIn, err)
 		} else if s.RxSeenPackets != c.RxSeenPackets {

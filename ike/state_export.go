@@ -108,7 +108,8 @@ func (s *EngineState) Zero() {
 func (s *ExportedIKESA) SAIDs() []SAID {
 	var out []SAID
 	for _, c := range s.Children {
-		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+		p := saProtoOf(c.Suite)
+		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn, Proto: p}, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut, Proto: p})
 	}
 	return out
 }

@@ -30,7 +30,7 @@ type fakeKernel struct {
 	nextSPI  uint32
 }
 
-func (k *fakeKernel) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
+func (k *fakeKernel) AllocSPI(proto xfrm.Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
 	k.nextSPI++
 	spi := r.Base + k.nextSPI
 	k.ev.add("kernel allocspi %.8x", spi)
@@ -132,7 +132,7 @@ func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
 	b.sas[sa.SPI] = sa
 	return nil
 }
-func (b *fakeBPF) DeleteSA(spi uint32, dst netip.Addr) error {
+func (b *fakeBPF) DeleteSA(proto maps.SAProto, spi uint32, dst netip.Addr) error {
 	if _, ok := b.sas[spi]; !ok {
 		return maps.ErrNoSA
 	}
@@ -140,7 +140,7 @@ func (b *fakeBPF) DeleteSA(spi uint32, dst netip.Addr) error {
 	delete(b.sas, spi)
 	return nil
 }
-func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
+func (b *fakeBPF) GetSA(proto maps.SAProto, spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
 	sa, ok := b.sas[spi]
 	if !ok {
 		return maps.InboundSAStats{}, maps.ErrNoSA
@@ -148,7 +148,7 @@ func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
 }
 
-func (b *fakeBPF) MoveSA(spi uint32, from, to netip.Addr) error {
+func (b *fakeBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error {
 	sa, ok := b.sas[spi]
 	if !ok || sa.Dst != from {
 		return maps.ErrNoSA
@@ -215,7 +215,7 @@ func testSA(spi uint32, inbound bool) *ike.SA {
 
 func TestDataplaneInboundOrder(t *testing.T) {
 	d, k, b, ev := newFakeDataplane(t)
-	spi, err := d.AllocateSPI(them, us)
+	spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestDataplaneTunnelRoutes(t *testing.T) {
 func TestDataplaneMigrate(t *testing.T) {
 	d, k, b, ev := newFakeDataplane(t)
 	newUs := netip.MustParseAddr("198.51.100.7")
-	spi, err := d.AllocateSPI(them, us)
+	spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
 	if err != nil {
 		t.Fatal(err)
 	}
