@@ -36,6 +36,7 @@ type ChildSAInfo struct {
 	Name              string
 	State             ChildSAState
 	SPIIn, SPIOut     uint32
+	Protocol          SAProto // ESP or AH
 	Mode              Mode
 	Proposal          string
 	LocalTS, RemoteTS []TrafficSelector
