@@ -1,0 +1,196 @@
+package ike_test
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// ahChild makes the connection's CHILD_SA AH with the given proposals.
+func ahChild(props string, mode ike.Mode) func(c *ike.Connection) {
+	return func(c *ike.Connection) {
+		c.Children[0].ESPProposals = nil
+		c.Children[0].AHProposals = transform.MustParseProposals(transform.ProtoAH, props)
+		c.Children[0].Mode = mode
+	}
+}
+
+// checkAH checks that both ends installed the same AH CHILD_SA: every SA
+// is AH, without encryption, with the integrity key its twin has, and
+// the policies' templates are AH.
+func (tb *testbed) checkAH(integ transform.IntegID, mode ike.Mode) {
+	tb.t.Helper()
+	for _, p := range []*peer{tb.a, tb.b} {
+		sas := tb.children(p)
+		if len(sas) != 1 || sas[0].Protocol != ike.SAProtoAH || sas[0].Mode != mode || !strings.HasPrefix(sas[0].Proposal, "AH:") {
+			tb.t.Fatalf("%s: CHILD_SAs %+v, want one AH %v", p.name, sas, mode)
+		}
+		for _, pol := range p.dp.Policies() {
+			if pol.Proto != ike.SAProtoAH {
+				tb.t.Fatalf("%s: policy %v === %v %v with a %v template", p.name, pol.Src, pol.Dst, pol.Dir, pol.Proto)
+			}
+		}
+	}
+	as, bs := tb.a.dp.SAs(), tb.b.dp.SAs()
+	if len(as) != 2 || len(bs) != 2 {
+		tb.t.Fatalf("a has %d SAs, b %d", len(as), len(bs))
+	}
+	for _, x := range as {
+		y := tb.b.dp.SA(x.SPI)
+		if y == nil || x.Proto != ike.SAProtoAH || y.Proto != ike.SAProtoAH || x.Inbound == y.Inbound {
+			tb.t.Fatalf("SA %08x: %+v and twin %+v", x.SPI, x, y)
+		}
+		if x.Encr != 0 || len(x.EncrKey) != 0 || x.Integ != integ || y.Integ != integ ||
+			len(x.IntegKey) != integ.KeySize() || !bytes.Equal(x.IntegKey, y.IntegKey) {
+			tb.t.Fatalf("SA %08x: encr %v/%d bytes, integ %v/%v, keys equal %v", x.SPI, x.Encr, len(x.EncrKey), x.Integ, y.Integ,
+				bytes.Equal(x.IntegKey, y.IntegKey))
+		}
+		if x.Mode != mode || x.Encap != nil {
+			tb.t.Fatalf("SA %08x: mode %v encap %+v", x.SPI, x.Mode, x.Encap)
+		}
+	}
+}
+
+// TestAH negotiates AH CHILD_SAs (RFC 4302) between two engines, in both
+// IKE versions, tunnel and transport mode, each end initiating; rekeys
+// and deletes them (REKEY_SA and Delete with Protocol ID AH).
+func TestAH(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version uint8
+		props   string
+		integ   transform.IntegID
+		mode    ike.Mode
+		fromB   bool // b initiates
+	}{
+		{"IKEv2 tunnel", 2, "sha256", transform.AUTH_HMAC_SHA2_256_128, ike.ModeTunnel, false},
+		{"IKEv2 transport, b initiates", 2, "sha512-modp2048,sha1", transform.AUTH_HMAC_SHA2_512_256, ike.ModeTransport, true},
+		{"IKEv1 tunnel", 1, "sha256", transform.AUTH_HMAC_SHA2_256_128, ike.ModeTunnel, false},
+		{"IKEv1 transport with PFS, b initiates", 1, "sha384-modp2048", transform.AUTH_HMAC_SHA2_384_192, ike.ModeTransport, true},
+		{"IKEv1 AES-XCBC", 1, "aesxcbc", transform.AUTH_AES_XCBC_96, ike.ModeTunnel, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := func(c *ike.Connection) {
+				if tc.version == 1 {
+					v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+				}
+				ahChild(tc.props, tc.mode)(c)
+			}
+			tb := newTestbed(t, bedOptions{connA: set, connB: set})
+			init, resp := tb.a, tb.b
+			if tc.fromB {
+				init, resp = tb.b, tb.a
+			}
+			if _, err := init.e.Initiate("gw"); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Flush()
+			tb.checkAH(tc.integ, tc.mode)
+			if !strings.Contains(strings.Join(init.dp.Events(), "\n"), "allocate AH ") {
+				t.Errorf("no AH SPI allocated: %v", init.dp.Events())
+			}
+			if tc.version == 2 && !resp.log.contains("selected proposal: AH:") {
+				t.Errorf("responder did not log the AH proposal it selected")
+			}
+
+			old := tb.children(init)[0]
+			if err := init.e.RekeyChildSA(old.ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.settleRekeys()
+			if ch := tb.children(init); len(ch) != 1 || ch[0].SPIIn == old.SPIIn || ch[0].Protocol != ike.SAProtoAH {
+				t.Fatalf("after the rekey: %+v (old SPI %08x)", ch, old.SPIIn)
+			}
+			tb.checkAH(tc.integ, tc.mode)
+
+			ch := tb.children(resp)[0]
+			if err := resp.e.DeleteChildSA(ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Flush()
+			for _, p := range []*peer{tb.a, tb.b} {
+				if n := len(tb.children(p)); n != 0 {
+					t.Fatalf("%s: %d CHILD_SAs after the delete", p.name, n)
+				}
+			}
+			if !init.log.contains("received DELETE for AH CHILD_SA with SPI") {
+				t.Errorf("the peer's DELETE did not name AH")
+			}
+			if err := init.e.DeleteIKESA(tb.established(init).ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Flush()
+			tb.settleRekeys()
+			tb.wantNoSAs(tb.a)
+			tb.wantNoSAs(tb.b)
+		})
+	}
+}
+
+// TestAHProposalMismatch: an AH CHILD_SA offered to an ESP-only peer (and
+// the reverse) is refused with NO_PROPOSAL_CHOSEN, charon's log lines
+// naming both sides' proposals.
+func TestAHProposalMismatch(t *testing.T) {
+	for _, version := range []uint8{2, 1} {
+		t.Run(map[uint8]string{1: "IKEv1", 2: "IKEv2"}[version], func(t *testing.T) {
+			ver := func(c *ike.Connection) {
+				if version == 1 {
+					v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+				}
+			}
+			tb := newTestbed(t, bedOptions{connA: both(ver, ahChild("sha256", ike.ModeTunnel)), connB: ver})
+			tb.establish()
+			if ch := tb.established(tb.a).Children; len(ch) != 0 {
+				t.Fatalf("CHILD_SA established: %+v", ch)
+			}
+			if !tb.b.log.contains("no acceptable proposal found") || !tb.b.log.contains("configured proposals: ESP:") {
+				t.Errorf("b did not log the refusal")
+			}
+			if version == 2 && !tb.b.log.contains("received proposals: AH:HMAC_SHA2_256_128/NO_EXT_SEQ") {
+				t.Errorf("b did not log the AH proposal received")
+			}
+			if n := tb.a.dp.AllocatedSPIs(); n != 0 {
+				t.Errorf("a keeps %d SPIs", n)
+			}
+		})
+	}
+}
+
+// TestAHBehindNAT: AH authenticates the outer addresses, which a NAT
+// rewrites (RFC 3947): with a NAT detected the initiator does not propose
+// it and nothing is installed. (A responder that selects AH with a NAT
+// detected answers NO_PROPOSAL_CHOSEN; two engines never get there, both
+// ends see the NAT and the initiator stops first.)
+func TestAHBehindNAT(t *testing.T) {
+	for _, version := range []uint8{2, 1} {
+		ver := func(c *ike.Connection) {
+			if version == 1 {
+				v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+			}
+		}
+		name := map[uint8]string{1: "IKEv1", 2: "IKEv2"}[version]
+		t.Run(name+" initiator behind a NAT", func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{
+				aAddr: netip.MustParseAddr("10.0.0.1"),
+				connA: both(ver, ahChild("sha256", ike.ModeTunnel)),
+				connB: both(ver, ahChild("sha256", ike.ModeTunnel), func(c *ike.Connection) { c.RemoteAddrs = nil }),
+			})
+			tb.nat = true
+			tb.net.AddNAT(netip.MustParsePrefix("10.0.0.0/24"), netip.MustParseAddr("203.0.113.1"), 30000)
+			tb.establish()
+			if ch := tb.established(tb.a).Children; len(ch) != 0 {
+				t.Fatalf("CHILD_SA established behind a NAT: %+v", ch)
+			}
+			if !tb.a.log.contains("unable to establish AH CHILD_SA net: AH is not supported behind a NAT") {
+				t.Errorf("a did not say why")
+			}
+			if len(tb.a.dp.SAs()) != 0 || len(tb.b.dp.SAs()) != 0 || tb.a.dp.AllocatedSPIs() != 0 {
+				t.Errorf("SAs installed or SPIs kept")
+			}
+		})
+	}
+}
