@@ -138,7 +138,7 @@ func (d *Daemon) ListConns() []ConnInfo {
 		for _, ch := range c.Children {
 			cc := ChildConn{
 				Name: ch.Name, Mode: ch.Mode.String(), LocalTS: stringsOf(ch.LocalTS), RemoteTS: stringsOf(ch.RemoteTS),
-				Proposals: stringsOf(ch.ESPProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
+				Proposals: stringsOf(ch.ESPProposals), AHProposals: stringsOf(ch.AHProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
 				RekeyTime: int64(ch.RekeyTime / time.Second), IfIDIn: ch.ChildConfig.IfIDIn, IfIDOut: ch.ChildConfig.IfIDOut,
 			}
 			ci.Children = append(ci.Children, cc)
