@@ -185,6 +185,17 @@ func TestAHWithCharon(t *testing.T) {
 				}
 				ga.waitChild("net", 10*time.Second)
 				if got := ping(t, p.a.lanH, p.a.lanA, p.b.lanA, 10, 5); got != 10 {
+					for _, s := range []*site{p.a, p.b} {
+						states, _ := run(s.Netns, "", "ip", "-s", "xfrm", "state")
+						pols, _ := run(s.Netns, "", "ip", "xfrm", "policy")
+						var errs []string
+						for k, v := range xfrmStat(t, s.Netns) {
+							if v != 0 {
+								errs = append(errs, fmt.Sprintf("%s %d", k, v))
+							}
+						}
+						t.Logf("site %s: XFRM errors %v\n%s\n%s", s.name, errs, states, pols)
+					}
 					t.Fatalf("ping LAN A → LAN B over AH with charon: %d of 10 answered", got)
 				}
 				wantAH(t, ga)
