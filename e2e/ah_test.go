@@ -40,6 +40,10 @@ func wantAH(t *testing.T, g *gateway) {
 	if !strings.Contains(states, "auth-trunc hmac(sha256)") || strings.Contains(states, "proto esp") || strings.Contains(states, "enc ") {
 		t.Errorf("site %s: `ip xfrm state` is not AH with hmac(sha256) alone:\n%s", g.name, states)
 	}
+	if g.outer.Is4() != strings.Contains(states, "align4") {
+		// RFC 4302 3.3.3.2.1: 32-bit alignment over IPv4, 64 over IPv6.
+		t.Errorf("site %s: AH SAs over %s with the wrong ICV alignment:\n%s", g.name, g.outer, states)
+	}
 	if pol, _ := run(g.Netns, "", "ip", "xfrm", "policy"); !strings.Contains(pol, "proto ah") || strings.Contains(pol, "proto esp") {
 		t.Errorf("site %s: policy templates are not AH:\n%s", g.name, pol)
 	}

@@ -33,6 +33,13 @@ func TestEncodeAH(t *testing.T) {
 	if proto := nl.DeserializeXfrmUsersaInfo(p).Id.Proto; proto != unix.IPPROTO_AH {
 		t.Errorf("id.proto %d, want %d (AH)", proto, unix.IPPROTO_AH)
 	}
+	if f := nl.DeserializeXfrmUsersaInfo(p).Flags; f&stateAlign4 == 0 {
+		t.Errorf("IPv4 AH state without XFRM_STATE_ALIGN4: flags %#x", f)
+	}
+	s6 := ahState(0x1234, addrA6, addrB6)
+	if req6, err := encodeState(nl.XFRM_MSG_NEWSA, &s6, nil); err != nil || nl.DeserializeXfrmUsersaInfo(req6.payload()).Flags&stateAlign4 != 0 {
+		t.Errorf("IPv6 AH state with XFRM_STATE_ALIGN4 (its AH is 64-bit aligned): %v", err)
+	}
 	a, _ := attrs(p[nl.SizeofXfrmUsersaInfo:])
 	if _, ok := a[nl.XFRMA_ALG_CRYPT]; ok {
 		t.Error("AH state with XFRMA_ALG_CRYPT")

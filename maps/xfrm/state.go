@@ -243,6 +243,7 @@ func classify(err error, notFound error) error {
 // Flags of xfrm_usersa_info.
 const (
 	stateAFUnspec = 32  // XFRM_STATE_AF_UNSPEC: the selector may be of either family
+	stateAlign4   = 64  // XFRM_STATE_ALIGN4: IPv4 AH pads its ICV to 4 octets, not 8
 	stateESN      = 128 // XFRM_STATE_ESN
 )
 
@@ -310,6 +311,12 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 	useESNAttr := s.ESN || s.ReplayWindow > legacyReplayWindow
 	if s.ESN {
 		info.Flags |= stateESN
+	}
+	if s.Proto == ProtoAH && s.Dst.Unmap().Is4() {
+		// RFC 4302 3.3.3.2.1: IPv4 aligns the AH header to 32 bits; the
+		// kernel's 64-bit default (IPv6's) breaks interoperability (charon
+		// sets the flag too).
+		info.Flags |= stateAlign4
 	}
 	if !useESNAttr {
 		info.ReplayWindow = uint8(s.ReplayWindow)
