@@ -137,3 +137,36 @@ func TestSATableAHSlot(t *testing.T) {
 		t.Errorf("list %+v %v", list, err)
 	}
 }
+
+// BenchmarkXDPWanAH measures xdp_wan per packet (BPF_PROG_TEST_RUN's
+// repeat loop) on AH next to ESP of the same size: a known SPI in the
+// allocated range (pass), and an unknown one (drop).
+func BenchmarkXDPWanAH(b *testing.B) {
+	objs, s := loadObjects(b)
+	for _, sa := range []maps.InboundSA{{SPI: slotSPI, Dst: us4, CPU: maps.NoCPU}, {SPI: slotSPI + 1, Proto: maps.SAProtoAH, Dst: us4, CPU: maps.NoCPU}} {
+		if err := s.SA.Put(sa); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		want uint32
+	}{
+		{"esp-known", esp4(slotSPI), xdpPass},
+		{"ah-known", ah4(slotSPI + 1), xdpPass},
+		{"esp-unknown", esp4(slotSPI + 2), xdpDrop},
+		{"ah-unknown", ah4(slotSPI + 2), xdpDrop},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ret, d, err := objs.XdpWan.Benchmark(c.pkt, b.N, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ret != c.want {
+				b.Fatalf("verdict %d, want %d", ret, c.want)
+			}
+			b.ReportMetric(float64(d.Nanoseconds()), "ns/pkt")
+		})
+	}
+}
