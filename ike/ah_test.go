@@ -162,9 +162,8 @@ func TestAHProposalMismatch(t *testing.T) {
 
 // TestAHBehindNAT: AH authenticates the outer addresses, which a NAT
 // rewrites (RFC 3947): with a NAT detected the initiator does not propose
-// it and nothing is installed. (A responder that selects AH with a NAT
-// detected answers NO_PROPOSAL_CHOSEN; two engines never get there, both
-// ends see the NAT and the initiator stops first.)
+// it and nothing is installed; a responder that sees a NAT refuses it
+// (TestV1AHResponderSeesNAT).
 func TestAHBehindNAT(t *testing.T) {
 	for _, version := range []uint8{2, 1} {
 		ver := func(c *ike.Connection) {
@@ -192,5 +191,55 @@ func TestAHBehindNAT(t *testing.T) {
 				t.Errorf("SAs installed or SPIs kept")
 			}
 		})
+	}
+}
+
+// corruptV1SourceNATD rewrites the second NAT-D payload (the sender's own
+// address, RFC 3947 3.2) of IKEv1 Main Mode messages a sends on port 500:
+// only the responder then sees a NAT. HASH_I does not cover NAT-D, so
+// phase 1 still authenticates.
+func corruptV1SourceNATD(d ike.Datagram) []ike.Datagram {
+	b := d.Data
+	if d.Local.Addr() != addrA || d.Remote.Port() != 500 || len(b) < 28 || b[17] != 0x10 || b[18] != 2 || b[19]&1 != 0 {
+		return []ike.Datagram{d}
+	}
+	b = append([]byte(nil), b...)
+	next, off, natd := b[16], 28, 0
+	for next != 0 && off+4 <= len(b) {
+		n := int(b[off+2])<<8 | int(b[off+3])
+		if n < 4 || off+n > len(b) {
+			break
+		}
+		if next == 20 || next == 130 { // NAT-D, RFC 3947 or draft
+			if natd++; natd == 2 {
+				b[off+n-1] ^= 0xff
+			}
+		}
+		next, off = b[off], off+n
+	}
+	d.Data = b
+	return []ike.Datagram{d}
+}
+
+// TestV1AHResponderSeesNAT: only the responder detects a NAT (the
+// initiator's source NAT-D does not match): the initiator proposes AH in
+// Quick Mode and the responder answers NO_PROPOSAL_CHOSEN, saying why.
+func TestV1AHResponderSeesNAT(t *testing.T) {
+	set := both(func(c *ike.Connection) { v1("aes128-sha256-modp2048", "aes128-sha256")(c) }, ahChild("sha256", ike.ModeTunnel))
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb.net.Filter = corruptV1SourceNATD
+	tb.establish()
+	a, b := tb.established(tb.a), tb.established(tb.b)
+	if a.NATLocal || a.NATRemote || !b.NATRemote {
+		t.Fatalf("NAT detection: a %v/%v, b remote %v; want only b to see one", a.NATLocal, a.NATRemote, b.NATRemote)
+	}
+	if len(a.Children) != 0 || len(b.Children) != 0 {
+		t.Fatalf("AH CHILD_SA established behind a NAT: %+v %+v", a.Children, b.Children)
+	}
+	if !tb.b.log.contains("AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN for CHILD_SA net") {
+		t.Errorf("b did not say why it refused")
+	}
+	if len(tb.a.dp.SAs()) != 0 || len(tb.b.dp.SAs()) != 0 || tb.b.dp.AllocatedSPIs() != 0 {
+		t.Errorf("SAs installed or SPIs kept")
 	}
 }
