@@ -243,3 +243,61 @@ func TestV1AHResponderSeesNAT(t *testing.T) {
 		t.Errorf("SAs installed or SPIs kept")
 	}
 }
+
+// TestAHTakeBack: a restarted engine takes an AH CHILD_SA back from its
+// saved state (IKEv2 and IKEv1): the saved SAIDs name AH SAs, the
+// policies come back with AH templates, and the peer's rekey installs
+// AH SAs again.
+func TestAHTakeBack(t *testing.T) {
+	for _, version := range []uint8{2, 1} {
+		t.Run(map[uint8]string{1: "IKEv1", 2: "IKEv2"}[version], func(t *testing.T) {
+			set := func(c *ike.Connection) {
+				if version == 1 {
+					v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+				}
+				ahChild("sha256", ike.ModeTunnel)(c)
+			}
+			tb := newTestbed(t, bedOptions{connA: set, connB: set})
+			tb.establish()
+			old := tb.children(tb.a)[0]
+			st := tb.b.e.Detach()
+			var ids []ike.SAID
+			if version == 1 {
+				ids = st.V1[0].SAIDs()
+			} else {
+				ids = st.SAs[0].SAIDs()
+			}
+			if len(ids) != 2 || ids[0].Proto != ike.SAProtoAH || ids[1].Proto != ike.SAProtoAH {
+				t.Fatalf("saved SAIDs %+v, want two AH SAs", ids)
+			}
+			cb := baseConn(addrB, addrA, "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.1.0.0/16")
+			set(cb)
+			tb.b = tb.restartPeer(tb.b, st, cb, 0xc4000000)
+			if ch := tb.children(tb.b); len(ch) != 1 || ch[0].Protocol != ike.SAProtoAH || ch[0].SPIIn != old.SPIOut {
+				t.Fatalf("taken back: %+v", ch)
+			}
+			pols := tb.b.dp.Policies()
+			if len(pols) == 0 {
+				t.Fatal("no policies taken back")
+			}
+			for _, p := range pols {
+				if p.Proto != ike.SAProtoAH {
+					t.Fatalf("policy taken back with a %v template", p.Proto)
+				}
+			}
+			if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.settleRekeys()
+			ch := tb.children(tb.b)
+			if len(ch) != 1 || ch[0].SPIIn == old.SPIOut || ch[0].Protocol != ike.SAProtoAH {
+				t.Fatalf("after the rekey: %+v", ch)
+			}
+			for _, s := range tb.b.dp.SAs() {
+				if s.Proto != ike.SAProtoAH || len(s.IntegKey) != 32 || len(s.EncrKey) != 0 {
+					t.Errorf("SA %08x after the rekey: %v, integ key %d, encr key %d octets", s.SPI, s.Proto, len(s.IntegKey), len(s.EncrKey))
+				}
+			}
+		})
+	}
+}
