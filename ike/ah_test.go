@@ -301,3 +301,32 @@ func TestAHTakeBack(t *testing.T) {
 		})
 	}
 }
+
+// TestMOBIKEAHIntoNAT: a moves behind a NAT (MOBIKE): its AH CHILD_SA
+// cannot follow (AH authenticates the outer addresses), so both ends close
+// it, saying why, and remove its SAs; the IKE SA stays.
+func TestMOBIKEAHIntoNAT(t *testing.T) {
+	set := ahChild("sha256", ike.ModeTunnel)
+	tb := newMobikeBed(t, bedOptions{connA: set, connB: set})
+	if ch := tb.children(tb.a); len(ch) != 1 || ch[0].Protocol != ike.SAProtoAH {
+		t.Fatalf("before the move: %+v", ch)
+	}
+	tb.net.AddNAT(natInner, natPubA, 30000)
+	tb.roam(addrA, insideA)
+	tb.settleRekeys()
+	for _, p := range []*peer{tb.a, tb.b} {
+		if ch := tb.children(p); len(ch) != 0 {
+			t.Errorf("%s: AH CHILD_SAs behind a NAT: %+v", p.name, ch)
+		}
+		if sas := p.dp.SAs(); len(sas) != 0 {
+			t.Errorf("%s: %d SAs left", p.name, len(sas))
+		}
+	}
+	if !tb.a.log.contains("AH is not supported behind a NAT, closing CHILD_SA net") &&
+		!tb.b.log.contains("AH is not supported behind a NAT, closing CHILD_SA net") {
+		t.Error("neither end said why it closed the AH CHILD_SA")
+	}
+	if b := tb.established(tb.b); b.Remote.Addr() != natPubA || !b.NATRemote {
+		t.Errorf("b's IKE_SA is with %s (NAT %v)", b.Remote, b.NATRemote)
+	}
+}

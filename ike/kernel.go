@@ -304,7 +304,7 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 	}
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
-	k.encap = sa.useNATT()
+	k.encap = sa.useNATT() && k.proto() != SAProtoAH // AH is closed behind a NAT (closeAHBehindNAT)
 	if k.inInstalled {
 		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn, Proto: k.proto()}, k.esp(true, transform.SAKeys{})); err != nil {
 			sa.log.Info(fmt.Sprintf("moving inbound SA %.8x of CHILD_SA %s failed: %v", k.spiIn, k.name(), err))
