@@ -330,3 +330,36 @@ func TestMOBIKEAHIntoNAT(t *testing.T) {
 		t.Errorf("b's IKE_SA is with %s (NAT %v)", b.Remote, b.NATRemote)
 	}
 }
+
+// TestV1AHChildByProtocol: a Quick Mode responder with an ESP and an AH
+// child of the same selectors takes the one whose protocol the peer
+// offers.
+func TestV1AHChildByProtocol(t *testing.T) {
+	for _, proto := range []ike.SAProto{ike.SAProtoAH, ike.SAProtoESP} {
+		t.Run(proto.String(), func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{
+				connA: func(c *ike.Connection) {
+					v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+					if proto == ike.SAProtoAH {
+						ahChild("sha256", ike.ModeTunnel)(c)
+					}
+				},
+				connB: func(c *ike.Connection) {
+					v1("aes128-sha256-modp2048", "aes128-sha256")(c)
+					esp := *c.Children[0]
+					esp.Name = "esp"
+					ah := esp
+					ah.Name, ah.ESPProposals = "ah", nil
+					ah.AHProposals = transform.MustParseProposals(transform.ProtoAH, "sha256")
+					c.Children = []*ike.ChildConfig{&esp, &ah}
+				},
+			})
+			tb.establish()
+			ch := tb.children(tb.b)
+			want := map[ike.SAProto]string{ike.SAProtoAH: "ah", ike.SAProtoESP: "esp"}[proto]
+			if len(ch) != 1 || ch[0].Protocol != proto || ch[0].Name != want {
+				t.Fatalf("b's CHILD_SAs %+v, want %s (%v)", ch, want, proto)
+			}
+		})
+	}
+}

@@ -314,12 +314,23 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 			return
 		}
 	}
+	// Among the children whose selectors fit, one of a protocol (ESP or
+	// AH) the peer offers first.
+	offered := map[isakmp.ProtocolID]bool{}
+	for _, pr := range saP.Proposals {
+		offered[pr.Protocol] = true
+	}
 	var cc *childConfig
 	for _, c := range sa.conn.children {
 		l, r := resolveTS(c.LocalTS, sa.local.Addr()), resolveTS(c.RemoteTS, sa.remote.Addr())
 		if tsListContains(l, localTS) && tsListContains(r, remoteTS) {
-			cc = c
-			break
+			if cc == nil {
+				cc = c
+			}
+			if offered[isakmp.ProtocolID(c.proto().Protocol())] {
+				cc = c
+				break
+			}
 		}
 	}
 	if cc == nil {
