@@ -10,7 +10,7 @@ import (
 // nullDataplane hands out SPIs and accepts everything.
 type nullDataplane struct{ spi atomic.Uint32 }
 
-func (d *nullDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+func (d *nullDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	return 0xc0000000 + d.spi.Add(1), nil
 }
 func (d *nullDataplane) AddSA(*ike.SA) error                   { return nil }

@@ -2,7 +2,7 @@
 
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * xdp_wan: the WAN side. ESP and ESP-in-UDP are matched against the
+ * xdp_wan: the WAN side. ESP, ESP-in-UDP and AH are matched against the
  * inbound SA table before the stack sees them: unknown SPIs are dropped,
  * known ones counted (pre-authentication) and steered to their SA's CPU.
  * IKE passes through a per-source policer for new-SA requests. Everything
@@ -17,6 +17,8 @@
 #define NATT_PORT 4500
 #define IKE_HDR_LEN 28
 #define ESP_HDR_LEN 8		/* SPI + sequence number */
+#define AH_HDR_LEN 12		/* next header, length, reserved, SPI, sequence number */
+#define AH_OFF_SPI 4
 #define NON_ESP_MARKER_LEN 4
 
 /* IKE header fields (RFC 7296 3.1, RFC 2408 3.1) */
@@ -61,7 +63,7 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, __u8 family)
 	return *(__u64 *)a == *(__u64 *)b && *(__u64 *)(a + 8) == *(__u64 *)(b + 8);
 }
 
-static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
+static __always_inline int handle_sa(struct l3 *l3, __u8 proto, __be32 spi, __u64 bytes)
 {
 	__u32 zero = 0, idx;
 	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
@@ -74,7 +76,7 @@ static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
 	idx = bpf_ntohl(spi) - (cfg ? cfg->spi_base : 0);
 	if (cfg && idx < cfg->spi_count) {
 		slot = bpf_map_lookup_elem(&sa_slot, &idx);
-		if (!slot || slot->spi != spi || slot->family != l3->family ||
+		if (!slot || slot->spi != spi || slot->family != l3->family || slot->proto != proto ||
 		    !addr_eq(slot->daddr, l3->daddr, l3->family))
 			return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 		ctr = bpf_map_lookup_elem(&sa_slot_stats, &idx);
@@ -91,6 +93,7 @@ static __always_inline int handle_esp(struct l3 *l3, __be32 spi, __u64 bytes)
 		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 	key.spi = spi;
 	key.family = l3->family;
+	key.proto = proto;
 	copy_addr(key.daddr, l3->daddr, l3->family);
 	sa = bpf_map_lookup_elem(&sa_in, &key);
 	if (!sa)
@@ -213,7 +216,7 @@ static __always_inline int handle_udp(struct l3 *l3, void *data_end, __u64 bytes
 				  len - NON_ESP_MARKER_LEN, bytes);
 	if (len < ESP_HDR_LEN || (void *)(payload + ESP_HDR_LEN) > data_end)
 		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
-	return handle_esp(l3, *(__be32 *)payload, bytes);
+	return handle_sa(l3, XS_SA_ESP, *(__be32 *)payload, bytes);
 }
 
 SEC("xdp")
@@ -240,7 +243,13 @@ int xdp_wan(struct xdp_md *ctx)
 	if (l3.proto == IPPROTO_ESP) {
 		if (l3.l4 + ESP_HDR_LEN > data_end)
 			return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
-		return handle_esp(&l3, *(__be32 *)l3.l4, bytes);
+		return handle_sa(&l3, XS_SA_ESP, *(__be32 *)l3.l4, bytes);
+	}
+	/* AH (RFC 4302): the SPI follows next header, length and reserved. */
+	if (l3.proto == IPPROTO_AH) {
+		if (l3.l4 + AH_HDR_LEN > data_end)
+			return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+		return handle_sa(&l3, XS_SA_AH, *(__be32 *)(l3.l4 + AH_OFF_SPI), bytes);
 	}
 	if (l3.proto == IPPROTO_UDP)
 		return handle_udp(&l3, data_end, bytes);

@@ -105,7 +105,7 @@ func TestXDPWanFixtures(t *testing.T) {
 			packets: [][]byte{esp4(knownSPI)}, verdicts: []uint32{xdpPass},
 			counters: map[string]uint64{"rx_seen": 1},
 			check: func(t *testing.T, s *maps.Set) {
-				sa, err := s.SA.Get(knownSPI, us4)
+				sa, err := s.SA.Get(maps.SAProtoESP, knownSPI, us4)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -119,7 +119,7 @@ func TestXDPWanFixtures(t *testing.T) {
 			packets: [][]byte{esp4(slotSPI)}, verdicts: []uint32{xdpPass},
 			counters: map[string]uint64{"rx_seen": 1},
 			check: func(t *testing.T, s *maps.Set) {
-				sa, err := s.SA.Get(slotSPI, us4)
+				sa, err := s.SA.Get(maps.SAProtoESP, slotSPI, us4)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -391,7 +391,7 @@ func TestSATableSlots(t *testing.T) {
 		run(t, objs.XdpWan, esp4(slotSPI))
 	}
 	addSA(slotSPI, us4, 1)(t, s)
-	sa, err := s.SA.Get(slotSPI, us4)
+	sa, err := s.SA.Get(maps.SAProtoESP, slotSPI, us4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,10 +405,10 @@ func TestSATableSlots(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].SPI != slotSPI || list[0].RxSeenPackets != 2 {
 		t.Errorf("list = %+v, %v", list, err)
 	}
-	if err := s.SA.Delete(slotSPI, us4b); !errors.Is(err, maps.ErrNoSA) {
+	if err := s.SA.Delete(maps.SAProtoESP, slotSPI, us4b); !errors.Is(err, maps.ErrNoSA) {
 		t.Errorf("delete for the wrong destination: %v", err)
 	}
-	if err := s.SA.Delete(slotSPI, us4); err != nil {
+	if err := s.SA.Delete(maps.SAProtoESP, slotSPI, us4); err != nil {
 		t.Fatal(err)
 	}
 	if got := run(t, objs.XdpWan, esp4(slotSPI)); got != xdpDrop {
@@ -416,7 +416,7 @@ func TestSATableSlots(t *testing.T) {
 	}
 	// A new SA in the slot starts from zero.
 	addSA(slotSPI, us4b, maps.NoCPU)(t, s)
-	if sa, err := s.SA.Get(slotSPI, us4b); err != nil || sa.RxSeenPackets != 0 {
+	if sa, err := s.SA.Get(maps.SAProtoESP, slotSPI, us4b); err != nil || sa.RxSeenPackets != 0 {
 		t.Errorf("reused slot: %+v, %v", sa, err)
 	}
 }
@@ -434,7 +434,7 @@ func TestSATableUpdateKeepsCounters(t *testing.T) {
 		}
 	}
 	addSA(knownSPI, us4, 1)(t, s)
-	sa, err := s.SA.Get(knownSPI, us4)
+	sa, err := s.SA.Get(maps.SAProtoESP, knownSPI, us4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,10 +442,10 @@ func TestSATableUpdateKeepsCounters(t *testing.T) {
 		t.Errorf("after update: cpu %d, %d packets, %d bytes; want cpu 1, 3 packets, %d bytes",
 			sa.CPU, sa.RxSeenPackets, sa.RxSeenBytes, 3*(20+8+8))
 	}
-	if err := s.SA.Delete(knownSPI, us4); err != nil {
+	if err := s.SA.Delete(maps.SAProtoESP, knownSPI, us4); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SA.Delete(knownSPI, us4); !errors.Is(err, maps.ErrNoSA) {
+	if err := s.SA.Delete(maps.SAProtoESP, knownSPI, us4); !errors.Is(err, maps.ErrNoSA) {
 		t.Errorf("second delete: %v, want ErrNoSA", err)
 	}
 	if got := run(t, objs.XdpWan, short); got != xdpDrop {
@@ -466,7 +466,7 @@ func TestSATableMove(t *testing.T) {
 		for range 2 {
 			run(t, objs.XdpWan, to(us4, spi))
 		}
-		if err := s.SA.Move(spi, us4, us4b); err != nil {
+		if err := s.SA.Move(maps.SAProtoESP, spi, us4, us4b); err != nil {
 			t.Fatal(err)
 		}
 		if got := run(t, objs.XdpWan, to(us4, spi)); got != xdpDrop {
@@ -475,17 +475,17 @@ func TestSATableMove(t *testing.T) {
 		if got := run(t, objs.XdpWan, to(us4b, spi)); got == xdpDrop {
 			t.Errorf("SPI %#x at the new address: dropped", spi)
 		}
-		sa, err := s.SA.Get(spi, us4b)
+		sa, err := s.SA.Get(maps.SAProtoESP, spi, us4b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if sa.RxSeenPackets != 3 || sa.CPU != 1 {
 			t.Errorf("SPI %#x after the move: %d packets on CPU %d, want 3 on 1", spi, sa.RxSeenPackets, sa.CPU)
 		}
-		if _, err := s.SA.Get(spi, us4); !errors.Is(err, maps.ErrNoSA) {
+		if _, err := s.SA.Get(maps.SAProtoESP, spi, us4); !errors.Is(err, maps.ErrNoSA) {
 			t.Errorf("SPI %#x still at the old address: %v", spi, err)
 		}
-		if err := s.SA.Move(spi, us4, us4b); !errors.Is(err, maps.ErrNoSA) {
+		if err := s.SA.Move(maps.SAProtoESP, spi, us4, us4b); !errors.Is(err, maps.ErrNoSA) {
 			t.Errorf("moving SPI %#x from where it is not: %v, want ErrNoSA", spi, err)
 		}
 	}

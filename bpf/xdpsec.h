@@ -37,15 +37,15 @@ enum xs_action : __u8 {
 enum xs_counter : __u32 {
 	/* xdp_wan verdicts */
 	XS_CNT_XDP_PASS = 0,		/* none of ours, passed untouched */
-	XS_CNT_RX_SEEN,			/* ESP for a known SA (pre-authentication) */
+	XS_CNT_RX_SEEN,			/* ESP or AH for a known SA (pre-authentication) */
 	XS_CNT_REDIRECT_CPU,		/* of those, steered to the SA's CPU */
 	XS_CNT_IKE,			/* IKE passed to the daemon */
 	XS_CNT_IKE_SA_INIT,		/* of those, new-SA requests under the limit */
 	XS_CNT_NATT_KEEPALIVE,		/* NAT-T keepalives passed */
 	XS_CNT_FRAGMENT,		/* non-first IP fragments passed */
 	/* xdp_wan drop reasons */
-	XS_CNT_DROP_NO_SA,		/* ESP for an SPI we have no SA for */
-	XS_CNT_DROP_MALFORMED,		/* truncated ESP, UDP or IKE header */
+	XS_CNT_DROP_NO_SA,		/* ESP or AH for an SPI we have no SA for */
+	XS_CNT_DROP_MALFORMED,		/* truncated ESP, AH, UDP or IKE header */
 	XS_CNT_DROP_IKE_RATELIMIT,	/* new IKE SA request over the source's rate */
 	/* tc_lan verdicts */
 	XS_CNT_TC_PROTECT,		/* matched a PROTECT policy */
@@ -64,11 +64,25 @@ struct xs_counter_value {
 	__u64 bytes;
 };
 
-/* Key of sa_in: the triple RFC 4301 uses to find an inbound SA. */
+/*
+ * IPsec protocol of an SA. ESP is 0 so that entries written before AH
+ * existed (the byte was padding) keep matching ESP. ESP in UDP is ESP.
+ */
+enum xs_sa_proto : __u8 {
+	XS_SA_ESP = 0,
+	XS_SA_AH = 1,
+};
+
+/*
+ * Key of sa_in: the triple RFC 4301 uses to find an inbound SA
+ * (destination, protocol, SPI). The kernel hands out SPIs per protocol,
+ * so an AH and an ESP SA may share an SPI and destination.
+ */
 struct xs_sa_key {
 	__u32 spi;		/* network order */
 	enum xs_family family;
-	__u8 pad[3];
+	enum xs_sa_proto proto;
+	__u8 pad[2];
 	__u8 daddr[16];		/* IPv4 in the first 4 bytes, the rest zero */
 };
 
@@ -93,7 +107,8 @@ struct xs_sa_entry {
 struct xs_sa_slot {
 	__u32 spi;		/* network order; 0: empty */
 	enum xs_family family;
-	__u8 pad[3];
+	enum xs_sa_proto proto;	/* the daemon keeps SPIs of the range unique over both */
+	__u8 pad[2];
 	__u8 daddr[16];
 	__u32 cpu;		/* as in xs_sa_entry */
 	__u32 flags;		/* reserved, zero */

@@ -114,15 +114,24 @@ type XdpsecXsSaKey struct {
 	_      structs.HostLayout
 	Spi    uint32
 	Family XdpsecXsFamily
-	Pad    [3]uint8
+	Proto  XdpsecXsSaProto
+	Pad    [2]uint8
 	Daddr  [16]uint8
 }
+
+type XdpsecXsSaProto uint8
+
+const (
+	XdpsecXsSaProtoXS_SA_ESP XdpsecXsSaProto = 0
+	XdpsecXsSaProtoXS_SA_AH  XdpsecXsSaProto = 1
+)
 
 type XdpsecXsSaSlot struct {
 	_      structs.HostLayout
 	Spi    uint32
 	Family XdpsecXsFamily
-	Pad    [3]uint8
+	Proto  XdpsecXsSaProto
+	Pad    [2]uint8
 	Daddr  [16]uint8
 	Cpu    uint32
 	Flags  uint32

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/maps"
 )
 
 // tunnelConf is what differs between the daemon scenarios.
@@ -16,6 +17,7 @@ type tunnelConf struct {
 	ifID       uint32   // if_id_in/out of the CHILD_SA; 0: policy-based
 	mode       string   // tunnel (default) or transport
 	esp        string   // esp_proposals; aes128gcm16 if ""
+	ah         string   // ah_proposals instead of esp_proposals: an AH CHILD_SA
 	childExtra string   // more keys of the CHILD_SA, one per line
 	childA     string   // more keys of site A's CHILD_SA only
 	connA      string   // more keys of site A's connection, one per line
@@ -57,7 +59,11 @@ func swanctlConf(p *pair, s *site, c tunnelConf) string {
 		localTS, remoteTS = "dynamic", "dynamic"
 	}
 	childBody := func(suffix string) string {
-		child := fmt.Sprintf("local_ts = %s%s\nremote_ts = %s%s\nesp_proposals = %s\nmode = %s\n", localTS, suffix, remoteTS, suffix, esp, mode)
+		proposals := "esp_proposals = " + esp
+		if c.ah != "" {
+			proposals = "ah_proposals = " + c.ah
+		}
+		child := fmt.Sprintf("local_ts = %s%s\nremote_ts = %s%s\n%s\nmode = %s\n", localTS, suffix, remoteTS, suffix, proposals, mode)
 		if c.ifID != 0 {
 			child += fmt.Sprintf("if_id_in = %d\nif_id_out = %d\n", c.ifID, c.ifID)
 		}
@@ -245,7 +251,7 @@ func checkCounters(t *testing.T, dp *daemonPair, minBytes uint64) {
 		if c.RxSeenPackets < c.PacketsIn {
 			t.Errorf("site %s: rx_seen %d < %d packets the kernel authenticated on SA %s", g.name, c.RxSeenPackets, c.PacketsIn, c.SPIIn)
 		}
-		s, err := g.maps.SA.Get(parseSPI(t, c.SPIIn), g.outer)
+		s, err := g.maps.SA.Get(maps.SAProtoESP, parseSPI(t, c.SPIIn), g.outer)
 		if err != nil {
 			t.Errorf("site %s: SA %s in the BPF table: %v", g.name, c.SPIIn, err)
 		} else if s.RxSeenPackets != c.RxSeenPackets {

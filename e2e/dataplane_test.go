@@ -113,7 +113,7 @@ func testXDPOnTunnel(t *testing.T, p *pair, ms *maps.Set, spiAB, spiBA uint32) {
 		t.Fatalf("ping through the tunnel with xdp_wan attached: %d of %d answered", got, n)
 	}
 	kernel := ba.stateStats(t, p.a)
-	seen, err := ms.SA.Get(ba.spi, p.a.outer)
+	seen, err := ms.SA.Get(maps.SAProtoESP, ba.spi, p.a.outer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func testXDPOnTunnel(t *testing.T, p *pair, ms *maps.Set, spiAB, spiBA uint32) {
 	})
 
 	t.Run("SA removed from the table", func(t *testing.T) {
-		if err := ms.SA.Delete(ba.spi, p.a.outer); err != nil {
+		if err := ms.SA.Delete(maps.SAProtoESP, ba.spi, p.a.outer); err != nil {
 			t.Fatal(err)
 		}
 		before, noSA := ba.stateStats(t, p.a), counter(t, ms, "no_sa")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/maps"
 )
 
 // TestDaemonMOBIKERoam: site A, the initiator, is a road warrior whose
@@ -187,7 +189,7 @@ func testDaemonMOBIKERoam(t *testing.T, name string, c tunnelConf) {
 	}
 	// A's xdp_wan finds the inbound SA at the new address, with the
 	// rx_seen it had before and what came since.
-	s, err := dp.ga.maps.SA.Get(parseSPI(t, after.SPIIn), aNew)
+	s, err := dp.ga.maps.SA.Get(maps.SAProtoESP, parseSPI(t, after.SPIIn), aNew)
 	if err != nil {
 		t.Fatalf("A's BPF SA table at %s: %v", aNew, err)
 	}

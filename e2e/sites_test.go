@@ -361,7 +361,7 @@ func stateStats(t *testing.T, ns *testenv.Netns) map[uint32]saStats {
 	}
 	stats := map[uint32]saStats{}
 	for _, block := range regexp.MustCompile(`(?m)^src `).Split(out, -1) {
-		spi := regexp.MustCompile(`proto esp spi 0x([0-9a-f]+)`).FindStringSubmatch(block)
+		spi := regexp.MustCompile(`proto (?:esp|ah) spi 0x([0-9a-f]+)`).FindStringSubmatch(block)
 		if spi == nil {
 			continue
 		}

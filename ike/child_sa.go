@@ -51,7 +51,7 @@ func (c *childSA) setState(s ChildSAState) {
 
 // allocateSPI reserves our inbound SPI.
 func (c *childSA) allocateSPI() error {
-	spi, err := c.ike.allocateSPI()
+	spi, err := c.ike.allocateSPI(c.proto())
 	if err != nil {
 		return fmt.Errorf("allocating SPI failed: %w", err)
 	}

@@ -257,10 +257,14 @@ type ChildConfig struct {
 	// a key exchange in them means PFS on rekeying (and on
 	// CREATE_CHILD_SA).
 	ESPProposals []transform.Proposal
-	Mode         Mode          // mode
-	RekeyTime    time.Duration // rekey_time, default 1h
-	LifeTime     time.Duration // life_time, default rekey_time * 1.1
-	RandTime     time.Duration // rand_time, default life_time - rekey_time
+	// AHProposals (ah_proposals): set, the CHILD_SA is AH (RFC 4302)
+	// and ESPProposals must be empty; AH and ESP together (a bundle or
+	// alternatives) are not supported.
+	AHProposals []transform.Proposal
+	Mode        Mode          // mode
+	RekeyTime   time.Duration // rekey_time, default 1h
+	LifeTime    time.Duration // life_time, default rekey_time * 1.1
+	RandTime    time.Duration // rand_time, default life_time - rekey_time
 	// Volume limits, 0 for none. The soft (rekey_*) limits minus a random
 	// part of rand_* are the SAs' soft limits in the dataplane, the life_*
 	// limits their hard ones; as with the times, life_* defaults to
@@ -319,6 +323,22 @@ type childConfig struct {
 // IKEv1 SAs, xauthClient whether we are the client.
 func (c *connection) xauthServer() bool { return c.xauthRemote != nil }
 func (c *connection) xauthClient() bool { return c.xauthLocal != nil }
+
+// proto is the protocol of the CHILD_SA's SAs: AH with ah_proposals.
+func (cc *childConfig) proto() SAProto {
+	if len(cc.AHProposals) > 0 {
+		return SAProtoAH
+	}
+	return SAProtoESP
+}
+
+// proposals are the configured proposals of the CHILD_SA's protocol.
+func (cc *childConfig) proposals() []transform.Proposal {
+	if len(cc.AHProposals) > 0 {
+		return cc.AHProposals
+	}
+	return cc.ESPProposals
+}
 
 // resolveConnection applies the defaults and checks a connection; port is
 // the engine's IKE port, the default local_port.
@@ -534,11 +554,20 @@ func resolveChild(c *ChildConfig) (*childConfig, error) {
 			return nil, errf("local_ts/remote_ts", "%v: OPAQUE ports are not supported", ts)
 		}
 	}
-	if len(cc.ESPProposals) == 0 {
-		cc.ESPProposals = transform.DefaultProposals(transform.ProtoESP)
-	}
-	if err := checkProposals(cc.ESPProposals, transform.ProtoESP); err != nil {
-		return nil, errf("esp_proposals", "%v", err)
+	if len(cc.AHProposals) > 0 {
+		if len(cc.ESPProposals) > 0 {
+			return nil, errf("ah_proposals", "AH together with esp_proposals is not supported: set one of them")
+		}
+		if err := checkProposals(cc.AHProposals, transform.ProtoAH); err != nil {
+			return nil, errf("ah_proposals", "%v", err)
+		}
+	} else {
+		if len(cc.ESPProposals) == 0 {
+			cc.ESPProposals = transform.DefaultProposals(transform.ProtoESP)
+		}
+		if err := checkProposals(cc.ESPProposals, transform.ProtoESP); err != nil {
+			return nil, errf("esp_proposals", "%v", err)
+		}
 	}
 	if cc.Mode > ModeTransport {
 		return nil, errf("mode", "%v is not tunnel or transport", cc.Mode)

@@ -39,6 +39,7 @@ type ChildSAInfo struct {
 	Name              string
 	State             ChildSAState
 	SPIIn, SPIOut     uint32
+	Protocol          SAProto // ESP or AH
 	Mode              Mode
 	Proposal          string
 	LocalTS, RemoteTS []TrafficSelector

@@ -17,9 +17,9 @@ import (
 // zeroes them when the call returns; an implementation that keeps keys
 // copies them.
 type Dataplane interface {
-	// AllocateSPI reserves an inbound ESP SPI for a CHILD_SA being
-	// negotiated between src (the peer) and dst (us).
-	AllocateSPI(src, dst netip.Addr) (uint32, error)
+	// AllocateSPI reserves an inbound ESP or AH SPI for a CHILD_SA
+	// being negotiated between src (the peer) and dst (us).
+	AllocateSPI(proto SAProto, src, dst netip.Addr) (uint32, error)
 	// AddSA installs one direction of a CHILD_SA.
 	AddSA(sa *SA) error
 	// UpdateSA changes an installed SA's addresses or encapsulation (NAT
@@ -61,10 +61,51 @@ type VirtualIP struct {
 }
 
 // SAID names an installed SA as the kernel does: destination, protocol
-// (always ESP here) and SPI.
+// and SPI.
 type SAID struct {
-	Dst netip.Addr
-	SPI uint32
+	Dst   netip.Addr
+	SPI   uint32
+	Proto SAProto
+}
+
+// SAProto is the IPsec protocol of an SA. The zero value is ESP, so that
+// SAIDs written before AH existed (saved state) still name ESP SAs.
+type SAProto uint8
+
+const (
+	SAProtoESP SAProto = iota // ESP (RFC 4303), IP protocol 50
+	SAProtoAH                 // AH (RFC 4302), IP protocol 51
+)
+
+func (p SAProto) String() string {
+	if p == SAProtoAH {
+		return "AH"
+	}
+	return "ESP"
+}
+
+// IPProto is the protocol's IP protocol number.
+func (p SAProto) IPProto() uint8 {
+	if p == SAProtoAH {
+		return 51
+	}
+	return 50
+}
+
+// Protocol is the proposal protocol of the same name.
+func (p SAProto) Protocol() transform.Protocol {
+	if p == SAProtoAH {
+		return transform.ProtoAH
+	}
+	return transform.ProtoESP
+}
+
+// saProtoOf is the SA protocol of a suite.
+func saProtoOf(s transform.ChildSuite) SAProto {
+	if s.AH {
+		return SAProtoAH
+	}
+	return SAProtoESP
 }
 
 // Mode is the IPsec mode of a CHILD_SA (swanctl.conf "mode").
@@ -83,7 +124,7 @@ func (m Mode) String() string {
 }
 
 // Encap is UDP encapsulation of ESP (RFC 3948), used when a NAT was
-// detected: the outer ports of the IKE SA after the float to port 4500.
+// detected (AH cannot cross a NAT and has none): the outer ports of the IKE SA after the float to port 4500.
 type Encap struct {
 	SrcPort, DstPort uint16
 }
@@ -104,10 +145,10 @@ type SA struct {
 	Mode     Mode
 	Encap    *Encap // nil without NAT-T
 	ESN      bool
-	Replay   uint32 // replay window, packets (0 for outbound SAs)
-	Encr     transform.EncrID
-	EncrBits uint16 // key length attribute, 0 when the algorithm has one size
-	EncrKey  []byte // for AEADs the 4-byte salt is at the end
+	Replay   uint32           // replay window, packets (0 for outbound SAs)
+	Encr     transform.EncrID // 0 for AH
+	EncrBits uint16           // key length attribute, 0 when the algorithm has one size
+	EncrKey  []byte           // for AEADs the 4-byte salt is at the end
 	Integ    transform.IntegID
 	IntegKey []byte
 	Lifetime Lifetime
@@ -145,6 +186,7 @@ type Policy struct {
 	Src, Dst TrafficSelector
 	// Outer addresses of the SA the policy uses (its template).
 	TmplSrc, TmplDst netip.Addr
+	Proto            SAProto // of the template: the SA's protocol
 	Mode             Mode
 	ReqID            uint32
 	IfID             uint32

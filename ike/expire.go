@@ -20,11 +20,11 @@ func (e *Engine) Expire(id SAID, hard bool) error {
 	}
 	c, inbound := e.childBySAID(id)
 	if c == nil {
-		return fmt.Errorf("%w: ESP SA %.8x to %s", ErrUnknownSA, id.SPI, id.Dst)
+		return fmt.Errorf("%w: %v SA %.8x to %s", ErrUnknownSA, id.Proto, id.SPI, id.Dst)
 	}
 	sa := c.ike
 	if !hard {
-		sa.log.Info(fmt.Sprintf("creating rekey job for CHILD_SA ESP/0x%08x/%s", id.SPI, id.Dst))
+		sa.log.Info(fmt.Sprintf("creating rekey job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst))
 		switch {
 		case c.state != ChildSAInstalled:
 			sa.log.Debug(fmt.Sprintf("CHILD_SA %s is %s, not rekeying it", c.name(), c.state))
@@ -38,7 +38,7 @@ func (e *Engine) Expire(id SAID, hard bool) error {
 		}
 		return nil
 	}
-	sa.log.Info(fmt.Sprintf("creating delete job for CHILD_SA ESP/0x%08x/%s", id.SPI, id.Dst))
+	sa.log.Info(fmt.Sprintf("creating delete job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst))
 	// The dataplane removed the SA itself.
 	if inbound {
 		c.inInstalled = false
@@ -56,10 +56,10 @@ func (e *Engine) childBySAID(id SAID) (c *childSA, inbound bool) {
 		if sa.childByID(c.id) != c {
 			continue
 		}
-		if c.spiIn == id.SPI && sa.local.Addr() == id.Dst {
+		if c.spiIn == id.SPI && sa.local.Addr() == id.Dst && c.proto() == id.Proto {
 			return c, true
 		}
-		if c.spiOut == id.SPI && sa.remote.Addr() == id.Dst {
+		if c.spiOut == id.SPI && sa.remote.Addr() == id.Dst && c.proto() == id.Proto {
 			return c, false
 		}
 	}

@@ -29,7 +29,7 @@ type anyIKESA interface {
 	common() *ikeSACommon
 }
 
-// kernelChild is a CHILD_SA as the dataplane sees it: a pair of ESP SAs
+// kernelChild is a CHILD_SA as the dataplane sees it: a pair of ESP or AH SAs
 // and the policies they share with other CHILD_SAs of the same selectors
 // (reqidTable). Guarded by the engine lock.
 type kernelChild[S anyIKESA] struct {
@@ -65,8 +65,22 @@ func (k *kernelChild[S]) sa() *ikeSACommon { return k.ike.common() }
 // and policies carry in, the outbound ones out.
 func (k *kernelChild[S]) ifIDs() (in, out uint32) { return k.cfg.IfIDIn, k.cfg.IfIDOut }
 
-func (k *kernelChild[S]) inboundID() SAID  { return SAID{Dst: k.sa().local.Addr(), SPI: k.spiIn} }
-func (k *kernelChild[S]) outboundID() SAID { return SAID{Dst: k.sa().remote.Addr(), SPI: k.spiOut} }
+func (k *kernelChild[S]) inboundID() SAID {
+	return SAID{Dst: k.sa().local.Addr(), SPI: k.spiIn, Proto: k.proto()}
+}
+
+func (k *kernelChild[S]) outboundID() SAID {
+	return SAID{Dst: k.sa().remote.Addr(), SPI: k.spiOut, Proto: k.proto()}
+}
+
+// proto is the protocol of the CHILD_SA's SAs: the negotiated one once
+// there is a suite, the configured one before (an allocated SPI).
+func (k *kernelChild[S]) proto() SAProto {
+	if k.suite.AH || (k.suite == transform.ChildSuite{} && k.cfg.proto() == SAProtoAH) {
+		return SAProtoAH
+	}
+	return SAProtoESP
+}
 
 // childWhere returns the first of a list of CHILD_SAs (of either version)
 // that match takes, or nil.
@@ -80,13 +94,13 @@ func childWhere[C *childSA | *v1Child](children []C, match func(C) bool) C {
 
 // allocateSPI reserves the inbound SPI of a CHILD_SA being negotiated on
 // the IKE SA.
-func (sa *ikeSACommon) allocateSPI() (uint32, error) {
-	return sa.e.cfg.Dataplane.AllocateSPI(sa.remote.Addr(), sa.local.Addr())
+func (sa *ikeSACommon) allocateSPI(proto SAProto) (uint32, error) {
+	return sa.e.cfg.Dataplane.AllocateSPI(proto, sa.remote.Addr(), sa.local.Addr())
 }
 
 // releaseSPI gives back an inbound SPI no SA was installed with.
-func (sa *ikeSACommon) releaseSPI(spi uint32) {
-	_ = sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: spi})
+func (sa *ikeSACommon) releaseSPI(proto SAProto, spi uint32) {
+	_ = sa.e.cfg.Dataplane.DeleteSA(SAID{Dst: sa.local.Addr(), SPI: spi, Proto: proto})
 }
 
 // lastUsed is when one of the CHILD_SA's SAs last carried a packet (zero
@@ -103,7 +117,8 @@ func (k *kernelChild[S]) lastUsed(inbound bool) time.Time {
 	return st.LastUsed
 }
 
-// esp is one of the CHILD_SA's SAs, with these keys (none for UpdateSA).
+// esp is one of the CHILD_SA's SAs (ESP or AH), with these keys (none
+// for UpdateSA).
 func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 	sa := k.sa()
 	ifIn, ifOut := k.ifIDs()
@@ -214,7 +229,7 @@ func (k *kernelChild[S]) addPolicies() error {
 	}
 	sa := k.sa()
 	ifIn, ifOut := k.ifIDs()
-	r.policies = policiesFor(k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), k.mode, r.reqid, ifIn, ifOut, sa.routeSrc)
+	r.policies = policiesFor(k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), k.mode, k.proto(), r.reqid, ifIn, ifOut, sa.routeSrc)
 	return addPolicyList(sa.e.cfg.Dataplane, r.policies)
 }
 
@@ -223,7 +238,7 @@ func (k *kernelChild[S]) addPolicies() error {
 // the same address family, with local and remote as the template's
 // outer addresses. routeSrc (nil for none) gives an outbound policy's
 // RouteSrc.
-func policiesFor(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, mode Mode, reqid, ifIn, ifOut uint32,
+func policiesFor(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, mode Mode, proto SAProto, reqid, ifIn, ifOut uint32,
 	routeSrc func(TrafficSelector) netip.Addr) []*Policy {
 	var out []*Policy
 	for _, l := range localTS {
@@ -231,15 +246,15 @@ func policiesFor(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, 
 			if l.Start.Is4() != rm.Start.Is4() {
 				continue
 			}
-			o := &Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Mode: mode, ReqID: reqid, IfID: ifOut}
+			o := &Policy{Dir: DirOut, Src: l, Dst: rm, TmplSrc: local, TmplDst: remote, Proto: proto, Mode: mode, ReqID: reqid, IfID: ifOut}
 			if routeSrc != nil {
 				o.RouteSrc = routeSrc(l)
 			}
 			out = append(out, o,
-				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: mode, ReqID: reqid, IfID: ifIn})
+				&Policy{Dir: DirIn, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Proto: proto, Mode: mode, ReqID: reqid, IfID: ifIn})
 			if mode == ModeTunnel {
 				out = append(out,
-					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Mode: mode, ReqID: reqid, IfID: ifIn})
+					&Policy{Dir: DirFwd, Src: rm, Dst: l, TmplSrc: remote, TmplDst: local, Proto: proto, Mode: mode, ReqID: reqid, IfID: ifIn})
 			}
 		}
 	}
@@ -305,14 +320,14 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 	sa := k.sa()
 	dp := sa.e.cfg.Dataplane
 	sa.e.changed(sa, true)
-	k.encap = sa.useNATT()
+	k.encap = sa.useNATT() && k.proto() != SAProtoAH // AH is closed behind a NAT (closeAHBehindNAT)
 	if k.inInstalled {
-		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn}, k.esp(true, transform.SAKeys{})); err != nil {
+		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn, Proto: k.proto()}, k.esp(true, transform.SAKeys{})); err != nil {
 			sa.log.Info(fmt.Sprintf("moving inbound SA %.8x of CHILD_SA %s failed: %v", k.spiIn, k.name(), err))
 		}
 	}
 	if k.outInstalled && k.heldOut == nil {
-		if err := dp.MigrateSA(SAID{Dst: oldRemote.Addr(), SPI: k.spiOut}, k.esp(false, transform.SAKeys{})); err != nil {
+		if err := dp.MigrateSA(SAID{Dst: oldRemote.Addr(), SPI: k.spiOut, Proto: k.proto()}, k.esp(false, transform.SAKeys{})); err != nil {
 			sa.log.Info(fmt.Sprintf("moving outbound SA %.8x of CHILD_SA %s failed: %v", k.spiOut, k.name(), err))
 		}
 	}
@@ -460,14 +475,14 @@ func (r *reqidEntry) overlapEnds(going any) {
 func (k *kernelChild[S]) reqidKey() string {
 	sa := k.sa()
 	ifIn, ifOut := k.ifIDs()
-	return reqidKeyOf(k.cfg.Name, k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), ifIn, ifOut, k.mode)
+	return reqidKeyOf(k.cfg.Name, k.localTS, k.remoteTS, sa.local.Addr(), sa.remote.Addr(), ifIn, ifOut, k.mode, k.proto())
 }
 
 // reqidKeyOf is what CHILD_SAs (and trap policies) that share a reqid
 // have in common.
-func reqidKeyOf(child string, localTS, remoteTS []TrafficSelector, local, remote netip.Addr, ifIn, ifOut uint32, mode Mode) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d", child, formatTS(localTS), formatTS(remoteTS),
-		local.Unmap(), remote.Unmap(), ifIn, ifOut, mode)
+func reqidKeyOf(child string, localTS, remoteTS []TrafficSelector, local, remote netip.Addr, ifIn, ifOut uint32, mode Mode, proto SAProto) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d|%v", child, formatTS(localTS), formatTS(remoteTS),
+		local.Unmap(), remote.Unmap(), ifIn, ifOut, mode, proto)
 }
 
 // reqID is the reqid the CHILD_SA's SAs carry, 0 while it has none.

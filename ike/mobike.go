@@ -178,6 +178,28 @@ func (sa *ikeSA) moveTo(local, remote netip.AddrPort) {
 	for _, c := range sa.children {
 		c.migrate(oldLocal, oldRemote)
 	}
+	sa.closeAHBehindNAT()
+}
+
+// closeAHBehindNAT closes the AH CHILD_SAs of an IKE SA whose path has a
+// NAT now: AH authenticates the outer addresses a NAT rewrites and cannot
+// be UDP-encapsulated (RFC 3947). They were moved without encapsulation,
+// so that their SAs are where the delete looks for them.
+func (sa *ikeSA) closeAHBehindNAT() {
+	if !sa.useNATT() {
+		return
+	}
+	queued := false
+	for _, c := range sa.children {
+		if c.proto() == SAProtoAH && c.state == ChildSAInstalled {
+			sa.log.Info(fmt.Sprintf("AH is not supported behind a NAT, closing CHILD_SA %s", c.name()))
+			sa.tm.queue(newChildDelete(sa, true, c))
+			queued = true
+		}
+	}
+	if queued {
+		sa.tm.initiate()
+	}
 }
 
 // updateChildren moves the CHILD_SAs to the IKE SA's path (the NAT state
@@ -186,6 +208,7 @@ func (sa *ikeSA) updateChildren() {
 	for _, c := range sa.children {
 		c.migrate(sa.local, sa.remote)
 	}
+	sa.closeAHBehindNAT()
 }
 
 // AddressesChanged tells the engine our current addresses (the daemon

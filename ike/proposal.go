@@ -75,7 +75,7 @@ func selectProposal(configured []transform.Proposal, received []message.Proposal
 var transformTypes = []transform.TransformType{transform.TransformENCR, transform.TransformPRF, transform.TransformINTEG, transform.TransformKE, transform.TransformESN}
 
 // matchProposal intersects two proposals of the same protocol, keeping
-// ours' order of preference. An absent KE (ESP) stands for none, an absent
+// ours' order of preference. An absent KE (ESP, AH) stands for none, an absent
 // ESN for no ESN.
 func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 	out := transform.Proposal{Protocol: ours.Protocol}
@@ -103,7 +103,7 @@ func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 
 func withImplicit(p transform.Proposal, t transform.TransformType) []transform.Transform {
 	a := p.Algorithms(t)
-	if p.Protocol != transform.ProtoESP {
+	if p.Protocol != transform.ProtoESP && p.Protocol != transform.ProtoAH {
 		return a
 	}
 	switch {

@@ -576,9 +576,24 @@ func (e *Engine) unindexChild(c *childSA) {
 	}
 }
 
-func (sa *ikeSA) childByOutboundSPI(spi uint32) *childSA {
-	return childWhere(sa.children, func(c *childSA) bool { return c.spiOut == spi })
+func (sa *ikeSA) childByOutboundSPI(proto SAProto, spi uint32) *childSA {
+	return childWhere(sa.children, func(c *childSA) bool { return c.spiOut == spi && c.proto() == proto })
 }
+
+// saProtoOfWire is the SA protocol of a Delete or REKEY_SA Protocol ID
+// (ESP or AH only).
+func saProtoOfWire(p message.ProtocolID) (SAProto, bool) {
+	switch p {
+	case message.ProtocolESP:
+		return SAProtoESP, true
+	case message.ProtocolAH:
+		return SAProtoAH, true
+	}
+	return 0, false
+}
+
+// wireProto is the Protocol ID of an SA protocol.
+func wireProto(p SAProto) message.ProtocolID { return message.ProtocolID(p.Protocol()) }
 
 func (sa *ikeSA) childByID(id uint32) *childSA {
 	return childWhere(sa.children, func(c *childSA) bool { return c.id == id })

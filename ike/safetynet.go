@@ -103,7 +103,7 @@ func (e *Engine) sweepAfterPanic() {
 			c.noteOwned(owned, users)
 		}
 		for _, q := range sa.quicks {
-			owned[SAID{Dst: sa.local.Addr(), SPI: q.spiIn}] = true
+			owned[SAID{Dst: sa.local.Addr(), SPI: q.spiIn, Proto: q.cfg.proto()}] = true
 			if q.child != nil && !q.installed && q.child.reqid != nil {
 				users[q.child.reqid]++
 			}

@@ -125,9 +125,10 @@ func zeroV2(sas []ExportedIKESA) {
 func (s *ExportedIKESA) SAIDs() []SAID {
 	var out []SAID
 	for _, c := range s.Children {
-		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn})
+		p := saProtoOf(c.Suite)
+		out = append(out, SAID{Dst: s.Local.Addr(), SPI: c.SPIIn, Proto: p})
 		if c.HeldOut == nil {
-			out = append(out, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut})
+			out = append(out, SAID{Dst: s.Remote.Addr(), SPI: c.SPIOut, Proto: p})
 		}
 	}
 	return out

@@ -66,12 +66,18 @@ func (t *childCreate) process(m *message.Message) error {
 func (t *childCreate) buildRequest(m *message.Message) error {
 	sa := t.sa
 	if t.child == nil {
+		if t.cfg.proto() == SAProtoAH && sa.useNATT() {
+			// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
+			err := fmt.Errorf("unable to establish AH CHILD_SA %s: AH is not supported behind a NAT", t.cfg.Name)
+			sa.log.Info(err.Error())
+			return err
+		}
 		t.child = sa.newChild(t.cfg)
 		if err := t.child.allocateSPI(); err != nil {
 			sa.log.Info(err.Error())
 			return err
 		}
-		t.proposals = t.cfg.ESPProposals
+		t.proposals = t.cfg.proposals()
 		if t.inAuth {
 			t.proposals = withoutKE(t.proposals)
 		} else if t.group == transform.KE_NONE {
@@ -292,13 +298,14 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		t.errorNotify = notify(message.TS_UNACCEPTABLE, nil)
 		return nil
 	}
-	configured := t.cfg.ESPProposals
+	configured := t.cfg.proposals()
 	if t.inAuth {
 		configured = withoutKE(configured)
 	}
 	sel, ok := selectProposal(configured, sap.Proposals)
 	if !ok || len(sel.spi) != 4 {
-		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolESP)))
+		received := append(proposalsFromWire(sap.Proposals, message.ProtocolESP), proposalsFromWire(sap.Proposals, message.ProtocolAH)...)
+		sa.log.Info("received proposals: " + transform.FormatProposals(received))
 		sa.log.Info("configured proposals: " + transform.FormatProposals(configured))
 		sa.log.Info("no acceptable proposal found")
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
@@ -306,6 +313,13 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	}
 	suite, err := sel.proposal.ChildSuite()
 	if err != nil {
+		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		return nil
+	}
+	if suite.AH && sa.useNATT() {
+		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
+		sa.log.Info("selected proposal: " + sel.proposal.String())
+		sa.log.Info("AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN")
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil
 	}

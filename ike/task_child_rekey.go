@@ -67,7 +67,7 @@ func (t *childRekey) build(m *message.Message) error {
 		sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s with SPIs %.8x_i %.8x_o", old.name(), old.spiIn, old.spiOut))
 		t.create = newChildCreate(sa, true, old.cfg, old)
 	}
-	m.Payloads = append(m.Payloads, &message.Notify{Protocol: message.ProtocolESP,
+	m.Payloads = append(m.Payloads, &message.Notify{Protocol: wireProto(old.proto()),
 		SPI: binary.BigEndian.AppendUint32(nil, old.spiIn), NotifyType: message.REKEY_SA})
 	if err := t.create.buildRequest(m); err != nil {
 		old.setState(ChildSAInstalled)
@@ -155,15 +155,16 @@ func (c *childSA) stopTimers() {
 func (t *childRekey) processRequest(m *message.Message) error {
 	sa := t.sa
 	n := findNotify(m, message.REKEY_SA)
-	if n.Protocol != message.ProtocolESP || len(n.SPI) != 4 {
+	proto, ok := saProtoOfWire(n.Protocol)
+	if !ok || len(n.SPI) != 4 {
 		t.errNotify = notify(message.INVALID_SYNTAX, nil)
 		return nil
 	}
 	spi := binary.BigEndian.Uint32(n.SPI)
-	old := sa.childByOutboundSPI(spi)
+	old := sa.childByOutboundSPI(proto, spi)
 	if old == nil {
 		sa.log.Info(fmt.Sprintf("CHILD_SA with SPI %.8x not found for rekeying", spi))
-		t.errNotify = &message.Notify{Protocol: message.ProtocolESP, SPI: n.SPI, NotifyType: message.CHILD_SA_NOT_FOUND}
+		t.errNotify = &message.Notify{Protocol: n.Protocol, SPI: n.SPI, NotifyType: message.CHILD_SA_NOT_FOUND}
 		return nil
 	}
 	ours := sa.rekeyFor(old)

@@ -20,6 +20,7 @@ type childDelete struct {
 	initiator bool
 	child     *childSA
 	spis      []uint32 // inbound SPIs of CHILD_SAs we no longer have
+	proto     SAProto  // of spis
 	expired   bool     // the CHILD_SA reached its hard lifetime
 }
 
@@ -30,7 +31,7 @@ func newChildDelete(sa *ikeSA, initiator bool, child *childSA) *childDelete {
 // forSPI deletes the peer's half of a CHILD_SA we failed to install.
 func (t *childDelete) forSPI(c *childSA) *childDelete {
 	t.child = nil
-	t.spis = []uint32{c.spiIn}
+	t.spis, t.proto = []uint32{c.spiIn}, c.proto()
 	return t
 }
 
@@ -39,8 +40,9 @@ func (t *childDelete) exchange() message.ExchangeType { return message.INFORMATI
 
 func (t *childDelete) build(m *message.Message) error {
 	sa := t.sa
-	spis := t.spis
+	spis, proto := t.spis, t.proto
 	if c := t.child; c != nil {
+		proto = c.proto()
 		if c.state == ChildSADestroying || sa.childByID(c.id) == nil {
 			return fmt.Errorf("CHILD_SA %s already gone", c.name())
 		}
@@ -54,9 +56,9 @@ func (t *childDelete) build(m *message.Message) error {
 		spis = append(spis, c.spiIn)
 	}
 	for _, spi := range spis {
-		sa.log.Info(fmt.Sprintf("sending DELETE for ESP CHILD_SA with SPI %.8x", spi))
+		sa.log.Info(fmt.Sprintf("sending DELETE for %v CHILD_SA with SPI %.8x", proto, spi))
 	}
-	m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPIs: spis})
+	m.Payloads = append(m.Payloads, &message.Delete{Protocol: wireProto(proto), SPIs: spis})
 	return nil
 }
 

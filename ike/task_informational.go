@@ -11,7 +11,8 @@ import (
 type informational struct {
 	sa        *ikeSA
 	deleteIKE bool
-	deleted   []uint32 // our inbound SPIs of the CHILD_SAs the peer closed
+	deleted   []uint32 // our inbound SPIs of the ESP CHILD_SAs the peer closed
+	deletedAH []uint32 // and of the AH ones
 	// MOBIKE (mobike.go): the peer's COOKIE2 to echo, and the path of an
 	// UPDATE_SA_ADDRESSES to answer with NAT detection for.
 	cookie2 []byte
@@ -41,8 +42,9 @@ func (t *informational) process(m *message.Message) error {
 				}
 				sa.e.trapChildren(sa.conn, cfgs, closeAction, sa.log)
 			case message.ProtocolESP, message.ProtocolAH:
+				proto, _ := saProtoOfWire(p.Protocol)
 				for _, spi := range p.SPIs {
-					t.deleteChild(spi)
+					t.deleteChild(proto, spi)
 				}
 			}
 		case *message.Notify:
@@ -90,24 +92,26 @@ func (t *informational) process(m *message.Message) error {
 	return nil
 }
 
-func (t *informational) deleteChild(spi uint32) {
+func (t *informational) deleteChild(proto SAProto, spi uint32) {
 	sa := t.sa
-	c := sa.childByOutboundSPI(spi)
+	c := sa.childByOutboundSPI(proto, spi)
 	if old := sa.rekeyOf; c == nil && old != nil && old.state != IKESADestroying {
 		// The peer's rekey of the old IKE SA won a collision with ours:
 		// for the peer, the CHILD_SAs are here already (RFC 7296 section
 		// 2.8.2); ours move when the old IKE SA's DELETE comes.
-		c = old.childByOutboundSPI(spi)
+		c = old.childByOutboundSPI(proto, spi)
 	}
 	if c == nil {
-		sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x, but no such SA", spi))
+		sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x, but no such SA", proto, spi))
 		sa.noteDeletedEarly(spi)
 		return
 	}
-	sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x", spi))
+	sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x", proto, spi))
 	// Both ends deleting at once: the responses carry no Delete for the
 	// crossing CHILD_SAs (RFC 7296 section 1.4.1).
-	if c.state != ChildSADeleting {
+	if c.state != ChildSADeleting && proto == SAProtoAH {
+		t.deletedAH = append(t.deletedAH, c.spiIn)
+	} else if c.state != ChildSADeleting {
 		t.deleted = append(t.deleted, c.spiIn)
 	}
 	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
@@ -130,6 +134,9 @@ func (t *informational) build(m *message.Message) error {
 	}
 	if len(t.deleted) > 0 {
 		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolESP, SPIs: t.deleted})
+	}
+	if len(t.deletedAH) > 0 {
+		m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolAH, SPIs: t.deletedAH})
 	}
 	if t.update != nil {
 		m.Payloads = append(m.Payloads, t.sa.natdPayloadsFor(t.update.Local, t.update.Remote)...)

@@ -85,7 +85,7 @@ func (e *Engine) installTrap(c *connection, cc *childConfig) error {
 	t := &trap{conn: c.Name, child: cc.Name, cfg: cc, local: local.Addr().Unmap(), remote: remote.Addr().Unmap()}
 	t.localTS = resolveTS(cc.LocalTS, t.local)
 	t.remoteTS = resolveTS(cc.RemoteTS, t.remote)
-	rkey := reqidKeyOf(cc.Name, t.localTS, t.remoteTS, t.local, t.remote, cc.IfIDIn, cc.IfIDOut, cc.Mode)
+	rkey := reqidKeyOf(cc.Name, t.localTS, t.remoteTS, t.local, t.remote, cc.IfIDIn, cc.IfIDOut, cc.Mode, cc.proto())
 	key := trapKey(c.Name, cc.Name)
 	if old := e.traps[key]; old != nil {
 		if old.reqid.key == rkey && old.cfg.Reqid == cc.Reqid {
@@ -98,7 +98,7 @@ func (e *Engine) installTrap(c *connection, cc *childConfig) error {
 	}
 	t.reqid = e.reqids.acquire(rkey, cc.Reqid)
 	if len(t.reqid.policies) == 0 {
-		t.reqid.policies = policiesFor(t.localTS, t.remoteTS, t.local, t.remote, cc.Mode, t.reqid.reqid, cc.IfIDIn, cc.IfIDOut, nil)
+		t.reqid.policies = policiesFor(t.localTS, t.remoteTS, t.local, t.remote, cc.Mode, cc.proto(), t.reqid.reqid, cc.IfIDIn, cc.IfIDOut, nil)
 		if err := addPolicyList(e.cfg.Dataplane, t.reqid.policies); err != nil {
 			e.reqids.release(t.reqid, e.cfg.Dataplane, e.log)
 			return fmt.Errorf("installing trap for CHILD_SA %s failed: %w", cc.Name, err)

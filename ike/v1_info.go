@@ -149,15 +149,15 @@ func (sa *v1SA) processDelete(d *isakmp.Delete) {
 		}
 		sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
 		sa.destroy()
-	case isakmp.ProtoESP:
+	case isakmp.ProtoESP, isakmp.ProtoAH:
 		for _, spi := range d.SPIs {
 			if len(spi) != 4 {
 				continue
 			}
 			out := binary.BigEndian.Uint32(spi)
 			for _, c := range sa.children {
-				if c.spiOut == out {
-					sa.log.Info(fmt.Sprintf("received DELETE for ESP CHILD_SA with SPI %.8x", out))
+				if c.spiOut == out && isakmp.ProtocolID(c.proto().Protocol()) == d.Protocol {
+					sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x", c.proto(), out))
 					sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
 						formatTS(c.localTS), formatTS(c.remoteTS)))
 					c.destroy()
@@ -172,7 +172,7 @@ func (sa *v1SA) processDelete(d *isakmp.Delete) {
 func (sa *v1SA) deleteChild(c *v1Child) {
 	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
 		formatTS(c.localTS), formatTS(c.remoteTS)))
-	sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPISize: 4,
+	sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtocolID(c.proto().Protocol()), SPISize: 4,
 		SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.spiIn)}}})
 	c.destroy()
 }
@@ -183,7 +183,7 @@ func (sa *v1SA) delete() {
 		return
 	}
 	for _, c := range sa.children {
-		sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoESP, SPISize: 4,
+		sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtocolID(c.proto().Protocol()), SPISize: 4,
 			SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.spiIn)}}})
 	}
 	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))

@@ -264,9 +264,14 @@ type v1ESPSuite struct {
 }
 
 func (s v1ESPSuite) String() string {
-	str := fmt.Sprintf("ESP:%v", transform.Transform{Type: transform.TransformENCR, ID: uint16(s.suite.Encr), KeyLength: s.suite.EncrKeyBits})
-	if s.suite.Integ != 0 {
-		str += "/" + transform.Transform{Type: transform.TransformINTEG, ID: uint16(s.suite.Integ)}.String()
+	var str string
+	if s.suite.AH {
+		str = "AH:" + transform.Transform{Type: transform.TransformINTEG, ID: uint16(s.suite.Integ)}.String()
+	} else {
+		str = fmt.Sprintf("ESP:%v", transform.Transform{Type: transform.TransformENCR, ID: uint16(s.suite.Encr), KeyLength: s.suite.EncrKeyBits})
+		if s.suite.Integ != 0 {
+			str += "/" + transform.Transform{Type: transform.TransformINTEG, ID: uint16(s.suite.Integ)}.String()
+		}
 	}
 	if s.suite.KE != 0 {
 		str += "/" + s.suite.KE.String()
@@ -356,9 +361,21 @@ func v1ParseESP(t isakmp.Transform) (v1ESPSuite, string) {
 	return s, ""
 }
 
-// matchESP tells whether one of our proposals allows a received suite.
+// matchESP tells whether one of our proposals (ESP or AH) allows a
+// received suite of the same protocol.
 func matchESP(ours []transform.Proposal, s transform.ChildSuite, pfs transform.KEID) bool {
 	for _, p := range ours {
+		if (p.Protocol == transform.ProtoAH) != s.AH {
+			continue
+		}
+		if s.AH {
+			for _, i := range p.Algorithms(transform.TransformINTEG) {
+				if transform.IntegID(i.ID) == s.Integ && s.KE == pfs {
+					return true
+				}
+			}
+			continue
+		}
 		okE, okI := false, s.Integ == 0 && len(p.Algorithms(transform.TransformINTEG)) == 0
 		for _, e := range p.Algorithms(transform.TransformENCR) {
 			okE = okE || (transform.EncrID(e.ID) == s.Encr && e.KeyLength == s.EncrKeyBits)
@@ -371,4 +388,89 @@ func matchESP(ours []transform.Proposal, s transform.ChildSuite, pfs transform.K
 		}
 	}
 	return false
+}
+
+// AH proposals of Quick Mode (RFC 2407 section 4.4.3, IANA "IPsec AH
+// Transform Identifiers"): the transform ID names the integrity
+// algorithm, and the Authentication Algorithm attribute, mandatory for
+// AH (RFC 2407 section 4.5), names the same one.
+
+var v1AHTransformOfInteg = map[transform.IntegID]uint8{
+	transform.AUTH_HMAC_SHA1_96:      3, // AH_SHA
+	transform.AUTH_HMAC_SHA2_256_128: 5, // AH_SHA2-256
+	transform.AUTH_HMAC_SHA2_384_192: 6, // AH_SHA2-384
+	transform.AUTH_HMAC_SHA2_512_256: 7, // AH_SHA2-512
+	transform.AUTH_AES_XCBC_96:       9, // AH_AES-XCBC-MAC
+}
+
+// v1AHTransforms expands AH proposals into IKEv1 transforms, one per
+// integrity algorithm; with PFS only the first group is used.
+func v1AHTransforms(ps []transform.Proposal, pfs transform.KEID, life time.Duration, encap uint16) []isakmp.Transform {
+	var out []isakmp.Transform
+	for _, p := range ps {
+		for _, in := range p.Algorithms(transform.TransformINTEG) {
+			id, ok := v1AHTransformOfInteg[transform.IntegID(in.ID)]
+			if !ok {
+				continue
+			}
+			attrs := []isakmp.Attribute{isakmp.BasicAttr(isakmp.P2LifeType, isakmp.LifeSeconds),
+				isakmp.NumberAttr(isakmp.P2LifeDuration, uint64(life/time.Second))}
+			if pfs != 0 {
+				attrs = append(attrs, isakmp.BasicAttr(isakmp.P2Group, uint16(pfs)))
+			}
+			attrs = append(attrs, isakmp.BasicAttr(isakmp.P2EncapMode, encap),
+				isakmp.BasicAttr(isakmp.P2AuthAlg, v1AuthAlgOfInteg[transform.IntegID(in.ID)]))
+			out = append(out, isakmp.Transform{Number: uint8(len(out) + 1), ID: id, Attributes: attrs})
+		}
+	}
+	return out
+}
+
+// v1ParseAH reads an AH transform: its ID and Authentication Algorithm
+// attribute must name the same integrity algorithm.
+func v1ParseAH(t isakmp.Transform) (v1ESPSuite, string) {
+	s := v1ESPSuite{life: 8 * time.Hour, suite: transform.ChildSuite{AH: true}}
+	for integ, id := range v1AHTransformOfInteg {
+		if id == t.ID {
+			s.suite.Integ = integ
+		}
+	}
+	if s.suite.Integ == 0 {
+		return s, fmt.Sprintf("AH transform %d not supported", t.ID)
+	}
+	var auth uint64
+	lifeType := isakmp.LifeSeconds
+	for _, a := range t.Attributes {
+		v, ok := a.Uint()
+		if !ok {
+			return s, "attribute too long"
+		}
+		switch isakmp.P2Attr(a.Type) {
+		case isakmp.P2LifeType:
+			lifeType = uint16(v)
+		case isakmp.P2LifeDuration:
+			if lifeType == isakmp.LifeSeconds && v > 0 && v < uint64(math64/time.Second) {
+				s.life = time.Duration(v) * time.Second
+			}
+		case isakmp.P2Group:
+			s.suite.KE = transform.KEID(v)
+		case isakmp.P2EncapMode:
+			s.encap = uint16(v)
+		case isakmp.P2AuthAlg:
+			auth = v
+		case isakmp.P2ESN:
+			if v != 0 {
+				return s, "extended sequence numbers not supported"
+			}
+		default:
+			return s, fmt.Sprintf("attribute %v not supported", isakmp.P2Attr(a.Type))
+		}
+	}
+	if auth != uint64(v1AuthAlgOfInteg[s.suite.Integ]) {
+		return s, fmt.Sprintf("authentication algorithm %d does not match AH transform %d", auth, t.ID)
+	}
+	if err := s.suite.Validate(); err != nil {
+		return s, err.Error()
+	}
+	return s, ""
 }

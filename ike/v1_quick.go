@@ -45,7 +45,7 @@ func (q *v1Quick) release() {
 		c.releaseReqid()
 	}
 	if !q.installed && q.spiIn != 0 {
-		q.sa.releaseSPI(q.spiIn)
+		q.sa.releaseSPI(q.cfg.proto(), q.spiIn)
 	}
 	// A rekey that never completed leaves the IPsec SA it was to replace
 	// as it was, installed: its timers and the next rekey find it so.
@@ -72,7 +72,7 @@ func (c *v1Child) setLifetime() {
 }
 
 func (q *v1Quick) pfsGroup() transform.KEID {
-	return firstKE(q.cfg.ESPProposals)
+	return firstKE(q.cfg.proposals())
 }
 
 // startQuick initiates a Quick Mode for a child (rekey: replacing old).
@@ -82,7 +82,13 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	for q.mid == 0 || sa.quicks[q.mid] != nil || sa.exchanges[q.mid] != nil {
 		q.mid = binary.BigEndian.Uint32(sa.e.randomBytes(4))
 	}
-	spi, err := sa.allocateSPI()
+	if cc.proto() == SAProtoAH && sa.useNATT() {
+		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
+		sa.log.Info(fmt.Sprintf("unable to establish AH CHILD_SA %s: AH is not supported behind a NAT", cc.Name))
+		q.release()
+		return fmt.Errorf("AH behind a NAT: %w", errNoProposal)
+	}
+	spi, err := sa.allocateSPI(cc.proto())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		q.release() // an IPsec SA being rekeyed stays installed
@@ -132,10 +138,12 @@ func (q *v1Quick) saPayload(spi uint32, selected *isakmp.Transform) *isakmp.Secu
 	var ts []isakmp.Transform
 	if selected != nil {
 		ts = []isakmp.Transform{*selected}
+	} else if q.cfg.proto() == SAProtoAH {
+		ts = v1AHTransforms(q.cfg.AHProposals, q.pfs, q.cfg.LifeTime, q.sa.encapMode(q.cfg.Mode))
 	} else {
 		ts = v1ESPTransforms(q.cfg.ESPProposals, q.pfs, q.cfg.LifeTime, q.sa.encapMode(q.cfg.Mode))
 	}
-	return v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtoESP,
+	return v1SAPayload([]isakmp.Proposal{{Number: 1, Protocol: isakmp.ProtocolID(q.cfg.proto().Protocol()),
 		SPI: binary.BigEndian.AppendUint32(nil, spi), Transforms: ts}})
 }
 
@@ -306,6 +314,12 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 			return
 		}
 	}
+	// Among the children whose selectors fit, one of a protocol (ESP or
+	// AH) the peer offers first.
+	offered := map[isakmp.ProtocolID]bool{}
+	for _, pr := range saP.Proposals {
+		offered[pr.Protocol] = true
+	}
 	var cc *childConfig
 	// A Cisco Unity client that received split includes proposes
 	// 0.0.0.0/0 for our side: the child's own local selector answers it
@@ -321,8 +335,13 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 			break
 		}
 		if tsListContains(l, localTS) && tsListContains(r, remoteTS) {
-			cc = c
-			break
+			if cc == nil {
+				cc = c
+			}
+			if offered[isakmp.ProtocolID(c.proto().Protocol())] {
+				cc = c
+				break
+			}
 		}
 	}
 	if cc == nil {
@@ -340,18 +359,29 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	ke, hasKE := isakmp.Find[*isakmp.KeyExchange](ps)
 	var chosen *isakmp.Transform
 	var received []string
-	espWithSPI := func(pr isakmp.Proposal) bool { return pr.Protocol == isakmp.ProtoESP && len(pr.SPI) == 4 }
-	for offer := range v1Offers(sa.log, "ESP ", saP, espWithSPI, v1ParseESP, &received) {
+	proto, parse := isakmp.ProtocolID(cc.proto().Protocol()), v1ParseESP
+	if cc.proto() == SAProtoAH {
+		parse = v1ParseAH
+	}
+	withSPI := func(pr isakmp.Proposal) bool { return pr.Protocol == proto && len(pr.SPI) == 4 }
+	for offer := range v1Offers(sa.log, proto.String()+" ", saP, withSPI, parse, &received) {
 		s := offer.suite
-		if matchESP(cc.ESPProposals, s.suite, firstKE(cc.ESPProposals)) && (s.suite.KE == 0) == !hasKE {
+		if matchESP(cc.proposals(), s.suite, firstKE(cc.proposals())) && (s.suite.KE == 0) == !hasKE {
 			chosen, q.suite, q.spiOut, q.pfs = &offer.transform, s, binary.BigEndian.Uint32(offer.proposal.SPI), s.suite.KE
 			break
 		}
 	}
 	if chosen == nil {
 		sa.log.Info("received proposals: " + fmt.Sprint(received))
-		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.ESPProposals))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(cc.proposals()))
 		sa.log.Info("no acceptable proposal found, sending NO_PROPOSAL_CHOSEN")
+		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
+		sa.dropExchange(h.MessageID)
+		return
+	}
+	if q.suite.suite.AH && sa.useNATT() {
+		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
+		sa.log.Info(fmt.Sprintf("AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN for CHILD_SA %s", cc.Name))
 		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
 		sa.dropExchange(h.MessageID)
 		return
@@ -366,7 +396,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		}
 		sel.Attributes = append(sel.Attributes, a)
 	}
-	spi, err := sa.allocateSPI()
+	spi, err := sa.allocateSPI(cc.proto())
 	if err != nil {
 		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
 		return
@@ -464,11 +494,18 @@ func (q *v1Quick) processResponse(ps []isakmp.Payload) error {
 	if !ok1 || !ok2 || len(saP.Proposals) != 1 || len(saP.Proposals[0].Transforms) != 1 || len(saP.Proposals[0].SPI) != 4 {
 		return fmt.Errorf("invalid Quick Mode response")
 	}
-	s, why := v1ParseESP(saP.Proposals[0].Transforms[0])
+	parse := v1ParseESP
+	if q.cfg.proto() == SAProtoAH {
+		parse = v1ParseAH
+	}
+	if saP.Proposals[0].Protocol != isakmp.ProtocolID(q.cfg.proto().Protocol()) {
+		return fmt.Errorf("responder selected a %v proposal, we proposed %v", saP.Proposals[0].Protocol, q.cfg.proto())
+	}
+	s, why := parse(saP.Proposals[0].Transforms[0])
 	if why != "" {
 		return fmt.Errorf("selected transform: %s", why)
 	}
-	if !matchESP(q.cfg.ESPProposals, s.suite, q.pfs) {
+	if !matchESP(q.cfg.proposals(), s.suite, q.pfs) {
 		return fmt.Errorf("responder selected a transform we did not propose")
 	}
 	if s.life > q.cfg.LifeTime {

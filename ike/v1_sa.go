@@ -212,7 +212,7 @@ func (e *Engine) v1Infos() []IKESAInfo {
 		// of an initiate must not take its absence for a failure.
 		for _, q := range sa.quicks {
 			if q.initiator && q.rekey == nil && !q.installed {
-				i.Children = append(i.Children, ChildSAInfo{Name: q.cfg.Name, State: ChildSACreated, SPIIn: q.spiIn,
+				i.Children = append(i.Children, ChildSAInfo{Name: q.cfg.Name, State: ChildSACreated, SPIIn: q.spiIn, Protocol: q.cfg.proto(),
 					LocalTS: []TrafficSelector{q.localTS}, RemoteTS: []TrafficSelector{q.remoteTS}})
 			}
 		}

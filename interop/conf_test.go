@@ -10,7 +10,7 @@ import (
 type peer struct {
 	local, remote     string // local_addrs, remote_addrs ("" leaves them out)
 	proposals         string // IKE proposals
-	esp               string // esp_proposals
+	esp               string // esp_proposals ("" leaves them out)
 	localAuth         string // psk, pubkey, ...
 	remoteAuth        string
 	localID, remoteID string
@@ -72,8 +72,12 @@ func (p peer) connBlock(b *strings.Builder, name, child string) {
 		fmt.Fprintf(b, "      cacerts = %s\n", p.remoteCA)
 	}
 	b.WriteString("    }\n")
-	fmt.Fprintf(b, "    children {\n      %s {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n%s      }\n%s    }\n",
-		child, p.localTS, p.remoteTS, p.esp, p.childExtra, p.moreChildren)
+	esp := ""
+	if p.esp != "" {
+		esp = "        esp_proposals = " + p.esp + "\n"
+	}
+	fmt.Fprintf(b, "    children {\n      %s {\n        local_ts = %s\n        remote_ts = %s\n%s%s      }\n%s    }\n",
+		child, p.localTS, p.remoteTS, esp, p.childExtra, p.moreChildren)
 	b.WriteString("  }\n")
 }
 

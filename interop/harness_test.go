@@ -124,6 +124,11 @@ type envOptions struct {
 	nat string
 	// mtu of the links, 0 for the default.
 	mtu int
+	// kernelIPsec has charon install its SAs with kernel-netlink into
+	// its namespace's XFRM instead of kernel-libipsec, which implements
+	// ESP only and fakes a NAT: for AH. It needs a host kernel with the
+	// transforms (requireKernelAH).
+	kernelIPsec bool
 }
 
 // env is one test's world: charon in one namespace, our daemon in another.
@@ -136,13 +141,16 @@ type env struct {
 	// oursLocal and charonLocal are the sides' own addresses (behind the
 	// NAT if any).
 	oursLocal, charonLocal string
+	// kernelIPsec: charon without kernel-libipsec, so no faked NAT and
+	// CHILD_SAs without UDP encapsulation.
+	kernelIPsec bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	requireInterop(t)
 	bin := xdpsecBinary(t)
-	e := &env{t: t, oursLocal: oursAddr, charonLocal: charonAddr}
+	e := &env{t: t, oursLocal: oursAddr, charonLocal: charonAddr, kernelIPsec: o.kernelIPsec}
 	e.nsC = testenv.NewNetns(t, "xi-charon")
 	e.nsO = testenv.NewNetns(t, "xi-ours")
 	if o.nat != "" {
@@ -172,7 +180,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	// kernel-libipsec routes the remote subnet over its TUN device with a
 	// source address from charon's local_ts: that address must be charon's.
 	e.nsC.MustRun(t, "ip", "addr", "add", charonHost+"/32", "dev", "lo")
-	e.charon = startCharon(t, e.nsC, o.charonSettings)
+	if o.kernelIPsec {
+		e.charon = startCharonPlugins(t, e.nsC, o.charonSettings, strings.Replace(charonPlugins, " kernel-libipsec", "", 1))
+	} else {
+		e.charon = startCharon(t, e.nsC, o.charonSettings)
+	}
 	e.ours = startOurs(t, bin, e.nsO, o.daemonArgs)
 	return e
 }
@@ -204,8 +216,10 @@ type charon struct {
 // the PRF+ of the openssl backend, the EAP methods of the remote-access
 // tests, xauth-generic and unity for the IKEv1 XAuth tests, resolve writing the DNS servers it is given to a file of the
 // test's own), a file log, and VICI on a socket of the test's own.
+const charonPlugins = "random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 eap-tls resolve xauth-generic unity"
+
 const strongswanConf = `charon {
-	load = random nonce x509 revocation constraints pubkey pem pkcs1 pkcs8 openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2 eap-tls resolve xauth-generic unity
+	load = %s
 	filelog {
 		charon {
 			path = %s
@@ -237,6 +251,12 @@ const strongswanConf = `charon {
 
 func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 	t.Helper()
+	return startCharonPlugins(t, ns, settings, charonPlugins)
+}
+
+// startCharonPlugins is startCharon with another list of plugins.
+func startCharonPlugins(t *testing.T, ns *testenv.Netns, settings, plugins string) *charon {
+	t.Helper()
 	dir := t.TempDir()
 	c := &charon{t: t, dir: dir, swanDir: filepath.Join(dir, "swanctl"), logPath: filepath.Join(dir, "charon.log")}
 	c.uri = "unix://" + filepath.Join(dir, "vici.sock")
@@ -246,7 +266,7 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 		}
 	}
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, c.logPath, c.uri, filepath.Join(dir, "resolv.conf"), settings), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, plugins, c.logPath, c.uri, filepath.Join(dir, "resolv.conf"), settings), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := os.Create(filepath.Join(dir, "charon.out"))

@@ -158,11 +158,11 @@ func TestAttachCountsRealESP(t *testing.T) {
 	g.sendESP(t, known, nKnown)
 	g.sendESP(t, foreign, nForeign)
 	g.sendESP(t, unknown, nUnknown)
-	if sa, err := s.SA.Get(foreign, g.wanAddr); err != nil || sa.RxSeenPackets != nForeign {
+	if sa, err := s.SA.Get(maps.SAProtoESP, foreign, g.wanAddr); err != nil || sa.RxSeenPackets != nForeign {
 		t.Errorf("foreign SA: %+v, %v; want %d packets", sa, err, nForeign)
 	}
 
-	sa, err := s.SA.Get(known, g.wanAddr)
+	sa, err := s.SA.Get(maps.SAProtoESP, known, g.wanAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestAttachCountsRealESP(t *testing.T) {
 		t.Fatalf("after reload: xdp %v, tc %d+%d", xdp, tcx, clsact)
 	}
 	g.sendESP(t, known, 3)
-	sa, err = s.SA.Get(known, g.wanAddr)
+	sa, err = s.SA.Get(maps.SAProtoESP, known, g.wanAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

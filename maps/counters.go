@@ -31,14 +31,14 @@ type CounterInfo struct {
 // counterInfo covers every value of enum xs_counter; a test keeps it whole.
 var counterInfo = map[Counter]CounterInfo{
 	bpf.XdpsecXsCounterXS_CNT_XDP_PASS:           {"pass", "xdp_wan", KindVerdict, "none of ours, passed untouched"},
-	bpf.XdpsecXsCounterXS_CNT_RX_SEEN:            {"rx_seen", "xdp_wan", KindVerdict, "ESP for a known SA, before authentication"},
-	bpf.XdpsecXsCounterXS_CNT_REDIRECT_CPU:       {"redirect_cpu", "xdp_wan", KindVerdict, "ESP steered to its SA's CPU"},
+	bpf.XdpsecXsCounterXS_CNT_RX_SEEN:            {"rx_seen", "xdp_wan", KindVerdict, "ESP or AH for a known SA, before authentication"},
+	bpf.XdpsecXsCounterXS_CNT_REDIRECT_CPU:       {"redirect_cpu", "xdp_wan", KindVerdict, "ESP or AH steered to its SA's CPU"},
 	bpf.XdpsecXsCounterXS_CNT_IKE:                {"ike", "xdp_wan", KindVerdict, "IKE passed to the daemon"},
 	bpf.XdpsecXsCounterXS_CNT_IKE_SA_INIT:        {"ike_sa_init", "xdp_wan", KindVerdict, "new IKE SA requests under the rate limit"},
 	bpf.XdpsecXsCounterXS_CNT_NATT_KEEPALIVE:     {"natt_keepalive", "xdp_wan", KindVerdict, "NAT-T keepalives"},
 	bpf.XdpsecXsCounterXS_CNT_FRAGMENT:           {"fragment", "xdp_wan", KindVerdict, "non-first IP fragments, passed"},
-	bpf.XdpsecXsCounterXS_CNT_DROP_NO_SA:         {"no_sa", "xdp_wan", KindDrop, "ESP for an SPI with no SA"},
-	bpf.XdpsecXsCounterXS_CNT_DROP_MALFORMED:     {"malformed", "xdp_wan", KindDrop, "truncated ESP, UDP or IKE header"},
+	bpf.XdpsecXsCounterXS_CNT_DROP_NO_SA:         {"no_sa", "xdp_wan", KindDrop, "ESP or AH for an SPI with no SA"},
+	bpf.XdpsecXsCounterXS_CNT_DROP_MALFORMED:     {"malformed", "xdp_wan", KindDrop, "truncated ESP, AH, UDP or IKE header"},
 	bpf.XdpsecXsCounterXS_CNT_DROP_IKE_RATELIMIT: {"ike_ratelimit", "xdp_wan", KindDrop, "new IKE SA request over its source's rate"},
 	bpf.XdpsecXsCounterXS_CNT_TC_PROTECT:         {"protect", "tc_lan", KindVerdict, "matched a PROTECT policy"},
 	bpf.XdpsecXsCounterXS_CNT_TC_BYPASS:          {"bypass", "tc_lan", KindVerdict, "matched a BYPASS policy"},

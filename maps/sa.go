@@ -13,11 +13,28 @@ import (
 // NoCPU means an SA is not steered to a CPU.
 const NoCPU = -1
 
-// InboundSA is an SA xdp_wan accepts ESP for.
+// InboundSA is an SA xdp_wan accepts ESP or AH for.
 type InboundSA struct {
-	SPI uint32     // host order
-	Dst netip.Addr // our address, the outer destination
-	CPU int        // CPU to steer the SA's packets to, NoCPU for none
+	SPI   uint32     // host order
+	Proto SAProto    // ESP (the zero value) or AH
+	Dst   netip.Addr // our address, the outer destination
+	CPU   int        // CPU to steer the SA's packets to, NoCPU for none
+}
+
+// SAProto is an SA's IPsec protocol (enum xs_sa_proto); ESP in UDP is
+// ESP.
+type SAProto uint8
+
+const (
+	SAProtoESP SAProto = SAProto(bpf.XdpsecXsSaProtoXS_SA_ESP)
+	SAProtoAH  SAProto = SAProto(bpf.XdpsecXsSaProtoXS_SA_AH)
+)
+
+func (p SAProto) String() string {
+	if p == SAProtoAH {
+		return "AH"
+	}
+	return "ESP"
 }
 
 // InboundSAStats is an SA with its rx_seen counters summed over CPUs.
@@ -42,13 +59,19 @@ type SATable struct {
 	config    *Config
 }
 
-func saKey(spi uint32, dst netip.Addr) bpf.XdpsecXsSaKey {
+func saKey(proto SAProto, spi uint32, dst netip.Addr) bpf.XdpsecXsSaKey {
 	dst = unmap(dst)
 	return bpf.XdpsecXsSaKey{
 		Spi:    hton32(spi),
 		Family: familyOf(dst),
+		Proto:  bpf.XdpsecXsSaProto(proto),
 		Daddr:  addrBytes(dst),
 	}
+}
+
+// holds says whether the slot holds the SA of key.
+func holds(slot *bpf.XdpsecXsSaSlot, key bpf.XdpsecXsSaKey) bool {
+	return slot.Spi == key.Spi && slot.Family == key.Family && slot.Proto == key.Proto && slot.Daddr == key.Daddr
 }
 
 // cpuField is the cpu value of an entry: the CPU, or XS_NONE for NoCPU.
@@ -89,7 +112,7 @@ func (t *SATable) Put(sa InboundSA) error {
 	if err != nil {
 		return err
 	}
-	key := saKey(sa.SPI, sa.Dst)
+	key := saKey(sa.Proto, sa.SPI, sa.Dst)
 	if r.Contains(sa.SPI) {
 		return t.putSlot(sa.SPI-r.Base, key, cpu, ncpu, true)
 	}
@@ -118,10 +141,10 @@ func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu in
 	if err := t.slots.Lookup(idx, &old); err != nil {
 		return fmt.Errorf("read SA slot %d: %w", idx, err)
 	}
-	same := old.Spi == key.Spi && old.Family == key.Family && old.Daddr == key.Daddr
+	same := holds(&old, key)
 	if old.Spi != 0 && !same {
 		dst, _ := addrFrom(old.Family, old.Daddr)
-		return fmt.Errorf("put SA %#08x: the SPI is in use by the SA for %s", ntoh32(key.Spi), dst)
+		return fmt.Errorf("put SA %#08x: the SPI is in use by the %v SA for %s", ntoh32(key.Spi), SAProto(old.Proto), dst)
 	}
 	if !keep || !same {
 		// The counters are written before the slot, so no packet of the new
@@ -130,7 +153,7 @@ func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu in
 			return fmt.Errorf("reset SA counters: %w", err)
 		}
 	}
-	slot := bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Daddr: key.Daddr, Cpu: cpu}
+	slot := bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Proto: key.Proto, Daddr: key.Daddr, Cpu: cpu}
 	if err := t.slots.Put(idx, &slot); err != nil {
 		return fmt.Errorf("put SA %#08x: %w", ntoh32(key.Spi), err)
 	}
@@ -138,8 +161,8 @@ func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu in
 }
 
 // Delete removes an SA.
-func (t *SATable) Delete(spi uint32, dst netip.Addr) error {
-	key := saKey(spi, dst)
+func (t *SATable) Delete(proto SAProto, spi uint32, dst netip.Addr) error {
+	key := saKey(proto, spi, dst)
 	r, err := t.config.SPIRange()
 	if err != nil {
 		return err
@@ -150,7 +173,7 @@ func (t *SATable) Delete(spi uint32, dst netip.Addr) error {
 		if err := t.slots.Lookup(idx, &old); err != nil {
 			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
 		}
-		if old.Spi != key.Spi || old.Family != key.Family || old.Daddr != key.Daddr {
+		if !holds(&old, key) {
 			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, ErrNoSA)
 		}
 		if err := t.slots.Put(idx, &bpf.XdpsecXsSaSlot{}); err != nil {
@@ -178,8 +201,8 @@ func (t *SATable) syncForeignFlag() error {
 }
 
 // Get returns one SA with its counters.
-func (t *SATable) Get(spi uint32, dst netip.Addr) (InboundSAStats, error) {
-	key := saKey(spi, dst)
+func (t *SATable) Get(proto SAProto, spi uint32, dst netip.Addr) (InboundSAStats, error) {
+	key := saKey(proto, spi, dst)
 	r, err := t.config.SPIRange()
 	if err != nil {
 		return InboundSAStats{}, err
@@ -190,7 +213,7 @@ func (t *SATable) Get(spi uint32, dst netip.Addr) (InboundSAStats, error) {
 		if err := t.slots.Lookup(idx, &slot); err != nil {
 			return InboundSAStats{}, err
 		}
-		if slot.Spi != key.Spi || slot.Family != key.Family || slot.Daddr != key.Daddr {
+		if !holds(&slot, key) {
 			return InboundSAStats{}, fmt.Errorf("SA %#08x %s: %w", spi, dst, ErrNoSA)
 		}
 		var ctrs []bpf.XdpsecXsCounterValue
@@ -274,7 +297,7 @@ func slotStats(slot *bpf.XdpsecXsSaSlot, ctrs []bpf.XdpsecXsCounterValue) (Inbou
 	if err != nil {
 		return InboundSAStats{}, err
 	}
-	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(slot.Spi), Dst: dst, CPU: NoCPU}}
+	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(slot.Spi), Proto: SAProto(slot.Proto), Dst: dst, CPU: NoCPU}}
 	if slot.Cpu != bpfNone {
 		s.CPU = int(slot.Cpu)
 	}
@@ -290,7 +313,7 @@ func saStats(key bpf.XdpsecXsSaKey, vals []bpf.XdpsecXsSaEntry) (InboundSAStats,
 	if err != nil {
 		return InboundSAStats{}, err
 	}
-	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(key.Spi), Dst: dst, CPU: NoCPU}}
+	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(key.Spi), Proto: SAProto(key.Proto), Dst: dst, CPU: NoCPU}}
 	for i, v := range vals {
 		if i == 0 && v.Cpu != bpfNone {
 			s.CPU = int(v.Cpu)
@@ -355,10 +378,10 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 		if err != nil {
 			return fmt.Errorf("put SAs: %w", err)
 		}
-		key := saKey(sa.SPI, sa.Dst)
+		key := saKey(sa.Proto, sa.SPI, sa.Dst)
 		if r.Contains(sa.SPI) {
 			skeys = append(skeys, sa.SPI-r.Base)
-			svals = append(svals, bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Daddr: key.Daddr, Cpu: cpu})
+			svals = append(svals, bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Proto: key.Proto, Daddr: key.Daddr, Cpu: cpu})
 		} else {
 			hkeys = append(hkeys, key)
 			for range ncpu {
@@ -378,11 +401,11 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 // and keeps its SPI, CPU and rx_seen counters: an SPI of the range keeps
 // its slot and the slot's counters, any other SPI's per-CPU entry is
 // copied to the new key before the old one goes.
-func (t *SATable) Move(spi uint32, from, to netip.Addr) error {
+func (t *SATable) Move(proto SAProto, spi uint32, from, to netip.Addr) error {
 	if !to.IsValid() {
 		return fmt.Errorf("move SA %#08x: no destination address", spi)
 	}
-	oldKey, newKey := saKey(spi, from), saKey(spi, to)
+	oldKey, newKey := saKey(proto, spi, from), saKey(proto, spi, to)
 	if oldKey == newKey {
 		return nil
 	}
@@ -396,7 +419,7 @@ func (t *SATable) Move(spi uint32, from, to netip.Addr) error {
 		if err := t.slots.Lookup(idx, &slot); err != nil {
 			return fmt.Errorf("move SA %#08x: %w", spi, err)
 		}
-		if slot.Spi != oldKey.Spi || slot.Family != oldKey.Family || slot.Daddr != oldKey.Daddr {
+		if !holds(&slot, oldKey) {
 			return fmt.Errorf("move SA %#08x %s: %w", spi, from, ErrNoSA)
 		}
 		slot.Family, slot.Daddr = newKey.Family, newKey.Daddr

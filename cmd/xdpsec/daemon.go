@@ -361,7 +361,7 @@ func writeSAs(w io.Writer, sas []daemon.IKESA) {
 				encap = "-in-UDP"
 			}
 			fmt.Fprintf(w, "  %s: #%d, reqid %d, %s, %s, %s%s:%s\n", ch.Name, ch.UniqueID, ch.ReqID, ch.State, ch.Mode,
-				ch.Protocol, encap, strings.TrimPrefix(ch.Proposal, "ESP:"))
+				ch.Protocol, encap, strings.TrimPrefix(ch.Proposal, ch.Protocol+":"))
 			if ch.InstallTime != nil {
 				line := fmt.Sprintf("    installed %ds ago", *ch.InstallTime)
 				if ch.RekeyTime != nil {

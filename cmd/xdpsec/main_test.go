@@ -100,6 +100,28 @@ func TestCLIEndToEnd(t *testing.T) {
 	if len(sas) != 1 {
 		t.Errorf("after del: %+v", sas)
 	}
+	// An AH SA beside the ESP one with the same SPI (by hash: outside the range).
+	c.ok("sa", "add", "--spi", "4660", "--dst", "10.97.0.1")
+	c.ok("sa", "add", "--spi", "4660", "--dst", "10.97.0.1", "--proto", "ah")
+	if _, err := c.run("sa", "add", "--spi", "4661", "--dst", "10.97.0.1", "--proto", "gre"); err == nil || !strings.Contains(err.Error(), "not esp or ah") {
+		t.Errorf("sa add --proto gre: %v", err)
+	}
+	c.json(&sas, "sa", "list")
+	protos := map[string]int{}
+	for _, sa := range sas {
+		if sa.SPI == "0x00001234" {
+			protos[sa.Proto]++
+		}
+	}
+	if len(sas) != 3 || protos["AH"] != 1 || protos["ESP"] != 1 {
+		t.Errorf("sa list with an AH SA: %+v", sas)
+	}
+	c.ok("sa", "del", "--spi", "4660", "--dst", "10.97.0.1", "--proto", "ah")
+	c.ok("sa", "del", "--spi", "4660", "--dst", "10.97.0.1")
+	c.json(&sas, "sa", "list")
+	if len(sas) != 1 || sas[0].Proto != "ESP" {
+		t.Errorf("after deleting the AH SA: %+v", sas)
+	}
 
 	c.ok("policy", "add", "--src", "10.1.0.0/16", "--dst", "10.2.0.0/16", "--action", "protect", "--if-id", "7", "--mss", "1360")
 	c.ok("policy", "add", "--dst", "10.2.9.0/24", "--proto", "tcp", "--dport", "22", "--action", "discard")

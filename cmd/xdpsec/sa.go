@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,18 +30,27 @@ func parseAddr(flag, s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// saFlags reads the --spi and --dst that name an SA.
-func saFlags(c *cli.Context) (uint32, netip.Addr, error) {
+// saFlags reads the --spi, --dst and --proto that name an SA.
+func saFlags(c *cli.Context) (uint32, netip.Addr, maps.SAProto, error) {
 	spi, err := parseSPI(c.String("spi"))
 	if err != nil {
-		return 0, netip.Addr{}, err
+		return 0, netip.Addr{}, 0, err
+	}
+	var proto maps.SAProto
+	switch strings.ToLower(c.String("proto")) {
+	case "esp":
+	case "ah":
+		proto = maps.SAProtoAH
+	default:
+		return 0, netip.Addr{}, 0, fmt.Errorf("--proto: %q is not esp or ah", c.String("proto"))
 	}
 	dst, err := parseAddr("dst", c.String("dst"))
-	return spi, dst, err
+	return spi, dst, proto, err
 }
 
 type saJSON struct {
 	SPI           string `json:"spi"`
+	Proto         string `json:"proto"` // ESP or AH
 	Dst           string `json:"dst"`
 	CPU           *int   `json:"cpu"`
 	RxSeenPackets uint64 `json:"rx_seen_packets"`
@@ -50,11 +60,12 @@ type saJSON struct {
 func saCommand() *cli.Command {
 	spiFlags := []cli.Flag{
 		&cli.StringFlag{Name: "spi", Required: true, Usage: "SPI (0x1234abcd or decimal)"},
-		&cli.StringFlag{Name: "dst", Required: true, Usage: "our address the SA's ESP is sent to"},
+		&cli.StringFlag{Name: "dst", Required: true, Usage: "our address the SA's ESP or AH is sent to"},
+		&cli.StringFlag{Name: "proto", Value: "esp", Usage: "the SA's protocol: esp or ah"},
 	}
 	return &cli.Command{
 		Name:  "sa",
-		Usage: "inbound SAs xdp_wan accepts ESP for",
+		Usage: "inbound SAs xdp_wan accepts ESP or AH for",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
@@ -67,7 +78,7 @@ func saCommand() *cli.Command {
 					js := make([]saJSON, 0, len(sas))
 					rows := make([][]string, 0, len(sas))
 					for _, sa := range sas {
-						j := saJSON{SPI: fmt.Sprintf("0x%08x", sa.SPI), Dst: sa.Dst.String(),
+						j := saJSON{SPI: fmt.Sprintf("0x%08x", sa.SPI), Proto: sa.Proto.String(), Dst: sa.Dst.String(),
 							RxSeenPackets: sa.RxSeenPackets, RxSeenBytes: sa.RxSeenBytes}
 						cpu := "-"
 						if sa.CPU != maps.NoCPU {
@@ -75,9 +86,9 @@ func saCommand() *cli.Command {
 							cpu = strconv.Itoa(sa.CPU)
 						}
 						js = append(js, j)
-						rows = append(rows, []string{j.SPI, j.Dst, cpu, strconv.FormatUint(sa.RxSeenPackets, 10), strconv.FormatUint(sa.RxSeenBytes, 10)})
+						rows = append(rows, []string{j.SPI, j.Proto, j.Dst, cpu, strconv.FormatUint(sa.RxSeenPackets, 10), strconv.FormatUint(sa.RxSeenBytes, 10)})
 					}
-					return out.print(js, []string{"SPI", "DST", "CPU", "RX_SEEN_PKTS", "RX_SEEN_BYTES"}, rows)
+					return out.print(js, []string{"SPI", "PROTO", "DST", "CPU", "RX_SEEN_PKTS", "RX_SEEN_BYTES"}, rows)
 				}),
 			},
 			{
@@ -85,7 +96,7 @@ func saCommand() *cli.Command {
 				Usage: "add an SA by hand (or change its CPU)",
 				Flags: append(spiFlags, &cli.IntFlag{Name: "cpu", Value: maps.NoCPU, Usage: "steer the SA's packets to this CPU (-1: no steering)"}),
 				Action: func(c *cli.Context) error {
-					spi, dst, err := saFlags(c)
+					spi, dst, proto, err := saFlags(c)
 					if err != nil {
 						return err
 					}
@@ -94,7 +105,7 @@ func saCommand() *cli.Command {
 						return err
 					}
 					defer s.Close()
-					return s.SA.Put(maps.InboundSA{SPI: spi, Dst: dst, CPU: c.Int("cpu")})
+					return s.SA.Put(maps.InboundSA{SPI: spi, Proto: proto, Dst: dst, CPU: c.Int("cpu")})
 				},
 			},
 			{
@@ -102,7 +113,7 @@ func saCommand() *cli.Command {
 				Usage: "delete an SA",
 				Flags: spiFlags,
 				Action: func(c *cli.Context) error {
-					spi, dst, err := saFlags(c)
+					spi, dst, proto, err := saFlags(c)
 					if err != nil {
 						return err
 					}
@@ -111,7 +122,7 @@ func saCommand() *cli.Command {
 						return err
 					}
 					defer s.Close()
-					return s.SA.Delete(spi, dst)
+					return s.SA.Delete(proto, spi, dst)
 				},
 			},
 		},

@@ -54,12 +54,16 @@ func New(base uint32) *Dataplane {
 	return &Dataplane{nextSPI: base, spis: map[uint32]bool{}, sas: map[ike.SAID]*ike.SA{}, stats: map[ike.SAID]ike.SAStats{}, vips: map[netip.Addr]ike.VirtualIP{}, softDone: map[ike.SAID]bool{}}
 }
 
-func (d *Dataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+func (d *Dataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.nextSPI++
 	d.spis[d.nextSPI] = true
-	d.events = append(d.events, fmt.Sprintf("allocate %08x", d.nextSPI))
+	if proto == ike.SAProtoAH {
+		d.events = append(d.events, fmt.Sprintf("allocate AH %08x", d.nextSPI))
+	} else {
+		d.events = append(d.events, fmt.Sprintf("allocate %08x", d.nextSPI))
+	}
 	return d.nextSPI, nil
 }
 

@@ -122,6 +122,12 @@ var childKeys = keyTable[Child]{
 		c.ESPProposals, err = parseProposals(transform.ProtoESP, v)
 		return
 	}),
+	// AH instead of ESP (RFC 4302); loadChild drops the default ESP
+	// proposals, and refuses both set.
+	"ah_proposals": supported(func(c *Child, v string) (err error) {
+		c.AHProposals, err = parseProposals(transform.ProtoAH, v)
+		return
+	}),
 	"mode":          supported(func(c *Child, v string) (err error) { c.Mode, err = parseMode(v); return }),
 	"start_action":  supported(func(c *Child, v string) (err error) { c.StartAction, err = parseAction(v, true); return }),
 	"close_action":  supported(func(c *Child, v string) (err error) { c.CloseAction, err = parseAction(v, false); return }),
@@ -157,7 +163,6 @@ var childKeys = keyTable[Child]{
 	"updown":   supported(func(c *Child, v string) error { c.Updown = v; return nil }),
 
 	// Documented by strongSwan, not supported by xdpsec yet.
-	"ah_proposals":     unsupported[Child](),
 	"ipcomp":           unsupported[Child]("no"),
 	"hostaccess":       unsupported[Child]("no"),
 	"sha256_96":        unsupported[Child]("no"),
@@ -179,6 +184,16 @@ func (l *loader) loadChild(c *Connection, s *section, path string) *Child {
 	set := applyKeys(ch, s, childKeys, path, l.errs)
 	l.notePositions(path, set)
 	applyChildLifetimes(ch.ChildConfig, set)
+	if _, ah := set["ah_proposals"]; ah {
+		if _, esp := set["esp_proposals"]; esp {
+			// charon would offer both as alternatives; xdpsec negotiates
+			// one protocol per CHILD_SA, and neither supports AH+ESP
+			// bundles.
+			l.errs.add(set["ah_proposals"], path+".ah_proposals",
+				wrapf(ErrUnsupported, "ah_proposals together with esp_proposals (set one of them: AH or ESP)"))
+		}
+		ch.ESPProposals = nil
+	}
 	ch.ChildConfig.IfIDIn, ch.ChildConfig.IfIDOut = ch.IfIDIn.ID, ch.IfIDOut.ID
 	for _, sub := range s.subs {
 		l.errs.add(sub.pos(), path+"."+sub.name, wrapf(ErrUnknownKey, "unknown section"))

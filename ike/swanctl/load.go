@@ -237,7 +237,7 @@ func (l *loader) hasPSK(c *Connection) bool {
 }
 
 func (l *loader) validateChild(c *Connection, ch *Child, path string) {
-	if len(ch.ESPProposals) == 0 {
+	if len(ch.ESPProposals) == 0 && len(ch.AHProposals) == 0 {
 		l.errs.add(l.where(path, "esp_proposals", ch.Pos), path+".esp_proposals", wrapf(ErrInvalid, "no ESP proposals"))
 	}
 	lf := tsFamilies(ch.LocalTS, addrFamilies(c.LocalAddrs))

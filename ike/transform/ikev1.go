@@ -201,12 +201,18 @@ func v1Expand(prf PRFID, key, seed []byte, n int) ([]byte, error) {
 // integrity key (RFC 2409 section 5.5 leaves the split to the DOI; every
 // implementation takes the cipher's key first).
 func V1ChildKeys(prf PRFID, skeyidD, gqm []byte, s ChildSuite, spi uint32, ni, nr []byte) (SAKeys, error) {
-	ne, err := encrKeySize(s.Encr, s.EncrKeyBits)
-	if err != nil {
+	if err := s.Validate(); err != nil {
 		return SAKeys{}, err
 	}
+	ne, protocol := 0, uint8(ProtoESP)
+	if s.AH {
+		// KEYMAT's protocol octet is the SA's (RFC 2409 section 5.5).
+		protocol = uint8(ProtoAH)
+	} else {
+		ne, _ = encrKeySize(s.Encr, s.EncrKeyBits)
+	}
 	ni2 := s.Integ.KeySize()
-	km, err := V1KEYMAT(prf, skeyidD, gqm, 3, spi, ni, nr, ne+ni2)
+	km, err := V1KEYMAT(prf, skeyidD, gqm, protocol, spi, ni, nr, ne+ni2)
 	if err != nil {
 		return SAKeys{}, err
 	}

@@ -165,17 +165,32 @@ func RekeyIKEKeys(s IKESuite, oldPRF PRFID, oldSKd, girNew, ni, nr []byte, spiI,
 	return DeriveIKEKeys(s, skeyseed, ni, nr, spiI, spiR)
 }
 
-// ChildSuite is the set of algorithms negotiated for an ESP Child SA.
+// ChildSuite is the set of algorithms negotiated for a Child SA: ESP, or
+// AH (RFC 4302) with AH set, which has an integrity algorithm only (Encr
+// is 0). The zero value of AH is ESP, as every Child SA was before AH.
 type ChildSuite struct {
 	Encr        EncrID
 	EncrKeyBits uint16
 	Integ       IntegID // AUTH_NONE with an AEAD
 	KE          KEID    // KE_NONE without PFS
 	ESN         ESNID
+	AH          bool
 }
 
 // Validate checks that the suite is one this package can key.
 func (s ChildSuite) Validate() error {
+	if s.AH {
+		if s.Encr != 0 || s.EncrKeyBits != 0 {
+			return fmt.Errorf("AH suite with encryption %v: %w", s.Encr, ErrUnsupported)
+		}
+		if !s.Integ.Supported() {
+			return fmt.Errorf("AH suite: %v: %w", s.Integ, ErrUnsupported)
+		}
+		if s.KE != KE_NONE && !s.KE.Supported() {
+			return fmt.Errorf("AH suite: %v: %w", s.KE, ErrUnsupported)
+		}
+		return nil
+	}
 	if _, err := encrKeySize(s.Encr, s.EncrKeyBits); err != nil {
 		return err
 	}
@@ -191,9 +206,9 @@ func (s ChildSuite) Validate() error {
 	return nil
 }
 
-// SAKeys are the keys of one ESP SA, one direction of a Child SA. For an
-// AEAD, Encr ends with the 4-byte salt (RFC 4106 section 8.1, RFC 7634
-// section 2) and Integ is empty.
+// SAKeys are the keys of one ESP or AH SA, one direction of a Child SA.
+// For an AEAD, Encr ends with the 4-byte salt (RFC 4106 section 8.1, RFC
+// 7634 section 2) and Integ is empty; for AH Encr is empty.
 type SAKeys struct {
 	Encr, Integ []byte
 }
@@ -236,7 +251,7 @@ func ChildKEYMAT(prf PRFID, skd, girNew, ni, nr []byte, n int) ([]byte, error) {
 	return prf.Plus(skd, concat(girNew, ni, nr), n)
 }
 
-// DeriveChildKeys keys an ESP Child SA. The keys of the SA carrying traffic
+// DeriveChildKeys keys an ESP or AH Child SA. The keys of the SA carrying traffic
 // from the initiator come first, and within each SA the encryption key
 // precedes the integrity key (RFC 7296 section 2.17, RFC 4301). ni and nr
 // are the IKE_SA_INIT nonces for the Child SA of IKE_AUTH, the fresh ones of
@@ -245,7 +260,10 @@ func DeriveChildKeys(prf PRFID, skd []byte, s ChildSuite, girNew, ni, nr []byte)
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	encr, _ := encrKeySize(s.Encr, s.EncrKeyBits)
+	encr := 0
+	if !s.AH {
+		encr, _ = encrKeySize(s.Encr, s.EncrKeyBits)
+	}
 	integ := s.Integ.KeySize()
 	keymat, err := ChildKEYMAT(prf, skd, girNew, ni, nr, 2*(encr+integ))
 	if err != nil {

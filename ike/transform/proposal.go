@@ -148,6 +148,8 @@ func ParseProposals(protocol Protocol, s string) ([]Proposal, error) {
 //     algorithms (sha256 gives prfsha256); a PRF and a DH group are
 //     mandatory; "none" is dropped.
 //   - ESP: PRF keywords are ignored; without esn/noesn, noesn is assumed.
+//   - AH (RFC 4302): integrity algorithms only, one at least; no
+//     encryption algorithm; a DH group for PFS and esn/noesn as for ESP.
 //   - AEAD and classic ciphers cannot be mixed in one proposal; with AEADs
 //     no integrity algorithm is proposed; with classic ciphers one is
 //     mandatory (for ESP too, unlike strongSwan, because we do not
@@ -158,7 +160,7 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 	fail := func(format string, args ...any) (Proposal, error) {
 		return Proposal{}, fmt.Errorf("%w %q: %s", ErrProposal, s, fmt.Sprintf(format, args...))
 	}
-	if protocol != ProtoIKE && protocol != ProtoESP {
+	if protocol != ProtoIKE && protocol != ProtoESP && protocol != ProtoAH {
 		return fail("%v proposals are not supported", protocol)
 	}
 	p := Proposal{Protocol: protocol}
@@ -199,6 +201,20 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 		}
 	} else {
 		p.remove(TransformPRF)
+	}
+
+	if protocol == ProtoAH {
+		if encrs := p.Algorithms(TransformENCR); len(encrs) != 0 {
+			return fail("encryption algorithm %v is not allowed in AH proposals", encrs[0])
+		}
+		if len(p.Algorithms(TransformINTEG)) == 0 {
+			return fail("an integrity algorithm is mandatory in AH proposals")
+		}
+		if len(p.Algorithms(TransformESN)) == 0 {
+			p.add(esnT(NO_ESN))
+		}
+		p.sort()
+		return p, nil
 	}
 
 	encrs := p.Algorithms(TransformENCR)
@@ -268,7 +284,8 @@ func MustParseProposals(protocol Protocol, s string) []Proposal {
 // DefaultProposals returns what "default" stands for: strongSwan's default
 // proposals restricted to the algorithms this package implements. For IKE
 // an AEAD proposal comes first, then a classic one; for ESP one classic
-// proposal (strongSwan proposes no AEAD for ESP by default).
+// proposal (strongSwan proposes no AEAD for ESP by default); for AH its
+// integrity algorithms.
 func DefaultProposals(protocol Protocol) []Proposal {
 	kes := []Transform{keT(CURVE_25519), keT(ECP_256), keT(ECP_384), keT(ECP_521),
 		keT(MODP_3072), keT(MODP_4096), keT(MODP_2048)}
@@ -293,6 +310,9 @@ func DefaultProposals(protocol Protocol) []Proposal {
 		}
 	case ProtoESP:
 		return []Proposal{{ProtoESP, concatT(cbc, integs,
+			[]Transform{integT(AUTH_HMAC_SHA1_96), integT(AUTH_AES_XCBC_96), esnT(NO_ESN)})}}
+	case ProtoAH:
+		return []Proposal{{ProtoAH, concatT(integs,
 			[]Transform{integT(AUTH_HMAC_SHA1_96), integT(AUTH_AES_XCBC_96), esnT(NO_ESN)})}}
 	}
 	return nil
@@ -325,14 +345,15 @@ func (p Proposal) IKESuite() (IKESuite, error) {
 
 // ChildSuite returns the suite of a selected ESP proposal.
 func (p Proposal) ChildSuite() (ChildSuite, error) {
-	if p.Protocol != ProtoESP {
-		return ChildSuite{}, fmt.Errorf("%v proposal is not an ESP proposal: %w", p.Protocol, ErrProposal)
+	if p.Protocol != ProtoESP && p.Protocol != ProtoAH {
+		return ChildSuite{}, fmt.Errorf("%v proposal is not an ESP or AH proposal: %w", p.Protocol, ErrProposal)
 	}
 	one, err := p.selected()
 	if err != nil {
 		return ChildSuite{}, err
 	}
 	s := ChildSuite{
+		AH:   p.Protocol == ProtoAH,
 		Encr: EncrID(one[TransformENCR].ID), EncrKeyBits: one[TransformENCR].KeyLength,
 		Integ: IntegID(one[TransformINTEG].ID), KE: KEID(one[TransformKE].ID), ESN: ESNID(one[TransformESN].ID),
 	}

@@ -89,7 +89,9 @@ func TestParseProposalsErrors(t *testing.T) {
 		{ProtoIKE, "", "empty algorithm keyword"},
 		{ProtoESP, "aes256", "an integrity algorithm is mandatory in ESP proposals"},
 		{ProtoESP, "sha256", "an encryption algorithm is mandatory in ESP proposals"},
-		{ProtoAH, "sha256", "AH proposals are not supported"},
+		{ProtoAH, "aes128-sha256", "encryption algorithm AES_CBC_128 is not allowed in AH proposals"},
+		{ProtoAH, "modp2048", "an integrity algorithm is mandatory in AH proposals"},
+		{Protocol(4), "sha256", "PROTO_4 proposals are not supported"},
 		{ProtoESP, "aes128gcm16, aes256-bogus", `"bogus" not recognized`},
 	}
 	for _, tc := range tests {
@@ -152,7 +154,7 @@ func TestProposalSuites(t *testing.T) {
 	}
 	p, _ = ParseProposal(ProtoESP, "aes256-sha256-modp2048-esn")
 	c, err := p.ChildSuite()
-	if err != nil || c != (ChildSuite{ENCR_AES_CBC, 256, AUTH_HMAC_SHA2_256_128, MODP_2048, ESN}) {
+	if err != nil || c != (ChildSuite{ENCR_AES_CBC, 256, AUTH_HMAC_SHA2_256_128, MODP_2048, ESN, false}) {
 		t.Errorf("ESP suite %+v %v", c, err)
 	}
 	p, _ = ParseProposal(ProtoIKE, "aes128-aes256-sha256-modp2048")
@@ -181,5 +183,48 @@ func TestIDNames(t *testing.T) {
 		if got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
+	}
+}
+
+func TestParseAHProposal(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"sha256", "AH:HMAC_SHA2_256_128/NO_EXT_SEQ"},
+		{"sha1-sha256-modp2048", "AH:HMAC_SHA1_96/HMAC_SHA2_256_128/MODP_2048/NO_EXT_SEQ"},
+		{"sha512-esn", "AH:HMAC_SHA2_512_256/EXT_SEQ"},
+		{"sha256-prfsha256", "AH:HMAC_SHA2_256_128/NO_EXT_SEQ"}, // PRF ignored, as for ESP
+	} {
+		p, err := ParseProposal(ProtoAH, tc.in)
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if p.String() != tc.want {
+			t.Errorf("%q: %s, want %s", tc.in, p, tc.want)
+		}
+		if back, err := ParseProposal(ProtoAH, p.Keywords()); err != nil || back.String() != p.String() {
+			t.Errorf("%q: keywords %q give %v %v", tc.in, p.Keywords(), back, err)
+		}
+	}
+	for _, bad := range []string{"aes128-sha256", "aes128gcm16", "modp2048", "esn"} {
+		if _, err := ParseProposal(ProtoAH, bad); err == nil {
+			t.Errorf("AH proposal %q accepted", bad)
+		}
+	}
+	p, _ := ParseProposal(ProtoAH, "sha384-modp3072-esn")
+	c, err := p.ChildSuite()
+	if err != nil || c != (ChildSuite{Integ: AUTH_HMAC_SHA2_384_192, KE: MODP_3072, ESN: ESN, AH: true}) {
+		t.Errorf("AH suite %+v %v", c, err)
+	}
+	keys, err := DeriveChildKeys(PRF_HMAC_SHA2_256, make([]byte, 32), c, nil, make([]byte, 32), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys.InitiatorToResponder.Encr) != 0 || len(keys.InitiatorToResponder.Integ) != 48 || len(keys.ResponderToInitiator.Integ) != 48 {
+		t.Errorf("AH keys: encr %d, integ %d/%d octets", len(keys.InitiatorToResponder.Encr), len(keys.InitiatorToResponder.Integ), len(keys.ResponderToInitiator.Integ))
+	}
+	if d := DefaultProposals(ProtoAH); len(d) != 1 || d[0].Protocol != ProtoAH || len(d[0].Algorithms(TransformENCR)) != 0 {
+		t.Errorf("default AH proposals %v", d)
 	}
 }

@@ -179,6 +179,7 @@ type ChildConn struct {
 	LocalTS     []string `json:"local-ts"`
 	RemoteTS    []string `json:"remote-ts"`
 	Proposals   []string `json:"esp_proposals"`
+	AHProposals []string `json:"ah_proposals,omitempty"` // an AH CHILD_SA's, Proposals then empty
 	StartAction string   `json:"start_action"`
 	HWOffload   string   `json:"hw_offload"`
 	IfIDIn      uint32   `json:"if_id_in,omitempty"`

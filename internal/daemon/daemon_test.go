@@ -64,6 +64,7 @@ func TestMetrics(t *testing.T) {
 		`xdpsec_ike_failures_total{reason="block_threshold"} 0`,
 		`xdpsec_ike_datagrams_total{direction="received"} `,
 		"# TYPE xdpsec_child_sa_bytes_in counter",
+		`,protocol="ESP",`, // AH CHILD_SAs say AH
 		"xdpsec_ike_redirects_total 0",
 		"xdpsec_ike_cookies_sent_total 0",
 		`xdpsec_ike_acquires_total{result="pending"} 0`,

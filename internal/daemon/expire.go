@@ -47,7 +47,7 @@ func (d *Daemon) watchExpires() error {
 
 func (d *Daemon) expire(exp *netlink.XfrmMsgExpire) {
 	st := exp.XfrmState
-	if st == nil || st.Proto != netlink.XFRM_PROTO_ESP {
+	if st == nil || (st.Proto != netlink.XFRM_PROTO_ESP && st.Proto != netlink.XFRM_PROTO_AH) {
 		return
 	}
 	dst, ok := netip.AddrFromSlice(st.Dst)
@@ -55,6 +55,9 @@ func (d *Daemon) expire(exp *netlink.XfrmMsgExpire) {
 		return
 	}
 	id := ike.SAID{Dst: dst.Unmap(), SPI: uint32(st.Spi)}
+	if st.Proto == netlink.XFRM_PROTO_AH {
+		id.Proto = ike.SAProtoAH
+	}
 	kind := "soft"
 	if exp.Hard {
 		kind = "hard"

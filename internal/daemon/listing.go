@@ -66,11 +66,11 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 		for _, ch := range sa.Children {
 			c := ChildSA{
 				Name: ch.Name, UniqueID: ch.ID, ReqID: ch.ReqID, State: ch.State.String(), Mode: ch.Mode.String(),
-				Protocol: "ESP", Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
+				Protocol: ch.Protocol.String(), Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
 				Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),
 			}
-			in := ike.SAID{Dst: sa.Local.Addr(), SPI: ch.SPIIn}
-			out := ike.SAID{Dst: sa.Remote.Addr(), SPI: ch.SPIOut}
+			in := ike.SAID{Dst: sa.Local.Addr(), SPI: ch.SPIIn, Proto: ch.Protocol}
+			out := ike.SAID{Dst: sa.Remote.Addr(), SPI: ch.SPIOut, Proto: ch.Protocol}
 			if st, err := d.dp.QuerySA(in); err == nil {
 				c.BytesIn, c.PacketsIn = st.Bytes, st.Packets
 				c.UseIn = usedAgo(now, st.LastUsed)
@@ -137,7 +137,7 @@ func (d *Daemon) ListConns() []ConnInfo {
 		for _, ch := range c.Children {
 			cc := ChildConn{
 				Name: ch.Name, Mode: ch.Mode.String(), LocalTS: stringsOf(ch.LocalTS), RemoteTS: stringsOf(ch.RemoteTS),
-				Proposals: stringsOf(ch.ESPProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
+				Proposals: stringsOf(ch.ESPProposals), AHProposals: stringsOf(ch.AHProposals), StartAction: ch.StartAction.String(), HWOffload: ch.HWOffload.String(),
 				RekeyTime: int64(ch.RekeyTime / time.Second), IfIDIn: ch.ChildConfig.IfIDIn, IfIDOut: ch.ChildConfig.IfIDOut,
 			}
 			ci.Children = append(ci.Children, cc)

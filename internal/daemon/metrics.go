@@ -195,18 +195,18 @@ func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 		get  func(c ChildSA) uint64
 		help string
 	}{
-		{"xdpsec_child_sa_bytes_in", func(c ChildSA) uint64 { return c.BytesIn }, "Bytes decrypted by the kernel on the CHILD_SA's inbound SA."},
+		{"xdpsec_child_sa_bytes_in", func(c ChildSA) uint64 { return c.BytesIn }, "Bytes decrypted (AH: authenticated) by the kernel on the CHILD_SA's inbound SA."},
 		{"xdpsec_child_sa_packets_in", func(c ChildSA) uint64 { return c.PacketsIn }, "Packets decrypted by the kernel on the CHILD_SA's inbound SA."},
 		{"xdpsec_child_sa_bytes_out", func(c ChildSA) uint64 { return c.BytesOut }, "Bytes encrypted by the kernel on the CHILD_SA's outbound SA."},
 		{"xdpsec_child_sa_packets_out", func(c ChildSA) uint64 { return c.PacketsOut }, "Packets encrypted by the kernel on the CHILD_SA's outbound SA."},
-		{"xdpsec_child_sa_rx_seen_packets", func(c ChildSA) uint64 { return c.RxSeenPackets }, "ESP packets xdp_wan saw for the inbound SA, before authentication."},
-		{"xdpsec_child_sa_rx_seen_bytes", func(c ChildSA) uint64 { return c.RxSeenBytes }, "ESP bytes xdp_wan saw for the inbound SA, before authentication."},
+		{"xdpsec_child_sa_rx_seen_packets", func(c ChildSA) uint64 { return c.RxSeenPackets }, "ESP or AH packets xdp_wan saw for the inbound SA, before authentication."},
+		{"xdpsec_child_sa_rx_seen_bytes", func(c ChildSA) uint64 { return c.RxSeenBytes }, "ESP or AH bytes xdp_wan saw for the inbound SA, before authentication."},
 	} {
 		f := counter(pc.name, pc.help)
 		for _, sa := range sas {
 			for _, c := range sa.Children {
 				f.sample(pc.get(c), "ike_sa", sa.Name, "child_sa", c.Name, "uniqueid", strconv.Itoa(int(c.UniqueID)),
-					"spi_in", c.SPIIn, "spi_out", c.SPIOut)
+					"spi_in", c.SPIIn, "spi_out", c.SPIOut, "protocol", c.Protocol)
 			}
 		}
 	}

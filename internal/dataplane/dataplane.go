@@ -15,7 +15,7 @@ import (
 
 // Kernel is the part of maps/xfrm.Conn the dataplane uses; tests fake it.
 type Kernel interface {
-	AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error)
+	AllocSPI(proto xfrm.Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error)
 	AddState(s xfrm.State) (xfrm.OffloadResult, error)
 	UpdateState(s xfrm.State) (xfrm.OffloadResult, error)
 	DeleteState(id xfrm.SAID) error
@@ -33,10 +33,10 @@ type BPF interface {
 	// CPUs lists the CPUs with a cpu_map queue, where SAs may be steered.
 	CPUs() ([]int, error)
 	PutSA(sa maps.InboundSA) error
-	DeleteSA(spi uint32, dst netip.Addr) error
-	GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
+	DeleteSA(proto maps.SAProto, spi uint32, dst netip.Addr) error
+	GetSA(proto maps.SAProto, spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 	// MoveSA gives an inbound SA a new destination, counters kept.
-	MoveSA(spi uint32, from, to netip.Addr) error
+	MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error
 	// ApplyPolicies changes the SPD in one go (maps.SPD.Apply).
 	ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error)
 }
@@ -58,14 +58,14 @@ func (b PinnedBPF) CPUs() ([]int, error) {
 	return out, nil
 }
 func (b PinnedBPF) PutSA(sa maps.InboundSA) error { return b.Set.SA.Put(sa) }
-func (b PinnedBPF) DeleteSA(spi uint32, dst netip.Addr) error {
-	return b.Set.SA.Delete(spi, dst)
+func (b PinnedBPF) DeleteSA(proto maps.SAProto, spi uint32, dst netip.Addr) error {
+	return b.Set.SA.Delete(proto, spi, dst)
 }
-func (b PinnedBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
-	return b.Set.SA.Get(spi, dst)
+func (b PinnedBPF) GetSA(proto maps.SAProto, spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
+	return b.Set.SA.Get(proto, spi, dst)
 }
-func (b PinnedBPF) MoveSA(spi uint32, from, to netip.Addr) error {
-	return b.Set.SA.Move(spi, from, to)
+func (b PinnedBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error {
+	return b.Set.SA.Move(proto, spi, from, to)
 }
 func (b PinnedBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
 	return b.Set.SPD.Apply(add, del)
@@ -196,8 +196,11 @@ func (d *KernelDataplane) Flush() { d.spd.flush() }
 func (d *KernelDataplane) Close() { d.spd.close() }
 
 // AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
-// kernel SA (XFRM_MSG_ALLOCSPI).
-func (d *KernelDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+// kernel SA (XFRM_MSG_ALLOCSPI). The kernel keeps SPIs apart per
+// protocol only, but xdp_wan's sa_slot has one slot per SPI: an SPI the
+// other protocol has (larval or complete) at the same destination is
+// given back and another one taken.
+func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	r, err := d.bpf.SPIRange()
 	if err != nil {
 		return 0, fmt.Errorf("read SPI range: %w", err)
@@ -205,7 +208,39 @@ func (d *KernelDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
 	if r.Count == 0 {
 		r = maps.SPIRange{Base: maps.DefaultSPIBase, Count: 1 << 20}
 	}
-	return d.kernel.AllocSPI(src, dst, r)
+	other := xfrmProto(ike.SAProtoAH)
+	if proto == ike.SAProtoAH {
+		other = xfrmProto(ike.SAProtoESP)
+	}
+	for range 8 {
+		spi, err := d.kernel.AllocSPI(xfrmProto(proto), src, dst, r)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := d.kernel.GetState(xfrm.SAID{Dst: dst, SPI: spi, Proto: other}); err != nil {
+			return spi, nil // no such SA of the other protocol
+		}
+		// Taken by the other protocol: the larval SA stays until it
+		// expires, so that this SPI is not handed out again at once.
+		d.log.Debug(fmt.Sprintf("SPI %.8x for %v is in use by %v, allocating another", spi, proto, other))
+	}
+	return 0, fmt.Errorf("allocate %v SPI for %s → %s: no SPI free of the other protocol", proto, src, dst)
+}
+
+// xfrmProto is the kernel's name for an SA protocol.
+func xfrmProto(p ike.SAProto) xfrm.Proto {
+	if p == ike.SAProtoAH {
+		return xfrm.ProtoAH
+	}
+	return xfrm.ProtoESP
+}
+
+// mapsProto is the BPF SA table's name for an SA protocol.
+func mapsProto(p ike.SAProto) maps.SAProto {
+	if p == ike.SAProtoAH {
+		return maps.SAProtoAH
+	}
+	return maps.SAProtoESP
 }
 
 func modeOf(m ike.Mode) xfrm.Mode {
@@ -218,7 +253,7 @@ func modeOf(m ike.Mode) xfrm.Mode {
 // kernelState converts an SA; the keys are the engine's, which zeroes them.
 func kernelState(sa *ike.SA) xfrm.State {
 	s := xfrm.State{
-		Src: sa.Src, Dst: sa.Dst, SPI: sa.SPI, Mode: modeOf(sa.Mode), Reqid: sa.ReqID,
+		Src: sa.Src, Dst: sa.Dst, SPI: sa.SPI, Proto: xfrmProto(sa.Proto), Mode: modeOf(sa.Mode), Reqid: sa.ReqID,
 		Inbound: sa.Inbound, ESN: sa.ESN, ReplayWindow: sa.Replay, IfID: sa.IfID,
 		Crypto: xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ, EncrKey: sa.EncrKey, IntegKey: sa.IntegKey},
 		Lifetime: xfrm.Lifetime{
@@ -277,13 +312,13 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 		return err
 	}
 	if sa.Inbound {
-		in := maps.InboundSA{SPI: sa.SPI, Dst: sa.Dst, CPU: d.pickCPU(sa.SPI)}
+		in := maps.InboundSA{SPI: sa.SPI, Proto: mapsProto(sa.Proto), Dst: sa.Dst, CPU: d.pickCPU(sa.SPI)}
 		if err := d.bpf.PutSA(in); err != nil {
 			return fmt.Errorf("BPF SA table: %w", err)
 		}
 		res, err := d.kernel.UpdateState(st)
 		if err != nil {
-			if derr := d.bpf.DeleteSA(sa.SPI, sa.Dst); derr != nil {
+			if derr := d.bpf.DeleteSA(mapsProto(sa.Proto), sa.SPI, sa.Dst); derr != nil {
 				d.log.Warn(fmt.Sprintf("removing SPI %.8x from the BPF SA table failed: %v", sa.SPI, derr))
 			}
 			return err
@@ -379,7 +414,7 @@ func (d *KernelDataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
 	defer d.mu.Unlock()
 	movedBPF := false
 	if sa.Inbound && from.Dst != sa.Dst {
-		if err := d.bpf.MoveSA(sa.SPI, from.Dst, sa.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
+		if err := d.bpf.MoveSA(mapsProto(sa.Proto), sa.SPI, from.Dst, sa.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
 			return fmt.Errorf("BPF SA table: %w", err)
 		} else if err == nil {
 			movedBPF = true
@@ -389,9 +424,9 @@ func (d *KernelDataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
 	if sa.Encap != nil {
 		to.Encap = &xfrm.Encap{SrcPort: sa.Encap.SrcPort, DstPort: sa.Encap.DstPort}
 	}
-	if err := d.kernel.MoveState(xfrm.SAID{Dst: from.Dst, SPI: from.SPI}, to); err != nil {
+	if err := d.kernel.MoveState(xfrm.SAID{Dst: from.Dst, SPI: from.SPI, Proto: xfrmProto(from.Proto)}, to); err != nil {
 		if movedBPF {
-			if berr := d.bpf.MoveSA(sa.SPI, sa.Dst, from.Dst); berr != nil {
+			if berr := d.bpf.MoveSA(mapsProto(sa.Proto), sa.SPI, sa.Dst, from.Dst); berr != nil {
 				d.log.Warn(fmt.Sprintf("moving SPI %.8x back in the BPF SA table failed: %v", sa.SPI, berr))
 			}
 		}
@@ -417,12 +452,12 @@ func (d *KernelDataplane) DeleteSA(id ike.SAID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	inst := d.sas[id]
-	kerr := d.kernel.DeleteState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI})
+	kerr := d.kernel.DeleteState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI, Proto: xfrmProto(id.Proto)})
 	if errors.Is(kerr, xfrm.ErrNoSA) {
 		kerr = nil
 	}
 	if inst == nil || inst.inbound {
-		if err := d.bpf.DeleteSA(id.SPI, id.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
+		if err := d.bpf.DeleteSA(mapsProto(id.Proto), id.SPI, id.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
 			kerr = errors.Join(kerr, fmt.Errorf("BPF SA table: %w", err))
 		}
 	}
@@ -432,7 +467,7 @@ func (d *KernelDataplane) DeleteSA(id ike.SAID) error {
 
 // QuerySA returns the kernel's counters of an SA.
 func (d *KernelDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
-	info, err := d.kernel.GetState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI})
+	info, err := d.kernel.GetState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI, Proto: xfrmProto(id.Proto)})
 	if err != nil {
 		return ike.SAStats{}, err
 	}
@@ -442,7 +477,7 @@ func (d *KernelDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
 // RxSeen returns xdp_wan's counters of an inbound SA: packets and bytes
 // seen before authentication.
 func (d *KernelDataplane) RxSeen(id ike.SAID) (packets, bytes uint64, err error) {
-	s, err := d.bpf.GetSA(id.SPI, id.Dst)
+	s, err := d.bpf.GetSA(mapsProto(id.Proto), id.SPI, id.Dst)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -450,7 +485,7 @@ func (d *KernelDataplane) RxSeen(id ike.SAID) (packets, bytes uint64, err error)
 }
 
 func policyKey(p *ike.Policy) string {
-	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d|%s", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID, p.RouteSrc)
+	return fmt.Sprintf("%v|%s|%s|%s|%s|%d|%d|%d|%s|%v", p.Dir, p.Src, p.Dst, p.TmplSrc, p.TmplDst, p.Mode, p.ReqID, p.IfID, p.RouteSrc, p.Proto)
 }
 
 // MigratePolicy gives an installed policy new template addresses
@@ -535,7 +570,7 @@ func (d *KernelDataplane) addRouteBased(p *ike.Policy, ps *policyState) error {
 	if ca := d.catchAll[ck]; ca != nil {
 		ca.refs++
 	} else {
-		all, err := xfrm.RouteBasedPolicies(xfrm.Tunnel{Local: local(p), Remote: remote(p), Reqid: p.ReqID, IfID: p.IfID})
+		all, err := xfrm.RouteBasedPolicies(xfrm.Tunnel{Local: local(p), Remote: remote(p), Proto: xfrmProto(p.Proto), Reqid: p.ReqID, IfID: p.IfID})
 		if err != nil {
 			return err
 		}
@@ -671,7 +706,7 @@ func (d *KernelDataplane) addClassic(p *ike.Policy, ps *policyState) error {
 				sel.Proto = p.Dst.Protocol
 			}
 			setPorts(&sel, p.Src, p.Dst)
-			tmpl := xfrm.Template{Src: p.TmplSrc, Dst: p.TmplDst, Mode: mode, Reqid: p.ReqID}
+			tmpl := xfrm.Template{Src: p.TmplSrc, Dst: p.TmplDst, Proto: xfrmProto(p.Proto), Mode: mode, Reqid: p.ReqID}
 			if mode == xfrm.ModeTransport {
 				tmpl.Src, tmpl.Dst = netip.Addr{}, netip.Addr{}
 			}

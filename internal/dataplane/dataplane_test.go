@@ -30,7 +30,7 @@ type fakeKernel struct {
 	nextSPI  uint32
 }
 
-func (k *fakeKernel) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
+func (k *fakeKernel) AllocSPI(proto xfrm.Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
 	k.nextSPI++
 	spi := r.Base + k.nextSPI
 	k.ev.add("kernel allocspi %.8x", spi)
@@ -67,7 +67,7 @@ func (k *fakeKernel) DeleteState(id xfrm.SAID) error {
 	return nil
 }
 func (k *fakeKernel) GetState(id xfrm.SAID) (xfrm.StateInfo, error) {
-	if _, ok := k.states[id.SPI]; !ok {
+	if s, ok := k.states[id.SPI]; !ok || s.Proto != id.Proto {
 		return xfrm.StateInfo{}, xfrm.ErrNoSA
 	}
 	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2}}, nil
@@ -132,7 +132,7 @@ func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
 	b.sas[sa.SPI] = sa
 	return nil
 }
-func (b *fakeBPF) DeleteSA(spi uint32, dst netip.Addr) error {
+func (b *fakeBPF) DeleteSA(proto maps.SAProto, spi uint32, dst netip.Addr) error {
 	if _, ok := b.sas[spi]; !ok {
 		return maps.ErrNoSA
 	}
@@ -140,7 +140,7 @@ func (b *fakeBPF) DeleteSA(spi uint32, dst netip.Addr) error {
 	delete(b.sas, spi)
 	return nil
 }
-func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
+func (b *fakeBPF) GetSA(proto maps.SAProto, spi uint32, dst netip.Addr) (maps.InboundSAStats, error) {
 	sa, ok := b.sas[spi]
 	if !ok {
 		return maps.InboundSAStats{}, maps.ErrNoSA
@@ -148,7 +148,7 @@ func (b *fakeBPF) GetSA(spi uint32, dst netip.Addr) (maps.InboundSAStats, error)
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
 }
 
-func (b *fakeBPF) MoveSA(spi uint32, from, to netip.Addr) error {
+func (b *fakeBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error {
 	sa, ok := b.sas[spi]
 	if !ok || sa.Dst != from {
 		return maps.ErrNoSA
@@ -215,7 +215,7 @@ func testSA(spi uint32, inbound bool) *ike.SA {
 
 func TestDataplaneInboundOrder(t *testing.T) {
 	d, k, b, ev := newFakeDataplane(t)
-	spi, err := d.AllocateSPI(them, us)
+	spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +561,7 @@ func TestDataplaneTunnelRoutes(t *testing.T) {
 func TestDataplaneMigrate(t *testing.T) {
 	d, k, b, ev := newFakeDataplane(t)
 	newUs := netip.MustParseAddr("198.51.100.7")
-	spi, err := d.AllocateSPI(them, us)
+	spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,5 +639,48 @@ func TestDataplaneMigrate(t *testing.T) {
 	}
 	if b.sas[spi].Dst != us {
 		t.Errorf("BPF entry after a failed move: %+v, want it back at %s", b.sas[spi], us)
+	}
+}
+
+// TestDataplaneAHSPIs: the kernel hands out SPIs per protocol, but
+// xdp_wan's sa_slot holds one SA per SPI: an AH SPI an ESP SA has already
+// is given back for another. The AH SA goes into the kernel and the BPF
+// table as AH, and leaves both by its AH SAID.
+func TestDataplaneAHSPIs(t *testing.T) {
+	d, k, b, ev := newFakeDataplane(t)
+	esp, err := d.AllocateSPI(ike.SAProtoESP, them, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddSA(testSA(esp, true)); err != nil {
+		t.Fatal(err)
+	}
+	k.nextSPI-- // the kernel's next AH SPI is the ESP SA's
+	ah, err := d.AllocateSPI(ike.SAProtoAH, them, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ah == esp {
+		t.Fatalf("AH SPI %.8x is the ESP SA's", ah)
+	}
+	sa := &ike.SA{SAID: ike.SAID{Dst: us, SPI: ah, Proto: ike.SAProtoAH}, Src: them, Inbound: true,
+		Integ: transform.AUTH_HMAC_SHA2_256_128, IntegKey: make([]byte, 32), ReqID: 2, Replay: 32}
+	if err := d.AddSA(sa); err != nil {
+		t.Fatal(err)
+	}
+	if st := k.states[ah]; st.Proto != xfrm.ProtoAH || st.Crypto.Integ != transform.AUTH_HMAC_SHA2_256_128 || st.Crypto.Encr != 0 {
+		t.Errorf("kernel state %+v, want AH", st)
+	}
+	if in := b.sas[ah]; in.Proto != maps.SAProtoAH {
+		t.Errorf("BPF SA %+v, want AH", in)
+	}
+	if err := d.DeleteSA(sa.SAID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k.states[ah]; ok {
+		t.Errorf("AH state left in the kernel: %v", ev)
+	}
+	if _, ok := b.sas[ah]; ok {
+		t.Error("AH SA left in the BPF table")
 	}
 }

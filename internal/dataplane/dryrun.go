@@ -31,7 +31,9 @@ func NewDryRunDataplane(log *slog.Logger, r maps.SPIRange) *DryRunDataplane {
 	return &DryRunDataplane{log: log, spis: r, inUse: map[uint32]bool{}, sas: map[ike.SAID]bool{}}
 }
 
-func (d *DryRunDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
+// AllocateSPI hands out SPIs unique over both protocols, as the kernel
+// dataplane does.
+func (d *DryRunDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.inUse) >= int(d.spis.Count) {
@@ -43,7 +45,7 @@ func (d *DryRunDataplane) AllocateSPI(src, dst netip.Addr) (uint32, error) {
 		spi := d.spis.Base + binary.BigEndian.Uint32(b[:])%d.spis.Count
 		if !d.inUse[spi] {
 			d.inUse[spi] = true
-			d.log.Debug(fmt.Sprintf("dry-run: allocated SPI %.8x for %s -> %s", spi, src, dst))
+			d.log.Debug(fmt.Sprintf("dry-run: allocated %v SPI %.8x for %s -> %s", proto, spi, src, dst))
 			return spi, nil
 		}
 	}
@@ -64,12 +66,17 @@ func describeSA(sa *ike.SA) string {
 	if sa.Inbound {
 		dir = "in"
 	}
-	s := fmt.Sprintf("%s SA %.8x %s -> %s %v reqid %d %v", dir, sa.SPI, sa.Src, sa.Dst, sa.Mode, sa.ReqID, sa.Encr)
-	if sa.EncrBits != 0 {
-		s += fmt.Sprintf("_%d", sa.EncrBits)
-	}
-	if sa.Integ != 0 {
-		s += fmt.Sprintf("/%v", sa.Integ)
+	s := fmt.Sprintf("%s SA %.8x %s -> %s %v reqid %d ", dir, sa.SPI, sa.Src, sa.Dst, sa.Mode, sa.ReqID)
+	if sa.Proto == ike.SAProtoAH {
+		s += fmt.Sprintf("AH %v", sa.Integ)
+	} else {
+		s += sa.Encr.String()
+		if sa.EncrBits != 0 {
+			s += fmt.Sprintf("_%d", sa.EncrBits)
+		}
+		if sa.Integ != 0 {
+			s += fmt.Sprintf("/%v", sa.Integ)
+		}
 	}
 	if sa.ESN {
 		s += " esn"
@@ -88,7 +95,7 @@ func (d *DryRunDataplane) AddSA(sa *ike.SA) error {
 	defer d.mu.Unlock()
 	d.sas[sa.SAID] = true
 	if sa.Inbound {
-		d.log.Info(fmt.Sprintf("dry-run: would put SPI %.8x dst %s into the BPF SA table", sa.SPI, sa.Dst))
+		d.log.Info(fmt.Sprintf("dry-run: would put %v SPI %.8x dst %s into the BPF SA table", sa.Proto, sa.SPI, sa.Dst))
 	}
 	d.log.Info("dry-run: would install " + describeSA(sa))
 	return nil
@@ -126,6 +133,9 @@ func (d *DryRunDataplane) DeleteSA(id ike.SAID) error {
 
 func describePolicy(p *ike.Policy) string {
 	s := fmt.Sprintf("policy %s === %s %v reqid %d", p.Src, p.Dst, p.Dir, p.ReqID)
+	if p.Proto == ike.SAProtoAH {
+		s += " proto ah"
+	}
 	if p.IfID != 0 {
 		s += fmt.Sprintf(" if_id %#x (route-based)", p.IfID)
 	}

@@ -49,7 +49,7 @@ func TestKernelDataplane(t *testing.T) {
 	defer d.Close()
 
 	r, _ := set.Config.SPIRange()
-	spi, err := d.AllocateSPI(them, us)
+	spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,21 +95,21 @@ func TestKernelDataplane(t *testing.T) {
 		if !errors.Is(err, xfrm.ErrNoESP) && !errors.Is(err, xfrm.ErrNoAlgorithm) {
 			t.Errorf("AddSA without ESP = %v", err)
 		}
-		if _, gerr := set.SA.Get(spi, us); !errors.Is(gerr, maps.ErrNoSA) {
+		if _, gerr := set.SA.Get(maps.SAProtoESP, spi, us); !errors.Is(gerr, maps.ErrNoSA) {
 			t.Errorf("BPF entry left after the kernel refused the SA: %v", gerr)
 		}
 	} else {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := set.SA.Get(spi, us); err != nil {
+		if _, err := set.SA.Get(maps.SAProtoESP, spi, us); err != nil {
 			t.Errorf("no BPF entry: %v", err)
 		}
 	}
 	if err := d.DeleteSA(sa.SAID); err != nil {
 		t.Errorf("DeleteSA: %v", err)
 	}
-	if _, gerr := set.SA.Get(spi, us); !errors.Is(gerr, maps.ErrNoSA) {
+	if _, gerr := set.SA.Get(maps.SAProtoESP, spi, us); !errors.Is(gerr, maps.ErrNoSA) {
 		t.Errorf("BPF entry left after DeleteSA: %v", gerr)
 	}
 	for _, p := range pols {

@@ -15,6 +15,7 @@ const (
 	ProtoTCP    = 6
 	ProtoUDP    = 17
 	ProtoESP    = 50
+	ProtoAH     = 51
 	ProtoICMP   = 1
 	ProtoICMPv6 = 58
 )
@@ -234,6 +235,22 @@ func ESP(spi, seq uint32, n int) []byte {
 	binary.BigEndian.PutUint32(b[0:], spi)
 	binary.BigEndian.PutUint32(b[4:], seq)
 	for i := 8; i < len(b); i++ {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// AH returns an AH header (RFC 4302 section 2) with a 96-bit ICV of
+// made-up bytes and n bytes of payload after it: next header IPv4-in-IP
+// (tunnel mode), Payload Len in 32-bit words minus 2.
+func AH(spi, seq uint32, n int) []byte {
+	const icv = 12
+	b := make([]byte, 12+icv+n)
+	b[0] = 4                    // next header: IPv4
+	b[1] = byte((12+icv)/4 - 2) // Payload Len
+	binary.BigEndian.PutUint32(b[4:], spi)
+	binary.BigEndian.PutUint32(b[8:], seq)
+	for i := 12; i < len(b); i++ {
 		b[i] = byte(i)
 	}
 	return b

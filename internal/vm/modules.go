@@ -17,7 +17,7 @@ var (
 	RequiredModules = []string{
 		"netfs", "9pnet", "9pnet_virtio", "9p",
 		"veth", "tun", "dummy",
-		"xfrm_algo", "xfrm_user", "xfrm_interface", "esp4", "esp6",
+		"xfrm_algo", "xfrm_user", "xfrm_interface", "esp4", "esp6", "ah4", "ah6",
 		"xfrm4_tunnel", "xfrm6_tunnel", "tunnel4", "tunnel6",
 		"authenc", "authencesn", "echainiv", "seqiv",
 		"gcm", "ghash-generic", "ccm",

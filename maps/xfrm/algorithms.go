@@ -154,10 +154,35 @@ func (c Crypto) algorithms() (Algorithms, error) {
 	}, nil
 }
 
+// ahAlgorithms maps an AH SA's integrity algorithm to the kernel's; AH
+// has no encryption.
+func (c Crypto) ahAlgorithms() (Algorithms, error) {
+	if c.Encr != 0 || len(c.EncrKey) != 0 {
+		return Algorithms{}, fmt.Errorf("AH takes no encryption algorithm, got %v", c.Encr)
+	}
+	in, ok := integAlg[c.Integ]
+	if !ok {
+		return Algorithms{}, fmt.Errorf("integrity algorithm %v is not supported for AH", c.Integ)
+	}
+	if len(c.IntegKey) != in.keyLen {
+		return Algorithms{}, fmt.Errorf("%v key is %d bytes, want %d", c.Integ, len(c.IntegKey), in.keyLen)
+	}
+	return Algorithms{Integ: in.name, IntegBits: 8 * in.keyLen, ICVBits: in.truncBits}, nil
+}
+
 // KeyLengths returns how many bytes of KEYMAT each direction of an SA with
 // these algorithms takes for encryption (an AEAD's salt included) and for
 // integrity, in the order RFC 7296 2.17 draws them.
+//
+// An encryption algorithm 0 is AH's: integrity only.
 func KeyLengths(encr transform.EncrID, keyBits uint16, integ transform.IntegID) (encrKey, integKey int, err error) {
+	if encr == 0 {
+		in, ok := integAlg[integ]
+		if !ok {
+			return 0, 0, fmt.Errorf("integrity algorithm %v is not supported for AH", integ)
+		}
+		return 0, in.keyLen, nil
+	}
 	klen, err := encrKeyLen(encr, keyBits)
 	if err != nil {
 		return 0, 0, err

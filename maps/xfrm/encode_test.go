@@ -339,7 +339,7 @@ func TestEncodeSAID(t *testing.T) {
 
 func TestEncodeAllocSPI(t *testing.T) {
 	requireLittleEndian(t)
-	req, err := encodeAllocSPI(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), maps.SPIRange{Base: maps.DefaultSPIBase, Count: 0x10000})
+	req, err := encodeAllocSPI(ProtoESP, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), maps.SPIRange{Base: maps.DefaultSPIBase, Count: 0x10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestEncodeAllocSPI(t *testing.T) {
 		t.Error("addresses or proto wrong")
 	}
 	for _, r := range []maps.SPIRange{{Base: 0xc0000000}, {Base: 1, Count: 10}, {Base: 0xffffff00, Count: 0x200}} {
-		if _, err := encodeAllocSPI(probeSrc4, probeDst4, r); err == nil {
+		if _, err := encodeAllocSPI(ProtoESP, probeSrc4, probeDst4, r); err == nil {
 			t.Errorf("range %+v accepted", r)
 		}
 	}

@@ -131,7 +131,7 @@ func TestESPAllocSPIThenUpdate(t *testing.T) {
 	requireESP(t)
 	c, _ := newConn(t)
 	r := maps.SPIRange{Base: maps.DefaultSPIBase, Count: 4096}
-	spi, err := c.AllocSPI(addrA, addrB, r)
+	spi, err := c.AllocSPI(ProtoESP, addrA, addrB, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestESPAllocSPIThenUpdate(t *testing.T) {
 	}
 
 	// The larval SA expired before the keys came: the update adds the SA.
-	spi2, err := c.AllocSPI(addrA, addrB, r)
+	spi2, err := c.AllocSPI(ProtoESP, addrA, addrB, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,11 +89,11 @@ func TestAllocSPI(t *testing.T) {
 	kernelCaps(t)
 	c, ns := newConn(t)
 	r := maps.SPIRange{Base: maps.DefaultSPIBase, Count: 1024}
-	spi1, err := c.AllocSPI(addrA, addrB, r)
+	spi1, err := c.AllocSPI(ProtoESP, addrA, addrB, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spi2, err := c.AllocSPI(addrA, addrB, r)
+	spi2, err := c.AllocSPI(ProtoESP, addrA, addrB, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestAllocSPI(t *testing.T) {
 
 	// A range of one SPI, taken: the kernel has nothing to give.
 	one := maps.SPIRange{Base: spi1, Count: 1}
-	if spi, err := c.AllocSPI(addrA, addrB, one); err == nil {
+	if spi, err := c.AllocSPI(ProtoESP, addrA, addrB, one); err == nil {
 		t.Errorf("allocated %#x from a used one-SPI range", spi)
 	}
 

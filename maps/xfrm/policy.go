@@ -49,6 +49,7 @@ func (a Action) String() string {
 // have come through (in, fwd). ESP only.
 type Template struct {
 	Src, Dst netip.Addr // tunnel endpoints; may be unset in transport mode
+	Proto    Proto      // of the SA: ESP or AH
 	Mode     Mode
 	Reqid    uint32 // 0: any SA
 	SPI      uint32 // 0: any SA
@@ -141,7 +142,7 @@ func encodeTemplate(t Template, selFamily uint16) (nl.XfrmUserTmpl, error) {
 	}
 	ut.XfrmId.Daddr = xfrmAddr(t.Dst)
 	ut.XfrmId.Spi = be32(t.SPI)
-	ut.XfrmId.Proto = protoESP
+	ut.XfrmId.Proto = t.Proto.ipproto()
 	ut.Family = fam
 	ut.Saddr = xfrmAddr(t.Src)
 	ut.Reqid = t.Reqid
@@ -245,7 +246,7 @@ func parsePolicy(data []byte) (Policy, error) {
 	}
 	for v := a[nl.XFRMA_TMPL]; len(v) >= nl.SizeofXfrmUserTmpl; v = v[nl.SizeofXfrmUserTmpl:] {
 		ut, _ := fromBytes[nl.XfrmUserTmpl](v)
-		t := Template{Mode: Mode(ut.Mode), Reqid: ut.Reqid, SPI: fromBE32(ut.XfrmId.Spi)}
+		t := Template{Mode: Mode(ut.Mode), Reqid: ut.Reqid, SPI: fromBE32(ut.XfrmId.Spi), Proto: protoOf(ut.XfrmId.Proto)}
 		if ut.Mode == uint8(ModeTunnel) || ut.Saddr != (nl.XfrmAddress{}) {
 			t.Src, t.Dst = addrFrom(ut.Family, ut.Saddr), addrFrom(ut.Family, ut.XfrmId.Daddr)
 		}

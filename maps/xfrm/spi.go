@@ -15,7 +15,7 @@ import (
 // IANA (RFC 4303 2.1).
 const minSPI = 256
 
-// AllocSPI asks the kernel for an unused SPI in r for an inbound ESP SA
+// AllocSPI asks the kernel for an unused SPI in r for an inbound ESP or AH SA
 // from src (the peer) to dst (us), as strongSwan's get_spi does with
 // XFRM_MSG_ALLOCSPI. The kernel reserves it in a larval SA that carries no
 // keys and passes no traffic; UpdateState with the full SA completes it.
@@ -27,8 +27,11 @@ const minSPI = 256
 // looks for a free SPI.
 //
 // r is the daemon's allocated range, so that xdp_wan finds the SA by index.
-func (c *Conn) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
-	req, err := encodeAllocSPI(src, dst, r)
+//
+// The kernel keeps SPIs apart per protocol only: an AH and an ESP SA may
+// get the same SPI (the caller keeps them apart where it needs to).
+func (c *Conn) AllocSPI(proto Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
+	req, err := encodeAllocSPI(proto, src, dst, r)
 	if err != nil {
 		return 0, fmt.Errorf("allocate SPI for %s → %s: %w", src, dst, err)
 	}
@@ -49,7 +52,7 @@ func (c *Conn) AllocSPI(src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
 	return spi, nil
 }
 
-func encodeAllocSPI(src, dst netip.Addr, r maps.SPIRange) (*request, error) {
+func encodeAllocSPI(proto Proto, src, dst netip.Addr, r maps.SPIRange) (*request, error) {
 	if !src.IsValid() || !dst.IsValid() || src.Unmap().Is4() != dst.Unmap().Is4() {
 		return nil, errors.New("need source and destination addresses of one family")
 	}
@@ -63,7 +66,7 @@ func encodeAllocSPI(src, dst netip.Addr, r maps.SPIRange) (*request, error) {
 	var v nl.XfrmUserSpiInfo
 	v.XfrmUsersaInfo.Saddr = xfrmAddr(src)
 	v.XfrmUsersaInfo.Id.Daddr = xfrmAddr(dst)
-	v.XfrmUsersaInfo.Id.Proto = protoESP
+	v.XfrmUsersaInfo.Id.Proto = proto.ipproto()
 	v.XfrmUsersaInfo.Family = familyOf(dst)
 	v.Min, v.Max = r.Base, uint32(last)
 	req := newRequest(nl.XFRM_MSG_ALLOCSPI, unix.NLM_F_ACK)

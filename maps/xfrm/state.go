@@ -95,10 +95,35 @@ type Encap struct {
 	SrcPort, DstPort uint16
 }
 
-// State is an ESP SA to install.
+// Proto is an SA's IPsec protocol. The zero value is ESP.
+type Proto uint8
+
+const (
+	ProtoESP Proto = iota // ESP (RFC 4303)
+	ProtoAH               // AH (RFC 4302): integrity only
+)
+
+func (p Proto) String() string {
+	if p == ProtoAH {
+		return "AH"
+	}
+	return "ESP"
+}
+
+// ipproto is the protocol's IP protocol number, as XFRM names it.
+func (p Proto) ipproto() uint8 {
+	if p == ProtoAH {
+		return unix.IPPROTO_AH
+	}
+	return unix.IPPROTO_ESP
+}
+
+// State is an ESP or AH SA to install. An AH SA's Crypto has an integrity
+// algorithm only.
 type State struct {
-	Src, Dst netip.Addr // outer addresses; Dst with SPI names the SA
+	Src, Dst netip.Addr // outer addresses; Dst with Proto and SPI names the SA
 	SPI      uint32
+	Proto    Proto
 	Mode     Mode
 	Reqid    uint32
 	// Inbound marks an SA that decrypts (Dst is ours). It only matters for
@@ -121,28 +146,40 @@ type State struct {
 }
 
 // ID names the SA for Get and Delete.
-func (s *State) ID() SAID { return SAID{Dst: s.Dst, SPI: s.SPI, Src: s.Src, Mark: s.Mark} }
+func (s *State) ID() SAID {
+	return SAID{Dst: s.Dst, SPI: s.SPI, Proto: s.Proto, Src: s.Src, Mark: s.Mark}
+}
 
 func (s State) String() string {
+	if s.Proto == ProtoAH {
+		return fmt.Sprintf("AH SA %#08x %s → %s", s.SPI, s.Src, s.Dst)
+	}
 	return fmt.Sprintf("SA %#08x %s → %s", s.SPI, s.Src, s.Dst)
 }
 
 // SAID names one SA: destination and SPI, with the mark it was installed
 // with (the kernel matches it) and optionally its source.
 type SAID struct {
-	Dst  netip.Addr
-	SPI  uint32
-	Src  netip.Addr // optional
-	Mark Mark
+	Dst   netip.Addr
+	SPI   uint32
+	Proto Proto
+	Src   netip.Addr // optional
+	Mark  Mark
 }
 
-func (id SAID) String() string { return fmt.Sprintf("SA %#08x dst %s", id.SPI, id.Dst) }
+func (id SAID) String() string {
+	if id.Proto == ProtoAH {
+		return fmt.Sprintf("AH SA %#08x dst %s", id.SPI, id.Dst)
+	}
+	return fmt.Sprintf("SA %#08x dst %s", id.SPI, id.Dst)
+}
 
 // StateInfo is an SA as the kernel reports it (`ip -s xfrm state`), without
 // its keys.
 type StateInfo struct {
 	Src, Dst     netip.Addr
 	SPI          uint32
+	Proto        Proto
 	Mode         Mode
 	Reqid        uint32
 	Algorithms   Algorithms
@@ -206,12 +243,12 @@ func classify(err error, notFound error) error {
 // Flags of xfrm_usersa_info.
 const (
 	stateAFUnspec = 32  // XFRM_STATE_AF_UNSPEC: the selector may be of either family
+	stateAlign4   = 64  // XFRM_STATE_ALIGN4: IPv4 AH pads its ICV to 4 octets, not 8
 	stateESN      = 128 // XFRM_STATE_ESN
 )
 
-// XFRM_MODE_*, IPPROTO_ESP, UDP_ENCAP_ESPINUDP
+// UDP_ENCAP_ESPINUDP and limits
 const (
-	protoESP      = unix.IPPROTO_ESP
 	encapESPinUDP = 2
 	maxESNWindow  = 128 * 32 // bitmap of at most 128 words
 	xfrmAlgoName  = 64
@@ -220,7 +257,16 @@ const (
 // encodeState builds an XFRM_MSG_NEWSA or XFRM_MSG_UPDSA request. off is
 // the offload attribute to add, nil for none.
 func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
-	alg, err := s.Crypto.algorithms()
+	var alg Algorithms
+	var err error
+	if s.Proto == ProtoAH {
+		alg, err = s.Crypto.ahAlgorithms()
+		if err == nil && s.Encap != nil {
+			err = errors.New("AH cannot be UDP-encapsulated (RFC 3948 is ESP only)")
+		}
+	} else {
+		alg, err = s.Crypto.algorithms()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +297,7 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 	}
 	info.Id.Daddr = xfrmAddr(s.Dst)
 	info.Id.Spi = be32(s.SPI)
-	info.Id.Proto = protoESP
+	info.Id.Proto = s.Proto.ipproto()
 	if !s.Selector.IsZero() {
 		if info.Sel, err = s.Selector.encode(); err != nil {
 			return nil, err
@@ -266,13 +312,21 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 	if s.ESN {
 		info.Flags |= stateESN
 	}
+	if s.Proto == ProtoAH && s.Dst.Unmap().Is4() {
+		// RFC 4302 3.3.3.2.1: IPv4 aligns the AH header to 32 bits; the
+		// kernel's 64-bit default (IPv6's) breaks interoperability (charon
+		// sets the flag too).
+		info.Flags |= stateAlign4
+	}
 	if !useESNAttr {
 		info.ReplayWindow = uint8(s.ReplayWindow)
 	}
 
 	req := newRequest(typ, unix.NLM_F_ACK)
 	req.fixed(structBytes(&info))
-	if alg.AEAD != "" {
+	if s.Proto == ProtoAH {
+		req.attr(nl.XFRMA_ALG_AUTH_TRUNC, algoHeader(alg.Integ, len(s.Crypto.IntegKey), uint32(alg.ICVBits)), s.Crypto.IntegKey)
+	} else if alg.AEAD != "" {
 		hdr := algoHeader(alg.AEAD, len(s.Crypto.EncrKey), uint32(alg.ICVBits))
 		req.attr(nl.XFRMA_ALG_AEAD, hdr, s.Crypto.EncrKey)
 	} else {
@@ -338,7 +392,7 @@ func encodeSAID(typ uint16, id SAID) (*request, error) {
 		Daddr:  xfrmAddr(id.Dst),
 		Spi:    be32(id.SPI),
 		Family: familyOf(id.Dst),
-		Proto:  protoESP,
+		Proto:  id.Proto.ipproto(),
 	}
 	req := newRequest(typ, unix.NLM_F_ACK)
 	req.fixed(structBytes(&v))
@@ -426,7 +480,7 @@ func (c *Conn) GetState(id SAID) (StateInfo, error) {
 	return out, nil
 }
 
-// ListStates returns every ESP SA of the namespace.
+// ListStates returns every ESP and AH SA of the namespace.
 func (c *Conn) ListStates() ([]StateInfo, error) {
 	var out []StateInfo
 	err := c.dump(c.xfrm, func() *request {
@@ -435,8 +489,10 @@ func (c *Conn) ListStates() ([]StateInfo, error) {
 		if typ != nl.XFRM_MSG_NEWSA {
 			return nil
 		}
-		if len(data) >= nl.SizeofXfrmUsersaInfo && nl.DeserializeXfrmUsersaInfo(data).Id.Proto != protoESP {
-			return nil
+		if len(data) >= nl.SizeofXfrmUsersaInfo {
+			if p := nl.DeserializeXfrmUsersaInfo(data).Id.Proto; p != unix.IPPROTO_ESP && p != unix.IPPROTO_AH {
+				return nil
+			}
 		}
 		s, err := parseState(data)
 		if err != nil {
@@ -467,6 +523,7 @@ func parseState(data []byte) (StateInfo, error) {
 		Dst:          addrFrom(info.Family, info.Id.Daddr),
 		SPI:          fromBE32(info.Id.Spi),
 		Mode:         Mode(info.Mode),
+		Proto:        protoOf(info.Id.Proto),
 		Reqid:        info.Reqid,
 		ESN:          info.Flags&stateESN != 0,
 		ReplayWindow: uint32(info.ReplayWindow),
@@ -532,7 +589,18 @@ func parseState(data []byte) (StateInfo, error) {
 		s.Offload = &o
 	}
 	s.Larval = s.Algorithms.AEAD == "" && s.Algorithms.Encr == ""
+	if s.Proto == ProtoAH {
+		s.Larval = s.Algorithms.Integ == ""
+	}
 	return s, nil
+}
+
+// protoOf is the Proto of an IP protocol number (ESP for any but AH).
+func protoOf(ipproto uint8) Proto {
+	if ipproto == unix.IPPROTO_AH {
+		return ProtoAH
+	}
+	return ProtoESP
 }
 
 func unixTime(sec uint64) time.Time {

@@ -10,6 +10,7 @@ import (
 // XFRM interface ID its traffic is tagged with.
 type Tunnel struct {
 	Local, Remote netip.Addr
+	Proto         Proto // of the tunnel's SAs
 	Reqid         uint32
 	IfID          uint32
 	Mark          Mark
@@ -68,7 +69,7 @@ func tunnelPolicies(t Tunnel, mode Mode, out, in Selector) []Policy {
 			Priority:  t.Priority,
 			IfID:      t.IfID,
 			Mark:      t.Mark,
-			Templates: []Template{{Src: src, Dst: dst, Mode: mode, Reqid: t.Reqid}},
+			Templates: []Template{{Src: src, Dst: dst, Proto: t.Proto, Mode: mode, Reqid: t.Reqid}},
 		}
 	}
 	return []Policy{
