@@ -168,17 +168,25 @@ func benchIKE(c *cli.Context, w io.Writer) (float64, error) {
 		return 0, fmt.Errorf("bench ike: %w", err)
 	}
 	o.Bin = bin
-	if err := bench.RequireIKE([]bench.ResponderKind{bench.Charon}); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "charon cannot run (%v): measuring ours alone\n", err)
-		o.Responders = []bench.ResponderKind{bench.Ours}
+	o.Responders = nil
+	for _, k := range bench.DefaultIKEOptions.Responders {
+		if err := bench.RequireIKE([]bench.ResponderKind{k}); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "%s cannot run (%v): left out\n", bench.ResponderLabel(k), err)
+			continue
+		}
+		o.Responders = append(o.Responders, k)
 	}
 	rs, ls, err := bench.IKE(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
 	if err != nil {
 		return 0, err
 	}
-	fmt.Fprintln(w, "IKE establishment, responder CPU and memory per SA:")
+	fmt.Fprintln(w, "IKE establishment, responder CPU and memory per SA, against charon with load-tester (fake_kernel):")
 	fmt.Fprintln(w)
-	bench.WriteIKETable(w, rs)
+	bench.WriteIKETable(w, rs, bench.CharonLT, bench.Ours, bench.OursState, bench.CharonLT)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The same against charon with kernel-libipsec (userspace ESP):")
+	fmt.Fprintln(w)
+	bench.WriteIKETable(w, rs, bench.Charon, bench.Ours, bench.Charon)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Established per second against offered load:")
 	fmt.Fprintln(w)
