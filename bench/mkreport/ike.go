@@ -163,9 +163,78 @@ func writeProfile(b *bytes.Buffer, prof profReport) {
 	p("`BenchmarkIKEEstablish/memory` profiled (both ends in one process: the\n")
 	p("initiator's work is in the figures too, about as much as the responder's):\n\n")
 	p("```\ngo test -run '^$' -bench 'IKEEstablish/memory' -benchtime 5000x -benchmem -cpuprofile cpu.prof -memprofile mem.prof ./bench/\n\n%s```\n\n", prof.bench)
+	p("%s\n\n", profileNotes(prof))
 	p("CPU (`go tool pprof -top cpu.prof`, first rows):\n\n```\n%s```\n\n", pprofTop(prof.cpu, 25))
 	p("Bytes allocated (`go tool pprof -sample_index=alloc_space -top mem.prof`):\n\n```\n%s```\n\n", pprofTop(prof.space, 20))
 	p("Objects allocated (`go tool pprof -sample_index=alloc_objects -top mem.prof`):\n\n```\n%s```\n\n", pprofTop(prof.objects, 20))
+}
+
+// pprofRow is one row of pprof -top: flat and cumulative percentages.
+type pprofRow struct {
+	name      string
+	flat, cum float64
+}
+
+func pprofRows(s string) []pprofRow {
+	var rows []pprofRow
+	for line := range strings.SplitSeq(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasSuffix(f[1], "%") || !strings.HasSuffix(f[4], "%") {
+			continue
+		}
+		var r pprofRow
+		if _, err := fmt.Sscanf(f[1]+" "+f[4], "%f%% %f%%", &r.flat, &r.cum); err != nil {
+			continue
+		}
+		r.name = strings.Join(f[5:], " ")
+		// Short names: no module or FIPS module path, no generic shapes.
+		r.name = strings.TrimPrefix(r.name, "github.com/xdpsec/xdpsec/")
+		r.name = strings.TrimPrefix(r.name, "crypto/internal/fips140/")
+		if i := strings.Index(r.name, "[go.shape"); i >= 0 {
+			r.name = r.name[:i]
+		}
+		r.name = strings.TrimSuffix(r.name, " (inline)")
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// profileNotes says in words what the profile's top rows hold.
+func profileNotes(prof profReport) string {
+	cpu, space, objs := pprofRows(prof.cpu), pprofRows(prof.space), pprofRows(prof.objects)
+	sum := func(rs []pprofRow, match func(string) bool) float64 {
+		t := 0.0
+		for _, r := range rs {
+			if match(r.name) {
+				t += r.flat
+			}
+		}
+		return t
+	}
+	cum := func(rs []pprofRow, name string) float64 {
+		for _, r := range rs {
+			if r.name == name {
+				return r.cum
+			}
+		}
+		return 0
+	}
+	top := func(rs []pprofRow, n int) string {
+		var out []string
+		for _, r := range rs[:min(n, len(rs))] {
+			out = append(out, fmt.Sprintf("`%s` %.0f%%", r.name, r.flat))
+		}
+		return strings.Join(out, ", ")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "In words: CPU, first rows by own time: %s. Among the rows shown, the key exchange's field arithmetic (`edwards25519`) takes %.0f%% and the Go runtime (allocation, GC) %.0f%%. ",
+		top(cpu, 4), sum(cpu, func(n string) bool { return strings.Contains(n, "edwards25519") }), sum(cpu, func(n string) bool { return strings.HasPrefix(n, "runtime.") }))
+	fmt.Fprintf(&b, "Bytes allocated: %s. Objects allocated: %s (`fmt.Sprintf` builds log lines and map keys as strings; HMAC and SHA-256 states are allocated per use).", top(space, 3), top(objs, 4))
+	if d := cum(cpu, "ike.(*Engine).duplicatesOf"); d > 0 {
+		fmt.Fprintf(&b, " `(*Engine).duplicatesOf` (ike/unique.go) holds %.0f%% of the CPU and %.0f%% of the bytes: every establishment asks whether an IKE SA with the same peer exists (`hasContact` for INITIAL_CONTACT, the unique check), and it collects and sorts all IKE SAs with that peer; the benchmark's IKE SAs all share one peer, so this grows with the SAs kept (O(n log n) per establishment). In the responder runs below each IKE SA has a peer of its own and it costs little, but a peer with many IKE SAs (`unique = no`) pays it there too.",
+			d, cum(space, "ike.(*Engine).duplicatesOf"))
+	}
+	return b.String()
 }
 
 func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport, took time.Duration) {
@@ -258,8 +327,9 @@ func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport, took time.Duration
 	p("\n")
 	writeFlood(b, ir)
 	p("\n")
-	p("With %s SAs per run (and %s in the large run), `make bench` takes about %s on\n", fmtInt(ir.sas), fmtInt(ir.largeSAs), took.Round(time.Minute))
-	p("this machine; `make bench BENCH_IKE_SAS=2000 BENCH_LARGE_SAS=0` is quicker.\n")
+	p("With %s SAs per run (and %s in the large run), the IKE part of `make bench`\n", fmtInt(ir.sas), fmtInt(ir.largeSAs))
+	p("(`make bench-ike`) takes about %s on this machine; `BENCH_IKE_SAS=2000\n", took.Round(time.Minute))
+	p("BENCH_LARGE_SAS=0` is quicker.\n")
 }
 
 func writeFlood(b *bytes.Buffer, ir ikeReport) {
