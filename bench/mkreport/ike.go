@@ -248,7 +248,8 @@ func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport, took time.Duration
 	if lt == "" {
 		lt = "not built"
 	}
-	p("Measured on %s, in %s. charon with load-tester: built by `bench/charon-lt.sh`\n", m, ir.took.Round(time.Second))
+	p("Measured %s on %s, in %s (`make bench-ike` rewrites the IKE sections alone). charon with load-tester: built by `bench/charon-lt.sh`\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), m, ir.took.Round(time.Second))
 	p("(`make charon-lt`, cached in `.cache/charon-lt/`) from Debian's strongswan source `%s`;\n", lt)
 	p("charon with kernel-libipsec: Debian's package (`%s`).\n\n", ir.charon)
 	for _, s := range ir.skipped {

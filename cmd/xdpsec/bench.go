@@ -27,8 +27,10 @@ func benchCommand() *cli.Command {
 			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
 			"clients: the outbound lookup per remote-access client (0.0.0.0/0 to each virtual IP /32) at 10 to 100,000 clients:\n" +
 			"the kernel's, with the daemon's per-client policies (default hash thresholds and hthresh4 0 32), against tc_lan's.\n" +
-			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
-			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
+			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run,\n" +
+			"without and with a state file) against charon with load-tester (fake_kernel, from `make charon-lt`, found\n" +
+			"under .cache/charon-lt of the source tree or $XDPSEC_CHARON_LT) and against Debian's charon (kernel-libipsec),\n" +
+			"all loaded by our initiators from many source addresses.\n" +
 			"ra: remote-access clients established per second (a gateway certificate, EAP-MSCHAPv2 against local users,\n" +
 			"a virtual IP from a pool), responder CPU and peak RSS per client, our daemon (dry-run) against charon.\n" +
 			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
