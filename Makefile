@@ -39,7 +39,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unkn
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build demo bench-vm bench-clients bench-ra generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
+.PHONY: all build demo bench-vm bench-clients bench-ra bench-ike charon-lt generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
@@ -87,7 +87,7 @@ vet:
 	$(GO) vet ./...
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad" >&2; exit 1; fi
 
-test: deps check-generated vet
+test: deps charon-lt check-generated vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) vmtest
 
@@ -119,6 +119,18 @@ vmtest: vmdeps
 	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) \
 		$(GO) test -count=1 -p 1 -v -timeout $(VMTEST_TIMEOUT) ./internal/vm/ ./vmtest/
 
+# charon with strongSwan's load-tester plugin, the like-for-like responder
+# of the IKE benchmarks (fake_kernel: no kernel work, as our dry-run):
+# built once from Debian's strongswan source by bench/charon-lt.sh (about
+# 2 minutes on 2 CPUs) and cached in $(CHARON_LT_DIR); later runs find
+# it and do nothing. Without root, or where the build fails, this says so
+# and the comparison with it skips with the reason.
+CHARON_LT_DIR ?= .cache/charon-lt
+charon-lt:
+	@if [ "$$(id -u)" != 0 ] && [ ! -f $(CHARON_LT_DIR)/inst/.built ]; then \
+		echo "charon-lt: need root to build charon with load-tester; its comparison will skip" >&2; \
+	else bench/charon-lt.sh $(CHARON_LT_DIR) || echo "charon-lt: build failed; the comparison with charon (load-tester) will skip" >&2; fi
+
 # Unit tests only: no root, no BPF (those skip with the reason).
 test-short:
 	$(GO) test -short ./...
@@ -141,12 +153,34 @@ fuzz:
 # SVG charts beside it; the IKE go test benchmarks' output goes in as is,
 # and bin/xdpsec is the responder compared with charon and flooded.
 BENCH_IKE_SAS ?= 10000
+# IKE SAs of the large run (ours with the state file on, charon with
+# load-tester at the same count); 0 leaves it out.
+BENCH_LARGE_SAS ?= 100000
 # Remote-access clients per responder (make bench and make bench-ra).
 BENCH_RA_CLIENTS ?= $(or $(XDPSEC_BENCH_RA_CLIENTS),10000)
-bench: deps build
-	@tmp=$$(mktemp); trap 'rm -f $$tmp' EXIT; \
-	$(GO) test -run '^$$' -bench IKE -benchtime 2000x -count 3 -timeout 30m ./bench/ | tee $$tmp && \
-	$(GO) run ./bench/mkreport -dir bench -ike $$tmp -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS) -ra-clients $(BENCH_RA_CLIENTS)
+# The IKE go test benchmarks and a profile of one establishment
+# (BenchmarkIKEEstablish/memory: pprof's top by CPU, bytes and objects
+# allocated), into the directory $$prof.
+IKE_GO_BENCH = $(GO) test -run '^$$' -bench IKE -benchtime 2000x -count 3 -timeout 30m ./bench/ | tee $$prof/ike.txt && \
+	$(GO) test -run '^$$' -bench 'IKEEstablish/memory' -benchtime 5000x -benchmem -o $$prof/bench.test \
+		-cpuprofile $$prof/cpu.prof -memprofile $$prof/mem.prof ./bench/ | grep '^Benchmark' >$$prof/bench.txt && \
+	$(GO) tool pprof -top $$prof/bench.test $$prof/cpu.prof >$$prof/cpu.txt 2>/dev/null && \
+	$(GO) tool pprof -sample_index=alloc_space -top $$prof/bench.test $$prof/mem.prof >$$prof/alloc_space.txt 2>/dev/null && \
+	$(GO) tool pprof -sample_index=alloc_objects -top $$prof/bench.test $$prof/mem.prof >$$prof/alloc_objects.txt 2>/dev/null
+bench: deps build charon-lt
+	@prof=$$(mktemp -d); trap 'rm -rf $$prof' EXIT; \
+	$(IKE_GO_BENCH) && \
+	$(GO) run ./bench/mkreport -dir bench -ike $$prof/ike.txt -ike-prof $$prof -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS) \
+		-large-sas $(BENCH_LARGE_SAS) -ra-clients $(BENCH_RA_CLIENTS)
+
+# Only the IKE part (the go test benchmarks and profile, our responder
+# against charon with load-tester and with kernel-libipsec, the large
+# run, the flood); rewrites only the IKE sections of bench/README.md.
+bench-ike: deps build charon-lt
+	@prof=$$(mktemp -d); trap 'rm -rf $$prof' EXIT; \
+	$(IKE_GO_BENCH) && \
+	$(GO) run ./bench/mkreport -dir bench -ike-only -ike $$prof/ike.txt -ike-prof $$prof -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS) \
+		-large-sas $(BENCH_LARGE_SAS)
 
 # Only the remote-access establishments (EAP-MSCHAPv2 with a pool lease,
 # our daemon against charon, as root); rewrites only that section of

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,8 @@ type IKEOptions struct {
 	Proposals  []Proposal
 	// Loads are the offered loads (IKE SAs initiated per second) of the
 	// rate-vs-load curve, each offered for LoadDuration to a fresh
-	// responder, with the first proposal; none skips the curve.
+	// responder (Ours and Charon only), with the first proposal; none
+	// skips the curve.
 	Loads        []float64
 	LoadDuration time.Duration
 }
@@ -42,7 +44,7 @@ type IKEOptions struct {
 // DefaultIKEOptions are what `make bench` uses.
 var DefaultIKEOptions = IKEOptions{
 	SAs: 10_000, Window: 64,
-	Responders: []ResponderKind{Ours, Charon}, Proposals: BenchProposals,
+	Responders: []ResponderKind{Ours, OursState, CharonLT, Charon}, Proposals: BenchProposals,
 	Loads:        []float64{100, 200, 400, 800, 1600, 3200},
 	LoadDuration: 3 * time.Second,
 }
@@ -64,6 +66,12 @@ type IKEResult struct {
 	// Tenths are the times from the start at which each further tenth
 	// of the SAs was established.
 	Tenths []time.Duration
+	// StateBytes is the size of our state file after the run (0 where
+	// there is none).
+	StateBytes int64
+	// FakeKernel says charon held no NETLINK_XFRM socket after the run:
+	// its kernel-ipsec was load-tester's fake, not kernel-netlink's.
+	FakeKernel bool
 }
 
 // TenthRate is the establishment rate over the i-th tenth of the SAs
@@ -117,6 +125,12 @@ func RequireIKE(kinds []ResponderKind) error {
 		}
 	}
 	for _, k := range kinds {
+		if k == CharonLT {
+			if err := requireCharonLT(); err != nil {
+				return err
+			}
+			continue
+		}
 		if k != Charon {
 			continue
 		}
@@ -132,8 +146,11 @@ func RequireIKE(kinds []ResponderKind) error {
 // startResponder starts a responder of the kind in the network's
 // responder namespace.
 func startResponder(kind ResponderKind, bin string, n *ikeNet, s respSettings) (*responder, error) {
-	if kind == Charon {
-		return startCharon(n.resp, s)
+	switch kind {
+	case Charon, CharonLT:
+		return startCharon(n.resp, s, kind == CharonLT)
+	case OursState:
+		s.stateOn = true
 	}
 	return startOurs(bin, n.resp, s)
 }
@@ -159,7 +176,7 @@ func IKE(o IKEOptions, progress func(string)) ([]IKEResult, []LoadPoint, error) 
 			}
 			rs = append(rs, r)
 		}
-		if len(o.Proposals) == 0 {
+		if len(o.Proposals) == 0 || (kind != Ours && kind != Charon) {
 			continue
 		}
 		for _, load := range o.Loads {
@@ -241,9 +258,19 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 	}
 	res.GenCPU = genAfter.CPU - genBefore.CPU
 	if f := b.g.failed.Load(); f > 0 {
-		return res, fmt.Errorf("%d of %d IKE SAs failed", f, o.SAs)
+		return res, fmt.Errorf("%d of %d IKE SAs failed; %s's log ends:\n%s", f, o.SAs, kind, b.resp.logTail())
 	}
 	res.CPU, res.IdleRSS, res.HWM = after.CPU-before.CPU, before.RSS, after.HWM
+	if fi, err := os.Stat(filepath.Join(b.resp.dir, "state")); err == nil && kind == OursState {
+		res.StateBytes = fi.Size()
+	}
+	if kind.IsCharon() {
+		xfrm, err := holdsXFRMSocket(b.resp.pid)
+		if err != nil {
+			return res, err
+		}
+		res.FakeKernel = !xfrm
+	}
 	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs",
 		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k()))
 	return res, nil
@@ -480,11 +507,52 @@ func floodRun(o FloodOptions, r *FloodResult) error {
 
 // ResponderLabel names a responder kind for tables.
 func ResponderLabel(k ResponderKind) string {
-	if k == Charon {
+	switch k {
+	case Charon:
 		return "charon 5.9 (kernel-libipsec)"
+	case CharonLT:
+		return "charon 5.9 (load-tester, fake_kernel)"
+	case OursState:
+		return "xdpsec daemon (dry-run, state file)"
 	}
 	return "xdpsec daemon (dry-run)"
 }
+
+// holdsXFRMSocket says whether the process has a NETLINK_XFRM socket
+// open: /proc/PID/net/netlink gives each netlink socket's protocol by
+// inode, /proc/PID/fd which inodes the process holds.
+func holdsXFRMSocket(pid int) (bool, error) {
+	const netlinkXFRM = "6"
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netlink", pid))
+	if err != nil {
+		return false, fmt.Errorf("proc: %w", err)
+	}
+	xfrm := map[string]bool{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		// sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+		if len(f) >= 10 && f[1] == netlinkXFRM {
+			xfrm[f[9]] = true
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, fmt.Errorf("proc: %w", err)
+	}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok && xfrm[strings.TrimSuffix(ino, "]")] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// IsCharon says whether the kind is one of charon's.
+func (k ResponderKind) IsCharon() bool { return k == Charon || k == CharonLT }
 
 // CharonVersion is the installed strongswan-charon package's version,
 // "" if dpkg does not know it.

@@ -55,6 +55,42 @@ func TestIKECompare(t *testing.T) {
 	}
 }
 
+// TestIKECompareLoadTester runs the like-for-like comparison small: 200
+// IKE SAs against our daemon with its state file on and against charon
+// with load-tester's fake kernel (charon-lt.sh's build), and checks that
+// every one was established (ikeRun fails otherwise), that /proc moved,
+// that our state file holds records and that charon ran with load-tester's
+// kernel-ipsec, not kernel-netlink's. Skips where the build is missing:
+// `make charon-lt` (run by `make test` and `make bench`) makes it.
+func TestIKECompareLoadTester(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped: starts daemons (-short)")
+	}
+	if err := RequireIKE([]ResponderKind{OursState, CharonLT}); err != nil {
+		t.Skipf("skipped: %v", err)
+	}
+	o := IKEOptions{Bin: xdpsecBinary(t), SAs: 200, Window: 16, Responders: []ResponderKind{OursState, CharonLT},
+		Proposals: BenchProposals[:1]}
+	rs, _, err := IKE(o, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("%d results, want 2", len(rs))
+	}
+	for _, r := range rs {
+		if r.SAs != 200 || r.CPU <= 0 || r.HWM <= 0 || r.IdleRSS <= 0 || r.Rate() <= 0 {
+			t.Errorf("%s: %d SAs, CPU %s, idle RSS %d, peak RSS %d, rate %.0f/s: want 200 and all above zero", r.Responder, r.SAs, r.CPU, r.IdleRSS, r.HWM, r.Rate())
+		}
+		if r.StateBytes < 0 || (r.Responder == OursState) != (r.StateBytes > 0) {
+			t.Errorf("%s: state file of %d bytes after the run", r.Responder, r.StateBytes)
+		}
+		if r.Responder == CharonLT && !r.FakeKernel {
+			t.Errorf("%s: charon's log does not show load-tester's fake kernel-ipsec", r.Responder)
+		}
+	}
+}
+
 // TestFlood runs a short flood against our daemon and charon: legitimate
 // establishments must go on under it with the policer, which must have
 // dropped spoofed requests, and the cookie configurations must have sent

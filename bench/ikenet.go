@@ -12,19 +12,20 @@ import (
 // The IKE benchmarks' network: a generator namespace and a responder
 // namespace joined by a veth pair. The responder reaches the generator's
 // source addresses through a next hop (the generator's end of the veth);
-// the generator answers for a whole /16 of them with one AnyIP route
-// (`ip route add local 10.200.0.0/16 dev lo`), so each IKE SA can come
-// from an address of its own without 65,534 addresses being configured.
-// Spoofed flood sources come from 10.201.0.0/16, which the responder
+// the generator answers for a whole /14 of them with one AnyIP route
+// (`ip route add local 10.200.0.0/14 dev lo`), so each IKE SA (up to
+// 262,142, enough for the 100,000-SA run) can come from an address of its
+// own without configuring them. Spoofed flood sources come from
+// 10.204.0.0/16, which the responder
 // routes to the generator too; the answers to them arrive at a socket
 // nobody reads and are dropped there: the flood's answers cost the
 // responder what they would on a real network.
 var (
 	respAddr     = netip.MustParseAddr("10.99.0.1")
 	genHopAddr   = netip.MustParseAddr("10.99.0.2")
-	legitPrefix  = netip.MustParsePrefix("10.200.0.0/16")
-	spoofPrefix  = netip.MustParsePrefix("10.201.0.0/16")
-	innerPrefix  = netip.MustParsePrefix("10.210.0.0/16") // the initiators' traffic selectors
+	legitPrefix  = netip.MustParsePrefix("10.200.0.0/14") // 262,142 initiators: the 100,000-SA run
+	spoofPrefix  = netip.MustParsePrefix("10.204.0.0/16")
+	innerPrefix  = netip.MustParsePrefix("10.208.0.0/14") // the initiators' traffic selectors
 	respLAN      = "10.2.0.0/16"
 	ikeWANPrefix = "/24"
 )

@@ -143,7 +143,8 @@ func (h genHandler) WithGroup(string) slog.Handler      { return h }
 // the last).
 func legitAddr(i uint32) netip.Addr {
 	b := legitPrefix.Addr().As4()
-	i = i%65534 + 1
+	i = i%(1<<(32-legitPrefix.Bits())-2) + 1
+	b[1] += byte(i >> 16)
 	b[2], b[3] = byte(i>>8), byte(i)
 	return netip.AddrFrom4(b)
 }
@@ -187,13 +188,14 @@ func newLoadGen(ns *namedNetns, o genOptions) (*loadGen, error) {
 }
 
 // genConnection is an IKE SA from the source address with one CHILD_SA
-// between the source's inner address (10.210.x.y for 10.200.x.y: a
+// between the source's inner address (10.208.x.y for 10.200.x.y,
+// 10.209.x.y for 10.201.x.y and so on: a
 // selector holding the IKE peer's own address would have charon's
 // kernel-libipsec route the IKE traffic into the tunnel) and the
 // responder's LAN.
 func genConnection(p Proposal, src netip.Addr) *ike.Connection {
 	b := src.As4()
-	b[1] = innerPrefix.Addr().As4()[1]
+	b[1] += innerPrefix.Addr().As4()[1] - legitPrefix.Addr().As4()[1]
 	return &ike.Connection{
 		Name: genConn, LocalAddrs: []netip.Addr{src}, RemoteAddrs: []netip.Addr{respAddr},
 		Proposals: transform.MustParseProposals(transform.ProtoIKE, p.IKE),

@@ -101,16 +101,16 @@ func CrossoverText(rs []PolicyResult) string {
 	return fmt.Sprintf("Crossover: tc_lan is cheaper from %s policies up.", count(n))
 }
 
-// WriteIKETable writes the establishment comparison as a Markdown table,
-// each of our figures also as a ratio to charon's with the same proposal
-// in the same run.
-func WriteIKETable(w io.Writer, rs []IKEResult) {
-	fmt.Fprintln(w, "| responder | proposal | IKE SAs | established/s | x charon | first tenth /s | last tenth /s | CPU-ms/SA | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k SAs | x charon | generator CPU-ms/SA |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	ref := map[string]IKEResult{}
+// WriteIKETable writes the establishment comparison as a Markdown table:
+// the results of the kinds given, in that order, each figure also as a
+// ratio to ref's with the same proposal in the same run.
+func WriteIKETable(w io.Writer, rs []IKEResult, ref ResponderKind, kinds ...ResponderKind) {
+	fmt.Fprintf(w, "| responder | proposal | IKE SAs | established/s | x charon | first tenth /s | last tenth /s | last / first | CPU-ms/SA | x charon | idle RSS MiB | peak RSS MiB | MiB per 10k SAs | x charon | generator CPU-ms/SA |\n")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	refs := map[string]IKEResult{}
 	for _, r := range rs {
-		if r.Responder == Charon {
-			ref[r.Proposal.IKE] = r
+		if r.Responder == ref {
+			refs[r.Proposal.IKE] = r
 		}
 	}
 	ratio := func(a, b float64, ok bool) string {
@@ -119,12 +119,17 @@ func WriteIKETable(w io.Writer, rs []IKEResult) {
 		}
 		return fmt.Sprintf("%.2f", a/b)
 	}
-	for _, r := range rs {
-		c, ok := ref[r.Proposal.IKE]
-		fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.0f | %.0f | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
-			ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate(), ok), r.TenthRate(0), r.TenthRate(9),
-			r.CPUPerSA(), ratio(r.CPUPerSA(), c.CPUPerSA(), ok),
-			float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.RSSPer10k(), ratio(r.RSSPer10k(), c.RSSPer10k(), ok), r.GenCPUPerSA())
+	for _, k := range kinds {
+		for _, r := range rs {
+			if r.Responder != k {
+				continue
+			}
+			c, ok := refs[r.Proposal.IKE]
+			fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.0f | %.0f | %s | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
+				ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), ratio(r.Rate(), c.Rate(), ok), r.TenthRate(0), r.TenthRate(9),
+				ratio(r.TenthRate(9), r.TenthRate(0), true), r.CPUPerSA(), ratio(r.CPUPerSA(), c.CPUPerSA(), ok),
+				float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.RSSPer10k(), ratio(r.RSSPer10k(), c.RSSPer10k(), ok), r.GenCPUPerSA())
+		}
 	}
 }
 

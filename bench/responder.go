@@ -78,9 +78,68 @@ type responder struct {
 type ResponderKind string
 
 const (
-	Ours   ResponderKind = "xdpsec"
+	// Ours is our daemon in dry-run without a state file (--state -).
+	Ours ResponderKind = "xdpsec"
+	// OursState is our daemon in dry-run with its saved state on: a
+	// --state file in its directory, written as SAs change.
+	OursState ResponderKind = "xdpsec-state"
+	// Charon is Debian's charon with kernel-libipsec (userspace ESP).
 	Charon ResponderKind = "charon"
+	// CharonLT is charon built with strongSwan's load-tester plugin
+	// (charon-lt.sh), run with `load-tester { enable = yes; fake_kernel
+	// = yes; initiators = 0 }`: a passive responder whose kernel
+	// interface is load-tester's fake, which installs nothing, like our
+	// dry-run.
+	CharonLT ResponderKind = "charon-lt"
 )
+
+// CharonLTEnv names the environment variable that overrides where
+// charon-lt.sh installed its build (default: .cache/charon-lt/inst in
+// the module's root).
+const CharonLTEnv = "XDPSEC_CHARON_LT"
+
+// CharonLTDir is where charon-lt.sh installs charon with load-tester:
+// $XDPSEC_CHARON_LT, else .cache/charon-lt/inst in the directory of the
+// go.mod above the working directory, "" if neither is found.
+func CharonLTDir() string {
+	if d := os.Getenv(CharonLTEnv); d != "" {
+		return d
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".cache", "charon-lt", "inst")
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// CharonLTVersion is the Debian source version charon-lt.sh built from,
+// "" if unknown.
+func CharonLTVersion() string {
+	b, err := os.ReadFile(filepath.Join(CharonLTDir(), "VERSION"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// requireCharonLT says why charon with load-tester cannot run, or nil.
+func requireCharonLT() error {
+	d := CharonLTDir()
+	for _, p := range []string{filepath.Join(d, "libexec", "ipsec", "charon"), filepath.Join(d, "sbin", "swanctl"),
+		filepath.Join(d, "lib", "ipsec", "plugins", "libstrongswan-load-tester.so")} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("charon with load-tester is not built (`make charon-lt` builds it into .cache/charon-lt): %w", err)
+		}
+	}
+	return nil
+}
 
 // respSettings are what a responder run is configured with.
 type respSettings struct {
@@ -106,6 +165,9 @@ type respSettings struct {
 	// directory; a daemon takes back only a state file written with the
 	// same configuration file).
 	state, logs, confPath string
+	// stateOn: ours with a state file in its directory where state
+	// does not name one (OursState).
+	stateOn bool
 }
 
 // swanctlConf is the swanctl.conf the responder loads.
@@ -163,6 +225,9 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 	sock := filepath.Join(dir, "xdpsec.sock")
 	r := &responder{name: string(Ours), dir: dir, exe: bin}
 	state, logs := cmp.Or(s.state, "-"), cmp.Or(s.logs, "any=0")
+	if s.stateOn && s.state == "" {
+		state = filepath.Join(dir, "state")
+	}
 	r.cmd = exec.Command("nsenter", "--net="+ns.path(), bin, "daemon", "--dataplane=dry-run", "--config", conf,
 		"--socket", sock, "--state", state, "--log", logs, "--cookie-threshold", strconv.Itoa(s.cookieThreshold),
 		"--block-threshold", strconv.Itoa(s.block()))
@@ -204,12 +269,32 @@ const benchStrongswanConf = `charon {
 		vici {
 			socket = %s
 		}
+		%s
 	}
 }
 `
 
 // benchCharonPlugins are the plugins of the PSK runs.
 const benchCharonPlugins = "random nonce openssl gmp curve25519 aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici"
+
+// ltCharonPlugins are the plugins of charon with load-tester, all that
+// charon-lt.sh builds: openssl does the crypto (AES-GCM, SHA-2, HMAC,
+// X25519, MODP), kdf the PRF+ on top of it. load-tester comes before kernel-netlink, so
+// that its fake kernel-ipsec is the one registered (the first wins);
+// kernel-netlink is there for the kernel-net interface load-tester
+// depends on.
+const ltCharonPlugins = "random nonce openssl kdf load-tester kernel-netlink socket-default vici"
+
+// ltSettings is charon's load-tester section: a passive responder
+// (initiators = 0), no kernel work (fake_kernel), and the benchmark's
+// PSK as the plugin's own (its credential set offers that key for any
+// identity, beside the one swanctl loads).
+var ltSettings = `load-tester {
+			enable = yes
+			fake_kernel = yes
+			initiators = 0
+			preshared_key = "` + ikePSK + `"
+		}`
 
 // OursSettings names what our responder is run with besides
 // --dataplane=dry-run and --log any=0, for the report.
@@ -224,17 +309,25 @@ const CharonSettings = "`install_routes = no`, `ikesa_table_size = 32768`, `ikes
 	"(openssl, gmp, curve25519, aes, sha1, sha2, hmac, gcm, kdf, random, nonce, kernel-libipsec, kernel-netlink, socket-default, vici)"
 
 // startCharon starts Debian's charon (a copy: its AppArmor profile
-// attaches by path and confines it to the system's /etc and /run) in the
+// attaches by path and confines it to the system's /etc and /run), or
+// with lt charon-lt.sh's charon with load-tester and fake_kernel, in the
 // responder namespace and its own mount namespace, and loads the
 // benchmark's swanctl.conf.
-func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
+func startCharon(ns *namedNetns, s respSettings, lt bool) (*responder, error) {
 	dir, err := os.MkdirTemp("", "xdpsec-bench-charon")
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*responder, error) { os.RemoveAll(dir); return nil, err }
 	charonBin, swanctlBin := filepath.Join(dir, "charon"), filepath.Join(dir, "swanctl")
+	if lt {
+		d := CharonLTDir()
+		charonBin, swanctlBin = filepath.Join(d, "libexec", "ipsec", "charon"), filepath.Join(d, "sbin", "swanctl")
+	}
 	for src, dst := range map[string]string{CharonPath: charonBin, SwanctlPath: swanctlBin} {
+		if lt {
+			break
+		}
 		b, err := os.ReadFile(src)
 		if err == nil {
 			err = os.WriteFile(dst, b, 0o700)
@@ -265,11 +358,14 @@ func startCharon(ns *namedNetns, s respSettings) (*responder, error) {
 	}
 	uri := "unix://" + filepath.Join(dir, "vici.sock")
 	conf := filepath.Join(dir, "strongswan.conf")
-	plugins := benchCharonPlugins
+	plugins, pluginConf := benchCharonPlugins, ""
+	if lt {
+		plugins, pluginConf = ltCharonPlugins, ltSettings
+	}
 	if s.plugins != "" {
 		plugins += " " + s.plugins
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, plugins, dos, filepath.Join(dir, "charon.log"), uri), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, plugins, dos, filepath.Join(dir, "charon.log"), uri, pluginConf), 0o600); err != nil {
 		return fail(err)
 	}
 	r := &responder{name: string(Charon), dir: dir, exe: charonBin}

@@ -27,8 +27,10 @@ func benchCommand() *cli.Command {
 			"policy: tc_lan's policy lookup against the kernel's XFRM policy lookup on the same set, in throwaway namespaces.\n" +
 			"clients: the outbound lookup per remote-access client (0.0.0.0/0 to each virtual IP /32) at 10 to 100,000 clients:\n" +
 			"the kernel's, with the daemon's per-client policies (default hash thresholds and hthresh4 0 32), against tc_lan's.\n" +
-			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run)\n" +
-			"against strongSwan's charon (kernel-libipsec), both loaded by our initiators from many source addresses.\n" +
+			"ike: IKE SAs established per second, responder CPU per SA and peak RSS per 10,000 SAs, our daemon (dry-run,\n" +
+			"without and with a state file) against charon with load-tester (fake_kernel, from `make charon-lt`, found\n" +
+			"under .cache/charon-lt of the source tree or $XDPSEC_CHARON_LT) and against Debian's charon (kernel-libipsec),\n" +
+			"all loaded by our initiators from many source addresses.\n" +
 			"ra: remote-access clients established per second (a gateway certificate, EAP-MSCHAPv2 against local users,\n" +
 			"a virtual IP from a pool), responder CPU and peak RSS per client, our daemon (dry-run) against charon.\n" +
 			"flood: legitimate establishments per second under a spoofed IKE_SA_INIT flood at --flood-factor times our\n" +
@@ -168,17 +170,25 @@ func benchIKE(c *cli.Context, w io.Writer) (float64, error) {
 		return 0, fmt.Errorf("bench ike: %w", err)
 	}
 	o.Bin = bin
-	if err := bench.RequireIKE([]bench.ResponderKind{bench.Charon}); err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "charon cannot run (%v): measuring ours alone\n", err)
-		o.Responders = []bench.ResponderKind{bench.Ours}
+	o.Responders = nil
+	for _, k := range bench.DefaultIKEOptions.Responders {
+		if err := bench.RequireIKE([]bench.ResponderKind{k}); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "%s cannot run (%v): left out\n", bench.ResponderLabel(k), err)
+			continue
+		}
+		o.Responders = append(o.Responders, k)
 	}
 	rs, ls, err := bench.IKE(o, func(s string) { fmt.Fprintf(c.App.ErrWriter, "  %s\n", s) })
 	if err != nil {
 		return 0, err
 	}
-	fmt.Fprintln(w, "IKE establishment, responder CPU and memory per SA:")
+	fmt.Fprintln(w, "IKE establishment, responder CPU and memory per SA, against charon with load-tester (fake_kernel):")
 	fmt.Fprintln(w)
-	bench.WriteIKETable(w, rs)
+	bench.WriteIKETable(w, rs, bench.CharonLT, bench.Ours, bench.OursState, bench.CharonLT)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The same against charon with kernel-libipsec (userspace ESP):")
+	fmt.Fprintln(w)
+	bench.WriteIKETable(w, rs, bench.Charon, bench.Ours, bench.Charon)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Established per second against offered load:")
 	fmt.Fprintln(w)
