@@ -331,7 +331,7 @@ func BenchmarkStateChange(b *testing.B) {
 				defer p.closeAll()
 				p.b.SetObserver(ids)
 				if on {
-					if err := p.b.Snapshot(j.Snapshot); err != nil {
+					if err := j.Snapshot(p.b); err != nil {
 						b.Fatal(err)
 					}
 				}

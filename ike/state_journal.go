@@ -278,16 +278,45 @@ func (sa *v1SA) journalTo(d *StateDelta) {
 
 // Snapshot hands the whole state to save, under the engine's lock, so
 // that no change comes in between: a StateSink's compaction, which
-// replaces what it saved with st. What was not handed over yet is in st.
-func (e *Engine) Snapshot(save func(st *EngineState) error) error {
+// replaces what it saved with what save is given. The state comes in
+// pieces, to be saved in order: one delta per IKE SA (its record) and a
+// last one with the counters and every pool lease, so that neither the
+// engine nor save holds all of it at once. What was not handed over yet
+// is in it.
+func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
-	st := e.export()
-	defer st.Zero()
-	if err := save(&st); err != nil {
+	one := func(d *StateDelta) error {
+		defer d.Zero()
+		return save(d)
+	}
+	for _, sa := range e.allSAs() {
+		if sa.exportable() {
+			if err := one(&StateDelta{SAs: []ExportedIKESA{sa.export()}}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, sa := range e.allV1SAs() {
+		if s, ok := sa.export(); ok {
+			if err := one(&StateDelta{V1: []ExportedISAKMPSA{s}}); err != nil {
+				return err
+			}
+		}
+	}
+	last := StateDelta{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
+	for _, p := range e.cfg.Pools {
+		if leases := p.Leases.Leases(); len(leases) > 0 {
+			if last.Leases == nil {
+				last.Leases = map[string][]pool.Lease{}
+			}
+			last.Leases[p.Name()] = leases
+		}
+	}
+	if err := save(&last); err != nil {
 		return err
 	}
 	for _, sa := range e.allSAs() {

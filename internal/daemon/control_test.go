@@ -60,6 +60,17 @@ func enginePair(t *testing.T, n int) (*Daemon, *ike.Engine, *iketest.Network) {
 // set-up times to h (none if nil).
 func enginePairWith(t *testing.T, n int, h *saHistograms) (*Daemon, *ike.Engine, *iketest.Network) {
 	t.Helper()
+	return enginePairConfig(t, n, func(i int, cfg *ike.Config) {
+		if i == 0 && h != nil {
+			h.observe(cfg)
+		}
+	}, h)
+}
+
+// enginePairConfig is enginePairWith with mod changing each engine's
+// configuration (i: 0 the initiator, 1 the responder).
+func enginePairConfig(t *testing.T, n int, mod func(i int, cfg *ike.Config), h *saHistograms) (*Daemon, *ike.Engine, *iketest.Network) {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	if testing.Verbose() && n == 1 {
 		quiet = testenv.Logger(t)
@@ -77,9 +88,7 @@ func enginePairWith(t *testing.T, n int, h *saHistograms) (*Daemon, *ike.Engine,
 		}
 		cfg := ike.Config{Logger: quiet, Sender: net.Sender(), Dataplane: dataplane.NewDryRunDataplane(quiet, spiRangeZero),
 			Credentials: l.Credentials, CookieThreshold: -1}
-		if i == 0 && h != nil {
-			h.observe(&cfg)
-		}
+		mod(i, &cfg)
 		e, err := ike.New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -121,63 +122,132 @@ func (j *journal) wantsCompaction() bool {
 	return !j.closed && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
 }
 
-// rewrite replaces the file with a new one holding st alone, written to a
-// temporary file renamed into place; sync also flushes it to disk (the
-// last write of a daemon that stops). The engine's lock is held (Snapshot)
-// or the engine is detached, so no delta can come in between.
+// rewrite replaces the file with a new one holding st alone (the last
+// write of a daemon that stops), one record per IKE SA; sync also
+// flushes it to disk.
 func (j *journal) rewrite(st *ike.EngineState, sync bool) error {
+	w, err := j.begin()
+	if err != nil || w == nil {
+		return err
+	}
+	for i := range st.SAs {
+		if err := w.add(&ike.StateDelta{SAs: st.SAs[i : i+1]}); err != nil {
+			return w.abort(err)
+		}
+	}
+	for i := range st.V1 {
+		if err := w.add(&ike.StateDelta{V1: st.V1[i : i+1]}); err != nil {
+			return w.abort(err)
+		}
+	}
+	if err := w.add(&ike.StateDelta{NextIKEID: st.NextIKEID, NextChildID: st.NextChildID, NextReqID: st.NextReqID, Leases: st.Pools}); err != nil {
+		return w.abort(err)
+	}
+	return w.commit(sync)
+}
+
+// snapshotWriter writes a new state file: a header, then records as they
+// come (a snapshot of 100,000 IKE SAs is never one buffer), into a
+// temporary file renamed into place by commit. It holds the journal's
+// lock from begin to commit or abort: a delta the engine hands over
+// meanwhile waits, and goes after the snapshot.
+type snapshotWriter struct {
+	j    *journal
+	tmp  *os.File
+	w    *bufio.Writer
+	size int64
+}
+
+// begin starts a new file; nil, nil if the journal is closed.
+func (j *journal) begin() (*snapshotWriter, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.closed {
-		return nil
+		j.mu.Unlock()
+		return nil, nil
 	}
 	if j.f != nil {
 		j.f.Close()
 		j.f = nil
 	}
+	s := &snapshotWriter{j: j}
 	if err := ensureDir(j.path, 0o700); err != nil {
-		return err
+		j.mu.Unlock()
+		return nil, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(j.path), ".ike-state-*")
 	if err != nil {
-		return err
+		j.mu.Unlock()
+		return nil, err
 	}
-	defer os.Remove(tmp.Name())
+	s.tmp, s.w = tmp, bufio.NewWriterSize(tmp, 1<<16)
+	if err := tmp.Chmod(0o600); err != nil {
+		return nil, s.abort(err)
+	}
 	h := j.header
 	h.Saved = time.Now().UTC()
 	hb, err := json.Marshal(&h)
-	if err != nil {
-		tmp.Close()
-		return err
-	}
-	snap := ike.StateDelta{NextIKEID: st.NextIKEID, NextChildID: st.NextChildID, NextReqID: st.NextReqID,
-		SAs: st.SAs, V1: st.V1, Leases: st.Pools}
-	sb, err := json.Marshal(&snap)
-	if err != nil {
-		tmp.Close()
-		return err
-	}
-	defer clear(sb)
-	rec := append(frame(hb), frame(sb)...)
-	defer clear(rec)
-	err = tmp.Chmod(0o600)
 	if err == nil {
-		_, err = tmp.Write(rec)
-	}
-	if err == nil && sync {
-		err = tmp.Sync()
+		err = s.write(hb)
 	}
 	if err != nil {
-		tmp.Close()
+		return nil, s.abort(err)
+	}
+	return s, nil
+}
+
+func (s *snapshotWriter) write(body []byte) error {
+	rec := frame(body)
+	defer clear(rec)
+	n, err := s.w.Write(rec)
+	s.size += int64(n)
+	return err
+}
+
+// add appends one record.
+func (s *snapshotWriter) add(d *ike.StateDelta) error {
+	b, err := json.Marshal(d)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), j.path); err != nil {
-		tmp.Close()
-		return err
+	defer clear(b)
+	return s.write(b)
+}
+
+// commit puts the new file in place of the old one; appends go on at its
+// end.
+func (s *snapshotWriter) commit(sync bool) error {
+	err := s.w.Flush()
+	s.wipe()
+	if err == nil && sync {
+		err = s.tmp.Sync()
 	}
-	j.f = tmp // O_RDWR at its end: appends follow the snapshot
-	j.size, j.base = int64(len(rec)), int64(len(rec))
+	if err == nil {
+		err = os.Rename(s.tmp.Name(), s.j.path)
+	}
+	if err != nil {
+		return s.abort(err)
+	}
+	s.j.f = s.tmp // O_RDWR at its end
+	s.j.size, s.j.base = s.size, s.size
+	s.j.mu.Unlock()
 	return nil
+}
+
+// abort drops the new file; the journal has none until the next
+// compaction (SaveState drops deltas meanwhile: the next snapshot has
+// them).
+func (s *snapshotWriter) abort(err error) error {
+	s.wipe()
+	s.tmp.Close()
+	os.Remove(s.tmp.Name())
+	s.j.mu.Unlock()
+	return err
+}
+
+// wipe clears the buffer records with keys went through.
+func (s *snapshotWriter) wipe() {
+	b := s.w.AvailableBuffer()
+	clear(b[:cap(b)])
 }
 
 // close stops the journal: nothing is written any more.
@@ -259,8 +329,8 @@ func NewStateJournal(path string) *StateJournal {
 	return &StateJournal{newJournal(path, stateHeader{Dataplane: "benchmark"})}
 }
 
-func (s *StateJournal) SaveState(d *ike.StateDelta) error  { return s.j.SaveState(d) }
-func (s *StateJournal) Snapshot(st *ike.EngineState) error { return s.j.rewrite(st, false) }
+func (s *StateJournal) SaveState(d *ike.StateDelta) error { return s.j.SaveState(d) }
+func (s *StateJournal) Snapshot(e *ike.Engine) error      { return compactFrom(s.j, e) }
 
 // Size is the file's length in bytes.
 func (s *StateJournal) Size() int64 {

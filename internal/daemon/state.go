@@ -58,11 +58,42 @@ func (d *Daemon) compact() {
 	if d.journal == nil {
 		return
 	}
-	err := d.engine.Snapshot(func(st *ike.EngineState) error { return d.journal.rewrite(st, false) })
+	err := compactFrom(d.journal, d.engine)
 	if err != nil && !errors.Is(err, ike.ErrClosed) {
 		d.log.Warn(fmt.Sprintf("writing the IKE state to %s failed: %v", d.opts.StatePath, err))
 	}
 }
+
+// compactFrom rewrites the journal from a snapshot of the engine. The
+// engine's lock is taken first (Snapshot), the journal's then (begin), as
+// when the engine hands a delta over: never the other way round.
+func compactFrom(j *journal, e *ike.Engine) error {
+	var w *snapshotWriter
+	err := e.Snapshot(func(d *ike.StateDelta) error {
+		if w == nil {
+			var err error
+			if w, err = j.begin(); err != nil {
+				return err
+			}
+			if w == nil {
+				return errJournalClosed
+			}
+		}
+		return w.add(d)
+	})
+	if err != nil {
+		if w != nil {
+			w.abort(err)
+		}
+		if errors.Is(err, errJournalClosed) {
+			return nil
+		}
+		return err
+	}
+	return w.commit(false)
+}
+
+var errJournalClosed = errors.New("state journal closed")
 
 // loadedState is what a state file of either version holds.
 type loadedState struct {
