@@ -164,7 +164,14 @@ func (e *Engine) duplicatesOf(self *ikeSACommon, me Identity, other string, remo
 // hasContact reports whether we have an IKE SA with the peer (charon's
 // has_contact): if not, our authentication carries INITIAL_CONTACT.
 func (e *Engine) hasContact(me, other Identity, remote netip.Addr) bool {
-	return len(e.duplicatesOf(nil, me, other.key(), remote)) > 0
+	// One is enough: with many IKE SAs to one peer (unique = no), listing
+	// and sorting them all for every new one made establishment O(SAs).
+	for _, sa := range e.peers[newPeerKey(me, other.key(), remote)] {
+		if connectedPeer(sa) {
+			return true
+		}
+	}
+	return false
 }
 
 // sendInitialContact reports whether an initiator's authentication with
