@@ -11,10 +11,13 @@ import (
 	"testing"
 )
 
-// gcmKeyRE finds an SA's block in `ip xfrm state` and its AEAD key: the
-// 16-byte AES key followed by the 4-byte salt (RFC 4106).
-func gcmKeyRE(spi uint32) *regexp.Regexp {
-	return regexp.MustCompile(fmt.Sprintf(`(?s)proto esp spi 0x%08x .*?aead rfc4106\(gcm\(aes\)\) 0x([0-9a-f]{40}) 128`, spi))
+// gcmKeyRE finds an SA's block in `ip xfrm state` by its destination and
+// SPI (both ends may have drawn the same SPI: SPIs are per destination),
+// and its AEAD key: the 16-byte AES key followed by the 4-byte salt (RFC
+// 4106).
+func gcmKeyRE(dst netip.Addr, spi uint32) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`(?s)dst %s\s+proto esp spi 0x%08x .*?aead rfc4106\(gcm\(aes\)\) 0x([0-9a-f]{40}) 128`,
+		regexp.QuoteMeta(dst.String()), spi))
 }
 
 // checkKeysDecrypt captures an ESP packet of the tunnel on B's WAN while A's
@@ -35,7 +38,7 @@ func checkKeysDecrypt(t *testing.T, dp *daemonPair) {
 	if err != nil {
 		t.Fatalf("ip xfrm state: %v", err)
 	}
-	m := gcmKeyRE(spi).FindStringSubmatch(out)
+	m := gcmKeyRE(p.b.outer, spi).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("site B: no AES-GCM-128 key for SPI %#x in `ip xfrm state`:\n%s", spi, out)
 	}
