@@ -231,6 +231,12 @@ func startOurs(bin string, ns *namedNetns, s respSettings) (*responder, error) {
 	r.cmd = exec.Command("nsenter", "--net="+ns.path(), bin, "daemon", "--dataplane=dry-run", "--config", conf,
 		"--socket", sock, "--state", state, "--log", logs, "--cookie-threshold", strconv.Itoa(s.cookieThreshold),
 		"--block-threshold", strconv.Itoa(s.block()))
+	if dir := os.Getenv("XDPSEC_BENCH_CPUPROFILE"); dir != "" {
+		// Profiling by hand: each responder's CPU profile in dir.
+		id := time.Now().UnixNano()
+		r.cmd.Args = append(r.cmd.Args, "--cpuprofile", filepath.Join(dir, fmt.Sprintf("ours-%d.prof", id)),
+			"--memprofile", filepath.Join(dir, fmt.Sprintf("ours-%d.heap", id)))
+	}
 	if err := r.start(filepath.Join(dir, "daemon.log"), func() bool {
 		_, err := os.Stat(sock)
 		return err == nil

@@ -92,7 +92,7 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 		if err != nil {
 			return nil, nil, err
 		}
-		sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with pre-shared key", id))
+		infof(sa.log, "authentication of '%s' (myself) with pre-shared key", id)
 		return &message.Authentication{Method: message.AuthSharedKeyMIC, Data: data}, nil, nil
 	case AuthPubkey:
 		scheme, err := sa.signatureScheme(r)
@@ -103,12 +103,12 @@ func (sa *ikeSA) buildAuth(id Identity, idBytes []byte) (*message.Authentication
 		if err != nil {
 			return nil, nil, err
 		}
-		sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with %v successful", id, scheme))
+		infof(sa.log, "authentication of '%s' (myself) with %v successful", id, scheme)
 		var certs []message.Payload
 		if sa.conn.SendCert == SendCertAlways || (sa.conn.SendCert == SendCertIfAsked && sa.peerCertReq) {
 			for _, c := range r.Certs {
 				certs = append(certs, &message.Certificate{Encoding: message.CertX509Signature, Data: c.Raw})
-				sa.log.Info(fmt.Sprintf("sending end entity cert \"%s\"", formatDN(c.RawSubject)))
+				infof(sa.log, "sending end entity cert \"%s\"", formatDN(c.RawSubject))
 			}
 		}
 		return &message.Authentication{Method: message.AuthDigitalSignature, Data: data}, certs, nil
@@ -156,7 +156,7 @@ func (sa *ikeSA) verifyAuth(r AuthConfig, id Identity, idBytes []byte, auth *mes
 			// charon's wording; we only ever try the one key found.
 			return fmt.Errorf("%w: tried 1 shared key for '%s' - '%s', but MAC mismatched", errAuth, sa.localID, id)
 		}
-		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", id))
+		infof(sa.log, "authentication of '%s' with pre-shared key successful", id)
 		return nil
 	case AuthPubkey:
 		if auth.Method != message.AuthDigitalSignature {
@@ -170,7 +170,7 @@ func (sa *ikeSA) verifyAuth(r AuthConfig, id Identity, idBytes []byte, auth *mes
 		if err != nil {
 			return fmt.Errorf("%w: signature validation of '%s' failed: %v", errAuth, id, err)
 		}
-		sa.log.Info(fmt.Sprintf("authentication of '%s' with %v successful", id, scheme))
+		infof(sa.log, "authentication of '%s' with %v successful", id, scheme)
 		return nil
 	}
 	return fmt.Errorf("%w: no authentication method", errAuth)
@@ -194,7 +194,7 @@ func (sa *ikeSA) verifyChain(r AuthConfig, id Identity, certs []*message.Certifi
 		return nil, fmt.Errorf("%w: no trusted public key found for '%s'", errAuth, id)
 	}
 	leaf := parsed[0]
-	sa.log.Info(fmt.Sprintf("received end entity cert \"%s\"", formatDN(leaf.RawSubject)))
+	infof(sa.log, "received end entity cert \"%s\"", formatDN(leaf.RawSubject))
 	if len(r.Certs) > 0 && !slices.ContainsFunc(r.Certs, leaf.Equal) {
 		return nil, fmt.Errorf("%w: certificate of '%s' is not the configured one", errAuth, id)
 	}

@@ -1,8 +1,10 @@
 package ike
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -44,7 +46,7 @@ func (c *childSA) setState(s ChildSAState) {
 		c.rekeyed = true
 	}
 	if c.state != s {
-		c.ike.log.Debug(fmt.Sprintf("CHILD_SA %s state change: %s => %s", c.name(), c.state, s))
+		debugf(c.ike.log, "CHILD_SA %s state change: %s => %s", c.name(), c.state, s)
 		c.state = s
 	}
 }
@@ -122,18 +124,21 @@ func (c *childSA) installOutbound() {
 	}
 	c.replaces = nil
 	if err := c.addHeldOutbound(); err != nil {
-		c.ike.log.Info(fmt.Sprintf("unable to install outbound SA of CHILD_SA %s: %v", c.name(), err))
+		infof(c.ike.log, "unable to install outbound SA of CHILD_SA %s: %v", c.name(), err)
 		return
 	}
-	c.ike.log.Debug(fmt.Sprintf("outbound SA %.8x of CHILD_SA %s installed", c.spiOut, c.name()))
+	debugf(c.ike.log, "outbound SA %.8x of CHILD_SA %s installed", c.spiOut, c.name())
 }
 
 func (c *childSA) logEstablished() {
 	// Saved before it is said: a restart takes back every CHILD_SA
 	// reported established.
 	c.ike.e.saveNow(&c.ike.ikeSACommon)
-	c.ike.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
-		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	if c.ike.log.Enabled(context.Background(), slog.LevelInfo) {
+		infof(c.ike.log, "CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
+			c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS))
+	}
+
 }
 
 // lifetimeWithJitter draws the soft limits of a new CHILD_SA: each
@@ -172,7 +177,7 @@ func (c *childSA) scheduleRekey() {
 	})
 	c.expireTimer = c.ike.e.afterFunc(c.cfg.LifeTime, func() {
 		if c.state != ChildSADestroying && c.ike.state != IKESADestroying {
-			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
+			infof(c.ike.log, "CHILD_SA %s expired, deleting", c.name())
 			c.expire()
 		}
 	})

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -87,14 +86,14 @@ func (t *ikeAuth) configRequest(m *message.Message) (failure bool) {
 			want = netip.Addr{}
 		}
 		requested++
-		sa.log.Info(fmt.Sprintf("peer requested virtual IP %s", anyAddr(want, is4)))
+		infof(sa.log, "peer requested virtual IP %s", anyAddr(want, is4))
 		addr, p := sa.leaseVIP(id, want, is4)
 		if !addr.IsValid() {
 			sa.e.stats.VIPFailures++
-			sa.log.Info(fmt.Sprintf("no virtual IP found for %s requested by '%s'", anyAddr(want, is4), id))
+			infof(sa.log, "no virtual IP found for %s requested by '%s'", anyAddr(want, is4), id)
 			continue
 		}
-		sa.log.Info(fmt.Sprintf("assigning virtual IP %s to peer '%s'", addr, id))
+		infof(sa.log, "assigning virtual IP %s to peer '%s'", addr, id)
 		if is4 {
 			reply = append(reply, message.ConfigAttribute{Type: message.INTERNAL_IP4_ADDRESS, Value: addr.AsSlice()})
 		} else {
@@ -126,7 +125,7 @@ func (sa *ikeSACommon) leaseVIP(id string, want netip.Addr, is4 bool) (netip.Add
 	for _, name := range sa.conn.Pools {
 		p := sa.e.pool(name)
 		if p == nil {
-			sa.log.Info(fmt.Sprintf("pool '%s' not found", name))
+			infof(sa.log, "pool '%s' not found", name)
 			continue
 		}
 		if p.Leases.Is4() != is4 {
@@ -156,7 +155,7 @@ func (sa *ikeSACommon) leaseFramedIP(id string) (netip.Addr, *Pool) {
 			continue
 		}
 		if err := p.Leases.AcquireAddr(id, a); err != nil {
-			sa.log.Info(fmt.Sprintf("virtual IP %s assigned by the EAP backend refused: %v", a, err))
+			infof(sa.log, "virtual IP %s assigned by the EAP backend refused: %v", a, err)
 			return netip.Addr{}, nil
 		}
 		sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: id, addr: a})
@@ -264,7 +263,7 @@ func (sa *ikeSACommon) takeBackVIP(v ExportedVIP) {
 	}
 	p := sa.e.pool(v.Pool)
 	if p == nil {
-		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' is gone", v.Addr, v.Identity, v.Pool))
+		infof(sa.log, "virtual IP %s of '%s' not taken back: pool '%s' is gone", v.Addr, v.Identity, v.Pool)
 		return
 	}
 	addr, _, err := p.Leases.Acquire(v.Identity, v.Addr)
@@ -272,7 +271,7 @@ func (sa *ikeSACommon) takeBackVIP(v ExportedVIP) {
 		if err == nil {
 			p.Leases.Release(v.Identity, addr)
 		}
-		sa.log.Info(fmt.Sprintf("virtual IP %s of '%s' not taken back: pool '%s' cannot lease it again", v.Addr, v.Identity, v.Pool))
+		infof(sa.log, "virtual IP %s of '%s' not taken back: pool '%s' cannot lease it again", v.Addr, v.Identity, v.Pool)
 		return
 	}
 	sa.vips = append(sa.vips, vipLease{pool: p.Leases, id: v.Identity, addr: addr})
@@ -343,11 +342,11 @@ func (sa *ikeSA) configReply(m *message.Message) {
 			sa.takeVIP(netip.AddrFrom16([16]byte(a.Value[:16])))
 		case a.Type == message.INTERNAL_IP4_DNS && len(a.Value) == 4:
 			d := netip.AddrFrom4([4]byte(a.Value))
-			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
+			infof(sa.log, "received DNS server %s", d)
 			sa.dnsServers = append(sa.dnsServers, d)
 		case a.Type == message.INTERNAL_IP6_DNS && len(a.Value) == 16:
 			d := netip.AddrFrom16([16]byte(a.Value))
-			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
+			infof(sa.log, "received DNS server %s", d)
 			sa.dnsServers = append(sa.dnsServers, d)
 		}
 	}
@@ -361,16 +360,16 @@ func (sa *ikeSA) configReply(m *message.Message) {
 // and only one a host can hold as its own.
 func (sa *ikeSACommon) takeVIP(v netip.Addr) {
 	if !v.IsGlobalUnicast() {
-		sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: not a unicast address", v))
+		infof(sa.log, "ignoring virtual IP %s: not a unicast address", v)
 		return
 	}
 	for _, o := range sa.localVIPs {
 		if o.Is4() == v.Is4() {
-			sa.log.Info(fmt.Sprintf("ignoring virtual IP %s: %s is ours already", v, o))
+			infof(sa.log, "ignoring virtual IP %s: %s is ours already", v, o)
 			return
 		}
 	}
-	sa.log.Info(fmt.Sprintf("received virtual IP %s", v))
+	infof(sa.log, "received virtual IP %s", v)
 	sa.localVIPs = append(sa.localVIPs, v)
 }
 

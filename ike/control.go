@@ -103,7 +103,7 @@ func (e *Engine) RekeyChildSA(id uint32) error {
 			return fmt.Errorf("%w: CHILD_SA %s is %v", ErrUnknownSA, c.name(), c.state)
 		}
 		c.state = ChildSARekeying
-		c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+		infof(c.ike.log, "rekeying CHILD_SA %s", c.name())
 		c.ike.startQuick(c.cfg, c)
 		return nil
 	}
@@ -156,7 +156,7 @@ func (sa *v1SA) createChild(child string) error {
 			if dup := duplicateChild(sa.children, cc); dup != nil {
 				return refuseDuplicate(cc, dup)
 			}
-			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s in a Quick Mode of IKE_SA %s", child, sa.name()))
+			infof(sa.log, "establishing CHILD_SA %s in a Quick Mode of IKE_SA %s", child, sa.name())
 			return sa.startQuick(cc, nil)
 		}
 	}

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -133,7 +132,7 @@ func (acct *eapAcct) arm(a EAPAccounting) {
 		}
 		a := sa.e.accounting()
 		if a == nil {
-			sa.log.Info(fmt.Sprintf("no EAP backend keeps accounting any more: no interim record for '%s'", acct.session.Identity))
+			infof(sa.log, "no EAP backend keeps accounting any more: no interim record for '%s'", acct.session.Identity)
 			return
 		}
 		u := acct.usage
@@ -204,7 +203,7 @@ func (sa *ikeSA) stopAccounting() {
 	acct.stopTimer()
 	a := sa.e.accounting()
 	if a == nil {
-		sa.log.Info(fmt.Sprintf("no EAP backend keeps accounting any more: no Stop record for '%s'", acct.session.Identity))
+		infof(sa.log, "no EAP backend keeps accounting any more: no Stop record for '%s'", acct.session.Identity)
 		return
 	}
 	acct.usage.Duration = sa.e.clock.Now().Sub(acct.session.Started)
@@ -240,7 +239,7 @@ func (sa *ikeSA) takeBackAccounting(x *ExportedAccounting) {
 	}
 	a := sa.e.accounting()
 	if a == nil {
-		sa.log.Info(fmt.Sprintf("accounting session of '%s' not taken back: no EAP backend keeps accounting", sa.eapIdentity))
+		infof(sa.log, "accounting session of '%s' not taken back: no EAP backend keeps accounting", sa.eapIdentity)
 		return
 	}
 	sa.eapClass, sa.eapInterim = cloneClass(x.Class), x.Interval

@@ -3,7 +3,6 @@ package ike
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -63,13 +62,13 @@ func (t *ikeAuth) startRelay(m *message.Message, idi *message.IDi) error {
 			return errDestroy
 		}
 		t.eap.pending = req
-		sa.log.Info(fmt.Sprintf("initiating %v method (id 0x%02X)", eap.TypeIdentity, id))
+		infof(sa.log, "initiating %v method (id 0x%02X)", eap.TypeIdentity, id)
 		return nil
 	}
 	identity := eapIdentity(sa.conn.remote, sa.remoteID)
 	resp, err := eap.Packet{Code: eap.CodeResponse, Identifier: 0, Type: eap.TypeIdentity, Data: []byte(identity)}.Marshal()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP identity '%s': %v", identity, err))
+		infof(sa.log, "EAP identity '%s': %v", identity, err)
 		t.authError = true
 		return errDestroy
 	}
@@ -83,7 +82,7 @@ func (t *ikeAuth) startRelay(m *message.Message, idi *message.IDi) error {
 func (t *ikeAuth) openConversation(identity string) error {
 	sa, r := t.sa, t.eap.relay
 	if sa.e.cfg.EAPBackend == nil {
-		sa.log.Info(fmt.Sprintf("no EAP backend (RADIUS) configured for eap-radius, refusing '%s'", identity))
+		infof(sa.log, "no EAP backend (RADIUS) configured for eap-radius, refusing '%s'", identity)
 		sa.e.stats.EAPFailures++
 		t.authError = true
 		return errDestroy
@@ -93,7 +92,7 @@ func (t *ikeAuth) openConversation(identity string) error {
 		IKESAID: sa.id, Connection: sa.conn.Name,
 	})
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP backend: %v", err))
+		infof(sa.log, "EAP backend: %v", err)
 		sa.e.stats.EAPFailures++
 		t.authError = true
 		return errDestroy
@@ -108,7 +107,7 @@ func (t *ikeAuth) relayResponse(msg []byte) error {
 	sa, r := t.sa, t.eap.relay
 	p, err := eap.Parse(msg)
 	if err != nil || p.Code != eap.CodeResponse {
-		sa.log.Info(fmt.Sprintf("EAP: expected a Response, got %d bytes that are not one", len(msg)))
+		infof(sa.log, "EAP: expected a Response, got %d bytes that are not one", len(msg))
 		sa.e.stats.EAPFailures++
 		t.authError = true
 		return errDestroy
@@ -116,12 +115,12 @@ func (t *ikeAuth) relayResponse(msg []byte) error {
 	if r.conv == nil {
 		// Our own EAP-Identity request was answered.
 		if p.Type != eap.TypeIdentity || len(p.Data) == 0 {
-			sa.log.Info(fmt.Sprintf("EAP: expected an EAP-Identity Response, got %v", p.Type))
+			infof(sa.log, "EAP: expected an EAP-Identity Response, got %v", p.Type)
 			sa.e.stats.EAPFailures++
 			t.authError = true
 			return errDestroy
 		}
-		sa.log.Info(fmt.Sprintf("received EAP identity '%s'", p.Data))
+		infof(sa.log, "received EAP identity '%s'", p.Data)
 		if err := t.openConversation(string(p.Data)); err != nil {
 			return err
 		}
@@ -158,8 +157,8 @@ func (t *ikeAuth) relaySend(msg []byte) error {
 func (t *ikeAuth) relayed(reply EAPReply, err error) error {
 	sa, r := t.sa, t.eap
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP backend: %v", err))
-		sa.log.Info(fmt.Sprintf("EAP method EAP_RADIUS failed for peer %s: no answer", sa.remoteID))
+		infof(sa.log, "EAP backend: %v", err)
+		infof(sa.log, "EAP method EAP_RADIUS failed for peer %s: no answer", sa.remoteID)
 		sa.e.stats.EAPFailures++
 		t.authError = true
 		return errDestroy
@@ -167,7 +166,7 @@ func (t *ikeAuth) relayed(reply EAPReply, err error) error {
 	switch reply.Outcome {
 	case EAPChallenge:
 		if p, err := eap.Parse(reply.EAP); err != nil || p.Code != eap.CodeRequest {
-			sa.log.Info(fmt.Sprintf("EAP backend %s sent a challenge without an EAP-Request", reply.Server))
+			infof(sa.log, "EAP backend %s sent a challenge without an EAP-Request", reply.Server)
 			sa.e.stats.EAPFailures++
 			t.authError = true
 			return errDestroy
@@ -197,7 +196,7 @@ func (t *ikeAuth) relayed(reply EAPReply, err error) error {
 	if p, err := eap.Parse(reply.EAP); err != nil || p.Code != eap.CodeFailure {
 		r.pending, _ = eap.Packet{Code: eap.CodeFailure, Identifier: r.relay.lastID}.Marshal()
 	}
-	sa.log.Info(fmt.Sprintf("EAP method EAP_RADIUS failed for peer %s: rejected by %s", sa.remoteID, reply.Server))
+	infof(sa.log, "EAP method EAP_RADIUS failed for peer %s: rejected by %s", sa.remoteID, reply.Server)
 	sa.e.stats.EAPFailures++
 	r.failed = true
 	return errDestroy

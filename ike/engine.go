@@ -414,7 +414,7 @@ func (e *Engine) startIKESAWith(c *connection, children []*childConfig, local, r
 	}
 	sa.spiI = e.newSPI()
 	e.putSA(sa.spiI, sa)
-	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr()))
+	infof(sa.log, "initiating IKE_SA %s to %s", sa.name(), sa.remote.Addr())
 	sa.tm.queue(newIKEInit(sa, true))
 	var first *childConfig
 	if len(children) > 0 {
@@ -542,7 +542,7 @@ func (e *Engine) send(local, remote netip.AddrPort, packets [][]byte) {
 			continue
 		}
 		e.stats.Sent++
-		e.log.Debug(fmt.Sprintf("sending packet: from %s to %s (%d bytes)", fmtAddr(local), fmtAddr(remote), len(data)))
+		debugf(e.log, "sending packet: from %s to %s (%d bytes)", fmtAddr(local), fmtAddr(remote), len(data))
 	}
 }
 
@@ -595,7 +595,7 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	sa := e.sas[ours]
 	if sa == nil || !sa.matchesSPIs(h) {
 		e.stats.DroppedUnknownSA++
-		e.log.Debug(fmt.Sprintf("ignoring %v %s for unknown IKE_SA %016x_i %016x_r", h.ExchangeType, reqOrResp(&h), h.InitiatorSPI, h.ResponderSPI))
+		debugf(e.log, "ignoring %v %s for unknown IKE_SA %016x_i %016x_r", h.ExchangeType, reqOrResp(&h), h.InitiatorSPI, h.ResponderSPI)
 		e.invalidSPI(h, d)
 		return
 	}
@@ -634,11 +634,11 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	}
 	c := e.connectionFor(d.Local.Addr(), d.Remote.Addr())
 	if c == nil {
-		e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
+		infof(e.log, "no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr())
 		e.sendUnprotectedNotify(h, d, message.NO_PROPOSAL_CHOSEN, nil)
 		return
 	}
-	e.log.Info(fmt.Sprintf("%s is initiating an IKE_SA", d.Remote.Addr()))
+	infof(e.log, "%s is initiating an IKE_SA", d.Remote.Addr())
 	sa := e.newIKESA(c, false, d.Local, d.Remote)
 	sa.initAt = e.clock.Now()
 	sa.spiI = h.InitiatorSPI
@@ -651,7 +651,7 @@ func (e *Engine) handleInitRequest(h message.Header, data []byte, d Datagram) {
 	e.enterHalfOpenSource(src)
 	sa.halfOpenTimer = e.afterFunc(e.cfg.HalfOpenTimeout, func() {
 		if sa.state <= IKESAConnecting {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))
+			infof(sa.log, "IKE_SA %s half-open timeout", sa.name())
 			sa.destroy()
 		}
 	})

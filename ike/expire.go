@@ -24,21 +24,21 @@ func (e *Engine) Expire(id SAID, hard bool) error {
 	}
 	sa := c.ike
 	if !hard {
-		sa.log.Info(fmt.Sprintf("creating rekey job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst))
+		infof(sa.log, "creating rekey job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst)
 		switch {
 		case c.state != ChildSAInstalled:
-			sa.log.Debug(fmt.Sprintf("CHILD_SA %s is %s, not rekeying it", c.name(), c.state))
+			debugf(sa.log, "CHILD_SA %s is %s, not rekeying it", c.name(), c.state)
 		case sa.state != IKESAEstablished && sa.state != IKESARekeying:
-			sa.log.Debug(fmt.Sprintf("IKE_SA %s is %s, not rekeying CHILD_SA %s", sa.name(), sa.state, c.name()))
+			debugf(sa.log, "IKE_SA %s is %s, not rekeying CHILD_SA %s", sa.name(), sa.state, c.name())
 		case sa.rekeyQueued(c):
-			sa.log.Debug(fmt.Sprintf("CHILD_SA %s is already queued for rekeying", c.name()))
+			debugf(sa.log, "CHILD_SA %s is already queued for rekeying", c.name())
 		default:
 			sa.tm.queue(newChildRekey(sa, true, c))
 			sa.tm.initiate()
 		}
 		return nil
 	}
-	sa.log.Info(fmt.Sprintf("creating delete job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst))
+	infof(sa.log, "creating delete job for CHILD_SA %v/0x%08x/%s", id.Proto, id.SPI, id.Dst)
 	// The dataplane removed the SA itself.
 	if inbound {
 		c.inInstalled = false
@@ -99,8 +99,9 @@ func (c *childSA) expire() {
 		sa.tm.queue(d)
 		sa.tm.initiate()
 	default:
-		sa.log.Info(fmt.Sprintf("closing expired CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
-			c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+		infof(sa.log, "closing expired CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
+			c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS))
+
 		c.destroy()
 	}
 }

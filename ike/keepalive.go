@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -45,7 +44,7 @@ func (sa *ikeSA) keepAlive() {
 		sa.scheduleKeepAlive(e.cfg.KeepAlive - idle)
 		return
 	}
-	sa.log.Debug(fmt.Sprintf("sending keep alive to %s", fmtAddr(sa.remote)))
+	debugf(sa.log, "sending keep alive to %s", fmtAddr(sa.remote))
 	// Without the non-ESP marker: the peer's NAT-T socket takes it apart
 	// from ESP and IKE by its length.
 	if err := e.cfg.Sender.Send(Datagram{Local: sa.local, Remote: sa.remote, Data: []byte{0xff}}); err != nil {

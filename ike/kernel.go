@@ -283,7 +283,7 @@ func (k *kernelChild[S]) takeBack(reqid uint32) {
 	k.inInstalled, k.outInstalled = true, true
 	k.reqid = k.sa().e.reqids.adopt(k.reqidKey(), reqid, k.cfg.Reqid)
 	if err := k.addPolicies(); err != nil {
-		k.sa().log.Info(fmt.Sprintf("CHILD_SA %s: taking back its policies failed: %v", k.name(), err))
+		infof(k.sa().log, "CHILD_SA %s: taking back its policies failed: %v", k.name(), err)
 	}
 }
 
@@ -297,13 +297,13 @@ func (k *kernelChild[S]) updateAddresses() {
 	dp := sa.e.cfg.Dataplane
 	sa.e.changed(sa, true)
 	if err := dp.UpdateSA(k.esp(true, transform.SAKeys{})); err != nil {
-		sa.log.Info(fmt.Sprintf("updating inbound SA of CHILD_SA %s failed: %v", k.name(), err))
+		infof(sa.log, "updating inbound SA of CHILD_SA %s failed: %v", k.name(), err)
 	}
 	if k.heldOut != nil {
 		return
 	}
 	if err := dp.UpdateSA(k.esp(false, transform.SAKeys{})); err != nil {
-		sa.log.Info(fmt.Sprintf("updating outbound SA of CHILD_SA %s failed: %v", k.name(), err))
+		infof(sa.log, "updating outbound SA of CHILD_SA %s failed: %v", k.name(), err)
 	}
 }
 
@@ -323,12 +323,12 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 	k.encap = sa.useNATT() && k.proto() != SAProtoAH // AH is closed behind a NAT (closeAHBehindNAT)
 	if k.inInstalled {
 		if err := dp.MigrateSA(SAID{Dst: oldLocal.Addr(), SPI: k.spiIn, Proto: k.proto()}, k.esp(true, transform.SAKeys{})); err != nil {
-			sa.log.Info(fmt.Sprintf("moving inbound SA %.8x of CHILD_SA %s failed: %v", k.spiIn, k.name(), err))
+			infof(sa.log, "moving inbound SA %.8x of CHILD_SA %s failed: %v", k.spiIn, k.name(), err)
 		}
 	}
 	if k.outInstalled && k.heldOut == nil {
 		if err := dp.MigrateSA(SAID{Dst: oldRemote.Addr(), SPI: k.spiOut, Proto: k.proto()}, k.esp(false, transform.SAKeys{})); err != nil {
-			sa.log.Info(fmt.Sprintf("moving outbound SA %.8x of CHILD_SA %s failed: %v", k.spiOut, k.name(), err))
+			infof(sa.log, "moving outbound SA %.8x of CHILD_SA %s failed: %v", k.spiOut, k.name(), err)
 		}
 	}
 	r := k.reqid
@@ -347,7 +347,7 @@ func (k *kernelChild[S]) migrate(oldLocal, oldRemote netip.AddrPort) {
 			continue
 		}
 		if err := dp.MigratePolicy(p, &np); err != nil {
-			sa.log.Info(fmt.Sprintf("moving policy %s === %s %s failed: %v", p.Src, p.Dst, p.Dir, err))
+			infof(sa.log, "moving policy %s === %s %s failed: %v", p.Src, p.Dst, p.Dir, err)
 		}
 		r.policies[i] = &np
 	}
@@ -376,12 +376,12 @@ func (k *kernelChild[S]) removeSAs(replaced bool) {
 			sa.e.retire(id, sa.log)
 		} else if err := dp.DeleteSA(id); err != nil && k.inInstalled {
 			// Also releases an SPI allocated for a CHILD_SA never installed.
-			sa.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", k.spiIn, err))
+			infof(sa.log, "unable to delete inbound SA %.8x: %v", k.spiIn, err)
 		}
 	}
 	if k.outInstalled {
 		if err := dp.DeleteSA(k.outboundID()); err != nil {
-			sa.log.Info(fmt.Sprintf("unable to delete outbound SA %.8x: %v", k.spiOut, err))
+			infof(sa.log, "unable to delete outbound SA %.8x: %v", k.spiOut, err)
 		}
 	}
 	k.releaseReqid()
@@ -410,7 +410,7 @@ func (e *Engine) retire(id SAID, log *slog.Logger) {
 	e.retired[id] = e.afterFunc(e.cfg.DeleteRekeyedDelay, func() {
 		delete(e.retired, id)
 		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
-			log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+			infof(log, "unable to delete inbound SA %.8x: %v", id.SPI, err)
 		}
 	})
 }
@@ -422,7 +422,7 @@ func (e *Engine) removeRetired() {
 		t.Stop()
 		delete(e.retired, id)
 		if err := e.cfg.Dataplane.DeleteSA(id); err != nil {
-			e.log.Info(fmt.Sprintf("unable to delete inbound SA %.8x: %v", id.SPI, err))
+			infof(e.log, "unable to delete inbound SA %.8x: %v", id.SPI, err)
 		}
 	}
 }
@@ -569,7 +569,7 @@ func (t *reqidTable) release(r *reqidEntry, dp Dataplane, log *slog.Logger) {
 	}
 	for _, p := range r.policies {
 		if err := dp.DeletePolicy(p); err != nil {
-			log.Debug(fmt.Sprintf("unable to delete policy %s === %s %s: %v", p.Src, p.Dst, p.Dir, err))
+			debugf(log, "unable to delete policy %s === %s %s: %v", p.Src, p.Dst, p.Dir, err)
 		}
 	}
 	if t.byKey[r.key] == r {

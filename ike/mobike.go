@@ -2,7 +2,6 @@ package ike
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"slices"
 
@@ -88,11 +87,11 @@ func (sa *ikeSA) processAddressList(m *message.Message) {
 			seen = true
 			a, ok := netip.AddrFromSlice(n.Data)
 			if !ok || (n.NotifyType == message.ADDITIONAL_IP4_ADDRESS) != a.Is4() || a.IsUnspecified() || a.IsMulticast() {
-				sa.log.Debug(fmt.Sprintf("ignoring invalid %v notify", n.NotifyType))
+				debugf(sa.log, "ignoring invalid %v notify", n.NotifyType)
 				continue
 			}
 			if len(addrs) < maxPeerAddrs && !slices.Contains(addrs, a) {
-				sa.log.Debug(fmt.Sprintf("got additional MOBIKE peer address: %s", a))
+				debugf(sa.log, "got additional MOBIKE peer address: %s", a)
 				addrs = append(addrs, a)
 			}
 		}
@@ -160,7 +159,7 @@ func (sa *ikeSA) setNAT(natLocal, natRemote bool) bool {
 	sa.natLocal, sa.natRemote = natLocal, natRemote
 	sa.logNAT()
 	if !sa.natAny() {
-		sa.log.Info(fmt.Sprintf("no NAT between %s and %s any more", fmtAddr(sa.local), fmtAddr(sa.remote)))
+		infof(sa.log, "no NAT between %s and %s any more", fmtAddr(sa.local), fmtAddr(sa.remote))
 	}
 	if sa.natLocal {
 		sa.scheduleKeepAlive(0)
@@ -192,7 +191,7 @@ func (sa *ikeSA) closeAHBehindNAT() {
 	queued := false
 	for _, c := range sa.children {
 		if c.proto() == SAProtoAH && c.state == ChildSAInstalled {
-			sa.log.Info(fmt.Sprintf("AH is not supported behind a NAT, closing CHILD_SA %s", c.name()))
+			infof(sa.log, "AH is not supported behind a NAT, closing CHILD_SA %s", c.name())
 			sa.tm.queue(newChildDelete(sa, true, c))
 			queued = true
 		}
@@ -272,7 +271,7 @@ func (sa *ikeSA) roam() {
 		if a = a.Unmap(); !ok || a == cur || !slices.Contains(e.localAddrs, a) {
 			return
 		}
-		sa.log.Info(fmt.Sprintf("the route to %s leaves from %s now", sa.remote.Addr(), a))
+		infof(sa.log, "the route to %s leaves from %s now", sa.remote.Addr(), a)
 		sa.log.Info("requesting address change using MOBIKE")
 		sa.moveTo(netip.AddrPortFrom(a, sa.local.Port()), sa.remote)
 		sa.queueUpdate()
@@ -293,7 +292,7 @@ func (sa *ikeSA) roam() {
 		}
 	}
 	if !want.IsValid() {
-		sa.log.Info(fmt.Sprintf("no route found to reach %s, MOBIKE update deferred", sa.remote.Addr()))
+		infof(sa.log, "no route found to reach %s, MOBIKE update deferred", sa.remote.Addr())
 		return
 	}
 	if want == cur {
@@ -366,7 +365,7 @@ func (t *mobikeCheck) path() (local, remote netip.AddrPort) { return t.local, t.
 func (t *mobikeCheck) build(m *message.Message) error {
 	t.cookie2 = t.sa.e.randomBytes(cookie2Len)
 	m.Payloads = append(m.Payloads, notify(message.COOKIE2, t.cookie2))
-	t.sa.log.Info(fmt.Sprintf("checking path %s - %s", fmtAddr(t.local), fmtAddr(t.remote)))
+	infof(t.sa.log, "checking path %s - %s", fmtAddr(t.local), fmtAddr(t.remote))
 	return nil
 }
 
@@ -378,7 +377,7 @@ func (t *mobikeCheck) process(m *message.Message) error {
 	sa.check = nil
 	if n := findNotify(m, message.COOKIE2); n == nil || !bytes.Equal(n.Data, t.cookie2) {
 		sa.e.stats.DroppedMOBIKE++
-		sa.log.Info(fmt.Sprintf("COOKIE2 mismatch, not moving to %s - %s", fmtAddr(t.local), fmtAddr(t.remote)))
+		infof(sa.log, "COOKIE2 mismatch, not moving to %s - %s", fmtAddr(t.local), fmtAddr(t.remote))
 		return nil
 	}
 	sa.follow(t.local, t.remote, t.natLocal, t.natRemote)
@@ -395,10 +394,10 @@ func (t *mobikeCheck) failed() {
 // UPDATE_SA_ADDRESSES came on.
 func (sa *ikeSA) follow(local, remote netip.AddrPort, natLocal, natRemote bool) {
 	if remote.Addr() != sa.remote.Addr() {
-		sa.log.Info(fmt.Sprintf("remote address changed from %s to %s", sa.remote.Addr(), remote.Addr()))
+		infof(sa.log, "remote address changed from %s to %s", sa.remote.Addr(), remote.Addr())
 	}
 	if local.Addr() != sa.local.Addr() {
-		sa.log.Info(fmt.Sprintf("local address changed from %s to %s", sa.local.Addr(), local.Addr()))
+		infof(sa.log, "local address changed from %s to %s", sa.local.Addr(), local.Addr())
 	}
 	sa.natLocal, sa.natRemote = natLocal, natRemote
 	sa.logNAT()
@@ -427,7 +426,7 @@ func (sa *ikeSA) processUpdate(m *message.Message, d Datagram) {
 	case sa.updateSeen && id <= sa.lastUpdateID:
 		// Section 3.5: an update older than one followed already.
 		sa.e.stats.DroppedMOBIKE++
-		sa.log.Info(fmt.Sprintf("received UPDATE_SA_ADDRESSES with message ID %d, older than %d, ignored", id, sa.lastUpdateID))
+		infof(sa.log, "received UPDATE_SA_ADDRESSES with message ID %d, older than %d, ignored", id, sa.lastUpdateID)
 		return
 	}
 	sa.lastUpdateID, sa.updateSeen = id, true
@@ -503,7 +502,7 @@ func (tm *taskManager) startProbing() bool {
 func (tm *taskManager) sendProbes() {
 	sa := tm.sa
 	for _, p := range sa.probePaths() {
-		sa.log.Info(fmt.Sprintf("checking path %s - %s", fmtAddr(p[0]), fmtAddr(p[1])))
+		infof(sa.log, "checking path %s - %s", fmtAddr(p[0]), fmtAddr(p[1]))
 		sa.e.send(p[0], p[1], tm.request)
 	}
 	sa.lastOutbound = sa.e.clock.Now()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net/netip"
 
@@ -66,7 +65,7 @@ func (sa *ikeSA) processNATD(m *message.Message) {
 	}
 	sa.logNAT()
 	if !sa.natAny() {
-		sa.log.Debug(fmt.Sprintf("no NAT between %s and %s", fmtAddr(sa.local), fmtAddr(sa.remote)))
+		debugf(sa.log, "no NAT between %s and %s", fmtAddr(sa.local), fmtAddr(sa.remote))
 	}
 }
 
@@ -82,13 +81,14 @@ func (sa *ikeSA) processNATD(m *message.Message) {
 func (e *Engine) mayFloat(log *slog.Logger, established, nat bool, local, remote netip.AddrPort, d Datagram) bool {
 	learning := func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }
 	if (d.Remote.Addr() != remote.Addr() && !learning(remote.Addr())) || (d.Local.Addr() != local.Addr() && !learning(local.Addr())) {
-		log.Info(fmt.Sprintf("ignoring the address change of an authenticated message: %s from %s, the IKE_SA is %s...%s",
-			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(local), fmtAddr(remote)))
+		infof(log, "ignoring the address change of an authenticated message: %s from %s, the IKE_SA is %s...%s",
+			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(local), fmtAddr(remote))
+
 		return false
 	}
 	if !established || nat || d.Local.Port() == e.cfg.NATTPort {
 		if established {
-			log.Info(fmt.Sprintf("remote endpoint changed from %s to %s", fmtAddr(remote), fmtAddr(d.Remote)))
+			infof(log, "remote endpoint changed from %s to %s", fmtAddr(remote), fmtAddr(d.Remote))
 		}
 		return true
 	}

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -70,7 +69,7 @@ func (sa *ikeSA) scheduleReauth() {
 	}
 	d := sa.withJitter(sa.conn.ReauthTime)
 	sa.reauthAt = sa.e.clock.Now().Add(d)
-	sa.log.Debug(fmt.Sprintf("scheduling reauthentication in %ds", int(d/time.Second)))
+	debugf(sa.log, "scheduling reauthentication in %ds", int(d/time.Second))
 	sa.armReauth(d)
 }
 
@@ -92,8 +91,9 @@ func (sa *ikeSA) inheritReauth(old *ikeSA) {
 	}
 	sa.reauthAt = old.reauthAt
 	d := max(sa.reauthAt.Sub(sa.e.clock.Now()), 0)
-	sa.log.Debug(fmt.Sprintf("rescheduling reauthentication in %ds after rekeying, lifetime reduced to %ds",
-		int(d/time.Second), int((d+sa.conn.OverTime)/time.Second)))
+	debugf(sa.log, "rescheduling reauthentication in %ds after rekeying, lifetime reduced to %ds",
+		int(d/time.Second), int((d+sa.conn.OverTime)/time.Second))
+
 	sa.armReauth(d)
 	sa.armExpire(d + sa.conn.OverTime)
 }
@@ -112,12 +112,12 @@ func (sa *ikeSA) reauth() {
 	if !sa.initiator {
 		sa.log.Info("initiator did not reauthenticate as requested")
 		if len(sa.vips) > 0 || sa.conn.remote.Auth.isEAP() {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s will timeout in %ds", sa.name(), int(sa.conn.OverTime/time.Second)))
+			infof(sa.log, "IKE_SA %s will timeout in %ds", sa.name(), int(sa.conn.OverTime/time.Second))
 			return
 		}
-		sa.log.Info(fmt.Sprintf("reauthenticating IKE_SA %s actively", sa.name()))
+		infof(sa.log, "reauthenticating IKE_SA %s actively", sa.name())
 	} else {
-		sa.log.Info(fmt.Sprintf("reauthenticating IKE_SA %s", sa.name()))
+		infof(sa.log, "reauthenticating IKE_SA %s", sa.name())
 	}
 	var children []*childConfig
 	for _, c := range sa.children {

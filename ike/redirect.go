@@ -234,7 +234,7 @@ func (t *ikeInit) redirectOnInit(ni []byte) *message.Notify {
 	if err != nil {
 		return nil
 	}
-	sa.log.Info(fmt.Sprintf("redirecting peer to %s", gw))
+	infof(sa.log, "redirecting peer to %s", gw)
 	sa.e.stats.RedirectsSent++
 	return notify(message.REDIRECT, data)
 }
@@ -257,7 +257,7 @@ func (sa *ikeSA) redirectNotify(gw message.Gateway) *message.Notify {
 	if err != nil {
 		return nil
 	}
-	sa.log.Info(fmt.Sprintf("redirecting peer to %s", gw))
+	infof(sa.log, "redirecting peer to %s", gw)
 	sa.redirected = true
 	return notify(message.REDIRECT, data)
 }
@@ -272,7 +272,7 @@ func (sa *ikeSA) armRedirectDelete() {
 	sa.redirectTimer = sa.e.afterFuncFor(sa, sa.e.cfg.HalfOpenTimeout, func() {
 		sa.redirectTimer = nil
 		if sa.state == IKESAEstablished || sa.state == IKESARekeying {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s still there after its redirect, deleting it", sa.name()))
+			infof(sa.log, "IKE_SA %s still there after its redirect, deleting it", sa.name())
 			sa.ending(EndAdmin)
 			sa.delete()
 		}
@@ -303,7 +303,7 @@ func (sa *ikeSA) processRedirectCapability(m *message.Message) {
 		if err != nil {
 			sa.log.Info("received invalid REDIRECTED_FROM notify, ignored")
 		} else {
-			sa.log.Info(fmt.Sprintf("client got redirected from %s", r.Gateway))
+			infof(sa.log, "client got redirected from %s", r.Gateway)
 			sa.peerRedirect = true
 		}
 	}
@@ -332,7 +332,7 @@ func (t *ikeInit) screen(m *message.Message) bool {
 // mayFollow checks, for a REDIRECT received, that we follow redirects
 // and are under the limit, and notes the redirect in the SA's history.
 func (sa *ikeSA) mayFollow(gw message.Gateway) bool {
-	sa.log.Info(fmt.Sprintf("redirected to %s", gw))
+	infof(sa.log, "redirected to %s", gw)
 	if !sa.e.followRedirects() {
 		sa.log.Info("server sent REDIRECT even though we disabled it")
 		return false
@@ -344,7 +344,7 @@ func (sa *ikeSA) mayFollow(gw message.Gateway) bool {
 	now := sa.e.clock.Now()
 	sa.redirectedAt = slices.DeleteFunc(sa.redirectedAt, func(t time.Time) bool { return now.Sub(t) >= redirectLoopPeriod })
 	if len(sa.redirectedAt) >= maxRedirects {
-		sa.log.Info(fmt.Sprintf("only %d redirects are allowed within %d seconds", maxRedirects, int(redirectLoopPeriod/time.Second)))
+		infof(sa.log, "only %d redirects are allowed within %d seconds", maxRedirects, int(redirectLoopPeriod/time.Second))
 		return false
 	}
 	sa.redirectedAt = append(sa.redirectedAt, now)
@@ -365,7 +365,7 @@ func (t *ikeInit) followInit(n *message.Notify) error {
 			return
 		}
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("unable to resolve gateway ID '%s', redirect failed", r.Gateway))
+			infof(sa.log, "unable to resolve gateway ID '%s', redirect failed", r.Gateway)
 			sa.destroy()
 			return
 		}
@@ -398,7 +398,7 @@ func (t *ikeInit) retarget(addr netip.Addr) {
 	}
 	t.cookie, t.cookieTries = nil, 0
 	t.group = firstKE(t.proposals)
-	sa.log.Info(fmt.Sprintf("initiating IKE_SA %s to %s", sa.name(), addr))
+	infof(sa.log, "initiating IKE_SA %s to %s", sa.name(), addr)
 	if t.resumeSend {
 		t.resumeSend = false
 		sa.tm.sendRequest()
@@ -442,7 +442,7 @@ func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig
 			return
 		}
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("unable to resolve gateway ID '%s', redirect failed", gw))
+			infof(sa.log, "unable to resolve gateway ID '%s', redirect failed", gw)
 			return
 		}
 		for _, c := range sa.children {
@@ -485,7 +485,7 @@ func (sa *ikeSA) redirectConnecting(gw message.Gateway, first *childConfig) {
 	}
 	e.resolveGateway(sa, gw, func(addr netip.Addr, err error) {
 		if err != nil {
-			e.log.Info(fmt.Sprintf("unable to resolve gateway ID '%s', redirect failed", gw))
+			infof(e.log, "unable to resolve gateway ID '%s', redirect failed", gw)
 			return
 		}
 		local, remote := e.redirectEnds(conn, used, addr)

@@ -2,7 +2,6 @@ package ike
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -205,7 +204,7 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 		if !h.IsResponse() && h.MessageID+1 == sa.tm.expectID && sa.tm.response != nil {
 			// A fragment of a retransmitted request: answer on the first.
 			if f.Number == 1 {
-				sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
+				infof(sa.log, "received retransmit of request with ID %d, retransmitting response", h.MessageID)
 				sa.tm.resendResponse(d)
 			}
 			return
@@ -214,7 +213,7 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 			// An old fragment, replayed or late: kept, it would take the
 			// place of the message being reassembled.
 			e.stats.DroppedMessageID++
-			sa.log.Info(fmt.Sprintf("received fragment of message ID %d outside the window, ignored", h.MessageID))
+			infof(sa.log, "received fragment of message ID %d outside the window, ignored", h.MessageID)
 			return
 		}
 		if sa.reasm == nil {
@@ -223,17 +222,17 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 		}
 		m, err = sa.reasm.Add(f)
 		if err == nil && m == nil {
-			sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total))
+			debugf(sa.log, "received fragment #%d of %d, waiting for complete IKE message", f.Number, f.Total)
 			return
 		}
 		if err == nil {
-			sa.log.Debug(fmt.Sprintf("received fragment #%d of %d, reassembled fragmented IKE message", f.Number, f.Total))
+			debugf(sa.log, "received fragment #%d of %d, reassembled fragmented IKE message", f.Number, f.Total)
 		} else if errors.Is(err, message.ErrFragmentDuplicate) {
 			return
 		}
 	default:
 		e.stats.DroppedUnexpected++
-		sa.log.Debug(fmt.Sprintf("dropping unencrypted %v message", h.ExchangeType))
+		debugf(sa.log, "dropping unencrypted %v message", h.ExchangeType)
 		return
 	}
 	if err != nil && !errors.Is(err, message.ErrVerifiedContent) {
@@ -241,10 +240,10 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 		// answer, no message ID, nothing of the IKE SA changes.
 		if errors.Is(err, transform.ErrAuthentication) || errors.Is(err, transform.ErrClosed) {
 			e.stats.DroppedAuthentication++
-			sa.log.Debug(fmt.Sprintf("integrity check of %v %s %d failed, dropped", h.ExchangeType, reqOrResp(&h), h.MessageID))
+			debugf(sa.log, "integrity check of %v %s %d failed, dropped", h.ExchangeType, reqOrResp(&h), h.MessageID)
 		} else {
 			e.stats.DroppedMalformed++
-			sa.log.Debug(fmt.Sprintf("dropping invalid %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err))
+			debugf(sa.log, "dropping invalid %v %s %d: %v", h.ExchangeType, reqOrResp(&h), h.MessageID, err)
 		}
 		return
 	}
@@ -254,9 +253,9 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 		if errors.As(err, &uc) {
 			sa.log.Info("critical unknown payloads found")
 		} else {
-			sa.log.Info(fmt.Sprintf("message parsing failed: %v", err))
+			infof(sa.log, "message parsing failed: %v", err)
 		}
-		sa.log.Info(fmt.Sprintf("%v %s with message ID %d processing failed", h.ExchangeType, reqOrResp(&h), h.MessageID))
+		infof(sa.log, "%v %s with message ID %d processing failed", h.ExchangeType, reqOrResp(&h), h.MessageID)
 		if !h.IsResponse() && h.MessageID == sa.tm.expectID {
 			if uc != nil {
 				sa.tm.respondNotify(h, d, message.UNSUPPORTED_CRITICAL_PAYLOAD, []byte{byte(uc.Type)})
@@ -283,8 +282,9 @@ func (sa *ikeSA) authenticated(d Datagram) {
 		// A MOBIKE SA moves with UPDATE_SA_ADDRESSES alone (RFC 4555
 		// section 3.5), not with the addresses of other messages, which
 		// are answered where they came from.
-		sa.log.Debug(fmt.Sprintf("authenticated message on path %s - %s, the IKE_SA is on %s - %s",
-			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
+		debugf(sa.log, "authenticated message on path %s - %s, the IKE_SA is on %s - %s",
+			fmtAddr(d.Local), fmtAddr(d.Remote), fmtAddr(sa.local), fmtAddr(sa.remote))
+
 		return
 	}
 	if sa.e.mayFloat(sa.log, sa.state >= IKESAEstablished, sa.natAny(), sa.local, sa.remote, d) {
@@ -326,7 +326,7 @@ func (sa *ikeSA) armExpire(d time.Duration) {
 	}
 	sa.expireTimer = sa.e.afterFunc(d, func() {
 		if sa.state != IKESADestroying && sa.state != IKESADeleting {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s reached its hard lifetime, deleting", sa.name()))
+			infof(sa.log, "IKE_SA %s reached its hard lifetime, deleting", sa.name())
 			sa.ending(EndExpired)
 			if sa.tm.busy() {
 				sa.destroy() // an exchange is stuck: no time to wait for it
@@ -408,12 +408,12 @@ func (sa *ikeSA) peerDead() {
 	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.conn != nil {
-		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
+		infof(sa.log, "restarting CHILD_SAs of IKE_SA %s", sa.name())
 		if len(children) == 0 {
 			children = sa.conn.children
 		}
 		if _, err := sa.e.initiate(sa.conn, children); err != nil {
-			sa.log.Info(fmt.Sprintf("restarting failed: %v", err))
+			infof(sa.log, "restarting failed: %v", err)
 		}
 	}
 }
@@ -462,7 +462,7 @@ func (sa *ikeSA) destroy() {
 		delete(sa.e.byID, sa.id)
 	}
 	sa.forgetInit()
-	sa.log.Debug(fmt.Sprintf("IKE_SA %s destroyed", sa.name()))
+	debugf(sa.log, "IKE_SA %s destroyed", sa.name())
 	if f := sa.afterDestroy; f != nil {
 		sa.afterDestroy = nil
 		f()

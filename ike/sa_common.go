@@ -100,7 +100,7 @@ func (sa *ikeSACommon) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name
 
 func (sa *ikeSACommon) setState(s IKESAState) {
 	if sa.state != s {
-		sa.log.Debug(fmt.Sprintf("IKE_SA %s state change: %s => %s", sa.name(), sa.state, s))
+		debugf(sa.log, "IKE_SA %s state change: %s => %s", sa.name(), sa.state, s)
 		sa.state = s
 		sa.indexPeer()
 		sa.e.changed(sa, true)
@@ -153,7 +153,7 @@ func (e *Engine) retransmitTimeout(tries int) time.Duration {
 // *tries times so far, or says (false) that the retransmits are used up.
 func (sa *ikeSACommon) retransmitDue(tries *int) bool {
 	if *tries >= sa.e.cfg.RetransmitTries {
-		sa.log.Info(fmt.Sprintf("giving up after %d retransmits", *tries))
+		infof(sa.log, "giving up after %d retransmits", *tries)
 		return false
 	}
 	*tries++

@@ -287,9 +287,9 @@ func (e *Engine) Import(st EngineState) []*ImportError {
 	e.reqids.next = max(e.reqids.next, st.NextReqID)
 	for name, leases := range st.Pools {
 		if p := e.pool(name); p == nil {
-			e.log.Info(fmt.Sprintf("leases of pool '%s' not taken back: no such pool", name))
+			infof(e.log, "leases of pool '%s' not taken back: no such pool", name)
 		} else if err := p.Leases.Restore(leases); err != nil {
-			e.log.Info(fmt.Sprintf("leases of pool '%s' taken back in part: %v", name, err))
+			infof(e.log, "leases of pool '%s' taken back in part: %v", name, err)
 		}
 	}
 	bad2, bad1 := st.check()
@@ -425,13 +425,13 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 			ch.outInstalled = false
 			ch.holdOutbound(*h)
 			if err := ch.addHeldOutbound(); err != nil {
-				sa.log.Info(fmt.Sprintf("unable to install outbound SA of CHILD_SA %s: %v", ch.name(), err))
+				infof(sa.log, "unable to install outbound SA of CHILD_SA %s: %v", ch.name(), err)
 			}
 		}
 		ch.scheduleRekey()
 	}
 	sa.takeBackAccounting(s.Accounting)
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
+	infof(sa.log, "IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children))
 	return nil
 }
 

@@ -1,7 +1,7 @@
 package ike
 
 import (
-	"slices"
+	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/pool"
 )
@@ -71,38 +71,85 @@ func (d *StateDelta) Zero() {
 // Apply replays d over st (a saved state being read back): its records
 // replace those of the same unique ID, its gone ones are removed, its
 // leases replace those of the same address. st takes d's records over:
-// zero st, not d, when done.
+// zero st, not d, when done. Each call costs O(SAs in st): replay many
+// deltas with a StateReplay.
 func (st *EngineState) Apply(d *StateDelta) {
+	r := NewStateReplay(*st)
+	r.Add(d)
+	*st = r.State()
+}
+
+// StateReplay replays deltas over a state at a cost per record that does
+// not depend on the number of SAs (a journal of 100,000 IKE SAs holds
+// hundreds of thousands of records): records are found by unique ID
+// through an index, and removed ones leave holes that State squeezes
+// out once, keeping the order Apply gives (a replaced record goes last).
+type StateReplay struct {
+	st            EngineState
+	v2, v1        map[uint32]int // unique ID -> index in st.SAs, st.V1
+	v2gone        []bool         // holes in st.SAs
+	v1gone        []bool
+	leases        map[string]map[netip.Addr]int // pool -> address -> index
+	holes2, hole1 int
+}
+
+// NewStateReplay starts a replay over st, which it takes over.
+func NewStateReplay(st EngineState) *StateReplay {
+	r := &StateReplay{st: st, v2: make(map[uint32]int, len(st.SAs)), v1: make(map[uint32]int, len(st.V1)),
+		v2gone: make([]bool, len(st.SAs)), v1gone: make([]bool, len(st.V1))}
+	for i, s := range st.SAs {
+		r.v2[s.ID] = i
+	}
+	for i, s := range st.V1 {
+		r.v1[s.ID] = i
+	}
+	return r
+}
+
+func (r *StateReplay) drop(id uint32) {
+	if i, ok := r.v2[id]; ok {
+		zeroV2(r.st.SAs[i : i+1])
+		r.st.SAs[i] = ExportedIKESA{}
+		r.v2gone[i] = true
+		r.holes2++
+		delete(r.v2, id)
+	}
+	if i, ok := r.v1[id]; ok {
+		zeroV1(r.st.V1[i : i+1])
+		r.st.V1[i] = ExportedISAKMPSA{}
+		r.v1gone[i] = true
+		r.hole1++
+		delete(r.v1, id)
+	}
+}
+
+// Add replays one delta; the state takes its records over.
+func (r *StateReplay) Add(d *StateDelta) {
+	st := &r.st
 	st.NextIKEID = max(st.NextIKEID, d.NextIKEID)
 	st.NextChildID = max(st.NextChildID, d.NextChildID)
 	st.NextReqID = max(st.NextReqID, d.NextReqID)
-	drop := func(id uint32) {
-		if i := slices.IndexFunc(st.SAs, func(s ExportedIKESA) bool { return s.ID == id }); i >= 0 {
-			zeroV2(st.SAs[i : i+1])
-			st.SAs = slices.Delete(st.SAs, i, i+1)
-		}
-		if i := slices.IndexFunc(st.V1, func(s ExportedISAKMPSA) bool { return s.ID == id }); i >= 0 {
-			zeroV1(st.V1[i : i+1])
-			st.V1 = slices.Delete(st.V1, i, i+1)
-		}
-	}
 	for _, id := range d.Gone {
-		drop(id)
+		r.drop(id)
 	}
 	for _, s := range d.SAs {
-		drop(s.ID)
+		r.drop(s.ID)
+		r.v2[s.ID] = len(st.SAs)
 		st.SAs = append(st.SAs, s)
+		r.v2gone = append(r.v2gone, false)
 	}
 	for _, s := range d.V1 {
-		drop(s.ID)
+		r.drop(s.ID)
+		r.v1[s.ID] = len(st.V1)
 		st.V1 = append(st.V1, s)
+		r.v1gone = append(r.v1gone, false)
 	}
 	for _, m := range d.MessageIDs {
-		if i := slices.IndexFunc(st.SAs, func(s ExportedIKESA) bool { return s.ID == m.ID }); i >= 0 {
+		if i, ok := r.v2[m.ID]; ok {
 			s := &st.SAs[i]
 			s.NextMessageID, s.ExpectMessageID = m.Next, m.Expect
-			for _, r := range s.LastResponse {
-				clear(r)
+			for _, resp := range s.LastResponse {
+				clear(resp)
 			}
 			s.LastResponse = m.LastResponse
 		}
@@ -111,16 +158,71 @@ func (st *EngineState) Apply(d *StateDelta) {
 		if st.Pools == nil {
 			st.Pools = map[string][]pool.Lease{}
 		}
+		if r.leases == nil {
+			r.leases = map[string]map[netip.Addr]int{}
+		}
+		idx := r.leases[name]
+		if idx == nil {
+			idx = map[netip.Addr]int{}
+			for i, l := range st.Pools[name] {
+				idx[l.Addr] = i
+			}
+			r.leases[name] = idx
+		}
+		list := st.Pools[name]
 		for _, l := range leases {
-			list := st.Pools[name]
-			if i := slices.IndexFunc(list, func(x pool.Lease) bool { return x.Addr == l.Addr }); i >= 0 {
+			if i, ok := idx[l.Addr]; ok {
 				list[i] = l
 			} else {
+				idx[l.Addr] = len(list)
 				list = append(list, l)
 			}
-			st.Pools[name] = list
 		}
+		st.Pools[name] = list
 	}
+	// Squeeze the holes out once they are most of the slices, so that
+	// memory stays in proportion to the SAs kept.
+	if r.holes2 > 1024 && r.holes2 > len(st.SAs)/2 || r.hole1 > 1024 && r.hole1 > len(st.V1)/2 {
+		r.squeeze()
+	}
+}
+
+func (r *StateReplay) squeeze() {
+	st := &r.st
+	if r.holes2 > 0 {
+		sas := st.SAs[:0]
+		for i, s := range st.SAs {
+			if !r.v2gone[i] {
+				r.v2[s.ID] = len(sas)
+				sas = append(sas, s)
+			}
+		}
+		clear(st.SAs[len(sas):])
+		st.SAs, r.v2gone, r.holes2 = sas, make([]bool, len(sas)), 0
+	}
+	if r.hole1 > 0 {
+		v1 := st.V1[:0]
+		for i, s := range st.V1 {
+			if !r.v1gone[i] {
+				r.v1[s.ID] = len(v1)
+				v1 = append(v1, s)
+			}
+		}
+		clear(st.V1[len(v1):])
+		st.V1, r.v1gone, r.hole1 = v1, make([]bool, len(v1)), 0
+	}
+}
+
+// State is the state replayed so far; the replay must not be used after.
+func (r *StateReplay) State() EngineState {
+	r.squeeze()
+	return r.st
+}
+
+// Zero overwrites the keys of what was replayed so far.
+func (r *StateReplay) Zero() {
+	r.squeeze()
+	r.st.Zero()
 }
 
 // journaled is an IKE SA of either version as the journal sees it.

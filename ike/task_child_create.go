@@ -134,7 +134,7 @@ func (t *childCreate) processResponse(m *message.Message) error {
 	if n := findNotify(m, message.INVALID_KE_PAYLOAD); n != nil && !t.inAuth && len(n.Data) == 2 {
 		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
 		if g != t.group && offersKE(t.proposals, g) {
-			sa.log.Info(fmt.Sprintf("peer didn't accept DH group %v, it requested %v", t.group, g))
+			infof(sa.log, "peer didn't accept DH group %v, it requested %v", t.group, g)
 			t.group = g
 			t.ni = nil
 			t.requeued = true
@@ -144,7 +144,7 @@ func (t *childCreate) processResponse(m *message.Message) error {
 		}
 	}
 	if nt, ok := notifyErr(m); ok {
-		sa.log.Info(fmt.Sprintf("received %v notify, no CHILD_SA built", nt))
+		infof(sa.log, "received %v notify, no CHILD_SA built", nt)
 		if nt == message.TS_UNACCEPTABLE {
 			sa.logTSProposal(t.offeredLocal, t.offeredRemote)
 		}
@@ -152,7 +152,7 @@ func (t *childCreate) processResponse(m *message.Message) error {
 		return nil
 	}
 	if err := t.processSA(m); err != nil {
-		sa.log.Info(fmt.Sprintf("%v, no CHILD_SA built", err))
+		infof(sa.log, "%v, no CHILD_SA built", err)
 		t.abort()
 		if !t.inAuth {
 			// Tell the peer, who installed its half (RFC 7296 section 1.3.1
@@ -234,7 +234,7 @@ func (t *childCreate) processSA(m *message.Message) error {
 	c.logEstablished()
 	sa.childUp()
 	if sa.deletedEarly(c.spiOut) {
-		sa.log.Info(fmt.Sprintf("CHILD_SA %s was deleted by the peer before its response arrived, closing it", c.name()))
+		infof(sa.log, "CHILD_SA %s was deleted by the peer before its response arrived, closing it", c.name())
 		c.destroy()
 	}
 	return nil
@@ -283,18 +283,18 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		t.cfg, local, remote = sa.selectChildConfig(tsI, tsR)
 	}
 	if t.cfg == nil || len(local) == 0 || len(remote) == 0 {
-		sa.log.Info(fmt.Sprintf("looking for a child config for %s === %s", formatTS(tsR), formatTS(tsI)))
+		infof(sa.log, "looking for a child config for %s === %s", formatTS(tsR), formatTS(tsI))
 		if t.rekeyed != nil {
 			sa.logTSSelection(true, t.rekeyed.localTS, tsR)
 			sa.logTSSelection(false, t.rekeyed.remoteTS, tsI)
 		} else {
 			for _, cc := range sa.conn.children {
-				sa.log.Info(fmt.Sprintf("  candidate %q:", cc.Name))
+				infof(sa.log, "  candidate %q:", cc.Name)
 				sa.logTSSelection(true, resolveTS(cc.LocalTS, sa.local.Addr()), tsR)
 				sa.logTSSelection(false, sa.resolveRemoteTS(cc.RemoteTS), tsI)
 			}
 		}
-		sa.log.Info(fmt.Sprintf("traffic selectors %s === %s unacceptable", formatTS(tsR), formatTS(tsI)))
+		infof(sa.log, "traffic selectors %s === %s unacceptable", formatTS(tsR), formatTS(tsI))
 		t.errorNotify = notify(message.TS_UNACCEPTABLE, nil)
 		return nil
 	}
@@ -341,7 +341,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 				if ok {
 					offered = transform.KEID(kep.Group)
 				}
-				sa.log.Info(fmt.Sprintf("DH group %v unacceptable, requesting %v", offered, suite.KE))
+				infof(sa.log, "DH group %v unacceptable, requesting %v", offered, suite.KE)
 				t.errorNotify = notify(message.INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(suite.KE)))
 				return nil
 			}
@@ -380,7 +380,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 		err = c.install(keys, false)
 	}
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("unable to install CHILD_SA %s: %v", c.name(), err))
+		infof(sa.log, "unable to install CHILD_SA %s: %v", c.name(), err)
 		c.destroy()
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil

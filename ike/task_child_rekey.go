@@ -64,7 +64,7 @@ func (t *childRekey) build(m *message.Message) error {
 			return fmt.Errorf("CHILD_SA %s is %s, not rekeying it", old.name(), old.state)
 		}
 		old.setState(ChildSARekeying)
-		sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s with SPIs %.8x_i %.8x_o", old.name(), old.spiIn, old.spiOut))
+		infof(sa.log, "rekeying CHILD_SA %s with SPIs %.8x_i %.8x_o", old.name(), old.spiIn, old.spiOut)
 		t.create = newChildCreate(sa, true, old.cfg, old)
 	}
 	m.Payloads = append(m.Payloads, &message.Notify{Protocol: wireProto(old.proto()),
@@ -82,7 +82,7 @@ func (t *childRekey) process(m *message.Message) error {
 	}
 	sa, old := t.sa, t.old
 	if nt, ok := notifyErr(m); ok && nt != message.INVALID_KE_PAYLOAD {
-		sa.log.Info(fmt.Sprintf("received %v notify, rekeying CHILD_SA %s failed", nt, old.name()))
+		infof(sa.log, "received %v notify, rekeying CHILD_SA %s failed", nt, old.name())
 		t.create.abort()
 		if t.collision != nil && t.collision.done {
 			// The peer won by finishing first; it deletes the old one.
@@ -96,7 +96,7 @@ func (t *childRekey) process(m *message.Message) error {
 			// still on its way. Ours goes, with a DELETE that covers
 			// the second case, and a new one is made in its place,
 			// instead of keeping an SA pair only one end has.
-			sa.log.Info(fmt.Sprintf("peer did not find CHILD_SA %s, deleting it and creating a new one", old.name()))
+			infof(sa.log, "peer did not find CHILD_SA %s, deleting it and creating a new one", old.name())
 			old.setState(ChildSAInstalled)
 			sa.tm.queue(newChildDelete(sa, true, old))
 			sa.tm.queue(newChildCreate(sa, true, old.cfg, nil))
@@ -122,12 +122,12 @@ func (t *childRekey) process(m *message.Message) error {
 	}
 	if t.collision != nil && t.collision.done {
 		if weLose(t.create.ni, t.create.nr, t.collision.ni, t.collision.nr) {
-			sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name()))
+			infof(sa.log, "CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name())
 			old.setState(ChildSARekeyed)
 			sa.tm.queue(newChildDelete(sa, true, t.create.child))
 			return nil
 		}
-		sa.log.Info(fmt.Sprintf("CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name()))
+		infof(sa.log, "CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name())
 		// The peer's CHILD_SA is the redundant one, which it deletes:
 		// its outbound SA is never used.
 		if r := t.collision.child; r != nil && r.heldOut != nil {
@@ -163,16 +163,16 @@ func (t *childRekey) processRequest(m *message.Message) error {
 	spi := binary.BigEndian.Uint32(n.SPI)
 	old := sa.childByOutboundSPI(proto, spi)
 	if old == nil {
-		sa.log.Info(fmt.Sprintf("CHILD_SA with SPI %.8x not found for rekeying", spi))
+		infof(sa.log, "CHILD_SA with SPI %.8x not found for rekeying", spi)
 		t.errNotify = &message.Notify{Protocol: n.Protocol, SPI: n.SPI, NotifyType: message.CHILD_SA_NOT_FOUND}
 		return nil
 	}
 	ours := sa.rekeyFor(old)
 	switch {
 	case ours != nil:
-		sa.log.Info(fmt.Sprintf("detected CHILD_SA rekey collision for %s", old.name()))
+		infof(sa.log, "detected CHILD_SA rekey collision for %s", old.name())
 	case old.state != ChildSAInstalled:
-		sa.log.Info(fmt.Sprintf("CHILD_SA %s is %s, refusing to rekey it", old.name(), old.state))
+		infof(sa.log, "CHILD_SA %s is %s, refusing to rekey it", old.name(), old.state)
 		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
 		return nil
 	}

@@ -50,13 +50,14 @@ func (t *childDelete) build(m *message.Message) error {
 		if t.expired {
 			closing = "closing expired"
 		}
-		sa.log.Info(fmt.Sprintf("%s CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
-			closing, c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+		infof(sa.log, "%s CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
+			closing, c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS))
+
 		c.setState(ChildSADeleting)
 		spis = append(spis, c.spiIn)
 	}
 	for _, spi := range spis {
-		sa.log.Info(fmt.Sprintf("sending DELETE for %v CHILD_SA with SPI %.8x", proto, spi))
+		infof(sa.log, "sending DELETE for %v CHILD_SA with SPI %.8x", proto, spi)
 	}
 	m.Payloads = append(m.Payloads, &message.Delete{Protocol: wireProto(proto), SPIs: spis})
 	return nil
@@ -65,7 +66,7 @@ func (t *childDelete) build(m *message.Message) error {
 func (t *childDelete) process(m *message.Message) error {
 	if c := t.child; c != nil {
 		c.destroy()
-		t.sa.log.Info(fmt.Sprintf("CHILD_SA %s closed", c.name()))
+		infof(t.sa.log, "CHILD_SA %s closed", c.name())
 	}
 	return nil
 }
@@ -92,14 +93,14 @@ func (t *ikeDelete) exchange() message.ExchangeType { return message.INFORMATION
 
 func (t *ikeDelete) build(m *message.Message) error {
 	sa := t.sa
-	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
-	sa.log.Info(fmt.Sprintf("sending DELETE for IKE_SA %s", sa.name()))
+	infof(sa.log, "deleting IKE_SA %s between %s", sa.name(), sa.ends())
+	infof(sa.log, "sending DELETE for IKE_SA %s", sa.name())
 	sa.setState(IKESADeleting)
 	m.Payloads = append(m.Payloads, &message.Delete{Protocol: message.ProtocolIKE})
 	return nil
 }
 
 func (t *ikeDelete) process(m *message.Message) error {
-	t.sa.log.Info(fmt.Sprintf("IKE_SA %s deleted", t.sa.name()))
+	infof(t.sa.log, "IKE_SA %s deleted", t.sa.name())
 	return errDestroy
 }

@@ -1,8 +1,6 @@
 package ike
 
 import (
-	"fmt"
-
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -87,7 +85,7 @@ func (t *ikeAuth) buildRequest(m *message.Message) error {
 	}
 	auth, certs, err := sa.buildAuth(sa.localID, idi.IDBytes())
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		infof(sa.log, "generating AUTH payload failed: %v", err)
 		return errDestroy
 	}
 	m.Payloads = append(m.Payloads, idi)
@@ -149,7 +147,7 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	}
 	if !ok1 || !ok2 {
 		if nt, ok := notifyErr(m); ok {
-			sa.log.Info(fmt.Sprintf("received %v notify error", nt))
+			infof(sa.log, "received %v notify error", nt)
 		} else {
 			sa.log.Info("IDr or AUTH payload missing")
 		}
@@ -158,7 +156,7 @@ func (t *ikeAuth) processResponse(m *message.Message) error {
 	}
 	peer := Identity{Type: idr.IDType, Data: idr.Data}
 	if !sa.conn.remote.ID.Matches(peer) {
-		sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.ID))
+		infof(sa.log, "received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.ID)
 		return t.rejectResponder()
 	}
 	if err := sa.verifyAuth(sa.conn.remote, peer, idr.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
@@ -209,7 +207,7 @@ func (t *ikeAuth) failed() {
 }
 
 func (sa *ikeSA) logEstablished() {
-	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
+	infof(sa.log, "IKE_SA %s established between %s", sa.name(), sa.ends())
 }
 
 func (t *ikeAuth) processRequest(m *message.Message) error {
@@ -239,7 +237,7 @@ func (t *ikeAuth) processRequest(m *message.Message) error {
 	}
 	c := sa.e.peerConfigFor(sa, peer, wanted, false)
 	if c == nil {
-		sa.log.Info(fmt.Sprintf("looking for peer configs matching %s[%s]...%s[%s]", sa.local.Addr(), wanted, sa.remote.Addr(), peer))
+		infof(sa.log, "looking for peer configs matching %s[%s]...%s[%s]", sa.local.Addr(), wanted, sa.remote.Addr(), peer)
 		sa.log.Info("no matching peer config found")
 		t.authError = true
 		return errDestroy
@@ -290,7 +288,7 @@ func (t *ikeAuth) buildResponse(m *message.Message) error {
 	idr := &message.IDr{Identification: sa.localID.payload()}
 	auth, certs, err := sa.buildAuth(sa.localID, idr.IDBytes())
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		infof(sa.log, "generating AUTH payload failed: %v", err)
 		t.abortChild()
 		m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
 		return errDestroy

@@ -3,7 +3,6 @@ package ike
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -91,20 +90,20 @@ func (t *ikeAuth) startEAP(m *message.Message, c *connection, peer Identity, idi
 		NewMethod:   sa.newEAPServerMethod,
 	})
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP server: %v", err))
+		infof(sa.log, "EAP server: %v", err)
 		t.authError = true
 		return errDestroy
 	}
 	first, err := srv.Start()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP server: %v", err))
+		infof(sa.log, "EAP server: %v", err)
 		t.authError = true
 		return errDestroy
 	}
 	t.eap = &eapRound{server: srv, first: m, idiBytes: idi.IDBytes(), pending: first}
 	sa.eapAuth = t
 	if p, err := eap.Parse(first); err == nil && p.Code == eap.CodeRequest {
-		sa.log.Info(fmt.Sprintf("initiating %v method (id 0x%02X)", p.Type, p.Identifier))
+		infof(sa.log, "initiating %v method (id 0x%02X)", p.Type, p.Identifier)
 	}
 	return t.eapOutcome()
 }
@@ -122,7 +121,7 @@ func (t *ikeAuth) eapOutcome() error {
 		if errors.As(res.Err, &e) {
 			sa.log.Info(e.LogLine(sa.remoteID.String()))
 		} else {
-			sa.log.Info(fmt.Sprintf("EAP method %v failed for peer %s: %v", res.Method, sa.remoteID, res.Err))
+			infof(sa.log, "EAP method %v failed for peer %s: %v", res.Method, sa.remoteID, res.Err)
 		}
 		sa.e.stats.EAPFailures++
 		r.failed = true
@@ -134,9 +133,9 @@ func (t *ikeAuth) eapOutcome() error {
 		sa.log.Info(res.Detail)
 	}
 	if len(r.msk) > 0 {
-		sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
+		infof(sa.log, "EAP method %v succeeded, MSK established", res.Method)
 	} else {
-		sa.log.Info(fmt.Sprintf("EAP method %v succeeded, no MSK established", res.Method))
+		infof(sa.log, "EAP method %v succeeded, no MSK established", res.Method)
 	}
 	return nil
 }
@@ -158,7 +157,7 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 		}
 		out, err := r.server.Process(p.Message)
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("EAP: %v", err))
+			infof(sa.log, "EAP: %v", err)
 			t.authError = true
 			return errDestroy
 		}
@@ -188,7 +187,7 @@ func (t *ikeAuth) processEAP(m *message.Message) error {
 		t.authError = true
 		return errDestroy
 	}
-	sa.log.Info(fmt.Sprintf("authentication of '%s' with EAP successful", sa.remoteID))
+	infof(sa.log, "authentication of '%s' with EAP successful", sa.remoteID)
 	r.authed = true
 	// The identity the method authenticated (MS-CHAPv2's Name may differ
 	// from what EAP-Identity said): leases are bound to it, so that no one
@@ -242,7 +241,7 @@ func (t *ikeAuth) buildEAP(m *message.Message) error {
 		r.idrBytes = idr.IDBytes()
 		auth, certs, err := sa.buildAuth(sa.localID, r.idrBytes)
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+			infof(sa.log, "generating AUTH payload failed: %v", err)
 			m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
 			return errDestroy
 		}
@@ -267,12 +266,12 @@ func (t *ikeAuth) buildEAP(m *message.Message) error {
 	}
 	r.wipe()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		infof(sa.log, "generating AUTH payload failed: %v", err)
 		t.abortChild()
 		m.Payloads = []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}
 		return errDestroy
 	}
-	sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with EAP", sa.localID))
+	infof(sa.log, "authentication of '%s' (myself) with EAP", sa.localID)
 	m.Payloads = append(m.Payloads, &message.Authentication{Method: message.AuthSharedKeyMIC, Data: data})
 	return t.buildAuthTail(m)
 }
@@ -286,7 +285,7 @@ func (sa *ikeSA) newEAPServerMethod(t eap.Type, identity string) eap.ServerMetho
 	}
 	m, err := eap.NewTLSServer(sa.tlsConfig(sa.conn.local, identity))
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP-TLS server: %v", err))
+		infof(sa.log, "EAP-TLS server: %v", err)
 		return nil
 	}
 	return m

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/eap"
@@ -51,7 +50,7 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 	if err != nil {
 		// EAP-TLS needs no password: without one, it is the only method.
 		if !slices.Contains(methods, eap.TypeTLS) {
-			sa.log.Info(fmt.Sprintf("no EAP key found for '%s'", identity))
+			infof(sa.log, "no EAP key found for '%s'", identity)
 			t.abortChild()
 			return errDestroy
 		}
@@ -61,7 +60,7 @@ func (t *ikeAuth) startEAPPeer(m *message.Message, idi *message.IDi) error {
 		NewMethod: sa.newEAPPeerMethod})
 	secret.Wipe()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP peer: %v", err))
+		infof(sa.log, "EAP peer: %v", err)
 		t.abortChild()
 		return errDestroy
 	}
@@ -89,7 +88,7 @@ func (sa *ikeSA) newEAPPeerMethod(t eap.Type) eap.PeerMethod {
 	}
 	m, err := eap.NewTLSPeer(sa.tlsConfig(sa.conn.local, sa.remoteID.String()))
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("EAP-TLS peer: %v", err))
+		infof(sa.log, "EAP-TLS peer: %v", err)
 		return nil
 	}
 	return m
@@ -109,11 +108,11 @@ func (t *ikeAuth) buildEAPRequest(m *message.Message) error {
 		data, err = transform.PSKAuth(sa.suite.PRF, r.secret(sa.keys.PI), octets)
 	}
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("generating AUTH payload failed: %v", err))
+		infof(sa.log, "generating AUTH payload failed: %v", err)
 		t.abortChild()
 		return errDestroy
 	}
-	sa.log.Info(fmt.Sprintf("authentication of '%s' (myself) with EAP", sa.localID))
+	infof(sa.log, "authentication of '%s' (myself) with EAP", sa.localID)
 	r.authSent = true
 	m.Payloads = append(m.Payloads, &message.Authentication{Method: message.AuthSharedKeyMIC, Data: data})
 	return nil
@@ -133,7 +132,7 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 		return errDestroy
 	}
 	if nt, ok := notifyErr(m); ok && (!r.authSent || nt == message.AUTHENTICATION_FAILED) {
-		sa.log.Info(fmt.Sprintf("received %v notify error", nt))
+		infof(sa.log, "received %v notify error", nt)
 		return fail()
 	}
 	if !r.verified {
@@ -145,7 +144,7 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 		}
 		peer := Identity{Type: idr.IDType, Data: idr.Data}
 		if !sa.conn.remote.ID.Matches(peer) {
-			sa.log.Info(fmt.Sprintf("received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.ID))
+			infof(sa.log, "received IDr '%s' does not match configured '%s'", peer, sa.conn.remote.ID)
 			return fail()
 		}
 		if err := sa.verifyAuth(sa.conn.remote, peer, idr.IDBytes(), auth, findAll[*message.Certificate](m)); err != nil {
@@ -164,13 +163,13 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 		}
 		out, err := r.peer.Process(p.Message)
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("EAP: %v", err))
+			infof(sa.log, "EAP: %v", err)
 			return fail()
 		}
 		if r.peer.Done() {
 			res := r.peer.Result()
 			if res.Err != nil {
-				sa.log.Info(fmt.Sprintf("EAP authentication failed: %v", res.Err))
+				infof(sa.log, "EAP authentication failed: %v", res.Err)
 				return fail()
 			}
 			r.msk = res.MSK
@@ -178,9 +177,9 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 				sa.log.Info(res.Detail)
 			}
 			if len(r.msk) > 0 {
-				sa.log.Info(fmt.Sprintf("EAP method %v succeeded, MSK established", res.Method))
+				infof(sa.log, "EAP method %v succeeded, MSK established", res.Method)
 			} else {
-				sa.log.Info(fmt.Sprintf("EAP method %v succeeded, no MSK established", res.Method))
+				infof(sa.log, "EAP method %v succeeded, no MSK established", res.Method)
 			}
 			t.again()
 			return nil
@@ -210,7 +209,7 @@ func (t *ikeAuth) processEAPResponse(m *message.Message) error {
 		sa.log.Info("verification of AUTH payload with EAP MSK failed")
 		return t.rejectResponder()
 	}
-	sa.log.Info(fmt.Sprintf("authentication of '%s' with EAP successful", sa.remoteID))
+	infof(sa.log, "authentication of '%s' with EAP successful", sa.remoteID)
 	sa.eapIdentity = r.identity
 	sa.configReply(m)
 	sa.established()

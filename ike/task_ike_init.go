@@ -147,15 +147,15 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 		}
 		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
 		if g == t.group || !offersKE(t.proposals, g) || !g.Supported() {
-			sa.log.Info(fmt.Sprintf("peer requested unacceptable DH group %v", g))
+			infof(sa.log, "peer requested unacceptable DH group %v", g)
 			return errDestroy
 		}
-		sa.log.Info(fmt.Sprintf("peer didn't accept DH group %v, it requested %v", t.group, g))
+		infof(sa.log, "peer didn't accept DH group %v, it requested %v", t.group, g)
 		t.group = g
 		return errRetry
 	}
 	if nt, ok := notifyErr(m); ok {
-		sa.log.Info(fmt.Sprintf("received %v notify error", nt))
+		infof(sa.log, "received %v notify error", nt)
 		return errDestroy
 	}
 	sap, ok1 := find[*message.SecurityAssociation](m)
@@ -177,7 +177,7 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 	}
 	suite, err := chosen.IKESuite()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("selected proposal unusable: %v", err))
+		infof(sa.log, "selected proposal unusable: %v", err)
 		return errDestroy
 	}
 	if len(nr.Data) < 16 || len(nr.Data) > 256 || transform.KEID(kep.Group) != suite.KE || suite.KE != t.group {
@@ -191,7 +191,7 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 	gir, err := t.ke.SharedSecret(kep.Data)
 	t.ke.Close()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("applying DH public value failed: %v", err))
+		infof(sa.log, "applying DH public value failed: %v", err)
 		return errDestroy
 	}
 	keys, err := transform.NewIKEKeys(suite, sa.ni, sa.nr, gir, sa.spiI, sa.spiR)
@@ -200,7 +200,7 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 		err = sa.installKeys(keys)
 	}
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("key derivation failed: %v", err))
+		infof(sa.log, "key derivation failed: %v", err)
 		return errDestroy
 	}
 	sa.processNATD(m)
@@ -238,7 +238,7 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 	}
 	sa.log.Info("selected proposal: " + sel.proposal.String())
 	if transform.KEID(kep.Group) != suite.KE {
-		sa.log.Info(fmt.Sprintf("DH group %v unacceptable, requesting %v", transform.KEID(kep.Group), suite.KE))
+		infof(sa.log, "DH group %v unacceptable, requesting %v", transform.KEID(kep.Group), suite.KE)
 		t.errorNotify = notify(message.INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(suite.KE)))
 		return errDestroy
 	}
@@ -259,7 +259,7 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 	t.ke = ke
 	gir, err := ke.SharedSecret(kep.Data)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("applying DH public value failed: %v", err))
+		infof(sa.log, "applying DH public value failed: %v", err)
 		t.errorNotify = notify(message.INVALID_SYNTAX, nil)
 		return errDestroy
 	}

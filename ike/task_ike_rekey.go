@@ -56,7 +56,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 		t.newSA = sa.e.newIKESA(sa.conn, true, sa.local, sa.remote)
 		t.newSA.spiI = sa.e.newSPI()
 		sa.e.putSA(t.newSA.spiI, t.newSA) // reserve the SPI
-		sa.log.Info(fmt.Sprintf("rekeying IKE_SA %s", sa.name()))
+		infof(sa.log, "rekeying IKE_SA %s", sa.name())
 	} else if t.ke != nil {
 		group = t.ke.Method()
 		t.ke.Close()
@@ -99,7 +99,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 	if n := findNotify(m, message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
 		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
 		if offersKE(sa.conn.Proposals, g) && (t.ke == nil || g != t.ke.Method()) {
-			sa.log.Info(fmt.Sprintf("peer didn't accept DH group %v, it requested %v", t.ke.Method(), g))
+			infof(sa.log, "peer didn't accept DH group %v, it requested %v", t.ke.Method(), g)
 			t.ke.Close()
 			t.ke, _ = transform.NewKeyExchange(g, sa.e.rand)
 			sa.tm.queued = append([]task{t}, sa.tm.queued...)
@@ -107,7 +107,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 		}
 	}
 	if nt, ok := notifyErr(m); ok {
-		sa.log.Info(fmt.Sprintf("received %v notify, rekeying IKE_SA %s failed", nt, sa.name()))
+		infof(sa.log, "received %v notify, rekeying IKE_SA %s failed", nt, sa.name())
 		t.abort()
 		if t.collision != nil && t.collision.newSA != nil {
 			// The peer's rekey went through; adopt its IKE SA.
@@ -141,14 +141,14 @@ func (t *ikeRekey) process(m *message.Message) error {
 	err = t.deriveNewSA(n, chosen, suite, kep.Data)
 	t.ke.Close()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("IKE_SA rekey key derivation failed: %v", err))
+		infof(sa.log, "IKE_SA rekey key derivation failed: %v", err)
 		t.abort()
 		return nil
 	}
 	sa.setState(IKESARekeyed)
 	if t.collision != nil && t.collision.newSA != nil {
 		if weLose(t.ni, t.nr, t.collision.ni, t.collision.nr) {
-			sa.log.Info(fmt.Sprintf("IKE_SA rekey collision lost, deleting redundant IKE_SA %s", n.name()))
+			infof(sa.log, "IKE_SA rekey collision lost, deleting redundant IKE_SA %s", n.name())
 			sa.moveChildren(t.collision.newSA)
 			n.tm.queue(newIKEDelete(n))
 			n.tm.initiate()
@@ -195,7 +195,7 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	}
 	sa.notifyRekey(n)
 	n.inheritReauth(sa)
-	sa.log.Info(fmt.Sprintf("IKE_SA %s rekeyed between %s", n.name(), n.ends()))
+	infof(sa.log, "IKE_SA %s rekeyed between %s", n.name(), n.ends())
 	return nil
 }
 
@@ -262,12 +262,12 @@ func (sa *ikeSA) expectPeerDelete() {
 			sa.expectPeerDelete()
 			return
 		}
-		sa.log.Info(fmt.Sprintf("redundant IKE_SA %s of a rekey collision neither used nor deleted by the peer, deleting it", sa.name()))
+		infof(sa.log, "redundant IKE_SA %s of a rekey collision neither used nor deleted by the peer, deleting it", sa.name())
 		d := newIKEDelete(sa)
 		sa.tm.queue(d)
 		sa.tm.initiate()
 		if sa.tm.active == d {
-			sa.log.Info(fmt.Sprintf("IKE_SA %s deleted", sa.name()))
+			infof(sa.log, "IKE_SA %s deleted", sa.name())
 			sa.destroy()
 		}
 	})
@@ -289,7 +289,7 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	ours, _ := sa.tm.active.(*ikeRekey)
 	switch {
 	case ours != nil && ours.initiator:
-		sa.log.Info(fmt.Sprintf("detected IKE_SA rekey collision for %s", sa.name()))
+		infof(sa.log, "detected IKE_SA rekey collision for %s", sa.name())
 	case sa.state != IKESAEstablished:
 		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
 		return nil

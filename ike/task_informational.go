@@ -1,8 +1,6 @@
 package ike
 
 import (
-	"fmt"
-
 	"github.com/xdpsec/xdpsec/ike/message"
 )
 
@@ -31,7 +29,7 @@ func (t *informational) process(m *message.Message) error {
 		case *message.Delete:
 			switch p.Protocol {
 			case message.ProtocolIKE:
-				sa.log.Info(fmt.Sprintf("received DELETE for IKE_SA %s", sa.name()))
+				infof(sa.log, "received DELETE for IKE_SA %s", sa.name())
 				t.deleteIKE = true
 				sa.ending(EndPeerDeleted)
 				var cfgs []*childConfig
@@ -55,13 +53,13 @@ func (t *informational) process(m *message.Message) error {
 			if p.NotifyType == message.COOKIE2 {
 				if len(p.Data) < 8 || len(p.Data) > 64 {
 					sa.e.stats.DroppedMOBIKE++
-					sa.log.Info(fmt.Sprintf("received COOKIE2 of %d bytes, ignored", len(p.Data)))
+					infof(sa.log, "received COOKIE2 of %d bytes, ignored", len(p.Data))
 				} else {
 					t.cookie2 = append([]byte(nil), p.Data...)
 				}
 			}
 			if p.NotifyType.IsError() {
-				sa.log.Info(fmt.Sprintf("received %v error notify", p.NotifyType))
+				infof(sa.log, "received %v error notify", p.NotifyType)
 				if p.NotifyType == message.AUTHENTICATION_FAILED {
 					// The initiator refused our authentication.
 					t.deleteIKE = true
@@ -102,11 +100,11 @@ func (t *informational) deleteChild(proto SAProto, spi uint32) {
 		c = old.childByOutboundSPI(proto, spi)
 	}
 	if c == nil {
-		sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x, but no such SA", proto, spi))
+		infof(sa.log, "received DELETE for %v CHILD_SA with SPI %.8x, but no such SA", proto, spi)
 		sa.noteDeletedEarly(spi)
 		return
 	}
-	sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x", proto, spi))
+	infof(sa.log, "received DELETE for %v CHILD_SA with SPI %.8x", proto, spi)
 	// Both ends deleting at once: the responses carry no Delete for the
 	// crossing CHILD_SAs (RFC 7296 section 1.4.1).
 	if c.state != ChildSADeleting && proto == SAProtoAH {
@@ -114,14 +112,15 @@ func (t *informational) deleteChild(proto SAProto, spi uint32) {
 	} else if c.state != ChildSADeleting {
 		t.deleted = append(t.deleted, c.spiIn)
 	}
-	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
-		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	infof(sa.log, "closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s",
+		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS))
+
 	if c.state == ChildSAInstalled || c.state == ChildSARekeying {
 		// Not one the peer's rekey replaced: close_action applies.
 		sa.e.trapChildren(sa.conn, []*childConfig{c.cfg}, closeAction, sa.log)
 	}
 	c.destroy()
-	sa.log.Info(fmt.Sprintf("CHILD_SA %s closed", c.name()))
+	infof(sa.log, "CHILD_SA %s closed", c.name())
 	if r := sa.rekeyFor(c); r != nil {
 		r.oldGone = true
 	}
@@ -129,7 +128,7 @@ func (t *informational) deleteChild(proto SAProto, spi uint32) {
 
 func (t *informational) build(m *message.Message) error {
 	if t.deleteIKE {
-		t.sa.log.Info(fmt.Sprintf("IKE_SA %s deleted", t.sa.name()))
+		infof(t.sa.log, "IKE_SA %s deleted", t.sa.name())
 		return errDestroy
 	}
 	if len(t.deleted) > 0 {
@@ -158,7 +157,7 @@ func (t *informational) redirect(n *message.Notify) {
 		return
 	}
 	if sa.state != IKESAEstablished && sa.state != IKESARekeying {
-		sa.log.Info(fmt.Sprintf("unable to handle redirect for IKE_SA in state %s", sa.state))
+		infof(sa.log, "unable to handle redirect for IKE_SA in state %s", sa.state)
 		return
 	}
 	sa.redirectEstablished(r.Gateway, nil)

@@ -3,7 +3,6 @@ package ike
 import (
 	"bytes"
 	"errors"
-	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -100,14 +99,14 @@ func (tm *taskManager) sendRequest() {
 		if errors.Is(err, errDestroy) {
 			sa.destroy()
 		} else {
-			sa.log.Info(fmt.Sprintf("%v: %v", t.exchange(), err))
+			infof(sa.log, "%v: %v", t.exchange(), err)
 		}
 		return
 	}
 	packets, err := tm.encode(m)
 	if err != nil {
 		tm.active = nil
-		sa.log.Info(fmt.Sprintf("generating %v request failed: %v", t.exchange(), err))
+		infof(sa.log, "generating %v request failed: %v", t.exchange(), err)
 		if t.kind() == taskIKEInit || t.kind() == taskIKEAuth {
 			sa.destroy()
 		}
@@ -153,9 +152,9 @@ func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		sa.log.Info(fmt.Sprintf("splitting IKE message (%d bytes) into %d fragments", len(b), len(frags)))
+		infof(sa.log, "splitting IKE message (%d bytes) into %d fragments", len(b), len(frags))
 		for i := range frags {
-			sa.log.Info(fmt.Sprintf("generating %v %s %d [ EF(%d/%d) ]", m.Header.ExchangeType, reqOrResp(&m.Header), m.Header.MessageID, i+1, len(frags)))
+			infof(sa.log, "generating %v %s %d [ EF(%d/%d) ]", m.Header.ExchangeType, reqOrResp(&m.Header), m.Header.MessageID, i+1, len(frags))
 		}
 		return frags, nil
 	}
@@ -183,7 +182,7 @@ func (tm *taskManager) retransmit() {
 		tm.fail()
 		return
 	}
-	sa.log.Info(fmt.Sprintf("sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID))
+	infof(sa.log, "sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID)
 	tm.sendActive()
 	tm.armRetransmit()
 }
@@ -220,13 +219,14 @@ func (tm *taskManager) fail() {
 	if c, ok := t.(*mobikeCheck); ok && sa.state == IKESAEstablished {
 		// A new path that does not answer is not taken; the old one
 		// may still work (DPD finds out).
-		sa.log.Info(fmt.Sprintf("path %s - %s did not answer, the IKE_SA stays on %s - %s",
-			fmtAddr(c.local), fmtAddr(c.remote), fmtAddr(sa.local), fmtAddr(sa.remote)))
+		infof(sa.log, "path %s - %s did not answer, the IKE_SA stays on %s - %s",
+			fmtAddr(c.local), fmtAddr(c.remote), fmtAddr(sa.local), fmtAddr(sa.remote))
+
 		tm.initiate()
 		return
 	}
 	if sa.state < IKESAEstablished || t.kind() == taskIKEDelete {
-		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
+		infof(sa.log, "establishing IKE_SA %s failed, peer not responding", sa.name())
 		sa.ending(EndPeerDead)
 		sa.destroy()
 		return
@@ -264,12 +264,12 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			// Not the response to our request in flight: a late
 			// duplicate, or one we never asked for.
 			sa.e.stats.DroppedMessageID++
-			sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.nextID))
+			infof(sa.log, "received message ID %d, expected %d, ignored", h.MessageID, tm.nextID)
 			return
 		}
 		if h.ExchangeType != tm.active.exchange() {
 			sa.e.stats.DroppedUnexpected++
-			sa.log.Info(fmt.Sprintf("received %v response %d to our %v request, ignored", h.ExchangeType, h.MessageID, tm.active.exchange()))
+			infof(sa.log, "received %v response %d to our %v request, ignored", h.ExchangeType, h.MessageID, tm.active.exchange())
 			return
 		}
 		if sc, ok := tm.active.(screener); ok && !sc.screen(m) {
@@ -329,29 +329,29 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			// 2.1); anything else would have us send our last response,
 			// however large, for a forged datagram of a few octets.
 			sa.e.stats.DroppedUnexpected++
-			sa.log.Info(fmt.Sprintf("received IKE_SA_INIT request with ID %d that is not a retransmit, ignored", h.MessageID))
+			infof(sa.log, "received IKE_SA_INIT request with ID %d that is not a retransmit, ignored", h.MessageID)
 			return
 		}
-		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, retransmitting response", h.MessageID))
+		infof(sa.log, "received retransmit of request with ID %d, retransmitting response", h.MessageID)
 		tm.resendResponse(d)
 		return
 	case tm.pending != nil && h.MessageID == tm.expectID:
 		// The peer retransmits while the answer is being worked out (an
 		// EAP backend's round trip can take seconds): the response goes
 		// out when it is ready, and answers the retransmits too.
-		sa.log.Info(fmt.Sprintf("received retransmit of request with ID %d, response still pending", h.MessageID))
+		infof(sa.log, "received retransmit of request with ID %d, response still pending", h.MessageID)
 		return
 	case h.MessageID != tm.expectID:
 		// Outside the window (size 1, RFC 7296 section 2.3): older than
 		// the cached response, or ahead of what the peer may send.
 		sa.e.stats.DroppedMessageID++
-		sa.log.Info(fmt.Sprintf("received message ID %d, expected %d, ignored", h.MessageID, tm.expectID))
+		infof(sa.log, "received message ID %d, expected %d, ignored", h.MessageID, tm.expectID)
 		return
 	}
 	t := tm.responderTask(m)
 	if t == nil {
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Debug(fmt.Sprintf("%v request %d unexpected in state %s, ignored", h.ExchangeType, h.MessageID, sa.state))
+		debugf(sa.log, "%v request %d unexpected in state %s, ignored", h.ExchangeType, h.MessageID, sa.state)
 		return
 	}
 	if h.ExchangeType != message.IKE_SA_INIT {
@@ -401,7 +401,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 	berr := t.build(resp)
 	packets, err := tm.encode(resp)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("generating %v response failed: %v", h.ExchangeType, err))
+		infof(sa.log, "generating %v response failed: %v", h.ExchangeType, err)
 		sa.destroy()
 		return
 	}

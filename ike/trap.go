@@ -108,8 +108,9 @@ func (e *Engine) installTrap(c *connection, cc *childConfig) error {
 		e.traps = map[string]*trap{}
 	}
 	e.traps[key] = t
-	e.log.Info(fmt.Sprintf("installed trap policy for CHILD_SA %s with reqid {%d}: %s === %s", cc.Name, t.reqid.reqid,
-		formatTS(t.localTS), formatTS(t.remoteTS)))
+	infof(e.log, "installed trap policy for CHILD_SA %s with reqid {%d}: %s === %s", cc.Name, t.reqid.reqid,
+		formatTS(t.localTS), formatTS(t.remoteTS))
+
 	return nil
 }
 
@@ -152,7 +153,7 @@ func (e *Engine) Uninstall(conn, child string) error {
 func (e *Engine) uninstallTrap(key string, t *trap) {
 	delete(e.traps, key)
 	e.reqids.release(t.reqid, e.cfg.Dataplane, e.log)
-	e.log.Info(fmt.Sprintf("uninstalled trap policy for CHILD_SA %s with reqid {%d}", t.child, t.reqid.reqid))
+	infof(e.log, "uninstalled trap policy for CHILD_SA %s with reqid {%d}", t.child, t.reqid.reqid)
 }
 
 // Traps lists the installed trap policies, by connection and child.
@@ -219,7 +220,7 @@ func (e *Engine) Acquire(reqid uint32, src, dst netip.Addr) error {
 	if c == nil {
 		return fmt.Errorf("%w: %q (trap of CHILD_SA %s)", ErrUnknownConnection, t.conn, t.child)
 	}
-	e.log.Info(fmt.Sprintf("acquire for reqid {%d} (%s === %s): initiating CHILD_SA %s", reqid, src, dst, t.child))
+	infof(e.log, "acquire for reqid {%d} (%s === %s): initiating CHILD_SA %s", reqid, src, dst, t.child)
 	now := e.clock.Now()
 	var pkt *acquireTS
 	if src.IsValid() && dst.IsValid() {

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -244,9 +243,9 @@ func (sa *ikeSA) logTSSelection(local bool, configured, received []TrafficSelect
 	for _, c := range configured {
 		for _, r := range received {
 			if i, ok := c.Intersect(r); ok {
-				sa.log.Info(fmt.Sprintf(" config: %s, received: %s => match: %s", c, r, i))
+				infof(sa.log, " config: %s, received: %s => match: %s", c, r, i)
 			} else {
-				sa.log.Info(fmt.Sprintf(" config: %s, received: %s => no match", c, r))
+				infof(sa.log, " config: %s, received: %s => no match", c, r)
 			}
 		}
 	}

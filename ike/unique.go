@@ -199,7 +199,7 @@ func (sa *ikeSACommon) checkUniqueness(self uniqueSA, initialContact bool) (canc
 	for _, dup := range e.duplicatesOf(sa, sa.localID, other, sa.remote.Addr()) {
 		d := dup.common()
 		if initialContact {
-			sa.log.Info(fmt.Sprintf("destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", peer))
+			infof(sa.log, "destroying duplicate IKE_SA for peer '%s', received INITIAL_CONTACT", peer)
 			d.ending(EndReplaced)
 			dup.destroy()
 			continue
@@ -230,7 +230,7 @@ func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA, peer string) {
 	d := dup.common()
 	d.ending(EndReplaced)
 	if d.remote.Addr() != sa.remote.Addr() {
-		sa.log.Info(fmt.Sprintf("deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", peer))
+		infof(sa.log, "deleting duplicate IKE_SA for peer '%s' due to uniqueness policy", peer)
 		dup.delete()
 		return
 	}
@@ -241,7 +241,7 @@ func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA, peer string) {
 			n := len(old.children)
 			v1.adoptChildren(old)
 			if n > 0 {
-				sa.log.Info(fmt.Sprintf("detected reauth of existing IKE_SA, adopting %d children and 0 virtual IPs", n))
+				infof(sa.log, "detected reauth of existing IKE_SA, adopting %d children and 0 virtual IPs", n)
 			}
 		}
 	}
@@ -250,7 +250,7 @@ func (sa *ikeSACommon) replaceDuplicate(self, dup uniqueSA, peer string) {
 			dup.delete()
 		}
 	})
-	sa.log.Info(fmt.Sprintf("schedule delete of duplicate IKE_SA for peer '%s' due to uniqueness policy and suspected reauthentication", peer))
+	infof(sa.log, "schedule delete of duplicate IKE_SA for peer '%s' due to uniqueness policy and suspected reauthentication", peer)
 }
 
 // initialContactNotify is IKEv1's INITIAL-CONTACT (RFC 2407 section
@@ -276,7 +276,7 @@ func (sa *v1SA) uniqueRefused(mode string, refuse func()) bool {
 	if !sa.checkUniqueness(sa, false) {
 		return false
 	}
-	sa.log.Info(fmt.Sprintf("canceling %s due to uniqueness policy", mode))
+	infof(sa.log, "canceling %s due to uniqueness policy", mode)
 	refuse()
 	return true
 }

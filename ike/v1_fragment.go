@@ -1,8 +1,6 @@
 package ike
 
 import (
-	"fmt"
-
 	"github.com/xdpsec/xdpsec/ike/isakmp"
 )
 
@@ -47,7 +45,7 @@ func (sa *v1SA) fragment(msg []byte) [][]byte {
 		}
 		out = append(out, b)
 	}
-	sa.log.Info(fmt.Sprintf("splitting IKE message (%d bytes) into %d fragments", len(msg), len(out)))
+	infof(sa.log, "splitting IKE message (%d bytes) into %d fragments", len(msg), len(out))
 	return out
 }
 
@@ -88,9 +86,9 @@ func (sa *v1SA) reassemble(h isakmp.Header, data []byte, d Datagram) {
 	}
 	mh, err := isakmp.UnmarshalHeader(msg)
 	if err != nil || mh.NextPayload == isakmp.PayloadFragment {
-		sa.log.Info(fmt.Sprintf("reassembled message invalid: %v", err))
+		infof(sa.log, "reassembled message invalid: %v", err)
 		return
 	}
-	sa.log.Info(fmt.Sprintf("received fragment #%d, reassembled fragmented IKE message (%d bytes)", f.Number, len(msg)))
+	infof(sa.log, "received fragment #%d, reassembled fragmented IKE message (%d bytes)", f.Number, len(msg))
 	sa.receive(mh, msg, d)
 }

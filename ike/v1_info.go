@@ -59,7 +59,7 @@ func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
 		sa.accept()
 		sa.log.Info("parsed " + v1Summary(h, true, m.Payloads))
 		for _, n := range isakmp.All[*isakmp.Notify](m.Payloads) {
-			sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
+			infof(sa.log, "received %v error notify", n.NotifyType)
 			if n.NotifyType < 16384 {
 				sa.destroy()
 			}
@@ -71,7 +71,7 @@ func (sa *v1SA) processInformational(h isakmp.Header, data []byte) {
 	ps, plain, _, err := sa.open(h, data, &v1Exchange{mid: h.MessageID})
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("could not decrypt informational message %d: %v", h.MessageID, err))
+		infof(sa.log, "could not decrypt informational message %d: %v", h.MessageID, err)
 		return
 	}
 	hp, ok := ps[0].(*isakmp.Hash)
@@ -110,13 +110,14 @@ func (sa *v1SA) processNotify(n *isakmp.Notify) {
 		}
 	case isakmp.DPDRUThereAck:
 		if len(n.Data) == 4 && binary.BigEndian.Uint32(n.Data) == sa.dpdSeq {
-			sa.log.Debug(fmt.Sprintf("received DPD R_U_THERE_ACK %d", sa.dpdSeq))
+			debugf(sa.log, "received DPD R_U_THERE_ACK %d", sa.dpdSeq)
 		}
 	case isakmp.InvalidIDInformation:
 		for _, q := range sa.quicks {
 			if q.initiator {
-				sa.log.Info(fmt.Sprintf("received INVALID_ID_INFORMATION error notify for CHILD_SA %s: proposed TS %s === %s not accepted by the peer",
-					q.cfg.Name, q.localTS, q.remoteTS))
+				infof(sa.log, "received INVALID_ID_INFORMATION error notify for CHILD_SA %s: proposed TS %s === %s not accepted by the peer",
+					q.cfg.Name, q.localTS, q.remoteTS)
+
 				sa.endQuick(q)
 			}
 		}
@@ -125,11 +126,11 @@ func (sa *v1SA) processNotify(n *isakmp.Notify) {
 			// An error is fatal during phase 1 only (charon's
 			// informational task), e.g. AUTHENTICATION_FAILED from a
 			// responder whose unique = keep refused us.
-			sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
+			infof(sa.log, "received %v error notify", n.NotifyType)
 			sa.destroy()
 			return
 		}
-		sa.log.Info(fmt.Sprintf("received %v notify", n.NotifyType))
+		infof(sa.log, "received %v notify", n.NotifyType)
 		if n.NotifyType == isakmp.NoProposalChosen {
 			for _, q := range sa.quicks {
 				if q.initiator {
@@ -143,11 +144,11 @@ func (sa *v1SA) processNotify(n *isakmp.Notify) {
 func (sa *v1SA) processDelete(d *isakmp.Delete) {
 	switch d.Protocol {
 	case isakmp.ProtoISAKMP:
-		sa.log.Info(fmt.Sprintf("received DELETE for IKE_SA %s", sa.name()))
+		infof(sa.log, "received DELETE for IKE_SA %s", sa.name())
 		if next := sa.findSuccessor(); next != nil {
 			next.adoptChildren(sa)
 		}
-		sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
+		infof(sa.log, "deleting IKE_SA %s between %s", sa.name(), sa.ends())
 		sa.destroy()
 	case isakmp.ProtoESP, isakmp.ProtoAH:
 		for _, spi := range d.SPIs {
@@ -157,9 +158,10 @@ func (sa *v1SA) processDelete(d *isakmp.Delete) {
 			out := binary.BigEndian.Uint32(spi)
 			for _, c := range sa.children {
 				if c.spiOut == out && isakmp.ProtocolID(c.proto().Protocol()) == d.Protocol {
-					sa.log.Info(fmt.Sprintf("received DELETE for %v CHILD_SA with SPI %.8x", c.proto(), out))
-					sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
-						formatTS(c.localTS), formatTS(c.remoteTS)))
+					infof(sa.log, "received DELETE for %v CHILD_SA with SPI %.8x", c.proto(), out)
+					infof(sa.log, "closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
+						formatTS(c.localTS), formatTS(c.remoteTS))
+
 					c.destroy()
 					break
 				}
@@ -170,8 +172,9 @@ func (sa *v1SA) processDelete(d *isakmp.Delete) {
 
 // deleteChild tells the peer and removes an IPsec SA.
 func (sa *v1SA) deleteChild(c *v1Child) {
-	sa.log.Info(fmt.Sprintf("closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
-		formatTS(c.localTS), formatTS(c.remoteTS)))
+	infof(sa.log, "closing CHILD_SA %s with SPIs %.8x_i %.8x_o and TS %s === %s", c.name(), c.spiIn, c.spiOut,
+		formatTS(c.localTS), formatTS(c.remoteTS))
+
 	sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtocolID(c.proto().Protocol()), SPISize: 4,
 		SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.spiIn)}}})
 	c.destroy()
@@ -186,7 +189,7 @@ func (sa *v1SA) delete() {
 		sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtocolID(c.proto().Protocol()), SPISize: 4,
 			SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.spiIn)}}})
 	}
-	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s between %s", sa.name(), sa.ends()))
+	infof(sa.log, "deleting IKE_SA %s between %s", sa.name(), sa.ends())
 	sa.sendInformational([]isakmp.Payload{&isakmp.Delete{DOI: isakmp.DOIIPsec, Protocol: isakmp.ProtoISAKMP, SPISize: 16,
 		SPIs: [][]byte{sa.cookies()}}})
 	sa.destroy()

@@ -16,7 +16,6 @@ package ike
 // such a client for 0.0.0.0/0 is narrowed to the child's local selector.
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 
@@ -65,7 +64,7 @@ func (sa *v1SA) startModeCfg() bool {
 		}
 		sa.txnRequest(cp, "Mode Config request", func(r *isakmp.ConfigAttributes) {
 			if r.CfgType != isakmp.CfgReply {
-				sa.log.Info(fmt.Sprintf("ignoring %v config payload answering our CFG_REQUEST", r.CfgType))
+				infof(sa.log, "ignoring %v config payload answering our CFG_REQUEST", r.CfgType)
 			} else {
 				sa.modeCfgTake(r.Attributes)
 			}
@@ -76,7 +75,7 @@ func (sa *v1SA) startModeCfg() bool {
 		cp := &isakmp.ConfigAttributes{CfgType: isakmp.CfgSet, Identifier: sa.txnIdentifier(), Attributes: sa.modeCfgAssign(nil, true)}
 		sa.txnRequest(cp, "Mode Config push", func(r *isakmp.ConfigAttributes) {
 			if r.CfgType != isakmp.CfgAck {
-				sa.log.Info(fmt.Sprintf("received %v answering our CFG_SET, expected CFG_ACK", r.CfgType))
+				infof(sa.log, "received %v answering our CFG_SET, expected CFG_ACK", r.CfgType)
 			}
 		})
 	}
@@ -104,7 +103,7 @@ func (sa *v1SA) modeCfgTake(attrs []isakmp.Attribute) {
 			sa.takeVIP(netip.AddrFrom16([16]byte(a.Value[:16])))
 		case t == isakmp.InternalIP4DNS && len(a.Value) == 4, t == isakmp.InternalIP6DNS && len(a.Value) == 16:
 			d, _ := netip.AddrFromSlice(a.Value)
-			sa.log.Info(fmt.Sprintf("received DNS server %s", d))
+			infof(sa.log, "received DNS server %s", d)
 			sa.dnsServers = append(sa.dnsServers, d)
 		}
 	}
@@ -194,7 +193,7 @@ func (sa *v1SA) modeCfgAssign(req []isakmp.Attribute, push bool) []isakmp.Attrib
 			w.addr = netip.Addr{}
 		}
 		if !push {
-			sa.log.Info(fmt.Sprintf("peer requested virtual IP %s", anyAddr(w.addr, w.is4)))
+			infof(sa.log, "peer requested virtual IP %s", anyAddr(w.addr, w.is4))
 		}
 		// A client asking again (or pushed to again) keeps what it has.
 		addr, p := sa.heldVIP(w.is4)
@@ -206,10 +205,10 @@ func (sa *v1SA) modeCfgAssign(req []isakmp.Attribute, push bool) []isakmp.Attrib
 		}
 		if !addr.IsValid() {
 			sa.e.stats.VIPFailures++
-			sa.log.Info(fmt.Sprintf("no virtual IP found for %s requested by '%s'", anyAddr(w.addr, w.is4), id))
+			infof(sa.log, "no virtual IP found for %s requested by '%s'", anyAddr(w.addr, w.is4), id)
 			continue
 		}
-		sa.log.Info(fmt.Sprintf("assigning virtual IP %s to peer '%s'", addr, id))
+		infof(sa.log, "assigning virtual IP %s to peer '%s'", addr, id)
 		t := isakmp.InternalIP4Address
 		if !addr.Is4() {
 			t = isakmp.InternalIP6Address
@@ -243,7 +242,7 @@ func (sa *v1SA) modeCfgAssign(req []isakmp.Attribute, push bool) []isakmp.Attrib
 		for _, p := range include {
 			names = append(names, p.String())
 		}
-		sa.log.Info(fmt.Sprintf("sending UNITY_SPLIT_INCLUDE: %s", strings.Join(names, " ")))
+		infof(sa.log, "sending UNITY_SPLIT_INCLUDE: %s", strings.Join(names, " "))
 		out = append(out, isakmp.ModeCfgAttribute(isakmp.UnitySplitInclude, unitySubnets(include)))
 	}
 	return out

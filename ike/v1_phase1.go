@@ -31,7 +31,7 @@ func (e *Engine) initiateV1(c *connection, children []*childConfig) (*v1SA, erro
 	if sa.aggressive {
 		mode = "Aggressive Mode"
 	}
-	sa.log.Info(fmt.Sprintf("initiating %s IKE_SA %s to %s", mode, sa.name(), sa.remote.Addr()))
+	infof(sa.log, "initiating %s IKE_SA %s to %s", mode, sa.name(), sa.remote.Addr())
 	sa.setState(IKESAConnecting)
 	auth := c.v1AuthMethodFor(true)
 	suites := c.v1Suites(auth)
@@ -98,9 +98,9 @@ func (sa *v1SA) processVendorIDs(ps []isakmp.Payload) {
 		}
 		switch k := isakmp.ClassifyVendorID(v.Data); k {
 		case isakmp.VendorKindXAuth, isakmp.VendorKindCiscoUnity:
-			sa.log.Info(fmt.Sprintf("received %v vendor ID", k))
+			infof(sa.log, "received %v vendor ID", k)
 		default:
-			sa.log.Debug(fmt.Sprintf("received %v vendor ID", k))
+			debugf(sa.log, "received %v vendor ID", k)
 		}
 	}
 }
@@ -341,9 +341,9 @@ func (sa *v1SA) verifyPeer(ps []isakmp.Payload) error {
 		return fmt.Errorf("peer identity '%s' does not match '%s': %w", remoteID, sa.conn.remote.ID, errV1Auth)
 	}
 	if cert == nil {
-		sa.log.Info(fmt.Sprintf("authentication of '%s' with pre-shared key successful", remoteID))
+		infof(sa.log, "authentication of '%s' with pre-shared key successful", remoteID)
 	} else {
-		sa.log.Info(fmt.Sprintf("authentication of '%s' with %v successful", remoteID, sa.auth))
+		infof(sa.log, "authentication of '%s' with %v successful", remoteID, sa.auth)
 	}
 	return nil
 }
@@ -401,7 +401,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 		// Phase 1 is over: its last message, if the peer sent it again,
 		// was answered in receive; anything else is not the peer's.
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v message with message ID 0 of an established IKE_SA", h.Exchange))
+		infof(sa.log, "ignoring %v message with message ID 0 of an established IKE_SA", h.Exchange)
 		return
 	}
 	ex := sa.exchange(0)
@@ -413,7 +413,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	keyed := sa.cipher != nil
 	if keyed && !encrypted && !sa.aggressive {
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring unencrypted %v message %d of IKE_SA %s after the key exchange", h.Exchange, sa.step+1, sa.name()))
+		infof(sa.log, "ignoring unencrypted %v message %d of IKE_SA %s after the key exchange", h.Exchange, sa.step+1, sa.name())
 		return
 	}
 	if encrypted {
@@ -428,11 +428,12 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 				return
 			}
 			first := h.NextPayload
-			sa.log.Info(fmt.Sprintf("invalid %s payload length, decryption failed?", v1PayloadName(first)))
+			infof(sa.log, "invalid %s payload length, decryption failed?", v1PayloadName(first))
 			sa.log.Info("could not decrypt payloads")
 			if sa.auth == isakmp.AuthPSK {
-				sa.log.Info(fmt.Sprintf("message parsing failed: %v message %d of IKE_SA %s does not decrypt, the pre-shared key of '%s' - '%s' is likely wrong",
-					h.Exchange, sa.step+1, sa.name(), sa.conn.local.ID, sa.conn.remote.ID))
+				infof(sa.log, "message parsing failed: %v message %d of IKE_SA %s does not decrypt, the pre-shared key of '%s' - '%s' is likely wrong",
+					h.Exchange, sa.step+1, sa.name(), sa.conn.local.ID, sa.conn.remote.ID)
+
 			} else {
 				sa.log.Info("message parsing failed")
 			}
@@ -442,7 +443,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 		m, err := isakmp.Unmarshal(data)
 		if err != nil {
 			sa.e.stats.DroppedMalformed++
-			sa.log.Info(fmt.Sprintf("message parsing failed: %v", err))
+			infof(sa.log, "message parsing failed: %v", err)
 			return
 		}
 		ps = m.Payloads
@@ -453,7 +454,7 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	}
 	sa.log.Info("parsed " + v1Summary(h, !sa.initiator, ps))
 	if n, ok := isakmp.Find[*isakmp.Notify](ps); ok && n.NotifyType < 16384 && !keyed {
-		sa.log.Info(fmt.Sprintf("received %v error notify", n.NotifyType))
+		infof(sa.log, "received %v error notify", n.NotifyType)
 		ex.stop()
 		sa.destroy()
 		return
@@ -466,11 +467,11 @@ func (sa *v1SA) processPhase1(h isakmp.Header, data []byte) {
 	}
 	if errors.Is(err, errV1Unverified) && keyed {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("%v message %d of IKE_SA %s dropped: %v", h.Exchange, sa.step+1, sa.name(), err))
+		infof(sa.log, "%v message %d of IKE_SA %s dropped: %v", h.Exchange, sa.step+1, sa.name(), err)
 		return
 	}
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed: %v", sa.name(), err))
+		infof(sa.log, "establishing IKE_SA %s failed: %v", sa.name(), err)
 		if (errors.Is(err, errV1Auth) || errors.Is(err, errV1Unverified)) && sa.cipher != nil {
 			sa.sendAuthFailed()
 		}
@@ -665,7 +666,7 @@ func (sa *v1SA) mainMode(h isakmp.Header, ps []isakmp.Payload) error {
 		sa.phase1Complete()
 	default:
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Debug(fmt.Sprintf("unexpected Main Mode message in step %d", sa.step))
+		debugf(sa.log, "unexpected Main Mode message in step %d", sa.step)
 	}
 	return nil
 }
@@ -785,7 +786,7 @@ func (sa *v1SA) established() {
 	if o := sa.e.observer; o != nil {
 		o.IKEUpDown(sa.info(false), true)
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s established between %s", sa.name(), sa.ends()))
+	infof(sa.log, "IKE_SA %s established between %s", sa.name(), sa.ends())
 	if sa.initialContact {
 		sa.initialContact = false
 		sa.checkUniqueness(sa, true)
@@ -840,7 +841,7 @@ func (sa *v1SA) scheduleLifetime(elapsed time.Duration) {
 		sa.after(left(sa.lifetime*9/10), sa.reauthenticate)
 	}
 	sa.after(left(sa.lifetime), func() {
-		sa.log.Info(fmt.Sprintf("IKE_SA %s lifetime expired, deleting", sa.name()))
+		infof(sa.log, "IKE_SA %s lifetime expired, deleting", sa.name())
 		sa.delete()
 	})
 	if sa.conn.DPDDelay > 0 && sa.peerDPD {
@@ -859,14 +860,14 @@ func (sa *v1SA) reauthenticate() {
 		if o.replaces == sa && !o.deleted {
 			// One successor at a time: the peer cannot tell two apart,
 			// and each end would hand the IPsec SAs to another one.
-			sa.log.Info(fmt.Sprintf("IKE_SA %s is being reauthenticated by IKE_SA %s already", sa.name(), o.name()))
+			infof(sa.log, "IKE_SA %s is being reauthenticated by IKE_SA %s already", sa.name(), o.name())
 			return
 		}
 	}
-	sa.log.Info(fmt.Sprintf("reauthenticating IKE_SA %s", sa.name()))
+	infof(sa.log, "reauthenticating IKE_SA %s", sa.name())
 	n, err := sa.e.initiateV1(sa.conn, nil)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("reauthenticating failed: %v", err))
+		infof(sa.log, "reauthenticating failed: %v", err)
 		return
 	}
 	n.replaces = sa
@@ -898,7 +899,7 @@ func (sa *v1SA) adoptChildren(old *v1SA) {
 	for _, c := range rekey {
 		if c.state == ChildSAInstalled {
 			c.state = ChildSARekeying
-			sa.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+			infof(sa.log, "rekeying CHILD_SA %s", c.name())
 			sa.startQuick(c.cfg, c)
 		}
 	}
@@ -916,7 +917,7 @@ func (sa *v1SA) retire(successor *v1SA) {
 		sa.delete()
 		return
 	}
-	sa.log.Info(fmt.Sprintf("deleting IKE_SA %s once its %d Quick Modes are done", sa.name(), len(sa.quicks)))
+	infof(sa.log, "deleting IKE_SA %s once its %d Quick Modes are done", sa.name(), len(sa.quicks))
 	sa.after(sa.e.cfg.HalfOpenTimeout, func() {
 		for _, q := range sa.quicks {
 			sa.endQuick(q) // the last one deletes the SA (handOver)

@@ -214,7 +214,7 @@ func v1Offers[S fmt.Stringer](log *slog.Logger, kind string, p *isakmp.SecurityA
 				s, why := parse(t)
 				*received = append(*received, s.String())
 				if why != "" {
-					log.Info(fmt.Sprintf("received %stransform %d not acceptable: %s", kind, t.Number, why))
+					infof(log, "received %stransform %d not acceptable: %s", kind, t.Number, why)
 					continue
 				}
 				if !yield(v1Offer[S]{proposal: pr, transform: t, suite: s}) {

@@ -84,13 +84,13 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	}
 	if cc.proto() == SAProtoAH && sa.useNATT() {
 		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
-		sa.log.Info(fmt.Sprintf("unable to establish AH CHILD_SA %s: AH is not supported behind a NAT", cc.Name))
+		infof(sa.log, "unable to establish AH CHILD_SA %s: AH is not supported behind a NAT", cc.Name)
 		q.release()
 		return fmt.Errorf("AH behind a NAT: %w", errNoProposal)
 	}
 	spi, err := sa.allocateSPI(cc.proto())
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
+		infof(sa.log, "allocating SPI failed: %v", err)
 		q.release() // an IPsec SA being rekeyed stays installed
 		return fmt.Errorf("allocating SPI: %w", err)
 	}
@@ -107,7 +107,7 @@ func (sa *v1SA) startQuick(cc *childConfig, old *v1Child) error {
 	if q.pfs != 0 {
 		dh, err := transform.NewKeyExchange(q.pfs, sa.e.rand)
 		if err != nil {
-			sa.log.Info(fmt.Sprintf("PFS group %v: %v", q.pfs, err))
+			infof(sa.log, "PFS group %v: %v", q.pfs, err)
 			delete(sa.quicks, q.mid)
 			q.release()
 			return fmt.Errorf("PFS group %v: %w", q.pfs, err)
@@ -179,7 +179,7 @@ func idTS(id *isakmp.Identification) (TrafficSelector, error) {
 func (sa *v1SA) sendQuick(q *v1Quick, ps []isakmp.Payload, niB []byte, await bool) {
 	_, rest, err := isakmp.MarshalPayloads(ps)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("encoding Quick Mode message failed: %v", err))
+		infof(sa.log, "encoding Quick Mode message failed: %v", err)
 		return
 	}
 	var h []byte
@@ -193,7 +193,7 @@ func (sa *v1SA) sendQuick(q *v1Quick, ps []isakmp.Payload, niB []byte, await boo
 	}
 	ex := sa.exchange(q.mid)
 	sa.sendSealed(ex, sa.header(isakmp.ExchangeQuick, q.mid), append([]isakmp.Payload{&isakmp.Hash{Data: h}}, ps...), await, func() {
-		sa.log.Info(fmt.Sprintf("Quick Mode %d for CHILD_SA %s got no answer", q.mid, q.cfg.Name))
+		infof(sa.log, "Quick Mode %d for CHILD_SA %s got no answer", q.mid, q.cfg.Name)
 		sa.endQuick(q)
 	})
 }
@@ -225,7 +225,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 	ps, plain, commit, err := sa.open(h, data, ex)
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("could not decrypt Quick Mode message %d: %v", h.MessageID, err))
+		infof(sa.log, "could not decrypt Quick Mode message %d: %v", h.MessageID, err)
 		return
 	}
 	// A message whose HASH matches moves the exchange on: its IV and
@@ -273,7 +273,7 @@ func (sa *v1SA) processQuick(h isakmp.Header, data []byte) {
 			sa.log.Debug("commit bit set in HASH(2), ignored")
 		}
 		if err := q.processResponse(ps); err != nil {
-			sa.log.Info(fmt.Sprintf("establishing CHILD_SA %s failed: %v", q.cfg.Name, err))
+			infof(sa.log, "establishing CHILD_SA %s failed: %v", q.cfg.Name, err)
 			sa.endQuick(q)
 			return
 		}
@@ -330,7 +330,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		if unity && tsListContains(r, remoteTS) && len(l) > 0 && l[0].Start.Is4() {
 			cc = c
 			localTS = l[0]
-			sa.log.Info(fmt.Sprintf("narrowed CHILD_SA to UNITY_SPLIT_INCLUDE %s", localTS))
+			infof(sa.log, "narrowed CHILD_SA to UNITY_SPLIT_INCLUDE %s", localTS)
 			ids[1] = tsID(localTS)
 			break
 		}
@@ -349,8 +349,9 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		for _, c := range sa.conn.children {
 			conf = append(conf, formatTS(resolveTS(c.LocalTS, sa.local.Addr()))+" === "+formatTS(sa.resolveRemoteTS(c.RemoteTS)))
 		}
-		sa.log.Info(fmt.Sprintf("no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
-			localTS, remoteTS, conf))
+		infof(sa.log, "no matching CHILD_SA config found for %s === %s (configured: %v), sending INVALID_ID_INFORMATION",
+			localTS, remoteTS, conf)
+
 		sa.notifyQuick(h.MessageID, isakmp.InvalidIDInformation, nil)
 		sa.dropExchange(h.MessageID)
 		return
@@ -381,7 +382,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	}
 	if q.suite.suite.AH && sa.useNATT() {
 		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
-		sa.log.Info(fmt.Sprintf("AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN for CHILD_SA %s", cc.Name))
+		infof(sa.log, "AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN for CHILD_SA %s", cc.Name)
 		sa.notifyQuick(h.MessageID, isakmp.NoProposalChosen, nil)
 		sa.dropExchange(h.MessageID)
 		return
@@ -398,7 +399,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 	}
 	spi, err := sa.allocateSPI(cc.proto())
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("allocating SPI failed: %v", err))
+		infof(sa.log, "allocating SPI failed: %v", err)
 		return
 	}
 	q.spiIn = spi
@@ -412,7 +413,7 @@ func (sa *v1SA) respondQuick(h isakmp.Header, ps []isakmp.Payload, ex *v1Exchang
 		}
 		q.dh = dh
 		if q.gqm, err = dh.SharedSecret(ke.Data); err != nil {
-			sa.log.Info(fmt.Sprintf("PFS key exchange failed: %v", err))
+			infof(sa.log, "PFS key exchange failed: %v", err)
 			q.release()
 			return
 		}
@@ -437,14 +438,14 @@ func (sa *v1SA) installQuickInbound(q *v1Quick) {
 	}
 	c, in, out, err := sa.newQuickChild(q)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v", err))
+		infof(sa.log, "deriving CHILD_SA keys failed: %v", err)
 		return
 	}
 	defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
 	c.state = ChildSAInstalling
 	c.acquireReqid()
 	if err := c.addSA(true, in); err != nil {
-		sa.log.Info(fmt.Sprintf("unable to install inbound SA of CHILD_SA %s: %v", c.name(), err))
+		infof(sa.log, "unable to install inbound SA of CHILD_SA %s: %v", c.name(), err)
 		c.releaseReqid()
 		return
 	}
@@ -543,14 +544,14 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	} else {
 		var in, out transform.SAKeys
 		if c, in, out, err = sa.newQuickChild(q); err != nil {
-			sa.log.Info(fmt.Sprintf("deriving CHILD_SA keys failed: %v", err))
+			infof(sa.log, "deriving CHILD_SA keys failed: %v", err)
 			return
 		}
 		defer func() { clear(in.Encr); clear(in.Integ); clear(out.Encr); clear(out.Integ) }()
 		err = c.install(in, out)
 	}
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("unable to install CHILD_SA %s: %v", c.name(), err))
+		infof(sa.log, "unable to install CHILD_SA %s: %v", c.name(), err)
 		c.destroy()
 		return
 	}
@@ -558,8 +559,9 @@ func (sa *v1SA) installQuick(q *v1Quick) {
 	sa.observeChild(c.cfg.Name, q.startedAt, q.initiator, q.rekey != nil)
 	sa.children = append(sa.children, c)
 	sa.e.saveNow(&sa.ikeSACommon) // before it is said (state_journal.go)
-	sa.log.Info(fmt.Sprintf("CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
-		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS)))
+	infof(sa.log, "CHILD_SA %s established with SPIs %.8x_i %.8x_o and TS %s === %s",
+		c.name(), c.spiIn, c.spiOut, formatTS(c.localTS), formatTS(c.remoteTS))
+
 	if old := q.rekey; old != nil {
 		old.state = ChildSARekeyed
 		sa.e.count(sa.conn.Name, CounterChildRekey)
@@ -624,12 +626,12 @@ func (c *v1Child) scheduleTimers(elapsed time.Duration) {
 	c.timers = append(c.timers, e.afterFuncFor(c.ike, left(c.rekeyAfter()), func() {
 		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished && !c.ike.deleted {
 			c.state = ChildSARekeying
-			c.ike.log.Info(fmt.Sprintf("rekeying CHILD_SA %s", c.name()))
+			infof(c.ike.log, "rekeying CHILD_SA %s", c.name())
 			c.ike.startQuick(c.cfg, c)
 		}
 	}), e.afterFuncFor(c.ike, left(c.life), func() {
 		if c.state != ChildSADestroying && !c.ike.deleted {
-			c.ike.log.Info(fmt.Sprintf("CHILD_SA %s expired, deleting", c.name()))
+			infof(c.ike.log, "CHILD_SA %s expired, deleting", c.name())
 			c.ike.deleteChild(c)
 		}
 	}))

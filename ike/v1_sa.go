@@ -397,7 +397,7 @@ func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
 			}
 			return
 		}
-		sa.log.Info(fmt.Sprintf("retransmit %d of request with message ID %d", ex.tries, ex.mid))
+		infof(sa.log, "retransmit %d of request with message ID %d", ex.tries, ex.mid)
 		sa.send(ex.lastOut)
 		sa.scheduleRetransmit(ex)
 	})
@@ -407,7 +407,7 @@ func (sa *v1SA) scheduleRetransmit(ex *v1Exchange) {
 func (sa *v1SA) sendPlain(ex *v1Exchange, m *isakmp.Message, awaitReply bool) {
 	b, err := m.Marshal()
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("encoding %v failed: %v", m.Header.Exchange, err))
+		infof(sa.log, "encoding %v failed: %v", m.Header.Exchange, err)
 		return
 	}
 	sa.transmit(ex, b, v1Summary(m.Header, sa.isRequest(m.Header), m.Payloads), awaitReply, sa.giveUp)
@@ -417,7 +417,7 @@ func (sa *v1SA) sendPlain(ex *v1Exchange, m *isakmp.Message, awaitReply bool) {
 func (sa *v1SA) sendSealed(ex *v1Exchange, h isakmp.Header, ps []isakmp.Payload, awaitReply bool, onGiveUp func()) {
 	b, err := sa.seal(h, ps, ex)
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("encoding %v failed: %v", h.Exchange, err))
+		infof(sa.log, "encoding %v failed: %v", h.Exchange, err)
 		return
 	}
 	sa.transmit(ex, b, v1Summary(h, sa.isRequest(h), ps), awaitReply, onGiveUp)
@@ -440,7 +440,7 @@ func (sa *v1SA) isRequest(h isakmp.Header) bool {
 
 // giveUp ends a phase 1 that got no answer.
 func (sa *v1SA) giveUp() {
-	sa.log.Info(fmt.Sprintf("establishing IKE_SA %s failed, peer not responding", sa.name()))
+	infof(sa.log, "establishing IKE_SA %s failed, peer not responding", sa.name())
 	sa.die()
 }
 
@@ -548,9 +548,9 @@ func (sa *v1SA) die() {
 	sa.e.trapChildren(sa.conn, children, dpdAction, sa.log)
 	sa.destroy()
 	if restart && sa.initiatorCapable() {
-		sa.log.Info(fmt.Sprintf("restarting CHILD_SAs of IKE_SA %s", sa.name()))
+		infof(sa.log, "restarting CHILD_SAs of IKE_SA %s", sa.name())
 		if _, err := sa.e.initiateV1(sa.conn, children); err != nil {
-			sa.log.Info(fmt.Sprintf("restarting failed: %v", err))
+			infof(sa.log, "restarting failed: %v", err)
 		}
 	}
 }
@@ -583,11 +583,11 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 			}
 			c := e.connectionForV1(d.Local.Addr(), d.Remote.Addr())
 			if c == nil {
-				e.log.Info(fmt.Sprintf("no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr()))
+				infof(e.log, "no IKE config found for %s...%s, sending NO_PROPOSAL_CHOSEN", d.Local.Addr(), d.Remote.Addr())
 				e.v1Notify(h, d, isakmp.NoProposalChosen)
 				return
 			}
-			e.log.Info(fmt.Sprintf("%s is initiating a %s IKE_SA", d.Remote.Addr(), map[bool]string{true: "Aggressive Mode", false: "Main Mode"}[h.Exchange == isakmp.ExchangeAggressive]))
+			infof(e.log, "%s is initiating a %s IKE_SA", d.Remote.Addr(), map[bool]string{true: "Aggressive Mode", false: "Main Mode"}[h.Exchange == isakmp.ExchangeAggressive])
 			sa = e.newV1SA(c, false, d.Local, d.Remote)
 			sa.initAt = e.clock.Now()
 			sa.ckyI, sa.ckyR = h.InitiatorCookie, e.v1Cookie(d.Local, d.Remote)
@@ -599,7 +599,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 			e.enterHalfOpenSource(src)
 			sa.after(e.cfg.HalfOpenTimeout, func() {
 				if sa.state != IKESAEstablished {
-					sa.log.Info(fmt.Sprintf("IKE_SA %s half-open timeout", sa.name()))
+					infof(sa.log, "IKE_SA %s half-open timeout", sa.name())
 					sa.destroy()
 				}
 			})
@@ -607,7 +607,7 @@ func (e *Engine) handleV1(data []byte, d Datagram) {
 	}
 	if sa == nil {
 		e.stats.DroppedUnknownSA++
-		e.log.Debug(fmt.Sprintf("ignoring %v for unknown IKE_SA %016x_i %016x_r", h.Exchange, h.InitiatorCookie, h.ResponderCookie))
+		debugf(e.log, "ignoring %v for unknown IKE_SA %016x_i %016x_r", h.Exchange, h.InitiatorCookie, h.ResponderCookie)
 		return
 	}
 	e.handling = sa
@@ -651,7 +651,7 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 	ex := sa.exchanges[h.MessageID]
 	if ex != nil && ex.lastIn != nil && bytes.Equal(ex.lastIn, data) {
 		if ex.lastOut != nil && ex.answers != nil && bytes.Equal(ex.answers, data) {
-			sa.log.Info(fmt.Sprintf("received retransmit of message with ID %d, retransmitting last message", h.MessageID))
+			infof(sa.log, "received retransmit of message with ID %d, retransmitting last message", h.MessageID)
 			sa.send(ex.lastOut)
 		}
 		return
@@ -665,7 +665,7 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		// Message ID 0 is phase 1's (RFC 2409 section 5): a protected
 		// exchange with it would share phase 1's IV chain.
 		e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v message with message ID 0", h.Exchange))
+		infof(sa.log, "ignoring %v message with message ID 0", h.Exchange)
 		return
 	}
 	sa.rx = v1Inbound{d: d, data: data}
@@ -681,7 +681,7 @@ func (sa *v1SA) receive(h isakmp.Header, data []byte, d Datagram) {
 		sa.processTransaction(h, data)
 	default:
 		e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v message with ID %d", h.Exchange, h.MessageID))
+		infof(sa.log, "ignoring %v message with ID %d", h.Exchange, h.MessageID)
 	}
 }
 
@@ -712,15 +712,15 @@ func (sa *v1SA) phase1Incomplete() bool {
 func (sa *v1SA) holdUntilPhase1(h isakmp.Header, data []byte, d Datagram) {
 	if h.Exchange != isakmp.ExchangeInformational {
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v request while phase 1 is incomplete", h.Exchange))
+		infof(sa.log, "ignoring %v request while phase 1 is incomplete", h.Exchange)
 		return
 	}
 	if len(sa.held) >= maxV1Held {
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v request while phase 1 is incomplete, %d already queued", h.Exchange, len(sa.held)))
+		infof(sa.log, "ignoring %v request while phase 1 is incomplete, %d already queued", h.Exchange, len(sa.held))
 		return
 	}
-	sa.log.Debug(fmt.Sprintf("queueing %v request until phase 1 completes", h.Exchange))
+	debugf(sa.log, "queueing %v request until phase 1 completes", h.Exchange)
 	sa.held = append(sa.held, v1Held{h: h, data: slices.Clone(data), d: d})
 }
 

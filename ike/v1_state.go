@@ -249,7 +249,7 @@ func (e *Engine) importV1SA(s ExportedISAKMPSA) error {
 		ch.takeBack(cs.ReqID)
 		ch.scheduleTimers(max(e.clock.Now().Sub(ch.installedAt), 0))
 	}
-	sa.log.Info(fmt.Sprintf("IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children)))
+	infof(sa.log, "IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children))
 	return nil
 }
 

@@ -13,7 +13,6 @@ package ike
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 
 	"github.com/xdpsec/xdpsec/ike/isakmp"
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -44,7 +43,7 @@ func (sa *v1SA) txnRequest(cp *isakmp.ConfigAttributes, what string, onReply fun
 	}
 	sa.keepTxn(t)
 	sa.sendTxn(sa.exchange(t.mid), cp, true, func() {
-		sa.log.Info(fmt.Sprintf("%s got no answer, destroying IKE_SA %s", what, sa.name()))
+		infof(sa.log, "%s got no answer, destroying IKE_SA %s", what, sa.name())
 		sa.die()
 	})
 }
@@ -73,7 +72,7 @@ func (sa *v1SA) keepTxn(t *v1Txn) {
 func (sa *v1SA) sendTxn(ex *v1Exchange, cp *isakmp.ConfigAttributes, await bool, onGiveUp func()) {
 	_, rest, err := isakmp.MarshalPayloads([]isakmp.Payload{cp})
 	if err != nil {
-		sa.log.Info(fmt.Sprintf("encoding %v failed: %v", cp.CfgType, err))
+		infof(sa.log, "encoding %v failed: %v", cp.CfgType, err)
 		return
 	}
 	h, err := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, ex.mid, rest)
@@ -89,7 +88,7 @@ func (sa *v1SA) sendTxn(ex *v1Exchange, cp *isakmp.ConfigAttributes, await bool,
 func (sa *v1SA) processTransaction(h isakmp.Header, data []byte) {
 	if !sa.p1done || sa.keys == nil || h.Flags&isakmp.FlagEncryption == 0 {
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v message %d before phase 1 completed or unencrypted", h.Exchange, h.MessageID))
+		infof(sa.log, "ignoring %v message %d before phase 1 completed or unencrypted", h.Exchange, h.MessageID)
 		return
 	}
 	// XAuth and Mode Config change what the ISAKMP SA's record holds
@@ -103,20 +102,20 @@ func (sa *v1SA) processTransaction(h isakmp.Header, data []byte) {
 	ps, plain, commit, err := sa.open(h, data, ex)
 	if err != nil {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("could not decrypt %v message %d: %v", h.Exchange, h.MessageID, err))
+		infof(sa.log, "could not decrypt %v message %d: %v", h.Exchange, h.MessageID, err)
 		return
 	}
 	defer clear(plain) // it may hold an XAuth password
 	hp, ok := ps[0].(*isakmp.Hash)
 	if !ok {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("%v message without HASH first, ignored", h.Exchange))
+		infof(sa.log, "%v message without HASH first, ignored", h.Exchange)
 		return
 	}
 	want, _ := transform.V1QuickHash1(sa.prf, sa.keys.SKEYIDa, h.MessageID, plain[min(4+len(hp.Data), len(plain)):])
 	if !bytes.Equal(want, hp.Data) {
 		sa.e.stats.DroppedAuthentication++
-		sa.log.Info(fmt.Sprintf("received HASH payload does not match, %v message ignored", h.Exchange))
+		infof(sa.log, "received HASH payload does not match, %v message ignored", h.Exchange)
 		return
 	}
 	sa.rx.ex, sa.rx.commit = ex, commit
@@ -137,7 +136,7 @@ func (sa *v1SA) processTransaction(h isakmp.Header, data []byte) {
 		f := t.onReply
 		t.onReply = nil
 		if cp.Identifier != t.identifier {
-			sa.log.Debug(fmt.Sprintf("%v with identifier %d answers %d", cp.CfgType, cp.Identifier, t.identifier))
+			debugf(sa.log, "%v with identifier %d answers %d", cp.CfgType, cp.Identifier, t.identifier)
 		}
 		f(cp)
 		return
@@ -145,7 +144,7 @@ func (sa *v1SA) processTransaction(h isakmp.Header, data []byte) {
 	if t != nil {
 		// A new request under the message ID of one we answered.
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v request with the message ID %d of an exchange done", cp.CfgType, h.MessageID))
+		infof(sa.log, "ignoring %v request with the message ID %d of an exchange done", cp.CfgType, h.MessageID)
 		return
 	}
 	t = &v1Txn{mid: h.MessageID, identifier: cp.Identifier}
@@ -171,7 +170,7 @@ func (sa *v1SA) processCfgRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) {
 	case xauth && sa.xauthClientRole() && sa.state == IKESAEstablished:
 		// XAuth is done: a late retransmit, or a gateway starting over.
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring XAuth %v of the established IKE_SA %s", cp.CfgType, sa.name()))
+		infof(sa.log, "ignoring XAuth %v of the established IKE_SA %s", cp.CfgType, sa.name())
 		t := isakmp.CfgReply
 		if cp.CfgType == isakmp.CfgSet {
 			t = isakmp.CfgAck
@@ -181,13 +180,13 @@ func (sa *v1SA) processCfgRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) {
 		sa.xauthClientRequest(ex, cp)
 	case xauth:
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring XAuth %v: we are not an XAuth client of IKE_SA %s", cp.CfgType, sa.name()))
+		infof(sa.log, "ignoring XAuth %v: we are not an XAuth client of IKE_SA %s", cp.CfgType, sa.name())
 		sa.answerTxn(ex, &isakmp.ConfigAttributes{CfgType: isakmp.CfgReply, Identifier: cp.Identifier})
 	case sa.state != IKESAEstablished:
 		// Mode Config overtook the end of XAuth: forgotten, so that its
 		// retransmit is taken once we are established.
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring Mode Config %v before IKE_SA %s is established", cp.CfgType, sa.name()))
+		infof(sa.log, "ignoring Mode Config %v before IKE_SA %s is established", cp.CfgType, sa.name())
 		delete(sa.txns, ex.mid)
 		sa.forget(ex)
 	case cp.CfgType == isakmp.CfgRequest:
@@ -196,7 +195,7 @@ func (sa *v1SA) processCfgRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) {
 		sa.modeCfgSet(ex, cp)
 	default:
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring %v config payload", cp.CfgType))
+		infof(sa.log, "ignoring %v config payload", cp.CfgType)
 	}
 }
 

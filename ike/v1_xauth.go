@@ -60,14 +60,14 @@ func (sa *v1SA) phase1Complete() {
 		sa.startXAuth()
 		sa.releaseHeld()
 	case sa.xauthClientRole():
-		sa.log.Info(fmt.Sprintf("waiting for XAuth request of %s", sa.remoteID))
+		infof(sa.log, "waiting for XAuth request of %s", sa.remoteID)
 		sa.leaveHalfOpen()
 		sa.releaseHeld()
 		// A gateway that never asks leaves us half-way (charon's
 		// schedule_timeout).
 		sa.after(sa.e.cfg.HalfOpenTimeout, func() {
 			if sa.state != IKESAEstablished {
-				sa.log.Info(fmt.Sprintf("IKE_SA %s: no XAuth round completed in %v, destroying", sa.name(), sa.e.cfg.HalfOpenTimeout))
+				infof(sa.log, "IKE_SA %s: no XAuth round completed in %v, destroying", sa.name(), sa.e.cfg.HalfOpenTimeout)
 				sa.destroy()
 			}
 		})
@@ -165,12 +165,12 @@ func (sa *v1SA) xauthRADIUS(name string, password []byte) {
 func (sa *v1SA) xauthStatus(user string, ok bool, why string) {
 	status := isakmp.XAuthStatusOK
 	if ok {
-		sa.log.Info(fmt.Sprintf("XAuth authentication of '%s' successful", user))
+		infof(sa.log, "XAuth authentication of '%s' successful", user)
 		sa.eapIdentity = user
 	} else {
 		status = isakmp.XAuthStatusFail
 		sa.e.stats.XAuthFailures++
-		sa.log.Info(fmt.Sprintf("XAuth authentication of '%s' failed: %s", user, why))
+		infof(sa.log, "XAuth authentication of '%s' failed: %s", user, why)
 	}
 	cp := &isakmp.ConfigAttributes{CfgType: isakmp.CfgSet, Identifier: sa.txnIdentifier(),
 		Attributes: []isakmp.Attribute{isakmp.BasicAttr(isakmp.XAuthStatus, status)}}
@@ -180,7 +180,7 @@ func (sa *v1SA) xauthStatus(user string, ok bool, why string) {
 			ok = false
 		}
 		if !ok {
-			sa.log.Info(fmt.Sprintf("destroying IKE_SA %s after failed XAuth authentication of '%s'", sa.name(), user))
+			infof(sa.log, "destroying IKE_SA %s after failed XAuth authentication of '%s'", sa.name(), user)
 			sa.destroy()
 			return
 		}
@@ -208,7 +208,7 @@ func (sa *v1SA) xauthClientRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) 
 	case isakmp.CfgRequest:
 		for _, a := range cp.Attributes {
 			if isakmp.ModeCfgAttr(a.Type) == isakmp.XAuthMessage {
-				sa.log.Info(fmt.Sprintf("XAuth message: %s", printable(a.Value)))
+				infof(sa.log, "XAuth message: %s", printable(a.Value))
 			}
 		}
 		reply := &isakmp.ConfigAttributes{CfgType: isakmp.CfgReply, Identifier: cp.Identifier}
@@ -220,7 +220,7 @@ func (sa *v1SA) xauthClientRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) 
 			case isakmp.XAuthUserPassword:
 				secret, found := sa.e.xauthSecret(user)
 				if !found {
-					sa.log.Info(fmt.Sprintf("no XAuth password found for '%s' - '%s'", user, sa.remoteID))
+					infof(sa.log, "no XAuth password found for '%s' - '%s'", user, sa.remoteID)
 					reply.Attributes = nil
 					break
 				}
@@ -237,16 +237,16 @@ func (sa *v1SA) xauthClientRequest(ex *v1Exchange, cp *isakmp.ConfigAttributes) 
 			Attributes: []isakmp.Attribute{isakmp.ModeCfgAttribute(isakmp.XAuthStatus, nil)}})
 		if !ok || v != uint64(isakmp.XAuthStatusOK) {
 			sa.e.stats.XAuthFailures++
-			sa.log.Info(fmt.Sprintf("XAuth authentication of '%s' (myself) failed", user))
+			infof(sa.log, "XAuth authentication of '%s' (myself) failed", user)
 			sa.destroy()
 			return
 		}
-		sa.log.Info(fmt.Sprintf("XAuth authentication of '%s' (myself) successful", user))
+		infof(sa.log, "XAuth authentication of '%s' (myself) successful", user)
 		sa.eapIdentity = user
 		sa.established()
 	default:
 		sa.e.stats.DroppedUnexpected++
-		sa.log.Info(fmt.Sprintf("ignoring XAuth %v", cp.CfgType))
+		infof(sa.log, "ignoring XAuth %v", cp.CfgType)
 	}
 }
 

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -19,10 +18,10 @@ import (
 func (sa *ikeSACommon) installVIPs(takenBack bool) {
 	for _, a := range sa.localVIPs {
 		if !takenBack {
-			sa.log.Info(fmt.Sprintf("installing new virtual IP %s", a))
+			infof(sa.log, "installing new virtual IP %s", a)
 		}
 		if err := sa.e.cfg.Dataplane.AddVirtualIP(sa.virtualIP(a)); err != nil {
-			sa.log.Info(fmt.Sprintf("installing virtual IP %s failed: %v", a, err))
+			infof(sa.log, "installing virtual IP %s failed: %v", a, err)
 		}
 	}
 }
@@ -37,9 +36,9 @@ func (sa *ikeSACommon) removeVIPs() {
 		if sa.e.vipHeldByOther(sa, a) {
 			continue
 		}
-		sa.log.Info(fmt.Sprintf("removing virtual IP %s", a))
+		infof(sa.log, "removing virtual IP %s", a)
 		if err := sa.e.cfg.Dataplane.DeleteVirtualIP(sa.virtualIP(a)); err != nil {
-			sa.log.Info(fmt.Sprintf("removing virtual IP %s failed: %v", a, err))
+			infof(sa.log, "removing virtual IP %s failed: %v", a, err)
 		}
 	}
 	sa.localVIPs = nil

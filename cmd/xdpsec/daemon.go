@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +53,11 @@ func daemonCommand() *cli.Command {
 			// of every SA) must fit; the default 208 KiB holds about 200.
 			&cli.IntFlag{Name: "ike-receive-buffer", Value: ikesocket.DefaultBufferSize,
 				Usage: "receive buffer of each IKE socket in bytes, beyond net.core.rmem_max with CAP_NET_ADMIN (-1: the system's default)"},
+			// For profiling under a benchmark's load (bench/ passes it
+			// when XDPSEC_BENCH_CPUPROFILE is set): Go's CPU profile of
+			// the whole run, written when the daemon stops.
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the run to this file"},
+			&cli.StringFlag{Name: "memprofile", Hidden: true, Usage: "write a heap profile to this file when told to stop, before the SAs go"},
 			&cli.IntFlag{Name: "ike-send-buffer", Value: ikesocket.DefaultBufferSize,
 				Usage: "send buffer of each IKE socket in bytes, beyond net.core.wmem_max with CAP_NET_ADMIN (-1: the system's default)"},
 		},
@@ -78,6 +85,20 @@ func runDaemon(c *cli.Context) error {
 	opts, err := daemonOptions(c, logs)
 	if err != nil {
 		return err
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	// Signals first, so none is lost while starting.
 	sigs := make(chan os.Signal, 4)
@@ -107,6 +128,13 @@ func runDaemon(c *cli.Context) error {
 			continue
 		}
 		break
+	}
+	if path := c.String("memprofile"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
 	}
 	if vs != nil {
 		vs.Close()

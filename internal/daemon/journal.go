@@ -270,6 +270,16 @@ func readJournal(path string, b []byte) (h stateHeader, st ike.EngineState, torn
 		st.Zero()
 		return fmt.Errorf("%w: %s is corrupt at offset %d: %s", ErrState, path, off, fmt.Sprintf(format, a...))
 	}
+	var r *ike.StateReplay
+	defer func() {
+		if r != nil {
+			if err != nil {
+				r.Zero()
+			} else {
+				st = r.State()
+			}
+		}
+	}()
 	off, n := 0, 0
 	for off < len(b) {
 		if len(b)-off < 8 {
@@ -300,7 +310,10 @@ func readJournal(path string, b []byte) (h stateHeader, st ike.EngineState, torn
 				d.Zero()
 				return h, st, false, corrupt(off, "record %d: %v", n, err)
 			}
-			st.Apply(&d)
+			if r == nil {
+				r = ike.NewStateReplay(ike.EngineState{})
+			}
+			r.Add(&d)
 		}
 		off += 8 + int(length)
 		n++

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -45,7 +46,9 @@ func (d *DryRunDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (u
 		spi := d.spis.Base + binary.BigEndian.Uint32(b[:])%d.spis.Count
 		if !d.inUse[spi] {
 			d.inUse[spi] = true
-			d.log.Debug(fmt.Sprintf("dry-run: allocated %v SPI %.8x for %s -> %s", proto, spi, src, dst))
+			if d.log.Enabled(context.Background(), slog.LevelDebug) {
+				d.log.Debug(fmt.Sprintf("dry-run: allocated %v SPI %.8x for %s -> %s", proto, spi, src, dst))
+			}
 			return spi, nil
 		}
 	}
@@ -95,14 +98,20 @@ func (d *DryRunDataplane) AddSA(sa *ike.SA) error {
 	defer d.mu.Unlock()
 	d.sas[sa.SAID] = true
 	if sa.Inbound {
-		d.log.Info(fmt.Sprintf("dry-run: would put %v SPI %.8x dst %s into the BPF SA table", sa.Proto, sa.SPI, sa.Dst))
+		if d.log.Enabled(context.Background(), slog.LevelInfo) {
+			d.log.Info(fmt.Sprintf("dry-run: would put %v SPI %.8x dst %s into the BPF SA table", sa.Proto, sa.SPI, sa.Dst))
+		}
 	}
-	d.log.Info("dry-run: would install " + describeSA(sa))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info("dry-run: would install " + describeSA(sa))
+	}
 	return nil
 }
 
 func (d *DryRunDataplane) UpdateSA(sa *ike.SA) error {
-	d.log.Info("dry-run: would update " + describeSA(sa))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info("dry-run: would update " + describeSA(sa))
+	}
 	return nil
 }
 
@@ -114,9 +123,13 @@ func (d *DryRunDataplane) MigrateSA(from ike.SAID, sa *ike.SA) error {
 		d.sas[sa.SAID] = true
 	}
 	if sa.Inbound && from.Dst != sa.Dst {
-		d.log.Info(fmt.Sprintf("dry-run: would move SPI %.8x in the BPF SA table from dst %s to %s", sa.SPI, from.Dst, sa.Dst))
+		if d.log.Enabled(context.Background(), slog.LevelInfo) {
+			d.log.Info(fmt.Sprintf("dry-run: would move SPI %.8x in the BPF SA table from dst %s to %s", sa.SPI, from.Dst, sa.Dst))
+		}
 	}
-	d.log.Info(fmt.Sprintf("dry-run: would move SA %.8x dst %s to ", from.SPI, from.Dst) + describeSA(sa))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info(fmt.Sprintf("dry-run: would move SA %.8x dst %s to ", from.SPI, from.Dst) + describeSA(sa))
+	}
 	return nil
 }
 
@@ -126,7 +139,9 @@ func (d *DryRunDataplane) DeleteSA(id ike.SAID) error {
 	delete(d.inUse, id.SPI)
 	if d.sas[id] {
 		delete(d.sas, id)
-		d.log.Info(fmt.Sprintf("dry-run: would delete SA %.8x dst %s", id.SPI, id.Dst))
+		if d.log.Enabled(context.Background(), slog.LevelInfo) {
+			d.log.Info(fmt.Sprintf("dry-run: would delete SA %.8x dst %s", id.SPI, id.Dst))
+		}
 	}
 	return nil
 }
@@ -146,27 +161,37 @@ func describePolicy(p *ike.Policy) string {
 }
 
 func (d *DryRunDataplane) AddPolicy(p *ike.Policy) error {
-	d.log.Info("dry-run: would install " + describePolicy(p))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info("dry-run: would install " + describePolicy(p))
+	}
 	return nil
 }
 
 func (d *DryRunDataplane) MigratePolicy(from, to *ike.Policy) error {
-	d.log.Info(fmt.Sprintf("dry-run: would move %s to %s - %s", describePolicy(to), to.TmplSrc, to.TmplDst))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info(fmt.Sprintf("dry-run: would move %s to %s - %s", describePolicy(to), to.TmplSrc, to.TmplDst))
+	}
 	return nil
 }
 
 func (d *DryRunDataplane) DeletePolicy(p *ike.Policy) error {
-	d.log.Info("dry-run: would delete " + describePolicy(p))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info("dry-run: would delete " + describePolicy(p))
+	}
 	return nil
 }
 
 func (d *DryRunDataplane) AddVirtualIP(v *ike.VirtualIP) error {
-	d.log.Info(fmt.Sprintf("dry-run: would install virtual IP %s on the interface toward %s", v.Addr, v.Peer))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info(fmt.Sprintf("dry-run: would install virtual IP %s on the interface toward %s", v.Addr, v.Peer))
+	}
 	return nil
 }
 
 func (d *DryRunDataplane) DeleteVirtualIP(v *ike.VirtualIP) error {
-	d.log.Info(fmt.Sprintf("dry-run: would remove virtual IP %s", v.Addr))
+	if d.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.log.Info(fmt.Sprintf("dry-run: would remove virtual IP %s", v.Addr))
+	}
 	return nil
 }
 
