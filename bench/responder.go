@@ -517,7 +517,7 @@ func (r *responder) stop() {
 		r.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-r.exited:
-		case <-time.After(5 * time.Second):
+		case <-time.After(stopWait()):
 			if r.pid != 0 {
 				syscall.Kill(r.pid, syscall.SIGKILL)
 			}
@@ -527,6 +527,15 @@ func (r *responder) stop() {
 		r.cmd = nil
 	}
 	os.RemoveAll(r.dir)
+}
+
+// stopWait is how long a responder has to exit after SIGTERM: longer
+// when it writes profiles, which at 100,000 IKE SAs takes a while.
+func stopWait() time.Duration {
+	if os.Getenv("XDPSEC_BENCH_CPUPROFILE") != "" {
+		return 5 * time.Minute
+	}
+	return 5 * time.Second
 }
 
 // procUsage is what /proc says about a process.

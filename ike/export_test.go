@@ -62,7 +62,7 @@ func (e *Engine) ConnectedPeers() int {
 	defer e.mu.Unlock()
 	n := 0
 	for _, sas := range e.peers {
-		n += len(sas)
+		n += sas.len()
 	}
 	return n
 }

@@ -109,12 +109,12 @@ func (e *Engine) sweepAfterPanic() {
 			}
 		}
 	}
-	ownedPolicy := map[*Policy]bool{}
+	ownedPolicy := map[Policy]bool{}
 	for key, r := range e.reqids.byKey {
 		r.refs = users[r]
-		for _, p := range r.policies {
+		for _, p := range r.policyList() {
 			if r.refs > 0 {
-				ownedPolicy[p] = true
+				ownedPolicy[*p] = true
 			} else {
 				_ = dp.DeletePolicy(p)
 			}
@@ -132,7 +132,7 @@ func (e *Engine) sweepAfterPanic() {
 		}
 	}
 	for _, p := range e.dpJournal.policies {
-		if !ownedPolicy[p] {
+		if !ownedPolicy[*p] {
 			_ = dp.DeletePolicy(p)
 		}
 	}

@@ -2,6 +2,7 @@ package ike_test
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -312,5 +313,48 @@ func TestStateJournalUnlock(t *testing.T) {
 				t.Errorf("%s:%d: %s: release the engine's lock with e.unlock()", f, i+1, strings.TrimSpace(line))
 			}
 		}
+	}
+}
+
+// TestStateReplayOrder replays random deltas (new records, replaced
+// ones, gone ones, message IDs) through StateReplay and through the
+// order Apply is defined by (a replaced record goes last): the same IKE
+// SAs in the same order, with the last message IDs, whatever the holes
+// squeezed out on the way.
+func TestStateReplayOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	r := ike.NewStateReplay(ike.EngineState{})
+	var want []uint32
+	mids := map[uint32]uint32{}
+	for range 20000 {
+		var d ike.StateDelta
+		switch id := uint32(rng.IntN(3000) + 1); rng.IntN(4) {
+		case 0, 1:
+			d.SAs = []ike.ExportedIKESA{{ID: id}}
+			want = slices.DeleteFunc(want, func(x uint32) bool { return x == id })
+			want = append(want, id)
+			delete(mids, id)
+		case 2:
+			d.Gone = []uint32{id}
+			want = slices.DeleteFunc(want, func(x uint32) bool { return x == id })
+			delete(mids, id)
+		case 3:
+			d.MessageIDs = []ike.ExportedMessageIDs{{ID: id, Next: uint32(rng.IntN(100) + 1)}}
+			if slices.Contains(want, id) {
+				mids[id] = d.MessageIDs[0].Next
+			}
+		}
+		r.Add(&d)
+	}
+	st := r.State()
+	var got []uint32
+	for _, s := range st.SAs {
+		got = append(got, s.ID)
+		if s.NextMessageID != mids[s.ID] {
+			t.Errorf("IKE SA %d: next message ID %d, want %d", s.ID, s.NextMessageID, mids[s.ID])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replayed %d IKE SAs %v..., want %d %v...", len(got), got[:min(10, len(got))], len(want), want[:min(10, len(want))])
 	}
 }

@@ -97,9 +97,9 @@ func (e *Engine) installTrap(c *connection, cc *childConfig) error {
 		e.uninstallTrap(key, old)
 	}
 	t.reqid = e.reqids.acquire(rkey, cc.Reqid)
-	if len(t.reqid.policies) == 0 {
-		t.reqid.policies = policiesFor(t.localTS, t.remoteTS, t.local, t.remote, cc.Mode, cc.proto(), t.reqid.reqid, cc.IfIDIn, cc.IfIDOut, nil)
-		if err := addPolicyList(e.cfg.Dataplane, t.reqid.policies); err != nil {
+	if !t.reqid.pols.installed() {
+		t.reqid.pols = newPolicySet(t.localTS, t.remoteTS, t.local, t.remote, cc.Mode, cc.proto(), cc.IfIDIn, cc.IfIDOut, nil)
+		if err := addPolicyList(e.cfg.Dataplane, t.reqid.policyList()); err != nil {
 			e.reqids.release(t.reqid, e.cfg.Dataplane, e.log)
 			return fmt.Errorf("installing trap for CHILD_SA %s failed: %w", cc.Name, err)
 		}

@@ -89,7 +89,62 @@ func (id Identity) key() string {
 // look their duplicates up there, at a cost that does not grow with the
 // number of IKE SAs (remote-access clients send INITIAL_CONTACT on every
 // connect). Guarded by the engine lock.
-type connectedPeers map[peerKey]map[*ikeSACommon]uniqueSA
+type connectedPeers map[peerKey]*peerSet
+
+// peerSet are the IKE SAs of one peerKey: mostly one (a site, a road
+// warrior), so a short list rather than a map of its own, which cost
+// half a kilobyte per IKE SA; a map from peerSetMap IKE SAs on (many
+// clients with one identity, unique = never) keeps removal O(1).
+type peerSet struct {
+	few  []*ikeSACommon
+	many map[*ikeSACommon]struct{}
+}
+
+const peerSetMap = 16
+
+func (p *peerSet) add(c *ikeSACommon) {
+	if p.many != nil {
+		p.many[c] = struct{}{}
+		return
+	}
+	p.few = append(p.few, c)
+	if len(p.few) > peerSetMap {
+		p.many = make(map[*ikeSACommon]struct{}, len(p.few))
+		for _, x := range p.few {
+			p.many[x] = struct{}{}
+		}
+		p.few = nil
+	}
+}
+
+func (p *peerSet) remove(c *ikeSACommon) {
+	if p.many != nil {
+		delete(p.many, c)
+		return
+	}
+	if i := slices.Index(p.few, c); i >= 0 {
+		p.few = slices.Delete(p.few, i, i+1)
+	}
+}
+
+func (p *peerSet) len() int { return len(p.few) + len(p.many) }
+
+// all iterates over the set's IKE SAs.
+func (p *peerSet) all(yield func(*ikeSACommon) bool) {
+	if p == nil {
+		return
+	}
+	for _, c := range p.few {
+		if !yield(c) {
+			return
+		}
+	}
+	for c := range p.many {
+		if !yield(c) {
+			return
+		}
+	}
+}
 
 // connected reports whether an IKE SA in this state counts as a contact.
 func connected(s IKESAState) bool { return s >= IKESAEstablished && s < IKESADestroying }
@@ -121,18 +176,22 @@ func (sa *ikeSACommon) enterPeers() {
 	if e.peers == nil {
 		e.peers = connectedPeers{}
 	}
-	if e.peers[k] == nil {
-		e.peers[k] = map[*ikeSACommon]uniqueSA{}
+	set := e.peers[k]
+	if set == nil {
+		set = &peerSet{}
+		e.peers[k] = set
 	}
-	e.peers[k][sa] = sa.outer
+	set.add(sa)
 	sa.peerKey = &k
 }
 
 func (sa *ikeSACommon) leavePeers() {
 	e, k := sa.e, *sa.peerKey
-	delete(e.peers[k], sa)
-	if len(e.peers[k]) == 0 {
-		delete(e.peers, k)
+	if set := e.peers[k]; set != nil {
+		set.remove(sa)
+		if set.len() == 0 {
+			delete(e.peers, k)
+		}
 	}
 	sa.peerKey = nil
 }
@@ -152,9 +211,9 @@ func connectedPeer(sa uniqueSA) bool {
 // family, oldest first.
 func (e *Engine) duplicatesOf(self *ikeSACommon, me Identity, other string, remote netip.Addr) []uniqueSA {
 	var out []uniqueSA
-	for c, sa := range e.peers[newPeerKey(me, other, remote)] {
-		if c != self && connectedPeer(sa) {
-			out = append(out, sa)
+	for c := range e.peers[newPeerKey(me, other, remote)].all {
+		if c != self && connectedPeer(c.outer) {
+			out = append(out, c.outer)
 		}
 	}
 	slices.SortFunc(out, func(a, b uniqueSA) int { return cmp.Compare(a.common().id, b.common().id) })
@@ -166,8 +225,8 @@ func (e *Engine) duplicatesOf(self *ikeSACommon, me Identity, other string, remo
 func (e *Engine) hasContact(me, other Identity, remote netip.Addr) bool {
 	// One is enough: with many IKE SAs to one peer (unique = no), listing
 	// and sorting them all for every new one made establishment O(SAs).
-	for _, sa := range e.peers[newPeerKey(me, other.key(), remote)] {
-		if connectedPeer(sa) {
+	for c := range e.peers[newPeerKey(me, other.key(), remote)].all {
+		if connectedPeer(c.outer) {
 			return true
 		}
 	}

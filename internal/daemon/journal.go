@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -69,6 +70,9 @@ type journal struct {
 	size   int64 // bytes in the file
 	base   int64 // bytes of header and snapshot
 	closed bool
+	// next is the file a compaction is writing, nil if none: deltas go
+	// to both files until it takes the old one's place (see begin).
+	next *snapshotWriter
 	// failed is the last write error, logged once.
 	failed error
 }
@@ -82,7 +86,7 @@ func newJournal(path string, h stateHeader) *journal {
 func (j *journal) SaveState(d *ike.StateDelta) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed || j.f == nil {
+	if j.closed || (j.f == nil && j.next == nil) {
 		// Not started yet (the snapshot after the restore has all), or
 		// an append failed: the next snapshot (compact) has all then.
 		return nil
@@ -92,6 +96,12 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 		return err
 	}
 	defer clear(body)
+	if j.next != nil && j.next.err == nil {
+		j.next.err = j.next.write(body)
+	}
+	if j.f == nil {
+		return nil
+	}
 	n, err := j.f.Write(frame(body))
 	j.size += int64(n)
 	if err != nil {
@@ -148,40 +158,44 @@ func (j *journal) rewrite(st *ike.EngineState, sync bool) error {
 
 // snapshotWriter writes a new state file: a header, then records as they
 // come (a snapshot of 100,000 IKE SAs is never one buffer), into a
-// temporary file renamed into place by commit. It holds the journal's
-// lock from begin to commit or abort: a delta the engine hands over
-// meanwhile waits, and goes after the snapshot.
+// temporary file renamed into place by commit. The engine hands the
+// snapshot over a few IKE SAs at a time, letting go of its lock between
+// them (ike.Engine.Snapshot), so deltas go on meanwhile: SaveState writes
+// each to the old file, which stays the one a restart reads until commit,
+// and to the new one, where it follows the records of the IKE SAs
+// snapshotted before it and precedes those of the ones after (which are
+// newer than it). Every record replaces its IKE SA's, so either order
+// replays to the state at the end.
 type snapshotWriter struct {
 	j    *journal
 	tmp  *os.File
 	w    *bufio.Writer
 	size int64
+	err  error // the first failed write, which commit reports
 }
 
 // begin starts a new file; nil, nil if the journal is closed.
 func (j *journal) begin() (*snapshotWriter, error) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.closed {
-		j.mu.Unlock()
 		return nil, nil
 	}
-	if j.f != nil {
-		j.f.Close()
-		j.f = nil
+	if j.next != nil {
+		return nil, errors.New("a compaction is under way already")
 	}
 	s := &snapshotWriter{j: j}
 	if err := ensureDir(j.path, 0o700); err != nil {
-		j.mu.Unlock()
 		return nil, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(j.path), ".ike-state-*")
 	if err != nil {
-		j.mu.Unlock()
 		return nil, err
 	}
 	s.tmp, s.w = tmp, bufio.NewWriterSize(tmp, 1<<16)
 	if err := tmp.Chmod(0o600); err != nil {
-		return nil, s.abort(err)
+		s.drop()
+		return nil, err
 	}
 	h := j.header
 	h.Saved = time.Now().UTC()
@@ -190,11 +204,14 @@ func (j *journal) begin() (*snapshotWriter, error) {
 		err = s.write(hb)
 	}
 	if err != nil {
-		return nil, s.abort(err)
+		s.drop()
+		return nil, err
 	}
+	j.next = s
 	return s, nil
 }
 
+// write appends a record to the new file; the journal's lock is held.
 func (s *snapshotWriter) write(body []byte) error {
 	rec := frame(body)
 	defer clear(rec)
@@ -203,45 +220,75 @@ func (s *snapshotWriter) write(body []byte) error {
 	return err
 }
 
-// add appends one record.
+// add appends one record of the snapshot.
 func (s *snapshotWriter) add(d *ike.StateDelta) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
 	defer clear(b)
-	return s.write(b)
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	if s.err == nil {
+		s.err = s.write(b)
+	}
+	return s.err
 }
 
 // commit puts the new file in place of the old one; appends go on at its
 // end.
 func (s *snapshotWriter) commit(sync bool) error {
-	err := s.w.Flush()
+	j := s.j
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.next == s {
+		j.next = nil
+	}
+	if j.closed {
+		s.drop()
+		return nil
+	}
+	err := s.err
+	if err == nil {
+		err = s.w.Flush()
+	}
 	s.wipe()
 	if err == nil && sync {
 		err = s.tmp.Sync()
 	}
 	if err == nil {
-		err = os.Rename(s.tmp.Name(), s.j.path)
+		err = os.Rename(s.tmp.Name(), j.path)
 	}
 	if err != nil {
-		return s.abort(err)
+		s.drop()
+		return err
 	}
-	s.j.f = s.tmp // O_RDWR at its end
-	s.j.size, s.j.base = s.size, s.size
-	s.j.mu.Unlock()
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f = s.tmp // O_RDWR at its end
+	j.size, j.base = s.size, s.size
 	return nil
 }
 
-// abort drops the new file; the journal has none until the next
-// compaction (SaveState drops deltas meanwhile: the next snapshot has
-// them).
+// abort drops the new file; the old one stays (if an append to it failed,
+// the journal has none until the next compaction: SaveState drops deltas
+// meanwhile, and the next snapshot has them).
 func (s *snapshotWriter) abort(err error) error {
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	if s.j.next == s {
+		s.j.next = nil
+	}
+	s.drop()
+	return err
+}
+
+// drop removes the new file; the journal's lock is held.
+func (s *snapshotWriter) drop() {
 	s.wipe()
 	s.tmp.Close()
 	os.Remove(s.tmp.Name())
-	s.j.mu.Unlock()
-	return err
 }
 
 // wipe clears the buffer records with keys went through.

@@ -174,7 +174,7 @@ func TestJournalWantsCompaction(t *testing.T) {
 // engine has.
 func TestJournalCompactUnderLoad(t *testing.T) {
 	j, path := newTestJournal(t)
-	_, responder, net := enginePairConfig(t, 20, func(i int, cfg *ike.Config) {
+	_, responder, net := enginePairConfig(t, 300, func(i int, cfg *ike.Config) {
 		if i == 1 {
 			cfg.StateSink = j
 		}
@@ -216,7 +216,7 @@ func TestJournalCompactUnderLoad(t *testing.T) {
 			got[sa.ID] = sa.Children[0].SPIIn
 		}
 	}
-	if len(want.SAs) != 20 || len(got) != len(want.SAs) {
+	if len(want.SAs) != 300 || len(got) != len(want.SAs) {
 		t.Fatalf("state file has %d IKE SAs with a CHILD_SA, the engine %d", len(got), len(want.SAs))
 	}
 	for _, sa := range want.SAs {

@@ -64,36 +64,27 @@ func (d *Daemon) compact() {
 	}
 }
 
-// compactFrom rewrites the journal from a snapshot of the engine. The
-// engine's lock is taken first (Snapshot), the journal's then (begin), as
-// when the engine hands a delta over: never the other way round.
+// compactFrom rewrites the journal from a snapshot of the engine, which
+// goes on meanwhile (Engine.Snapshot, snapshotWriter). The journal's lock
+// is only ever taken inside the engine's (Snapshot calls w.add under it,
+// as the engine hands a delta over), never the other way round.
 func compactFrom(j *journal, e *ike.Engine) error {
-	var w *snapshotWriter
-	err := e.Snapshot(func(d *ike.StateDelta) error {
-		if w == nil {
-			var err error
-			if w, err = j.begin(); err != nil {
-				return err
-			}
-			if w == nil {
-				return errJournalClosed
-			}
-		}
-		return w.add(d)
-	})
-	if err != nil {
-		if w != nil {
-			w.abort(err)
-		}
-		if errors.Is(err, errJournalClosed) {
+	// The new file first: deltas go to it from now on, before the engine
+	// lists the IKE SAs it snapshots (one established in between would
+	// be in neither).
+	w, err := j.begin()
+	if err != nil || w == nil {
+		return err
+	}
+	if err := e.Snapshot(w.add); err != nil {
+		w.abort(err)
+		if errors.Is(err, ike.ErrClosed) {
 			return nil
 		}
 		return err
 	}
 	return w.commit(false)
 }
-
-var errJournalClosed = errors.New("state journal closed")
 
 // loadedState is what a state file of either version holds.
 type loadedState struct {
