@@ -294,7 +294,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		dpJournal: &dataplaneJournal{Dataplane: cfg.Dataplane},
-		log:       cfg.Logger, clock: cfg.Clock, rand: cfg.Rand,
+		log:       cfg.Logger, clock: engineClock(cfg.Clock), rand: cfg.Rand,
 		sas: map[uint64]*ikeSA{}, init: map[initKey]*ikeSA{}, retired: map[SAID]Timer{},
 		halfOpenBySource: map[netip.Addr]int{},
 		reqids:           reqidTable{byKey: map[string]*reqidEntry{}},
@@ -457,6 +457,16 @@ func (e *Engine) randomBytes(n int) []byte {
 // closed by then.
 func (e *Engine) afterFunc(d time.Duration, f func()) Timer {
 	return e.afterFuncFor(nil, d, f)
+}
+
+// engineClock is the clock the engine runs its timers on: package time's
+// through a timerQueue (a heap entry per timer rather than a runtime
+// timer), a test's fake as it is (its tests count its timers).
+func engineClock(c Clock) Clock {
+	if _, ok := c.(SystemClock); ok {
+		return newTimerQueue(c)
+	}
+	return c
 }
 
 // afterFuncFor is afterFunc for a timer of an IKE SA: the one the panic

@@ -134,13 +134,21 @@ func pump(net *iketest.Network) (stop func()) {
 	go func() {
 		defer wg.Done()
 		last := 0
+		stable := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-time.After(3 * time.Millisecond):
 			}
-			if n := len(net.Queued()); n == last {
+			// A full window goes at once; a smaller burst once it has
+			// not grown for a while (longer than a loaded machine may
+			// keep the requesting goroutine off a CPU).
+			n := len(net.Queued())
+			if n < maxOutstandingSAOps && n != last {
+				stable = time.Now()
+			}
+			if n >= maxOutstandingSAOps || (n > 0 && time.Since(stable) > 30*time.Millisecond) {
 				net.Flush()
 				last = 0
 			} else {
