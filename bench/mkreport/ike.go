@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,10 +31,13 @@ type ikeReport struct {
 	largeSAs  int
 	large     []bench.IKEResult
 	largeTook time.Duration
-	took      time.Duration
-	charon    string // Debian's charon package
-	charonLT  string // the Debian source version charon-lt.sh built
-	skipped   []string
+	// daemon is pprof's view of our responder daemon (state file on)
+	// under the load generator, from a run of its own.
+	daemon   daemonProfile
+	took     time.Duration
+	charon   string // Debian's charon package
+	charonLT string // the Debian source version charon-lt.sh built
+	skipped  []string
 }
 
 // available keeps the kinds that can run here, noting the others.
@@ -70,6 +74,10 @@ func runIKE(bin string, sas, largeSAs int) (ikeReport, error) {
 		}
 		r.largeTook = time.Since(t)
 	}
+	if r.daemon, err = profileDaemon(bin, sas, progress); err != nil {
+		log.Printf("profiling the daemon: %v", err)
+		r.daemon = daemonProfile{err: err}
+	}
 	fo := bench.DefaultFloodOptions
 	fo.Bin = bin
 	fo.Responders = r.available(fo.Responders)
@@ -83,6 +91,129 @@ func runIKE(bin string, sas, largeSAs int) (ikeReport, error) {
 	}
 	r.took = time.Since(start)
 	return r, nil
+}
+
+// daemonProfile is pprof's top of our responder daemon (the state file
+// on) over a run of its own: CPU (flat) and the heap in use when it was
+// told to stop, with every SA still up.
+type daemonProfile struct {
+	sas       int
+	result    bench.IKEResult
+	cpu, heap string
+	cpuAll    string // every row, for the shares by kind
+	err       error
+}
+
+// profileDaemon runs our responder with the state file on, its CPU and
+// heap profiled (the daemon's hidden --cpuprofile and --memprofile,
+// which bench passes when XDPSEC_BENCH_CPUPROFILE names a directory),
+// apart from the measured runs: profiling costs a little CPU.
+func profileDaemon(bin string, sas int, progress func(string)) (daemonProfile, error) {
+	dp := daemonProfile{sas: sas}
+	dir, err := os.MkdirTemp("", "xdpsec-prof-")
+	if err != nil {
+		return dp, err
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("XDPSEC_BENCH_CPUPROFILE", dir)
+	defer os.Unsetenv("XDPSEC_BENCH_CPUPROFILE")
+	o := bench.IKEOptions{Bin: bin, SAs: sas, Window: bench.DefaultIKEOptions.Window, Proposals: bench.BenchProposals[:1],
+		Responders: []bench.ResponderKind{bench.OursState}}
+	rs, _, err := bench.IKE(o, progress)
+	if err != nil {
+		return dp, err
+	}
+	if len(rs) == 1 {
+		dp.result = rs[0]
+	}
+	profs, _ := filepath.Glob(filepath.Join(dir, "*.prof"))
+	heaps, _ := filepath.Glob(filepath.Join(dir, "*.heap"))
+	if len(profs) != 1 || len(heaps) != 1 {
+		return dp, fmt.Errorf("%d CPU and %d heap profiles written, want one each", len(profs), len(heaps))
+	}
+	pprof := func(args ...string) (string, error) {
+		out, err := exec.Command("go", append([]string{"tool", "pprof"}, args...)...).Output()
+		return string(out), err
+	}
+	if dp.cpu, err = pprof("-top", "-nodecount=30", bin, profs[0]); err != nil {
+		return dp, err
+	}
+	if dp.cpuAll, err = pprof("-top", "-nodecount=100000", bin, profs[0]); err != nil {
+		return dp, err
+	}
+	if dp.heap, err = pprof("-top", "-nodecount=20", "-sample_index=inuse_space", bin, heaps[0]); err != nil {
+		return dp, err
+	}
+	return dp, nil
+}
+
+// cpuShares sums the profile's own time by kind of work.
+func (dp daemonProfile) cpuShares() []struct {
+	kind  string
+	share float64
+} {
+	kinds := []struct {
+		kind  string
+		match func(string) bool
+	}{
+		{"key exchange (X25519 field arithmetic)", func(n string) bool {
+			return strings.Contains(n, "edwards25519") || strings.Contains(n, "ecdh")
+		}},
+		{"other cryptography (SHA-256, HMAC, AES-GCM)", func(n string) bool {
+			return strings.HasPrefix(n, "sha256") || strings.HasPrefix(n, "hmac") || strings.HasPrefix(n, "aes") || strings.HasPrefix(n, "crypto/")
+		}},
+		{"system calls (sendmsg, recvmsg, the state file's writes)", func(n string) bool {
+			return strings.Contains(n, "syscall")
+		}},
+		{"Go runtime (allocation, garbage collection, scheduling)", func(n string) bool {
+			return strings.HasPrefix(n, "runtime.") || strings.HasPrefix(n, "internal/runtime") || strings.HasPrefix(n, "aeshash")
+		}},
+		{"JSON encoding (the state file's records)", func(n string) bool { return strings.HasPrefix(n, "encoding/json") }},
+		{"our code and the rest", func(string) bool { return true }},
+	}
+	out := make([]struct {
+		kind  string
+		share float64
+	}, len(kinds))
+	for i, k := range kinds {
+		out[i].kind = k.kind
+	}
+	for _, r := range pprofRows(dp.cpuAll) {
+		for i, k := range kinds {
+			if k.match(r.name) {
+				out[i].share += r.flat
+				break
+			}
+		}
+	}
+	return out
+}
+
+// writeDaemonProfile writes where the responder daemon's CPU and memory go.
+func writeDaemonProfile(b *bytes.Buffer, dp daemonProfile) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("### Where our responder daemon's CPU and memory go (state file on)\n\n")
+	if dp.cpu == "" {
+		p("Not profiled this time")
+		if dp.err != nil {
+			p(": %v", dp.err)
+		}
+		p(".\n\n")
+		return
+	}
+	r := dp.result
+	p("A run of its own, as the table's \"state file\" rows (%s IKE SAs, `%s`, the same\n", fmtInt(dp.sas), bench.BenchProposals[0].IKE)
+	p("generator), with the daemon's CPU profiled over the run and its heap when told to stop,\n")
+	p("every SA still up (`XDPSEC_BENCH_CPUPROFILE=DIR` makes package bench pass the daemon's\n")
+	p("hidden `--cpuprofile` and `--memprofile`): %.2f CPU-ms per IKE SA, %.1f MiB per 10k SAs in this run.\n\n", r.CPUPerSA(), r.RSSPer10k())
+	p("| own CPU time in | share |\n|---|---:|\n")
+	for _, s := range dp.cpuShares() {
+		p("| %s | %.0f%% |\n", s.kind, s.share)
+	}
+	p("\n")
+	p("CPU (`go tool pprof -top`, first rows):\n\n```\n%s```\n\n", pprofTop(dp.cpu, 20))
+	p("Heap in use with every SA up (`go tool pprof -sample_index=inuse_space -top`; sampled, so\n")
+	p("small entries are approximate):\n\n```\n%s```\n\n", pprofTop(dp.heap, 16))
 }
 
 // profReport is pprof's top of BenchmarkIKEEstablish/memory: CPU, bytes
@@ -305,6 +436,7 @@ func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport, took time.Duration
 			}
 		}
 	}
+	writeDaemonProfile(b, ir.daemon)
 
 	p("### Against charon with kernel-libipsec (secondary: charon does userspace ESP work ours does not)\n\n")
 	p("The same runs, our responder without the state file against Debian's charon\n")
