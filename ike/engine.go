@@ -556,8 +556,14 @@ func (e *Engine) send(local, remote netip.AddrPort, packets [][]byte) {
 	}
 }
 
-func fmtAddr(a netip.AddrPort) string {
-	return fmt.Sprintf("%s[%d]", a.Addr(), a.Port())
+func fmtAddr(a netip.AddrPort) addrArg { return addrArg(a) }
+
+// addrArg formats an address and port as charon does ("192.0.2.1[500]")
+// when a log line is written, not when it is only considered.
+type addrArg netip.AddrPort
+
+func (a addrArg) String() string {
+	return fmt.Sprintf("%s[%d]", netip.AddrPort(a).Addr(), netip.AddrPort(a).Port())
 }
 
 // HandleDatagram processes one received datagram. It never panics on bad
