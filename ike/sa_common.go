@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -96,7 +97,9 @@ func ours(initiator bool, i, r uint64) uint64 {
 // common lets code written for both versions (kernelChild) reach it.
 func (sa *ikeSACommon) common() *ikeSACommon { return sa }
 
-func (sa *ikeSACommon) name() string { return fmt.Sprintf("%s[%d]", sa.conn.Name, sa.id) }
+func (sa *ikeSACommon) name() string {
+	return sa.conn.Name + "[" + strconv.FormatUint(uint64(sa.id), 10) + "]"
+}
 
 func (sa *ikeSACommon) setState(s IKESAState) {
 	if sa.state != s {
