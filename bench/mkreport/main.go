@@ -44,6 +44,7 @@ func main() {
 	raClients := flag.Int("ra-clients", defRA, "remote-access clients per responder (default from "+bench.RAClientsEnv+")")
 	rekeySAs := flag.Int("rekey-sas", 0, "IKE SAs of the rekey spread runs and the largest checkpoint count (needs -xdpsec); 0: not run")
 	rekeyScale := flag.Float64("rekey-scale", 1, "divide the rekey runs' lifetimes and window by this (a quick look at the report; 1: as documented)")
+	rekeyFrom := flag.String("rekey-from", "", "with -rekey-only: write the section from the results a run saved (its log names the file) instead of measuring")
 	onlyRekey := flag.Bool("rekey-only", false, "measure the rekey spread and the checkpoint cost (needs -xdpsec, -rekey-sas) and rewrite only their section of README.md")
 	flag.Parse()
 	if *onlyVM {
@@ -82,14 +83,14 @@ func main() {
 		return
 	}
 	if *onlyRekey {
-		if *xdpsecBin == "" || *rekeySAs <= 0 {
-			log.Fatal("-rekey-only needs -xdpsec and -rekey-sas")
+		if *rekeyFrom == "" && (*xdpsecBin == "" || *rekeySAs <= 0) {
+			log.Fatal("-rekey-only needs -xdpsec and -rekey-sas, or -rekey-from")
 		}
 		bin, err := filepath.Abs(*xdpsecBin)
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := rekeyOnly(filepath.Join(*dir, "README.md"), bin, *rekeySAs, *rekeyScale); err != nil {
+		if err := rekeyOnly(filepath.Join(*dir, "README.md"), bin, *rekeySAs, *rekeyScale, *rekeyFrom); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -82,7 +83,44 @@ func runRekey(bin string, sas int, scale float64) (rekeyReport, error) {
 		return r, err
 	}
 	r.took = time.Since(r.when)
+	saveRekey(r)
 	return r, nil
+}
+
+// savedRekey is a rekeyReport as JSON, so that the section can be
+// written again from a run (-rekey-from) without measuring again.
+type savedRekey struct {
+	SAs        int
+	Runs       []bench.RekeyResult
+	Checkpoint []bench.CheckpointResult
+	When       time.Time
+	Took       time.Duration
+	Load       string
+}
+
+// saveRekey keeps the run's results in the temporary directory.
+func saveRekey(r rekeyReport) {
+	b, err := json.Marshal(savedRekey{r.sas, r.runs, r.checkpoint, r.when, r.took, r.load})
+	if err != nil {
+		return
+	}
+	path := filepath.Join(os.TempDir(), "xdpsec-rekey-results.json")
+	if os.WriteFile(path, b, 0o644) == nil {
+		log.Printf("rekey results saved in %s (-rekey-from writes the section from them)", path)
+	}
+}
+
+// loadRekey reads what saveRekey saved.
+func loadRekey(path string) (rekeyReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rekeyReport{}, err
+	}
+	var s savedRekey
+	if err := json.Unmarshal(b, &s); err != nil {
+		return rekeyReport{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return rekeyReport{sas: s.SAs, runs: s.Runs, checkpoint: s.Checkpoint, when: s.When, took: s.Took, load: s.Load}, nil
 }
 
 // rekeySection returns the section of an existing README ("" if none).
@@ -112,12 +150,17 @@ func replaceRekeySection(readme []byte, section string) []byte {
 }
 
 // rekeyOnly measures and rewrites the section of dir/README.md alone.
-func rekeyOnly(readmePath, bin string, sas int, scale float64) error {
+func rekeyOnly(readmePath, bin string, sas int, scale float64, from string) error {
 	readme, err := os.ReadFile(readmePath)
 	if err != nil {
 		return err
 	}
-	r, err := runRekey(bin, sas, scale)
+	var r rekeyReport
+	if from != "" {
+		r, err = loadRekey(from)
+	} else {
+		r, err = runRekey(bin, sas, scale)
+	}
 	if err != nil {
 		return err
 	}
@@ -202,8 +245,8 @@ func writeRekeySpread(b *bytes.Buffer, r rekeyReport) {
 	p("adds no bursts of its own; the model's says what jitter can do after an\n")
 	p("establishment of this speed at all.\n\n")
 	p("![CHILD_SA rekeys per bucket](rekey_spread.svg)\n\n")
-	p("| rand_time | established in | CHILD_SA rekeys | IKE SA rekeys | max / %s | mean / %s | max/mean | model max/mean | CPU s/s mean | CPU s/s max bucket | CPU-ms per rekey | RSS MiB start → end | state file MiB start → end | compactions | SAs lost |\n", o.Bucket, o.Bucket)
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| rand_time | established in | CHILD_SA rekeys | IKE SA rekeys | max / %s | mean / %s | max/mean | model max/mean | IKE SA max/mean | CPU s/s mean | CPU s/s max bucket | CPU-ms per rekey | RSS MiB start → end | state file MiB start → end | compactions | SAs lost |\n", o.Bucket, o.Bucket)
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.runs {
 		maxB, mean, ratio := bench.Spread(x.Buckets())
 		child, ikeSA := x.Rekeys()
@@ -218,8 +261,9 @@ func writeRekeySpread(b *bytes.Buffer, r rekeyReport) {
 		}
 		w := x.Samples[x.WindowStart:]
 		first, last := w[0], w[len(w)-1]
-		p("| %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f → %.0f | %.0f → %.0f | %d | %d CHILD_SAs, %d IKE SAs; %s of %s with a CHILD_SA |\n",
-			x.Options.ChildRand, x.Established.Round(time.Second), fmtInt(int(child)), fmtInt(int(ikeSA)), maxB, mean, ratio, x.ExpectedSpread(),
+		_, _, ikeRatio := bench.Spread(x.IKEBuckets())
+		p("| %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f → %.0f | %.0f → %.0f | %d | %d CHILD_SAs, %d IKE SAs; %s of %s with a CHILD_SA |\n",
+			x.Options.ChildRand, x.Established.Round(time.Second), fmtInt(int(child)), fmtInt(int(ikeSA)), maxB, mean, ratio, x.ExpectedSpread(), ikeRatio,
 			cpu.Seconds()/d.Seconds(), cpuMax, perRekey, mib(first.RSS), mib(last.RSS), mib(first.State), mib(last.State), x.Compactions(),
 			x.LostChildren, x.LostIKE, fmtInt(x.Left), fmtInt(x.Options.SAs))
 	}
