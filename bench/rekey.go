@@ -53,6 +53,18 @@ var DefaultRekeyOptions = RekeyOptions{
 	Window: 5*time.Minute + 20*time.Second, Bucket: 5 * time.Second, State: true,
 }
 
+// DefaultSteadyOptions are the steady-state run of `make bench`: a tenth
+// of the SAs with lifetimes of a minute (`rekey_time = 60s`, `rand_time =
+// 24s`, the same ratio), CHILD_SAs and IKE SAs, counted for 8 minutes:
+// every SA rekeys seven or eight times, so the rekeys after a mass
+// establishment spread as far as jitter takes them, and RSS and the state
+// file show whether they keep growing.
+var DefaultSteadyOptions = RekeyOptions{
+	SAs: 10_000, ChildRekey: time.Minute, ChildRand: 24 * time.Second,
+	IKERekey: time.Minute, IKERand: 24 * time.Second,
+	Window: 8 * time.Minute, Bucket: 5 * time.Second, State: true,
+}
+
 // RekeySample is one second of the run.
 type RekeySample struct {
 	// At is the time since the first IKE SA was initiated.

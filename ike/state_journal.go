@@ -276,36 +276,91 @@ func (sa *v1SA) journalTo(d *StateDelta) {
 	}
 }
 
-// Snapshot hands the whole state to save, under the engine's lock, so
-// that no change comes in between: a StateSink's compaction, which
-// replaces what it saved with what save is given. The state comes in
+// snapshotChunk is how many IKE SAs Snapshot exports per hold of the
+// engine's lock: a few milliseconds, however many SAs there are.
+const snapshotChunk = 256
+
+// betweenPieces, if set (tests), runs between two pieces of a Snapshot,
+// without the engine's lock.
+var betweenPieces func()
+
+// Snapshot hands the whole state to save, for a StateSink's compaction,
+// which replaces what it saved with what save is given. The state comes in
 // pieces, to be saved in order: one delta per IKE SA (its record) and a
 // last one with the counters and every pool lease, so that neither the
-// engine nor save holds all of it at once. What was not handed over yet
-// is in it.
+// engine nor save holds all of it at once.
+//
+// The engine's lock is held for snapshotChunk IKE SAs at a time, not for
+// the whole state: with 100,000 SAs that would stop every exchange for
+// seconds, and their timers would fire together afterwards (a burst of
+// rekeys). Between the pieces the engine goes on and hands its changes to
+// the StateSink as usual, so the sink must save them after the pieces
+// given so far, in the new state as well as in the old (whose file stays
+// the state until the new one replaces it): each piece and each change is
+// the record as it is when saved, and replayed in the order they were
+// saved they give the engine's state. An IKE SA that comes up after the
+// snapshot started is in a change; one that goes, in a change's Gone.
 func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
+	// What is not handed over yet goes to the old state now; from here on
+	// changes are handed over as they come.
+	e.flushState()
+	v2, v1 := e.allSAs(), e.allV1SAs()
+	e.unlock()
 	one := func(d *StateDelta) error {
 		defer d.Zero()
 		return save(d)
 	}
-	for _, sa := range e.allSAs() {
-		if sa.exportable() {
-			if err := one(&StateDelta{SAs: []ExportedIKESA{sa.export()}}); err != nil {
-				return err
+	for len(v2) > 0 || len(v1) > 0 {
+		err := func() error {
+			e.mu.Lock()
+			defer e.unlock()
+			if e.closed {
+				return ErrClosed
 			}
+			for n := 0; n < snapshotChunk && len(v2) > 0; n++ {
+				sa := v2[0]
+				v2 = v2[1:]
+				// Gone meanwhile: not exportable (destroyed), or its
+				// removal was handed over as a change.
+				if e.byID[sa.id] != sa || !sa.exportable() {
+					continue
+				}
+				if err := one(&StateDelta{SAs: []ExportedIKESA{sa.export()}}); err != nil {
+					return err
+				}
+				// Only ever set: an SA whose record went to the new state
+				// in a change before this piece must have its removal
+				// handed over too.
+				sa.journaled = true
+			}
+			for n := 0; n < snapshotChunk && len(v2) == 0 && len(v1) > 0; n++ {
+				sa := v1[0]
+				v1 = v1[1:]
+				if s, ok := sa.export(); ok {
+					if err := one(&StateDelta{V1: []ExportedISAKMPSA{s}}); err != nil {
+						return err
+					}
+					sa.journaled = true
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+		if betweenPieces != nil {
+			betweenPieces()
 		}
 	}
-	for _, sa := range e.allV1SAs() {
-		if s, ok := sa.export(); ok {
-			if err := one(&StateDelta{V1: []ExportedISAKMPSA{s}}); err != nil {
-				return err
-			}
-		}
+	e.mu.Lock()
+	defer e.unlock()
+	if e.closed {
+		return ErrClosed
 	}
 	last := StateDelta{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
 	for _, p := range e.cfg.Pools {
@@ -319,17 +374,9 @@ func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 	if err := save(&last); err != nil {
 		return err
 	}
-	for _, sa := range e.allSAs() {
-		sa.journaled = sa.exportable()
-	}
-	for _, sa := range e.allV1SAs() {
-		sa.journaled = sa.exportable()
-	}
+	// The leases' changes are in the last piece.
 	for _, p := range e.cfg.Pools {
 		p.Leases.TakeChanges()
 	}
-	clear(e.journal.dirty)
-	clear(e.journal.mids)
-	e.journal.urgent = false
 	return nil
 }

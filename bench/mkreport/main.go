@@ -144,6 +144,9 @@ func run(dir, ikeOut, vmOut, profDir, xdpsecBin string, sas, largeSAs, raClients
 			if err := plotRekeys(filepath.Join(dir, "rekey_spread.svg"), rr.runs); err != nil {
 				return err
 			}
+			if err := plotRekeys(filepath.Join(dir, "rekey_steady.svg"), rr.steady); err != nil {
+				return err
+			}
 			rekeyRes = &rr
 		}
 	}

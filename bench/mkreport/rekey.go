@@ -32,18 +32,19 @@ const (
 type rekeyReport struct {
 	sas        int
 	runs       []bench.RekeyResult
+	steady     []bench.RekeyResult
 	checkpoint []bench.CheckpointResult
 	when       time.Time
 	took       time.Duration
 	load       string
 }
 
-// rekeyRuns are the runs: the configuration with jitter, then the same
-// without (rand_time = 0 on the children and the IKE SAs).
-// A scale above 1 divides the times (lifetimes, window, bucket: at
-// least a second) for a quick look at the report.
-func rekeyRuns(bin string, sas int, scale float64) []bench.RekeyOptions {
-	with := bench.DefaultRekeyOptions
+// rekeyRuns are the runs of def: the configuration with jitter, then the
+// same without (rand_time = 0 on the children and the IKE SAs). A scale
+// above 1 divides the times (lifetimes, window, bucket: at least a
+// second) for a quick look at the report.
+func rekeyRuns(def bench.RekeyOptions, bin string, sas int, scale float64) []bench.RekeyOptions {
+	with := def
 	with.Bin, with.SAs = bin, sas
 	if scale > 1 {
 		for _, d := range []*time.Duration{&with.ChildRekey, &with.ChildRand, &with.IKERekey, &with.IKERand, &with.Window, &with.Bucket} {
@@ -58,15 +59,23 @@ func rekeyRuns(bin string, sas int, scale float64) []bench.RekeyOptions {
 func runRekey(bin string, sas int, scale float64) (rekeyReport, error) {
 	r := rekeyReport{sas: sas, when: time.Now(), load: loadAvg()}
 	progress := func(s string) { log.Print(s) }
-	for _, o := range rekeyRuns(bin, sas, scale) {
-		res, err := bench.RekeySpread(o, progress)
-		if err != nil {
-			return r, err
+	steadySAs := max(sas*bench.DefaultSteadyOptions.SAs/bench.DefaultRekeyOptions.SAs, 1)
+	for _, set := range []struct {
+		def  bench.RekeyOptions
+		sas  int
+		runs *[]bench.RekeyResult
+	}{{bench.DefaultRekeyOptions, sas, &r.runs}, {bench.DefaultSteadyOptions, steadySAs, &r.steady}} {
+		for _, o := range rekeyRuns(set.def, bin, set.sas, scale) {
+			res, err := bench.RekeySpread(o, progress)
+			if err != nil {
+				return r, err
+			}
+			b, m, ratio := bench.Spread(res.Buckets())
+			progress(fmt.Sprintf("rekey spread, %d SAs, rand_time %s: max %d, mean %.0f CHILD_SA rekeys per %s bucket: max/mean %.2f (the model: %.2f)",
+				o.SAs, o.ChildRand, b, m, o.Bucket, ratio, res.ExpectedSpread()))
+			*set.runs = append(*set.runs, res)
+			saveRekey(r)
 		}
-		b, m, ratio := bench.Spread(res.Buckets())
-		progress(fmt.Sprintf("rekey spread, rand_time %s: max %d, mean %.0f CHILD_SA rekeys per %s bucket: max/mean %.2f (the model: %.2f)",
-			o.ChildRand, b, m, o.Bucket, ratio, res.ExpectedSpread()))
-		r.runs = append(r.runs, res)
 	}
 	dir, err := os.MkdirTemp("", "xdpsec-checkpoint")
 	if err != nil {
@@ -92,6 +101,7 @@ func runRekey(bin string, sas int, scale float64) (rekeyReport, error) {
 type savedRekey struct {
 	SAs        int
 	Runs       []bench.RekeyResult
+	Steady     []bench.RekeyResult
 	Checkpoint []bench.CheckpointResult
 	When       time.Time
 	Took       time.Duration
@@ -100,7 +110,7 @@ type savedRekey struct {
 
 // saveRekey keeps the run's results in the temporary directory.
 func saveRekey(r rekeyReport) {
-	b, err := json.Marshal(savedRekey{r.sas, r.runs, r.checkpoint, r.when, r.took, r.load})
+	b, err := json.Marshal(savedRekey{r.sas, r.runs, r.steady, r.checkpoint, r.when, r.took, r.load})
 	if err != nil {
 		return
 	}
@@ -120,7 +130,7 @@ func loadRekey(path string) (rekeyReport, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return rekeyReport{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return rekeyReport{sas: s.SAs, runs: s.Runs, checkpoint: s.Checkpoint, when: s.When, took: s.Took, load: s.Load}, nil
+	return rekeyReport{sas: s.SAs, runs: s.Runs, steady: s.Steady, checkpoint: s.Checkpoint, when: s.When, took: s.Took, load: s.Load}, nil
 }
 
 // rekeySection returns the section of an existing README ("" if none).
@@ -165,6 +175,9 @@ func rekeyOnly(readmePath, bin string, sas int, scale float64, from string) erro
 		return err
 	}
 	if err := plotRekeys(filepath.Join(filepath.Dir(readmePath), "rekey_spread.svg"), r.runs); err != nil {
+		return err
+	}
+	if err := plotRekeys(filepath.Join(filepath.Dir(readmePath), "rekey_steady.svg"), r.steady); err != nil {
 		return err
 	}
 	var b bytes.Buffer
@@ -225,29 +238,53 @@ func writeRekeySection(b *bytes.Buffer, r rekeyReport, m bench.Machine) {
 func writeRekeySpread(b *bytes.Buffer, r rekeyReport) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	o := r.runs[0].Options
-	p("### Rekey spread and the steady state\n\n")
+	p("### Rekey spread at %s SAs\n\n", fmtInt(r.sas))
 	p("Our responder (`xdpsec daemon --dataplane=dry-run --log any=0`, state file on)\n")
 	p("and the load generator as in the IKE comparison above (same namespaces, proposal\n")
 	p("`%s`). The responder's swanctl.conf gives the CHILD_SAs `rekey_time = %s`\n", bench.BenchProposals[0].IKE, o.ChildRekey)
 	p("(`life_time` 10%% more) and the IKE SAs `rekey_time = %s`, with `rand_time` as\n", o.IKERekey)
-	p("in the table, both for CHILD_SAs and IKE SAs; the initiators' lifetimes are a\n")
-	p("day, so every rekey is the responder's, counted as the initiators complete it\n")
-	p("(their engines' Observer). The %s IKE SAs are first established as fast as\n", fmtInt(r.sas))
-	p("the responder takes them: all peers at once, as after a restart or an outage,\n")
-	p("the worst case for bursts. Then rekeys are counted per second for %s (the\n", o.Window)
-	p("window); the responder's CPU (utime + stime), RSS and state file size are\n")
-	p("sampled each second.\n\n")
+	p("in the table for both; the initiators' lifetimes are a day, so every rekey is\n")
+	p("the responder's, counted as the initiators complete it (their engines'\n")
+	p("Observer). The %s IKE SAs are first established as fast as the responder\n", fmtInt(r.sas))
+	p("takes them: all peers at once, as after a restart or an outage, the worst\n")
+	p("case for bursts. Then rekeys are counted per second for %s (the window,\n", o.Window)
+	p("from the last establishment); the responder's CPU (utime + stime), RSS and\n")
+	p("state file size are sampled each second.\n\n")
 	p("Spread is max/mean of the CHILD_SA rekeys per %s bucket over the window (1:\n", o.Bucket)
 	p("even). \"Model\" is the same ratio for the rekeys the establishment times and\n")
 	p("the lifetimes alone predict (each CHILD_SA rekeyed `rekey_time` − k after its\n")
 	p("establishment or previous rekey, k whole seconds uniform in [0, `rand_time`],\n")
 	p("as charon draws it): the measured ratio near the model's says the scheduling\n")
 	p("adds no bursts of its own; the model's says what jitter can do after an\n")
-	p("establishment of this speed at all.\n\n")
+	p("establishment of this length at all. CPU-ms per rekey divides the\n")
+	p("responder's CPU in the window by the CHILD_SA and IKE SA rekeys together\n")
+	p("(state file and its compactions included).\n\n")
 	p("![CHILD_SA rekeys per bucket](rekey_spread.svg)\n\n")
-	p("| rand_time | established in | CHILD_SA rekeys | IKE SA rekeys | max / %s | mean / %s | max/mean | model max/mean | IKE SA max/mean | CPU s/s mean | CPU s/s max bucket | CPU-ms per rekey | RSS MiB start → end | state file MiB start → end | compactions | SAs lost |\n", o.Bucket, o.Bucket)
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, x := range r.runs {
+	writeRekeyTable(b, r.runs)
+	p("\n%s\n\n", rekeyVerdict(r.runs))
+	if len(r.steady) == 0 {
+		return
+	}
+	s := r.steady[0].Options
+	p("### The steady state: every SA rekeyed again and again\n\n")
+	p("The first round after a mass establishment is as spread as `rand_time` and\n")
+	p("the establishment's length allow; each rekey draws its jitter anew, so the\n")
+	p("rounds after it spread further. To see that within minutes, %s IKE SAs with\n", fmtInt(s.SAs))
+	p("`rekey_time = %s` and `rand_time = %s` (the same ratio) for the CHILD_SAs\n", s.ChildRekey, s.ChildRand)
+	p("and the IKE SAs, counted for %s after their establishment: each SA is\n", s.Window)
+	p("rekeyed about %.0f times. The same columns:\n\n", s.Window.Seconds()/(s.ChildRekey-s.ChildRand/2).Seconds())
+	p("![CHILD_SA rekeys per bucket, steady state](rekey_steady.svg)\n\n")
+	writeRekeyTable(b, r.steady)
+	p("\n%s\n\n", steadyVerdict(r.steady))
+}
+
+// writeRekeyTable writes one row per run.
+func writeRekeyTable(b *bytes.Buffer, runs []bench.RekeyResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	o := runs[0].Options
+	p("| IKE SAs | rand_time | established in | CHILD_SA rekeys | IKE SA rekeys | max / %s | mean / %s | max/mean | model max/mean | IKE SA max/mean | CPU s/s mean | CPU s/s max bucket | CPU-ms per rekey | RSS MiB start → middle → end | state file MiB start → end | compactions | SAs lost |\n", o.Bucket, o.Bucket)
+	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range runs {
 		maxB, mean, ratio := bench.Spread(x.Buckets())
 		child, ikeSA := x.Rekeys()
 		cpu, d := x.WindowCPU()
@@ -255,19 +292,35 @@ func writeRekeySpread(b *bytes.Buffer, r rekeyReport) {
 		for _, c := range x.CPUPerSecond() {
 			cpuMax = max(cpuMax, c)
 		}
-		perRekey := 0.0
+		perRekey, cpuMean := 0.0, 0.0
 		if child+ikeSA > 0 {
 			perRekey = cpu.Seconds() * 1000 / float64(child+ikeSA)
 		}
+		if d > 0 {
+			cpuMean = cpu.Seconds() / d.Seconds()
+		}
 		w := x.Samples[x.WindowStart:]
-		first, last := w[0], w[len(w)-1]
+		first, mid, last := w[0], w[len(w)/2], w[len(w)-1]
 		_, _, ikeRatio := bench.Spread(x.IKEBuckets())
-		p("| %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f → %.0f | %.0f → %.0f | %d | %d CHILD_SAs, %d IKE SAs; %s of %s with a CHILD_SA |\n",
-			x.Options.ChildRand, x.Established.Round(time.Second), fmtInt(int(child)), fmtInt(int(ikeSA)), maxB, mean, ratio, x.ExpectedSpread(), ikeRatio,
-			cpu.Seconds()/d.Seconds(), cpuMax, perRekey, mib(first.RSS), mib(last.RSS), mib(first.State), mib(last.State), x.Compactions(),
-			x.LostChildren, x.LostIKE, fmtInt(x.Left), fmtInt(x.Options.SAs))
+		lost := fmt.Sprintf("%d CHILD_SAs, %d IKE SAs; %s of %s with a CHILD_SA", x.LostChildren, x.LostIKE, fmtInt(x.Left), fmtInt(x.Options.SAs))
+		p("| %s | %s | %s | %s | %s | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f → %.0f → %.0f | %.0f → %.0f | %d | %s |\n",
+			fmtInt(x.Options.SAs), x.Options.ChildRand, x.Established.Round(time.Second), fmtInt(int(child)), fmtInt(int(ikeSA)), maxB, mean, ratio,
+			x.ExpectedSpread(), ikeRatio, cpuMean, cpuMax, perRekey, mib(first.RSS), mib(mid.RSS), mib(last.RSS), mib(first.State), mib(last.State),
+			x.Compactions(), lost)
 	}
-	p("\n%s\n\n", rekeyVerdict(r.runs))
+}
+
+// steadyVerdict says in words what the steady-state runs show.
+func steadyVerdict(runs []bench.RekeyResult) string {
+	var out []string
+	for _, x := range runs {
+		_, _, ratio := bench.Spread(x.Buckets())
+		w := x.Samples[x.WindowStart:]
+		mid, last := w[len(w)/2], w[len(w)-1]
+		out = append(out, fmt.Sprintf("with `rand_time = %s` max/mean %.2f (model %.2f), RSS %.0f MiB halfway and %.0f MiB at the end (%+.0f%%)",
+			x.Options.ChildRand, ratio, x.ExpectedSpread(), mib(mid.RSS), mib(last.RSS), 100*(float64(last.RSS)/float64(max(mid.RSS, 1))-1)))
+	}
+	return "In words: " + strings.Join(out, "; ") + "."
 }
 
 // rekeyVerdict says in words what the runs show.

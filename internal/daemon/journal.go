@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -68,6 +69,9 @@ type journal struct {
 	f      *os.File
 	size   int64 // bytes in the file
 	base   int64 // bytes of header and snapshot
+	// next is the file a compaction is writing, nil if none: deltas go
+	// to it as well as to f until it replaces f.
+	next   *snapshotWriter
 	closed bool
 	// failed is the last write error, logged once.
 	failed error
@@ -82,7 +86,7 @@ func newJournal(path string, h stateHeader) *journal {
 func (j *journal) SaveState(d *ike.StateDelta) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed || j.f == nil {
+	if j.closed || j.f == nil && j.next == nil {
 		// Not started yet (the snapshot after the restore has all), or
 		// an append failed: the next snapshot (compact) has all then.
 		return nil
@@ -92,7 +96,16 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 		return err
 	}
 	defer clear(body)
-	n, err := j.f.Write(frame(body))
+	rec := frame(body)
+	defer clear(rec)
+	if j.next != nil {
+		// A failed write there aborts the compaction when it commits.
+		j.next.write(rec)
+	}
+	if j.f == nil {
+		return nil
+	}
+	n, err := j.f.Write(rec)
 	j.size += int64(n)
 	if err != nil {
 		// A short record at the end is dropped by readers; what follows
@@ -119,7 +132,7 @@ func frame(body []byte) []byte {
 func (j *journal) wantsCompaction() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return !j.closed && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
+	return !j.closed && j.next == nil && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
 }
 
 // rewrite replaces the file with a new one holding st alone (the last
@@ -148,99 +161,136 @@ func (j *journal) rewrite(st *ike.EngineState, sync bool) error {
 
 // snapshotWriter writes a new state file: a header, then records as they
 // come (a snapshot of 100,000 IKE SAs is never one buffer), into a
-// temporary file renamed into place by commit. It holds the journal's
-// lock from begin to commit or abort: a delta the engine hands over
-// meanwhile waits, and goes after the snapshot.
+// temporary file renamed into place by commit. The engine hands its
+// deltas over while the snapshot is under way (ike.Engine.Snapshot holds
+// its lock for a piece at a time): until commit they go to the old file,
+// which stays complete should the daemon be killed, and to the new one
+// after the records written so far. Its fields are the journal's lock's.
 type snapshotWriter struct {
 	j    *journal
 	tmp  *os.File
 	w    *bufio.Writer
 	size int64
+	err  error // the first write error
 }
 
 // begin starts a new file; nil, nil if the journal is closed.
 func (j *journal) begin() (*snapshotWriter, error) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.closed {
-		j.mu.Unlock()
 		return nil, nil
 	}
-	if j.f != nil {
-		j.f.Close()
-		j.f = nil
+	if j.next != nil {
+		return nil, errors.New("a compaction is under way")
 	}
 	s := &snapshotWriter{j: j}
 	if err := ensureDir(j.path, 0o700); err != nil {
-		j.mu.Unlock()
 		return nil, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(j.path), ".ike-state-*")
 	if err != nil {
-		j.mu.Unlock()
 		return nil, err
 	}
 	s.tmp, s.w = tmp, bufio.NewWriterSize(tmp, 1<<16)
 	if err := tmp.Chmod(0o600); err != nil {
-		return nil, s.abort(err)
+		return nil, s.drop(err)
 	}
 	h := j.header
 	h.Saved = time.Now().UTC()
 	hb, err := json.Marshal(&h)
 	if err == nil {
-		err = s.write(hb)
+		rec := frame(hb)
+		err = s.write(rec)
+		clear(rec)
 	}
 	if err != nil {
-		return nil, s.abort(err)
+		return nil, s.drop(err)
 	}
+	j.next = s
 	return s, nil
 }
 
-func (s *snapshotWriter) write(body []byte) error {
-	rec := frame(body)
-	defer clear(rec)
+// write appends a framed record; the journal's lock is held.
+func (s *snapshotWriter) write(rec []byte) error {
+	if s.err != nil {
+		return s.err
+	}
 	n, err := s.w.Write(rec)
 	s.size += int64(n)
+	s.err = err
 	return err
 }
 
-// add appends one record.
+// add appends one record of the snapshot.
 func (s *snapshotWriter) add(d *ike.StateDelta) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
 	defer clear(b)
-	return s.write(b)
+	rec := frame(b)
+	defer clear(rec)
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	return s.write(rec)
 }
 
 // commit puts the new file in place of the old one; appends go on at its
 // end.
 func (s *snapshotWriter) commit(sync bool) error {
-	err := s.w.Flush()
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	err := s.err
+	if err == nil {
+		err = s.w.Flush()
+	}
 	s.wipe()
 	if err == nil && sync {
 		err = s.tmp.Sync()
+	}
+	if err == nil && s.j.closed {
+		err = errJournalClosed
 	}
 	if err == nil {
 		err = os.Rename(s.tmp.Name(), s.j.path)
 	}
 	if err != nil {
-		return s.abort(err)
+		return s.abortLocked(err)
+	}
+	if s.j.f != nil {
+		s.j.f.Close()
 	}
 	s.j.f = s.tmp // O_RDWR at its end
 	s.j.size, s.j.base = s.size, s.size
-	s.j.mu.Unlock()
+	s.j.next = nil
 	return nil
 }
 
 // abort drops the new file; the journal has none until the next
 // compaction (SaveState drops deltas meanwhile: the next snapshot has
-// them).
+// them), since the old one may lack what the engine handed over only to
+// the snapshot (its last piece's leases).
 func (s *snapshotWriter) abort(err error) error {
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	return s.abortLocked(err)
+}
+
+func (s *snapshotWriter) abortLocked(err error) error {
+	if s.j.f != nil {
+		s.j.f.Close()
+		s.j.f = nil
+	}
+	s.j.next = nil
+	return s.drop(err)
+}
+
+// drop removes the new file.
+func (s *snapshotWriter) drop(err error) error {
 	s.wipe()
 	s.tmp.Close()
 	os.Remove(s.tmp.Name())
-	s.j.mu.Unlock()
 	return err
 }
 
@@ -259,6 +309,7 @@ func (j *journal) close() {
 		j.f.Close()
 		j.f = nil
 	}
+	// A compaction under way fails at its commit and removes its file.
 }
 
 // readJournal reads a version 2 state file: its header and the state its

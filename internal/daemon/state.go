@@ -64,33 +64,28 @@ func (d *Daemon) compact() {
 	}
 }
 
-// compactFrom rewrites the journal from a snapshot of the engine. The
-// engine's lock is taken first (Snapshot), the journal's then (begin), as
-// when the engine hands a delta over: never the other way round.
+// compactFrom rewrites the journal from a snapshot of the engine. The new
+// file is started first, so that every delta the engine hands over while
+// it exports its SAs piece by piece (ike.Engine.Snapshot) goes into it
+// too; the engine's lock is taken first, the journal's then, as when the
+// engine hands a delta over: never the other way round.
 func compactFrom(j *journal, e *ike.Engine) error {
-	var w *snapshotWriter
-	err := e.Snapshot(func(d *ike.StateDelta) error {
-		if w == nil {
-			var err error
-			if w, err = j.begin(); err != nil {
-				return err
-			}
-			if w == nil {
-				return errJournalClosed
-			}
-		}
-		return w.add(d)
-	})
-	if err != nil {
-		if w != nil {
-			w.abort(err)
-		}
-		if errors.Is(err, errJournalClosed) {
+	w, err := j.begin()
+	if err != nil || w == nil {
+		return err
+	}
+	if err := e.Snapshot(w.add); err != nil {
+		w.abort(err)
+		if errors.Is(err, ike.ErrClosed) {
 			return nil
 		}
 		return err
 	}
-	return w.commit(false)
+	err = w.commit(false)
+	if errors.Is(err, errJournalClosed) {
+		return nil
+	}
+	return err
 }
 
 var errJournalClosed = errors.New("state journal closed")
