@@ -56,7 +56,7 @@ var DefaultRekeyOptions = RekeyOptions{
 // DefaultSteadyOptions are the steady-state run of `make bench`: a tenth
 // of the SAs with lifetimes of a minute (`rekey_time = 60s`, `rand_time =
 // 24s`, the same ratio), CHILD_SAs and IKE SAs, counted for 8 minutes:
-// every SA rekeys seven or eight times, so the rekeys after a mass
+// every SA rekeys about ten times, so the rekeys after a mass
 // establishment spread as far as jitter takes them, and RSS and the state
 // file show whether they keep growing.
 var DefaultSteadyOptions = RekeyOptions{

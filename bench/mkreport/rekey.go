@@ -43,13 +43,16 @@ type rekeyReport struct {
 // same without (rand_time = 0 on the children and the IKE SAs). A scale
 // above 1 divides the times (lifetimes, window, bucket: at least a
 // second) for a quick look at the report.
-func rekeyRuns(def bench.RekeyOptions, bin string, sas int, scale float64) []bench.RekeyOptions {
+func rekeyRuns(def bench.RekeyOptions, bin string, sas int, scale float64, withoutToo bool) []bench.RekeyOptions {
 	with := def
 	with.Bin, with.SAs = bin, sas
 	if scale > 1 {
 		for _, d := range []*time.Duration{&with.ChildRekey, &with.ChildRand, &with.IKERekey, &with.IKERand, &with.Window, &with.Bucket} {
 			*d = max(time.Duration(float64(*d)/scale).Round(time.Second), time.Second)
 		}
+	}
+	if !withoutToo {
+		return []bench.RekeyOptions{with}
 	}
 	without := with
 	without.ChildRand, without.IKERand = 0, 0
@@ -61,11 +64,12 @@ func runRekey(bin string, sas int, scale float64) (rekeyReport, error) {
 	progress := func(s string) { log.Print(s) }
 	steadySAs := max(sas*bench.DefaultSteadyOptions.SAs/bench.DefaultRekeyOptions.SAs, 1)
 	for _, set := range []struct {
-		def  bench.RekeyOptions
-		sas  int
-		runs *[]bench.RekeyResult
-	}{{bench.DefaultRekeyOptions, sas, &r.runs}, {bench.DefaultSteadyOptions, steadySAs, &r.steady}} {
-		for _, o := range rekeyRuns(set.def, bin, set.sas, scale) {
+		def     bench.RekeyOptions
+		sas     int
+		runs    *[]bench.RekeyResult
+		without bool
+	}{{bench.DefaultRekeyOptions, sas, &r.runs, true}, {bench.DefaultSteadyOptions, steadySAs, &r.steady, false}} {
+		for _, o := range rekeyRuns(set.def, bin, set.sas, scale, set.without) {
 			res, err := bench.RekeySpread(o, progress)
 			if err != nil {
 				return r, err
@@ -272,7 +276,8 @@ func writeRekeySpread(b *bytes.Buffer, r rekeyReport) {
 	p("rounds after it spread further. To see that within minutes, %s IKE SAs with\n", fmtInt(s.SAs))
 	p("`rekey_time = %s` and `rand_time = %s` (the same ratio) for the CHILD_SAs\n", s.ChildRekey, s.ChildRand)
 	p("and the IKE SAs, counted for %s after their establishment: each SA is\n", s.Window)
-	p("rekeyed about %.0f times. The same columns:\n\n", s.Window.Seconds()/(s.ChildRekey-s.ChildRand/2).Seconds())
+	p("rekeyed about %.0f times (the run without jitter above shows what the\n", s.Window.Seconds()/(s.ChildRekey-s.ChildRand/2).Seconds())
+	p("rounds are without it: the same burst each time). The same columns:\n\n")
 	p("![CHILD_SA rekeys per bucket, steady state](rekey_steady.svg)\n\n")
 	writeRekeyTable(b, r.steady)
 	p("\n%s\n\n", steadyVerdict(r.steady))
