@@ -315,15 +315,32 @@ func writeRekeyTable(b *bytes.Buffer, runs []bench.RekeyResult) {
 	}
 }
 
+// floatSpread is max/mean of the model's buckets.
+func floatSpread(b []float64) float64 {
+	m, sum := 0.0, 0.0
+	for _, x := range b {
+		m = max(m, x)
+		sum += x
+	}
+	if sum == 0 {
+		return 0
+	}
+	return m / (sum / float64(len(b)))
+}
+
 // steadyVerdict says in words what the steady-state runs show.
 func steadyVerdict(runs []bench.RekeyResult) string {
 	var out []string
 	for _, x := range runs {
 		_, _, ratio := bench.Spread(x.Buckets())
+		b, e := x.Buckets(), x.Expected()
+		_, _, late := bench.Spread(b[len(b)/2:])
 		w := x.Samples[x.WindowStart:]
 		mid, last := w[len(w)/2], w[len(w)-1]
-		out = append(out, fmt.Sprintf("with `rand_time = %s` max/mean %.2f (model %.2f), RSS %.0f MiB halfway and %.0f MiB at the end (%+.0f%%)",
-			x.Options.ChildRand, ratio, x.ExpectedSpread(), mib(mid.RSS), mib(last.RSS), 100*(float64(last.RSS)/float64(max(mid.RSS, 1))-1)))
+		out = append(out, fmt.Sprintf("with `rand_time = %s` max/mean %.2f over the whole window (model %.2f), %.2f over its second half (model %.2f), "+
+			"where the rounds have spread; RSS %.0f MiB halfway and %.0f MiB at the end (%+.0f%%), the state file %.0f and %.0f MiB",
+			x.Options.ChildRand, ratio, x.ExpectedSpread(), late, floatSpread(e[len(e)/2:]), mib(mid.RSS), mib(last.RSS),
+			100*(float64(last.RSS)/float64(max(mid.RSS, 1))-1), mib(mid.State), mib(last.State)))
 	}
 	return "In words: " + strings.Join(out, "; ") + "."
 }
