@@ -392,19 +392,21 @@ func writeCheckpoint(b *bytes.Buffer, rs []bench.CheckpointResult) {
 	p("and responder) per change; \"journal\" is the difference with and without.\n")
 	p("A compaction rewrites the file from a snapshot of the engine when the\n")
 	p("appended records outgrow the snapshot (at least 1 MiB; the daemon checks twice\n")
-	p("a second): its CPU and wall time are measured once at each n, the wall time\n")
-	p("with the engine's lock held throughout (no IKE message is processed\n")
-	p("meanwhile: the longest pause), and its CPU spread over the changes between\n")
-	p("two compactions is the amortised cost. \"p99 / longest change\" are the 99th\n")
+	p("a second): its CPU and wall time are measured once at each n, and its CPU\n")
+	p("spread over the changes between two compactions is the amortised cost. The\n")
+	p("engine's lock is held for a piece of %d IKE SAs at a time (`ike.Engine.Snapshot`);\n", 256)
+	p("\"engine stall\" is the longest a prober that takes the lock over and over\n")
+	p("waited during the compaction: what an IKE message or a rekey timer waits.\n")
+	p("\"p99 / longest change\" are the 99th\n")
 	p("percentile and the slowest single rekey with the journal (wall clock, on a\n")
 	p("shared machine: the appends are write(2)s under the engine's lock, which the\n")
 	p("kernel may hold up when the machine writes a lot).\n\n")
-	p("| IKE SAs | CPU µs/change, journal on | off | journal µs/change | bytes appended/change | snapshot MiB | compaction CPU ms | compaction pause ms | changes between compactions | compaction µs/change amortised | p99 / longest change ms |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| IKE SAs | CPU µs/change, journal on | off | journal µs/change | bytes appended/change | snapshot MiB | compaction CPU ms | compaction wall ms | engine stall ms | changes between compactions | compaction µs/change amortised | p99 / longest change ms |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		p("| %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.0f | %s | %.2f | %.2f / %.1f |\n",
+		p("| %s | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.0f | %.1f | %s | %.2f | %.2f / %.1f |\n",
 			fmtInt(r.SAs), usf(r.CPUOn), usf(r.CPUOff), usf(r.JournalCPU()), r.BytesPerChange, mib(r.Snapshot),
-			msf(r.CompactCPU), msf(r.CompactWall), fmtInt(int(r.ChangesPerCompaction())), usf(r.CompactionPerChange()), msf(r.P99ChangeOn), msf(r.MaxChangeOn))
+			msf(r.CompactCPU), msf(r.CompactWall), msf(r.CompactStall), fmtInt(int(r.ChangesPerCompaction())), usf(r.CompactionPerChange()), msf(r.P99ChangeOn), msf(r.MaxChangeOn))
 	}
 	first, last := rs[0], rs[len(rs)-1]
 	p("\nIn words: from %s to %s IKE SAs, the bytes appended per change go from %.0f to %.0f (%.2fx) and the\n",
@@ -412,8 +414,10 @@ func writeCheckpoint(b *bytes.Buffer, rs []bench.CheckpointResult) {
 	p("journal's CPU per change from %.1f to %.1f µs: one change costs a bounded write,\n", usf(first.JournalCPU()), usf(last.JournalCPU()))
 	p("whatever the number of SAs. The compaction is the part that grows with the SAs\n")
 	p("(%.0f ms of CPU at %s), but it comes after a snapshot's worth of changes, so its\n", msf(last.CompactCPU), fmtInt(last.SAs))
-	p("amortised share stays at %.2f µs per change; its pause (%.0f ms at %s SAs) is\n", usf(last.CompactionPerChange()), msf(last.CompactWall), fmtInt(last.SAs))
-	p("the largest the state file causes.\n\n")
+	p("amortised share stays at %.2f µs per change; it holds the engine's lock a\n", usf(last.CompactionPerChange()))
+	p("piece at a time, so the longest stall it caused at %s SAs was %.1f ms (the\n", fmtInt(last.SAs), msf(last.CompactStall))
+	p("compaction's wall time, %.0f ms, was the stall when the whole snapshot was\n", msf(last.CompactWall))
+	p("taken under one hold of the lock).\n\n")
 }
 
 func usf(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
