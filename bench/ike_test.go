@@ -9,17 +9,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
-	"github.com/xdpsec/xdpsec/ike/transform"
 	"github.com/xdpsec/xdpsec/ike/udptest"
 	"github.com/xdpsec/xdpsec/internal/daemon"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
@@ -32,22 +28,6 @@ import (
 // that memory and time are the engines' own.
 //
 //	go test -run '^$' -bench IKE -benchtime 2000x ./bench/
-
-var (
-	ikeA = netip.MustParseAddr("127.0.0.1")
-	ikeB = netip.MustParseAddr("127.0.0.2")
-)
-
-func ikeConn(local, remote netip.Addr, localID, remoteID, localNet, remoteNet string) *ike.Connection {
-	return &ike.Connection{
-		Name: "gw", LocalAddrs: []netip.Addr{local}, RemoteAddrs: []netip.Addr{remote},
-		Proposals: transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519"),
-		Local:     []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(localID)}},
-		Remote:    []*ike.AuthConfig{{Auth: ike.AuthPSK, ID: ike.MustParseIdentity(remoteID)}},
-		Children: []*ike.ChildConfig{{Name: "net", LocalTS: ike.MustParseTSSpecs(localNet), RemoteTS: ike.MustParseTSSpecs(remoteNet),
-			ESPProposals: transform.MustParseProposals(transform.ProtoESP, "aes128gcm16")}},
-	}
-}
 
 // childCounter is a slog handler that counts "CHILD_SA ... established"
 // lines (Info and above only, as a daemon would log).
@@ -62,35 +42,6 @@ func (h childCounter) Handle(_ context.Context, r slog.Record) error {
 }
 func (h childCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h childCounter) WithGroup(string) slog.Handler      { return h }
-
-// pipe is an in-memory transport between engines: datagrams are queued
-// by Send (under the sending engine's lock) and delivered by flush.
-type pipe struct {
-	mu    sync.Mutex // guards queue
-	queue []ike.Datagram
-	hosts map[netip.Addr]*ike.Engine
-}
-
-func (p *pipe) Send(d ike.Datagram) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.queue = append(p.queue, ike.Datagram{Local: d.Local, Remote: d.Remote, Data: slices.Clone(d.Data)})
-	return nil
-}
-
-func (p *pipe) flush() {
-	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.mu.Unlock()
-			return
-		}
-		d := p.queue[0]
-		p.queue = p.queue[1:]
-		p.mu.Unlock()
-		p.hosts[d.Remote.Addr()].HandleDatagram(ike.Datagram{Local: d.Remote, Remote: d.Local, Data: d.Data})
-	}
-}
 
 type ikePair struct {
 	a, b             *ike.Engine
@@ -269,35 +220,6 @@ func BenchmarkStateCheckpoint(b *testing.B) {
 // stateSAs are the IKE SA counts of BenchmarkStateChange: `-state-sas
 // 1000,10000,100000` (100,000 takes a few minutes to set up).
 var stateSAs = flag.String("state-sas", "1000,10000", "IKE SA counts of BenchmarkStateChange")
-
-// processCPU is the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// childIDs follows the current CHILD_SA of each IKE SA (observer).
-type childIDs struct {
-	mu sync.Mutex
-	m  map[uint32]uint32 // IKE SA ID -> its CHILD_SA's
-}
-
-func (c *childIDs) IKEUpDown(ike.IKESAInfo, bool)                           {}
-func (c *childIDs) IKERekey(old, new ike.IKESAInfo)                         {}
-func (c *childIDs) IKEUpdate(ike.IKESAInfo, netip.AddrPort, netip.AddrPort) {}
-func (c *childIDs) ChildUpDown(sa ike.IKESAInfo, ch ike.ChildSAInfo, up bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if up {
-		c.m[sa.ID] = ch.ID
-	}
-}
-func (c *childIDs) ChildRekey(sa ike.IKESAInfo, old, new ike.ChildSAInfo) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[sa.ID] = new.ID
-}
 
 // BenchmarkStateChange measures what one SA change costs the responder
 // with its state file (journal=on) and without (journal=off), at several

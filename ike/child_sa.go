@@ -170,9 +170,15 @@ func jitter(e *Engine, rekey, j uint64) uint64 {
 
 func (c *childSA) scheduleRekey() {
 	c.rekeyTimer = c.ike.e.afterFunc(c.lifetime.SoftTime, func() {
-		if c.state == ChildSAInstalled && c.ike.state == IKESAEstablished {
-			c.ike.tm.queue(newChildRekey(c.ike, true, c))
-			c.ike.tm.initiate()
+		// An IKE SA being rekeyed takes the CHILD_SA's rekey into its
+		// queue, which the IKE rekey hands to the new IKE SA
+		// (moveChildren), as a soft expiry from the kernel does (Expire).
+		// Dropped, the CHILD_SA would reach its hard lifetime without a
+		// successor: with rand_time, IKE and CHILD_SA rekeys meet often.
+		sa := c.ike
+		if c.state == ChildSAInstalled && (sa.state == IKESAEstablished || sa.state == IKESARekeying) && !sa.rekeyQueued(c) {
+			sa.tm.queue(newChildRekey(sa, true, c))
+			sa.tm.initiate()
 		}
 	})
 	c.expireTimer = c.ike.e.afterFunc(c.cfg.LifeTime, func() {

@@ -123,3 +123,10 @@ func (e *Engine) V1AwaitedTransaction(id uint32) uint32 {
 	}
 	return 0
 }
+
+// SetBetweenPieces has Snapshot run f between its pieces (nil: nothing)
+// and returns the chunk size.
+func SetBetweenPieces(f func()) int {
+	betweenPieces = f
+	return snapshotChunk
+}

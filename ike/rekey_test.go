@@ -193,6 +193,48 @@ func TestRekeyTimers(t *testing.T) {
 	tb.checkKeys()
 }
 
+// TestChildRekeyTimerDuringIKERekey: the CHILD_SA's rekey timer fires
+// while its IKE SA is being rekeyed. The CHILD_SA rekey waits in the
+// queue and runs over the new IKE SA; dropped, the CHILD_SA would reach
+// its hard lifetime without a successor.
+func TestChildRekeyTimerDuringIKERekey(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.RekeyTime = 2 * time.Hour
+		c.RandExact = true
+		c.Children[0].RekeyTime = 20 * time.Minute
+		c.Children[0].RandExact = true
+	}
+	// The peer rekeys nothing in this time.
+	late := func(c *ike.Connection) {
+		c.RekeyTime = 10 * time.Hour
+		c.Children[0].RekeyTime = 10 * time.Hour
+	}
+	tb := newTestbed(t, bedOptions{connA: set, connB: late})
+	tb.establish()
+	first := tb.children(tb.a)[0]
+	tb.advance(20*time.Minute - time.Second)
+	oldIKE := tb.established(tb.a)
+	// HDR, SK {SA, Ni, KEi} --> (not yet delivered) while the CHILD_SA's
+	// soft lifetime passes.
+	if err := tb.a.e.RekeyIKESA(oldIKE.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.clock.Advance(2 * time.Second)
+	tb.net.Flush()
+	n := tb.established(tb.a)
+	if n.SPIi == oldIKE.SPIi {
+		t.Fatal("IKE SA not rekeyed")
+	}
+	if len(n.Children) != 1 || n.Children[0].ID == first.ID {
+		t.Fatalf("CHILD_SA not rekeyed over the new IKE SA: %+v", n.Children)
+	}
+	tb.advance(3 * time.Minute)
+	if c := tb.children(tb.a); len(c) != 1 || tb.a.log.contains("expired, deleting") {
+		t.Fatalf("CHILD_SA expired: %+v", c)
+	}
+	tb.checkKeys()
+}
+
 func TestChildRekeySimultaneousReordered(t *testing.T) {
 	tb := newTestbed(t, bedOptions{})
 	tb.establish()

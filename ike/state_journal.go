@@ -379,80 +379,90 @@ func (sa *v1SA) journalTo(d *StateDelta) {
 }
 
 // snapshotChunk is how many IKE SAs Snapshot exports per hold of the
-// engine's lock: at about 40 µs each, a few milliseconds, against seconds
-// for 100,000 IKE SAs at once, while no datagram would be handled.
-const snapshotChunk = 128
+// engine's lock: a few milliseconds, however many SAs there are.
+const snapshotChunk = 256
 
-// Snapshot hands the whole state to save: a StateSink's compaction, which
-// replaces what it saved with what save is given. The state comes in
+// betweenPieces, if set (tests), runs between two pieces of a Snapshot,
+// without the engine's lock.
+var betweenPieces func()
+
+// Snapshot hands the whole state to save, for a StateSink's compaction,
+// which replaces what it saved with what save is given. The state comes in
 // pieces, to be saved in order: one delta per IKE SA (its record) and a
 // last one with the counters and every pool lease, so that neither the
-// engine nor save holds all of it at once. The engine's lock is let go
-// every snapshotChunk IKE SAs, so that establishments go on during a
-// compaction: save is called with the lock held, and the sink must keep
-// handing the deltas that come meanwhile (StateSink.SaveState) to what it
-// replaces and to what save is building, in the order they come. Each
-// IKE SA's record is then either in the snapshot after every delta of it
-// (exported after them) or before the deltas that changed it since.
+// engine nor save holds all of it at once.
+//
+// The engine's lock is held for snapshotChunk IKE SAs at a time, not for
+// the whole state: with 100,000 SAs that would stop every exchange for
+// seconds, and their timers would fire together afterwards (a burst of
+// rekeys). Between the pieces the engine goes on and hands its changes to
+// the StateSink as usual, so the sink must save them after the pieces
+// given so far, in the new state as well as in the old (whose file stays
+// the state until the new one replaces it): each piece and each change is
+// the record as it is when saved, and replayed in the order they were
+// saved they give the engine's state. An IKE SA that comes up after the
+// snapshot started is in a change; one that goes, in a change's Gone.
 func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 	e.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			e.unlock()
-		}
-	}()
 	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
+	// What is not handed over yet goes to the old state now; from here on
+	// changes are handed over as they come.
+	e.flushState()
+	v2, v1 := e.allSAs(), e.allV1SAs()
+	e.unlock()
 	one := func(d *StateDelta) error {
 		defer d.Zero()
 		return save(d)
 	}
-	v2, v1 := e.allSAs(), e.allV1SAs()
-	n := 0
-	// next takes the lock back between chunks; false once the engine is
-	// closed.
-	next := func() error {
-		n++
-		if n%snapshotChunk == 0 {
-			e.unlock()
-			locked = false
+	for len(v2) > 0 || len(v1) > 0 {
+		err := func() error {
 			e.mu.Lock()
-			locked = true
+			defer e.unlock()
 			if e.closed {
 				return ErrClosed
 			}
-		}
-		return nil
-	}
-	for i, sa := range v2 {
-		if i > 0 {
-			if err := next(); err != nil {
-				return err
+			for n := 0; n < snapshotChunk && len(v2) > 0; n++ {
+				sa := v2[0]
+				v2 = v2[1:]
+				// Gone meanwhile: not exportable (destroyed), or its
+				// removal was handed over as a change.
+				if e.byID[sa.id] != sa || !sa.exportable() {
+					continue
+				}
+				if err := one(&StateDelta{SAs: []ExportedIKESA{sa.export()}}); err != nil {
+					return err
+				}
+				// Only ever set: an SA whose record went to the new state
+				// in a change before this piece must have its removal
+				// handed over too.
+				sa.journaled = true
 			}
-		}
-		// Gone since the list was taken, or not yet one to take back:
-		// not in the snapshot (a Gone record of it went out with the
-		// deltas if it was journaled).
-		sa.journaled = sa.exportable()
-		if sa.journaled {
-			if err := one(&StateDelta{SAs: []ExportedIKESA{sa.export()}}); err != nil {
-				return err
+			for n := 0; n < snapshotChunk && len(v2) == 0 && len(v1) > 0; n++ {
+				sa := v1[0]
+				v1 = v1[1:]
+				if s, ok := sa.export(); ok {
+					if err := one(&StateDelta{V1: []ExportedISAKMPSA{s}}); err != nil {
+						return err
+					}
+					sa.journaled = true
+				}
 			}
-		}
-	}
-	for _, sa := range v1 {
-		if err := next(); err != nil {
+			return nil
+		}()
+		if err != nil {
 			return err
 		}
-		s, ok := sa.export()
-		sa.journaled = ok
-		if ok {
-			if err := one(&StateDelta{V1: []ExportedISAKMPSA{s}}); err != nil {
-				return err
-			}
+		if betweenPieces != nil {
+			betweenPieces()
 		}
+	}
+	e.mu.Lock()
+	defer e.unlock()
+	if e.closed {
+		return ErrClosed
 	}
 	last := StateDelta{NextIKEID: e.nextIKEID, NextChildID: e.nextChildID, NextReqID: e.reqids.next}
 	for _, p := range e.cfg.Pools {
@@ -466,8 +476,7 @@ func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 	if err := save(&last); err != nil {
 		return err
 	}
-	// Every lease is in the last record; the IKE SAs changed and not yet
-	// handed over go out as deltas, after the snapshot.
+	// The leases' changes are in the last piece.
 	for _, p := range e.cfg.Pools {
 		p.Leases.TakeChanges()
 	}

@@ -358,3 +358,73 @@ func TestStateReplayOrder(t *testing.T) {
 		t.Fatalf("replayed %d IKE SAs %v..., want %d %v...", len(got), got[:min(10, len(got))], len(want), want[:min(10, len(want))])
 	}
 }
+
+// dualSink is the daemon's journal during a compaction: deltas go to the
+// old state and, once a snapshot has started, to the new one after the
+// pieces given so far.
+type dualSink struct {
+	old, new *replaySink
+	started  bool
+}
+
+func (d *dualSink) SaveState(delta *ike.StateDelta) error {
+	if d.started {
+		d.new.SaveState(delta)
+	}
+	return d.old.SaveState(delta)
+}
+
+// TestSnapshotInPieces: a snapshot releases the engine's lock between
+// pieces, and what changes meanwhile (CHILD_SAs rekeyed and IKE SAs
+// deleted on either side of the piece being written, a new IKE SA) goes
+// into the new state as a delta: the pieces and the deltas, replayed in
+// the order they were saved, equal the engine's export, and so does the
+// old state, which got every delta too.
+func TestSnapshotInPieces(t *testing.T) {
+	sink := &dualSink{old: &replaySink{t: t}, new: &replaySink{t: t}}
+	tb := newTestbed(t, bedOptions{cfgB: func(c *ike.Config) { c.StateSink = sink }})
+	chunk := ike.SetBetweenPieces(nil)
+	n := chunk + chunk/2
+	for range n {
+		tb.establish()
+	}
+	sas := tb.b.sas()
+	if len(sas) != n {
+		t.Fatalf("%d IKE SAs, want %d", len(sas), n)
+	}
+	slices.SortFunc(sas, func(a, b ike.IKESAInfo) int { return int(a.ID) - int(b.ID) })
+	pieces := 0
+	ike.SetBetweenPieces(func() {
+		pieces++
+		if pieces != 1 {
+			return
+		}
+		// The first piece holds the lowest IDs: one of each kind of
+		// change before it, one after.
+		for _, sa := range []ike.IKESAInfo{sas[1], sas[n-2]} {
+			if err := tb.b.e.RekeyChildSA(sa.Children[0].ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, sa := range []ike.IKESAInfo{sas[2], sas[n-3]} {
+			if err := tb.b.e.DeleteIKESA(sa.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tb.establish()
+		tb.net.Flush()
+	})
+	defer ike.SetBetweenPieces(nil)
+	sink.started = true
+	if err := tb.b.e.Snapshot(func(d *ike.StateDelta) error { return sink.new.SaveState(d) }); err != nil {
+		t.Fatal(err)
+	}
+	if pieces < 1 {
+		t.Fatalf("%d pauses between pieces for %d IKE SAs (pieces of %d)", pieces, n, chunk)
+	}
+	if got := len(tb.b.sas()); got != n-1 {
+		t.Fatalf("%d IKE SAs after the changes, want %d", got, n-1)
+	}
+	checkJournal(t, "new state", tb.b.e, sink.new)
+	checkJournal(t, "old state", tb.b.e, sink.old)
+}

@@ -22,6 +22,7 @@ type ikeReport struct {
 	ran       bool
 	sas       int
 	raClients int // remote-access clients per responder (ra.go)
+	rekeySAs  int // SAs of the rekey runs (rekey.go), 0 if not run
 	results   []bench.IKEResult
 	loads     []bench.LoadPoint
 	flood     []bench.FloodResult

@@ -69,10 +69,10 @@ type journal struct {
 	f      *os.File
 	size   int64 // bytes in the file
 	base   int64 // bytes of header and snapshot
-	closed bool
 	// next is the file a compaction is writing, nil if none: deltas go
-	// to both files until it takes the old one's place (see begin).
-	next *snapshotWriter
+	// to it as well as to f until it replaces f.
+	next   *snapshotWriter
+	closed bool
 	// failed is the last write error, logged once.
 	failed error
 }
@@ -86,7 +86,7 @@ func newJournal(path string, h stateHeader) *journal {
 func (j *journal) SaveState(d *ike.StateDelta) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.closed || (j.f == nil && j.next == nil) {
+	if j.closed || j.f == nil && j.next == nil {
 		// Not started yet (the snapshot after the restore has all), or
 		// an append failed: the next snapshot (compact) has all then.
 		return nil
@@ -96,13 +96,16 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 		return err
 	}
 	defer clear(body)
-	if j.next != nil && j.next.err == nil {
-		j.next.err = j.next.write(body)
+	rec := frame(body)
+	defer clear(rec)
+	if j.next != nil {
+		// A failed write there aborts the compaction when it commits.
+		j.next.write(rec)
 	}
 	if j.f == nil {
 		return nil
 	}
-	n, err := j.f.Write(frame(body))
+	n, err := j.f.Write(rec)
 	j.size += int64(n)
 	if err != nil {
 		// A short record at the end is dropped by readers; what follows
@@ -129,7 +132,7 @@ func frame(body []byte) []byte {
 func (j *journal) wantsCompaction() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return !j.closed && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
+	return !j.closed && j.next == nil && (j.f == nil || j.size-j.base > max(j.base, 1<<20))
 }
 
 // rewrite replaces the file with a new one holding st alone (the last
@@ -158,20 +161,17 @@ func (j *journal) rewrite(st *ike.EngineState, sync bool) error {
 
 // snapshotWriter writes a new state file: a header, then records as they
 // come (a snapshot of 100,000 IKE SAs is never one buffer), into a
-// temporary file renamed into place by commit. The engine hands the
-// snapshot over a few IKE SAs at a time, letting go of its lock between
-// them (ike.Engine.Snapshot), so deltas go on meanwhile: SaveState writes
-// each to the old file, which stays the one a restart reads until commit,
-// and to the new one, where it follows the records of the IKE SAs
-// snapshotted before it and precedes those of the ones after (which are
-// newer than it). Every record replaces its IKE SA's, so either order
-// replays to the state at the end.
+// temporary file renamed into place by commit. The engine hands its
+// deltas over while the snapshot is under way (ike.Engine.Snapshot holds
+// its lock for a piece at a time): until commit they go to the old file,
+// which stays complete should the daemon be killed, and to the new one
+// after the records written so far. Its fields are the journal's lock's.
 type snapshotWriter struct {
 	j    *journal
 	tmp  *os.File
 	w    *bufio.Writer
 	size int64
-	err  error // the first failed write, which commit reports
+	err  error // the first write error
 }
 
 // begin starts a new file; nil, nil if the journal is closed.
@@ -182,7 +182,7 @@ func (j *journal) begin() (*snapshotWriter, error) {
 		return nil, nil
 	}
 	if j.next != nil {
-		return nil, errors.New("a compaction is under way already")
+		return nil, errors.New("a compaction is under way")
 	}
 	s := &snapshotWriter{j: j}
 	if err := ensureDir(j.path, 0o700); err != nil {
@@ -194,29 +194,31 @@ func (j *journal) begin() (*snapshotWriter, error) {
 	}
 	s.tmp, s.w = tmp, bufio.NewWriterSize(tmp, 1<<16)
 	if err := tmp.Chmod(0o600); err != nil {
-		s.drop()
-		return nil, err
+		return nil, s.drop(err)
 	}
 	h := j.header
 	h.Saved = time.Now().UTC()
 	hb, err := json.Marshal(&h)
 	if err == nil {
-		err = s.write(hb)
+		rec := frame(hb)
+		err = s.write(rec)
+		clear(rec)
 	}
 	if err != nil {
-		s.drop()
-		return nil, err
+		return nil, s.drop(err)
 	}
 	j.next = s
 	return s, nil
 }
 
-// write appends a record to the new file; the journal's lock is held.
-func (s *snapshotWriter) write(body []byte) error {
-	rec := frame(body)
-	defer clear(rec)
+// write appends a framed record; the journal's lock is held.
+func (s *snapshotWriter) write(rec []byte) error {
+	if s.err != nil {
+		return s.err
+	}
 	n, err := s.w.Write(rec)
 	s.size += int64(n)
+	s.err = err
 	return err
 }
 
@@ -227,27 +229,18 @@ func (s *snapshotWriter) add(d *ike.StateDelta) error {
 		return err
 	}
 	defer clear(b)
+	rec := frame(b)
+	defer clear(rec)
 	s.j.mu.Lock()
 	defer s.j.mu.Unlock()
-	if s.err == nil {
-		s.err = s.write(b)
-	}
-	return s.err
+	return s.write(rec)
 }
 
 // commit puts the new file in place of the old one; appends go on at its
 // end.
 func (s *snapshotWriter) commit(sync bool) error {
-	j := s.j
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.next == s {
-		j.next = nil
-	}
-	if j.closed {
-		s.drop()
-		return nil
-	}
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
 	err := s.err
 	if err == nil {
 		err = s.w.Flush()
@@ -256,39 +249,49 @@ func (s *snapshotWriter) commit(sync bool) error {
 	if err == nil && sync {
 		err = s.tmp.Sync()
 	}
+	if err == nil && s.j.closed {
+		err = errJournalClosed
+	}
 	if err == nil {
-		err = os.Rename(s.tmp.Name(), j.path)
+		err = os.Rename(s.tmp.Name(), s.j.path)
 	}
 	if err != nil {
-		s.drop()
-		return err
+		return s.abortLocked(err)
 	}
-	if j.f != nil {
-		j.f.Close()
+	if s.j.f != nil {
+		s.j.f.Close()
 	}
-	j.f = s.tmp // O_RDWR at its end
-	j.size, j.base = s.size, s.size
+	s.j.f = s.tmp // O_RDWR at its end
+	s.j.size, s.j.base = s.size, s.size
+	s.j.next = nil
 	return nil
 }
 
-// abort drops the new file; the old one stays (if an append to it failed,
-// the journal has none until the next compaction: SaveState drops deltas
-// meanwhile, and the next snapshot has them).
+// abort drops the new file; the journal has none until the next
+// compaction (SaveState drops deltas meanwhile: the next snapshot has
+// them), since the old one may lack what the engine handed over only to
+// the snapshot (its last piece's leases).
 func (s *snapshotWriter) abort(err error) error {
 	s.j.mu.Lock()
 	defer s.j.mu.Unlock()
-	if s.j.next == s {
-		s.j.next = nil
-	}
-	s.drop()
-	return err
+	return s.abortLocked(err)
 }
 
-// drop removes the new file; the journal's lock is held.
-func (s *snapshotWriter) drop() {
+func (s *snapshotWriter) abortLocked(err error) error {
+	if s.j.f != nil {
+		s.j.f.Close()
+		s.j.f = nil
+	}
+	s.j.next = nil
+	return s.drop(err)
+}
+
+// drop removes the new file.
+func (s *snapshotWriter) drop(err error) error {
 	s.wipe()
 	s.tmp.Close()
 	os.Remove(s.tmp.Name())
+	return err
 }
 
 // wipe clears the buffer records with keys went through.
@@ -306,6 +309,7 @@ func (j *journal) close() {
 		j.f.Close()
 		j.f = nil
 	}
+	// A compaction under way fails at its commit and removes its file.
 }
 
 // readJournal reads a version 2 state file: its header and the state its

@@ -225,3 +225,50 @@ func TestJournalCompactUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// A delta handed over while a compaction writes its new file goes to the
+// old file, which a daemon killed before the new one is renamed into
+// place reads back, and to the new file after the snapshot's records.
+func TestJournalDeltaDuringCompaction(t *testing.T) {
+	j, path := newTestJournal(t)
+	w, err := j.begin()
+	if err != nil || w == nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if j.wantsCompaction() {
+		t.Error("a second compaction asked for while one is under way")
+	}
+	if err := w.add(&ike.StateDelta{NextIKEID: 1, SAs: []ike.ExportedIKESA{testRecord(1, 0xc0000001)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SaveState(&ike.StateDelta{NextIKEID: 2, SAs: []ike.ExportedIKESA{testRecord(2, 0xc0000002)}}); err != nil {
+		t.Fatal(err)
+	}
+	spis := func(step string) map[uint32]uint32 {
+		t.Helper()
+		l, err := readState(path)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		got := map[uint32]uint32{}
+		for _, sa := range l.Engine.SAs {
+			got[sa.ID] = sa.Children[0].SPIIn
+		}
+		return got
+	}
+	if got := spis("killed before the rename"); len(got) != 2 || got[2] != 0xc0000002 {
+		t.Fatalf("old file during the compaction replays to %v, want IKE SAs 1 and 2", got)
+	}
+	if err := w.commit(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := spis("after the rename"); len(got) != 2 || got[1] != 0xc0000001 || got[2] != 0xc0000002 {
+		t.Fatalf("new file replays to %v, want IKE SAs 1 and 2", got)
+	}
+	if err := j.SaveState(&ike.StateDelta{Gone: []uint32{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := spis("appended"); len(got) != 1 || got[2] != 0xc0000002 {
+		t.Fatalf("after an append the file replays to %v, want IKE SA 2", got)
+	}
+}

@@ -64,14 +64,12 @@ func (d *Daemon) compact() {
 	}
 }
 
-// compactFrom rewrites the journal from a snapshot of the engine, which
-// goes on meanwhile (Engine.Snapshot, snapshotWriter). The journal's lock
-// is only ever taken inside the engine's (Snapshot calls w.add under it,
-// as the engine hands a delta over), never the other way round.
+// compactFrom rewrites the journal from a snapshot of the engine. The new
+// file is started first, so that every delta the engine hands over while
+// it exports its SAs piece by piece (ike.Engine.Snapshot) goes into it
+// too; the engine's lock is taken first, the journal's then, as when the
+// engine hands a delta over: never the other way round.
 func compactFrom(j *journal, e *ike.Engine) error {
-	// The new file first: deltas go to it from now on, before the engine
-	// lists the IKE SAs it snapshots (one established in between would
-	// be in neither).
 	w, err := j.begin()
 	if err != nil || w == nil {
 		return err
@@ -83,8 +81,14 @@ func compactFrom(j *journal, e *ike.Engine) error {
 		}
 		return err
 	}
-	return w.commit(false)
+	err = w.commit(false)
+	if errors.Is(err, errJournalClosed) {
+		return nil
+	}
+	return err
 }
+
+var errJournalClosed = errors.New("state journal closed")
 
 // loadedState is what a state file of either version holds.
 type loadedState struct {
