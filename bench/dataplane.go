@@ -71,7 +71,7 @@ func LoadDataplane(maxSAs, maxPolicies uint32) (*Dataplane, error) {
 		return nil, err
 	}
 	for name, n := range map[string]uint32{"sa_in": maxSAs, "sa_slot": maxSAs, "sa_slot_stats": maxSAs, "spd_out": maxPolicies, "spd_stats": maxPolicies + 1,
-		"spd_host": 2 * maxPolicies, "spd_dst": 2 * maxPolicies, "spd_src": 2 * maxPolicies, "spd_node": 2 * maxPolicies, "spd_rule": 2 * maxPolicies} {
+		"spd_prefix4": 2 * maxPolicies, "spd_prefix6": 2 * maxPolicies, "spd_dst": 2 * maxPolicies, "spd_src": 2 * maxPolicies, "spd_node": 2 * maxPolicies, "spd_rule": 2 * maxPolicies} {
 		spec.Maps[name].MaxEntries = n
 	}
 	d := &Dataplane{}

@@ -81,14 +81,22 @@ struct {
 	__type(value, struct xs_counter_value);
 } spd_stats SEC(".maps");
 
-/* Host destinations of both SPD generations, looked up before spd_dst. */
+/* Destination prefixes of both SPD generations, by length (see xdpsec.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct xs_spd_host_key);
+	__type(key, struct xs_spd_prefix4_key);
 	__type(value, __u32);
-} spd_host SEC(".maps");
+} spd_prefix4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xs_spd_prefix6_key);
+	__type(value, __u32);
+} spd_prefix6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

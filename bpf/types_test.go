@@ -22,18 +22,20 @@ func TestGeneratedTypeSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := map[string]any{
-		"xs_sa_key":        bpf.XdpsecXsSaKey{},
-		"xs_sa_entry":      bpf.XdpsecXsSaEntry{},
-		"xs_sa_slot":       bpf.XdpsecXsSaSlot{},
-		"xs_ike_src":       bpf.XdpsecXsIkeSrc{},
-		"xs_config":        bpf.XdpsecXsConfig{},
-		"xs_counter_value": bpf.XdpsecXsCounterValue{},
-		"xs_policy":        bpf.XdpsecXsPolicy{},
-		"xs_spd_dst_key":   bpf.XdpsecXsSpdDstKey{},
-		"xs_spd_host_key":  bpf.XdpsecXsSpdHostKey{},
-		"xs_spd_src_key":   bpf.XdpsecXsSpdSrcKey{},
-		"xs_spd_node":      bpf.XdpsecXsSpdNode{},
-		"xs_spd_rule":      bpf.XdpsecXsSpdRule{},
+		"xs_sa_key":          bpf.XdpsecXsSaKey{},
+		"xs_sa_entry":        bpf.XdpsecXsSaEntry{},
+		"xs_sa_slot":         bpf.XdpsecXsSaSlot{},
+		"xs_ike_src":         bpf.XdpsecXsIkeSrc{},
+		"xs_config":          bpf.XdpsecXsConfig{},
+		"xs_counter_value":   bpf.XdpsecXsCounterValue{},
+		"xs_policy":          bpf.XdpsecXsPolicy{},
+		"xs_spd_dst_key":     bpf.XdpsecXsSpdDstKey{},
+		"xs_spd_prefix4_key": bpf.XdpsecXsSpdPrefix4Key{},
+		"xs_spd_prefix6_key": bpf.XdpsecXsSpdPrefix6Key{},
+		"xs_spd_lens":        bpf.XdpsecXsSpdLens{},
+		"xs_spd_src_key":     bpf.XdpsecXsSpdSrcKey{},
+		"xs_spd_node":        bpf.XdpsecXsSpdNode{},
+		"xs_spd_rule":        bpf.XdpsecXsSpdRule{},
 	}
 	for name, goVal := range types {
 		var st *btf.Struct
@@ -75,7 +77,8 @@ func TestGeneratedTypeSizes(t *testing.T) {
 		"stats":         {uint32(0), bpf.XdpsecXsCounterValue{}},
 		"spd_out":       {uint32(0), bpf.XdpsecXsPolicy{}},
 		"spd_stats":     {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_host":      {bpf.XdpsecXsSpdHostKey{}, uint32(0)},
+		"spd_prefix4":   {bpf.XdpsecXsSpdPrefix4Key{}, uint32(0)},
+		"spd_prefix6":   {bpf.XdpsecXsSpdPrefix6Key{}, uint32(0)},
 		"spd_dst":       {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
 		"spd_node":      {uint32(0), bpf.XdpsecXsSpdNode{}},
 		"spd_src":       {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},

@@ -122,6 +122,22 @@ struct xs_ike_src {
 };
 
 /*
+ * Destination prefix lengths of one SPD generation and family that are kept
+ * in the spd_prefix hash, longest first. tc_lan tries one exact lookup per
+ * length, so the cost follows the number of distinct lengths, not of
+ * prefixes. A set with more distinct lengths keeps the shorter ones in the
+ * spd_dst trie (XS_SPD_LENS_TRIE), asked only when no hashed length hits.
+ */
+#define XS_SPD_HASH_LENS 7
+#define XS_SPD_LENS_TRIE 0x80	/* flag in n */
+#define XS_SPD_LENS_COUNT 0x7f	/* mask of n: lengths in len[] */
+
+struct xs_spd_lens {
+	__u8 n;
+	__u8 len[XS_SPD_HASH_LENS];
+};
+
+/*
  * Single entry of the "config" array; the Go side writes it at load time
  * and whenever an operator changes a setting.
  */
@@ -132,17 +148,17 @@ struct xs_config {
 	__u32 flags;		/* XS_CFG_* */
 	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
 	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
+	/*
+	 * By XS_SPD_LENS_IDX(gen, family). A generation's entries are written
+	 * before it is switched to and left alone while it is active.
+	 */
+	struct xs_spd_lens spd_lens[4];
 };
+
+#define XS_SPD_LENS_IDX(gen, family) ((((gen) & 1) << 1) | ((family) == XS_FAMILY_IPV6))
 
 /* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
 #define XS_CFG_FOREIGN_SAS 0x1
-/*
- * SPD generation gen has entries in spd_host: without its bit, tc_lan goes
- * straight to spd_dst. Set before the generation is switched to, so a
- * packet never sees a generation with host entries but not its bit.
- */
-#define XS_CFG_SPD_HOSTS(gen) (0x2U << ((gen) & 1))
-
 /*
  * An outbound policy as configured: the source of truth for the compiled
  * lookup structures below, kept in the spd_out map by policy ID.
@@ -169,13 +185,14 @@ struct xs_policy {
  * which one packets use, so a new policy set is written into the idle
  * generation and switched to in one store.
  *
- * spd_host: exact match over (gen, family, address) -> node index, for
- *          the destinations that are host prefixes (/32, /128). A hit is
- *          the longest match there can be; only a miss goes on to spd_dst.
- *          Remote-access gateways have one host destination per client:
- *          in the trie each would make every lookup deeper.
+ * spd_prefix4, spd_prefix6: exact match over (gen, length, masked
+ *          destination) -> node index, one lookup per length of config.spd_lens, longest
+ *          first: the first hit is the most specific destination. Its cost
+ *          does not grow with the number of prefixes (remote-access
+ *          gateways have one host destination per client, site hubs one
+ *          /24 per site), only with the number of distinct lengths.
  * spd_dst: LPM over (gen, family, destination) -> node index, for the
- *          shorter destination prefixes.
+ *          prefixes of lengths that did not fit in spd_lens (rare).
  * spd_node[node]: the next shorter destination prefix present in the set.
  * spd_src: LPM over (node, source) -> first rule of the chain for that
  *          destination node and source prefix.
@@ -192,9 +209,20 @@ struct xs_spd_dst_key {
 	__u8 addr[16];
 };
 
-struct xs_spd_host_key {
+/*
+ * Keys of spd_prefix4 and spd_prefix6: IPv4 has a map of its own, so that
+ * its key is 8 bytes to hash and compare rather than 20.
+ */
+struct xs_spd_prefix4_key {
 	__u8 gen;
-	enum xs_family family;
+	__u8 len;		/* prefix length in bits */
+	__u8 pad[2];
+	__u8 addr[4];		/* the prefix, bits past len zero */
+};
+
+struct xs_spd_prefix6_key {
+	__u8 gen;
+	__u8 len;
 	__u8 pad[2];
 	__u8 addr[16];
 };

@@ -39,6 +39,7 @@ type XdpsecXsConfig struct {
 	Flags    uint32
 	SpiBase  uint32
 	SpiCount uint32
+	SpdLens  [4]XdpsecXsSpdLens
 }
 
 type XdpsecXsCounter uint32
@@ -146,12 +147,10 @@ type XdpsecXsSpdDstKey struct {
 	Addr      [16]uint8
 }
 
-type XdpsecXsSpdHostKey struct {
-	_      structs.HostLayout
-	Gen    uint8
-	Family XdpsecXsFamily
-	Pad    [2]uint8
-	Addr   [16]uint8
+type XdpsecXsSpdLens struct {
+	_   structs.HostLayout
+	N   uint8
+	Len [7]uint8
 }
 
 type XdpsecXsSpdNode struct {
@@ -162,6 +161,22 @@ type XdpsecXsSpdNode struct {
 	Pad     uint8
 	SrcHead [2]uint32
 	Src     [2][16]uint8
+}
+
+type XdpsecXsSpdPrefix4Key struct {
+	_    structs.HostLayout
+	Gen  uint8
+	Len  uint8
+	Pad  [2]uint8
+	Addr [4]uint8
+}
+
+type XdpsecXsSpdPrefix6Key struct {
+	_    structs.HostLayout
+	Gen  uint8
+	Len  uint8
+	Pad  [2]uint8
+	Addr [16]uint8
 }
 
 type XdpsecXsSpdRule struct {
@@ -195,9 +210,10 @@ const (
 	XdpsecMapSaSlot      = "sa_slot"
 	XdpsecMapSaSlotStats = "sa_slot_stats"
 	XdpsecMapSpdDst      = "spd_dst"
-	XdpsecMapSpdHost     = "spd_host"
 	XdpsecMapSpdNode     = "spd_node"
 	XdpsecMapSpdOut      = "spd_out"
+	XdpsecMapSpdPrefix4  = "spd_prefix4"
+	XdpsecMapSpdPrefix6  = "spd_prefix6"
 	XdpsecMapSpdRule     = "spd_rule"
 	XdpsecMapSpdSrc      = "spd_src"
 	XdpsecMapSpdStats    = "spd_stats"
@@ -263,9 +279,10 @@ type XdpsecMapSpecs struct {
 	SaSlot      *ebpf.MapSpec `ebpf:"sa_slot"`
 	SaSlotStats *ebpf.MapSpec `ebpf:"sa_slot_stats"`
 	SpdDst      *ebpf.MapSpec `ebpf:"spd_dst"`
-	SpdHost     *ebpf.MapSpec `ebpf:"spd_host"`
 	SpdNode     *ebpf.MapSpec `ebpf:"spd_node"`
 	SpdOut      *ebpf.MapSpec `ebpf:"spd_out"`
+	SpdPrefix4  *ebpf.MapSpec `ebpf:"spd_prefix4"`
+	SpdPrefix6  *ebpf.MapSpec `ebpf:"spd_prefix6"`
 	SpdRule     *ebpf.MapSpec `ebpf:"spd_rule"`
 	SpdSrc      *ebpf.MapSpec `ebpf:"spd_src"`
 	SpdStats    *ebpf.MapSpec `ebpf:"spd_stats"`
@@ -305,9 +322,10 @@ type XdpsecMaps struct {
 	SaSlot      *ebpf.Map `ebpf:"sa_slot"`
 	SaSlotStats *ebpf.Map `ebpf:"sa_slot_stats"`
 	SpdDst      *ebpf.Map `ebpf:"spd_dst"`
-	SpdHost     *ebpf.Map `ebpf:"spd_host"`
 	SpdNode     *ebpf.Map `ebpf:"spd_node"`
 	SpdOut      *ebpf.Map `ebpf:"spd_out"`
+	SpdPrefix4  *ebpf.Map `ebpf:"spd_prefix4"`
+	SpdPrefix6  *ebpf.Map `ebpf:"spd_prefix6"`
 	SpdRule     *ebpf.Map `ebpf:"spd_rule"`
 	SpdSrc      *ebpf.Map `ebpf:"spd_src"`
 	SpdStats    *ebpf.Map `ebpf:"spd_stats"`
@@ -323,9 +341,10 @@ func (m *XdpsecMaps) Close() error {
 		m.SaSlot,
 		m.SaSlotStats,
 		m.SpdDst,
-		m.SpdHost,
 		m.SpdNode,
 		m.SpdOut,
+		m.SpdPrefix4,
+		m.SpdPrefix6,
 		m.SpdRule,
 		m.SpdSrc,
 		m.SpdStats,

@@ -116,9 +116,8 @@ func (c *Config) setForeignSAs(on bool) error {
 	})
 }
 
-// cfgSPDHosts mirrors XS_CFG_SPD_HOSTS: SPD generation gen has entries in
-// spd_host.
-func cfgSPDHosts(gen uint8) uint32 { return 0x2 << (gen & 1) }
+// spdLensIndex mirrors XS_SPD_LENS_IDX for a generation and lensIndex.
+func spdLensIndex(gen uint8, family int) int { return int(gen&1)<<1 | family }
 
 func (c *Config) spdGen() (uint8, error) {
 	v, err := c.read()
