@@ -43,11 +43,11 @@ struct {
 	__type(value, struct bpf_cpumap_val);
 } cpu_map SEC(".maps");
 
-/* Per-source GCRA state (theoretical arrival time, ns) for new IKE SAs. */
+/* Per-source GCRA state for new IKE SAs, by source hash (see xdpsec.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct xs_ike_src);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XS_IKE_BUCKETS);
+	__type(key, __u32);
 	__type(value, __u64);
 } ike_bucket SEC(".maps");
 

@@ -114,12 +114,21 @@ struct xs_sa_slot {
 	__u32 flags;		/* reserved, zero */
 };
 
-/* Key of ike_bucket: one policer per source address. */
-struct xs_ike_src {
-	enum xs_family family;
-	__u8 pad[3];
-	__u8 saddr[16];
-};
+/*
+ * ike_bucket: the per-source policer for new IKE SAs, an array of
+ * XS_IKE_BUCKETS 64-bit words indexed by a seeded hash of the source
+ * address. Each word holds the source's GCRA state, its theoretical
+ * arrival time, in the low XS_IKE_TAT_BITS (units of 2^XS_IKE_TICK_SHIFT
+ * ns of the coarse monotonic clock: 9 years before they wrap), and a tag
+ * of the address hash in the bits above. A source that finds another's tag
+ * in its bucket takes the bucket over with a fresh state: two sources that
+ * share a bucket never throttle each other, and what a source gains by it
+ * is bounded by the other's requests. An array index and one word instead
+ * of a hash map keyed by address: the admitted path costs a few ns.
+ */
+#define XS_IKE_BUCKETS 65536		/* power of two */
+#define XS_IKE_TICK_SHIFT 10
+#define XS_IKE_TAT_BITS 48
 
 /*
  * Destination prefix lengths of one SPD generation and family that are kept
@@ -144,6 +153,11 @@ struct xs_spd_lens {
 struct xs_config {
 	__u32 ike_rate;		/* new IKE SA requests per second per source, 0: no limit */
 	__u32 ike_burst;	/* requests a source may send back to back */
+	__u32 ike_interval;	/* 1/ike_rate in ticks (XS_IKE_TICK_SHIFT), at least 1 */
+	__u32 ike_seed;		/* keys the source hash of ike_bucket */
+	__u32 jiffy_ns;		/* length of a jiffy (1/CONFIG_HZ), 0: unknown */
+	__u32 pad;
+	__u64 ike_tau;		/* (ike_burst - 1) * ike_interval: how far ahead a source may run */
 	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
 	__u32 flags;		/* XS_CFG_* */
 	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */

@@ -32,14 +32,19 @@ const (
 )
 
 type XdpsecXsConfig struct {
-	_        structs.HostLayout
-	IkeRate  uint32
-	IkeBurst uint32
-	SpdGen   uint32
-	Flags    uint32
-	SpiBase  uint32
-	SpiCount uint32
-	SpdLens  [4]XdpsecXsSpdLens
+	_           structs.HostLayout
+	IkeRate     uint32
+	IkeBurst    uint32
+	IkeInterval uint32
+	IkeSeed     uint32
+	JiffyNs     uint32
+	Pad         uint32
+	IkeTau      uint64
+	SpdGen      uint32
+	Flags       uint32
+	SpiBase     uint32
+	SpiCount    uint32
+	SpdLens     [4]XdpsecXsSpdLens
 }
 
 type XdpsecXsCounter uint32
@@ -77,13 +82,6 @@ const (
 	XdpsecXsFamilyXS_FAMILY_IPV4 XdpsecXsFamily = 4
 	XdpsecXsFamilyXS_FAMILY_IPV6 XdpsecXsFamily = 6
 )
-
-type XdpsecXsIkeSrc struct {
-	_      structs.HostLayout
-	Family XdpsecXsFamily
-	Pad    [3]uint8
-	Saddr  [16]uint8
-}
 
 type XdpsecXsPolicy struct {
 	_               structs.HostLayout

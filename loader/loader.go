@@ -230,7 +230,6 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		maps.PinSAIn:       opts.MaxForeign,
 		maps.PinSASlot:     opts.MaxSAs,
 		maps.PinSASlotCtr:  opts.MaxSAs,
-		maps.PinIKEBucket:  65536,
 		maps.PinCPUMap:     uint32(ncpu),
 		maps.PinSPDOut:     opts.MaxPolicies,
 		maps.PinSPDStats:   opts.MaxPolicies + 1,

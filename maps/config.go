@@ -1,9 +1,12 @@
 package maps
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
 )
@@ -65,9 +68,44 @@ func (c *Config) SetIKERateLimit(l IKERateLimit) error {
 	if l.Rate > 1_000_000_000 {
 		return fmt.Errorf("IKE rate limit: rate %d above one per nanosecond", l.Rate)
 	}
+	var seed [4]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return fmt.Errorf("IKE rate limit: seed: %w", err)
+	}
+	interval, tau := l.ticks()
+	// The coarse clock's resolution is a jiffy: xdp_wan counts time in
+	// jiffies, which are cheaper to read, when it knows their length.
+	var res unix.Timespec
+	jiffy := uint32(0)
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res); err == nil && res.Sec == 0 && res.Nsec > 0 {
+		jiffy = uint32(res.Nsec)
+	}
 	return c.update(func(v *bpf.XdpsecXsConfig) {
 		v.IkeRate, v.IkeBurst = l.Rate, l.Burst
+		v.JiffyNs = jiffy
+		v.IkeInterval, v.IkeTau = interval, tau
+		// Keyed once: a new seed would move every source to another bucket.
+		if v.IkeSeed == 0 {
+			v.IkeSeed = binary.NativeEndian.Uint32(seed[:]) | 1
+		}
 	})
+}
+
+// ikeTickShift mirrors XS_IKE_TICK_SHIFT: xdp_wan's policer counts time
+// in units of 1<<ikeTickShift ns.
+const ikeTickShift = 10
+
+// ticks returns the emission interval 1/Rate and the tolerance
+// (Burst-1)/Rate in policer ticks, the interval rounded to the nearest
+// tick and at least one (so rates above about a million per second are
+// limited to one request per tick).
+func (l IKERateLimit) ticks() (interval uint32, tau uint64) {
+	if l.Rate == 0 {
+		return 0, 0
+	}
+	perTick := uint64(l.Rate) << ikeTickShift
+	iv := max((1_000_000_000+perTick/2)/perTick, 1)
+	return uint32(iv), iv * uint64(max(l.Burst, 1)-1)
 }
 
 // SPIRange is the range of SPIs the daemon allocates inbound SAs from:
