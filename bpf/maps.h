@@ -35,6 +35,21 @@ struct {
 	__type(value, struct xs_counter_value);
 } sa_slot_stats SEC(".maps");
 
+/* Inbound SAs with other SPIs, open addressing by SPI (see xdpsec.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct xs_sa_slot);
+} sa_foreign SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct xs_counter_value);
+} sa_foreign_stats SEC(".maps");
+
 /* One queue per CPU that SAs are steered to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);

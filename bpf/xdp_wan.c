@@ -61,33 +61,66 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, __u8 family)
 	return *(__u64 *)a == *(__u64 *)b && *(__u64 *)(a + 8) == *(__u64 *)(b + 8);
 }
 
+/* slot_holds: the slot is the SA for this SPI, protocol and destination. */
+static __always_inline int slot_holds(const struct xs_sa_slot *slot, __be32 spi, __u8 proto, struct l3 *l3)
+{
+	return slot->spi == spi && slot->family == l3->family && slot->proto == proto &&
+	       addr_eq(slot->daddr, l3->daddr, l3->family);
+}
+
+/* count_slot counts a packet on a slot's per-CPU counters. */
+static __always_inline void count_slot(void *stats, __u32 idx, __u64 bytes)
+{
+	struct xs_counter_value *ctr = bpf_map_lookup_elem(stats, &idx);
+
+	if (ctr) {
+		ctr->packets++;
+		ctr->bytes += bytes;
+	}
+}
+
 static __always_inline int handle_sa(struct l3 *l3, __u8 proto, __be32 spi, __u64 bytes)
 {
-	__u32 zero = 0, idx;
+	__u32 zero = 0, idx, h;
 	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct xs_counter_value *ctr;
 	struct xs_sa_slot *slot;
 	struct xs_sa_key key = {};
 	struct xs_sa_entry *sa;
+	__u32 home = 0;
+	int i;
+
+	if (!cfg)
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 
 	/* Our own SPIs: an array index and a compare. */
-	idx = bpf_ntohl(spi) - (cfg ? cfg->spi_base : 0);
-	if (cfg && idx < cfg->spi_count) {
+	idx = bpf_ntohl(spi) - cfg->spi_base;
+	if (idx < cfg->spi_count) {
 		slot = bpf_map_lookup_elem(&sa_slot, &idx);
-		if (!slot || slot->spi != spi || slot->family != l3->family || slot->proto != proto ||
-		    !addr_eq(slot->daddr, l3->daddr, l3->family))
+		if (!slot || !slot_holds(slot, spi, proto, l3))
 			return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
-		ctr = bpf_map_lookup_elem(&sa_slot_stats, &idx);
-		if (ctr) {
-			ctr->packets++;
-			ctr->bytes += bytes;
-		}
+		count_slot(&sa_slot_stats, idx, bytes);
 		return steer(slot->cpu, bytes);
 	}
 
 	/* Most gateways have no SAs outside the range: a flood of made-up
-	 * SPIs is then dropped without a hash lookup. */
-	if (cfg && !(cfg->flags & XS_CFG_FOREIGN_SAS))
+	 * SPIs is then dropped without a lookup. */
+	if (!(cfg->flags & XS_CFG_FOREIGN_SAS))
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+	h = XS_FOREIGN_HASH(bpf_ntohl(spi));
+#pragma clang loop unroll(full)
+	for (i = 0; i < XS_FOREIGN_PROBES; i++) {
+		idx = (h + i) & cfg->foreign_mask;
+		slot = bpf_map_lookup_elem(&sa_foreign, &idx);
+		if (!slot)
+			break;
+		if (i == 0)
+			home = slot->flags;
+		if (slot_holds(slot, spi, proto, l3)) {
+			count_slot(&sa_foreign_stats, idx, bytes);
+			return steer(slot->cpu, bytes);
+		}
+	}
+	if (!(cfg->flags & XS_CFG_FOREIGN_HASHED) || !(home & XS_SLOT_OVERFLOW))
 		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 	key.spi = spi;
 	key.family = l3->family;

@@ -111,8 +111,24 @@ struct xs_sa_slot {
 	__u8 pad[2];
 	__u8 daddr[16];
 	__u32 cpu;		/* as in xs_sa_entry */
-	__u32 flags;		/* reserved, zero */
+	__u32 flags;		/* sa_slot: zero; sa_foreign: XS_SLOT_OVERFLOW */
 };
+
+/*
+ * SAs with SPIs outside the range (manual ones, another daemon's) live in
+ * sa_foreign, an open-addressed array of xs_sa_slot: an SA sits in one of
+ * the XS_FOREIGN_PROBES slots from XS_FOREIGN_HASH(spi) & foreign_mask on,
+ * and a lookup compares those few slots, an array index each, instead of
+ * hashing a 24-byte key. The index depends on the SPI only, so SAs that
+ * share an SPI (different destinations or protocols) share a window; an
+ * SA that finds its window full goes to the sa_in hash
+ * (XS_CFG_FOREIGN_HASHED) and marks the window's first slot
+ * (XS_SLOT_OVERFLOW, kept when the slot changes hands): only a miss in a
+ * marked window looks in the hash. Counters in sa_foreign_stats, same index.
+ */
+#define XS_SLOT_OVERFLOW 0x1	/* in xs_sa_slot.flags of sa_foreign */
+#define XS_FOREIGN_PROBES 4
+#define XS_FOREIGN_HASH(spi_host) (((spi_host) * 0x9e3779b1U) ^ (((spi_host) * 0x9e3779b1U) >> 16))
 
 /*
  * ike_bucket: the per-source policer for new IKE SAs, an array of
@@ -162,6 +178,8 @@ struct xs_config {
 	__u32 flags;		/* XS_CFG_* */
 	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
 	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
+	__u32 foreign_mask;	/* sa_foreign's size - 1 (a power of two) */
+	__u32 pad0;
 	/*
 	 * By XS_SPD_LENS_IDX(gen, family). A generation's entries are written
 	 * before it is switched to and left alone while it is active.
@@ -171,8 +189,10 @@ struct xs_config {
 
 #define XS_SPD_LENS_IDX(gen, family) ((((gen) & 1) << 1) | ((family) == XS_FAMILY_IPV6))
 
-/* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
+/* There are SAs outside the range: without it, their SPIs are dropped unseen. */
 #define XS_CFG_FOREIGN_SAS 0x1
+/* Of those, sa_in has some (their window in sa_foreign was full). */
+#define XS_CFG_FOREIGN_HASHED 0x8
 /*
  * An outbound policy as configured: the source of truth for the compiled
  * lookup structures below, kept in the spd_out map by policy ID.

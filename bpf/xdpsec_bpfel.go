@@ -44,6 +44,8 @@ type XdpsecXsConfig struct {
 	Flags       uint32
 	SpiBase     uint32
 	SpiCount    uint32
+	ForeignMask uint32
+	Pad0        uint32
 	SpdLens     [4]XdpsecXsSpdLens
 }
 
@@ -201,23 +203,25 @@ type XdpsecXsSpdSrcKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	XdpsecMapConfig      = "config"
-	XdpsecMapCpuMap      = "cpu_map"
-	XdpsecMapIkeBucket   = "ike_bucket"
-	XdpsecMapSaIn        = "sa_in"
-	XdpsecMapSaSlot      = "sa_slot"
-	XdpsecMapSaSlotStats = "sa_slot_stats"
-	XdpsecMapSpdDst      = "spd_dst"
-	XdpsecMapSpdNode     = "spd_node"
-	XdpsecMapSpdOut      = "spd_out"
-	XdpsecMapSpdPrefix4  = "spd_prefix4"
-	XdpsecMapSpdPrefix6  = "spd_prefix6"
-	XdpsecMapSpdRule     = "spd_rule"
-	XdpsecMapSpdSrc      = "spd_src"
-	XdpsecMapSpdStats    = "spd_stats"
-	XdpsecMapStats       = "stats"
-	XdpsecProgTcLan      = "tc_lan"
-	XdpsecProgXdpWan     = "xdp_wan"
+	XdpsecMapConfig         = "config"
+	XdpsecMapCpuMap         = "cpu_map"
+	XdpsecMapIkeBucket      = "ike_bucket"
+	XdpsecMapSaForeign      = "sa_foreign"
+	XdpsecMapSaForeignStats = "sa_foreign_stats"
+	XdpsecMapSaIn           = "sa_in"
+	XdpsecMapSaSlot         = "sa_slot"
+	XdpsecMapSaSlotStats    = "sa_slot_stats"
+	XdpsecMapSpdDst         = "spd_dst"
+	XdpsecMapSpdNode        = "spd_node"
+	XdpsecMapSpdOut         = "spd_out"
+	XdpsecMapSpdPrefix4     = "spd_prefix4"
+	XdpsecMapSpdPrefix6     = "spd_prefix6"
+	XdpsecMapSpdRule        = "spd_rule"
+	XdpsecMapSpdSrc         = "spd_src"
+	XdpsecMapSpdStats       = "spd_stats"
+	XdpsecMapStats          = "stats"
+	XdpsecProgTcLan         = "tc_lan"
+	XdpsecProgXdpWan        = "xdp_wan"
 )
 
 // LoadXdpsec returns the embedded CollectionSpec for Xdpsec.
@@ -270,21 +274,23 @@ type XdpsecProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type XdpsecMapSpecs struct {
-	Config      *ebpf.MapSpec `ebpf:"config"`
-	CpuMap      *ebpf.MapSpec `ebpf:"cpu_map"`
-	IkeBucket   *ebpf.MapSpec `ebpf:"ike_bucket"`
-	SaIn        *ebpf.MapSpec `ebpf:"sa_in"`
-	SaSlot      *ebpf.MapSpec `ebpf:"sa_slot"`
-	SaSlotStats *ebpf.MapSpec `ebpf:"sa_slot_stats"`
-	SpdDst      *ebpf.MapSpec `ebpf:"spd_dst"`
-	SpdNode     *ebpf.MapSpec `ebpf:"spd_node"`
-	SpdOut      *ebpf.MapSpec `ebpf:"spd_out"`
-	SpdPrefix4  *ebpf.MapSpec `ebpf:"spd_prefix4"`
-	SpdPrefix6  *ebpf.MapSpec `ebpf:"spd_prefix6"`
-	SpdRule     *ebpf.MapSpec `ebpf:"spd_rule"`
-	SpdSrc      *ebpf.MapSpec `ebpf:"spd_src"`
-	SpdStats    *ebpf.MapSpec `ebpf:"spd_stats"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Config         *ebpf.MapSpec `ebpf:"config"`
+	CpuMap         *ebpf.MapSpec `ebpf:"cpu_map"`
+	IkeBucket      *ebpf.MapSpec `ebpf:"ike_bucket"`
+	SaForeign      *ebpf.MapSpec `ebpf:"sa_foreign"`
+	SaForeignStats *ebpf.MapSpec `ebpf:"sa_foreign_stats"`
+	SaIn           *ebpf.MapSpec `ebpf:"sa_in"`
+	SaSlot         *ebpf.MapSpec `ebpf:"sa_slot"`
+	SaSlotStats    *ebpf.MapSpec `ebpf:"sa_slot_stats"`
+	SpdDst         *ebpf.MapSpec `ebpf:"spd_dst"`
+	SpdNode        *ebpf.MapSpec `ebpf:"spd_node"`
+	SpdOut         *ebpf.MapSpec `ebpf:"spd_out"`
+	SpdPrefix4     *ebpf.MapSpec `ebpf:"spd_prefix4"`
+	SpdPrefix6     *ebpf.MapSpec `ebpf:"spd_prefix6"`
+	SpdRule        *ebpf.MapSpec `ebpf:"spd_rule"`
+	SpdSrc         *ebpf.MapSpec `ebpf:"spd_src"`
+	SpdStats       *ebpf.MapSpec `ebpf:"spd_stats"`
+	Stats          *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // XdpsecVariableSpecs contains global variables before they are loaded into the kernel.
@@ -313,21 +319,23 @@ func (o *XdpsecObjects) Close() error {
 //
 // It can be passed to LoadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type XdpsecMaps struct {
-	Config      *ebpf.Map `ebpf:"config"`
-	CpuMap      *ebpf.Map `ebpf:"cpu_map"`
-	IkeBucket   *ebpf.Map `ebpf:"ike_bucket"`
-	SaIn        *ebpf.Map `ebpf:"sa_in"`
-	SaSlot      *ebpf.Map `ebpf:"sa_slot"`
-	SaSlotStats *ebpf.Map `ebpf:"sa_slot_stats"`
-	SpdDst      *ebpf.Map `ebpf:"spd_dst"`
-	SpdNode     *ebpf.Map `ebpf:"spd_node"`
-	SpdOut      *ebpf.Map `ebpf:"spd_out"`
-	SpdPrefix4  *ebpf.Map `ebpf:"spd_prefix4"`
-	SpdPrefix6  *ebpf.Map `ebpf:"spd_prefix6"`
-	SpdRule     *ebpf.Map `ebpf:"spd_rule"`
-	SpdSrc      *ebpf.Map `ebpf:"spd_src"`
-	SpdStats    *ebpf.Map `ebpf:"spd_stats"`
-	Stats       *ebpf.Map `ebpf:"stats"`
+	Config         *ebpf.Map `ebpf:"config"`
+	CpuMap         *ebpf.Map `ebpf:"cpu_map"`
+	IkeBucket      *ebpf.Map `ebpf:"ike_bucket"`
+	SaForeign      *ebpf.Map `ebpf:"sa_foreign"`
+	SaForeignStats *ebpf.Map `ebpf:"sa_foreign_stats"`
+	SaIn           *ebpf.Map `ebpf:"sa_in"`
+	SaSlot         *ebpf.Map `ebpf:"sa_slot"`
+	SaSlotStats    *ebpf.Map `ebpf:"sa_slot_stats"`
+	SpdDst         *ebpf.Map `ebpf:"spd_dst"`
+	SpdNode        *ebpf.Map `ebpf:"spd_node"`
+	SpdOut         *ebpf.Map `ebpf:"spd_out"`
+	SpdPrefix4     *ebpf.Map `ebpf:"spd_prefix4"`
+	SpdPrefix6     *ebpf.Map `ebpf:"spd_prefix6"`
+	SpdRule        *ebpf.Map `ebpf:"spd_rule"`
+	SpdSrc         *ebpf.Map `ebpf:"spd_src"`
+	SpdStats       *ebpf.Map `ebpf:"spd_stats"`
+	Stats          *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *XdpsecMaps) Close() error {
@@ -335,6 +343,8 @@ func (m *XdpsecMaps) Close() error {
 		m.Config,
 		m.CpuMap,
 		m.IkeBucket,
+		m.SaForeign,
+		m.SaForeignStats,
 		m.SaIn,
 		m.SaSlot,
 		m.SaSlotStats,

@@ -140,16 +140,22 @@ func (c *Config) SetSPIRange(r SPIRange, slots uint32) error {
 	return c.update(func(v *bpf.XdpsecXsConfig) { v.SpiBase, v.SpiCount = r.Base, r.Count })
 }
 
-// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS.
-const cfgForeignSAs = 0x1
+// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS, cfgForeignHashed
+// XS_CFG_FOREIGN_HASHED.
+const (
+	cfgForeignSAs    = 0x1
+	cfgForeignHashed = 0x8
+)
 
-// setForeignSAs tells xdp_wan whether sa_in has entries worth a lookup.
-func (c *Config) setForeignSAs(on bool) error {
+// setForeign sets the flags on (and sa_foreign's mask, which xdp_wan
+// reads only under cfgForeignSAs) or, with on false, clears them.
+func (c *Config) setForeign(flags uint32, on bool, mask uint32) error {
 	return c.update(func(v *bpf.XdpsecXsConfig) {
 		if on {
-			v.Flags |= cfgForeignSAs
+			v.ForeignMask = mask
+			v.Flags |= flags
 		} else {
-			v.Flags &^= cfgForeignSAs
+			v.Flags &^= flags
 		}
 	})
 }
