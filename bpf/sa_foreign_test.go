@@ -140,3 +140,49 @@ func TestForeignSAsShareSPI(t *testing.T) {
 		objs.Close()
 	}
 }
+
+// TestForeignSAInHashStays: an SA that went to the hash when its window
+// was full stays there when it is put again (one by one or in bulk) after
+// a slot of the window has come free, so there is one entry to delete and
+// its packets stop when it is deleted.
+func TestForeignSAInHashStays(t *testing.T) {
+	const spi = 0x0badf00d
+	for _, bulk := range []bool{false, true} {
+		objs, s := loadObjects(t)
+		var sas []maps.InboundSA
+		for i := range 5 {
+			sas = append(sas, maps.InboundSA{SPI: spi, Dst: netip.AddrFrom4([4]byte{192, 0, 2, byte(20 + i)}), CPU: maps.NoCPU})
+		}
+		if err := s.SA.PutMany(sas); err != nil {
+			t.Fatal(err)
+		}
+		last := sas[4]
+		if err := s.SA.Delete(maps.SAProtoESP, spi, sas[0].Dst); err != nil {
+			t.Fatal(err)
+		}
+		if bulk {
+			if err := s.SA.PutMany([]maps.InboundSA{last}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := s.SA.Put(last); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.SA.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 4 {
+			t.Fatalf("bulk %v: List has %d SAs after 5 put, 1 deleted and 1 put again, want 4: %+v", bulk, len(all), all)
+		}
+		if got := run(t, objs.XdpWan, espTo(last.Dst, spi)); got != xdpPass {
+			t.Fatalf("bulk %v: ESP to %s: verdict %d, want pass", bulk, last.Dst, got)
+		}
+		if err := s.SA.Delete(maps.SAProtoESP, spi, last.Dst); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, objs.XdpWan, espTo(last.Dst, spi)); got != xdpDrop {
+			t.Fatalf("bulk %v: ESP to %s after its SA was deleted: verdict %d, want drop", bulk, last.Dst, got)
+		}
+		objs.Close()
+	}
+}

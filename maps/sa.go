@@ -222,10 +222,14 @@ func (t *SATable) Delete(proto SAProto, spi uint32, dst netip.Addr) error {
 		if err := t.putForeignSlot(uint32(at), bpf.XdpsecXsSaSlot{}); err != nil {
 			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
 		}
-	} else if err := t.m.Delete(&key); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
+	}
+	// From the hash too: a writer that died between the two may have left
+	// it in both.
+	if err := t.m.Delete(&key); errors.Is(err, ebpf.ErrKeyNotExist) {
+		if at < 0 {
 			return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, ErrNoSA)
 		}
+	} else if err != nil {
 		return fmt.Errorf("delete SA %#08x %s: %w", spi, dst, err)
 	}
 	return t.syncForeignFlags()
@@ -424,7 +428,9 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 		// sa_foreign as it is, read once if any SA is foreign, and
 		// filled here: where each foreign SA goes.
 		foreign []bpf.XdpsecXsSaSlot
-		marked  = map[uint32]bool{} // windows marked in foreign, to write
+		// Whether sa_in may hold some already: those stay there.
+		hashedBefore bool
+		marked       = map[uint32]bool{} // windows marked in foreign, to write
 	)
 	writeSlots := func(slots, stats *ebpf.Map, keys []uint32, vals []bpf.XdpsecXsSaSlot) error {
 		if len(keys) == 0 {
@@ -486,6 +492,21 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 				if foreign, err = t.readForeign(); err != nil {
 					return fmt.Errorf("put SAs: %w", err)
 				}
+				var probe bpf.XdpsecXsSaKey
+				if err := t.m.NextKey(nil, &probe); err == nil {
+					hashedBefore = true
+				} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+					return fmt.Errorf("put SAs: %w", err)
+				}
+			}
+			inHash := false
+			if hashedBefore {
+				vals := make([]bpf.XdpsecXsSaEntry, ncpu)
+				if err := t.m.Lookup(&key, vals); err == nil {
+					inHash = true
+				} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+					return fmt.Errorf("put SAs: %w", err)
+				}
 			}
 			at, free := -1, -1
 			win := t.foreignWindow(sa.SPI)
@@ -498,7 +519,7 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 					free = int(idx)
 				}
 			}
-			if at < 0 {
+			if at < 0 && !inHash {
 				at = free
 			}
 			if at >= 0 {
