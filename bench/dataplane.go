@@ -70,8 +70,8 @@ func LoadDataplane(maxSAs, maxPolicies uint32) (*Dataplane, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, n := range map[string]uint32{"sa_in": maxSAs, "sa_slot": maxSAs, "sa_slot_stats": maxSAs, "spd_out": maxPolicies, "spd_stats": maxPolicies + 1,
-		"spd_host": 2 * maxPolicies, "spd_dst": 2 * maxPolicies, "spd_src": 2 * maxPolicies, "spd_node": 2 * maxPolicies, "spd_rule": 2 * maxPolicies} {
+	for name, n := range map[string]uint32{"sa_in": maxSAs, "sa_slot": maxSAs, "sa_slot_stats": maxSAs, "sa_foreign": maps.ForeignSlots(maxSAs), "sa_foreign_stats": maps.ForeignSlots(maxSAs), "spd_out": maxPolicies, "spd_stats": maxPolicies + 1,
+		"spd_prefix4": 2 * maxPolicies, "spd_prefix6": 2 * maxPolicies, "spd_dst": 2 * maxPolicies, "spd_src": 2 * maxPolicies, "spd_node": 2 * maxPolicies, "spd_rule": 2 * maxPolicies} {
 		spec.Maps[name].MaxEntries = n
 	}
 	d := &Dataplane{}
@@ -221,13 +221,13 @@ const missRoom = 16
 
 // xdpCases are the xdp_wan cases, each measured at every SA count. SAs
 // the daemon makes get SPIs from the allocated range (found by index);
-// foreign ones (manual, another daemon's) are found through a hash.
+// foreign ones (manual, another daemon's) in their SPI's window of sa_foreign.
 var xdpCases = []xdpCase{
 	{name: "ESP, SA hit", packet: func(n int) []byte { return ESPPacket(maps.DefaultSPIBase + uint32(n) - 1) }, verdict: xdpPass},
 	{name: "ESP, SA miss (SPI in the range, no SA)", packet: func(n int) []byte { return ESPPacket(maps.DefaultSPIBase + uint32(n) + 5) }, verdict: xdpDrop},
 	{name: "ESP, SPI outside the range, no foreign SAs", packet: func(int) []byte { return ESPPacket(maps.DefaultSPIBase - 1) }, verdict: xdpDrop},
-	{name: "ESP, foreign SPI hit (hash)", foreign: true, packet: func(n int) []byte { return ESPPacket(uint32(n)) }, verdict: xdpPass},
-	{name: "ESP, foreign SPI miss (hash)", foreign: true, packet: func(n int) []byte { return ESPPacket(2_000_000_000) }, verdict: xdpDrop},
+	{name: "ESP, foreign SPI hit", foreign: true, packet: func(n int) []byte { return ESPPacket(uint32(n)) }, verdict: xdpPass},
+	{name: "ESP, foreign SPI miss", foreign: true, packet: func(n int) []byte { return ESPPacket(2_000_000_000) }, verdict: xdpDrop},
 	{name: "IKE_SA_INIT, policer off", setup: func(d *Dataplane) error {
 		return d.Maps.Config.SetIKERateLimit(maps.IKERateLimit{Rate: 0})
 	}, packet: func(int) []byte { return IKESAInitPacket() }, verdict: xdpPass},

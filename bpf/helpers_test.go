@@ -48,8 +48,8 @@ func loadObjectsSized(t testing.TB, policies uint32) (*bpf.XdpsecObjects, *maps.
 	// Small tables: fixtures need few entries, and preallocating the
 	// default sizes for every fixture costs seconds.
 	p := policies
-	for name, n := range map[string]uint32{"sa_in": 256, "sa_slot": 256, "sa_slot_stats": 256, "ike_bucket": 256, "spd_out": p,
-		"spd_stats": p + 1, "spd_host": 2 * p, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p} {
+	for name, n := range map[string]uint32{"sa_in": 256, "sa_slot": 256, "sa_slot_stats": 256, "sa_foreign": 512, "sa_foreign_stats": 512, "spd_out": p,
+		"spd_stats": p + 1, "spd_prefix4": 2 * p, "spd_prefix6": 2 * p, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p} {
 		spec.Maps[name].MaxEntries = n
 	}
 	var objs bpf.XdpsecObjects

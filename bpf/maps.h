@@ -35,6 +35,21 @@ struct {
 	__type(value, struct xs_counter_value);
 } sa_slot_stats SEC(".maps");
 
+/* Inbound SAs with other SPIs, open addressing by SPI (see xdpsec.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct xs_sa_slot);
+} sa_foreign SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct xs_counter_value);
+} sa_foreign_stats SEC(".maps");
+
 /* One queue per CPU that SAs are steered to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);
@@ -43,11 +58,11 @@ struct {
 	__type(value, struct bpf_cpumap_val);
 } cpu_map SEC(".maps");
 
-/* Per-source GCRA state (theoretical arrival time, ns) for new IKE SAs. */
+/* Per-source GCRA state for new IKE SAs, by source hash (see xdpsec.h). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct xs_ike_src);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XS_IKE_BUCKETS);
+	__type(key, __u32);
 	__type(value, __u64);
 } ike_bucket SEC(".maps");
 
@@ -81,14 +96,22 @@ struct {
 	__type(value, struct xs_counter_value);
 } spd_stats SEC(".maps");
 
-/* Host destinations of both SPD generations, looked up before spd_dst. */
+/* Destination prefixes of both SPD generations, by length (see xdpsec.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct xs_spd_host_key);
+	__type(key, struct xs_spd_prefix4_key);
 	__type(value, __u32);
-} spd_host SEC(".maps");
+} spd_prefix4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xs_spd_prefix6_key);
+	__type(value, __u32);
+} spd_prefix6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

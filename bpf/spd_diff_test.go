@@ -55,22 +55,29 @@ func TestSPDDifferential(t *testing.T) {
 		v6       bool
 		policies int
 		packets  int
+		manyLens bool // more destination lengths than are hashed
 	}{
-		{false, 10, 1000},
-		{false, 100, 1500},
-		{false, 1000, 2000},
-		{false, 10000, 3000},
-		{true, 100, 1000},
-		{true, 3000, 2000},
+		{false, 10, 1000, false},
+		{false, 100, 1500, false},
+		{false, 1000, 2000, false},
+		{false, 10000, 3000, false},
+		{true, 100, 1000, false},
+		{true, 3000, 2000, false},
+		{false, 2000, 2000, true},
+		{true, 1000, 1500, true},
 	}
 	total := 0
 	for i, c := range cases {
 		objs, s := loadObjectsSized(t, uint32(c.policies+64))
 		g := spdtest.New(uint64(1000+i), c.v6)
+		if c.manyLens {
+			g.ManyDstLengths()
+		}
 		ps, err := s.SPD.Replace(g.Policies(c.policies))
 		if err != nil {
 			t.Fatalf("%d policies: %v", c.policies, err)
 		}
+		checkSPDMaps(t, objs, ps)
 		for range c.packets {
 			pkt := g.Packet()
 			v, err := loader.RunTC(objs.TcLan, frameFor(pkt))
@@ -99,6 +106,7 @@ func TestSPDDifferential(t *testing.T) {
 			if ps, err = s.SPD.Policies(); err != nil {
 				t.Fatal(err)
 			}
+			checkSPDMaps(t, objs, ps)
 			for range 100 {
 				pkt := g.Packet()
 				v, err := loader.RunTC(objs.TcLan, frameFor(pkt))
@@ -156,10 +164,10 @@ func TestSPDDifferential(t *testing.T) {
 // TestSPDDifferentialHosts is the differential test for a remote-access
 // gateway's set: thousands of host destinations (/32, /128) inside pools
 // that shorter prefixes' policies cover. Host destinations are found in
-// spd_host, the rest in spd_dst; a packet to a host whose own policies do
-// not match falls back to the shorter prefixes' rules through the node
-// chain. The set is changed live (both generations), replaced by one
-// without hosts (the generation's host bit cleared) and back.
+// spd_prefix like every other length; a packet to a host whose own
+// policies do not match falls back to the shorter prefixes' rules through
+// the node chain. The set is changed live (both generations), replaced by
+// one without hosts (the generation's lengths lose the host length) and back.
 func TestSPDDifferentialHosts(t *testing.T) {
 	cases := []struct {
 		v6              bool
@@ -183,7 +191,7 @@ func TestSPDDifferentialHosts(t *testing.T) {
 					hosts[p.Dst] = true
 				}
 			}
-			checkSPDMaps(t, objs, hosts)
+			checkSPDMaps(t, objs, ps)
 			for range n {
 				pkt := hs.Packet()
 				v, err := loader.RunTC(objs.TcLan, frameFor(pkt))
@@ -250,53 +258,110 @@ func TestSPDDifferentialHosts(t *testing.T) {
 	}
 }
 
-// checkSPDMaps checks that the active generation holds exactly the host
-// destinations in spd_host and none in spd_dst, and that the config bit
-// that sends lookups to spd_host is set when there are any.
-func checkSPDMaps(t *testing.T, objs *bpf.XdpsecObjects, hosts map[netip.Prefix]bool) {
+// checkSPDMaps checks the active generation's destination lookup maps
+// against the policy set: per family, the longest distinct destination
+// lengths (at most XS_SPD_HASH_LENS) in the config's spd_lens, longest
+// first, with the trie flag when there are more; exactly the destinations
+// of those lengths in spd_prefix, and exactly the others in spd_dst.
+func checkSPDMaps(t *testing.T, objs *bpf.XdpsecObjects, ps []maps.Policy) {
 	t.Helper()
+	const hashLens, withTrie = 7, 0x80 // XS_SPD_HASH_LENS, XS_SPD_LENS_TRIE
 	var cfg bpf.XdpsecXsConfig
 	if err := objs.Config.Lookup(uint32(0), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	gen := uint8(cfg.SpdGen & 1)
+	dsts := map[netip.Prefix]bool{}
+	lens := map[bool][]int{}
+	for _, p := range ps {
+		if !dsts[p.Dst] {
+			dsts[p.Dst] = true
+			if v4 := p.Dst.Addr().Is4(); !slices.Contains(lens[v4], p.Dst.Bits()) {
+				lens[v4] = append(lens[v4], p.Dst.Bits())
+			}
+		}
+	}
+	hashed := map[bool]map[int]bool{true: {}, false: {}}
+	for fam, v4 := range []bool{true, false} {
+		want := lens[v4]
+		slices.Sort(want)
+		slices.Reverse(want)
+		wantN := uint8(min(len(want), hashLens))
+		if len(want) > hashLens {
+			wantN |= withTrie
+		}
+		got := cfg.SpdLens[int(gen)<<1|fam]
+		if got.N != wantN {
+			t.Fatalf("generation %d, IPv4 %v: spd_lens n=%#x, want %#x (lengths %v)", gen, v4, got.N, wantN, want)
+		}
+		for i := range min(len(want), hashLens) {
+			if int(got.Len[i]) != want[i] {
+				t.Fatalf("generation %d, IPv4 %v: spd_lens %v, want the longest of %v", gen, v4, got.Len, want)
+			}
+			hashed[v4][want[i]] = true
+		}
+	}
+	addrOf := func(fam bpf.XdpsecXsFamily, b [16]byte) netip.Addr {
+		if fam == bpf.XdpsecXsFamilyXS_FAMILY_IPV4 {
+			return netip.AddrFrom4([4]byte(b[:4]))
+		}
+		return netip.AddrFrom16(b)
+	}
 	var (
-		hk    bpf.XdpsecXsSpdHostKey
-		dk    bpf.XdpsecXsSpdDstKey
-		v     uint32
-		nhost int
+		pk4           bpf.XdpsecXsSpdPrefix4Key
+		pk6           bpf.XdpsecXsSpdPrefix6Key
+		dk            bpf.XdpsecXsSpdDstKey
+		v             uint32
+		nhash, ntrie  int
+		wantH, wantTr int
 	)
-	it := objs.SpdHost.Iterate()
-	for it.Next(&hk, &v) {
-		if hk.Gen != gen {
-			continue
+	for d := range dsts {
+		if hashed[d.Addr().Is4()][d.Bits()] {
+			wantH++
+		} else {
+			wantTr++
 		}
-		nhost++
-		a := netip.AddrFrom16(hk.Addr)
-		if hk.Family == bpf.XdpsecXsFamilyXS_FAMILY_IPV4 {
-			a = netip.AddrFrom4([4]byte(hk.Addr[:4]))
+	}
+	hashedDst := func(d netip.Prefix) {
+		t.Helper()
+		nhash++
+		if !dsts[d] || !hashed[d.Addr().Is4()][d.Bits()] {
+			t.Fatalf("spd_prefix has %s, which is not a destination of a hashed length", d)
 		}
-		if !hosts[netip.PrefixFrom(a, a.BitLen())] {
-			t.Fatalf("spd_host has %s, which no policy has as its destination", a)
+	}
+	it := objs.SpdPrefix4.Iterate()
+	for it.Next(&pk4, &v) {
+		if pk4.Gen == gen {
+			hashedDst(netip.PrefixFrom(netip.AddrFrom4(pk4.Addr), int(pk4.Len)))
 		}
 	}
 	if err := it.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if nhost != len(hosts) {
-		t.Fatalf("spd_host has %d entries in generation %d, want %d", nhost, gen, len(hosts))
+	it = objs.SpdPrefix6.Iterate()
+	for it.Next(&pk6, &v) {
+		if pk6.Gen == gen {
+			hashedDst(netip.PrefixFrom(netip.AddrFrom16(pk6.Addr), int(pk6.Len)))
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
 	}
 	it = objs.SpdDst.Iterate()
 	for it.Next(&dk, &v) {
-		if dk.Gen == gen && (dk.Prefixlen == 32+32 && dk.Family == bpf.XdpsecXsFamilyXS_FAMILY_IPV4 || dk.Prefixlen == 32+128) {
-			t.Fatalf("spd_dst has a host prefix: %+v", dk)
+		if dk.Gen != gen {
+			continue
+		}
+		ntrie++
+		d := netip.PrefixFrom(addrOf(dk.Family, dk.Addr), int(dk.Prefixlen-32))
+		if !dsts[d] || hashed[d.Addr().Is4()][d.Bits()] {
+			t.Fatalf("spd_dst has %s, which is not a destination of a trie length", d)
 		}
 	}
 	if err := it.Err(); err != nil {
 		t.Fatal(err)
 	}
-	const hostsBit = 0x2 // XS_CFG_SPD_HOSTS(0); generation 1's is 0x4
-	if on := cfg.Flags&(hostsBit<<gen) != 0; on != (len(hosts) > 0) {
-		t.Fatalf("generation %d: host bit %v with %d host destinations", gen, on, len(hosts))
+	if nhash != wantH || ntrie != wantTr {
+		t.Fatalf("generation %d: %d entries in spd_prefix and %d in spd_dst, want %d and %d", gen, nhash, ntrie, wantH, wantTr)
 	}
 }

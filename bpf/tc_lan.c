@@ -150,27 +150,74 @@ static long spd_step(__u32 i, void *ctx)
 	return 0;
 }
 
+/* prefix_mask is the network-order mask of word i of a prefix of len bits. */
+static __always_inline __u32 prefix_mask(__u32 len, int i)
+{
+	if (len <= (__u32)i * 32)
+		return 0;
+	if (len >= (__u32)i * 32 + 32)
+		return 0xffffffffU;
+	return bpf_htonl(~0U << (32 - (len - i * 32)));
+}
+
+/* spd_prefix_v4 looks the address up in spd_prefix4 at each hashed length. */
+static __always_inline __u32 *spd_prefix_v4(__u32 gen, const struct xs_spd_lens *lens, const __u8 *daddr)
+{
+	struct xs_spd_prefix4_key pk = { .gen = gen };
+	__u32 n = lens->n & XS_SPD_LENS_COUNT, addr, *node;
+	int i;
+
+	__builtin_memcpy(&addr, daddr, 4);
+	for (i = 0; i < XS_SPD_HASH_LENS; i++) {
+		if (i >= n)
+			break;
+		pk.len = lens->len[i];
+		*(__u32 *)pk.addr = addr & prefix_mask(pk.len, 0);
+		node = bpf_map_lookup_elem(&spd_prefix4, &pk);
+		if (node)
+			return node;
+	}
+	return NULL;
+}
+
+static __always_inline __u32 *spd_prefix_v6(__u32 gen, const struct xs_spd_lens *lens, const __u8 *daddr)
+{
+	struct xs_spd_prefix6_key pk = { .gen = gen };
+	__u32 n = lens->n & XS_SPD_LENS_COUNT, addr[4], *pa = (__u32 *)pk.addr, *node;
+	int i, w;
+
+	__builtin_memcpy(addr, daddr, 16);
+	for (i = 0; i < XS_SPD_HASH_LENS; i++) {
+		if (i >= n)
+			break;
+		pk.len = lens->len[i];
+#pragma clang loop unroll(full)
+		for (w = 0; w < 4; w++)
+			pa[w] = addr[w] & prefix_mask(pk.len, w);
+		node = bpf_map_lookup_elem(&spd_prefix6, &pk);
+		if (node)
+			return node;
+	}
+	return NULL;
+}
+
 /*
  * spd_dst_node returns the most specific destination node for the packet:
- * its address's own node from spd_host if the generation has host entries
- * and one of them is the address, else the LPM answer of spd_dst.
+ * one exact lookup per hashed length, longest first, then, if the
+ * generation has more lengths than fit, the LPM answer of spd_dst.
  */
-static __always_inline __u32 *spd_dst_node(__u32 gen, int hosts, struct l3 *l3)
+static __always_inline __u32 *spd_dst_node(__u32 gen, const struct xs_spd_lens *lens, struct l3 *l3)
 {
 	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
 	struct xs_spd_dst_key dk = {};
 	__u32 *node;
 
-	if (hosts) {
-		struct xs_spd_host_key hk = {};
-
-		hk.gen = gen;
-		hk.family = l3->family;
-		copy_addr(hk.addr, l3->daddr, l3->family);
-		node = bpf_map_lookup_elem(&spd_host, &hk);
-		if (node)
-			return node;
-	}
+	if (l3->family == XS_FAMILY_IPV4)
+		node = spd_prefix_v4(gen, lens, l3->daddr);
+	else
+		node = spd_prefix_v6(gen, lens, l3->daddr);
+	if (node || !(lens->n & XS_SPD_LENS_TRIE))
+		return node;
 	dk.prefixlen = 32 + alen;
 	dk.gen = gen;
 	dk.family = l3->family;
@@ -190,7 +237,8 @@ static __always_inline __u32 *spd_dst_node(__u32 gen, int hosts, struct l3 *l3)
  * bpf_loop (which the verifier checks once) within a step budget; the Go
  * compiler refuses policy sets whose worst path needs more steps.
  */
-static __always_inline __u32 spd_lookup(__u32 gen, int hosts, struct l3 *l3, int have_port, __u16 dport)
+static __always_inline __u32 spd_lookup(__u32 gen, const struct xs_spd_lens *lens, struct l3 *l3, int have_port,
+					 __u16 dport)
 {
 	__u32 alen = l3->family == XS_FAMILY_IPV4 ? 32 : 128;
 	struct spd_walk w = {};
@@ -199,7 +247,7 @@ static __always_inline __u32 spd_lookup(__u32 gen, int hosts, struct l3 *l3, int
 	__u32 *node;
 	int i;
 
-	node = spd_dst_node(gen, hosts, l3);
+	node = spd_dst_node(gen, lens, l3);
 	if (!node)
 		return XS_NONE;
 
@@ -332,7 +380,7 @@ int tc_lan(struct __sk_buff *skb)
 	struct l3 l3 = {};
 	__u32 zero = 0, want, tcp_off = 0, policy_id, rule_idx, gen = 0;
 	__u16 dport = 0;
-	int have_port = 0, hosts = 0, off, probe;
+	int have_port = 0, off, probe;
 	__be16 proto;
 
 	probe = skb->ingress_ifindex == 0 && skb->cb[XS_CB_PROBE] == XS_PROBE_MAGIC;
@@ -361,11 +409,12 @@ int tc_lan(struct __sk_buff *skb)
 	}
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
+	rule_idx = XS_NONE;
 	if (cfg) {
 		gen = cfg->spd_gen & 1;
-		hosts = !!(cfg->flags & XS_CFG_SPD_HOSTS(gen));
+		rule_idx = spd_lookup(gen, &cfg->spd_lens[XS_SPD_LENS_IDX(gen, l3.family)], &l3, have_port,
+				      dport);
 	}
-	rule_idx = spd_lookup(gen, hosts, &l3, have_port, dport);
 	rule = rule_idx == XS_NONE ? NULL : bpf_map_lookup_elem(&spd_rule, &rule_idx);
 	if (!rule) {
 		tc_count(probe, XS_CNT_TC_NO_POLICY, skb->len);

@@ -22,18 +22,19 @@ func TestGeneratedTypeSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := map[string]any{
-		"xs_sa_key":        bpf.XdpsecXsSaKey{},
-		"xs_sa_entry":      bpf.XdpsecXsSaEntry{},
-		"xs_sa_slot":       bpf.XdpsecXsSaSlot{},
-		"xs_ike_src":       bpf.XdpsecXsIkeSrc{},
-		"xs_config":        bpf.XdpsecXsConfig{},
-		"xs_counter_value": bpf.XdpsecXsCounterValue{},
-		"xs_policy":        bpf.XdpsecXsPolicy{},
-		"xs_spd_dst_key":   bpf.XdpsecXsSpdDstKey{},
-		"xs_spd_host_key":  bpf.XdpsecXsSpdHostKey{},
-		"xs_spd_src_key":   bpf.XdpsecXsSpdSrcKey{},
-		"xs_spd_node":      bpf.XdpsecXsSpdNode{},
-		"xs_spd_rule":      bpf.XdpsecXsSpdRule{},
+		"xs_sa_key":          bpf.XdpsecXsSaKey{},
+		"xs_sa_entry":        bpf.XdpsecXsSaEntry{},
+		"xs_sa_slot":         bpf.XdpsecXsSaSlot{},
+		"xs_config":          bpf.XdpsecXsConfig{},
+		"xs_counter_value":   bpf.XdpsecXsCounterValue{},
+		"xs_policy":          bpf.XdpsecXsPolicy{},
+		"xs_spd_dst_key":     bpf.XdpsecXsSpdDstKey{},
+		"xs_spd_prefix4_key": bpf.XdpsecXsSpdPrefix4Key{},
+		"xs_spd_prefix6_key": bpf.XdpsecXsSpdPrefix6Key{},
+		"xs_spd_lens":        bpf.XdpsecXsSpdLens{},
+		"xs_spd_src_key":     bpf.XdpsecXsSpdSrcKey{},
+		"xs_spd_node":        bpf.XdpsecXsSpdNode{},
+		"xs_spd_rule":        bpf.XdpsecXsSpdRule{},
 	}
 	for name, goVal := range types {
 		var st *btf.Struct
@@ -67,20 +68,23 @@ func TestGeneratedTypeSizes(t *testing.T) {
 	}
 
 	mapTypes := map[string][2]any{
-		"sa_in":         {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
-		"sa_slot":       {uint32(0), bpf.XdpsecXsSaSlot{}},
-		"sa_slot_stats": {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"ike_bucket":    {bpf.XdpsecXsIkeSrc{}, uint64(0)},
-		"config":        {uint32(0), bpf.XdpsecXsConfig{}},
-		"stats":         {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_out":       {uint32(0), bpf.XdpsecXsPolicy{}},
-		"spd_stats":     {uint32(0), bpf.XdpsecXsCounterValue{}},
-		"spd_host":      {bpf.XdpsecXsSpdHostKey{}, uint32(0)},
-		"spd_dst":       {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
-		"spd_node":      {uint32(0), bpf.XdpsecXsSpdNode{}},
-		"spd_src":       {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
-		"spd_rule":      {uint32(0), bpf.XdpsecXsSpdRule{}},
-		"cpu_map":       {uint32(0), bpf.XdpsecBpfCpumapVal{}},
+		"sa_in":            {bpf.XdpsecXsSaKey{}, bpf.XdpsecXsSaEntry{}},
+		"sa_slot":          {uint32(0), bpf.XdpsecXsSaSlot{}},
+		"sa_slot_stats":    {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"sa_foreign":       {uint32(0), bpf.XdpsecXsSaSlot{}},
+		"sa_foreign_stats": {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"ike_bucket":       {uint32(0), uint64(0)},
+		"config":           {uint32(0), bpf.XdpsecXsConfig{}},
+		"stats":            {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_out":          {uint32(0), bpf.XdpsecXsPolicy{}},
+		"spd_stats":        {uint32(0), bpf.XdpsecXsCounterValue{}},
+		"spd_prefix4":      {bpf.XdpsecXsSpdPrefix4Key{}, uint32(0)},
+		"spd_prefix6":      {bpf.XdpsecXsSpdPrefix6Key{}, uint32(0)},
+		"spd_dst":          {bpf.XdpsecXsSpdDstKey{}, uint32(0)},
+		"spd_node":         {uint32(0), bpf.XdpsecXsSpdNode{}},
+		"spd_src":          {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
+		"spd_rule":         {uint32(0), bpf.XdpsecXsSpdRule{}},
+		"cpu_map":          {uint32(0), bpf.XdpsecBpfCpumapVal{}},
 	}
 	if len(mapTypes) != len(spec.Maps) {
 		t.Errorf("object has %d maps, the test knows %d", len(spec.Maps), len(mapTypes))

@@ -33,8 +33,6 @@
 #define IKEV1_MAIN_MODE 2
 #define IKEV1_AGGRESSIVE 4
 
-#define NSEC_PER_SEC 1000000000ULL
-
 static __always_inline int verdict(int action, __u32 counter, __u64 bytes)
 {
 	count(counter, bytes);
@@ -63,33 +61,66 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, __u8 family)
 	return *(__u64 *)a == *(__u64 *)b && *(__u64 *)(a + 8) == *(__u64 *)(b + 8);
 }
 
+/* slot_holds: the slot is the SA for this SPI, protocol and destination. */
+static __always_inline int slot_holds(const struct xs_sa_slot *slot, __be32 spi, __u8 proto, struct l3 *l3)
+{
+	return slot->spi == spi && slot->family == l3->family && slot->proto == proto &&
+	       addr_eq(slot->daddr, l3->daddr, l3->family);
+}
+
+/* count_slot counts a packet on a slot's per-CPU counters. */
+static __always_inline void count_slot(void *stats, __u32 idx, __u64 bytes)
+{
+	struct xs_counter_value *ctr = bpf_map_lookup_elem(stats, &idx);
+
+	if (ctr) {
+		ctr->packets++;
+		ctr->bytes += bytes;
+	}
+}
+
 static __always_inline int handle_sa(struct l3 *l3, __u8 proto, __be32 spi, __u64 bytes)
 {
-	__u32 zero = 0, idx;
+	__u32 zero = 0, idx, h;
 	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct xs_counter_value *ctr;
 	struct xs_sa_slot *slot;
 	struct xs_sa_key key = {};
 	struct xs_sa_entry *sa;
+	__u32 home = 0;
+	int i;
+
+	if (!cfg)
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 
 	/* Our own SPIs: an array index and a compare. */
-	idx = bpf_ntohl(spi) - (cfg ? cfg->spi_base : 0);
-	if (cfg && idx < cfg->spi_count) {
+	idx = bpf_ntohl(spi) - cfg->spi_base;
+	if (idx < cfg->spi_count) {
 		slot = bpf_map_lookup_elem(&sa_slot, &idx);
-		if (!slot || slot->spi != spi || slot->family != l3->family || slot->proto != proto ||
-		    !addr_eq(slot->daddr, l3->daddr, l3->family))
+		if (!slot || !slot_holds(slot, spi, proto, l3))
 			return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
-		ctr = bpf_map_lookup_elem(&sa_slot_stats, &idx);
-		if (ctr) {
-			ctr->packets++;
-			ctr->bytes += bytes;
-		}
+		count_slot(&sa_slot_stats, idx, bytes);
 		return steer(slot->cpu, bytes);
 	}
 
 	/* Most gateways have no SAs outside the range: a flood of made-up
-	 * SPIs is then dropped without a hash lookup. */
-	if (cfg && !(cfg->flags & XS_CFG_FOREIGN_SAS))
+	 * SPIs is then dropped without a lookup. */
+	if (!(cfg->flags & XS_CFG_FOREIGN_SAS))
+		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+	h = XS_FOREIGN_HASH(bpf_ntohl(spi));
+#pragma clang loop unroll(full)
+	for (i = 0; i < XS_FOREIGN_PROBES; i++) {
+		idx = (h + i) & cfg->foreign_mask;
+		slot = bpf_map_lookup_elem(&sa_foreign, &idx);
+		if (!slot)
+			break;
+		if (i == 0)
+			home = slot->flags;
+		if (slot_holds(slot, spi, proto, l3)) {
+			count_slot(&sa_foreign_stats, idx, bytes);
+			return steer(slot->cpu, bytes);
+		}
+	}
+	if (!(cfg->flags & XS_CFG_FOREIGN_HASHED) || !(home & XS_SLOT_OVERFLOW))
 		return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
 	key.spi = spi;
 	key.family = l3->family;
@@ -126,43 +157,64 @@ static __always_inline int is_new_sa_request(__u8 *ike)
 }
 
 /*
- * ike_admit polices one new-SA request with a generic cell rate algorithm
- * per source: one 64-bit "theoretical arrival time" per source, advanced by
- * 1/rate for each admitted request, admitting while it runs at most
- * (burst-1)/rate ahead of now. The update is a compare-and-swap so that
- * concurrent CPUs cannot both spend the last token.
+ * ike_src_hash mixes the source address with the configured seed: the
+ * bucket index and tag come from its upper half.
  */
-static __always_inline int ike_admit(struct l3 *l3)
+static __always_inline __u64 ike_src_hash(struct l3 *l3, __u32 seed)
 {
-	__u32 zero = 0;
-	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct xs_ike_src key = {};
-	__u64 now, interval, tau, old, tat, *state;
-	__u32 burst;
+	const __u64 k = 0x9e3779b97f4a7c15ULL;
+	__u64 h = ((__u64)seed << 8 | l3->family) * k, w[2];
+
+	if (l3->family == XS_FAMILY_IPV4) {
+		h ^= *(__u32 *)l3->saddr;
+	} else {
+		__builtin_memcpy(w, l3->saddr, 16);
+		h = (h ^ w[0]) * k;
+		h ^= w[1];
+	}
+	h *= k;
+	return h ^ (h >> 29);
+}
+
+/*
+ * ike_admit polices one new-SA request with a generic cell rate algorithm
+ * per source: the "theoretical arrival time" in the source's bucket
+ * advances by 1/rate for each admitted request, admitting while it runs
+ * at most (burst-1)/rate ahead of now. The update is a compare-and-swap so
+ * that concurrent CPUs cannot both spend the last token.
+ */
+static __always_inline int ike_admit(struct l3 *l3, struct xs_config *cfg)
+{
+	const __u64 tat_mask = (1ULL << XS_IKE_TAT_BITS) - 1;
+	__u64 h, tag, now, old, tat, *state;
+	__u32 idx;
 	int i;
 
 	if (!cfg || cfg->ike_rate == 0)
 		return 1;
-	interval = NSEC_PER_SEC / cfg->ike_rate;
-	burst = cfg->ike_burst ? cfg->ike_burst : 1;
-	tau = interval * (burst - 1);
-
-	key.family = l3->family;
-	copy_addr(key.saddr, l3->saddr, l3->family);
-	now = bpf_ktime_get_ns();
-
-	state = bpf_map_lookup_elem(&ike_bucket, &key);
-	if (!state) {
-		tat = now + interval;
-		bpf_map_update_elem(&ike_bucket, &key, &tat, BPF_ANY);
+	h = ike_src_hash(l3, cfg->ike_seed);
+	idx = (h >> 32) & (XS_IKE_BUCKETS - 1);
+	tag = h & ~tat_mask;
+	state = bpf_map_lookup_elem(&ike_bucket, &idx);
+	if (!state)
 		return 1;
-	}
+	/*
+	 * Time in jiffies: the coarse clock has a jiffy's resolution too, but
+	 * reading it costs about 20 ns a packet, jiffies a load.
+	 */
+	if (cfg->jiffy_ns)
+		now = bpf_jiffies64() * cfg->jiffy_ns;
+	else
+		now = bpf_ktime_get_coarse_ns();
+	now = (now >> XS_IKE_TICK_SHIFT) & tat_mask;
 	for (i = 0; i < 2; i++) {
 		old = *state;
-		tat = old > now ? old : now;
-		if (tat - now > tau)
+		tat = old & tat_mask;
+		if ((old & ~tat_mask) != tag || tat < now)
+			tat = now;	/* another source's bucket, or idle: start afresh */
+		else if (tat - now > cfg->ike_tau)
 			return 0;
-		if (__sync_val_compare_and_swap(state, old, tat + interval) == old)
+		if (__sync_val_compare_and_swap(state, old, tag | ((tat + cfg->ike_interval) & tat_mask)) == old)
 			return 1;
 	}
 	/* Lost the race twice: another CPU is admitting this source right now. */
@@ -172,11 +224,13 @@ static __always_inline int ike_admit(struct l3 *l3)
 static __always_inline int handle_ike(struct l3 *l3, __u8 *ike, void *data_end, __u32 len,
 				      __u64 bytes)
 {
+	__u32 zero = 0;
+
 	if (len < IKE_HDR_LEN || (void *)(ike + IKE_HDR_LEN) > data_end)
 		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
 	if (!is_new_sa_request(ike))
 		return verdict(XDP_PASS, XS_CNT_IKE, bytes);
-	if (!ike_admit(l3))
+	if (!ike_admit(l3, bpf_map_lookup_elem(&config, &zero)))
 		return verdict(XDP_DROP, XS_CNT_DROP_IKE_RATELIMIT, bytes);
 	count(XS_CNT_IKE_SA_INIT, bytes);
 	return verdict(XDP_PASS, XS_CNT_IKE, bytes);

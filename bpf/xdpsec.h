@@ -111,14 +111,55 @@ struct xs_sa_slot {
 	__u8 pad[2];
 	__u8 daddr[16];
 	__u32 cpu;		/* as in xs_sa_entry */
-	__u32 flags;		/* reserved, zero */
+	__u32 flags;		/* sa_slot: zero; sa_foreign: XS_SLOT_OVERFLOW */
 };
 
-/* Key of ike_bucket: one policer per source address. */
-struct xs_ike_src {
-	enum xs_family family;
-	__u8 pad[3];
-	__u8 saddr[16];
+/*
+ * SAs with SPIs outside the range (manual ones, another daemon's) live in
+ * sa_foreign, an open-addressed array of xs_sa_slot: an SA sits in one of
+ * the XS_FOREIGN_PROBES slots from XS_FOREIGN_HASH(spi) & foreign_mask on,
+ * and a lookup compares those few slots, an array index each, instead of
+ * hashing a 24-byte key. The index depends on the SPI only, so SAs that
+ * share an SPI (different destinations or protocols) share a window; an
+ * SA that finds its window full goes to the sa_in hash
+ * (XS_CFG_FOREIGN_HASHED) and marks the window's first slot
+ * (XS_SLOT_OVERFLOW, kept when the slot changes hands): only a miss in a
+ * marked window looks in the hash. Counters in sa_foreign_stats, same index.
+ */
+#define XS_SLOT_OVERFLOW 0x1	/* in xs_sa_slot.flags of sa_foreign */
+#define XS_FOREIGN_PROBES 4
+#define XS_FOREIGN_HASH(spi_host) (((spi_host) * 0x9e3779b1U) ^ (((spi_host) * 0x9e3779b1U) >> 16))
+
+/*
+ * ike_bucket: the per-source policer for new IKE SAs, an array of
+ * XS_IKE_BUCKETS 64-bit words indexed by a seeded hash of the source
+ * address. Each word holds the source's GCRA state, its theoretical
+ * arrival time, in the low XS_IKE_TAT_BITS (units of 2^XS_IKE_TICK_SHIFT
+ * ns of the coarse monotonic clock: 9 years before they wrap), and a tag
+ * of the address hash in the bits above. A source that finds another's tag
+ * in its bucket takes the bucket over with a fresh state: two sources that
+ * share a bucket never throttle each other, and what a source gains by it
+ * is bounded by the other's requests. An array index and one word instead
+ * of a hash map keyed by address: the admitted path costs a few ns.
+ */
+#define XS_IKE_BUCKETS 65536		/* power of two */
+#define XS_IKE_TICK_SHIFT 10
+#define XS_IKE_TAT_BITS 48
+
+/*
+ * Destination prefix lengths of one SPD generation and family that are kept
+ * in the spd_prefix hash, longest first. tc_lan tries one exact lookup per
+ * length, so the cost follows the number of distinct lengths, not of
+ * prefixes. A set with more distinct lengths keeps the shorter ones in the
+ * spd_dst trie (XS_SPD_LENS_TRIE), asked only when no hashed length hits.
+ */
+#define XS_SPD_HASH_LENS 7
+#define XS_SPD_LENS_TRIE 0x80	/* flag in n */
+#define XS_SPD_LENS_COUNT 0x7f	/* mask of n: lengths in len[] */
+
+struct xs_spd_lens {
+	__u8 n;
+	__u8 len[XS_SPD_HASH_LENS];
 };
 
 /*
@@ -128,21 +169,30 @@ struct xs_ike_src {
 struct xs_config {
 	__u32 ike_rate;		/* new IKE SA requests per second per source, 0: no limit */
 	__u32 ike_burst;	/* requests a source may send back to back */
+	__u32 ike_interval;	/* 1/ike_rate in ticks (XS_IKE_TICK_SHIFT), at least 1 */
+	__u32 ike_seed;		/* keys the source hash of ike_bucket */
+	__u32 jiffy_ns;		/* length of a jiffy (1/CONFIG_HZ), 0: unknown */
+	__u32 pad;
+	__u64 ike_tau;		/* (ike_burst - 1) * ike_interval: how far ahead a source may run */
 	__u32 spd_gen;		/* active generation of the compiled SPD, 0 or 1 */
 	__u32 flags;		/* XS_CFG_* */
 	__u32 spi_base;		/* first SPI of the sa_slot range (host order) */
 	__u32 spi_count;	/* slots in use for the range, at most sa_slot's size */
+	__u32 foreign_mask;	/* sa_foreign's size - 1 (a power of two) */
+	__u32 pad0;
+	/*
+	 * By XS_SPD_LENS_IDX(gen, family). A generation's entries are written
+	 * before it is switched to and left alone while it is active.
+	 */
+	struct xs_spd_lens spd_lens[4];
 };
 
-/* sa_in has entries: without it, SPIs outside the range are dropped unseen. */
-#define XS_CFG_FOREIGN_SAS 0x1
-/*
- * SPD generation gen has entries in spd_host: without its bit, tc_lan goes
- * straight to spd_dst. Set before the generation is switched to, so a
- * packet never sees a generation with host entries but not its bit.
- */
-#define XS_CFG_SPD_HOSTS(gen) (0x2U << ((gen) & 1))
+#define XS_SPD_LENS_IDX(gen, family) ((((gen) & 1) << 1) | ((family) == XS_FAMILY_IPV6))
 
+/* There are SAs outside the range: without it, their SPIs are dropped unseen. */
+#define XS_CFG_FOREIGN_SAS 0x1
+/* Of those, sa_in has some (their window in sa_foreign was full). */
+#define XS_CFG_FOREIGN_HASHED 0x8
 /*
  * An outbound policy as configured: the source of truth for the compiled
  * lookup structures below, kept in the spd_out map by policy ID.
@@ -169,13 +219,14 @@ struct xs_policy {
  * which one packets use, so a new policy set is written into the idle
  * generation and switched to in one store.
  *
- * spd_host: exact match over (gen, family, address) -> node index, for
- *          the destinations that are host prefixes (/32, /128). A hit is
- *          the longest match there can be; only a miss goes on to spd_dst.
- *          Remote-access gateways have one host destination per client:
- *          in the trie each would make every lookup deeper.
+ * spd_prefix4, spd_prefix6: exact match over (gen, length, masked
+ *          destination) -> node index, one lookup per length of config.spd_lens, longest
+ *          first: the first hit is the most specific destination. Its cost
+ *          does not grow with the number of prefixes (remote-access
+ *          gateways have one host destination per client, site hubs one
+ *          /24 per site), only with the number of distinct lengths.
  * spd_dst: LPM over (gen, family, destination) -> node index, for the
- *          shorter destination prefixes.
+ *          prefixes of lengths that did not fit in spd_lens (rare).
  * spd_node[node]: the next shorter destination prefix present in the set.
  * spd_src: LPM over (node, source) -> first rule of the chain for that
  *          destination node and source prefix.
@@ -192,9 +243,20 @@ struct xs_spd_dst_key {
 	__u8 addr[16];
 };
 
-struct xs_spd_host_key {
+/*
+ * Keys of spd_prefix4 and spd_prefix6: IPv4 has a map of its own, so that
+ * its key is 8 bytes to hash and compare rather than 20.
+ */
+struct xs_spd_prefix4_key {
 	__u8 gen;
-	enum xs_family family;
+	__u8 len;		/* prefix length in bits */
+	__u8 pad[2];
+	__u8 addr[4];		/* the prefix, bits past len zero */
+};
+
+struct xs_spd_prefix6_key {
+	__u8 gen;
+	__u8 len;
 	__u8 pad[2];
 	__u8 addr[16];
 };

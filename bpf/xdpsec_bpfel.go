@@ -32,13 +32,21 @@ const (
 )
 
 type XdpsecXsConfig struct {
-	_        structs.HostLayout
-	IkeRate  uint32
-	IkeBurst uint32
-	SpdGen   uint32
-	Flags    uint32
-	SpiBase  uint32
-	SpiCount uint32
+	_           structs.HostLayout
+	IkeRate     uint32
+	IkeBurst    uint32
+	IkeInterval uint32
+	IkeSeed     uint32
+	JiffyNs     uint32
+	Pad         uint32
+	IkeTau      uint64
+	SpdGen      uint32
+	Flags       uint32
+	SpiBase     uint32
+	SpiCount    uint32
+	ForeignMask uint32
+	Pad0        uint32
+	SpdLens     [4]XdpsecXsSpdLens
 }
 
 type XdpsecXsCounter uint32
@@ -76,13 +84,6 @@ const (
 	XdpsecXsFamilyXS_FAMILY_IPV4 XdpsecXsFamily = 4
 	XdpsecXsFamilyXS_FAMILY_IPV6 XdpsecXsFamily = 6
 )
-
-type XdpsecXsIkeSrc struct {
-	_      structs.HostLayout
-	Family XdpsecXsFamily
-	Pad    [3]uint8
-	Saddr  [16]uint8
-}
 
 type XdpsecXsPolicy struct {
 	_               structs.HostLayout
@@ -146,12 +147,10 @@ type XdpsecXsSpdDstKey struct {
 	Addr      [16]uint8
 }
 
-type XdpsecXsSpdHostKey struct {
-	_      structs.HostLayout
-	Gen    uint8
-	Family XdpsecXsFamily
-	Pad    [2]uint8
-	Addr   [16]uint8
+type XdpsecXsSpdLens struct {
+	_   structs.HostLayout
+	N   uint8
+	Len [7]uint8
 }
 
 type XdpsecXsSpdNode struct {
@@ -162,6 +161,22 @@ type XdpsecXsSpdNode struct {
 	Pad     uint8
 	SrcHead [2]uint32
 	Src     [2][16]uint8
+}
+
+type XdpsecXsSpdPrefix4Key struct {
+	_    structs.HostLayout
+	Gen  uint8
+	Len  uint8
+	Pad  [2]uint8
+	Addr [4]uint8
+}
+
+type XdpsecXsSpdPrefix6Key struct {
+	_    structs.HostLayout
+	Gen  uint8
+	Len  uint8
+	Pad  [2]uint8
+	Addr [16]uint8
 }
 
 type XdpsecXsSpdRule struct {
@@ -188,22 +203,25 @@ type XdpsecXsSpdSrcKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	XdpsecMapConfig      = "config"
-	XdpsecMapCpuMap      = "cpu_map"
-	XdpsecMapIkeBucket   = "ike_bucket"
-	XdpsecMapSaIn        = "sa_in"
-	XdpsecMapSaSlot      = "sa_slot"
-	XdpsecMapSaSlotStats = "sa_slot_stats"
-	XdpsecMapSpdDst      = "spd_dst"
-	XdpsecMapSpdHost     = "spd_host"
-	XdpsecMapSpdNode     = "spd_node"
-	XdpsecMapSpdOut      = "spd_out"
-	XdpsecMapSpdRule     = "spd_rule"
-	XdpsecMapSpdSrc      = "spd_src"
-	XdpsecMapSpdStats    = "spd_stats"
-	XdpsecMapStats       = "stats"
-	XdpsecProgTcLan      = "tc_lan"
-	XdpsecProgXdpWan     = "xdp_wan"
+	XdpsecMapConfig         = "config"
+	XdpsecMapCpuMap         = "cpu_map"
+	XdpsecMapIkeBucket      = "ike_bucket"
+	XdpsecMapSaForeign      = "sa_foreign"
+	XdpsecMapSaForeignStats = "sa_foreign_stats"
+	XdpsecMapSaIn           = "sa_in"
+	XdpsecMapSaSlot         = "sa_slot"
+	XdpsecMapSaSlotStats    = "sa_slot_stats"
+	XdpsecMapSpdDst         = "spd_dst"
+	XdpsecMapSpdNode        = "spd_node"
+	XdpsecMapSpdOut         = "spd_out"
+	XdpsecMapSpdPrefix4     = "spd_prefix4"
+	XdpsecMapSpdPrefix6     = "spd_prefix6"
+	XdpsecMapSpdRule        = "spd_rule"
+	XdpsecMapSpdSrc         = "spd_src"
+	XdpsecMapSpdStats       = "spd_stats"
+	XdpsecMapStats          = "stats"
+	XdpsecProgTcLan         = "tc_lan"
+	XdpsecProgXdpWan        = "xdp_wan"
 )
 
 // LoadXdpsec returns the embedded CollectionSpec for Xdpsec.
@@ -256,20 +274,23 @@ type XdpsecProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type XdpsecMapSpecs struct {
-	Config      *ebpf.MapSpec `ebpf:"config"`
-	CpuMap      *ebpf.MapSpec `ebpf:"cpu_map"`
-	IkeBucket   *ebpf.MapSpec `ebpf:"ike_bucket"`
-	SaIn        *ebpf.MapSpec `ebpf:"sa_in"`
-	SaSlot      *ebpf.MapSpec `ebpf:"sa_slot"`
-	SaSlotStats *ebpf.MapSpec `ebpf:"sa_slot_stats"`
-	SpdDst      *ebpf.MapSpec `ebpf:"spd_dst"`
-	SpdHost     *ebpf.MapSpec `ebpf:"spd_host"`
-	SpdNode     *ebpf.MapSpec `ebpf:"spd_node"`
-	SpdOut      *ebpf.MapSpec `ebpf:"spd_out"`
-	SpdRule     *ebpf.MapSpec `ebpf:"spd_rule"`
-	SpdSrc      *ebpf.MapSpec `ebpf:"spd_src"`
-	SpdStats    *ebpf.MapSpec `ebpf:"spd_stats"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Config         *ebpf.MapSpec `ebpf:"config"`
+	CpuMap         *ebpf.MapSpec `ebpf:"cpu_map"`
+	IkeBucket      *ebpf.MapSpec `ebpf:"ike_bucket"`
+	SaForeign      *ebpf.MapSpec `ebpf:"sa_foreign"`
+	SaForeignStats *ebpf.MapSpec `ebpf:"sa_foreign_stats"`
+	SaIn           *ebpf.MapSpec `ebpf:"sa_in"`
+	SaSlot         *ebpf.MapSpec `ebpf:"sa_slot"`
+	SaSlotStats    *ebpf.MapSpec `ebpf:"sa_slot_stats"`
+	SpdDst         *ebpf.MapSpec `ebpf:"spd_dst"`
+	SpdNode        *ebpf.MapSpec `ebpf:"spd_node"`
+	SpdOut         *ebpf.MapSpec `ebpf:"spd_out"`
+	SpdPrefix4     *ebpf.MapSpec `ebpf:"spd_prefix4"`
+	SpdPrefix6     *ebpf.MapSpec `ebpf:"spd_prefix6"`
+	SpdRule        *ebpf.MapSpec `ebpf:"spd_rule"`
+	SpdSrc         *ebpf.MapSpec `ebpf:"spd_src"`
+	SpdStats       *ebpf.MapSpec `ebpf:"spd_stats"`
+	Stats          *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // XdpsecVariableSpecs contains global variables before they are loaded into the kernel.
@@ -298,20 +319,23 @@ func (o *XdpsecObjects) Close() error {
 //
 // It can be passed to LoadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type XdpsecMaps struct {
-	Config      *ebpf.Map `ebpf:"config"`
-	CpuMap      *ebpf.Map `ebpf:"cpu_map"`
-	IkeBucket   *ebpf.Map `ebpf:"ike_bucket"`
-	SaIn        *ebpf.Map `ebpf:"sa_in"`
-	SaSlot      *ebpf.Map `ebpf:"sa_slot"`
-	SaSlotStats *ebpf.Map `ebpf:"sa_slot_stats"`
-	SpdDst      *ebpf.Map `ebpf:"spd_dst"`
-	SpdHost     *ebpf.Map `ebpf:"spd_host"`
-	SpdNode     *ebpf.Map `ebpf:"spd_node"`
-	SpdOut      *ebpf.Map `ebpf:"spd_out"`
-	SpdRule     *ebpf.Map `ebpf:"spd_rule"`
-	SpdSrc      *ebpf.Map `ebpf:"spd_src"`
-	SpdStats    *ebpf.Map `ebpf:"spd_stats"`
-	Stats       *ebpf.Map `ebpf:"stats"`
+	Config         *ebpf.Map `ebpf:"config"`
+	CpuMap         *ebpf.Map `ebpf:"cpu_map"`
+	IkeBucket      *ebpf.Map `ebpf:"ike_bucket"`
+	SaForeign      *ebpf.Map `ebpf:"sa_foreign"`
+	SaForeignStats *ebpf.Map `ebpf:"sa_foreign_stats"`
+	SaIn           *ebpf.Map `ebpf:"sa_in"`
+	SaSlot         *ebpf.Map `ebpf:"sa_slot"`
+	SaSlotStats    *ebpf.Map `ebpf:"sa_slot_stats"`
+	SpdDst         *ebpf.Map `ebpf:"spd_dst"`
+	SpdNode        *ebpf.Map `ebpf:"spd_node"`
+	SpdOut         *ebpf.Map `ebpf:"spd_out"`
+	SpdPrefix4     *ebpf.Map `ebpf:"spd_prefix4"`
+	SpdPrefix6     *ebpf.Map `ebpf:"spd_prefix6"`
+	SpdRule        *ebpf.Map `ebpf:"spd_rule"`
+	SpdSrc         *ebpf.Map `ebpf:"spd_src"`
+	SpdStats       *ebpf.Map `ebpf:"spd_stats"`
+	Stats          *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *XdpsecMaps) Close() error {
@@ -319,13 +343,16 @@ func (m *XdpsecMaps) Close() error {
 		m.Config,
 		m.CpuMap,
 		m.IkeBucket,
+		m.SaForeign,
+		m.SaForeignStats,
 		m.SaIn,
 		m.SaSlot,
 		m.SaSlotStats,
 		m.SpdDst,
-		m.SpdHost,
 		m.SpdNode,
 		m.SpdOut,
+		m.SpdPrefix4,
+		m.SpdPrefix6,
 		m.SpdRule,
 		m.SpdSrc,
 		m.SpdStats,

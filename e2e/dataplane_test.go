@@ -85,7 +85,7 @@ func sendESP(t *testing.T, s *site, dst netip.Addr, spi uint32, n int) {
 // decrypts it (rx_seen at least the SA's own count), drops ESP for an SPI
 // it does not know before the stack sees it, and drops the tunnel itself
 // once its SPI leaves the SA table. Once with an SPI from the allocated
-// range (sa_slot, the daemon's), once with another (sa_in, manual SAs).
+// range (sa_slot, the daemon's), once with another (sa_foreign, manual SAs).
 func TestXDPCountsTunnelESP(t *testing.T) {
 	p := newPair(t, ipv4)
 	_, ms := loadXdpsec(t, p.a, nil)

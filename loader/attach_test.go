@@ -295,12 +295,12 @@ func TestXDPFallsBackToGeneric(t *testing.T) {
 func TestOutdatedPins(t *testing.T) {
 	g := newGateway(t)
 	g.load(t, loader.TCAuto)
-	if err := os.Remove(filepath.Join(g.pinDir, maps.MapsDir, maps.PinSPDHost)); err != nil {
+	if err := os.Remove(filepath.Join(g.pinDir, maps.MapsDir, maps.PinSPDPrefix6)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := maps.OpenPinned(g.pinDir)
-	if !errors.Is(err, maps.ErrOutdated) || !strings.Contains(err.Error(), "xdpsec load") || !strings.Contains(err.Error(), maps.PinSPDHost) {
-		t.Fatalf("opening pins without %s: %v, want ErrOutdated naming it and the remedy", maps.PinSPDHost, err)
+	if !errors.Is(err, maps.ErrOutdated) || !strings.Contains(err.Error(), "xdpsec load") || !strings.Contains(err.Error(), maps.PinSPDPrefix6) {
+		t.Fatalf("opening pins without %s: %v, want ErrOutdated naming it and the remedy", maps.PinSPDPrefix6, err)
 	}
 	g.load(t, loader.TCAuto)
 	g.maps(t)

@@ -227,18 +227,20 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		return nil, err
 	}
 	sizes := map[string]uint32{
-		maps.PinSAIn:      opts.MaxForeign,
-		maps.PinSASlot:    opts.MaxSAs,
-		maps.PinSASlotCtr: opts.MaxSAs,
-		maps.PinIKEBucket: 65536,
-		maps.PinCPUMap:    uint32(ncpu),
-		maps.PinSPDOut:    opts.MaxPolicies,
-		maps.PinSPDStats:  opts.MaxPolicies + 1,
-		maps.PinSPDHost:   2 * opts.MaxPolicies,
-		maps.PinSPDDst:    2 * opts.MaxPolicies,
-		maps.PinSPDSrc:    2 * opts.MaxPolicies,
-		maps.PinSPDNode:   2 * opts.MaxPolicies,
-		maps.PinSPDRule:   2 * opts.MaxPolicies,
+		maps.PinSAIn:         opts.MaxForeign,
+		maps.PinSAForeign:    maps.ForeignSlots(opts.MaxForeign),
+		maps.PinSAForeignCtr: maps.ForeignSlots(opts.MaxForeign),
+		maps.PinSASlot:       opts.MaxSAs,
+		maps.PinSASlotCtr:    opts.MaxSAs,
+		maps.PinCPUMap:       uint32(ncpu),
+		maps.PinSPDOut:       opts.MaxPolicies,
+		maps.PinSPDStats:     opts.MaxPolicies + 1,
+		maps.PinSPDPrefix4:   2 * opts.MaxPolicies,
+		maps.PinSPDPrefix6:   2 * opts.MaxPolicies,
+		maps.PinSPDDst:       2 * opts.MaxPolicies,
+		maps.PinSPDSrc:       2 * opts.MaxPolicies,
+		maps.PinSPDNode:      2 * opts.MaxPolicies,
+		maps.PinSPDRule:      2 * opts.MaxPolicies,
 	}
 	for name, m := range spec.Maps {
 		if n, ok := sizes[name]; ok {

@@ -1,9 +1,12 @@
 package maps
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
 )
@@ -65,9 +68,44 @@ func (c *Config) SetIKERateLimit(l IKERateLimit) error {
 	if l.Rate > 1_000_000_000 {
 		return fmt.Errorf("IKE rate limit: rate %d above one per nanosecond", l.Rate)
 	}
+	var seed [4]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return fmt.Errorf("IKE rate limit: seed: %w", err)
+	}
+	interval, tau := l.ticks()
+	// The coarse clock's resolution is a jiffy: xdp_wan counts time in
+	// jiffies, which are cheaper to read, when it knows their length.
+	var res unix.Timespec
+	jiffy := uint32(0)
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res); err == nil && res.Sec == 0 && res.Nsec > 0 {
+		jiffy = uint32(res.Nsec)
+	}
 	return c.update(func(v *bpf.XdpsecXsConfig) {
 		v.IkeRate, v.IkeBurst = l.Rate, l.Burst
+		v.JiffyNs = jiffy
+		v.IkeInterval, v.IkeTau = interval, tau
+		// Keyed once: a new seed would move every source to another bucket.
+		if v.IkeSeed == 0 {
+			v.IkeSeed = binary.NativeEndian.Uint32(seed[:]) | 1
+		}
 	})
+}
+
+// ikeTickShift mirrors XS_IKE_TICK_SHIFT: xdp_wan's policer counts time
+// in units of 1<<ikeTickShift ns.
+const ikeTickShift = 10
+
+// ticks returns the emission interval 1/Rate and the tolerance
+// (Burst-1)/Rate in policer ticks, the interval rounded to the nearest
+// tick and at least one (so rates above about a million per second are
+// limited to one request per tick).
+func (l IKERateLimit) ticks() (interval uint32, tau uint64) {
+	if l.Rate == 0 {
+		return 0, 0
+	}
+	perTick := uint64(l.Rate) << ikeTickShift
+	iv := max((1_000_000_000+perTick/2)/perTick, 1)
+	return uint32(iv), iv * uint64(max(l.Burst, 1)-1)
 }
 
 // SPIRange is the range of SPIs the daemon allocates inbound SAs from:
@@ -102,23 +140,28 @@ func (c *Config) SetSPIRange(r SPIRange, slots uint32) error {
 	return c.update(func(v *bpf.XdpsecXsConfig) { v.SpiBase, v.SpiCount = r.Base, r.Count })
 }
 
-// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS.
-const cfgForeignSAs = 0x1
+// cfgForeignSAs mirrors XS_CFG_FOREIGN_SAS, cfgForeignHashed
+// XS_CFG_FOREIGN_HASHED.
+const (
+	cfgForeignSAs    = 0x1
+	cfgForeignHashed = 0x8
+)
 
-// setForeignSAs tells xdp_wan whether sa_in has entries worth a lookup.
-func (c *Config) setForeignSAs(on bool) error {
+// setForeign sets the flags on (and sa_foreign's mask, which xdp_wan
+// reads only under cfgForeignSAs) or, with on false, clears them.
+func (c *Config) setForeign(flags uint32, on bool, mask uint32) error {
 	return c.update(func(v *bpf.XdpsecXsConfig) {
 		if on {
-			v.Flags |= cfgForeignSAs
+			v.ForeignMask = mask
+			v.Flags |= flags
 		} else {
-			v.Flags &^= cfgForeignSAs
+			v.Flags &^= flags
 		}
 	})
 }
 
-// cfgSPDHosts mirrors XS_CFG_SPD_HOSTS: SPD generation gen has entries in
-// spd_host.
-func cfgSPDHosts(gen uint8) uint32 { return 0x2 << (gen & 1) }
+// spdLensIndex mirrors XS_SPD_LENS_IDX for a generation and lensIndex.
+func spdLensIndex(gen uint8, family int) int { return int(gen&1)<<1 | family }
 
 func (c *Config) spdGen() (uint8, error) {
 	v, err := c.read()

@@ -17,13 +17,18 @@ func CompiledWalk(ps []Policy) (func(Packet) (uint32, bool), error) {
 func (c *compiledSPD) walk(pkt Packet) (uint32, bool) {
 	dst, src := unmap(pkt.Dst), unmap(pkt.Src)
 	node := -1
-	// spd_host first: an exact hit ends the destination lookup.
-	for _, e := range c.hosts {
-		if e.prefix.Addr() == dst {
-			node = int(e.node)
+	// spd_prefix, longest hashed length first: the first hit is the
+	// longest match; then the trie with the shorter lengths.
+	l := c.lens[lensIndex(dst.Is4())]
+	for i := 0; i < int(l.N&^lensWithTrie) && node < 0; i++ {
+		want := netip.PrefixFrom(dst, int(l.Len[i])).Masked()
+		for _, e := range c.hashed {
+			if e.prefix == want {
+				node = int(e.node)
+			}
 		}
 	}
-	if node < 0 {
+	if node < 0 && l.N&lensWithTrie != 0 {
 		best := -1
 		for _, e := range c.dsts {
 			if e.prefix.Addr().Is4() == dst.Is4() && e.prefix.Contains(dst) && e.prefix.Bits() > best {

@@ -15,20 +15,23 @@ import (
 
 // Pin names of the maps under <pin dir>/maps/.
 const (
-	PinSAIn      = bpf.XdpsecMapSaIn
-	PinSASlot    = bpf.XdpsecMapSaSlot
-	PinSASlotCtr = bpf.XdpsecMapSaSlotStats
-	PinCPUMap    = bpf.XdpsecMapCpuMap
-	PinIKEBucket = bpf.XdpsecMapIkeBucket
-	PinConfig    = bpf.XdpsecMapConfig
-	PinStats     = bpf.XdpsecMapStats
-	PinSPDOut    = bpf.XdpsecMapSpdOut
-	PinSPDStats  = bpf.XdpsecMapSpdStats
-	PinSPDHost   = bpf.XdpsecMapSpdHost
-	PinSPDDst    = bpf.XdpsecMapSpdDst
-	PinSPDNode   = bpf.XdpsecMapSpdNode
-	PinSPDSrc    = bpf.XdpsecMapSpdSrc
-	PinSPDRule   = bpf.XdpsecMapSpdRule
+	PinSAIn         = bpf.XdpsecMapSaIn
+	PinSASlot       = bpf.XdpsecMapSaSlot
+	PinSASlotCtr    = bpf.XdpsecMapSaSlotStats
+	PinSAForeign    = bpf.XdpsecMapSaForeign
+	PinSAForeignCtr = bpf.XdpsecMapSaForeignStats
+	PinCPUMap       = bpf.XdpsecMapCpuMap
+	PinIKEBucket    = bpf.XdpsecMapIkeBucket
+	PinConfig       = bpf.XdpsecMapConfig
+	PinStats        = bpf.XdpsecMapStats
+	PinSPDOut       = bpf.XdpsecMapSpdOut
+	PinSPDStats     = bpf.XdpsecMapSpdStats
+	PinSPDPrefix4   = bpf.XdpsecMapSpdPrefix4
+	PinSPDPrefix6   = bpf.XdpsecMapSpdPrefix6
+	PinSPDDst       = bpf.XdpsecMapSpdDst
+	PinSPDNode      = bpf.XdpsecMapSpdNode
+	PinSPDSrc       = bpf.XdpsecMapSpdSrc
+	PinSPDRule      = bpf.XdpsecMapSpdRule
 )
 
 // MapsDir is the subdirectory of a pin directory that holds the maps.
@@ -58,8 +61,8 @@ type Set struct {
 // New wraps the maps of a loaded collection (for the loader and for tests).
 func New(m *bpf.XdpsecMaps) *Set {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
-	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
-		m.SpdStats, m.SpdHost, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
+	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.SaForeign, m.SaForeignStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
+		m.SpdStats, m.SpdPrefix4, m.SpdPrefix6, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
 	s.wrap(m)
 	return s
 }
@@ -67,10 +70,11 @@ func New(m *bpf.XdpsecMaps) *Set {
 func (s *Set) wrap(m *bpf.XdpsecMaps) {
 	s.CPUs = &CPUMap{m: m.CpuMap}
 	s.Config = &Config{m: m.Config, lock: s.lock}
-	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, config: s.Config}
+	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, foreign: m.SaForeign,
+		foreignStats: m.SaForeignStats, config: s.Config}
 	s.Counters = &Counters{m: m.Stats}
 	s.SPD = &SPD{
-		policies: m.SpdOut, stats: m.SpdStats, host: m.SpdHost, dst: m.SpdDst, node: m.SpdNode,
+		policies: m.SpdOut, stats: m.SpdStats, prefix4: m.SpdPrefix4, prefix6: m.SpdPrefix6, dst: m.SpdDst, node: m.SpdNode,
 		src: m.SpdSrc, rule: m.SpdRule, config: s.Config, lock: s.lock,
 	}
 }
@@ -99,9 +103,9 @@ func OpenPinned(dir string) (*Set, error) {
 		return nil
 	}
 	for name, dst := range map[string]**ebpf.Map{
-		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
+		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinSAForeign: &m.SaForeign, PinSAForeignCtr: &m.SaForeignStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
 		PinConfig: &m.Config, PinStats: &m.Stats, PinSPDOut: &m.SpdOut,
-		PinSPDStats: &m.SpdStats, PinSPDHost: &m.SpdHost, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
+		PinSPDStats: &m.SpdStats, PinSPDPrefix4: &m.SpdPrefix4, PinSPDPrefix6: &m.SpdPrefix6, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
 		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule,
 	} {
 		if err := open(name, dst); err != nil {

@@ -26,9 +26,9 @@ type PolicyStats struct {
 // the generation it left stays intact until the next change, so a packet
 // that read the old generation number still finds a complete set.
 type SPD struct {
-	policies, stats, host, dst, node, src, rule *ebpf.Map
-	config                                      *Config
-	lock                                        func() (func(), error)
+	policies, stats, prefix4, prefix6, dst, node, src, rule *ebpf.Map
+	config                                                  *Config
+	lock                                                    func() (func(), error)
 }
 
 // Capacity is the most policies the maps hold.
@@ -350,7 +350,7 @@ func (s *SPD) zeroStats(id uint32) error {
 
 // genCapacity is how many nodes, source entries and rules one generation has room for.
 func (s *SPD) genCapacity() uint32 {
-	return min(s.node.MaxEntries(), s.rule.MaxEntries(), s.src.MaxEntries(), s.dst.MaxEntries(), s.host.MaxEntries()) / 2
+	return min(s.node.MaxEntries(), s.rule.MaxEntries(), s.src.MaxEntries(), s.dst.MaxEntries(), s.prefix4.MaxEntries(), s.prefix6.MaxEntries()) / 2
 }
 
 // apply writes a compiled set into the idle generation and switches to it.
@@ -412,54 +412,63 @@ func (s *SPD) apply(c *compiledSPD) error {
 			return fmt.Errorf("write spd_dst %s: %w", e.prefix, err)
 		}
 	}
-	for _, e := range c.hosts {
-		k := bpf.XdpsecXsSpdHostKey{
-			Gen:    gen,
-			Family: familyOf(e.prefix.Addr()),
-			Addr:   addrBytes(e.prefix.Addr()),
+	for _, e := range c.hashed {
+		var err error
+		if a := e.prefix.Addr(); a.Is4() {
+			k := bpf.XdpsecXsSpdPrefix4Key{Gen: gen, Len: uint8(e.prefix.Bits()), Addr: a.As4()}
+			err = s.prefix4.Put(&k, nodeBase+e.node)
+		} else {
+			k := bpf.XdpsecXsSpdPrefix6Key{Gen: gen, Len: uint8(e.prefix.Bits()), Addr: a.As16()}
+			err = s.prefix6.Put(&k, nodeBase+e.node)
 		}
-		if err := s.host.Put(&k, nodeBase+e.node); err != nil {
-			return fmt.Errorf("write spd_host %s: %w", e.prefix, err)
-		}
-	}
-	// tc_lan reads spd_gen and flags with separate loads: the generation's
-	// host bit is set in a store of its own before the switch, so no
-	// packet finds the new generation without it. Its bit may stay set
-	// when the generation has no host entries: a lookup that cannot hit.
-	hosts := cfgSPDHosts(gen)
-	if len(c.hosts) > 0 {
-		if err := s.config.updateLocked(func(v *bpf.XdpsecXsConfig) { v.Flags |= hosts }); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("write spd_prefix %s: %w", e.prefix, err)
 		}
 	}
-	return s.config.updateLocked(func(v *bpf.XdpsecXsConfig) {
-		v.SpdGen = uint32(gen)
-		if len(c.hosts) == 0 {
-			v.Flags &^= hosts
+	// The generation's lengths go in before the switch, in a store of
+	// their own: tc_lan reads spd_gen and then that generation's lengths,
+	// which no later change touches while it is active.
+	if err := s.config.updateLocked(func(v *bpf.XdpsecXsConfig) {
+		for i, l := range c.lens {
+			v.SpdLens[spdLensIndex(gen, i)] = l
 		}
-	})
+	}); err != nil {
+		return err
+	}
+	return s.config.updateLocked(func(v *bpf.XdpsecXsConfig) { v.SpdGen = uint32(gen) })
 }
 
-// clearGen deletes a generation's trie and host entries; its array slots
+// clearGen deletes a generation's hash and trie entries; its array slots
 // are simply overwritten.
 func (s *SPD) clearGen(gen uint8) error {
 	var (
-		hk   bpf.XdpsecXsSpdHostKey
+		pk4  bpf.XdpsecXsSpdPrefix4Key
+		pk6  bpf.XdpsecXsSpdPrefix6Key
 		dk   bpf.XdpsecXsSpdDstKey
 		sk   bpf.XdpsecXsSpdSrcKey
 		v    uint32
-		hdel []bpf.XdpsecXsSpdHostKey
+		del4 []bpf.XdpsecXsSpdPrefix4Key
+		del6 []bpf.XdpsecXsSpdPrefix6Key
 		dels []bpf.XdpsecXsSpdDstKey
 		sdel []bpf.XdpsecXsSpdSrcKey
 	)
-	hit := s.host.Iterate()
-	for hit.Next(&hk, &v) {
-		if hk.Gen == gen {
-			hdel = append(hdel, hk)
+	hit := s.prefix4.Iterate()
+	for hit.Next(&pk4, &v) {
+		if pk4.Gen == gen {
+			del4 = append(del4, pk4)
 		}
 	}
 	if err := hit.Err(); err != nil {
-		return fmt.Errorf("read spd_host: %w", err)
+		return fmt.Errorf("read spd_prefix4: %w", err)
+	}
+	hit = s.prefix6.Iterate()
+	for hit.Next(&pk6, &v) {
+		if pk6.Gen == gen {
+			del6 = append(del6, pk6)
+		}
+	}
+	if err := hit.Err(); err != nil {
+		return fmt.Errorf("read spd_prefix6: %w", err)
 	}
 	it := s.dst.Iterate()
 	for it.Next(&dk, &v) {
@@ -480,9 +489,14 @@ func (s *SPD) clearGen(gen uint8) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read spd_src: %w", err)
 	}
-	for i := range hdel {
-		if err := s.host.Delete(&hdel[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clear spd_host: %w", err)
+	for i := range del4 {
+		if err := s.prefix4.Delete(&del4[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear spd_prefix4: %w", err)
+		}
+	}
+	for i := range del6 {
+		if err := s.prefix6.Delete(&del6[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear spd_prefix6: %w", err)
 		}
 	}
 	for i := range dels {

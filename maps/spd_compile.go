@@ -18,14 +18,23 @@ const (
 	sourcesInTrie = 0xff
 )
 
+// Destination lengths looked up by exact match (XS_SPD_HASH_LENS,
+// XS_SPD_LENS_TRIE): the longest hashLens distinct lengths of a family go
+// to spd_prefix, the rest to the spd_dst trie.
+const (
+	hashLens     = 7
+	lensWithTrie = 0x80
+)
+
 // compiledSPD is a policy set laid out as tc_lan walks it (see the comment
 // on the spd_* maps in bpf/xdpsec.h). Node and rule indices are relative to
 // the generation they are written into.
 type compiledSPD struct {
-	hosts    []dstEntry            // host destinations (/32, /128), for spd_host
-	dsts     []dstEntry            // shorter destination prefixes, for spd_dst
-	nodes    []bpf.XdpsecXsSpdNode // parent and inline sources, relative indices
-	srcs     []srcEntry            // sources of nodes with more than the inline ones
+	hashed   []dstEntry             // destinations of the hashed lengths, for spd_prefix
+	dsts     []dstEntry             // destinations of the other lengths, for spd_dst
+	lens     [2]bpf.XdpsecXsSpdLens // by lensIndex: the hashed lengths, longest first
+	nodes    []bpf.XdpsecXsSpdNode  // parent and inline sources, relative indices
+	srcs     []srcEntry             // sources of nodes with more than the inline ones
 	rules    []bpf.XdpsecXsSpdRule
 	maxSteps int // the longest walk any packet can take
 }
@@ -76,6 +85,14 @@ func (s *prefixSet) parent(p netip.Prefix) (uint32, bool) {
 	return 0, false
 }
 
+// lensIndex is the family's half of XS_SPD_LENS_IDX.
+func lensIndex(v4 bool) int {
+	if v4 {
+		return 0
+	}
+	return 1
+}
+
 func comparePrefix(a, b netip.Prefix) int {
 	if c := cmp.Compare(a.Bits(), b.Bits()); c != 0 {
 		return c
@@ -101,12 +118,25 @@ func compileSPD(policies []Policy) (*compiledSPD, error) {
 	dstSet := newPrefixSet(dsts)
 
 	c := &compiledSPD{nodes: make([]bpf.XdpsecXsSpdNode, len(dsts))}
+	hashed := map[bool]map[int]bool{true: {}, false: {}}
+	for _, v4 := range []bool{true, false} {
+		l := &c.lens[lensIndex(v4)]
+		for i, bits := range dstSet.lens[v4] {
+			if i == hashLens {
+				l.N |= lensWithTrie
+				break
+			}
+			l.Len[i] = uint8(bits)
+			l.N++
+			hashed[v4][bits] = true
+		}
+	}
 	worst := make([]int, len(dsts)) // steps to walk from this node to the root
 	for node, d := range dsts {
-		// A host prefix is exactly one address: its exact match is the
-		// longest match, and no other destination has it as a parent.
-		if d.IsSingleIP() {
-			c.hosts = append(c.hosts, dstEntry{prefix: d, node: uint32(node)})
+		// The longest lengths are hashed: they are tried first, so a hit
+		// there is the longest match; the trie only holds shorter ones.
+		if hashed[d.Addr().Is4()][d.Bits()] {
+			c.hashed = append(c.hashed, dstEntry{prefix: d, node: uint32(node)})
 		} else {
 			c.dsts = append(c.dsts, dstEntry{prefix: d, node: uint32(node)})
 		}

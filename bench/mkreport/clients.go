@@ -81,8 +81,8 @@ func writeClientsSection(b *bytes.Buffer, rs []bench.ClientResult, m bench.Machi
 	p("  per if_id serves it. The kernel finds an if_id's policies by hashing the\n")
 	p("  if_id; this host has no XFRM interfaces to set one, so this catch-all has none.\n")
 	p("- **tc_lan**: the clients in its SPD (0.0.0.0/0 to each /32, PROTECT with an\n")
-	p("  if_id of its own; the /32s are found by exact match in `spd_host`, in front\n")
-	p("  of the destination trie), a UDP packet from the LAN to the last client through\n")
+	p("  if_id of its own; destinations are found by exact match per prefix length in\n")
+	p("  `spd_prefix4`/`spd_prefix6`), a UDP packet from the LAN to the last client through\n")
 	p("  `BPF_PROG_TEST_RUN` as in the dataplane section; \"above floor\" is what the\n")
 	p("  program adds to a packet (parsing, lookup, counters), and its ratio compares\n")
 	p("  with the smallest set measured in the same rounds.\n\n")
@@ -144,8 +144,8 @@ func writeClientsDesign(b *bytes.Buffer, rs []bench.ClientResult) {
 	p("policy machinery itself (a single matching policy costs most of it), which\n")
 	p("every mode with XFRM policies pays. tc_lan's lookup is the cheapest part\n")
 	p("(%.0f ns above its floor at %s clients). It finds a client's /32 in an\n", at.TCLookupNs(), fmtInt(at.Clients))
-	p("exact-match hash (`spd_host`) before its destination trie, which keeps only\n")
-	p("the shorter prefixes and so does not deepen with the number of clients:\n")
+	p("exact-match hash per destination prefix length (`spd_prefix4`), so the lookup\n")
+	p("does not deepen with the number of clients:\n")
 	worst := ""
 	if tcWorst.Clients != at.Clients {
 		worst = fmt.Sprintf(", %.2fx at %s", tcWorst.TCRatio(), fmtInt(tcWorst.Clients))

@@ -16,11 +16,22 @@ type Gen struct {
 	r     *rand.Rand
 	v6    bool
 	sites []netip.Addr
+	// dstLens are the destination lengths Policy draws from (in IPv4
+	// bits; times four for IPv6).
+	dstLens []int
+}
+
+// ManyDstLengths makes Policy draw destinations from 16 distinct lengths,
+// more than tc_lan hashes (XS_SPD_HASH_LENS): the shorter ones then go
+// to the destination trie.
+func (g *Gen) ManyDstLengths() {
+	g.dstLens = []int{0, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32}
 }
 
 // New returns a generator; the same seed gives the same sets.
 func New(seed uint64, v6 bool) *Gen {
-	g := &Gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), v6: v6}
+	g := &Gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), v6: v6,
+		dstLens: []int{8, 12, 16, 20, 24, 24, 28, 32, 32}}
 	for i := 0; i < 64; i++ {
 		g.sites = append(g.sites, g.randomAddr())
 	}
@@ -67,7 +78,7 @@ func (g *Gen) prefix(lengths []int) netip.Prefix {
 // Policy returns one random policy without an ID.
 func (g *Gen) Policy() maps.Policy {
 	p := maps.Policy{
-		Dst:      g.prefix([]int{8, 12, 16, 20, 24, 24, 28, 32, 32}),
+		Dst:      g.prefix(g.dstLens),
 		Src:      g.prefix([]int{0, 8, 16, 24, 32}),
 		DportLo:  0,
 		DportHi:  0xffff,
