@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,12 +297,18 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 	}{
 		{"route-based", tunnelConf{ifID: 0x44, childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n"}},
 		{"policy-based", tunnelConf{childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n"}},
+		// B sends on each new CHILD_SA as soon as it has answered A's
+		// request (RFC 7296 allows it; charon waits for the DELETE):
+		// A's inbound SA must be in before B's first packet on it.
+		{"peer sends at once", tunnelConf{ifID: 0x4f, childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n",
+			daemonArgs: []string{"--rekey-outbound-at-once", "--metrics", "127.0.0.1:9901"}}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			dp := newDaemonPair(t, ipv4, v.conf)
 			p := dp.pair
 			first := dp.ga.waitChild("net", 10*time.Second)
 			noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
+			xfrmBefore := [2]map[string]uint64{xfrmStat(t, p.a.Netns), xfrmStat(t, p.b.Netns)}
 			rekeyRequests := func() int {
 				log, _ := os.ReadFile(dp.ga.logPath)
 				return strings.Count(string(log), "generating CREATE_CHILD_SA request")
@@ -325,6 +332,26 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 				if d := g.counter("no_sa") - noSA[i]; d != 0 {
 					t.Errorf("site %s: xdp_wan dropped %d ESP packets as no_sa across %d rekeys", g.name, d, rekeys)
 				}
+				var moved []string
+				for k, v := range xfrmStat(t, g.Netns) {
+					if d := v - xfrmBefore[i][k]; d != 0 {
+						moved = append(moved, fmt.Sprintf("%s %d", k, d))
+					}
+				}
+				t.Logf("site %s: XFRM errors during the transfer: %v", g.name, moved)
+				if d := xfrmStat(t, g.Netns)["XfrmInNoStates"] - xfrmBefore[i]["XfrmInNoStates"]; d != 0 {
+					t.Errorf("site %s: the kernel found no SA for %d packets (XfrmInNoStates)", g.name, d)
+				}
+			}
+			if slices.Contains(v.conf.daemonArgs, "--metrics") {
+				m, _ := run(p.a.Netns, "", "curl", "-s", "http://127.0.0.1:9901/metrics")
+				var lines []string
+				for _, l := range strings.Split(m, "\n") {
+					if strings.HasPrefix(l, "xdpsec_child_sa_response_to_inbound_seconds") {
+						lines = append(lines, l)
+					}
+				}
+				t.Logf("site A, from a response's arrival to the inbound SA installed: %s", strings.Join(lines, ", "))
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -49,6 +50,77 @@ func TestReplayWindowAndESN(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// TestResponseToInboundMeasured: each CHILD_SA an end initiates (in
+// IKE_AUTH, and the rekey) is measured from the response's arrival to its
+// inbound SA; the responder measures none (it installs before it
+// answers).
+func TestResponseToInboundMeasured(t *testing.T) {
+	tb := newTestbed(t, bedOptions{})
+	tb.establish()
+	if a, b := tb.a.e.Stats().ResponseToInbound, tb.b.e.Stats().ResponseToInbound; a.Count != 1 || b.Count != 0 {
+		t.Fatalf("after IKE_AUTH: initiator measured %d, responder %d; want 1 and 0", a.Count, b.Count)
+	}
+	old := tb.children(tb.b)[0]
+	if err := tb.b.e.RekeyChildSA(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.settleRekeys()
+	if c := tb.children(tb.b); len(c) != 1 || c[0].SPIIn == old.SPIIn {
+		t.Fatalf("CHILD_SAs after the rekey: %+v", c)
+	}
+	a, b := tb.a.e.Stats().ResponseToInbound, tb.b.e.Stats().ResponseToInbound
+	if a.Count != 1 || b.Count != 1 {
+		t.Errorf("after b's rekey: a measured %d, b %d; want 1 and 1", a.Count, b.Count)
+	}
+	if b.Max < 0 || b.Sum < b.Max {
+		t.Errorf("b's measure: %+v", b)
+	}
+}
+
+// TestRekeyOutboundAtOnce: the responder of a CHILD_SA rekey holds its
+// new outbound SA back until the initiator's DELETE (as charon) unless
+// RekeyOutboundAtOnce, when it installs it before it answers: the
+// behaviour RFC 7296 allows, which leaves the initiator to install its
+// inbound SA before what the responder sends on it arrives.
+func TestRekeyOutboundAtOnce(t *testing.T) {
+	for _, atOnce := range []bool{false, true} {
+		t.Run(fmt.Sprint("at-once=", atOnce), func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{cfgB: func(c *ike.Config) { c.RekeyOutboundAtOnce = atOnce }})
+			tb.establish()
+			outbound := func(p *peer) int {
+				n := 0
+				for _, sa := range p.dp.SAs() {
+					if !sa.Inbound {
+						n++
+					}
+				}
+				return n
+			}
+			if err := tb.a.e.RekeyChildSA(tb.children(tb.a)[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			// HDR, SK {N(REKEY_SA), SA, Ni, TSi, TSr} -->
+			if !tb.net.Deliver() {
+				t.Fatal("no CREATE_CHILD_SA request")
+			}
+			// <-- HDR, SK {SA, Nr, TSi, TSr}, not delivered yet
+			want := 1
+			if atOnce {
+				want = 2
+			}
+			if got := outbound(tb.b); got != want {
+				t.Errorf("responder has %d outbound SAs once it answered, want %d", got, want)
+			}
+			tb.net.Flush()
+			tb.settleRekeys()
+			if got := outbound(tb.b); got != 1 {
+				t.Errorf("responder has %d outbound SAs after the rekey, want 1", got)
+			}
+			tb.checkKeys()
 		})
 	}
 }

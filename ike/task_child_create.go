@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -227,6 +228,11 @@ func (t *childCreate) processSA(m *message.Message) error {
 	if err := c.install(keys, true); err != nil {
 		return err
 	}
+	// The peer may send on the CHILD_SA once it has answered: what it
+	// sent before this moment was dropped.
+	window := c.inboundAt.Sub(sa.e.received)
+	sa.e.stats.ResponseToInbound.add(window)
+	sa.log.Debug(fmt.Sprintf("inbound SA %.8x of CHILD_SA %s installed %v after the response arrived", c.spiIn, c.name(), window.Round(time.Microsecond)))
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.addChild(c)
 	t.done = true
