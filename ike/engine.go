@@ -216,9 +216,10 @@ type Engine struct {
 	// journal are the IKE SAs changed since the StateSink had them.
 	journal        stateJournal
 	lastInvalidSPI time.Time
-	// received is when the datagram being handled arrived.
-	received      time.Time
-	halfOpenCount int // responder IKEv2 SAs not yet established
+	// received is when the datagram being handled arrived, locked when
+	// HandleDatagram had the lock for it.
+	received, locked time.Time
+	halfOpenCount    int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
 	// yet established by source address, for BlockThreshold; an address
 	// with none has no entry.
@@ -589,9 +590,10 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	defer e.recoverPanic(d.Remote)
 	e.handle(nil)
 	e.stats.Received++
+	e.locked = e.clock.Now()
 	e.received = d.Received
 	if e.received.IsZero() {
-		e.received = e.clock.Now()
+		e.received = e.locked
 	}
 	data := d.Data
 	if d.Local.Port() == e.cfg.NATTPort {

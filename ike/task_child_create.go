@@ -225,14 +225,18 @@ func (t *childCreate) processSA(m *message.Message) error {
 	if err != nil {
 		return err
 	}
+	installing := sa.e.clock.Now()
 	if err := c.install(keys, true); err != nil {
 		return err
 	}
 	// The peer may send on the CHILD_SA once it has answered: what it
 	// sent before this moment was dropped.
-	window := c.inboundAt.Sub(sa.e.received)
-	sa.e.stats.ResponseToInbound.add(window)
-	sa.log.Debug(fmt.Sprintf("inbound SA %.8x of CHILD_SA %s installed %v after the response arrived", c.spiIn, c.name(), window.Round(time.Microsecond)))
+	e := sa.e
+	window := c.inboundAt.Sub(e.received)
+	e.stats.ResponseToInbound.add(window)
+	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+	sa.log.Debug(fmt.Sprintf("inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v processing it, %v installing)",
+		c.spiIn, c.name(), us(window), us(e.locked.Sub(e.received)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing))))
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.addChild(c)
 	t.done = true
