@@ -72,7 +72,7 @@ type espSeqRecorder struct {
 	wg   sync.WaitGroup
 
 	packets, late, maxLate uint64
-	lateOver               map[uint64]uint64 // packets later than the window sizes 32, 128, 1024
+	lateOver               map[uint64]uint64 // packets a window of 32, 128, 256, 1024 refuses
 	highest                uint32
 }
 
@@ -81,8 +81,8 @@ func (r *espSeqRecorder) String() string {
 	if s, err := unix.GetsockoptTpacketStats(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 		st = *s
 	}
-	return fmt.Sprintf("%d ESP packets, %d behind a higher sequence number, at most %d behind; behind by 32 or more %d, 128 or more %d, 1024 or more %d (capture dropped %d)",
-		r.packets, r.late, r.maxLate, r.lateOver[32], r.lateOver[128], r.lateOver[1024], st.Drops)
+	return fmt.Sprintf("%d ESP packets, %d behind a higher sequence number, at most %d behind; behind by 32 or more %d, 128 or more %d, 256 or more %d, 1024 or more %d (capture dropped %d)",
+		r.packets, r.late, r.maxLate, r.lateOver[32], r.lateOver[128], r.lateOver[256], r.lateOver[1024], st.Drops)
 }
 
 func recordESPSeq(t *testing.T, s *site, src netip.Addr, spi uint32) *espSeqRecorder {
@@ -144,7 +144,7 @@ func recordESPSeq(t *testing.T, s *site, src netip.Addr, spi uint32) *espSeqReco
 				behind := uint64(r.highest - seq)
 				r.late++
 				r.maxLate = max(r.maxLate, behind)
-				for _, w := range []uint64{32, 128, 1024} {
+				for _, w := range []uint64{32, 128, 256, 1024} {
 					if behind >= w {
 						r.lateOver[w]++
 					}
