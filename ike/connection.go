@@ -597,7 +597,7 @@ func resolveChild(c *ChildConfig) (*childConfig, error) {
 // it in (one CPU held up between taking a sequence number and
 // transmitting); in the TCG guest a 50 MB transfer arrived up to 94
 // packets behind with SA steering, up to 190 without, and a window of 32
-// refused up to 4 (with steering) and 376 (without) of about 38,000. Only
+// refused up to 20 (with steering) and 376 (without) of about 38,000. Only
 // the receiver uses the window, so the peer need not agree; above 32 it
 // goes to the kernel as a bitmap (XFRMA_REPLAY_ESN_VAL), 32 bytes here.
 const DefaultReplayWindow = 256
