@@ -216,10 +216,10 @@ type Engine struct {
 	// journal are the IKE SAs changed since the StateSink had them.
 	journal        stateJournal
 	lastInvalidSPI time.Time
-	// received is when the datagram being handled arrived, locked when
-	// HandleDatagram had the lock for it.
-	received, locked time.Time
-	halfOpenCount    int // responder IKEv2 SAs not yet established
+	// received is when the datagram being handled arrived, called when
+	// HandleDatagram was called with it, locked when it had the lock.
+	received, called, locked time.Time
+	halfOpenCount            int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
 	// yet established by source address, for BlockThreshold; an address
 	// with none has no entry.
@@ -582,6 +582,7 @@ func fmtAddr(a netip.AddrPort) string {
 // input: everything undecodable is counted in Stats and dropped, or
 // answered with a notify as RFC 7296 asks.
 func (e *Engine) HandleDatagram(d Datagram) {
+	called := e.clock.Now()
 	e.mu.Lock()
 	defer e.unlock()
 	if e.closed {
@@ -590,10 +591,10 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	defer e.recoverPanic(d.Remote)
 	e.handle(nil)
 	e.stats.Received++
-	e.locked = e.clock.Now()
+	e.called, e.locked = called, e.clock.Now()
 	e.received = d.Received
 	if e.received.IsZero() {
-		e.received = e.locked
+		e.received = e.called
 	}
 	data := d.Data
 	if d.Local.Port() == e.cfg.NATTPort {

@@ -235,8 +235,8 @@ func (t *childCreate) processSA(m *message.Message) error {
 	window := c.inboundAt.Sub(e.received)
 	e.stats.ResponseToInbound.add(window)
 	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
-	sa.log.Debug(fmt.Sprintf("inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v processing it, %v installing)",
-		c.spiIn, c.name(), us(window), us(e.locked.Sub(e.received)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing))))
+	sa.log.Debug(fmt.Sprintf("inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v waiting for its lock, %v processing it, %v installing)",
+		c.spiIn, c.name(), us(window), us(e.called.Sub(e.received)), us(e.locked.Sub(e.called)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing))))
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.addChild(c)
 	t.done = true
