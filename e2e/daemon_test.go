@@ -349,6 +349,13 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 				if d := xfrmStat(t, g.Netns)["XfrmInNoStates"] - xfrmBefore[i]["XfrmInNoStates"]; d != 0 {
 					t.Errorf("site %s: the kernel found no SA for %d packets (XfrmInNoStates)", g.name, d)
 				}
+				// ESP that passed xdp_wan (the SPI is in its table first)
+				// but found the kernel SA still larval (ALLOCSPI's): the
+				// same window as no_sa, its last part.
+				d = xfrmStat(t, g.Netns)["XfrmAcquireError"] - xfrmBefore[i]["XfrmAcquireError"]
+				if d != 0 && !(v.atOnce && g == dp.ga) {
+					t.Errorf("site %s: %d packets arrived before their inbound SA was complete (XfrmAcquireError)", g.name, d)
+				}
 			}
 			if slices.Contains(v.conf.daemonArgs, "--metrics") {
 				m, _ := run(p.a.Netns, "", "curl", "-s", "http://127.0.0.1:9901/metrics")
