@@ -86,7 +86,8 @@ func (c *childSA) install(keys *transform.ChildKeys, exchangeInitiator bool) err
 	// newest SA of the reqid at once, before the peer has installed its
 	// inbound SA on our response.
 	overlap := !exchangeInitiator && c.replaces == nil && c.ike.e.reqids.users(c.reqidKey()) > 0
-	if part, err := c.installSAs(keys.Inbound(exchangeInitiator), keys.Outbound(exchangeInitiator), c.replaces != nil || overlap); err != nil {
+	holdOut := (c.replaces != nil && !c.ike.e.cfg.RekeyOutboundAtOnce) || overlap
+	if part, err := c.installSAs(keys.Inbound(exchangeInitiator), keys.Outbound(exchangeInitiator), holdOut); err != nil {
 		return fmt.Errorf("unable to install %s: %w", part, err)
 	}
 	c.installedAt = c.ike.e.clock.Now()

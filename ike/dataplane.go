@@ -145,7 +145,7 @@ type SA struct {
 	Mode     Mode
 	Encap    *Encap // nil without NAT-T
 	ESN      bool
-	Replay   uint32           // replay window, packets (0 for outbound SAs)
+	Replay   uint32           // replay window, packets (outbound: 0, or the inbound's with ESN)
 	Encr     transform.EncrID // 0 for AH
 	EncrBits uint16           // key length attribute, 0 when the algorithm has one size
 	EncrKey  []byte           // for AEADs the 4-byte salt is at the end

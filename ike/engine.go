@@ -78,6 +78,13 @@ type Config struct {
 	// deletes the old IKE SA first (break-before-make, charon 5.9's
 	// default). Nil means yes, strongSwan 6's default.
 	MakeBeforeBreak *bool
+	// RekeyOutboundAtOnce: as the responder of a CHILD_SA rekey, install
+	// the new outbound SA with the inbound one and send on it at once,
+	// as RFC 7296 allows. By default the outbound SA waits for the
+	// peer's DELETE of the old CHILD_SA, as charon's does, so that
+	// nothing arrives at the peer before its inbound SA is in. For tests
+	// of the initiator's side: a peer that does not wait.
+	RekeyOutboundAtOnce bool
 
 	// Port and NATTPort are the ports the daemon's IKE sockets listen on
 	// (charon's port and port_nat_t, defaults 500 and 4500). Messages on
@@ -158,6 +165,24 @@ type Stats struct {
 	AcquiresPending       uint64 // of them, dropped while an initiation for the same trap was pending
 	AcquiresUnknown       uint64 // of them, for a reqid of no trap policy
 	AcquiresInitiated     uint64 // of them, answered by initiating the trapped CHILD_SA
+	// ResponseToInbound measures, for CHILD_SAs we initiated, the time
+	// from the arrival of the response that carried the peer's keying
+	// material to our inbound SA being installed: the peer may send on
+	// the CHILD_SA as soon as it has answered, and what arrives before
+	// is dropped as for an unknown SPI.
+	ResponseToInbound DurationStats
+}
+
+// DurationStats sum up measured durations.
+type DurationStats struct {
+	Count    uint64
+	Sum, Max time.Duration
+}
+
+func (d *DurationStats) add(v time.Duration) {
+	d.Count++
+	d.Sum += v
+	d.Max = max(d.Max, v)
 }
 
 // Engine runs IKEv2 for a set of connections: it takes received datagrams,
@@ -191,7 +216,10 @@ type Engine struct {
 	// journal are the IKE SAs changed since the StateSink had them.
 	journal        stateJournal
 	lastInvalidSPI time.Time
-	halfOpenCount  int // responder IKEv2 SAs not yet established
+	// received is when the datagram being handled arrived, called when
+	// HandleDatagram was called with it, locked when it had the lock.
+	received, called, locked time.Time
+	halfOpenCount            int // responder IKEv2 SAs not yet established
 	// halfOpenBySource counts the responder IKE SAs (IKEv2 and IKEv1) not
 	// yet established by source address, for BlockThreshold; an address
 	// with none has no entry.
@@ -570,6 +598,7 @@ func (a addrArg) String() string {
 // input: everything undecodable is counted in Stats and dropped, or
 // answered with a notify as RFC 7296 asks.
 func (e *Engine) HandleDatagram(d Datagram) {
+	called := e.clock.Now()
 	e.mu.Lock()
 	defer e.unlock()
 	if e.closed {
@@ -578,6 +607,11 @@ func (e *Engine) HandleDatagram(d Datagram) {
 	defer e.recoverPanic(d.Remote)
 	e.handle(nil)
 	e.stats.Received++
+	e.called, e.locked = called, e.clock.Now()
+	e.received = d.Received
+	if e.received.IsZero() {
+		e.received = e.called
+	}
 	data := d.Data
 	if d.Local.Port() == e.cfg.NATTPort {
 		if len(data) == 1 && data[0] == 0xff {

@@ -55,6 +55,8 @@ type kernelChild[S anyIKESA] struct {
 	// nil when none is.
 	heldOut     *transform.SAKeys
 	installedAt time.Time
+	// inboundAt is when the inbound SA went in.
+	inboundAt time.Time
 }
 
 func (k *kernelChild[S]) name() string { return fmt.Sprintf("%s{%d}", k.cfg.Name, k.id) }
@@ -134,6 +136,12 @@ func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 		s.SAID, s.Src, s.Replay, s.IfID = k.inboundID(), sa.remote.Addr(), k.cfg.ReplayWindow, ifIn
 	} else {
 		s.SAID, s.Src, s.IfID = k.outboundID(), sa.local.Addr(), ifOut
+		if s.ESN {
+			// The kernel keeps an ESN SA's 64-bit counters in its replay
+			// state, which it refuses with a window of 0 also for an
+			// outbound SA (as charon, the configured window goes in).
+			s.Replay = k.cfg.ReplayWindow
+		}
 		if !k.outSoftTime {
 			s.Lifetime.SoftTime = 0
 		}
@@ -180,6 +188,7 @@ func (k *kernelChild[S]) addSA(inbound bool, keys transform.SAKeys) error {
 	}
 	if inbound {
 		k.inInstalled = true
+		k.inboundAt = k.sa().e.clock.Now()
 	} else {
 		k.outInstalled = true
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 	"github.com/xdpsec/xdpsec/ike/transform"
@@ -224,9 +225,18 @@ func (t *childCreate) processSA(m *message.Message) error {
 	if err != nil {
 		return err
 	}
+	installing := sa.e.clock.Now()
 	if err := c.install(keys, true); err != nil {
 		return err
 	}
+	// The peer may send on the CHILD_SA once it has answered: what it
+	// sent before this moment was dropped.
+	e := sa.e
+	window := c.inboundAt.Sub(e.received)
+	e.stats.ResponseToInbound.add(window)
+	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+	debugf(sa.log, "inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v waiting for its lock, %v processing it, %v installing)",
+		c.spiIn, c.name(), us(window), us(e.called.Sub(e.received)), us(e.locked.Sub(e.called)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing)))
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.addChild(c)
 	t.done = true

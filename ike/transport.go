@@ -1,6 +1,9 @@
 package ike
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Datagram is one UDP payload received or to be sent on an IKE port, with
 // its addresses. On the NAT-T port (4500) Data includes the four-octet
@@ -8,6 +11,9 @@ import "net/netip"
 type Datagram struct {
 	Local, Remote netip.AddrPort
 	Data          []byte
+	// Received is when the datagram arrived (the socket's timestamp);
+	// zero means when HandleDatagram takes it.
+	Received time.Time
 }
 
 // Sender sends the engine's datagrams. It is called with the engine's lock

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -176,5 +177,54 @@ func (e *env) esnRefusedByLibipsec(role string) {
 			return fmt.Errorf("charon %v, xdpsec %v", c, o)
 		}
 		return nil
+	})
+}
+
+// TestReplayWindow: replay_window = 1024 on both sides, with and without
+// ESN (aes128gcm16-esn). Without ESN the CHILD_SA comes up either way
+// round and our inbound SA goes in with the window (XFRMA_REPLAY_ESN_VAL
+// in the kernel: more than the legacy 32), the outbound SA without one.
+// With ESN, kernel-libipsec refuses to install the SA (see
+// esnRefusedByLibipsec), so what is checked is our side as the
+// responder: both SAs go in with ESN and the window, which the kernel
+// needs on the outbound ESN SA too.
+func TestReplayWindow(t *testing.T) {
+	const extra = "        replay_window = 1024\n"
+	forRoles(t, "noesn", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{})
+		cs, os := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
+		cs.childExtra, os.childExtra = extra, extra
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		var spiIn, spiOut string
+		for _, c := range e.oursSA().Children {
+			spiIn, spiOut = c.SPIIn, c.SPIOut
+		}
+		in := regexp.MustCompile(`would install in SA ` + spiIn + ` .* replay_window 1024\n`)
+		out := regexp.MustCompile(`would install out SA ` + spiOut + ` [^\n]*\n`)
+		l := e.ours.log()
+		if !in.MatchString(l) {
+			t.Errorf("no inbound SA %s with replay_window 1024 in our log:\n%s", spiIn, l)
+		}
+		if m := out.FindString(l); m == "" || strings.Contains(m, "replay_window") {
+			t.Errorf("outbound SA %s: %q, want it installed without a replay window", spiOut, m)
+		}
+	})
+	t.Run("esn/"+charonInitiates, func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		cs, os := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16-esn")
+		cs.childExtra, os.childExtra = extra, extra
+		e.load(cs, os, nil, nil)
+		e.esnRefusedByLibipsec(charonInitiates)
+		for _, dir := range []string{"in", "out"} {
+			re := regexp.MustCompile(`would install ` + dir + ` SA [0-9a-f]{8} .* esn .*replay_window 1024\n`)
+			waitFor(t, 10e9, "our "+dir+"bound ESN SA", func() error {
+				if !re.MatchString(e.ours.log()) {
+					return errNotYet
+				}
+				return nil
+			})
+		}
 	})
 }

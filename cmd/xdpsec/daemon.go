@@ -48,6 +48,8 @@ func daemonCommand() *cli.Command {
 				Usage: "half-open IKE SAs one source address may hold before its requests for more are dropped (charon's block_threshold; 0 never)"},
 			&cli.StringFlag{Name: "make-before-break", Value: "yes",
 				Usage: "reauthenticate (reauth_time) by establishing the new IKE SA and CHILD_SAs before deleting the old ones: yes or no (charon's make_before_break)"},
+			&cli.BoolFlag{Name: "rekey-outbound-at-once", Hidden: true,
+				Usage: "as the responder of a CHILD_SA rekey, send on the new CHILD_SA as soon as it is answered, not after the peer's DELETE (for tests of the initiator's install window)"},
 			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size)", DefaultText: "1280"},
 			// 8 MiB: a burst of thousands of DELETE responses (a terminate
 			// of every SA) must fit; the default 208 KiB holds about 200.
@@ -151,6 +153,7 @@ func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
 		RetransmitTries: c.Int("retransmit-tries"), CookieThreshold: c.Int("cookie-threshold"),
 		BlockThreshold: blockThreshold(c.Int("block-threshold")), FragmentSize: c.Int("fragment-size"),
 		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
+		RekeyOutboundAtOnce: c.Bool("rekey-outbound-at-once"),
 	}
 	switch v := c.String("make-before-break"); v {
 	case "yes", "true":

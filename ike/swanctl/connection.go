@@ -99,8 +99,12 @@ func ipsOf(addrs []Addr) []netip.Addr {
 const (
 	DefaultIKERekeyTime   = 4 * time.Hour
 	DefaultChildRekeyTime = time.Hour
-	DefaultReplayWindow   = 32
+	DefaultReplayWindow   = ike.DefaultReplayWindow // strongSwan's is 32 (see ike.DefaultReplayWindow)
 )
+
+// MaxReplayWindow is the largest replay_window the kernel takes: a bitmap
+// of 4096 bits (XFRMA_REPLAY_ESN_MAX).
+const MaxReplayWindow = 4096
 
 func setTime(dst *time.Duration) func(string) error {
 	return func(v string) (err error) { *dst, err = parseTime(v); return }

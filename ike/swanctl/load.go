@@ -357,6 +357,8 @@ func (c *Config) Resolve(lookup func(host string) (netip.Addr, error)) error {
 			if ch.ReplayWindow == 0 {
 				// The engine takes 0 as its default of 32.
 				c.refuse(errs, cpath, "replay_window", ch.Pos, ErrUnsupported, "0 (replay protection off) is not supported")
+			} else if ch.ReplayWindow > MaxReplayWindow {
+				c.refuse(errs, cpath, "replay_window", ch.Pos, ErrUnsupported, "%d is more than the kernel's %d", ch.ReplayWindow, MaxReplayWindow)
 			}
 		}
 	}

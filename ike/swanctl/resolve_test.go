@@ -46,6 +46,7 @@ func TestResolveRefuses(t *testing.T) {
 		{"children { c { if_id_out = %unique } }", mainFile + `:3: connections.a.children.c.if_id_out: %unique interface IDs are not supported yet`},
 		{"children { c { mark_in = 5 } }", mainFile + `:3: connections.a.children.c.mark_in: marks are not supported yet`},
 		{"children { c { replay_window = 0 } }", mainFile + `:3: connections.a.children.c.replay_window: 0 (replay protection off) is not supported`},
+		{"children { c { replay_window = 4097 } }", mainFile + `:3: connections.a.children.c.replay_window: 4097 is more than the kernel's 4096`},
 		{"children { c { remote_ts = 10.0.0.0/8[tcp/opaque] } }", mainFile + `:3: connections.a.children.c.remote_ts: 10.0.0.0/8[tcp/opaque]: OPAQUE ports are not supported yet`},
 		{"children { c { local_ts = dynamic[udp] } }", mainFile + `:3: connections.a.children.c.local_ts: dynamic[udp]: dynamic with a protocol or port is not supported yet`},
 	} {

@@ -61,6 +61,8 @@ type Options struct {
 	// deleting the old (charon's make_before_break). The zero Options
 	// say no; the daemon's flag defaults to yes.
 	MakeBeforeBreak bool
+	// RekeyOutboundAtOnce: see ike.Config (a test knob).
+	RekeyOutboundAtOnce bool
 }
 
 // rxDataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -224,8 +226,8 @@ func Start(opts Options) (*Daemon, error) {
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
-		MakeBeforeBreak: &opts.MakeBeforeBreak,
-		GatewayLoad:     d.GatewayLoad, ResolveGateway: d.resolveGateway,
+		MakeBeforeBreak: &opts.MakeBeforeBreak, RekeyOutboundAtOnce: opts.RekeyOutboundAtOnce,
+		GatewayLoad: d.GatewayLoad, ResolveGateway: d.resolveGateway,
 	}
 	d.openJournal()
 	if d.journal != nil {
@@ -262,7 +264,7 @@ func Start(opts Options) (*Daemon, error) {
 	d.sender.s = socks
 	d.sender.mu.Unlock()
 	socks.Run(func(dg ikesocket.Datagram) {
-		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data)})
+		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data), Received: dg.Received})
 	})
 	d.log.Info(fmt.Sprintf("listening for IKE on %v", socks.Ports()))
 	if err := d.listenControl(); err != nil {

@@ -68,6 +68,9 @@ func TestMetrics(t *testing.T) {
 		"xdpsec_ike_redirects_total 0",
 		"xdpsec_ike_cookies_sent_total 0",
 		`xdpsec_ike_acquires_total{result="pending"} 0`,
+		"# TYPE xdpsec_child_sa_response_to_inbound_seconds summary",
+		"xdpsec_child_sa_response_to_inbound_seconds_count 1", // the initiator's IKE_AUTH
+		"xdpsec_child_sa_response_to_inbound_seconds_max ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q:\n%s", want, out)

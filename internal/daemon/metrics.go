@@ -243,6 +243,14 @@ func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("xdpsec_ike_panics_total", "Bugs the engine's safety net caught while handling a datagram or timer (each logged with its stack; the IKE_SA it happened in is deleted).").sample(st.Panics)
 	counter("xdpsec_ike_redirects_total", "Clients sent to another gateway with a REDIRECT notify (RFC 5685), in IKE_SA_INIT or established.").sample(st.RedirectsSent)
 	counter("xdpsec_ike_cookies_sent_total", "COOKIE notifies sent to IKE_SA_INIT requests.").sample(st.CookiesSent)
+	// What a peer sends on a CHILD_SA between answering our request and
+	// our inbound SA going in is dropped: how long that is.
+	r := st.ResponseToInbound
+	ch <- prometheus.MustNewConstSummary(prometheus.NewDesc("xdpsec_child_sa_response_to_inbound_seconds",
+		"For CHILD_SAs we initiated (IKE_AUTH, CREATE_CHILD_SA, rekeys): time from the arrival of the peer's response (its socket timestamp) to our inbound SA installed.", nil, nil),
+		r.Count, r.Sum.Seconds(), nil)
+	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("xdpsec_child_sa_response_to_inbound_seconds_max",
+		"The longest time from a response's arrival to the inbound SA installed.", nil, nil), prometheus.GaugeValue, r.Max.Seconds())
 
 	if d.maps == nil {
 		return

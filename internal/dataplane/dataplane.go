@@ -120,8 +120,14 @@ type KernelDataplane struct {
 
 	spd *spdWriter
 
-	mu       sync.Mutex // guards everything below
-	rr       int
+	mu sync.Mutex // guards everything below
+	rr int
+	// cpuOf is the CPU picked for an allocated SPI's inbound SA, until
+	// the SA is installed or the SPI given back: reading cpu_map (a
+	// lookup per possible entry) stays out of the time between the
+	// peer's response and the inbound SA, in which its packets on the
+	// new SA are dropped.
+	cpuOf    map[ike.SAID]int
 	sas      map[ike.SAID]*installed
 	catchAll map[catchAllKey]*catchAll
 	policies map[string]*policyState
@@ -175,7 +181,7 @@ func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 	d := &KernelDataplane{
 		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
 		device: cfg.Device, tunnels: cfg.Tunnels,
-		sas: map[ike.SAID]*installed{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
+		sas: map[ike.SAID]*installed{}, cpuOf: map[ike.SAID]int{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
 		vips: map[netip.Addr]*vipState{},
 	}
 	if d.log == nil {
@@ -218,7 +224,11 @@ func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (u
 			return 0, err
 		}
 		if _, err := d.kernel.GetState(xfrm.SAID{Dst: dst, SPI: spi, Proto: other}); err != nil {
-			return spi, nil // no such SA of the other protocol
+			// No such SA of the other protocol: this one is ours.
+			d.mu.Lock()
+			d.cpuOf[ike.SAID{Dst: dst, SPI: spi, Proto: proto}] = d.pickCPU(spi)
+			d.mu.Unlock()
+			return spi, nil
 		}
 		// Taken by the other protocol: the larval SA stays until it
 		// expires, so that this SPI is not handed out again at once.
@@ -312,7 +322,12 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 		return err
 	}
 	if sa.Inbound {
-		in := maps.InboundSA{SPI: sa.SPI, Proto: mapsProto(sa.Proto), Dst: sa.Dst, CPU: d.pickCPU(sa.SPI)}
+		cpu, ok := d.cpuOf[sa.SAID]
+		if !ok {
+			cpu = d.pickCPU(sa.SPI)
+		}
+		delete(d.cpuOf, sa.SAID)
+		in := maps.InboundSA{SPI: sa.SPI, Proto: mapsProto(sa.Proto), Dst: sa.Dst, CPU: cpu}
 		if err := d.bpf.PutSA(in); err != nil {
 			return fmt.Errorf("BPF SA table: %w", err)
 		}
@@ -452,6 +467,7 @@ func (d *KernelDataplane) DeleteSA(id ike.SAID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	inst := d.sas[id]
+	delete(d.cpuOf, id)
 	kerr := d.kernel.DeleteState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI, Proto: xfrmProto(id.Proto)})
 	if errors.Is(kerr, xfrm.ErrNoSA) {
 		kerr = nil

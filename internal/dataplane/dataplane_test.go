@@ -121,12 +121,13 @@ type fakeBPF struct {
 	policies []maps.Policy
 	applied  int // ApplyPolicies calls
 	cpus     []int
+	cpuReads int // CPUs calls
 }
 
 func (b *fakeBPF) SPIRange() (maps.SPIRange, error) {
 	return maps.SPIRange{Base: 0xc0000000, Count: 4096}, nil
 }
-func (b *fakeBPF) CPUs() ([]int, error) { return b.cpus, nil }
+func (b *fakeBPF) CPUs() ([]int, error) { b.cpuReads++; return b.cpus, nil }
 func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
 	b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
 	b.sas[sa.SPI] = sa
@@ -258,6 +259,41 @@ func TestDataplaneInboundOrder(t *testing.T) {
 	}
 	if len(k.states) != 0 || len(b.sas) != 0 {
 		t.Errorf("left behind: %v %v", k.states, b.sas)
+	}
+}
+
+// TestDataplaneCPUPickedAtAllocation: the inbound SA's CPU is picked
+// when its SPI is allocated, so that installing the SA once the peer's
+// response is in does not read cpu_map; an SPI given back forgets it.
+func TestDataplaneCPUPickedAtAllocation(t *testing.T) {
+	d, _, b, _ := newFakeDataplane(t)
+	b.cpus = []int{3, 4}
+	var spis []uint32
+	for range 2 {
+		spi, err := d.AllocateSPI(ike.SAProtoESP, them, us)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spis = append(spis, spi)
+	}
+	reads := b.cpuReads
+	if reads != 2 {
+		t.Errorf("cpu_map read %d times for 2 SPIs", reads)
+	}
+	if err := d.AddSA(testSA(spis[1], true)); err != nil {
+		t.Fatal(err)
+	}
+	if b.cpuReads != reads {
+		t.Errorf("installing the inbound SA read cpu_map again")
+	}
+	if c := b.sas[spis[1]].CPU; c != 4 {
+		t.Errorf("the second SPI's SA went to CPU %d, want 4 (picked at allocation)", c)
+	}
+	if err := d.DeleteSA(ike.SAID{Dst: us, SPI: spis[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.cpuOf) != 0 {
+		t.Errorf("CPUs of allocated SPIs left: %v", d.cpuOf)
 	}
 }
 

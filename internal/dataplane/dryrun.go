@@ -90,6 +90,9 @@ func describeSA(sa *ike.SA) string {
 	if sa.IfID != 0 {
 		s += fmt.Sprintf(" if_id %#x", sa.IfID)
 	}
+	if sa.Replay != 0 {
+		s += fmt.Sprintf(" replay_window %d", sa.Replay)
+	}
 	return s
 }
 

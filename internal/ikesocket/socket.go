@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -27,6 +29,9 @@ import (
 type Datagram struct {
 	Local, Remote netip.AddrPort
 	Data          []byte
+	// Received is when the kernel took the datagram in (SO_TIMESTAMPNS),
+	// zero if it did not say.
+	Received time.Time
 }
 
 // Config says what to listen on.
@@ -209,6 +214,10 @@ func setupFD(fd int, v6, encap bool) error {
 	} else if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
 		return fmt.Errorf("IP_PKTINFO: %w", err)
 	}
+	// The arrival time measures how long a response waits for us (the
+	// window in which the peer may send on a CHILD_SA we have not
+	// installed yet); without it Received stays zero.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	if encap {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_ENCAP, unix.UDP_ENCAP_ESPINUDP); err != nil {
 			return fmt.Errorf("UDP_ENCAP ESP-in-UDP: %w", err)
@@ -268,30 +277,37 @@ func (s *Sockets) readLoop(c *sock, handle func(Datagram)) {
 			s.log.Warn("receiving IKE datagram failed", "socket", c.addr, "err", err)
 			continue
 		}
-		local := localAddr(c, oob[:oobn])
-		handle(Datagram{Local: local, Remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Data: buf[:n]})
+		local, received := control(c, oob[:oobn])
+		handle(Datagram{Local: local, Remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), Data: buf[:n], Received: received})
 	}
 }
 
-// localAddr is the address a datagram was sent to, from IP_PKTINFO or
-// IPV6_PKTINFO, with the socket's port.
-func localAddr(c *sock, oob []byte) netip.AddrPort {
+// control reads a datagram's control messages: the address it was sent
+// to, from IP_PKTINFO or IPV6_PKTINFO, with the socket's port (the
+// socket's address without them), and when the kernel received it
+// (SO_TIMESTAMPNS; zero without).
+func control(c *sock, oob []byte) (local netip.AddrPort, received time.Time) {
+	local = c.addr
 	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil {
-		for _, m := range msgs {
-			switch {
-			case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
-				var a [4]byte
-				copy(a[:], m.Data[8:12]) // ipi_addr: the header's destination
-				return netip.AddrPortFrom(netip.AddrFrom4(a), c.addr.Port())
-			case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
-				var a [16]byte
-				copy(a[:], m.Data[0:16])
-				return netip.AddrPortFrom(netip.AddrFrom16(a), c.addr.Port())
-			}
+	if err != nil {
+		return local, received
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+			var a [4]byte
+			copy(a[:], m.Data[8:12]) // ipi_addr: the header's destination
+			local = netip.AddrPortFrom(netip.AddrFrom4(a), c.addr.Port())
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+			var a [16]byte
+			copy(a[:], m.Data[0:16])
+			local = netip.AddrPortFrom(netip.AddrFrom16(a), c.addr.Port())
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16:
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			received = time.Unix(ts.Unix())
 		}
 	}
-	return c.addr
+	return local, received
 }
 
 // Send sends a datagram from its Local address and port to its Remote.

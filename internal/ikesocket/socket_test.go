@@ -69,6 +69,11 @@ func TestLocalAddressAndReply(t *testing.T) {
 			if d.Local != to || string(d.Data) != "IKE_SA_INIT" {
 				return errors.New("received " + d.Local.String() + " " + string(d.Data) + ", want " + to.String())
 			}
+			// The kernel's arrival time (SO_TIMESTAMPNS), before the
+			// handler had the datagram.
+			if age := time.Since(d.Received); d.Received.IsZero() || age < 0 || age > 2*time.Second {
+				return errors.New("received at " + d.Received.String() + ", " + age.String() + " ago")
+			}
 			if err := s.Send(Datagram{Local: d.Local, Remote: d.Remote, Data: []byte("reply")}); err != nil {
 				return err
 			}
