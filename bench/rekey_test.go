@@ -31,7 +31,7 @@ func TestRekeySpreadSmoke(t *testing.T) {
 	if child < sas || ikeSA < sas {
 		t.Errorf("%d CHILD_SA and %d IKE SA rekeys in the window, want at least %d each", child, ikeSA, sas)
 	}
-	if cpu, d := r.WindowCPU(); cpu <= 0 || d < o.Window {
+	if cpu, d := r.WindowCPU(); cpu <= 0 || d < o.Window*9/10 {
 		t.Errorf("responder CPU %s over %s", cpu, d)
 	}
 	if s := r.window(); s[len(s)-1].State == 0 {
