@@ -93,6 +93,7 @@ func TestGuest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("VM run: %v", err)
 	}
+	copyKscaleProfile(t, work)
 	var failed []string
 	for _, l := range strings.Split(res.Output, "\n") {
 		if strings.Contains(l, "--- FAIL:") {
@@ -110,7 +111,31 @@ func guestEnv(xdpsecBin string) []string {
 	if v := os.Getenv(BenchEnv); v != "" {
 		env = append(env, BenchEnv+"="+v)
 	}
+	// TestKernelScale's settings (the number of tunnels, a CPU profile).
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "XDPSEC_KSCALE_") {
+			env = append(env, kv)
+		}
+	}
 	return env
+}
+
+// copyKscaleProfile copies the CPU profile TestKernelScale left in the
+// shared work directory to the host path $XDPSEC_KSCALE_CPUPROFILE names.
+func copyKscaleProfile(t *testing.T, work string) {
+	dst := os.Getenv("XDPSEC_KSCALE_CPUPROFILE")
+	if !filepath.IsAbs(dst) {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(work, "kscale-cpu.prof"))
+	if err != nil {
+		return // the test did not run, or failed before
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Errorf("copy TestKernelScale's CPU profile: %v", err)
+		return
+	}
+	t.Logf("TestKernelScale's CPU profile of our daemon: %s", dst)
 }
 
 // goTool is the go command that runs this test.

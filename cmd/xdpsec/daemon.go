@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,7 @@ func daemonCommand() *cli.Command {
 				Usage: "receive buffer of each IKE socket in bytes, beyond net.core.rmem_max with CAP_NET_ADMIN (-1: the system's default)"},
 			&cli.IntFlag{Name: "ike-send-buffer", Value: ikesocket.DefaultBufferSize,
 				Usage: "send buffer of each IKE socket in bytes, beyond net.core.wmem_max with CAP_NET_ADMIN (-1: the system's default)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the daemon's run to this file (go tool pprof reads it)"},
 		},
 		Action: runDaemon,
 	}
@@ -78,6 +80,13 @@ func runDaemon(c *cli.Context) error {
 	opts, err := daemonOptions(c, logs)
 	if err != nil {
 		return err
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	// Signals first, so none is lost while starting.
 	sigs := make(chan os.Signal, 4)
@@ -471,4 +480,21 @@ func listConnsCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// startCPUProfile profiles the daemon's CPU until the returned function
+// is called, which writes the profile out.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
