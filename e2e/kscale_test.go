@@ -209,6 +209,16 @@ func kscaleRun(t *testing.T, name string, n int, conf string) kscaleResult {
 		g.start()
 		pid = g.cmd.Process.Pid
 		res.load = time.Since(start)
+		// The daemon's start as it logged it (one line per step,
+		// connections listed on one line, cut short here).
+		if b, err := os.ReadFile(g.logPath); err == nil {
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if len(l) > 160 {
+					l = l[:160] + "..."
+				}
+				t.Logf("daemon| %s", l)
+			}
+		}
 		defer func() {
 			if os.Getenv(kscaleProfileEnv) != "" {
 				g.stop()
