@@ -123,11 +123,11 @@ func writeKscaleSection(b *bytes.Buffer, v *kscaleRun, m bench.Machine, when tim
 	p("The initiators are our IKE engines in another namespace of the guest (two\n")
 	p("engines, at most 32 tunnels in flight), the same for both. COOKIE and\n")
 	p("block thresholds are off on both responders.\n\n")
-	p("| responder | bring-up of all | tunnels/s | responder CPU | CPU per tunnel | guest CPU per tunnel | RSS after (peak) | SAs in the SAD | policies in/out/fwd | retransmits | config load |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	p("| responder | bring-up of all | tunnels/s | responder CPU | CPU per tunnel | RSS after (peak) | SAs in the SAD | policies in/out/fwd | retransmits | config load |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
 	row := func(name string, s kscaleSide) {
-		p("| %s | %.1f s | %.1f | %.1f s | %.2f ms | %.2f ms | %.1f MiB (%.1f) | %s | %s | %d | %.1f s |\n",
-			name, s.Seconds, n/s.Seconds, s.CPUSeconds, s.CPUSeconds/n*1000, s.GuestBusy/n*1000,
+		p("| %s | %.1f s | %.1f | %.1f s | %.1f ms | %.1f MiB (%.1f) | %s | %s | %d | %.1f s |\n",
+			name, s.Seconds, n/s.Seconds, s.CPUSeconds, s.CPUSeconds/n*1000,
 			float64(s.RSSKiB)/1024, float64(s.HWMKiB)/1024, fmtInt(s.States), s.Policies, s.Retrans, s.LoadSeconds)
 	}
 	row("xdpsec daemon", v.Ours)
@@ -138,10 +138,10 @@ func writeKscaleSection(b *bytes.Buffer, v *kscaleRun, m bench.Machine, when tim
 		}
 		return fmt.Sprintf("%.2f", a/b)
 	}
-	p("| **ratio ours / charon** | **%s** | %s | %s | %s | %s | %s | | | | %s |\n\n",
-		ratio(v.Ours.Seconds, v.Charon.Seconds), ratio(v.Charon.Seconds, v.Ours.Seconds),
+	p("| **ratio ours / charon** | **%s** | %s | %s | **%s** | %s | | | | %s |\n\n",
+		ratio(v.Ours.Seconds, v.Charon.Seconds), ratio(n/v.Ours.Seconds, n/v.Charon.Seconds),
 		ratio(v.Ours.CPUSeconds, v.Charon.CPUSeconds), ratio(v.Ours.CPUSeconds, v.Charon.CPUSeconds),
-		ratio(v.Ours.GuestBusy, v.Charon.GuestBusy), ratio(float64(v.Ours.RSSKiB), float64(v.Charon.RSSKiB)),
+		ratio(float64(v.Ours.RSSKiB), float64(v.Charon.RSSKiB)),
 		ratio(v.Ours.LoadSeconds, v.Charon.LoadSeconds))
 	p("Bring-up is from the first IKE_SA_INIT to the last CHILD_SA established at\n")
 	p("the initiators; both responders install a CHILD_SA's SAs and policies before\n")
@@ -150,11 +150,49 @@ func writeKscaleSection(b *bytes.Buffer, v *kscaleRun, m bench.Machine, when tim
 	p("direction (`ip -s xfrm policy count`; ours are each if_id's catch-all\n")
 	p("policies, charon's carry the selectors and the if_id). Responder CPU is the\n")
 	p("process's utime+stime over the bring-up, so the kernel's work for its netlink\n")
-	p("requests counts in it; guest CPU is every vCPU's busy time over the same\n")
-	p("span (initiators included, the same for both), per tunnel. Config load is\n")
-	p("our daemon's start to its control socket, or charon's `swanctl --load-all`.\n")
+	p("requests counts in it (the guest's /proc/stat, also in the test's output,\n")
+	p("undercounts under TCG and is left out). Config load is our daemon's start\n")
+	p("to its control socket (the binary read over 9p included), or charon's\n")
+	p("`swanctl --load-all`.\n")
 	p("TCG emulates every instruction: the absolute figures say nothing about\n")
 	p("hardware, the ratios do.\n")
+	if v.Tunnels < 10000 {
+		p("\nThe issue asks for 10,000 tunnels (`make bench-kernel`'s default); this run\n")
+		p("has %s, at the rates above 10,000 would take about %.0f min for ours and\n", fmtInt(v.Tunnels), v.Ours.Seconds/n*10000/60)
+		p("%.0f min for charon, plus the XFRM interfaces and the configuration loads.\n", v.Charon.Seconds/n*10000/60)
+	}
+	p("\nWhere the time went, and what changed (this test and our daemon's CPU\n")
+	p("profile at 300 and 1,000 tunnels, 2026-12-07):\n\n")
+	p("- Each route-based CHILD_SA looked its XFRM interface up by listing every\n")
+	p("  interface of the host (one RTM_GETLINK dump of N interfaces per CHILD_SA:\n")
+	p("  O(N²) for a bring-up; seen in the code while writing this test and fixed\n")
+	p("  before its first run, so not measured). `NetlinkTunnels` now remembers\n")
+	p("  interfaces by if_id and checks a remembered one with a single RTM_GETLINK\n")
+	p("  by index.\n")
+	p("- `tc_lan`'s SPD took a quarter of the daemon's CPU at 300 tunnels, growing\n")
+	p("  with each: tunnels coming up one by one made SPD batches of one, and each\n")
+	p("  batch compiles and writes the whole set. The SPD writer now rests three\n")
+	p("  times a batch's duration before the next one (at most 2 s), so batches\n")
+	p("  grow with the set and the SPD's share of a CPU stays under a quarter; and a\n")
+	p("  batch no longer rewrites the stored policies that did not change. Our CPU\n")
+	p("  per tunnel was 202 ms at 300 tunnels before (charon 85 ms in the same run)\n")
+	p("  and 114 ms at 1,000 after (charon 67 ms); the SPD's share of the profile\n")
+	p("  went from 27%% to 14%%.\n")
+	p("- What is left per CHILD_SA, all under the IKE engine's lock: 7 XFRM netlink\n")
+	p("  round trips (ALLOCSPI, a GETSA to keep the SPI free of the other protocol\n")
+	p("  for `xdp_wan`'s per-SPI slot, UPDSA, NEWSA, three NEWPOLICY for the if_id's\n")
+	p("  catch-all policies), one BPF map update (`sa_in`), two rtnetlink round\n")
+	p("  trips (the interface check and the route into it), and the state journal's\n")
+	p("  record. charon makes about six XFRM round trips and no routes here\n")
+	p("  (`install_routes = no`, no BPF), and spreads its work over threads where\n")
+	p("  our engine serialises it.\n")
+	p("- Policy hashing was not measured here. Neither side's policies are hashed\n")
+	p("  by the kernel's default thresholds (`hthresh4 32 32`): ours are 0.0.0.0/0\n")
+	p("  catch-alls, each of its own if_id, charon's /24-to-/32 selectors; since\n")
+	p("  Linux 5.0 such inexact policies sit in bins per if_id and in trees by\n")
+	p("  prefix rather than one list, and the bring-up figures above include their\n")
+	p("  insertion. The lookup cost by policy count is in \"Outbound lookup per\n")
+	p("  remote-access client\".\n")
 	if len(v.Profile) > 0 {
 		p("\nWhere our daemon's time goes (its `--cpuprofile` over the whole run,\n")
 		p("`go tool pprof -top -cum`, the first lines):\n\n```\n")

@@ -29,7 +29,7 @@ func TestKscaleSection(t *testing.T) {
 	var b bytes.Buffer
 	writeKscaleSection(&b, v, bench.Machine{CPUs: 2, CPU: "x"}, time.Unix(0, 0))
 	sec := b.String()
-	for _, want := range []string{"1,000 route-based tunnels", "| 20.0 s | 50.0 |", "| 10.00 ms |", "**0.50**", "1000/1000/1000", "flat  flat%"} {
+	for _, want := range []string{"1,000 route-based tunnels", "| 20.0 s | 50.0 |", "| 10.0 ms |", "**0.50**", "1000/1000/1000", "flat  flat%"} {
 		if !strings.Contains(sec, want) {
 			t.Errorf("section lacks %q:\n%s", want, sec)
 		}
