@@ -202,6 +202,8 @@ func kscaleRun(t *testing.T, name string, n int, conf string) kscaleResult {
 	case "ours":
 		g := newGateway(t, resp, conf)
 		g.args = []string{"--cookie-threshold", "-1", "--block-threshold", "0", "--vici", ""}
+		// Thousands of connections under TCG: minutes.
+		g.startTimeout = 60*time.Second + time.Duration(n)*30*time.Millisecond
 		if os.Getenv(kscaleProfileEnv) != "" {
 			g.args = append(g.args, "--cpuprofile", filepath.Join(g.dir, "cpu.prof"))
 		}
