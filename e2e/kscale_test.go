@@ -245,8 +245,11 @@ func kscaleRun(t *testing.T, name string, n int, conf string) kscaleResult {
 	}
 	sys0 := guestBusy()
 	start = time.Now()
-	if err := g.bringUp(n, 32, 60*time.Second); err != nil {
-		t.Fatalf("%s: %v", name, err)
+	if err := g.bringUp(n, 32, 60*time.Second, func(f string, a ...any) { t.Logf(name+": "+f, a...) }); err != nil {
+		// Which side lost them: the initiators' count, or the
+		// responder's tunnels.
+		t.Fatalf("%s: %v (the responder's SAD holds %d SAs, the initiators sent %d retransmissions)",
+			name, err, xfrmStateCount(t, resp.Netns), g.retrans.Load())
 	}
 	res.bringUp = time.Since(start)
 	res.retrans, res.failed = g.retrans.Load(), g.failed.Load()
@@ -479,7 +482,7 @@ func (g *kscaleGen) dispatch(d ikesocket.Datagram) {
 // bringUp initiates tunnels 1..n keeping at most window in flight, and
 // returns when all are established, or with an error when one failed or
 // nothing happened for stall.
-func (g *kscaleGen) bringUp(n, window int, stall time.Duration) error {
+func (g *kscaleGen) bringUp(n, window int, stall time.Duration, logf func(string, ...any)) error {
 	g.slots = make(chan struct{}, window)
 	errc := make(chan error, 1)
 	go func() {
@@ -492,8 +495,13 @@ func (g *kscaleGen) bringUp(n, window int, stall time.Duration) error {
 		}
 	}()
 	last, lastDone := time.Now(), int64(-1)
+	start, lastLog := time.Now(), time.Now()
 	for {
 		done := g.established.Load()
+		if time.Since(lastLog) >= time.Minute {
+			lastLog = time.Now()
+			logf("%d of %d established after %v", done, n, time.Since(start).Round(time.Second))
+		}
 		if f := g.failed.Load(); f > 0 {
 			return fmt.Errorf("%d tunnels failed (%d established)", f, done)
 		}
