@@ -125,7 +125,7 @@ func TestKernelScale(t *testing.T) {
 		t.Skipf("skipped: charon is not installed on the host (strongswan-charon): %v", err)
 	}
 	requireModule(t, "xfrm_interface")
-	n := 50 // the VM test suite: a functional check, about a minute
+	n := 50 // the VM test suite: a functional check, about 20 s
 	if os.Getenv(benchEnv) != "" {
 		n = 10000
 	}
