@@ -39,7 +39,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unkn
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build demo bench-vm bench-clients bench-ra bench-rekey bench-ike charon-lt generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
+.PHONY: all build demo bench-vm bench-kernel bench-clients bench-ra bench-rekey bench-ike charon-lt generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
@@ -175,6 +175,7 @@ bench: deps build charon-lt
 	$(IKE_GO_BENCH) && \
 	$(GO) run ./bench/mkreport -dir bench -ike $$prof/ike.txt -ike-prof $$prof -xdpsec bin/xdpsec -sas $(BENCH_IKE_SAS) \
 		-large-sas $(BENCH_LARGE_SAS) -ra-clients $(BENCH_RA_CLIENTS) -rekey-sas $(BENCH_REKEY_SAS)
+	$(MAKE) bench-kernel
 
 # Only the IKE part (the go test benchmarks and profile, our responder
 # against charon with load-tester and with kernel-libipsec, the large
@@ -216,6 +217,25 @@ bench-vm: vmdeps
 	XDPSEC_VMTEST=1 XDPSEC_VM_BENCH=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_E2E_RUN='^TestTransferOursVsCharon$$' \
 		$(GO) test -count=1 -v -timeout $(VMTEST_TIMEOUT) ./vmtest/ | tee $$tmp; \
 	[ $${PIPESTATUS[0]} = 0 ] && $(GO) run ./bench/mkreport -dir bench -vm-only -vm $$tmp
+
+# The kernel at scale, in the VM guest: $(BENCH_KERNEL_TUNNELS) route-based
+# tunnels (real XFRM SAs and policies) brought up against our daemon, then
+# against charon (kernel-netlink) with the same swanctl.conf and initiators
+# (e2e TestKernelScale), with a CPU profile of our daemon; rewrites only
+# that section of bench/README.md. `make bench` runs it too.
+BENCH_KERNEL_TUNNELS ?= 10000
+# The guest test's time limit: 10,000 tunnels against both responders
+# take about 40 minutes under TCG on 2 CPUs.
+BENCH_KERNEL_TIMEOUT ?= 100m
+bench-kernel: vmdeps
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	XDPSEC_VMTEST=1 XDPSEC_VM_BENCH=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_E2E_RUN='^TestKernelScale$$' \
+	XDPSEC_KSCALE_TUNNELS=$(BENCH_KERNEL_TUNNELS) XDPSEC_KSCALE_CPUPROFILE=$$tmp/cpu.prof XDPSEC_VM_TEST_TIMEOUT=$(BENCH_KERNEL_TIMEOUT) \
+		$(GO) test -count=1 -v -timeout 2h ./vmtest/ | tee $$tmp/out; \
+	[ $${PIPESTATUS[0]} = 0 ] || exit 1; \
+	if [ -f $$tmp/cpu.prof ]; then $(GO) tool pprof -top -cum -nodecount 40 $$tmp/cpu.prof 2>/dev/null | \
+		sed 's/^/XDPSEC-BENCH vm-kscale-prof /' >>$$tmp/out; fi; \
+	$(GO) run ./bench/mkreport -dir bench -kscale-only -kscale $$tmp/out
 
 clean:
 	rm -rf bin

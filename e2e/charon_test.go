@@ -34,6 +34,10 @@ type charonOptions struct {
 	// files are written next to swanctl.conf before it is loaded, by
 	// relative path ("x509ca/ca.pem").
 	files map[string][]byte
+	// settings are more lines of strongswan.conf's charon section.
+	settings string
+	// pid, if set, gets charon's process ID.
+	pid *int
 }
 
 // startCharonWith is startCharon with options.
@@ -48,7 +52,7 @@ func startCharonWith(t *testing.T, s *site, conf string, o charonOptions) (logPa
 	ssConf := fmt.Sprintf(`charon {
    load = random nonce aes sha1 sha2 hmac kdf gcm curve25519 x509 pem pkcs1 pkcs8 pubkey openssl kernel-netlink socket-default vici updown %[3]s
    install_routes = %[4]s
-   plugins {
+%[5]s   plugins {
       vici {
          socket = %[1]s
       }
@@ -63,7 +67,7 @@ func startCharonWith(t *testing.T, s *site, conf string, o charonOptions) (logPa
       }
    }
 }
-`, vici, logPath, o.plugins, map[bool]string{false: "no", true: "yes"}[o.installRoutes])
+`, vici, logPath, o.plugins, map[bool]string{false: "no", true: "yes"}[o.installRoutes], o.settings)
 	// swanctl reads its credential directories next to swanctl.conf.
 	for _, d := range []string{"x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
@@ -100,6 +104,9 @@ func startCharonWith(t *testing.T, s *site, conf string, o charonOptions) (logPa
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := s.Do(cmd.Start); err != nil {
 		t.Fatalf("start charon: %v", err)
+	}
+	if o.pid != nil {
+		*o.pid = cmd.Process.Pid // unshare and sh exec charon
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()

@@ -48,6 +48,8 @@ type gateway struct {
 	saCPU   string   // --sa-cpu, if set
 	args    []string // more arguments of the daemon
 	maps    *maps.Set
+	// startTimeout bounds start's wait for the control socket; 60 s if 0.
+	startTimeout time.Duration
 }
 
 // newGateway loads xdpsec in s (unloaded when the test ends) and writes
@@ -150,7 +152,11 @@ func (g *gateway) start() {
 		})
 	}
 	// Generous: under TCG on a loaded machine a start takes tens of seconds.
-	deadline := time.Now().Add(60 * time.Second)
+	wait := g.startTimeout
+	if wait == 0 {
+		wait = 60 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		if _, err := daemon.Call(g.sock, daemon.Request{Command: daemon.CmdListConns}); err == nil {
 			return
@@ -163,7 +169,7 @@ func (g *gateway) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("site %s: the daemon's control socket did not come up in 60s", g.name)
+			g.t.Fatalf("site %s: the daemon's control socket did not come up in %v", g.name, wait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

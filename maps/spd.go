@@ -283,12 +283,16 @@ func (s *SPD) replace(old, ps []Policy) ([]Policy, error) {
 		oldIDs[p.ID] = p
 	}
 	for _, p := range next {
-		v := p.toBPF()
-		if q, ok := oldIDs[p.ID]; !ok || q != p {
-			if err := s.zeroStats(p.ID); err != nil {
-				return nil, err
-			}
+		if q, ok := oldIDs[p.ID]; ok && q == p {
+			// Stored as it is: a batch of a few new policies among
+			// thousands writes only those.
+			delete(oldIDs, p.ID)
+			continue
 		}
+		if err := s.zeroStats(p.ID); err != nil {
+			return nil, err
+		}
+		v := p.toBPF()
 		if err := s.policies.Put(p.ID, &v); err != nil {
 			return nil, fmt.Errorf("write policy %d: %w", p.ID, err)
 		}

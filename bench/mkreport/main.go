@@ -30,6 +30,8 @@ func main() {
 	ikeOut := flag.String("ike", "", "output of the IKE go test benchmarks to include")
 	vmOut := flag.String("vm", "", "output of the VM transfer comparison (make bench-vm) to include")
 	onlyVM := flag.Bool("vm-only", false, "rewrite only the VM section of README.md from -vm; run nothing")
+	kscaleOut := flag.String("kscale", "", "output of the VM kernel bring-up comparison (make bench-kernel) to include")
+	onlyKscale := flag.Bool("kscale-only", false, "rewrite only the kernel bring-up section of README.md from -kscale; run nothing")
 	onlyClients := flag.Bool("clients-only", false, "measure the outbound lookup per remote-access client and rewrite only its section of README.md")
 	xdpsecBin := flag.String("xdpsec", "", "xdpsec binary for the IKE responder comparison and the flood (none: not run)")
 	sas := flag.Int("sas", bench.DefaultIKEOptions.SAs, "IKE SAs per responder and proposal")
@@ -52,6 +54,15 @@ func main() {
 			log.Fatal("-vm-only needs -vm")
 		}
 		if err := vmOnly(filepath.Join(*dir, "README.md"), *vmOut); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *onlyKscale {
+		if *kscaleOut == "" {
+			log.Fatal("-kscale-only needs -kscale")
+		}
+		if err := kscaleOnly(filepath.Join(*dir, "README.md"), *kscaleOut); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -249,6 +260,11 @@ func run(dir, ikeOut, vmOut, profDir, xdpsecBin string, sas, largeSAs, raClients
 	}
 	if vmSec != "" {
 		b.WriteString("\n" + vmSec)
+	}
+	// The kernel bring-up section (make bench-kernel, which make bench
+	// runs after this) is kept as it was.
+	if sec := kscaleSection(old); sec != "" {
+		b.WriteString("\n" + sec)
 	}
 	return os.WriteFile(filepath.Join(dir, "README.md"), b.Bytes(), 0o644)
 }

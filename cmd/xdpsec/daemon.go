@@ -56,12 +56,12 @@ func daemonCommand() *cli.Command {
 			&cli.IntFlag{Name: "ike-receive-buffer", Value: ikesocket.DefaultBufferSize,
 				Usage: "receive buffer of each IKE socket in bytes, beyond net.core.rmem_max with CAP_NET_ADMIN (-1: the system's default)"},
 			// For profiling under a benchmark's load (bench/ passes it
-			// when XDPSEC_BENCH_CPUPROFILE is set): Go's CPU profile of
-			// the whole run, written when the daemon stops.
-			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the run to this file"},
+			// when XDPSEC_BENCH_CPUPROFILE is set): the heap when the
+			// daemon is told to stop, every SA still up.
 			&cli.StringFlag{Name: "memprofile", Hidden: true, Usage: "write a heap profile to this file when told to stop, before the SAs go"},
 			&cli.IntFlag{Name: "ike-send-buffer", Value: ikesocket.DefaultBufferSize,
 				Usage: "send buffer of each IKE socket in bytes, beyond net.core.wmem_max with CAP_NET_ADMIN (-1: the system's default)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the daemon's run to this file (go tool pprof reads it)"},
 		},
 		Action: runDaemon,
 	}
@@ -89,18 +89,11 @@ func runDaemon(c *cli.Context) error {
 		return err
 	}
 	if path := c.String("cpuprofile"); path != "" {
-		f, err := os.Create(path)
+		stop, err := startCPUProfile(path)
 		if err != nil {
 			return err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return err
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			f.Close()
-		}()
+		defer stop()
 	}
 	// Signals first, so none is lost while starting.
 	sigs := make(chan os.Signal, 4)
@@ -502,4 +495,21 @@ func listConnsCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// startCPUProfile profiles the daemon's CPU until the returned function
+// is called, which writes the profile out.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

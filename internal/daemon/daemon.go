@@ -324,7 +324,7 @@ func (d *Daemon) openDataplane() error {
 		d.hashClientPolicies()
 	}
 	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
-		Tunnels: dataplane.NetlinkTunnels{Kernel: k}})
+		Tunnels: dataplane.NewNetlinkTunnels(k, nil)})
 	return nil
 }
 

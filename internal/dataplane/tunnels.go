@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -83,6 +84,23 @@ type NetlinkTunnels struct {
 	// Handle is the rtnetlink handle for routes, addresses and rules;
 	// nil: the calling thread's namespace.
 	Handle *netlink.Handle
+	// ifaces remembers the XFRM interfaces by if_id (NewNetlinkTunnels);
+	// nil lists the host's interfaces on every Interface call.
+	ifaces *ifaceCache
+}
+
+// NewNetlinkTunnels is NetlinkTunnels remembering the XFRM interfaces it
+// found or made: with thousands of route-based CHILD_SAs, listing every
+// interface of the host for each of them took most of the time of a
+// bring-up (one dump of N interfaces per CHILD_SA).
+func NewNetlinkTunnels(k *xfrm.Conn, h *netlink.Handle) NetlinkTunnels {
+	return NetlinkTunnels{Kernel: k, Handle: h, ifaces: &ifaceCache{}}
+}
+
+// ifaceCache maps if_ids to the ifindex of their XFRM interface.
+type ifaceCache struct {
+	mu     sync.Mutex // guards byIfID
+	byIfID map[uint32]int
 }
 
 func (t NetlinkTunnels) nl() *netlink.Handle {
@@ -92,20 +110,66 @@ func (t NetlinkTunnels) nl() *netlink.Handle {
 	return &netlink.Handle{}
 }
 
-// Interface finds an XFRM interface with the if_id, or creates one.
+// Interface finds an XFRM interface with the if_id, or creates one. With
+// a cache, a remembered interface is checked with one request for its
+// index (an operator may have deleted or replaced it); the host's
+// interfaces are listed only the first time, and when one to be made
+// exists already.
 func (t NetlinkTunnels) Interface(ifID uint32) (int, error) {
-	links, err := t.nl().LinkList()
-	if err != nil {
-		return 0, fmt.Errorf("list interfaces: %w", err)
+	if t.ifaces == nil {
+		return t.findInterface(ifID, true)
 	}
-	for _, l := range links {
-		if x, ok := l.(*netlink.Xfrmi); ok && x.Ifid == ifID {
-			if x.Attrs().Flags&net.FlagUp == 0 {
-				if err := t.nl().LinkSetUp(l); err != nil {
-					return 0, fmt.Errorf("set %s up: %w", x.Attrs().Name, err)
-				}
+	t.ifaces.mu.Lock()
+	defer t.ifaces.mu.Unlock()
+	if t.ifaces.byIfID != nil {
+		if idx, ok := t.ifaces.byIfID[ifID]; ok {
+			l, err := t.nl().LinkByIndex(idx)
+			if x, isX := l.(*netlink.Xfrmi); err == nil && isX && x.Ifid == ifID {
+				return idx, t.setUp(x)
 			}
-			return x.Attrs().Index, nil
+			delete(t.ifaces.byIfID, ifID)
+		}
+		idx, err := t.findInterface(ifID, false)
+		if err == nil || !errors.Is(err, unix.EEXIST) {
+			if err == nil {
+				t.ifaces.byIfID[ifID] = idx
+			}
+			return idx, err
+		}
+		// Made meanwhile under another name: list them again.
+	}
+	return t.findInterface(ifID, true)
+}
+
+// findInterface lists the host's interfaces (list) for one with the if_id,
+// and creates one if there is none. With a cache, the list fills it.
+func (t NetlinkTunnels) findInterface(ifID uint32, list bool) (int, error) {
+	if list {
+		links, err := t.nl().LinkList()
+		if err != nil {
+			return 0, fmt.Errorf("list interfaces: %w", err)
+		}
+		if t.ifaces != nil {
+			t.ifaces.byIfID = map[uint32]int{}
+		}
+		found := -1
+		for _, l := range links {
+			x, ok := l.(*netlink.Xfrmi)
+			if !ok {
+				continue
+			}
+			if t.ifaces != nil {
+				t.ifaces.byIfID[x.Ifid] = x.Attrs().Index
+			}
+			if x.Ifid == ifID && found < 0 {
+				if err := t.setUp(x); err != nil {
+					return 0, err
+				}
+				found = x.Attrs().Index
+			}
+		}
+		if found >= 0 {
+			return found, nil
 		}
 	}
 	name := tunnelName(ifID)
@@ -116,7 +180,21 @@ func (t NetlinkTunnels) Interface(ifID uint32) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("XFRM interface %s: %w", name, err)
 	}
+	if t.ifaces != nil {
+		t.ifaces.byIfID[ifID] = l.Attrs().Index
+	}
 	return l.Attrs().Index, nil
+}
+
+// setUp brings an XFRM interface up if it is down.
+func (t NetlinkTunnels) setUp(x *netlink.Xfrmi) error {
+	if x.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := t.nl().LinkSetUp(x); err != nil {
+		return fmt.Errorf("set %s up: %w", x.Attrs().Name, err)
+	}
+	return nil
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
