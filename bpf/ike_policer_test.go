@@ -65,16 +65,72 @@ func TestIKEPolicerRefill(t *testing.T) {
 	}
 }
 
-// ikeBucketOf mirrors xdp_wan's ike_src_hash for an IPv4 source: the
-// bucket index and the tag kept with the state.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// ikeBucketOf mirrors xdp_wan's ike_src_hash: the bucket index of a
+// source and the tag kept with its state.
 func ikeBucketOf(seed uint32, a netip.Addr) (idx uint32, tag uint64) {
-	const k = 0x9e3779b97f4a7c15
-	b := a.As4()
-	h := (uint64(seed)<<8 | 4) * k
-	h ^= uint64(binary.NativeEndian.Uint32(b[:]))
-	h *= k
-	h ^= h >> 29
+	var h uint64
+	if a.Is4() {
+		b := a.As4()
+		h = mix64(uint64(seed)<<32 | uint64(binary.NativeEndian.Uint32(b[:])))
+	} else {
+		b := a.As16()
+		h = mix64(mix64(uint64(seed)<<32^binary.NativeEndian.Uint64(b[:8])) ^ binary.NativeEndian.Uint64(b[8:]))
+	}
 	return uint32(h>>32) & (65536 - 1), h >> 48
+}
+
+// TestIKEPolicerManySources: 64 IPv4 and 64 IPv6 sources that differ in
+// their last bits only (as a spoofed flood's do) each send 100 requests
+// back to back; each gets its own bucket and exactly its burst through.
+// The seed is fixed so that none share a bucket, which the Go mirror of
+// the hash checks first.
+func TestIKEPolicerManySources(t *testing.T) {
+	objs, s := loadObjects(t)
+	const burst = 40
+	rateLimit(1, burst)(t, s)
+	var cfg bpf.XdpsecXsConfig
+	if err := objs.Config.Lookup(uint32(0), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.IkeSeed = 0x5eed
+	if err := objs.Config.Put(uint32(0), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var srcs []netip.Addr
+	for i := range 64 {
+		srcs = append(srcs, netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
+			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 14: byte(i >> 8), 15: byte(i)}))
+	}
+	used := map[uint32]netip.Addr{}
+	for _, a := range srcs {
+		idx, _ := ikeBucketOf(cfg.IkeSeed, a)
+		if b, ok := used[idx]; ok {
+			t.Fatalf("test setup: %s and %s share bucket %d with seed %#x: pick another seed", a, b, idx, cfg.IkeSeed)
+		}
+		used[idx] = a
+	}
+	admitted := map[netip.Addr]int{}
+	for range 100 {
+		for _, a := range srcs {
+			if runIKE(t, objs, a) {
+				admitted[a]++
+			}
+		}
+	}
+	for _, a := range srcs {
+		if admitted[a] != burst {
+			t.Errorf("%s: %d of 100 back-to-back requests admitted, want the burst of %d", a, admitted[a], burst)
+		}
+	}
 }
 
 // TestIKEPolicerSharedBucket: two sources whose hashes pick the same

@@ -156,24 +156,30 @@ static __always_inline int is_new_sa_request(__u8 *ike)
 	return 0;
 }
 
+/* mix64 is MurmurHash3's 64-bit finalizer: every input bit moves every output bit. */
+static __always_inline __u64 mix64(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 /*
  * ike_src_hash mixes the source address with the configured seed: the
- * bucket index and tag come from its upper half.
+ * bucket index and tag come from its upper half, so each must depend on
+ * every address bit (sources often differ in the last bits only).
  */
 static __always_inline __u64 ike_src_hash(struct l3 *l3, __u32 seed)
 {
-	const __u64 k = 0x9e3779b97f4a7c15ULL;
-	__u64 h = ((__u64)seed << 8 | l3->family) * k, w[2];
+	__u64 w[2];
 
-	if (l3->family == XS_FAMILY_IPV4) {
-		h ^= *(__u32 *)l3->saddr;
-	} else {
-		__builtin_memcpy(w, l3->saddr, 16);
-		h = (h ^ w[0]) * k;
-		h ^= w[1];
-	}
-	h *= k;
-	return h ^ (h >> 29);
+	if (l3->family == XS_FAMILY_IPV4)
+		return mix64((__u64)seed << 32 | *(__u32 *)l3->saddr);
+	__builtin_memcpy(w, l3->saddr, 16);
+	return mix64(mix64(((__u64)seed << 32) ^ w[0]) ^ w[1]);
 }
 
 /*

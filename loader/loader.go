@@ -76,7 +76,7 @@ type Options struct {
 	TCMode      TCMode
 	PinDir      string
 	MaxSAs      uint32 // SAs with SPIs from the allocated range (sa_slot)
-	MaxForeign  uint32 // SAs with other SPIs: manual ones, another daemon's (sa_in)
+	MaxForeign  uint32 // SAs with other SPIs: manual ones, another daemon's (sa_foreign, sa_in when a window is full)
 	SPIBase     uint32 // first SPI of the allocated range
 	MaxPolicies uint32 // spd_out entries
 	IKERate     maps.IKERateLimit
