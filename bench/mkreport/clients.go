@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/xdpsec/xdpsec/bench"
@@ -163,30 +162,15 @@ func writeClientsDesign(b *bytes.Buffer, rs []bench.ClientResult) {
 	p("(%.2fx).\n\n", chosen/chosenSmall)
 }
 
+var clientsMarks = readmeSection{begin: clientsBegin, end: clientsEnd, before: []string{clientsBefore}}
+
 // clientsSection returns the section of an existing README ("" if none).
-func clientsSection(readme []byte) string {
-	s := string(readme)
-	i, j := strings.Index(s, clientsBegin), strings.Index(s, clientsEnd)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i : j+len(clientsEnd)+1]
-}
+func clientsSection(readme []byte) string { return clientsMarks.in(readme) }
 
 // replaceClientsSection puts section in place of the README's, or in
 // front of the IKE section, or at the end.
 func replaceClientsSection(readme []byte, section string) []byte {
-	s := string(readme)
-	if old := clientsSection(readme); old != "" {
-		return []byte(strings.Replace(s, old, section, 1))
-	}
-	if i := strings.Index(s, clientsBefore); i >= 0 {
-		return []byte(s[:i] + section + "\n" + s[i:])
-	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return []byte(s + "\n" + section)
+	return clientsMarks.replace(readme, section)
 }
 
 // clientsOnly measures and rewrites the section of dir/README.md alone.

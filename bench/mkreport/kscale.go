@@ -216,27 +216,15 @@ func writeKscaleSection(b *bytes.Buffer, v *kscaleRun, m bench.Machine, when tim
 	p("%s\n", kscaleEnd)
 }
 
+var kscaleMarks = readmeSection{begin: kscaleBegin, end: kscaleEnd}
+
 // kscaleSection returns the section of an existing README ("" if none).
-func kscaleSection(readme []byte) string {
-	s := string(readme)
-	i, j := strings.Index(s, kscaleBegin), strings.Index(s, kscaleEnd)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i : j+len(kscaleEnd)+1]
-}
+func kscaleSection(readme []byte) string { return kscaleMarks.in(readme) }
 
 // replaceKscaleSection puts section in place of the README's, or at its
 // end.
 func replaceKscaleSection(readme []byte, section string) []byte {
-	s := string(readme)
-	if old := kscaleSection(readme); old != "" {
-		return []byte(strings.Replace(s, old, section, 1))
-	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return []byte(s + "\n" + section)
+	return kscaleMarks.replace(readme, section)
 }
 
 // kscaleOnly rewrites the section of dir/README.md from vmtest's output.

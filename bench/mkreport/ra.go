@@ -97,30 +97,15 @@ func writeRASection(b *bytes.Buffer, r raReport, m bench.Machine) {
 	p("%s\n", raEnd)
 }
 
+var raMarks = readmeSection{begin: raBegin, end: raEnd, before: []string{raBefore}}
+
 // raSection returns the section of an existing README ("" if none).
-func raSection(readme []byte) string {
-	s := string(readme)
-	i, j := strings.Index(s, raBegin), strings.Index(s, raEnd)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i : j+len(raEnd)+1]
-}
+func raSection(readme []byte) string { return raMarks.in(readme) }
 
 // replaceRASection puts section in place of the README's, or in front
 // of the VM section, or at the end.
 func replaceRASection(readme []byte, section string) []byte {
-	s := string(readme)
-	if old := raSection(readme); old != "" {
-		return []byte(strings.Replace(s, old, section, 1))
-	}
-	if i := strings.Index(s, raBefore); i >= 0 {
-		return []byte(s[:i] + section + "\n" + s[i:])
-	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return []byte(s + "\n" + section)
+	return raMarks.replace(readme, section)
 }
 
 // raOnly measures and rewrites the section of dir/README.md alone.

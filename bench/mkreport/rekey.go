@@ -137,30 +137,15 @@ func loadRekey(path string) (rekeyReport, error) {
 	return rekeyReport{sas: s.SAs, runs: s.Runs, steady: s.Steady, checkpoint: s.Checkpoint, when: s.When, took: s.Took, load: s.Load}, nil
 }
 
+var rekeyMarks = readmeSection{begin: rekeyBegin, end: rekeyEnd, before: []string{vmBegin}}
+
 // rekeySection returns the section of an existing README ("" if none).
-func rekeySection(readme []byte) string {
-	s := string(readme)
-	i, j := strings.Index(s, rekeyBegin), strings.Index(s, rekeyEnd)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i : j+len(rekeyEnd)+1]
-}
+func rekeySection(readme []byte) string { return rekeyMarks.in(readme) }
 
 // replaceRekeySection puts section in place of the README's, or in
 // front of the VM section, or at the end.
 func replaceRekeySection(readme []byte, section string) []byte {
-	s := string(readme)
-	if old := rekeySection(readme); old != "" {
-		return []byte(strings.Replace(s, old, section, 1))
-	}
-	if i := strings.Index(s, vmBegin); i >= 0 {
-		return []byte(s[:i] + section + "\n" + s[i:])
-	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return []byte(s + "\n" + section)
+	return rekeyMarks.replace(readme, section)
 }
 
 // rekeyOnly measures and rewrites the section of dir/README.md alone.

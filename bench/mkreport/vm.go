@@ -111,27 +111,15 @@ func writeVMSection(b *bytes.Buffer, v *vmTransfer, m bench.Machine, when time.T
 	p("costs above are the ones to read for that.\n%s\n", vmEnd)
 }
 
+var vmMarks = readmeSection{begin: vmBegin, end: vmEnd}
+
 // vmSection returns the VM section of an existing README ("" if none).
-func vmSection(readme []byte) string {
-	s := string(readme)
-	i, j := strings.Index(s, vmBegin), strings.Index(s, vmEnd)
-	if i < 0 || j < i {
-		return ""
-	}
-	return s[i : j+len(vmEnd)+1]
-}
+func vmSection(readme []byte) string { return vmMarks.in(readme) }
 
 // replaceVMSection puts section in place of the README's VM section, or
 // at its end.
 func replaceVMSection(readme []byte, section string) []byte {
-	s := string(readme)
-	if old := vmSection(readme); old != "" {
-		return []byte(strings.Replace(s, old, section, 1))
-	}
-	if !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return []byte(s + "\n" + section)
+	return vmMarks.replace(readme, section)
 }
 
 // vmOnly rewrites the VM section of dir/README.md from vmtest's output.

@@ -1,0 +1,40 @@
+package main
+
+import "strings"
+
+// readmeSection is a section of bench/README.md between two marker lines,
+// which a part of the report rewrites alone.
+type readmeSection struct {
+	begin, end string
+	// before are markers the section goes in front of when the README
+	// has none yet (the first found); else it goes at the end.
+	before []string
+}
+
+// in returns the section of an existing README, its end marker's line
+// included ("" if none).
+func (m readmeSection) in(readme []byte) string {
+	s := string(readme)
+	i, j := strings.Index(s, m.begin), strings.Index(s, m.end)
+	if i < 0 || j < i {
+		return ""
+	}
+	return s[i : j+len(m.end)+1]
+}
+
+// replace puts section in place of the README's, or where before says.
+func (m readmeSection) replace(readme []byte, section string) []byte {
+	s := string(readme)
+	if old := m.in(readme); old != "" {
+		return []byte(strings.Replace(s, old, section, 1))
+	}
+	for _, b := range m.before {
+		if i := strings.Index(s, b); i >= 0 {
+			return []byte(s[:i] + section + "\n" + s[i:])
+		}
+	}
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return []byte(s + "\n" + section)
+}
