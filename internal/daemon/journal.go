@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -67,8 +68,9 @@ type journal struct {
 	path   string
 	header stateHeader
 	f      *os.File
-	size   int64 // bytes in the file
-	base   int64 // bytes of header and snapshot
+	size   int64     // bytes in the file
+	base   int64     // bytes of header and snapshot
+	rec    recordBuf // encodes every record
 	// next is the file a compaction is writing, nil if none: deltas go
 	// to it as well as to f until it replaces f.
 	next   *snapshotWriter
@@ -91,13 +93,11 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 		// an append failed: the next snapshot (compact) has all then.
 		return nil
 	}
-	body, err := json.Marshal(d)
+	rec, err := j.rec.encode(d)
 	if err != nil {
 		return err
 	}
-	defer clear(body)
-	rec := frame(body)
-	defer clear(rec)
+	defer j.rec.wipe()
 	if j.next != nil {
 		// A failed write there aborts the compaction when it commits.
 		j.next.write(rec)
@@ -117,15 +117,39 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 	return nil
 }
 
-// frame prefixes a record's body with its length and checksum; the body
-// is copied and should be cleared by the caller.
-func frame(body []byte) []byte {
-	rec := make([]byte, 8+len(body))
+// recordBuf encodes framed records into one buffer, reused from record
+// to record: a record is a few KB (an IKE SA's, keys included), written
+// several times per establishment and once per SA by a compaction, and a
+// fresh body and frame for each were a fifth of all the bytes a
+// responder allocated. The journal's lock guards it.
+type recordBuf struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// encode returns v as a record: length (uint32, big endian) | CRC-32C of
+// the body | body (JSON, with the newline json.Encoder ends it with). It
+// is valid until the next encode; wipe clears it.
+func (r *recordBuf) encode(v any) ([]byte, error) {
+	if r.enc == nil {
+		r.enc = json.NewEncoder(&r.buf)
+	}
+	r.buf.Reset()
+	var head [8]byte // length and checksum, filled in below
+	r.buf.Write(head[:])
+	if err := r.enc.Encode(v); err != nil {
+		r.wipe()
+		return nil, err
+	}
+	rec := r.buf.Bytes()
+	body := rec[8:]
 	binary.BigEndian.PutUint32(rec, uint32(len(body)))
 	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(body, crcTable))
-	copy(rec[8:], body)
-	return rec
+	return rec, nil
 }
+
+// wipe clears the record last encoded (keys go through it).
+func (r *recordBuf) wipe() { clear(r.buf.Bytes()) }
 
 // wantsCompaction says whether the records appended since the snapshot
 // outgrew it (or the file could not be written to).
@@ -198,11 +222,10 @@ func (j *journal) begin() (*snapshotWriter, error) {
 	}
 	h := j.header
 	h.Saved = time.Now().UTC()
-	hb, err := json.Marshal(&h)
+	rec, err := j.rec.encode(&h)
 	if err == nil {
-		rec := frame(hb)
 		err = s.write(rec)
-		clear(rec)
+		j.rec.wipe()
 	}
 	if err != nil {
 		return nil, s.drop(err)
@@ -224,15 +247,13 @@ func (s *snapshotWriter) write(rec []byte) error {
 
 // add appends one record of the snapshot.
 func (s *snapshotWriter) add(d *ike.StateDelta) error {
-	b, err := json.Marshal(d)
+	s.j.mu.Lock()
+	defer s.j.mu.Unlock()
+	rec, err := s.j.rec.encode(d)
 	if err != nil {
 		return err
 	}
-	defer clear(b)
-	rec := frame(b)
-	defer clear(rec)
-	s.j.mu.Lock()
-	defer s.j.mu.Unlock()
+	defer s.j.rec.wipe()
 	return s.write(rec)
 }
 

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -271,4 +273,14 @@ func TestJournalDeltaDuringCompaction(t *testing.T) {
 	if got := spis("appended"); len(got) != 1 || got[2] != 0xc0000002 {
 		t.Fatalf("after an append the file replays to %v, want IKE SA 2", got)
 	}
+}
+
+// frame prefixes a record's body with its length and checksum, as the
+// journal writes records.
+func frame(body []byte) []byte {
+	rec := make([]byte, 8+len(body))
+	binary.BigEndian.PutUint32(rec, uint32(len(body)))
+	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(body, crcTable))
+	copy(rec[8:], body)
+	return rec
 }
