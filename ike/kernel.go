@@ -272,7 +272,17 @@ func newPolicySet(localTS, remoteTS []TrafficSelector, local, remote netip.Addr,
 			}
 		}
 	}
-	s.n = len(s.list(0))
+	per := 2 // out and in, and fwd in tunnel mode
+	if mode == ModeTunnel {
+		per = 3
+	}
+	for _, l := range localTS {
+		for _, rm := range remoteTS {
+			if l.Start.Is4() == rm.Start.Is4() {
+				s.n += per
+			}
+		}
+	}
 	return s
 }
 

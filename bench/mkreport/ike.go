@@ -169,7 +169,7 @@ func (dp daemonProfile) cpuShares() []struct {
 		{"Go runtime (allocation, garbage collection, scheduling)", func(n string) bool {
 			return strings.HasPrefix(n, "runtime.") || strings.HasPrefix(n, "internal/runtime") || strings.HasPrefix(n, "aeshash")
 		}},
-		{"JSON encoding (the state file's records)", func(n string) bool { return strings.HasPrefix(n, "encoding/json") }},
+		{"JSON encoding's own code (the state file's records; what it allocates counts as the runtime's)", func(n string) bool { return strings.HasPrefix(n, "encoding/json") }},
 		{"our code and the rest", func(string) bool { return true }},
 	}
 	out := make([]struct {

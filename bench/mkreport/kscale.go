@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -229,20 +228,5 @@ func replaceKscaleSection(readme []byte, section string) []byte {
 
 // kscaleOnly rewrites the section of dir/README.md from vmtest's output.
 func kscaleOnly(readmePath, out string) error {
-	f, err := os.Open(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	v, err := parseKscale(f)
-	if err != nil {
-		return err
-	}
-	readme, err := os.ReadFile(readmePath)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	writeKscaleSection(&b, v, bench.ThisMachine(), time.Now())
-	return os.WriteFile(readmePath, replaceKscaleSection(readme, b.String()), 0o644)
+	return rewriteFrom(kscaleMarks, readmePath, out, parseKscale, writeKscaleSection)
 }

@@ -1,6 +1,14 @@
 package main
 
-import "strings"
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xdpsec/xdpsec/bench"
+)
 
 // readmeSection is a section of bench/README.md between two marker lines,
 // which a part of the report rewrites alone.
@@ -37,4 +45,26 @@ func (m readmeSection) replace(readme []byte, section string) []byte {
 		s += "\n"
 	}
 	return []byte(s + "\n" + section)
+}
+
+// rewriteFrom rewrites m's section of the README at readmePath from a
+// test run's output file: parse reads the figures, write the section.
+func rewriteFrom[T any](m readmeSection, readmePath, out string, parse func(io.Reader) (T, error),
+	write func(*bytes.Buffer, T, bench.Machine, time.Time)) error {
+	f, err := os.Open(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	v, err := parse(f)
+	if err != nil {
+		return err
+	}
+	readme, err := os.ReadFile(readmePath)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	write(&b, v, bench.ThisMachine(), time.Now())
+	return os.WriteFile(readmePath, m.replace(readme, b.String()), 0o644)
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -124,20 +123,5 @@ func replaceVMSection(readme []byte, section string) []byte {
 
 // vmOnly rewrites the VM section of dir/README.md from vmtest's output.
 func vmOnly(readmePath, vmOut string) error {
-	f, err := os.Open(vmOut)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	v, err := parseVMTransfer(f)
-	if err != nil {
-		return err
-	}
-	readme, err := os.ReadFile(readmePath)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	writeVMSection(&b, v, bench.ThisMachine(), time.Now())
-	return os.WriteFile(readmePath, replaceVMSection(readme, b.String()), 0o644)
+	return rewriteFrom(vmMarks, readmePath, vmOut, parseVMTransfer, writeVMSection)
 }
