@@ -79,3 +79,43 @@ func TestFleetJoinErrors(t *testing.T) {
 		}
 	}
 }
+
+// Close while a Campaign waits (behind another leader): no panic, the
+// campaign ends with an error, and the leader is undisturbed.
+func TestFleetCloseDuringCampaign(t *testing.T) {
+	ep := startEtcd(t)
+	ctx := ctxT(t, 30*time.Second)
+	gw1, gw2 := join(t, ep, "gw1", 0), join(t, ep, "gw2", 0)
+	l1, err := gw1.Campaign(ctx, "wan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := gw2.Campaign(ctx, "wan")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := gw2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the campaign of a closed member won")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the campaign did not end when its member closed")
+	}
+	if who, err := gw1.Holder(ctx, "wan"); err != nil || who != "gw1" {
+		t.Fatalf("holder %q (%v) after gw2 closed", who, err)
+	}
+	select {
+	case <-l1.Lost():
+		t.Fatal("gw1 lost its leadership")
+	default:
+	}
+	if _, err := gw2.Campaign(ctx, "lan"); err == nil {
+		t.Fatal("a closed member campaigns")
+	}
+}
