@@ -100,6 +100,9 @@ type Daemon struct {
 
 	// journal is the state file (journal.go), nil without one.
 	journal *journal
+	// fleet is the membership of a fleet (fleet.go), nil without a
+	// fleet section.
+	fleet *fleetState
 
 	mu       sync.Mutex // guards below
 	loaded   *Loaded
@@ -118,14 +121,23 @@ type Daemon struct {
 type socketSender struct {
 	mu sync.Mutex
 	s  *ikesocket.Sockets
+	// fleet refuses datagrams from shared addresses it does not lead.
+	fleet *fleetState
 }
+
+// errNotLeader: a datagram from a shared address another member serves.
+var errNotLeader = errors.New("not sent: another member of the fleet serves this shared address")
 
 func (s *socketSender) Send(d ike.Datagram) error {
 	s.mu.Lock()
-	socks := s.s
+	socks, f := s.s, s.fleet
 	s.mu.Unlock()
 	if socks == nil {
 		return errors.New("IKE sockets not open")
+	}
+	if f.refuses(d.Local.Addr()) {
+		f.sendRefused.Add(1)
+		return errNotLeader
 	}
 	return socks.Send(ikesocket.Datagram{Local: d.Local, Remote: d.Remote, Data: d.Data})
 }
@@ -215,6 +227,19 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.hasRadius = rc != nil
+	fs, err := loadFleetSettings(opts.SettingsPath)
+	if err != nil {
+		return nil, err
+	}
+	if fs != nil {
+		if d.fleet, err = newFleet(d, fs); err != nil {
+			return nil, err
+		}
+		d.sender.fleet = d.fleet
+		if fs.Pools {
+			d.fleetPools(l.Pools)
+		}
+	}
 	backend := d.eapBackend(rc)
 	if err := d.openDataplane(); err != nil {
 		return nil, err
@@ -232,6 +257,16 @@ func Start(opts Options) (*Daemon, error) {
 	d.openJournal()
 	if d.journal != nil {
 		cfg.StateSink = d.journal
+	}
+	if d.fleet != nil {
+		// A takeover needs the CHILD_SAs' keys in the records.
+		checkpointChildKeys(&cfg)
+		tee := teeSink{fleet: d.fleet}
+		if d.journal != nil {
+			tee.journal = d.journal
+		}
+		cfg.StateSink = tee
+		cfg.RedirectGateways = d.fleet.redirectGateways
 	}
 	d.histograms = newSAHistograms()
 	d.histograms.observe(&cfg)
@@ -264,6 +299,10 @@ func Start(opts Options) (*Daemon, error) {
 	d.sender.s = socks
 	d.sender.mu.Unlock()
 	socks.Run(func(dg ikesocket.Datagram) {
+		if d.fleet.refuses(dg.Local.Addr()) {
+			d.fleet.ikeDropped.Add(1)
+			return
+		}
 		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data), Received: dg.Received})
 	})
 	d.log.Info(fmt.Sprintf("listening for IKE on %v", socks.Ports()))
@@ -279,6 +318,9 @@ func Start(opts Options) (*Daemon, error) {
 	go d.watch()
 	d.wg.Add(1)
 	go d.pollGatewayLoads()
+	if d.fleet != nil {
+		d.fleet.start()
+	}
 	if err := d.watchAddresses(); err != nil {
 		// MOBIKE then waits for path probing to find a new path.
 		d.knlLog.Warn(fmt.Sprintf("not watching our addresses (MOBIKE): %v", err))
@@ -440,6 +482,9 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.engine.SetCredentials(d.credentials(l))
 	d.reloadRadius(l.Connections)
 	keepLeases(old, l)
+	if d.fleet != nil && d.fleet.cfg.Pools {
+		d.fleetPools(l.Pools)
+	}
 	d.engine.SetPools(d.pools(l))
 	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {
 		d.hashClientPolicies()
@@ -563,6 +608,8 @@ func (d *Daemon) closeAll() {
 	default:
 		close(d.stop)
 	}
+	// Resigns: a standby takes the shared addresses over at once.
+	d.fleet.close()
 	if d.control != nil {
 		d.control.Close()
 		os.Remove(d.opts.SocketPath)

@@ -1,0 +1,937 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
+	"github.com/xdpsec/xdpsec/internal/fleet"
+)
+
+// The daemon as a member of a fleet (xdpsec.conf's fleet section,
+// internal/fleet): each shared address is served by the leader of its
+// etcd election only. The leader hands the records of the IKE SAs on the
+// address to etcd as the engine changes them (the StateSink's deltas,
+// teed off the journal) and the ESP sequence numbers of their CHILD_SAs
+// every checkpoint_interval; a member that wins the election takes them
+// over (Engine.TakeOver: SAs installed, outbound sequence numbers past
+// what the old leader can have sent, message IDs resynchronised); one
+// that loses it (lease expired, resigned, or a write refused as stale)
+// drops them from its dataplane (Engine.Release) and stops serving: its
+// IKE packets to the address are dropped and nothing goes out from it.
+//
+// Records of a shared address, sealed by internal/fleet:
+//
+//	ike/<SPIi>_<SPIr>   an IKE SA's record (ike.ExportedIKESA, JSON)
+//	mid/<SPIi>_<SPIr>   its message IDs when only they changed (ike.ExportedMessageIDs)
+//	seq/<SPIi>_<SPIr>   its CHILD_SAs' ESP sequence numbers (seqRecord)
+//
+// They are keyed by the IKE SPIs, which the peer knows the SA by, not by
+// the unique ID, which is each engine's own.
+
+// Outbound sequence numbers jump past the last saved one by the rate
+// times the age of the checkpoint and a margin, so that a peer's replay
+// window never sees one twice: seqMargin packets, or a checkpoint
+// interval at the rate, whichever is more.
+const seqMargin = 1024
+
+// fleetState is the daemon's membership.
+type fleetState struct {
+	cfg    *swanctl.FleetSettings
+	member *fleet.Member
+	log    *slog.Logger
+	d      *Daemon
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// shared are the shared addresses, fixed at start.
+	shared map[string]*sharedAddr
+	byAddr map[netip.Addr]*sharedAddr
+
+	takeovers, staleWrites, ikeDropped, sendRefused atomic.Uint64
+	lastTakeover                                    atomic.Int64 // nanoseconds
+
+	mu      sync.Mutex // guards below
+	members []fleet.Status
+	// checkpoint is the time of the last record saved, of any address.
+	checkpoint time.Time
+}
+
+// sharedAddr is one shared address and this member's part in its
+// election.
+type sharedAddr struct {
+	cfg     swanctl.FleetShared
+	leading atomic.Bool
+	kick    chan struct{} // records pending, or a campaign wanted
+
+	mu sync.Mutex // guards below
+	// want: campaign (follow = always, or keepalived said MASTER).
+	want bool
+	// campaign cancels the running campaign or leadership, nil if none.
+	campaign context.CancelFunc
+	lead     *fleet.Leadership
+	// pending are the records not saved yet, by key: nil deletes.
+	pending map[string][]byte
+	// keys are the record keys (SPIs) of the engine's IKE SAs on the
+	// address, by unique ID, for Gone and MessageIDs.
+	keys map[uint32]string
+	// seqs are the sequence numbers saved last, by record key.
+	seqs map[string]*seqRecord
+	// lastSave is when the last write of records went through.
+	lastSave time.Time
+}
+
+// seqRecord is the ESP sequence numbers of an IKE SA's CHILD_SAs.
+type seqRecord struct {
+	At       time.Time  `json:"at"`
+	Children []childSeq `json:"children"`
+}
+
+type childSeq struct {
+	SPIIn  uint32 `json:"spi_in"`
+	SPIOut uint32 `json:"spi_out"`
+	OutSeq uint64 `json:"out_seq"`
+	InSeq  uint64 `json:"in_seq"`
+	// OutRate is packets per second sent between the last two reads.
+	OutRate float64 `json:"out_rate,omitempty"`
+}
+
+func recordKey(spii, spir uint64) string { return fmt.Sprintf("%016x_%016x", spii, spir) }
+
+// loadSettingsFile reads xdpsec.conf: nil without the file when it is
+// the default path (a named file must exist).
+func loadSettingsFile(path string) (*swanctl.Settings, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := swanctl.LoadSettings(swanctl.OSFS{}, abs)
+	if err != nil {
+		if path == swanctl.DefaultSettingsPath && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// loadFleetSettings reads xdpsec.conf's fleet section: nil without one
+// (or without the default file).
+func loadFleetSettings(path string) (*swanctl.FleetSettings, error) {
+	st, err := loadSettingsFile(path)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return st.Fleet, nil
+}
+
+// newFleet joins the fleet; the daemon's engine is not made yet.
+func newFleet(d *Daemon, cfg *swanctl.FleetSettings) (*fleetState, error) {
+	key, err := fleet.LoadKey(cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: key_file: %w", err)
+	}
+	defer clear(key)
+	name := cfg.Member
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("fleet: member not set and no host name: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	jctx, jcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer jcancel()
+	m, err := fleet.Join(jctx, fleet.Config{Endpoints: cfg.Endpoints, Member: name, Prefix: cfg.Prefix, Key: key,
+		TTL: cfg.LeaseTTL, Address: cfg.Address, DialTimeout: 5 * time.Second})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("fleet: joining at %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	f := &fleetState{cfg: cfg, member: m, log: d.opts.Logs.Logger("dmn"), d: d, ctx: ctx, cancel: cancel,
+		shared: map[string]*sharedAddr{}, byAddr: map[netip.Addr]*sharedAddr{}}
+	for _, s := range cfg.Shared {
+		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1),
+			pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
+		f.shared[s.Name] = sa
+		f.byAddr[s.Address] = sa
+	}
+	f.log.Info(fmt.Sprintf("fleet: joined as %s at %s, %d shared addresses", name, strings.Join(cfg.Endpoints, ","), len(cfg.Shared)))
+	return f, nil
+}
+
+// refuses says whether a datagram to or from local must not be served
+// here: a shared address this member does not lead.
+func (f *fleetState) refuses(local netip.Addr) bool {
+	if f == nil {
+		return false
+	}
+	s := f.byAddr[local.Unmap()]
+	return s != nil && !s.leading.Load()
+}
+
+// onShared says whether local is a shared address.
+func (f *fleetState) onShared(local netip.Addr) bool {
+	_, ok := f.byAddr[local.Unmap()]
+	return ok
+}
+
+// start runs the loops: status, campaigns, record writers, sequence
+// numbers. The engine is up.
+func (f *fleetState) start() {
+	// SAs on shared addresses taken back from our own journal are not
+	// ours to serve before we win the election, which hands over the
+	// fleet's records instead.
+	if st := f.d.engine.Release(f.onShared); len(st.SAs)+len(st.V1) > 0 {
+		f.log.Info(fmt.Sprintf("fleet: released %d IKE_SAs on shared addresses until elected", len(st.SAs)+len(st.V1)))
+		st.Zero()
+	}
+	f.d.wg.Add(1)
+	go f.publishLoop()
+	for _, s := range f.shared {
+		f.d.wg.Add(2)
+		go f.electionLoop(s)
+		go f.writeLoop(s)
+	}
+	f.d.wg.Add(1)
+	go f.seqLoop()
+}
+
+// close resigns every leadership and leaves the fleet.
+func (f *fleetState) close() {
+	if f == nil {
+		return
+	}
+	f.cancel()
+	f.member.Close()
+}
+
+func (s *sharedAddr) kickNow() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// electionLoop campaigns for a shared address while it is wanted, and
+// takes its SAs over when elected.
+func (f *fleetState) electionLoop(s *sharedAddr) {
+	defer f.d.wg.Done()
+	for {
+		s.mu.Lock()
+		want := s.want
+		s.mu.Unlock()
+		if !want {
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-s.kick:
+				continue
+			}
+		}
+		ctx, cancel := context.WithCancel(f.ctx)
+		s.mu.Lock()
+		s.campaign = cancel
+		s.mu.Unlock()
+		f.log.Info(fmt.Sprintf("fleet: campaigning for %s (%v)", s.cfg.Name, s.cfg.Address))
+		lead, err := f.member.Campaign(ctx, s.cfg.Name)
+		if err != nil {
+			cancel()
+			if f.ctx.Err() != nil {
+				return
+			}
+			if ctx.Err() == nil {
+				f.log.Warn(fmt.Sprintf("fleet: campaign for %s failed: %v", s.cfg.Name, err))
+				select {
+				case <-f.ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		f.lead(s, lead)
+		select {
+		case <-lead.Lost():
+			f.lose(s, "leadership lost (etcd lease expired or revoked)")
+		case <-ctx.Done():
+			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			lead.Resign(rctx)
+			rcancel()
+			f.lose(s, "resigned")
+		}
+		cancel()
+	}
+}
+
+// lead takes a shared address over: its records from etcd into the
+// engine, whose SAs then go into the dataplane.
+func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
+	start := time.Now()
+	s.mu.Lock()
+	s.lead = l
+	clear(s.pending)
+	clear(s.keys)
+	s.mu.Unlock()
+	// Serving starts now: the engine's records of what it takes over
+	// go to etcd under the new leadership.
+	s.leading.Store(true)
+	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+	recs, err := f.member.Load(ctx, s.cfg.Name)
+	cancel()
+	if err != nil {
+		f.log.Warn(fmt.Sprintf("fleet: elected for %s, but loading its records failed: %v", s.cfg.Name, err))
+		return
+	}
+	st, seqs, bad := decodeRecords(recs)
+	for k, v := range recs {
+		clear(v)
+		_ = k
+	}
+	var del []string
+	for _, k := range bad {
+		f.log.Warn(fmt.Sprintf("fleet: record %s of %s undecodable, dropped", k, s.cfg.Name))
+		del = append(del, k)
+	}
+	n := len(st.SAs)
+	errs := f.d.engine.TakeOver(st, seqFunc(seqs, f.cfg.CheckpointInterval, time.Now()))
+	for _, e := range errs {
+		f.log.Warn(fmt.Sprintf("fleet: IKE_SA %s (SPIs %016x_%016x) of %s not taken over: %v", e.SA.Conn, e.SA.SPIi, e.SA.SPIr, s.cfg.Name, e.Err))
+		k := recordKey(e.SA.SPIi, e.SA.SPIr)
+		del = append(del, "ike/"+k, "mid/"+k, "seq/"+k)
+	}
+	st.Zero()
+	f.noteKeys(s)
+	s.mu.Lock()
+	for _, k := range del {
+		s.pending[k] = nil
+	}
+	s.mu.Unlock()
+	s.kickNow()
+	took := time.Since(start)
+	f.takeovers.Add(1)
+	f.lastTakeover.Store(int64(took))
+	f.log.Info(fmt.Sprintf("fleet: elected for %s (%v): took over %d of %d IKE_SAs in %v", s.cfg.Name, s.cfg.Address, n-len(errs), n, took.Round(time.Millisecond)))
+	f.publishNow()
+}
+
+// noteKeys maps the engine's IKE SAs on the address to their record keys.
+func (f *fleetState) noteKeys(s *sharedAddr) {
+	infos := f.d.engine.IKESAs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sa := range infos {
+		if sa.Version == 2 && sa.Local.Addr().Unmap() == s.cfg.Address {
+			s.keys[sa.ID] = recordKey(sa.SPIi, sa.SPIr)
+		}
+	}
+}
+
+// lose stops serving a shared address: its SAs leave the engine and the
+// dataplane without a word to the peers (the new leader serves them).
+func (f *fleetState) lose(s *sharedAddr, why string) {
+	if !s.leading.Swap(false) {
+		return
+	}
+	s.mu.Lock()
+	s.lead = nil
+	for _, v := range s.pending {
+		clear(v)
+	}
+	clear(s.pending)
+	clear(s.keys)
+	clear(s.seqs)
+	s.mu.Unlock()
+	addr := s.cfg.Address
+	st := f.d.engine.Release(func(local netip.Addr) bool { return local.Unmap() == addr })
+	f.log.Warn(fmt.Sprintf("fleet: no longer leading %s (%v): %s; released %d IKE_SAs", s.cfg.Name, addr, why, len(st.SAs)+len(st.V1)))
+	st.Zero()
+	f.publishNow()
+}
+
+// stale handles a write refused as stale: another member leads now.
+func (f *fleetState) stale(s *sharedAddr) {
+	f.staleWrites.Add(1)
+	f.log.Warn(fmt.Sprintf("fleet: write for %s refused, our view is stale (another member leads it)", s.cfg.Name))
+	s.mu.Lock()
+	cancel := s.campaign
+	s.mu.Unlock()
+	f.lose(s, "stale leadership")
+	if cancel != nil {
+		// The election loop resigns (a no-op now) and campaigns again
+		// if still wanted: as a standby.
+		cancel()
+	}
+}
+
+// SaveState is the fleet's part of the engine's StateSink: the records of
+// IKE SAs on led shared addresses are queued for etcd. It runs under the
+// engine's lock: it encodes and queues, the writers write.
+func (f *fleetState) SaveState(d *ike.StateDelta) error {
+	touched := map[*sharedAddr]bool{}
+	for _, id := range d.Gone {
+		for _, s := range f.shared {
+			s.mu.Lock()
+			if k, ok := s.keys[id]; ok {
+				delete(s.keys, id)
+				delete(s.seqs, k)
+				s.pending["ike/"+k], s.pending["mid/"+k], s.pending["seq/"+k] = nil, nil, nil
+				touched[s] = true
+			}
+			s.mu.Unlock()
+		}
+	}
+	for i := range d.SAs {
+		r := &d.SAs[i]
+		s := f.byAddr[r.Local.Addr().Unmap()]
+		if s == nil || !s.leading.Load() {
+			continue
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		k := recordKey(r.SPIi, r.SPIr)
+		s.mu.Lock()
+		// A rekeyed IKE SA gets new SPIs under the same unique ID.
+		if old, ok := s.keys[r.ID]; ok && old != k {
+			s.pending["ike/"+old], s.pending["mid/"+old], s.pending["seq/"+old] = nil, nil, nil
+			delete(s.seqs, old)
+		}
+		s.keys[r.ID] = k
+		clear(s.pending["ike/"+k])
+		s.pending["ike/"+k] = b
+		s.pending["mid/"+k] = nil
+		s.mu.Unlock()
+		touched[s] = true
+	}
+	for i := range d.MessageIDs {
+		m := &d.MessageIDs[i]
+		for _, s := range f.shared {
+			s.mu.Lock()
+			if k, ok := s.keys[m.ID]; ok {
+				b, err := json.Marshal(m)
+				if err == nil {
+					clear(s.pending["mid/"+k])
+					s.pending["mid/"+k] = b
+					touched[s] = true
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	for s := range touched {
+		s.kickNow()
+	}
+	return nil
+}
+
+// writeLoop writes a shared address's queued records under its
+// leadership.
+func (f *fleetState) writeLoop(s *sharedAddr) {
+	defer f.d.wg.Done()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-s.kick:
+		case <-time.After(200 * time.Millisecond):
+		}
+		if !s.leading.Load() {
+			continue
+		}
+		s.mu.Lock()
+		lead := s.lead
+		if lead == nil || len(s.pending) == 0 {
+			s.mu.Unlock()
+			continue
+		}
+		put := map[string][]byte{}
+		var del []string
+		for k, v := range s.pending {
+			if v == nil {
+				del = append(del, k)
+			} else {
+				put[k] = v
+			}
+		}
+		s.pending = map[string][]byte{}
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+		err := lead.Save(ctx, put, del)
+		cancel()
+		switch {
+		case err == nil:
+			now := time.Now()
+			s.mu.Lock()
+			s.lastSave = now
+			s.mu.Unlock()
+			f.mu.Lock()
+			f.checkpoint = now
+			f.mu.Unlock()
+			for _, v := range put {
+				clear(v)
+			}
+		case errors.Is(err, fleet.ErrStale):
+			for _, v := range put {
+				clear(v)
+			}
+			f.stale(s)
+		default:
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.log.Warn(fmt.Sprintf("fleet: saving %d records of %s failed, again shortly: %v", len(put)+len(del), s.cfg.Name, err))
+			// Back into the queue, behind what changed meanwhile.
+			s.mu.Lock()
+			for k, v := range put {
+				if _, newer := s.pending[k]; !newer {
+					s.pending[k] = v
+				} else {
+					clear(v)
+				}
+			}
+			for _, k := range del {
+				if _, newer := s.pending[k]; !newer {
+					s.pending[k] = nil
+				}
+			}
+			s.mu.Unlock()
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// seqLoop reads the ESP sequence numbers of the CHILD_SAs on led shared
+// addresses every checkpoint_interval and queues those that moved.
+func (f *fleetState) seqLoop() {
+	defer f.d.wg.Done()
+	t := time.NewTicker(f.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.readSeqs()
+	}
+}
+
+func (f *fleetState) readSeqs() {
+	now := time.Now()
+	for _, sa := range f.d.engine.IKESAs() {
+		s := f.byAddr[sa.Local.Addr().Unmap()]
+		if s == nil || !s.leading.Load() || sa.Version != 2 {
+			continue
+		}
+		k := recordKey(sa.SPIi, sa.SPIr)
+		rec := &seqRecord{At: now}
+		for _, c := range sa.Children {
+			if c.State != ike.ChildSAInstalled && c.State != ike.ChildSARekeying && c.State != ike.ChildSARekeyed {
+				continue
+			}
+			cs := childSeq{SPIIn: c.SPIIn, SPIOut: c.SPIOut}
+			if st, err := f.d.dp.QuerySA(ike.SAID{Dst: sa.Remote.Addr(), SPI: c.SPIOut, Proto: c.Protocol}); err == nil {
+				cs.OutSeq, _ = saSeqs(st)
+			}
+			if st, err := f.d.dp.QuerySA(ike.SAID{Dst: sa.Local.Addr(), SPI: c.SPIIn, Proto: c.Protocol}); err == nil {
+				_, cs.InSeq = saSeqs(st)
+			}
+			rec.Children = append(rec.Children, cs)
+		}
+		s.mu.Lock()
+		if _, ours := s.keys[sa.ID]; !ours {
+			s.mu.Unlock()
+			continue
+		}
+		prev := s.seqs[k]
+		changed := prev == nil || len(prev.Children) != len(rec.Children)
+		for i := range rec.Children {
+			c := &rec.Children[i]
+			if prev == nil {
+				continue
+			}
+			for _, p := range prev.Children {
+				if p.SPIOut != c.SPIOut {
+					continue
+				}
+				if dt := rec.At.Sub(prev.At).Seconds(); dt > 0 && c.OutSeq >= p.OutSeq {
+					c.OutRate = float64(c.OutSeq-p.OutSeq) / dt
+				}
+				changed = changed || p.OutSeq != c.OutSeq || p.InSeq != c.InSeq
+			}
+		}
+		if changed {
+			if b, err := json.Marshal(rec); err == nil {
+				s.seqs[k] = rec
+				s.pending["seq/"+k] = b
+				s.kickNow()
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// decodeRecords makes the engine state of a shared address's records:
+// the IKE SAs, with the newer message IDs applied, and the CHILD_SAs'
+// sequence numbers by SPI. bad are keys that would not decode.
+func decodeRecords(recs map[string][]byte) (st ike.EngineState, seqs map[uint32]childSeqAt, bad []string) {
+	mids := map[string]ike.ExportedMessageIDs{}
+	seqs = map[uint32]childSeqAt{}
+	for k, v := range recs {
+		kind, key, _ := strings.Cut(k, "/")
+		switch kind {
+		case "ike":
+			var r ike.ExportedIKESA
+			if err := json.Unmarshal(v, &r); err != nil || recordKey(r.SPIi, r.SPIr) != key {
+				bad = append(bad, k)
+				continue
+			}
+			st.SAs = append(st.SAs, r)
+		case "mid":
+			var m ike.ExportedMessageIDs
+			if err := json.Unmarshal(v, &m); err != nil {
+				bad = append(bad, k)
+				continue
+			}
+			mids[key] = m
+		case "seq":
+			var r seqRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				bad = append(bad, k)
+				continue
+			}
+			for _, c := range r.Children {
+				seqs[c.SPIOut] = childSeqAt{c, r.At}
+				seqs[c.SPIIn] = childSeqAt{c, r.At}
+			}
+		default:
+			bad = append(bad, k)
+		}
+	}
+	for i := range st.SAs {
+		r := &st.SAs[i]
+		if m, ok := mids[recordKey(r.SPIi, r.SPIr)]; ok && m.Next >= r.NextMessageID && m.Expect >= r.ExpectMessageID {
+			r.NextMessageID, r.ExpectMessageID = m.Next, m.Expect
+			for _, resp := range r.LastResponse {
+				clear(resp)
+			}
+			r.LastResponse = m.LastResponse
+		}
+	}
+	// The oldest first, as the engine listed them.
+	slices.SortFunc(st.SAs, func(a, b ike.ExportedIKESA) int { return a.EstablishedAt.Compare(b.EstablishedAt) })
+	return st, seqs, bad
+}
+
+type childSeqAt struct {
+	childSeq
+	at time.Time
+}
+
+// seqFunc is TakeOver's sequence numbers: outbound past the last saved
+// by the rate over the checkpoint's age plus an interval and a margin;
+// inbound the last seen (the replay window accepts what comes after).
+func seqFunc(seqs map[uint32]childSeqAt, interval time.Duration, now time.Time) func(ike.SAID) (uint64, uint64) {
+	return func(id ike.SAID) (uint64, uint64) {
+		c, ok := seqs[id.SPI]
+		if !ok {
+			return 0, 0
+		}
+		return nextOutSeq(c.OutSeq, c.OutRate, now.Sub(c.at)+interval), c.InSeq
+	}
+}
+
+// nextOutSeq is the first outbound sequence number that the old leader
+// cannot have sent: the last saved plus what it can have sent since at
+// the rate, plus a margin.
+func nextOutSeq(saved uint64, rate float64, since time.Duration) uint64 {
+	since = max(since, 0)
+	jump := rate * since.Seconds()
+	margin := max(float64(seqMargin), rate*0.5)
+	add := jump + margin
+	if add > math.MaxUint32 {
+		add = math.MaxUint32
+	}
+	return saved + uint64(add)
+}
+
+// publishLoop publishes this member's status and reads the others'.
+func (f *fleetState) publishLoop() {
+	defer f.d.wg.Done()
+	every := min(f.cfg.LeaseTTL/3, time.Second)
+	for {
+		f.publishNow()
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func (f *fleetState) publishNow() {
+	st := fleet.Status{Member: f.member.Name(), Address: f.cfg.Address, Updated: time.Now()}
+	for _, sa := range f.d.engine.IKESAs() {
+		if sa.State != ike.IKESAEstablished && sa.State != ike.IKESARekeying {
+			continue
+		}
+		st.IKESAs++
+		for _, c := range sa.Children {
+			if c.State == ike.ChildSAInstalled {
+				st.ChildSAs++
+			}
+		}
+	}
+	for _, s := range f.sortedShared() {
+		if s.leading.Load() {
+			st.Holds = append(st.Holds, s.cfg.Name)
+		}
+	}
+	f.mu.Lock()
+	st.LastCheckpoint = f.checkpoint
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+	defer cancel()
+	if err := f.member.Publish(ctx, st); err != nil && f.ctx.Err() == nil {
+		f.log.Warn(fmt.Sprintf("fleet: publishing our status failed: %v", err))
+	}
+	ms, err := f.member.Members(ctx)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.members = ms
+	f.mu.Unlock()
+}
+
+func (f *fleetState) sortedShared() []*sharedAddr {
+	out := make([]*sharedAddr, 0, len(f.shared))
+	for _, s := range f.shared {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *sharedAddr) int { return strings.Compare(a.cfg.Name, b.cfg.Name) })
+	return out
+}
+
+// cachedMembers are the members as last read.
+func (f *fleetState) cachedMembers() []fleet.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.members)
+}
+
+// redirectGateways is the engine's Config.RedirectGateways: the other
+// members that have an address.
+func (f *fleetState) redirectGateways(string) []ike.RedirectGateway {
+	var out []ike.RedirectGateway
+	for _, m := range f.cachedMembers() {
+		if m.Member == f.member.Name() || !m.Address.IsValid() {
+			continue
+		}
+		out = append(out, ike.RedirectGateway{Name: m.Member, Address: m.Address.String()})
+	}
+	return out
+}
+
+// memberLoad is a member's load as it published it (recent: three
+// publish rounds), for a redirect's choice.
+func (f *fleetState) memberLoad(gw ike.RedirectGateway) (int, bool) {
+	for _, m := range f.cachedMembers() {
+		if m.Member == gw.Name && m.Address.String() == gw.Address {
+			return m.IKESAs, time.Since(m.Updated) < 3*max(f.cfg.LeaseTTL, 3*time.Second)
+		}
+	}
+	return 0, false
+}
+
+// notify is `xdpsec fleet notify STATE SHARED`: keepalived's view of a
+// shared address with follow = keepalived.
+func (f *fleetState) notify(state, name string) (string, error) {
+	s := f.shared[name]
+	if s == nil {
+		for _, x := range f.shared {
+			if x.cfg.Address.String() == name {
+				s = x
+			}
+		}
+	}
+	if s == nil {
+		return "", fmt.Errorf("no shared address %q in the fleet section", name)
+	}
+	state = strings.ToLower(state)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch state {
+	case "master":
+		if s.cfg.Follow != swanctl.FollowKeepalived {
+			return fmt.Sprintf("%s follows %v: notify ignored", s.cfg.Name, s.cfg.Follow), nil
+		}
+		if !s.want {
+			s.want = true
+			s.kickNow()
+		}
+		f.log.Info(fmt.Sprintf("fleet: keepalived says MASTER for %s, campaigning", s.cfg.Name))
+		return fmt.Sprintf("campaigning for %s", s.cfg.Name), nil
+	case "backup", "fault", "stop":
+		if s.cfg.Follow != swanctl.FollowKeepalived {
+			return fmt.Sprintf("%s follows %v: notify ignored", s.cfg.Name, s.cfg.Follow), nil
+		}
+		s.want = false
+		if s.campaign != nil {
+			s.campaign()
+		}
+		f.log.Info(fmt.Sprintf("fleet: keepalived says %s for %s, resigning", strings.ToUpper(state), s.cfg.Name))
+		return fmt.Sprintf("resigning %s", s.cfg.Name), nil
+	}
+	return "", fmt.Errorf("state %q: want master, backup, fault or stop", state)
+}
+
+// FleetStatus is `xdpsec fleet status`.
+type FleetStatus struct {
+	Member  string         `json:"member"`
+	Members []FleetMember  `json:"members"`
+	Shared  []FleetAddress `json:"shared"`
+}
+
+// FleetMember is one member as it published itself.
+type FleetMember struct {
+	Name     string   `json:"name"`
+	Address  string   `json:"address,omitempty"`
+	IKESAs   int      `json:"ike-sas"`
+	ChildSAs int      `json:"child-sas"`
+	Holds    []string `json:"holds,omitempty"`
+	// CheckpointAge is the seconds since its last saved record, nil if
+	// none yet.
+	CheckpointAge *float64 `json:"checkpoint-age,omitempty"`
+	Updated       string   `json:"updated"`
+}
+
+// FleetAddress is a shared address and who leads it.
+type FleetAddress struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Follow  string `json:"follow"`
+	Holder  string `json:"holder,omitempty"`
+	Leading bool   `json:"leading"`
+	// Wanted: this member campaigns for it (or leads it).
+	Wanted bool `json:"wanted"`
+}
+
+func (f *fleetState) status() (*FleetStatus, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
+	defer cancel()
+	ms, err := f.member.Members(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: reading the members: %w", err)
+	}
+	out := &FleetStatus{Member: f.member.Name()}
+	now := time.Now()
+	slices.SortFunc(ms, func(a, b fleet.Status) int { return strings.Compare(a.Member, b.Member) })
+	for _, m := range ms {
+		fm := FleetMember{Name: m.Member, IKESAs: m.IKESAs, ChildSAs: m.ChildSAs, Holds: m.Holds, Updated: m.Updated.UTC().Format(time.RFC3339)}
+		if m.Address.IsValid() {
+			fm.Address = m.Address.String()
+		}
+		if !m.LastCheckpoint.IsZero() {
+			age := math.Round(now.Sub(m.LastCheckpoint).Seconds()*10) / 10
+			fm.CheckpointAge = &age
+		}
+		out.Members = append(out.Members, fm)
+	}
+	for _, s := range f.sortedShared() {
+		h, err := f.member.Holder(ctx, s.cfg.Name)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: reading the holder of %s: %w", s.cfg.Name, err)
+		}
+		s.mu.Lock()
+		want := s.want
+		s.mu.Unlock()
+		out.Shared = append(out.Shared, FleetAddress{Name: s.cfg.Name, Address: s.cfg.Address.String(), Follow: s.cfg.Follow.String(),
+			Holder: h, Leading: s.leading.Load(), Wanted: want})
+	}
+	return out, nil
+}
+
+// collectMetrics sends the fleet's metrics.
+func (f *fleetState) collectMetrics(gauge, counter func(name, help string) *family) {
+	gauge("xdpsec_fleet_members", "Members of the fleet, as last read from etcd.").sample(uint64(len(f.cachedMembers())))
+	l := gauge("xdpsec_fleet_leader", "1 while this member leads the shared address (serves its IKE SAs), else 0.")
+	for _, s := range f.sortedShared() {
+		v := uint64(0)
+		if s.leading.Load() {
+			v = 1
+		}
+		l.sample(v, "shared", s.cfg.Name)
+	}
+	f.mu.Lock()
+	cp := f.checkpoint
+	f.mu.Unlock()
+	if !cp.IsZero() {
+		gauge("xdpsec_fleet_checkpoint_age_seconds", "Seconds since this member last saved records to etcd.").sampleFloat(time.Since(cp).Seconds())
+	}
+	counter("xdpsec_fleet_takeovers_total", "Shared addresses this member took over (won the election and loaded their IKE SAs).").sample(f.takeovers.Load())
+	if n := f.lastTakeover.Load(); n > 0 {
+		gauge("xdpsec_fleet_takeover_seconds", "How long the last takeover took, from the election won to the IKE SAs installed.").sampleFloat(time.Duration(n).Seconds())
+	}
+	counter("xdpsec_fleet_stale_writes_total", "Writes to etcd refused because another member leads the shared address (our view was stale).").sample(f.staleWrites.Load())
+	counter("xdpsec_fleet_ike_dropped_total", "IKE datagrams to a shared address this member does not lead, dropped.").sample(f.ikeDropped.Load())
+	counter("xdpsec_fleet_ike_send_refused_total", "IKE datagrams from a shared address this member does not lead, not sent.").sample(f.sendRefused.Load())
+}
+
+// fleetStatus answers the control socket's fleet-status.
+func (d *Daemon) fleetStatus() (*Response, error) {
+	if d.fleet == nil {
+		return nil, errors.New("no fleet section in " + d.opts.SettingsPath)
+	}
+	st, err := d.fleet.status()
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Fleet: st}, nil
+}
+
+// fleetNotify answers the control socket's fleet-notify.
+func (d *Daemon) fleetNotify(req Request) (*Response, error) {
+	if d.fleet == nil {
+		return nil, errors.New("no fleet section in " + d.opts.SettingsPath)
+	}
+	msg, err := d.fleet.notify(req.State, req.Shared)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Message: msg}, nil
+}
+
+// teeSink hands the engine's deltas to the journal and the fleet.
+type teeSink struct {
+	journal ike.StateSink // nil: none
+	fleet   *fleetState
+}
+
+func (t teeSink) SaveState(d *ike.StateDelta) error {
+	var errs []error
+	if t.journal != nil {
+		errs = append(errs, t.journal.SaveState(d))
+	}
+	errs = append(errs, t.fleet.SaveState(d))
+	return errors.Join(errs...)
+}
