@@ -17,7 +17,7 @@ VMTEST_TIMEOUT ?= 50m
 APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute2 util-linux
 # ... and what the VM tests boot with (the guest kernel itself is fetched by
 # internal/vm with apt-get download into .cache/vm/).
-VM_APT_PACKAGES := qemu-system-x86 busybox-static xz-utils
+VM_APT_PACKAGES := qemu-system-x86 busybox-static xz-utils etcd-server keepalived
 # The guest kernel: Debian 12's 6.12 (bookworm-security, bookworm-backports).
 VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
 # strongSwan's charon and swanctl for the interop tests (interop/): the
@@ -32,6 +32,10 @@ APT_PACKAGES += strongswan-charon strongswan-swanctl libstrongswan-standard-plug
 # FreeRADIUS for the RADIUS client's integration tests (internal/radius):
 # the tests write their own configuration and start it on loopback.
 APT_PACKAGES += freeradius
+# etcd for the fleet tests (internal/fleet, TestFleet...): the tests start
+# Debian's /usr/bin/etcd on loopback themselves; the package's own service
+# is not used. keepalived moves the fleet's shared address in the VM test.
+APT_PACKAGES += etcd-server keepalived
 
 # What `xdpsec --version` prints (cmd/xdpsec/version.go); a binary built
 # without these takes the Go toolchain's build information.

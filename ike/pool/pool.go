@@ -57,6 +57,9 @@ type Pool struct {
 	// changes are the addresses whose identity changed since
 	// TakeChanges, once TrackChanges is called (nil before).
 	changes map[netip.Addr]struct{}
+	// arb makes the leases unique across the pools of this name in a
+	// fleet (nil: this pool alone decides).
+	arb Arbiter
 }
 
 type span struct{ lo, hi uint64 }
@@ -150,6 +153,9 @@ func (p *Pool) Acquire(id string, requested netip.Addr) (addr netip.Addr, reused
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	requested = requested.Unmap()
+	if p.arb != nil {
+		return p.acquireFleet(id, requested)
+	}
 	mine := p.byID[id]
 	// The address the client asks for, if it is its own (a reconnect or a
 	// reauthentication that keeps its address).
@@ -200,6 +206,21 @@ func (p *Pool) AcquireAddr(id string, a netip.Addr) error {
 		return fmt.Errorf("pool %q: %v is not in the pool", p.name, a)
 	}
 	l := p.byAddr[a]
+	if p.arb != nil && (l == nil || l.online == 0 || l.id == id) {
+		prev := ""
+		if l != nil && l.id != id {
+			prev = l.id
+		}
+		if l == nil || l.online == 0 {
+			ok, holder, err := p.arb.Claim(p.name, a, id, prev)
+			if err != nil {
+				return fmt.Errorf("pool %q: %v: %w", p.name, a, err)
+			}
+			if !ok {
+				return fmt.Errorf("pool %q: %v: %w by %q in the fleet", p.name, a, ErrInUse, holder)
+			}
+		}
+	}
 	switch {
 	case l == nil:
 		l = &lease{addr: a, id: id}
@@ -233,6 +254,9 @@ func (p *Pool) Release(id string, addr netip.Addr) bool {
 	if l.online == 0 {
 		p.online--
 		p.pushOffline(l)
+		if p.arb != nil {
+			p.arb.Released(p.name, l.addr, id)
+		}
 	}
 	return true
 }
