@@ -52,7 +52,7 @@ const seqMargin = 1024
 // fleetState is the daemon's membership.
 type fleetState struct {
 	cfg    *swanctl.FleetSettings
-	member *fleet.Member
+	name   string
 	log    *slog.Logger
 	d      *Daemon
 	ctx    context.Context
@@ -65,7 +65,9 @@ type fleetState struct {
 	takeovers, staleWrites, ikeDropped, sendRefused atomic.Uint64
 	lastTakeover                                    atomic.Int64 // nanoseconds
 
-	mu      sync.Mutex // guards below
+	mu sync.Mutex // guards below
+	// member is the etcd session: a new one after the last expired.
+	member  *fleet.Member
 	members []fleet.Status
 	// checkpoint is the time of the last record saved, of any address.
 	checkpoint time.Time
@@ -141,28 +143,22 @@ func loadFleetSettings(path string) (*swanctl.FleetSettings, error) {
 
 // newFleet joins the fleet; the daemon's engine is not made yet.
 func newFleet(d *Daemon, cfg *swanctl.FleetSettings) (*fleetState, error) {
-	key, err := fleet.LoadKey(cfg.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: key_file: %w", err)
-	}
-	defer clear(key)
 	name := cfg.Member
 	if name == "" {
+		var err error
 		if name, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("fleet: member not set and no host name: %w", err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	jctx, jcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer jcancel()
-	m, err := fleet.Join(jctx, fleet.Config{Endpoints: cfg.Endpoints, Member: name, Prefix: cfg.Prefix, Key: key,
-		TTL: cfg.LeaseTTL, Address: cfg.Address, DialTimeout: 5 * time.Second})
+	f := &fleetState{cfg: cfg, name: name, log: d.opts.Logs.Logger("dmn"), d: d, ctx: ctx, cancel: cancel,
+		shared: map[string]*sharedAddr{}, byAddr: map[netip.Addr]*sharedAddr{}}
+	m, err := f.join()
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("fleet: joining at %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, err
 	}
-	f := &fleetState{cfg: cfg, member: m, log: d.opts.Logs.Logger("dmn"), d: d, ctx: ctx, cancel: cancel,
-		shared: map[string]*sharedAddr{}, byAddr: map[netip.Addr]*sharedAddr{}}
+	f.member = m
 	for _, s := range cfg.Shared {
 		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1),
 			pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
@@ -171,6 +167,75 @@ func newFleet(d *Daemon, cfg *swanctl.FleetSettings) (*fleetState, error) {
 	}
 	f.log.Info(fmt.Sprintf("fleet: joined as %s at %s, %d shared addresses", name, strings.Join(cfg.Endpoints, ","), len(cfg.Shared)))
 	return f, nil
+}
+
+// join starts a session in etcd, the fleet key read from its file.
+func (f *fleetState) join() (*fleet.Member, error) {
+	key, err := fleet.LoadKey(f.cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: key_file: %w", err)
+	}
+	defer clear(key)
+	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+	defer cancel()
+	m, err := fleet.Join(ctx, fleet.Config{Endpoints: f.cfg.Endpoints, Member: f.name, Prefix: f.cfg.Prefix, Key: key,
+		TTL: f.cfg.LeaseTTL, Address: f.cfg.Address, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("fleet: joining at %s: %w", strings.Join(f.cfg.Endpoints, ","), err)
+	}
+	return m, nil
+}
+
+// mem is the current etcd session.
+func (f *fleetState) mem() *fleet.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.member
+}
+
+// sessionLoop joins again when the session expires (the daemon was
+// paused or cut off from etcd past lease_ttl): every leadership went with
+// it, so the shared addresses are released first.
+func (f *fleetState) sessionLoop() {
+	defer f.d.wg.Done()
+	for {
+		m := f.mem()
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-m.Done():
+		}
+		if f.ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("fleet: our etcd session expired (paused or cut off past lease_ttl), joining again")
+		for _, s := range f.sortedShared() {
+			f.lose(s, "etcd session expired")
+		}
+		m.Close()
+		for {
+			nm, err := f.join()
+			if err == nil {
+				f.mu.Lock()
+				f.member = nm
+				f.mu.Unlock()
+				if f.cfg.Pools {
+					f.d.fleetPools(f.d.enginePools())
+				}
+				f.log.Info(fmt.Sprintf("fleet: joined again as %s", f.name))
+				for _, s := range f.shared {
+					s.kickNow()
+				}
+				break
+			}
+			f.log.Warn(err.Error())
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // refuses says whether a datagram to or from local must not be served
@@ -199,8 +264,9 @@ func (f *fleetState) start() {
 		f.log.Info(fmt.Sprintf("fleet: released %d IKE_SAs on shared addresses until elected", len(st.SAs)+len(st.V1)))
 		st.Zero()
 	}
-	f.d.wg.Add(1)
+	f.d.wg.Add(2)
 	go f.publishLoop()
+	go f.sessionLoop()
 	for _, s := range f.shared {
 		f.d.wg.Add(2)
 		go f.electionLoop(s)
@@ -216,7 +282,7 @@ func (f *fleetState) close() {
 		return
 	}
 	f.cancel()
-	f.member.Close()
+	f.mem().Close()
 }
 
 func (s *sharedAddr) kickNow() {
@@ -247,7 +313,7 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 		s.campaign = cancel
 		s.mu.Unlock()
 		f.log.Info(fmt.Sprintf("fleet: campaigning for %s (%v)", s.cfg.Name, s.cfg.Address))
-		lead, err := f.member.Campaign(ctx, s.cfg.Name)
+		lead, err := f.mem().Campaign(ctx, s.cfg.Name)
 		if err != nil {
 			cancel()
 			if f.ctx.Err() != nil {
@@ -264,15 +330,17 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 			continue
 		}
 		f.lead(s, lead)
+		why := "resigned"
 		select {
 		case <-lead.Lost():
-			f.lose(s, "leadership lost (etcd lease expired or revoked)")
+			why = "leadership lost (etcd lease expired or revoked)"
 		case <-ctx.Done():
-			rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
-			lead.Resign(rctx)
-			rcancel()
-			f.lose(s, "resigned")
 		}
+		f.lose(s, why)
+		// Also after a loss: the member forgets the election then.
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		lead.Resign(rctx)
+		rcancel()
 		cancel()
 	}
 }
@@ -290,7 +358,7 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
 	// go to etcd under the new leadership.
 	s.leading.Store(true)
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
-	recs, err := f.member.Load(ctx, s.cfg.Name)
+	recs, err := f.mem().Load(ctx, s.cfg.Name)
 	cancel()
 	if err != nil {
 		f.log.Warn(fmt.Sprintf("fleet: elected for %s, but loading its records failed: %v", s.cfg.Name, err))
@@ -689,7 +757,8 @@ func (f *fleetState) publishLoop() {
 }
 
 func (f *fleetState) publishNow() {
-	st := fleet.Status{Member: f.member.Name(), Address: f.cfg.Address, Updated: time.Now()}
+	m := f.mem()
+	st := fleet.Status{Member: f.name, Address: f.cfg.Address, Updated: time.Now()}
 	for _, sa := range f.d.engine.IKESAs() {
 		if sa.State != ike.IKESAEstablished && sa.State != ike.IKESARekeying {
 			continue
@@ -711,10 +780,10 @@ func (f *fleetState) publishNow() {
 	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
 	defer cancel()
-	if err := f.member.Publish(ctx, st); err != nil && f.ctx.Err() == nil {
+	if err := m.Publish(ctx, st); err != nil && f.ctx.Err() == nil {
 		f.log.Warn(fmt.Sprintf("fleet: publishing our status failed: %v", err))
 	}
-	ms, err := f.member.Members(ctx)
+	ms, err := m.Members(ctx)
 	if err != nil {
 		return
 	}
@@ -744,7 +813,7 @@ func (f *fleetState) cachedMembers() []fleet.Status {
 func (f *fleetState) redirectGateways(string) []ike.RedirectGateway {
 	var out []ike.RedirectGateway
 	for _, m := range f.cachedMembers() {
-		if m.Member == f.member.Name() || !m.Address.IsValid() {
+		if m.Member == f.name || !m.Address.IsValid() {
 			continue
 		}
 		out = append(out, ike.RedirectGateway{Name: m.Member, Address: m.Address.String()})
@@ -839,11 +908,12 @@ type FleetAddress struct {
 func (f *fleetState) status() (*FleetStatus, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
 	defer cancel()
-	ms, err := f.member.Members(ctx)
+	m := f.mem()
+	ms, err := m.Members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: reading the members: %w", err)
 	}
-	out := &FleetStatus{Member: f.member.Name()}
+	out := &FleetStatus{Member: f.name}
 	now := time.Now()
 	slices.SortFunc(ms, func(a, b fleet.Status) int { return strings.Compare(a.Member, b.Member) })
 	for _, m := range ms {
@@ -858,7 +928,7 @@ func (f *fleetState) status() (*FleetStatus, error) {
 		out.Members = append(out.Members, fm)
 	}
 	for _, s := range f.sortedShared() {
-		h, err := f.member.Holder(ctx, s.cfg.Name)
+		h, err := m.Holder(ctx, s.cfg.Name)
 		if err != nil {
 			return nil, fmt.Errorf("fleet: reading the holder of %s: %w", s.cfg.Name, err)
 		}
@@ -934,4 +1004,23 @@ func (t teeSink) SaveState(d *ike.StateDelta) error {
 	}
 	errs = append(errs, t.fleet.SaveState(d))
 	return errors.Join(errs...)
+}
+
+// fleetPools makes the pools' leases the fleet's (pools = yes).
+func (d *Daemon) fleetPools(pools []*ike.Pool) {
+	arb := d.fleet.mem().Leases()
+	for _, p := range pools {
+		p.Leases.SetArbiter(arb)
+	}
+}
+
+// enginePools are the pools the engine has now.
+func (d *Daemon) enginePools() []*ike.Pool {
+	d.mu.Lock()
+	l := d.loaded
+	d.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	return d.pools(l)
 }
