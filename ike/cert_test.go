@@ -80,7 +80,7 @@ func TestCertificates(t *testing.T) {
 			if !tb.b.log.contains(want) {
 				t.Errorf("b did not log %q", want)
 			}
-			if !tb.a.log.contains("parsed IKE_AUTH response 1 [ IDr CERT AUTH SA TSi TSr ]") {
+			if !tb.a.log.contains("parsed IKE_AUTH response 1 [ IDr CERT AUTH SA TSi TSr N(MSG_ID_SYN_SUP) ]") {
 				t.Error("a: unexpected IKE_AUTH response")
 			}
 		})

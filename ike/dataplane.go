@@ -159,6 +159,12 @@ type SA struct {
 	ReqID   uint32 // ties the SA to its policies
 	// Selectors restrict a transport mode SA to the negotiated traffic.
 	Selectors []TrafficSelector
+	// OutSeq and InSeq are the initial sequence numbers (the XFRM replay
+	// state's oseq and seq, 64-bit with ESN): zero for a new SA; an SA a
+	// fleet member takes over starts its outbound numbers past what the
+	// failed member can have sent, and its inbound window at what it had
+	// received (RFC 6311 section 5).
+	OutSeq, InSeq uint64
 }
 
 // Direction of a policy.
@@ -202,4 +208,8 @@ type SAStats struct {
 	Bytes, Packets uint64
 	// LastUsed is the time of the last packet, zero if none.
 	LastUsed time.Time
+	// OutSeq and InSeq are the highest sequence numbers sent and
+	// received (64-bit with ESN), from the kernel's replay state; zero
+	// where the dataplane does not know them.
+	OutSeq, InSeq uint64
 }

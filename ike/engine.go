@@ -139,6 +139,12 @@ type Config struct {
 	// sent on it just before it switched still arrive (charon's
 	// delete_rekeyed_delay, default 5s). Negative deletes at once.
 	DeleteRekeyedDelay time.Duration
+
+	// CheckpointChildKeys keeps a copy of each CHILD_SA's keys while it
+	// is installed and exports them (ExportedChildSA.Keys), so that
+	// another member of a fleet can install its SAs (TakeOver). Off, the
+	// keys live in the dataplane only.
+	CheckpointChildKeys bool
 }
 
 // Stats count what the engine did with datagrams, mostly the ones it
@@ -170,6 +176,8 @@ type Stats struct {
 	AcquiresPending       uint64 // of them, dropped while an initiation for the same trap was pending
 	AcquiresUnknown       uint64 // of them, for a reqid of no trap policy
 	AcquiresInitiated     uint64 // of them, answered by initiating the trapped CHILD_SA
+	MIDSyncs              uint64 // RFC 6311 message ID synchronisations completed (either role)
+	DroppedMIDSync        uint64 // IKEV2_MESSAGE_ID_SYNC refused: malformed, unannounced, wrong nonce, stale
 	// ResponseToInbound measures, for CHILD_SAs we initiated, the time
 	// from the arrival of the response that carried the peer's keying
 	// material to our inbound SA being installed: the peer may send on

@@ -41,7 +41,7 @@ func TestPSKEstablish(t *testing.T) {
 				"TS 10.1.0.0/16 === 10.2.0.0/16",
 				"authentication of 'sun.example.org' with pre-shared key successful",
 				"generating IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) N(HASH_ALG) N(REDIR_SUP) ]",
-				"parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]",
+				"parsed IKE_AUTH response 1 [ IDr AUTH SA TSi TSr N(MSG_ID_SYN_SUP) ]",
 			} {
 				if !tb.a.log.contains(want) {
 					t.Errorf("a did not log %q", want)

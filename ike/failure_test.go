@@ -194,7 +194,7 @@ func TestTSMismatch(t *testing.T) {
 	// the IKE SA is up, the CHILD_SA is refused: <-- HDR, SK {IDr, AUTH, N(TS_UNACCEPTABLE)}
 	tb.established(tb.a)
 	tb.established(tb.b)
-	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) ]") {
+	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) N(MSG_ID_SYN_SUP) ]") {
 		t.Error("b did not answer TS_UNACCEPTABLE")
 	}
 	// Both sides' selectors are logged, in charon's words: b's choice

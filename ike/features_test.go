@@ -324,7 +324,7 @@ func TestTransportMode(t *testing.T) {
 			t.Fatalf("SA %+v", sa)
 		}
 	}
-	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(USE_TRANSP) SA TSi TSr ]") {
+	if !tb.b.log.contains("generating IKE_AUTH response 1 [ IDr AUTH N(USE_TRANSP) SA TSi TSr N(MSG_ID_SYN_SUP) ]") {
 		t.Error("no USE_TRANSPORT_MODE in response")
 	}
 	tb.checkKeys()

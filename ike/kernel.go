@@ -57,6 +57,46 @@ type kernelChild[S anyIKESA] struct {
 	installedAt time.Time
 	// inboundAt is when the inbound SA went in.
 	inboundAt time.Time
+	// keyCopy are the keys of both SAs, kept with
+	// Config.CheckpointChildKeys for the exported state (a fleet member
+	// taking over installs them); nil otherwise, zeroed when the SAs go.
+	keyCopy *keyCopy
+}
+
+// keyCopy is a CHILD_SA's keys kept beside the dataplane's.
+type keyCopy struct{ in, out transform.SAKeys }
+
+func cloneSAKeys(k transform.SAKeys) transform.SAKeys {
+	return transform.SAKeys{Encr: slices.Clone(k.Encr), Integ: slices.Clone(k.Integ)}
+}
+
+// keepKeys keeps a copy of the keys when the engine checkpoints them.
+func (k *kernelChild[S]) keepKeys(in, out transform.SAKeys) {
+	if !k.sa().e.cfg.CheckpointChildKeys {
+		return
+	}
+	k.dropKeys()
+	k.keyCopy = &keyCopy{in: cloneSAKeys(in), out: cloneSAKeys(out)}
+}
+
+// dropKeys zeroes and forgets the copy of the keys.
+func (k *kernelChild[S]) dropKeys() {
+	if c := k.keyCopy; c != nil {
+		clear(c.in.Encr)
+		clear(c.in.Integ)
+		clear(c.out.Encr)
+		clear(c.out.Integ)
+		k.keyCopy = nil
+	}
+}
+
+// exportKeys are the copies of the keys for the exported state, nil
+// without.
+func (k *kernelChild[S]) exportKeys() *ExportedChildKeys {
+	if k.keyCopy == nil {
+		return nil
+	}
+	return &ExportedChildKeys{In: cloneSAKeys(k.keyCopy.in), Out: cloneSAKeys(k.keyCopy.out), Encap: k.encap}
 }
 
 func (k *kernelChild[S]) name() string { return fmt.Sprintf("%s{%d}", k.cfg.Name, k.id) }
@@ -162,6 +202,7 @@ func (k *kernelChild[S]) esp(inbound bool, keys transform.SAKeys) *SA {
 // policies, in this order. On failure it names the part that failed;
 // what went in before stays for removeSAs.
 func (k *kernelChild[S]) installSAs(in, out transform.SAKeys, holdOut bool) (part string, err error) {
+	k.keepKeys(in, out)
 	k.acquireReqid()
 	if err := k.addSA(true, in); err != nil {
 		return "inbound SA", err
@@ -181,8 +222,20 @@ func (k *kernelChild[S]) installSAs(in, out transform.SAKeys, holdOut bool) (par
 // the dataplane has copied what it keeps. The reqid comes first
 // (acquireReqid): the SAs carry the policies' reqid.
 func (k *kernelChild[S]) addSA(inbound bool, keys transform.SAKeys) error {
+	return k.addSAAt(inbound, keys, 0)
+}
+
+// addSAAt is addSA with an initial sequence number: the outbound SA's
+// next packet gets seq+1, the inbound SA's window ends at seq (an SA a
+// fleet member takes over, takeover.go).
+func (k *kernelChild[S]) addSAAt(inbound bool, keys transform.SAKeys, seq uint64) error {
 	s := k.esp(inbound, keys)
 	defer zeroSAKeys(s)
+	if inbound {
+		s.InSeq = seq
+	} else {
+		s.OutSeq = seq
+	}
 	if err := k.sa().e.cfg.Dataplane.AddSA(s); err != nil {
 		return err
 	}
@@ -443,6 +496,7 @@ func (k *kernelChild[S]) removeSAs(replaced bool) {
 		sa.e.saveNow(sa)
 	}
 	k.dropHeldOutbound()
+	k.dropKeys()
 	if k.reqid != nil && len(k.reqid.waiting) > 0 {
 		k.reqid.overlapEnds(k)
 	}

@@ -437,7 +437,7 @@ func TestRedirectAuth(t *testing.T) {
 		p    *peer
 		line string
 	}{
-		{tb.b, "generating IKE_AUTH response 1 [ IDr AUTH N(REDIR) ]"},
+		{tb.b, "generating IKE_AUTH response 1 [ IDr AUTH N(REDIR) N(MSG_ID_SYN_SUP) ]"},
 		{tb.b, "redirecting peer to 192.0.2.3"},
 		{tb.a, "redirected to 192.0.2.3"},
 		{c, "client got redirected from 192.0.2.2"},

@@ -112,6 +112,9 @@ type ikeSA struct {
 	lastUpdateID      uint32
 	updateSeen        bool
 	check             *mobikeCheck
+	// peerMIDSync: the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED in
+	// IKE_AUTH (RFC 6311 section 3, mid_sync.go).
+	peerMIDSync bool
 }
 
 func (e *Engine) newIKESA(c *connection, initiator bool, local, remote netip.AddrPort) *ikeSA {

@@ -44,6 +44,10 @@ type ExportedIKESA struct {
 	// PeerRedirect: the client announced REDIRECT_SUPPORTED (RFC 5685),
 	// so the gateway may redirect it after a restart too.
 	PeerRedirect bool `json:",omitempty"`
+	// PeerMIDSync: the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED
+	// (RFC 6311), so a fleet member taking the IKE SA over synchronises
+	// the message IDs instead of rekeying it.
+	PeerMIDSync bool `json:",omitempty"`
 	// Message IDs: of our next request, and of the peer's next request,
 	// with our response to the peer's last one for its retransmits.
 	NextMessageID, ExpectMessageID uint32
@@ -98,6 +102,29 @@ type ExportedChildSA struct {
 	// kernel.go): the SA is not in the dataplane yet, and a restart
 	// installs it.
 	HeldOut *transform.SAKeys `json:",omitempty"`
+	// Keys are the keys of both SAs, exported with
+	// Config.CheckpointChildKeys only: what a fleet member that takes the
+	// CHILD_SA over (TakeOver) installs.
+	Keys *ExportedChildKeys `json:",omitempty"`
+}
+
+// ExportedChildKeys are what installing a CHILD_SA's SAs needs beyond the
+// rest of its record (suite, mode, SPIs, addresses, and the configuration
+// for lifetimes, replay window and interface IDs): the keys of the inbound
+// and the outbound SA, and whether they are UDP-encapsulated.
+type ExportedChildKeys struct {
+	In, Out transform.SAKeys
+	Encap   bool `json:",omitempty"`
+}
+
+func (k *ExportedChildKeys) zero() {
+	if k == nil {
+		return
+	}
+	clear(k.In.Encr)
+	clear(k.In.Integ)
+	clear(k.Out.Encr)
+	clear(k.Out.Integ)
 }
 
 // Zero overwrites the keys.
@@ -117,6 +144,7 @@ func zeroV2(sas []ExportedIKESA) {
 				clear(c.HeldOut.Encr)
 				clear(c.HeldOut.Integ)
 			}
+			c.Keys.zero()
 		}
 	}
 }
@@ -173,7 +201,7 @@ func (sa *ikeSA) export() ExportedIKESA {
 		ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
 		Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: cloneKeys(sa.keys),
 		LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
-		PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
+		PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, PeerMIDSync: sa.peerMIDSync, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
 		EAPIdentity: sa.eapIdentity, LocalVIPs: slices.Clone(sa.localVIPs), DNSServers: slices.Clone(sa.dnsServers),
 		Accounting: sa.exportAccounting(),
 		MOBIKE:     sa.mobike, PeerAddrs: slices.Clone(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
@@ -198,6 +226,7 @@ func (sa *ikeSA) export() ExportedIKESA {
 			Suite: c.suite, Mode: c.mode, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS),
 			ReqID: c.reqID(), InstalledAt: c.installedAt,
 		}
+		cs.Keys = c.exportKeys()
 		if h := c.heldOut; h != nil && !c.outInstalled {
 			cs.HeldOut = &transform.SAKeys{Encr: cloneBytes(h.Encr), Integ: cloneBytes(h.Integ)}
 		}
@@ -240,6 +269,7 @@ func (e *Engine) Detach() EngineState {
 		}
 		for _, c := range sa.children {
 			c.stopTimers()
+			c.dropKeys()
 		}
 		if sa.acct != nil {
 			sa.acct.stopTimer()
@@ -385,6 +415,7 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	}
 	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
 	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
+	sa.peerMIDSync = s.PeerMIDSync
 	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
 	sa.peerMobike = s.MOBIKE
 	sa.peerAddrs = slices.Clone(s.PeerAddrs)

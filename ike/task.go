@@ -21,7 +21,8 @@ const (
 	taskInformational
 	taskReauthComplete // sends nothing: a localTask
 	taskIKERedirect
-	taskMOBIKE // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
+	taskMOBIKE  // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
+	taskMIDSync // RFC 6311 message ID synchronisation (mid_sync.go)
 )
 
 // task is one concern of one exchange, after charon's task_t. The
@@ -46,6 +47,13 @@ type localTask interface {
 // request stays in flight and is retransmitted as if nothing came.
 type screener interface {
 	screen(m *message.Message) bool
+}
+
+// fixedMessageID is implemented by initiator tasks whose request has a
+// message ID of its own, outside the window, and whose exchange does not
+// move it (RFC 6311's synchronisation, with ID 0).
+type fixedMessageID interface {
+	messageID() uint32
 }
 
 // failer is implemented by initiator tasks that clean up when their

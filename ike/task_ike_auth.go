@@ -25,6 +25,7 @@ type ikeAuth struct {
 	cpReply        *message.Configuration // responder: CFG_REPLY to send
 	addressFailure bool                   // responder: no virtual IP for the peer's CFG_REQUEST
 	redirectTo     *message.Gateway       // responder: redirect the authenticated client there
+	midSyncSent    bool                   // responder: IKEV2_MESSAGE_ID_SYNC_SUPPORTED is in a response
 }
 
 func newIKEAuth(sa *ikeSA, initiator bool, first *childConfig) *ikeAuth {
@@ -47,9 +48,17 @@ func (t *ikeAuth) build(m *message.Message) error {
 			// Only in the first IKE_AUTH request (RFC 4555 section 3.3).
 			sa.addMobikeSupported(m)
 		}
+		if err == nil && m.Header.MessageID == 1 {
+			m.Payloads = append(m.Payloads, midSyncSupported())
+		}
 		return err
 	}
 	err := t.buildResponse(m)
+	if err == nil && sa.state == IKESAEstablished && !t.midSyncSent {
+		// In the response that completes IKE_AUTH (RFC 6311 section 3).
+		t.midSyncSent = true
+		m.Payloads = append(m.Payloads, midSyncSupported())
+	}
 	if sa.state == IKESAEstablished && sa.peerMobike && sa.mobikeEnabled() && !sa.mobike {
 		sa.mobike = true
 		sa.addMobikeSupported(m)
@@ -59,6 +68,7 @@ func (t *ikeAuth) build(m *message.Message) error {
 
 func (t *ikeAuth) process(m *message.Message) error {
 	t.sa.processMobikeAuth(m)
+	t.sa.processMIDSyncSupported(m)
 	if t.initiator {
 		return t.processResponse(m)
 	}

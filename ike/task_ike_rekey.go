@@ -181,7 +181,7 @@ func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.I
 	n.ni, n.nr = slices.Clone(t.ni), slices.Clone(t.nr)
 	n.localID, n.remoteID = sa.localID, sa.remoteID
 	n.natLocal, n.natRemote = sa.natLocal, sa.natRemote
-	n.peerFrag, n.peerHashes, n.peerRedirect = sa.peerFrag, sa.peerHashes, sa.peerRedirect
+	n.peerFrag, n.peerHashes, n.peerRedirect, n.peerMIDSync = sa.peerFrag, sa.peerHashes, sa.peerRedirect, sa.peerMIDSync
 	n.mobike, n.peerMobike, n.peerAddrs = sa.mobike, sa.peerMobike, slices.Clone(sa.peerAddrs)
 	n.originalInitiator = sa.originalInitiator
 	n.conn = sa.conn

@@ -20,9 +20,12 @@ type taskManager struct {
 	active  task     // the task whose request is in flight
 	nextID  uint32   // message ID of our next (or in-flight) request
 	request [][]byte // its datagrams, for retransmission
-	tries   int      // retransmits sent
-	timer   Timer    // retransmission
-	giveUp  Timer    // dpd_timeout
+	// requestMsg is the request in flight before encoding: a message ID
+	// synchronisation renumbers it (mid_sync.go).
+	requestMsg *message.Message
+	tries      int   // retransmits sent
+	timer      Timer // retransmission
+	giveUp     Timer // dpd_timeout
 	// probing sends the request in flight over every path (MOBIKE path
 	// probing, mobike.go) since its retransmits on the IKE SA's path
 	// were used up.
@@ -89,7 +92,7 @@ func (tm *taskManager) sendRequest() {
 	sa, t := tm.sa, tm.active
 	m := &message.Message{Header: message.Header{
 		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
-		ExchangeType: t.exchange(), MessageID: tm.nextID,
+		ExchangeType: t.exchange(), MessageID: tm.activeID(),
 	}}
 	if sa.initiator {
 		m.Header.Flags = message.FlagInitiator
@@ -116,6 +119,7 @@ func (tm *taskManager) sendRequest() {
 		sa.initReq = packets[0]
 	}
 	tm.request = packets
+	tm.requestMsg = m
 	tm.tries = 0
 	tm.probing = false
 	tm.sendActive()
@@ -182,7 +186,7 @@ func (tm *taskManager) retransmit() {
 		tm.fail()
 		return
 	}
-	infof(sa.log, "sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.nextID)
+	infof(sa.log, "sending retransmit %d of request message ID %d, seq 1", tm.tries, tm.activeID())
 	tm.sendActive()
 	tm.armRetransmit()
 }
@@ -210,6 +214,7 @@ func (tm *taskManager) fail() {
 	sa, t := tm.sa, tm.active
 	tm.stopTimers()
 	tm.active = nil
+	tm.requestMsg = nil
 	if f, ok := t.(failer); ok {
 		f.failed()
 	}
@@ -253,6 +258,16 @@ func (tm *taskManager) stop() {
 		f.failed()
 	}
 	tm.active = nil
+	tm.requestMsg = nil
+}
+
+// activeID is the message ID of the request in flight: the next one of
+// the window, or the task's own (fixedMessageID).
+func (tm *taskManager) activeID() uint32 {
+	if f, ok := tm.active.(fixedMessageID); ok {
+		return f.messageID()
+	}
+	return tm.nextID
 }
 
 // receive dispatches a decoded message (verified, unless IKE_SA_INIT).
@@ -260,11 +275,11 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	sa := tm.sa
 	h := &m.Header
 	if h.IsResponse() {
-		if tm.active == nil || h.MessageID != tm.nextID {
+		if tm.active == nil || h.MessageID != tm.activeID() {
 			// Not the response to our request in flight: a late
 			// duplicate, or one we never asked for.
 			sa.e.stats.DroppedMessageID++
-			infof(sa.log, "received message ID %d, expected %d, ignored", h.MessageID, tm.nextID)
+			infof(sa.log, "received message ID %d, expected %d, ignored", h.MessageID, tm.activeID())
 			return
 		}
 		if h.ExchangeType != tm.active.exchange() {
@@ -311,7 +326,10 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		}
 		tm.active = nil
 		tm.request = nil
-		tm.nextID++
+		tm.requestMsg = nil
+		if _, fixed := t.(fixedMessageID); !fixed {
+			tm.nextID++
+		}
 		sa.e.midsChanged(sa)
 		sa.forgetInitMessages()
 		if errors.Is(err, errDestroy) {
@@ -319,6 +337,12 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			return
 		}
 		tm.initiate()
+		return
+	}
+	if isMIDSyncRequest(m) {
+		// Outside the window, whatever it is (RFC 6311 section 4.2): not
+		// a retransmit of request 0, nor the next request when that is 0.
+		tm.respondMIDSync(m, d)
 		return
 	}
 	switch {
@@ -424,7 +448,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 // the peer's next request, or the response to our request in flight.
 func (tm *taskManager) inWindow(h *message.Header) bool {
 	if h.IsResponse() {
-		return tm.active != nil && h.MessageID == tm.nextID
+		return tm.active != nil && h.MessageID == tm.activeID()
 	}
 	return h.MessageID == tm.expectID
 }
@@ -435,14 +459,17 @@ func (tm *taskManager) resendResponse(d Datagram) {
 
 // sendResponse sends our last response: a MOBIKE SA's to the path the
 // request came on (d), which the SA may not have moved to (yet).
-func (tm *taskManager) sendResponse(d Datagram) {
+func (tm *taskManager) sendResponse(d Datagram) { tm.sendResponseTo(d, tm.response) }
+
+// sendResponseTo sends a response to the request that came on d.
+func (tm *taskManager) sendResponseTo(d Datagram, packets [][]byte) {
 	sa := tm.sa
 	if sa.mobike && d.Remote.IsValid() && d.Local.IsValid() && (d.Remote != sa.remote || d.Local != sa.local) {
 		sa.lastOutbound = sa.e.clock.Now()
-		sa.e.send(d.Local, d.Remote, tm.response)
+		sa.e.send(d.Local, d.Remote, packets)
 		return
 	}
-	sa.send(tm.response)
+	sa.send(packets)
 }
 
 // respondNotify answers the expected request with a lone error notify

@@ -213,6 +213,22 @@ type SAKeys struct {
 	Encr, Integ []byte
 }
 
+// CheckKeys checks that k has the key lengths the suite needs (a saved
+// SA's keys before they go into the kernel).
+func (s ChildSuite) CheckKeys(k SAKeys) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	encr := 0
+	if !s.AH {
+		encr, _ = encrKeySize(s.Encr, s.EncrKeyBits)
+	}
+	if len(k.Encr) != encr || len(k.Integ) != s.Integ.KeySize() {
+		return fmt.Errorf("keys of %d and %d octets, want %d and %d: %w", len(k.Encr), len(k.Integ), encr, s.Integ.KeySize(), errKeyLength)
+	}
+	return nil
+}
+
 // ChildKeys are the keys of both SAs of a Child SA.
 type ChildKeys struct {
 	InitiatorToResponder SAKeys

@@ -265,6 +265,7 @@ func kernelState(sa *ike.SA) xfrm.State {
 	s := xfrm.State{
 		Src: sa.Src, Dst: sa.Dst, SPI: sa.SPI, Proto: xfrmProto(sa.Proto), Mode: modeOf(sa.Mode), Reqid: sa.ReqID,
 		Inbound: sa.Inbound, ESN: sa.ESN, ReplayWindow: sa.Replay, IfID: sa.IfID,
+		OutSeq: sa.OutSeq, InSeq: sa.InSeq,
 		Crypto: xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ, EncrKey: sa.EncrKey, IntegKey: sa.IntegKey},
 		Lifetime: xfrm.Lifetime{
 			SoftAdd: sa.Lifetime.SoftTime, HardAdd: sa.Lifetime.HardTime,
@@ -487,7 +488,8 @@ func (d *KernelDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
 	if err != nil {
 		return ike.SAStats{}, err
 	}
-	return ike.SAStats{Bytes: info.Counters.Bytes, Packets: info.Counters.Packets, LastUsed: info.Counters.UseTime}, nil
+	return ike.SAStats{Bytes: info.Counters.Bytes, Packets: info.Counters.Packets, LastUsed: info.Counters.UseTime,
+		OutSeq: info.Counters.OutSeq, InSeq: info.Counters.InSeq}, nil
 }
 
 // RxSeen returns xdp_wan's counters of an inbound SA: packets and bytes

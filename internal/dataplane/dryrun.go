@@ -22,14 +22,19 @@ type DryRunDataplane struct {
 	mu    sync.Mutex // guards below
 	inUse map[uint32]bool
 	sas   map[ike.SAID]bool
+	// seqs are the initial sequence numbers SAs were installed with (an
+	// SA taken over), which QuerySA reports as the kernel's would.
+	seqs map[ike.SAID]seqPair
 }
+
+type seqPair struct{ out, in uint64 }
 
 // NewDryRunDataplane returns a dry-run dataplane allocating SPIs in r.
 func NewDryRunDataplane(log *slog.Logger, r maps.SPIRange) *DryRunDataplane {
 	if r.Count == 0 {
 		r = maps.SPIRange{Base: maps.DefaultSPIBase, Count: 1 << 20}
 	}
-	return &DryRunDataplane{log: log, spis: r, inUse: map[uint32]bool{}, sas: map[ike.SAID]bool{}}
+	return &DryRunDataplane{log: log, spis: r, inUse: map[uint32]bool{}, sas: map[ike.SAID]bool{}, seqs: map[ike.SAID]seqPair{}}
 }
 
 // AllocateSPI hands out SPIs unique over both protocols, as the kernel
@@ -93,6 +98,12 @@ func describeSA(sa *ike.SA) string {
 	if sa.Replay != 0 {
 		s += fmt.Sprintf(" replay_window %d", sa.Replay)
 	}
+	if sa.OutSeq != 0 {
+		s += fmt.Sprintf(" oseq %d", sa.OutSeq)
+	}
+	if sa.InSeq != 0 {
+		s += fmt.Sprintf(" seq %d", sa.InSeq)
+	}
 	return s
 }
 
@@ -100,7 +111,13 @@ func (d *DryRunDataplane) AddSA(sa *ike.SA) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.sas[sa.SAID] = true
+	if sa.OutSeq != 0 || sa.InSeq != 0 {
+		d.seqs[sa.SAID] = seqPair{out: sa.OutSeq, in: sa.InSeq}
+	}
 	if sa.Inbound {
+		// Installed without AllocateSPI here (an SA taken over): the SPI
+		// is not handed out again.
+		d.inUse[sa.SPI] = true
 		if d.log.Enabled(context.Background(), slog.LevelInfo) {
 			d.log.Info(fmt.Sprintf("dry-run: would put %v SPI %.8x dst %s into the BPF SA table", sa.Proto, sa.SPI, sa.Dst))
 		}
@@ -140,6 +157,7 @@ func (d *DryRunDataplane) DeleteSA(id ike.SAID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.inUse, id.SPI)
+	delete(d.seqs, id)
 	if d.sas[id] {
 		delete(d.sas, id)
 		if d.log.Enabled(context.Background(), slog.LevelInfo) {
@@ -204,7 +222,8 @@ func (d *DryRunDataplane) QuerySA(id ike.SAID) (ike.SAStats, error) {
 	if !d.sas[id] {
 		return ike.SAStats{}, fmt.Errorf("dry-run: no SA %.8x", id.SPI)
 	}
-	return ike.SAStats{}, nil
+	seq := d.seqs[id]
+	return ike.SAStats{OutSeq: seq.out, InSeq: seq.in}, nil
 }
 
 func (d *DryRunDataplane) RxSeen(ike.SAID) (uint64, uint64, error) { return 0, 0, nil }

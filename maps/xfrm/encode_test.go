@@ -610,3 +610,67 @@ func TestSelectorEncodingICMP(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeStateSeq: an SA taken over by a fleet member starts its
+// replay state at the sequence numbers given: XFRMA_REPLAY_VAL (oseq,
+// seq, bitmap) with the legacy window, XFRMA_REPLAY_ESN_VAL with the high
+// halves where ESN (or a large window) needs that attribute; none for a
+// new SA, and a number beyond 32 bits without ESN is refused.
+func TestEncodeStateSeq(t *testing.T) {
+	requireLittleEndian(t)
+	s := gcmState()
+	s.ReplayWindow = 32
+	req, err := encodeState(nl.XFRM_MSG_NEWSA, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := attrs(req.payload()[nl.SizeofXfrmUsersaInfo:]); a[nl.XFRMA_REPLAY_VAL] != nil {
+		t.Errorf("new SA carries XFRMA_REPLAY_VAL % x", a[nl.XFRMA_REPLAY_VAL])
+	}
+
+	s.OutSeq, s.InSeq = 0x01020304, 0x0a0b0c0d
+	req, err = encodeState(nl.XFRM_MSG_NEWSA, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := req.payload()
+	if p[offReplay] != 32 {
+		t.Errorf("legacy replay_window %d, want 32", p[offReplay])
+	}
+	a, _ := attrs(p[nl.SizeofXfrmUsersaInfo:])
+	want := []byte{4, 3, 2, 1, 0x0d, 0x0c, 0x0b, 0x0a, 0, 0, 0, 0} // oseq, seq, bitmap
+	if !bytes.Equal(a[nl.XFRMA_REPLAY_VAL], want) {
+		t.Errorf("XFRMA_REPLAY_VAL\n got % x\nwant % x", a[nl.XFRMA_REPLAY_VAL], want)
+	}
+	if a[nl.XFRMA_REPLAY_ESN_VAL] != nil {
+		t.Error("legacy window with XFRMA_REPLAY_ESN_VAL too")
+	}
+
+	s.ESN, s.ReplayWindow = true, 64
+	s.OutSeq, s.InSeq = 0x0000000500000007, 0x0000000600000009
+	req, err = encodeState(nl.XFRM_MSG_NEWSA, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ = attrs(req.payload()[nl.SizeofXfrmUsersaInfo:])
+	esn := []byte{
+		2, 0, 0, 0, // bmp_len
+		7, 0, 0, 0, // oseq
+		9, 0, 0, 0, // seq
+		5, 0, 0, 0, // oseq_hi
+		6, 0, 0, 0, // seq_hi
+		64, 0, 0, 0, // replay_window
+	}
+	esn = append(esn, make([]byte, 8)...)
+	if !bytes.Equal(a[nl.XFRMA_REPLAY_ESN_VAL], esn) {
+		t.Errorf("XFRMA_REPLAY_ESN_VAL\n got % x\nwant % x", a[nl.XFRMA_REPLAY_ESN_VAL], esn)
+	}
+	if a[nl.XFRMA_REPLAY_VAL] != nil {
+		t.Error("ESN SA with XFRMA_REPLAY_VAL too")
+	}
+
+	s.ESN, s.ReplayWindow = false, 32
+	if _, err := encodeState(nl.XFRM_MSG_NEWSA, &s, nil); err == nil {
+		t.Error("64-bit sequence numbers without ESN accepted")
+	}
+}

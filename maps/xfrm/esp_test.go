@@ -401,3 +401,43 @@ func TestESPMoveState(t *testing.T) {
 		t.Errorf("moving a missing SA: %v, want ErrNoSA", err)
 	}
 }
+
+// TestESPStateSeq: the kernel takes the initial sequence numbers of an SA
+// taken over and reports them back, with the legacy replay state and
+// with ESN (the high halves too).
+func TestESPStateSeq(t *testing.T) {
+	caps := requireESP(t)
+	c, _ := newConn(t)
+	for i, tt := range []struct {
+		name      string
+		esn       bool
+		window    uint32
+		out, in   uint64
+		inbound   bool
+		needESNok bool
+	}{
+		{"legacy out", false, 32, 1 << 20, 0, false, false},
+		{"legacy in", false, 32, 0, 77777, true, false},
+		{"ESN out", true, 64, 5<<32 | 9, 0, false, true},
+		{"ESN in", true, 64, 0, 3<<32 | 11, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.needESNok && !caps.ESN.Available {
+				t.Skipf("skipped: %s", caps.ESN.Reason)
+			}
+			s := State{Src: addrA, Dst: addrB, SPI: 0xc0000500 + uint32(i), Mode: ModeTunnel, Reqid: 5,
+				Crypto: testCrypto(t, transform.ENCR_AES_GCM_16, 128, transform.AUTH_NONE), ESN: tt.esn, ReplayWindow: tt.window,
+				Inbound: tt.inbound, OutSeq: tt.out, InSeq: tt.in}
+			if _, err := c.AddState(s); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.GetState(s.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Counters.OutSeq != tt.out || got.Counters.InSeq != tt.in {
+				t.Errorf("read back oseq %d seq %d, want %d and %d", got.Counters.OutSeq, got.Counters.InSeq, tt.out, tt.in)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package xfrm
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -143,6 +144,11 @@ type State struct {
 	// any. Tunnel-mode SAs with a zero selector carry both families.
 	Selector Selector
 	Offload  Offload
+	// OutSeq and InSeq start the SA's replay state: the outbound SA's
+	// next packet gets OutSeq+1, the inbound SA's window ends at InSeq
+	// (an SA a fleet member takes over). Zero for a new SA; without ESN
+	// they must fit 32 bits.
+	OutSeq, InSeq uint64
 }
 
 // ID names the SA for Get and Delete.
@@ -288,6 +294,9 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 	if s.ReplayWindow > maxESNWindow {
 		return nil, fmt.Errorf("replay window %d larger than %d", s.ReplayWindow, maxESNWindow)
 	}
+	if !s.ESN && (s.OutSeq > math.MaxUint32 || s.InSeq > math.MaxUint32) {
+		return nil, fmt.Errorf("sequence numbers %d/%d need ESN", s.OutSeq, s.InSeq)
+	}
 	info := nl.XfrmUsersaInfo{
 		Saddr:  xfrmAddr(s.Src),
 		Lft:    s.Lifetime.encode(),
@@ -342,7 +351,14 @@ func encodeState(typ uint16, s *State, off *offloadAttr) (*request, error) {
 		req.attr(nl.XFRMA_ENCAP, structBytes(&e))
 	}
 	if useESNAttr {
-		req.attr(nl.XFRMA_REPLAY_ESN_VAL, replayESN(s.ReplayWindow))
+		req.attr(nl.XFRMA_REPLAY_ESN_VAL, replayESN(s.ReplayWindow, s.OutSeq, s.InSeq))
+	} else if s.OutSeq != 0 || s.InSeq != 0 {
+		// struct xfrm_replay_state: oseq, seq, bitmap (nothing seen yet
+		// below seq).
+		b := make([]byte, 0, 12)
+		b = native.AppendUint32(b, uint32(s.OutSeq))
+		b = native.AppendUint32(b, uint32(s.InSeq))
+		req.attr(nl.XFRMA_REPLAY_VAL, native.AppendUint32(b, 0))
 	}
 	if s.Mark.isSet() {
 		req.attr(nl.XFRMA_MARK, s.Mark.encode())
@@ -372,13 +388,17 @@ func algoHeader(name string, keyLen int, extra ...uint32) []byte {
 // replay_window: the bitmap of struct xfrm_replay_state is 32 bits.
 const legacyReplayWindow = 32
 
-// replayESN is struct xfrm_replay_state_esn for a new SA: counters at 0 and
-// a zeroed bitmap of ceil(window/32) words.
-func replayESN(window uint32) []byte {
+// replayESN is struct xfrm_replay_state_esn for a new SA: counters at
+// oseq and seq (0 for a new SA) and a zeroed bitmap of ceil(window/32)
+// words.
+func replayESN(window uint32, oseq, seq uint64) []byte {
 	words := (window + 31) / 32
 	b := make([]byte, 0, 24+4*words)
-	b = native.AppendUint32(b, words)  // bmp_len
-	b = append(b, make([]byte, 16)...) // oseq, seq, oseq_hi, seq_hi
+	b = native.AppendUint32(b, words) // bmp_len
+	b = native.AppendUint32(b, uint32(oseq))
+	b = native.AppendUint32(b, uint32(seq))
+	b = native.AppendUint32(b, uint32(oseq>>32)) // oseq_hi
+	b = native.AppendUint32(b, uint32(seq>>32))  // seq_hi
 	b = native.AppendUint32(b, window)
 	return append(b, make([]byte, 4*words)...)
 }
