@@ -260,7 +260,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	if d.fleet != nil {
 		// A takeover needs the CHILD_SAs' keys in the records.
-		checkpointChildKeys(&cfg)
+		cfg.CheckpointChildKeys = true
 		tee := teeSink{fleet: d.fleet}
 		if d.journal != nil {
 			tee.journal = d.journal

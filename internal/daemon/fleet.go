@@ -618,10 +618,10 @@ func (f *fleetState) readSeqs() {
 			}
 			cs := childSeq{SPIIn: c.SPIIn, SPIOut: c.SPIOut}
 			if st, err := f.d.dp.QuerySA(ike.SAID{Dst: sa.Remote.Addr(), SPI: c.SPIOut, Proto: c.Protocol}); err == nil {
-				cs.OutSeq, _ = saSeqs(st)
+				cs.OutSeq = st.OutSeq
 			}
 			if st, err := f.d.dp.QuerySA(ike.SAID{Dst: sa.Local.Addr(), SPI: c.SPIIn, Proto: c.Protocol}); err == nil {
-				_, cs.InSeq = saSeqs(st)
+				cs.InSeq = st.InSeq
 			}
 			rec.Children = append(rec.Children, cs)
 		}
