@@ -472,3 +472,61 @@ func TestFleetMIDSyncRefused(t *testing.T) {
 		t.Fatal("b's next request does not have the synchronised ID 5")
 	}
 }
+
+// TestFleetTakeOverPeerBusy: the peer has a request in flight to the
+// dead gateway (its DPD) when the MID sync arrives: it answers with a
+// next ID past that request, which it sends again renumbered (as charon
+// re-queues its active task), and the new gateway answers it.
+func TestFleetTakeOverPeerBusy(t *testing.T) {
+	tb := newTestbed(t, bedOptions{cfgB: checkpointKeys, connA: withDPD})
+	tb.establish()
+	before := tb.established(tb.a)
+	st := tb.b.e.Export()
+	defer st.Zero()
+	die(tb.b)
+	tb.advance(11 * time.Second) // a's DPD goes out, unanswered
+	if !tb.a.log.contains("generating INFORMATIONAL request 2 [ ]") {
+		t.Fatal("no DPD in flight")
+	}
+	b2, errs := tb.takeOverPeer(tb.b, st, gatewayConn(), 0xc3000000, nil)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	tb.b = b2
+	tb.net.Flush()
+	// b2 expects 2+16 from a: a's DPD goes out again as 18.
+	if !tb.a.log.contains("peer requested MID sync: initiating 18[2]") || !tb.a.log.contains("parsed INFORMATIONAL response 18 [ ]") {
+		t.Fatal("the request in flight was not renumbered and answered")
+	}
+	tb.advance(60 * time.Second)
+	after := tb.established(tb.a)
+	if after.SPIi != before.SPIi {
+		t.Fatal("the peer's IKE SA changed")
+	}
+	tb.established(b2)
+}
+
+// TestFleetMIDSyncNotRetransmit: the original initiator answered the
+// gateway's request 0 (a DPD) and caches that response; a MID sync
+// request, also message ID 0, is answered as one, not with the cached
+// response as if it were a retransmit.
+func TestFleetMIDSyncNotRetransmit(t *testing.T) {
+	tb := newTestbed(t, bedOptions{cfgA: failOnPanic(t), connB: withDPD})
+	tb.establish()
+	tb.advance(11 * time.Second)
+	if !tb.a.log.contains("generating INFORMATIONAL response 0 [ ]") {
+		t.Fatal("a did not answer the gateway's request 0")
+	}
+	id := tb.established(tb.a).ID
+	b, err := tb.a.e.SealAsPeer(id, message.Header{ExchangeType: message.INFORMATIONAL, MessageID: 0}, message.PayloadN, midSyncNotify(midSyncData(5, 1, 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.a.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrA, 500), Remote: netip.AddrPortFrom(addrB, 500), Data: b})
+	if tb.a.log.contains("received retransmit of request with ID 0") || tb.a.e.Stats().MIDSyncs != 1 {
+		t.Fatal("MID sync request taken for a retransmit of request 0")
+	}
+	if !tb.a.log.contains("generating INFORMATIONAL response 0 [ N(MSG_ID_SYN) ]") {
+		t.Fatal("no MID sync answer")
+	}
+}
