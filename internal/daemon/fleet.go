@@ -276,12 +276,17 @@ func (f *fleetState) start() {
 	go f.seqLoop()
 }
 
-// close resigns every leadership and leaves the fleet.
+// close resigns every leadership, releases the shared addresses' SAs
+// (the standby installs them now: this box must not go on sending with
+// them) and leaves the fleet.
 func (f *fleetState) close() {
 	if f == nil {
 		return
 	}
 	f.cancel()
+	for _, s := range f.sortedShared() {
+		f.lose(s, "daemon stopping")
+	}
 	f.mem().Close()
 }
 
