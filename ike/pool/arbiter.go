@@ -163,6 +163,12 @@ func (p *Pool) acquireFleet(id string, requested netip.Addr) (netip.Addr, bool, 
 			prev = ""
 		}
 		ok, err := claim(l, prev)
+		if err == nil && !ok && l.id != prev && l.id != id {
+			// Our record was behind: another gateway gave the address
+			// to l.id since. Offline everywhere, it can still be
+			// taken back from l.id.
+			ok, err = claim(l, l.id)
+		}
 		if err != nil {
 			return netip.Addr{}, false, err
 		}

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -156,13 +157,15 @@ func (ls *Leases) Claim(pool string, addr netip.Addr, id, prev string) (bool, st
 	addr = addr.Unmap()
 	me := ls.m.cfg.Member
 	addrK, idK, onK := ls.addrKey(pool, addr), ls.idKey(pool, id), ls.onlineKey(pool, addr)
-	// A refusal from the local copy is safe (at worst the pool tries
-	// another address): an address online on another member is not ours.
+	// An address another identity holds, online on another member, is
+	// refused from the local copy without a round trip: if the copy is
+	// behind, the pool only tries another address. Where id or prev holds
+	// it, etcd decides (the copy may not have seen it go offline yet).
 	ls.mu.Lock()
 	holder, held := ls.get(addrK)
 	by, online := ls.get(onK)
 	ls.mu.Unlock()
-	if held && online && by != me && holder != "" {
+	if held && online && by != me && holder != "" && holder != id && holder != prev {
 		return false, holder, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
@@ -179,14 +182,14 @@ func (ls *Leases) Claim(pool string, addr netip.Addr, id, prev string) (bool, st
 		Else(clientv3.OpGet(addrK), clientv3.OpGet(onK)).Commit()
 	for try := 0; ; try++ {
 		if err != nil {
-			return false, "", fmt.Errorf("fleet: claim %v in pool %q: %w", addr, pool, err)
+			return false, "", fmt.Errorf("fleet lease claim: %w", err)
 		}
 		if resp.Succeeded {
 			ls.took(addrK, id, idK, addr.String(), onK, me, resp.Header.Revision)
 			return true, "", nil
 		}
 		if try == 5 {
-			return false, "", fmt.Errorf("fleet: claim %v in pool %q: too much contention", addr, pool)
+			return false, "", errors.New("fleet lease claim: too much contention")
 		}
 		var holder string
 		var addrRev, onRev int64
