@@ -419,6 +419,11 @@ func TestFleetStaleMember(t *testing.T) {
 	p.moveShared()
 	p.gwb.waitLeading("wan", true, 6*time.Second)
 	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
+	// The client's DPD reached gwb before it led the address: dropped,
+	// counted.
+	if n := metricValue(scrapeMetrics(t, p.gwb), "xdpsec_fleet_ike_dropped_total"); n < 1 {
+		t.Errorf("gwb dropped %v IKE datagrams as a standby, want some (the client's DPD)", n)
+	}
 	p.gwa.cmd.Process.Signal(syscall.SIGCONT)
 	p.gwa.waitLeading("wan", false, 5*time.Second)
 	w.only(p.gwa, p.gwb)
@@ -441,6 +446,19 @@ func TestFleetStaleMember(t *testing.T) {
 	// gwa stays a standby (follow = always campaigns again).
 	p.gwa.waitLeading("wan", false, time.Second)
 	p.checkSameSA(3 * time.Second)
+}
+
+// metricValue is the value of a sample without labels, -1 if missing.
+func metricValue(metrics, name string) float64 {
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // scrapeMetrics reads a site's metrics in its namespace.
@@ -472,4 +490,194 @@ func scrapeMetrics(t *testing.T, s *site) string {
 		t.Fatalf("%s: scrape metrics: %v", s.name, err)
 	}
 	return metrics
+}
+
+// poolGatewayConf is a remote-access gateway handing out virtual IPs
+// from vpool to the clients c0..c(n-1)@fleet.test.
+func poolGatewayConf(addr string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `connections {
+   rw {
+      local_addrs = %s
+      pools = vpool
+      proposals = aes128gcm16-prfsha256-x25519
+      local {
+         auth = psk
+         id = gw.fleet.test
+      }
+      remote {
+         auth = psk
+      }
+      children {
+         net {
+            local_ts = 10.1.0.0/16
+            esp_proposals = aes128gcm16
+         }
+      }
+   }
+}
+pools {
+   vpool {
+      addrs = 10.50.0.0/27
+   }
+}
+secrets {
+`, addr)
+	for i := range n {
+		fmt.Fprintf(&b, "   ike-c%d {\n      id-a = gw.fleet.test\n      id-b = c%d@fleet.test\n      secret = \"client %d's secret\"\n   }\n", i, i, i)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// poolClientConf is one client daemon with n connections, each its own
+// identity asking for a virtual IP, to the gateway gws[i] says.
+func poolClientConf(gws []string) string {
+	var b strings.Builder
+	b.WriteString("connections {\n")
+	for i, gw := range gws {
+		fmt.Fprintf(&b, `   c%[1]d {
+      local_addrs = 10.96.0.100
+      remote_addrs = %[2]s
+      vips = 0.0.0.0
+      proposals = aes128gcm16-prfsha256-x25519
+      local {
+         auth = psk
+         id = c%[1]d@fleet.test
+      }
+      remote {
+         auth = psk
+         id = gw.fleet.test
+      }
+      children {
+         net {
+            remote_ts = 10.1.0.0/16
+            esp_proposals = aes128gcm16
+            start_action = start
+         }
+      }
+   }
+`, i, gw)
+	}
+	b.WriteString("}\nsecrets {\n")
+	for i := range gws {
+		fmt.Fprintf(&b, "   ike-c%d {\n      id-a = gw.fleet.test\n      id-b = c%d@fleet.test\n      secret = \"client %d's secret\"\n   }\n", i, i, i)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TestFleetPoolsNoCollision: three gateways share one etcd and a pool of
+// the same name (pools = yes); one client daemon brings up many IKE SAs
+// to the three at once, each a user asking for a virtual IP. No address
+// is leased twice in the fleet; a user who reconnects through another
+// gateway keeps their address.
+func TestFleetPoolsNoCollision(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	const clients = 24
+	nsG, nsC := testenv.NewNetns(t, "xdpsec-pg"), testenv.NewNetns(t, "xdpsec-pc")
+	testenv.Veth(t, nsG, "wan0", "10.96.0.1/24", nsC, "wan0", "10.96.0.100/24")
+	for _, a := range []string{"10.96.0.2", "10.96.0.3"} {
+		nsG.MustRun(t, "ip", "addr", "add", a+"/24", "dev", "wan0")
+	}
+	endpoint := startEtcdIn(t, nsG, "127.0.0.1")
+	key := fleetKey(t)
+	gwAddrs := []string{"10.96.0.1", "10.96.0.2", "10.96.0.3"}
+	var gws []*site
+	for i, addr := range gwAddrs {
+		name := fmt.Sprintf("gw%d", i+1)
+		s := newSite(t, name, nsG, poolGatewayConf(addr, clients))
+		s.withSettings(fleetSettings(name, endpoint, key, addr, "   pools = yes\n"))
+		s.flags = append(s.flags, "--listen", addr, "--metrics", addr+":9901")
+		s.start()
+		gws = append(gws, s)
+	}
+	targets := make([]string, clients)
+	for i := range targets {
+		targets[i] = gwAddrs[i%len(gwAddrs)]
+	}
+	cl := newSite(t, "client", nsC, poolClientConf(targets))
+	cl.flags = []string{"--log", "ike=0"}
+	start := time.Now()
+	cl.start()
+	var sas []daemon.IKESA
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		sas = cl.sas()
+		up := 0
+		for _, sa := range sas {
+			if sa.State == "ESTABLISHED" && len(sa.LocalVIPs) == 1 {
+				up++
+			}
+		}
+		if up == clients {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d clients up with a virtual IP after 60s: %+v", up, clients, sas)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d clients up with virtual IPs through 3 gateways in %v", clients, time.Since(start).Round(time.Millisecond))
+	vipOf := map[string]string{} // connection -> VIP
+	byVIP := map[string]string{}
+	for _, sa := range sas {
+		v := sa.LocalVIPs[0]
+		if other, dup := byVIP[v]; dup {
+			t.Errorf("%s and %s both have %s", other, sa.Name, v)
+		}
+		byVIP[v], vipOf[sa.Name] = sa.Name, v
+	}
+	// The gateways agree: each address online on one gateway only.
+	online := map[string]string{}
+	for _, g := range gws {
+		for _, sa := range g.sas() {
+			for _, v := range sa.RemoteVIPs {
+				if other, dup := online[v]; dup {
+					t.Errorf("%s assigned on %s and %s", v, other, g.name)
+				}
+				online[v] = g.name
+			}
+		}
+	}
+	if len(online) != clients {
+		t.Errorf("the gateways assigned %d addresses, want %d", len(online), clients)
+	}
+
+	// c0 reconnects through gw2: same address.
+	before := vipOf["c0"]
+	cl.ok("terminate", "--ike", "c0")
+	gws[0].waitSAs("c0 gone", func(s []daemon.IKESA) bool {
+		for _, sa := range s {
+			if sa.RemoteID == "c0@fleet.test" {
+				return false
+			}
+		}
+		return true
+	})
+	targets[0] = gwAddrs[1]
+	cl.writeConf(poolClientConf(targets))
+	cl.ok("reload")
+	got := cl.waitSAs("c0 through gw2", func(s []daemon.IKESA) bool {
+		for _, sa := range s {
+			if sa.Name == "c0" && sa.State == "ESTABLISHED" && len(sa.LocalVIPs) == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, sa := range got {
+		if sa.Name != "c0" {
+			continue
+		}
+		if sa.RemoteHost != gwAddrs[1] {
+			t.Errorf("c0 went to %s, want gw2", sa.RemoteHost)
+		}
+		if sa.LocalVIPs[0] != before {
+			t.Errorf("c0 got %s through gw2, had %s through gw1", sa.LocalVIPs[0], before)
+		} else {
+			t.Logf("c0 keeps %s through gw2", before)
+		}
+	}
 }
