@@ -586,6 +586,8 @@ func (d *Daemon) Stop() error {
 	}
 	var err error
 	if d.engine != nil {
+		// Resign at once: a standby takes the shared addresses over.
+		d.fleet.close()
 		// Trap policies go, as charon's at shutdown: a trap whose
 		// reqid another daemon could hand out must not outlive us. The
 		// policies a CHILD_SA shares stay with it; start_action = trap

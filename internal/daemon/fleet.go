@@ -39,6 +39,7 @@ import (
 //	ike/<SPIi>_<SPIr>   an IKE SA's record (ike.ExportedIKESA, JSON)
 //	mid/<SPIi>_<SPIr>   its message IDs when only they changed (ike.ExportedMessageIDs)
 //	seq/<SPIi>_<SPIr>   its CHILD_SAs' ESP sequence numbers (seqRecord)
+//	checkpoint          the leader's mark of each checkpoint_interval
 //
 // They are keyed by the IKE SPIs, which the peer knows the SA by, not by
 // the unique ID, which is each engine's own.
@@ -95,6 +96,12 @@ type sharedAddr struct {
 	seqs map[string]*seqRecord
 	// lastSave is when the last write of records went through.
 	lastSave time.Time
+}
+
+// checkpointRecord is the leader's mark of each checkpoint_interval.
+type checkpointRecord struct {
+	Member string    `json:"member"`
+	At     time.Time `json:"at"`
 }
 
 // seqRecord is the ESP sequence numbers of an IKE SA's CHILD_SAs.
@@ -212,13 +219,19 @@ func (f *fleetState) sessionLoop() {
 		for _, s := range f.sortedShared() {
 			f.lose(s, "etcd session expired")
 		}
-		m.Close()
 		for {
 			nm, err := f.join()
 			if err == nil {
 				f.mu.Lock()
 				f.member = nm
 				f.mu.Unlock()
+				// Closing the dead session waits on etcd for a while:
+				// not in the way of the new one.
+				f.d.wg.Add(1)
+				go func() {
+					defer f.d.wg.Done()
+					m.Close()
+				}()
 				if f.cfg.Pools {
 					f.d.fleetPools(f.d.enginePools())
 				}
@@ -276,12 +289,17 @@ func (f *fleetState) start() {
 	go f.seqLoop()
 }
 
-// close resigns every leadership and leaves the fleet.
+// close resigns every leadership, releases the shared addresses' SAs
+// (the standby installs them now: this box must not go on sending with
+// them) and leaves the fleet.
 func (f *fleetState) close() {
 	if f == nil {
 		return
 	}
 	f.cancel()
+	for _, s := range f.sortedShared() {
+		f.lose(s, "daemon stopping")
+	}
 	f.mem().Close()
 }
 
@@ -315,11 +333,12 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 		f.log.Info(fmt.Sprintf("fleet: campaigning for %s (%v)", s.cfg.Name, s.cfg.Address))
 		lead, err := f.mem().Campaign(ctx, s.cfg.Name)
 		if err != nil {
+			canceled := ctx.Err() != nil
 			cancel()
 			if f.ctx.Err() != nil {
 				return
 			}
-			if ctx.Err() == nil {
+			if !canceled {
 				f.log.Warn(fmt.Sprintf("fleet: campaign for %s failed: %v", s.cfg.Name, err))
 				select {
 				case <-f.ctx.Done():
@@ -605,6 +624,18 @@ func (f *fleetState) seqLoop() {
 
 func (f *fleetState) readSeqs() {
 	now := time.Now()
+	// A small record each interval says when the leader last looked
+	// (the age fleet status shows), and has a leader that was paused
+	// past its lease find out at its first write.
+	for _, s := range f.shared {
+		if s.leading.Load() {
+			b, _ := json.Marshal(checkpointRecord{Member: f.name, At: now})
+			s.mu.Lock()
+			s.pending["checkpoint"] = b
+			s.mu.Unlock()
+			s.kickNow()
+		}
+	}
 	for _, sa := range f.d.engine.IKESAs() {
 		s := f.byAddr[sa.Local.Addr().Unmap()]
 		if s == nil || !s.leading.Load() || sa.Version != 2 {
@@ -667,6 +698,7 @@ func decodeRecords(recs map[string][]byte) (st ike.EngineState, seqs map[uint32]
 	for k, v := range recs {
 		kind, key, _ := strings.Cut(k, "/")
 		switch kind {
+		case "checkpoint":
 		case "ike":
 			var r ike.ExportedIKESA
 			if err := json.Unmarshal(v, &r); err != nil || recordKey(r.SPIi, r.SPIr) != key {

@@ -174,6 +174,12 @@ func (l *Leadership) Save(ctx context.Context, put map[string][]byte, del []stri
 		return ErrStale
 	default:
 	}
+	return l.save(ctx, put, del)
+}
+
+// save is Save without the shortcut of a leadership known lost: each
+// transaction is refused by etcd if the election key is gone.
+func (l *Leadership) save(ctx context.Context, put map[string][]byte, del []string) error {
 	guard := clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)
 	names := make([]string, 0, len(put))
 	for name := range put {

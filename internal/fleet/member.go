@@ -138,7 +138,9 @@ func (m *Member) Close() error {
 	m.closed = true
 	leading := make([]*Leadership, 0, len(m.leading))
 	for _, l := range m.leading {
-		leading = append(leading, l)
+		if l != nil { // nil: a campaign under way, ended by m.cancel
+			leading = append(leading, l)
+		}
 	}
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -49,7 +49,9 @@ func TestFleetMembers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("a cut-off member left the list after %v (TTL %v)", time.Since(cut).Round(time.Millisecond), childTTL)
-	if time.Since(cut) < childTTL/2 {
+	// The lease is kept alive every TTL/3 (checked every 0.5 s): well
+	// over half a second of it was left.
+	if time.Since(cut) < 500*time.Millisecond {
 		t.Errorf("gw/2 left after %v, before its lease can have expired", time.Since(cut))
 	}
 	gw1.Close()
@@ -75,5 +77,45 @@ func TestFleetJoinErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// Close while a Campaign waits (behind another leader): no panic, the
+// campaign ends with an error, and the leader is undisturbed.
+func TestFleetCloseDuringCampaign(t *testing.T) {
+	ep := startEtcd(t)
+	ctx := ctxT(t, 30*time.Second)
+	gw1, gw2 := join(t, ep, "gw1", 0), join(t, ep, "gw2", 0)
+	l1, err := gw1.Campaign(ctx, "wan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := gw2.Campaign(ctx, "wan")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := gw2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the campaign of a closed member won")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the campaign did not end when its member closed")
+	}
+	if who, err := gw1.Holder(ctx, "wan"); err != nil || who != "gw1" {
+		t.Fatalf("holder %q (%v) after gw2 closed", who, err)
+	}
+	select {
+	case <-l1.Lost():
+		t.Fatal("gw1 lost its leadership")
+	default:
+	}
+	if _, err := gw2.Campaign(ctx, "lan"); err == nil {
+		t.Fatal("a closed member campaigns")
 	}
 }

@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/swanctl"
+)
+
+func testFleet(leading bool) (*fleetState, *sharedAddr) {
+	sh := swanctl.FleetShared{Name: "wan", Address: netip.MustParseAddr("192.0.2.1")}
+	s := &sharedAddr{cfg: sh, kick: make(chan struct{}, 1), pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
+	s.leading.Store(leading)
+	f := &fleetState{name: "gw1", shared: map[string]*sharedAddr{"wan": s}, byAddr: map[netip.Addr]*sharedAddr{sh.Address: s}}
+	return f, s
+}
+
+func exported(id uint32, spii, spir uint64, local string) ike.ExportedIKESA {
+	return ike.ExportedIKESA{ID: id, Conn: "rw", SPIi: spii, SPIr: spir, NextMessageID: 2, ExpectMessageID: 3,
+		Local: netip.AddrPortFrom(netip.MustParseAddr(local), 500), Remote: netip.MustParseAddrPort("198.51.100.7:500")}
+}
+
+// TestFleetSinkRecords: the engine's deltas become records keyed by the
+// IKE SPIs, for IKE SAs on a shared address this member leads only;
+// message IDs, removal and an IKE rekey (new SPIs, same unique ID) follow.
+func TestFleetSinkRecords(t *testing.T) {
+	f, s := testFleet(true)
+	d := &ike.StateDelta{SAs: []ike.ExportedIKESA{exported(7, 0x1111, 0x2222, "192.0.2.1"), exported(8, 0x3333, 0x4444, "192.0.2.11")}}
+	if err := f.SaveState(d); err != nil {
+		t.Fatal(err)
+	}
+	k := recordKey(0x1111, 0x2222)
+	if k != "0000000000001111_0000000000002222" {
+		t.Fatalf("record key %s", k)
+	}
+	if len(s.pending) != 2 || s.pending["ike/"+k] == nil || s.pending["mid/"+k] != nil {
+		t.Fatalf("pending %v", keysOf(s.pending))
+	}
+	if _, ok := s.pending["ike/"+recordKey(0x3333, 0x4444)]; ok {
+		t.Fatal("an IKE SA on this member's own address went to the fleet")
+	}
+	f.SaveState(&ike.StateDelta{MessageIDs: []ike.ExportedMessageIDs{{ID: 7, Next: 5, Expect: 9}, {ID: 99, Next: 1}}})
+	var m ike.ExportedMessageIDs
+	if err := json.Unmarshal(s.pending["mid/"+k], &m); err != nil || m.Next != 5 || m.Expect != 9 {
+		t.Fatalf("message IDs %+v %v", m, err)
+	}
+	// The records decode into what TakeOver takes, the newer message
+	// IDs applied.
+	st, _, bad := decodeRecords(s.pending)
+	if len(bad) != 0 || len(st.SAs) != 1 || st.SAs[0].SPIi != 0x1111 || st.SAs[0].NextMessageID != 5 || st.SAs[0].ExpectMessageID != 9 {
+		t.Fatalf("decoded %+v, bad %v", st.SAs, bad)
+	}
+	// An IKE rekey: new SPIs under the same unique ID.
+	s.pending = map[string][]byte{}
+	f.SaveState(&ike.StateDelta{SAs: []ike.ExportedIKESA{exported(7, 0x5555, 0x6666, "192.0.2.1")}})
+	k2 := recordKey(0x5555, 0x6666)
+	if v, ok := s.pending["ike/"+k]; !ok || v != nil {
+		t.Errorf("the old SPIs' record is not deleted: %v", keysOf(s.pending))
+	}
+	if s.pending["ike/"+k2] == nil || s.keys[7] != k2 {
+		t.Errorf("the new record: %v, keys %v", keysOf(s.pending), s.keys)
+	}
+	// Gone: the records go.
+	s.pending = map[string][]byte{}
+	f.SaveState(&ike.StateDelta{Gone: []uint32{7}})
+	for _, kind := range []string{"ike/", "mid/", "seq/"} {
+		if v, ok := s.pending[kind+k2]; !ok || v != nil {
+			t.Errorf("%s%s not deleted: %v", kind, k2, keysOf(s.pending))
+		}
+	}
+	if len(s.keys) != 0 {
+		t.Errorf("keys %v", s.keys)
+	}
+
+	// A member that does not lead saves nothing.
+	f, s = testFleet(false)
+	f.SaveState(&ike.StateDelta{SAs: []ike.ExportedIKESA{exported(7, 0x1111, 0x2222, "192.0.2.1")}})
+	if len(s.pending) != 0 {
+		t.Errorf("a standby queued %v", keysOf(s.pending))
+	}
+}
+
+// TestFleetDecodeRecords: undecodable records and records under the
+// wrong key are named, not taken over; sequence numbers are found by SPI.
+func TestFleetDecodeRecords(t *testing.T) {
+	good, _ := json.Marshal(exported(1, 0xa, 0xb, "192.0.2.1"))
+	at := time.Now().Add(-2 * time.Second)
+	seq, _ := json.Marshal(seqRecord{At: at, Children: []childSeq{{SPIIn: 0xc1, SPIOut: 0xc2, OutSeq: 1000, InSeq: 700, OutRate: 100}}})
+	recs := map[string][]byte{
+		"ike/" + recordKey(0xa, 0xb): good,
+		"ike/" + recordKey(0xa, 0xc): good, // moved under another key
+		"ike/" + recordKey(0xd, 0xe): []byte("{"),
+		"seq/" + recordKey(0xa, 0xb): seq,
+		"checkpoint":                 []byte(`{"member":"gw1"}`),
+		"other":                      []byte("x"),
+	}
+	st, seqs, bad := decodeRecords(recs)
+	if len(st.SAs) != 1 || len(bad) != 3 {
+		t.Fatalf("SAs %d, bad %v", len(st.SAs), bad)
+	}
+	now := at.Add(2 * time.Second)
+	fn := seqFunc(seqs, time.Second, now)
+	out, in := fn(ike.SAID{SPI: 0xc2})
+	// 1000 saved + 100/s over 2s (age) + 1s (interval) + margin 1024.
+	if want := uint64(1000 + 300 + seqMargin); out != want || in != 700 {
+		t.Errorf("seq = %d, %d; want %d, 700", out, in, want)
+	}
+	if out, in := fn(ike.SAID{SPI: 0x99}); out != 0 || in != 0 {
+		t.Errorf("unknown SPI: %d %d", out, in)
+	}
+}
+
+func keysOf(m map[string][]byte) []string {
+	var out []string
+	for k, v := range m {
+		if v == nil {
+			k += "(del)"
+		}
+		out = append(out, k)
+	}
+	return out
+}
