@@ -762,6 +762,7 @@ func TestFleetFailover(t *testing.T) {
 
 	retrans := tcpRetransmits(t, n.peer.lanH)
 	noSA := gw2.counter("no_sa")
+	xfrmBefore := [2]map[string]uint64{xfrmStat(t, n.peer.Netns), xfrmStat(t, gw2.Netns)}
 	echo := startEchoStream(t, n.peer.lanH, n.peer.lanA, n.lan, n.lanA, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	killed := make(chan time.Time, 1)
@@ -808,6 +809,23 @@ func TestFleetFailover(t *testing.T) {
 	}
 	if !strings.Contains(vr[0].notified(), "INSTANCE wan FAULT") {
 		t.Errorf("gw1's notify script was not called with FAULT: %q", vr[0].notified())
+	}
+
+	// ESP from gw2 starts past what gw1 sent, and charon's next packets
+	// pass gw2's replay window: neither kernel refuses them as replays.
+	for i, ns := range []*testenv.Netns{n.peer.Netns, gw2.Netns} {
+		var moved []string
+		for k, v := range xfrmStat(t, ns) {
+			if d := v - xfrmBefore[i][k]; d != 0 {
+				moved = append(moved, fmt.Sprintf("%s %d", k, d))
+			}
+		}
+		slices.Sort(moved)
+		t.Logf("%s: XFRM errors during the failover: %v", []string{"peer (charon)", "gw2"}[i], moved)
+		if d := xfrmStat(t, ns)["XfrmInStateSeqError"] - xfrmBefore[i]["XfrmInStateSeqError"]; d != 0 {
+			t.Errorf("%s: the kernel refused %d ESP packets as replays (XfrmInStateSeqError) across the failover",
+				[]string{"peer (charon)", "gw2"}[i], d)
+		}
 	}
 
 	// Timings: from the kill to keepalived's MASTER on gw2, to the
