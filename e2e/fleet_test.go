@@ -588,7 +588,9 @@ type echoResult struct {
 	// outage is the longest time without an answer after the event;
 	// recovered, from the event to the first answer after that gap.
 	outage, recovered time.Duration
-	lostInOutage      int
+	// lostInOutage were sent from a second before the gap to its end
+	// (a lost packet's answer would have been due in the gap).
+	lostInOutage int
 }
 
 // finish stops sending, waits a second for the last answers and
@@ -601,7 +603,8 @@ func (e *echoStream) finish(at time.Time) echoResult {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := echoResult{sent: len(e.sent)}
-	// Answers by arrival; the gap that ends last... the longest after at.
+	// The answers by arrival: the longest gap between two of them (or
+	// the event and the first) after the event is the outage.
 	var arrivals []time.Time
 	for seq := range e.sent {
 		if a, ok := e.answer[uint32(seq)]; ok {
