@@ -62,7 +62,9 @@ func (m *Member) Campaign(ctx context.Context, shared string) (*Leadership, erro
 	m.mu.Unlock()
 	l, err := m.campaign(ctx, shared)
 	m.mu.Lock()
-	if err != nil || m.closed {
+	if err != nil || m.closed || l.isLost() {
+		// A leadership lost before it was recorded frees its
+		// place at once (the watch could not).
 		delete(m.leading, shared)
 	} else {
 		m.leading[shared] = l
@@ -138,8 +140,24 @@ func (l *Leadership) watch(ctx context.Context, rev int64) {
 	}
 }
 
+// markLost closes lost, and frees the member's place for a new Campaign
+// for the shared address.
 func (l *Leadership) markLost() {
 	l.lostOnce.Do(func() { close(l.lost) })
+	l.m.mu.Lock()
+	if l.m.leading[l.shared] == l {
+		delete(l.m.leading, l.shared)
+	}
+	l.m.mu.Unlock()
+}
+
+func (l *Leadership) isLost() bool {
+	select {
+	case <-l.lost:
+		return true
+	default:
+		return false
+	}
 }
 
 // Shared is the shared address (or section name) this leadership is of.
@@ -153,11 +171,6 @@ func (l *Leadership) Lost() <-chan struct{} { return l.lost }
 func (l *Leadership) Resign(ctx context.Context) error {
 	l.markLost()
 	l.stop()
-	l.m.mu.Lock()
-	if l.m.leading[l.shared] == l {
-		delete(l.m.leading, l.shared)
-	}
-	l.m.mu.Unlock()
 	if err := l.e.Resign(ctx); err != nil {
 		return fmt.Errorf("fleet: resign %s: %w", l.shared, err)
 	}
@@ -169,10 +182,8 @@ func (l *Leadership) Resign(ctx context.Context) error {
 // Up to about a hundred records go in one transaction; a larger Save is
 // several, each whole, in order.
 func (l *Leadership) Save(ctx context.Context, put map[string][]byte, del []string) error {
-	select {
-	case <-l.lost:
+	if l.isLost() {
 		return ErrStale
-	default:
 	}
 	return l.save(ctx, put, del)
 }
