@@ -130,3 +130,20 @@ func SetBetweenPieces(f func()) int {
 	betweenPieces = f
 	return snapshotChunk
 }
+
+// ChildKeyCopies returns the engine's own copies of its CHILD_SAs' keys
+// (Config.CheckpointChildKeys), not clones: a test keeps them to see
+// them zeroed when their CHILD_SA goes.
+func (e *Engine) ChildKeyCopies() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out [][]byte
+	for _, sa := range e.allSAs() {
+		for _, c := range sa.children {
+			if k := c.keyCopy; k != nil {
+				out = append(out, k.in.Encr, k.in.Integ, k.out.Encr, k.out.Integ)
+			}
+		}
+	}
+	return out
+}

@@ -138,7 +138,7 @@ func (tm *taskManager) respondMIDSync(m *message.Message, d Datagram) {
 	oldRecv, oldSend := tm.expectID, tm.nextID
 	m2 := max(req.Send, tm.expectID)
 	floor := tm.nextID
-	if tm.active != nil {
+	if _, fixed := tm.active.(fixedMessageID); tm.active != nil && !fixed {
 		floor++ // the request in flight goes out again with a new ID
 	}
 	p2 := max(req.Recv, floor)
@@ -147,7 +147,7 @@ func (tm *taskManager) respondMIDSync(m *message.Message, d Datagram) {
 	tm.response = nil
 	tm.pending = nil
 	infof(sa.log, "peer requested MID sync: initiating %d[%d], responding %d[%d]", p2, oldSend, m2, oldRecv)
-	if tm.active != nil {
+	if _, fixed := tm.active.(fixedMessageID); tm.active != nil && !fixed {
 		tm.renumberActive(p2)
 	} else {
 		tm.nextID = p2

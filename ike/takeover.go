@@ -236,6 +236,12 @@ func (e *Engine) Release(match func(local netip.Addr) bool) EngineState {
 		}
 		infof(sa.log, "IKE_SA %s released, another gateway serves %s now", sa.name(), sa.local.Addr())
 		sa.afterDestroy = nil // nothing restarts here
+		if acct := sa.acct; acct != nil {
+			// The session goes on where the IKE SA is taken over: no
+			// Stop record from here.
+			acct.stopTimer()
+			sa.acct = nil
+		}
 		sa.destroy()
 	}
 	return st

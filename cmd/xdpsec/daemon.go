@@ -50,6 +50,12 @@ func daemonCommand() *cli.Command {
 				Usage: "reauthenticate (reauth_time) by establishing the new IKE SA and CHILD_SAs before deleting the old ones: yes or no (charon's make_before_break)"},
 			&cli.BoolFlag{Name: "rekey-outbound-at-once", Hidden: true,
 				Usage: "as the responder of a CHILD_SA rekey, send on the new CHILD_SA as soon as it is answered, not after the peer's DELETE (for tests of the initiator's install window)"},
+			&cli.BoolFlag{Name: "checkpoint-child-keys", Hidden: true,
+				Usage: "keep CHILD_SA keys in the saved state, so that another daemon can take the SAs over (--take-over; the fleet does it)"},
+			&cli.StringFlag{Name: "take-over", Hidden: true,
+				Usage: "take over the IKE SAs of another daemon's state file at start: install their SAs and policies, resynchronise message IDs (RFC 6311) or rekey"},
+			&cli.Uint64Flag{Name: "take-over-out-seq", Hidden: true, Value: 1 << 20,
+				Usage: "where the outbound ESP sequence numbers of SAs taken over start (past what the other daemon sent)"},
 			&cli.IntFlag{Name: "fragment-size", Usage: "largest IP datagram of a fragmented IKE message (charon's fragment_size)", DefaultText: "1280"},
 			// 8 MiB: a burst of thousands of DELETE responses (a terminate
 			// of every SA) must fit; the default 208 KiB holds about 200.
@@ -147,6 +153,8 @@ func daemonOptions(c *cli.Context, logs *daemon.Logs) (daemon.Options, error) {
 		BlockThreshold: blockThreshold(c.Int("block-threshold")), FragmentSize: c.Int("fragment-size"),
 		SocketReceiveBuffer: c.Int("ike-receive-buffer"), SocketSendBuffer: c.Int("ike-send-buffer"),
 		RekeyOutboundAtOnce: c.Bool("rekey-outbound-at-once"),
+		CheckpointChildKeys: c.Bool("checkpoint-child-keys"), TakeOverPath: c.String("take-over"),
+		TakeOverOutSeq: c.Uint64("take-over-out-seq"),
 	}
 	switch v := c.String("make-before-break"); v {
 	case "yes", "true":

@@ -316,7 +316,7 @@ func TestUDPMismatch(t *testing.T) {
 		a.initiate(t)
 		// <-- HDR, SK {IDr, AUTH, N(TS_UNACCEPTABLE)}: the IKE SA stands
 		a.waitLog(t, "received TS_UNACCEPTABLE notify, no CHILD_SA built")
-		b.wantLog(t, "generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) N(MOBIKE_SUP) N(NO_ADD_ADDR) ]",
+		b.wantLog(t, "generating IKE_AUTH response 1 [ IDr AUTH N(TS_UNACCEPT) N(MSG_ID_SYN_SUP) N(MOBIKE_SUP) N(NO_ADD_ADDR) ]",
 			" config: 10.9.0.0/16, received: 10.1.0.0/16 => no match",
 			"traffic selectors 10.2.0.0/16 === 10.1.0.0/16 unacceptable")
 		a.wantLog(t, "proposing traffic selectors for us:", " 10.1.0.0/16")

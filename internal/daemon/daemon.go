@@ -63,6 +63,14 @@ type Options struct {
 	MakeBeforeBreak bool
 	// RekeyOutboundAtOnce: see ike.Config (a test knob).
 	RekeyOutboundAtOnce bool
+	// CheckpointChildKeys: see ike.Config (the fleet; a test knob for
+	// the takeover without etcd).
+	CheckpointChildKeys bool
+	// TakeOverPath is a state file of another daemon whose IKE SAs this
+	// one takes over at start (takeover.go, a test knob);
+	// TakeOverOutSeq is where their outbound sequence numbers start.
+	TakeOverPath   string
+	TakeOverOutSeq uint64
 }
 
 // rxDataplane is ike.Dataplane with xdp_wan's rx_seen counters.
@@ -251,7 +259,7 @@ func Start(opts Options) (*Daemon, error) {
 		SourceAddress:     sourceAddress,
 		RetransmitTimeout: opts.RetransmitTimeout, RetransmitBase: opts.RetransmitBase, RetransmitTries: opts.RetransmitTries,
 		CookieThreshold: opts.CookieThreshold, BlockThreshold: opts.BlockThreshold, FragmentSize: opts.FragmentSize,
-		MakeBeforeBreak: &opts.MakeBeforeBreak, RekeyOutboundAtOnce: opts.RekeyOutboundAtOnce,
+		MakeBeforeBreak: &opts.MakeBeforeBreak, RekeyOutboundAtOnce: opts.RekeyOutboundAtOnce, CheckpointChildKeys: opts.CheckpointChildKeys,
 		GatewayLoad: d.GatewayLoad, ResolveGateway: d.resolveGateway,
 	}
 	d.openJournal()
@@ -306,6 +314,7 @@ func Start(opts Options) (*Daemon, error) {
 		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data), Received: dg.Received})
 	})
 	d.log.Info(fmt.Sprintf("listening for IKE on %v", socks.Ports()))
+	d.takeOverFile()
 	if err := d.listenControl(); err != nil {
 		return nil, err
 	}

@@ -244,9 +244,12 @@ func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 		{"cookie_rejected", st.CookiesRejected}, {"block_threshold", st.DroppedBlocked},
 		{"invalid_syntax_sent", st.InvalidSyntaxSent},
 		{"eap", st.EAPFailures}, {"virtual_ip", st.VIPFailures}, {"invalid_redirect", st.InvalidRedirects},
+		{"mid_sync", st.DroppedMIDSync},
 	} {
 		f.sample(r.v, "reason", r.reason)
 	}
+	f = counter("xdpsec_ike_mid_syncs_total", "IKE message ID synchronisations (RFC 6311) completed, as the member taking an IKE SA over or as its peer.")
+	f.sample(st.MIDSyncs)
 	f = counter("xdpsec_ike_acquires_total", "The kernel's acquires for trap policies: initiated, dropped while an initiation for the trap was pending, or for no trap of ours.")
 	f.sample(st.AcquiresInitiated, "result", "initiated")
 	f.sample(st.AcquiresPending, "result", "pending")

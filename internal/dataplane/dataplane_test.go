@@ -67,10 +67,11 @@ func (k *fakeKernel) DeleteState(id xfrm.SAID) error {
 	return nil
 }
 func (k *fakeKernel) GetState(id xfrm.SAID) (xfrm.StateInfo, error) {
-	if s, ok := k.states[id.SPI]; !ok || s.Proto != id.Proto {
+	s, ok := k.states[id.SPI]
+	if !ok || s.Proto != id.Proto {
 		return xfrm.StateInfo{}, xfrm.ErrNoSA
 	}
-	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2}}, nil
+	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2, OutSeq: s.OutSeq, InSeq: s.InSeq}}, nil
 }
 func (k *fakeKernel) MoveState(id xfrm.SAID, to xfrm.Move) error {
 	s, ok := k.states[id.SPI]
@@ -718,5 +719,55 @@ func TestDataplaneAHSPIs(t *testing.T) {
 	}
 	if _, ok := b.sas[ah]; ok {
 		t.Error("AH SA left in the BPF table")
+	}
+}
+
+// TestDataplaneSeq: the initial sequence numbers of SAs a fleet member
+// takes over reach the kernel's state, and QuerySA reports the kernel's
+// counters back; an inbound SA installed without AllocateSPI (taken
+// over) still goes into the BPF SA table before the kernel SA. The dry-run
+// dataplane records them and logs them.
+func TestDataplaneSeq(t *testing.T) {
+	d, k, b, ev := newFakeDataplane(t)
+	in, out := testSA(0xc0000777, true), testSA(0x4321, false)
+	in.InSeq, out.OutSeq = 500, 1<<20
+	for _, sa := range []*ike.SA{in, out} {
+		if err := d.AddSA(sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k.states[0xc0000777].InSeq != 500 || k.states[0x4321].OutSeq != 1<<20 {
+		t.Fatalf("kernel states %+v", k.states)
+	}
+	if _, ok := b.sas[0xc0000777]; !ok || !strings.HasPrefix(ev.list[0], "bpf put c0000777") {
+		t.Fatalf("inbound SA taken over: events %v", ev.list)
+	}
+	st, err := d.QuerySA(out.SAID)
+	if err != nil || st.OutSeq != 1<<20 {
+		t.Fatalf("QuerySA = %+v, %v", st, err)
+	}
+
+	log := testenv.Logger(t)
+	dr := NewDryRunDataplane(log, maps.SPIRange{})
+	if err := dr.AddSA(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := dr.AddSA(in); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := dr.QuerySA(out.SAID); err != nil || st.OutSeq != 1<<20 {
+		t.Fatalf("dry-run QuerySA = %+v, %v", st, err)
+	}
+	if st, err := dr.QuerySA(in.SAID); err != nil || st.InSeq != 500 {
+		t.Fatalf("dry-run QuerySA = %+v, %v", st, err)
+	}
+	if !strings.Contains(describeSA(out), "oseq 1048576") {
+		t.Errorf("dry-run log line %q", describeSA(out))
+	}
+	if err := dr.DeleteSA(out.SAID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dr.QuerySA(out.SAID); err == nil {
+		t.Error("dry-run SA still there after DeleteSA")
 	}
 }
