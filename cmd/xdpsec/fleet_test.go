@@ -681,3 +681,67 @@ func TestFleetPoolsNoCollision(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetRedirectByLoad: a front gateway with redirect { gateways =
+// fleet } sends a new client to the least loaded other member, the loads
+// read from the members' statuses in etcd, never to itself.
+func TestFleetRedirectByLoad(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsG := testenv.NewNetns(t, "xdpsec-frg")
+	nsC := testenv.NewNetns(t, "xdpsec-frc")
+	testenv.Veth(t, nsG, "wan0", "10.95.0.1/24", nsC, "wan0", "10.95.0.11/24")
+	for _, a := range []string{"10.95.0.2", "10.95.0.3"} {
+		nsG.MustRun(t, "ip", "addr", "add", a+"/24", "dev", "wan0")
+	}
+	nsC.MustRun(t, "ip", "addr", "add", "10.95.0.12/24", "dev", "wan0")
+	endpoint := startEtcdIn(t, nsG, "127.0.0.1")
+	key := fleetKey(t)
+	gateway := func(name, addr, extra string) *site {
+		conf := siteConf(addr, "%any", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.0.0.0/8", "")
+		conf = strings.Replace(conf, "      proposals = aes128gcm16-prfsha256-x25519\n", "      proposals = aes128gcm16-prfsha256-x25519\n      unique = never\n"+extra, 1)
+		s := newSite(t, name, nsG, conf)
+		s.withSettings(fleetSettings(name, endpoint, key, addr, ""))
+		s.flags = append(s.flags, "--listen", addr, "--metrics", addr+":9901", "--log", "ike=1,cfg=1")
+		s.start()
+		return s
+	}
+	client := func(name, addr, gw, net string) *site {
+		s := newSite(t, name, nsC, siteConf(addr, gw, "moon.example.org", "sun.example.org", net, "10.2.0.0/16", ""))
+		s.flags = []string{"--listen", addr, "--metrics", addr + ":9901"}
+		s.start()
+		return s
+	}
+	gw2 := gateway("gw2", "10.95.0.2", "")
+	gw3 := gateway("gw3", "10.95.0.3", "")
+	front := gateway("front", "10.95.0.1", "      redirect {\n         choose = load\n         gateways = fleet\n      }\n")
+	// gw2 serves a client; its status says so within a publish round.
+	c1 := client("c1", "10.95.0.11", "10.95.0.2", "10.11.0.0/16")
+	c1.ok("initiate", "--child", "net")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := front.ok("list-conns")
+		if strings.Contains(out, "gw2: 10.95.0.2, load 1\n") && strings.Contains(out, "gw3: 10.95.0.3, load 0\n") {
+			if strings.Contains(out, "front: 10.95.0.1") {
+				t.Fatalf("the front lists itself as a gateway:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front's list-conns never showed the members' loads:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c2 := client("c2", "10.95.0.12", "10.95.0.1", "10.12.0.0/16")
+	if out := c2.ok("initiate", "--child", "net"); !strings.Contains(out, "established") {
+		t.Fatalf("c2 initiate: %s", out)
+	}
+	if sas := c2.sas(); len(sas) != 1 || sas[0].RemoteHost != "10.95.0.3" {
+		t.Fatalf("c2 went to %+v, want gw3 (the least loaded member)", sas)
+	}
+	gw3.waitSAs("c2's IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && s[0].RemoteHost == "10.95.0.12" })
+	if sas := front.sas(); len(sas) != 0 {
+		t.Fatalf("front kept %+v", sas)
+	}
+	_ = gw2
+}
