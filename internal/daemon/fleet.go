@@ -261,6 +261,20 @@ func (f *fleetState) refuses(local netip.Addr) bool {
 	return s != nil && !s.leading.Load()
 }
 
+// refusesAll says whether every address of a connection's local_addrs
+// is a shared address this member does not lead (none: no).
+func (f *fleetState) refusesAll(addrs []netip.Addr) bool {
+	if f == nil || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if !f.refuses(a) {
+			return false
+		}
+	}
+	return true
+}
+
 // onShared says whether local is a shared address.
 func (f *fleetState) onShared(local netip.Addr) bool {
 	_, ok := f.byAddr[local.Unmap()]
@@ -413,6 +427,9 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
 	f.lastTakeover.Store(int64(took))
 	f.log.Info(fmt.Sprintf("fleet: elected for %s (%v): took over %d of %d IKE_SAs in %v", s.cfg.Name, s.cfg.Address, n-len(errs), n, took.Round(time.Millisecond)))
 	f.publishNow()
+	// start_action = start of connections from the address, not up
+	// with what was taken over.
+	f.d.startActions(nil)
 }
 
 // noteKeys maps the engine's IKE SAs on the address to their record keys.
