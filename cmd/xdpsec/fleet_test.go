@@ -268,7 +268,9 @@ type fleetPair struct {
 
 const fleetShared = "10.98.0.1"
 
-func newFleetPair(t *testing.T) *fleetPair {
+func newFleetPair(t *testing.T) *fleetPair { return newFleetPairFollow(t, "always") }
+
+func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
 	p := &fleetPair{t: t}
@@ -283,7 +285,7 @@ func newFleetPair(t *testing.T) *fleetPair {
 	p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
 	endpoint := startEtcdIn(t, p.nsC, "10.98.0.100")
 	key := fleetKey(t)
-	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = always\n      }\n   }\n"
+	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = " + follow + "\n      }\n   }\n"
 	gw := func(name string, ns *testenv.Netns, own string) *site {
 		conf := siteConf(fleetShared, "10.98.0.100", "gw.fleet.test", "client.fleet.test", "10.1.0.0/16", "10.2.0.0/16", "")
 		s := newSite(t, name, ns, conf)
@@ -679,5 +681,119 @@ func TestFleetPoolsNoCollision(t *testing.T) {
 		} else {
 			t.Logf("c0 keeps %s through gw2", before)
 		}
+	}
+}
+
+// TestFleetRedirectByLoad: a front gateway with redirect { gateways =
+// fleet } sends a new client to the least loaded other member, the loads
+// read from the members' statuses in etcd, never to itself.
+func TestFleetRedirectByLoad(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "nsenter")
+	nsG := testenv.NewNetns(t, "xdpsec-frg")
+	nsC := testenv.NewNetns(t, "xdpsec-frc")
+	testenv.Veth(t, nsG, "wan0", "10.95.0.1/24", nsC, "wan0", "10.95.0.11/24")
+	for _, a := range []string{"10.95.0.2", "10.95.0.3"} {
+		nsG.MustRun(t, "ip", "addr", "add", a+"/24", "dev", "wan0")
+	}
+	nsC.MustRun(t, "ip", "addr", "add", "10.95.0.12/24", "dev", "wan0")
+	endpoint := startEtcdIn(t, nsG, "127.0.0.1")
+	key := fleetKey(t)
+	gateway := func(name, addr, extra string) *site {
+		conf := siteConf(addr, "%any", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.0.0.0/8", "")
+		conf = strings.Replace(conf, "      proposals = aes128gcm16-prfsha256-x25519\n", "      proposals = aes128gcm16-prfsha256-x25519\n      unique = never\n"+extra, 1)
+		s := newSite(t, name, nsG, conf)
+		s.withSettings(fleetSettings(name, endpoint, key, addr, ""))
+		s.flags = append(s.flags, "--listen", addr, "--metrics", addr+":9901", "--log", "ike=1,cfg=1")
+		s.start()
+		return s
+	}
+	client := func(name, addr, gw, net string) *site {
+		s := newSite(t, name, nsC, siteConf(addr, gw, "moon.example.org", "sun.example.org", net, "10.2.0.0/16", ""))
+		s.flags = []string{"--listen", addr, "--metrics", addr + ":9901"}
+		s.start()
+		return s
+	}
+	gw2 := gateway("gw2", "10.95.0.2", "")
+	gw3 := gateway("gw3", "10.95.0.3", "")
+	front := gateway("front", "10.95.0.1", "      redirect {\n         choose = load\n         gateways = fleet\n      }\n")
+	// gw2 serves a client; its status says so within a publish round.
+	c1 := client("c1", "10.95.0.11", "10.95.0.2", "10.11.0.0/16")
+	c1.ok("initiate", "--child", "net")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := front.ok("list-conns")
+		if strings.Contains(out, "gw2: 10.95.0.2, load 1\n") && strings.Contains(out, "gw3: 10.95.0.3, load 0\n") {
+			if strings.Contains(out, "front: 10.95.0.1") {
+				t.Fatalf("the front lists itself as a gateway:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front's list-conns never showed the members' loads:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c2 := client("c2", "10.95.0.12", "10.95.0.1", "10.12.0.0/16")
+	if out := c2.ok("initiate", "--child", "net"); !strings.Contains(out, "established") {
+		t.Fatalf("c2 initiate: %s", out)
+	}
+	if sas := c2.sas(); len(sas) != 1 || sas[0].RemoteHost != "10.95.0.3" {
+		t.Fatalf("c2 went to %+v, want gw3 (the least loaded member)", sas)
+	}
+	gw3.waitSAs("c2's IKE SA", func(s []daemon.IKESA) bool { return len(s) == 1 && s[0].RemoteHost == "10.95.0.12" })
+	if sas := front.sas(); len(sas) != 0 {
+		t.Fatalf("front kept %+v", sas)
+	}
+	_ = gw2
+}
+
+// TestFleetKeepalivedNotify: with follow = keepalived a member campaigns
+// only once `xdpsec fleet notify` says MASTER (keepalived's argument
+// order), and resigns on BACKUP: the other member, told MASTER, takes the
+// client's IKE SA over. fleet status (the CLI's table) says who holds it.
+func TestFleetKeepalivedNotify(t *testing.T) {
+	p := newFleetPairFollow(t, "keepalived")
+	p.gwa.start()
+	p.gwb.start()
+	time.Sleep(500 * time.Millisecond)
+	for _, s := range []*site{p.gwa, p.gwb} {
+		st, err := s.fleetStatus()
+		if err != nil || len(st.Shared) != 1 || st.Shared[0].Holder != "" || st.Shared[0].Wanted || st.Shared[0].Leading {
+			t.Fatalf("%s before any notify: %+v %v", s.name, st, err)
+		}
+	}
+	if out := p.gwa.ok("fleet", "notify", "INSTANCE", "wan", "MASTER", "100"); !strings.Contains(out, "campaigning for wan") {
+		t.Fatalf("notify: %s", out)
+	}
+	p.gwa.waitLeading("wan", true, 5*time.Second)
+	out := p.gwb.ok("fleet", "status")
+	for _, want := range []string{"this member: gwb", "gwa     10.98.0.11", "wan     10.98.0.1", "keepalived  gwa     no"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gwb's fleet status lacks %q:\n%s", want, out)
+		}
+	}
+	p.gwb.ok("fleet", "notify", "backup", "wan")
+	if _, err := p.gwb.cli("fleet", "notify", "master", "lan"); err == nil || !strings.Contains(err.Error(), `no shared address "lan"`) {
+		t.Errorf("notify of an unknown shared address: %v", err)
+	}
+	p.cl.start()
+	p.cl.ok("initiate", "--child", "net")
+	p.gwa.waitSAs("the client", func(s []daemon.IKESA) bool { return len(s) == 1 })
+	sas := p.cl.sas()
+	p.clientSPIs, p.clientUniqueID = [2]string{sas[0].SPIi, sas[0].SPIr}, sas[0].UniqueID
+	time.Sleep(500 * time.Millisecond) // a checkpoint
+	// keepalived moves the address: BACKUP on gwa, MASTER on gwb.
+	p.moveShared()
+	p.gwa.ok("fleet", "notify", "INSTANCE", "wan", "BACKUP", "100")
+	p.gwb.ok("fleet", "notify", "INSTANCE", "wan", "MASTER", "100")
+	p.gwb.waitLeading("wan", true, 3*time.Second)
+	p.gwa.waitLeading("wan", false, time.Second)
+	waitLogLines(t, p.gwa, "fleet: keepalived says BACKUP for wan, resigning", "released 1 IKE_SAs")
+	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
+	p.checkSameSA(2 * time.Second)
+	t.Logf("gwb's fleet status after the move:\n%s", p.gwb.ok("fleet", "status"))
+	if st, _ := p.gwa.fleetStatus(); st == nil || st.Shared[0].Wanted || st.Shared[0].Holder != "gwb" {
+		t.Errorf("gwa after BACKUP: %+v", st)
 	}
 }

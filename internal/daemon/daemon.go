@@ -327,14 +327,17 @@ func Start(opts Options) (*Daemon, error) {
 	go d.watch()
 	d.wg.Add(1)
 	go d.pollGatewayLoads()
-	if d.fleet != nil {
-		d.fleet.start()
-	}
+
 	if err := d.watchAddresses(); err != nil {
 		// MOBIKE then waits for path probing to find a new path.
 		d.knlLog.Warn(fmt.Sprintf("not watching our addresses (MOBIKE): %v", err))
 	}
 	d.startActions(nil)
+	if d.fleet != nil {
+		// After the start actions: those from shared addresses wait
+		// for the election (fleet.go, lead).
+		d.fleet.start()
+	}
 	ok = true
 	return d, nil
 }
@@ -437,6 +440,11 @@ func (d *Daemon) startActions(only []string) {
 			continue
 		}
 		if done[c.Name] || up[c.Name] || only != nil && !slices.Contains(only, c.Name) {
+			continue
+		}
+		if d.fleet.refusesAll(c.LocalAddrs) {
+			// Another member serves the shared address: its leader
+			// starts the connection (after a takeover, here).
 			continue
 		}
 		done[c.Name] = true

@@ -261,6 +261,20 @@ func (f *fleetState) refuses(local netip.Addr) bool {
 	return s != nil && !s.leading.Load()
 }
 
+// refusesAll says whether every address of a connection's local_addrs
+// is a shared address this member does not lead (none: no).
+func (f *fleetState) refusesAll(addrs []netip.Addr) bool {
+	if f == nil || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if !f.refuses(a) {
+			return false
+		}
+	}
+	return true
+}
+
 // onShared says whether local is a shared address.
 func (f *fleetState) onShared(local netip.Addr) bool {
 	_, ok := f.byAddr[local.Unmap()]
@@ -301,6 +315,20 @@ func (f *fleetState) close() {
 		f.lose(s, "daemon stopping")
 	}
 	f.mem().Close()
+}
+
+// set queues a record (nil: its deletion), zeroing the one it replaces
+// (records hold keys). s.mu is held.
+func (s *sharedAddr) set(key string, v []byte) {
+	clear(s.pending[key])
+	s.pending[key] = v
+}
+
+// drop queues the deletion of an IKE SA's records. s.mu is held.
+func (s *sharedAddr) drop(k string) {
+	s.set("ike/"+k, nil)
+	s.set("mid/"+k, nil)
+	s.set("seq/"+k, nil)
 }
 
 func (s *sharedAddr) kickNow() {
@@ -348,12 +376,15 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 			}
 			continue
 		}
-		f.lead(s, lead)
 		why := "resigned"
-		select {
-		case <-lead.Lost():
-			why = "leadership lost (etcd lease expired or revoked)"
-		case <-ctx.Done():
+		if !f.lead(s, lead) {
+			why = "records not loaded"
+		} else {
+			select {
+			case <-lead.Lost():
+				why = "leadership lost (etcd lease expired or revoked)"
+			case <-ctx.Done():
+			}
 		}
 		f.lose(s, why)
 		// Also after a loss: the member forgets the election then.
@@ -361,15 +392,25 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 		lead.Resign(rctx)
 		rcancel()
 		cancel()
+		if why == "records not loaded" {
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 
 // lead takes a shared address over: its records from etcd into the
 // engine, whose SAs then go into the dataplane.
-func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
+func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) bool {
 	start := time.Now()
 	s.mu.Lock()
 	s.lead = l
+	for _, v := range s.pending {
+		clear(v)
+	}
 	clear(s.pending)
 	clear(s.keys)
 	s.mu.Unlock()
@@ -379,14 +420,20 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 	recs, err := f.mem().Load(ctx, s.cfg.Name)
 	cancel()
+	if err != nil && len(recs) == 0 {
+		// Serving without the records would break every tunnel of
+		// the address: another member may do better.
+		f.log.Warn(fmt.Sprintf("fleet: elected for %s, but loading its records failed, resigning: %v", s.cfg.Name, err))
+		return false
+	}
 	if err != nil {
-		f.log.Warn(fmt.Sprintf("fleet: elected for %s, but loading its records failed: %v", s.cfg.Name, err))
-		return
+		// Records that do not open (tampered, another fleet key) are
+		// named; the others are taken over.
+		f.log.Warn(fmt.Sprintf("fleet: some records of %s refused: %v", s.cfg.Name, err))
 	}
 	st, seqs, bad := decodeRecords(recs)
-	for k, v := range recs {
+	for _, v := range recs {
 		clear(v)
-		_ = k
 	}
 	var del []string
 	for _, k := range bad {
@@ -404,7 +451,7 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
 	f.noteKeys(s)
 	s.mu.Lock()
 	for _, k := range del {
-		s.pending[k] = nil
+		s.set(k, nil)
 	}
 	s.mu.Unlock()
 	s.kickNow()
@@ -413,6 +460,10 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) {
 	f.lastTakeover.Store(int64(took))
 	f.log.Info(fmt.Sprintf("fleet: elected for %s (%v): took over %d of %d IKE_SAs in %v", s.cfg.Name, s.cfg.Address, n-len(errs), n, took.Round(time.Millisecond)))
 	f.publishNow()
+	// start_action = start of connections from the address, not up
+	// with what was taken over.
+	f.d.startActions(nil)
+	return true
 }
 
 // noteKeys maps the engine's IKE SAs on the address to their record keys.
@@ -475,7 +526,7 @@ func (f *fleetState) SaveState(d *ike.StateDelta) error {
 			if k, ok := s.keys[id]; ok {
 				delete(s.keys, id)
 				delete(s.seqs, k)
-				s.pending["ike/"+k], s.pending["mid/"+k], s.pending["seq/"+k] = nil, nil, nil
+				s.drop(k)
 				touched[s] = true
 			}
 			s.mu.Unlock()
@@ -495,13 +546,12 @@ func (f *fleetState) SaveState(d *ike.StateDelta) error {
 		s.mu.Lock()
 		// A rekeyed IKE SA gets new SPIs under the same unique ID.
 		if old, ok := s.keys[r.ID]; ok && old != k {
-			s.pending["ike/"+old], s.pending["mid/"+old], s.pending["seq/"+old] = nil, nil, nil
+			s.drop(old)
 			delete(s.seqs, old)
 		}
 		s.keys[r.ID] = k
-		clear(s.pending["ike/"+k])
-		s.pending["ike/"+k] = b
-		s.pending["mid/"+k] = nil
+		s.set("ike/"+k, b)
+		s.set("mid/"+k, nil)
 		s.mu.Unlock()
 		touched[s] = true
 	}
@@ -512,8 +562,7 @@ func (f *fleetState) SaveState(d *ike.StateDelta) error {
 			if k, ok := s.keys[m.ID]; ok {
 				b, err := json.Marshal(m)
 				if err == nil {
-					clear(s.pending["mid/"+k])
-					s.pending["mid/"+k] = b
+					s.set("mid/"+k, b)
 					touched[s] = true
 				}
 			}
@@ -631,7 +680,7 @@ func (f *fleetState) readSeqs() {
 		if s.leading.Load() {
 			b, _ := json.Marshal(checkpointRecord{Member: f.name, At: now})
 			s.mu.Lock()
-			s.pending["checkpoint"] = b
+			s.set("checkpoint", b)
 			s.mu.Unlock()
 			s.kickNow()
 		}
@@ -681,7 +730,7 @@ func (f *fleetState) readSeqs() {
 		if changed {
 			if b, err := json.Marshal(rec); err == nil {
 				s.seqs[k] = rec
-				s.pending["seq/"+k] = b
+				s.set("seq/"+k, b)
 				s.kickNow()
 			}
 		}
