@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -17,6 +18,10 @@ import (
 // expired while the member was paused or cut off, or it resigned). The
 // member must stop serving the shared address: another may serve it now.
 var ErrStale = errors.New("fleet: leadership lost (stale view): another member may serve the shared address")
+
+// resignTimeout bounds the resignations we make on our own (a campaign
+// that cannot be used, Close): the key goes with the lease anyway.
+const resignTimeout = 2 * time.Second
 
 // maxTxnOps is how many writes go into one transaction: etcd refuses
 // more than --max-txn-ops (128 by default).
@@ -72,7 +77,9 @@ func (m *Member) Campaign(ctx context.Context, shared string) (*Leadership, erro
 	closed := m.closed
 	m.mu.Unlock()
 	if err == nil && closed {
-		l.Resign(context.Background())
+		rctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
+		l.Resign(rctx)
+		cancel()
 		return nil, errors.New("fleet: member closed")
 	}
 	return l, err
@@ -88,7 +95,9 @@ func (m *Member) campaign(ctx context.Context, shared string) (*Leadership, erro
 	// leading is holding the key, so check that it is still there.
 	resp, err := m.client.Get(ctx, key)
 	if err != nil {
-		e.Resign(context.Background())
+		rctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
+		e.Resign(rctx)
+		cancel()
 		return nil, fmt.Errorf("fleet: campaign for %s: %w", shared, err)
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != rev {

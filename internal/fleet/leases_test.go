@@ -319,3 +319,31 @@ func TestFleetLeasesRejoin(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFleetAcquire is the cost of a fleet lease: an Acquire of a
+// never-used address (one etcd transaction) and its Release (one more),
+// against etcd on loopback.
+func BenchmarkFleetAcquire(b *testing.B) {
+	ep := fleettest.Start(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	m, err := Join(ctx, Config{Endpoints: []string{ep}, Member: "gw1", Key: testKey})
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	p, err := pool.FromPrefix("rw", netip.MustParsePrefix("10.64.0.0/10"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.SetArbiter(m.Leases())
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("user%d", i)
+		a, _, err := p.Acquire(id, netip.Addr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release(id, a)
+	}
+}

@@ -151,7 +151,7 @@ func (m *Member) Close() error {
 		}
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
 	for _, l := range leading {
 		l.Resign(ctx)
