@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/daemon"
+	"github.com/xdpsec/xdpsec/internal/fleet/fleettest"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
@@ -100,67 +101,28 @@ func newFleetNet(t *testing.T) *fleetNet {
 	return n
 }
 
-// etcdBin is Debian's etcd-server (3.4), the fleet tests' etcd.
-const etcdBin = "/usr/bin/etcd"
-
-// startEtcd runs a one-member etcd in ns serving clients at addr:2379,
-// with its data in a temporary directory; it stops when the test ends.
-// It returns the client URL.
+// startEtcd runs a one-member etcd (Debian's etcd-server, 3.4) in ns
+// serving clients at addr:2379, with its data in a temporary directory;
+// it stops when the test ends. It returns the client URL. Unlike
+// fleettest.StartWith it fails without etcd: the guest must have it.
 func startEtcd(t *testing.T, ns *testenv.Netns, addr string) string {
 	t.Helper()
-	if _, err := os.Stat(etcdBin); err != nil {
+	if _, err := os.Stat(fleettest.Binary()); err != nil {
 		t.Fatalf("etcd is not installed on the host (etcd-server): %v", err)
 	}
 	dir := t.TempDir()
-	url := "http://" + addr + ":2379"
-	peer := "http://127.0.0.1:2380"
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
+	url, stop, err := fleettest.StartServerWith(fleettest.Options{Dir: dir, Netns: ns, Host: addr, Port: 2379})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("etcd: %v", err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(etcdBin, "--name", "fleet", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", url, "--advertise-client-urls", url,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "fleet="+peer, "--logger", "zap", "--log-outputs", "stderr")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := ns.Do(cmd.Start); err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
 			t.Logf("etcd log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, _ := run(ns, "", "curl", "-s", "--max-time", "2", url+"/health")
-		if strings.Contains(out, `"health":"true"`) {
-			return url
-		}
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("etcd exited: %v\n%s", err, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("etcd at %s did not answer in 30 s: %s\n%s", url, out, b)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return url
 }
 
 const keepalivedBin = "/usr/sbin/keepalived"
