@@ -135,6 +135,7 @@ type vrrp struct {
 	g         *gateway
 	conf      string
 	notifyLog string
+	pidFile   string // the daemon's PID, for the check
 	cmd       *exec.Cmd
 	exited    chan error
 	logPath   string
@@ -198,7 +199,8 @@ vrrp_instance lan {
 // startVRRP writes g's keepalived configuration, check and notify
 // scripts and runs keepalived (VRRP only) in g's namespace; it stops when
 // the test ends. The daemon must be running: the check is that its
-// process is alive (kill -0; under TCG a shell per check is too slow).
+// process is alive (pgrep -F on a PID file writeDaemonPID writes, run
+// without a shell: under TCG a shell per check is too slow).
 func startVRRP(t *testing.T, g *gateway, priority int) *vrrp {
 	t.Helper()
 	if _, err := os.Stat(keepalivedBin); err != nil {
@@ -206,11 +208,12 @@ func startVRRP(t *testing.T, g *gateway, priority int) *vrrp {
 	}
 	dir := t.TempDir()
 	v := &vrrp{g: g, conf: filepath.Join(dir, "keepalived.conf"), notifyLog: filepath.Join(dir, "notify.log"),
-		logPath: filepath.Join(dir, "keepalived.log"), exited: make(chan error, 1)}
+		pidFile: filepath.Join(dir, "xdpsec.pid"), logPath: filepath.Join(dir, "keepalived.log"), exited: make(chan error, 1)}
 	if g.cmd == nil {
 		t.Fatalf("site %s: keepalived tracks the daemon, which is not running", g.name)
 	}
-	check := fmt.Sprintf("/bin/kill -0 %d", g.cmd.Process.Pid)
+	v.writeDaemonPID()
+	check := "/usr/bin/pgrep -F " + v.pidFile
 	notify := filepath.Join(dir, "xdpsec-notify")
 	scripts := map[string]string{
 		// keepalived calls it with TYPE NAME STATE PRIORITY; the CLI
@@ -255,6 +258,13 @@ func startVRRP(t *testing.T, g *gateway, priority int) *vrrp {
 		}
 	})
 	return v
+}
+
+// writeDaemonPID records the running daemon's PID for the check.
+func (v *vrrp) writeDaemonPID() {
+	if err := os.WriteFile(v.pidFile, []byte(strconv.Itoa(v.g.cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		v.g.t.Fatal(err)
+	}
 }
 
 // holds reports whether the gateway has addr on one of its interfaces.
@@ -845,5 +855,46 @@ func TestFleetFailover(t *testing.T) {
 	})
 	if got := ping(t, n.peer.lanH, n.peer.lanA, n.lanA, 5, 5); got != 5 {
 		t.Errorf("after the rekeys: %d of 5 pings answered", got)
+	}
+	rekeyed, err := charonOneSA(t, n.peer.Netns, vici)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// gw1's daemon comes back, a standby: keepalived's check passes
+	// again and (nopreempt) it stays BACKUP; the daemon releases the SAs
+	// it took back from its own state file (gw2 serves them, rekeyed
+	// since), its kernel keeps none, and it serves nothing. The peer's
+	// IKE SA stays with gw2.
+	restart := time.Now()
+	gw1.start()
+	vr[0].writeDaemonPID()
+	waitUntil(t, 30*time.Second, "gw1 back as VRRP backup", func() error {
+		if _, ok := vr[0].notifiedAt("BACKUP", restart); !ok {
+			return fmt.Errorf("gw1's notify script not called with BACKUP: %q", vr[0].notified())
+		}
+		return nil
+	})
+	gw1.waitLogLines(10*time.Second, "fleet: released 1 IKE_SAs on shared addresses until elected")
+	if sas := gw1.sas(); len(sas) != 0 {
+		t.Errorf("gw1 restarted lists IKE SAs: %+v", sas)
+	}
+	if out, _ := run(gw1.Netns, "", "ip", "xfrm", "state"); strings.TrimSpace(out) != "" {
+		t.Errorf("gw1 restarted keeps XFRM SAs:\n%s", out)
+	}
+	if out, _ := run(gw1.Netns, "", "ip", "xfrm", "policy"); strings.Contains(out, "10.1.0.0/24") {
+		t.Errorf("gw1 restarted keeps the tunnel's XFRM policies:\n%s", out)
+	}
+	if holds(gw1, fleetShared) || leads(gw1) == nil {
+		t.Errorf("gw1 restarted holds %s or leads wan", fleetShared)
+	}
+	if err := leads(gw2); err != nil {
+		t.Error(err)
+	}
+	if got := ping(t, n.peer.lanH, n.peer.lanA, n.lanA, 5, 5); got != 5 {
+		t.Errorf("after gw1's restart: %d of 5 pings answered", got)
+	}
+	if c, err := charonOneSA(t, n.peer.Netns, vici); err != nil || c.id != rekeyed.id || c.spiI != rekeyed.spiI || !slices.Equal(c.childIn, rekeyed.childIn) {
+		t.Errorf("charon's IKE SA after gw1's restart: %+v (%v), before %+v", c, err, rekeyed)
 	}
 }
