@@ -803,6 +803,17 @@ func TestFleetFailover(t *testing.T) {
 		}
 	}
 
+	// gw2's side of it, for the record.
+	if b, err := os.ReadFile(gw2.logPath); err == nil {
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "fleet:") || strings.Contains(l, "taken over") || strings.Contains(l, "MSG_ID_SYN") || strings.Contains(l, "synchronised") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("gw2's takeover, from its log:\n%s", strings.Join(lines, "\n"))
+	}
+
 	// Timings: from the kill to keepalived's MASTER on gw2, to the
 	// daemon's takeover, to the first echo answered again.
 	master, _ := vr[1].notifiedAt("MASTER", killAt)
