@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1104,4 +1105,41 @@ func (d *Daemon) enginePools() []*ike.Pool {
 		return nil
 	}
 	return d.pools(l)
+}
+
+// fleetSettingsChanged says, on a reload of xdpsec.conf, that a changed
+// fleet section waits for the next start: the membership, elections and
+// records are not moved under a running fleet.
+func (d *Daemon) fleetSettingsChanged(path string) {
+	fs, err := loadFleetSettings(path)
+	if err != nil {
+		return
+	}
+	var was *swanctl.FleetSettings
+	if d.fleet != nil {
+		was = d.fleet.cfg
+	}
+	if !sameFleet(was, fs) {
+		d.cfgLog.Warn(fmt.Sprintf("the fleet section of %s changed: it takes effect at the next start", path))
+	}
+}
+
+func sameFleet(a, b *swanctl.FleetSettings) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = swanctl.Pos{}, swanctl.Pos{}
+	if !slices.Equal(x.Endpoints, y.Endpoints) || len(x.Shared) != len(y.Shared) {
+		return false
+	}
+	for i := range x.Shared {
+		p, q := x.Shared[i], y.Shared[i]
+		p.Pos, q.Pos = swanctl.Pos{}, swanctl.Pos{}
+		if p != q {
+			return false
+		}
+	}
+	x.Endpoints, y.Endpoints, x.Shared, y.Shared = nil, nil, nil, nil
+	return reflect.DeepEqual(x, y)
 }

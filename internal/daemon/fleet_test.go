@@ -123,3 +123,26 @@ func keysOf(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// TestSameFleet: a reload warns only when the fleet section changed, not
+// when it moved in the file.
+func TestSameFleet(t *testing.T) {
+	a := &swanctl.FleetSettings{Pos: swanctl.Pos{Line: 1}, Member: "gw1", Endpoints: []string{"http://127.0.0.1:2379"}, LeaseTTL: 3 * time.Second,
+		Shared: []swanctl.FleetShared{{Name: "wan", Pos: swanctl.Pos{Line: 4}, Address: netip.MustParseAddr("192.0.2.1")}}}
+	b := *a
+	b.Pos = swanctl.Pos{Line: 9}
+	b.Shared = []swanctl.FleetShared{a.Shared[0]}
+	b.Shared[0].Pos = swanctl.Pos{Line: 12}
+	if !sameFleet(a, &b) || !sameFleet(nil, nil) || sameFleet(a, nil) {
+		t.Error("moved section differs")
+	}
+	b.Shared[0].Follow = swanctl.FollowKeepalived
+	if sameFleet(a, &b) {
+		t.Error("follow change not seen")
+	}
+	c := *a
+	c.LeaseTTL = 4 * time.Second
+	if sameFleet(a, &c) {
+		t.Error("lease_ttl change not seen")
+	}
+}
