@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -793,6 +794,10 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
 	p.checkSameSA(2 * time.Second)
 	t.Logf("gwb's fleet status after the move:\n%s", p.gwb.ok("fleet", "status"))
+	var st daemon.FleetStatus
+	if out := p.gwb.ok("-o", "json", "fleet", "status"); json.Unmarshal([]byte(out), &st) != nil || len(st.Members) != 2 || st.Shared[0].Holder != "gwb" || !st.Shared[0].Leading {
+		t.Errorf("fleet status -o json: %s", out)
+	}
 	if st, _ := p.gwa.fleetStatus(); st == nil || st.Shared[0].Wanted || st.Shared[0].Holder != "gwb" {
 		t.Errorf("gwa after BACKUP: %+v", st)
 	}
