@@ -1,8 +1,10 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 )
 
 // Arbiter makes a pool's leases unique across several pools of the same
@@ -26,11 +28,39 @@ type Arbiter interface {
 }
 
 // SetArbiter makes a asked before every lease the pool hands out (nil:
-// the pool alone decides). Set it before the first Acquire.
-func (p *Pool) SetArbiter(a Arbiter) {
+// the pool alone decides). The leases online already (IKE SAs taken back
+// before the arbiter was set, or a new arbiter after the old one's etcd
+// session expired) are claimed with it at once; the error lists those it
+// refuses or could not ask about (they stay online here: their IKE SAs
+// exist).
+func (p *Pool) SetArbiter(a Arbiter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.arb = a
+	if a == nil {
+		return nil
+	}
+	var online []*lease
+	for _, l := range p.byAddr {
+		if l.online > 0 {
+			online = append(online, l)
+		}
+	}
+	sort.Slice(online, func(i, j int) bool { return online[i].addr.Less(online[j].addr) })
+	var errs []error
+	for _, l := range online {
+		ok, holder, err := a.Claim(p.name, l.addr, l.id, "")
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%v of %q: %w", l.addr, l.id, err))
+		case !ok:
+			errs = append(errs, fmt.Errorf("%v online here for %q is %q's in the fleet", l.addr, l.id, holder))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pool %q: %w", p.name, errors.Join(errs...))
+	}
+	return nil
 }
 
 // acquireFleet is Acquire with an arbiter: the same order of preference

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -251,4 +252,36 @@ func TestArbiterNoCollisionConcurrent(t *testing.T) {
 		t.Fatalf("leased %d, exhausted %d: the test did not reach reuse and exhaustion", leased, exhausted)
 	}
 	t.Logf("%d leases, %d exhausted, %d claims", leased, exhausted, f.claims)
+}
+
+// Leases online before the arbiter is set (taken back at a restart, or a
+// new etcd session) are claimed when it is set; a conflict is an error
+// naming the address.
+func TestArbiterSetClaimsOnlineLeases(t *testing.T) {
+	f := newFakeFleet()
+	p := mustPrefix(t, "10.0.0.0/29")
+	a := acquire(t, p, "alice")
+	b := acquire(t, p, "bob")
+	c := acquire(t, p, "carol")
+	p.Release("carol", c) // offline: not claimed
+	// bob's address went to dave on another gateway meanwhile.
+	if ok, _, _ := (fakeArbiter{f, "gw2"}).Claim("rw", b, "dave", ""); !ok {
+		t.Fatal("setup claim refused")
+	}
+	err := p.SetArbiter(fakeArbiter{f, "gw1"})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`%v online here for "bob" is "dave"'s in the fleet`, b)) {
+		t.Fatalf("SetArbiter: %v", err)
+	}
+	if f.holder[a] != "alice" || f.online[a] != "gw1" {
+		t.Fatalf("alice's online lease not claimed: %q on %q", f.holder[a], f.online[a])
+	}
+	if _, ok := f.holder[c]; ok {
+		t.Fatal("an offline lease was claimed")
+	}
+	if err := p.SetArbiter(fakeArbiter{f, "gw1"}); err == nil {
+		t.Fatal("second SetArbiter: bob's conflict not reported again")
+	}
+	if err := p.SetArbiter(nil); err != nil {
+		t.Fatal(err)
+	}
 }

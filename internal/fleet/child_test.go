@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
 // The election tests run one member in a child process (this test binary
@@ -84,7 +86,6 @@ func startChild(t *testing.T, endpoint, name, shared string) *child {
 	cmd.Env = append(os.Environ(), "XDPSEC_FLEET_CHILD=1", "XDPSEC_FLEET_ENDPOINT="+endpoint,
 		"XDPSEC_FLEET_NAME="+name, "XDPSEC_FLEET_SHARED="+shared)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,9 @@ func startChild(t *testing.T, endpoint, name, shared string) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	// Killed with the test process, from a thread that lives as long.
+	exited, err := testenv.StartKept(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := &child{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
@@ -107,7 +110,7 @@ func startChild(t *testing.T, endpoint, name, shared string) *child {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 	})
 	return c
 }

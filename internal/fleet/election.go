@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -17,6 +18,10 @@ import (
 // expired while the member was paused or cut off, or it resigned). The
 // member must stop serving the shared address: another may serve it now.
 var ErrStale = errors.New("fleet: leadership lost (stale view): another member may serve the shared address")
+
+// resignTimeout bounds the resignations we make on our own (a campaign
+// that cannot be used, Close): the key goes with the lease anyway.
+const resignTimeout = 2 * time.Second
 
 // maxTxnOps is how many writes go into one transaction: etcd refuses
 // more than --max-txn-ops (128 by default).
@@ -62,7 +67,9 @@ func (m *Member) Campaign(ctx context.Context, shared string) (*Leadership, erro
 	m.mu.Unlock()
 	l, err := m.campaign(ctx, shared)
 	m.mu.Lock()
-	if err != nil || m.closed {
+	if err != nil || m.closed || l.isLost() {
+		// A leadership lost before it was recorded frees its
+		// place at once (the watch could not).
 		delete(m.leading, shared)
 	} else {
 		m.leading[shared] = l
@@ -70,7 +77,9 @@ func (m *Member) Campaign(ctx context.Context, shared string) (*Leadership, erro
 	closed := m.closed
 	m.mu.Unlock()
 	if err == nil && closed {
-		l.Resign(context.Background())
+		rctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
+		l.Resign(rctx)
+		cancel()
 		return nil, errors.New("fleet: member closed")
 	}
 	return l, err
@@ -86,7 +95,9 @@ func (m *Member) campaign(ctx context.Context, shared string) (*Leadership, erro
 	// leading is holding the key, so check that it is still there.
 	resp, err := m.client.Get(ctx, key)
 	if err != nil {
-		e.Resign(context.Background())
+		rctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
+		e.Resign(rctx)
+		cancel()
 		return nil, fmt.Errorf("fleet: campaign for %s: %w", shared, err)
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != rev {
@@ -138,8 +149,24 @@ func (l *Leadership) watch(ctx context.Context, rev int64) {
 	}
 }
 
+// markLost closes lost, and frees the member's place for a new Campaign
+// for the shared address.
 func (l *Leadership) markLost() {
 	l.lostOnce.Do(func() { close(l.lost) })
+	l.m.mu.Lock()
+	if l.m.leading[l.shared] == l {
+		delete(l.m.leading, l.shared)
+	}
+	l.m.mu.Unlock()
+}
+
+func (l *Leadership) isLost() bool {
+	select {
+	case <-l.lost:
+		return true
+	default:
+		return false
+	}
 }
 
 // Shared is the shared address (or section name) this leadership is of.
@@ -153,11 +180,6 @@ func (l *Leadership) Lost() <-chan struct{} { return l.lost }
 func (l *Leadership) Resign(ctx context.Context) error {
 	l.markLost()
 	l.stop()
-	l.m.mu.Lock()
-	if l.m.leading[l.shared] == l {
-		delete(l.m.leading, l.shared)
-	}
-	l.m.mu.Unlock()
 	if err := l.e.Resign(ctx); err != nil {
 		return fmt.Errorf("fleet: resign %s: %w", l.shared, err)
 	}
@@ -169,10 +191,8 @@ func (l *Leadership) Resign(ctx context.Context) error {
 // Up to about a hundred records go in one transaction; a larger Save is
 // several, each whole, in order.
 func (l *Leadership) Save(ctx context.Context, put map[string][]byte, del []string) error {
-	select {
-	case <-l.lost:
+	if l.isLost() {
 		return ErrStale
-	default:
 	}
 	return l.save(ctx, put, del)
 }

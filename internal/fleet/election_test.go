@@ -283,3 +283,37 @@ func TestFleetStaleMemberLostWithoutPause(t *testing.T) {
 		t.Fatal(ErrStale)
 	}
 }
+
+// The election key deleted under a live leader (by hand, with etcdctl):
+// Lost closes, Save is refused, and the member may campaign again.
+func TestFleetElectionKeyDeleted(t *testing.T) {
+	ep := startEtcd(t)
+	ctx := ctxT(t, 30*time.Second)
+	gw1 := join(t, ep, "gw1", 0)
+	l, err := gw1.Campaign(ctx, "wan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw1.Campaign(ctx, "wan"); err == nil {
+		t.Fatal("a second campaign for a shared address it leads")
+	}
+	raw := rawClient(t, ep)
+	if _, err := raw.Delete(ctx, "/xdpsec/elect/wan/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed when the election key went")
+	}
+	if err := l.Save(ctx, map[string][]byte{"x": nil}, nil); !errors.Is(err, ErrStale) {
+		t.Fatalf("Save after the key went: %v", err)
+	}
+	l2, err := gw1.Campaign(ctx, "wan")
+	if err != nil {
+		t.Fatalf("campaign again: %v", err)
+	}
+	if err := l2.Save(ctx, map[string][]byte{"x": []byte("1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

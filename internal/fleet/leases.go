@@ -45,10 +45,16 @@ type cached struct {
 // Leases is the member's pool arbiter.
 func (m *Member) Leases() *Leases { return m.leases }
 
-func newLeases(ctx context.Context, m *Member) *Leases {
+// newLeases reads the leases (so that Known answers from the first
+// Acquire on) and follows them in the background until ctx ends.
+func newLeases(ctx, first context.Context, m *Member) (*Leases, error) {
 	ls := &Leases{m: m, done: make(chan struct{}), kv: map[string]cached{}}
-	go ls.follow(ctx)
-	return ls
+	rev, err := ls.load(first)
+	if err != nil {
+		return nil, err
+	}
+	go ls.follow(ctx, rev)
+	return ls, nil
 }
 
 func (ls *Leases) wait() { <-ls.done }
@@ -65,31 +71,10 @@ func (ls *Leases) onlineKey(pool string, a netip.Addr) string {
 
 // follow keeps kv in step with etcd: a Get of the prefix, then a watch
 // from the revision after it, again after a compaction or an error.
-func (ls *Leases) follow(ctx context.Context) {
+func (ls *Leases) follow(ctx context.Context, rev int64) {
 	defer close(ls.done)
-	for ctx.Err() == nil {
-		resp, err := ls.m.client.Get(ctx, ls.prefix(), clientv3.WithPrefix())
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(500 * time.Millisecond):
-				continue
-			}
-		}
-		ls.mu.Lock()
-		seen := make(map[string]bool, len(resp.Kvs))
-		for _, kv := range resp.Kvs {
-			seen[string(kv.Key)] = true
-			ls.setLocked(string(kv.Key), string(kv.Value), kv.ModRevision, false)
-		}
-		for k, c := range ls.kv {
-			if !seen[k] && !c.gone && c.rev <= resp.Header.Revision {
-				ls.kv[k] = cached{rev: resp.Header.Revision, gone: true}
-			}
-		}
-		ls.mu.Unlock()
-		wch := ls.m.client.Watch(clientv3.WithRequireLeader(ctx), ls.prefix(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	for {
+		wch := ls.m.client.Watch(clientv3.WithRequireLeader(ctx), ls.prefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for wr := range wch {
 			if wr.Err() != nil {
 				break
@@ -99,8 +84,48 @@ func (ls *Leases) follow(ctx context.Context) {
 				ls.setLocked(string(ev.Kv.Key), string(ev.Kv.Value), ev.Kv.ModRevision, ev.Type == mvccpb.DELETE)
 			}
 			ls.mu.Unlock()
+			rev = wr.Header.Revision
+		}
+		// Cancelled, compacted past us, or no etcd leader: read the
+		// whole prefix again and watch on from there.
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			r, err := ls.load(ctx)
+			if err == nil {
+				rev = r
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 	}
+}
+
+// load reads the leases prefix into kv (keys not there any more are
+// marked gone) and returns the revision read.
+func (ls *Leases) load(ctx context.Context) (int64, error) {
+	resp, err := ls.m.client.Get(ctx, ls.prefix(), clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("fleet: read the pool leases: %w", err)
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	seen := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		seen[string(kv.Key)] = true
+		ls.setLocked(string(kv.Key), string(kv.Value), kv.ModRevision, false)
+	}
+	for k, c := range ls.kv {
+		if !seen[k] && !c.gone && c.rev <= resp.Header.Revision {
+			ls.kv[k] = cached{rev: resp.Header.Revision, gone: true}
+		}
+	}
+	return resp.Header.Revision, nil
 }
 
 // setLocked takes a value (or a deletion) seen at rev unless a newer one

@@ -112,7 +112,15 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	m := &Member{cfg: cfg, client: client, session: session, sealer: s, cancel: cancel,
 		leading: map[string]*Leadership{}}
-	m.leases = newLeases(bg, m)
+	lctx, lcancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	m.leases, err = newLeases(bg, lctx, m)
+	lcancel()
+	if err != nil {
+		cancel()
+		session.Close()
+		client.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -143,7 +151,7 @@ func (m *Member) Close() error {
 		}
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
 	for _, l := range leading {
 		l.Resign(ctx)
