@@ -70,9 +70,10 @@ func cloneSAKeys(k transform.SAKeys) transform.SAKeys {
 	return transform.SAKeys{Encr: slices.Clone(k.Encr), Integ: slices.Clone(k.Integ)}
 }
 
-// keepKeys keeps a copy of the keys when the engine checkpoints them.
+// keepKeys keeps a copy of the keys when the engine checkpoints them:
+// IKEv2 CHILD_SAs only, the ones a fleet member takes over.
 func (k *kernelChild[S]) keepKeys(in, out transform.SAKeys) {
-	if !k.sa().e.cfg.CheckpointChildKeys {
+	if _, v2 := any(k.ike).(*ikeSA); !v2 || !k.sa().e.cfg.CheckpointChildKeys {
 		return
 	}
 	k.dropKeys()

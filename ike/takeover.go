@@ -3,9 +3,12 @@ package ike
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
 // A fleet (several gateways sharing an address, their state in a store
@@ -193,6 +196,13 @@ func (sa *ikeSA) takeOverChild(c *connection, cs ExportedChildSA, seq func(SAID)
 	ch.acquireReqid()
 	_, inSeq := seq(ch.inboundID())
 	outSeq, _ := seq(ch.outboundID())
+	if ch.suite.ESN != transform.ESN && (outSeq > math.MaxUint32 || inSeq > math.MaxUint32) {
+		// 32-bit sequence numbers run out past there: the SA is
+		// installed at their end and replaced at once.
+		infof(sa.log, "CHILD_SA %s{%d} taken over at the end of its sequence numbers, rekeying it", cs.Name, cs.ID)
+		outSeq, inSeq = min(outSeq, math.MaxUint32), min(inSeq, math.MaxUint32)
+		ch.lifetime.SoftTime = time.Second
+	}
 	fail := func(part string, err error) error {
 		ch.setState(ChildSADestroying)
 		ch.removeSAs(false)

@@ -530,3 +530,31 @@ func TestFleetMIDSyncNotRetransmit(t *testing.T) {
 		t.Fatal("no MID sync answer")
 	}
 }
+
+// TestFleetTakeOverSeqExhausted: outbound sequence numbers past 32 bits
+// for an SA without ESN: it is installed at the last one and rekeyed at
+// once.
+func TestFleetTakeOverSeqExhausted(t *testing.T) {
+	tb := newTestbed(t, bedOptions{cfgB: checkpointKeys})
+	tb.establish()
+	before := tb.children(tb.a)
+	st := tb.b.e.Export()
+	defer st.Zero()
+	die(tb.b)
+	b2, errs := tb.takeOverPeer(tb.b, st, gatewayConn(), 0xc3000000, func(ike.SAID) (uint64, uint64) { return 1 << 33, 0 })
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	tb.b = b2
+	for _, sa := range b2.dp.SAs() {
+		if !sa.Inbound && sa.OutSeq != 1<<32-1 {
+			t.Fatalf("outbound SA at %d", sa.OutSeq)
+		}
+	}
+	tb.advance(3 * time.Second)
+	tb.settleRekeys()
+	if ch := tb.children(tb.a); len(ch) != 1 || ch[0].SPIIn == before[0].SPIIn {
+		t.Fatalf("CHILD_SA not replaced: %+v", ch)
+	}
+	tb.checkKeys()
+}

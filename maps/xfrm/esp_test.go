@@ -409,20 +409,19 @@ func TestESPStateSeq(t *testing.T) {
 	caps := requireESP(t)
 	c, _ := newConn(t)
 	for i, tt := range []struct {
-		name      string
-		esn       bool
-		window    uint32
-		out, in   uint64
-		inbound   bool
-		needESNok bool
+		name    string
+		esn     bool
+		window  uint32
+		out, in uint64
+		inbound bool
 	}{
-		{"legacy out", false, 32, 1 << 20, 0, false, false},
-		{"legacy in", false, 32, 0, 77777, true, false},
-		{"ESN out", true, 64, 5<<32 | 9, 0, false, true},
-		{"ESN in", true, 64, 0, 3<<32 | 11, true, true},
+		{"legacy out", false, 32, 1 << 20, 0, false},
+		{"legacy in", false, 32, 0, 77777, true},
+		{"ESN out", true, 64, 5<<32 | 9, 0, false},
+		{"ESN in", true, 64, 0, 3<<32 | 11, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.needESNok && !caps.ESN.Available {
+			if tt.esn && !caps.ESN.Available {
 				t.Skipf("skipped: %s", caps.ESN.Reason)
 			}
 			s := State{Src: addrA, Dst: addrB, SPI: 0xc0000500 + uint32(i), Mode: ModeTunnel, Reqid: 5,
@@ -440,4 +439,32 @@ func TestESPStateSeq(t *testing.T) {
 			}
 		})
 	}
+	// An inbound SA taken over goes in as the dataplane puts inbound SAs
+	// in: UpdateState, which adds it when no larval SA is there, and
+	// over a larval one AllocSPI made.
+	t.Run("update", func(t *testing.T) {
+		s := State{Src: addrA, Dst: addrB, SPI: 0xc0000510, Mode: ModeTunnel, Reqid: 5, Inbound: true,
+			Crypto: testCrypto(t, transform.ENCR_AES_GCM_16, 128, transform.AUTH_NONE), ReplayWindow: 32, InSeq: 4242}
+		if _, err := c.UpdateState(s); err != nil {
+			t.Fatal(err)
+		}
+		spi, err := c.AllocSPI(ProtoESP, addrA, addrB, maps.SPIRange{Base: maps.DefaultSPIBase, Count: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s2 := s
+		s2.SPI, s2.InSeq, s2.Crypto = spi, 77, testCrypto(t, transform.ENCR_AES_GCM_16, 128, transform.AUTH_NONE)
+		if _, err := c.UpdateState(s2); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range []State{s, s2} {
+			got, err := c.GetState(x.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Counters.InSeq != x.InSeq || got.Larval {
+				t.Errorf("SA %#x: seq %d larval %v, want %d", x.SPI, got.Counters.InSeq, got.Larval, x.InSeq)
+			}
+		}
+	})
 }
