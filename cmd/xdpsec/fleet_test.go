@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,85 +27,11 @@ import (
 // a fleet sharing one etcd (Debian's etcd-server), each in a network
 // namespace, against client daemons.
 
-// startEtcdIn runs etcd inside a namespace, its client URL on addr:2379
-// (the namespace is fresh: the ports are free), and waits until it
-// answers. It stops at cleanup.
+// startEtcdIn runs etcd inside a namespace, its clients reaching it at
+// addr:2379, until the test ends (skipped without etcd).
 func startEtcdIn(t *testing.T, ns *testenv.Netns, addr string) string {
 	t.Helper()
-	if _, err := os.Stat(fleettest.Binary()); err != nil {
-		msg := fmt.Sprintf("etcd server %s missing (apt-get install etcd-server, or make deps): %v", fleettest.Binary(), err)
-		if fleettest.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip("skipped: " + msg)
-	}
-	dir := t.TempDir()
-	client := "http://" + net.JoinHostPort(addr, "2379")
-	peer := "http://127.0.0.1:2380"
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, fleettest.Binary(), "--name", "fleet",
-		"--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "fleet="+peer,
-		"--initial-cluster-state", "new")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("etcd log (end):\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		healthy := false
-		ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "2379"), time.Second)
-			if err != nil {
-				return nil
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
-			s := bufio.NewScanner(c)
-			for s.Scan() {
-				if strings.Contains(s.Text(), `"health":"true"`) {
-					healthy = true
-				}
-			}
-			return nil
-		})
-		if healthy {
-			return client
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("etcd exited at start:\n%s", b)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd in %s did not answer on %s", ns.Name, client)
-		}
-	}
+	return fleettest.StartWith(t, fleettest.Options{Netns: ns, Host: addr, Port: 2379})
 }
 
 // fleetKey writes a fleet key file (64 hex digits, 0600).
