@@ -281,6 +281,8 @@ func (p *fleetPair) moveShared() {
 // gwb serves it.
 func (p *fleetPair) checkSameSA(rounds time.Duration) {
 	t := p.t
+	// RFC 6311: the new leader moved both message ID windows on.
+	waitLogLines(t, p.gwb, "message IDs of IKE_SA site[1] synchronised")
 	time.Sleep(rounds)
 	sas := p.cl.sas()
 	if len(sas) != 1 || sas[0].UniqueID != p.clientUniqueID || sas[0].SPIi != p.clientSPIs[0] || sas[0].SPIr != p.clientSPIs[1] || sas[0].State != "ESTABLISHED" {
@@ -296,6 +298,11 @@ func (p *fleetPair) checkSameSA(rounds time.Duration) {
 	}
 	if strings.Contains(string(logb), "deleting IKE_SA") || strings.Contains(string(logb), "giving up") {
 		t.Errorf("the client gave its IKE SA up:\n%s", logb)
+	}
+	// DPD answered by the new leader after the synchronisation.
+	logg, _ := os.ReadFile(p.gwb.logPath)
+	if _, after, ok := strings.Cut(string(logg), "synchronised"); !ok || !strings.Contains(after, "generating INFORMATIONAL response") {
+		t.Errorf("gwb answered no DPD after the MID sync")
 	}
 }
 
