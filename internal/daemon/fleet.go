@@ -111,13 +111,45 @@ type seqRecord struct {
 	Children []childSeq `json:"children"`
 }
 
+// follow fills in the rates of r, read after prev (the record written
+// last, nil if none), and says whether r is to be written: the numbers or
+// the rate moved.
+func (r *seqRecord) follow(prev *seqRecord) bool {
+	if prev == nil {
+		return true
+	}
+	changed := len(prev.Children) != len(r.Children)
+	for i := range r.Children {
+		c := &r.Children[i]
+		found := false
+		for _, p := range prev.Children {
+			if p.SPIOut != c.SPIOut {
+				continue
+			}
+			found = true
+			if dt := r.At.Sub(prev.At).Seconds(); dt > 0 && c.OutSeq >= p.OutSeq {
+				c.OutRate = float64(c.OutSeq-p.OutSeq) / dt
+			}
+			c.PeakRate = max(p.PeakRate, c.OutRate)
+			// An SA gone idle is written once more, with rate 0: else
+			// the old rate times a long age would jump far.
+			changed = changed || p.OutSeq != c.OutSeq || p.InSeq != c.InSeq || p.OutRate != c.OutRate
+		}
+		changed = changed || !found
+	}
+	return changed
+}
+
 type childSeq struct {
 	SPIIn  uint32 `json:"spi_in"`
 	SPIOut uint32 `json:"spi_out"`
 	OutSeq uint64 `json:"out_seq"`
 	InSeq  uint64 `json:"in_seq"`
-	// OutRate is packets per second sent between the last two reads.
-	OutRate float64 `json:"out_rate,omitempty"`
+	// OutRate is packets per second sent since the record before;
+	// PeakRate the highest OutRate of the CHILD_SA, which the margin for
+	// a burst right after the last read takes.
+	OutRate  float64 `json:"out_rate,omitempty"`
+	PeakRate float64 `json:"peak_rate,omitempty"`
 }
 
 func recordKey(spii, spir uint64) string { return fmt.Sprintf("%016x_%016x", spii, spir) }
@@ -711,24 +743,7 @@ func (f *fleetState) readSeqs() {
 			s.mu.Unlock()
 			continue
 		}
-		prev := s.seqs[k]
-		changed := prev == nil || len(prev.Children) != len(rec.Children)
-		for i := range rec.Children {
-			c := &rec.Children[i]
-			if prev == nil {
-				continue
-			}
-			for _, p := range prev.Children {
-				if p.SPIOut != c.SPIOut {
-					continue
-				}
-				if dt := rec.At.Sub(prev.At).Seconds(); dt > 0 && c.OutSeq >= p.OutSeq {
-					c.OutRate = float64(c.OutSeq-p.OutSeq) / dt
-				}
-				changed = changed || p.OutSeq != c.OutSeq || p.InSeq != c.InSeq
-			}
-		}
-		if changed {
+		if rec.follow(s.seqs[k]) {
 			if b, err := json.Marshal(rec); err == nil {
 				s.seqs[k] = rec
 				s.set("seq/"+k, b)
@@ -797,31 +812,30 @@ type childSeqAt struct {
 	at time.Time
 }
 
-// seqFunc is TakeOver's sequence numbers: outbound past the last saved
-// by the rate over the checkpoint's age plus an interval and a margin;
-// inbound the last seen (the replay window accepts what comes after).
+// seqFunc is TakeOver's sequence numbers: outbound past what the old
+// leader can have sent (nextOutSeq); inbound the last seen (the replay
+// window accepts what the peer sends after).
 func seqFunc(seqs map[uint32]childSeqAt, interval time.Duration, now time.Time) func(ike.SAID) (uint64, uint64) {
 	return func(id ike.SAID) (uint64, uint64) {
 		c, ok := seqs[id.SPI]
 		if !ok {
 			return 0, 0
 		}
-		return nextOutSeq(c.OutSeq, c.OutRate, now.Sub(c.at)+interval), c.InSeq
+		return nextOutSeq(c.childSeq, now.Sub(c.at), interval), c.InSeq
 	}
 }
 
 // nextOutSeq is the first outbound sequence number that the old leader
-// cannot have sent: the last saved plus what it can have sent since at
-// the rate, plus a margin.
-func nextOutSeq(saved uint64, rate float64, since time.Duration) uint64 {
-	since = max(since, 0)
-	jump := rate * since.Seconds()
-	margin := max(float64(seqMargin), rate*0.5)
-	add := jump + margin
+// cannot have sent: the last saved, plus the rate of the record over its
+// age (a record is written whenever the numbers move, so the rate holds
+// until the next read), plus the peak rate over one interval (a burst
+// after the last read) and seqMargin.
+func nextOutSeq(c childSeq, age, interval time.Duration) uint64 {
+	add := c.OutRate*max(age, 0).Seconds() + c.PeakRate*interval.Seconds() + seqMargin
 	if add > math.MaxUint32 {
 		add = math.MaxUint32
 	}
-	return saved + uint64(add)
+	return c.OutSeq + uint64(add)
 }
 
 // publishLoop publishes this member's status and reads the others'.
