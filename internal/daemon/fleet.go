@@ -658,7 +658,13 @@ func (f *fleetState) writeLoop(s *sharedAddr) {
 			for _, v := range put {
 				clear(v)
 			}
-			f.stale(s)
+			s.mu.Lock()
+			ours := s.lead == lead
+			s.mu.Unlock()
+			if ours && s.leading.Load() {
+				f.stale(s)
+			} // else we resigned meanwhile: not a stale view
+
 		default:
 			if f.ctx.Err() != nil {
 				return
