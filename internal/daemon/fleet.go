@@ -45,10 +45,9 @@ import (
 // They are keyed by the IKE SPIs, which the peer knows the SA by, not by
 // the unique ID, which is each engine's own.
 
-// Outbound sequence numbers jump past the last saved one by the rate
-// times the age of the checkpoint and a margin, so that a peer's replay
-// window never sees one twice: seqMargin packets, or a checkpoint
-// interval at the rate, whichever is more.
+// seqMargin is added to the outbound sequence numbers of a takeover on
+// top of what the rates say the old leader can have sent (nextOutSeq), so
+// that a peer's replay window never sees a number twice.
 const seqMargin = 1024
 
 // fleetState is the daemon's membership.
@@ -95,8 +94,6 @@ type sharedAddr struct {
 	keys map[uint32]string
 	// seqs are the sequence numbers saved last, by record key.
 	seqs map[string]*seqRecord
-	// lastSave is when the last write of records went through.
-	lastSave time.Time
 }
 
 // checkpointRecord is the leader's mark of each checkpoint_interval.
@@ -645,9 +642,6 @@ func (f *fleetState) writeLoop(s *sharedAddr) {
 		switch {
 		case err == nil:
 			now := time.Now()
-			s.mu.Lock()
-			s.lastSave = now
-			s.mu.Unlock()
 			f.mu.Lock()
 			f.checkpoint = now
 			f.mu.Unlock()
