@@ -194,9 +194,13 @@ type fleetPair struct {
 
 const fleetShared = "10.98.0.1"
 
-func newFleetPair(t *testing.T) *fleetPair { return newFleetPairFollow(t, "always") }
+func newFleetPair(t *testing.T) *fleetPair { return newFleetPairWith(t, "always", "") }
 
-func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
+func newFleetPairFollow(t *testing.T, follow string) *fleetPair { return newFleetPairWith(t, follow, "") }
+
+// newFleetPairWith: iface set, the daemons hold the address on it
+// themselves (gwa's is not added by the test).
+func newFleetPairWith(t *testing.T, follow, iface string) *fleetPair {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
 	p := &fleetPair{t: t}
@@ -208,10 +212,16 @@ func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
 	testenv.Veth(t, p.nsC, "vb", "", p.nsB, "wan0", "10.98.0.12/24")
 	p.nsC.MustRun(t, "ip", "link", "set", "va", "master", "br0")
 	p.nsC.MustRun(t, "ip", "link", "set", "vb", "master", "br0")
-	p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
+	if iface == "" {
+		p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
+	}
 	endpoint := startEtcdIn(t, p.nsC, "10.98.0.100")
 	key := fleetKey(t)
-	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = " + follow + "\n      }\n   }\n"
+	held := ""
+	if iface != "" {
+		held = "         interface = " + iface + "\n"
+	}
+	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = " + follow + "\n" + held + "      }\n   }\n"
 	gw := func(name string, ns *testenv.Netns, own string) *site {
 		conf := siteConf(fleetShared, "10.98.0.100", "gw.fleet.test", "client.fleet.test", "10.1.0.0/16", "10.2.0.0/16", "")
 		s := newSite(t, name, ns, conf)
@@ -338,6 +348,58 @@ func TestFleetFailover(t *testing.T) {
 			t.Errorf("gwb's metrics lack %q", m)
 		}
 	}
+}
+
+// TestFleetFailoverHeldAddress: the members hold the shared address
+// themselves (interface = wan0) while they lead: gwa adds it when
+// elected; gwa's box dies (SIGKILL, its link down); gwb adds the address,
+// its gratuitous ARP moves the client's neighbour entry to gwb's MAC with
+// no help, and the client's IKE SA stays the same one. gwa restarted
+// removes the address its killed daemon left and stays a standby.
+func TestFleetFailoverHeldAddress(t *testing.T) {
+	p := newFleetPairWith(t, "always", "wan0")
+	p.connect()
+	if out := p.nsA.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); !strings.Contains(out, fleetShared+"/32") {
+		t.Fatalf("gwa leads but does not hold %s: %s", fleetShared, out)
+	}
+	if out := p.nsB.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); strings.Contains(out, fleetShared+"/") {
+		t.Fatalf("gwb holds %s as a standby: %s", fleetShared, out)
+	}
+	macB := strings.TrimSpace(p.nsB.MustRun(t, "cat", "/sys/class/net/wan0/address"))
+	w := watchHolders(t, "wan", p.gwa, p.gwb)
+	defer w.end()
+	killed := time.Now()
+	p.gwa.cmd.Process.Kill()
+	<-p.gwa.exited
+	p.gwa.cmd = nil
+	w.only(p.gwb)
+	p.nsA.MustRun(t, "ip", "link", "set", "wan0", "down")
+	p.gwb.waitLeading("wan", true, 6*time.Second)
+	t.Logf("gwb leads %s %v after gwa was killed", fleetShared, time.Since(killed).Round(time.Millisecond))
+	waitLogLines(t, p.gwb, "fleet: holding "+fleetShared+" on wan0", "took over 1 of 1 IKE_SAs")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		out := p.nsC.MustRun(t, "ip", "neigh", "show", fleetShared, "dev", "br0")
+		if strings.Contains(out, macB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client's neighbour entry for %s is not gwb's %s: %s", fleetShared, macB, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.checkSameSA(3 * time.Second)
+
+	// gwa's box comes back: its daemon removes the address the killed
+	// one left and stands by.
+	p.nsA.MustRun(t, "ip", "link", "set", "wan0", "up")
+	p.gwa.start()
+	w.only(p.gwa, p.gwb)
+	p.gwa.waitLeading("wan", false, time.Second)
+	if out := p.nsA.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); strings.Contains(out, fleetShared+"/") {
+		t.Errorf("gwa restarted still holds %s: %s", fleetShared, out)
+	}
+	p.checkSameSA(2 * time.Second)
 }
 
 // TestFleetStaleMember: the leader is paused (SIGSTOP) past its lease

@@ -321,6 +321,14 @@ func (f *fleetState) start() {
 		f.log.Info(fmt.Sprintf("fleet: released %d IKE_SAs on shared addresses until elected", len(st.SAs)+len(st.V1)))
 		st.Zero()
 	}
+	// An address held by a daemon that was killed is not ours yet.
+	for _, s := range f.sortedShared() {
+		if s.cfg.Interface != "" {
+			if err := dropSharedAddr(s.cfg.Interface, s.cfg.Address); err != nil {
+				f.log.Warn(fmt.Sprintf("fleet: %v", err))
+			}
+		}
+	}
 	f.d.wg.Add(2)
 	go f.publishLoop()
 	go f.sessionLoop()
@@ -447,6 +455,13 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) bool {
 	// Serving starts now: the engine's records of what it takes over
 	// go to etcd under the new leadership.
 	s.leading.Store(true)
+	if ifname := s.cfg.Interface; ifname != "" {
+		if err := holdSharedAddr(ifname, s.cfg.Address); err != nil {
+			f.log.Warn(fmt.Sprintf("fleet: elected for %s, but cannot hold its address, resigning: %v", s.cfg.Name, err))
+			return false
+		}
+		f.log.Info(fmt.Sprintf("fleet: holding %v on %s", s.cfg.Address, ifname))
+	}
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 	recs, err := f.mem().Load(ctx, s.cfg.Name)
 	cancel()
@@ -524,6 +539,14 @@ func (f *fleetState) lose(s *sharedAddr, why string) {
 	clear(s.seqs)
 	s.mu.Unlock()
 	addr := s.cfg.Address
+	if ifname := s.cfg.Interface; ifname != "" {
+		// First: nothing more arrives for the SAs going away.
+		if err := dropSharedAddr(ifname, addr); err != nil {
+			f.log.Warn(fmt.Sprintf("fleet: %v", err))
+		} else {
+			f.log.Info(fmt.Sprintf("fleet: %v removed from %s", addr, ifname))
+		}
+	}
 	st := f.d.engine.Release(func(local netip.Addr) bool { return local.Unmap() == addr })
 	f.log.Warn(fmt.Sprintf("fleet: no longer leading %s (%v): %s; released %d IKE_SAs", s.cfg.Name, addr, why, len(st.SAs)+len(st.V1)))
 	st.Zero()
