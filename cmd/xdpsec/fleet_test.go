@@ -196,7 +196,9 @@ const fleetShared = "10.98.0.1"
 
 func newFleetPair(t *testing.T) *fleetPair { return newFleetPairWith(t, "always", "") }
 
-func newFleetPairFollow(t *testing.T, follow string) *fleetPair { return newFleetPairWith(t, follow, "") }
+func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
+	return newFleetPairWith(t, follow, "")
+}
 
 // newFleetPairWith: iface set, the daemons hold the address on it
 // themselves (gwa's is not added by the test).
