@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,85 +27,11 @@ import (
 // a fleet sharing one etcd (Debian's etcd-server), each in a network
 // namespace, against client daemons.
 
-// startEtcdIn runs etcd inside a namespace, its client URL on addr:2379
-// (the namespace is fresh: the ports are free), and waits until it
-// answers. It stops at cleanup.
+// startEtcdIn runs etcd inside a namespace, its clients reaching it at
+// addr:2379, until the test ends (skipped without etcd).
 func startEtcdIn(t *testing.T, ns *testenv.Netns, addr string) string {
 	t.Helper()
-	if _, err := os.Stat(fleettest.Binary()); err != nil {
-		msg := fmt.Sprintf("etcd server %s missing (apt-get install etcd-server, or make deps): %v", fleettest.Binary(), err)
-		if fleettest.Required() {
-			t.Fatal(msg)
-		}
-		t.Skip("skipped: " + msg)
-	}
-	dir := t.TempDir()
-	client := "http://" + net.JoinHostPort(addr, "2379")
-	peer := "http://127.0.0.1:2380"
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, fleettest.Binary(), "--name", "fleet",
-		"--data-dir", filepath.Join(dir, "data"), "--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "fleet="+peer,
-		"--initial-cluster-state", "new")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("etcd log (end):\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		healthy := false
-		ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "2379"), time.Second)
-			if err != nil {
-				return nil
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
-			s := bufio.NewScanner(c)
-			for s.Scan() {
-				if strings.Contains(s.Text(), `"health":"true"`) {
-					healthy = true
-				}
-			}
-			return nil
-		})
-		if healthy {
-			return client
-		}
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("etcd exited at start:\n%s", b)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd in %s did not answer on %s", ns.Name, client)
-		}
-	}
+	return fleettest.StartWith(t, fleettest.Options{Netns: ns, Host: addr, Port: 2379})
 }
 
 // fleetKey writes a fleet key file (64 hex digits, 0600).
@@ -268,9 +194,15 @@ type fleetPair struct {
 
 const fleetShared = "10.98.0.1"
 
-func newFleetPair(t *testing.T) *fleetPair { return newFleetPairFollow(t, "always") }
+func newFleetPair(t *testing.T) *fleetPair { return newFleetPairWith(t, "always", "") }
 
 func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
+	return newFleetPairWith(t, follow, "")
+}
+
+// newFleetPairWith: iface set, the daemons hold the address on it
+// themselves (gwa's is not added by the test).
+func newFleetPairWith(t *testing.T, follow, iface string) *fleetPair {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
 	p := &fleetPair{t: t}
@@ -282,10 +214,16 @@ func newFleetPairFollow(t *testing.T, follow string) *fleetPair {
 	testenv.Veth(t, p.nsC, "vb", "", p.nsB, "wan0", "10.98.0.12/24")
 	p.nsC.MustRun(t, "ip", "link", "set", "va", "master", "br0")
 	p.nsC.MustRun(t, "ip", "link", "set", "vb", "master", "br0")
-	p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
+	if iface == "" {
+		p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
+	}
 	endpoint := startEtcdIn(t, p.nsC, "10.98.0.100")
 	key := fleetKey(t)
-	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = " + follow + "\n      }\n   }\n"
+	held := ""
+	if iface != "" {
+		held = "         interface = " + iface + "\n"
+	}
+	shared := "   shared {\n      wan {\n         address = " + fleetShared + "\n         follow = " + follow + "\n" + held + "      }\n   }\n"
 	gw := func(name string, ns *testenv.Netns, own string) *site {
 		conf := siteConf(fleetShared, "10.98.0.100", "gw.fleet.test", "client.fleet.test", "10.1.0.0/16", "10.2.0.0/16", "")
 		s := newSite(t, name, ns, conf)
@@ -355,6 +293,8 @@ func (p *fleetPair) moveShared() {
 // gwb serves it.
 func (p *fleetPair) checkSameSA(rounds time.Duration) {
 	t := p.t
+	// RFC 6311: the new leader moved both message ID windows on.
+	waitLogLines(t, p.gwb, "message IDs of IKE_SA site[1] synchronised")
 	time.Sleep(rounds)
 	sas := p.cl.sas()
 	if len(sas) != 1 || sas[0].UniqueID != p.clientUniqueID || sas[0].SPIi != p.clientSPIs[0] || sas[0].SPIr != p.clientSPIs[1] || sas[0].State != "ESTABLISHED" {
@@ -370,6 +310,11 @@ func (p *fleetPair) checkSameSA(rounds time.Duration) {
 	}
 	if strings.Contains(string(logb), "deleting IKE_SA") || strings.Contains(string(logb), "giving up") {
 		t.Errorf("the client gave its IKE SA up:\n%s", logb)
+	}
+	// DPD answered by the new leader after the synchronisation.
+	logg, _ := os.ReadFile(p.gwb.logPath)
+	if _, after, ok := strings.Cut(string(logg), "synchronised"); !ok || !strings.Contains(after, "generating INFORMATIONAL response") {
+		t.Errorf("gwb answered no DPD after the MID sync")
 	}
 }
 
@@ -405,6 +350,58 @@ func TestFleetFailover(t *testing.T) {
 			t.Errorf("gwb's metrics lack %q", m)
 		}
 	}
+}
+
+// TestFleetFailoverHeldAddress: the members hold the shared address
+// themselves (interface = wan0) while they lead: gwa adds it when
+// elected; gwa's box dies (SIGKILL, its link down); gwb adds the address,
+// its gratuitous ARP moves the client's neighbour entry to gwb's MAC with
+// no help, and the client's IKE SA stays the same one. gwa restarted
+// removes the address its killed daemon left and stays a standby.
+func TestFleetFailoverHeldAddress(t *testing.T) {
+	p := newFleetPairWith(t, "always", "wan0")
+	p.connect()
+	if out := p.nsA.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); !strings.Contains(out, fleetShared+"/32") {
+		t.Fatalf("gwa leads but does not hold %s: %s", fleetShared, out)
+	}
+	if out := p.nsB.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); strings.Contains(out, fleetShared+"/") {
+		t.Fatalf("gwb holds %s as a standby: %s", fleetShared, out)
+	}
+	macB := strings.TrimSpace(p.nsB.MustRun(t, "cat", "/sys/class/net/wan0/address"))
+	w := watchHolders(t, "wan", p.gwa, p.gwb)
+	defer w.end()
+	killed := time.Now()
+	p.gwa.cmd.Process.Kill()
+	<-p.gwa.exited
+	p.gwa.cmd = nil
+	w.only(p.gwb)
+	p.nsA.MustRun(t, "ip", "link", "set", "wan0", "down")
+	p.gwb.waitLeading("wan", true, 6*time.Second)
+	t.Logf("gwb leads %s %v after gwa was killed", fleetShared, time.Since(killed).Round(time.Millisecond))
+	waitLogLines(t, p.gwb, "fleet: holding "+fleetShared+" on wan0", "took over 1 of 1 IKE_SAs")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		out := p.nsC.MustRun(t, "ip", "neigh", "show", fleetShared, "dev", "br0")
+		if strings.Contains(out, macB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client's neighbour entry for %s is not gwb's %s: %s", fleetShared, macB, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.checkSameSA(3 * time.Second)
+
+	// gwa's box comes back: its daemon removes the address the killed
+	// one left and stands by.
+	p.nsA.MustRun(t, "ip", "link", "set", "wan0", "up")
+	p.gwa.start()
+	w.only(p.gwa, p.gwb)
+	p.gwa.waitLeading("wan", false, time.Second)
+	if out := p.nsA.MustRun(t, "ip", "-br", "addr", "show", "dev", "wan0"); strings.Contains(out, fleetShared+"/") {
+		t.Errorf("gwa restarted still holds %s: %s", fleetShared, out)
+	}
+	p.checkSameSA(2 * time.Second)
 }
 
 // TestFleetStaleMember: the leader is paused (SIGSTOP) past its lease
@@ -793,6 +790,10 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
 	p.checkSameSA(2 * time.Second)
 	t.Logf("gwb's fleet status after the move:\n%s", p.gwb.ok("fleet", "status"))
+	var st daemon.FleetStatus
+	if out := p.gwb.ok("-o", "json", "fleet", "status"); json.Unmarshal([]byte(out), &st) != nil || len(st.Members) != 2 || st.Shared[0].Holder != "gwb" || !st.Shared[0].Leading {
+		t.Errorf("fleet status -o json: %s", out)
+	}
 	if st, _ := p.gwa.fleetStatus(); st == nil || st.Shared[0].Wanted || st.Shared[0].Holder != "gwb" {
 		t.Errorf("gwa after BACKUP: %+v", st)
 	}

@@ -24,6 +24,7 @@ import (
 //	        wan {
 //	            address = 192.0.2.1         # the shared address
 //	            follow = keepalived         # or always
+//	            interface = wan0            # follow = always only: the leader holds the address here
 //	        }
 //	    }
 //	}
@@ -31,7 +32,10 @@ import (
 // A shared address's IKE SAs are served by one member at a time, the
 // leader of its election: follow = always campaigns from the start,
 // follow = keepalived once `xdpsec fleet notify master NAME` says this box
-// holds the address (and resigns on backup, fault or stop).
+// holds the address (and resigns on backup, fault or stop). With
+// interface, the daemon itself adds the address to the interface while it
+// leads (and announces it with a gratuitous ARP), and removes it when it
+// stops leading; without, keepalived or routing moves it.
 
 // Defaults of the fleet section.
 const (
@@ -83,6 +87,9 @@ type FleetShared struct {
 	Pos     Pos
 	Address netip.Addr
 	Follow  FleetFollow
+	// Interface is where the leader holds the address itself ("":
+	// keepalived or routing moves it).
+	Interface string
 }
 
 // parseDuration takes Go's durations ("500ms", "1m30s") and swanctl's
@@ -166,6 +173,13 @@ var fleetSharedKeys = keyTable[FleetShared]{
 		s.Follow, err = parseEnum(v, fleetFollows, "always or keepalived")
 		return
 	}),
+	"interface": supported(func(s *FleetShared, v string) error {
+		if len(v) > 15 || strings.ContainsAny(v, "/ \t") {
+			return wrapf(ErrValue, "%q is not an interface name", v)
+		}
+		s.Interface = v
+		return nil
+	}),
 }
 
 func parseFleetAddr(v string) (netip.Addr, error) {
@@ -214,6 +228,9 @@ func loadFleet(s *section, errs *errorList) *FleetSettings {
 					errs.add(ss.pos(), key, wrapf(ErrInvalid, "missing address"))
 				}
 				continue
+			}
+			if sh.Interface != "" && sh.Follow == FollowKeepalived {
+				errs.add(set["interface"], key+".interface", wrapf(ErrInvalid, "keepalived holds the address of follow = keepalived: interface is for follow = always"))
 			}
 			if other, dup := byAddr[sh.Address]; dup {
 				errs.add(ss.pos(), key+".address", wrapf(ErrInvalid, "%v is shared address %s already", sh.Address, other))

@@ -23,6 +23,7 @@ const fleetConf = `fleet {
     }
     wan6 {
       address = 2001:db8::1
+      interface = eth1
     }
   }
 }
@@ -44,14 +45,14 @@ func TestLoadFleetSettings(t *testing.T) {
 	}
 	want := []FleetShared{
 		{Name: "wan", Address: netip.MustParseAddr("192.0.2.1"), Follow: FollowKeepalived},
-		{Name: "wan6", Address: netip.MustParseAddr("2001:db8::1"), Follow: FollowAlways},
+		{Name: "wan6", Address: netip.MustParseAddr("2001:db8::1"), Follow: FollowAlways, Interface: "eth1"},
 	}
 	if len(f.Shared) != 2 {
 		t.Fatalf("shared %+v", f.Shared)
 	}
 	for i, w := range want {
 		g := f.Shared[i]
-		if g.Name != w.Name || g.Address != w.Address || g.Follow != w.Follow || g.Pos.Line == 0 {
+		if g.Name != w.Name || g.Address != w.Address || g.Follow != w.Follow || g.Interface != w.Interface || g.Pos.Line == 0 {
 			t.Errorf("shared[%d] = %+v, want %+v", i, g, w)
 		}
 	}
@@ -90,6 +91,8 @@ func TestFleetSettingsErrors(t *testing.T) {
 		{"key in shared", "  shared {\n", "  shared {\n    follow = always\n", settingsFile + `:11: fleet.shared.follow: unknown key (shared holds only sections)`},
 		{"other section", "  shared {", "  shard {", settingsFile + `:10: fleet.shard: unknown section (expected shared)`},
 		{"bad prefix", "prefix = /site/", "prefix = site", settingsFile + `:5: fleet.prefix: prefix "site" must start with`},
+		{"interface with keepalived", "      follow = keepalived\n", "      follow = keepalived\n      interface = eth0\n", settingsFile + `:14: fleet.shared.wan.interface: keepalived holds the address of follow = keepalived: interface is for follow = always`},
+		{"bad interface", "interface = eth1", "interface = eth 1", settingsFile + `:17: fleet.shared.wan6.interface: "eth 1" is not an interface name`},
 		{"bad member", "member = gw1", "member = gw/1", settingsFile + `:2: fleet.member: member "gw/1" must not hold`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

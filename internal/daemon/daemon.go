@@ -499,9 +499,6 @@ func (d *Daemon) Reload() (swanctl.Changes, error) {
 	d.engine.SetCredentials(d.credentials(l))
 	d.reloadRadius(l.Connections)
 	keepLeases(old, l)
-	if d.fleet != nil && d.fleet.cfg.Pools {
-		d.fleetPools(l.Pools)
-	}
 	d.engine.SetPools(d.pools(l))
 	if len(l.Pools) > 0 && len(old.Pools) == 0 && d.kernel != nil {
 		d.hashClientPolicies()

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -44,10 +45,9 @@ import (
 // They are keyed by the IKE SPIs, which the peer knows the SA by, not by
 // the unique ID, which is each engine's own.
 
-// Outbound sequence numbers jump past the last saved one by the rate
-// times the age of the checkpoint and a margin, so that a peer's replay
-// window never sees one twice: seqMargin packets, or a checkpoint
-// interval at the rate, whichever is more.
+// seqMargin is added to the outbound sequence numbers of a takeover on
+// top of what the rates say the old leader can have sent (nextOutSeq), so
+// that a peer's replay window never sees a number twice.
 const seqMargin = 1024
 
 // fleetState is the daemon's membership.
@@ -94,8 +94,6 @@ type sharedAddr struct {
 	keys map[uint32]string
 	// seqs are the sequence numbers saved last, by record key.
 	seqs map[string]*seqRecord
-	// lastSave is when the last write of records went through.
-	lastSave time.Time
 }
 
 // checkpointRecord is the leader's mark of each checkpoint_interval.
@@ -110,13 +108,45 @@ type seqRecord struct {
 	Children []childSeq `json:"children"`
 }
 
+// follow fills in the rates of r, read after prev (the record written
+// last, nil if none), and says whether r is to be written: the numbers or
+// the rate moved.
+func (r *seqRecord) follow(prev *seqRecord) bool {
+	if prev == nil {
+		return true
+	}
+	changed := len(prev.Children) != len(r.Children)
+	for i := range r.Children {
+		c := &r.Children[i]
+		found := false
+		for _, p := range prev.Children {
+			if p.SPIOut != c.SPIOut {
+				continue
+			}
+			found = true
+			if dt := r.At.Sub(prev.At).Seconds(); dt > 0 && c.OutSeq >= p.OutSeq {
+				c.OutRate = float64(c.OutSeq-p.OutSeq) / dt
+			}
+			c.PeakRate = max(p.PeakRate, c.OutRate)
+			// An SA gone idle is written once more, with rate 0: else
+			// the old rate times a long age would jump far.
+			changed = changed || p.OutSeq != c.OutSeq || p.InSeq != c.InSeq || p.OutRate != c.OutRate
+		}
+		changed = changed || !found
+	}
+	return changed
+}
+
 type childSeq struct {
 	SPIIn  uint32 `json:"spi_in"`
 	SPIOut uint32 `json:"spi_out"`
 	OutSeq uint64 `json:"out_seq"`
 	InSeq  uint64 `json:"in_seq"`
-	// OutRate is packets per second sent between the last two reads.
-	OutRate float64 `json:"out_rate,omitempty"`
+	// OutRate is packets per second sent since the record before;
+	// PeakRate the highest OutRate of the CHILD_SA, which the margin for
+	// a burst right after the last read takes.
+	OutRate  float64 `json:"out_rate,omitempty"`
+	PeakRate float64 `json:"peak_rate,omitempty"`
 }
 
 func recordKey(spii, spir uint64) string { return fmt.Sprintf("%016x_%016x", spii, spir) }
@@ -291,6 +321,14 @@ func (f *fleetState) start() {
 		f.log.Info(fmt.Sprintf("fleet: released %d IKE_SAs on shared addresses until elected", len(st.SAs)+len(st.V1)))
 		st.Zero()
 	}
+	// An address held by a daemon that was killed is not ours yet.
+	for _, s := range f.sortedShared() {
+		if s.cfg.Interface != "" {
+			if err := dropSharedAddr(s.cfg.Interface, s.cfg.Address); err != nil {
+				f.log.Warn(fmt.Sprintf("fleet: %v", err))
+			}
+		}
+	}
 	f.d.wg.Add(2)
 	go f.publishLoop()
 	go f.sessionLoop()
@@ -417,6 +455,13 @@ func (f *fleetState) lead(s *sharedAddr, l *fleet.Leadership) bool {
 	// Serving starts now: the engine's records of what it takes over
 	// go to etcd under the new leadership.
 	s.leading.Store(true)
+	if ifname := s.cfg.Interface; ifname != "" {
+		if err := holdSharedAddr(ifname, s.cfg.Address); err != nil {
+			f.log.Warn(fmt.Sprintf("fleet: elected for %s, but cannot hold its address, resigning: %v", s.cfg.Name, err))
+			return false
+		}
+		f.log.Info(fmt.Sprintf("fleet: holding %v on %s", s.cfg.Address, ifname))
+	}
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 	recs, err := f.mem().Load(ctx, s.cfg.Name)
 	cancel()
@@ -494,6 +539,14 @@ func (f *fleetState) lose(s *sharedAddr, why string) {
 	clear(s.seqs)
 	s.mu.Unlock()
 	addr := s.cfg.Address
+	if ifname := s.cfg.Interface; ifname != "" {
+		// First: nothing more arrives for the SAs going away.
+		if err := dropSharedAddr(ifname, addr); err != nil {
+			f.log.Warn(fmt.Sprintf("fleet: %v", err))
+		} else {
+			f.log.Info(fmt.Sprintf("fleet: %v removed from %s", addr, ifname))
+		}
+	}
 	st := f.d.engine.Release(func(local netip.Addr) bool { return local.Unmap() == addr })
 	f.log.Warn(fmt.Sprintf("fleet: no longer leading %s (%v): %s; released %d IKE_SAs", s.cfg.Name, addr, why, len(st.SAs)+len(st.V1)))
 	st.Zero()
@@ -612,9 +665,6 @@ func (f *fleetState) writeLoop(s *sharedAddr) {
 		switch {
 		case err == nil:
 			now := time.Now()
-			s.mu.Lock()
-			s.lastSave = now
-			s.mu.Unlock()
 			f.mu.Lock()
 			f.checkpoint = now
 			f.mu.Unlock()
@@ -625,7 +675,13 @@ func (f *fleetState) writeLoop(s *sharedAddr) {
 			for _, v := range put {
 				clear(v)
 			}
-			f.stale(s)
+			s.mu.Lock()
+			ours := s.lead == lead
+			s.mu.Unlock()
+			if ours && s.leading.Load() {
+				f.stale(s)
+			} // else we resigned meanwhile: not a stale view
+
 		default:
 			if f.ctx.Err() != nil {
 				return
@@ -710,24 +766,7 @@ func (f *fleetState) readSeqs() {
 			s.mu.Unlock()
 			continue
 		}
-		prev := s.seqs[k]
-		changed := prev == nil || len(prev.Children) != len(rec.Children)
-		for i := range rec.Children {
-			c := &rec.Children[i]
-			if prev == nil {
-				continue
-			}
-			for _, p := range prev.Children {
-				if p.SPIOut != c.SPIOut {
-					continue
-				}
-				if dt := rec.At.Sub(prev.At).Seconds(); dt > 0 && c.OutSeq >= p.OutSeq {
-					c.OutRate = float64(c.OutSeq-p.OutSeq) / dt
-				}
-				changed = changed || p.OutSeq != c.OutSeq || p.InSeq != c.InSeq
-			}
-		}
-		if changed {
+		if rec.follow(s.seqs[k]) {
 			if b, err := json.Marshal(rec); err == nil {
 				s.seqs[k] = rec
 				s.set("seq/"+k, b)
@@ -796,31 +835,30 @@ type childSeqAt struct {
 	at time.Time
 }
 
-// seqFunc is TakeOver's sequence numbers: outbound past the last saved
-// by the rate over the checkpoint's age plus an interval and a margin;
-// inbound the last seen (the replay window accepts what comes after).
+// seqFunc is TakeOver's sequence numbers: outbound past what the old
+// leader can have sent (nextOutSeq); inbound the last seen (the replay
+// window accepts what the peer sends after).
 func seqFunc(seqs map[uint32]childSeqAt, interval time.Duration, now time.Time) func(ike.SAID) (uint64, uint64) {
 	return func(id ike.SAID) (uint64, uint64) {
 		c, ok := seqs[id.SPI]
 		if !ok {
 			return 0, 0
 		}
-		return nextOutSeq(c.OutSeq, c.OutRate, now.Sub(c.at)+interval), c.InSeq
+		return nextOutSeq(c.childSeq, now.Sub(c.at), interval), c.InSeq
 	}
 }
 
 // nextOutSeq is the first outbound sequence number that the old leader
-// cannot have sent: the last saved plus what it can have sent since at
-// the rate, plus a margin.
-func nextOutSeq(saved uint64, rate float64, since time.Duration) uint64 {
-	since = max(since, 0)
-	jump := rate * since.Seconds()
-	margin := max(float64(seqMargin), rate*0.5)
-	add := jump + margin
+// cannot have sent: the last saved, plus the rate of the record over its
+// age (a record is written whenever the numbers move, so the rate holds
+// until the next read), plus the peak rate over one interval (a burst
+// after the last read) and seqMargin.
+func nextOutSeq(c childSeq, age, interval time.Duration) uint64 {
+	add := c.OutRate*max(age, 0).Seconds() + c.PeakRate*interval.Seconds() + seqMargin
 	if add > math.MaxUint32 {
 		add = math.MaxUint32
 	}
-	return saved + uint64(add)
+	return c.OutSeq + uint64(add)
 }
 
 // publishLoop publishes this member's status and reads the others'.
@@ -1104,4 +1142,41 @@ func (d *Daemon) enginePools() []*ike.Pool {
 		return nil
 	}
 	return d.pools(l)
+}
+
+// fleetSettingsChanged says, on a reload of xdpsec.conf, that a changed
+// fleet section waits for the next start: the membership, elections and
+// records are not moved under a running fleet.
+func (d *Daemon) fleetSettingsChanged(path string) {
+	fs, err := loadFleetSettings(path)
+	if err != nil {
+		return
+	}
+	var was *swanctl.FleetSettings
+	if d.fleet != nil {
+		was = d.fleet.cfg
+	}
+	if !sameFleet(was, fs) {
+		d.cfgLog.Warn(fmt.Sprintf("the fleet section of %s changed: it takes effect at the next start", path))
+	}
+}
+
+func sameFleet(a, b *swanctl.FleetSettings) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = swanctl.Pos{}, swanctl.Pos{}
+	if !slices.Equal(x.Endpoints, y.Endpoints) || len(x.Shared) != len(y.Shared) {
+		return false
+	}
+	for i := range x.Shared {
+		p, q := x.Shared[i], y.Shared[i]
+		p.Pos, q.Pos = swanctl.Pos{}, swanctl.Pos{}
+		if p != q {
+			return false
+		}
+	}
+	x.Endpoints, y.Endpoints, x.Shared, y.Shared = nil, nil, nil, nil
+	return reflect.DeepEqual(x, y)
 }

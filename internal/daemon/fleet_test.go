@@ -88,7 +88,7 @@ func TestFleetSinkRecords(t *testing.T) {
 func TestFleetDecodeRecords(t *testing.T) {
 	good, _ := json.Marshal(exported(1, 0xa, 0xb, "192.0.2.1"))
 	at := time.Now().Add(-2 * time.Second)
-	seq, _ := json.Marshal(seqRecord{At: at, Children: []childSeq{{SPIIn: 0xc1, SPIOut: 0xc2, OutSeq: 1000, InSeq: 700, OutRate: 100}}})
+	seq, _ := json.Marshal(seqRecord{At: at, Children: []childSeq{{SPIIn: 0xc1, SPIOut: 0xc2, OutSeq: 1000, InSeq: 700, OutRate: 100, PeakRate: 400}}})
 	recs := map[string][]byte{
 		"ike/" + recordKey(0xa, 0xb): good,
 		"ike/" + recordKey(0xa, 0xc): good, // moved under another key
@@ -104,8 +104,9 @@ func TestFleetDecodeRecords(t *testing.T) {
 	now := at.Add(2 * time.Second)
 	fn := seqFunc(seqs, time.Second, now)
 	out, in := fn(ike.SAID{SPI: 0xc2})
-	// 1000 saved + 100/s over 2s (age) + 1s (interval) + margin 1024.
-	if want := uint64(1000 + 300 + seqMargin); out != want || in != 700 {
+	// 1000 saved + 100/s over 2s (age) + the peak 400/s over 1s
+	// (interval) + margin 1024.
+	if want := uint64(1000 + 200 + 400 + seqMargin); out != want || in != 700 {
 		t.Errorf("seq = %d, %d; want %d, 700", out, in, want)
 	}
 	if out, in := fn(ike.SAID{SPI: 0x99}); out != 0 || in != 0 {
@@ -122,4 +123,61 @@ func keysOf(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestSameFleet: a reload warns only when the fleet section changed, not
+// when it moved in the file.
+func TestSameFleet(t *testing.T) {
+	a := &swanctl.FleetSettings{Pos: swanctl.Pos{Line: 1}, Member: "gw1", Endpoints: []string{"http://127.0.0.1:2379"}, LeaseTTL: 3 * time.Second,
+		Shared: []swanctl.FleetShared{{Name: "wan", Pos: swanctl.Pos{Line: 4}, Address: netip.MustParseAddr("192.0.2.1")}}}
+	b := *a
+	b.Pos = swanctl.Pos{Line: 9}
+	b.Shared = []swanctl.FleetShared{a.Shared[0]}
+	b.Shared[0].Pos = swanctl.Pos{Line: 12}
+	if !sameFleet(a, &b) || !sameFleet(nil, nil) || sameFleet(a, nil) {
+		t.Error("moved section differs")
+	}
+	b.Shared[0].Follow = swanctl.FollowKeepalived
+	if sameFleet(a, &b) {
+		t.Error("follow change not seen")
+	}
+	c := *a
+	c.LeaseTTL = 4 * time.Second
+	if sameFleet(a, &c) {
+		t.Error("lease_ttl change not seen")
+	}
+}
+
+// TestFleetSeqRates: a read is written when the sequence numbers move,
+// with the rate since the last written record and the peak; an SA gone
+// idle once more with rate 0, then not again.
+func TestFleetSeqRates(t *testing.T) {
+	t0 := time.Now()
+	rec := func(at time.Duration, out, in uint64) *seqRecord {
+		return &seqRecord{At: t0.Add(at), Children: []childSeq{{SPIIn: 1, SPIOut: 2, OutSeq: out, InSeq: in}}}
+	}
+	r1 := rec(0, 100, 50)
+	if !r1.follow(nil) {
+		t.Fatal("first read not written")
+	}
+	r2 := rec(time.Second, 1100, 60)
+	if !r2.follow(r1) || r2.Children[0].OutRate != 1000 || r2.Children[0].PeakRate != 1000 {
+		t.Fatalf("after 1000 packets in 1s: %+v", r2.Children[0])
+	}
+	r3 := rec(2*time.Second, 1100, 60)
+	if !r3.follow(r2) || r3.Children[0].OutRate != 0 || r3.Children[0].PeakRate != 1000 {
+		t.Fatalf("gone idle: %+v", r3.Children[0])
+	}
+	if r4 := rec(3*time.Second, 1100, 60); r4.follow(r3) {
+		t.Fatalf("idle again written: %+v", r4.Children[0])
+	}
+	// Long idle: only the peak over one interval and the margin.
+	if got, want := nextOutSeq(r3.Children[0], time.Hour, time.Second), uint64(1100+1000+seqMargin); got != want {
+		t.Errorf("after an hour idle: %d, want %d", got, want)
+	}
+	// A rekeyed CHILD_SA (new SPIs) is written.
+	r5 := &seqRecord{At: t0.Add(4 * time.Second), Children: []childSeq{{SPIIn: 3, SPIOut: 4}}}
+	if !r5.follow(r3) {
+		t.Error("new CHILD_SA not written")
+	}
 }
