@@ -638,8 +638,8 @@ func leads(g *gateway) error {
 	return fmt.Errorf("site %s: no shared address wan: %+v", g.name, st)
 }
 
-// notifiedAt is when keepalived first told g's notify script line (a
-// "STATE" of wan) after since.
+// notifiedAt is when keepalived first called the notify script with
+// state (MASTER, BACKUP, FAULT, STOP) for wan after since.
 func (v *vrrp) notifiedAt(state string, since time.Time) (time.Time, bool) {
 	for _, l := range strings.Split(v.notified(), "\n") {
 		f := strings.Fields(l)
@@ -669,7 +669,8 @@ func (v *vrrp) notifiedAt(state string, since time.Time) (time.Time, bool) {
 // The transfer completes with its SHA-256, charon keeps the same IKE SA
 // (SPIs, unique ID) and CHILD_SA, the standby carried the rest of the
 // transfer, and a CHILD_SA rekey from ours and an IKE_SA rekey from charon
-// then work. The takeover time and the lost packets are reported.
+// then work. The takeover time and the lost packets are reported. Last,
+// gw1's daemon starts again and stays a standby that serves nothing.
 func TestFleetFailover(t *testing.T) {
 	n := newFleetNet(t)
 	etcd := startEtcd(t, n.etcd, fleetEtcd)
