@@ -149,12 +149,13 @@ func keepalivedConf(g *gateway, priority int, check, notify string) string {
    script_user root
 }
 # The daemon is alive: a SIGKILLed daemon takes both addresses away
-# within a second (track_process needs the process connector, which
-# works in the initial network namespace only).
+# within a second or so (track_process needs the process connector,
+# which works in the initial network namespace only). A check that
+# overruns its timeout fails: under TCG on a busy host one took 3 s.
 vrrp_script xdpsec_alive {
    script "%[2]s"
    interval 1
-   timeout 3
+   timeout 10
    fall 1
    rise 1
 }
@@ -903,6 +904,20 @@ func TestFleetFailover(t *testing.T) {
 	if err := leads(gw2); err != nil {
 		t.Error(err)
 	}
+	// gw1's `fleet status`: gw2 holds wan and serves the one IKE SA.
+	waitUntil(t, 10*time.Second, "gw1's fleet status", func() error {
+		st := fleetStatus(gw1)
+		var seen []string
+		for _, m := range st.Members {
+			seen = append(seen, fmt.Sprintf("%s: %d IKE_SAs, %d CHILD_SAs, holds %v", m.Name, m.IKESAs, m.ChildSAs, m.Holds))
+		}
+		want := []string{"gw1: 0 IKE_SAs, 0 CHILD_SAs, holds []", "gw2: 1 IKE_SAs, 1 CHILD_SAs, holds [wan]"}
+		slices.Sort(seen)
+		if !slices.Equal(seen, want) || len(st.Shared) != 1 || st.Shared[0].Holder != "gw2" || st.Shared[0].Leading {
+			return fmt.Errorf("members %q, shared %+v", seen, st.Shared)
+		}
+		return nil
+	})
 	if got := ping(t, n.peer.lanH, n.peer.lanA, n.lanA, 5, 5); got != 5 {
 		t.Errorf("after gw1's restart: %d of 5 pings answered", got)
 	}
