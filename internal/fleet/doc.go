@@ -29,6 +29,11 @@
 // secret (identities and addresses, as in the pool's saved state) and are
 // kept in clear so that transactions can compare them.
 //
+// etcd itself is reached over http, or https with a client certificate
+// (Config.TLS, LoadTLS) where etcd is shared over a network: whoever can
+// write to it can move leaderships and leases, though not read or forge
+// records.
+//
 // The package knows etcd and the key layout. It does not know IKE, the
 // engine, the dataplane or swanctl.conf: records are opaque bytes it is
 // handed, and the daemon wires it to the engine and the pools.

@@ -19,20 +19,8 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("fleet key: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("fleet key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("fleet key %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("fleet key %s is accessible by group or others (mode %04o): chmod 600 %s", path, perm, path)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if uid := int(st.Uid); uid != 0 && uid != os.Getuid() {
-			return nil, fmt.Errorf("fleet key %s belongs to uid %d, not to root or to us (uid %d): chown it", path, uid, os.Getuid())
-		}
+	if err := checkPrivateFile(f, path); err != nil {
+		return nil, fmt.Errorf("fleet key %w", err)
 	}
 	// Room for 64 hex characters and a CRLF, and one byte more to see
 	// that a file is too long.
@@ -58,4 +46,39 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("fleet key %s: 64 characters that are not hexadecimal", path)
 	}
 	return nil, fmt.Errorf("fleet key %s: %d bytes; want 32 raw bytes or 64 hexadecimal characters", path, n)
+}
+
+// checkPrivate says why the file at path may not hold a secret: not a
+// regular file, accessible by group or others, or another user's.
+func checkPrivate(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := checkPrivateFile(f, path); err != nil {
+		return fmt.Errorf("file %w", err)
+	}
+	return nil
+}
+
+// checkPrivateFile is checkPrivate of an open file; the error starts
+// with its path.
+func checkPrivateFile(f *os.File, path string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s is accessible by group or others (mode %04o): chmod 600 %s", path, perm, path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if uid := int(st.Uid); uid != 0 && uid != os.Getuid() {
+			return fmt.Errorf("%s belongs to uid %d, not to root or to us (uid %d): chown it", path, uid, os.Getuid())
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,10 @@ type Config struct {
 	TTL         time.Duration // etcd lease TTL, default 3s (min 2s); whole seconds, rounded up
 	Address     netip.Addr    // this member's own IKE address (redirect target)
 	DialTimeout time.Duration // default 5s
+	// TLS for https:// endpoints: the CA that signed etcd's certificate
+	// and, where etcd asks for one (--client-cert-auth), our certificate
+	// (LoadTLS). nil: plain http.
+	TLS *tls.Config
 }
 
 // DefaultPrefix is where the fleet's keys are when Config.Prefix is empty.
@@ -86,8 +91,14 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	cfg.Key = nil // the sealer has what it needs; the caller zeroes its copy
+	for _, ep := range cfg.Endpoints {
+		if strings.HasPrefix(ep, "https://") && cfg.TLS == nil {
+			return nil, fmt.Errorf("fleet: endpoint %s is https but no CA or certificate is configured", ep)
+		}
+	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
+		TLS:         cfg.TLS,
 		DialTimeout: cfg.DialTimeout,
 		Context:     context.Background(),
 		Logger:      quietLogger(),

@@ -6,6 +6,7 @@ package fleettest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,10 @@ type Options struct {
 	Host string
 	// Port is its client port; default a free one.
 	Port int
+	// TLS makes etcd serve https with a certificate of a CA made for it,
+	// and ask clients for a certificate of that CA (--client-cert-auth):
+	// the files are in Dir (TLSFiles).
+	TLS bool
 }
 
 // StartWith starts etcd as o says for the test and stops it when the
@@ -125,7 +130,20 @@ func StartServerWith(o Options) (endpoint string, stop func(), err error) {
 	if o.Port != 0 {
 		ports[0] = o.Port
 	}
-	client := "http://" + net.JoinHostPort(o.Host, strconv.Itoa(ports[0]))
+	scheme := "http://"
+	var tc *tls.Config
+	var tlsArgs []string
+	if o.TLS {
+		var err error
+		if tc, err = makeTLS(o.Dir, "127.0.0.1", o.Host); err != nil {
+			return "", nil, fmt.Errorf("fleettest: %w", err)
+		}
+		scheme = "https://"
+		ca, _, _ := TLSFiles(o.Dir)
+		tlsArgs = []string{"--cert-file", filepath.Join(o.Dir, "server.pem"), "--key-file", filepath.Join(o.Dir, "server-key.pem"),
+			"--client-cert-auth", "--trusted-ca-file", ca}
+	}
+	client := scheme + net.JoinHostPort(o.Host, strconv.Itoa(ports[0]))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	logPath := filepath.Join(o.Dir, "etcd.log")
 	logf, err := os.Create(logPath)
@@ -142,6 +160,7 @@ func StartServerWith(o Options) (endpoint string, stop func(), err error) {
 		"--initial-cluster", "fleettest="+peer,
 		"--initial-cluster-state", "new",
 	)
+	cmd.Args = append(cmd.Args, tlsArgs...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// etcd goes with the test process even when that one is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -181,7 +200,7 @@ func StartServerWith(o Options) (endpoint string, stop func(), err error) {
 	}
 	for {
 		healthy := false
-		check(func() error { healthy = answers(client); return nil })
+		check(func() error { healthy = answers(client, tc); return nil })
 		if healthy {
 			return client, stop, nil
 		}
@@ -200,7 +219,7 @@ func StartServerWith(o Options) (endpoint string, stop func(), err error) {
 // answers says whether etcd at client says it is healthy. The request is
 // made on the calling goroutine (net/http's transport dials on goroutines
 // of its own, which would leave a namespace the caller is in).
-func answers(client string) bool {
+func answers(client string, tc *tls.Config) bool {
 	u, err := url.Parse(client)
 	if err != nil {
 		return false
@@ -210,6 +229,11 @@ func answers(client string) bool {
 		return false
 	}
 	defer c.Close()
+	if tc != nil {
+		tc = tc.Clone()
+		tc.ServerName = u.Hostname()
+		c = tls.Client(c, tc)
+	}
 	c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := fmt.Fprintf(c, "GET /health HTTP/1.0\r\nHost: %s\r\n\r\n", u.Host); err != nil {
 		return false

@@ -10,7 +10,7 @@ import (
 
 func TestFleetEtcdOnLoopback(t *testing.T) {
 	ep := Start(t)
-	if !strings.HasPrefix(ep, "http://127.0.0.1:") || !answers(ep) {
+	if !strings.HasPrefix(ep, "http://127.0.0.1:") || !answers(ep, nil) {
 		t.Fatalf("etcd at %q does not answer", ep)
 	}
 }
@@ -23,7 +23,7 @@ func TestFleetEtcdInNetns(t *testing.T) {
 		t.Fatalf("endpoint %q", ep)
 	}
 	var inside bool
-	ns.Do(func() error { inside = answers(ep); return nil })
+	ns.Do(func() error { inside = answers(ep, nil); return nil })
 	if !inside {
 		t.Fatal("etcd does not answer in its namespace")
 	}
@@ -33,7 +33,7 @@ func TestFleetEtcdInNetns(t *testing.T) {
 		ns.Do(func() error { return nil })
 	}
 	time.Sleep(200 * time.Millisecond)
-	ns.Do(func() error { inside = answers(ep); return nil })
+	ns.Do(func() error { inside = answers(ep, nil); return nil })
 	if !inside {
 		t.Fatal("etcd died with the thread that started it")
 	}
