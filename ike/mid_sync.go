@@ -147,11 +147,6 @@ func (tm *taskManager) respondMIDSync(m *message.Message, d Datagram) {
 	tm.response = nil
 	tm.pending = nil
 	infof(sa.log, "peer requested MID sync: initiating %d[%d], responding %d[%d]", p2, oldSend, m2, oldRecv)
-	if _, fixed := tm.active.(fixedMessageID); tm.active != nil && !fixed {
-		tm.renumberActive(p2)
-	} else {
-		tm.nextID = p2
-	}
 	resp := &message.Message{Header: message.Header{
 		InitiatorSPI: sa.spiI, ResponderSPI: sa.spiR,
 		ExchangeType: message.INFORMATIONAL, MessageID: 0, Flags: message.FlagResponse,
@@ -160,14 +155,22 @@ func (tm *taskManager) respondMIDSync(m *message.Message, d Datagram) {
 		resp.Header.Flags |= message.FlagInitiator
 	}
 	packets, err := tm.encode(resp)
-	if err != nil {
+	if err == nil {
+		tm.reqFrom = d
+		tm.sendResponseTo(d, packets)
+		e.stats.MIDSyncs++
+	} else {
+		// The peer retransmits its request; our counters stand.
 		infof(sa.log, "generating INFORMATIONAL response failed: %v", err)
-		return
 	}
-	e.stats.MIDSyncs++
+	// The answer first: the request in flight goes out after it, with
+	// the ID the peer now expects.
+	if _, fixed := tm.active.(fixedMessageID); tm.active != nil && !fixed {
+		tm.renumberActive(p2)
+	} else {
+		tm.nextID = p2
+	}
 	e.midsChanged(sa)
-	tm.reqFrom = d
-	tm.sendResponseTo(d, packets)
 }
 
 // renumberActive gives the request in flight the message ID id and sends

@@ -232,7 +232,9 @@ func (sa *ikeSA) takeOverChild(c *connection, cs ExportedChildSA, seq func(SAID)
 // Release drops the IKE SAs whose local address match says, without a
 // word to the peer, and removes their SAs and policies from this box's
 // dataplane (another gateway serves them now). It returns what it
-// dropped (the established ones, as Export has them). IKEv1 SAs stay.
+// dropped (the established ones, as Export has them, keys included: Zero
+// it when done). No accounting Stop is sent: the session goes on where
+// the IKE SAs are taken over. IKEv1 SAs stay.
 func (e *Engine) Release(match func(local netip.Addr) bool) EngineState {
 	e.mu.Lock()
 	defer e.unlock()

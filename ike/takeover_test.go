@@ -558,3 +558,52 @@ func TestFleetTakeOverSeqExhausted(t *testing.T) {
 	}
 	tb.checkKeys()
 }
+
+// TestFleetTakeOverMany measures TakeOver of many IKE SAs (the records of
+// one established pair, copied with other SPIs and IDs): what the fleet's
+// takeover costs in the engine, SAs and policies installed into the
+// in-memory dataplane and one MID sync request each.
+func TestFleetTakeOverMany(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 500
+	}
+	tb := newTestbed(t, bedOptions{cfgB: checkpointKeys, quiet: true})
+	tb.establish()
+	one := tb.b.e.Export()
+	defer one.Zero()
+	st := ike.EngineState{NextIKEID: uint32(n + 1), NextChildID: uint32(n + 1)}
+	for i := range n {
+		s := one.SAs[0]
+		s.ID = uint32(i + 1)
+		s.SPIi, s.SPIr = s.SPIi+uint64(i)<<20, s.SPIr+uint64(i)<<20
+		c := s.Children[0]
+		c.ID, c.SPIIn, c.SPIOut = uint32(i+1), 0xd0000000+uint32(i), 0xe0000000+uint32(i)
+		s.Children = []ike.ExportedChildSA{c}
+		st.SAs = append(st.SAs, s)
+	}
+	die(tb.b)
+	dp := dataplanetest.New(0xc3000000)
+	e, err := ike.New(ike.Config{Logger: slog.New(slog.DiscardHandler), Sender: tb.net.Sender(), Dataplane: dp, Clock: tb.clock,
+		Credentials: ike.Credentials{Shared: []ike.SharedKey{{Secret: []byte("this is a shared secret")}}}, CheckpointChildKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if err := e.AddConnection(gatewayConn()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	errs := e.TakeOver(st, func(ike.SAID) (uint64, uint64) { return 1 << 20, 0 })
+	took := time.Since(start)
+	if len(errs) != 0 {
+		t.Fatalf("%d refused: %v", len(errs), errs[0])
+	}
+	if got := len(dp.SAs()); got != 2*n {
+		t.Fatalf("%d SAs installed, want %d", got, 2*n)
+	}
+	if q := len(tb.net.Queued()); q != n {
+		t.Fatalf("%d MID sync requests, want %d", q, n)
+	}
+	t.Logf("TakeOver of %d IKE SAs with one CHILD_SA each: %v (%v per IKE SA)", n, took.Round(time.Millisecond), (took / time.Duration(n)).Round(time.Microsecond))
+}

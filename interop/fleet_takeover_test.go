@@ -22,14 +22,19 @@ import (
 // daemon initiated, charon did not announce support and B rekeys the
 // IKE_SA instead (ike-rekey).
 func TestFleetTakeoverCharon(t *testing.T) {
-	t.Run("mid-sync", testFleetTakeoverMIDSync)
+	t.Run("mid-sync", func(t *testing.T) { testFleetTakeoverMIDSync(t, 0) })
+	// B starts 5 s after the kill: charon's liveness check (3 s idle) is
+	// in flight, unanswered, when the MID sync comes; charon sends it
+	// again with the synchronised ID.
+	t.Run("mid-sync-peer-busy", func(t *testing.T) { testFleetTakeoverMIDSync(t, 5*time.Second) })
 	t.Run("ike-rekey", testFleetTakeoverRekey)
 }
 
 // killAndTakeOver SIGKILLs our daemon A once its state file holds the
-// CHILD_SA's keys (and, with midSync, the peer's announcement), and
-// starts daemon B on the same address taking A's state over.
-func (e *env) killAndTakeOver(conf string, midSync bool, settle time.Duration) *ours {
+// CHILD_SA's keys (and, with midSync, the peer's announcement) and settle
+// has passed, and starts daemon B on the same address taking A's state
+// over gap after the kill.
+func (e *env) killAndTakeOver(conf string, midSync bool, settle, gap time.Duration) *ours {
 	t := e.t
 	t.Helper()
 	statePath := filepath.Join(e.ours.dir, "ike-state.json")
@@ -49,6 +54,7 @@ func (e *env) killAndTakeOver(conf string, midSync bool, settle time.Duration) *
 	<-e.ours.exited
 	e.ours.cmd = nil
 	killedAt := time.Now()
+	time.Sleep(gap)
 	b := startOursWith(t, e.ours.bin, e.nsO, conf, []string{"--checkpoint-child-keys", "--take-over", statePath})
 	e.ours = b
 	waitLog(t, "xdpsec daemon B", b.log, 15*time.Second, "took over 1 of 1 IKE_SAs")
@@ -59,7 +65,7 @@ func (e *env) killAndTakeOver(conf string, midSync bool, settle time.Duration) *
 	return b
 }
 
-func testFleetTakeoverMIDSync(t *testing.T) {
+func testFleetTakeoverMIDSync(t *testing.T, gap time.Duration) {
 	e := newEnv(t, envOptions{daemonArgs: []string{"--checkpoint-child-keys"}})
 	cs, os_ := pskPeers("aes128gcm16-prfsha256-x25519", "aes128gcm16")
 	cs.connExtra = "    dpd_delay = 3s\n"
@@ -73,11 +79,25 @@ func testFleetTakeoverMIDSync(t *testing.T) {
 
 	// A few liveness checks move the message IDs on after the checkpoint
 	// was written first.
-	b := e.killAndTakeOver(os_.conf(), true, 4*time.Second)
+	b := e.killAndTakeOver(os_.conf(), true, 4*time.Second, gap)
+
 	start := time.Now()
 	waitLog(t, "xdpsec daemon B", b.log, 15*time.Second, "generating INFORMATIONAL request 0 [ N(MSG_ID_SYN) ]", "synchronised: initiating")
 	waitLog(t, "charon", e.charon.log, 10*time.Second, "responder requested MID sync")
 	t.Logf("takeover: message IDs synchronised %v after B took over", time.Since(start).Round(time.Millisecond))
+	if gap > 0 {
+		// charon's last request before the sync went unanswered.
+		l := e.charon.log()
+		l = l[:strings.Index(l, "responder requested MID sync")]
+		i := strings.LastIndex(l, "generating INFORMATIONAL request ")
+		if i < 0 {
+			t.Fatal("charon sent no request before the MID sync")
+		}
+		id, _, _ := strings.Cut(l[i+len("generating INFORMATIONAL request "):], " ")
+		if strings.Contains(l, "parsed INFORMATIONAL response "+id+" ") {
+			t.Fatalf("charon's request %s was answered before the MID sync: no request in flight", id)
+		}
+	}
 
 	after := e.agree(1)
 	if after[0].spiI != before[0].spiI || after[0].spiR != before[0].spiR || after[0].children[0].spiIn != before[0].children[0].spiIn {
@@ -123,7 +143,7 @@ func testFleetTakeoverRekey(t *testing.T) {
 	e.load(cs, os_, nil, nil)
 	e.initiate(oursInitiate)
 	before := e.agree(1)
-	b := e.killAndTakeOver(os_.conf(), false, 0)
+	b := e.killAndTakeOver(os_.conf(), false, 0, 0)
 	waitLog(t, "xdpsec daemon B", b.log, 15*time.Second, "rekeying IKE_SA")
 	waitFor(t, 15*time.Second, "the new IKE SA on both sides", func() error {
 		c, o := e.charonView(), e.oursView()
