@@ -683,7 +683,9 @@ func TestFleetPoolsNoCollision(t *testing.T) {
 
 // TestFleetRedirectByLoad: a front gateway with redirect { gateways =
 // fleet } sends a new client to the least loaded other member, the loads
-// read from the members' statuses in etcd, never to itself.
+// read from the members' statuses in etcd, never to itself. etcd is
+// reached over TLS with client certificates (etcd_ca, etcd_cert,
+// etcd_key).
 func TestFleetRedirectByLoad(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
@@ -694,13 +696,20 @@ func TestFleetRedirectByLoad(t *testing.T) {
 		nsG.MustRun(t, "ip", "addr", "add", a+"/24", "dev", "wan0")
 	}
 	nsC.MustRun(t, "ip", "addr", "add", "10.95.0.12/24", "dev", "wan0")
-	endpoint := startEtcdIn(t, nsG, "127.0.0.1")
+	// etcd over TLS with client certificates, as a fleet should run it.
+	etcdDir := t.TempDir()
+	endpoint := fleettest.StartWith(t, fleettest.Options{Netns: nsG, Host: "127.0.0.1", Port: 2379, TLS: true, Dir: etcdDir})
+	if !strings.HasPrefix(endpoint, "https://") {
+		t.Fatalf("etcd at %s", endpoint)
+	}
+	ca, cert, ckey := fleettest.TLSFiles(etcdDir)
+	tlsConf := fmt.Sprintf("   etcd_ca = %s\n   etcd_cert = %s\n   etcd_key = %s\n", ca, cert, ckey)
 	key := fleetKey(t)
 	gateway := func(name, addr, extra string) *site {
 		conf := siteConf(addr, "%any", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.0.0.0/8", "")
 		conf = strings.Replace(conf, "      proposals = aes128gcm16-prfsha256-x25519\n", "      proposals = aes128gcm16-prfsha256-x25519\n      unique = never\n"+extra, 1)
 		s := newSite(t, name, nsG, conf)
-		s.withSettings(fleetSettings(name, endpoint, key, addr, ""))
+		s.withSettings(fleetSettings(name, endpoint, key, addr, tlsConf))
 		s.flags = append(s.flags, "--listen", addr, "--metrics", addr+":9901", "--log", "ike=1,cfg=1")
 		s.start()
 		return s

@@ -213,10 +213,16 @@ func (f *fleetState) join() (*fleet.Member, error) {
 		return nil, fmt.Errorf("fleet: key_file: %w", err)
 	}
 	defer clear(key)
+	cfg := fleet.Config{Endpoints: f.cfg.Endpoints, Member: f.name, Prefix: f.cfg.Prefix, Key: key,
+		TTL: f.cfg.LeaseTTL, Address: f.cfg.Address, DialTimeout: 5 * time.Second}
+	if f.cfg.EtcdCA != "" || f.cfg.EtcdCert != "" || slices.ContainsFunc(f.cfg.Endpoints, func(e string) bool { return strings.HasPrefix(e, "https://") }) {
+		if cfg.TLS, err = fleet.LoadTLS(f.cfg.EtcdCA, f.cfg.EtcdCert, f.cfg.EtcdKey); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 	defer cancel()
-	m, err := fleet.Join(ctx, fleet.Config{Endpoints: f.cfg.Endpoints, Member: f.name, Prefix: f.cfg.Prefix, Key: key,
-		TTL: f.cfg.LeaseTTL, Address: f.cfg.Address, DialTimeout: 5 * time.Second})
+	m, err := fleet.Join(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: joining at %s: %w", strings.Join(f.cfg.Endpoints, ","), err)
 	}
