@@ -81,7 +81,8 @@ type fleetState struct {
 type sharedAddr struct {
 	cfg     swanctl.FleetShared
 	leading atomic.Bool
-	kick    chan struct{} // records pending, or a campaign wanted
+	kick    chan struct{} // records pending (writeLoop)
+	wake    chan struct{} // a campaign wanted, or joined (electionLoop)
 
 	mu sync.Mutex // guards below
 	// want: campaign (follow = always, or keepalived said MASTER).
@@ -207,7 +208,7 @@ func newFleet(d *Daemon, cfg *swanctl.FleetSettings) (*fleetState, error) {
 	}
 	f.member = m
 	for _, s := range cfg.Shared {
-		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1),
+		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 			pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
 		f.shared[s.Name] = sa
 		f.byAddr[s.Address] = sa
@@ -321,7 +322,7 @@ func (f *fleetState) sessionLoop() {
 				}
 				f.log.Info(fmt.Sprintf("fleet: joined as %s at %s", f.name, strings.Join(f.cfg.Endpoints, ",")))
 				for _, s := range f.shared {
-					s.kickNow()
+					s.wakeNow()
 				}
 				break
 			}
@@ -427,6 +428,13 @@ func (s *sharedAddr) drop(k string) {
 	s.set("seq/"+k, nil)
 }
 
+func (s *sharedAddr) wakeNow() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (s *sharedAddr) kickNow() {
 	select {
 	case s.kick <- struct{}{}:
@@ -446,17 +454,17 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 			select {
 			case <-f.ctx.Done():
 				return
-			case <-s.kick:
+			case <-s.wake:
 				continue
 			}
 		}
 		m := f.mem()
 		if m == nil {
-			// Not joined yet: sessionLoop kicks us when it has.
+			// Not joined yet: sessionLoop wakes us when it has.
 			select {
 			case <-f.ctx.Done():
 				return
-			case <-s.kick:
+			case <-s.wake:
 			case <-time.After(time.Second):
 			}
 			continue
@@ -1047,7 +1055,7 @@ func (f *fleetState) notify(state, name string) (string, error) {
 		}
 		if !s.want {
 			s.want = true
-			s.kickNow()
+			s.wakeNow()
 		}
 		f.log.Info(fmt.Sprintf("fleet: keepalived says MASTER for %s, campaigning", s.cfg.Name))
 		return fmt.Sprintf("campaigning for %s", s.cfg.Name), nil
