@@ -760,6 +760,8 @@ func TestFleetRedirectByLoad(t *testing.T) {
 // client's IKE SA over. fleet status (the CLI's table) says who holds it.
 func TestFleetKeepalivedNotify(t *testing.T) {
 	p := newFleetPairFollow(t, "keepalived")
+	// keepalived has not made anyone MASTER yet.
+	p.nsA.MustRun(t, "ip", "addr", "del", fleetShared+"/24", "dev", "wan0")
 	p.gwa.start()
 	p.gwb.start()
 	time.Sleep(500 * time.Millisecond)
@@ -769,6 +771,7 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 			t.Fatalf("%s before any notify: %+v %v", s.name, st, err)
 		}
 	}
+	p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
 	if out := p.gwa.ok("fleet", "notify", "INSTANCE", "wan", "MASTER", "100"); !strings.Contains(out, "campaigning for wan") {
 		t.Fatalf("notify: %s", out)
 	}
@@ -806,4 +809,15 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 	if st, _ := p.gwa.fleetStatus(); st == nil || st.Shared[0].Wanted || st.Shared[0].Holder != "gwb" {
 		t.Errorf("gwa after BACKUP: %+v", st)
 	}
+
+	// gwb's daemon restarts while keepalived keeps the address there (no
+	// new notify): it resigns on the way out, finds the address on its
+	// box at start, campaigns and takes the client's IKE SA back from
+	// etcd.
+	p.gwb.stop()
+	p.gwb.start()
+	p.gwb.waitLeading("wan", true, 5*time.Second)
+	waitLogLines(t, p.gwb, "fleet: 10.98.0.1 of wan is on this box (keepalived MASTER before we started), campaigning")
+	p.gwb.waitSAs("the client's IKE SA back", func(s []daemon.IKESA) bool { return len(s) == 1 && s[0].SPIi == p.clientSPIs[0] })
+	p.checkSameSA(2 * time.Second)
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -384,6 +385,17 @@ func (f *fleetState) start() {
 			if err := dropSharedAddr(s.cfg.Interface, s.cfg.Address); err != nil {
 				f.log.Warn(fmt.Sprintf("fleet: %v", err))
 			}
+		}
+	}
+	// keepalived's notify may have come before our control socket was
+	// up: an address keepalived put on this box says MASTER as well.
+	local := localAddrs()
+	for _, s := range f.sortedShared() {
+		if s.cfg.Follow == swanctl.FollowKeepalived && local[s.cfg.Address] {
+			s.mu.Lock()
+			s.want = true
+			s.mu.Unlock()
+			f.log.Info(fmt.Sprintf("fleet: %v of %s is on this box (keepalived MASTER before we started), campaigning", s.cfg.Address, s.cfg.Name))
 		}
 	}
 	f.d.wg.Add(2)
@@ -1265,4 +1277,21 @@ func sameFleet(a, b *swanctl.FleetSettings) bool {
 	}
 	x.Endpoints, y.Endpoints, x.Shared, y.Shared = nil, nil, nil, nil
 	return reflect.DeepEqual(x, y)
+}
+
+// localAddrs are the addresses of this box's interfaces.
+func localAddrs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
 }
