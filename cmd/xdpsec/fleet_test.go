@@ -345,7 +345,7 @@ func TestFleetFailover(t *testing.T) {
 	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
 	p.checkSameSA(4 * time.Second)
 	metrics := scrapeMetrics(t, p.gwb)
-	for _, m := range []string{`xdpsec_fleet_leader{shared="wan"} 1`, "xdpsec_fleet_takeovers_total 1", "xdpsec_fleet_members 1"} {
+	for _, m := range []string{`xdpsec_fleet_leader{shared="wan"} 1`, "xdpsec_fleet_takeovers_total 1", "xdpsec_fleet_members 1", "xdpsec_fleet_joined 1"} {
 		if !strings.Contains(metrics, m+"\n") {
 			t.Errorf("gwb's metrics lack %q", m)
 		}

@@ -1157,6 +1157,15 @@ func (f *fleetState) status() (*FleetStatus, error) {
 
 // collectMetrics sends the fleet's metrics.
 func (f *fleetState) collectMetrics(gauge, counter func(name, help string) *family) {
+	joined := uint64(0)
+	if m := f.mem(); m != nil {
+		select {
+		case <-m.Done():
+		default:
+			joined = 1
+		}
+	}
+	gauge("xdpsec_fleet_joined", "1 while this member has a live session in etcd, else 0 (etcd down at start, or the session expired and a new one is not up yet).").sample(joined)
 	gauge("xdpsec_fleet_members", "Members of the fleet, as last read from etcd.").sample(uint64(len(f.cachedMembers())))
 	l := gauge("xdpsec_fleet_leader", "1 while this member leads the shared address (serves its IKE SAs), else 0.")
 	for _, s := range f.sortedShared() {
