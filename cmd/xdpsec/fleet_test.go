@@ -345,7 +345,7 @@ func TestFleetFailover(t *testing.T) {
 	waitLogLines(t, p.gwb, "took over 1 of 1 IKE_SAs")
 	p.checkSameSA(4 * time.Second)
 	metrics := scrapeMetrics(t, p.gwb)
-	for _, m := range []string{`xdpsec_fleet_leader{shared="wan"} 1`, "xdpsec_fleet_takeovers_total 1", "xdpsec_fleet_members 1"} {
+	for _, m := range []string{`xdpsec_fleet_leader{shared="wan"} 1`, "xdpsec_fleet_takeovers_total 1", "xdpsec_fleet_members 1", "xdpsec_fleet_joined 1"} {
 		if !strings.Contains(metrics, m+"\n") {
 			t.Errorf("gwb's metrics lack %q", m)
 		}
@@ -683,7 +683,9 @@ func TestFleetPoolsNoCollision(t *testing.T) {
 
 // TestFleetRedirectByLoad: a front gateway with redirect { gateways =
 // fleet } sends a new client to the least loaded other member, the loads
-// read from the members' statuses in etcd, never to itself.
+// read from the members' statuses in etcd, never to itself. etcd is
+// reached over TLS with client certificates (etcd_ca, etcd_cert,
+// etcd_key).
 func TestFleetRedirectByLoad(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "nsenter")
@@ -694,13 +696,20 @@ func TestFleetRedirectByLoad(t *testing.T) {
 		nsG.MustRun(t, "ip", "addr", "add", a+"/24", "dev", "wan0")
 	}
 	nsC.MustRun(t, "ip", "addr", "add", "10.95.0.12/24", "dev", "wan0")
-	endpoint := startEtcdIn(t, nsG, "127.0.0.1")
+	// etcd over TLS with client certificates, as a fleet should run it.
+	etcdDir := t.TempDir()
+	endpoint := fleettest.StartWith(t, fleettest.Options{Netns: nsG, Host: "127.0.0.1", Port: 2379, TLS: true, Dir: etcdDir})
+	if !strings.HasPrefix(endpoint, "https://") {
+		t.Fatalf("etcd at %s", endpoint)
+	}
+	ca, cert, ckey := fleettest.TLSFiles(etcdDir)
+	tlsConf := fmt.Sprintf("   etcd_ca = %s\n   etcd_cert = %s\n   etcd_key = %s\n", ca, cert, ckey)
 	key := fleetKey(t)
 	gateway := func(name, addr, extra string) *site {
 		conf := siteConf(addr, "%any", "sun.example.org", "moon.example.org", "10.2.0.0/16", "10.0.0.0/8", "")
 		conf = strings.Replace(conf, "      proposals = aes128gcm16-prfsha256-x25519\n", "      proposals = aes128gcm16-prfsha256-x25519\n      unique = never\n"+extra, 1)
 		s := newSite(t, name, nsG, conf)
-		s.withSettings(fleetSettings(name, endpoint, key, addr, ""))
+		s.withSettings(fleetSettings(name, endpoint, key, addr, tlsConf))
 		s.flags = append(s.flags, "--listen", addr, "--metrics", addr+":9901", "--log", "ike=1,cfg=1")
 		s.start()
 		return s
@@ -751,6 +760,8 @@ func TestFleetRedirectByLoad(t *testing.T) {
 // client's IKE SA over. fleet status (the CLI's table) says who holds it.
 func TestFleetKeepalivedNotify(t *testing.T) {
 	p := newFleetPairFollow(t, "keepalived")
+	// keepalived has not made anyone MASTER yet.
+	p.nsA.MustRun(t, "ip", "addr", "del", fleetShared+"/24", "dev", "wan0")
 	p.gwa.start()
 	p.gwb.start()
 	time.Sleep(500 * time.Millisecond)
@@ -760,6 +771,7 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 			t.Fatalf("%s before any notify: %+v %v", s.name, st, err)
 		}
 	}
+	p.nsA.MustRun(t, "ip", "addr", "add", fleetShared+"/24", "dev", "wan0")
 	if out := p.gwa.ok("fleet", "notify", "INSTANCE", "wan", "MASTER", "100"); !strings.Contains(out, "campaigning for wan") {
 		t.Fatalf("notify: %s", out)
 	}
@@ -797,4 +809,15 @@ func TestFleetKeepalivedNotify(t *testing.T) {
 	if st, _ := p.gwa.fleetStatus(); st == nil || st.Shared[0].Wanted || st.Shared[0].Holder != "gwb" {
 		t.Errorf("gwa after BACKUP: %+v", st)
 	}
+
+	// gwb's daemon restarts while keepalived keeps the address there (no
+	// new notify): it resigns on the way out, finds the address on its
+	// box at start, campaigns and takes the client's IKE SA back from
+	// etcd.
+	p.gwb.stop()
+	p.gwb.start()
+	p.gwb.waitLeading("wan", true, 5*time.Second)
+	waitLogLines(t, p.gwb, "fleet: 10.98.0.1 of wan is on this box (keepalived MASTER before we started), campaigning")
+	p.gwb.waitSAs("the client's IKE SA back", func(s []daemon.IKESA) bool { return len(s) == 1 && s[0].SPIi == p.clientSPIs[0] })
+	p.checkSameSA(2 * time.Second)
 }

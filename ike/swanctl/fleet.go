@@ -15,6 +15,9 @@ import (
 //	    member = gw1                        # default: the host name
 //	    endpoints = http://127.0.0.1:2379   # etcd client URLs, comma-separated
 //	    key_file = /etc/xdpsec/fleet.key    # root-only: 32 bytes or 64 hex digits
+//	    etcd_ca = /etc/xdpsec/etcd-ca.pem   # https endpoints: etcd's CA (default: the system's)
+//	    etcd_cert = /etc/xdpsec/etcd.pem    # and our client certificate and key, if etcd asks
+//	    etcd_key = /etc/xdpsec/etcd-key.pem
 //	    prefix = /xdpsec
 //	    lease_ttl = 3s                      # etcd lease: how long a dead leader holds on
 //	    address = 192.0.2.11                # this member's own IKE address (redirect target)
@@ -71,8 +74,11 @@ type FleetSettings struct {
 	Member    string // "" takes the host name
 	Endpoints []string
 	KeyFile   string
-	Prefix    string
-	LeaseTTL  time.Duration
+	// EtcdCA, EtcdCert and EtcdKey are the TLS files of https
+	// endpoints ("" for none).
+	EtcdCA, EtcdCert, EtcdKey string
+	Prefix                    string
+	LeaseTTL                  time.Duration
 	// Address is this member's own IKE address, where a redirect sends
 	// clients (invalid: none; the member is then never chosen).
 	Address            netip.Addr
@@ -120,13 +126,10 @@ var fleetKeys = keyTable[FleetSettings]{
 		}
 		return nil
 	}),
-	"key_file": supported(func(f *FleetSettings, v string) error {
-		if !path.IsAbs(v) {
-			return wrapf(ErrValue, "key_file %q must be an absolute path", v)
-		}
-		f.KeyFile = v
-		return nil
-	}),
+	"key_file":  supported(func(f *FleetSettings, v string) (err error) { f.KeyFile, err = absPath("key_file", v); return }),
+	"etcd_ca":   supported(func(f *FleetSettings, v string) (err error) { f.EtcdCA, err = absPath("etcd_ca", v); return }),
+	"etcd_cert": supported(func(f *FleetSettings, v string) (err error) { f.EtcdCert, err = absPath("etcd_cert", v); return }),
+	"etcd_key":  supported(func(f *FleetSettings, v string) (err error) { f.EtcdKey, err = absPath("etcd_key", v); return }),
 	"prefix": supported(func(f *FleetSettings, v string) error {
 		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t") {
 			return wrapf(ErrValue, "prefix %q must start with '/' and hold no blanks", v)
@@ -182,6 +185,13 @@ var fleetSharedKeys = keyTable[FleetShared]{
 	}),
 }
 
+func absPath(key, v string) (string, error) {
+	if !path.IsAbs(v) {
+		return "", wrapf(ErrValue, "%s %q must be an absolute path", key, v)
+	}
+	return v, nil
+}
+
 func parseFleetAddr(v string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(v)
 	if err != nil || a.Zone() != "" || a.IsUnspecified() {
@@ -198,6 +208,16 @@ func loadFleet(s *section, errs *errorList) *FleetSettings {
 		if _, ok := set[k]; !ok {
 			if _, bad := s.settings[k]; !bad {
 				errs.add(s.pos(), "fleet."+k, wrapf(ErrInvalid, "missing %s", k))
+			}
+		}
+	}
+	if (f.EtcdCert == "") != (f.EtcdKey == "") {
+		errs.add(s.pos(), "fleet.etcd_cert", wrapf(ErrInvalid, "etcd_cert and etcd_key go together"))
+	}
+	if f.EtcdCA != "" || f.EtcdCert != "" {
+		for _, e := range f.Endpoints {
+			if !strings.HasPrefix(e, "https://") {
+				errs.add(s.pos(), "fleet.endpoints", wrapf(ErrInvalid, "%s is not https:// but etcd_ca or etcd_cert is set", e))
 			}
 		}
 	}

@@ -60,6 +60,15 @@ func TestLoadFleetSettings(t *testing.T) {
 		t.Errorf("SharedByAddr: %+v %v", s, ok)
 	}
 
+	// etcd over TLS.
+	st, err = LoadSettings(FromFS(memFS(map[string]string{"xdpsec.conf": "fleet {\n endpoints = https://etcd1:2379,https://etcd2:2379\n key_file = /k\n etcd_ca = /ca.pem\n etcd_cert = /c.pem\n etcd_key = /ck.pem\n}\n"})), settingsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := st.Fleet; f.EtcdCA != "/ca.pem" || f.EtcdCert != "/c.pem" || f.EtcdKey != "/ck.pem" || len(f.Endpoints) != 2 {
+		t.Errorf("TLS %+v", f)
+	}
+
 	// The defaults.
 	st, err = LoadSettings(FromFS(memFS(map[string]string{"xdpsec.conf": "fleet {\n endpoints = http://[::1]:2379\n key_file = /k\n}\n"})), settingsFile)
 	if err != nil {
@@ -93,6 +102,9 @@ func TestFleetSettingsErrors(t *testing.T) {
 		{"bad prefix", "prefix = /site/", "prefix = site", settingsFile + `:5: fleet.prefix: prefix "site" must start with`},
 		{"interface with keepalived", "      follow = keepalived\n", "      follow = keepalived\n      interface = eth0\n", settingsFile + `:14: fleet.shared.wan.interface: keepalived holds the address of follow = keepalived: interface is for follow = always`},
 		{"bad interface", "interface = eth1", "interface = eth 1", settingsFile + `:17: fleet.shared.wan6.interface: "eth 1" is not an interface name`},
+		{"cert without key", "  key_file = /etc/xdpsec/fleet.key\n", "  key_file = /etc/xdpsec/fleet.key\n  etcd_cert = /etc/xdpsec/etcd.pem\n", settingsFile + `:1: fleet.etcd_cert: etcd_cert and etcd_key go together`},
+		{"TLS over http", "  key_file = /etc/xdpsec/fleet.key\n", "  key_file = /etc/xdpsec/fleet.key\n  etcd_ca = /etc/xdpsec/ca.pem\n", settingsFile + `:1: fleet.endpoints: http://127.0.0.1:2379 is not https:// but etcd_ca or etcd_cert is set`},
+		{"relative CA", "  key_file = /etc/xdpsec/fleet.key\n", "  key_file = /etc/xdpsec/fleet.key\n  etcd_ca = ca.pem\n", settingsFile + `:5: fleet.etcd_ca: etcd_ca "ca.pem" must be an absolute path`},
 		{"bad member", "member = gw1", "member = gw/1", settingsFile + `:2: fleet.member: member "gw/1" must not hold`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
+	"github.com/xdpsec/xdpsec/ike/pool"
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/fleet"
 )
@@ -79,7 +82,8 @@ type fleetState struct {
 type sharedAddr struct {
 	cfg     swanctl.FleetShared
 	leading atomic.Bool
-	kick    chan struct{} // records pending, or a campaign wanted
+	kick    chan struct{} // records pending (writeLoop)
+	wake    chan struct{} // a campaign wanted, or joined (electionLoop)
 
 	mu sync.Mutex // guards below
 	// want: campaign (follow = always, or keepalived said MASTER).
@@ -190,21 +194,64 @@ func newFleet(d *Daemon, cfg *swanctl.FleetSettings) (*fleetState, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleetState{cfg: cfg, name: name, log: d.opts.Logs.Logger("dmn"), d: d, ctx: ctx, cancel: cancel,
 		shared: map[string]*sharedAddr{}, byAddr: map[netip.Addr]*sharedAddr{}}
-	m, err := f.join()
-	if err != nil {
+	// The key and TLS files must be right: a mistake there is the
+	// operator's, said at once.
+	if err := f.checkFiles(); err != nil {
 		cancel()
 		return nil, err
 	}
+	m, err := f.join()
+	if err != nil {
+		// etcd may come up after us (a whole site booting): the
+		// daemon serves its own addresses meanwhile, none of the
+		// shared ones, and hands out no pool address (pools = yes).
+		f.log.Warn(fmt.Sprintf("%v; joining in the background, shared addresses not served until then", err))
+	}
 	f.member = m
 	for _, s := range cfg.Shared {
-		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1),
+		sa := &sharedAddr{cfg: s, want: s.Follow == swanctl.FollowAlways, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 			pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
 		f.shared[s.Name] = sa
 		f.byAddr[s.Address] = sa
 	}
-	f.log.Info(fmt.Sprintf("fleet: joined as %s at %s, %d shared addresses", name, strings.Join(cfg.Endpoints, ","), len(cfg.Shared)))
+	if m != nil {
+		f.log.Info(fmt.Sprintf("fleet: joined as %s at %s, %d shared addresses", name, strings.Join(cfg.Endpoints, ","), len(cfg.Shared)))
+	}
 	return f, nil
 }
+
+// checkFiles loads the fleet key and the TLS files once, for their errors.
+func (f *fleetState) checkFiles() error {
+	key, err := fleet.LoadKey(f.cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("fleet: key_file: %w", err)
+	}
+	clear(key)
+	_, err = f.tlsConfig()
+	return err
+}
+
+// tlsConfig is the TLS of https:// endpoints, nil for plain http.
+func (f *fleetState) tlsConfig() (*tls.Config, error) {
+	if f.cfg.EtcdCA == "" && f.cfg.EtcdCert == "" && !slices.ContainsFunc(f.cfg.Endpoints, func(e string) bool { return strings.HasPrefix(e, "https://") }) {
+		return nil, nil
+	}
+	return fleet.LoadTLS(f.cfg.EtcdCA, f.cfg.EtcdCert, f.cfg.EtcdKey)
+}
+
+// errNotJoined: etcd has not answered yet.
+var errNotJoined = errors.New("fleet: not joined yet (etcd not reachable)")
+
+// notJoined is the pools' arbiter until the member joined: every claim
+// fails (the client gets INTERNAL_ADDRESS_FAILURE), since a pool alone
+// could hand out an address another member has leased.
+type notJoined struct{}
+
+func (notJoined) Claim(string, netip.Addr, string, string) (bool, string, error) {
+	return false, "", errNotJoined
+}
+func (notJoined) Known(string, string) (netip.Addr, bool) { return netip.Addr{}, false }
+func (notJoined) Released(string, netip.Addr, string)     {}
 
 // join starts a session in etcd, the fleet key read from its file.
 func (f *fleetState) join() (*fleet.Member, error) {
@@ -213,10 +260,14 @@ func (f *fleetState) join() (*fleet.Member, error) {
 		return nil, fmt.Errorf("fleet: key_file: %w", err)
 	}
 	defer clear(key)
+	cfg := fleet.Config{Endpoints: f.cfg.Endpoints, Member: f.name, Prefix: f.cfg.Prefix, Key: key,
+		TTL: f.cfg.LeaseTTL, Address: f.cfg.Address, DialTimeout: 5 * time.Second}
+	if cfg.TLS, err = f.tlsConfig(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 	defer cancel()
-	m, err := fleet.Join(ctx, fleet.Config{Endpoints: f.cfg.Endpoints, Member: f.name, Prefix: f.cfg.Prefix, Key: key,
-		TTL: f.cfg.LeaseTTL, Address: f.cfg.Address, DialTimeout: 5 * time.Second})
+	m, err := fleet.Join(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: joining at %s: %w", strings.Join(f.cfg.Endpoints, ","), err)
 	}
@@ -230,48 +281,55 @@ func (f *fleetState) mem() *fleet.Member {
 	return f.member
 }
 
-// sessionLoop joins again when the session expires (the daemon was
-// paused or cut off from etcd past lease_ttl): every leadership went with
-// it, so the shared addresses are released first.
+// sessionLoop joins when etcd did not answer at start, and again when
+// the session expires (the daemon was paused or cut off from etcd past
+// lease_ttl): every leadership went with it, so the shared addresses are
+// released first.
 func (f *fleetState) sessionLoop() {
 	defer f.d.wg.Done()
 	for {
 		m := f.mem()
-		select {
-		case <-f.ctx.Done():
-			return
-		case <-m.Done():
+		if m != nil {
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-m.Done():
+			}
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.log.Warn("fleet: our etcd session expired (paused or cut off past lease_ttl), joining again")
+			for _, s := range f.sortedShared() {
+				f.lose(s, "etcd session expired")
+			}
 		}
-		if f.ctx.Err() != nil {
-			return
-		}
-		f.log.Warn("fleet: our etcd session expired (paused or cut off past lease_ttl), joining again")
-		for _, s := range f.sortedShared() {
-			f.lose(s, "etcd session expired")
-		}
-		for {
+		for tries := 0; ; tries++ {
 			nm, err := f.join()
 			if err == nil {
 				f.mu.Lock()
 				f.member = nm
 				f.mu.Unlock()
-				// Closing the dead session waits on etcd for a while:
-				// not in the way of the new one.
-				f.d.wg.Add(1)
-				go func() {
-					defer f.d.wg.Done()
-					m.Close()
-				}()
+				if m != nil {
+					// Closing the dead session waits on etcd for a
+					// while: not in the way of the new one.
+					f.d.wg.Add(1)
+					go func() {
+						defer f.d.wg.Done()
+						m.Close()
+					}()
+				}
 				if f.cfg.Pools {
 					f.d.fleetPools(f.d.enginePools())
 				}
-				f.log.Info(fmt.Sprintf("fleet: joined again as %s", f.name))
+				f.log.Info(fmt.Sprintf("fleet: joined as %s at %s", f.name, strings.Join(f.cfg.Endpoints, ",")))
 				for _, s := range f.shared {
-					s.kickNow()
+					s.wakeNow()
 				}
 				break
 			}
-			f.log.Warn(err.Error())
+			if tries%30 == 0 { // not every second while etcd is down
+				f.log.Warn(err.Error())
+			}
 			select {
 			case <-f.ctx.Done():
 				return
@@ -329,6 +387,17 @@ func (f *fleetState) start() {
 			}
 		}
 	}
+	// keepalived's notify may have come before our control socket was
+	// up: an address keepalived put on this box says MASTER as well.
+	local := localAddrs()
+	for _, s := range f.sortedShared() {
+		if s.cfg.Follow == swanctl.FollowKeepalived && local[s.cfg.Address] {
+			s.mu.Lock()
+			s.want = true
+			s.mu.Unlock()
+			f.log.Info(fmt.Sprintf("fleet: %v of %s is on this box (keepalived MASTER before we started), campaigning", s.cfg.Address, s.cfg.Name))
+		}
+	}
 	f.d.wg.Add(2)
 	go f.publishLoop()
 	go f.sessionLoop()
@@ -352,7 +421,9 @@ func (f *fleetState) close() {
 	for _, s := range f.sortedShared() {
 		f.lose(s, "daemon stopping")
 	}
-	f.mem().Close()
+	if m := f.mem(); m != nil {
+		m.Close()
+	}
 }
 
 // set queues a record (nil: its deletion), zeroing the one it replaces
@@ -367,6 +438,13 @@ func (s *sharedAddr) drop(k string) {
 	s.set("ike/"+k, nil)
 	s.set("mid/"+k, nil)
 	s.set("seq/"+k, nil)
+}
+
+func (s *sharedAddr) wakeNow() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (s *sharedAddr) kickNow() {
@@ -388,16 +466,27 @@ func (f *fleetState) electionLoop(s *sharedAddr) {
 			select {
 			case <-f.ctx.Done():
 				return
-			case <-s.kick:
+			case <-s.wake:
 				continue
 			}
+		}
+		m := f.mem()
+		if m == nil {
+			// Not joined yet: sessionLoop wakes us when it has.
+			select {
+			case <-f.ctx.Done():
+				return
+			case <-s.wake:
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		ctx, cancel := context.WithCancel(f.ctx)
 		s.mu.Lock()
 		s.campaign = cancel
 		s.mu.Unlock()
 		f.log.Info(fmt.Sprintf("fleet: campaigning for %s (%v)", s.cfg.Name, s.cfg.Address))
-		lead, err := f.mem().Campaign(ctx, s.cfg.Name)
+		lead, err := m.Campaign(ctx, s.cfg.Name)
 		if err != nil {
 			canceled := ctx.Err() != nil
 			cancel()
@@ -877,6 +966,9 @@ func (f *fleetState) publishLoop() {
 
 func (f *fleetState) publishNow() {
 	m := f.mem()
+	if m == nil {
+		return
+	}
 	st := fleet.Status{Member: f.name, Address: f.cfg.Address, Updated: time.Now()}
 	for _, sa := range f.d.engine.IKESAs() {
 		if sa.State != ike.IKESAEstablished && sa.State != ike.IKESARekeying {
@@ -975,7 +1067,7 @@ func (f *fleetState) notify(state, name string) (string, error) {
 		}
 		if !s.want {
 			s.want = true
-			s.kickNow()
+			s.wakeNow()
 		}
 		f.log.Info(fmt.Sprintf("fleet: keepalived says MASTER for %s, campaigning", s.cfg.Name))
 		return fmt.Sprintf("campaigning for %s", s.cfg.Name), nil
@@ -1028,6 +1120,9 @@ func (f *fleetState) status() (*FleetStatus, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
 	defer cancel()
 	m := f.mem()
+	if m == nil {
+		return nil, errNotJoined
+	}
 	ms, err := m.Members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: reading the members: %w", err)
@@ -1062,6 +1157,15 @@ func (f *fleetState) status() (*FleetStatus, error) {
 
 // collectMetrics sends the fleet's metrics.
 func (f *fleetState) collectMetrics(gauge, counter func(name, help string) *family) {
+	joined := uint64(0)
+	if m := f.mem(); m != nil {
+		select {
+		case <-m.Done():
+		default:
+			joined = 1
+		}
+	}
+	gauge("xdpsec_fleet_joined", "1 while this member has a live session in etcd, else 0 (etcd down at start, or the session expired and a new one is not up yet).").sample(joined)
 	gauge("xdpsec_fleet_members", "Members of the fleet, as last read from etcd.").sample(uint64(len(f.cachedMembers())))
 	l := gauge("xdpsec_fleet_leader", "1 while this member leads the shared address (serves its IKE SAs), else 0.")
 	for _, s := range f.sortedShared() {
@@ -1127,7 +1231,10 @@ func (t teeSink) SaveState(d *ike.StateDelta) error {
 
 // fleetPools makes the pools' leases the fleet's (pools = yes).
 func (d *Daemon) fleetPools(pools []*ike.Pool) {
-	arb := d.fleet.mem().Leases()
+	var arb pool.Arbiter = notJoined{}
+	if m := d.fleet.mem(); m != nil {
+		arb = m.Leases()
+	}
 	for _, p := range pools {
 		p.Leases.SetArbiter(arb)
 	}
@@ -1179,4 +1286,21 @@ func sameFleet(a, b *swanctl.FleetSettings) bool {
 	}
 	x.Endpoints, y.Endpoints, x.Shared, y.Shared = nil, nil, nil, nil
 	return reflect.DeepEqual(x, y)
+}
+
+// localAddrs are the addresses of this box's interfaces.
+func localAddrs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out[ip.Unmap()] = true
+			}
+		}
+	}
+	return out
 }

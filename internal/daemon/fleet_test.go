@@ -12,7 +12,7 @@ import (
 
 func testFleet(leading bool) (*fleetState, *sharedAddr) {
 	sh := swanctl.FleetShared{Name: "wan", Address: netip.MustParseAddr("192.0.2.1")}
-	s := &sharedAddr{cfg: sh, kick: make(chan struct{}, 1), pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
+	s := &sharedAddr{cfg: sh, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), pending: map[string][]byte{}, keys: map[uint32]string{}, seqs: map[string]*seqRecord{}}
 	s.leading.Store(leading)
 	f := &fleetState{name: "gw1", shared: map[string]*sharedAddr{"wan": s}, byAddr: map[netip.Addr]*sharedAddr{sh.Address: s}}
 	return f, s
