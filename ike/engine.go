@@ -128,6 +128,11 @@ type Config struct {
 	// each IKE_SA_INIT a load rule redirects: it must answer from what it
 	// has, without waiting. Nil: loads are unknown and the hash decides.
 	GatewayLoad func(conn string, gw RedirectGateway) (int, bool)
+	// RedirectGateways are the gateways a redirect rule with Fleet set
+	// chooses from besides its own (the other members of a fleet, their
+	// loads answered by GatewayLoad). Called under the engine lock, like
+	// GatewayLoad: it must answer from what it has.
+	RedirectGateways func(conn string) []RedirectGateway
 
 	// DeleteRekeyedDelay keeps the inbound SA of a rekeyed CHILD_SA for
 	// this long after the CHILD_SA is deleted, so that packets the peer

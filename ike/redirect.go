@@ -98,6 +98,10 @@ type RedirectRule struct {
 	Gateways []RedirectGateway
 	Choose   RedirectChoice
 	During   RedirectPhase
+	// Fleet takes the gateways from Config.RedirectGateways at each
+	// choice (the other members of the daemon's fleet), after those of
+	// Gateways.
+	Fleet bool
 }
 
 // RedirectGateway is one gateway of a redirect rule.
@@ -120,7 +124,7 @@ func resolveRedirect(r *RedirectRule) error {
 	if r.During > RedirectInAuth {
 		return fmt.Errorf("during: %v is not ike_sa_init or ike_auth", r.During)
 	}
-	if len(r.Gateways) == 0 {
+	if len(r.Gateways) == 0 && !r.Fleet {
 		return errors.New("gateways: none configured")
 	}
 	for _, g := range r.Gateways {
@@ -157,18 +161,30 @@ func clientHash(client netip.Addr, n int) int {
 // it here (no rule, or the choice is ourselves).
 func (e *Engine) chooseGateway(c *connection, local, client netip.Addr) (message.Gateway, bool) {
 	r := c.Redirect
-	if r == nil || len(r.Gateways) == 0 {
+	if r == nil {
 		return message.Gateway{}, false
 	}
-	gws := make([]message.Gateway, len(r.Gateways))
-	for i, g := range r.Gateways {
-		gws[i], _ = message.ParseGateway(g.Address) // checked by resolveRedirect
+	candidates := r.Gateways
+	if r.Fleet && e.cfg.RedirectGateways != nil {
+		candidates = append(slices.Clip(candidates), e.cfg.RedirectGateways(c.Name)...)
+	}
+	var gws []message.Gateway
+	var cands []RedirectGateway
+	for _, g := range candidates {
+		// Those of the rule were checked by resolveRedirect; the fleet's
+		// are skipped when bad.
+		if gw, err := message.ParseGateway(g.Address); err == nil {
+			gws, cands = append(gws, gw), append(cands, g)
+		}
+	}
+	if len(gws) == 0 {
+		return message.Gateway{}, false
 	}
 	pick := clientHash(client, len(gws))
 	if r.Choose == RedirectByLoad {
 		best, bestLoad, known := -1, 0, false
 		var tied []int
-		for i, g := range r.Gateways {
+		for i, g := range cands {
 			var load int
 			var ok bool
 			if c.isSelf(gws[i], local) {

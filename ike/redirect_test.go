@@ -383,6 +383,53 @@ func TestRedirectChoice(t *testing.T) {
 	})
 }
 
+// TestRedirectFleet: a rule with Fleet takes its candidates from
+// Config.RedirectGateways at each choice (the other members of a fleet),
+// their loads from GatewayLoad; an empty fleet serves the client here,
+// and a bad address from the fleet is skipped.
+func TestRedirectFleet(t *testing.T) {
+	var members []ike.RedirectGateway
+	loads := map[string]int{}
+	chosen := func(t *testing.T) netip.Addr {
+		tb := newTestbed(t, bedOptions{connB: func(c *ike.Connection) {
+			c.Redirect = &ike.RedirectRule{Choose: ike.RedirectByLoad, Fleet: true}
+		}, cfgB: func(c *ike.Config) {
+			c.RedirectGateways = func(conn string) []ike.RedirectGateway {
+				if conn != "gw" {
+					t.Errorf("gateways asked for connection %q", conn)
+				}
+				return members
+			}
+			c.GatewayLoad = func(conn string, gw ike.RedirectGateway) (int, bool) {
+				n, ok := loads[gw.Name]
+				return n, ok
+			}
+		}})
+		if _, err := tb.a.e.Initiate("gw"); err != nil {
+			t.Fatal(err)
+		}
+		tb.net.Flush()
+		for _, l := range tb.b.log.all() {
+			if _, to, ok := strings.Cut(l, "redirecting peer to "); ok {
+				return netip.MustParseAddr(strings.Fields(to)[0])
+			}
+		}
+		return addrB
+	}
+	if got := chosen(t); got != addrB {
+		t.Fatalf("no member: redirected to %s", got)
+	}
+	members = []ike.RedirectGateway{{Name: "gw3", Address: addrC.String()}, {Name: "gw4", Address: addrD.String()}, {Name: "bad", Address: "not a host"}}
+	loads = map[string]int{"gw3": 4, "gw4": 1, "bad": 0}
+	if got := chosen(t); got != addrD {
+		t.Fatalf("chose %s, want the least loaded member %s", got, addrD)
+	}
+	loads["gw3"] = 0
+	if got := chosen(t); got != addrC {
+		t.Fatalf("chose %s, want %s (its load fell)", got, addrC)
+	}
+}
+
 // TestRedirectConfig: a rule without gateways, with a bad gateway or on
 // IKEv1 is refused by AddConnection.
 func TestRedirectConfig(t *testing.T) {

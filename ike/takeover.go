@@ -48,6 +48,16 @@ func (e *Engine) TakeOver(st EngineState, seq func(SAID) (out, in uint64)) []*Im
 	}
 	e.nextIKEID = max(e.nextIKEID, st.NextIKEID)
 	e.nextChildID = max(e.nextChildID, st.NextChildID)
+	// A fleet's records are per IKE SA, without the failed member's
+	// counters: the IDs kept must not be handed out again (a rekeyed
+	// CHILD_SA with its predecessor's unique ID is never seen to
+	// complete).
+	for i := range st.SAs {
+		e.nextIKEID = max(e.nextIKEID, st.SAs[i].ID)
+		for _, c := range st.SAs[i].Children {
+			e.nextChildID = max(e.nextChildID, c.ID)
+		}
+	}
 	for name, leases := range st.Pools {
 		if p := e.pool(name); p == nil {
 			infof(e.log, "leases of pool '%s' not taken over: no such pool", name)

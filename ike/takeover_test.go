@@ -531,6 +531,46 @@ func TestFleetMIDSyncNotRetransmit(t *testing.T) {
 	}
 }
 
+// TestFleetTakeOverRecordsOnly: a fleet hands TakeOver the IKE SA records
+// alone, without the failed member's ID counters (NextIKEID, NextChildID
+// zero). The IDs kept are not handed out again: a CHILD_SA rekeyed by the
+// new gateway and a new IKE SA get fresh unique IDs.
+func TestFleetTakeOverRecordsOnly(t *testing.T) {
+	tb := newTestbed(t, bedOptions{cfgB: checkpointKeys})
+	tb.establish()
+	gw := tb.established(tb.b)
+	st := tb.b.e.Export()
+	defer st.Zero()
+	st.NextIKEID, st.NextChildID = 0, 0
+	die(tb.b)
+
+	b2, errs := tb.takeOverPeer(tb.b, st, gatewayConn(), 0xc3000000, nil)
+	if len(errs) != 0 {
+		t.Fatalf("take over: %v", errs)
+	}
+	tb.b = b2
+	tb.net.Flush()
+	got := tb.established(b2)
+	if got.ID != gw.ID || len(got.Children) != 1 || got.Children[0].ID != gw.Children[0].ID {
+		t.Fatalf("taken over with other IDs:\n%+v\n%+v", gw, got)
+	}
+	if err := b2.e.RekeyChildSA(got.Children[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	rekeyed := tb.established(b2)
+	if len(rekeyed.Children) != 1 || rekeyed.Children[0].ID == gw.Children[0].ID {
+		t.Fatalf("CHILD_SA {%d} rekeyed by the new gateway: %+v", gw.Children[0].ID, rekeyed.Children)
+	}
+	if err := b2.e.RekeyIKESA(got.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	if sa := tb.established(b2); sa.ID == gw.ID {
+		t.Fatalf("IKE_SA [%d] rekeyed by the new gateway kept its unique ID: %+v", gw.ID, sa)
+	}
+}
+
 // TestFleetTakeOverSeqExhausted: outbound sequence numbers past 32 bits
 // for an SA without ESN: it is installed at the last one and rekeyed at
 // once.

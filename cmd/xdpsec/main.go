@@ -30,7 +30,7 @@ func newApp() *cli.App {
 		Flags: globalFlags(true),
 		Commands: slices.Concat(
 			category("dataplane", loadCommand(), unloadCommand(), saCommand(), policyCommand(), ratelimitCommand()),
-			category("IKE", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), installCommand(), uninstallCommand(), listPolsCommand(), reloadCommand()),
+			category("IKE", daemonCommand(), initiateCommand(), terminateCommand(), rekeyCommand(), redirectCommand(), listSAsCommand(), listConnsCommand(), listPoolsCommand(), installCommand(), uninstallCommand(), listPolsCommand(), reloadCommand(), fleetCommand()),
 			category("diagnostics", statusCommand(), statsCommand(), benchCommand()),
 			category("shell", completionCommand()),
 		),

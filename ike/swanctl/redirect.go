@@ -37,6 +37,15 @@ import (
 // The load of a gateway is its number of established IKE SAs, the
 // xdpsec_ike_sas{state="ESTABLISHED"} gauge of the Prometheus endpoint
 // its daemon serves (--metrics).
+//
+// In a fleet (xdpsec.conf's fleet section), gateways = fleet takes the
+// other members as the gateways, each at its fleet.address, with the
+// load it publishes in etcd; a gateways section may add others:
+//
+//	redirect {
+//	    choose = load
+//	    gateways = fleet
+//	}
 
 // DefaultRedirectPoll is how often the daemon reads the gateways' loads.
 const DefaultRedirectPoll = 5 * time.Second
@@ -53,6 +62,13 @@ var redirectChoices = map[string]ike.RedirectChoice{"load": ike.RedirectByLoad, 
 var redirectPhases = map[string]ike.RedirectPhase{"ike_sa_init": ike.RedirectInInit, "ike_auth": ike.RedirectInAuth}
 
 var redirectKeys = keyTable[Redirect]{
+	"gateways": supported(func(r *Redirect, v string) error {
+		if v != "fleet" {
+			return wrapf(ErrValue, "gateways = %q: only fleet is a value (else a gateways section)", v)
+		}
+		r.Fleet = true
+		return nil
+	}),
 	"during": supported(func(r *Redirect, v string) (err error) {
 		r.During, err = parseEnum(v, redirectPhases, "ike_sa_init or ike_auth")
 		return
@@ -122,7 +138,7 @@ func (l *loader) loadRedirect(c *Connection, s *section, path string) *Redirect 
 			}
 		}
 	}
-	if len(r.Gateways) == 0 && !l.hasErrorUnder(path) {
+	if len(r.Gateways) == 0 && !r.Fleet && !l.hasErrorUnder(path) {
 		l.errs.add(s.pos(), path+".gateways", wrapf(ErrInvalid, "no gateway to redirect to"))
 	}
 	if c.Version == 1 {

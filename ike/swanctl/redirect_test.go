@@ -74,6 +74,14 @@ func TestRedirectSection(t *testing.T) {
 	if ch := Diff(hash, withRekey); len(ch.Changed) != 1 || len(ch.RedirectChanged) != 0 {
 		t.Fatalf("rule and rekey_time changed: %+v", ch)
 	}
+	// gateways = fleet: the fleet's members, no section needed.
+	fleet := mustLoadMem(t, map[string]string{"swanctl.conf": conn("  redirect {\n   choose = load\n   gateways = fleet\n  }", "")})
+	if r := fleet.Connections[0].Connection.Redirect; !r.Fleet || len(r.Gateways) != 0 {
+		t.Fatalf("gateways = fleet: %+v", r)
+	}
+	if err := e.AddConnection(fleet.Connections[0].Connection); err != nil {
+		t.Fatalf("the engine refuses gateways = fleet: %v", err)
+	}
 	if ch := Diff(hash, mustLoadMem(t, map[string]string{"swanctl.conf": "\n" + conn("  redirect {\n   choose = hash\n   gateways { a { address = 2001:db8::2 } }\n  }", "")})); !ch.Empty() {
 		t.Fatalf("moving the section changed the connection: %+v", ch)
 	}
@@ -107,6 +115,8 @@ func TestRedirectErrors(t *testing.T) {
 			[]string{mainFile + `:5: connections.site.redirect.servers: unknown section (expected gateways)`}, ErrUnknownKey},
 		{"short poll", "  redirect {\n   poll_interval = 10ms\n   gateways { a { address = 192.0.2.9 } }\n  }",
 			[]string{mainFile + `:5: connections.site.redirect.poll_interval: poll_interval must be at least 100ms`}, ErrValue},
+		{"gateways not fleet", "  redirect {\n   gateways = all\n  }",
+			[]string{mainFile + `:5: connections.site.redirect.gateways: gateways = "all": only fleet is a value (else a gateways section)`}, ErrValue},
 		{"IKEv1", "  version = 1\n  redirect {\n   gateways { a { address = 192.0.2.9 } }\n  }",
 			[]string{mainFile + `:5: connections.site.redirect: redirection needs IKEv2`}, ErrInvalid},
 	} {

@@ -10,8 +10,8 @@ const DefaultSettingsPath = "/etc/xdpsec/xdpsec.conf"
 
 // Settings are the daemon's settings that strongSwan keeps in
 // strongswan.conf rather than swanctl.conf, read from xdpsec.conf in the
-// same syntax (includes, sections, quoted strings). Only a radius section
-// exists yet:
+// same syntax (includes, sections, quoted strings): a radius section and
+// a fleet section (fleet.go). The radius section:
 //
 //	radius {
 //	    servers {
@@ -36,6 +36,7 @@ const DefaultSettingsPath = "/etc/xdpsec/xdpsec.conf"
 type Settings struct {
 	Path   string
 	Radius *RadiusSettings // nil: no radius section
+	Fleet  *FleetSettings  // nil: no fleet section
 }
 
 // RadiusSettings is the radius section. Values not set are zero; the
@@ -128,11 +129,14 @@ func LoadSettings(fsys FS, name string) (*Settings, error) {
 		errs.add(root.settings[k].pos, k, wrapf(ErrUnknownKey, "unknown key"))
 	}
 	for _, s := range root.subs {
-		if s.name != "radius" {
-			errs.add(s.pos(), s.name, wrapf(ErrUnknownKey, "unknown section (expected radius)"))
-			continue
+		switch s.name {
+		case "radius":
+			st.Radius = loadRadius(s, errs)
+		case "fleet":
+			st.Fleet = loadFleet(s, errs)
+		default:
+			errs.add(s.pos(), s.name, wrapf(ErrUnknownKey, "unknown section (expected radius or fleet)"))
 		}
-		st.Radius = loadRadius(s, errs)
 	}
 	if st.Radius != nil && len(st.Radius.Servers) > 0 {
 		if err := checkSecretFile(fsys, name); err != nil {

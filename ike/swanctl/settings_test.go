@@ -63,7 +63,7 @@ func TestSettingsErrors(t *testing.T) {
 		{"bad bool", "use_framed_ip = yes", "use_framed_ip = maybe", settingsFile + `:19: radius.use_framed_ip`},
 		{"short interval", "accounting_interval = 5m", "accounting_interval = 10s", settingsFile + `:17: radius.accounting_interval: accounting_interval must be 0 (off) or at least 60s`},
 		{"charon only", "timeout = 500ms", "retransmit_base = 1.4", settingsFile + `:14: radius.retransmit_base: not supported yet`},
-		{"other section", "radius {", "eap-radius {", settingsFile + `:1: eap-radius: unknown section (expected radius)`},
+		{"other section", "radius {", "eap-radius {", settingsFile + `:1: eap-radius: unknown section (expected radius or fleet)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conf := strings.Replace(radiusConf, tc.from, tc.to, 1)

@@ -35,6 +35,10 @@ const (
 	CmdInstall      = "install"
 	CmdUninstall    = "uninstall"
 	CmdListPolicies = "list-policies"
+	// CmdFleetStatus and CmdFleetNotify are `xdpsec fleet status` and
+	// `xdpsec fleet notify STATE SHARED` (keepalived's notify).
+	CmdFleetStatus = "fleet-status"
+	CmdFleetNotify = "fleet-notify"
 )
 
 // Request is a control command.
@@ -53,6 +57,10 @@ type Request struct {
 	// and the gateway to send them to (IP address or domain name).
 	Peer    string `json:"peer,omitempty"`
 	Gateway string `json:"gateway,omitempty"`
+	// State and Shared are fleet-notify's: keepalived's state (master,
+	// backup, fault, stop) of a shared address (its name or address).
+	State  string `json:"state,omitempty"`
+	Shared string `json:"shared,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -66,6 +74,8 @@ type Response struct {
 	// Policies are list-policies' trap policies.
 	Policies []TrapPolicy `json:"policies,omitempty"`
 	Changes  *Changes     `json:"changes,omitempty"`
+	// Fleet is fleet-status's answer.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 	// Denied says the daemon refused the connection's user.
 	Denied bool `json:"denied,omitempty"`
 }
@@ -347,6 +357,10 @@ func (d *Daemon) Handle(req Request) *Response {
 		resp = &Response{Conns: d.ListConns()}
 	case CmdListPools:
 		resp = &Response{Pools: d.ListPools(req.Leases)}
+	case CmdFleetStatus:
+		resp, err = d.fleetStatus()
+	case CmdFleetNotify:
+		resp, err = d.fleetNotify(req)
 	case CmdReload:
 		var ch Changes
 		c, rerr := d.Reload()

@@ -108,6 +108,9 @@ type Daemon struct {
 
 	// journal is the state file (journal.go), nil without one.
 	journal *journal
+	// fleet is the membership of a fleet (fleet.go), nil without a
+	// fleet section.
+	fleet *fleetState
 
 	mu       sync.Mutex // guards below
 	loaded   *Loaded
@@ -126,14 +129,23 @@ type Daemon struct {
 type socketSender struct {
 	mu sync.Mutex
 	s  *ikesocket.Sockets
+	// fleet refuses datagrams from shared addresses it does not lead.
+	fleet *fleetState
 }
+
+// errNotLeader: a datagram from a shared address another member serves.
+var errNotLeader = errors.New("not sent: another member of the fleet serves this shared address")
 
 func (s *socketSender) Send(d ike.Datagram) error {
 	s.mu.Lock()
-	socks := s.s
+	socks, f := s.s, s.fleet
 	s.mu.Unlock()
 	if socks == nil {
 		return errors.New("IKE sockets not open")
+	}
+	if f.refuses(d.Local.Addr()) {
+		f.sendRefused.Add(1)
+		return errNotLeader
 	}
 	return socks.Send(ikesocket.Datagram{Local: d.Local, Remote: d.Remote, Data: d.Data})
 }
@@ -223,6 +235,19 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.hasRadius = rc != nil
+	fs, err := loadFleetSettings(opts.SettingsPath)
+	if err != nil {
+		return nil, err
+	}
+	if fs != nil {
+		if d.fleet, err = newFleet(d, fs); err != nil {
+			return nil, err
+		}
+		d.sender.fleet = d.fleet
+		if fs.Pools {
+			d.fleetPools(l.Pools)
+		}
+	}
 	backend := d.eapBackend(rc)
 	if err := d.openDataplane(); err != nil {
 		return nil, err
@@ -240,6 +265,16 @@ func Start(opts Options) (*Daemon, error) {
 	d.openJournal()
 	if d.journal != nil {
 		cfg.StateSink = d.journal
+	}
+	if d.fleet != nil {
+		// A takeover needs the CHILD_SAs' keys in the records.
+		cfg.CheckpointChildKeys = true
+		tee := teeSink{fleet: d.fleet}
+		if d.journal != nil {
+			tee.journal = d.journal
+		}
+		cfg.StateSink = tee
+		cfg.RedirectGateways = d.fleet.redirectGateways
 	}
 	d.histograms = newSAHistograms()
 	d.histograms.observe(&cfg)
@@ -272,6 +307,10 @@ func Start(opts Options) (*Daemon, error) {
 	d.sender.s = socks
 	d.sender.mu.Unlock()
 	socks.Run(func(dg ikesocket.Datagram) {
+		if d.fleet.refuses(dg.Local.Addr()) {
+			d.fleet.ikeDropped.Add(1)
+			return
+		}
 		d.engine.HandleDatagram(ike.Datagram{Local: dg.Local, Remote: dg.Remote, Data: slices.Clone(dg.Data), Received: dg.Received})
 	})
 	d.log.Info(fmt.Sprintf("listening for IKE on %v", socks.Ports()))
@@ -288,11 +327,17 @@ func Start(opts Options) (*Daemon, error) {
 	go d.watch()
 	d.wg.Add(1)
 	go d.pollGatewayLoads()
+
 	if err := d.watchAddresses(); err != nil {
 		// MOBIKE then waits for path probing to find a new path.
 		d.knlLog.Warn(fmt.Sprintf("not watching our addresses (MOBIKE): %v", err))
 	}
 	d.startActions(nil)
+	if d.fleet != nil {
+		// After the start actions: those from shared addresses wait
+		// for the election (fleet.go, lead).
+		d.fleet.start()
+	}
 	ok = true
 	return d, nil
 }
@@ -395,6 +440,11 @@ func (d *Daemon) startActions(only []string) {
 			continue
 		}
 		if done[c.Name] || up[c.Name] || only != nil && !slices.Contains(only, c.Name) {
+			continue
+		}
+		if d.fleet.refusesAll(c.LocalAddrs) {
+			// Another member serves the shared address: its leader
+			// starts the connection (after a takeover, here).
 			continue
 		}
 		done[c.Name] = true
@@ -541,6 +591,8 @@ func (d *Daemon) Stop() error {
 	}
 	var err error
 	if d.engine != nil {
+		// Resign at once: a standby takes the shared addresses over.
+		d.fleet.close()
 		// Trap policies go, as charon's at shutdown: a trap whose
 		// reqid another daemon could hand out must not outlive us. The
 		// policies a CHILD_SA shares stay with it; start_action = trap
@@ -572,6 +624,8 @@ func (d *Daemon) closeAll() {
 	default:
 		close(d.stop)
 	}
+	// Resigns: a standby takes the shared addresses over at once.
+	d.fleet.close()
 	if d.control != nil {
 		d.control.Close()
 		os.Remove(d.opts.SocketPath)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
@@ -144,7 +145,11 @@ func (d *Daemon) ListConns() []ConnInfo {
 		}
 		if r := c.Redirect; r != nil {
 			ri := &RedirectInfo{Choose: r.Choose.String(), During: r.During.String(), Gateways: []RedirectGWInfo{}}
-			for _, g := range r.Gateways {
+			gws := r.Gateways
+			if r.Fleet && d.fleet != nil {
+				gws = append(slices.Clip(gws), d.fleet.redirectGateways(c.Name)...)
+			}
+			for _, g := range gws {
 				gi := RedirectGWInfo{Name: g.Name, Address: g.Address, Metrics: g.Metrics}
 				if n, ok := d.GatewayLoad(c.Name, g); ok {
 					gi.Load = &n

@@ -163,6 +163,21 @@ func (f *family) sample(v uint64, labels ...string) {
 	f.ch <- prometheus.MustNewConstMetric(desc, f.valueType, float64(v), values...)
 }
 
+// sampleFloat sends one value that is not a count (seconds).
+func (f *family) sampleFloat(v float64, labels ...string) {
+	var names, values []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		names, values = append(names, labels[i]), append(values, labels[i+1])
+	}
+	key := fmt.Sprint(names)
+	desc, ok := f.descs[key]
+	if !ok {
+		desc = prometheus.NewDesc(f.name, f.help, names, nil)
+		f.descs[key] = desc
+	}
+	f.ch <- prometheus.MustNewConstMetric(desc, f.valueType, v, values...)
+}
+
 func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	d := c.d
 	gauge := func(name, help string) *family { return newFamily(ch, name, prometheus.GaugeValue, help) }
@@ -170,6 +185,9 @@ func (c daemonCollector) Collect(ch chan<- prometheus.Metric) {
 	d.collectRedirectMetrics(gauge("xdpsec_redirect_gateway_load", "Established IKE SAs of each gateway of a connection's redirect rule, as last read from its metrics; none while it does not answer."))
 	if d.engine == nil {
 		return // a test's daemon without one
+	}
+	if d.fleet != nil {
+		d.fleet.collectMetrics(gauge, counter)
 	}
 
 	sas := d.ListSAs("")

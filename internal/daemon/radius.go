@@ -112,6 +112,7 @@ func (d *Daemon) reloadRadius(conns []*ike.Connection) error {
 	d.settingsSum, d.hasRadius = sum, rc != nil
 	d.setEAPBackend(d.eapBackend(rc))
 	d.cfgLog.Info(fmt.Sprintf("reloaded %s", path))
+	d.fleetSettingsChanged(path)
 	return nil
 }
 

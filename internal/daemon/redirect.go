@@ -53,6 +53,11 @@ type gatewayLoad struct {
 // takes only the loads' lock: the engine calls it under its own.
 func (d *Daemon) GatewayLoad(conn string, gw ike.RedirectGateway) (int, bool) {
 	if gw.Metrics == "" {
+		if d.fleet != nil {
+			// A member of the fleet (gateways = fleet): its load as
+			// it published it.
+			return d.fleet.memberLoad(gw)
+		}
 		return 0, false
 	}
 	d.loads.mu.Lock()

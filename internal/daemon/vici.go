@@ -343,11 +343,15 @@ func (d *Daemon) poolNames(l *Loaded) []string {
 func (d *Daemon) pools(l *Loaded) []*ike.Pool {
 	out := slices.Clone(l.Pools)
 	d.vici.mu.Lock()
-	defer d.vici.mu.Unlock()
 	for _, p := range d.vici.pools {
 		if l.File.Pool(p.Name()) == nil {
 			out = append(out, p.Pool)
 		}
+	}
+	d.vici.mu.Unlock()
+	if d.fleet != nil && d.fleet.cfg.Pools {
+		// Those of a reload and VICI's too: leases are the fleet's.
+		d.fleetPools(out)
 	}
 	return out
 }
