@@ -386,48 +386,11 @@ func (e *Engine) childIDsFree(children []ExportedChildSA) error {
 }
 
 func (e *Engine) importSA(s ExportedIKESA) error {
-	c, err := e.connectionToTakeBack(2, &s)
+	sa, spi, err := e.ikeSAFromRecord(&s, e.childIDsFree, false)
 	if err != nil {
 		return err
 	}
-	if !c.proposalAllowed(s.Proposal) {
-		return fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
-	}
-	spi := ours(s.Initiator, s.SPIi, s.SPIr)
-	if spi == 0 || e.sas[spi] != nil {
-		return fmt.Errorf("IKE SPI %016x in use", spi)
-	}
-	if err := e.childIDsFree(s.Children); err != nil {
-		return err
-	}
-	for _, a := range s.LocalVIPs {
-		if !a.IsValid() || a.IsUnspecified() {
-			return fmt.Errorf("invalid virtual IP %q", a)
-		}
-	}
-	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
-	sa.takeID(s.ID)
-	sa.spiI, sa.spiR = s.SPIi, s.SPIr
-	sa.proposal, sa.suite = s.Proposal, s.Suite
-	keys := cloneKeys(&s.Keys)
-	if err := sa.installKeys(&keys); err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
-	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
-	sa.peerMIDSync = s.PeerMIDSync
-	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
-	sa.peerMobike = s.MOBIKE
-	sa.peerAddrs = slices.Clone(s.PeerAddrs)
-	if len(sa.peerAddrs) > maxPeerAddrs {
-		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
-	}
-	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
-	sa.originalInitiator = s.Initiator != s.NotOriginalInitiator
-	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
-	for _, v := range s.VIPs {
-		sa.takeBackVIP(v)
-	}
+	c := sa.conn
 	sa.tm.nextID, sa.tm.expectID = s.NextMessageID, s.ExpectMessageID
 	for _, r := range s.LastResponse {
 		sa.tm.response = append(sa.tm.response, cloneBytes(r))
@@ -464,6 +427,63 @@ func (e *Engine) importSA(s ExportedIKESA) error {
 	sa.takeBackAccounting(s.Accounting)
 	infof(sa.log, "IKE_SA %s taken back, established between %s, %d CHILD_SAs", sa.name(), sa.ends(), len(sa.children))
 	return nil
+}
+
+// ikeSAFromRecord checks a record of an IKE SA and makes the IKE SA, as
+// Import and TakeOver both do: connection, proposal, SPI, the caller's
+// check of the CHILD_SAs, keys, identities, what the peer announced,
+// and the virtual IPs. The record's unique ID is kept; with freshID one in
+// use gets a fresh one (a takeover) instead of the record being refused
+// by the caller's checks. The caller sets the message IDs, stores the SA
+// and installs its CHILD_SAs.
+func (e *Engine) ikeSAFromRecord(s *ExportedIKESA, check func([]ExportedChildSA) error, freshID bool) (*ikeSA, uint64, error) {
+	c, err := e.connectionToTakeBack(2, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !c.proposalAllowed(s.Proposal) {
+		return nil, 0, fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
+	}
+	spi := ours(s.Initiator, s.SPIi, s.SPIr)
+	if spi == 0 || e.sas[spi] != nil {
+		return nil, 0, fmt.Errorf("IKE SPI %016x in use", spi)
+	}
+	if err := check(s.Children); err != nil {
+		return nil, 0, err
+	}
+	for _, a := range s.LocalVIPs {
+		if !a.IsValid() || a.IsUnspecified() {
+			return nil, 0, fmt.Errorf("invalid virtual IP %q", a)
+		}
+	}
+	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
+	if !freshID || (e.byID[s.ID] == nil && e.v1SAByID(s.ID) == nil) {
+		sa.takeID(s.ID)
+	} else {
+		infof(e.log, "IKE_SA %s[%d] taken over as %s: its unique ID is in use", s.Conn, s.ID, sa.name())
+	}
+	sa.spiI, sa.spiR = s.SPIi, s.SPIr
+	sa.proposal, sa.suite = s.Proposal, s.Suite
+	keys := cloneKeys(&s.Keys)
+	if err := sa.installKeys(&keys); err != nil {
+		return nil, 0, fmt.Errorf("keys: %w", err)
+	}
+	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
+	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
+	sa.peerMIDSync = s.PeerMIDSync
+	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
+	sa.peerMobike = s.MOBIKE
+	sa.peerAddrs = slices.Clone(s.PeerAddrs)
+	if len(sa.peerAddrs) > maxPeerAddrs {
+		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
+	}
+	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
+	sa.originalInitiator = s.Initiator != s.NotOriginalInitiator
+	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
+	for _, v := range s.VIPs {
+		sa.takeBackVIP(v)
+	}
+	return sa, spi, nil
 }
 
 // childConfigNamed finds a connection's child config; a child no longer

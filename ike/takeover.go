@@ -92,52 +92,11 @@ func checkTakeOver(s *ExportedIKESA) error {
 }
 
 func (e *Engine) takeOverSA(s ExportedIKESA, seq func(SAID) (out, in uint64)) error {
-	c, err := e.connectionToTakeBack(2, &s)
+	sa, spi, err := e.ikeSAFromRecord(&s, func([]ExportedChildSA) error { return checkTakeOver(&s) }, true)
 	if err != nil {
 		return err
 	}
-	if !c.proposalAllowed(s.Proposal) {
-		return fmt.Errorf("%w: proposal %v is not among those of connection %q", ErrNotAllowed, s.Proposal, s.Conn)
-	}
-	if err := checkTakeOver(&s); err != nil {
-		return err
-	}
-	spi := ours(s.Initiator, s.SPIi, s.SPIr)
-	if spi == 0 || e.sas[spi] != nil {
-		return fmt.Errorf("IKE SPI %016x in use", spi)
-	}
-	for _, a := range s.LocalVIPs {
-		if !a.IsValid() || a.IsUnspecified() {
-			return fmt.Errorf("invalid virtual IP %q", a)
-		}
-	}
-	sa := e.newIKESA(c, s.Initiator, s.Local, s.Remote)
-	if e.byID[s.ID] == nil && e.v1SAByID(s.ID) == nil {
-		sa.takeID(s.ID)
-	} else {
-		infof(e.log, "IKE_SA %s[%d] taken over as %s: its unique ID is in use", s.Conn, s.ID, sa.name())
-	}
-	sa.spiI, sa.spiR = s.SPIi, s.SPIr
-	sa.proposal, sa.suite = s.Proposal, s.Suite
-	keys := cloneKeys(&s.Keys)
-	if err := sa.installKeys(&keys); err != nil {
-		return fmt.Errorf("keys: %w", err)
-	}
-	sa.localID, sa.remoteID = s.LocalID, s.RemoteID
-	sa.natLocal, sa.natRemote, sa.peerFrag, sa.peerRedirect = s.NATLocal, s.NATRemote, s.PeerFragmentation, s.PeerRedirect
-	sa.peerMIDSync = s.PeerMIDSync
-	sa.mobike = s.MOBIKE && sa.mobikeEnabled()
-	sa.peerMobike = s.MOBIKE
-	sa.peerAddrs = slices.Clone(s.PeerAddrs)
-	if len(sa.peerAddrs) > maxPeerAddrs {
-		sa.peerAddrs = sa.peerAddrs[:maxPeerAddrs]
-	}
-	sa.lastUpdateID, sa.updateSeen = s.LastUpdateID, s.UpdateSeen
-	sa.originalInitiator = s.Initiator != s.NotOriginalInitiator
-	sa.eapIdentity, sa.localVIPs, sa.dnsServers = s.EAPIdentity, slices.Clone(s.LocalVIPs), slices.Clone(s.DNSServers)
-	for _, v := range s.VIPs {
-		sa.takeBackVIP(v)
-	}
+	c := sa.conn
 	if s.PeerMIDSync {
 		// Past what the failed member can have used since the
 		// checkpoint; the synchronisation takes the peer's larger
