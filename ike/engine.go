@@ -241,6 +241,9 @@ type Engine struct {
 	blockLogSuppressed uint64 // refusals not logged since lastBlockLog
 	ikev1              v1State
 	peers              connectedPeers // IKE SAs that are contacts, for uniqueness
+	// connecting counts the IKE SAs we initiate that are not yet
+	// established, by connection and peer address (INITIAL_CONTACT).
+	connecting map[connectingKey]int
 	// retired are the inbound SAs of deleted rekeyed CHILD_SAs, removed
 	// from the dataplane when their timer fires (DeleteRekeyedDelay).
 	retired map[SAID]Timer

@@ -108,9 +108,10 @@ func TestInvalidKE(t *testing.T) {
 }
 
 func TestCookies(t *testing.T) {
-	// unique = never on b: both of a's IKE SAs send INITIAL_CONTACT (a
-	// has none established when it authenticates either), which would
-	// have b keep only the one whose IKE_AUTH came last.
+	// unique = never on b: a's first IKE SA sends INITIAL_CONTACT (the
+	// second does not: the first is being initiated), and its retransmit
+	// reaches b after the second is established, which would have b keep
+	// only the first.
 	tb := newTestbed(t, bedOptions{cfgB: func(c *ike.Config) { c.CookieThreshold = 1 },
 		connB: func(c *ike.Connection) { c.Unique = ike.UniqueNever }})
 	// The first IKE_AUTH request is lost, which leaves one half-open IKE SA

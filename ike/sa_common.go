@@ -42,6 +42,9 @@ type ikeSACommon struct {
 	// (indexPeer).
 	outer   uniqueSA
 	peerKey *peerKey
+	// connectingKey is where the IKE SA counts in Engine.connecting
+	// while we initiate it, nil when it does not.
+	connectingKey *connectingKey
 
 	// Remote access, in both versions (config_payload.go, v1_modecfg.go).
 	// eapIdentity is the identity the peer authenticated as with EAP, or

@@ -152,6 +152,7 @@ func connected(s IKESAState) bool { return s >= IKESAEstablished && s < IKESADes
 // indexPeer enters the IKE SA in the engine's connected peers when its
 // state makes it one, and removes it when it no longer is (setState).
 func (sa *ikeSACommon) indexPeer() {
+	sa.indexConnecting()
 	if connected(sa.state) && sa.peerKey == nil && sa.outer != nil {
 		sa.enterPeers()
 	} else if !connected(sa.state) && sa.peerKey != nil {
@@ -234,10 +235,53 @@ func (e *Engine) hasContact(me, other Identity, remote netip.Addr) bool {
 }
 
 // sendInitialContact reports whether an initiator's authentication with
-// local identity me carries INITIAL_CONTACT.
+// local identity me carries INITIAL_CONTACT: not when we have another IKE
+// SA with the peer, established or one we are initiating of the same
+// connection. Two initiated at once (an operator's double initiate, a
+// trap and a start) would otherwise both assert they are the only one,
+// and the peer would silently drop the one it authenticated first while
+// we keep it.
 func (sa *ikeSACommon) sendInitialContact(me Identity) bool {
 	other := sa.conn.remote.ID
-	return sa.conn.Unique != UniqueNever && !other.IsAny() && !sa.e.hasContact(me, other, sa.remote.Addr())
+	return sa.conn.Unique != UniqueNever && !other.IsAny() && !sa.e.hasContact(me, other, sa.remote.Addr()) &&
+		!sa.othersConnecting()
+}
+
+// connectingKey names the IKE SAs we initiate of one connection to one
+// peer address.
+type connectingKey struct {
+	conn   string
+	remote netip.Addr
+}
+
+// indexConnecting counts the IKE SA in Engine.connecting while we
+// initiate it and it is not established (setState).
+func (sa *ikeSACommon) indexConnecting() {
+	e := sa.e
+	if sa.initiator && sa.state == IKESAConnecting && sa.connectingKey == nil {
+		k := connectingKey{sa.conn.Name, sa.remote.Addr()}
+		if e.connecting == nil {
+			e.connecting = map[connectingKey]int{}
+		}
+		e.connecting[k]++
+		sa.connectingKey = &k
+	} else if sa.state != IKESAConnecting && sa.connectingKey != nil {
+		k := *sa.connectingKey
+		if e.connecting[k]--; e.connecting[k] <= 0 {
+			delete(e.connecting, k)
+		}
+		sa.connectingKey = nil
+	}
+}
+
+// othersConnecting reports whether we initiate another IKE SA of the
+// connection to the peer.
+func (sa *ikeSACommon) othersConnecting() bool {
+	n := sa.e.connecting[connectingKey{sa.conn.Name, sa.remote.Addr()}]
+	if sa.connectingKey != nil {
+		n--
+	}
+	return n > 0
 }
 
 // checkUniqueness applies the connection's unique policy to an IKE SA
