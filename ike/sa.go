@@ -469,13 +469,17 @@ func (sa *ikeSA) destroy() {
 	}
 }
 
-// forgetInitMessages drops the IKE_SA_INIT messages once the IKE SA is
-// established: only IKE_AUTH signs them (RFC 7296 section 2.15), and a
-// retransmitted IKE_AUTH request is answered from the response cache.
-// Kept, they would be half a kilobyte or more of every IKE SA.
+// forgetInitMessages drops the IKE_SA_INIT messages and nonces once the
+// IKE SA is established: only IKE_AUTH signs them (RFC 7296 section
+// 2.15) and derives its CHILD_SA's keys from the nonces (section 2.17),
+// and a retransmitted IKE_AUTH request is answered from the response
+// cache. Kept, they would be half a kilobyte or more of every IKE SA.
 func (sa *ikeSA) forgetInitMessages() {
 	if sa.state == IKESAEstablished {
 		sa.initReq, sa.initRes = nil, nil
+		clear(sa.ni)
+		clear(sa.nr)
+		sa.ni, sa.nr = nil, nil
 	}
 }
 

@@ -38,7 +38,9 @@ type taskManager struct {
 	pending    task
 	pendingHdr message.Header
 	// reqFrom is the path the peer's last request came on: a MOBIKE SA
-	// answers there (RFC 4555 section 3.5), wherever the SA is.
+	// answers there (RFC 4555 section 3.5), wherever the SA is. Its
+	// addresses only: the request's octets would stay with every idle
+	// IKE SA (an IKE_AUTH request, a few hundred bytes).
 	reqFrom Datagram
 }
 
@@ -357,7 +359,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	if h.ExchangeType != message.IKE_SA_INIT {
 		sa.authenticated(d)
 	}
-	tm.reqFrom = d
+	tm.reqFrom = Datagram{Local: d.Local, Remote: d.Remote}
 	sa.log.Info("parsed " + summarize(m))
 	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
