@@ -722,7 +722,9 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m))
+	if infoOn(e.log) {
+		e.log.Info("generating " + summarize(m))
+	}
 	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }
@@ -773,7 +775,9 @@ func (e *Engine) invalidSPI(h message.Header, d Datagram) {
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m))
+	if infoOn(e.log) {
+		e.log.Info("generating " + summarize(m))
+	}
 	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }

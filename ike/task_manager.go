@@ -135,7 +135,9 @@ func (tm *taskManager) sendRequest() {
 // and logs it as charon does.
 func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 	sa := tm.sa
-	sa.log.Info("generating " + summarize(m))
+	if infoOn(sa.log) {
+		sa.log.Info("generating " + summarize(m))
+	}
 	sa.e.countMessage(sa.conn.Name, m.Header, false)
 	if m.Header.ExchangeType == message.IKE_SA_INIT {
 		b, err := m.Marshal()
@@ -286,7 +288,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		} else if !sa.local.Addr().IsValid() {
 			sa.local = d.Local
 		}
-		sa.log.Info("parsed " + summarize(m))
+		if infoOn(sa.log) {
+			sa.log.Info("parsed " + summarize(m))
+		}
 		sa.e.countMessage(sa.conn.Name, *h, true)
 		if (h.ExchangeType == message.CREATE_CHILD_SA || h.ExchangeType == message.INFORMATIONAL) && findNotify(m, message.INVALID_SYNTAX) != nil {
 			// The peer could not parse our request: we and it no longer
@@ -360,7 +364,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		sa.authenticated(d)
 	}
 	tm.reqFrom = Datagram{Local: d.Local, Remote: d.Remote}
-	sa.log.Info("parsed " + summarize(m))
+	if infoOn(sa.log) {
+		sa.log.Info("parsed " + summarize(m))
+	}
 	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
 		sa.initReq = raw
