@@ -258,9 +258,11 @@ type policySet struct {
 	n           int // policies it makes
 }
 
+// newPolicySet keeps the selector lists it is given, not copies: a
+// CHILD_SA's and a trap's lists are replaced, never changed in place.
 func newPolicySet(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, mode Mode, proto SAProto, ifIn, ifOut uint32,
 	routeSrc func(TrafficSelector) netip.Addr) *policySet {
-	s := &policySet{localTS: slices.Clone(localTS), remoteTS: slices.Clone(remoteTS), local: local, remote: remote,
+	s := &policySet{localTS: localTS, remoteTS: remoteTS, local: local, remote: remote,
 		mode: mode, proto: proto, ifIn: ifIn, ifOut: ifOut}
 	if routeSrc != nil {
 		for i, l := range localTS {
