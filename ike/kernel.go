@@ -42,14 +42,16 @@ type kernelChild[S anyIKESA] struct {
 	mode              Mode
 	suite             transform.ChildSuite
 	localTS, remoteTS []TrafficSelector
-	encap             bool // ESP in UDP (NAT-T, RFC 3948)
 	// lifetime is what the SAs are installed with. Without outSoftTime the
 	// outbound SA has no soft time limit: the inbound SA's soft expiry
 	// alone triggers the rekey (IKEv2 without rand_time, as charon).
-	lifetime    Lifetime
-	outSoftTime bool
+	lifetime Lifetime
 
-	reqid                     *reqidEntry // from acquireReqid until releaseReqid
+	reqid *reqidEntry // from acquireReqid until releaseReqid
+	// The flags side by side: a CHILD_SA is some 300 bytes, and apart
+	// each would take eight.
+	encap                     bool // ESP in UDP (NAT-T, RFC 3948)
+	outSoftTime               bool
 	inInstalled, outInstalled bool
 	// heldOut are the keys of an outbound SA held back (holdOutbound),
 	// nil when none is.

@@ -3,6 +3,7 @@ package ike
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -37,14 +38,17 @@ type taskManager struct {
 	// the work is not started twice.
 	pending    task
 	pendingHdr message.Header
-	// reqFrom is the path the peer's last request came on: a MOBIKE SA
-	// answers there (RFC 4555 section 3.5), wherever the SA is. Its
-	// addresses only: the request's octets would stay with every idle
-	// IKE SA (an IKE_AUTH request, a few hundred bytes).
-	reqFrom Datagram
+	// reqLocal and reqRemote are the path the peer's last request came
+	// on (reqFrom): a MOBIKE SA answers there (RFC 4555 section 3.5),
+	// wherever the SA is.
+	reqLocal, reqRemote netip.AddrPort
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
+
+// reqFrom is the path of the peer's last request, without its octets
+// (which idle IKE SAs would keep).
+func (tm *taskManager) reqFrom() Datagram { return Datagram{Local: tm.reqLocal, Remote: tm.reqRemote} }
 
 func (tm *taskManager) queue(t task) { tm.queued = append(tm.queued, t) }
 
@@ -363,7 +367,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	if h.ExchangeType != message.IKE_SA_INIT {
 		sa.authenticated(d)
 	}
-	tm.reqFrom = Datagram{Local: d.Local, Remote: d.Remote}
+	tm.reqLocal, tm.reqRemote = d.Local, d.Remote
 	if infoOn(sa.log) {
 		sa.log.Info("parsed " + summarize(m))
 	}
@@ -419,7 +423,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 	tm.expectID++
 	sa.e.midsChanged(sa)
 	tm.response = packets
-	tm.sendResponse(tm.reqFrom)
+	tm.sendResponse(tm.reqFrom())
 	sa.forgetInitMessages()
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
