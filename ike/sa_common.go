@@ -19,11 +19,13 @@ type ikeSACommon struct {
 	id   uint32 // unique ID, the [1] in logs
 	log  *slog.Logger
 
-	state IKESAState
 	// initAt is when the IKE_SA_INIT that set the SA up was sent or
 	// received, zero for an SA made by a rekey or taken back; the
 	// observed flags say which of its observations were made (observe.go).
-	initAt                           time.Time
+	initAt time.Time
+	// state beside the flags: an IKE SA of more than 1016 bytes would
+	// take 1152 (the allocator's header and size classes).
+	state                            IKESAState
 	establishObserved, childObserved bool
 	initiator                        bool // IKEv2: the original initiator (I flag); IKEv1: of phase 1
 	local                            netip.AddrPort
