@@ -17,9 +17,6 @@ type childSA struct {
 	kernelChild[*ikeSA]
 
 	proposal transform.Proposal
-	// rekeyed is set once another CHILD_SA replaced this one: its inbound
-	// SA then outlives it by DeleteRekeyedDelay.
-	rekeyed bool
 	// replaces is, for the responder of a rekey, the CHILD_SA this one
 	// replaces; until the peer deletes that one, our outbound SA is held
 	// back (holdOutbound). Sending on it earlier would race the peer's
@@ -31,8 +28,6 @@ type childSA struct {
 	createdAt time.Time
 
 	rekeyTimer, expireTimer Timer
-	// downSent: the Observer was told it went.
-	downSent bool
 }
 
 func (sa *ikeSA) newChild(cfg *childConfig) *childSA {

@@ -516,16 +516,24 @@ func engineClock(c Clock) Clock {
 // afterFuncFor is afterFunc for a timer of an IKE SA: the one the panic
 // safety net deletes if f panics.
 func (e *Engine) afterFuncFor(sa panicScope, d time.Duration, f func()) Timer {
-	return e.clock.AfterFunc(d, func() {
-		e.mu.Lock()
-		defer e.unlock()
-		if e.closed {
-			return
-		}
-		defer e.recoverPanic(netip.AddrPort{})
-		e.handle(sa)
-		f()
-	})
+	if q, ok := e.clock.(*timerQueue); ok {
+		// The queue's entry holds what the closure below would: a few
+		// timers of every IKE SA wait, each an allocation smaller.
+		return q.afterFuncScoped(d, e, sa, f)
+	}
+	return e.clock.AfterFunc(d, func() { e.runTimer(sa, f) })
+}
+
+// runTimer runs the callback f of a timer of sa (nil: of the engine).
+func (e *Engine) runTimer(sa panicScope, f func()) {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.closed {
+		return
+	}
+	defer e.recoverPanic(netip.AddrPort{})
+	e.handle(sa)
+	f()
 }
 
 // Stats returns a copy of the engine's counters.
@@ -738,7 +746,9 @@ func (e *Engine) sendUnprotectedNotify(req message.Header, d Datagram, t message
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m))
+	if infoOn(e.log) {
+		e.log.Info("generating " + summarize(m))
+	}
 	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }
@@ -789,7 +799,9 @@ func (e *Engine) invalidSPI(h message.Header, d Datagram) {
 	if err != nil {
 		return
 	}
-	e.log.Info("generating " + summarize(m))
+	if infoOn(e.log) {
+		e.log.Info("generating " + summarize(m))
+	}
 	e.countMessage("", m.Header, false)
 	e.send(d.Local, d.Remote, [][]byte{b})
 }

@@ -42,15 +42,21 @@ type kernelChild[S anyIKESA] struct {
 	mode              Mode
 	suite             transform.ChildSuite
 	localTS, remoteTS []TrafficSelector
-	encap             bool // ESP in UDP (NAT-T, RFC 3948)
 	// lifetime is what the SAs are installed with. Without outSoftTime the
 	// outbound SA has no soft time limit: the inbound SA's soft expiry
 	// alone triggers the rekey (IKEv2 without rand_time, as charon).
-	lifetime    Lifetime
-	outSoftTime bool
+	lifetime Lifetime
 
-	reqid                     *reqidEntry // from acquireReqid until releaseReqid
+	reqid *reqidEntry // from acquireReqid until releaseReqid
+	// The flags side by side: a CHILD_SA is some 300 bytes, and apart
+	// each would take eight.
+	encap                     bool // ESP in UDP (NAT-T, RFC 3948)
+	outSoftTime               bool
 	inInstalled, outInstalled bool
+	// downSent: the Observer was told it went. rekeyed (IKEv2) is set
+	// once another CHILD_SA replaced this one: its inbound SA then
+	// outlives it by DeleteRekeyedDelay.
+	downSent, rekeyed bool
 	// heldOut are the keys of an outbound SA held back (holdOutbound),
 	// nil when none is.
 	heldOut     *transform.SAKeys
@@ -312,9 +318,11 @@ type policySet struct {
 	n           int // policies it makes
 }
 
+// newPolicySet keeps the selector lists it is given, not copies: a
+// CHILD_SA's and a trap's lists are replaced, never changed in place.
 func newPolicySet(localTS, remoteTS []TrafficSelector, local, remote netip.Addr, mode Mode, proto SAProto, ifIn, ifOut uint32,
 	routeSrc func(TrafficSelector) netip.Addr) *policySet {
-	s := &policySet{localTS: slices.Clone(localTS), remoteTS: slices.Clone(remoteTS), local: local, remote: remote,
+	s := &policySet{localTS: localTS, remoteTS: remoteTS, local: local, remote: remote,
 		mode: mode, proto: proto, ifIn: ifIn, ifOut: ifOut}
 	if routeSrc != nil {
 		for i, l := range localTS {

@@ -21,3 +21,7 @@ func debugf(l *slog.Logger, format string, args ...any) {
 		l.Debug(fmt.Sprintf(format, args...))
 	}
 }
+
+// infoOn reports whether l takes Info lines: a line built of a message's
+// or a proposal's summary is built only then.
+func infoOn(l *slog.Logger) bool { return l.Enabled(context.Background(), slog.LevelInfo) }

@@ -156,7 +156,7 @@ func (tm *taskManager) respondMIDSync(m *message.Message, d Datagram) {
 	}
 	packets, err := tm.encode(resp)
 	if err == nil {
-		tm.reqFrom = d
+		tm.reqLocal, tm.reqRemote = d.Local, d.Remote
 		tm.sendResponseTo(d, packets)
 		e.stats.MIDSyncs++
 	} else {

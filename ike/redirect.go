@@ -278,15 +278,43 @@ func (sa *ikeSA) redirectNotify(gw message.Gateway) *message.Notify {
 	return notify(message.REDIRECT, data)
 }
 
+// redirectState is what redirects keep of an IKE SA. redirected says
+// whether a REDIRECT was sent (gateway) or followed (client) for it; timer
+// deletes it if the client does not. from is the gateway that redirected
+// us here, at when the redirects of this attempt to connect happened
+// (the loop limit). Few IKE SAs are ever redirected: nil until one is.
+type redirectState struct {
+	timer Timer
+	from  netip.Addr
+	at    []time.Time
+}
+
+// redirects is the IKE SA's redirectState, made on first use.
+func (sa *ikeSA) redirects() *redirectState {
+	if sa.redir == nil {
+		sa.redir = &redirectState{}
+	}
+	return sa.redir
+}
+
+// redirectHistory is a copy of the times of the redirects so far.
+func (sa *ikeSA) redirectHistory() []time.Time {
+	if sa.redir == nil {
+		return nil
+	}
+	return slices.Clone(sa.redir.at)
+}
+
 // armRedirectDelete deletes a redirected IKE SA after the half-open
 // timeout unless the client did (charon's delete_ike_sa_job after
 // ike_redirect).
 func (sa *ikeSA) armRedirectDelete() {
-	if sa.redirectTimer != nil {
-		sa.redirectTimer.Stop()
+	r := sa.redirects()
+	if r.timer != nil {
+		r.timer.Stop()
 	}
-	sa.redirectTimer = sa.e.afterFuncFor(sa, sa.e.cfg.HalfOpenTimeout, func() {
-		sa.redirectTimer = nil
+	r.timer = sa.e.afterFuncFor(sa, sa.e.cfg.HalfOpenTimeout, func() {
+		r.timer = nil
 		if sa.state == IKESAEstablished || sa.state == IKESARekeying {
 			infof(sa.log, "IKE_SA %s still there after its redirect, deleting it", sa.name())
 			sa.ending(EndAdmin)
@@ -302,8 +330,8 @@ func (sa *ikeSA) redirectCapability() *message.Notify {
 	if !sa.initiator || !sa.e.followRedirects() {
 		return nil
 	}
-	if sa.redirectedFrom.IsValid() {
-		data, err := message.Redirect{Gateway: message.Gateway{Addr: sa.redirectedFrom}}.Marshal()
+	if sa.redir != nil && sa.redir.from.IsValid() {
+		data, err := message.Redirect{Gateway: message.Gateway{Addr: sa.redir.from}}.Marshal()
 		if err == nil {
 			return notify(message.REDIRECTED_FROM, data)
 		}
@@ -358,12 +386,13 @@ func (sa *ikeSA) mayFollow(gw message.Gateway) bool {
 		return false
 	}
 	now := sa.e.clock.Now()
-	sa.redirectedAt = slices.DeleteFunc(sa.redirectedAt, func(t time.Time) bool { return now.Sub(t) >= redirectLoopPeriod })
-	if len(sa.redirectedAt) >= maxRedirects {
+	r := sa.redirects()
+	r.at = slices.DeleteFunc(r.at, func(t time.Time) bool { return now.Sub(t) >= redirectLoopPeriod })
+	if len(r.at) >= maxRedirects {
 		infof(sa.log, "only %d redirects are allowed within %d seconds", maxRedirects, int(redirectLoopPeriod/time.Second))
 		return false
 	}
-	sa.redirectedAt = append(sa.redirectedAt, now)
+	r.at = append(r.at, now)
 	return true
 }
 
@@ -403,7 +432,7 @@ func (t *ikeInit) followInit(n *message.Notify) error {
 // errRetry sends it).
 func (t *ikeInit) retarget(addr netip.Addr) {
 	sa := t.sa
-	sa.redirectedFrom = sa.remote.Addr()
+	sa.redirects().from = sa.remote.Addr()
 	local, remote := sa.e.redirectEnds(sa.conn, sa.local.Addr(), addr)
 	sa.local, sa.remote = local, remote
 	clear(sa.ni)
@@ -470,7 +499,7 @@ func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig
 			children = sa.conn.children
 		}
 		local, remote := sa.e.redirectEnds(sa.conn, sa.local.Addr(), addr)
-		from, history, vips := sa.remote.Addr(), slices.Clone(sa.redirectedAt), slices.Clone(sa.localVIPs)
+		from, history, vips := sa.remote.Addr(), sa.redirectHistory(), slices.Clone(sa.localVIPs)
 		e, conn := sa.e, sa.conn
 		// Break before make: the new CHILD_SAs have the old ones'
 		// selectors towards another gateway, and policies of the same
@@ -478,7 +507,8 @@ func (sa *ikeSA) redirectEstablished(gw message.Gateway, children []*childConfig
 		// reauthentication towards the same peer shares them instead).
 		sa.afterDestroy = func() {
 			e.startIKESAWith(conn, children, local, remote, nil, func(n *ikeSA) {
-				n.redirectedFrom, n.redirectedAt, n.reauthVIPs = from, history, vips
+				n.redir = &redirectState{from: from, at: history}
+				n.reauthVIPs = vips
 			})
 		}
 		sa.ending(EndLocal)
@@ -493,7 +523,7 @@ func (sa *ikeSA) redirectConnecting(gw message.Gateway, first *childConfig) {
 	if !sa.mayFollow(gw) {
 		return
 	}
-	e, conn, history := sa.e, sa.conn, slices.Clone(sa.redirectedAt)
+	e, conn, history := sa.e, sa.conn, sa.redirectHistory()
 	from, used := sa.remote.Addr(), sa.local.Addr()
 	children := conn.children
 	if first != nil {
@@ -506,7 +536,7 @@ func (sa *ikeSA) redirectConnecting(gw message.Gateway, first *childConfig) {
 		}
 		local, remote := e.redirectEnds(conn, used, addr)
 		e.startIKESAWith(conn, children, local, remote, nil, func(n *ikeSA) {
-			n.redirectedFrom, n.redirectedAt = from, history
+			n.redir = &redirectState{from: from, at: history}
 		})
 	})
 }

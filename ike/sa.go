@@ -15,9 +15,6 @@ import (
 type ikeSA struct {
 	ikeSACommon
 
-	// viaRekey: the SA was made by an IKE rekey (no ike-updown when it
-	// comes up); rekeyedAway: it was rekeyed (none when it goes).
-	viaRekey, rekeyedAway bool
 	// establishedAt is when it got established (a restart keeps it).
 	establishedAt time.Time
 
@@ -33,8 +30,7 @@ type ikeSA struct {
 	ni, nr           []byte // IKE_SA_INIT nonces (kept for the first CHILD_SA and AUTH)
 	initReq, initRes []byte // IKE_SA_INIT messages as sent, for AUTH
 
-	peerHashes  []transform.HashAlgorithm
-	peerCertReq bool
+	peerHashes []transform.HashAlgorithm
 
 	children []*childSA
 	// acquireTS are the packet addresses of an acquire whose CHILD_SA
@@ -48,9 +44,7 @@ type ikeSA struct {
 	// that one hands over its CHILD_SAs (a rekey collision of ours still
 	// running), the peer may already address them here.
 	rekeyOf        *ikeSA
-	halfOpen       bool    // counted in the engine's halfOpenCount and halfOpenBySource
 	initKey        initKey // the SA's key in the engine's init index, if inInit (its remote: in halfOpenBySource)
-	inInit         bool
 	halfOpenTimer  Timer
 	keepAliveTimer Timer
 	rekeyTimer     Timer
@@ -59,8 +53,7 @@ type ikeSA struct {
 	reauthTimer    Timer
 	// reauthAt is when the IKE SA reauthenticates (zero: never), kept
 	// across rekeys; reauthenticating is set once it started (reauth.go).
-	reauthAt         time.Time
-	reauthenticating bool
+	reauthAt time.Time
 	// afterDestroy runs when the IKE SA is destroyed: a break-before-make
 	// reauthentication establishes the connection again.
 	afterDestroy func()
@@ -71,8 +64,6 @@ type ikeSA struct {
 	// rekeyCollision is set on the old IKE SA when the peer rekeyed it
 	// while our own rekey was in flight (RFC 7296 section 2.8.2).
 	rekeyCollision *ikeRekey
-	// restart re-initiates the connection when the SA dies (dpd_action).
-	restart bool
 
 	// eapAuth is the responder's IKE_AUTH task while EAP runs: it answers
 	// the IKE_AUTH requests that follow the first.
@@ -85,33 +76,42 @@ type ikeSA struct {
 	eapClass   [][]byte
 	eapInterim time.Duration
 
-	// Redirects (redirect.go). peerRedirect: the client announced
-	// REDIRECT_SUPPORTED or REDIRECTED_FROM. redirected: a REDIRECT was
-	// sent (gateway) or followed (client) for this IKE SA; redirectTimer
-	// deletes it if the client does not. redirectedFrom is the gateway
-	// that redirected us here, redirectedAt when the redirects of this
-	// attempt to connect happened (the loop limit).
-	peerRedirect   bool
-	redirected     bool
-	redirectTimer  Timer
-	redirectedFrom netip.Addr
-	redirectedAt   []time.Time
+	// Redirects (redirect.go): redir, nil until needed; the flags below.
+	redir *redirectState
 	// MOBIKE (mobike.go): mobike once both ends announced it, the peer's
 	// additional addresses for path probing, the message ID of the last
 	// UPDATE_SA_ADDRESSES followed (updateSeen), and the return
 	// routability check of a new peer address in progress.
-	mobike     bool
-	peerMobike bool
+	peerAddrs    []netip.Addr
+	check        *mobikeCheck
+	lastUpdateID uint32
+
+	// The flags, side by side: apart, each would take eight bytes of
+	// every IKE SA.
+	//
+	// viaRekey: the SA was made by an IKE rekey (no ike-updown when it
+	// comes up); rekeyedAway: it was rekeyed (none when it goes).
+	viaRekey, rekeyedAway bool
+	peerCertReq           bool
+	halfOpen              bool // counted in the engine's halfOpenCount and halfOpenBySource
+	inInit                bool
+	reauthenticating      bool
+	// restart re-initiates the connection when the SA dies (dpd_action).
+	restart bool
+	// peerRedirect: the client announced REDIRECT_SUPPORTED or
+	// REDIRECTED_FROM. redirected: a REDIRECT was sent (gateway) or
+	// followed (client) for this IKE SA.
+	peerRedirect bool
+	redirected   bool
+	mobike       bool
+	peerMobike   bool
+	updateSeen   bool
 	// originalInitiator: we initiated the first IKE SA this one descends
 	// from by rekeys (the I flag follows whoever initiated the last
 	// rekey), as charon's COND_ORIGINAL_INITIATOR: the one who may move
 	// the SA with MOBIKE (RFC 4555 section 3.4), and the client a gateway
 	// may redirect (RFC 5685).
 	originalInitiator bool
-	peerAddrs         []netip.Addr
-	lastUpdateID      uint32
-	updateSeen        bool
-	check             *mobikeCheck
 	// peerMIDSync: the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED in
 	// IKE_AUTH (RFC 6311 section 3, mid_sync.go).
 	peerMIDSync bool
@@ -448,10 +448,13 @@ func (sa *ikeSA) destroy() {
 		sa.eapAuth = nil
 	}
 	sa.releaseVIPs()
-	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer, sa.redirectTimer} {
+	for _, t := range []Timer{sa.halfOpenTimer, sa.rekeyTimer, sa.reauthTimer, sa.expireTimer, sa.dpdTimer, sa.keepAliveTimer} {
 		if t != nil {
 			t.Stop()
 		}
+	}
+	if sa.redir != nil && sa.redir.timer != nil {
+		sa.redir.timer.Stop()
 	}
 	sa.zeroKeys()
 	// An IKE SA is found by our SPI, which is one of its two (a rekey
@@ -472,13 +475,17 @@ func (sa *ikeSA) destroy() {
 	}
 }
 
-// forgetInitMessages drops the IKE_SA_INIT messages once the IKE SA is
-// established: only IKE_AUTH signs them (RFC 7296 section 2.15), and a
-// retransmitted IKE_AUTH request is answered from the response cache.
-// Kept, they would be half a kilobyte or more of every IKE SA.
+// forgetInitMessages drops the IKE_SA_INIT messages and nonces once the
+// IKE SA is established: only IKE_AUTH signs them (RFC 7296 section
+// 2.15) and derives its CHILD_SA's keys from the nonces (section 2.17),
+// and a retransmitted IKE_AUTH request is answered from the response
+// cache. Kept, they would be half a kilobyte or more of every IKE SA.
 func (sa *ikeSA) forgetInitMessages() {
 	if sa.state == IKESAEstablished {
 		sa.initReq, sa.initRes = nil, nil
+		clear(sa.ni)
+		clear(sa.nr)
+		sa.ni, sa.nr = nil, nil
 	}
 }
 

@@ -19,11 +19,13 @@ type ikeSACommon struct {
 	id   uint32 // unique ID, the [1] in logs
 	log  *slog.Logger
 
-	state IKESAState
 	// initAt is when the IKE_SA_INIT that set the SA up was sent or
 	// received, zero for an SA made by a rekey or taken back; the
 	// observed flags say which of its observations were made (observe.go).
-	initAt                           time.Time
+	initAt time.Time
+	// state beside the flags: an IKE SA of more than 1016 bytes would
+	// take 1152 (the allocator's header and size classes).
+	state                            IKESAState
 	establishObserved, childObserved bool
 	initiator                        bool // IKEv2: the original initiator (I flag); IKEv1: of phase 1
 	local                            netip.AddrPort
@@ -42,9 +44,6 @@ type ikeSACommon struct {
 	// (indexPeer).
 	outer   uniqueSA
 	peerKey *peerKey
-	// connectingKey is where the IKE SA counts in Engine.connecting
-	// while we initiate it, nil when it does not.
-	connectingKey *connectingKey
 
 	// Remote access, in both versions (config_payload.go, v1_modecfg.go).
 	// eapIdentity is the identity the peer authenticated as with EAP, or
@@ -69,6 +68,9 @@ type ikeSACommon struct {
 	// journalPending is what it will be once the delta being handed over
 	// is saved.
 	journaled, journalPending bool
+	// connecting: the IKE SA counts in Engine.connecting (we initiate it
+	// and it is not established yet).
+	connecting bool
 }
 
 func (e *Engine) newIKESACommon(c *connection, initiator bool, local, remote netip.AddrPort) ikeSACommon {

@@ -328,12 +328,16 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	}
 	if suite.AH && sa.useNATT() {
 		// AH authenticates the outer addresses a NAT rewrites (RFC 3947).
-		sa.log.Info("selected proposal: " + sel.proposal.String())
+		if infoOn(sa.log) {
+			sa.log.Info("selected proposal: " + sel.proposal.String())
+		}
 		sa.log.Info("AH is not supported behind a NAT, sending NO_PROPOSAL_CHOSEN")
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil
 	}
-	sa.log.Info("selected proposal: " + sel.proposal.String())
+	if infoOn(sa.log) {
+		sa.log.Info("selected proposal: " + sel.proposal.String())
+	}
 	var gir []byte
 	ni, nr := sa.ni, sa.nr
 	if !t.inAuth {

@@ -184,7 +184,9 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 		sa.log.Info("invalid nonce or key exchange in IKE_SA_INIT response")
 		return errDestroy
 	}
-	sa.log.Info("selected proposal: " + chosen.String())
+	if infoOn(sa.log) {
+		sa.log.Info("selected proposal: " + chosen.String())
+	}
 	sa.spiR = m.Header.ResponderSPI
 	sa.proposal, sa.suite = chosen, suite
 	sa.nr = append([]byte(nil), nr.Data...)
@@ -236,7 +238,9 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return errDestroy
 	}
-	sa.log.Info("selected proposal: " + sel.proposal.String())
+	if infoOn(sa.log) {
+		sa.log.Info("selected proposal: " + sel.proposal.String())
+	}
 	if transform.KEID(kep.Group) != suite.KE {
 		infof(sa.log, "DH group %v unacceptable, requesting %v", transform.KEID(kep.Group), suite.KE)
 		t.errorNotify = notify(message.INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(suite.KE)))

@@ -71,7 +71,7 @@ func (t *informational) process(m *message.Message) error {
 		sa.processAddressList(m)
 	}
 	if findNotify(m, message.UPDATE_SA_ADDRESSES) != nil && !t.deleteIKE {
-		d := sa.tm.reqFrom
+		d := sa.tm.reqFrom()
 		sa.processUpdate(m, d)
 		if sa.mobike && !sa.originalInitiator {
 			t.update = &d

@@ -3,6 +3,7 @@ package ike
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -40,12 +41,17 @@ type taskManager struct {
 	// the work is not started twice.
 	pending    task
 	pendingHdr message.Header
-	// reqFrom is the path the peer's last request came on: a MOBIKE SA
-	// answers there (RFC 4555 section 3.5), wherever the SA is.
-	reqFrom Datagram
+	// reqLocal and reqRemote are the path the peer's last request came
+	// on (reqFrom): a MOBIKE SA answers there (RFC 4555 section 3.5),
+	// wherever the SA is.
+	reqLocal, reqRemote netip.AddrPort
 }
 
 func newTaskManager(sa *ikeSA) *taskManager { return &taskManager{sa: sa} }
+
+// reqFrom is the path of the peer's last request, without its octets
+// (which idle IKE SAs would keep).
+func (tm *taskManager) reqFrom() Datagram { return Datagram{Local: tm.reqLocal, Remote: tm.reqRemote} }
 
 func (tm *taskManager) queue(t task) { tm.queued = append(tm.queued, t) }
 
@@ -137,7 +143,9 @@ func (tm *taskManager) sendRequest() {
 // and logs it as charon does.
 func (tm *taskManager) encode(m *message.Message) ([][]byte, error) {
 	sa := tm.sa
-	sa.log.Info("generating " + summarize(m))
+	if infoOn(sa.log) {
+		sa.log.Info("generating " + summarize(m))
+	}
 	sa.e.countMessage(sa.conn.Name, m.Header, false)
 	if m.Header.ExchangeType == message.IKE_SA_INIT {
 		b, err := m.Marshal()
@@ -299,7 +307,9 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 		} else if !sa.local.Addr().IsValid() {
 			sa.local = d.Local
 		}
-		sa.log.Info("parsed " + summarize(m))
+		if infoOn(sa.log) {
+			sa.log.Info("parsed " + summarize(m))
+		}
 		sa.e.countMessage(sa.conn.Name, *h, true)
 		if (h.ExchangeType == message.CREATE_CHILD_SA || h.ExchangeType == message.INFORMATIONAL) && findNotify(m, message.INVALID_SYNTAX) != nil {
 			// The peer could not parse our request: we and it no longer
@@ -381,8 +391,10 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	if h.ExchangeType != message.IKE_SA_INIT {
 		sa.authenticated(d)
 	}
-	tm.reqFrom = d
-	sa.log.Info("parsed " + summarize(m))
+	tm.reqLocal, tm.reqRemote = d.Local, d.Remote
+	if infoOn(sa.log) {
+		sa.log.Info("parsed " + summarize(m))
+	}
 	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
 		sa.initReq = raw
@@ -435,7 +447,7 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 	tm.expectID++
 	sa.e.midsChanged(sa)
 	tm.response = packets
-	tm.sendResponse(tm.reqFrom)
+	tm.sendResponse(tm.reqFrom())
 	sa.forgetInitMessages()
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()

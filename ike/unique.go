@@ -255,30 +255,32 @@ type connectingKey struct {
 }
 
 // indexConnecting counts the IKE SA in Engine.connecting while we
-// initiate it and it is not established (setState).
+// initiate it and it is not established (setState). Its key is taken
+// anew each time: the peer's address of an IKE SA being initiated does
+// not change (a REDIRECT makes another IKE SA).
 func (sa *ikeSACommon) indexConnecting() {
 	e := sa.e
-	if sa.initiator && sa.state == IKESAConnecting && sa.connectingKey == nil {
-		k := connectingKey{sa.conn.Name, sa.remote.Addr()}
+	want := sa.initiator && sa.state == IKESAConnecting
+	if want == sa.connecting {
+		return
+	}
+	k := connectingKey{sa.conn.Name, sa.remote.Addr()}
+	if want {
 		if e.connecting == nil {
 			e.connecting = map[connectingKey]int{}
 		}
 		e.connecting[k]++
-		sa.connectingKey = &k
-	} else if sa.state != IKESAConnecting && sa.connectingKey != nil {
-		k := *sa.connectingKey
-		if e.connecting[k]--; e.connecting[k] <= 0 {
-			delete(e.connecting, k)
-		}
-		sa.connectingKey = nil
+	} else if e.connecting[k]--; e.connecting[k] <= 0 {
+		delete(e.connecting, k)
 	}
+	sa.connecting = want
 }
 
 // othersConnecting reports whether we initiate another IKE SA of the
 // connection to the peer.
 func (sa *ikeSACommon) othersConnecting() bool {
 	n := sa.e.connecting[connectingKey{sa.conn.Name, sa.remote.Addr()}]
-	if sa.connectingKey != nil {
+	if sa.connecting {
 		n--
 	}
 	return n > 0

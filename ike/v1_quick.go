@@ -61,7 +61,6 @@ type v1Child struct {
 	life      time.Duration // the lifetime negotiated, the SAs' hard limit
 	initiator bool          // we started its Quick Mode
 	timers    []Timer
-	downSent  bool // the Observer was told it went
 }
 
 // setLifetime sets the limits the SAs are installed with: soft at

@@ -53,8 +53,10 @@ func newAEADCipher(id EncrID, keymat []byte, rand io.Reader) (*aeadCipher, error
 		return nil, errKeyLength
 	}
 	copy(c.key[:], key)
-	// The key and the transform are checked once, here.
-	if _, err := c.aead(); err != nil {
+	// The key and the transform are checked once, here, without building
+	// the AEAD: that would cost its key schedules and GHASH table, a
+	// kilobyte or more, per direction of every IKE SA.
+	if err := c.check(); err != nil {
 		c.zero()
 		return nil, err
 	}
@@ -66,6 +68,24 @@ func newAEADCipher(id EncrID, keymat []byte, rand io.Reader) (*aeadCipher, error
 	}
 	c.start = binary.BigEndian.Uint64(start[:])
 	return c, nil
+}
+
+// check fails where aead would: an unsupported transform or a key of a
+// length it does not take.
+func (c *aeadCipher) check() error {
+	switch c.id {
+	case ENCR_CHACHA20_POLY1305:
+		if c.keyLen != chacha20poly1305.KeySize {
+			return errKeyLength
+		}
+	case ENCR_AES_GCM_8, ENCR_AES_GCM_12, ENCR_AES_GCM_16:
+		if c.keyLen != 16 && c.keyLen != 24 && c.keyLen != 32 {
+			return errKeyLength
+		}
+	default:
+		return ErrUnsupported
+	}
+	return nil
 }
 
 // aead builds the AEAD of the key.

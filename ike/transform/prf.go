@@ -96,7 +96,9 @@ func (id PRFID) Plus(key, seed []byte, n int) ([]byte, error) {
 	out := make([]byte, 0, (n+size-1)/size*size)
 	var prev []byte
 	for i := 1; len(out) < n; i++ {
-		h.Reset()
+		if i > 1 {
+			h.Reset() // a new PRF is reset already
+		}
 		h.Write(prev)
 		h.Write(seed)
 		h.Write([]byte{byte(i)})
@@ -107,11 +109,13 @@ func (id PRFID) Plus(key, seed []byte, n int) ([]byte, error) {
 	return out[:n:n], nil
 }
 
-// wipeHash clears what can be cleared of a keyed PRF once it is done.
+// wipeHash clears what can be cleared of a keyed PRF once it is done:
+// AES-XCBC's keys. crypto/hmac has no way to clear its padded keys: a
+// Reset does not clear them either (it replaces them by the hash states
+// after the padded keys, leaving the old buffers as they are), and costs
+// two hash blocks and two allocations, once per PRF use.
 func wipeHash(h hash.Hash) {
 	if x, ok := h.(*xcbc); ok {
 		x.zero()
-		return
 	}
-	h.Reset()
 }
