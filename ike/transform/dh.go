@@ -49,6 +49,10 @@ func NewKeyExchange(id KEID, rand io.Reader) (KeyExchange, error) {
 	if id == CURVE_25519 {
 		return newX25519(rand)
 	}
+	if ek, _ := mlkemSizes(id); ek != 0 {
+		// crypto/mlkem draws from its own secure source.
+		return newMLKEM(id), nil
+	}
 	return nil, fmt.Errorf("key exchange %v: %w", id, ErrUnsupported)
 }
 
@@ -57,7 +61,9 @@ func (id KEID) Supported() bool { return id.PublicValueSize() != 0 }
 
 // PublicValueSize is the length of the group's Key Exchange Data, 0 for an
 // unsupported group: the modulus length for MODP, twice the coordinate
-// length for ECP (x | y, RFC 5903 section 7), 32 for Curve25519 (RFC 8031).
+// length for ECP (x | y, RFC 5903 section 7), 32 for Curve25519 (RFC 8031),
+// the initiator's encapsulation key for ML-KEM (the responder sends a
+// ciphertext of another length, see dh_mlkem.go).
 func (id KEID) PublicValueSize() int {
 	if g, ok := modpGroups[id]; ok {
 		return g.size
@@ -68,5 +74,6 @@ func (id KEID) PublicValueSize() int {
 	if id == CURVE_25519 {
 		return x25519Size
 	}
-	return 0
+	ek, _ := mlkemSizes(id)
+	return ek
 }

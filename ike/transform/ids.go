@@ -13,7 +13,18 @@ const (
 	TransformINTEG TransformType = 3 // Integrity Algorithm
 	TransformKE    TransformType = 4 // Key Exchange Method (Diffie-Hellman group)
 	TransformESN   TransformType = 5 // Extended Sequence Numbers
+	// TransformADDKE1 to TransformADDKE7 are the Additional Key Exchanges
+	// 1 to 7 of RFC 9370 (types 6 to 12): their IDs are those of type
+	// KE, and NONE (0) makes one optional.
+	TransformADDKE1 TransformType = 6
+	TransformADDKE7 TransformType = 12
 )
+
+// IsAdditionalKE reports whether t is one of ADDKE1 to ADDKE7.
+func (t TransformType) IsAdditionalKE() bool { return t >= TransformADDKE1 && t <= TransformADDKE7 }
+
+// AdditionalKE returns the type of the n-th additional key exchange, 1 to 7.
+func AdditionalKE(n int) TransformType { return TransformADDKE1 + TransformType(n-1) }
 
 func (t TransformType) String() string {
 	switch t {
@@ -27,6 +38,9 @@ func (t TransformType) String() string {
 		return "KE"
 	case TransformESN:
 		return "ESN"
+	}
+	if t.IsAdditionalKE() {
+		return "ADDKE" + strconv.Itoa(int(t-TransformADDKE1)+1)
 	}
 	return "TRANSFORM_TYPE_" + strconv.Itoa(int(t))
 }
@@ -168,7 +182,8 @@ func (id IntegID) String() string { return name(integNames, id, 0, "AUTH_") }
 type KEID uint16
 
 // Key exchange method IDs (IANA "Transform Type 4"). MODP_2048/3072/4096,
-// ECP_256/384/521 and CURVE_25519 are implemented.
+// ECP_256/384/521, CURVE_25519 and ML_KEM_768/1024 are implemented
+// (ML_KEM_512 is not: crypto/mlkem has no ML-KEM-512).
 const (
 	KE_NONE       KEID = 0
 	MODP_768      KEID = 1
@@ -193,6 +208,10 @@ const (
 	ECP_512_BP    KEID = 30
 	CURVE_25519   KEID = 31
 	CURVE_448     KEID = 32
+	// ML-KEM of FIPS 203 (draft-ietf-ipsecme-ikev2-mlkem, IANA).
+	ML_KEM_512  KEID = 35
+	ML_KEM_768  KEID = 36
+	ML_KEM_1024 KEID = 37
 )
 
 var keNames = map[KEID][2]string{
@@ -219,6 +238,9 @@ var keNames = map[KEID][2]string{
 	ECP_512_BP:    {"ECP_512_BP", "ECP_512_BP"},
 	CURVE_25519:   {"CURVE_25519", "CURVE_25519"},
 	CURVE_448:     {"CURVE_448", "CURVE_448"},
+	ML_KEM_512:    {"ML_KEM_512", "ML_KEM_512"},
+	ML_KEM_768:    {"ML_KEM_768", "ML_KEM_768"},
+	ML_KEM_1024:   {"ML_KEM_1024", "ML_KEM_1024"},
 }
 
 func (id KEID) String() string { return name(keNames, id, 0, "KE_") }
@@ -248,7 +270,8 @@ type Transform struct {
 }
 
 // String returns the transform as charon logs it, for example
-// "AES_CBC_128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "CURVE_25519".
+// "AES_CBC_128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "CURVE_25519",
+// "KE1_ML_KEM_768" (an additional key exchange).
 func (t Transform) String() string {
 	s := t.charonName()
 	if t.KeyLength != 0 {
@@ -269,6 +292,13 @@ func (t Transform) charonName() string {
 		return name(keNames, KEID(t.ID), 1, "UNKNOWN_4_")
 	case TransformESN:
 		return name(esnNames, ESNID(t.ID), 1, "UNKNOWN_5_")
+	}
+	if t.Type.IsAdditionalKE() {
+		n := strconv.Itoa(int(t.Type-TransformADDKE1) + 1)
+		if t.ID == uint16(KE_NONE) {
+			return "KE" + n + "_NONE"
+		}
+		return "KE" + n + "_" + name(keNames, KEID(t.ID), 1, "UNKNOWN_4_")
 	}
 	return "UNKNOWN_" + strconv.Itoa(int(t.Type)) + "_" + strconv.Itoa(int(t.ID))
 }

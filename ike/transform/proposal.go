@@ -39,7 +39,10 @@ type Proposal struct {
 
 // typeOrder is the order in which charon prints transform types (it swaps
 // INTEG before PRF "to not change the previous order").
-var typeOrder = []TransformType{TransformENCR, TransformINTEG, TransformPRF, TransformKE, TransformESN}
+// The additional key exchanges of RFC 9370 follow the KE method.
+var typeOrder = []TransformType{TransformENCR, TransformINTEG, TransformPRF, TransformKE,
+	TransformADDKE1, TransformADDKE1 + 1, TransformADDKE1 + 2, TransformADDKE1 + 3,
+	TransformADDKE1 + 4, TransformADDKE1 + 5, TransformADDKE7, TransformESN}
 
 // Algorithms returns the proposal's transforms of one type, in order.
 func (p Proposal) Algorithms(t TransformType) []Transform {
@@ -108,6 +111,10 @@ func (p Proposal) Keywords() string {
 		}
 		for _, tr := range p.Algorithms(t) {
 			w, ok := transformKeywords[tr]
+			if t.IsAdditionalKE() {
+				w, ok = transformKeywords[keT(KEID(tr.ID))]
+				w = "ke" + strconv.Itoa(int(t-TransformADDKE1)+1) + "_" + w
+			}
 			if !ok {
 				w = strings.ToLower(tr.String())
 			}
@@ -170,6 +177,21 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 			return fail("empty algorithm keyword")
 		}
 		t, ok := keywordTransforms[strings.ToLower(word)]
+		if n, method, isAdd := additionalKEKeyword(strings.ToLower(word)); isAdd {
+			// keN_method (RFC 9370): the method's keyword with the
+			// number of the additional exchange, "none" optional.
+			mt, known := keywordTransforms[method]
+			switch {
+			case n < 1 || n > 7:
+				return fail("additional key exchange %q: the number must be 1 to 7", word)
+			case known && mt.Type == TransformKE:
+				t, ok = Transform{Type: AdditionalKE(n), ID: mt.ID}, true
+			case isUnsupportedKeyword(method):
+				return fail("algorithm %q is not supported", word)
+			default:
+				return fail("algorithm %q not recognized", word)
+			}
+		}
 		switch {
 		case ok:
 			p.add(t)
@@ -199,8 +221,18 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 		if len(p.Algorithms(TransformESN)) != 0 {
 			return fail("esn/noesn is not allowed in IKE proposals")
 		}
+		// Not required by RFC 9370, but a gap is more likely a typo.
+		for n, i := p.additionalKETypes(), 1; i < n; i++ {
+			if len(p.Algorithms(AdditionalKE(i))) == 0 {
+				return fail("additional key exchange %d missing before %d", i, n)
+			}
+		}
 	} else {
 		p.remove(TransformPRF)
+		if p.additionalKETypes() > 0 {
+			// They need IKE_FOLLOWUP_KE (RFC 9370 section 2.2.2).
+			return fail("additional key exchanges in %v proposals (IKE_FOLLOWUP_KE) are not supported", protocol)
+		}
 	}
 
 	if protocol == ProtoAH {
@@ -241,6 +273,56 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 	}
 	p.sort()
 	return p, nil
+}
+
+// additionalKEKeyword splits "keN_method" into N and method.
+func additionalKEKeyword(w string) (int, string, bool) {
+	if len(w) < 5 || !strings.HasPrefix(w, "ke") || w[3] != '_' || w[2] < '0' || w[2] > '9' {
+		return 0, "", false
+	}
+	return int(w[2] - '0'), w[4:], true
+}
+
+// additionalKETypes is the highest N of the proposal's ADDKE types, 0 for none.
+func (p Proposal) additionalKETypes() int {
+	n := 0
+	for _, t := range p.Transforms {
+		if t.Type.IsAdditionalKE() {
+			n = max(n, int(t.Type-TransformADDKE1)+1)
+		}
+	}
+	return n
+}
+
+// AdditionalKEs returns the key exchange methods of a selected proposal's
+// additional key exchanges in the order they run (RFC 9370 section
+// 2.2.1), those that negotiated NONE left out.
+func (p Proposal) AdditionalKEs() []KEID {
+	var out []KEID
+	for n := 1; n <= 7; n++ {
+		for _, t := range p.Algorithms(AdditionalKE(n)) {
+			if t.ID != uint16(KE_NONE) {
+				out = append(out, KEID(t.ID))
+			}
+			break
+		}
+	}
+	return out
+}
+
+// HasAdditionalKEs reports whether the proposal has transforms of any
+// ADDKE type, NONE included.
+func (p Proposal) HasAdditionalKEs() bool { return p.additionalKETypes() > 0 }
+
+// WithoutAdditionalKEs returns the proposal without its ADDKE transforms.
+func (p Proposal) WithoutAdditionalKEs() Proposal {
+	out := Proposal{Protocol: p.Protocol}
+	for _, t := range p.Transforms {
+		if !t.Type.IsAdditionalKE() {
+			out.Transforms = append(out.Transforms, t)
+		}
+	}
+	return out
 }
 
 // sort orders the transforms by type as charon prints them, keeping the
