@@ -70,9 +70,9 @@ func (sa *ikeSACommon) sharedKey(me, other Identity) ([]byte, bool) {
 // for the original initiator's (forInitiator) or responder's AUTH.
 func (sa *ikeSA) signedOctets(forInitiator bool, idBytes []byte) ([]byte, error) {
 	if forInitiator {
-		return transform.SignedOctets(sa.suite.PRF, sa.initReq, sa.nr, sa.keys.PI, idBytes)
+		return sa.setup.intAuthOctets(transform.SignedOctets(sa.suite.PRF, sa.setup.initRequest(), sa.nr, sa.keys.PI, idBytes))
 	}
-	return transform.SignedOctets(sa.suite.PRF, sa.initRes, sa.ni, sa.keys.PR, idBytes)
+	return sa.setup.intAuthOctets(transform.SignedOctets(sa.suite.PRF, sa.setup.initResponse(), sa.ni, sa.keys.PR, idBytes))
 }
 
 // buildAuth makes our AUTH payload, and the CERT payloads that go with it.

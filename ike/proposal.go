@@ -72,14 +72,23 @@ func selectProposal(configured []transform.Proposal, received []message.Proposal
 	return selection{}, false
 }
 
-var transformTypes = []transform.TransformType{transform.TransformENCR, transform.TransformPRF, transform.TransformINTEG, transform.TransformKE, transform.TransformESN}
+var transformTypes = []transform.TransformType{transform.TransformENCR, transform.TransformPRF, transform.TransformINTEG, transform.TransformKE,
+	transform.TransformADDKE1, transform.TransformADDKE1 + 1, transform.TransformADDKE1 + 2, transform.TransformADDKE1 + 3,
+	transform.TransformADDKE1 + 4, transform.TransformADDKE1 + 5, transform.TransformADDKE7, transform.TransformESN}
 
 // matchProposal intersects two proposals of the same protocol, keeping
 // ours' order of preference. An absent KE (ESP, AH) stands for none, an absent
-// ESN for no ESN.
+// ESN for no ESN, an absent additional key exchange (RFC 9370) for NONE:
+// ours optional ("none" among them) matches a peer that proposes none.
+// A method we do not implement is never in ours, so a peer's additional
+// exchange of it is declined like any other transform.
 func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 	out := transform.Proposal{Protocol: ours.Protocol}
+	addKE := ours.HasAdditionalKEs() || theirs.HasAdditionalKEs()
 	for _, t := range transformTypes {
+		if t.IsAdditionalKE() && !addKE {
+			continue
+		}
 		a, b := withImplicit(ours, t), withImplicit(theirs, t)
 		if len(a) == 0 && len(b) == 0 {
 			continue
@@ -87,7 +96,11 @@ func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 		found := false
 		for _, x := range a {
 			if slices.Contains(b, x) {
-				if !(t == transform.TransformKE && x.ID == uint16(transform.KE_NONE)) {
+				switch {
+				case t == transform.TransformKE && x.ID == uint16(transform.KE_NONE):
+				case t.IsAdditionalKE() && len(theirs.Algorithms(t)) == 0:
+					// NONE by absence: the reply does not name it.
+				default:
 					out.Transforms = append(out.Transforms, x)
 				}
 				found = true
@@ -103,6 +116,9 @@ func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 
 func withImplicit(p transform.Proposal, t transform.TransformType) []transform.Transform {
 	a := p.Algorithms(t)
+	if t.IsAdditionalKE() && len(a) == 0 {
+		return []transform.Transform{{Type: t, ID: uint16(transform.KE_NONE)}}
+	}
 	if p.Protocol != transform.ProtoESP && p.Protocol != transform.ProtoAH {
 		return a
 	}
@@ -122,7 +138,7 @@ func withoutKE(ps []transform.Proposal) []transform.Proposal {
 	for i, p := range ps {
 		out[i] = transform.Proposal{Protocol: p.Protocol}
 		for _, t := range p.Transforms {
-			if t.Type != transform.TransformKE {
+			if t.Type != transform.TransformKE && !t.Type.IsAdditionalKE() {
 				out[i].Transforms = append(out[i].Transforms, t)
 			}
 		}
@@ -172,4 +188,32 @@ func isSelected(p transform.Proposal) bool {
 		seen[t.Type] = true
 	}
 	return true
+}
+
+// withoutAdditionalKEs removes the ADDKE transforms of received proposals
+// (a peer that does not announce IKE_INTERMEDIATE cannot run them).
+func withoutAdditionalKEs(ws []message.Proposal) []message.Proposal {
+	out := make([]message.Proposal, len(ws))
+	for i, w := range ws {
+		out[i] = w
+		out[i].Transforms = slices.DeleteFunc(slices.Clone(w.Transforms), func(t message.Transform) bool {
+			return transform.TransformType(t.Type).IsAdditionalKE()
+		})
+	}
+	return out
+}
+
+// rekeyProposals are the proposals of an IKE SA rekey: without additional
+// key exchanges, which would need IKE_FOLLOWUP_KE (RFC 9370 section
+// 2.2.4), not implemented yet. The new SA's SKEYSEED still depends on the
+// old SK_d, and so on every key exchange of the SA it replaces.
+func rekeyProposals(ps []transform.Proposal) []transform.Proposal {
+	if !intermediateSupported(ps) {
+		return ps
+	}
+	out := make([]transform.Proposal, len(ps))
+	for i, p := range ps {
+		out[i] = p.WithoutAdditionalKEs()
+	}
+	return out
 }

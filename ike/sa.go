@@ -27,8 +27,10 @@ type ikeSA struct {
 	protI    *transform.SKProtector // protects what the original initiator sends
 	protR    *transform.SKProtector // protects what the responder sends
 
-	ni, nr           []byte // IKE_SA_INIT nonces (kept for the first CHILD_SA and AUTH)
-	initReq, initRes []byte // IKE_SA_INIT messages as sent, for AUTH
+	ni, nr []byte // IKE_SA_INIT nonces (kept for the first CHILD_SA and AUTH)
+	// setup is what the SA needs only until it is established: the
+	// IKE_SA_INIT messages and the IKE_INTERMEDIATE state (ikeSetup).
+	setup *ikeSetup
 
 	peerHashes []transform.HashAlgorithm
 
@@ -241,6 +243,9 @@ func (sa *ikeSA) receive(h message.Header, data []byte, d Datagram) {
 	if err != nil && !errors.Is(err, message.ErrVerifiedContent) {
 		// Nobody vouched for these octets (RFC 7296 section 2.21.2): no
 		// answer, no message ID, nothing of the IKE SA changes.
+		if sa.receiveStale(h, data, d) {
+			return
+		}
 		if errors.Is(err, transform.ErrAuthentication) || errors.Is(err, transform.ErrClosed) {
 			e.stats.DroppedAuthentication++
 			debugf(sa.log, "integrity check of %v %s %d failed, dropped", h.ExchangeType, reqOrResp(&h), h.MessageID)
@@ -482,7 +487,8 @@ func (sa *ikeSA) destroy() {
 // cache. Kept, they would be half a kilobyte or more of every IKE SA.
 func (sa *ikeSA) forgetInitMessages() {
 	if sa.state == IKESAEstablished {
-		sa.initReq, sa.initRes = nil, nil
+		sa.setup.drop()
+		sa.setup = nil
 		clear(sa.ni)
 		clear(sa.nr)
 		sa.ni, sa.nr = nil, nil
@@ -522,6 +528,7 @@ func (sa *ikeSA) zeroKeys() {
 	}
 	clear(sa.ni)
 	clear(sa.nr)
+	sa.setup.drop()
 }
 
 // maxDeletedEarly bounds the SPIs noteDeletedEarly keeps.

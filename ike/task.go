@@ -21,8 +21,9 @@ const (
 	taskInformational
 	taskReauthComplete // sends nothing: a localTask
 	taskIKERedirect
-	taskMOBIKE  // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
-	taskMIDSync // RFC 6311 message ID synchronisation (mid_sync.go)
+	taskMOBIKE          // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
+	taskMIDSync         // RFC 6311 message ID synchronisation (mid_sync.go)
+	taskIKEIntermediate // RFC 9242/9370 additional key exchange (task_ike_intermediate.go)
 )
 
 // task is one concern of one exchange, after charon's task_t. The
@@ -54,6 +55,12 @@ type screener interface {
 // move it (RFC 6311's synchronisation, with ID 0).
 type fixedMessageID interface {
 	messageID() uint32
+}
+
+// responseSender is implemented by responder tasks that act once their
+// response is encoded and sent (IKE_INTERMEDIATE takes new keys).
+type responseSender interface {
+	responseSent()
 }
 
 // failer is implemented by initiator tasks that clean up when their

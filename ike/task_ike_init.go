@@ -98,6 +98,10 @@ func (t *ikeInit) capabilities() []message.Payload {
 	if t.sa.conn.fragmentation {
 		out = append(out, notify(message.IKEV2_FRAGMENTATION_SUPPORTED, nil))
 	}
+	if t.initiator && intermediateSupported(t.proposals) ||
+		!t.initiator && t.sa.setup.intermediateOn() {
+		out = append(out, notify(message.INTERMEDIATE_EXCHANGE_SUPPORTED, nil))
+	}
 	var hashes []byte
 	for _, h := range transform.SupportedHashes {
 		hashes = binary.BigEndian.AppendUint16(hashes, uint16(h))
@@ -115,6 +119,9 @@ func (t *ikeInit) capabilities() []message.Payload {
 func (t *ikeInit) processCapabilities(m *message.Message) {
 	sa := t.sa
 	sa.peerFrag = findNotify(m, message.IKEV2_FRAGMENTATION_SUPPORTED) != nil
+	if findNotify(m, message.INTERMEDIATE_EXCHANGE_SUPPORTED) != nil && intermediateSupported(sa.conn.Proposals) {
+		sa.setupState().intermediate = true
+	}
 	if n := findNotify(m, message.SIGNATURE_HASH_ALGORITHMS); n != nil {
 		sa.peerHashes = nil
 		for i := 0; i+1 < len(n.Data); i += 2 {
@@ -184,6 +191,12 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 		sa.log.Info("invalid nonce or key exchange in IKE_SA_INIT response")
 		return errDestroy
 	}
+	if len(chosen.AdditionalKEs()) > 0 && (findNotify(m, message.INTERMEDIATE_EXCHANGE_SUPPORTED) == nil || !intermediateSupported(t.proposals)) {
+		// RFC 9370 section 2.2.1: no additional key exchanges without
+		// IKE_INTERMEDIATE to run them in.
+		sa.log.Info("peer selected additional key exchanges without supporting IKE_INTERMEDIATE: " + chosen.String())
+		return errDestroy
+	}
 	if infoOn(sa.log) {
 		sa.log.Info("selected proposal: " + chosen.String())
 	}
@@ -207,6 +220,7 @@ func (t *ikeInit) processResponse(m *message.Message) error {
 	}
 	sa.processNATD(m)
 	t.processCapabilities(m)
+	t.queueIntermediate()
 	if sa.useNATT() || (sa.mobikeEnabled() && sa.remote.Port() == PortIKE && sa.local.Port() == sa.e.cfg.Port) {
 		// With MOBIKE, IKE_AUTH goes to the NAT-T port NAT or not (RFC
 		// 4555 section 3.3): a NAT that appears later finds the SA there.
@@ -225,7 +239,14 @@ func (t *ikeInit) processRequest(m *message.Message) error {
 		t.errorNotify = notify(message.INVALID_SYNTAX, nil)
 		return errDestroy
 	}
-	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
+	offered := sap.Proposals
+	if findNotify(m, message.INTERMEDIATE_EXCHANGE_SUPPORTED) == nil && intermediateSupported(sa.conn.Proposals) {
+		// Additional key exchanges need IKE_INTERMEDIATE (RFC 9370
+		// section 2.2.1): from a peer that cannot run it, only what
+		// our proposals allow without them (ke1_none) is acceptable.
+		offered = withoutAdditionalKEs(sap.Proposals)
+	}
+	sel, ok := selectProposal(sa.conn.Proposals, offered)
 	if !ok {
 		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolIKE)))
 		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.Proposals))
@@ -305,4 +326,20 @@ func (t *ikeInit) buildResponse(m *message.Message) error {
 		m.Payloads = append(m.Payloads, sa.certRequests()...)
 	}
 	return nil
+}
+
+// queueIntermediate puts an IKE_INTERMEDIATE exchange for each additional
+// key exchange of the selected proposal before IKE_AUTH (RFC 9370 section
+// 2.2.2), in the order of their transform types.
+func (t *ikeInit) queueIntermediate() {
+	sa := t.sa
+	adds := sa.proposal.AdditionalKEs()
+	if len(adds) == 0 || !sa.setup.intermediateOn() {
+		return
+	}
+	tasks := make([]task, 0, len(adds)+len(sa.tm.queued))
+	for _, method := range adds {
+		tasks = append(tasks, newIKEIntermediate(sa, true, method))
+	}
+	sa.tm.queued = append(tasks, sa.tm.queued...)
 }

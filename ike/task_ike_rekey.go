@@ -51,7 +51,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if sa.state != IKESAEstablished {
 		return fmt.Errorf("IKE_SA %s is %s, not rekeying it", sa.name(), sa.state)
 	}
-	group := firstKE(sa.conn.Proposals)
+	group := firstKE(rekeyProposals(sa.conn.Proposals))
 	if t.newSA == nil {
 		t.newSA = sa.e.newIKESA(sa.conn, true, sa.local, sa.remote)
 		t.newSA.spiI = sa.e.newSPI()
@@ -70,7 +70,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	sa.setState(IKESARekeying)
 	spi := binary.BigEndian.AppendUint64(nil, t.newSA.spiI)
 	m.Payloads = append(m.Payloads,
-		&message.SecurityAssociation{Proposals: proposalsToWire(sa.conn.Proposals, spi)},
+		&message.SecurityAssociation{Proposals: proposalsToWire(rekeyProposals(sa.conn.Proposals), spi)},
 		&message.Nonce{Data: t.ni},
 		&message.KeyExchange{Group: uint16(group), Data: ke.PublicValue()})
 	return nil
@@ -98,7 +98,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 	sa := t.sa
 	if n := findNotify(m, message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
 		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
-		if offersKE(sa.conn.Proposals, g) && (t.ke == nil || g != t.ke.Method()) {
+		if offersKE(rekeyProposals(sa.conn.Proposals), g) && (t.ke == nil || g != t.ke.Method()) {
 			infof(sa.log, "peer didn't accept DH group %v, it requested %v", t.ke.Method(), g)
 			t.ke.Close()
 			t.ke, _ = transform.NewKeyExchange(g, sa.e.rand)
@@ -127,7 +127,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 		return nil
 	}
 	chosen := proposalFromWire(sap.Proposals[0])
-	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
+	sel, ok := selectProposal(rekeyProposals(sa.conn.Proposals), sap.Proposals)
 	suite, err := chosen.IKESuite()
 	if !ok || !isSelected(chosen) || len(sel.proposal.Transforms) != len(chosen.Transforms) || err != nil ||
 		transform.KEID(kep.Group) != suite.KE || suite.KE != t.ke.Method() {
@@ -305,10 +305,10 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 		t.errNotify = notify(message.INVALID_SYNTAX, nil)
 		return nil
 	}
-	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
+	sel, ok := selectProposal(rekeyProposals(sa.conn.Proposals), sap.Proposals)
 	if !ok || len(sel.spi) != 8 {
 		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolIKE)))
-		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.Proposals))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(rekeyProposals(sa.conn.Proposals)))
 		sa.log.Info("no proposal found")
 		t.errNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil

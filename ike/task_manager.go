@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
 )
 
 // taskManager runs the exchanges of one IKE SA, after charon's
@@ -76,7 +77,7 @@ func (tm *taskManager) initiate() {
 	sa := tm.sa
 	for tm.active == nil && len(tm.queued) > 0 && sa.state != IKESADestroying {
 		t := tm.queued[0]
-		if _, ok := t.(*authFailed); !ok && sa.state < IKESAEstablished && t.kind() != taskIKEInit && t.kind() != taskIKEAuth {
+		if _, ok := t.(*authFailed); !ok && sa.state < IKESAEstablished && t.kind() != taskIKEInit && t.kind() != taskIKEAuth && t.kind() != taskIKEIntermediate {
 			return
 		}
 		if sa.state == IKESADeleting && t.kind() != taskIKEDelete {
@@ -122,7 +123,7 @@ func (tm *taskManager) sendRequest() {
 		return
 	}
 	if m.Header.ExchangeType == message.IKE_SA_INIT {
-		sa.initReq = packets[0]
+		sa.setupState().initReq = packets[0]
 	}
 	tm.request = packets
 	tm.requestMsg = m
@@ -319,7 +320,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 			return
 		}
 		if h.ExchangeType == message.IKE_SA_INIT {
-			sa.initRes = raw
+			sa.setupState().initRes = raw
 		}
 		t := tm.active
 		tm.stopTimers()
@@ -357,7 +358,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	}
 	switch {
 	case tm.response != nil && h.MessageID+1 == tm.expectID:
-		if h.ExchangeType == message.IKE_SA_INIT && !bytes.Equal(raw, sa.initReq) {
+		if h.ExchangeType == message.IKE_SA_INIT && !bytes.Equal(raw, sa.setup.initRequest()) {
 			// Unprotected, so only a bitwise copy of the IKE_SA_INIT
 			// request we answered is its retransmit (RFC 7296 section
 			// 2.1); anything else would have us send our last response,
@@ -397,7 +398,7 @@ func (tm *taskManager) receive(m *message.Message, raw []byte, d Datagram) {
 	}
 	sa.e.countMessage(sa.conn.Name, *h, true)
 	if h.ExchangeType == message.IKE_SA_INIT {
-		sa.initReq = raw
+		sa.setupState().initReq = raw
 	}
 	perr := t.process(m)
 	if errors.Is(perr, errPending) {
@@ -442,12 +443,15 @@ func (tm *taskManager) respond(t task, h *message.Header, perr error) {
 		return
 	}
 	if h.ExchangeType == message.IKE_SA_INIT {
-		sa.initRes = packets[0]
+		sa.setupState().initRes = packets[0]
 	}
 	tm.expectID++
 	sa.e.midsChanged(sa)
 	tm.response = packets
 	tm.sendResponse(tm.reqFrom())
+	if rs, ok := t.(responseSender); ok && berr == nil && perr == nil {
+		rs.responseSent()
+	}
 	sa.forgetInitMessages()
 	if errors.Is(perr, errDestroy) || errors.Is(berr, errDestroy) {
 		sa.destroy()
@@ -516,8 +520,12 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 		if sa.state == IKESACreated && !sa.initiator {
 			return newIKEInit(sa, false)
 		}
+	case message.IKE_INTERMEDIATE:
+		if method := sa.pendingAddKE(); sa.state == IKESAConnecting && !sa.initiator && method != transform.KE_NONE {
+			return newIKEIntermediate(sa, false, method)
+		}
 	case message.IKE_AUTH:
-		if sa.state == IKESAConnecting && !sa.initiator {
+		if sa.state == IKESAConnecting && !sa.initiator && sa.pendingAddKE() == transform.KE_NONE {
 			if sa.eapAuth != nil {
 				return sa.eapAuth // EAP goes on (task_ike_auth_eap.go)
 			}
