@@ -423,6 +423,15 @@ func resolveConnection(c *Connection, port uint16) (*connection, error) {
 	if rc.Version == 1 && rc.remote.Auth.isEAP() {
 		return nil, errf("remote.auth", "EAP needs IKEv2")
 	}
+	if rc.Version == 1 {
+		for _, p := range rc.Proposals {
+			for _, t := range p.Transforms {
+				if t.Type.IsAdditionalKE() || t.Type == transform.TransformKE && transform.KEID(t.ID).IsKEM() {
+					return nil, errf("proposals", "%v needs IKEv2 (RFC 9370, IKE_INTERMEDIATE)", t)
+				}
+			}
+		}
+	}
 	if rc.Version == 1 && rc.local.Auth == AuthEAP {
 		return nil, errf("local.auth", "EAP needs IKEv2")
 	}

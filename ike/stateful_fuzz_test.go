@@ -78,6 +78,9 @@ func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
 	conn := func(c *ike.Connection) {
 		c.DPDDelay = 30 * time.Second
 		c.Children[0].DPDAction = ike.ActionNone
+		if version == versionPQ {
+			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519-ke1_mlkem768")
+		}
 		if version == 1 {
 			c.Version = 1
 			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128-sha256-x25519")
@@ -231,7 +234,7 @@ func (b *statefulBed) command(k byte) {
 	// is lost, and the IPsec SA it deletes lives on at the peer until it
 	// expires. FuzzStatefulV1 found both; the IKEv2 target runs commands
 	// from both ends.
-	if k&0x80 != 0 && b.version == 2 {
+	if k&0x80 != 0 && b.version != 1 {
 		a = b.b
 	}
 	var ikeSA *ike.IKESAInfo
@@ -246,7 +249,7 @@ func (b *statefulBed) command(k byte) {
 		// second ISAKMP SA only when the first is gone: with two up
 		// at once, nothing in IKEv1 lets the ends agree which one the
 		// IPsec SAs move to when one is deleted.
-		if a == b.a && (b.version == 2 || len(a.e.IKESAs()) == 0) {
+		if a == b.a && (b.version != 1 || len(a.e.IKESAs()) == 0) {
 			a.e.Initiate("gw")
 		}
 	case 1, 2:
@@ -540,6 +543,28 @@ func FuzzStatefulV2(f *testing.F) {
 	seedStateful(f)
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := newStatefulBed(t, 2, 0)
+		b.run(&program{b: b.start(prog)})
+		b.check()
+	})
+}
+
+// versionPQ is the stateful targets' IKEv2 with an additional key
+// exchange (x25519-ke1_mlkem768): IKE_INTERMEDIATE between IKE_SA_INIT
+// and IKE_AUTH, its forgeries, losses and retransmits under the keys
+// that change in the middle of the establishment.
+const versionPQ = 3
+
+// FuzzStatefulPQ runs programs against two IKEv2 engines that establish
+// with an additional key exchange.
+func FuzzStatefulPQ(f *testing.F) {
+	lazyGC()
+	seedStateful(f)
+	// From scratch: initiate, then lose or replay datagrams around the
+	// IKE_INTERMEDIATE exchange (the third and fourth datagrams).
+	f.Add([]byte{fromScratch, 7, 0, 1, 1, 1, 2, 4, 2, 9})
+	f.Add([]byte{fromScratch, 7, 0, 1, 1, 1, 1, 1, 0, 0, 3, 0, 9})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		b := newStatefulBed(t, versionPQ, 0)
 		b.run(&program{b: b.start(prog)})
 		b.check()
 	})
