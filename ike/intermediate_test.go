@@ -54,7 +54,13 @@ func TestAdditionalKEEstablish(t *testing.T) {
 		{"aes256gcm16-prfsha256-mlkem768", "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_768", 0},
 	} {
 		t.Run(c.proposal, func(t *testing.T) {
-			set := withIKEProposals(c.proposal)
+			set := func(conn *ike.Connection) {
+				withIKEProposals(c.proposal)(conn)
+				if strings.HasSuffix(c.proposal, "-mlkem768") {
+					// ML-KEM as the CHILD_SA rekey's PFS key exchange too.
+					conn.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-mlkem768")
+				}
+			}
 			tb := newTestbed(t, bedOptions{connA: set, connB: set})
 			tb.establish()
 			a, b := tb.established(tb.a), tb.established(tb.b)
@@ -92,6 +98,9 @@ func TestAdditionalKEEstablish(t *testing.T) {
 			tb.net.Flush()
 			tb.settleRekeys()
 			tb.checkKeys()
+			if strings.HasSuffix(c.proposal, "-mlkem768") && !tb.b.log.contains("selected proposal: ESP:AES_GCM_16_128/ML_KEM_768/NO_EXT_SEQ") {
+				t.Error("CHILD_SA rekey without ML-KEM")
+			}
 			if err := tb.b.e.RekeyIKESA(b.ID); err != nil {
 				t.Fatal(err)
 			}
@@ -188,12 +197,8 @@ func TestAdditionalKEDecline(t *testing.T) {
 	}
 }
 
-// IntAuth is in the AUTH payloads: a responder whose IKE_INTERMEDIATE
-// exchange was altered in its plaintext (here the KE data the initiator
-// saw differs only in IntAuth, as the key exchange itself still agrees) is
-// not what the initiator authenticates. We check the simpler property
-// that the AUTH covers IntAuth: the log of a successful authentication
-// with IKE_INTERMEDIATE, and names of the methods in list-sas' proposal.
+// The SA's proposal, as list-sas shows it, names every key exchange; and
+// IKEv1 connections refuse what needs IKEv2.
 func TestAdditionalKEListed(t *testing.T) {
 	set := withIKEProposals("aes256gcm16-prfsha384-x25519-ke1_mlkem768")
 	tb := newTestbed(t, bedOptions{connA: set, connB: set})
@@ -203,5 +208,13 @@ func TestAdditionalKEListed(t *testing.T) {
 	}
 	if !tb.b.log.contains("authentication of 'moon.example.org' with pre-shared key successful") {
 		t.Error("b did not authenticate a")
+	}
+	for _, prop := range []string{"aes128-sha256-x25519-ke1_mlkem768", "aes128-sha256-mlkem768"} {
+		c := baseConn(addrA, addrB, "moon.example.org", "sun.example.org", "10.1.0.0/16", "10.2.0.0/16")
+		c.Name, c.Version = "v1", 1
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, prop)
+		if err := tb.a.e.AddConnection(c); err == nil || !strings.Contains(err.Error(), "needs IKEv2") {
+			t.Errorf("IKEv1 with %s: %v", prop, err)
+		}
 	}
 }
