@@ -147,3 +147,17 @@ func (e *Engine) ChildKeyCopies() [][]byte {
 	}
 	return out
 }
+
+// CorruptIntAuth flips a bit of IKE SA ikeID's IntAuth_rN (RFC 9242),
+// as if it had seen another IKE_INTERMEDIATE response than its peer: the
+// AUTH octets of the two ends no longer agree. False without IntAuth.
+func (e *Engine) CorruptIntAuth(ikeID uint32) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa, err := e.ikeSA(ikeID)
+	if err != nil || sa.setup == nil || len(sa.setup.intAuthR) == 0 {
+		return false
+	}
+	sa.setup.intAuthR[0] ^= 1
+	return true
+}

@@ -218,3 +218,33 @@ func TestAdditionalKEListed(t *testing.T) {
 		}
 	}
 }
+
+// IKE_AUTH's AUTH payloads cover the IKE_INTERMEDIATE exchanges (IntAuth,
+// RFC 9242 section 3.3.2): a responder whose IntAuth differs from the
+// initiator's does not accept the initiator's AUTH.
+func TestIntAuthBindsAuth(t *testing.T) {
+	set := withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768")
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	if _, err := tb.a.e.Initiate("gw"); err != nil {
+		t.Fatal(err)
+	}
+	// IKE_SA_INIT request and response, IKE_INTERMEDIATE request: b has
+	// both IntAuth values now.
+	for range 3 {
+		tb.net.Deliver()
+	}
+	sas := tb.b.e.IKESAs()
+	if len(sas) != 1 || !tb.b.e.CorruptIntAuth(sas[0].ID) {
+		t.Fatalf("b has no IntAuth after IKE_INTERMEDIATE: %+v", sas)
+	}
+	tb.net.Flush()
+	tb.wantNoSAs(tb.b)
+	if !tb.b.log.contains("but MAC mismatched") || !tb.a.log.contains("received AUTHENTICATION_FAILED notify error") {
+		t.Error("the failed authentication was not logged")
+	}
+	for _, sa := range tb.a.sas() {
+		if sa.State == ike.IKESAEstablished {
+			t.Errorf("a established: %+v", sa)
+		}
+	}
+}
