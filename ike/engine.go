@@ -204,7 +204,11 @@ func (d *DurationStats) add(v time.Duration) {
 // lock serialises everything, which keeps each IKE SA's task manager
 // single-threaded as charon's IKE SA checkout does.
 type Engine struct {
-	mu                     sync.Mutex // guards everything below
+	mu sync.Mutex // guards everything below
+	// followups are the CHILD_SAs whose IKE_FOLLOWUP_KE exchanges the
+	// peer has yet to send (RFC 9370), at most one per IKE SA; nil
+	// until one is (task_child_followup.go).
+	followups              map[*ikeSA]*childFollowup
 	cfg                    Config
 	log                    *slog.Logger
 	clock                  Clock

@@ -248,3 +248,53 @@ func TestIntAuthBindsAuth(t *testing.T) {
 		}
 	}
 }
+
+// CHILD_SA rekeys with additional key exchanges (RFC 9370 section
+// 2.2.4): CREATE_CHILD_SA with the KE, then one IKE_FOLLOWUP_KE exchange
+// per additional exchange, the new CHILD_SA installed after the last; from
+// either end, and with the SA's keys equal on both.
+func TestFollowupKE(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519-ke1_mlkem768")
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem768-ke2_ecp384")
+	}
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb.establish()
+	for i, p := range []*peer{tb.a, tb.b, tb.a} {
+		before := len(tb.net.Log)
+		child := tb.children(p)[0]
+		if err := p.e.RekeyChildSA(child.ID); err != nil {
+			t.Fatal(err)
+		}
+		tb.net.Flush()
+		tb.settleRekeys()
+		tb.checkKeys()
+		children := tb.children(p)
+		if len(children) != 1 || children[0].ID == child.ID {
+			t.Fatalf("rekey %d: children %+v", i, children)
+		}
+		if want := "ESP:AES_GCM_16_128/CURVE_25519/KE1_ML_KEM_768/KE2_ECP_384/NO_EXT_SEQ"; children[0].Proposal != want {
+			t.Errorf("rekey %d: proposal %q, want %q", i, children[0].Proposal, want)
+		}
+		var seen []message.ExchangeType
+		for _, d := range tb.net.Log[before:] {
+			if h, err := message.UnmarshalHeader(d.Data); err == nil && !h.IsResponse() && h.ExchangeType != message.INFORMATIONAL {
+				if len(seen) == 0 || seen[len(seen)-1] != h.ExchangeType || h.ExchangeType == message.IKE_FOLLOWUP_KE {
+					seen = append(seen, h.ExchangeType)
+				}
+			}
+		}
+		if len(seen) < 3 || seen[0] != message.CREATE_CHILD_SA || seen[1] != message.IKE_FOLLOWUP_KE || seen[len(seen)-1] != message.IKE_FOLLOWUP_KE {
+			t.Errorf("rekey %d: exchanges %v", i, seen)
+		}
+	}
+	if !tb.a.log.contains("[ KE N(ADD_KE) ]") || !tb.b.log.contains("N(ADD_KE)") {
+		t.Error("no ADDITIONAL_KEY_EXCHANGE notifies logged")
+	}
+	if err := tb.a.e.DeleteIKESA(tb.established(tb.a).ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.settleRekeys()
+	tb.wantNoSAs(tb.a)
+	tb.wantNoSAs(tb.b)
+}

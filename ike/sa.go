@@ -441,6 +441,7 @@ func (sa *ikeSA) destroy() {
 	}
 	sa.setState(IKESADestroying)
 	sa.leaveHalfOpen()
+	sa.dropFollowup()
 	for _, c := range slices.Clone(sa.children) {
 		c.destroy()
 	}

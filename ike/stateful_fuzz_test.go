@@ -80,6 +80,7 @@ func newStatefulBed(t *testing.T, version int, seed byte) *statefulBed {
 		c.Children[0].DPDAction = ike.ActionNone
 		if version == versionPQ {
 			c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes128gcm16-prfsha256-x25519-ke1_mlkem768")
+			c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem768")
 		}
 		if version == 1 {
 			c.Version = 1
@@ -549,9 +550,10 @@ func FuzzStatefulV2(f *testing.F) {
 }
 
 // versionPQ is the stateful targets' IKEv2 with an additional key
-// exchange (x25519-ke1_mlkem768): IKE_INTERMEDIATE between IKE_SA_INIT
-// and IKE_AUTH, its forgeries, losses and retransmits under the keys
-// that change in the middle of the establishment.
+// exchange (x25519-ke1_mlkem768, for the CHILD_SAs too): IKE_INTERMEDIATE
+// between IKE_SA_INIT and IKE_AUTH, its forgeries, losses and retransmits
+// under the keys that change in the middle of the establishment, and
+// IKE_FOLLOWUP_KE after each CHILD_SA's CREATE_CHILD_SA.
 const versionPQ = 3
 
 // FuzzStatefulPQ runs programs against two IKEv2 engines that establish

@@ -24,6 +24,7 @@ const (
 	taskMOBIKE          // UPDATE_SA_ADDRESSES or a COOKIE2 return routability check
 	taskMIDSync         // RFC 6311 message ID synchronisation (mid_sync.go)
 	taskIKEIntermediate // RFC 9242/9370 additional key exchange (task_ike_intermediate.go)
+	taskFollowupKE      // RFC 9370 IKE_FOLLOWUP_KE of a CHILD_SA (task_child_followup.go)
 )
 
 // task is one concern of one exchange, after charon's task_t. The

@@ -41,6 +41,10 @@ type childCreate struct {
 	transportRequest bool
 	done             bool // CHILD_SA installed
 	requeued         bool // INVALID_KE_PAYLOAD: sent again in a new exchange
+	// fu runs the additional key exchanges the CREATE_CHILD_SA
+	// negotiated (RFC 9370, task_child_followup.go); the CHILD_SA is
+	// installed when the last is done.
+	fu *childFollowup
 }
 
 func newChildCreate(sa *ikeSA, initiator bool, cfg *childConfig, rekeyed *childSA) *childCreate {
@@ -221,6 +225,23 @@ func (t *childCreate) processSA(m *message.Message) error {
 	if t.ke != nil {
 		t.ke.Close()
 	}
+	if adds := chosen.AdditionalKEs(); len(adds) > 0 && !t.inAuth {
+		n := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
+		if n == nil || len(n.Data) == 0 || gir == nil {
+			return fmt.Errorf("additional key exchanges selected without %v notify or key exchange", message.ADDITIONAL_KEY_EXCHANGE)
+		}
+		t.fu = &childFollowup{create: t, initiator: true, adds: adds, secrets: [][]byte{slices.Clone(gir)}, link: slices.Clone(n.Data)}
+		sa.tm.queued = append([]task{t.fu}, sa.tm.queued...)
+		return nil
+	}
+	return t.installInitiator(gir, ni, nr)
+}
+
+// installInitiator derives the CHILD_SA's keys from the shared secrets
+// (nil, or g^ir and those of the additional key exchanges one after the
+// other) and the nonces, and installs it.
+func (t *childCreate) installInitiator(gir, ni, nr []byte) error {
+	sa, c, suite := t.sa, t.child, t.child.suite
 	keys, err := transform.DeriveChildKeys(sa.suite.PRF, sa.keys.D, suite, gir, ni, nr)
 	if err != nil {
 		return err
@@ -389,15 +410,37 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	c.spiOut = binary.BigEndian.Uint32(sel.spi)
 	c.localTS, c.remoteTS = local, remote
 	t.selectedNum = sel.number
-	keys, err := transform.DeriveChildKeys(sa.suite.PRF, sa.keys.D, suite, gir, ni, nr)
+	if adds := sel.proposal.AdditionalKEs(); len(adds) > 0 && !t.inAuth {
+		if sa.e.followups[sa] != nil || gir == nil {
+			// One CHILD_SA's additional exchanges at a time, as charon.
+			c.destroy()
+			t.errorNotify = notify(message.TEMPORARY_FAILURE, nil)
+			return nil
+		}
+		t.fu = &childFollowup{create: t, adds: adds, secrets: [][]byte{slices.Clone(gir)}, link: sa.e.randomBytes(8)}
+		if sa.e.followups == nil {
+			sa.e.followups = map[*ikeSA]*childFollowup{}
+		}
+		sa.e.followups[sa] = t.fu
+		return nil
+	}
+	if err := t.installResponder(gir, ni, nr); err != nil {
+		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
+	}
+	return nil
+}
+
+// installResponder derives the CHILD_SA's keys and installs it.
+func (t *childCreate) installResponder(gir, ni, nr []byte) error {
+	sa, c := t.sa, t.child
+	keys, err := transform.DeriveChildKeys(sa.suite.PRF, sa.keys.D, c.suite, gir, ni, nr)
 	if err == nil {
 		err = c.install(keys, false)
 	}
 	if err != nil {
 		infof(sa.log, "unable to install CHILD_SA %s: %v", c.name(), err)
 		c.destroy()
-		t.errorNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
-		return nil
+		return err
 	}
 	c.observeInstalled(false, t.rekeyed != nil)
 	sa.addChild(c)
@@ -425,12 +468,18 @@ func (t *childCreate) buildResponse(m *message.Message) error {
 		proposalToWire(c.proposal, t.selectedNum, binary.BigEndian.AppendUint32(nil, c.spiIn))}})
 	if !t.inAuth {
 		m.Payloads = append(m.Payloads, &message.Nonce{Data: t.nr})
+		if t.fu != nil {
+			m.Payloads = append(m.Payloads, notify(message.ADDITIONAL_KEY_EXCHANGE, t.fu.link))
+		}
 		if t.ke != nil {
 			m.Payloads = append(m.Payloads, &message.KeyExchange{Group: uint16(t.ke.Method()), Data: t.ke.PublicValue()})
 			t.ke.Close()
 		}
 	}
 	m.Payloads = append(m.Payloads, &message.TSi{TrafficSelectors: tsToWire(c.remoteTS)}, &message.TSr{TrafficSelectors: tsToWire(c.localTS)})
+	if t.fu != nil && !t.done {
+		return nil // established after IKE_FOLLOWUP_KE
+	}
 	c.logEstablished()
 	c.ike.childUp()
 	return nil

@@ -104,6 +104,9 @@ func (t *childRekey) process(m *message.Message) error {
 		}
 		if old.state == ChildSARekeying {
 			old.setState(ChildSAInstalled)
+			if nt == message.TEMPORARY_FAILURE && intermediateSupported(old.cfg.proposals()) {
+				old.retryRekey()
+			}
 		}
 		return nil
 	}
@@ -114,18 +117,37 @@ func (t *childRekey) process(m *message.Message) error {
 		t.create.requeued = false
 		return nil
 	}
+	if fu := t.create.fu; fu != nil && !t.create.done && t.create.child != nil && t.create.child.state != ChildSADestroying {
+		// Installed after IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4).
+		fu.onDone = func(ok bool) {
+			if ok {
+				t.initiatorDone()
+			} else if old.state == ChildSARekeying {
+				old.setState(ChildSAInstalled)
+			}
+		}
+		return nil
+	}
 	if !t.create.done {
 		if old.state == ChildSARekeying {
 			old.setState(ChildSAInstalled)
 		}
 		return nil
 	}
+	t.initiatorDone()
+	return nil
+}
+
+// initiatorDone ends our rekey once the new CHILD_SA is installed: the
+// collision's loser goes, or the old CHILD_SA.
+func (t *childRekey) initiatorDone() {
+	sa, old := t.sa, t.old
 	if t.collision != nil && t.collision.done {
 		if weLose(t.create.ni, t.create.nr, t.collision.ni, t.collision.nr) {
 			infof(sa.log, "CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name())
 			old.setState(ChildSARekeyed)
 			sa.tm.queue(newChildDelete(sa, true, t.create.child))
-			return nil
+			return
 		}
 		infof(sa.log, "CHILD_SA rekey collision won, deleting old CHILD_SA %s", old.name())
 		// The peer's CHILD_SA is the redundant one, which it deletes:
@@ -136,12 +158,11 @@ func (t *childRekey) process(m *message.Message) error {
 		}
 	}
 	if t.oldGone || sa.childByID(old.id) == nil {
-		return nil
+		return
 	}
 	old.setState(ChildSARekeyed)
 	old.stopTimers()
 	sa.tm.queue(newChildDelete(sa, true, old))
-	return nil
 }
 
 func (c *childSA) stopTimers() {
@@ -169,6 +190,13 @@ func (t *childRekey) processRequest(m *message.Message) error {
 	}
 	ours := sa.rekeyFor(old)
 	switch {
+	case ours != nil && intermediateSupported(old.cfg.proposals()):
+		// With IKE_FOLLOWUP_KE the two CHILD_SAs would be finished in
+		// exchanges of their own after the collision is decided: we
+		// decline the peer's instead, and both retry later (at random).
+		infof(sa.log, "detected CHILD_SA rekey collision for %s with additional key exchanges, sending TEMPORARY_FAILURE", old.name())
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
 	case ours != nil:
 		infof(sa.log, "detected CHILD_SA rekey collision for %s", old.name())
 	case old.state != ChildSAInstalled:
@@ -181,14 +209,31 @@ func (t *childRekey) processRequest(m *message.Message) error {
 	if err := t.create.processRequest(m); err != nil {
 		return err
 	}
+	if fu := t.create.fu; fu != nil && !t.create.done && t.create.errorNotify == nil {
+		// Replaced once IKE_FOLLOWUP_KE installed the new one.
+		fu.onDone = func(ok bool) {
+			if ok && old.state == ChildSAInstalled {
+				t.responderDone(nil)
+			}
+		}
+		return nil
+	}
 	if !t.create.done {
 		return nil
 	}
+	t.responderDone(ours)
+	return nil
+}
+
+// responderDone retires the CHILD_SA the peer rekeyed once the new one is
+// installed; ours is our own rekey of it in flight, if any.
+func (t *childRekey) responderDone(ours *childRekey) {
+	sa, old := t.sa, t.old
 	if ours != nil {
 		// Replaced either way, whichever rekey wins.
 		old.rekeyed = true
 		ours.collision = t.create
-		return nil
+		return
 	}
 	old.setState(ChildSARekeyed)
 	old.stopTimers()
@@ -199,5 +244,4 @@ func (t *childRekey) processRequest(m *message.Message) error {
 			break
 		}
 	}
-	return nil
 }

@@ -546,6 +546,10 @@ func (tm *taskManager) responderTask(m *message.Message) task {
 			return newIKERekey(sa, false)
 		}
 		return newChildCreate(sa, false, nil, nil)
+	case message.IKE_FOLLOWUP_KE:
+		if sa.state >= IKESAEstablished {
+			return sa.followupTask()
+		}
 	case message.INFORMATIONAL:
 		if sa.state >= IKESAEstablished || sa.state == IKESAConnecting {
 			return newInformational(sa)

@@ -36,6 +36,7 @@ const (
 	CHILD_SA_NOT_FOUND           NotifyType = 44
 	INVALID_GROUP_ID             NotifyType = 45 // G-IKEv2
 	AUTHORIZATION_FAILED         NotifyType = 46 // G-IKEv2
+	STATE_NOT_FOUND              NotifyType = 47 // RFC 9370
 )
 
 // Status types.
@@ -124,6 +125,7 @@ var notifyTypeNames = map[NotifyType]string{
 	USE_ASSIGNED_HoA:                    "USE_ASSIGNED_HoA",
 	TEMPORARY_FAILURE:                   "TEMPORARY_FAILURE",
 	CHILD_SA_NOT_FOUND:                  "CHILD_SA_NOT_FOUND",
+	STATE_NOT_FOUND:                     "STATE_NOT_FOUND",
 	INVALID_GROUP_ID:                    "INVALID_GROUP_ID",
 	AUTHORIZATION_FAILED:                "AUTHORIZATION_FAILED",
 	INITIAL_CONTACT:                     "INITIAL_CONTACT",

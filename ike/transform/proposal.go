@@ -229,9 +229,9 @@ func ParseProposal(protocol Protocol, s string) (Proposal, error) {
 		}
 	} else {
 		p.remove(TransformPRF)
-		if p.additionalKETypes() > 0 {
-			// They need IKE_FOLLOWUP_KE (RFC 9370 section 2.2.2).
-			return fail("additional key exchanges in %v proposals (IKE_FOLLOWUP_KE) are not supported", protocol)
+		if p.additionalKETypes() > 0 && len(p.Algorithms(TransformKE)) == 0 {
+			// They follow the KE of CREATE_CHILD_SA (RFC 9370 section 2.2.4).
+			return fail("additional key exchanges in %v proposals need a key exchange (PFS)", protocol)
 		}
 	}
 

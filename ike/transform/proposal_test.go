@@ -82,7 +82,7 @@ func TestParseProposalsErrors(t *testing.T) {
 		{ProtoIKE, "aes128-sha256-x25519-ke8_mlkem768", `the number must be 1 to 7`},
 		{ProtoIKE, "aes128-sha256-x25519-ke1_foo", `"ke1_foo" not recognized`},
 		{ProtoIKE, "aes128-sha256-x25519-ke2_mlkem768", `additional key exchange 1 missing before 2`},
-		{ProtoESP, "aes128-sha256-x25519-ke1_mlkem768", `IKE_FOLLOWUP_KE`},
+		{ProtoESP, "aes128-sha256-ke1_mlkem768", `need a key exchange (PFS)`},
 		{ProtoIKE, "aes128gcm16-x25519", "a PRF algorithm is mandatory"},
 		{ProtoIKE, "aes128-sha256", "a DH group is mandatory"},
 		{ProtoIKE, "aes128-sha256-none", "a DH group is mandatory"},

@@ -1,0 +1,260 @@
+package ike
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/message"
+	"github.com/xdpsec/xdpsec/ike/transform"
+)
+
+// childFollowup runs the additional key exchanges that a CREATE_CHILD_SA
+// exchange negotiated (RFC 9370 section 2.2.4), for a new or rekeyed
+// CHILD_SA, one IKE_FOLLOWUP_KE exchange each:
+//
+//	Initiator                         Responder
+//	-------------------------------------------------------------------
+//	HDR(CREATE_CHILD_SA), SK {SA, Ni, KEi, TSi, TSr}  -->
+//	                   <--  HDR(CREATE_CHILD_SA), SK {SA, Nr, KEr,
+//	                                 N(ADDITIONAL_KEY_EXCHANGE)(link1), TSi, TSr}
+//	HDR(IKE_FOLLOWUP_KE), SK {KEi(1), N(ADDITIONAL_KEY_EXCHANGE)(link1)}  -->
+//	                   <--  HDR(IKE_FOLLOWUP_KE), SK {KEr(1), [N(ADDITIONAL_KEY_EXCHANGE)(link2)]}
+//	...
+//
+// The CHILD_SA is installed when the last exchange is done, its keys from
+// prf+(SK_d, g^ir (new) | SK(1) | ... | SK(n) | Ni | Nr). The responder
+// keeps the pending CHILD_SA in Engine.followups, found again by its IKE
+// SA and checked against the link data; a request for none gets
+// STATE_NOT_FOUND.
+type childFollowup struct {
+	create    *childCreate
+	initiator bool
+	adds      []transform.KEID // the additional methods, in order
+	secrets   [][]byte         // g^ir and SK(1)... so far
+	link      []byte           // the responder's link data for the next exchange
+	ke        transform.KeyExchange
+	fail      *message.Notify // responder: the answer instead of KEr
+	// onDone continues a CHILD_SA rekey once the CHILD_SA is installed
+	// (ok) or given up.
+	onDone func(ok bool)
+}
+
+func (t *childFollowup) kind() taskKind                 { return taskFollowupKE }
+func (t *childFollowup) exchange() message.ExchangeType { return message.IKE_FOLLOWUP_KE }
+
+// method is the additional key exchange the next exchange runs.
+func (t *childFollowup) method() transform.KEID { return t.adds[len(t.secrets)-1] }
+
+func (t *childFollowup) build(m *message.Message) error {
+	sa := t.create.sa
+	if t.initiator {
+		ke, err := transform.NewKeyExchange(t.method(), sa.e.rand)
+		if err != nil {
+			return err
+		}
+		t.ke = ke
+		m.Payloads = append(m.Payloads, &message.KeyExchange{Group: uint16(t.method()), Data: ke.PublicValue()},
+			notify(message.ADDITIONAL_KEY_EXCHANGE, t.link))
+		return nil
+	}
+	if t.fail != nil {
+		m.Payloads = append(m.Payloads, t.fail)
+		return nil
+	}
+	m.Payloads = append(m.Payloads, &message.KeyExchange{Group: uint16(t.ke.Method()), Data: t.ke.PublicValue()})
+	t.ke.Close()
+	if !t.create.done {
+		m.Payloads = append(m.Payloads, notify(message.ADDITIONAL_KEY_EXCHANGE, t.link))
+		return nil
+	}
+	c := t.create.child
+	c.logEstablished()
+	sa.childUp()
+	if t.onDone != nil {
+		t.onDone(true)
+	}
+	return nil
+}
+
+func (t *childFollowup) process(m *message.Message) error {
+	if !t.initiator {
+		t.processRequest(m)
+		return nil
+	}
+	sa, cr := t.create.sa, t.create
+	defer t.ke.Close()
+	if nt, ok := notifyErr(m); ok {
+		infof(sa.log, "received %v notify in %v, no CHILD_SA built", nt, message.IKE_FOLLOWUP_KE)
+		t.giveUp()
+		return nil
+	}
+	kep, ok := find[*message.KeyExchange](m)
+	if !ok || transform.KEID(kep.Group) != t.method() {
+		infof(sa.log, "additional key exchange %v missing in %v response, no CHILD_SA built", t.method(), message.IKE_FOLLOWUP_KE)
+		t.giveUp()
+		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		return nil
+	}
+	secret, err := t.ke.SharedSecret(kep.Data)
+	if err != nil {
+		infof(sa.log, "applying %v key exchange data failed: %v, no CHILD_SA built", t.method(), err)
+		t.giveUp()
+		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		return nil
+	}
+	t.secrets = append(t.secrets, secret)
+	if len(t.secrets) <= len(t.adds) {
+		n := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
+		if n == nil || len(n.Data) == 0 {
+			infof(sa.log, "%v notify missing, no CHILD_SA built", message.ADDITIONAL_KEY_EXCHANGE)
+			t.giveUp()
+			return nil
+		}
+		t.link = slices.Clone(n.Data)
+		sa.tm.queued = append([]task{t}, sa.tm.queued...) // the next one, a new exchange
+		return nil
+	}
+	all := t.concat()
+	defer clear(all)
+	if err := cr.installInitiator(all, cr.ni, cr.nr); err != nil {
+		infof(sa.log, "%v, no CHILD_SA built", err)
+		t.giveUp()
+		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		return nil
+	}
+	t.wipe()
+	if t.onDone != nil {
+		t.onDone(true)
+	}
+	return nil
+}
+
+// processRequest is the responder's side of one exchange.
+func (t *childFollowup) processRequest(m *message.Message) {
+	sa, cr := t.create.sa, t.create
+	n := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
+	if n == nil || !bytes.Equal(n.Data, t.link) {
+		infof(sa.log, "%v notify missing or not ours in %v request", message.ADDITIONAL_KEY_EXCHANGE, message.IKE_FOLLOWUP_KE)
+		t.fail = notify(message.STATE_NOT_FOUND, nil)
+		t.abandon()
+		return
+	}
+	kep, ok := find[*message.KeyExchange](m)
+	if !ok || transform.KEID(kep.Group) != t.method() {
+		infof(sa.log, "additional key exchange %v expected in %v request", t.method(), message.IKE_FOLLOWUP_KE)
+		t.fail = notify(message.INVALID_SYNTAX, nil)
+		t.abandon()
+		return
+	}
+	ke, err := transform.NewKeyExchange(t.method(), sa.e.rand)
+	var secret []byte
+	if err == nil {
+		t.ke = ke
+		secret, err = ke.SharedSecret(kep.Data)
+	}
+	if err != nil {
+		infof(sa.log, "applying %v key exchange data failed: %v", t.method(), err)
+		t.fail = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		t.abandon()
+		return
+	}
+	t.secrets = append(t.secrets, secret)
+	if len(t.secrets) <= len(t.adds) {
+		t.link = sa.e.randomBytes(8)
+		return
+	}
+	delete(sa.e.followups, sa)
+	all := t.concat()
+	defer clear(all)
+	if err := cr.installResponder(all, cr.ni, cr.nr); err != nil {
+		t.fail = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		t.abandon()
+		return
+	}
+	t.wipe()
+}
+
+// concat is g^ir | SK(1) | ... | SK(n), the secrets in the order of
+// their exchanges.
+func (t *childFollowup) concat() []byte {
+	var all []byte
+	for _, s := range t.secrets {
+		all = append(all, s...)
+	}
+	return all
+}
+
+func (t *childFollowup) wipe() {
+	for _, s := range t.secrets {
+		clear(s)
+	}
+	t.secrets = t.secrets[:0:0]
+}
+
+// giveUp ends the initiator's CHILD_SA without installing it.
+func (t *childFollowup) giveUp() {
+	t.wipe()
+	if t.ke != nil {
+		t.ke.Close()
+	}
+	t.create.abort()
+	if t.onDone != nil {
+		t.onDone(false)
+	}
+}
+
+// abandon ends the responder's pending CHILD_SA.
+func (t *childFollowup) abandon() {
+	sa := t.create.sa
+	if sa.e.followups[sa] == t {
+		delete(sa.e.followups, sa)
+	}
+	t.wipe()
+	if t.ke != nil {
+		t.ke.Close()
+		t.ke = nil
+	}
+	t.create.abort()
+	if t.onDone != nil {
+		t.onDone(false)
+	}
+}
+
+func (t *childFollowup) failed() { t.giveUp() }
+
+// followupTask answers an IKE_FOLLOWUP_KE request: the pending CHILD_SA's
+// next exchange, or STATE_NOT_FOUND.
+func (sa *ikeSA) followupTask() task {
+	if t := sa.e.followups[sa]; t != nil {
+		t.fail = nil
+		return t
+	}
+	infof(sa.log, "no CHILD_SA waits for %v", message.IKE_FOLLOWUP_KE)
+	return &refuse{notify(message.STATE_NOT_FOUND, nil)}
+}
+
+// dropFollowup releases the CHILD_SA whose additional key exchanges the
+// peer did not finish before the IKE SA went.
+func (sa *ikeSA) dropFollowup() {
+	if t := sa.e.followups[sa]; t != nil {
+		t.abandon()
+	}
+}
+
+// retryRekey rekeys the CHILD_SA again after TEMPORARY_FAILURE (a
+// collision declined, or the peer busy with IKE_FOLLOWUP_KE): after four
+// retransmit timeouts and a random part of as much again, so that two
+// ends that declined each other do not meet again.
+func (c *childSA) retryRekey() {
+	sa := c.ike
+	base := sa.e.cfg.RetransmitTimeout * 4
+	b := sa.e.randomBytes(2)
+	delay := base + time.Duration(int64(base)*int64(int(b[0])<<8|int(b[1]))>>16)
+	sa.e.afterFunc(delay, func() {
+		if c.state == ChildSAInstalled && sa.state == IKESAEstablished && sa.childByID(c.id) == c && !sa.rekeyQueued(c) {
+			sa.tm.queue(newChildRekey(sa, true, c))
+			sa.tm.initiate()
+		}
+	})
+}
