@@ -15,18 +15,19 @@ func withIKEProposals(s string) func(*ike.Connection) {
 
 // exchangesSeen lists the exchange types of the requests the network
 // carried, in order, once per message ID (fragments and retransmits
-// count once) and IKE SA.
+// count once), IKE SA and sender.
 func exchangesSeen(tb *testbed) []message.ExchangeType {
 	var out []message.ExchangeType
 	type key struct {
 		spi uint64
 		mid uint32
+		i   bool
 	}
 	seen := map[key]bool{}
 	for _, d := range tb.net.Log {
 		h, err := message.UnmarshalHeader(d.Data)
-		if err == nil && !h.IsResponse() && !seen[key{h.InitiatorSPI, h.MessageID}] {
-			seen[key{h.InitiatorSPI, h.MessageID}] = true
+		if k := (key{h.InitiatorSPI, h.MessageID, h.IsInitiator()}); err == nil && !h.IsResponse() && !seen[k] {
+			seen[k] = true
 			out = append(out, h.ExchangeType)
 		}
 	}
@@ -91,7 +92,8 @@ func TestAdditionalKEEstablish(t *testing.T) {
 				}
 			}
 			// The SA works on: a CHILD_SA rekey over the final keys, and
-			// an IKE SA rekey (classical, see rekeyProposals).
+			// an IKE SA rekey, with IKE_FOLLOWUP_KE for the additional
+			// key exchanges.
 			if err := tb.a.e.RekeyChildSA(a.Children[0].ID); err != nil {
 				t.Fatal(err)
 			}
@@ -109,6 +111,26 @@ func TestAdditionalKEEstablish(t *testing.T) {
 			if na.SPIi != nb.SPIi || na.SPIi == a.SPIi || len(na.Children) != 1 {
 				t.Fatalf("IKE rekey: %+v %+v", na, nb)
 			}
+			if na.Proposal != c.want || nb.Proposal != c.want {
+				t.Errorf("rekeyed IKE SA: proposals %q and %q, want %q", na.Proposal, nb.Proposal, c.want)
+			}
+			followups := 0
+			for _, x := range exchangesSeen(tb) {
+				if x == message.IKE_FOLLOWUP_KE {
+					followups++
+				}
+			}
+			if followups != c.rounds {
+				t.Errorf("%d IKE_FOLLOWUP_KE requests in the IKE rekey, want %d", followups, c.rounds)
+			}
+			// The new IKE SA carries a CHILD_SA rekey.
+			if err := tb.a.e.RekeyChildSA(na.Children[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Flush()
+			tb.settleRekeys()
+			tb.checkKeys()
+			na = tb.established(tb.a)
 			if err := tb.a.e.DeleteIKESA(na.ID); err != nil {
 				t.Fatal(err)
 			}

@@ -202,18 +202,3 @@ func withoutAdditionalKEs(ws []message.Proposal) []message.Proposal {
 	}
 	return out
 }
-
-// rekeyProposals are the proposals of an IKE SA rekey: without additional
-// key exchanges, which would need IKE_FOLLOWUP_KE (RFC 9370 section
-// 2.2.4), not implemented yet. The new SA's SKEYSEED still depends on the
-// old SK_d, and so on every key exchange of the SA it replaces.
-func rekeyProposals(ps []transform.Proposal) []transform.Proposal {
-	if !intermediateSupported(ps) {
-		return ps
-	}
-	out := make([]transform.Proposal, len(ps))
-	for i, p := range ps {
-		out[i] = p.WithoutAdditionalKEs()
-	}
-	return out
-}

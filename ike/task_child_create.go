@@ -411,8 +411,10 @@ func (t *childCreate) processRequest(m *message.Message) error {
 	c.localTS, c.remoteTS = local, remote
 	t.selectedNum = sel.number
 	if adds := sel.proposal.AdditionalKEs(); len(adds) > 0 && !t.inAuth {
-		if sa.e.followups[sa] != nil || gir == nil {
-			// One CHILD_SA's additional exchanges at a time, as charon.
+		if sa.e.followups[sa] != nil || gir == nil || sa.state != IKESAEstablished {
+			// One CHILD_SA's additional exchanges at a time, as charon,
+			// and none on an IKE SA being rekeyed: the CHILD_SA would
+			// end up on the IKE SA that goes.
 			c.destroy()
 			t.errorNotify = notify(message.TEMPORARY_FAILURE, nil)
 			return nil

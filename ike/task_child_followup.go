@@ -28,7 +28,11 @@ import (
 // SA and checked against the link data; a request for none gets
 // STATE_NOT_FOUND.
 type childFollowup struct {
-	create    *childCreate
+	create *childCreate
+	// rekey, instead of create: the additional key exchanges of an IKE
+	// SA rekey (RFC 9370 section 2.2.4), the new IKE SA keyed with
+	// SKEYSEED = prf(SK_d (old), g^ir (new) | SK(1) | ... | SK(n) | Ni | Nr).
+	rekey     *ikeRekey
 	initiator bool
 	adds      []transform.KEID // the additional methods, in order
 	secrets   [][]byte         // g^ir and SK(1)... so far
@@ -46,8 +50,50 @@ func (t *childFollowup) exchange() message.ExchangeType { return message.IKE_FOL
 // method is the additional key exchange the next exchange runs.
 func (t *childFollowup) method() transform.KEID { return t.adds[len(t.secrets)-1] }
 
+func (t *childFollowup) ikeSA() *ikeSA {
+	if t.rekey != nil {
+		return t.rekey.sa
+	}
+	return t.create.sa
+}
+
+// finished reports whether the last exchange installed the SA.
+func (t *childFollowup) finished() bool {
+	if t.rekey != nil {
+		return t.rekey.newSA != nil && t.rekey.newSA.state >= IKESAEstablished
+	}
+	return t.create.done
+}
+
+// install derives and installs the SA from all the secrets.
+func (t *childFollowup) install(all []byte) error {
+	if t.rekey != nil {
+		return t.rekey.finish(all)
+	}
+	if t.initiator {
+		return t.create.installInitiator(all, t.create.ni, t.create.nr)
+	}
+	return t.create.installResponder(all, t.create.ni, t.create.nr)
+}
+
+// deleteHalf asks the peer, which installed its CHILD_SA, to delete it.
+func (t *childFollowup) deleteHalf() {
+	if t.create != nil {
+		sa := t.create.sa
+		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(t.create.child))
+	}
+}
+
+func (t *childFollowup) abortOwner() {
+	if t.rekey != nil {
+		t.rekey.abort()
+		return
+	}
+	t.create.abort()
+}
+
 func (t *childFollowup) build(m *message.Message) error {
-	sa := t.create.sa
+	sa := t.ikeSA()
 	if t.initiator {
 		ke, err := transform.NewKeyExchange(t.method(), sa.e.rand)
 		if err != nil {
@@ -64,13 +110,14 @@ func (t *childFollowup) build(m *message.Message) error {
 	}
 	m.Payloads = append(m.Payloads, &message.KeyExchange{Group: uint16(t.ke.Method()), Data: t.ke.PublicValue()})
 	t.ke.Close()
-	if !t.create.done {
+	if !t.finished() {
 		m.Payloads = append(m.Payloads, notify(message.ADDITIONAL_KEY_EXCHANGE, t.link))
 		return nil
 	}
-	c := t.create.child
-	c.logEstablished()
-	sa.childUp()
+	if t.create != nil {
+		t.create.child.logEstablished()
+		sa.childUp()
+	}
 	if t.onDone != nil {
 		t.onDone(true)
 	}
@@ -82,7 +129,7 @@ func (t *childFollowup) process(m *message.Message) error {
 		t.processRequest(m)
 		return nil
 	}
-	sa, cr := t.create.sa, t.create
+	sa := t.ikeSA()
 	defer t.ke.Close()
 	if nt, ok := notifyErr(m); ok {
 		infof(sa.log, "received %v notify in %v, no CHILD_SA built", nt, message.IKE_FOLLOWUP_KE)
@@ -93,14 +140,14 @@ func (t *childFollowup) process(m *message.Message) error {
 	if !ok || transform.KEID(kep.Group) != t.method() {
 		infof(sa.log, "additional key exchange %v missing in %v response, no CHILD_SA built", t.method(), message.IKE_FOLLOWUP_KE)
 		t.giveUp()
-		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		t.deleteHalf()
 		return nil
 	}
 	secret, err := t.ke.SharedSecret(kep.Data)
 	if err != nil {
 		infof(sa.log, "applying %v key exchange data failed: %v, no CHILD_SA built", t.method(), err)
 		t.giveUp()
-		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		t.deleteHalf()
 		return nil
 	}
 	t.secrets = append(t.secrets, secret)
@@ -117,10 +164,10 @@ func (t *childFollowup) process(m *message.Message) error {
 	}
 	all := t.concat()
 	defer clear(all)
-	if err := cr.installInitiator(all, cr.ni, cr.nr); err != nil {
-		infof(sa.log, "%v, no CHILD_SA built", err)
+	if err := t.install(all); err != nil {
+		infof(sa.log, "%v, no SA built", err)
 		t.giveUp()
-		sa.tm.queue(newChildDelete(sa, true, nil).forSPI(cr.child))
+		t.deleteHalf()
 		return nil
 	}
 	t.wipe()
@@ -132,7 +179,7 @@ func (t *childFollowup) process(m *message.Message) error {
 
 // processRequest is the responder's side of one exchange.
 func (t *childFollowup) processRequest(m *message.Message) {
-	sa, cr := t.create.sa, t.create
+	sa := t.ikeSA()
 	n := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
 	if n == nil || !bytes.Equal(n.Data, t.link) {
 		infof(sa.log, "%v notify missing or not ours in %v request", message.ADDITIONAL_KEY_EXCHANGE, message.IKE_FOLLOWUP_KE)
@@ -167,7 +214,7 @@ func (t *childFollowup) processRequest(m *message.Message) {
 	delete(sa.e.followups, sa)
 	all := t.concat()
 	defer clear(all)
-	if err := cr.installResponder(all, cr.ni, cr.nr); err != nil {
+	if err := t.install(all); err != nil {
 		t.fail = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		t.abandon()
 		return
@@ -198,7 +245,7 @@ func (t *childFollowup) giveUp() {
 	if t.ke != nil {
 		t.ke.Close()
 	}
-	t.create.abort()
+	t.abortOwner()
 	if t.onDone != nil {
 		t.onDone(false)
 	}
@@ -206,7 +253,7 @@ func (t *childFollowup) giveUp() {
 
 // abandon ends the responder's pending CHILD_SA.
 func (t *childFollowup) abandon() {
-	sa := t.create.sa
+	sa := t.ikeSA()
 	if sa.e.followups[sa] == t {
 		delete(sa.e.followups, sa)
 	}
@@ -215,7 +262,7 @@ func (t *childFollowup) abandon() {
 		t.ke.Close()
 		t.ke = nil
 	}
-	t.create.abort()
+	t.abortOwner()
 	if t.onDone != nil {
 		t.onDone(false)
 	}
@@ -247,11 +294,12 @@ func (sa *ikeSA) dropFollowup() {
 // retransmit timeouts and a random part of as much again, so that two
 // ends that declined each other do not meet again.
 func (c *childSA) retryRekey() {
-	sa := c.ike
-	base := sa.e.cfg.RetransmitTimeout * 4
-	b := sa.e.randomBytes(2)
+	e := c.ike.e
+	base := e.cfg.RetransmitTimeout * 4
+	b := e.randomBytes(2)
 	delay := base + time.Duration(int64(base)*int64(int(b[0])<<8|int(b[1]))>>16)
-	sa.e.afterFunc(delay, func() {
+	e.afterFunc(delay, func() {
+		sa := c.ike // an IKE rekey may have moved it meanwhile
 		if c.state == ChildSAInstalled && sa.state == IKESAEstablished && sa.childByID(c.id) == c && !sa.rekeyQueued(c) {
 			sa.tm.queue(newChildRekey(sa, true, c))
 			sa.tm.initiate()

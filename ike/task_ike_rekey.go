@@ -34,6 +34,11 @@ type ikeRekey struct {
 	// collision is the peer's rekey, answered by us while ours was in
 	// flight; its new IKE SA waits for the outcome without CHILD_SAs.
 	collision *ikeRekey
+	// fu runs the additional key exchanges (RFC 9370) before the new IKE
+	// SA is keyed with the proposal and suite kept here.
+	fu       *childFollowup
+	proposal transform.Proposal
+	suite    transform.IKESuite
 }
 
 func newIKERekey(sa *ikeSA, initiator bool) *ikeRekey {
@@ -51,7 +56,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	if sa.state != IKESAEstablished {
 		return fmt.Errorf("IKE_SA %s is %s, not rekeying it", sa.name(), sa.state)
 	}
-	group := firstKE(rekeyProposals(sa.conn.Proposals))
+	group := firstKE(sa.conn.Proposals)
 	if t.newSA == nil {
 		t.newSA = sa.e.newIKESA(sa.conn, true, sa.local, sa.remote)
 		t.newSA.spiI = sa.e.newSPI()
@@ -70,7 +75,7 @@ func (t *ikeRekey) build(m *message.Message) error {
 	sa.setState(IKESARekeying)
 	spi := binary.BigEndian.AppendUint64(nil, t.newSA.spiI)
 	m.Payloads = append(m.Payloads,
-		&message.SecurityAssociation{Proposals: proposalsToWire(rekeyProposals(sa.conn.Proposals), spi)},
+		&message.SecurityAssociation{Proposals: proposalsToWire(sa.conn.Proposals, spi)},
 		&message.Nonce{Data: t.ni},
 		&message.KeyExchange{Group: uint16(group), Data: ke.PublicValue()})
 	return nil
@@ -98,7 +103,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 	sa := t.sa
 	if n := findNotify(m, message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
 		g := transform.KEID(binary.BigEndian.Uint16(n.Data))
-		if offersKE(rekeyProposals(sa.conn.Proposals), g) && (t.ke == nil || g != t.ke.Method()) {
+		if offersKE(sa.conn.Proposals, g) && (t.ke == nil || g != t.ke.Method()) {
 			infof(sa.log, "peer didn't accept DH group %v, it requested %v", t.ke.Method(), g)
 			t.ke.Close()
 			t.ke, _ = transform.NewKeyExchange(g, sa.e.rand)
@@ -127,7 +132,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 		return nil
 	}
 	chosen := proposalFromWire(sap.Proposals[0])
-	sel, ok := selectProposal(rekeyProposals(sa.conn.Proposals), sap.Proposals)
+	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
 	suite, err := chosen.IKESuite()
 	if !ok || !isSelected(chosen) || len(sel.proposal.Transforms) != len(chosen.Transforms) || err != nil ||
 		transform.KEID(kep.Group) != suite.KE || suite.KE != t.ke.Method() {
@@ -138,13 +143,54 @@ func (t *ikeRekey) process(m *message.Message) error {
 	n := t.newSA
 	n.spiR = binary.BigEndian.Uint64(sap.Proposals[0].SPI)
 	t.nr = slices.Clone(nr.Data)
-	err = t.deriveNewSA(n, chosen, suite, kep.Data)
+	if adds := chosen.AdditionalKEs(); len(adds) > 0 {
+		link := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
+		gir, err := t.ke.SharedSecret(kep.Data)
+		t.ke.Close()
+		if link == nil || len(link.Data) == 0 || err != nil {
+			infof(sa.log, "IKE_SA rekey with additional key exchanges failed: %v notify missing or %v", message.ADDITIONAL_KEY_EXCHANGE, err)
+			t.abort()
+			return nil
+		}
+		t.proposal, t.suite = chosen, suite
+		t.fu = &childFollowup{rekey: t, initiator: true, adds: adds, secrets: [][]byte{gir}, link: slices.Clone(link.Data)}
+		sa.tm.queued = append([]task{t.fu}, sa.tm.queued...)
+		return nil
+	}
+	gir, err := t.ke.SharedSecret(kep.Data)
+	if err == nil {
+		err = t.deriveNewSA(n, chosen, suite, gir)
+		clear(gir)
+	}
 	t.ke.Close()
 	if err != nil {
 		infof(sa.log, "IKE_SA rekey key derivation failed: %v", err)
 		t.abort()
 		return nil
 	}
+	t.initiatorDone()
+	return nil
+}
+
+// finish keys the new IKE SA after the last additional key exchange
+// from all the shared secrets, and completes the rekey.
+func (t *ikeRekey) finish(all []byte) error {
+	if err := t.deriveNewSA(t.newSA, t.proposal, t.suite, all); err != nil {
+		return err
+	}
+	if t.initiator {
+		t.initiatorDone()
+		return nil
+	}
+	t.sa.setState(IKESARekeyed)
+	t.sa.moveChildren(t.newSA)
+	return nil
+}
+
+// initiatorDone ends our rekey once the new IKE SA is up: the CHILD_SAs
+// move to it (or to the collision's winner) and the old one is deleted.
+func (t *ikeRekey) initiatorDone() {
+	sa, n := t.sa, t.newSA
 	sa.setState(IKESARekeyed)
 	if t.collision != nil && t.collision.newSA != nil {
 		if weLose(t.ni, t.nr, t.collision.ni, t.collision.nr) {
@@ -152,24 +198,19 @@ func (t *ikeRekey) process(m *message.Message) error {
 			sa.moveChildren(t.collision.newSA)
 			n.tm.queue(newIKEDelete(n))
 			n.tm.initiate()
-			return nil
+			return
 		}
 		sa.log.Info("IKE_SA rekey collision won, deleting old IKE_SA " + sa.name())
 		t.collision.newSA.expectPeerDelete()
 	}
 	sa.moveChildren(n)
 	sa.tm.queue(newIKEDelete(sa))
-	return nil
 }
 
-// deriveNewSA keys the new IKE SA (section 2.18) and brings it up.
-func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.IKESuite, peerKE []byte) error {
+// deriveNewSA keys the new IKE SA (section 2.18; gir is g^ir, followed
+// by the additional key exchanges' secrets with RFC 9370) and brings it up.
+func (t *ikeRekey) deriveNewSA(n *ikeSA, p transform.Proposal, suite transform.IKESuite, gir []byte) error {
 	sa := t.sa
-	gir, err := t.ke.SharedSecret(peerKE)
-	if err != nil {
-		return err
-	}
-	defer clear(gir)
 	keys, err := transform.RekeyIKEKeys(suite, sa.suite.PRF, sa.keys.D, gir, t.ni, t.nr, n.spiI, n.spiR)
 	if err != nil {
 		return err
@@ -277,7 +318,14 @@ func (sa *ikeSA) scheduleRekeyRetry() {
 	if sa.rekeyTimer != nil {
 		sa.rekeyTimer.Stop()
 	}
-	sa.rekeyTimer = sa.e.afterFunc(sa.e.cfg.RetransmitTimeout*4, func() {
+	delay := sa.e.cfg.RetransmitTimeout * 4
+	if intermediateSupported(sa.conn.Proposals) {
+		// A declined collision (processRequest): both ends retry, not
+		// at the same moment.
+		b := sa.e.randomBytes(2)
+		delay += time.Duration(int64(delay) * int64(int(b[0])<<8|int(b[1])) >> 16)
+	}
+	sa.rekeyTimer = sa.e.afterFunc(delay, func() {
 		if sa.state == IKESAEstablished {
 			sa.rekey()
 		}
@@ -288,9 +336,16 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	sa := t.sa
 	ours, _ := sa.tm.active.(*ikeRekey)
 	switch {
+	case ours != nil && ours.initiator && intermediateSupported(sa.conn.Proposals):
+		// As for CHILD_SAs (childRekey.processRequest): declined, and
+		// both retry at random.
+		infof(sa.log, "detected IKE_SA rekey collision for %s with additional key exchanges, sending TEMPORARY_FAILURE", sa.name())
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
 	case ours != nil && ours.initiator:
 		infof(sa.log, "detected IKE_SA rekey collision for %s", sa.name())
-	case sa.state != IKESAEstablished:
+	case sa.state != IKESAEstablished, sa.e.followups[sa] != nil:
+		// Not with a CHILD_SA's IKE_FOLLOWUP_KE exchanges pending either.
 		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
 		return nil
 	case sa.tm.busy():
@@ -305,10 +360,10 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 		t.errNotify = notify(message.INVALID_SYNTAX, nil)
 		return nil
 	}
-	sel, ok := selectProposal(rekeyProposals(sa.conn.Proposals), sap.Proposals)
+	sel, ok := selectProposal(sa.conn.Proposals, sap.Proposals)
 	if !ok || len(sel.spi) != 8 {
 		sa.log.Info("received proposals: " + transform.FormatProposals(proposalsFromWire(sap.Proposals, message.ProtocolIKE)))
-		sa.log.Info("configured proposals: " + transform.FormatProposals(rekeyProposals(sa.conn.Proposals)))
+		sa.log.Info("configured proposals: " + transform.FormatProposals(sa.conn.Proposals))
 		sa.log.Info("no proposal found")
 		t.errNotify = notify(message.NO_PROPOSAL_CHOSEN, nil)
 		return nil
@@ -334,7 +389,29 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	n.spiI = binary.BigEndian.Uint64(sel.spi)
 	n.spiR = sa.e.newSPI()
 	t.selNum = sel.number
-	if err := t.deriveNewSA(n, sel.proposal, suite, kep.Data); err != nil {
+	gir, err := ke.SharedSecret(kep.Data)
+	if adds := sel.proposal.AdditionalKEs(); len(adds) > 0 && err == nil {
+		if sa.e.followups[sa] != nil {
+			clear(gir)
+			t.ke.Close()
+			n.destroy()
+			t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+			return nil
+		}
+		n.proposal, n.suite = sel.proposal, suite // for the response
+		t.newSA, t.proposal, t.suite = n, sel.proposal, suite
+		t.fu = &childFollowup{rekey: t, adds: adds, secrets: [][]byte{gir}, link: sa.e.randomBytes(8)}
+		if sa.e.followups == nil {
+			sa.e.followups = map[*ikeSA]*childFollowup{}
+		}
+		sa.e.followups[sa] = t.fu
+		return nil
+	}
+	if err == nil {
+		err = t.deriveNewSA(n, sel.proposal, suite, gir)
+		clear(gir)
+	}
+	if err != nil {
 		t.ke.Close()
 		n.destroy()
 		t.errNotify = notify(message.INVALID_SYNTAX, nil)
@@ -358,8 +435,11 @@ func (t *ikeRekey) buildResponse(m *message.Message) error {
 	n := t.newSA
 	m.Payloads = append(m.Payloads,
 		&message.SecurityAssociation{Proposals: []message.Proposal{proposalToWire(n.proposal, t.selNum, binary.BigEndian.AppendUint64(nil, n.spiR))}},
-		&message.Nonce{Data: t.nr},
-		&message.KeyExchange{Group: uint16(n.suite.KE), Data: t.ke.PublicValue()})
+		&message.Nonce{Data: t.nr})
+	if t.fu != nil {
+		m.Payloads = append(m.Payloads, notify(message.ADDITIONAL_KEY_EXCHANGE, t.fu.link))
+	}
+	m.Payloads = append(m.Payloads, &message.KeyExchange{Group: uint16(n.suite.KE), Data: t.ke.PublicValue()})
 	t.ke.Close()
 	return nil
 }
