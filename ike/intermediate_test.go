@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -319,4 +320,36 @@ func TestFollowupKE(t *testing.T) {
 	tb.settleRekeys()
 	tb.wantNoSAs(tb.a)
 	tb.wantNoSAs(tb.b)
+}
+
+// An IKE_FOLLOWUP_KE request that no CREATE_CHILD_SA announced (or whose
+// link data is not ours) is answered with STATE_NOT_FOUND (RFC 9370
+// section 2.2.4), and nothing is installed.
+func TestFollowupKEStateNotFound(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519-ke1_mlkem768")
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem768")
+	}
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb.establish()
+	sa := tb.established(tb.b)
+	// KE(ML_KEM_768, 4 octets), N(ADDITIONAL_KEY_EXCHANGE, "link").
+	plain := []byte{
+		byte(message.PayloadN), 0, 0, 12, 0, 36, 0, 0, 1, 2, 3, 4,
+		0, 0, 0, 12, 0, 0, 0x40, 0x39, 'l', 'i', 'n', 'k',
+	}
+	req, err := tb.b.e.SealAsPeer(sa.ID, message.Header{ExchangeType: message.IKE_FOLLOWUP_KE, MessageID: 3, Flags: message.FlagInitiator},
+		message.PayloadKE, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sas := len(tb.b.dp.SAs())
+	tb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 500), Remote: netip.AddrPortFrom(addrA, 500), Data: req})
+	if !tb.b.log.contains("parsed IKE_FOLLOWUP_KE request 3 [ KE N(ADD_KE) ]") ||
+		!tb.b.log.contains("generating IKE_FOLLOWUP_KE response 3 [ N(NO_STATE) ]") {
+		t.Error("no STATE_NOT_FOUND answer")
+	}
+	if len(tb.b.dp.SAs()) != sas {
+		t.Error("an SA was installed")
+	}
 }

@@ -55,6 +55,7 @@ var notifyShort = map[message.NotifyType]string{
 	message.IKEV2_MESSAGE_ID_SYNC:           "MSG_ID_SYN",
 	message.INTERMEDIATE_EXCHANGE_SUPPORTED: "IKE_INT_SUP",
 	message.ADDITIONAL_KEY_EXCHANGE:         "ADD_KE",
+	message.STATE_NOT_FOUND:                 "NO_STATE",
 }
 
 // summarize formats a message as charon's "parsed"/"generating" lines do:
