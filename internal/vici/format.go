@@ -101,17 +101,25 @@ func childSAMessage(ch daemon.ChildSA) *Message {
 
 // setAlgorithms splits a proposal ("IKE:AES_CBC_256/HMAC_SHA2_256_128/
 // PRF_HMAC_SHA2_256/MODP_2048") into charon's encr-alg, encr-keysize,
-// integ-alg, integ-keysize, prf-alg, dh-group and esn keys.
+// integ-alg, integ-keysize, prf-alg, dh-group, ake1..ake7 (RFC 9370's
+// additional key exchanges, "KE1_ML_KEM_768") and esn keys.
 func setAlgorithms(m *Message, proposal string, ikeSA bool) {
 	_, algs, ok := strings.Cut(proposal, ":")
 	if !ok {
 		algs = proposal
 	}
 	var encr, integ, prf, dh, keysize string
+	var ake [][2]string
 	esn := false
 	for _, a := range strings.Split(algs, "/") {
 		switch {
 		case a == "":
+		case len(a) > 4 && strings.HasPrefix(a, "KE") && a[2] >= '1' && a[2] <= '7' && a[3] == '_':
+			method := a[4:]
+			if method == "NONE" {
+				method = "KE_NONE"
+			}
+			ake = append(ake, [2]string{"ake" + a[2:3], method})
 		case strings.HasPrefix(a, "PRF_"):
 			prf = a
 		case strings.HasPrefix(a, "HMAC_") || strings.HasPrefix(a, "AES_XCBC") || strings.HasPrefix(a, "AES_CMAC") || strings.HasPrefix(a, "AUTH_"):
@@ -145,6 +153,9 @@ func setAlgorithms(m *Message, proposal string, ikeSA bool) {
 	}
 	if dh != "" {
 		m.Set("dh-group", dh)
+	}
+	for _, kv := range ake {
+		m.Set(kv[0], kv[1])
 	}
 	if esn {
 		m.Set("esn", "1")
