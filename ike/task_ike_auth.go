@@ -44,11 +44,12 @@ func (t *ikeAuth) build(m *message.Message) error {
 	sa := t.sa
 	if t.initiator {
 		err := t.buildRequest(m)
-		if err == nil && m.Header.MessageID == 1 && sa.mobikeEnabled() {
+		first := m.Header.MessageID == sa.setup.firstAuthMID()
+		if err == nil && first && sa.mobikeEnabled() {
 			// Only in the first IKE_AUTH request (RFC 4555 section 3.3).
 			sa.addMobikeSupported(m)
 		}
-		if err == nil && m.Header.MessageID == 1 {
+		if err == nil && first {
 			m.Payloads = append(m.Payloads, midSyncSupported())
 		}
 		return err

@@ -313,3 +313,12 @@ func (sa *ikeSA) receiveStale(h message.Header, data []byte, d Datagram) bool {
 	sa.tm.resendResponse(d)
 	return true
 }
+
+// firstAuthMID is the message ID of the first IKE_AUTH request: 1, or the
+// one after the last IKE_INTERMEDIATE exchange.
+func (s *ikeSetup) firstAuthMID() uint32 {
+	if s == nil || s.intAuthI == nil {
+		return 1
+	}
+	return s.authMID
+}
