@@ -72,6 +72,10 @@ func checkDecode(t *testing.T, b []byte) {
 func FuzzDecodeEncrypted(f *testing.F) {
 	p := &fakeProtector{key: 11}
 	f.Add(append([]byte{byte(PayloadSA)}, createChildSAInner...))
+	// IKE_INTERMEDIATE and IKE_FOLLOWUP_KE (RFC 9242, RFC 9370): a KE, and
+	// a KE followed by N(ADDITIONAL_KEY_EXCHANGE).
+	f.Add(append([]byte{byte(PayloadKE)}, intermediateInner...))
+	f.Add(append([]byte{byte(PayloadKE)}, followupInner...))
 	for _, s := range seedMessages(f) {
 		m, err := Unmarshal(s)
 		if err != nil {
@@ -211,4 +215,50 @@ func checkFragmentMessage(t *testing.T, b []byte) {
 	if !reflect.DeepEqual(got.Payloads, m.Payloads) {
 		t.Fatal("reassembled payloads differ")
 	}
+}
+
+var (
+	intermediateInner = []byte{0, 0, 0, 12, 0, 36, 0, 0, 1, 2, 3, 4}
+	followupInner     = []byte{byte(PayloadN), 0, 0, 12, 0, 36, 0, 0, 1, 2, 3, 4,
+		0, 0, 0, 12, 0, 0, 0x40, 0x39, 'l', 'i', 'n', 'k'}
+)
+
+// FuzzIntAuthOctets: for every inner payload chain that decodes,
+// IntAuthOctets is the message as it would be unencrypted: the header
+// and SK's generic header with lengths that add up, then the payloads.
+func FuzzIntAuthOctets(f *testing.F) {
+	p := &fakeProtector{key: 3}
+	f.Add(append([]byte{byte(PayloadKE)}, intermediateInner...))
+	f.Add(append([]byte{byte(PayloadKE)}, followupInner...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		h := testHeader()
+		h.ExchangeType = IKE_INTERMEDIATE
+		sealed, err := sealSK(&h, PayloadType(b[0]), b[1:], p)
+		if err != nil {
+			return
+		}
+		m, err := UnmarshalEncrypted(sealed, p)
+		if err != nil {
+			return
+		}
+		octets, err := IntAuthOctets(m)
+		if err != nil {
+			t.Fatalf("decoded message has no IntAuth octets: %v", err)
+		}
+		if len(octets) < skAADLen || int(binary.BigEndian.Uint32(octets[24:28])) != len(octets) ||
+			int(binary.BigEndian.Uint16(octets[HeaderLen+2:]))+HeaderLen != len(octets) || octets[16] != byte(PayloadSK) {
+			t.Fatalf("lengths do not add up: %x", octets)
+		}
+		if len(m.Payloads) > 0 && octets[HeaderLen] != byte(firstType(m.Payloads)) {
+			t.Fatalf("SK's next payload %d, first payload %v", octets[HeaderLen], firstType(m.Payloads))
+		}
+		// The payloads, decoded again, are the message's.
+		m2, err := decodeChain(octets[skAADLen:], PayloadType(octets[HeaderLen]), true)
+		if err != nil || !reflect.DeepEqual(m2, m.Payloads) {
+			t.Fatalf("IntAuth_P does not decode to the payloads: %v", err)
+		}
+	})
 }
