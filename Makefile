@@ -146,7 +146,7 @@ test-short:
 # the package's testdata/fuzz/ and are run by every go test from then on.
 # Minimisation is bounded so that the run fuzzes instead of minimising.
 FUZZTIME ?= 5m
-FUZZ ?= ./ike:FuzzStatefulV1 ./ike:FuzzStatefulV2
+FUZZ ?= ./ike:FuzzStatefulV1 ./ike:FuzzStatefulV2 ./ike:FuzzStatefulPQ
 fuzz:
 	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$pkg $$name for $(FUZZTIME)"; \
