@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/message"
@@ -354,5 +355,37 @@ func TestFollowupKEStateNotFound(t *testing.T) {
 	}
 	if len(tb.b.dp.SAs()) != sas {
 		t.Error("an SA was installed")
+	}
+}
+
+// A responder whose peer never sends the IKE_FOLLOWUP_KE requests it
+// announced gives the pending CHILD_SA up after the peer's retransmission
+// budget: its SPI is freed, and the next rekey works.
+func TestFollowupKEAbandoned(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519")
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem768")
+	}
+	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb.establish()
+	child := tb.children(tb.a)[0]
+	spis := tb.b.dp.AllocatedSPIs()
+	if err := tb.a.e.RekeyChildSA(child.ID); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Deliver() // CREATE_CHILD_SA request to b
+	tb.net.Deliver() // its response to a, which sends IKE_FOLLOWUP_KE
+	if tb.b.dp.AllocatedSPIs() != spis+1 {
+		t.Fatalf("b holds %d SPIs, want %d", tb.b.dp.AllocatedSPIs(), spis+1)
+	}
+	// a goes silent: its engine closes, b only sees nothing more.
+	tb.net.Drop()
+	tb.a.e.Close()
+	tb.advance(10 * time.Minute)
+	if !tb.b.log.contains("IKE_FOLLOWUP_KE exchanges not completed by the peer") {
+		t.Error("b did not give the pending CHILD_SA up")
+	}
+	if n := tb.b.dp.AllocatedSPIs(); n > spis {
+		t.Errorf("b holds %d SPIs, want at most %d", n, spis)
 	}
 }

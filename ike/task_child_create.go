@@ -424,6 +424,7 @@ func (t *childCreate) processRequest(m *message.Message) error {
 			sa.e.followups = map[*ikeSA]*childFollowup{}
 		}
 		sa.e.followups[sa] = t.fu
+		t.fu.expire()
 		return nil
 	}
 	if err := t.installResponder(gir, ni, nr); err != nil {

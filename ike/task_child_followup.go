@@ -306,3 +306,22 @@ func (c *childSA) retryRekey() {
 		}
 	})
 }
+
+// expire gives the responder's pending SA up when the peer's next
+// IKE_FOLLOWUP_KE request does not come within its whole retransmission
+// budget (and as much again): an initiator gone or stuck must not hold
+// the SPI, nor block the IKE SA's rekeys, until the IKE SA goes.
+func (t *childFollowup) expire() {
+	sa := t.ikeSA()
+	var wait time.Duration
+	for i := 0; i <= sa.e.cfg.RetransmitTries; i++ {
+		wait += sa.e.retransmitTimeout(i)
+	}
+	exchanges := len(t.adds) - len(t.secrets) + 1
+	sa.e.afterFuncFor(sa, 2*wait*time.Duration(exchanges), func() {
+		if sa.e.followups[sa] == t && sa.state != IKESADestroying {
+			infof(sa.log, "%v exchanges not completed by the peer, dropping the SA they were for", message.IKE_FOLLOWUP_KE)
+			t.abandon()
+		}
+	})
+}

@@ -405,6 +405,7 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 			sa.e.followups = map[*ikeSA]*childFollowup{}
 		}
 		sa.e.followups[sa] = t.fu
+		t.fu.expire()
 		return nil
 	}
 	if err == nil {
