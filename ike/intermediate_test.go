@@ -285,7 +285,13 @@ func TestFollowupKE(t *testing.T) {
 		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519-ke1_mlkem768")
 		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem768-ke2_ecp384")
 	}
-	tb := newTestbed(t, bedOptions{connA: set, connB: set})
+	tb := newTestbed(t, bedOptions{connA: set, connB: func(c *ike.Connection) {
+		set(c)
+		// A second CHILD_SA config on b, created below.
+		c.Children = append(c.Children, &ike.ChildConfig{Name: "net2",
+			LocalTS: ike.MustParseTSSpecs("10.2.1.0/24"), RemoteTS: ike.MustParseTSSpecs("10.1.1.0/24"),
+			ESPProposals: c.Children[0].ESPProposals})
+	}})
 	tb.establish()
 	for i, p := range []*peer{tb.a, tb.b, tb.a} {
 		before := len(tb.net.Log)
@@ -317,6 +323,16 @@ func TestFollowupKE(t *testing.T) {
 	}
 	if !tb.a.log.contains("[ KE N(ADD_KE) ]") || !tb.b.log.contains("N(ADD_KE)") {
 		t.Error("no ADDITIONAL_KEY_EXCHANGE notifies logged")
+	}
+	// A second CHILD_SA of its own CREATE_CHILD_SA, from b: installed on
+	// both ends after the IKE_FOLLOWUP_KE exchanges, with equal keys.
+	if err := tb.b.e.CreateChildSA(tb.established(tb.b).ID, "net2"); err != nil {
+		t.Fatal(err)
+	}
+	tb.net.Flush()
+	tb.checkKeys()
+	if na, nb := len(tb.children(tb.a)), len(tb.children(tb.b)); na != 2 || nb != 2 {
+		t.Fatalf("CHILD_SAs after the new one: %d and %d, want 2", na, nb)
 	}
 	if err := tb.a.e.DeleteIKESA(tb.established(tb.a).ID); err != nil {
 		t.Fatal(err)
