@@ -239,13 +239,18 @@ func (t *childFollowup) wipe() {
 	t.secrets = t.secrets[:0:0]
 }
 
-// giveUp ends the initiator's CHILD_SA without installing it.
+// giveUp ends the initiator's CHILD_SA or IKE SA rekey without
+// installing it; an IKE SA rekey is tried again later, as after an error
+// notify to its CREATE_CHILD_SA.
 func (t *childFollowup) giveUp() {
 	t.wipe()
 	if t.ke != nil {
 		t.ke.Close()
 	}
 	t.abortOwner()
+	if sa := t.ikeSA(); t.rekey != nil && sa.state == IKESAEstablished {
+		sa.scheduleRekeyRetry()
+	}
 	if t.onDone != nil {
 		t.onDone(false)
 	}
