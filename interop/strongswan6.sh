@@ -1,0 +1,70 @@
+#!/bin/bash
+# Makes a Debian 13 (trixie) chroot with strongSwan 6 (Debian's
+# strongswan-charon, strongswan-swanctl and plugin packages) in DIR/root
+# (default .cache/sw6/root), once: the interop tests that ask for charon 6
+# run its /usr/lib/ipsec/charon and /usr/sbin/swanctl chrooted there
+# (interop/sw6_test.go). Only Debian's packages, with mmdebstrap (which
+# `make deps` installs); the trixie keys come with the host's
+# debian-archive-keyring. The mirrors are the ones this machine's apt uses
+# for its own release (and its -security suite), else mmdebstrap's
+# defaults. A second run finds DIR/.built and does nothing; remove DIR to
+# make it again (about 20 seconds and 120 MB).
+set -euo pipefail
+
+dir=$(realpath -m "${1:-.cache/sw6}")
+root=$dir/root
+suite=trixie
+# charon and swanctl, and the plugins the tests load (the same packages
+# as charon 5.9.8's on the host, see the Makefile's APT_PACKAGES).
+packages=strongswan-charon,strongswan-swanctl,libstrongswan-standard-plugins,libstrongswan-extra-plugins,libcharon-extra-plugins,libcharon-extauth-plugins
+
+if [ -f "$dir/.built" ] && [ -x "$root/usr/lib/ipsec/charon" ] && [ -x "$root/usr/sbin/swanctl" ]; then
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "strongswan6: needs root to make the $suite chroot; the strongSwan 6 interop tests will skip" >&2
+	exit 1
+fi
+if ! command -v mmdebstrap >/dev/null; then
+	echo "strongswan6: installing mmdebstrap"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+fi
+
+# The archive and security mirrors of this machine's own release, as
+# apt knows them (deb822 or one-line sources alike).
+mirrors=()
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+if [ -n "$codename" ]; then
+	targets=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null | sort -u || true)
+	archive=$(awk -v s="$codename" '$2 == s { print $1; exit }' <<<"$targets")
+	security=$(awk -v s="$codename-security" '$2 == s { print $1; exit }' <<<"$targets")
+	if [ -n "$archive" ]; then
+		mirrors+=("deb $archive $suite main" "deb $archive $suite-updates main")
+		[ -z "$security" ] || mirrors+=("deb $security $suite-security main")
+	fi
+fi
+
+new=$dir/root.new
+mkdir -p "$dir"
+# A failed run may leave a half-made tree: never remove one that still
+# has something mounted inside.
+cleanup() {
+	if [ -d "$new" ] && ! grep -q " $new/" /proc/self/mounts; then rm -rf "$new"; fi
+}
+trap cleanup EXIT
+cleanup
+echo "strongswan6: making a Debian $suite chroot with strongSwan 6 in $root"
+# Essential packages and the strongSwan ones with their dependencies;
+# documentation left out.
+nice mmdebstrap --mode=root --variant=essential --include="$packages" \
+	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+	"$suite" "$new" "${mirrors[@]}" >"$dir/mmdebstrap.log" 2>&1 ||
+	{ tail -20 "$dir/mmdebstrap.log" >&2; exit 1; }
+rm -rf "$root" "$dir/.built"
+mv "$new" "$root"
+chroot "$root" dpkg-query -W -f='${Version}' strongswan-charon >"$dir/VERSION"
+touch "$dir/.built"
+echo "strongswan6: strongSwan $(cat "$dir/VERSION") in $root"

@@ -1,0 +1,251 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/ike/transform"
+	"github.com/xdpsec/xdpsec/internal/testenv"
+)
+
+// strongSwan 6 (charon with IKE_INTERMEDIATE and RFC 9370's additional
+// key exchanges) is Debian 13 trixie's; the host runs Debian 12's 5.9.8.
+// interop/strongswan6.sh (`make sw6`, part of `make test`) makes a trixie
+// chroot with Debian's strongSwan packages under .cache/sw6/root, and a
+// test that asks for charon 6 (envOptions.strongswan6) runs that chroot's
+// /usr/lib/ipsec/charon in its namespace, chrooted in a mount namespace
+// of its own, and that chroot's swanctl through the VICI socket.
+const (
+	// sw6RootEnv overrides where the chroot is.
+	sw6RootEnv = "XDPSEC_SW6_ROOT"
+	// sw6RequireEnv, set, fails the tests that need charon 6 where the
+	// chroot is missing, instead of skipping them.
+	sw6RequireEnv = "XDPSEC_REQUIRE_SW6"
+	// rootDir is where charon 6 sees the test's directory of it
+	// (strongswan.conf, the log, the VICI socket, the swanctl directory):
+	// a bind mount on a tmpfs over the chroot's /run, so that the shared
+	// chroot is never written to.
+	rootDir = "/run/xdpsec-interop"
+)
+
+// charon6Plugins are charon 5.9.8's plugins of the tests and drbg, which
+// strongSwan 6 has for its key exchanges' random numbers.
+const charon6Plugins = charonPlugins + " drbg"
+
+// sw6Root is the chroot's directory: $XDPSEC_SW6_ROOT, else
+// .cache/sw6/root in the directory of the go.mod above the working one.
+func sw6Root() string {
+	if d := os.Getenv(sw6RootEnv); d != "" {
+		return d
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".cache", "sw6", "root")
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// requireStrongSwan6 returns the chroot with charon 6 and swanctl, and
+// skips the test (fails it with XDPSEC_REQUIRE_SW6 set) where there is none.
+func requireStrongSwan6(t *testing.T) string {
+	t.Helper()
+	root := sw6Root()
+	for _, p := range []string{charonPath, swanctlPath} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			msg := fmt.Sprintf("needs strongSwan 6 in a Debian trixie chroot at %s (`make sw6` makes it, as root; %s=DIR names another): %v", root, sw6RootEnv, err)
+			if os.Getenv(sw6RequireEnv) != "" {
+				t.Fatalf("%s is set, but %s", sw6RequireEnv, msg)
+			}
+			t.Skip("skipped: " + msg)
+		}
+	}
+	return root
+}
+
+// chrootedCharon is the command that runs the chroot's charon in ns: in a
+// mount namespace of its own, with a tmpfs over the chroot's /run holding
+// dir at rootDir, and the host's /dev (/dev/net/tun for
+// kernel-libipsec), a /proc and a /sys of the namespace's.
+func chrootedCharon(ns *testenv.Netns, root, dir string) *exec.Cmd {
+	const script = `set -e
+mount -t tmpfs tmpfs "$1/run"
+mkdir "$1$3"
+mount --bind "$2" "$1$3"
+mount --bind /dev "$1/dev"
+mount -t proc proc "$1/proc"
+mount -t sysfs sysfs "$1/sys"
+exec chroot "$1" ` + charonPath
+	return exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", script, "sh", root, dir, rootDir)
+}
+
+// swanctl6Run runs the chroot's swanctl in charon's mount namespace and
+// root, with the test's paths in args as charon sees them.
+func (c *charon) swanctl6Run(args ...string) (string, error) {
+	all := []string{"--target", fmt.Sprint(c.cmd.Process.Pid), "--mount", "--root", "--wd", swanctlPath, args[0], "--uri", "unix://" + filepath.Join(rootDir, "vici.sock")}
+	for _, a := range args[1:] {
+		all = append(all, strings.ReplaceAll(a, c.dir, rootDir))
+	}
+	cmd := exec.Command("nsenter", all...)
+	cmd.Env = append(os.Environ(), "SWANCTL_DIR="+filepath.Join(rootDir, "swanctl"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// charon6Version checks that the charon of the test is strongSwan 6 and
+// logs its version, its plugins and its key exchange methods.
+func charon6Version(t *testing.T, c *charon) {
+	t.Helper()
+	v := c.swanctl("--version", "--daemon")
+	m := regexp.MustCompile(`strongSwan (\S+) charon`).FindStringSubmatch(v)
+	if m == nil || !strings.HasPrefix(m[1], "6.") {
+		t.Fatalf("the chroot's charon is not strongSwan 6:\n%s", v)
+	}
+	var plugins string
+	for _, l := range strings.Split(c.swanctl("--stats"), "\n") {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(l), "loaded plugins:"); ok {
+			plugins = strings.TrimSpace(p)
+		}
+	}
+	var kes []string
+	in := false
+	for _, l := range strings.Split(c.swanctl("--list-algs"), "\n") {
+		if !strings.HasPrefix(l, " ") {
+			in = strings.HasPrefix(l, "ke:") || strings.HasPrefix(l, "dh:")
+			continue
+		}
+		if in {
+			kes = append(kes, strings.Fields(l)[0])
+		}
+	}
+	t.Logf("%s\nloaded plugins: %s\nkey exchange methods: %s", strings.TrimSpace(m[0]), plugins, strings.Join(kes, " "))
+}
+
+// TestStrongSwan6Basic establishes an IKE SA and a CHILD_SA between
+// charon 6 and our daemon with a classical proposal, each side
+// initiating, and checks what both sides chose.
+func TestStrongSwan6Basic(t *testing.T) {
+	forRoles(t, "x25519", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{strongswan6: true})
+		charon6Version(t, e.charon)
+		cs, os := pskPeers("aes256gcm16-prfsha384-x25519", "aes256gcm16")
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		sa := e.charonSA()
+		got := []string{sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("prf-alg"), sa.get("dh-group")}
+		if want := "AES_GCM_16,256,PRF_HMAC_SHA2_384,CURVE_25519"; strings.Join(got, ",") != want {
+			t.Errorf("charon 6 chose %v, want %s", got, want)
+		}
+		if (sa.get("initiator") == "yes") != (role == charonInitiates) {
+			t.Errorf("charon 6's initiator flag: %q", sa.get("initiator"))
+		}
+		prop := e.oursSA().Proposal
+		for _, alg := range []string{"AES_GCM_16", "PRF_HMAC_SHA2_384", "CURVE_25519"} {
+			if !strings.Contains(prop, alg) {
+				t.Errorf("our proposal %q lacks %s", prop, alg)
+			}
+		}
+		if ch := e.charonChild(); ch.get("encr-alg") != "AES_GCM_16" || ch.get("encr-keysize") != "256" {
+			t.Errorf("charon 6's CHILD_SA: %v", ch.values)
+		}
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with pre-shared key successful")
+		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "IKE_SA c[1] established between", "CHILD_SA net{1} established with SPIs")
+	})
+}
+
+// The hybrid of the issue's interop with strongSwan 6: X25519 and an
+// additional ECP-384 exchange (RFC 9370) in IKE_INTERMEDIATE, and the same
+// two for the CHILD_SAs' rekeys (CREATE_CHILD_SA then IKE_FOLLOWUP_KE).
+const (
+	hybridIKE = "aes256gcm16-prfsha384-x25519-ke1_ecp384"
+	hybridESP = "aes256gcm16-x25519-ke1_ecp384"
+)
+
+// requireAdditionalKE skips the test while our proposal parser does not
+// take RFC 9370's additional key exchanges (ke1_ to ke7_).
+func requireAdditionalKE(t *testing.T) {
+	t.Helper()
+	if _, err := transform.ParseProposals(transform.ProtoIKE, hybridIKE); err != nil {
+		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) yet: %v", err)
+	}
+	if _, err := transform.ParseProposals(transform.ProtoESP, hybridESP); err != nil {
+		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) for CHILD_SAs yet: %v", err)
+	}
+}
+
+// TestStrongSwan6Hybrid establishes the hybrid IKE SA with charon 6, each
+// side initiating, rekeys the CHILD_SA from each side and the IKE SA, and
+// checks that every SA has both exchanges on both sides.
+func TestStrongSwan6Hybrid(t *testing.T) {
+	requireAdditionalKE(t)
+	forRoles(t, "x25519-ke1_ecp384", func(t *testing.T, role string) {
+		e := newEnv(t, envOptions{strongswan6: true})
+		cs, os := pskPeers(hybridIKE, hybridESP)
+		e.load(cs, os, nil, nil)
+		e.initiate(role)
+		e.agree(1)
+		e.checkHybrid("established", false)
+		for _, r := range roles {
+			spi := e.agree(1)[0].children[0].spiIn
+			e.rekeyChild(r)
+			e.waitChildReplaced(spi)
+			e.agree(1)
+			e.checkHybrid("CHILD_SA rekeyed by "+actor(r), true)
+		}
+		before := e.agree(1)
+		e.rekeyIKE(role)
+		waitFor(t, 15*time.Second, "the new IKE SA on both sides", func() error {
+			c, o := e.charonView(), e.oursView()
+			if len(c) != 1 || len(o) != 1 || c[0].spiI == before[0].spiI || o[0].spiI != c[0].spiI {
+				return fmt.Errorf("charon %v, xdpsec %v", c, o)
+			}
+			return nil
+		})
+		e.agree(1)
+		e.checkHybrid("IKE SA rekeyed by "+actor(role), true)
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE")
+	})
+}
+
+// checkHybrid checks that both sides list X25519 and ECP-384 (as
+// additional key exchange 1) for the IKE SA and, once child is set (after
+// a rekey: IKE_AUTH's CHILD_SA has no key exchange), for the CHILD_SA.
+// charon 6's VICI names them dh-group and ake1; its proposals read
+// AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384.
+func (e *env) checkHybrid(when string, child bool) {
+	e.t.Helper()
+	sa := e.charonSA()
+	if sa.get("dh-group") != "CURVE_25519" || sa.get("ake1") != "ECP_384" {
+		e.t.Errorf("%s: charon 6's IKE SA: %v, want CURVE_25519 and ke1 ECP_384", when, sa.values)
+	}
+	o := e.oursSA()
+	if !strings.Contains(o.Proposal, "CURVE_25519") || !strings.Contains(o.Proposal, "KE1_ECP_384") {
+		e.t.Errorf("%s: our IKE SA's proposal %q, want CURVE_25519 and KE1_ECP_384", when, o.Proposal)
+	}
+	if !child {
+		return
+	}
+	ch := e.charonChild()
+	if ch.get("dh-group") != "CURVE_25519" || ch.get("ake1") != "ECP_384" {
+		e.t.Errorf("%s: charon 6's CHILD_SA: %v, want CURVE_25519 and ke1 ECP_384", when, ch.values)
+	}
+	for _, c := range o.Children {
+		if c.State == "INSTALLED" && (!strings.Contains(c.Proposal, "CURVE_25519") || !strings.Contains(c.Proposal, "KE1_ECP_384")) {
+			e.t.Errorf("%s: our CHILD_SA's proposal %q, want CURVE_25519 and KE1_ECP_384", when, c.Proposal)
+		}
+	}
+}
