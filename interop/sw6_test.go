@@ -135,33 +135,12 @@ func charon6Version(t *testing.T, c *charon) {
 }
 
 // TestStrongSwan6Basic establishes an IKE SA and a CHILD_SA between
-// charon 6 and our daemon with a classical proposal, each side
-// initiating, and checks what both sides chose.
+// charon 6 and our daemon with a classical proposal (X25519, and X25519
+// for the CHILD_SAs' rekeys), each side initiating, rekeys the CHILD_SA
+// from each side and the IKE SA, and checks what both sides chose.
 func TestStrongSwan6Basic(t *testing.T) {
 	forRoles(t, "x25519", func(t *testing.T, role string) {
-		e := newEnv(t, envOptions{strongswan6: true})
-		charon6Version(t, e.charon)
-		cs, os := pskPeers("aes256gcm16-prfsha384-x25519", "aes256gcm16")
-		e.load(cs, os, nil, nil)
-		e.initiate(role)
-		e.agree(1)
-		sa := e.charonSA()
-		got := []string{sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("prf-alg"), sa.get("dh-group")}
-		if want := "AES_GCM_16,256,PRF_HMAC_SHA2_384,CURVE_25519"; strings.Join(got, ",") != want {
-			t.Errorf("charon 6 chose %v, want %s", got, want)
-		}
-		if (sa.get("initiator") == "yes") != (role == charonInitiates) {
-			t.Errorf("charon 6's initiator flag: %q", sa.get("initiator"))
-		}
-		prop := e.oursSA().Proposal
-		for _, alg := range []string{"AES_GCM_16", "PRF_HMAC_SHA2_384", "CURVE_25519"} {
-			if !strings.Contains(prop, alg) {
-				t.Errorf("our proposal %q lacks %s", prop, alg)
-			}
-		}
-		if ch := e.charonChild(); ch.get("encr-alg") != "AES_GCM_16" || ch.get("encr-keysize") != "256" {
-			t.Errorf("charon 6's CHILD_SA: %v", ch.values)
-		}
+		e := strongSwan6Lifecycle(t, role, "aes256gcm16-prfsha384-x25519", "aes256gcm16-x25519", []string{"CURVE_25519"})
 		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with pre-shared key successful")
 		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "IKE_SA c[1] established between", "CHILD_SA net{1} established with SPIs")
 	})
@@ -187,65 +166,104 @@ func requireAdditionalKE(t *testing.T) {
 	}
 }
 
-// TestStrongSwan6Hybrid establishes the hybrid IKE SA with charon 6, each
-// side initiating, rekeys the CHILD_SA from each side and the IKE SA, and
-// checks that every SA has both exchanges on both sides.
+// TestStrongSwan6Hybrid is TestStrongSwan6Basic with the hybrid: the IKE
+// SA through IKE_INTERMEDIATE and every SA with both exchanges on both
+// sides, after the rekeys too.
 func TestStrongSwan6Hybrid(t *testing.T) {
 	requireAdditionalKE(t)
 	forRoles(t, "x25519-ke1_ecp384", func(t *testing.T, role string) {
-		e := newEnv(t, envOptions{strongswan6: true})
-		cs, os := pskPeers(hybridIKE, hybridESP)
-		e.load(cs, os, nil, nil)
-		e.initiate(role)
-		e.agree(1)
-		e.checkHybrid("established", false)
-		for _, r := range roles {
-			spi := e.agree(1)[0].children[0].spiIn
-			e.rekeyChild(r)
-			e.waitChildReplaced(spi)
-			e.agree(1)
-			e.checkHybrid("CHILD_SA rekeyed by "+actor(r), true)
-		}
-		before := e.agree(1)
-		e.rekeyIKE(role)
-		waitFor(t, 15*time.Second, "the new IKE SA on both sides", func() error {
-			c, o := e.charonView(), e.oursView()
-			if len(c) != 1 || len(o) != 1 || c[0].spiI == before[0].spiI || o[0].spiI != c[0].spiI {
-				return fmt.Errorf("charon %v, xdpsec %v", c, o)
-			}
-			return nil
-		})
-		e.agree(1)
-		e.checkHybrid("IKE SA rekeyed by "+actor(role), true)
-		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE")
+		e := strongSwan6Lifecycle(t, role, hybridIKE, hybridESP, []string{"CURVE_25519", "ECP_384"})
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]")
 	})
 }
 
-// checkHybrid checks that both sides list X25519 and ECP-384 (as
-// additional key exchange 1) for the IKE SA and, once child is set (after
-// a rekey: IKE_AUTH's CHILD_SA has no key exchange), for the CHILD_SA.
-// charon 6's VICI names them dh-group and ake1; its proposals read
-// AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384.
-func (e *env) checkHybrid(when string, child bool) {
-	e.t.Helper()
+// strongSwan6Lifecycle runs charon 6 against our daemon with the PSK
+// tunnel of the IKE and ESP proposals, the role's side initiating; the
+// CHILD_SA is rekeyed from each side, then the IKE SA from the role's.
+// After each step both sides must agree on the SAs, and list kes as the
+// key exchanges: the first the IKE SA's (and a rekeyed CHILD_SA's) DH
+// group, the others its additional ones (ake1...) in that order.
+func strongSwan6Lifecycle(t *testing.T, role, ike, esp string, kes []string) *env {
+	t.Helper()
+	e := newEnv(t, envOptions{strongswan6: true})
+	charon6Version(t, e.charon)
+	cs, os := pskPeers(ike, esp)
+	e.load(cs, os, nil, nil)
+	e.initiate(role)
+	e.agree(1)
 	sa := e.charonSA()
-	if sa.get("dh-group") != "CURVE_25519" || sa.get("ake1") != "ECP_384" {
-		e.t.Errorf("%s: charon 6's IKE SA: %v, want CURVE_25519 and ke1 ECP_384", when, sa.values)
+	if got := []string{sa.get("encr-alg"), sa.get("encr-keysize"), sa.get("prf-alg")}; strings.Join(got, ",") != "AES_GCM_16,256,PRF_HMAC_SHA2_384" {
+		t.Errorf("charon 6 chose %v, want AES_GCM_16 256 PRF_HMAC_SHA2_384", got)
+	}
+	if (sa.get("initiator") == "yes") != (role == charonInitiates) {
+		t.Errorf("charon 6's initiator flag: %q", sa.get("initiator"))
+	}
+	if ch := e.charonChild(); ch.get("encr-alg") != "AES_GCM_16" || ch.get("encr-keysize") != "256" {
+		t.Errorf("charon 6's CHILD_SA: %v", ch.values)
+	}
+	e.checkKEs("established", kes, false)
+	for _, r := range roles {
+		spi := e.agree(1)[0].children[0].spiIn
+		e.rekeyChild(r)
+		e.waitChildReplaced(spi)
+		e.agree(1)
+		e.checkKEs("CHILD_SA rekeyed by "+actor(r), kes, true)
+	}
+	before := e.agree(1)
+	e.rekeyIKE(role)
+	waitFor(t, 15*time.Second, "the new IKE SA on both sides", func() error {
+		c, o := e.charonView(), e.oursView()
+		if len(c) != 1 || len(o) != 1 || c[0].spiI == before[0].spiI || o[0].spiI != c[0].spiI {
+			return fmt.Errorf("charon %v, xdpsec %v", c, o)
+		}
+		return nil
+	})
+	e.agree(1)
+	e.checkKEs("IKE SA rekeyed by "+actor(role), kes, true)
+	return e
+}
+
+// checkKEs checks that both sides list the key exchanges kes for the IKE
+// SA and, once child is set (after a rekey: IKE_AUTH's CHILD_SA has no
+// key exchange), for the CHILD_SA. charon 6's VICI names them dh-group,
+// ake1, ake2...; its proposals and ours read
+// AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384.
+func (e *env) checkKEs(when string, kes []string, child bool) {
+	e.t.Helper()
+	check := func(what string, s *section, proposal string) {
+		e.t.Helper()
+		for i := range 8 {
+			key, name, want := "dh-group", "", ""
+			if i > 0 {
+				key, name = fmt.Sprintf("ake%d", i), fmt.Sprintf("KE%d_", i)
+			}
+			if i < len(kes) {
+				want = kes[i]
+			}
+			if got := s.get(key); got != want {
+				e.t.Errorf("%s: charon 6's %s has %s %q, want %q", when, what, key, got, want)
+			}
+			if want != "" && !strings.Contains(proposal, "/"+name+want) {
+				e.t.Errorf("%s: our %s's proposal %q lacks %s", when, what, proposal, name+want)
+			}
+			if want == "" && i > 0 && strings.Contains(proposal, "/"+name) {
+				e.t.Errorf("%s: our %s's proposal %q has a %s exchange, charon 6's none", when, what, proposal, name)
+			}
+		}
 	}
 	o := e.oursSA()
-	if !strings.Contains(o.Proposal, "CURVE_25519") || !strings.Contains(o.Proposal, "KE1_ECP_384") {
-		e.t.Errorf("%s: our IKE SA's proposal %q, want CURVE_25519 and KE1_ECP_384", when, o.Proposal)
-	}
+	check("IKE SA", e.charonSA(), o.Proposal)
 	if !child {
 		return
 	}
-	ch := e.charonChild()
-	if ch.get("dh-group") != "CURVE_25519" || ch.get("ake1") != "ECP_384" {
-		e.t.Errorf("%s: charon 6's CHILD_SA: %v, want CURVE_25519 and ke1 ECP_384", when, ch.values)
-	}
+	var ours []string
 	for _, c := range o.Children {
-		if c.State == "INSTALLED" && (!strings.Contains(c.Proposal, "CURVE_25519") || !strings.Contains(c.Proposal, "KE1_ECP_384")) {
-			e.t.Errorf("%s: our CHILD_SA's proposal %q, want CURVE_25519 and KE1_ECP_384", when, c.Proposal)
+		if c.State == "INSTALLED" {
+			ours = append(ours, c.Proposal)
 		}
 	}
+	if len(ours) != 1 {
+		e.t.Fatalf("%s: our IKE SA has %d installed CHILD_SAs, want 1: %v", when, len(ours), o.Children)
+	}
+	check("CHILD_SA", e.charonChild(), ours[0])
 }
