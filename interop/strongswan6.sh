@@ -7,8 +7,9 @@
 # `make deps` installs); the trixie keys come with the host's
 # debian-archive-keyring. The mirrors are the ones this machine's apt uses
 # for its own release (and its -security suite), else mmdebstrap's
-# defaults. A second run finds DIR/.built and does nothing; remove DIR to
-# make it again (about 20 seconds and 120 MB).
+# defaults. A second run finds DIR/.built (naming the packages it was
+# made with) and does nothing; remove DIR to make it again (about 20
+# seconds and 130 MB).
 set -euo pipefail
 
 dir=$(realpath -m "${1:-.cache/sw6}")
@@ -18,7 +19,7 @@ suite=trixie
 # as charon 5.9.8's on the host, see the Makefile's APT_PACKAGES).
 packages=strongswan-charon,strongswan-swanctl,libstrongswan-standard-plugins,libstrongswan-extra-plugins,libcharon-extra-plugins,libcharon-extauth-plugins
 
-if [ -f "$dir/.built" ] && [ -x "$root/usr/lib/ipsec/charon" ] && [ -x "$root/usr/sbin/swanctl" ]; then
+if [ "$(cat "$dir/.built" 2>/dev/null)" = "$suite $packages" ] && [ -x "$root/usr/lib/ipsec/charon" ] && [ -x "$root/usr/sbin/swanctl" ]; then
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -66,5 +67,5 @@ nice mmdebstrap --mode=root --variant=essential --include="$packages" \
 rm -rf "$root" "$dir/.built"
 mv "$new" "$root"
 chroot "$root" dpkg-query -W -f='${Version}' strongswan-charon >"$dir/VERSION"
-touch "$dir/.built"
+echo "$suite $packages" >"$dir/.built"
 echo "strongswan6: strongSwan $(cat "$dir/VERSION") in $root"
