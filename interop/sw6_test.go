@@ -140,7 +140,7 @@ func charon6Version(t *testing.T, c *charon) {
 // from each side and the IKE SA, and checks what both sides chose.
 func TestStrongSwan6Basic(t *testing.T) {
 	forRoles(t, "x25519", func(t *testing.T, role string) {
-		e := strongSwan6Lifecycle(t, role, "aes256gcm16-prfsha384-x25519", "aes256gcm16-x25519", []string{"CURVE_25519"})
+		e := strongSwan6Lifecycle(t, role, sw6Proposals{ike: "aes256gcm16-prfsha384-x25519", esp: "aes256gcm16-x25519"}, []string{"CURVE_25519"})
 		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with pre-shared key successful")
 		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "IKE_SA c[1] established between", "CHILD_SA net{1} established with SPIs")
 	})
@@ -172,9 +172,17 @@ func requireAdditionalKE(t *testing.T) {
 func TestStrongSwan6Hybrid(t *testing.T) {
 	requireAdditionalKE(t)
 	forRoles(t, "x25519-ke1_ecp384", func(t *testing.T, role string) {
-		e := strongSwan6Lifecycle(t, role, hybridIKE, hybridESP, []string{"CURVE_25519", "ECP_384"})
-		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]")
+		e := strongSwan6Lifecycle(t, role, sw6Proposals{ike: hybridIKE, esp: hybridESP}, []string{"CURVE_25519", "ECP_384"})
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]",
+			"IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")
 	})
+}
+
+// sw6Proposals are the IKE and ESP proposals of both sides, or of charon
+// where oursIKE and oursESP are set.
+type sw6Proposals struct {
+	ike, esp         string
+	oursIKE, oursESP string
 }
 
 // strongSwan6Lifecycle runs charon 6 against our daemon with the PSK
@@ -183,11 +191,15 @@ func TestStrongSwan6Hybrid(t *testing.T) {
 // After each step both sides must agree on the SAs, and list kes as the
 // key exchanges: the first the IKE SA's (and a rekeyed CHILD_SA's) DH
 // group, the others its additional ones (ake1...) in that order.
-func strongSwan6Lifecycle(t *testing.T, role, ike, esp string, kes []string) *env {
+// charon logs its proposals (cfg = 2).
+func strongSwan6Lifecycle(t *testing.T, role string, p sw6Proposals, kes []string) *env {
 	t.Helper()
-	e := newEnv(t, envOptions{strongswan6: true})
+	e := newEnv(t, envOptions{strongswan6: true, charonSettings: "filelog {\n charon {\n cfg = 2\n }\n}"})
 	charon6Version(t, e.charon)
-	cs, os := pskPeers(ike, esp)
+	cs, os := pskPeers(p.ike, p.esp)
+	if p.oursIKE != "" {
+		os.proposals, os.esp = p.oursIKE, p.oursESP
+	}
 	e.load(cs, os, nil, nil)
 	e.initiate(role)
 	e.agree(1)
@@ -266,4 +278,28 @@ func (e *env) checkKEs(when string, kes []string, child bool) {
 		e.t.Fatalf("%s: our IKE SA has %d installed CHILD_SAs, want 1: %v", when, len(ours), o.Children)
 	}
 	check("CHILD_SA", e.charonChild(), ours[0])
+}
+
+// TestStrongSwan6HybridDeclined has charon 6 offer the hybrid first and
+// the classical proposal second, for the IKE SA and the CHILD_SAs, and our
+// daemon take only the classical one: whichever side initiates and
+// rekeys, the classical proposal is chosen (the hybrid declined like any
+// proposal with a transform not configured) and no IKE_INTERMEDIATE is
+// exchanged. It runs with or without our support of additional key
+// exchanges.
+func TestStrongSwan6HybridDeclined(t *testing.T) {
+	forRoles(t, "x25519", func(t *testing.T, role string) {
+		e := strongSwan6Lifecycle(t, role, sw6Proposals{
+			ike: hybridIKE + ",aes256gcm16-prfsha384-x25519", esp: hybridESP + ",aes256gcm16-x25519",
+			oursIKE: "aes256gcm16-prfsha384-x25519", oursESP: "aes256gcm16-x25519",
+		}, []string{"CURVE_25519"})
+		waitLog(t, "charon", e.charon.log, 5*time.Second,
+			"configured proposals: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384, IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519\n",
+			"configured proposals: ESP:AES_GCM_16_256/CURVE_25519/NO_EXT_SEQ/KE1_ECP_384, ESP:AES_GCM_16_256/CURVE_25519/NO_EXT_SEQ\n",
+			"selected proposal: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519\n",
+			"selected proposal: ESP:AES_GCM_16_256/CURVE_25519/NO_EXT_SEQ\n")
+		if strings.Contains(e.charon.log(), "IKE_INTERMEDIATE") {
+			t.Errorf("charon 6 exchanged IKE_INTERMEDIATE for a classical proposal")
+		}
+	})
 }
