@@ -26,11 +26,13 @@ if [ "$(id -u)" != 0 ]; then
 	echo "strongswan6: needs root to make the $suite chroot; the strongSwan 6 interop tests will skip" >&2
 	exit 1
 fi
-if ! command -v mmdebstrap >/dev/null; then
-	echo "strongswan6: installing mmdebstrap"
+# mmdebstrap, and trixie's archive keys (debian-archive-keyring of Debian
+# 12 has them since 2023.3+deb12u2).
+if ! command -v mmdebstrap >/dev/null || ! ls /usr/share/keyrings/debian-archive-$suite-*.gpg >/dev/null 2>&1; then
+	echo "strongswan6: installing mmdebstrap and debian-archive-keyring"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
+	apt-get install -y -qq --no-install-recommends mmdebstrap debian-archive-keyring >/dev/null
 fi
 
 # The archive and security mirrors of this machine's own release, as
