@@ -140,7 +140,8 @@ func charon6Version(t *testing.T, c *charon) {
 // from each side and the IKE SA, and checks what both sides chose.
 func TestStrongSwan6Basic(t *testing.T) {
 	forRoles(t, "x25519", func(t *testing.T, role string) {
-		e := strongSwan6Lifecycle(t, role, sw6Proposals{ike: "aes256gcm16-prfsha384-x25519", esp: "aes256gcm16-x25519"}, []string{"CURVE_25519"})
+		e := strongSwan6Lifecycle(t, role, sw6Proposals{ike: "aes256gcm16-prfsha384-x25519", esp: "aes256gcm16-x25519",
+			ikeKEs: []string{"CURVE_25519"}, childKEs: []string{"CURVE_25519"}})
 		waitLog(t, "charon", e.charon.log, 5*time.Second, "authentication of 'sun.example.org' with pre-shared key successful")
 		waitLog(t, "xdpsec", e.ours.log, 5*time.Second, "IKE_SA c[1] established between", "CHILD_SA net{1} established with SPIs")
 	})
@@ -155,44 +156,56 @@ const (
 )
 
 // requireAdditionalKE skips the test while our proposal parser does not
-// take RFC 9370's additional key exchanges (ke1_ to ke7_).
+// take RFC 9370's additional key exchanges (ke1_ to ke7_) for IKE SAs.
 func requireAdditionalKE(t *testing.T) {
 	t.Helper()
 	if _, err := transform.ParseProposals(transform.ProtoIKE, hybridIKE); err != nil {
 		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) yet: %v", err)
 	}
-	if _, err := transform.ParseProposals(transform.ProtoESP, hybridESP); err != nil {
-		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) for CHILD_SAs yet: %v", err)
-	}
 }
 
 // TestStrongSwan6Hybrid is TestStrongSwan6Basic with the hybrid: the IKE
 // SA through IKE_INTERMEDIATE and every SA with both exchanges on both
-// sides, after the rekeys too.
+// sides, after the rekeys too (IKE_FOLLOWUP_KE). Where our proposal parser
+// takes additional key exchanges for IKE SAs but not for CHILD_SAs
+// (IKE_FOLLOWUP_KE not done yet), it runs what can run: the hybrid IKE SA
+// through IKE_INTERMEDIATE with classical CHILD_SA rekeys, and no IKE rekey
+// (which needs IKE_FOLLOWUP_KE too), saying so.
 func TestStrongSwan6Hybrid(t *testing.T) {
 	requireAdditionalKE(t)
+	p := sw6Proposals{ike: hybridIKE, esp: hybridESP, ikeKEs: []string{"CURVE_25519", "ECP_384"}, childKEs: []string{"CURVE_25519", "ECP_384"}}
+	followUp := true
+	if _, err := transform.ParseProposals(transform.ProtoESP, hybridESP); err != nil {
+		t.Logf("our daemon does not take additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) yet: CHILD_SAs with X25519 alone, no IKE rekey: %v", err)
+		p.esp, p.childKEs, p.noIKERekey, followUp = "aes256gcm16-x25519", []string{"CURVE_25519"}, true, false
+	}
 	forRoles(t, "x25519-ke1_ecp384", func(t *testing.T, role string) {
-		e := strongSwan6Lifecycle(t, role, sw6Proposals{ike: hybridIKE, esp: hybridESP}, []string{"CURVE_25519", "ECP_384"})
-		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]",
-			"IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")
+		e := strongSwan6Lifecycle(t, role, p)
+		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]")
+		if followUp {
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")
+		}
 	})
 }
 
-// sw6Proposals are the IKE and ESP proposals of both sides, or of charon
-// where oursIKE and oursESP are set.
+// sw6Proposals are the IKE and ESP proposals of both sides (of charon
+// where oursIKE and oursESP are set), and the key exchanges both sides
+// must list: ikeKEs for the IKE SA, childKEs for a rekeyed CHILD_SA (the
+// first the DH group, the others its additional ones, ake1... in order).
 type sw6Proposals struct {
 	ike, esp         string
 	oursIKE, oursESP string
+	ikeKEs, childKEs []string
+	// noIKERekey leaves the IKE rekey out.
+	noIKERekey bool
 }
 
 // strongSwan6Lifecycle runs charon 6 against our daemon with the PSK
 // tunnel of the IKE and ESP proposals, the role's side initiating; the
 // CHILD_SA is rekeyed from each side, then the IKE SA from the role's.
-// After each step both sides must agree on the SAs, and list kes as the
-// key exchanges: the first the IKE SA's (and a rekeyed CHILD_SA's) DH
-// group, the others its additional ones (ake1...) in that order.
-// charon logs its proposals (cfg = 2).
-func strongSwan6Lifecycle(t *testing.T, role string, p sw6Proposals, kes []string) *env {
+// After each step both sides must agree on the SAs and list the key
+// exchanges of p. charon logs its proposals (cfg = 2).
+func strongSwan6Lifecycle(t *testing.T, role string, p sw6Proposals) *env {
 	t.Helper()
 	e := newEnv(t, envOptions{strongswan6: true, charonSettings: "filelog {\n charon {\n cfg = 2\n }\n}"})
 	charon6Version(t, e.charon)
@@ -213,13 +226,16 @@ func strongSwan6Lifecycle(t *testing.T, role string, p sw6Proposals, kes []strin
 	if ch := e.charonChild(); ch.get("encr-alg") != "AES_GCM_16" || ch.get("encr-keysize") != "256" {
 		t.Errorf("charon 6's CHILD_SA: %v", ch.values)
 	}
-	e.checkKEs("established", kes, false)
+	e.checkKEs("established", p.ikeKEs, nil)
 	for _, r := range roles {
 		spi := e.agree(1)[0].children[0].spiIn
 		e.rekeyChild(r)
 		e.waitChildReplaced(spi)
 		e.agree(1)
-		e.checkKEs("CHILD_SA rekeyed by "+actor(r), kes, true)
+		e.checkKEs("CHILD_SA rekeyed by "+actor(r), p.ikeKEs, p.childKEs)
+	}
+	if p.noIKERekey {
+		return e
 	}
 	before := e.agree(1)
 	e.rekeyIKE(role)
@@ -231,18 +247,18 @@ func strongSwan6Lifecycle(t *testing.T, role string, p sw6Proposals, kes []strin
 		return nil
 	})
 	e.agree(1)
-	e.checkKEs("IKE SA rekeyed by "+actor(role), kes, true)
+	e.checkKEs("IKE SA rekeyed by "+actor(role), p.ikeKEs, p.childKEs)
 	return e
 }
 
-// checkKEs checks that both sides list the key exchanges kes for the IKE
-// SA and, once child is set (after a rekey: IKE_AUTH's CHILD_SA has no
-// key exchange), for the CHILD_SA. charon 6's VICI names them dh-group,
+// checkKEs checks that both sides list the key exchanges ikeKEs for the
+// IKE SA and, unless childKEs is nil (IKE_AUTH's CHILD_SA has no key
+// exchange), childKEs for the CHILD_SA. charon 6's VICI names them dh-group,
 // ake1, ake2...; its proposals and ours read
 // AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384.
-func (e *env) checkKEs(when string, kes []string, child bool) {
+func (e *env) checkKEs(when string, ikeKEs, childKEs []string) {
 	e.t.Helper()
-	check := func(what string, s *section, proposal string) {
+	check := func(what string, s *section, proposal string, kes []string) {
 		e.t.Helper()
 		for i := range 8 {
 			key, name, want := "dh-group", "", ""
@@ -259,13 +275,16 @@ func (e *env) checkKEs(when string, kes []string, child bool) {
 				e.t.Errorf("%s: our %s's proposal %q lacks %s", when, what, proposal, name+want)
 			}
 			if want == "" && i > 0 && strings.Contains(proposal, "/"+name) {
-				e.t.Errorf("%s: our %s's proposal %q has a %s exchange, charon 6's none", when, what, proposal, name)
+				// An optional exchange the responder declined is
+				// ADDKEn=NONE on the wire; charon's selected proposal
+				// leaves it out (its lists name it KEn_KE_NONE).
+				e.t.Errorf("%s: our %s's proposal %q lists a %s transform, charon 6's none (charon prints selected proposals without NONE exchanges)", when, what, proposal, name)
 			}
 		}
 	}
 	o := e.oursSA()
-	check("IKE SA", e.charonSA(), o.Proposal)
-	if !child {
+	check("IKE SA", e.charonSA(), o.Proposal, ikeKEs)
+	if childKEs == nil {
 		return
 	}
 	var ours []string
@@ -277,7 +296,7 @@ func (e *env) checkKEs(when string, kes []string, child bool) {
 	if len(ours) != 1 {
 		e.t.Fatalf("%s: our IKE SA has %d installed CHILD_SAs, want 1: %v", when, len(ours), o.Children)
 	}
-	check("CHILD_SA", e.charonChild(), ours[0])
+	check("CHILD_SA", e.charonChild(), ours[0], childKEs)
 }
 
 // TestStrongSwan6HybridDeclined has charon 6 offer the hybrid first and
@@ -292,7 +311,8 @@ func TestStrongSwan6HybridDeclined(t *testing.T) {
 		e := strongSwan6Lifecycle(t, role, sw6Proposals{
 			ike: hybridIKE + ",aes256gcm16-prfsha384-x25519", esp: hybridESP + ",aes256gcm16-x25519",
 			oursIKE: "aes256gcm16-prfsha384-x25519", oursESP: "aes256gcm16-x25519",
-		}, []string{"CURVE_25519"})
+			ikeKEs: []string{"CURVE_25519"}, childKEs: []string{"CURVE_25519"},
+		})
 		waitLog(t, "charon", e.charon.log, 5*time.Second,
 			"configured proposals: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ECP_384, IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519\n",
 			"configured proposals: ESP:AES_GCM_16_256/CURVE_25519/NO_EXT_SEQ/KE1_ECP_384, ESP:AES_GCM_16_256/CURVE_25519/NO_EXT_SEQ\n",
@@ -302,4 +322,29 @@ func TestStrongSwan6HybridDeclined(t *testing.T) {
 			t.Errorf("charon 6 exchanged IKE_INTERMEDIATE for a classical proposal")
 		}
 	})
+}
+
+// TestStrongSwan6HybridOptional has one side offer ECP-384 as an optional
+// additional exchange (x25519-ke1_ecp384-ke1_none, one proposal) and the
+// other configured without additional exchanges: the IKE SA is X25519
+// alone, without IKE_INTERMEDIATE, whichever side offers it and whichever
+// initiates.
+func TestStrongSwan6HybridOptional(t *testing.T) {
+	requireAdditionalKE(t)
+	const optional = "aes256gcm16-prfsha384-x25519-ke1_ecp384-ke1_none"
+	const classical = "aes256gcm16-prfsha384-x25519"
+	for _, offers := range []string{"charon", "xdpsec"} {
+		forRoles(t, offers+"-offers", func(t *testing.T, role string) {
+			p := sw6Proposals{ike: optional, esp: "aes256gcm16-x25519", oursIKE: classical, oursESP: "aes256gcm16-x25519",
+				ikeKEs: []string{"CURVE_25519"}, childKEs: []string{"CURVE_25519"}, noIKERekey: true}
+			if offers == "xdpsec" {
+				p.ike, p.oursIKE = classical, optional
+			}
+			e := strongSwan6Lifecycle(t, role, p)
+			waitLog(t, "charon", e.charon.log, 5*time.Second, "selected proposal: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519\n")
+			if strings.Contains(e.charon.log(), "IKE_INTERMEDIATE") {
+				t.Errorf("IKE_INTERMEDIATE exchanged for an optional additional exchange that one side does not have")
+			}
+		})
+	}
 }
