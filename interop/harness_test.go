@@ -189,7 +189,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.nsC.MustRun(t, "ip", "addr", "add", charonHost+"/32", "dev", "lo")
 	plugins := charonPlugins
 	if o.strongswan6 {
-		plugins = charon6Plugins
+		plugins = charon6Plugins(root)
 	}
 	if o.kernelIPsec {
 		plugins = strings.Replace(plugins, " kernel-libipsec", "", 1)

@@ -34,9 +34,19 @@ const (
 	rootDir = "/run/xdpsec-interop"
 )
 
-// charon6Plugins are charon 5.9.8's plugins of the tests and drbg, which
-// strongSwan 6 has for its key exchanges' random numbers.
-const charon6Plugins = charonPlugins + " drbg"
+// charon6Plugins are charon 5.9.8's plugins of the tests, drbg, which
+// strongSwan 6 has for its key exchanges' random numbers, and ml (ML-KEM)
+// where strongswan6.sh could build it into the chroot at root.
+func charon6Plugins(root string) string {
+	if _, err := os.Stat(filepath.Join(root, mlPlugin)); err == nil {
+		return charonPlugins + " drbg ml"
+	}
+	return charonPlugins + " drbg"
+}
+
+// mlPlugin is strongSwan's ML-KEM plugin in the chroot: Debian's build
+// leaves it out, strongswan6.sh builds it from Debian's source.
+const mlPlugin = "/usr/lib/ipsec/plugins/libstrongswan-ml.so"
 
 // sw6Root is the chroot's directory: $XDPSEC_SW6_ROOT, else
 // .cache/sw6/root in the directory of the go.mod above the working one.
@@ -172,16 +182,42 @@ func requireAdditionalKE(t *testing.T) {
 // through IKE_INTERMEDIATE with classical CHILD_SA rekeys, and no IKE rekey
 // (which needs IKE_FOLLOWUP_KE too), saying so.
 func TestStrongSwan6Hybrid(t *testing.T) {
-	requireAdditionalKE(t)
-	p := sw6Proposals{ike: hybridIKE, esp: hybridESP, ikeKEs: []string{"CURVE_25519", "ECP_384"}, childKEs: []string{"CURVE_25519", "ECP_384"}}
+	testStrongSwan6Hybrid(t, "ecp384", "ECP_384")
+}
+
+// TestStrongSwan6MLKEM is TestStrongSwan6Hybrid with ML-KEM-768 and
+// ML-KEM-1024 as the additional exchange (ML-KEM-1024's key share, 1568
+// octets, makes IKE_INTERMEDIATE's request larger than charon's 1280-octet
+// fragments: RFC 7383 fragmentation in IKE_INTERMEDIATE). charon 6 has
+// ML-KEM through the ml plugin strongswan6.sh builds; without it, or while
+// our daemon does not take ke1_mlkem768, it skips with the reason.
+func TestStrongSwan6MLKEM(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(sw6Root(), mlPlugin)); err != nil {
+		t.Skipf("skipped: charon 6 has no ML-KEM: the chroot lacks the ml plugin that `make sw6` builds: %v", err)
+	}
+	t.Run("mlkem768", func(t *testing.T) { testStrongSwan6Hybrid(t, "mlkem768", "ML_KEM_768") })
+	t.Run("mlkem1024", func(t *testing.T) {
+		testStrongSwan6Hybrid(t, "mlkem1024", "ML_KEM_1024", "IKE_INTERMEDIATE request 1 [ EF(1/2) ]", "IKE_INTERMEDIATE response 1 [ EF(1/2) ]")
+	})
+}
+
+// testStrongSwan6Hybrid runs the hybrid lifecycle of X25519 and the
+// additional key exchange keyword (charon's name for it: name), and waits
+// for charon's log to have the lines logs too.
+func testStrongSwan6Hybrid(t *testing.T, keyword, name string, logs ...string) {
+	ike, esp := "aes256gcm16-prfsha384-x25519-ke1_"+keyword, "aes256gcm16-x25519-ke1_"+keyword
+	if _, err := transform.ParseProposals(transform.ProtoIKE, ike); err != nil {
+		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) with %s yet: %v", keyword, err)
+	}
+	p := sw6Proposals{ike: ike, esp: esp, ikeKEs: []string{"CURVE_25519", name}, childKEs: []string{"CURVE_25519", name}}
 	followUp := true
-	if _, err := transform.ParseProposals(transform.ProtoESP, hybridESP); err != nil {
+	if _, err := transform.ParseProposals(transform.ProtoESP, esp); err != nil {
 		t.Logf("our daemon does not take additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) yet: CHILD_SAs with X25519 alone, no IKE rekey: %v", err)
 		p.esp, p.childKEs, p.noIKERekey, followUp = "aes256gcm16-x25519", []string{"CURVE_25519"}, true, false
 	}
-	forRoles(t, "x25519-ke1_ecp384", func(t *testing.T, role string) {
+	forRoles(t, "x25519-ke1_"+keyword, func(t *testing.T, role string) {
 		e := strongSwan6Lifecycle(t, role, p)
-		waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_INTERMEDIATE request 1 [ KE ]", "IKE_INTERMEDIATE response 1 [ KE ]")
+		waitLog(t, "charon", e.charon.log, 5*time.Second, append(logs, "IKE_INTERMEDIATE request 1 [", "IKE_INTERMEDIATE response 1 [")...)
 		if followUp {
 			waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")
 		}
