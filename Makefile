@@ -141,7 +141,9 @@ charon-lt:
 # strongSwan 6 for the interop tests that need it (interop/sw6_test.go):
 # Debian 13 (trixie)'s strongswan-charon, swanctl and plugin packages in a
 # chroot made by interop/strongswan6.sh with mmdebstrap (about 20 seconds,
-# 130 MB) and cached in $(SW6_DIR)/root; later runs find it and do nothing.
+# 130 MB), with strongSwan's ML-KEM plugin (which Debian's build leaves
+# out) built from Debian's source of the same version (about a minute),
+# cached in $(SW6_DIR)/root; later runs find it and do nothing.
 # Without root, or where it fails, this says so and those tests skip with
 # the reason (XDPSEC_REQUIRE_SW6=1 makes them fail instead).
 SW6_DIR ?= .cache/sw6
