@@ -20,7 +20,9 @@ import (
 // chroot with Debian's strongSwan packages under .cache/sw6/root, and a
 // test that asks for charon 6 (envOptions.strongswan6) runs that chroot's
 // /usr/lib/ipsec/charon in its namespace, chrooted in a mount namespace
-// of its own, and that chroot's swanctl through the VICI socket.
+// of its own, and that chroot's swanctl through the VICI socket. Debian's
+// build has no ML-KEM: strongswan6.sh adds strongSwan's ml plugin, built
+// from Debian's source of the same version, where it can.
 const (
 	// sw6RootEnv overrides where the chroot is.
 	sw6RootEnv = "XDPSEC_SW6_ROOT"
