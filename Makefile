@@ -36,6 +36,9 @@ APT_PACKAGES += freeradius
 # Debian's /usr/bin/etcd on loopback themselves; the package's own service
 # is not used. keepalived moves the fleet's shared address in the VM test.
 APT_PACKAGES += etcd-server keepalived
+# mmdebstrap makes the Debian 13 (trixie) chroot with strongSwan 6 of the
+# interop tests that need charon 6 (make sw6).
+APT_PACKAGES += mmdebstrap
 
 # What `xdpsec --version` prints (cmd/xdpsec/version.go); a binary built
 # without these takes the Go toolchain's build information.
@@ -43,7 +46,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unkn
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build demo bench-vm bench-kernel bench-clients bench-ra bench-rekey bench-ike charon-lt generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
+.PHONY: all build demo sw6 bench-vm bench-kernel bench-clients bench-ra bench-rekey bench-ike charon-lt generate check-generated deps vmdeps vet test test-short vmtest bench fuzz clean
 
 all: build
 
@@ -91,7 +94,7 @@ vet:
 	$(GO) vet ./...
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad" >&2; exit 1; fi
 
-test: deps charon-lt check-generated vet
+test: deps charon-lt sw6 check-generated vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) vmtest
 
@@ -134,6 +137,20 @@ charon-lt:
 	@if [ "$$(id -u)" != 0 ] && [ ! -f $(CHARON_LT_DIR)/inst/.built ]; then \
 		echo "charon-lt: need root to build charon with load-tester; its comparison will skip" >&2; \
 	else bench/charon-lt.sh $(CHARON_LT_DIR) || echo "charon-lt: build failed; the comparison with charon (load-tester) will skip" >&2; fi
+
+# strongSwan 6 for the interop tests that need it (interop/sw6_test.go):
+# Debian 13 (trixie)'s strongswan-charon, swanctl and plugin packages in a
+# chroot made by interop/strongswan6.sh with mmdebstrap (about 20 seconds,
+# 130 MB), with strongSwan's ML-KEM plugin (which Debian's build leaves
+# out) built from Debian's source of the same version (about a minute),
+# cached in $(SW6_DIR)/root; later runs find it and do nothing.
+# Without root, or where it fails, this says so and those tests skip with
+# the reason (XDPSEC_REQUIRE_SW6=1 makes them fail instead).
+SW6_DIR ?= .cache/sw6
+sw6:
+	@if [ "$$(id -u)" != 0 ] && [ ! -f $(SW6_DIR)/.built ]; then \
+		echo "sw6: need root to make the trixie chroot with strongSwan 6; its interop tests will skip" >&2; \
+	else interop/strongswan6.sh $(SW6_DIR) || echo "sw6: making the chroot failed; the strongSwan 6 interop tests will skip" >&2; fi
 
 # Unit tests only: no root, no BPF (those skip with the reason).
 test-short:

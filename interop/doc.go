@@ -7,7 +7,9 @@
 // agree on what they negotiated and name failures alike. charon runs in a
 // private mount namespace of its own (its /run is a fresh tmpfs) with its
 // strongswan.conf, swanctl directory and VICI socket in a temporary
-// directory, so it meets nothing of the host's.
+// directory, so it meets nothing of the host's. A test that asks for
+// strongSwan 6 runs Debian trixie's charon and swanctl chrooted in the
+// chroot `make sw6` caches in .cache/sw6 (sw6_test.go).
 //
 // The package holds only tests; this file exists so that `go vet` and
 // `go build ./...` see a package.

@@ -129,6 +129,9 @@ type envOptions struct {
 	// ESP only and fakes a NAT: for AH. It needs a host kernel with the
 	// transforms (requireKernelAH).
 	kernelIPsec bool
+	// strongswan6 runs charon 6 from the Debian trixie chroot instead of
+	// the host's 5.9.8 (sw6_test.go); the test skips where there is none.
+	strongswan6 bool
 }
 
 // env is one test's world: charon in one namespace, our daemon in another.
@@ -149,6 +152,10 @@ type env struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	requireInterop(t)
+	var root string
+	if o.strongswan6 {
+		root = requireStrongSwan6(t)
+	}
 	bin := xdpsecBinary(t)
 	e := &env{t: t, oursLocal: oursAddr, charonLocal: charonAddr, kernelIPsec: o.kernelIPsec}
 	e.nsC = testenv.NewNetns(t, "xi-charon")
@@ -180,11 +187,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	// kernel-libipsec routes the remote subnet over its TUN device with a
 	// source address from charon's local_ts: that address must be charon's.
 	e.nsC.MustRun(t, "ip", "addr", "add", charonHost+"/32", "dev", "lo")
-	if o.kernelIPsec {
-		e.charon = startCharonPlugins(t, e.nsC, o.charonSettings, strings.Replace(charonPlugins, " kernel-libipsec", "", 1))
-	} else {
-		e.charon = startCharon(t, e.nsC, o.charonSettings)
+	plugins := charonPlugins
+	if o.strongswan6 {
+		plugins = charon6Plugins(root)
 	}
+	if o.kernelIPsec {
+		plugins = strings.Replace(plugins, " kernel-libipsec", "", 1)
+	}
+	e.charon = startCharonIn(t, e.nsC, o.charonSettings, plugins, root)
 	e.ours = startOurs(t, bin, e.nsO, o.daemonArgs)
 	return e
 }
@@ -209,6 +219,9 @@ type charon struct {
 	cmd     *exec.Cmd
 	exited  <-chan error
 	killed  bool
+	// root is the chroot charon runs in ("" for the host's charon), where
+	// it sees dir as rootDir (sw6_test.go).
+	root string
 }
 
 // strongswan.conf of the tests: only the plugins needed (kernel-libipsec
@@ -257,8 +270,15 @@ func startCharon(t *testing.T, ns *testenv.Netns, settings string) *charon {
 // startCharonPlugins is startCharon with another list of plugins.
 func startCharonPlugins(t *testing.T, ns *testenv.Netns, settings, plugins string) *charon {
 	t.Helper()
+	return startCharonIn(t, ns, settings, plugins, "")
+}
+
+// startCharonIn is startCharonPlugins of the charon in the chroot root
+// (charon 6, sw6_test.go), or of the host's where root is "".
+func startCharonIn(t *testing.T, ns *testenv.Netns, settings, plugins, root string) *charon {
+	t.Helper()
 	dir := t.TempDir()
-	c := &charon{t: t, dir: dir, swanDir: filepath.Join(dir, "swanctl"), logPath: filepath.Join(dir, "charon.log")}
+	c := &charon{t: t, dir: dir, swanDir: filepath.Join(dir, "swanctl"), logPath: filepath.Join(dir, "charon.log"), root: root}
 	c.uri = "unix://" + filepath.Join(dir, "vici.sock")
 	for _, sub := range []string{"", "x509", "x509ca", "private", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12"} {
 		if err := os.MkdirAll(filepath.Join(c.swanDir, sub), 0o700); err != nil {
@@ -266,7 +286,14 @@ func startCharonPlugins(t *testing.T, ns *testenv.Netns, settings, plugins strin
 		}
 	}
 	conf := filepath.Join(dir, "strongswan.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, plugins, c.logPath, c.uri, filepath.Join(dir, "resolv.conf"), settings), 0o600); err != nil {
+	// charon's own view of its files: dir itself, or where the chroot
+	// has it mounted.
+	seen := dir
+	if root != "" {
+		seen = rootDir
+	}
+	if err := os.WriteFile(conf, fmt.Appendf(nil, strongswanConf, plugins, filepath.Join(seen, "charon.log"), "unix://"+filepath.Join(seen, "vici.sock"),
+		filepath.Join(seen, "resolv.conf"), settings), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := os.Create(filepath.Join(dir, "charon.out"))
@@ -279,6 +306,10 @@ func startCharonPlugins(t *testing.T, ns *testenv.Netns, settings, plugins strin
 	c.cmd = exec.Command("nsenter", "--net=/run/netns/"+ns.Name, "unshare", "--mount", "--propagation", "private",
 		"sh", "-c", "mount -t tmpfs tmpfs /run && exec "+charonBin)
 	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+conf)
+	if root != "" {
+		c.cmd = chrootedCharon(ns, root, dir)
+		c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(seen, "strongswan.conf"))
+	}
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	exited, err := testenv.StartKept(c.cmd)
 	if err != nil {
@@ -332,6 +363,9 @@ func (c *charon) kill() {
 }
 
 func (c *charon) swanctlRun(args ...string) (string, error) {
+	if c.root != "" {
+		return c.swanctl6Run(args...)
+	}
 	// --uri goes after the command, which is the first argument.
 	all := append([]string{args[0], "--uri", c.uri}, args[1:]...)
 	cmd := exec.Command(swanctlBin, all...)
