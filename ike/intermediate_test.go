@@ -194,7 +194,7 @@ func TestAdditionalKEDecline(t *testing.T) {
 		{"optional, peer classical", withIKEProposals("aes256gcm16-prfsha256-x25519"), withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"),
 			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519", "selected proposal: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519", true},
 		{"optional, both", withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_none"), withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"),
-			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_NONE", "", false},
+			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519", "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tb := newTestbed(t, bedOptions{connA: c.a, connB: c.b})

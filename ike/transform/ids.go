@@ -294,10 +294,8 @@ func (t Transform) charonName() string {
 		return name(esnNames, ESNID(t.ID), 1, "UNKNOWN_5_")
 	}
 	if t.Type.IsAdditionalKE() {
+		// KE1_KE_NONE for an optional exchange, as charon lists it.
 		n := strconv.Itoa(int(t.Type-TransformADDKE1) + 1)
-		if t.ID == uint16(KE_NONE) {
-			return "KE" + n + "_NONE"
-		}
 		return "KE" + n + "_" + name(keNames, KEID(t.ID), 1, "UNKNOWN_4_")
 	}
 	return "UNKNOWN_" + strconv.Itoa(int(t.Type)) + "_" + strconv.Itoa(int(t.ID))

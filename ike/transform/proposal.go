@@ -76,7 +76,13 @@ func (p Proposal) String() string {
 	b.WriteByte(':')
 	first := true
 	for _, t := range typeOrder {
-		for _, tr := range p.Algorithms(t) {
+		algs := p.Algorithms(t)
+		if t.IsAdditionalKE() && len(algs) == 1 && algs[0].ID == uint16(KE_NONE) {
+			// An optional exchange left out (a selected proposal): charon
+			// does not print it.
+			continue
+		}
+		for _, tr := range algs {
 			if !first {
 				b.WriteByte('/')
 			}

@@ -6,7 +6,7 @@ import "testing"
 // ake1..ake7 beside dh-group, which stays the KE method.
 func TestSetAlgorithmsAdditionalKE(t *testing.T) {
 	m := NewMessage()
-	setAlgorithms(m, "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ML_KEM_768/KE2_NONE", true)
+	setAlgorithms(m, "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ML_KEM_768/KE2_KE_NONE", true)
 	for k, want := range map[string]string{
 		"encr-alg": "AES_GCM_16", "encr-keysize": "256", "prf-alg": "PRF_HMAC_SHA2_384",
 		"dh-group": "CURVE_25519", "ake1": "ML_KEM_768", "ake2": "KE_NONE", "ake3": "",
