@@ -245,7 +245,10 @@ func kscaleRun(t *testing.T, name string, n int, conf string) kscaleResult {
 	}
 	sys0 := guestBusy()
 	start = time.Now()
-	if err := g.bringUp(n, 32, 60*time.Second, func(f string, a ...any) { t.Logf(name+": "+f, a...) }); err != nil {
+	// The stall limit outlasts the initiators' whole retransmission
+	// schedule (10+20+40+80+160 s): a tunnel whose datagrams were lost in
+	// the slow guest is still being retried, not lost, until then.
+	if err := g.bringUp(n, 32, 320*time.Second, func(f string, a ...any) { t.Logf(name+": "+f, a...) }); err != nil {
 		// Which side lost them: the initiators' count, or the
 		// responder's tunnels.
 		t.Fatalf("%s: %v (the responder's SAD holds %d SAs, the initiators sent %d retransmissions)",
@@ -418,7 +421,7 @@ type kscaleEngine struct {
 func newKscaleGen(ns *testenv.Netns, n int) (*kscaleGen, error) {
 	g := &kscaleGen{}
 	err := ns.Do(func() (err error) {
-		g.socks, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{netip.IPv4Unspecified()}, NoEncap: true})
+		g.socks, err = ikesocket.Listen(ikesocket.Config{Addrs: []netip.Addr{netip.IPv4Unspecified()}, NoEncap: true, ReceiveBuffer: 8 << 20})
 		return err
 	})
 	if err != nil {
