@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/ike/transform"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 )
 
@@ -167,22 +166,9 @@ const (
 	hybridESP = "aes256gcm16-x25519-ke1_ecp384"
 )
 
-// requireAdditionalKE skips the test while our proposal parser does not
-// take RFC 9370's additional key exchanges (ke1_ to ke7_) for IKE SAs.
-func requireAdditionalKE(t *testing.T) {
-	t.Helper()
-	if _, err := transform.ParseProposals(transform.ProtoIKE, hybridIKE); err != nil {
-		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) yet: %v", err)
-	}
-}
-
 // TestStrongSwan6Hybrid is TestStrongSwan6Basic with the hybrid: the IKE
 // SA through IKE_INTERMEDIATE and every SA with both exchanges on both
-// sides, after the rekeys too (IKE_FOLLOWUP_KE). Where our proposal parser
-// takes additional key exchanges for IKE SAs but not for CHILD_SAs
-// (IKE_FOLLOWUP_KE not done yet), it runs what can run: the hybrid IKE SA
-// through IKE_INTERMEDIATE with classical CHILD_SA rekeys, and no IKE rekey
-// (which needs IKE_FOLLOWUP_KE too), saying so.
+// sides, after the rekeys too (IKE_FOLLOWUP_KE).
 func TestStrongSwan6Hybrid(t *testing.T) {
 	testStrongSwan6Hybrid(t, "ecp384", "ECP_384")
 }
@@ -191,8 +177,8 @@ func TestStrongSwan6Hybrid(t *testing.T) {
 // ML-KEM-1024 as the additional exchange (ML-KEM-1024's key share, 1568
 // octets, makes IKE_INTERMEDIATE's request larger than charon's 1280-octet
 // fragments: RFC 7383 fragmentation in IKE_INTERMEDIATE). charon 6 has
-// ML-KEM through the ml plugin strongswan6.sh builds; without it, or while
-// our daemon does not take ke1_mlkem768, it skips with the reason.
+// ML-KEM through the ml plugin strongswan6.sh builds; without it the test
+// skips with the reason.
 func TestStrongSwan6MLKEM(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sw6Root(), mlPlugin)); err != nil {
 		t.Skipf("skipped: charon 6 has no ML-KEM: the chroot lacks the ml plugin that `make sw6` builds: %v", err)
@@ -208,21 +194,11 @@ func TestStrongSwan6MLKEM(t *testing.T) {
 // for charon's log to have the lines logs too.
 func testStrongSwan6Hybrid(t *testing.T, keyword, name string, logs ...string) {
 	ike, esp := "aes256gcm16-prfsha384-x25519-ke1_"+keyword, "aes256gcm16-x25519-ke1_"+keyword
-	if _, err := transform.ParseProposals(transform.ProtoIKE, ike); err != nil {
-		t.Skipf("skipped: our daemon does not take additional key exchanges (RFC 9370) with %s yet: %v", keyword, err)
-	}
 	p := sw6Proposals{ike: ike, esp: esp, ikeKEs: []string{"CURVE_25519", name}, childKEs: []string{"CURVE_25519", name}}
-	followUp := true
-	if _, err := transform.ParseProposals(transform.ProtoESP, esp); err != nil {
-		t.Logf("our daemon does not take additional key exchanges for CHILD_SAs (IKE_FOLLOWUP_KE) yet: CHILD_SAs with X25519 alone, no IKE rekey: %v", err)
-		p.esp, p.childKEs, p.noIKERekey, followUp = "aes256gcm16-x25519", []string{"CURVE_25519"}, true, false
-	}
 	forRoles(t, "x25519-ke1_"+keyword, func(t *testing.T, role string) {
 		e := strongSwan6Lifecycle(t, role, p)
-		waitLog(t, "charon", e.charon.log, 5*time.Second, append(logs, "IKE_INTERMEDIATE request 1 [", "IKE_INTERMEDIATE response 1 [")...)
-		if followUp {
-			waitLog(t, "charon", e.charon.log, 5*time.Second, "IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")
-		}
+		waitLog(t, "charon", e.charon.log, 5*time.Second, append(logs, "IKE_INTERMEDIATE request 1 [", "IKE_INTERMEDIATE response 1 [",
+			"IKE_FOLLOWUP_KE request", "IKE_FOLLOWUP_KE response")...)
 	})
 }
 
@@ -368,7 +344,6 @@ func TestStrongSwan6HybridDeclined(t *testing.T) {
 // alone, without IKE_INTERMEDIATE, whichever side offers it and whichever
 // initiates.
 func TestStrongSwan6HybridOptional(t *testing.T) {
-	requireAdditionalKE(t)
 	const optional = "aes256gcm16-prfsha384-x25519-ke1_ecp384-ke1_none"
 	const classical = "aes256gcm16-prfsha384-x25519"
 	for _, offers := range []string{"charon", "xdpsec"} {
