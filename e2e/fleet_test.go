@@ -324,40 +324,18 @@ func fleetSettings(member string, own netip.Addr, etcd, keyFile string) string {
 // fleetGatewayConf is both gateways' swanctl.conf: one connection from
 // the shared address to the peer site.
 func fleetGatewayConf() string {
-	return fmt.Sprintf(`connections {
-   site {
-      local_addrs = %s
-      remote_addrs = %s
-      proposals = aes128gcm16-prfsha256-x25519
-      local {
-         auth = psk
-         id = gw.xdpsec.example
-      }
-      remote {
-         auth = psk
-         id = peer.xdpsec.example
-      }
-      children {
-         net {
-            local_ts = 10.2.0.0/24
-            remote_ts = 10.1.0.0/24
-            esp_proposals = aes128gcm16
-         }
-      }
-   }
-}
-secrets {
-   ike-site {
-      id-a = gw.xdpsec.example
-      id-b = peer.xdpsec.example
-      secret = "%s"
-   }
-}
-`, fleetShared, fleetPeer, fleetSecret)
+	return fleetSiteConf(fleetShared, fleetPeer, "gw", "peer", "10.2.0.0/24", "10.1.0.0/24")
 }
 
-// fleetPeerConf is charon's side.
+// fleetPeerConf is charon's side, the mirror of fleetGatewayConf.
 func fleetPeerConf() string {
+	return fleetSiteConf(fleetPeer, fleetShared, "peer", "gw", "10.1.0.0/24", "10.2.0.0/24")
+}
+
+// fleetSiteConf is one side of the PSK site-to-site connection between
+// the fleet's shared address and the peer: its addresses, the host part
+// of its own and the other side's identity, and its selectors.
+func fleetSiteConf(local, remote, localID, remoteID, localTS, remoteTS string) string {
 	return fmt.Sprintf(`connections {
    site {
       local_addrs = %s
@@ -365,16 +343,16 @@ func fleetPeerConf() string {
       proposals = aes128gcm16-prfsha256-x25519
       local {
          auth = psk
-         id = peer.xdpsec.example
+         id = %s.xdpsec.example
       }
       remote {
          auth = psk
-         id = gw.xdpsec.example
+         id = %s.xdpsec.example
       }
       children {
          net {
-            local_ts = 10.1.0.0/24
-            remote_ts = 10.2.0.0/24
+            local_ts = %s
+            remote_ts = %s
             esp_proposals = aes128gcm16
          }
       }
@@ -387,7 +365,7 @@ secrets {
       secret = "%s"
    }
 }
-`, fleetPeer, fleetShared, fleetSecret)
+`, local, remote, localID, remoteID, localTS, remoteTS, fleetSecret)
 }
 
 // writeFleetKey writes a fresh 32-byte fleet key (64 hex digits, root
