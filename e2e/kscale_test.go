@@ -551,7 +551,7 @@ func (h kscaleLog) Handle(_ context.Context, r slog.Record) error {
 	case strings.HasPrefix(m, "sending retransmit "):
 		h.g.retrans.Add(1)
 		return nil
-	case strings.Contains(m, "failed") || strings.Contains(m, "AUTHENTICATION_FAILED") ||
+	case strings.Contains(m, "failed") || strings.Contains(m, "AUTHENTICATION_FAILED") || strings.Contains(m, "no CHILD_SA built") ||
 		strings.Contains(m, "NO_PROPOSAL_CHOSEN") || strings.Contains(m, "TS_UNACCEPTABLE"):
 		h.g.failed.Add(1)
 		fmt.Fprintf(os.Stderr, "initiator: %s\n", m)

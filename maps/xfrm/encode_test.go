@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -672,5 +673,36 @@ func TestEncodeStateSeq(t *testing.T) {
 	s.ESN, s.ReplayWindow = false, 32
 	if _, err := encodeState(nl.XFRM_MSG_NEWSA, &s, nil); err == nil {
 		t.Error("64-bit sequence numbers without ESN accepted")
+	}
+}
+
+// An ALLOCSPI interrupted by a signal (ERESTARTSYS, EINTR) is tried
+// again; other errors and success end the tries, and a request that is
+// interrupted every time gives up with the kernel's error.
+func TestRetryInterrupted(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		errs  []error // fn's answers in turn; past the end: nil
+		calls int
+		want  error
+	}{
+		{"success", nil, 1, nil},
+		{"restart then success", []error{&KernelError{Errno: errRestartSys}, &KernelError{Errno: unix.EINTR}}, 3, nil},
+		{"other error", []error{&KernelError{Errno: errRestartSys}, &KernelError{Errno: unix.ENOENT}}, 2, unix.ENOENT},
+		{"always interrupted", slices.Repeat([]error{&KernelError{Errno: errRestartSys}}, interruptedTries+1), interruptedTries, errRestartSys},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			calls := 0
+			err := retryInterrupted(func() error {
+				calls++
+				if calls <= len(c.errs) {
+					return c.errs[calls-1]
+				}
+				return nil
+			})
+			if calls != c.calls || !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Errorf("%d calls, error %v; want %d calls, error %v", calls, err, c.calls, c.want)
+			}
+		})
 	}
 }

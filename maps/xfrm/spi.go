@@ -31,17 +31,23 @@ const minSPI = 256
 // The kernel keeps SPIs apart per protocol only: an AH and an ESP SA may
 // get the same SPI (the caller keeps them apart where it needs to).
 func (c *Conn) AllocSPI(proto Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
-	req, err := encodeAllocSPI(proto, src, dst, r)
-	if err != nil {
+	if _, err := encodeAllocSPI(proto, src, dst, r); err != nil {
 		return 0, fmt.Errorf("allocate SPI for %s → %s: %w", src, dst, err)
 	}
 	var spi uint32
-	err = c.exec(c.xfrm, req, func(typ uint16, data []byte) error {
-		if typ != nl.XFRM_MSG_NEWSA || len(data) < nl.SizeofXfrmUsersaInfo {
-			return nil
+	err := retryInterrupted(func() error {
+		// exec zeroes a request once sent: each try encodes its own.
+		req, err := encodeAllocSPI(proto, src, dst, r)
+		if err != nil {
+			return err
 		}
-		spi = fromBE32(nl.DeserializeXfrmUsersaInfo(data).Id.Spi)
-		return nil
+		return c.exec(c.xfrm, req, func(typ uint16, data []byte) error {
+			if typ != nl.XFRM_MSG_NEWSA || len(data) < nl.SizeofXfrmUsersaInfo {
+				return nil
+			}
+			spi = fromBE32(nl.DeserializeXfrmUsersaInfo(data).Id.Spi)
+			return nil
+		})
 	})
 	if err == nil && spi == 0 {
 		err = errors.New("kernel answered without an SPI")
@@ -50,6 +56,29 @@ func (c *Conn) AllocSPI(proto Proto, src, dst netip.Addr, r maps.SPIRange) (uint
 		return 0, fmt.Errorf("allocate SPI %#08x-%#08x for %s → %s: %w", r.Base, r.Base+r.Count-1, src, dst, classify(err, nil))
 	}
 	return spi, nil
+}
+
+// errRestartSys is the kernel's ERESTARTSYS (512), which XFRM_MSG_ALLOCSPI
+// answers when a signal was pending while it searched the range: Go's
+// runtime preempts goroutines with SIGURG, so a busy daemon sees it (7 of
+// 10,000 allocations in a guest bring-up). Netlink cannot restart the
+// request for us, and the kernel kept nothing of it but the acquire state
+// the next try finds again.
+const errRestartSys = unix.Errno(512)
+
+// interruptedTries bounds retryInterrupted.
+const interruptedTries = 8
+
+// retryInterrupted runs fn again while the kernel answers that a signal
+// interrupted it (ERESTARTSYS or EINTR), at most interruptedTries times.
+func retryInterrupted(fn func() error) error {
+	var err error
+	for range interruptedTries {
+		if err = fn(); !errors.Is(err, errRestartSys) && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+	return fmt.Errorf("interrupted %d times: %w", interruptedTries, err)
 }
 
 func encodeAllocSPI(proto Proto, src, dst netip.Addr, r maps.SPIRange) (*request, error) {
