@@ -72,6 +72,9 @@ type IKEResult struct {
 	// FakeKernel says charon held no NETLINK_XFRM socket after the run:
 	// its kernel-ipsec was load-tester's fake, not kernel-netlink's.
 	FakeKernel bool
+	// AdditionalKE is how many IKE SAs the initiators saw selected with
+	// an additional key exchange (RFC 9370).
+	AdditionalKE int
 }
 
 // TenthRate is the establishment rate over the i-th tenth of the SAs
@@ -131,6 +134,12 @@ func RequireIKE(kinds []ResponderKind) error {
 			}
 			continue
 		}
+		if k == Charon6 {
+			if err := requireCharon6(); err != nil {
+				return err
+			}
+			continue
+		}
 		if k != Charon {
 			continue
 		}
@@ -149,6 +158,8 @@ func startResponder(kind ResponderKind, bin string, n *ikeNet, s respSettings) (
 	switch kind {
 	case Charon, CharonLT:
 		return startCharon(n.resp, s, kind == CharonLT)
+	case Charon6:
+		return startCharon6(n.resp, s)
 	case OursState:
 		s.stateOn = true
 	}
@@ -261,6 +272,12 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 		return res, fmt.Errorf("%d of %d IKE SAs failed; %s's log ends:\n%s", f, o.SAs, kind, b.resp.logTail())
 	}
 	res.CPU, res.IdleRSS, res.HWM = after.CPU-before.CPU, before.RSS, after.HWM
+	// Every IKE SA ran the proposal's additional key exchanges, or none
+	// did: the generator offers that one proposal only.
+	res.AdditionalKE = int(b.g.additionalKE.Load())
+	if want := hasAdditionalKE(p); (want && res.AdditionalKE != o.SAs) || (!want && res.AdditionalKE != 0) {
+		return res, fmt.Errorf("%d of %d IKE SAs selected a proposal with an additional key exchange, offered %s", res.AdditionalKE, o.SAs, p.IKE)
+	}
 	if fi, err := os.Stat(filepath.Join(b.resp.dir, "state")); err == nil && kind == OursState {
 		res.StateBytes = fi.Size()
 	}
@@ -512,6 +529,8 @@ func ResponderLabel(k ResponderKind) string {
 		return "charon 5.9 (kernel-libipsec)"
 	case CharonLT:
 		return "charon 5.9 (load-tester, fake_kernel)"
+	case Charon6:
+		return "charon 6 (kernel-libipsec)"
 	case OursState:
 		return "xdpsec daemon (dry-run, state file)"
 	}
@@ -552,7 +571,7 @@ func holdsXFRMSocket(pid int) (bool, error) {
 }
 
 // IsCharon says whether the kind is one of charon's.
-func (k ResponderKind) IsCharon() bool { return k == Charon || k == CharonLT }
+func (k ResponderKind) IsCharon() bool { return k == Charon || k == CharonLT || k == Charon6 }
 
 // CharonVersion is the installed strongswan-charon package's version,
 // "" if dpkg does not know it.

@@ -53,6 +53,10 @@ type loadGen struct {
 	// noVIP counts CHILD_SAs established without a virtual IP of the
 	// pool, dns the DNS servers received in configuration payloads.
 	noVIP, dns atomic.Int64
+	// additionalKE counts IKE SAs whose selected proposal has an
+	// additional key exchange (RFC 9370: KE1_... in the initiator's
+	// "selected proposal: IKE:..." line).
+	additionalKE atomic.Int64
 }
 
 // genOptions say what the generator's initiators authenticate with and
@@ -102,6 +106,11 @@ func (h genHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 	case strings.HasPrefix(m, "received DNS server "):
 		h.g.dns.Add(1)
+		return nil
+	case strings.HasPrefix(m, "selected proposal: IKE:"):
+		if strings.Contains(m, "/KE1_") {
+			h.g.additionalKE.Add(1)
+		}
 		return nil
 	case strings.HasPrefix(m, "establishing IKE_SA ") && strings.HasSuffix(m, " failed, peer not responding"),
 		strings.HasPrefix(m, "received COOKIE notify too often"),
