@@ -64,8 +64,9 @@ type IKEResult struct {
 	// run: it shares the machine with the responder.
 	GenCPU time.Duration
 	// Tenths are the times from the start at which each further tenth
-	// of the SAs was established.
-	Tenths []time.Duration
+	// of the SAs was established, TenthCPU the responder's CPU time from
+	// the start to each of them.
+	Tenths, TenthCPU []time.Duration
 	// StateBytes is the size of our state file after the run (0 where
 	// there is none).
 	StateBytes int64
@@ -75,6 +76,8 @@ type IKEResult struct {
 	// AdditionalKE is how many IKE SAs the initiators saw selected with
 	// an additional key exchange (RFC 9370).
 	AdditionalKE int
+	// Retransmits is how many requests the initiators sent again.
+	Retransmits int
 }
 
 // TenthRate is the establishment rate over the i-th tenth of the SAs
@@ -91,6 +94,15 @@ func (r IKEResult) TenthRate(i int) float64 {
 		return 0
 	}
 	return float64(r.SAs) / 10 / d.Seconds()
+}
+
+// FirstTenthCPUPerSA is the responder's CPU milliseconds per IKE SA over
+// the first tenth of the SAs, 0 if not measured.
+func (r IKEResult) FirstTenthCPUPerSA() float64 {
+	if len(r.TenthCPU) == 0 || r.SAs < 10 {
+		return 0
+	}
+	return r.TenthCPU[0].Seconds() * 1000 / (float64(r.SAs) / 10)
 }
 
 // GenCPUPerSA is the generator's CPU milliseconds per IKE SA.
@@ -255,6 +267,11 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 	if err != nil {
 		return res, err
 	}
+	b.g.atMark = func() {
+		if u, err := readProc(b.resp.pid); err == nil {
+			res.TenthCPU = append(res.TenthCPU, u.CPU-before.CPU)
+		}
+	}
 	res.Elapsed, err = b.g.closedLoop(p, o.SAs, o.Window, 15*time.Second, &res.Tenths)
 	if err != nil {
 		return res, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, b.resp.logTail())
@@ -275,6 +292,7 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 	// Every IKE SA ran the proposal's additional key exchanges, or none
 	// did: the generator offers that one proposal only.
 	res.AdditionalKE = int(b.g.additionalKE.Load())
+	res.Retransmits = int(b.g.retransmits.Load())
 	if want := hasAdditionalKE(p); (want && res.AdditionalKE != o.SAs) || (!want && res.AdditionalKE != 0) {
 		return res, fmt.Errorf("%d of %d IKE SAs selected a proposal with an additional key exchange, offered %s", res.AdditionalKE, o.SAs, p.IKE)
 	}
@@ -288,8 +306,8 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 		}
 		res.FakeKernel = !xfrm
 	}
-	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs",
-		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k()))
+	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs, %d retransmits",
+		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k(), res.Retransmits))
 	return res, nil
 }
 

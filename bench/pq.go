@@ -31,21 +31,25 @@ type PQOptions struct {
 	// SAs is how many IKE SAs (one CHILD_SA each) a run opens, at most
 	// Window of them in flight.
 	SAs, Window int
-	// Responders and Proposals to run; each pair is a run.
+	// Responders and Proposals to run; each pair is a run, in each of
+	// Rounds rounds (at least one), of which the fastest is kept: on a
+	// shared machine the rate depends on what the other work leaves.
 	Responders []ResponderKind
 	Proposals  []Proposal
+	Rounds     int
 }
 
 // DefaultPQOptions are what `make bench` and `make bench-pq` use.
 var DefaultPQOptions = PQOptions{
-	SAs: 3000, Window: 64,
+	SAs: 3000, Window: 64, Rounds: 3,
 	Responders: []ResponderKind{Ours, Charon6}, Proposals: PQProposals,
 }
 
-// PQ runs each responder with each proposal, one after the other. A
-// responder that cannot run here (or a proposal it cannot do: ML-KEM in a
-// charon 6 without the ml plugin) is left out, with the reason in
-// skipped. progress, if set, is told about each run.
+// PQ runs each responder with each proposal, one after the other, in
+// o.Rounds rounds, and returns each pair's fastest run. A responder that
+// cannot run here (or a proposal it cannot do: ML-KEM in a charon 6
+// without the ml plugin) is left out, with the reason in skipped.
+// progress, if set, is told about each run.
 func PQ(o PQOptions, progress func(string)) (rs []IKEResult, skipped []string, err error) {
 	if progress == nil {
 		progress = func(string) {}
@@ -53,7 +57,11 @@ func PQ(o PQOptions, progress func(string)) (rs []IKEResult, skipped []string, e
 	if err := RequireIKE(nil); err != nil {
 		return nil, nil, fmt.Errorf("bench pq: %w", err)
 	}
-	io := IKEOptions{Bin: o.Bin, SAs: o.SAs, Window: o.Window}
+	type pair struct {
+		kind ResponderKind
+		p    Proposal
+	}
+	var pairs []pair
 	for _, kind := range o.Responders {
 		if err := RequireIKE([]ResponderKind{kind}); err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %v", ResponderLabel(kind), err))
@@ -68,11 +76,20 @@ func PQ(o PQOptions, progress func(string)) (rs []IKEResult, skipped []string, e
 					continue
 				}
 			}
-			r, err := ikeRun(io, kind, p, progress)
+			pairs = append(pairs, pair{kind, p})
+		}
+	}
+	io := IKEOptions{Bin: o.Bin, SAs: o.SAs, Window: o.Window}
+	rs = make([]IKEResult, len(pairs))
+	for round := range max(o.Rounds, 1) {
+		for i, x := range pairs {
+			r, err := ikeRun(io, x.kind, x.p, func(s string) { progress(fmt.Sprintf("round %d: %s", round+1, s)) })
 			if err != nil {
-				return rs, skipped, fmt.Errorf("bench pq: %s, %s: %w", kind, p.IKE, err)
+				return nil, skipped, fmt.Errorf("bench pq: %s, %s: %w", x.kind, x.p.IKE, err)
 			}
-			rs = append(rs, r)
+			if round == 0 || r.Rate() > rs[i].Rate() {
+				rs[i] = r
+			}
 		}
 	}
 	return rs, skipped, nil

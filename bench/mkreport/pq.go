@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xdpsec/xdpsec/bench"
+)
+
+// The post-quantum establishment section of bench/README.md sits between
+// these markers, so that `mkreport -pq-only` can rewrite it alone.
+const (
+	pqBegin = "<!-- pq-establish: written by make bench or make bench-pq -->"
+	pqEnd   = "<!-- /pq-establish -->"
+)
+
+// pqReport is what the post-quantum comparison measured.
+type pqReport struct {
+	sas     int
+	results []bench.IKEResult
+	skipped []string
+	when    time.Time
+	took    time.Duration
+	charon6 string
+	load    string // the machine's load average before the runs
+}
+
+// runPQ runs the post-quantum comparison with sas IKE SAs per run.
+func runPQ(bin string, sas int) (pqReport, error) {
+	r := pqReport{sas: sas, when: time.Now(), charon6: bench.Charon6Version(), load: loadAvg()}
+	o := bench.DefaultPQOptions
+	o.Bin, o.SAs = bin, sas
+	var err error
+	r.results, r.skipped, err = bench.PQ(o, func(s string) { log.Print(s) })
+	r.took = time.Since(r.when)
+	return r, err
+}
+
+func writePQSection(b *bytes.Buffer, r pqReport, m bench.Machine) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	o := bench.DefaultPQOptions
+	p("%s\n", pqBegin)
+	p("## Post-quantum IKE: hybrid key exchanges against X25519, ours and charon 6's\n\n")
+	p("Measured %s on %s, in %s", r.when.UTC().Format("2006-01-02 15:04 MST"), m, r.took.Round(time.Second))
+	if r.load != "" {
+		p("; the machine is shared, its load average before the runs %s", r.load)
+	}
+	p(". `make bench-pq` rewrites this section alone (`BENCH_PQ_SAS=N` sets the IKE SAs per run);\n")
+	p("`go test -run TestPQCompare ./bench/` runs it with 100 IKE SAs.\n\n")
+	p("Issue 21's benchmark: what RFC 9370's additional key exchange costs an\n")
+	p("establishment. The same generator as in the IKE comparison above (our engines,\n")
+	p("`loadgen.go`, one per CPU, each IKE SA from an address of its own with one\n")
+	p("CHILD_SA, PSK) drives, one after the other and each run against a fresh\n")
+	p("responder, our daemon (`xdpsec daemon --dataplane=dry-run --log any=0`) and\n")
+	charon6 := "strongSwan 6's charon"
+	if r.charon6 != "" {
+		charon6 += " (`" + r.charon6 + "`)"
+	}
+	p("%s from the Debian trixie chroot that `make sw6` makes\n", charon6)
+	p("(`interop/strongswan6.sh`, with strongSwan's ml plugin for ML-KEM built from\n")
+	p("Debian's source of the same version), run as `interop/sw6_test.go` runs it:\n")
+	p("chrooted in a mount namespace of its own with the responder namespace's\n")
+	p("`/proc` and `/sys`, kernel-libipsec (ESP in userspace), the settings of the\n")
+	p("charon (kernel-libipsec) rows above and the plugins drbg and ml besides.\n")
+	p("Both load the same swanctl.conf with one proposal, offered alone by the\n")
+	p("initiators: X25519; X25519 with ML-KEM-768 as the additional exchange\n")
+	p("(`ke1_mlkem768`); the classical hybrid X25519 with ECP-384 (`ke1_ecp384`).\n")
+	p("The hybrids run IKE_SA_INIT, one IKE_INTERMEDIATE exchange for the\n")
+	p("additional key exchange, then IKE_AUTH (with the IntAuth values of RFC 9242);\n")
+	p("ESP `aes128gcm16` throughout (IKE_AUTH's CHILD_SA has no key exchange of its\n")
+	p("own). Each run checks from the initiators' selected proposals that every IKE\n")
+	p("SA ran the additional exchange (none with X25519 alone). %s IKE SAs per run,\n", fmtInt(r.sas))
+	p("at most %d in flight, as fast as the responder takes them; %d rounds of all the\n", o.Window, o.Rounds)
+	p("runs, one after the other, and each row is its fastest round. Responder CPU is\n")
+	p("utime + stime of all its threads over the run; memory per SA (\"KiB/SA\") is\n")
+	p("peak RSS (VmHWM) after the run minus RSS before it, per IKE SA. \"x x25519\"\n")
+	p("divides by the same responder's figure with X25519 alone in this run. \"First\n")
+	p("tenth\" is the rate and the responder's CPU per SA over the first 10%% of the\n")
+	p("SAs (its CPU read from /proc when that tenth is done, in 10 ms ticks): charon\n")
+	p("with kernel-libipsec slows down as its CHILD_SAs accumulate (most of its time\n")
+	p("then goes to libipsec's SA and policy lists, see charon 5.9's first and last\n")
+	p("tenth above), which dilutes what the key exchanges cost in its whole-run\n")
+	p("figures; its first tenth shows them with few CHILD_SAs. The generator shares\n")
+	p("the machine's %d CPUs with the responder: its own CPU per SA (the initiator's\n", m.CPUs)
+	p("side of every key exchange) is in the last column.\n\n")
+	if len(r.results) > 0 {
+		bench.WritePQTable(b, r.results)
+		p("\nOurs against charon 6, with the same proposal:\n\n")
+		bench.WritePQRatioTable(b, r.results)
+		p("\n%s\n\n", bench.PQWords(r.results))
+	}
+	for _, s := range r.skipped {
+		p("Left out: %s.\n\n", strings.TrimSuffix(s, "."))
+	}
+	p("Read with care: on a shared machine the rates depend on the CPU the other\n")
+	p("work leaves to generator and responder together; the CPU per SA, counted by\n")
+	p("the kernel per process, is the steadier figure. charon's figures include its\n")
+	p("userspace ESP backend (kernel-libipsec installs each CHILD_SA in charon's\n")
+	p("process) while our daemon in dry-run installs nothing, so ours against\n")
+	p("charon 6 flatters us; within one responder (hybrid against X25519) that work\n")
+	p("is the same in every run and only dilutes the ratio. The in-process view,\n")
+	p("both ends our engines over an in-memory pipe, is `BenchmarkPQEstablish`\n")
+	p("(`go test -run '^$' -bench PQEstablish -benchtime 2000x ./bench/`), which\n")
+	p("adds ML-KEM-768 alone.\n\n")
+	p("%s\n", pqEnd)
+}
+
+// pqMarks: the section goes after the remote-access one, in front of the
+// rekey or the VM section where it is new.
+var pqMarks = readmeSection{begin: pqBegin, end: pqEnd, before: []string{rekeyBegin, vmBegin}}
+
+// pqSection returns the section of an existing README ("" if none).
+func pqSection(readme []byte) string { return pqMarks.in(readme) }
+
+// pqOnly measures and rewrites the section of dir/README.md alone.
+func pqOnly(readmePath, bin string, sas int) error {
+	readme, err := os.ReadFile(readmePath)
+	if err != nil {
+		return err
+	}
+	r, err := runPQ(bin, sas)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	writePQSection(&b, r, bench.ThisMachine())
+	return os.WriteFile(readmePath, pqMarks.replace(readme, b.String()), 0o644)
+}
