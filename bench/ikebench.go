@@ -96,13 +96,23 @@ func (r IKEResult) TenthRate(i int) float64 {
 	return float64(r.SAs) / 10 / d.Seconds()
 }
 
-// FirstTenthCPUPerSA is the responder's CPU milliseconds per IKE SA over
-// the first tenth of the SAs, 0 if not measured.
-func (r IKEResult) FirstTenthCPUPerSA() float64 {
-	if len(r.TenthCPU) == 0 || r.SAs < 10 {
+// EarlyRate and EarlyCPUPerSA are the establishment rate and the
+// responder's CPU milliseconds per IKE SA from the first tenth of the SAs
+// done to the third (10% to 30%): early in the run, with few SAs held,
+// but past the start, and with about as many SAs in flight at both ends
+// (their partial work cancels out). 0 if not measured.
+func (r IKEResult) EarlyRate() float64 {
+	if len(r.Tenths) < 3 || r.Tenths[2] <= r.Tenths[0] {
 		return 0
 	}
-	return r.TenthCPU[0].Seconds() * 1000 / (float64(r.SAs) / 10)
+	return float64(r.SAs) * 2 / 10 / (r.Tenths[2] - r.Tenths[0]).Seconds()
+}
+
+func (r IKEResult) EarlyCPUPerSA() float64 {
+	if len(r.TenthCPU) < 3 || r.SAs < 10 {
+		return 0
+	}
+	return (r.TenthCPU[2] - r.TenthCPU[0]).Seconds() * 1000 / (float64(r.SAs) * 2 / 10)
 }
 
 // GenCPUPerSA is the generator's CPU milliseconds per IKE SA.
