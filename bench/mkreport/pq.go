@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,6 +30,10 @@ type pqReport struct {
 	took    time.Duration
 	charon6 string
 	load    string // the machine's load average before the runs
+	// profiles are our responder's CPU profiles, one run per proposal
+	// after the measured ones; profErr says why there are none.
+	profiles []pqProfile
+	profErr  error
 }
 
 // runPQ runs the post-quantum comparison with sas IKE SAs per run.
@@ -35,9 +42,15 @@ func runPQ(bin string, sas int) (pqReport, error) {
 	o := bench.DefaultPQOptions
 	o.Bin, o.SAs = bin, sas
 	var err error
-	r.results, r.skipped, err = bench.PQ(o, func(s string) { log.Print(s) })
+	progress := func(s string) { log.Print(s) }
+	if r.results, r.skipped, err = bench.PQ(o, progress); err != nil {
+		return r, err
+	}
 	r.took = time.Since(r.when)
-	return r, err
+	if r.profiles, r.profErr = profilePQ(bin, sas, progress); r.profErr != nil {
+		log.Printf("profiling our responder: %v", r.profErr)
+	}
+	return r, nil
 }
 
 func writePQSection(b *bytes.Buffer, r pqReport, m bench.Machine) {
@@ -97,6 +110,15 @@ func writePQSection(b *bytes.Buffer, r pqReport, m bench.Machine) {
 	for _, s := range r.skipped {
 		p("Left out: %s.\n\n", strings.TrimSuffix(s, "."))
 	}
+	p("Where our responder's CPU goes: one more run of %s IKE SAs per proposal with\n", fmtInt(r.sas))
+	p("the daemon's CPU profile on (`--cpuprofile`), split by pprof's `-focus` (samples\n")
+	p("with such a function on their stack), in microseconds per IKE SA:\n\n")
+	if r.profErr != nil || len(r.profiles) == 0 {
+		p("Not profiled: %v.\n\n", r.profErr)
+	} else {
+		writePQProfile(b, r.profiles)
+		p("\n")
+	}
 	p("Read with care: on a shared machine the rates depend on the CPU the other\n")
 	p("work leaves to generator and responder together; the CPU per SA, counted by\n")
 	p("the kernel per process, is the steadier figure. The initiators pay their side\n")
@@ -133,4 +155,114 @@ func pqOnly(readmePath, bin string, sas int) error {
 	var b bytes.Buffer
 	writePQSection(&b, r, bench.ThisMachine())
 	return os.WriteFile(readmePath, pqMarks.replace(readme, b.String()), 0o644)
+}
+
+// pqProfile is where our responder's CPU went in a profiled run of one
+// proposal, apart from the measured runs (profiling costs a little CPU).
+type pqProfile struct {
+	proposal bench.Proposal
+	sas      int
+	total    time.Duration
+	// parts are the samples below each of pqParts' functions.
+	parts []time.Duration
+}
+
+// pqParts are the kinds of work the profile is split into: pprof's
+// samples whose stack holds a function the regexp matches.
+var pqParts = []struct{ name, focus string }{
+	{"X25519 (key generation, shared secret)", `transform\.(newX25519|\(\*x25519KE\))`},
+	{"additional exchange (ML-KEM-768 encapsulation, ECP-384)", `transform\.(newECP|newMLKEM|\(\*mlkemKE\)|\(\*ecpKE\))`},
+	{"garbage collection (background mark workers)", `runtime\.gcBgMarkWorker`},
+	{"socket I/O (sendmsg, recvmsg)", `internal/poll\.`},
+}
+
+// profilePQ runs our responder with each proposal once more, its CPU
+// profiled (bench passes the daemon's hidden --cpuprofile when
+// XDPSEC_BENCH_CPUPROFILE names a directory), and splits each profile
+// by pqParts.
+func profilePQ(bin string, sas int, progress func(string)) ([]pqProfile, error) {
+	var out []pqProfile
+	for _, p := range bench.PQProposals {
+		pp, err := profilePQOne(bin, sas, p, progress)
+		if err != nil {
+			return out, fmt.Errorf("profile %s: %w", p.IKE, err)
+		}
+		out = append(out, pp)
+	}
+	return out, nil
+}
+
+var (
+	pprofTotal = regexp.MustCompile(`Total samples = (\S+)`)
+	pprofShown = regexp.MustCompile(`Showing nodes accounting for (\S+),`)
+)
+
+func profilePQOne(bin string, sas int, p bench.Proposal, progress func(string)) (pqProfile, error) {
+	pp := pqProfile{proposal: p, sas: sas}
+	dir, err := os.MkdirTemp("", "xdpsec-pqprof-")
+	if err != nil {
+		return pp, err
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("XDPSEC_BENCH_CPUPROFILE", dir)
+	defer os.Unsetenv("XDPSEC_BENCH_CPUPROFILE")
+	o := bench.IKEOptions{Bin: bin, SAs: sas, Window: bench.DefaultPQOptions.Window, Proposals: []bench.Proposal{p},
+		Responders: []bench.ResponderKind{bench.Ours}}
+	if _, _, err := bench.IKE(o, progress); err != nil {
+		return pp, err
+	}
+	profs, _ := filepath.Glob(filepath.Join(dir, "*.prof"))
+	if len(profs) != 1 {
+		return pp, fmt.Errorf("%d CPU profiles written, want one", len(profs))
+	}
+	pprof := func(args ...string) (string, error) {
+		out, err := exec.Command("go", append([]string{"tool", "pprof", "-top", "-nodecount=100000"}, append(args, bin, profs[0])...)...).CombinedOutput()
+		return string(out), err
+	}
+	top, err := pprof()
+	if err != nil {
+		return pp, fmt.Errorf("pprof: %w: %s", err, top)
+	}
+	m := pprofTotal.FindStringSubmatch(top)
+	if m == nil {
+		return pp, fmt.Errorf("pprof: no total in %q", top)
+	}
+	if pp.total, err = time.ParseDuration(m[1]); err != nil {
+		return pp, fmt.Errorf("pprof: total: %w", err)
+	}
+	for _, part := range pqParts {
+		var d time.Duration
+		// pprof fails where nothing matches the focus: none of that work.
+		if out, err := pprof("-focus", part.focus); err == nil {
+			if m := pprofShown.FindStringSubmatch(out); m != nil {
+				d, _ = time.ParseDuration(m[1])
+			}
+		}
+		pp.parts = append(pp.parts, d)
+	}
+	return pp, nil
+}
+
+// writePQProfile writes the profiles as a table of microseconds per IKE SA.
+func writePQProfile(b *bytes.Buffer, ps []pqProfile) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	us := func(d time.Duration, sas int) float64 { return float64(d.Microseconds()) / float64(sas) }
+	p("| proposal | profiled CPU µs/SA |")
+	for _, part := range pqParts {
+		p(" %s |", part.name)
+	}
+	p(" rest (IKE processing, PRF+, AEAD, allocation) |\n|---|---:|")
+	for range pqParts {
+		p("---:|")
+	}
+	p("---:|\n")
+	for _, pp := range ps {
+		p("| `%s` | %.0f |", pp.proposal.IKE, us(pp.total, pp.sas))
+		rest := pp.total
+		for _, d := range pp.parts {
+			p(" %.0f |", us(d, pp.sas))
+			rest -= d
+		}
+		p(" %.0f |\n", us(rest, pp.sas))
+	}
 }
