@@ -359,45 +359,60 @@ func WritePQRatioTable(w io.Writer, rs []IKEResult) {
 	}
 }
 
-// PQWords says the post-quantum runs' ratios in a sentence per responder
-// and one for ours against charon 6.
+// PQWords says the post-quantum runs' ratios in a few sentences: each
+// hybrid against X25519 alone for each responder, then ours against
+// charon 6 for each proposal.
 func PQWords(rs []IKEResult) string {
 	var out []string
-	for _, k := range []ResponderKind{Ours, Charon6} {
-		ref, ok := PQRef(rs, k)
-		if !ok {
-			continue
-		}
+	for _, p := range PQProposals[1:] {
 		var parts []string
-		for _, r := range rs {
-			if r.Responder != k || r.Proposal == PQProposals[0] {
+		for _, k := range []ResponderKind{Ours, Charon6} {
+			ref, ok := PQRef(rs, k)
+			var r *IKEResult
+			for i := range rs {
+				if rs[i].Responder == k && rs[i].Proposal == p {
+					r = &rs[i]
+				}
+			}
+			if !ok || r == nil {
 				continue
 			}
-			parts = append(parts, fmt.Sprintf("%s takes %sx the CPU per IKE SA of X25519 alone (%sx over 10-30%% of the SAs), %sx its rate and %sx its memory per SA",
-				pqKE(r.Proposal), pqRatio(r.CPUPerSA(), ref.CPUPerSA(), true), pqRatio(r.EarlyCPUPerSA(), ref.EarlyCPUPerSA(), true),
+			parts = append(parts, fmt.Sprintf("%s spends %sx the CPU per IKE SA of X25519 alone (%.2f against %.2f ms; %sx over 10-30%% of the SAs), establishes %sx as many per second and holds %sx the memory per SA",
+				pqWho(k), pqRatio(r.CPUPerSA(), ref.CPUPerSA(), true), r.CPUPerSA(), ref.CPUPerSA(), pqRatio(r.EarlyCPUPerSA(), ref.EarlyCPUPerSA(), true),
 				pqRatio(r.Rate(), ref.Rate(), true), pqRatio(r.KiBPerSA(), ref.KiBPerSA(), true)))
 		}
 		if len(parts) > 0 {
-			out = append(out, fmt.Sprintf("%s: %s.", ResponderLabel(k), strings.Join(parts, "; ")))
+			out = append(out, fmt.Sprintf("With %s added, %s.", strings.TrimPrefix(pqKE(p), "X25519 + "), strings.Join(parts, "; ")))
 		}
 	}
-	var parts []string
+	var names, rate, cpu, early, mem []string
 	for _, p := range PQProposals {
 		o, c, ok := PQPair(rs, p)
 		if !ok {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s: rate %sx, CPU per SA %sx (%sx over 10-30%% of the SAs), memory per SA %sx", pqKE(p),
-			pqRatio(o.Rate(), c.Rate(), true), pqRatio(o.CPUPerSA(), c.CPUPerSA(), true),
-			pqRatio(o.EarlyCPUPerSA(), c.EarlyCPUPerSA(), true), pqRatio(o.KiBPerSA(), c.KiBPerSA(), true)))
+		names = append(names, pqKE(p))
+		rate = append(rate, pqRatio(o.Rate(), c.Rate(), true)+"x")
+		cpu = append(cpu, pqRatio(o.CPUPerSA(), c.CPUPerSA(), true)+"x")
+		early = append(early, pqRatio(o.EarlyCPUPerSA(), c.EarlyCPUPerSA(), true)+"x")
+		mem = append(mem, pqRatio(o.KiBPerSA(), c.KiBPerSA(), true)+"x")
 	}
-	if len(parts) > 0 {
-		out = append(out, "Ours against charon 6, "+strings.Join(parts, "; ")+".")
+	if len(names) > 0 {
+		out = append(out, fmt.Sprintf("Ours against charon 6 (%s): CPU per SA %s (%s over 10-30%% of the SAs), rate %s, memory per SA %s.",
+			strings.Join(names, " / "), strings.Join(cpu, " / "), strings.Join(early, " / "), strings.Join(rate, " / "), strings.Join(mem, " / ")))
 	}
 	if len(out) == 0 {
 		return "Nothing to compare."
 	}
 	return "In words: " + strings.Join(out, " ")
+}
+
+// pqWho names a responder in a sentence.
+func pqWho(k ResponderKind) string {
+	if k == Charon6 {
+		return "charon 6"
+	}
+	return "our responder"
 }
 
 // pqKE names a proposal of PQProposals by its key exchanges.

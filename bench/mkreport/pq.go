@@ -98,9 +98,9 @@ func writePQSection(b *bytes.Buffer, r pqReport, m bench.Machine) {
 	p("its CHILD_SAs accumulate (most of its time then goes to libipsec's SA and\n")
 	p("policy lists, see charon 5.9's first and last tenth above), which dilutes what\n")
 	p("the key exchanges cost in its whole-run figures; early in the run they show\n")
-	p("with few CHILD_SAs. The generator shares\n")
-	p("the machine's %d CPUs with the responder: its own CPU per SA (the initiator's\n", m.CPUs)
-	p("side of every key exchange) is in the last column.\n\n")
+	p("with few CHILD_SAs. The generator shares the machine's %d CPUs with the\n", m.CPUs)
+	p("responder: its own CPU per SA (the initiator's side of every key exchange) is\n")
+	p("in the last column.\n\n")
 	if len(r.results) > 0 {
 		bench.WritePQTable(b, r.results)
 		p("\nOurs against charon 6, with the same proposal:\n\n")
@@ -117,18 +117,18 @@ func writePQSection(b *bytes.Buffer, r pqReport, m bench.Machine) {
 		p("Not profiled: %v.\n\n", r.profErr)
 	} else {
 		writePQProfile(b, r.profiles)
-		p("\n")
+		p("\n%s\n\n", pqProfileWords(r.profiles))
 	}
 	p("Read with care: on a shared machine the rates depend on the CPU the other\n")
 	p("work leaves to generator and responder together; the CPU per SA, counted by\n")
 	p("the kernel per process, is the steadier figure. The initiators pay their side\n")
 	p("of each hybrid too (ML-KEM key generation and decapsulation, a second ECDH;\n")
 	p("last column), so the rate falls further than the responder's CPU per SA\n")
-	p("rises. charon's figures include its\n")
-	p("userspace ESP backend (kernel-libipsec installs each CHILD_SA in charon's\n")
-	p("process) while our daemon in dry-run installs nothing, so ours against\n")
-	p("charon 6 flatters us; within one responder (hybrid against X25519) that work\n")
-	p("is the same in every run and only dilutes the ratio. The in-process view,\n")
+	p("rises. charon's figures include its userspace ESP backend (kernel-libipsec\n")
+	p("installs each CHILD_SA in charon's process) while our daemon in dry-run\n")
+	p("installs nothing, so ours against charon 6 flatters us; within one responder\n")
+	p("(hybrid against X25519) that work is the same in every run and only dilutes\n")
+	p("the ratio. The in-process view,\n")
 	p("both ends our engines over an in-memory pipe, is `BenchmarkPQEstablish`\n")
 	p("(`go test -run '^$' -bench PQEstablish -benchtime 2000x ./bench/`), which\n")
 	p("adds ML-KEM-768 alone.\n\n")
@@ -265,4 +265,30 @@ func writePQProfile(b *bytes.Buffer, ps []pqProfile) {
 		}
 		p(" %.0f |\n", us(rest, pp.sas))
 	}
+}
+
+// pqProfileWords says where each hybrid's extra CPU per SA over X25519
+// alone went, by pqParts.
+func pqProfileWords(ps []pqProfile) string {
+	if len(ps) < 2 || ps[0].proposal != bench.PQProposals[0] {
+		return ""
+	}
+	ref := ps[0]
+	us := func(d time.Duration, sas int) float64 { return float64(d.Microseconds()) / float64(sas) }
+	short := []string{"X25519", "the additional exchange", "garbage collection", "socket I/O"}
+	var out []string
+	for _, pp := range ps[1:] {
+		var parts []string
+		rest, refRest := pp.total, ref.total
+		for i, d := range pp.parts {
+			parts = append(parts, fmt.Sprintf("%s %+.0f", short[i], us(d, pp.sas)-us(ref.parts[i], ref.sas)))
+			rest -= d
+			refRest -= ref.parts[i]
+		}
+		parts = append(parts, fmt.Sprintf("the rest %+.0f", us(rest, pp.sas)-us(refRest, ref.sas)))
+		out = append(out, fmt.Sprintf("`%s` takes %+.0f µs per SA over X25519 alone: %s.",
+			pp.proposal.IKE, us(pp.total, pp.sas)-us(ref.total, ref.sas), strings.Join(parts, ", ")))
+	}
+	return "In words: " + strings.Join(out, " ") +
+		fmt.Sprintf(" One profile sample (10 ms) is %.1f µs per SA here: differences of a few samples are noise.", 10_000/float64(ref.sas))
 }
