@@ -64,14 +64,20 @@ type IKEResult struct {
 	// run: it shares the machine with the responder.
 	GenCPU time.Duration
 	// Tenths are the times from the start at which each further tenth
-	// of the SAs was established.
-	Tenths []time.Duration
+	// of the SAs was established, TenthCPU the responder's CPU time from
+	// the start to each of them.
+	Tenths, TenthCPU []time.Duration
 	// StateBytes is the size of our state file after the run (0 where
 	// there is none).
 	StateBytes int64
 	// FakeKernel says charon held no NETLINK_XFRM socket after the run:
 	// its kernel-ipsec was load-tester's fake, not kernel-netlink's.
 	FakeKernel bool
+	// AdditionalKE is how many IKE SAs the initiators saw selected with
+	// an additional key exchange (RFC 9370).
+	AdditionalKE int
+	// Retransmits is how many requests the initiators sent again.
+	Retransmits int
 }
 
 // TenthRate is the establishment rate over the i-th tenth of the SAs
@@ -88,6 +94,25 @@ func (r IKEResult) TenthRate(i int) float64 {
 		return 0
 	}
 	return float64(r.SAs) / 10 / d.Seconds()
+}
+
+// EarlyRate and EarlyCPUPerSA are the establishment rate and the
+// responder's CPU milliseconds per IKE SA from the first tenth of the SAs
+// done to the third (10% to 30%): early in the run, with few SAs held,
+// but past the start, and with about as many SAs in flight at both ends
+// (their partial work cancels out). 0 if not measured.
+func (r IKEResult) EarlyRate() float64 {
+	if len(r.Tenths) < 3 || r.Tenths[2] <= r.Tenths[0] {
+		return 0
+	}
+	return float64(r.SAs) * 2 / 10 / (r.Tenths[2] - r.Tenths[0]).Seconds()
+}
+
+func (r IKEResult) EarlyCPUPerSA() float64 {
+	if len(r.TenthCPU) < 3 || r.SAs < 10 {
+		return 0
+	}
+	return (r.TenthCPU[2] - r.TenthCPU[0]).Seconds() * 1000 / (float64(r.SAs) * 2 / 10)
 }
 
 // GenCPUPerSA is the generator's CPU milliseconds per IKE SA.
@@ -131,6 +156,12 @@ func RequireIKE(kinds []ResponderKind) error {
 			}
 			continue
 		}
+		if k == Charon6 {
+			if err := requireCharon6(); err != nil {
+				return err
+			}
+			continue
+		}
 		if k != Charon {
 			continue
 		}
@@ -149,6 +180,8 @@ func startResponder(kind ResponderKind, bin string, n *ikeNet, s respSettings) (
 	switch kind {
 	case Charon, CharonLT:
 		return startCharon(n.resp, s, kind == CharonLT)
+	case Charon6:
+		return startCharon6(n.resp, s)
 	case OursState:
 		s.stateOn = true
 	}
@@ -244,6 +277,11 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 	if err != nil {
 		return res, err
 	}
+	b.g.atMark = func() {
+		if u, err := readProc(b.resp.pid); err == nil {
+			res.TenthCPU = append(res.TenthCPU, u.CPU-before.CPU)
+		}
+	}
 	res.Elapsed, err = b.g.closedLoop(p, o.SAs, o.Window, 15*time.Second, &res.Tenths)
 	if err != nil {
 		return res, fmt.Errorf("%w; %s's log ends:\n%s", err, kind, b.resp.logTail())
@@ -261,6 +299,13 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 		return res, fmt.Errorf("%d of %d IKE SAs failed; %s's log ends:\n%s", f, o.SAs, kind, b.resp.logTail())
 	}
 	res.CPU, res.IdleRSS, res.HWM = after.CPU-before.CPU, before.RSS, after.HWM
+	// Every IKE SA ran the proposal's additional key exchanges, or none
+	// did: the generator offers that one proposal only.
+	res.AdditionalKE = int(b.g.additionalKE.Load())
+	res.Retransmits = int(b.g.retransmits.Load())
+	if want := hasAdditionalKE(p); (want && res.AdditionalKE != o.SAs) || (!want && res.AdditionalKE != 0) {
+		return res, fmt.Errorf("%d of %d IKE SAs selected a proposal with an additional key exchange, offered %s", res.AdditionalKE, o.SAs, p.IKE)
+	}
 	if fi, err := os.Stat(filepath.Join(b.resp.dir, "state")); err == nil && kind == OursState {
 		res.StateBytes = fi.Size()
 	}
@@ -271,8 +316,8 @@ func ikeRun(o IKEOptions, kind ResponderKind, p Proposal, progress func(string))
 		}
 		res.FakeKernel = !xfrm
 	}
-	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs",
-		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k()))
+	progress(fmt.Sprintf("%s, %s: %d IKE SAs in %s, %.0f/s, %.2f CPU-ms/SA, %.1f MiB per 10k SAs, %d retransmits",
+		kind, p.IKE, o.SAs, res.Elapsed.Round(time.Millisecond), res.Rate(), res.CPUPerSA(), res.RSSPer10k(), res.Retransmits))
 	return res, nil
 }
 
@@ -512,6 +557,8 @@ func ResponderLabel(k ResponderKind) string {
 		return "charon 5.9 (kernel-libipsec)"
 	case CharonLT:
 		return "charon 5.9 (load-tester, fake_kernel)"
+	case Charon6:
+		return "charon 6 (kernel-libipsec)"
 	case OursState:
 		return "xdpsec daemon (dry-run, state file)"
 	}
@@ -552,7 +599,7 @@ func holdsXFRMSocket(pid int) (bool, error) {
 }
 
 // IsCharon says whether the kind is one of charon's.
-func (k ResponderKind) IsCharon() bool { return k == Charon || k == CharonLT }
+func (k ResponderKind) IsCharon() bool { return k == Charon || k == CharonLT || k == Charon6 }
 
 // CharonVersion is the installed strongswan-charon package's version,
 // "" if dpkg does not know it.

@@ -53,6 +53,15 @@ type loadGen struct {
 	// noVIP counts CHILD_SAs established without a virtual IP of the
 	// pool, dns the DNS servers received in configuration payloads.
 	noVIP, dns atomic.Int64
+	// atMark, if set, is called by closedLoop each time it notes a
+	// further tenth of the SAs done (from its one polling goroutine).
+	atMark func()
+	// additionalKE counts IKE SAs whose selected proposal has an
+	// additional key exchange (RFC 9370: KE1_... in the initiator's
+	// "selected proposal: IKE:..." line).
+	additionalKE atomic.Int64
+	// retransmits counts requests the initiators sent again.
+	retransmits atomic.Int64
 }
 
 // genOptions say what the generator's initiators authenticate with and
@@ -102,6 +111,14 @@ func (h genHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 	case strings.HasPrefix(m, "received DNS server "):
 		h.g.dns.Add(1)
+		return nil
+	case strings.HasPrefix(m, "sending retransmit "):
+		h.g.retransmits.Add(1)
+		return nil
+	case strings.HasPrefix(m, "selected proposal: IKE:"):
+		if strings.Contains(m, "/KE1_") {
+			h.g.additionalKE.Add(1)
+		}
 		return nil
 	case strings.HasPrefix(m, "establishing IKE_SA ") && strings.HasSuffix(m, " failed, peer not responding"),
 		strings.HasPrefix(m, "received COOKIE notify too often"),
@@ -311,6 +328,9 @@ func (g *loadGen) closedLoop(p Proposal, n, window int, stall time.Duration, mar
 		done := g.established.Load() + g.failed.Load() - base
 		for marks != nil && len(*marks) < 10 && done >= int64(n)*int64(len(*marks)+1)/10 {
 			*marks = append(*marks, time.Since(start))
+			if g.atMark != nil {
+				g.atMark()
+			}
 		}
 		if done >= int64(n) {
 			return time.Since(start), nil

@@ -316,3 +316,114 @@ func RATargetText(rs []RAResult) string {
 	return fmt.Sprintf("Target (issue 15): at least %.0fx charon's rate and at most %.1fx its memory per client, at %s clients. Rate %.2fx (%s), memory per client %.2fx (%s).",
 		RATargetRate, RATargetMemory, count(ours.SAs), rate, met(rate >= RATargetRate), mem, met(mem <= RATargetMemory))
 }
+
+// pqRatio is a/b with two decimals, "–" where there is no b.
+func pqRatio(a, b float64, ok bool) string {
+	if !ok || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+// WritePQTable writes the post-quantum runs as a Markdown table, each
+// responder's figures also as a ratio to its own with X25519 alone
+// (PQProposals[0]) in the same run.
+func WritePQTable(w io.Writer, rs []IKEResult) {
+	fmt.Fprintln(w, "| responder | proposal | IKE SAs | established/s | x x25519 | CPU-ms/SA | x x25519 | 10-30%: established/s | x x25519 | CPU-ms/SA | x x25519 | idle RSS MiB | peak RSS MiB | KiB/SA | x x25519 | generator CPU-ms/SA |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		ref, ok := PQRef(rs, r.Responder)
+		fmt.Fprintf(w, "| %s | `%s` | %s | %.0f | %s | %.2f | %s | %.0f | %s | %.2f | %s | %.1f | %.1f | %.1f | %s | %.2f |\n",
+			ResponderLabel(r.Responder), r.Proposal.IKE, count(r.SAs), r.Rate(), pqRatio(r.Rate(), ref.Rate(), ok),
+			r.CPUPerSA(), pqRatio(r.CPUPerSA(), ref.CPUPerSA(), ok),
+			r.EarlyRate(), pqRatio(r.EarlyRate(), ref.EarlyRate(), ok), r.EarlyCPUPerSA(), pqRatio(r.EarlyCPUPerSA(), ref.EarlyCPUPerSA(), ok),
+			float64(r.IdleRSS)/(1<<20), float64(r.HWM)/(1<<20), r.KiBPerSA(), pqRatio(r.KiBPerSA(), ref.KiBPerSA(), ok), r.GenCPUPerSA())
+	}
+}
+
+// WritePQRatioTable writes, for each proposal both responders ran, our
+// daemon's figures against charon 6's.
+func WritePQRatioTable(w io.Writer, rs []IKEResult) {
+	fmt.Fprintln(w, "| proposal | established/s: xdpsec | charon 6 | xdpsec / charon 6 | CPU-ms/SA: xdpsec | charon 6 | xdpsec / charon 6 | 10-30% CPU-ms/SA: xdpsec | charon 6 | xdpsec / charon 6 | KiB/SA: xdpsec | charon 6 | xdpsec / charon 6 |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, p := range PQProposals {
+		o, c, ok := PQPair(rs, p)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| `%s` | %.0f | %.0f | %s | %.2f | %.2f | %s | %.2f | %.2f | %s | %.1f | %.1f | %s |\n", p.IKE,
+			o.Rate(), c.Rate(), pqRatio(o.Rate(), c.Rate(), true),
+			o.CPUPerSA(), c.CPUPerSA(), pqRatio(o.CPUPerSA(), c.CPUPerSA(), true),
+			o.EarlyCPUPerSA(), c.EarlyCPUPerSA(), pqRatio(o.EarlyCPUPerSA(), c.EarlyCPUPerSA(), true),
+			o.KiBPerSA(), c.KiBPerSA(), pqRatio(o.KiBPerSA(), c.KiBPerSA(), true))
+	}
+}
+
+// PQWords says the post-quantum runs' ratios in a few sentences: each
+// hybrid against X25519 alone for each responder, then ours against
+// charon 6 for each proposal.
+func PQWords(rs []IKEResult) string {
+	var out []string
+	for _, p := range PQProposals[1:] {
+		var parts []string
+		for _, k := range []ResponderKind{Ours, Charon6} {
+			ref, ok := PQRef(rs, k)
+			var r *IKEResult
+			for i := range rs {
+				if rs[i].Responder == k && rs[i].Proposal == p {
+					r = &rs[i]
+				}
+			}
+			if !ok || r == nil {
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s spends %sx the CPU per IKE SA of X25519 alone (%.2f against %.2f ms; %sx over 10-30%% of the SAs), establishes %sx as many per second and holds %sx the memory per SA",
+				pqWho(k), pqRatio(r.CPUPerSA(), ref.CPUPerSA(), true), r.CPUPerSA(), ref.CPUPerSA(), pqRatio(r.EarlyCPUPerSA(), ref.EarlyCPUPerSA(), true),
+				pqRatio(r.Rate(), ref.Rate(), true), pqRatio(r.KiBPerSA(), ref.KiBPerSA(), true)))
+		}
+		if len(parts) > 0 {
+			out = append(out, fmt.Sprintf("With %s added, %s.", strings.TrimPrefix(pqKE(p), "X25519 + "), strings.Join(parts, "; ")))
+		}
+	}
+	var names, rate, cpu, early, mem []string
+	for _, p := range PQProposals {
+		o, c, ok := PQPair(rs, p)
+		if !ok {
+			continue
+		}
+		names = append(names, pqKE(p))
+		rate = append(rate, pqRatio(o.Rate(), c.Rate(), true)+"x")
+		cpu = append(cpu, pqRatio(o.CPUPerSA(), c.CPUPerSA(), true)+"x")
+		early = append(early, pqRatio(o.EarlyCPUPerSA(), c.EarlyCPUPerSA(), true)+"x")
+		mem = append(mem, pqRatio(o.KiBPerSA(), c.KiBPerSA(), true)+"x")
+	}
+	if len(names) > 0 {
+		out = append(out, fmt.Sprintf("Ours against charon 6 (%s): CPU per SA %s (%s over 10-30%% of the SAs), rate %s, memory per SA %s.",
+			strings.Join(names, " / "), strings.Join(cpu, " / "), strings.Join(early, " / "), strings.Join(rate, " / "), strings.Join(mem, " / ")))
+	}
+	if len(out) == 0 {
+		return "Nothing to compare."
+	}
+	return "In words: " + strings.Join(out, " ")
+}
+
+// pqWho names a responder in a sentence.
+func pqWho(k ResponderKind) string {
+	if k == Charon6 {
+		return "charon 6"
+	}
+	return "our responder"
+}
+
+// pqKE names a proposal of PQProposals by its key exchanges.
+func pqKE(p Proposal) string {
+	switch {
+	case strings.Contains(p.IKE, "ke1_mlkem768"):
+		return "X25519 + ML-KEM-768"
+	case strings.Contains(p.IKE, "ke1_ecp384"):
+		return "X25519 + ECP-384"
+	case strings.HasSuffix(p.IKE, "-x25519"):
+		return "X25519"
+	}
+	return "`" + p.IKE + "`"
+}

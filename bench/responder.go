@@ -314,6 +314,18 @@ const CharonSettings = "`install_routes = no`, `ikesa_table_size = 32768`, `ikes
 	"and `block_threshold = 1000` unless the flood sets it, log level 0, only the plugins needed " +
 	"(openssl, gmp, curve25519, aes, sha1, sha2, hmac, gcm, kdf, random, nonce, kernel-libipsec, kernel-netlink, socket-default, vici)"
 
+// charonDoS is charon's DoS settings for the run. With cookies off for
+// ours, charon's DoS protection is off as a whole: its per-source
+// cookie_threshold_ip (3) would otherwise turn cookies on for everybody as
+// soon as one source has three half-open IKE SAs, as a flood's spoofed
+// sources soon do.
+func (s respSettings) charonDoS() string {
+	if s.cookieThreshold < 0 {
+		return "dos_protection = no"
+	}
+	return fmt.Sprintf("cookie_threshold = %d\n\tblock_threshold = %d", s.cookieThreshold, s.block())
+}
+
 // startCharon starts Debian's charon (a copy: its AppArmor profile
 // attaches by path and confines it to the system's /etc and /run), or
 // with lt charon-lt.sh's charon with load-tester and fake_kernel, in the
@@ -354,14 +366,6 @@ func startCharon(ns *namedNetns, s respSettings, lt bool) (*responder, error) {
 	if err := s.writeFiles(swanDir); err != nil {
 		return fail(err)
 	}
-	// With cookies off for ours, charon's DoS protection is off as a
-	// whole: its per-source cookie_threshold_ip (3) would otherwise turn
-	// cookies on for everybody as soon as one source has three half-open
-	// IKE SAs, as a flood's spoofed sources soon do.
-	dos := "dos_protection = no"
-	if s.cookieThreshold >= 0 {
-		dos = fmt.Sprintf("cookie_threshold = %d\n\tblock_threshold = %d", s.cookieThreshold, s.block())
-	}
 	uri := "unix://" + filepath.Join(dir, "vici.sock")
 	conf := filepath.Join(dir, "strongswan.conf")
 	plugins, pluginConf := benchCharonPlugins, ""
@@ -371,7 +375,7 @@ func startCharon(ns *namedNetns, s respSettings, lt bool) (*responder, error) {
 	if s.plugins != "" {
 		plugins += " " + s.plugins
 	}
-	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, plugins, dos, filepath.Join(dir, "charon.log"), uri, pluginConf), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, benchStrongswanConf, plugins, s.charonDoS(), filepath.Join(dir, "charon.log"), uri, pluginConf), 0o600); err != nil {
 		return fail(err)
 	}
 	r := &responder{name: string(Charon), dir: dir, exe: charonBin}
@@ -500,7 +504,7 @@ func parentPID(pid int) int {
 // logTail is the last lines of the responder's log, for errors.
 func (r *responder) logTail() string {
 	name := "daemon.log"
-	if r.name == string(Charon) {
+	if ResponderKind(r.name).IsCharon() {
 		name = "charon.log"
 	}
 	b, _ := os.ReadFile(filepath.Join(r.dir, name))

@@ -23,6 +23,7 @@ type ikeReport struct {
 	sas       int
 	raClients int // remote-access clients per responder (ra.go)
 	rekeySAs  int // SAs of the rekey runs (rekey.go), 0 if not run
+	pqSAs     int // SAs per run of the post-quantum comparison (pq.go), 0 if not run
 	results   []bench.IKEResult
 	loads     []bench.LoadPoint
 	flood     []bench.FloodResult
