@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"time"
 
@@ -201,8 +202,14 @@ func (t *childFollowup) processRequest(m *message.Message) {
 		secret, err = ke.SharedSecret(kep.Data)
 	}
 	if err != nil {
+		// Key exchange data of the wrong length (or an ML-KEM
+		// encapsulation key that fails its modulus check) is malformed,
+		// as in IKE_INTERMEDIATE.
 		infof(sa.log, "applying %v key exchange data failed: %v", t.method(), err)
 		t.fail = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		if errors.Is(err, transform.ErrInvalidPublicValue) {
+			t.fail = notify(message.INVALID_SYNTAX, nil)
+		}
 		t.abandon()
 		return
 	}
