@@ -211,6 +211,15 @@ func (sa *ikeSA) rekeyingChild(c *childSA) bool {
 // collision's loser goes, or the old CHILD_SA.
 func (t *childRekey) initiatorDone() {
 	sa, old := t.sa, t.old
+	if c := t.collision; c != nil && c.fu != nil && !c.done {
+		// Ours was made without additional exchanges (the peer's
+		// proposal made them optional), the peer's waits for them:
+		// ours is there first, the peer's goes.
+		t.collision = nil
+		if sa.e.followups[sa] == c.fu {
+			c.fu.abandon()
+		}
+	}
 	if t.collision != nil && t.collision.done {
 		if weLose(t.create.ni, t.create.nr, t.collision.ni, t.collision.nr) {
 			infof(sa.log, "CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name())
