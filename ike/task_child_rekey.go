@@ -195,16 +195,11 @@ func (sa *ikeSA) rekeyingChild(c *childSA) bool {
 	if sa.rekeyFor(c) != nil {
 		return true
 	}
-	fu, ok := sa.tm.active.(*childFollowup)
-	if !ok {
-		for _, q := range sa.tm.queued {
-			if f, isFU := q.(*childFollowup); isFU {
-				fu, ok = f, true
-				break
-			}
-		}
+	ours := func(q task) bool {
+		fu, ok := q.(*childFollowup)
+		return ok && fu.create != nil && fu.initiator && fu.create.rekeyed == c
 	}
-	return ok && fu.create != nil && fu.initiator && fu.create.rekeyed == c
+	return ours(sa.tm.active) || slices.ContainsFunc(sa.tm.queued, ours)
 }
 
 // initiatorDone ends our rekey once the new CHILD_SA is installed: the
