@@ -93,7 +93,9 @@ func (t *ikeRekey) abort() {
 	if t.newSA != nil && t.newSA.state < IKESAEstablished {
 		t.newSA.destroy()
 	}
-	if t.sa.state == IKESARekeying {
+	// Only our own rekey set the state: a peer's given up (a pending
+	// IKE_FOLLOWUP_KE abandoned) leaves ours in flight as it is.
+	if t.initiator && t.sa.state == IKESARekeying {
 		t.sa.setState(IKESAEstablished)
 	}
 }
@@ -125,7 +127,7 @@ func (t *ikeRekey) process(m *message.Message) error {
 			sa.scheduleRekeyRetry()
 			return nil
 		}
-		if t.collision != nil && t.collision.newSA != nil && !t.collision.pending() {
+		if t.collision.made() {
 			// The peer's rekey went through; adopt its IKE SA.
 			sa.setState(IKESARekeyed)
 			sa.moveChildren(t.collision.newSA)
@@ -192,6 +194,11 @@ func (t *ikeRekey) pending() bool {
 	return t != nil && t.fu != nil && t.newSA != nil && t.newSA.state < IKESAEstablished
 }
 
+// made reports whether t's new IKE SA is up (not pending, not given up).
+func (t *ikeRekey) made() bool {
+	return t != nil && t.newSA != nil && t.newSA.state >= IKESAEstablished && t.newSA.state < IKESADeleting
+}
+
 // decideFollowupCollision decides a collision with the peer's rekey when
 // our CREATE_CHILD_SA response negotiated additional key exchanges (RFC
 // 9370 section 2.2.4), and reports whether ours goes on: the loser drops
@@ -204,7 +211,7 @@ func (t *ikeRekey) decideFollowupCollision() bool {
 		t.fu.wipe()
 		t.fu = nil
 		t.abort()
-		if peer.newSA != nil && !peer.pending() {
+		if peer.made() {
 			// The peer's was made without additional exchanges.
 			sa.setState(IKESARekeyed)
 			sa.moveChildren(peer.newSA)
@@ -217,7 +224,6 @@ func (t *ikeRekey) decideFollowupCollision() bool {
 		if sa.e.followups[sa] == peer.fu {
 			peer.fu.abandon()
 		}
-		sa.setState(IKESARekeying) // abandon's abort took it back
 	}
 	return true
 }
@@ -255,7 +261,7 @@ func (t *ikeRekey) initiatorDone() {
 		}
 		t.collision = nil
 	}
-	if t.collision != nil && t.collision.newSA != nil {
+	if t.collision.made() {
 		if weLose(t.ni, t.nr, t.collision.ni, t.collision.nr) {
 			infof(sa.log, "IKE_SA rekey collision lost, deleting redundant IKE_SA %s", n.name())
 			sa.moveChildren(t.collision.newSA)
