@@ -749,6 +749,13 @@ func pqFollowupSeeds() [][]byte {
 		[]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0, 9},
 		[]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 2, 0, 0, 9},
 		[]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 2, 0, 0, 9},
+		// Crossing collisions whose pending half at one end is given up
+		// (a short key in the other's name: b's message ID 1, a's 4)
+		// before that end's response decides the collision.
+		cat([]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 0}, []byte{206, 0, 0, 0, 0, 1, shortKey, 0, 0, 0, 0}),
+		cat([]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0}, []byte{206, 0, 0, 0, 0, 1, shortKey, 0, 0, 0, 0}),
+		cat([]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 0}, sealed(0, 0, 4, shortKey, 0)),
+		cat([]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0}, sealed(0, 0, 4, shortKey, 0)),
 		// The two fragments of a real IKE_FOLLOWUP_KE request reordered,
 		// and its response lost.
 		[]byte{fromSnapshot, 7, 1, 0, 0, 2, 0, 0, 3, 0, 8, 5, 9},

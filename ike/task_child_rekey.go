@@ -174,8 +174,14 @@ func (t *childRekey) decideFollowupCollision() bool {
 		sa.tm.queued = slices.DeleteFunc(sa.tm.queued, func(q task) bool { return q == fu })
 		fu.wipe()
 		t.create.abort()
-		if peer.done {
+		switch {
+		case peer.done:
 			old.setState(ChildSARekeyed) // the peer deletes it
+		case peer.fu == nil || sa.e.followups[sa] != peer.fu:
+			// The peer's was given up meanwhile: the old one stays,
+			// and is rekeyed again later.
+			old.setState(ChildSAInstalled)
+			old.retryRekey()
 		}
 		return false
 	}
