@@ -161,3 +161,17 @@ func (e *Engine) CorruptIntAuth(ikeID uint32) bool {
 	sa.setup.intAuthR[0] ^= 1
 	return true
 }
+
+// FollowupLink is the link data of the IKE_FOLLOWUP_KE exchange that IKE
+// SA ikeID waits for as responder (what its last ADDITIONAL_KEY_EXCHANGE
+// notify carried), nil when it waits for none. Tests use it to forge the
+// next request of a real pending exchange.
+func (e *Engine) FollowupLink(ikeID uint32) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sa, err := e.ikeSA(ikeID)
+	if err != nil || e.followups[sa] == nil {
+		return nil
+	}
+	return append([]byte(nil), e.followups[sa].link...)
+}

@@ -1,6 +1,8 @@
 package ike_test
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -50,18 +52,28 @@ func TestAdditionalKEEstablish(t *testing.T) {
 		proposal string
 		want     string // the selected proposal as logged
 		rounds   int
+		// esp, when set, is the CHILD_SA's proposal, whose rekey must
+		// select espWant with espRounds IKE_FOLLOWUP_KE exchanges.
+		esp, espWant string
+		espRounds    int
 	}{
-		{"aes256gcm16-prfsha384-x25519-ke1_mlkem768", "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ML_KEM_768", 1},
-		{"aes128-sha256-x25519-ke1_ecp384", "IKE:AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ECP_384", 1},
-		{"aes256gcm16-prfsha256-ecp256-ke1_mlkem1024-ke2_x25519", "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ECP_256/KE1_ML_KEM_1024/KE2_CURVE_25519", 2},
-		{"aes256gcm16-prfsha256-mlkem768", "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_768", 0},
+		{proposal: "aes256gcm16-prfsha384-x25519-ke1_mlkem768", want: "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ML_KEM_768", rounds: 1},
+		{proposal: "aes128-sha256-x25519-ke1_ecp384", want: "IKE:AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ECP_384", rounds: 1},
+		{proposal: "aes256gcm16-prfsha256-ecp256-ke1_mlkem1024-ke2_x25519", want: "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ECP_256/KE1_ML_KEM_1024/KE2_CURVE_25519", rounds: 2},
+		// ML-KEM alone, also as the CHILD_SA rekey's PFS key exchange.
+		{proposal: "aes256gcm16-prfsha256-mlkem768", want: "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_768",
+			esp: "aes128gcm16-mlkem768", espWant: "ESP:AES_GCM_16_128/ML_KEM_768/NO_EXT_SEQ"},
+		// ML-KEM-512 (CIRCL) hybrid, for the IKE SA and the CHILD_SA.
+		{proposal: "aes256gcm16-prfsha256-x25519-ke1_mlkem512", want: "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ML_KEM_512", rounds: 1,
+			esp: "aes128gcm16-x25519-ke1_mlkem512", espWant: "ESP:AES_GCM_16_128/CURVE_25519/KE1_ML_KEM_512/NO_EXT_SEQ", espRounds: 1},
+		{proposal: "aes256gcm16-prfsha256-mlkem512", want: "IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_512",
+			esp: "aes128gcm16-mlkem512", espWant: "ESP:AES_GCM_16_128/ML_KEM_512/NO_EXT_SEQ"},
 	} {
 		t.Run(c.proposal, func(t *testing.T) {
 			set := func(conn *ike.Connection) {
 				withIKEProposals(c.proposal)(conn)
-				if strings.HasSuffix(c.proposal, "-mlkem768") {
-					// ML-KEM as the CHILD_SA rekey's PFS key exchange too.
-					conn.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-mlkem768")
+				if c.esp != "" {
+					conn.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, c.esp)
 				}
 			}
 			tb := newTestbed(t, bedOptions{connA: set, connB: set})
@@ -105,8 +117,8 @@ func TestAdditionalKEEstablish(t *testing.T) {
 			tb.net.Flush()
 			tb.settleRekeys()
 			tb.checkKeys()
-			if strings.HasSuffix(c.proposal, "-mlkem768") && !tb.b.log.contains("selected proposal: ESP:AES_GCM_16_128/ML_KEM_768/NO_EXT_SEQ") {
-				t.Error("CHILD_SA rekey without ML-KEM")
+			if c.espWant != "" && !tb.b.log.contains("selected proposal: "+c.espWant) {
+				t.Errorf("CHILD_SA rekey did not select %s", c.espWant)
 			}
 			if err := tb.b.e.RekeyIKESA(b.ID); err != nil {
 				t.Fatal(err)
@@ -125,8 +137,8 @@ func TestAdditionalKEEstablish(t *testing.T) {
 					followups++
 				}
 			}
-			if followups != c.rounds {
-				t.Errorf("%d IKE_FOLLOWUP_KE requests in the IKE rekey, want %d", followups, c.rounds)
+			if followups != c.espRounds+c.rounds {
+				t.Errorf("%d IKE_FOLLOWUP_KE requests in the CHILD_SA and IKE rekeys, want %d+%d", followups, c.espRounds, c.rounds)
 			}
 			// The new IKE SA carries a CHILD_SA rekey.
 			if err := tb.a.e.RekeyChildSA(na.Children[0].ID); err != nil {
@@ -172,14 +184,14 @@ func TestIntermediateRetransmit(t *testing.T) {
 }
 
 // Additional key exchanges are declined like any other transform: a
-// method we do not have (ML-KEM-512 here), or a mandatory one the peer
+// method we do not have (Curve448 here), or a mandatory one the peer
 // does not offer, finds no proposal; an optional one ("ke1_none") falls
 // back to the classical exchange, with a peer that lacks them or does not
 // announce IKE_INTERMEDIATE.
 func TestAdditionalKEDecline(t *testing.T) {
-	mlkem512 := func(c *ike.Connection) {
+	curve448 := func(c *ike.Connection) {
 		p := transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519")[0]
-		p.Transforms = append(p.Transforms, transform.Transform{Type: transform.AdditionalKE(1), ID: uint16(transform.ML_KEM_512)})
+		p.Transforms = append(p.Transforms, transform.Transform{Type: transform.AdditionalKE(1), ID: uint16(transform.CURVE_448)})
 		c.Proposals = []transform.Proposal{p}
 	}
 	for _, c := range []struct {
@@ -189,7 +201,7 @@ func TestAdditionalKEDecline(t *testing.T) {
 		blog   string // b logs
 		noINTA bool
 	}{
-		{"unsupported method", mlkem512, withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768"), "", "no proposal found", false},
+		{"unsupported method", curve448, withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768"), "", "no proposal found", false},
 		{"mandatory, peer classical", withIKEProposals("aes256gcm16-prfsha256-x25519"), withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768"), "", "no proposal found", true},
 		{"optional, peer classical", withIKEProposals("aes256gcm16-prfsha256-x25519"), withIKEProposals("aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"),
 			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519", "selected proposal: IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519", true},
@@ -403,5 +415,97 @@ func TestFollowupKEAbandoned(t *testing.T) {
 	}
 	if n := tb.b.dp.AllocatedSPIs(); n > spis {
 		t.Errorf("b holds %d SPIs, want at most %d", n, spis)
+	}
+}
+
+// Key exchange data the responder cannot use, in an IKE_FOLLOWUP_KE
+// request of a real pending exchange (right link data, right message
+// ID): an ML-KEM-512 encapsulation key of the wrong length or failing
+// FIPS 203's modulus check, or a KE of another method, is answered with
+// INVALID_SYNTAX (malformed, as in IKE_INTERMEDIATE), nothing is
+// installed, the initiator gives its rekey up, and the next rekey works.
+func TestFollowupKEBadKeyExchange(t *testing.T) {
+	set := func(c *ike.Connection) {
+		c.Proposals = transform.MustParseProposals(transform.ProtoIKE, "aes256gcm16-prfsha256-x25519")
+		c.Children[0].ESPProposals = transform.MustParseProposals(transform.ProtoESP, "aes128gcm16-x25519-ke1_mlkem512")
+	}
+	ekLen := transform.ML_KEM_512.PublicValueSize()
+	outOfRange := make([]byte, ekLen)
+	outOfRange[0], outOfRange[1] = 0xff, 0xff // a coefficient of 4095 >= q
+	for _, c := range []struct {
+		name   string
+		method transform.KEID
+		data   []byte
+		blog   string
+	}{
+		{"short", transform.ML_KEM_512, make([]byte, ekLen-1), "applying ML_KEM_512 key exchange data failed"},
+		{"long", transform.ML_KEM_512, make([]byte, ekLen+1), "applying ML_KEM_512 key exchange data failed"},
+		{"empty", transform.ML_KEM_512, nil, "applying ML_KEM_512 key exchange data failed"},
+		{"modulus", transform.ML_KEM_512, outOfRange, "applying ML_KEM_512 key exchange data failed"},
+		{"other method", transform.ML_KEM_768, make([]byte, transform.ML_KEM_768.PublicValueSize()), "additional key exchange ML_KEM_512 expected in IKE_FOLLOWUP_KE request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestbed(t, bedOptions{connA: set, connB: set})
+			tb.establish()
+			child := tb.children(tb.a)[0]
+			sas := len(tb.b.dp.SAs())
+			if err := tb.a.e.RekeyChildSA(child.ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Deliver() // CREATE_CHILD_SA request to b
+			tb.net.Deliver() // its response to a, which sends IKE_FOLLOWUP_KE
+			q := tb.net.Queued()
+			if len(q) != 1 {
+				t.Fatalf("%d datagrams queued, want a's IKE_FOLLOWUP_KE request", len(q))
+			}
+			h, err := message.UnmarshalHeader(q[0].Data)
+			if err != nil || h.ExchangeType != message.IKE_FOLLOWUP_KE {
+				t.Fatalf("queued %v, %v", h.ExchangeType, err)
+			}
+			tb.net.Drop() // lost: the forgery takes its message ID
+			sa := tb.established(tb.b)
+			link := tb.b.e.FollowupLink(sa.ID)
+			if len(link) == 0 {
+				t.Fatal("b waits for no IKE_FOLLOWUP_KE")
+			}
+			ke := binary.BigEndian.AppendUint16([]byte{byte(message.PayloadN), 0, 0, 0}, uint16(c.method))
+			ke = append(append(ke, 0, 0), c.data...)
+			binary.BigEndian.PutUint16(ke[2:], uint16(len(ke)))
+			n := binary.BigEndian.AppendUint16([]byte{0, 0, 0, 0, 0, 0}, uint16(message.ADDITIONAL_KEY_EXCHANGE))
+			n = append(n, link...)
+			binary.BigEndian.PutUint16(n[2:], uint16(len(n)))
+			req, err := tb.b.e.SealAsPeer(sa.ID, message.Header{ExchangeType: message.IKE_FOLLOWUP_KE, MessageID: h.MessageID, Flags: message.FlagInitiator},
+				message.PayloadKE, append(ke, n...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb.b.e.HandleDatagram(ike.Datagram{Local: netip.AddrPortFrom(addrB, 500), Remote: netip.AddrPortFrom(addrA, 500), Data: req})
+			if !tb.b.log.contains(c.blog) {
+				t.Errorf("b did not log %q", c.blog)
+			}
+			if want := fmt.Sprintf("generating IKE_FOLLOWUP_KE response %d [ N(INVAL_SYN) ]", h.MessageID); !tb.b.log.contains(want) {
+				t.Errorf("b did not log %q", want)
+			}
+			if len(tb.b.dp.SAs()) != sas {
+				t.Error("b installed an SA")
+			}
+			// a retransmits its own request, b answers it from its cache;
+			// a gives the rekey up, and the next one goes through.
+			tb.advance(10 * time.Second)
+			tb.settleRekeys()
+			if !tb.a.log.contains("received INVALID_SYNTAX notify in IKE_FOLLOWUP_KE, no CHILD_SA built") {
+				t.Error("a did not give the rekey up")
+			}
+			old := tb.children(tb.a)[0]
+			if err := tb.a.e.RekeyChildSA(old.ID); err != nil {
+				t.Fatal(err)
+			}
+			tb.net.Flush()
+			tb.settleRekeys()
+			tb.checkKeys()
+			if now := tb.children(tb.a); len(now) != 1 || now[0].ID == old.ID {
+				t.Errorf("rekey after the bad one: %+v", now)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package ike_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/dataplanetest"
+	"github.com/xdpsec/xdpsec/ike/message"
 )
 
 // Stateful fuzzing: each input is a program run against two engines that
@@ -54,6 +56,12 @@ type statefulBed struct {
 	losses int
 	// reorders is how many real datagrams may be delivered out of order.
 	reorders int
+	// sealed is set once sealedAsPeer sent an authentic message: the
+	// peer it speaks for did something its engine did not (used a
+	// message ID, completed or ended an exchange), so the two ends may
+	// rightly disagree; check then asks only that nothing panicked, the
+	// network falls quiet, and deleting everything leaves nothing.
+	sealed bool
 }
 
 var spoofer = netip.MustParseAddr("203.0.113.66")
@@ -209,7 +217,13 @@ func (b *statefulBed) run(p *program) {
 			}
 		case 4, 5: // a forgery made from what was on the wire
 			b.spoofFromWire(p)
-		case 6: // a forgery with the SPIs of a live SA and a made-up body
+		case 6:
+			if op >= 200 && b.version != 1 {
+				// An authentic message with chosen payloads.
+				b.sealedAsPeer(p)
+				break
+			}
+			// A forgery with the SPIs of a live SA and a made-up body.
 			b.spoofSynthetic(p)
 		case 7: // an operator's command
 			b.command(p.next())
@@ -387,6 +401,89 @@ func (b *statefulBed) spoofSynthetic(p *program) {
 	to.e.HandleDatagram(d)
 }
 
+// sealedAsPeer sends an IKEv2 message sealed with the keys of a live IKE
+// SA of the receiver, as its peer would (authentic, so it reaches the
+// exchange tasks): a chosen exchange type, flags and message ID, and a KE
+// payload and an ADDITIONAL_KEY_EXCHANGE notify of chosen method, length
+// and link data. For the IKE_FOLLOWUP_KE exchanges (RFC 9370): key
+// exchange data of the wrong method or length, link data that is the
+// pending exchange's, changed, empty or made up, payloads left out or in
+// another order, requests out of turn and responses nobody asked for.
+func (b *statefulBed) sealedAsPeer(p *program) {
+	to, d := b.target(p.next())
+	sas := to.e.IKESAs()
+	if len(sas) == 0 {
+		return
+	}
+	sa := sas[int(p.next())%len(sas)]
+	if sa.Version != 2 {
+		return
+	}
+	exchanges := []message.ExchangeType{message.IKE_FOLLOWUP_KE, message.CREATE_CHILD_SA, message.INFORMATIONAL, message.IKE_INTERMEDIATE}
+	exch := exchanges[int(p.next())%len(exchanges)]
+	var flags message.Flags
+	if !sa.Initiator { // from the original initiator
+		flags = message.FlagInitiator
+	}
+	switch k := p.next(); k % 4 {
+	case 1:
+		flags |= message.FlagResponse
+	case 2:
+		flags ^= message.FlagInitiator
+	case 3:
+		flags = message.Flags(k)
+	}
+	mid := uint32(p.next() % 8)
+	shape := p.next()
+	methods := []transform.KEID{transform.ML_KEM_768, transform.CURVE_25519, transform.ML_KEM_512, transform.KEID(p.next())}
+	method := methods[int(shape)%len(methods)]
+	ekLen := transform.ML_KEM_768.PublicValueSize()
+	lens := []int{ekLen, 1088, 32, 0, 1, ekLen - 1, ekLen + 1, int(p.next())}
+	data := bytes.Repeat([]byte{p.next()}, lens[int(shape>>2)%len(lens)])
+	ke := binary.BigEndian.AppendUint16([]byte{0, 0, 0, 0}, uint16(method))
+	ke = append(append(ke, 0, 0), data...)
+	binary.BigEndian.PutUint16(ke[2:], uint16(len(ke)))
+	link := to.e.FollowupLink(sa.ID)
+	switch p.next() % 4 {
+	case 1:
+		if len(link) > 0 {
+			link = bytes.Clone(link)
+			link[len(link)-1] ^= 1
+		}
+	case 2:
+		link = nil
+	case 3:
+		link = p.bytes(8)
+	}
+	n := binary.BigEndian.AppendUint16([]byte{0, 0, 0, 0, 0, 0}, uint16(message.ADDITIONAL_KEY_EXCHANGE))
+	n = append(n, link...)
+	binary.BigEndian.PutUint16(n[2:], uint16(len(n)))
+	var first message.PayloadType
+	var plain []byte
+	switch shape >> 5 % 4 {
+	case 0: // KE, N
+		first, plain = message.PayloadKE, append(ke, n...)
+		plain[0] = byte(message.PayloadN)
+	case 1: // N, KE
+		first, plain = message.PayloadN, append(n, ke...)
+		plain[0] = byte(message.PayloadKE)
+	case 2: // KE alone
+		first, plain = message.PayloadKE, ke
+	case 3: // N alone
+		first, plain = message.PayloadN, n
+	}
+	data, err := to.e.SealAsPeer(sa.ID, message.Header{ExchangeType: exch, Flags: flags, MessageID: mid}, first, plain)
+	if err != nil {
+		return
+	}
+	if d.Local.Port() == 4500 {
+		data = append([]byte{0, 0, 0, 0}, data...)
+	}
+	d.Data = data
+	b.sealed = true
+	to.e.HandleDatagram(d)
+}
+
 // flush delivers every queued datagram; a network that does not fall
 // quiet (the fake network's limit of 10,000 datagrams reached) is two
 // ends answering each other for ever, which fails the program.
@@ -422,6 +519,10 @@ func (b *statefulBed) heal() {
 func (b *statefulBed) check() {
 	t := b.t
 	b.heal()
+	if b.sealed {
+		b.deleteAll()
+		return
+	}
 	newest := func(p *peer) *ike.IKESAInfo {
 		var n *ike.IKESAInfo
 		for _, sa := range p.e.IKESAs() {
@@ -487,7 +588,12 @@ func (b *statefulBed) check() {
 	if !made {
 		t.Fatalf("no new CHILD_SA on a's IKE SA after the program: %s", b.describe())
 	}
-	// Everything deleted, nothing may be left behind.
+	b.deleteAll()
+}
+
+// deleteAll deletes every IKE SA on both ends: nothing may be left behind.
+func (b *statefulBed) deleteAll() {
+	t := b.t
 	for _, p := range []*peer{b.a, b.b} {
 		for _, x := range p.e.IKESAs() {
 			p.e.DeleteIKESA(x.ID)
@@ -565,11 +671,97 @@ func FuzzStatefulPQ(f *testing.F) {
 	// IKE_INTERMEDIATE exchange (the third and fourth datagrams).
 	f.Add([]byte{fromScratch, 7, 0, 1, 1, 1, 2, 4, 2, 9})
 	f.Add([]byte{fromScratch, 7, 0, 1, 1, 1, 1, 1, 0, 0, 3, 0, 9})
+	for _, prog := range pqFollowupSeeds() {
+		f.Add(prog)
+	}
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		b := newStatefulBed(t, versionPQ, 0)
 		b.run(&program{b: b.start(prog)})
 		b.check()
 	})
+}
+
+// pqFollowupSeeds are FuzzStatefulPQ programs that reach the
+// IKE_FOLLOWUP_KE exchanges (RFC 9370) of CHILD_SA rekeys, new CHILD_SAs
+// and IKE SA rekeys: collisions (crossing, and a request after the first
+// IKE_FOLLOWUP_KE), real followups out of order, and authentic forged
+// ones (sealedAsPeer) of the wrong length or method, with link data that
+// is changed or that nothing waits for, without KE or notify, and as a
+// response nobody asked for.
+func pqFollowupSeeds() [][]byte {
+	// op 206: sealedAsPeer to b from a (target 1), b's first IKE SA,
+	// exchange (0 IKE_FOLLOWUP_KE, 3 IKE_INTERMEDIATE), flags (0 a
+	// request, 1 a response), message ID, shape (bits 0-1 the method:
+	// ML-KEM-768, X25519, ML-KEM-512, the next byte; bits 2-4 the
+	// length: the ML-KEM-768 key, its ciphertext, 32, 0, 1, one short,
+	// one long, the next byte; bits 5-6: KE+N, N+KE, KE, N), a method,
+	// a length, the data's octet, the link (0 the pending one, 1
+	// changed, 2 empty, 3 the next 8 bytes).
+	sealed := func(exch, flags, mid, shape, link byte) []byte {
+		return []byte{206, 1, 0, exch, flags, mid, shape, 0, 0, 0, link}
+	}
+	const (
+		shortKey   = 5 << 2    // ML-KEM-768, one octet short
+		x25519     = 1         // X25519 with an ML-KEM-768 key's length
+		goodKey    = 0         // ML-KEM-768 key of zeros (valid)
+		notifyOnly = 3<<5 | 0  // N(ADD_KE) alone
+		keOnly     = 2<<5 | 0  // KE alone
+		notifyKE   = 1<<5 | 20 // N then KE, one octet short
+	)
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return append(out, 9)
+	}
+	// From the snapshot (next request of a: message ID 3), a's
+	// operation, its request and b's response delivered, a's
+	// IKE_FOLLOWUP_KE request (two fragments) lost: message ID 4, or 5
+	// for a new CHILD_SA after the old one is deleted.
+	childRekeyFULost := []byte{fromSnapshot, 7, 1, 0, 0, 3, 0, 3, 0}
+	newChildFULost := []byte{fromSnapshot, 7, 5, 9, 7, 4, 0, 0, 3, 0, 3, 0}
+	ikeRekeyFULost := []byte{fromSnapshot, 7, 3, 0, 0, 3, 0, 3, 0}
+	var seeds [][]byte
+	for _, c := range []struct {
+		pre []byte
+		mid byte
+	}{{childRekeyFULost, 4}, {newChildFULost, 5}, {ikeRekeyFULost, 4}} {
+		pre, mid := c.pre, c.mid
+		seeds = append(seeds,
+			cat(pre, sealed(0, 0, mid, shortKey, 0)),   // wrong length: INVALID_SYNTAX
+			cat(pre, sealed(0, 0, mid, x25519, 0)),     // wrong method: INVALID_SYNTAX
+			cat(pre, sealed(0, 0, mid, goodKey, 1)),    // link not ours: STATE_NOT_FOUND
+			cat(pre, sealed(0, 0, mid, goodKey, 0)),    // authentic and right: a's secret differs
+			cat(pre, sealed(0, 0, mid, notifyOnly, 0)), // no KE
+			cat(pre, sealed(0, 0, mid, keOnly, 0)),     // no notify
+			cat(pre, sealed(0, 0, mid, notifyKE, 0)),   // other order, short
+			cat(pre, sealed(0, 1, mid, goodKey, 0)),    // a response nobody asked for
+			cat(pre, sealed(0, 0, mid+1, goodKey, 0)),  // the next message ID: out of turn
+		)
+	}
+	seeds = append(seeds,
+		// IKE_FOLLOWUP_KE that nothing waits for, made-up link.
+		cat([]byte{fromSnapshot}, sealed(0, 0, 3, goodKey, 3)),
+		// Collisions: crossing CREATE_CHILD_SA requests (CHILD_SA, IKE
+		// SA), and b's request after a's first IKE_FOLLOWUP_KE.
+		[]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 0, 9},
+		[]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0, 9},
+		[]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 2, 0, 0, 9},
+		[]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 2, 0, 0, 9},
+		// Crossing collisions whose pending half at one end is given up
+		// (a short key in the other's name: b's message ID 1, a's 4)
+		// before that end's response decides the collision.
+		cat([]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 0}, []byte{206, 0, 0, 0, 0, 1, shortKey, 0, 0, 0, 0}),
+		cat([]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0}, []byte{206, 0, 0, 0, 0, 1, shortKey, 0, 0, 0, 0}),
+		cat([]byte{fromSnapshot, 7, 1, 7, 0x81, 0, 0}, sealed(0, 0, 4, shortKey, 0)),
+		cat([]byte{fromSnapshot, 7, 3, 7, 0x83, 0, 0}, sealed(0, 0, 4, shortKey, 0)),
+		// The two fragments of a real IKE_FOLLOWUP_KE request reordered,
+		// and its response lost.
+		[]byte{fromSnapshot, 7, 1, 0, 0, 2, 0, 0, 3, 0, 8, 5, 9},
+		[]byte{fromSnapshot, 7, 0x83, 0, 0, 2, 0, 0, 3, 0, 8, 5, 9},
+	)
+	return seeds
 }
 
 // FuzzStatefulV1 runs programs against two IKEv1 engines (Main Mode, PSK).

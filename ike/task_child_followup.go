@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"time"
 
@@ -180,6 +181,15 @@ func (t *childFollowup) process(m *message.Message) error {
 // processRequest is the responder's side of one exchange.
 func (t *childFollowup) processRequest(m *message.Message) {
 	sa := t.ikeSA()
+	if sa.state == IKESADeleting {
+		// Our DELETE of the IKE SA is on its way: an IKE SA (or
+		// CHILD_SA) completed now would outlive, on our side only, the
+		// IKE SA the peer is about to delete.
+		infof(sa.log, "peer continued rekeying, but we are deleting")
+		t.fail = notify(message.TEMPORARY_FAILURE, nil)
+		t.abandon()
+		return
+	}
 	n := findNotify(m, message.ADDITIONAL_KEY_EXCHANGE)
 	if n == nil || !bytes.Equal(n.Data, t.link) {
 		infof(sa.log, "%v notify missing or not ours in %v request", message.ADDITIONAL_KEY_EXCHANGE, message.IKE_FOLLOWUP_KE)
@@ -201,8 +211,14 @@ func (t *childFollowup) processRequest(m *message.Message) {
 		secret, err = ke.SharedSecret(kep.Data)
 	}
 	if err != nil {
+		// Key exchange data of the wrong length (or an ML-KEM
+		// encapsulation key that fails its modulus check) is malformed,
+		// as in IKE_INTERMEDIATE.
 		infof(sa.log, "applying %v key exchange data failed: %v", t.method(), err)
 		t.fail = notify(message.NO_PROPOSAL_CHOSEN, nil)
+		if errors.Is(err, transform.ErrInvalidPublicValue) {
+			t.fail = notify(message.INVALID_SYNTAX, nil)
+		}
 		t.abandon()
 		return
 	}

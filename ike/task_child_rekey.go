@@ -3,6 +3,7 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -23,6 +24,15 @@ import (
 // answers the other's request and so two new CHILD_SAs appear; the one
 // whose exchange had the lowest nonce is deleted by its initiator, and
 // the winner deletes the old one.
+//
+// With additional key exchanges (RFC 9370 section 2.2.4) the new CHILD_SAs
+// are only made by the IKE_FOLLOWUP_KE exchanges after the CREATE_CHILD_SA
+// exchanges, so the collision is decided when our CREATE_CHILD_SA response
+// arrives, by the same nonces: the loser does not start its IKE_FOLLOWUP_KE
+// exchanges (nothing to delete) and waits for the winner's, the winner
+// goes on and forgets the loser's pending CHILD_SA. A peer's rekey request
+// that comes after we sent our first IKE_FOLLOWUP_KE request is answered
+// with TEMPORARY_FAILURE.
 type childRekey struct {
 	sa        *ikeSA
 	initiator bool
@@ -89,6 +99,14 @@ func (t *childRekey) process(m *message.Message) error {
 			old.setState(ChildSARekeyed)
 			return nil
 		}
+		if t.collision != nil && t.collision.fu != nil && sa.e.followups[sa] == t.collision.fu {
+			// The peer declined ours after its first IKE_FOLLOWUP_KE
+			// (RFC 9370 section 2.2.4): its rekey goes on, the old
+			// CHILD_SA is replaced when it is done (or rekeyed again
+			// later if it fails).
+			infof(sa.log, "CHILD_SA %s is being rekeyed by the peer with additional key exchanges", old.name())
+			return nil
+		}
 		if nt == message.CHILD_SA_NOT_FOUND && sa.childByID(old.id) == old && old.state != ChildSADestroying {
 			// The peer has no such CHILD_SA (RFC 7296 section 3.10.1):
 			// it deleted it, and its DELETE crossed the exchange that
@@ -118,6 +136,9 @@ func (t *childRekey) process(m *message.Message) error {
 		return nil
 	}
 	if fu := t.create.fu; fu != nil && !t.create.done && t.create.child != nil && t.create.child.state != ChildSADestroying {
+		if t.collision != nil && !t.decideFollowupCollision() {
+			return nil
+		}
 		// Installed after IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4).
 		fu.onDone = func(ok bool) {
 			if ok {
@@ -138,10 +159,68 @@ func (t *childRekey) process(m *message.Message) error {
 	return nil
 }
 
+// decideFollowupCollision decides a collision with the peer's rekey when
+// our CREATE_CHILD_SA response negotiated additional key exchanges (RFC
+// 9370 section 2.2.4): it reports whether ours goes on. The loser drops
+// its IKE_FOLLOWUP_KE exchanges before the first; the winner forgets the
+// peer's CHILD_SA still waiting for its own (the peer, having lost, sends
+// none) or, if the peer's was made without additional exchanges, lets
+// initiatorDone settle it as any collision.
+func (t *childRekey) decideFollowupCollision() bool {
+	sa, old, peer := t.sa, t.old, t.collision
+	if weLose(t.create.ni, t.create.nr, peer.ni, peer.nr) {
+		infof(sa.log, "CHILD_SA rekey collision lost, abort incomplete multi-KE rekeying of %s", old.name())
+		fu := t.create.fu
+		sa.tm.queued = slices.DeleteFunc(sa.tm.queued, func(q task) bool { return q == fu })
+		fu.wipe()
+		t.create.abort()
+		switch {
+		case peer.done:
+			old.setState(ChildSARekeyed) // the peer deletes it
+		case peer.fu == nil || sa.e.followups[sa] != peer.fu:
+			// The peer's was given up meanwhile: the old one stays,
+			// and is rekeyed again later.
+			old.setState(ChildSAInstalled)
+			old.retryRekey()
+		}
+		return false
+	}
+	if peer.fu != nil && !peer.done {
+		infof(sa.log, "CHILD_SA rekey collision won, continue with multi-KE rekeying of %s", old.name())
+		t.collision = nil
+		if sa.e.followups[sa] == peer.fu {
+			peer.fu.abandon()
+		}
+	}
+	return true
+}
+
+// rekeyingChild reports whether we are rekeying c ourselves: our
+// CREATE_CHILD_SA or IKE_FOLLOWUP_KE exchanges for it in flight.
+func (sa *ikeSA) rekeyingChild(c *childSA) bool {
+	if sa.rekeyFor(c) != nil {
+		return true
+	}
+	ours := func(q task) bool {
+		fu, ok := q.(*childFollowup)
+		return ok && fu.create != nil && fu.initiator && fu.create.rekeyed == c
+	}
+	return ours(sa.tm.active) || slices.ContainsFunc(sa.tm.queued, ours)
+}
+
 // initiatorDone ends our rekey once the new CHILD_SA is installed: the
 // collision's loser goes, or the old CHILD_SA.
 func (t *childRekey) initiatorDone() {
 	sa, old := t.sa, t.old
+	if c := t.collision; c != nil && c.fu != nil && !c.done {
+		// Ours was made without additional exchanges (the peer's
+		// proposal made them optional), the peer's waits for them:
+		// ours is there first, the peer's goes.
+		t.collision = nil
+		if sa.e.followups[sa] == c.fu {
+			c.fu.abandon()
+		}
+	}
 	if t.collision != nil && t.collision.done {
 		if weLose(t.create.ni, t.create.nr, t.collision.ni, t.collision.nr) {
 			infof(sa.log, "CHILD_SA rekey collision lost, deleting redundant CHILD_SA %s", t.create.child.name())
@@ -190,15 +269,14 @@ func (t *childRekey) processRequest(m *message.Message) error {
 	}
 	ours := sa.rekeyFor(old)
 	switch {
-	case ours != nil && intermediateSupported(old.cfg.proposals()):
-		// With IKE_FOLLOWUP_KE the two CHILD_SAs would be finished in
-		// exchanges of their own after the collision is decided: we
-		// decline the peer's instead, and both retry later (at random).
-		infof(sa.log, "detected CHILD_SA rekey collision for %s with additional key exchanges, sending TEMPORARY_FAILURE", old.name())
-		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
-		return nil
 	case ours != nil:
 		infof(sa.log, "detected CHILD_SA rekey collision for %s", old.name())
+	case sa.rekeyingChild(old):
+		// Our IKE_FOLLOWUP_KE exchanges for it have begun (RFC 9370
+		// section 2.2.4).
+		infof(sa.log, "peer initiated rekeying of CHILD_SA %s, but we did too and already sent %v, sending TEMPORARY_FAILURE", old.name(), message.IKE_FOLLOWUP_KE)
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
 	case old.state != ChildSAInstalled:
 		infof(sa.log, "CHILD_SA %s is %s, refusing to rekey it", old.name(), old.state)
 		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
@@ -210,10 +288,26 @@ func (t *childRekey) processRequest(m *message.Message) error {
 		return err
 	}
 	if fu := t.create.fu; fu != nil && !t.create.done && t.create.errorNotify == nil {
+		if ours != nil {
+			// Decided when our response arrives (decideFollowupCollision).
+			ours.collision = t.create
+		}
 		// Replaced once IKE_FOLLOWUP_KE installed the new one.
 		fu.onDone = func(ok bool) {
-			if ok && old.state == ChildSAInstalled {
+			switch {
+			case ok && sa.rekeyFor(old) != nil:
+				// Done before our CREATE_CHILD_SA response came: that
+				// response decides, as in a collision without
+				// additional exchanges.
+				t.responderDone(sa.rekeyFor(old))
+			case sa.rekeyingChild(old):
+				// Ours won, or goes on: it replaces the old one.
+			case ok && (old.state == ChildSAInstalled || old.state == ChildSARekeying):
 				t.responderDone(nil)
+			case old.state == ChildSARekeying:
+				// Ours lost to this rekey, which did not complete.
+				old.setState(ChildSAInstalled)
+				old.retryRekey()
 			}
 		}
 		return nil

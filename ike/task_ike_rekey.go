@@ -22,7 +22,11 @@ import (
 //
 // Simultaneous rekeys (section 2.8.2): both new IKE SAs are created; the
 // one whose exchange had the lowest nonce is deleted by its initiator and
-// the CHILD_SAs go to the other.
+// the CHILD_SAs go to the other. With additional key exchanges (RFC 9370
+// section 2.2.4) the same nonces decide when our CREATE_CHILD_SA response
+// arrives, before any new IKE SA exists: the loser does not start its
+// IKE_FOLLOWUP_KE exchanges, the winner forgets the loser's pending one;
+// a rekey request after our first IKE_FOLLOWUP_KE gets TEMPORARY_FAILURE.
 type ikeRekey struct {
 	sa        *ikeSA
 	initiator bool
@@ -89,7 +93,9 @@ func (t *ikeRekey) abort() {
 	if t.newSA != nil && t.newSA.state < IKESAEstablished {
 		t.newSA.destroy()
 	}
-	if t.sa.state == IKESARekeying {
+	// Only our own rekey set the state: a peer's given up (a pending
+	// IKE_FOLLOWUP_KE abandoned) leaves ours in flight as it is.
+	if t.initiator && t.sa.state == IKESARekeying {
 		t.sa.setState(IKESAEstablished)
 	}
 }
@@ -114,7 +120,14 @@ func (t *ikeRekey) process(m *message.Message) error {
 	if nt, ok := notifyErr(m); ok {
 		infof(sa.log, "received %v notify, rekeying IKE_SA %s failed", nt, sa.name())
 		t.abort()
-		if t.collision != nil && t.collision.newSA != nil {
+		if t.collision.pending() && sa.e.followups[sa] == t.collision.fu {
+			// Declined after the peer's first IKE_FOLLOWUP_KE: its
+			// rekey goes on (and if it fails, ours is tried again).
+			infof(sa.log, "IKE_SA %s is being rekeyed by the peer with additional key exchanges", sa.name())
+			sa.scheduleRekeyRetry()
+			return nil
+		}
+		if t.collision.made() {
 			// The peer's rekey went through; adopt its IKE SA.
 			sa.setState(IKESARekeyed)
 			sa.moveChildren(t.collision.newSA)
@@ -154,6 +167,9 @@ func (t *ikeRekey) process(m *message.Message) error {
 		}
 		t.proposal, t.suite = chosen, suite
 		t.fu = &childFollowup{rekey: t, initiator: true, adds: adds, secrets: [][]byte{gir}, link: slices.Clone(link.Data)}
+		if t.collision != nil && !t.decideFollowupCollision() {
+			return nil
+		}
 		sa.tm.queued = append([]task{t.fu}, sa.tm.queued...)
 		return nil
 	}
@@ -172,6 +188,46 @@ func (t *ikeRekey) process(m *message.Message) error {
 	return nil
 }
 
+// pending reports whether t is a peer's rekey still waiting for its
+// IKE_FOLLOWUP_KE exchanges.
+func (t *ikeRekey) pending() bool {
+	return t != nil && t.fu != nil && t.newSA != nil && t.newSA.state < IKESAEstablished
+}
+
+// made reports whether t's new IKE SA is up (not pending, not given up).
+func (t *ikeRekey) made() bool {
+	return t != nil && t.newSA != nil && t.newSA.state >= IKESAEstablished && t.newSA.state < IKESADeleting
+}
+
+// decideFollowupCollision decides a collision with the peer's rekey when
+// our CREATE_CHILD_SA response negotiated additional key exchanges (RFC
+// 9370 section 2.2.4), and reports whether ours goes on: the loser drops
+// its IKE_FOLLOWUP_KE exchanges before the first, the winner forgets the
+// peer's new IKE SA still waiting for its own (the peer sends none).
+func (t *ikeRekey) decideFollowupCollision() bool {
+	sa, peer := t.sa, t.collision
+	if weLose(t.ni, t.nr, peer.ni, peer.nr) {
+		infof(sa.log, "IKE_SA rekey collision lost, abort incomplete multi-KE rekeying of %s", sa.name())
+		t.fu.wipe()
+		t.fu = nil
+		t.abort()
+		if peer.made() {
+			// The peer's was made without additional exchanges.
+			sa.setState(IKESARekeyed)
+			sa.moveChildren(peer.newSA)
+		}
+		return false
+	}
+	if peer.pending() {
+		infof(sa.log, "IKE_SA rekey collision won, continue with multi-KE rekeying of %s", sa.name())
+		t.collision = nil
+		if sa.e.followups[sa] == peer.fu {
+			peer.fu.abandon()
+		}
+	}
+	return true
+}
+
 // finish keys the new IKE SA after the last additional key exchange
 // from all the shared secrets, and completes the rekey.
 func (t *ikeRekey) finish(all []byte) error {
@@ -180,6 +236,11 @@ func (t *ikeRekey) finish(all []byte) error {
 	}
 	if t.initiator {
 		t.initiatorDone()
+		return nil
+	}
+	if ours, _ := t.sa.tm.active.(*ikeRekey); ours != nil && ours.initiator && ours.collision == t {
+		// Done before our CREATE_CHILD_SA response came: that response
+		// decides, as in a collision without additional exchanges.
 		return nil
 	}
 	t.sa.setState(IKESARekeyed)
@@ -192,7 +253,15 @@ func (t *ikeRekey) finish(all []byte) error {
 func (t *ikeRekey) initiatorDone() {
 	sa, n := t.sa, t.newSA
 	sa.setState(IKESARekeyed)
-	if t.collision != nil && t.collision.newSA != nil {
+	if t.collision.pending() {
+		// Ours was made without additional exchanges, the peer's
+		// waits for them: ours is there first, the peer's goes.
+		if sa.e.followups[sa] == t.collision.fu {
+			t.collision.fu.abandon()
+		}
+		t.collision = nil
+	}
+	if t.collision.made() {
 		if weLose(t.ni, t.nr, t.collision.ni, t.collision.nr) {
 			infof(sa.log, "IKE_SA rekey collision lost, deleting redundant IKE_SA %s", n.name())
 			sa.moveChildren(t.collision.newSA)
@@ -336,14 +405,15 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 	sa := t.sa
 	ours, _ := sa.tm.active.(*ikeRekey)
 	switch {
-	case ours != nil && ours.initiator && intermediateSupported(sa.conn.Proposals):
-		// As for CHILD_SAs (childRekey.processRequest): declined, and
-		// both retry at random.
-		infof(sa.log, "detected IKE_SA rekey collision for %s with additional key exchanges, sending TEMPORARY_FAILURE", sa.name())
-		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
-		return nil
 	case ours != nil && ours.initiator:
 		infof(sa.log, "detected IKE_SA rekey collision for %s", sa.name())
+	case sa.state == IKESARekeying:
+		if fu, ok := sa.tm.active.(*childFollowup); ok && fu.rekey != nil {
+			// RFC 9370 section 2.2.4.
+			infof(sa.log, "peer initiated rekeying of IKE_SA %s, but we did too and already sent %v, sending TEMPORARY_FAILURE", sa.name(), message.IKE_FOLLOWUP_KE)
+		}
+		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
+		return nil
 	case sa.state != IKESAEstablished, sa.e.followups[sa] != nil:
 		// Not with a CHILD_SA's IKE_FOLLOWUP_KE exchanges pending either.
 		t.errNotify = notify(message.TEMPORARY_FAILURE, nil)
@@ -406,6 +476,10 @@ func (t *ikeRekey) processRequest(m *message.Message) error {
 		}
 		sa.e.followups[sa] = t.fu
 		t.fu.expire()
+		if ours != nil && ours.initiator {
+			// Decided when our response arrives (decideFollowupCollision).
+			ours.collision = t
+		}
 		return nil
 	}
 	if err == nil {

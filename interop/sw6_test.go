@@ -173,8 +173,8 @@ func TestStrongSwan6Hybrid(t *testing.T) {
 	testStrongSwan6Hybrid(t, "ecp384", "ECP_384")
 }
 
-// TestStrongSwan6MLKEM is TestStrongSwan6Hybrid with ML-KEM-768 and
-// ML-KEM-1024 as the additional exchange (ML-KEM-1024's key share, 1568
+// TestStrongSwan6MLKEM is TestStrongSwan6Hybrid with ML-KEM-512 (ours from
+// CIRCL), ML-KEM-768 and ML-KEM-1024 as the additional exchange (ML-KEM-1024's key share, 1568
 // octets, makes IKE_INTERMEDIATE's request larger than charon's 1280-octet
 // fragments: RFC 7383 fragmentation in IKE_INTERMEDIATE). charon 6 has
 // ML-KEM through the ml plugin strongswan6.sh builds; without it the test
@@ -183,6 +183,7 @@ func TestStrongSwan6MLKEM(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sw6Root(), mlPlugin)); err != nil {
 		t.Skipf("skipped: charon 6 has no ML-KEM: the chroot lacks the ml plugin that `make sw6` builds: %v", err)
 	}
+	t.Run("mlkem512", func(t *testing.T) { testStrongSwan6Hybrid(t, "mlkem512", "ML_KEM_512") })
 	t.Run("mlkem768", func(t *testing.T) { testStrongSwan6Hybrid(t, "mlkem768", "ML_KEM_768") })
 	t.Run("mlkem1024", func(t *testing.T) {
 		testStrongSwan6Hybrid(t, "mlkem1024", "ML_KEM_1024", "IKE_INTERMEDIATE request 1 [ EF(1/2) ]", "IKE_INTERMEDIATE response 1 [ EF(1/2) ]")

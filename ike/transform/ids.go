@@ -182,8 +182,7 @@ func (id IntegID) String() string { return name(integNames, id, 0, "AUTH_") }
 type KEID uint16
 
 // Key exchange method IDs (IANA "Transform Type 4"). MODP_2048/3072/4096,
-// ECP_256/384/521, CURVE_25519 and ML_KEM_768/1024 are implemented
-// (ML_KEM_512 is not: crypto/mlkem has no ML-KEM-512).
+// ECP_256/384/521, CURVE_25519 and ML_KEM_512/768/1024 are implemented.
 const (
 	KE_NONE       KEID = 0
 	MODP_768      KEID = 1

@@ -19,6 +19,11 @@ func TestParseProposalAdditionalKE(t *testing.T) {
 		{"aes128-sha256-x25519-ke1_ecp384-ke1_none-ke2_mlkem1024",
 			"IKE:AES_CBC_128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ECP_384/KE1_KE_NONE/KE2_ML_KEM_1024",
 			"aes128-sha256-x25519-ke1_ecp384-ke1_none-ke2_mlkem1024", []KEID{ECP_384, ML_KEM_1024}},
+		{"aes256gcm16-prfsha256-x25519-ke1_mlkem512",
+			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ML_KEM_512",
+			"aes256gcm16-prfsha256-x25519-ke1_mlkem512", []KEID{ML_KEM_512}},
+		{"aes256gcm16-prfsha256-mlkem512",
+			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_512", "aes256gcm16-prfsha256-mlkem512", nil},
 		{"aes256gcm16-prfsha256-mlkem768",
 			"IKE:AES_GCM_16_256/PRF_HMAC_SHA2_256/ML_KEM_768", "aes256gcm16-prfsha256-mlkem768", nil},
 	} {

@@ -73,6 +73,7 @@ var keywords = func() []keyword {
 		keyword{"ecp521", keT(ECP_521)},
 		keyword{"x25519", keT(CURVE_25519)},
 		keyword{"curve25519", keT(CURVE_25519)},
+		keyword{"mlkem512", keT(ML_KEM_512)},
 		keyword{"mlkem768", keT(ML_KEM_768)},
 		keyword{"mlkem1024", keT(ML_KEM_1024)},
 		keyword{"none", keT(KE_NONE)},
@@ -108,7 +109,6 @@ var unsupportedKeywords = map[string]bool{
 	"modp1024s160": true, "modp2048s224": true, "modp2048s256": true,
 	"ecp192": true, "ecp224": true, "ecp224bp": true, "ecp256bp": true, "ecp384bp": true, "ecp512bp": true,
 	"curve448": true, "x448": true,
-	"mlkem512": true, // crypto/mlkem has no ML-KEM-512
 }
 
 var unsupportedKeywordPrefixes = []string{
