@@ -3,6 +3,7 @@ module github.com/xdpsec/xdpsec
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/cilium/ebpf v0.22.0
 	github.com/cloudflare/circl v1.6.5
 	github.com/prometheus/client_golang v1.25.0

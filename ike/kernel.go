@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -619,9 +620,40 @@ func (k *kernelChild[S]) reqidKey() string {
 
 // reqidKeyOf is what CHILD_SAs (and trap policies) that share a reqid
 // have in common.
+// It is a map key only, never shown: a binary encoding, built in one
+// buffer (formatted as text it took some fifty allocations per CHILD_SA
+// established, a tenth of a responder's).
 func reqidKeyOf(child string, localTS, remoteTS []TrafficSelector, local, remote netip.Addr, ifIn, ifOut uint32, mode Mode, proto SAProto) string {
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%d|%d|%d|%v", child, formatTS(localTS), formatTS(remoteTS),
-		local.Unmap(), remote.Unmap(), ifIn, ifOut, mode, proto)
+	var buf [192]byte
+	b := binary.AppendUvarint(buf[:0], uint64(len(child)))
+	b = append(b, child...)
+	for _, list := range [][]TrafficSelector{localTS, remoteTS} {
+		b = binary.AppendUvarint(b, uint64(len(list)))
+		for _, ts := range list {
+			b = append(b, ts.Protocol)
+			b = binary.BigEndian.AppendUint16(b, ts.StartPort)
+			b = binary.BigEndian.AppendUint16(b, ts.EndPort)
+			b = appendKeyAddr(b, ts.Start)
+			b = appendKeyAddr(b, ts.End)
+		}
+	}
+	b = appendKeyAddr(b, local.Unmap())
+	b = appendKeyAddr(b, remote.Unmap())
+	b = binary.BigEndian.AppendUint32(b, ifIn)
+	b = binary.BigEndian.AppendUint32(b, ifOut)
+	b = binary.AppendUvarint(b, uint64(mode))
+	b = binary.AppendUvarint(b, uint64(proto))
+	return string(b)
+}
+
+// appendKeyAddr appends a's binary form (0, 4 or 16 bytes and a zone)
+// after its length, so that keys of different addresses never collide.
+func appendKeyAddr(b []byte, a netip.Addr) []byte {
+	n := len(b)
+	b = append(b, 0)
+	b, _ = a.AppendBinary(b)
+	b[n] = byte(len(b) - n - 1)
+	return b
 }
 
 // reqID is the reqid the CHILD_SA's SAs carry, 0 while it has none.

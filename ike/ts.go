@@ -3,7 +3,6 @@ package ike
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/xdpsec/xdpsec/ike/message"
 )
@@ -53,21 +52,36 @@ func (ts TrafficSelector) Prefix() (netip.Prefix, bool) {
 // String formats the selector as charon logs it: "10.1.0.0/16",
 // "10.1.0.1..10.1.0.9", "10.1.0.0/16[tcp/80]", "10.1.0.0/16[icmp/8]".
 func (ts TrafficSelector) String() string {
-	var b strings.Builder
-	if p, ok := ts.Prefix(); ok {
-		b.WriteString(p.String())
+	var buf [64]byte
+	return string(ts.appendTo(buf[:0]))
+}
+
+func (ts TrafficSelector) appendTo(b []byte) []byte {
+	// As String would print them, invalid values included.
+	addr := func(b []byte, a netip.Addr) []byte {
+		if !a.IsValid() {
+			return append(b, "invalid IP"...)
+		}
+		return a.AppendTo(b)
+	}
+	if p, ok := ts.Prefix(); ok && p.IsValid() {
+		b = p.AppendTo(b)
+	} else if ok {
+		b = append(b, "invalid Prefix"...)
 	} else {
-		b.WriteString(ts.Start.String() + ".." + ts.End.String())
+		b = addr(b, ts.Start)
+		b = append(b, ".."...)
+		b = addr(b, ts.End)
 	}
 	if ts.Protocol == 0 && ts.anyPort() {
-		return b.String()
+		return b
 	}
-	b.WriteByte('[')
+	b = append(b, '[')
 	if ts.Protocol != 0 {
-		b.WriteString(protocolName(ts.Protocol))
+		b = append(b, protocolName(ts.Protocol)...)
 	}
-	b.WriteString(ts.portSuffix() + "]")
-	return b.String()
+	b = append(b, ts.portSuffix()...)
+	return append(b, ']')
 }
 
 func (ts TrafficSelector) anyPort() bool { return ts.StartPort == 0 && ts.EndPort == 0xffff }
@@ -90,11 +104,15 @@ func (ts TrafficSelector) portSuffix() string {
 }
 
 func formatTS(list []TrafficSelector) string {
-	s := make([]string, len(list))
+	var buf [128]byte
+	b := buf[:0]
 	for i, ts := range list {
-		s[i] = ts.String()
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = ts.appendTo(b)
 	}
-	return strings.Join(s, " ")
+	return string(b)
 }
 
 // Contains reports whether o lies entirely inside ts.

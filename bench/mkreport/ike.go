@@ -39,6 +39,7 @@ type ikeReport struct {
 	took     time.Duration
 	charon   string // Debian's charon package
 	charonLT string // the Debian source version charon-lt.sh built
+	load     string // the machine's load average before the runs
 	skipped  []string
 }
 
@@ -57,7 +58,7 @@ func (r *ikeReport) available(kinds []bench.ResponderKind) []bench.ResponderKind
 }
 
 func runIKE(bin string, sas, largeSAs int) (ikeReport, error) {
-	r := ikeReport{ran: true, sas: sas, largeSAs: largeSAs, charon: bench.CharonVersion(), charonLT: bench.CharonLTVersion()}
+	r := ikeReport{ran: true, sas: sas, largeSAs: largeSAs, charon: bench.CharonVersion(), charonLT: bench.CharonLTVersion(), load: loadAvg()}
 	start := time.Now()
 	o := bench.DefaultIKEOptions
 	o.Bin, o.SAs = bin, sas
@@ -381,8 +382,13 @@ func writeIKE(b *bytes.Buffer, m bench.Machine, ir ikeReport, took time.Duration
 	if lt == "" {
 		lt = "not built"
 	}
-	p("Measured %s on %s, in %s (`make bench-ike` rewrites the IKE sections alone). charon with load-tester: built by `bench/charon-lt.sh`\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), m, ir.took.Round(time.Second))
+	p("Measured %s on %s, in %s", time.Now().UTC().Format("2006-01-02 15:04 MST"), m, ir.took.Round(time.Second))
+	if ir.load != "" {
+		// Rates and CPU per SA move with the other load on a shared
+		// machine; the ratios to charon in the same run less so.
+		p("; the machine is shared, its load average before the runs %s", ir.load)
+	}
+	p(" (`make bench-ike` rewrites the IKE sections alone). charon with load-tester: built by `bench/charon-lt.sh`\n")
 	p("(`make charon-lt`, cached in `.cache/charon-lt/`) from Debian's strongswan source `%s`;\n", lt)
 	p("charon with kernel-libipsec: Debian's package (`%s`).\n\n", ir.charon)
 	for _, s := range ir.skipped {

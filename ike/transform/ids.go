@@ -271,12 +271,15 @@ type Transform struct {
 // String returns the transform as charon logs it, for example
 // "AES_CBC_128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "CURVE_25519",
 // "KE1_ML_KEM_768" (an additional key exchange).
-func (t Transform) String() string {
-	s := t.charonName()
+func (t Transform) String() string { return string(t.appendName(nil)) }
+
+func (t Transform) appendName(b []byte) []byte {
+	b = append(b, t.charonName()...)
 	if t.KeyLength != 0 {
-		s += "_" + strconv.Itoa(int(t.KeyLength))
+		b = append(b, '_')
+		b = strconv.AppendUint(b, uint64(t.KeyLength), 10)
 	}
-	return s
+	return b
 }
 
 func (t Transform) charonName() string {

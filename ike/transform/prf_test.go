@@ -2,6 +2,12 @@ package transform
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"hash"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -115,6 +121,57 @@ func TestPRFPlusStructure(t *testing.T) {
 	if _, err := PRF_HMAC_MD5.Compute(key, seed); err == nil {
 		t.Error("unsupported PRF computed")
 	}
+}
+
+// Our HMAC (pooled states) must be crypto/hmac's for keys shorter than,
+// as long as and longer than the hash's block, data in pieces, and for
+// states reused after every length.
+func TestPRFHMACMatchesCryptoHMAC(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	for _, c := range []struct {
+		prf PRFID
+		h   func() hash.Hash
+	}{{PRF_HMAC_SHA1, sha1.New}, {PRF_HMAC_SHA2_256, sha256.New}, {PRF_HMAC_SHA2_384, sha512.New384}, {PRF_HMAC_SHA2_512, sha512.New}} {
+		for _, klen := range []int{0, 1, 16, 32, 63, 64, 65, 127, 128, 129, 300} {
+			for _, dlen := range []int{0, 1, 55, 56, 64, 111, 112, 128, 1000} {
+				key, data := random(klen), random(dlen)
+				m := hmac.New(c.h, key)
+				m.Write(data)
+				want := m.Sum(nil)
+				cut := r.IntN(dlen + 1)
+				got, err := c.prf.Compute(key, data[:cut], nil, data[cut:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%v key %d bytes, data %d bytes: %x, crypto/hmac %x", c.prf, klen, dlen, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkPRFCompute(b *testing.B) {
+	key, data := make([]byte, 32), make([]byte, 200)
+	b.Run("crypto-hmac", func(b *testing.B) {
+		for b.Loop() {
+			m := hmac.New(sha256.New, key)
+			m.Write(data)
+			m.Sum(nil)
+		}
+	})
+	b.Run("pooled", func(b *testing.B) {
+		for b.Loop() {
+			PRF_HMAC_SHA2_256.Compute(key, data)
+		}
+	})
 }
 
 func BenchmarkPRFPlus(b *testing.B) {

@@ -71,26 +71,37 @@ func (p *Proposal) remove(t TransformType) {
 // "IKE:AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519" or
 // "ESP:AES_CBC_256/HMAC_SHA2_256_128/NO_EXT_SEQ".
 func (p Proposal) String() string {
-	var b strings.Builder
-	b.WriteString(p.Protocol.String())
-	b.WriteByte(':')
+	// Built in one buffer: the observers get every SA's proposal as a
+	// string when it comes up.
+	var buf [128]byte
+	b := append(buf[:0], p.Protocol.String()...)
+	b = append(b, ':')
 	first := true
 	for _, t := range typeOrder {
-		algs := p.Algorithms(t)
-		if t.IsAdditionalKE() && len(algs) == 1 && algs[0].ID == uint16(KE_NONE) {
+		n, none := 0, false
+		for _, tr := range p.Transforms {
+			if tr.Type == t {
+				n++
+				none = tr.ID == uint16(KE_NONE)
+			}
+		}
+		if t.IsAdditionalKE() && n == 1 && none {
 			// An optional exchange left out (a selected proposal): charon
 			// does not print it.
 			continue
 		}
-		for _, tr := range algs {
+		for _, tr := range p.Transforms {
+			if tr.Type != t {
+				continue
+			}
 			if !first {
-				b.WriteByte('/')
+				b = append(b, '/')
 			}
 			first = false
-			b.WriteString(tr.String())
+			b = tr.appendName(b)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
 // FormatProposals joins proposals as charon's "received proposals: ..." and

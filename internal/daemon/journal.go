@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -121,35 +120,40 @@ func (j *journal) SaveState(d *ike.StateDelta) error {
 // to record: a record is a few KB (an IKE SA's, keys included), written
 // several times per establishment and once per SA by a compaction, and a
 // fresh body and frame for each were a fifth of all the bytes a
-// responder allocated. The journal's lock guards it.
+// responder allocated. Deltas are encoded by ike.StateDelta.AppendJSON,
+// the same JSON as encoding/json's without its reflection and
+// allocations. The journal's lock guards it.
 type recordBuf struct {
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf []byte
 }
 
 // encode returns v as a record: length (uint32, big endian) | CRC-32C of
-// the body | body (JSON, with the newline json.Encoder ends it with). It
+// the body | body (JSON, ended by a newline as json.Encoder ends it). It
 // is valid until the next encode; wipe clears it.
 func (r *recordBuf) encode(v any) ([]byte, error) {
-	if r.enc == nil {
-		r.enc = json.NewEncoder(&r.buf)
+	r.buf = append(r.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // length and checksum, filled in below
+	var err error
+	if d, ok := v.(*ike.StateDelta); ok {
+		r.buf, err = d.AppendJSON(r.buf)
+	} else {
+		var b []byte
+		if b, err = json.Marshal(v); err == nil {
+			r.buf = append(r.buf, b...)
+		}
 	}
-	r.buf.Reset()
-	var head [8]byte // length and checksum, filled in below
-	r.buf.Write(head[:])
-	if err := r.enc.Encode(v); err != nil {
+	if err != nil {
 		r.wipe()
 		return nil, err
 	}
-	rec := r.buf.Bytes()
-	body := rec[8:]
-	binary.BigEndian.PutUint32(rec, uint32(len(body)))
-	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(body, crcTable))
-	return rec, nil
+	r.buf = append(r.buf, '\n')
+	body := r.buf[8:]
+	binary.BigEndian.PutUint32(r.buf, uint32(len(body)))
+	binary.BigEndian.PutUint32(r.buf[4:], crc32.Checksum(body, crcTable))
+	return r.buf, nil
 }
 
 // wipe clears the record last encoded (keys go through it).
-func (r *recordBuf) wipe() { clear(r.buf.Bytes()) }
+func (r *recordBuf) wipe() { clear(r.buf) }
 
 // wantsCompaction says whether the records appended since the snapshot
 // outgrew it (or the file could not be written to).
