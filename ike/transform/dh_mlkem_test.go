@@ -9,6 +9,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cloudflare/circl/kem/mlkem/mlkem1024"
 	"github.com/cloudflare/circl/kem/mlkem/mlkem512"
 )
 
@@ -53,6 +54,25 @@ func TestMLKEM512Accumulated(t *testing.T) {
 				t.Fatal(err)
 			}
 			k, ct = make([]byte, mlkem512.SharedKeySize), make([]byte, mlkem512.CiphertextSize)
+			ek.EncapsulateTo(ct, k, msg)
+			return k, ct
+		})
+}
+
+// TestMLKEM1024Accumulated is the same construction for ML-KEM-1024 (the
+// standard library's, as ML-KEM-768): Go publishes no digest for it; this
+// is the one Go's crypto/mlkem, CIRCL, PQClean and kyber-py agree on over
+// the final standard (the same table as ML-KEM-512's), with the
+// fixed-randomness encapsulation from CIRCL, an implementation other
+// than the one under test.
+func TestMLKEM1024Accumulated(t *testing.T) {
+	accumulated(t, ML_KEM_1024, "800018fec3e2723f73f1d657fe239b4d5d8782efaade297e8cd448e54cc2ac00",
+		func(ekBytes, msg []byte) (k, ct []byte) {
+			var ek mlkem1024.PublicKey
+			if err := ek.Unpack(ekBytes); err != nil {
+				t.Fatal(err)
+			}
+			k, ct = make([]byte, mlkem1024.SharedKeySize), make([]byte, mlkem1024.CiphertextSize)
 			ek.EncapsulateTo(ct, k, msg)
 			return k, ct
 		})
