@@ -127,6 +127,7 @@ type Loaded struct {
 	Maps  *maps.Set
 	XDP   *ebpf.Program
 	TC    *ebpf.Program
+	Stash *StashRunner
 	coll  *ebpf.Collection
 	links []link.Link
 }
@@ -271,7 +272,8 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		coll.Close()
 		return nil, err
 	}
-	l := &Loaded{coll: coll, Maps: maps.New(&m), XDP: p.XdpWan, TC: p.TcLan}
+	l := &Loaded{coll: coll, Maps: maps.New(&m), XDP: p.XdpWan, TC: p.TcLan,
+		Stash: &StashRunner{inject: p.XdpStashInject, expire: p.XdpStashExpire}}
 
 	if err := l.Maps.Config.SetSPIRange(maps.SPIRange{Base: opts.SPIBase, Count: opts.MaxSAs}, opts.MaxSAs); err != nil {
 		l.Close()
@@ -285,7 +287,8 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		l.Close()
 		return nil, err
 	}
-	for name, prog := range map[string]*ebpf.Program{bpf.XdpsecProgXdpWan: l.XDP, bpf.XdpsecProgTcLan: l.TC} {
+	for name, prog := range map[string]*ebpf.Program{bpf.XdpsecProgXdpWan: l.XDP, bpf.XdpsecProgTcLan: l.TC,
+		bpf.XdpsecProgXdpStashInject: p.XdpStashInject, bpf.XdpsecProgXdpStashExpire: p.XdpStashExpire} {
 		if err := pinReplace(prog.Pin, ProgPath(opts.PinDir, name)); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("pin program %s: %w", name, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
+	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/maps"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
@@ -89,6 +90,7 @@ type Daemon struct {
 	engine  *ike.Engine
 	dp      rxDataplane
 	maps    *maps.Set // nil in dry-run without pins
+	stash   *loader.StashRunner
 	kernel  *xfrm.Conn
 	sockets *ikesocket.Sockets
 	control net.Listener
@@ -377,8 +379,17 @@ func (d *Daemon) openDataplane() error {
 	if len(d.loaded.Pools) > 0 {
 		d.hashClientPolicies()
 	}
+	var stash dataplane.Stash
+	if err := loader.LiveFrames(); err != nil {
+		d.knlLog.Info(fmt.Sprintf("not stashing ESP that arrives before its SA: %v", err))
+	} else if r, err := loader.OpenStashRunner(d.opts.PinDir); err != nil {
+		d.knlLog.Info(fmt.Sprintf("not stashing ESP that arrives before its SA: %v", err))
+	} else {
+		d.stash = r
+		stash = dataplane.PinnedStash{Set: s, Runner: r}
+	}
 	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
-		Tunnels: dataplane.NewNetlinkTunnels(k, nil)})
+		Tunnels: dataplane.NewNetlinkTunnels(k, nil), Stash: stash})
 	return nil
 }
 
@@ -646,6 +657,10 @@ func (d *Daemon) closeAll() {
 	if d.kernel != nil {
 		d.kernel.Close()
 		d.kernel = nil
+	}
+	if d.stash != nil {
+		d.stash.Close()
+		d.stash = nil
 	}
 	if d.maps != nil {
 		d.maps.Close()

@@ -293,8 +293,8 @@ func TestDataplaneCPUPickedAtAllocation(t *testing.T) {
 	if err := d.DeleteSA(ike.SAID{Dst: us, SPI: spis[0]}); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.cpuOf) != 0 {
-		t.Errorf("CPUs of allocated SPIs left: %v", d.cpuOf)
+	if len(d.pending) != 0 {
+		t.Errorf("CPUs of allocated SPIs left: %v", d.pending)
 	}
 }
 
