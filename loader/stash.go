@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
@@ -14,7 +15,7 @@ import (
 
 // ErrNoLiveFrames means the kernel cannot hand a frame to the stack from
 // BPF_PROG_RUN (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18).
-var ErrNoLiveFrames = errors.New("kernel cannot inject frames (BPF_F_TEST_XDP_LIVE_FRAMES needs Linux 5.18)")
+var ErrNoLiveFrames = errors.New("kernel does not run XDP programs on live frames (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18)")
 
 // StashRunner hands frames xdp_wan stashed back to the kernel by
 // running the stash programs with BPF_PROG_RUN: Inject gives a frame to
@@ -76,20 +77,19 @@ func (r *StashRunner) Inject(ifindex, rxQueue uint32, frame []byte) error {
 	return nil
 }
 
-// LiveFrames says whether the kernel can inject frames: Linux 5.18 added
-// BPF_F_TEST_XDP_LIVE_FRAMES; an older one refuses the flag with EINVAL,
-// as it refuses a bad interface, so the version decides.
+// LiveFrames says whether the kernel hands frames from BPF_PROG_RUN to
+// the stack (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18; some kernels
+// refuse it with EPERM): it runs a program that drops the frame in that
+// mode, which has no effect besides the answer.
 func LiveFrames() error {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return err
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdpsec_probe", Type: ebpf.XDP, License: "Dual BSD/GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1 /* XDP_DROP */), asm.Return()}})
+	if err != nil {
+		return fmt.Errorf("%w: load probe: %v", ErrNoLiveFrames, err)
 	}
-	var major, minor int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
-		return fmt.Errorf("kernel release %q: %w", unix.ByteSliceToString(u.Release[:]), err)
-	}
-	if major < 5 || major == 5 && minor < 18 {
-		return fmt.Errorf("%w: running %d.%d", ErrNoLiveFrames, major, minor)
+	defer p.Close()
+	if _, err := p.Run(&ebpf.RunOptions{Data: make([]byte, 64), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, Repeat: 1}); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoLiveFrames, err)
 	}
 	return nil
 }

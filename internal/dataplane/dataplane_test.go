@@ -130,7 +130,11 @@ func (b *fakeBPF) SPIRange() (maps.SPIRange, error) {
 }
 func (b *fakeBPF) CPUs() ([]int, error) { b.cpuReads++; return b.cpus, nil }
 func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
-	b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
+	if sa.Pending {
+		b.ev.add("bpf put %.8x cpu %d pending", sa.SPI, sa.CPU)
+	} else {
+		b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
+	}
 	b.sas[sa.SPI] = sa
 	return nil
 }
