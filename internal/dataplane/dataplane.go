@@ -134,10 +134,13 @@ type KernelDataplane struct {
 	// lastSweep is when sweepPending last looked for SPIs whose larval
 	// kernel SA expired.
 	lastSweep time.Time
-	sas       map[ike.SAID]*installed
-	catchAll  map[catchAllKey]*catchAll
-	policies  map[string]*policyState
-	vips      map[netip.Addr]*vipState
+	// redrain is a drain of the stash shortly after the last one.
+	redrain  *time.Timer
+	closed   bool
+	sas      map[ike.SAID]*installed
+	catchAll map[catchAllKey]*catchAll
+	policies map[string]*policyState
+	vips     map[netip.Addr]*vipState
 	// clientRoutes counts the routes in ClientTable by family (IPv4,
 	// IPv6): the rule that looks the table up goes with the last.
 	clientRoutes [2]int
@@ -215,7 +218,15 @@ func (d *KernelDataplane) Flush() { d.spd.flush() }
 
 // Close writes the queued SPD changes and stops the SPD writer; the
 // installed SAs and policies stay.
-func (d *KernelDataplane) Close() { d.spd.close() }
+func (d *KernelDataplane) Close() {
+	d.spd.close()
+	d.mu.Lock()
+	d.closed = true
+	if d.redrain != nil {
+		d.redrain.Stop()
+	}
+	d.mu.Unlock()
+}
 
 // AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
 // kernel SA (XFRM_MSG_ALLOCSPI). With a stash, the SPI goes into the BPF
@@ -387,6 +398,7 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 			st.Crypto = xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ}
 			d.sas[sa.SAID] = &installed{inbound: true, state: st}
 			d.drainStash()
+			d.drainAgainSoon()
 			return nil
 		}
 	} else {

@@ -61,6 +61,9 @@ const (
 	pendingMaxAge = time.Minute
 	// sweepEvery bounds how often sweepPending walks the pending SPIs.
 	sweepEvery = 10 * time.Second
+	// redrainAfter is when the stash is drained again after an inbound SA
+	// came in.
+	redrainAfter = 50 * time.Millisecond
 )
 
 // monotonic is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
@@ -125,6 +128,23 @@ func (d *KernelDataplane) drainStash() {
 	if failed > 0 || firstErr != nil {
 		d.log.Warn(fmt.Sprintf("stash: %d packets could not be handed to the stack: %v", failed, firstErr))
 	}
+}
+
+// drainAgainSoon drains the stash once more redrainAfter from now: a
+// packet xdp_wan found pending just before the slot became active may be
+// pushed after the drain that followed. Called with d.mu held.
+func (d *KernelDataplane) drainAgainSoon() {
+	if d.redrain != nil {
+		d.redrain.Reset(redrainAfter)
+		return
+	}
+	d.redrain = time.AfterFunc(redrainAfter, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.closed {
+			d.drainStash()
+		}
+	})
 }
 
 func firstOf(first, err error) error {
