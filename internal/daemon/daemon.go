@@ -388,8 +388,12 @@ func (d *Daemon) openDataplane() error {
 		d.stash = r
 		stash = dataplane.PinnedStash{Set: s, Runner: r}
 	}
-	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
+	kdp := dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
 		Tunnels: dataplane.NewNetlinkTunnels(k, nil), Stash: stash})
+	d.dp = kdp
+	if err := kdp.AdoptPending(); err != nil {
+		d.knlLog.Warn(fmt.Sprintf("taking over pending SPIs: %v", err))
+	}
 	return nil
 }
 

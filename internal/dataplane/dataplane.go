@@ -40,6 +40,9 @@ type BPF interface {
 	MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error
 	// ApplyPolicies changes the SPD in one go (maps.SPD.Apply).
 	ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error)
+	// PendingSAs lists the SAs whose SPIs are pending (allocated, not
+	// installed).
+	PendingSAs() ([]maps.InboundSA, error)
 }
 
 // PinnedBPF adapts a maps.Set to BPF.
@@ -70,6 +73,19 @@ func (b PinnedBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) e
 }
 func (b PinnedBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
 	return b.Set.SPD.Apply(add, del)
+}
+func (b PinnedBPF) PendingSAs() ([]maps.InboundSA, error) {
+	all, err := b.Set.SA.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []maps.InboundSA
+	for _, sa := range all {
+		if sa.Pending {
+			out = append(out, sa.InboundSA)
+		}
+	}
+	return out, nil
 }
 
 // CPUSpread says how inbound SAs are spread over the CPUs of cpu_map.

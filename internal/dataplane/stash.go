@@ -185,3 +185,50 @@ func (d *KernelDataplane) sweepPending() {
 		d.drainStash()
 	}
 }
+
+// AdoptPending takes over the pending SPIs a previous daemon left in the
+// BPF SA table (it was killed between allocating an SPI and installing
+// its SA): one whose kernel SA is gone leaves the table, one whose larval
+// SA is still there is released with it (sweepPending), and one whose
+// kernel SA is complete (killed between the two steps of AddSA) is made
+// active, so that its packets reach that SA.
+func (d *KernelDataplane) AdoptPending() error {
+	sas, err := d.bpf.PendingSAs()
+	if err != nil {
+		return fmt.Errorf("BPF SA table: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var gone, larval, active int
+	var errs []error
+	for _, sa := range sas {
+		id := ike.SAID{Dst: sa.Dst, SPI: sa.SPI, Proto: ikeProto(sa.Proto)}
+		if _, ok := d.pending[id]; ok {
+			continue
+		}
+		info, err := d.kernel.GetState(xfrm.SAID{Dst: sa.Dst, SPI: sa.SPI, Proto: xfrmProto(id.Proto)})
+		switch {
+		case errors.Is(err, xfrm.ErrNoSA):
+			if err := d.bpf.DeleteSA(sa.Proto, sa.SPI, sa.Dst); err != nil && !errors.Is(err, maps.ErrNoSA) {
+				errs = append(errs, err)
+			}
+			gone++
+		case err != nil:
+			errs = append(errs, err)
+		case info.Larval:
+			d.pending[id] = pendingSPI{cpu: sa.CPU, at: time.Now(), slot: true}
+			larval++
+		default:
+			sa.Pending = false
+			if err := d.bpf.PutSA(sa); err != nil {
+				errs = append(errs, err)
+			}
+			active++
+		}
+	}
+	if len(sas) > 0 {
+		d.log.Info(fmt.Sprintf("%d SPIs left pending by a previous daemon: %d released, %d still larval (released when their kernel SA expires), %d made active",
+			len(sas), gone, larval, active))
+	}
+	return errors.Join(errs...)
+}

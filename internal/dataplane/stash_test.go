@@ -181,3 +181,36 @@ func TestDataplaneStalePending(t *testing.T) {
 		t.Errorf("%d pending SPIs, want 2", len(d.pending))
 	}
 }
+
+// TestDataplaneAdoptPending: pending SPIs a killed daemon left behind
+// leave the table when their kernel SA is gone, wait for their larval SA
+// to expire, and turn active when their kernel SA is complete.
+func TestDataplaneAdoptPending(t *testing.T) {
+	d, k, b, _, _ := newStashDataplane(t)
+	const gone, larval, complete = 0xc0000101, 0xc0000102, 0xc0000103
+	for _, spi := range []uint32{gone, larval, complete} {
+		b.sas[spi] = maps.InboundSA{SPI: spi, Dst: us, CPU: 1, Pending: true}
+	}
+	b.sas[0xc0000104] = maps.InboundSA{SPI: 0xc0000104, Dst: us, CPU: 1}
+	k.states[larval] = xfrm.State{SPI: larval, Proto: xfrm.ProtoESP, Dst: us}
+	k.states[complete] = xfrm.State{SPI: complete, Proto: xfrm.ProtoESP, Dst: us}
+	k.larval = map[uint32]bool{larval: true}
+	if err := d.AdoptPending(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.sas[gone]; ok {
+		t.Error("a pending SPI without a kernel SA is still in the table")
+	}
+	if sa, ok := b.sas[larval]; !ok || !sa.Pending {
+		t.Errorf("a pending SPI with a larval kernel SA: %+v, %v; want it kept pending", sa, ok)
+	}
+	if _, ok := d.pending[ike.SAID{Dst: us, SPI: larval}]; !ok {
+		t.Error("a pending SPI with a larval kernel SA is not tracked for release")
+	}
+	if sa := b.sas[complete]; sa.Pending || sa.CPU != 1 {
+		t.Errorf("a pending SPI with a complete kernel SA: %+v; want it active on CPU 1", sa)
+	}
+	if len(d.pending) != 1 || len(b.sas) != 3 {
+		t.Errorf("%d pending, %d in the table; want 1, 3", len(d.pending), len(b.sas))
+	}
+}
