@@ -80,17 +80,15 @@ static __always_inline void count_slot(void *stats, __u32 idx, __u64 bytes)
 }
 
 /*
- * stash copies a frame for a pending SPI into the stash queue, for the
- * daemon to hand to the stack once the SA is in. Every way it can fail is
- * a counted drop.
+ * stash_frame copies a frame for a pending SPI into the stash queue, for
+ * the daemon to hand to the stack once the SA is in. Every way it can fail
+ * is a counted drop. Not inlined: the hot path keeps its size.
  */
 static __noinline int stash_frame(struct xdp_md *ctx, struct xs_sa_slot *slot, __u64 bytes)
 {
 	struct xs_stash_entry *e;
 	__u32 zero = 0, len;
 
-	if (!ctx || !slot)
-		return XDP_DROP;
 	e = bpf_map_lookup_elem(&stash_scratch, &zero);
 	if (!e)
 		return verdict(XDP_DROP, XS_CNT_DROP_STASH_FULL, bytes);
