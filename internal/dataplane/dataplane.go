@@ -245,13 +245,15 @@ func (d *KernelDataplane) Close() {
 }
 
 // AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
-// kernel SA (XFRM_MSG_ALLOCSPI). With a stash, the SPI goes into the BPF
-// SA table at once, pending: a peer may send on the CHILD_SA as soon as
-// it has answered (RFC 7296 2.8), before we can have its keys, and
-// xdp_wan then holds those packets for AddSA to hand to the stack. The kernel keeps SPIs apart per
+// kernel SA (XFRM_MSG_ALLOCSPI). The kernel keeps SPIs apart per
 // protocol only, but xdp_wan's sa_slot has one slot per SPI: an SPI the
 // other protocol has (larval or complete) at the same destination is
 // given back and another one taken.
+//
+// With a stash, the SPI goes into the BPF SA table at once, pending: a
+// peer may send on the CHILD_SA as soon as it has answered (RFC 7296
+// 2.8), before we can have its keys, and xdp_wan then holds those packets
+// for AddSA to hand to the stack.
 func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	r, err := d.bpf.SPIRange()
 	if err != nil {
