@@ -420,7 +420,7 @@ func (t *SATable) Capacity() (slots, hashed int) {
 
 // PutMany adds many SAs in batches, for bulk loads (a restarted daemon, a
 // benchmark). Unlike Put it does not keep counters: every entry starts at
-// zero.
+// zero. It takes no pending SAs.
 func (t *SATable) PutMany(sas []InboundSA) error {
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -491,6 +491,9 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 	for _, sa := range sas {
 		if err := validSA(sa); err != nil {
 			return fmt.Errorf("put SAs: %w", err)
+		}
+		if sa.Pending {
+			return fmt.Errorf("put SAs: SA %#08x is pending: bulk loads take installed SAs only", sa.SPI)
 		}
 		cpu, err := cpuField(sa.CPU, ncpu)
 		if err != nil {
