@@ -125,8 +125,8 @@ func (d *KernelDataplane) drainStash() {
 	}
 	d.log.Debug(fmt.Sprintf("stash: %d packets handed to the stack, %d held for pending SPIs, %d dropped (SA not in within %v)",
 		injected, held, expired, stashMaxAge))
-	if failed > 0 || firstErr != nil {
-		d.log.Warn(fmt.Sprintf("stash: %d packets could not be handed to the stack: %v", failed, firstErr))
+	if firstErr != nil {
+		d.log.Warn(fmt.Sprintf("stash: %d packets could not be handed to the stack (dropped, counted as stash_expired): %v", failed, firstErr))
 	}
 }
 
