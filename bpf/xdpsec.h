@@ -127,7 +127,7 @@ struct xs_sa_slot {
  * A slot of sa_slot whose SPI the daemon has allocated (the kernel has
  * only ALLOCSPI's larval SA) but whose SA is not in yet. A peer may send
  * on a CHILD_SA as soon as it has answered our CREATE_CHILD_SA request
- * (RFC 7296 2.8), before its response reached us: such ESP or AH is
+ * (RFC 7296 allows it), before its response reached us: such ESP or AH is
  * copied into the stash queue, not dropped, and the daemon hands it to
  * the stack once the SA is complete (or drops it, counted, when the SA
  * does not come within a second).

@@ -252,8 +252,8 @@ func (d *KernelDataplane) Close() {
 //
 // With a stash, the SPI goes into the BPF SA table at once, pending: a
 // peer may send on the CHILD_SA as soon as it has answered (RFC 7296
-// 2.8), before we can have its keys, and xdp_wan then holds those packets
-// for AddSA to hand to the stack.
+// allows it), before we can have its keys, and xdp_wan then holds those
+// packets for AddSA to hand to the stack.
 func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	r, err := d.bpf.SPIRange()
 	if err != nil {
