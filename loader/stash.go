@@ -27,12 +27,6 @@ type StashRunner struct {
 	closeOnce      sync.Once
 }
 
-// NewStashRunner runs these programs (bpf.XdpsecPrograms'
-// XdpStashInject and XdpStashExpire, for tests); the caller keeps them.
-func NewStashRunner(inject, expire *ebpf.Program) *StashRunner {
-	return &StashRunner{inject: inject, expire: expire}
-}
-
 // OpenStashRunner opens the stash programs pinned under a pin directory.
 func OpenStashRunner(pinDir string) (*StashRunner, error) {
 	var progs [2]*ebpf.Program
