@@ -387,6 +387,7 @@ func (d *Daemon) openDataplane() error {
 	} else {
 		d.stash = r
 		stash = dataplane.PinnedStash{Set: s, Runner: r}
+		d.knlLog.Debug(fmt.Sprintf("ESP for allocated SPIs is held until their SA is in (stash of %d packets)", s.Stash.Capacity()))
 	}
 	kdp := dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
 		Tunnels: dataplane.NewNetlinkTunnels(k, nil), Stash: stash})
