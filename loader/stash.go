@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -57,7 +58,12 @@ type xdpMD struct {
 // Inject hands a frame to the stack as received on ifindex, receive
 // queue rxQueue (which must exist on the interface). The interface is
 // looked up in the caller's network namespace.
+//
+// A UDP datagram's checksum is computed afresh first: the stack checks it
+// on the new skb, and a frame XDP saw may carry a partial one (a sender
+// on the same host through a veth leaves it to offload that never ran).
 func (r *StashRunner) Inject(ifindex, rxQueue uint32, frame []byte) error {
+	completeUDPChecksum(frame)
 	_, err := r.inject.Run(&ebpf.RunOptions{
 		Data:    frame,
 		Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: ifindex, RxQueueIdx: rxQueue},
@@ -104,4 +110,80 @@ func (r *StashRunner) Close() {
 			r.expire.Close()
 		}
 	})
+}
+
+// completeUDPChecksum writes the UDP checksum of an unfragmented IPv4 or
+// IPv6 (UDP right after the fixed header) frame, one VLAN tag allowed.
+// Anything else is left as it is. IPv4 datagrams sent without a checksum
+// (zero, as RFC 3948 allows for ESP in UDP) keep it.
+func completeUDPChecksum(frame []byte) {
+	off := 14
+	if len(frame) < off {
+		return
+	}
+	etype := binary.BigEndian.Uint16(frame[12:])
+	if etype == 0x8100 || etype == 0x88a8 {
+		if len(frame) < off+4 {
+			return
+		}
+		etype = binary.BigEndian.Uint16(frame[16:])
+		off += 4
+	}
+	var sum uint32
+	var udp []byte
+	switch etype {
+	case 0x0800:
+		ip := frame[off:]
+		if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != unix.IPPROTO_UDP {
+			return
+		}
+		hl, total := int(ip[0]&0xf)*4, int(binary.BigEndian.Uint16(ip[2:]))
+		if hl < 20 || total < hl+8 || total > len(ip) || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+			return // short, or a fragment
+		}
+		udp = ip[hl:total]
+		if binary.BigEndian.Uint16(udp[6:]) == 0 {
+			return
+		}
+		sum = sumWords(ip[12:20], 0)
+	case 0x86dd:
+		ip := frame[off:]
+		if len(ip) < 40 || ip[6] != unix.IPPROTO_UDP {
+			return
+		}
+		plen := int(binary.BigEndian.Uint16(ip[4:]))
+		if plen < 8 || 40+plen > len(ip) {
+			return
+		}
+		udp = ip[40 : 40+plen]
+		sum = sumWords(ip[8:40], 0)
+	default:
+		return
+	}
+	if int(binary.BigEndian.Uint16(udp[4:])) != len(udp) {
+		return
+	}
+	sum += unix.IPPROTO_UDP + uint32(len(udp))
+	udp[6], udp[7] = 0, 0
+	sum = sumWords(udp, sum)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	c := ^uint16(sum)
+	if c == 0 {
+		c = 0xffff // zero means "no checksum" (RFC 768)
+	}
+	binary.BigEndian.PutUint16(udp[6:], c)
+}
+
+// sumWords adds b as big-endian 16-bit words (an odd last byte padded).
+func sumWords(b []byte, sum uint32) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
 }
