@@ -307,11 +307,20 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 		{"policy-based", tunnelConf{childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n"}, false},
 		{"peer sends at once", tunnelConf{ifID: 0x4f, childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n",
 			daemonArgs: []string{"--rekey-outbound-at-once", "--metrics", "127.0.0.1:9901", "--log", "ike=2,knl=1,cfg=1"}}, true},
+		// The same in UDP (encap = yes): stashed ESP in UDP goes back to
+		// the daemon's encapsulating socket.
+		{"peer sends at once in UDP", tunnelConf{ifID: 0x50, childA: "rekey_time = 1s\nlife_time = 60s\nrand_time = 0\n",
+			connA:      "encap = yes\n",
+			daemonArgs: []string{"--rekey-outbound-at-once", "--metrics", "127.0.0.1:9901", "--log", "ike=2,knl=1,cfg=1"}}, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			dp := newDaemonPair(t, ipv4, v.conf)
 			p := dp.pair
 			first := dp.ga.waitChild("net", 10*time.Second)
+			// B sends what A stashes: B's SAs say whether that is in UDP.
+			if wantEncap := strings.Contains(v.conf.connA, "encap = yes"); dp.gb.child("net").Encap != wantEncap {
+				t.Fatalf("site B's CHILD_SA net with UDP encapsulation %v, want %v", !wantEncap, wantEncap)
+			}
 			noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
 			stashCtrs := []string{"stashed", "stash_injected", "stash_full", "stash_too_long", "stash_expired"}
 			stashBefore := map[string]uint64{}
