@@ -49,7 +49,8 @@ func loadObjectsSized(t testing.TB, policies uint32) (*bpf.XdpsecObjects, *maps.
 	// default sizes for every fixture costs seconds.
 	p := policies
 	for name, n := range map[string]uint32{"sa_in": 256, "sa_slot": 256, "sa_slot_stats": 256, "sa_foreign": 512, "sa_foreign_stats": 512, "spd_out": p,
-		"spd_stats": p + 1, "spd_prefix4": 2 * p, "spd_prefix6": 2 * p, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p} {
+		"spd_stats": p + 1, "spd_prefix4": 2 * p, "spd_prefix6": 2 * p, "spd_dst": 2 * p, "spd_src": 2 * p, "spd_node": 2 * p, "spd_rule": 2 * p,
+		"stash": stashTestSize} {
 		spec.Maps[name].MaxEntries = n
 	}
 	var objs bpf.XdpsecObjects

@@ -50,6 +50,21 @@ struct {
 	__type(value, struct xs_counter_value);
 } sa_foreign_stats SEC(".maps");
 
+/* Frames for pending SPIs, waiting for their SA (see xdpsec.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 1024);
+	__type(value, struct xs_stash_entry);
+} stash SEC(".maps");
+
+/* Where xdp_wan builds a stash entry: too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xs_stash_entry);
+} stash_scratch SEC(".maps");
+
 /* One queue per CPU that SAs are steered to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);

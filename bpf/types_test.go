@@ -35,6 +35,7 @@ func TestGeneratedTypeSizes(t *testing.T) {
 		"xs_spd_src_key":     bpf.XdpsecXsSpdSrcKey{},
 		"xs_spd_node":        bpf.XdpsecXsSpdNode{},
 		"xs_spd_rule":        bpf.XdpsecXsSpdRule{},
+		"xs_stash_entry":     bpf.XdpsecXsStashEntry{},
 	}
 	for name, goVal := range types {
 		var st *btf.Struct
@@ -85,6 +86,8 @@ func TestGeneratedTypeSizes(t *testing.T) {
 		"spd_src":          {bpf.XdpsecXsSpdSrcKey{}, uint32(0)},
 		"spd_rule":         {uint32(0), bpf.XdpsecXsSpdRule{}},
 		"cpu_map":          {uint32(0), bpf.XdpsecBpfCpumapVal{}},
+		"stash":            {struct{}{}, bpf.XdpsecXsStashEntry{}}, // a queue: no key
+		"stash_scratch":    {uint32(0), bpf.XdpsecXsStashEntry{}},
 	}
 	if len(mapTypes) != len(spec.Maps) {
 		t.Errorf("object has %d maps, the test knows %d", len(spec.Maps), len(mapTypes))

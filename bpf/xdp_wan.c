@@ -79,7 +79,38 @@ static __always_inline void count_slot(void *stats, __u32 idx, __u64 bytes)
 	}
 }
 
-static __always_inline int handle_sa(struct l3 *l3, __u8 proto, __be32 spi, __u64 bytes)
+/*
+ * stash_frame copies a frame for a pending SPI into the stash queue, for
+ * the daemon to hand to the stack once the SA is in. Every way it can fail
+ * is a counted drop. Not inlined: the hot path keeps its size.
+ */
+static __noinline int stash_frame(struct xdp_md *ctx, struct xs_sa_slot *slot, __u64 bytes)
+{
+	struct xs_stash_entry *e;
+	__u32 zero = 0, len;
+
+	e = bpf_map_lookup_elem(&stash_scratch, &zero);
+	if (!e)
+		return verdict(XDP_DROP, XS_CNT_DROP_STASH_FULL, bytes);
+	len = bpf_xdp_get_buff_len(ctx);
+	if (len == 0 || len > XS_STASH_FRAME)
+		return verdict(XDP_DROP, XS_CNT_DROP_STASH_TOO_LONG, bytes);
+	if (bpf_xdp_load_bytes(ctx, 0, e->frame, len) < 0)
+		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
+	e->time_ns = bpf_ktime_get_ns();
+	e->ifindex = ctx->ingress_ifindex;
+	e->rx_queue = ctx->rx_queue_index;
+	e->len = len;
+	e->spi = slot->spi;
+	e->family = slot->family;
+	e->proto = slot->proto;
+	__builtin_memcpy(e->daddr, slot->daddr, sizeof(e->daddr));
+	if (bpf_map_push_elem(&stash, e, 0) < 0)
+		return verdict(XDP_DROP, XS_CNT_DROP_STASH_FULL, bytes);
+	return verdict(XDP_DROP, XS_CNT_STASHED, bytes);
+}
+
+static __always_inline int handle_sa(struct xdp_md *ctx, struct l3 *l3, __u8 proto, __be32 spi, __u64 bytes)
 {
 	__u32 zero = 0, idx, h;
 	struct xs_config *cfg = bpf_map_lookup_elem(&config, &zero);
@@ -98,6 +129,8 @@ static __always_inline int handle_sa(struct l3 *l3, __u8 proto, __be32 spi, __u6
 		slot = bpf_map_lookup_elem(&sa_slot, &idx);
 		if (!slot || !slot_holds(slot, spi, proto, l3))
 			return verdict(XDP_DROP, XS_CNT_DROP_NO_SA, bytes);
+		if (slot->flags & XS_SLOT_PENDING)
+			return stash_frame(ctx, slot, bytes);
 		count_slot(&sa_slot_stats, idx, bytes);
 		return steer(slot->cpu, bytes);
 	}
@@ -242,7 +275,7 @@ static __always_inline int handle_ike(struct l3 *l3, __u8 *ike, void *data_end, 
 	return verdict(XDP_PASS, XS_CNT_IKE, bytes);
 }
 
-static __always_inline int handle_udp(struct l3 *l3, void *data_end, __u64 bytes)
+static __always_inline int handle_udp(struct xdp_md *ctx, struct l3 *l3, void *data_end, __u64 bytes)
 {
 	struct udphdr *udp = l3->l4;
 	__u8 *payload;
@@ -276,7 +309,7 @@ static __always_inline int handle_udp(struct l3 *l3, void *data_end, __u64 bytes
 				  len - NON_ESP_MARKER_LEN, bytes);
 	if (len < ESP_HDR_LEN || (void *)(payload + ESP_HDR_LEN) > data_end)
 		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
-	return handle_sa(l3, XS_SA_ESP, *(__be32 *)payload, bytes);
+	return handle_sa(ctx, l3, XS_SA_ESP, *(__be32 *)payload, bytes);
 }
 
 SEC("xdp")
@@ -303,15 +336,47 @@ int xdp_wan(struct xdp_md *ctx)
 	if (l3.proto == IPPROTO_ESP) {
 		if (l3.l4 + ESP_HDR_LEN > data_end)
 			return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
-		return handle_sa(&l3, XS_SA_ESP, *(__be32 *)l3.l4, bytes);
+		return handle_sa(ctx, &l3, XS_SA_ESP, *(__be32 *)l3.l4, bytes);
 	}
 	/* AH (RFC 4302): the SPI follows next header, length and reserved. */
 	if (l3.proto == IPPROTO_AH) {
 		if (l3.l4 + AH_HDR_LEN > data_end)
 			return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
-		return handle_sa(&l3, XS_SA_AH, *(__be32 *)(l3.l4 + AH_OFF_SPI), bytes);
+		return handle_sa(ctx, &l3, XS_SA_AH, *(__be32 *)(l3.l4 + AH_OFF_SPI), bytes);
 	}
 	if (l3.proto == IPPROTO_UDP)
-		return handle_udp(&l3, data_end, bytes);
+		return handle_udp(ctx, &l3, data_end, bytes);
 	return verdict(XDP_PASS, XS_CNT_XDP_PASS, bytes);
+}
+
+/*
+ * The daemon hands stashed frames back with BPF_PROG_RUN: a frame whose
+ * SA is now in goes through xdp_stash_inject with
+ * BPF_F_TEST_XDP_LIVE_FRAMES, whose XDP_PASS gives it to the stack as if
+ * it had just been received on its interface; one whose SA did not come
+ * goes through xdp_stash_expire. Both count in stats, so the stash's
+ * counters sit beside xdp_wan's.
+ */
+static __always_inline __u64 frame_ip_bytes(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__be16 proto;
+	int off = parse_eth(data, data_end, &proto);
+
+	return off < 0 ? data_end - data : data_end - data - off;
+}
+
+SEC("xdp")
+int xdp_stash_inject(struct xdp_md *ctx)
+{
+	count(XS_CNT_STASH_INJECTED, frame_ip_bytes(ctx));
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_stash_expire(struct xdp_md *ctx)
+{
+	count(XS_CNT_DROP_STASH_EXPIRED, frame_ip_bytes(ctx));
+	return XDP_DROP;
 }

@@ -56,6 +56,15 @@ enum xs_counter : __u32 {
 	XS_CNT_TC_MSS_CLAMP,		/* SYNs whose MSS option was lowered */
 	/* tc_lan drop reasons */
 	XS_CNT_DROP_DISCARD,		/* matched a DISCARD policy */
+	/*
+	 * xdp_wan's stash (see struct xs_stash_entry), after the others so
+	 * that existing counters keep their indices.
+	 */
+	XS_CNT_STASHED,			/* ESP or AH for a pending SPI, held in the stash */
+	XS_CNT_STASH_INJECTED,		/* of those, handed to the stack once their SA was in */
+	XS_CNT_DROP_STASH_FULL,		/* for a pending SPI, but the stash was full */
+	XS_CNT_DROP_STASH_TOO_LONG,	/* for a pending SPI, but longer than a stash entry */
+	XS_CNT_DROP_STASH_EXPIRED,	/* stashed, but its SA did not come in time */
 	XS_CNT_MAX,
 };
 
@@ -111,7 +120,36 @@ struct xs_sa_slot {
 	__u8 pad[2];
 	__u8 daddr[16];
 	__u32 cpu;		/* as in xs_sa_entry */
-	__u32 flags;		/* sa_slot: zero; sa_foreign: XS_SLOT_OVERFLOW */
+	__u32 flags;		/* sa_slot: XS_SLOT_PENDING; sa_foreign: XS_SLOT_OVERFLOW */
+};
+
+/*
+ * A slot of sa_slot whose SPI the daemon has allocated (the kernel has
+ * only ALLOCSPI's larval SA) but whose SA is not in yet. A peer may send
+ * on a CHILD_SA as soon as it has answered our CREATE_CHILD_SA request
+ * (RFC 7296 allows it), before its response reached us: such ESP or AH is
+ * copied into the stash queue, not dropped, and the daemon hands it to
+ * the stack once the SA is complete (or drops it, counted, when the SA
+ * does not come within a second).
+ */
+#define XS_SLOT_PENDING 0x2	/* in xs_sa_slot.flags of sa_slot */
+
+/* Longest frame the stash holds; longer ones are dropped, counted. */
+#define XS_STASH_FRAME 2048
+
+/* An entry of the stash queue: a frame as received, with where it came from. */
+struct xs_stash_entry {
+	__u64 time_ns;		/* bpf_ktime_get_ns (CLOCK_MONOTONIC) when stashed */
+	__u32 ifindex;		/* ingress interface */
+	__u32 rx_queue;
+	__u32 len;		/* bytes of frame in use */
+	__u32 spi;		/* network order, as in xs_sa_slot */
+	enum xs_family family;
+	enum xs_sa_proto proto;
+	__u8 pad[2];
+	__u8 daddr[16];
+	__u32 pad0;
+	__u8 frame[XS_STASH_FRAME];	/* from the Ethernet header on */
 };
 
 /*

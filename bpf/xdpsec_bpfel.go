@@ -52,24 +52,29 @@ type XdpsecXsConfig struct {
 type XdpsecXsCounter uint32
 
 const (
-	XdpsecXsCounterXS_CNT_XDP_PASS           XdpsecXsCounter = 0
-	XdpsecXsCounterXS_CNT_RX_SEEN            XdpsecXsCounter = 1
-	XdpsecXsCounterXS_CNT_REDIRECT_CPU       XdpsecXsCounter = 2
-	XdpsecXsCounterXS_CNT_IKE                XdpsecXsCounter = 3
-	XdpsecXsCounterXS_CNT_IKE_SA_INIT        XdpsecXsCounter = 4
-	XdpsecXsCounterXS_CNT_NATT_KEEPALIVE     XdpsecXsCounter = 5
-	XdpsecXsCounterXS_CNT_FRAGMENT           XdpsecXsCounter = 6
-	XdpsecXsCounterXS_CNT_DROP_NO_SA         XdpsecXsCounter = 7
-	XdpsecXsCounterXS_CNT_DROP_MALFORMED     XdpsecXsCounter = 8
-	XdpsecXsCounterXS_CNT_DROP_IKE_RATELIMIT XdpsecXsCounter = 9
-	XdpsecXsCounterXS_CNT_TC_PROTECT         XdpsecXsCounter = 10
-	XdpsecXsCounterXS_CNT_TC_BYPASS          XdpsecXsCounter = 11
-	XdpsecXsCounterXS_CNT_TC_NO_POLICY       XdpsecXsCounter = 12
-	XdpsecXsCounterXS_CNT_TC_OTHER           XdpsecXsCounter = 13
-	XdpsecXsCounterXS_CNT_TC_FRAGMENT        XdpsecXsCounter = 14
-	XdpsecXsCounterXS_CNT_TC_MSS_CLAMP       XdpsecXsCounter = 15
-	XdpsecXsCounterXS_CNT_DROP_DISCARD       XdpsecXsCounter = 16
-	XdpsecXsCounterXS_CNT_MAX                XdpsecXsCounter = 17
+	XdpsecXsCounterXS_CNT_XDP_PASS            XdpsecXsCounter = 0
+	XdpsecXsCounterXS_CNT_RX_SEEN             XdpsecXsCounter = 1
+	XdpsecXsCounterXS_CNT_REDIRECT_CPU        XdpsecXsCounter = 2
+	XdpsecXsCounterXS_CNT_IKE                 XdpsecXsCounter = 3
+	XdpsecXsCounterXS_CNT_IKE_SA_INIT         XdpsecXsCounter = 4
+	XdpsecXsCounterXS_CNT_NATT_KEEPALIVE      XdpsecXsCounter = 5
+	XdpsecXsCounterXS_CNT_FRAGMENT            XdpsecXsCounter = 6
+	XdpsecXsCounterXS_CNT_DROP_NO_SA          XdpsecXsCounter = 7
+	XdpsecXsCounterXS_CNT_DROP_MALFORMED      XdpsecXsCounter = 8
+	XdpsecXsCounterXS_CNT_DROP_IKE_RATELIMIT  XdpsecXsCounter = 9
+	XdpsecXsCounterXS_CNT_TC_PROTECT          XdpsecXsCounter = 10
+	XdpsecXsCounterXS_CNT_TC_BYPASS           XdpsecXsCounter = 11
+	XdpsecXsCounterXS_CNT_TC_NO_POLICY        XdpsecXsCounter = 12
+	XdpsecXsCounterXS_CNT_TC_OTHER            XdpsecXsCounter = 13
+	XdpsecXsCounterXS_CNT_TC_FRAGMENT         XdpsecXsCounter = 14
+	XdpsecXsCounterXS_CNT_TC_MSS_CLAMP        XdpsecXsCounter = 15
+	XdpsecXsCounterXS_CNT_DROP_DISCARD        XdpsecXsCounter = 16
+	XdpsecXsCounterXS_CNT_STASHED             XdpsecXsCounter = 17
+	XdpsecXsCounterXS_CNT_STASH_INJECTED      XdpsecXsCounter = 18
+	XdpsecXsCounterXS_CNT_DROP_STASH_FULL     XdpsecXsCounter = 19
+	XdpsecXsCounterXS_CNT_DROP_STASH_TOO_LONG XdpsecXsCounter = 20
+	XdpsecXsCounterXS_CNT_DROP_STASH_EXPIRED  XdpsecXsCounter = 21
+	XdpsecXsCounterXS_CNT_MAX                 XdpsecXsCounter = 22
 )
 
 type XdpsecXsCounterValue struct {
@@ -199,29 +204,48 @@ type XdpsecXsSpdSrcKey struct {
 	Addr      [16]uint8
 }
 
+type XdpsecXsStashEntry struct {
+	_       structs.HostLayout
+	TimeNs  uint64
+	Ifindex uint32
+	RxQueue uint32
+	Len     uint32
+	Spi     uint32
+	Family  XdpsecXsFamily
+	Proto   XdpsecXsSaProto
+	Pad     [2]uint8
+	Daddr   [16]uint8
+	Pad0    uint32
+	Frame   [2048]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	XdpsecMapConfig         = "config"
-	XdpsecMapCpuMap         = "cpu_map"
-	XdpsecMapIkeBucket      = "ike_bucket"
-	XdpsecMapSaForeign      = "sa_foreign"
-	XdpsecMapSaForeignStats = "sa_foreign_stats"
-	XdpsecMapSaIn           = "sa_in"
-	XdpsecMapSaSlot         = "sa_slot"
-	XdpsecMapSaSlotStats    = "sa_slot_stats"
-	XdpsecMapSpdDst         = "spd_dst"
-	XdpsecMapSpdNode        = "spd_node"
-	XdpsecMapSpdOut         = "spd_out"
-	XdpsecMapSpdPrefix4     = "spd_prefix4"
-	XdpsecMapSpdPrefix6     = "spd_prefix6"
-	XdpsecMapSpdRule        = "spd_rule"
-	XdpsecMapSpdSrc         = "spd_src"
-	XdpsecMapSpdStats       = "spd_stats"
-	XdpsecMapStats          = "stats"
-	XdpsecProgTcLan         = "tc_lan"
-	XdpsecProgXdpWan        = "xdp_wan"
+	XdpsecMapConfig          = "config"
+	XdpsecMapCpuMap          = "cpu_map"
+	XdpsecMapIkeBucket       = "ike_bucket"
+	XdpsecMapSaForeign       = "sa_foreign"
+	XdpsecMapSaForeignStats  = "sa_foreign_stats"
+	XdpsecMapSaIn            = "sa_in"
+	XdpsecMapSaSlot          = "sa_slot"
+	XdpsecMapSaSlotStats     = "sa_slot_stats"
+	XdpsecMapSpdDst          = "spd_dst"
+	XdpsecMapSpdNode         = "spd_node"
+	XdpsecMapSpdOut          = "spd_out"
+	XdpsecMapSpdPrefix4      = "spd_prefix4"
+	XdpsecMapSpdPrefix6      = "spd_prefix6"
+	XdpsecMapSpdRule         = "spd_rule"
+	XdpsecMapSpdSrc          = "spd_src"
+	XdpsecMapSpdStats        = "spd_stats"
+	XdpsecMapStash           = "stash"
+	XdpsecMapStashScratch    = "stash_scratch"
+	XdpsecMapStats           = "stats"
+	XdpsecProgTcLan          = "tc_lan"
+	XdpsecProgXdpStashExpire = "xdp_stash_expire"
+	XdpsecProgXdpStashInject = "xdp_stash_inject"
+	XdpsecProgXdpWan         = "xdp_wan"
 )
 
 // LoadXdpsec returns the embedded CollectionSpec for Xdpsec.
@@ -266,8 +290,10 @@ type XdpsecSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type XdpsecProgramSpecs struct {
-	TcLan  *ebpf.ProgramSpec `ebpf:"tc_lan"`
-	XdpWan *ebpf.ProgramSpec `ebpf:"xdp_wan"`
+	TcLan          *ebpf.ProgramSpec `ebpf:"tc_lan"`
+	XdpStashExpire *ebpf.ProgramSpec `ebpf:"xdp_stash_expire"`
+	XdpStashInject *ebpf.ProgramSpec `ebpf:"xdp_stash_inject"`
+	XdpWan         *ebpf.ProgramSpec `ebpf:"xdp_wan"`
 }
 
 // XdpsecMapSpecs contains maps before they are loaded into the kernel.
@@ -290,6 +316,8 @@ type XdpsecMapSpecs struct {
 	SpdRule        *ebpf.MapSpec `ebpf:"spd_rule"`
 	SpdSrc         *ebpf.MapSpec `ebpf:"spd_src"`
 	SpdStats       *ebpf.MapSpec `ebpf:"spd_stats"`
+	Stash          *ebpf.MapSpec `ebpf:"stash"`
+	StashScratch   *ebpf.MapSpec `ebpf:"stash_scratch"`
 	Stats          *ebpf.MapSpec `ebpf:"stats"`
 }
 
@@ -335,6 +363,8 @@ type XdpsecMaps struct {
 	SpdRule        *ebpf.Map `ebpf:"spd_rule"`
 	SpdSrc         *ebpf.Map `ebpf:"spd_src"`
 	SpdStats       *ebpf.Map `ebpf:"spd_stats"`
+	Stash          *ebpf.Map `ebpf:"stash"`
+	StashScratch   *ebpf.Map `ebpf:"stash_scratch"`
 	Stats          *ebpf.Map `ebpf:"stats"`
 }
 
@@ -356,6 +386,8 @@ func (m *XdpsecMaps) Close() error {
 		m.SpdRule,
 		m.SpdSrc,
 		m.SpdStats,
+		m.Stash,
+		m.StashScratch,
 		m.Stats,
 	)
 }
@@ -370,13 +402,17 @@ type XdpsecVariables struct {
 //
 // It can be passed to LoadXdpsecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type XdpsecPrograms struct {
-	TcLan  *ebpf.Program `ebpf:"tc_lan"`
-	XdpWan *ebpf.Program `ebpf:"xdp_wan"`
+	TcLan          *ebpf.Program `ebpf:"tc_lan"`
+	XdpStashExpire *ebpf.Program `ebpf:"xdp_stash_expire"`
+	XdpStashInject *ebpf.Program `ebpf:"xdp_stash_inject"`
+	XdpWan         *ebpf.Program `ebpf:"xdp_wan"`
 }
 
 func (p *XdpsecPrograms) Close() error {
 	return _XdpsecClose(
 		p.TcLan,
+		p.XdpStashExpire,
+		p.XdpStashInject,
 		p.XdpWan,
 	)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/internal/packet"
 	"github.com/xdpsec/xdpsec/internal/testenv"
 	"github.com/xdpsec/xdpsec/loader"
@@ -304,4 +305,40 @@ func TestOutdatedPins(t *testing.T) {
 	}
 	g.load(t, loader.TCAuto)
 	g.maps(t)
+}
+
+// TestUpgradeKeepsCounters: pins of an older xdpsec with fewer counters
+// (its stats map is smaller) are upgraded in place, their counts kept.
+func TestUpgradeKeepsCounters(t *testing.T) {
+	g := newGateway(t)
+	g.load(t, loader.TCAuto)
+	path := filepath.Join(g.pinDir, maps.MapsDir, maps.PinStats)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 17})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close()
+	vals := make([]bpf.XdpsecXsCounterValue, ncpu)
+	vals[0] = bpf.XdpsecXsCounterValue{Packets: 7, Bytes: 700}
+	if err := older.Put(uint32(bpf.XdpsecXsCounterXS_CNT_DROP_NO_SA), vals); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.Pin(path); err != nil {
+		t.Fatal(err)
+	}
+	g.load(t, loader.TCAuto)
+	s := g.maps(t)
+	if got := counter(t, s, "no_sa"); got != 7 {
+		t.Errorf("no_sa after the upgrade = %d, want the 7 counted before", got)
+	}
+	if got := counter(t, s, "stashed"); got != 0 {
+		t.Errorf("stashed after the upgrade = %d, want 0", got)
+	}
 }

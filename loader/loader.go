@@ -127,6 +127,7 @@ type Loaded struct {
 	Maps  *maps.Set
 	XDP   *ebpf.Program
 	TC    *ebpf.Program
+	Stash *StashRunner
 	coll  *ebpf.Collection
 	links []link.Link
 }
@@ -248,6 +249,10 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		}
 		m.Pinning = ebpf.PinByName
 	}
+	oldStats, err := takeOldStats(opts, spec.Maps[maps.PinStats])
+	if err != nil {
+		return nil, err
+	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: filepath.Join(opts.PinDir, maps.MapsDir)},
 	})
@@ -271,7 +276,13 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		coll.Close()
 		return nil, err
 	}
-	l := &Loaded{coll: coll, Maps: maps.New(&m), XDP: p.XdpWan, TC: p.TcLan}
+	for i, v := range oldStats {
+		if err := m.Stats.Put(uint32(i), v); err != nil {
+			opts.Log.Warn("carrying a counter over to the new stats map failed", "counter", maps.Info(maps.Counter(i)).Name, "error", err)
+		}
+	}
+	l := &Loaded{coll: coll, Maps: maps.New(&m), XDP: p.XdpWan, TC: p.TcLan,
+		Stash: &StashRunner{inject: p.XdpStashInject, expire: p.XdpStashExpire}}
 
 	if err := l.Maps.Config.SetSPIRange(maps.SPIRange{Base: opts.SPIBase, Count: opts.MaxSAs}, opts.MaxSAs); err != nil {
 		l.Close()
@@ -285,7 +296,8 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		l.Close()
 		return nil, err
 	}
-	for name, prog := range map[string]*ebpf.Program{bpf.XdpsecProgXdpWan: l.XDP, bpf.XdpsecProgTcLan: l.TC} {
+	for name, prog := range map[string]*ebpf.Program{bpf.XdpsecProgXdpWan: l.XDP, bpf.XdpsecProgTcLan: l.TC,
+		bpf.XdpsecProgXdpStashInject: p.XdpStashInject, bpf.XdpsecProgXdpStashExpire: p.XdpStashExpire} {
 		if err := pinReplace(prog.Pin, ProgPath(opts.PinDir, name)); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("pin program %s: %w", name, err)
@@ -358,4 +370,37 @@ func lockDir(dir string) (func(), error) {
 		unix.Flock(fd, unix.LOCK_UN)
 		unix.Close(fd)
 	}, nil
+}
+
+// takeOldStats reads the counters of a pinned stats map with fewer
+// entries than this xdpsec's (an older one's, before counters were
+// added) and unpins it, so that the load makes a new one for them to be
+// written into: an upgrade in place keeps its counters. Counters go
+// after the existing ones in enum xs_counter, so an index means the same
+// counter in both.
+func takeOldStats(opts *Options, want *ebpf.MapSpec) ([][]bpf.XdpsecXsCounterValue, error) {
+	path := filepath.Join(opts.PinDir, maps.MapsDir, maps.PinStats)
+	old, err := ebpf.LoadPinnedMap(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open pinned map %s: %w", maps.PinStats, err)
+	}
+	defer old.Close()
+	if old.MaxEntries() >= want.MaxEntries || old.Type() != want.Type || old.ValueSize() != want.ValueSize {
+		// Equal: reused as it is; anything else: the load says it does not fit.
+		return nil, nil
+	}
+	vals := make([][]bpf.XdpsecXsCounterValue, old.MaxEntries())
+	for i := range vals {
+		if err := old.Lookup(uint32(i), &vals[i]); err != nil {
+			return nil, fmt.Errorf("read pinned map %s: %w", maps.PinStats, err)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return nil, fmt.Errorf("unpin the older %s: %w", maps.PinStats, err)
+	}
+	opts.Log.Info("counters map of an older xdpsec replaced, counts kept", "counters", old.MaxEntries(), "now", want.MaxEntries)
+	return vals, nil
 }

@@ -19,6 +19,10 @@ type InboundSA struct {
 	Proto SAProto    // ESP (the zero value) or AH
 	Dst   netip.Addr // our address, the outer destination
 	CPU   int        // CPU to steer the SA's packets to, NoCPU for none
+	// Pending: the SPI is allocated but the SA not in yet; xdp_wan stashes
+	// its packets (see Stash) instead of dropping them. Only SPIs of the
+	// allocated range can be pending.
+	Pending bool
 }
 
 // SAProto is an SA's IPsec protocol (enum xs_sa_proto); ESP in UDP is
@@ -117,7 +121,10 @@ func (t *SATable) Put(sa InboundSA) error {
 	}
 	key := saKey(sa.Proto, sa.SPI, sa.Dst)
 	if r.Contains(sa.SPI) {
-		return t.putSlot(sa.SPI-r.Base, key, cpu, ncpu, true)
+		return t.putSlot(sa.SPI-r.Base, key, cpu, ncpu, true, sa.Pending)
+	}
+	if sa.Pending {
+		return fmt.Errorf("put SA %#08x: only SPIs of the allocated range (%#08x-%#08x) can be pending", sa.SPI, r.Base, r.Base+r.Count-1)
 	}
 	// An SA in its window keeps its slot and counters; a new one takes
 	// the first free slot of the window, or goes to the hash.
@@ -169,13 +176,16 @@ func (t *SATable) Put(sa InboundSA) error {
 }
 
 // putSlot writes a slot; its counters restart unless it already held this SA.
-func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu int, keep bool) error {
+// A pending slot of another SA is overwritten: the kernel, which handed
+// out the SPI again, knows its first holder is gone (a daemon that died
+// between allocating and installing).
+func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu int, keep, pending bool) error {
 	var old bpf.XdpsecXsSaSlot
 	if err := t.slots.Lookup(idx, &old); err != nil {
 		return fmt.Errorf("read SA slot %d: %w", idx, err)
 	}
 	same := holds(&old, key)
-	if old.Spi != 0 && !same {
+	if old.Spi != 0 && !same && old.Flags&slotPending == 0 {
 		dst, _ := addrFrom(old.Family, old.Daddr)
 		return fmt.Errorf("put SA %#08x: the SPI is in use by the %v SA for %s", ntoh32(key.Spi), SAProto(old.Proto), dst)
 	}
@@ -187,6 +197,9 @@ func (t *SATable) putSlot(idx uint32, key bpf.XdpsecXsSaKey, cpu uint32, ncpu in
 		}
 	}
 	slot := bpf.XdpsecXsSaSlot{Spi: key.Spi, Family: key.Family, Proto: key.Proto, Daddr: key.Daddr, Cpu: cpu}
+	if pending {
+		slot.Flags = slotPending
+	}
 	if err := t.slots.Put(idx, &slot); err != nil {
 		return fmt.Errorf("put SA %#08x: %w", ntoh32(key.Spi), err)
 	}
@@ -372,6 +385,7 @@ func slotStats(slot *bpf.XdpsecXsSaSlot, ctrs []bpf.XdpsecXsCounterValue) (Inbou
 		return InboundSAStats{}, err
 	}
 	s := InboundSAStats{InboundSA: InboundSA{SPI: ntoh32(slot.Spi), Proto: SAProto(slot.Proto), Dst: dst, CPU: NoCPU}}
+	s.Pending = slot.Flags&slotPending != 0 // only ever in sa_slot
 	if slot.Cpu != bpfNone {
 		s.CPU = int(slot.Cpu)
 	}
@@ -406,7 +420,7 @@ func (t *SATable) Capacity() (slots, hashed int) {
 
 // PutMany adds many SAs in batches, for bulk loads (a restarted daemon, a
 // benchmark). Unlike Put it does not keep counters: every entry starts at
-// zero.
+// zero. It takes no pending SAs.
 func (t *SATable) PutMany(sas []InboundSA) error {
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -477,6 +491,9 @@ func (t *SATable) PutMany(sas []InboundSA) error {
 	for _, sa := range sas {
 		if err := validSA(sa); err != nil {
 			return fmt.Errorf("put SAs: %w", err)
+		}
+		if sa.Pending {
+			return fmt.Errorf("put SAs: SA %#08x is pending: bulk loads take installed SAs only", sa.SPI)
 		}
 		cpu, err := cpuField(sa.CPU, ncpu)
 		if err != nil {
@@ -683,8 +700,11 @@ func (t *SATable) readForeign() ([]bpf.XdpsecXsSaSlot, error) {
 	return out, nil
 }
 
-// slotOverflow mirrors XS_SLOT_OVERFLOW.
-const slotOverflow = 0x1
+// slotOverflow mirrors XS_SLOT_OVERFLOW, slotPending XS_SLOT_PENDING.
+const (
+	slotOverflow = 0x1
+	slotPending  = 0x2
+)
 
 // putForeignSlot writes a slot of sa_foreign, keeping its overflow mark.
 func (t *SATable) putForeignSlot(idx uint32, slot bpf.XdpsecXsSaSlot) error {

@@ -32,6 +32,7 @@ const (
 	PinSPDNode      = bpf.XdpsecMapSpdNode
 	PinSPDSrc       = bpf.XdpsecMapSpdSrc
 	PinSPDRule      = bpf.XdpsecMapSpdRule
+	PinStash        = bpf.XdpsecMapStash
 )
 
 // MapsDir is the subdirectory of a pin directory that holds the maps.
@@ -51,6 +52,7 @@ type Set struct {
 	Config   *Config
 	Counters *Counters
 	SPD      *SPD
+	Stash    *Stash
 
 	raw    []*ebpf.Map
 	unlock func() error
@@ -62,7 +64,7 @@ type Set struct {
 func New(m *bpf.XdpsecMaps) *Set {
 	s := &Set{lockMu: new(sync.Mutex), lockFd: -1}
 	s.raw = []*ebpf.Map{m.SaIn, m.SaSlot, m.SaSlotStats, m.SaForeign, m.SaForeignStats, m.CpuMap, m.IkeBucket, m.Config, m.Stats, m.SpdOut,
-		m.SpdStats, m.SpdPrefix4, m.SpdPrefix6, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule}
+		m.SpdStats, m.SpdPrefix4, m.SpdPrefix6, m.SpdDst, m.SpdNode, m.SpdSrc, m.SpdRule, m.Stash}
 	s.wrap(m)
 	return s
 }
@@ -73,6 +75,7 @@ func (s *Set) wrap(m *bpf.XdpsecMaps) {
 	s.SA = &SATable{m: m.SaIn, slots: m.SaSlot, slotStats: m.SaSlotStats, foreign: m.SaForeign,
 		foreignStats: m.SaForeignStats, config: s.Config}
 	s.Counters = &Counters{m: m.Stats}
+	s.Stash = &Stash{m: m.Stash}
 	s.SPD = &SPD{
 		policies: m.SpdOut, stats: m.SpdStats, prefix4: m.SpdPrefix4, prefix6: m.SpdPrefix6, dst: m.SpdDst, node: m.SpdNode,
 		src: m.SpdSrc, rule: m.SpdRule, config: s.Config, lock: s.lock,
@@ -106,7 +109,7 @@ func OpenPinned(dir string) (*Set, error) {
 		PinSAIn: &m.SaIn, PinSASlot: &m.SaSlot, PinSASlotCtr: &m.SaSlotStats, PinSAForeign: &m.SaForeign, PinSAForeignCtr: &m.SaForeignStats, PinCPUMap: &m.CpuMap, PinIKEBucket: &m.IkeBucket,
 		PinConfig: &m.Config, PinStats: &m.Stats, PinSPDOut: &m.SpdOut,
 		PinSPDStats: &m.SpdStats, PinSPDPrefix4: &m.SpdPrefix4, PinSPDPrefix6: &m.SpdPrefix6, PinSPDDst: &m.SpdDst, PinSPDNode: &m.SpdNode,
-		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule,
+		PinSPDSrc: &m.SpdSrc, PinSPDRule: &m.SpdRule, PinStash: &m.Stash,
 	} {
 		if err := open(name, dst); err != nil {
 			s.Close()

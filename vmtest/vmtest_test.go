@@ -31,8 +31,9 @@ const BenchEnv = "XDPSEC_VM_BENCH"
 // guestPackages are built into static test binaries and run in one guest
 // boot: e2e (the end-to-end scenarios) and the packages whose tests need a
 // kernel with ESP, which skip on hosts without it, or XFRM interfaces
-// (internal/dataplane's route-based client routes).
-var guestPackages = []string{"./e2e/", "./maps/xfrm/", "./internal/dataplane/"}
+// (internal/dataplane's route-based client routes), or live frames
+// (loader's TestStashInject: some host kernels refuse them).
+var guestPackages = []string{"./e2e/", "./maps/xfrm/", "./internal/dataplane/", "./loader/"}
 
 // TestGuest builds the guest packages, runs them in the guest and fails
 // with them.

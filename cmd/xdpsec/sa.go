@@ -55,6 +55,9 @@ type saJSON struct {
 	CPU           *int   `json:"cpu"`
 	RxSeenPackets uint64 `json:"rx_seen_packets"`
 	RxSeenBytes   uint64 `json:"rx_seen_bytes"`
+	// Pending: the SPI is allocated, its SA not in yet; xdp_wan stashes
+	// its packets.
+	Pending bool `json:"pending,omitempty"`
 }
 
 func saCommand() *cli.Command {
@@ -69,7 +72,7 @@ func saCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
-				Usage: "SAs with their rx_seen counters (before authentication)",
+				Usage: "SAs with their rx_seen counters (before authentication); pending: SPI allocated, SA not in yet",
 				Action: withMaps(func(c *cli.Context, out *output, s *maps.Set) error {
 					sas, err := s.SA.List()
 					if err != nil {
@@ -79,16 +82,20 @@ func saCommand() *cli.Command {
 					rows := make([][]string, 0, len(sas))
 					for _, sa := range sas {
 						j := saJSON{SPI: fmt.Sprintf("0x%08x", sa.SPI), Proto: sa.Proto.String(), Dst: sa.Dst.String(),
-							RxSeenPackets: sa.RxSeenPackets, RxSeenBytes: sa.RxSeenBytes}
+							RxSeenPackets: sa.RxSeenPackets, RxSeenBytes: sa.RxSeenBytes, Pending: sa.Pending}
+						state := "active"
+						if sa.Pending {
+							state = "pending"
+						}
 						cpu := "-"
 						if sa.CPU != maps.NoCPU {
 							j.CPU = &sa.CPU
 							cpu = strconv.Itoa(sa.CPU)
 						}
 						js = append(js, j)
-						rows = append(rows, []string{j.SPI, j.Proto, j.Dst, cpu, strconv.FormatUint(sa.RxSeenPackets, 10), strconv.FormatUint(sa.RxSeenBytes, 10)})
+						rows = append(rows, []string{j.SPI, j.Proto, j.Dst, cpu, strconv.FormatUint(sa.RxSeenPackets, 10), strconv.FormatUint(sa.RxSeenBytes, 10), state})
 					}
-					return out.print(js, []string{"SPI", "PROTO", "DST", "CPU", "RX_SEEN_PKTS", "RX_SEEN_BYTES"}, rows)
+					return out.print(js, []string{"SPI", "PROTO", "DST", "CPU", "RX_SEEN_PKTS", "RX_SEEN_BYTES", "STATE"}, rows)
 				}),
 			},
 			{

@@ -19,6 +19,7 @@ import (
 	"github.com/xdpsec/xdpsec/ike/swanctl"
 	"github.com/xdpsec/xdpsec/internal/dataplane"
 	"github.com/xdpsec/xdpsec/internal/ikesocket"
+	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/maps"
 	"github.com/xdpsec/xdpsec/maps/xfrm"
 )
@@ -89,6 +90,7 @@ type Daemon struct {
 	engine  *ike.Engine
 	dp      rxDataplane
 	maps    *maps.Set // nil in dry-run without pins
+	stash   *loader.StashRunner
 	kernel  *xfrm.Conn
 	sockets *ikesocket.Sockets
 	control net.Listener
@@ -377,8 +379,22 @@ func (d *Daemon) openDataplane() error {
 	if len(d.loaded.Pools) > 0 {
 		d.hashClientPolicies()
 	}
-	d.dp = dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
-		Tunnels: dataplane.NewNetlinkTunnels(k, nil)})
+	var stash dataplane.Stash
+	if err := loader.LiveFrames(); err != nil {
+		d.knlLog.Info(fmt.Sprintf("not stashing ESP that arrives before its SA: %v", err))
+	} else if r, err := loader.OpenStashRunner(d.opts.PinDir); err != nil {
+		d.knlLog.Info(fmt.Sprintf("not stashing ESP that arrives before its SA: %v", err))
+	} else {
+		d.stash = r
+		stash = dataplane.PinnedStash{Set: s, Runner: r}
+		d.knlLog.Debug(fmt.Sprintf("ESP for allocated SPIs is held until their SA is in (stash of %d packets)", s.Stash.Capacity()))
+	}
+	kdp := dataplane.NewKernelDataplane(dataplane.KernelConfig{Kernel: k, BPF: dataplane.PinnedBPF{Set: s}, Log: d.knlLog, Spread: d.opts.Spread,
+		Tunnels: dataplane.NewNetlinkTunnels(k, nil), Stash: stash})
+	d.dp = kdp
+	if err := kdp.AdoptPending(); err != nil {
+		d.knlLog.Warn(fmt.Sprintf("taking over pending SPIs: %v", err))
+	}
 	return nil
 }
 
@@ -646,6 +662,10 @@ func (d *Daemon) closeAll() {
 	if d.kernel != nil {
 		d.kernel.Close()
 		d.kernel = nil
+	}
+	if d.stash != nil {
+		d.stash.Close()
+		d.stash = nil
 	}
 	if d.maps != nil {
 		d.maps.Close()

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/maps"
@@ -39,6 +40,9 @@ type BPF interface {
 	MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error
 	// ApplyPolicies changes the SPD in one go (maps.SPD.Apply).
 	ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error)
+	// PendingSAs lists the SAs whose SPIs are pending (allocated, not
+	// installed).
+	PendingSAs() ([]maps.InboundSA, error)
 }
 
 // PinnedBPF adapts a maps.Set to BPF.
@@ -69,6 +73,19 @@ func (b PinnedBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) e
 }
 func (b PinnedBPF) ApplyPolicies(add []maps.Policy, del []uint32) ([]maps.Policy, error) {
 	return b.Set.SPD.Apply(add, del)
+}
+func (b PinnedBPF) PendingSAs() ([]maps.InboundSA, error) {
+	all, err := b.Set.SA.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []maps.InboundSA
+	for _, sa := range all {
+		if sa.Pending {
+			out = append(out, sa.InboundSA)
+		}
+	}
+	return out, nil
 }
 
 // CPUSpread says how inbound SAs are spread over the CPUs of cpu_map.
@@ -119,15 +136,23 @@ type KernelDataplane struct {
 	tunnels Tunnels
 
 	spd *spdWriter
+	// stash holds what xdp_wan stashed for pending SPIs; nil: pending
+	// SPIs are not in the BPF SA table and their packets are dropped.
+	stash Stash
 
 	mu sync.Mutex // guards everything below
 	rr int
-	// cpuOf is the CPU picked for an allocated SPI's inbound SA, until
-	// the SA is installed or the SPI given back: reading cpu_map (a
+	// pending holds the SPIs allocated and not yet installed or given
+	// back, with the CPU picked for the inbound SA: reading cpu_map (a
 	// lookup per possible entry) stays out of the time between the
-	// peer's response and the inbound SA, in which its packets on the
-	// new SA are dropped.
-	cpuOf    map[ike.SAID]int
+	// peer's response and the inbound SA.
+	pending map[ike.SAID]pendingSPI
+	// lastSweep is when sweepPending last looked for SPIs whose larval
+	// kernel SA expired.
+	lastSweep time.Time
+	// redrain is a drain of the stash shortly after the last one.
+	redrain  *time.Timer
+	closed   bool
 	sas      map[ike.SAID]*installed
 	catchAll map[catchAllKey]*catchAll
 	policies map[string]*policyState
@@ -135,6 +160,13 @@ type KernelDataplane struct {
 	// clientRoutes counts the routes in ClientTable by family (IPv4,
 	// IPv6): the rule that looks the table up goes with the last.
 	clientRoutes [2]int
+}
+
+// pendingSPI is an SPI AllocateSPI handed out.
+type pendingSPI struct {
+	cpu  int
+	at   time.Time
+	slot bool // its slot in the BPF SA table is written, pending
 }
 
 type installed struct {
@@ -174,14 +206,17 @@ type KernelConfig struct {
 	// Tunnels makes XFRM interfaces and routes for route-based CHILD_SAs;
 	// nil leaves them to the operator.
 	Tunnels Tunnels
+	// Stash, when set, has xdp_wan hold the packets of allocated SPIs
+	// until their SA is in (see AllocateSPI); nil drops them as no_sa.
+	Stash Stash
 }
 
 // NewKernelDataplane returns a dataplane over a kernel and pinned maps.
 func NewKernelDataplane(cfg KernelConfig) *KernelDataplane {
 	d := &KernelDataplane{
 		kernel: cfg.Kernel, bpf: cfg.BPF, log: cfg.Log, spread: cfg.Spread,
-		device: cfg.Device, tunnels: cfg.Tunnels,
-		sas: map[ike.SAID]*installed{}, cpuOf: map[ike.SAID]int{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
+		device: cfg.Device, tunnels: cfg.Tunnels, stash: cfg.Stash,
+		sas: map[ike.SAID]*installed{}, pending: map[ike.SAID]pendingSPI{}, catchAll: map[catchAllKey]*catchAll{}, policies: map[string]*policyState{},
 		vips: map[netip.Addr]*vipState{},
 	}
 	if d.log == nil {
@@ -199,13 +234,26 @@ func (d *KernelDataplane) Flush() { d.spd.flush() }
 
 // Close writes the queued SPD changes and stops the SPD writer; the
 // installed SAs and policies stay.
-func (d *KernelDataplane) Close() { d.spd.close() }
+func (d *KernelDataplane) Close() {
+	d.spd.close()
+	d.mu.Lock()
+	d.closed = true
+	if d.redrain != nil {
+		d.redrain.Stop()
+	}
+	d.mu.Unlock()
+}
 
 // AllocateSPI reserves an SPI in the range xdp_wan indexes, with a larval
 // kernel SA (XFRM_MSG_ALLOCSPI). The kernel keeps SPIs apart per
 // protocol only, but xdp_wan's sa_slot has one slot per SPI: an SPI the
 // other protocol has (larval or complete) at the same destination is
 // given back and another one taken.
+//
+// With a stash, the SPI goes into the BPF SA table at once, pending: a
+// peer may send on the CHILD_SA as soon as it has answered (RFC 7296
+// allows it), before we can have its keys, and xdp_wan then holds those
+// packets for AddSA to hand to the stack.
 func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (uint32, error) {
 	r, err := d.bpf.SPIRange()
 	if err != nil {
@@ -226,8 +274,18 @@ func (d *KernelDataplane) AllocateSPI(proto ike.SAProto, src, dst netip.Addr) (u
 		if _, err := d.kernel.GetState(xfrm.SAID{Dst: dst, SPI: spi, Proto: other}); err != nil {
 			// No such SA of the other protocol: this one is ours.
 			d.mu.Lock()
-			d.cpuOf[ike.SAID{Dst: dst, SPI: spi, Proto: proto}] = d.pickCPU(spi)
-			d.mu.Unlock()
+			defer d.mu.Unlock()
+			d.sweepPending()
+			p := pendingSPI{cpu: d.pickCPU(spi), at: time.Now()}
+			if d.stash != nil {
+				in := maps.InboundSA{SPI: spi, Proto: mapsProto(proto), Dst: dst, CPU: p.cpu, Pending: true}
+				if err := d.bpf.PutSA(in); err != nil {
+					d.log.Warn(fmt.Sprintf("SPI %.8x: not stashing its packets until its SA is in: %v", spi, err))
+				} else {
+					p.slot = true
+				}
+			}
+			d.pending[ike.SAID{Dst: dst, SPI: spi, Proto: proto}] = p
 			return spi, nil
 		}
 		// Taken by the other protocol: the larval SA stays until it
@@ -312,9 +370,12 @@ func (d *KernelDataplane) pickCPU(spi uint32) int {
 	return cpu
 }
 
-// AddSA installs one direction of a CHILD_SA: for an inbound SA its SPI
-// goes into the BPF SA table first, then the kernel SA completes the
-// larval one AllocateSPI made.
+// AddSA installs one direction of a CHILD_SA. For an inbound SA whose
+// SPI is pending in the BPF SA table (AllocateSPI with a stash), the
+// kernel SA completes the larval one AllocateSPI made, then the BPF entry
+// becomes active, then the packets stashed for it go to the stack; for
+// any other inbound SA its SPI goes into the BPF SA table first, then
+// the kernel SA is completed.
 func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -323,14 +384,16 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 		return err
 	}
 	if sa.Inbound {
-		cpu, ok := d.cpuOf[sa.SAID]
+		p, ok := d.pending[sa.SAID]
 		if !ok {
-			cpu = d.pickCPU(sa.SPI)
+			p.cpu = d.pickCPU(sa.SPI)
 		}
-		delete(d.cpuOf, sa.SAID)
-		in := maps.InboundSA{SPI: sa.SPI, Proto: mapsProto(sa.Proto), Dst: sa.Dst, CPU: cpu}
-		if err := d.bpf.PutSA(in); err != nil {
-			return fmt.Errorf("BPF SA table: %w", err)
+		delete(d.pending, sa.SAID)
+		in := maps.InboundSA{SPI: sa.SPI, Proto: mapsProto(sa.Proto), Dst: sa.Dst, CPU: p.cpu}
+		if !p.slot {
+			if err := d.bpf.PutSA(in); err != nil {
+				return fmt.Errorf("BPF SA table: %w", err)
+			}
 		}
 		res, err := d.kernel.UpdateState(st)
 		if err != nil {
@@ -340,6 +403,22 @@ func (d *KernelDataplane) AddSA(sa *ike.SA) error {
 			return err
 		}
 		d.logOffload(sa, res)
+		if p.slot {
+			// The kernel SA is complete: from here xdp_wan passes the
+			// SA's packets, and what it stashed meanwhile goes after.
+			if err := d.bpf.PutSA(in); err != nil {
+				d.kernel.DeleteState(xfrm.SAID{Dst: sa.Dst, SPI: sa.SPI, Proto: xfrmProto(sa.Proto)})
+				if derr := d.bpf.DeleteSA(mapsProto(sa.Proto), sa.SPI, sa.Dst); derr != nil {
+					d.log.Warn(fmt.Sprintf("removing SPI %.8x from the BPF SA table failed: %v", sa.SPI, derr))
+				}
+				return fmt.Errorf("BPF SA table: %w", err)
+			}
+			st.Crypto = xfrm.Crypto{Encr: sa.Encr, KeyBits: sa.EncrBits, Integ: sa.Integ}
+			d.sas[sa.SAID] = &installed{inbound: true, state: st}
+			d.drainStash()
+			d.drainAgainSoon()
+			return nil
+		}
 	} else {
 		res, err := d.kernel.AddState(st)
 		if err != nil {
@@ -468,7 +547,7 @@ func (d *KernelDataplane) DeleteSA(id ike.SAID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	inst := d.sas[id]
-	delete(d.cpuOf, id)
+	delete(d.pending, id)
 	kerr := d.kernel.DeleteState(xfrm.SAID{Dst: id.Dst, SPI: id.SPI, Proto: xfrmProto(id.Proto)})
 	if errors.Is(kerr, xfrm.ErrNoSA) {
 		kerr = nil

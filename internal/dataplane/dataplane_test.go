@@ -28,6 +28,7 @@ type fakeKernel struct {
 	failAdd  error
 	offload  func(s xfrm.State) (xfrm.OffloadResult, error)
 	nextSPI  uint32
+	larval   map[uint32]bool // states GetState reports larval
 }
 
 func (k *fakeKernel) AllocSPI(proto xfrm.Proto, src, dst netip.Addr, r maps.SPIRange) (uint32, error) {
@@ -71,7 +72,7 @@ func (k *fakeKernel) GetState(id xfrm.SAID) (xfrm.StateInfo, error) {
 	if !ok || s.Proto != id.Proto {
 		return xfrm.StateInfo{}, xfrm.ErrNoSA
 	}
-	return xfrm.StateInfo{SPI: id.SPI, Counters: xfrm.Counters{Bytes: 100, Packets: 2, OutSeq: s.OutSeq, InSeq: s.InSeq}}, nil
+	return xfrm.StateInfo{SPI: id.SPI, Larval: k.larval[id.SPI], Counters: xfrm.Counters{Bytes: 100, Packets: 2, OutSeq: s.OutSeq, InSeq: s.InSeq}}, nil
 }
 func (k *fakeKernel) MoveState(id xfrm.SAID, to xfrm.Move) error {
 	s, ok := k.states[id.SPI]
@@ -130,7 +131,11 @@ func (b *fakeBPF) SPIRange() (maps.SPIRange, error) {
 }
 func (b *fakeBPF) CPUs() ([]int, error) { b.cpuReads++; return b.cpus, nil }
 func (b *fakeBPF) PutSA(sa maps.InboundSA) error {
-	b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
+	if sa.Pending {
+		b.ev.add("bpf put %.8x cpu %d pending", sa.SPI, sa.CPU)
+	} else {
+		b.ev.add("bpf put %.8x cpu %d", sa.SPI, sa.CPU)
+	}
 	b.sas[sa.SPI] = sa
 	return nil
 }
@@ -148,6 +153,16 @@ func (b *fakeBPF) GetSA(proto maps.SAProto, spi uint32, dst netip.Addr) (maps.In
 		return maps.InboundSAStats{}, maps.ErrNoSA
 	}
 	return maps.InboundSAStats{InboundSA: sa, RxSeenPackets: 3, RxSeenBytes: 300}, nil
+}
+
+func (b *fakeBPF) PendingSAs() ([]maps.InboundSA, error) {
+	var out []maps.InboundSA
+	for _, sa := range b.sas {
+		if sa.Pending {
+			out = append(out, sa)
+		}
+	}
+	return out, nil
 }
 
 func (b *fakeBPF) MoveSA(proto maps.SAProto, spi uint32, from, to netip.Addr) error {
@@ -293,8 +308,8 @@ func TestDataplaneCPUPickedAtAllocation(t *testing.T) {
 	if err := d.DeleteSA(ike.SAID{Dst: us, SPI: spis[0]}); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.cpuOf) != 0 {
-		t.Errorf("CPUs of allocated SPIs left: %v", d.cpuOf)
+	if len(d.pending) != 0 {
+		t.Errorf("CPUs of allocated SPIs left: %v", d.pending)
 	}
 }
 

@@ -7,7 +7,10 @@
 //
 // The ordering rules live here: an inbound SPI enters the BPF SA map
 // before its kernel SA is installed and leaves only after the kernel SA
-// is gone, so xdp_wan never drops a packet of a live SA.
+// is gone, so xdp_wan never drops a packet of a live SA. With a stash it
+// enters when it is allocated, pending (xdp_wan holds its packets), and
+// turns active only once the kernel SA is complete, when what was held
+// goes to the stack.
 //
 // It knows nothing of IKE exchanges, configuration files, the control
 // socket or saved state: the daemon (internal/daemon) owns those and
