@@ -317,9 +317,13 @@ func TestDaemonRekeyDuringTransfer(t *testing.T) {
 			dp := newDaemonPair(t, ipv4, v.conf)
 			p := dp.pair
 			first := dp.ga.waitChild("net", 10*time.Second)
-			// B sends what A stashes: B's SAs say whether that is in UDP.
-			if wantEncap := strings.Contains(v.conf.connA, "encap = yes"); dp.gb.child("net").Encap != wantEncap {
-				t.Fatalf("site B's CHILD_SA net with UDP encapsulation %v, want %v", !wantEncap, wantEncap)
+			// B sends what A stashes: B's SAs say whether that is in UDP;
+			// A's, whose encap = yes forces it, must say the same.
+			wantEncap := strings.Contains(v.conf.connA, "encap = yes")
+			for _, g := range []*gateway{dp.ga, dp.gb} {
+				if g.child("net").Encap != wantEncap {
+					t.Fatalf("site %s's CHILD_SA net with UDP encapsulation %v, want %v", g.name, !wantEncap, wantEncap)
+				}
 			}
 			noSA := [2]uint64{dp.ga.counter("no_sa"), dp.gb.counter("no_sa")}
 			stashCtrs := []string{"stashed", "stash_injected", "stash_full", "stash_too_long", "stash_expired"}

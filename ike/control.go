@@ -44,6 +44,9 @@ type ChildSAInfo struct {
 	Proposal          string
 	LocalTS, RemoteTS []TrafficSelector
 	ReqID             uint32
+	// Encap says whether its SAs are in UDP (RFC 3948): behind a NAT or
+	// with encapsulation forced (encap = yes) on either side.
+	Encap bool
 	// InstalledAt is when its SAs went in (zero before), by the
 	// engine's clock.
 	InstalledAt time.Time

@@ -60,7 +60,7 @@ func (sa *ikeSA) info(children bool) IKESAInfo {
 func (c *childSA) info() ChildSAInfo {
 	return ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
 		SPIOut: c.spiOut, Protocol: c.proto(), Mode: c.mode, Proposal: c.proposal.String(), LocalTS: slices.Clone(c.localTS),
-		RemoteTS: slices.Clone(c.remoteTS), ReqID: c.reqID(), InstalledAt: c.installedAt}
+		RemoteTS: slices.Clone(c.remoteTS), ReqID: c.reqID(), Encap: c.encap, InstalledAt: c.installedAt}
 }
 
 func (sa *ikeSA) notifyUpDown(up bool) {
@@ -134,7 +134,7 @@ func (sa *v1SA) info(children bool) IKESAInfo {
 
 func (c *v1Child) info() ChildSAInfo {
 	return ChildSAInfo{ID: c.id, Name: c.cfg.Name, State: c.state, SPIIn: c.spiIn,
-		SPIOut: c.spiOut, Protocol: c.proto(), Mode: c.mode, Proposal: c.proposal, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS), ReqID: c.reqID(), InstalledAt: c.installedAt}
+		SPIOut: c.spiOut, Protocol: c.proto(), Mode: c.mode, Proposal: c.proposal, LocalTS: slices.Clone(c.localTS), RemoteTS: slices.Clone(c.remoteTS), ReqID: c.reqID(), Encap: c.encap, InstalledAt: c.installedAt}
 }
 
 // notifyDown reports an installed IPsec SA that goes, once, unless it was

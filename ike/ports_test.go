@@ -62,4 +62,25 @@ func TestCustomPorts(t *testing.T) {
 		tb.established(tb.a)
 		tb.established(tb.b)
 	})
+	t.Run("encap on one side", func(t *testing.T) {
+		// encap = yes on a alone: a fakes its NAT detection hash, so b
+		// sees a NAT and both sides put their SAs in UDP, and both list
+		// their CHILD_SAs as encapsulated although a detected no NAT.
+		tb := newTestbed(t, bedOptions{connA: func(c *ike.Connection) { c.Encap = true }})
+		tb.establish()
+		for _, p := range []*peer{tb.a, tb.b} {
+			sa := tb.established(p)
+			if len(sa.Children) != 1 || !sa.Children[0].Encap {
+				t.Errorf("%s: CHILD_SAs %+v, want one listed as encapsulated", p.name, sa.Children)
+			}
+			for _, s := range p.dp.SAs() {
+				if s.Encap == nil {
+					t.Errorf("%s: SA %08x without UDP encapsulation", p.name, s.SPI)
+				}
+			}
+		}
+		if a, b := tb.established(tb.a), tb.established(tb.b); a.NATLocal || a.NATRemote || !b.NATRemote {
+			t.Errorf("NAT detection: a local %v remote %v, b remote %v; want only b to see a NAT (a's)", a.NATLocal, a.NATRemote, b.NATRemote)
+		}
+	})
 }

@@ -67,7 +67,7 @@ func (d *Daemon) ListSAs(conn string) []IKESA {
 		for _, ch := range sa.Children {
 			c := ChildSA{
 				Name: ch.Name, UniqueID: ch.ID, ReqID: ch.ReqID, State: ch.State.String(), Mode: ch.Mode.String(),
-				Protocol: ch.Protocol.String(), Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
+				Protocol: ch.Protocol.String(), Encap: ch.Encap, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
 				Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),
 			}
 			in := ike.SAID{Dst: sa.Local.Addr(), SPI: ch.SPIIn, Proto: ch.Protocol}

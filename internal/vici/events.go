@@ -109,7 +109,7 @@ func fromIKE(sa ike.IKESAInfo) daemon.IKESA {
 func fromChild(sa daemon.IKESA, ch ike.ChildSAInfo) daemon.ChildSA {
 	c := daemon.ChildSA{
 		Name: ch.Name, UniqueID: ch.ID, ReqID: ch.ReqID, State: ch.State.String(), Mode: strings.ToUpper(ch.Mode.String()),
-		Protocol: ch.Protocol.String(), Encap: sa.NATLocal || sa.NATRemote, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
+		Protocol: ch.Protocol.String(), Encap: ch.Encap, SPIIn: fmt.Sprintf("%.8x", ch.SPIIn), SPIOut: fmt.Sprintf("%.8x", ch.SPIOut),
 		Proposal: ch.Proposal,
 	}
 	if !ch.InstalledAt.IsZero() {
