@@ -153,23 +153,7 @@ const SW6RootEnv = "XDPSEC_SW6_ROOT"
 // SW6Root is the chroot `make sw6` makes with interop/strongswan6.sh:
 // $XDPSEC_SW6_ROOT, else .cache/sw6/root in the directory of the go.mod
 // above the working directory, "" if neither is found.
-func SW6Root() string {
-	if d := os.Getenv(SW6RootEnv); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ".cache", "sw6", "root")
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+func SW6Root() string { return cacheDir(SW6RootEnv, "sw6", "root") }
 
 // Charon6Version is the chroot's strongswan-charon version (strongswan6.sh
 // writes it beside the chroot), "" if unknown.

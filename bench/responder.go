@@ -101,8 +101,12 @@ const CharonLTEnv = "XDPSEC_CHARON_LT"
 // CharonLTDir is where charon-lt.sh installs charon with load-tester:
 // $XDPSEC_CHARON_LT, else .cache/charon-lt/inst in the directory of the
 // go.mod above the working directory, "" if neither is found.
-func CharonLTDir() string {
-	if d := os.Getenv(CharonLTEnv); d != "" {
+func CharonLTDir() string { return cacheDir(CharonLTEnv, "charon-lt", "inst") }
+
+// cacheDir is $env if set, else .cache/<sub...> in the directory of the
+// go.mod above the working directory, "" if neither is found.
+func cacheDir(env string, sub ...string) string {
+	if d := os.Getenv(env); d != "" {
 		return d
 	}
 	wd, err := os.Getwd()
@@ -111,7 +115,7 @@ func CharonLTDir() string {
 	}
 	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ".cache", "charon-lt", "inst")
+			return filepath.Join(append([]string{d, ".cache"}, sub...)...)
 		}
 		if filepath.Dir(d) == d {
 			return ""
