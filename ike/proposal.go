@@ -17,7 +17,8 @@ func proposalsToWire(ps []transform.Proposal, spi []byte) []message.Proposal {
 }
 
 func proposalToWire(p transform.Proposal, number uint8, spi []byte) message.Proposal {
-	w := message.Proposal{Number: number, Protocol: message.ProtocolID(p.Protocol), SPI: slices.Clone(spi)}
+	w := message.Proposal{Number: number, Protocol: message.ProtocolID(p.Protocol), SPI: slices.Clone(spi),
+		Transforms: make([]message.Transform, 0, len(p.Transforms))}
 	for _, t := range p.Transforms {
 		w.Transforms = append(w.Transforms, message.Transform{Type: uint8(t.Type), ID: t.ID, KeyLength: t.KeyLength})
 	}
@@ -28,7 +29,7 @@ func proposalToWire(p transform.Proposal, number uint8, spi []byte) message.Prop
 // attributes we do not know are left out (RFC 7296 section 3.3.6: such a
 // transform must be rejected, not the proposal).
 func proposalFromWire(w message.Proposal) transform.Proposal {
-	p := transform.Proposal{Protocol: transform.Protocol(w.Protocol)}
+	p := transform.Proposal{Protocol: transform.Protocol(w.Protocol), Transforms: make([]transform.Transform, 0, len(w.Transforms))}
 	for _, t := range w.Transforms {
 		if len(t.Attributes) != 0 {
 			continue
@@ -89,46 +90,86 @@ func matchProposal(ours, theirs transform.Proposal) (transform.Proposal, bool) {
 		if t.IsAdditionalKE() && !addKE {
 			continue
 		}
-		a, b := withImplicit(ours, t), withImplicit(theirs, t)
-		if len(a) == 0 && len(b) == 0 {
-			continue
-		}
-		found := false
-		for _, x := range a {
-			if slices.Contains(b, x) {
-				switch {
-				case t == transform.TransformKE && x.ID == uint16(transform.KE_NONE):
-				case t.IsAdditionalKE() && len(theirs.Algorithms(t)) == 0:
-					// NONE by absence: the reply does not name it.
-				default:
-					out.Transforms = append(out.Transforms, x)
-				}
-				found = true
-				break
+		implicit, hasImplicit := implicitTransform(ours, t)
+		listed := listsType(ours, t)
+		if !listed && !hasImplicit && !listsType(theirs, t) {
+			if _, ok := implicitTransform(theirs, t); !ok {
+				continue
 			}
+		}
+		// The first of ours (or what their absence stands for) that
+		// theirs offers.
+		var x transform.Transform
+		found := false
+		if listed {
+			for _, y := range ours.Transforms {
+				if y.Type == t && offers(theirs, y) {
+					x, found = y, true
+					break
+				}
+			}
+		} else if hasImplicit && offers(theirs, implicit) {
+			x, found = implicit, true
 		}
 		if !found {
 			return transform.Proposal{}, false
+		}
+		switch {
+		case t == transform.TransformKE && x.ID == uint16(transform.KE_NONE):
+		case t.IsAdditionalKE() && !listsType(theirs, t):
+			// NONE by absence: the reply does not name it.
+		default:
+			out.Transforms = append(out.Transforms, x)
 		}
 	}
 	return out, true
 }
 
-func withImplicit(p transform.Proposal, t transform.TransformType) []transform.Transform {
-	a := p.Algorithms(t)
-	if t.IsAdditionalKE() && len(a) == 0 {
-		return []transform.Transform{{Type: t, ID: uint16(transform.KE_NONE)}}
+// implicitTransform is what p's lack of any transform of type t stands
+// for: NONE for an additional key exchange; for ESP and AH, no key
+// exchange and no ESN.
+func implicitTransform(p transform.Proposal, t transform.TransformType) (transform.Transform, bool) {
+	switch {
+	case t.IsAdditionalKE():
+		return transform.Transform{Type: t, ID: uint16(transform.KE_NONE)}, true
+	case p.Protocol != transform.ProtoESP && p.Protocol != transform.ProtoAH:
+		return transform.Transform{}, false
+	case t == transform.TransformKE:
+		return transform.Transform{Type: t, ID: uint16(transform.KE_NONE)}, true
+	case t == transform.TransformESN:
+		return transform.Transform{Type: t, ID: uint16(transform.NO_ESN)}, true
 	}
-	if p.Protocol != transform.ProtoESP && p.Protocol != transform.ProtoAH {
+	return transform.Transform{}, false
+}
+
+// listsType says whether p lists a transform of type t.
+func listsType(p transform.Proposal, t transform.TransformType) bool {
+	for _, y := range p.Transforms {
+		if y.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// offers says whether p offers x: lists it, or lists none of its type
+// and that stands for x.
+func offers(p transform.Proposal, x transform.Transform) bool {
+	if listsType(p, x.Type) {
+		return slices.Contains(p.Transforms, x)
+	}
+	i, ok := implicitTransform(p, x.Type)
+	return ok && i == x
+}
+
+func withImplicit(p transform.Proposal, t transform.TransformType) []transform.Transform {
+	if a := p.Algorithms(t); len(a) > 0 {
 		return a
 	}
-	switch {
-	case t == transform.TransformKE && len(a) == 0:
-		return []transform.Transform{{Type: t, ID: uint16(transform.KE_NONE)}}
-	case t == transform.TransformESN && len(a) == 0:
-		return []transform.Transform{{Type: t, ID: uint16(transform.NO_ESN)}}
+	if i, ok := implicitTransform(p, t); ok {
+		return []transform.Transform{i}
 	}
-	return a
+	return nil
 }
 
 // withoutKE removes the key exchange transforms: the CHILD_SA of IKE_AUTH

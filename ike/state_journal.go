@@ -403,6 +403,15 @@ var betweenPieces func()
 // saved they give the engine's state. An IKE SA that comes up after the
 // snapshot started is in a change; one that goes, in a change's Gone.
 func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
+	return e.SnapshotPaced(save, nil)
+}
+
+// SnapshotPaced is Snapshot with pause called between two pieces, without
+// the engine's lock: a sink that must not spend its CPU on the whole state
+// in one burst waits there (the daemon's compaction keeps pace with the
+// changes it is handed, so that establishments go on at an even rate while
+// it runs).
+func (e *Engine) SnapshotPaced(save func(d *StateDelta) error, pause func()) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -457,6 +466,9 @@ func (e *Engine) Snapshot(save func(d *StateDelta) error) error {
 		}
 		if betweenPieces != nil {
 			betweenPieces()
+		}
+		if pause != nil && (len(v2) > 0 || len(v1) > 0) {
+			pause()
 		}
 	}
 	e.mu.Lock()

@@ -290,7 +290,7 @@ func Start(opts Options) (*Daemon, error) {
 		}
 	}
 	d.restore()
-	d.compact()
+	d.compact(false)
 	if d.kernel != nil {
 		if err := d.watchExpires(); err != nil {
 			return nil, err
@@ -486,7 +486,7 @@ func (d *Daemon) watch() {
 		case <-t.C:
 			d.engine.FlushState()
 			if d.journal != nil && d.journal.wantsCompaction() {
-				d.compact()
+				d.compact(true)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/ike"
 	"github.com/xdpsec/xdpsec/ike/pool"
@@ -181,13 +182,13 @@ func TestJournalCompactUnderLoad(t *testing.T) {
 			cfg.StateSink = j
 		}
 	}, nil)
-	if err := compactFrom(j, responder); err != nil {
+	if err := compactFrom(j, responder, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error)
 	go func() {
 		for range 30 {
-			if err := compactFrom(j, responder); err != nil {
+			if err := compactFrom(j, responder, nil); err != nil {
 				done <- err
 				return
 			}
@@ -283,4 +284,121 @@ func frame(body []byte) []byte {
 	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(body, crcTable))
 	copy(rec[8:], body)
 	return rec
+}
+
+// A paced compaction (the daemon's, after the restore) does not run ahead
+// of its floor while nothing changes, runs faster as changes are appended,
+// goes at full speed once the daemon stops, and its file replays to what
+// the engine has.
+func TestJournalCompactPaced(t *testing.T) {
+	j, path := newTestJournal(t)
+	_, responder, _ := enginePairConfig(t, 3000, func(i int, cfg *ike.Config) {
+		if i == 1 {
+			cfg.StateSink = j
+		}
+	}, nil)
+	if err := compactFrom(j, responder, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := j.base
+	if full < 3<<20 {
+		t.Fatalf("a snapshot of 3000 IKE SAs is %d bytes: too small to see the pace", full)
+	}
+	progress := func() (snapshot, changes int64) {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.next == nil {
+			return -1, -1
+		}
+		return j.next.snapshot, j.next.changes
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- compactFrom(j, responder, stop) }()
+	// A piece is 256 records; the pacer is asked between pieces.
+	piece := full / 3000 * 256
+	for time.Since(start) < 300*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
+		s, _ := progress()
+		allowed := int64(time.Since(start).Seconds()*compactPaceFloor) + 2*piece
+		if s < 0 {
+			t.Fatalf("the compaction finished after %s, with nothing changing: not paced", time.Since(start))
+		}
+		if s > allowed {
+			t.Fatalf("after %s the snapshot wrote %d bytes, its floor allows %d", time.Since(start), s, allowed)
+		}
+	}
+	// Changes let it go faster: compactPaceRatio bytes per byte changed.
+	before, _ := progress()
+	d := ike.StateDelta{SAs: []ike.ExportedIKESA{testRecord(1, 0xc0000001)}}
+	var changed int64
+	for changed < 2*piece {
+		if err := j.SaveState(&d); err != nil {
+			t.Fatal(err)
+		}
+		_, changed = progress()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s, _ := progress(); s >= 0 && s < before+compactPaceRatio*changed-piece; s, _ = progress() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of changes appended, the snapshot moved from %d to %d bytes in 2s", changed, before, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the compaction did not finish within 10s of the daemon's stop")
+	}
+	l, err := readState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Engine.SAs) != 3000 {
+		t.Errorf("the compacted file holds %d IKE SAs, want 3000", len(l.Engine.SAs))
+	}
+}
+
+// A compaction cut short (the daemon killed while it wrote) leaves its
+// file beside the state file: the next daemon removes it, and only the
+// files of its own state file's compactions.
+func TestJournalRemovesStaleCompaction(t *testing.T) {
+	j, path := newTestJournal(t)
+	w, err := j.begin()
+	if err != nil || w == nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if err := w.add(&ike.StateDelta{NextIKEID: 1, SAs: []ike.ExportedIKESA{testRecord(1, 0xc0000001)}}); err != nil {
+		t.Fatal(err)
+	}
+	w.w.Flush()
+	left := w.tmp.Name()
+	other := filepath.Join(filepath.Dir(path), ".other-state.compact-1")
+	if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The killed daemon's files stay as they are; a new one opens the
+	// journal.
+	j2 := newJournal(path, j.header)
+	removed, err := j2.removeStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != left {
+		t.Errorf("removed %v, want [%s]", removed, left)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still there: %v", left, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another state file's compaction was removed: %v", err)
+	}
+	if _, err := readState(path); err != nil {
+		t.Errorf("the state file: %v", err)
+	}
 }

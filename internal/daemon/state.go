@@ -50,15 +50,28 @@ func (d *Daemon) openJournal() {
 	}
 	netns, config := d.stateOwner()
 	d.journal = newJournal(d.opts.StatePath, stateHeader{Dataplane: d.dataplaneName(), NetNS: netns, Config: config})
+	removed, err := d.journal.removeStale()
+	for _, f := range removed {
+		d.log.Info(fmt.Sprintf("removed %s, left by a compaction of the state file that did not finish", f))
+	}
+	if err != nil {
+		d.log.Warn(fmt.Sprintf("removing what an unfinished compaction of %s left: %v", d.opts.StatePath, err))
+	}
 }
 
 // compact rewrites the state file from a snapshot of the engine: after
-// the restore, and whenever the changes appended outgrew the snapshot.
-func (d *Daemon) compact() {
+// the restore at once, and whenever the changes appended outgrew the
+// snapshot at the pace of the changes (paced): until the daemon stops,
+// when what is left of the snapshot goes at full speed.
+func (d *Daemon) compact(paced bool) {
 	if d.journal == nil {
 		return
 	}
-	err := compactFrom(d.journal, d.engine)
+	var stop <-chan struct{}
+	if paced {
+		stop = d.stop
+	}
+	err := compactFrom(d.journal, d.engine, stop)
 	if err != nil && !errors.Is(err, ike.ErrClosed) {
 		d.log.Warn(fmt.Sprintf("writing the IKE state to %s failed: %v", d.opts.StatePath, err))
 	}
@@ -69,12 +82,19 @@ func (d *Daemon) compact() {
 // it exports its SAs piece by piece (ike.Engine.Snapshot) goes into it
 // too; the engine's lock is taken first, the journal's then, as when the
 // engine hands a delta over: never the other way round.
-func compactFrom(j *journal, e *ike.Engine) error {
+//
+// With a stop channel the snapshot is paced (snapshotWriter.pace) until
+// stop is closed; without one it goes as fast as it can.
+func compactFrom(j *journal, e *ike.Engine, stop <-chan struct{}) error {
 	w, err := j.begin()
 	if err != nil || w == nil {
 		return err
 	}
-	if err := e.Snapshot(w.add); err != nil {
+	var pause func()
+	if stop != nil {
+		pause = w.pacer(stop)
+	}
+	if err := e.SnapshotPaced(w.add, pause); err != nil {
 		w.abort(err)
 		if errors.Is(err, ike.ErrClosed) {
 			return nil
