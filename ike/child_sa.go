@@ -41,7 +41,9 @@ func (c *childSA) setState(s ChildSAState) {
 		c.rekeyed = true
 	}
 	if c.state != s {
-		debugf(c.ike.log, "CHILD_SA %s state change: %s => %s", c.name(), c.state, s)
+		if debugOn(c.ike.log) {
+			debugf(c.ike.log, "CHILD_SA %s state change: %s => %s", c.name(), c.state, s)
+		}
 		c.state = s
 	}
 }
@@ -123,7 +125,9 @@ func (c *childSA) installOutbound() {
 		infof(c.ike.log, "unable to install outbound SA of CHILD_SA %s: %v", c.name(), err)
 		return
 	}
-	debugf(c.ike.log, "outbound SA %.8x of CHILD_SA %s installed", c.spiOut, c.name())
+	if debugOn(c.ike.log) {
+		debugf(c.ike.log, "outbound SA %.8x of CHILD_SA %s installed", c.spiOut, c.name())
+	}
 }
 
 func (c *childSA) logEstablished() {

@@ -22,6 +22,10 @@ func debugf(l *slog.Logger, format string, args ...any) {
 	}
 }
 
+// debugOn reports whether l takes Debug lines: a caller whose arguments
+// cost something to make (an SA's name) asks first.
+func debugOn(l *slog.Logger) bool { return l.Enabled(context.Background(), slog.LevelDebug) }
+
 // infoOn reports whether l takes Info lines: a line built of a message's
 // or a proposal's summary is built only then.
 func infoOn(l *slog.Logger) bool { return l.Enabled(context.Background(), slog.LevelInfo) }

@@ -108,7 +108,9 @@ func (sa *ikeSACommon) name() string {
 
 func (sa *ikeSACommon) setState(s IKESAState) {
 	if sa.state != s {
-		debugf(sa.log, "IKE_SA %s state change: %s => %s", sa.name(), sa.state, s)
+		if debugOn(sa.log) {
+			debugf(sa.log, "IKE_SA %s state change: %s => %s", sa.name(), sa.state, s)
+		}
 		sa.state = s
 		sa.indexPeer()
 		sa.e.changed(sa, true)

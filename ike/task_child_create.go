@@ -255,9 +255,11 @@ func (t *childCreate) installInitiator(gir, ni, nr []byte) error {
 	e := sa.e
 	window := c.inboundAt.Sub(e.received)
 	e.stats.ResponseToInbound.add(window)
-	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
-	debugf(sa.log, "inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v waiting for its lock, %v processing it, %v installing)",
-		c.spiIn, c.name(), us(window), us(e.called.Sub(e.received)), us(e.locked.Sub(e.called)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing)))
+	if debugOn(sa.log) {
+		us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+		debugf(sa.log, "inbound SA %.8x of CHILD_SA %s installed %v after the response arrived (%v to the engine, %v waiting for its lock, %v processing it, %v installing)",
+			c.spiIn, c.name(), us(window), us(e.called.Sub(e.received)), us(e.locked.Sub(e.called)), us(installing.Sub(e.locked)), us(c.inboundAt.Sub(installing)))
+	}
 	c.observeInstalled(true, t.rekeyed != nil)
 	sa.addChild(c)
 	t.done = true

@@ -218,7 +218,9 @@ func (t *ikeAuth) failed() {
 }
 
 func (sa *ikeSA) logEstablished() {
-	infof(sa.log, "IKE_SA %s established between %s", sa.name(), sa.ends())
+	if infoOn(sa.log) {
+		infof(sa.log, "IKE_SA %s established between %s", sa.name(), sa.ends())
+	}
 }
 
 func (t *ikeAuth) processRequest(m *message.Message) error {

@@ -2,9 +2,9 @@ package ike
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +80,7 @@ func (id Identity) key() string {
 	case message.ID_DER_ASN1_DN:
 		data = formatDN(id.Data)
 	}
-	return fmt.Sprintf("%d:%s", id.Type, data)
+	return strconv.Itoa(int(id.Type)) + ":" + data
 }
 
 // connectedPeers indexes the IKE SAs of either version that count as a
