@@ -20,6 +20,10 @@ APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute
 VM_APT_PACKAGES := qemu-system-x86 busybox-static xz-utils etcd-server keepalived
 # The guest kernel: Debian 12's 6.12 (bookworm-security, bookworm-backports).
 VM_KERNEL_PACKAGE ?= linux-image-6.12-amd64
+# More guest kernels (space-separated packages), each booted once beside
+# the main guest to load and attach every BPF program (the loader's tests):
+# by default Debian 12's stock kernel, 6.1 (linux-image-amd64). Empty: none.
+VM_EXTRA_KERNELS ?= linux-image-amd64
 # strongSwan's charon and swanctl for the interop tests (interop/): the
 # standard plugins hold openssl and gcm, the extra ones kdf, curve25519 and
 # (in libcharon-extra-plugins) kernel-libipsec, charon's userspace ESP for
@@ -109,7 +113,7 @@ vmdeps:
 		exit 0; \
 	fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	if [ -n "$$missing" ] || ! apt-cache show $(VM_KERNEL_PACKAGE) >/dev/null 2>&1; then \
+	if [ -n "$$missing" ] || ! apt-cache show $(VM_KERNEL_PACKAGE) $(VM_EXTRA_KERNELS) >/dev/null 2>&1; then \
 		apt-get update -qq || echo "vmtest: apt-get update failed" >&2; \
 	fi; \
 	if [ -n "$$missing" ]; then \
@@ -118,12 +122,14 @@ vmdeps:
 	fi
 
 # The VM test level: QEMU (TCG) boots Debian's $(VM_KERNEL_PACKAGE) with the
-# host's root shared read-only; package vmtest runs the e2e tests in it,
-# internal/vm checks the harness itself. Kernel and initramfs are cached
-# in .cache/vm/. One package at a time (-p 1): two TCG guests on a small
-# machine only slow each other down.
+# host's root shared read-only; package vmtest runs the e2e tests in it
+# and, in a second guest beside it, the loader's tests on each of
+# $(VM_EXTRA_KERNELS); internal/vm checks the harness itself. Kernels and
+# initramfs images are cached in .cache/vm/, one directory per package
+# version. One package at a time (-p 1): more TCG guests on a small machine
+# only slow each other down.
 vmtest: vmdeps
-	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) \
+	XDPSEC_VMTEST=1 XDPSEC_VM_KERNEL_PACKAGE=$(VM_KERNEL_PACKAGE) XDPSEC_VM_EXTRA_KERNELS="$(VM_EXTRA_KERNELS)" \
 		$(GO) test -count=1 -p 1 -v -timeout $(VMTEST_TIMEOUT) ./internal/vm/ ./vmtest/
 
 # charon with strongSwan's load-tester plugin, the like-for-like responder

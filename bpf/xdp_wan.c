@@ -87,14 +87,23 @@ static __always_inline void count_slot(void *stats, __u32 idx, __u64 bytes)
 static __noinline int stash_frame(struct xdp_md *ctx, struct xs_sa_slot *slot, __u64 bytes)
 {
 	struct xs_stash_entry *e;
-	__u32 zero = 0, len;
+	__u32 zero = 0, len, last;
 
 	e = bpf_map_lookup_elem(&stash_scratch, &zero);
 	if (!e)
 		return verdict(XDP_DROP, XS_CNT_DROP_STASH_FULL, bytes);
+	/*
+	 * The length must be 1..XS_STASH_FRAME in one unsigned compare: the
+	 * verifier of 6.1 learns no lower bound from len != 0 and refuses
+	 * the copy as possibly empty. barrier_var keeps clang from folding
+	 * last + 1 back into len and splitting the compare again.
+	 */
 	len = bpf_xdp_get_buff_len(ctx);
-	if (len == 0 || len > XS_STASH_FRAME)
+	last = len - 1;
+	if (last >= XS_STASH_FRAME)
 		return verdict(XDP_DROP, XS_CNT_DROP_STASH_TOO_LONG, bytes);
+	barrier_var(last);
+	len = last + 1;
 	if (bpf_xdp_load_bytes(ctx, 0, e->frame, len) < 0)
 		return verdict(XDP_DROP, XS_CNT_DROP_MALFORMED, bytes);
 	e->time_ns = bpf_ktime_get_ns();

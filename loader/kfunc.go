@@ -4,19 +4,27 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 )
 
-// weakKfuncs are the kfuncs our programs declare __weak and test with
-// bpf_ksym_exists, with the module that provides them where the kernel has
-// them as a module.
-var weakKfuncs = map[string]string{
-	"bpf_skb_set_xfrm_info": "xfrm_interface",
+// weakKfunc is a kfunc our programs declare __weak and test with
+// bpf_ksym_exists.
+type weakKfunc struct {
+	module   string // the module that provides it where the kernel has it as one
+	since    string // the first kernel with it
+	fallback string // what the programs do without it
+}
+
+var weakKfuncs = map[string]weakKfunc{
+	"bpf_skb_set_xfrm_info": {module: "xfrm_interface", since: "Linux 6.2",
+		fallback: "tc_lan tags PROTECTed packets with the skb mark (the if_id) instead of their XFRM interface's if_id"},
 }
 
 // resolveKsymExists answers the programs' bpf_ksym_exists checks before
@@ -30,8 +38,13 @@ var weakKfuncs = map[string]string{
 // does on Debian's kernels (CONFIG_XFRM_INTERFACE=m): tc_lan failed to load
 // as soon as xfrm_interface was loaded. cilium/ebpf#2056, fixed upstream
 // by #2058 after v0.22.0; drop this when go.mod has the fix. Calls keep
-// their kfunc metadata: cilium/ebpf resolves those correctly.
-func resolveKsymExists(spec *ebpf.CollectionSpec) error {
+// their kfunc metadata: cilium/ebpf resolves those correctly (a call of a
+// missing weak kfunc stays behind its bpf_ksym_exists check, which the
+// verifier then knows is never taken).
+//
+// It returns the weak kfuncs the kernel lacks, sorted, for the loader to
+// say which fallback the programs take.
+func resolveKsymExists(spec *ebpf.CollectionSpec) (missing []string, err error) {
 	have := map[string]bool{}
 	for _, prog := range spec.Programs {
 		for i, ins := range prog.Instructions {
@@ -42,10 +55,13 @@ func resolveKsymExists(spec *ebpf.CollectionSpec) error {
 			exists, ok := have[name]
 			if !ok {
 				var err error
-				if exists, err = kernelHasFunc(name, weakKfuncs[name]); err != nil {
-					return fmt.Errorf("look for kfunc %s: %w", name, err)
+				if exists, err = kernelHasFunc(name, weakKfuncs[name].module); err != nil {
+					return nil, fmt.Errorf("look for kfunc %s: %w", name, err)
 				}
 				have[name] = exists
+				if !exists {
+					missing = append(missing, name)
+				}
 			}
 			v := int64(0)
 			if exists {
@@ -54,7 +70,18 @@ func resolveKsymExists(spec *ebpf.CollectionSpec) error {
 			prog.Instructions[i] = asm.LoadImm(ins.Dst, v, asm.DWord).WithSource(ins.Source())
 		}
 	}
-	return nil
+	sort.Strings(missing)
+	return missing, nil
+}
+
+// logMissingKfuncs says, once per load, which kfuncs the kernel lacks and
+// what the programs do instead.
+func logMissingKfuncs(log *slog.Logger, missing []string) {
+	for _, name := range missing {
+		k := weakKfuncs[name]
+		log.Info("kernel lacks a kfunc, using the fallback", "kfunc", name,
+			"needs", fmt.Sprintf("%s+ with module %s loaded", k.since, k.module), "fallback", k.fallback)
+	}
 }
 
 // kernelHasFunc reports whether the kernel's BTF (vmlinux, else the loaded

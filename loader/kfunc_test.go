@@ -25,7 +25,8 @@ func TestResolveKsymExists(t *testing.T) {
 	if len(loads) == 0 {
 		t.Fatal("tc_lan has no bpf_ksym_exists(bpf_skb_set_xfrm_info) load")
 	}
-	if err := resolveKsymExists(spec); err != nil {
+	missing, err := resolveKsymExists(spec)
+	if err != nil {
 		t.Fatal(err)
 	}
 	exists, err := kernelHasFunc("bpf_skb_set_xfrm_info", "xfrm_interface")
@@ -33,6 +34,9 @@ func TestResolveKsymExists(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("this kernel has bpf_skb_set_xfrm_info: %v", exists)
+	if got := len(missing) == 1 && missing[0] == "bpf_skb_set_xfrm_info"; got == exists {
+		t.Errorf("resolveKsymExists reports missing %v; the kernel has the kfunc: %v", missing, exists)
+	}
 	want := int64(0)
 	if exists {
 		want = 1

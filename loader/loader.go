@@ -120,6 +120,7 @@ var (
 	ErrNoBPF          = errors.New("kernel cannot load BPF programs")
 	ErrNoInterface    = errors.New("no such interface")
 	ErrForeignProgram = errors.New("interface already has a program xdpsec did not attach")
+	ErrKernelTooOld   = errors.New("kernel too old for xdpsec's BPF programs (they need Linux 5.18 or later; 6.1 and 6.12 are tested)")
 )
 
 // Loaded is a loaded, attached and pinned xdpsec.
@@ -220,7 +221,8 @@ func loadCollection(opts *Options) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load BPF objects: %w", err)
 	}
-	if err := resolveKsymExists(spec); err != nil {
+	missingKfuncs, err := resolveKsymExists(spec)
+	if err != nil {
 		return nil, err
 	}
 	ncpu, err := ebpf.PossibleCPU()
@@ -262,10 +264,17 @@ func loadCollection(opts *Options) (*Loaded, error) {
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
+			// An older kernel refuses a helper call it does not know with
+			// a line deep in the log: name what is missing instead.
+			if missing := missingHelpers(spec); len(missing) > 0 {
+				return nil, fmt.Errorf("%w: kernel %s lacks BPF helpers the programs call: %s", ErrKernelTooOld,
+					kernelRelease(), strings.Join(missing, ", "))
+			}
 			return nil, fmt.Errorf("kernel rejected the BPF programs: %w", err)
 		}
 		return nil, fmt.Errorf("load BPF objects: %w", err)
 	}
+	logMissingKfuncs(opts.Log, missingKfuncs)
 	var m bpf.XdpsecMaps
 	var p bpf.XdpsecPrograms
 	if err := coll.Assign(&m); err != nil {

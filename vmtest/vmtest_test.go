@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,27 +36,76 @@ const BenchEnv = "XDPSEC_VM_BENCH"
 // (loader's TestStashInject: some host kernels refuse them).
 var guestPackages = []string{"./e2e/", "./maps/xfrm/", "./internal/dataplane/", "./loader/"}
 
+// ExtraKernelsEnv lists (space-separated) more Debian kernel packages
+// whose guests run extraPackages, each in a boot of its own: `make vmtest`
+// passes VM_EXTRA_KERNELS, by default linux-image-amd64, Debian 12's stock
+// kernel (6.1). Empty: none.
+const ExtraKernelsEnv = "XDPSEC_VM_EXTRA_KERNELS"
+
+// extraPackages run on the extra kernels: the loader's tests load every
+// BPF program alone (TestEveryProgramLoads) and load and attach them as
+// the daemon does (XDP, tc with tcx or clsact, the stash's live frames).
+var extraPackages = []string{"./loader/"}
+
 // TestGuest builds the guest packages, runs them in the guest and fails
-// with them.
+// with them. It runs beside TestExtraKernels.
 func TestGuest(t *testing.T) {
 	img := vm.RequireImage(t)
+	t.Parallel()
+	runGuest(t, img, guestPackages, "guest| ")
+}
+
+// TestExtraKernels runs extraPackages in a guest of each kernel of
+// $XDPSEC_VM_EXTRA_KERNELS, one after the other, while TestGuest runs
+// its own guest: the second QEMU costs the run about the minutes the
+// loader's tests take under TCG.
+func TestExtraKernels(t *testing.T) {
+	pkgs := strings.Fields(os.Getenv(ExtraKernelsEnv))
+	if len(pkgs) == 0 {
+		t.Skipf("skipped: no extra guest kernels ($%s is empty)", ExtraKernelsEnv)
+	}
+	main := os.Getenv(vm.PackageEnv)
+	if main == "" {
+		main = vm.KernelPackage
+	}
+	if os.Getenv(vm.EnableEnv) != "" {
+		t.Parallel()
+	}
+	for _, pkg := range pkgs {
+		t.Run(pkg, func(t *testing.T) {
+			if pkg == main {
+				t.Skipf("skipped: %s is TestGuest's kernel", pkg)
+			}
+			img := vm.RequireImageOf(t, pkg)
+			runGuest(t, img, extraPackages, "guest "+img.Release+"| ")
+		})
+	}
+}
+
+// runGuest builds the packages' tests (and xdpsec, for e2e), runs them in
+// one boot of img and fails with them; console lines go to the test log
+// with prefix.
+func runGuest(t *testing.T, img *vm.Image, pkgs []string, prefix string) {
 	root, err := vm.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	xdpsecBin := filepath.Join(work, "xdpsec")
-	build := time.Now()
-	cmd := exec.Command(goTool(), "build", "-o", xdpsecBin, "./cmd/xdpsec")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build xdpsec for the guest: %v\n%s", err, out)
+	xdpsecBin := ""
+	if slices.Contains(pkgs, "./e2e/") {
+		xdpsecBin = filepath.Join(work, "xdpsec")
+		build := time.Now()
+		cmd := exec.Command(goTool(), "build", "-o", xdpsecBin, "./cmd/xdpsec")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build xdpsec for the guest: %v\n%s", err, out)
+		}
+		requireStatic(t, xdpsecBin)
+		t.Logf("built %s in %v", xdpsecBin, time.Since(build).Round(time.Millisecond))
 	}
-	requireStatic(t, xdpsecBin)
-	t.Logf("built %s in %v", xdpsecBin, time.Since(build).Round(time.Millisecond))
 	var script []string
-	for i, pkg := range guestPackages {
+	for i, pkg := range pkgs {
 		bin := filepath.Join(work, fmt.Sprintf("guest%d.test", i))
 		build := time.Now()
 		cmd := exec.Command(goTool(), "test", "-c", "-o", bin, pkg)
@@ -75,7 +125,7 @@ func TestGuest(t *testing.T) {
 	// The project may sit under /tmp, which the guest covers with a tmpfs:
 	// run from the shared work directory, which is mounted where it is.
 	args := []string{"/bin/sh", "-c", "status=0; " + strings.Join(script, "; ") + "; exit $status"}
-	console := newLineLogger(t)
+	console := newLineLogger(t, prefix)
 	res, err := vm.Run(context.Background(), vm.Spec{
 		Kernel:    img.Kernel,
 		Initramfs: img.Initramfs,
@@ -102,7 +152,7 @@ func TestGuest(t *testing.T) {
 		}
 	}
 	if res.ExitCode != 0 {
-		t.Errorf("guest tests exited with %d; failed:\n%s", res.ExitCode, strings.Join(failed, "\n"))
+		t.Errorf("guest tests on %s exited with %d; failed:\n%s", img.Release, res.ExitCode, strings.Join(failed, "\n"))
 	}
 }
 
@@ -116,9 +166,12 @@ func guestTestTimeout() time.Duration {
 	return 35 * time.Minute
 }
 
-// guestEnv is the guest command's environment.
+// guestEnv is the guest command's environment; xdpsecBin may be "".
 func guestEnv(xdpsecBin string) []string {
-	env := []string{BinEnv + "=" + xdpsecBin}
+	var env []string
+	if xdpsecBin != "" {
+		env = append(env, BinEnv+"="+xdpsecBin)
+	}
 	if v := os.Getenv(BenchEnv); v != "" {
 		env = append(env, BenchEnv+"="+v)
 	}
@@ -185,7 +238,7 @@ type lineLogger struct {
 	done chan struct{}
 }
 
-func newLineLogger(t *testing.T) *lineLogger {
+func newLineLogger(t *testing.T, prefix string) *lineLogger {
 	pr, pw := io.Pipe()
 	l := &lineLogger{pw: pw, done: make(chan struct{})}
 	go func() {
@@ -193,7 +246,7 @@ func newLineLogger(t *testing.T) *lineLogger {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			t.Log("guest| " + sc.Text())
+			t.Log(prefix + sc.Text())
 		}
 		io.Copy(io.Discard, pr)
 	}()

@@ -61,6 +61,10 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Image, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// Absolute: the fetch runs apt-get and dpkg-deb in a directory of it.
+	if abs, err := filepath.Abs(o.CacheDir); err == nil {
+		o.CacheDir = abs
+	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: image cache: %v", ErrUnavailable, err)
 	}
@@ -117,15 +121,16 @@ const completeStamp = ".complete"
 func fetchKernel(ctx context.Context, o PrepareOptions) (*Image, error) {
 	pkg, version, err := resolvePackage(ctx, o.Package)
 	if err != nil {
-		cached := cachedKernel(o.CacheDir)
+		cached := cachedKernel(o.CacheDir, o.Package)
 		if cached == nil {
-			return nil, fmt.Errorf("%w: %v, and no kernel in %s", ErrUnavailable, err, o.CacheDir)
+			return nil, fmt.Errorf("%w: %v, and no kernel of %s in %s", ErrUnavailable, err, o.Package, o.CacheDir)
 		}
 		fmt.Fprintf(o.Log, "vm: %v; using the cached %s %s\n", err, cached.Package, cached.Version)
 		return cached, nil
 	}
 	dir := filepath.Join(o.CacheDir, pkg+"_"+version)
 	if _, err := os.Stat(filepath.Join(dir, completeStamp)); err == nil {
+		noteResolved(o.CacheDir, o.Package, dir)
 		return kernelIn(dir, pkg, version)
 	}
 	fmt.Fprintf(o.Log, "vm: fetching %s %s (for %s) into %s\n", pkg, version, o.Package, dir)
@@ -171,7 +176,21 @@ func fetchKernel(ctx context.Context, o PrepareOptions) (*Image, error) {
 	if err := os.Rename(root, dir); err != nil {
 		return nil, err
 	}
+	noteResolved(o.CacheDir, o.Package, dir)
 	return kernelIn(dir, pkg, version)
+}
+
+// resolvedDir holds, per package name asked for, the name of the cache
+// directory it last resolved to: offline, a metapackage such as
+// linux-image-amd64 (6.1 on Debian 12) must not fall back to another
+// series' kernel in the same cache.
+const resolvedDir = "resolved"
+
+func noteResolved(cacheDir, name, dir string) {
+	rd := filepath.Join(cacheDir, resolvedDir)
+	if os.MkdirAll(rd, 0o755) == nil {
+		os.WriteFile(filepath.Join(rd, name), []byte(filepath.Base(dir)+"\n"), 0o644)
+	}
 }
 
 // resolvePackage turns a package or metapackage name into the package that
@@ -220,19 +239,95 @@ func aptShow(ctx context.Context, name string) (map[string]string, error) {
 	return fields, nil
 }
 
-// cachedKernel is the newest complete kernel in the cache, or nil.
-func cachedKernel(cacheDir string) *Image {
+// cachedKernel is the complete kernel in the cache that the package name
+// last resolved to, else the newest complete one of that package (or, for
+// a versioned metapackage like linux-image-6.12-amd64, of its series), or
+// nil: never a kernel of another series.
+func cachedKernel(cacheDir, name string) *Image {
+	if b, err := os.ReadFile(filepath.Join(cacheDir, resolvedDir, name)); err == nil {
+		dir := filepath.Join(cacheDir, strings.TrimSpace(string(b)))
+		pkg, version, _ := strings.Cut(filepath.Base(dir), "_")
+		if _, err := os.Stat(filepath.Join(dir, completeStamp)); err == nil {
+			if img, err := kernelIn(dir, pkg, version); err == nil {
+				return img
+			}
+		}
+	}
 	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "linux-image-*_*", completeStamp))
-	sort.Strings(dirs)
+	sort.Slice(dirs, func(i, j int) bool {
+		_, vi, _ := strings.Cut(filepath.Base(filepath.Dir(dirs[i])), "_")
+		_, vj, _ := strings.Cut(filepath.Base(filepath.Dir(dirs[j])), "_")
+		return versionLess(vi, vj)
+	})
 	for i := len(dirs) - 1; i >= 0; i-- {
 		dir := filepath.Dir(dirs[i])
 		pkg, version, _ := strings.Cut(filepath.Base(dir), "_")
+		if !ofPackage(pkg, name) {
+			continue
+		}
 		if img, err := kernelIn(dir, pkg, version); err == nil {
 			return img
 		}
 	}
 	return nil
 }
+
+// ofPackage reports whether the kernel package pkg is name itself or, for
+// a metapackage linux-image-<major>.<minor>-<flavour>, of that series and
+// flavour (linux-image-6.12.48+deb12-amd64 of linux-image-6.12-amd64).
+func ofPackage(pkg, name string) bool {
+	if pkg == name {
+		return true
+	}
+	series, flavour, ok := strings.Cut(strings.TrimPrefix(name, "linux-image-"), "-")
+	if !ok || series == name || strings.Count(series, ".") != 1 {
+		return false
+	}
+	return strings.HasPrefix(pkg, "linux-image-"+series+".") && strings.HasSuffix(pkg, "-"+flavour)
+}
+
+// versionLess orders Debian versions by their runs of digits as numbers
+// and the rest as text: 6.12.99-1 before 6.12.117-1, 6.12.117-1~deb12u1
+// before 6.12.117-1 (near enough to dpkg's order for kernel versions).
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		ra, rb := leadingRun(a), leadingRun(b)
+		if ra != rb {
+			da, db := isDigit(ra[0]), isDigit(rb[0])
+			switch {
+			case da && db:
+				na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
+				if len(na) != len(nb) {
+					return len(na) < len(nb)
+				}
+				if na != nb {
+					return na < nb
+				}
+			case da != db:
+				return db // a number sorts after text
+			default:
+				// Debian's ~ sorts before anything, even the end.
+				return strings.ReplaceAll(ra, "~", "\x00") < strings.ReplaceAll(rb, "~", "\x00")
+			}
+		}
+		a, b = a[len(ra):], b[len(rb):]
+	}
+	if a == "" {
+		return b != "" && b[0] != '~'
+	}
+	return a[0] == '~'
+}
+
+func leadingRun(s string) string {
+	d := isDigit(s[0])
+	i := 1
+	for i < len(s) && isDigit(s[i]) == d {
+		i++
+	}
+	return s[:i]
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func kernelIn(dir, pkg, version string) (*Image, error) {
 	kernels, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))

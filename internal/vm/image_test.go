@@ -149,8 +149,36 @@ func TestCachedKernel(t *testing.T) {
 			os.WriteFile(filepath.Join(cache, v, completeStamp), nil, 0o644)
 		}
 	}
-	img := cachedKernel(cache)
+	img := cachedKernel(cache, KernelPackage)
 	if img == nil || img.Package != "linux-image-6.12.117+deb12-amd64" || img.Release != "6.12.117+deb12-amd64" || img.Version != "6.12.117-1" {
 		t.Errorf("cached kernel %+v", img)
+	}
+	// Debian 12's stock 6.1 beside it: the unversioned metapackage finds
+	// it only through what it last resolved to, never a 6.12.
+	v61 := "linux-image-6.1.0-57-amd64_6.1.192-3"
+	os.MkdirAll(filepath.Join(cache, v61, "boot"), 0o755)
+	os.WriteFile(filepath.Join(cache, v61, "boot", "vmlinuz-6.1.0-57-amd64"), nil, 0o644)
+	os.WriteFile(filepath.Join(cache, v61, completeStamp), nil, 0o644)
+	if img := cachedKernel(cache, "linux-image-amd64"); img != nil {
+		t.Errorf("linux-image-amd64 with nothing resolved: cached kernel %+v, want none", img)
+	}
+	noteResolved(cache, "linux-image-amd64", filepath.Join(cache, v61))
+	if img := cachedKernel(cache, "linux-image-amd64"); img == nil || img.Release != "6.1.0-57-amd64" {
+		t.Errorf("linux-image-amd64: cached kernel %+v, want 6.1.0-57-amd64", img)
+	}
+	if img := cachedKernel(cache, "linux-image-6.1.0-57-amd64"); img == nil || img.Release != "6.1.0-57-amd64" {
+		t.Errorf("linux-image-6.1.0-57-amd64: cached kernel %+v", img)
+	}
+	if img := cachedKernel(cache, KernelPackage); img == nil || img.Release != "6.12.117+deb12-amd64" {
+		t.Errorf("%s beside a 6.1: cached kernel %+v", KernelPackage, img)
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, c := range [][2]string{{"6.12.99-1", "6.12.117-1"}, {"6.1.176-1", "6.1.192-3"}, {"6.12.117-1~deb12u1", "6.12.117-1"},
+		{"6.12.117-1", "6.12.117-2"}, {"6.1.0", "6.1.0.1"}} {
+		if !versionLess(c[0], c[1]) || versionLess(c[1], c[0]) {
+			t.Errorf("versionLess(%q, %q) wrong", c[0], c[1])
+		}
 	}
 }

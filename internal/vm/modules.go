@@ -13,9 +13,11 @@ import (
 // kernel has built in is skipped; a required name it has neither built in
 // nor as a module fails Prepare.
 var (
-	// RequiredModules: 9p for the root share, then what the tests use.
+	// RequiredModules: the virtio PCI transport and 9p for the root
+	// share (Debian's 6.1 has virtio_pci as a module, 6.12 built in),
+	// then what the tests use.
 	RequiredModules = []string{
-		"netfs", "9pnet", "9pnet_virtio", "9p",
+		"virtio_pci", "netfs", "9pnet", "9pnet_virtio", "9p",
 		"veth", "tun", "dummy",
 		"xfrm_algo", "xfrm_user", "xfrm_interface", "esp4", "esp6", "ah4", "ah6",
 		"xfrm4_tunnel", "xfrm6_tunnel", "tunnel4", "tunnel6",
@@ -39,6 +41,10 @@ var (
 		"nf_tables", "nf_nat", "nft_nat", "nft_chain_nat", "nft_masq", "nft_ct",
 		"nft_fib_inet", "nft_reject_inet", "nf_conntrack_netlink",
 		"bridge", // e2e's WAN of more than two sites (redirect)
+		// 6.1's IV generators (seqiv, echainiv) seed from stdrng and copy
+		// with ecb(cipher_null), all modules there: without them every
+		// ESP SA fails to initialise its crypto (ENOENT).
+		"ecb", "drbg", "jitterentropy_rng", "ansi_cprng",
 	}
 )
 

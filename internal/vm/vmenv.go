@@ -41,9 +41,16 @@ func ModuleRoot() (string, error) {
 }
 
 // RequireImage skips the test unless VM tests are enabled and QEMU and a
-// guest image can be had; it returns the image, fetched and built as
-// needed.
+// guest image can be had; it returns the image of $XDPSEC_VM_KERNEL_PACKAGE
+// (KernelPackage if unset), fetched and built as needed.
 func RequireImage(t testing.TB) *Image {
+	t.Helper()
+	return RequireImageOf(t, os.Getenv(PackageEnv))
+}
+
+// RequireImageOf is RequireImage for the kernel of a given Debian package
+// (KernelPackage if ""). Images of several packages share the cache.
+func RequireImageOf(t testing.TB, pkg string) *Image {
 	t.Helper()
 	if os.Getenv(EnableEnv) == "" {
 		t.Skipf("skipped: VM tests boot QEMU; run `make vmtest` (or set %s=1)", EnableEnv)
@@ -61,7 +68,7 @@ func RequireImage(t testing.TB) *Image {
 	}
 	img, err := Prepare(context.Background(), PrepareOptions{
 		CacheDir: cache,
-		Package:  os.Getenv(PackageEnv),
+		Package:  pkg,
 		Log:      tlogWriter{t},
 	})
 	if errors.Is(err, ErrUnavailable) {
