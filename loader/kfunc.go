@@ -24,7 +24,7 @@ type weakKfunc struct {
 
 var weakKfuncs = map[string]weakKfunc{
 	"bpf_skb_set_xfrm_info": {module: "xfrm_interface", since: "Linux 6.2",
-		fallback: "tc_lan tags PROTECTed packets with the skb mark (the if_id) instead of their XFRM interface's if_id"},
+		fallback: "tc_lan sets the skb mark to the PROTECT policy's if_id instead of the packet's XFRM if_id"},
 }
 
 // resolveKsymExists answers the programs' bpf_ksym_exists checks before
