@@ -11,7 +11,7 @@ CLANG_VERSION := 19
 CLANG := clang-$(CLANG_VERSION)
 TEST_TIMEOUT ?= 45m
 # The VM tests: one QEMU boot per test binary, minutes under TCG.
-VMTEST_TIMEOUT ?= 50m
+VMTEST_TIMEOUT ?= 65m
 
 # Debian packages: the BPF toolchain and headers, and the tools tests drive.
 APT_PACKAGES := $(CLANG) llvm-$(CLANG_VERSION) libbpf-dev linux-libc-dev iproute2 util-linux
