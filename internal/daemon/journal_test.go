@@ -286,7 +286,8 @@ func frame(body []byte) []byte {
 	return rec
 }
 
-// A paced compaction (the daemon's, after the restore) does not run ahead
+// A paced compaction (the daemon's periodic one, not the one after the
+// restore) does not run ahead
 // of its floor while nothing changes, runs faster as changes are appended,
 // goes at full speed once the daemon stops, and its file replays to what
 // the engine has.
