@@ -592,10 +592,22 @@ func (r echoResult) String() string {
 		r.lost, r.sent, r.lostInOutage, r.outage.Round(time.Millisecond), r.recovered.Round(time.Millisecond))
 }
 
-// fleetStatus is `xdpsec fleet status -o json` of g.
+// fleetStatus is `xdpsec fleet status -o json` of g. A status the daemon
+// could not read from etcd in time (a loaded TCG guest's etcd has taken
+// seconds to answer) is asked for again, for up to 30 s.
 func fleetStatus(g *gateway) daemon.FleetStatus {
 	g.t.Helper()
-	out := g.ok("-o", "json", "fleet", "status")
+	var out string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		if out, err = g.xdpsec("-o", "json", "fleet", "status"); err == nil || time.Now().After(deadline) {
+			break
+		}
+		g.t.Logf("site %s: xdpsec fleet status: %v (asking again)\n%s", g.name, err, out)
+	}
+	if err != nil {
+		g.t.Fatalf("site %s: xdpsec -o json fleet status: %v\n%s", g.name, err, out)
+	}
 	var st daemon.FleetStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		g.t.Fatalf("site %s: fleet status -o json: %v\n%s", g.name, err, out)

@@ -184,8 +184,13 @@ type FleetAddress struct {
 	Wanted bool `json:"wanted"`
 }
 
+// statusTimeout bounds fleet status's reads from etcd: an etcd on a
+// loaded machine has taken more than 3 s to answer them. It stays below
+// the control client's 10 s beyond the request's own wait.
+const statusTimeout = 8 * time.Second
+
 func (f *fleetState) status() (*FleetStatus, error) {
-	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(f.ctx, statusTimeout)
 	defer cancel()
 	m := f.mem()
 	if m == nil {
