@@ -43,6 +43,20 @@ func TestDaemonReauth(t *testing.T) {
 			}
 			if mbb == "yes" {
 				if got != sent {
+					// Say where they went: xdp_wan's stash and drops, the
+					// kernels' XFRM errors.
+					for _, g := range []*gateway{dp.ga, dp.gb} {
+						var cs []string
+						for _, c := range []string{"no_sa", "stashed", "stash_injected", "stash_full", "stash_too_long", "stash_expired"} {
+							cs = append(cs, fmt.Sprintf("%s %d", c, g.counter(c)))
+						}
+						for k, v := range xfrmStat(t, g.Netns) {
+							if v != 0 {
+								cs = append(cs, fmt.Sprintf("%s %d", k, v))
+							}
+						}
+						t.Logf("site %s: %s", g.name, strings.Join(cs, ", "))
+					}
 					t.Errorf("make-before-break: %d of %d echo requests lost", sent-got, sent)
 				}
 				for i, g := range []*gateway{dp.ga, dp.gb} {
