@@ -52,8 +52,13 @@ func (s PinnedStash) Expire(f maps.StashedFrame) error { return s.Runner.Expire(
 const (
 	// stashMaxAge is how long a stashed packet waits for its SA. A peer
 	// that sends on a new CHILD_SA at once does so a round trip before
-	// its response can have been processed here; a second is many.
-	stashMaxAge = time.Second
+	// its response can have been processed here. That is milliseconds on
+	// an idle gateway, but a loaded one (a burst of establishments queued
+	// ahead of the response, a slow CPU) takes seconds to verify an
+	// IKE_AUTH and install: a stashed echo lost after 1 s was seen on a
+	// one-CPU guest. Three seconds keeps such packets; one older than
+	// that its sender has most likely sent again.
+	stashMaxAge = 3 * time.Second
 	// pendingMaxAge is when an SPI allocated and neither installed nor
 	// given back is looked at again: the kernel's larval SA of
 	// XFRM_MSG_ALLOCSPI lives net.core.xfrm_acq_expires (30 s by

@@ -86,9 +86,9 @@ func TestDataplaneStash(t *testing.T) {
 	}
 	st.queue = []maps.StashedFrame{
 		frame('a', spi, 10*time.Millisecond),
-		frame('b', other, 10*time.Millisecond), // still pending: back in the queue
-		frame('c', other, 2*time.Second),       // pending, but waited too long
-		frame('d', 0xc0000fff, 0),              // an SPI nobody holds
+		frame('b', other, 10*time.Millisecond),     // still pending: back in the queue
+		frame('c', other, stashMaxAge+time.Second), // pending, but waited too long
+		frame('d', 0xc0000fff, 0),                  // an SPI nobody holds
 		frame('e', spi, 5*time.Millisecond),
 	}
 	ev.list = nil
