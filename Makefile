@@ -181,7 +181,7 @@ fuzz:
 # and bin/xdpsec is the responder compared with charon and flooded.
 BENCH_IKE_SAS ?= 10000
 # IKE SAs of the large run (ours with the state file on, charon with
-# load-tester at the same count); 0 leaves it out.
+# load-tester at the same count, three rounds); 0 leaves it out.
 BENCH_LARGE_SAS ?= 100000
 # IKE SAs of the rekey spread runs (make bench and make bench-rekey); the
 # checkpoint cost is measured at 1,000, 10,000 and 100,000 SAs up to it.
