@@ -573,20 +573,32 @@ func (e *Engine) putSA(spi uint64, sa *ikeSA) {
 	e.byID[sa.id] = sa
 }
 
+// allSAs are the IKE SAs, each once, in unique-ID order. They are taken
+// from byID, which indexes every IKE SA in sas, without a map of its own
+// (at 100,000 SAs building one held the engine's lock for hundreds of
+// milliseconds at the start of every compaction, with the GC busy), then
+// any of sas and init that byID does not have (the half-open ones).
 func (e *Engine) allSAs() []*ikeSA {
-	seen := map[*ikeSA]bool{}
-	var out []*ikeSA
-	for _, sa := range e.sas {
-		if !seen[sa] {
-			seen[sa] = true
-			out = append(out, sa)
+	out := make([]*ikeSA, 0, len(e.byID)+len(e.init))
+	for _, sa := range e.byID {
+		out = append(out, sa)
+	}
+	var extra map[*ikeSA]bool
+	add := func(sa *ikeSA) {
+		if e.byID[sa.id] == sa || extra[sa] {
+			return
 		}
+		if extra == nil {
+			extra = map[*ikeSA]bool{}
+		}
+		extra[sa] = true
+		out = append(out, sa)
+	}
+	for _, sa := range e.sas {
+		add(sa)
 	}
 	for _, sa := range e.init {
-		if !seen[sa] {
-			seen[sa] = true
-			out = append(out, sa)
-		}
+		add(sa)
 	}
 	sortSAs(out)
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -380,7 +381,7 @@ func TestJournalRemovesStaleCompaction(t *testing.T) {
 	if err := w.add(&ike.StateDelta{NextIKEID: 1, SAs: []ike.ExportedIKESA{testRecord(1, 0xc0000001)}}); err != nil {
 		t.Fatal(err)
 	}
-	w.w.Flush()
+	w.flush()
 	left := w.tmp.Name()
 	other := filepath.Join(filepath.Dir(path), ".other-state.compact-1")
 	if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
@@ -404,5 +405,81 @@ func TestJournalRemovesStaleCompaction(t *testing.T) {
 	}
 	if _, err := readState(path); err != nil {
 		t.Errorf("the state file: %v", err)
+	}
+}
+
+// A compaction writes its file with neither the journal's lock nor the
+// engine's held: a write that waits (here a pipe nobody reads yet; on a
+// machine with many dirty pages, the kernel's writeback) does not hold
+// up the deltas the engine hands over meanwhile, and they land after the
+// records written before them.
+func TestSnapshotFlushWithoutLock(t *testing.T) {
+	j, path := newTestJournal(t)
+	w, err := j.begin()
+	if err != nil || w == nil {
+		t.Fatalf("begin: %v", err)
+	}
+	const n = 300 // well over a pipe's 64 KiB
+	for i := range n {
+		id := uint32(i + 1)
+		if err := w.add(&ike.StateDelta{NextIKEID: id, SAs: []ike.ExportedIKESA{testRecord(id, 0xc0000000+id)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := w.tmp
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tmp = pw
+	flushed := make(chan struct{})
+	go func() {
+		w.flush()
+		close(flushed)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-flushed:
+		t.Fatal("the flush did not wait for the pipe's reader")
+	default:
+	}
+	// Record 1 replaced: its new record goes after the snapshot's.
+	saved := make(chan error, 1)
+	go func() {
+		saved <- j.SaveState(&ike.StateDelta{NextIKEID: n, SAs: []ike.ExportedIKESA{testRecord(1, 0xc1000001)}})
+	}()
+	select {
+	case err := <-saved:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SaveState waited for the compaction's write")
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(file, r)
+		copied <- err
+	}()
+	<-flushed
+	pw.Close()
+	if err := <-copied; err != nil {
+		t.Fatal(err)
+	}
+	w.tmp = file
+	if err := w.commit(false); err != nil {
+		t.Fatal(err)
+	}
+	l, err := readState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Engine.SAs) != n {
+		t.Fatalf("the compacted file holds %d IKE SAs, want %d", len(l.Engine.SAs), n)
+	}
+	for _, sa := range l.Engine.SAs {
+		if sa.ID == 1 && sa.Children[0].SPIIn != 0xc1000001 {
+			t.Errorf("IKE SA 1 has SPI %.8x, want the delta's c1000001", sa.Children[0].SPIIn)
+		}
 	}
 }

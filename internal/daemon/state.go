@@ -90,9 +90,17 @@ func compactFrom(j *journal, e *ike.Engine, stop <-chan struct{}) error {
 	if err != nil || w == nil {
 		return err
 	}
-	var pause func()
+	// Between two pieces, with no lock held: the piece goes to the file,
+	// then the pace is kept.
+	var pace func()
 	if stop != nil {
-		pause = w.pacer(stop)
+		pace = w.pacer(stop)
+	}
+	pause := func() {
+		w.flush()
+		if pace != nil {
+			pace()
+		}
 	}
 	if err := e.SnapshotPaced(w.add, pause); err != nil {
 		w.abort(err)
