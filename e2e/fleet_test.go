@@ -200,8 +200,12 @@ vrrp_instance lan {
 // startVRRP writes g's keepalived configuration, check and notify
 // scripts and runs keepalived (VRRP only) in g's namespace; it stops when
 // the test ends. The daemon must be running: the check is that its
-// process is alive (pgrep -F on a PID file writeDaemonPID writes, run
-// without a shell: under TCG a shell per check is too slow).
+// process is alive, by kill -0 on the PID writeDaemonPID writes, in a
+// shell script that runs nothing else. It was pgrep -F: pgrep reads
+// /proc/N/cmdline of every process, which waits while that process's
+// memory map is busy, and on the one-CPU guest both gateways' checks ran
+// past their 10 s timeout with keepalived itself answering every second
+// (both instances in FAULT, daemons alive).
 func startVRRP(t *testing.T, g *gateway, priority int) *vrrp {
 	t.Helper()
 	if _, err := os.Stat(keepalivedBin); err != nil {
@@ -214,9 +218,10 @@ func startVRRP(t *testing.T, g *gateway, priority int) *vrrp {
 		t.Fatalf("site %s: keepalived tracks the daemon, which is not running", g.name)
 	}
 	v.writeDaemonPID()
-	check := "/usr/bin/pgrep -F " + v.pidFile
+	check := filepath.Join(dir, "xdpsec-alive")
 	notify := filepath.Join(dir, "xdpsec-notify")
 	scripts := map[string]string{
+		check: fmt.Sprintf("#!/bin/sh\nread -r pid <%s && kill -0 \"$pid\"\n", v.pidFile),
 		// keepalived calls it with TYPE NAME STATE PRIORITY; the CLI
 		// takes keepalived's order.
 		notify: fmt.Sprintf("#!/bin/sh\necho \"$(date +%%s.%%N) $*\" >>%[1]s\nXDPSEC_SOCKET=%[2]s exec %[3]s fleet notify \"$@\" >>%[1]s 2>&1\n",
