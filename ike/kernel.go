@@ -98,11 +98,14 @@ func (k *kernelChild[S]) dropKeys() {
 	}
 }
 
-// exportKeys are the copies of the keys for the exported state, nil
-// without.
-func (k *kernelChild[S]) exportKeys() *ExportedChildKeys {
+// exportKeys are copies of the keys for the exported state (with shared,
+// the keys themselves: see ikeSA.exportTo), nil without.
+func (k *kernelChild[S]) exportKeys(shared bool) *ExportedChildKeys {
 	if k.keyCopy == nil {
 		return nil
+	}
+	if shared {
+		return &ExportedChildKeys{In: k.keyCopy.in, Out: k.keyCopy.out, Encap: k.encap}
 	}
 	return &ExportedChildKeys{In: cloneSAKeys(k.keyCopy.in), Out: cloneSAKeys(k.keyCopy.out), Encap: k.encap}
 }

@@ -137,14 +137,15 @@ func (c *aeadCipher) sealWithIV(iv uint64, ad, plaintext []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	body := make([]byte, aeadIVSize, c.sealedLen(len(plaintext)))
+	// Sealed in place: IV | plaintext | pad length 0, encrypted over
+	// itself, with room for a full 16-byte tag (gcm8 computes one and
+	// cuts it), so that no copy of the plaintext is left behind.
+	body := make([]byte, aeadIVSize, aeadIVSize+len(plaintext)+1+16)
 	binary.BigEndian.PutUint64(body, iv)
+	body = append(body, plaintext...)
+	body = append(body, 0)
 	nonce := c.nonce(body[:aeadIVSize])
-	padded := make([]byte, len(plaintext)+1) // pad length byte = 0
-	copy(padded, plaintext)
-	body = a.Seal(body, nonce[:], padded, ad)
-	clear(padded)
-	return body, nil
+	return a.Seal(body[:aeadIVSize], nonce[:], body[aeadIVSize:], ad), nil
 }
 
 func (c *aeadCipher) nonce(iv []byte) [aeadSaltSize + aeadIVSize]byte {

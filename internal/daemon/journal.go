@@ -72,7 +72,11 @@ type journal struct {
 	rec    recordBuf // encodes every record
 	// next is the file a compaction is writing, nil if none: deltas go
 	// to it as well as to f until it replaces f.
-	next   *snapshotWriter
+	next *snapshotWriter
+	// bufs are a compaction's two buffers (snapshotWriter's pending and
+	// spare), cleared, kept for the next: grown again from nothing, they
+	// were a twentieth of what a responder allocated while SAs came up.
+	bufs   [2][]byte
 	closed bool
 	// failed is the last write error, logged once.
 	failed error
@@ -277,7 +281,8 @@ func (j *journal) begin() (*snapshotWriter, error) {
 	if j.next != nil {
 		return nil, errors.New("a compaction is under way")
 	}
-	s := &snapshotWriter{j: j}
+	s := &snapshotWriter{j: j, pending: j.bufs[0], spare: j.bufs[1]}
+	j.bufs = [2][]byte{}
 	if err := ensureDir(j.path, 0o700); err != nil {
 		return nil, err
 	}
@@ -409,13 +414,24 @@ func (s *snapshotWriter) drop(err error) error {
 	return err
 }
 
-// wipe clears the buffers records with keys went through; the
-// journal's lock is held, or the writer is not the journal's any more.
+// wipe clears the buffers records with keys went through and gives them
+// back to the journal for the next compaction (up to maxKeptBuf bytes
+// each); the journal's lock is held.
 func (s *snapshotWriter) wipe() {
 	clear(s.pending[:cap(s.pending)])
 	clear(s.spare[:cap(s.spare)])
+	for i, b := range [2][]byte{s.pending, s.spare} {
+		if cap(b) <= maxKeptBuf {
+			s.j.bufs[i] = b[:0]
+		}
+	}
 	s.pending, s.spare = nil, nil
 }
+
+// maxKeptBuf bounds the buffers a journal keeps between compactions: a
+// piece of a snapshot (256 records of about 2 KB) and the changes
+// handed over meanwhile fit.
+const maxKeptBuf = 4 << 20
 
 // tmpPattern names the files compactions write (os.CreateTemp's pattern):
 // after the state file's own name, so that removeStale takes only its own.

@@ -288,22 +288,25 @@ func (s *Sockets) readLoop(c *sock, handle func(Datagram)) {
 // (SO_TIMESTAMPNS; zero without).
 func control(c *sock, oob []byte) (local netip.AddrPort, received time.Time) {
 	local = c.addr
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return local, received
-	}
-	for _, m := range msgs {
+	// One message at a time: ParseSocketControlMessage allocates a
+	// slice of them for every datagram.
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			break
+		}
+		oob = rest
 		switch {
-		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			var a [4]byte
-			copy(a[:], m.Data[8:12]) // ipi_addr: the header's destination
+			copy(a[:], data[8:12]) // ipi_addr: the header's destination
 			local = netip.AddrPortFrom(netip.AddrFrom4(a), c.addr.Port())
-		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			var a [16]byte
-			copy(a[:], m.Data[0:16])
+			copy(a[:], data[0:16])
 			local = netip.AddrPortFrom(netip.AddrFrom16(a), c.addr.Port())
-		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16:
-			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= 16:
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
 			received = time.Unix(ts.Unix())
 		}
 	}
