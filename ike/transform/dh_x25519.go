@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"filippo.io/edwards25519"
-	"filippo.io/edwards25519/field"
+	"github.com/cloudflare/circl/dh/x25519"
 )
 
 // Curve25519 (RFC 8031, X25519 of RFC 7748). The Key Exchange Data is the
@@ -19,12 +19,12 @@ import (
 // curve with a precomputed table of multiples of the base point and mapped
 // to the Montgomery u-coordinate (RFC 7748 section 4.1), about three times
 // faster than the Montgomery ladder, which crypto/ecdh runs for the public
-// key too. The shared secret is the RFC 7748 section 5 ladder, written here
-// because crypto/ecdh cannot take a private scalar without running a
-// ladder for its public key first, which would cost more than it saves.
-// Both use filippo.io/edwards25519's constant-time field and group
-// arithmetic, the same code crypto/ecdh is built on; the tests compare
-// both results with crypto/ecdh's.
+// key too (filippo.io/edwards25519's constant-time group arithmetic, the
+// code crypto/ecdh is built on). The shared secret is the RFC 7748
+// section 5 ladder from CIRCL (x25519Ladder): crypto/ecdh cannot take a
+// private scalar without running a ladder for its public key first, which
+// would cost more than it saves. The tests compare both results with
+// crypto/ecdh's.
 
 const x25519Size = 32
 
@@ -94,54 +94,20 @@ func (k *x25519KE) Close() {
 	k.closed = true
 }
 
-// x25519Ladder writes X25519(scalar, u) into out (32 bytes): the
-// Montgomery ladder of RFC 7748 section 5, in constant time. u's top bit
-// is ignored and non-canonical values are reduced, as the RFC asks.
+// x25519Ladder writes X25519(scalar, u) into out (32 bytes), as RFC 7748
+// section 5 defines it: the scalar clamped, u's top bit ignored and a
+// non-canonical u reduced. CIRCL's dh/x25519 computes it: its Montgomery
+// ladder runs on field arithmetic written for the ADX and BMI2
+// instructions of x86-64 (with a generic fallback), measured 1.5 times as
+// fast as crypto/ecdh's and ours on the same edwards25519 field code
+// (about 48 against 74 microseconds here), and the shared secret was a
+// seventh of a responder's CPU per IKE SA. Its answer about low-order
+// points is not used: SharedSecret refuses the all-zero output, as RFC
+// 8031 asks.
 func x25519Ladder(out []byte, scalar *[x25519Size]byte, u []byte) {
-	e := *scalar
-	e[0] &= 248
-	e[31] &= 127
-	e[31] |= 64
-
-	var x1, x2, z2, x3, z3, a, aa, b, bb, c, d, da, cb, ee field.Element
-	if _, err := x1.SetBytes(u); err != nil {
-		panic("transform: X25519 u-coordinate: " + err.Error()) // length checked by the caller
-	}
-	x2.One()
-	x3.Set(&x1)
-	z3.One()
-	swap := 0
-	for t := 254; t >= 0; t-- {
-		bit := int(e[t/8]>>(t%8)) & 1
-		swap ^= bit
-		x2.Swap(&x3, swap)
-		z2.Swap(&z3, swap)
-		swap = bit
-
-		a.Add(&x2, &z2)
-		aa.Square(&a)
-		b.Subtract(&x2, &z2)
-		bb.Square(&b)
-		ee.Subtract(&aa, &bb)
-		c.Add(&x3, &z3)
-		d.Subtract(&x3, &z3)
-		da.Multiply(&d, &a)
-		cb.Multiply(&c, &b)
-		x3.Add(&da, &cb)
-		x3.Square(&x3)
-		z3.Subtract(&da, &cb)
-		z3.Square(&z3)
-		z3.Multiply(&z3, &x1)
-		x2.Multiply(&aa, &bb)
-		z2.Mult32(&ee, 121665) // a24 = (486662 - 2) / 4
-		z2.Add(&z2, &aa)
-		z2.Multiply(&z2, &ee)
-	}
-	x2.Swap(&x3, swap)
-	z2.Swap(&z3, swap)
-
-	z2.Invert(&z2)
-	x2.Multiply(&x2, &z2)
-	copy(out, x2.Bytes())
-	clear(e[:])
+	var z, peer x25519.Key
+	copy(peer[:], u)
+	x25519.Shared(&z, (*x25519.Key)(scalar), &peer)
+	copy(out, z[:])
+	clear(z[:])
 }
