@@ -177,36 +177,22 @@ func runGuest(t *testing.T, img *vm.Image, pkgs []string, e2eFilter string, cpus
 	// The project may sit under /tmp, which the guest covers with a tmpfs:
 	// run from the shared work directory, which is mounted where it is.
 	args := []string{"/bin/sh", "-c", "status=0; " + strings.Join(script, "; ") + "; exit $status"}
-	var res *vm.Result
-	for attempt := 1; ; attempt++ {
-		console := newLineLogger(t, prefix)
-		res, err = vm.Run(context.Background(), vm.Spec{
-			Kernel:    img.Kernel,
-			Initramfs: img.Initramfs,
-			Work:      work,
-			Dir:       work,
-			Command:   args,
-			Env:       guestEnv(xdpsecBin),
-			Timeout:   guestTestTimeout() + 5*time.Minute,
-			CPUs:      cpus,
-			Console:   console,
-		})
-		console.Close()
-		// A guest that died before its command started (no start
-		// marker) failed to boot, not a test: under TCG with two vCPUs
-		// the kernel has oopsed while patching its own code early in
-		// boot (int3 in sched_clock_idle_wakeup_event, CI of
-		// 2026-12-08). Booted once more; a failure after the command
-		// started is never retried.
-		if err != nil && res != nil && res.Uptime == "" && attempt < 2 {
-			t.Logf("guest %s died while booting (%v): booting it again", img.Release, err)
-			continue
-		}
-		break
-	}
+	console := newLineLogger(t, prefix)
+	res, err := vm.Run(context.Background(), vm.Spec{
+		Kernel:    img.Kernel,
+		Initramfs: img.Initramfs,
+		Work:      work,
+		Dir:       work,
+		Command:   args,
+		Env:       guestEnv(xdpsecBin),
+		Timeout:   guestTestTimeout() + 5*time.Minute,
+		CPUs:      cpus,
+		Console:   console,
+	})
+	console.Close()
 	if res != nil {
-		t.Logf("guest %s: boot %v (guest uptime %ss at the command's start), whole run %v",
-			img.Release, res.BootTime.Round(time.Millisecond), res.Uptime, res.Duration.Round(time.Millisecond))
+		t.Logf("guest %s: boot %v (guest uptime %ss at the command's start, %d boot(s)), whole run %v",
+			img.Release, res.BootTime.Round(time.Millisecond), res.Uptime, res.Boots, res.Duration.Round(time.Millisecond))
 	}
 	if err != nil {
 		t.Fatalf("VM run: %v", err)

@@ -203,3 +203,44 @@ func TestQEMUArgs(t *testing.T) {
 		t.Errorf("nonce %q", nonce)
 	}
 }
+
+// TestRunBootsAgainAfterEarlyDeath: a guest that dies before its command
+// starts is booted once more, and the second boot's result stands.
+func TestRunBootsAgainAfterEarlyDeath(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "boots")
+	qemu, pid := fakeQEMU(t, `echo x >>`+count+`
+if [ "$(wc -l <`+count+`)" -eq 1 ]; then echo "Oops: int3"; echo "Kernel panic"; exit 0; fi
+echo "XDPSEC-VM-START $nonce 2.00"
+echo "XDPSEC-VM-EXIT $nonce 7"`)
+	var console bytes.Buffer
+	s := fakeSpec(qemu)
+	s.Console = &console
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 7 || res.Boots != 2 || res.Uptime != "2.00" {
+		t.Errorf("result %+v, want exit 7 after 2 boots", res)
+	}
+	if !strings.Contains(console.String(), "Kernel panic") || !strings.Contains(console.String(), "booting it again") {
+		t.Errorf("console %q: want the first boot's panic and the retry said", console.String())
+	}
+	requireGone(t, pid)
+}
+
+// TestRunNoRetryAfterStart: once the command has started, a guest that
+// dies is a failure of the run, not of the boot.
+func TestRunNoRetryAfterStart(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "boots")
+	qemu, _ := fakeQEMU(t, `echo x >>`+count+`
+echo "XDPSEC-VM-START $nonce 2.00"
+echo "Kernel panic"; exit 0`)
+	res, err := Run(context.Background(), fakeSpec(qemu))
+	if !errors.Is(err, ErrNoExit) {
+		t.Fatalf("err %v, want ErrNoExit", err)
+	}
+	b, _ := os.ReadFile(count)
+	if n := strings.Count(string(b), "x"); n != 1 || res.Boots != 1 {
+		t.Errorf("booted %d times (Boots %d), want once", n, res.Boots)
+	}
+}
