@@ -203,30 +203,26 @@ func (sa *ikeSA) export() ExportedIKESA {
 }
 
 // exportTo writes the IKE SA's record to dst, reusing the capacity of
-// dst.Children. With shared, the record's byte slices (keys, traffic
-// selectors, the last response) are the SA's own: it is for a StateSink,
-// which encodes it before the engine's lock is released and keeps none of
-// it, and at 100,000 SAs the copies were a fifth of the bytes the
-// journal's records allocated. A shared record must not be zeroed or
-// changed; clearShared forgets it.
+// dst.Children. With shared, the record's slices (keys, traffic
+// selectors, addresses, the last response) are the SA's own: it is for a
+// StateSink, which encodes it before the engine's lock is released and
+// keeps none of it; in a 20,000-SA run the copies were a fifth of the
+// bytes the journal's records allocated. A shared record must not be
+// zeroed or changed; clearShared forgets it.
 func (sa *ikeSA) exportTo(dst *ExportedIKESA, shared bool) {
-	bytes, vips, addrs := cloneBytes, slices.Clone[[]netip.Addr], slices.Clone[[]netip.Addr]
-	keys, ts := cloneKeys, slices.Clone[[]TrafficSelector]
-	if shared {
-		bytes = func(b []byte) []byte { return b }
-		vips, addrs = func(a []netip.Addr) []netip.Addr { return a }, func(a []netip.Addr) []netip.Addr { return a }
-		keys = func(k *transform.IKEKeys) transform.IKEKeys { return *k }
-		ts = func(t []TrafficSelector) []TrafficSelector { return t }
+	keys := *sa.keys
+	if !shared {
+		keys = cloneKeys(sa.keys)
 	}
 	children := dst.Children[:0]
 	*dst = ExportedIKESA{
 		ID: sa.id, Conn: sa.conn.Name, Initiator: sa.initiator, SPIi: sa.spiI, SPIr: sa.spiR,
-		Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: keys(sa.keys),
+		Local: sa.local, Remote: sa.remote, Proposal: sa.proposal, Suite: sa.suite, Keys: keys,
 		LocalID: sa.localID, RemoteID: sa.remoteID, NATLocal: sa.natLocal, NATRemote: sa.natRemote,
 		PeerFragmentation: sa.peerFrag, PeerRedirect: sa.peerRedirect, PeerMIDSync: sa.peerMIDSync, NextMessageID: sa.tm.nextID, ExpectMessageID: sa.tm.expectID,
-		EAPIdentity: sa.eapIdentity, LocalVIPs: vips(sa.localVIPs), DNSServers: vips(sa.dnsServers),
+		EAPIdentity: sa.eapIdentity, LocalVIPs: own(shared, sa.localVIPs), DNSServers: own(shared, sa.dnsServers),
 		Accounting: sa.exportAccounting(),
-		MOBIKE:     sa.mobike, PeerAddrs: addrs(sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
+		MOBIKE:     sa.mobike, PeerAddrs: own(shared, sa.peerAddrs), LastUpdateID: sa.lastUpdateID, UpdateSeen: sa.updateSeen,
 		NotOriginalInitiator: sa.originalInitiator != sa.initiator, EstablishedAt: sa.establishedAt,
 	}
 	for _, v := range sa.vips {
@@ -236,11 +232,11 @@ func (sa *ikeSA) exportTo(dst *ExportedIKESA, shared bool) {
 		}
 		dst.VIPs = append(dst.VIPs, e)
 	}
-	if shared && len(sa.tm.response) > 0 {
+	if shared {
 		dst.LastResponse = sa.tm.response
 	} else {
 		for _, r := range sa.tm.response {
-			dst.LastResponse = append(dst.LastResponse, bytes(r))
+			dst.LastResponse = append(dst.LastResponse, cloneBytes(r))
 		}
 	}
 	for _, c := range sa.children {
@@ -249,18 +245,26 @@ func (sa *ikeSA) exportTo(dst *ExportedIKESA, shared bool) {
 		}
 		cs := ExportedChildSA{
 			ID: c.id, Name: c.cfg.Name, SPIIn: c.spiIn, SPIOut: c.spiOut, Proposal: c.proposal,
-			Suite: c.suite, Mode: c.mode, LocalTS: ts(c.localTS), RemoteTS: ts(c.remoteTS),
+			Suite: c.suite, Mode: c.mode, LocalTS: own(shared, c.localTS), RemoteTS: own(shared, c.remoteTS),
 			ReqID: c.reqID(), InstalledAt: c.installedAt,
 		}
 		cs.Keys = c.exportKeys(shared)
 		if h := c.heldOut; h != nil && !c.outInstalled {
-			cs.HeldOut = &transform.SAKeys{Encr: bytes(h.Encr), Integ: bytes(h.Integ)}
+			cs.HeldOut = &transform.SAKeys{Encr: own(shared, h.Encr), Integ: own(shared, h.Integ)}
 		}
 		children = append(children, cs)
 	}
 	if len(children) > 0 {
 		dst.Children = children
 	}
+}
+
+// own is s itself when shared (exportTo), else a copy of it.
+func own[S ~[]E, E any](shared bool, s S) S {
+	if shared {
+		return s
+	}
+	return slices.Clone(s)
 }
 
 // clearShared forgets a record exportTo shared with its IKE SA, keeping

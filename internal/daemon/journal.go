@@ -281,8 +281,6 @@ func (j *journal) begin() (*snapshotWriter, error) {
 	if j.next != nil {
 		return nil, errors.New("a compaction is under way")
 	}
-	s := &snapshotWriter{j: j, pending: j.bufs[0], spare: j.bufs[1]}
-	j.bufs = [2][]byte{}
 	if err := ensureDir(j.path, 0o700); err != nil {
 		return nil, err
 	}
@@ -290,7 +288,9 @@ func (j *journal) begin() (*snapshotWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.tmp = tmp
+	// The buffers go back to the journal with wipe, whatever the end.
+	s := &snapshotWriter{j: j, tmp: tmp, pending: j.bufs[0], spare: j.bufs[1]}
+	j.bufs = [2][]byte{}
 	if err := tmp.Chmod(0o600); err != nil {
 		return nil, s.drop(err)
 	}
